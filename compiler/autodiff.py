@@ -1,0 +1,256 @@
+"""Reverse-mode autodiff over stages: a forward program in, a backward program out.
+
+For a stage ``Y[i] = R_r f(X[a(i, r)], …)`` the adjoint of the read ``X[a(i, r)]``
+is ``dX[j] += sum over (i, r) with a(i, r) = j of dY[i] * df/dX``. It is built
+in *gather* form when the read can be solved for its index variables: each
+coordinate of ``a`` picks a pivot variable, solves for it (guarding divisibility
+and range), and the variables left over become reductions of the adjoint. Each
+``dX`` element is then owned by one loop iteration (race-free in parallel). A
+read that cannot be solved (an integer tensor indexing through unsolved
+variables, or ``//``/``%``) falls back to a *scatter* stage.
+
+Local derivatives come from the op table (``compiler.ops_table.OPS``); the
+result is ordinary IR, simplified and compiled like any forward.
+
+Example::
+
+    >>> from compiler.spec import trace_function
+    >>> from compiler.ir import ISym, format_program
+    >>> fwd = trace_function("Scale", lambda x: x * 3.0, {"x": ((ISym("N"),), "input")}, {})
+    >>> print(format_program(gradient_program(fwd)).splitlines()[-2])
+    grad_x[i0] = grad_mul_0[i0] * 3
+"""
+from __future__ import annotations
+
+from . import ir
+from .ir import (Axis, Call, Const, IConst, IndexValue, IVar, Load, Program, Stage, TensorDecl,
+                 affine, isubst, ivars)
+from .ops_table import OPS, ONE, ZERO
+from .simplify import simplify_program
+
+DIFFERENTIABLE_ROLES = ("input", "param")
+
+
+def grad_name(tensor: str) -> str:
+    return f"grad_{tensor}"
+
+
+def gradient_program(fwd: Program, wrt: tuple | None = None) -> Program:
+    """The backward of ``fwd``: reads the forward's tensors, the forward stages it
+    needs (role ``saved``) and ``grad_<output>`` for each output; returns
+    ``grad_<x>`` for every differentiable input and parameter (or those in ``wrt``)."""
+    wrt = tuple(t.name for t in fwd.tensors if t.role in DIFFERENTIABLE_ROLES) if wrt is None else tuple(wrt)
+    builder = _Backward(fwd)
+    differentiable = set(wrt)
+    for s in fwd.stages:
+        if _reads_any(s.body, differentiable):
+            differentiable.add(s.name)
+    builder.differentiable = differentiable
+
+    for out in fwd.outputs:
+        if out in differentiable:
+            builder.contributions.setdefault(out, []).append(grad_name(out))
+    for stage in reversed(fwd.stages):
+        if stage.name in differentiable and stage.name in builder.contributions:
+            builder.backprop_stage(stage)
+
+    outputs = []
+    for name in wrt:
+        contributions = builder.contributions.get(name, [])
+        target = grad_name(name)
+        shape = fwd.shape_of(name)
+        if len(contributions) == 1 and contributions[0] in {s.name for s in builder.stages}:
+            builder.rename(contributions[0], target)
+        elif contributions:
+            builder.accumulate(contributions, shape, target)
+        else:
+            axes = _axes_for(shape)
+            builder.stages.append(Stage(target, shape, axes, ZERO))
+        outputs.append(target)
+
+    stage_names = {s.name for s in builder.stages}
+    read = set().union(*(ir.tensors_read(s.body) | _index_tensors(s) for s in builder.stages)) if builder.stages else set()
+    decls = list(fwd.tensors)
+    decls += [TensorDecl(s.name, s.shape, "saved") for s in fwd.stages if s.name in read and s.name not in stage_names]
+    decls += [TensorDecl(grad_name(o), fwd.shape_of(o), "grad") for o in fwd.outputs]
+    program = Program(f"{fwd.name}_backward", tuple(decls), tuple(builder.stages), tuple(outputs))
+    return simplify_program(program)
+
+
+def _reads_any(body, names: set) -> bool:
+    return any(isinstance(e, Load) and e.tensor in names for e in ir.postorder(body))
+
+
+def _index_tensors(s: Stage) -> set:
+    return set().union(*(ir._itensors(i) for i in s.scatter_index)) if s.scatter_index else set()
+
+
+def _axes_for(shape, prefix="j") -> tuple:
+    return tuple(Axis(f"{prefix}{k}", d) for k, d in enumerate(shape))
+
+
+def expr_partials(body, differentiable) -> dict:
+    """``{load: d body / d load}`` for each load of a differentiable tensor in ``body``."""
+    order = ir.postorder(body)
+    depends = {}
+    for e in order:
+        if isinstance(e, Load):
+            depends[e] = e.tensor in differentiable
+        elif isinstance(e, Call):
+            depends[e] = OPS[e.op].grad is not None and any(depends[a] for a in e.args)
+        else:
+            depends[e] = False
+    adjoint = {body: ONE}
+    for e in reversed(order):
+        if not depends[e] or e not in adjoint or not isinstance(e, Call):
+            continue
+        local = OPS[e.op].grad(*e.args, out=e)
+        for arg, partial in zip(e.args, local):
+            if partial is None or not depends[arg]:
+                continue
+            term = Call("mul", (adjoint[e], partial))
+            adjoint[arg] = Call("add", (adjoint[arg], term)) if arg in adjoint else term
+    return {e: adjoint[e] for e in order if isinstance(e, Load) and depends[e] and e in adjoint}
+
+
+def _all(conditions):
+    cond = None
+    for c in conditions:
+        cond = c if cond is None else Call("mul", (cond, c))
+    return cond
+
+
+class _Backward:
+    def __init__(self, fwd: Program):
+        self.fwd = fwd
+        self.stages: list[Stage] = []
+        self.contributions: dict[str, list[str]] = {}
+        self.differentiable: set = set()
+        self._counter = 0
+
+    def fresh(self, hint: str) -> str:
+        self._counter += 1
+        return f"{hint}_{self._counter}"
+
+    def accumulate(self, names: list, shape: tuple, target: str | None = None) -> str:
+        """A tensor holding the sum of the contributions (a new stage when needed)."""
+        if len(names) == 1 and target is None:
+            return names[0]
+        axes = _axes_for(shape)
+        body = None
+        for n in names:
+            load = Load(n, tuple(IVar(a.name) for a in axes))
+            body = load if body is None else Call("add", (body, load))
+        name = target or self.fresh("acc")
+        self.stages.append(Stage(name, shape, axes, body))
+        return name
+
+    def rename(self, old: str, new: str):
+        """Give a contribution stage its final name (its only reader is the final sum)."""
+        self.stages = [ir.replace(s, name=new) if s.name == old else
+                       ir.replace(s, body=ir.rename_tensors(s.body, {old: new})) for s in self.stages]
+
+    def backprop_stage(self, stage: Stage):
+        adjoint = self.accumulate(self.contributions[stage.name], stage.shape,
+                                  grad_name(stage.name) if len(self.contributions[stage.name]) > 1 else None)
+        weight = Load(adjoint, stage.index)
+        if stage.reduce == "max":
+            weight = Call("mul", (weight, self._argmax_share(stage)))
+        if stage.inverse is not None:
+            source = ir.loads(stage.body)[0].tensor
+            shape = self.fwd.shape_of(source)
+            axes = _axes_for(shape, "s")
+            mapping = {a.name: e for a, e in zip(stage.axes, stage.inverse)}
+            body = ir.subst_indices(weight, mapping)
+            self._contribute(source, Stage(self.fresh(grad_name(source)), shape, axes, body))
+            return
+        for load, partial in expr_partials(stage.body, self.differentiable).items():
+            shape = self.fwd.shape_of(load.tensor)
+            contribution = adjoint_of_read(stage, load, Call("mul", (weight, partial)), shape,
+                                           self.fresh(grad_name(load.tensor)))
+            self._contribute(load.tensor, contribution)
+
+    def _contribute(self, tensor: str, stage: Stage):
+        self.stages.append(stage)
+        self.contributions.setdefault(tensor, []).append(stage.name)
+
+    def _argmax_share(self, stage: Stage):
+        """``[f == Y[i]] / count[i]``: a max routes its gradient to the maximal
+        elements, split evenly between ties."""
+        hit = Call("eq", (stage.body, Load(stage.name, stage.index)))
+        count = Stage(self.fresh(f"ties_{stage.name}"), stage.shape, stage.axes, hit, "sum", stage.reduce_axes)
+        self.stages.append(count)
+        return Call("div", (hit, Load(count.name, stage.index)))
+
+
+def adjoint_of_read(stage: Stage, load: Load, weight, shape: tuple, name: str) -> Stage:
+    """The stage holding ``stage``'s contribution to the adjoint of ``load.tensor``
+    (gather form when the read can be solved, scatter form otherwise)."""
+    extents = {a.name: a.extent for a in stage.all_axes}
+    outer = [a.name for a in stage.axes]
+    unsolved = set(extents)
+    taken = set()
+    targets = []
+    earlier: set = set()
+    for k, coord in enumerate(load.index):
+        # keep the forward's index name when the coordinate is that index alone,
+        # first seen here (it is then the pivot, solved as itself)
+        if (isinstance(coord, IVar) and coord.name not in earlier and coord.name not in taken
+                and extents.get(coord.name) == shape[k]):
+            targets.append(coord.name)
+        else:
+            targets.append(f"j{k}")
+            while targets[-1] in extents or targets[-1] in taken:
+                targets[-1] += "_"
+        taken.add(targets[-1])
+        earlier |= ivars(coord)
+
+    solutions: list[tuple[str, ir.IExpr]] = []
+    guards = []
+    for k, coord in enumerate(load.index):
+        target = IVar(targets[k])
+        split = affine(coord, unsolved)
+        if split is None:
+            if ivars(coord) & unsolved:
+                return _scatter(stage, load, weight, shape, name)
+            guards.append(("eq", target, coord))
+            continue
+        coefs, rest = split
+        if not coefs:
+            if not (shape[k] == IConst(1) and rest == IConst(0)):
+                guards.append(("eq", target, rest))
+            continue
+        later = set().union(*(ivars(c) for c in load.index[k + 1:])) if k + 1 < len(load.index) else set()
+        pivot = min(coefs, key=lambda v: (v in later, v not in outer, abs(coefs[v]) != 1, v))
+        c = coefs[pivot]
+        others = rest
+        for v, cv in coefs.items():
+            if v != pivot:
+                others = ir.iadd(others, ir.imul(cv, IVar(v)))
+        numerator = ir.isub(target, others)
+        if abs(c) == 1:
+            solution = ir.imul(c, numerator)
+        else:
+            solution = ir.ifloordiv(numerator, c)
+            guards.append(("eq", ir.imod(numerator, abs(c)), IConst(0)))
+        unsolved.discard(pivot)
+        solutions.append((pivot, solution))
+        if not (solution == target and extents[pivot] == shape[k]):
+            guards.append(("ge", solution, IConst(0)))
+            guards.append(("lt", solution, extents[pivot]))
+
+    # a solution may mention variables solved later: resolve back to front
+    final: dict[str, ir.IExpr] = {}
+    for v, sol in reversed(solutions):
+        final[v] = isubst(sol, final)
+    body = ir.subst_indices(weight, final)
+    conditions = [Call(op, (IndexValue(isubst(a, final)), IndexValue(isubst(b, final)))) for op, a, b in guards]
+    if conditions:
+        body = Call("select", (_all(conditions), body, Const(0.0)))
+    axes = tuple(Axis(t, d) for t, d in zip(targets, shape))
+    reduce_axes = tuple(a for a in stage.all_axes if a.name in unsolved)
+    return Stage(name, shape, axes, body, "sum" if reduce_axes else None, reduce_axes)
+
+
+def _scatter(stage: Stage, load: Load, weight, shape: tuple, name: str) -> Stage:
+    return Stage(name, shape, stage.axes, weight, "sum", stage.reduce_axes, scatter_index=load.index)

@@ -1,0 +1,294 @@
+"""C code generation: loop plans and expressions printed into Jinja2 templates.
+
+Python decides every token; the templates in ``templates/`` hold the shape of
+the C (headers, signatures, loop nests). User names never reach the C text
+as written: every identifier is mangled from its IR name.
+
+Example::
+
+    source, cdef, signatures = render_module("prelu", [forward_program, backward_program])
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import jinja2
+
+from . import ir
+from .ir import Const, IConst, ILoad, IndexValue, ISym, IVar, Load, Program
+from .ops_table import OPS
+from .schedule import Nest, index_in_range, plan_program, range_condition
+
+# below this many loop iterations a nest runs on one thread: starting an
+# OpenMP team costs more than the work
+PARALLEL_MIN_WORK = 32768
+
+DTYPES = {"f32": ("float", "f"), "f64": ("double", "")}
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("templates", "."),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+
+
+def mangle(prefix: str, name: str) -> str:
+    """A C identifier for an IR name that cannot collide with C keywords,
+    library names, macros or another mangled name."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return f"{prefix}_{name}"
+    return f"{prefix}x_" + name.encode("utf-8").hex()
+
+
+def tensor_c(name: str) -> str:
+    return mangle("T", name)
+
+
+def size_c(name: str) -> str:
+    return mangle("S", name)
+
+
+def var_c(name: str) -> str:
+    return mangle("v", name)
+
+
+def c_literal(value: float, dtype: str) -> str:
+    ctype, suffix = DTYPES[dtype]
+    if math.isnan(value):
+        return f"(({ctype})NAN)"
+    if math.isinf(value):
+        return f"(({ctype})INFINITY)" if value > 0 else f"(-({ctype})INFINITY)"
+    text = repr(float(value))
+    if "e" not in text and "." not in text:
+        text += ".0"
+    return f"{text}{suffix}" if not text.startswith("-") else f"({text}{suffix})"
+
+
+# ---------------------------------------------------------------- signatures
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of a generated function. ``kind``: size, in, out, work."""
+
+    kind: str
+    name: str
+    shape: tuple = ()
+    role: str = ""
+    integer: bool = False
+
+
+@dataclass(frozen=True)
+class Signature:
+    function: str          # C name without the dtype suffix
+    program: Program
+    args: tuple
+
+    def of_kind(self, kind):
+        return [a for a in self.args if a.kind == kind]
+
+
+def signature(p: Program, function: str) -> Signature:
+    stage_names = {s.name for s in p.stages}
+    read = set()
+    syms = set()
+    for s in p.stages:
+        read |= ir.tensors_read(s.body)
+        if s.scatter_index:
+            read |= set().union(*(ir._itensors(i) for i in s.scatter_index))
+        for d in s.shape + tuple(a.extent for a in s.all_axes):
+            syms |= ir.isyms(d)
+        for e in ir.postorder(s.body):
+            if isinstance(e, Load):
+                for i in e.index:
+                    syms |= ir.isyms(i)
+            elif isinstance(e, IndexValue):
+                syms |= ir.isyms(e.expr)
+    args = []
+    for t in p.tensors:
+        if t.name in read and t.name not in stage_names:
+            for d in t.shape:
+                syms |= ir.isyms(d)
+            args.append(Arg("in", t.name, t.shape, t.role, t.role == "index"))
+    outputs = list(p.outputs) + [s for _, s in p.updates if s not in p.outputs]
+    for name in outputs:
+        args.append(Arg("out", name, p.stage(name).shape, "output"))
+    for s in p.stages:
+        if s.name not in outputs:
+            args.append(Arg("work", s.name, s.shape, "workspace"))
+    sizes = [Arg("size", n) for n in sorted(syms)]
+    return Signature(function, p, tuple(sizes + args))
+
+
+# ---------------------------------------------------------------- expressions
+
+
+class Printer:
+    """Prints IR expressions as C for one nest: every distinct sub-expression
+    becomes one ``const`` temporary (CSE), so a select never hides work and
+    the innermost loop stays branch-free."""
+
+    def __init__(self, shapes: dict, extents: dict, dtype: str):
+        self.shapes, self.extents, self.dtype = shapes, extents, dtype
+        self.ctype, self.suffix = DTYPES[dtype]
+        self.lines: list[str] = []
+        self.names: dict = {}
+
+    def index(self, e: ir.IExpr) -> str:
+        if isinstance(e, IConst):
+            return str(e.value)
+        if isinstance(e, IVar):
+            return var_c(e.name)
+        if isinstance(e, ISym):
+            return size_c(e.name)
+        if isinstance(e, ILoad):
+            return f"{tensor_c(e.tensor)}[{self.offset(e.tensor, e.index)}]"
+        a, b = self.index(e.a), self.index(e.b)
+        if e.op == "//":
+            return f"lc_floordiv({a}, {b})"
+        if e.op == "%":
+            return f"lc_mod({a}, {b})"
+        return f"({a} {e.op} {b})"
+
+    def offset(self, tensor: str, index: tuple) -> str:
+        """Row-major offset, 64-bit."""
+        shape = self.shapes[tensor]
+        if not index:
+            return "0"
+        text = self.index(index[0])
+        for coord, size in zip(index[1:], shape[1:]):
+            text = f"({text}) * {self.index(size)} + {self.index(coord)}"
+        return text
+
+    def value(self, e) -> str:
+        """The C text naming ``e``'s value (emitting temporaries as needed)."""
+        if isinstance(e, Const):
+            return c_literal(e.value, self.dtype)
+        if isinstance(e, IndexValue):
+            return f"(({self.ctype}){self.index(e.expr)})"
+        if e in self.names:
+            return self.names[e]
+        if isinstance(e, Load):
+            text = f"{tensor_c(e.tensor)}[{self.offset(e.tensor, e.index)}]"
+            if not index_in_range(e.index, self.shapes[e.tensor], self.extents):
+                # outside the tensor reads zero (padding); never touch memory there
+                guard = range_condition(e.index, self.shapes[e.tensor], self.extents)
+                text = f"({self.value(guard)} != 0 ? {text} : 0)"
+        else:
+            op = OPS[e.op]
+            text = op.c.format(*(self.value(a) for a in e.args), f=self.suffix)
+        name = f"t{len(self.names)}"
+        self.names[e] = name
+        self.lines.append(f"const {self.ctype} {name} = {text};")
+        return name
+
+
+# ---------------------------------------------------------------- nests
+
+
+def _work(loops, printer: Printer) -> str:
+    return " * ".join(f"(int64_t)({printer.index(loop.extent)})" for loop in loops) or "1"
+
+
+def _accumulate(reduce: str, target: str, value: str) -> str:
+    if reduce == "max":
+        # NaN wins, as in numpy's max
+        return f"{target} = ({target} != {target} || {value} <= {target}) ? {target} : {value};"
+    return f"{target} += {value};"
+
+
+def _init_value(reduce: str, dtype: str) -> str:
+    return c_literal(-math.inf if reduce == "max" else 0.0, dtype)
+
+
+def render_nest(nest: Nest, shapes: dict, dtype: str) -> str:
+    s = nest.stage
+    extents = {a.name: a.extent for a in s.all_axes}
+    printer = Printer(shapes, extents, dtype)
+    ctype = DTYPES[dtype][0]
+    out = tensor_c(s.name)
+    loops = [dict(var=var_c(l.var), extent=printer.index(l.extent), pragma="", enter=[], exit=[])
+             for l in nest.loops]
+    threads = f"num_threads(lc_num_threads()) if({_work(nest.loops, printer)} >= {PARALLEL_MIN_WORK})"
+    prologue, epilogue = [], []
+    value = printer.value(s.body)
+
+    if nest.kind == "inner":
+        n_axes = len(s.axes)
+        store = f"{out}[{printer.offset(s.name, s.index)}]"
+        if s.reduce:
+            acc_decl = f"{ctype} acc = {_init_value(s.reduce, dtype)};"
+            (loops[n_axes - 1]["enter"] if n_axes else prologue).append(acc_decl)
+            (loops[n_axes - 1]["exit"] if n_axes else epilogue).append(f"{store} = acc;")
+            statement = _accumulate(s.reduce, "acc", value)
+        else:
+            statement = f"{store} = {value};"
+        clause = f" reduction({'max' if s.reduce == 'max' else '+'}:acc)"
+        for loop, plan in zip(loops, nest.loops):
+            words = (["parallel for"] if plan.parallel else []) + (["simd"] if plan.simd else [])
+            if words:
+                # the accumulator is private to the loop that reduces into it
+                needs_clause = plan.reduction and (plan.simd or not n_axes)
+                parallel = f" {threads}" if plan.parallel else ""
+                loop["pragma"] = f"#pragma omp {' '.join(words)}{parallel}{clause if needs_clause else ''}"
+    else:
+        init = _init_value(s.reduce, dtype)
+        size = " * ".join(f"(int64_t)({printer.index(d)})" for d in s.shape) or "1"
+        prologue.append(f"for (int64_t k = 0; k < {size}; ++k) {out}[k] = {init};")
+        if nest.kind == "scatter":
+            target = f"{out}[{printer.offset(s.name, s.scatter_index)}]"
+            guard = range_condition(s.scatter_index, s.shape, extents)
+            update = _accumulate("sum", target, value)
+            # an index outside the output has no element to receive its share
+            statement = f"if ({printer.value(guard)} != 0) {update}" if guard is not None else update
+        else:
+            statement = _accumulate(s.reduce, f"{out}[{printer.offset(s.name, s.index)}]", value)
+            if nest.loops and nest.loops[-1].simd:
+                loops[-1]["pragma"] = "#pragma omp simd"
+    body = printer.lines + [statement]
+    comment = ir.format_stage(s).replace("*/", "* /")
+    return _env.get_template("nest.c.j2").render(comment=comment, prologue=prologue, loops=loops,
+                                                body=body, epilogue=epilogue)
+
+
+def render_function(sig: Signature, dtype: str) -> tuple[str, str]:
+    """C definition and cffi prototype of one program at one dtype."""
+    ctype = DTYPES[dtype][0]
+    params, proto = [], []
+    for a in sig.args:
+        if a.kind == "size":
+            params.append(f"int64_t {size_c(a.name)}")
+            proto.append(f"int64_t {size_c(a.name)}")
+            continue
+        base = "int64_t" if a.integer else ctype
+        const = "const " if a.kind == "in" else ""
+        params.append(f"{const}{base} *restrict {tensor_c(a.name)}")
+        proto.append(f"{const}{base} *{tensor_c(a.name)}")
+    shapes = {t.name: t.shape for t in sig.program.tensors}
+    shapes.update({s.name: s.shape for s in sig.program.stages})
+    nests = [render_nest(n, shapes, dtype) for n in plan_program(sig.program)]
+    name = f"{sig.function}_{dtype}"
+    text = _env.get_template("function.c.j2").render(
+        title=f"{sig.program.name} ({ctype})", name=name, params=params or ["void"], nests=nests)
+    return text, f"void {name}({', '.join(proto) or 'void'})"
+
+
+def render_module(prefix: str, spec: str, programs: dict) -> tuple[str, str, dict]:
+    """Render every program (``{role: Program}``) at float32 and float64.
+
+    Returns the C source, the cffi cdef, and ``{role: Signature}``."""
+    functions, prototypes, signatures = [], [], {}
+    for role, program in programs.items():
+        sig = signature(program, f"{prefix}_{role}")
+        signatures[role] = sig
+        for dtype in DTYPES:
+            text, proto = render_function(sig, dtype)
+            functions.append(text)
+            prototypes.append(proto)
+    source = _env.get_template("module.c.j2").render(spec=re.sub(r"[^A-Za-z0-9_ ]", "_", spec),
+                                                      prefix=prefix, functions=functions)
+    cdef = _env.get_template("cdef.h.j2").render(prefix=prefix, prototypes=prototypes)
+    return source, cdef, signatures

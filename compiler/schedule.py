@@ -1,0 +1,200 @@
+"""Scheduling: fuse pointwise producers into their consumers, decide what the
+backward recomputes and what the forward saves, and plan each stage's loops.
+
+Example::
+
+    fwd, bwd = fuse_pair(forward_program, backward_program)
+    for nest in plan_program(fwd): print(nest.stage.name, [l.var for l in nest.loops])
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import ir
+from .ir import Call, Const, IConst, IVar, Load, Program, Stage, TensorDecl
+from .simplify import eliminate_dead_stages, simplify_expr
+
+# ops worth recomputing only when each producer element is computed once per use
+EXPENSIVE = {"exp", "log", "sqrt", "tanh", "sigmoid", "erf", "pow", "div"}
+CHEAP_OPS_LIMIT = 8
+
+
+def is_pointwise(s: Stage) -> bool:
+    return s.reduce is None and s.scatter_index is None
+
+
+def _cheap(body) -> bool:
+    calls = [e for e in ir.postorder(body) if isinstance(e, Call)]
+    return len(calls) <= CHEAP_OPS_LIMIT and not any(c.op in EXPENSIVE for c in calls)
+
+
+# ---------------------------------------------------------------- range analysis
+
+
+def _interval(e: ir.IExpr, extents: dict):
+    """Integer bounds of an index expression, or None when unknown."""
+    if isinstance(e, IConst):
+        return e.value, e.value
+    if isinstance(e, IVar):
+        ext = extents.get(e.name)
+        return (0, ext.value - 1) if isinstance(ext, IConst) else None
+    if isinstance(e, ir.IBin) and e.op in "+*":
+        a, b = _interval(e.a, extents), _interval(e.b, extents)
+        if a is None or b is None:
+            return None
+        if e.op == "+":
+            return a[0] + b[0], a[1] + b[1]
+        products = [x * y for x in a for y in b]
+        return min(products), max(products)
+    return None
+
+
+def coordinate_in_range(coord: ir.IExpr, size: ir.IExpr, extents: dict) -> bool:
+    """Whether ``0 <= coord < size`` for every value of the loop indices."""
+    if isinstance(coord, IVar) and extents.get(coord.name) == size:
+        return True
+    if coord == IConst(0) and size != IConst(0) and isinstance(size, IConst):
+        return True
+    bounds = _interval(coord, extents)
+    return bounds is not None and isinstance(size, IConst) and bounds[0] >= 0 and bounds[1] < size.value
+
+
+def index_in_range(index: tuple, shape: tuple, extents: dict) -> bool:
+    return all(coordinate_in_range(c, d, extents) for c, d in zip(index, shape))
+
+
+def range_condition(index: tuple, shape: tuple, extents: dict):
+    """The value-level condition ``0 <= index < shape`` for coordinates not provably in range."""
+    conds = []
+    for c, d in zip(index, shape):
+        if not coordinate_in_range(c, d, extents):
+            conds.append(Call("ge", (ir.IndexValue(c), Const(0.0))))
+            conds.append(Call("lt", (ir.IndexValue(c), ir.IndexValue(d))))
+    cond = None
+    for c in conds:
+        cond = c if cond is None else Call("mul", (cond, c))
+    return cond
+
+
+# ---------------------------------------------------------------- fusion
+
+
+def _inline_ok(consumer: Stage, load: Load, producer: Stage) -> bool:
+    used = set().union(*(ir.ivars(i) for i in load.index)) if load.index else set()
+    no_blowup = {a.name for a in consumer.all_axes} <= used
+    return no_blowup or _cheap(producer.body)
+
+
+def _inline(consumer: Stage, defs: dict) -> Stage:
+    extents = {a.name: a.extent for a in consumer.all_axes}
+
+    def leaf(e):
+        if isinstance(e, Load) and e.tensor in defs and _inline_ok(consumer, e, defs[e.tensor]):
+            producer = defs[e.tensor]
+            body = ir.subst_indices(producer.body, {a.name: i for a, i in zip(producer.axes, e.index)})
+            cond = range_condition(e.index, producer.shape, extents)
+            return body if cond is None else Call("select", (cond, body, Const(0.0)))
+        return e
+
+    return ir.replace(consumer, body=simplify_expr(ir.map_expr(consumer.body, leaf)))
+
+
+def _fuse_stages(stages, defs: dict, keep: set):
+    """Inline known pointwise definitions into each stage, in order; returns the
+    new stages and the definitions grown by the pointwise stages seen."""
+    defs = dict(defs)
+    fused_stages = []
+    for s in stages:
+        fused = _inline(s, defs)
+        if is_pointwise(fused) and (fused.name not in keep or _cheap(fused.body)):
+            defs[fused.name] = fused
+        fused_stages.append(fused)
+    return fused_stages, defs
+
+
+def fuse(p: Program, available: dict | None = None) -> Program:
+    """Inline pointwise stages into the stages that read them (recomputing
+    rather than storing), then drop stages nobody reads. ``available`` holds
+    pointwise stages of another program (the forward) the backward may recompute."""
+    keep = set(p.outputs) | {s for _, s in p.updates}
+    stages, _ = _fuse_stages(p.stages, available or {}, keep)
+    return eliminate_dead_stages(ir.replace(p, stages=tuple(stages)))
+
+
+def fuse_pair(fwd: Program, bwd: Program):
+    """Fuse forward and backward together: the backward recomputes cheap
+    forward values; forward stages it still reads become saved outputs."""
+    _, available = _fuse_stages(fwd.stages, {}, set(fwd.outputs))
+    bwd = fuse(bwd, available)
+    forward_stages = [s.name for s in fwd.stages]
+    read = set()
+    for s in bwd.stages:
+        read |= ir.tensors_read(s.body)
+    saved = tuple(n for n in forward_stages if n in read)
+    decls = [t for t in bwd.tensors if t.role != "saved"]
+    decls += [TensorDecl(n, fwd.shape_of(n), "saved") for n in saved]
+    bwd = ir.replace(bwd, tensors=tuple(decls))
+    fwd = fuse(ir.replace(fwd, outputs=fwd.outputs + tuple(n for n in saved if n not in fwd.outputs)))
+    return fwd, bwd
+
+
+# ---------------------------------------------------------------- loop plans
+
+
+@dataclass(frozen=True)
+class Loop:
+    var: str
+    extent: ir.IExpr
+    parallel: bool = False      # the outermost loop of a nest that may run in threads
+    simd: bool = False          # the innermost loop, vectorized
+    reduction: bool = False     # a reduction loop (the accumulator is private)
+
+
+@dataclass(frozen=True)
+class Nest:
+    """How one stage runs.
+
+    ``kind``: ``"inner"`` (reduction inside, a scalar accumulator per output
+    element; also pointwise stages), ``"accumulate"`` (output zero-filled, then
+    updated in a loop order that keeps the innermost loop contiguous), or
+    ``"scatter"``. ``loops`` are outermost first; in ``inner`` nests the first
+    ``len(stage.axes)`` are the output axes.
+    """
+
+    stage: Stage
+    kind: str
+    loops: tuple
+
+
+def _contiguous_var(s: Stage):
+    """The index variable in the last coordinate of the stage's widest read."""
+    best = None
+    for load in ir.loads(s.body):
+        if load.index and isinstance(load.index[-1], IVar):
+            if best is None or len(load.index) > len(best.index):
+                best = load
+    return best.index[-1].name if best else None
+
+
+def plan_stage(s: Stage) -> Nest:
+    if s.scatter_index is not None:
+        return Nest(s, "scatter", tuple(Loop(a.name, a.extent) for a in s.all_axes))
+    axes = [Loop(a.name, a.extent) for a in s.axes]
+    red = [Loop(a.name, a.extent, reduction=True) for a in s.reduce_axes]
+    inner = _contiguous_var(s)
+    if red and s.axes and inner == s.axes[-1].name and inner not in {a.name for a in s.reduce_axes}:
+        # e.g. sum over rows of a row-major matrix: keep the columns innermost
+        loops = red + axes
+        loops[-1] = Loop(loops[-1].var, loops[-1].extent, simd=True)
+        return Nest(s, "accumulate", tuple(loops))
+    loops = axes + red
+    if loops:
+        last = loops[-1]
+        loops[-1] = Loop(last.var, last.extent, simd=True, reduction=last.reduction)
+        first = loops[0]
+        loops[0] = Loop(first.var, first.extent, parallel=True, simd=loops[0].simd, reduction=first.reduction)
+    return Nest(s, "inner", tuple(loops))
+
+
+def plan_program(p: Program) -> list:
+    return [plan_stage(s) for s in p.stages]

@@ -1,0 +1,318 @@
+"""Tracing: the symbolic values a spec's ``forward`` computes with, and the
+builder that records the stages they create.
+
+Three kinds of traced values:
+
+- ``TensorExpr``: a whole tensor (an input, a parameter, or a stage's output).
+  numpy-style operators on it create stages.
+- ``Index``: an integer expression (a loop index, a size, ``h*stride + i - pad``).
+- ``Scalar``: one element's value inside index notation (``x[n, c] * w[c]``).
+
+Example::
+
+    >>> b = Builder("Demo")
+    >>> with b.active():
+    ...     x = b.declare("x", (ISym("N"),), "input")
+    ...     y = x * 2.0
+    >>> print(format_stage(b.stages[-1]))
+    mul_0[i0] = x[i0] * 2
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import numbers
+
+from . import ir
+from .errors import SpecError
+from .ir import (Axis, Call, Const, IConst, ILoad, IndexValue, IVar, Load, Stage,
+                 TensorDecl, format_iexpr, format_stage)  # noqa: F401  (format_stage: doctest)
+
+_active: contextvars.ContextVar = contextvars.ContextVar("layerc_builder", default=None)
+
+
+def current_builder() -> "Builder":
+    b = _active.get()
+    if b is None:
+        raise RuntimeError("layerc ops can only be used inside a spec's forward (while tracing)")
+    return b
+
+
+class Builder:
+    """Records declared tensors and the stages that tensor ops and index notation create."""
+
+    def __init__(self, spec: str):
+        self.spec = spec
+        self.decls: dict[str, TensorDecl] = {}
+        self.stages: list[Stage] = []
+        self.updates: list[tuple[str, str]] = []
+        self.extents: dict[str, ir.IExpr] = {}    # index variable -> extent
+        self._counter = 0
+
+    @contextlib.contextmanager
+    def active(self):
+        token = _active.set(self)
+        try:
+            yield self
+        finally:
+            _active.reset(token)
+
+    def error(self, message: str) -> SpecError:
+        return SpecError(self.spec, message)
+
+    def fresh(self, hint: str) -> str:
+        name = f"{hint}_{self._counter}"
+        self._counter += 1
+        return name
+
+    def new_var(self, extent, hint: str = "i") -> "Index":
+        name = self.fresh(hint) if hint in self.extents or hint[-1:].isdigit() else hint
+        while name in self.extents:
+            name = self.fresh(hint)
+        self.extents[name] = ir.as_iexpr(extent)
+        return Index(IVar(name))
+
+    def declare(self, name: str, shape: tuple, role: str) -> "TensorExpr":
+        self.decls[name] = TensorDecl(name, tuple(shape), role)
+        return TensorExpr(name, tuple(shape), self, integer=role == "index")
+
+    def add_stage(self, stage: Stage) -> "TensorExpr":
+        self.stages.append(stage)
+        return TensorExpr(stage.name, stage.shape, self)
+
+    def shape_of(self, name: str) -> tuple:
+        if name in self.decls:
+            return self.decls[name].shape
+        for s in self.stages:
+            if s.name == name:
+                return s.shape
+        raise KeyError(name)
+
+
+def shape_str(shape) -> str:
+    return "(" + ", ".join(format_iexpr(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+# ---------------------------------------------------------------- index expressions
+
+
+class Index:
+    """An integer expression in index notation or a size; supports ``+ - * // %``."""
+
+    __slots__ = ("expr",)
+
+    def __init__(self, expr):
+        self.expr = ir.as_iexpr(expr)
+
+    def __add__(self, o): return Index(ir.iadd(self.expr, as_index(o)))
+    def __radd__(self, o): return Index(ir.iadd(as_index(o), self.expr))
+    def __sub__(self, o): return Index(ir.isub(self.expr, as_index(o)))
+    def __rsub__(self, o): return Index(ir.isub(as_index(o), self.expr))
+    def __mul__(self, o): return Index(ir.imul(self.expr, as_index(o)))
+    def __rmul__(self, o): return Index(ir.imul(as_index(o), self.expr))
+    def __floordiv__(self, o): return Index(ir.ifloordiv(self.expr, as_index(o)))
+    def __rfloordiv__(self, o): return Index(ir.ifloordiv(as_index(o), self.expr))
+    def __mod__(self, o): return Index(ir.imod(self.expr, as_index(o)))
+    def __neg__(self): return Index(ir.imul(-1, self.expr))
+
+    # comparisons of indices are values (0 or 1), e.g. a causal mask ``j <= i``
+    def __lt__(self, o): return Scalar(Call("lt", (IndexValue(self.expr), as_value(o))))
+    def __le__(self, o): return Scalar(Call("le", (IndexValue(self.expr), as_value(o))))
+    def __gt__(self, o): return Scalar(Call("gt", (IndexValue(self.expr), as_value(o))))
+    def __ge__(self, o): return Scalar(Call("ge", (IndexValue(self.expr), as_value(o))))
+
+    def __index__(self):
+        if isinstance(self.expr, IConst):
+            return self.expr.value
+        raise TypeError(f"size {format_iexpr(self.expr)} is not bound to a number at build time")
+
+    __int__ = __index__
+
+    def __eq__(self, o):
+        try:
+            return self.expr == as_index(o)
+        except TypeError:
+            return NotImplemented
+
+    def __hash__(self):
+        return hash(self.expr)
+
+    def __repr__(self):
+        return format_iexpr(self.expr)
+
+
+def as_index(v) -> ir.IExpr:
+    if isinstance(v, Index):
+        return v.expr
+    return ir.as_iexpr(v)
+
+
+# ---------------------------------------------------------------- scalar values
+
+
+class Scalar:
+    """One element's value in index notation; arithmetic builds IR expressions."""
+
+    __slots__ = ("expr",)
+
+    def __init__(self, expr):
+        self.expr = expr
+
+    def _bin(self, op, o, reverse=False):
+        a, b = self.expr, as_value(o)
+        return Scalar(Call(op, (b, a) if reverse else (a, b)))
+
+    def __add__(self, o): return self._bin("add", o)
+    def __radd__(self, o): return self._bin("add", o, True)
+    def __sub__(self, o): return self._bin("sub", o)
+    def __rsub__(self, o): return self._bin("sub", o, True)
+    def __mul__(self, o): return self._bin("mul", o)
+    def __rmul__(self, o): return self._bin("mul", o, True)
+    def __truediv__(self, o): return self._bin("div", o)
+    def __rtruediv__(self, o): return self._bin("div", o, True)
+    def __pow__(self, o): return self._bin("pow", o)
+    def __rpow__(self, o): return self._bin("pow", o, True)
+    def __neg__(self): return Scalar(Call("neg", (self.expr,)))
+    def __lt__(self, o): return self._bin("lt", o)
+    def __le__(self, o): return self._bin("le", o)
+    def __gt__(self, o): return self._bin("gt", o)
+    def __ge__(self, o): return self._bin("ge", o)
+
+    def __repr__(self):
+        return ir.format_expr(self.expr)
+
+
+class Reduction(Scalar):
+    """``sum``/``max`` of a value over reduction indices, pending its stage."""
+
+    __slots__ = ("kind", "over", "body")
+
+    def __init__(self, kind, over, body):
+        self.kind, self.over, self.body = kind, tuple(over), body
+        super().__init__(None)
+
+    def hoist(self) -> Load:
+        """Materialize as a stage over the free indices (when used inside a larger expression)."""
+        b = current_builder()
+        free = ir.ivars_of_expr(self.body) - {v.name for v in self.over}
+        order = [name for name in b.extents if name in free]
+        axes = tuple(Axis(n, b.extents[n]) for n in order)
+        stage = Stage(b.fresh(self.kind), tuple(a.extent for a in axes), axes, self.body, self.kind,
+                      tuple(Axis(v.name, b.extents[v.name]) for v in self.over))
+        b.add_stage(stage)
+        return Load(stage.name, tuple(IVar(n) for n in order))
+
+
+def as_value(v):
+    """An IR value expression from a Scalar, Index or Python/numpy number."""
+    if isinstance(v, Reduction):
+        return v.hoist()
+    if isinstance(v, Scalar):
+        return v.expr
+    if isinstance(v, Index):
+        return IndexValue(v.expr)
+    if isinstance(v, numbers.Real) and not isinstance(v, bool):
+        return Const(float(v))
+    if isinstance(v, bool):
+        return Const(1.0 if v else 0.0)
+    if isinstance(v, TensorExpr):
+        raise current_builder().error(
+            f"tensor {v.name}{shape_str(v.shape)} used inside index notation; index it, e.g. {v.name}[i, j]")
+    raise TypeError(f"not a layerc value: {v!r}")
+
+
+# ---------------------------------------------------------------- whole tensors
+
+
+class TensorExpr:
+    """A traced tensor. numpy-style operators create stages; indexing with
+    index expressions reads one element (index notation)."""
+
+    __array_priority__ = 1000   # numpy scalars on the left defer to our operators
+
+    def __init__(self, name: str, shape: tuple, builder: Builder, integer: bool = False):
+        self.name, self.builder, self.integer = name, builder, integer
+        self._shape = tuple(shape)
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(Index(d) for d in self._shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    def __getitem__(self, idx):
+        idx = idx if isinstance(idx, tuple) else (idx,)
+        if len(idx) != self.ndim:
+            raise self.builder.error(
+                f"{self.name}{shape_str(self._shape)} has rank {self.ndim} but is indexed with {len(idx)} indices")
+        for i in idx:
+            if not isinstance(i, (Index, numbers.Integral)):
+                raise self.builder.error(
+                    f"{self.name} indexed with {i!r}; index notation takes index expressions "
+                    "(slices are not supported: use ops.compute)")
+        index = tuple(as_index(i) for i in idx)
+        if self.integer:
+            return Index(ILoad(self.name, index))
+        return Scalar(Load(self.name, index))
+
+    def __repr__(self):
+        return f"{self.name}{shape_str(self._shape)}"
+
+    def _elementwise(self, op, other, reverse=False):
+        from . import ops
+        return ops.elementwise(op, other, self) if reverse else ops.elementwise(op, self, other)
+
+    def __add__(self, o): return self._elementwise("add", o)
+    def __radd__(self, o): return self._elementwise("add", o, True)
+    def __sub__(self, o): return self._elementwise("sub", o)
+    def __rsub__(self, o): return self._elementwise("sub", o, True)
+    def __mul__(self, o): return self._elementwise("mul", o)
+    def __rmul__(self, o): return self._elementwise("mul", o, True)
+    def __truediv__(self, o): return self._elementwise("div", o)
+    def __rtruediv__(self, o): return self._elementwise("div", o, True)
+    def __pow__(self, o): return self._elementwise("pow", o)
+    def __rpow__(self, o): return self._elementwise("pow", o, True)
+    def __lt__(self, o): return self._elementwise("lt", o)
+    def __le__(self, o): return self._elementwise("le", o)
+    def __gt__(self, o): return self._elementwise("gt", o)
+    def __ge__(self, o): return self._elementwise("ge", o)
+
+    def __neg__(self):
+        from . import ops
+        return ops.elementwise("neg", self)
+
+    def __matmul__(self, o):
+        from . import ops
+        return ops.matmul(self, o)
+
+    def __rmatmul__(self, o):
+        from . import ops
+        return ops.matmul(o, self)
+
+    @property
+    def T(self):
+        from . import ops
+        return ops.transpose(self)
+
+    def transpose(self, *axes):
+        from . import ops
+        return ops.transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
+
+    def reshape(self, *shape):
+        from . import ops
+        return ops.reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+
+    def sum(self, axis=None, keepdims=False):
+        from . import ops
+        return ops.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        from . import ops
+        return ops.mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        from . import ops
+        return ops.max(self, axis, keepdims)
+

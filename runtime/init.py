@@ -1,0 +1,67 @@
+"""Parameter initializers, by name (as in a spec's ``Param(init=...)``).
+
+Example::
+
+    >>> w = initialize("xavier", (4, 3), np.float64)
+    >>> w.shape
+    (4, 3)
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .random import generator
+
+
+def fans(shape, fan_in=None, fan_out=None):
+    """Fan-in and fan-out as for linear (``[out, in]``) and convolution
+    (``[out, in, *kernel]``) weights."""
+    receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    default_in = shape[1] * receptive if len(shape) > 1 else (shape[0] if shape else 1)
+    default_out = shape[0] * receptive if len(shape) > 1 else (shape[0] if shape else 1)
+    return fan_in or default_in, fan_out or default_out
+
+
+def _normal(std):
+    return lambda shape, rng: rng.standard_normal(shape) * std
+
+
+def _uniform(bound):
+    return lambda shape, rng: rng.uniform(-bound, bound, shape)
+
+
+def _named(init: str, shape, fan_in, fan_out):
+    fi, fo = fans(shape, fan_in, fan_out)
+    table = {
+        "zeros": lambda s, r: np.zeros(s),
+        "ones": lambda s, r: np.ones(s),
+        "normal": _normal(1.0),
+        "uniform": _uniform(1.0),
+        "xavier": _normal(math.sqrt(2.0 / (fi + fo))),
+        "glorot": _normal(math.sqrt(2.0 / (fi + fo))),
+        "xavier_uniform": _uniform(math.sqrt(6.0 / (fi + fo))),
+        "kaiming": _normal(math.sqrt(2.0 / fi)),
+        "he": _normal(math.sqrt(2.0 / fi)),
+        "kaiming_uniform": _uniform(math.sqrt(6.0 / fi)),
+        # torch.nn's default for Linear/Conv weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+        "fan_in_uniform": _uniform(1.0 / math.sqrt(fi) if fi else 0.0),
+    }
+    if init not in table:
+        raise ValueError(f"unknown initializer {init!r}; choose one of {', '.join(sorted(table))}, "
+                         "a number, or a callable (shape, rng) -> array")
+    return table[init]
+
+
+def initialize(init, shape, dtype, fan_in=None, fan_out=None) -> np.ndarray:
+    """A fresh array of ``shape`` and ``dtype`` from an initializer spec."""
+    shape = tuple(int(d) for d in shape)
+    if isinstance(init, numbers.Real) and not isinstance(init, bool):
+        return np.full(shape, init, dtype=dtype)
+    fn = _named(init, shape, fan_in, fan_out) if isinstance(init, str) else init
+    values = np.asarray(fn(shape, generator()), dtype=dtype)
+    if values.shape != shape:
+        raise ValueError(f"initializer returned shape {values.shape}, expected {shape}")
+    return np.ascontiguousarray(values)

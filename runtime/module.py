@@ -1,0 +1,284 @@
+"""``Module``: the runtime interface of a layer (``forward``, ``backward``,
+``parameters``), and ``LayerModule``, a module whose math runs in the C that
+layerc generated for a spec.
+
+Example::
+
+    m = PReLU.build(C=4)                 # a LayerModule
+    y = m.forward(np.ones((2, 4), np.float32))
+    gx = m.backward(np.ones((2, 4), np.float32))
+    m.alpha.grad                         # accumulated until m.zero_grad()
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from compiler import ir
+
+from .init import initialize
+from .tensor import Node, Tensor, grad_enabled, tracks_grad
+from .validate import check_array, check_output, check_total_size, describe
+
+DTYPE_NAMES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+
+
+class Module:
+    """Base of every runtime module: parameters, buffers and submodules are
+    found by attribute, with dotted names for submodules (``q_proj.weight``)."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        if "_modules" not in self.__dict__:
+            Module.__init__(self)
+        for registry in (self._parameters, self._modules):
+            registry.pop(name, None)
+        if isinstance(value, Module):
+            self._modules[name] = value
+        elif isinstance(value, Tensor) and value.requires_grad:
+            self._parameters[name] = value
+        object.__setattr__(self, name, value)
+
+    # ------------------------------------------------------------ calling
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not define forward")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # ------------------------------------------------------------ state
+    def named_parameters(self, prefix: str = ""):
+        """``(dotted name, Tensor)`` for this module's parameters and its submodules'."""
+        for name, p in self._parameters.items():
+            yield prefix + name, p
+        for name, m in self._modules.items():
+            yield from m.named_parameters(f"{prefix}{name}.")
+
+    def parameters(self) -> list:
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix: str = ""):
+        for name, b in self._buffers.items():
+            yield prefix + name, b
+        for name, m in self._modules.items():
+            yield from m.named_buffers(f"{prefix}{name}.")
+
+    def buffers(self) -> list:
+        return [b for _, b in self.named_buffers()]
+
+    def named_modules(self, prefix: str = ""):
+        yield prefix.rstrip("."), self
+        for name, m in self._modules.items():
+            yield from m.named_modules(f"{prefix}{name}.")
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def train(self, mode: bool = True):
+        for _, m in self.named_modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def __repr__(self):
+        inner = "".join(f"\n  ({n}): {m!r}".replace("\n", "\n  ") for n, m in self._modules.items())
+        return f"{type(self).__name__}({inner}\n)" if inner else f"{type(self).__name__}()"
+
+
+class LayerModule(Module):
+    """A compiled layer's module. Parameters are ``Tensor`` attributes named as
+    in the spec; buffers are arrays in ``named_buffers()``.
+
+    Inputs may be numpy arrays or Tensors of the module's dtype (float32 by
+    default; ``build(dtype="float64")``). Non-contiguous or unaligned inputs are
+    copied; a wrong dtype raises ``TypeError`` unless the module was made with
+    ``cast=True``. Not thread-safe: ``backward()`` uses state the latest
+    ``forward()`` left on the module (the autograd tape keeps its own copy per call).
+    """
+
+    def __init__(self, compiled, dtype=None, cast: bool = False):
+        super().__init__()
+        dtype = np.dtype(dtype or np.float32)
+        if dtype not in DTYPE_NAMES:
+            raise TypeError(f"{compiled.name}: dtype must be float32 or float64, got {dtype}")
+        object.__setattr__(self, "compiled", compiled)
+        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "cast", cast)
+        object.__setattr__(self, "_last", None)
+        spec_decls = dict(compiled.spec.tensors)
+        program = compiled.traced
+        self._inputs = [t for t in program.tensors if t.role in ("input", "data", "index")]
+        for t in program.tensors:
+            if t.role not in ("param", "buffer"):
+                continue
+            decl = spec_decls[t.name]
+            shape = tuple(ir.ievaluate(d, {}) for d in t.shape)
+            if t.role == "param":
+                values = initialize(decl.init, shape, dtype, decl.fan_in, decl.fan_out)
+                setattr(self, t.name, Tensor(values, requires_grad=True))
+            else:
+                self._buffers[t.name] = initialize(decl.init, shape, dtype)
+
+    def __repr__(self):
+        sizes = ", ".join(f"{k}={v}" for k, v in {**self.compiled.sizes, **self.compiled.attrs}.items())
+        return f"{self.compiled.name}({sizes})"
+
+    @property
+    def name(self) -> str:
+        return self.compiled.name
+
+    @property
+    def source(self) -> str:
+        """The generated C."""
+        return self.compiled.source
+
+    @property
+    def so_path(self) -> str:
+        return self.compiled.library.so_path
+
+    @property
+    def cache_key(self) -> str:
+        return self.compiled.library.cache_key
+
+    def set_threads(self, n: int) -> None:
+        """Threads this layer's kernels use (0: OpenMP's default, ``OMP_NUM_THREADS``).
+
+        The setting is per compiled library, so it applies to every module built
+        from the same spec and sizes."""
+        getattr(self.compiled.library.lib, self.compiled.signatures["forward"].function.rsplit("_", 1)[0]
+                + "_set_threads")(int(n))
+
+    # ------------------------------------------------------------ forward
+    def _arrays(self) -> dict:
+        arrays = {}
+        for name, p in self._parameters.items():
+            arrays[name] = p.data
+        arrays.update(self._buffers)
+        return arrays
+
+    def _bind_inputs(self, args, kwargs) -> tuple:
+        names = [t.name for t in self._inputs]
+        if len(args) > len(names):
+            raise TypeError(f"{self.name}: forward takes {len(names)} inputs ({', '.join(names)}), got {len(args)}")
+        given = dict(zip(names, args))
+        for k, v in kwargs.items():
+            if k not in names or k in given:
+                raise TypeError(f"{self.name}: unexpected or repeated input {k!r} (inputs: {', '.join(names)})")
+            given[k] = v
+        missing = [n for n in names if n not in given]
+        if missing:
+            raise TypeError(f"{self.name}: missing input(s) {', '.join(missing)}")
+        return given
+
+    def _call(self, role: str, arrays: dict, sizes: dict, out: dict | None = None) -> dict:
+        """Allocate outputs and workspace, check everything, and call the kernel."""
+        sig = self.compiled.signatures[role]
+        lib = self.compiled.library
+        ctype = "float" if self.dtype == np.float32 else "double"
+        call_args, results = [], {}
+        inputs = [(a.name, arrays[a.name]) for a in sig.args if a.kind == "in"]
+        for a in sig.args:
+            if a.kind == "size":
+                call_args.append(int(sizes[a.name]))
+                continue
+            if a.kind == "in":
+                array = arrays[a.name]
+                if a.role in ("param", "buffer"):
+                    array = check_array(self.name, a.name, array, a.shape, self.dtype, dict(sizes))
+                call_args.append(lib.ffi.cast("int64_t *" if a.integer else f"{ctype} *", array.ctypes.data))
+                continue
+            shape = tuple(ir.ievaluate(d, sizes) for d in a.shape)
+            check_total_size(self.name, a.name, shape)
+            if out and a.name in out:
+                array = check_output(self.name, a.name, out[a.name], shape, self.dtype, inputs)
+            else:
+                array = np.empty(shape, self.dtype)
+            results[a.name] = array
+            call_args.append(lib.ffi.cast(f"{ctype} *", array.ctypes.data))
+        self.compiled.function(role, DTYPE_NAMES[self.dtype])(*call_args)
+        return results
+
+    def forward(self, *args, out=None, **kwargs):
+        """Run the compiled forward. Returns a Tensor (a tuple for several outputs).
+
+        ``out``: an array to write the (single) output into."""
+        given = self._bind_inputs(args, kwargs)
+        sizes: dict = {}
+        arrays = self._arrays()
+        for t in self._inputs:
+            arrays[t.name] = check_array(self.name, t.name, given[t.name], t.shape, self.dtype, sizes,
+                                         integer=t.role == "index", cast=self.cast)
+        for name, array in self._arrays().items():
+            check_array(self.name, name, array, self.compiled.traced.decl(name).shape, self.dtype, sizes)
+        program = self.compiled.forward
+        out_map = {program.outputs[0]: out} if out is not None else None
+        results = self._call("forward", arrays, sizes, out_map)
+        if self.training:
+            for buffer, stage in program.updates:
+                np.copyto(self._buffers[buffer], results[stage])
+        outputs = tuple(Tensor(results[name]) for name in self.compiled.traced.outputs)
+        if grad_enabled():
+            context = {"arrays": {**arrays, **{n: results[n] for n in self.compiled.saved}},
+                       "sizes": sizes, "used": False}
+            object.__setattr__(self, "_last", context)
+            self._record(outputs, given, context)
+        else:
+            object.__setattr__(self, "_last", None)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    # ------------------------------------------------------------ backward
+    def _differentiable_inputs(self):
+        return [t for t in self._inputs if t.role == "input"]
+
+    def _run_backward(self, context: dict, grads: tuple) -> dict:
+        if context["used"]:
+            raise RuntimeError(f"{self.name}: backward already ran for this forward; call forward again")
+        traced = self.compiled.traced
+        if len(grads) != len(traced.outputs):
+            raise ValueError(f"{self.name}: backward takes {len(traced.outputs)} output gradient(s), got {len(grads)}")
+        arrays = dict(context["arrays"])
+        sizes = dict(context["sizes"])
+        for name, g in zip(traced.outputs, grads):
+            arrays[f"grad_{name}"] = check_array(self.name, f"grad_output ({name})", g, traced.shape_of(name),
+                                                 self.dtype, sizes, cast=self.cast)
+        context["used"] = True
+        return self._call("backward", arrays, sizes)
+
+    def backward(self, *grad_outputs):
+        """Gradient of the inputs given the gradient of the output(s) of the latest
+        forward; accumulates parameter gradients into ``param.grad``."""
+        if self._last is None:
+            raise RuntimeError(f"{self.name}: backward called before forward (or forward ran under no_grad)")
+        grads = self._run_backward(self._last, tuple(g.data if isinstance(g, Tensor) else g for g in grad_outputs))
+        for name, p in self._parameters.items():
+            g = grads[f"grad_{name}"]
+            if p.grad is None:
+                p.grad = g
+            else:
+                p.grad += g
+        result = tuple(Tensor(grads[f"grad_{t.name}"]) for t in self._differentiable_inputs())
+        return result[0] if len(result) == 1 else result
+
+    def _record(self, outputs: tuple, given: dict, context: dict):
+        """Put this call on the autograd tape (when a parameter or input needs it)."""
+        diff_inputs = [given[t.name] for t in self._differentiable_inputs()]
+        params = list(self._parameters.values())
+        if not tracks_grad(*diff_inputs, *params) or len(outputs) != 1:
+            return
+        names = [f"grad_{t.name}" for t in self._differentiable_inputs()] + [f"grad_{n}" for n in self._parameters]
+
+        def backward(g):
+            grads = self._run_backward(context, (g,))
+            return tuple(grads[n] for n in names)
+
+        outputs[0].node = Node(diff_inputs + params, backward, self.name)
+
+    def describe_inputs(self) -> str:
+        return ", ".join(f"{t.name}{describe(t.shape, {})}" for t in self._inputs)

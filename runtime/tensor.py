@@ -1,0 +1,240 @@
+"""``Tensor``: a numpy array with a gradient and a place on the autograd tape.
+
+Modules return Tensors. Each module call records a ``Node`` holding what its
+compiled backward needs; ``loss.backward()`` walks the nodes in reverse
+topological order, accumulating gradients where a tensor is used twice.
+
+Example::
+
+    >>> x = Tensor([1.0, -2.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad
+    array([ 2., -4.], dtype=float32)
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+
+from .random import generator
+
+_state = threading.local()
+
+
+def grad_enabled() -> bool:
+    return getattr(_state, "enabled", True)
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Inside this block module calls record nothing on the tape (inference)."""
+    previous = grad_enabled()
+    _state.enabled = False
+    try:
+        yield
+    finally:
+        _state.enabled = previous
+
+
+class Node:
+    """One recorded call: its inputs and a function from output gradients to
+    input gradients (``None`` where an input needs none)."""
+
+    __slots__ = ("inputs", "backward", "name")
+
+    def __init__(self, inputs, backward, name):
+        self.inputs, self.backward, self.name = tuple(inputs), backward, name
+
+
+class Tensor:
+    """A numpy-backed tensor. ``.numpy()`` is the array itself (a writable view
+    for parameters, so weights can be edited in place)."""
+
+    __array_priority__ = 1000
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        array = np.asarray(data, dtype=dtype)
+        if dtype is None and array.dtype.kind in "biu" and requires_grad:
+            raise TypeError("an integer Tensor cannot require a gradient")
+        if dtype is None and array.dtype == np.float64 and not isinstance(data, np.ndarray):
+            array = array.astype(np.float32)   # Python numbers and lists default to float32
+        self.data = array
+        self.grad: np.ndarray | None = None
+        self.requires_grad = bool(requires_grad)
+        self.node: Node | None = None
+        self.output_index = 0
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def randn(cls, *shape, dtype=np.float32, requires_grad=False):
+        return cls(generator().standard_normal(shape).astype(dtype), requires_grad)
+
+    @classmethod
+    def zeros(cls, *shape, dtype=np.float32, requires_grad=False):
+        return cls(np.zeros(shape, dtype), requires_grad)
+
+    @classmethod
+    def ones(cls, *shape, dtype=np.float32, requires_grad=False):
+        return cls(np.ones(shape, dtype), requires_grad)
+
+    @classmethod
+    def zeros_like(cls, other, requires_grad=False):
+        return cls(np.zeros_like(_array(other)), requires_grad)
+
+    @classmethod
+    def ones_like(cls, other, requires_grad=False):
+        return cls(np.ones_like(_array(other)), requires_grad)
+
+    # ------------------------------------------------------------ array protocol
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, item):
+        return self.data[item]
+
+    def item(self):
+        return self.data.item()
+
+    def __float__(self):
+        return float(self.data)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({np.array2string(self.data, precision=4, threshold=20)}{grad})"
+
+    def detach(self) -> "Tensor":
+        return Tensor(self.data)
+
+    # ------------------------------------------------------------ a few ops on the tape
+    def __add__(self, other):
+        return _record_binary(self, other, np.add, lambda g, a, b: (g, g), "add")
+
+    __radd__ = __add__
+
+    def __mul__(self, other):
+        return _record_binary(self, other, np.multiply, lambda g, a, b: (g * b, g * a), "mul")
+
+    __rmul__ = __mul__
+
+    def __neg__(self):
+        return self * -1.0
+
+    def __sub__(self, other):
+        return self + (-_as_tensor(other, self.dtype))
+
+    def sum(self, axis=None, keepdims=False):
+        return _record_reduction(self, axis, keepdims, 1.0, "sum")
+
+    def mean(self, axis=None, keepdims=False):
+        count = self.data.size if axis is None else np.prod([self.data.shape[a] for a in np.atleast_1d(axis)])
+        return _record_reduction(self, axis, keepdims, 1.0 / max(int(count), 1), "mean")
+
+    # ------------------------------------------------------------ autograd
+    def backward(self, grad=None):
+        """Backpropagate from this tensor: ``grad`` defaults to ones for a scalar."""
+        if grad is None:
+            if self.data.size != 1:
+                raise ValueError(f"backward() without a gradient needs a scalar, got shape {self.shape}; "
+                                 "pass grad=")
+            grad = np.ones_like(self.data)
+        grad = np.asarray(_array(grad), dtype=self.dtype)
+        if grad.shape != self.shape:
+            raise ValueError(f"backward: gradient of shape {grad.shape} for a tensor of shape {self.shape}")
+        backpropagate(self, grad)
+
+
+def _array(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _as_tensor(x, dtype) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=dtype))
+
+
+def tracks_grad(*tensors) -> bool:
+    return grad_enabled() and any(isinstance(t, Tensor) and (t.requires_grad or t.node) for t in tensors)
+
+
+def _unbroadcast(grad, shape):
+    while grad.ndim > len(shape):
+        grad = grad.sum(axis=0)
+    for k, d in enumerate(shape):
+        if d == 1 and grad.shape[k] != 1:
+            grad = grad.sum(axis=k, keepdims=True)
+    return grad
+
+
+def _record_binary(a, b, fn, grads, name):
+    a, b = _as_tensor(a, None), _as_tensor(b, a.dtype if isinstance(a, Tensor) else None)
+    out = Tensor(fn(a.data, b.data))
+    if tracks_grad(a, b):
+        def backward(g):
+            ga, gb = grads(g, a.data, b.data)
+            return _unbroadcast(ga, a.shape), _unbroadcast(gb, b.shape)
+        out.node = Node((a, b), backward, name)
+    return out
+
+
+def _record_reduction(x, axis, keepdims, scale, name):
+    out = Tensor(np.asarray(x.data.sum(axis=axis, keepdims=keepdims) * x.dtype.type(scale), dtype=x.dtype))
+    if tracks_grad(x):
+        def backward(g):
+            g = g if keepdims or axis is None else np.expand_dims(g, axis)
+            return (np.broadcast_to(g * x.dtype.type(scale), x.shape).copy(),)
+        out.node = Node((x,), backward, name)
+    return out
+
+
+def backpropagate(root: Tensor, grad: np.ndarray):
+    """Reverse-mode sweep over the tape from ``root``."""
+    order, seen = [], set()
+    stack = [(root, False)]
+    while stack:
+        t, done = stack.pop()
+        if done:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        if t.node is not None:
+            for parent in t.node.inputs:
+                if isinstance(parent, Tensor) and id(parent) not in seen:
+                    stack.append((parent, False))
+    grads = {id(root): grad}
+    for t in reversed(order):
+        g = grads.pop(id(t), None)
+        if g is None:
+            continue
+        if t.node is None:
+            if t.requires_grad:
+                t.grad = g.copy() if t.grad is None else t.grad + g
+            continue
+        for parent, pg in zip(t.node.inputs, t.node.backward(g)):
+            if pg is None or not isinstance(parent, Tensor) or not (parent.requires_grad or parent.node):
+                continue
+            grads[id(parent)] = pg if id(parent) not in grads else grads[id(parent)] + pg

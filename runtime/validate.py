@@ -1,0 +1,101 @@
+"""Checks on every array before it reaches compiled code.
+
+Nothing reaches C unless it has the module's dtype in native byte order, is
+C-contiguous and aligned (other layouts are copied, never reinterpreted), has
+the declared rank, and agrees with every other argument on each symbolic size.
+
+Example::
+
+    >>> from compiler.ir import ISym, IConst
+    >>> sizes = {}
+    >>> a = check_array("PReLU", "x", np.zeros((2, 3), np.float32), (ISym("N"), IConst(3)), np.float32, sizes)
+    >>> sizes
+    {'N': 2}
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from compiler import ir
+
+# elements above this would overflow 64-bit offsets in index arithmetic
+MAX_ELEMENTS = 2 ** 62
+
+
+def describe(shape: tuple, sizes: dict) -> str:
+    """A declared shape, with bound sizes shown as ``N=32``."""
+    parts = []
+    for d in shape:
+        text = ir.format_iexpr(d)
+        syms = ir.isyms(d)
+        if syms and all(s in sizes for s in syms):
+            text = f"{text}={ir.ievaluate(d, sizes)}" if not isinstance(d, ir.ISym) else f"{d.name}={sizes[d.name]}"
+        parts.append(text)
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+
+def check_array(layer: str, arg: str, value, shape: tuple, dtype, sizes: dict, integer: bool = False,
+                cast: bool = False) -> np.ndarray:
+    """Return ``value`` as an array fit for C, binding free sizes into ``sizes``.
+
+    Raises ``TypeError`` for a wrong dtype (unless ``cast``) and ``ValueError``
+    for a wrong rank or size, naming the layer, the argument and both shapes."""
+    from .tensor import Tensor
+    if isinstance(value, Tensor):
+        value = value.data
+    if not isinstance(value, np.ndarray):
+        if isinstance(value, (list, tuple, int, float)):
+            value = np.asarray(value, dtype=np.int64 if integer else dtype)
+        else:
+            raise TypeError(f"{layer}: argument {arg} must be a numpy array or Tensor, got {type(value).__name__}")
+    want = np.dtype(np.int64) if integer else np.dtype(dtype)
+    if value.dtype != want:
+        lossless = integer and value.dtype.kind in "iu" and value.dtype.isnative
+        if not (cast or lossless) or value.dtype.kind not in "iuf":
+            raise TypeError(f"{layer}: argument {arg} has dtype {value.dtype.str} ({value.dtype}), expected "
+                            f"{want} in native byte order" + ("" if integer else
+                            "; convert it (x.astype(np.%s)) or build the layer for that dtype" % want.name))
+        value = value.astype(want)
+    if value.ndim != len(shape):
+        raise ValueError(f"{layer}: argument {arg} has shape {value.shape} (rank {value.ndim}), "
+                         f"expected rank {len(shape)}: {describe(shape, sizes)}")
+    for axis, (d, actual) in enumerate(zip(shape, value.shape)):
+        if isinstance(d, ir.ISym) and d.name not in sizes:
+            sizes[d.name] = int(actual)
+            continue
+        try:
+            expected = ir.ievaluate(d, sizes)
+        except (KeyError, ValueError):
+            continue
+        if expected != actual:
+            raise ValueError(f"{layer}: argument {arg} has shape {value.shape}, expected {describe(shape, sizes)} "
+                             f"(axis {axis} is {actual}, expected {expected})")
+    if value.size > MAX_ELEMENTS:
+        raise ValueError(f"{layer}: argument {arg} has {value.size} elements, more than 64-bit indexing allows")
+    if not (value.flags.c_contiguous and value.flags.aligned):
+        value = np.array(value, order="C", copy=True)   # a documented copy, never a reinterpretation
+    return value
+
+
+def check_output(layer: str, arg: str, out, shape: tuple, dtype, inputs) -> np.ndarray:
+    """A caller-supplied output buffer: exact shape and dtype, C-contiguous,
+    writable, and not overlapping any input."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{layer}: out= for {arg} must be a numpy array, got {type(out).__name__}")
+    if out.shape != tuple(shape) or out.dtype != np.dtype(dtype):
+        raise ValueError(f"{layer}: out= for {arg} has shape {out.shape} and dtype {out.dtype}, "
+                         f"expected {tuple(shape)} and {np.dtype(dtype)}")
+    if not (out.flags.c_contiguous and out.flags.writeable and out.flags.aligned):
+        raise ValueError(f"{layer}: out= for {arg} must be C-contiguous, aligned and writable")
+    for name, a in inputs:
+        if np.shares_memory(out, a):
+            raise ValueError(f"{layer}: out= for {arg} overlaps the input {name}")
+    return out
+
+
+def check_total_size(layer: str, name: str, shape: tuple) -> None:
+    total = 1
+    for d in shape:
+        total *= int(d)
+    if total > MAX_ELEMENTS or any(int(d) < 0 for d in shape):
+        raise ValueError(f"{layer}: {name} would have shape {shape}, too large for 64-bit indexing")
