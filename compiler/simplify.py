@@ -153,6 +153,9 @@ def drop_unit_reductions(s: Stage) -> Stage:
 
 
 def simplify_program(p: Program) -> Program:
-    p = ir.replace(p, stages=tuple(ir.replace(drop_unit_reductions(s), body=simplify_expr(drop_unit_reductions(s).body))
-                                   for s in p.stages))
+    stages = []
+    for s in p.stages:
+        s = drop_unit_reductions(s)
+        stages.append(ir.replace(s, body=simplify_expr(s.body)))
+    p = ir.replace(p, stages=tuple(stages))
     return eliminate_dead_stages(deduplicate_stages(p))
