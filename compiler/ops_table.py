@@ -88,7 +88,7 @@ OPS: dict[str, Op] = {
                   ((-1, 1), (-2, 2), (-2, 2))),
     # the derivative of a shift-invariant function (softmax) through its shift is
     # exactly zero; stop_gradient says so instead of computing terms that cancel
-    "stop_gradient": Op(1, "{0}", lambda x, out: (None,)),
+    "stop_gradient": Op(1, "{0}", None),
     "lt": Op(2, "({0} < {1})",   None, ((-2, 2), (-2, 2))),
     "le": Op(2, "({0} <= {1})",  None, ((-2, 2), (-2, 2))),
     "gt": Op(2, "({0} > {1})",   None, ((-2, 2), (-2, 2))),

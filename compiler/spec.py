@@ -99,7 +99,10 @@ class LayerSpec:
         self.name = cls.__name__
         self.doc = inspect.getdoc(cls) or ""
         self.cls = cls
-        self.location = f"{inspect.getsourcefile(cls)}:{inspect.getsourcelines(cls)[1]}"
+        try:
+            self.location = f"{inspect.getsourcefile(cls)}:{inspect.getsourcelines(cls)[1]}"
+        except (OSError, TypeError):    # a class made at run time has no source
+            self.location = user_location()
         members = dict(vars(cls))
         self.tensors = sorted(((k, v) for k, v in members.items() if isinstance(v, _Declared)),
                               key=lambda kv: kv[1].order)

@@ -1,0 +1,36 @@
+"""compiler/ir.py and compiler/simplify.py: structural identity, index algebra,
+printing, and algebraic rules."""
+from compiler.ir import (Call, Const, IConst, ISym, IVar, Load, affine, format_expr, format_iexpr,
+                         iadd, imul, isub, ievaluate)
+from compiler.simplify import simplify_expr
+
+x = Load("x", (IVar("i"),))
+
+
+def test_structurally_equal_nodes_are_equal_and_hash_alike():
+    a = Call("mul", (x, Const(2.0)))
+    b = Call("mul", (Load("x", (IVar("i"),)), Const(2.0)))
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+
+
+def test_affine_split_and_constant_folding():
+    e = isub(iadd(imul(2, IVar("h")), IVar("k")), 1)
+    coefs, rest = affine(e, {"h", "k"})
+    assert coefs == {"h": 2, "k": 1} and rest == IConst(-1)
+    assert affine(e, {"h"})[0] == {"h": 2}
+    assert iadd(iadd(IVar("a"), 1), 2) == iadd(IVar("a"), 3)
+    assert ievaluate(imul(ISym("N"), 3), {"N": 4}) == 12
+
+
+def test_printing_is_math_notation():
+    assert format_iexpr(isub(IVar("j"), iadd(IVar("i"), -1))) == "j - (i - 1)"
+    assert format_expr(Call("sub", (x, Call("sub", (x, Const(1.0)))))) == "x[i] - (x[i] - 1)"
+
+
+def test_simplify_rules():
+    assert simplify_expr(Call("mul", (Call("add", (x, Const(0.0))), Const(1.0)))) == x
+    assert simplify_expr(Call("mul", (x, Const(0.0)))) == Const(0.0)
+    assert simplify_expr(Call("add", (Const(2.0), Const(3.0)))) == Const(5.0)
+    assert simplify_expr(Call("select", (Const(1.0), x, Const(0.0)))) == x
+    assert simplify_expr(Call("pow", (x, Const(2.0)))) == Call("mul", (x, x))
+    assert simplify_expr(Call("neg", (Call("neg", (x,)),))) == x

@@ -1,0 +1,75 @@
+"""Every op of the table (compiler/ops_table.py): forward against numpy in
+float32 and float64, and derived gradients against finite differences.
+
+The tests are generated from the table, so a new op is tested as soon as it
+is added; an op without a derivative rule must be listed as non-differentiable."""
+import numpy as np
+import pytest
+
+from compiler import Input, check_grad, layer, ops
+from compiler.ops_table import COMPARISONS, NUMPY, OPS
+
+NOT_DIFFERENTIABLE = set(COMPARISONS) | {"stop_gradient"}
+
+
+def op_spec(op: str, broadcast: bool):
+    """A layer applying ``op`` to inputs x0.. of shape (N, C) (the last one (C,) when broadcasting)."""
+    arity = OPS[op].arity
+    names = [f"x{k}" for k in range(arity)]
+    members = {n: Input("N", "C") for n in names}
+    if broadcast and arity > 1:
+        members[names[-1]] = Input("C")
+    args = ", ".join(names)
+    members["forward"] = eval(f"lambda {args}: ops.elementwise({op!r}, {args})", {"ops": ops})
+    return layer(type(f"Op_{op}", (), members))
+
+
+def sample(op, shape_for, rng):
+    domain = OPS[op].test_domain
+    arrays = {}
+    for k in range(OPS[op].arity):
+        lo, hi = domain[k] if k < len(domain) else domain[0]
+        arrays[f"x{k}"] = rng.uniform(lo, hi, shape_for(k))
+    return arrays
+
+
+def test_every_op_has_a_rule_or_is_declared_non_differentiable():
+    for name, op in OPS.items():
+        assert (op.grad is None) == (name in NOT_DIFFERENTIABLE), name
+        assert name in NUMPY, f"{name} has no numpy reference"
+
+
+@pytest.mark.parametrize("broadcast", [False, True])
+@pytest.mark.parametrize("op", sorted(OPS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_matches_numpy(op, dtype, broadcast):
+    rng = np.random.default_rng(1)
+    spec = op_spec(op, broadcast)
+    m = spec.build(C=13, dtype=dtype)
+    arity = OPS[op].arity
+    arrays = sample(op, lambda k: (5, 13) if not (broadcast and arity > 1 and k == arity - 1) else (13,), rng)
+    arrays = {k: v.astype(dtype) for k, v in arrays.items()}
+    got = m.forward(**arrays).numpy()
+    want = NUMPY[op](*(a.astype(np.float64) for a in arrays.values()))
+    assert got.dtype == dtype and got.shape == (5, 13)
+    tol = 2e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("broadcast", [False, True])
+@pytest.mark.parametrize("op", sorted(set(OPS) - NOT_DIFFERENTIABLE))
+def test_gradient_matches_finite_differences(op, broadcast):
+    rng = np.random.default_rng(2)
+    arity = OPS[op].arity
+    arrays = sample(op, lambda k: (3, 5) if not (broadcast and arity > 1 and k == arity - 1) else (5,), rng)
+    report = check_grad(op_spec(op, broadcast), inputs=arrays, N=3, C=5)
+    assert report.errors, "no tensor was checked"
+    assert report.ok, str(report)
+
+
+def test_stop_gradient_blocks_the_gradient():
+    spec = op_spec("stop_gradient", False)
+    m = spec.build(C=4, dtype=np.float64)
+    x = np.linspace(-1, 1, 8).reshape(2, 4)
+    np.testing.assert_array_equal(m.forward(x).numpy(), x)
+    assert not m.backward(np.ones_like(x)).numpy().any()
