@@ -1,0 +1,155 @@
+"""PReLU(num_features=1, init_value=0.25): max(0, x) + alpha * min(0, x), with a
+learnable slope ``alpha`` per feature (axis 1 of the input, as torch.nn.PReLU);
+``num_features=1`` shares one alpha over every feature.
+
+The math is one layerc spec per input rank (a spec has a fixed rank); the
+``PReLU`` module compiles the one it needs on first use and all of them share
+the same ``alpha`` parameter.
+
+Run: python examples/custom_layers/prelu_activation.py
+"""
+import numpy as np
+
+from compiler import Input, Param, check_grad, layer, ops
+from runtime.module import Module
+from runtime.tensor import Tensor
+
+
+def prelu(x, alpha):
+    # = max(0, x) + alpha * min(0, x); written with `where` so that at x == 0 the
+    # derivative is alpha, as in torch.nn.PReLU (maximum/minimum split ties evenly)
+    return ops.where(x > 0, x, alpha * x)
+
+
+@layer
+class PReLU1D:
+    """PReLU on [N] (no feature axis: one shared alpha, K = 1)."""
+    x = Input("N")
+    alpha = Param("K", init=0.25)
+
+    def forward(x, alpha):
+        return prelu(x, alpha)
+
+
+@layer
+class PReLU2D:
+    """PReLU on [N, C]; alpha has K = C entries (or K = 1, shared)."""
+    x = Input("N", "C")
+    alpha = Param("K", init=0.25)
+
+    def forward(x, alpha):
+        return prelu(x, alpha)
+
+
+@layer
+class PReLU3D:
+    """PReLU on [N, C, L]."""
+    x = Input("N", "C", "L")
+    alpha = Param("K", init=0.25)
+
+    def forward(x, alpha):
+        K, = alpha.shape
+        return prelu(x, alpha.reshape(K, 1))
+
+
+@layer
+class PReLU4D:
+    """PReLU on [N, C, H, W] (images)."""
+    x = Input("N", "C", "H", "W")
+    alpha = Param("K", init=0.25)
+
+    def forward(x, alpha):
+        K, = alpha.shape
+        return prelu(x, alpha.reshape(K, 1, 1))
+
+
+SPECS = {1: PReLU1D, 2: PReLU2D, 3: PReLU3D, 4: PReLU4D}
+
+
+class PReLU(Module):
+    """``PReLU(num_features=1, init_value=0.25)``: forward, backward, ``alpha`` (+ ``alpha.grad``)."""
+
+    spec = PReLU2D
+
+    def __init__(self, num_features=1, init_value=0.25, dtype=np.float32):
+        super().__init__()
+        if num_features < 1:
+            raise ValueError(f"PReLU: num_features must be >= 1, got {num_features}")
+        self.num_features = int(num_features)
+        self.alpha = Tensor(np.full(num_features, init_value, dtype=dtype), requires_grad=True)
+        object.__setattr__(self, "dtype", np.dtype(dtype))
+        object.__setattr__(self, "_variants", {})
+        object.__setattr__(self, "_active", None)
+
+    def _module(self, rank):
+        if rank not in SPECS:
+            raise ValueError(f"PReLU: input rank must be 1 to 4, got {rank}")
+        if rank == 1 and self.num_features != 1:
+            raise ValueError(f"PReLU({self.num_features}): a 1-D input has no feature axis; use num_features=1")
+        module = self._variants.get(rank)
+        if module is None:
+            bindings = {"K": self.num_features}
+            if rank > 1 and self.num_features > 1:
+                bindings["C"] = self.num_features     # one alpha per feature
+            module = SPECS[rank].build(dtype=self.dtype, **bindings)
+            self._variants[rank] = module
+        if module.alpha is not self.alpha:
+            module.alpha = self.alpha                 # every variant shares this parameter
+        return module
+
+    def forward(self, x):
+        module = self._module(np.ndim(x.data if isinstance(x, Tensor) else x))
+        object.__setattr__(self, "_active", module)
+        return module.forward(x)
+
+    def backward(self, grad_output):
+        if self._active is None:
+            raise RuntimeError("PReLU: backward called before forward")
+        return self._active.backward(grad_output)
+
+    @property
+    def compiled(self):
+        return (self._active or self._module(2)).compiled
+
+    def __repr__(self):
+        return f"PReLU(num_features={self.num_features})"
+
+
+def check(verbose=False):
+    # the guide's test
+    prelu_ = PReLU(num_features=1, init_value=0.25)
+    x = np.array([-2, -1, 0, 1, 2], dtype=np.float32)
+    y = prelu_.forward(x)
+    assert np.allclose(y.numpy(), [-0.5, -0.25, 0, 1, 2]), y.numpy()
+    gx = prelu_.backward(np.ones_like(x))
+    assert np.isclose(prelu_.alpha.grad, -3.0).all(), prelu_.alpha.grad   # sum of the negative inputs
+    if verbose:
+        print("PReLU(num_features=1, init_value=0.25) on", x)
+        print("  forward  ->", y.numpy())
+        print("  backward(ones) -> dL/dx =", gx.numpy(), " alpha.grad =", prelu_.alpha.grad)
+
+    # one alpha per feature on [N, C] and on images [N, C, H, W]
+    per_feature = PReLU(num_features=3, init_value=0.1)
+    per_feature.alpha.numpy()[...] = [0.1, 0.2, 0.3]
+    x2 = np.random.default_rng(0).standard_normal((4, 3, 2, 2)).astype(np.float32)
+    a = per_feature.alpha.numpy().reshape(3, 1, 1)
+    assert np.allclose(per_feature.forward(x2).numpy(), np.maximum(x2, 0) + a * np.minimum(x2, 0))
+    per_feature.backward(np.ones_like(x2))
+    assert np.allclose(per_feature.alpha.grad, np.minimum(x2, 0).sum(axis=(0, 2, 3)), atol=1e-5)
+    if verbose:
+        print("PReLU(num_features=3) on [4, 3, 2, 2]: alpha.grad =", per_feature.alpha.grad)
+
+    reports = [check_grad(PReLU2D, N=3, C=5, K=5), check_grad(PReLU2D, N=3, C=5, K=1),
+               check_grad(PReLU4D, N=2, C=3, H=3, W=5, K=3)]
+    for r in reports:
+        assert r.ok, str(r)
+    return reports
+
+
+def main():
+    for report in check(verbose=True):
+        print(report)
+
+
+if __name__ == "__main__":
+    main()
