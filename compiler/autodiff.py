@@ -35,10 +35,13 @@ def grad_name(tensor: str) -> str:
     return f"grad_{tensor}"
 
 
-def gradient_program(fwd: Program, wrt: tuple | None = None) -> Program:
+def gradient_program(fwd: Program, wrt: tuple | None = None, self_contained: bool = False) -> Program:
     """The backward of ``fwd``: reads the forward's tensors, the forward stages it
     needs (role ``saved``) and ``grad_<output>`` for each output; returns
-    ``grad_<x>`` for every differentiable input and parameter (or those in ``wrt``)."""
+    ``grad_<x>`` for every differentiable input and parameter (or those in ``wrt``).
+
+    ``self_contained`` recomputes the forward stages it needs instead of reading
+    them as saved tensors, so the result can be differentiated again."""
     wrt = tuple(t.name for t in fwd.tensors if t.role in DIFFERENTIABLE_ROLES) if wrt is None else tuple(wrt)
     builder = _Backward(fwd)
     differentiable = set(wrt)
@@ -68,12 +71,13 @@ def gradient_program(fwd: Program, wrt: tuple | None = None) -> Program:
             builder.stages.append(Stage(target, shape, axes, ZERO))
         outputs.append(target)
 
-    stage_names = {s.name for s in builder.stages}
-    read = set().union(*(ir.tensors_read(s.body) | _index_tensors(s) for s in builder.stages)) if builder.stages else set()
+    stages = (list(fwd.stages) if self_contained else []) + builder.stages
+    stage_names = {s.name for s in stages}
+    read = set().union(*(ir.tensors_read(s.body) | _index_tensors(s) for s in stages)) if stages else set()
     decls = list(fwd.tensors)
     decls += [TensorDecl(s.name, s.shape, "saved") for s in fwd.stages if s.name in read and s.name not in stage_names]
     decls += [TensorDecl(grad_name(o), fwd.shape_of(o), "grad") for o in fwd.outputs]
-    program = Program(f"{fwd.name}_backward", tuple(decls), tuple(builder.stages), tuple(outputs))
+    program = Program(f"{fwd.name}_backward", tuple(decls), tuple(stages), tuple(outputs))
     return simplify_program(program)
 
 
@@ -129,8 +133,13 @@ class _Backward:
         self._counter = 0
 
     def fresh(self, hint: str) -> str:
-        self._counter += 1
-        return f"{hint}_{self._counter}"
+        # never a forward tensor's or stage's name, nor the gradient name of one
+        taken = {t.name for t in self.fwd.tensors} | {s.name for s in self.fwd.stages}
+        while True:
+            self._counter += 1
+            name = f"{hint}_{self._counter}"
+            if name not in taken and name not in {grad_name(t) for t in taken}:
+                return name
 
     def accumulate(self, names: list, shape: tuple, target: str | None = None) -> str:
         """A tensor holding the sum of the contributions (a new stage when needed)."""

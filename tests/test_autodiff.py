@@ -92,3 +92,33 @@ def test_gradient_of_a_shared_intermediate_accumulates():
 def test_free_sizes_stay_symbolic():
     fwd = Conv1D.trace(C=3, O=2, K=3)
     assert ISym("N") in fwd.decl("x").shape and ISym("L") in fwd.decl("x").shape
+
+
+def test_the_backward_can_be_differentiated_again():
+    from cffi import FFI
+
+    from compiler.build import compile_c
+    from compiler.codegen import render_module
+    from compiler.ir import ISym, ievaluate
+    from compiler.schedule import fuse
+    from compiler.spec import trace_function
+
+    cube = trace_function("Cube", lambda x: ops.sum(x * x * x), {"x": ((ISym("N"),), "input")}, {})
+    backward = gradient_program(cube, self_contained=True)                      # grad_x = 3 x^2 g
+    second = fuse(gradient_program(backward, wrt=("x",), self_contained=True))  # 6 x g v
+    assert not [t for t in second.tensors if t.role == "saved"]
+    source, cdef, signatures = render_module("lc_second", "Second", {"second": second})
+    lib = compile_c(source, cdef, name="second").lib
+    x, g, v = np.array([1.0, -2.0, 0.5]), np.array(2.0), np.array([1.0, 3.0, -1.0])
+    arrays = {"x": x, "grad_sum_2": g, "grad_grad_x": v}
+    ffi = FFI()
+    call = []
+    for a in signatures["second"].args:
+        if a.kind == "size":
+            call.append(3)
+            continue
+        if a.name not in arrays:
+            arrays[a.name] = np.empty([ievaluate(d, {"N": 3}) for d in a.shape])
+        call.append(ffi.cast("double *", arrays[a.name].ctypes.data))
+    lib.lc_second_second_f64(*call)
+    np.testing.assert_allclose(arrays["grad_x"], 6 * x * 2.0 * v)
