@@ -50,6 +50,11 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    def backward(self, *grad_outputs):
+        raise NotImplementedError(
+            f"{type(self).__name__} has no explicit backward; call .backward() on a Tensor the "
+            "forward produced (the tape differentiates Python compositions)")
+
     # ------------------------------------------------------------ state
     def named_parameters(self, prefix: str = ""):
         """``(dotted name, Tensor)`` for this module's parameters and its submodules'."""
@@ -86,6 +91,42 @@ class Module:
 
     def eval(self):
         return self.train(False)
+
+    def state_dict(self) -> dict:
+        """``{dotted name: array copy}`` of every parameter and buffer (running statistics)."""
+        state = {name: np.array(p.data) for name, p in self.named_parameters()}
+        state.update((name, np.array(b)) for name, b in self.named_buffers())
+        return state
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Copy ``state`` into the parameters and buffers in place (``.numpy()`` views stay valid).
+
+        Raises ``KeyError`` naming every missing or unexpected key (unless ``strict=False``)
+        and ``ValueError`` naming every key whose shape differs; nothing is written then."""
+        targets = {name: p.data for name, p in self.named_parameters()}
+        targets.update(self.named_buffers())
+        missing = sorted(set(targets) - set(state))
+        extra = sorted(set(state) - set(targets))
+        where = type(self).__name__
+        if strict and (missing or extra):
+            raise KeyError(f"{where}.load_state_dict: missing keys {missing or 'none'}; "
+                           f"unexpected keys {extra or 'none'}")
+        shapes = [f"{k}: checkpoint {np.shape(state[k])}, module {targets[k].shape}"
+                  for k in sorted(set(targets) & set(state)) if np.shape(state[k]) != targets[k].shape]
+        if shapes:
+            raise ValueError(f"{where}.load_state_dict: shape mismatch for " + "; ".join(shapes))
+        for name, target in targets.items():
+            if name in state:
+                np.copyto(target, np.asarray(state[name]), casting="same_kind")
+
+    def save(self, path) -> None:
+        """Write ``state_dict()`` with ``numpy.savez`` (keys are the dotted names)."""
+        np.savez(path, **self.state_dict())
+
+    def load(self, path, strict: bool = True) -> None:
+        """Read a file written by ``save`` and ``load_state_dict`` it."""
+        with np.load(path, allow_pickle=False) as data:
+            self.load_state_dict({k: data[k] for k in data.files}, strict=strict)
 
     def __repr__(self):
         inner = "".join(f"\n  ({n}): {m!r}".replace("\n", "\n  ") for n, m in self._modules.items())

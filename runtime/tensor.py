@@ -113,20 +113,67 @@ class Tensor:
         return len(self.data)
 
     def __getitem__(self, item):
-        return self.data[item]
+        """Read elements (numpy indexing); the result is a new Tensor on the tape."""
+        if isinstance(item, Tensor):
+            item = item.data
+        out = Tensor(np.array(self.data[item]))   # a copy: later in-place updates don't change it
+        if tracks_grad(self):
+            def backward(g):
+                full = np.zeros_like(self.data)
+                np.add.at(full, item, g)
+                return (full,)
+            out.node = Node((self,), backward, "index")
+        return out
+
+    def __bool__(self):
+        return bool(self.data)
+
+    # comparisons read values: they return numpy booleans, not Tensors on the tape
+    def __eq__(self, other):
+        return self.data == _array(other)
+
+    def __ne__(self, other):
+        return self.data != _array(other)
+
+    def __lt__(self, other):
+        return self.data < _array(other)
+
+    def __le__(self, other):
+        return self.data <= _array(other)
+
+    def __gt__(self, other):
+        return self.data > _array(other)
+
+    def __ge__(self, other):
+        return self.data >= _array(other)
+
+    __hash__ = object.__hash__          # identity, as the tape and optimizers key tensors by it
 
     def item(self):
         return self.data.item()
 
     def __float__(self):
-        return float(self.data)
+        return float(self.data.item())
+
+    def __int__(self):
+        return int(self.data.item())
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
         return f"Tensor({np.array2string(self.data, precision=4, threshold=20)}{grad})"
 
     def detach(self) -> "Tensor":
+        """The same data, off the tape."""
         return Tensor(self.data)
+
+    def requires_grad_(self, flag: bool = True) -> "Tensor":
+        if flag and self.data.dtype.kind not in "fc":
+            raise TypeError("an integer Tensor cannot require a gradient")
+        self.requires_grad = bool(flag)
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
 
     # ------------------------------------------------------------ a few ops on the tape
     def __add__(self, other):
@@ -144,6 +191,24 @@ class Tensor:
 
     def __sub__(self, other):
         return self + (-_as_tensor(other, self.dtype))
+
+    def __rsub__(self, other):
+        return _as_tensor(other, self.dtype) + (-self)
+
+    def __truediv__(self, other):
+        return _record_binary(self, other, np.divide, lambda g, a, b: (g / b, -g * a / (b * b)), "div")
+
+    def __rtruediv__(self, other):
+        return _as_tensor(other, self.dtype) / self
+
+    def __pow__(self, exponent):
+        if isinstance(exponent, Tensor):
+            raise TypeError("Tensor ** Tensor is not on the tape; use a number as the exponent")
+        e = self.dtype.type(exponent)
+        out = Tensor(np.power(self.data, e))
+        if tracks_grad(self):
+            out.node = Node((self,), lambda g: (g * e * np.power(self.data, e - 1),), "pow")
+        return out
 
     def sum(self, axis=None, keepdims=False):
         return _record_reduction(self, axis, keepdims, 1.0, "sum")
