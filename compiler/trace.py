@@ -159,7 +159,7 @@ class Scalar:
         self.expr = expr
 
     def _bin(self, op, o, reverse=False):
-        a, b = self.expr, as_value(o)
+        a, b = as_value(self), as_value(o)   # as_value hoists a Reduction on the left
         return Scalar(Call(op, (b, a) if reverse else (a, b)))
 
     def __add__(self, o): return self._bin("add", o)
@@ -172,7 +172,7 @@ class Scalar:
     def __rtruediv__(self, o): return self._bin("div", o, True)
     def __pow__(self, o): return self._bin("pow", o)
     def __rpow__(self, o): return self._bin("pow", o, True)
-    def __neg__(self): return Scalar(Call("neg", (self.expr,)))
+    def __neg__(self): return Scalar(Call("neg", (as_value(self),)))
     def __lt__(self, o): return self._bin("lt", o)
     def __le__(self, o): return self._bin("le", o)
     def __gt__(self, o): return self._bin("gt", o)

@@ -55,6 +55,13 @@ class SpecLayer(Module):
         object.__setattr__(self, "_variants", {})
         object.__setattr__(self, "_active", None)
 
+    def __getattr__(self, name):
+        # buffers read as attributes (``bn.running_mean``), as in torch
+        buffers = self.__dict__.get("_buffers", {})
+        if name in buffers:
+            return buffers[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
     # ------------------------------------------------------------ declaration helpers
     def _declare(self, spec, **bindings):
         """Create the parameters and buffers ``spec`` declares, at ``bindings``."""
@@ -218,3 +225,405 @@ class Linear(SpecLayer):
 
     def extra_repr(self):
         return f"{self.input_size}, {self.output_size}, bias={self.has_bias}"
+
+
+# ====================================================================== Conv2D
+
+
+@layer
+class Conv2DSpec:
+    """2-D convolution (cross-correlation, as torch) in index notation::
+
+        y[n, o, h, w] = bias[o] + sum_{c, i, j} x[n, g(o)*CG + c, h*sh + i*dh - ph, w*sw + j*dw - pw]
+                                                * weight[o, c, i, j]
+
+    with ``g(o)`` the group of output channel ``o``. Reads outside the image are
+    zero (the padding). Grouped convolutions compute ``[N, G, O/G, Ho, Wo]`` so
+    that every read is affine, then merge the two channel axes."""
+    x = Input("N", "C", "H", "W")
+    weight = Param("O", "CG", "KH", "KW", init="fan_in_uniform")
+    bias = Param("O", init="zeros")
+    stride = Attr((1, 1))
+    padding = Attr((0, 0))
+    dilation = Attr((1, 1))
+    groups = Attr(1)
+
+    def forward(x, weight, bias, stride, padding, dilation, groups):
+        return conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+
+@layer
+class Conv2DNoBiasSpec:
+    x = Input("N", "C", "H", "W")
+    weight = Param("O", "CG", "KH", "KW", init="fan_in_uniform")
+    stride = Attr((1, 1))
+    padding = Attr((0, 0))
+    dilation = Attr((1, 1))
+    groups = Attr(1)
+
+    def forward(x, weight, stride, padding, dilation, groups):
+        return conv2d(x, weight, None, stride, padding, dilation, groups)
+
+
+def conv2d(x, weight, bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+    """The convolution as a spec function: callable from any spec's ``forward``."""
+    N, C, H, W = x.shape
+    O, CG, KH, KW = weight.shape
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    Ho = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1
+    Wo = (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1
+    c, i, j = ops.reduce_axis(CG, "c"), ops.reduce_axis(KH, "i"), ops.reduce_axis(KW, "j")
+
+    def with_bias(o, value):
+        return value if bias is None else bias[o] + value
+
+    if groups == 1:
+        return ops.compute((N, O, Ho, Wo), lambda n, o, h, w: with_bias(o, ops.sum(
+            x[n, c, h * sh + i * dh - ph, w * sw + j * dw - pw] * weight[o, c, i, j], over=(c, i, j))),
+            name="conv")
+    OG = int(O) // groups
+    y = ops.compute((N, groups, OG, Ho, Wo), lambda n, g, og, h, w: with_bias(g * OG + og, ops.sum(
+        x[n, g * CG + c, h * sh + i * dh - ph, w * sw + j * dw - pw] * weight[g * OG + og, c, i, j],
+        over=(c, i, j))), name="gconv")
+    return y.reshape(N, O, Ho, Wo)
+
+
+class Conv2D(SpecLayer):
+    """``torch.nn.Conv2d``-compatible 2-D convolution on ``[N, C, H, W]``;
+    ``weight`` is ``[out, in/groups, kh, kw]``, ``groups=in_channels`` is depthwise.
+    Batch and image sizes stay free at run time."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, dtype=np.float32):
+        super().__init__(dtype)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv2D: in_channels ({in_channels}) and out_channels ({out_channels}) "
+                             f"must be divisible by groups ({groups})")
+        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
+        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
+        self.padding, self.dilation = _pair(padding), _pair(dilation)
+        self.has_bias = bool(bias)
+        spec = Conv2DSpec if bias else Conv2DNoBiasSpec
+        kh, kw = self.kernel_size
+        self._declare(spec, C=self.in_channels, O=self.out_channels, CG=self.in_channels // self.groups,
+                      KH=kh, KW=kw, stride=self.stride, padding=self.padding, dilation=self.dilation,
+                      groups=self.groups)
+        if bias:
+            fan_in = self.in_channels // self.groups * kh * kw
+            self.bias.data[...] = initialize("uniform", (self.out_channels,), np.float64) / np.sqrt(fan_in)
+
+    def _select(self, inputs):
+        return (Conv2DSpec if self.has_bias else Conv2DNoBiasSpec), {}
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, bias={self.has_bias}")
+
+
+# ====================================================================== BatchNorm2D
+
+
+def batch_norm2d(x, weight, bias, running_mean, running_var, eps=1e-5, momentum=0.1, training=True):
+    """Batch normalization over ``(N, H, W)`` per channel, as a spec function.
+
+    Training: batch statistics (biased variance to normalize; the backward runs
+    through them), and the running statistics move towards the batch's (unbiased
+    variance, as torch). Eval: the running statistics."""
+    N, C, H, W = x.shape
+    if training:
+        mean = ops.mean(x, axis=(0, 2, 3), keepdims=True)
+        var = ops.var(x, axis=(0, 2, 3), keepdims=True)
+        count = N * H * W
+        ops.assign(running_mean, running_mean * (1.0 - momentum) + mean.reshape(C) * momentum)
+        ops.assign(running_var, running_var * (1.0 - momentum)
+                   + ops.stop_gradient(var.reshape(C)) * count / (count - 1) * momentum)
+    else:
+        mean = running_mean.reshape(C, 1, 1)
+        var = running_var.reshape(C, 1, 1)
+    scale = weight.reshape(C, 1, 1) / ops.sqrt(var + eps)
+    return (x - mean) * scale + bias.reshape(C, 1, 1)
+
+
+@layer
+class BatchNorm2DSpec:
+    x = Input("N", "C", "H", "W")
+    weight = Param("C", init="ones")
+    bias = Param("C", init="zeros")
+    running_mean = Buffer("C", init=0.0)
+    running_var = Buffer("C", init=1.0)
+    eps = Attr(1e-5)
+    momentum = Attr(0.1)
+    training = Attr(True)
+
+    def forward(x, weight, bias, running_mean, running_var, eps, momentum, training):
+        return batch_norm2d(x, weight, bias, running_mean, running_var, eps, momentum, training)
+
+
+class BatchNorm2D(SpecLayer):
+    """``torch.nn.BatchNorm2d``: ``weight``, ``bias`` and buffers ``running_mean``,
+    ``running_var``. ``train()``/``eval()`` pick the compiled variant (batch or
+    running statistics); both share the same parameters and buffers."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float32):
+        super().__init__(dtype)
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
+        self._declare(BatchNorm2DSpec, C=self.num_features, eps=self.eps, momentum=self.momentum)
+
+    def _select(self, inputs):
+        return BatchNorm2DSpec, {"training": bool(self.training)}
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+# ====================================================================== rank-generic specs
+
+_DIMS = ("N", "D1", "D2", "D3", "D4", "D5")
+_MAX_RANK = len(_DIMS)
+
+
+def _by_rank(name: str, make):
+    """Specs for ranks 1..6 of a layer whose input may have any rank: ``make(dims)``
+    returns the spec class for input sizes ``dims``; built lazily, one per rank."""
+    cache = {}
+
+    def get(rank: int):
+        if not 1 <= rank <= _MAX_RANK:
+            raise ValueError(f"{name}: input rank must be 1..{_MAX_RANK}, got {rank}")
+        if rank not in cache:
+            cls = make(_DIMS[:rank])
+            cls.__name__ = cls.__qualname__ = f"{name}{rank}D"
+            cache[rank] = layer(cls)
+        return cache[rank]
+    return get
+
+
+def _elementwise_spec(name, fn):
+    def make(dims):
+        class Spec:
+            x = Input(*dims)
+
+            def forward(x):
+                return fn(x)
+        return Spec
+    return _by_rank(name, make)
+
+
+def gelu(x):
+    """GELU, erf form: ``x * (1 + erf(x / sqrt(2))) / 2``."""
+    return x * (ops.erf(x * 0.7071067811865476) + 1.0) * 0.5
+
+
+relu_spec = _elementwise_spec("ReLU", ops.relu)
+gelu_spec = _elementwise_spec("GELU", gelu)
+
+
+class _Stateless(SpecLayer):
+    """A parameterless layer whose spec depends on the input rank."""
+
+    _spec_for_rank = None
+
+    def __init__(self, dtype=None):
+        super().__init__(dtype or np.float32)
+        object.__setattr__(self, "_spec_bindings", {})
+
+    def _select(self, inputs):
+        return type(self)._spec_for_rank(_rank(inputs)), {}
+
+    def forward(self, *inputs):
+        # no parameters: the compiled variant follows the input's dtype
+        spec, extra = self._select(inputs)
+        x = inputs[0].data if isinstance(inputs[0], Tensor) else np.asarray(inputs[0])
+        dtype = x.dtype if x.dtype in (np.float32, np.float64) else self.dtype
+        module = self.compiled_module(spec, dtype=dtype, **extra)
+        object.__setattr__(self, "_active", module)
+        return module.forward(*inputs)
+
+
+class ReLU(_Stateless):
+    """``max(x, 0)`` on any shape."""
+    _spec_for_rank = staticmethod(relu_spec)
+
+
+class GELU(_Stateless):
+    """GELU (the exact erf form, torch's default) on any shape."""
+    _spec_for_rank = staticmethod(gelu_spec)
+
+
+def _softmax_make(dims):
+    class Spec:
+        x = Input(*dims)
+        axis = Attr(-1)
+
+        def forward(x, axis):
+            return ops.softmax(x, axis=axis)
+    return Spec
+
+
+softmax_spec = _by_rank("Softmax", _softmax_make)
+
+
+class Softmax(_Stateless):
+    """Softmax along ``axis`` (stable: the maximum is subtracted)."""
+    _spec_for_rank = staticmethod(softmax_spec)
+
+    def __init__(self, axis=-1, dtype=None):
+        super().__init__(dtype)
+        self.axis = int(axis)
+        object.__setattr__(self, "_spec_bindings", {"axis": self.axis})
+
+    def extra_repr(self):
+        return f"axis={self.axis}"
+
+
+def _flatten_make(dims):
+    class Spec:
+        x = Input(*dims)
+
+        def forward(x):
+            shape = x.shape
+            return x.reshape(shape[0], -1)
+    return Spec
+
+
+flatten_spec = _by_rank("Flatten", _flatten_make)
+
+
+class Flatten(_Stateless):
+    """``[N, d1, d2, ...] -> [N, d1*d2*...]``."""
+    _spec_for_rank = staticmethod(flatten_spec)
+
+
+# ====================================================================== LayerNorm
+
+_LN_DIMS = ("L1", "L2", "L3")
+
+
+def layer_norm(x, weight, bias, k, eps=1e-5):
+    """Normalize over the last ``k`` axes, then scale and shift (spec function)."""
+    axes = tuple(range(x.ndim - k, x.ndim))
+    mean = ops.mean(x, axis=axes, keepdims=True)
+    centered = x - mean
+    var = ops.mean(centered * centered, axis=axes, keepdims=True)
+    return centered / ops.sqrt(var + eps) * weight + bias
+
+
+_layer_norm_specs: dict = {}
+
+
+def layer_norm_spec(rank: int, k: int):
+    """The LayerNorm spec for inputs of ``rank`` normalized over the last ``k`` axes."""
+    if not 1 <= k <= min(rank, len(_LN_DIMS)) or rank > _MAX_RANK:
+        raise ValueError(f"LayerNorm: cannot normalize the last {k} axes of a rank-{rank} input")
+    if (rank, k) not in _layer_norm_specs:
+        norm = _LN_DIMS[:k]
+        dims = _DIMS[:rank - k] + norm
+
+        class Spec:
+            x = Input(*dims)
+            weight = Param(*norm, init="ones")
+            bias = Param(*norm, init="zeros")
+            eps = Attr(1e-5)
+
+            def forward(x, weight, bias, eps):
+                return layer_norm(x, weight, bias, k, eps)
+        Spec.__name__ = Spec.__qualname__ = f"LayerNorm{rank}D{k}"
+        _layer_norm_specs[rank, k] = layer(Spec)
+    return _layer_norm_specs[rank, k]
+
+
+class LayerNorm(SpecLayer):
+    """``torch.nn.LayerNorm(normalized_shape)``: normalize over the trailing
+    ``normalized_shape`` axes (biased variance), with ``weight`` and ``bias`` of
+    that shape."""
+
+    def __init__(self, normalized_shape, eps=1e-5, dtype=np.float32):
+        super().__init__(dtype)
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        if not 1 <= len(shape) <= len(_LN_DIMS):
+            raise ValueError(f"LayerNorm: normalized_shape must have 1..{len(_LN_DIMS)} axes, got {shape}")
+        self.normalized_shape, self.eps = tuple(int(d) for d in shape), float(eps)
+        k = len(shape)
+        self._declare(layer_norm_spec(k, k), eps=self.eps, **dict(zip(_LN_DIMS, self.normalized_shape)))
+
+    def _select(self, inputs):
+        rank = _rank(inputs)
+        shape = np.shape(inputs[0].data if isinstance(inputs[0], Tensor) else inputs[0])
+        k = len(self.normalized_shape)
+        if tuple(shape[rank - k:]) != self.normalized_shape:
+            raise ValueError(f"LayerNorm: input of shape {tuple(shape)} does not end with "
+                             f"{self.normalized_shape}")
+        return layer_norm_spec(rank, k), {}
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}"
+
+
+# ====================================================================== pooling
+
+
+def max_pool2d(x, kernel_size, stride):
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw) = _pair(kernel_size), _pair(stride)
+    i, j = ops.reduce_axis(kh, "i"), ops.reduce_axis(kw, "j")
+    return ops.compute((N, C, (H - kh) // sh + 1, (W - kw) // sw + 1), lambda n, c, h, w: ops.max(
+        x[n, c, h * sh + i, w * sw + j], over=(i, j)), name="maxpool")
+
+
+def avg_pool2d(x, kernel_size, stride):
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw) = _pair(kernel_size), _pair(stride)
+    i, j = ops.reduce_axis(kh, "i"), ops.reduce_axis(kw, "j")
+    return ops.compute((N, C, (H - kh) // sh + 1, (W - kw) // sw + 1), lambda n, c, h, w: ops.sum(
+        x[n, c, h * sh + i, w * sw + j], over=(i, j)) * (1.0 / (kh * kw)), name="avgpool")
+
+
+@layer
+class MaxPool2DSpec:
+    """Max over ``kernel_size`` windows (no padding); the gradient goes to the
+    maximum, split evenly between ties."""
+    x = Input("N", "C", "H", "W")
+    kernel_size = Attr((2, 2))
+    stride = Attr((2, 2))
+
+    def forward(x, kernel_size, stride):
+        return max_pool2d(x, kernel_size, stride)
+
+
+@layer
+class AvgPool2DSpec:
+    """Mean over ``kernel_size`` windows (no padding)."""
+    x = Input("N", "C", "H", "W")
+    kernel_size = Attr((2, 2))
+    stride = Attr((2, 2))
+
+    def forward(x, kernel_size, stride):
+        return avg_pool2d(x, kernel_size, stride)
+
+
+class _Pool2D(_Stateless):
+    _spec = None
+
+    def __init__(self, kernel_size, stride=None, dtype=None):
+        super().__init__(dtype)
+        self.kernel_size = _pair(kernel_size)
+        self.stride = _pair(stride) if stride is not None else self.kernel_size
+        object.__setattr__(self, "_spec_bindings", {"kernel_size": self.kernel_size, "stride": self.stride})
+
+    def _select(self, inputs):
+        if _rank(inputs) != 4:
+            raise ValueError(f"{type(self).__name__}: input must be [N, C, H, W], got rank {_rank(inputs)}")
+        return type(self)._spec, {}
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class MaxPool2D(_Pool2D):
+    """``torch.nn.MaxPool2d(kernel_size, stride)`` (stride defaults to the kernel size)."""
+    _spec = MaxPool2DSpec
+
+
+class AvgPool2D(_Pool2D):
+    """``torch.nn.AvgPool2d(kernel_size, stride)`` (stride defaults to the kernel size)."""
+    _spec = AvgPool2DSpec

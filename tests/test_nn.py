@@ -63,3 +63,175 @@ def test_linear_matches_torch():
         np.testing.assert_allclose(layer.weight.grad, ref.weight.grad.numpy(), rtol=1e-5, atol=1e-5)
         if bias:
             np.testing.assert_allclose(layer.bias.grad, ref.bias.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------- float64 gradient checks, odd sizes
+
+CONV_CASES = [
+    # (C, O, (KH, KW), stride, padding, dilation, groups)
+    (3, 5, (3, 3), (2, 2), (1, 1), (1, 1), 1),
+    (3, 4, (3, 2), (2, 1), (1, 0), (2, 1), 1),
+    (6, 4, (3, 3), (2, 2), (1, 1), (1, 1), 2),
+    (5, 5, (3, 3), (1, 1), (1, 1), (1, 1), 5),      # depthwise
+]
+
+
+@pytest.mark.parametrize("C,O,K,stride,padding,dilation,groups", CONV_CASES)
+def test_conv2d_gradcheck(C, O, K, stride, padding, dilation, groups):
+    check_grad(nn.Conv2DSpec, N=3, C=C, H=5, W=7, O=O, CG=C // groups, KH=K[0], KW=K[1], stride=stride,
+               padding=padding, dilation=dilation, groups=groups).assert_ok()
+
+
+def test_conv2d_no_bias_gradcheck():
+    check_grad(nn.Conv2DNoBiasSpec, N=3, C=3, H=5, W=7, O=5, CG=3, KH=3, KW=3, stride=(2, 2),
+               padding=(1, 1)).assert_ok()
+
+
+def test_conv2d_input_gradient_is_gather_form():
+    """stride 2 and padding 1: every grad_x element is owned by one loop iteration."""
+    layer = nn.Conv2D(3, 5, 3, stride=2, padding=1)
+    layer(np.zeros((1, 3, 5, 7), np.float32))
+    grad_x = [s for s in layer.compiled.derived.stages if s.name == "grad_x"]
+    assert len(grad_x) == 1 and grad_x[0].scatter_index is None
+    assert grad_x[0].reduce == "sum"
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm2d_gradcheck(training):
+    check_grad(nn.BatchNorm2DSpec, N=3, C=3, H=5, W=7, training=training).assert_ok()
+
+
+@pytest.mark.parametrize("spec,sizes,attrs", [
+    (nn.relu_spec(4), dict(N=3, D1=3, D2=5, D3=7), {}),
+    (nn.gelu_spec(2), dict(N=3, D1=7), {}),
+    (nn.softmax_spec(3), dict(N=3, D1=5, D2=7), dict(axis=1)),
+    (nn.softmax_spec(2), dict(N=3, D1=7), {}),
+    (nn.flatten_spec(4), dict(N=3, D1=3, D2=5, D3=7), {}),
+    (nn.layer_norm_spec(3, 1), dict(N=3, D1=5, L1=7), {}),
+    (nn.layer_norm_spec(4, 2), dict(N=3, D1=2, L1=5, L2=7), {}),
+    (nn.MaxPool2DSpec, dict(N=3, C=3, H=5, W=7), dict(kernel_size=(3, 3), stride=(2, 2))),
+    (nn.AvgPool2DSpec, dict(N=3, C=3, H=5, W=7), dict(kernel_size=(3, 2), stride=(2, 2))),
+], ids=lambda v: getattr(v, "name", None))
+def test_stateless_and_norm_gradcheck(spec, sizes, attrs):
+    check_grad(spec, **sizes, **attrs).assert_ok()
+
+
+# ---------------------------------------------------------------- module behaviour
+
+def test_batchnorm2d_modes_share_parameters_and_buffers():
+    bn = nn.BatchNorm2D(3)
+    assert [n for n, _ in bn.named_parameters()] == ["weight", "bias"]
+    assert [n for n, _ in bn.named_buffers()] == ["running_mean", "running_var"]
+    x = _rng().standard_normal((4, 3, 5, 7)).astype(np.float32) * 2 + 1
+    bn(x)
+    mean = bn.running_mean.copy()
+    np.testing.assert_allclose(mean, 0.1 * x.mean(axis=(0, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(bn.running_var, 0.9 + 0.1 * x.var(axis=(0, 2, 3), ddof=1), rtol=1e-5)
+    bn.weight.numpy()[...] = 2.0
+    bn.eval()
+    y = bn(x)
+    np.testing.assert_array_equal(bn.running_mean, mean)          # eval leaves the statistics alone
+    expected = (x - mean[:, None, None]) / np.sqrt(bn.running_var[:, None, None] + 1e-5) * 2.0
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_stateless_layers_follow_input_dtype_and_rank():
+    relu = nn.ReLU()
+    x = np.array([[-1.0, 2.0], [3.0, -4.0]])
+    np.testing.assert_array_equal(relu(x).numpy(), np.maximum(x, 0))
+    assert relu(x.astype(np.float32)).dtype == np.float32
+    assert nn.Flatten()(np.zeros((2, 3, 4, 5), np.float32)).shape == (2, 60)
+    sm = nn.Softmax(axis=1)(np.zeros((2, 4, 3), np.float32))
+    np.testing.assert_allclose(sm.numpy(), 0.25)
+
+
+def test_layers_refuse_bad_input():
+    with pytest.raises(ValueError, match="LayerNorm"):
+        nn.LayerNorm(4)(np.zeros((2, 5), np.float32))
+    with pytest.raises(TypeError, match="float64"):
+        nn.Linear(3, 2)(np.zeros((2, 3), np.float64))
+    with pytest.raises(ValueError, match="divisible"):
+        nn.Conv2D(4, 6, 3, groups=4)
+
+
+def test_double_converts_parameters():
+    layer = nn.Linear(3, 2).double()
+    assert layer.weight.dtype == np.float64
+    assert layer(np.ones((1, 3))).dtype == np.float64
+
+
+# ---------------------------------------------------------------- against torch
+
+def _copy_params(layer, ref, torch):
+    with torch.no_grad():
+        for name, p in layer.named_parameters():
+            dict(ref.named_parameters())[name].copy_(torch.from_numpy(p.numpy()))
+
+
+def _compare(layer, ref, x, torch, rtol=1e-4, atol=1e-5):
+    """Forward, input gradient and every parameter gradient, float32."""
+    rng = _rng(7)
+    y = layer(x)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    gx = layer.backward(gy)
+    xt = torch.from_numpy(x).requires_grad_()
+    yt = ref(xt)
+    yt.backward(torch.from_numpy(gy))
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(gx.numpy(), xt.grad.numpy(), rtol=rtol, atol=atol)
+    ref_params = dict(ref.named_parameters())
+    for name, p in layer.named_parameters():
+        np.testing.assert_allclose(p.grad, ref_params[name].grad.numpy(), rtol=rtol, atol=atol, err_msg=name)
+    layer.zero_grad()
+    ref.zero_grad()
+
+
+@pytest.mark.parametrize("C,O,K,stride,padding,dilation,groups", CONV_CASES)
+def test_conv2d_matches_torch(C, O, K, stride, padding, dilation, groups):
+    torch = pytest.importorskip("torch")
+    kw = dict(kernel_size=K, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    layer, ref = nn.Conv2D(C, O, **kw), torch.nn.Conv2d(C, O, **kw)
+    assert layer.weight.shape == tuple(ref.weight.shape)
+    _copy_params(layer, ref, torch)
+    for H, W in ((5, 7), (8, 9)):       # image sizes stay free at run time
+        _compare(layer, ref, _rng(H).standard_normal((3, C, H, W)).astype(np.float32), torch)
+
+
+def test_batchnorm2d_matches_torch_train_and_eval():
+    torch = pytest.importorskip("torch")
+    layer, ref = nn.BatchNorm2D(5), torch.nn.BatchNorm2d(5)
+    rng = _rng(3)
+    layer.weight.numpy()[...] = rng.uniform(0.5, 1.5, 5)
+    layer.bias.numpy()[...] = rng.standard_normal(5)
+    _copy_params(layer, ref, torch)
+    for step in range(3):
+        x = (rng.standard_normal((3, 5, 5, 7)) * 3 + step).astype(np.float32)
+        _compare(layer, ref, x, torch)
+        np.testing.assert_allclose(layer.running_mean, ref.running_mean.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(layer.running_var, ref.running_var.numpy(), rtol=1e-5, atol=1e-6)
+    layer.eval()
+    ref.eval()
+    _compare(layer, ref, rng.standard_normal((3, 5, 5, 7)).astype(np.float32), torch)
+    np.testing.assert_allclose(layer.running_var, ref.running_var.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda torch: (nn.ReLU(), torch.nn.ReLU(), (3, 4, 5, 7)),
+    lambda torch: (nn.GELU(), torch.nn.GELU(), (3, 11)),
+    lambda torch: (nn.Softmax(axis=1), torch.nn.Softmax(dim=1), (3, 5, 7)),
+    lambda torch: (nn.Flatten(), torch.nn.Flatten(), (3, 4, 5, 7)),
+    lambda torch: (nn.LayerNorm(7), torch.nn.LayerNorm(7), (3, 5, 7)),
+    lambda torch: (nn.LayerNorm((5, 7)), torch.nn.LayerNorm((5, 7)), (3, 2, 5, 7)),
+    lambda torch: (nn.MaxPool2D(2), torch.nn.MaxPool2d(2), (3, 4, 5, 7)),
+    lambda torch: (nn.MaxPool2D(3, stride=2), torch.nn.MaxPool2d(3, stride=2), (3, 4, 5, 7)),
+    lambda torch: (nn.AvgPool2D((3, 2), stride=(2, 1)), torch.nn.AvgPool2d((3, 2), stride=(2, 1)), (3, 4, 5, 7)),
+], ids=["relu", "gelu", "softmax", "flatten", "layernorm", "layernorm2", "maxpool", "maxpool3s2", "avgpool"])
+def test_layers_match_torch(make):
+    torch = pytest.importorskip("torch")
+    layer, ref, shape = make(torch)
+    rng = _rng(5)
+    if isinstance(layer, nn.LayerNorm):
+        layer.weight.numpy()[...] = rng.uniform(0.5, 1.5, layer.weight.shape)
+        layer.bias.numpy()[...] = rng.standard_normal(layer.bias.shape)
+        _copy_params(layer, ref, torch)
+    _compare(layer, ref, rng.standard_normal(shape).astype(np.float32), torch)
