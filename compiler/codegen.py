@@ -55,6 +55,14 @@ def var_c(name: str) -> str:
     return mangle("v", name)
 
 
+def c_comment(text: str) -> str:
+    """``text`` made safe inside ``/* ... */``: user names (a class name, a
+    ``compute``/``reduce_axis`` name) reach comments, so only printable ASCII
+    without backslashes or ``?`` (no line splices, no trigraphs under
+    ``-std=c11``) is kept, and ``*/`` cannot close the comment."""
+    return re.sub(r"[^\x20-\x7e]|[\\?]", "_", text).replace("*/", "* /")
+
+
 def c_literal(value: float, dtype: str) -> str:
     ctype, suffix = DTYPES[dtype]
     if math.isnan(value):
@@ -249,7 +257,7 @@ def render_nest(nest: Nest, shapes: dict, dtype: str) -> str:
             if nest.loops and nest.loops[-1].simd:
                 loops[-1]["pragma"] = "#pragma omp simd"
     body = printer.lines + [statement]
-    comment = ir.format_stage(s).replace("*/", "* /")
+    comment = c_comment(ir.format_stage(s))
     return _env.get_template("nest.c.j2").render(comment=comment, prologue=prologue, loops=loops,
                                                 body=body, epilogue=epilogue)
 
@@ -272,7 +280,7 @@ def render_function(sig: Signature, dtype: str) -> tuple[str, str]:
     nests = [render_nest(n, shapes, dtype) for n in plan_program(sig.program)]
     name = f"{sig.function}_{dtype}"
     text = _env.get_template("function.c.j2").render(
-        title=f"{sig.program.name} ({ctype})", name=name, params=params or ["void"], nests=nests)
+        title=c_comment(f"{sig.program.name} ({ctype})"), name=name, params=params or ["void"], nests=nests)
     return text, f"void {name}({', '.join(proto) or 'void'})"
 
 

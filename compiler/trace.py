@@ -61,9 +61,14 @@ class Builder:
         return SpecError(self.spec, message)
 
     def fresh(self, hint: str) -> str:
-        name = f"{hint}_{self._counter}"
-        self._counter += 1
-        return name
+        # a generated name never takes a declared tensor's name, nor the grad_
+        # prefix autodiff names gradients with
+        hint = "v" + hint if hint.startswith("grad_") else hint
+        while True:
+            name = f"{hint}_{self._counter}"
+            self._counter += 1
+            if name not in self.decls:
+                return name
 
     def new_var(self, extent, hint: str = "i") -> "Index":
         name = self.fresh(hint) if hint in self.extents or hint[-1:].isdigit() else hint
@@ -73,6 +78,8 @@ class Builder:
         return Index(IVar(name))
 
     def declare(self, name: str, shape: tuple, role: str) -> "TensorExpr":
+        if name.startswith("grad_"):
+            raise self.error(f"the name {name!r} is reserved: layerc names the gradient of x grad_x")
         self.decls[name] = TensorDecl(name, tuple(shape), role)
         return TensorExpr(name, tuple(shape), self, integer=role == "index")
 

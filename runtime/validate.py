@@ -18,8 +18,9 @@ import numpy as np
 
 from compiler import ir
 
-# elements above this would overflow 64-bit offsets in index arithmetic
-MAX_ELEMENTS = 2 ** 62
+# elements above this would overflow 64-bit index arithmetic: the kernels'
+# int64 element offsets and the byte offsets (8 bytes an element) derived from them
+MAX_ELEMENTS = 2 ** 60
 
 
 def describe(shape: tuple, sizes: dict) -> str:
@@ -43,12 +44,21 @@ def check_array(layer: str, arg: str, value, shape: tuple, dtype, sizes: dict, i
     from .tensor import Tensor
     if isinstance(value, Tensor):
         value = value.data
-    if not isinstance(value, np.ndarray):
-        if isinstance(value, (list, tuple, int, float)):
-            value = np.asarray(value, dtype=np.int64 if integer else dtype)
-        else:
-            raise TypeError(f"{layer}: argument {arg} must be a numpy array or Tensor, got {type(value).__name__}")
     want = np.dtype(np.int64) if integer else np.dtype(dtype)
+    if isinstance(value, np.generic):
+        value = np.asarray(value)       # a numpy scalar keeps its dtype: checked like an array
+    if not isinstance(value, np.ndarray):
+        if not isinstance(value, (list, tuple, int, float)) or isinstance(value, bool):
+            raise TypeError(f"{layer}: argument {arg} must be a numpy array or Tensor, got {type(value).__name__}")
+        # Python numbers carry no precision of their own: they take the module's dtype.
+        # Anything else in the list (strings, None, objects) is refused, never parsed.
+        array = np.asarray(value)
+        if array.dtype.kind not in ("iu" if integer else "iuf"):
+            raise TypeError(f"{layer}: argument {arg} must hold {'integers' if integer else 'numbers'}, "
+                            f"got a {type(value).__name__} of {array.dtype}")
+        value = array.astype(want)
+    if value.dtype.kind == "u" and integer and value.size and value.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{layer}: argument {arg} holds indices beyond the int64 range")
     if value.dtype != want:
         lossless = integer and value.dtype.kind in "iu" and value.dtype.isnative
         if not (cast or lossless) or value.dtype.kind not in "iuf":
@@ -82,9 +92,11 @@ def check_output(layer: str, arg: str, out, shape: tuple, dtype, inputs) -> np.n
     writable, and not overlapping any input."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{layer}: out= for {arg} must be a numpy array, got {type(out).__name__}")
-    if out.shape != tuple(shape) or out.dtype != np.dtype(dtype):
-        raise ValueError(f"{layer}: out= for {arg} has shape {out.shape} and dtype {out.dtype}, "
-                         f"expected {tuple(shape)} and {np.dtype(dtype)}")
+    if out.dtype != np.dtype(dtype):
+        raise TypeError(f"{layer}: out= for {arg} has dtype {out.dtype.str} ({out.dtype}), "
+                        f"expected {np.dtype(dtype)} in native byte order")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{layer}: out= for {arg} has shape {out.shape}, expected {tuple(shape)}")
     if not (out.flags.c_contiguous and out.flags.writeable and out.flags.aligned):
         raise ValueError(f"{layer}: out= for {arg} must be C-contiguous, aligned and writable")
     for name, a in inputs:
@@ -94,8 +106,12 @@ def check_output(layer: str, arg: str, out, shape: tuple, dtype, inputs) -> np.n
 
 
 def check_total_size(layer: str, name: str, shape: tuple) -> None:
+    if any(int(d) < 0 for d in shape):
+        raise ValueError(f"{layer}: {name} would have shape {shape}, with a negative size: "
+                         "the inputs are too small for this layer (e.g. smaller than a kernel)")
     total = 1
     for d in shape:
         total *= int(d)
-    if total > MAX_ELEMENTS or any(int(d) < 0 for d in shape):
-        raise ValueError(f"{layer}: {name} would have shape {shape}, too large for 64-bit indexing")
+    if total > MAX_ELEMENTS:
+        raise ValueError(f"{layer}: {name} would have shape {shape} ({total} elements), "
+                         f"more than the {MAX_ELEMENTS} that 64-bit index arithmetic allows")
