@@ -1,0 +1,320 @@
+"""Ahead-of-time packages (compiler/aot.py, `layerc build`): they import with
+only numpy and cffi, match the JIT module, and the committed generated/ is fresh."""
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+import sysconfig
+import textwrap
+import zipfile
+
+import numpy as np
+import pytest
+
+from compiler import aot
+from compiler.cli import build_all, find_manifest, load_file
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+SPECS = '''
+from compiler import layer, Input, Param, Buffer, Attr, ops
+
+@layer
+class PReLU:
+    """PReLU(x) = max(0, x) + alpha * min(0, x), one alpha per feature."""
+    x = Input("N", "C")
+    alpha = Param("C", init=0.25)
+
+    def forward(x, alpha):
+        return ops.maximum(x, 0) + alpha * ops.minimum(x, 0)
+
+
+@layer
+class Linear:
+    x = Input("N", "I")
+    weight = Param("O", "I", init="xavier")
+    bias = Param("O", init="normal")
+
+    def forward(x, weight, bias):
+        return x @ weight.T + bias
+
+
+@layer
+class ScaledTanh:
+    x = Input("N", "C")
+    gain = Attr(2.0)
+
+    def forward(x, gain):
+        return ops.tanh(x * gain)
+'''
+
+# Runs in a separate interpreter that cannot import compiler, runtime, templates,
+# jinja2 or setuptools: -I (no PYTHONPATH, no user site, no cwd), -S (no .pth
+# files, so no editable install), an explicit sys.path, and a finder refusing
+# those names in case any of them is reachable anyway.
+ISOLATED = '''
+import sys
+sys.path[:0] = {paths!r}
+class Refuse:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name.split(".")[0] in ("compiler", "runtime", "templates", "jinja2", "setuptools"):
+            raise ImportError("isolated: " + name + " must not be imported")
+        return None
+sys.meta_path.insert(0, Refuse)
+import time
+t0 = time.perf_counter()
+import numpy as np
+t1 = time.perf_counter()
+import {package} as pkg
+m = pkg.Module(dtype=np.{dtype})
+t2 = time.perf_counter()
+data = np.load({data!r})
+y = m.forward(data["x"])
+gx = m.backward(data["g"])
+out = {{"y": y, "gx": gx, "import_seconds": t2 - t1}}
+for name, p in m.named_parameters():
+    out["param_" + name] = p.data
+    out["grad_" + name] = p.grad
+np.savez({result!r}, **out)
+bad = [n for n in sys.modules if n.split(".")[0] in ("compiler", "runtime", "templates", "jinja2", "setuptools")]
+assert not bad, bad
+print("ok", m.so_path)
+'''
+
+
+def isolated_paths(package_parent: pathlib.Path) -> list:
+    """stdlib, lib-dynload and the site-packages holding numpy and cffi, then the package's folder."""
+    import cffi
+    site = {str(pathlib.Path(np.__file__).parents[1]), str(pathlib.Path(cffi.__file__).parents[1])}
+    return [str(package_parent), *sorted(site)]
+
+
+def run_isolated(package_parent, package, dtype, data, result):
+    code = ISOLATED.format(paths=isolated_paths(package_parent), package=package, dtype=dtype,
+                           data=str(data), result=str(result))
+    env = {"PATH": "/nonexistent", "HOME": os.environ.get("HOME", "/")}   # no C compiler reachable
+    return subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True,
+                          env=env, cwd=str(package_parent))
+
+
+@pytest.fixture(scope="module")
+def specs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("specs")
+    (folder / "aot_specs.py").write_text(SPECS)
+    return load_file(str(folder / "aot_specs.py"))
+
+
+@pytest.fixture(scope="module")
+def built(specs, tmp_path_factory):
+    """PReLU and Linear built ahead of time (with their extensions) into one folder."""
+    out = tmp_path_factory.mktemp("aot")
+    results = {
+        "prelu": aot.write_package(specs.PReLU, out, {"C": 5}),
+        "linear": aot.write_package(specs.Linear, out, {"I": 4, "O": 3}),
+    }
+    return out, results
+
+
+@pytest.mark.parametrize("package,bindings,dtype", [
+    ("prelu", {"C": 5}, "float32"),
+    ("prelu", {"C": 5}, "float64"),
+    ("linear", {"I": 4, "O": 3}, "float64"),
+])
+def test_isolated_import_matches_jit(specs, built, tmp_path, package, bindings, dtype):
+    out, results = built
+    spec = {"prelu": specs.PReLU, "linear": specs.Linear}[package]
+    jit = spec.build(dtype=dtype, **bindings)
+    with np.load(out / package / "params.npz") as stored:
+        for name, p in jit.named_parameters():
+            p.data[...] = stored[name]
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((7, jit._inputs[0].shape[1].value)).astype(dtype)
+    x[0, :2] = 0.0                                 # the kink of maximum/minimum
+    y = jit.forward(x).numpy()
+    g = rng.standard_normal(y.shape).astype(dtype)
+    gx = jit.backward(g).numpy()
+    np.savez(tmp_path / "data.npz", x=x, g=g)
+
+    run = run_isolated(out, package, dtype, tmp_path / "data.npz", tmp_path / "result.npz")
+    assert run.returncode == 0, run.stderr
+    got = np.load(tmp_path / "result.npz")
+    assert got["y"].dtype == np.dtype(dtype)
+    # portable flags against -march=native: FMA contraction may differ in the last bit
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(got["y"], y, rtol=rtol)
+    np.testing.assert_allclose(got["gx"], gx, rtol=rtol)
+    for name, p in jit.named_parameters():
+        np.testing.assert_array_equal(got["param_" + name], p.data)
+        np.testing.assert_allclose(got["grad_" + name], p.grad, rtol=rtol)
+
+
+def test_initial_parameters_are_the_jit_initialization_at_seed_0(specs, built):
+    from runtime.random import manual_seed
+    out, _ = built
+    manual_seed(0)
+    jit = specs.Linear.build(dtype="float64", I=4, O=3)
+    with np.load(out / "linear" / "params.npz") as stored:
+        assert sorted(stored.files) == ["bias", "weight"]
+        for name, p in jit.named_parameters():
+            np.testing.assert_array_equal(stored[name], p.data)
+
+
+def test_rendered_c_is_what_the_jit_compiles(specs):
+    jit = specs.PReLU.build(C=5)
+    assert aot.lower(specs.PReLU, C=5).source == jit.source
+    low = aot.lower(specs.ScaledTanh, gain=3.0)
+    assert "3.0" in low.source
+    assert low.source == specs.ScaledTanh.build(gain=3.0).source
+
+
+def test_package_files_and_flags(built):
+    out, results = built
+    files = sorted(p.name for p in (out / "prelu").iterdir())
+    for name in ("__init__.py", "_layerc_runtime.py", "build.py", "setup.py", "pyproject.toml",
+                 "source.c", "cdef.h", "params.npz"):
+        assert name in files
+    ext = results["prelu"].so_path
+    assert ext and os.path.basename(ext) == "_prelu_ext" + sysconfig.get_config_var("EXT_SUFFIX")
+    flags = [line for line in (out / "prelu" / "build.py").read_text().splitlines() if line.startswith("COMPILE_ARGS")]
+    assert len(flags) == 1 and "native" not in flags[0] and "-fopenmp" in flags[0]   # portable baseline
+    init = (out / "prelu" / "__init__.py").read_text()
+    assert "import compiler" not in init and "jinja2" not in init
+
+
+def test_module_attributes_in_process(built, monkeypatch):
+    out, _ = built
+    monkeypatch.syspath_prepend(str(out))
+    import prelu
+    m = prelu.PReLU()
+    assert m.source == (out / "prelu" / "source.c").read_text()
+    assert os.path.samefile(m.so_path, built[1]["prelu"].so_path)
+    assert len(m.cache_key) == 64
+    assert repr(m) == "PReLU(C=5)"
+    y = m.forward(np.array([[-2, -1, 0, 1, 2]], np.float32))
+    np.testing.assert_array_equal(y, [[-0.5, -0.25, 0, 1, 2]])
+    m.backward(np.ones((1, 5), np.float32))
+    np.testing.assert_array_equal(m.alpha.grad, [-2, -1, 0, 0, 0])
+    with pytest.raises(RuntimeError, match="backward"):
+        m.backward(np.ones((1, 5), np.float32))
+    state = m.state_dict()
+    state["alpha"][:] = 0.5
+    m.load_state_dict(state)
+    np.testing.assert_array_equal(m.forward(np.full((2, 5), -2, np.float32)), np.full((2, 5), -1))
+
+
+@pytest.mark.parametrize("bad,error,match", [
+    (np.zeros((2, 5), np.float64), TypeError, "PReLU: argument x has dtype"),
+    (np.zeros((5,), np.float32), ValueError, r"expected rank 2: \(N, 5\)"),
+    (np.zeros((2, 4), np.float32), ValueError, r"axis 1 is 4, expected 5"),
+])
+def test_bad_inputs_raise_before_c(built, monkeypatch, bad, error, match):
+    out, _ = built
+    monkeypatch.syspath_prepend(str(out))
+    import prelu
+    with pytest.raises(error, match=match):
+        prelu.PReLU().forward(bad)
+
+
+def test_non_contiguous_and_empty_inputs(built, monkeypatch):
+    out, _ = built
+    monkeypatch.syspath_prepend(str(out))
+    import prelu
+    m = prelu.PReLU(dtype=np.float64)
+    x = np.arange(-10.0, 10.0).reshape(5, 4).T[:, :]    # (4, 5), Fortran order
+    np.testing.assert_array_equal(m.forward(x), np.where(x > 0, x, 0.25 * x))
+    assert m.forward(np.zeros((0, 5))).shape == (0, 5)
+
+
+def test_sources_only_package_imports_and_says_how_to_build(specs, tmp_path):
+    result = aot.write_package(specs.ScaledTanh, tmp_path, package="scaled_tanh", compile=False)
+    assert result.so_path is None
+    code = f"""
+import sys; sys.path.insert(0, {str(tmp_path)!r})
+import scaled_tanh
+try:
+    scaled_tanh.ScaledTanh()
+except ImportError as e:
+    print(e)
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "python -m scaled_tanh.build" in run.stdout
+
+
+def test_build_script_builds_in_place(specs, tmp_path):
+    aot.write_package(specs.ScaledTanh, tmp_path, package="scaled_tanh", compile=False)
+    run = subprocess.run([sys.executable, "-m", "scaled_tanh.build"], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    data = tmp_path / "data.npz"
+    x = np.linspace(-1, 1, 12).reshape(3, 4)
+    np.savez(data, x=x, g=np.ones_like(x))
+    run = run_isolated(tmp_path, "scaled_tanh", "float64", data, tmp_path / "result.npz")
+    assert run.returncode == 0, run.stderr
+    got = np.load(tmp_path / "result.npz")
+    np.testing.assert_allclose(got["y"], np.tanh(2 * x), rtol=1e-12)
+    np.testing.assert_allclose(got["gx"], 2 * (1 - np.tanh(2 * x) ** 2), rtol=1e-12)
+
+
+def test_write_refuses_a_folder_layerc_did_not_write(specs, tmp_path):
+    (tmp_path / "prelu").mkdir()
+    (tmp_path / "prelu" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a package written by layerc"):
+        aot.write_package(specs.PReLU, tmp_path, {"C": 5}, compile=False)
+    assert (tmp_path / "prelu" / "notes.txt").read_text() == "mine"
+
+
+def test_rebuild_replaces_the_package(specs, tmp_path):
+    aot.write_package(specs.PReLU, tmp_path, {"C": 5}, compile=False)
+    (tmp_path / "prelu" / "stale.so").write_text("old binary")
+    aot.write_package(specs.PReLU, tmp_path, {"C": 6}, compile=False)
+    assert not (tmp_path / "prelu" / "stale.so").exists()
+    assert "'C': 6" in (tmp_path / "prelu" / "__init__.py").read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["prelu"]     # no temporary folders left
+
+
+def test_rendering_is_deterministic(specs):
+    a = aot.render_package(specs.Linear, {"I": 4, "O": 3})
+    b = aot.render_package(specs.Linear, {"I": 4, "O": 3})
+    assert a == b
+    assert zipfile.ZipFile(__import__("io").BytesIO(a["params.npz"])).namelist() == ["bias.npy", "weight.npy"]
+
+
+def test_committed_generated_folder_is_fresh(tmp_path):
+    """generated/ is exactly what `layerc build --all --sources-only` writes."""
+    manifest = find_manifest(str(REPO / "generated" / "manifest.txt"))
+    lines = build_all(manifest, tmp_path, sources_only=True)
+    assert lines, "the manifest lists no package"
+    fresh = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    stale = []
+    for name in fresh:
+        want = aot.source_files(tmp_path / name)
+        have = aot.source_files(REPO / "generated" / name)
+        if set(want) != set(have):
+            stale.append(f"{name}: files differ: {sorted(set(want) ^ set(have))}")
+            continue
+        stale += [f"{name}/{f} differs" for f in want if want[f] != have[f]]
+    assert not stale, ("generated/ is stale; regenerate it with `layerc build --all --sources-only`:\n"
+                       + "\n".join(stale))
+
+
+@pytest.mark.slow
+def test_pip_wheel_of_a_package(specs, tmp_path):
+    """`pip wheel --no-build-isolation <package>` builds a wheel whose install imports in isolation."""
+    aot.write_package(specs.PReLU, tmp_path / "src", {"C": 5}, compile=False)
+    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
+                          "-w", str(tmp_path / "wheels"), str(tmp_path / "src" / "prelu")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    wheels = list((tmp_path / "wheels").glob("prelu-*.whl"))
+    assert len(wheels) == 1
+    names = zipfile.ZipFile(wheels[0]).namelist()
+    assert any(n.startswith("prelu/_prelu_ext") for n in names) and "prelu/params.npz" in names
+    zipfile.ZipFile(wheels[0]).extractall(tmp_path / "site")
+    x = np.array([[-2.0, -1, 0, 1, 2]])
+    np.savez(tmp_path / "data.npz", x=x, g=np.ones_like(x))
+    run = run_isolated(tmp_path / "site", "prelu", "float64", tmp_path / "data.npz", tmp_path / "result.npz")
+    assert run.returncode == 0, run.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "result.npz")["y"], [[-0.5, -0.25, 0, 1, 2]])
