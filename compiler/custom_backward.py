@@ -102,7 +102,7 @@ def trace_backward(spec, traced_forward: Program, attrs: dict, sizes: dict) -> P
         args = {}
         for t in fwd.tensors:
             args[t.name] = b.declare(t.name, t.shape, t.role)
-        grads = tuple(b.declare(grad_name(o), fwd.shape_of(o), "grad") for o in fwd.outputs)
+        grads = tuple(_declare_grad(b, grad_name(o), fwd.shape_of(o)) for o in fwd.outputs)
         single = len(grads) == 1
         args["grad_output"] = args["grad_outputs"] = grads[0] if single else grads
         saved = {}
@@ -163,6 +163,12 @@ def trace_backward(spec, traced_forward: Program, attrs: dict, sizes: dict) -> P
     decls += [TensorDecl(grad_name(o), fwd.shape_of(o), "grad") for o in fwd.outputs]
     program = Program(f"{fwd.name}_backward", tuple(decls), tuple(stages), tuple(outputs))
     return simplify_program(program)
+
+
+def _declare_grad(b: Builder, name: str, shape: tuple) -> TensorExpr:
+    """Declare ``grad_<output>`` (a name ``Builder.declare`` reserves for layerc)."""
+    b.decls[name] = TensorDecl(name, tuple(shape), "grad")
+    return TensorExpr(name, tuple(shape), b)
 
 
 def _rename_iexpr(e, mapping):
@@ -290,9 +296,11 @@ def verify_backward(spec, inputs: dict | None = None, seed: int = 0, eps: float 
     """
     if spec.backward is None:
         raise ValueError(f"verify_backward({spec.name}): the spec has no user-written backward")
-    sizes_attrs = dict(bindings)
-    user = spec.build(dtype=np.float64, **sizes_attrs)
-    derived = derived_twin(spec).build(dtype=np.float64, **sizes_attrs)
+    from runtime.module import LayerModule
+
+    from .pipeline import compile_layer
+    user = LayerModule(compile_layer(spec, **bindings), dtype=np.float64)
+    derived = LayerModule(compile_layer(derived_twin(spec), **bindings), dtype=np.float64)
     sizes = _free_sizes(user, {k: v for k, v in bindings.items() if k in spec.sizes}, free_size)
     rng = np.random.default_rng(seed)
     given = dict(inputs or {})
@@ -370,12 +378,19 @@ def checking_requested(checked: bool | None = None) -> bool:
     return os.environ.get(CHECK_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
+_verified: dict = {}
+
+
 def check_on_build(spec, checked: bool | None = None, **bindings):
-    """Verify a user-written backward when checked mode is on; raises
-    ``BackwardMismatch`` with the report when a gradient is wrong."""
+    """Verify a user-written backward when checked mode is on (once per spec and
+    bindings); raises ``BackwardMismatch`` with the report when a gradient is wrong."""
     if spec.backward is None or not checking_requested(checked):
         return None
-    return verify_backward(spec, **bindings).assert_ok()
+    key = (id(spec), repr(sorted(bindings.items())))
+    entry = _verified.get(key)
+    if entry is None or entry[0] is not spec:
+        entry = _verified[key] = (spec, verify_backward(spec, **bindings))
+    return entry[1].assert_ok()
 
 
 __all__ = ["trace_backward", "verify_backward", "BackwardReport", "BackwardMismatch", "check_on_build",
