@@ -61,7 +61,7 @@ class Tensor:
         array = np.asarray(data, dtype=dtype)
         if dtype is None and array.dtype.kind in "biu" and requires_grad:
             raise TypeError("an integer Tensor cannot require a gradient")
-        if dtype is None and array.dtype == np.float64 and not isinstance(data, np.ndarray):
+        if dtype is None and array.dtype == np.float64 and not isinstance(data, (np.ndarray, np.generic)):
             array = array.astype(np.float32)   # Python numbers and lists default to float32
         self.data = array
         self.grad: np.ndarray | None = None
@@ -225,6 +225,9 @@ class Tensor:
                 raise ValueError(f"backward() without a gradient needs a scalar, got shape {self.shape}; "
                                  "pass grad=")
             grad = np.ones_like(self.data)
+        if self.node is None and not self.requires_grad:
+            raise RuntimeError("backward: this tensor is not on the tape (computed under no_grad, "
+                               "or from inputs and modules that need no gradient)")
         grad = np.asarray(_array(grad), dtype=self.dtype)
         if grad.shape != self.shape:
             raise ValueError(f"backward: gradient of shape {grad.shape} for a tensor of shape {self.shape}")
