@@ -59,8 +59,11 @@ def c_comment(text: str) -> str:
     """``text`` made safe inside ``/* ... */``: user names (a class name, a
     ``compute``/``reduce_axis`` name) reach comments, so only printable ASCII
     without backslashes or ``?`` (no line splices, no trigraphs under
-    ``-std=c11``) is kept, and ``*/`` cannot close the comment."""
-    return re.sub(r"[^\x20-\x7e]|[\\?]", "_", text).replace("*/", "* /")
+    ``-std=c11``) is kept, and ``*/`` cannot close it nor ``/*`` nest in it."""
+    text = re.sub(r"[^\x20-\x7e]|[\\?]", "_", text)
+    while "*/" in text or "/*" in text:
+        text = text.replace("*/", "* /").replace("/*", "/ *")
+    return text
 
 
 def c_literal(value: float, dtype: str) -> str:
