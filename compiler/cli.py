@@ -337,7 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("show", help="print the forward, the derived backward, saved tensors and the generated C",
+    # -v/-q are accepted after the command too (layerc build ... -v)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show compiler commands and details")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="hide progress messages")
+
+    p = sub.add_parser("show", parents=[common], help="print the forward, the derived backward, saved tensors and the generated C",
                        description="Print a layer's forward and derived backward in math notation, what backward "
                                    "saves, and the generated C. Flags select parts (default: all but --fused).")
     _add_target(p)
@@ -347,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{part}", action="store_true", help=f"show {text}")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("check", help="gradient check against finite differences (exit 1 on failure)",
+    p = sub.add_parser("check", parents=[common], help="gradient check against finite differences (exit 1 on failure)",
                        description="Compare the backward (derived or user-written) with central finite "
                                    "differences in float64; a user-written backward is also compared with "
                                    "the derived one. Every size must be bound.")
@@ -358,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an input array from a .npy file (needed for integer inputs such as targets)")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("build", help="write an importable ahead-of-time package (numpy + cffi only)",
+    p = sub.add_parser("build", parents=[common], help="write an importable ahead-of-time package (numpy + cffi only)",
                        description="Render the layer into OUT/<package>/ (C source, cdef, runtime wrapper, "
                                    "parameters, build script, setup.py) and compile its extension with "
                                    "portable flags. The package imports with only numpy and cffi.")
@@ -376,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bench_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("cache", help="the JIT build cache: dir, ls, clear, verify")
+    p = sub.add_parser("cache", parents=[common], help="the JIT build cache: dir, ls, clear, verify")
     p.add_argument("action", choices=["dir", "ls", "clear", "verify"])
     p.set_defaults(func=cmd_cache)
     return parser
@@ -398,7 +405,16 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # everything after `bench` belongs to the benchmarks (argparse's REMAINDER
+    # would still claim a leading --option)
+    head = 0
+    while head < len(argv) and argv[head] in ("-v", "--verbose", "-q", "--quiet"):
+        head += 1
+    if head < len(argv) and argv[head] == "bench":
+        args = parser.parse_args(argv[:head + 1])
+        args.bench_args = argv[head + 1:]
+    else:
+        args = parser.parse_args(argv)
     _configure_logging(args.verbose, args.quiet)
     try:
         return args.func(args)

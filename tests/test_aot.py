@@ -318,3 +318,10 @@ def test_pip_wheel_of_a_package(specs, tmp_path):
     run = run_isolated(tmp_path / "site", "prelu", "float64", tmp_path / "data.npz", tmp_path / "result.npz")
     assert run.returncode == 0, run.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "result.npz")["y"], [[-0.5, -0.25, 0, 1, 2]])
+
+
+def test_jit_modules_expose_source_so_path_and_cache_key(specs):
+    m = specs.PReLU.build(C=5)
+    assert "void lc_prelu_forward_f32(" in m.source
+    assert os.path.isfile(m.so_path)
+    assert len(m.cache_key) == 64 and m.cache_key[:16] in m.so_path
