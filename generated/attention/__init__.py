@@ -155,7 +155,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
                                       False)]}},
  'threads_function': 'lc_multiheadattentionspec_set_threads',
  'extension': '_attention_ext',
- 'key': '1facab236f1f068525a4e038fa873be2639e98a70fcae7dc26277aeee31e164b'}
+ 'key': 'ab38b76e1c95922b5d029bb42e744ce22d1095de340409211f533b5dc5439407'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

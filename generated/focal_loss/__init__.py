@@ -54,7 +54,7 @@ LAYER = {'name': 'FocalLossSpec',
                                      ('work', 'grad_sum_4_14', ('N', '1'), 'workspace', False)]}},
  'threads_function': 'lc_focallossspec_set_threads',
  'extension': '_focal_loss_ext',
- 'key': '4ef12facc79c84dfcd6ff3c8fd3e740d43e252c6cc716f5ab6e64d914a2381eb'}
+ 'key': '3561a1fc53b79240720bb70d28afd79210c86636788c8d6bcee134ae143378e9'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

@@ -49,7 +49,7 @@ LAYER = {'name': 'LinearSpec',
                                       False)]}},
  'threads_function': 'lc_linearspec_set_threads',
  'extension': '_linear_ext',
- 'key': 'dfe1b4d426f6f0ad28fef4d88fbb46a6c8e3f1ab5e25670eaab5d0aadaf309ce'}
+ 'key': '1cfe620dbe2d00e2ee32a371922b75b1359c4a1c5352e853fa57a22dcd398a2c'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

@@ -46,7 +46,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
                                       False)]}},
  'threads_function': 'lc_linearnobiasspec_set_threads',
  'extension': '_linear_no_bias_ext',
- 'key': '3e0e96f4ee1a755a01b8d2e9ad45b5e211f601d6ffa902ac596ae2510c8e9f23'}
+ 'key': '1cda09cc4ef8da3bee9084e1fdf08479495fec6148abd9ddb5e57bd0d628799f'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

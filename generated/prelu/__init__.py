@@ -43,7 +43,7 @@ LAYER = {'name': 'PReLU2D',
                                      ('out', 'grad_alpha', ('1',), 'output', False)]}},
  'threads_function': 'lc_prelu2d_set_threads',
  'extension': '_prelu_ext',
- 'key': '82f4d83195be01690a5ee53babafbbd2558ffa44fca75c952da5b902c5afb71c'}
+ 'key': 'ceb644ee921416958659b79ecceac7af6b3f865986c2cebd6b42bb35f0f4307d'}
 
 
 class PReLU2D(_layerc_runtime.LayerModule):

@@ -43,7 +43,7 @@ LAYER = {'name': 'ScaledLayerSpec',
                                      ('out', 'grad_scale', (), 'output', False)]}},
  'threads_function': 'lc_scaledlayerspec_set_threads',
  'extension': '_scaled_layer_ext',
- 'key': 'cac4b156ff62e30cbb6ba67bff1ab5f86661add2d919eb3c5f119203053cab3f'}
+ 'key': 'ebf304ad7f34a098e775206737cc8909f8a3e0f82de3eb526ec858cf3d7c81bb'}
 
 
 class ScaledLayerSpec(_layerc_runtime.LayerModule):
