@@ -1,0 +1,330 @@
+"""layerc layers inside PyTorch: autograd.Function, shared memory, torch.optim,
+and two-process torch.distributed data-parallel training."""
+import os
+import socket
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from compiler import Buffer, Input, Param, layer, ops  # noqa: E402
+from runtime.torch_interop import TorchLayer, to_torch  # noqa: E402
+
+
+@layer
+class PReLU:
+    x = Input("N", "C")
+    alpha = Param("C", init=0.25)
+
+    def forward(x, alpha):
+        return ops.maximum(x, 0) + alpha * ops.minimum(x, 0)
+
+
+@layer
+class Dense:
+    x = Input("N", "I")
+    weight = Param("O", "I", init="xavier")
+    bias = Param("O", init=0.1)
+
+    def forward(x, weight, bias):
+        return ops.tanh(x @ weight.T + bias)
+
+
+@layer
+class RunningMean:
+    x = Input("N", "C")
+    running = Buffer("C", init=0.0)
+
+    def forward(x, running):
+        ops.assign(running, 0.5 * running + 0.5 * ops.mean(x, axis=0))
+        return x - ops.mean(x, axis=0)
+
+
+@layer
+class Pick:
+    logits = Input("N", "K")
+    target = Input("N", 1, dtype="int64")
+
+    def forward(logits, target):
+        return -ops.take_along_axis(ops.log_softmax(logits, axis=1), target, axis=1)
+
+
+def f64(*shape, requires_grad=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, dtype=torch.float64, generator=g, requires_grad=requires_grad)
+
+
+# ------------------------------------------------------------------ autograd
+
+def test_gradcheck_prelu_float64():
+    t = to_torch(PReLU.build(C=5, dtype="float64"))
+    with torch.no_grad():
+        t.alpha.copy_(torch.linspace(-0.5, 0.7, 5, dtype=torch.float64))
+    x = f64(4, 5)
+    assert torch.autograd.gradcheck(lambda x, a: t(x), (x, t.alpha))
+
+
+def test_gradcheck_dense_float64_all_arguments():
+    t = to_torch(Dense.build(I=3, O=4, dtype="float64"))
+    x = f64(6, 3)
+    assert torch.autograd.gradcheck(lambda x, w, b: t(x), (x, t.weight, t.bias))
+
+
+def test_integer_input_is_not_differentiated():
+    t = to_torch(Pick.build(K=4, dtype="float64"))
+    logits = f64(5, 4)
+    target = torch.tensor([[0], [3], [1], [2], [3]])
+    assert torch.autograd.gradcheck(lambda z: t(z, target), (logits,))
+    ref = -torch.log_softmax(logits, 1).gather(1, target)
+    torch.testing.assert_close(t(logits, target).reshape(ref.shape), ref)
+
+
+def test_matches_torch_prelu_forward_and_backward():
+    t = to_torch(PReLU.build(C=6))
+    with torch.no_grad():
+        t.alpha.uniform_(-1, 1)
+    alpha_ref = t.alpha.detach().clone().requires_grad_()
+    x = torch.randn(8, 6, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    g = torch.randn(8, 6)
+    y = t(x)
+    y.backward(g)
+    y_ref = torch.nn.functional.prelu(x_ref, alpha_ref)
+    y_ref.backward(g)
+    torch.testing.assert_close(y, y_ref)
+    torch.testing.assert_close(x.grad, x_ref.grad)
+    torch.testing.assert_close(t.alpha.grad, alpha_ref.grad)
+
+
+def test_each_call_keeps_its_own_context():
+    """The same layer used twice in one graph: each backward uses its own call's inputs."""
+    t = to_torch(PReLU.build(C=3, dtype="float64"))
+    x = f64(4, 3)
+    assert torch.autograd.gradcheck(lambda x, a: t(t(x) * 2.0 - 1.0) + t(-x), (x, t.alpha))
+    y1, y2 = t(x), t(x * 3.0)     # backward in the opposite order of the forwards
+    (y2.sum() * 2 + y1.sum()).backward()
+    alpha = t.alpha.detach()
+    expected = 2 * torch.where(3 * x > 0, 3.0, alpha * 3) + torch.where(x > 0, 1.0, alpha)
+    torch.testing.assert_close(x.grad, expected.detach())
+
+
+def test_outputs_of_later_calls_do_not_overwrite_earlier_ones():
+    t = to_torch(PReLU.build(C=3))
+    x = torch.randn(4, 3)
+    y1 = t(x)
+    kept = y1.clone()
+    for k in range(5):
+        t(x * (k + 2))
+    torch.testing.assert_close(y1, kept)
+
+
+def test_retain_graph_runs_backward_twice():
+    t = to_torch(PReLU.build(C=3, dtype="float64"))
+    x = f64(2, 3)
+    y = t(x).sum()
+    y.backward(retain_graph=True)
+    first = x.grad.clone()
+    y.backward()
+    torch.testing.assert_close(x.grad, 2 * first)
+
+
+def test_in_place_edit_before_backward_is_caught():
+    t = to_torch(PReLU.build(C=3))
+    x = torch.randn(2, 3, requires_grad=True)
+    h = x * 1.0
+    y = t(h).sum()
+    with torch.no_grad():
+        h.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+
+
+def test_no_grad_call_saves_nothing():
+    t = to_torch(PReLU.build(C=3))
+    with torch.no_grad():
+        y = t(torch.randn(2, 3))
+    assert not y.requires_grad and y.shape == (2, 3)
+
+
+# ------------------------------------------------------------------ shared memory
+
+def test_parameters_share_memory_with_layerc():
+    m = Dense.build(I=3, O=2)
+    t = to_torch(m)
+    assert {n for n, _ in t.named_parameters()} == {"weight", "bias"}
+    assert all(isinstance(p, torch.nn.Parameter) for p in t.parameters())
+    assert np.shares_memory(t.weight.detach().numpy(), m.weight.data)
+    with torch.no_grad():
+        t.bias.fill_(3.0)
+    np.testing.assert_array_equal(m.bias.data, np.full(2, 3.0, np.float32))
+    m.weight.data[0, 0] = 42.0                     # and the other way round
+    assert t.weight[0, 0].item() == 42.0
+
+
+def test_rebinding_param_data_is_followed():
+    m = PReLU.build(C=2)
+    t = to_torch(m)
+    t.alpha.data = torch.tensor([0.5, 2.0])
+    y = t(torch.tensor([[-1.0, -1.0]]))
+    torch.testing.assert_close(y, torch.tensor([[-0.5, -2.0]]))
+    assert np.shares_memory(m.alpha.data, t.alpha.detach().numpy())
+
+
+def test_contiguous_inputs_are_not_copied():
+    m = PReLU.build(C=4)
+    t = to_torch(m)
+    x = torch.randn(3, 4)
+    t(x)
+    # layerc saw the torch storage itself: its saved context holds a view of x
+    assert np.shares_memory(m._last["arrays"]["x"], x.numpy())
+
+
+def test_buffers_shared_and_follow_train_eval():
+    m = RunningMean.build(C=3, dtype="float64")
+    t = to_torch(m)
+    assert dict(t.named_buffers()).keys() == {"running"}
+    x = torch.tensor([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0]], dtype=torch.float64)
+    t(x)
+    torch.testing.assert_close(t.running, torch.tensor([1.0, 1.5, 2.0], dtype=torch.float64))
+    assert np.shares_memory(m._buffers["running"], t.running.numpy())
+    t.eval()
+    assert not m.training
+    t(x)
+    torch.testing.assert_close(t.running, torch.tensor([1.0, 1.5, 2.0], dtype=torch.float64))
+    t.train()
+    assert m.training
+
+
+def test_errors_name_the_layer():
+    t = to_torch(PReLU.build(C=3))
+    with pytest.raises(TypeError, match="PReLU"):
+        t(torch.randn(2, 3, dtype=torch.float64))       # float32 layer, float64 input
+    with pytest.raises(TypeError, match="PReLU"):
+        t(torch.randn(2, 3), torch.randn(2, 3))
+    with pytest.raises(Exception, match="PReLU"):
+        t(torch.randn(2, 4))                            # C is bound to 3
+    with pytest.raises(TypeError, match="to_torch"):
+        to_torch(torch.nn.Linear(2, 2))
+
+
+# ------------------------------------------------------------------ training with torch.optim
+
+def _reference_prelu_model(torch_model, layerc_model):
+    """A pure-torch twin of the model with torch.nn.PReLU in place of the layerc layer."""
+    ref = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.PReLU(8), torch.nn.Linear(8, 1))
+    with torch.no_grad():
+        for (_, p_ref), (_, p) in zip(ref.named_parameters(), torch_model.named_parameters()):
+            p_ref.copy_(p)
+    return ref
+
+
+def test_trains_inside_a_torch_model_like_torch_prelu():
+    torch.manual_seed(0)
+    layerc_prelu = PReLU.build(C=8)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), to_torch(layerc_prelu), torch.nn.Linear(8, 1))
+    ref = _reference_prelu_model(model, layerc_prelu)
+    x = torch.randn(64, 4)
+    y = (x[:, :1] - 2 * x[:, 1:2]).abs()
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    opt_ref = torch.optim.Adam(ref.parameters(), lr=0.02)
+    losses = []
+    for _ in range(60):
+        for m, o in ((model, opt), (ref, opt_ref)):
+            o.zero_grad()
+            loss = torch.nn.functional.mse_loss(m(x), y)
+            loss.backward()
+            o.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0]
+    for (name, p), (_, p_ref) in zip(model.named_parameters(), ref.named_parameters()):
+        torch.testing.assert_close(p, p_ref, rtol=1e-4, atol=1e-5, msg=name)
+    # torch.optim updated the layerc module's own array
+    np.testing.assert_array_equal(layerc_prelu.alpha.data, model[1].alpha.detach().numpy())
+    assert not np.allclose(layerc_prelu.alpha.data, 0.25)
+
+
+# ------------------------------------------------------------------ torch.distributed
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _data_parallel_worker(rank, world, port, result_dir, use_ddp):
+    import datetime
+
+    import torch.distributed as dist
+
+    from runtime.random import manual_seed
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=60))
+    try:
+        manual_seed(100 + rank)                 # different initial weights per rank ...
+        torch.manual_seed(rank)
+        dense = Dense.build(I=4, O=3, dtype="float64")
+        model = torch.nn.Sequential(to_torch(dense), torch.nn.Linear(3, 1, dtype=torch.float64))
+        if use_ddp:
+            trained = torch.nn.parallel.DistributedDataParallel(model)   # ... equal after DDP's broadcast
+        else:
+            trained = model
+            for p in model.parameters():                                  # ... or after our own
+                dist.broadcast(p.data, src=0)
+        # plain SGD by hand: constructing a torch.optim optimizer imports torch._dynamo (~10 s per
+        # process); torch.optim itself is covered by test_trains_inside_a_torch_model_like_torch_prelu
+        g = torch.Generator().manual_seed(1234 + rank)                    # each rank its own data shard
+        for _ in range(15):
+            x = torch.randn(16, 4, dtype=torch.float64, generator=g)
+            y = x.sum(dim=1, keepdim=True).sin()
+            model.zero_grad()
+            torch.nn.functional.mse_loss(trained(x), y).backward()
+            with torch.no_grad():
+                for p in model.parameters():
+                    if not use_ddp:
+                        dist.all_reduce(p.grad)
+                        p.grad /= world
+                    p -= 0.2 * p.grad
+        flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+        np.save(os.path.join(result_dir, f"rank{rank}.npy"), flat.numpy())
+        np.save(os.path.join(result_dir, f"layerc{rank}.npy"),
+                np.concatenate([dense.weight.data.ravel(), dense.bias.data.ravel()]))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+@pytest.mark.parametrize("use_ddp", [
+    False,
+    # DistributedDataParallel itself: its constructor imports torch._dynamo (~15 s more per process)
+    pytest.param(True, marks=pytest.mark.slow, id="DistributedDataParallel"),
+])
+def test_data_parallel_two_processes(tmp_path, use_ddp):
+    import torch.multiprocessing as mp
+
+    Dense.build(I=4, O=3, dtype="float64")        # compile once here; the workers hit the disk cache
+    ctx = mp.start_processes(_data_parallel_worker, args=(2, _free_port(), str(tmp_path), use_ddp), nprocs=2,
+                             join=False, start_method="spawn")
+    for p in ctx.processes:
+        p.join(180)
+    alive = [p for p in ctx.processes if p.is_alive()]
+    for p in alive:
+        p.kill()
+    assert not alive, "a torch.distributed worker did not finish within 180 s"
+    assert [p.exitcode for p in ctx.processes] == [0, 0]
+    r0, r1 = np.load(tmp_path / "rank0.npy"), np.load(tmp_path / "rank1.npy")
+    np.testing.assert_array_equal(r0, r1)
+    # the layerc arrays on each rank are the trained torch parameters (shared memory)
+    for rank in (0, 1):
+        np.testing.assert_array_equal(np.load(tmp_path / f"layerc{rank}.npy"), r0[:15])
+    # and training moved them away from rank 0's initial values
+    from runtime.random import manual_seed
+    manual_seed(100)
+    initial = Dense.build(I=4, O=3, dtype="float64")
+    assert not np.allclose(initial.weight.data.ravel(), r0[:12])
+
+
+def test_to_torch_is_exported():
+    assert isinstance(to_torch(PReLU.build(C=1)), TorchLayer)
