@@ -235,3 +235,46 @@ def test_layers_match_torch(make):
         layer.bias.numpy()[...] = rng.standard_normal(layer.bias.shape)
         _copy_params(layer, ref, torch)
     _compare(layer, ref, rng.standard_normal(shape).astype(np.float32), torch)
+
+
+def test_torch_state_dict_moves_into_a_composed_model():
+    """Same names and layouts as torch.nn: a torch Sequential's state_dict loads as is
+    (minus torch's num_batches_tracked counter), and the whole model trains alike."""
+    torch = pytest.importorskip("torch")
+    from runtime.containers import Sequential
+    from runtime.losses import cross_entropy
+
+    model = Sequential(nn.Conv2D(3, 4, 3, stride=2, padding=1), nn.BatchNorm2D(4), nn.ReLU(), nn.Flatten(),
+                       nn.Linear(4 * 3 * 4, 6))
+    ref = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=2, padding=1), torch.nn.BatchNorm2d(4),
+                              torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 3 * 4, 6))
+    state = {k: v.numpy() for k, v in ref.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert sorted(state) == sorted(model.state_dict())
+    model.load_state_dict(state)
+    rng = _rng(11)
+    x = rng.standard_normal((3, 3, 5, 7)).astype(np.float32)
+    target = np.array([0, 5, 2])
+    loss = cross_entropy(model(Tensor(x)), target)
+    loss.backward()
+    ref_loss = torch.nn.functional.cross_entropy(ref(torch.from_numpy(x)), torch.from_numpy(target))
+    ref_loss.backward()
+    np.testing.assert_allclose(loss.numpy(), ref_loss.item(), rtol=1e-5)
+    ref_params = dict(ref.named_parameters())
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad, ref_params[name].grad.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+    ref_buffers = dict(ref.named_buffers())
+    for name, b in model.named_buffers():
+        np.testing.assert_allclose(b, ref_buffers[name].numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["depthwise_separable_conv", "residual_block"])
+def test_custom_layer_examples_check_themselves(name):
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).parent.parent / "examples" / "custom_layers" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for report in module.check():
+        assert report.ok
