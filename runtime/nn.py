@@ -370,6 +370,11 @@ class BatchNorm2D(SpecLayer):
         self._declare(BatchNorm2DSpec, C=self.num_features, eps=self.eps, momentum=self.momentum)
 
     def _select(self, inputs):
+        shape = np.shape(inputs[0].data if isinstance(inputs[0], Tensor) else inputs[0])
+        if self.training and len(shape) == 4 and shape[0] * shape[2] * shape[3] <= 1:
+            # the unbiased running variance divides by N*H*W - 1 (torch refuses this too)
+            raise ValueError(f"BatchNorm2D: training needs more than one value per channel, got input "
+                             f"of shape {tuple(shape)}; use eval() for single values")
         return BatchNorm2DSpec, {"training": bool(self.training)}
 
     def extra_repr(self):

@@ -152,6 +152,8 @@ def test_layers_refuse_bad_input():
         nn.Linear(3, 2)(np.zeros((2, 3), np.float64))
     with pytest.raises(ValueError, match="divisible"):
         nn.Conv2D(4, 6, 3, groups=4)
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        nn.BatchNorm2D(3)(np.ones((1, 3, 1, 1), np.float32))
 
 
 def test_double_converts_parameters():
