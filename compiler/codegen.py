@@ -215,7 +215,41 @@ def _init_value(reduce: str, dtype: str) -> str:
     return c_literal(-math.inf if reduce == "max" else 0.0, dtype)
 
 
+def render_pass(nest: Nest, shapes: dict, dtype: str) -> str:
+    """Sibling stages in one pass over shared loops (one printer, so a value
+    read by several of them is loaded once). Accumulate members reduce into
+    per-thread partial outputs over a static split of the outermost loop."""
+    extents = {a.name: a.extent for _, st in nest.members for a in st.all_axes}
+    printer = Printer(shapes, extents, dtype)
+    ctype = DTYPES[dtype][0]
+    statements, partials = [], []
+    for kind, st in nest.members:
+        value = printer.value(st.body)
+        target = tensor_c(st.name)
+        if kind == "accumulate":
+            acc = f"lc_acc{len(partials)}"
+            size = " * ".join(f"(int64_t)({printer.index(d)})" for d in st.shape) or "1"
+            partials.append(dict(ctype=ctype, acc=acc, out=target, size=size, ok=f"(lc_want == 1 || lc_part{len(partials)})",
+                                 init=_init_value(st.reduce, dtype),
+                                 combine=_accumulate(st.reduce, f"{target}[k]", "lc_p[k]")))
+            target = acc
+            statements.append(_accumulate(st.reduce, f"{target}[{printer.offset(st.name, st.index)}]", value))
+        else:
+            statements.append(f"{target}[{printer.offset(st.name, st.index)}] = {value};")
+    loops = [dict(var=var_c(l.var), extent=printer.index(l.extent),
+                  pragma="#pragma omp simd" if l.simd else "") for l in nest.loops[1:]]
+    outer = dict(var=var_c(nest.loops[0].var), extent=printer.index(nest.loops[0].extent))
+    comment = c_comment("; ".join(ir.format_stage(st) for _, st in nest.members))
+    return _env.get_template("pass.c.j2").render(
+        comment=comment, work=_work(nest.loops, printer), min_work=PARALLEL_MIN_WORK, partials=partials,
+        outer=outer, loops=loops, body=printer.lines + statements)
+
+
 def render_nest(nest: Nest, shapes: dict, dtype: str) -> str:
+    if nest.is_pass:
+        return render_pass(nest, shapes, dtype)
+    if nest.siblings:
+        return render_siblings(nest, shapes, dtype)
     s = nest.stage
     extents = {a.name: a.extent for a in s.all_axes}
     printer = Printer(shapes, extents, dtype)
@@ -263,6 +297,23 @@ def render_nest(nest: Nest, shapes: dict, dtype: str) -> str:
     comment = c_comment(ir.format_stage(s))
     return _env.get_template("nest.c.j2").render(comment=comment, prologue=prologue, loops=loops,
                                                 body=body, epilogue=epilogue)
+
+
+def render_siblings(nest: Nest, shapes: dict, dtype: str) -> str:
+    """Pointwise siblings over the same loops: one ``parallel for`` nest."""
+    extents = {a.name: a.extent for _, st in nest.members for a in st.all_axes}
+    printer = Printer(shapes, extents, dtype)
+    statements = [f"{tensor_c(st.name)}[{printer.offset(st.name, st.index)}] = {printer.value(st.body)};"
+                  for _, st in nest.members]
+    threads = f"num_threads(lc_num_threads()) if({_work(nest.loops, printer)} >= {PARALLEL_MIN_WORK})"
+    loops = []
+    for k, l in enumerate(nest.loops):
+        words = (["parallel for"] if k == 0 else []) + (["simd"] if l.simd else [])
+        pragma = f"#pragma omp {' '.join(words)}{' ' + threads if k == 0 else ''}" if words else ""
+        loops.append(dict(var=var_c(l.var), extent=printer.index(l.extent), pragma=pragma, enter=[], exit=[]))
+    comment = c_comment("; ".join(ir.format_stage(st) for _, st in nest.members))
+    return _env.get_template("nest.c.j2").render(comment=comment, prologue=[], loops=loops,
+                                                body=printer.lines + statements, epilogue=[])
 
 
 def render_function(sig: Signature, dtype: str) -> tuple[str, str]:

@@ -152,18 +152,35 @@ class Loop:
 
 @dataclass(frozen=True)
 class Nest:
-    """How one stage runs.
+    """How one stage (or several sibling stages in one pass) runs.
 
     ``kind``: ``"inner"`` (reduction inside, a scalar accumulator per output
     element; also pointwise stages), ``"accumulate"`` (output zero-filled, then
     updated in a loop order that keeps the innermost loop contiguous), or
     ``"scatter"``. ``loops`` are outermost first; in ``inner`` nests the first
     ``len(stage.axes)`` are the output axes.
+
+    ``siblings``: further ``(kind, stage)`` pairs run in the same loops (one
+    pass over the data), their index variables renamed to this nest's. A nest
+    whose ``kind`` or any sibling is ``"accumulate"`` runs as a *pass*: the
+    outermost loop is split into one contiguous block per thread, each thread
+    accumulates into its own partial output, and the partials are combined in
+    thread order afterwards (deterministic for a given thread count).
     """
 
     stage: Stage
     kind: str
     loops: tuple
+    siblings: tuple = ()
+
+    @property
+    def members(self) -> tuple:
+        """``(kind, stage)`` of every stage this nest computes, in program order."""
+        return ((self.kind, self.stage),) + self.siblings
+
+    @property
+    def is_pass(self) -> bool:
+        return any(kind == "accumulate" for kind, _ in self.members)
 
 
 def _contiguous_var(s: Stage):
@@ -196,5 +213,47 @@ def plan_stage(s: Stage) -> Nest:
     return Nest(s, "inner", tuple(loops))
 
 
-def plan_program(p: Program) -> list:
-    return [plan_stage(s) for s in p.stages]
+def _passable(nest: Nest) -> bool:
+    """Pointwise and accumulate nests can share loops with siblings."""
+    return nest.kind == "accumulate" or (nest.kind == "inner" and nest.stage.reduce is None)
+
+
+def _rename(stage: Stage, loops: tuple, onto: tuple) -> Stage:
+    """``stage`` with the index variables of ``loops`` renamed to those of ``onto``."""
+    mapping = {a.var: IVar(b.var) for a, b in zip(loops, onto)}
+    names = {a.var: b.var for a, b in zip(loops, onto)}
+
+    def axes(seq):
+        return tuple(ir.Axis(names.get(a.name, a.name), a.extent) for a in seq)
+
+    return ir.replace(stage, axes=axes(stage.axes), reduce_axes=axes(stage.reduce_axes),
+                      body=ir.subst_indices(stage.body, mapping))
+
+
+def _fuse_into(group: Nest, nest: Nest):
+    """``group`` with ``nest`` as one more sibling, or None when they cannot share a pass:
+    both must be pointwise or accumulate nests over the same loop extents with the
+    same simd loop, and the newcomer must not read anything the group writes."""
+    if not (_passable(group) and _passable(nest)) or len(group.loops) != len(nest.loops) or not group.loops:
+        return None
+    if any(a.extent != b.extent or a.simd != b.simd for a, b in zip(group.loops, nest.loops)):
+        return None
+    written = {st.name for _, st in group.members}
+    if ir.tensors_read(nest.stage.body) & written:
+        return None
+    sibling = (nest.kind, _rename(nest.stage, nest.loops, group.loops))
+    return Nest(group.stage, group.kind, group.loops, group.siblings + (sibling,))
+
+
+def plan_program(p: Program, fuse_siblings: bool = True) -> list:
+    """Loop plans of a program's stages; consecutive pointwise/accumulate stages
+    over the same iteration space share one pass (``Nest.siblings``)."""
+    nests = []
+    for s in p.stages:
+        nest = plan_stage(s)
+        merged = _fuse_into(nests[-1], nest) if nests and fuse_siblings else None
+        if merged is None:
+            nests.append(nest)
+        else:
+            nests[-1] = merged
+    return nests

@@ -1,0 +1,147 @@
+"""Loop planning: sibling stages in one pass, parallel reductions that match the
+serial result, vectorized inner loops, and output buffers reused across calls."""
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+from compiler import Input, Param, layer, ops
+from compiler.build import BuildOptions
+from compiler.schedule import plan_program
+
+
+@layer
+class PReLUPass:
+    x = Input("N", "C")
+    alpha = Param("C", init=0.25)
+
+    def forward(x, alpha):
+        return ops.maximum(x, 0) + alpha * ops.minimum(x, 0)
+
+
+@layer
+class ColumnMax:
+    x = Input("N", "C")
+
+    def forward(x):
+        return ops.max(x, axis=0) * 2.0
+
+
+def _prelu_reference(x, alpha, gy):
+    x, gy = x.astype(np.float64), gy.astype(np.float64)
+    gx = np.where(x > 0, gy, np.where(x < 0, gy * alpha, gy * (1 + alpha) / 2))
+    return gx, (gy * np.minimum(x, 0)).sum(0)
+
+
+def test_prelu_backward_is_one_pass_with_its_column_reduction():
+    m = PReLUPass.build(C=8)
+    nests = plan_program(m.compiled.backward)
+    assert len(nests) == 1
+    kinds = sorted(kind for kind, _ in nests[0].members)
+    assert kinds == ["accumulate", "inner"] and nests[0].is_pass
+    assert "lc_part0" in m.source       # per-thread partial rows
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_parallel_column_reduction_matches_serial_and_is_deterministic(threads):
+    m = PReLUPass.build(C=64)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2001, 64)).astype(np.float32)      # 2001 * 64 >= the parallel threshold
+    x[::7, ::5] = 0
+    gy = rng.standard_normal((2001, 64)).astype(np.float32)
+    alpha = m.alpha.data.astype(np.float64)
+    m.set_threads(threads)
+    try:
+        runs = []
+        for _ in range(3):
+            m.zero_grad()
+            m.forward(x)
+            gx = m.backward(gy).data.copy()
+            runs.append((gx, m.alpha.grad.copy()))
+    finally:
+        m.set_threads(0)
+    ref_gx, ref_ga = _prelu_reference(x, alpha, gy)
+    np.testing.assert_allclose(runs[0][0], ref_gx, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(runs[0][1], ref_ga, rtol=1e-4, atol=1e-3)
+    for gx, ga in runs[1:]:
+        assert np.array_equal(gx, runs[0][0]) and np.array_equal(ga, runs[0][1])
+
+
+def test_parallel_max_reduction_over_rows():
+    m = ColumnMax.build(C=40)
+    x = np.random.default_rng(2).standard_normal((3000, 40)).astype(np.float32)
+    np.testing.assert_array_equal(m.forward(x).data, x.max(0) * 2)
+    m.zero_grad()
+    gx = m.backward(np.ones(40, np.float32)).data
+    np.testing.assert_array_equal(gx, 2.0 * (x == x.max(0)))
+
+
+def test_inner_loops_vectorize(tmp_path):
+    """Every ``#pragma omp simd`` loop of a layer's C is vectorized by gcc."""
+    source = PReLUPass.build(C=256).source
+    path = tmp_path / "k.c"
+    path.write_text(source)
+    flags = list(BuildOptions().final_flags())
+    flags = [f for f in flags if f not in ("-shared", "-lm")]
+    out = subprocess.run(["cc", *flags, "-c", str(path), "-o", str(tmp_path / "k.o"),
+                          "-fopt-info-vec-optimized"], capture_output=True, text=True, check=True).stderr
+    vectorized = {int(n) for n in re.findall(r"k\.c:(\d+):\d+: optimized: loop vectorized", out)}
+    lines = source.splitlines()
+    simd_loops = [k + 2 for k, line in enumerate(lines) if line.strip().startswith("#pragma omp simd")]
+    assert simd_loops
+    missed = [n for n in simd_loops if not ({n, n + 1} & vectorized)]
+    assert not missed, [lines[n - 1] for n in missed]
+
+
+def test_outputs_are_reused_only_when_released():
+    m = PReLUPass.build(C=16)
+    x = np.random.default_rng(3).standard_normal((4, 16)).astype(np.float32)
+    y1 = m.forward(x)
+    kept = y1.data.copy()
+    y2 = m.forward(-x)                       # y1 is still held: a new buffer
+    assert not np.shares_memory(y1.data, y2.data)
+    np.testing.assert_array_equal(y1.data, kept)
+    ptr = y2.data.ctypes.data
+    del y2
+    y3 = m.forward(x)                        # y2's buffer is free again: reused
+    assert y3.data.ctypes.data == ptr
+    view = y3.data[1:]
+    del y3
+    y4 = m.forward(-x)                       # a view keeps the buffer alive
+    assert not np.shares_memory(view, y4.data)
+
+
+def test_steady_state_training_step_reuses_every_buffer():
+    m = PReLUPass.build(C=16)
+    x = np.random.default_rng(4).standard_normal((8, 16)).astype(np.float32)
+    seen = []
+    for step in range(6):
+        m.zero_grad()
+        y = m.forward(x)
+        gx = m.backward(np.ones_like(x))
+        seen.append((y.data.ctypes.data, gx.data.ctypes.data, m.alpha.grad.ctypes.data))
+        del y, gx
+    assert len(set(seen[2:])) <= 2          # at most two alternating buffer sets after warm-up
+
+
+def test_parameter_gradient_accumulates_into_its_own_array():
+    m = PReLUPass.build(C=4)
+    x = -np.ones((2, 4), np.float32)
+    m.zero_grad()
+    m.forward(x)
+    m.backward(np.ones_like(x))
+    first = m.alpha.grad
+    m.forward(x)
+    m.backward(np.ones_like(x))
+    assert m.alpha.grad is first
+    np.testing.assert_array_equal(first, np.full(4, -4.0, np.float32))
+
+
+def test_forward_out_form_writes_the_given_array():
+    m = PReLUPass.build(C=4)
+    x = np.ones((2, 4), np.float32)
+    out = np.empty((2, 4), np.float32)
+    y = m.forward(x, out=out)
+    assert np.shares_memory(y.data, out)
+    np.testing.assert_array_equal(out, x)
