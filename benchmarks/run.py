@@ -78,7 +78,7 @@ def probe_sgemm(seconds: float) -> float:
     return 2 * 1024 ** 3 / t["min"] / 1e9
 
 
-def build_times(build: str, reps: int = 3) -> dict:
+def build_times(build: str, reps: int = 2) -> dict:
     """Cold build (empty LAYERC_CACHE_DIR) and warm load (new process, cache hit),
     each timed inside a fresh process around ``Spec.build(...)`` only."""
     code = ("import time; from benchmarks.specs import *; t = time.perf_counter(); "

@@ -11,6 +11,8 @@ Example::
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from compiler import ir
@@ -20,6 +22,8 @@ from .tensor import Node, Tensor, grad_enabled, tracks_grad
 from .validate import check_array, check_output, check_total_size, describe
 
 DTYPE_NAMES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+# output buffers kept per output of a module (see ``LayerModule._pooled``)
+POOL_DEPTH = 3
 
 
 class Module:
@@ -240,11 +244,39 @@ class LayerModule(Module):
             if out and a.name in out:
                 array = check_output(self.name, a.name, out[a.name], shape, self.dtype, inputs)
             else:
-                array = np.empty(shape, self.dtype)
+                array = self._pooled(role, a.name, shape)
             results[a.name] = array
             call_args.append(lib.ffi.cast(f"{ctype} *", array.ctypes.data))
         self.compiled.function(role, DTYPE_NAMES[self.dtype])(*call_args)
         return results
+
+    def _pooled(self, role: str, name: str, shape: tuple) -> np.ndarray:
+        """An array for one output or workspace of a call. Ownership rule: an
+        array this module returned (output, input gradient, ``param.grad``) is
+        the caller's for as long as anything outside the module refers to it (a
+        Tensor, a view, ``param.grad``, a saved forward context); the module
+        reuses it for a later call only once no such reference is left (CPython
+        reference count). A loop that drops last step's results therefore
+        reuses the same memory and allocates nothing; a kept result is never
+        overwritten. A raw pointer (``array.ctypes.data``) is not a reference."""
+        pool = self.__dict__.setdefault("_pool", {}).setdefault((role, name), [])
+        stale = None
+        for k in range(len(pool)):
+            array = pool[k]
+            # three references: the pool, ``array`` and getrefcount's argument
+            if sys.getrefcount(array) <= 3:
+                if array.shape == shape:
+                    return array
+                stale = k
+        array = np.empty(shape, self.dtype)
+        if stale is not None:
+            pool[stale] = array
+        elif len(pool) < POOL_DEPTH:
+            pool.append(array)
+        else:
+            pool.append(array)
+            pool.pop(0)
+        return array
 
     def forward(self, *args, out=None, **kwargs):
         """Run the compiled forward. Returns a Tensor (a tuple for several outputs).
