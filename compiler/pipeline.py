@@ -59,10 +59,13 @@ class CompiledLayer:
         """The forward, the derived backward in math notation, and what backward saves."""
         saved = ", ".join(self.saved) or "nothing (everything is recomputed from the inputs)"
         parts = ["forward:", ir.format_program(self.traced), "",
-                 "backward (derived):", ir.format_program(self.derived), "",
-                 "after fusion, forward runs:", ir.format_program(self.forward), "",
-                 "after fusion, backward runs:", ir.format_program(self.backward), "",
-                 f"saved for backward: {saved}"]
+                 "backward (derived):", ir.format_program(self.derived), ""]
+        if self.user_backward is not None:
+            parts += ["backward (user-written, compiled instead of the derived one):",
+                      ir.format_program(self.user_backward), ""]
+        parts += ["after fusion, forward runs:", ir.format_program(self.forward), "",
+                  "after fusion, backward runs:", ir.format_program(self.backward), "",
+                  f"saved for backward: {saved}"]
         return "\n".join(parts)
 
 
