@@ -44,10 +44,8 @@ import numpy as np
 
 from . import ir
 from .build import BuildOptions
-from .codegen import Signature, render_module
-from .errors import SpecError
-from .schedule import fuse_pair
-from .simplify import simplify_program
+from .codegen import Signature
+from .pipeline import Lowered, lower_layer
 from .spec import LayerSpec
 
 log = logging.getLogger("layerc")
@@ -66,50 +64,10 @@ _env = jinja2.Environment(
 )
 
 
-@dataclass
-class Lowered:
-    """A layer lowered to C without building it: what an AOT package needs."""
-
-    spec: LayerSpec
-    sizes: dict
-    attrs: dict
-    traced: ir.Program
-    forward: ir.Program
-    backward: ir.Program
-    source: str
-    cdef: str
-    signatures: dict
-    prefix: str
-
-    @property
-    def saved(self) -> tuple:
-        return tuple(t.name for t in self.backward.tensors if t.role == "saved")
-
-
 def lower(spec: LayerSpec, **bindings) -> Lowered:
-    """Trace, differentiate, fuse and render ``spec`` (no C compiler runs).
-
-    The same stages as ``compiler.pipeline.compile_layer`` (tests check that the
-    rendered C is identical), stopping before the build."""
-    from .autodiff import gradient_program
-    from .pipeline import _prefix
-    sizes, attrs = spec.split_bindings(bindings)
-    traced = simplify_program(spec.trace(**bindings))
-    for t in traced.tensors:
-        if t.role in ("param", "buffer"):
-            unbound = set().union(*(ir.isyms(d) for d in t.shape)) if t.shape else set()
-            if unbound:
-                raise SpecError(spec.name, f"{t.role} {t.name} has shape "
-                                f"({', '.join(ir.format_iexpr(d) for d in t.shape)}); bind "
-                                f"{', '.join(sorted(unbound))} with --sizes", spec.location)
-    derived = gradient_program(traced)
-    if spec.backward is not None:
-        from .custom_backward import trace_backward
-        derived = trace_backward(spec, traced, attrs, sizes)
-    forward, backward = fuse_pair(traced, derived)
-    prefix = _prefix(spec.name)
-    source, cdef, signatures = render_module(prefix, spec.name, {"forward": forward, "backward": backward})
-    return Lowered(spec, sizes, attrs, traced, forward, backward, source, cdef, signatures, prefix)
+    """Trace, differentiate, fuse and render ``spec`` (no C compiler runs): the
+    same lowering as the JIT, stopping before the build."""
+    return lower_layer(spec, **bindings)
 
 
 # ---------------------------------------------------------------- serialization

@@ -9,9 +9,10 @@ Example::
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import ir
 from .autodiff import gradient_program
@@ -24,8 +25,8 @@ from .spec import LayerSpec
 
 
 @dataclass
-class CompiledLayer:
-    """A layer compiled at one binding of its sizes and attributes."""
+class Lowered:
+    """A layer lowered to C at one binding of its sizes and attributes (not built)."""
 
     spec: LayerSpec
     sizes: dict
@@ -33,27 +34,20 @@ class CompiledLayer:
     traced: ir.Program             # the forward as traced
     derived: ir.Program            # the backward as derived (before fusion)
     forward: ir.Program            # what runs: fused forward (outputs + saved tensors)
-    backward: ir.Program           # fused backward
+    backward: ir.Program           # what runs: fused backward (the user's, when written)
     signatures: dict               # {"forward": Signature, "backward": Signature}
-    library: CompiledLibrary
-    options: BuildOptions
+    source: str                    # the generated C
+    cdef: str                      # what Python may call of it
+    prefix: str                    # the C name prefix of this layer's functions
     user_backward: ir.Program | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.spec.name
 
     @property
-    def source(self) -> str:
-        return self.library.source
-
-    @property
     def saved(self) -> tuple:
         return tuple(t.name for t in self.backward.tensors if t.role == "saved")
-
-    def function(self, role: str, dtype: str):
-        return getattr(self.library.lib, f"{self.signatures[role].function}_{dtype}")
 
     def explain(self) -> str:
         """The forward, the derived backward in math notation, and what backward saves."""
@@ -69,6 +63,17 @@ class CompiledLayer:
         return "\n".join(parts)
 
 
+@dataclass
+class CompiledLayer(Lowered):
+    """A lowered layer with its built library."""
+
+    library: CompiledLibrary | None = None
+    options: BuildOptions | None = None
+
+    def function(self, role: str, dtype: str):
+        return getattr(self.library.lib, f"{self.signatures[role].function}_{dtype}")
+
+
 _memo: dict = {}
 _memo_lock = threading.Lock()
 
@@ -77,14 +82,9 @@ def _prefix(name: str) -> str:
     return "lc_" + re.sub(r"[^a-z0-9_]", "_", name.lower())[:40]
 
 
-def compile_layer(spec: LayerSpec, options: BuildOptions | None = None, **bindings) -> CompiledLayer:
-    """Trace, differentiate, fuse, render and build ``spec`` at ``bindings`` (cached)."""
-    options = options or BuildOptions()
+def lower_layer(spec: LayerSpec, **bindings) -> Lowered:
+    """Trace, differentiate, fuse and render ``spec`` at ``bindings`` (no C compiler runs)."""
     sizes, attrs = spec.split_bindings(bindings)
-    key = (id(spec), tuple(sorted(sizes.items())), repr(sorted(attrs.items())), options)
-    with _memo_lock:
-        if key in _memo:
-            return _memo[key]
     traced = simplify_program(spec.trace(**bindings))
     for t in traced.tensors:
         if t.role in ("param", "buffer"):
@@ -92,20 +92,33 @@ def compile_layer(spec: LayerSpec, options: BuildOptions | None = None, **bindin
             if unbound:
                 raise SpecError(spec.name, f"{t.role} {t.name} has shape "
                                 f"({', '.join(ir.format_iexpr(d) for d in t.shape)}); bind "
-                                f"{', '.join(sorted(unbound))} in build(...)", spec.location)
+                                f"{', '.join(sorted(unbound))} when building", spec.location)
     derived = gradient_program(traced)
     user_backward = None
     if spec.backward is not None:
         from .custom_backward import trace_backward
         user_backward = trace_backward(spec, traced, attrs, sizes)
     forward, backward = fuse_pair(traced, user_backward or derived)
-    source, cdef, signatures = render_module(_prefix(spec.name), spec.name,
-                                             {"forward": forward, "backward": backward})
-    library = compile_c(source, cdef, name=spec.name, options=options)
-    compiled = CompiledLayer(spec, sizes, attrs, traced, derived, forward, backward, signatures,
-                             library, options, user_backward)
+    prefix = _prefix(spec.name)
+    source, cdef, signatures = render_module(prefix, spec.name, {"forward": forward, "backward": backward})
+    return Lowered(spec, sizes, attrs, traced, derived, forward, backward, signatures, source, cdef, prefix,
+                   user_backward)
+
+
+def compile_layer(spec: LayerSpec, options: BuildOptions | None = None, **bindings) -> CompiledLayer:
+    """Lower ``spec`` at ``bindings`` and build it (cached on disk and per process)."""
+    options = options or BuildOptions()
+    sizes, attrs = spec.split_bindings(bindings)
+    key = (id(spec), tuple(sorted(sizes.items())), repr(sorted(attrs.items())), options)
+    with _memo_lock:
+        if key in _memo:
+            return _memo[key]
+    lowered = lower_layer(spec, **bindings)
+    library = compile_c(lowered.source, lowered.cdef, name=spec.name, options=options)
+    compiled = CompiledLayer(**{f.name: getattr(lowered, f.name) for f in dataclasses.fields(Lowered)},
+                             library=library, options=options)
     with _memo_lock:
         return _memo.setdefault(key, compiled)
 
 
-__all__ = ["CompiledLayer", "compile_layer", "Signature"]
+__all__ = ["Lowered", "CompiledLayer", "lower_layer", "compile_layer", "Signature"]
