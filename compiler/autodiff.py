@@ -160,8 +160,11 @@ class _Backward:
                        ir.replace(s, body=ir.rename_tensors(s.body, {old: new})) for s in self.stages]
 
     def backprop_stage(self, stage: Stage):
+        # an output's incoming gradient is the tensor grad_<output> itself: its sum
+        # with the other contributions needs a name of its own
+        target = self.fresh(grad_name(stage.name)) if stage.name in self.fwd.outputs else grad_name(stage.name)
         adjoint = self.accumulate(self.contributions[stage.name], stage.shape,
-                                  grad_name(stage.name) if len(self.contributions[stage.name]) > 1 else None)
+                                  target if len(self.contributions[stage.name]) > 1 else None)
         weight = Load(adjoint, stage.index)
         if stage.reduce == "max":
             weight = Call("mul", (weight, self._argmax_share(stage)))
