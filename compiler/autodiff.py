@@ -162,9 +162,10 @@ class _Backward:
     def backprop_stage(self, stage: Stage):
         # an output's incoming gradient is the tensor grad_<output> itself: its sum
         # with the other contributions needs a name of its own
-        target = self.fresh(grad_name(stage.name)) if stage.name in self.fwd.outputs else grad_name(stage.name)
-        adjoint = self.accumulate(self.contributions[stage.name], stage.shape,
-                                  target if len(self.contributions[stage.name]) > 1 else None)
+        target = None
+        if len(self.contributions[stage.name]) > 1:
+            target = self.fresh(grad_name(stage.name)) if stage.name in self.fwd.outputs else grad_name(stage.name)
+        adjoint = self.accumulate(self.contributions[stage.name], stage.shape, target)
         weight = Load(adjoint, stage.index)
         if stage.reduce == "max":
             weight = Call("mul", (weight, self._argmax_share(stage)))
