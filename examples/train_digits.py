@@ -29,7 +29,7 @@ import numpy as np
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import runtime  # noqa: E402  (after OMP_NUM_THREADS: the kernels read it when they load)
-from runtime import Adam, CosineAnnealingLR, Sequential, no_grad  # noqa: E402
+from runtime import AdamW, CosineAnnealingLR, Sequential, no_grad  # noqa: E402
 from runtime.losses import cross_entropy  # noqa: E402
 from runtime.nn import BatchNorm2D, Conv2D, Flatten, Linear, ReLU  # noqa: E402
 
@@ -100,7 +100,7 @@ def accuracy(model, x, y, batch=512) -> float:
 
 def train(name, model, data, epochs, lr, batch, seed):
     x_train, x_test, y_train, y_test = data
-    optimizer = Adam(model.parameters(), lr=lr)
+    optimizer = AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     schedule = CosineAnnealingLR(optimizer, T_max=epochs)
     rng = np.random.default_rng(seed)
     steps = (len(x_train) + batch - 1) // batch
@@ -169,7 +169,7 @@ def plot(histories: dict, out: pathlib.Path) -> None:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=30, help="MLP epochs")
-    parser.add_argument("--conv-epochs", type=int, default=8)
+    parser.add_argument("--conv-epochs", type=int, default=15)
     parser.add_argument("--skip-conv", action="store_true", help="train only the MLP")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=pathlib.Path, default=None,
