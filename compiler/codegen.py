@@ -245,7 +245,50 @@ def render_pass(nest: Nest, shapes: dict, dtype: str) -> str:
         outer=outer, loops=loops, body=printer.lines + statements)
 
 
+KERNELS = {dtype: dict(name=f"lc_kernel_{dtype}", ctype=DTYPES[dtype][0], vtype=f"lc_v{dtype}",
+                      nr=f"LC_NR_{dtype.upper()}") for dtype in DTYPES}
+
+
+def _decode(flat: str, axes: tuple, printer: Printer) -> list:
+    """Statements recovering the index variables ``axes`` (row-major) from the flat index ``flat``."""
+    lines, stride = [], "1"
+    for a in reversed(axes):
+        value = flat if stride == "1" else f"{flat} / ({stride})"
+        if a is not axes[0]:
+            value = f"({value}) % ({printer.index(a.extent)})"
+        lines.append(f"const int64_t {var_c(a.name)} = {value};")
+        stride = printer.index(a.extent) if stride == "1" else f"({stride}) * ({printer.index(a.extent)})"
+    return lines
+
+
+def _size(axes: tuple, printer: Printer) -> str:
+    return " * ".join(f"(int64_t)({printer.index(a.extent)})" for a in axes) or "1"
+
+
+def render_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
+    """A sum of products as a packed, register-tiled matrix product (templates/contract.c.j2)."""
+    s, c = nest.stage, nest.contraction
+    extents = {a.name: a.extent for a in s.all_axes}
+    index_printer = Printer(shapes, extents, dtype)
+    sides = {}
+    for side, value in (("a", c.a), ("b", c.b)):
+        printer = Printer(shapes, extents, dtype)
+        sides[f"{side}_value"] = printer.value(value)
+        sides[f"{side}_lines"] = printer.lines
+    kernel = KERNELS[dtype]
+    return _env.get_template("contract.c.j2").render(
+        comment=c_comment(ir.format_stage(s)), ctype=DTYPES[dtype][0], nr=kernel["nr"], kernel=kernel["name"],
+        m_size=_size(c.m, index_printer), n_size=_size(c.n, index_printer), k_size=_size(c.k, index_printer),
+        out=tensor_c(s.name), out_size=_size(s.axes, index_printer), min_work=PARALLEL_MIN_WORK,
+        batch=[dict(var=var_c(a.name), extent=index_printer.index(a.extent)) for a in c.batch],
+        m_decode=_decode("lc_m", c.m, index_printer), n_decode=_decode("lc_n", c.n, index_printer),
+        k_decode=_decode("(lc_pc + lc_k)", c.k, index_printer),
+        store=f"{tensor_c(s.name)}[{index_printer.offset(s.name, s.index)}]", **sides)
+
+
 def render_nest(nest: Nest, shapes: dict, dtype: str) -> str:
+    if nest.kind == "contract":
+        return render_contraction(nest, shapes, dtype)
     if nest.is_pass:
         return render_pass(nest, shapes, dtype)
     if nest.siblings:
@@ -351,6 +394,7 @@ def render_module(prefix: str, spec: str, programs: dict) -> tuple[str, str, dic
             functions.append(text)
             prototypes.append(proto)
     source = _env.get_template("module.c.j2").render(spec=re.sub(r"[^A-Za-z0-9_ ]", "_", spec),
+                                                      kernels=list(KERNELS.values()),
                                                       prefix=prefix, functions=functions)
     cdef = _env.get_template("cdef.h.j2").render(prefix=prefix, prototypes=prototypes)
     return source, cdef, signatures

@@ -151,6 +151,26 @@ class Loop:
 
 
 @dataclass(frozen=True)
+class Contraction:
+    """A sum stage ``out[batch, m, n] = sum_k A(batch, m, k) * B(batch, k, n)``:
+    run as packed, register-tiled matrix multiplication. ``a`` and ``b`` are the
+    two sides' values (any expressions: guarded reads for padding, fused
+    producers); ``m``, ``n``, ``k`` are runs of index variables, each flattened
+    into one matrix dimension."""
+
+    a: object
+    b: object
+    batch: tuple
+    m: tuple
+    n: tuple
+    k: tuple
+
+
+# below these sizes a contraction runs as plain loops: packing would not pay
+CONTRACTION_MIN_SIZE = 8
+
+
+@dataclass(frozen=True)
 class Nest:
     """How one stage (or several sibling stages in one pass) runs.
 
@@ -172,6 +192,7 @@ class Nest:
     kind: str
     loops: tuple
     siblings: tuple = ()
+    contraction: Contraction | None = None
 
     @property
     def members(self) -> tuple:
@@ -193,7 +214,65 @@ def _contiguous_var(s: Stage):
     return best.index[-1].name if best else None
 
 
+def _factors(e) -> list:
+    if isinstance(e, Call) and e.op == "mul":
+        return _factors(e.args[0]) + _factors(e.args[1])
+    return [e]
+
+
+def _product(factors):
+    out = factors[0]
+    for f in factors[1:]:
+        out = Call("mul", (out, f))
+    return out
+
+
+def _large(axes) -> bool:
+    size = IConst(1)
+    for a in axes:
+        size = ir.imul(size, a.extent)
+    return not isinstance(size, IConst) or size.value >= CONTRACTION_MIN_SIZE
+
+
+def plan_contraction(s: Stage) -> Contraction | None:
+    """Split a sum of products into the two sides of a matrix product, or None."""
+    if s.reduce != "sum" or s.scatter_index is not None or not s.reduce_axes:
+        return None
+    body, guard = s.body, None
+    if isinstance(body, Call) and body.op == "select" and body.args[2] == Const(0.0):
+        guard, body = body.args[0], body.args[1]
+    factors = _factors(body)
+    if len(factors) < 2 or not _large(s.reduce_axes):
+        return None
+    used = [ir.ivars_of_expr(f) for f in factors]
+    guard_vars = ir.ivars_of_expr(guard) if guard is not None else set()
+    for mask in range(1, 2 ** len(factors) - 1):
+        side_a = [k for k in range(len(factors)) if mask >> k & 1]
+        side_b = [k for k in range(len(factors)) if not mask >> k & 1]
+        va = set().union(*(used[k] for k in side_a))
+        vb = set().union(*(used[k] for k in side_b))
+        m = tuple(a for a in s.axes if a.name in va and a.name not in vb)
+        n = tuple(a for a in s.axes if a.name in vb and a.name not in va)
+        if not (m and n and _large(m) and _large(n)):
+            continue
+        a_value, b_value = _product([factors[k] for k in side_a]), _product([factors[k] for k in side_b])
+        if guard is not None:
+            # the guard joins the side whose indices it mentions (it may not straddle both)
+            if not guard_vars & {x.name for x in n}:
+                a_value = Call("select", (guard, a_value, Const(0.0)))
+            elif not guard_vars & {x.name for x in m}:
+                b_value = Call("select", (guard, b_value, Const(0.0)))
+            else:
+                continue
+        batch = tuple(a for a in s.axes if a not in m and a not in n)
+        return Contraction(a_value, b_value, batch, m, n, s.reduce_axes)
+    return None
+
+
 def plan_stage(s: Stage) -> Nest:
+    contraction = plan_contraction(s)
+    if contraction is not None:
+        return Nest(s, "contract", (), contraction=contraction)
     if s.scatter_index is not None:
         return Nest(s, "scatter", tuple(Loop(a.name, a.extent) for a in s.all_axes))
     axes = [Loop(a.name, a.extent) for a in s.axes]
