@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import os
-import traceback
+import sys
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def user_location() -> str:
     """``file:line`` of the innermost stack frame outside the compiler package."""
-    for frame in reversed(traceback.extract_stack()):
-        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
-            return f"{frame.filename}:{frame.lineno}"
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not os.path.abspath(filename).startswith(_PACKAGE_DIR):
+            return f"{filename}:{frame.f_lineno}"
+        frame = frame.f_back
     return "<unknown>"
 
 

@@ -99,13 +99,15 @@ class LayerSpec:
         self.name = cls.__name__
         self.doc = inspect.getdoc(cls) or ""
         self.cls = cls
-        try:
-            self.location = f"{inspect.getsourcefile(cls)}:{inspect.getsourcelines(cls)[1]}"
-        except (OSError, TypeError):    # a class made at run time has no source
-            self.location = user_location()
         members = dict(vars(cls))
         self.tensors = sorted(((k, v) for k, v in members.items() if isinstance(v, _Declared)),
                               key=lambda kv: kv[1].order)
+        # where the spec is written: its first declaration, else its forward (parsing
+        # the class's source for its line would cost more than the rest of the import)
+        forward_code = getattr(members.get("forward"), "__code__", None)
+        self.location = (self.tensors[0][1].location if self.tensors else
+                         f"{forward_code.co_filename}:{forward_code.co_firstlineno}" if forward_code else
+                         user_location())
         self.attrs = {k: v.default for k, v in members.items() if isinstance(v, Attr)}
         if not callable(members.get("forward")):
             raise SpecError(self.name, "a spec needs a forward(...) function", self.location)
