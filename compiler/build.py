@@ -347,8 +347,24 @@ def _compiler_identity(command: tuple[str, ...]) -> tuple[str, str]:
     path = shutil.which(command[0])
     if path is None:
         raise BuildError(f"C compiler {command[0]!r} not found (set $CC to a C compiler)")
-    version = subprocess.run([*command, "--version"], capture_output=True, text=True).stdout
-    return os.path.realpath(path), version.strip()
+    real = os.path.realpath(path)
+    # asking the compiler its version costs a process; remember it per binary
+    stat = os.stat(real)
+    memo = cache_dir() / "compilers" / hashlib.sha256(
+        f"{real}:{stat.st_size}:{stat.st_mtime_ns}:{' '.join(command[1:])}".encode()).hexdigest()
+    try:
+        return real, memo.read_text()
+    except OSError:
+        pass
+    version = subprocess.run([*command, "--version"], capture_output=True, text=True).stdout.strip()
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(version)
+        os.replace(tmp, memo)
+    except OSError:
+        pass      # a read-only cache still builds; it only asks again next time
+    return real, version
 
 
 @functools.lru_cache(maxsize=None)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import jinja2
 
 from . import ir
+from .build import cache_dir
 from .ir import Const, IConst, ILoad, IndexValue, ISym, IVar, Load, Program
 from .ops_table import OPS
 from .schedule import Nest, index_in_range, plan_program, range_condition
@@ -27,11 +28,25 @@ PARALLEL_MIN_WORK = 32768
 
 DTYPES = {"f32": ("float", "f"), "f64": ("double", "")}
 
+
+
+def _template_bytecode_cache():
+    """Compiled templates kept beside the build cache: compiling them anew costs
+    a fresh process more than loading a cached layer does."""
+    folder = cache_dir() / "templates"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder))
+
+
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("templates", "."),
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
     autoescape=False,
+    bytecode_cache=_template_bytecode_cache(),
 )
 
 
