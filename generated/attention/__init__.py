@@ -155,7 +155,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
                                       False)]}},
  'threads_function': 'lc_multiheadattentionspec_set_threads',
  'extension': '_attention_ext',
- 'key': 'ab38b76e1c95922b5d029bb42e744ce22d1095de340409211f533b5dc5439407'}
+ 'key': '57a725405de14067d6451483fcf9f990be09d71dee5ff61aa6ff12ffc1c3d7a3'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

@@ -4,8 +4,88 @@
 #pragma GCC optimize ("no-thread-jumps")
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <math.h>
 #include <omp.h>
+
+/* glibc's libmvec has vector versions of these (within a few ulp); declaring
+   them lets loops that call them vectorize without -ffast-math */
+#pragma omp declare simd notinbranch
+float expf(float);
+#pragma omp declare simd notinbranch
+double exp(double);
+#pragma omp declare simd notinbranch
+float logf(float);
+#pragma omp declare simd notinbranch
+double log(double);
+#pragma omp declare simd notinbranch
+float tanhf(float);
+#pragma omp declare simd notinbranch
+double tanh(double);
+#pragma omp declare simd notinbranch
+float erff(float);
+#pragma omp declare simd notinbranch
+double erf(double);
+#pragma omp declare simd notinbranch
+float powf(float, float);
+#pragma omp declare simd notinbranch
+double pow(double, double);
+
+/* Matrix-product micro-kernels: an LC_MR x NR tile of C kept in vector
+   registers, accumulated over packed panels of A (LC_MR rows) and B (NR
+   columns). NR is two vectors wide: AVX when compiled for it, SSE otherwise. */
+#ifdef __AVX__
+#define LC_VECTOR_BYTES 32
+#else
+#define LC_VECTOR_BYTES 16
+#endif
+#define LC_MR 6
+#define LC_MC 144
+#define LC_KC 384
+#define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
+#define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
+typedef float lc_vf32 __attribute__((vector_size(LC_VECTOR_BYTES)));
+typedef double lc_vf64 __attribute__((vector_size(LC_VECTOR_BYTES)));
+
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f32(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c) {
+    lc_vf32 acc[LC_MR][2];
+    for (int i = 0; i < LC_MR; ++i) {
+        acc[i][0] = (lc_vf32){0};
+        acc[i][1] = (lc_vf32){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf32 b0, b1;
+        memcpy(&b0, b + k * LC_NR_F32, sizeof b0);
+        memcpy(&b1, b + k * LC_NR_F32 + LC_NR_F32 / 2, sizeof b1);
+        for (int i = 0; i < LC_MR; ++i) {
+            const float ai = a[k * LC_MR + i];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    memcpy(c, acc, sizeof acc);
+}
+
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const double *restrict b, double *restrict c) {
+    lc_vf64 acc[LC_MR][2];
+    for (int i = 0; i < LC_MR; ++i) {
+        acc[i][0] = (lc_vf64){0};
+        acc[i][1] = (lc_vf64){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf64 b0, b1;
+        memcpy(&b0, b + k * LC_NR_F64, sizeof b0);
+        memcpy(&b1, b + k * LC_NR_F64 + LC_NR_F64 / 2, sizeof b1);
+        for (int i = 0; i < LC_MR; ++i) {
+            const double ai = a[k * LC_MR + i];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    memcpy(c, acc, sizeof acc);
+}
 
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
 static int lc_threads = 0;
@@ -31,88 +111,336 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
 {
     /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 32768)
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        float acc = 0.0f;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
-        const float t1 = T_q_proj_weight[(v_p) * 64 + v_k];
-        const float t2 = (t0 * t1);
-        acc += t2;
+    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_1[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_p = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_k = (lc_pc + lc_k);
+                    const float t0 = T_q_proj_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = (lc_m) % (S_S);
+                    const int64_t v_b0 = lc_m / (S_S);
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_k = (lc_pc + lc_k);
+                        const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = (lc_m) % (S_S);
+                        const int64_t v_b0 = lc_m / (S_S);
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_p = lc_n;
+                            if (lc_pc == 0) T_matmul_1[((v_b0) * S_S + v_m) * 64 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_matmul_1[((v_b0) * S_S + v_m) * 64 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_matmul_1[((v_b0) * S_S + v_m) * 64 + v_p] = acc;
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* matmul_6[b0, m, p] = sum_{k} x[b0, m, k] * k_proj_weight[p, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 32768)
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        float acc = 0.0f;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
-        const float t1 = T_k_proj_weight[(v_p) * 64 + v_k];
-        const float t2 = (t0 * t1);
-        acc += t2;
+    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_6[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_p = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_k = (lc_pc + lc_k);
+                    const float t0 = T_k_proj_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = (lc_m) % (S_S);
+                    const int64_t v_b0 = lc_m / (S_S);
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_k = (lc_pc + lc_k);
+                        const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = (lc_m) % (S_S);
+                        const int64_t v_b0 = lc_m / (S_S);
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_p = lc_n;
+                            if (lc_pc == 0) T_matmul_6[((v_b0) * S_S + v_m) * 64 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_matmul_6[((v_b0) * S_S + v_m) * 64 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_matmul_6[((v_b0) * S_S + v_m) * 64 + v_p] = acc;
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* matmul_11[b0, m, p] = sum_{k} x[b0, m, k] * v_proj_weight[p, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 32768)
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        float acc = 0.0f;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
-        const float t1 = T_v_proj_weight[(v_p) * 64 + v_k];
-        const float t2 = (t0 * t1);
-        acc += t2;
+    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_11[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_p = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_k = (lc_pc + lc_k);
+                    const float t0 = T_v_proj_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = (lc_m) % (S_S);
+                    const int64_t v_b0 = lc_m / (S_S);
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_k = (lc_pc + lc_k);
+                        const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = (lc_m) % (S_S);
+                        const int64_t v_b0 = lc_m / (S_S);
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_p = lc_n;
+                            if (lc_pc == 0) T_matmul_11[((v_b0) * S_S + v_m) * 64 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_matmul_11[((v_b0) * S_S + v_m) * 64 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_matmul_11[((v_b0) * S_S + v_m) * 64 + v_p] = acc;
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* matmul_16[b0, b1, m, p] = sum_{k} (matmul_1[b0, m, 16 * b1 + k] + q_proj_bias[16 * b1 + k]) * (matmul_6[b0, p, 16 * b1 + k] + k_proj_bias[16 * b1 + k]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 32768)
+    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(S_S), lc_K = (int64_t)(16);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_matmul_16[k] = 0;
     for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
     for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_p = 0; v_p < S_S; ++v_p) {
-        float acc = 0.0f;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_k = 0; v_k < 16; ++v_k) {
-        const float t0 = T_matmul_1[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_k)];
-        const float t1 = T_q_proj_bias[((16 * v_b1) + v_k)];
-        const float t2 = (t0 + t1);
-        const float t3 = T_matmul_6[((v_b0) * S_S + v_p) * 64 + ((16 * v_b1) + v_k)];
-        const float t4 = T_k_proj_bias[((16 * v_b1) + v_k)];
-        const float t5 = (t3 + t4);
-        const float t6 = (t2 * t5);
-        acc += t6;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_p = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_k = (lc_pc + lc_k);
+                    const float t0 = T_matmul_6[((v_b0) * S_S + v_p) * 64 + ((16 * v_b1) + v_k)];
+                    const float t1 = T_k_proj_bias[((16 * v_b1) + v_k)];
+                    const float t2 = (t0 + t1);
+                    lc_dst[lc_k * LC_NR_F32] = t2;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_k = (lc_pc + lc_k);
+                        const float t0 = T_matmul_1[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_k)];
+                        const float t1 = T_q_proj_bias[((16 * v_b1) + v_k)];
+                        const float t2 = (t0 + t1);
+                        lc_dst[lc_k * LC_MR] = t2;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_p = lc_n;
+                            if (lc_pc == 0) T_matmul_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_matmul_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_matmul_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p] = acc;
     }
     }
-    }
-    }
+    free(lc_bp);
     }
 
     /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3] */
@@ -197,54 +525,178 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
 
     /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * (matmul_11[b0, k, 16 * b1 + p] + v_proj_bias[16 * b1 + p]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 32768)
+    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_matmul_24[k] = 0;
     for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
     for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_p = 0; v_p < 16; ++v_p) {
-        float acc = 0.0f;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_k = 0; v_k < S_S; ++v_k) {
-        const float t0 = T_div_23[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k];
-        const float t1 = T_matmul_11[((v_b0) * S_S + v_k) * 64 + ((16 * v_b1) + v_p)];
-        const float t2 = T_v_proj_bias[((16 * v_b1) + v_p)];
-        const float t3 = (t1 + t2);
-        const float t4 = (t0 * t3);
-        acc += t4;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_p = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_k = (lc_pc + lc_k);
+                    const float t0 = T_matmul_11[((v_b0) * S_S + v_k) * 64 + ((16 * v_b1) + v_p)];
+                    const float t1 = T_v_proj_bias[((16 * v_b1) + v_p)];
+                    const float t2 = (t0 + t1);
+                    lc_dst[lc_k * LC_NR_F32] = t2;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_k = (lc_pc + lc_k);
+                        const float t0 = T_div_23[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_p = lc_n;
+                            if (lc_pc == 0) T_matmul_24[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_matmul_24[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_matmul_24[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_p] = acc;
     }
     }
-    }
-    }
+    free(lc_bp);
     }
 
     /* matmul_28[b0, m, p] = sum_{k} (matmul_24[b0, k // 16, m, k % 16] if (k // 16 >= 0) * (k // 16 < 4) * (k % 16 >= 0) * (k % 16 < 16) else 0) * out_proj_weight[p, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 32768)
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        float acc = 0.0f;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        const float t0 = (((float)lc_floordiv(v_k, 16)) >= 0.0f);
-        const float t1 = (((float)lc_floordiv(v_k, 16)) < ((float)4));
-        const float t2 = (t0 * t1);
-        const float t3 = (((float)lc_mod(v_k, 16)) >= 0.0f);
-        const float t4 = (t2 * t3);
-        const float t5 = (((float)lc_mod(v_k, 16)) < ((float)16));
-        const float t6 = (t4 * t5);
-        const float t7 = (t6 != 0 ? T_matmul_24[(((v_b0) * 4 + lc_floordiv(v_k, 16)) * S_S + v_m) * 16 + lc_mod(v_k, 16)] : 0);
-        const float t8 = (t6 != 0 ? t7 : 0.0f);
-        const float t9 = T_out_proj_weight[(v_p) * 64 + v_k];
-        const float t10 = (t8 * t9);
-        acc += t10;
+    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_28[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_p = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_k = (lc_pc + lc_k);
+                    const float t0 = T_out_proj_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = (lc_m) % (S_S);
+                    const int64_t v_b0 = lc_m / (S_S);
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_k = (lc_pc + lc_k);
+                        const float t0 = (((float)lc_floordiv(v_k, 16)) >= 0.0f);
+                        const float t1 = (((float)lc_floordiv(v_k, 16)) < ((float)4));
+                        const float t2 = (t0 * t1);
+                        const float t3 = (((float)lc_mod(v_k, 16)) >= 0.0f);
+                        const float t4 = (t2 * t3);
+                        const float t5 = (((float)lc_mod(v_k, 16)) < ((float)16));
+                        const float t6 = (t4 * t5);
+                        const float t7 = (t6 != 0 ? T_matmul_24[(((v_b0) * 4 + lc_floordiv(v_k, 16)) * S_S + v_m) * 16 + lc_mod(v_k, 16)] : 0);
+                        const float t8 = (t6 != 0 ? t7 : 0.0f);
+                        lc_dst[lc_k * LC_MR] = t8;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = (lc_m) % (S_S);
+                        const int64_t v_b0 = lc_m / (S_S);
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_p = lc_n;
+                            if (lc_pc == 0) T_matmul_28[((v_b0) * S_S + v_m) * 64 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_matmul_28[((v_b0) * S_S + v_m) * 64 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_matmul_28[((v_b0) * S_S + v_m) * 64 + v_p] = acc;
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* add_29[i0, i1, i2] = matmul_28[i0, i1, i2] + out_proj_bias[i2] */
@@ -271,88 +723,336 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
 {
     /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 32768)
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        double acc = 0.0;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
-        const double t1 = T_q_proj_weight[(v_p) * 64 + v_k];
-        const double t2 = (t0 * t1);
-        acc += t2;
+    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_1[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_p = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_k = (lc_pc + lc_k);
+                    const double t0 = T_q_proj_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = (lc_m) % (S_S);
+                    const int64_t v_b0 = lc_m / (S_S);
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_k = (lc_pc + lc_k);
+                        const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = (lc_m) % (S_S);
+                        const int64_t v_b0 = lc_m / (S_S);
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_p = lc_n;
+                            if (lc_pc == 0) T_matmul_1[((v_b0) * S_S + v_m) * 64 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_matmul_1[((v_b0) * S_S + v_m) * 64 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_matmul_1[((v_b0) * S_S + v_m) * 64 + v_p] = acc;
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* matmul_6[b0, m, p] = sum_{k} x[b0, m, k] * k_proj_weight[p, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 32768)
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        double acc = 0.0;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
-        const double t1 = T_k_proj_weight[(v_p) * 64 + v_k];
-        const double t2 = (t0 * t1);
-        acc += t2;
+    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_6[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_p = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_k = (lc_pc + lc_k);
+                    const double t0 = T_k_proj_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = (lc_m) % (S_S);
+                    const int64_t v_b0 = lc_m / (S_S);
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_k = (lc_pc + lc_k);
+                        const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = (lc_m) % (S_S);
+                        const int64_t v_b0 = lc_m / (S_S);
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_p = lc_n;
+                            if (lc_pc == 0) T_matmul_6[((v_b0) * S_S + v_m) * 64 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_matmul_6[((v_b0) * S_S + v_m) * 64 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_matmul_6[((v_b0) * S_S + v_m) * 64 + v_p] = acc;
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* matmul_11[b0, m, p] = sum_{k} x[b0, m, k] * v_proj_weight[p, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 32768)
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        double acc = 0.0;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
-        const double t1 = T_v_proj_weight[(v_p) * 64 + v_k];
-        const double t2 = (t0 * t1);
-        acc += t2;
+    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_11[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_p = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_k = (lc_pc + lc_k);
+                    const double t0 = T_v_proj_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = (lc_m) % (S_S);
+                    const int64_t v_b0 = lc_m / (S_S);
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_k = (lc_pc + lc_k);
+                        const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = (lc_m) % (S_S);
+                        const int64_t v_b0 = lc_m / (S_S);
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_p = lc_n;
+                            if (lc_pc == 0) T_matmul_11[((v_b0) * S_S + v_m) * 64 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_matmul_11[((v_b0) * S_S + v_m) * 64 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_matmul_11[((v_b0) * S_S + v_m) * 64 + v_p] = acc;
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* matmul_16[b0, b1, m, p] = sum_{k} (matmul_1[b0, m, 16 * b1 + k] + q_proj_bias[16 * b1 + k]) * (matmul_6[b0, p, 16 * b1 + k] + k_proj_bias[16 * b1 + k]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 32768)
+    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(S_S), lc_K = (int64_t)(16);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_matmul_16[k] = 0;
     for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
     for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_p = 0; v_p < S_S; ++v_p) {
-        double acc = 0.0;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_k = 0; v_k < 16; ++v_k) {
-        const double t0 = T_matmul_1[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_k)];
-        const double t1 = T_q_proj_bias[((16 * v_b1) + v_k)];
-        const double t2 = (t0 + t1);
-        const double t3 = T_matmul_6[((v_b0) * S_S + v_p) * 64 + ((16 * v_b1) + v_k)];
-        const double t4 = T_k_proj_bias[((16 * v_b1) + v_k)];
-        const double t5 = (t3 + t4);
-        const double t6 = (t2 * t5);
-        acc += t6;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_p = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_k = (lc_pc + lc_k);
+                    const double t0 = T_matmul_6[((v_b0) * S_S + v_p) * 64 + ((16 * v_b1) + v_k)];
+                    const double t1 = T_k_proj_bias[((16 * v_b1) + v_k)];
+                    const double t2 = (t0 + t1);
+                    lc_dst[lc_k * LC_NR_F64] = t2;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_k = (lc_pc + lc_k);
+                        const double t0 = T_matmul_1[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_k)];
+                        const double t1 = T_q_proj_bias[((16 * v_b1) + v_k)];
+                        const double t2 = (t0 + t1);
+                        lc_dst[lc_k * LC_MR] = t2;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_p = lc_n;
+                            if (lc_pc == 0) T_matmul_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_matmul_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_matmul_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p] = acc;
     }
     }
-    }
-    }
+    free(lc_bp);
     }
 
     /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3] */
@@ -437,54 +1137,178 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
 
     /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * (matmul_11[b0, k, 16 * b1 + p] + v_proj_bias[16 * b1 + p]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 32768)
+    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_matmul_24[k] = 0;
     for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
     for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_p = 0; v_p < 16; ++v_p) {
-        double acc = 0.0;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_k = 0; v_k < S_S; ++v_k) {
-        const double t0 = T_div_23[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k];
-        const double t1 = T_matmul_11[((v_b0) * S_S + v_k) * 64 + ((16 * v_b1) + v_p)];
-        const double t2 = T_v_proj_bias[((16 * v_b1) + v_p)];
-        const double t3 = (t1 + t2);
-        const double t4 = (t0 * t3);
-        acc += t4;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_p = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_k = (lc_pc + lc_k);
+                    const double t0 = T_matmul_11[((v_b0) * S_S + v_k) * 64 + ((16 * v_b1) + v_p)];
+                    const double t1 = T_v_proj_bias[((16 * v_b1) + v_p)];
+                    const double t2 = (t0 + t1);
+                    lc_dst[lc_k * LC_NR_F64] = t2;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_k = (lc_pc + lc_k);
+                        const double t0 = T_div_23[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_p = lc_n;
+                            if (lc_pc == 0) T_matmul_24[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_matmul_24[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_matmul_24[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_p] = acc;
     }
     }
-    }
-    }
+    free(lc_bp);
     }
 
     /* matmul_28[b0, m, p] = sum_{k} (matmul_24[b0, k // 16, m, k % 16] if (k // 16 >= 0) * (k // 16 < 4) * (k % 16 >= 0) * (k % 16 < 16) else 0) * out_proj_weight[p, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 32768)
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        double acc = 0.0;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        const double t0 = (((double)lc_floordiv(v_k, 16)) >= 0.0);
-        const double t1 = (((double)lc_floordiv(v_k, 16)) < ((double)4));
-        const double t2 = (t0 * t1);
-        const double t3 = (((double)lc_mod(v_k, 16)) >= 0.0);
-        const double t4 = (t2 * t3);
-        const double t5 = (((double)lc_mod(v_k, 16)) < ((double)16));
-        const double t6 = (t4 * t5);
-        const double t7 = (t6 != 0 ? T_matmul_24[(((v_b0) * 4 + lc_floordiv(v_k, 16)) * S_S + v_m) * 16 + lc_mod(v_k, 16)] : 0);
-        const double t8 = (t6 != 0 ? t7 : 0.0);
-        const double t9 = T_out_proj_weight[(v_p) * 64 + v_k];
-        const double t10 = (t8 * t9);
-        acc += t10;
+    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_28[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_p = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_k = (lc_pc + lc_k);
+                    const double t0 = T_out_proj_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = (lc_m) % (S_S);
+                    const int64_t v_b0 = lc_m / (S_S);
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_k = (lc_pc + lc_k);
+                        const double t0 = (((double)lc_floordiv(v_k, 16)) >= 0.0);
+                        const double t1 = (((double)lc_floordiv(v_k, 16)) < ((double)4));
+                        const double t2 = (t0 * t1);
+                        const double t3 = (((double)lc_mod(v_k, 16)) >= 0.0);
+                        const double t4 = (t2 * t3);
+                        const double t5 = (((double)lc_mod(v_k, 16)) < ((double)16));
+                        const double t6 = (t4 * t5);
+                        const double t7 = (t6 != 0 ? T_matmul_24[(((v_b0) * 4 + lc_floordiv(v_k, 16)) * S_S + v_m) * 16 + lc_mod(v_k, 16)] : 0);
+                        const double t8 = (t6 != 0 ? t7 : 0.0);
+                        lc_dst[lc_k * LC_MR] = t8;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = (lc_m) % (S_S);
+                        const int64_t v_b0 = lc_m / (S_S);
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_p = lc_n;
+                            if (lc_pc == 0) T_matmul_28[((v_b0) * S_S + v_m) * 64 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_matmul_28[((v_b0) * S_S + v_m) * 64 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_matmul_28[((v_b0) * S_S + v_m) * 64 + v_p] = acc;
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* add_29[i0, i1, i2] = matmul_28[i0, i1, i2] + out_proj_bias[i2] */
@@ -543,66 +1367,174 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_reshape_26_3[b0, m, k] = sum_{p} grad_add_29[b0, m, p] * out_proj_weight[p, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 32768)
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        float acc = 0.0f;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        const float t0 = T_grad_add_29[((v_b0) * S_S + v_m) * 64 + v_p];
-        const float t1 = T_out_proj_weight[(v_p) * 64 + v_k];
-        const float t2 = (t0 * t1);
-        acc += t2;
+    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_reshape_26_3[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_p = (lc_pc + lc_k);
+                    const float t0 = T_out_proj_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = (lc_m) % (S_S);
+                    const int64_t v_b0 = lc_m / (S_S);
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_p = (lc_pc + lc_k);
+                        const float t0 = T_grad_add_29[((v_b0) * S_S + v_m) * 64 + v_p];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = (lc_m) % (S_S);
+                        const int64_t v_b0 = lc_m / (S_S);
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + v_k] = acc;
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_transpose_27_4[k, p] = sum_{b0, m} grad_add_29[b0, m, p] * (matmul_24[b0, k // 16, m, k % 16] if (k // 16 >= 0) * (k // 16 < 4) * (k % 16 >= 0) * (k % 16 < 16) else 0) */
     {
-    const int lc_want = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 32768 ? lc_num_threads() : 1;
-    float *lc_part0 = lc_want > 1 ? (float *)malloc(sizeof(float) * (size_t)(lc_want - 1) * (size_t)((int64_t)(64) * (int64_t)(64))) : 0;
-    const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
-    int lc_used = 1;
-    #pragma omp parallel num_threads(lc_nt)
-    {
-    const int lc_tid = omp_get_thread_num(), lc_n = omp_get_num_threads();
-    if (lc_tid == 0) lc_used = lc_n;
-    float *restrict lc_acc0 = lc_tid == 0 ? T_grad_transpose_27_4 : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(64) * (int64_t)(64));
-    for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) lc_acc0[k] = 0.0f;
-    const int64_t lc_lo = (S_B) * lc_tid / lc_n, lc_hi = (S_B) * (lc_tid + 1) / lc_n;
-    for (int64_t v_b0 = lc_lo; v_b0 < lc_hi; ++v_b0) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-    #pragma omp simd
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        const float t0 = T_grad_add_29[((v_b0) * S_S + v_m) * 64 + v_p];
-        const float t1 = (((float)lc_floordiv(v_k, 16)) >= 0.0f);
-        const float t2 = (((float)lc_floordiv(v_k, 16)) < ((float)4));
-        const float t3 = (t1 * t2);
-        const float t4 = (((float)lc_mod(v_k, 16)) >= 0.0f);
-        const float t5 = (t3 * t4);
-        const float t6 = (((float)lc_mod(v_k, 16)) < ((float)16));
-        const float t7 = (t5 * t6);
-        const float t8 = (t7 != 0 ? T_matmul_24[(((v_b0) * 4 + lc_floordiv(v_k, 16)) * S_S + v_m) * 16 + lc_mod(v_k, 16)] : 0);
-        const float t9 = (t7 != 0 ? t8 : 0.0f);
-        const float t10 = (t0 * t9);
-        lc_acc0[(v_k) * 64 + v_p] += t10;
+    const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_transpose_27_4[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
+                    const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
+                    const float t0 = (((float)lc_floordiv(v_k, 16)) >= 0.0f);
+                    const float t1 = (((float)lc_floordiv(v_k, 16)) < ((float)4));
+                    const float t2 = (t0 * t1);
+                    const float t3 = (((float)lc_mod(v_k, 16)) >= 0.0f);
+                    const float t4 = (t2 * t3);
+                    const float t5 = (((float)lc_mod(v_k, 16)) < ((float)16));
+                    const float t6 = (t4 * t5);
+                    const float t7 = (t6 != 0 ? T_matmul_24[(((v_b0) * 4 + lc_floordiv(v_k, 16)) * S_S + v_m) * 16 + lc_mod(v_k, 16)] : 0);
+                    const float t8 = (t6 != 0 ? t7 : 0.0f);
+                    lc_dst[lc_k * LC_NR_F32] = t8;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_p = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
+                        const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
+                        const float t0 = T_grad_add_29[((v_b0) * S_S + v_m) * 64 + v_p];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_p = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_transpose_27_4[(v_k) * 64 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_transpose_27_4[(v_k) * 64 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-    }
-    }
-    /* combine the per-thread partials in thread order */
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const float *restrict lc_p = lc_part0 + (int64_t)(lc_t - 1) * ((int64_t)(64) * (int64_t)(64));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_transpose_27_4[k] += lc_p[k];
-    }
-    free(lc_part0);
+    free(lc_bp);
     }
 
     /* grad_out_proj_weight[i1, i0] = grad_transpose_27_4[i0, i1] */
@@ -619,48 +1551,172 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_reshape_26_3[b0, m, 16 * b1 + p] * (matmul_11[b0, k, 16 * b1 + p] + v_proj_bias[16 * b1 + p]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 32768)
+    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(S_S), lc_K = (int64_t)(16);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_grad_div_23_8[k] = 0;
     for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
     for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_k = 0; v_k < S_S; ++v_k) {
-        float acc = 0.0f;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_p = 0; v_p < 16; ++v_p) {
-        const float t0 = T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_p)];
-        const float t1 = T_matmul_11[((v_b0) * S_S + v_k) * 64 + ((16 * v_b1) + v_p)];
-        const float t2 = T_v_proj_bias[((16 * v_b1) + v_p)];
-        const float t3 = (t1 + t2);
-        const float t4 = (t0 * t3);
-        acc += t4;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_p = (lc_pc + lc_k);
+                    const float t0 = T_matmul_11[((v_b0) * S_S + v_k) * 64 + ((16 * v_b1) + v_p)];
+                    const float t1 = T_v_proj_bias[((16 * v_b1) + v_p)];
+                    const float t2 = (t0 + t1);
+                    lc_dst[lc_k * LC_NR_F32] = t2;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_p = (lc_pc + lc_k);
+                        const float t0 = T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_p)];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_div_23_8[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_div_23_8[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_grad_div_23_8[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k] = acc;
     }
     }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_reshape_26_3[b0, m, 16 * b1 + p] * div_23[b0, b1, m, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 32768)
+    const int64_t lc_M = (int64_t)(16), lc_N = (int64_t)(S_S), lc_K = (int64_t)(S_S);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_14_9[k] = 0;
     for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
     for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t v_k = 0; v_k < S_S; ++v_k) {
-    for (int64_t v_p = 0; v_p < 16; ++v_p) {
-        float acc = 0.0f;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-        const float t0 = T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_p)];
-        const float t1 = T_div_23[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k];
-        const float t2 = (t0 * t1);
-        acc += t2;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_m = (lc_pc + lc_k);
+                    const float t0 = T_div_23[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_p = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_m = (lc_pc + lc_k);
+                        const float t0 = T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_p)];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_p = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_transpose_14_9[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_transpose_14_9[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_grad_transpose_14_9[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p] = acc;
     }
     }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(exp_21[i0, i1, i2, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
@@ -720,66 +1776,174 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * (matmul_6[b0, p, 16 * b1 + k] + k_proj_bias[16 * b1 + k]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 32768)
+    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_4_17[k] = 0;
     for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
     for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_k = 0; v_k < 16; ++v_k) {
-        float acc = 0.0f;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_p = 0; v_p < S_S; ++v_p) {
-        const float t0 = T_grad_matmul_16_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p];
-        const float t1 = T_matmul_6[((v_b0) * S_S + v_p) * 64 + ((16 * v_b1) + v_k)];
-        const float t2 = T_k_proj_bias[((16 * v_b1) + v_k)];
-        const float t3 = (t1 + t2);
-        const float t4 = (t0 * t3);
-        acc += t4;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_p = (lc_pc + lc_k);
+                    const float t0 = T_matmul_6[((v_b0) * S_S + v_p) * 64 + ((16 * v_b1) + v_k)];
+                    const float t1 = T_k_proj_bias[((16 * v_b1) + v_k)];
+                    const float t2 = (t0 + t1);
+                    lc_dst[lc_k * LC_NR_F32] = t2;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_p = (lc_pc + lc_k);
+                        const float t0 = T_grad_matmul_16_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_transpose_4_17[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_k] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_transpose_4_17[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_k] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_grad_transpose_4_17[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_k] = acc;
     }
     }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * (matmul_1[b0, m, 16 * b1 + k] + q_proj_bias[16 * b1 + k]) */
     {
-    const int lc_want = (int64_t)(S_S) * (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 32768 ? lc_num_threads() : 1;
-    float *lc_part0 = lc_want > 1 ? (float *)malloc(sizeof(float) * (size_t)(lc_want - 1) * (size_t)((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S))) : 0;
-    const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
-    int lc_used = 1;
-    #pragma omp parallel num_threads(lc_nt)
-    {
-    const int lc_tid = omp_get_thread_num(), lc_n = omp_get_num_threads();
-    if (lc_tid == 0) lc_used = lc_n;
-    float *restrict lc_acc0 = lc_tid == 0 ? T_grad_transpose_15_18 : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S));
-    for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) lc_acc0[k] = 0.0f;
-    const int64_t lc_lo = (S_S) * lc_tid / lc_n, lc_hi = (S_S) * (lc_tid + 1) / lc_n;
-    for (int64_t v_m = lc_lo; v_m < lc_hi; ++v_m) {
+    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] = 0;
     for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
     for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t v_k = 0; v_k < 16; ++v_k) {
-    #pragma omp simd
-    for (int64_t v_p = 0; v_p < S_S; ++v_p) {
-        const float t0 = T_grad_matmul_16_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p];
-        const float t1 = T_matmul_1[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_k)];
-        const float t2 = T_q_proj_bias[((16 * v_b1) + v_k)];
-        const float t3 = (t1 + t2);
-        const float t4 = (t0 * t3);
-        lc_acc0[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p] += t4;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_m = (lc_pc + lc_k);
+                    const float t0 = T_matmul_1[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_k)];
+                    const float t1 = T_q_proj_bias[((16 * v_b1) + v_k)];
+                    const float t2 = (t0 + t1);
+                    lc_dst[lc_k * LC_NR_F32] = t2;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_p = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_m = (lc_pc + lc_k);
+                        const float t0 = T_grad_matmul_16_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_p = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_transpose_15_18[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_transpose_15_18[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
     }
     }
-    }
-    }
-    }
-    /* combine the per-thread partials in thread order */
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const float *restrict lc_p = lc_part0 + (int64_t)(lc_t - 1) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] += lc_p[k];
-    }
-    free(lc_part0);
+    free(lc_bp);
     }
 
     /* grad_v_proj_bias[i2] = sum_{i0, i1} (grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
@@ -808,74 +1972,182 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_x_24[b0, m, k] = sum_{p} (grad_transpose_14_9[b0, p // 16, m, p % 16] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * v_proj_weight[p, k] */
     {
-    const int lc_want = (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 32768 ? lc_num_threads() : 1;
-    float *lc_part0 = lc_want > 1 ? (float *)malloc(sizeof(float) * (size_t)(lc_want - 1) * (size_t)((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64))) : 0;
-    const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
-    int lc_used = 1;
-    #pragma omp parallel num_threads(lc_nt)
-    {
-    const int lc_tid = omp_get_thread_num(), lc_n = omp_get_num_threads();
-    if (lc_tid == 0) lc_used = lc_n;
-    float *restrict lc_acc0 = lc_tid == 0 ? T_grad_x_24 : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64));
-    for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) lc_acc0[k] = 0.0f;
-    const int64_t lc_lo = (64) * lc_tid / lc_n, lc_hi = (64) * (lc_tid + 1) / lc_n;
-    for (int64_t v_p = lc_lo; v_p < lc_hi; ++v_p) {
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    #pragma omp simd
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        const float t0 = (((float)lc_floordiv(v_p, 16)) >= 0.0f);
-        const float t1 = (((float)lc_floordiv(v_p, 16)) < ((float)4));
-        const float t2 = (t0 * t1);
-        const float t3 = (((float)lc_mod(v_p, 16)) >= 0.0f);
-        const float t4 = (t2 * t3);
-        const float t5 = (((float)lc_mod(v_p, 16)) < ((float)16));
-        const float t6 = (t4 * t5);
-        const float t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
-        const float t8 = (t6 != 0 ? t7 : 0.0f);
-        const float t9 = T_v_proj_weight[(v_p) * 64 + v_k];
-        const float t10 = (t8 * t9);
-        lc_acc0[((v_b0) * S_S + v_m) * 64 + v_k] += t10;
+    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_24[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_p = (lc_pc + lc_k);
+                    const float t0 = T_v_proj_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = (lc_m) % (S_S);
+                    const int64_t v_b0 = lc_m / (S_S);
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_p = (lc_pc + lc_k);
+                        const float t0 = (((float)lc_floordiv(v_p, 16)) >= 0.0f);
+                        const float t1 = (((float)lc_floordiv(v_p, 16)) < ((float)4));
+                        const float t2 = (t0 * t1);
+                        const float t3 = (((float)lc_mod(v_p, 16)) >= 0.0f);
+                        const float t4 = (t2 * t3);
+                        const float t5 = (((float)lc_mod(v_p, 16)) < ((float)16));
+                        const float t6 = (t4 * t5);
+                        const float t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
+                        const float t8 = (t6 != 0 ? t7 : 0.0f);
+                        lc_dst[lc_k * LC_MR] = t8;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = (lc_m) % (S_S);
+                        const int64_t v_b0 = lc_m / (S_S);
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_x_24[((v_b0) * S_S + v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_x_24[((v_b0) * S_S + v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-    }
-    }
-    /* combine the per-thread partials in thread order */
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const float *restrict lc_p = lc_part0 + (int64_t)(lc_t - 1) * ((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_24[k] += lc_p[k];
-    }
-    free(lc_part0);
+    free(lc_bp);
     }
 
     /* grad_transpose_10_25[k, p] = sum_{b0, m} (grad_transpose_14_9[b0, p // 16, m, p % 16] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * x[b0, m, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 32768)
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        float acc = 0.0f;
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-        const float t0 = (((float)lc_floordiv(v_p, 16)) >= 0.0f);
-        const float t1 = (((float)lc_floordiv(v_p, 16)) < ((float)4));
-        const float t2 = (t0 * t1);
-        const float t3 = (((float)lc_mod(v_p, 16)) >= 0.0f);
-        const float t4 = (t2 * t3);
-        const float t5 = (((float)lc_mod(v_p, 16)) < ((float)16));
-        const float t6 = (t4 * t5);
-        const float t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
-        const float t8 = (t6 != 0 ? t7 : 0.0f);
-        const float t9 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
-        const float t10 = (t8 * t9);
-        acc += t10;
+    const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_transpose_10_25[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
+                    const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
+                    const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_p = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
+                        const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
+                        const float t0 = (((float)lc_floordiv(v_p, 16)) >= 0.0f);
+                        const float t1 = (((float)lc_floordiv(v_p, 16)) < ((float)4));
+                        const float t2 = (t0 * t1);
+                        const float t3 = (((float)lc_mod(v_p, 16)) >= 0.0f);
+                        const float t4 = (t2 * t3);
+                        const float t5 = (((float)lc_mod(v_p, 16)) < ((float)16));
+                        const float t6 = (t4 * t5);
+                        const float t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
+                        const float t8 = (t6 != 0 ? t7 : 0.0f);
+                        lc_dst[lc_k * LC_MR] = t8;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_p = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_transpose_10_25[(v_k) * 64 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_transpose_10_25[(v_k) * 64 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-        T_grad_transpose_10_25[(v_k) * 64 + v_p] = acc;
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_v_proj_weight[i1, i0] = grad_transpose_10_25[i0, i1] */
@@ -916,58 +2188,182 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_x_31[b0, m, k] = sum_{p} (grad_transpose_15_18[b0, p // 16, p % 16, m] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * k_proj_weight[p, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 32768)
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        float acc = 0.0f;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        const float t0 = (((float)lc_floordiv(v_p, 16)) >= 0.0f);
-        const float t1 = (((float)lc_floordiv(v_p, 16)) < ((float)4));
-        const float t2 = (t0 * t1);
-        const float t3 = (((float)lc_mod(v_p, 16)) >= 0.0f);
-        const float t4 = (t2 * t3);
-        const float t5 = (((float)lc_mod(v_p, 16)) < ((float)16));
-        const float t6 = (t4 * t5);
-        const float t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * 16 + lc_mod(v_p, 16)) * S_S + v_m] : 0);
-        const float t8 = (t6 != 0 ? t7 : 0.0f);
-        const float t9 = T_k_proj_weight[(v_p) * 64 + v_k];
-        const float t10 = (t8 * t9);
-        acc += t10;
+    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_31[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_p = (lc_pc + lc_k);
+                    const float t0 = T_k_proj_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = (lc_m) % (S_S);
+                    const int64_t v_b0 = lc_m / (S_S);
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_p = (lc_pc + lc_k);
+                        const float t0 = (((float)lc_floordiv(v_p, 16)) >= 0.0f);
+                        const float t1 = (((float)lc_floordiv(v_p, 16)) < ((float)4));
+                        const float t2 = (t0 * t1);
+                        const float t3 = (((float)lc_mod(v_p, 16)) >= 0.0f);
+                        const float t4 = (t2 * t3);
+                        const float t5 = (((float)lc_mod(v_p, 16)) < ((float)16));
+                        const float t6 = (t4 * t5);
+                        const float t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * 16 + lc_mod(v_p, 16)) * S_S + v_m] : 0);
+                        const float t8 = (t6 != 0 ? t7 : 0.0f);
+                        lc_dst[lc_k * LC_MR] = t8;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = (lc_m) % (S_S);
+                        const int64_t v_b0 = lc_m / (S_S);
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_x_31[((v_b0) * S_S + v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_x_31[((v_b0) * S_S + v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_grad_x_31[((v_b0) * S_S + v_m) * 64 + v_k] = acc;
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_transpose_5_32[k, p] = sum_{b0, m} (grad_transpose_15_18[b0, p // 16, p % 16, m] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * x[b0, m, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 32768)
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        float acc = 0.0f;
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-        const float t0 = (((float)lc_floordiv(v_p, 16)) >= 0.0f);
-        const float t1 = (((float)lc_floordiv(v_p, 16)) < ((float)4));
-        const float t2 = (t0 * t1);
-        const float t3 = (((float)lc_mod(v_p, 16)) >= 0.0f);
-        const float t4 = (t2 * t3);
-        const float t5 = (((float)lc_mod(v_p, 16)) < ((float)16));
-        const float t6 = (t4 * t5);
-        const float t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * 16 + lc_mod(v_p, 16)) * S_S + v_m] : 0);
-        const float t8 = (t6 != 0 ? t7 : 0.0f);
-        const float t9 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
-        const float t10 = (t8 * t9);
-        acc += t10;
+    const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_transpose_5_32[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
+                    const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
+                    const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_p = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
+                        const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
+                        const float t0 = (((float)lc_floordiv(v_p, 16)) >= 0.0f);
+                        const float t1 = (((float)lc_floordiv(v_p, 16)) < ((float)4));
+                        const float t2 = (t0 * t1);
+                        const float t3 = (((float)lc_mod(v_p, 16)) >= 0.0f);
+                        const float t4 = (t2 * t3);
+                        const float t5 = (((float)lc_mod(v_p, 16)) < ((float)16));
+                        const float t6 = (t4 * t5);
+                        const float t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * 16 + lc_mod(v_p, 16)) * S_S + v_m] : 0);
+                        const float t8 = (t6 != 0 ? t7 : 0.0f);
+                        lc_dst[lc_k * LC_MR] = t8;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_p = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_transpose_5_32[(v_k) * 64 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_transpose_5_32[(v_k) * 64 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-        T_grad_transpose_5_32[(v_k) * 64 + v_p] = acc;
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_k_proj_weight[i1, i0] = grad_transpose_5_32[i0, i1] */
@@ -1008,74 +2404,182 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_x_38[b0, m, k] = sum_{p} (grad_transpose_4_17[b0, p // 16, m, p % 16] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * q_proj_weight[p, k] */
     {
-    const int lc_want = (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 32768 ? lc_num_threads() : 1;
-    float *lc_part0 = lc_want > 1 ? (float *)malloc(sizeof(float) * (size_t)(lc_want - 1) * (size_t)((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64))) : 0;
-    const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
-    int lc_used = 1;
-    #pragma omp parallel num_threads(lc_nt)
-    {
-    const int lc_tid = omp_get_thread_num(), lc_n = omp_get_num_threads();
-    if (lc_tid == 0) lc_used = lc_n;
-    float *restrict lc_acc0 = lc_tid == 0 ? T_grad_x_38 : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64));
-    for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) lc_acc0[k] = 0.0f;
-    const int64_t lc_lo = (64) * lc_tid / lc_n, lc_hi = (64) * (lc_tid + 1) / lc_n;
-    for (int64_t v_p = lc_lo; v_p < lc_hi; ++v_p) {
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    #pragma omp simd
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        const float t0 = (((float)lc_floordiv(v_p, 16)) >= 0.0f);
-        const float t1 = (((float)lc_floordiv(v_p, 16)) < ((float)4));
-        const float t2 = (t0 * t1);
-        const float t3 = (((float)lc_mod(v_p, 16)) >= 0.0f);
-        const float t4 = (t2 * t3);
-        const float t5 = (((float)lc_mod(v_p, 16)) < ((float)16));
-        const float t6 = (t4 * t5);
-        const float t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
-        const float t8 = (t6 != 0 ? t7 : 0.0f);
-        const float t9 = T_q_proj_weight[(v_p) * 64 + v_k];
-        const float t10 = (t8 * t9);
-        lc_acc0[((v_b0) * S_S + v_m) * 64 + v_k] += t10;
+    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_38[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_p = (lc_pc + lc_k);
+                    const float t0 = T_q_proj_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = (lc_m) % (S_S);
+                    const int64_t v_b0 = lc_m / (S_S);
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_p = (lc_pc + lc_k);
+                        const float t0 = (((float)lc_floordiv(v_p, 16)) >= 0.0f);
+                        const float t1 = (((float)lc_floordiv(v_p, 16)) < ((float)4));
+                        const float t2 = (t0 * t1);
+                        const float t3 = (((float)lc_mod(v_p, 16)) >= 0.0f);
+                        const float t4 = (t2 * t3);
+                        const float t5 = (((float)lc_mod(v_p, 16)) < ((float)16));
+                        const float t6 = (t4 * t5);
+                        const float t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
+                        const float t8 = (t6 != 0 ? t7 : 0.0f);
+                        lc_dst[lc_k * LC_MR] = t8;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = (lc_m) % (S_S);
+                        const int64_t v_b0 = lc_m / (S_S);
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_x_38[((v_b0) * S_S + v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_x_38[((v_b0) * S_S + v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-    }
-    }
-    /* combine the per-thread partials in thread order */
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const float *restrict lc_p = lc_part0 + (int64_t)(lc_t - 1) * ((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_38[k] += lc_p[k];
-    }
-    free(lc_part0);
+    free(lc_bp);
     }
 
     /* grad_transpose_0_39[k, p] = sum_{b0, m} (grad_transpose_4_17[b0, p // 16, m, p % 16] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * x[b0, m, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 32768)
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        float acc = 0.0f;
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-        const float t0 = (((float)lc_floordiv(v_p, 16)) >= 0.0f);
-        const float t1 = (((float)lc_floordiv(v_p, 16)) < ((float)4));
-        const float t2 = (t0 * t1);
-        const float t3 = (((float)lc_mod(v_p, 16)) >= 0.0f);
-        const float t4 = (t2 * t3);
-        const float t5 = (((float)lc_mod(v_p, 16)) < ((float)16));
-        const float t6 = (t4 * t5);
-        const float t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
-        const float t8 = (t6 != 0 ? t7 : 0.0f);
-        const float t9 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
-        const float t10 = (t8 * t9);
-        acc += t10;
+    const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_transpose_0_39[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
+                    const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
+                    const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_p = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
+                        const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
+                        const float t0 = (((float)lc_floordiv(v_p, 16)) >= 0.0f);
+                        const float t1 = (((float)lc_floordiv(v_p, 16)) < ((float)4));
+                        const float t2 = (t0 * t1);
+                        const float t3 = (((float)lc_mod(v_p, 16)) >= 0.0f);
+                        const float t4 = (t2 * t3);
+                        const float t5 = (((float)lc_mod(v_p, 16)) < ((float)16));
+                        const float t6 = (t4 * t5);
+                        const float t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
+                        const float t8 = (t6 != 0 ? t7 : 0.0f);
+                        lc_dst[lc_k * LC_MR] = t8;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_p = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_transpose_0_39[(v_k) * 64 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_transpose_0_39[(v_k) * 64 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-        T_grad_transpose_0_39[(v_k) * 64 + v_p] = acc;
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_q_proj_weight[i1, i0] = grad_transpose_0_39[i0, i1] */
@@ -1148,66 +2652,174 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_reshape_26_3[b0, m, k] = sum_{p} grad_add_29[b0, m, p] * out_proj_weight[p, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 32768)
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        double acc = 0.0;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        const double t0 = T_grad_add_29[((v_b0) * S_S + v_m) * 64 + v_p];
-        const double t1 = T_out_proj_weight[(v_p) * 64 + v_k];
-        const double t2 = (t0 * t1);
-        acc += t2;
+    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_reshape_26_3[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_p = (lc_pc + lc_k);
+                    const double t0 = T_out_proj_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = (lc_m) % (S_S);
+                    const int64_t v_b0 = lc_m / (S_S);
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_p = (lc_pc + lc_k);
+                        const double t0 = T_grad_add_29[((v_b0) * S_S + v_m) * 64 + v_p];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = (lc_m) % (S_S);
+                        const int64_t v_b0 = lc_m / (S_S);
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + v_k] = acc;
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_transpose_27_4[k, p] = sum_{b0, m} grad_add_29[b0, m, p] * (matmul_24[b0, k // 16, m, k % 16] if (k // 16 >= 0) * (k // 16 < 4) * (k % 16 >= 0) * (k % 16 < 16) else 0) */
     {
-    const int lc_want = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 32768 ? lc_num_threads() : 1;
-    double *lc_part0 = lc_want > 1 ? (double *)malloc(sizeof(double) * (size_t)(lc_want - 1) * (size_t)((int64_t)(64) * (int64_t)(64))) : 0;
-    const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
-    int lc_used = 1;
-    #pragma omp parallel num_threads(lc_nt)
-    {
-    const int lc_tid = omp_get_thread_num(), lc_n = omp_get_num_threads();
-    if (lc_tid == 0) lc_used = lc_n;
-    double *restrict lc_acc0 = lc_tid == 0 ? T_grad_transpose_27_4 : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(64) * (int64_t)(64));
-    for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) lc_acc0[k] = 0.0;
-    const int64_t lc_lo = (S_B) * lc_tid / lc_n, lc_hi = (S_B) * (lc_tid + 1) / lc_n;
-    for (int64_t v_b0 = lc_lo; v_b0 < lc_hi; ++v_b0) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-    #pragma omp simd
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        const double t0 = T_grad_add_29[((v_b0) * S_S + v_m) * 64 + v_p];
-        const double t1 = (((double)lc_floordiv(v_k, 16)) >= 0.0);
-        const double t2 = (((double)lc_floordiv(v_k, 16)) < ((double)4));
-        const double t3 = (t1 * t2);
-        const double t4 = (((double)lc_mod(v_k, 16)) >= 0.0);
-        const double t5 = (t3 * t4);
-        const double t6 = (((double)lc_mod(v_k, 16)) < ((double)16));
-        const double t7 = (t5 * t6);
-        const double t8 = (t7 != 0 ? T_matmul_24[(((v_b0) * 4 + lc_floordiv(v_k, 16)) * S_S + v_m) * 16 + lc_mod(v_k, 16)] : 0);
-        const double t9 = (t7 != 0 ? t8 : 0.0);
-        const double t10 = (t0 * t9);
-        lc_acc0[(v_k) * 64 + v_p] += t10;
+    const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_transpose_27_4[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
+                    const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
+                    const double t0 = (((double)lc_floordiv(v_k, 16)) >= 0.0);
+                    const double t1 = (((double)lc_floordiv(v_k, 16)) < ((double)4));
+                    const double t2 = (t0 * t1);
+                    const double t3 = (((double)lc_mod(v_k, 16)) >= 0.0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = (((double)lc_mod(v_k, 16)) < ((double)16));
+                    const double t6 = (t4 * t5);
+                    const double t7 = (t6 != 0 ? T_matmul_24[(((v_b0) * 4 + lc_floordiv(v_k, 16)) * S_S + v_m) * 16 + lc_mod(v_k, 16)] : 0);
+                    const double t8 = (t6 != 0 ? t7 : 0.0);
+                    lc_dst[lc_k * LC_NR_F64] = t8;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_p = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
+                        const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
+                        const double t0 = T_grad_add_29[((v_b0) * S_S + v_m) * 64 + v_p];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_p = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_transpose_27_4[(v_k) * 64 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_transpose_27_4[(v_k) * 64 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-    }
-    }
-    /* combine the per-thread partials in thread order */
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const double *restrict lc_p = lc_part0 + (int64_t)(lc_t - 1) * ((int64_t)(64) * (int64_t)(64));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_transpose_27_4[k] += lc_p[k];
-    }
-    free(lc_part0);
+    free(lc_bp);
     }
 
     /* grad_out_proj_weight[i1, i0] = grad_transpose_27_4[i0, i1] */
@@ -1224,48 +2836,172 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_reshape_26_3[b0, m, 16 * b1 + p] * (matmul_11[b0, k, 16 * b1 + p] + v_proj_bias[16 * b1 + p]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 32768)
+    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(S_S), lc_K = (int64_t)(16);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_grad_div_23_8[k] = 0;
     for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
     for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_k = 0; v_k < S_S; ++v_k) {
-        double acc = 0.0;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_p = 0; v_p < 16; ++v_p) {
-        const double t0 = T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_p)];
-        const double t1 = T_matmul_11[((v_b0) * S_S + v_k) * 64 + ((16 * v_b1) + v_p)];
-        const double t2 = T_v_proj_bias[((16 * v_b1) + v_p)];
-        const double t3 = (t1 + t2);
-        const double t4 = (t0 * t3);
-        acc += t4;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_p = (lc_pc + lc_k);
+                    const double t0 = T_matmul_11[((v_b0) * S_S + v_k) * 64 + ((16 * v_b1) + v_p)];
+                    const double t1 = T_v_proj_bias[((16 * v_b1) + v_p)];
+                    const double t2 = (t0 + t1);
+                    lc_dst[lc_k * LC_NR_F64] = t2;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_p = (lc_pc + lc_k);
+                        const double t0 = T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_p)];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_div_23_8[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_div_23_8[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_grad_div_23_8[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k] = acc;
     }
     }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_reshape_26_3[b0, m, 16 * b1 + p] * div_23[b0, b1, m, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 32768)
+    const int64_t lc_M = (int64_t)(16), lc_N = (int64_t)(S_S), lc_K = (int64_t)(S_S);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_14_9[k] = 0;
     for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
     for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t v_k = 0; v_k < S_S; ++v_k) {
-    for (int64_t v_p = 0; v_p < 16; ++v_p) {
-        double acc = 0.0;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-        const double t0 = T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_p)];
-        const double t1 = T_div_23[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k];
-        const double t2 = (t0 * t1);
-        acc += t2;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_m = (lc_pc + lc_k);
+                    const double t0 = T_div_23[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_p = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_m = (lc_pc + lc_k);
+                        const double t0 = T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_p)];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_p = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_transpose_14_9[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_transpose_14_9[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_grad_transpose_14_9[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p] = acc;
     }
     }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(exp_21[i0, i1, i2, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
@@ -1325,66 +3061,174 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * (matmul_6[b0, p, 16 * b1 + k] + k_proj_bias[16 * b1 + k]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 32768)
+    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_4_17[k] = 0;
     for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
     for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_k = 0; v_k < 16; ++v_k) {
-        double acc = 0.0;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_p = 0; v_p < S_S; ++v_p) {
-        const double t0 = T_grad_matmul_16_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p];
-        const double t1 = T_matmul_6[((v_b0) * S_S + v_p) * 64 + ((16 * v_b1) + v_k)];
-        const double t2 = T_k_proj_bias[((16 * v_b1) + v_k)];
-        const double t3 = (t1 + t2);
-        const double t4 = (t0 * t3);
-        acc += t4;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_p = (lc_pc + lc_k);
+                    const double t0 = T_matmul_6[((v_b0) * S_S + v_p) * 64 + ((16 * v_b1) + v_k)];
+                    const double t1 = T_k_proj_bias[((16 * v_b1) + v_k)];
+                    const double t2 = (t0 + t1);
+                    lc_dst[lc_k * LC_NR_F64] = t2;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_p = (lc_pc + lc_k);
+                        const double t0 = T_grad_matmul_16_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_transpose_4_17[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_k] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_transpose_4_17[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_k] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_grad_transpose_4_17[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_k] = acc;
     }
     }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * (matmul_1[b0, m, 16 * b1 + k] + q_proj_bias[16 * b1 + k]) */
     {
-    const int lc_want = (int64_t)(S_S) * (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 32768 ? lc_num_threads() : 1;
-    double *lc_part0 = lc_want > 1 ? (double *)malloc(sizeof(double) * (size_t)(lc_want - 1) * (size_t)((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S))) : 0;
-    const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
-    int lc_used = 1;
-    #pragma omp parallel num_threads(lc_nt)
-    {
-    const int lc_tid = omp_get_thread_num(), lc_n = omp_get_num_threads();
-    if (lc_tid == 0) lc_used = lc_n;
-    double *restrict lc_acc0 = lc_tid == 0 ? T_grad_transpose_15_18 : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S));
-    for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) lc_acc0[k] = 0.0;
-    const int64_t lc_lo = (S_S) * lc_tid / lc_n, lc_hi = (S_S) * (lc_tid + 1) / lc_n;
-    for (int64_t v_m = lc_lo; v_m < lc_hi; ++v_m) {
+    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] = 0;
     for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
     for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t v_k = 0; v_k < 16; ++v_k) {
-    #pragma omp simd
-    for (int64_t v_p = 0; v_p < S_S; ++v_p) {
-        const double t0 = T_grad_matmul_16_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p];
-        const double t1 = T_matmul_1[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_k)];
-        const double t2 = T_q_proj_bias[((16 * v_b1) + v_k)];
-        const double t3 = (t1 + t2);
-        const double t4 = (t0 * t3);
-        lc_acc0[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p] += t4;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_m = (lc_pc + lc_k);
+                    const double t0 = T_matmul_1[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_k)];
+                    const double t1 = T_q_proj_bias[((16 * v_b1) + v_k)];
+                    const double t2 = (t0 + t1);
+                    lc_dst[lc_k * LC_NR_F64] = t2;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_p = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_m = (lc_pc + lc_k);
+                        const double t0 = T_grad_matmul_16_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_p = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_transpose_15_18[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_transpose_15_18[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
     }
     }
-    }
-    }
-    }
-    /* combine the per-thread partials in thread order */
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const double *restrict lc_p = lc_part0 + (int64_t)(lc_t - 1) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] += lc_p[k];
-    }
-    free(lc_part0);
+    free(lc_bp);
     }
 
     /* grad_v_proj_bias[i2] = sum_{i0, i1} (grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
@@ -1413,74 +3257,182 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_x_24[b0, m, k] = sum_{p} (grad_transpose_14_9[b0, p // 16, m, p % 16] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * v_proj_weight[p, k] */
     {
-    const int lc_want = (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 32768 ? lc_num_threads() : 1;
-    double *lc_part0 = lc_want > 1 ? (double *)malloc(sizeof(double) * (size_t)(lc_want - 1) * (size_t)((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64))) : 0;
-    const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
-    int lc_used = 1;
-    #pragma omp parallel num_threads(lc_nt)
-    {
-    const int lc_tid = omp_get_thread_num(), lc_n = omp_get_num_threads();
-    if (lc_tid == 0) lc_used = lc_n;
-    double *restrict lc_acc0 = lc_tid == 0 ? T_grad_x_24 : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64));
-    for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) lc_acc0[k] = 0.0;
-    const int64_t lc_lo = (64) * lc_tid / lc_n, lc_hi = (64) * (lc_tid + 1) / lc_n;
-    for (int64_t v_p = lc_lo; v_p < lc_hi; ++v_p) {
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    #pragma omp simd
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        const double t0 = (((double)lc_floordiv(v_p, 16)) >= 0.0);
-        const double t1 = (((double)lc_floordiv(v_p, 16)) < ((double)4));
-        const double t2 = (t0 * t1);
-        const double t3 = (((double)lc_mod(v_p, 16)) >= 0.0);
-        const double t4 = (t2 * t3);
-        const double t5 = (((double)lc_mod(v_p, 16)) < ((double)16));
-        const double t6 = (t4 * t5);
-        const double t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
-        const double t8 = (t6 != 0 ? t7 : 0.0);
-        const double t9 = T_v_proj_weight[(v_p) * 64 + v_k];
-        const double t10 = (t8 * t9);
-        lc_acc0[((v_b0) * S_S + v_m) * 64 + v_k] += t10;
+    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_24[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_p = (lc_pc + lc_k);
+                    const double t0 = T_v_proj_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = (lc_m) % (S_S);
+                    const int64_t v_b0 = lc_m / (S_S);
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_p = (lc_pc + lc_k);
+                        const double t0 = (((double)lc_floordiv(v_p, 16)) >= 0.0);
+                        const double t1 = (((double)lc_floordiv(v_p, 16)) < ((double)4));
+                        const double t2 = (t0 * t1);
+                        const double t3 = (((double)lc_mod(v_p, 16)) >= 0.0);
+                        const double t4 = (t2 * t3);
+                        const double t5 = (((double)lc_mod(v_p, 16)) < ((double)16));
+                        const double t6 = (t4 * t5);
+                        const double t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
+                        const double t8 = (t6 != 0 ? t7 : 0.0);
+                        lc_dst[lc_k * LC_MR] = t8;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = (lc_m) % (S_S);
+                        const int64_t v_b0 = lc_m / (S_S);
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_x_24[((v_b0) * S_S + v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_x_24[((v_b0) * S_S + v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-    }
-    }
-    /* combine the per-thread partials in thread order */
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const double *restrict lc_p = lc_part0 + (int64_t)(lc_t - 1) * ((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_24[k] += lc_p[k];
-    }
-    free(lc_part0);
+    free(lc_bp);
     }
 
     /* grad_transpose_10_25[k, p] = sum_{b0, m} (grad_transpose_14_9[b0, p // 16, m, p % 16] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * x[b0, m, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 32768)
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        double acc = 0.0;
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-        const double t0 = (((double)lc_floordiv(v_p, 16)) >= 0.0);
-        const double t1 = (((double)lc_floordiv(v_p, 16)) < ((double)4));
-        const double t2 = (t0 * t1);
-        const double t3 = (((double)lc_mod(v_p, 16)) >= 0.0);
-        const double t4 = (t2 * t3);
-        const double t5 = (((double)lc_mod(v_p, 16)) < ((double)16));
-        const double t6 = (t4 * t5);
-        const double t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
-        const double t8 = (t6 != 0 ? t7 : 0.0);
-        const double t9 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
-        const double t10 = (t8 * t9);
-        acc += t10;
+    const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_transpose_10_25[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
+                    const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
+                    const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_p = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
+                        const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
+                        const double t0 = (((double)lc_floordiv(v_p, 16)) >= 0.0);
+                        const double t1 = (((double)lc_floordiv(v_p, 16)) < ((double)4));
+                        const double t2 = (t0 * t1);
+                        const double t3 = (((double)lc_mod(v_p, 16)) >= 0.0);
+                        const double t4 = (t2 * t3);
+                        const double t5 = (((double)lc_mod(v_p, 16)) < ((double)16));
+                        const double t6 = (t4 * t5);
+                        const double t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
+                        const double t8 = (t6 != 0 ? t7 : 0.0);
+                        lc_dst[lc_k * LC_MR] = t8;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_p = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_transpose_10_25[(v_k) * 64 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_transpose_10_25[(v_k) * 64 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-        T_grad_transpose_10_25[(v_k) * 64 + v_p] = acc;
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_v_proj_weight[i1, i0] = grad_transpose_10_25[i0, i1] */
@@ -1521,58 +3473,182 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_x_31[b0, m, k] = sum_{p} (grad_transpose_15_18[b0, p // 16, p % 16, m] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * k_proj_weight[p, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 32768)
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        double acc = 0.0;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        const double t0 = (((double)lc_floordiv(v_p, 16)) >= 0.0);
-        const double t1 = (((double)lc_floordiv(v_p, 16)) < ((double)4));
-        const double t2 = (t0 * t1);
-        const double t3 = (((double)lc_mod(v_p, 16)) >= 0.0);
-        const double t4 = (t2 * t3);
-        const double t5 = (((double)lc_mod(v_p, 16)) < ((double)16));
-        const double t6 = (t4 * t5);
-        const double t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * 16 + lc_mod(v_p, 16)) * S_S + v_m] : 0);
-        const double t8 = (t6 != 0 ? t7 : 0.0);
-        const double t9 = T_k_proj_weight[(v_p) * 64 + v_k];
-        const double t10 = (t8 * t9);
-        acc += t10;
+    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_31[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_p = (lc_pc + lc_k);
+                    const double t0 = T_k_proj_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = (lc_m) % (S_S);
+                    const int64_t v_b0 = lc_m / (S_S);
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_p = (lc_pc + lc_k);
+                        const double t0 = (((double)lc_floordiv(v_p, 16)) >= 0.0);
+                        const double t1 = (((double)lc_floordiv(v_p, 16)) < ((double)4));
+                        const double t2 = (t0 * t1);
+                        const double t3 = (((double)lc_mod(v_p, 16)) >= 0.0);
+                        const double t4 = (t2 * t3);
+                        const double t5 = (((double)lc_mod(v_p, 16)) < ((double)16));
+                        const double t6 = (t4 * t5);
+                        const double t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * 16 + lc_mod(v_p, 16)) * S_S + v_m] : 0);
+                        const double t8 = (t6 != 0 ? t7 : 0.0);
+                        lc_dst[lc_k * LC_MR] = t8;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = (lc_m) % (S_S);
+                        const int64_t v_b0 = lc_m / (S_S);
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_x_31[((v_b0) * S_S + v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_x_31[((v_b0) * S_S + v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_grad_x_31[((v_b0) * S_S + v_m) * 64 + v_k] = acc;
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_transpose_5_32[k, p] = sum_{b0, m} (grad_transpose_15_18[b0, p // 16, p % 16, m] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * x[b0, m, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 32768)
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        double acc = 0.0;
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-        const double t0 = (((double)lc_floordiv(v_p, 16)) >= 0.0);
-        const double t1 = (((double)lc_floordiv(v_p, 16)) < ((double)4));
-        const double t2 = (t0 * t1);
-        const double t3 = (((double)lc_mod(v_p, 16)) >= 0.0);
-        const double t4 = (t2 * t3);
-        const double t5 = (((double)lc_mod(v_p, 16)) < ((double)16));
-        const double t6 = (t4 * t5);
-        const double t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * 16 + lc_mod(v_p, 16)) * S_S + v_m] : 0);
-        const double t8 = (t6 != 0 ? t7 : 0.0);
-        const double t9 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
-        const double t10 = (t8 * t9);
-        acc += t10;
+    const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_transpose_5_32[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
+                    const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
+                    const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_p = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
+                        const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
+                        const double t0 = (((double)lc_floordiv(v_p, 16)) >= 0.0);
+                        const double t1 = (((double)lc_floordiv(v_p, 16)) < ((double)4));
+                        const double t2 = (t0 * t1);
+                        const double t3 = (((double)lc_mod(v_p, 16)) >= 0.0);
+                        const double t4 = (t2 * t3);
+                        const double t5 = (((double)lc_mod(v_p, 16)) < ((double)16));
+                        const double t6 = (t4 * t5);
+                        const double t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * 16 + lc_mod(v_p, 16)) * S_S + v_m] : 0);
+                        const double t8 = (t6 != 0 ? t7 : 0.0);
+                        lc_dst[lc_k * LC_MR] = t8;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_p = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_transpose_5_32[(v_k) * 64 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_transpose_5_32[(v_k) * 64 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-        T_grad_transpose_5_32[(v_k) * 64 + v_p] = acc;
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_k_proj_weight[i1, i0] = grad_transpose_5_32[i0, i1] */
@@ -1613,74 +3689,182 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_x_38[b0, m, k] = sum_{p} (grad_transpose_4_17[b0, p // 16, m, p % 16] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * q_proj_weight[p, k] */
     {
-    const int lc_want = (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 32768 ? lc_num_threads() : 1;
-    double *lc_part0 = lc_want > 1 ? (double *)malloc(sizeof(double) * (size_t)(lc_want - 1) * (size_t)((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64))) : 0;
-    const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
-    int lc_used = 1;
-    #pragma omp parallel num_threads(lc_nt)
-    {
-    const int lc_tid = omp_get_thread_num(), lc_n = omp_get_num_threads();
-    if (lc_tid == 0) lc_used = lc_n;
-    double *restrict lc_acc0 = lc_tid == 0 ? T_grad_x_38 : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64));
-    for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) lc_acc0[k] = 0.0;
-    const int64_t lc_lo = (64) * lc_tid / lc_n, lc_hi = (64) * (lc_tid + 1) / lc_n;
-    for (int64_t v_p = lc_lo; v_p < lc_hi; ++v_p) {
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-    #pragma omp simd
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        const double t0 = (((double)lc_floordiv(v_p, 16)) >= 0.0);
-        const double t1 = (((double)lc_floordiv(v_p, 16)) < ((double)4));
-        const double t2 = (t0 * t1);
-        const double t3 = (((double)lc_mod(v_p, 16)) >= 0.0);
-        const double t4 = (t2 * t3);
-        const double t5 = (((double)lc_mod(v_p, 16)) < ((double)16));
-        const double t6 = (t4 * t5);
-        const double t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
-        const double t8 = (t6 != 0 ? t7 : 0.0);
-        const double t9 = T_q_proj_weight[(v_p) * 64 + v_k];
-        const double t10 = (t8 * t9);
-        lc_acc0[((v_b0) * S_S + v_m) * 64 + v_k] += t10;
+    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_38[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_p = (lc_pc + lc_k);
+                    const double t0 = T_q_proj_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = (lc_m) % (S_S);
+                    const int64_t v_b0 = lc_m / (S_S);
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_p = (lc_pc + lc_k);
+                        const double t0 = (((double)lc_floordiv(v_p, 16)) >= 0.0);
+                        const double t1 = (((double)lc_floordiv(v_p, 16)) < ((double)4));
+                        const double t2 = (t0 * t1);
+                        const double t3 = (((double)lc_mod(v_p, 16)) >= 0.0);
+                        const double t4 = (t2 * t3);
+                        const double t5 = (((double)lc_mod(v_p, 16)) < ((double)16));
+                        const double t6 = (t4 * t5);
+                        const double t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
+                        const double t8 = (t6 != 0 ? t7 : 0.0);
+                        lc_dst[lc_k * LC_MR] = t8;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = (lc_m) % (S_S);
+                        const int64_t v_b0 = lc_m / (S_S);
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_x_38[((v_b0) * S_S + v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_x_38[((v_b0) * S_S + v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-    }
-    }
-    /* combine the per-thread partials in thread order */
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const double *restrict lc_p = lc_part0 + (int64_t)(lc_t - 1) * ((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_38[k] += lc_p[k];
-    }
-    free(lc_part0);
+    free(lc_bp);
     }
 
     /* grad_transpose_0_39[k, p] = sum_{b0, m} (grad_transpose_4_17[b0, p // 16, m, p % 16] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * x[b0, m, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 32768)
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-    for (int64_t v_p = 0; v_p < 64; ++v_p) {
-        double acc = 0.0;
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_m = 0; v_m < S_S; ++v_m) {
-        const double t0 = (((double)lc_floordiv(v_p, 16)) >= 0.0);
-        const double t1 = (((double)lc_floordiv(v_p, 16)) < ((double)4));
-        const double t2 = (t0 * t1);
-        const double t3 = (((double)lc_mod(v_p, 16)) >= 0.0);
-        const double t4 = (t2 * t3);
-        const double t5 = (((double)lc_mod(v_p, 16)) < ((double)16));
-        const double t6 = (t4 * t5);
-        const double t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
-        const double t8 = (t6 != 0 ? t7 : 0.0);
-        const double t9 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
-        const double t10 = (t8 * t9);
-        acc += t10;
+    const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_transpose_0_39[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
+                    const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
+                    const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_p = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
+                        const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
+                        const double t0 = (((double)lc_floordiv(v_p, 16)) >= 0.0);
+                        const double t1 = (((double)lc_floordiv(v_p, 16)) < ((double)4));
+                        const double t2 = (t0 * t1);
+                        const double t3 = (((double)lc_mod(v_p, 16)) >= 0.0);
+                        const double t4 = (t2 * t3);
+                        const double t5 = (((double)lc_mod(v_p, 16)) < ((double)16));
+                        const double t6 = (t4 * t5);
+                        const double t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
+                        const double t8 = (t6 != 0 ? t7 : 0.0);
+                        lc_dst[lc_k * LC_MR] = t8;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_p = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_transpose_0_39[(v_k) * 64 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_transpose_0_39[(v_k) * 64 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-        T_grad_transpose_0_39[(v_k) * 64 + v_p] = acc;
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_q_proj_weight[i1, i0] = grad_transpose_0_39[i0, i1] */

@@ -44,7 +44,7 @@ LAYER = {'name': 'CustomLinearSpec',
                                      ('out', 'grad_bias', ('32',), 'output', False)]}},
  'threads_function': 'lc_customlinearspec_set_threads',
  'extension': '_custom_linear_ext',
- 'key': '2891f462b24415f324b54a7ce3a9d26da5a4e7dbd59703e7ad3762c836afef13'}
+ 'key': 'c1be7e76442bf131c47e5663c98a41110ddd005ff8923a52c22b293f9cb2f9df'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

@@ -231,7 +231,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
                                       False)]}},
  'threads_function': 'lc_depthwiseseparableconvspec_set_threads',
  'extension': '_depthwise_separable_conv_ext',
- 'key': 'a562edaef0c8d84a431c6dd1505bb0148d971b78a07646f0c4e1f8c056793691'}
+ 'key': '7afb9d2732f9d25091cbffae2186fd9f915458f77008c37ec66d2c65ea3d672e'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

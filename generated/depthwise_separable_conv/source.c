@@ -4,8 +4,88 @@
 #pragma GCC optimize ("no-thread-jumps")
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <math.h>
 #include <omp.h>
+
+/* glibc's libmvec has vector versions of these (within a few ulp); declaring
+   them lets loops that call them vectorize without -ffast-math */
+#pragma omp declare simd notinbranch
+float expf(float);
+#pragma omp declare simd notinbranch
+double exp(double);
+#pragma omp declare simd notinbranch
+float logf(float);
+#pragma omp declare simd notinbranch
+double log(double);
+#pragma omp declare simd notinbranch
+float tanhf(float);
+#pragma omp declare simd notinbranch
+double tanh(double);
+#pragma omp declare simd notinbranch
+float erff(float);
+#pragma omp declare simd notinbranch
+double erf(double);
+#pragma omp declare simd notinbranch
+float powf(float, float);
+#pragma omp declare simd notinbranch
+double pow(double, double);
+
+/* Matrix-product micro-kernels: an LC_MR x NR tile of C kept in vector
+   registers, accumulated over packed panels of A (LC_MR rows) and B (NR
+   columns). NR is two vectors wide: AVX when compiled for it, SSE otherwise. */
+#ifdef __AVX__
+#define LC_VECTOR_BYTES 32
+#else
+#define LC_VECTOR_BYTES 16
+#endif
+#define LC_MR 6
+#define LC_MC 144
+#define LC_KC 384
+#define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
+#define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
+typedef float lc_vf32 __attribute__((vector_size(LC_VECTOR_BYTES)));
+typedef double lc_vf64 __attribute__((vector_size(LC_VECTOR_BYTES)));
+
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f32(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c) {
+    lc_vf32 acc[LC_MR][2];
+    for (int i = 0; i < LC_MR; ++i) {
+        acc[i][0] = (lc_vf32){0};
+        acc[i][1] = (lc_vf32){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf32 b0, b1;
+        memcpy(&b0, b + k * LC_NR_F32, sizeof b0);
+        memcpy(&b1, b + k * LC_NR_F32 + LC_NR_F32 / 2, sizeof b1);
+        for (int i = 0; i < LC_MR; ++i) {
+            const float ai = a[k * LC_MR + i];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    memcpy(c, acc, sizeof acc);
+}
+
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const double *restrict b, double *restrict c) {
+    lc_vf64 acc[LC_MR][2];
+    for (int i = 0; i < LC_MR; ++i) {
+        acc[i][0] = (lc_vf64){0};
+        acc[i][1] = (lc_vf64){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf64 b0, b1;
+        memcpy(&b0, b + k * LC_NR_F64, sizeof b0);
+        memcpy(&b1, b + k * LC_NR_F64 + LC_NR_F64 / 2, sizeof b1);
+        for (int i = 0; i < LC_MR; ++i) {
+            const double ai = a[k * LC_MR + i];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    memcpy(c, acc, sizeof acc);
+}
 
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
 static int lc_threads = 0;
@@ -244,46 +324,108 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu((gconv_0[(((8 * n_33 + c_30) * H + h_34) * W + w_35) // W // H // 8, (((8 * n_33 + c_30) * H + h_34) * W + w_35) // W // H % 8, 0, (((8 * n_33 + c_30) * H + h_34) * W + w_35) // W % H, (((8 * n_33 + c_30) * H + h_34) * W + w_35) % W] - div_3[0, c_30, 0, 0]) * div_24[0, c_30, 0, 0] + bn1_bias[c_30]) * pointwise_weight[o, c_30, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) >= 32768)
-    for (int64_t v_n_33 = 0; v_n_33 < S_N; ++v_n_33) {
-    for (int64_t v_o = 0; v_o < 16; ++v_o) {
-    for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
-    for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
-        float acc = 0.0f;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_c_30 = 0; v_c_30 < 8; ++v_c_30) {
-        const float t0 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0f);
-        const float t1 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((float)S_N));
-        const float t2 = (t0 * t1);
-        const float t3 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0f);
-        const float t4 = (t2 * t3);
-        const float t5 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((float)8));
-        const float t6 = (t4 * t5);
-        const float t7 = (((float)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) >= 0.0f);
-        const float t8 = (t6 * t7);
-        const float t9 = (((float)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) < ((float)S_H));
-        const float t10 = (t8 * t9);
-        const float t11 = (((float)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) >= 0.0f);
-        const float t12 = (t10 * t11);
-        const float t13 = (((float)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) < ((float)S_W));
-        const float t14 = (t12 * t13);
-        const float t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)] : 0);
-        const float t16 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-        const float t17 = (t15 - t16);
-        const float t18 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-        const float t19 = (t17 * t18);
-        const float t20 = T_bn1_bias[v_c_30];
-        const float t21 = (t19 + t20);
-        const float t22 = (t21 < 0 ? 0 : t21);
-        const float t23 = T_pointwise_weight[(((v_o) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-        const float t24 = (t22 * t23);
-        acc += t24;
+    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(16), lc_K = (int64_t)(8);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_o = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_c_30 = (lc_pc + lc_k);
+                    const float t0 = T_pointwise_weight[(((v_o) * 8 + v_c_30) * 1 + 0) * 1 + 0];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_w_35 = (lc_m) % (S_W);
+                    const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
+                    const int64_t v_n_33 = lc_m / ((S_W) * (S_H));
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_c_30 = (lc_pc + lc_k);
+                        const float t0 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0f);
+                        const float t1 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((float)S_N));
+                        const float t2 = (t0 * t1);
+                        const float t3 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0f);
+                        const float t4 = (t2 * t3);
+                        const float t5 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((float)8));
+                        const float t6 = (t4 * t5);
+                        const float t7 = (((float)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) >= 0.0f);
+                        const float t8 = (t6 * t7);
+                        const float t9 = (((float)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) < ((float)S_H));
+                        const float t10 = (t8 * t9);
+                        const float t11 = (((float)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) >= 0.0f);
+                        const float t12 = (t10 * t11);
+                        const float t13 = (((float)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) < ((float)S_W));
+                        const float t14 = (t12 * t13);
+                        const float t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)] : 0);
+                        const float t16 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
+                        const float t17 = (t15 - t16);
+                        const float t18 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
+                        const float t19 = (t17 * t18);
+                        const float t20 = T_bn1_bias[v_c_30];
+                        const float t21 = (t19 + t20);
+                        const float t22 = (t21 < 0 ? 0 : t21);
+                        lc_dst[lc_k * LC_MR] = t22;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_w_35 = (lc_m) % (S_W);
+                        const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
+                        const int64_t v_n_33 = lc_m / ((S_W) * (S_H));
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_o = lc_n;
+                            if (lc_pc == 0) T_conv_36[(((v_n_33) * 16 + v_o) * S_H + v_h_34) * S_W + v_w_35] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_conv_36[(((v_n_33) * 16 + v_o) * S_H + v_h_34) * S_W + v_w_35] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_conv_36[(((v_n_33) * 16 + v_o) * S_H + v_h_34) * S_W + v_w_35] = acc;
-    }
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
@@ -680,46 +822,108 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu((gconv_0[(((8 * n_33 + c_30) * H + h_34) * W + w_35) // W // H // 8, (((8 * n_33 + c_30) * H + h_34) * W + w_35) // W // H % 8, 0, (((8 * n_33 + c_30) * H + h_34) * W + w_35) // W % H, (((8 * n_33 + c_30) * H + h_34) * W + w_35) % W] - div_3[0, c_30, 0, 0]) * div_24[0, c_30, 0, 0] + bn1_bias[c_30]) * pointwise_weight[o, c_30, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) >= 32768)
-    for (int64_t v_n_33 = 0; v_n_33 < S_N; ++v_n_33) {
-    for (int64_t v_o = 0; v_o < 16; ++v_o) {
-    for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
-    for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
-        double acc = 0.0;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_c_30 = 0; v_c_30 < 8; ++v_c_30) {
-        const double t0 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0);
-        const double t1 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((double)S_N));
-        const double t2 = (t0 * t1);
-        const double t3 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0);
-        const double t4 = (t2 * t3);
-        const double t5 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((double)8));
-        const double t6 = (t4 * t5);
-        const double t7 = (((double)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) >= 0.0);
-        const double t8 = (t6 * t7);
-        const double t9 = (((double)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) < ((double)S_H));
-        const double t10 = (t8 * t9);
-        const double t11 = (((double)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) >= 0.0);
-        const double t12 = (t10 * t11);
-        const double t13 = (((double)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) < ((double)S_W));
-        const double t14 = (t12 * t13);
-        const double t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)] : 0);
-        const double t16 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-        const double t17 = (t15 - t16);
-        const double t18 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-        const double t19 = (t17 * t18);
-        const double t20 = T_bn1_bias[v_c_30];
-        const double t21 = (t19 + t20);
-        const double t22 = (t21 < 0 ? 0 : t21);
-        const double t23 = T_pointwise_weight[(((v_o) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-        const double t24 = (t22 * t23);
-        acc += t24;
+    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(16), lc_K = (int64_t)(8);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_o = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_c_30 = (lc_pc + lc_k);
+                    const double t0 = T_pointwise_weight[(((v_o) * 8 + v_c_30) * 1 + 0) * 1 + 0];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_w_35 = (lc_m) % (S_W);
+                    const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
+                    const int64_t v_n_33 = lc_m / ((S_W) * (S_H));
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_c_30 = (lc_pc + lc_k);
+                        const double t0 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0);
+                        const double t1 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((double)S_N));
+                        const double t2 = (t0 * t1);
+                        const double t3 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0);
+                        const double t4 = (t2 * t3);
+                        const double t5 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((double)8));
+                        const double t6 = (t4 * t5);
+                        const double t7 = (((double)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) >= 0.0);
+                        const double t8 = (t6 * t7);
+                        const double t9 = (((double)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) < ((double)S_H));
+                        const double t10 = (t8 * t9);
+                        const double t11 = (((double)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) >= 0.0);
+                        const double t12 = (t10 * t11);
+                        const double t13 = (((double)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) < ((double)S_W));
+                        const double t14 = (t12 * t13);
+                        const double t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)] : 0);
+                        const double t16 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
+                        const double t17 = (t15 - t16);
+                        const double t18 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
+                        const double t19 = (t17 * t18);
+                        const double t20 = T_bn1_bias[v_c_30];
+                        const double t21 = (t19 + t20);
+                        const double t22 = (t21 < 0 ? 0 : t21);
+                        lc_dst[lc_k * LC_MR] = t22;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_w_35 = (lc_m) % (S_W);
+                        const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
+                        const int64_t v_n_33 = lc_m / ((S_W) * (S_H));
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_o = lc_n;
+                            if (lc_pc == 0) T_conv_36[(((v_n_33) * 16 + v_o) * S_H + v_h_34) * S_W + v_w_35] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_conv_36[(((v_n_33) * 16 + v_o) * S_H + v_h_34) * S_W + v_w_35] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_conv_36[(((v_n_33) * 16 + v_o) * S_H + v_h_34) * S_W + v_w_35] = acc;
-    }
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
@@ -1155,88 +1359,196 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
     {
-    const int lc_want = (int64_t)(16) * (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768 ? lc_num_threads() : 1;
-    float *lc_part0 = lc_want > 1 ? (float *)malloc(sizeof(float) * (size_t)(lc_want - 1) * (size_t)((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W))) : 0;
-    const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
-    int lc_used = 1;
-    #pragma omp parallel num_threads(lc_nt)
-    {
-    const int lc_tid = omp_get_thread_num(), lc_n = omp_get_num_threads();
-    if (lc_tid == 0) lc_used = lc_n;
-    float *restrict lc_acc0 = lc_tid == 0 ? T_grad_relu_29_19 : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W));
-    for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) lc_acc0[k] = 0.0f;
-    const int64_t lc_lo = (16) * lc_tid / lc_n, lc_hi = (16) * (lc_tid + 1) / lc_n;
-    for (int64_t v_o = lc_lo; v_o < lc_hi; ++v_o) {
-    for (int64_t v_n_33 = 0; v_n_33 < S_N; ++v_n_33) {
-    for (int64_t v_c_30 = 0; v_c_30 < 8; ++v_c_30) {
-    for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
-    #pragma omp simd
-    for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
-        const float t0 = T_grad_conv_36[(((v_n_33) * 16 + v_o) * S_H + v_h_34) * S_W + v_w_35];
-        const float t1 = T_pointwise_weight[(((v_o) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-        const float t2 = (t0 * t1);
-        lc_acc0[(((v_n_33) * 8 + v_c_30) * S_H + v_h_34) * S_W + v_w_35] += t2;
+    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(16);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_29_19[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_c_30 = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_o = (lc_pc + lc_k);
+                    const float t0 = T_pointwise_weight[(((v_o) * 8 + v_c_30) * 1 + 0) * 1 + 0];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_w_35 = (lc_m) % (S_W);
+                    const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
+                    const int64_t v_n_33 = lc_m / ((S_W) * (S_H));
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_o = (lc_pc + lc_k);
+                        const float t0 = T_grad_conv_36[(((v_n_33) * 16 + v_o) * S_H + v_h_34) * S_W + v_w_35];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_w_35 = (lc_m) % (S_W);
+                        const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
+                        const int64_t v_n_33 = lc_m / ((S_W) * (S_H));
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_c_30 = lc_n;
+                            if (lc_pc == 0) T_grad_relu_29_19[(((v_n_33) * 8 + v_c_30) * S_H + v_h_34) * S_W + v_w_35] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_relu_29_19[(((v_n_33) * 8 + v_c_30) * S_H + v_h_34) * S_W + v_w_35] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-    }
-    }
-    }
-    /* combine the per-thread partials in thread order */
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const float *restrict lc_p = lc_part0 + (int64_t)(lc_t - 1) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_29_19[k] += lc_p[k];
-    }
-    free(lc_part0);
+    free(lc_bp);
     }
 
     /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu((gconv_0[(((8 * n_33 + c_30) * H + h_34) * W + w_35) // W // H // 8, (((8 * n_33 + c_30) * H + h_34) * W + w_35) // W // H % 8, 0, (((8 * n_33 + c_30) * H + h_34) * W + w_35) // W % H, (((8 * n_33 + c_30) * H + h_34) * W + w_35) % W] - div_3[0, c_30, 0, 0]) * div_24[0, c_30, 0, 0] + bn1_bias[c_30]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
-    for (int64_t v_o = 0; v_o < 16; ++v_o) {
-    for (int64_t v_c_30 = 0; v_c_30 < 8; ++v_c_30) {
+    const int64_t lc_M = (int64_t)(16), lc_N = (int64_t)(8), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] = 0;
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        float acc = 0.0f;
-    for (int64_t v_n_33 = 0; v_n_33 < S_N; ++v_n_33) {
-    for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
-        const float t0 = T_grad_conv_36[(((v_n_33) * 16 + v_o) * S_H + v_h_34) * S_W + v_w_35];
-        const float t1 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0f);
-        const float t2 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((float)S_N));
-        const float t3 = (t1 * t2);
-        const float t4 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0f);
-        const float t5 = (t3 * t4);
-        const float t6 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((float)8));
-        const float t7 = (t5 * t6);
-        const float t8 = (((float)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) >= 0.0f);
-        const float t9 = (t7 * t8);
-        const float t10 = (((float)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) < ((float)S_H));
-        const float t11 = (t9 * t10);
-        const float t12 = (((float)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) >= 0.0f);
-        const float t13 = (t11 * t12);
-        const float t14 = (((float)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) < ((float)S_W));
-        const float t15 = (t13 * t14);
-        const float t16 = (t15 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)] : 0);
-        const float t17 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-        const float t18 = (t16 - t17);
-        const float t19 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-        const float t20 = (t18 * t19);
-        const float t21 = T_bn1_bias[v_c_30];
-        const float t22 = (t20 + t21);
-        const float t23 = (t22 < 0 ? 0 : t22);
-        const float t24 = (t0 * t23);
-        acc += t24;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_c_30 = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
+                    const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
+                    const int64_t v_n_33 = (lc_pc + lc_k) / ((S_W) * (S_H));
+                    const float t0 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0f);
+                    const float t1 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((float)S_N));
+                    const float t2 = (t0 * t1);
+                    const float t3 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0f);
+                    const float t4 = (t2 * t3);
+                    const float t5 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((float)8));
+                    const float t6 = (t4 * t5);
+                    const float t7 = (((float)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) >= 0.0f);
+                    const float t8 = (t6 * t7);
+                    const float t9 = (((float)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) < ((float)S_H));
+                    const float t10 = (t8 * t9);
+                    const float t11 = (((float)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) >= 0.0f);
+                    const float t12 = (t10 * t11);
+                    const float t13 = (((float)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) < ((float)S_W));
+                    const float t14 = (t12 * t13);
+                    const float t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)] : 0);
+                    const float t16 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
+                    const float t17 = (t15 - t16);
+                    const float t18 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
+                    const float t19 = (t17 * t18);
+                    const float t20 = T_bn1_bias[v_c_30];
+                    const float t21 = (t19 + t20);
+                    const float t22 = (t21 < 0 ? 0 : t21);
+                    lc_dst[lc_k * LC_NR_F32] = t22;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_o = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
+                        const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
+                        const int64_t v_n_33 = (lc_pc + lc_k) / ((S_W) * (S_H));
+                        const float t0 = T_grad_conv_36[(((v_n_33) * 16 + v_o) * S_H + v_h_34) * S_W + v_w_35];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_o = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_c_30 = lc_n;
+                            if (lc_pc == 0) T_grad_pointwise_weight[(((v_o) * 8 + v_c_30) * 1 + v_j2) * 1 + v_j3] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_pointwise_weight[(((v_o) * 8 + v_c_30) * 1 + v_j2) * 1 + v_j3] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
     }
     }
-        T_grad_pointwise_weight[(((v_o) * 8 + v_c_30) * 1 + v_j2) * 1 + v_j3] = acc;
-    }
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_reshape_27_23[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) */
@@ -1953,88 +2265,196 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
     {
-    const int lc_want = (int64_t)(16) * (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768 ? lc_num_threads() : 1;
-    double *lc_part0 = lc_want > 1 ? (double *)malloc(sizeof(double) * (size_t)(lc_want - 1) * (size_t)((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W))) : 0;
-    const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
-    int lc_used = 1;
-    #pragma omp parallel num_threads(lc_nt)
-    {
-    const int lc_tid = omp_get_thread_num(), lc_n = omp_get_num_threads();
-    if (lc_tid == 0) lc_used = lc_n;
-    double *restrict lc_acc0 = lc_tid == 0 ? T_grad_relu_29_19 : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W));
-    for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) lc_acc0[k] = 0.0;
-    const int64_t lc_lo = (16) * lc_tid / lc_n, lc_hi = (16) * (lc_tid + 1) / lc_n;
-    for (int64_t v_o = lc_lo; v_o < lc_hi; ++v_o) {
-    for (int64_t v_n_33 = 0; v_n_33 < S_N; ++v_n_33) {
-    for (int64_t v_c_30 = 0; v_c_30 < 8; ++v_c_30) {
-    for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
-    #pragma omp simd
-    for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
-        const double t0 = T_grad_conv_36[(((v_n_33) * 16 + v_o) * S_H + v_h_34) * S_W + v_w_35];
-        const double t1 = T_pointwise_weight[(((v_o) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-        const double t2 = (t0 * t1);
-        lc_acc0[(((v_n_33) * 8 + v_c_30) * S_H + v_h_34) * S_W + v_w_35] += t2;
+    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(16);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_29_19[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_c_30 = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_o = (lc_pc + lc_k);
+                    const double t0 = T_pointwise_weight[(((v_o) * 8 + v_c_30) * 1 + 0) * 1 + 0];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_w_35 = (lc_m) % (S_W);
+                    const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
+                    const int64_t v_n_33 = lc_m / ((S_W) * (S_H));
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_o = (lc_pc + lc_k);
+                        const double t0 = T_grad_conv_36[(((v_n_33) * 16 + v_o) * S_H + v_h_34) * S_W + v_w_35];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_w_35 = (lc_m) % (S_W);
+                        const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
+                        const int64_t v_n_33 = lc_m / ((S_W) * (S_H));
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_c_30 = lc_n;
+                            if (lc_pc == 0) T_grad_relu_29_19[(((v_n_33) * 8 + v_c_30) * S_H + v_h_34) * S_W + v_w_35] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_relu_29_19[(((v_n_33) * 8 + v_c_30) * S_H + v_h_34) * S_W + v_w_35] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-    }
-    }
-    }
-    /* combine the per-thread partials in thread order */
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const double *restrict lc_p = lc_part0 + (int64_t)(lc_t - 1) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_29_19[k] += lc_p[k];
-    }
-    free(lc_part0);
+    free(lc_bp);
     }
 
     /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu((gconv_0[(((8 * n_33 + c_30) * H + h_34) * W + w_35) // W // H // 8, (((8 * n_33 + c_30) * H + h_34) * W + w_35) // W // H % 8, 0, (((8 * n_33 + c_30) * H + h_34) * W + w_35) // W % H, (((8 * n_33 + c_30) * H + h_34) * W + w_35) % W] - div_3[0, c_30, 0, 0]) * div_24[0, c_30, 0, 0] + bn1_bias[c_30]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
-    for (int64_t v_o = 0; v_o < 16; ++v_o) {
-    for (int64_t v_c_30 = 0; v_c_30 < 8; ++v_c_30) {
+    const int64_t lc_M = (int64_t)(16), lc_N = (int64_t)(8), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] = 0;
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        double acc = 0.0;
-    for (int64_t v_n_33 = 0; v_n_33 < S_N; ++v_n_33) {
-    for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
-        const double t0 = T_grad_conv_36[(((v_n_33) * 16 + v_o) * S_H + v_h_34) * S_W + v_w_35];
-        const double t1 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0);
-        const double t2 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((double)S_N));
-        const double t3 = (t1 * t2);
-        const double t4 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0);
-        const double t5 = (t3 * t4);
-        const double t6 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((double)8));
-        const double t7 = (t5 * t6);
-        const double t8 = (((double)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) >= 0.0);
-        const double t9 = (t7 * t8);
-        const double t10 = (((double)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) < ((double)S_H));
-        const double t11 = (t9 * t10);
-        const double t12 = (((double)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) >= 0.0);
-        const double t13 = (t11 * t12);
-        const double t14 = (((double)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) < ((double)S_W));
-        const double t15 = (t13 * t14);
-        const double t16 = (t15 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)] : 0);
-        const double t17 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-        const double t18 = (t16 - t17);
-        const double t19 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-        const double t20 = (t18 * t19);
-        const double t21 = T_bn1_bias[v_c_30];
-        const double t22 = (t20 + t21);
-        const double t23 = (t22 < 0 ? 0 : t22);
-        const double t24 = (t0 * t23);
-        acc += t24;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_c_30 = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
+                    const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
+                    const int64_t v_n_33 = (lc_pc + lc_k) / ((S_W) * (S_H));
+                    const double t0 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0);
+                    const double t1 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((double)S_N));
+                    const double t2 = (t0 * t1);
+                    const double t3 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((double)8));
+                    const double t6 = (t4 * t5);
+                    const double t7 = (((double)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) >= 0.0);
+                    const double t8 = (t6 * t7);
+                    const double t9 = (((double)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) < ((double)S_H));
+                    const double t10 = (t8 * t9);
+                    const double t11 = (((double)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) >= 0.0);
+                    const double t12 = (t10 * t11);
+                    const double t13 = (((double)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) < ((double)S_W));
+                    const double t14 = (t12 * t13);
+                    const double t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)] : 0);
+                    const double t16 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
+                    const double t17 = (t15 - t16);
+                    const double t18 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
+                    const double t19 = (t17 * t18);
+                    const double t20 = T_bn1_bias[v_c_30];
+                    const double t21 = (t19 + t20);
+                    const double t22 = (t21 < 0 ? 0 : t21);
+                    lc_dst[lc_k * LC_NR_F64] = t22;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_o = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
+                        const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
+                        const int64_t v_n_33 = (lc_pc + lc_k) / ((S_W) * (S_H));
+                        const double t0 = T_grad_conv_36[(((v_n_33) * 16 + v_o) * S_H + v_h_34) * S_W + v_w_35];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_o = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_c_30 = lc_n;
+                            if (lc_pc == 0) T_grad_pointwise_weight[(((v_o) * 8 + v_c_30) * 1 + v_j2) * 1 + v_j3] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_pointwise_weight[(((v_o) * 8 + v_c_30) * 1 + v_j2) * 1 + v_j3] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
     }
     }
-        T_grad_pointwise_weight[(((v_o) * 8 + v_c_30) * 1 + v_j2) * 1 + v_j3] = acc;
-    }
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_reshape_27_23[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) */

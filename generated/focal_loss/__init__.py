@@ -54,7 +54,7 @@ LAYER = {'name': 'FocalLossSpec',
                                      ('work', 'grad_sum_4_14', ('N', '1'), 'workspace', False)]}},
  'threads_function': 'lc_focallossspec_set_threads',
  'extension': '_focal_loss_ext',
- 'key': '3561a1fc53b79240720bb70d28afd79210c86636788c8d6bcee134ae143378e9'}
+ 'key': 'f4c38a5690b8fad8e1c40a178604e9195ebe51996f0e5b7acddb1821eb5e917e'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

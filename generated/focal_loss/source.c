@@ -4,8 +4,88 @@
 #pragma GCC optimize ("no-thread-jumps")
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <math.h>
 #include <omp.h>
+
+/* glibc's libmvec has vector versions of these (within a few ulp); declaring
+   them lets loops that call them vectorize without -ffast-math */
+#pragma omp declare simd notinbranch
+float expf(float);
+#pragma omp declare simd notinbranch
+double exp(double);
+#pragma omp declare simd notinbranch
+float logf(float);
+#pragma omp declare simd notinbranch
+double log(double);
+#pragma omp declare simd notinbranch
+float tanhf(float);
+#pragma omp declare simd notinbranch
+double tanh(double);
+#pragma omp declare simd notinbranch
+float erff(float);
+#pragma omp declare simd notinbranch
+double erf(double);
+#pragma omp declare simd notinbranch
+float powf(float, float);
+#pragma omp declare simd notinbranch
+double pow(double, double);
+
+/* Matrix-product micro-kernels: an LC_MR x NR tile of C kept in vector
+   registers, accumulated over packed panels of A (LC_MR rows) and B (NR
+   columns). NR is two vectors wide: AVX when compiled for it, SSE otherwise. */
+#ifdef __AVX__
+#define LC_VECTOR_BYTES 32
+#else
+#define LC_VECTOR_BYTES 16
+#endif
+#define LC_MR 6
+#define LC_MC 144
+#define LC_KC 384
+#define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
+#define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
+typedef float lc_vf32 __attribute__((vector_size(LC_VECTOR_BYTES)));
+typedef double lc_vf64 __attribute__((vector_size(LC_VECTOR_BYTES)));
+
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f32(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c) {
+    lc_vf32 acc[LC_MR][2];
+    for (int i = 0; i < LC_MR; ++i) {
+        acc[i][0] = (lc_vf32){0};
+        acc[i][1] = (lc_vf32){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf32 b0, b1;
+        memcpy(&b0, b + k * LC_NR_F32, sizeof b0);
+        memcpy(&b1, b + k * LC_NR_F32 + LC_NR_F32 / 2, sizeof b1);
+        for (int i = 0; i < LC_MR; ++i) {
+            const float ai = a[k * LC_MR + i];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    memcpy(c, acc, sizeof acc);
+}
+
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const double *restrict b, double *restrict c) {
+    lc_vf64 acc[LC_MR][2];
+    for (int i = 0; i < LC_MR; ++i) {
+        acc[i][0] = (lc_vf64){0};
+        acc[i][1] = (lc_vf64){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf64 b0, b1;
+        memcpy(&b0, b + k * LC_NR_F64, sizeof b0);
+        memcpy(&b1, b + k * LC_NR_F64 + LC_NR_F64 / 2, sizeof b1);
+        for (int i = 0; i < LC_MR; ++i) {
+            const double ai = a[k * LC_MR + i];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    memcpy(c, acc, sizeof acc);
+}
 
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
 static int lc_threads = 0;

@@ -49,7 +49,7 @@ LAYER = {'name': 'LinearSpec',
                                       False)]}},
  'threads_function': 'lc_linearspec_set_threads',
  'extension': '_linear_ext',
- 'key': '1cfe620dbe2d00e2ee32a371922b75b1359c4a1c5352e853fa57a22dcd398a2c'}
+ 'key': '8bdfed8eeb4509fc59513340093242b8a731978bc71cc8a690f43cda649999a3'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

@@ -46,7 +46,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
                                       False)]}},
  'threads_function': 'lc_linearnobiasspec_set_threads',
  'extension': '_linear_no_bias_ext',
- 'key': '1cda09cc4ef8da3bee9084e1fdf08479495fec6148abd9ddb5e57bd0d628799f'}
+ 'key': '850d308f3d10962820cb39375432d0044bf679d0870b716b8912855fe39c4571'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

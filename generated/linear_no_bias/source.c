@@ -4,8 +4,88 @@
 #pragma GCC optimize ("no-thread-jumps")
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <math.h>
 #include <omp.h>
+
+/* glibc's libmvec has vector versions of these (within a few ulp); declaring
+   them lets loops that call them vectorize without -ffast-math */
+#pragma omp declare simd notinbranch
+float expf(float);
+#pragma omp declare simd notinbranch
+double exp(double);
+#pragma omp declare simd notinbranch
+float logf(float);
+#pragma omp declare simd notinbranch
+double log(double);
+#pragma omp declare simd notinbranch
+float tanhf(float);
+#pragma omp declare simd notinbranch
+double tanh(double);
+#pragma omp declare simd notinbranch
+float erff(float);
+#pragma omp declare simd notinbranch
+double erf(double);
+#pragma omp declare simd notinbranch
+float powf(float, float);
+#pragma omp declare simd notinbranch
+double pow(double, double);
+
+/* Matrix-product micro-kernels: an LC_MR x NR tile of C kept in vector
+   registers, accumulated over packed panels of A (LC_MR rows) and B (NR
+   columns). NR is two vectors wide: AVX when compiled for it, SSE otherwise. */
+#ifdef __AVX__
+#define LC_VECTOR_BYTES 32
+#else
+#define LC_VECTOR_BYTES 16
+#endif
+#define LC_MR 6
+#define LC_MC 144
+#define LC_KC 384
+#define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
+#define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
+typedef float lc_vf32 __attribute__((vector_size(LC_VECTOR_BYTES)));
+typedef double lc_vf64 __attribute__((vector_size(LC_VECTOR_BYTES)));
+
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f32(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c) {
+    lc_vf32 acc[LC_MR][2];
+    for (int i = 0; i < LC_MR; ++i) {
+        acc[i][0] = (lc_vf32){0};
+        acc[i][1] = (lc_vf32){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf32 b0, b1;
+        memcpy(&b0, b + k * LC_NR_F32, sizeof b0);
+        memcpy(&b1, b + k * LC_NR_F32 + LC_NR_F32 / 2, sizeof b1);
+        for (int i = 0; i < LC_MR; ++i) {
+            const float ai = a[k * LC_MR + i];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    memcpy(c, acc, sizeof acc);
+}
+
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const double *restrict b, double *restrict c) {
+    lc_vf64 acc[LC_MR][2];
+    for (int i = 0; i < LC_MR; ++i) {
+        acc[i][0] = (lc_vf64){0};
+        acc[i][1] = (lc_vf64){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf64 b0, b1;
+        memcpy(&b0, b + k * LC_NR_F64, sizeof b0);
+        memcpy(&b1, b + k * LC_NR_F64 + LC_NR_F64 / 2, sizeof b1);
+        for (int i = 0; i < LC_MR; ++i) {
+            const double ai = a[k * LC_MR + i];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    memcpy(c, acc, sizeof acc);
+}
 
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
 static int lc_threads = 0;
@@ -31,20 +111,82 @@ void lc_linearnobiasspec_forward_f32(int64_t S_N, const float *restrict T_x, con
 {
     /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(32) * (int64_t)(64) >= 32768)
-    for (int64_t v_m = 0; v_m < S_N; ++v_m) {
-    for (int64_t v_p = 0; v_p < 32; ++v_p) {
-        float acc = 0.0f;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        const float t0 = T_x[(v_m) * 64 + v_k];
-        const float t1 = T_weight[(v_p) * 64 + v_k];
-        const float t2 = (t0 * t1);
-        acc += t2;
+    const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(32), lc_K = (int64_t)(64);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(32); ++k) T_matmul_1[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_p = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_k = (lc_pc + lc_k);
+                    const float t0 = T_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_k = (lc_pc + lc_k);
+                        const float t0 = T_x[(v_m) * 64 + v_k];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_p = lc_n;
+                            if (lc_pc == 0) T_matmul_1[(v_m) * 32 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_matmul_1[(v_m) * 32 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_matmul_1[(v_m) * 32 + v_p] = acc;
-    }
-    }
+    free(lc_bp);
     }
 
 }
@@ -55,20 +197,82 @@ void lc_linearnobiasspec_forward_f64(int64_t S_N, const double *restrict T_x, co
 {
     /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(32) * (int64_t)(64) >= 32768)
-    for (int64_t v_m = 0; v_m < S_N; ++v_m) {
-    for (int64_t v_p = 0; v_p < 32; ++v_p) {
-        double acc = 0.0;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        const double t0 = T_x[(v_m) * 64 + v_k];
-        const double t1 = T_weight[(v_p) * 64 + v_k];
-        const double t2 = (t0 * t1);
-        acc += t2;
+    const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(32), lc_K = (int64_t)(64);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(32); ++k) T_matmul_1[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_p = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_k = (lc_pc + lc_k);
+                    const double t0 = T_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_k = (lc_pc + lc_k);
+                        const double t0 = T_x[(v_m) * 64 + v_k];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_p = lc_n;
+                            if (lc_pc == 0) T_matmul_1[(v_m) * 32 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_matmul_1[(v_m) * 32 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_matmul_1[(v_m) * 32 + v_p] = acc;
-    }
-    }
+    free(lc_bp);
     }
 
 }
@@ -79,54 +283,162 @@ void lc_linearnobiasspec_backward_f32(int64_t S_N, const float *restrict T_x, co
 {
     /* grad_x[m, k] = sum_{p} grad_matmul_1[m, p] * weight[p, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(64) * (int64_t)(32) >= 32768)
-    for (int64_t v_m = 0; v_m < S_N; ++v_m) {
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        float acc = 0.0f;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_p = 0; v_p < 32; ++v_p) {
-        const float t0 = T_grad_matmul_1[(v_m) * 32 + v_p];
-        const float t1 = T_weight[(v_p) * 64 + v_k];
-        const float t2 = (t0 * t1);
-        acc += t2;
+    const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(64), lc_K = (int64_t)(32);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(64); ++k) T_grad_x[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_p = (lc_pc + lc_k);
+                    const float t0 = T_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_p = (lc_pc + lc_k);
+                        const float t0 = T_grad_matmul_1[(v_m) * 32 + v_p];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_x[(v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_x[(v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_grad_x[(v_m) * 64 + v_k] = acc;
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_transpose_0_2[k, p] = sum_{m} grad_matmul_1[m, p] * x[m, k] */
     {
-    const int lc_want = (int64_t)(S_N) * (int64_t)(64) * (int64_t)(32) >= 32768 ? lc_num_threads() : 1;
-    float *lc_part0 = lc_want > 1 ? (float *)malloc(sizeof(float) * (size_t)(lc_want - 1) * (size_t)((int64_t)(64) * (int64_t)(32))) : 0;
-    const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
-    int lc_used = 1;
-    #pragma omp parallel num_threads(lc_nt)
-    {
-    const int lc_tid = omp_get_thread_num(), lc_n = omp_get_num_threads();
-    if (lc_tid == 0) lc_used = lc_n;
-    float *restrict lc_acc0 = lc_tid == 0 ? T_grad_transpose_0_2 : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(64) * (int64_t)(32));
-    for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(32); ++k) lc_acc0[k] = 0.0f;
-    const int64_t lc_lo = (S_N) * lc_tid / lc_n, lc_hi = (S_N) * (lc_tid + 1) / lc_n;
-    for (int64_t v_m = lc_lo; v_m < lc_hi; ++v_m) {
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-    #pragma omp simd
-    for (int64_t v_p = 0; v_p < 32; ++v_p) {
-        const float t0 = T_grad_matmul_1[(v_m) * 32 + v_p];
-        const float t1 = T_x[(v_m) * 64 + v_k];
-        const float t2 = (t0 * t1);
-        lc_acc0[(v_k) * 32 + v_p] += t2;
+    const int64_t lc_M = (int64_t)(32), lc_N = (int64_t)(64), lc_K = (int64_t)(S_N);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(32); ++k) T_grad_transpose_0_2[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_m = (lc_pc + lc_k);
+                    const float t0 = T_x[(v_m) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_p = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_m = (lc_pc + lc_k);
+                        const float t0 = T_grad_matmul_1[(v_m) * 32 + v_p];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_p = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_transpose_0_2[(v_k) * 32 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_transpose_0_2[(v_k) * 32 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-    }
-    /* combine the per-thread partials in thread order */
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const float *restrict lc_p = lc_part0 + (int64_t)(lc_t - 1) * ((int64_t)(64) * (int64_t)(32));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(32); ++k) T_grad_transpose_0_2[k] += lc_p[k];
-    }
-    free(lc_part0);
+    free(lc_bp);
     }
 
     /* grad_weight[i1, i0] = grad_transpose_0_2[i0, i1] */
@@ -149,54 +461,162 @@ void lc_linearnobiasspec_backward_f64(int64_t S_N, const double *restrict T_x, c
 {
     /* grad_x[m, k] = sum_{p} grad_matmul_1[m, p] * weight[p, k] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(64) * (int64_t)(32) >= 32768)
-    for (int64_t v_m = 0; v_m < S_N; ++v_m) {
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-        double acc = 0.0;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_p = 0; v_p < 32; ++v_p) {
-        const double t0 = T_grad_matmul_1[(v_m) * 32 + v_p];
-        const double t1 = T_weight[(v_p) * 64 + v_k];
-        const double t2 = (t0 * t1);
-        acc += t2;
+    const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(64), lc_K = (int64_t)(32);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(64); ++k) T_grad_x[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_p = (lc_pc + lc_k);
+                    const double t0 = T_weight[(v_p) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_m = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_p = (lc_pc + lc_k);
+                        const double t0 = T_grad_matmul_1[(v_m) * 32 + v_p];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_m = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_x[(v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_x[(v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-        T_grad_x[(v_m) * 64 + v_k] = acc;
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_transpose_0_2[k, p] = sum_{m} grad_matmul_1[m, p] * x[m, k] */
     {
-    const int lc_want = (int64_t)(S_N) * (int64_t)(64) * (int64_t)(32) >= 32768 ? lc_num_threads() : 1;
-    double *lc_part0 = lc_want > 1 ? (double *)malloc(sizeof(double) * (size_t)(lc_want - 1) * (size_t)((int64_t)(64) * (int64_t)(32))) : 0;
-    const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
-    int lc_used = 1;
-    #pragma omp parallel num_threads(lc_nt)
-    {
-    const int lc_tid = omp_get_thread_num(), lc_n = omp_get_num_threads();
-    if (lc_tid == 0) lc_used = lc_n;
-    double *restrict lc_acc0 = lc_tid == 0 ? T_grad_transpose_0_2 : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(64) * (int64_t)(32));
-    for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(32); ++k) lc_acc0[k] = 0.0;
-    const int64_t lc_lo = (S_N) * lc_tid / lc_n, lc_hi = (S_N) * (lc_tid + 1) / lc_n;
-    for (int64_t v_m = lc_lo; v_m < lc_hi; ++v_m) {
-    for (int64_t v_k = 0; v_k < 64; ++v_k) {
-    #pragma omp simd
-    for (int64_t v_p = 0; v_p < 32; ++v_p) {
-        const double t0 = T_grad_matmul_1[(v_m) * 32 + v_p];
-        const double t1 = T_x[(v_m) * 64 + v_k];
-        const double t2 = (t0 * t1);
-        lc_acc0[(v_k) * 32 + v_p] += t2;
+    const int64_t lc_M = (int64_t)(32), lc_N = (int64_t)(64), lc_K = (int64_t)(S_N);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(32); ++k) T_grad_transpose_0_2[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_k = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_m = (lc_pc + lc_k);
+                    const double t0 = T_x[(v_m) * 64 + v_k];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_p = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_m = (lc_pc + lc_k);
+                        const double t0 = T_grad_matmul_1[(v_m) * 32 + v_p];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_p = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_k = lc_n;
+                            if (lc_pc == 0) T_grad_transpose_0_2[(v_k) * 32 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_transpose_0_2[(v_k) * 32 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-    }
-    /* combine the per-thread partials in thread order */
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const double *restrict lc_p = lc_part0 + (int64_t)(lc_t - 1) * ((int64_t)(64) * (int64_t)(32));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(32); ++k) T_grad_transpose_0_2[k] += lc_p[k];
-    }
-    free(lc_part0);
+    free(lc_bp);
     }
 
     /* grad_weight[i1, i0] = grad_transpose_0_2[i0, i1] */

@@ -43,7 +43,7 @@ LAYER = {'name': 'PReLU2D',
                                      ('out', 'grad_alpha', ('1',), 'output', False)]}},
  'threads_function': 'lc_prelu2d_set_threads',
  'extension': '_prelu_ext',
- 'key': 'ceb644ee921416958659b79ecceac7af6b3f865986c2cebd6b42bb35f0f4307d'}
+ 'key': '79021fb5437404d33a182b464ccb1358c842952d6b71f9dd509d34794008b10c'}
 
 
 class PReLU2D(_layerc_runtime.LayerModule):

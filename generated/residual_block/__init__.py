@@ -220,7 +220,7 @@ LAYER = {'name': 'ResidualBlockSpec',
                                       False)]}},
  'threads_function': 'lc_residualblockspec_set_threads',
  'extension': '_residual_block_ext',
- 'key': '641e86f3e11b589a39f42ff6902f06fa5fb8bfe807738d14b63b6d150f00b793'}
+ 'key': '61cd7b4e225e31c24e73b0dca2fb34485e1b51b805ebb3f552ef75ee433f6f9c'}
 
 
 class ResidualBlockSpec(_layerc_runtime.LayerModule):

@@ -4,8 +4,88 @@
 #pragma GCC optimize ("no-thread-jumps")
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <math.h>
 #include <omp.h>
+
+/* glibc's libmvec has vector versions of these (within a few ulp); declaring
+   them lets loops that call them vectorize without -ffast-math */
+#pragma omp declare simd notinbranch
+float expf(float);
+#pragma omp declare simd notinbranch
+double exp(double);
+#pragma omp declare simd notinbranch
+float logf(float);
+#pragma omp declare simd notinbranch
+double log(double);
+#pragma omp declare simd notinbranch
+float tanhf(float);
+#pragma omp declare simd notinbranch
+double tanh(double);
+#pragma omp declare simd notinbranch
+float erff(float);
+#pragma omp declare simd notinbranch
+double erf(double);
+#pragma omp declare simd notinbranch
+float powf(float, float);
+#pragma omp declare simd notinbranch
+double pow(double, double);
+
+/* Matrix-product micro-kernels: an LC_MR x NR tile of C kept in vector
+   registers, accumulated over packed panels of A (LC_MR rows) and B (NR
+   columns). NR is two vectors wide: AVX when compiled for it, SSE otherwise. */
+#ifdef __AVX__
+#define LC_VECTOR_BYTES 32
+#else
+#define LC_VECTOR_BYTES 16
+#endif
+#define LC_MR 6
+#define LC_MC 144
+#define LC_KC 384
+#define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
+#define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
+typedef float lc_vf32 __attribute__((vector_size(LC_VECTOR_BYTES)));
+typedef double lc_vf64 __attribute__((vector_size(LC_VECTOR_BYTES)));
+
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f32(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c) {
+    lc_vf32 acc[LC_MR][2];
+    for (int i = 0; i < LC_MR; ++i) {
+        acc[i][0] = (lc_vf32){0};
+        acc[i][1] = (lc_vf32){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf32 b0, b1;
+        memcpy(&b0, b + k * LC_NR_F32, sizeof b0);
+        memcpy(&b1, b + k * LC_NR_F32 + LC_NR_F32 / 2, sizeof b1);
+        for (int i = 0; i < LC_MR; ++i) {
+            const float ai = a[k * LC_MR + i];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    memcpy(c, acc, sizeof acc);
+}
+
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const double *restrict b, double *restrict c) {
+    lc_vf64 acc[LC_MR][2];
+    for (int i = 0; i < LC_MR; ++i) {
+        acc[i][0] = (lc_vf64){0};
+        acc[i][1] = (lc_vf64){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf64 b0, b1;
+        memcpy(&b0, b + k * LC_NR_F64, sizeof b0);
+        memcpy(&b1, b + k * LC_NR_F64 + LC_NR_F64 / 2, sizeof b1);
+        for (int i = 0; i < LC_MR; ++i) {
+            const double ai = a[k * LC_MR + i];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    memcpy(c, acc, sizeof acc);
+}
 
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
 static int lc_threads = 0;
@@ -31,35 +111,97 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 {
     /* conv_0[n, o, h, w] = sum_{c, i, j} x[n, c, h + i - 1, w + j - 1] * conv1_weight[o, c, i, j] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 32768)
-    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
-    for (int64_t v_o = 0; v_o < 8; ++v_o) {
-    for (int64_t v_h = 0; v_h < S_H; ++v_h) {
-    for (int64_t v_w = 0; v_w < S_W; ++v_w) {
-        float acc = 0.0f;
-    for (int64_t v_c = 0; v_c < 8; ++v_c) {
-    for (int64_t v_i = 0; v_i < 3; ++v_i) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const float t0 = (((float)((v_h + v_i) + -1)) >= 0.0f);
-        const float t1 = (((float)((v_h + v_i) + -1)) < ((float)S_H));
-        const float t2 = (t0 * t1);
-        const float t3 = (((float)((v_w + v_j) + -1)) >= 0.0f);
-        const float t4 = (t2 * t3);
-        const float t5 = (((float)((v_w + v_j) + -1)) < ((float)S_W));
-        const float t6 = (t4 * t5);
-        const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-        const float t8 = T_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j];
-        const float t9 = (t7 * t8);
-        acc += t9;
+    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_0[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_o = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_j = ((lc_pc + lc_k)) % (3);
+                    const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
+                    const int64_t v_c = (lc_pc + lc_k) / ((3) * (3));
+                    const float t0 = T_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_w = (lc_m) % (S_W);
+                    const int64_t v_h = (lc_m / (S_W)) % (S_H);
+                    const int64_t v_n = lc_m / ((S_W) * (S_H));
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_j = ((lc_pc + lc_k)) % (3);
+                        const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
+                        const int64_t v_c = (lc_pc + lc_k) / ((3) * (3));
+                        const float t0 = (((float)((v_h + v_i) + -1)) >= 0.0f);
+                        const float t1 = (((float)((v_h + v_i) + -1)) < ((float)S_H));
+                        const float t2 = (t0 * t1);
+                        const float t3 = (((float)((v_w + v_j) + -1)) >= 0.0f);
+                        const float t4 = (t2 * t3);
+                        const float t5 = (((float)((v_w + v_j) + -1)) < ((float)S_W));
+                        const float t6 = (t4 * t5);
+                        const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                        lc_dst[lc_k * LC_MR] = t7;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_w = (lc_m) % (S_W);
+                        const int64_t v_h = (lc_m / (S_W)) % (S_H);
+                        const int64_t v_n = lc_m / ((S_W) * (S_H));
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_o = lc_n;
+                            if (lc_pc == 0) T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-        T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = acc;
-    }
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3] */
@@ -214,43 +356,105 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* conv_36[n_32, o_33, h_34, w_35] = sum_{c_29, i_30, j_31} (relu((conv_0[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] - div_2[0, c_29, 0, 0]) * div_23[0, c_29, 0, 0] + bn1_bias[c_29]) if (h_34 + i_30 - 1 >= 0) * (h_34 + i_30 - 1 < H) * (w_35 + j_31 - 1 >= 0) * (w_35 + j_31 - 1 < W) else 0) * conv2_weight[o_33, c_29, i_30, j_31] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 32768)
-    for (int64_t v_n_32 = 0; v_n_32 < S_N; ++v_n_32) {
-    for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
-    for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
-    for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
-        float acc = 0.0f;
-    for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
-    for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
-        const float t0 = (((float)((v_h_34 + v_i_30) + -1)) >= 0.0f);
-        const float t1 = (((float)((v_h_34 + v_i_30) + -1)) < ((float)S_H));
-        const float t2 = (t0 * t1);
-        const float t3 = (((float)((v_w_35 + v_j_31) + -1)) >= 0.0f);
-        const float t4 = (t2 * t3);
-        const float t5 = (((float)((v_w_35 + v_j_31) + -1)) < ((float)S_W));
-        const float t6 = (t4 * t5);
-        const float t7 = (t6 != 0 ? T_conv_0[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
-        const float t8 = T_div_2[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
-        const float t9 = (t7 - t8);
-        const float t10 = T_div_23[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
-        const float t11 = (t9 * t10);
-        const float t12 = T_bn1_bias[v_c_29];
-        const float t13 = (t11 + t12);
-        const float t14 = (t13 < 0 ? 0 : t13);
-        const float t15 = (t6 != 0 ? t14 : 0.0f);
-        const float t16 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
-        const float t17 = (t15 * t16);
-        acc += t17;
+    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_o_33 = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
+                    const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
+                    const int64_t v_c_29 = (lc_pc + lc_k) / ((3) * (3));
+                    const float t0 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_w_35 = (lc_m) % (S_W);
+                    const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
+                    const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
+                        const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
+                        const int64_t v_c_29 = (lc_pc + lc_k) / ((3) * (3));
+                        const float t0 = (((float)((v_h_34 + v_i_30) + -1)) >= 0.0f);
+                        const float t1 = (((float)((v_h_34 + v_i_30) + -1)) < ((float)S_H));
+                        const float t2 = (t0 * t1);
+                        const float t3 = (((float)((v_w_35 + v_j_31) + -1)) >= 0.0f);
+                        const float t4 = (t2 * t3);
+                        const float t5 = (((float)((v_w_35 + v_j_31) + -1)) < ((float)S_W));
+                        const float t6 = (t4 * t5);
+                        const float t7 = (t6 != 0 ? T_conv_0[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
+                        const float t8 = T_div_2[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
+                        const float t9 = (t7 - t8);
+                        const float t10 = T_div_23[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
+                        const float t11 = (t9 * t10);
+                        const float t12 = T_bn1_bias[v_c_29];
+                        const float t13 = (t11 + t12);
+                        const float t14 = (t13 < 0 ? 0 : t13);
+                        const float t15 = (t6 != 0 ? t14 : 0.0f);
+                        lc_dst[lc_k * LC_MR] = t15;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_w_35 = (lc_m) % (S_W);
+                        const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
+                        const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_o_33 = lc_n;
+                            if (lc_pc == 0) T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-        T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] = acc;
-    }
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
@@ -436,35 +640,97 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 {
     /* conv_0[n, o, h, w] = sum_{c, i, j} x[n, c, h + i - 1, w + j - 1] * conv1_weight[o, c, i, j] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 32768)
-    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
-    for (int64_t v_o = 0; v_o < 8; ++v_o) {
-    for (int64_t v_h = 0; v_h < S_H; ++v_h) {
-    for (int64_t v_w = 0; v_w < S_W; ++v_w) {
-        double acc = 0.0;
-    for (int64_t v_c = 0; v_c < 8; ++v_c) {
-    for (int64_t v_i = 0; v_i < 3; ++v_i) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const double t0 = (((double)((v_h + v_i) + -1)) >= 0.0);
-        const double t1 = (((double)((v_h + v_i) + -1)) < ((double)S_H));
-        const double t2 = (t0 * t1);
-        const double t3 = (((double)((v_w + v_j) + -1)) >= 0.0);
-        const double t4 = (t2 * t3);
-        const double t5 = (((double)((v_w + v_j) + -1)) < ((double)S_W));
-        const double t6 = (t4 * t5);
-        const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-        const double t8 = T_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j];
-        const double t9 = (t7 * t8);
-        acc += t9;
+    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_0[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_o = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_j = ((lc_pc + lc_k)) % (3);
+                    const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
+                    const int64_t v_c = (lc_pc + lc_k) / ((3) * (3));
+                    const double t0 = T_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_w = (lc_m) % (S_W);
+                    const int64_t v_h = (lc_m / (S_W)) % (S_H);
+                    const int64_t v_n = lc_m / ((S_W) * (S_H));
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_j = ((lc_pc + lc_k)) % (3);
+                        const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
+                        const int64_t v_c = (lc_pc + lc_k) / ((3) * (3));
+                        const double t0 = (((double)((v_h + v_i) + -1)) >= 0.0);
+                        const double t1 = (((double)((v_h + v_i) + -1)) < ((double)S_H));
+                        const double t2 = (t0 * t1);
+                        const double t3 = (((double)((v_w + v_j) + -1)) >= 0.0);
+                        const double t4 = (t2 * t3);
+                        const double t5 = (((double)((v_w + v_j) + -1)) < ((double)S_W));
+                        const double t6 = (t4 * t5);
+                        const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                        lc_dst[lc_k * LC_MR] = t7;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_w = (lc_m) % (S_W);
+                        const int64_t v_h = (lc_m / (S_W)) % (S_H);
+                        const int64_t v_n = lc_m / ((S_W) * (S_H));
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_o = lc_n;
+                            if (lc_pc == 0) T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-        T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = acc;
-    }
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3] */
@@ -619,43 +885,105 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* conv_36[n_32, o_33, h_34, w_35] = sum_{c_29, i_30, j_31} (relu((conv_0[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] - div_2[0, c_29, 0, 0]) * div_23[0, c_29, 0, 0] + bn1_bias[c_29]) if (h_34 + i_30 - 1 >= 0) * (h_34 + i_30 - 1 < H) * (w_35 + j_31 - 1 >= 0) * (w_35 + j_31 - 1 < W) else 0) * conv2_weight[o_33, c_29, i_30, j_31] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 32768)
-    for (int64_t v_n_32 = 0; v_n_32 < S_N; ++v_n_32) {
-    for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
-    for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
-    for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
-        double acc = 0.0;
-    for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
-    for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
-        const double t0 = (((double)((v_h_34 + v_i_30) + -1)) >= 0.0);
-        const double t1 = (((double)((v_h_34 + v_i_30) + -1)) < ((double)S_H));
-        const double t2 = (t0 * t1);
-        const double t3 = (((double)((v_w_35 + v_j_31) + -1)) >= 0.0);
-        const double t4 = (t2 * t3);
-        const double t5 = (((double)((v_w_35 + v_j_31) + -1)) < ((double)S_W));
-        const double t6 = (t4 * t5);
-        const double t7 = (t6 != 0 ? T_conv_0[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
-        const double t8 = T_div_2[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
-        const double t9 = (t7 - t8);
-        const double t10 = T_div_23[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
-        const double t11 = (t9 * t10);
-        const double t12 = T_bn1_bias[v_c_29];
-        const double t13 = (t11 + t12);
-        const double t14 = (t13 < 0 ? 0 : t13);
-        const double t15 = (t6 != 0 ? t14 : 0.0);
-        const double t16 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
-        const double t17 = (t15 * t16);
-        acc += t17;
+    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_o_33 = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
+                    const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
+                    const int64_t v_c_29 = (lc_pc + lc_k) / ((3) * (3));
+                    const double t0 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_w_35 = (lc_m) % (S_W);
+                    const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
+                    const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
+                        const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
+                        const int64_t v_c_29 = (lc_pc + lc_k) / ((3) * (3));
+                        const double t0 = (((double)((v_h_34 + v_i_30) + -1)) >= 0.0);
+                        const double t1 = (((double)((v_h_34 + v_i_30) + -1)) < ((double)S_H));
+                        const double t2 = (t0 * t1);
+                        const double t3 = (((double)((v_w_35 + v_j_31) + -1)) >= 0.0);
+                        const double t4 = (t2 * t3);
+                        const double t5 = (((double)((v_w_35 + v_j_31) + -1)) < ((double)S_W));
+                        const double t6 = (t4 * t5);
+                        const double t7 = (t6 != 0 ? T_conv_0[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
+                        const double t8 = T_div_2[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
+                        const double t9 = (t7 - t8);
+                        const double t10 = T_div_23[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
+                        const double t11 = (t9 * t10);
+                        const double t12 = T_bn1_bias[v_c_29];
+                        const double t13 = (t11 + t12);
+                        const double t14 = (t13 < 0 ? 0 : t13);
+                        const double t15 = (t6 != 0 ? t14 : 0.0);
+                        lc_dst[lc_k * LC_MR] = t15;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_w_35 = (lc_m) % (S_W);
+                        const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
+                        const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_o_33 = lc_n;
+                            if (lc_pc == 0) T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-        T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] = acc;
-    }
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
@@ -1101,82 +1429,206 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_relu_28_21[n_32, c_29, j2, j3] = sum_{o_33, i_30, j_31} (grad_conv_36[n_32, o_33, j2 - (i_30 - 1), j3 - (j_31 - 1)] * conv2_weight[o_33, c_29, i_30, j_31] if (j2 - (i_30 - 1) >= 0) * (j2 - (i_30 - 1) < H) * (j3 - (j_31 - 1) >= 0) * (j3 - (j_31 - 1) < W) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 32768)
-    for (int64_t v_n_32 = 0; v_n_32 < S_N; ++v_n_32) {
-    for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
-    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        float acc = 0.0f;
-    for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
-    for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
-        const float t0 = (((float)(v_j2 + (-1 * (v_i_30 + -1)))) >= ((float)0));
-        const float t1 = (((float)(v_j2 + (-1 * (v_i_30 + -1)))) < ((float)S_H));
-        const float t2 = (t0 * t1);
-        const float t3 = (((float)(v_j3 + (-1 * (v_j_31 + -1)))) >= ((float)0));
-        const float t4 = (t2 * t3);
-        const float t5 = (((float)(v_j3 + (-1 * (v_j_31 + -1)))) < ((float)S_W));
-        const float t6 = (t4 * t5);
-        const float t7 = (((float)(v_j2 + (-1 * (v_i_30 + -1)))) >= 0.0f);
-        const float t8 = (t7 * t1);
-        const float t9 = (((float)(v_j3 + (-1 * (v_j_31 + -1)))) >= 0.0f);
-        const float t10 = (t8 * t9);
-        const float t11 = (t10 * t5);
-        const float t12 = (t11 != 0 ? T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_j2 + (-1 * (v_i_30 + -1)))) * S_W + (v_j3 + (-1 * (v_j_31 + -1)))] : 0);
-        const float t13 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
-        const float t14 = (t12 * t13);
-        const float t15 = (t6 != 0 ? t14 : 0.0f);
-        acc += t15;
+    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_28_21[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_c_29 = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
+                    const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
+                    const int64_t v_o_33 = (lc_pc + lc_k) / ((3) * (3));
+                    const float t0 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_j3 = (lc_m) % (S_W);
+                    const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
+                    const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
+                        const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
+                        const int64_t v_o_33 = (lc_pc + lc_k) / ((3) * (3));
+                        const float t0 = (((float)(v_j2 + (-1 * (v_i_30 + -1)))) >= ((float)0));
+                        const float t1 = (((float)(v_j2 + (-1 * (v_i_30 + -1)))) < ((float)S_H));
+                        const float t2 = (t0 * t1);
+                        const float t3 = (((float)(v_j3 + (-1 * (v_j_31 + -1)))) >= ((float)0));
+                        const float t4 = (t2 * t3);
+                        const float t5 = (((float)(v_j3 + (-1 * (v_j_31 + -1)))) < ((float)S_W));
+                        const float t6 = (t4 * t5);
+                        const float t7 = (((float)(v_j2 + (-1 * (v_i_30 + -1)))) >= 0.0f);
+                        const float t8 = (t7 * t1);
+                        const float t9 = (((float)(v_j3 + (-1 * (v_j_31 + -1)))) >= 0.0f);
+                        const float t10 = (t8 * t9);
+                        const float t11 = (t10 * t5);
+                        const float t12 = (t11 != 0 ? T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_j2 + (-1 * (v_i_30 + -1)))) * S_W + (v_j3 + (-1 * (v_j_31 + -1)))] : 0);
+                        const float t13 = (t6 != 0 ? t12 : 0.0f);
+                        lc_dst[lc_k * LC_MR] = t13;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_j3 = (lc_m) % (S_W);
+                        const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
+                        const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_c_29 = lc_n;
+                            if (lc_pc == 0) T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-        T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] = acc;
-    }
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_conv2_weight[o_33, c_29, i_30, j_31] = sum_{n_32, h_34, w_35} grad_conv_36[n_32, o_33, h_34, w_35] * (relu((conv_0[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] - div_2[0, c_29, 0, 0]) * div_23[0, c_29, 0, 0] + bn1_bias[c_29]) if (h_34 + i_30 - 1 >= 0) * (h_34 + i_30 - 1 < H) * (w_35 + j_31 - 1 >= 0) * (w_35 + j_31 - 1 < W) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
-    for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
-    for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
-    for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
-    for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
-        float acc = 0.0f;
-    for (int64_t v_n_32 = 0; v_n_32 < S_N; ++v_n_32) {
-    for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
-        const float t0 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35];
-        const float t1 = (((float)((v_h_34 + v_i_30) + -1)) >= 0.0f);
-        const float t2 = (((float)((v_h_34 + v_i_30) + -1)) < ((float)S_H));
-        const float t3 = (t1 * t2);
-        const float t4 = (((float)((v_w_35 + v_j_31) + -1)) >= 0.0f);
-        const float t5 = (t3 * t4);
-        const float t6 = (((float)((v_w_35 + v_j_31) + -1)) < ((float)S_W));
-        const float t7 = (t5 * t6);
-        const float t8 = (t7 != 0 ? T_conv_0[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
-        const float t9 = T_div_2[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
-        const float t10 = (t8 - t9);
-        const float t11 = T_div_23[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
-        const float t12 = (t10 * t11);
-        const float t13 = T_bn1_bias[v_c_29];
-        const float t14 = (t12 + t13);
-        const float t15 = (t14 < 0 ? 0 : t14);
-        const float t16 = (t7 != 0 ? t15 : 0.0f);
-        const float t17 = (t0 * t16);
-        acc += t17;
+    const int64_t lc_M = (int64_t)(8), lc_N = (int64_t)(8) * (int64_t)(3) * (int64_t)(3), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_j_31 = (lc_n) % (3);
+                const int64_t v_i_30 = (lc_n / (3)) % (3);
+                const int64_t v_c_29 = lc_n / ((3) * (3));
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
+                    const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
+                    const int64_t v_n_32 = (lc_pc + lc_k) / ((S_W) * (S_H));
+                    const float t0 = (((float)((v_h_34 + v_i_30) + -1)) >= 0.0f);
+                    const float t1 = (((float)((v_h_34 + v_i_30) + -1)) < ((float)S_H));
+                    const float t2 = (t0 * t1);
+                    const float t3 = (((float)((v_w_35 + v_j_31) + -1)) >= 0.0f);
+                    const float t4 = (t2 * t3);
+                    const float t5 = (((float)((v_w_35 + v_j_31) + -1)) < ((float)S_W));
+                    const float t6 = (t4 * t5);
+                    const float t7 = (t6 != 0 ? T_conv_0[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
+                    const float t8 = T_div_2[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
+                    const float t9 = (t7 - t8);
+                    const float t10 = T_div_23[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
+                    const float t11 = (t9 * t10);
+                    const float t12 = T_bn1_bias[v_c_29];
+                    const float t13 = (t11 + t12);
+                    const float t14 = (t13 < 0 ? 0 : t13);
+                    const float t15 = (t6 != 0 ? t14 : 0.0f);
+                    lc_dst[lc_k * LC_NR_F32] = t15;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_o_33 = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
+                        const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
+                        const int64_t v_n_32 = (lc_pc + lc_k) / ((S_W) * (S_H));
+                        const float t0 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_o_33 = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_j_31 = (lc_n) % (3);
+                            const int64_t v_i_30 = (lc_n / (3)) % (3);
+                            const int64_t v_c_29 = lc_n / ((3) * (3));
+                            if (lc_pc == 0) T_grad_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-        T_grad_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31] = acc;
-    }
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_reshape_26_25[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) */
@@ -1433,74 +1885,198 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_x_41[n, c, j2, j3] = sum_{o, i, j} (grad_conv_0[n, o, j2 - (i - 1), j3 - (j - 1)] * conv1_weight[o, c, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 32768)
-    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
-    for (int64_t v_c = 0; v_c < 8; ++v_c) {
-    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        float acc = 0.0f;
-    for (int64_t v_o = 0; v_o < 8; ++v_o) {
-    for (int64_t v_i = 0; v_i < 3; ++v_i) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const float t0 = (((float)(v_j2 + (-1 * (v_i + -1)))) >= ((float)0));
-        const float t1 = (((float)(v_j2 + (-1 * (v_i + -1)))) < ((float)S_H));
-        const float t2 = (t0 * t1);
-        const float t3 = (((float)(v_j3 + (-1 * (v_j + -1)))) >= ((float)0));
-        const float t4 = (t2 * t3);
-        const float t5 = (((float)(v_j3 + (-1 * (v_j + -1)))) < ((float)S_W));
-        const float t6 = (t4 * t5);
-        const float t7 = (((float)(v_j2 + (-1 * (v_i + -1)))) >= 0.0f);
-        const float t8 = (t7 * t1);
-        const float t9 = (((float)(v_j3 + (-1 * (v_j + -1)))) >= 0.0f);
-        const float t10 = (t8 * t9);
-        const float t11 = (t10 * t5);
-        const float t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-        const float t13 = T_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j];
-        const float t14 = (t12 * t13);
-        const float t15 = (t6 != 0 ? t14 : 0.0f);
-        acc += t15;
+    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_x_41[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_c = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_j = ((lc_pc + lc_k)) % (3);
+                    const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
+                    const int64_t v_o = (lc_pc + lc_k) / ((3) * (3));
+                    const float t0 = T_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_j3 = (lc_m) % (S_W);
+                    const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
+                    const int64_t v_n = lc_m / ((S_W) * (S_H));
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_j = ((lc_pc + lc_k)) % (3);
+                        const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
+                        const int64_t v_o = (lc_pc + lc_k) / ((3) * (3));
+                        const float t0 = (((float)(v_j2 + (-1 * (v_i + -1)))) >= ((float)0));
+                        const float t1 = (((float)(v_j2 + (-1 * (v_i + -1)))) < ((float)S_H));
+                        const float t2 = (t0 * t1);
+                        const float t3 = (((float)(v_j3 + (-1 * (v_j + -1)))) >= ((float)0));
+                        const float t4 = (t2 * t3);
+                        const float t5 = (((float)(v_j3 + (-1 * (v_j + -1)))) < ((float)S_W));
+                        const float t6 = (t4 * t5);
+                        const float t7 = (((float)(v_j2 + (-1 * (v_i + -1)))) >= 0.0f);
+                        const float t8 = (t7 * t1);
+                        const float t9 = (((float)(v_j3 + (-1 * (v_j + -1)))) >= 0.0f);
+                        const float t10 = (t8 * t9);
+                        const float t11 = (t10 * t5);
+                        const float t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                        const float t13 = (t6 != 0 ? t12 : 0.0f);
+                        lc_dst[lc_k * LC_MR] = t13;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_j3 = (lc_m) % (S_W);
+                        const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
+                        const int64_t v_n = lc_m / ((S_W) * (S_H));
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_c = lc_n;
+                            if (lc_pc == 0) T_grad_x_41[(((v_n) * 8 + v_c) * S_H + v_j2) * S_W + v_j3] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_x_41[(((v_n) * 8 + v_c) * S_H + v_j2) * S_W + v_j3] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-        T_grad_x_41[(((v_n) * 8 + v_c) * S_H + v_j2) * S_W + v_j3] = acc;
-    }
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_conv1_weight[o, c, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, c, h + i - 1, w + j - 1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
-    for (int64_t v_o = 0; v_o < 8; ++v_o) {
-    for (int64_t v_c = 0; v_c < 8; ++v_c) {
-    for (int64_t v_i = 0; v_i < 3; ++v_i) {
-    for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        float acc = 0.0f;
-    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
-    for (int64_t v_h = 0; v_h < S_H; ++v_h) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_w = 0; v_w < S_W; ++v_w) {
-        const float t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
-        const float t1 = (((float)((v_h + v_i) + -1)) >= 0.0f);
-        const float t2 = (((float)((v_h + v_i) + -1)) < ((float)S_H));
-        const float t3 = (t1 * t2);
-        const float t4 = (((float)((v_w + v_j) + -1)) >= 0.0f);
-        const float t5 = (t3 * t4);
-        const float t6 = (((float)((v_w + v_j) + -1)) < ((float)S_W));
-        const float t7 = (t5 * t6);
-        const float t8 = (t7 != 0 ? T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-        const float t9 = (t0 * t8);
-        acc += t9;
+    const int64_t lc_M = (int64_t)(8), lc_N = (int64_t)(8) * (int64_t)(3) * (int64_t)(3), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
+    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F32 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
+                    continue;
+                }
+                const int64_t v_j = (lc_n) % (3);
+                const int64_t v_i = (lc_n / (3)) % (3);
+                const int64_t v_c = lc_n / ((3) * (3));
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_w = ((lc_pc + lc_k)) % (S_W);
+                    const int64_t v_h = ((lc_pc + lc_k) / (S_W)) % (S_H);
+                    const int64_t v_n = (lc_pc + lc_k) / ((S_W) * (S_H));
+                    const float t0 = (((float)((v_h + v_i) + -1)) >= 0.0f);
+                    const float t1 = (((float)((v_h + v_i) + -1)) < ((float)S_H));
+                    const float t2 = (t0 * t1);
+                    const float t3 = (((float)((v_w + v_j) + -1)) >= 0.0f);
+                    const float t4 = (t2 * t3);
+                    const float t5 = (((float)((v_w + v_j) + -1)) < ((float)S_W));
+                    const float t6 = (t4 * t5);
+                    const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                    lc_dst[lc_k * LC_NR_F32] = t7;
+                }
+            }
+        }
+        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_o = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_w = ((lc_pc + lc_k)) % (S_W);
+                        const int64_t v_h = ((lc_pc + lc_k) / (S_W)) % (S_H);
+                        const int64_t v_n = (lc_pc + lc_k) / ((S_W) * (S_H));
+                        const float t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    float lc_c[LC_MR * LC_NR_F32];
+                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_o = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_j = (lc_n) % (3);
+                            const int64_t v_i = (lc_n / (3)) % (3);
+                            const int64_t v_c = lc_n / ((3) * (3));
+                            if (lc_pc == 0) T_grad_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-        T_grad_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j] = acc;
-    }
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_x[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) + grad_x_41[j0, j1, j2, j3] */
@@ -1800,82 +2376,206 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_relu_28_21[n_32, c_29, j2, j3] = sum_{o_33, i_30, j_31} (grad_conv_36[n_32, o_33, j2 - (i_30 - 1), j3 - (j_31 - 1)] * conv2_weight[o_33, c_29, i_30, j_31] if (j2 - (i_30 - 1) >= 0) * (j2 - (i_30 - 1) < H) * (j3 - (j_31 - 1) >= 0) * (j3 - (j_31 - 1) < W) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 32768)
-    for (int64_t v_n_32 = 0; v_n_32 < S_N; ++v_n_32) {
-    for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
-    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        double acc = 0.0;
-    for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
-    for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
-        const double t0 = (((double)(v_j2 + (-1 * (v_i_30 + -1)))) >= ((double)0));
-        const double t1 = (((double)(v_j2 + (-1 * (v_i_30 + -1)))) < ((double)S_H));
-        const double t2 = (t0 * t1);
-        const double t3 = (((double)(v_j3 + (-1 * (v_j_31 + -1)))) >= ((double)0));
-        const double t4 = (t2 * t3);
-        const double t5 = (((double)(v_j3 + (-1 * (v_j_31 + -1)))) < ((double)S_W));
-        const double t6 = (t4 * t5);
-        const double t7 = (((double)(v_j2 + (-1 * (v_i_30 + -1)))) >= 0.0);
-        const double t8 = (t7 * t1);
-        const double t9 = (((double)(v_j3 + (-1 * (v_j_31 + -1)))) >= 0.0);
-        const double t10 = (t8 * t9);
-        const double t11 = (t10 * t5);
-        const double t12 = (t11 != 0 ? T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_j2 + (-1 * (v_i_30 + -1)))) * S_W + (v_j3 + (-1 * (v_j_31 + -1)))] : 0);
-        const double t13 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
-        const double t14 = (t12 * t13);
-        const double t15 = (t6 != 0 ? t14 : 0.0);
-        acc += t15;
+    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_28_21[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_c_29 = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
+                    const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
+                    const int64_t v_o_33 = (lc_pc + lc_k) / ((3) * (3));
+                    const double t0 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_j3 = (lc_m) % (S_W);
+                    const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
+                    const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
+                        const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
+                        const int64_t v_o_33 = (lc_pc + lc_k) / ((3) * (3));
+                        const double t0 = (((double)(v_j2 + (-1 * (v_i_30 + -1)))) >= ((double)0));
+                        const double t1 = (((double)(v_j2 + (-1 * (v_i_30 + -1)))) < ((double)S_H));
+                        const double t2 = (t0 * t1);
+                        const double t3 = (((double)(v_j3 + (-1 * (v_j_31 + -1)))) >= ((double)0));
+                        const double t4 = (t2 * t3);
+                        const double t5 = (((double)(v_j3 + (-1 * (v_j_31 + -1)))) < ((double)S_W));
+                        const double t6 = (t4 * t5);
+                        const double t7 = (((double)(v_j2 + (-1 * (v_i_30 + -1)))) >= 0.0);
+                        const double t8 = (t7 * t1);
+                        const double t9 = (((double)(v_j3 + (-1 * (v_j_31 + -1)))) >= 0.0);
+                        const double t10 = (t8 * t9);
+                        const double t11 = (t10 * t5);
+                        const double t12 = (t11 != 0 ? T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_j2 + (-1 * (v_i_30 + -1)))) * S_W + (v_j3 + (-1 * (v_j_31 + -1)))] : 0);
+                        const double t13 = (t6 != 0 ? t12 : 0.0);
+                        lc_dst[lc_k * LC_MR] = t13;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_j3 = (lc_m) % (S_W);
+                        const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
+                        const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_c_29 = lc_n;
+                            if (lc_pc == 0) T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-        T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] = acc;
-    }
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_conv2_weight[o_33, c_29, i_30, j_31] = sum_{n_32, h_34, w_35} grad_conv_36[n_32, o_33, h_34, w_35] * (relu((conv_0[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] - div_2[0, c_29, 0, 0]) * div_23[0, c_29, 0, 0] + bn1_bias[c_29]) if (h_34 + i_30 - 1 >= 0) * (h_34 + i_30 - 1 < H) * (w_35 + j_31 - 1 >= 0) * (w_35 + j_31 - 1 < W) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
-    for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
-    for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
-    for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
-    for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
-        double acc = 0.0;
-    for (int64_t v_n_32 = 0; v_n_32 < S_N; ++v_n_32) {
-    for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
-        const double t0 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35];
-        const double t1 = (((double)((v_h_34 + v_i_30) + -1)) >= 0.0);
-        const double t2 = (((double)((v_h_34 + v_i_30) + -1)) < ((double)S_H));
-        const double t3 = (t1 * t2);
-        const double t4 = (((double)((v_w_35 + v_j_31) + -1)) >= 0.0);
-        const double t5 = (t3 * t4);
-        const double t6 = (((double)((v_w_35 + v_j_31) + -1)) < ((double)S_W));
-        const double t7 = (t5 * t6);
-        const double t8 = (t7 != 0 ? T_conv_0[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
-        const double t9 = T_div_2[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
-        const double t10 = (t8 - t9);
-        const double t11 = T_div_23[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
-        const double t12 = (t10 * t11);
-        const double t13 = T_bn1_bias[v_c_29];
-        const double t14 = (t12 + t13);
-        const double t15 = (t14 < 0 ? 0 : t14);
-        const double t16 = (t7 != 0 ? t15 : 0.0);
-        const double t17 = (t0 * t16);
-        acc += t17;
+    const int64_t lc_M = (int64_t)(8), lc_N = (int64_t)(8) * (int64_t)(3) * (int64_t)(3), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_j_31 = (lc_n) % (3);
+                const int64_t v_i_30 = (lc_n / (3)) % (3);
+                const int64_t v_c_29 = lc_n / ((3) * (3));
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
+                    const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
+                    const int64_t v_n_32 = (lc_pc + lc_k) / ((S_W) * (S_H));
+                    const double t0 = (((double)((v_h_34 + v_i_30) + -1)) >= 0.0);
+                    const double t1 = (((double)((v_h_34 + v_i_30) + -1)) < ((double)S_H));
+                    const double t2 = (t0 * t1);
+                    const double t3 = (((double)((v_w_35 + v_j_31) + -1)) >= 0.0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = (((double)((v_w_35 + v_j_31) + -1)) < ((double)S_W));
+                    const double t6 = (t4 * t5);
+                    const double t7 = (t6 != 0 ? T_conv_0[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
+                    const double t8 = T_div_2[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
+                    const double t9 = (t7 - t8);
+                    const double t10 = T_div_23[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
+                    const double t11 = (t9 * t10);
+                    const double t12 = T_bn1_bias[v_c_29];
+                    const double t13 = (t11 + t12);
+                    const double t14 = (t13 < 0 ? 0 : t13);
+                    const double t15 = (t6 != 0 ? t14 : 0.0);
+                    lc_dst[lc_k * LC_NR_F64] = t15;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_o_33 = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
+                        const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
+                        const int64_t v_n_32 = (lc_pc + lc_k) / ((S_W) * (S_H));
+                        const double t0 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_o_33 = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_j_31 = (lc_n) % (3);
+                            const int64_t v_i_30 = (lc_n / (3)) % (3);
+                            const int64_t v_c_29 = lc_n / ((3) * (3));
+                            if (lc_pc == 0) T_grad_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-        T_grad_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31] = acc;
-    }
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_reshape_26_25[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) */
@@ -2132,74 +2832,198 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_x_41[n, c, j2, j3] = sum_{o, i, j} (grad_conv_0[n, o, j2 - (i - 1), j3 - (j - 1)] * conv1_weight[o, c, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 32768)
-    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
-    for (int64_t v_c = 0; v_c < 8; ++v_c) {
-    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        double acc = 0.0;
-    for (int64_t v_o = 0; v_o < 8; ++v_o) {
-    for (int64_t v_i = 0; v_i < 3; ++v_i) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const double t0 = (((double)(v_j2 + (-1 * (v_i + -1)))) >= ((double)0));
-        const double t1 = (((double)(v_j2 + (-1 * (v_i + -1)))) < ((double)S_H));
-        const double t2 = (t0 * t1);
-        const double t3 = (((double)(v_j3 + (-1 * (v_j + -1)))) >= ((double)0));
-        const double t4 = (t2 * t3);
-        const double t5 = (((double)(v_j3 + (-1 * (v_j + -1)))) < ((double)S_W));
-        const double t6 = (t4 * t5);
-        const double t7 = (((double)(v_j2 + (-1 * (v_i + -1)))) >= 0.0);
-        const double t8 = (t7 * t1);
-        const double t9 = (((double)(v_j3 + (-1 * (v_j + -1)))) >= 0.0);
-        const double t10 = (t8 * t9);
-        const double t11 = (t10 * t5);
-        const double t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-        const double t13 = T_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j];
-        const double t14 = (t12 * t13);
-        const double t15 = (t6 != 0 ? t14 : 0.0);
-        acc += t15;
+    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_x_41[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_c = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_j = ((lc_pc + lc_k)) % (3);
+                    const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
+                    const int64_t v_o = (lc_pc + lc_k) / ((3) * (3));
+                    const double t0 = T_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_j3 = (lc_m) % (S_W);
+                    const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
+                    const int64_t v_n = lc_m / ((S_W) * (S_H));
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_j = ((lc_pc + lc_k)) % (3);
+                        const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
+                        const int64_t v_o = (lc_pc + lc_k) / ((3) * (3));
+                        const double t0 = (((double)(v_j2 + (-1 * (v_i + -1)))) >= ((double)0));
+                        const double t1 = (((double)(v_j2 + (-1 * (v_i + -1)))) < ((double)S_H));
+                        const double t2 = (t0 * t1);
+                        const double t3 = (((double)(v_j3 + (-1 * (v_j + -1)))) >= ((double)0));
+                        const double t4 = (t2 * t3);
+                        const double t5 = (((double)(v_j3 + (-1 * (v_j + -1)))) < ((double)S_W));
+                        const double t6 = (t4 * t5);
+                        const double t7 = (((double)(v_j2 + (-1 * (v_i + -1)))) >= 0.0);
+                        const double t8 = (t7 * t1);
+                        const double t9 = (((double)(v_j3 + (-1 * (v_j + -1)))) >= 0.0);
+                        const double t10 = (t8 * t9);
+                        const double t11 = (t10 * t5);
+                        const double t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                        const double t13 = (t6 != 0 ? t12 : 0.0);
+                        lc_dst[lc_k * LC_MR] = t13;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_j3 = (lc_m) % (S_W);
+                        const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
+                        const int64_t v_n = lc_m / ((S_W) * (S_H));
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_c = lc_n;
+                            if (lc_pc == 0) T_grad_x_41[(((v_n) * 8 + v_c) * S_H + v_j2) * S_W + v_j3] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_x_41[(((v_n) * 8 + v_c) * S_H + v_j2) * S_W + v_j3] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-        T_grad_x_41[(((v_n) * 8 + v_c) * S_H + v_j2) * S_W + v_j3] = acc;
-    }
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_conv1_weight[o, c, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, c, h + i - 1, w + j - 1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
-    for (int64_t v_o = 0; v_o < 8; ++v_o) {
-    for (int64_t v_c = 0; v_c < 8; ++v_c) {
-    for (int64_t v_i = 0; v_i < 3; ++v_i) {
-    for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        double acc = 0.0;
-    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
-    for (int64_t v_h = 0; v_h < S_H; ++v_h) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_w = 0; v_w < S_W; ++v_w) {
-        const double t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
-        const double t1 = (((double)((v_h + v_i) + -1)) >= 0.0);
-        const double t2 = (((double)((v_h + v_i) + -1)) < ((double)S_H));
-        const double t3 = (t1 * t2);
-        const double t4 = (((double)((v_w + v_j) + -1)) >= 0.0);
-        const double t5 = (t3 * t4);
-        const double t6 = (((double)((v_w + v_j) + -1)) < ((double)S_W));
-        const double t7 = (t5 * t6);
-        const double t8 = (t7 != 0 ? T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-        const double t9 = (t0 * t8);
-        acc += t9;
+    const int64_t lc_M = (int64_t)(8), lc_N = (int64_t)(8) * (int64_t)(3) * (int64_t)(3), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_j = (lc_n) % (3);
+                const int64_t v_i = (lc_n / (3)) % (3);
+                const int64_t v_c = lc_n / ((3) * (3));
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_w = ((lc_pc + lc_k)) % (S_W);
+                    const int64_t v_h = ((lc_pc + lc_k) / (S_W)) % (S_H);
+                    const int64_t v_n = (lc_pc + lc_k) / ((S_W) * (S_H));
+                    const double t0 = (((double)((v_h + v_i) + -1)) >= 0.0);
+                    const double t1 = (((double)((v_h + v_i) + -1)) < ((double)S_H));
+                    const double t2 = (t0 * t1);
+                    const double t3 = (((double)((v_w + v_j) + -1)) >= 0.0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = (((double)((v_w + v_j) + -1)) < ((double)S_W));
+                    const double t6 = (t4 * t5);
+                    const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                    lc_dst[lc_k * LC_NR_F64] = t7;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_o = lc_m;
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_w = ((lc_pc + lc_k)) % (S_W);
+                        const int64_t v_h = ((lc_pc + lc_k) / (S_W)) % (S_H);
+                        const int64_t v_n = (lc_pc + lc_k) / ((S_W) * (S_H));
+                        const double t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
+                        lc_dst[lc_k * LC_MR] = t0;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_o = lc_m;
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_j = (lc_n) % (3);
+                            const int64_t v_i = (lc_n / (3)) % (3);
+                            const int64_t v_c = lc_n / ((3) * (3));
+                            if (lc_pc == 0) T_grad_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
     }
-    }
-    }
-        T_grad_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j] = acc;
-    }
-    }
-    }
-    }
+    free(lc_bp);
     }
 
     /* grad_x[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) + grad_x_41[j0, j1, j2, j3] */

@@ -43,7 +43,7 @@ LAYER = {'name': 'ScaledLayerSpec',
                                      ('out', 'grad_scale', (), 'output', False)]}},
  'threads_function': 'lc_scaledlayerspec_set_threads',
  'extension': '_scaled_layer_ext',
- 'key': 'ebf304ad7f34a098e775206737cc8909f8a3e0f82de3eb526ec858cf3d7c81bb'}
+ 'key': '1f4e0a8c41c4190c05d8662d802dbc286f7314ae0637d561767bada34fe3aabe'}
 
 
 class ScaledLayerSpec(_layerc_runtime.LayerModule):
