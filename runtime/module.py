@@ -145,7 +145,13 @@ class LayerModule(Module):
     default; ``build(dtype="float64")``). Non-contiguous or unaligned inputs are
     copied; a wrong dtype raises ``TypeError`` unless the module was made with
     ``cast=True``. Not thread-safe: ``backward()`` uses state the latest
-    ``forward()`` left on the module (the autograd tape keeps its own copy per call).
+    ``forward()`` left on the module (the autograd tape keeps its own copy per call),
+    and parameter gradients accumulate without a lock: train a module from one
+    thread. Safe: several threads calling ``forward`` at once under
+    ``runtime.tensor.no_grad()``. ``set_threads`` is per compiled library. GNU
+    libgomp is not fork-safe: after parallel kernels ran, use the 'spawn'
+    multiprocessing start method (or ``set_threads(1)`` in a forked child);
+    see tests/test_threads.py.
     """
 
     def __init__(self, compiled, dtype=None, cast: bool = False):

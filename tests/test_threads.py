@@ -1,0 +1,231 @@
+"""Threads: OpenMP inside kernels, Python threads around them, and fork.
+
+What is and is not thread-safe (also in ``LayerModule``'s docstring):
+
+- OpenMP: a kernel's outer loop runs in threads when its work is at least
+  ``compiler.codegen.PARALLEL_MIN_WORK`` (32768) elements. Results with N
+  threads match 1 thread (elementwise kernels exactly; reductions combine
+  per-thread partials in thread order, so they match to rounding).
+  ``OMP_NUM_THREADS`` is the default; ``LayerModule.set_threads(n)`` overrides
+  it for the compiled library (every module of the same spec and sizes, in
+  every Python thread of the process).
+- Several Python threads may call ``forward`` of one module at once under
+  ``runtime.tensor.no_grad()`` (inference): the call releases the GIL, each
+  call gets its own output buffers, the parameters are only read.
+- Not thread-safe: ``module.backward()`` runs on the state the latest
+  ``forward()`` (with gradients enabled) left on the module, so forward/backward
+  pairs from several threads on one module mix each other's activations; and
+  parameter gradients (``param.grad``) accumulate without a lock, including
+  through the tape (``loss.backward()``). Train one module from one thread
+  (or give each thread its own module). Changing parameters while another
+  thread runs ``forward`` is a data race as well.
+- fork: GNU libgomp is not fork-safe. Once the parent has run a parallel
+  kernel (libgomp's thread pool exists), a parallel kernel in a child made by
+  ``fork`` (``multiprocessing``'s default start method on Linux) hangs forever
+  (measured here: the child blocks inside the kernel call). Use the 'spawn'
+  (or 'forkserver') start method: ``multiprocessing.get_context("spawn")``; a
+  spawned child compiles nothing (the build cache is on disk) and runs
+  parallel kernels. If fork cannot be avoided, call ``set_threads(1)`` in the
+  child before any kernel: serial kernels work in a forked child. Both are
+  tested below, with timeouts.
+"""
+import multiprocessing
+import os
+import queue as queue_module
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+from compiler import Input, Param, layer, ops
+from compiler.codegen import PARALLEL_MIN_WORK
+from runtime.tensor import Tensor, no_grad
+
+N, C = 512, 160                 # N * C = 81920 >= PARALLEL_MIN_WORK: the parallel path
+assert N * C >= 2 * PARALLEL_MIN_WORK
+
+
+@layer
+class ThreadPReLU:
+    x = Input("N", "C")
+    alpha = Param("C", init=0.25)
+
+    def forward(x, alpha):
+        return ops.maximum(x, 0) + alpha * ops.minimum(x, 0)
+
+
+@layer
+class ThreadNorm:
+    """Reductions over both axes: a row softmax, then a column mean, weighted."""
+    x = Input("N", "C")
+    w = Param("C", init=0.5)
+
+    def forward(x, w):
+        p = ops.softmax(x * w, axis=-1)
+        return ops.sum(p * x, axis=0) + ops.mean(ops.tanh(x), axis=0)
+
+
+def inputs(seed=0, n=N):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, C)).astype(np.float32)
+
+
+def run(module, x, threads):
+    """Forward and backward with ``threads`` OpenMP threads; returns copies."""
+    module.set_threads(threads)
+    try:
+        module.zero_grad()
+        y = module.forward(x)
+        gy = np.cos(np.arange(y.numpy().size, dtype=np.float32)).reshape(y.shape)
+        gx = module.backward(gy)
+        (p,) = module.parameters()
+        return y.numpy().copy(), gx.numpy().copy(), p.grad.copy()
+    finally:
+        module.set_threads(0)
+
+
+@pytest.mark.parametrize("spec", [ThreadPReLU, ThreadNorm])
+@pytest.mark.parametrize("threads", [2, 3, 4])
+def test_set_threads_matches_one_thread(spec, threads):
+    m = spec.build(C=C)
+    x = inputs()
+    one = run(m, x, 1)
+    many = run(m, x, threads)
+    for a, b, what in zip(one, many, ("output", "input gradient", "parameter gradient")):
+        assert np.isfinite(a).all(), what
+        # reductions combine per-thread partials: equal up to float32 rounding
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(a).max())), err_msg=what)
+    if spec is ThreadPReLU:      # elementwise forward: bit-identical
+        np.testing.assert_array_equal(many[0], one[0])
+
+
+SUBPROCESS = textwrap.dedent("""
+    import ctypes, sys
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    from test_threads import ThreadNorm, inputs, run, C
+    m = ThreadNorm.build(C=C)
+    y, gx, gw = run(m, inputs(), 0)           # 0: OpenMP's default, i.e. OMP_NUM_THREADS
+    # the module's kernels use the process's libgomp: report what it was told
+    print(ctypes.CDLL("libgomp.so.1").omp_get_max_threads())
+    np.savez({out!r}, y=y, gx=gx, gw=gw)
+""")
+
+
+def test_omp_num_threads_in_a_subprocess(tmp_path):
+    results = {}
+    for threads in (1, 3):
+        out = tmp_path / f"t{threads}.npz"
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        code = SUBPROCESS.format(tests=os.path.dirname(__file__), out=str(out))
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split()[-1] == str(threads), proc.stdout
+        with np.load(out) as data:
+            results[threads] = {k: data[k] for k in data.files}
+    for k in results[1]:
+        a, b = results[1][k], results[3][k]
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(a).max())), err_msg=k)
+
+
+def _child(queue, seed, threads):
+    m = ThreadNorm.build(C=C)         # cached on disk: loads the parent's library
+    m.set_threads(threads)
+    with no_grad():
+        queue.put(m.forward(inputs(seed)).numpy().copy())
+
+
+@pytest.mark.parametrize("method, child_threads", [
+    ("spawn", 2),       # the documented way: parallel kernels in the child
+    ("fork", 1),        # fork only with serial kernels in the child (libgomp is not fork-safe)
+])
+def test_module_in_a_child_process(method, child_threads):
+    """The parent runs parallel kernels first (libgomp's thread pool exists), then starts a child."""
+    m = ThreadNorm.build(C=C)
+    m.set_threads(2)
+    try:
+        with no_grad():
+            want = m.forward(inputs(7)).numpy().copy()
+        ctx = multiprocessing.get_context(method)
+        queue = ctx.Queue()
+        child = ctx.Process(target=_child, args=(queue, 7, child_threads))
+        child.start()
+        try:
+            got = queue.get(timeout=240)   # before join: the child exits once its result is read
+        except queue_module.Empty:
+            got = None
+        child.join(timeout=60)
+        if got is None or child.is_alive():
+            child.kill()
+            child.join()
+            pytest.fail(f"a module called in a child started with {method!r} hung")
+        assert child.exitcode == 0
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        # and the parent still runs parallel kernels afterwards
+        with no_grad():
+            np.testing.assert_array_equal(m.forward(inputs(7)).numpy(), want)
+    finally:
+        m.set_threads(0)
+
+
+@pytest.mark.parametrize("spec", [ThreadPReLU, ThreadNorm])
+def test_one_module_from_several_python_threads(spec):
+    m = spec.build(C=C)
+    m.set_threads(2)                  # OpenMP teams inside concurrent calls
+    seeds = range(6)
+    try:
+        with no_grad():
+            want = {s: m.forward(inputs(s)).numpy().copy() for s in seeds}
+        errors, checked = [], []
+        start = threading.Barrier(len(seeds))
+
+        def worker(seed):
+            try:
+                x = inputs(seed)
+                start.wait()
+                with no_grad():           # thread-local: each thread enters it
+                    for _ in range(20):
+                        y = m.forward(x).numpy()
+                        if not np.allclose(y, want[seed], rtol=1e-6, atol=1e-6):
+                            errors.append((seed, float(np.abs(y - want[seed]).max())))
+                        checked.append(seed)
+            except Exception as exc:      # noqa: BLE001 (reported below)
+                errors.append((seed, repr(exc)))
+
+        threads = [threading.Thread(target=worker, args=(s,)) for s in seeds]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert not any(t.is_alive() for t in threads), "a thread hung"
+        assert not errors, errors
+        assert len(checked) == 20 * len(seeds)
+    finally:
+        m.set_threads(0)
+
+
+def test_explicit_backward_uses_the_latest_forward():
+    """Why forward/backward pairs from several threads on one module are not safe:
+    ``backward()`` takes the activations of the latest ``forward()``, whichever
+    thread ran it. (The tape keeps each call's own activations.)"""
+    m = ThreadNorm.build(C=C)
+    x1, x2 = inputs(1), inputs(2)
+    gy = np.ones(C, np.float32)
+    m.forward(x1)
+    g1 = m.backward(gy).numpy().copy()
+    m.forward(x1)
+    m.forward(x2)                      # another caller's forward in between
+    g_mixed = m.backward(gy).numpy().copy()
+    m.forward(x2)
+    g2 = m.backward(gy).numpy().copy()
+    np.testing.assert_array_equal(g_mixed, g2)
+    assert not np.allclose(g_mixed, g1)
+    # through the tape, each forward keeps its own activations
+    xt = Tensor(x1, requires_grad=True)
+    t1 = m.forward(xt)
+    m.forward(x2)
+    t1.backward(gy)
+    np.testing.assert_allclose(xt.grad, g1, rtol=1e-6, atol=1e-6)
