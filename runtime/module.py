@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import sys
 
+import os
+
 import numpy as np
 
 from compiler import ir
@@ -22,6 +24,19 @@ from .tensor import Node, Tensor, grad_enabled, tracks_grad
 from .validate import check_array, check_output, check_total_size, describe
 
 DTYPE_NAMES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+
+# the thread setting of every layer library this process loaded, by library
+_thread_setters: dict = {}
+
+
+def _one_thread_after_fork():
+    # GNU libgomp's thread pool does not survive fork: a parallel region in the
+    # child would wait forever for threads that are not there. Serial kernels work.
+    for set_threads in _thread_setters.values():
+        set_threads(1)
+
+
+os.register_at_fork(after_in_child=_one_thread_after_fork)
 # output buffers kept per output of a module (see ``LayerModule._pooled``)
 POOL_DEPTH = 3
 
@@ -149,9 +164,9 @@ class LayerModule(Module):
     and parameter gradients accumulate without a lock: train a module from one
     thread. Safe: several threads calling ``forward`` at once under
     ``runtime.tensor.no_grad()``. ``set_threads`` is per compiled library. GNU
-    libgomp is not fork-safe: after parallel kernels ran, use the 'spawn'
-    multiprocessing start method (or ``set_threads(1)`` in a forked child);
-    see tests/test_threads.py.
+    libgomp is not fork-safe: a child made by ``fork`` runs every layer on one
+    thread; use the 'spawn' multiprocessing start method for parallel kernels in
+    children (see tests/test_threads.py).
     """
 
     def __init__(self, compiled, dtype=None, cast: bool = False):
@@ -160,6 +175,8 @@ class LayerModule(Module):
         if dtype not in DTYPE_NAMES:
             raise TypeError(f"{compiled.name}: dtype must be float32 or float64, got {dtype}")
         object.__setattr__(self, "compiled", compiled)
+        _thread_setters.setdefault(compiled.library.module_name,
+                                   getattr(compiled.library.lib, f"{compiled.prefix}_set_threads"))
         object.__setattr__(self, "dtype", dtype)
         object.__setattr__(self, "cast", cast)
         object.__setattr__(self, "_last", None)
@@ -203,8 +220,7 @@ class LayerModule(Module):
 
         The setting is per compiled library, so it applies to every module built
         from the same spec and sizes."""
-        getattr(self.compiled.library.lib, self.compiled.signatures["forward"].function.rsplit("_", 1)[0]
-                + "_set_threads")(int(n))
+        _thread_setters[self.compiled.library.module_name](int(n))
 
     # ------------------------------------------------------------ forward
     def _arrays(self) -> dict:

@@ -15,27 +15,9 @@ import numpy as np
 
 from compiler import Attr, Input, LayerSpec, Param, layer, ops
 from compiler.build import BuildOptions
+from layers import Dense, PReLU
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-@layer
-class PReLU:
-    x = Input("N", "C")
-    alpha = Param("C", init=0.25)
-
-    def forward(x, alpha):
-        return ops.maximum(x, 0) + alpha * ops.minimum(x, 0)
-
-
-@layer
-class Dense:
-    x = Input("N", "I")
-    weight = Param("O", "I", init="normal")
-    bias = Param("O", init=0.1)
-
-    def forward(x, weight, bias):
-        return ops.tanh(x @ weight.T + bias)
 
 
 @layer

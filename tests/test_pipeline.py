@@ -3,17 +3,7 @@ issue, free batch sizes, both dtypes."""
 import numpy as np
 import pytest
 
-from compiler import Input, Param, layer, ops
-
-
-@layer
-class PReLU:
-    """PReLU(x) = max(0, x) + alpha * min(0, x), one alpha per feature."""
-    x = Input("N", "C")
-    alpha = Param("C", init=0.25)
-
-    def forward(x, alpha):
-        return ops.maximum(x, 0) + alpha * ops.minimum(x, 0)
+from layers import PReLU
 
 
 def test_shared_alpha_prelu_values_and_alpha_gradient():

@@ -6,18 +6,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from compiler import Input, Param, layer, ops
+from compiler import Input, layer, ops
 from compiler.build import BuildOptions
 from compiler.schedule import plan_program
-
-
-@layer
-class PReLUPass:
-    x = Input("N", "C")
-    alpha = Param("C", init=0.25)
-
-    def forward(x, alpha):
-        return ops.maximum(x, 0) + alpha * ops.minimum(x, 0)
+from layers import PReLU
 
 
 @layer
@@ -35,7 +27,7 @@ def _prelu_reference(x, alpha, gy):
 
 
 def test_prelu_backward_is_one_pass_with_its_column_reduction():
-    m = PReLUPass.build(C=8)
+    m = PReLU.build(C=8)
     nests = plan_program(m.compiled.backward)
     assert len(nests) == 1
     kinds = sorted(kind for kind, _ in nests[0].members)
@@ -45,7 +37,7 @@ def test_prelu_backward_is_one_pass_with_its_column_reduction():
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_parallel_column_reduction_matches_serial_and_is_deterministic(threads):
-    m = PReLUPass.build(C=64)
+    m = PReLU.build(C=64)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2001, 64)).astype(np.float32)      # 2001 * 64 >= the parallel threshold
     x[::7, ::5] = 0
@@ -79,7 +71,7 @@ def test_parallel_max_reduction_over_rows():
 
 def test_inner_loops_vectorize(tmp_path):
     """Every ``#pragma omp simd`` loop of a layer's C is vectorized by gcc."""
-    source = PReLUPass.build(C=256).source
+    source = PReLU.build(C=256).source
     path = tmp_path / "k.c"
     path.write_text(source)
     flags = list(BuildOptions().final_flags())
@@ -95,7 +87,7 @@ def test_inner_loops_vectorize(tmp_path):
 
 
 def test_outputs_are_reused_only_when_released():
-    m = PReLUPass.build(C=16)
+    m = PReLU.build(C=16)
     x = np.random.default_rng(3).standard_normal((4, 16)).astype(np.float32)
     y1 = m.forward(x)
     kept = y1.data.copy()
@@ -113,7 +105,7 @@ def test_outputs_are_reused_only_when_released():
 
 
 def test_steady_state_training_step_reuses_every_buffer():
-    m = PReLUPass.build(C=16)
+    m = PReLU.build(C=16)
     x = np.random.default_rng(4).standard_normal((8, 16)).astype(np.float32)
     seen = []
     for step in range(6):
@@ -126,7 +118,7 @@ def test_steady_state_training_step_reuses_every_buffer():
 
 
 def test_parameter_gradient_accumulates_into_its_own_array():
-    m = PReLUPass.build(C=4)
+    m = PReLU.build(C=4)
     x = -np.ones((2, 4), np.float32)
     m.zero_grad()
     m.forward(x)
@@ -139,7 +131,7 @@ def test_parameter_gradient_accumulates_into_its_own_array():
 
 
 def test_forward_out_form_writes_the_given_array():
-    m = PReLUPass.build(C=4)
+    m = PReLU.build(C=4)
     x = np.ones((2, 4), np.float32)
     out = np.empty((2, 4), np.float32)
     y = m.forward(x, out=out)

@@ -3,18 +3,9 @@ block, a loss from two modules, the guide's training loop; Tensor basics."""
 import numpy as np
 import pytest
 
-from compiler import Input, Param, layer, ops
 from runtime import Residual, Sequential, SGD, Tensor, manual_seed, no_grad
 from runtime.nn import Linear
-
-
-@layer
-class PReLU:
-    x = Input("N", "C")
-    alpha = Param("C", init=0.25)
-
-    def forward(x, alpha):
-        return ops.maximum(x, 0) + alpha * ops.minimum(x, 0)
+from layers import PReLU
 
 
 def prelu64(c):

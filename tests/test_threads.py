@@ -21,13 +21,12 @@ What is and is not thread-safe (also in ``LayerModule``'s docstring):
   thread runs ``forward`` is a data race as well.
 - fork: GNU libgomp is not fork-safe. Once the parent has run a parallel
   kernel (libgomp's thread pool exists), a parallel kernel in a child made by
-  ``fork`` (``multiprocessing``'s default start method on Linux) hangs forever
-  (measured here: the child blocks inside the kernel call). Use the 'spawn'
-  (or 'forkserver') start method: ``multiprocessing.get_context("spawn")``; a
-  spawned child compiles nothing (the build cache is on disk) and runs
-  parallel kernels. If fork cannot be avoided, call ``set_threads(1)`` in the
-  child before any kernel: serial kernels work in a forked child. Both are
-  tested below, with timeouts.
+  ``fork`` (``multiprocessing``'s default start method on Linux) would hang
+  forever, so the runtime switches every loaded layer to one thread in a
+  forked child (``os.register_at_fork``). For parallel kernels in children use
+  the 'spawn' (or 'forkserver') start method:
+  ``multiprocessing.get_context("spawn")``; a spawned child compiles nothing
+  (the build cache is on disk). Both are tested below, with timeouts.
 """
 import multiprocessing
 import os
@@ -133,14 +132,15 @@ def test_omp_num_threads_in_a_subprocess(tmp_path):
 
 def _child(queue, seed, threads):
     m = ThreadNorm.build(C=C)         # cached on disk: loads the parent's library
-    m.set_threads(threads)
+    if threads is not None:
+        m.set_threads(threads)
     with no_grad():
         queue.put(m.forward(inputs(seed)).numpy().copy())
 
 
 @pytest.mark.parametrize("method, child_threads", [
     ("spawn", 2),       # the documented way: parallel kernels in the child
-    ("fork", 1),        # fork only with serial kernels in the child (libgomp is not fork-safe)
+    ("fork", None),     # a forked child runs layers on one thread by itself (libgomp is not fork-safe)
 ])
 def test_module_in_a_child_process(method, child_threads):
     """The parent runs parallel kernels first (libgomp's thread pool exists), then starts a child."""

@@ -8,27 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from compiler import Buffer, Input, Param, layer, ops  # noqa: E402
+from compiler import Buffer, Input, layer, ops  # noqa: E402
 from runtime.torch_interop import TorchLayer, to_torch  # noqa: E402
-
-
-@layer
-class PReLU:
-    x = Input("N", "C")
-    alpha = Param("C", init=0.25)
-
-    def forward(x, alpha):
-        return ops.maximum(x, 0) + alpha * ops.minimum(x, 0)
-
-
-@layer
-class Dense:
-    x = Input("N", "I")
-    weight = Param("O", "I", init="xavier")
-    bias = Param("O", init=0.1)
-
-    def forward(x, weight, bias):
-        return ops.tanh(x @ weight.T + bias)
+from layers import Dense, PReLU
 
 
 @layer

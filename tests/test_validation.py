@@ -14,17 +14,9 @@ import pytest
 from compiler import Input, Param, layer, ops
 from runtime import validate
 from runtime.tensor import Tensor
+from layers import PReLU
 
 C = 6
-
-
-@layer
-class PReLU:
-    x = Input("N", "C")
-    alpha = Param("C", init=0.25)
-
-    def forward(x, alpha):
-        return ops.maximum(x, 0) + alpha * ops.minimum(x, 0)
 
 
 @layer
