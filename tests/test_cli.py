@@ -246,7 +246,7 @@ def test_cache_commands(specs, tmp_path):
     assert run.returncode == 0 and "PReLU" in run.stdout and "1 entry" in run.stderr
     run = layerc("cache", "verify", cwd=tmp_path, env=env)
     assert run.returncode == 0 and "ok" in run.stdout
-    entry = next(p for p in (tmp_path / "cache").iterdir() if p.is_dir())
+    entry = next(p for p in (tmp_path / "cache").iterdir() if p.is_dir() and p.name.startswith("_layerc_"))
     with open(entry / "source.c", "a") as f:
         f.write("/* edited */\n")
     run = layerc("cache", "verify", cwd=tmp_path, env=env)
