@@ -4,8 +4,9 @@ the machine's limits measured in the same run.
 
     python -m benchmarks.run [--quick] [--json] [--only SUBSTRING] [--no-build-times]
 
-Each step is warmed up, then repeated until ``--seconds`` of samples (at least
-``--min-reps``); the table shows the median and min per framework, layerc's
+Each framework's step runs in a fresh process (so no framework's idle threads
+compete with the next), warmed up, then repeated until ``--seconds`` of samples
+(at least ``--min-reps``); the table shows the median and min per framework, layerc's
 ratio to the fastest other framework (>1: layerc is faster), layerc's achieved
 GB/s (memory-bound workloads) or GFLOP/s (contractions), and that as a fraction
 of the limit probed in this run: an OpenMP triad (STREAM convention, 3 arrays
@@ -95,15 +96,39 @@ def build_times(build: str, reps: int = 2) -> dict:
     return {"cold_build_s": statistics.median(cold), "warm_load_s": statistics.median(warm)}
 
 
-def run_workload(w, args, limits) -> dict:
+def time_framework(w, framework: str, args) -> dict:
+    """Time one framework's step of one workload (in this process)."""
     steps = w.make(args.quick)
-    row = {"workload": w.name, "note": steps.note}
-    fns = {"layerc": steps.layerc, "numpy": steps.numpy, "torch": steps.torch}
+    fn = {"layerc": steps.layerc, "numpy": steps.numpy, "torch": steps.torch}[framework]
+    out = {"note": steps.note, "bytes": steps.bytes, "flops": steps.flops, "build": steps.build}
+    if fn is not None:
+        out["timing"] = time_step(fn, args.seconds, args.min_reps)
+    return out
+
+
+def _isolated(args, *extra) -> dict:
+    """Run this script in a fresh process: each framework's threads (OpenMP
+    pools, BLAS threads) idle-spinning after its own calls would otherwise steal
+    the cores from the next framework timed."""
+    command = [sys.executable, "-m", "benchmarks.run", "--seconds", str(args.seconds),
+               "--min-reps", str(args.min_reps), *(["--quick"] if args.quick else []), *extra]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark step {extra} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_workload(w, args, limits) -> dict:
+    row = {"workload": w.name}
     for name in FRAMEWORKS:
-        if fns[name] is not None:
-            row[name] = time_step(fns[name], args.seconds, args.min_reps)
+        result = _isolated(args, "--step", w.name, name)
+        row["note"] = result["note"]
+        if "timing" in result:
+            row[name] = result["timing"]
     if "layerc" not in row:
         return row
+    steps = argparse.Namespace(**{k: result[k] for k in ("bytes", "flops", "build")})
     best_other = min((row[f]["median"] for f in ("numpy", "torch") if f in row), default=None)
     t = row["layerc"]["median"]
     if best_other:
@@ -153,6 +178,8 @@ def main(argv=None) -> int:
     parser.add_argument("--min-reps", type=int, default=None)
     parser.add_argument("--no-build-times", dest="build_times", action="store_false",
                         help="skip cold-build and warm-load measurements")
+    parser.add_argument("--step", nargs=2, metavar=("WORKLOAD", "FRAMEWORK"), help=argparse.SUPPRESS)
+    parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.seconds is None:
         args.seconds = 0.3 if args.quick else 1.5
@@ -161,8 +188,15 @@ def main(argv=None) -> int:
     threads = os.cpu_count() or 1
     if torch is not None:
         torch.set_num_threads(threads)
-    limits = {"triad_GBps": probe_bandwidth(args.seconds), "sgemm_GFLOPps": probe_sgemm(args.seconds),
-              "threads": threads}
+    if args.step:
+        workload = next(w for w in WORKLOADS if w.name == args.step[0])
+        print(json.dumps(time_framework(workload, args.step[1], args)))
+        return 0
+    if args.probe:
+        print(json.dumps({"triad_GBps": probe_bandwidth(args.seconds), "sgemm_GFLOPps": probe_sgemm(args.seconds),
+                          "threads": threads}))
+        return 0
+    limits = _isolated(args, "--probe")
     rows = []
     for w in WORKLOADS:
         if args.only.lower() in w.name.lower():
