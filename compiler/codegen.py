@@ -19,7 +19,7 @@ import jinja2
 from . import ir
 from .build import cache_dir
 from .ir import Const, IConst, ILoad, IndexValue, ISym, IVar, Load, Program
-from .ops_table import OPS
+from .ops_table import COMPARISONS, OPS
 from .schedule import Nest, index_in_range, plan_program, range_condition
 
 # below this many loop iterations a nest runs on one thread: starting an
@@ -162,6 +162,7 @@ class Printer:
         self.ctype, self.suffix = DTYPES[dtype]
         self.lines: list[str] = []
         self.names: dict = {}
+        self.nodes: list = []      # the expression behind each line
 
     def index(self, e: ir.IExpr) -> str:
         if isinstance(e, IConst):
@@ -203,13 +204,33 @@ class Printer:
                 # outside the tensor reads zero (padding); never touch memory there
                 guard = range_condition(e.index, self.shapes[e.tensor], self.extents)
                 text = f"({self.value(guard)} != 0 ? {text} : 0)"
+        elif e.op in COMPARISONS and all(_integral(a) for a in e.args):
+            # compare indices as integers: int64-to-float conversions do not vectorize
+            text = OPS[e.op].c.format(*(self.index(a.expr) if isinstance(a, IndexValue) else str(int(a.value))
+                                        for a in e.args))
         else:
             op = OPS[e.op]
             text = op.c.format(*(self.value(a) for a in e.args), f=self.suffix)
         name = f"t{len(self.names)}"
         self.names[e] = name
         self.lines.append(f"const {self.ctype} {name} = {text};")
+        self.nodes.append(e)
         return name
+
+
+    def hoist(self, var: str) -> tuple[list, list]:
+        """The lines split into those that do not depend on loop variable ``var``
+        (computed once, outside its loop) and those that do. A value read
+        through a pointer inside the innermost loop can stop gcc vectorizing it."""
+        invariant, variant = [], []
+        for line, node in zip(self.lines, self.nodes):
+            (variant if var in ir.ivars_of_expr(node) else invariant).append(line)
+        return invariant, variant
+
+
+def _integral(e) -> bool:
+    return isinstance(e, IndexValue) or (isinstance(e, Const) and math.isfinite(e.value)
+                                         and e.value == int(e.value) and abs(e.value) < 2 ** 53)
 
 
 # ---------------------------------------------------------------- nests
@@ -352,6 +373,10 @@ def render_nest(nest: Nest, shapes: dict, dtype: str) -> str:
             if nest.loops and nest.loops[-1].simd:
                 loops[-1]["pragma"] = "#pragma omp simd"
     body = printer.lines + [statement]
+    if nest.kind == "inner" and loops:
+        hoisted, variant = printer.hoist(nest.loops[-1].var)
+        (loops[-2]["enter"] if len(loops) > 1 else prologue).extend(hoisted)
+        body = variant + [statement]
     comment = c_comment(ir.format_stage(s))
     return _env.get_template("nest.c.j2").render(comment=comment, prologue=prologue, loops=loops,
                                                 body=body, epilogue=epilogue)

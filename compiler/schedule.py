@@ -81,7 +81,8 @@ def range_condition(index: tuple, shape: tuple, extents: dict):
 
 def _inline_ok(consumer: Stage, load: Load, producer: Stage) -> bool:
     used = set().union(*(ir.ivars(i) for i in load.index)) if load.index else set()
-    no_blowup = {a.name for a in consumer.all_axes} <= used
+    # recomputing is free when every loop of the consumer picks a different producer element
+    no_blowup = {a.name for a in consumer.all_axes if a.extent != IConst(1)} <= used
     return no_blowup or _cheap(producer.body)
 
 
