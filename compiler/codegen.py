@@ -24,7 +24,7 @@ from .schedule import Nest, index_in_range, plan_program, range_condition
 
 # below this many loop iterations a nest runs on one thread: starting an
 # OpenMP team costs more than the work
-PARALLEL_MIN_WORK = 32768
+PARALLEL_MIN_WORK = 1 << 17
 
 DTYPES = {"f32": ("float", "f"), "f64": ("double", "")}
 
