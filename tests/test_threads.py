@@ -3,7 +3,7 @@
 What is and is not thread-safe (also in ``LayerModule``'s docstring):
 
 - OpenMP: a kernel's outer loop runs in threads when its work is at least
-  ``compiler.codegen.PARALLEL_MIN_WORK`` (32768) elements. Results with N
+  ``compiler.codegen.PARALLEL_MIN_WORK`` (131072) elements. Results with N
   threads match 1 thread (elementwise kernels exactly; reductions combine
   per-thread partials in thread order, so they match to rounding).
   ``OMP_NUM_THREADS`` is the default; ``LayerModule.set_threads(n)`` overrides
@@ -43,7 +43,7 @@ from compiler import Input, Param, layer, ops
 from compiler.codegen import PARALLEL_MIN_WORK
 from runtime.tensor import Tensor, no_grad
 
-N, C = 512, 160                 # N * C = 81920 >= PARALLEL_MIN_WORK: the parallel path
+N, C = 1024, 320                # N * C = 327680 >= 2 * PARALLEL_MIN_WORK: the parallel path
 assert N * C >= 2 * PARALLEL_MIN_WORK
 
 
