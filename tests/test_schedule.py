@@ -10,6 +10,7 @@ from compiler import Input, layer, ops
 from compiler.build import BuildOptions
 from compiler.schedule import plan_program
 from layers import PReLU
+from compiler.codegen import PARALLEL_MIN_WORK
 
 
 @layer
@@ -39,9 +40,10 @@ def test_prelu_backward_is_one_pass_with_its_column_reduction():
 def test_parallel_column_reduction_matches_serial_and_is_deterministic(threads):
     m = PReLU.build(C=64)
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((2001, 64)).astype(np.float32)      # 2001 * 64 >= the parallel threshold
+    rows = 2 * PARALLEL_MIN_WORK // 64 + 1                     # above the parallel threshold
+    x = rng.standard_normal((rows, 64)).astype(np.float32)
     x[::7, ::5] = 0
-    gy = rng.standard_normal((2001, 64)).astype(np.float32)
+    gy = rng.standard_normal((rows, 64)).astype(np.float32)
     alpha = m.alpha.data.astype(np.float64)
     m.set_threads(threads)
     try:
@@ -62,7 +64,7 @@ def test_parallel_column_reduction_matches_serial_and_is_deterministic(threads):
 
 def test_parallel_max_reduction_over_rows():
     m = ColumnMax.build(C=40)
-    x = np.random.default_rng(2).standard_normal((3000, 40)).astype(np.float32)
+    x = np.random.default_rng(2).standard_normal((2 * PARALLEL_MIN_WORK // 40 + 3, 40)).astype(np.float32)
     np.testing.assert_array_equal(m.forward(x).data, x.max(0) * 2)
     m.zero_grad()
     gx = m.backward(np.ones(40, np.float32)).data
