@@ -40,7 +40,7 @@ double pow(double, double);
 #define LC_VECTOR_BYTES 16
 #endif
 #define LC_MR 6
-#define LC_MC 144
+#define LC_MC 96
 #define LC_KC 384
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
@@ -107,13 +107,13 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 
 
 /* MultiHeadAttentionSpec (float) */
-void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_q_proj_bias, const float *restrict T_k_proj_weight, const float *restrict T_k_proj_bias, const float *restrict T_v_proj_weight, const float *restrict T_v_proj_bias, const float *restrict T_out_proj_weight, const float *restrict T_out_proj_bias, float *restrict T_add_29, float *restrict T_matmul_1, float *restrict T_matmul_6, float *restrict T_matmul_11, float *restrict T_matmul_16, float *restrict T_max_18, float *restrict T_exp_21, float *restrict T_sum_22, float *restrict T_div_23, float *restrict T_matmul_24, float *restrict T_matmul_28)
+void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_q_proj_bias, const float *restrict T_k_proj_weight, const float *restrict T_k_proj_bias, const float *restrict T_v_proj_weight, const float *restrict T_v_proj_bias, const float *restrict T_out_proj_weight, const float *restrict T_out_proj_bias, float *restrict T_add_29, float *restrict T_matmul_1, float *restrict T_matmul_6, float *restrict T_matmul_11, float *restrict T_matmul_16, float *restrict T_max_18, float *restrict T_sum_22, float *restrict T_div_23, float *restrict T_matmul_24, float *restrict T_matmul_28)
 {
     /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -195,7 +195,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -277,7 +277,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -359,7 +359,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(S_S), lc_K = (int64_t)(16);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -445,7 +445,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
 
     /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -464,39 +464,23 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
 
-    /* exp_21[i0, i1, i2, i3] = exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) */
+    /* sum_22[i0, i1, i2, i3] = sum_{r3} exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
-        const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const float t1 = (0.25f * t0);
-        const float t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const float t3 = t2;
-        const float t4 = (t1 - t3);
-        const float t5 = expf(t4);
-        T_exp_21[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t5;
-    }
-    }
-    }
-    }
-    }
-
-    /* sum_22[i0, i1, i2, i3] = sum_{r3} exp_21[i0, i1, i2, r3] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         float acc = 0.0f;
+        const float t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const float t3 = t2;
     #pragma omp simd reduction(+:acc)
     for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
-        const float t0 = T_exp_21[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
-        acc += t0;
+        const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+        const float t1 = (0.25f * t0);
+        const float t4 = (t1 - t3);
+        const float t5 = expf(t4);
+        acc += t5;
     }
         T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = acc;
     }
@@ -505,18 +489,23 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
 
-    /* div_23[i0, i1, i2, i3] = exp_21[i0, i1, i2, i3] / sum_22[i0, i1, i2, 0] */
+    /* div_23[i0, i1, i2, i3] = exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+        const float t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const float t3 = t2;
+        const float t6 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
     #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
-        const float t0 = T_exp_21[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const float t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const float t2 = (t0 / t1);
-        T_div_23[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t2;
+        const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+        const float t1 = (0.25f * t0);
+        const float t4 = (t1 - t3);
+        const float t5 = expf(t4);
+        const float t7 = (t5 / t6);
+        T_div_23[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t7;
     }
     }
     }
@@ -527,7 +516,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -613,7 +602,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -660,12 +649,12 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
                     const int64_t v_b0 = lc_m / (S_S);
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_k = (lc_pc + lc_k);
-                        const float t0 = (((float)lc_floordiv(v_k, 16)) >= 0.0f);
-                        const float t1 = (((float)lc_floordiv(v_k, 16)) < ((float)4));
+                        const float t0 = (lc_floordiv(v_k, 16) >= 0);
+                        const float t1 = (lc_floordiv(v_k, 16) < 4);
                         const float t2 = (t0 * t1);
-                        const float t3 = (((float)lc_mod(v_k, 16)) >= 0.0f);
+                        const float t3 = (lc_mod(v_k, 16) >= 0);
                         const float t4 = (t2 * t3);
-                        const float t5 = (((float)lc_mod(v_k, 16)) < ((float)16));
+                        const float t5 = (lc_mod(v_k, 16) < 16);
                         const float t6 = (t4 * t5);
                         const float t7 = (t6 != 0 ? T_matmul_24[(((v_b0) * 4 + lc_floordiv(v_k, 16)) * S_S + v_m) * 16 + lc_mod(v_k, 16)] : 0);
                         const float t8 = (t6 != 0 ? t7 : 0.0f);
@@ -701,7 +690,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
 
     /* add_29[i0, i1, i2] = matmul_28[i0, i1, i2] + out_proj_bias[i2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
@@ -719,13 +708,13 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
 
 
 /* MultiHeadAttentionSpec (double) */
-void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_q_proj_bias, const double *restrict T_k_proj_weight, const double *restrict T_k_proj_bias, const double *restrict T_v_proj_weight, const double *restrict T_v_proj_bias, const double *restrict T_out_proj_weight, const double *restrict T_out_proj_bias, double *restrict T_add_29, double *restrict T_matmul_1, double *restrict T_matmul_6, double *restrict T_matmul_11, double *restrict T_matmul_16, double *restrict T_max_18, double *restrict T_exp_21, double *restrict T_sum_22, double *restrict T_div_23, double *restrict T_matmul_24, double *restrict T_matmul_28)
+void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_q_proj_bias, const double *restrict T_k_proj_weight, const double *restrict T_k_proj_bias, const double *restrict T_v_proj_weight, const double *restrict T_v_proj_bias, const double *restrict T_out_proj_weight, const double *restrict T_out_proj_bias, double *restrict T_add_29, double *restrict T_matmul_1, double *restrict T_matmul_6, double *restrict T_matmul_11, double *restrict T_matmul_16, double *restrict T_max_18, double *restrict T_sum_22, double *restrict T_div_23, double *restrict T_matmul_24, double *restrict T_matmul_28)
 {
     /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -807,7 +796,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -889,7 +878,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -971,7 +960,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(S_S), lc_K = (int64_t)(16);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -1057,7 +1046,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
 
     /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -1076,39 +1065,23 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
 
-    /* exp_21[i0, i1, i2, i3] = exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) */
+    /* sum_22[i0, i1, i2, i3] = sum_{r3} exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
-        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const double t1 = (0.25 * t0);
-        const double t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const double t3 = t2;
-        const double t4 = (t1 - t3);
-        const double t5 = exp(t4);
-        T_exp_21[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t5;
-    }
-    }
-    }
-    }
-    }
-
-    /* sum_22[i0, i1, i2, i3] = sum_{r3} exp_21[i0, i1, i2, r3] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         double acc = 0.0;
+        const double t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const double t3 = t2;
     #pragma omp simd reduction(+:acc)
     for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
-        const double t0 = T_exp_21[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
-        acc += t0;
+        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+        const double t1 = (0.25 * t0);
+        const double t4 = (t1 - t3);
+        const double t5 = exp(t4);
+        acc += t5;
     }
         T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = acc;
     }
@@ -1117,18 +1090,23 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
 
-    /* div_23[i0, i1, i2, i3] = exp_21[i0, i1, i2, i3] / sum_22[i0, i1, i2, 0] */
+    /* div_23[i0, i1, i2, i3] = exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+        const double t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const double t3 = t2;
+        const double t6 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
     #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
-        const double t0 = T_exp_21[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const double t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const double t2 = (t0 / t1);
-        T_div_23[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t2;
+        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+        const double t1 = (0.25 * t0);
+        const double t4 = (t1 - t3);
+        const double t5 = exp(t4);
+        const double t7 = (t5 / t6);
+        T_div_23[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t7;
     }
     }
     }
@@ -1139,7 +1117,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -1225,7 +1203,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -1272,12 +1250,12 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
                     const int64_t v_b0 = lc_m / (S_S);
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_k = (lc_pc + lc_k);
-                        const double t0 = (((double)lc_floordiv(v_k, 16)) >= 0.0);
-                        const double t1 = (((double)lc_floordiv(v_k, 16)) < ((double)4));
+                        const double t0 = (lc_floordiv(v_k, 16) >= 0);
+                        const double t1 = (lc_floordiv(v_k, 16) < 4);
                         const double t2 = (t0 * t1);
-                        const double t3 = (((double)lc_mod(v_k, 16)) >= 0.0);
+                        const double t3 = (lc_mod(v_k, 16) >= 0);
                         const double t4 = (t2 * t3);
-                        const double t5 = (((double)lc_mod(v_k, 16)) < ((double)16));
+                        const double t5 = (lc_mod(v_k, 16) < 16);
                         const double t6 = (t4 * t5);
                         const double t7 = (t6 != 0 ? T_matmul_24[(((v_b0) * 4 + lc_floordiv(v_k, 16)) * S_S + v_m) * 16 + lc_mod(v_k, 16)] : 0);
                         const double t8 = (t6 != 0 ? t7 : 0.0);
@@ -1313,7 +1291,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
 
     /* add_29[i0, i1, i2] = matmul_28[i0, i1, i2] + out_proj_bias[i2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
@@ -1331,11 +1309,11 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
 
 
 /* MultiHeadAttentionSpec_backward (float) */
-void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_q_proj_bias, const float *restrict T_k_proj_weight, const float *restrict T_k_proj_bias, const float *restrict T_v_proj_weight, const float *restrict T_v_proj_bias, const float *restrict T_out_proj_weight, const float *restrict T_grad_add_29, const float *restrict T_matmul_1, const float *restrict T_matmul_6, const float *restrict T_matmul_11, const float *restrict T_matmul_16, const float *restrict T_max_18, const float *restrict T_exp_21, const float *restrict T_sum_22, const float *restrict T_div_23, const float *restrict T_matmul_24, float *restrict T_grad_x, float *restrict T_grad_q_proj_weight, float *restrict T_grad_q_proj_bias, float *restrict T_grad_k_proj_weight, float *restrict T_grad_k_proj_bias, float *restrict T_grad_v_proj_weight, float *restrict T_grad_v_proj_bias, float *restrict T_grad_out_proj_weight, float *restrict T_grad_out_proj_bias, float *restrict T_grad_reshape_26_3, float *restrict T_grad_transpose_27_4, float *restrict T_grad_div_23_8, float *restrict T_grad_transpose_14_9, float *restrict T_grad_sum_22_11, float *restrict T_grad_matmul_16_16, float *restrict T_grad_transpose_4_17, float *restrict T_grad_transpose_15_18, float *restrict T_grad_x_24, float *restrict T_grad_transpose_10_25, float *restrict T_grad_x_31, float *restrict T_grad_transpose_5_32, float *restrict T_grad_x_38, float *restrict T_grad_transpose_0_39)
+void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_q_proj_bias, const float *restrict T_k_proj_weight, const float *restrict T_k_proj_bias, const float *restrict T_v_proj_weight, const float *restrict T_v_proj_bias, const float *restrict T_out_proj_weight, const float *restrict T_grad_add_29, const float *restrict T_matmul_1, const float *restrict T_matmul_6, const float *restrict T_matmul_11, const float *restrict T_matmul_16, const float *restrict T_max_18, const float *restrict T_sum_22, const float *restrict T_div_23, const float *restrict T_matmul_24, float *restrict T_grad_x, float *restrict T_grad_q_proj_weight, float *restrict T_grad_q_proj_bias, float *restrict T_grad_k_proj_weight, float *restrict T_grad_k_proj_bias, float *restrict T_grad_v_proj_weight, float *restrict T_grad_v_proj_bias, float *restrict T_grad_out_proj_weight, float *restrict T_grad_out_proj_bias, float *restrict T_grad_reshape_26_3, float *restrict T_grad_transpose_27_4, float *restrict T_grad_div_23_8, float *restrict T_grad_transpose_14_9, float *restrict T_grad_sum_22_11, float *restrict T_grad_matmul_16_16, float *restrict T_grad_transpose_4_17, float *restrict T_grad_transpose_15_18, float *restrict T_grad_x_24, float *restrict T_grad_transpose_10_25, float *restrict T_grad_x_31, float *restrict T_grad_transpose_5_32, float *restrict T_grad_x_38, float *restrict T_grad_transpose_0_39)
 {
     /* grad_out_proj_bias[i2] = sum_{i0, i1} grad_add_29[i0, i1, i2] */
     {
-    const int lc_want = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 32768 ? lc_num_threads() : 1;
+    const int lc_want = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     float *lc_part0 = lc_want > 1 ? (float *)malloc(sizeof(float) * (size_t)(lc_want - 1) * (size_t)((int64_t)(64))) : 0;
     const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
     int lc_used = 1;
@@ -1369,7 +1347,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -1451,7 +1429,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     {
     const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -1477,12 +1455,12 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                     const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                    const float t0 = (((float)lc_floordiv(v_k, 16)) >= 0.0f);
-                    const float t1 = (((float)lc_floordiv(v_k, 16)) < ((float)4));
+                    const float t0 = (lc_floordiv(v_k, 16) >= 0);
+                    const float t1 = (lc_floordiv(v_k, 16) < 4);
                     const float t2 = (t0 * t1);
-                    const float t3 = (((float)lc_mod(v_k, 16)) >= 0.0f);
+                    const float t3 = (lc_mod(v_k, 16) >= 0);
                     const float t4 = (t2 * t3);
-                    const float t5 = (((float)lc_mod(v_k, 16)) < ((float)16));
+                    const float t5 = (lc_mod(v_k, 16) < 16);
                     const float t6 = (t4 * t5);
                     const float t7 = (t6 != 0 ? T_matmul_24[(((v_b0) * 4 + lc_floordiv(v_k, 16)) * S_S + v_m) * 16 + lc_mod(v_k, 16)] : 0);
                     const float t8 = (t6 != 0 ? t7 : 0.0f);
@@ -1539,7 +1517,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_out_proj_weight[i1, i0] = grad_transpose_27_4[i0, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 64; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
@@ -1553,7 +1531,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(S_S), lc_K = (int64_t)(16);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -1639,7 +1617,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     {
     const int64_t lc_M = (int64_t)(16), lc_N = (int64_t)(S_S), lc_K = (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -1719,24 +1697,29 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     free(lc_bp);
     }
 
-    /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(exp_21[i0, i1, i2, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
+    /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         float acc = 0.0f;
+        const float t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const float t3 = t2;
+        const float t6 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
-        const float t0 = T_exp_21[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const float t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const float t2 = (t0 / t1);
-        const float t3 = (t2 / t1);
-        const float t4 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const float t5 = (t3 * t4);
-        const float t6 = (-t5);
-        acc += t6;
+        const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+        const float t1 = (0.25f * t0);
+        const float t4 = (t1 - t3);
+        const float t5 = expf(t4);
+        const float t7 = (t5 / t6);
+        const float t8 = (t7 / t6);
+        const float t9 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+        const float t10 = (t8 * t9);
+        const float t11 = (-t10);
+        acc += t11;
     }
         T_grad_sum_22_11[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_j3] = acc;
     }
@@ -1747,22 +1730,22 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+        const float t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const float t2 = (1.0f / t1);
+        const float t4 = T_grad_sum_22_11[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const float t8 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const float t9 = t8;
     #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
         const float t0 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const float t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const float t2 = (1.0f / t1);
         const float t3 = (t0 * t2);
-        const float t4 = T_grad_sum_22_11[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
         const float t5 = (t3 + t4);
         const float t6 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
         const float t7 = (0.25f * t6);
-        const float t8 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const float t9 = t8;
         const float t10 = (t7 - t9);
         const float t11 = expf(t10);
         const float t12 = (t5 * t11);
@@ -1778,7 +1761,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -1864,7 +1847,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -1948,19 +1931,19 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_v_proj_bias[i2] = sum_{i0, i1} (grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+        const float t0 = (lc_floordiv(v_i2, 16) >= 0);
+        const float t1 = (lc_floordiv(v_i2, 16) < 4);
+        const float t2 = (t0 * t1);
+        const float t3 = (lc_mod(v_i2, 16) >= 0);
+        const float t4 = (t2 * t3);
+        const float t5 = (lc_mod(v_i2, 16) < 16);
+        const float t6 = (t4 * t5);
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-        const float t0 = (((float)lc_floordiv(v_i2, 16)) >= 0.0f);
-        const float t1 = (((float)lc_floordiv(v_i2, 16)) < ((float)4));
-        const float t2 = (t0 * t1);
-        const float t3 = (((float)lc_mod(v_i2, 16)) >= 0.0f);
-        const float t4 = (t2 * t3);
-        const float t5 = (((float)lc_mod(v_i2, 16)) < ((float)16));
-        const float t6 = (t4 * t5);
         const float t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
         const float t8 = (t6 != 0 ? t7 : 0.0f);
         acc += t8;
@@ -1974,7 +1957,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -2021,12 +2004,12 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     const int64_t v_b0 = lc_m / (S_S);
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_p = (lc_pc + lc_k);
-                        const float t0 = (((float)lc_floordiv(v_p, 16)) >= 0.0f);
-                        const float t1 = (((float)lc_floordiv(v_p, 16)) < ((float)4));
+                        const float t0 = (lc_floordiv(v_p, 16) >= 0);
+                        const float t1 = (lc_floordiv(v_p, 16) < 4);
                         const float t2 = (t0 * t1);
-                        const float t3 = (((float)lc_mod(v_p, 16)) >= 0.0f);
+                        const float t3 = (lc_mod(v_p, 16) >= 0);
                         const float t4 = (t2 * t3);
-                        const float t5 = (((float)lc_mod(v_p, 16)) < ((float)16));
+                        const float t5 = (lc_mod(v_p, 16) < 16);
                         const float t6 = (t4 * t5);
                         const float t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
                         const float t8 = (t6 != 0 ? t7 : 0.0f);
@@ -2064,7 +2047,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     {
     const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -2112,12 +2095,12 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                         const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const float t0 = (((float)lc_floordiv(v_p, 16)) >= 0.0f);
-                        const float t1 = (((float)lc_floordiv(v_p, 16)) < ((float)4));
+                        const float t0 = (lc_floordiv(v_p, 16) >= 0);
+                        const float t1 = (lc_floordiv(v_p, 16) < 4);
                         const float t2 = (t0 * t1);
-                        const float t3 = (((float)lc_mod(v_p, 16)) >= 0.0f);
+                        const float t3 = (lc_mod(v_p, 16) >= 0);
                         const float t4 = (t2 * t3);
-                        const float t5 = (((float)lc_mod(v_p, 16)) < ((float)16));
+                        const float t5 = (lc_mod(v_p, 16) < 16);
                         const float t6 = (t4 * t5);
                         const float t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
                         const float t8 = (t6 != 0 ? t7 : 0.0f);
@@ -2152,7 +2135,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_v_proj_weight[i1, i0] = grad_transpose_10_25[i0, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 64; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
@@ -2164,19 +2147,19 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_k_proj_bias[i2] = sum_{i0, i1} (grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+        const float t0 = (lc_floordiv(v_i2, 16) >= 0);
+        const float t1 = (lc_floordiv(v_i2, 16) < 4);
+        const float t2 = (t0 * t1);
+        const float t3 = (lc_mod(v_i2, 16) >= 0);
+        const float t4 = (t2 * t3);
+        const float t5 = (lc_mod(v_i2, 16) < 16);
+        const float t6 = (t4 * t5);
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-        const float t0 = (((float)lc_floordiv(v_i2, 16)) >= 0.0f);
-        const float t1 = (((float)lc_floordiv(v_i2, 16)) < ((float)4));
-        const float t2 = (t0 * t1);
-        const float t3 = (((float)lc_mod(v_i2, 16)) >= 0.0f);
-        const float t4 = (t2 * t3);
-        const float t5 = (((float)lc_mod(v_i2, 16)) < ((float)16));
-        const float t6 = (t4 * t5);
         const float t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1] : 0);
         const float t8 = (t6 != 0 ? t7 : 0.0f);
         acc += t8;
@@ -2190,7 +2173,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -2237,12 +2220,12 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     const int64_t v_b0 = lc_m / (S_S);
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_p = (lc_pc + lc_k);
-                        const float t0 = (((float)lc_floordiv(v_p, 16)) >= 0.0f);
-                        const float t1 = (((float)lc_floordiv(v_p, 16)) < ((float)4));
+                        const float t0 = (lc_floordiv(v_p, 16) >= 0);
+                        const float t1 = (lc_floordiv(v_p, 16) < 4);
                         const float t2 = (t0 * t1);
-                        const float t3 = (((float)lc_mod(v_p, 16)) >= 0.0f);
+                        const float t3 = (lc_mod(v_p, 16) >= 0);
                         const float t4 = (t2 * t3);
-                        const float t5 = (((float)lc_mod(v_p, 16)) < ((float)16));
+                        const float t5 = (lc_mod(v_p, 16) < 16);
                         const float t6 = (t4 * t5);
                         const float t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * 16 + lc_mod(v_p, 16)) * S_S + v_m] : 0);
                         const float t8 = (t6 != 0 ? t7 : 0.0f);
@@ -2280,7 +2263,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     {
     const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -2328,12 +2311,12 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                         const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const float t0 = (((float)lc_floordiv(v_p, 16)) >= 0.0f);
-                        const float t1 = (((float)lc_floordiv(v_p, 16)) < ((float)4));
+                        const float t0 = (lc_floordiv(v_p, 16) >= 0);
+                        const float t1 = (lc_floordiv(v_p, 16) < 4);
                         const float t2 = (t0 * t1);
-                        const float t3 = (((float)lc_mod(v_p, 16)) >= 0.0f);
+                        const float t3 = (lc_mod(v_p, 16) >= 0);
                         const float t4 = (t2 * t3);
-                        const float t5 = (((float)lc_mod(v_p, 16)) < ((float)16));
+                        const float t5 = (lc_mod(v_p, 16) < 16);
                         const float t6 = (t4 * t5);
                         const float t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * 16 + lc_mod(v_p, 16)) * S_S + v_m] : 0);
                         const float t8 = (t6 != 0 ? t7 : 0.0f);
@@ -2368,7 +2351,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_k_proj_weight[i1, i0] = grad_transpose_5_32[i0, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 64; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
@@ -2380,19 +2363,19 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_q_proj_bias[i2] = sum_{i0, i1} (grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+        const float t0 = (lc_floordiv(v_i2, 16) >= 0);
+        const float t1 = (lc_floordiv(v_i2, 16) < 4);
+        const float t2 = (t0 * t1);
+        const float t3 = (lc_mod(v_i2, 16) >= 0);
+        const float t4 = (t2 * t3);
+        const float t5 = (lc_mod(v_i2, 16) < 16);
+        const float t6 = (t4 * t5);
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-        const float t0 = (((float)lc_floordiv(v_i2, 16)) >= 0.0f);
-        const float t1 = (((float)lc_floordiv(v_i2, 16)) < ((float)4));
-        const float t2 = (t0 * t1);
-        const float t3 = (((float)lc_mod(v_i2, 16)) >= 0.0f);
-        const float t4 = (t2 * t3);
-        const float t5 = (((float)lc_mod(v_i2, 16)) < ((float)16));
-        const float t6 = (t4 * t5);
         const float t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
         const float t8 = (t6 != 0 ? t7 : 0.0f);
         acc += t8;
@@ -2406,7 +2389,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -2453,12 +2436,12 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     const int64_t v_b0 = lc_m / (S_S);
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_p = (lc_pc + lc_k);
-                        const float t0 = (((float)lc_floordiv(v_p, 16)) >= 0.0f);
-                        const float t1 = (((float)lc_floordiv(v_p, 16)) < ((float)4));
+                        const float t0 = (lc_floordiv(v_p, 16) >= 0);
+                        const float t1 = (lc_floordiv(v_p, 16) < 4);
                         const float t2 = (t0 * t1);
-                        const float t3 = (((float)lc_mod(v_p, 16)) >= 0.0f);
+                        const float t3 = (lc_mod(v_p, 16) >= 0);
                         const float t4 = (t2 * t3);
-                        const float t5 = (((float)lc_mod(v_p, 16)) < ((float)16));
+                        const float t5 = (lc_mod(v_p, 16) < 16);
                         const float t6 = (t4 * t5);
                         const float t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
                         const float t8 = (t6 != 0 ? t7 : 0.0f);
@@ -2496,7 +2479,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     {
     const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -2544,12 +2527,12 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                         const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const float t0 = (((float)lc_floordiv(v_p, 16)) >= 0.0f);
-                        const float t1 = (((float)lc_floordiv(v_p, 16)) < ((float)4));
+                        const float t0 = (lc_floordiv(v_p, 16) >= 0);
+                        const float t1 = (lc_floordiv(v_p, 16) < 4);
                         const float t2 = (t0 * t1);
-                        const float t3 = (((float)lc_mod(v_p, 16)) >= 0.0f);
+                        const float t3 = (lc_mod(v_p, 16) >= 0);
                         const float t4 = (t2 * t3);
-                        const float t5 = (((float)lc_mod(v_p, 16)) < ((float)16));
+                        const float t5 = (lc_mod(v_p, 16) < 16);
                         const float t6 = (t4 * t5);
                         const float t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
                         const float t8 = (t6 != 0 ? t7 : 0.0f);
@@ -2584,7 +2567,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_q_proj_weight[i1, i0] = grad_transpose_0_39[i0, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 64; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
@@ -2596,7 +2579,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_x[j0, j1, j2] = grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] + grad_x_38[j0, j1, j2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_B; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < S_S; ++v_j1) {
     #pragma omp simd
@@ -2616,11 +2599,11 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
 
 /* MultiHeadAttentionSpec_backward (double) */
-void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_q_proj_bias, const double *restrict T_k_proj_weight, const double *restrict T_k_proj_bias, const double *restrict T_v_proj_weight, const double *restrict T_v_proj_bias, const double *restrict T_out_proj_weight, const double *restrict T_grad_add_29, const double *restrict T_matmul_1, const double *restrict T_matmul_6, const double *restrict T_matmul_11, const double *restrict T_matmul_16, const double *restrict T_max_18, const double *restrict T_exp_21, const double *restrict T_sum_22, const double *restrict T_div_23, const double *restrict T_matmul_24, double *restrict T_grad_x, double *restrict T_grad_q_proj_weight, double *restrict T_grad_q_proj_bias, double *restrict T_grad_k_proj_weight, double *restrict T_grad_k_proj_bias, double *restrict T_grad_v_proj_weight, double *restrict T_grad_v_proj_bias, double *restrict T_grad_out_proj_weight, double *restrict T_grad_out_proj_bias, double *restrict T_grad_reshape_26_3, double *restrict T_grad_transpose_27_4, double *restrict T_grad_div_23_8, double *restrict T_grad_transpose_14_9, double *restrict T_grad_sum_22_11, double *restrict T_grad_matmul_16_16, double *restrict T_grad_transpose_4_17, double *restrict T_grad_transpose_15_18, double *restrict T_grad_x_24, double *restrict T_grad_transpose_10_25, double *restrict T_grad_x_31, double *restrict T_grad_transpose_5_32, double *restrict T_grad_x_38, double *restrict T_grad_transpose_0_39)
+void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_q_proj_bias, const double *restrict T_k_proj_weight, const double *restrict T_k_proj_bias, const double *restrict T_v_proj_weight, const double *restrict T_v_proj_bias, const double *restrict T_out_proj_weight, const double *restrict T_grad_add_29, const double *restrict T_matmul_1, const double *restrict T_matmul_6, const double *restrict T_matmul_11, const double *restrict T_matmul_16, const double *restrict T_max_18, const double *restrict T_sum_22, const double *restrict T_div_23, const double *restrict T_matmul_24, double *restrict T_grad_x, double *restrict T_grad_q_proj_weight, double *restrict T_grad_q_proj_bias, double *restrict T_grad_k_proj_weight, double *restrict T_grad_k_proj_bias, double *restrict T_grad_v_proj_weight, double *restrict T_grad_v_proj_bias, double *restrict T_grad_out_proj_weight, double *restrict T_grad_out_proj_bias, double *restrict T_grad_reshape_26_3, double *restrict T_grad_transpose_27_4, double *restrict T_grad_div_23_8, double *restrict T_grad_transpose_14_9, double *restrict T_grad_sum_22_11, double *restrict T_grad_matmul_16_16, double *restrict T_grad_transpose_4_17, double *restrict T_grad_transpose_15_18, double *restrict T_grad_x_24, double *restrict T_grad_transpose_10_25, double *restrict T_grad_x_31, double *restrict T_grad_transpose_5_32, double *restrict T_grad_x_38, double *restrict T_grad_transpose_0_39)
 {
     /* grad_out_proj_bias[i2] = sum_{i0, i1} grad_add_29[i0, i1, i2] */
     {
-    const int lc_want = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 32768 ? lc_num_threads() : 1;
+    const int lc_want = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     double *lc_part0 = lc_want > 1 ? (double *)malloc(sizeof(double) * (size_t)(lc_want - 1) * (size_t)((int64_t)(64))) : 0;
     const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
     int lc_used = 1;
@@ -2654,7 +2637,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -2736,7 +2719,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     {
     const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -2762,12 +2745,12 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                     const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                    const double t0 = (((double)lc_floordiv(v_k, 16)) >= 0.0);
-                    const double t1 = (((double)lc_floordiv(v_k, 16)) < ((double)4));
+                    const double t0 = (lc_floordiv(v_k, 16) >= 0);
+                    const double t1 = (lc_floordiv(v_k, 16) < 4);
                     const double t2 = (t0 * t1);
-                    const double t3 = (((double)lc_mod(v_k, 16)) >= 0.0);
+                    const double t3 = (lc_mod(v_k, 16) >= 0);
                     const double t4 = (t2 * t3);
-                    const double t5 = (((double)lc_mod(v_k, 16)) < ((double)16));
+                    const double t5 = (lc_mod(v_k, 16) < 16);
                     const double t6 = (t4 * t5);
                     const double t7 = (t6 != 0 ? T_matmul_24[(((v_b0) * 4 + lc_floordiv(v_k, 16)) * S_S + v_m) * 16 + lc_mod(v_k, 16)] : 0);
                     const double t8 = (t6 != 0 ? t7 : 0.0);
@@ -2824,7 +2807,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_out_proj_weight[i1, i0] = grad_transpose_27_4[i0, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 64; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
@@ -2838,7 +2821,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(S_S), lc_K = (int64_t)(16);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -2924,7 +2907,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     {
     const int64_t lc_M = (int64_t)(16), lc_N = (int64_t)(S_S), lc_K = (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -3004,24 +2987,29 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     free(lc_bp);
     }
 
-    /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(exp_21[i0, i1, i2, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
+    /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         double acc = 0.0;
+        const double t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const double t3 = t2;
+        const double t6 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
-        const double t0 = T_exp_21[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const double t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const double t2 = (t0 / t1);
-        const double t3 = (t2 / t1);
-        const double t4 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const double t5 = (t3 * t4);
-        const double t6 = (-t5);
-        acc += t6;
+        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+        const double t1 = (0.25 * t0);
+        const double t4 = (t1 - t3);
+        const double t5 = exp(t4);
+        const double t7 = (t5 / t6);
+        const double t8 = (t7 / t6);
+        const double t9 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+        const double t10 = (t8 * t9);
+        const double t11 = (-t10);
+        acc += t11;
     }
         T_grad_sum_22_11[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_j3] = acc;
     }
@@ -3032,22 +3020,22 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+        const double t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const double t2 = (1.0 / t1);
+        const double t4 = T_grad_sum_22_11[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const double t8 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const double t9 = t8;
     #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
         const double t0 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const double t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const double t2 = (1.0 / t1);
         const double t3 = (t0 * t2);
-        const double t4 = T_grad_sum_22_11[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
         const double t5 = (t3 + t4);
         const double t6 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
         const double t7 = (0.25 * t6);
-        const double t8 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const double t9 = t8;
         const double t10 = (t7 - t9);
         const double t11 = exp(t10);
         const double t12 = (t5 * t11);
@@ -3063,7 +3051,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -3149,7 +3137,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -3233,19 +3221,19 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_v_proj_bias[i2] = sum_{i0, i1} (grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+        const double t0 = (lc_floordiv(v_i2, 16) >= 0);
+        const double t1 = (lc_floordiv(v_i2, 16) < 4);
+        const double t2 = (t0 * t1);
+        const double t3 = (lc_mod(v_i2, 16) >= 0);
+        const double t4 = (t2 * t3);
+        const double t5 = (lc_mod(v_i2, 16) < 16);
+        const double t6 = (t4 * t5);
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-        const double t0 = (((double)lc_floordiv(v_i2, 16)) >= 0.0);
-        const double t1 = (((double)lc_floordiv(v_i2, 16)) < ((double)4));
-        const double t2 = (t0 * t1);
-        const double t3 = (((double)lc_mod(v_i2, 16)) >= 0.0);
-        const double t4 = (t2 * t3);
-        const double t5 = (((double)lc_mod(v_i2, 16)) < ((double)16));
-        const double t6 = (t4 * t5);
         const double t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
         const double t8 = (t6 != 0 ? t7 : 0.0);
         acc += t8;
@@ -3259,7 +3247,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -3306,12 +3294,12 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     const int64_t v_b0 = lc_m / (S_S);
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_p = (lc_pc + lc_k);
-                        const double t0 = (((double)lc_floordiv(v_p, 16)) >= 0.0);
-                        const double t1 = (((double)lc_floordiv(v_p, 16)) < ((double)4));
+                        const double t0 = (lc_floordiv(v_p, 16) >= 0);
+                        const double t1 = (lc_floordiv(v_p, 16) < 4);
                         const double t2 = (t0 * t1);
-                        const double t3 = (((double)lc_mod(v_p, 16)) >= 0.0);
+                        const double t3 = (lc_mod(v_p, 16) >= 0);
                         const double t4 = (t2 * t3);
-                        const double t5 = (((double)lc_mod(v_p, 16)) < ((double)16));
+                        const double t5 = (lc_mod(v_p, 16) < 16);
                         const double t6 = (t4 * t5);
                         const double t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
                         const double t8 = (t6 != 0 ? t7 : 0.0);
@@ -3349,7 +3337,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     {
     const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -3397,12 +3385,12 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                         const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const double t0 = (((double)lc_floordiv(v_p, 16)) >= 0.0);
-                        const double t1 = (((double)lc_floordiv(v_p, 16)) < ((double)4));
+                        const double t0 = (lc_floordiv(v_p, 16) >= 0);
+                        const double t1 = (lc_floordiv(v_p, 16) < 4);
                         const double t2 = (t0 * t1);
-                        const double t3 = (((double)lc_mod(v_p, 16)) >= 0.0);
+                        const double t3 = (lc_mod(v_p, 16) >= 0);
                         const double t4 = (t2 * t3);
-                        const double t5 = (((double)lc_mod(v_p, 16)) < ((double)16));
+                        const double t5 = (lc_mod(v_p, 16) < 16);
                         const double t6 = (t4 * t5);
                         const double t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
                         const double t8 = (t6 != 0 ? t7 : 0.0);
@@ -3437,7 +3425,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_v_proj_weight[i1, i0] = grad_transpose_10_25[i0, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 64; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
@@ -3449,19 +3437,19 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_k_proj_bias[i2] = sum_{i0, i1} (grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+        const double t0 = (lc_floordiv(v_i2, 16) >= 0);
+        const double t1 = (lc_floordiv(v_i2, 16) < 4);
+        const double t2 = (t0 * t1);
+        const double t3 = (lc_mod(v_i2, 16) >= 0);
+        const double t4 = (t2 * t3);
+        const double t5 = (lc_mod(v_i2, 16) < 16);
+        const double t6 = (t4 * t5);
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-        const double t0 = (((double)lc_floordiv(v_i2, 16)) >= 0.0);
-        const double t1 = (((double)lc_floordiv(v_i2, 16)) < ((double)4));
-        const double t2 = (t0 * t1);
-        const double t3 = (((double)lc_mod(v_i2, 16)) >= 0.0);
-        const double t4 = (t2 * t3);
-        const double t5 = (((double)lc_mod(v_i2, 16)) < ((double)16));
-        const double t6 = (t4 * t5);
         const double t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1] : 0);
         const double t8 = (t6 != 0 ? t7 : 0.0);
         acc += t8;
@@ -3475,7 +3463,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -3522,12 +3510,12 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     const int64_t v_b0 = lc_m / (S_S);
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_p = (lc_pc + lc_k);
-                        const double t0 = (((double)lc_floordiv(v_p, 16)) >= 0.0);
-                        const double t1 = (((double)lc_floordiv(v_p, 16)) < ((double)4));
+                        const double t0 = (lc_floordiv(v_p, 16) >= 0);
+                        const double t1 = (lc_floordiv(v_p, 16) < 4);
                         const double t2 = (t0 * t1);
-                        const double t3 = (((double)lc_mod(v_p, 16)) >= 0.0);
+                        const double t3 = (lc_mod(v_p, 16) >= 0);
                         const double t4 = (t2 * t3);
-                        const double t5 = (((double)lc_mod(v_p, 16)) < ((double)16));
+                        const double t5 = (lc_mod(v_p, 16) < 16);
                         const double t6 = (t4 * t5);
                         const double t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * 16 + lc_mod(v_p, 16)) * S_S + v_m] : 0);
                         const double t8 = (t6 != 0 ? t7 : 0.0);
@@ -3565,7 +3553,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     {
     const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -3613,12 +3601,12 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                         const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const double t0 = (((double)lc_floordiv(v_p, 16)) >= 0.0);
-                        const double t1 = (((double)lc_floordiv(v_p, 16)) < ((double)4));
+                        const double t0 = (lc_floordiv(v_p, 16) >= 0);
+                        const double t1 = (lc_floordiv(v_p, 16) < 4);
                         const double t2 = (t0 * t1);
-                        const double t3 = (((double)lc_mod(v_p, 16)) >= 0.0);
+                        const double t3 = (lc_mod(v_p, 16) >= 0);
                         const double t4 = (t2 * t3);
-                        const double t5 = (((double)lc_mod(v_p, 16)) < ((double)16));
+                        const double t5 = (lc_mod(v_p, 16) < 16);
                         const double t6 = (t4 * t5);
                         const double t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * 16 + lc_mod(v_p, 16)) * S_S + v_m] : 0);
                         const double t8 = (t6 != 0 ? t7 : 0.0);
@@ -3653,7 +3641,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_k_proj_weight[i1, i0] = grad_transpose_5_32[i0, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 64; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
@@ -3665,19 +3653,19 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_q_proj_bias[i2] = sum_{i0, i1} (grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+        const double t0 = (lc_floordiv(v_i2, 16) >= 0);
+        const double t1 = (lc_floordiv(v_i2, 16) < 4);
+        const double t2 = (t0 * t1);
+        const double t3 = (lc_mod(v_i2, 16) >= 0);
+        const double t4 = (t2 * t3);
+        const double t5 = (lc_mod(v_i2, 16) < 16);
+        const double t6 = (t4 * t5);
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-        const double t0 = (((double)lc_floordiv(v_i2, 16)) >= 0.0);
-        const double t1 = (((double)lc_floordiv(v_i2, 16)) < ((double)4));
-        const double t2 = (t0 * t1);
-        const double t3 = (((double)lc_mod(v_i2, 16)) >= 0.0);
-        const double t4 = (t2 * t3);
-        const double t5 = (((double)lc_mod(v_i2, 16)) < ((double)16));
-        const double t6 = (t4 * t5);
         const double t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
         const double t8 = (t6 != 0 ? t7 : 0.0);
         acc += t8;
@@ -3691,7 +3679,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -3738,12 +3726,12 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     const int64_t v_b0 = lc_m / (S_S);
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_p = (lc_pc + lc_k);
-                        const double t0 = (((double)lc_floordiv(v_p, 16)) >= 0.0);
-                        const double t1 = (((double)lc_floordiv(v_p, 16)) < ((double)4));
+                        const double t0 = (lc_floordiv(v_p, 16) >= 0);
+                        const double t1 = (lc_floordiv(v_p, 16) < 4);
                         const double t2 = (t0 * t1);
-                        const double t3 = (((double)lc_mod(v_p, 16)) >= 0.0);
+                        const double t3 = (lc_mod(v_p, 16) >= 0);
                         const double t4 = (t2 * t3);
-                        const double t5 = (((double)lc_mod(v_p, 16)) < ((double)16));
+                        const double t5 = (lc_mod(v_p, 16) < 16);
                         const double t6 = (t4 * t5);
                         const double t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
                         const double t8 = (t6 != 0 ? t7 : 0.0);
@@ -3781,7 +3769,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     {
     const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -3829,12 +3817,12 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                         const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const double t0 = (((double)lc_floordiv(v_p, 16)) >= 0.0);
-                        const double t1 = (((double)lc_floordiv(v_p, 16)) < ((double)4));
+                        const double t0 = (lc_floordiv(v_p, 16) >= 0);
+                        const double t1 = (lc_floordiv(v_p, 16) < 4);
                         const double t2 = (t0 * t1);
-                        const double t3 = (((double)lc_mod(v_p, 16)) >= 0.0);
+                        const double t3 = (lc_mod(v_p, 16) >= 0);
                         const double t4 = (t2 * t3);
-                        const double t5 = (((double)lc_mod(v_p, 16)) < ((double)16));
+                        const double t5 = (lc_mod(v_p, 16) < 16);
                         const double t6 = (t4 * t5);
                         const double t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
                         const double t8 = (t6 != 0 ? t7 : 0.0);
@@ -3869,7 +3857,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_q_proj_weight[i1, i0] = grad_transpose_0_39[i0, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 64; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
@@ -3881,7 +3869,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_x[j0, j1, j2] = grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] + grad_x_38[j0, j1, j2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_B; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < S_S; ++v_j1) {
     #pragma omp simd

@@ -44,7 +44,7 @@ LAYER = {'name': 'CustomLinearSpec',
                                      ('out', 'grad_bias', ('32',), 'output', False)]}},
  'threads_function': 'lc_customlinearspec_set_threads',
  'extension': '_custom_linear_ext',
- 'key': 'c1be7e76442bf131c47e5663c98a41110ddd005ff8923a52c22b293f9cb2f9df'}
+ 'key': '40a69a09fdb30cfc7e63f72589fdb66057dce90c8860523a95e062250ff87abe'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

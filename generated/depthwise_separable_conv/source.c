@@ -40,7 +40,7 @@ double pow(double, double);
 #define LC_VECTOR_BYTES 16
 #endif
 #define LC_MR 6
-#define LC_MC 144
+#define LC_MC 96
 #define LC_KC 384
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
@@ -107,11 +107,11 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 
 
 /* DepthwiseSeparableConvSpec (float) */
-void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_64, float *restrict T_gconv_0, float *restrict T_div_3, float *restrict T_div_9, float *restrict T_sqrt_23, float *restrict T_div_24, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_div_44, float *restrict T_sqrt_58, float *restrict T_div_59, float *restrict T_add_13, float *restrict T_add_20, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_2, float *restrict T_sum_8, float *restrict T_sum_37, float *restrict T_sum_43)
+void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_64, float *restrict T_gconv_0, float *restrict T_div_3, float *restrict T_sum_8, float *restrict T_div_24, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_sum_43, float *restrict T_div_59, float *restrict T_add_13, float *restrict T_add_20, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_2, float *restrict T_sum_37)
 {
     /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_g = 0; v_g < 8; ++v_g) {
     for (int64_t v_og = 0; v_og < 1; ++v_og) {
@@ -119,14 +119,14 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_w = 0; v_w < S_W; ++v_w) {
         float acc = 0.0f;
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
+        const float t0 = (((v_h + v_i) + -1) >= 0);
+        const float t1 = (((v_h + v_i) + -1) < S_H);
+        const float t2 = (t0 * t1);
     #pragma omp simd reduction(+:acc)
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const float t0 = (((float)((v_h + v_i) + -1)) >= 0.0f);
-        const float t1 = (((float)((v_h + v_i) + -1)) < ((float)S_H));
-        const float t2 = (t0 * t1);
-        const float t3 = (((float)((v_w + v_j) + -1)) >= 0.0f);
+        const float t3 = (((v_w + v_j) + -1) >= 0);
         const float t4 = (t2 * t3);
-        const float t5 = (((float)((v_w + v_j) + -1)) < ((float)S_W));
+        const float t5 = (((v_w + v_j) + -1) < S_W);
         const float t6 = (t4 * t5);
         const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
         const float t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
@@ -144,7 +144,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[(((8 * r0 + i1) * H + r2) * W + r3) // W // H // 8, (((8 * r0 + i1) * H + r2) * W + r3) // W // H % 8, 0, (((8 * r0 + i1) * H + r2) * W + r3) // W % H, (((8 * r0 + i1) * H + r2) * W + r3) % W] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -154,20 +154,20 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
     #pragma omp simd reduction(+:acc)
     for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const float t0 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) >= 0.0f);
-        const float t1 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) < ((float)S_N));
+        const float t0 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) >= 0);
+        const float t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) < S_N);
         const float t2 = (t0 * t1);
-        const float t3 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) >= 0.0f);
+        const float t3 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) >= 0);
         const float t4 = (t2 * t3);
-        const float t5 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) < ((float)8));
+        const float t5 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) < 8);
         const float t6 = (t4 * t5);
-        const float t7 = (((float)lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H)) >= 0.0f);
+        const float t7 = (lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H) >= 0);
         const float t8 = (t6 * t7);
-        const float t9 = (((float)lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H)) < ((float)S_H));
+        const float t9 = (lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H) < S_H);
         const float t10 = (t8 * t9);
-        const float t11 = (((float)lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W)) >= 0.0f);
+        const float t11 = (lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W) >= 0);
         const float t12 = (t10 * t11);
-        const float t13 = (((float)lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W)) < ((float)S_W));
+        const float t13 = (lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W) < S_W);
         const float t14 = (t12 * t13);
         const float t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W)] : 0);
         acc += t15;
@@ -183,14 +183,14 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         const float t0 = T_sum_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_3[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
     }
     }
@@ -200,7 +200,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[(((8 * r0 + i1) * H + r2) * W + r3) // W // H // 8, (((8 * r0 + i1) * H + r2) * W + r3) // W // H % 8, 0, (((8 * r0 + i1) * H + r2) * W + r3) // W % H, (((8 * r0 + i1) * H + r2) * W + r3) % W] - div_3[0, i1, 0, 0]) * (gconv_0[(((8 * r0 + i1) * H + r2) * W + r3) // W // H // 8, (((8 * r0 + i1) * H + r2) * W + r3) // W // H % 8, 0, (((8 * r0 + i1) * H + r2) * W + r3) // W % H, (((8 * r0 + i1) * H + r2) * W + r3) % W] - div_3[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -208,25 +208,25 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
         float acc = 0.0f;
     for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
     for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+        const float t16 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const float t0 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) >= 0.0f);
-        const float t1 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) < ((float)S_N));
+        const float t0 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) >= 0);
+        const float t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) < S_N);
         const float t2 = (t0 * t1);
-        const float t3 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) >= 0.0f);
+        const float t3 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) >= 0);
         const float t4 = (t2 * t3);
-        const float t5 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) < ((float)8));
+        const float t5 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) < 8);
         const float t6 = (t4 * t5);
-        const float t7 = (((float)lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H)) >= 0.0f);
+        const float t7 = (lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H) >= 0);
         const float t8 = (t6 * t7);
-        const float t9 = (((float)lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H)) < ((float)S_H));
+        const float t9 = (lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H) < S_H);
         const float t10 = (t8 * t9);
-        const float t11 = (((float)lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W)) >= 0.0f);
+        const float t11 = (lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W) >= 0);
         const float t12 = (t10 * t11);
-        const float t13 = (((float)lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W)) < ((float)S_W));
+        const float t13 = (lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W) < S_W);
         const float t14 = (t12 * t13);
         const float t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W)] : 0);
-        const float t16 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t17 = (t15 - t16);
         const float t18 = (t17 * t17);
         acc += t18;
@@ -240,82 +240,53 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* div_9[i0, i1, i2, i3] = sum_8[0, i1, 0, 0] / N * H * W */
+    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[i0 // 8, i0 % 8, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient((sum_8[0, i0 % 8, 0, 0] / N * H * W if (i0 // 8 >= 0) * (i0 // 8 < 1) * (i0 % 8 >= 0) * (i0 % 8 < 8) else 0)) * N * H * W / N * H * W - 1 */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        const float t0 = T_sum_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
-        T_div_9[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
-    }
-    }
-    }
-    }
-    }
-
-    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[i0 // 8, i0 % 8, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(div_9[i0 // 8, i0 % 8, 0, 0]) * N * H * W / N * H * W - 1 */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const float t0 = T_bn1_running_mean[v_i0];
         const float t1 = (0.9f * t0);
-        const float t2 = (((float)lc_floordiv(v_i0, 8)) >= 0.0f);
-        const float t3 = (((float)lc_floordiv(v_i0, 8)) < ((float)1));
+        const float t2 = (lc_floordiv(v_i0, 8) >= 0);
+        const float t3 = (lc_floordiv(v_i0, 8) < 1);
         const float t4 = (t2 * t3);
-        const float t5 = (((float)lc_mod(v_i0, 8)) >= 0.0f);
+        const float t5 = (lc_mod(v_i0, 8) >= 0);
         const float t6 = (t4 * t5);
-        const float t7 = (((float)lc_mod(v_i0, 8)) < ((float)8));
+        const float t7 = (lc_mod(v_i0, 8) < 8);
         const float t8 = (t6 * t7);
         const float t9 = (t8 != 0 ? T_div_3[(((lc_floordiv(v_i0, 8)) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
         const float t10 = (0.1f * t9);
         const float t11 = (t1 + t10);
         const float t12 = T_bn1_running_var[v_i0];
         const float t13 = (0.9f * t12);
-        const float t14 = (t8 != 0 ? T_div_9[(((lc_floordiv(v_i0, 8)) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
-        const float t15 = t14;
-        const float t16 = (t15 * ((float)((S_N * S_H) * S_W)));
-        const float t17 = (t16 / ((float)(((S_N * S_H) * S_W) + -1)));
-        const float t18 = (0.1f * t17);
-        const float t19 = (t13 + t18);
+        const float t14 = (t5 * t7);
+        const float t15 = (t14 != 0 ? T_sum_8[(((0) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
+        const float t16 = (t15 / ((float)((S_N * S_H) * S_W)));
+        const float t17 = (t8 != 0 ? t16 : 0.0f);
+        const float t18 = t17;
+        const float t19 = (t18 * ((float)((S_N * S_H) * S_W)));
+        const float t20 = (t19 / ((float)(((S_N * S_H) * S_W) + -1)));
+        const float t21 = (0.1f * t20);
+        const float t22 = (t13 + t21);
         T_add_13[v_i0] = t11;
-        T_add_20[v_i0] = t19;
+        T_add_20[v_i0] = t22;
     }
     }
 
-    /* sqrt_23[i0, i1, i2, i3] = sqrt(div_9[0, i1, 0, 0] + 1e-05) */
+    /* div_24[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        const float t0 = T_div_9[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = (t0 + 1e-05f);
-        const float t2 = sqrtf(t1);
-        T_sqrt_23[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t2;
-    }
-    }
-    }
-    }
-    }
-
-    /* div_24[i0, i1, i2, i3] = bn1_weight[i1] / sqrt_23[0, i1, 0, 0] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         const float t0 = T_bn1_weight[v_i1];
-        const float t1 = T_sqrt_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t2 = (t0 / t1);
-        T_div_24[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t2;
+        const float t1 = T_sum_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
+        const float t3 = (t2 + 1e-05f);
+        const float t4 = sqrtf(t3);
+        const float t5 = (t0 / t4);
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        T_div_24[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
     }
     }
     }
@@ -326,7 +297,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(16), lc_K = (int64_t)(8);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -374,20 +345,20 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
                     const int64_t v_n_33 = lc_m / ((S_W) * (S_H));
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_c_30 = (lc_pc + lc_k);
-                        const float t0 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0f);
-                        const float t1 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((float)S_N));
+                        const float t0 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) >= 0);
+                        const float t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) < S_N);
                         const float t2 = (t0 * t1);
-                        const float t3 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0f);
+                        const float t3 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) >= 0);
                         const float t4 = (t2 * t3);
-                        const float t5 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((float)8));
+                        const float t5 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) < 8);
                         const float t6 = (t4 * t5);
-                        const float t7 = (((float)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) >= 0.0f);
+                        const float t7 = (lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H) >= 0);
                         const float t8 = (t6 * t7);
-                        const float t9 = (((float)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) < ((float)S_H));
+                        const float t9 = (lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H) < S_H);
                         const float t10 = (t8 * t9);
-                        const float t11 = (((float)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) >= 0.0f);
+                        const float t11 = (lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W) >= 0);
                         const float t12 = (t10 * t11);
-                        const float t13 = (((float)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) < ((float)S_W));
+                        const float t13 = (lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W) < S_W);
                         const float t14 = (t12 * t13);
                         const float t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)] : 0);
                         const float t16 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
@@ -430,7 +401,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -454,14 +425,14 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         const float t0 = T_sum_37[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_38[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
     }
     }
@@ -471,7 +442,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -479,10 +450,10 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
         float acc = 0.0f;
     for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
     for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+        const float t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
         const float t0 = T_conv_36[(((v_r0) * 16 + v_i1) * S_H + v_r2) * S_W + v_r3];
-        const float t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const float t2 = (t0 - t1);
         const float t3 = (t2 * t2);
         acc += t3;
@@ -496,82 +467,53 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* div_44[i0, i1, i2, i3] = sum_43[0, i1, 0, 0] / N * H * W */
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[i0 // 16, i0 % 16, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient((sum_43[0, i0 % 16, 0, 0] / N * H * W if (i0 // 16 >= 0) * (i0 // 16 < 1) * (i0 % 16 >= 0) * (i0 % 16 < 16) else 0)) * N * H * W / N * H * W - 1 */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        const float t0 = T_sum_43[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
-        T_div_44[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
-    }
-    }
-    }
-    }
-    }
-
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[i0 // 16, i0 % 16, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(div_44[i0 // 16, i0 % 16, 0, 0]) * N * H * W / N * H * W - 1 */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 16; ++v_i0) {
         const float t0 = T_bn2_running_mean[v_i0];
         const float t1 = (0.9f * t0);
-        const float t2 = (((float)lc_floordiv(v_i0, 16)) >= 0.0f);
-        const float t3 = (((float)lc_floordiv(v_i0, 16)) < ((float)1));
+        const float t2 = (lc_floordiv(v_i0, 16) >= 0);
+        const float t3 = (lc_floordiv(v_i0, 16) < 1);
         const float t4 = (t2 * t3);
-        const float t5 = (((float)lc_mod(v_i0, 16)) >= 0.0f);
+        const float t5 = (lc_mod(v_i0, 16) >= 0);
         const float t6 = (t4 * t5);
-        const float t7 = (((float)lc_mod(v_i0, 16)) < ((float)16));
+        const float t7 = (lc_mod(v_i0, 16) < 16);
         const float t8 = (t6 * t7);
         const float t9 = (t8 != 0 ? T_div_38[(((lc_floordiv(v_i0, 16)) * 16 + lc_mod(v_i0, 16)) * 1 + 0) * 1 + 0] : 0);
         const float t10 = (0.1f * t9);
         const float t11 = (t1 + t10);
         const float t12 = T_bn2_running_var[v_i0];
         const float t13 = (0.9f * t12);
-        const float t14 = (t8 != 0 ? T_div_44[(((lc_floordiv(v_i0, 16)) * 16 + lc_mod(v_i0, 16)) * 1 + 0) * 1 + 0] : 0);
-        const float t15 = t14;
-        const float t16 = (t15 * ((float)((S_N * S_H) * S_W)));
-        const float t17 = (t16 / ((float)(((S_N * S_H) * S_W) + -1)));
-        const float t18 = (0.1f * t17);
-        const float t19 = (t13 + t18);
+        const float t14 = (t5 * t7);
+        const float t15 = (t14 != 0 ? T_sum_43[(((0) * 16 + lc_mod(v_i0, 16)) * 1 + 0) * 1 + 0] : 0);
+        const float t16 = (t15 / ((float)((S_N * S_H) * S_W)));
+        const float t17 = (t8 != 0 ? t16 : 0.0f);
+        const float t18 = t17;
+        const float t19 = (t18 * ((float)((S_N * S_H) * S_W)));
+        const float t20 = (t19 / ((float)(((S_N * S_H) * S_W) + -1)));
+        const float t21 = (0.1f * t20);
+        const float t22 = (t13 + t21);
         T_add_48[v_i0] = t11;
-        T_add_55[v_i0] = t19;
+        T_add_55[v_i0] = t22;
     }
     }
 
-    /* sqrt_58[i0, i1, i2, i3] = sqrt(div_44[0, i1, 0, 0] + 1e-05) */
+    /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        const float t0 = T_div_44[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = (t0 + 1e-05f);
-        const float t2 = sqrtf(t1);
-        T_sqrt_58[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t2;
-    }
-    }
-    }
-    }
-    }
-
-    /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt_58[0, i1, 0, 0] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         const float t0 = T_bn2_weight[v_i1];
-        const float t1 = T_sqrt_58[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t2 = (t0 / t1);
-        T_div_59[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t2;
+        const float t1 = T_sum_43[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
+        const float t3 = (t2 + 1e-05f);
+        const float t4 = sqrtf(t3);
+        const float t5 = (t0 / t4);
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        T_div_59[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
     }
     }
     }
@@ -580,18 +522,18 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t5 = T_bn2_bias[v_i1];
     #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const float t0 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const float t2 = (t0 - t1);
-        const float t3 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const float t4 = (t2 * t3);
-        const float t5 = T_bn2_bias[v_i1];
         const float t6 = (t4 + t5);
         const float t7 = (t6 < 0 ? 0 : t6);
         T_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3] = t7;
@@ -605,11 +547,11 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
 
 /* DepthwiseSeparableConvSpec (double) */
-void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_64, double *restrict T_gconv_0, double *restrict T_div_3, double *restrict T_div_9, double *restrict T_sqrt_23, double *restrict T_div_24, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_div_44, double *restrict T_sqrt_58, double *restrict T_div_59, double *restrict T_add_13, double *restrict T_add_20, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_2, double *restrict T_sum_8, double *restrict T_sum_37, double *restrict T_sum_43)
+void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_64, double *restrict T_gconv_0, double *restrict T_div_3, double *restrict T_sum_8, double *restrict T_div_24, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_13, double *restrict T_add_20, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_2, double *restrict T_sum_37)
 {
     /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_g = 0; v_g < 8; ++v_g) {
     for (int64_t v_og = 0; v_og < 1; ++v_og) {
@@ -617,14 +559,14 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_w = 0; v_w < S_W; ++v_w) {
         double acc = 0.0;
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
+        const double t0 = (((v_h + v_i) + -1) >= 0);
+        const double t1 = (((v_h + v_i) + -1) < S_H);
+        const double t2 = (t0 * t1);
     #pragma omp simd reduction(+:acc)
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const double t0 = (((double)((v_h + v_i) + -1)) >= 0.0);
-        const double t1 = (((double)((v_h + v_i) + -1)) < ((double)S_H));
-        const double t2 = (t0 * t1);
-        const double t3 = (((double)((v_w + v_j) + -1)) >= 0.0);
+        const double t3 = (((v_w + v_j) + -1) >= 0);
         const double t4 = (t2 * t3);
-        const double t5 = (((double)((v_w + v_j) + -1)) < ((double)S_W));
+        const double t5 = (((v_w + v_j) + -1) < S_W);
         const double t6 = (t4 * t5);
         const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
         const double t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
@@ -642,7 +584,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[(((8 * r0 + i1) * H + r2) * W + r3) // W // H // 8, (((8 * r0 + i1) * H + r2) * W + r3) // W // H % 8, 0, (((8 * r0 + i1) * H + r2) * W + r3) // W % H, (((8 * r0 + i1) * H + r2) * W + r3) % W] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -652,20 +594,20 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
     #pragma omp simd reduction(+:acc)
     for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const double t0 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) >= 0.0);
-        const double t1 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) < ((double)S_N));
+        const double t0 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) >= 0);
+        const double t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) < S_N);
         const double t2 = (t0 * t1);
-        const double t3 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) >= 0.0);
+        const double t3 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) >= 0);
         const double t4 = (t2 * t3);
-        const double t5 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) < ((double)8));
+        const double t5 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) < 8);
         const double t6 = (t4 * t5);
-        const double t7 = (((double)lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H)) >= 0.0);
+        const double t7 = (lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H) >= 0);
         const double t8 = (t6 * t7);
-        const double t9 = (((double)lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H)) < ((double)S_H));
+        const double t9 = (lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H) < S_H);
         const double t10 = (t8 * t9);
-        const double t11 = (((double)lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W)) >= 0.0);
+        const double t11 = (lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W) >= 0);
         const double t12 = (t10 * t11);
-        const double t13 = (((double)lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W)) < ((double)S_W));
+        const double t13 = (lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W) < S_W);
         const double t14 = (t12 * t13);
         const double t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W)] : 0);
         acc += t15;
@@ -681,14 +623,14 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         const double t0 = T_sum_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_3[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
     }
     }
@@ -698,7 +640,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[(((8 * r0 + i1) * H + r2) * W + r3) // W // H // 8, (((8 * r0 + i1) * H + r2) * W + r3) // W // H % 8, 0, (((8 * r0 + i1) * H + r2) * W + r3) // W % H, (((8 * r0 + i1) * H + r2) * W + r3) % W] - div_3[0, i1, 0, 0]) * (gconv_0[(((8 * r0 + i1) * H + r2) * W + r3) // W // H // 8, (((8 * r0 + i1) * H + r2) * W + r3) // W // H % 8, 0, (((8 * r0 + i1) * H + r2) * W + r3) // W % H, (((8 * r0 + i1) * H + r2) * W + r3) % W] - div_3[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -706,25 +648,25 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
         double acc = 0.0;
     for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
     for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+        const double t16 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const double t0 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) >= 0.0);
-        const double t1 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) < ((double)S_N));
+        const double t0 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) >= 0);
+        const double t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) < S_N);
         const double t2 = (t0 * t1);
-        const double t3 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) >= 0.0);
+        const double t3 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) >= 0);
         const double t4 = (t2 * t3);
-        const double t5 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) < ((double)8));
+        const double t5 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) < 8);
         const double t6 = (t4 * t5);
-        const double t7 = (((double)lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H)) >= 0.0);
+        const double t7 = (lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H) >= 0);
         const double t8 = (t6 * t7);
-        const double t9 = (((double)lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H)) < ((double)S_H));
+        const double t9 = (lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H) < S_H);
         const double t10 = (t8 * t9);
-        const double t11 = (((double)lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W)) >= 0.0);
+        const double t11 = (lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W) >= 0);
         const double t12 = (t10 * t11);
-        const double t13 = (((double)lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W)) < ((double)S_W));
+        const double t13 = (lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W) < S_W);
         const double t14 = (t12 * t13);
         const double t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W)] : 0);
-        const double t16 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t17 = (t15 - t16);
         const double t18 = (t17 * t17);
         acc += t18;
@@ -738,82 +680,53 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* div_9[i0, i1, i2, i3] = sum_8[0, i1, 0, 0] / N * H * W */
+    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[i0 // 8, i0 % 8, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient((sum_8[0, i0 % 8, 0, 0] / N * H * W if (i0 // 8 >= 0) * (i0 // 8 < 1) * (i0 % 8 >= 0) * (i0 % 8 < 8) else 0)) * N * H * W / N * H * W - 1 */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        const double t0 = T_sum_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
-        T_div_9[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
-    }
-    }
-    }
-    }
-    }
-
-    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[i0 // 8, i0 % 8, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(div_9[i0 // 8, i0 % 8, 0, 0]) * N * H * W / N * H * W - 1 */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const double t0 = T_bn1_running_mean[v_i0];
         const double t1 = (0.9 * t0);
-        const double t2 = (((double)lc_floordiv(v_i0, 8)) >= 0.0);
-        const double t3 = (((double)lc_floordiv(v_i0, 8)) < ((double)1));
+        const double t2 = (lc_floordiv(v_i0, 8) >= 0);
+        const double t3 = (lc_floordiv(v_i0, 8) < 1);
         const double t4 = (t2 * t3);
-        const double t5 = (((double)lc_mod(v_i0, 8)) >= 0.0);
+        const double t5 = (lc_mod(v_i0, 8) >= 0);
         const double t6 = (t4 * t5);
-        const double t7 = (((double)lc_mod(v_i0, 8)) < ((double)8));
+        const double t7 = (lc_mod(v_i0, 8) < 8);
         const double t8 = (t6 * t7);
         const double t9 = (t8 != 0 ? T_div_3[(((lc_floordiv(v_i0, 8)) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
         const double t10 = (0.1 * t9);
         const double t11 = (t1 + t10);
         const double t12 = T_bn1_running_var[v_i0];
         const double t13 = (0.9 * t12);
-        const double t14 = (t8 != 0 ? T_div_9[(((lc_floordiv(v_i0, 8)) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
-        const double t15 = t14;
-        const double t16 = (t15 * ((double)((S_N * S_H) * S_W)));
-        const double t17 = (t16 / ((double)(((S_N * S_H) * S_W) + -1)));
-        const double t18 = (0.1 * t17);
-        const double t19 = (t13 + t18);
+        const double t14 = (t5 * t7);
+        const double t15 = (t14 != 0 ? T_sum_8[(((0) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
+        const double t16 = (t15 / ((double)((S_N * S_H) * S_W)));
+        const double t17 = (t8 != 0 ? t16 : 0.0);
+        const double t18 = t17;
+        const double t19 = (t18 * ((double)((S_N * S_H) * S_W)));
+        const double t20 = (t19 / ((double)(((S_N * S_H) * S_W) + -1)));
+        const double t21 = (0.1 * t20);
+        const double t22 = (t13 + t21);
         T_add_13[v_i0] = t11;
-        T_add_20[v_i0] = t19;
+        T_add_20[v_i0] = t22;
     }
     }
 
-    /* sqrt_23[i0, i1, i2, i3] = sqrt(div_9[0, i1, 0, 0] + 1e-05) */
+    /* div_24[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        const double t0 = T_div_9[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (t0 + 1e-05);
-        const double t2 = sqrt(t1);
-        T_sqrt_23[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t2;
-    }
-    }
-    }
-    }
-    }
-
-    /* div_24[i0, i1, i2, i3] = bn1_weight[i1] / sqrt_23[0, i1, 0, 0] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         const double t0 = T_bn1_weight[v_i1];
-        const double t1 = T_sqrt_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t0 / t1);
-        T_div_24[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t2;
+        const double t1 = T_sum_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (t0 / t4);
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        T_div_24[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
     }
     }
     }
@@ -824,7 +737,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(16), lc_K = (int64_t)(8);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -872,20 +785,20 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
                     const int64_t v_n_33 = lc_m / ((S_W) * (S_H));
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_c_30 = (lc_pc + lc_k);
-                        const double t0 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0);
-                        const double t1 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((double)S_N));
+                        const double t0 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) >= 0);
+                        const double t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) < S_N);
                         const double t2 = (t0 * t1);
-                        const double t3 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0);
+                        const double t3 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) >= 0);
                         const double t4 = (t2 * t3);
-                        const double t5 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((double)8));
+                        const double t5 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) < 8);
                         const double t6 = (t4 * t5);
-                        const double t7 = (((double)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) >= 0.0);
+                        const double t7 = (lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H) >= 0);
                         const double t8 = (t6 * t7);
-                        const double t9 = (((double)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) < ((double)S_H));
+                        const double t9 = (lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H) < S_H);
                         const double t10 = (t8 * t9);
-                        const double t11 = (((double)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) >= 0.0);
+                        const double t11 = (lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W) >= 0);
                         const double t12 = (t10 * t11);
-                        const double t13 = (((double)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) < ((double)S_W));
+                        const double t13 = (lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W) < S_W);
                         const double t14 = (t12 * t13);
                         const double t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)] : 0);
                         const double t16 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
@@ -928,7 +841,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -952,14 +865,14 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         const double t0 = T_sum_37[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_38[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
     }
     }
@@ -969,7 +882,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -977,10 +890,10 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
         double acc = 0.0;
     for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
     for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+        const double t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
         const double t0 = T_conv_36[(((v_r0) * 16 + v_i1) * S_H + v_r2) * S_W + v_r3];
-        const double t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const double t2 = (t0 - t1);
         const double t3 = (t2 * t2);
         acc += t3;
@@ -994,82 +907,53 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* div_44[i0, i1, i2, i3] = sum_43[0, i1, 0, 0] / N * H * W */
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[i0 // 16, i0 % 16, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient((sum_43[0, i0 % 16, 0, 0] / N * H * W if (i0 // 16 >= 0) * (i0 // 16 < 1) * (i0 % 16 >= 0) * (i0 % 16 < 16) else 0)) * N * H * W / N * H * W - 1 */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        const double t0 = T_sum_43[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
-        T_div_44[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
-    }
-    }
-    }
-    }
-    }
-
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[i0 // 16, i0 % 16, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(div_44[i0 // 16, i0 % 16, 0, 0]) * N * H * W / N * H * W - 1 */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 16; ++v_i0) {
         const double t0 = T_bn2_running_mean[v_i0];
         const double t1 = (0.9 * t0);
-        const double t2 = (((double)lc_floordiv(v_i0, 16)) >= 0.0);
-        const double t3 = (((double)lc_floordiv(v_i0, 16)) < ((double)1));
+        const double t2 = (lc_floordiv(v_i0, 16) >= 0);
+        const double t3 = (lc_floordiv(v_i0, 16) < 1);
         const double t4 = (t2 * t3);
-        const double t5 = (((double)lc_mod(v_i0, 16)) >= 0.0);
+        const double t5 = (lc_mod(v_i0, 16) >= 0);
         const double t6 = (t4 * t5);
-        const double t7 = (((double)lc_mod(v_i0, 16)) < ((double)16));
+        const double t7 = (lc_mod(v_i0, 16) < 16);
         const double t8 = (t6 * t7);
         const double t9 = (t8 != 0 ? T_div_38[(((lc_floordiv(v_i0, 16)) * 16 + lc_mod(v_i0, 16)) * 1 + 0) * 1 + 0] : 0);
         const double t10 = (0.1 * t9);
         const double t11 = (t1 + t10);
         const double t12 = T_bn2_running_var[v_i0];
         const double t13 = (0.9 * t12);
-        const double t14 = (t8 != 0 ? T_div_44[(((lc_floordiv(v_i0, 16)) * 16 + lc_mod(v_i0, 16)) * 1 + 0) * 1 + 0] : 0);
-        const double t15 = t14;
-        const double t16 = (t15 * ((double)((S_N * S_H) * S_W)));
-        const double t17 = (t16 / ((double)(((S_N * S_H) * S_W) + -1)));
-        const double t18 = (0.1 * t17);
-        const double t19 = (t13 + t18);
+        const double t14 = (t5 * t7);
+        const double t15 = (t14 != 0 ? T_sum_43[(((0) * 16 + lc_mod(v_i0, 16)) * 1 + 0) * 1 + 0] : 0);
+        const double t16 = (t15 / ((double)((S_N * S_H) * S_W)));
+        const double t17 = (t8 != 0 ? t16 : 0.0);
+        const double t18 = t17;
+        const double t19 = (t18 * ((double)((S_N * S_H) * S_W)));
+        const double t20 = (t19 / ((double)(((S_N * S_H) * S_W) + -1)));
+        const double t21 = (0.1 * t20);
+        const double t22 = (t13 + t21);
         T_add_48[v_i0] = t11;
-        T_add_55[v_i0] = t19;
+        T_add_55[v_i0] = t22;
     }
     }
 
-    /* sqrt_58[i0, i1, i2, i3] = sqrt(div_44[0, i1, 0, 0] + 1e-05) */
+    /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        const double t0 = T_div_44[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (t0 + 1e-05);
-        const double t2 = sqrt(t1);
-        T_sqrt_58[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t2;
-    }
-    }
-    }
-    }
-    }
-
-    /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt_58[0, i1, 0, 0] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         const double t0 = T_bn2_weight[v_i1];
-        const double t1 = T_sqrt_58[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t0 / t1);
-        T_div_59[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t2;
+        const double t1 = T_sum_43[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (t0 / t4);
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        T_div_59[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
     }
     }
     }
@@ -1078,18 +962,18 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t5 = T_bn2_bias[v_i1];
     #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const double t0 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const double t2 = (t0 - t1);
-        const double t3 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const double t4 = (t2 * t3);
-        const double t5 = T_bn2_bias[v_i1];
         const double t6 = (t4 + t5);
         const double t7 = (t6 < 0 ? 0 : t6);
         T_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3] = t7;
@@ -1103,26 +987,26 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
 
 /* DepthwiseSeparableConvSpec_backward (float) */
-void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_64, const float *restrict T_gconv_0, const float *restrict T_div_3, const float *restrict T_div_9, const float *restrict T_sqrt_23, const float *restrict T_div_24, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_div_44, const float *restrict T_sqrt_58, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_depthwise_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_pointwise_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_reshape_62_3, float *restrict T_grad_div_59_6, float *restrict T_grad_sqrt_58_8, float *restrict T_grad_add_57_9, float *restrict T_grad_sum_43_12, float *restrict T_grad_sub_41, float *restrict T_grad_div_38_16, float *restrict T_grad_sum_37_17, float *restrict T_grad_conv_36, float *restrict T_grad_relu_29_19, float *restrict T_grad_reshape_27_23, float *restrict T_grad_div_24_26, float *restrict T_grad_sqrt_23_28, float *restrict T_grad_add_22_29, float *restrict T_grad_sum_8_32, float *restrict T_grad_sub_6, float *restrict T_grad_div_3_36, float *restrict T_grad_sum_2_37, float *restrict T_grad_gconv_0_39)
+void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_64, const float *restrict T_gconv_0, const float *restrict T_div_3, const float *restrict T_sum_8, const float *restrict T_div_24, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_depthwise_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_pointwise_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_reshape_62_3, float *restrict T_grad_div_59_6, float *restrict T_grad_sum_43_12, float *restrict T_grad_div_38_16, float *restrict T_grad_sum_37_17, float *restrict T_grad_conv_36, float *restrict T_grad_relu_29_19, float *restrict T_grad_reshape_27_23, float *restrict T_grad_div_24_26, float *restrict T_grad_sum_8_32, float *restrict T_grad_div_3_36, float *restrict T_grad_sum_2_37, float *restrict T_grad_gconv_0_39)
 {
     /* grad_reshape_62_3[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const float t0 = T_grad_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const float t1 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const float t3 = (t1 - t2);
-        const float t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const float t5 = (t3 * t4);
-        const float t6 = T_bn2_bias[v_i1];
         const float t7 = (t5 + t6);
         const float t8 = (t7 > 0.0f);
         const float t9 = (t0 * t8);
@@ -1138,7 +1022,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_bn2_bias[s0] = grad_reshape_62_3[s0, 0, 0] */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
         const float t0 = T_grad_reshape_62_3[((v_s0) * 1 + 0) * 1 + 0];
         T_grad_bn2_bias[v_s0] = t0;
@@ -1147,7 +1031,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_div_59_6[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -1155,15 +1039,15 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const float t0 = T_grad_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const float t1 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const float t3 = (t1 - t2);
-        const float t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const float t5 = (t3 * t4);
-        const float t6 = T_bn2_bias[v_i1];
         const float t7 = (t5 + t6);
         const float t8 = (t7 > 0.0f);
         const float t9 = (t0 * t8);
@@ -1179,112 +1063,53 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
 
-    /* grad_sqrt_58_8[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt_58[0, i1, 0, 0] / sqrt_58[0, i1, 0, 0] * grad_div_59_6[0, i1, 0, 0]) */
+    /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const float t0 = T_bn2_weight[v_i1];
-        const float t1 = T_sqrt_58[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t2 = (t0 / t1);
-        const float t3 = (t2 / t1);
-        const float t4 = T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t5 = (t3 * t4);
-        const float t6 = (-t5);
-        T_grad_sqrt_58_8[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t6;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_add_57_9[j0, i1, j2, j3] = grad_sqrt_58_8[0, i1, 0, 0] * 0.5 / sqrt(div_44[0, i1, 0, 0] + 1e-05) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const float t0 = T_grad_sqrt_58_8[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = T_div_44[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t2 = (t1 + 1e-05f);
-        const float t3 = sqrtf(t2);
-        const float t4 = (0.5f / t3);
-        const float t5 = (t0 * t4);
-        T_grad_add_57_9[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t5;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt_58[0, s0, 0, 0] */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
         const float t0 = T_grad_div_59_6[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
-        const float t1 = T_sqrt_58[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
-        const float t2 = (1.0f / t1);
-        const float t3 = (t0 * t2);
-        T_grad_bn2_weight[v_s0] = t3;
+        const float t1 = T_sum_43[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
+        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
+        const float t3 = (t2 + 1e-05f);
+        const float t4 = sqrtf(t3);
+        const float t5 = (1.0f / t4);
+        const float t6 = (t0 * t5);
+        T_grad_bn2_weight[v_s0] = t6;
     }
     }
 
-    /* grad_sum_43_12[j0, i1, j2, j3] = grad_add_57_9[0, i1, 0, 0] * 1 / N * H * W */
+    /* grad_sum_43_12[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+        const float t0 = T_bn2_weight[v_i1];
+        const float t1 = T_sum_43[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
+        const float t3 = (t2 + 1e-05f);
+        const float t4 = sqrtf(t3);
+        const float t5 = (t0 / t4);
+        const float t6 = (t5 / t4);
+        const float t7 = T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t8 = (t6 * t7);
+        const float t9 = (0.5f / t4);
+        const float t10 = (t8 * t9);
+        const float t11 = (1.0f / ((float)((S_N * S_H) * S_W)));
+        const float t12 = (t10 * t11);
+        const float t13 = (-t12);
     #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const float t0 = T_grad_add_57_9[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
-        const float t2 = (t0 * t1);
-        T_grad_sum_43_12[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+        T_grad_sum_43_12[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
     }
     }
     }
     }
     }
 
-    /* grad_sub_41[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) */
+    /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-    for (int64_t v_j1 = 0; v_j1 < 16; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        const float t0 = T_grad_relu_64[(((v_j0) * 16 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t1 = T_conv_36[(((v_j0) * 16 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t2 = T_div_38[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
-        const float t3 = (t1 - t2);
-        const float t4 = T_div_59[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
-        const float t5 = (t3 * t4);
-        const float t6 = T_bn2_bias[v_j1];
-        const float t7 = (t5 + t6);
-        const float t8 = (t7 > 0.0f);
-        const float t9 = (t0 * t8);
-        const float t10 = (t9 * t4);
-        const float t11 = T_grad_sum_43_12[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
-        const float t12 = (t3 + t3);
-        const float t13 = (t11 * t12);
-        const float t14 = (t10 + t13);
-        T_grad_sub_41[(((v_j0) * 16 + v_j1) * S_H + v_j2) * S_W + v_j3] = t14;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -grad_sub_41[i0, i1, i2, i3] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -1292,11 +1117,25 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_i1];
+        const float t11 = T_grad_sum_43_12[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const float t0 = T_grad_sub_41[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = (-t0);
-        acc += t1;
+        const float t0 = T_grad_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t1 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t3 = (t1 - t2);
+        const float t5 = (t3 * t4);
+        const float t7 = (t5 + t6);
+        const float t8 = (t7 > 0.0f);
+        const float t9 = (t0 * t8);
+        const float t10 = (t9 * t4);
+        const float t12 = (t3 + t3);
+        const float t13 = (t11 * t12);
+        const float t14 = (t10 + t13);
+        const float t15 = (-t14);
+        acc += t15;
     }
     }
     }
@@ -1309,15 +1148,15 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         const float t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
         const float t2 = (t0 * t1);
+    #pragma omp simd
+    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_37_17[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
     }
     }
@@ -1327,28 +1166,28 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_17[0, j1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 16; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
+        const float t2 = T_div_38[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_j1];
+        const float t11 = T_grad_sum_43_12[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
+        const float t15 = T_grad_sum_37_17[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
     #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
         const float t0 = T_grad_relu_64[(((v_j0) * 16 + v_j1) * S_H + v_j2) * S_W + v_j3];
         const float t1 = T_conv_36[(((v_j0) * 16 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t2 = T_div_38[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
         const float t3 = (t1 - t2);
-        const float t4 = T_div_59[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
         const float t5 = (t3 * t4);
-        const float t6 = T_bn2_bias[v_j1];
         const float t7 = (t5 + t6);
         const float t8 = (t7 > 0.0f);
         const float t9 = (t0 * t8);
         const float t10 = (t9 * t4);
-        const float t11 = T_grad_sum_43_12[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
         const float t12 = (t3 + t3);
         const float t13 = (t11 * t12);
         const float t14 = (t10 + t13);
-        const float t15 = T_grad_sum_37_17[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
         const float t16 = (t14 + t15);
         T_grad_conv_36[(((v_j0) * 16 + v_j1) * S_H + v_j2) * S_W + v_j3] = t16;
     }
@@ -1361,7 +1200,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(16);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -1445,7 +1284,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     {
     const int64_t lc_M = (int64_t)(16), lc_N = (int64_t)(8), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -1474,20 +1313,20 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
                     const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
                     const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
                     const int64_t v_n_33 = (lc_pc + lc_k) / ((S_W) * (S_H));
-                    const float t0 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0f);
-                    const float t1 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((float)S_N));
+                    const float t0 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) >= 0);
+                    const float t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) < S_N);
                     const float t2 = (t0 * t1);
-                    const float t3 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0f);
+                    const float t3 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) >= 0);
                     const float t4 = (t2 * t3);
-                    const float t5 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((float)8));
+                    const float t5 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) < 8);
                     const float t6 = (t4 * t5);
-                    const float t7 = (((float)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) >= 0.0f);
+                    const float t7 = (lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H) >= 0);
                     const float t8 = (t6 * t7);
-                    const float t9 = (((float)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) < ((float)S_H));
+                    const float t9 = (lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H) < S_H);
                     const float t10 = (t8 * t9);
-                    const float t11 = (((float)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) >= 0.0f);
+                    const float t11 = (lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W) >= 0);
                     const float t12 = (t10 * t11);
-                    const float t13 = (((float)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) < ((float)S_W));
+                    const float t13 = (lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W) < S_W);
                     const float t14 = (t12 * t13);
                     const float t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)] : 0);
                     const float t16 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
@@ -1553,37 +1392,37 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_reshape_27_23[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t17 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t19 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t21 = T_bn1_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const float t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) >= 0.0f);
-        const float t2 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) < ((float)S_N));
+        const float t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
+        const float t2 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < S_N);
         const float t3 = (t1 * t2);
-        const float t4 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) >= 0.0f);
+        const float t4 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
         const float t5 = (t3 * t4);
-        const float t6 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) < ((float)8));
+        const float t6 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < 8);
         const float t7 = (t5 * t6);
-        const float t8 = (((float)lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) >= 0.0f);
+        const float t8 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) >= 0);
         const float t9 = (t7 * t8);
-        const float t10 = (((float)lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) < ((float)S_H));
+        const float t10 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) < S_H);
         const float t11 = (t9 * t10);
-        const float t12 = (((float)lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)) >= 0.0f);
+        const float t12 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) >= 0);
         const float t13 = (t11 * t12);
-        const float t14 = (((float)lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)) < ((float)S_W));
+        const float t14 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) < S_W);
         const float t15 = (t13 * t14);
         const float t16 = (t15 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)] : 0);
-        const float t17 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t18 = (t16 - t17);
-        const float t19 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t20 = (t18 * t19);
-        const float t21 = T_bn1_bias[v_i1];
         const float t22 = (t20 + t21);
         const float t23 = (t22 > 0.0f);
         const float t24 = (t0 * t23);
@@ -1599,7 +1438,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_bn1_bias[s0] = grad_reshape_27_23[s0, 0, 0] */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         const float t0 = T_grad_reshape_27_23[((v_s0) * 1 + 0) * 1 + 0];
         T_grad_bn1_bias[v_s0] = t0;
@@ -1608,7 +1447,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_div_24_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * (gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -1616,30 +1455,30 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t17 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t19 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t21 = T_bn1_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const float t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) >= 0.0f);
-        const float t2 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) < ((float)S_N));
+        const float t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
+        const float t2 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < S_N);
         const float t3 = (t1 * t2);
-        const float t4 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) >= 0.0f);
+        const float t4 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
         const float t5 = (t3 * t4);
-        const float t6 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) < ((float)8));
+        const float t6 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < 8);
         const float t7 = (t5 * t6);
-        const float t8 = (((float)lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) >= 0.0f);
+        const float t8 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) >= 0);
         const float t9 = (t7 * t8);
-        const float t10 = (((float)lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) < ((float)S_H));
+        const float t10 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) < S_H);
         const float t11 = (t9 * t10);
-        const float t12 = (((float)lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)) >= 0.0f);
+        const float t12 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) >= 0);
         const float t13 = (t11 * t12);
-        const float t14 = (((float)lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)) < ((float)S_W));
+        const float t14 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) < S_W);
         const float t15 = (t13 * t14);
         const float t16 = (t15 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)] : 0);
-        const float t17 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t18 = (t16 - t17);
-        const float t19 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t20 = (t18 * t19);
-        const float t21 = T_bn1_bias[v_i1];
         const float t22 = (t20 + t21);
         const float t23 = (t22 > 0.0f);
         const float t24 = (t0 * t23);
@@ -1655,127 +1494,53 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
 
-    /* grad_sqrt_23_28[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt_23[0, i1, 0, 0] / sqrt_23[0, i1, 0, 0] * grad_div_24_26[0, i1, 0, 0]) */
+    /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const float t0 = T_bn1_weight[v_i1];
-        const float t1 = T_sqrt_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t2 = (t0 / t1);
-        const float t3 = (t2 / t1);
-        const float t4 = T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t5 = (t3 * t4);
-        const float t6 = (-t5);
-        T_grad_sqrt_23_28[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t6;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_add_22_29[j0, i1, j2, j3] = grad_sqrt_23_28[0, i1, 0, 0] * 0.5 / sqrt(div_9[0, i1, 0, 0] + 1e-05) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const float t0 = T_grad_sqrt_23_28[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = T_div_9[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t2 = (t1 + 1e-05f);
-        const float t3 = sqrtf(t2);
-        const float t4 = (0.5f / t3);
-        const float t5 = (t0 * t4);
-        T_grad_add_22_29[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t5;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt_23[0, s0, 0, 0] */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         const float t0 = T_grad_div_24_26[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const float t1 = T_sqrt_23[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const float t2 = (1.0f / t1);
-        const float t3 = (t0 * t2);
-        T_grad_bn1_weight[v_s0] = t3;
+        const float t1 = T_sum_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
+        const float t3 = (t2 + 1e-05f);
+        const float t4 = sqrtf(t3);
+        const float t5 = (1.0f / t4);
+        const float t6 = (t0 * t5);
+        T_grad_bn1_weight[v_s0] = t6;
     }
     }
 
-    /* grad_sum_8_32[j0, i1, j2, j3] = grad_add_22_29[0, i1, 0, 0] * 1 / N * H * W */
+    /* grad_sum_8_32[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, i1, 0, 0] * 0.5 / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+        const float t0 = T_bn1_weight[v_i1];
+        const float t1 = T_sum_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
+        const float t3 = (t2 + 1e-05f);
+        const float t4 = sqrtf(t3);
+        const float t5 = (t0 / t4);
+        const float t6 = (t5 / t4);
+        const float t7 = T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t8 = (t6 * t7);
+        const float t9 = (0.5f / t4);
+        const float t10 = (t8 * t9);
+        const float t11 = (1.0f / ((float)((S_N * S_H) * S_W)));
+        const float t12 = (t10 * t11);
+        const float t13 = (-t12);
     #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const float t0 = T_grad_add_22_29[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
-        const float t2 = (t0 * t1);
-        T_grad_sum_8_32[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+        T_grad_sum_8_32[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
     }
     }
     }
     }
     }
 
-    /* grad_sub_6[j0, j1, j2, j3] = grad_relu_29_19[j0, j1, j2, j3] * ((gconv_0[(((8 * j0 + j1) * H + j2) * W + j3) // W // H // 8, (((8 * j0 + j1) * H + j2) * W + j3) // W // H % 8, 0, (((8 * j0 + j1) * H + j2) * W + j3) // W % H, (((8 * j0 + j1) * H + j2) * W + j3) % W] - div_3[0, j1, 0, 0]) * div_24[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_24[0, j1, 0, 0] + grad_sum_8_32[0, j1, 0, 0] * (gconv_0[(((8 * j0 + j1) * H + j2) * W + j3) // W // H // 8, (((8 * j0 + j1) * H + j2) * W + j3) // W // H % 8, 0, (((8 * j0 + j1) * H + j2) * W + j3) // W % H, (((8 * j0 + j1) * H + j2) * W + j3) % W] - div_3[0, j1, 0, 0] + gconv_0[(((8 * j0 + j1) * H + j2) * W + j3) // W // H // 8, (((8 * j0 + j1) * H + j2) * W + j3) // W // H % 8, 0, (((8 * j0 + j1) * H + j2) * W + j3) // W % H, (((8 * j0 + j1) * H + j2) * W + j3) % W] - div_3[0, j1, 0, 0]) */
+    /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0] + gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        const float t0 = T_grad_relu_29_19[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t1 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W), S_H), 8)) >= 0.0f);
-        const float t2 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W), S_H), 8)) < ((float)S_N));
-        const float t3 = (t1 * t2);
-        const float t4 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W), S_H), 8)) >= 0.0f);
-        const float t5 = (t3 * t4);
-        const float t6 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W), S_H), 8)) < ((float)8));
-        const float t7 = (t5 * t6);
-        const float t8 = (((float)lc_mod(lc_floordiv(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W), S_H)) >= 0.0f);
-        const float t9 = (t7 * t8);
-        const float t10 = (((float)lc_mod(lc_floordiv(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W), S_H)) < ((float)S_H));
-        const float t11 = (t9 * t10);
-        const float t12 = (((float)lc_mod(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W)) >= 0.0f);
-        const float t13 = (t11 * t12);
-        const float t14 = (((float)lc_mod(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W)) < ((float)S_W));
-        const float t15 = (t13 * t14);
-        const float t16 = (t15 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W)] : 0);
-        const float t17 = T_div_3[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const float t18 = (t16 - t17);
-        const float t19 = T_div_24[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const float t20 = (t18 * t19);
-        const float t21 = T_bn1_bias[v_j1];
-        const float t22 = (t20 + t21);
-        const float t23 = (t22 > 0.0f);
-        const float t24 = (t0 * t23);
-        const float t25 = (t24 * t19);
-        const float t26 = T_grad_sum_8_32[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const float t27 = (t18 + t18);
-        const float t28 = (t26 * t27);
-        const float t29 = (t25 + t28);
-        T_grad_sub_6[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] = t29;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -grad_sub_6[i0, i1, i2, i3] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -1783,11 +1548,40 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t17 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t19 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t21 = T_bn1_bias[v_i1];
+        const float t26 = T_grad_sum_8_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const float t0 = T_grad_sub_6[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = (-t0);
-        acc += t1;
+        const float t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
+        const float t2 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < S_N);
+        const float t3 = (t1 * t2);
+        const float t4 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
+        const float t5 = (t3 * t4);
+        const float t6 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < 8);
+        const float t7 = (t5 * t6);
+        const float t8 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) >= 0);
+        const float t9 = (t7 * t8);
+        const float t10 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) < S_H);
+        const float t11 = (t9 * t10);
+        const float t12 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) >= 0);
+        const float t13 = (t11 * t12);
+        const float t14 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) < S_W);
+        const float t15 = (t13 * t14);
+        const float t16 = (t15 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)] : 0);
+        const float t18 = (t16 - t17);
+        const float t20 = (t18 * t19);
+        const float t22 = (t20 + t21);
+        const float t23 = (t22 > 0.0f);
+        const float t24 = (t0 * t23);
+        const float t25 = (t24 * t19);
+        const float t27 = (t18 + t18);
+        const float t28 = (t26 * t27);
+        const float t29 = (t25 + t28);
+        const float t30 = (-t29);
+        acc += t30;
     }
     }
     }
@@ -1800,15 +1594,15 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         const float t0 = T_grad_div_3_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
         const float t2 = (t0 * t1);
+    #pragma omp simd
+    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_2_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
     }
     }
@@ -1818,43 +1612,43 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_gconv_0_39[s0, s1, s2, s3, s4] = (grad_relu_29_19[(((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H, (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W] * ((gconv_0[(((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H // 8, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H % 8, 0, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W % H, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) % W] - div_3[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0]) * div_24[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] + bn1_bias[(((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8] > 0) * div_24[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] + grad_sum_8_32[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] * (gconv_0[(((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H // 8, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H % 8, 0, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W % H, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) % W] - div_3[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] + gconv_0[(((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H // 8, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H % 8, 0, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W % H, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) % W] - div_3[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0]) + grad_sum_2_37[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] if ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 >= 0) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 < N) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8 >= 0) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8 < 8) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H >= 0) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H < H) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) % W >= 0) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) % W < W) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < S_N; ++v_s0) {
     for (int64_t v_s1 = 0; v_s1 < 8; ++v_s1) {
     for (int64_t v_s2 = 0; v_s2 < 1; ++v_s2) {
     for (int64_t v_s3 = 0; v_s3 < S_H; ++v_s3) {
     #pragma omp simd
     for (int64_t v_s4 = 0; v_s4 < S_W; ++v_s4) {
-        const float t0 = (((float)lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) >= 0.0f);
-        const float t1 = (((float)lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) < ((float)S_N));
+        const float t0 = (lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8) >= 0);
+        const float t1 = (lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8) < S_N);
         const float t2 = (t0 * t1);
-        const float t3 = (((float)lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) >= 0.0f);
+        const float t3 = (lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8) >= 0);
         const float t4 = (t2 * t3);
-        const float t5 = (((float)lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) < ((float)8));
+        const float t5 = (lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8) < 8);
         const float t6 = (t4 * t5);
-        const float t7 = (((float)lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) >= 0.0f);
+        const float t7 = (lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H) >= 0);
         const float t8 = (t6 * t7);
-        const float t9 = (((float)lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) < ((float)S_H));
+        const float t9 = (lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H) < S_H);
         const float t10 = (t8 * t9);
-        const float t11 = (((float)lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)) >= 0.0f);
+        const float t11 = (lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W) >= 0);
         const float t12 = (t10 * t11);
-        const float t13 = (((float)lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)) < ((float)S_W));
+        const float t13 = (lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W) < S_W);
         const float t14 = (t12 * t13);
         const float t15 = (t14 != 0 ? T_grad_relu_29_19[(((lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)] : 0);
-        const float t16 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8)) >= 0.0f);
-        const float t17 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8)) < ((float)S_N));
+        const float t16 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8) >= 0);
+        const float t17 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8) < S_N);
         const float t18 = (t16 * t17);
-        const float t19 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8)) >= 0.0f);
+        const float t19 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8) >= 0);
         const float t20 = (t18 * t19);
-        const float t21 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8)) < ((float)8));
+        const float t21 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8) < 8);
         const float t22 = (t20 * t21);
-        const float t23 = (((float)lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H)) >= 0.0f);
+        const float t23 = (lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H) >= 0);
         const float t24 = (t22 * t23);
-        const float t25 = (((float)lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H)) < ((float)S_H));
+        const float t25 = (lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H) < S_H);
         const float t26 = (t24 * t25);
-        const float t27 = (((float)lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W)) >= 0.0f);
+        const float t27 = (lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W) >= 0);
         const float t28 = (t26 * t27);
-        const float t29 = (((float)lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W)) < ((float)S_W));
+        const float t29 = (lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W) < S_W);
         const float t30 = (t28 * t29);
         const float t31 = (t30 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H)) * S_W + lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W)] : 0);
         const float t32 = (t3 * t5);
@@ -1884,57 +1678,57 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_x[n, g, j2, j3] = sum_{i, j} (((grad_relu_29_19[(((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W] * ((gconv_0[(((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H // 8, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H % 8, 0, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W % H, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) % W] - div_3[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0]) * div_24[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] + bn1_bias[(((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8] > 0) * div_24[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] + grad_sum_8_32[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] * (gconv_0[(((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H // 8, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H % 8, 0, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W % H, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) % W] - div_3[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] + gconv_0[(((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H // 8, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H % 8, 0, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W % H, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) % W] - div_3[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0]) + grad_sum_2_37[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] if ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 >= 0) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 < N) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8 >= 0) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8 < 8) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H >= 0) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H < H) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W >= 0) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W < W) else 0) if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_g = 0; v_g < 8; ++v_g) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
         float acc = 0.0f;
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
+        const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+        const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+        const float t2 = (t0 * t1);
+        const float t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+        const float t8 = (t7 * t1);
     #pragma omp simd reduction(+:acc)
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const float t0 = (((float)(v_j2 + (-1 * (v_i + -1)))) >= ((float)0));
-        const float t1 = (((float)(v_j2 + (-1 * (v_i + -1)))) < ((float)S_H));
-        const float t2 = (t0 * t1);
-        const float t3 = (((float)(v_j3 + (-1 * (v_j + -1)))) >= ((float)0));
+        const float t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
         const float t4 = (t2 * t3);
-        const float t5 = (((float)(v_j3 + (-1 * (v_j + -1)))) < ((float)S_W));
+        const float t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
         const float t6 = (t4 * t5);
-        const float t7 = (((float)(v_j2 + (-1 * (v_i + -1)))) >= 0.0f);
-        const float t8 = (t7 * t1);
-        const float t9 = (((float)(v_j3 + (-1 * (v_j + -1)))) >= 0.0f);
+        const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
         const float t10 = (t8 * t9);
         const float t11 = (t10 * t5);
-        const float t12 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) >= 0.0f);
-        const float t13 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) < ((float)S_N));
+        const float t12 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8) >= 0);
+        const float t13 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8) < S_N);
         const float t14 = (t12 * t13);
-        const float t15 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) >= 0.0f);
+        const float t15 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8) >= 0);
         const float t16 = (t14 * t15);
-        const float t17 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) < ((float)8));
+        const float t17 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8) < 8);
         const float t18 = (t16 * t17);
-        const float t19 = (((float)lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) >= 0.0f);
+        const float t19 = (lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H) >= 0);
         const float t20 = (t18 * t19);
-        const float t21 = (((float)lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) < ((float)S_H));
+        const float t21 = (lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H) < S_H);
         const float t22 = (t20 * t21);
-        const float t23 = (((float)lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)) >= 0.0f);
+        const float t23 = (lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W) >= 0);
         const float t24 = (t22 * t23);
-        const float t25 = (((float)lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)) < ((float)S_W));
+        const float t25 = (lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W) < S_W);
         const float t26 = (t24 * t25);
         const float t27 = (t26 != 0 ? T_grad_relu_29_19[(((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)] : 0);
-        const float t28 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8)) >= 0.0f);
-        const float t29 = (((float)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8)) < ((float)S_N));
+        const float t28 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8) >= 0);
+        const float t29 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8) < S_N);
         const float t30 = (t28 * t29);
-        const float t31 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8)) >= 0.0f);
+        const float t31 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8) >= 0);
         const float t32 = (t30 * t31);
-        const float t33 = (((float)lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8)) < ((float)8));
+        const float t33 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8) < 8);
         const float t34 = (t32 * t33);
-        const float t35 = (((float)lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H)) >= 0.0f);
+        const float t35 = (lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H) >= 0);
         const float t36 = (t34 * t35);
-        const float t37 = (((float)lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H)) < ((float)S_H));
+        const float t37 = (lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H) < S_H);
         const float t38 = (t36 * t37);
-        const float t39 = (((float)lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W)) >= 0.0f);
+        const float t39 = (lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W) >= 0);
         const float t40 = (t38 * t39);
-        const float t41 = (((float)lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W)) < ((float)S_W));
+        const float t41 = (lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W) < S_W);
         const float t42 = (t40 * t41);
         const float t43 = (t42 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H)) * S_W + lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W)] : 0);
         const float t44 = (t15 * t17);
@@ -1970,7 +1764,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_depthwise_weight[j0, j1, i, j] = sum_{n, h, w} (grad_gconv_0_39[n, j0, 0, h, w] * x[n, j0, h + i - 1, w + j - 1] if (j0 >= 0) * (j0 < 8) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 8; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
@@ -1978,18 +1772,18 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
         float acc = 0.0f;
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
+        const float t0 = (v_j0 >= 0);
+        const float t1 = (v_j0 < 8);
+        const float t2 = (t0 * t1);
+        const float t4 = (((v_h + v_i) + -1) >= 0);
+        const float t5 = (((v_h + v_i) + -1) < S_H);
+        const float t6 = (t4 * t5);
     #pragma omp simd reduction(+:acc)
     for (int64_t v_w = 0; v_w < S_W; ++v_w) {
-        const float t0 = (((float)v_j0) >= ((float)0));
-        const float t1 = (((float)v_j0) < ((float)8));
-        const float t2 = (t0 * t1);
         const float t3 = T_grad_gconv_0_39[((((v_n) * 8 + v_j0) * 1 + 0) * S_H + v_h) * S_W + v_w];
-        const float t4 = (((float)((v_h + v_i) + -1)) >= 0.0f);
-        const float t5 = (((float)((v_h + v_i) + -1)) < ((float)S_H));
-        const float t6 = (t4 * t5);
-        const float t7 = (((float)((v_w + v_j) + -1)) >= 0.0f);
+        const float t7 = (((v_w + v_j) + -1) >= 0);
         const float t8 = (t6 * t7);
-        const float t9 = (((float)((v_w + v_j) + -1)) < ((float)S_W));
+        const float t9 = (((v_w + v_j) + -1) < S_W);
         const float t10 = (t8 * t9);
         const float t11 = (t10 != 0 ? T_x[(((v_n) * 8 + v_j0) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
         const float t12 = (t3 * t11);
@@ -2009,26 +1803,26 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
 
 /* DepthwiseSeparableConvSpec_backward (double) */
-void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_64, const double *restrict T_gconv_0, const double *restrict T_div_3, const double *restrict T_div_9, const double *restrict T_sqrt_23, const double *restrict T_div_24, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_div_44, const double *restrict T_sqrt_58, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_depthwise_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_pointwise_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_reshape_62_3, double *restrict T_grad_div_59_6, double *restrict T_grad_sqrt_58_8, double *restrict T_grad_add_57_9, double *restrict T_grad_sum_43_12, double *restrict T_grad_sub_41, double *restrict T_grad_div_38_16, double *restrict T_grad_sum_37_17, double *restrict T_grad_conv_36, double *restrict T_grad_relu_29_19, double *restrict T_grad_reshape_27_23, double *restrict T_grad_div_24_26, double *restrict T_grad_sqrt_23_28, double *restrict T_grad_add_22_29, double *restrict T_grad_sum_8_32, double *restrict T_grad_sub_6, double *restrict T_grad_div_3_36, double *restrict T_grad_sum_2_37, double *restrict T_grad_gconv_0_39)
+void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_64, const double *restrict T_gconv_0, const double *restrict T_div_3, const double *restrict T_sum_8, const double *restrict T_div_24, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_depthwise_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_pointwise_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_reshape_62_3, double *restrict T_grad_div_59_6, double *restrict T_grad_sum_43_12, double *restrict T_grad_div_38_16, double *restrict T_grad_sum_37_17, double *restrict T_grad_conv_36, double *restrict T_grad_relu_29_19, double *restrict T_grad_reshape_27_23, double *restrict T_grad_div_24_26, double *restrict T_grad_sum_8_32, double *restrict T_grad_div_3_36, double *restrict T_grad_sum_2_37, double *restrict T_grad_gconv_0_39)
 {
     /* grad_reshape_62_3[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const double t0 = T_grad_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const double t1 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const double t3 = (t1 - t2);
-        const double t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const double t5 = (t3 * t4);
-        const double t6 = T_bn2_bias[v_i1];
         const double t7 = (t5 + t6);
         const double t8 = (t7 > 0.0);
         const double t9 = (t0 * t8);
@@ -2044,7 +1838,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_bn2_bias[s0] = grad_reshape_62_3[s0, 0, 0] */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
         const double t0 = T_grad_reshape_62_3[((v_s0) * 1 + 0) * 1 + 0];
         T_grad_bn2_bias[v_s0] = t0;
@@ -2053,7 +1847,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_div_59_6[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -2061,15 +1855,15 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const double t0 = T_grad_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const double t1 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const double t3 = (t1 - t2);
-        const double t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const double t5 = (t3 * t4);
-        const double t6 = T_bn2_bias[v_i1];
         const double t7 = (t5 + t6);
         const double t8 = (t7 > 0.0);
         const double t9 = (t0 * t8);
@@ -2085,112 +1879,53 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
 
-    /* grad_sqrt_58_8[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt_58[0, i1, 0, 0] / sqrt_58[0, i1, 0, 0] * grad_div_59_6[0, i1, 0, 0]) */
+    /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const double t0 = T_bn2_weight[v_i1];
-        const double t1 = T_sqrt_58[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t0 / t1);
-        const double t3 = (t2 / t1);
-        const double t4 = T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t5 = (t3 * t4);
-        const double t6 = (-t5);
-        T_grad_sqrt_58_8[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t6;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_add_57_9[j0, i1, j2, j3] = grad_sqrt_58_8[0, i1, 0, 0] * 0.5 / sqrt(div_44[0, i1, 0, 0] + 1e-05) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const double t0 = T_grad_sqrt_58_8[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = T_div_44[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t1 + 1e-05);
-        const double t3 = sqrt(t2);
-        const double t4 = (0.5 / t3);
-        const double t5 = (t0 * t4);
-        T_grad_add_57_9[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t5;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt_58[0, s0, 0, 0] */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
         const double t0 = T_grad_div_59_6[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
-        const double t1 = T_sqrt_58[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
-        const double t2 = (1.0 / t1);
-        const double t3 = (t0 * t2);
-        T_grad_bn2_weight[v_s0] = t3;
+        const double t1 = T_sum_43[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (1.0 / t4);
+        const double t6 = (t0 * t5);
+        T_grad_bn2_weight[v_s0] = t6;
     }
     }
 
-    /* grad_sum_43_12[j0, i1, j2, j3] = grad_add_57_9[0, i1, 0, 0] * 1 / N * H * W */
+    /* grad_sum_43_12[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+        const double t0 = T_bn2_weight[v_i1];
+        const double t1 = T_sum_43[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (t0 / t4);
+        const double t6 = (t5 / t4);
+        const double t7 = T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t8 = (t6 * t7);
+        const double t9 = (0.5 / t4);
+        const double t10 = (t8 * t9);
+        const double t11 = (1.0 / ((double)((S_N * S_H) * S_W)));
+        const double t12 = (t10 * t11);
+        const double t13 = (-t12);
     #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const double t0 = T_grad_add_57_9[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
-        const double t2 = (t0 * t1);
-        T_grad_sum_43_12[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+        T_grad_sum_43_12[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
     }
     }
     }
     }
     }
 
-    /* grad_sub_41[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) */
+    /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-    for (int64_t v_j1 = 0; v_j1 < 16; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        const double t0 = T_grad_relu_64[(((v_j0) * 16 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t1 = T_conv_36[(((v_j0) * 16 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t2 = T_div_38[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
-        const double t3 = (t1 - t2);
-        const double t4 = T_div_59[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
-        const double t5 = (t3 * t4);
-        const double t6 = T_bn2_bias[v_j1];
-        const double t7 = (t5 + t6);
-        const double t8 = (t7 > 0.0);
-        const double t9 = (t0 * t8);
-        const double t10 = (t9 * t4);
-        const double t11 = T_grad_sum_43_12[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
-        const double t12 = (t3 + t3);
-        const double t13 = (t11 * t12);
-        const double t14 = (t10 + t13);
-        T_grad_sub_41[(((v_j0) * 16 + v_j1) * S_H + v_j2) * S_W + v_j3] = t14;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -grad_sub_41[i0, i1, i2, i3] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -2198,11 +1933,25 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_i1];
+        const double t11 = T_grad_sum_43_12[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_grad_sub_41[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = (-t0);
-        acc += t1;
+        const double t0 = T_grad_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t1 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t3 = (t1 - t2);
+        const double t5 = (t3 * t4);
+        const double t7 = (t5 + t6);
+        const double t8 = (t7 > 0.0);
+        const double t9 = (t0 * t8);
+        const double t10 = (t9 * t4);
+        const double t12 = (t3 + t3);
+        const double t13 = (t11 * t12);
+        const double t14 = (t10 + t13);
+        const double t15 = (-t14);
+        acc += t15;
     }
     }
     }
@@ -2215,15 +1964,15 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         const double t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
         const double t2 = (t0 * t1);
+    #pragma omp simd
+    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_37_17[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
     }
     }
@@ -2233,28 +1982,28 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_17[0, j1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 16; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
+        const double t2 = T_div_38[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_j1];
+        const double t11 = T_grad_sum_43_12[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
+        const double t15 = T_grad_sum_37_17[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
     #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
         const double t0 = T_grad_relu_64[(((v_j0) * 16 + v_j1) * S_H + v_j2) * S_W + v_j3];
         const double t1 = T_conv_36[(((v_j0) * 16 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t2 = T_div_38[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
         const double t3 = (t1 - t2);
-        const double t4 = T_div_59[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
         const double t5 = (t3 * t4);
-        const double t6 = T_bn2_bias[v_j1];
         const double t7 = (t5 + t6);
         const double t8 = (t7 > 0.0);
         const double t9 = (t0 * t8);
         const double t10 = (t9 * t4);
-        const double t11 = T_grad_sum_43_12[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
         const double t12 = (t3 + t3);
         const double t13 = (t11 * t12);
         const double t14 = (t10 + t13);
-        const double t15 = T_grad_sum_37_17[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
         const double t16 = (t14 + t15);
         T_grad_conv_36[(((v_j0) * 16 + v_j1) * S_H + v_j2) * S_W + v_j3] = t16;
     }
@@ -2267,7 +2016,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(16);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -2351,7 +2100,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     {
     const int64_t lc_M = (int64_t)(16), lc_N = (int64_t)(8), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -2380,20 +2129,20 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
                     const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
                     const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
                     const int64_t v_n_33 = (lc_pc + lc_k) / ((S_W) * (S_H));
-                    const double t0 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0);
-                    const double t1 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((double)S_N));
+                    const double t0 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) >= 0);
+                    const double t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) < S_N);
                     const double t2 = (t0 * t1);
-                    const double t3 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) >= 0.0);
+                    const double t3 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) >= 0);
                     const double t4 = (t2 * t3);
-                    const double t5 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) < ((double)8));
+                    const double t5 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) < 8);
                     const double t6 = (t4 * t5);
-                    const double t7 = (((double)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) >= 0.0);
+                    const double t7 = (lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H) >= 0);
                     const double t8 = (t6 * t7);
-                    const double t9 = (((double)lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) < ((double)S_H));
+                    const double t9 = (lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H) < S_H);
                     const double t10 = (t8 * t9);
-                    const double t11 = (((double)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) >= 0.0);
+                    const double t11 = (lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W) >= 0);
                     const double t12 = (t10 * t11);
-                    const double t13 = (((double)lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)) < ((double)S_W));
+                    const double t13 = (lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W) < S_W);
                     const double t14 = (t12 * t13);
                     const double t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)] : 0);
                     const double t16 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
@@ -2459,37 +2208,37 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_reshape_27_23[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t17 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t19 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t21 = T_bn1_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const double t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) >= 0.0);
-        const double t2 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) < ((double)S_N));
+        const double t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
+        const double t2 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < S_N);
         const double t3 = (t1 * t2);
-        const double t4 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) >= 0.0);
+        const double t4 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
         const double t5 = (t3 * t4);
-        const double t6 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) < ((double)8));
+        const double t6 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < 8);
         const double t7 = (t5 * t6);
-        const double t8 = (((double)lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) >= 0.0);
+        const double t8 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) >= 0);
         const double t9 = (t7 * t8);
-        const double t10 = (((double)lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) < ((double)S_H));
+        const double t10 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) < S_H);
         const double t11 = (t9 * t10);
-        const double t12 = (((double)lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)) >= 0.0);
+        const double t12 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) >= 0);
         const double t13 = (t11 * t12);
-        const double t14 = (((double)lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)) < ((double)S_W));
+        const double t14 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) < S_W);
         const double t15 = (t13 * t14);
         const double t16 = (t15 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)] : 0);
-        const double t17 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t18 = (t16 - t17);
-        const double t19 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t20 = (t18 * t19);
-        const double t21 = T_bn1_bias[v_i1];
         const double t22 = (t20 + t21);
         const double t23 = (t22 > 0.0);
         const double t24 = (t0 * t23);
@@ -2505,7 +2254,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_bn1_bias[s0] = grad_reshape_27_23[s0, 0, 0] */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         const double t0 = T_grad_reshape_27_23[((v_s0) * 1 + 0) * 1 + 0];
         T_grad_bn1_bias[v_s0] = t0;
@@ -2514,7 +2263,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_div_24_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * (gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -2522,30 +2271,30 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t17 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t19 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t21 = T_bn1_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const double t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) >= 0.0);
-        const double t2 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) < ((double)S_N));
+        const double t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
+        const double t2 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < S_N);
         const double t3 = (t1 * t2);
-        const double t4 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) >= 0.0);
+        const double t4 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
         const double t5 = (t3 * t4);
-        const double t6 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) < ((double)8));
+        const double t6 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < 8);
         const double t7 = (t5 * t6);
-        const double t8 = (((double)lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) >= 0.0);
+        const double t8 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) >= 0);
         const double t9 = (t7 * t8);
-        const double t10 = (((double)lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) < ((double)S_H));
+        const double t10 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) < S_H);
         const double t11 = (t9 * t10);
-        const double t12 = (((double)lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)) >= 0.0);
+        const double t12 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) >= 0);
         const double t13 = (t11 * t12);
-        const double t14 = (((double)lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)) < ((double)S_W));
+        const double t14 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) < S_W);
         const double t15 = (t13 * t14);
         const double t16 = (t15 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)] : 0);
-        const double t17 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t18 = (t16 - t17);
-        const double t19 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t20 = (t18 * t19);
-        const double t21 = T_bn1_bias[v_i1];
         const double t22 = (t20 + t21);
         const double t23 = (t22 > 0.0);
         const double t24 = (t0 * t23);
@@ -2561,127 +2310,53 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
 
-    /* grad_sqrt_23_28[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt_23[0, i1, 0, 0] / sqrt_23[0, i1, 0, 0] * grad_div_24_26[0, i1, 0, 0]) */
+    /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const double t0 = T_bn1_weight[v_i1];
-        const double t1 = T_sqrt_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t0 / t1);
-        const double t3 = (t2 / t1);
-        const double t4 = T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t5 = (t3 * t4);
-        const double t6 = (-t5);
-        T_grad_sqrt_23_28[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t6;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_add_22_29[j0, i1, j2, j3] = grad_sqrt_23_28[0, i1, 0, 0] * 0.5 / sqrt(div_9[0, i1, 0, 0] + 1e-05) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const double t0 = T_grad_sqrt_23_28[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = T_div_9[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t1 + 1e-05);
-        const double t3 = sqrt(t2);
-        const double t4 = (0.5 / t3);
-        const double t5 = (t0 * t4);
-        T_grad_add_22_29[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t5;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt_23[0, s0, 0, 0] */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         const double t0 = T_grad_div_24_26[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const double t1 = T_sqrt_23[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const double t2 = (1.0 / t1);
-        const double t3 = (t0 * t2);
-        T_grad_bn1_weight[v_s0] = t3;
+        const double t1 = T_sum_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (1.0 / t4);
+        const double t6 = (t0 * t5);
+        T_grad_bn1_weight[v_s0] = t6;
     }
     }
 
-    /* grad_sum_8_32[j0, i1, j2, j3] = grad_add_22_29[0, i1, 0, 0] * 1 / N * H * W */
+    /* grad_sum_8_32[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, i1, 0, 0] * 0.5 / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+        const double t0 = T_bn1_weight[v_i1];
+        const double t1 = T_sum_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (t0 / t4);
+        const double t6 = (t5 / t4);
+        const double t7 = T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t8 = (t6 * t7);
+        const double t9 = (0.5 / t4);
+        const double t10 = (t8 * t9);
+        const double t11 = (1.0 / ((double)((S_N * S_H) * S_W)));
+        const double t12 = (t10 * t11);
+        const double t13 = (-t12);
     #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const double t0 = T_grad_add_22_29[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
-        const double t2 = (t0 * t1);
-        T_grad_sum_8_32[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+        T_grad_sum_8_32[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
     }
     }
     }
     }
     }
 
-    /* grad_sub_6[j0, j1, j2, j3] = grad_relu_29_19[j0, j1, j2, j3] * ((gconv_0[(((8 * j0 + j1) * H + j2) * W + j3) // W // H // 8, (((8 * j0 + j1) * H + j2) * W + j3) // W // H % 8, 0, (((8 * j0 + j1) * H + j2) * W + j3) // W % H, (((8 * j0 + j1) * H + j2) * W + j3) % W] - div_3[0, j1, 0, 0]) * div_24[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_24[0, j1, 0, 0] + grad_sum_8_32[0, j1, 0, 0] * (gconv_0[(((8 * j0 + j1) * H + j2) * W + j3) // W // H // 8, (((8 * j0 + j1) * H + j2) * W + j3) // W // H % 8, 0, (((8 * j0 + j1) * H + j2) * W + j3) // W % H, (((8 * j0 + j1) * H + j2) * W + j3) % W] - div_3[0, j1, 0, 0] + gconv_0[(((8 * j0 + j1) * H + j2) * W + j3) // W // H // 8, (((8 * j0 + j1) * H + j2) * W + j3) // W // H % 8, 0, (((8 * j0 + j1) * H + j2) * W + j3) // W % H, (((8 * j0 + j1) * H + j2) * W + j3) % W] - div_3[0, j1, 0, 0]) */
+    /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0] + gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        const double t0 = T_grad_relu_29_19[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t1 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W), S_H), 8)) >= 0.0);
-        const double t2 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W), S_H), 8)) < ((double)S_N));
-        const double t3 = (t1 * t2);
-        const double t4 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W), S_H), 8)) >= 0.0);
-        const double t5 = (t3 * t4);
-        const double t6 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W), S_H), 8)) < ((double)8));
-        const double t7 = (t5 * t6);
-        const double t8 = (((double)lc_mod(lc_floordiv(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W), S_H)) >= 0.0);
-        const double t9 = (t7 * t8);
-        const double t10 = (((double)lc_mod(lc_floordiv(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W), S_H)) < ((double)S_H));
-        const double t11 = (t9 * t10);
-        const double t12 = (((double)lc_mod(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W)) >= 0.0);
-        const double t13 = (t11 * t12);
-        const double t14 = (((double)lc_mod(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W)) < ((double)S_W));
-        const double t15 = (t13 * t14);
-        const double t16 = (t15 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_j0) + v_j1) * S_H) + v_j2) * S_W) + v_j3), S_W)] : 0);
-        const double t17 = T_div_3[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const double t18 = (t16 - t17);
-        const double t19 = T_div_24[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const double t20 = (t18 * t19);
-        const double t21 = T_bn1_bias[v_j1];
-        const double t22 = (t20 + t21);
-        const double t23 = (t22 > 0.0);
-        const double t24 = (t0 * t23);
-        const double t25 = (t24 * t19);
-        const double t26 = T_grad_sum_8_32[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const double t27 = (t18 + t18);
-        const double t28 = (t26 * t27);
-        const double t29 = (t25 + t28);
-        T_grad_sub_6[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] = t29;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -grad_sub_6[i0, i1, i2, i3] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -2689,11 +2364,40 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t17 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t19 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t21 = T_bn1_bias[v_i1];
+        const double t26 = T_grad_sum_8_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_grad_sub_6[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = (-t0);
-        acc += t1;
+        const double t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
+        const double t2 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < S_N);
+        const double t3 = (t1 * t2);
+        const double t4 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
+        const double t5 = (t3 * t4);
+        const double t6 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < 8);
+        const double t7 = (t5 * t6);
+        const double t8 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) >= 0);
+        const double t9 = (t7 * t8);
+        const double t10 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) < S_H);
+        const double t11 = (t9 * t10);
+        const double t12 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) >= 0);
+        const double t13 = (t11 * t12);
+        const double t14 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) < S_W);
+        const double t15 = (t13 * t14);
+        const double t16 = (t15 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)] : 0);
+        const double t18 = (t16 - t17);
+        const double t20 = (t18 * t19);
+        const double t22 = (t20 + t21);
+        const double t23 = (t22 > 0.0);
+        const double t24 = (t0 * t23);
+        const double t25 = (t24 * t19);
+        const double t27 = (t18 + t18);
+        const double t28 = (t26 * t27);
+        const double t29 = (t25 + t28);
+        const double t30 = (-t29);
+        acc += t30;
     }
     }
     }
@@ -2706,15 +2410,15 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         const double t0 = T_grad_div_3_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
         const double t2 = (t0 * t1);
+    #pragma omp simd
+    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_2_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
     }
     }
@@ -2724,43 +2428,43 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_gconv_0_39[s0, s1, s2, s3, s4] = (grad_relu_29_19[(((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H, (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W] * ((gconv_0[(((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H // 8, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H % 8, 0, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W % H, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) % W] - div_3[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0]) * div_24[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] + bn1_bias[(((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8] > 0) * div_24[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] + grad_sum_8_32[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] * (gconv_0[(((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H // 8, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H % 8, 0, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W % H, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) % W] - div_3[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] + gconv_0[(((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H // 8, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H % 8, 0, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W % H, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) % W] - div_3[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0]) + grad_sum_2_37[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] if ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 >= 0) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 < N) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8 >= 0) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8 < 8) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H >= 0) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H < H) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) % W >= 0) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) % W < W) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < S_N; ++v_s0) {
     for (int64_t v_s1 = 0; v_s1 < 8; ++v_s1) {
     for (int64_t v_s2 = 0; v_s2 < 1; ++v_s2) {
     for (int64_t v_s3 = 0; v_s3 < S_H; ++v_s3) {
     #pragma omp simd
     for (int64_t v_s4 = 0; v_s4 < S_W; ++v_s4) {
-        const double t0 = (((double)lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) >= 0.0);
-        const double t1 = (((double)lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) < ((double)S_N));
+        const double t0 = (lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8) >= 0);
+        const double t1 = (lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8) < S_N);
         const double t2 = (t0 * t1);
-        const double t3 = (((double)lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) >= 0.0);
+        const double t3 = (lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8) >= 0);
         const double t4 = (t2 * t3);
-        const double t5 = (((double)lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) < ((double)8));
+        const double t5 = (lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8) < 8);
         const double t6 = (t4 * t5);
-        const double t7 = (((double)lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) >= 0.0);
+        const double t7 = (lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H) >= 0);
         const double t8 = (t6 * t7);
-        const double t9 = (((double)lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) < ((double)S_H));
+        const double t9 = (lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H) < S_H);
         const double t10 = (t8 * t9);
-        const double t11 = (((double)lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)) >= 0.0);
+        const double t11 = (lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W) >= 0);
         const double t12 = (t10 * t11);
-        const double t13 = (((double)lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)) < ((double)S_W));
+        const double t13 = (lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W) < S_W);
         const double t14 = (t12 * t13);
         const double t15 = (t14 != 0 ? T_grad_relu_29_19[(((lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)] : 0);
-        const double t16 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8)) >= 0.0);
-        const double t17 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8)) < ((double)S_N));
+        const double t16 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8) >= 0);
+        const double t17 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8) < S_N);
         const double t18 = (t16 * t17);
-        const double t19 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8)) >= 0.0);
+        const double t19 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8) >= 0);
         const double t20 = (t18 * t19);
-        const double t21 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8)) < ((double)8));
+        const double t21 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8) < 8);
         const double t22 = (t20 * t21);
-        const double t23 = (((double)lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H)) >= 0.0);
+        const double t23 = (lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H) >= 0);
         const double t24 = (t22 * t23);
-        const double t25 = (((double)lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H)) < ((double)S_H));
+        const double t25 = (lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H) < S_H);
         const double t26 = (t24 * t25);
-        const double t27 = (((double)lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W)) >= 0.0);
+        const double t27 = (lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W) >= 0);
         const double t28 = (t26 * t27);
-        const double t29 = (((double)lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W)) < ((double)S_W));
+        const double t29 = (lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W) < S_W);
         const double t30 = (t28 * t29);
         const double t31 = (t30 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H)) * S_W + lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W)] : 0);
         const double t32 = (t3 * t5);
@@ -2790,57 +2494,57 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_x[n, g, j2, j3] = sum_{i, j} (((grad_relu_29_19[(((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W] * ((gconv_0[(((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H // 8, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H % 8, 0, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W % H, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) % W] - div_3[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0]) * div_24[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] + bn1_bias[(((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8] > 0) * div_24[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] + grad_sum_8_32[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] * (gconv_0[(((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H // 8, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H % 8, 0, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W % H, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) % W] - div_3[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] + gconv_0[(((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H // 8, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H % 8, 0, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W % H, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) % W] - div_3[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0]) + grad_sum_2_37[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] if ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 >= 0) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 < N) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8 >= 0) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8 < 8) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H >= 0) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H < H) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W >= 0) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W < W) else 0) if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_g = 0; v_g < 8; ++v_g) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
         double acc = 0.0;
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
+        const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+        const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+        const double t2 = (t0 * t1);
+        const double t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+        const double t8 = (t7 * t1);
     #pragma omp simd reduction(+:acc)
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const double t0 = (((double)(v_j2 + (-1 * (v_i + -1)))) >= ((double)0));
-        const double t1 = (((double)(v_j2 + (-1 * (v_i + -1)))) < ((double)S_H));
-        const double t2 = (t0 * t1);
-        const double t3 = (((double)(v_j3 + (-1 * (v_j + -1)))) >= ((double)0));
+        const double t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
         const double t4 = (t2 * t3);
-        const double t5 = (((double)(v_j3 + (-1 * (v_j + -1)))) < ((double)S_W));
+        const double t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
         const double t6 = (t4 * t5);
-        const double t7 = (((double)(v_j2 + (-1 * (v_i + -1)))) >= 0.0);
-        const double t8 = (t7 * t1);
-        const double t9 = (((double)(v_j3 + (-1 * (v_j + -1)))) >= 0.0);
+        const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
         const double t10 = (t8 * t9);
         const double t11 = (t10 * t5);
-        const double t12 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) >= 0.0);
-        const double t13 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) < ((double)S_N));
+        const double t12 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8) >= 0);
+        const double t13 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8) < S_N);
         const double t14 = (t12 * t13);
-        const double t15 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) >= 0.0);
+        const double t15 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8) >= 0);
         const double t16 = (t14 * t15);
-        const double t17 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) < ((double)8));
+        const double t17 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8) < 8);
         const double t18 = (t16 * t17);
-        const double t19 = (((double)lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) >= 0.0);
+        const double t19 = (lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H) >= 0);
         const double t20 = (t18 * t19);
-        const double t21 = (((double)lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) < ((double)S_H));
+        const double t21 = (lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H) < S_H);
         const double t22 = (t20 * t21);
-        const double t23 = (((double)lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)) >= 0.0);
+        const double t23 = (lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W) >= 0);
         const double t24 = (t22 * t23);
-        const double t25 = (((double)lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)) < ((double)S_W));
+        const double t25 = (lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W) < S_W);
         const double t26 = (t24 * t25);
         const double t27 = (t26 != 0 ? T_grad_relu_29_19[(((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)] : 0);
-        const double t28 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8)) >= 0.0);
-        const double t29 = (((double)lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8)) < ((double)S_N));
+        const double t28 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8) >= 0);
+        const double t29 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8) < S_N);
         const double t30 = (t28 * t29);
-        const double t31 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8)) >= 0.0);
+        const double t31 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8) >= 0);
         const double t32 = (t30 * t31);
-        const double t33 = (((double)lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8)) < ((double)8));
+        const double t33 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8) < 8);
         const double t34 = (t32 * t33);
-        const double t35 = (((double)lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H)) >= 0.0);
+        const double t35 = (lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H) >= 0);
         const double t36 = (t34 * t35);
-        const double t37 = (((double)lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H)) < ((double)S_H));
+        const double t37 = (lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H) < S_H);
         const double t38 = (t36 * t37);
-        const double t39 = (((double)lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W)) >= 0.0);
+        const double t39 = (lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W) >= 0);
         const double t40 = (t38 * t39);
-        const double t41 = (((double)lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W)) < ((double)S_W));
+        const double t41 = (lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W) < S_W);
         const double t42 = (t40 * t41);
         const double t43 = (t42 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H)) * S_W + lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W)] : 0);
         const double t44 = (t15 * t17);
@@ -2876,7 +2580,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_depthwise_weight[j0, j1, i, j] = sum_{n, h, w} (grad_gconv_0_39[n, j0, 0, h, w] * x[n, j0, h + i - 1, w + j - 1] if (j0 >= 0) * (j0 < 8) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 8; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
@@ -2884,18 +2588,18 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
         double acc = 0.0;
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
+        const double t0 = (v_j0 >= 0);
+        const double t1 = (v_j0 < 8);
+        const double t2 = (t0 * t1);
+        const double t4 = (((v_h + v_i) + -1) >= 0);
+        const double t5 = (((v_h + v_i) + -1) < S_H);
+        const double t6 = (t4 * t5);
     #pragma omp simd reduction(+:acc)
     for (int64_t v_w = 0; v_w < S_W; ++v_w) {
-        const double t0 = (((double)v_j0) >= ((double)0));
-        const double t1 = (((double)v_j0) < ((double)8));
-        const double t2 = (t0 * t1);
         const double t3 = T_grad_gconv_0_39[((((v_n) * 8 + v_j0) * 1 + 0) * S_H + v_h) * S_W + v_w];
-        const double t4 = (((double)((v_h + v_i) + -1)) >= 0.0);
-        const double t5 = (((double)((v_h + v_i) + -1)) < ((double)S_H));
-        const double t6 = (t4 * t5);
-        const double t7 = (((double)((v_w + v_j) + -1)) >= 0.0);
+        const double t7 = (((v_w + v_j) + -1) >= 0);
         const double t8 = (t6 * t7);
-        const double t9 = (((double)((v_w + v_j) + -1)) < ((double)S_W));
+        const double t9 = (((v_w + v_j) + -1) < S_W);
         const double t10 = (t8 * t9);
         const double t11 = (t10 != 0 ? T_x[(((v_n) * 8 + v_j0) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
         const double t12 = (t3 * t11);

@@ -40,7 +40,7 @@ double pow(double, double);
 #define LC_VECTOR_BYTES 16
 #endif
 #define LC_MR 6
-#define LC_MC 144
+#define LC_MC 96
 #define LC_KC 384
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
@@ -107,11 +107,11 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 
 
 /* FocalLossSpec (float) */
-void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restrict T_logits, const int64_t *restrict T_targets, float *restrict T_div_15, float *restrict T_max_0, float *restrict T_sum_4, float *restrict T_log_5, float *restrict T_exp_3, float *restrict T_sum_14)
+void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restrict T_logits, const int64_t *restrict T_targets, float *restrict T_div_15, float *restrict T_max_0, float *restrict T_sum_4, float *restrict T_add_6, float *restrict T_sum_14)
 {
     /* max_0[i0, i1] = max_{r1} logits[i0, r1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
         float acc = (-(float)INFINITY);
@@ -125,72 +125,60 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
     }
     }
 
-    /* exp_3[i0, i1] = exp(logits[i0, i1] - stop_gradient(max_0[i0, 0])) */
+    /* sum_4[i0, i1] = sum_{r1} exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
-        const float t0 = T_logits[(v_i0) * S_C + v_i1];
-        const float t1 = T_max_0[(v_i0) * 1 + 0];
-        const float t2 = t1;
-        const float t3 = (t0 - t2);
-        const float t4 = expf(t3);
-        T_exp_3[(v_i0) * S_C + v_i1] = t4;
-    }
-    }
-    }
-
-    /* sum_4[i0, i1] = sum_{r1} exp_3[i0, r1] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
         float acc = 0.0f;
+        const float t1 = T_max_0[(v_i0) * 1 + 0];
+        const float t2 = t1;
     #pragma omp simd reduction(+:acc)
     for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
-        const float t0 = T_exp_3[(v_i0) * S_C + v_r1];
-        acc += t0;
+        const float t0 = T_logits[(v_i0) * S_C + v_r1];
+        const float t3 = (t0 - t2);
+        const float t4 = expf(t3);
+        acc += t4;
     }
         T_sum_4[(v_i0) * 1 + v_i1] = acc;
     }
     }
     }
 
-    /* log_5[i0, i1] = log(sum_4[i0, 0]) */
+    /* add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
         const float t0 = T_sum_4[(v_i0) * 1 + 0];
         const float t1 = logf(t0);
-        T_log_5[(v_i0) * 1 + v_i1] = t1;
+        const float t2 = T_max_0[(v_i0) * 1 + 0];
+        const float t3 = t2;
+        const float t4 = (t1 + t3);
+    #pragma omp simd
+    for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
+        T_add_6[(v_i0) * 1 + v_i1] = t4;
     }
     }
     }
 
-    /* sum_14 = sum_{r0} -0.25 * (1 - exp((logits[r0, targets[r0]] - (log_5[r0, 0] + stop_gradient(max_0[r0, 0])) if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (1 - exp((logits[r0, targets[r0]] - (log_5[r0, 0] + stop_gradient(max_0[r0, 0])) if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (logits[r0, targets[r0]] - (log_5[r0, 0] + stop_gradient(max_0[r0, 0])) if (targets[r0] >= 0) * (targets[r0] < C) else 0) */
+    /* sum_14 = sum_{r0} -0.25 * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0) */
     {
     float acc = 0.0f;
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) >= 32768) reduction(+:acc)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) >= 131072) reduction(+:acc)
     for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-        const float t0 = (((float)T_targets[v_r0]) >= 0.0f);
-        const float t1 = (((float)T_targets[v_r0]) < ((float)S_C));
+        const float t0 = (T_targets[v_r0] >= 0);
+        const float t1 = (T_targets[v_r0] < S_C);
         const float t2 = (t0 * t1);
         const float t3 = (t2 != 0 ? T_logits[(v_r0) * S_C + T_targets[v_r0]] : 0);
-        const float t4 = T_log_5[(v_r0) * 1 + 0];
-        const float t5 = T_max_0[(v_r0) * 1 + 0];
-        const float t6 = t5;
-        const float t7 = (t4 + t6);
-        const float t8 = (t3 - t7);
-        const float t9 = (t2 != 0 ? t8 : 0.0f);
-        const float t10 = expf(t9);
-        const float t11 = (1.0f - t10);
-        const float t12 = (t11 * t11);
-        const float t13 = ((-0.25f) * t12);
-        const float t14 = (t13 * t9);
-        acc += t14;
+        const float t4 = T_add_6[(v_r0) * 1 + 0];
+        const float t5 = (t3 - t4);
+        const float t6 = (t2 != 0 ? t5 : 0.0f);
+        const float t7 = expf(t6);
+        const float t8 = (1.0f - t7);
+        const float t9 = (t8 * t8);
+        const float t10 = ((-0.25f) * t9);
+        const float t11 = (t10 * t6);
+        acc += t11;
     }
     T_sum_14[0] = acc;
     }
@@ -206,11 +194,11 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
 
 
 /* FocalLossSpec (double) */
-void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, double *restrict T_div_15, double *restrict T_max_0, double *restrict T_sum_4, double *restrict T_log_5, double *restrict T_exp_3, double *restrict T_sum_14)
+void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, double *restrict T_div_15, double *restrict T_max_0, double *restrict T_sum_4, double *restrict T_add_6, double *restrict T_sum_14)
 {
     /* max_0[i0, i1] = max_{r1} logits[i0, r1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
         double acc = (-(double)INFINITY);
@@ -224,72 +212,60 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
     }
     }
 
-    /* exp_3[i0, i1] = exp(logits[i0, i1] - stop_gradient(max_0[i0, 0])) */
+    /* sum_4[i0, i1] = sum_{r1} exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
-        const double t0 = T_logits[(v_i0) * S_C + v_i1];
-        const double t1 = T_max_0[(v_i0) * 1 + 0];
-        const double t2 = t1;
-        const double t3 = (t0 - t2);
-        const double t4 = exp(t3);
-        T_exp_3[(v_i0) * S_C + v_i1] = t4;
-    }
-    }
-    }
-
-    /* sum_4[i0, i1] = sum_{r1} exp_3[i0, r1] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
         double acc = 0.0;
+        const double t1 = T_max_0[(v_i0) * 1 + 0];
+        const double t2 = t1;
     #pragma omp simd reduction(+:acc)
     for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
-        const double t0 = T_exp_3[(v_i0) * S_C + v_r1];
-        acc += t0;
+        const double t0 = T_logits[(v_i0) * S_C + v_r1];
+        const double t3 = (t0 - t2);
+        const double t4 = exp(t3);
+        acc += t4;
     }
         T_sum_4[(v_i0) * 1 + v_i1] = acc;
     }
     }
     }
 
-    /* log_5[i0, i1] = log(sum_4[i0, 0]) */
+    /* add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
         const double t0 = T_sum_4[(v_i0) * 1 + 0];
         const double t1 = log(t0);
-        T_log_5[(v_i0) * 1 + v_i1] = t1;
+        const double t2 = T_max_0[(v_i0) * 1 + 0];
+        const double t3 = t2;
+        const double t4 = (t1 + t3);
+    #pragma omp simd
+    for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
+        T_add_6[(v_i0) * 1 + v_i1] = t4;
     }
     }
     }
 
-    /* sum_14 = sum_{r0} -0.25 * (1 - exp((logits[r0, targets[r0]] - (log_5[r0, 0] + stop_gradient(max_0[r0, 0])) if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (1 - exp((logits[r0, targets[r0]] - (log_5[r0, 0] + stop_gradient(max_0[r0, 0])) if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (logits[r0, targets[r0]] - (log_5[r0, 0] + stop_gradient(max_0[r0, 0])) if (targets[r0] >= 0) * (targets[r0] < C) else 0) */
+    /* sum_14 = sum_{r0} -0.25 * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0) */
     {
     double acc = 0.0;
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) >= 32768) reduction(+:acc)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) >= 131072) reduction(+:acc)
     for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-        const double t0 = (((double)T_targets[v_r0]) >= 0.0);
-        const double t1 = (((double)T_targets[v_r0]) < ((double)S_C));
+        const double t0 = (T_targets[v_r0] >= 0);
+        const double t1 = (T_targets[v_r0] < S_C);
         const double t2 = (t0 * t1);
         const double t3 = (t2 != 0 ? T_logits[(v_r0) * S_C + T_targets[v_r0]] : 0);
-        const double t4 = T_log_5[(v_r0) * 1 + 0];
-        const double t5 = T_max_0[(v_r0) * 1 + 0];
-        const double t6 = t5;
-        const double t7 = (t4 + t6);
-        const double t8 = (t3 - t7);
-        const double t9 = (t2 != 0 ? t8 : 0.0);
-        const double t10 = exp(t9);
-        const double t11 = (1.0 - t10);
-        const double t12 = (t11 * t11);
-        const double t13 = ((-0.25) * t12);
-        const double t14 = (t13 * t9);
-        acc += t14;
+        const double t4 = T_add_6[(v_r0) * 1 + 0];
+        const double t5 = (t3 - t4);
+        const double t6 = (t2 != 0 ? t5 : 0.0);
+        const double t7 = exp(t6);
+        const double t8 = (1.0 - t7);
+        const double t9 = (t8 * t8);
+        const double t10 = ((-0.25) * t9);
+        const double t11 = (t10 * t6);
+        acc += t11;
     }
     T_sum_14[0] = acc;
     }
@@ -305,7 +281,7 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
 
 
 /* FocalLossSpec_backward (float) */
-void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_logits, const int64_t *restrict T_targets, const float *restrict T_grad_div_15, const float *restrict T_max_0, const float *restrict T_sum_4, const float *restrict T_log_5, float *restrict T_grad_logits, float *restrict T_grad_sum_14_1, float *restrict T_grad_logp_t_8, float *restrict T_grad_add_6_11, float *restrict T_grad_sum_4_14)
+void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_logits, const int64_t *restrict T_targets, const float *restrict T_grad_div_15, const float *restrict T_max_0, const float *restrict T_sum_4, const float *restrict T_add_6, float *restrict T_grad_logits, float *restrict T_grad_sum_14_1, float *restrict T_grad_logp_t_8, float *restrict T_grad_add_6_11, float *restrict T_grad_sum_4_14)
 {
     /* grad_sum_14_1 = grad_div_15 * 1 / N */
     {
@@ -315,46 +291,43 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
         T_grad_sum_14_1[0] = t2;
     }
 
-    /* grad_logp_t_8[j0] = grad_sum_14_1 * -0.25 * (1 - exp((logits[j0, targets[j0]] - (log_5[j0, 0] + stop_gradient(max_0[j0, 0])) if (targets[j0] >= 0) * (targets[j0] < C) else 0))) * (1 - exp((logits[j0, targets[j0]] - (log_5[j0, 0] + stop_gradient(max_0[j0, 0])) if (targets[j0] >= 0) * (targets[j0] < C) else 0))) - -0.25 * grad_sum_14_1 * (logits[j0, targets[j0]] - (log_5[j0, 0] + stop_gradient(max_0[j0, 0])) if (targets[j0] >= 0) * (targets[j0] < C) else 0) * (1 - exp((logits[j0, targets[j0]] - (log_5[j0, 0] + stop_gradient(max_0[j0, 0])) if (targets[j0] >= 0) * (targets[j0] < C) else 0)) + 1 - exp((logits[j0, targets[j0]] - (log_5[j0, 0] + stop_gradient(max_0[j0, 0])) if (targets[j0] >= 0) * (targets[j0] < C) else 0))) * exp((logits[j0, targets[j0]] - (log_5[j0, 0] + stop_gradient(max_0[j0, 0])) if (targets[j0] >= 0) * (targets[j0] < C) else 0)) */
+    /* grad_logp_t_8[j0] = grad_sum_14_1 * -0.25 * (1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0))) * (1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0))) - -0.25 * grad_sum_14_1 * (logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0) * (1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0)) + 1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0))) * exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0)) */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) >= 32768)
+    const float t0 = T_grad_sum_14_1[0];
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-        const float t0 = T_grad_sum_14_1[0];
-        const float t1 = (((float)T_targets[v_j0]) >= 0.0f);
-        const float t2 = (((float)T_targets[v_j0]) < ((float)S_C));
+        const float t1 = (T_targets[v_j0] >= 0);
+        const float t2 = (T_targets[v_j0] < S_C);
         const float t3 = (t1 * t2);
         const float t4 = (t3 != 0 ? T_logits[(v_j0) * S_C + T_targets[v_j0]] : 0);
-        const float t5 = T_log_5[(v_j0) * 1 + 0];
-        const float t6 = T_max_0[(v_j0) * 1 + 0];
-        const float t7 = t6;
-        const float t8 = (t5 + t7);
-        const float t9 = (t4 - t8);
-        const float t10 = (t3 != 0 ? t9 : 0.0f);
-        const float t11 = expf(t10);
-        const float t12 = (1.0f - t11);
-        const float t13 = (t12 * t12);
+        const float t5 = T_add_6[(v_j0) * 1 + 0];
+        const float t6 = (t4 - t5);
+        const float t7 = (t3 != 0 ? t6 : 0.0f);
+        const float t8 = expf(t7);
+        const float t9 = (1.0f - t8);
+        const float t10 = (t9 * t9);
+        const float t11 = ((-0.25f) * t10);
+        const float t12 = (t0 * t11);
+        const float t13 = (t0 * t7);
         const float t14 = ((-0.25f) * t13);
-        const float t15 = (t0 * t14);
-        const float t16 = (t0 * t10);
-        const float t17 = ((-0.25f) * t16);
-        const float t18 = (t12 + t12);
-        const float t19 = (t17 * t18);
-        const float t20 = (t19 * t11);
-        const float t21 = (t15 - t20);
-        T_grad_logp_t_8[v_j0] = t21;
+        const float t15 = (t9 + t9);
+        const float t16 = (t14 * t15);
+        const float t17 = (t16 * t8);
+        const float t18 = (t12 - t17);
+        T_grad_logp_t_8[v_j0] = t18;
     }
     }
 
     /* grad_add_6_11[i0, j1] = sum_{i1} -(grad_logp_t_8[i0] if i1 == targets[i0] else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         float acc = 0.0f;
+        const float t1 = T_grad_logp_t_8[v_i0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
-        const float t0 = (((float)v_i1) == ((float)T_targets[v_i0]));
-        const float t1 = T_grad_logp_t_8[v_i0];
+        const float t0 = (v_i1 == T_targets[v_i0]);
         const float t2 = (t0 != 0 ? t1 : 0.0f);
         const float t3 = (-t2);
         acc += t3;
@@ -366,14 +339,14 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
 
     /* grad_sum_4_14[i0, j1] = grad_add_6_11[i0, 0] * 1 / sum_4[i0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    #pragma omp simd
-    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         const float t0 = T_grad_add_6_11[(v_i0) * 1 + 0];
         const float t1 = T_sum_4[(v_i0) * 1 + 0];
         const float t2 = (1.0f / t1);
         const float t3 = (t0 * t2);
+    #pragma omp simd
+    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         T_grad_sum_4_14[(v_i0) * 1 + v_j1] = t3;
     }
     }
@@ -381,17 +354,17 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
 
     /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * exp(logits[j0, j1] - stop_gradient(max_0[j0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-    #pragma omp simd
-    for (int64_t v_j1 = 0; v_j1 < S_C; ++v_j1) {
-        const float t0 = (((float)v_j1) == ((float)T_targets[v_j0]));
         const float t1 = T_grad_logp_t_8[v_j0];
-        const float t2 = (t0 != 0 ? t1 : 0.0f);
         const float t3 = T_grad_sum_4_14[(v_j0) * 1 + 0];
-        const float t4 = T_logits[(v_j0) * S_C + v_j1];
         const float t5 = T_max_0[(v_j0) * 1 + 0];
         const float t6 = t5;
+    #pragma omp simd
+    for (int64_t v_j1 = 0; v_j1 < S_C; ++v_j1) {
+        const float t0 = (v_j1 == T_targets[v_j0]);
+        const float t2 = (t0 != 0 ? t1 : 0.0f);
+        const float t4 = T_logits[(v_j0) * S_C + v_j1];
         const float t7 = (t4 - t6);
         const float t8 = expf(t7);
         const float t9 = (t3 * t8);
@@ -405,7 +378,7 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
 
 
 /* FocalLossSpec_backward (double) */
-void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, const double *restrict T_grad_div_15, const double *restrict T_max_0, const double *restrict T_sum_4, const double *restrict T_log_5, double *restrict T_grad_logits, double *restrict T_grad_sum_14_1, double *restrict T_grad_logp_t_8, double *restrict T_grad_add_6_11, double *restrict T_grad_sum_4_14)
+void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, const double *restrict T_grad_div_15, const double *restrict T_max_0, const double *restrict T_sum_4, const double *restrict T_add_6, double *restrict T_grad_logits, double *restrict T_grad_sum_14_1, double *restrict T_grad_logp_t_8, double *restrict T_grad_add_6_11, double *restrict T_grad_sum_4_14)
 {
     /* grad_sum_14_1 = grad_div_15 * 1 / N */
     {
@@ -415,46 +388,43 @@ void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restr
         T_grad_sum_14_1[0] = t2;
     }
 
-    /* grad_logp_t_8[j0] = grad_sum_14_1 * -0.25 * (1 - exp((logits[j0, targets[j0]] - (log_5[j0, 0] + stop_gradient(max_0[j0, 0])) if (targets[j0] >= 0) * (targets[j0] < C) else 0))) * (1 - exp((logits[j0, targets[j0]] - (log_5[j0, 0] + stop_gradient(max_0[j0, 0])) if (targets[j0] >= 0) * (targets[j0] < C) else 0))) - -0.25 * grad_sum_14_1 * (logits[j0, targets[j0]] - (log_5[j0, 0] + stop_gradient(max_0[j0, 0])) if (targets[j0] >= 0) * (targets[j0] < C) else 0) * (1 - exp((logits[j0, targets[j0]] - (log_5[j0, 0] + stop_gradient(max_0[j0, 0])) if (targets[j0] >= 0) * (targets[j0] < C) else 0)) + 1 - exp((logits[j0, targets[j0]] - (log_5[j0, 0] + stop_gradient(max_0[j0, 0])) if (targets[j0] >= 0) * (targets[j0] < C) else 0))) * exp((logits[j0, targets[j0]] - (log_5[j0, 0] + stop_gradient(max_0[j0, 0])) if (targets[j0] >= 0) * (targets[j0] < C) else 0)) */
+    /* grad_logp_t_8[j0] = grad_sum_14_1 * -0.25 * (1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0))) * (1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0))) - -0.25 * grad_sum_14_1 * (logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0) * (1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0)) + 1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0))) * exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0)) */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) >= 32768)
+    const double t0 = T_grad_sum_14_1[0];
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-        const double t0 = T_grad_sum_14_1[0];
-        const double t1 = (((double)T_targets[v_j0]) >= 0.0);
-        const double t2 = (((double)T_targets[v_j0]) < ((double)S_C));
+        const double t1 = (T_targets[v_j0] >= 0);
+        const double t2 = (T_targets[v_j0] < S_C);
         const double t3 = (t1 * t2);
         const double t4 = (t3 != 0 ? T_logits[(v_j0) * S_C + T_targets[v_j0]] : 0);
-        const double t5 = T_log_5[(v_j0) * 1 + 0];
-        const double t6 = T_max_0[(v_j0) * 1 + 0];
-        const double t7 = t6;
-        const double t8 = (t5 + t7);
-        const double t9 = (t4 - t8);
-        const double t10 = (t3 != 0 ? t9 : 0.0);
-        const double t11 = exp(t10);
-        const double t12 = (1.0 - t11);
-        const double t13 = (t12 * t12);
+        const double t5 = T_add_6[(v_j0) * 1 + 0];
+        const double t6 = (t4 - t5);
+        const double t7 = (t3 != 0 ? t6 : 0.0);
+        const double t8 = exp(t7);
+        const double t9 = (1.0 - t8);
+        const double t10 = (t9 * t9);
+        const double t11 = ((-0.25) * t10);
+        const double t12 = (t0 * t11);
+        const double t13 = (t0 * t7);
         const double t14 = ((-0.25) * t13);
-        const double t15 = (t0 * t14);
-        const double t16 = (t0 * t10);
-        const double t17 = ((-0.25) * t16);
-        const double t18 = (t12 + t12);
-        const double t19 = (t17 * t18);
-        const double t20 = (t19 * t11);
-        const double t21 = (t15 - t20);
-        T_grad_logp_t_8[v_j0] = t21;
+        const double t15 = (t9 + t9);
+        const double t16 = (t14 * t15);
+        const double t17 = (t16 * t8);
+        const double t18 = (t12 - t17);
+        T_grad_logp_t_8[v_j0] = t18;
     }
     }
 
     /* grad_add_6_11[i0, j1] = sum_{i1} -(grad_logp_t_8[i0] if i1 == targets[i0] else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         double acc = 0.0;
+        const double t1 = T_grad_logp_t_8[v_i0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
-        const double t0 = (((double)v_i1) == ((double)T_targets[v_i0]));
-        const double t1 = T_grad_logp_t_8[v_i0];
+        const double t0 = (v_i1 == T_targets[v_i0]);
         const double t2 = (t0 != 0 ? t1 : 0.0);
         const double t3 = (-t2);
         acc += t3;
@@ -466,14 +436,14 @@ void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restr
 
     /* grad_sum_4_14[i0, j1] = grad_add_6_11[i0, 0] * 1 / sum_4[i0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    #pragma omp simd
-    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         const double t0 = T_grad_add_6_11[(v_i0) * 1 + 0];
         const double t1 = T_sum_4[(v_i0) * 1 + 0];
         const double t2 = (1.0 / t1);
         const double t3 = (t0 * t2);
+    #pragma omp simd
+    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         T_grad_sum_4_14[(v_i0) * 1 + v_j1] = t3;
     }
     }
@@ -481,17 +451,17 @@ void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restr
 
     /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * exp(logits[j0, j1] - stop_gradient(max_0[j0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-    #pragma omp simd
-    for (int64_t v_j1 = 0; v_j1 < S_C; ++v_j1) {
-        const double t0 = (((double)v_j1) == ((double)T_targets[v_j0]));
         const double t1 = T_grad_logp_t_8[v_j0];
-        const double t2 = (t0 != 0 ? t1 : 0.0);
         const double t3 = T_grad_sum_4_14[(v_j0) * 1 + 0];
-        const double t4 = T_logits[(v_j0) * S_C + v_j1];
         const double t5 = T_max_0[(v_j0) * 1 + 0];
         const double t6 = t5;
+    #pragma omp simd
+    for (int64_t v_j1 = 0; v_j1 < S_C; ++v_j1) {
+        const double t0 = (v_j1 == T_targets[v_j0]);
+        const double t2 = (t0 != 0 ? t1 : 0.0);
+        const double t4 = T_logits[(v_j0) * S_C + v_j1];
         const double t7 = (t4 - t6);
         const double t8 = exp(t7);
         const double t9 = (t3 * t8);

@@ -49,7 +49,7 @@ LAYER = {'name': 'LinearSpec',
                                       False)]}},
  'threads_function': 'lc_linearspec_set_threads',
  'extension': '_linear_ext',
- 'key': '8bdfed8eeb4509fc59513340093242b8a731978bc71cc8a690f43cda649999a3'}
+ 'key': '3f7d6b0e6bf785d2257485ed69213a1bf6347435991af514dd1a3fa107009334'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

@@ -40,7 +40,7 @@ double pow(double, double);
 #define LC_VECTOR_BYTES 16
 #endif
 #define LC_MR 6
-#define LC_MC 144
+#define LC_MC 96
 #define LC_KC 384
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
@@ -113,7 +113,7 @@ void lc_linearspec_forward_f32(int64_t S_N, const float *restrict T_x, const flo
     {
     const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(32), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -191,7 +191,7 @@ void lc_linearspec_forward_f32(int64_t S_N, const float *restrict T_x, const flo
 
     /* add_2[i0, i1] = matmul_1[i0, i1] + bias[i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(32) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(32) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 32; ++v_i1) {
@@ -213,7 +213,7 @@ void lc_linearspec_forward_f64(int64_t S_N, const double *restrict T_x, const do
     {
     const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(32), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -291,7 +291,7 @@ void lc_linearspec_forward_f64(int64_t S_N, const double *restrict T_x, const do
 
     /* add_2[i0, i1] = matmul_1[i0, i1] + bias[i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(32) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(32) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 32; ++v_i1) {
@@ -311,7 +311,7 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
 {
     /* grad_bias[i1] = sum_{i0} grad_add_2[i0, i1] */
     {
-    const int lc_want = (int64_t)(S_N) * (int64_t)(32) >= 32768 ? lc_num_threads() : 1;
+    const int lc_want = (int64_t)(S_N) * (int64_t)(32) >= 131072 ? lc_num_threads() : 1;
     float *lc_part0 = lc_want > 1 ? (float *)malloc(sizeof(float) * (size_t)(lc_want - 1) * (size_t)((int64_t)(32))) : 0;
     const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
     int lc_used = 1;
@@ -343,7 +343,7 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
     {
     const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(64), lc_K = (int64_t)(32);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -423,7 +423,7 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
     {
     const int64_t lc_M = (int64_t)(32), lc_N = (int64_t)(64), lc_K = (int64_t)(S_N);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -501,7 +501,7 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
 
     /* grad_weight[i1, i0] = grad_transpose_0_4[i0, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(32) * (int64_t)(64) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(32) * (int64_t)(64) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 32; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
@@ -519,7 +519,7 @@ void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const d
 {
     /* grad_bias[i1] = sum_{i0} grad_add_2[i0, i1] */
     {
-    const int lc_want = (int64_t)(S_N) * (int64_t)(32) >= 32768 ? lc_num_threads() : 1;
+    const int lc_want = (int64_t)(S_N) * (int64_t)(32) >= 131072 ? lc_num_threads() : 1;
     double *lc_part0 = lc_want > 1 ? (double *)malloc(sizeof(double) * (size_t)(lc_want - 1) * (size_t)((int64_t)(32))) : 0;
     const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
     int lc_used = 1;
@@ -551,7 +551,7 @@ void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const d
     {
     const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(64), lc_K = (int64_t)(32);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -631,7 +631,7 @@ void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const d
     {
     const int64_t lc_M = (int64_t)(32), lc_N = (int64_t)(64), lc_K = (int64_t)(S_N);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -709,7 +709,7 @@ void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const d
 
     /* grad_weight[i1, i0] = grad_transpose_0_4[i0, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(32) * (int64_t)(64) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(32) * (int64_t)(64) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 32; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {

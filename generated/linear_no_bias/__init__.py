@@ -46,7 +46,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
                                       False)]}},
  'threads_function': 'lc_linearnobiasspec_set_threads',
  'extension': '_linear_no_bias_ext',
- 'key': '850d308f3d10962820cb39375432d0044bf679d0870b716b8912855fe39c4571'}
+ 'key': '7d36c61101af3c4b6475220597237b8f79fa713075ba05ff72eed5331859fa03'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

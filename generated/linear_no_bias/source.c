@@ -40,7 +40,7 @@ double pow(double, double);
 #define LC_VECTOR_BYTES 16
 #endif
 #define LC_MR 6
-#define LC_MC 144
+#define LC_MC 96
 #define LC_KC 384
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
@@ -113,7 +113,7 @@ void lc_linearnobiasspec_forward_f32(int64_t S_N, const float *restrict T_x, con
     {
     const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(32), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -199,7 +199,7 @@ void lc_linearnobiasspec_forward_f64(int64_t S_N, const double *restrict T_x, co
     {
     const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(32), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -285,7 +285,7 @@ void lc_linearnobiasspec_backward_f32(int64_t S_N, const float *restrict T_x, co
     {
     const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(64), lc_K = (int64_t)(32);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -365,7 +365,7 @@ void lc_linearnobiasspec_backward_f32(int64_t S_N, const float *restrict T_x, co
     {
     const int64_t lc_M = (int64_t)(32), lc_N = (int64_t)(64), lc_K = (int64_t)(S_N);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -443,7 +443,7 @@ void lc_linearnobiasspec_backward_f32(int64_t S_N, const float *restrict T_x, co
 
     /* grad_weight[i1, i0] = grad_transpose_0_2[i0, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(32) * (int64_t)(64) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(32) * (int64_t)(64) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 32; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
@@ -463,7 +463,7 @@ void lc_linearnobiasspec_backward_f64(int64_t S_N, const double *restrict T_x, c
     {
     const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(64), lc_K = (int64_t)(32);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -543,7 +543,7 @@ void lc_linearnobiasspec_backward_f64(int64_t S_N, const double *restrict T_x, c
     {
     const int64_t lc_M = (int64_t)(32), lc_N = (int64_t)(64), lc_K = (int64_t)(S_N);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -621,7 +621,7 @@ void lc_linearnobiasspec_backward_f64(int64_t S_N, const double *restrict T_x, c
 
     /* grad_weight[i1, i0] = grad_transpose_0_2[i0, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(32) * (int64_t)(64) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(32) * (int64_t)(64) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 32; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {

@@ -43,7 +43,7 @@ LAYER = {'name': 'PReLU2D',
                                      ('out', 'grad_alpha', ('1',), 'output', False)]}},
  'threads_function': 'lc_prelu2d_set_threads',
  'extension': '_prelu_ext',
- 'key': '79021fb5437404d33a182b464ccb1358c842952d6b71f9dd509d34794008b10c'}
+ 'key': '1db7b9cf4e908b4f0b6f39f3cf4f88bac8f913d40c4e62271f182263ea6fb12a'}
 
 
 class PReLU2D(_layerc_runtime.LayerModule):

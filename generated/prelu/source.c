@@ -40,7 +40,7 @@ double pow(double, double);
 #define LC_VECTOR_BYTES 16
 #endif
 #define LC_MR 6
-#define LC_MC 144
+#define LC_MC 96
 #define LC_KC 384
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
@@ -111,13 +111,13 @@ void lc_prelu2d_forward_f32(int64_t S_C, int64_t S_N, const float *restrict T_x,
 {
     /* select_2[i0, i1] = (x[i0, i1] if x[i0, i1] > 0 else alpha[0] * x[i0, i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const float t2 = T_alpha[0];
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
         const float t0 = T_x[(v_i0) * S_C + v_i1];
         const float t1 = (t0 > 0.0f);
-        const float t2 = T_alpha[0];
         const float t3 = (t2 * t0);
         const float t4 = (t1 != 0 ? t0 : t3);
         T_select_2[(v_i0) * S_C + v_i1] = t4;
@@ -133,13 +133,13 @@ void lc_prelu2d_forward_f64(int64_t S_C, int64_t S_N, const double *restrict T_x
 {
     /* select_2[i0, i1] = (x[i0, i1] if x[i0, i1] > 0 else alpha[0] * x[i0, i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t2 = T_alpha[0];
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
         const double t0 = T_x[(v_i0) * S_C + v_i1];
         const double t1 = (t0 > 0.0);
-        const double t2 = T_alpha[0];
         const double t3 = (t2 * t0);
         const double t4 = (t1 != 0 ? t0 : t3);
         T_select_2[(v_i0) * S_C + v_i1] = t4;
@@ -155,7 +155,7 @@ void lc_prelu2d_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_x
 {
     /* grad_alpha[j0] = sum_{i0, i1} grad_select_2[i0, i1] * (0 if x[i0, i1] > 0 else 1) * x[i0, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_C) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
@@ -176,8 +176,9 @@ void lc_prelu2d_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_x
 
     /* grad_x[j0, j1] = grad_select_2[j0, j1] * (1 if x[j0, j1] > 0 else 0) + grad_select_2[j0, j1] * (0 if x[j0, j1] > 0 else 1) * alpha[0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+        const float t7 = T_alpha[0];
     #pragma omp simd
     for (int64_t v_j1 = 0; v_j1 < S_C; ++v_j1) {
         const float t0 = T_grad_select_2[(v_j0) * S_C + v_j1];
@@ -187,7 +188,6 @@ void lc_prelu2d_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_x
         const float t4 = (t0 * t3);
         const float t5 = (t2 != 0 ? 0.0f : 1.0f);
         const float t6 = (t0 * t5);
-        const float t7 = T_alpha[0];
         const float t8 = (t6 * t7);
         const float t9 = (t4 + t8);
         T_grad_x[(v_j0) * S_C + v_j1] = t9;
@@ -203,7 +203,7 @@ void lc_prelu2d_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_
 {
     /* grad_alpha[j0] = sum_{i0, i1} grad_select_2[i0, i1] * (0 if x[i0, i1] > 0 else 1) * x[i0, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_C) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
@@ -224,8 +224,9 @@ void lc_prelu2d_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_
 
     /* grad_x[j0, j1] = grad_select_2[j0, j1] * (1 if x[j0, j1] > 0 else 0) + grad_select_2[j0, j1] * (0 if x[j0, j1] > 0 else 1) * alpha[0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+        const double t7 = T_alpha[0];
     #pragma omp simd
     for (int64_t v_j1 = 0; v_j1 < S_C; ++v_j1) {
         const double t0 = T_grad_select_2[(v_j0) * S_C + v_j1];
@@ -235,7 +236,6 @@ void lc_prelu2d_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_
         const double t4 = (t0 * t3);
         const double t5 = (t2 != 0 ? 0.0 : 1.0);
         const double t6 = (t0 * t5);
-        const double t7 = T_alpha[0];
         const double t8 = (t6 * t7);
         const double t9 = (t4 + t8);
         T_grad_x[(v_j0) * S_C + v_j1] = t9;

@@ -40,7 +40,7 @@ double pow(double, double);
 #define LC_VECTOR_BYTES 16
 #endif
 #define LC_MR 6
-#define LC_MC 144
+#define LC_MC 96
 #define LC_KC 384
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
@@ -107,13 +107,13 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 
 
 /* ResidualBlockSpec (float) */
-void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_65, float *restrict T_conv_0, float *restrict T_div_2, float *restrict T_div_8, float *restrict T_sqrt_22, float *restrict T_div_23, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_div_44, float *restrict T_sqrt_58, float *restrict T_div_59, float *restrict T_add_12, float *restrict T_add_19, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_1, float *restrict T_sum_7, float *restrict T_sum_37, float *restrict T_sum_43)
+void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_65, float *restrict T_conv_0, float *restrict T_div_2, float *restrict T_sum_7, float *restrict T_div_23, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_sum_43, float *restrict T_div_59, float *restrict T_add_12, float *restrict T_add_19, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_1, float *restrict T_sum_37)
 {
     /* conv_0[n, o, h, w] = sum_{c, i, j} x[n, c, h + i - 1, w + j - 1] * conv1_weight[o, c, i, j] */
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -165,12 +165,12 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
                         const int64_t v_j = ((lc_pc + lc_k)) % (3);
                         const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
                         const int64_t v_c = (lc_pc + lc_k) / ((3) * (3));
-                        const float t0 = (((float)((v_h + v_i) + -1)) >= 0.0f);
-                        const float t1 = (((float)((v_h + v_i) + -1)) < ((float)S_H));
+                        const float t0 = (((v_h + v_i) + -1) >= 0);
+                        const float t1 = (((v_h + v_i) + -1) < S_H);
                         const float t2 = (t0 * t1);
-                        const float t3 = (((float)((v_w + v_j) + -1)) >= 0.0f);
+                        const float t3 = (((v_w + v_j) + -1) >= 0);
                         const float t4 = (t2 * t3);
-                        const float t5 = (((float)((v_w + v_j) + -1)) < ((float)S_W));
+                        const float t5 = (((v_w + v_j) + -1) < S_W);
                         const float t6 = (t4 * t5);
                         const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
                         lc_dst[lc_k * LC_MR] = t7;
@@ -206,7 +206,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -230,14 +230,14 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         const float t0 = T_sum_1[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
     }
     }
@@ -247,7 +247,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -255,10 +255,10 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         float acc = 0.0f;
     for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
     for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+        const float t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
         const float t0 = T_conv_0[(((v_r0) * 8 + v_i1) * S_H + v_r2) * S_W + v_r3];
-        const float t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t2 = (t0 - t1);
         const float t3 = (t2 * t2);
         acc += t3;
@@ -272,82 +272,53 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
 
-    /* div_8[i0, i1, i2, i3] = sum_7[0, i1, 0, 0] / N * H * W */
+    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[i0 // 8, i0 % 8, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient((sum_7[0, i0 % 8, 0, 0] / N * H * W if (i0 // 8 >= 0) * (i0 // 8 < 1) * (i0 % 8 >= 0) * (i0 % 8 < 8) else 0)) * N * H * W / N * H * W - 1 */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        const float t0 = T_sum_7[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
-        T_div_8[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
-    }
-    }
-    }
-    }
-    }
-
-    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[i0 // 8, i0 % 8, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(div_8[i0 // 8, i0 % 8, 0, 0]) * N * H * W / N * H * W - 1 */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const float t0 = T_bn1_running_mean[v_i0];
         const float t1 = (0.9f * t0);
-        const float t2 = (((float)lc_floordiv(v_i0, 8)) >= 0.0f);
-        const float t3 = (((float)lc_floordiv(v_i0, 8)) < ((float)1));
+        const float t2 = (lc_floordiv(v_i0, 8) >= 0);
+        const float t3 = (lc_floordiv(v_i0, 8) < 1);
         const float t4 = (t2 * t3);
-        const float t5 = (((float)lc_mod(v_i0, 8)) >= 0.0f);
+        const float t5 = (lc_mod(v_i0, 8) >= 0);
         const float t6 = (t4 * t5);
-        const float t7 = (((float)lc_mod(v_i0, 8)) < ((float)8));
+        const float t7 = (lc_mod(v_i0, 8) < 8);
         const float t8 = (t6 * t7);
         const float t9 = (t8 != 0 ? T_div_2[(((lc_floordiv(v_i0, 8)) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
         const float t10 = (0.1f * t9);
         const float t11 = (t1 + t10);
         const float t12 = T_bn1_running_var[v_i0];
         const float t13 = (0.9f * t12);
-        const float t14 = (t8 != 0 ? T_div_8[(((lc_floordiv(v_i0, 8)) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
-        const float t15 = t14;
-        const float t16 = (t15 * ((float)((S_N * S_H) * S_W)));
-        const float t17 = (t16 / ((float)(((S_N * S_H) * S_W) + -1)));
-        const float t18 = (0.1f * t17);
-        const float t19 = (t13 + t18);
+        const float t14 = (t5 * t7);
+        const float t15 = (t14 != 0 ? T_sum_7[(((0) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
+        const float t16 = (t15 / ((float)((S_N * S_H) * S_W)));
+        const float t17 = (t8 != 0 ? t16 : 0.0f);
+        const float t18 = t17;
+        const float t19 = (t18 * ((float)((S_N * S_H) * S_W)));
+        const float t20 = (t19 / ((float)(((S_N * S_H) * S_W) + -1)));
+        const float t21 = (0.1f * t20);
+        const float t22 = (t13 + t21);
         T_add_12[v_i0] = t11;
-        T_add_19[v_i0] = t19;
+        T_add_19[v_i0] = t22;
     }
     }
 
-    /* sqrt_22[i0, i1, i2, i3] = sqrt(div_8[0, i1, 0, 0] + 1e-05) */
+    /* div_23[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        const float t0 = T_div_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = (t0 + 1e-05f);
-        const float t2 = sqrtf(t1);
-        T_sqrt_22[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t2;
-    }
-    }
-    }
-    }
-    }
-
-    /* div_23[i0, i1, i2, i3] = bn1_weight[i1] / sqrt_22[0, i1, 0, 0] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         const float t0 = T_bn1_weight[v_i1];
-        const float t1 = T_sqrt_22[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t2 = (t0 / t1);
-        T_div_23[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t2;
+        const float t1 = T_sum_7[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
+        const float t3 = (t2 + 1e-05f);
+        const float t4 = sqrtf(t3);
+        const float t5 = (t0 / t4);
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        T_div_23[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
     }
     }
     }
@@ -358,7 +329,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -410,12 +381,12 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
                         const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
                         const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
                         const int64_t v_c_29 = (lc_pc + lc_k) / ((3) * (3));
-                        const float t0 = (((float)((v_h_34 + v_i_30) + -1)) >= 0.0f);
-                        const float t1 = (((float)((v_h_34 + v_i_30) + -1)) < ((float)S_H));
+                        const float t0 = (((v_h_34 + v_i_30) + -1) >= 0);
+                        const float t1 = (((v_h_34 + v_i_30) + -1) < S_H);
                         const float t2 = (t0 * t1);
-                        const float t3 = (((float)((v_w_35 + v_j_31) + -1)) >= 0.0f);
+                        const float t3 = (((v_w_35 + v_j_31) + -1) >= 0);
                         const float t4 = (t2 * t3);
-                        const float t5 = (((float)((v_w_35 + v_j_31) + -1)) < ((float)S_W));
+                        const float t5 = (((v_w_35 + v_j_31) + -1) < S_W);
                         const float t6 = (t4 * t5);
                         const float t7 = (t6 != 0 ? T_conv_0[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
                         const float t8 = T_div_2[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
@@ -459,7 +430,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -483,14 +454,14 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         const float t0 = T_sum_37[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_38[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
     }
     }
@@ -500,7 +471,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -508,10 +479,10 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         float acc = 0.0f;
     for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
     for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+        const float t1 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
         const float t0 = T_conv_36[(((v_r0) * 8 + v_i1) * S_H + v_r2) * S_W + v_r3];
-        const float t1 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t2 = (t0 - t1);
         const float t3 = (t2 * t2);
         acc += t3;
@@ -525,82 +496,53 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
 
-    /* div_44[i0, i1, i2, i3] = sum_43[0, i1, 0, 0] / N * H * W */
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[i0 // 8, i0 % 8, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient((sum_43[0, i0 % 8, 0, 0] / N * H * W if (i0 // 8 >= 0) * (i0 // 8 < 1) * (i0 % 8 >= 0) * (i0 % 8 < 8) else 0)) * N * H * W / N * H * W - 1 */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        const float t0 = T_sum_43[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
-        T_div_44[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
-    }
-    }
-    }
-    }
-    }
-
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[i0 // 8, i0 % 8, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(div_44[i0 // 8, i0 % 8, 0, 0]) * N * H * W / N * H * W - 1 */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const float t0 = T_bn2_running_mean[v_i0];
         const float t1 = (0.9f * t0);
-        const float t2 = (((float)lc_floordiv(v_i0, 8)) >= 0.0f);
-        const float t3 = (((float)lc_floordiv(v_i0, 8)) < ((float)1));
+        const float t2 = (lc_floordiv(v_i0, 8) >= 0);
+        const float t3 = (lc_floordiv(v_i0, 8) < 1);
         const float t4 = (t2 * t3);
-        const float t5 = (((float)lc_mod(v_i0, 8)) >= 0.0f);
+        const float t5 = (lc_mod(v_i0, 8) >= 0);
         const float t6 = (t4 * t5);
-        const float t7 = (((float)lc_mod(v_i0, 8)) < ((float)8));
+        const float t7 = (lc_mod(v_i0, 8) < 8);
         const float t8 = (t6 * t7);
         const float t9 = (t8 != 0 ? T_div_38[(((lc_floordiv(v_i0, 8)) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
         const float t10 = (0.1f * t9);
         const float t11 = (t1 + t10);
         const float t12 = T_bn2_running_var[v_i0];
         const float t13 = (0.9f * t12);
-        const float t14 = (t8 != 0 ? T_div_44[(((lc_floordiv(v_i0, 8)) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
-        const float t15 = t14;
-        const float t16 = (t15 * ((float)((S_N * S_H) * S_W)));
-        const float t17 = (t16 / ((float)(((S_N * S_H) * S_W) + -1)));
-        const float t18 = (0.1f * t17);
-        const float t19 = (t13 + t18);
+        const float t14 = (t5 * t7);
+        const float t15 = (t14 != 0 ? T_sum_43[(((0) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
+        const float t16 = (t15 / ((float)((S_N * S_H) * S_W)));
+        const float t17 = (t8 != 0 ? t16 : 0.0f);
+        const float t18 = t17;
+        const float t19 = (t18 * ((float)((S_N * S_H) * S_W)));
+        const float t20 = (t19 / ((float)(((S_N * S_H) * S_W) + -1)));
+        const float t21 = (0.1f * t20);
+        const float t22 = (t13 + t21);
         T_add_48[v_i0] = t11;
-        T_add_55[v_i0] = t19;
+        T_add_55[v_i0] = t22;
     }
     }
 
-    /* sqrt_58[i0, i1, i2, i3] = sqrt(div_44[0, i1, 0, 0] + 1e-05) */
+    /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        const float t0 = T_div_44[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = (t0 + 1e-05f);
-        const float t2 = sqrtf(t1);
-        T_sqrt_58[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t2;
-    }
-    }
-    }
-    }
-    }
-
-    /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt_58[0, i1, 0, 0] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         const float t0 = T_bn2_weight[v_i1];
-        const float t1 = T_sqrt_58[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t2 = (t0 / t1);
-        T_div_59[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t2;
+        const float t1 = T_sum_43[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
+        const float t3 = (t2 + 1e-05f);
+        const float t4 = sqrtf(t3);
+        const float t5 = (t0 / t4);
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        T_div_59[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
     }
     }
     }
@@ -609,18 +551,18 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* relu_65[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t1 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t5 = T_bn2_bias[v_i1];
     #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const float t0 = T_conv_36[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t2 = (t0 - t1);
-        const float t3 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t4 = (t2 * t3);
-        const float t5 = T_bn2_bias[v_i1];
         const float t6 = (t4 + t5);
         const float t7 = T_x[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const float t8 = (t6 + t7);
@@ -636,13 +578,13 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
 
 /* ResidualBlockSpec (double) */
-void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_65, double *restrict T_conv_0, double *restrict T_div_2, double *restrict T_div_8, double *restrict T_sqrt_22, double *restrict T_div_23, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_div_44, double *restrict T_sqrt_58, double *restrict T_div_59, double *restrict T_add_12, double *restrict T_add_19, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_1, double *restrict T_sum_7, double *restrict T_sum_37, double *restrict T_sum_43)
+void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_65, double *restrict T_conv_0, double *restrict T_div_2, double *restrict T_sum_7, double *restrict T_div_23, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_12, double *restrict T_add_19, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_1, double *restrict T_sum_37)
 {
     /* conv_0[n, o, h, w] = sum_{c, i, j} x[n, c, h + i - 1, w + j - 1] * conv1_weight[o, c, i, j] */
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -694,12 +636,12 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
                         const int64_t v_j = ((lc_pc + lc_k)) % (3);
                         const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
                         const int64_t v_c = (lc_pc + lc_k) / ((3) * (3));
-                        const double t0 = (((double)((v_h + v_i) + -1)) >= 0.0);
-                        const double t1 = (((double)((v_h + v_i) + -1)) < ((double)S_H));
+                        const double t0 = (((v_h + v_i) + -1) >= 0);
+                        const double t1 = (((v_h + v_i) + -1) < S_H);
                         const double t2 = (t0 * t1);
-                        const double t3 = (((double)((v_w + v_j) + -1)) >= 0.0);
+                        const double t3 = (((v_w + v_j) + -1) >= 0);
                         const double t4 = (t2 * t3);
-                        const double t5 = (((double)((v_w + v_j) + -1)) < ((double)S_W));
+                        const double t5 = (((v_w + v_j) + -1) < S_W);
                         const double t6 = (t4 * t5);
                         const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
                         lc_dst[lc_k * LC_MR] = t7;
@@ -735,7 +677,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -759,14 +701,14 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         const double t0 = T_sum_1[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
     }
     }
@@ -776,7 +718,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -784,10 +726,10 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         double acc = 0.0;
     for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
     for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+        const double t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
         const double t0 = T_conv_0[(((v_r0) * 8 + v_i1) * S_H + v_r2) * S_W + v_r3];
-        const double t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t2 = (t0 - t1);
         const double t3 = (t2 * t2);
         acc += t3;
@@ -801,82 +743,53 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
 
-    /* div_8[i0, i1, i2, i3] = sum_7[0, i1, 0, 0] / N * H * W */
+    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[i0 // 8, i0 % 8, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient((sum_7[0, i0 % 8, 0, 0] / N * H * W if (i0 // 8 >= 0) * (i0 // 8 < 1) * (i0 % 8 >= 0) * (i0 % 8 < 8) else 0)) * N * H * W / N * H * W - 1 */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        const double t0 = T_sum_7[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
-        T_div_8[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
-    }
-    }
-    }
-    }
-    }
-
-    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[i0 // 8, i0 % 8, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(div_8[i0 // 8, i0 % 8, 0, 0]) * N * H * W / N * H * W - 1 */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const double t0 = T_bn1_running_mean[v_i0];
         const double t1 = (0.9 * t0);
-        const double t2 = (((double)lc_floordiv(v_i0, 8)) >= 0.0);
-        const double t3 = (((double)lc_floordiv(v_i0, 8)) < ((double)1));
+        const double t2 = (lc_floordiv(v_i0, 8) >= 0);
+        const double t3 = (lc_floordiv(v_i0, 8) < 1);
         const double t4 = (t2 * t3);
-        const double t5 = (((double)lc_mod(v_i0, 8)) >= 0.0);
+        const double t5 = (lc_mod(v_i0, 8) >= 0);
         const double t6 = (t4 * t5);
-        const double t7 = (((double)lc_mod(v_i0, 8)) < ((double)8));
+        const double t7 = (lc_mod(v_i0, 8) < 8);
         const double t8 = (t6 * t7);
         const double t9 = (t8 != 0 ? T_div_2[(((lc_floordiv(v_i0, 8)) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
         const double t10 = (0.1 * t9);
         const double t11 = (t1 + t10);
         const double t12 = T_bn1_running_var[v_i0];
         const double t13 = (0.9 * t12);
-        const double t14 = (t8 != 0 ? T_div_8[(((lc_floordiv(v_i0, 8)) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
-        const double t15 = t14;
-        const double t16 = (t15 * ((double)((S_N * S_H) * S_W)));
-        const double t17 = (t16 / ((double)(((S_N * S_H) * S_W) + -1)));
-        const double t18 = (0.1 * t17);
-        const double t19 = (t13 + t18);
+        const double t14 = (t5 * t7);
+        const double t15 = (t14 != 0 ? T_sum_7[(((0) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
+        const double t16 = (t15 / ((double)((S_N * S_H) * S_W)));
+        const double t17 = (t8 != 0 ? t16 : 0.0);
+        const double t18 = t17;
+        const double t19 = (t18 * ((double)((S_N * S_H) * S_W)));
+        const double t20 = (t19 / ((double)(((S_N * S_H) * S_W) + -1)));
+        const double t21 = (0.1 * t20);
+        const double t22 = (t13 + t21);
         T_add_12[v_i0] = t11;
-        T_add_19[v_i0] = t19;
+        T_add_19[v_i0] = t22;
     }
     }
 
-    /* sqrt_22[i0, i1, i2, i3] = sqrt(div_8[0, i1, 0, 0] + 1e-05) */
+    /* div_23[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        const double t0 = T_div_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (t0 + 1e-05);
-        const double t2 = sqrt(t1);
-        T_sqrt_22[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t2;
-    }
-    }
-    }
-    }
-    }
-
-    /* div_23[i0, i1, i2, i3] = bn1_weight[i1] / sqrt_22[0, i1, 0, 0] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         const double t0 = T_bn1_weight[v_i1];
-        const double t1 = T_sqrt_22[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t0 / t1);
-        T_div_23[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t2;
+        const double t1 = T_sum_7[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (t0 / t4);
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        T_div_23[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
     }
     }
     }
@@ -887,7 +800,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -939,12 +852,12 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
                         const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
                         const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
                         const int64_t v_c_29 = (lc_pc + lc_k) / ((3) * (3));
-                        const double t0 = (((double)((v_h_34 + v_i_30) + -1)) >= 0.0);
-                        const double t1 = (((double)((v_h_34 + v_i_30) + -1)) < ((double)S_H));
+                        const double t0 = (((v_h_34 + v_i_30) + -1) >= 0);
+                        const double t1 = (((v_h_34 + v_i_30) + -1) < S_H);
                         const double t2 = (t0 * t1);
-                        const double t3 = (((double)((v_w_35 + v_j_31) + -1)) >= 0.0);
+                        const double t3 = (((v_w_35 + v_j_31) + -1) >= 0);
                         const double t4 = (t2 * t3);
-                        const double t5 = (((double)((v_w_35 + v_j_31) + -1)) < ((double)S_W));
+                        const double t5 = (((v_w_35 + v_j_31) + -1) < S_W);
                         const double t6 = (t4 * t5);
                         const double t7 = (t6 != 0 ? T_conv_0[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
                         const double t8 = T_div_2[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
@@ -988,7 +901,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -1012,14 +925,14 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         const double t0 = T_sum_37[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_38[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
     }
     }
@@ -1029,7 +942,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -1037,10 +950,10 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         double acc = 0.0;
     for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
     for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+        const double t1 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
         const double t0 = T_conv_36[(((v_r0) * 8 + v_i1) * S_H + v_r2) * S_W + v_r3];
-        const double t1 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t2 = (t0 - t1);
         const double t3 = (t2 * t2);
         acc += t3;
@@ -1054,82 +967,53 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
 
-    /* div_44[i0, i1, i2, i3] = sum_43[0, i1, 0, 0] / N * H * W */
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[i0 // 8, i0 % 8, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient((sum_43[0, i0 % 8, 0, 0] / N * H * W if (i0 // 8 >= 0) * (i0 // 8 < 1) * (i0 % 8 >= 0) * (i0 % 8 < 8) else 0)) * N * H * W / N * H * W - 1 */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        const double t0 = T_sum_43[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
-        T_div_44[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
-    }
-    }
-    }
-    }
-    }
-
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[i0 // 8, i0 % 8, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(div_44[i0 // 8, i0 % 8, 0, 0]) * N * H * W / N * H * W - 1 */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const double t0 = T_bn2_running_mean[v_i0];
         const double t1 = (0.9 * t0);
-        const double t2 = (((double)lc_floordiv(v_i0, 8)) >= 0.0);
-        const double t3 = (((double)lc_floordiv(v_i0, 8)) < ((double)1));
+        const double t2 = (lc_floordiv(v_i0, 8) >= 0);
+        const double t3 = (lc_floordiv(v_i0, 8) < 1);
         const double t4 = (t2 * t3);
-        const double t5 = (((double)lc_mod(v_i0, 8)) >= 0.0);
+        const double t5 = (lc_mod(v_i0, 8) >= 0);
         const double t6 = (t4 * t5);
-        const double t7 = (((double)lc_mod(v_i0, 8)) < ((double)8));
+        const double t7 = (lc_mod(v_i0, 8) < 8);
         const double t8 = (t6 * t7);
         const double t9 = (t8 != 0 ? T_div_38[(((lc_floordiv(v_i0, 8)) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
         const double t10 = (0.1 * t9);
         const double t11 = (t1 + t10);
         const double t12 = T_bn2_running_var[v_i0];
         const double t13 = (0.9 * t12);
-        const double t14 = (t8 != 0 ? T_div_44[(((lc_floordiv(v_i0, 8)) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
-        const double t15 = t14;
-        const double t16 = (t15 * ((double)((S_N * S_H) * S_W)));
-        const double t17 = (t16 / ((double)(((S_N * S_H) * S_W) + -1)));
-        const double t18 = (0.1 * t17);
-        const double t19 = (t13 + t18);
+        const double t14 = (t5 * t7);
+        const double t15 = (t14 != 0 ? T_sum_43[(((0) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
+        const double t16 = (t15 / ((double)((S_N * S_H) * S_W)));
+        const double t17 = (t8 != 0 ? t16 : 0.0);
+        const double t18 = t17;
+        const double t19 = (t18 * ((double)((S_N * S_H) * S_W)));
+        const double t20 = (t19 / ((double)(((S_N * S_H) * S_W) + -1)));
+        const double t21 = (0.1 * t20);
+        const double t22 = (t13 + t21);
         T_add_48[v_i0] = t11;
-        T_add_55[v_i0] = t19;
+        T_add_55[v_i0] = t22;
     }
     }
 
-    /* sqrt_58[i0, i1, i2, i3] = sqrt(div_44[0, i1, 0, 0] + 1e-05) */
+    /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        const double t0 = T_div_44[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (t0 + 1e-05);
-        const double t2 = sqrt(t1);
-        T_sqrt_58[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t2;
-    }
-    }
-    }
-    }
-    }
-
-    /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt_58[0, i1, 0, 0] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         const double t0 = T_bn2_weight[v_i1];
-        const double t1 = T_sqrt_58[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t0 / t1);
-        T_div_59[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t2;
+        const double t1 = T_sum_43[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (t0 / t4);
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        T_div_59[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
     }
     }
     }
@@ -1138,18 +1022,18 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* relu_65[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t1 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t5 = T_bn2_bias[v_i1];
     #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const double t0 = T_conv_36[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t2 = (t0 - t1);
-        const double t3 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t4 = (t2 * t3);
-        const double t5 = T_bn2_bias[v_i1];
         const double t6 = (t4 + t5);
         const double t7 = T_x[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const double t8 = (t6 + t7);
@@ -1165,26 +1049,26 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
 
 /* ResidualBlockSpec_backward (float) */
-void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_65, const float *restrict T_conv_0, const float *restrict T_div_2, const float *restrict T_div_8, const float *restrict T_sqrt_22, const float *restrict T_div_23, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_div_44, const float *restrict T_sqrt_58, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_conv1_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_conv2_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_reshape_62_5, float *restrict T_grad_div_59_8, float *restrict T_grad_sqrt_58_10, float *restrict T_grad_add_57_11, float *restrict T_grad_sum_43_14, float *restrict T_grad_sub_41, float *restrict T_grad_div_38_18, float *restrict T_grad_sum_37_19, float *restrict T_grad_conv_36, float *restrict T_grad_relu_28_21, float *restrict T_grad_reshape_26_25, float *restrict T_grad_div_23_28, float *restrict T_grad_sqrt_22_30, float *restrict T_grad_add_21_31, float *restrict T_grad_sum_7_34, float *restrict T_grad_sub_5, float *restrict T_grad_div_2_38, float *restrict T_grad_sum_1_39, float *restrict T_grad_conv_0, float *restrict T_grad_x_41)
+void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_65, const float *restrict T_conv_0, const float *restrict T_div_2, const float *restrict T_sum_7, const float *restrict T_div_23, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_conv1_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_conv2_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_reshape_62_5, float *restrict T_grad_div_59_8, float *restrict T_grad_sum_43_14, float *restrict T_grad_div_38_18, float *restrict T_grad_sum_37_19, float *restrict T_grad_conv_36, float *restrict T_grad_relu_28_21, float *restrict T_grad_reshape_26_25, float *restrict T_grad_div_23_28, float *restrict T_grad_sum_7_34, float *restrict T_grad_div_2_38, float *restrict T_grad_sum_1_39, float *restrict T_grad_conv_0, float *restrict T_grad_x_41)
 {
     /* grad_reshape_62_5[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const float t0 = T_grad_relu_65[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const float t1 = T_conv_36[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t3 = (t1 - t2);
-        const float t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t5 = (t3 * t4);
-        const float t6 = T_bn2_bias[v_i1];
         const float t7 = (t5 + t6);
         const float t8 = T_x[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const float t9 = (t7 + t8);
@@ -1202,7 +1086,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_bn2_bias[s0] = grad_reshape_62_5[s0, 0, 0] */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         const float t0 = T_grad_reshape_62_5[((v_s0) * 1 + 0) * 1 + 0];
         T_grad_bn2_bias[v_s0] = t0;
@@ -1211,7 +1095,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_div_59_8[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -1219,15 +1103,15 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const float t0 = T_grad_relu_65[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const float t1 = T_conv_36[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t3 = (t1 - t2);
-        const float t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t5 = (t3 * t4);
-        const float t6 = T_bn2_bias[v_i1];
         const float t7 = (t5 + t6);
         const float t8 = T_x[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const float t9 = (t7 + t8);
@@ -1245,114 +1129,53 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
 
-    /* grad_sqrt_58_10[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt_58[0, i1, 0, 0] / sqrt_58[0, i1, 0, 0] * grad_div_59_8[0, i1, 0, 0]) */
+    /* grad_bn2_weight[s0] = grad_div_59_8[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const float t0 = T_bn2_weight[v_i1];
-        const float t1 = T_sqrt_58[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t2 = (t0 / t1);
-        const float t3 = (t2 / t1);
-        const float t4 = T_grad_div_59_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t5 = (t3 * t4);
-        const float t6 = (-t5);
-        T_grad_sqrt_58_10[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t6;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_add_57_11[j0, i1, j2, j3] = grad_sqrt_58_10[0, i1, 0, 0] * 0.5 / sqrt(div_44[0, i1, 0, 0] + 1e-05) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const float t0 = T_grad_sqrt_58_10[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = T_div_44[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t2 = (t1 + 1e-05f);
-        const float t3 = sqrtf(t2);
-        const float t4 = (0.5f / t3);
-        const float t5 = (t0 * t4);
-        T_grad_add_57_11[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t5;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_bn2_weight[s0] = grad_div_59_8[0, s0, 0, 0] * 1 / sqrt_58[0, s0, 0, 0] */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         const float t0 = T_grad_div_59_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const float t1 = T_sqrt_58[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const float t2 = (1.0f / t1);
-        const float t3 = (t0 * t2);
-        T_grad_bn2_weight[v_s0] = t3;
+        const float t1 = T_sum_43[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
+        const float t3 = (t2 + 1e-05f);
+        const float t4 = sqrtf(t3);
+        const float t5 = (1.0f / t4);
+        const float t6 = (t0 * t5);
+        T_grad_bn2_weight[v_s0] = t6;
     }
     }
 
-    /* grad_sum_43_14[j0, i1, j2, j3] = grad_add_57_11[0, i1, 0, 0] * 1 / N * H * W */
+    /* grad_sum_43_14[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+        const float t0 = T_bn2_weight[v_i1];
+        const float t1 = T_sum_43[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
+        const float t3 = (t2 + 1e-05f);
+        const float t4 = sqrtf(t3);
+        const float t5 = (t0 / t4);
+        const float t6 = (t5 / t4);
+        const float t7 = T_grad_div_59_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t8 = (t6 * t7);
+        const float t9 = (0.5f / t4);
+        const float t10 = (t8 * t9);
+        const float t11 = (1.0f / ((float)((S_N * S_H) * S_W)));
+        const float t12 = (t10 * t11);
+        const float t13 = (-t12);
     #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const float t0 = T_grad_add_57_11[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
-        const float t2 = (t0 * t1);
-        T_grad_sum_43_14[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+        T_grad_sum_43_14[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
     }
     }
     }
     }
     }
 
-    /* grad_sub_41[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_14[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) */
+    /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        const float t0 = T_grad_relu_65[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t1 = T_conv_36[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const float t3 = (t1 - t2);
-        const float t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const float t5 = (t3 * t4);
-        const float t6 = T_bn2_bias[v_j1];
-        const float t7 = (t5 + t6);
-        const float t8 = T_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t9 = (t7 + t8);
-        const float t10 = (t9 > 0.0f);
-        const float t11 = (t0 * t10);
-        const float t12 = (t11 * t4);
-        const float t13 = T_grad_sum_43_14[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const float t14 = (t3 + t3);
-        const float t15 = (t13 * t14);
-        const float t16 = (t12 + t15);
-        T_grad_sub_41[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] = t16;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -grad_sub_41[i0, i1, i2, i3] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -1360,11 +1183,27 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_i1];
+        const float t13 = T_grad_sum_43_14[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const float t0 = T_grad_sub_41[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = (-t0);
-        acc += t1;
+        const float t0 = T_grad_relu_65[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t1 = T_conv_36[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t3 = (t1 - t2);
+        const float t5 = (t3 * t4);
+        const float t7 = (t5 + t6);
+        const float t8 = T_x[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t9 = (t7 + t8);
+        const float t10 = (t9 > 0.0f);
+        const float t11 = (t0 * t10);
+        const float t12 = (t11 * t4);
+        const float t14 = (t3 + t3);
+        const float t15 = (t13 * t14);
+        const float t16 = (t12 + t15);
+        const float t17 = (-t16);
+        acc += t17;
     }
     }
     }
@@ -1377,15 +1216,15 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         const float t0 = T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
         const float t2 = (t0 * t1);
+    #pragma omp simd
+    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_37_19[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
     }
     }
@@ -1395,30 +1234,30 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_14[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_19[0, j1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
+        const float t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_j1];
+        const float t13 = T_grad_sum_43_14[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t17 = T_grad_sum_37_19[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
     #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
         const float t0 = T_grad_relu_65[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
         const float t1 = T_conv_36[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const float t3 = (t1 - t2);
-        const float t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const float t5 = (t3 * t4);
-        const float t6 = T_bn2_bias[v_j1];
         const float t7 = (t5 + t6);
         const float t8 = T_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
         const float t9 = (t7 + t8);
         const float t10 = (t9 > 0.0f);
         const float t11 = (t0 * t10);
         const float t12 = (t11 * t4);
-        const float t13 = T_grad_sum_43_14[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const float t14 = (t3 + t3);
         const float t15 = (t13 * t14);
         const float t16 = (t12 + t15);
-        const float t17 = T_grad_sum_37_19[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const float t18 = (t16 + t17);
         T_grad_conv_36[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] = t18;
     }
@@ -1431,7 +1270,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -1483,16 +1322,16 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                         const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
                         const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
                         const int64_t v_o_33 = (lc_pc + lc_k) / ((3) * (3));
-                        const float t0 = (((float)(v_j2 + (-1 * (v_i_30 + -1)))) >= ((float)0));
-                        const float t1 = (((float)(v_j2 + (-1 * (v_i_30 + -1)))) < ((float)S_H));
+                        const float t0 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
+                        const float t1 = ((v_j2 + (-1 * (v_i_30 + -1))) < S_H);
                         const float t2 = (t0 * t1);
-                        const float t3 = (((float)(v_j3 + (-1 * (v_j_31 + -1)))) >= ((float)0));
+                        const float t3 = ((v_j3 + (-1 * (v_j_31 + -1))) >= 0);
                         const float t4 = (t2 * t3);
-                        const float t5 = (((float)(v_j3 + (-1 * (v_j_31 + -1)))) < ((float)S_W));
+                        const float t5 = ((v_j3 + (-1 * (v_j_31 + -1))) < S_W);
                         const float t6 = (t4 * t5);
-                        const float t7 = (((float)(v_j2 + (-1 * (v_i_30 + -1)))) >= 0.0f);
+                        const float t7 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
                         const float t8 = (t7 * t1);
-                        const float t9 = (((float)(v_j3 + (-1 * (v_j_31 + -1)))) >= 0.0f);
+                        const float t9 = ((v_j3 + (-1 * (v_j_31 + -1))) >= 0);
                         const float t10 = (t8 * t9);
                         const float t11 = (t10 * t5);
                         const float t12 = (t11 != 0 ? T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_j2 + (-1 * (v_i_30 + -1)))) * S_W + (v_j3 + (-1 * (v_j_31 + -1)))] : 0);
@@ -1532,7 +1371,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     {
     const int64_t lc_M = (int64_t)(8), lc_N = (int64_t)(8) * (int64_t)(3) * (int64_t)(3), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -1561,12 +1400,12 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                     const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
                     const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
                     const int64_t v_n_32 = (lc_pc + lc_k) / ((S_W) * (S_H));
-                    const float t0 = (((float)((v_h_34 + v_i_30) + -1)) >= 0.0f);
-                    const float t1 = (((float)((v_h_34 + v_i_30) + -1)) < ((float)S_H));
+                    const float t0 = (((v_h_34 + v_i_30) + -1) >= 0);
+                    const float t1 = (((v_h_34 + v_i_30) + -1) < S_H);
                     const float t2 = (t0 * t1);
-                    const float t3 = (((float)((v_w_35 + v_j_31) + -1)) >= 0.0f);
+                    const float t3 = (((v_w_35 + v_j_31) + -1) >= 0);
                     const float t4 = (t2 * t3);
-                    const float t5 = (((float)((v_w_35 + v_j_31) + -1)) < ((float)S_W));
+                    const float t5 = (((v_w_35 + v_j_31) + -1) < S_W);
                     const float t6 = (t4 * t5);
                     const float t7 = (t6 != 0 ? T_conv_0[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
                     const float t8 = T_div_2[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
@@ -1633,22 +1472,22 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_reshape_26_25[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn1_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const float t0 = T_grad_relu_28_21[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const float t1 = T_conv_0[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t3 = (t1 - t2);
-        const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t5 = (t3 * t4);
-        const float t6 = T_bn1_bias[v_i1];
         const float t7 = (t5 + t6);
         const float t8 = (t7 > 0.0f);
         const float t9 = (t0 * t8);
@@ -1664,7 +1503,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_bn1_bias[s0] = grad_reshape_26_25[s0, 0, 0] */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         const float t0 = T_grad_reshape_26_25[((v_s0) * 1 + 0) * 1 + 0];
         T_grad_bn1_bias[v_s0] = t0;
@@ -1673,7 +1512,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_div_23_28[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -1681,15 +1520,15 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn1_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const float t0 = T_grad_relu_28_21[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const float t1 = T_conv_0[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t3 = (t1 - t2);
-        const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t5 = (t3 * t4);
-        const float t6 = T_bn1_bias[v_i1];
         const float t7 = (t5 + t6);
         const float t8 = (t7 > 0.0f);
         const float t9 = (t0 * t8);
@@ -1705,112 +1544,53 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
 
-    /* grad_sqrt_22_30[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt_22[0, i1, 0, 0] / sqrt_22[0, i1, 0, 0] * grad_div_23_28[0, i1, 0, 0]) */
+    /* grad_bn1_weight[s0] = grad_div_23_28[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const float t0 = T_bn1_weight[v_i1];
-        const float t1 = T_sqrt_22[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t2 = (t0 / t1);
-        const float t3 = (t2 / t1);
-        const float t4 = T_grad_div_23_28[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t5 = (t3 * t4);
-        const float t6 = (-t5);
-        T_grad_sqrt_22_30[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t6;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_add_21_31[j0, i1, j2, j3] = grad_sqrt_22_30[0, i1, 0, 0] * 0.5 / sqrt(div_8[0, i1, 0, 0] + 1e-05) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const float t0 = T_grad_sqrt_22_30[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = T_div_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t2 = (t1 + 1e-05f);
-        const float t3 = sqrtf(t2);
-        const float t4 = (0.5f / t3);
-        const float t5 = (t0 * t4);
-        T_grad_add_21_31[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t5;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_bn1_weight[s0] = grad_div_23_28[0, s0, 0, 0] * 1 / sqrt_22[0, s0, 0, 0] */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         const float t0 = T_grad_div_23_28[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const float t1 = T_sqrt_22[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const float t2 = (1.0f / t1);
-        const float t3 = (t0 * t2);
-        T_grad_bn1_weight[v_s0] = t3;
+        const float t1 = T_sum_7[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
+        const float t3 = (t2 + 1e-05f);
+        const float t4 = sqrtf(t3);
+        const float t5 = (1.0f / t4);
+        const float t6 = (t0 * t5);
+        T_grad_bn1_weight[v_s0] = t6;
     }
     }
 
-    /* grad_sum_7_34[j0, i1, j2, j3] = grad_add_21_31[0, i1, 0, 0] * 1 / N * H * W */
+    /* grad_sum_7_34[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, i1, 0, 0] * 0.5 / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+        const float t0 = T_bn1_weight[v_i1];
+        const float t1 = T_sum_7[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
+        const float t3 = (t2 + 1e-05f);
+        const float t4 = sqrtf(t3);
+        const float t5 = (t0 / t4);
+        const float t6 = (t5 / t4);
+        const float t7 = T_grad_div_23_28[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t8 = (t6 * t7);
+        const float t9 = (0.5f / t4);
+        const float t10 = (t8 * t9);
+        const float t11 = (1.0f / ((float)((S_N * S_H) * S_W)));
+        const float t12 = (t10 * t11);
+        const float t13 = (-t12);
     #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const float t0 = T_grad_add_21_31[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
-        const float t2 = (t0 * t1);
-        T_grad_sum_7_34[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+        T_grad_sum_7_34[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
     }
     }
     }
     }
     }
 
-    /* grad_sub_5[j0, j1, j2, j3] = grad_relu_28_21[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_34[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) */
+    /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        const float t0 = T_grad_relu_28_21[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t1 = T_conv_0[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t2 = T_div_2[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const float t3 = (t1 - t2);
-        const float t4 = T_div_23[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const float t5 = (t3 * t4);
-        const float t6 = T_bn1_bias[v_j1];
-        const float t7 = (t5 + t6);
-        const float t8 = (t7 > 0.0f);
-        const float t9 = (t0 * t8);
-        const float t10 = (t9 * t4);
-        const float t11 = T_grad_sum_7_34[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const float t12 = (t3 + t3);
-        const float t13 = (t11 * t12);
-        const float t14 = (t10 + t13);
-        T_grad_sub_5[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] = t14;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -grad_sub_5[i0, i1, i2, i3] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -1818,11 +1598,25 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn1_bias[v_i1];
+        const float t11 = T_grad_sum_7_34[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const float t0 = T_grad_sub_5[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = (-t0);
-        acc += t1;
+        const float t0 = T_grad_relu_28_21[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t1 = T_conv_0[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t3 = (t1 - t2);
+        const float t5 = (t3 * t4);
+        const float t7 = (t5 + t6);
+        const float t8 = (t7 > 0.0f);
+        const float t9 = (t0 * t8);
+        const float t10 = (t9 * t4);
+        const float t12 = (t3 + t3);
+        const float t13 = (t11 * t12);
+        const float t14 = (t10 + t13);
+        const float t15 = (-t14);
+        acc += t15;
     }
     }
     }
@@ -1835,15 +1629,15 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         const float t0 = T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
         const float t2 = (t0 * t1);
+    #pragma omp simd
+    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_1_39[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
     }
     }
@@ -1853,28 +1647,28 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_21[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_34[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_39[0, j1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
+        const float t2 = T_div_2[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_23[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn1_bias[v_j1];
+        const float t11 = T_grad_sum_7_34[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t15 = T_grad_sum_1_39[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
     #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
         const float t0 = T_grad_relu_28_21[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
         const float t1 = T_conv_0[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t2 = T_div_2[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const float t3 = (t1 - t2);
-        const float t4 = T_div_23[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const float t5 = (t3 * t4);
-        const float t6 = T_bn1_bias[v_j1];
         const float t7 = (t5 + t6);
         const float t8 = (t7 > 0.0f);
         const float t9 = (t0 * t8);
         const float t10 = (t9 * t4);
-        const float t11 = T_grad_sum_7_34[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const float t12 = (t3 + t3);
         const float t13 = (t11 * t12);
         const float t14 = (t10 + t13);
-        const float t15 = T_grad_sum_1_39[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const float t16 = (t14 + t15);
         T_grad_conv_0[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] = t16;
     }
@@ -1887,7 +1681,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -1939,16 +1733,16 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                         const int64_t v_j = ((lc_pc + lc_k)) % (3);
                         const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
                         const int64_t v_o = (lc_pc + lc_k) / ((3) * (3));
-                        const float t0 = (((float)(v_j2 + (-1 * (v_i + -1)))) >= ((float)0));
-                        const float t1 = (((float)(v_j2 + (-1 * (v_i + -1)))) < ((float)S_H));
+                        const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                        const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
                         const float t2 = (t0 * t1);
-                        const float t3 = (((float)(v_j3 + (-1 * (v_j + -1)))) >= ((float)0));
+                        const float t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
                         const float t4 = (t2 * t3);
-                        const float t5 = (((float)(v_j3 + (-1 * (v_j + -1)))) < ((float)S_W));
+                        const float t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
                         const float t6 = (t4 * t5);
-                        const float t7 = (((float)(v_j2 + (-1 * (v_i + -1)))) >= 0.0f);
+                        const float t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
                         const float t8 = (t7 * t1);
-                        const float t9 = (((float)(v_j3 + (-1 * (v_j + -1)))) >= 0.0f);
+                        const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
                         const float t10 = (t8 * t9);
                         const float t11 = (t10 * t5);
                         const float t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
@@ -1988,7 +1782,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     {
     const int64_t lc_M = (int64_t)(8), lc_N = (int64_t)(8) * (int64_t)(3) * (int64_t)(3), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -2017,12 +1811,12 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                     const int64_t v_w = ((lc_pc + lc_k)) % (S_W);
                     const int64_t v_h = ((lc_pc + lc_k) / (S_W)) % (S_H);
                     const int64_t v_n = (lc_pc + lc_k) / ((S_W) * (S_H));
-                    const float t0 = (((float)((v_h + v_i) + -1)) >= 0.0f);
-                    const float t1 = (((float)((v_h + v_i) + -1)) < ((float)S_H));
+                    const float t0 = (((v_h + v_i) + -1) >= 0);
+                    const float t1 = (((v_h + v_i) + -1) < S_H);
                     const float t2 = (t0 * t1);
-                    const float t3 = (((float)((v_w + v_j) + -1)) >= 0.0f);
+                    const float t3 = (((v_w + v_j) + -1) >= 0);
                     const float t4 = (t2 * t3);
-                    const float t5 = (((float)((v_w + v_j) + -1)) < ((float)S_W));
+                    const float t5 = (((v_w + v_j) + -1) < S_W);
                     const float t6 = (t4 * t5);
                     const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
                     lc_dst[lc_k * LC_NR_F32] = t7;
@@ -2081,19 +1875,19 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_x[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) + grad_x_41[j0, j1, j2, j3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
+        const float t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_j1];
     #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
         const float t0 = T_grad_relu_65[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
         const float t1 = T_conv_36[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const float t3 = (t1 - t2);
-        const float t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const float t5 = (t3 * t4);
-        const float t6 = T_bn2_bias[v_j1];
         const float t7 = (t5 + t6);
         const float t8 = T_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
         const float t9 = (t7 + t8);
@@ -2112,26 +1906,26 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
 
 /* ResidualBlockSpec_backward (double) */
-void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_65, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_div_8, const double *restrict T_sqrt_22, const double *restrict T_div_23, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_div_44, const double *restrict T_sqrt_58, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_conv1_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_conv2_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_reshape_62_5, double *restrict T_grad_div_59_8, double *restrict T_grad_sqrt_58_10, double *restrict T_grad_add_57_11, double *restrict T_grad_sum_43_14, double *restrict T_grad_sub_41, double *restrict T_grad_div_38_18, double *restrict T_grad_sum_37_19, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_21, double *restrict T_grad_reshape_26_25, double *restrict T_grad_div_23_28, double *restrict T_grad_sqrt_22_30, double *restrict T_grad_add_21_31, double *restrict T_grad_sum_7_34, double *restrict T_grad_sub_5, double *restrict T_grad_div_2_38, double *restrict T_grad_sum_1_39, double *restrict T_grad_conv_0, double *restrict T_grad_x_41)
+void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_65, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_sum_7, const double *restrict T_div_23, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_conv1_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_conv2_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_reshape_62_5, double *restrict T_grad_div_59_8, double *restrict T_grad_sum_43_14, double *restrict T_grad_div_38_18, double *restrict T_grad_sum_37_19, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_21, double *restrict T_grad_reshape_26_25, double *restrict T_grad_div_23_28, double *restrict T_grad_sum_7_34, double *restrict T_grad_div_2_38, double *restrict T_grad_sum_1_39, double *restrict T_grad_conv_0, double *restrict T_grad_x_41)
 {
     /* grad_reshape_62_5[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const double t0 = T_grad_relu_65[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const double t1 = T_conv_36[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t3 = (t1 - t2);
-        const double t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t5 = (t3 * t4);
-        const double t6 = T_bn2_bias[v_i1];
         const double t7 = (t5 + t6);
         const double t8 = T_x[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const double t9 = (t7 + t8);
@@ -2149,7 +1943,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_bn2_bias[s0] = grad_reshape_62_5[s0, 0, 0] */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         const double t0 = T_grad_reshape_62_5[((v_s0) * 1 + 0) * 1 + 0];
         T_grad_bn2_bias[v_s0] = t0;
@@ -2158,7 +1952,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_div_59_8[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -2166,15 +1960,15 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const double t0 = T_grad_relu_65[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const double t1 = T_conv_36[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t3 = (t1 - t2);
-        const double t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t5 = (t3 * t4);
-        const double t6 = T_bn2_bias[v_i1];
         const double t7 = (t5 + t6);
         const double t8 = T_x[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const double t9 = (t7 + t8);
@@ -2192,114 +1986,53 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
 
-    /* grad_sqrt_58_10[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt_58[0, i1, 0, 0] / sqrt_58[0, i1, 0, 0] * grad_div_59_8[0, i1, 0, 0]) */
+    /* grad_bn2_weight[s0] = grad_div_59_8[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const double t0 = T_bn2_weight[v_i1];
-        const double t1 = T_sqrt_58[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t0 / t1);
-        const double t3 = (t2 / t1);
-        const double t4 = T_grad_div_59_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t5 = (t3 * t4);
-        const double t6 = (-t5);
-        T_grad_sqrt_58_10[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t6;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_add_57_11[j0, i1, j2, j3] = grad_sqrt_58_10[0, i1, 0, 0] * 0.5 / sqrt(div_44[0, i1, 0, 0] + 1e-05) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const double t0 = T_grad_sqrt_58_10[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = T_div_44[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t1 + 1e-05);
-        const double t3 = sqrt(t2);
-        const double t4 = (0.5 / t3);
-        const double t5 = (t0 * t4);
-        T_grad_add_57_11[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t5;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_bn2_weight[s0] = grad_div_59_8[0, s0, 0, 0] * 1 / sqrt_58[0, s0, 0, 0] */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         const double t0 = T_grad_div_59_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const double t1 = T_sqrt_58[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const double t2 = (1.0 / t1);
-        const double t3 = (t0 * t2);
-        T_grad_bn2_weight[v_s0] = t3;
+        const double t1 = T_sum_43[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (1.0 / t4);
+        const double t6 = (t0 * t5);
+        T_grad_bn2_weight[v_s0] = t6;
     }
     }
 
-    /* grad_sum_43_14[j0, i1, j2, j3] = grad_add_57_11[0, i1, 0, 0] * 1 / N * H * W */
+    /* grad_sum_43_14[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+        const double t0 = T_bn2_weight[v_i1];
+        const double t1 = T_sum_43[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (t0 / t4);
+        const double t6 = (t5 / t4);
+        const double t7 = T_grad_div_59_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t8 = (t6 * t7);
+        const double t9 = (0.5 / t4);
+        const double t10 = (t8 * t9);
+        const double t11 = (1.0 / ((double)((S_N * S_H) * S_W)));
+        const double t12 = (t10 * t11);
+        const double t13 = (-t12);
     #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const double t0 = T_grad_add_57_11[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
-        const double t2 = (t0 * t1);
-        T_grad_sum_43_14[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+        T_grad_sum_43_14[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
     }
     }
     }
     }
     }
 
-    /* grad_sub_41[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_14[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) */
+    /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        const double t0 = T_grad_relu_65[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t1 = T_conv_36[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const double t3 = (t1 - t2);
-        const double t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const double t5 = (t3 * t4);
-        const double t6 = T_bn2_bias[v_j1];
-        const double t7 = (t5 + t6);
-        const double t8 = T_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t9 = (t7 + t8);
-        const double t10 = (t9 > 0.0);
-        const double t11 = (t0 * t10);
-        const double t12 = (t11 * t4);
-        const double t13 = T_grad_sum_43_14[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const double t14 = (t3 + t3);
-        const double t15 = (t13 * t14);
-        const double t16 = (t12 + t15);
-        T_grad_sub_41[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] = t16;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -grad_sub_41[i0, i1, i2, i3] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -2307,11 +2040,27 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_i1];
+        const double t13 = T_grad_sum_43_14[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_grad_sub_41[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = (-t0);
-        acc += t1;
+        const double t0 = T_grad_relu_65[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t1 = T_conv_36[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t3 = (t1 - t2);
+        const double t5 = (t3 * t4);
+        const double t7 = (t5 + t6);
+        const double t8 = T_x[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t9 = (t7 + t8);
+        const double t10 = (t9 > 0.0);
+        const double t11 = (t0 * t10);
+        const double t12 = (t11 * t4);
+        const double t14 = (t3 + t3);
+        const double t15 = (t13 * t14);
+        const double t16 = (t12 + t15);
+        const double t17 = (-t16);
+        acc += t17;
     }
     }
     }
@@ -2324,15 +2073,15 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         const double t0 = T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
         const double t2 = (t0 * t1);
+    #pragma omp simd
+    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_37_19[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
     }
     }
@@ -2342,30 +2091,30 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_14[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_19[0, j1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
+        const double t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_j1];
+        const double t13 = T_grad_sum_43_14[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t17 = T_grad_sum_37_19[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
     #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
         const double t0 = T_grad_relu_65[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
         const double t1 = T_conv_36[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const double t3 = (t1 - t2);
-        const double t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const double t5 = (t3 * t4);
-        const double t6 = T_bn2_bias[v_j1];
         const double t7 = (t5 + t6);
         const double t8 = T_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
         const double t9 = (t7 + t8);
         const double t10 = (t9 > 0.0);
         const double t11 = (t0 * t10);
         const double t12 = (t11 * t4);
-        const double t13 = T_grad_sum_43_14[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const double t14 = (t3 + t3);
         const double t15 = (t13 * t14);
         const double t16 = (t12 + t15);
-        const double t17 = T_grad_sum_37_19[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const double t18 = (t16 + t17);
         T_grad_conv_36[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] = t18;
     }
@@ -2378,7 +2127,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -2430,16 +2179,16 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                         const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
                         const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
                         const int64_t v_o_33 = (lc_pc + lc_k) / ((3) * (3));
-                        const double t0 = (((double)(v_j2 + (-1 * (v_i_30 + -1)))) >= ((double)0));
-                        const double t1 = (((double)(v_j2 + (-1 * (v_i_30 + -1)))) < ((double)S_H));
+                        const double t0 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
+                        const double t1 = ((v_j2 + (-1 * (v_i_30 + -1))) < S_H);
                         const double t2 = (t0 * t1);
-                        const double t3 = (((double)(v_j3 + (-1 * (v_j_31 + -1)))) >= ((double)0));
+                        const double t3 = ((v_j3 + (-1 * (v_j_31 + -1))) >= 0);
                         const double t4 = (t2 * t3);
-                        const double t5 = (((double)(v_j3 + (-1 * (v_j_31 + -1)))) < ((double)S_W));
+                        const double t5 = ((v_j3 + (-1 * (v_j_31 + -1))) < S_W);
                         const double t6 = (t4 * t5);
-                        const double t7 = (((double)(v_j2 + (-1 * (v_i_30 + -1)))) >= 0.0);
+                        const double t7 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
                         const double t8 = (t7 * t1);
-                        const double t9 = (((double)(v_j3 + (-1 * (v_j_31 + -1)))) >= 0.0);
+                        const double t9 = ((v_j3 + (-1 * (v_j_31 + -1))) >= 0);
                         const double t10 = (t8 * t9);
                         const double t11 = (t10 * t5);
                         const double t12 = (t11 != 0 ? T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_j2 + (-1 * (v_i_30 + -1)))) * S_W + (v_j3 + (-1 * (v_j_31 + -1)))] : 0);
@@ -2479,7 +2228,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     {
     const int64_t lc_M = (int64_t)(8), lc_N = (int64_t)(8) * (int64_t)(3) * (int64_t)(3), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -2508,12 +2257,12 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                     const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
                     const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
                     const int64_t v_n_32 = (lc_pc + lc_k) / ((S_W) * (S_H));
-                    const double t0 = (((double)((v_h_34 + v_i_30) + -1)) >= 0.0);
-                    const double t1 = (((double)((v_h_34 + v_i_30) + -1)) < ((double)S_H));
+                    const double t0 = (((v_h_34 + v_i_30) + -1) >= 0);
+                    const double t1 = (((v_h_34 + v_i_30) + -1) < S_H);
                     const double t2 = (t0 * t1);
-                    const double t3 = (((double)((v_w_35 + v_j_31) + -1)) >= 0.0);
+                    const double t3 = (((v_w_35 + v_j_31) + -1) >= 0);
                     const double t4 = (t2 * t3);
-                    const double t5 = (((double)((v_w_35 + v_j_31) + -1)) < ((double)S_W));
+                    const double t5 = (((v_w_35 + v_j_31) + -1) < S_W);
                     const double t6 = (t4 * t5);
                     const double t7 = (t6 != 0 ? T_conv_0[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
                     const double t8 = T_div_2[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
@@ -2580,22 +2329,22 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_reshape_26_25[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn1_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const double t0 = T_grad_relu_28_21[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const double t1 = T_conv_0[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t3 = (t1 - t2);
-        const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t5 = (t3 * t4);
-        const double t6 = T_bn1_bias[v_i1];
         const double t7 = (t5 + t6);
         const double t8 = (t7 > 0.0);
         const double t9 = (t0 * t8);
@@ -2611,7 +2360,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_bn1_bias[s0] = grad_reshape_26_25[s0, 0, 0] */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         const double t0 = T_grad_reshape_26_25[((v_s0) * 1 + 0) * 1 + 0];
         T_grad_bn1_bias[v_s0] = t0;
@@ -2620,7 +2369,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_div_23_28[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -2628,15 +2377,15 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn1_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const double t0 = T_grad_relu_28_21[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const double t1 = T_conv_0[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t3 = (t1 - t2);
-        const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t5 = (t3 * t4);
-        const double t6 = T_bn1_bias[v_i1];
         const double t7 = (t5 + t6);
         const double t8 = (t7 > 0.0);
         const double t9 = (t0 * t8);
@@ -2652,112 +2401,53 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
 
-    /* grad_sqrt_22_30[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt_22[0, i1, 0, 0] / sqrt_22[0, i1, 0, 0] * grad_div_23_28[0, i1, 0, 0]) */
+    /* grad_bn1_weight[s0] = grad_div_23_28[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const double t0 = T_bn1_weight[v_i1];
-        const double t1 = T_sqrt_22[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t0 / t1);
-        const double t3 = (t2 / t1);
-        const double t4 = T_grad_div_23_28[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t5 = (t3 * t4);
-        const double t6 = (-t5);
-        T_grad_sqrt_22_30[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t6;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_add_21_31[j0, i1, j2, j3] = grad_sqrt_22_30[0, i1, 0, 0] * 0.5 / sqrt(div_8[0, i1, 0, 0] + 1e-05) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const double t0 = T_grad_sqrt_22_30[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = T_div_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t1 + 1e-05);
-        const double t3 = sqrt(t2);
-        const double t4 = (0.5 / t3);
-        const double t5 = (t0 * t4);
-        T_grad_add_21_31[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t5;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_bn1_weight[s0] = grad_div_23_28[0, s0, 0, 0] * 1 / sqrt_22[0, s0, 0, 0] */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 32768)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         const double t0 = T_grad_div_23_28[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const double t1 = T_sqrt_22[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const double t2 = (1.0 / t1);
-        const double t3 = (t0 * t2);
-        T_grad_bn1_weight[v_s0] = t3;
+        const double t1 = T_sum_7[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (1.0 / t4);
+        const double t6 = (t0 * t5);
+        T_grad_bn1_weight[v_s0] = t6;
     }
     }
 
-    /* grad_sum_7_34[j0, i1, j2, j3] = grad_add_21_31[0, i1, 0, 0] * 1 / N * H * W */
+    /* grad_sum_7_34[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, i1, 0, 0] * 0.5 / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+        const double t0 = T_bn1_weight[v_i1];
+        const double t1 = T_sum_7[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (t0 / t4);
+        const double t6 = (t5 / t4);
+        const double t7 = T_grad_div_23_28[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t8 = (t6 * t7);
+        const double t9 = (0.5 / t4);
+        const double t10 = (t8 * t9);
+        const double t11 = (1.0 / ((double)((S_N * S_H) * S_W)));
+        const double t12 = (t10 * t11);
+        const double t13 = (-t12);
     #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        const double t0 = T_grad_add_21_31[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
-        const double t2 = (t0 * t1);
-        T_grad_sum_7_34[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+        T_grad_sum_7_34[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
     }
     }
     }
     }
     }
 
-    /* grad_sub_5[j0, j1, j2, j3] = grad_relu_28_21[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_34[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) */
+    /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
-    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        const double t0 = T_grad_relu_28_21[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t1 = T_conv_0[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t2 = T_div_2[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const double t3 = (t1 - t2);
-        const double t4 = T_div_23[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const double t5 = (t3 * t4);
-        const double t6 = T_bn1_bias[v_j1];
-        const double t7 = (t5 + t6);
-        const double t8 = (t7 > 0.0);
-        const double t9 = (t0 * t8);
-        const double t10 = (t9 * t4);
-        const double t11 = T_grad_sum_7_34[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const double t12 = (t3 + t3);
-        const double t13 = (t11 * t12);
-        const double t14 = (t10 + t13);
-        T_grad_sub_5[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] = t14;
-    }
-    }
-    }
-    }
-    }
-
-    /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -grad_sub_5[i0, i1, i2, i3] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -2765,11 +2455,25 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn1_bias[v_i1];
+        const double t11 = T_grad_sum_7_34[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_grad_sub_5[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = (-t0);
-        acc += t1;
+        const double t0 = T_grad_relu_28_21[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t1 = T_conv_0[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t3 = (t1 - t2);
+        const double t5 = (t3 * t4);
+        const double t7 = (t5 + t6);
+        const double t8 = (t7 > 0.0);
+        const double t9 = (t0 * t8);
+        const double t10 = (t9 * t4);
+        const double t12 = (t3 + t3);
+        const double t13 = (t11 * t12);
+        const double t14 = (t10 + t13);
+        const double t15 = (-t14);
+        acc += t15;
     }
     }
     }
@@ -2782,15 +2486,15 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         const double t0 = T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
         const double t2 = (t0 * t1);
+    #pragma omp simd
+    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_1_39[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
     }
     }
@@ -2800,28 +2504,28 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_21[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_34[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_39[0, j1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
+        const double t2 = T_div_2[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_23[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn1_bias[v_j1];
+        const double t11 = T_grad_sum_7_34[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t15 = T_grad_sum_1_39[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
     #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
         const double t0 = T_grad_relu_28_21[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
         const double t1 = T_conv_0[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t2 = T_div_2[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const double t3 = (t1 - t2);
-        const double t4 = T_div_23[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const double t5 = (t3 * t4);
-        const double t6 = T_bn1_bias[v_j1];
         const double t7 = (t5 + t6);
         const double t8 = (t7 > 0.0);
         const double t9 = (t0 * t8);
         const double t10 = (t9 * t4);
-        const double t11 = T_grad_sum_7_34[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const double t12 = (t3 + t3);
         const double t13 = (t11 * t12);
         const double t14 = (t10 + t13);
-        const double t15 = T_grad_sum_1_39[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const double t16 = (t14 + t15);
         T_grad_conv_0[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] = t16;
     }
@@ -2834,7 +2538,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -2886,16 +2590,16 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                         const int64_t v_j = ((lc_pc + lc_k)) % (3);
                         const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
                         const int64_t v_o = (lc_pc + lc_k) / ((3) * (3));
-                        const double t0 = (((double)(v_j2 + (-1 * (v_i + -1)))) >= ((double)0));
-                        const double t1 = (((double)(v_j2 + (-1 * (v_i + -1)))) < ((double)S_H));
+                        const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                        const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
                         const double t2 = (t0 * t1);
-                        const double t3 = (((double)(v_j3 + (-1 * (v_j + -1)))) >= ((double)0));
+                        const double t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
                         const double t4 = (t2 * t3);
-                        const double t5 = (((double)(v_j3 + (-1 * (v_j + -1)))) < ((double)S_W));
+                        const double t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
                         const double t6 = (t4 * t5);
-                        const double t7 = (((double)(v_j2 + (-1 * (v_i + -1)))) >= 0.0);
+                        const double t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
                         const double t8 = (t7 * t1);
-                        const double t9 = (((double)(v_j3 + (-1 * (v_j + -1)))) >= 0.0);
+                        const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
                         const double t10 = (t8 * t9);
                         const double t11 = (t10 * t5);
                         const double t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
@@ -2935,7 +2639,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     {
     const int64_t lc_M = (int64_t)(8), lc_N = (int64_t)(8) * (int64_t)(3) * (int64_t)(3), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 32768 ? lc_num_threads() : 1;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
@@ -2964,12 +2668,12 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                     const int64_t v_w = ((lc_pc + lc_k)) % (S_W);
                     const int64_t v_h = ((lc_pc + lc_k) / (S_W)) % (S_H);
                     const int64_t v_n = (lc_pc + lc_k) / ((S_W) * (S_H));
-                    const double t0 = (((double)((v_h + v_i) + -1)) >= 0.0);
-                    const double t1 = (((double)((v_h + v_i) + -1)) < ((double)S_H));
+                    const double t0 = (((v_h + v_i) + -1) >= 0);
+                    const double t1 = (((v_h + v_i) + -1) < S_H);
                     const double t2 = (t0 * t1);
-                    const double t3 = (((double)((v_w + v_j) + -1)) >= 0.0);
+                    const double t3 = (((v_w + v_j) + -1) >= 0);
                     const double t4 = (t2 * t3);
-                    const double t5 = (((double)((v_w + v_j) + -1)) < ((double)S_W));
+                    const double t5 = (((v_w + v_j) + -1) < S_W);
                     const double t6 = (t4 * t5);
                     const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
                     lc_dst[lc_k * LC_NR_F64] = t7;
@@ -3028,19 +2732,19 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_x[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) + grad_x_41[j0, j1, j2, j3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
+        const double t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_j1];
     #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
         const double t0 = T_grad_relu_65[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
         const double t1 = T_conv_36[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const double t3 = (t1 - t2);
-        const double t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
         const double t5 = (t3 * t4);
-        const double t6 = T_bn2_bias[v_j1];
         const double t7 = (t5 + t6);
         const double t8 = T_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
         const double t9 = (t7 + t8);

@@ -43,7 +43,7 @@ LAYER = {'name': 'ScaledLayerSpec',
                                      ('out', 'grad_scale', (), 'output', False)]}},
  'threads_function': 'lc_scaledlayerspec_set_threads',
  'extension': '_scaled_layer_ext',
- 'key': '1f4e0a8c41c4190c05d8662d802dbc286f7314ae0637d561767bada34fe3aabe'}
+ 'key': '560136cfa27031e777bb910989271234b7811d6499405448ff36cdbb802b9e03'}
 
 
 class ScaledLayerSpec(_layerc_runtime.LayerModule):

@@ -40,7 +40,7 @@ double pow(double, double);
 #define LC_VECTOR_BYTES 16
 #endif
 #define LC_MR 6
-#define LC_MC 144
+#define LC_MC 96
 #define LC_KC 384
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
@@ -111,12 +111,12 @@ void lc_scaledlayerspec_forward_f32(int64_t S_D, int64_t S_N, const float *restr
 {
     /* mul_0[i0, i1] = x[i0, i1] * scale */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const float t1 = T_scale[0];
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < S_D; ++v_i1) {
         const float t0 = T_x[(v_i0) * S_D + v_i1];
-        const float t1 = T_scale[0];
         const float t2 = (t0 * t1);
         T_mul_0[(v_i0) * S_D + v_i1] = t2;
     }
@@ -131,12 +131,12 @@ void lc_scaledlayerspec_forward_f64(int64_t S_D, int64_t S_N, const double *rest
 {
     /* mul_0[i0, i1] = x[i0, i1] * scale */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t1 = T_scale[0];
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < S_D; ++v_i1) {
         const double t0 = T_x[(v_i0) * S_D + v_i1];
-        const double t1 = T_scale[0];
         const double t2 = (t0 * t1);
         T_mul_0[(v_i0) * S_D + v_i1] = t2;
     }
@@ -151,12 +151,12 @@ void lc_scaledlayerspec_backward_f32(int64_t S_D, int64_t S_N, const float *rest
 {
     /* grad_x[i0, i1] = grad_mul_0[i0, i1] * scale */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const float t1 = T_scale[0];
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < S_D; ++v_i1) {
         const float t0 = T_grad_mul_0[(v_i0) * S_D + v_i1];
-        const float t1 = T_scale[0];
         const float t2 = (t0 * t1);
         T_grad_x[(v_i0) * S_D + v_i1] = t2;
     }
@@ -166,7 +166,7 @@ void lc_scaledlayerspec_backward_f32(int64_t S_D, int64_t S_N, const float *rest
     /* grad_scale = sum_{i0, i1} grad_mul_0[i0, i1] * x[i0, i1] */
     {
     float acc = 0.0f;
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 32768) reduction(+:acc)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 131072) reduction(+:acc)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i1 = 0; v_i1 < S_D; ++v_i1) {
@@ -187,12 +187,12 @@ void lc_scaledlayerspec_backward_f64(int64_t S_D, int64_t S_N, const double *res
 {
     /* grad_x[i0, i1] = grad_mul_0[i0, i1] * scale */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 32768)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t1 = T_scale[0];
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < S_D; ++v_i1) {
         const double t0 = T_grad_mul_0[(v_i0) * S_D + v_i1];
-        const double t1 = T_scale[0];
         const double t2 = (t0 * t1);
         T_grad_x[(v_i0) * S_D + v_i1] = t2;
     }
@@ -202,7 +202,7 @@ void lc_scaledlayerspec_backward_f64(int64_t S_D, int64_t S_N, const double *res
     /* grad_scale = sum_{i0, i1} grad_mul_0[i0, i1] * x[i0, i1] */
     {
     double acc = 0.0;
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 32768) reduction(+:acc)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 131072) reduction(+:acc)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i1 = 0; v_i1 < S_D; ++v_i1) {
