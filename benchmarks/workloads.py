@@ -51,12 +51,12 @@ def _t(a, grad=False):
 
 def prelu(n, c):
     def make(quick):
-        from .specs import PReLU
+        from .specs import PReLU2D
         nn = n // 8 if quick else n
         x = _rng().standard_normal((nn, c), F32)
         gy = _rng().standard_normal((nn, c), F32)
         alpha = np.full(c, 0.25, F32)
-        m = PReLU.build(C=c)
+        m = PReLU2D.build(C=c, K=c)
 
         def lc():
             m.zero_grad()
@@ -77,7 +77,7 @@ def prelu(n, c):
             def tstep():
                 tx.grad = ta.grad = None
                 torch.nn.functional.prelu(tx, ta).backward(tg)
-        return Steps(lc, ref, tstep, bytes=5 * x.nbytes, build=f"PReLU.build(C={c})")
+        return Steps(lc, ref, tstep, bytes=5 * x.nbytes, build=f"PReLU2D.build(C={c}, K={c})")
     return make
 
 
@@ -116,11 +116,11 @@ def scaled(n, c):
 
 def linear(n, i, o):
     def make(quick):
-        from .specs import Linear
+        from .specs import LinearSpec
         nn = max(n // 4, 32) if quick else n
         x = _rng().standard_normal((nn, i), F32)
         gy = _rng().standard_normal((nn, o), F32)
-        m = Linear.build(I=i, O=o)
+        m = LinearSpec.build(I=i, O=o)
         w, b = m.weight.data, m.bias.data
 
         def lc():
@@ -141,19 +141,20 @@ def linear(n, i, o):
             def tstep():
                 tx.grad = tw.grad = tb.grad = None
                 torch.nn.functional.linear(tx, tw, tb).backward(tg)
-        return Steps(lc, ref, tstep, flops=3 * 2.0 * nn * i * o, build=f"Linear.build(I={i}, O={o})")
+        return Steps(lc, ref, tstep, flops=3 * 2.0 * nn * i * o, build=f"LinearSpec.build(I={i}, O={o})")
     return make
 
 
 def attention(b, t, d, heads):
     def make(quick):
-        from .specs import MultiHeadAttention
+        from .specs import MultiHeadAttentionSpec
         bb = 2 if quick else b
-        hd = d // heads
         x = _rng().standard_normal((bb, t, d), F32)
         gy = _rng().standard_normal((bb, t, d), F32)
-        m = MultiHeadAttention.build(T=t, D=d, H=heads, HD=hd)
-        ws = {k: m._parameters[k].data for k in ("wq", "bq", "wk", "bk", "wv", "bv", "wo", "bo")}
+        m = MultiHeadAttentionSpec.build(S=t, E=d, num_heads=heads, causal=False)
+        ws = {f"{kind}{n}": m._parameters[f"{proj}_{name}"].data
+              for n, proj in zip("qkvo", ("q_proj", "k_proj", "v_proj", "out_proj"))
+              for kind, name in (("w", "weight"), ("b", "bias"))}
 
         def lc():
             m.zero_grad()
@@ -181,7 +182,7 @@ def attention(b, t, d, heads):
                 y.transpose(0, 1).backward(tg)
         flops = 3 * 2.0 * bb * t * (4 * d * d + 2 * t * d)
         return Steps(lc, ref, tstep, flops=flops,
-                     build=f"MultiHeadAttention.build(T={t}, D={d}, H={heads}, HD={hd})")
+                     build=f"MultiHeadAttentionSpec.build(S={t}, E={d}, num_heads={heads}, causal=False)")
     return make
 
 
@@ -299,14 +300,142 @@ def focal(n, k):
 
 
 def depthwise_separable(n, c, h, w, co):
+    """The example's depthwise-separable block (3x3 depthwise, stride 1, padding 1;
+    BatchNorm2D in training mode, i.e. batch statistics; ReLU; 1x1 pointwise to
+    ``co`` channels; BatchNorm2D; ReLU), forward + backward of a fixed upstream
+    gradient: gradients of the input and of all six parameters.
+
+    Each step returns its results (``y``, the input gradient ``x`` and the
+    parameter gradients by torch-style dotted name) so that tests can check the
+    three frameworks against each other; the timing ignores them."""
     def make(quick):
-        try:
-            from runtime import nn as rnn
-            parts = [getattr(rnn, name) for name in ("Conv2D", "BatchNorm2D", "Sequential")]
-        except (ImportError, AttributeError) as e:
-            return Steps(None, None, None, note=f"skipped: runtime.nn Conv2D/BatchNorm2D not available ({e})")
-        return Steps(None, None, None, note=f"skipped: block wiring for {parts} not written yet")
+        from .specs import DepthwiseSeparableConv
+        nn = max(n // 8, 2) if quick else n
+        k, pad = 3, 1
+        rng = _rng()
+        x = rng.standard_normal((nn, c, h, w), F32)
+        # layerc: the composed block (six built-in kernels chained by explicit
+        # backward), not the example's FusedDepthwiseSeparableConv: measured once at
+        # [16,32,56,56]->64, fwd+bwd median (min) over 15 steps on the 2-core box,
+        # composed 382 (371) ms vs fused 821 (728) ms.
+        m = DepthwiseSeparableConv(c, co, k, padding=pad)
+        for bn in (m.bn1, m.bn2):      # not ones and zeros, so the checks see them
+            bn.weight.data[...] = rng.uniform(0.5, 1.5, bn.weight.shape)
+            bn.bias.data[...] = rng.uniform(-0.5, 0.5, bn.bias.shape)
+        names = [name for name, _ in m.named_parameters()]
+        params = dict(m.named_parameters())
+        wd, wp = params["depthwise.weight"].data, params["pointwise.weight"].data
+        g1, b1 = params["bn1.weight"].data, params["bn1.bias"].data
+        g2, b2 = params["bn2.weight"].data, params["bn2.bias"].data
+        gy = rng.standard_normal((nn, co, h, w), F32)
+
+        def lc():
+            m.zero_grad()
+            y = m.forward(x)
+            gx = m.backward(gy)
+            return {"y": y.numpy(), "x": gx.numpy(), **{k_: params[k_].grad for k_ in names}}
+
+        running = [np.zeros(c, F32), np.ones(c, F32), np.zeros(co, F32), np.ones(co, F32)]
+
+        def ref():
+            return _depthwise_separable_numpy(x, gy, wd, g1, b1, wp, g2, b2, running)
+
+        tstep = None
+        if torch is not None:
+            tnn = torch.nn
+            # bias=False: layerc's block has no conv bias (the BatchNorm after each
+            # conv would subtract it again)
+            block = tnn.Sequential(tnn.Conv2d(c, c, k, padding=pad, groups=c, bias=False), tnn.BatchNorm2d(c),
+                                   tnn.ReLU(), tnn.Conv2d(c, co, 1, bias=False), tnn.BatchNorm2d(co), tnn.ReLU())
+            block.train()
+            with torch.no_grad():
+                for name, p in zip(names, block.parameters()):
+                    p.copy_(torch.from_numpy(params[name].data))
+            tx, tg = _t(x, True), _t(gy)
+            tparams = dict(zip(names, block.parameters()))
+
+            def tstep():
+                tx.grad = None
+                block.zero_grad(set_to_none=True)
+                y = block(tx)
+                y.backward(tg)
+                return {"y": y.detach().numpy(), "x": tx.grad.numpy(),
+                        **{k_: p.grad.numpy() for k_, p in tparams.items()}}
+
+        # flops: the two convolutions' multiply-adds only (2 per MAC; BatchNorm and
+        # ReLU not counted), forward 2*N*H*W*C*9 + 2*N*H*W*C*Co, and x3 for
+        # forward + backward (backward: input and weight gradients of each conv),
+        # the same convention as the Linear and attention workloads.
+        flops = 3 * (2.0 * nn * h * w * c * k * k + 2.0 * nn * h * w * c * co)
+        return Steps(lc, ref, tstep, flops=flops,
+                     build=f"build_depthwise_separable({c}, {co}, {k}, padding={pad})")
     return make
+
+
+def _bn_train_forward(h, gamma, beta, running_mean, running_var, eps=1e-5, momentum=0.1):
+    """Batch norm over (N, H, W) with batch statistics; updates the running ones as torch."""
+    count = h.shape[0] * h.shape[2] * h.shape[3]
+    mean = h.mean((0, 2, 3))
+    centered = h - mean[:, None, None]
+    var = np.einsum("nchw,nchw->c", centered, centered) / count
+    inv = (1.0 / np.sqrt(var + eps)).astype(F32)
+    xhat = centered * inv[:, None, None]
+    running_mean *= 1 - momentum
+    running_mean += momentum * mean
+    running_var *= 1 - momentum
+    running_var += momentum * var * (count / (count - 1))
+    return xhat * gamma[:, None, None] + beta[:, None, None], xhat, inv
+
+
+def _bn_train_backward(gz, xhat, inv, gamma):
+    """(grad of the input, grad gamma, grad beta) of batch norm with batch statistics:
+    gx = gamma * inv / M * (M * gz - sum(gz) - xhat * sum(gz * xhat))."""
+    count = gz.shape[0] * gz.shape[2] * gz.shape[3]
+    gbeta = gz.sum((0, 2, 3))
+    ggamma = np.einsum("nchw,nchw->c", gz, xhat)
+    scale = (gamma * inv / count).astype(F32)
+    gh = (count * gz - gbeta[:, None, None] - xhat * ggamma[:, None, None]) * scale[:, None, None]
+    return gh, ggamma, gbeta
+
+
+def _depthwise_separable_numpy(x, gy, wd, g1, b1, wp, g2, b2, running):
+    """Forward and backward of the depthwise-separable block, by hand: depthwise
+    3x3 conv as 9 shifted multiply-adds over the padded input, pointwise conv as a
+    matmul over channels, batch norm with batch statistics, ReLU."""
+    n, c, h, w = x.shape
+    co = wp.shape[0]
+    kh, kw = wd.shape[2:]
+    ph, pw = kh // 2, kw // 2
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    shifts = [(i, j) for i in range(kh) for j in range(kw)]
+    h1 = np.zeros((n, c, h, w), F32)
+    tmp = np.empty_like(h1)
+    for i, j in shifts:
+        np.multiply(xp[:, :, i:i + h, j:j + w], wd[:, 0, i, j][:, None, None], out=tmp)
+        h1 += tmp
+    z1, xhat1, inv1 = _bn_train_forward(h1, g1, b1, running[0], running[1])
+    a1 = np.maximum(z1, 0)
+    w2 = wp.reshape(co, c)
+    h2 = np.matmul(w2, a1.reshape(n, c, h * w)).reshape(n, co, h, w)
+    z2, xhat2, inv2 = _bn_train_forward(h2, g2, b2, running[2], running[3])
+    y = np.maximum(z2, 0)
+
+    gz2 = gy * (z2 > 0)
+    gh2, gg2, gb2 = _bn_train_backward(gz2, xhat2, inv2, g2)
+    gh2 = gh2.reshape(n, co, h * w)
+    gwp = np.tensordot(gh2, a1.reshape(n, c, h * w), axes=([0, 2], [0, 2])).reshape(wp.shape)
+    ga1 = np.matmul(w2.T, gh2).reshape(n, c, h, w)
+    gz1 = ga1 * (z1 > 0)
+    gh1, gg1, gb1 = _bn_train_backward(gz1, xhat1, inv1, g1)
+    gwd = np.empty_like(wd)
+    gxp = np.zeros_like(xp)
+    for i, j in shifts:
+        gwd[:, 0, i, j] = np.einsum("nchw,nchw->c", gh1, xp[:, :, i:i + h, j:j + w])
+        np.multiply(gh1, wd[:, 0, i, j][:, None, None], out=tmp)
+        gxp[:, :, i:i + h, j:j + w] += tmp
+    gx = gxp[:, :, ph:ph + h, pw:pw + w]
+    return {"y": y, "x": gx, "depthwise.weight": gwd, "bn1.weight": gg1, "bn1.bias": gb1,
+            "pointwise.weight": gwp, "bn2.weight": gg2, "bn2.bias": gb2}
 
 
 WORKLOADS = [
