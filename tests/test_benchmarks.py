@@ -14,9 +14,17 @@ GRADS = ["y", "x", "depthwise.weight", "bn1.weight", "bn1.bias", "pointwise.weig
 FRAMEWORKS = [f for f in run.FRAMEWORKS if f != "torch" or torch is not None]
 
 
-def _agree(steps, tolerance):
-    """Output and every gradient of layerc (and torch) against the numpy step,
-    max |difference| relative to the numpy value's max magnitude (float32)."""
+def _agree(steps):
+    """Output and every gradient of layerc (and torch) against the numpy step (float32).
+
+    The output must match to 1e-4 of its largest value. The gradients are compared
+    by relative Frobenius norm, to 2e-2: float32 rounding differs between the three
+    (summation order of the batch statistics), so a few of the 1.6M pre-ReLU
+    values (~1e-6 from 0) land on opposite sides of the kink in different
+    frameworks; each such flip changes the input gradient of ~C*9 elements by
+    O(1) (max relative error up to 0.2 seen) and the parameter gradients by
+    ~1e-3 relative (measured: 0-2 flips per run at [16,32,56,56], relative norm
+    error <= 3e-3). A wrong formula is off by O(1)."""
     ref = steps.numpy()
     others = {"layerc": steps.layerc()}
     if steps.torch is not None:
@@ -26,17 +34,21 @@ def _agree(steps, tolerance):
         for key in GRADS:
             assert got[key].shape == ref[key].shape, (name, key)
             assert np.all(np.isfinite(got[key])), (name, key)
-            error = np.abs(got[key] - ref[key]).max() / np.abs(ref[key]).max()
-            assert error < tolerance, (name, key, error)
+            if key == "y":
+                error = np.abs(got[key] - ref[key]).max() / np.abs(ref[key]).max()
+                assert error < 1e-4, (name, key, error)
+            else:
+                error = np.linalg.norm(got[key] - ref[key]) / np.linalg.norm(ref[key])
+                assert error < 2e-2, (name, key, error)
 
 
 def test_depthwise_separable_frameworks_agree_quick():
-    _agree(DW.make(True), 1e-4)
+    _agree(DW.make(True))
 
 
 @pytest.mark.slow
 def test_depthwise_separable_frameworks_agree_full_size():
-    _agree(DW.make(False), 1e-4)
+    _agree(DW.make(False))
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
