@@ -19,21 +19,37 @@ Cache layout, one folder per entry::
     cache_dir()/
         _layerc_{name}_{key[:16]}/          # the module name
             _layerc_{name}_{key[:16]}{EXT_SUFFIX}
-            source.c  cdef.h  meta.json
+            source.c  cdef.h  meta.json         # meta.json: key, inputs, sha256 of the .so
         _layerc_{name}_{key[:16]}.lock      # cross-process lock (filelock)
+        compilers/                          # memo of compiler versions
+        failed/_layerc_{name}_{key[:16]}.c  # source of the last failed compile
 
 An entry is built in a temporary folder inside ``cache_dir()``, loaded from
 there (so an entry that does not import is never published), then moved into
 place with one ``os.replace``. The check-build-publish sequence runs under a
-file lock per entry, and under a thread lock per entry within a process.
+file lock per entry (``flock``: a killed process releases it), and under a
+thread lock per entry within a process. Temporary folders of killed builds are
+removed by the next build that finds their lock free, and by ``clear_cache``.
 
-Compile flags: ``BuildOptions`` (see there); the compiler is ``$CC`` if set,
-else ``cc``. ``LAYERC_VERBOSE=1`` logs every compiler command and its output
-through the ``"layerc"`` logger (attaching a stderr handler if logging is not
-configured).
+Before an entry is loaded from disk, its shared library is checked against the
+sha256 stored in meta.json at publish time (~20 us for a typical module); a
+truncated or altered entry is logged as a warning, removed and rebuilt.
+Module names carry the key, so a changed source gets a new module and a new
+shared library even in the same process: nothing is ever reloaded.
+
+When the cache folder cannot be written (``LAYERC_CACHE_DIR`` under a file, a
+read-only file system, ...), builds go to a temporary folder of the process,
+removed at exit, with a warning naming the folder.
+
+Compile flags: ``BuildOptions`` (see there), then ``$CFLAGS`` if set; the
+compiler is ``$CC`` if set, else ``cc``. All of them, and the compiler's
+``--version``, are part of the key. ``LAYERC_VERBOSE=1`` logs every compiler
+command and its output through the ``"layerc"`` logger (attaching a stderr
+handler if logging is not configured).
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import datetime
 import functools
@@ -82,12 +98,14 @@ _SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer")
 _LINK_FLAGS = ("-fPIC", "-shared", "-fopenmp", "-lm")
 # Part of every key: bump it when the way a module is built changes, so entries
 # built the old way are not reused.
-_RECIPE = 1
+_RECIPE = 2     # 2: meta.json holds the sha256 of the shared library; $CFLAGS
 _ENTRY_PREFIX = "_layerc_"
 _TMP_PREFIX = ".tmp-"
 _SOURCE_FILE = "source.c"
 _CDEF_FILE = "cdef.h"
 _META_FILE = "meta.json"
+_FAILED_DIR = "failed"
+_COMPILERS_DIR = "compilers"
 # The glue includes source.c rather than pasting it, so compiler messages point
 # at lines of the user's source.
 _GLUE_FILE = "cffi_wrapper.c"
@@ -179,14 +197,14 @@ def cache_dir() -> pathlib.Path:
 
 def cache_key(source: str, cdef: str, options: BuildOptions = BuildOptions()) -> str:
     """sha256 (hex) over everything that determines the built module: the source,
-    the cdef, the compiler (path and ``--version``), the final flags, the Python
-    ABI, the cffi version, the recipe of this module, and the CPU features when
-    a flag targets the native CPU.
+    the cdef, the compiler (``$CC``: path and ``--version``), the final flags
+    (``options`` and ``$CFLAGS``), the Python ABI, the cffi version, the recipe
+    of this module, and the CPU features when a flag targets the native CPU.
 
     >>> len(cache_key("int f(void){return 1;}", "int f(void);"))
     64
     """
-    return _digest(source, cdef, _key_inputs(options.final_flags()))
+    return _digest(source, cdef, _key_inputs(_compile_flags(options)))
 
 
 def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = BuildOptions()) -> CompiledLibrary:
@@ -196,7 +214,10 @@ def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = Buil
     each distinct build is compiled once.
 
     Raises ``BuildError`` naming the layer, with the compiler's messages, when
-    the source does not compile; nothing is left in the cache then.
+    the source does not compile; no entry is left in the cache then, and the
+    source is kept as ``cache_dir()/failed/<module name>.c``, named in the
+    message with the line of the first error. Raises ``BuildError`` naming
+    ``CC`` when the compiler is not found.
 
     >>> src = "#include <stdint.h>\\nint64_t twice(int64_t v){return 2*v;}"
     >>> compile_c(src, "int64_t twice(int64_t v);", name="twice").lib.twice(21)
@@ -204,7 +225,7 @@ def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = Buil
     """
     key = cache_key(source, cdef, options)
     module_name = f"{_ENTRY_PREFIX}{_safe_name(name)}_{key[:16]}"
-    root = cache_dir()
+    root = _build_root()
     entry = root / module_name
     with _thread_lock_for(entry):
         loaded = _loaded.get(entry)
@@ -217,7 +238,12 @@ def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = Buil
             )
         root.mkdir(parents=True, exist_ok=True)
         with filelock.FileLock(str(root / f"{module_name}.lock")):
-            if _entry_problems(entry, expected_key=key):
+            problems = _entry_problems(entry, expected_key=key, check_hash=True)
+            if problems:
+                if problems != ["missing"]:
+                    log.warning("layer %r: cached module %s is damaged (%s); removing it and rebuilding",
+                                name, entry, "; ".join(problems))
+                _remove_dead_leftovers(root, module_name)
                 module = _build_and_publish(source, cdef, name, options, key, entry)
             else:
                 log.debug("loading %s from %s", name, entry)
@@ -268,8 +294,8 @@ def list_cache() -> list[dict]:
 
 
 def clear_cache() -> int:
-    """Remove every entry (and temporary folders left by killed builds) and
-    return how many entries were removed. Each entry is removed under its lock,
+    """Remove every entry (and temporary folders left by killed builds, and the
+    sources kept from failed compiles) and return how many entries were removed. Each entry is removed under its lock,
     so a build in progress elsewhere finishes first. Modules already loaded stay
     usable; this process will rebuild them on the next ``compile_c``. Lock files
     are left to filelock.
@@ -288,19 +314,20 @@ def clear_cache() -> int:
                 shutil.rmtree(entry)
                 removed += 1
             _loaded.pop(entry, None)
+    shutil.rmtree(root / _FAILED_DIR, ignore_errors=True)
     return removed
 
 
 def verify_cache() -> list[str]:
-    """Check every entry (files present, meta readable, stored source and cdef
-    hash to the stored key, folder named after that key) and report leftover
-    temporary folders. Returns one message per problem; ``[]`` when healthy.
+    """Check every entry (files present, meta readable, the shared library
+    matches its stored sha256, stored source and cdef hash to the stored key,
+    folder named after that key) and report leftover temporary folders. Returns one message per problem; ``[]`` when healthy.
 
     >>> verify_cache()   # doctest: +SKIP
     ['_layerc_add1_3f0c9a6b1d2e4f57: shared library _layerc_add1_3f0c9a6b1d2e4f57.cpython-311-x86_64-linux-gnu.so is missing']
     """
     root = cache_dir()
-    problems = [f"{entry.name}: {p}" for entry in _entries(root) for p in _entry_problems(entry)]
+    problems = [f"{entry.name}: {p}" for entry in _entries(root) for p in _entry_problems(entry, check_hash=True)]
     for leftover in _leftovers(root):
         try:
             with filelock.FileLock(str(root / f"{_leftover_module_name(leftover)}.lock"), timeout=0):
@@ -317,6 +344,8 @@ _entry_locks: dict[pathlib.Path, threading.Lock] = {}
 _loaded: dict[pathlib.Path, CompiledLibrary] = {}
 _invocations = 0
 _verbose_logging_ready = False
+# configured cache folder -> where this process builds (itself, or a fallback)
+_build_roots: dict[pathlib.Path, pathlib.Path] = {}
 
 
 def _thread_lock_for(entry: pathlib.Path) -> threading.Lock:
@@ -339,24 +368,54 @@ def _so_name(module_name: str) -> str:
 
 
 def _compiler_command() -> list[str]:
-    return shlex.split(os.environ.get("CC") or "cc")
+    return shlex.split(os.environ.get("CC") or "") or ["cc"]
+
+
+def _compile_flags(options: BuildOptions) -> list[str]:
+    """The options' flags, then ``$CFLAGS`` (so they override, as in other build tools)."""
+    return options.final_flags() + shlex.split(os.environ.get("CFLAGS") or "")
+
+
+def _compiler_identity(command: tuple[str, ...]) -> tuple[str, str]:
+    """(resolved path, ``--version`` output) of the compiler."""
+    real = _resolve_compiler(command[0], os.environ.get("PATH"))
+    try:
+        stat = os.stat(real)
+    except OSError:   # removed since it was resolved
+        _resolve_compiler.cache_clear()
+        real = _resolve_compiler(command[0], os.environ.get("PATH"))
+        stat = os.stat(real)
+    # a compiler replaced in place (another size or mtime) is asked again
+    return real, _compiler_version(command, real, stat.st_size, stat.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=None)
-def _compiler_identity(command: tuple[str, ...]) -> tuple[str, str]:
-    path = shutil.which(command[0])
+def _resolve_compiler(program: str, search_path: str | None) -> str:
+    """The real path of ``program`` (memoized: PATH lookups cost ~0.1 ms)."""
+    path = shutil.which(program, path=search_path)
     if path is None:
-        raise BuildError(f"C compiler {command[0]!r} not found (set $CC to a C compiler)")
-    real = os.path.realpath(path)
-    # asking the compiler its version costs a process; remember it per binary
-    stat = os.stat(real)
-    memo = cache_dir() / "compilers" / hashlib.sha256(
-        f"{real}:{stat.st_size}:{stat.st_mtime_ns}:{' '.join(command[1:])}".encode()).hexdigest()
+        if (os.environ.get("CC") or "").strip():
+            raise BuildError(
+                f"the C compiler in CC={os.environ['CC']!r} was not found: {program!r} is not an "
+                "executable file or a program on PATH; set CC to a C compiler, or unset it to use cc")
+        raise BuildError("no C compiler: 'cc' is not on PATH; install one, or set CC to a C compiler")
+    return os.path.realpath(path)
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_version(command: tuple[str, ...], real: str, size: int, mtime_ns: int) -> str:
+    # asking the compiler its version costs a process; remember it per binary on disk
+    memo = cache_dir() / _COMPILERS_DIR / hashlib.sha256(
+        f"{real}:{size}:{mtime_ns}:{' '.join(command[1:])}".encode()).hexdigest()
     try:
-        return real, memo.read_text()
+        return memo.read_text()
     except OSError:
         pass
-    version = subprocess.run([*command, "--version"], capture_output=True, text=True).stdout.strip()
+    try:
+        version = subprocess.run([*command, "--version"], capture_output=True, text=True).stdout.strip()
+    except OSError as exc:
+        raise BuildError(f"the C compiler {command[0]!r} (CC={os.environ.get('CC') or 'cc'}) "
+                         f"does not run: {exc}") from exc
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
         tmp = memo.with_suffix(f".{os.getpid()}.tmp")
@@ -364,7 +423,7 @@ def _compiler_identity(command: tuple[str, ...]) -> tuple[str, str]:
         os.replace(tmp, memo)
     except OSError:
         pass      # a read-only cache still builds; it only asks again next time
-    return real, version
+    return version
 
 
 @functools.lru_cache(maxsize=None)
@@ -387,6 +446,7 @@ def _key_inputs(flags: list[str]) -> dict:
         "compiler": [compiler_path, *_compiler_command()[1:]],
         "compiler_version": compiler_version,
         "flags": flags,
+        "cflags_env": shlex.split(os.environ.get("CFLAGS") or ""),
         "python_abi": [sysconfig.get_config_var("EXT_SUFFIX"), sys.implementation.cache_tag],
         "cffi": cffi.__version__,
         "cpu_features": _cpu_features() if any(map(_is_native, flags)) else None,
@@ -406,15 +466,17 @@ def _read_meta(entry: pathlib.Path) -> dict | None:
     return meta if isinstance(meta, dict) else None
 
 
-def _entry_problems(entry: pathlib.Path, expected_key: str | None = None) -> list[str]:
+def _entry_problems(entry: pathlib.Path, expected_key: str | None = None, check_hash: bool = False) -> list[str]:
     """What is wrong with a published entry. With ``expected_key`` (the build
     path) a cheap check against it; without (verify) the key is recomputed from
-    the stored files."""
+    the stored files. ``check_hash``: the shared library against the sha256 in
+    meta.json."""
     if not entry.is_dir():
         return ["missing"]
     problems = []
     so = entry / _so_name(entry.name)
-    if not so.is_file() or so.stat().st_size == 0:
+    so_present = so.is_file() and so.stat().st_size > 0
+    if not so_present:
         problems.append(f"shared library {so.name} is missing")
     for stored in (_SOURCE_FILE, _CDEF_FILE):
         if not (entry / stored).is_file():
@@ -422,6 +484,12 @@ def _entry_problems(entry: pathlib.Path, expected_key: str | None = None) -> lis
     meta = _read_meta(entry)
     if meta is None:
         return problems + [f"{_META_FILE} is missing or unreadable"]
+    if check_hash and so_present:
+        stored_hash = meta.get("so_sha256")
+        if not isinstance(stored_hash, str):
+            problems.append(f"{_META_FILE} has no sha256 of the shared library")
+        elif _file_sha256(so) != stored_hash:
+            problems.append(f"shared library {so.name} does not match its sha256 (truncated or altered)")
     if expected_key is not None:
         if meta.get("key") != expected_key:
             problems.append("meta.json holds another key")
@@ -437,6 +505,13 @@ def _entry_problems(entry: pathlib.Path, expected_key: str | None = None) -> lis
             if recomputed != meta["key"]:
                 problems.append("key mismatch: source.c, cdef.h or meta.json changed after the build")
     return problems
+
+
+def _file_sha256(path: pathlib.Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _read_text(path: pathlib.Path) -> str:
@@ -456,7 +531,7 @@ def _build_and_publish(source, cdef, name, options, key, entry):
     started = time.perf_counter()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{module_name}-", dir=entry.parent))
     try:
-        flags = options.final_flags()
+        flags = _compile_flags(options)
         inputs = _key_inputs(flags)
         _write_text(tmp / _SOURCE_FILE, source)
         _write_text(tmp / _CDEF_FILE, cdef)
@@ -473,6 +548,7 @@ def _build_and_publish(source, cdef, name, options, key, entry):
             "module_name": module_name,
             "layer": name,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "so_sha256": _file_sha256(tmp / _so_name(module_name)),
             "inputs": inputs,
         }
         (tmp / _META_FILE).write_text(json.dumps(meta, indent=1))
@@ -507,15 +583,40 @@ def _run_compiler(cwd: pathlib.Path, c_file: str, so_file: str, flags: list[str]
     try:
         result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     except OSError as exc:
-        raise BuildError(f"layer {name!r}: could not run the C compiler {command[0]!r}: {exc}") from exc
+        raise BuildError(f"layer {name!r}: could not run the C compiler {command[0]!r} "
+                         f"(CC={os.environ.get('CC') or 'cc'}): {exc}") from exc
     output = (result.stderr + result.stdout).strip()
     if output:
         log.log(logging.INFO if verbose else logging.DEBUG, "compiler output for %s:\n%s", name, output)
     if result.returncode != 0:
+        kept = _keep_failed_source(cwd, so_file[:-len(sysconfig.get_config_var("EXT_SUFFIX"))])
+        if kept is not None:
+            # the messages name the kept copy, which outlives the build folder
+            output = re.sub(rf"(?m)(^|\s){re.escape(_SOURCE_FILE)}:", lambda m: f"{m.group(1)}{kept}:", output)
+        first = re.search(rf"(?m)^{re.escape(str(kept or _SOURCE_FILE))}:(\d+):", output)
+        where = f"generated source: {kept or '(not kept: the cache folder is not writable)'}"
+        if first:
+            where += f", first error at line {first.group(1)}"
         raise BuildError(
-            f"layer {name!r} failed to compile ({command[0]} exited with {result.returncode}):\n"
+            f"layer {name!r} failed to compile ({command[0]} exited with {result.returncode}); {where}\n"
             + _relevant_lines(output)
         )
+
+
+def _keep_failed_source(build_folder: pathlib.Path, module_name: str) -> pathlib.Path | None:
+    """Copy the source of a failed compile to ``failed/<module name>.c`` beside
+    the entries, where the error message can point to it."""
+    folder = build_folder.parent / _FAILED_DIR
+    kept = folder / f"{module_name}.c"
+    try:
+        folder.mkdir(exist_ok=True)
+        tmp = folder / f".{module_name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        shutil.copyfile(build_folder / _SOURCE_FILE, tmp)
+        os.replace(tmp, kept)
+    except OSError as exc:
+        log.debug("could not keep the failed source %s: %s", kept, exc)
+        return None
+    return kept
 
 
 def _relevant_lines(output: str) -> str:
@@ -570,6 +671,51 @@ def _import_entry(entry: pathlib.Path, name: str):
             f"layer {name!r}: cached module {entry} does not load ({exc}); "
             "clear the cache with compiler.build.clear_cache()"
         ) from exc
+
+
+def _build_root() -> pathlib.Path:
+    """``cache_dir()`` when it can be written; else a temporary folder of this
+    process (removed at exit), with a warning. Probed once per folder."""
+    configured = cache_dir()
+    with _registry_lock:
+        root = _build_roots.get(configured)
+    if root is not None:
+        return root
+    try:
+        configured.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=configured)
+        os.close(fd)
+        os.unlink(probe)
+        root = configured
+    except OSError as exc:
+        root = pathlib.Path(tempfile.mkdtemp(prefix="layerc-cache-"))
+        atexit.register(shutil.rmtree, root, True)
+        origin = ("set by LAYERC_CACHE_DIR" if os.environ.get("LAYERC_CACHE_DIR")
+                  else "set LAYERC_CACHE_DIR to choose another")
+        log.warning("the layerc cache folder %s (%s) cannot be written (%s); this process builds in %s, "
+                    "which is removed at exit", configured, origin, exc, root)
+    with _registry_lock:
+        return _build_roots.setdefault(configured, root)
+
+
+def _remove_dead_leftovers(root: pathlib.Path, module_name: str) -> None:
+    """Remove temporary folders of killed builds. Called with ``module_name``'s
+    file lock held, so that module's folders are all dead; another module's are
+    removed when its lock is free (its build is not running)."""
+    for leftover in _leftovers(root):
+        owner = _leftover_module_name(leftover)
+        if not owner.startswith(_ENTRY_PREFIX):
+            continue
+        if owner == module_name:
+            shutil.rmtree(leftover, ignore_errors=True)
+            continue
+        try:
+            with filelock.FileLock(str(root / f"{owner}.lock"), timeout=0):
+                if leftover.exists():
+                    log.debug("removing %s, left by a killed build", leftover)
+                    shutil.rmtree(leftover, ignore_errors=True)
+        except (filelock.Timeout, OSError):
+            pass  # a build is in progress, or the lock cannot be taken
 
 
 def _entries(root: pathlib.Path) -> list[pathlib.Path]:

@@ -160,7 +160,9 @@ def test_syntax_error_raises_and_leaves_nothing(cache):
         build.compile_c(bad, CDEF, name="broken_layer")
     message = str(info.value)
     assert "broken_layer" in message
-    assert "source.c:2" in message and "error" in message
+    kept = next((cache / "failed").glob("_layerc_broken_layer_*.c"))
+    assert f"{kept}:2:" in message and "error" in message and "first error at line 2" in message
+    assert kept.read_text() == bad
     entries, leftovers = entries_and_leftovers(cache)
     assert entries == [] and leftovers == []
 
