@@ -358,6 +358,18 @@ def render_nest(nest: Nest, shapes: dict, dtype: str) -> str:
                 needs_clause = plan.reduction and (plan.simd or not n_axes)
                 parallel = f" {threads}" if plan.parallel else ""
                 loop["pragma"] = f"#pragma omp {' '.join(words)}{parallel}{clause if needs_clause else ''}"
+    elif nest.kind == "row":
+        # zero one output row, accumulate the window into it, columns innermost
+        last = nest.loops[-1]
+        row = tuple(IConst(0) if i == IVar(last.var) else i for i in s.index)
+        zero = (f"for (int64_t k = 0; k < {printer.index(last.extent)}; ++k) "
+                f"{out}[{printer.offset(s.name, row)} + k] = {_init_value(s.reduce, dtype)};")
+        n_outer = len(s.axes) - 1
+        (loops[n_outer - 1]["enter"] if n_outer else prologue).append(zero)
+        statement = _accumulate(s.reduce, f"{out}[{printer.offset(s.name, s.index)}]", value)
+        if nest.loops[0].parallel:
+            loops[0]["pragma"] = f"#pragma omp parallel for {threads}"
+        loops[-1]["pragma"] = "#pragma omp simd"
     else:
         init = _init_value(s.reduce, dtype)
         size = " * ".join(f"(int64_t)({printer.index(d)})" for d in s.shape) or "1"
@@ -373,7 +385,7 @@ def render_nest(nest: Nest, shapes: dict, dtype: str) -> str:
             if nest.loops and nest.loops[-1].simd:
                 loops[-1]["pragma"] = "#pragma omp simd"
     body = printer.lines + [statement]
-    if nest.kind == "inner" and loops:
+    if nest.kind in ("inner", "row") and loops:
         hoisted, variant = printer.hoist(nest.loops[-1].var)
         (loops[-2]["enter"] if len(loops) > 1 else prologue).extend(hoisted)
         body = variant + [statement]

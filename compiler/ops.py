@@ -361,8 +361,13 @@ def reshape(x, shape):
         raise b.error(f"reshape: cannot reshape {x.name}{shape_str(x._shape)} into {shape_str(shape)}")
     out_vars = [IVar(f"i{k}") for k in range(len(shape))]
     src_vars = [IVar(f"s{k}") for k in range(x.ndim)]
-    index, inverse = [None] * x.ndim, [None] * len(shape)
-    for gs, gd in _reshape_groups(x._shape, shape):
+    # dimensions of size 1 take index 0 and stay out of the grouping, so that
+    # [N, G, 1, H, W] -> [N, G, H, W] indexes with plain variables, no // or %
+    index, inverse = [IConst(0)] * x.ndim, [IConst(0)] * len(shape)
+    src_kept = [k for k, d in enumerate(x._shape) if d != IConst(1)]
+    dst_kept = [j for j, d in enumerate(shape) if d != IConst(1)]
+    for gs, gd in _reshape_groups([x._shape[k] for k in src_kept], [shape[j] for j in dst_kept]):
+        gs, gd = [src_kept[k] for k in gs], [dst_kept[j] for j in gd]
         flat = _flatten([out_vars[j] for j in gd], [shape[j] for j in gd])
         for k, e in zip(gs, _unflatten(flat, [x._shape[k] for k in gs])):
             index[k] = e

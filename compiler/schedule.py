@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import ir
-from .ir import Call, Const, IConst, IVar, Load, Program, Stage, TensorDecl
+from .ir import Call, Const, IConst, IVar, Load, Program, Stage, TensorDecl, affine
 from .simplify import eliminate_dead_stages, simplify_expr
 
 # ops worth recomputing only when each producer element is computed once per use
@@ -177,7 +177,9 @@ class Nest:
 
     ``kind``: ``"inner"`` (reduction inside, a scalar accumulator per output
     element; also pointwise stages), ``"accumulate"`` (output zero-filled, then
-    updated in a loop order that keeps the innermost loop contiguous), or
+    updated in a loop order that keeps the innermost loop contiguous), ``"row"``
+    (a stencil: each output row zeroed, then the window accumulated into it
+    with the columns innermost), ``"contract"`` (a matrix product), or
     ``"scatter"``. ``loops`` are outermost first; in ``inner`` nests the first
     ``len(stage.axes)`` are the output axes.
 
@@ -205,14 +207,33 @@ class Nest:
         return any(kind == "accumulate" for kind, _ in self.members)
 
 
-def _contiguous_var(s: Stage):
-    """The index variable in the last coordinate of the stage's widest read."""
+def _size_rank(extent) -> float:
+    return extent.value if isinstance(extent, IConst) else float("inf")
+
+
+def _contiguous_coordinate(s: Stage):
+    """``(variable, others)``: the longest-running index variable of the last
+    coordinate of the stage's widest read (the one that walks memory with stride
+    1), and the other variables of that coordinate."""
+    extents = {a.name: a.extent for a in s.all_axes}
+
+    def footprint(load):
+        size = 1.0
+        for v in set().union(*(ir.ivars(i) for i in load.index)):
+            size *= _size_rank(extents.get(v, IConst(1)))
+        return size
+
     best = None
     for load in ir.loads(s.body):
-        if load.index and isinstance(load.index[-1], IVar):
-            if best is None or len(load.index) > len(best.index):
+        split = affine(load.index[-1], set(extents)) if load.index else None
+        if split is not None and any(abs(c) == 1 for c in split[0].values()):
+            if best is None or footprint(load) > footprint(best):
                 best = load
-    return best.index[-1].name if best else None
+    if best is None:
+        return None, set()
+    coefs = affine(best.index[-1], set(extents))[0]
+    var = max((v for v, c in coefs.items() if abs(c) == 1), key=lambda v: (_size_rank(extents[v]), v))
+    return var, set(coefs) - {var}
 
 
 def _factors(e) -> list:
@@ -278,8 +299,16 @@ def plan_stage(s: Stage) -> Nest:
         return Nest(s, "scatter", tuple(Loop(a.name, a.extent) for a in s.all_axes))
     axes = [Loop(a.name, a.extent) for a in s.axes]
     red = [Loop(a.name, a.extent, reduction=True) for a in s.reduce_axes]
-    inner = _contiguous_var(s)
-    if red and s.axes and inner == s.axes[-1].name and inner not in {a.name for a in s.reduce_axes}:
+    inner, beside = _contiguous_coordinate(s)
+    reduced = {a.name for a in s.reduce_axes}
+    if red and s.axes and inner == s.axes[-1].name and beside & reduced:
+        # a stencil (convolution, pooling: x[.., w + j]): each output row is
+        # accumulated over the window while it stays in cache, columns innermost
+        loops = axes[:-1] + red + [Loop(axes[-1].var, axes[-1].extent, simd=True)]
+        if len(axes) > 1:
+            loops[0] = Loop(loops[0].var, loops[0].extent, parallel=True)
+        return Nest(s, "row", tuple(loops))
+    if red and s.axes and inner == s.axes[-1].name:
         # e.g. sum over rows of a row-major matrix: keep the columns innermost
         loops = red + axes
         loops[-1] = Loop(loops[-1].var, loops[-1].extent, simd=True)
