@@ -186,7 +186,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
                                       False)]}},
  'threads_function': 'lc_depthwiseseparableconvspec_set_threads',
  'extension': '_depthwise_separable_conv_ext',
- 'key': 'daaf538b25534f676c7d674bc68bb03865a8047b4680dc563bb8eec55c7fd48a'}
+ 'key': '8e75aa227a4d6f53656a1d62140501b476ce1909e261217bf313864a8869b460'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

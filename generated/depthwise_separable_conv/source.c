@@ -111,30 +111,29 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 {
     /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_g = 0; v_g < 8; ++v_g) {
     for (int64_t v_og = 0; v_og < 1; ++v_og) {
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
-    for (int64_t v_w = 0; v_w < S_W; ++v_w) {
-        float acc = 0.0f;
+        for (int64_t k = 0; k < S_W; ++k) T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + 0 + k] = 0.0f;
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
         const float t0 = (((v_h + v_i) + -1) >= 0);
         const float t1 = (((v_h + v_i) + -1) < S_H);
         const float t2 = (t0 * t1);
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const float t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+    #pragma omp simd
+    for (int64_t v_w = 0; v_w < S_W; ++v_w) {
         const float t3 = (((v_w + v_j) + -1) >= 0);
         const float t4 = (t2 * t3);
         const float t5 = (((v_w + v_j) + -1) < S_W);
         const float t6 = (t4 * t5);
         const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-        const float t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
         const float t9 = (t7 * t8);
-        acc += t9;
+        T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] += t9;
     }
     }
-        T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = acc;
     }
     }
     }
@@ -142,7 +141,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[(((8 * r0 + i1) * H + r2) * W + r3) // W // H // 8, (((8 * r0 + i1) * H + r2) * W + r3) // W // H % 8, 0, (((8 * r0 + i1) * H + r2) * W + r3) // W % H, (((8 * r0 + i1) * H + r2) * W + r3) % W] */
+    /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
@@ -154,23 +153,8 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
     #pragma omp simd reduction(+:acc)
     for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const float t0 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) >= 0);
-        const float t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) < S_N);
-        const float t2 = (t0 * t1);
-        const float t3 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) >= 0);
-        const float t4 = (t2 * t3);
-        const float t5 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) < 8);
-        const float t6 = (t4 * t5);
-        const float t7 = (lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H) >= 0);
-        const float t8 = (t6 * t7);
-        const float t9 = (lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H) < S_H);
-        const float t10 = (t8 * t9);
-        const float t11 = (lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W) >= 0);
-        const float t12 = (t10 * t11);
-        const float t13 = (lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W) < S_W);
-        const float t14 = (t12 * t13);
-        const float t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W)] : 0);
-        acc += t15;
+        const float t0 = T_gconv_0[((((v_r0) * 8 + v_i1) * 1 + 0) * S_H + v_r2) * S_W + v_r3];
+        acc += t0;
     }
     }
     }
@@ -198,7 +182,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[(((8 * r0 + i1) * H + r2) * W + r3) // W // H // 8, (((8 * r0 + i1) * H + r2) * W + r3) // W // H % 8, 0, (((8 * r0 + i1) * H + r2) * W + r3) // W % H, (((8 * r0 + i1) * H + r2) * W + r3) % W] - div_3[0, i1, 0, 0]) * (gconv_0[(((8 * r0 + i1) * H + r2) * W + r3) // W // H // 8, (((8 * r0 + i1) * H + r2) * W + r3) // W // H % 8, 0, (((8 * r0 + i1) * H + r2) * W + r3) // W % H, (((8 * r0 + i1) * H + r2) * W + r3) % W] - div_3[0, i1, 0, 0]) */
+    /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
@@ -208,28 +192,13 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
         float acc = 0.0f;
     for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
     for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
-        const float t16 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const float t0 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) >= 0);
-        const float t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) < S_N);
-        const float t2 = (t0 * t1);
-        const float t3 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) >= 0);
-        const float t4 = (t2 * t3);
-        const float t5 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) < 8);
-        const float t6 = (t4 * t5);
-        const float t7 = (lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H) >= 0);
-        const float t8 = (t6 * t7);
-        const float t9 = (lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H) < S_H);
-        const float t10 = (t8 * t9);
-        const float t11 = (lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W) >= 0);
-        const float t12 = (t10 * t11);
-        const float t13 = (lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W) < S_W);
-        const float t14 = (t12 * t13);
-        const float t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W)] : 0);
-        const float t17 = (t15 - t16);
-        const float t18 = (t17 * t17);
-        acc += t18;
+        const float t0 = T_gconv_0[((((v_r0) * 8 + v_i1) * 1 + 0) * S_H + v_r2) * S_W + v_r3];
+        const float t2 = (t0 - t1);
+        const float t3 = (t2 * t2);
+        acc += t3;
     }
     }
     }
@@ -240,35 +209,26 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[i0 // 8, i0 % 8, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient((sum_8[0, i0 % 8, 0, 0] / N * H * W if (i0 // 8 >= 0) * (i0 // 8 < 1) * (i0 % 8 >= 0) * (i0 % 8 < 8) else 0)) * N * H * W / N * H * W - 1 */
+    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const float t0 = T_bn1_running_mean[v_i0];
         const float t1 = (0.9f * t0);
-        const float t2 = (lc_floordiv(v_i0, 8) >= 0);
-        const float t3 = (lc_floordiv(v_i0, 8) < 1);
-        const float t4 = (t2 * t3);
-        const float t5 = (lc_mod(v_i0, 8) >= 0);
-        const float t6 = (t4 * t5);
-        const float t7 = (lc_mod(v_i0, 8) < 8);
-        const float t8 = (t6 * t7);
-        const float t9 = (t8 != 0 ? T_div_3[(((lc_floordiv(v_i0, 8)) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
-        const float t10 = (0.1f * t9);
-        const float t11 = (t1 + t10);
-        const float t12 = T_bn1_running_var[v_i0];
-        const float t13 = (0.9f * t12);
-        const float t14 = (t5 * t7);
-        const float t15 = (t14 != 0 ? T_sum_8[(((0) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
-        const float t16 = (t15 / ((float)((S_N * S_H) * S_W)));
-        const float t17 = (t8 != 0 ? t16 : 0.0f);
-        const float t18 = t17;
-        const float t19 = (t18 * ((float)((S_N * S_H) * S_W)));
-        const float t20 = (t19 / ((float)(((S_N * S_H) * S_W) + -1)));
-        const float t21 = (0.1f * t20);
-        const float t22 = (t13 + t21);
-        T_add_13[v_i0] = t11;
-        T_add_20[v_i0] = t22;
+        const float t2 = T_div_3[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const float t3 = (0.1f * t2);
+        const float t4 = (t1 + t3);
+        const float t5 = T_bn1_running_var[v_i0];
+        const float t6 = (0.9f * t5);
+        const float t7 = T_sum_8[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const float t8 = (t7 / ((float)((S_N * S_H) * S_W)));
+        const float t9 = t8;
+        const float t10 = (t9 * ((float)((S_N * S_H) * S_W)));
+        const float t11 = (t10 / ((float)(((S_N * S_H) * S_W) + -1)));
+        const float t12 = (0.1f * t11);
+        const float t13 = (t6 + t12);
+        T_add_13[v_i0] = t4;
+        T_add_20[v_i0] = t13;
     }
     }
 
@@ -293,7 +253,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu((gconv_0[(((8 * n_33 + c_30) * H + h_34) * W + w_35) // W // H // 8, (((8 * n_33 + c_30) * H + h_34) * W + w_35) // W // H % 8, 0, (((8 * n_33 + c_30) * H + h_34) * W + w_35) // W % H, (((8 * n_33 + c_30) * H + h_34) * W + w_35) % W] - div_3[0, c_30, 0, 0]) * div_24[0, c_30, 0, 0] + bn1_bias[c_30]) * pointwise_weight[o, c_30, 0, 0] */
+    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu((gconv_0[n_33, c_30, 0, h_34, w_35] - div_3[0, c_30, 0, 0]) * div_24[0, c_30, 0, 0] + bn1_bias[c_30]) * pointwise_weight[o, c_30, 0, 0] */
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(16), lc_K = (int64_t)(8);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -345,30 +305,15 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
                     const int64_t v_n_33 = lc_m / ((S_W) * (S_H));
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_c_30 = (lc_pc + lc_k);
-                        const float t0 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) >= 0);
-                        const float t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) < S_N);
-                        const float t2 = (t0 * t1);
-                        const float t3 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) >= 0);
+                        const float t0 = T_gconv_0[((((v_n_33) * 8 + v_c_30) * 1 + 0) * S_H + v_h_34) * S_W + v_w_35];
+                        const float t1 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
+                        const float t2 = (t0 - t1);
+                        const float t3 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
                         const float t4 = (t2 * t3);
-                        const float t5 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) < 8);
-                        const float t6 = (t4 * t5);
-                        const float t7 = (lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H) >= 0);
-                        const float t8 = (t6 * t7);
-                        const float t9 = (lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H) < S_H);
-                        const float t10 = (t8 * t9);
-                        const float t11 = (lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W) >= 0);
-                        const float t12 = (t10 * t11);
-                        const float t13 = (lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W) < S_W);
-                        const float t14 = (t12 * t13);
-                        const float t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)] : 0);
-                        const float t16 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-                        const float t17 = (t15 - t16);
-                        const float t18 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-                        const float t19 = (t17 * t18);
-                        const float t20 = T_bn1_bias[v_c_30];
-                        const float t21 = (t19 + t20);
-                        const float t22 = (t21 < 0 ? 0 : t21);
-                        lc_dst[lc_k * LC_MR] = t22;
+                        const float t5 = T_bn1_bias[v_c_30];
+                        const float t6 = (t4 + t5);
+                        const float t7 = (t6 < 0 ? 0 : t6);
+                        lc_dst[lc_k * LC_MR] = t7;
                     }
                 }
             }
@@ -467,35 +412,26 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[i0 // 16, i0 % 16, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient((sum_43[0, i0 % 16, 0, 0] / N * H * W if (i0 // 16 >= 0) * (i0 // 16 < 1) * (i0 % 16 >= 0) * (i0 % 16 < 16) else 0)) * N * H * W / N * H * W - 1 */
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 16; ++v_i0) {
         const float t0 = T_bn2_running_mean[v_i0];
         const float t1 = (0.9f * t0);
-        const float t2 = (lc_floordiv(v_i0, 16) >= 0);
-        const float t3 = (lc_floordiv(v_i0, 16) < 1);
-        const float t4 = (t2 * t3);
-        const float t5 = (lc_mod(v_i0, 16) >= 0);
-        const float t6 = (t4 * t5);
-        const float t7 = (lc_mod(v_i0, 16) < 16);
-        const float t8 = (t6 * t7);
-        const float t9 = (t8 != 0 ? T_div_38[(((lc_floordiv(v_i0, 16)) * 16 + lc_mod(v_i0, 16)) * 1 + 0) * 1 + 0] : 0);
-        const float t10 = (0.1f * t9);
-        const float t11 = (t1 + t10);
-        const float t12 = T_bn2_running_var[v_i0];
-        const float t13 = (0.9f * t12);
-        const float t14 = (t5 * t7);
-        const float t15 = (t14 != 0 ? T_sum_43[(((0) * 16 + lc_mod(v_i0, 16)) * 1 + 0) * 1 + 0] : 0);
-        const float t16 = (t15 / ((float)((S_N * S_H) * S_W)));
-        const float t17 = (t8 != 0 ? t16 : 0.0f);
-        const float t18 = t17;
-        const float t19 = (t18 * ((float)((S_N * S_H) * S_W)));
-        const float t20 = (t19 / ((float)(((S_N * S_H) * S_W) + -1)));
-        const float t21 = (0.1f * t20);
-        const float t22 = (t13 + t21);
-        T_add_48[v_i0] = t11;
-        T_add_55[v_i0] = t22;
+        const float t2 = T_div_38[(((0) * 16 + v_i0) * 1 + 0) * 1 + 0];
+        const float t3 = (0.1f * t2);
+        const float t4 = (t1 + t3);
+        const float t5 = T_bn2_running_var[v_i0];
+        const float t6 = (0.9f * t5);
+        const float t7 = T_sum_43[(((0) * 16 + v_i0) * 1 + 0) * 1 + 0];
+        const float t8 = (t7 / ((float)((S_N * S_H) * S_W)));
+        const float t9 = t8;
+        const float t10 = (t9 * ((float)((S_N * S_H) * S_W)));
+        const float t11 = (t10 / ((float)(((S_N * S_H) * S_W) + -1)));
+        const float t12 = (0.1f * t11);
+        const float t13 = (t6 + t12);
+        T_add_48[v_i0] = t4;
+        T_add_55[v_i0] = t13;
     }
     }
 
@@ -551,30 +487,29 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 {
     /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_g = 0; v_g < 8; ++v_g) {
     for (int64_t v_og = 0; v_og < 1; ++v_og) {
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
-    for (int64_t v_w = 0; v_w < S_W; ++v_w) {
-        double acc = 0.0;
+        for (int64_t k = 0; k < S_W; ++k) T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + 0 + k] = 0.0;
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
         const double t0 = (((v_h + v_i) + -1) >= 0);
         const double t1 = (((v_h + v_i) + -1) < S_H);
         const double t2 = (t0 * t1);
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const double t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+    #pragma omp simd
+    for (int64_t v_w = 0; v_w < S_W; ++v_w) {
         const double t3 = (((v_w + v_j) + -1) >= 0);
         const double t4 = (t2 * t3);
         const double t5 = (((v_w + v_j) + -1) < S_W);
         const double t6 = (t4 * t5);
         const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-        const double t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
         const double t9 = (t7 * t8);
-        acc += t9;
+        T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] += t9;
     }
     }
-        T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = acc;
     }
     }
     }
@@ -582,7 +517,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[(((8 * r0 + i1) * H + r2) * W + r3) // W // H // 8, (((8 * r0 + i1) * H + r2) * W + r3) // W // H % 8, 0, (((8 * r0 + i1) * H + r2) * W + r3) // W % H, (((8 * r0 + i1) * H + r2) * W + r3) % W] */
+    /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
@@ -594,23 +529,8 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
     #pragma omp simd reduction(+:acc)
     for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const double t0 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) >= 0);
-        const double t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) < S_N);
-        const double t2 = (t0 * t1);
-        const double t3 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) >= 0);
-        const double t4 = (t2 * t3);
-        const double t5 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) < 8);
-        const double t6 = (t4 * t5);
-        const double t7 = (lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H) >= 0);
-        const double t8 = (t6 * t7);
-        const double t9 = (lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H) < S_H);
-        const double t10 = (t8 * t9);
-        const double t11 = (lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W) >= 0);
-        const double t12 = (t10 * t11);
-        const double t13 = (lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W) < S_W);
-        const double t14 = (t12 * t13);
-        const double t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W)] : 0);
-        acc += t15;
+        const double t0 = T_gconv_0[((((v_r0) * 8 + v_i1) * 1 + 0) * S_H + v_r2) * S_W + v_r3];
+        acc += t0;
     }
     }
     }
@@ -638,7 +558,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[(((8 * r0 + i1) * H + r2) * W + r3) // W // H // 8, (((8 * r0 + i1) * H + r2) * W + r3) // W // H % 8, 0, (((8 * r0 + i1) * H + r2) * W + r3) // W % H, (((8 * r0 + i1) * H + r2) * W + r3) % W] - div_3[0, i1, 0, 0]) * (gconv_0[(((8 * r0 + i1) * H + r2) * W + r3) // W // H // 8, (((8 * r0 + i1) * H + r2) * W + r3) // W // H % 8, 0, (((8 * r0 + i1) * H + r2) * W + r3) // W % H, (((8 * r0 + i1) * H + r2) * W + r3) % W] - div_3[0, i1, 0, 0]) */
+    /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
@@ -648,28 +568,13 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
         double acc = 0.0;
     for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
     for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
-        const double t16 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const double t0 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) >= 0);
-        const double t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) < S_N);
-        const double t2 = (t0 * t1);
-        const double t3 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) >= 0);
-        const double t4 = (t2 * t3);
-        const double t5 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8) < 8);
-        const double t6 = (t4 * t5);
-        const double t7 = (lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H) >= 0);
-        const double t8 = (t6 * t7);
-        const double t9 = (lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H) < S_H);
-        const double t10 = (t8 * t9);
-        const double t11 = (lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W) >= 0);
-        const double t12 = (t10 * t11);
-        const double t13 = (lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W) < S_W);
-        const double t14 = (t12 * t13);
-        const double t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_r0) + v_i1) * S_H) + v_r2) * S_W) + v_r3), S_W)] : 0);
-        const double t17 = (t15 - t16);
-        const double t18 = (t17 * t17);
-        acc += t18;
+        const double t0 = T_gconv_0[((((v_r0) * 8 + v_i1) * 1 + 0) * S_H + v_r2) * S_W + v_r3];
+        const double t2 = (t0 - t1);
+        const double t3 = (t2 * t2);
+        acc += t3;
     }
     }
     }
@@ -680,35 +585,26 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[i0 // 8, i0 % 8, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient((sum_8[0, i0 % 8, 0, 0] / N * H * W if (i0 // 8 >= 0) * (i0 // 8 < 1) * (i0 % 8 >= 0) * (i0 % 8 < 8) else 0)) * N * H * W / N * H * W - 1 */
+    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const double t0 = T_bn1_running_mean[v_i0];
         const double t1 = (0.9 * t0);
-        const double t2 = (lc_floordiv(v_i0, 8) >= 0);
-        const double t3 = (lc_floordiv(v_i0, 8) < 1);
-        const double t4 = (t2 * t3);
-        const double t5 = (lc_mod(v_i0, 8) >= 0);
-        const double t6 = (t4 * t5);
-        const double t7 = (lc_mod(v_i0, 8) < 8);
-        const double t8 = (t6 * t7);
-        const double t9 = (t8 != 0 ? T_div_3[(((lc_floordiv(v_i0, 8)) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
-        const double t10 = (0.1 * t9);
-        const double t11 = (t1 + t10);
-        const double t12 = T_bn1_running_var[v_i0];
-        const double t13 = (0.9 * t12);
-        const double t14 = (t5 * t7);
-        const double t15 = (t14 != 0 ? T_sum_8[(((0) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
-        const double t16 = (t15 / ((double)((S_N * S_H) * S_W)));
-        const double t17 = (t8 != 0 ? t16 : 0.0);
-        const double t18 = t17;
-        const double t19 = (t18 * ((double)((S_N * S_H) * S_W)));
-        const double t20 = (t19 / ((double)(((S_N * S_H) * S_W) + -1)));
-        const double t21 = (0.1 * t20);
-        const double t22 = (t13 + t21);
-        T_add_13[v_i0] = t11;
-        T_add_20[v_i0] = t22;
+        const double t2 = T_div_3[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const double t3 = (0.1 * t2);
+        const double t4 = (t1 + t3);
+        const double t5 = T_bn1_running_var[v_i0];
+        const double t6 = (0.9 * t5);
+        const double t7 = T_sum_8[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const double t8 = (t7 / ((double)((S_N * S_H) * S_W)));
+        const double t9 = t8;
+        const double t10 = (t9 * ((double)((S_N * S_H) * S_W)));
+        const double t11 = (t10 / ((double)(((S_N * S_H) * S_W) + -1)));
+        const double t12 = (0.1 * t11);
+        const double t13 = (t6 + t12);
+        T_add_13[v_i0] = t4;
+        T_add_20[v_i0] = t13;
     }
     }
 
@@ -733,7 +629,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu((gconv_0[(((8 * n_33 + c_30) * H + h_34) * W + w_35) // W // H // 8, (((8 * n_33 + c_30) * H + h_34) * W + w_35) // W // H % 8, 0, (((8 * n_33 + c_30) * H + h_34) * W + w_35) // W % H, (((8 * n_33 + c_30) * H + h_34) * W + w_35) % W] - div_3[0, c_30, 0, 0]) * div_24[0, c_30, 0, 0] + bn1_bias[c_30]) * pointwise_weight[o, c_30, 0, 0] */
+    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu((gconv_0[n_33, c_30, 0, h_34, w_35] - div_3[0, c_30, 0, 0]) * div_24[0, c_30, 0, 0] + bn1_bias[c_30]) * pointwise_weight[o, c_30, 0, 0] */
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(16), lc_K = (int64_t)(8);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -785,30 +681,15 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
                     const int64_t v_n_33 = lc_m / ((S_W) * (S_H));
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_c_30 = (lc_pc + lc_k);
-                        const double t0 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) >= 0);
-                        const double t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) < S_N);
-                        const double t2 = (t0 * t1);
-                        const double t3 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) >= 0);
+                        const double t0 = T_gconv_0[((((v_n_33) * 8 + v_c_30) * 1 + 0) * S_H + v_h_34) * S_W + v_w_35];
+                        const double t1 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
+                        const double t2 = (t0 - t1);
+                        const double t3 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
                         const double t4 = (t2 * t3);
-                        const double t5 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) < 8);
-                        const double t6 = (t4 * t5);
-                        const double t7 = (lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H) >= 0);
-                        const double t8 = (t6 * t7);
-                        const double t9 = (lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H) < S_H);
-                        const double t10 = (t8 * t9);
-                        const double t11 = (lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W) >= 0);
-                        const double t12 = (t10 * t11);
-                        const double t13 = (lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W) < S_W);
-                        const double t14 = (t12 * t13);
-                        const double t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)] : 0);
-                        const double t16 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-                        const double t17 = (t15 - t16);
-                        const double t18 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-                        const double t19 = (t17 * t18);
-                        const double t20 = T_bn1_bias[v_c_30];
-                        const double t21 = (t19 + t20);
-                        const double t22 = (t21 < 0 ? 0 : t21);
-                        lc_dst[lc_k * LC_MR] = t22;
+                        const double t5 = T_bn1_bias[v_c_30];
+                        const double t6 = (t4 + t5);
+                        const double t7 = (t6 < 0 ? 0 : t6);
+                        lc_dst[lc_k * LC_MR] = t7;
                     }
                 }
             }
@@ -907,35 +788,26 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[i0 // 16, i0 % 16, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient((sum_43[0, i0 % 16, 0, 0] / N * H * W if (i0 // 16 >= 0) * (i0 // 16 < 1) * (i0 % 16 >= 0) * (i0 % 16 < 16) else 0)) * N * H * W / N * H * W - 1 */
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 16; ++v_i0) {
         const double t0 = T_bn2_running_mean[v_i0];
         const double t1 = (0.9 * t0);
-        const double t2 = (lc_floordiv(v_i0, 16) >= 0);
-        const double t3 = (lc_floordiv(v_i0, 16) < 1);
-        const double t4 = (t2 * t3);
-        const double t5 = (lc_mod(v_i0, 16) >= 0);
-        const double t6 = (t4 * t5);
-        const double t7 = (lc_mod(v_i0, 16) < 16);
-        const double t8 = (t6 * t7);
-        const double t9 = (t8 != 0 ? T_div_38[(((lc_floordiv(v_i0, 16)) * 16 + lc_mod(v_i0, 16)) * 1 + 0) * 1 + 0] : 0);
-        const double t10 = (0.1 * t9);
-        const double t11 = (t1 + t10);
-        const double t12 = T_bn2_running_var[v_i0];
-        const double t13 = (0.9 * t12);
-        const double t14 = (t5 * t7);
-        const double t15 = (t14 != 0 ? T_sum_43[(((0) * 16 + lc_mod(v_i0, 16)) * 1 + 0) * 1 + 0] : 0);
-        const double t16 = (t15 / ((double)((S_N * S_H) * S_W)));
-        const double t17 = (t8 != 0 ? t16 : 0.0);
-        const double t18 = t17;
-        const double t19 = (t18 * ((double)((S_N * S_H) * S_W)));
-        const double t20 = (t19 / ((double)(((S_N * S_H) * S_W) + -1)));
-        const double t21 = (0.1 * t20);
-        const double t22 = (t13 + t21);
-        T_add_48[v_i0] = t11;
-        T_add_55[v_i0] = t22;
+        const double t2 = T_div_38[(((0) * 16 + v_i0) * 1 + 0) * 1 + 0];
+        const double t3 = (0.1 * t2);
+        const double t4 = (t1 + t3);
+        const double t5 = T_bn2_running_var[v_i0];
+        const double t6 = (0.9 * t5);
+        const double t7 = T_sum_43[(((0) * 16 + v_i0) * 1 + 0) * 1 + 0];
+        const double t8 = (t7 / ((double)((S_N * S_H) * S_W)));
+        const double t9 = t8;
+        const double t10 = (t9 * ((double)((S_N * S_H) * S_W)));
+        const double t11 = (t10 / ((double)(((S_N * S_H) * S_W) + -1)));
+        const double t12 = (0.1 * t11);
+        const double t13 = (t6 + t12);
+        T_add_48[v_i0] = t4;
+        T_add_55[v_i0] = t13;
     }
     }
 
@@ -1280,7 +1152,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     free(lc_bp);
     }
 
-    /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu((gconv_0[(((8 * n_33 + c_30) * H + h_34) * W + w_35) // W // H // 8, (((8 * n_33 + c_30) * H + h_34) * W + w_35) // W // H % 8, 0, (((8 * n_33 + c_30) * H + h_34) * W + w_35) // W % H, (((8 * n_33 + c_30) * H + h_34) * W + w_35) % W] - div_3[0, c_30, 0, 0]) * div_24[0, c_30, 0, 0] + bn1_bias[c_30]) */
+    /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu((gconv_0[n_33, c_30, 0, h_34, w_35] - div_3[0, c_30, 0, 0]) * div_24[0, c_30, 0, 0] + bn1_bias[c_30]) */
     {
     const int64_t lc_M = (int64_t)(16), lc_N = (int64_t)(8), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -1313,30 +1185,15 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
                     const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
                     const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
                     const int64_t v_n_33 = (lc_pc + lc_k) / ((S_W) * (S_H));
-                    const float t0 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) >= 0);
-                    const float t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) < S_N);
-                    const float t2 = (t0 * t1);
-                    const float t3 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) >= 0);
+                    const float t0 = T_gconv_0[((((v_n_33) * 8 + v_c_30) * 1 + 0) * S_H + v_h_34) * S_W + v_w_35];
+                    const float t1 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
+                    const float t2 = (t0 - t1);
+                    const float t3 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
                     const float t4 = (t2 * t3);
-                    const float t5 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) < 8);
-                    const float t6 = (t4 * t5);
-                    const float t7 = (lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H) >= 0);
-                    const float t8 = (t6 * t7);
-                    const float t9 = (lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H) < S_H);
-                    const float t10 = (t8 * t9);
-                    const float t11 = (lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W) >= 0);
-                    const float t12 = (t10 * t11);
-                    const float t13 = (lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W) < S_W);
-                    const float t14 = (t12 * t13);
-                    const float t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)] : 0);
-                    const float t16 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-                    const float t17 = (t15 - t16);
-                    const float t18 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-                    const float t19 = (t17 * t18);
-                    const float t20 = T_bn1_bias[v_c_30];
-                    const float t21 = (t19 + t20);
-                    const float t22 = (t21 < 0 ? 0 : t21);
-                    lc_dst[lc_k * LC_NR_F32] = t22;
+                    const float t5 = T_bn1_bias[v_c_30];
+                    const float t6 = (t4 + t5);
+                    const float t7 = (t6 < 0 ? 0 : t6);
+                    lc_dst[lc_k * LC_NR_F32] = t7;
                 }
             }
         }
@@ -1390,7 +1247,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     free(lc_bp);
     }
 
-    /* grad_reshape_27_23[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) */
+    /* grad_reshape_27_23[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -1399,34 +1256,19 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const float t17 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t19 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t21 = T_bn1_bias[v_i1];
+        const float t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn1_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const float t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
-        const float t2 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < S_N);
-        const float t3 = (t1 * t2);
-        const float t4 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
+        const float t1 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+        const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
-        const float t6 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < 8);
-        const float t7 = (t5 * t6);
-        const float t8 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) >= 0);
-        const float t9 = (t7 * t8);
-        const float t10 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) < S_H);
-        const float t11 = (t9 * t10);
-        const float t12 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) >= 0);
-        const float t13 = (t11 * t12);
-        const float t14 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) < S_W);
-        const float t15 = (t13 * t14);
-        const float t16 = (t15 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)] : 0);
-        const float t18 = (t16 - t17);
-        const float t20 = (t18 * t19);
-        const float t22 = (t20 + t21);
-        const float t23 = (t22 > 0.0f);
-        const float t24 = (t0 * t23);
-        acc += t24;
+        const float t7 = (t5 + t6);
+        const float t8 = (t7 > 0.0f);
+        const float t9 = (t0 * t8);
+        acc += t9;
     }
     }
     }
@@ -1445,7 +1287,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
 
-    /* grad_div_24_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * (gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0]) */
+    /* grad_div_24_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
@@ -1455,35 +1297,20 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const float t17 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t19 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t21 = T_bn1_bias[v_i1];
+        const float t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn1_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const float t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
-        const float t2 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < S_N);
-        const float t3 = (t1 * t2);
-        const float t4 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
+        const float t1 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+        const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
-        const float t6 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < 8);
-        const float t7 = (t5 * t6);
-        const float t8 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) >= 0);
-        const float t9 = (t7 * t8);
-        const float t10 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) < S_H);
-        const float t11 = (t9 * t10);
-        const float t12 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) >= 0);
-        const float t13 = (t11 * t12);
-        const float t14 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) < S_W);
-        const float t15 = (t13 * t14);
-        const float t16 = (t15 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)] : 0);
-        const float t18 = (t16 - t17);
-        const float t20 = (t18 * t19);
-        const float t22 = (t20 + t21);
-        const float t23 = (t22 > 0.0f);
-        const float t24 = (t0 * t23);
-        const float t25 = (t24 * t18);
-        acc += t25;
+        const float t7 = (t5 + t6);
+        const float t8 = (t7 > 0.0f);
+        const float t9 = (t0 * t8);
+        const float t10 = (t9 * t3);
+        acc += t10;
     }
     }
     }
@@ -1538,7 +1365,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
 
-    /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0] + gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0])) */
+    /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
@@ -1548,40 +1375,25 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const float t17 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t19 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t21 = T_bn1_bias[v_i1];
-        const float t26 = T_grad_sum_8_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn1_bias[v_i1];
+        const float t11 = T_grad_sum_8_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const float t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
-        const float t2 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < S_N);
-        const float t3 = (t1 * t2);
-        const float t4 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
+        const float t1 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+        const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
-        const float t6 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < 8);
-        const float t7 = (t5 * t6);
-        const float t8 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) >= 0);
-        const float t9 = (t7 * t8);
-        const float t10 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) < S_H);
-        const float t11 = (t9 * t10);
-        const float t12 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) >= 0);
+        const float t7 = (t5 + t6);
+        const float t8 = (t7 > 0.0f);
+        const float t9 = (t0 * t8);
+        const float t10 = (t9 * t4);
+        const float t12 = (t3 + t3);
         const float t13 = (t11 * t12);
-        const float t14 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) < S_W);
-        const float t15 = (t13 * t14);
-        const float t16 = (t15 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)] : 0);
-        const float t18 = (t16 - t17);
-        const float t20 = (t18 * t19);
-        const float t22 = (t20 + t21);
-        const float t23 = (t22 > 0.0f);
-        const float t24 = (t0 * t23);
-        const float t25 = (t24 * t19);
-        const float t27 = (t18 + t18);
-        const float t28 = (t26 * t27);
-        const float t29 = (t25 + t28);
-        const float t30 = (-t29);
-        acc += t30;
+        const float t14 = (t10 + t13);
+        const float t15 = (-t14);
+        acc += t15;
     }
     }
     }
@@ -1610,65 +1422,33 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
 
-    /* grad_gconv_0_39[s0, s1, s2, s3, s4] = (grad_relu_29_19[(((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H, (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W] * ((gconv_0[(((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H // 8, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H % 8, 0, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W % H, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) % W] - div_3[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0]) * div_24[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] + bn1_bias[(((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8] > 0) * div_24[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] + grad_sum_8_32[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] * (gconv_0[(((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H // 8, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H % 8, 0, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W % H, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) % W] - div_3[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] + gconv_0[(((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H // 8, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H % 8, 0, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W % H, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) % W] - div_3[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0]) + grad_sum_2_37[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] if ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 >= 0) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 < N) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8 >= 0) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8 < 8) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H >= 0) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H < H) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) % W >= 0) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) % W < W) else 0) */
+    /* grad_gconv_0_39[s0, s1, s2, s3, s4] = grad_relu_29_19[s0, s1, s3, s4] * ((gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) * div_24[0, s1, 0, 0] + bn1_bias[s1] > 0) * div_24[0, s1, 0, 0] + grad_sum_8_32[0, s1, 0, 0] * (gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0] + gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) + grad_sum_2_37[0, s1, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < S_N; ++v_s0) {
     for (int64_t v_s1 = 0; v_s1 < 8; ++v_s1) {
     for (int64_t v_s2 = 0; v_s2 < 1; ++v_s2) {
     for (int64_t v_s3 = 0; v_s3 < S_H; ++v_s3) {
+        const float t2 = T_div_3[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_24[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn1_bias[v_s1];
+        const float t11 = T_grad_sum_8_32[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
+        const float t15 = T_grad_sum_2_37[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
     #pragma omp simd
     for (int64_t v_s4 = 0; v_s4 < S_W; ++v_s4) {
-        const float t0 = (lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8) >= 0);
-        const float t1 = (lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8) < S_N);
-        const float t2 = (t0 * t1);
-        const float t3 = (lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8) >= 0);
-        const float t4 = (t2 * t3);
-        const float t5 = (lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8) < 8);
-        const float t6 = (t4 * t5);
-        const float t7 = (lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H) >= 0);
-        const float t8 = (t6 * t7);
-        const float t9 = (lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H) < S_H);
-        const float t10 = (t8 * t9);
-        const float t11 = (lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W) >= 0);
-        const float t12 = (t10 * t11);
-        const float t13 = (lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W) < S_W);
-        const float t14 = (t12 * t13);
-        const float t15 = (t14 != 0 ? T_grad_relu_29_19[(((lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)] : 0);
-        const float t16 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8) >= 0);
-        const float t17 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8) < S_N);
-        const float t18 = (t16 * t17);
-        const float t19 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8) >= 0);
-        const float t20 = (t18 * t19);
-        const float t21 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8) < 8);
-        const float t22 = (t20 * t21);
-        const float t23 = (lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H) >= 0);
-        const float t24 = (t22 * t23);
-        const float t25 = (lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H) < S_H);
-        const float t26 = (t24 * t25);
-        const float t27 = (lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W) >= 0);
-        const float t28 = (t26 * t27);
-        const float t29 = (lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W) < S_W);
-        const float t30 = (t28 * t29);
-        const float t31 = (t30 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H)) * S_W + lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W)] : 0);
-        const float t32 = (t3 * t5);
-        const float t33 = (t32 != 0 ? T_div_3[(((0) * 8 + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * 1 + 0) * 1 + 0] : 0);
-        const float t34 = (t31 - t33);
-        const float t35 = (t32 != 0 ? T_div_24[(((0) * 8 + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * 1 + 0) * 1 + 0] : 0);
-        const float t36 = (t34 * t35);
-        const float t37 = (t32 != 0 ? T_bn1_bias[lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)] : 0);
-        const float t38 = (t36 + t37);
-        const float t39 = (t38 > 0.0f);
-        const float t40 = (t15 * t39);
-        const float t41 = (t40 * t35);
-        const float t42 = (t32 != 0 ? T_grad_sum_8_32[(((0) * 8 + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * 1 + 0) * 1 + 0] : 0);
-        const float t43 = (t34 + t34);
-        const float t44 = (t42 * t43);
-        const float t45 = (t41 + t44);
-        const float t46 = (t32 != 0 ? T_grad_sum_2_37[(((0) * 8 + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * 1 + 0) * 1 + 0] : 0);
-        const float t47 = (t45 + t46);
-        const float t48 = (t14 != 0 ? t47 : 0.0f);
-        T_grad_gconv_0_39[((((v_s0) * 8 + v_s1) * 1 + v_s2) * S_H + v_s3) * S_W + v_s4] = t48;
+        const float t0 = T_grad_relu_29_19[(((v_s0) * 8 + v_s1) * S_H + v_s3) * S_W + v_s4];
+        const float t1 = T_gconv_0[((((v_s0) * 8 + v_s1) * 1 + 0) * S_H + v_s3) * S_W + v_s4];
+        const float t3 = (t1 - t2);
+        const float t5 = (t3 * t4);
+        const float t7 = (t5 + t6);
+        const float t8 = (t7 > 0.0f);
+        const float t9 = (t0 * t8);
+        const float t10 = (t9 * t4);
+        const float t12 = (t3 + t3);
+        const float t13 = (t11 * t12);
+        const float t14 = (t10 + t13);
+        const float t16 = (t14 + t15);
+        T_grad_gconv_0_39[((((v_s0) * 8 + v_s1) * 1 + v_s2) * S_H + v_s3) * S_W + v_s4] = t16;
     }
     }
     }
@@ -1676,22 +1456,28 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
 
-    /* grad_x[n, g, j2, j3] = sum_{i, j} (((grad_relu_29_19[(((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W] * ((gconv_0[(((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H // 8, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H % 8, 0, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W % H, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) % W] - div_3[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0]) * div_24[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] + bn1_bias[(((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8] > 0) * div_24[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] + grad_sum_8_32[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] * (gconv_0[(((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H // 8, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H % 8, 0, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W % H, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) % W] - div_3[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] + gconv_0[(((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H // 8, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H % 8, 0, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W % H, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) % W] - div_3[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0]) + grad_sum_2_37[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] if ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 >= 0) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 < N) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8 >= 0) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8 < 8) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H >= 0) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H < H) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W >= 0) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W < W) else 0) if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
+    /* grad_x[n, g, j2, j3] = sum_{i, j} ((grad_relu_29_19[n, g, j2 - (i - 1), j3 - (j - 1)] * ((gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) * div_24[0, g, 0, 0] + bn1_bias[g] > 0) * div_24[0, g, 0, 0] + grad_sum_8_32[0, g, 0, 0] * (gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0] + gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) + grad_sum_2_37[0, g, 0, 0] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_g = 0; v_g < 8; ++v_g) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        float acc = 0.0f;
+        for (int64_t k = 0; k < S_W; ++k) T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + 0 + k] = 0.0f;
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
         const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
         const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
         const float t2 = (t0 * t1);
         const float t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
         const float t8 = (t7 * t1);
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const float t14 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+        const float t16 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+        const float t18 = T_bn1_bias[v_g];
+        const float t23 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+        const float t27 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+        const float t30 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+    #pragma omp simd
+    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
         const float t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
         const float t4 = (t2 * t3);
         const float t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
@@ -1699,63 +1485,24 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
         const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
         const float t10 = (t8 * t9);
         const float t11 = (t10 * t5);
-        const float t12 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8) >= 0);
-        const float t13 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8) < S_N);
-        const float t14 = (t12 * t13);
-        const float t15 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8) >= 0);
-        const float t16 = (t14 * t15);
-        const float t17 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8) < 8);
-        const float t18 = (t16 * t17);
-        const float t19 = (lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H) >= 0);
-        const float t20 = (t18 * t19);
-        const float t21 = (lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H) < S_H);
-        const float t22 = (t20 * t21);
-        const float t23 = (lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W) >= 0);
-        const float t24 = (t22 * t23);
-        const float t25 = (lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W) < S_W);
-        const float t26 = (t24 * t25);
-        const float t27 = (t26 != 0 ? T_grad_relu_29_19[(((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)] : 0);
-        const float t28 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8) >= 0);
-        const float t29 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8) < S_N);
-        const float t30 = (t28 * t29);
-        const float t31 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8) >= 0);
-        const float t32 = (t30 * t31);
-        const float t33 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8) < 8);
-        const float t34 = (t32 * t33);
-        const float t35 = (lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H) >= 0);
-        const float t36 = (t34 * t35);
-        const float t37 = (lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H) < S_H);
-        const float t38 = (t36 * t37);
-        const float t39 = (lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W) >= 0);
-        const float t40 = (t38 * t39);
-        const float t41 = (lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W) < S_W);
-        const float t42 = (t40 * t41);
-        const float t43 = (t42 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H)) * S_W + lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W)] : 0);
-        const float t44 = (t15 * t17);
-        const float t45 = (t44 != 0 ? T_div_3[(((0) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * 1 + 0) * 1 + 0] : 0);
-        const float t46 = (t43 - t45);
-        const float t47 = (t44 != 0 ? T_div_24[(((0) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * 1 + 0) * 1 + 0] : 0);
-        const float t48 = (t46 * t47);
-        const float t49 = (t44 != 0 ? T_bn1_bias[lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)] : 0);
-        const float t50 = (t48 + t49);
-        const float t51 = (t50 > 0.0f);
-        const float t52 = (t27 * t51);
-        const float t53 = (t52 * t47);
-        const float t54 = (t44 != 0 ? T_grad_sum_8_32[(((0) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * 1 + 0) * 1 + 0] : 0);
-        const float t55 = (t46 + t46);
-        const float t56 = (t54 * t55);
-        const float t57 = (t53 + t56);
-        const float t58 = (t44 != 0 ? T_grad_sum_2_37[(((0) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * 1 + 0) * 1 + 0] : 0);
-        const float t59 = (t57 + t58);
-        const float t60 = (t26 != 0 ? t59 : 0.0f);
-        const float t61 = (t11 != 0 ? t60 : 0.0f);
-        const float t62 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
-        const float t63 = (t61 * t62);
-        const float t64 = (t6 != 0 ? t63 : 0.0f);
-        acc += t64;
+        const float t12 = (t11 != 0 ? T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+        const float t13 = (t11 != 0 ? T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+        const float t15 = (t13 - t14);
+        const float t17 = (t15 * t16);
+        const float t19 = (t17 + t18);
+        const float t20 = (t19 > 0.0f);
+        const float t21 = (t12 * t20);
+        const float t22 = (t21 * t16);
+        const float t24 = (t15 + t15);
+        const float t25 = (t23 * t24);
+        const float t26 = (t22 + t25);
+        const float t28 = (t26 + t27);
+        const float t29 = (t11 != 0 ? t28 : 0.0f);
+        const float t31 = (t29 * t30);
+        const float t32 = (t6 != 0 ? t31 : 0.0f);
+        T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] += t32;
     }
     }
-        T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = acc;
     }
     }
     }
@@ -2096,7 +1843,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     free(lc_bp);
     }
 
-    /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu((gconv_0[(((8 * n_33 + c_30) * H + h_34) * W + w_35) // W // H // 8, (((8 * n_33 + c_30) * H + h_34) * W + w_35) // W // H % 8, 0, (((8 * n_33 + c_30) * H + h_34) * W + w_35) // W % H, (((8 * n_33 + c_30) * H + h_34) * W + w_35) % W] - div_3[0, c_30, 0, 0]) * div_24[0, c_30, 0, 0] + bn1_bias[c_30]) */
+    /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu((gconv_0[n_33, c_30, 0, h_34, w_35] - div_3[0, c_30, 0, 0]) * div_24[0, c_30, 0, 0] + bn1_bias[c_30]) */
     {
     const int64_t lc_M = (int64_t)(16), lc_N = (int64_t)(8), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -2129,30 +1876,15 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
                     const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
                     const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
                     const int64_t v_n_33 = (lc_pc + lc_k) / ((S_W) * (S_H));
-                    const double t0 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) >= 0);
-                    const double t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) < S_N);
-                    const double t2 = (t0 * t1);
-                    const double t3 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) >= 0);
+                    const double t0 = T_gconv_0[((((v_n_33) * 8 + v_c_30) * 1 + 0) * S_H + v_h_34) * S_W + v_w_35];
+                    const double t1 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
+                    const double t2 = (t0 - t1);
+                    const double t3 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
                     const double t4 = (t2 * t3);
-                    const double t5 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8) < 8);
-                    const double t6 = (t4 * t5);
-                    const double t7 = (lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H) >= 0);
-                    const double t8 = (t6 * t7);
-                    const double t9 = (lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H) < S_H);
-                    const double t10 = (t8 * t9);
-                    const double t11 = (lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W) >= 0);
-                    const double t12 = (t10 * t11);
-                    const double t13 = (lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W) < S_W);
-                    const double t14 = (t12 * t13);
-                    const double t15 = (t14 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n_33) + v_c_30) * S_H) + v_h_34) * S_W) + v_w_35), S_W)] : 0);
-                    const double t16 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-                    const double t17 = (t15 - t16);
-                    const double t18 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-                    const double t19 = (t17 * t18);
-                    const double t20 = T_bn1_bias[v_c_30];
-                    const double t21 = (t19 + t20);
-                    const double t22 = (t21 < 0 ? 0 : t21);
-                    lc_dst[lc_k * LC_NR_F64] = t22;
+                    const double t5 = T_bn1_bias[v_c_30];
+                    const double t6 = (t4 + t5);
+                    const double t7 = (t6 < 0 ? 0 : t6);
+                    lc_dst[lc_k * LC_NR_F64] = t7;
                 }
             }
         }
@@ -2206,7 +1938,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     free(lc_bp);
     }
 
-    /* grad_reshape_27_23[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) */
+    /* grad_reshape_27_23[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -2215,34 +1947,19 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const double t17 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t19 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t21 = T_bn1_bias[v_i1];
+        const double t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn1_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const double t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
-        const double t2 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < S_N);
-        const double t3 = (t1 * t2);
-        const double t4 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
+        const double t1 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+        const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
-        const double t6 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < 8);
-        const double t7 = (t5 * t6);
-        const double t8 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) >= 0);
-        const double t9 = (t7 * t8);
-        const double t10 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) < S_H);
-        const double t11 = (t9 * t10);
-        const double t12 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) >= 0);
-        const double t13 = (t11 * t12);
-        const double t14 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) < S_W);
-        const double t15 = (t13 * t14);
-        const double t16 = (t15 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)] : 0);
-        const double t18 = (t16 - t17);
-        const double t20 = (t18 * t19);
-        const double t22 = (t20 + t21);
-        const double t23 = (t22 > 0.0);
-        const double t24 = (t0 * t23);
-        acc += t24;
+        const double t7 = (t5 + t6);
+        const double t8 = (t7 > 0.0);
+        const double t9 = (t0 * t8);
+        acc += t9;
     }
     }
     }
@@ -2261,7 +1978,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
 
-    /* grad_div_24_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * (gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0]) */
+    /* grad_div_24_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
@@ -2271,35 +1988,20 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const double t17 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t19 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t21 = T_bn1_bias[v_i1];
+        const double t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn1_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const double t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
-        const double t2 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < S_N);
-        const double t3 = (t1 * t2);
-        const double t4 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
+        const double t1 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+        const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
-        const double t6 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < 8);
-        const double t7 = (t5 * t6);
-        const double t8 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) >= 0);
-        const double t9 = (t7 * t8);
-        const double t10 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) < S_H);
-        const double t11 = (t9 * t10);
-        const double t12 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) >= 0);
-        const double t13 = (t11 * t12);
-        const double t14 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) < S_W);
-        const double t15 = (t13 * t14);
-        const double t16 = (t15 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)] : 0);
-        const double t18 = (t16 - t17);
-        const double t20 = (t18 * t19);
-        const double t22 = (t20 + t21);
-        const double t23 = (t22 > 0.0);
-        const double t24 = (t0 * t23);
-        const double t25 = (t24 * t18);
-        acc += t25;
+        const double t7 = (t5 + t6);
+        const double t8 = (t7 > 0.0);
+        const double t9 = (t0 * t8);
+        const double t10 = (t9 * t3);
+        acc += t10;
     }
     }
     }
@@ -2354,7 +2056,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
 
-    /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0] + gconv_0[(((8 * i0 + i1) * H + i2) * W + i3) // W // H // 8, (((8 * i0 + i1) * H + i2) * W + i3) // W // H % 8, 0, (((8 * i0 + i1) * H + i2) * W + i3) // W % H, (((8 * i0 + i1) * H + i2) * W + i3) % W] - div_3[0, i1, 0, 0])) */
+    /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
@@ -2364,40 +2066,25 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const double t17 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t19 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t21 = T_bn1_bias[v_i1];
-        const double t26 = T_grad_sum_8_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn1_bias[v_i1];
+        const double t11 = T_grad_sum_8_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
         const double t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
-        const double t2 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < S_N);
-        const double t3 = (t1 * t2);
-        const double t4 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) >= 0);
+        const double t1 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+        const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
-        const double t6 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8) < 8);
-        const double t7 = (t5 * t6);
-        const double t8 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) >= 0);
-        const double t9 = (t7 * t8);
-        const double t10 = (lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H) < S_H);
-        const double t11 = (t9 * t10);
-        const double t12 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) >= 0);
+        const double t7 = (t5 + t6);
+        const double t8 = (t7 > 0.0);
+        const double t9 = (t0 * t8);
+        const double t10 = (t9 * t4);
+        const double t12 = (t3 + t3);
         const double t13 = (t11 * t12);
-        const double t14 = (lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W) < S_W);
-        const double t15 = (t13 * t14);
-        const double t16 = (t15 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W), S_H)) * S_W + lc_mod(((((((8 * v_i0) + v_i1) * S_H) + v_i2) * S_W) + v_i3), S_W)] : 0);
-        const double t18 = (t16 - t17);
-        const double t20 = (t18 * t19);
-        const double t22 = (t20 + t21);
-        const double t23 = (t22 > 0.0);
-        const double t24 = (t0 * t23);
-        const double t25 = (t24 * t19);
-        const double t27 = (t18 + t18);
-        const double t28 = (t26 * t27);
-        const double t29 = (t25 + t28);
-        const double t30 = (-t29);
-        acc += t30;
+        const double t14 = (t10 + t13);
+        const double t15 = (-t14);
+        acc += t15;
     }
     }
     }
@@ -2426,65 +2113,33 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
 
-    /* grad_gconv_0_39[s0, s1, s2, s3, s4] = (grad_relu_29_19[(((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H, (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W] * ((gconv_0[(((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H // 8, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H % 8, 0, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W % H, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) % W] - div_3[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0]) * div_24[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] + bn1_bias[(((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8] > 0) * div_24[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] + grad_sum_8_32[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] * (gconv_0[(((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H // 8, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H % 8, 0, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W % H, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) % W] - div_3[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] + gconv_0[(((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H // 8, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W // H % 8, 0, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) // W % H, (((8 * (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8) * H + (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H) * W + (((8 * s0 + s1 + s2) * H + s3) * W + s4) % W) % W] - div_3[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0]) + grad_sum_2_37[0, (((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8, 0, 0] if ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 >= 0) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H // 8 < N) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8 >= 0) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W // H % 8 < 8) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H >= 0) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) // W % H < H) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) % W >= 0) * ((((8 * s0 + s1 + s2) * H + s3) * W + s4) % W < W) else 0) */
+    /* grad_gconv_0_39[s0, s1, s2, s3, s4] = grad_relu_29_19[s0, s1, s3, s4] * ((gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) * div_24[0, s1, 0, 0] + bn1_bias[s1] > 0) * div_24[0, s1, 0, 0] + grad_sum_8_32[0, s1, 0, 0] * (gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0] + gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) + grad_sum_2_37[0, s1, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < S_N; ++v_s0) {
     for (int64_t v_s1 = 0; v_s1 < 8; ++v_s1) {
     for (int64_t v_s2 = 0; v_s2 < 1; ++v_s2) {
     for (int64_t v_s3 = 0; v_s3 < S_H; ++v_s3) {
+        const double t2 = T_div_3[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_24[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn1_bias[v_s1];
+        const double t11 = T_grad_sum_8_32[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
+        const double t15 = T_grad_sum_2_37[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
     #pragma omp simd
     for (int64_t v_s4 = 0; v_s4 < S_W; ++v_s4) {
-        const double t0 = (lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8) >= 0);
-        const double t1 = (lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8) < S_N);
-        const double t2 = (t0 * t1);
-        const double t3 = (lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8) >= 0);
-        const double t4 = (t2 * t3);
-        const double t5 = (lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8) < 8);
-        const double t6 = (t4 * t5);
-        const double t7 = (lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H) >= 0);
-        const double t8 = (t6 * t7);
-        const double t9 = (lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H) < S_H);
-        const double t10 = (t8 * t9);
-        const double t11 = (lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W) >= 0);
-        const double t12 = (t10 * t11);
-        const double t13 = (lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W) < S_W);
-        const double t14 = (t12 * t13);
-        const double t15 = (t14 != 0 ? T_grad_relu_29_19[(((lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)] : 0);
-        const double t16 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8) >= 0);
-        const double t17 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8) < S_N);
-        const double t18 = (t16 * t17);
-        const double t19 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8) >= 0);
-        const double t20 = (t18 * t19);
-        const double t21 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8) < 8);
-        const double t22 = (t20 * t21);
-        const double t23 = (lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H) >= 0);
-        const double t24 = (t22 * t23);
-        const double t25 = (lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H) < S_H);
-        const double t26 = (t24 * t25);
-        const double t27 = (lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W) >= 0);
-        const double t28 = (t26 * t27);
-        const double t29 = (lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W) < S_W);
-        const double t30 = (t28 * t29);
-        const double t31 = (t30 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W), S_H)) * S_W + lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H)) * S_W) + lc_mod((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W)), S_W)] : 0);
-        const double t32 = (t3 * t5);
-        const double t33 = (t32 != 0 ? T_div_3[(((0) * 8 + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * 1 + 0) * 1 + 0] : 0);
-        const double t34 = (t31 - t33);
-        const double t35 = (t32 != 0 ? T_div_24[(((0) * 8 + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * 1 + 0) * 1 + 0] : 0);
-        const double t36 = (t34 * t35);
-        const double t37 = (t32 != 0 ? T_bn1_bias[lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)] : 0);
-        const double t38 = (t36 + t37);
-        const double t39 = (t38 > 0.0);
-        const double t40 = (t15 * t39);
-        const double t41 = (t40 * t35);
-        const double t42 = (t32 != 0 ? T_grad_sum_8_32[(((0) * 8 + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * 1 + 0) * 1 + 0] : 0);
-        const double t43 = (t34 + t34);
-        const double t44 = (t42 * t43);
-        const double t45 = (t41 + t44);
-        const double t46 = (t32 != 0 ? T_grad_sum_2_37[(((0) * 8 + lc_mod(lc_floordiv(lc_floordiv((((((((8 * v_s0) + v_s1) + v_s2) * S_H) + v_s3) * S_W) + v_s4), S_W), S_H), 8)) * 1 + 0) * 1 + 0] : 0);
-        const double t47 = (t45 + t46);
-        const double t48 = (t14 != 0 ? t47 : 0.0);
-        T_grad_gconv_0_39[((((v_s0) * 8 + v_s1) * 1 + v_s2) * S_H + v_s3) * S_W + v_s4] = t48;
+        const double t0 = T_grad_relu_29_19[(((v_s0) * 8 + v_s1) * S_H + v_s3) * S_W + v_s4];
+        const double t1 = T_gconv_0[((((v_s0) * 8 + v_s1) * 1 + 0) * S_H + v_s3) * S_W + v_s4];
+        const double t3 = (t1 - t2);
+        const double t5 = (t3 * t4);
+        const double t7 = (t5 + t6);
+        const double t8 = (t7 > 0.0);
+        const double t9 = (t0 * t8);
+        const double t10 = (t9 * t4);
+        const double t12 = (t3 + t3);
+        const double t13 = (t11 * t12);
+        const double t14 = (t10 + t13);
+        const double t16 = (t14 + t15);
+        T_grad_gconv_0_39[((((v_s0) * 8 + v_s1) * 1 + v_s2) * S_H + v_s3) * S_W + v_s4] = t16;
     }
     }
     }
@@ -2492,22 +2147,28 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
 
-    /* grad_x[n, g, j2, j3] = sum_{i, j} (((grad_relu_29_19[(((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W] * ((gconv_0[(((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H // 8, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H % 8, 0, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W % H, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) % W] - div_3[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0]) * div_24[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] + bn1_bias[(((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8] > 0) * div_24[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] + grad_sum_8_32[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] * (gconv_0[(((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H // 8, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H % 8, 0, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W % H, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) % W] - div_3[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] + gconv_0[(((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H // 8, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W // H % 8, 0, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) // W % H, (((8 * (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8) * H + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H) * W + (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W) % W] - div_3[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0]) + grad_sum_2_37[0, (((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8, 0, 0] if ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 >= 0) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H // 8 < N) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8 >= 0) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W // H % 8 < 8) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H >= 0) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) // W % H < H) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W >= 0) * ((((8 * n + g) * H + j2 - (i - 1)) * W + j3 - (j - 1)) % W < W) else 0) if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
+    /* grad_x[n, g, j2, j3] = sum_{i, j} ((grad_relu_29_19[n, g, j2 - (i - 1), j3 - (j - 1)] * ((gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) * div_24[0, g, 0, 0] + bn1_bias[g] > 0) * div_24[0, g, 0, 0] + grad_sum_8_32[0, g, 0, 0] * (gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0] + gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) + grad_sum_2_37[0, g, 0, 0] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_g = 0; v_g < 8; ++v_g) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        double acc = 0.0;
+        for (int64_t k = 0; k < S_W; ++k) T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + 0 + k] = 0.0;
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
         const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
         const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
         const double t2 = (t0 * t1);
         const double t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
         const double t8 = (t7 * t1);
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const double t14 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+        const double t16 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+        const double t18 = T_bn1_bias[v_g];
+        const double t23 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+        const double t27 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+        const double t30 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+    #pragma omp simd
+    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
         const double t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
         const double t4 = (t2 * t3);
         const double t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
@@ -2515,63 +2176,24 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
         const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
         const double t10 = (t8 * t9);
         const double t11 = (t10 * t5);
-        const double t12 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8) >= 0);
-        const double t13 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8) < S_N);
-        const double t14 = (t12 * t13);
-        const double t15 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8) >= 0);
-        const double t16 = (t14 * t15);
-        const double t17 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8) < 8);
-        const double t18 = (t16 * t17);
-        const double t19 = (lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H) >= 0);
-        const double t20 = (t18 * t19);
-        const double t21 = (lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H) < S_H);
-        const double t22 = (t20 * t21);
-        const double t23 = (lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W) >= 0);
-        const double t24 = (t22 * t23);
-        const double t25 = (lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W) < S_W);
-        const double t26 = (t24 * t25);
-        const double t27 = (t26 != 0 ? T_grad_relu_29_19[(((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)] : 0);
-        const double t28 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8) >= 0);
-        const double t29 = (lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8) < S_N);
-        const double t30 = (t28 * t29);
-        const double t31 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8) >= 0);
-        const double t32 = (t30 * t31);
-        const double t33 = (lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8) < 8);
-        const double t34 = (t32 * t33);
-        const double t35 = (lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H) >= 0);
-        const double t36 = (t34 * t35);
-        const double t37 = (lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H) < S_H);
-        const double t38 = (t36 * t37);
-        const double t39 = (lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W) >= 0);
-        const double t40 = (t38 * t39);
-        const double t41 = (lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W) < S_W);
-        const double t42 = (t40 * t41);
-        const double t43 = (t42 != 0 ? T_gconv_0[((((lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8)) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H), 8)) * 1 + 0) * S_H + lc_mod(lc_floordiv(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W), S_H)) * S_W + lc_mod(((((((8 * lc_floordiv(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * S_H) + lc_mod(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H)) * S_W) + lc_mod(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W)), S_W)] : 0);
-        const double t44 = (t15 * t17);
-        const double t45 = (t44 != 0 ? T_div_3[(((0) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * 1 + 0) * 1 + 0] : 0);
-        const double t46 = (t43 - t45);
-        const double t47 = (t44 != 0 ? T_div_24[(((0) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * 1 + 0) * 1 + 0] : 0);
-        const double t48 = (t46 * t47);
-        const double t49 = (t44 != 0 ? T_bn1_bias[lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)] : 0);
-        const double t50 = (t48 + t49);
-        const double t51 = (t50 > 0.0);
-        const double t52 = (t27 * t51);
-        const double t53 = (t52 * t47);
-        const double t54 = (t44 != 0 ? T_grad_sum_8_32[(((0) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * 1 + 0) * 1 + 0] : 0);
-        const double t55 = (t46 + t46);
-        const double t56 = (t54 * t55);
-        const double t57 = (t53 + t56);
-        const double t58 = (t44 != 0 ? T_grad_sum_2_37[(((0) * 8 + lc_mod(lc_floordiv(lc_floordiv(((((((8 * v_n) + v_g) * S_H) + (v_j2 + (-1 * (v_i + -1)))) * S_W) + (v_j3 + (-1 * (v_j + -1)))), S_W), S_H), 8)) * 1 + 0) * 1 + 0] : 0);
-        const double t59 = (t57 + t58);
-        const double t60 = (t26 != 0 ? t59 : 0.0);
-        const double t61 = (t11 != 0 ? t60 : 0.0);
-        const double t62 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
-        const double t63 = (t61 * t62);
-        const double t64 = (t6 != 0 ? t63 : 0.0);
-        acc += t64;
+        const double t12 = (t11 != 0 ? T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+        const double t13 = (t11 != 0 ? T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+        const double t15 = (t13 - t14);
+        const double t17 = (t15 * t16);
+        const double t19 = (t17 + t18);
+        const double t20 = (t19 > 0.0);
+        const double t21 = (t12 * t20);
+        const double t22 = (t21 * t16);
+        const double t24 = (t15 + t15);
+        const double t25 = (t23 * t24);
+        const double t26 = (t22 + t25);
+        const double t28 = (t26 + t27);
+        const double t29 = (t11 != 0 ? t28 : 0.0);
+        const double t31 = (t29 * t30);
+        const double t32 = (t6 != 0 ? t31 : 0.0);
+        T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] += t32;
     }
     }
-        T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = acc;
     }
     }
     }

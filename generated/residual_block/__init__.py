@@ -175,7 +175,7 @@ LAYER = {'name': 'ResidualBlockSpec',
                                       False)]}},
  'threads_function': 'lc_residualblockspec_set_threads',
  'extension': '_residual_block_ext',
- 'key': 'ed95e8d0efc116e5e6d7bba3f8dff8702a4a6b58cf7daf9088d5c45a2276c7c6'}
+ 'key': '05a7caeb004c0795bfb0396ad12b22384656fb238d1fc84653f39c3a9d0bb214'}
 
 
 class ResidualBlockSpec(_layerc_runtime.LayerModule):

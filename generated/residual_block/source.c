@@ -272,35 +272,26 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
 
-    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[i0 // 8, i0 % 8, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient((sum_7[0, i0 % 8, 0, 0] / N * H * W if (i0 // 8 >= 0) * (i0 // 8 < 1) * (i0 % 8 >= 0) * (i0 % 8 < 8) else 0)) * N * H * W / N * H * W - 1 */
+    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const float t0 = T_bn1_running_mean[v_i0];
         const float t1 = (0.9f * t0);
-        const float t2 = (lc_floordiv(v_i0, 8) >= 0);
-        const float t3 = (lc_floordiv(v_i0, 8) < 1);
-        const float t4 = (t2 * t3);
-        const float t5 = (lc_mod(v_i0, 8) >= 0);
-        const float t6 = (t4 * t5);
-        const float t7 = (lc_mod(v_i0, 8) < 8);
-        const float t8 = (t6 * t7);
-        const float t9 = (t8 != 0 ? T_div_2[(((lc_floordiv(v_i0, 8)) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
-        const float t10 = (0.1f * t9);
-        const float t11 = (t1 + t10);
-        const float t12 = T_bn1_running_var[v_i0];
-        const float t13 = (0.9f * t12);
-        const float t14 = (t5 * t7);
-        const float t15 = (t14 != 0 ? T_sum_7[(((0) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
-        const float t16 = (t15 / ((float)((S_N * S_H) * S_W)));
-        const float t17 = (t8 != 0 ? t16 : 0.0f);
-        const float t18 = t17;
-        const float t19 = (t18 * ((float)((S_N * S_H) * S_W)));
-        const float t20 = (t19 / ((float)(((S_N * S_H) * S_W) + -1)));
-        const float t21 = (0.1f * t20);
-        const float t22 = (t13 + t21);
-        T_add_12[v_i0] = t11;
-        T_add_19[v_i0] = t22;
+        const float t2 = T_div_2[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const float t3 = (0.1f * t2);
+        const float t4 = (t1 + t3);
+        const float t5 = T_bn1_running_var[v_i0];
+        const float t6 = (0.9f * t5);
+        const float t7 = T_sum_7[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const float t8 = (t7 / ((float)((S_N * S_H) * S_W)));
+        const float t9 = t8;
+        const float t10 = (t9 * ((float)((S_N * S_H) * S_W)));
+        const float t11 = (t10 / ((float)(((S_N * S_H) * S_W) + -1)));
+        const float t12 = (0.1f * t11);
+        const float t13 = (t6 + t12);
+        T_add_12[v_i0] = t4;
+        T_add_19[v_i0] = t13;
     }
     }
 
@@ -496,35 +487,26 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
 
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[i0 // 8, i0 % 8, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient((sum_43[0, i0 % 8, 0, 0] / N * H * W if (i0 // 8 >= 0) * (i0 // 8 < 1) * (i0 % 8 >= 0) * (i0 % 8 < 8) else 0)) * N * H * W / N * H * W - 1 */
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const float t0 = T_bn2_running_mean[v_i0];
         const float t1 = (0.9f * t0);
-        const float t2 = (lc_floordiv(v_i0, 8) >= 0);
-        const float t3 = (lc_floordiv(v_i0, 8) < 1);
-        const float t4 = (t2 * t3);
-        const float t5 = (lc_mod(v_i0, 8) >= 0);
-        const float t6 = (t4 * t5);
-        const float t7 = (lc_mod(v_i0, 8) < 8);
-        const float t8 = (t6 * t7);
-        const float t9 = (t8 != 0 ? T_div_38[(((lc_floordiv(v_i0, 8)) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
-        const float t10 = (0.1f * t9);
-        const float t11 = (t1 + t10);
-        const float t12 = T_bn2_running_var[v_i0];
-        const float t13 = (0.9f * t12);
-        const float t14 = (t5 * t7);
-        const float t15 = (t14 != 0 ? T_sum_43[(((0) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
-        const float t16 = (t15 / ((float)((S_N * S_H) * S_W)));
-        const float t17 = (t8 != 0 ? t16 : 0.0f);
-        const float t18 = t17;
-        const float t19 = (t18 * ((float)((S_N * S_H) * S_W)));
-        const float t20 = (t19 / ((float)(((S_N * S_H) * S_W) + -1)));
-        const float t21 = (0.1f * t20);
-        const float t22 = (t13 + t21);
-        T_add_48[v_i0] = t11;
-        T_add_55[v_i0] = t22;
+        const float t2 = T_div_38[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const float t3 = (0.1f * t2);
+        const float t4 = (t1 + t3);
+        const float t5 = T_bn2_running_var[v_i0];
+        const float t6 = (0.9f * t5);
+        const float t7 = T_sum_43[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const float t8 = (t7 / ((float)((S_N * S_H) * S_W)));
+        const float t9 = t8;
+        const float t10 = (t9 * ((float)((S_N * S_H) * S_W)));
+        const float t11 = (t10 / ((float)(((S_N * S_H) * S_W) + -1)));
+        const float t12 = (0.1f * t11);
+        const float t13 = (t6 + t12);
+        T_add_48[v_i0] = t4;
+        T_add_55[v_i0] = t13;
     }
     }
 
@@ -743,35 +725,26 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
 
-    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[i0 // 8, i0 % 8, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient((sum_7[0, i0 % 8, 0, 0] / N * H * W if (i0 // 8 >= 0) * (i0 // 8 < 1) * (i0 % 8 >= 0) * (i0 % 8 < 8) else 0)) * N * H * W / N * H * W - 1 */
+    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const double t0 = T_bn1_running_mean[v_i0];
         const double t1 = (0.9 * t0);
-        const double t2 = (lc_floordiv(v_i0, 8) >= 0);
-        const double t3 = (lc_floordiv(v_i0, 8) < 1);
-        const double t4 = (t2 * t3);
-        const double t5 = (lc_mod(v_i0, 8) >= 0);
-        const double t6 = (t4 * t5);
-        const double t7 = (lc_mod(v_i0, 8) < 8);
-        const double t8 = (t6 * t7);
-        const double t9 = (t8 != 0 ? T_div_2[(((lc_floordiv(v_i0, 8)) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
-        const double t10 = (0.1 * t9);
-        const double t11 = (t1 + t10);
-        const double t12 = T_bn1_running_var[v_i0];
-        const double t13 = (0.9 * t12);
-        const double t14 = (t5 * t7);
-        const double t15 = (t14 != 0 ? T_sum_7[(((0) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
-        const double t16 = (t15 / ((double)((S_N * S_H) * S_W)));
-        const double t17 = (t8 != 0 ? t16 : 0.0);
-        const double t18 = t17;
-        const double t19 = (t18 * ((double)((S_N * S_H) * S_W)));
-        const double t20 = (t19 / ((double)(((S_N * S_H) * S_W) + -1)));
-        const double t21 = (0.1 * t20);
-        const double t22 = (t13 + t21);
-        T_add_12[v_i0] = t11;
-        T_add_19[v_i0] = t22;
+        const double t2 = T_div_2[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const double t3 = (0.1 * t2);
+        const double t4 = (t1 + t3);
+        const double t5 = T_bn1_running_var[v_i0];
+        const double t6 = (0.9 * t5);
+        const double t7 = T_sum_7[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const double t8 = (t7 / ((double)((S_N * S_H) * S_W)));
+        const double t9 = t8;
+        const double t10 = (t9 * ((double)((S_N * S_H) * S_W)));
+        const double t11 = (t10 / ((double)(((S_N * S_H) * S_W) + -1)));
+        const double t12 = (0.1 * t11);
+        const double t13 = (t6 + t12);
+        T_add_12[v_i0] = t4;
+        T_add_19[v_i0] = t13;
     }
     }
 
@@ -967,35 +940,26 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
 
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[i0 // 8, i0 % 8, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient((sum_43[0, i0 % 8, 0, 0] / N * H * W if (i0 // 8 >= 0) * (i0 // 8 < 1) * (i0 % 8 >= 0) * (i0 % 8 < 8) else 0)) * N * H * W / N * H * W - 1 */
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const double t0 = T_bn2_running_mean[v_i0];
         const double t1 = (0.9 * t0);
-        const double t2 = (lc_floordiv(v_i0, 8) >= 0);
-        const double t3 = (lc_floordiv(v_i0, 8) < 1);
-        const double t4 = (t2 * t3);
-        const double t5 = (lc_mod(v_i0, 8) >= 0);
-        const double t6 = (t4 * t5);
-        const double t7 = (lc_mod(v_i0, 8) < 8);
-        const double t8 = (t6 * t7);
-        const double t9 = (t8 != 0 ? T_div_38[(((lc_floordiv(v_i0, 8)) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
-        const double t10 = (0.1 * t9);
-        const double t11 = (t1 + t10);
-        const double t12 = T_bn2_running_var[v_i0];
-        const double t13 = (0.9 * t12);
-        const double t14 = (t5 * t7);
-        const double t15 = (t14 != 0 ? T_sum_43[(((0) * 8 + lc_mod(v_i0, 8)) * 1 + 0) * 1 + 0] : 0);
-        const double t16 = (t15 / ((double)((S_N * S_H) * S_W)));
-        const double t17 = (t8 != 0 ? t16 : 0.0);
-        const double t18 = t17;
-        const double t19 = (t18 * ((double)((S_N * S_H) * S_W)));
-        const double t20 = (t19 / ((double)(((S_N * S_H) * S_W) + -1)));
-        const double t21 = (0.1 * t20);
-        const double t22 = (t13 + t21);
-        T_add_48[v_i0] = t11;
-        T_add_55[v_i0] = t22;
+        const double t2 = T_div_38[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const double t3 = (0.1 * t2);
+        const double t4 = (t1 + t3);
+        const double t5 = T_bn2_running_var[v_i0];
+        const double t6 = (0.9 * t5);
+        const double t7 = T_sum_43[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const double t8 = (t7 / ((double)((S_N * S_H) * S_W)));
+        const double t9 = t8;
+        const double t10 = (t9 * ((double)((S_N * S_H) * S_W)));
+        const double t11 = (t10 / ((double)(((S_N * S_H) * S_W) + -1)));
+        const double t12 = (0.1 * t11);
+        const double t13 = (t6 + t12);
+        T_add_48[v_i0] = t4;
+        T_add_55[v_i0] = t13;
     }
     }
 
