@@ -91,7 +91,11 @@ __all__ = [
 
 log = logging.getLogger("layerc")
 
-DEFAULT_FLAGS: tuple[str, ...] = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-std=c11")
+# -fno-math-errno and -fno-trapping-math keep IEEE results (NaN, Inf, signed
+# zeros) while letting gcc vectorize: without the latter it will not compute
+# both sides of a select (`x > 0 ? x : a * x`) in a loop
+DEFAULT_FLAGS: tuple[str, ...] = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math",
+                                  "-std=c11")
 _WARNING_FLAGS = ("-Wall", "-Wextra", "-Werror")
 _SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer")
 # -fopenmp again at link time pulls in libgomp even when the user's flags drop it.
@@ -134,7 +138,7 @@ class BuildOptions:
     - ``extra_flags``: appended last, so they override earlier ones.
 
     >>> BuildOptions(portable=True, extra_flags=("-ffast-math",)).final_flags()
-    ['-O3', '-fopenmp', '-fno-math-errno', '-std=c11', '-ffast-math', '-fPIC', '-shared', '-fopenmp', '-lm']
+    ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-ffast-math', '-fPIC', '-shared', '-fopenmp', '-lm']
     """
 
     flags: tuple[str, ...] = DEFAULT_FLAGS

@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from compiler import Input, layer, ops
+from compiler import Input, Param, layer, ops
 from compiler.build import BuildOptions
 from compiler.schedule import plan_program
 from layers import PReLU
@@ -71,9 +71,20 @@ def test_parallel_max_reduction_over_rows():
     np.testing.assert_array_equal(gx, 2.0 * (x == x.max(0)))
 
 
-def test_inner_loops_vectorize(tmp_path):
+@layer
+class WherePReLU:
+    """PReLU written with a select, as torch defines its derivative at 0."""
+    x = Input("N", "C")
+    alpha = Param("C", init=0.25)
+
+    def forward(x, alpha):
+        return ops.where(x > 0, x, alpha * x)
+
+
+@pytest.mark.parametrize("spec", [PReLU, WherePReLU])
+def test_inner_loops_vectorize(tmp_path, spec):
     """Every ``#pragma omp simd`` loop of a layer's C is vectorized by gcc."""
-    source = PReLU.build(C=256).source
+    source = spec.build(C=256).source
     path = tmp_path / "k.c"
     path.write_text(source)
     flags = list(BuildOptions().final_flags())

@@ -152,7 +152,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
                                       False)]}},
  'threads_function': 'lc_multiheadattentionspec_set_threads',
  'extension': '_attention_ext',
- 'key': '5d93ba9f3a5a86f94c4c8ae96160a2ebf7724eaa53967a7be2bf388582353ba2'}
+ 'key': '059b73f3378cf58a327017424fd8ccc70928a3445e355c8a1d47dd301a3957ed'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

@@ -44,7 +44,7 @@ LAYER = {'name': 'CustomLinearSpec',
                                      ('out', 'grad_bias', ('32',), 'output', False)]}},
  'threads_function': 'lc_customlinearspec_set_threads',
  'extension': '_custom_linear_ext',
- 'key': '40a69a09fdb30cfc7e63f72589fdb66057dce90c8860523a95e062250ff87abe'}
+ 'key': '126c9d743790a58d25491e6e22ee4c3ddd179c9361a3184b8087de6d3221aef9'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

@@ -186,7 +186,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
                                       False)]}},
  'threads_function': 'lc_depthwiseseparableconvspec_set_threads',
  'extension': '_depthwise_separable_conv_ext',
- 'key': '8e75aa227a4d6f53656a1d62140501b476ce1909e261217bf313864a8869b460'}
+ 'key': '7622505f436dbb898b4f7b84c1eb28339c89922636ca9206f4501a6afcefe62d'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

@@ -53,7 +53,7 @@ LAYER = {'name': 'FocalLossSpec',
                                      ('work', 'grad_sum_4_14', ('N', '1'), 'workspace', False)]}},
  'threads_function': 'lc_focallossspec_set_threads',
  'extension': '_focal_loss_ext',
- 'key': '5f88c78f9a22fa76371963075cf95204224b287812ea8f8ea44cc2b74f343bc0'}
+ 'key': '7b12b7f4f8caef407f428bd1dac6128ceee2e24140c102c8bce470425d578edb'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

@@ -49,7 +49,7 @@ LAYER = {'name': 'LinearSpec',
                                       False)]}},
  'threads_function': 'lc_linearspec_set_threads',
  'extension': '_linear_ext',
- 'key': '3f7d6b0e6bf785d2257485ed69213a1bf6347435991af514dd1a3fa107009334'}
+ 'key': 'a6eef630d275f2f46c6c4113a97f7ca1f34cec01b7dcd6a480a6931fff5106eb'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

@@ -46,7 +46,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
                                       False)]}},
  'threads_function': 'lc_linearnobiasspec_set_threads',
  'extension': '_linear_no_bias_ext',
- 'key': '7d36c61101af3c4b6475220597237b8f79fa713075ba05ff72eed5331859fa03'}
+ 'key': '0441d7d9872facbe7068f717b8f81d3551d53392fb4104587d3251a8c48fa178'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

@@ -43,7 +43,7 @@ LAYER = {'name': 'PReLU2D',
                                      ('out', 'grad_alpha', ('1',), 'output', False)]}},
  'threads_function': 'lc_prelu2d_set_threads',
  'extension': '_prelu_ext',
- 'key': '1db7b9cf4e908b4f0b6f39f3cf4f88bac8f913d40c4e62271f182263ea6fb12a'}
+ 'key': '62f0fea30b2a24f21973e2d509de07b7041821fc83daf65ba2b0b57019515480'}
 
 
 class PReLU2D(_layerc_runtime.LayerModule):

@@ -175,7 +175,7 @@ LAYER = {'name': 'ResidualBlockSpec',
                                       False)]}},
  'threads_function': 'lc_residualblockspec_set_threads',
  'extension': '_residual_block_ext',
- 'key': '05a7caeb004c0795bfb0396ad12b22384656fb238d1fc84653f39c3a9d0bb214'}
+ 'key': '02db034b18285a1e420921764529d698703ee9b7eabb8e4001f83cc288a35c31'}
 
 
 class ResidualBlockSpec(_layerc_runtime.LayerModule):

@@ -43,7 +43,7 @@ LAYER = {'name': 'ScaledLayerSpec',
                                      ('out', 'grad_scale', (), 'output', False)]}},
  'threads_function': 'lc_scaledlayerspec_set_threads',
  'extension': '_scaled_layer_ext',
- 'key': '560136cfa27031e777bb910989271234b7811d6499405448ff36cdbb802b9e03'}
+ 'key': 'cbe4b7397fcfbeb09fbeafaf6cb68f0b3ec835b91119e1f5a47679f622f56a55'}
 
 
 class ScaledLayerSpec(_layerc_runtime.LayerModule):
