@@ -72,6 +72,7 @@ import numpy as np
 from . import ir
 from .autodiff import DIFFERENTIABLE_ROLES, grad_name
 from .errors import SpecError
+from .gradcheck import numeric_gradient, relative_error
 from .ir import Axis, IVar, Load, Program, Stage, TensorDecl
 from .simplify import simplify_program
 from .trace import Builder, TensorExpr, shape_str
@@ -344,31 +345,13 @@ def verify_backward(spec, inputs: dict | None = None, seed: int = 0, eps: float 
                             sizes={**sizes, **{k: v for k, v in bindings.items() if k not in sizes}})
     params = dict(user.named_parameters())
     for name in got:
-        report.derived[name] = _relative_error(got[name], want[name])
+        report.derived[name] = relative_error(got[name], want[name])
         target = arrays[name] if name in arrays else params[name].data
         if fd_samples and target.size:
             picks = rng.choice(target.size, size=min(fd_samples, target.size), replace=False)
-            flat = target.reshape(-1)
-            numeric = np.empty(len(picks))
-            for k, i in enumerate(picks):
-                original = flat[i]
-                flat[i] = original + eps
-                up = loss()
-                flat[i] = original - eps
-                down = loss()
-                flat[i] = original
-                numeric[k] = (up - down) / (2 * eps)
-            report.finite_differences[name] = _relative_error(got[name].reshape(-1)[picks], numeric)
+            numeric = numeric_gradient(loss, target, eps, positions=picks)
+            report.finite_differences[name] = relative_error(got[name].reshape(-1)[picks], numeric)
     return report
-
-
-def _relative_error(analytic, reference) -> float:
-    analytic, reference = np.asarray(analytic), np.asarray(reference)
-    if analytic.shape != reference.shape:
-        return float("inf")
-    if analytic.size == 0:
-        return 0.0
-    return float(np.max(np.abs(analytic - reference)) / max(1.0, float(np.max(np.abs(reference)))))
 
 
 def checking_requested(checked: bool | None = None) -> bool:

@@ -46,25 +46,32 @@ class GradReport:
         return self
 
 
-def _relative_error(analytic, numeric) -> float:
+def relative_error(analytic, reference) -> float:
+    """``max |analytic - reference| / max(1, max |reference|)`` (inf when the shapes differ)."""
+    analytic, reference = np.asarray(analytic), np.asarray(reference)
+    if analytic.shape != reference.shape:
+        return float("inf")
     if analytic.size == 0:
         return 0.0
-    return float(np.max(np.abs(analytic - numeric)) / max(1.0, float(np.max(np.abs(numeric)))))
+    return float(np.max(np.abs(analytic - reference)) / max(1.0, float(np.max(np.abs(reference)))))
 
 
-def numeric_gradient(f, array: np.ndarray, eps: float) -> np.ndarray:
-    """Central differences of the scalar ``f()`` with respect to ``array`` (perturbed in place)."""
-    grad = np.zeros_like(array)
-    flat, gflat = array.reshape(-1), grad.reshape(-1)
-    for k in range(flat.size):
-        original = flat[k]
-        flat[k] = original + eps
+def numeric_gradient(f, array: np.ndarray, eps: float, positions=None) -> np.ndarray:
+    """Central differences of the scalar ``f()`` with respect to ``array``
+    (perturbed in place): the whole gradient, or its elements at the flat
+    ``positions``."""
+    flat = array.reshape(-1)
+    picks = range(flat.size) if positions is None else positions
+    values = np.empty(len(picks))
+    for k, i in enumerate(picks):
+        original = flat[i]
+        flat[i] = original + eps
         up = f()
-        flat[k] = original - eps
+        flat[i] = original - eps
         down = f()
-        flat[k] = original
-        gflat[k] = (up - down) / (2 * eps)
-    return grad
+        flat[i] = original
+        values[k] = (up - down) / (2 * eps)
+    return values.reshape(array.shape) if positions is None else values
 
 
 def check_grad(spec: LayerSpec, inputs: dict | None = None, seed: int = 0, eps: float = 1e-6,
@@ -109,10 +116,10 @@ def check_grad(spec: LayerSpec, inputs: dict | None = None, seed: int = 0, eps: 
     report = GradReport(spec.name, tolerance=tolerance)
     diff_inputs = [t.name for t in module._differentiable_inputs()]
     for name, g in zip(diff_inputs, analytic):
-        report.errors[name] = _relative_error(g.numpy(), numeric_gradient(loss, arrays[name], eps))
+        report.errors[name] = relative_error(g.numpy(), numeric_gradient(loss, arrays[name], eps))
     for name, p in module.named_parameters():
         analytic_p = p.grad.copy()
-        report.errors[name] = _relative_error(analytic_p, numeric_gradient(loss, p.data, eps))
+        report.errors[name] = relative_error(analytic_p, numeric_gradient(loss, p.data, eps))
     return report
 
 
