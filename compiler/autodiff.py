@@ -86,7 +86,7 @@ def _reads_any(body, names: set) -> bool:
 
 
 def _index_tensors(s: Stage) -> set:
-    return set().union(*(ir._itensors(i) for i in s.scatter_index)) if s.scatter_index else set()
+    return set().union(*(ir.index_tensors(i) for i in s.scatter_index)) if s.scatter_index else set()
 
 
 def _axes_for(shape, prefix="j") -> tuple:

@@ -124,7 +124,7 @@ def signature(p: Program, function: str) -> Signature:
     for s in p.stages:
         read |= ir.tensors_read(s.body)
         if s.scatter_index:
-            read |= set().union(*(ir._itensors(i) for i in s.scatter_index))
+            read |= set().union(*(ir.index_tensors(i) for i in s.scatter_index))
         for d in s.shape + tuple(a.extent for a in s.all_axes):
             syms |= ir.isyms(d)
         for e in ir.postorder(s.body):

@@ -293,9 +293,9 @@ def tensors_read(e) -> set:
         if isinstance(sub, Load):
             names.add(sub.tensor)
             for i in sub.index:
-                names |= _itensors(i)
+                names |= index_tensors(i)
         elif isinstance(sub, IndexValue):
-            names |= _itensors(sub.expr)
+            names |= index_tensors(sub.expr)
     return names
 
 
@@ -311,11 +311,12 @@ def ivars_of_expr(e) -> set:
     return names
 
 
-def _itensors(e) -> set:
+def index_tensors(e) -> set:
+    """Integer tensors an index expression reads (data-dependent indices)."""
     if isinstance(e, ILoad):
-        return {e.tensor}.union(*(_itensors(i) for i in e.index))
+        return {e.tensor}.union(*(index_tensors(i) for i in e.index))
     if isinstance(e, IBin):
-        return _itensors(e.a) | _itensors(e.b)
+        return index_tensors(e.a) | index_tensors(e.b)
     return set()
 
 

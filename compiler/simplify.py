@@ -114,9 +114,9 @@ def eliminate_dead_stages(p: Program) -> Program:
             kept.append(s)
             live |= ir.tensors_read(s.body)
             if s.scatter_index:
-                live |= set().union(*(ir._itensors(i) for i in s.scatter_index))
+                live |= set().union(*(ir.index_tensors(i) for i in s.scatter_index))
             for a in s.all_axes:
-                live |= ir._itensors(a.extent)
+                live |= ir.index_tensors(a.extent)
     return ir.replace(p, stages=tuple(reversed(kept)))
 
 
