@@ -72,7 +72,7 @@ import numpy as np
 from . import ir
 from .autodiff import DIFFERENTIABLE_ROLES, grad_name
 from .errors import SpecError
-from .gradcheck import numeric_gradient, relative_error
+from .gradcheck import numeric_gradient, relative_error, sample_inputs
 from .ir import Axis, IVar, Load, Program, Stage, TensorDecl
 from .simplify import simplify_program
 from .trace import Builder, TensorExpr, shape_str
@@ -304,16 +304,7 @@ def verify_backward(spec, inputs: dict | None = None, seed: int = 0, eps: float 
     derived = LayerModule(compile_layer(derived_twin(spec), **bindings), dtype=np.float64)
     sizes = _free_sizes(user, {k: v for k, v in bindings.items() if k in spec.sizes}, free_size)
     rng = np.random.default_rng(seed)
-    given = dict(inputs or {})
-    arrays = {}
-    for t in user._inputs:
-        shape = tuple(ir.ievaluate(d, sizes) for d in t.shape)
-        if t.name in given:
-            arrays[t.name] = np.array(given[t.name], dtype=np.int64 if t.role == "index" else np.float64)
-        elif t.role == "index":
-            raise ValueError(f"verify_backward({spec.name}): give the integer input {t.name} in inputs=")
-        else:
-            arrays[t.name] = rng.standard_normal(shape)
+    arrays = sample_inputs(user, inputs, lambda d: ir.ievaluate(d, sizes), rng, f"verify_backward({spec.name})")
     for name, p in user.named_parameters():
         p.data[...] = rng.standard_normal(p.data.shape) * 0.5 + p.data * 0.5
         dict(derived.named_parameters())[name].data[...] = p.data

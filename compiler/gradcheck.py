@@ -56,7 +56,7 @@ def relative_error(analytic, reference) -> float:
     return float(np.max(np.abs(analytic - reference)) / max(1.0, float(np.max(np.abs(reference)))))
 
 
-def numeric_gradient(f, array: np.ndarray, eps: float, positions=None) -> np.ndarray:
+def numeric_gradient(f, array: np.ndarray, eps: float = 1e-6, positions=None) -> np.ndarray:
     """Central differences of the scalar ``f()`` with respect to ``array``
     (perturbed in place): the whole gradient, or its elements at the flat
     ``positions``."""
@@ -74,6 +74,21 @@ def numeric_gradient(f, array: np.ndarray, eps: float, positions=None) -> np.nda
     return values.reshape(array.shape) if positions is None else values
 
 
+def sample_inputs(module, given: dict | None, size, rng, caller: str) -> dict:
+    """float64 inputs for ``module``: those ``given``, the rest drawn from N(0, 1)
+    at the sizes ``size(dim)`` gives; integer inputs must be given."""
+    given = dict(given or {})
+    arrays = {}
+    for t in module._inputs:
+        if t.name in given:
+            arrays[t.name] = np.array(given[t.name], dtype=np.int64 if t.role == "index" else np.float64)
+        elif t.role == "index":
+            raise ValueError(f"{caller}: give the integer input {t.name} in inputs=")
+        else:
+            arrays[t.name] = rng.standard_normal(tuple(size(d) for d in t.shape))
+    return arrays
+
+
 def check_grad(spec: LayerSpec, inputs: dict | None = None, seed: int = 0, eps: float = 1e-6,
                tolerance: float = TOLERANCE, module=None, **bindings) -> GradReport:
     """Compare the module's backward with finite differences for every
@@ -84,16 +99,7 @@ def check_grad(spec: LayerSpec, inputs: dict | None = None, seed: int = 0, eps: 
     are drawn from N(0, 1) with a fixed seed."""
     rng = np.random.default_rng(seed)
     module = module or spec.build(dtype=np.float64, **bindings)
-    given = dict(inputs or {})
-    arrays = {}
-    for t in module._inputs:
-        shape = tuple(_size(d, module, bindings) for d in t.shape)
-        if t.name in given:
-            arrays[t.name] = np.array(given[t.name], dtype=np.int64 if t.role == "index" else np.float64)
-        elif t.role == "index":
-            raise ValueError(f"check_grad({spec.name}): give the integer input {t.name} in inputs=")
-        else:
-            arrays[t.name] = rng.standard_normal(shape)
+    arrays = sample_inputs(module, inputs, lambda d: _size(d, module, bindings), rng, f"check_grad({spec.name})")
     for p in module.parameters():
         p.data[...] = rng.standard_normal(p.data.shape) * 0.5 + p.data * 0.5
     buffers = {name: b.copy() for name, b in module.named_buffers()}

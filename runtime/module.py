@@ -256,10 +256,8 @@ class LayerModule(Module):
                 call_args.append(int(sizes[a.name]))
                 continue
             if a.kind == "in":
-                array = arrays[a.name]
-                if a.role in ("param", "buffer"):
-                    array = check_array(self.name, a.name, array, a.shape, self.dtype, dict(sizes))
-                call_args.append(lib.ffi.cast("int64_t *" if a.integer else f"{ctype} *", array.ctypes.data))
+                # every array here passed check_array in forward (backward reads forward's)
+                call_args.append(lib.ffi.cast("int64_t *" if a.integer else f"{ctype} *", arrays[a.name].ctypes.data))
                 continue
             shape = tuple(ir.ievaluate(d, sizes) for d in a.shape)
             check_total_size(self.name, a.name, shape)
@@ -306,12 +304,14 @@ class LayerModule(Module):
         ``out``: an array to write the (single) output into."""
         given = self._bind_inputs(args, kwargs)
         sizes: dict = {}
-        arrays = self._arrays()
+        arrays = {}
         for t in self._inputs:
             arrays[t.name] = check_array(self.name, t.name, given[t.name], t.shape, self.dtype, sizes,
                                          integer=t.role == "index", cast=self.cast)
+        # parameters and buffers too: a user may have replaced one (p.data = ...)
         for name, array in self._arrays().items():
-            check_array(self.name, name, array, self.compiled.traced.decl(name).shape, self.dtype, sizes)
+            arrays[name] = check_array(self.name, name, array, self.compiled.traced.decl(name).shape,
+                                       self.dtype, sizes)
         program = self.compiled.forward
         out_map = {program.outputs[0]: out} if out is not None else None
         results = self._call("forward", arrays, sizes, out_map)

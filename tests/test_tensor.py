@@ -6,24 +6,11 @@ import pytest
 from runtime import Residual, Sequential, SGD, Tensor, manual_seed, no_grad
 from runtime.nn import Linear
 from layers import PReLU
+from compiler.gradcheck import numeric_gradient
 
 
 def prelu64(c):
     return PReLU.build(C=c, dtype="float64")
-
-
-def numeric_grad(f, array, eps=1e-6):
-    """Central differences of the scalar ``f()`` with respect to ``array`` (edited in place)."""
-    grad = np.zeros_like(array)
-    for i in np.ndindex(array.shape):
-        old = array[i]
-        array[i] = old + eps
-        up = f()
-        array[i] = old - eps
-        down = f()
-        array[i] = old
-        grad[i] = (up - down) / (2 * eps)
-    return grad
 
 
 def mse(pred, target):
@@ -56,8 +43,8 @@ def test_tensor_used_twice_accumulates():
     h = m1(x)
     loss = (m2(h) * h).sum()           # h feeds two consumers: the gradients must add
     loss.backward()
-    np.testing.assert_allclose(x.grad, numeric_grad(loss_value, x_data), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(m1.alpha.grad, numeric_grad(loss_value, m1.alpha.data), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(x.grad, numeric_gradient(loss_value, x_data), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(m1.alpha.grad, numeric_gradient(loss_value, m1.alpha.data), rtol=1e-6, atol=1e-8)
 
 
 def test_same_module_called_twice_accumulates_parameter_grad():
@@ -70,7 +57,7 @@ def test_same_module_called_twice_accumulates_parameter_grad():
             return float(m(m(x_data)).sum())
 
     m(m(x_data)).sum().backward()
-    np.testing.assert_allclose(m.alpha.grad, numeric_grad(loss_value, m.alpha.data), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(m.alpha.grad, numeric_gradient(loss_value, m.alpha.data), rtol=1e-6, atol=1e-8)
 
 
 def test_residual_block_matches_finite_differences_and_explicit_backward():
@@ -87,8 +74,8 @@ def test_residual_block_matches_finite_differences_and_explicit_backward():
 
     y = block(x)
     (y * y).sum().backward()
-    np.testing.assert_allclose(x.grad, numeric_grad(loss_value, x_data), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(w.grad, numeric_grad(loss_value, w.data), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(x.grad, numeric_gradient(loss_value, x_data), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(w.grad, numeric_gradient(loss_value, w.data), rtol=1e-5, atol=1e-7)
 
     tape_x, tape_w = x.grad.copy(), w.grad.copy()
     block.zero_grad()
@@ -113,9 +100,9 @@ def test_loss_built_from_two_modules():
         with no_grad():
             return float(total())
 
-    np.testing.assert_allclose(lin.weight.grad, numeric_grad(loss_value, lin.weight.data), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(lin.bias.grad, numeric_grad(loss_value, lin.bias.data), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(act.alpha.grad, numeric_grad(loss_value, act.alpha.data), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(lin.weight.grad, numeric_gradient(loss_value, lin.weight.data), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(lin.bias.grad, numeric_gradient(loss_value, lin.bias.data), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(act.alpha.grad, numeric_gradient(loss_value, act.alpha.data), rtol=1e-6, atol=1e-8)
 
 
 def test_sequential_explicit_backward_equals_tape():
