@@ -301,7 +301,50 @@ def _size(axes: tuple, printer: Printer) -> str:
     return " * ".join(f"(int64_t)({printer.index(a.extent)})" for a in axes) or "1"
 
 
+GEMMS = {dtype: dict(name=f"lc_gemm_{dtype}", ctype=DTYPES[dtype][0], pointer=f"lc_{letter}gemm",
+                    type64=f"lc_{letter}gemm64_t", type32=f"lc_{letter}gemm32_t")
+         for dtype, letter in (("f32", "s"), ("f64", "d"))}
+
+
 def render_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
+    """A sum of products: BLAS calls when its operands are matrices in memory
+    and the module has a BLAS (templates/gemm.c.j2), else a packed,
+    register-tiled matrix product (templates/contract.c.j2)."""
+    packed = render_packed_contraction(nest, shapes, dtype)
+    s, gemm = nest.stage, nest.contraction.gemm
+    if gemm is None:
+        return packed
+    extents = {a.name: a.extent for a in s.all_axes}
+    printer = Printer(shapes, extents, dtype)
+    rows, cols = _size(gemm.m, printer), _size(gemm.n, printer)
+    depth = _size(gemm.k, printer)
+
+    def operand(matrix):
+        return f"{tensor_c(matrix.tensor)} + ({printer.offset(matrix.tensor, matrix.index)})", printer.index(matrix.ld)
+
+    (a, lda), (b, ldb), (out, ldc) = operand(gemm.a), operand(gemm.b), operand(gemm.out)
+    first = " && ".join(f"{var_c(x.name)} == 0" for x in gemm.accumulate)
+    beta = f"({first}) ? 0 : 1" if first else "0"
+    alpha = c_literal(gemm.alpha, dtype)
+    if gemm.out.transposed:
+        # out is stored transposed: compute out^T = b^T a^T
+        call = [str(int(not gemm.b.transposed)), str(int(not gemm.a.transposed)), cols, rows, depth,
+                alpha, b, ldb, a, lda, beta, out, ldc]
+    else:
+        call = [str(int(gemm.a.transposed)), str(int(gemm.b.transposed)), rows, cols, depth,
+                alpha, a, lda, b, ldb, beta, out, ldc]
+    largest = "0"
+    for size in (rows, cols, depth, lda, ldb, ldc):
+        largest = f"lc_max_i64({largest}, {size})"
+    return _env.get_template("gemm.c.j2").render(
+        comment=c_comment(ir.format_stage(s)), pointer=GEMMS[dtype]["pointer"], largest=largest,
+        k_size=_size(nest.contraction.k, printer), m_size=_size(nest.contraction.m, printer),
+        n_size=_size(nest.contraction.n, printer), out=tensor_c(s.name), out_size=_size(s.axes, printer),
+        loops=[dict(var=var_c(x.name), extent=printer.index(x.extent)) for x in gemm.loops + gemm.accumulate],
+        gemm=GEMMS[dtype]["name"], call=call, fallback=packed)
+
+
+def render_packed_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
     """A sum of products as a packed, register-tiled matrix product (templates/contract.c.j2)."""
     s, c = nest.stage, nest.contraction
     extents = {a.name: a.extent for a in s.all_axes}
@@ -447,6 +490,7 @@ def render_module(prefix: str, spec: str, programs: dict) -> tuple[str, str, dic
             prototypes.append(proto)
     source = _env.get_template("module.c.j2").render(spec=re.sub(r"[^A-Za-z0-9_ ]", "_", spec),
                                                       kernels=list(KERNELS.values()),
+                                                      gemms=list(GEMMS.values()),
                                                       prefix=prefix, functions=functions)
     cdef = _env.get_template("cdef.h.j2").render(prefix=prefix, prototypes=prototypes)
     return source, cdef, signatures

@@ -14,7 +14,7 @@ import re
 import threading
 from dataclasses import dataclass
 
-from . import ir
+from . import blas, ir
 from .autodiff import gradient_program
 from .build import BuildOptions, CompiledLibrary, compile_c
 from .codegen import Signature, render_module
@@ -115,6 +115,7 @@ def compile_layer(spec: LayerSpec, options: BuildOptions | None = None, **bindin
             return _memo[key]
     lowered = lower_layer(spec, **bindings)
     library = compile_c(lowered.source, lowered.cdef, name=spec.name, options=options)
+    blas.install(library.lib, lowered.prefix)
     compiled = CompiledLayer(**{f.name: getattr(lowered, f.name) for f in dataclasses.fields(Lowered)},
                              library=library, options=options)
     with _memo_lock:

@@ -8,10 +8,13 @@ Example::
 """
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import math
 from dataclasses import dataclass
 
 from . import ir
-from .ir import Call, Const, IConst, IVar, Load, Program, Stage, TensorDecl, affine
+from .ir import Call, Const, IConst, IExpr, IVar, Load, Program, Stage, TensorDecl, affine
 from .simplify import eliminate_dead_stages, simplify_expr
 
 # ops worth recomputing only when each producer element is computed once per use
@@ -113,12 +116,53 @@ def _fuse_stages(stages, defs: dict, keep: set):
     return fused_stages, defs
 
 
+def _permuted_copy_of(consumer: Stage, producers: dict):
+    """The reduction ``consumer`` copies with its axes permuted (a transpose of
+    a matrix product's result), or None."""
+    body = consumer.body
+    if not (is_pointwise(consumer) and isinstance(body, Load) and body.tensor in producers):
+        return None
+    producer = producers[body.tensor]
+    names = [i.name for i in body.index if isinstance(i, IVar)]
+    if producer.reduce is None or producer.scatter_index is not None or \
+            sorted(names) != sorted(a.name for a in consumer.axes) or len(names) != len(body.index):
+        return None
+    return producer
+
+
+def _absorb_permuted_copies(stages: list, keep: set) -> list:
+    """A reduction read only by a stage that permutes its axes is computed in
+    the permuted order directly: one pass and one tensor fewer."""
+    readers = {}
+    for s in stages:
+        for t in ir.tensors_read(s.body):
+            readers[t] = readers.get(t, 0) + 1
+    producers = {s.name: s for s in stages if s.name not in keep and readers.get(s.name) == 1}
+    out = list(stages)
+    for consumer in stages:
+        producer = _permuted_copy_of(consumer, producers)
+        if producer is None:
+            continue
+        taken = {a.name for a in consumer.axes}
+        reduce_axes = tuple(ir.replace(a, name=f"{a.name}_r") if a.name in taken else a
+                            for a in producer.reduce_axes)
+        mapping = {a.name: i for a, i in zip(producer.axes, consumer.body.index)}
+        mapping |= {a.name: IVar(r.name) for a, r in zip(producer.reduce_axes, reduce_axes) if a != r}
+        direct = ir.replace(producer, name=consumer.name, shape=consumer.shape, axes=consumer.axes,
+                            body=ir.subst_indices(producer.body, mapping), reduce_axes=reduce_axes)
+        out[out.index(producer)] = direct
+        out.remove(consumer)
+    return out
+
+
 def fuse(p: Program, available: dict | None = None) -> Program:
     """Inline pointwise stages into the stages that read them (recomputing
-    rather than storing), then drop stages nobody reads. ``available`` holds
-    pointwise stages of another program (the forward) the backward may recompute."""
+    rather than storing), compute transposed reductions in place, then drop
+    stages nobody reads. ``available`` holds pointwise stages of another
+    program (the forward) the backward may recompute."""
     keep = set(p.outputs) | {s for _, s in p.updates}
     stages, _ = _fuse_stages(p.stages, available or {}, keep)
+    stages = _absorb_permuted_copies(stages, keep)
     return eliminate_dead_stages(ir.replace(p, stages=tuple(stages)))
 
 
@@ -162,6 +206,38 @@ class Contraction:
     a: object
     b: object
     batch: tuple
+    m: tuple
+    n: tuple
+    k: tuple
+    gemm: "Gemm | None" = None
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """One operand of a BLAS call: the elements ``tensor[index]`` with the
+    matrix's own variables at zero mark its start; stored row-major with
+    leading dimension ``ld``, ``transposed`` when its row variables are the
+    innermost (contiguous) ones."""
+
+    tensor: str
+    index: tuple
+    transposed: bool
+    ld: IExpr
+
+
+@dataclass(frozen=True)
+class Gemm:
+    """A contraction as BLAS calls ``out[m, n] = alpha * a[m, k] @ b[k, n]``:
+    one per value of ``loops`` (batch axes and the outer axes of m, n that do
+    not flatten with the rest), accumulating over ``accumulate`` (outer axes of
+    k). ``m``, ``n``, ``k`` are the axis runs each call flattens."""
+
+    a: Matrix
+    b: Matrix
+    out: Matrix
+    alpha: float
+    loops: tuple
+    accumulate: tuple
     m: tuple
     n: tuple
     k: tuple
@@ -291,8 +367,77 @@ def plan_contraction(s: Stage) -> Contraction | None:
     return None
 
 
-def plan_stage(s: Stage) -> Nest:
+def _plain_read(value, shapes: dict, extents: dict):
+    """``(load, scale)`` when ``value`` is one in-range tensor read times constants."""
+    loads = [f for f in _factors(value) if isinstance(f, Load)]
+    consts = [f for f in _factors(value) if isinstance(f, Const)]
+    if len(loads) != 1 or len(loads) + len(consts) != len(_factors(value)):
+        return None
+    load = loads[0]
+    if not index_in_range(load.index, shapes[load.tensor], extents):
+        return None
+    return load, math.prod(c.value for c in consts)
+
+
+def _matrix(tensor: str, index: tuple, shape: tuple, rows: tuple, cols: tuple) -> Matrix | None:
+    """``tensor[index]`` as a row-major matrix over the axis runs ``rows`` and
+    ``cols``, or None: each run must occupy consecutive dimensions in its own
+    order (so it flattens like the contraction flattens it), and one run must
+    end at the last dimension (BLAS needs one unit stride)."""
+    run_of = {a.name: "rows" for a in rows} | {a.name: "cols" for a in cols}
+    dims = {"rows": [], "cols": []}
+    for d, coordinate in enumerate(index):
+        if isinstance(coordinate, IVar) and coordinate.name in run_of:
+            dims[run_of[coordinate.name]].append(d)
+        elif ir.ivars(coordinate) & run_of.keys():
+            return None
+    for run, axes in (("rows", rows), ("cols", cols)):
+        ds = dims[run]
+        if [index[d].name for d in ds] != [a.name for a in axes] or ds != list(range(ds[0], ds[0] + len(ds))):
+            return None
+        # only the outermost axis of a run may cover part of its dimension
+        if any(shape[d] != a.extent for d, a in zip(ds[1:], axes[1:])):
+            return None
+    last = len(shape) - 1
+    if dims["cols"][-1] == last:
+        inner, outer = "cols", "rows"
+    elif dims["rows"][-1] == last:
+        inner, outer = "rows", "cols"
+    else:
+        return None
+    ld = IConst(1)
+    for size in shape[dims[outer][-1] + 1:]:
+        ld = ir.imul(ld, size)
+    start = tuple(IConst(0) if isinstance(c, IVar) and c.name in run_of else c for c in index)
+    return Matrix(tensor, start, inner == "rows", ld)
+
+
+def plan_gemm(s: Stage, c: Contraction, shapes: dict) -> Gemm | None:
+    """The contraction as BLAS calls, when both sides are plain tensor reads
+    (times constants) laid out as matrices; None otherwise. Runs that do not
+    flatten (an output [N, C, H, W] with n over N, H, W) lose outer axes to
+    loops around the calls, as few as possible."""
+    extents = {a.name: a.extent for a in s.all_axes}
+    sides = [_plain_read(v, shapes, extents) for v in (c.a, c.b)]
+    if None in sides:
+        return None
+    (a, a_scale), (b, b_scale) = sides
+    splits = itertools.product(range(len(c.m)), range(len(c.n)), range(len(c.k)))
+    for pm, pn, pk in sorted(splits, key=sum):
+        m, n, k = c.m[pm:], c.n[pn:], c.k[pk:]
+        a_matrix = _matrix(a.tensor, a.index, shapes[a.tensor], m, k)
+        b_matrix = _matrix(b.tensor, b.index, shapes[b.tensor], k, n)
+        out = _matrix(s.name, s.index, s.shape, m, n)
+        if a_matrix and b_matrix and out:
+            return Gemm(a_matrix, b_matrix, out, a_scale * b_scale, c.batch + c.m[:pm] + c.n[:pn],
+                        c.k[:pk], m, n, k)
+    return None
+
+
+def plan_stage(s: Stage, shapes: dict) -> Nest:
     contraction = plan_contraction(s)
+    if contraction is not None:
+        contraction = dataclasses.replace(contraction, gemm=plan_gemm(s, contraction, shapes))
     if contraction is not None:
         return Nest(s, "contract", (), contraction=contraction)
     if s.scatter_index is not None:
@@ -357,9 +502,10 @@ def _fuse_into(group: Nest, nest: Nest):
 def plan_program(p: Program, fuse_siblings: bool = True) -> list:
     """Loop plans of a program's stages; consecutive pointwise/accumulate stages
     over the same iteration space share one pass (``Nest.siblings``)."""
+    shapes = {t.name: t.shape for t in p.tensors} | {s.name: s.shape for s in p.stages}
     nests = []
     for s in p.stages:
-        nest = plan_stage(s)
+        nest = plan_stage(s, shapes)
         merged = _fuse_into(nests[-1], nest) if nests and fuse_siblings else None
         if merged is None:
             nests.append(nest)

@@ -1,0 +1,173 @@
+"""compiler/blas.py and the BLAS path of contractions: which products go to
+numpy's BLAS, and that they agree with numpy and with the packed kernels that
+run when there is no BLAS."""
+import numpy as np
+import pytest
+
+from compiler import Input, Param, blas, check_grad, ir, layer, ops
+from compiler.ir import Axis, IConst, IVar
+from compiler.pipeline import lower_layer
+from compiler.schedule import Matrix, _matrix, plan_program
+
+
+@layer
+class ScaledLinear:
+    """A product with a constant factor (BLAS alpha) and a transposed weight."""
+    x = Input("N", "I")
+    weight = Param("O", "I", init="normal")
+
+    def forward(x, weight):
+        return (x @ weight.T) * 0.5
+
+
+@layer
+class Scores:
+    """Batched q k^T, as attention computes it: the batch axis loops around the calls."""
+    q = Input("B", "T", "D")
+    k = Input("B", "T", "D")
+
+    def forward(q, k):
+        return q @ ops.transpose(k, (0, 2, 1))
+
+
+@layer
+class Pointwise:
+    """A 1x1 convolution over NCHW: y[n] = W x[n]; its weight gradient sums over
+    n, h, w, which are not adjacent in the gradient (n becomes an accumulating loop)."""
+    x = Input("N", "C", "H", "W")
+    weight = Param("O", "C", init="normal")
+
+    def forward(x, weight):
+        N, C, H, W = x.shape
+        c = ops.reduce_axis(C, "c")
+        return ops.compute((N, weight.shape[0], H, W),
+                           lambda n, o, h, w: ops.sum(weight[o, c] * x[n, c, h, w], over=c))
+
+
+@layer
+class TransposedOut:
+    """The result stored transposed: y[o, n] = sum_i x[n, i] w[o, i]."""
+    x = Input("N", "I")
+    weight = Param("O", "I", init="normal")
+
+    def forward(x, weight):
+        N, I = x.shape
+        i = ops.reduce_axis(I, "i")
+        return ops.compute((weight.shape[0], N), lambda o, n: ops.sum(x[n, i] * weight[o, i], over=i))
+
+
+def _references(name, inputs, params, gy):
+    """float64 numpy forward and gradients of each spec above."""
+    if name == "ScaledLinear":
+        x, w = inputs["x"], params["weight"]
+        return x @ w.T * 0.5, {"x": gy @ w * 0.5, "weight": gy.T @ x * 0.5}
+    if name == "Scores":
+        q, k = inputs["q"], inputs["k"]
+        return q @ k.transpose(0, 2, 1), {"q": gy @ k, "k": gy.transpose(0, 2, 1) @ q}
+    if name == "Pointwise":
+        x, w = inputs["x"], params["weight"]
+        y = np.einsum("oc,nchw->nohw", w, x)
+        return y, {"x": np.einsum("nohw,oc->nchw", gy, w), "weight": np.einsum("nohw,nchw->oc", gy, x)}
+    x, w = inputs["x"], params["weight"]
+    return w @ x.T, {"x": gy.T @ w, "weight": gy @ x}
+
+
+CASES = [
+    (ScaledLinear, dict(I=19, O=23), {"x": (17, 19)}),
+    (Scores, {}, {"q": (3, 11, 9), "k": (3, 11, 9)}),
+    (Pointwise, dict(O=10, C=12), {"x": (2, 12, 5, 7)}),
+    (TransposedOut, dict(I=13, O=9), {"x": (15, 13)}),
+]
+
+
+def _run(module, inputs, gy):
+    module.zero_grad()
+    y = module.forward(**inputs).numpy().copy()
+    grads = module.backward(gy)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    names = [t.name for t in module._inputs]
+    result = {n: g.numpy().copy() for n, g in zip(names, grads)}
+    result.update({n: p.grad.copy() for n, p in module._parameters.items()})
+    return y, result
+
+
+def _set_blas(module, on: bool):
+    lib, prefix = module.compiled.library.lib, module.compiled.prefix
+    if on:
+        assert blas.install(lib, prefix)
+    else:
+        getattr(lib, f"{prefix}_set_blas")(0, 0, 0)
+
+
+def test_numpy_blas_is_found():
+    functions = blas.gemm_functions()
+    assert functions is not None, "numpy's BLAS was not found in this process"
+    sgemm, dgemm, ilp64 = functions
+    assert sgemm and dgemm and sgemm != dgemm
+    assert isinstance(ilp64, bool)
+
+
+def test_layerc_blas_0_turns_it_off(monkeypatch):
+    monkeypatch.setenv("LAYERC_BLAS", "0")
+    blas.gemm_functions.cache_clear()
+    try:
+        assert blas.gemm_functions() is None
+    finally:
+        monkeypatch.delenv("LAYERC_BLAS")
+        blas.gemm_functions.cache_clear()
+    assert blas.gemm_functions() is not None
+
+
+@pytest.mark.parametrize("spec, sizes, shapes", CASES, ids=[c[0].name for c in CASES])
+def test_every_product_goes_to_blas(spec, sizes, shapes):
+    lowered = lower_layer(spec, **sizes)
+    for program in (lowered.forward, lowered.backward):
+        contractions = [n for n in plan_program(program) if n.kind == "contract"]
+        assert contractions, program.name
+        for nest in contractions:
+            assert nest.contraction.gemm is not None, f"{program.name}: {nest.stage.name} is not a BLAS call"
+    assert "lc_gemm_f64(" in lowered.source
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-5)])
+@pytest.mark.parametrize("spec, sizes, shapes", CASES, ids=[c[0].name for c in CASES])
+def test_blas_and_packed_kernels_agree_with_numpy(spec, sizes, shapes, dtype, tol):
+    module = spec.build(dtype=dtype, **sizes)
+    rng = np.random.default_rng(3)
+    inputs = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+    params = {n: p.data.astype(np.float64) for n, p in module._parameters.items()}
+    y_shape = module.forward(**inputs).shape
+    gy = rng.standard_normal(y_shape).astype(dtype)
+    ref_y, ref_grads = _references(spec.name, {k: v.astype(np.float64) for k, v in inputs.items()},
+                                   params, gy.astype(np.float64))
+    try:
+        for on in (True, False):
+            _set_blas(module, on)
+            y, grads = _run(module, inputs, gy)
+            scale = max(1.0, np.abs(ref_y).max())
+            assert np.abs(y - ref_y).max() <= tol * scale, ("blas" if on else "packed", "forward")
+            for name, ref in ref_grads.items():
+                err = np.abs(grads[name] - ref).max() / max(1.0, np.abs(ref).max())
+                assert err <= tol, ("blas" if on else "packed", name, err)
+    finally:
+        _set_blas(module, True)
+
+
+@pytest.mark.parametrize("spec, sizes, shapes", CASES, ids=[c[0].name for c in CASES])
+def test_blas_gradients_match_finite_differences(spec, sizes, shapes):
+    rng = np.random.default_rng(5)
+    inputs = {k: rng.standard_normal(s) for k, s in shapes.items()}
+    report = check_grad(spec, inputs=inputs, **sizes)
+    assert report.ok, report
+
+
+def test_matrix_layouts():
+    n, k = Axis("n", IConst(4)), Axis("k", IConst(5))
+    row_major = _matrix("x", (IVar("n"), IVar("k")), (IConst(4), IConst(5)), (n,), (k,))
+    assert row_major == Matrix("x", (IConst(0), IConst(0)), False, IConst(5))
+    stored_transposed = _matrix("x", (IVar("k"), IVar("n")), (IConst(5), IConst(4)), (n,), (k,))
+    assert stored_transposed.transposed and stored_transposed.ld == IConst(4)
+    # neither run at the last dimension: no unit stride for BLAS
+    assert _matrix("x", (IVar("n"), IVar("k"), IConst(0)), (IConst(4), IConst(5), IConst(2)), (n,), (k,)) is None
+    # a computed coordinate (a padded convolution's input row) is not a matrix
+    assert _matrix("x", (IVar("n"), ir.iadd(IVar("k"), IConst(1))), (IConst(4), IConst(6)), (n,), (k,)) is None
