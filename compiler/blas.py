@@ -10,15 +10,20 @@ packages ship a copy of it.
 
 Example::
 
-    functions = gemm_functions()       # None, or (sgemm address, dgemm address, ilp64)
+    found = gemm_functions()           # None, or a Blas (function addresses)
     install(library.lib, "prelu")      # what compile_layer does for every module
+    with single_threaded():            # what the runtime does around each call
+        function(*arguments)
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
 import pathlib
+import threading
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,6 +34,24 @@ SYMBOLS = (
     ("cblas_sgemm64_", "cblas_dgemm64_", True),
     ("cblas_sgemm", "cblas_dgemm", False),
 )
+# OpenBLAS's thread count, under the same naming schemes
+THREAD_SYMBOLS = (
+    ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+    ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+    ("openblas_get_num_threads", "openblas_set_num_threads"),
+)
+
+
+@dataclass(frozen=True)
+class Blas:
+    """numpy's BLAS as generated modules use it."""
+
+    path: str
+    sgemm: int                  # function addresses
+    dgemm: int
+    ilp64: bool                 # 64-bit integer arguments
+    get_threads: object = None  # ctypes functions, when the BLAS has its own thread pool we can size
+    set_threads: object = None
 
 
 def _loaded_libraries() -> list[str]:
@@ -56,9 +79,8 @@ def _is_blas(path: str) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def gemm_functions():
-    """``(sgemm address, dgemm address, ilp64)`` of numpy's BLAS, or None when
-    there is none to use (or ``LAYERC_BLAS=0``)."""
+def gemm_functions() -> Blas | None:
+    """numpy's BLAS, or None when there is none to use (or ``LAYERC_BLAS=0``)."""
     if os.environ.get("LAYERC_BLAS", "1") == "0":
         return None
     np.dot(np.ones((2, 2)), np.ones((2, 2)))  # numpy may load its BLAS lazily
@@ -72,17 +94,60 @@ def gemm_functions():
                 functions = getattr(library, sgemm), getattr(library, dgemm)
             except AttributeError:
                 continue
-            return tuple(ctypes.cast(f, ctypes.c_void_p).value for f in functions) + (ilp64,)
+            sgemm_address, dgemm_address = (ctypes.cast(f, ctypes.c_void_p).value for f in functions)
+            return Blas(path, sgemm_address, dgemm_address, ilp64, *_thread_functions(library))
     return None
+
+
+def _thread_functions(library) -> tuple:
+    for get_name, set_name in THREAD_SYMBOLS:
+        try:
+            get_threads, set_threads = getattr(library, get_name), getattr(library, set_name)
+        except AttributeError:
+            continue
+        get_threads.restype, get_threads.argtypes = ctypes.c_int, []
+        set_threads.restype, set_threads.argtypes = None, [ctypes.c_int]
+        return get_threads, set_threads
+    return None, None
 
 
 def install(lib, prefix: str) -> bool:
     """Hand the BLAS to a loaded module (its ``<prefix>_set_blas``); True if there is one."""
-    functions = gemm_functions()
+    found = gemm_functions()
     set_blas = getattr(lib, f"{prefix}_set_blas")
-    if functions is None:
+    if found is None:
         set_blas(0, 0, 0)
         return False
-    sgemm, dgemm, ilp64 = functions
-    set_blas(sgemm, dgemm, int(ilp64))
+    set_blas(found.sgemm, found.dgemm, int(found.ilp64))
     return True
+
+
+_lock = threading.Lock()
+_depth = 0
+_saved_threads = 1
+
+
+@contextlib.contextmanager
+def single_threaded():
+    """While layers run, the BLAS works on one thread: a generated module splits
+    its matrix products over its own OpenMP team, and a second pool of busy
+    threads would only compete with it. Nested and concurrent uses share one
+    count; the BLAS's own setting comes back when the last one leaves."""
+    global _depth, _saved_threads
+    found = gemm_functions()
+    if found is None or found.set_threads is None:
+        yield
+        return
+    with _lock:
+        if _depth == 0:
+            _saved_threads = found.get_threads()
+            if _saved_threads != 1:
+                found.set_threads(1)
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0 and _saved_threads != 1:
+                found.set_threads(_saved_threads)

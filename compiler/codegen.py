@@ -316,31 +316,38 @@ def render_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
         return packed
     extents = {a.name: a.extent for a in s.all_axes}
     printer = Printer(shapes, extents, dtype)
-    rows, cols = _size(gemm.m, printer), _size(gemm.n, printer)
-    depth = _size(gemm.k, printer)
-
-    def operand(matrix):
-        return f"{tensor_c(matrix.tensor)} + ({printer.offset(matrix.tensor, matrix.index)})", printer.index(matrix.ld)
-
-    (a, lda), (b, ldb), (out, ldc) = operand(gemm.a), operand(gemm.b), operand(gemm.out)
+    rows, cols, depth = _size(gemm.m, printer), _size(gemm.n, printer), _size(gemm.k, printer)
+    a, b, out = gemm.a, gemm.b, gemm.out
     first = " && ".join(f"{var_c(x.name)} == 0" for x in gemm.accumulate)
     beta = f"({first}) ? 0 : 1" if first else "0"
-    alpha = c_literal(gemm.alpha, dtype)
-    if gemm.out.transposed:
-        # out is stored transposed: compute out^T = b^T a^T
-        call = [str(int(not gemm.b.transposed)), str(int(not gemm.a.transposed)), cols, rows, depth,
-                alpha, b, ldb, a, lda, beta, out, ldc]
-    else:
-        call = [str(int(gemm.a.transposed)), str(int(gemm.b.transposed)), rows, cols, depth,
-                alpha, a, lda, b, ldb, beta, out, ldc]
+    # row-major calls C = op(A) op(B); a transposed result is computed as out^T = b^T a^T
+    left, right, call_rows, call_cols = (b, a, cols, rows) if out.transposed else (a, b, rows, cols)
+    trans_left = left.transposed != out.transposed
+    trans_right = right.transposed != out.transposed
+
+    def operand(matrix, rows_outer):
+        # a block of the call's rows starts lc_first rows (or columns, when stored transposed) in
+        step = printer.index(matrix.ld) if rows_outer else "1"
+        base = printer.offset(matrix.tensor, matrix.index)
+        return f"{tensor_c(matrix.tensor)} + ({base}) + lc_first * {step}", printer.index(matrix.ld)
+
+    left_ptr, left_ld = operand(left, not trans_left)
+    right_ptr, right_ld = f"{tensor_c(right.tensor)} + ({printer.offset(right.tensor, right.index)})", \
+        printer.index(right.ld)
+    out_ptr, out_ld = operand(out, True)
+    call = [str(int(trans_left)), str(int(trans_right)), "lc_count", call_cols, depth,
+            c_literal(gemm.alpha, dtype), left_ptr, left_ld, right_ptr, right_ld, beta, out_ptr, out_ld]
     largest = "0"
-    for size in (rows, cols, depth, lda, ldb, ldc):
+    for size in (rows, cols, depth, left_ld, right_ld, out_ld):
         largest = f"lc_max_i64({largest}, {size})"
+    c = nest.contraction
     return _env.get_template("gemm.c.j2").render(
         comment=c_comment(ir.format_stage(s)), pointer=GEMMS[dtype]["pointer"], largest=largest,
-        k_size=_size(nest.contraction.k, printer), m_size=_size(nest.contraction.m, printer),
-        n_size=_size(nest.contraction.n, printer), out=tensor_c(s.name), out_size=_size(s.axes, printer),
-        loops=[dict(var=var_c(x.name), extent=printer.index(x.extent)) for x in gemm.loops + gemm.accumulate],
+        k_size=_size(c.k, printer), m_size=_size(c.m, printer), n_size=_size(c.n, printer),
+        out=tensor_c(s.name), out_size=_size(s.axes, printer), calls=_size(gemm.loops, printer), rows=call_rows,
+        work=f"{_size(c.m, printer)} * {_size(c.n, printer)} * {_size(c.k, printer)}", min_work=PARALLEL_MIN_WORK,
+        decode=_decode("lc_task / lc_parts", gemm.loops, printer),
+        accumulate=[dict(var=var_c(x.name), extent=printer.index(x.extent)) for x in gemm.accumulate],
         gemm=GEMMS[dtype]["name"], call=call, fallback=packed)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from . import blas, ir
 from .autodiff import gradient_program
 from .build import BuildOptions, CompiledLibrary, compile_c
-from .codegen import Signature, render_module
+from .codegen import GEMMS, Signature, render_module
 from .errors import SpecError
 from .schedule import fuse_pair
 from .simplify import simplify_program
@@ -69,6 +69,11 @@ class CompiledLayer(Lowered):
 
     library: CompiledLibrary | None = None
     options: BuildOptions | None = None
+
+    @property
+    def calls_blas(self) -> bool:
+        """Whether some matrix product of this layer is a BLAS call."""
+        return GEMMS["f32"]["name"] + "(" in self.source
 
     def function(self, role: str, dtype: str):
         return getattr(self.library.lib, f"{self.signatures[role].function}_{dtype}")

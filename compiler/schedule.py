@@ -89,14 +89,23 @@ def _inline_ok(consumer: Stage, load: Load, producer: Stage) -> bool:
     return no_blowup or _cheap(producer.body)
 
 
+def _is_permuted_read(e) -> bool:
+    return isinstance(e, Load) and all(isinstance(i, (IVar, IConst)) for i in e.index)
+
+
 def _inline(consumer: Stage, defs: dict) -> Stage:
     extents = {a.name: a.extent for a in consumer.all_axes}
+    # a matrix product reads its operands from memory, where BLAS can take them:
+    # only re-indexing (a transpose) is inlined into it
+    product = plan_contraction(consumer) is not None
 
     def leaf(e):
         if isinstance(e, Load) and e.tensor in defs and _inline_ok(consumer, e, defs[e.tensor]):
             producer = defs[e.tensor]
             body = ir.subst_indices(producer.body, {a.name: i for a, i in zip(producer.axes, e.index)})
             cond = range_condition(e.index, producer.shape, extents)
+            if product and not (cond is None and _is_permuted_read(body)):
+                return e
             return body if cond is None else Call("select", (cond, body, Const(0.0)))
         return e
 
@@ -386,14 +395,23 @@ def _matrix(tensor: str, index: tuple, shape: tuple, rows: tuple, cols: tuple) -
     end at the last dimension (BLAS needs one unit stride)."""
     run_of = {a.name: "rows" for a in rows} | {a.name: "cols" for a in cols}
     dims = {"rows": [], "cols": []}
+    var_at, start = {}, []
     for d, coordinate in enumerate(index):
-        if isinstance(coordinate, IVar) and coordinate.name in run_of:
-            dims[run_of[coordinate.name]].append(d)
-        elif ir.ivars(coordinate) & run_of.keys():
+        # a coordinate is one run variable plus an offset free of them (a head's columns: 32 * h + k)
+        split = affine(coordinate, set(run_of))
+        if split is None or len(split[0]) > 1 or any(c != 1 for c in split[0].values()):
             return None
+        if split[0]:
+            (name,) = split[0]
+            dims[run_of[name]].append(d)
+            var_at[d] = name
+        start.append(split[1])
     for run, axes in (("rows", rows), ("cols", cols)):
         ds = dims[run]
-        if [index[d].name for d in ds] != [a.name for a in axes] or ds != list(range(ds[0], ds[0] + len(ds))):
+        if [var_at[d] for d in ds] != [a.name for a in axes] or ds != list(range(ds[0], ds[0] + len(ds))):
+            return None
+        # only the outermost run variable may have an offset
+        if any(start[d] != IConst(0) for d in ds[1:]):
             return None
         # only the outermost axis of a run may cover part of its dimension
         if any(shape[d] != a.extent for d, a in zip(ds[1:], axes[1:])):
@@ -408,8 +426,7 @@ def _matrix(tensor: str, index: tuple, shape: tuple, rows: tuple, cols: tuple) -
     ld = IConst(1)
     for size in shape[dims[outer][-1] + 1:]:
         ld = ir.imul(ld, size)
-    start = tuple(IConst(0) if isinstance(c, IVar) and c.name in run_of else c for c in index)
-    return Matrix(tensor, start, inner == "rows", ld)
+    return Matrix(tensor, tuple(start), inner == "rows", ld)
 
 
 def plan_gemm(s: Stage, c: Contraction, shapes: dict) -> Gemm | None:

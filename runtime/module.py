@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from compiler import ir
+from compiler import blas, ir
 
 from .init import initialize
 from .tensor import Node, Tensor, grad_enabled, tracks_grad
@@ -177,6 +177,7 @@ class LayerModule(Module):
         object.__setattr__(self, "compiled", compiled)
         _thread_setters.setdefault(compiled.library.module_name,
                                    getattr(compiled.library.lib, f"{compiled.prefix}_set_threads"))
+        object.__setattr__(self, "_calls_blas", compiled.calls_blas)
         object.__setattr__(self, "dtype", dtype)
         object.__setattr__(self, "cast", cast)
         object.__setattr__(self, "_last", None)
@@ -267,7 +268,12 @@ class LayerModule(Module):
                 array = self._pooled(role, a.name, shape)
             results[a.name] = array
             call_args.append(lib.ffi.cast(f"{ctype} *", array.ctypes.data))
-        self.compiled.function(role, DTYPE_NAMES[self.dtype])(*call_args)
+        function = self.compiled.function(role, DTYPE_NAMES[self.dtype])
+        if self._calls_blas:
+            with blas.single_threaded():
+                function(*call_args)
+        else:
+            function(*call_args)
         return results
 
     def _pooled(self, role: str, name: str, shape: tuple) -> np.ndarray:

@@ -100,11 +100,44 @@ def _set_blas(module, on: bool):
 
 
 def test_numpy_blas_is_found():
-    functions = blas.gemm_functions()
-    assert functions is not None, "numpy's BLAS was not found in this process"
-    sgemm, dgemm, ilp64 = functions
-    assert sgemm and dgemm and sgemm != dgemm
-    assert isinstance(ilp64, bool)
+    found = blas.gemm_functions()
+    assert found is not None, "numpy's BLAS was not found in this process"
+    assert found.sgemm and found.dgemm and found.sgemm != found.dgemm
+    assert isinstance(found.ilp64, bool)
+
+
+def test_blas_runs_on_one_thread_while_layers_run_and_gets_its_setting_back():
+    found = blas.gemm_functions()
+    if found.set_threads is None:
+        pytest.skip("this BLAS has no thread setting")
+    before = found.get_threads()
+    found.set_threads(2)
+    try:
+        with blas.single_threaded():
+            assert found.get_threads() == 1
+            with blas.single_threaded():
+                assert found.get_threads() == 1
+            assert found.get_threads() == 1
+        assert found.get_threads() == 2
+        module = ScaledLinear.build(I=8, O=8)
+        module.forward(np.ones((4, 8), np.float32))
+        assert found.get_threads() == 2
+    finally:
+        found.set_threads(before)
+
+
+def test_split_products_are_deterministic_and_match_one_thread():
+    module = ScaledLinear.build(I=300, O=200)
+    x = np.random.default_rng(0).standard_normal((500, 300)).astype(np.float32)
+    try:
+        results = []
+        for threads in (2, 2, 1):
+            module.set_threads(threads)
+            results.append(module.forward(x).numpy().copy())
+    finally:
+        module.set_threads(0)
+    assert np.array_equal(results[0], results[1])
+    np.testing.assert_allclose(results[0], results[2], rtol=1e-5, atol=1e-5)
 
 
 def test_layerc_blas_0_turns_it_off(monkeypatch):
@@ -169,5 +202,9 @@ def test_matrix_layouts():
     assert stored_transposed.transposed and stored_transposed.ld == IConst(4)
     # neither run at the last dimension: no unit stride for BLAS
     assert _matrix("x", (IVar("n"), IVar("k"), IConst(0)), (IConst(4), IConst(5), IConst(2)), (n,), (k,)) is None
-    # a computed coordinate (a padded convolution's input row) is not a matrix
-    assert _matrix("x", (IVar("n"), ir.iadd(IVar("k"), IConst(1))), (IConst(4), IConst(6)), (n,), (k,)) is None
+    # an offset coordinate (a head's slice of the columns) moves the start
+    shifted = _matrix("x", (IVar("n"), ir.iadd(IVar("k"), IConst(1))), (IConst(4), IConst(6)), (n,), (k,))
+    assert shifted == Matrix("x", (IConst(0), IConst(1)), False, IConst(6))
+    # a strided coordinate (stride-2 convolution) or one mixing both runs is not a matrix
+    assert _matrix("x", (IVar("n"), ir.imul(2, IVar("k"))), (IConst(4), IConst(10)), (n,), (k,)) is None
+    assert _matrix("x", (ir.iadd(IVar("n"), IVar("k")),), (IConst(9),), (n,), (k,)) is None
