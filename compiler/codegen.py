@@ -163,6 +163,7 @@ class Printer:
         self.lines: list[str] = []
         self.names: dict = {}
         self.nodes: list = []      # the expression behind each line
+        self.in_range: frozenset = frozenset()  # reads known to be inside their tensor
 
     def index(self, e: ir.IExpr) -> str:
         if isinstance(e, IConst):
@@ -200,7 +201,7 @@ class Printer:
             return self.names[e]
         if isinstance(e, Load):
             text = f"{tensor_c(e.tensor)}[{self.offset(e.tensor, e.index)}]"
-            if not index_in_range(e.index, self.shapes[e.tensor], self.extents):
+            if e not in self.in_range and not index_in_range(e.index, self.shapes[e.tensor], self.extents):
                 # outside the tensor reads zero (padding); never touch memory there
                 guard = range_condition(e.index, self.shapes[e.tensor], self.extents)
                 text = f"({self.value(guard)} != 0 ? {text} : 0)"
@@ -384,11 +385,22 @@ def render_nest(nest: Nest, shapes: dict, dtype: str) -> str:
     printer = Printer(shapes, extents, dtype)
     ctype = DTYPES[dtype][0]
     out = tensor_c(s.name)
-    loops = [dict(var=var_c(l.var), extent=printer.index(l.extent), pragma="", enter=[], exit=[])
+    loops = [dict(var=var_c(l.var), start="0", extent=printer.index(l.extent), pragma="", enter=[], exit=[])
              for l in nest.loops]
     threads = f"num_threads(lc_num_threads()) if({_work(nest.loops, printer)} >= {PARALLEL_MIN_WORK})"
     prologue, epilogue = [], []
-    value = printer.value(s.body)
+    body = s.body
+    if nest.window is not None:
+        # the innermost loop runs where the term can be nonzero, without tests
+        body, printer.in_range = nest.window.body, nest.window.in_range
+        for bound in nest.window.start:
+            loops[-1]["start"] = f"lc_max_i64({loops[-1]['start']}, {printer.index(bound)})"
+        for bound in nest.window.stop:
+            loops[-1]["extent"] = f"lc_min_i64({loops[-1]['extent']}, {printer.index(bound)})"
+        if nest.window.tests:
+            passed = " && ".join(f"{printer.value(t)} != 0" for t in nest.window.tests)
+            loops[-1]["extent"] = f"(({passed}) ? {loops[-1]['extent']} : {loops[-1]['start']})"
+    value = printer.value(body)
 
     if nest.kind == "inner":
         n_axes = len(s.axes)
@@ -455,7 +467,8 @@ def render_siblings(nest: Nest, shapes: dict, dtype: str) -> str:
     for k, l in enumerate(nest.loops):
         words = (["parallel for"] if k == 0 else []) + (["simd"] if l.simd else [])
         pragma = f"#pragma omp {' '.join(words)}{' ' + threads if k == 0 else ''}" if words else ""
-        loops.append(dict(var=var_c(l.var), extent=printer.index(l.extent), pragma=pragma, enter=[], exit=[]))
+        loops.append(dict(var=var_c(l.var), start="0", extent=printer.index(l.extent), pragma=pragma,
+                          enter=[], exit=[]))
     comment = c_comment("; ".join(ir.format_stage(st) for _, st in nest.members))
     return _env.get_template("nest.c.j2").render(comment=comment, prologue=[], loops=loops,
                                                 body=printer.lines + statements, epilogue=[])

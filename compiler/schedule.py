@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from . import ir
 from .ir import Call, Const, IConst, IExpr, IVar, Load, Program, Stage, TensorDecl, affine
+from .ops_table import COMPARISONS
 from .simplify import eliminate_dead_stages, simplify_expr
 
 # ops worth recomputing only when each producer element is computed once per use
@@ -133,15 +134,19 @@ def _permuted_copy_of(consumer: Stage, producers: dict):
         return None
     producer = producers[body.tensor]
     names = [i.name for i in body.index if isinstance(i, IVar)]
+    # the other coordinates pick the only element of a dimension of size 1
+    dropped = [a for a, i in zip(producer.axes, body.index) if not isinstance(i, IVar)]
     if producer.reduce is None or producer.scatter_index is not None or \
-            sorted(names) != sorted(a.name for a in consumer.axes) or len(names) != len(body.index):
+            sorted(names) != sorted(a.name for a in consumer.axes) or \
+            any(a.extent != IConst(1) for a in dropped) or \
+            any(i != IConst(0) for i in body.index if not isinstance(i, IVar)):
         return None
     return producer
 
 
 def _absorb_permuted_copies(stages: list, keep: set) -> list:
-    """A reduction read only by a stage that permutes its axes is computed in
-    the permuted order directly: one pass and one tensor fewer."""
+    """A reduction read only by a stage that permutes its axes (or drops axes
+    of size 1) is computed in that order directly: one pass and one tensor fewer."""
     readers = {}
     for s in stages:
         for t in ir.tensors_read(s.body):
@@ -281,6 +286,7 @@ class Nest:
     loops: tuple
     siblings: tuple = ()
     contraction: Contraction | None = None
+    window: Window | None = None
 
     @property
     def members(self) -> tuple:
@@ -290,6 +296,108 @@ class Nest:
     @property
     def is_pass(self) -> bool:
         return any(kind == "accumulate" for kind, _ in self.members)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The innermost loop of a sum cut to where its term can be nonzero (the
+    part of a padded stencil's row inside the image): ``start``/``stop`` are
+    bounds besides the loop's own (``max``/``min`` of them), ``tests`` index
+    comparisons that do not change along the loop and skip it when false,
+    ``body`` the term without the tests these make true, ``in_range`` the reads
+    that need no bounds check there."""
+
+    body: object
+    start: tuple
+    stop: tuple
+    tests: tuple
+    in_range: frozenset
+
+
+def _conjuncts(cond) -> list:
+    if isinstance(cond, Call) and cond.op == "mul":
+        return _conjuncts(cond.args[0]) + _conjuncts(cond.args[1])
+    return [cond]
+
+
+def _zero_unless(e) -> list:
+    """Conditions that each make ``e`` zero when false."""
+    if isinstance(e, Call) and e.op == "select" and e.args[2] == Const(0.0):
+        return _conjuncts(e.args[0]) + _zero_unless(e.args[1])
+    if isinstance(e, Call) and e.op == "mul":
+        return _zero_unless(e.args[0]) + _zero_unless(e.args[1])
+    if isinstance(e, Call) and e.op in ("div", "neg"):
+        return _zero_unless(e.args[0])
+    return []
+
+
+def _bound(cond, var: str):
+    """``("start" | "stop", bound)`` when ``cond`` is ``var + rest >= 0`` or
+    ``var + rest < size`` (or the same with ``-var``), rest free of ``var``."""
+    if not (isinstance(cond, Call) and cond.op in ("ge", "lt") and
+            all(isinstance(a, ir.IndexValue) or a == Const(0.0) for a in cond.args)):
+        return None
+    (coordinate, limit) = (a.expr if isinstance(a, ir.IndexValue) else IConst(0) for a in cond.args)
+    if var in ir.ivars(limit):
+        return None
+    split = affine(coordinate, {var})
+    if split is None or split[0].get(var) not in (1, -1):
+        return None
+    coef, rest = split[0][var], split[1]
+    if cond.op == "ge":     # coef * var + rest >= limit
+        return ("start", ir.isub(limit, rest)) if coef == 1 else ("stop", ir.iadd(ir.isub(rest, limit), 1))
+    # coef * var + rest < limit
+    return ("stop", ir.isub(limit, rest)) if coef == 1 else ("start", ir.iadd(ir.isub(rest, limit), 1))
+
+
+def plan_window(s: Stage, var: str, shapes: dict) -> Window | None:
+    """Bounds for the innermost loop ``var`` of a sum outside which its term is zero, or None."""
+    extents = {a.name: a.extent for a in s.all_axes}
+    guarded = {}
+
+    def guard(e):
+        # a read that may fall outside its tensor, with its implicit zero made explicit
+        if isinstance(e, Load) and not index_in_range(e.index, shapes[e.tensor], extents):
+            guarded[e] = range_condition(e.index, shapes[e.tensor], extents)
+            return Call("select", (guarded[e], e, Const(0.0)))
+        return e
+
+    body = ir.map_expr(s.body, guard)
+    bounds, tests = {}, []
+    for cond in _zero_unless(body):
+        bound = _bound(cond, var)
+        if bound is not None:
+            bounds[cond] = bound
+        elif _is_index_test(cond) and var not in ir.ivars_of_expr(cond) and cond not in tests:
+            tests.append(cond)
+    if not bounds and not tests:
+        return None
+
+    settled = set(bounds) | set(tests)
+    body = simplify_expr(_settle(body, settled))
+    # a read is unchecked only where all its bounds hold: the printer evaluates
+    # each read on its own line, before any select that would have guarded it
+    in_range = frozenset(e for e, cond in guarded.items() if set(_conjuncts(cond)) <= settled)
+    return Window(body, tuple(b for kind, b in bounds.values() if kind == "start"),
+                  tuple(b for kind, b in bounds.values() if kind == "stop"), tuple(tests), in_range)
+
+
+def _is_index_test(cond) -> bool:
+    return isinstance(cond, Call) and cond.op in COMPARISONS and \
+        all(isinstance(a, ir.IndexValue) or isinstance(a, Const) for a in cond.args)
+
+
+def _settle(e, known: set):
+    """``e`` with the conditions ``known`` to hold replaced by 1."""
+    memo = {}
+    for sub in ir.postorder(e):
+        if sub in known:
+            memo[sub] = Const(1.0)
+        elif isinstance(sub, Call):
+            memo[sub] = Call(sub.op, tuple(memo[a] for a in sub.args))
+        else:
+            memo[sub] = sub
+    return memo[e]
 
 
 def _size_rank(extent) -> float:
@@ -392,7 +500,7 @@ def _matrix(tensor: str, index: tuple, shape: tuple, rows: tuple, cols: tuple) -
     """``tensor[index]`` as a row-major matrix over the axis runs ``rows`` and
     ``cols``, or None: each run must occupy consecutive dimensions in its own
     order (so it flattens like the contraction flattens it), and one run must
-    end at the last dimension (BLAS needs one unit stride)."""
+    end where the stride is 1 (BLAS needs one unit stride)."""
     run_of = {a.name: "rows" for a in rows} | {a.name: "cols" for a in cols}
     dims = {"rows": [], "cols": []}
     var_at, start = {}, []
@@ -416,17 +524,20 @@ def _matrix(tensor: str, index: tuple, shape: tuple, rows: tuple, cols: tuple) -
         # only the outermost axis of a run may cover part of its dimension
         if any(shape[d] != a.extent for d, a in zip(ds[1:], axes[1:])):
             return None
-    last = len(shape) - 1
-    if dims["cols"][-1] == last:
+    def stride(d):
+        out = IConst(1)
+        for size in shape[d + 1:]:
+            out = ir.imul(out, size)
+        return out
+
+    # the inner run ends where the strides are 1 (trailing dimensions of size 1 allowed)
+    if stride(dims["cols"][-1]) == IConst(1):
         inner, outer = "cols", "rows"
-    elif dims["rows"][-1] == last:
+    elif stride(dims["rows"][-1]) == IConst(1):
         inner, outer = "rows", "cols"
     else:
         return None
-    ld = IConst(1)
-    for size in shape[dims[outer][-1] + 1:]:
-        ld = ir.imul(ld, size)
-    return Matrix(tensor, tuple(start), inner == "rows", ld)
+    return Matrix(tensor, tuple(start), inner == "rows", stride(dims[outer][-1]))
 
 
 def plan_gemm(s: Stage, c: Contraction, shapes: dict) -> Gemm | None:
@@ -469,7 +580,8 @@ def plan_stage(s: Stage, shapes: dict) -> Nest:
         loops = axes[:-1] + red + [Loop(axes[-1].var, axes[-1].extent, simd=True)]
         if len(axes) > 1:
             loops[0] = Loop(loops[0].var, loops[0].extent, parallel=True)
-        return Nest(s, "row", tuple(loops))
+        window = plan_window(s, axes[-1].var, shapes) if s.reduce == "sum" else None
+        return Nest(s, "row", tuple(loops), window=window)
     if red and s.axes and inner == s.axes[-1].name:
         # e.g. sum over rows of a row-major matrix: keep the columns innermost
         loops = red + axes
@@ -481,7 +593,8 @@ def plan_stage(s: Stage, shapes: dict) -> Nest:
         loops[-1] = Loop(last.var, last.extent, simd=True, reduction=last.reduction)
         first = loops[0]
         loops[0] = Loop(first.var, first.extent, parallel=True, simd=loops[0].simd, reduction=first.reduction)
-    return Nest(s, "inner", tuple(loops))
+    window = plan_window(s, red[-1].var, shapes) if red and s.reduce == "sum" else None
+    return Nest(s, "inner", tuple(loops), window=window)
 
 
 def _passable(nest: Nest) -> bool:

@@ -6,10 +6,11 @@ import subprocess
 import numpy as np
 import pytest
 
-from compiler import Input, Param, layer, ops
+from compiler import Input, Param, check_grad, layer, ops
 from compiler.build import BuildOptions
 from compiler.schedule import plan_program
 from layers import PReLU
+from runtime.nn import Conv2DNoBiasSpec
 from compiler.codegen import PARALLEL_MIN_WORK
 
 
@@ -81,10 +82,15 @@ class WherePReLU:
         return ops.where(x > 0, x, alpha * x)
 
 
-@pytest.mark.parametrize("spec", [PReLU, WherePReLU])
-def test_inner_loops_vectorize(tmp_path, spec):
-    """Every ``#pragma omp simd`` loop of a layer's C is vectorized by gcc."""
-    source = spec.build(C=256).source
+DEPTHWISE = dict(C=8, O=8, CG=1, KH=3, KW=3, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=8)
+
+
+@pytest.mark.parametrize("spec, sizes", [(PReLU, dict(C=256)), (WherePReLU, dict(C=256)),
+                                         (Conv2DNoBiasSpec, DEPTHWISE)], ids=["PReLU", "WherePReLU", "depthwise"])
+def test_inner_loops_vectorize(tmp_path, spec, sizes):
+    """Every ``#pragma omp simd`` loop of a layer's C is vectorized by gcc
+    (a padded depthwise convolution's too: its rows are cut at the padding)."""
+    source = spec.build(**sizes).source
     path = tmp_path / "k.c"
     path.write_text(source)
     flags = list(BuildOptions().final_flags())
@@ -150,3 +156,51 @@ def test_forward_out_form_writes_the_given_array():
     y = m.forward(x, out=out)
     assert np.shares_memory(y.data, out)
     np.testing.assert_array_equal(out, x)
+
+
+@layer
+class PaddedWindow:
+    """y[n, w] = sum_j x[n, w + j - 1] * k[j]: a padded 1-D stencil."""
+    x = Input("N", "W")
+    k = Param("J", init="normal")
+
+    def forward(x, k):
+        N, W = x.shape
+        j = ops.reduce_axis(k.shape[0], "j")
+        return ops.compute((N, W), lambda n, w: ops.sum(x[n, w + j - 1] * k[j], over=j))
+
+
+@layer
+class ReversedWindow:
+    """y[n, w] = sum_j x[n, j - w + 2] * k[j]: the window runs against w."""
+    x = Input("N", "W")
+    k = Param("J", init="normal")
+
+    def forward(x, k):
+        N, W = x.shape
+        j = ops.reduce_axis(k.shape[0], "j")
+        return ops.compute((N, W), lambda n, w: ops.sum(x[n, j - w + 2] * k[j], over=j))
+
+
+def _window_reference(x, k, shift, sign):
+    n, width = x.shape
+    y = np.zeros((n, width))
+    for w in range(width):
+        for j in range(len(k)):
+            c = sign * w + j + shift
+            if 0 <= c < width:
+                y[:, w] += x[:, c] * k[j]
+    return y
+
+
+@pytest.mark.parametrize("spec, shift, sign", [(PaddedWindow, -1, 1), (ReversedWindow, 2, -1)])
+@pytest.mark.parametrize("width", [1, 2, 5, 9])
+def test_stencil_rows_cut_at_the_padding_match_numpy(spec, shift, sign, width):
+    m = spec.build(J=3, dtype=np.float64)
+    nest = plan_program(m.compiled.forward)[0]
+    assert nest.kind == "row" and nest.window is not None and nest.window.in_range
+    x = np.random.default_rng(width).standard_normal((3, width))
+    k = m.k.data
+    np.testing.assert_allclose(m.forward(x).numpy(), _window_reference(x, k, shift, sign), atol=1e-12)
+    report = check_grad(spec, inputs={"x": x}, J=3)
+    assert report.ok, report
