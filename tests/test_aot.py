@@ -170,6 +170,16 @@ def test_rendered_c_is_what_the_jit_compiles(specs):
     assert low.source == specs.ScaledTanh.build(gain=3.0).source
 
 
+def test_packages_call_numpys_blas_with_layercs_own_finder(specs, built, tmp_path):
+    out, _ = built
+    aot.write_package(specs.Linear, tmp_path, {"I": 16, "O": 12}, compile=False)   # large enough for BLAS
+    from compiler import blas
+    finder = pathlib.Path(blas.__file__).read_text(encoding="utf-8")
+    for folder, products in ((tmp_path / "linear", True), (out / "prelu", False)):
+        assert (folder / "_layerc_blas.py").read_text(encoding="utf-8") == finder
+        assert f"'calls_blas': {products}" in (folder / "__init__.py").read_text()
+
+
 def test_package_files_and_flags(built):
     out, results = built
     files = sorted(p.name for p in (out / "prelu").iterdir())

@@ -87,12 +87,64 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
     memcpy(c, acc, sizeof acc);
 }
 
+/* Matrix products call the BLAS the runtime hands over (lc_multiheadattentionspec_set_blas,
+   numpy's own); without one they run on the kernels above. CBLAS row-major
+   interface; ilp64: the BLAS takes 64-bit integers. */
+typedef void (*lc_sgemm64_t)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                             const float *, int64_t, float, float *, int64_t);
+typedef void (*lc_sgemm32_t)(int, int, int, int32_t, int32_t, int32_t, float, const float *, int32_t,
+                             const float *, int32_t, float, float *, int32_t);
+typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, const double *, int64_t,
+                             const double *, int64_t, double, double *, int64_t);
+typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
+                             const double *, int32_t, double, double *, int32_t);
+static uintptr_t lc_sgemm, lc_dgemm;
+static int lc_blas_ilp64;
+
+void lc_multiheadattentionspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
+    lc_sgemm = sgemm;
+    lc_dgemm = dgemm;
+    lc_blas_ilp64 = ilp64;
+}
+
+/* whether a product of this size can go to the BLAS (32-bit interfaces take int) */
+static inline int lc_blas_fits(uintptr_t gemm, int64_t largest) {
+    return gemm && (lc_blas_ilp64 || largest <= INT32_MAX);
+}
+
+enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
+
+static inline void lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float *a, int64_t lda, const float *b, int64_t ldb,
+                           float beta, float *c, int64_t ldc) {
+    const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
+    if (lc_blas_ilp64)
+        ((lc_sgemm64_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        ((lc_sgemm32_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
+                                       a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+}
+
+static inline void lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                           const double *a, int64_t lda, const double *b, int64_t ldb,
+                           double beta, double *c, int64_t ldc) {
+    const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
+    if (lc_blas_ilp64)
+        ((lc_dgemm64_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        ((lc_dgemm32_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
+                                       a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+}
+
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
 static int lc_threads = 0;
 
 void lc_multiheadattentionspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
 
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
+
+static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* floor division and modulo with Python's signs */
 static inline int64_t lc_floordiv(int64_t a, int64_t b) {
@@ -107,8 +159,30 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 
 
 /* MultiHeadAttentionSpec (float) */
-void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_q_proj_bias, const float *restrict T_k_proj_weight, const float *restrict T_k_proj_bias, const float *restrict T_v_proj_weight, const float *restrict T_v_proj_bias, const float *restrict T_out_proj_weight, const float *restrict T_out_proj_bias, float *restrict T_add_29, float *restrict T_matmul_1, float *restrict T_matmul_6, float *restrict T_matmul_11, float *restrict T_matmul_16, float *restrict T_max_18, float *restrict T_sum_22, float *restrict T_div_23, float *restrict T_matmul_24, float *restrict T_matmul_28)
+void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_q_proj_bias, const float *restrict T_k_proj_weight, const float *restrict T_k_proj_bias, const float *restrict T_v_proj_weight, const float *restrict T_v_proj_bias, const float *restrict T_out_proj_weight, const float *restrict T_out_proj_bias, float *restrict T_add_29, float *restrict T_transpose_4, float *restrict T_transpose_14, float *restrict T_transpose_15, float *restrict T_matmul_16, float *restrict T_max_18, float *restrict T_sum_22, float *restrict T_div_23, float *restrict T_reshape_26, float *restrict T_matmul_1, float *restrict T_matmul_6, float *restrict T_matmul_11, float *restrict T_matmul_24, float *restrict T_matmul_28)
 {
+    /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_1[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
     /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
@@ -191,6 +265,48 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     free(lc_bp);
     }
 
+    }
+
+    /* transpose_4[i0, i1, i2, i3] = matmul_1[i0, i2, 16 * i1 + i3] + q_proj_bias[16 * i1 + i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
+        const float t0 = T_matmul_1[((v_i0) * S_S + v_i2) * 64 + ((16 * v_i1) + v_i3)];
+        const float t1 = T_q_proj_bias[((16 * v_i1) + v_i3)];
+        const float t2 = (t0 + t1);
+        T_transpose_4[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 16 + v_i3] = t2;
+    }
+    }
+    }
+    }
+    }
+
+    /* matmul_6[b0, m, p] = sum_{k} x[b0, m, k] * k_proj_weight[p, k] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_6[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_6 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
     /* matmul_6[b0, m, p] = sum_{k} x[b0, m, k] * k_proj_weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
@@ -273,6 +389,30 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     free(lc_bp);
     }
 
+    }
+
+    /* matmul_11[b0, m, p] = sum_{k} x[b0, m, k] * v_proj_weight[p, k] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_11[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_11 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
     /* matmul_11[b0, m, p] = sum_{k} x[b0, m, k] * v_proj_weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
@@ -355,7 +495,69 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     free(lc_bp);
     }
 
-    /* matmul_16[b0, b1, m, p] = sum_{k} (matmul_1[b0, m, 16 * b1 + k] + q_proj_bias[16 * b1 + k]) * (matmul_6[b0, p, 16 * b1 + k] + k_proj_bias[16 * b1 + k]) */
+    }
+
+    /* transpose_14[i0, i1, i2, i3] = matmul_11[i0, i2, 16 * i1 + i3] + v_proj_bias[16 * i1 + i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
+        const float t0 = T_matmul_11[((v_i0) * S_S + v_i2) * 64 + ((16 * v_i1) + v_i3)];
+        const float t1 = T_v_proj_bias[((16 * v_i1) + v_i3)];
+        const float t2 = (t0 + t1);
+        T_transpose_14[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 16 + v_i3] = t2;
+    }
+    }
+    }
+    }
+    }
+
+    /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
+        const float t1 = T_k_proj_bias[((16 * v_i1) + v_i2)];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+        const float t0 = T_matmul_6[((v_i0) * S_S + v_i3) * 64 + ((16 * v_i1) + v_i2)];
+        const float t2 = (t0 + t1);
+        T_transpose_15[(((v_i0) * 4 + v_i1) * 16 + v_i2) * S_S + v_i3] = t2;
+    }
+    }
+    }
+    }
+    }
+
+    /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(S_S)), (int64_t)(16)), 16), S_S), S_S))) {
+    if ((int64_t)(16) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_matmul_16[k] = 0;
+    } else if ((int64_t)(S_S) > 0 && (int64_t)(S_S) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_b1 = (lc_task / lc_parts) % (4);
+        const int64_t v_b0 = lc_task / lc_parts / (4);
+        lc_gemm_f32(0, 0, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0f, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_matmul_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
+    }
+    }
+    } else {
+    /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(S_S), lc_K = (int64_t)(16);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -386,10 +588,8 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
                 const int64_t v_p = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_k = (lc_pc + lc_k);
-                    const float t0 = T_matmul_6[((v_b0) * S_S + v_p) * 64 + ((16 * v_b1) + v_k)];
-                    const float t1 = T_k_proj_bias[((16 * v_b1) + v_k)];
-                    const float t2 = (t0 + t1);
-                    lc_dst[lc_k * LC_NR_F32] = t2;
+                    const float t0 = T_transpose_15[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
                 }
             }
         }
@@ -409,10 +609,8 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
                     const int64_t v_m = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_k = (lc_pc + lc_k);
-                        const float t0 = T_matmul_1[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_k)];
-                        const float t1 = T_q_proj_bias[((16 * v_b1) + v_k)];
-                        const float t2 = (t0 + t1);
-                        lc_dst[lc_k * LC_MR] = t2;
+                        const float t0 = T_transpose_4[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_k];
+                        lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
             }
@@ -441,6 +639,8 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
     free(lc_bp);
+    }
+
     }
 
     /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3] */
@@ -512,7 +712,31 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
 
-    /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * (matmul_11[b0, k, 16 * b1 + p] + v_proj_bias[16 * b1 + p]) */
+    /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(16)), (int64_t)(S_S)), S_S), 16), 16))) {
+    if ((int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_matmul_24[k] = 0;
+    } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_b1 = (lc_task / lc_parts) % (4);
+        const int64_t v_b0 = lc_task / lc_parts / (4);
+        lc_gemm_f32(0, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0f, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_matmul_24 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+    }
+    }
+    } else {
+    /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -543,10 +767,8 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
                 const int64_t v_p = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_k = (lc_pc + lc_k);
-                    const float t0 = T_matmul_11[((v_b0) * S_S + v_k) * 64 + ((16 * v_b1) + v_p)];
-                    const float t1 = T_v_proj_bias[((16 * v_b1) + v_p)];
-                    const float t2 = (t0 + t1);
-                    lc_dst[lc_k * LC_NR_F32] = t2;
+                    const float t0 = T_transpose_14[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
                 }
             }
         }
@@ -598,7 +820,53 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     free(lc_bp);
     }
 
-    /* matmul_28[b0, m, p] = sum_{k} (matmul_24[b0, k // 16, m, k % 16] if (k // 16 >= 0) * (k // 16 < 4) * (k % 16 >= 0) * (k % 16 < 16) else 0) * out_proj_weight[p, k] */
+    }
+
+    /* reshape_26[i0, i1, i2] = (matmul_24[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const float t0 = (lc_floordiv(v_i2, 16) >= 0);
+        const float t1 = (lc_floordiv(v_i2, 16) < 4);
+        const float t2 = (t0 * t1);
+        const float t3 = (lc_mod(v_i2, 16) >= 0);
+        const float t4 = (t2 * t3);
+        const float t5 = (lc_mod(v_i2, 16) < 16);
+        const float t6 = (t4 * t5);
+        const float t7 = (t6 != 0 ? T_matmul_24[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
+        const float t8 = (t6 != 0 ? t7 : 0.0f);
+        T_reshape_26[((v_i0) * S_S + v_i1) * 64 + v_i2] = t8;
+    }
+    }
+    }
+    }
+
+    /* matmul_28[b0, m, p] = sum_{k} reshape_26[b0, m, k] * out_proj_weight[p, k] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_28[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_28 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
+    /* matmul_28[b0, m, p] = sum_{k} reshape_26[b0, m, k] * out_proj_weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -649,16 +917,8 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
                     const int64_t v_b0 = lc_m / (S_S);
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_k = (lc_pc + lc_k);
-                        const float t0 = (lc_floordiv(v_k, 16) >= 0);
-                        const float t1 = (lc_floordiv(v_k, 16) < 4);
-                        const float t2 = (t0 * t1);
-                        const float t3 = (lc_mod(v_k, 16) >= 0);
-                        const float t4 = (t2 * t3);
-                        const float t5 = (lc_mod(v_k, 16) < 16);
-                        const float t6 = (t4 * t5);
-                        const float t7 = (t6 != 0 ? T_matmul_24[(((v_b0) * 4 + lc_floordiv(v_k, 16)) * S_S + v_m) * 16 + lc_mod(v_k, 16)] : 0);
-                        const float t8 = (t6 != 0 ? t7 : 0.0f);
-                        lc_dst[lc_k * LC_MR] = t8;
+                        const float t0 = T_reshape_26[((v_b0) * S_S + v_m) * 64 + v_k];
+                        lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
             }
@@ -688,6 +948,8 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     free(lc_bp);
     }
 
+    }
+
     /* add_29[i0, i1, i2] = matmul_28[i0, i1, i2] + out_proj_bias[i2] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
@@ -708,8 +970,30 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
 
 
 /* MultiHeadAttentionSpec (double) */
-void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_q_proj_bias, const double *restrict T_k_proj_weight, const double *restrict T_k_proj_bias, const double *restrict T_v_proj_weight, const double *restrict T_v_proj_bias, const double *restrict T_out_proj_weight, const double *restrict T_out_proj_bias, double *restrict T_add_29, double *restrict T_matmul_1, double *restrict T_matmul_6, double *restrict T_matmul_11, double *restrict T_matmul_16, double *restrict T_max_18, double *restrict T_sum_22, double *restrict T_div_23, double *restrict T_matmul_24, double *restrict T_matmul_28)
+void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_q_proj_bias, const double *restrict T_k_proj_weight, const double *restrict T_k_proj_bias, const double *restrict T_v_proj_weight, const double *restrict T_v_proj_bias, const double *restrict T_out_proj_weight, const double *restrict T_out_proj_bias, double *restrict T_add_29, double *restrict T_transpose_4, double *restrict T_transpose_14, double *restrict T_transpose_15, double *restrict T_matmul_16, double *restrict T_max_18, double *restrict T_sum_22, double *restrict T_div_23, double *restrict T_reshape_26, double *restrict T_matmul_1, double *restrict T_matmul_6, double *restrict T_matmul_11, double *restrict T_matmul_24, double *restrict T_matmul_28)
 {
+    /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_1[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
     /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
@@ -792,6 +1076,48 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     free(lc_bp);
     }
 
+    }
+
+    /* transpose_4[i0, i1, i2, i3] = matmul_1[i0, i2, 16 * i1 + i3] + q_proj_bias[16 * i1 + i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
+        const double t0 = T_matmul_1[((v_i0) * S_S + v_i2) * 64 + ((16 * v_i1) + v_i3)];
+        const double t1 = T_q_proj_bias[((16 * v_i1) + v_i3)];
+        const double t2 = (t0 + t1);
+        T_transpose_4[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 16 + v_i3] = t2;
+    }
+    }
+    }
+    }
+    }
+
+    /* matmul_6[b0, m, p] = sum_{k} x[b0, m, k] * k_proj_weight[p, k] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_6[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_6 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
     /* matmul_6[b0, m, p] = sum_{k} x[b0, m, k] * k_proj_weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
@@ -874,6 +1200,30 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     free(lc_bp);
     }
 
+    }
+
+    /* matmul_11[b0, m, p] = sum_{k} x[b0, m, k] * v_proj_weight[p, k] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_11[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_11 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
     /* matmul_11[b0, m, p] = sum_{k} x[b0, m, k] * v_proj_weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
@@ -956,7 +1306,69 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     free(lc_bp);
     }
 
-    /* matmul_16[b0, b1, m, p] = sum_{k} (matmul_1[b0, m, 16 * b1 + k] + q_proj_bias[16 * b1 + k]) * (matmul_6[b0, p, 16 * b1 + k] + k_proj_bias[16 * b1 + k]) */
+    }
+
+    /* transpose_14[i0, i1, i2, i3] = matmul_11[i0, i2, 16 * i1 + i3] + v_proj_bias[16 * i1 + i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
+        const double t0 = T_matmul_11[((v_i0) * S_S + v_i2) * 64 + ((16 * v_i1) + v_i3)];
+        const double t1 = T_v_proj_bias[((16 * v_i1) + v_i3)];
+        const double t2 = (t0 + t1);
+        T_transpose_14[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 16 + v_i3] = t2;
+    }
+    }
+    }
+    }
+    }
+
+    /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
+        const double t1 = T_k_proj_bias[((16 * v_i1) + v_i2)];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+        const double t0 = T_matmul_6[((v_i0) * S_S + v_i3) * 64 + ((16 * v_i1) + v_i2)];
+        const double t2 = (t0 + t1);
+        T_transpose_15[(((v_i0) * 4 + v_i1) * 16 + v_i2) * S_S + v_i3] = t2;
+    }
+    }
+    }
+    }
+    }
+
+    /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(S_S)), (int64_t)(16)), 16), S_S), S_S))) {
+    if ((int64_t)(16) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_matmul_16[k] = 0;
+    } else if ((int64_t)(S_S) > 0 && (int64_t)(S_S) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_b1 = (lc_task / lc_parts) % (4);
+        const int64_t v_b0 = lc_task / lc_parts / (4);
+        lc_gemm_f64(0, 0, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_matmul_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
+    }
+    }
+    } else {
+    /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(S_S), lc_K = (int64_t)(16);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -987,10 +1399,8 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
                 const int64_t v_p = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_k = (lc_pc + lc_k);
-                    const double t0 = T_matmul_6[((v_b0) * S_S + v_p) * 64 + ((16 * v_b1) + v_k)];
-                    const double t1 = T_k_proj_bias[((16 * v_b1) + v_k)];
-                    const double t2 = (t0 + t1);
-                    lc_dst[lc_k * LC_NR_F64] = t2;
+                    const double t0 = T_transpose_15[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
                 }
             }
         }
@@ -1010,10 +1420,8 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
                     const int64_t v_m = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_k = (lc_pc + lc_k);
-                        const double t0 = T_matmul_1[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_k)];
-                        const double t1 = T_q_proj_bias[((16 * v_b1) + v_k)];
-                        const double t2 = (t0 + t1);
-                        lc_dst[lc_k * LC_MR] = t2;
+                        const double t0 = T_transpose_4[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_k];
+                        lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
             }
@@ -1042,6 +1450,8 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
     free(lc_bp);
+    }
+
     }
 
     /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3] */
@@ -1113,7 +1523,31 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
 
-    /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * (matmul_11[b0, k, 16 * b1 + p] + v_proj_bias[16 * b1 + p]) */
+    /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(16)), (int64_t)(S_S)), S_S), 16), 16))) {
+    if ((int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_matmul_24[k] = 0;
+    } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_b1 = (lc_task / lc_parts) % (4);
+        const int64_t v_b0 = lc_task / lc_parts / (4);
+        lc_gemm_f64(0, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_matmul_24 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+    }
+    }
+    } else {
+    /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -1144,10 +1578,8 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
                 const int64_t v_p = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_k = (lc_pc + lc_k);
-                    const double t0 = T_matmul_11[((v_b0) * S_S + v_k) * 64 + ((16 * v_b1) + v_p)];
-                    const double t1 = T_v_proj_bias[((16 * v_b1) + v_p)];
-                    const double t2 = (t0 + t1);
-                    lc_dst[lc_k * LC_NR_F64] = t2;
+                    const double t0 = T_transpose_14[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
                 }
             }
         }
@@ -1199,7 +1631,53 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     free(lc_bp);
     }
 
-    /* matmul_28[b0, m, p] = sum_{k} (matmul_24[b0, k // 16, m, k % 16] if (k // 16 >= 0) * (k // 16 < 4) * (k % 16 >= 0) * (k % 16 < 16) else 0) * out_proj_weight[p, k] */
+    }
+
+    /* reshape_26[i0, i1, i2] = (matmul_24[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const double t0 = (lc_floordiv(v_i2, 16) >= 0);
+        const double t1 = (lc_floordiv(v_i2, 16) < 4);
+        const double t2 = (t0 * t1);
+        const double t3 = (lc_mod(v_i2, 16) >= 0);
+        const double t4 = (t2 * t3);
+        const double t5 = (lc_mod(v_i2, 16) < 16);
+        const double t6 = (t4 * t5);
+        const double t7 = (t6 != 0 ? T_matmul_24[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
+        const double t8 = (t6 != 0 ? t7 : 0.0);
+        T_reshape_26[((v_i0) * S_S + v_i1) * 64 + v_i2] = t8;
+    }
+    }
+    }
+    }
+
+    /* matmul_28[b0, m, p] = sum_{k} reshape_26[b0, m, k] * out_proj_weight[p, k] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_28[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_28 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
+    /* matmul_28[b0, m, p] = sum_{k} reshape_26[b0, m, k] * out_proj_weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -1250,16 +1728,8 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
                     const int64_t v_b0 = lc_m / (S_S);
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_k = (lc_pc + lc_k);
-                        const double t0 = (lc_floordiv(v_k, 16) >= 0);
-                        const double t1 = (lc_floordiv(v_k, 16) < 4);
-                        const double t2 = (t0 * t1);
-                        const double t3 = (lc_mod(v_k, 16) >= 0);
-                        const double t4 = (t2 * t3);
-                        const double t5 = (lc_mod(v_k, 16) < 16);
-                        const double t6 = (t4 * t5);
-                        const double t7 = (t6 != 0 ? T_matmul_24[(((v_b0) * 4 + lc_floordiv(v_k, 16)) * S_S + v_m) * 16 + lc_mod(v_k, 16)] : 0);
-                        const double t8 = (t6 != 0 ? t7 : 0.0);
-                        lc_dst[lc_k * LC_MR] = t8;
+                        const double t0 = T_reshape_26[((v_b0) * S_S + v_m) * 64 + v_k];
+                        lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
             }
@@ -1289,6 +1759,8 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     free(lc_bp);
     }
 
+    }
+
     /* add_29[i0, i1, i2] = matmul_28[i0, i1, i2] + out_proj_bias[i2] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
@@ -1309,7 +1781,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
 
 
 /* MultiHeadAttentionSpec_backward (float) */
-void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_q_proj_bias, const float *restrict T_k_proj_weight, const float *restrict T_k_proj_bias, const float *restrict T_v_proj_weight, const float *restrict T_v_proj_bias, const float *restrict T_out_proj_weight, const float *restrict T_grad_add_29, const float *restrict T_matmul_1, const float *restrict T_matmul_6, const float *restrict T_matmul_11, const float *restrict T_matmul_16, const float *restrict T_max_18, const float *restrict T_sum_22, const float *restrict T_div_23, const float *restrict T_matmul_24, float *restrict T_grad_x, float *restrict T_grad_q_proj_weight, float *restrict T_grad_q_proj_bias, float *restrict T_grad_k_proj_weight, float *restrict T_grad_k_proj_bias, float *restrict T_grad_v_proj_weight, float *restrict T_grad_v_proj_bias, float *restrict T_grad_out_proj_weight, float *restrict T_grad_out_proj_bias, float *restrict T_grad_reshape_26_3, float *restrict T_grad_transpose_27_4, float *restrict T_grad_div_23_8, float *restrict T_grad_transpose_14_9, float *restrict T_grad_sum_22_11, float *restrict T_grad_matmul_16_16, float *restrict T_grad_transpose_4_17, float *restrict T_grad_transpose_15_18, float *restrict T_grad_x_24, float *restrict T_grad_transpose_10_25, float *restrict T_grad_x_31, float *restrict T_grad_transpose_5_32, float *restrict T_grad_x_38, float *restrict T_grad_transpose_0_39)
+void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_k_proj_weight, const float *restrict T_v_proj_weight, const float *restrict T_out_proj_weight, const float *restrict T_grad_add_29, const float *restrict T_transpose_4, const float *restrict T_transpose_14, const float *restrict T_transpose_15, const float *restrict T_matmul_16, const float *restrict T_max_18, const float *restrict T_sum_22, const float *restrict T_div_23, const float *restrict T_reshape_26, float *restrict T_grad_x, float *restrict T_grad_q_proj_weight, float *restrict T_grad_q_proj_bias, float *restrict T_grad_k_proj_weight, float *restrict T_grad_k_proj_bias, float *restrict T_grad_v_proj_weight, float *restrict T_grad_v_proj_bias, float *restrict T_grad_out_proj_weight, float *restrict T_grad_out_proj_bias, float *restrict T_grad_reshape_26_3, float *restrict T_grad_matmul_24_7, float *restrict T_grad_div_23_8, float *restrict T_grad_transpose_14_9, float *restrict T_grad_sum_22_11, float *restrict T_grad_matmul_16_16, float *restrict T_grad_transpose_4_17, float *restrict T_grad_transpose_15_18, float *restrict T_grad_matmul_11_22, float *restrict T_grad_x_24, float *restrict T_grad_matmul_6_29, float *restrict T_grad_x_31, float *restrict T_grad_matmul_1_36, float *restrict T_grad_x_38)
 {
     /* grad_out_proj_bias[i2] = sum_{i0, i1} grad_add_29[i0, i1, i2] */
     {
@@ -1343,6 +1815,28 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     free(lc_part0);
     }
 
+    /* grad_reshape_26_3[b0, m, k] = sum_{p} grad_add_29[b0, m, p] * out_proj_weight[p, k] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_reshape_26_3[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_reshape_26_3 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
     /* grad_reshape_26_3[b0, m, k] = sum_{p} grad_add_29[b0, m, p] * out_proj_weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
@@ -1425,7 +1919,31 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     free(lc_bp);
     }
 
-    /* grad_transpose_27_4[k, p] = sum_{b0, m} grad_add_29[b0, m, p] * (matmul_24[b0, k // 16, m, k % 16] if (k // 16 >= 0) * (k // 16 < 4) * (k % 16 >= 0) * (k % 16 < 16) else 0) */
+    }
+
+    /* grad_out_proj_weight[i1, i0] = sum_{b0, m} grad_add_29[b0, m, i1] * reshape_26[b0, m, i0] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(64)), (int64_t)(64)), (int64_t)(S_B) * (int64_t)(S_S)), 64), 64), 64))) {
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_out_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_reshape_26 + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_out_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
+    /* grad_out_proj_weight[i1, i0] = sum_{b0, m} grad_add_29[b0, m, i1] * reshape_26[b0, m, i0] */
     {
     const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -1435,7 +1953,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     if (lc_mc < LC_MR) lc_mc = LC_MR;
     float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
     /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_transpose_27_4[k] = 0;
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_out_proj_weight[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
         const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
         #pragma omp parallel num_threads(lc_nt)
@@ -1451,20 +1969,12 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
                     continue;
                 }
-                const int64_t v_k = lc_n;
+                const int64_t v_i0 = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                     const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                    const float t0 = (lc_floordiv(v_k, 16) >= 0);
-                    const float t1 = (lc_floordiv(v_k, 16) < 4);
-                    const float t2 = (t0 * t1);
-                    const float t3 = (lc_mod(v_k, 16) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = (lc_mod(v_k, 16) < 16);
-                    const float t6 = (t4 * t5);
-                    const float t7 = (t6 != 0 ? T_matmul_24[(((v_b0) * 4 + lc_floordiv(v_k, 16)) * S_S + v_m) * 16 + lc_mod(v_k, 16)] : 0);
-                    const float t8 = (t6 != 0 ? t7 : 0.0f);
-                    lc_dst[lc_k * LC_NR_F32] = t8;
+                    const float t0 = T_reshape_26[((v_b0) * S_S + v_m) * 64 + v_i0];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
                 }
             }
         }
@@ -1481,11 +1991,11 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                         for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
                         continue;
                     }
-                    const int64_t v_p = lc_m;
+                    const int64_t v_i1 = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                         const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const float t0 = T_grad_add_29[((v_b0) * S_S + v_m) * 64 + v_p];
+                        const float t0 = T_grad_add_29[((v_b0) * S_S + v_m) * 64 + v_i1];
                         lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
@@ -1497,13 +2007,13 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
                         const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
                         if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_p = lc_m;
+                        const int64_t v_i1 = lc_m;
                         for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
                             const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
                             if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_transpose_27_4[(v_k) * 64 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_transpose_27_4[(v_k) * 64 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                            const int64_t v_i0 = lc_n;
+                            if (lc_pc == 0) T_grad_out_proj_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_out_proj_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F32 + lc_j];
                         }
                     }
                 }
@@ -1515,19 +2025,49 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     free(lc_bp);
     }
 
-    /* grad_out_proj_weight[i1, i0] = grad_transpose_27_4[i0, i1] */
+    }
+
+    /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 64; ++v_i1) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i2 = 0; v_i2 < 4; ++v_i2) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
-    for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
-        const float t0 = T_grad_transpose_27_4[(v_i0) * 64 + v_i1];
-        T_grad_out_proj_weight[(v_i1) * 64 + v_i0] = t0;
+    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
+        const float t0 = T_grad_reshape_26_3[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2) + v_i3)];
+        T_grad_matmul_24_7[(((v_i0) * 4 + v_i2) * S_S + v_i1) * 16 + v_i3] = t0;
+    }
+    }
     }
     }
     }
 
-    /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_reshape_26_3[b0, m, 16 * b1 + p] * (matmul_11[b0, k, 16 * b1 + p] + v_proj_bias[16 * b1 + p]) */
+    /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(S_S)), (int64_t)(16)), 16), 16), S_S))) {
+    if ((int64_t)(16) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_grad_div_23_8[k] = 0;
+    } else if ((int64_t)(S_S) > 0 && (int64_t)(S_S) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_b1 = (lc_task / lc_parts) % (4);
+        const int64_t v_b0 = lc_task / lc_parts / (4);
+        lc_gemm_f32(0, 1, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0f, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_div_23_8 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
+    }
+    }
+    } else {
+    /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(S_S), lc_K = (int64_t)(16);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -1558,10 +2098,8 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                 const int64_t v_k = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_p = (lc_pc + lc_k);
-                    const float t0 = T_matmul_11[((v_b0) * S_S + v_k) * 64 + ((16 * v_b1) + v_p)];
-                    const float t1 = T_v_proj_bias[((16 * v_b1) + v_p)];
-                    const float t2 = (t0 + t1);
-                    lc_dst[lc_k * LC_NR_F32] = t2;
+                    const float t0 = T_transpose_14[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
                 }
             }
         }
@@ -1581,7 +2119,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     const int64_t v_m = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_p = (lc_pc + lc_k);
-                        const float t0 = T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_p)];
+                        const float t0 = T_grad_matmul_24_7[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_p];
                         lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
@@ -1613,7 +2151,33 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     free(lc_bp);
     }
 
-    /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_reshape_26_3[b0, m, 16 * b1 + p] * div_23[b0, b1, m, k] */
+    }
+
+    /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(16)), (int64_t)(S_S)), (int64_t)(S_S)), S_S), 16), 16))) {
+    if ((int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_14_9[k] = 0;
+    } else if ((int64_t)(16) > 0 && (int64_t)(S_S) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
+    const int lc_nt = (int64_t)(16) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_b1 = (lc_task / lc_parts) % (4);
+        const int64_t v_b0 = lc_task / lc_parts / (4);
+        lc_gemm_f32(1, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0f, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * 1, S_S, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_transpose_14_9 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+    }
+    }
+    } else {
+    /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
     {
     const int64_t lc_M = (int64_t)(16), lc_N = (int64_t)(S_S), lc_K = (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -1665,7 +2229,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     const int64_t v_p = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_m = (lc_pc + lc_k);
-                        const float t0 = T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_p)];
+                        const float t0 = T_grad_matmul_24_7[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_p];
                         lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
@@ -1695,6 +2259,8 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
     free(lc_bp);
+    }
+
     }
 
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
@@ -1757,7 +2323,31 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
 
-    /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * (matmul_6[b0, p, 16 * b1 + k] + k_proj_bias[16 * b1 + k]) */
+    /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(16)), (int64_t)(S_S)), S_S), S_S), 16))) {
+    if ((int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_4_17[k] = 0;
+    } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_b1 = (lc_task / lc_parts) % (4);
+        const int64_t v_b0 = lc_task / lc_parts / (4);
+        lc_gemm_f32(0, 1, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0f, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_grad_transpose_4_17 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+    }
+    }
+    } else {
+    /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -1788,10 +2378,8 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                 const int64_t v_k = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_p = (lc_pc + lc_k);
-                    const float t0 = T_matmul_6[((v_b0) * S_S + v_p) * 64 + ((16 * v_b1) + v_k)];
-                    const float t1 = T_k_proj_bias[((16 * v_b1) + v_k)];
-                    const float t2 = (t0 + t1);
-                    lc_dst[lc_k * LC_NR_F32] = t2;
+                    const float t0 = T_transpose_15[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
                 }
             }
         }
@@ -1843,7 +2431,33 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     free(lc_bp);
     }
 
-    /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * (matmul_1[b0, m, 16 * b1 + k] + q_proj_bias[16 * b1 + k]) */
+    }
+
+    /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(16)), (int64_t)(S_S)), 16), S_S), S_S))) {
+    if ((int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] = 0;
+    } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(16);
+    const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_b1 = (lc_task / lc_parts) % (4);
+        const int64_t v_b0 = lc_task / lc_parts / (4);
+        lc_gemm_f32(1, 0, lc_count, (int64_t)(S_S), (int64_t)(S_S), 1.0f, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 1, 16, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, T_grad_transpose_15_18 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0) + lc_first * S_S, S_S);
+    }
+    }
+    } else {
+    /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -1874,10 +2488,8 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                 const int64_t v_k = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_m = (lc_pc + lc_k);
-                    const float t0 = T_matmul_1[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_k)];
-                    const float t1 = T_q_proj_bias[((16 * v_b1) + v_k)];
-                    const float t2 = (t0 + t1);
-                    lc_dst[lc_k * LC_NR_F32] = t2;
+                    const float t0 = T_transpose_4[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_k];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
                 }
             }
         }
@@ -1929,6 +2541,30 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     free(lc_bp);
     }
 
+    }
+
+    /* grad_matmul_11_22[i0, i1, i2] = (grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const float t0 = (lc_floordiv(v_i2, 16) >= 0);
+        const float t1 = (lc_floordiv(v_i2, 16) < 4);
+        const float t2 = (t0 * t1);
+        const float t3 = (lc_mod(v_i2, 16) >= 0);
+        const float t4 = (t2 * t3);
+        const float t5 = (lc_mod(v_i2, 16) < 16);
+        const float t6 = (t4 * t5);
+        const float t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
+        const float t8 = (t6 != 0 ? t7 : 0.0f);
+        T_grad_matmul_11_22[((v_i0) * S_S + v_i1) * 64 + v_i2] = t8;
+    }
+    }
+    }
+    }
+
     /* grad_v_proj_bias[i2] = sum_{i0, i1} (grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
@@ -1937,23 +2573,41 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
         const float t0 = (lc_floordiv(v_i2, 16) >= 0);
         const float t1 = (lc_floordiv(v_i2, 16) < 4);
-        const float t2 = (t0 * t1);
-        const float t3 = (lc_mod(v_i2, 16) >= 0);
-        const float t4 = (t2 * t3);
-        const float t5 = (lc_mod(v_i2, 16) < 16);
-        const float t6 = (t4 * t5);
+        const float t2 = (lc_mod(v_i2, 16) >= 0);
+        const float t3 = (lc_mod(v_i2, 16) < 16);
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-        const float t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
-        const float t8 = (t6 != 0 ? t7 : 0.0f);
-        acc += t8;
+    for (int64_t v_i1 = 0; v_i1 < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? S_S : 0); ++v_i1) {
+        const float t4 = T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
+        acc += t4;
     }
     }
         T_grad_v_proj_bias[v_i2] = acc;
     }
     }
 
-    /* grad_x_24[b0, m, k] = sum_{p} (grad_transpose_14_9[b0, p // 16, m, p % 16] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * v_proj_weight[p, k] */
+    /* grad_x_24[b0, m, k] = sum_{p} grad_matmul_11_22[b0, m, p] * v_proj_weight[p, k] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_24[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_24 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
+    /* grad_x_24[b0, m, k] = sum_{p} grad_matmul_11_22[b0, m, p] * v_proj_weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -2004,16 +2658,8 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     const int64_t v_b0 = lc_m / (S_S);
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_p = (lc_pc + lc_k);
-                        const float t0 = (lc_floordiv(v_p, 16) >= 0);
-                        const float t1 = (lc_floordiv(v_p, 16) < 4);
-                        const float t2 = (t0 * t1);
-                        const float t3 = (lc_mod(v_p, 16) >= 0);
-                        const float t4 = (t2 * t3);
-                        const float t5 = (lc_mod(v_p, 16) < 16);
-                        const float t6 = (t4 * t5);
-                        const float t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
-                        const float t8 = (t6 != 0 ? t7 : 0.0f);
-                        lc_dst[lc_k * LC_MR] = t8;
+                        const float t0 = T_grad_matmul_11_22[((v_b0) * S_S + v_m) * 64 + v_p];
+                        lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
             }
@@ -2043,7 +2689,31 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     free(lc_bp);
     }
 
-    /* grad_transpose_10_25[k, p] = sum_{b0, m} (grad_transpose_14_9[b0, p // 16, m, p % 16] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * x[b0, m, k] */
+    }
+
+    /* grad_v_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_11_22[b0, m, i1] * x[b0, m, i0] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(64)), (int64_t)(64)), (int64_t)(S_B) * (int64_t)(S_S)), 64), 64), 64))) {
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_v_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_v_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
+    /* grad_v_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_11_22[b0, m, i1] * x[b0, m, i0] */
     {
     const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -2053,7 +2723,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     if (lc_mc < LC_MR) lc_mc = LC_MR;
     float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
     /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_transpose_10_25[k] = 0;
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_v_proj_weight[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
         const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
         #pragma omp parallel num_threads(lc_nt)
@@ -2069,11 +2739,11 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
                     continue;
                 }
-                const int64_t v_k = lc_n;
+                const int64_t v_i0 = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                     const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                    const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
+                    const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_i0];
                     lc_dst[lc_k * LC_NR_F32] = t0;
                 }
             }
@@ -2091,20 +2761,12 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                         for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
                         continue;
                     }
-                    const int64_t v_p = lc_m;
+                    const int64_t v_i1 = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                         const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const float t0 = (lc_floordiv(v_p, 16) >= 0);
-                        const float t1 = (lc_floordiv(v_p, 16) < 4);
-                        const float t2 = (t0 * t1);
-                        const float t3 = (lc_mod(v_p, 16) >= 0);
-                        const float t4 = (t2 * t3);
-                        const float t5 = (lc_mod(v_p, 16) < 16);
-                        const float t6 = (t4 * t5);
-                        const float t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
-                        const float t8 = (t6 != 0 ? t7 : 0.0f);
-                        lc_dst[lc_k * LC_MR] = t8;
+                        const float t0 = T_grad_matmul_11_22[((v_b0) * S_S + v_m) * 64 + v_i1];
+                        lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
             }
@@ -2115,13 +2777,13 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
                         const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
                         if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_p = lc_m;
+                        const int64_t v_i1 = lc_m;
                         for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
                             const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
                             if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_transpose_10_25[(v_k) * 64 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_transpose_10_25[(v_k) * 64 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                            const int64_t v_i0 = lc_n;
+                            if (lc_pc == 0) T_grad_v_proj_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_v_proj_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F32 + lc_j];
                         }
                     }
                 }
@@ -2133,14 +2795,26 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     free(lc_bp);
     }
 
-    /* grad_v_proj_weight[i1, i0] = grad_transpose_10_25[i0, i1] */
+    }
+
+    /* grad_matmul_6_29[i0, i1, i2] = (grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 64; ++v_i1) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
-    for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
-        const float t0 = T_grad_transpose_10_25[(v_i0) * 64 + v_i1];
-        T_grad_v_proj_weight[(v_i1) * 64 + v_i0] = t0;
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const float t0 = (lc_floordiv(v_i2, 16) >= 0);
+        const float t1 = (lc_floordiv(v_i2, 16) < 4);
+        const float t2 = (t0 * t1);
+        const float t3 = (lc_mod(v_i2, 16) >= 0);
+        const float t4 = (t2 * t3);
+        const float t5 = (lc_mod(v_i2, 16) < 16);
+        const float t6 = (t4 * t5);
+        const float t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1] : 0);
+        const float t8 = (t6 != 0 ? t7 : 0.0f);
+        T_grad_matmul_6_29[((v_i0) * S_S + v_i1) * 64 + v_i2] = t8;
+    }
     }
     }
     }
@@ -2153,23 +2827,41 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
         const float t0 = (lc_floordiv(v_i2, 16) >= 0);
         const float t1 = (lc_floordiv(v_i2, 16) < 4);
-        const float t2 = (t0 * t1);
-        const float t3 = (lc_mod(v_i2, 16) >= 0);
-        const float t4 = (t2 * t3);
-        const float t5 = (lc_mod(v_i2, 16) < 16);
-        const float t6 = (t4 * t5);
+        const float t2 = (lc_mod(v_i2, 16) >= 0);
+        const float t3 = (lc_mod(v_i2, 16) < 16);
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-        const float t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1] : 0);
-        const float t8 = (t6 != 0 ? t7 : 0.0f);
-        acc += t8;
+    for (int64_t v_i1 = 0; v_i1 < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? S_S : 0); ++v_i1) {
+        const float t4 = T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1];
+        acc += t4;
     }
     }
         T_grad_k_proj_bias[v_i2] = acc;
     }
     }
 
-    /* grad_x_31[b0, m, k] = sum_{p} (grad_transpose_15_18[b0, p // 16, p % 16, m] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * k_proj_weight[p, k] */
+    /* grad_x_31[b0, m, k] = sum_{p} grad_matmul_6_29[b0, m, p] * k_proj_weight[p, k] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_31[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_31 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
+    /* grad_x_31[b0, m, k] = sum_{p} grad_matmul_6_29[b0, m, p] * k_proj_weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -2220,16 +2912,8 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     const int64_t v_b0 = lc_m / (S_S);
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_p = (lc_pc + lc_k);
-                        const float t0 = (lc_floordiv(v_p, 16) >= 0);
-                        const float t1 = (lc_floordiv(v_p, 16) < 4);
-                        const float t2 = (t0 * t1);
-                        const float t3 = (lc_mod(v_p, 16) >= 0);
-                        const float t4 = (t2 * t3);
-                        const float t5 = (lc_mod(v_p, 16) < 16);
-                        const float t6 = (t4 * t5);
-                        const float t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * 16 + lc_mod(v_p, 16)) * S_S + v_m] : 0);
-                        const float t8 = (t6 != 0 ? t7 : 0.0f);
-                        lc_dst[lc_k * LC_MR] = t8;
+                        const float t0 = T_grad_matmul_6_29[((v_b0) * S_S + v_m) * 64 + v_p];
+                        lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
             }
@@ -2259,7 +2943,31 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     free(lc_bp);
     }
 
-    /* grad_transpose_5_32[k, p] = sum_{b0, m} (grad_transpose_15_18[b0, p // 16, p % 16, m] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * x[b0, m, k] */
+    }
+
+    /* grad_k_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_6_29[b0, m, i1] * x[b0, m, i0] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(64)), (int64_t)(64)), (int64_t)(S_B) * (int64_t)(S_S)), 64), 64), 64))) {
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_k_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_k_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
+    /* grad_k_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_6_29[b0, m, i1] * x[b0, m, i0] */
     {
     const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -2269,7 +2977,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     if (lc_mc < LC_MR) lc_mc = LC_MR;
     float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
     /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_transpose_5_32[k] = 0;
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_k_proj_weight[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
         const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
         #pragma omp parallel num_threads(lc_nt)
@@ -2285,11 +2993,11 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
                     continue;
                 }
-                const int64_t v_k = lc_n;
+                const int64_t v_i0 = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                     const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                    const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
+                    const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_i0];
                     lc_dst[lc_k * LC_NR_F32] = t0;
                 }
             }
@@ -2307,20 +3015,12 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                         for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
                         continue;
                     }
-                    const int64_t v_p = lc_m;
+                    const int64_t v_i1 = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                         const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const float t0 = (lc_floordiv(v_p, 16) >= 0);
-                        const float t1 = (lc_floordiv(v_p, 16) < 4);
-                        const float t2 = (t0 * t1);
-                        const float t3 = (lc_mod(v_p, 16) >= 0);
-                        const float t4 = (t2 * t3);
-                        const float t5 = (lc_mod(v_p, 16) < 16);
-                        const float t6 = (t4 * t5);
-                        const float t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * 16 + lc_mod(v_p, 16)) * S_S + v_m] : 0);
-                        const float t8 = (t6 != 0 ? t7 : 0.0f);
-                        lc_dst[lc_k * LC_MR] = t8;
+                        const float t0 = T_grad_matmul_6_29[((v_b0) * S_S + v_m) * 64 + v_i1];
+                        lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
             }
@@ -2331,13 +3031,13 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
                         const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
                         if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_p = lc_m;
+                        const int64_t v_i1 = lc_m;
                         for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
                             const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
                             if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_transpose_5_32[(v_k) * 64 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_transpose_5_32[(v_k) * 64 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                            const int64_t v_i0 = lc_n;
+                            if (lc_pc == 0) T_grad_k_proj_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_k_proj_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F32 + lc_j];
                         }
                     }
                 }
@@ -2349,14 +3049,26 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     free(lc_bp);
     }
 
-    /* grad_k_proj_weight[i1, i0] = grad_transpose_5_32[i0, i1] */
+    }
+
+    /* grad_matmul_1_36[i0, i1, i2] = (grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 64; ++v_i1) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
-    for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
-        const float t0 = T_grad_transpose_5_32[(v_i0) * 64 + v_i1];
-        T_grad_k_proj_weight[(v_i1) * 64 + v_i0] = t0;
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const float t0 = (lc_floordiv(v_i2, 16) >= 0);
+        const float t1 = (lc_floordiv(v_i2, 16) < 4);
+        const float t2 = (t0 * t1);
+        const float t3 = (lc_mod(v_i2, 16) >= 0);
+        const float t4 = (t2 * t3);
+        const float t5 = (lc_mod(v_i2, 16) < 16);
+        const float t6 = (t4 * t5);
+        const float t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
+        const float t8 = (t6 != 0 ? t7 : 0.0f);
+        T_grad_matmul_1_36[((v_i0) * S_S + v_i1) * 64 + v_i2] = t8;
+    }
     }
     }
     }
@@ -2369,23 +3081,41 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
         const float t0 = (lc_floordiv(v_i2, 16) >= 0);
         const float t1 = (lc_floordiv(v_i2, 16) < 4);
-        const float t2 = (t0 * t1);
-        const float t3 = (lc_mod(v_i2, 16) >= 0);
-        const float t4 = (t2 * t3);
-        const float t5 = (lc_mod(v_i2, 16) < 16);
-        const float t6 = (t4 * t5);
+        const float t2 = (lc_mod(v_i2, 16) >= 0);
+        const float t3 = (lc_mod(v_i2, 16) < 16);
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-        const float t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
-        const float t8 = (t6 != 0 ? t7 : 0.0f);
-        acc += t8;
+    for (int64_t v_i1 = 0; v_i1 < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? S_S : 0); ++v_i1) {
+        const float t4 = T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
+        acc += t4;
     }
     }
         T_grad_q_proj_bias[v_i2] = acc;
     }
     }
 
-    /* grad_x_38[b0, m, k] = sum_{p} (grad_transpose_4_17[b0, p // 16, m, p % 16] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * q_proj_weight[p, k] */
+    /* grad_x_38[b0, m, k] = sum_{p} grad_matmul_1_36[b0, m, p] * q_proj_weight[p, k] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_38[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_38 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
+    /* grad_x_38[b0, m, k] = sum_{p} grad_matmul_1_36[b0, m, p] * q_proj_weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -2436,16 +3166,8 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     const int64_t v_b0 = lc_m / (S_S);
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_p = (lc_pc + lc_k);
-                        const float t0 = (lc_floordiv(v_p, 16) >= 0);
-                        const float t1 = (lc_floordiv(v_p, 16) < 4);
-                        const float t2 = (t0 * t1);
-                        const float t3 = (lc_mod(v_p, 16) >= 0);
-                        const float t4 = (t2 * t3);
-                        const float t5 = (lc_mod(v_p, 16) < 16);
-                        const float t6 = (t4 * t5);
-                        const float t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
-                        const float t8 = (t6 != 0 ? t7 : 0.0f);
-                        lc_dst[lc_k * LC_MR] = t8;
+                        const float t0 = T_grad_matmul_1_36[((v_b0) * S_S + v_m) * 64 + v_p];
+                        lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
             }
@@ -2475,7 +3197,31 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     free(lc_bp);
     }
 
-    /* grad_transpose_0_39[k, p] = sum_{b0, m} (grad_transpose_4_17[b0, p // 16, m, p % 16] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * x[b0, m, k] */
+    }
+
+    /* grad_q_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_1_36[b0, m, i1] * x[b0, m, i0] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(64)), (int64_t)(64)), (int64_t)(S_B) * (int64_t)(S_S)), 64), 64), 64))) {
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_q_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_q_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
+    /* grad_q_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_1_36[b0, m, i1] * x[b0, m, i0] */
     {
     const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -2485,7 +3231,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     if (lc_mc < LC_MR) lc_mc = LC_MR;
     float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
     /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_transpose_0_39[k] = 0;
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_q_proj_weight[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
         const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
         #pragma omp parallel num_threads(lc_nt)
@@ -2501,11 +3247,11 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
                     continue;
                 }
-                const int64_t v_k = lc_n;
+                const int64_t v_i0 = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                     const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                    const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
+                    const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_i0];
                     lc_dst[lc_k * LC_NR_F32] = t0;
                 }
             }
@@ -2523,20 +3269,12 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                         for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
                         continue;
                     }
-                    const int64_t v_p = lc_m;
+                    const int64_t v_i1 = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                         const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const float t0 = (lc_floordiv(v_p, 16) >= 0);
-                        const float t1 = (lc_floordiv(v_p, 16) < 4);
-                        const float t2 = (t0 * t1);
-                        const float t3 = (lc_mod(v_p, 16) >= 0);
-                        const float t4 = (t2 * t3);
-                        const float t5 = (lc_mod(v_p, 16) < 16);
-                        const float t6 = (t4 * t5);
-                        const float t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
-                        const float t8 = (t6 != 0 ? t7 : 0.0f);
-                        lc_dst[lc_k * LC_MR] = t8;
+                        const float t0 = T_grad_matmul_1_36[((v_b0) * S_S + v_m) * 64 + v_i1];
+                        lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
             }
@@ -2547,13 +3285,13 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
                     for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
                         const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
                         if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_p = lc_m;
+                        const int64_t v_i1 = lc_m;
                         for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
                             const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
                             if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_transpose_0_39[(v_k) * 64 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_transpose_0_39[(v_k) * 64 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                            const int64_t v_i0 = lc_n;
+                            if (lc_pc == 0) T_grad_q_proj_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_q_proj_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F32 + lc_j];
                         }
                     }
                 }
@@ -2565,16 +3303,6 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     free(lc_bp);
     }
 
-    /* grad_q_proj_weight[i1, i0] = grad_transpose_0_39[i0, i1] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 64; ++v_i1) {
-    #pragma omp simd
-    for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
-        const float t0 = T_grad_transpose_0_39[(v_i0) * 64 + v_i1];
-        T_grad_q_proj_weight[(v_i1) * 64 + v_i0] = t0;
-    }
-    }
     }
 
     /* grad_x[j0, j1, j2] = grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] + grad_x_38[j0, j1, j2] */
@@ -2599,7 +3327,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
 
 /* MultiHeadAttentionSpec_backward (double) */
-void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_q_proj_bias, const double *restrict T_k_proj_weight, const double *restrict T_k_proj_bias, const double *restrict T_v_proj_weight, const double *restrict T_v_proj_bias, const double *restrict T_out_proj_weight, const double *restrict T_grad_add_29, const double *restrict T_matmul_1, const double *restrict T_matmul_6, const double *restrict T_matmul_11, const double *restrict T_matmul_16, const double *restrict T_max_18, const double *restrict T_sum_22, const double *restrict T_div_23, const double *restrict T_matmul_24, double *restrict T_grad_x, double *restrict T_grad_q_proj_weight, double *restrict T_grad_q_proj_bias, double *restrict T_grad_k_proj_weight, double *restrict T_grad_k_proj_bias, double *restrict T_grad_v_proj_weight, double *restrict T_grad_v_proj_bias, double *restrict T_grad_out_proj_weight, double *restrict T_grad_out_proj_bias, double *restrict T_grad_reshape_26_3, double *restrict T_grad_transpose_27_4, double *restrict T_grad_div_23_8, double *restrict T_grad_transpose_14_9, double *restrict T_grad_sum_22_11, double *restrict T_grad_matmul_16_16, double *restrict T_grad_transpose_4_17, double *restrict T_grad_transpose_15_18, double *restrict T_grad_x_24, double *restrict T_grad_transpose_10_25, double *restrict T_grad_x_31, double *restrict T_grad_transpose_5_32, double *restrict T_grad_x_38, double *restrict T_grad_transpose_0_39)
+void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_k_proj_weight, const double *restrict T_v_proj_weight, const double *restrict T_out_proj_weight, const double *restrict T_grad_add_29, const double *restrict T_transpose_4, const double *restrict T_transpose_14, const double *restrict T_transpose_15, const double *restrict T_matmul_16, const double *restrict T_max_18, const double *restrict T_sum_22, const double *restrict T_div_23, const double *restrict T_reshape_26, double *restrict T_grad_x, double *restrict T_grad_q_proj_weight, double *restrict T_grad_q_proj_bias, double *restrict T_grad_k_proj_weight, double *restrict T_grad_k_proj_bias, double *restrict T_grad_v_proj_weight, double *restrict T_grad_v_proj_bias, double *restrict T_grad_out_proj_weight, double *restrict T_grad_out_proj_bias, double *restrict T_grad_reshape_26_3, double *restrict T_grad_matmul_24_7, double *restrict T_grad_div_23_8, double *restrict T_grad_transpose_14_9, double *restrict T_grad_sum_22_11, double *restrict T_grad_matmul_16_16, double *restrict T_grad_transpose_4_17, double *restrict T_grad_transpose_15_18, double *restrict T_grad_matmul_11_22, double *restrict T_grad_x_24, double *restrict T_grad_matmul_6_29, double *restrict T_grad_x_31, double *restrict T_grad_matmul_1_36, double *restrict T_grad_x_38)
 {
     /* grad_out_proj_bias[i2] = sum_{i0, i1} grad_add_29[i0, i1, i2] */
     {
@@ -2633,6 +3361,28 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     free(lc_part0);
     }
 
+    /* grad_reshape_26_3[b0, m, k] = sum_{p} grad_add_29[b0, m, p] * out_proj_weight[p, k] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_reshape_26_3[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_reshape_26_3 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
     /* grad_reshape_26_3[b0, m, k] = sum_{p} grad_add_29[b0, m, p] * out_proj_weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
@@ -2715,7 +3465,31 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     free(lc_bp);
     }
 
-    /* grad_transpose_27_4[k, p] = sum_{b0, m} grad_add_29[b0, m, p] * (matmul_24[b0, k // 16, m, k % 16] if (k // 16 >= 0) * (k // 16 < 4) * (k % 16 >= 0) * (k % 16 < 16) else 0) */
+    }
+
+    /* grad_out_proj_weight[i1, i0] = sum_{b0, m} grad_add_29[b0, m, i1] * reshape_26[b0, m, i0] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(64)), (int64_t)(64)), (int64_t)(S_B) * (int64_t)(S_S)), 64), 64), 64))) {
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_out_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_reshape_26 + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_out_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
+    /* grad_out_proj_weight[i1, i0] = sum_{b0, m} grad_add_29[b0, m, i1] * reshape_26[b0, m, i0] */
     {
     const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -2725,7 +3499,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     if (lc_mc < LC_MR) lc_mc = LC_MR;
     double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
     /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_transpose_27_4[k] = 0;
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_out_proj_weight[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
         const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
         #pragma omp parallel num_threads(lc_nt)
@@ -2741,20 +3515,12 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
                     continue;
                 }
-                const int64_t v_k = lc_n;
+                const int64_t v_i0 = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                     const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                    const double t0 = (lc_floordiv(v_k, 16) >= 0);
-                    const double t1 = (lc_floordiv(v_k, 16) < 4);
-                    const double t2 = (t0 * t1);
-                    const double t3 = (lc_mod(v_k, 16) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = (lc_mod(v_k, 16) < 16);
-                    const double t6 = (t4 * t5);
-                    const double t7 = (t6 != 0 ? T_matmul_24[(((v_b0) * 4 + lc_floordiv(v_k, 16)) * S_S + v_m) * 16 + lc_mod(v_k, 16)] : 0);
-                    const double t8 = (t6 != 0 ? t7 : 0.0);
-                    lc_dst[lc_k * LC_NR_F64] = t8;
+                    const double t0 = T_reshape_26[((v_b0) * S_S + v_m) * 64 + v_i0];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
                 }
             }
         }
@@ -2771,11 +3537,11 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                         for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
                         continue;
                     }
-                    const int64_t v_p = lc_m;
+                    const int64_t v_i1 = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                         const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const double t0 = T_grad_add_29[((v_b0) * S_S + v_m) * 64 + v_p];
+                        const double t0 = T_grad_add_29[((v_b0) * S_S + v_m) * 64 + v_i1];
                         lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
@@ -2787,13 +3553,13 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
                         const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
                         if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_p = lc_m;
+                        const int64_t v_i1 = lc_m;
                         for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
                             const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
                             if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_transpose_27_4[(v_k) * 64 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_transpose_27_4[(v_k) * 64 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                            const int64_t v_i0 = lc_n;
+                            if (lc_pc == 0) T_grad_out_proj_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_out_proj_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F64 + lc_j];
                         }
                     }
                 }
@@ -2805,19 +3571,49 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     free(lc_bp);
     }
 
-    /* grad_out_proj_weight[i1, i0] = grad_transpose_27_4[i0, i1] */
+    }
+
+    /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 64; ++v_i1) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i2 = 0; v_i2 < 4; ++v_i2) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
-    for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
-        const double t0 = T_grad_transpose_27_4[(v_i0) * 64 + v_i1];
-        T_grad_out_proj_weight[(v_i1) * 64 + v_i0] = t0;
+    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
+        const double t0 = T_grad_reshape_26_3[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2) + v_i3)];
+        T_grad_matmul_24_7[(((v_i0) * 4 + v_i2) * S_S + v_i1) * 16 + v_i3] = t0;
+    }
+    }
     }
     }
     }
 
-    /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_reshape_26_3[b0, m, 16 * b1 + p] * (matmul_11[b0, k, 16 * b1 + p] + v_proj_bias[16 * b1 + p]) */
+    /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(S_S)), (int64_t)(16)), 16), 16), S_S))) {
+    if ((int64_t)(16) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_grad_div_23_8[k] = 0;
+    } else if ((int64_t)(S_S) > 0 && (int64_t)(S_S) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_b1 = (lc_task / lc_parts) % (4);
+        const int64_t v_b0 = lc_task / lc_parts / (4);
+        lc_gemm_f64(0, 1, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_div_23_8 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
+    }
+    }
+    } else {
+    /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(S_S), lc_K = (int64_t)(16);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -2848,10 +3644,8 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                 const int64_t v_k = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_p = (lc_pc + lc_k);
-                    const double t0 = T_matmul_11[((v_b0) * S_S + v_k) * 64 + ((16 * v_b1) + v_p)];
-                    const double t1 = T_v_proj_bias[((16 * v_b1) + v_p)];
-                    const double t2 = (t0 + t1);
-                    lc_dst[lc_k * LC_NR_F64] = t2;
+                    const double t0 = T_transpose_14[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
                 }
             }
         }
@@ -2871,7 +3665,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     const int64_t v_m = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_p = (lc_pc + lc_k);
-                        const double t0 = T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_p)];
+                        const double t0 = T_grad_matmul_24_7[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_p];
                         lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
@@ -2903,7 +3697,33 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     free(lc_bp);
     }
 
-    /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_reshape_26_3[b0, m, 16 * b1 + p] * div_23[b0, b1, m, k] */
+    }
+
+    /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(16)), (int64_t)(S_S)), (int64_t)(S_S)), S_S), 16), 16))) {
+    if ((int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_14_9[k] = 0;
+    } else if ((int64_t)(16) > 0 && (int64_t)(S_S) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
+    const int lc_nt = (int64_t)(16) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_b1 = (lc_task / lc_parts) % (4);
+        const int64_t v_b0 = lc_task / lc_parts / (4);
+        lc_gemm_f64(1, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * 1, S_S, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_transpose_14_9 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+    }
+    }
+    } else {
+    /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
     {
     const int64_t lc_M = (int64_t)(16), lc_N = (int64_t)(S_S), lc_K = (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -2955,7 +3775,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     const int64_t v_p = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_m = (lc_pc + lc_k);
-                        const double t0 = T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_p)];
+                        const double t0 = T_grad_matmul_24_7[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_p];
                         lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
@@ -2985,6 +3805,8 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
     free(lc_bp);
+    }
+
     }
 
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
@@ -3047,7 +3869,31 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
 
-    /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * (matmul_6[b0, p, 16 * b1 + k] + k_proj_bias[16 * b1 + k]) */
+    /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(16)), (int64_t)(S_S)), S_S), S_S), 16))) {
+    if ((int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_4_17[k] = 0;
+    } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_b1 = (lc_task / lc_parts) % (4);
+        const int64_t v_b0 = lc_task / lc_parts / (4);
+        lc_gemm_f64(0, 1, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_grad_transpose_4_17 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+    }
+    }
+    } else {
+    /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -3078,10 +3924,8 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                 const int64_t v_k = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_p = (lc_pc + lc_k);
-                    const double t0 = T_matmul_6[((v_b0) * S_S + v_p) * 64 + ((16 * v_b1) + v_k)];
-                    const double t1 = T_k_proj_bias[((16 * v_b1) + v_k)];
-                    const double t2 = (t0 + t1);
-                    lc_dst[lc_k * LC_NR_F64] = t2;
+                    const double t0 = T_transpose_15[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
                 }
             }
         }
@@ -3133,7 +3977,33 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     free(lc_bp);
     }
 
-    /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * (matmul_1[b0, m, 16 * b1 + k] + q_proj_bias[16 * b1 + k]) */
+    }
+
+    /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(16)), (int64_t)(S_S)), 16), S_S), S_S))) {
+    if ((int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] = 0;
+    } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(16);
+    const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_b1 = (lc_task / lc_parts) % (4);
+        const int64_t v_b0 = lc_task / lc_parts / (4);
+        lc_gemm_f64(1, 0, lc_count, (int64_t)(S_S), (int64_t)(S_S), 1.0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 1, 16, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, T_grad_transpose_15_18 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0) + lc_first * S_S, S_S);
+    }
+    }
+    } else {
+    /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
     {
     const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -3164,10 +4034,8 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                 const int64_t v_k = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_m = (lc_pc + lc_k);
-                    const double t0 = T_matmul_1[((v_b0) * S_S + v_m) * 64 + ((16 * v_b1) + v_k)];
-                    const double t1 = T_q_proj_bias[((16 * v_b1) + v_k)];
-                    const double t2 = (t0 + t1);
-                    lc_dst[lc_k * LC_NR_F64] = t2;
+                    const double t0 = T_transpose_4[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_k];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
                 }
             }
         }
@@ -3219,6 +4087,30 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     free(lc_bp);
     }
 
+    }
+
+    /* grad_matmul_11_22[i0, i1, i2] = (grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const double t0 = (lc_floordiv(v_i2, 16) >= 0);
+        const double t1 = (lc_floordiv(v_i2, 16) < 4);
+        const double t2 = (t0 * t1);
+        const double t3 = (lc_mod(v_i2, 16) >= 0);
+        const double t4 = (t2 * t3);
+        const double t5 = (lc_mod(v_i2, 16) < 16);
+        const double t6 = (t4 * t5);
+        const double t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
+        const double t8 = (t6 != 0 ? t7 : 0.0);
+        T_grad_matmul_11_22[((v_i0) * S_S + v_i1) * 64 + v_i2] = t8;
+    }
+    }
+    }
+    }
+
     /* grad_v_proj_bias[i2] = sum_{i0, i1} (grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
@@ -3227,23 +4119,41 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
         const double t0 = (lc_floordiv(v_i2, 16) >= 0);
         const double t1 = (lc_floordiv(v_i2, 16) < 4);
-        const double t2 = (t0 * t1);
-        const double t3 = (lc_mod(v_i2, 16) >= 0);
-        const double t4 = (t2 * t3);
-        const double t5 = (lc_mod(v_i2, 16) < 16);
-        const double t6 = (t4 * t5);
+        const double t2 = (lc_mod(v_i2, 16) >= 0);
+        const double t3 = (lc_mod(v_i2, 16) < 16);
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-        const double t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
-        const double t8 = (t6 != 0 ? t7 : 0.0);
-        acc += t8;
+    for (int64_t v_i1 = 0; v_i1 < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? S_S : 0); ++v_i1) {
+        const double t4 = T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
+        acc += t4;
     }
     }
         T_grad_v_proj_bias[v_i2] = acc;
     }
     }
 
-    /* grad_x_24[b0, m, k] = sum_{p} (grad_transpose_14_9[b0, p // 16, m, p % 16] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * v_proj_weight[p, k] */
+    /* grad_x_24[b0, m, k] = sum_{p} grad_matmul_11_22[b0, m, p] * v_proj_weight[p, k] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_24[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_24 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
+    /* grad_x_24[b0, m, k] = sum_{p} grad_matmul_11_22[b0, m, p] * v_proj_weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -3294,16 +4204,8 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     const int64_t v_b0 = lc_m / (S_S);
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_p = (lc_pc + lc_k);
-                        const double t0 = (lc_floordiv(v_p, 16) >= 0);
-                        const double t1 = (lc_floordiv(v_p, 16) < 4);
-                        const double t2 = (t0 * t1);
-                        const double t3 = (lc_mod(v_p, 16) >= 0);
-                        const double t4 = (t2 * t3);
-                        const double t5 = (lc_mod(v_p, 16) < 16);
-                        const double t6 = (t4 * t5);
-                        const double t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
-                        const double t8 = (t6 != 0 ? t7 : 0.0);
-                        lc_dst[lc_k * LC_MR] = t8;
+                        const double t0 = T_grad_matmul_11_22[((v_b0) * S_S + v_m) * 64 + v_p];
+                        lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
             }
@@ -3333,7 +4235,31 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     free(lc_bp);
     }
 
-    /* grad_transpose_10_25[k, p] = sum_{b0, m} (grad_transpose_14_9[b0, p // 16, m, p % 16] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * x[b0, m, k] */
+    }
+
+    /* grad_v_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_11_22[b0, m, i1] * x[b0, m, i0] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(64)), (int64_t)(64)), (int64_t)(S_B) * (int64_t)(S_S)), 64), 64), 64))) {
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_v_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_v_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
+    /* grad_v_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_11_22[b0, m, i1] * x[b0, m, i0] */
     {
     const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -3343,7 +4269,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     if (lc_mc < LC_MR) lc_mc = LC_MR;
     double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
     /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_transpose_10_25[k] = 0;
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_v_proj_weight[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
         const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
         #pragma omp parallel num_threads(lc_nt)
@@ -3359,11 +4285,11 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
                     continue;
                 }
-                const int64_t v_k = lc_n;
+                const int64_t v_i0 = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                     const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                    const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
+                    const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_i0];
                     lc_dst[lc_k * LC_NR_F64] = t0;
                 }
             }
@@ -3381,20 +4307,12 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                         for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
                         continue;
                     }
-                    const int64_t v_p = lc_m;
+                    const int64_t v_i1 = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                         const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const double t0 = (lc_floordiv(v_p, 16) >= 0);
-                        const double t1 = (lc_floordiv(v_p, 16) < 4);
-                        const double t2 = (t0 * t1);
-                        const double t3 = (lc_mod(v_p, 16) >= 0);
-                        const double t4 = (t2 * t3);
-                        const double t5 = (lc_mod(v_p, 16) < 16);
-                        const double t6 = (t4 * t5);
-                        const double t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
-                        const double t8 = (t6 != 0 ? t7 : 0.0);
-                        lc_dst[lc_k * LC_MR] = t8;
+                        const double t0 = T_grad_matmul_11_22[((v_b0) * S_S + v_m) * 64 + v_i1];
+                        lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
             }
@@ -3405,13 +4323,13 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
                         const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
                         if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_p = lc_m;
+                        const int64_t v_i1 = lc_m;
                         for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
                             const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
                             if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_transpose_10_25[(v_k) * 64 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_transpose_10_25[(v_k) * 64 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                            const int64_t v_i0 = lc_n;
+                            if (lc_pc == 0) T_grad_v_proj_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_v_proj_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F64 + lc_j];
                         }
                     }
                 }
@@ -3423,14 +4341,26 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     free(lc_bp);
     }
 
-    /* grad_v_proj_weight[i1, i0] = grad_transpose_10_25[i0, i1] */
+    }
+
+    /* grad_matmul_6_29[i0, i1, i2] = (grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 64; ++v_i1) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
-    for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
-        const double t0 = T_grad_transpose_10_25[(v_i0) * 64 + v_i1];
-        T_grad_v_proj_weight[(v_i1) * 64 + v_i0] = t0;
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const double t0 = (lc_floordiv(v_i2, 16) >= 0);
+        const double t1 = (lc_floordiv(v_i2, 16) < 4);
+        const double t2 = (t0 * t1);
+        const double t3 = (lc_mod(v_i2, 16) >= 0);
+        const double t4 = (t2 * t3);
+        const double t5 = (lc_mod(v_i2, 16) < 16);
+        const double t6 = (t4 * t5);
+        const double t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1] : 0);
+        const double t8 = (t6 != 0 ? t7 : 0.0);
+        T_grad_matmul_6_29[((v_i0) * S_S + v_i1) * 64 + v_i2] = t8;
+    }
     }
     }
     }
@@ -3443,23 +4373,41 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
         const double t0 = (lc_floordiv(v_i2, 16) >= 0);
         const double t1 = (lc_floordiv(v_i2, 16) < 4);
-        const double t2 = (t0 * t1);
-        const double t3 = (lc_mod(v_i2, 16) >= 0);
-        const double t4 = (t2 * t3);
-        const double t5 = (lc_mod(v_i2, 16) < 16);
-        const double t6 = (t4 * t5);
+        const double t2 = (lc_mod(v_i2, 16) >= 0);
+        const double t3 = (lc_mod(v_i2, 16) < 16);
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-        const double t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1] : 0);
-        const double t8 = (t6 != 0 ? t7 : 0.0);
-        acc += t8;
+    for (int64_t v_i1 = 0; v_i1 < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? S_S : 0); ++v_i1) {
+        const double t4 = T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1];
+        acc += t4;
     }
     }
         T_grad_k_proj_bias[v_i2] = acc;
     }
     }
 
-    /* grad_x_31[b0, m, k] = sum_{p} (grad_transpose_15_18[b0, p // 16, p % 16, m] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * k_proj_weight[p, k] */
+    /* grad_x_31[b0, m, k] = sum_{p} grad_matmul_6_29[b0, m, p] * k_proj_weight[p, k] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_31[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_31 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
+    /* grad_x_31[b0, m, k] = sum_{p} grad_matmul_6_29[b0, m, p] * k_proj_weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -3510,16 +4458,8 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     const int64_t v_b0 = lc_m / (S_S);
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_p = (lc_pc + lc_k);
-                        const double t0 = (lc_floordiv(v_p, 16) >= 0);
-                        const double t1 = (lc_floordiv(v_p, 16) < 4);
-                        const double t2 = (t0 * t1);
-                        const double t3 = (lc_mod(v_p, 16) >= 0);
-                        const double t4 = (t2 * t3);
-                        const double t5 = (lc_mod(v_p, 16) < 16);
-                        const double t6 = (t4 * t5);
-                        const double t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * 16 + lc_mod(v_p, 16)) * S_S + v_m] : 0);
-                        const double t8 = (t6 != 0 ? t7 : 0.0);
-                        lc_dst[lc_k * LC_MR] = t8;
+                        const double t0 = T_grad_matmul_6_29[((v_b0) * S_S + v_m) * 64 + v_p];
+                        lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
             }
@@ -3549,7 +4489,31 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     free(lc_bp);
     }
 
-    /* grad_transpose_5_32[k, p] = sum_{b0, m} (grad_transpose_15_18[b0, p // 16, p % 16, m] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * x[b0, m, k] */
+    }
+
+    /* grad_k_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_6_29[b0, m, i1] * x[b0, m, i0] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(64)), (int64_t)(64)), (int64_t)(S_B) * (int64_t)(S_S)), 64), 64), 64))) {
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_k_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_k_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
+    /* grad_k_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_6_29[b0, m, i1] * x[b0, m, i0] */
     {
     const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -3559,7 +4523,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     if (lc_mc < LC_MR) lc_mc = LC_MR;
     double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
     /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_transpose_5_32[k] = 0;
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_k_proj_weight[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
         const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
         #pragma omp parallel num_threads(lc_nt)
@@ -3575,11 +4539,11 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
                     continue;
                 }
-                const int64_t v_k = lc_n;
+                const int64_t v_i0 = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                     const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                    const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
+                    const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_i0];
                     lc_dst[lc_k * LC_NR_F64] = t0;
                 }
             }
@@ -3597,20 +4561,12 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                         for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
                         continue;
                     }
-                    const int64_t v_p = lc_m;
+                    const int64_t v_i1 = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                         const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const double t0 = (lc_floordiv(v_p, 16) >= 0);
-                        const double t1 = (lc_floordiv(v_p, 16) < 4);
-                        const double t2 = (t0 * t1);
-                        const double t3 = (lc_mod(v_p, 16) >= 0);
-                        const double t4 = (t2 * t3);
-                        const double t5 = (lc_mod(v_p, 16) < 16);
-                        const double t6 = (t4 * t5);
-                        const double t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * 16 + lc_mod(v_p, 16)) * S_S + v_m] : 0);
-                        const double t8 = (t6 != 0 ? t7 : 0.0);
-                        lc_dst[lc_k * LC_MR] = t8;
+                        const double t0 = T_grad_matmul_6_29[((v_b0) * S_S + v_m) * 64 + v_i1];
+                        lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
             }
@@ -3621,13 +4577,13 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
                         const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
                         if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_p = lc_m;
+                        const int64_t v_i1 = lc_m;
                         for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
                             const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
                             if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_transpose_5_32[(v_k) * 64 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_transpose_5_32[(v_k) * 64 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                            const int64_t v_i0 = lc_n;
+                            if (lc_pc == 0) T_grad_k_proj_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_k_proj_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F64 + lc_j];
                         }
                     }
                 }
@@ -3639,14 +4595,26 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     free(lc_bp);
     }
 
-    /* grad_k_proj_weight[i1, i0] = grad_transpose_5_32[i0, i1] */
+    }
+
+    /* grad_matmul_1_36[i0, i1, i2] = (grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 64; ++v_i1) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
-    for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
-        const double t0 = T_grad_transpose_5_32[(v_i0) * 64 + v_i1];
-        T_grad_k_proj_weight[(v_i1) * 64 + v_i0] = t0;
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const double t0 = (lc_floordiv(v_i2, 16) >= 0);
+        const double t1 = (lc_floordiv(v_i2, 16) < 4);
+        const double t2 = (t0 * t1);
+        const double t3 = (lc_mod(v_i2, 16) >= 0);
+        const double t4 = (t2 * t3);
+        const double t5 = (lc_mod(v_i2, 16) < 16);
+        const double t6 = (t4 * t5);
+        const double t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
+        const double t8 = (t6 != 0 ? t7 : 0.0);
+        T_grad_matmul_1_36[((v_i0) * S_S + v_i1) * 64 + v_i2] = t8;
+    }
     }
     }
     }
@@ -3659,23 +4627,41 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
         const double t0 = (lc_floordiv(v_i2, 16) >= 0);
         const double t1 = (lc_floordiv(v_i2, 16) < 4);
-        const double t2 = (t0 * t1);
-        const double t3 = (lc_mod(v_i2, 16) >= 0);
-        const double t4 = (t2 * t3);
-        const double t5 = (lc_mod(v_i2, 16) < 16);
-        const double t6 = (t4 * t5);
+        const double t2 = (lc_mod(v_i2, 16) >= 0);
+        const double t3 = (lc_mod(v_i2, 16) < 16);
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-        const double t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
-        const double t8 = (t6 != 0 ? t7 : 0.0);
-        acc += t8;
+    for (int64_t v_i1 = 0; v_i1 < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? S_S : 0); ++v_i1) {
+        const double t4 = T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
+        acc += t4;
     }
     }
         T_grad_q_proj_bias[v_i2] = acc;
     }
     }
 
-    /* grad_x_38[b0, m, k] = sum_{p} (grad_transpose_4_17[b0, p // 16, m, p % 16] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * q_proj_weight[p, k] */
+    /* grad_x_38[b0, m, k] = sum_{p} grad_matmul_1_36[b0, m, p] * q_proj_weight[p, k] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_38[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_38 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
+    /* grad_x_38[b0, m, k] = sum_{p} grad_matmul_1_36[b0, m, p] * q_proj_weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -3726,16 +4712,8 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     const int64_t v_b0 = lc_m / (S_S);
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_p = (lc_pc + lc_k);
-                        const double t0 = (lc_floordiv(v_p, 16) >= 0);
-                        const double t1 = (lc_floordiv(v_p, 16) < 4);
-                        const double t2 = (t0 * t1);
-                        const double t3 = (lc_mod(v_p, 16) >= 0);
-                        const double t4 = (t2 * t3);
-                        const double t5 = (lc_mod(v_p, 16) < 16);
-                        const double t6 = (t4 * t5);
-                        const double t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
-                        const double t8 = (t6 != 0 ? t7 : 0.0);
-                        lc_dst[lc_k * LC_MR] = t8;
+                        const double t0 = T_grad_matmul_1_36[((v_b0) * S_S + v_m) * 64 + v_p];
+                        lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
             }
@@ -3765,7 +4743,31 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     free(lc_bp);
     }
 
-    /* grad_transpose_0_39[k, p] = sum_{b0, m} (grad_transpose_4_17[b0, p // 16, m, p % 16] if (p // 16 >= 0) * (p // 16 < 4) * (p % 16 >= 0) * (p % 16 < 16) else 0) * x[b0, m, k] */
+    }
+
+    /* grad_q_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_1_36[b0, m, i1] * x[b0, m, i0] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(64)), (int64_t)(64)), (int64_t)(S_B) * (int64_t)(S_S)), 64), 64), 64))) {
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_q_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_q_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
+    /* grad_q_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_1_36[b0, m, i1] * x[b0, m, i0] */
     {
     const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -3775,7 +4777,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     if (lc_mc < LC_MR) lc_mc = LC_MR;
     double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
     /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_transpose_0_39[k] = 0;
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_q_proj_weight[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
         const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
         #pragma omp parallel num_threads(lc_nt)
@@ -3791,11 +4793,11 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
                     continue;
                 }
-                const int64_t v_k = lc_n;
+                const int64_t v_i0 = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                     const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                    const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
+                    const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_i0];
                     lc_dst[lc_k * LC_NR_F64] = t0;
                 }
             }
@@ -3813,20 +4815,12 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                         for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
                         continue;
                     }
-                    const int64_t v_p = lc_m;
+                    const int64_t v_i1 = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
                         const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const double t0 = (lc_floordiv(v_p, 16) >= 0);
-                        const double t1 = (lc_floordiv(v_p, 16) < 4);
-                        const double t2 = (t0 * t1);
-                        const double t3 = (lc_mod(v_p, 16) >= 0);
-                        const double t4 = (t2 * t3);
-                        const double t5 = (lc_mod(v_p, 16) < 16);
-                        const double t6 = (t4 * t5);
-                        const double t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_b0) * 4 + lc_floordiv(v_p, 16)) * S_S + v_m) * 16 + lc_mod(v_p, 16)] : 0);
-                        const double t8 = (t6 != 0 ? t7 : 0.0);
-                        lc_dst[lc_k * LC_MR] = t8;
+                        const double t0 = T_grad_matmul_1_36[((v_b0) * S_S + v_m) * 64 + v_i1];
+                        lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
             }
@@ -3837,13 +4831,13 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
                     for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
                         const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
                         if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_p = lc_m;
+                        const int64_t v_i1 = lc_m;
                         for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
                             const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
                             if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_transpose_0_39[(v_k) * 64 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_transpose_0_39[(v_k) * 64 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                            const int64_t v_i0 = lc_n;
+                            if (lc_pc == 0) T_grad_q_proj_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_q_proj_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F64 + lc_j];
                         }
                     }
                 }
@@ -3855,16 +4849,6 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     free(lc_bp);
     }
 
-    /* grad_q_proj_weight[i1, i0] = grad_transpose_0_39[i0, i1] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(64) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 64; ++v_i1) {
-    #pragma omp simd
-    for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
-        const double t0 = T_grad_transpose_0_39[(v_i0) * 64 + v_i1];
-        T_grad_q_proj_weight[(v_i1) * 64 + v_i0] = t0;
-    }
-    }
     }
 
     /* grad_x[j0, j1, j2] = grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] + grad_x_38[j0, j1, j2] */

@@ -43,8 +43,10 @@ LAYER = {'name': 'CustomLinearSpec',
                                      ('out', 'grad_weight', ('32', '64'), 'output', False),
                                      ('out', 'grad_bias', ('32',), 'output', False)]}},
  'threads_function': 'lc_customlinearspec_set_threads',
+ 'prefix': 'lc_customlinearspec',
+ 'calls_blas': True,
  'extension': '_custom_linear_ext',
- 'key': '126c9d743790a58d25491e6e22ee4c3ddd179c9361a3184b8087de6d3221aef9'}
+ 'key': '2b3e7646d10a6d6284156873ae7fa55b96b52ee5df4e475313156ad137e176f3'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

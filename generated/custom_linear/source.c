@@ -87,12 +87,64 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
     memcpy(c, acc, sizeof acc);
 }
 
+/* Matrix products call the BLAS the runtime hands over (lc_customlinearspec_set_blas,
+   numpy's own); without one they run on the kernels above. CBLAS row-major
+   interface; ilp64: the BLAS takes 64-bit integers. */
+typedef void (*lc_sgemm64_t)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                             const float *, int64_t, float, float *, int64_t);
+typedef void (*lc_sgemm32_t)(int, int, int, int32_t, int32_t, int32_t, float, const float *, int32_t,
+                             const float *, int32_t, float, float *, int32_t);
+typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, const double *, int64_t,
+                             const double *, int64_t, double, double *, int64_t);
+typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
+                             const double *, int32_t, double, double *, int32_t);
+static uintptr_t lc_sgemm, lc_dgemm;
+static int lc_blas_ilp64;
+
+void lc_customlinearspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
+    lc_sgemm = sgemm;
+    lc_dgemm = dgemm;
+    lc_blas_ilp64 = ilp64;
+}
+
+/* whether a product of this size can go to the BLAS (32-bit interfaces take int) */
+static inline int lc_blas_fits(uintptr_t gemm, int64_t largest) {
+    return gemm && (lc_blas_ilp64 || largest <= INT32_MAX);
+}
+
+enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
+
+static inline void lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float *a, int64_t lda, const float *b, int64_t ldb,
+                           float beta, float *c, int64_t ldc) {
+    const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
+    if (lc_blas_ilp64)
+        ((lc_sgemm64_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        ((lc_sgemm32_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
+                                       a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+}
+
+static inline void lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                           const double *a, int64_t lda, const double *b, int64_t ldb,
+                           double beta, double *c, int64_t ldc) {
+    const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
+    if (lc_blas_ilp64)
+        ((lc_dgemm64_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        ((lc_dgemm32_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
+                                       a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+}
+
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
 static int lc_threads = 0;
 
 void lc_customlinearspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
 
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
+
+static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* floor division and modulo with Python's signs */
 static inline int64_t lc_floordiv(int64_t a, int64_t b) {
@@ -109,6 +161,28 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 /* CustomLinearSpec (float) */
 void lc_customlinearspec_forward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_bias, float *restrict T_add_2, float *restrict T_matmul_1)
 {
+    /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_N)), (int64_t)(32)), (int64_t)(64)), 64), 64), 32))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(32); ++k) T_matmul_1[k] = 0;
+    } else if ((int64_t)(S_N) > 0 && (int64_t)(32) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
+    const int lc_nt = (int64_t)(S_N) * (int64_t)(32) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(0, 1, lc_count, (int64_t)(32), (int64_t)(64), 1.0f, T_x + ((0) * 64 + 0) + lc_first * 64, 64, T_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + ((0) * 32 + 0) + lc_first * 32, 32);
+    }
+    }
+    } else {
     /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(32), lc_K = (int64_t)(64);
@@ -189,6 +263,8 @@ void lc_customlinearspec_forward_f32(int64_t S_N, const float *restrict T_x, con
     free(lc_bp);
     }
 
+    }
+
     /* add_2[i0, i1] = matmul_1[i0, i1] + bias[i1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(32) >= 131072)
@@ -209,6 +285,28 @@ void lc_customlinearspec_forward_f32(int64_t S_N, const float *restrict T_x, con
 /* CustomLinearSpec (double) */
 void lc_customlinearspec_forward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_bias, double *restrict T_add_2, double *restrict T_matmul_1)
 {
+    /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_N)), (int64_t)(32)), (int64_t)(64)), 64), 64), 32))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(32); ++k) T_matmul_1[k] = 0;
+    } else if ((int64_t)(S_N) > 0 && (int64_t)(32) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
+    const int lc_nt = (int64_t)(S_N) * (int64_t)(32) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(0, 1, lc_count, (int64_t)(32), (int64_t)(64), 1.0, T_x + ((0) * 64 + 0) + lc_first * 64, 64, T_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + ((0) * 32 + 0) + lc_first * 32, 32);
+    }
+    }
+    } else {
     /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(32), lc_K = (int64_t)(64);
@@ -289,6 +387,8 @@ void lc_customlinearspec_forward_f64(int64_t S_N, const double *restrict T_x, co
     free(lc_bp);
     }
 
+    }
+
     /* add_2[i0, i1] = matmul_1[i0, i1] + bias[i1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(32) >= 131072)
@@ -309,6 +409,28 @@ void lc_customlinearspec_forward_f64(int64_t S_N, const double *restrict T_x, co
 /* CustomLinearSpec_backward (float) */
 void lc_customlinearspec_backward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_grad_add_2, float *restrict T_grad_x, float *restrict T_grad_weight, float *restrict T_grad_bias)
 {
+    /* grad_x[m, p] = sum_{k} grad_add_2[m, k] * weight[k, p] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_N)), (int64_t)(64)), (int64_t)(32)), 32), 64), 64))) {
+    if ((int64_t)(32) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(64); ++k) T_grad_x[k] = 0;
+    } else if ((int64_t)(S_N) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
+    const int lc_nt = (int64_t)(S_N) * (int64_t)(64) * (int64_t)(32) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(32), 1.0f, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 32, 32, T_weight + ((0) * 64 + 0), 64, 0, T_grad_x + ((0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
     /* grad_x[m, p] = sum_{k} grad_add_2[m, k] * weight[k, p] */
     {
     const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(64), lc_K = (int64_t)(32);
@@ -389,6 +511,30 @@ void lc_customlinearspec_backward_f32(int64_t S_N, const float *restrict T_x, co
     free(lc_bp);
     }
 
+    }
+
+    /* grad_weight[m, p] = sum_{k} grad_add_2[k, m] * x[k, p] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(32)), (int64_t)(64)), (int64_t)(S_N)), 32), 64), 64))) {
+    if ((int64_t)(S_N) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(32) * (int64_t)(64); ++k) T_grad_weight[k] = 0;
+    } else if ((int64_t)(32) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(32);
+    const int lc_nt = (int64_t)(32) * (int64_t)(64) * (int64_t)(S_N) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_N), 1.0f, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 1, 32, T_x + ((0) * 64 + 0), 64, 0, T_grad_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
     /* grad_weight[m, p] = sum_{k} grad_add_2[k, m] * x[k, p] */
     {
     const int64_t lc_M = (int64_t)(32), lc_N = (int64_t)(64), lc_K = (int64_t)(S_N);
@@ -469,6 +615,8 @@ void lc_customlinearspec_backward_f32(int64_t S_N, const float *restrict T_x, co
     free(lc_bp);
     }
 
+    }
+
     /* grad_bias[i1] = sum_{r0} grad_add_2[r0, i1] */
     {
     const int lc_want = (int64_t)(S_N) * (int64_t)(32) >= 131072 ? lc_num_threads() : 1;
@@ -505,6 +653,28 @@ void lc_customlinearspec_backward_f32(int64_t S_N, const float *restrict T_x, co
 /* CustomLinearSpec_backward (double) */
 void lc_customlinearspec_backward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_grad_add_2, double *restrict T_grad_x, double *restrict T_grad_weight, double *restrict T_grad_bias)
 {
+    /* grad_x[m, p] = sum_{k} grad_add_2[m, k] * weight[k, p] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_N)), (int64_t)(64)), (int64_t)(32)), 32), 64), 64))) {
+    if ((int64_t)(32) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(64); ++k) T_grad_x[k] = 0;
+    } else if ((int64_t)(S_N) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
+    const int lc_nt = (int64_t)(S_N) * (int64_t)(64) * (int64_t)(32) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(32), 1.0, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 32, 32, T_weight + ((0) * 64 + 0), 64, 0, T_grad_x + ((0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
     /* grad_x[m, p] = sum_{k} grad_add_2[m, k] * weight[k, p] */
     {
     const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(64), lc_K = (int64_t)(32);
@@ -585,6 +755,30 @@ void lc_customlinearspec_backward_f64(int64_t S_N, const double *restrict T_x, c
     free(lc_bp);
     }
 
+    }
+
+    /* grad_weight[m, p] = sum_{k} grad_add_2[k, m] * x[k, p] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(32)), (int64_t)(64)), (int64_t)(S_N)), 32), 64), 64))) {
+    if ((int64_t)(S_N) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(32) * (int64_t)(64); ++k) T_grad_weight[k] = 0;
+    } else if ((int64_t)(32) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(32);
+    const int lc_nt = (int64_t)(32) * (int64_t)(64) * (int64_t)(S_N) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_N), 1.0, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 1, 32, T_x + ((0) * 64 + 0), 64, 0, T_grad_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
     /* grad_weight[m, p] = sum_{k} grad_add_2[k, m] * x[k, p] */
     {
     const int64_t lc_M = (int64_t)(32), lc_N = (int64_t)(64), lc_K = (int64_t)(S_N);
@@ -663,6 +857,8 @@ void lc_customlinearspec_backward_f64(int64_t S_N, const double *restrict T_x, c
         }
     }
     free(lc_bp);
+    }
+
     }
 
     /* grad_bias[i1] = sum_{r0} grad_add_2[r0, i1] */

@@ -87,12 +87,64 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
     memcpy(c, acc, sizeof acc);
 }
 
+/* Matrix products call the BLAS the runtime hands over (lc_depthwiseseparableconvspec_set_blas,
+   numpy's own); without one they run on the kernels above. CBLAS row-major
+   interface; ilp64: the BLAS takes 64-bit integers. */
+typedef void (*lc_sgemm64_t)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                             const float *, int64_t, float, float *, int64_t);
+typedef void (*lc_sgemm32_t)(int, int, int, int32_t, int32_t, int32_t, float, const float *, int32_t,
+                             const float *, int32_t, float, float *, int32_t);
+typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, const double *, int64_t,
+                             const double *, int64_t, double, double *, int64_t);
+typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
+                             const double *, int32_t, double, double *, int32_t);
+static uintptr_t lc_sgemm, lc_dgemm;
+static int lc_blas_ilp64;
+
+void lc_depthwiseseparableconvspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
+    lc_sgemm = sgemm;
+    lc_dgemm = dgemm;
+    lc_blas_ilp64 = ilp64;
+}
+
+/* whether a product of this size can go to the BLAS (32-bit interfaces take int) */
+static inline int lc_blas_fits(uintptr_t gemm, int64_t largest) {
+    return gemm && (lc_blas_ilp64 || largest <= INT32_MAX);
+}
+
+enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
+
+static inline void lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float *a, int64_t lda, const float *b, int64_t ldb,
+                           float beta, float *c, int64_t ldc) {
+    const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
+    if (lc_blas_ilp64)
+        ((lc_sgemm64_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        ((lc_sgemm32_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
+                                       a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+}
+
+static inline void lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                           const double *a, int64_t lda, const double *b, int64_t ldb,
+                           double beta, double *c, int64_t ldc) {
+    const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
+    if (lc_blas_ilp64)
+        ((lc_dgemm64_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        ((lc_dgemm32_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
+                                       a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+}
+
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
 static int lc_threads = 0;
 
 void lc_depthwiseseparableconvspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
 
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
+
+static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* floor division and modulo with Python's signs */
 static inline int64_t lc_floordiv(int64_t a, int64_t b) {
@@ -107,7 +159,7 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 
 
 /* DepthwiseSeparableConvSpec (float) */
-void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_64, float *restrict T_gconv_0, float *restrict T_div_3, float *restrict T_sum_8, float *restrict T_div_24, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_sum_43, float *restrict T_div_59, float *restrict T_add_13, float *restrict T_add_20, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_2, float *restrict T_sum_37)
+void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_64, float *restrict T_gconv_0, float *restrict T_div_3, float *restrict T_sum_8, float *restrict T_div_24, float *restrict T_relu_29, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_sum_43, float *restrict T_div_59, float *restrict T_add_13, float *restrict T_add_20, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_2, float *restrict T_sum_37)
 {
     /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
     {
@@ -121,17 +173,12 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
         const float t0 = (((v_h + v_i) + -1) >= 0);
         const float t1 = (((v_h + v_i) + -1) < S_H);
-        const float t2 = (t0 * t1);
-        const float t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+        const float t3 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
     #pragma omp simd
-    for (int64_t v_w = 0; v_w < S_W; ++v_w) {
-        const float t3 = (((v_w + v_j) + -1) >= 0);
+    for (int64_t v_w = lc_max_i64(0, (-1 * (v_j + -1))); v_w < ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); ++v_w) {
+        const float t2 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
         const float t4 = (t2 * t3);
-        const float t5 = (((v_w + v_j) + -1) < S_W);
-        const float t6 = (t4 * t5);
-        const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-        const float t9 = (t7 * t8);
-        T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] += t9;
+        T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] += t4;
     }
     }
     }
@@ -253,7 +300,53 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu((gconv_0[n_33, c_30, 0, h_34, w_35] - div_3[0, c_30, 0, 0]) * div_24[0, c_30, 0, 0] + bn1_bias[c_30]) * pointwise_weight[o, c_30, 0, 0] */
+    /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t5 = T_bn1_bias[v_i1];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
+        const float t0 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+        const float t2 = (t0 - t1);
+        const float t4 = (t2 * t3);
+        const float t6 = (t4 + t5);
+        const float t7 = (t6 < 0 ? 0 : t6);
+        T_relu_29[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3] = t7;
+    }
+    }
+    }
+    }
+    }
+
+    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_H) * (int64_t)(S_W)), (int64_t)(16)), (int64_t)(8)), 8), (S_H * S_W)), (S_H * S_W)))) {
+    if ((int64_t)(8) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
+    } else if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) > 0 && (int64_t)(16) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_N), lc_rows = (int64_t)(16);
+    const int lc_nt = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(16) * (int64_t)(8) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_n_33 = lc_task / lc_parts;
+        lc_gemm_f32(0, 0, lc_count, (int64_t)(S_H) * (int64_t)(S_W), (int64_t)(8), 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0) + lc_first * 8, 8, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, T_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W));
+    }
+    }
+    } else {
+    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(16), lc_K = (int64_t)(8);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -305,15 +398,8 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
                     const int64_t v_n_33 = lc_m / ((S_W) * (S_H));
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_c_30 = (lc_pc + lc_k);
-                        const float t0 = T_gconv_0[((((v_n_33) * 8 + v_c_30) * 1 + 0) * S_H + v_h_34) * S_W + v_w_35];
-                        const float t1 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-                        const float t2 = (t0 - t1);
-                        const float t3 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-                        const float t4 = (t2 * t3);
-                        const float t5 = T_bn1_bias[v_c_30];
-                        const float t6 = (t4 + t5);
-                        const float t7 = (t6 < 0 ? 0 : t6);
-                        lc_dst[lc_k * LC_MR] = t7;
+                        const float t0 = T_relu_29[(((v_n_33) * 8 + v_c_30) * S_H + v_h_34) * S_W + v_w_35];
+                        lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
             }
@@ -342,6 +428,8 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
         }
     }
     free(lc_bp);
+    }
+
     }
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
@@ -483,7 +571,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
 
 /* DepthwiseSeparableConvSpec (double) */
-void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_64, double *restrict T_gconv_0, double *restrict T_div_3, double *restrict T_sum_8, double *restrict T_div_24, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_13, double *restrict T_add_20, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_2, double *restrict T_sum_37)
+void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_64, double *restrict T_gconv_0, double *restrict T_div_3, double *restrict T_sum_8, double *restrict T_div_24, double *restrict T_relu_29, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_13, double *restrict T_add_20, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_2, double *restrict T_sum_37)
 {
     /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
     {
@@ -497,17 +585,12 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
         const double t0 = (((v_h + v_i) + -1) >= 0);
         const double t1 = (((v_h + v_i) + -1) < S_H);
-        const double t2 = (t0 * t1);
-        const double t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+        const double t3 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
     #pragma omp simd
-    for (int64_t v_w = 0; v_w < S_W; ++v_w) {
-        const double t3 = (((v_w + v_j) + -1) >= 0);
+    for (int64_t v_w = lc_max_i64(0, (-1 * (v_j + -1))); v_w < ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); ++v_w) {
+        const double t2 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
         const double t4 = (t2 * t3);
-        const double t5 = (((v_w + v_j) + -1) < S_W);
-        const double t6 = (t4 * t5);
-        const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-        const double t9 = (t7 * t8);
-        T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] += t9;
+        T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] += t4;
     }
     }
     }
@@ -629,7 +712,53 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu((gconv_0[n_33, c_30, 0, h_34, w_35] - div_3[0, c_30, 0, 0]) * div_24[0, c_30, 0, 0] + bn1_bias[c_30]) * pointwise_weight[o, c_30, 0, 0] */
+    /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t5 = T_bn1_bias[v_i1];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
+        const double t0 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+        const double t2 = (t0 - t1);
+        const double t4 = (t2 * t3);
+        const double t6 = (t4 + t5);
+        const double t7 = (t6 < 0 ? 0 : t6);
+        T_relu_29[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3] = t7;
+    }
+    }
+    }
+    }
+    }
+
+    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_H) * (int64_t)(S_W)), (int64_t)(16)), (int64_t)(8)), 8), (S_H * S_W)), (S_H * S_W)))) {
+    if ((int64_t)(8) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
+    } else if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) > 0 && (int64_t)(16) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_N), lc_rows = (int64_t)(16);
+    const int lc_nt = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(16) * (int64_t)(8) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_n_33 = lc_task / lc_parts;
+        lc_gemm_f64(0, 0, lc_count, (int64_t)(S_H) * (int64_t)(S_W), (int64_t)(8), 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0) + lc_first * 8, 8, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, T_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W));
+    }
+    }
+    } else {
+    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(16), lc_K = (int64_t)(8);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -681,15 +810,8 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
                     const int64_t v_n_33 = lc_m / ((S_W) * (S_H));
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_c_30 = (lc_pc + lc_k);
-                        const double t0 = T_gconv_0[((((v_n_33) * 8 + v_c_30) * 1 + 0) * S_H + v_h_34) * S_W + v_w_35];
-                        const double t1 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-                        const double t2 = (t0 - t1);
-                        const double t3 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-                        const double t4 = (t2 * t3);
-                        const double t5 = T_bn1_bias[v_c_30];
-                        const double t6 = (t4 + t5);
-                        const double t7 = (t6 < 0 ? 0 : t6);
-                        lc_dst[lc_k * LC_MR] = t7;
+                        const double t0 = T_relu_29[(((v_n_33) * 8 + v_c_30) * S_H + v_h_34) * S_W + v_w_35];
+                        lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
             }
@@ -718,6 +840,8 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
         }
     }
     free(lc_bp);
+    }
+
     }
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
@@ -859,24 +983,22 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
 
 /* DepthwiseSeparableConvSpec_backward (float) */
-void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_64, const float *restrict T_gconv_0, const float *restrict T_div_3, const float *restrict T_sum_8, const float *restrict T_div_24, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_depthwise_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_pointwise_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_reshape_62_3, float *restrict T_grad_div_59_6, float *restrict T_grad_sum_43_12, float *restrict T_grad_div_38_16, float *restrict T_grad_sum_37_17, float *restrict T_grad_conv_36, float *restrict T_grad_relu_29_19, float *restrict T_grad_reshape_27_23, float *restrict T_grad_div_24_26, float *restrict T_grad_sum_8_32, float *restrict T_grad_div_3_36, float *restrict T_grad_sum_2_37, float *restrict T_grad_gconv_0_39)
+void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_64, const float *restrict T_gconv_0, const float *restrict T_div_3, const float *restrict T_sum_8, const float *restrict T_div_24, const float *restrict T_relu_29, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_depthwise_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_pointwise_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_6, float *restrict T_grad_sum_43_12, float *restrict T_grad_div_38_16, float *restrict T_grad_sum_37_17, float *restrict T_grad_conv_36, float *restrict T_grad_relu_29_19, float *restrict T_grad_div_24_26, float *restrict T_grad_sum_8_32, float *restrict T_grad_div_3_36, float *restrict T_grad_sum_2_37, float *restrict T_grad_gconv_0_39)
 {
-    /* grad_reshape_62_3[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) */
+    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const float t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t6 = T_bn2_bias[v_i1];
+        const float t2 = T_div_38[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_s0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const float t0 = T_grad_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t0 = T_grad_relu_64[(((v_i0) * 16 + v_s0) * S_H + v_i2) * S_W + v_i3];
+        const float t1 = T_conv_36[(((v_i0) * 16 + v_s0) * S_H + v_i2) * S_W + v_i3];
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
@@ -886,18 +1008,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-        T_grad_reshape_62_3[((v_i1) * 1 + v_j1) * 1 + v_j2] = acc;
-    }
-    }
-    }
-    }
-
-    /* grad_bn2_bias[s0] = grad_reshape_62_3[s0, 0, 0] */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 131072)
-    for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
-        const float t0 = T_grad_reshape_62_3[((v_s0) * 1 + 0) * 1 + 0];
-        T_grad_bn2_bias[v_s0] = t0;
+        T_grad_bn2_bias[v_s0] = acc;
     }
     }
 
@@ -1069,6 +1180,29 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
 
     /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_H) * (int64_t)(S_W)), (int64_t)(8)), (int64_t)(16)), 8), (S_H * S_W)), (S_H * S_W)))) {
+    if ((int64_t)(16) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_29_19[k] = 0;
+    } else if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) > 0 && (int64_t)(8) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_N), lc_rows = (int64_t)(8);
+    const int lc_nt = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_n_33 = lc_task / lc_parts;
+        lc_gemm_f32(1, 0, lc_count, (int64_t)(S_H) * (int64_t)(S_W), (int64_t)(16), 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0) + lc_first * 1, 8, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, T_grad_relu_29_19 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W));
+    }
+    }
+    } else {
+    /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(16);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -1152,7 +1286,35 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     free(lc_bp);
     }
 
-    /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu((gconv_0[n_33, c_30, 0, h_34, w_35] - div_3[0, c_30, 0, 0]) * div_24[0, c_30, 0, 0] + bn1_bias[c_30]) */
+    }
+
+    /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu_29[n_33, c_30, h_34, w_35] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(16)), (int64_t)(8)), (int64_t)(S_H) * (int64_t)(S_W)), (S_H * S_W)), (S_H * S_W)), 8))) {
+    if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] = 0;
+    } else if ((int64_t)(16) > 0 && (int64_t)(8) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(1) * (int64_t)(1), lc_rows = (int64_t)(16);
+    const int lc_nt = (int64_t)(16) * (int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_j3 = (lc_task / lc_parts) % (1);
+        const int64_t v_j2 = lc_task / lc_parts;
+        for (int64_t v_n_33 = 0; v_n_33 < S_N; ++v_n_33) {
+        lc_gemm_f32(0, 1, lc_count, (int64_t)(8), (int64_t)(S_H) * (int64_t)(S_W), 1.0f, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W), T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), (v_n_33 == 0) ? 0 : 1, T_grad_pointwise_weight + ((((0) * 8 + 0) * 1 + v_j2) * 1 + v_j3) + lc_first * 8, 8);
+        }
+    }
+    }
+    } else {
+    /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu_29[n_33, c_30, h_34, w_35] */
     {
     const int64_t lc_M = (int64_t)(16), lc_N = (int64_t)(8), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -1185,15 +1347,8 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
                     const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
                     const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
                     const int64_t v_n_33 = (lc_pc + lc_k) / ((S_W) * (S_H));
-                    const float t0 = T_gconv_0[((((v_n_33) * 8 + v_c_30) * 1 + 0) * S_H + v_h_34) * S_W + v_w_35];
-                    const float t1 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-                    const float t2 = (t0 - t1);
-                    const float t3 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-                    const float t4 = (t2 * t3);
-                    const float t5 = T_bn1_bias[v_c_30];
-                    const float t6 = (t4 + t5);
-                    const float t7 = (t6 < 0 ? 0 : t6);
-                    lc_dst[lc_k * LC_NR_F32] = t7;
+                    const float t0 = T_relu_29[(((v_n_33) * 8 + v_c_30) * S_H + v_h_34) * S_W + v_w_35];
+                    lc_dst[lc_k * LC_NR_F32] = t0;
                 }
             }
         }
@@ -1247,22 +1402,22 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     free(lc_bp);
     }
 
-    /* grad_reshape_27_23[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) */
+    }
+
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_29_19[i0, s0, i2, i3] * ((gconv_0[i0, s0, 0, i2, i3] - div_3[0, s0, 0, 0]) * div_24[0, s0, 0, 0] + bn1_bias[s0] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const float t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t6 = T_bn1_bias[v_i1];
+        const float t2 = T_div_3[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_24[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn1_bias[v_s0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const float t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+        const float t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_s0) * S_H + v_i2) * S_W + v_i3];
+        const float t1 = T_gconv_0[((((v_i0) * 8 + v_s0) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
@@ -1272,18 +1427,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-        T_grad_reshape_27_23[((v_i1) * 1 + v_j1) * 1 + v_j2] = acc;
-    }
-    }
-    }
-    }
-
-    /* grad_bn1_bias[s0] = grad_reshape_27_23[s0, 0, 0] */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
-    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        const float t0 = T_grad_reshape_27_23[((v_s0) * 1 + 0) * 1 + 0];
-        T_grad_bn1_bias[v_s0] = t0;
+        T_grad_bn1_bias[v_s0] = acc;
     }
     }
 
@@ -1467,40 +1611,29 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
         const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
         const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-        const float t2 = (t0 * t1);
-        const float t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-        const float t8 = (t7 * t1);
-        const float t14 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-        const float t16 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-        const float t18 = T_bn1_bias[v_g];
-        const float t23 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-        const float t27 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-        const float t30 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+        const float t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+        const float t5 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+        const float t7 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+        const float t9 = T_bn1_bias[v_g];
+        const float t14 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+        const float t18 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+        const float t20 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
     #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        const float t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-        const float t4 = (t2 * t3);
-        const float t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
-        const float t6 = (t4 * t5);
-        const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-        const float t10 = (t8 * t9);
-        const float t11 = (t10 * t5);
-        const float t12 = (t11 != 0 ? T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-        const float t13 = (t11 != 0 ? T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-        const float t15 = (t13 - t14);
-        const float t17 = (t15 * t16);
+    for (int64_t v_j3 = lc_max_i64(lc_max_i64(0, (-1 * (-1 * (v_j + -1)))), (-1 * (-1 * (v_j + -1)))); v_j3 < ((t0 != 0 && t1 != 0 && t2 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (-1 * (v_j + -1))))) : lc_max_i64(lc_max_i64(0, (-1 * (-1 * (v_j + -1)))), (-1 * (-1 * (v_j + -1))))); ++v_j3) {
+        const float t3 = T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+        const float t4 = T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+        const float t6 = (t4 - t5);
+        const float t8 = (t6 * t7);
+        const float t10 = (t8 + t9);
+        const float t11 = (t10 > 0.0f);
+        const float t12 = (t3 * t11);
+        const float t13 = (t12 * t7);
+        const float t15 = (t6 + t6);
+        const float t16 = (t14 * t15);
+        const float t17 = (t13 + t16);
         const float t19 = (t17 + t18);
-        const float t20 = (t19 > 0.0f);
-        const float t21 = (t12 * t20);
-        const float t22 = (t21 * t16);
-        const float t24 = (t15 + t15);
-        const float t25 = (t23 * t24);
-        const float t26 = (t22 + t25);
-        const float t28 = (t26 + t27);
-        const float t29 = (t11 != 0 ? t28 : 0.0f);
-        const float t31 = (t29 * t30);
-        const float t32 = (t6 != 0 ? t31 : 0.0f);
-        T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] += t32;
+        const float t21 = (t19 * t20);
+        T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] += t21;
     }
     }
     }
@@ -1521,21 +1654,14 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
         const float t0 = (v_j0 >= 0);
         const float t1 = (v_j0 < 8);
-        const float t2 = (t0 * t1);
-        const float t4 = (((v_h + v_i) + -1) >= 0);
-        const float t5 = (((v_h + v_i) + -1) < S_H);
-        const float t6 = (t4 * t5);
+        const float t2 = (((v_h + v_i) + -1) >= 0);
+        const float t3 = (((v_h + v_i) + -1) < S_H);
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_w = 0; v_w < S_W; ++v_w) {
-        const float t3 = T_grad_gconv_0_39[((((v_n) * 8 + v_j0) * 1 + 0) * S_H + v_h) * S_W + v_w];
-        const float t7 = (((v_w + v_j) + -1) >= 0);
-        const float t8 = (t6 * t7);
-        const float t9 = (((v_w + v_j) + -1) < S_W);
-        const float t10 = (t8 * t9);
-        const float t11 = (t10 != 0 ? T_x[(((v_n) * 8 + v_j0) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-        const float t12 = (t3 * t11);
-        const float t13 = (t2 != 0 ? t12 : 0.0f);
-        acc += t13;
+    for (int64_t v_w = lc_max_i64(0, (-1 * (v_j + -1))); v_w < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); ++v_w) {
+        const float t4 = T_grad_gconv_0_39[((((v_n) * 8 + v_j0) * 1 + 0) * S_H + v_h) * S_W + v_w];
+        const float t5 = T_x[(((v_n) * 8 + v_j0) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+        const float t6 = (t4 * t5);
+        acc += t6;
     }
     }
     }
@@ -1550,24 +1676,22 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
 
 /* DepthwiseSeparableConvSpec_backward (double) */
-void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_64, const double *restrict T_gconv_0, const double *restrict T_div_3, const double *restrict T_sum_8, const double *restrict T_div_24, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_depthwise_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_pointwise_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_reshape_62_3, double *restrict T_grad_div_59_6, double *restrict T_grad_sum_43_12, double *restrict T_grad_div_38_16, double *restrict T_grad_sum_37_17, double *restrict T_grad_conv_36, double *restrict T_grad_relu_29_19, double *restrict T_grad_reshape_27_23, double *restrict T_grad_div_24_26, double *restrict T_grad_sum_8_32, double *restrict T_grad_div_3_36, double *restrict T_grad_sum_2_37, double *restrict T_grad_gconv_0_39)
+void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_64, const double *restrict T_gconv_0, const double *restrict T_div_3, const double *restrict T_sum_8, const double *restrict T_div_24, const double *restrict T_relu_29, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_depthwise_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_pointwise_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_6, double *restrict T_grad_sum_43_12, double *restrict T_grad_div_38_16, double *restrict T_grad_sum_37_17, double *restrict T_grad_conv_36, double *restrict T_grad_relu_29_19, double *restrict T_grad_div_24_26, double *restrict T_grad_sum_8_32, double *restrict T_grad_div_3_36, double *restrict T_grad_sum_2_37, double *restrict T_grad_gconv_0_39)
 {
-    /* grad_reshape_62_3[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) */
+    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const double t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t6 = T_bn2_bias[v_i1];
+        const double t2 = T_div_38[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_s0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_grad_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t0 = T_grad_relu_64[(((v_i0) * 16 + v_s0) * S_H + v_i2) * S_W + v_i3];
+        const double t1 = T_conv_36[(((v_i0) * 16 + v_s0) * S_H + v_i2) * S_W + v_i3];
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
@@ -1577,18 +1701,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-        T_grad_reshape_62_3[((v_i1) * 1 + v_j1) * 1 + v_j2] = acc;
-    }
-    }
-    }
-    }
-
-    /* grad_bn2_bias[s0] = grad_reshape_62_3[s0, 0, 0] */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 131072)
-    for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
-        const double t0 = T_grad_reshape_62_3[((v_s0) * 1 + 0) * 1 + 0];
-        T_grad_bn2_bias[v_s0] = t0;
+        T_grad_bn2_bias[v_s0] = acc;
     }
     }
 
@@ -1760,6 +1873,29 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
 
     /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_H) * (int64_t)(S_W)), (int64_t)(8)), (int64_t)(16)), 8), (S_H * S_W)), (S_H * S_W)))) {
+    if ((int64_t)(16) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_29_19[k] = 0;
+    } else if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) > 0 && (int64_t)(8) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_N), lc_rows = (int64_t)(8);
+    const int lc_nt = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_n_33 = lc_task / lc_parts;
+        lc_gemm_f64(1, 0, lc_count, (int64_t)(S_H) * (int64_t)(S_W), (int64_t)(16), 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0) + lc_first * 1, 8, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, T_grad_relu_29_19 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W));
+    }
+    }
+    } else {
+    /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(16);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -1843,7 +1979,35 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     free(lc_bp);
     }
 
-    /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu((gconv_0[n_33, c_30, 0, h_34, w_35] - div_3[0, c_30, 0, 0]) * div_24[0, c_30, 0, 0] + bn1_bias[c_30]) */
+    }
+
+    /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu_29[n_33, c_30, h_34, w_35] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(16)), (int64_t)(8)), (int64_t)(S_H) * (int64_t)(S_W)), (S_H * S_W)), (S_H * S_W)), 8))) {
+    if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] = 0;
+    } else if ((int64_t)(16) > 0 && (int64_t)(8) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(1) * (int64_t)(1), lc_rows = (int64_t)(16);
+    const int lc_nt = (int64_t)(16) * (int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_j3 = (lc_task / lc_parts) % (1);
+        const int64_t v_j2 = lc_task / lc_parts;
+        for (int64_t v_n_33 = 0; v_n_33 < S_N; ++v_n_33) {
+        lc_gemm_f64(0, 1, lc_count, (int64_t)(8), (int64_t)(S_H) * (int64_t)(S_W), 1.0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W), T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), (v_n_33 == 0) ? 0 : 1, T_grad_pointwise_weight + ((((0) * 8 + 0) * 1 + v_j2) * 1 + v_j3) + lc_first * 8, 8);
+        }
+    }
+    }
+    } else {
+    /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu_29[n_33, c_30, h_34, w_35] */
     {
     const int64_t lc_M = (int64_t)(16), lc_N = (int64_t)(8), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -1876,15 +2040,8 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
                     const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
                     const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
                     const int64_t v_n_33 = (lc_pc + lc_k) / ((S_W) * (S_H));
-                    const double t0 = T_gconv_0[((((v_n_33) * 8 + v_c_30) * 1 + 0) * S_H + v_h_34) * S_W + v_w_35];
-                    const double t1 = T_div_3[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-                    const double t2 = (t0 - t1);
-                    const double t3 = T_div_24[(((0) * 8 + v_c_30) * 1 + 0) * 1 + 0];
-                    const double t4 = (t2 * t3);
-                    const double t5 = T_bn1_bias[v_c_30];
-                    const double t6 = (t4 + t5);
-                    const double t7 = (t6 < 0 ? 0 : t6);
-                    lc_dst[lc_k * LC_NR_F64] = t7;
+                    const double t0 = T_relu_29[(((v_n_33) * 8 + v_c_30) * S_H + v_h_34) * S_W + v_w_35];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
                 }
             }
         }
@@ -1938,22 +2095,22 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     free(lc_bp);
     }
 
-    /* grad_reshape_27_23[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) */
+    }
+
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_29_19[i0, s0, i2, i3] * ((gconv_0[i0, s0, 0, i2, i3] - div_3[0, s0, 0, 0]) * div_24[0, s0, 0, 0] + bn1_bias[s0] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const double t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t6 = T_bn1_bias[v_i1];
+        const double t2 = T_div_3[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_24[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn1_bias[v_s0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+        const double t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_s0) * S_H + v_i2) * S_W + v_i3];
+        const double t1 = T_gconv_0[((((v_i0) * 8 + v_s0) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
@@ -1963,18 +2120,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-        T_grad_reshape_27_23[((v_i1) * 1 + v_j1) * 1 + v_j2] = acc;
-    }
-    }
-    }
-    }
-
-    /* grad_bn1_bias[s0] = grad_reshape_27_23[s0, 0, 0] */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
-    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        const double t0 = T_grad_reshape_27_23[((v_s0) * 1 + 0) * 1 + 0];
-        T_grad_bn1_bias[v_s0] = t0;
+        T_grad_bn1_bias[v_s0] = acc;
     }
     }
 
@@ -2158,40 +2304,29 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
         const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
         const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-        const double t2 = (t0 * t1);
-        const double t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-        const double t8 = (t7 * t1);
-        const double t14 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-        const double t16 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-        const double t18 = T_bn1_bias[v_g];
-        const double t23 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-        const double t27 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-        const double t30 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+        const double t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+        const double t5 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+        const double t7 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+        const double t9 = T_bn1_bias[v_g];
+        const double t14 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+        const double t18 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+        const double t20 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
     #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        const double t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-        const double t4 = (t2 * t3);
-        const double t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
-        const double t6 = (t4 * t5);
-        const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-        const double t10 = (t8 * t9);
-        const double t11 = (t10 * t5);
-        const double t12 = (t11 != 0 ? T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-        const double t13 = (t11 != 0 ? T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-        const double t15 = (t13 - t14);
-        const double t17 = (t15 * t16);
+    for (int64_t v_j3 = lc_max_i64(lc_max_i64(0, (-1 * (-1 * (v_j + -1)))), (-1 * (-1 * (v_j + -1)))); v_j3 < ((t0 != 0 && t1 != 0 && t2 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (-1 * (v_j + -1))))) : lc_max_i64(lc_max_i64(0, (-1 * (-1 * (v_j + -1)))), (-1 * (-1 * (v_j + -1))))); ++v_j3) {
+        const double t3 = T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+        const double t4 = T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+        const double t6 = (t4 - t5);
+        const double t8 = (t6 * t7);
+        const double t10 = (t8 + t9);
+        const double t11 = (t10 > 0.0);
+        const double t12 = (t3 * t11);
+        const double t13 = (t12 * t7);
+        const double t15 = (t6 + t6);
+        const double t16 = (t14 * t15);
+        const double t17 = (t13 + t16);
         const double t19 = (t17 + t18);
-        const double t20 = (t19 > 0.0);
-        const double t21 = (t12 * t20);
-        const double t22 = (t21 * t16);
-        const double t24 = (t15 + t15);
-        const double t25 = (t23 * t24);
-        const double t26 = (t22 + t25);
-        const double t28 = (t26 + t27);
-        const double t29 = (t11 != 0 ? t28 : 0.0);
-        const double t31 = (t29 * t30);
-        const double t32 = (t6 != 0 ? t31 : 0.0);
-        T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] += t32;
+        const double t21 = (t19 * t20);
+        T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] += t21;
     }
     }
     }
@@ -2212,21 +2347,14 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
         const double t0 = (v_j0 >= 0);
         const double t1 = (v_j0 < 8);
-        const double t2 = (t0 * t1);
-        const double t4 = (((v_h + v_i) + -1) >= 0);
-        const double t5 = (((v_h + v_i) + -1) < S_H);
-        const double t6 = (t4 * t5);
+        const double t2 = (((v_h + v_i) + -1) >= 0);
+        const double t3 = (((v_h + v_i) + -1) < S_H);
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_w = 0; v_w < S_W; ++v_w) {
-        const double t3 = T_grad_gconv_0_39[((((v_n) * 8 + v_j0) * 1 + 0) * S_H + v_h) * S_W + v_w];
-        const double t7 = (((v_w + v_j) + -1) >= 0);
-        const double t8 = (t6 * t7);
-        const double t9 = (((v_w + v_j) + -1) < S_W);
-        const double t10 = (t8 * t9);
-        const double t11 = (t10 != 0 ? T_x[(((v_n) * 8 + v_j0) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-        const double t12 = (t3 * t11);
-        const double t13 = (t2 != 0 ? t12 : 0.0);
-        acc += t13;
+    for (int64_t v_w = lc_max_i64(0, (-1 * (v_j + -1))); v_w < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); ++v_w) {
+        const double t4 = T_grad_gconv_0_39[((((v_n) * 8 + v_j0) * 1 + 0) * S_H + v_h) * S_W + v_w];
+        const double t5 = T_x[(((v_n) * 8 + v_j0) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+        const double t6 = (t4 * t5);
+        acc += t6;
     }
     }
     }

@@ -52,8 +52,10 @@ LAYER = {'name': 'FocalLossSpec',
                                      ('work', 'grad_add_6_11', ('N', '1'), 'workspace', False),
                                      ('work', 'grad_sum_4_14', ('N', '1'), 'workspace', False)]}},
  'threads_function': 'lc_focallossspec_set_threads',
+ 'prefix': 'lc_focallossspec',
+ 'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': '7b12b7f4f8caef407f428bd1dac6128ceee2e24140c102c8bce470425d578edb'}
+ 'key': '38ab5c9f63e40ad76de2b30fe41e237907d63d040259b61e3cc5eac92ffa14a5'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

@@ -87,12 +87,64 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
     memcpy(c, acc, sizeof acc);
 }
 
+/* Matrix products call the BLAS the runtime hands over (lc_focallossspec_set_blas,
+   numpy's own); without one they run on the kernels above. CBLAS row-major
+   interface; ilp64: the BLAS takes 64-bit integers. */
+typedef void (*lc_sgemm64_t)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                             const float *, int64_t, float, float *, int64_t);
+typedef void (*lc_sgemm32_t)(int, int, int, int32_t, int32_t, int32_t, float, const float *, int32_t,
+                             const float *, int32_t, float, float *, int32_t);
+typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, const double *, int64_t,
+                             const double *, int64_t, double, double *, int64_t);
+typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
+                             const double *, int32_t, double, double *, int32_t);
+static uintptr_t lc_sgemm, lc_dgemm;
+static int lc_blas_ilp64;
+
+void lc_focallossspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
+    lc_sgemm = sgemm;
+    lc_dgemm = dgemm;
+    lc_blas_ilp64 = ilp64;
+}
+
+/* whether a product of this size can go to the BLAS (32-bit interfaces take int) */
+static inline int lc_blas_fits(uintptr_t gemm, int64_t largest) {
+    return gemm && (lc_blas_ilp64 || largest <= INT32_MAX);
+}
+
+enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
+
+static inline void lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float *a, int64_t lda, const float *b, int64_t ldb,
+                           float beta, float *c, int64_t ldc) {
+    const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
+    if (lc_blas_ilp64)
+        ((lc_sgemm64_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        ((lc_sgemm32_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
+                                       a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+}
+
+static inline void lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                           const double *a, int64_t lda, const double *b, int64_t ldb,
+                           double beta, double *c, int64_t ldc) {
+    const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
+    if (lc_blas_ilp64)
+        ((lc_dgemm64_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        ((lc_dgemm32_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
+                                       a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+}
+
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
 static int lc_threads = 0;
 
 void lc_focallossspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
 
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
+
+static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* floor division and modulo with Python's signs */
 static inline int64_t lc_floordiv(int64_t a, int64_t b) {

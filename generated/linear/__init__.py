@@ -41,15 +41,12 @@ LAYER = {'name': 'LinearSpec',
                                      ('in', 'grad_add_2', ('N', '32'), 'grad', False),
                                      ('out', 'grad_x', ('N', '64'), 'output', False),
                                      ('out', 'grad_weight', ('32', '64'), 'output', False),
-                                     ('out', 'grad_bias', ('32',), 'output', False),
-                                     ('work',
-                                      'grad_transpose_0_4',
-                                      ('64', '32'),
-                                      'workspace',
-                                      False)]}},
+                                     ('out', 'grad_bias', ('32',), 'output', False)]}},
  'threads_function': 'lc_linearspec_set_threads',
+ 'prefix': 'lc_linearspec',
+ 'calls_blas': True,
  'extension': '_linear_ext',
- 'key': 'a6eef630d275f2f46c6c4113a97f7ca1f34cec01b7dcd6a480a6931fff5106eb'}
+ 'key': 'de86a52806569a780e9666daf3fa896f61c9e78869a05c4267d55fabeee17331'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

@@ -19,6 +19,8 @@ import os
 
 import numpy as np
 
+from . import _layerc_blas
+
 DTYPES = {np.dtype(np.float32): ("f32", "float"), np.dtype(np.float64): ("f64", "double")}
 MAX_ELEMENTS = 2 ** 62
 
@@ -127,6 +129,8 @@ class LayerModule:
             raise TypeError(f"{layer['name']}: dtype must be float32 or float64, got {dtype}")
         self.dtype, self.cast, self.training = dtype, cast, True
         self._ext = load_extension(self.PACKAGE, layer["extension"], layer["name"])
+        # matrix products call numpy's BLAS when there is one
+        _layerc_blas.install(self._ext.lib, layer["prefix"])
         self._last = None
         values = {}
         path = os.path.join(self.FOLDER, "params.npz")
@@ -250,7 +254,12 @@ class LayerModule:
                 array = np.empty(dims, self.dtype)
             results[name] = array
             call_args.append(ffi.cast(ctype + " *", array.ctypes.data))
-        getattr(lib, f"{function['function']}_{suffix}")(*call_args)
+        kernel = getattr(lib, f"{function['function']}_{suffix}")
+        if self.LAYER["calls_blas"]:
+            with _layerc_blas.single_threaded():
+                kernel(*call_args)
+        else:
+            kernel(*call_args)
         return results
 
     def forward(self, *args, out=None, **kwargs):

@@ -87,12 +87,64 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
     memcpy(c, acc, sizeof acc);
 }
 
+/* Matrix products call the BLAS the runtime hands over (lc_linearspec_set_blas,
+   numpy's own); without one they run on the kernels above. CBLAS row-major
+   interface; ilp64: the BLAS takes 64-bit integers. */
+typedef void (*lc_sgemm64_t)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                             const float *, int64_t, float, float *, int64_t);
+typedef void (*lc_sgemm32_t)(int, int, int, int32_t, int32_t, int32_t, float, const float *, int32_t,
+                             const float *, int32_t, float, float *, int32_t);
+typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, const double *, int64_t,
+                             const double *, int64_t, double, double *, int64_t);
+typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
+                             const double *, int32_t, double, double *, int32_t);
+static uintptr_t lc_sgemm, lc_dgemm;
+static int lc_blas_ilp64;
+
+void lc_linearspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
+    lc_sgemm = sgemm;
+    lc_dgemm = dgemm;
+    lc_blas_ilp64 = ilp64;
+}
+
+/* whether a product of this size can go to the BLAS (32-bit interfaces take int) */
+static inline int lc_blas_fits(uintptr_t gemm, int64_t largest) {
+    return gemm && (lc_blas_ilp64 || largest <= INT32_MAX);
+}
+
+enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
+
+static inline void lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float *a, int64_t lda, const float *b, int64_t ldb,
+                           float beta, float *c, int64_t ldc) {
+    const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
+    if (lc_blas_ilp64)
+        ((lc_sgemm64_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        ((lc_sgemm32_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
+                                       a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+}
+
+static inline void lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                           const double *a, int64_t lda, const double *b, int64_t ldb,
+                           double beta, double *c, int64_t ldc) {
+    const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
+    if (lc_blas_ilp64)
+        ((lc_dgemm64_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        ((lc_dgemm32_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
+                                       a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+}
+
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
 static int lc_threads = 0;
 
 void lc_linearspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
 
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
+
+static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* floor division and modulo with Python's signs */
 static inline int64_t lc_floordiv(int64_t a, int64_t b) {
@@ -109,6 +161,28 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 /* LinearSpec (float) */
 void lc_linearspec_forward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_bias, float *restrict T_add_2, float *restrict T_matmul_1)
 {
+    /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_N)), (int64_t)(32)), (int64_t)(64)), 64), 64), 32))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(32); ++k) T_matmul_1[k] = 0;
+    } else if ((int64_t)(S_N) > 0 && (int64_t)(32) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
+    const int lc_nt = (int64_t)(S_N) * (int64_t)(32) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(0, 1, lc_count, (int64_t)(32), (int64_t)(64), 1.0f, T_x + ((0) * 64 + 0) + lc_first * 64, 64, T_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + ((0) * 32 + 0) + lc_first * 32, 32);
+    }
+    }
+    } else {
     /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(32), lc_K = (int64_t)(64);
@@ -189,6 +263,8 @@ void lc_linearspec_forward_f32(int64_t S_N, const float *restrict T_x, const flo
     free(lc_bp);
     }
 
+    }
+
     /* add_2[i0, i1] = matmul_1[i0, i1] + bias[i1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(32) >= 131072)
@@ -209,6 +285,28 @@ void lc_linearspec_forward_f32(int64_t S_N, const float *restrict T_x, const flo
 /* LinearSpec (double) */
 void lc_linearspec_forward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_bias, double *restrict T_add_2, double *restrict T_matmul_1)
 {
+    /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_N)), (int64_t)(32)), (int64_t)(64)), 64), 64), 32))) {
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(32); ++k) T_matmul_1[k] = 0;
+    } else if ((int64_t)(S_N) > 0 && (int64_t)(32) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
+    const int lc_nt = (int64_t)(S_N) * (int64_t)(32) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(0, 1, lc_count, (int64_t)(32), (int64_t)(64), 1.0, T_x + ((0) * 64 + 0) + lc_first * 64, 64, T_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + ((0) * 32 + 0) + lc_first * 32, 32);
+    }
+    }
+    } else {
     /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(32), lc_K = (int64_t)(64);
@@ -289,6 +387,8 @@ void lc_linearspec_forward_f64(int64_t S_N, const double *restrict T_x, const do
     free(lc_bp);
     }
 
+    }
+
     /* add_2[i0, i1] = matmul_1[i0, i1] + bias[i1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(32) >= 131072)
@@ -307,7 +407,7 @@ void lc_linearspec_forward_f64(int64_t S_N, const double *restrict T_x, const do
 
 
 /* LinearSpec_backward (float) */
-void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_grad_add_2, float *restrict T_grad_x, float *restrict T_grad_weight, float *restrict T_grad_bias, float *restrict T_grad_transpose_0_4)
+void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_grad_add_2, float *restrict T_grad_x, float *restrict T_grad_weight, float *restrict T_grad_bias)
 {
     /* grad_bias[i1] = sum_{i0} grad_add_2[i0, i1] */
     {
@@ -339,6 +439,28 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
     free(lc_part0);
     }
 
+    /* grad_x[m, k] = sum_{p} grad_add_2[m, p] * weight[p, k] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_N)), (int64_t)(64)), (int64_t)(32)), 32), 64), 64))) {
+    if ((int64_t)(32) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(64); ++k) T_grad_x[k] = 0;
+    } else if ((int64_t)(S_N) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
+    const int lc_nt = (int64_t)(S_N) * (int64_t)(64) * (int64_t)(32) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(32), 1.0f, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 32, 32, T_weight + ((0) * 64 + 0), 64, 0, T_grad_x + ((0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
     /* grad_x[m, k] = sum_{p} grad_add_2[m, p] * weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(64), lc_K = (int64_t)(32);
@@ -419,7 +541,31 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
     free(lc_bp);
     }
 
-    /* grad_transpose_0_4[k, p] = sum_{m} grad_add_2[m, p] * x[m, k] */
+    }
+
+    /* grad_weight[i1, i0] = sum_{m} grad_add_2[m, i1] * x[m, i0] */
+    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(32)), (int64_t)(64)), (int64_t)(S_N)), 32), 64), 64))) {
+    if ((int64_t)(S_N) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(32) * (int64_t)(64); ++k) T_grad_weight[k] = 0;
+    } else if ((int64_t)(32) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(32);
+    const int lc_nt = (int64_t)(32) * (int64_t)(64) * (int64_t)(S_N) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_N), 1.0f, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 1, 32, T_x + ((0) * 64 + 0), 64, 0, T_grad_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
+    /* grad_weight[i1, i0] = sum_{m} grad_add_2[m, i1] * x[m, i0] */
     {
     const int64_t lc_M = (int64_t)(32), lc_N = (int64_t)(64), lc_K = (int64_t)(S_N);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -429,7 +575,7 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
     if (lc_mc < LC_MR) lc_mc = LC_MR;
     float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
     /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(32); ++k) T_grad_transpose_0_4[k] = 0;
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(32) * (int64_t)(64); ++k) T_grad_weight[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
         const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
         #pragma omp parallel num_threads(lc_nt)
@@ -445,10 +591,10 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
                     continue;
                 }
-                const int64_t v_k = lc_n;
+                const int64_t v_i0 = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_m = (lc_pc + lc_k);
-                    const float t0 = T_x[(v_m) * 64 + v_k];
+                    const float t0 = T_x[(v_m) * 64 + v_i0];
                     lc_dst[lc_k * LC_NR_F32] = t0;
                 }
             }
@@ -466,10 +612,10 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
                         for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
                         continue;
                     }
-                    const int64_t v_p = lc_m;
+                    const int64_t v_i1 = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_m = (lc_pc + lc_k);
-                        const float t0 = T_grad_add_2[(v_m) * 32 + v_p];
+                        const float t0 = T_grad_add_2[(v_m) * 32 + v_i1];
                         lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
@@ -481,13 +627,13 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
                     for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
                         const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
                         if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_p = lc_m;
+                        const int64_t v_i1 = lc_m;
                         for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
                             const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
                             if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_transpose_0_4[(v_k) * 32 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_transpose_0_4[(v_k) * 32 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
+                            const int64_t v_i0 = lc_n;
+                            if (lc_pc == 0) T_grad_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F32 + lc_j];
+                            else T_grad_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F32 + lc_j];
                         }
                     }
                 }
@@ -499,23 +645,13 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
     free(lc_bp);
     }
 
-    /* grad_weight[i1, i0] = grad_transpose_0_4[i0, i1] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(32) * (int64_t)(64) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 32; ++v_i1) {
-    #pragma omp simd
-    for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
-        const float t0 = T_grad_transpose_0_4[(v_i0) * 32 + v_i1];
-        T_grad_weight[(v_i1) * 64 + v_i0] = t0;
-    }
-    }
     }
 
 }
 
 
 /* LinearSpec_backward (double) */
-void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_grad_add_2, double *restrict T_grad_x, double *restrict T_grad_weight, double *restrict T_grad_bias, double *restrict T_grad_transpose_0_4)
+void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_grad_add_2, double *restrict T_grad_x, double *restrict T_grad_weight, double *restrict T_grad_bias)
 {
     /* grad_bias[i1] = sum_{i0} grad_add_2[i0, i1] */
     {
@@ -547,6 +683,28 @@ void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const d
     free(lc_part0);
     }
 
+    /* grad_x[m, k] = sum_{p} grad_add_2[m, p] * weight[p, k] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_N)), (int64_t)(64)), (int64_t)(32)), 32), 64), 64))) {
+    if ((int64_t)(32) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(64); ++k) T_grad_x[k] = 0;
+    } else if ((int64_t)(S_N) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
+    const int lc_nt = (int64_t)(S_N) * (int64_t)(64) * (int64_t)(32) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(32), 1.0, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 32, 32, T_weight + ((0) * 64 + 0), 64, 0, T_grad_x + ((0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
     /* grad_x[m, k] = sum_{p} grad_add_2[m, p] * weight[p, k] */
     {
     const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(64), lc_K = (int64_t)(32);
@@ -627,7 +785,31 @@ void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const d
     free(lc_bp);
     }
 
-    /* grad_transpose_0_4[k, p] = sum_{m} grad_add_2[m, p] * x[m, k] */
+    }
+
+    /* grad_weight[i1, i0] = sum_{m} grad_add_2[m, i1] * x[m, i0] */
+    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(32)), (int64_t)(64)), (int64_t)(S_N)), 32), 64), 64))) {
+    if ((int64_t)(S_N) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(32) * (int64_t)(64); ++k) T_grad_weight[k] = 0;
+    } else if ((int64_t)(32) > 0 && (int64_t)(64) > 0) {
+    /* one BLAS call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(32);
+    const int lc_nt = (int64_t)(32) * (int64_t)(64) * (int64_t)(S_N) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_N), 1.0, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 1, 32, T_x + ((0) * 64 + 0), 64, 0, T_grad_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+    } else {
+    /* grad_weight[i1, i0] = sum_{m} grad_add_2[m, i1] * x[m, i0] */
     {
     const int64_t lc_M = (int64_t)(32), lc_N = (int64_t)(64), lc_K = (int64_t)(S_N);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -637,7 +819,7 @@ void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const d
     if (lc_mc < LC_MR) lc_mc = LC_MR;
     double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
     /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(32); ++k) T_grad_transpose_0_4[k] = 0;
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(32) * (int64_t)(64); ++k) T_grad_weight[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
         const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
         #pragma omp parallel num_threads(lc_nt)
@@ -653,10 +835,10 @@ void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const d
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
                     continue;
                 }
-                const int64_t v_k = lc_n;
+                const int64_t v_i0 = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                     const int64_t v_m = (lc_pc + lc_k);
-                    const double t0 = T_x[(v_m) * 64 + v_k];
+                    const double t0 = T_x[(v_m) * 64 + v_i0];
                     lc_dst[lc_k * LC_NR_F64] = t0;
                 }
             }
@@ -674,10 +856,10 @@ void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const d
                         for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
                         continue;
                     }
-                    const int64_t v_p = lc_m;
+                    const int64_t v_i1 = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
                         const int64_t v_m = (lc_pc + lc_k);
-                        const double t0 = T_grad_add_2[(v_m) * 32 + v_p];
+                        const double t0 = T_grad_add_2[(v_m) * 32 + v_i1];
                         lc_dst[lc_k * LC_MR] = t0;
                     }
                 }
@@ -689,13 +871,13 @@ void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const d
                     for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
                         const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
                         if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_p = lc_m;
+                        const int64_t v_i1 = lc_m;
                         for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
                             const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
                             if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_transpose_0_4[(v_k) * 32 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_transpose_0_4[(v_k) * 32 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                            const int64_t v_i0 = lc_n;
+                            if (lc_pc == 0) T_grad_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_grad_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F64 + lc_j];
                         }
                     }
                 }
@@ -707,16 +889,6 @@ void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const d
     free(lc_bp);
     }
 
-    /* grad_weight[i1, i0] = grad_transpose_0_4[i0, i1] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(32) * (int64_t)(64) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 32; ++v_i1) {
-    #pragma omp simd
-    for (int64_t v_i0 = 0; v_i0 < 64; ++v_i0) {
-        const double t0 = T_grad_transpose_0_4[(v_i0) * 32 + v_i1];
-        T_grad_weight[(v_i1) * 64 + v_i0] = t0;
-    }
-    }
     }
 
 }

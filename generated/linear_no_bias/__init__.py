@@ -38,15 +38,12 @@ LAYER = {'name': 'LinearNoBiasSpec',
                                      ('in', 'weight', ('32', '64'), 'param', False),
                                      ('in', 'grad_matmul_1', ('N', '32'), 'grad', False),
                                      ('out', 'grad_x', ('N', '64'), 'output', False),
-                                     ('out', 'grad_weight', ('32', '64'), 'output', False),
-                                     ('work',
-                                      'grad_transpose_0_2',
-                                      ('64', '32'),
-                                      'workspace',
-                                      False)]}},
+                                     ('out', 'grad_weight', ('32', '64'), 'output', False)]}},
  'threads_function': 'lc_linearnobiasspec_set_threads',
+ 'prefix': 'lc_linearnobiasspec',
+ 'calls_blas': True,
  'extension': '_linear_no_bias_ext',
- 'key': '0441d7d9872facbe7068f717b8f81d3551d53392fb4104587d3251a8c48fa178'}
+ 'key': '412cfd8ab83373b9d722b7cd8f994f3e8aba7cfc8939735d092434f20c206074'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

@@ -42,8 +42,10 @@ LAYER = {'name': 'PReLU2D',
                                      ('out', 'grad_x', ('N', 'C'), 'output', False),
                                      ('out', 'grad_alpha', ('1',), 'output', False)]}},
  'threads_function': 'lc_prelu2d_set_threads',
+ 'prefix': 'lc_prelu2d',
+ 'calls_blas': False,
  'extension': '_prelu_ext',
- 'key': '62f0fea30b2a24f21973e2d509de07b7041821fc83daf65ba2b0b57019515480'}
+ 'key': '8bec2b2dbdd9bf9a95c5a9ff110ed43896ea60ee0f30a2670bef55a3cac4ea8f'}
 
 
 class PReLU2D(_layerc_runtime.LayerModule):

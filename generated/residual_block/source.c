@@ -87,12 +87,64 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
     memcpy(c, acc, sizeof acc);
 }
 
+/* Matrix products call the BLAS the runtime hands over (lc_residualblockspec_set_blas,
+   numpy's own); without one they run on the kernels above. CBLAS row-major
+   interface; ilp64: the BLAS takes 64-bit integers. */
+typedef void (*lc_sgemm64_t)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                             const float *, int64_t, float, float *, int64_t);
+typedef void (*lc_sgemm32_t)(int, int, int, int32_t, int32_t, int32_t, float, const float *, int32_t,
+                             const float *, int32_t, float, float *, int32_t);
+typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, const double *, int64_t,
+                             const double *, int64_t, double, double *, int64_t);
+typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
+                             const double *, int32_t, double, double *, int32_t);
+static uintptr_t lc_sgemm, lc_dgemm;
+static int lc_blas_ilp64;
+
+void lc_residualblockspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
+    lc_sgemm = sgemm;
+    lc_dgemm = dgemm;
+    lc_blas_ilp64 = ilp64;
+}
+
+/* whether a product of this size can go to the BLAS (32-bit interfaces take int) */
+static inline int lc_blas_fits(uintptr_t gemm, int64_t largest) {
+    return gemm && (lc_blas_ilp64 || largest <= INT32_MAX);
+}
+
+enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
+
+static inline void lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float *a, int64_t lda, const float *b, int64_t ldb,
+                           float beta, float *c, int64_t ldc) {
+    const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
+    if (lc_blas_ilp64)
+        ((lc_sgemm64_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        ((lc_sgemm32_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
+                                       a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+}
+
+static inline void lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                           const double *a, int64_t lda, const double *b, int64_t ldb,
+                           double beta, double *c, int64_t ldc) {
+    const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
+    if (lc_blas_ilp64)
+        ((lc_dgemm64_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        ((lc_dgemm32_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
+                                       a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+}
+
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
 static int lc_threads = 0;
 
 void lc_residualblockspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
 
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
+
+static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* floor division and modulo with Python's signs */
 static inline int64_t lc_floordiv(int64_t a, int64_t b) {
@@ -107,7 +159,7 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 
 
 /* ResidualBlockSpec (float) */
-void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_65, float *restrict T_conv_0, float *restrict T_div_2, float *restrict T_sum_7, float *restrict T_div_23, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_sum_43, float *restrict T_div_59, float *restrict T_add_12, float *restrict T_add_19, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_1, float *restrict T_sum_37)
+void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_65, float *restrict T_conv_0, float *restrict T_div_2, float *restrict T_sum_7, float *restrict T_div_23, float *restrict T_relu_28, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_sum_43, float *restrict T_div_59, float *restrict T_add_12, float *restrict T_add_19, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_1, float *restrict T_sum_37)
 {
     /* conv_0[n, o, h, w] = sum_{c, i, j} x[n, c, h + i - 1, w + j - 1] * conv1_weight[o, c, i, j] */
     {
@@ -316,7 +368,30 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
 
-    /* conv_36[n_32, o_33, h_34, w_35] = sum_{c_29, i_30, j_31} (relu((conv_0[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] - div_2[0, c_29, 0, 0]) * div_23[0, c_29, 0, 0] + bn1_bias[c_29]) if (h_34 + i_30 - 1 >= 0) * (h_34 + i_30 - 1 < H) * (w_35 + j_31 - 1 >= 0) * (w_35 + j_31 - 1 < W) else 0) * conv2_weight[o_33, c_29, i_30, j_31] */
+    /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t5 = T_bn1_bias[v_i1];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
+        const float t0 = T_conv_0[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t2 = (t0 - t1);
+        const float t4 = (t2 * t3);
+        const float t6 = (t4 + t5);
+        const float t7 = (t6 < 0 ? 0 : t6);
+        T_relu_28[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3] = t7;
+    }
+    }
+    }
+    }
+    }
+
+    /* conv_36[n_32, o_33, h_34, w_35] = sum_{c_29, i_30, j_31} relu_28[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] * conv2_weight[o_33, c_29, i_30, j_31] */
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -379,16 +454,8 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
                         const float t4 = (t2 * t3);
                         const float t5 = (((v_w_35 + v_j_31) + -1) < S_W);
                         const float t6 = (t4 * t5);
-                        const float t7 = (t6 != 0 ? T_conv_0[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
-                        const float t8 = T_div_2[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
-                        const float t9 = (t7 - t8);
-                        const float t10 = T_div_23[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
-                        const float t11 = (t9 * t10);
-                        const float t12 = T_bn1_bias[v_c_29];
-                        const float t13 = (t11 + t12);
-                        const float t14 = (t13 < 0 ? 0 : t13);
-                        const float t15 = (t6 != 0 ? t14 : 0.0f);
-                        lc_dst[lc_k * LC_MR] = t15;
+                        const float t7 = (t6 != 0 ? T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
+                        lc_dst[lc_k * LC_MR] = t7;
                     }
                 }
             }
@@ -560,7 +627,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
 
 /* ResidualBlockSpec (double) */
-void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_65, double *restrict T_conv_0, double *restrict T_div_2, double *restrict T_sum_7, double *restrict T_div_23, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_12, double *restrict T_add_19, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_1, double *restrict T_sum_37)
+void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_65, double *restrict T_conv_0, double *restrict T_div_2, double *restrict T_sum_7, double *restrict T_div_23, double *restrict T_relu_28, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_12, double *restrict T_add_19, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_1, double *restrict T_sum_37)
 {
     /* conv_0[n, o, h, w] = sum_{c, i, j} x[n, c, h + i - 1, w + j - 1] * conv1_weight[o, c, i, j] */
     {
@@ -769,7 +836,30 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
 
-    /* conv_36[n_32, o_33, h_34, w_35] = sum_{c_29, i_30, j_31} (relu((conv_0[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] - div_2[0, c_29, 0, 0]) * div_23[0, c_29, 0, 0] + bn1_bias[c_29]) if (h_34 + i_30 - 1 >= 0) * (h_34 + i_30 - 1 < H) * (w_35 + j_31 - 1 >= 0) * (w_35 + j_31 - 1 < W) else 0) * conv2_weight[o_33, c_29, i_30, j_31] */
+    /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t5 = T_bn1_bias[v_i1];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
+        const double t0 = T_conv_0[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t2 = (t0 - t1);
+        const double t4 = (t2 * t3);
+        const double t6 = (t4 + t5);
+        const double t7 = (t6 < 0 ? 0 : t6);
+        T_relu_28[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3] = t7;
+    }
+    }
+    }
+    }
+    }
+
+    /* conv_36[n_32, o_33, h_34, w_35] = sum_{c_29, i_30, j_31} relu_28[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] * conv2_weight[o_33, c_29, i_30, j_31] */
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -832,16 +922,8 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
                         const double t4 = (t2 * t3);
                         const double t5 = (((v_w_35 + v_j_31) + -1) < S_W);
                         const double t6 = (t4 * t5);
-                        const double t7 = (t6 != 0 ? T_conv_0[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
-                        const double t8 = T_div_2[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
-                        const double t9 = (t7 - t8);
-                        const double t10 = T_div_23[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
-                        const double t11 = (t9 * t10);
-                        const double t12 = T_bn1_bias[v_c_29];
-                        const double t13 = (t11 + t12);
-                        const double t14 = (t13 < 0 ? 0 : t13);
-                        const double t15 = (t6 != 0 ? t14 : 0.0);
-                        lc_dst[lc_k * LC_MR] = t15;
+                        const double t7 = (t6 != 0 ? T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
+                        lc_dst[lc_k * LC_MR] = t7;
                     }
                 }
             }
@@ -1013,28 +1095,26 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
 
 /* ResidualBlockSpec_backward (float) */
-void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_65, const float *restrict T_conv_0, const float *restrict T_div_2, const float *restrict T_sum_7, const float *restrict T_div_23, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_conv1_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_conv2_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_reshape_62_5, float *restrict T_grad_div_59_8, float *restrict T_grad_sum_43_14, float *restrict T_grad_div_38_18, float *restrict T_grad_sum_37_19, float *restrict T_grad_conv_36, float *restrict T_grad_relu_28_21, float *restrict T_grad_reshape_26_25, float *restrict T_grad_div_23_28, float *restrict T_grad_sum_7_34, float *restrict T_grad_div_2_38, float *restrict T_grad_sum_1_39, float *restrict T_grad_conv_0, float *restrict T_grad_x_41)
+void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_65, const float *restrict T_conv_0, const float *restrict T_div_2, const float *restrict T_sum_7, const float *restrict T_div_23, const float *restrict T_relu_28, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_conv1_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_conv2_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_8, float *restrict T_grad_sum_43_14, float *restrict T_grad_div_38_18, float *restrict T_grad_sum_37_19, float *restrict T_grad_conv_36, float *restrict T_grad_relu_28_21, float *restrict T_grad_div_23_28, float *restrict T_grad_sum_7_34, float *restrict T_grad_div_2_38, float *restrict T_grad_sum_1_39, float *restrict T_grad_conv_0, float *restrict T_grad_x_41)
 {
-    /* grad_reshape_62_5[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) */
+    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const float t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t6 = T_bn2_bias[v_i1];
+        const float t2 = T_div_38[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_s0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const float t0 = T_grad_relu_65[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = T_conv_36[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t0 = T_grad_relu_65[(((v_i0) * 8 + v_s0) * S_H + v_i2) * S_W + v_i3];
+        const float t1 = T_conv_36[(((v_i0) * 8 + v_s0) * S_H + v_i2) * S_W + v_i3];
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
-        const float t8 = T_x[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t8 = T_x[(((v_i0) * 8 + v_s0) * S_H + v_i2) * S_W + v_i3];
         const float t9 = (t7 + t8);
         const float t10 = (t9 > 0.0f);
         const float t11 = (t0 * t10);
@@ -1042,18 +1122,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-        T_grad_reshape_62_5[((v_i1) * 1 + v_j1) * 1 + v_j2] = acc;
-    }
-    }
-    }
-    }
-
-    /* grad_bn2_bias[s0] = grad_reshape_62_5[s0, 0, 0] */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
-    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        const float t0 = T_grad_reshape_62_5[((v_s0) * 1 + 0) * 1 + 0];
-        T_grad_bn2_bias[v_s0] = t0;
+        T_grad_bn2_bias[v_s0] = acc;
     }
     }
 
@@ -1331,7 +1400,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     free(lc_bp);
     }
 
-    /* grad_conv2_weight[o_33, c_29, i_30, j_31] = sum_{n_32, h_34, w_35} grad_conv_36[n_32, o_33, h_34, w_35] * (relu((conv_0[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] - div_2[0, c_29, 0, 0]) * div_23[0, c_29, 0, 0] + bn1_bias[c_29]) if (h_34 + i_30 - 1 >= 0) * (h_34 + i_30 - 1 < H) * (w_35 + j_31 - 1 >= 0) * (w_35 + j_31 - 1 < W) else 0) */
+    /* grad_conv2_weight[o_33, c_29, i_30, j_31] = sum_{n_32, h_34, w_35} grad_conv_36[n_32, o_33, h_34, w_35] * relu_28[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] */
     {
     const int64_t lc_M = (int64_t)(8), lc_N = (int64_t)(8) * (int64_t)(3) * (int64_t)(3), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
     const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
@@ -1371,16 +1440,8 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                     const float t4 = (t2 * t3);
                     const float t5 = (((v_w_35 + v_j_31) + -1) < S_W);
                     const float t6 = (t4 * t5);
-                    const float t7 = (t6 != 0 ? T_conv_0[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
-                    const float t8 = T_div_2[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
-                    const float t9 = (t7 - t8);
-                    const float t10 = T_div_23[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
-                    const float t11 = (t9 * t10);
-                    const float t12 = T_bn1_bias[v_c_29];
-                    const float t13 = (t11 + t12);
-                    const float t14 = (t13 < 0 ? 0 : t13);
-                    const float t15 = (t6 != 0 ? t14 : 0.0f);
-                    lc_dst[lc_k * LC_NR_F32] = t15;
+                    const float t7 = (t6 != 0 ? T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
+                    lc_dst[lc_k * LC_NR_F32] = t7;
                 }
             }
         }
@@ -1434,22 +1495,20 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     free(lc_bp);
     }
 
-    /* grad_reshape_26_25[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) */
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t6 = T_bn1_bias[v_i1];
+        const float t2 = T_div_2[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_23[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn1_bias[v_s0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const float t0 = T_grad_relu_28_21[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = T_conv_0[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t0 = T_grad_relu_28_21[(((v_i0) * 8 + v_s0) * S_H + v_i2) * S_W + v_i3];
+        const float t1 = T_conv_0[(((v_i0) * 8 + v_s0) * S_H + v_i2) * S_W + v_i3];
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
@@ -1459,18 +1518,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-        T_grad_reshape_26_25[((v_i1) * 1 + v_j1) * 1 + v_j2] = acc;
-    }
-    }
-    }
-    }
-
-    /* grad_bn1_bias[s0] = grad_reshape_26_25[s0, 0, 0] */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
-    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        const float t0 = T_grad_reshape_26_25[((v_s0) * 1 + 0) * 1 + 0];
-        T_grad_bn1_bias[v_s0] = t0;
+        T_grad_bn1_bias[v_s0] = acc;
     }
     }
 
@@ -1870,28 +1918,26 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
 
 /* ResidualBlockSpec_backward (double) */
-void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_65, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_sum_7, const double *restrict T_div_23, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_conv1_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_conv2_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_reshape_62_5, double *restrict T_grad_div_59_8, double *restrict T_grad_sum_43_14, double *restrict T_grad_div_38_18, double *restrict T_grad_sum_37_19, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_21, double *restrict T_grad_reshape_26_25, double *restrict T_grad_div_23_28, double *restrict T_grad_sum_7_34, double *restrict T_grad_div_2_38, double *restrict T_grad_sum_1_39, double *restrict T_grad_conv_0, double *restrict T_grad_x_41)
+void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_65, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_sum_7, const double *restrict T_div_23, const double *restrict T_relu_28, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_conv1_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_conv2_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_8, double *restrict T_grad_sum_43_14, double *restrict T_grad_div_38_18, double *restrict T_grad_sum_37_19, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_21, double *restrict T_grad_div_23_28, double *restrict T_grad_sum_7_34, double *restrict T_grad_div_2_38, double *restrict T_grad_sum_1_39, double *restrict T_grad_conv_0, double *restrict T_grad_x_41)
 {
-    /* grad_reshape_62_5[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) */
+    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const double t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t6 = T_bn2_bias[v_i1];
+        const double t2 = T_div_38[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_s0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_grad_relu_65[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = T_conv_36[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t0 = T_grad_relu_65[(((v_i0) * 8 + v_s0) * S_H + v_i2) * S_W + v_i3];
+        const double t1 = T_conv_36[(((v_i0) * 8 + v_s0) * S_H + v_i2) * S_W + v_i3];
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
-        const double t8 = T_x[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t8 = T_x[(((v_i0) * 8 + v_s0) * S_H + v_i2) * S_W + v_i3];
         const double t9 = (t7 + t8);
         const double t10 = (t9 > 0.0);
         const double t11 = (t0 * t10);
@@ -1899,18 +1945,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-        T_grad_reshape_62_5[((v_i1) * 1 + v_j1) * 1 + v_j2] = acc;
-    }
-    }
-    }
-    }
-
-    /* grad_bn2_bias[s0] = grad_reshape_62_5[s0, 0, 0] */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
-    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        const double t0 = T_grad_reshape_62_5[((v_s0) * 1 + 0) * 1 + 0];
-        T_grad_bn2_bias[v_s0] = t0;
+        T_grad_bn2_bias[v_s0] = acc;
     }
     }
 
@@ -2188,7 +2223,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     free(lc_bp);
     }
 
-    /* grad_conv2_weight[o_33, c_29, i_30, j_31] = sum_{n_32, h_34, w_35} grad_conv_36[n_32, o_33, h_34, w_35] * (relu((conv_0[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] - div_2[0, c_29, 0, 0]) * div_23[0, c_29, 0, 0] + bn1_bias[c_29]) if (h_34 + i_30 - 1 >= 0) * (h_34 + i_30 - 1 < H) * (w_35 + j_31 - 1 >= 0) * (w_35 + j_31 - 1 < W) else 0) */
+    /* grad_conv2_weight[o_33, c_29, i_30, j_31] = sum_{n_32, h_34, w_35} grad_conv_36[n_32, o_33, h_34, w_35] * relu_28[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] */
     {
     const int64_t lc_M = (int64_t)(8), lc_N = (int64_t)(8) * (int64_t)(3) * (int64_t)(3), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
     const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
@@ -2228,16 +2263,8 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                     const double t4 = (t2 * t3);
                     const double t5 = (((v_w_35 + v_j_31) + -1) < S_W);
                     const double t6 = (t4 * t5);
-                    const double t7 = (t6 != 0 ? T_conv_0[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
-                    const double t8 = T_div_2[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
-                    const double t9 = (t7 - t8);
-                    const double t10 = T_div_23[(((0) * 8 + v_c_29) * 1 + 0) * 1 + 0];
-                    const double t11 = (t9 * t10);
-                    const double t12 = T_bn1_bias[v_c_29];
-                    const double t13 = (t11 + t12);
-                    const double t14 = (t13 < 0 ? 0 : t13);
-                    const double t15 = (t6 != 0 ? t14 : 0.0);
-                    lc_dst[lc_k * LC_NR_F64] = t15;
+                    const double t7 = (t6 != 0 ? T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
+                    lc_dst[lc_k * LC_NR_F64] = t7;
                 }
             }
         }
@@ -2291,22 +2318,20 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     free(lc_bp);
     }
 
-    /* grad_reshape_26_25[i1, j1, j2] = sum_{i0, i2, i3} grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) */
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t6 = T_bn1_bias[v_i1];
+        const double t2 = T_div_2[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_23[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn1_bias[v_s0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_grad_relu_28_21[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = T_conv_0[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t0 = T_grad_relu_28_21[(((v_i0) * 8 + v_s0) * S_H + v_i2) * S_W + v_i3];
+        const double t1 = T_conv_0[(((v_i0) * 8 + v_s0) * S_H + v_i2) * S_W + v_i3];
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
@@ -2316,18 +2341,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-        T_grad_reshape_26_25[((v_i1) * 1 + v_j1) * 1 + v_j2] = acc;
-    }
-    }
-    }
-    }
-
-    /* grad_bn1_bias[s0] = grad_reshape_26_25[s0, 0, 0] */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
-    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        const double t0 = T_grad_reshape_26_25[((v_s0) * 1 + 0) * 1 + 0];
-        T_grad_bn1_bias[v_s0] = t0;
+        T_grad_bn1_bias[v_s0] = acc;
     }
     }
 

@@ -42,8 +42,10 @@ LAYER = {'name': 'ScaledLayerSpec',
                                      ('out', 'grad_x', ('N', 'D'), 'output', False),
                                      ('out', 'grad_scale', (), 'output', False)]}},
  'threads_function': 'lc_scaledlayerspec_set_threads',
+ 'prefix': 'lc_scaledlayerspec',
+ 'calls_blas': False,
  'extension': '_scaled_layer_ext',
- 'key': 'cbe4b7397fcfbeb09fbeafaf6cb68f0b3ec835b91119e1f5a47679f622f56a55'}
+ 'key': '335efb91e7c5b75bb6a04b9cc90c192259d01bdcb1e004ad2e62cae027598791'}
 
 
 class ScaledLayerSpec(_layerc_runtime.LayerModule):
