@@ -303,18 +303,19 @@ def _size(axes: tuple, printer: Printer) -> str:
 
 
 GEMMS = {dtype: dict(name=f"lc_gemm_{dtype}", ctype=DTYPES[dtype][0], pointer=f"lc_{letter}gemm",
-                    type64=f"lc_{letter}gemm64_t", type32=f"lc_{letter}gemm32_t")
+                    type64=f"lc_{letter}gemm64_t", type32=f"lc_{letter}gemm32_t",
+                    kernel=KERNELS[dtype]["name"], nr=KERNELS[dtype]["nr"])
          for dtype, letter in (("f32", "s"), ("f64", "d"))}
 
 
 def render_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
-    """A sum of products: BLAS calls when its operands are matrices in memory
-    and the module has a BLAS (templates/gemm.c.j2), else a packed,
-    register-tiled matrix product (templates/contract.c.j2)."""
-    packed = render_packed_contraction(nest, shapes, dtype)
+    """A sum of products: calls of the module's gemm (numpy's BLAS, or the
+    packed kernel without one) when its operands are matrices in memory
+    (templates/gemm.c.j2), else a packed, register-tiled matrix product that
+    reads any expression (templates/contract.c.j2)."""
     s, gemm = nest.stage, nest.contraction.gemm
     if gemm is None:
-        return packed
+        return render_packed_contraction(nest, shapes, dtype)
     extents = {a.name: a.extent for a in s.all_axes}
     printer = Printer(shapes, extents, dtype)
     rows, cols, depth = _size(gemm.m, printer), _size(gemm.n, printer), _size(gemm.k, printer)
@@ -338,18 +339,14 @@ def render_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
     out_ptr, out_ld = operand(out, True)
     call = [str(int(trans_left)), str(int(trans_right)), "lc_count", call_cols, depth,
             c_literal(gemm.alpha, dtype), left_ptr, left_ld, right_ptr, right_ld, beta, out_ptr, out_ld]
-    largest = "0"
-    for size in (rows, cols, depth, left_ld, right_ld, out_ld):
-        largest = f"lc_max_i64({largest}, {size})"
     c = nest.contraction
     return _env.get_template("gemm.c.j2").render(
-        comment=c_comment(ir.format_stage(s)), pointer=GEMMS[dtype]["pointer"], largest=largest,
-        k_size=_size(c.k, printer), m_size=_size(c.m, printer), n_size=_size(c.n, printer),
+        comment=c_comment(ir.format_stage(s)), k_size=_size(c.k, printer), m_size=_size(c.m, printer), n_size=_size(c.n, printer),
         out=tensor_c(s.name), out_size=_size(s.axes, printer), calls=_size(gemm.loops, printer), rows=call_rows,
         work=f"{_size(c.m, printer)} * {_size(c.n, printer)} * {_size(c.k, printer)}", min_work=PARALLEL_MIN_WORK,
         decode=_decode("lc_task / lc_parts", gemm.loops, printer),
         accumulate=[dict(var=var_c(x.name), extent=printer.index(x.extent)) for x in gemm.accumulate],
-        gemm=GEMMS[dtype]["name"], call=call, fallback=packed)
+        gemm=GEMMS[dtype]["name"], call=call)
 
 
 def render_packed_contraction(nest: Nest, shapes: dict, dtype: str) -> str:

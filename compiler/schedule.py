@@ -568,6 +568,12 @@ def plan_stage(s: Stage, shapes: dict) -> Nest:
         contraction = dataclasses.replace(contraction, gemm=plan_gemm(s, contraction, shapes))
     if contraction is not None:
         return Nest(s, "contract", (), contraction=contraction)
+    return plan_loops(s, shapes)
+
+
+def plan_loops(s: Stage, shapes: dict) -> Nest:
+    """Plain loops for a stage: pointwise, reductions, stencils, scatters (and
+    matrix products when there is no BLAS to call)."""
     if s.scatter_index is not None:
         return Nest(s, "scatter", tuple(Loop(a.name, a.extent) for a in s.all_axes))
     axes = [Loop(a.name, a.extent) for a in s.axes]

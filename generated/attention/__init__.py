@@ -159,7 +159,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': '70dec7f31b24aa5f4b5d0993d8d5da6f97ea5cc3e978d71f196fb4cd8bfdb5c4'}
+ 'key': 'a9135d9d5514f2a4bcfa1d3b6c462487ac1b09706fe52470ee3636361523acce'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

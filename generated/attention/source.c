@@ -107,33 +107,94 @@ void lc_multiheadattentionspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int il
     lc_blas_ilp64 = ilp64;
 }
 
-/* whether a product of this size can go to the BLAS (32-bit interfaces take int) */
-static inline int lc_blas_fits(uintptr_t gemm, int64_t largest) {
-    return gemm && (lc_blas_ilp64 || largest <= INT32_MAX);
-}
-
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
 
-static inline void lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                           const float *a, int64_t lda, const float *b, int64_t ldb,
-                           float beta, float *c, int64_t ldc) {
+/* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked */
+static __attribute__((unused)) void lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                                            const float *a, int64_t lda, const float *b, int64_t ldb,
+                                            float beta, float *c, int64_t ldc) {
+    const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
     const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
-    if (lc_blas_ilp64)
+    if (lc_sgemm && lc_blas_ilp64) {
         ((lc_sgemm64_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    else
+        return;
+    }
+    if (lc_sgemm && m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX && largest <= INT32_MAX) {
         ((lc_sgemm32_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
                                        a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+        return;
+    }
+    /* no BLAS: panels of op(a) and op(b) packed for the register-tiled kernel */
+    float *ap = malloc(sizeof(float) * LC_MR * LC_KC);
+    float *bp = malloc(sizeof(float) * LC_KC * LC_NR_F32);
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j];
+    for (int64_t pc = 0; pc < k; pc += LC_KC) {
+        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
+        for (int64_t jc = 0; jc < n; jc += LC_NR_F32) {
+            for (int64_t p = 0; p < kc; ++p)
+                for (int64_t j = 0; j < LC_NR_F32; ++j)
+                    bp[p * LC_NR_F32 + j] = jc + j >= n ? 0
+                        : trans_b ? b[(jc + j) * ldb + pc + p] : b[(pc + p) * ldb + jc + j];
+            for (int64_t ic = 0; ic < m; ic += LC_MR) {
+                for (int64_t p = 0; p < kc; ++p)
+                    for (int64_t i = 0; i < LC_MR; ++i)
+                        ap[p * LC_MR + i] = ic + i >= m ? 0
+                            : trans_a ? a[(pc + p) * lda + ic + i] : a[(ic + i) * lda + pc + p];
+                float tile[LC_MR * LC_NR_F32];
+                lc_kernel_f32(kc, ap, bp, tile);
+                for (int64_t i = 0; i < LC_MR && ic + i < m; ++i)
+                    for (int64_t j = 0; j < LC_NR_F32 && jc + j < n; ++j)
+                        c[(ic + i) * ldc + jc + j] += alpha * tile[i * LC_NR_F32 + j];
+            }
+        }
+    }
+    free(ap);
+    free(bp);
 }
 
-static inline void lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
-                           const double *a, int64_t lda, const double *b, int64_t ldb,
-                           double beta, double *c, int64_t ldc) {
+/* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked */
+static __attribute__((unused)) void lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                                            const double *a, int64_t lda, const double *b, int64_t ldb,
+                                            double beta, double *c, int64_t ldc) {
+    const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
     const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
-    if (lc_blas_ilp64)
+    if (lc_dgemm && lc_blas_ilp64) {
         ((lc_dgemm64_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    else
+        return;
+    }
+    if (lc_dgemm && m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX && largest <= INT32_MAX) {
         ((lc_dgemm32_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
                                        a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+        return;
+    }
+    /* no BLAS: panels of op(a) and op(b) packed for the register-tiled kernel */
+    double *ap = malloc(sizeof(double) * LC_MR * LC_KC);
+    double *bp = malloc(sizeof(double) * LC_KC * LC_NR_F64);
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j];
+    for (int64_t pc = 0; pc < k; pc += LC_KC) {
+        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
+        for (int64_t jc = 0; jc < n; jc += LC_NR_F64) {
+            for (int64_t p = 0; p < kc; ++p)
+                for (int64_t j = 0; j < LC_NR_F64; ++j)
+                    bp[p * LC_NR_F64 + j] = jc + j >= n ? 0
+                        : trans_b ? b[(jc + j) * ldb + pc + p] : b[(pc + p) * ldb + jc + j];
+            for (int64_t ic = 0; ic < m; ic += LC_MR) {
+                for (int64_t p = 0; p < kc; ++p)
+                    for (int64_t i = 0; i < LC_MR; ++i)
+                        ap[p * LC_MR + i] = ic + i >= m ? 0
+                            : trans_a ? a[(pc + p) * lda + ic + i] : a[(ic + i) * lda + pc + p];
+                double tile[LC_MR * LC_NR_F64];
+                lc_kernel_f64(kc, ap, bp, tile);
+                for (int64_t i = 0; i < LC_MR && ic + i < m; ++i)
+                    for (int64_t j = 0; j < LC_NR_F64 && jc + j < n; ++j)
+                        c[(ic + i) * ldc + jc + j] += alpha * tile[i * LC_NR_F64 + j];
+            }
+        }
+    }
+    free(ap);
+    free(bp);
 }
 
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
@@ -162,12 +223,11 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_q_proj_bias, const float *restrict T_k_proj_weight, const float *restrict T_k_proj_bias, const float *restrict T_v_proj_weight, const float *restrict T_v_proj_bias, const float *restrict T_out_proj_weight, const float *restrict T_out_proj_bias, float *restrict T_add_29, float *restrict T_transpose_4, float *restrict T_transpose_14, float *restrict T_transpose_15, float *restrict T_matmul_16, float *restrict T_max_18, float *restrict T_sum_22, float *restrict T_div_23, float *restrict T_reshape_26, float *restrict T_matmul_1, float *restrict T_matmul_6, float *restrict T_matmul_11, float *restrict T_matmul_24, float *restrict T_matmul_28)
 {
     /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_1[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
@@ -181,90 +241,6 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
         if (lc_count <= 0) continue;
         lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
-    }
-    } else {
-    /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_1[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_p = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_k = (lc_pc + lc_k);
-                    const float t0 = T_q_proj_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = (lc_m) % (S_S);
-                    const int64_t v_b0 = lc_m / (S_S);
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_k = (lc_pc + lc_k);
-                        const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = (lc_m) % (S_S);
-                        const int64_t v_b0 = lc_m / (S_S);
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_p = lc_n;
-                            if (lc_pc == 0) T_matmul_1[((v_b0) * S_S + v_m) * 64 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_matmul_1[((v_b0) * S_S + v_m) * 64 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* transpose_4[i0, i1, i2, i3] = matmul_1[i0, i2, 16 * i1 + i3] + q_proj_bias[16 * i1 + i3] */
@@ -286,12 +262,11 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
 
     /* matmul_6[b0, m, p] = sum_{k} x[b0, m, k] * k_proj_weight[p, k] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_6[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
@@ -306,98 +281,13 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
         lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_6 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
     }
-    } else {
-    /* matmul_6[b0, m, p] = sum_{k} x[b0, m, k] * k_proj_weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_6[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_p = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_k = (lc_pc + lc_k);
-                    const float t0 = T_k_proj_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = (lc_m) % (S_S);
-                    const int64_t v_b0 = lc_m / (S_S);
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_k = (lc_pc + lc_k);
-                        const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = (lc_m) % (S_S);
-                        const int64_t v_b0 = lc_m / (S_S);
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_p = lc_n;
-                            if (lc_pc == 0) T_matmul_6[((v_b0) * S_S + v_m) * 64 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_matmul_6[((v_b0) * S_S + v_m) * 64 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
-    }
 
     /* matmul_11[b0, m, p] = sum_{k} x[b0, m, k] * v_proj_weight[p, k] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_11[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
@@ -411,90 +301,6 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
         if (lc_count <= 0) continue;
         lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_11 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
-    }
-    } else {
-    /* matmul_11[b0, m, p] = sum_{k} x[b0, m, k] * v_proj_weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_11[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_p = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_k = (lc_pc + lc_k);
-                    const float t0 = T_v_proj_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = (lc_m) % (S_S);
-                    const int64_t v_b0 = lc_m / (S_S);
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_k = (lc_pc + lc_k);
-                        const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = (lc_m) % (S_S);
-                        const int64_t v_b0 = lc_m / (S_S);
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_p = lc_n;
-                            if (lc_pc == 0) T_matmul_11[((v_b0) * S_S + v_m) * 64 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_matmul_11[((v_b0) * S_S + v_m) * 64 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* transpose_14[i0, i1, i2, i3] = matmul_11[i0, i2, 16 * i1 + i3] + v_proj_bias[16 * i1 + i3] */
@@ -534,12 +340,11 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
 
     /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(S_S)), (int64_t)(16)), 16), S_S), S_S))) {
     if ((int64_t)(16) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_matmul_16[k] = 0;
     } else if ((int64_t)(S_S) > 0 && (int64_t)(S_S) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
@@ -555,92 +360,6 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
         const int64_t v_b0 = lc_task / lc_parts / (4);
         lc_gemm_f32(0, 0, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0f, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_matmul_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
     }
-    }
-    } else {
-    /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
-    {
-    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(S_S), lc_K = (int64_t)(16);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_matmul_16[k] = 0;
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_p = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_k = (lc_pc + lc_k);
-                    const float t0 = T_transpose_15[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_k = (lc_pc + lc_k);
-                        const float t0 = T_transpose_4[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_k];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_p = lc_n;
-                            if (lc_pc == 0) T_matmul_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_matmul_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3] */
@@ -713,12 +432,11 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
 
     /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(16)), (int64_t)(S_S)), S_S), 16), 16))) {
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_matmul_24[k] = 0;
     } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
@@ -734,92 +452,6 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
         const int64_t v_b0 = lc_task / lc_parts / (4);
         lc_gemm_f32(0, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0f, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_matmul_24 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
     }
-    }
-    } else {
-    /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
-    {
-    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_matmul_24[k] = 0;
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_p = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_k = (lc_pc + lc_k);
-                    const float t0 = T_transpose_14[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_k = (lc_pc + lc_k);
-                        const float t0 = T_div_23[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_p = lc_n;
-                            if (lc_pc == 0) T_matmul_24[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_matmul_24[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* reshape_26[i0, i1, i2] = (matmul_24[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
@@ -845,12 +477,11 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
 
     /* matmul_28[b0, m, p] = sum_{k} reshape_26[b0, m, k] * out_proj_weight[p, k] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_28[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
@@ -864,90 +495,6 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
         if (lc_count <= 0) continue;
         lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_28 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
-    }
-    } else {
-    /* matmul_28[b0, m, p] = sum_{k} reshape_26[b0, m, k] * out_proj_weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_28[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_p = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_k = (lc_pc + lc_k);
-                    const float t0 = T_out_proj_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = (lc_m) % (S_S);
-                    const int64_t v_b0 = lc_m / (S_S);
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_k = (lc_pc + lc_k);
-                        const float t0 = T_reshape_26[((v_b0) * S_S + v_m) * 64 + v_k];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = (lc_m) % (S_S);
-                        const int64_t v_b0 = lc_m / (S_S);
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_p = lc_n;
-                            if (lc_pc == 0) T_matmul_28[((v_b0) * S_S + v_m) * 64 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_matmul_28[((v_b0) * S_S + v_m) * 64 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* add_29[i0, i1, i2] = matmul_28[i0, i1, i2] + out_proj_bias[i2] */
@@ -973,12 +520,11 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
 void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_q_proj_bias, const double *restrict T_k_proj_weight, const double *restrict T_k_proj_bias, const double *restrict T_v_proj_weight, const double *restrict T_v_proj_bias, const double *restrict T_out_proj_weight, const double *restrict T_out_proj_bias, double *restrict T_add_29, double *restrict T_transpose_4, double *restrict T_transpose_14, double *restrict T_transpose_15, double *restrict T_matmul_16, double *restrict T_max_18, double *restrict T_sum_22, double *restrict T_div_23, double *restrict T_reshape_26, double *restrict T_matmul_1, double *restrict T_matmul_6, double *restrict T_matmul_11, double *restrict T_matmul_24, double *restrict T_matmul_28)
 {
     /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_1[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
@@ -992,90 +538,6 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
         if (lc_count <= 0) continue;
         lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
-    }
-    } else {
-    /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_1[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_p = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_k = (lc_pc + lc_k);
-                    const double t0 = T_q_proj_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = (lc_m) % (S_S);
-                    const int64_t v_b0 = lc_m / (S_S);
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_k = (lc_pc + lc_k);
-                        const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = (lc_m) % (S_S);
-                        const int64_t v_b0 = lc_m / (S_S);
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_p = lc_n;
-                            if (lc_pc == 0) T_matmul_1[((v_b0) * S_S + v_m) * 64 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_matmul_1[((v_b0) * S_S + v_m) * 64 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* transpose_4[i0, i1, i2, i3] = matmul_1[i0, i2, 16 * i1 + i3] + q_proj_bias[16 * i1 + i3] */
@@ -1097,12 +559,11 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
 
     /* matmul_6[b0, m, p] = sum_{k} x[b0, m, k] * k_proj_weight[p, k] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_6[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
@@ -1117,98 +578,13 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
         lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_6 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
     }
-    } else {
-    /* matmul_6[b0, m, p] = sum_{k} x[b0, m, k] * k_proj_weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_6[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_p = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_k = (lc_pc + lc_k);
-                    const double t0 = T_k_proj_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = (lc_m) % (S_S);
-                    const int64_t v_b0 = lc_m / (S_S);
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_k = (lc_pc + lc_k);
-                        const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = (lc_m) % (S_S);
-                        const int64_t v_b0 = lc_m / (S_S);
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_p = lc_n;
-                            if (lc_pc == 0) T_matmul_6[((v_b0) * S_S + v_m) * 64 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_matmul_6[((v_b0) * S_S + v_m) * 64 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
-    }
 
     /* matmul_11[b0, m, p] = sum_{k} x[b0, m, k] * v_proj_weight[p, k] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_11[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
@@ -1222,90 +598,6 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
         if (lc_count <= 0) continue;
         lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_11 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
-    }
-    } else {
-    /* matmul_11[b0, m, p] = sum_{k} x[b0, m, k] * v_proj_weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_11[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_p = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_k = (lc_pc + lc_k);
-                    const double t0 = T_v_proj_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = (lc_m) % (S_S);
-                    const int64_t v_b0 = lc_m / (S_S);
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_k = (lc_pc + lc_k);
-                        const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_k];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = (lc_m) % (S_S);
-                        const int64_t v_b0 = lc_m / (S_S);
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_p = lc_n;
-                            if (lc_pc == 0) T_matmul_11[((v_b0) * S_S + v_m) * 64 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_matmul_11[((v_b0) * S_S + v_m) * 64 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* transpose_14[i0, i1, i2, i3] = matmul_11[i0, i2, 16 * i1 + i3] + v_proj_bias[16 * i1 + i3] */
@@ -1345,12 +637,11 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
 
     /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(S_S)), (int64_t)(16)), 16), S_S), S_S))) {
     if ((int64_t)(16) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_matmul_16[k] = 0;
     } else if ((int64_t)(S_S) > 0 && (int64_t)(S_S) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
@@ -1366,92 +657,6 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
         const int64_t v_b0 = lc_task / lc_parts / (4);
         lc_gemm_f64(0, 0, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_matmul_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
     }
-    }
-    } else {
-    /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
-    {
-    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(S_S), lc_K = (int64_t)(16);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_matmul_16[k] = 0;
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_p = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_k = (lc_pc + lc_k);
-                    const double t0 = T_transpose_15[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_k = (lc_pc + lc_k);
-                        const double t0 = T_transpose_4[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_k];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_p = lc_n;
-                            if (lc_pc == 0) T_matmul_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_matmul_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3] */
@@ -1524,12 +729,11 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
 
     /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(16)), (int64_t)(S_S)), S_S), 16), 16))) {
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_matmul_24[k] = 0;
     } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
@@ -1545,92 +749,6 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
         const int64_t v_b0 = lc_task / lc_parts / (4);
         lc_gemm_f64(0, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_matmul_24 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
     }
-    }
-    } else {
-    /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
-    {
-    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_matmul_24[k] = 0;
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_p = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_k = (lc_pc + lc_k);
-                    const double t0 = T_transpose_14[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_k = (lc_pc + lc_k);
-                        const double t0 = T_div_23[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_p = lc_n;
-                            if (lc_pc == 0) T_matmul_24[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_matmul_24[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* reshape_26[i0, i1, i2] = (matmul_24[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
@@ -1656,12 +774,11 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
 
     /* matmul_28[b0, m, p] = sum_{k} reshape_26[b0, m, k] * out_proj_weight[p, k] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_28[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
@@ -1675,90 +792,6 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
         if (lc_count <= 0) continue;
         lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_28 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
-    }
-    } else {
-    /* matmul_28[b0, m, p] = sum_{k} reshape_26[b0, m, k] * out_proj_weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_28[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_p = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_k = (lc_pc + lc_k);
-                    const double t0 = T_out_proj_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = (lc_m) % (S_S);
-                    const int64_t v_b0 = lc_m / (S_S);
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_k = (lc_pc + lc_k);
-                        const double t0 = T_reshape_26[((v_b0) * S_S + v_m) * 64 + v_k];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = (lc_m) % (S_S);
-                        const int64_t v_b0 = lc_m / (S_S);
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_p = lc_n;
-                            if (lc_pc == 0) T_matmul_28[((v_b0) * S_S + v_m) * 64 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_matmul_28[((v_b0) * S_S + v_m) * 64 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* add_29[i0, i1, i2] = matmul_28[i0, i1, i2] + out_proj_bias[i2] */
@@ -1816,12 +849,11 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
 
     /* grad_reshape_26_3[b0, m, k] = sum_{p} grad_add_29[b0, m, p] * out_proj_weight[p, k] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_reshape_26_3[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
@@ -1836,98 +868,13 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_reshape_26_3 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
     }
-    } else {
-    /* grad_reshape_26_3[b0, m, k] = sum_{p} grad_add_29[b0, m, p] * out_proj_weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_reshape_26_3[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_k = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_p = (lc_pc + lc_k);
-                    const float t0 = T_out_proj_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = (lc_m) % (S_S);
-                    const int64_t v_b0 = lc_m / (S_S);
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_p = (lc_pc + lc_k);
-                        const float t0 = T_grad_add_29[((v_b0) * S_S + v_m) * 64 + v_p];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = (lc_m) % (S_S);
-                        const int64_t v_b0 = lc_m / (S_S);
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
-    }
 
     /* grad_out_proj_weight[i1, i0] = sum_{b0, m} grad_add_29[b0, m, i1] * reshape_26[b0, m, i0] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(64)), (int64_t)(64)), (int64_t)(S_B) * (int64_t)(S_S)), 64), 64), 64))) {
     if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_out_proj_weight[k] = 0;
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
@@ -1941,90 +888,6 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         if (lc_count <= 0) continue;
         lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_reshape_26 + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_out_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
-    }
-    } else {
-    /* grad_out_proj_weight[i1, i0] = sum_{b0, m} grad_add_29[b0, m, i1] * reshape_26[b0, m, i0] */
-    {
-    const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_out_proj_weight[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_i0 = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
-                    const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                    const float t0 = T_reshape_26[((v_b0) * S_S + v_m) * 64 + v_i0];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_i1 = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
-                        const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const float t0 = T_grad_add_29[((v_b0) * S_S + v_m) * 64 + v_i1];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_i1 = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_i0 = lc_n;
-                            if (lc_pc == 0) T_grad_out_proj_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_out_proj_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
@@ -2044,12 +907,11 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
 
     /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(S_S)), (int64_t)(16)), 16), 16), S_S))) {
     if ((int64_t)(16) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_grad_div_23_8[k] = 0;
     } else if ((int64_t)(S_S) > 0 && (int64_t)(S_S) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
@@ -2066,100 +928,13 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         lc_gemm_f32(0, 1, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0f, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_div_23_8 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
     }
     }
-    } else {
-    /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
-    {
-    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(S_S), lc_K = (int64_t)(16);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_grad_div_23_8[k] = 0;
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_k = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_p = (lc_pc + lc_k);
-                    const float t0 = T_transpose_14[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_p = (lc_pc + lc_k);
-                        const float t0 = T_grad_matmul_24_7[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_p];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_div_23_8[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_div_23_8[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    }
-    }
-    free(lc_bp);
-    }
-
-    }
 
     /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(16)), (int64_t)(S_S)), (int64_t)(S_S)), S_S), 16), 16))) {
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_14_9[k] = 0;
     } else if ((int64_t)(16) > 0 && (int64_t)(S_S) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
@@ -2175,92 +950,6 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         const int64_t v_b0 = lc_task / lc_parts / (4);
         lc_gemm_f32(1, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0f, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * 1, S_S, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_transpose_14_9 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
     }
-    }
-    } else {
-    /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
-    {
-    const int64_t lc_M = (int64_t)(16), lc_N = (int64_t)(S_S), lc_K = (int64_t)(S_S);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_14_9[k] = 0;
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_k = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_m = (lc_pc + lc_k);
-                    const float t0 = T_div_23[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_p = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_m = (lc_pc + lc_k);
-                        const float t0 = T_grad_matmul_24_7[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_p];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_p = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_transpose_14_9[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_transpose_14_9[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
@@ -2324,12 +1013,11 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
 
     /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(16)), (int64_t)(S_S)), S_S), S_S), 16))) {
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_4_17[k] = 0;
     } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
@@ -2346,100 +1034,13 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         lc_gemm_f32(0, 1, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0f, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_grad_transpose_4_17 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
     }
     }
-    } else {
-    /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
-    {
-    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_4_17[k] = 0;
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_k = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_p = (lc_pc + lc_k);
-                    const float t0 = T_transpose_15[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_p = (lc_pc + lc_k);
-                        const float t0 = T_grad_matmul_16_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_transpose_4_17[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_k] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_transpose_4_17[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_k] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    }
-    }
-    free(lc_bp);
-    }
-
-    }
 
     /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(16)), (int64_t)(S_S)), 16), S_S), S_S))) {
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] = 0;
     } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(16);
@@ -2455,92 +1056,6 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         const int64_t v_b0 = lc_task / lc_parts / (4);
         lc_gemm_f32(1, 0, lc_count, (int64_t)(S_S), (int64_t)(S_S), 1.0f, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 1, 16, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, T_grad_transpose_15_18 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0) + lc_first * S_S, S_S);
     }
-    }
-    } else {
-    /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] = 0;
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_k = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_m = (lc_pc + lc_k);
-                    const float t0 = T_transpose_4[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_k];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_p = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_m = (lc_pc + lc_k);
-                        const float t0 = T_grad_matmul_16_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_p = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_transpose_15_18[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_transpose_15_18[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* grad_matmul_11_22[i0, i1, i2] = (grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
@@ -2586,12 +1101,11 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
 
     /* grad_x_24[b0, m, k] = sum_{p} grad_matmul_11_22[b0, m, p] * v_proj_weight[p, k] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_24[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
@@ -2606,98 +1120,13 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_24 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
     }
-    } else {
-    /* grad_x_24[b0, m, k] = sum_{p} grad_matmul_11_22[b0, m, p] * v_proj_weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_24[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_k = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_p = (lc_pc + lc_k);
-                    const float t0 = T_v_proj_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = (lc_m) % (S_S);
-                    const int64_t v_b0 = lc_m / (S_S);
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_p = (lc_pc + lc_k);
-                        const float t0 = T_grad_matmul_11_22[((v_b0) * S_S + v_m) * 64 + v_p];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = (lc_m) % (S_S);
-                        const int64_t v_b0 = lc_m / (S_S);
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_x_24[((v_b0) * S_S + v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_x_24[((v_b0) * S_S + v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
-    }
 
     /* grad_v_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_11_22[b0, m, i1] * x[b0, m, i0] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(64)), (int64_t)(64)), (int64_t)(S_B) * (int64_t)(S_S)), 64), 64), 64))) {
     if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_v_proj_weight[k] = 0;
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
@@ -2711,90 +1140,6 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         if (lc_count <= 0) continue;
         lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_v_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
-    }
-    } else {
-    /* grad_v_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_11_22[b0, m, i1] * x[b0, m, i0] */
-    {
-    const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_v_proj_weight[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_i0 = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
-                    const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                    const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_i0];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_i1 = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
-                        const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const float t0 = T_grad_matmul_11_22[((v_b0) * S_S + v_m) * 64 + v_i1];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_i1 = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_i0 = lc_n;
-                            if (lc_pc == 0) T_grad_v_proj_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_v_proj_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* grad_matmul_6_29[i0, i1, i2] = (grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
@@ -2840,12 +1185,11 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
 
     /* grad_x_31[b0, m, k] = sum_{p} grad_matmul_6_29[b0, m, p] * k_proj_weight[p, k] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_31[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
@@ -2860,98 +1204,13 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_31 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
     }
-    } else {
-    /* grad_x_31[b0, m, k] = sum_{p} grad_matmul_6_29[b0, m, p] * k_proj_weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_31[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_k = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_p = (lc_pc + lc_k);
-                    const float t0 = T_k_proj_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = (lc_m) % (S_S);
-                    const int64_t v_b0 = lc_m / (S_S);
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_p = (lc_pc + lc_k);
-                        const float t0 = T_grad_matmul_6_29[((v_b0) * S_S + v_m) * 64 + v_p];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = (lc_m) % (S_S);
-                        const int64_t v_b0 = lc_m / (S_S);
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_x_31[((v_b0) * S_S + v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_x_31[((v_b0) * S_S + v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
-    }
 
     /* grad_k_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_6_29[b0, m, i1] * x[b0, m, i0] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(64)), (int64_t)(64)), (int64_t)(S_B) * (int64_t)(S_S)), 64), 64), 64))) {
     if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_k_proj_weight[k] = 0;
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
@@ -2965,90 +1224,6 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         if (lc_count <= 0) continue;
         lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_k_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
-    }
-    } else {
-    /* grad_k_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_6_29[b0, m, i1] * x[b0, m, i0] */
-    {
-    const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_k_proj_weight[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_i0 = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
-                    const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                    const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_i0];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_i1 = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
-                        const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const float t0 = T_grad_matmul_6_29[((v_b0) * S_S + v_m) * 64 + v_i1];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_i1 = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_i0 = lc_n;
-                            if (lc_pc == 0) T_grad_k_proj_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_k_proj_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* grad_matmul_1_36[i0, i1, i2] = (grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
@@ -3094,12 +1269,11 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
 
     /* grad_x_38[b0, m, k] = sum_{p} grad_matmul_1_36[b0, m, p] * q_proj_weight[p, k] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_38[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
@@ -3114,98 +1288,13 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_38 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
     }
-    } else {
-    /* grad_x_38[b0, m, k] = sum_{p} grad_matmul_1_36[b0, m, p] * q_proj_weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_38[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_k = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_p = (lc_pc + lc_k);
-                    const float t0 = T_q_proj_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = (lc_m) % (S_S);
-                    const int64_t v_b0 = lc_m / (S_S);
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_p = (lc_pc + lc_k);
-                        const float t0 = T_grad_matmul_1_36[((v_b0) * S_S + v_m) * 64 + v_p];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = (lc_m) % (S_S);
-                        const int64_t v_b0 = lc_m / (S_S);
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_x_38[((v_b0) * S_S + v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_x_38[((v_b0) * S_S + v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
-    }
 
     /* grad_q_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_1_36[b0, m, i1] * x[b0, m, i0] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(64)), (int64_t)(64)), (int64_t)(S_B) * (int64_t)(S_S)), 64), 64), 64))) {
     if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_q_proj_weight[k] = 0;
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
@@ -3219,90 +1308,6 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         if (lc_count <= 0) continue;
         lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_q_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
-    }
-    } else {
-    /* grad_q_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_1_36[b0, m, i1] * x[b0, m, i0] */
-    {
-    const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_q_proj_weight[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_i0 = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
-                    const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                    const float t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_i0];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_i1 = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
-                        const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const float t0 = T_grad_matmul_1_36[((v_b0) * S_S + v_m) * 64 + v_i1];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_i1 = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_i0 = lc_n;
-                            if (lc_pc == 0) T_grad_q_proj_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_q_proj_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* grad_x[j0, j1, j2] = grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] + grad_x_38[j0, j1, j2] */
@@ -3362,12 +1367,11 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
 
     /* grad_reshape_26_3[b0, m, k] = sum_{p} grad_add_29[b0, m, p] * out_proj_weight[p, k] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_reshape_26_3[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
@@ -3382,98 +1386,13 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
         lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_reshape_26_3 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
     }
-    } else {
-    /* grad_reshape_26_3[b0, m, k] = sum_{p} grad_add_29[b0, m, p] * out_proj_weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_reshape_26_3[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_k = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_p = (lc_pc + lc_k);
-                    const double t0 = T_out_proj_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = (lc_m) % (S_S);
-                    const int64_t v_b0 = lc_m / (S_S);
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_p = (lc_pc + lc_k);
-                        const double t0 = T_grad_add_29[((v_b0) * S_S + v_m) * 64 + v_p];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = (lc_m) % (S_S);
-                        const int64_t v_b0 = lc_m / (S_S);
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_reshape_26_3[((v_b0) * S_S + v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
-    }
 
     /* grad_out_proj_weight[i1, i0] = sum_{b0, m} grad_add_29[b0, m, i1] * reshape_26[b0, m, i0] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(64)), (int64_t)(64)), (int64_t)(S_B) * (int64_t)(S_S)), 64), 64), 64))) {
     if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_out_proj_weight[k] = 0;
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
@@ -3487,90 +1406,6 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
         if (lc_count <= 0) continue;
         lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_reshape_26 + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_out_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
-    }
-    } else {
-    /* grad_out_proj_weight[i1, i0] = sum_{b0, m} grad_add_29[b0, m, i1] * reshape_26[b0, m, i0] */
-    {
-    const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_out_proj_weight[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_i0 = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
-                    const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                    const double t0 = T_reshape_26[((v_b0) * S_S + v_m) * 64 + v_i0];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_i1 = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
-                        const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const double t0 = T_grad_add_29[((v_b0) * S_S + v_m) * 64 + v_i1];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_i1 = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_i0 = lc_n;
-                            if (lc_pc == 0) T_grad_out_proj_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_out_proj_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
@@ -3590,12 +1425,11 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
 
     /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(S_S)), (int64_t)(16)), 16), 16), S_S))) {
     if ((int64_t)(16) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_grad_div_23_8[k] = 0;
     } else if ((int64_t)(S_S) > 0 && (int64_t)(S_S) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
@@ -3612,100 +1446,13 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
         lc_gemm_f64(0, 1, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_div_23_8 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
     }
     }
-    } else {
-    /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
-    {
-    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(S_S), lc_K = (int64_t)(16);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_grad_div_23_8[k] = 0;
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_k = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_p = (lc_pc + lc_k);
-                    const double t0 = T_transpose_14[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_p = (lc_pc + lc_k);
-                        const double t0 = T_grad_matmul_24_7[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_p];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_div_23_8[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_div_23_8[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    }
-    }
-    free(lc_bp);
-    }
-
-    }
 
     /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(16)), (int64_t)(S_S)), (int64_t)(S_S)), S_S), 16), 16))) {
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_14_9[k] = 0;
     } else if ((int64_t)(16) > 0 && (int64_t)(S_S) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
@@ -3721,92 +1468,6 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
         const int64_t v_b0 = lc_task / lc_parts / (4);
         lc_gemm_f64(1, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * 1, S_S, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_transpose_14_9 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
     }
-    }
-    } else {
-    /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
-    {
-    const int64_t lc_M = (int64_t)(16), lc_N = (int64_t)(S_S), lc_K = (int64_t)(S_S);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_14_9[k] = 0;
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_k = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_m = (lc_pc + lc_k);
-                    const double t0 = T_div_23[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_k];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_p = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_m = (lc_pc + lc_k);
-                        const double t0 = T_grad_matmul_24_7[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_p];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_p = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_transpose_14_9[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_transpose_14_9[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
@@ -3870,12 +1531,11 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
 
     /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(16)), (int64_t)(S_S)), S_S), S_S), 16))) {
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_4_17[k] = 0;
     } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
@@ -3892,100 +1552,13 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
         lc_gemm_f64(0, 1, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_grad_transpose_4_17 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
     }
     }
-    } else {
-    /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
-    {
-    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_4_17[k] = 0;
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_k = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_p = (lc_pc + lc_k);
-                    const double t0 = T_transpose_15[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_p = (lc_pc + lc_k);
-                        const double t0 = T_grad_matmul_16_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_transpose_4_17[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_k] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_transpose_4_17[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_k] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    }
-    }
-    free(lc_bp);
-    }
-
-    }
 
     /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_S)), (int64_t)(16)), (int64_t)(S_S)), 16), S_S), S_S))) {
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] = 0;
     } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(16);
@@ -4001,92 +1574,6 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
         const int64_t v_b0 = lc_task / lc_parts / (4);
         lc_gemm_f64(1, 0, lc_count, (int64_t)(S_S), (int64_t)(S_S), 1.0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 1, 16, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, T_grad_transpose_15_18 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0) + lc_first * S_S, S_S);
     }
-    }
-    } else {
-    /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_S), lc_N = (int64_t)(16), lc_K = (int64_t)(S_S);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] = 0;
-    for (int64_t v_b0 = 0; v_b0 < S_B; ++v_b0) {
-    for (int64_t v_b1 = 0; v_b1 < 4; ++v_b1) {
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_k = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_m = (lc_pc + lc_k);
-                    const double t0 = T_transpose_4[(((v_b0) * 4 + v_b1) * S_S + v_m) * 16 + v_k];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_p = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_m = (lc_pc + lc_k);
-                        const double t0 = T_grad_matmul_16_16[(((v_b0) * 4 + v_b1) * S_S + v_m) * S_S + v_p];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_p = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_transpose_15_18[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_transpose_15_18[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* grad_matmul_11_22[i0, i1, i2] = (grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
@@ -4132,12 +1619,11 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
 
     /* grad_x_24[b0, m, k] = sum_{p} grad_matmul_11_22[b0, m, p] * v_proj_weight[p, k] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_24[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
@@ -4152,98 +1638,13 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
         lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_24 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
     }
-    } else {
-    /* grad_x_24[b0, m, k] = sum_{p} grad_matmul_11_22[b0, m, p] * v_proj_weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_24[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_k = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_p = (lc_pc + lc_k);
-                    const double t0 = T_v_proj_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = (lc_m) % (S_S);
-                    const int64_t v_b0 = lc_m / (S_S);
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_p = (lc_pc + lc_k);
-                        const double t0 = T_grad_matmul_11_22[((v_b0) * S_S + v_m) * 64 + v_p];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = (lc_m) % (S_S);
-                        const int64_t v_b0 = lc_m / (S_S);
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_x_24[((v_b0) * S_S + v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_x_24[((v_b0) * S_S + v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
-    }
 
     /* grad_v_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_11_22[b0, m, i1] * x[b0, m, i0] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(64)), (int64_t)(64)), (int64_t)(S_B) * (int64_t)(S_S)), 64), 64), 64))) {
     if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_v_proj_weight[k] = 0;
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
@@ -4257,90 +1658,6 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
         if (lc_count <= 0) continue;
         lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_v_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
-    }
-    } else {
-    /* grad_v_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_11_22[b0, m, i1] * x[b0, m, i0] */
-    {
-    const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_v_proj_weight[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_i0 = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
-                    const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                    const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_i0];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_i1 = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
-                        const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const double t0 = T_grad_matmul_11_22[((v_b0) * S_S + v_m) * 64 + v_i1];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_i1 = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_i0 = lc_n;
-                            if (lc_pc == 0) T_grad_v_proj_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_v_proj_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* grad_matmul_6_29[i0, i1, i2] = (grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
@@ -4386,12 +1703,11 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
 
     /* grad_x_31[b0, m, k] = sum_{p} grad_matmul_6_29[b0, m, p] * k_proj_weight[p, k] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_31[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
@@ -4406,98 +1722,13 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
         lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_31 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
     }
-    } else {
-    /* grad_x_31[b0, m, k] = sum_{p} grad_matmul_6_29[b0, m, p] * k_proj_weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_31[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_k = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_p = (lc_pc + lc_k);
-                    const double t0 = T_k_proj_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = (lc_m) % (S_S);
-                    const int64_t v_b0 = lc_m / (S_S);
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_p = (lc_pc + lc_k);
-                        const double t0 = T_grad_matmul_6_29[((v_b0) * S_S + v_m) * 64 + v_p];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = (lc_m) % (S_S);
-                        const int64_t v_b0 = lc_m / (S_S);
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_x_31[((v_b0) * S_S + v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_x_31[((v_b0) * S_S + v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
-    }
 
     /* grad_k_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_6_29[b0, m, i1] * x[b0, m, i0] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(64)), (int64_t)(64)), (int64_t)(S_B) * (int64_t)(S_S)), 64), 64), 64))) {
     if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_k_proj_weight[k] = 0;
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
@@ -4511,90 +1742,6 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
         if (lc_count <= 0) continue;
         lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_k_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
-    }
-    } else {
-    /* grad_k_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_6_29[b0, m, i1] * x[b0, m, i0] */
-    {
-    const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_k_proj_weight[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_i0 = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
-                    const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                    const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_i0];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_i1 = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
-                        const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const double t0 = T_grad_matmul_6_29[((v_b0) * S_S + v_m) * 64 + v_i1];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_i1 = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_i0 = lc_n;
-                            if (lc_pc == 0) T_grad_k_proj_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_k_proj_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* grad_matmul_1_36[i0, i1, i2] = (grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
@@ -4640,12 +1787,11 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
 
     /* grad_x_38[b0, m, k] = sum_{p} grad_matmul_1_36[b0, m, p] * q_proj_weight[p, k] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_B) * (int64_t)(S_S)), (int64_t)(64)), (int64_t)(64)), 64), 64), 64))) {
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_38[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
@@ -4660,98 +1806,13 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
         lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_38 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
     }
-    } else {
-    /* grad_x_38[b0, m, k] = sum_{p} grad_matmul_1_36[b0, m, p] * q_proj_weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_B) * (int64_t)(S_S), lc_N = (int64_t)(64), lc_K = (int64_t)(64);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_38[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_k = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_p = (lc_pc + lc_k);
-                    const double t0 = T_q_proj_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = (lc_m) % (S_S);
-                    const int64_t v_b0 = lc_m / (S_S);
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_p = (lc_pc + lc_k);
-                        const double t0 = T_grad_matmul_1_36[((v_b0) * S_S + v_m) * 64 + v_p];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = (lc_m) % (S_S);
-                        const int64_t v_b0 = lc_m / (S_S);
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_x_38[((v_b0) * S_S + v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_x_38[((v_b0) * S_S + v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
-    }
 
     /* grad_q_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_1_36[b0, m, i1] * x[b0, m, i0] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(64)), (int64_t)(64)), (int64_t)(S_B) * (int64_t)(S_S)), 64), 64), 64))) {
     if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_q_proj_weight[k] = 0;
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
@@ -4765,90 +1826,6 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
         if (lc_count <= 0) continue;
         lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_q_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
-    }
-    } else {
-    /* grad_q_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_1_36[b0, m, i1] * x[b0, m, i0] */
-    {
-    const int64_t lc_M = (int64_t)(64), lc_N = (int64_t)(64), lc_K = (int64_t)(S_B) * (int64_t)(S_S);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_q_proj_weight[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_i0 = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
-                    const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                    const double t0 = T_x[((v_b0) * S_S + v_m) * 64 + v_i0];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_i1 = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_m = ((lc_pc + lc_k)) % (S_S);
-                        const int64_t v_b0 = (lc_pc + lc_k) / (S_S);
-                        const double t0 = T_grad_matmul_1_36[((v_b0) * S_S + v_m) * 64 + v_i1];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_i1 = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_i0 = lc_n;
-                            if (lc_pc == 0) T_grad_q_proj_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_q_proj_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* grad_x[j0, j1, j2] = grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] + grad_x_38[j0, j1, j2] */

@@ -46,7 +46,7 @@ LAYER = {'name': 'CustomLinearSpec',
  'prefix': 'lc_customlinearspec',
  'calls_blas': True,
  'extension': '_custom_linear_ext',
- 'key': '2b3e7646d10a6d6284156873ae7fa55b96b52ee5df4e475313156ad137e176f3'}
+ 'key': '773866b654bd2f957e84e2a1807d8c3878bdc1745f4e7892383354c4429e0d6e'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

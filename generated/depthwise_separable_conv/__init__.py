@@ -188,7 +188,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
  'prefix': 'lc_depthwiseseparableconvspec',
  'calls_blas': True,
  'extension': '_depthwise_separable_conv_ext',
- 'key': '808d0187c89f2d4d7c785579f6a5af561b4fd063ae614255709a31351972b718'}
+ 'key': '4e99b88c20192bb35ce163f86d65c3cd227fb7446ce5cc488dc5cfcacf420d4b'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

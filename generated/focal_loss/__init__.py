@@ -55,7 +55,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': '38ab5c9f63e40ad76de2b30fe41e237907d63d040259b61e3cc5eac92ffa14a5'}
+ 'key': '36f9f53fdea3eb1bd5c67315e081d2e550e5870b7ae16b11cc64d51018433b05'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

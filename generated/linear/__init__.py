@@ -46,7 +46,7 @@ LAYER = {'name': 'LinearSpec',
  'prefix': 'lc_linearspec',
  'calls_blas': True,
  'extension': '_linear_ext',
- 'key': 'de86a52806569a780e9666daf3fa896f61c9e78869a05c4267d55fabeee17331'}
+ 'key': '5957f202d6bf3901be326ffcd1ab3d6009f0d38368796ac7846bdcccaaf212d6'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

@@ -107,33 +107,94 @@ void lc_linearspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
     lc_blas_ilp64 = ilp64;
 }
 
-/* whether a product of this size can go to the BLAS (32-bit interfaces take int) */
-static inline int lc_blas_fits(uintptr_t gemm, int64_t largest) {
-    return gemm && (lc_blas_ilp64 || largest <= INT32_MAX);
-}
-
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
 
-static inline void lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                           const float *a, int64_t lda, const float *b, int64_t ldb,
-                           float beta, float *c, int64_t ldc) {
+/* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked */
+static __attribute__((unused)) void lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                                            const float *a, int64_t lda, const float *b, int64_t ldb,
+                                            float beta, float *c, int64_t ldc) {
+    const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
     const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
-    if (lc_blas_ilp64)
+    if (lc_sgemm && lc_blas_ilp64) {
         ((lc_sgemm64_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    else
+        return;
+    }
+    if (lc_sgemm && m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX && largest <= INT32_MAX) {
         ((lc_sgemm32_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
                                        a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+        return;
+    }
+    /* no BLAS: panels of op(a) and op(b) packed for the register-tiled kernel */
+    float *ap = malloc(sizeof(float) * LC_MR * LC_KC);
+    float *bp = malloc(sizeof(float) * LC_KC * LC_NR_F32);
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j];
+    for (int64_t pc = 0; pc < k; pc += LC_KC) {
+        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
+        for (int64_t jc = 0; jc < n; jc += LC_NR_F32) {
+            for (int64_t p = 0; p < kc; ++p)
+                for (int64_t j = 0; j < LC_NR_F32; ++j)
+                    bp[p * LC_NR_F32 + j] = jc + j >= n ? 0
+                        : trans_b ? b[(jc + j) * ldb + pc + p] : b[(pc + p) * ldb + jc + j];
+            for (int64_t ic = 0; ic < m; ic += LC_MR) {
+                for (int64_t p = 0; p < kc; ++p)
+                    for (int64_t i = 0; i < LC_MR; ++i)
+                        ap[p * LC_MR + i] = ic + i >= m ? 0
+                            : trans_a ? a[(pc + p) * lda + ic + i] : a[(ic + i) * lda + pc + p];
+                float tile[LC_MR * LC_NR_F32];
+                lc_kernel_f32(kc, ap, bp, tile);
+                for (int64_t i = 0; i < LC_MR && ic + i < m; ++i)
+                    for (int64_t j = 0; j < LC_NR_F32 && jc + j < n; ++j)
+                        c[(ic + i) * ldc + jc + j] += alpha * tile[i * LC_NR_F32 + j];
+            }
+        }
+    }
+    free(ap);
+    free(bp);
 }
 
-static inline void lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
-                           const double *a, int64_t lda, const double *b, int64_t ldb,
-                           double beta, double *c, int64_t ldc) {
+/* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked */
+static __attribute__((unused)) void lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                                            const double *a, int64_t lda, const double *b, int64_t ldb,
+                                            double beta, double *c, int64_t ldc) {
+    const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
     const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
-    if (lc_blas_ilp64)
+    if (lc_dgemm && lc_blas_ilp64) {
         ((lc_dgemm64_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    else
+        return;
+    }
+    if (lc_dgemm && m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX && largest <= INT32_MAX) {
         ((lc_dgemm32_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
                                        a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+        return;
+    }
+    /* no BLAS: panels of op(a) and op(b) packed for the register-tiled kernel */
+    double *ap = malloc(sizeof(double) * LC_MR * LC_KC);
+    double *bp = malloc(sizeof(double) * LC_KC * LC_NR_F64);
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j];
+    for (int64_t pc = 0; pc < k; pc += LC_KC) {
+        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
+        for (int64_t jc = 0; jc < n; jc += LC_NR_F64) {
+            for (int64_t p = 0; p < kc; ++p)
+                for (int64_t j = 0; j < LC_NR_F64; ++j)
+                    bp[p * LC_NR_F64 + j] = jc + j >= n ? 0
+                        : trans_b ? b[(jc + j) * ldb + pc + p] : b[(pc + p) * ldb + jc + j];
+            for (int64_t ic = 0; ic < m; ic += LC_MR) {
+                for (int64_t p = 0; p < kc; ++p)
+                    for (int64_t i = 0; i < LC_MR; ++i)
+                        ap[p * LC_MR + i] = ic + i >= m ? 0
+                            : trans_a ? a[(pc + p) * lda + ic + i] : a[(ic + i) * lda + pc + p];
+                double tile[LC_MR * LC_NR_F64];
+                lc_kernel_f64(kc, ap, bp, tile);
+                for (int64_t i = 0; i < LC_MR && ic + i < m; ++i)
+                    for (int64_t j = 0; j < LC_NR_F64 && jc + j < n; ++j)
+                        c[(ic + i) * ldc + jc + j] += alpha * tile[i * LC_NR_F64 + j];
+            }
+        }
+    }
+    free(ap);
+    free(bp);
 }
 
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
@@ -162,12 +223,11 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 void lc_linearspec_forward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_bias, float *restrict T_add_2, float *restrict T_matmul_1)
 {
     /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_N)), (int64_t)(32)), (int64_t)(64)), 64), 64), 32))) {
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(32); ++k) T_matmul_1[k] = 0;
     } else if ((int64_t)(S_N) > 0 && (int64_t)(32) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
@@ -181,88 +241,6 @@ void lc_linearspec_forward_f32(int64_t S_N, const float *restrict T_x, const flo
         if (lc_count <= 0) continue;
         lc_gemm_f32(0, 1, lc_count, (int64_t)(32), (int64_t)(64), 1.0f, T_x + ((0) * 64 + 0) + lc_first * 64, 64, T_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + ((0) * 32 + 0) + lc_first * 32, 32);
     }
-    }
-    } else {
-    /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(32), lc_K = (int64_t)(64);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(32); ++k) T_matmul_1[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_p = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_k = (lc_pc + lc_k);
-                    const float t0 = T_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_k = (lc_pc + lc_k);
-                        const float t0 = T_x[(v_m) * 64 + v_k];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_p = lc_n;
-                            if (lc_pc == 0) T_matmul_1[(v_m) * 32 + v_p] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_matmul_1[(v_m) * 32 + v_p] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* add_2[i0, i1] = matmul_1[i0, i1] + bias[i1] */
@@ -286,12 +264,11 @@ void lc_linearspec_forward_f32(int64_t S_N, const float *restrict T_x, const flo
 void lc_linearspec_forward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_bias, double *restrict T_add_2, double *restrict T_matmul_1)
 {
     /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_N)), (int64_t)(32)), (int64_t)(64)), 64), 64), 32))) {
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(32); ++k) T_matmul_1[k] = 0;
     } else if ((int64_t)(S_N) > 0 && (int64_t)(32) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
@@ -305,88 +282,6 @@ void lc_linearspec_forward_f64(int64_t S_N, const double *restrict T_x, const do
         if (lc_count <= 0) continue;
         lc_gemm_f64(0, 1, lc_count, (int64_t)(32), (int64_t)(64), 1.0, T_x + ((0) * 64 + 0) + lc_first * 64, 64, T_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + ((0) * 32 + 0) + lc_first * 32, 32);
     }
-    }
-    } else {
-    /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(32), lc_K = (int64_t)(64);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(32); ++k) T_matmul_1[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_p = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_k = (lc_pc + lc_k);
-                    const double t0 = T_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_k = (lc_pc + lc_k);
-                        const double t0 = T_x[(v_m) * 64 + v_k];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_p = lc_n;
-                            if (lc_pc == 0) T_matmul_1[(v_m) * 32 + v_p] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_matmul_1[(v_m) * 32 + v_p] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
     }
 
     /* add_2[i0, i1] = matmul_1[i0, i1] + bias[i1] */
@@ -440,12 +335,11 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
     }
 
     /* grad_x[m, k] = sum_{p} grad_add_2[m, p] * weight[p, k] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_N)), (int64_t)(64)), (int64_t)(32)), 32), 64), 64))) {
     if ((int64_t)(32) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(64); ++k) T_grad_x[k] = 0;
     } else if ((int64_t)(S_N) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
@@ -460,96 +354,13 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
         lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(32), 1.0f, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 32, 32, T_weight + ((0) * 64 + 0), 64, 0, T_grad_x + ((0) * 64 + 0) + lc_first * 64, 64);
     }
     }
-    } else {
-    /* grad_x[m, k] = sum_{p} grad_add_2[m, p] * weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(64), lc_K = (int64_t)(32);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(64); ++k) T_grad_x[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_k = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_p = (lc_pc + lc_k);
-                    const float t0 = T_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_p = (lc_pc + lc_k);
-                        const float t0 = T_grad_add_2[(v_m) * 32 + v_p];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_x[(v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_x[(v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
-    }
 
     /* grad_weight[i1, i0] = sum_{m} grad_add_2[m, i1] * x[m, i0] */
-    if (lc_blas_fits(lc_sgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(32)), (int64_t)(64)), (int64_t)(S_N)), 32), 64), 64))) {
     if ((int64_t)(S_N) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(32) * (int64_t)(64); ++k) T_grad_weight[k] = 0;
     } else if ((int64_t)(32) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(32);
@@ -563,88 +374,6 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
         if (lc_count <= 0) continue;
         lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_N), 1.0f, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 1, 32, T_x + ((0) * 64 + 0), 64, 0, T_grad_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
-    }
-    } else {
-    /* grad_weight[i1, i0] = sum_{m} grad_add_2[m, i1] * x[m, i0] */
-    {
-    const int64_t lc_M = (int64_t)(32), lc_N = (int64_t)(64), lc_K = (int64_t)(S_N);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(32) * (int64_t)(64); ++k) T_grad_weight[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_i0 = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_m = (lc_pc + lc_k);
-                    const float t0 = T_x[(v_m) * 64 + v_i0];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_i1 = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_m = (lc_pc + lc_k);
-                        const float t0 = T_grad_add_2[(v_m) * 32 + v_i1];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_i1 = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_i0 = lc_n;
-                            if (lc_pc == 0) T_grad_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
     }
 
 }
@@ -684,12 +413,11 @@ void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const d
     }
 
     /* grad_x[m, k] = sum_{p} grad_add_2[m, p] * weight[p, k] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(S_N)), (int64_t)(64)), (int64_t)(32)), 32), 64), 64))) {
     if ((int64_t)(32) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(64); ++k) T_grad_x[k] = 0;
     } else if ((int64_t)(S_N) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
@@ -704,96 +432,13 @@ void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const d
         lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(32), 1.0, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 32, 32, T_weight + ((0) * 64 + 0), 64, 0, T_grad_x + ((0) * 64 + 0) + lc_first * 64, 64);
     }
     }
-    } else {
-    /* grad_x[m, k] = sum_{p} grad_add_2[m, p] * weight[p, k] */
-    {
-    const int64_t lc_M = (int64_t)(S_N), lc_N = (int64_t)(64), lc_K = (int64_t)(32);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(64); ++k) T_grad_x[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_k = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_p = (lc_pc + lc_k);
-                    const double t0 = T_weight[(v_p) * 64 + v_k];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_m = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_p = (lc_pc + lc_k);
-                        const double t0 = T_grad_add_2[(v_m) * 32 + v_p];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_m = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_k = lc_n;
-                            if (lc_pc == 0) T_grad_x[(v_m) * 64 + v_k] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_x[(v_m) * 64 + v_k] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
-    }
 
     /* grad_weight[i1, i0] = sum_{m} grad_add_2[m, i1] * x[m, i0] */
-    if (lc_blas_fits(lc_dgemm, lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(lc_max_i64(0, (int64_t)(32)), (int64_t)(64)), (int64_t)(S_N)), 32), 64), 64))) {
     if ((int64_t)(S_N) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(32) * (int64_t)(64); ++k) T_grad_weight[k] = 0;
     } else if ((int64_t)(32) > 0 && (int64_t)(64) > 0) {
-    /* one BLAS call per value of the loops; with fewer calls than threads, each
+    /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
        a layer runs (compiler/blas.py), so this team is the only one working. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(32);
@@ -807,88 +452,6 @@ void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const d
         if (lc_count <= 0) continue;
         lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_N), 1.0, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 1, 32, T_x + ((0) * 64 + 0), 64, 0, T_grad_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
-    }
-    } else {
-    /* grad_weight[i1, i0] = sum_{m} grad_add_2[m, i1] * x[m, i0] */
-    {
-    const int64_t lc_M = (int64_t)(32), lc_N = (int64_t)(64), lc_K = (int64_t)(S_N);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(32) * (int64_t)(64); ++k) T_grad_weight[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_i0 = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_m = (lc_pc + lc_k);
-                    const double t0 = T_x[(v_m) * 64 + v_i0];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_i1 = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_m = (lc_pc + lc_k);
-                        const double t0 = T_grad_add_2[(v_m) * 32 + v_i1];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_i1 = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_i0 = lc_n;
-                            if (lc_pc == 0) T_grad_weight[(v_i1) * 64 + v_i0] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_weight[(v_i1) * 64 + v_i0] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
     }
 
 }

@@ -43,7 +43,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
  'prefix': 'lc_linearnobiasspec',
  'calls_blas': True,
  'extension': '_linear_no_bias_ext',
- 'key': '412cfd8ab83373b9d722b7cd8f994f3e8aba7cfc8939735d092434f20c206074'}
+ 'key': '214a6e392357cc751bd77305533c466c1e1b45bfac270cd66c42e2e1ef20907b'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

@@ -45,7 +45,7 @@ LAYER = {'name': 'PReLU2D',
  'prefix': 'lc_prelu2d',
  'calls_blas': False,
  'extension': '_prelu_ext',
- 'key': '8bec2b2dbdd9bf9a95c5a9ff110ed43896ea60ee0f30a2670bef55a3cac4ea8f'}
+ 'key': 'fcd7ba8c79cf2b7918dbd0bf25e33b630577d06871215b9ca163348ef8c221df'}
 
 
 class PReLU2D(_layerc_runtime.LayerModule):

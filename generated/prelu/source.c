@@ -107,33 +107,94 @@ void lc_prelu2d_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
     lc_blas_ilp64 = ilp64;
 }
 
-/* whether a product of this size can go to the BLAS (32-bit interfaces take int) */
-static inline int lc_blas_fits(uintptr_t gemm, int64_t largest) {
-    return gemm && (lc_blas_ilp64 || largest <= INT32_MAX);
-}
-
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
 
-static inline void lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                           const float *a, int64_t lda, const float *b, int64_t ldb,
-                           float beta, float *c, int64_t ldc) {
+/* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked */
+static __attribute__((unused)) void lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                                            const float *a, int64_t lda, const float *b, int64_t ldb,
+                                            float beta, float *c, int64_t ldc) {
+    const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
     const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
-    if (lc_blas_ilp64)
+    if (lc_sgemm && lc_blas_ilp64) {
         ((lc_sgemm64_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    else
+        return;
+    }
+    if (lc_sgemm && m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX && largest <= INT32_MAX) {
         ((lc_sgemm32_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
                                        a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+        return;
+    }
+    /* no BLAS: panels of op(a) and op(b) packed for the register-tiled kernel */
+    float *ap = malloc(sizeof(float) * LC_MR * LC_KC);
+    float *bp = malloc(sizeof(float) * LC_KC * LC_NR_F32);
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j];
+    for (int64_t pc = 0; pc < k; pc += LC_KC) {
+        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
+        for (int64_t jc = 0; jc < n; jc += LC_NR_F32) {
+            for (int64_t p = 0; p < kc; ++p)
+                for (int64_t j = 0; j < LC_NR_F32; ++j)
+                    bp[p * LC_NR_F32 + j] = jc + j >= n ? 0
+                        : trans_b ? b[(jc + j) * ldb + pc + p] : b[(pc + p) * ldb + jc + j];
+            for (int64_t ic = 0; ic < m; ic += LC_MR) {
+                for (int64_t p = 0; p < kc; ++p)
+                    for (int64_t i = 0; i < LC_MR; ++i)
+                        ap[p * LC_MR + i] = ic + i >= m ? 0
+                            : trans_a ? a[(pc + p) * lda + ic + i] : a[(ic + i) * lda + pc + p];
+                float tile[LC_MR * LC_NR_F32];
+                lc_kernel_f32(kc, ap, bp, tile);
+                for (int64_t i = 0; i < LC_MR && ic + i < m; ++i)
+                    for (int64_t j = 0; j < LC_NR_F32 && jc + j < n; ++j)
+                        c[(ic + i) * ldc + jc + j] += alpha * tile[i * LC_NR_F32 + j];
+            }
+        }
+    }
+    free(ap);
+    free(bp);
 }
 
-static inline void lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
-                           const double *a, int64_t lda, const double *b, int64_t ldb,
-                           double beta, double *c, int64_t ldc) {
+/* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked */
+static __attribute__((unused)) void lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                                            const double *a, int64_t lda, const double *b, int64_t ldb,
+                                            double beta, double *c, int64_t ldc) {
+    const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
     const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
-    if (lc_blas_ilp64)
+    if (lc_dgemm && lc_blas_ilp64) {
         ((lc_dgemm64_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    else
+        return;
+    }
+    if (lc_dgemm && m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX && largest <= INT32_MAX) {
         ((lc_dgemm32_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
                                        a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
+        return;
+    }
+    /* no BLAS: panels of op(a) and op(b) packed for the register-tiled kernel */
+    double *ap = malloc(sizeof(double) * LC_MR * LC_KC);
+    double *bp = malloc(sizeof(double) * LC_KC * LC_NR_F64);
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j];
+    for (int64_t pc = 0; pc < k; pc += LC_KC) {
+        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
+        for (int64_t jc = 0; jc < n; jc += LC_NR_F64) {
+            for (int64_t p = 0; p < kc; ++p)
+                for (int64_t j = 0; j < LC_NR_F64; ++j)
+                    bp[p * LC_NR_F64 + j] = jc + j >= n ? 0
+                        : trans_b ? b[(jc + j) * ldb + pc + p] : b[(pc + p) * ldb + jc + j];
+            for (int64_t ic = 0; ic < m; ic += LC_MR) {
+                for (int64_t p = 0; p < kc; ++p)
+                    for (int64_t i = 0; i < LC_MR; ++i)
+                        ap[p * LC_MR + i] = ic + i >= m ? 0
+                            : trans_a ? a[(pc + p) * lda + ic + i] : a[(ic + i) * lda + pc + p];
+                double tile[LC_MR * LC_NR_F64];
+                lc_kernel_f64(kc, ap, bp, tile);
+                for (int64_t i = 0; i < LC_MR && ic + i < m; ++i)
+                    for (int64_t j = 0; j < LC_NR_F64 && jc + j < n; ++j)
+                        c[(ic + i) * ldc + jc + j] += alpha * tile[i * LC_NR_F64 + j];
+            }
+        }
+    }
+    free(ap);
+    free(bp);
 }
 
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */

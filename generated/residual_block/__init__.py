@@ -177,7 +177,7 @@ LAYER = {'name': 'ResidualBlockSpec',
  'prefix': 'lc_residualblockspec',
  'calls_blas': False,
  'extension': '_residual_block_ext',
- 'key': '316841e2c6ca73749deed0f1ae1b557c799e3f50d0cc6357b26ff25938e7485b'}
+ 'key': '47466d458beb62c33060cd3e7ce882db1a0dfba91466a41e666a97af63ebf2f7'}
 
 
 class ResidualBlockSpec(_layerc_runtime.LayerModule):

@@ -45,7 +45,7 @@ LAYER = {'name': 'ScaledLayerSpec',
  'prefix': 'lc_scaledlayerspec',
  'calls_blas': False,
  'extension': '_scaled_layer_ext',
- 'key': '335efb91e7c5b75bb6a04b9cc90c192259d01bdcb1e004ad2e62cae027598791'}
+ 'key': '14e9cb63072fed2246a3ec1d27ae153c46fb8416f50e133a033e075667de3fa6'}
 
 
 class ScaledLayerSpec(_layerc_runtime.LayerModule):
