@@ -50,6 +50,12 @@ def _interval(e: ir.IExpr, extents: dict):
             return a[0] + b[0], a[1] + b[1]
         products = [x * y for x in a for y in b]
         return min(products), max(products)
+    if isinstance(e, ir.IBin) and e.op in ("//", "%") and isinstance(e.b, IConst) and e.b.value > 0:
+        # a split index (a reshape's h = e // 32, d = e % 32)
+        a = _interval(e.a, extents)
+        if e.op == "%":
+            return (0, e.b.value - 1) if a is None or a[0] < 0 or a[1] >= e.b.value else a
+        return None if a is None else (a[0] // e.b.value, a[1] // e.b.value)
     return None
 
 

@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from compiler import Input, Param, check_grad, layer, ops
+from compiler import Attr, Input, Param, check_grad, layer, ops
 from compiler.build import BuildOptions
 from compiler.schedule import plan_program
 from layers import PReLU
@@ -159,27 +159,18 @@ def test_forward_out_form_writes_the_given_array():
 
 
 @layer
-class PaddedWindow:
-    """y[n, w] = sum_j x[n, w + j - 1] * k[j]: a padded 1-D stencil."""
+class Window1D:
+    """y[n, w] = sum_j x[n, sign * w + j + shift] * k[j]: a padded 1-D stencil
+    (sign -1: the window runs against w)."""
     x = Input("N", "W")
     k = Param("J", init="normal")
+    sign = Attr(1)
+    shift = Attr(-1)
 
-    def forward(x, k):
+    def forward(x, k, sign, shift):
         N, W = x.shape
         j = ops.reduce_axis(k.shape[0], "j")
-        return ops.compute((N, W), lambda n, w: ops.sum(x[n, w + j - 1] * k[j], over=j))
-
-
-@layer
-class ReversedWindow:
-    """y[n, w] = sum_j x[n, j - w + 2] * k[j]: the window runs against w."""
-    x = Input("N", "W")
-    k = Param("J", init="normal")
-
-    def forward(x, k):
-        N, W = x.shape
-        j = ops.reduce_axis(k.shape[0], "j")
-        return ops.compute((N, W), lambda n, w: ops.sum(x[n, j - w + 2] * k[j], over=j))
+        return ops.compute((N, W), lambda n, w: ops.sum(x[n, w * sign + j + shift] * k[j], over=j))
 
 
 def _window_reference(x, k, shift, sign):
@@ -193,14 +184,29 @@ def _window_reference(x, k, shift, sign):
     return y
 
 
-@pytest.mark.parametrize("spec, shift, sign", [(PaddedWindow, -1, 1), (ReversedWindow, 2, -1)])
+@pytest.mark.parametrize("shift, sign", [(-1, 1), (2, -1)])
 @pytest.mark.parametrize("width", [1, 2, 5, 9])
-def test_stencil_rows_cut_at_the_padding_match_numpy(spec, shift, sign, width):
-    m = spec.build(J=3, dtype=np.float64)
+def test_stencil_rows_cut_at_the_padding_match_numpy(shift, sign, width):
+    m = Window1D.build(J=3, sign=sign, shift=shift, dtype=np.float64)
     nest = plan_program(m.compiled.forward)[0]
     assert nest.kind == "row" and nest.window is not None and nest.window.in_range
     x = np.random.default_rng(width).standard_normal((3, width))
     k = m.k.data
     np.testing.assert_allclose(m.forward(x).numpy(), _window_reference(x, k, shift, sign), atol=1e-12)
-    report = check_grad(spec, inputs={"x": x}, J=3)
+    report = check_grad(Window1D, inputs={"x": x}, J=3, sign=sign, shift=shift)
     assert report.ok, report
+
+
+def test_split_indices_are_known_in_range():
+    """A reshape's split index (e // 32, e % 32) needs no bounds test."""
+    from compiler import ir
+    from compiler.ir import IConst, IVar
+    from compiler.schedule import coordinate_in_range
+    e = IVar("e")
+    head, lane = ir.ifloordiv(e, IConst(32)), ir.imod(e, IConst(32))
+    assert coordinate_in_range(head, IConst(8), {"e": IConst(256)})
+    assert not coordinate_in_range(head, IConst(8), {"e": IConst(257)})
+    assert coordinate_in_range(lane, IConst(32), {"e": IConst(1000)})
+    assert not coordinate_in_range(lane, IConst(16), {"e": IConst(1000)})
+    shifted = ir.ifloordiv(ir.isub(e, IConst(1)), IConst(2))   # may be -1
+    assert not coordinate_in_range(shifted, IConst(4), {"e": IConst(8)})
