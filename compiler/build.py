@@ -100,6 +100,8 @@ _WARNING_FLAGS = ("-Wall", "-Wextra", "-Werror")
 _SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer")
 # -fopenmp again at link time pulls in libgomp even when the user's flags drop it.
 _LINK_FLAGS = ("-fPIC", "-shared", "-fopenmp", "-lm")
+# the macro that selects one part of a source built in parts (compile_c(parts=...))
+PART_MACRO = "LC_PART"
 # Part of every key: bump it when the way a module is built changes, so entries
 # built the old way are not reused.
 _RECIPE = 2     # 2: meta.json holds the sha256 of the shared library; $CFLAGS
@@ -211,11 +213,16 @@ def cache_key(source: str, cdef: str, options: BuildOptions = BuildOptions()) ->
     return _digest(source, cdef, _key_inputs(_compile_flags(options)))
 
 
-def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = BuildOptions()) -> CompiledLibrary:
+def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = BuildOptions(),
+              parts: int = 0) -> CompiledLibrary:
     """Compile ``source`` exposing the declarations in ``cdef``, or load it from
     the cache; ``name`` (any string, e.g. the layer's name) labels the module
     and error messages. Safe to call from several threads and processes at once:
     each distinct build is compiled once.
+
+    ``parts``: the source is split by ``#if LC_PART == k`` into ``parts``
+    translation units besides part 0 (the one cffi's glue includes); they are
+    compiled side by side, each by its own compiler process, then linked.
 
     Raises ``BuildError`` naming the layer, with the compiler's messages, when
     the source does not compile; no entry is left in the cache then, and the
@@ -248,7 +255,7 @@ def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = Buil
                     log.warning("layer %r: cached module %s is damaged (%s); removing it and rebuilding",
                                 name, entry, "; ".join(problems))
                 _remove_dead_leftovers(root, module_name)
-                module = _build_and_publish(source, cdef, name, options, key, entry)
+                module = _build_and_publish(source, cdef, name, options, key, entry, parts)
             else:
                 log.debug("loading %s from %s", name, entry)
                 module = _import_entry(entry, name)
@@ -528,7 +535,7 @@ def _write_text(path: pathlib.Path, text: str) -> None:
         f.write(text)
 
 
-def _build_and_publish(source, cdef, name, options, key, entry):
+def _build_and_publish(source, cdef, name, options, key, entry, parts=0):
     """Build into a temporary folder, import from there, then move it into place.
     Called with the entry's file lock held."""
     module_name = entry.name
@@ -544,8 +551,11 @@ def _build_and_publish(source, cdef, name, options, key, entry):
             ffi.cdef(cdef)
         except cffi.CDefError as exc:
             raise BuildError(f"layer {name!r}: invalid cdef: {exc}") from exc
-        cffi.recompiler.make_c_source(ffi, module_name, f'#include "{_SOURCE_FILE}"\n', str(tmp / _GLUE_FILE))
-        _run_compiler(tmp, _GLUE_FILE, _so_name(module_name), flags, name)
+        preamble = f"#define {PART_MACRO} 0\n" if parts else ""
+        cffi.recompiler.make_c_source(ffi, module_name, f'{preamble}#include "{_SOURCE_FILE}"\n',
+                                      str(tmp / _GLUE_FILE))
+        units = [(_GLUE_FILE, [])] + [(_SOURCE_FILE, [f"-D{PART_MACRO}={k}"]) for k in range(1, parts + 1)]
+        _run_compiler(tmp, units, _so_name(module_name), flags, name)
         (tmp / _GLUE_FILE).unlink()
         meta = {
             "key": key,
@@ -575,24 +585,44 @@ def _build_and_publish(source, cdef, name, options, key, entry):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _run_compiler(cwd: pathlib.Path, c_file: str, so_file: str, flags: list[str], name: str) -> None:
+def _run_compiler(cwd: pathlib.Path, units: list, so_file: str, flags: list[str], name: str) -> None:
+    """Compile each ``(c file, extra flags)`` unit into an object, all at once
+    (one compiler process each), then link them into ``so_file``. Counts as
+    one compiler invocation (``compiler_invocations``)."""
     global _invocations
-    includes = dict.fromkeys(sysconfig.get_paths()[k] for k in ("include", "platinclude"))
-    command = [*_compiler_command(), c_file, "-o", so_file, *(f"-I{d}" for d in includes), *flags]
-    verbose = _verbose()
-    if verbose:
-        log.info("running: %s  (in %s)", shlex.join(command), cwd)
     with _registry_lock:
         _invocations += 1
+    includes = dict.fromkeys(sysconfig.get_paths()[k] for k in ("include", "platinclude"))
+    compile_flags = [f for f in flags if f != "-shared" and not f.startswith("-l")]
+    objects = [f"unit{k}.o" for k in range(len(units))]
+    commands = [[*_compiler_command(), "-c", c_file, "-o", obj, *(f"-I{d}" for d in includes), *compile_flags,
+                 *extra] for (c_file, extra), obj in zip(units, objects)]
+    processes = [_start(command, cwd, name) for command in commands]
+    for command, process in zip(commands, processes):
+        _check(command, process, cwd, name, so_file)
+    link = [*_compiler_command(), *objects, "-o", so_file, *flags]
+    _check(link, _start(link, cwd, name), cwd, name, so_file)
+    for obj in objects:
+        (cwd / obj).unlink()
+
+
+def _start(command: list[str], cwd: pathlib.Path, name: str) -> subprocess.Popen:
+    if _verbose():
+        log.info("running: %s  (in %s)", shlex.join(command), cwd)
     try:
-        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+        return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     except OSError as exc:
         raise BuildError(f"layer {name!r}: could not run the C compiler {command[0]!r} "
                          f"(CC={os.environ.get('CC') or 'cc'}): {exc}") from exc
-    output = (result.stderr + result.stdout).strip()
+
+
+def _check(command: list[str], process: subprocess.Popen, cwd: pathlib.Path, name: str, so_file: str) -> None:
+    """Wait for a compiler process; raise ``BuildError`` with its messages when it failed."""
+    stdout, stderr = process.communicate()
+    output = (stderr + stdout).strip()
     if output:
-        log.log(logging.INFO if verbose else logging.DEBUG, "compiler output for %s:\n%s", name, output)
-    if result.returncode != 0:
+        log.log(logging.INFO if _verbose() else logging.DEBUG, "compiler output for %s:\n%s", name, output)
+    if process.returncode != 0:
         kept = _keep_failed_source(cwd, so_file[:-len(sysconfig.get_config_var("EXT_SUFFIX"))])
         if kept is not None:
             # the messages name the kept copy, which outlives the build folder
@@ -602,7 +632,7 @@ def _run_compiler(cwd: pathlib.Path, c_file: str, so_file: str, flags: list[str]
         if first:
             where += f", first error at line {first.group(1)}"
         raise BuildError(
-            f"layer {name!r} failed to compile ({command[0]} exited with {result.returncode}); {where}\n"
+            f"layer {name!r} failed to compile ({command[0]} exited with {process.returncode}); {where}\n"
             + _relevant_lines(output)
         )
 

@@ -497,17 +497,16 @@ def render_module(prefix: str, spec: str, programs: dict) -> tuple[str, str, dic
     """Render every program (``{role: Program}``) at float32 and float64.
 
     Returns the C source, the cffi cdef, and ``{role: Signature}``."""
-    functions, prototypes, signatures = [], [], {}
-    for role, program in programs.items():
-        sig = signature(program, f"{prefix}_{role}")
-        signatures[role] = sig
-        for dtype in DTYPES:
-            text, proto = render_function(sig, dtype)
-            functions.append(text)
-            prototypes.append(proto)
+    signatures = {role: signature(program, f"{prefix}_{role}") for role, program in programs.items()}
+    # one part per dtype: compiled side by side (compiler/build.py, PARTS)
+    parts, prototypes = [], []
+    for number, dtype in enumerate(DTYPES, start=1):
+        rendered = [render_function(sig, dtype) for sig in signatures.values()]
+        parts.append(dict(number=number, functions=[text for text, _ in rendered]))
+        prototypes += [proto for _, proto in rendered]
     source = _env.get_template("module.c.j2").render(spec=re.sub(r"[^A-Za-z0-9_ ]", "_", spec),
                                                       kernels=list(KERNELS.values()),
-                                                      gemms=list(GEMMS.values()),
-                                                      prefix=prefix, functions=functions)
+                                                      gemms=list(GEMMS.values()), prefix=prefix,
+                                                      prototypes=prototypes, parts=parts)
     cdef = _env.get_template("cdef.h.j2").render(prefix=prefix, prototypes=prototypes)
     return source, cdef, signatures

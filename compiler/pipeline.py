@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from . import blas, ir
 from .autodiff import gradient_program
 from .build import BuildOptions, CompiledLibrary, compile_c
-from .codegen import Signature, render_module
+from .codegen import DTYPES, Signature, render_module
 from .errors import SpecError
 from .schedule import fuse_pair, plan_program
 from .simplify import simplify_program
@@ -120,7 +120,7 @@ def compile_layer(spec: LayerSpec, options: BuildOptions | None = None, **bindin
         if key in _memo:
             return _memo[key]
     lowered = lower_layer(spec, **bindings)
-    library = compile_c(lowered.source, lowered.cdef, name=spec.name, options=options)
+    library = compile_c(lowered.source, lowered.cdef, name=spec.name, options=options, parts=len(DTYPES))
     blas.install(library.lib, lowered.prefix)
     compiled = CompiledLayer(**{f.name: getattr(lowered, f.name) for f in dataclasses.fields(Lowered)},
                              library=library, options=options)

@@ -159,7 +159,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': 'a9135d9d5514f2a4bcfa1d3b6c462487ac1b09706fe52470ee3636361523acce'}
+ 'key': 'a8e56efd9d752321668a020f5eda0e9ac402c9be0fe872ed253ddb0536d445bb'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

@@ -98,14 +98,35 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
                              const double *, int64_t, double, double *, int64_t);
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
-static uintptr_t lc_sgemm, lc_dgemm;
-static int lc_blas_ilp64;
+
+/* The module builds as one unit, or in parts compiled side by side
+   (LC_PART 0: this state, the functions Python calls to set it and the
+   declarations cffi needs; 1: the float functions; 2: the double ones). */
+#if !defined(LC_PART)
+#define LC_STATE static
+#elif LC_PART == 0
+#define LC_STATE __attribute__((visibility("hidden")))
+#else
+#define LC_STATE extern __attribute__((visibility("hidden")))
+#endif
+LC_STATE uintptr_t lc_sgemm, lc_dgemm;
+LC_STATE int lc_blas_ilp64;
+/* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
+LC_STATE int lc_threads;
+#if !defined(LC_PART) || LC_PART == 0
 
 void lc_multiheadattentionspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
     lc_sgemm = sgemm;
     lc_dgemm = dgemm;
     lc_blas_ilp64 = ilp64;
 }
+
+void lc_multiheadattentionspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
+void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float *T_x, const float *T_q_proj_weight, const float *T_q_proj_bias, const float *T_k_proj_weight, const float *T_k_proj_bias, const float *T_v_proj_weight, const float *T_v_proj_bias, const float *T_out_proj_weight, const float *T_out_proj_bias, float *T_add_29, float *T_transpose_4, float *T_transpose_14, float *T_transpose_15, float *T_matmul_16, float *T_max_18, float *T_sum_22, float *T_div_23, float *T_reshape_26, float *T_matmul_1, float *T_matmul_6, float *T_matmul_11, float *T_matmul_24, float *T_matmul_28);
+void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float *T_x, const float *T_q_proj_weight, const float *T_k_proj_weight, const float *T_v_proj_weight, const float *T_out_proj_weight, const float *T_grad_add_29, const float *T_transpose_4, const float *T_transpose_14, const float *T_transpose_15, const float *T_matmul_16, const float *T_max_18, const float *T_sum_22, const float *T_div_23, const float *T_reshape_26, float *T_grad_x, float *T_grad_q_proj_weight, float *T_grad_q_proj_bias, float *T_grad_k_proj_weight, float *T_grad_k_proj_bias, float *T_grad_v_proj_weight, float *T_grad_v_proj_bias, float *T_grad_out_proj_weight, float *T_grad_out_proj_bias, float *T_grad_reshape_26_3, float *T_grad_matmul_24_7, float *T_grad_div_23_8, float *T_grad_transpose_14_9, float *T_grad_sum_22_11, float *T_grad_matmul_16_16, float *T_grad_transpose_4_17, float *T_grad_transpose_15_18, float *T_grad_matmul_11_22, float *T_grad_x_24, float *T_grad_matmul_6_29, float *T_grad_x_31, float *T_grad_matmul_1_36, float *T_grad_x_38);
+void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double *T_x, const double *T_q_proj_weight, const double *T_q_proj_bias, const double *T_k_proj_weight, const double *T_k_proj_bias, const double *T_v_proj_weight, const double *T_v_proj_bias, const double *T_out_proj_weight, const double *T_out_proj_bias, double *T_add_29, double *T_transpose_4, double *T_transpose_14, double *T_transpose_15, double *T_matmul_16, double *T_max_18, double *T_sum_22, double *T_div_23, double *T_reshape_26, double *T_matmul_1, double *T_matmul_6, double *T_matmul_11, double *T_matmul_24, double *T_matmul_28);
+void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const double *T_x, const double *T_q_proj_weight, const double *T_k_proj_weight, const double *T_v_proj_weight, const double *T_out_proj_weight, const double *T_grad_add_29, const double *T_transpose_4, const double *T_transpose_14, const double *T_transpose_15, const double *T_matmul_16, const double *T_max_18, const double *T_sum_22, const double *T_div_23, const double *T_reshape_26, double *T_grad_x, double *T_grad_q_proj_weight, double *T_grad_q_proj_bias, double *T_grad_k_proj_weight, double *T_grad_k_proj_bias, double *T_grad_v_proj_weight, double *T_grad_v_proj_bias, double *T_grad_out_proj_weight, double *T_grad_out_proj_bias, double *T_grad_reshape_26_3, double *T_grad_matmul_24_7, double *T_grad_div_23_8, double *T_grad_transpose_14_9, double *T_grad_sum_22_11, double *T_grad_matmul_16_16, double *T_grad_transpose_4_17, double *T_grad_transpose_15_18, double *T_grad_matmul_11_22, double *T_grad_x_24, double *T_grad_matmul_6_29, double *T_grad_x_31, double *T_grad_matmul_1_36, double *T_grad_x_38);
+#endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
 
@@ -197,11 +218,6 @@ static __attribute__((unused)) void lc_gemm_f64(int trans_a, int trans_b, int64_
     free(bp);
 }
 
-/* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
-static int lc_threads = 0;
-
-void lc_multiheadattentionspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
-
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
 
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -218,6 +234,7 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
     return r + (((r != 0) & ((r < 0) != (b < 0))) ? b : 0);
 }
 
+#if !defined(LC_PART) || LC_PART == 1
 
 /* MultiHeadAttentionSpec (float) */
 void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_q_proj_bias, const float *restrict T_k_proj_weight, const float *restrict T_k_proj_bias, const float *restrict T_v_proj_weight, const float *restrict T_v_proj_bias, const float *restrict T_out_proj_weight, const float *restrict T_out_proj_bias, float *restrict T_add_29, float *restrict T_transpose_4, float *restrict T_transpose_14, float *restrict T_transpose_15, float *restrict T_matmul_16, float *restrict T_max_18, float *restrict T_sum_22, float *restrict T_div_23, float *restrict T_reshape_26, float *restrict T_matmul_1, float *restrict T_matmul_6, float *restrict T_matmul_11, float *restrict T_matmul_24, float *restrict T_matmul_28)
@@ -454,23 +471,15 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
 
-    /* reshape_26[i0, i1, i2] = (matmul_24[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
+    /* reshape_26[i0, i1, i2] = matmul_24[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const float t0 = (lc_floordiv(v_i2, 16) >= 0);
-        const float t1 = (lc_floordiv(v_i2, 16) < 4);
-        const float t2 = (t0 * t1);
-        const float t3 = (lc_mod(v_i2, 16) >= 0);
-        const float t4 = (t2 * t3);
-        const float t5 = (lc_mod(v_i2, 16) < 16);
-        const float t6 = (t4 * t5);
-        const float t7 = (t6 != 0 ? T_matmul_24[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
-        const float t8 = (t6 != 0 ? t7 : 0.0f);
-        T_reshape_26[((v_i0) * S_S + v_i1) * 64 + v_i2] = t8;
+        const float t0 = T_matmul_24[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
+        T_reshape_26[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
     }
     }
     }
@@ -507,303 +516,6 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
         const float t0 = T_matmul_28[((v_i0) * S_S + v_i1) * 64 + v_i2];
         const float t1 = T_out_proj_bias[v_i2];
         const float t2 = (t0 + t1);
-        T_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2] = t2;
-    }
-    }
-    }
-    }
-
-}
-
-
-/* MultiHeadAttentionSpec (double) */
-void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_q_proj_bias, const double *restrict T_k_proj_weight, const double *restrict T_k_proj_bias, const double *restrict T_v_proj_weight, const double *restrict T_v_proj_bias, const double *restrict T_out_proj_weight, const double *restrict T_out_proj_bias, double *restrict T_add_29, double *restrict T_transpose_4, double *restrict T_transpose_14, double *restrict T_transpose_15, double *restrict T_matmul_16, double *restrict T_max_18, double *restrict T_sum_22, double *restrict T_div_23, double *restrict T_reshape_26, double *restrict T_matmul_1, double *restrict T_matmul_6, double *restrict T_matmul_11, double *restrict T_matmul_24, double *restrict T_matmul_28)
-{
-    /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
-    if ((int64_t)(64) == 0) {
-        /* an empty sum is zero */
-        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_1[k] = 0;
-    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
-    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
-    }
-    }
-
-    /* transpose_4[i0, i1, i2, i3] = matmul_1[i0, i2, 16 * i1 + i3] + q_proj_bias[16 * i1 + i3] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
-        const double t0 = T_matmul_1[((v_i0) * S_S + v_i2) * 64 + ((16 * v_i1) + v_i3)];
-        const double t1 = T_q_proj_bias[((16 * v_i1) + v_i3)];
-        const double t2 = (t0 + t1);
-        T_transpose_4[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 16 + v_i3] = t2;
-    }
-    }
-    }
-    }
-    }
-
-    /* matmul_6[b0, m, p] = sum_{k} x[b0, m, k] * k_proj_weight[p, k] */
-    if ((int64_t)(64) == 0) {
-        /* an empty sum is zero */
-        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_6[k] = 0;
-    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
-    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_6 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
-    }
-    }
-
-    /* matmul_11[b0, m, p] = sum_{k} x[b0, m, k] * v_proj_weight[p, k] */
-    if ((int64_t)(64) == 0) {
-        /* an empty sum is zero */
-        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_11[k] = 0;
-    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
-    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_11 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
-    }
-    }
-
-    /* transpose_14[i0, i1, i2, i3] = matmul_11[i0, i2, 16 * i1 + i3] + v_proj_bias[16 * i1 + i3] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
-        const double t0 = T_matmul_11[((v_i0) * S_S + v_i2) * 64 + ((16 * v_i1) + v_i3)];
-        const double t1 = T_v_proj_bias[((16 * v_i1) + v_i3)];
-        const double t2 = (t0 + t1);
-        T_transpose_14[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 16 + v_i3] = t2;
-    }
-    }
-    }
-    }
-    }
-
-    /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
-        const double t1 = T_k_proj_bias[((16 * v_i1) + v_i2)];
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
-        const double t0 = T_matmul_6[((v_i0) * S_S + v_i3) * 64 + ((16 * v_i1) + v_i2)];
-        const double t2 = (t0 + t1);
-        T_transpose_15[(((v_i0) * 4 + v_i1) * 16 + v_i2) * S_S + v_i3] = t2;
-    }
-    }
-    }
-    }
-    }
-
-    /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
-    if ((int64_t)(16) == 0) {
-        /* an empty sum is zero */
-        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_matmul_16[k] = 0;
-    } else if ((int64_t)(S_S) > 0 && (int64_t)(S_S) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
-    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
-    const int lc_nt = (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_b1 = (lc_task / lc_parts) % (4);
-        const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_gemm_f64(0, 0, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_matmul_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
-    }
-    }
-
-    /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        double acc = (-(double)INFINITY);
-    #pragma omp simd reduction(max:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
-        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
-        const double t1 = (0.25 * t0);
-        acc = (acc != acc || t1 <= acc) ? acc : t1;
-    }
-        T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = acc;
-    }
-    }
-    }
-    }
-    }
-
-    /* sum_22[i0, i1, i2, i3] = sum_{r3} exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        double acc = 0.0;
-        const double t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const double t3 = t2;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
-        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
-        const double t1 = (0.25 * t0);
-        const double t4 = (t1 - t3);
-        const double t5 = exp(t4);
-        acc += t5;
-    }
-        T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = acc;
-    }
-    }
-    }
-    }
-    }
-
-    /* div_23[i0, i1, i2, i3] = exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
-        const double t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const double t3 = t2;
-        const double t6 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
-        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const double t1 = (0.25 * t0);
-        const double t4 = (t1 - t3);
-        const double t5 = exp(t4);
-        const double t7 = (t5 / t6);
-        T_div_23[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t7;
-    }
-    }
-    }
-    }
-    }
-
-    /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
-    if ((int64_t)(S_S) == 0) {
-        /* an empty sum is zero */
-        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_matmul_24[k] = 0;
-    } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
-    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
-    const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_b1 = (lc_task / lc_parts) % (4);
-        const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_gemm_f64(0, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_matmul_24 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
-    }
-    }
-
-    /* reshape_26[i0, i1, i2] = (matmul_24[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-    #pragma omp simd
-    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const double t0 = (lc_floordiv(v_i2, 16) >= 0);
-        const double t1 = (lc_floordiv(v_i2, 16) < 4);
-        const double t2 = (t0 * t1);
-        const double t3 = (lc_mod(v_i2, 16) >= 0);
-        const double t4 = (t2 * t3);
-        const double t5 = (lc_mod(v_i2, 16) < 16);
-        const double t6 = (t4 * t5);
-        const double t7 = (t6 != 0 ? T_matmul_24[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
-        const double t8 = (t6 != 0 ? t7 : 0.0);
-        T_reshape_26[((v_i0) * S_S + v_i1) * 64 + v_i2] = t8;
-    }
-    }
-    }
-    }
-
-    /* matmul_28[b0, m, p] = sum_{k} reshape_26[b0, m, k] * out_proj_weight[p, k] */
-    if ((int64_t)(64) == 0) {
-        /* an empty sum is zero */
-        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_28[k] = 0;
-    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
-    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_28 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
-    }
-    }
-
-    /* add_29[i0, i1, i2] = matmul_28[i0, i1, i2] + out_proj_bias[i2] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-    #pragma omp simd
-    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const double t0 = T_matmul_28[((v_i0) * S_S + v_i1) * 64 + v_i2];
-        const double t1 = T_out_proj_bias[v_i2];
-        const double t2 = (t0 + t1);
         T_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2] = t2;
     }
     }
@@ -1058,42 +770,30 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
 
-    /* grad_matmul_11_22[i0, i1, i2] = (grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
+    /* grad_matmul_11_22[i0, i1, i2] = grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const float t0 = (lc_floordiv(v_i2, 16) >= 0);
-        const float t1 = (lc_floordiv(v_i2, 16) < 4);
-        const float t2 = (t0 * t1);
-        const float t3 = (lc_mod(v_i2, 16) >= 0);
-        const float t4 = (t2 * t3);
-        const float t5 = (lc_mod(v_i2, 16) < 16);
-        const float t6 = (t4 * t5);
-        const float t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
-        const float t8 = (t6 != 0 ? t7 : 0.0f);
-        T_grad_matmul_11_22[((v_i0) * S_S + v_i1) * 64 + v_i2] = t8;
+        const float t0 = T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
+        T_grad_matmul_11_22[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
     }
     }
     }
     }
 
-    /* grad_v_proj_bias[i2] = sum_{i0, i1} (grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
+    /* grad_v_proj_bias[i2] = sum_{i0, i1} grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-        const float t0 = (lc_floordiv(v_i2, 16) >= 0);
-        const float t1 = (lc_floordiv(v_i2, 16) < 4);
-        const float t2 = (lc_mod(v_i2, 16) >= 0);
-        const float t3 = (lc_mod(v_i2, 16) < 16);
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i1 = 0; v_i1 < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? S_S : 0); ++v_i1) {
-        const float t4 = T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
-        acc += t4;
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const float t0 = T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
+        acc += t0;
     }
     }
         T_grad_v_proj_bias[v_i2] = acc;
@@ -1142,42 +842,30 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
 
-    /* grad_matmul_6_29[i0, i1, i2] = (grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
+    /* grad_matmul_6_29[i0, i1, i2] = grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const float t0 = (lc_floordiv(v_i2, 16) >= 0);
-        const float t1 = (lc_floordiv(v_i2, 16) < 4);
-        const float t2 = (t0 * t1);
-        const float t3 = (lc_mod(v_i2, 16) >= 0);
-        const float t4 = (t2 * t3);
-        const float t5 = (lc_mod(v_i2, 16) < 16);
-        const float t6 = (t4 * t5);
-        const float t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1] : 0);
-        const float t8 = (t6 != 0 ? t7 : 0.0f);
-        T_grad_matmul_6_29[((v_i0) * S_S + v_i1) * 64 + v_i2] = t8;
+        const float t0 = T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1];
+        T_grad_matmul_6_29[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
     }
     }
     }
     }
 
-    /* grad_k_proj_bias[i2] = sum_{i0, i1} (grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
+    /* grad_k_proj_bias[i2] = sum_{i0, i1} grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-        const float t0 = (lc_floordiv(v_i2, 16) >= 0);
-        const float t1 = (lc_floordiv(v_i2, 16) < 4);
-        const float t2 = (lc_mod(v_i2, 16) >= 0);
-        const float t3 = (lc_mod(v_i2, 16) < 16);
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i1 = 0; v_i1 < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? S_S : 0); ++v_i1) {
-        const float t4 = T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1];
-        acc += t4;
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const float t0 = T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1];
+        acc += t0;
     }
     }
         T_grad_k_proj_bias[v_i2] = acc;
@@ -1226,42 +914,30 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
 
-    /* grad_matmul_1_36[i0, i1, i2] = (grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
+    /* grad_matmul_1_36[i0, i1, i2] = grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const float t0 = (lc_floordiv(v_i2, 16) >= 0);
-        const float t1 = (lc_floordiv(v_i2, 16) < 4);
-        const float t2 = (t0 * t1);
-        const float t3 = (lc_mod(v_i2, 16) >= 0);
-        const float t4 = (t2 * t3);
-        const float t5 = (lc_mod(v_i2, 16) < 16);
-        const float t6 = (t4 * t5);
-        const float t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
-        const float t8 = (t6 != 0 ? t7 : 0.0f);
-        T_grad_matmul_1_36[((v_i0) * S_S + v_i1) * 64 + v_i2] = t8;
+        const float t0 = T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
+        T_grad_matmul_1_36[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
     }
     }
     }
     }
 
-    /* grad_q_proj_bias[i2] = sum_{i0, i1} (grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
+    /* grad_q_proj_bias[i2] = sum_{i0, i1} grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-        const float t0 = (lc_floordiv(v_i2, 16) >= 0);
-        const float t1 = (lc_floordiv(v_i2, 16) < 4);
-        const float t2 = (lc_mod(v_i2, 16) >= 0);
-        const float t3 = (lc_mod(v_i2, 16) < 16);
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i1 = 0; v_i1 < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? S_S : 0); ++v_i1) {
-        const float t4 = T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
-        acc += t4;
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const float t0 = T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
+        acc += t0;
     }
     }
         T_grad_q_proj_bias[v_i2] = acc;
@@ -1323,6 +999,298 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         const float t3 = T_grad_x_38[((v_j0) * S_S + v_j1) * 64 + v_j2];
         const float t4 = (t2 + t3);
         T_grad_x[((v_j0) * S_S + v_j1) * 64 + v_j2] = t4;
+    }
+    }
+    }
+    }
+
+}
+
+#endif
+
+#if !defined(LC_PART) || LC_PART == 2
+
+/* MultiHeadAttentionSpec (double) */
+void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_q_proj_bias, const double *restrict T_k_proj_weight, const double *restrict T_k_proj_bias, const double *restrict T_v_proj_weight, const double *restrict T_v_proj_bias, const double *restrict T_out_proj_weight, const double *restrict T_out_proj_bias, double *restrict T_add_29, double *restrict T_transpose_4, double *restrict T_transpose_14, double *restrict T_transpose_15, double *restrict T_matmul_16, double *restrict T_max_18, double *restrict T_sum_22, double *restrict T_div_23, double *restrict T_reshape_26, double *restrict T_matmul_1, double *restrict T_matmul_6, double *restrict T_matmul_11, double *restrict T_matmul_24, double *restrict T_matmul_28)
+{
+    /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_1[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+
+    /* transpose_4[i0, i1, i2, i3] = matmul_1[i0, i2, 16 * i1 + i3] + q_proj_bias[16 * i1 + i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
+        const double t0 = T_matmul_1[((v_i0) * S_S + v_i2) * 64 + ((16 * v_i1) + v_i3)];
+        const double t1 = T_q_proj_bias[((16 * v_i1) + v_i3)];
+        const double t2 = (t0 + t1);
+        T_transpose_4[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 16 + v_i3] = t2;
+    }
+    }
+    }
+    }
+    }
+
+    /* matmul_6[b0, m, p] = sum_{k} x[b0, m, k] * k_proj_weight[p, k] */
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_6[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_6 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+
+    /* matmul_11[b0, m, p] = sum_{k} x[b0, m, k] * v_proj_weight[p, k] */
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_11[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_11 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+
+    /* transpose_14[i0, i1, i2, i3] = matmul_11[i0, i2, 16 * i1 + i3] + v_proj_bias[16 * i1 + i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
+        const double t0 = T_matmul_11[((v_i0) * S_S + v_i2) * 64 + ((16 * v_i1) + v_i3)];
+        const double t1 = T_v_proj_bias[((16 * v_i1) + v_i3)];
+        const double t2 = (t0 + t1);
+        T_transpose_14[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 16 + v_i3] = t2;
+    }
+    }
+    }
+    }
+    }
+
+    /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
+        const double t1 = T_k_proj_bias[((16 * v_i1) + v_i2)];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+        const double t0 = T_matmul_6[((v_i0) * S_S + v_i3) * 64 + ((16 * v_i1) + v_i2)];
+        const double t2 = (t0 + t1);
+        T_transpose_15[(((v_i0) * 4 + v_i1) * 16 + v_i2) * S_S + v_i3] = t2;
+    }
+    }
+    }
+    }
+    }
+
+    /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
+    if ((int64_t)(16) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_matmul_16[k] = 0;
+    } else if ((int64_t)(S_S) > 0 && (int64_t)(S_S) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_b1 = (lc_task / lc_parts) % (4);
+        const int64_t v_b0 = lc_task / lc_parts / (4);
+        lc_gemm_f64(0, 0, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_matmul_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
+    }
+    }
+
+    /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        double acc = (-(double)INFINITY);
+    #pragma omp simd reduction(max:acc)
+    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
+        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+        const double t1 = (0.25 * t0);
+        acc = (acc != acc || t1 <= acc) ? acc : t1;
+    }
+        T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = acc;
+    }
+    }
+    }
+    }
+    }
+
+    /* sum_22[i0, i1, i2, i3] = sum_{r3} exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        double acc = 0.0;
+        const double t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const double t3 = t2;
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
+        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+        const double t1 = (0.25 * t0);
+        const double t4 = (t1 - t3);
+        const double t5 = exp(t4);
+        acc += t5;
+    }
+        T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = acc;
+    }
+    }
+    }
+    }
+    }
+
+    /* div_23[i0, i1, i2, i3] = exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+        const double t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const double t3 = t2;
+        const double t6 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+        const double t1 = (0.25 * t0);
+        const double t4 = (t1 - t3);
+        const double t5 = exp(t4);
+        const double t7 = (t5 / t6);
+        T_div_23[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t7;
+    }
+    }
+    }
+    }
+    }
+
+    /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
+    if ((int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_matmul_24[k] = 0;
+    } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_b1 = (lc_task / lc_parts) % (4);
+        const int64_t v_b0 = lc_task / lc_parts / (4);
+        lc_gemm_f64(0, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_matmul_24 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+    }
+    }
+
+    /* reshape_26[i0, i1, i2] = matmul_24[i0, i2 // 16, i1, i2 % 16] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const double t0 = T_matmul_24[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
+        T_reshape_26[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
+    }
+    }
+    }
+    }
+
+    /* matmul_28[b0, m, p] = sum_{k} reshape_26[b0, m, k] * out_proj_weight[p, k] */
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_28[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_28 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+
+    /* add_29[i0, i1, i2] = matmul_28[i0, i1, i2] + out_proj_bias[i2] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const double t0 = T_matmul_28[((v_i0) * S_S + v_i1) * 64 + v_i2];
+        const double t1 = T_out_proj_bias[v_i2];
+        const double t2 = (t0 + t1);
+        T_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2] = t2;
     }
     }
     }
@@ -1576,42 +1544,30 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
 
-    /* grad_matmul_11_22[i0, i1, i2] = (grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
+    /* grad_matmul_11_22[i0, i1, i2] = grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const double t0 = (lc_floordiv(v_i2, 16) >= 0);
-        const double t1 = (lc_floordiv(v_i2, 16) < 4);
-        const double t2 = (t0 * t1);
-        const double t3 = (lc_mod(v_i2, 16) >= 0);
-        const double t4 = (t2 * t3);
-        const double t5 = (lc_mod(v_i2, 16) < 16);
-        const double t6 = (t4 * t5);
-        const double t7 = (t6 != 0 ? T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
-        const double t8 = (t6 != 0 ? t7 : 0.0);
-        T_grad_matmul_11_22[((v_i0) * S_S + v_i1) * 64 + v_i2] = t8;
+        const double t0 = T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
+        T_grad_matmul_11_22[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
     }
     }
     }
     }
 
-    /* grad_v_proj_bias[i2] = sum_{i0, i1} (grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
+    /* grad_v_proj_bias[i2] = sum_{i0, i1} grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-        const double t0 = (lc_floordiv(v_i2, 16) >= 0);
-        const double t1 = (lc_floordiv(v_i2, 16) < 4);
-        const double t2 = (lc_mod(v_i2, 16) >= 0);
-        const double t3 = (lc_mod(v_i2, 16) < 16);
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i1 = 0; v_i1 < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? S_S : 0); ++v_i1) {
-        const double t4 = T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
-        acc += t4;
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const double t0 = T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
+        acc += t0;
     }
     }
         T_grad_v_proj_bias[v_i2] = acc;
@@ -1660,42 +1616,30 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
 
-    /* grad_matmul_6_29[i0, i1, i2] = (grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
+    /* grad_matmul_6_29[i0, i1, i2] = grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const double t0 = (lc_floordiv(v_i2, 16) >= 0);
-        const double t1 = (lc_floordiv(v_i2, 16) < 4);
-        const double t2 = (t0 * t1);
-        const double t3 = (lc_mod(v_i2, 16) >= 0);
-        const double t4 = (t2 * t3);
-        const double t5 = (lc_mod(v_i2, 16) < 16);
-        const double t6 = (t4 * t5);
-        const double t7 = (t6 != 0 ? T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1] : 0);
-        const double t8 = (t6 != 0 ? t7 : 0.0);
-        T_grad_matmul_6_29[((v_i0) * S_S + v_i1) * 64 + v_i2] = t8;
+        const double t0 = T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1];
+        T_grad_matmul_6_29[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
     }
     }
     }
     }
 
-    /* grad_k_proj_bias[i2] = sum_{i0, i1} (grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
+    /* grad_k_proj_bias[i2] = sum_{i0, i1} grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-        const double t0 = (lc_floordiv(v_i2, 16) >= 0);
-        const double t1 = (lc_floordiv(v_i2, 16) < 4);
-        const double t2 = (lc_mod(v_i2, 16) >= 0);
-        const double t3 = (lc_mod(v_i2, 16) < 16);
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i1 = 0; v_i1 < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? S_S : 0); ++v_i1) {
-        const double t4 = T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1];
-        acc += t4;
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const double t0 = T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1];
+        acc += t0;
     }
     }
         T_grad_k_proj_bias[v_i2] = acc;
@@ -1744,42 +1688,30 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
 
-    /* grad_matmul_1_36[i0, i1, i2] = (grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
+    /* grad_matmul_1_36[i0, i1, i2] = grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const double t0 = (lc_floordiv(v_i2, 16) >= 0);
-        const double t1 = (lc_floordiv(v_i2, 16) < 4);
-        const double t2 = (t0 * t1);
-        const double t3 = (lc_mod(v_i2, 16) >= 0);
-        const double t4 = (t2 * t3);
-        const double t5 = (lc_mod(v_i2, 16) < 16);
-        const double t6 = (t4 * t5);
-        const double t7 = (t6 != 0 ? T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)] : 0);
-        const double t8 = (t6 != 0 ? t7 : 0.0);
-        T_grad_matmul_1_36[((v_i0) * S_S + v_i1) * 64 + v_i2] = t8;
+        const double t0 = T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
+        T_grad_matmul_1_36[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
     }
     }
     }
     }
 
-    /* grad_q_proj_bias[i2] = sum_{i0, i1} (grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] if (i2 // 16 >= 0) * (i2 // 16 < 4) * (i2 % 16 >= 0) * (i2 % 16 < 16) else 0) */
+    /* grad_q_proj_bias[i2] = sum_{i0, i1} grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-        const double t0 = (lc_floordiv(v_i2, 16) >= 0);
-        const double t1 = (lc_floordiv(v_i2, 16) < 4);
-        const double t2 = (lc_mod(v_i2, 16) >= 0);
-        const double t3 = (lc_mod(v_i2, 16) < 16);
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i1 = 0; v_i1 < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? S_S : 0); ++v_i1) {
-        const double t4 = T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
-        acc += t4;
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const double t0 = T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
+        acc += t0;
     }
     }
         T_grad_q_proj_bias[v_i2] = acc;
@@ -1848,3 +1780,4 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
 }
 
+#endif

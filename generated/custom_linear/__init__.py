@@ -46,7 +46,7 @@ LAYER = {'name': 'CustomLinearSpec',
  'prefix': 'lc_customlinearspec',
  'calls_blas': True,
  'extension': '_custom_linear_ext',
- 'key': '773866b654bd2f957e84e2a1807d8c3878bdc1745f4e7892383354c4429e0d6e'}
+ 'key': '7e06baa5b72ee76b0f4276a85d272a812dd36d975f6586eec01a3d6aaa69a2dd'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

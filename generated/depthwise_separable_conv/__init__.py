@@ -188,7 +188,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
  'prefix': 'lc_depthwiseseparableconvspec',
  'calls_blas': True,
  'extension': '_depthwise_separable_conv_ext',
- 'key': '4e99b88c20192bb35ce163f86d65c3cd227fb7446ce5cc488dc5cfcacf420d4b'}
+ 'key': '66a2ad9192ac57ce57602a8409b71bdd1ce9058c0143a2d8562ac427dfad0d3c'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

@@ -98,14 +98,35 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
                              const double *, int64_t, double, double *, int64_t);
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
-static uintptr_t lc_sgemm, lc_dgemm;
-static int lc_blas_ilp64;
+
+/* The module builds as one unit, or in parts compiled side by side
+   (LC_PART 0: this state, the functions Python calls to set it and the
+   declarations cffi needs; 1: the float functions; 2: the double ones). */
+#if !defined(LC_PART)
+#define LC_STATE static
+#elif LC_PART == 0
+#define LC_STATE __attribute__((visibility("hidden")))
+#else
+#define LC_STATE extern __attribute__((visibility("hidden")))
+#endif
+LC_STATE uintptr_t lc_sgemm, lc_dgemm;
+LC_STATE int lc_blas_ilp64;
+/* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
+LC_STATE int lc_threads;
+#if !defined(LC_PART) || LC_PART == 0
 
 void lc_depthwiseseparableconvspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
     lc_sgemm = sgemm;
     lc_dgemm = dgemm;
     lc_blas_ilp64 = ilp64;
 }
+
+void lc_depthwiseseparableconvspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
+void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *T_x, const float *T_depthwise_weight, const float *T_bn1_weight, const float *T_bn1_bias, const float *T_bn1_running_mean, const float *T_bn1_running_var, const float *T_pointwise_weight, const float *T_bn2_weight, const float *T_bn2_bias, const float *T_bn2_running_mean, const float *T_bn2_running_var, float *T_relu_64, float *T_gconv_0, float *T_div_3, float *T_sum_8, float *T_div_24, float *T_relu_29, float *T_conv_36, float *T_div_38, float *T_sum_43, float *T_div_59, float *T_add_13, float *T_add_20, float *T_add_48, float *T_add_55, float *T_sum_2, float *T_sum_37);
+void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *T_x, const float *T_depthwise_weight, const float *T_bn1_weight, const float *T_bn1_bias, const float *T_pointwise_weight, const float *T_bn2_weight, const float *T_bn2_bias, const float *T_grad_relu_64, const float *T_gconv_0, const float *T_div_3, const float *T_sum_8, const float *T_div_24, const float *T_relu_29, const float *T_conv_36, const float *T_div_38, const float *T_sum_43, const float *T_div_59, float *T_grad_x, float *T_grad_depthwise_weight, float *T_grad_bn1_weight, float *T_grad_bn1_bias, float *T_grad_pointwise_weight, float *T_grad_bn2_weight, float *T_grad_bn2_bias, float *T_grad_div_59_6, float *T_grad_sum_43_12, float *T_grad_div_38_16, float *T_grad_sum_37_17, float *T_grad_conv_36, float *T_grad_relu_29_19, float *T_grad_div_24_26, float *T_grad_sum_8_32, float *T_grad_div_3_36, float *T_grad_sum_2_37, float *T_grad_gconv_0_39);
+void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *T_x, const double *T_depthwise_weight, const double *T_bn1_weight, const double *T_bn1_bias, const double *T_bn1_running_mean, const double *T_bn1_running_var, const double *T_pointwise_weight, const double *T_bn2_weight, const double *T_bn2_bias, const double *T_bn2_running_mean, const double *T_bn2_running_var, double *T_relu_64, double *T_gconv_0, double *T_div_3, double *T_sum_8, double *T_div_24, double *T_relu_29, double *T_conv_36, double *T_div_38, double *T_sum_43, double *T_div_59, double *T_add_13, double *T_add_20, double *T_add_48, double *T_add_55, double *T_sum_2, double *T_sum_37);
+void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *T_x, const double *T_depthwise_weight, const double *T_bn1_weight, const double *T_bn1_bias, const double *T_pointwise_weight, const double *T_bn2_weight, const double *T_bn2_bias, const double *T_grad_relu_64, const double *T_gconv_0, const double *T_div_3, const double *T_sum_8, const double *T_div_24, const double *T_relu_29, const double *T_conv_36, const double *T_div_38, const double *T_sum_43, const double *T_div_59, double *T_grad_x, double *T_grad_depthwise_weight, double *T_grad_bn1_weight, double *T_grad_bn1_bias, double *T_grad_pointwise_weight, double *T_grad_bn2_weight, double *T_grad_bn2_bias, double *T_grad_div_59_6, double *T_grad_sum_43_12, double *T_grad_div_38_16, double *T_grad_sum_37_17, double *T_grad_conv_36, double *T_grad_relu_29_19, double *T_grad_div_24_26, double *T_grad_sum_8_32, double *T_grad_div_3_36, double *T_grad_sum_2_37, double *T_grad_gconv_0_39);
+#endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
 
@@ -197,11 +218,6 @@ static __attribute__((unused)) void lc_gemm_f64(int trans_a, int trans_b, int64_
     free(bp);
 }
 
-/* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
-static int lc_threads = 0;
-
-void lc_depthwiseseparableconvspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
-
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
 
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -218,6 +234,7 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
     return r + (((r != 0) & ((r < 0) != (b < 0))) ? b : 0);
 }
 
+#if !defined(LC_PART) || LC_PART == 1
 
 /* DepthwiseSeparableConvSpec (float) */
 void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_64, float *restrict T_gconv_0, float *restrict T_div_3, float *restrict T_sum_8, float *restrict T_div_24, float *restrict T_relu_29, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_sum_43, float *restrict T_div_59, float *restrict T_add_13, float *restrict T_add_20, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_2, float *restrict T_sum_37)
@@ -534,331 +551,6 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
         const float t4 = (t2 * t3);
         const float t6 = (t4 + t5);
         const float t7 = (t6 < 0 ? 0 : t6);
-        T_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3] = t7;
-    }
-    }
-    }
-    }
-    }
-
-}
-
-
-/* DepthwiseSeparableConvSpec (double) */
-void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_64, double *restrict T_gconv_0, double *restrict T_div_3, double *restrict T_sum_8, double *restrict T_div_24, double *restrict T_relu_29, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_13, double *restrict T_add_20, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_2, double *restrict T_sum_37)
-{
-    /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
-    for (int64_t v_g = 0; v_g < 8; ++v_g) {
-    for (int64_t v_og = 0; v_og < 1; ++v_og) {
-    for (int64_t v_h = 0; v_h < S_H; ++v_h) {
-        for (int64_t k = 0; k < S_W; ++k) T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + 0 + k] = 0.0;
-    for (int64_t v_i = 0; v_i < 3; ++v_i) {
-    for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const double t0 = (((v_h + v_i) + -1) >= 0);
-        const double t1 = (((v_h + v_i) + -1) < S_H);
-        const double t3 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
-    #pragma omp simd
-    for (int64_t v_w = lc_max_i64(0, (-1 * (v_j + -1))); v_w < ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); ++v_w) {
-        const double t2 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-        const double t4 = (t2 * t3);
-        T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] += t4;
-    }
-    }
-    }
-    }
-    }
-    }
-    }
-    }
-
-    /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        double acc = 0.0;
-    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const double t0 = T_gconv_0[((((v_r0) * 8 + v_i1) * 1 + 0) * S_H + v_r2) * S_W + v_r3];
-        acc += t0;
-    }
-    }
-    }
-        T_sum_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
-    }
-    }
-    }
-    }
-    }
-
-    /* div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-        const double t0 = T_sum_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        T_div_3[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
-    }
-    }
-    }
-    }
-    }
-
-    /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        double acc = 0.0;
-    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
-        const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const double t0 = T_gconv_0[((((v_r0) * 8 + v_i1) * 1 + 0) * S_H + v_r2) * S_W + v_r3];
-        const double t2 = (t0 - t1);
-        const double t3 = (t2 * t2);
-        acc += t3;
-    }
-    }
-    }
-        T_sum_8[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
-    }
-    }
-    }
-    }
-    }
-
-    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
-        const double t0 = T_bn1_running_mean[v_i0];
-        const double t1 = (0.9 * t0);
-        const double t2 = T_div_3[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
-        const double t3 = (0.1 * t2);
-        const double t4 = (t1 + t3);
-        const double t5 = T_bn1_running_var[v_i0];
-        const double t6 = (0.9 * t5);
-        const double t7 = T_sum_8[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
-        const double t8 = (t7 / ((double)((S_N * S_H) * S_W)));
-        const double t9 = t8;
-        const double t10 = (t9 * ((double)((S_N * S_H) * S_W)));
-        const double t11 = (t10 / ((double)(((S_N * S_H) * S_W) + -1)));
-        const double t12 = (0.1 * t11);
-        const double t13 = (t6 + t12);
-        T_add_13[v_i0] = t4;
-        T_add_20[v_i0] = t13;
-    }
-    }
-
-    /* div_24[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-        const double t0 = T_bn1_weight[v_i1];
-        const double t1 = T_sum_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
-        const double t3 = (t2 + 1e-05);
-        const double t4 = sqrt(t3);
-        const double t5 = (t0 / t4);
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        T_div_24[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
-    }
-    }
-    }
-    }
-    }
-
-    /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t3 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t5 = T_bn1_bias[v_i1];
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
-        const double t2 = (t0 - t1);
-        const double t4 = (t2 * t3);
-        const double t6 = (t4 + t5);
-        const double t7 = (t6 < 0 ? 0 : t6);
-        T_relu_29[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3] = t7;
-    }
-    }
-    }
-    }
-    }
-
-    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
-    if ((int64_t)(8) == 0) {
-        /* an empty sum is zero */
-        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
-    } else if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) > 0 && (int64_t)(16) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
-    const int64_t lc_calls = (int64_t)(S_N), lc_rows = (int64_t)(16);
-    const int lc_nt = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(16) * (int64_t)(8) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_n_33 = lc_task / lc_parts;
-        lc_gemm_f64(0, 0, lc_count, (int64_t)(S_H) * (int64_t)(S_W), (int64_t)(8), 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0) + lc_first * 8, 8, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, T_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W));
-    }
-    }
-
-    /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        double acc = 0.0;
-    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const double t0 = T_conv_36[(((v_r0) * 16 + v_i1) * S_H + v_r2) * S_W + v_r3];
-        acc += t0;
-    }
-    }
-    }
-        T_sum_37[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
-    }
-    }
-    }
-    }
-    }
-
-    /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-        const double t0 = T_sum_37[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        T_div_38[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
-    }
-    }
-    }
-    }
-    }
-
-    /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        double acc = 0.0;
-    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
-        const double t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const double t0 = T_conv_36[(((v_r0) * 16 + v_i1) * S_H + v_r2) * S_W + v_r3];
-        const double t2 = (t0 - t1);
-        const double t3 = (t2 * t2);
-        acc += t3;
-    }
-    }
-    }
-        T_sum_43[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
-    }
-    }
-    }
-    }
-    }
-
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 16; ++v_i0) {
-        const double t0 = T_bn2_running_mean[v_i0];
-        const double t1 = (0.9 * t0);
-        const double t2 = T_div_38[(((0) * 16 + v_i0) * 1 + 0) * 1 + 0];
-        const double t3 = (0.1 * t2);
-        const double t4 = (t1 + t3);
-        const double t5 = T_bn2_running_var[v_i0];
-        const double t6 = (0.9 * t5);
-        const double t7 = T_sum_43[(((0) * 16 + v_i0) * 1 + 0) * 1 + 0];
-        const double t8 = (t7 / ((double)((S_N * S_H) * S_W)));
-        const double t9 = t8;
-        const double t10 = (t9 * ((double)((S_N * S_H) * S_W)));
-        const double t11 = (t10 / ((double)(((S_N * S_H) * S_W) + -1)));
-        const double t12 = (0.1 * t11);
-        const double t13 = (t6 + t12);
-        T_add_48[v_i0] = t4;
-        T_add_55[v_i0] = t13;
-    }
-    }
-
-    /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-        const double t0 = T_bn2_weight[v_i1];
-        const double t1 = T_sum_43[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
-        const double t3 = (t2 + 1e-05);
-        const double t4 = sqrt(t3);
-        const double t5 = (t0 / t4);
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        T_div_59[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
-    }
-    }
-    }
-    }
-    }
-
-    /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const double t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t3 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t5 = T_bn2_bias[v_i1];
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t2 = (t0 - t1);
-        const double t4 = (t2 * t3);
-        const double t6 = (t4 + t5);
-        const double t7 = (t6 < 0 ? 0 : t6);
         T_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3] = t7;
     }
     }
@@ -1383,6 +1075,334 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
 }
 
+#endif
+
+#if !defined(LC_PART) || LC_PART == 2
+
+/* DepthwiseSeparableConvSpec (double) */
+void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_64, double *restrict T_gconv_0, double *restrict T_div_3, double *restrict T_sum_8, double *restrict T_div_24, double *restrict T_relu_29, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_13, double *restrict T_add_20, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_2, double *restrict T_sum_37)
+{
+    /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t v_g = 0; v_g < 8; ++v_g) {
+    for (int64_t v_og = 0; v_og < 1; ++v_og) {
+    for (int64_t v_h = 0; v_h < S_H; ++v_h) {
+        for (int64_t k = 0; k < S_W; ++k) T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + 0 + k] = 0.0;
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const double t0 = (((v_h + v_i) + -1) >= 0);
+        const double t1 = (((v_h + v_i) + -1) < S_H);
+        const double t3 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+    #pragma omp simd
+    for (int64_t v_w = lc_max_i64(0, (-1 * (v_j + -1))); v_w < ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); ++v_w) {
+        const double t2 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+        const double t4 = (t2 * t3);
+        T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] += t4;
+    }
+    }
+    }
+    }
+    }
+    }
+    }
+    }
+
+    /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        double acc = 0.0;
+    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
+        const double t0 = T_gconv_0[((((v_r0) * 8 + v_i1) * 1 + 0) * S_H + v_r2) * S_W + v_r3];
+        acc += t0;
+    }
+    }
+    }
+        T_sum_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+    }
+    }
+    }
+    }
+    }
+
+    /* div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
+        const double t0 = T_sum_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        T_div_3[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
+    }
+    }
+    }
+    }
+    }
+
+    /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        double acc = 0.0;
+    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+        const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
+        const double t0 = T_gconv_0[((((v_r0) * 8 + v_i1) * 1 + 0) * S_H + v_r2) * S_W + v_r3];
+        const double t2 = (t0 - t1);
+        const double t3 = (t2 * t2);
+        acc += t3;
+    }
+    }
+    }
+        T_sum_8[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+    }
+    }
+    }
+    }
+    }
+
+    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
+        const double t0 = T_bn1_running_mean[v_i0];
+        const double t1 = (0.9 * t0);
+        const double t2 = T_div_3[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const double t3 = (0.1 * t2);
+        const double t4 = (t1 + t3);
+        const double t5 = T_bn1_running_var[v_i0];
+        const double t6 = (0.9 * t5);
+        const double t7 = T_sum_8[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const double t8 = (t7 / ((double)((S_N * S_H) * S_W)));
+        const double t9 = t8;
+        const double t10 = (t9 * ((double)((S_N * S_H) * S_W)));
+        const double t11 = (t10 / ((double)(((S_N * S_H) * S_W) + -1)));
+        const double t12 = (0.1 * t11);
+        const double t13 = (t6 + t12);
+        T_add_13[v_i0] = t4;
+        T_add_20[v_i0] = t13;
+    }
+    }
+
+    /* div_24[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
+        const double t0 = T_bn1_weight[v_i1];
+        const double t1 = T_sum_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (t0 / t4);
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        T_div_24[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
+    }
+    }
+    }
+    }
+    }
+
+    /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t5 = T_bn1_bias[v_i1];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
+        const double t0 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+        const double t2 = (t0 - t1);
+        const double t4 = (t2 * t3);
+        const double t6 = (t4 + t5);
+        const double t7 = (t6 < 0 ? 0 : t6);
+        T_relu_29[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3] = t7;
+    }
+    }
+    }
+    }
+    }
+
+    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    if ((int64_t)(8) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
+    } else if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) > 0 && (int64_t)(16) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = (int64_t)(S_N), lc_rows = (int64_t)(16);
+    const int lc_nt = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(16) * (int64_t)(8) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t v_n_33 = lc_task / lc_parts;
+        lc_gemm_f64(0, 0, lc_count, (int64_t)(S_H) * (int64_t)(S_W), (int64_t)(8), 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0) + lc_first * 8, 8, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, T_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W));
+    }
+    }
+
+    /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        double acc = 0.0;
+    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
+        const double t0 = T_conv_36[(((v_r0) * 16 + v_i1) * S_H + v_r2) * S_W + v_r3];
+        acc += t0;
+    }
+    }
+    }
+        T_sum_37[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+    }
+    }
+    }
+    }
+    }
+
+    /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
+        const double t0 = T_sum_37[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        T_div_38[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
+    }
+    }
+    }
+    }
+    }
+
+    /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        double acc = 0.0;
+    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+        const double t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
+        const double t0 = T_conv_36[(((v_r0) * 16 + v_i1) * S_H + v_r2) * S_W + v_r3];
+        const double t2 = (t0 - t1);
+        const double t3 = (t2 * t2);
+        acc += t3;
+    }
+    }
+    }
+        T_sum_43[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+    }
+    }
+    }
+    }
+    }
+
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 16; ++v_i0) {
+        const double t0 = T_bn2_running_mean[v_i0];
+        const double t1 = (0.9 * t0);
+        const double t2 = T_div_38[(((0) * 16 + v_i0) * 1 + 0) * 1 + 0];
+        const double t3 = (0.1 * t2);
+        const double t4 = (t1 + t3);
+        const double t5 = T_bn2_running_var[v_i0];
+        const double t6 = (0.9 * t5);
+        const double t7 = T_sum_43[(((0) * 16 + v_i0) * 1 + 0) * 1 + 0];
+        const double t8 = (t7 / ((double)((S_N * S_H) * S_W)));
+        const double t9 = t8;
+        const double t10 = (t9 * ((double)((S_N * S_H) * S_W)));
+        const double t11 = (t10 / ((double)(((S_N * S_H) * S_W) + -1)));
+        const double t12 = (0.1 * t11);
+        const double t13 = (t6 + t12);
+        T_add_48[v_i0] = t4;
+        T_add_55[v_i0] = t13;
+    }
+    }
+
+    /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
+        const double t0 = T_bn2_weight[v_i1];
+        const double t1 = T_sum_43[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (t0 / t4);
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        T_div_59[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
+    }
+    }
+    }
+    }
+    }
+
+    /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t5 = T_bn2_bias[v_i1];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
+        const double t0 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t2 = (t0 - t1);
+        const double t4 = (t2 * t3);
+        const double t6 = (t4 + t5);
+        const double t7 = (t6 < 0 ? 0 : t6);
+        T_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3] = t7;
+    }
+    }
+    }
+    }
+    }
+
+}
+
 
 /* DepthwiseSeparableConvSpec_backward (double) */
 void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_64, const double *restrict T_gconv_0, const double *restrict T_div_3, const double *restrict T_sum_8, const double *restrict T_div_24, const double *restrict T_relu_29, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_depthwise_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_pointwise_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_6, double *restrict T_grad_sum_43_12, double *restrict T_grad_div_38_16, double *restrict T_grad_sum_37_17, double *restrict T_grad_conv_36, double *restrict T_grad_relu_29_19, double *restrict T_grad_div_24_26, double *restrict T_grad_sum_8_32, double *restrict T_grad_div_3_36, double *restrict T_grad_sum_2_37, double *restrict T_grad_gconv_0_39)
@@ -1898,3 +1918,4 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
 }
 
+#endif

@@ -55,7 +55,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': '36f9f53fdea3eb1bd5c67315e081d2e550e5870b7ae16b11cc64d51018433b05'}
+ 'key': '83a6a0612b7ea6d321f49efca3257454bbb8a5381cccdbea8d6d447024298bac'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

@@ -98,14 +98,35 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
                              const double *, int64_t, double, double *, int64_t);
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
-static uintptr_t lc_sgemm, lc_dgemm;
-static int lc_blas_ilp64;
+
+/* The module builds as one unit, or in parts compiled side by side
+   (LC_PART 0: this state, the functions Python calls to set it and the
+   declarations cffi needs; 1: the float functions; 2: the double ones). */
+#if !defined(LC_PART)
+#define LC_STATE static
+#elif LC_PART == 0
+#define LC_STATE __attribute__((visibility("hidden")))
+#else
+#define LC_STATE extern __attribute__((visibility("hidden")))
+#endif
+LC_STATE uintptr_t lc_sgemm, lc_dgemm;
+LC_STATE int lc_blas_ilp64;
+/* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
+LC_STATE int lc_threads;
+#if !defined(LC_PART) || LC_PART == 0
 
 void lc_focallossspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
     lc_sgemm = sgemm;
     lc_dgemm = dgemm;
     lc_blas_ilp64 = ilp64;
 }
+
+void lc_focallossspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
+void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *T_logits, const int64_t *T_targets, float *T_div_15, float *T_max_0, float *T_sum_4, float *T_add_6, float *T_sum_14);
+void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *T_logits, const int64_t *T_targets, const float *T_grad_div_15, const float *T_max_0, const float *T_sum_4, const float *T_add_6, float *T_grad_logits, float *T_grad_sum_14_1, float *T_grad_logp_t_8, float *T_grad_add_6_11, float *T_grad_sum_4_14);
+void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *T_logits, const int64_t *T_targets, double *T_div_15, double *T_max_0, double *T_sum_4, double *T_add_6, double *T_sum_14);
+void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *T_logits, const int64_t *T_targets, const double *T_grad_div_15, const double *T_max_0, const double *T_sum_4, const double *T_add_6, double *T_grad_logits, double *T_grad_sum_14_1, double *T_grad_logp_t_8, double *T_grad_add_6_11, double *T_grad_sum_4_14);
+#endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
 
@@ -197,11 +218,6 @@ static __attribute__((unused)) void lc_gemm_f64(int trans_a, int trans_b, int64_
     free(bp);
 }
 
-/* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
-static int lc_threads = 0;
-
-void lc_focallossspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
-
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
 
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -218,6 +234,7 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
     return r + (((r != 0) & ((r < 0) != (b < 0))) ? b : 0);
 }
 
+#if !defined(LC_PART) || LC_PART == 1
 
 /* FocalLossSpec (float) */
 void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restrict T_logits, const int64_t *restrict T_targets, float *restrict T_div_15, float *restrict T_max_0, float *restrict T_sum_4, float *restrict T_add_6, float *restrict T_sum_14)
@@ -300,93 +317,6 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
     {
         const float t0 = T_sum_14[0];
         const float t1 = (t0 / ((float)S_N));
-        T_div_15[0] = t1;
-    }
-
-}
-
-
-/* FocalLossSpec (double) */
-void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, double *restrict T_div_15, double *restrict T_max_0, double *restrict T_sum_4, double *restrict T_add_6, double *restrict T_sum_14)
-{
-    /* max_0[i0, i1] = max_{r1} logits[i0, r1] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
-        double acc = (-(double)INFINITY);
-    #pragma omp simd reduction(max:acc)
-    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
-        const double t0 = T_logits[(v_i0) * S_C + v_r1];
-        acc = (acc != acc || t0 <= acc) ? acc : t0;
-    }
-        T_max_0[(v_i0) * 1 + v_i1] = acc;
-    }
-    }
-    }
-
-    /* sum_4[i0, i1] = sum_{r1} exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
-        double acc = 0.0;
-        const double t1 = T_max_0[(v_i0) * 1 + 0];
-        const double t2 = t1;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
-        const double t0 = T_logits[(v_i0) * S_C + v_r1];
-        const double t3 = (t0 - t2);
-        const double t4 = exp(t3);
-        acc += t4;
-    }
-        T_sum_4[(v_i0) * 1 + v_i1] = acc;
-    }
-    }
-    }
-
-    /* add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t0 = T_sum_4[(v_i0) * 1 + 0];
-        const double t1 = log(t0);
-        const double t2 = T_max_0[(v_i0) * 1 + 0];
-        const double t3 = t2;
-        const double t4 = (t1 + t3);
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
-        T_add_6[(v_i0) * 1 + v_i1] = t4;
-    }
-    }
-    }
-
-    /* sum_14 = sum_{r0} -0.25 * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0) */
-    {
-    double acc = 0.0;
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) >= 131072) reduction(+:acc)
-    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-        const double t0 = (T_targets[v_r0] >= 0);
-        const double t1 = (T_targets[v_r0] < S_C);
-        const double t2 = (t0 * t1);
-        const double t3 = (t2 != 0 ? T_logits[(v_r0) * S_C + T_targets[v_r0]] : 0);
-        const double t4 = T_add_6[(v_r0) * 1 + 0];
-        const double t5 = (t3 - t4);
-        const double t6 = (t2 != 0 ? t5 : 0.0);
-        const double t7 = exp(t6);
-        const double t8 = (1.0 - t7);
-        const double t9 = (t8 * t8);
-        const double t10 = ((-0.25) * t9);
-        const double t11 = (t10 * t6);
-        acc += t11;
-    }
-    T_sum_14[0] = acc;
-    }
-
-    /* div_15 = sum_14 / N */
-    {
-        const double t0 = T_sum_14[0];
-        const double t1 = (t0 / ((double)S_N));
         T_div_15[0] = t1;
     }
 
@@ -489,6 +419,96 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
 
 }
 
+#endif
+
+#if !defined(LC_PART) || LC_PART == 2
+
+/* FocalLossSpec (double) */
+void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, double *restrict T_div_15, double *restrict T_max_0, double *restrict T_sum_4, double *restrict T_add_6, double *restrict T_sum_14)
+{
+    /* max_0[i0, i1] = max_{r1} logits[i0, r1] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
+        double acc = (-(double)INFINITY);
+    #pragma omp simd reduction(max:acc)
+    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
+        const double t0 = T_logits[(v_i0) * S_C + v_r1];
+        acc = (acc != acc || t0 <= acc) ? acc : t0;
+    }
+        T_max_0[(v_i0) * 1 + v_i1] = acc;
+    }
+    }
+    }
+
+    /* sum_4[i0, i1] = sum_{r1} exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
+        double acc = 0.0;
+        const double t1 = T_max_0[(v_i0) * 1 + 0];
+        const double t2 = t1;
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
+        const double t0 = T_logits[(v_i0) * S_C + v_r1];
+        const double t3 = (t0 - t2);
+        const double t4 = exp(t3);
+        acc += t4;
+    }
+        T_sum_4[(v_i0) * 1 + v_i1] = acc;
+    }
+    }
+    }
+
+    /* add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t0 = T_sum_4[(v_i0) * 1 + 0];
+        const double t1 = log(t0);
+        const double t2 = T_max_0[(v_i0) * 1 + 0];
+        const double t3 = t2;
+        const double t4 = (t1 + t3);
+    #pragma omp simd
+    for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
+        T_add_6[(v_i0) * 1 + v_i1] = t4;
+    }
+    }
+    }
+
+    /* sum_14 = sum_{r0} -0.25 * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0) */
+    {
+    double acc = 0.0;
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) >= 131072) reduction(+:acc)
+    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+        const double t0 = (T_targets[v_r0] >= 0);
+        const double t1 = (T_targets[v_r0] < S_C);
+        const double t2 = (t0 * t1);
+        const double t3 = (t2 != 0 ? T_logits[(v_r0) * S_C + T_targets[v_r0]] : 0);
+        const double t4 = T_add_6[(v_r0) * 1 + 0];
+        const double t5 = (t3 - t4);
+        const double t6 = (t2 != 0 ? t5 : 0.0);
+        const double t7 = exp(t6);
+        const double t8 = (1.0 - t7);
+        const double t9 = (t8 * t8);
+        const double t10 = ((-0.25) * t9);
+        const double t11 = (t10 * t6);
+        acc += t11;
+    }
+    T_sum_14[0] = acc;
+    }
+
+    /* div_15 = sum_14 / N */
+    {
+        const double t0 = T_sum_14[0];
+        const double t1 = (t0 / ((double)S_N));
+        T_div_15[0] = t1;
+    }
+
+}
+
 
 /* FocalLossSpec_backward (double) */
 void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, const double *restrict T_grad_div_15, const double *restrict T_max_0, const double *restrict T_sum_4, const double *restrict T_add_6, double *restrict T_grad_logits, double *restrict T_grad_sum_14_1, double *restrict T_grad_logp_t_8, double *restrict T_grad_add_6_11, double *restrict T_grad_sum_4_14)
@@ -586,3 +606,4 @@ void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restr
 
 }
 
+#endif

@@ -46,7 +46,7 @@ LAYER = {'name': 'LinearSpec',
  'prefix': 'lc_linearspec',
  'calls_blas': True,
  'extension': '_linear_ext',
- 'key': '5957f202d6bf3901be326ffcd1ab3d6009f0d38368796ac7846bdcccaaf212d6'}
+ 'key': '291593b6f401f66348060ffbb2f5aab152526e1db22e9e4f4307971734340703'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

@@ -98,14 +98,35 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
                              const double *, int64_t, double, double *, int64_t);
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
-static uintptr_t lc_sgemm, lc_dgemm;
-static int lc_blas_ilp64;
+
+/* The module builds as one unit, or in parts compiled side by side
+   (LC_PART 0: this state, the functions Python calls to set it and the
+   declarations cffi needs; 1: the float functions; 2: the double ones). */
+#if !defined(LC_PART)
+#define LC_STATE static
+#elif LC_PART == 0
+#define LC_STATE __attribute__((visibility("hidden")))
+#else
+#define LC_STATE extern __attribute__((visibility("hidden")))
+#endif
+LC_STATE uintptr_t lc_sgemm, lc_dgemm;
+LC_STATE int lc_blas_ilp64;
+/* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
+LC_STATE int lc_threads;
+#if !defined(LC_PART) || LC_PART == 0
 
 void lc_linearspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
     lc_sgemm = sgemm;
     lc_dgemm = dgemm;
     lc_blas_ilp64 = ilp64;
 }
+
+void lc_linearspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
+void lc_linearspec_forward_f32(int64_t S_N, const float *T_x, const float *T_weight, const float *T_bias, float *T_add_2, float *T_matmul_1);
+void lc_linearspec_backward_f32(int64_t S_N, const float *T_x, const float *T_weight, const float *T_grad_add_2, float *T_grad_x, float *T_grad_weight, float *T_grad_bias);
+void lc_linearspec_forward_f64(int64_t S_N, const double *T_x, const double *T_weight, const double *T_bias, double *T_add_2, double *T_matmul_1);
+void lc_linearspec_backward_f64(int64_t S_N, const double *T_x, const double *T_weight, const double *T_grad_add_2, double *T_grad_x, double *T_grad_weight, double *T_grad_bias);
+#endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
 
@@ -197,11 +218,6 @@ static __attribute__((unused)) void lc_gemm_f64(int trans_a, int trans_b, int64_
     free(bp);
 }
 
-/* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
-static int lc_threads = 0;
-
-void lc_linearspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
-
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
 
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -218,6 +234,7 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
     return r + (((r != 0) & ((r < 0) != (b < 0))) ? b : 0);
 }
 
+#if !defined(LC_PART) || LC_PART == 1
 
 /* LinearSpec (float) */
 void lc_linearspec_forward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_bias, float *restrict T_add_2, float *restrict T_matmul_1)
@@ -252,47 +269,6 @@ void lc_linearspec_forward_f32(int64_t S_N, const float *restrict T_x, const flo
         const float t0 = T_matmul_1[(v_i0) * 32 + v_i1];
         const float t1 = T_bias[v_i1];
         const float t2 = (t0 + t1);
-        T_add_2[(v_i0) * 32 + v_i1] = t2;
-    }
-    }
-    }
-
-}
-
-
-/* LinearSpec (double) */
-void lc_linearspec_forward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_bias, double *restrict T_add_2, double *restrict T_matmul_1)
-{
-    /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
-    if ((int64_t)(64) == 0) {
-        /* an empty sum is zero */
-        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(32); ++k) T_matmul_1[k] = 0;
-    } else if ((int64_t)(S_N) > 0 && (int64_t)(32) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
-    const int lc_nt = (int64_t)(S_N) * (int64_t)(32) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        lc_gemm_f64(0, 1, lc_count, (int64_t)(32), (int64_t)(64), 1.0, T_x + ((0) * 64 + 0) + lc_first * 64, 64, T_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + ((0) * 32 + 0) + lc_first * 32, 32);
-    }
-    }
-
-    /* add_2[i0, i1] = matmul_1[i0, i1] + bias[i1] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(32) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < 32; ++v_i1) {
-        const double t0 = T_matmul_1[(v_i0) * 32 + v_i1];
-        const double t1 = T_bias[v_i1];
-        const double t2 = (t0 + t1);
         T_add_2[(v_i0) * 32 + v_i1] = t2;
     }
     }
@@ -378,6 +354,50 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
 
 }
 
+#endif
+
+#if !defined(LC_PART) || LC_PART == 2
+
+/* LinearSpec (double) */
+void lc_linearspec_forward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_bias, double *restrict T_add_2, double *restrict T_matmul_1)
+{
+    /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(32); ++k) T_matmul_1[k] = 0;
+    } else if ((int64_t)(S_N) > 0 && (int64_t)(32) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
+    const int lc_nt = (int64_t)(S_N) * (int64_t)(32) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(0, 1, lc_count, (int64_t)(32), (int64_t)(64), 1.0, T_x + ((0) * 64 + 0) + lc_first * 64, 64, T_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + ((0) * 32 + 0) + lc_first * 32, 32);
+    }
+    }
+
+    /* add_2[i0, i1] = matmul_1[i0, i1] + bias[i1] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(32) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    #pragma omp simd
+    for (int64_t v_i1 = 0; v_i1 < 32; ++v_i1) {
+        const double t0 = T_matmul_1[(v_i0) * 32 + v_i1];
+        const double t1 = T_bias[v_i1];
+        const double t2 = (t0 + t1);
+        T_add_2[(v_i0) * 32 + v_i1] = t2;
+    }
+    }
+    }
+
+}
+
 
 /* LinearSpec_backward (double) */
 void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_grad_add_2, double *restrict T_grad_x, double *restrict T_grad_weight, double *restrict T_grad_bias)
@@ -456,3 +476,4 @@ void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const d
 
 }
 
+#endif

@@ -43,7 +43,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
  'prefix': 'lc_linearnobiasspec',
  'calls_blas': True,
  'extension': '_linear_no_bias_ext',
- 'key': '214a6e392357cc751bd77305533c466c1e1b45bfac270cd66c42e2e1ef20907b'}
+ 'key': '5ba9ce1dca33ba88ec67f2572aa3a3115c0427f965148147fecb9617de7a3cc9'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

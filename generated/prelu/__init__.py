@@ -45,7 +45,7 @@ LAYER = {'name': 'PReLU2D',
  'prefix': 'lc_prelu2d',
  'calls_blas': False,
  'extension': '_prelu_ext',
- 'key': 'fcd7ba8c79cf2b7918dbd0bf25e33b630577d06871215b9ca163348ef8c221df'}
+ 'key': 'fdcfc00b04d70c51023559dfdbc6758144cc47455b7b431529f0491b7ccf9aa0'}
 
 
 class PReLU2D(_layerc_runtime.LayerModule):

@@ -98,14 +98,35 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
                              const double *, int64_t, double, double *, int64_t);
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
-static uintptr_t lc_sgemm, lc_dgemm;
-static int lc_blas_ilp64;
+
+/* The module builds as one unit, or in parts compiled side by side
+   (LC_PART 0: this state, the functions Python calls to set it and the
+   declarations cffi needs; 1: the float functions; 2: the double ones). */
+#if !defined(LC_PART)
+#define LC_STATE static
+#elif LC_PART == 0
+#define LC_STATE __attribute__((visibility("hidden")))
+#else
+#define LC_STATE extern __attribute__((visibility("hidden")))
+#endif
+LC_STATE uintptr_t lc_sgemm, lc_dgemm;
+LC_STATE int lc_blas_ilp64;
+/* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
+LC_STATE int lc_threads;
+#if !defined(LC_PART) || LC_PART == 0
 
 void lc_prelu2d_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
     lc_sgemm = sgemm;
     lc_dgemm = dgemm;
     lc_blas_ilp64 = ilp64;
 }
+
+void lc_prelu2d_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
+void lc_prelu2d_forward_f32(int64_t S_C, int64_t S_N, const float *T_x, const float *T_alpha, float *T_select_2);
+void lc_prelu2d_backward_f32(int64_t S_C, int64_t S_N, const float *T_x, const float *T_alpha, const float *T_grad_select_2, float *T_grad_x, float *T_grad_alpha);
+void lc_prelu2d_forward_f64(int64_t S_C, int64_t S_N, const double *T_x, const double *T_alpha, double *T_select_2);
+void lc_prelu2d_backward_f64(int64_t S_C, int64_t S_N, const double *T_x, const double *T_alpha, const double *T_grad_select_2, double *T_grad_x, double *T_grad_alpha);
+#endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
 
@@ -197,11 +218,6 @@ static __attribute__((unused)) void lc_gemm_f64(int trans_a, int trans_b, int64_
     free(bp);
 }
 
-/* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
-static int lc_threads = 0;
-
-void lc_prelu2d_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
-
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
 
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -218,6 +234,7 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
     return r + (((r != 0) & ((r < 0) != (b < 0))) ? b : 0);
 }
 
+#if !defined(LC_PART) || LC_PART == 1
 
 /* PReLU2D (float) */
 void lc_prelu2d_forward_f32(int64_t S_C, int64_t S_N, const float *restrict T_x, const float *restrict T_alpha, float *restrict T_select_2)
@@ -233,28 +250,6 @@ void lc_prelu2d_forward_f32(int64_t S_C, int64_t S_N, const float *restrict T_x,
         const float t1 = (t0 > 0.0f);
         const float t3 = (t2 * t0);
         const float t4 = (t1 != 0 ? t0 : t3);
-        T_select_2[(v_i0) * S_C + v_i1] = t4;
-    }
-    }
-    }
-
-}
-
-
-/* PReLU2D (double) */
-void lc_prelu2d_forward_f64(int64_t S_C, int64_t S_N, const double *restrict T_x, const double *restrict T_alpha, double *restrict T_select_2)
-{
-    /* select_2[i0, i1] = (x[i0, i1] if x[i0, i1] > 0 else alpha[0] * x[i0, i1]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t2 = T_alpha[0];
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
-        const double t0 = T_x[(v_i0) * S_C + v_i1];
-        const double t1 = (t0 > 0.0);
-        const double t3 = (t2 * t0);
-        const double t4 = (t1 != 0 ? t0 : t3);
         T_select_2[(v_i0) * S_C + v_i1] = t4;
     }
     }
@@ -310,6 +305,31 @@ void lc_prelu2d_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_x
 
 }
 
+#endif
+
+#if !defined(LC_PART) || LC_PART == 2
+
+/* PReLU2D (double) */
+void lc_prelu2d_forward_f64(int64_t S_C, int64_t S_N, const double *restrict T_x, const double *restrict T_alpha, double *restrict T_select_2)
+{
+    /* select_2[i0, i1] = (x[i0, i1] if x[i0, i1] > 0 else alpha[0] * x[i0, i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t2 = T_alpha[0];
+    #pragma omp simd
+    for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
+        const double t0 = T_x[(v_i0) * S_C + v_i1];
+        const double t1 = (t0 > 0.0);
+        const double t3 = (t2 * t0);
+        const double t4 = (t1 != 0 ? t0 : t3);
+        T_select_2[(v_i0) * S_C + v_i1] = t4;
+    }
+    }
+    }
+
+}
+
 
 /* PReLU2D_backward (double) */
 void lc_prelu2d_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_x, const double *restrict T_alpha, const double *restrict T_grad_select_2, double *restrict T_grad_x, double *restrict T_grad_alpha)
@@ -358,3 +378,4 @@ void lc_prelu2d_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_
 
 }
 
+#endif

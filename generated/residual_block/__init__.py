@@ -177,7 +177,7 @@ LAYER = {'name': 'ResidualBlockSpec',
  'prefix': 'lc_residualblockspec',
  'calls_blas': False,
  'extension': '_residual_block_ext',
- 'key': '47466d458beb62c33060cd3e7ce882db1a0dfba91466a41e666a97af63ebf2f7'}
+ 'key': '3f192f5f8eb9caaf5c5406e0a7bebd1954d80255168b2a451f2c6aef28a7e763'}
 
 
 class ResidualBlockSpec(_layerc_runtime.LayerModule):

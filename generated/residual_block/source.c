@@ -98,14 +98,35 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
                              const double *, int64_t, double, double *, int64_t);
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
-static uintptr_t lc_sgemm, lc_dgemm;
-static int lc_blas_ilp64;
+
+/* The module builds as one unit, or in parts compiled side by side
+   (LC_PART 0: this state, the functions Python calls to set it and the
+   declarations cffi needs; 1: the float functions; 2: the double ones). */
+#if !defined(LC_PART)
+#define LC_STATE static
+#elif LC_PART == 0
+#define LC_STATE __attribute__((visibility("hidden")))
+#else
+#define LC_STATE extern __attribute__((visibility("hidden")))
+#endif
+LC_STATE uintptr_t lc_sgemm, lc_dgemm;
+LC_STATE int lc_blas_ilp64;
+/* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
+LC_STATE int lc_threads;
+#if !defined(LC_PART) || LC_PART == 0
 
 void lc_residualblockspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
     lc_sgemm = sgemm;
     lc_dgemm = dgemm;
     lc_blas_ilp64 = ilp64;
 }
+
+void lc_residualblockspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
+void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *T_x, const float *T_conv1_weight, const float *T_bn1_weight, const float *T_bn1_bias, const float *T_bn1_running_mean, const float *T_bn1_running_var, const float *T_conv2_weight, const float *T_bn2_weight, const float *T_bn2_bias, const float *T_bn2_running_mean, const float *T_bn2_running_var, float *T_relu_65, float *T_conv_0, float *T_div_2, float *T_sum_7, float *T_div_23, float *T_relu_28, float *T_conv_36, float *T_div_38, float *T_sum_43, float *T_div_59, float *T_add_12, float *T_add_19, float *T_add_48, float *T_add_55, float *T_sum_1, float *T_sum_37);
+void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *T_x, const float *T_conv1_weight, const float *T_bn1_weight, const float *T_bn1_bias, const float *T_conv2_weight, const float *T_bn2_weight, const float *T_bn2_bias, const float *T_grad_relu_65, const float *T_conv_0, const float *T_div_2, const float *T_sum_7, const float *T_div_23, const float *T_relu_28, const float *T_conv_36, const float *T_div_38, const float *T_sum_43, const float *T_div_59, float *T_grad_x, float *T_grad_conv1_weight, float *T_grad_bn1_weight, float *T_grad_bn1_bias, float *T_grad_conv2_weight, float *T_grad_bn2_weight, float *T_grad_bn2_bias, float *T_grad_div_59_8, float *T_grad_sum_43_14, float *T_grad_div_38_18, float *T_grad_sum_37_19, float *T_grad_conv_36, float *T_grad_relu_28_21, float *T_grad_div_23_28, float *T_grad_sum_7_34, float *T_grad_div_2_38, float *T_grad_sum_1_39, float *T_grad_conv_0, float *T_grad_x_41);
+void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *T_x, const double *T_conv1_weight, const double *T_bn1_weight, const double *T_bn1_bias, const double *T_bn1_running_mean, const double *T_bn1_running_var, const double *T_conv2_weight, const double *T_bn2_weight, const double *T_bn2_bias, const double *T_bn2_running_mean, const double *T_bn2_running_var, double *T_relu_65, double *T_conv_0, double *T_div_2, double *T_sum_7, double *T_div_23, double *T_relu_28, double *T_conv_36, double *T_div_38, double *T_sum_43, double *T_div_59, double *T_add_12, double *T_add_19, double *T_add_48, double *T_add_55, double *T_sum_1, double *T_sum_37);
+void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *T_x, const double *T_conv1_weight, const double *T_bn1_weight, const double *T_bn1_bias, const double *T_conv2_weight, const double *T_bn2_weight, const double *T_bn2_bias, const double *T_grad_relu_65, const double *T_conv_0, const double *T_div_2, const double *T_sum_7, const double *T_div_23, const double *T_relu_28, const double *T_conv_36, const double *T_div_38, const double *T_sum_43, const double *T_div_59, double *T_grad_x, double *T_grad_conv1_weight, double *T_grad_bn1_weight, double *T_grad_bn1_bias, double *T_grad_conv2_weight, double *T_grad_bn2_weight, double *T_grad_bn2_bias, double *T_grad_div_59_8, double *T_grad_sum_43_14, double *T_grad_div_38_18, double *T_grad_sum_37_19, double *T_grad_conv_36, double *T_grad_relu_28_21, double *T_grad_div_23_28, double *T_grad_sum_7_34, double *T_grad_div_2_38, double *T_grad_sum_1_39, double *T_grad_conv_0, double *T_grad_x_41);
+#endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
 
@@ -197,11 +218,6 @@ static __attribute__((unused)) void lc_gemm_f64(int trans_a, int trans_b, int64_
     free(bp);
 }
 
-/* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
-static int lc_threads = 0;
-
-void lc_residualblockspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
-
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
 
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -218,6 +234,7 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
     return r + (((r != 0) & ((r < 0) != (b < 0))) ? b : 0);
 }
 
+#if !defined(LC_PART) || LC_PART == 1
 
 /* ResidualBlockSpec (float) */
 void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_65, float *restrict T_conv_0, float *restrict T_div_2, float *restrict T_sum_7, float *restrict T_div_23, float *restrict T_relu_28, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_sum_43, float *restrict T_div_59, float *restrict T_add_12, float *restrict T_add_19, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_1, float *restrict T_sum_37)
@@ -677,474 +694,6 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         const float t7 = T_x[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const float t8 = (t6 + t7);
         const float t9 = (t8 < 0 ? 0 : t8);
-        T_relu_65[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3] = t9;
-    }
-    }
-    }
-    }
-    }
-
-}
-
-
-/* ResidualBlockSpec (double) */
-void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_65, double *restrict T_conv_0, double *restrict T_div_2, double *restrict T_sum_7, double *restrict T_div_23, double *restrict T_relu_28, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_12, double *restrict T_add_19, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_1, double *restrict T_sum_37)
-{
-    /* conv_0[n, o, h, w] = sum_{c, i, j} x[n, c, h + i - 1, w + j - 1] * conv1_weight[o, c, i, j] */
-    {
-    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_0[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_o = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_j = ((lc_pc + lc_k)) % (3);
-                    const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
-                    const int64_t v_c = (lc_pc + lc_k) / ((3) * (3));
-                    const double t0 = T_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_w = (lc_m) % (S_W);
-                    const int64_t v_h = (lc_m / (S_W)) % (S_H);
-                    const int64_t v_n = lc_m / ((S_W) * (S_H));
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_j = ((lc_pc + lc_k)) % (3);
-                        const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
-                        const int64_t v_c = (lc_pc + lc_k) / ((3) * (3));
-                        const double t0 = (((v_h + v_i) + -1) >= 0);
-                        const double t1 = (((v_h + v_i) + -1) < S_H);
-                        const double t2 = (t0 * t1);
-                        const double t3 = (((v_w + v_j) + -1) >= 0);
-                        const double t4 = (t2 * t3);
-                        const double t5 = (((v_w + v_j) + -1) < S_W);
-                        const double t6 = (t4 * t5);
-                        const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-                        lc_dst[lc_k * LC_MR] = t7;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_w = (lc_m) % (S_W);
-                        const int64_t v_h = (lc_m / (S_W)) % (S_H);
-                        const int64_t v_n = lc_m / ((S_W) * (S_H));
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_o = lc_n;
-                            if (lc_pc == 0) T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
-    /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        double acc = 0.0;
-    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const double t0 = T_conv_0[(((v_r0) * 8 + v_i1) * S_H + v_r2) * S_W + v_r3];
-        acc += t0;
-    }
-    }
-    }
-        T_sum_1[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
-    }
-    }
-    }
-    }
-    }
-
-    /* div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-        const double t0 = T_sum_1[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        T_div_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
-    }
-    }
-    }
-    }
-    }
-
-    /* sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        double acc = 0.0;
-    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
-        const double t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const double t0 = T_conv_0[(((v_r0) * 8 + v_i1) * S_H + v_r2) * S_W + v_r3];
-        const double t2 = (t0 - t1);
-        const double t3 = (t2 * t2);
-        acc += t3;
-    }
-    }
-    }
-        T_sum_7[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
-    }
-    }
-    }
-    }
-    }
-
-    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
-        const double t0 = T_bn1_running_mean[v_i0];
-        const double t1 = (0.9 * t0);
-        const double t2 = T_div_2[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
-        const double t3 = (0.1 * t2);
-        const double t4 = (t1 + t3);
-        const double t5 = T_bn1_running_var[v_i0];
-        const double t6 = (0.9 * t5);
-        const double t7 = T_sum_7[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
-        const double t8 = (t7 / ((double)((S_N * S_H) * S_W)));
-        const double t9 = t8;
-        const double t10 = (t9 * ((double)((S_N * S_H) * S_W)));
-        const double t11 = (t10 / ((double)(((S_N * S_H) * S_W) + -1)));
-        const double t12 = (0.1 * t11);
-        const double t13 = (t6 + t12);
-        T_add_12[v_i0] = t4;
-        T_add_19[v_i0] = t13;
-    }
-    }
-
-    /* div_23[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-        const double t0 = T_bn1_weight[v_i1];
-        const double t1 = T_sum_7[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
-        const double t3 = (t2 + 1e-05);
-        const double t4 = sqrt(t3);
-        const double t5 = (t0 / t4);
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        T_div_23[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
-    }
-    }
-    }
-    }
-    }
-
-    /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const double t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t3 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t5 = T_bn1_bias[v_i1];
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_conv_0[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t2 = (t0 - t1);
-        const double t4 = (t2 * t3);
-        const double t6 = (t4 + t5);
-        const double t7 = (t6 < 0 ? 0 : t6);
-        T_relu_28[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3] = t7;
-    }
-    }
-    }
-    }
-    }
-
-    /* conv_36[n_32, o_33, h_34, w_35] = sum_{c_29, i_30, j_31} relu_28[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] * conv2_weight[o_33, c_29, i_30, j_31] */
-    {
-    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_o_33 = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
-                    const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
-                    const int64_t v_c_29 = (lc_pc + lc_k) / ((3) * (3));
-                    const double t0 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_w_35 = (lc_m) % (S_W);
-                    const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
-                    const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
-                        const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
-                        const int64_t v_c_29 = (lc_pc + lc_k) / ((3) * (3));
-                        const double t0 = (((v_h_34 + v_i_30) + -1) >= 0);
-                        const double t1 = (((v_h_34 + v_i_30) + -1) < S_H);
-                        const double t2 = (t0 * t1);
-                        const double t3 = (((v_w_35 + v_j_31) + -1) >= 0);
-                        const double t4 = (t2 * t3);
-                        const double t5 = (((v_w_35 + v_j_31) + -1) < S_W);
-                        const double t6 = (t4 * t5);
-                        const double t7 = (t6 != 0 ? T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
-                        lc_dst[lc_k * LC_MR] = t7;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_w_35 = (lc_m) % (S_W);
-                        const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
-                        const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_o_33 = lc_n;
-                            if (lc_pc == 0) T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        free(lc_ap);
-        }
-    }
-    free(lc_bp);
-    }
-
-    /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        double acc = 0.0;
-    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const double t0 = T_conv_36[(((v_r0) * 8 + v_i1) * S_H + v_r2) * S_W + v_r3];
-        acc += t0;
-    }
-    }
-    }
-        T_sum_37[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
-    }
-    }
-    }
-    }
-    }
-
-    /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-        const double t0 = T_sum_37[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        T_div_38[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
-    }
-    }
-    }
-    }
-    }
-
-    /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        double acc = 0.0;
-    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
-        const double t1 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const double t0 = T_conv_36[(((v_r0) * 8 + v_i1) * S_H + v_r2) * S_W + v_r3];
-        const double t2 = (t0 - t1);
-        const double t3 = (t2 * t2);
-        acc += t3;
-    }
-    }
-    }
-        T_sum_43[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
-    }
-    }
-    }
-    }
-    }
-
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
-        const double t0 = T_bn2_running_mean[v_i0];
-        const double t1 = (0.9 * t0);
-        const double t2 = T_div_38[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
-        const double t3 = (0.1 * t2);
-        const double t4 = (t1 + t3);
-        const double t5 = T_bn2_running_var[v_i0];
-        const double t6 = (0.9 * t5);
-        const double t7 = T_sum_43[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
-        const double t8 = (t7 / ((double)((S_N * S_H) * S_W)));
-        const double t9 = t8;
-        const double t10 = (t9 * ((double)((S_N * S_H) * S_W)));
-        const double t11 = (t10 / ((double)(((S_N * S_H) * S_W) + -1)));
-        const double t12 = (0.1 * t11);
-        const double t13 = (t6 + t12);
-        T_add_48[v_i0] = t4;
-        T_add_55[v_i0] = t13;
-    }
-    }
-
-    /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-        const double t0 = T_bn2_weight[v_i1];
-        const double t1 = T_sum_43[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
-        const double t3 = (t2 + 1e-05);
-        const double t4 = sqrt(t3);
-        const double t5 = (t0 / t4);
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        T_div_59[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
-    }
-    }
-    }
-    }
-    }
-
-    /* relu_65[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const double t1 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t3 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t5 = T_bn2_bias[v_i1];
-    #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_conv_36[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t2 = (t0 - t1);
-        const double t4 = (t2 * t3);
-        const double t6 = (t4 + t5);
-        const double t7 = T_x[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t8 = (t6 + t7);
-        const double t9 = (t8 < 0 ? 0 : t8);
         T_relu_65[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3] = t9;
     }
     }
@@ -1977,6 +1526,477 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
 }
 
+#endif
+
+#if !defined(LC_PART) || LC_PART == 2
+
+/* ResidualBlockSpec (double) */
+void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_65, double *restrict T_conv_0, double *restrict T_div_2, double *restrict T_sum_7, double *restrict T_div_23, double *restrict T_relu_28, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_12, double *restrict T_add_19, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_1, double *restrict T_sum_37)
+{
+    /* conv_0[n, o, h, w] = sum_{c, i, j} x[n, c, h + i - 1, w + j - 1] * conv1_weight[o, c, i, j] */
+    {
+    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_0[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_o = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_j = ((lc_pc + lc_k)) % (3);
+                    const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
+                    const int64_t v_c = (lc_pc + lc_k) / ((3) * (3));
+                    const double t0 = T_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_w = (lc_m) % (S_W);
+                    const int64_t v_h = (lc_m / (S_W)) % (S_H);
+                    const int64_t v_n = lc_m / ((S_W) * (S_H));
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_j = ((lc_pc + lc_k)) % (3);
+                        const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
+                        const int64_t v_c = (lc_pc + lc_k) / ((3) * (3));
+                        const double t0 = (((v_h + v_i) + -1) >= 0);
+                        const double t1 = (((v_h + v_i) + -1) < S_H);
+                        const double t2 = (t0 * t1);
+                        const double t3 = (((v_w + v_j) + -1) >= 0);
+                        const double t4 = (t2 * t3);
+                        const double t5 = (((v_w + v_j) + -1) < S_W);
+                        const double t6 = (t4 * t5);
+                        const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                        lc_dst[lc_k * LC_MR] = t7;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_w = (lc_m) % (S_W);
+                        const int64_t v_h = (lc_m / (S_W)) % (S_H);
+                        const int64_t v_n = lc_m / ((S_W) * (S_H));
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_o = lc_n;
+                            if (lc_pc == 0) T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
+    }
+    free(lc_bp);
+    }
+
+    /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        double acc = 0.0;
+    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
+        const double t0 = T_conv_0[(((v_r0) * 8 + v_i1) * S_H + v_r2) * S_W + v_r3];
+        acc += t0;
+    }
+    }
+    }
+        T_sum_1[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+    }
+    }
+    }
+    }
+    }
+
+    /* div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
+        const double t0 = T_sum_1[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        T_div_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
+    }
+    }
+    }
+    }
+    }
+
+    /* sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        double acc = 0.0;
+    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+        const double t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
+        const double t0 = T_conv_0[(((v_r0) * 8 + v_i1) * S_H + v_r2) * S_W + v_r3];
+        const double t2 = (t0 - t1);
+        const double t3 = (t2 * t2);
+        acc += t3;
+    }
+    }
+    }
+        T_sum_7[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+    }
+    }
+    }
+    }
+    }
+
+    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
+        const double t0 = T_bn1_running_mean[v_i0];
+        const double t1 = (0.9 * t0);
+        const double t2 = T_div_2[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const double t3 = (0.1 * t2);
+        const double t4 = (t1 + t3);
+        const double t5 = T_bn1_running_var[v_i0];
+        const double t6 = (0.9 * t5);
+        const double t7 = T_sum_7[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const double t8 = (t7 / ((double)((S_N * S_H) * S_W)));
+        const double t9 = t8;
+        const double t10 = (t9 * ((double)((S_N * S_H) * S_W)));
+        const double t11 = (t10 / ((double)(((S_N * S_H) * S_W) + -1)));
+        const double t12 = (0.1 * t11);
+        const double t13 = (t6 + t12);
+        T_add_12[v_i0] = t4;
+        T_add_19[v_i0] = t13;
+    }
+    }
+
+    /* div_23[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
+        const double t0 = T_bn1_weight[v_i1];
+        const double t1 = T_sum_7[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (t0 / t4);
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        T_div_23[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
+    }
+    }
+    }
+    }
+    }
+
+    /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t5 = T_bn1_bias[v_i1];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
+        const double t0 = T_conv_0[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t2 = (t0 - t1);
+        const double t4 = (t2 * t3);
+        const double t6 = (t4 + t5);
+        const double t7 = (t6 < 0 ? 0 : t6);
+        T_relu_28[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3] = t7;
+    }
+    }
+    }
+    }
+    }
+
+    /* conv_36[n_32, o_33, h_34, w_35] = sum_{c_29, i_30, j_31} relu_28[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] * conv2_weight[o_33, c_29, i_30, j_31] */
+    {
+    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
+    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
+    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
+    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
+    if (lc_mc > LC_MC) lc_mc = LC_MC;
+    if (lc_mc < LC_MR) lc_mc = LC_MR;
+    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* an empty sum is zero */
+    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
+    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
+        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
+        #pragma omp parallel num_threads(lc_nt)
+        {
+        /* B, packed once per block of K: panels of LC_NR_F64 columns */
+        #pragma omp for schedule(static)
+        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+            /* a column's indices are decoded once, its K values read down the column */
+            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
+                if (lc_n >= lc_N) {
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
+                    continue;
+                }
+                const int64_t v_o_33 = lc_n;
+                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                    const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
+                    const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
+                    const int64_t v_c_29 = (lc_pc + lc_k) / ((3) * (3));
+                    const double t0 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
+                    lc_dst[lc_k * LC_NR_F64] = t0;
+                }
+            }
+        }
+        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
+            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
+            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
+                    if (lc_m >= lc_ic + lc_mb) {
+                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
+                        continue;
+                    }
+                    const int64_t v_w_35 = (lc_m) % (S_W);
+                    const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
+                    const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
+                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
+                        const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
+                        const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
+                        const int64_t v_c_29 = (lc_pc + lc_k) / ((3) * (3));
+                        const double t0 = (((v_h_34 + v_i_30) + -1) >= 0);
+                        const double t1 = (((v_h_34 + v_i_30) + -1) < S_H);
+                        const double t2 = (t0 * t1);
+                        const double t3 = (((v_w_35 + v_j_31) + -1) >= 0);
+                        const double t4 = (t2 * t3);
+                        const double t5 = (((v_w_35 + v_j_31) + -1) < S_W);
+                        const double t6 = (t4 * t5);
+                        const double t7 = (t6 != 0 ? T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
+                        lc_dst[lc_k * LC_MR] = t7;
+                    }
+                }
+            }
+            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
+                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
+                    double lc_c[LC_MR * LC_NR_F64];
+                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
+                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
+                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
+                        if (lc_m >= lc_ic + lc_mb) break;
+                        const int64_t v_w_35 = (lc_m) % (S_W);
+                        const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
+                        const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
+                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
+                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
+                            if (lc_n >= lc_N) break;
+                            const int64_t v_o_33 = lc_n;
+                            if (lc_pc == 0) T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] = lc_c[lc_i * LC_NR_F64 + lc_j];
+                            else T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] += lc_c[lc_i * LC_NR_F64 + lc_j];
+                        }
+                    }
+                }
+            }
+        }
+        free(lc_ap);
+        }
+    }
+    free(lc_bp);
+    }
+
+    /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        double acc = 0.0;
+    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
+        const double t0 = T_conv_36[(((v_r0) * 8 + v_i1) * S_H + v_r2) * S_W + v_r3];
+        acc += t0;
+    }
+    }
+    }
+        T_sum_37[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+    }
+    }
+    }
+    }
+    }
+
+    /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
+        const double t0 = T_sum_37[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        T_div_38[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
+    }
+    }
+    }
+    }
+    }
+
+    /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        double acc = 0.0;
+    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+        const double t1 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
+        const double t0 = T_conv_36[(((v_r0) * 8 + v_i1) * S_H + v_r2) * S_W + v_r3];
+        const double t2 = (t0 - t1);
+        const double t3 = (t2 * t2);
+        acc += t3;
+    }
+    }
+    }
+        T_sum_43[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+    }
+    }
+    }
+    }
+    }
+
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
+        const double t0 = T_bn2_running_mean[v_i0];
+        const double t1 = (0.9 * t0);
+        const double t2 = T_div_38[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const double t3 = (0.1 * t2);
+        const double t4 = (t1 + t3);
+        const double t5 = T_bn2_running_var[v_i0];
+        const double t6 = (0.9 * t5);
+        const double t7 = T_sum_43[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const double t8 = (t7 / ((double)((S_N * S_H) * S_W)));
+        const double t9 = t8;
+        const double t10 = (t9 * ((double)((S_N * S_H) * S_W)));
+        const double t11 = (t10 / ((double)(((S_N * S_H) * S_W) + -1)));
+        const double t12 = (0.1 * t11);
+        const double t13 = (t6 + t12);
+        T_add_48[v_i0] = t4;
+        T_add_55[v_i0] = t13;
+    }
+    }
+
+    /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
+        const double t0 = T_bn2_weight[v_i1];
+        const double t1 = T_sum_43[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (t0 / t4);
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        T_div_59[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
+    }
+    }
+    }
+    }
+    }
+
+    /* relu_65[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t1 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t5 = T_bn2_bias[v_i1];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
+        const double t0 = T_conv_36[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t2 = (t0 - t1);
+        const double t4 = (t2 * t3);
+        const double t6 = (t4 + t5);
+        const double t7 = T_x[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t8 = (t6 + t7);
+        const double t9 = (t8 < 0 ? 0 : t8);
+        T_relu_65[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3] = t9;
+    }
+    }
+    }
+    }
+    }
+
+}
+
 
 /* ResidualBlockSpec_backward (double) */
 void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_65, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_sum_7, const double *restrict T_div_23, const double *restrict T_relu_28, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_conv1_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_conv2_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_8, double *restrict T_grad_sum_43_14, double *restrict T_grad_div_38_18, double *restrict T_grad_sum_37_19, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_21, double *restrict T_grad_div_23_28, double *restrict T_grad_sum_7_34, double *restrict T_grad_div_2_38, double *restrict T_grad_sum_1_39, double *restrict T_grad_conv_0, double *restrict T_grad_x_41)
@@ -2800,3 +2820,4 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
 }
 
+#endif

@@ -45,7 +45,7 @@ LAYER = {'name': 'ScaledLayerSpec',
  'prefix': 'lc_scaledlayerspec',
  'calls_blas': False,
  'extension': '_scaled_layer_ext',
- 'key': '14e9cb63072fed2246a3ec1d27ae153c46fb8416f50e133a033e075667de3fa6'}
+ 'key': '32b35b1f368ae49c315b03c0ebbe0d9110849af68e8a52c17e6b015c6912f605'}
 
 
 class ScaledLayerSpec(_layerc_runtime.LayerModule):

@@ -98,14 +98,35 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
                              const double *, int64_t, double, double *, int64_t);
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
-static uintptr_t lc_sgemm, lc_dgemm;
-static int lc_blas_ilp64;
+
+/* The module builds as one unit, or in parts compiled side by side
+   (LC_PART 0: this state, the functions Python calls to set it and the
+   declarations cffi needs; 1: the float functions; 2: the double ones). */
+#if !defined(LC_PART)
+#define LC_STATE static
+#elif LC_PART == 0
+#define LC_STATE __attribute__((visibility("hidden")))
+#else
+#define LC_STATE extern __attribute__((visibility("hidden")))
+#endif
+LC_STATE uintptr_t lc_sgemm, lc_dgemm;
+LC_STATE int lc_blas_ilp64;
+/* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
+LC_STATE int lc_threads;
+#if !defined(LC_PART) || LC_PART == 0
 
 void lc_scaledlayerspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
     lc_sgemm = sgemm;
     lc_dgemm = dgemm;
     lc_blas_ilp64 = ilp64;
 }
+
+void lc_scaledlayerspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
+void lc_scaledlayerspec_forward_f32(int64_t S_D, int64_t S_N, const float *T_x, const float *T_scale, float *T_mul_0);
+void lc_scaledlayerspec_backward_f32(int64_t S_D, int64_t S_N, const float *T_x, const float *T_scale, const float *T_grad_mul_0, float *T_grad_x, float *T_grad_scale);
+void lc_scaledlayerspec_forward_f64(int64_t S_D, int64_t S_N, const double *T_x, const double *T_scale, double *T_mul_0);
+void lc_scaledlayerspec_backward_f64(int64_t S_D, int64_t S_N, const double *T_x, const double *T_scale, const double *T_grad_mul_0, double *T_grad_x, double *T_grad_scale);
+#endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
 
@@ -197,11 +218,6 @@ static __attribute__((unused)) void lc_gemm_f64(int trans_a, int trans_b, int64_
     free(bp);
 }
 
-/* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
-static int lc_threads = 0;
-
-void lc_scaledlayerspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
-
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
 
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -218,6 +234,7 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
     return r + (((r != 0) & ((r < 0) != (b < 0))) ? b : 0);
 }
 
+#if !defined(LC_PART) || LC_PART == 1
 
 /* ScaledLayerSpec (float) */
 void lc_scaledlayerspec_forward_f32(int64_t S_D, int64_t S_N, const float *restrict T_x, const float *restrict T_scale, float *restrict T_mul_0)
@@ -231,26 +248,6 @@ void lc_scaledlayerspec_forward_f32(int64_t S_D, int64_t S_N, const float *restr
     for (int64_t v_i1 = 0; v_i1 < S_D; ++v_i1) {
         const float t0 = T_x[(v_i0) * S_D + v_i1];
         const float t2 = (t0 * t1);
-        T_mul_0[(v_i0) * S_D + v_i1] = t2;
-    }
-    }
-    }
-
-}
-
-
-/* ScaledLayerSpec (double) */
-void lc_scaledlayerspec_forward_f64(int64_t S_D, int64_t S_N, const double *restrict T_x, const double *restrict T_scale, double *restrict T_mul_0)
-{
-    /* mul_0[i0, i1] = x[i0, i1] * scale */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t1 = T_scale[0];
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < S_D; ++v_i1) {
-        const double t0 = T_x[(v_i0) * S_D + v_i1];
-        const double t2 = (t0 * t1);
         T_mul_0[(v_i0) * S_D + v_i1] = t2;
     }
     }
@@ -294,6 +291,29 @@ void lc_scaledlayerspec_backward_f32(int64_t S_D, int64_t S_N, const float *rest
 
 }
 
+#endif
+
+#if !defined(LC_PART) || LC_PART == 2
+
+/* ScaledLayerSpec (double) */
+void lc_scaledlayerspec_forward_f64(int64_t S_D, int64_t S_N, const double *restrict T_x, const double *restrict T_scale, double *restrict T_mul_0)
+{
+    /* mul_0[i0, i1] = x[i0, i1] * scale */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t1 = T_scale[0];
+    #pragma omp simd
+    for (int64_t v_i1 = 0; v_i1 < S_D; ++v_i1) {
+        const double t0 = T_x[(v_i0) * S_D + v_i1];
+        const double t2 = (t0 * t1);
+        T_mul_0[(v_i0) * S_D + v_i1] = t2;
+    }
+    }
+    }
+
+}
+
 
 /* ScaledLayerSpec_backward (double) */
 void lc_scaledlayerspec_backward_f64(int64_t S_D, int64_t S_N, const double *restrict T_x, const double *restrict T_scale, const double *restrict T_grad_mul_0, double *restrict T_grad_x, double *restrict T_grad_scale)
@@ -330,3 +350,4 @@ void lc_scaledlayerspec_backward_f64(int64_t S_D, int64_t S_N, const double *res
 
 }
 
+#endif
