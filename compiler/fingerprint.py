@@ -51,6 +51,7 @@ Example::
 from __future__ import annotations
 
 import builtins
+import dis
 import enum
 import functools
 import hashlib
@@ -60,7 +61,7 @@ import sys
 import sysconfig
 import types
 
-__all__ = ["Unfingerprintable", "spec_fingerprint", "value_fingerprint", "sources_digest"]
+__all__ = ["Unfingerprintable", "owned_state", "spec_fingerprint", "value_fingerprint", "sources_digest"]
 
 # Modules whose functions read or change state outside the values a forward
 # can see (environment, files, clocks, random streams, other modules).
@@ -78,6 +79,7 @@ _IMPURE_BUILTINS = frozenset({
 # Layerc's own packages: covered by ``sources_digest``.
 _OWNED_PACKAGES = ("compiler", "runtime", "templates")
 _SIMPLE = (type(None), bool, int, float, complex, str, bytes)
+_IMPORT_NAME = dis.opmap["IMPORT_NAME"]
 
 
 class Unfingerprintable(Exception):
@@ -265,10 +267,21 @@ class _Walker:
             self.value(v)
 
     def other(self, v) -> None:
-        from .spec import LayerSpec
+        from .spec import Attr, LayerSpec, _Declared
         if isinstance(v, LayerSpec):
+            # a spec reached from code: all of it, its class too (``L.cls.X``)
             if self.first_visit(v):
                 self.spec(v)
+                self.value(v.cls)
+            return
+        if isinstance(v, _Declared):
+            self.emit("declared", type(v).__name__, v.shape, getattr(v, "role", None))
+            for name in ("init", "fan_in", "fan_out"):
+                self.value(getattr(v, name, None))
+            return
+        if isinstance(v, Attr):
+            self.emit("attr")
+            self.value(v.default)
             return
         numpy = sys.modules.get("numpy")
         if numpy is not None:
@@ -284,10 +297,16 @@ class _Walker:
             if type(v) is numpy.dtype:
                 self.emit("dtype", v.str, repr(v))
                 return
-            if type(v) is numpy.ufunc:
-                self.emit("ufunc", v.__name__)
-                self.library_module(numpy)
-                return
+        # a named object of a library (numpy's ufuncs and dispatchers): by its name
+        module = sys.modules.get(getattr(v, "__module__", None) or "")
+        name = getattr(v, "__qualname__", None) or getattr(v, "__name__", None)
+        if (module is not None and isinstance(name, str) and _kind_of_module(module) == "library"
+                and _kind_of(type(v)) == "library" and getattr(module, name, None) is v):
+            if _impure(module.__name__):
+                raise Unfingerprintable(f"{module.__name__}.{name} may read outside state")
+            self.emit("library object", module.__name__, name)
+            self.library_module(module)
+            return
         raise Unfingerprintable(f"a {type(v).__module__}.{type(v).__qualname__} object")
 
     # ------------------------------------------------------------ code
@@ -296,17 +315,25 @@ class _Walker:
             return
         module = sys.modules.get(f.__module__) if isinstance(f.__module__, str) else None
         kind = _kind_of_module(module) if module is not None else "user"
-        if kind != "user":
-            if kind == "library" and _impure(module.__name__):
+        if kind == "library":
+            if _impure(module.__name__):
                 raise Unfingerprintable(f"{module.__name__}.{f.__qualname__} may read outside state")
             self.emit("function", kind, f.__module__, f.__qualname__)
-            if kind == "library":
-                self.library_module(module)
-                return
-            # layerc's own: the code is in sources_digest; what was bound at run time is not
+            self.library_module(module)
+            # a library decorator around user code: the code it wraps
+            wrapped = f.__dict__.get("__wrapped__")
+            if wrapped is not None:
+                self.value(wrapped)
+            self.cells(f, lenient=True)
+            return
+        if kind == "owned":
+            # layerc's own: its code is in sources_digest, a function or constant of
+            # layerc replaced at run time in owned_state(); what was bound when it
+            # was made (a factory's closure, its defaults) is walked here
+            self.emit("function", kind, f.__module__, f.__qualname__)
             self.value(f.__defaults__)
             self.value(f.__kwdefaults__)
-            self.cells(f)
+            self.cells(f, lenient=True)
             return
         code = f.__code__
         names = _all_names(code)
@@ -317,6 +344,11 @@ class _Walker:
         self.cells(f)
         if f.__dict__:
             self.mapping(f.__dict__)
+        self.globals_of(f, names)
+        self.imports(f, code)
+
+    def globals_of(self, f, names: frozenset) -> None:
+        """The globals and builtins ``f``'s code names, by name."""
         self.names.append(names)
         try:
             globals_ = f.__globals__
@@ -332,7 +364,37 @@ class _Walker:
         finally:
             self.names.pop()
 
-    def cells(self, f) -> None:
+    def imports(self, f, code: types.CodeType) -> None:
+        """Modules imported inside the function (``import helpers`` in ``forward``):
+        walked as modules, by the names the code uses."""
+        for c in _all_codes(code):
+            if _IMPORT_NAME not in c.co_code[::2]:
+                continue
+            instructions = list(dis.get_instructions(c))
+            for k, ins in enumerate(instructions):
+                if ins.opname != "IMPORT_NAME":
+                    continue
+                level = instructions[k - 2].argval if k >= 2 and instructions[k - 2].opname == "LOAD_CONST" else None
+                if not isinstance(level, int):
+                    raise Unfingerprintable(f"{f.__qualname__} imports {ins.argval!r} in an unknown way")
+                name = ins.argval
+                if level:
+                    try:
+                        name = importlib.util.resolve_name("." * level + name, f.__globals__.get("__package__") or "")
+                    except (ImportError, ValueError) as exc:
+                        raise Unfingerprintable(f"{f.__qualname__} imports {ins.argval!r}: {exc}") from None
+                module = sys.modules.get(name)
+                if module is None:
+                    # not imported yet: what it holds is unknown until the forward runs
+                    raise Unfingerprintable(f"{f.__qualname__} imports {name}, which is not imported yet")
+                self.emit("import", name)
+                self.names.append(_all_names(code))
+                try:
+                    self.module(module)
+                finally:
+                    self.names.pop()
+
+    def cells(self, f, lenient: bool = False) -> None:
         for cell in f.__closure__ or ():
             try:
                 contents = cell.cell_contents
@@ -340,7 +402,7 @@ class _Walker:
                 self.emit("empty cell")
                 continue
             self.emit("cell")
-            self.value(contents)
+            (self.lenient_value if lenient else self.value)(contents)
 
     def code(self, code: types.CodeType) -> None:
         self.emit("code", code.co_name, code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount,
@@ -383,6 +445,17 @@ class _Walker:
                 self.emit("attribute", name)
                 self.value(attrs[name])
 
+    def lenient_value(self, v) -> None:
+        """A value bound in a closure of layerc's or a library's function: walked
+        when it can be, else by its type (their own state)."""
+        if isinstance(v, types.ModuleType) and _impure(v.__name__):
+            self.emit("module", "used by a library", v.__name__)
+            return
+        try:
+            self.value(v)
+        except Unfingerprintable:
+            self.emit("opaque", type(v).__qualname__)
+
     def library_module(self, m: types.ModuleType) -> None:
         top = sys.modules.get(m.__name__.partition(".")[0], m)
         self.emit("library", m.__name__, str(getattr(top, "__version__", "")),
@@ -417,6 +490,14 @@ class _Walker:
         self.value(spec.backward)
 
 
+def _all_codes(code: types.CodeType) -> list:
+    codes = [code]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            codes += _all_codes(const)
+    return codes
+
+
 def _all_names(code: types.CodeType) -> frozenset:
     names = set(code.co_names)
     for const in code.co_consts:
@@ -446,6 +527,170 @@ def _file_identity(file: str | None):
     return st.st_size, st.st_mtime_ns
 
 
+def owned_state() -> list:
+    """How layerc's loaded modules differ from their sources, as sorted
+    ``(module, name, fingerprint)``: a module-level constant given another value
+    (``compiler.codegen.PARALLEL_MIN_WORK = ...``), a function or class
+    replaced (a monkeypatched op). [] when nothing was changed, whichever of
+    layerc's modules are loaded. Raises ``Unfingerprintable`` when a replacement
+    cannot be fingerprinted. Not seen: mutated tables (a dict of layerc
+    changed in place) and changed class attributes.
+
+    The defaults are read from the sources with ``ast`` once per version of
+    them (memoized beside the records, ~50 ms), then each call costs ~0.2 ms.
+    """
+    defaults = _owned_defaults()
+    changed = []
+    for module_name, (consts, defs, defined) in defaults.items():
+        module = sys.modules.get(module_name)
+        if module is None:
+            continue            # not loaded: as in its source
+        attrs = module.__dict__
+        for name, default in consts.items():
+            if name in attrs and _constant_repr(attrs[name]) != default:
+                changed.append((module_name, name, value_fingerprint(attrs[name])))
+        for name in defs:
+            v = attrs.get(name)
+            if getattr(v, "__module__", None) != module_name or getattr(v, "__qualname__", None) != name:
+                changed.append((module_name, name, "missing" if v is None else value_fingerprint(v)))
+        for name in defined:
+            # made by the module (``exp, log = (_unary(op) for ...)``): still something of layerc's
+            # (its other state, a logger, a lock, a Jinja2 environment, is not looked at)
+            v = attrs.get(name)
+            if not isinstance(v, (types.FunctionType, types.BuiltinFunctionType, type, functools.partial)):
+                continue
+            origin = getattr(v, "__module__", None)
+            if not isinstance(origin, str) or origin.partition(".")[0] not in _OWNED_PACKAGES:
+                changed.append((module_name, name, value_fingerprint(v)))
+    return sorted(changed)
+
+
+def _constant_repr(v):
+    if type(v) in _SIMPLE:
+        return f"{type(v).__name__}:{v!r}"
+    if type(v) is tuple:
+        items = [_constant_repr(x) for x in v]
+        return None if None in items else "(" + ",".join(items) + ")"
+    return None
+
+
+_owned_defaults_memo: dict | None = None
+
+
+def _owned_defaults() -> dict:
+    """``{module name: ({constant: repr}, [names of undecorated defs and
+    classes], [other names assigned at the top level])}`` for layerc's modules,
+    from their sources; memoized on disk per sources_digest."""
+    global _owned_defaults_memo
+    if _owned_defaults_memo is not None:
+        return _owned_defaults_memo
+    import json
+    from .build import _build_root
+    memo = _build_root() / "lowered" / f"owned-{sources_digest()}.json"
+    try:
+        loaded = json.loads(memo.read_text())
+        _owned_defaults_memo = {k: (v[0], v[1], v[2]) for k, v in loaded.items()}
+        return _owned_defaults_memo
+    except (OSError, ValueError, TypeError, IndexError, AttributeError):
+        pass
+    result = {}
+    for package in ("compiler", "runtime"):
+        folder = _package_folder(package)
+        if folder is None:
+            continue
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if entry.is_file() and entry.name.endswith(".py"):
+                stem = entry.name[:-3]
+                name = package if stem == "__init__" else f"{package}.{stem}"
+                with open(entry.path, encoding="utf-8") as f:
+                    result[name] = _defaults_of_source(f.read())
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(result))
+        os.replace(tmp, memo)
+    except OSError:
+        pass
+    _owned_defaults_memo = result
+    return result
+
+
+def _defaults_of_source(source: str) -> tuple:
+    """(constants assigned once at the top level to a constant expression, and
+    not declared ``global`` in any function: {name: repr}; names of the
+    undecorated functions and classes defined once at the top level; the other
+    names assigned at the top level, not by an import)."""
+    import ast
+    tree = ast.parse(source)
+    rebound = {name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names}
+    counts: dict = {}
+    for node in tree.body:
+        for target in _assigned_names(node):
+            counts[target] = counts.get(target, 0) + 1
+    consts, defs, env, defined = {}, [], {}, set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if not node.decorator_list and counts.get(node.name) == 1 and node.name not in rebound:
+                defs.append(node.name)
+            elif node.name not in rebound:
+                defined.add(node.name)
+            continue
+        if not isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined.update(n for n in _assigned_names(node) if n not in rebound)
+        value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if value is None or len(targets) != 1 or not isinstance(targets[0], ast.Name):
+            continue
+        name = targets[0].id
+        try:
+            v = _evaluate(value, env)
+        except (ValueError, TypeError, ArithmeticError, KeyError):
+            continue
+        env[name] = v
+        r = _constant_repr(v)
+        if r is not None and counts.get(name) == 1 and name not in rebound:
+            consts[name] = r
+    return consts, defs, sorted(defined - set(consts) - set(defs))
+
+
+def _assigned_names(node) -> list:
+    import ast
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    names = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+            names.append(sub.id)
+        elif isinstance(sub, ast.alias):
+            names.append((sub.asname or sub.name).partition(".")[0])
+    return names
+
+
+def _evaluate(node, env: dict):
+    """A constant expression: literals, tuples, unary and binary arithmetic,
+    names of constants above."""
+    import ast
+    import operator
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Tuple):
+        return tuple(_evaluate(e, env) for e in node.elts)
+    if isinstance(node, ast.Name):
+        return env[node.id]
+    if isinstance(node, ast.UnaryOp):
+        ops = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_, ast.Invert: operator.invert}
+        return ops[type(node.op)](_evaluate(node.operand, env))
+    if isinstance(node, ast.BinOp):
+        ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+               ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
+               ast.LShift: operator.lshift, ast.RShift: operator.rshift, ast.BitOr: operator.or_,
+               ast.BitAnd: operator.and_}
+        if type(node.op) not in ops:
+            raise ValueError("operator")
+        return ops[type(node.op)](_evaluate(node.left, env), _evaluate(node.right, env))
+    raise ValueError("not a constant expression")
+
+
 def value_fingerprint(v) -> str:
     """sha256 of one value as ``spec_fingerprint`` walks it (attribute values,
     set elements); raises ``Unfingerprintable``."""
@@ -457,6 +702,5 @@ def value_fingerprint(v) -> str:
 def spec_fingerprint(spec) -> str:
     """sha256 of ``spec`` (see the module docstring); raises ``Unfingerprintable``."""
     w = _Walker()
-    w.first_visit(spec)
-    w.spec(spec)
+    w.spec(spec)         # not marked visited: reached again from code, it is walked with its class
     return w.h.hexdigest()

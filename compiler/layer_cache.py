@@ -40,7 +40,7 @@ import pickle
 from dataclasses import dataclass
 
 from . import build, ir
-from .fingerprint import Unfingerprintable, sources_digest, spec_fingerprint, value_fingerprint
+from .fingerprint import Unfingerprintable, owned_state, sources_digest, spec_fingerprint, value_fingerprint
 
 __all__ = ["CachedArg", "CachedSignature", "layer_key", "load", "store"]
 
@@ -84,6 +84,7 @@ def layer_key(spec, sizes: dict, attrs: dict, options: build.BuildOptions) -> st
         h.update(json.dumps({
             "record_format": RECORD_FORMAT,
             "layerc": sources_digest(),
+            "layerc_changed": owned_state(),
             "numpy": _numpy_version(),
             "jinja2": _jinja2_identity(),
             "build": build.build_inputs(options),

@@ -223,3 +223,48 @@ class Outer:
     module = load(tmp_path, source)
     other = load(tmp_path, source.replace('k = Attr(3)', 'k = Attr(5)'))
     assert spec_fingerprint(module.Outer) != spec_fingerprint(other.Outer)
+
+
+def test_a_module_imported_inside_the_forward_is_walked(tmp_path, monkeypatch):
+    helpers = tmp_path / "fp_helpers_pkg"
+    helpers.mkdir()
+    (helpers / "__init__.py").write_text("FACTOR = 2.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    source = BASE.replace("return t * SCALE + shift",
+                          "import fp_helpers_pkg\n    return t * fp_helpers_pkg.FACTOR + shift")
+    with pytest.raises(Unfingerprintable, match="not imported yet"):
+        fp(tmp_path, source)
+    import fp_helpers_pkg
+    first = fp(tmp_path, source)
+    monkeypatch.setattr(fp_helpers_pkg, "FACTOR", 3.0)
+    assert fp(tmp_path, source) != first
+
+
+def test_numpy_named_objects_are_fingerprinted_by_name(tmp_path):
+    source = BASE.replace("return t * SCALE + shift", "return t * float(np.prod((2, 3))) * np.float32(np.sqrt(2.0))")
+    assert fp(tmp_path, source) == fp(tmp_path, source)
+
+
+def test_the_spec_class_reached_from_code_is_walked(tmp_path):
+    source = BASE.replace("    k = Attr(3)\n", "    k = Attr(3)\n    EXTRA = 1.0\n").replace(
+        "return t * SCALE + shift", "return t * L.cls.EXTRA + shift")
+    assert fp(tmp_path, source) != fp(tmp_path, source.replace("EXTRA = 1.0", "EXTRA = 2.0"))
+
+
+def test_layerc_changed_at_run_time_changes_the_key(monkeypatch):
+    import runtime.nn
+    from compiler import codegen
+    spec, sizes, attrs = runtime.nn.BatchNorm2DSpec, {"C": 4}, {"eps": 1e-5, "momentum": 0.1, "training": True}
+    spec.split_bindings({})
+    before = layer_key(spec, sizes, attrs, BuildOptions())
+    assert before is not None
+    # an op that a built-in's helper calls, replaced
+    monkeypatch.setattr(ops, "sqrt", lambda x: x)
+    assert layer_key(spec, sizes, attrs, BuildOptions()) not in (None, before)
+    monkeypatch.undo()
+    assert layer_key(spec, sizes, attrs, BuildOptions()) == before
+    # a tuning constant of the code generator
+    monkeypatch.setattr(codegen, "PARALLEL_MIN_WORK", 1 << 20)
+    assert layer_key(spec, sizes, attrs, BuildOptions()) not in (None, before)
+    monkeypatch.undo()
+    assert layer_key(spec, sizes, attrs, BuildOptions()) == before
