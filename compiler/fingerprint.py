@@ -18,9 +18,11 @@ What goes in, for a spec:
   classes recursively, a module by the attributes the code names on it;
 - for a function or class of layerc itself (``compiler``, ``runtime``,
   ``templates``): its qualified name, plus the defaults and closure cells of a
-  function. Their code, and the module-level state of layerc, are covered by
-  ``sources_digest`` (a sha256 over layerc's sources and templates): layerc's
-  modules are not meant to be changed at run time;
+  function. Their code is covered by ``sources_digest`` (a sha256 over
+  layerc's sources and templates), and ``owned_state`` lists what differs from
+  those sources at run time: a module-level constant given another value, a
+  function replaced by user code (``compiler/layer_cache.py`` puts both in its
+  key). Not seen: layerc's tables changed in place, and class attributes;
 - for a library module (standard library, site-packages) or anything defined
   in one: its name, its version and the size and mtime of its file, not its
   code;
@@ -555,12 +557,14 @@ def owned_state() -> list:
                 changed.append((module_name, name, "missing" if v is None else value_fingerprint(v)))
         for name in defined:
             # made by the module (``exp, log = (_unary(op) for ...)``): still something of layerc's
-            # (its other state, a logger, a lock, a Jinja2 environment, is not looked at)
+            # by user code (a library's function there may be the default: an alias);
+            # its other state (a logger, a lock, a Jinja2 environment) is not looked at
             v = attrs.get(name)
-            if not isinstance(v, (types.FunctionType, types.BuiltinFunctionType, type, functools.partial)):
+            func = v.func if isinstance(v, functools.partial) else v
+            if not isinstance(func, (types.FunctionType, type)):
                 continue
-            origin = getattr(v, "__module__", None)
-            if not isinstance(origin, str) or origin.partition(".")[0] not in _OWNED_PACKAGES:
+            origin = sys.modules.get(getattr(func, "__module__", None) or "")
+            if origin is None or _kind_of_module(origin) == "user":
                 changed.append((module_name, name, value_fingerprint(v)))
     return sorted(changed)
 

@@ -94,7 +94,10 @@ def layer_key(spec, sizes: dict, attrs: dict, options: build.BuildOptions) -> st
         h.update(spec_fingerprint(spec).encode())
         return h.hexdigest()
     except Unfingerprintable as exc:
-        log.debug("layer %s is lowered on every new process: %s", spec.name, exc)
+        log.debug("layer %s is lowered in every new process: %s", spec.name, exc)
+        return None
+    except Exception as exc:       # a bug of the walk must not stop a build (RecursionError too)
+        log.debug("layer %s is lowered in every new process: fingerprinting failed (%r)", spec.name, exc)
         return None
 
 
@@ -150,8 +153,8 @@ def store(key: str, compiled) -> None:
     try:
         buffer = io.BytesIO()
         _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(record)
-    except (pickle.PicklingError, TypeError, AttributeError) as exc:
-        log.debug("no record for %s: %s", compiled.name, exc)
+    except Exception as exc:       # PicklingError; RecursionError for very deep expressions
+        log.debug("no record for %s: %r", compiled.name, exc)
         return
     build.write_record(key, buffer.getvalue(), layer=compiled.name, module_name=compiled.library.module_name)
 
