@@ -652,8 +652,8 @@ def _record_path(root: pathlib.Path, key: str) -> pathlib.Path:
 
 def _parse_header(line: bytes) -> dict | None:
     try:
-        header = json.loads(line)
-    except ValueError:
+        header = json.loads(line.decode("utf-8"))
+    except ValueError:         # UnicodeDecodeError too
         return None
     return header if isinstance(header, dict) and header.get("format") == _RECORD_MAGIC else None
 
