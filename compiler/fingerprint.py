@@ -566,16 +566,16 @@ def owned_state() -> list:
             if v is not _MISSING and _constant_repr(v) != default:
                 changed.append((module_name, name, value_fingerprint(v)))
         for name in defs:
-            v = attrs.get(name)
+            v = attrs.get(name, _MISSING)
             watched.append((attrs, name, v))
             if getattr(v, "__module__", None) != module_name or getattr(v, "__qualname__", None) != name:
-                changed.append((module_name, name, "missing" if v is None else value_fingerprint(v)))
+                changed.append((module_name, name, "missing" if v is _MISSING else value_fingerprint(v)))
         for name in defined:
             # made by the module (``exp, log = (_unary(op) for ...)``): replaced
             # by user code? (a library's function there may be the default: an
             # alias); its other state (a logger, a lock, a Jinja2 environment) is
             # not looked at
-            v = attrs.get(name)
+            v = attrs.get(name, _MISSING)
             watched.append((attrs, name, v))
             func = v.func if isinstance(v, functools.partial) else v
             if not isinstance(func, (types.FunctionType, type)):
