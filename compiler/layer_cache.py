@@ -4,8 +4,9 @@ module and to what the runtime needs of its lowering, without lowering it.
 ``compile_layer`` first computes ``layer_key``: a sha256 over the spec's
 fingerprint (``compiler/fingerprint.py``: its declarations, its ``forward`` and
 ``backward`` and everything they reach), the sizes and attributes bound, a
-digest of layerc's own sources and templates, the numpy and Jinja2 versions,
-and every input of the C cache key but the source (compiler and version, final
+digest of layerc's own sources and templates and of what differs from them at
+run time (``fingerprint.owned_state``), the numpy and Jinja2 versions, and
+every input of the C cache key but the source (compiler and version, final
 flags and ``$CFLAGS``, Python ABI, cffi version, CPU features). A *record*
 under that key (``cache_dir()/lowered/<key>.rec``, see
 ``compiler.build.read_record``) holds the name and key of the module entry and
