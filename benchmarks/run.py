@@ -3,6 +3,7 @@ workloads for layerc, hand-written numpy and PyTorch eager, side by side, with
 the machine's limits measured in the same run.
 
     python -m benchmarks.run [--quick] [--json] [--only SUBSTRING] [--no-build-times]
+    python -m benchmarks.run --load-times [--load-reps 9] [--only SUBSTRING]
 
 Each framework's step runs in a fresh process (so no framework's idle threads
 compete with the next), warmed up, then repeated until ``--seconds`` of samples
@@ -11,6 +12,11 @@ ratio to the fastest other framework (>1: layerc is faster), layerc's achieved
 GB/s (memory-bound workloads) or GFLOP/s (contractions), and that as a fraction
 of the limit probed in this run: an OpenMP triad (STREAM convention, 3 arrays
 counted) for bandwidth, numpy's sgemm for flops.
+
+``--load-times`` times only the warm load of each workload's layers (issue 5:
+under 20 ms): the build once to fill the cache (the one in use, or
+``$LAYERC_CACHE_DIR``), then ``--load-reps`` new processes timing ``Spec.build(...)``
+alone, median and min.
 """
 from __future__ import annotations
 
@@ -96,6 +102,20 @@ def build_times(build: str, reps: int = 2) -> dict:
     return {"cold_build_s": statistics.median(cold), "warm_load_s": statistics.median(warm)}
 
 
+def load_times(build: str, reps: int) -> dict:
+    """Warm load in new processes (cache hit), timed around ``Spec.build(...)``
+    only, after one build that fills the cache in use."""
+    code = ("import time; from benchmarks.specs import *; t = time.perf_counter(); "
+            f"{build}; print(time.perf_counter() - t)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    samples = []
+    for k in range(reps + 1):
+        out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+        if k:
+            samples.append(float(out.stdout.strip().splitlines()[-1]))
+    return {"warm_load_s": statistics.median(samples), "warm_load_min_s": min(samples), "reps": reps}
+
+
 def time_framework(w, framework: str, args) -> dict:
     """Time one framework's step of one workload (in this process)."""
     steps = w.make(args.quick)
@@ -178,6 +198,9 @@ def main(argv=None) -> int:
     parser.add_argument("--min-reps", type=int, default=None)
     parser.add_argument("--no-build-times", dest="build_times", action="store_false",
                         help="skip cold-build and warm-load measurements")
+    parser.add_argument("--load-times", action="store_true",
+                        help="only the warm load of each workload's layers (new process, cache hit)")
+    parser.add_argument("--load-reps", type=int, default=9, help="new processes per workload for --load-times")
     parser.add_argument("--step", nargs=2, metavar=("WORKLOAD", "FRAMEWORK"), help=argparse.SUPPRESS)
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -195,6 +218,19 @@ def main(argv=None) -> int:
     if args.probe:
         print(json.dumps({"triad_GBps": probe_bandwidth(args.seconds), "sgemm_GFLOPps": probe_sgemm(args.seconds),
                           "threads": threads}))
+        return 0
+    if args.load_times:
+        rows = []
+        for w in WORKLOADS:
+            if args.only.lower() in w.name.lower():
+                build = w.make(args.quick).build
+                rows.append({"workload": w.name, "build": build, **load_times(build, args.load_reps)})
+        if args.json:
+            print(json.dumps({"rows": rows}, indent=1))
+        else:
+            for r in rows:
+                print(f"{r['workload']:32} warm load median {r['warm_load_s'] * 1e3:6.1f} ms  "
+                      f"min {r['warm_load_min_s'] * 1e3:6.1f} ms  ({r['reps']} processes)")
         return 0
     limits = _isolated(args, "--probe")
     rows = []

@@ -23,6 +23,7 @@ Cache layout, one folder per entry::
         _layerc_{name}_{key[:16]}.lock      # cross-process lock (filelock)
         compilers/                          # memo of compiler versions
         failed/_layerc_{name}_{key[:16]}.c  # source of the last failed compile
+        lowered/{key}.rec                   # records of compiler/layer_cache.py
 
 An entry is built in a temporary folder inside ``cache_dir()``, loaded from
 there (so an entry that does not import is never published), then moved into
@@ -37,6 +38,15 @@ truncated or altered entry is logged as a warning, removed and rebuilt.
 Module names carry the key, so a changed source gets a new module and a new
 shared library even in the same process: nothing is ever reloaded.
 
+Beside the modules, ``lowered/`` holds *records*: opaque payloads that
+``compiler/layer_cache.py`` writes, keyed by a sha256 of its own (a spec,
+its bindings and everything else its lowering depends on) and pointing to a
+module entry. A record is one file published with one ``os.replace``; its
+first line holds the sha256 of the payload, checked on every read (a damaged
+record is removed with a warning). ``load_built`` loads the module a record
+names through the same checks as ``compile_c`` (file lock, key in meta.json,
+sha256 of the shared library) and returns None instead of building.
+
 When the cache folder cannot be written (``LAYERC_CACHE_DIR`` under a file, a
 read-only file system, ...), builds go to a temporary folder of the process,
 removed at exit, with a warning naming the folder.
@@ -50,6 +60,7 @@ handler if logging is not configured).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import datetime
 import functools
@@ -75,18 +86,28 @@ import cffi
 import cffi.recompiler
 import filelock
 
+try:
+    import fcntl
+except ImportError:      # not a Unix: filelock's own lock only
+    fcntl = None
+
 __all__ = [
     "DEFAULT_FLAGS",
     "BuildError",
     "BuildOptions",
     "CompiledLibrary",
+    "build_inputs",
     "cache_dir",
     "cache_key",
     "clear_cache",
     "compile_c",
     "compiler_invocations",
     "list_cache",
+    "list_records",
+    "load_built",
+    "read_record",
     "verify_cache",
+    "write_record",
 ]
 
 log = logging.getLogger("layerc")
@@ -111,6 +132,9 @@ _SOURCE_FILE = "source.c"
 _CDEF_FILE = "cdef.h"
 _META_FILE = "meta.json"
 _FAILED_DIR = "failed"
+_RECORDS_DIR = "lowered"
+_RECORD_SUFFIX = ".rec"
+_RECORD_MAGIC = "layerc-record"
 _COMPILERS_DIR = "compilers"
 # The glue includes source.c rather than pasting it, so compiler messages point
 # at lines of the user's source.
@@ -271,6 +295,126 @@ def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = Buil
         return loaded
 
 
+def build_inputs(options: BuildOptions = BuildOptions()) -> dict:
+    """Everything but the source and the cdef that goes into ``cache_key`` (the
+    compiler and its version, the final flags with ``$CFLAGS``, the Python ABI,
+    cffi's version, the CPU's features for native flags), as JSON-able data.
+    Costs no process once the compiler's version is memoized.
+
+    >>> sorted(build_inputs())[:3]
+    ['cffi', 'cflags_env', 'compiler']
+    """
+    return _key_inputs(_compile_flags(options))
+
+
+def load_built(module_name: str, key: str, name: str, options: BuildOptions = BuildOptions()) -> CompiledLibrary | None:
+    """The module ``module_name`` built for ``key``, when it is in the cache
+    intact: loaded as ``compile_c`` loads a cache hit (the same lock, the key in
+    meta.json, the sha256 of the shared library), or returned from this
+    process's memo. None when it is missing, damaged, holds another key or does
+    not import: nothing is built or removed here (``compile_c`` does that).
+
+    >>> built = compile_c("int two(void) { return 2; }", "int two(void);", name="two")
+    >>> load_built(built.module_name, built.cache_key, "two") is built
+    True
+    """
+    if not re.fullmatch(rf"{_ENTRY_PREFIX}[a-z0-9_]+_[0-9a-f]{{16}}", module_name) or module_name[-16:] != key[:16]:
+        return None
+    if options.sanitize and not _asan_runtime_loaded():
+        return None
+    root = _build_root()
+    entry = root / module_name
+    with _thread_lock_for(entry):
+        loaded = _loaded.get(entry)
+        if loaded is not None:
+            return loaded if loaded.cache_key == key else None
+        if not entry.is_dir():
+            return None
+        with _shared_lock(root / f"{module_name}.lock"):
+            if _entry_problems(entry, expected_key=key, check_hash=True):
+                return None
+            try:
+                source = _read_text(entry / _SOURCE_FILE)
+                module = _import(entry / _so_name(module_name), module_name)
+            except (OSError, ImportError) as exc:
+                log.debug("cached module %s of %s does not load: %s", entry, name, exc)
+                return None
+        log.debug("loading %s from %s", name, entry)
+        loaded = CompiledLibrary(ffi=module.ffi, lib=module.lib, so_path=str(entry / _so_name(module_name)),
+                                 cache_key=key, source=source, module_name=module_name)
+        _loaded[entry] = loaded
+        return loaded
+
+
+def read_record(key: str) -> bytes | None:
+    """The payload of the record ``key`` (hex) under ``lowered/``, or None when
+    there is none. A record whose payload does not match the sha256 in its
+    first line (truncated, altered) is removed with a warning, and None returned.
+
+    >>> write_record("ab" * 32, b"payload", layer="demo")
+    >>> read_record("ab" * 32)
+    b'payload'
+    """
+    path = _record_path(_build_root(), key)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    header, payload = _parse_record(data)
+    if header is None or header.get("key") != key:
+        log.warning("cached record %s is damaged (%s); removing it", path,
+                    "another key" if header is not None else "its payload does not match its sha256")
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        return None
+    return payload
+
+
+def write_record(key: str, payload: bytes, layer: str = "", module_name: str = "") -> None:
+    """Publish ``payload`` as the record ``key`` (hex): written to a temporary
+    file beside it, then moved into place with one ``os.replace`` (a reader sees
+    the old record or the new one, never a part). ``layer`` and ``module_name``
+    go into the header for ``list_records``. A cache that cannot be written
+    keeps no record (logged at debug level)."""
+    folder = _build_root() / _RECORDS_DIR
+    path = _record_path(folder.parent, key)
+    header = json.dumps({"format": _RECORD_MAGIC, "key": key, "layer": layer, "module_name": module_name,
+                         "sha256": hashlib.sha256(payload).hexdigest()}, sort_keys=True)
+    tmp = folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(header.encode() + b"\n" + payload)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.debug("could not write the record %s: %s", path, exc)
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+
+
+def list_records() -> list[dict]:
+    """One dict per record under ``lowered/``: ``key``, ``layer``,
+    ``module_name`` (the entry it points to), ``size``, ``mtime``, ``path``
+    (``layer`` and ``module_name`` None when the header is unreadable)."""
+    folder = cache_dir() / _RECORDS_DIR
+    records = []
+    for path in sorted(folder.glob(f"*{_RECORD_SUFFIX}")) if folder.is_dir() else []:
+        try:
+            stat = path.stat()
+            with open(path, "rb") as f:
+                header = _parse_header(f.readline())
+        except OSError:
+            continue
+        records.append({"key": path.name[:-len(_RECORD_SUFFIX)], "layer": (header or {}).get("layer"),
+                        "module_name": (header or {}).get("module_name"), "size": stat.st_size,
+                        "mtime": stat.st_mtime, "path": str(path)})
+    return records
+
+
 def compiler_invocations() -> int:
     """How many times this process has run the C compiler (failed runs included).
 
@@ -305,8 +449,9 @@ def list_cache() -> list[dict]:
 
 
 def clear_cache() -> int:
-    """Remove every entry (and temporary folders left by killed builds, and the
-    sources kept from failed compiles) and return how many entries were removed. Each entry is removed under its lock,
+    """Remove every entry (and temporary folders left by killed builds, the
+    sources kept from failed compiles, and the records under ``lowered/``) and
+    return how many entries were removed. Each entry is removed under its lock,
     so a build in progress elsewhere finishes first. Modules already loaded stay
     usable; this process will rebuild them on the next ``compile_c``. Lock files
     are left to filelock.
@@ -326,19 +471,30 @@ def clear_cache() -> int:
                 removed += 1
             _loaded.pop(entry, None)
     shutil.rmtree(root / _FAILED_DIR, ignore_errors=True)
+    shutil.rmtree(root / _RECORDS_DIR, ignore_errors=True)
     return removed
 
 
 def verify_cache() -> list[str]:
     """Check every entry (files present, meta readable, the shared library
     matches its stored sha256, stored source and cdef hash to the stored key,
-    folder named after that key) and report leftover temporary folders. Returns one message per problem; ``[]`` when healthy.
+    folder named after that key), every record (payload against the sha256 in
+    its header) and report leftover temporary folders. Returns one message per
+    problem; ``[]`` when healthy.
 
     >>> verify_cache()   # doctest: +SKIP
     ['_layerc_add1_3f0c9a6b1d2e4f57: shared library _layerc_add1_3f0c9a6b1d2e4f57.cpython-311-x86_64-linux-gnu.so is missing']
     """
     root = cache_dir()
     problems = [f"{entry.name}: {p}" for entry in _entries(root) for p in _entry_problems(entry, check_hash=True)]
+    for record in list_records():
+        path = pathlib.Path(record["path"])
+        try:
+            header, _ = _parse_record(path.read_bytes())
+        except OSError:
+            continue   # removed meanwhile
+        if header is None or header.get("key") != record["key"]:
+            problems.append(f"{_RECORDS_DIR}/{path.name}: record does not match its sha256 or its name")
     for leftover in _leftovers(root):
         try:
             with filelock.FileLock(str(root / f"{_leftover_module_name(leftover)}.lock"), timeout=0):
@@ -467,6 +623,55 @@ def _key_inputs(flags: list[str]) -> dict:
 def _digest(source: str, cdef: str, inputs: dict) -> str:
     blob = json.dumps({"source": source, "cdef": cdef, **inputs}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def _shared_lock(path: pathlib.Path):
+    """The entry's lock taken shared: readers of a published entry do not wait
+    for each other, and wait for a build holding it (``filelock`` takes it
+    exclusive with ``flock`` on the same file). Where ``flock`` is unavailable,
+    filelock's own (exclusive) lock."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644) if fcntl is not None else None
+    except OSError:
+        fd = None
+    if fd is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except OSError:
+            os.close(fd)
+            fd = None
+    if fd is None:
+        with filelock.FileLock(str(path)):
+            yield
+        return
+    try:
+        yield
+    finally:
+        os.close(fd)     # releases the lock
+
+
+def _record_path(root: pathlib.Path, key: str) -> pathlib.Path:
+    if not re.fullmatch(r"[0-9a-f]{64}", key):
+        raise ValueError(f"a record key is 64 hex digits, got {key!r}")
+    return root / _RECORDS_DIR / f"{key}{_RECORD_SUFFIX}"
+
+
+def _parse_header(line: bytes) -> dict | None:
+    try:
+        header = json.loads(line.decode("utf-8"))
+    except ValueError:         # UnicodeDecodeError too
+        return None
+    return header if isinstance(header, dict) and header.get("format") == _RECORD_MAGIC else None
+
+
+def _parse_record(data: bytes) -> tuple[dict | None, bytes]:
+    """(header, payload), header None when the payload does not match its sha256."""
+    line, _, payload = data.partition(b"\n")
+    header = _parse_header(line)
+    if header is None or header.get("sha256") != hashlib.sha256(payload).hexdigest():
+        return None, payload
+    return header, payload
 
 
 def _read_meta(entry: pathlib.Path) -> dict | None:

@@ -297,8 +297,10 @@ def cmd_cache(args) -> int:
         for e in entries:
             print(f"{e['module_name']:<48} {e['layer'] or '?':<24} {e['size'] / 1024:8.0f} KiB  "
                   f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(e['mtime']))}")
-        total = sum(e["size"] for e in entries)
-        print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, {total / 1024:.0f} KiB in {build.cache_dir()}",
+        records = build.list_records()
+        total = sum(e["size"] for e in entries) + sum(r["size"] for r in records)
+        print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} and {len(records)} lowering "
+              f"record{'' if len(records) == 1 else 's'}, {total / 1024:.0f} KiB in {build.cache_dir()}",
               file=sys.stderr)
     elif args.action == "clear":
         removed = build.clear_cache()

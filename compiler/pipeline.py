@@ -1,6 +1,11 @@
 """The whole pipeline for one layer: spec → IR → autodiff → simplify → fuse →
 C → cffi build. ``compile_layer`` is what ``LayerSpec.build`` runs.
 
+``compile_layer`` looks the layer up in the spec-level cache first
+(``compiler/layer_cache.py``): a layer built before, in any process, loads
+without being traced, differentiated or rendered. The passes and the code
+generator (and Jinja2) are imported only when a layer is lowered.
+
 Example::
 
     compiled = compile_layer(PReLU, C=256)
@@ -14,13 +19,9 @@ import re
 import threading
 from dataclasses import dataclass
 
-from . import blas, ir
-from .autodiff import gradient_program
+from . import blas, ir, layer_cache
 from .build import BuildOptions, CompiledLibrary, compile_c
-from .codegen import DTYPES, Signature, render_module
 from .errors import SpecError
-from .schedule import fuse_pair, plan_program
-from .simplify import simplify_program
 from .spec import LayerSpec
 
 
@@ -35,21 +36,17 @@ class Lowered:
     derived: ir.Program            # the backward as derived (before fusion)
     forward: ir.Program            # what runs: fused forward (outputs + saved tensors)
     backward: ir.Program           # what runs: fused backward (the user's, when written)
-    signatures: dict               # {"forward": Signature, "backward": Signature}
+    signatures: dict               # {"forward": Signature, "backward": Signature} (codegen's, or
+                                   # layer_cache.CachedSignature when loaded from a record)
     source: str                    # the generated C
     cdef: str                      # what Python may call of it
     prefix: str                    # the C name prefix of this layer's functions
     user_backward: ir.Program | None = None
+    calls_blas: bool = False       # some matrix product is a BLAS call
 
     @property
     def name(self) -> str:
         return self.spec.name
-
-    @property
-    def calls_blas(self) -> bool:
-        """Whether some matrix product of this layer is a BLAS call."""
-        return any(nest.kind == "contract" and nest.contraction.gemm is not None
-                   for program in (self.forward, self.backward) for nest in plan_program(program))
 
     @property
     def saved(self) -> tuple:
@@ -80,8 +77,24 @@ class CompiledLayer(Lowered):
         return getattr(self.library.lib, f"{self.signatures[role].function}_{dtype}")
 
 
+# a module is built in parts compiled side by side: codegen renders the float
+# and the double functions as parts 1 and 2
+PARTS = 2
 _memo: dict = {}
 _memo_lock = threading.Lock()
+_lowerings = 0
+
+
+def lowerings() -> int:
+    """How many times this process has lowered a layer (traced, differentiated,
+    rendered): 0 in a process that loaded every layer from the cache.
+
+    >>> before = lowerings()
+    >>> _ = lower_layer(LayerSpec(type("Twice", (), {"forward": lambda x: x * 2, "x": __import__("compiler").Input("N")})))
+    >>> lowerings() - before
+    1
+    """
+    return _lowerings
 
 
 def _prefix(name: str) -> str:
@@ -90,6 +103,13 @@ def _prefix(name: str) -> str:
 
 def lower_layer(spec: LayerSpec, **bindings) -> Lowered:
     """Trace, differentiate, fuse and render ``spec`` at ``bindings`` (no C compiler runs)."""
+    global _lowerings
+    from .autodiff import gradient_program
+    from .codegen import render_module
+    from .schedule import fuse_pair, plan_program
+    from .simplify import simplify_program
+    with _memo_lock:
+        _lowerings += 1
     sizes, attrs = spec.split_bindings(bindings)
     traced = simplify_program(spec.trace(**bindings))
     for t in traced.tensors:
@@ -107,25 +127,40 @@ def lower_layer(spec: LayerSpec, **bindings) -> Lowered:
     forward, backward = fuse_pair(traced, user_backward or derived)
     prefix = _prefix(spec.name)
     source, cdef, signatures = render_module(prefix, spec.name, {"forward": forward, "backward": backward})
+    calls_blas = any(nest.kind == "contract" and nest.contraction.gemm is not None
+                     for program in (forward, backward) for nest in plan_program(program))
     return Lowered(spec, sizes, attrs, traced, derived, forward, backward, signatures, source, cdef, prefix,
-                   user_backward)
+                   user_backward, calls_blas)
 
 
 def compile_layer(spec: LayerSpec, options: BuildOptions | None = None, **bindings) -> CompiledLayer:
-    """Lower ``spec`` at ``bindings`` and build it (cached on disk and per process)."""
+    """Lower ``spec`` at ``bindings`` and build it (cached per process, and on
+    disk: the spec-level cache of ``compiler/layer_cache.py``, then the C cache)."""
     options = options or BuildOptions()
     sizes, attrs = spec.split_bindings(bindings)
     key = (id(spec), tuple(sorted(sizes.items())), repr(sorted(attrs.items())), options)
     with _memo_lock:
         if key in _memo:
             return _memo[key]
-    lowered = lower_layer(spec, **bindings)
-    library = compile_c(lowered.source, lowered.cdef, name=spec.name, options=options, parts=len(DTYPES))
-    blas.install(library.lib, lowered.prefix)
-    compiled = CompiledLayer(**{f.name: getattr(lowered, f.name) for f in dataclasses.fields(Lowered)},
-                             library=library, options=options)
+    record_key = layer_cache.layer_key(spec, sizes, attrs, options)
+    compiled = layer_cache.load(record_key, spec, sizes, attrs, options) if record_key else None
+    if compiled is None:
+        lowered = lower_layer(spec, **bindings)
+        library = compile_c(lowered.source, lowered.cdef, name=spec.name, options=options, parts=PARTS)
+        compiled = CompiledLayer(**{f.name: getattr(lowered, f.name) for f in dataclasses.fields(Lowered)},
+                                 library=library, options=options)
+        if record_key:
+            layer_cache.store(record_key, compiled)
+    blas.install(compiled.library.lib, compiled.prefix)
     with _memo_lock:
         return _memo.setdefault(key, compiled)
+
+
+def __getattr__(name):
+    if name == "Signature":       # the code generator loads on first use
+        from .codegen import Signature
+        return Signature
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["Lowered", "CompiledLayer", "lower_layer", "compile_layer", "Signature"]

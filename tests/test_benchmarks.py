@@ -66,3 +66,11 @@ def test_depthwise_separable_build_expression():
     namespace = {}
     exec(f"from benchmarks.specs import *\nblock = {DW.make(True).build}", namespace)
     assert [n for n, _ in namespace["block"].named_parameters()] == GRADS[2:]
+
+
+def test_load_times_runs_the_warm_load_of_one_workload(capsys):
+    """``--load-times``: warm loads in new processes (no timing assertion)."""
+    assert run.main(["--load-times", "--load-reps", "1", "--only", "Scaled", "--quick", "--json"]) == 0
+    rows = __import__("json").loads(capsys.readouterr().out)["rows"]
+    assert [r["workload"] for r in rows] == ["Scaled [4096,4096]"]
+    assert rows[0]["build"].startswith("Scaled.build(") and 0 < rows[0]["warm_load_min_s"] < 60

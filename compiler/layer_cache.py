@@ -1,0 +1,220 @@
+"""The spec-level cache: from a spec and its bindings straight to its built
+module and to what the runtime needs of its lowering, without lowering it.
+
+``compile_layer`` first computes ``layer_key``: a sha256 over the spec's
+fingerprint (``compiler/fingerprint.py``: its declarations, its ``forward`` and
+``backward`` and everything they reach), the sizes and attributes bound, a
+digest of layerc's own sources and templates and of what differs from them at
+run time (``fingerprint.owned_state``), the numpy and Jinja2 versions, and
+every input of the C cache key but the source (compiler and version, final
+flags and ``$CFLAGS``, Python ABI, cffi version, CPU features). A *record*
+under that key (``cache_dir()/lowered/<key>.rec``, see
+``compiler.build.read_record``) holds the name and key of the module entry and
+the lowered programs (traced, derived, fused forward and backward, the user's
+backward), the signatures of the C functions, the cdef and the C prefix. A hit
+loads the module through ``compiler.build.load_built`` (the entry's lock, key
+and sha256 checks) and rebuilds the ``CompiledLayer`` from the record: no
+tracing, differentiation, rendering or Jinja2.
+
+A spec that cannot be fingerprinted (see ``compiler.fingerprint``), a missing
+or damaged record, or a record whose module entry is gone or damaged: the layer
+is lowered as before (then the C cache applies) and the record written anew.
+
+Records are pickles of IR nodes (``compiler.ir``) and of this module's
+``CachedSignature``/``CachedArg``; the nodes' memoized hashes are left out
+(string hashes differ between processes). The signatures are stand-ins for
+``compiler.codegen.Signature``/``Arg`` with the same fields and methods, so that
+a hit does not import the code generator (and Jinja2).
+"""
+from __future__ import annotations
+
+import copyreg
+import dataclasses
+import gc
+import hashlib
+import importlib.util
+import io
+import json
+import logging
+import os
+import pickle
+from dataclasses import dataclass
+
+from . import build, ir
+from .fingerprint import Unfingerprintable, owned_state, sources_digest, spec_fingerprint, value_fingerprint
+
+__all__ = ["CachedArg", "CachedSignature", "layer_key", "load", "store"]
+
+log = logging.getLogger("layerc")
+
+# bump when the content of a record changes
+RECORD_FORMAT = 2
+
+_NODE_TYPES = frozenset({ir.IConst, ir.IVar, ir.ISym, ir.IBin, ir.ILoad, ir.Const, ir.Load, ir.IndexValue,
+                         ir.Call, ir.Axis, ir.Stage, ir.TensorDecl, ir.Program})
+
+
+@dataclass(frozen=True)
+class CachedArg:
+    """``compiler.codegen.Arg`` as a record holds it (same fields)."""
+
+    kind: str
+    name: str
+    shape: tuple = ()
+    role: str = ""
+    integer: bool = False
+
+
+@dataclass(frozen=True)
+class CachedSignature:
+    """``compiler.codegen.Signature`` as a record holds it (same fields and methods)."""
+
+    function: str
+    program: ir.Program
+    args: tuple
+
+    def of_kind(self, kind):
+        return [a for a in self.args if a.kind == kind]
+
+
+def layer_key(spec, sizes: dict, attrs: dict, options: build.BuildOptions) -> str | None:
+    """The record key of ``spec`` at ``sizes`` and ``attrs`` built with
+    ``options``, or None when the spec (or an attribute) cannot be fingerprinted."""
+    try:
+        h = hashlib.sha256()
+        h.update(json.dumps({
+            "record_format": RECORD_FORMAT,
+            "layerc": sources_digest(),
+            "layerc_changed": owned_state(),
+            "numpy": _numpy_version(),
+            "jinja2": _jinja2_identity(),
+            "build": _build_inputs(options),
+            "sizes": sorted(sizes.items()),
+            "attrs": sorted((k, value_fingerprint(v)) for k, v in attrs.items()),
+        }, sort_keys=True).encode())
+        h.update(spec_fingerprint(spec).encode())
+        return h.hexdigest()
+    except Unfingerprintable as exc:
+        log.debug("layer %s is lowered in every new process: %s", spec.name, exc)
+        return None
+    except Exception as exc:       # a bug of the walk must not stop a build (RecursionError too)
+        log.debug("layer %s is lowered in every new process: fingerprinting failed (%r)", spec.name, exc)
+        return None
+
+
+def load(key: str, spec, sizes: dict, attrs: dict, options: build.BuildOptions):
+    """The ``CompiledLayer`` of the record ``key``, or None (no record, or its
+    module entry is not in the cache intact)."""
+    from .pipeline import CompiledLayer
+    payload = build.read_record(key)
+    if payload is None:
+        return None
+    try:
+        enabled = gc.isenabled()
+        gc.disable()            # unpickling makes thousands of nodes: no collections meanwhile
+        try:
+            record = pickle.loads(payload)
+        finally:
+            if enabled:
+                gc.enable()
+        if record.get("format") != RECORD_FORMAT:
+            return None
+        library = build.load_built(record["module_name"], record["key"], spec.name, options)
+        if library is None:
+            return None
+        signatures = {role: CachedSignature(sig["function"], sig["program"],
+                                            tuple(CachedArg(**a) for a in sig["args"]))
+                      for role, sig in record["signatures"].items()}
+    except Exception as exc:   # a record of another layerc that unpickles into something else
+        log.debug("record %s of %s is unusable (%s); lowering", key, spec.name, exc)
+        return None
+    return CompiledLayer(spec=spec, sizes=sizes, attrs=attrs, traced=record["traced"], derived=record["derived"],
+                         forward=record["forward"], backward=record["backward"], signatures=signatures,
+                         source=library.source, cdef=record["cdef"], prefix=record["prefix"],
+                         user_backward=record["user_backward"], calls_blas=record["calls_blas"],
+                         library=library, options=options)
+
+
+def store(key: str, compiled) -> None:
+    """Write the record ``key`` of a freshly built ``CompiledLayer``."""
+    record = {
+        "format": RECORD_FORMAT,
+        "module_name": compiled.library.module_name,
+        "key": compiled.library.cache_key,
+        "prefix": compiled.prefix,
+        "cdef": compiled.cdef,
+        "traced": compiled.traced,
+        "derived": compiled.derived,
+        "forward": compiled.forward,
+        "backward": compiled.backward,
+        "user_backward": compiled.user_backward,
+        "calls_blas": compiled.calls_blas,
+        "signatures": {role: {"function": sig.function, "program": sig.program,
+                              "args": [{f.name: getattr(a, f.name) for f in dataclasses.fields(a)} for a in sig.args]}
+                       for role, sig in compiled.signatures.items()},
+    }
+    try:
+        buffer = io.BytesIO()
+        _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(record)
+    except Exception as exc:       # PicklingError; RecursionError for very deep expressions
+        log.debug("no record for %s: %r", compiled.name, exc)
+        return
+    build.write_record(key, buffer.getvalue(), layer=compiled.name, module_name=compiled.library.module_name)
+
+
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj):
+        if type(obj) in _NODE_TYPES:
+            # without the memoized hash: hashes of strings differ between processes
+            state = {k: v for k, v in obj.__dict__.items() if k != "_hash"}
+            return copyreg.__newobj__, (type(obj),), state
+        return NotImplemented
+
+
+_build_inputs_memo: dict = {}
+
+
+def _build_inputs(options: build.BuildOptions) -> dict:
+    """``build.build_inputs(options)``, memoized per process for the same
+    options, ``$CC``, ``$CFLAGS`` and ``$PATH`` while the compiler's file keeps
+    its size and mtime (checked with one stat)."""
+    env = (options, os.environ.get("CC"), os.environ.get("CFLAGS"), os.environ.get("PATH"))
+    memo = _build_inputs_memo.get(env)
+    if memo is not None:
+        inputs, path, stamp = memo
+        try:
+            st = os.stat(path)
+            if (st.st_size, st.st_mtime_ns) == stamp:
+                return inputs
+        except OSError:
+            pass
+    inputs = build.build_inputs(options)
+    path = inputs["compiler"][0]
+    try:
+        st = os.stat(path)
+        _build_inputs_memo[env] = (inputs, path, (st.st_size, st.st_mtime_ns))
+    except OSError:
+        pass
+    return inputs
+
+
+def _numpy_version() -> str:
+    import numpy
+    return numpy.__version__
+
+
+_jinja2 = None
+
+
+def _jinja2_identity():
+    """Jinja2 renders the C: its version, without importing it (~20 ms)."""
+    global _jinja2
+    if _jinja2 is None:
+        spec = importlib.util.find_spec("jinja2")
+        origin = spec.origin if spec is not None else None
+        try:
+            st = os.stat(origin) if origin else None
+        except OSError:
+            st = None
+        _jinja2 = [origin, st.st_size if st else None, st.st_mtime_ns if st else None]
+    return _jinja2
