@@ -406,9 +406,16 @@ class LayerModule(Module):
         for position, name in rp.ins:
             args[position] = pointers[name]
         results, out_pointers = {}, {}
-        take = self._take
+        refcount = sys.getrefcount
         for position, name, pool, shape in rp.outs:
-            array, pointer = take(pool, shape)
+            # ``_take``'s common case inline: the first free array of this shape
+            for entry in pool:
+                array = entry[0]
+                if refcount(array) <= 3 and array.shape == shape:
+                    pointer = entry[1]
+                    break
+            else:
+                array, pointer = self._take(pool, shape)
             results[name] = array
             out_pointers[name] = args[position] = pointer
         rp.function(*args)
@@ -562,7 +569,9 @@ class LayerModule(Module):
     def _record(self, outputs: tuple, diff_inputs: list, context: dict):
         """Put this call on the autograd tape (when a parameter or input needs it)."""
         params = list(self._parameters.values())
-        if len(outputs) != 1 or not tracks_grad(*diff_inputs, *params):
+        if len(outputs) != 1 or not (params or any(isinstance(v, Tensor) for v in diff_inputs)):
+            return                                   # (the common no-gradient case, without tracks_grad)
+        if not tracks_grad(*diff_inputs, *params):
             return
         names = self._diff_grad_names + tuple(f"grad_{n}" for n in self._parameters)
 
