@@ -415,6 +415,7 @@ class LayerModule(Module):
                     pointer = entry[1]
                     break
             else:
+                array = None        # ``_take`` counts references: hold none to the pool's arrays
                 array, pointer = self._take(pool, shape)
             results[name] = array
             out_pointers[name] = args[position] = pointer

@@ -242,3 +242,13 @@ def test_no_grad_calls_leave_no_state():
     assert m._last is None
     with pytest.raises(RuntimeError, match="PReLU.*before forward"):
         m.backward(np.ones((4, C), np.float32))
+
+
+def test_a_free_buffer_of_another_shape_is_replaced_not_kept_beside():
+    m = planned(C=C)
+    for n in (4, 5, 4, 5, 4):
+        for _ in range(2):                      # the second call of each shape is planned
+            m.forward(data((n, C)))
+    (name,) = m._outputs
+    pool = m._pool[("forward", name)]
+    assert len(pool) == 1 and pool[0][0].shape == (4, C)
