@@ -185,7 +185,11 @@ class LayerModule(Module):
     Inputs may be numpy arrays or Tensors of the module's dtype (float32 by
     default; ``build(dtype="float64")``). Non-contiguous or unaligned inputs are
     copied; a wrong dtype raises ``TypeError`` unless the module was made with
-    ``cast=True``. Not thread-safe: ``backward()`` uses state the latest
+    ``cast=True``. The first call at given input shapes is fully checked and
+    leaves a call plan (sizes, output shapes, buffers, C argument list); later
+    calls at those shapes whose arrays are already fit for C (positional, the
+    module's dtype, C-contiguous, aligned) reuse it and skip the Python-side
+    checking, any other call is checked as the first. Not thread-safe: ``backward()`` uses state the latest
     ``forward()`` left on the module (the autograd tape keeps its own copy per call),
     and parameter gradients accumulate without a lock: train a module from one
     thread. Safe: several threads calling ``forward`` at once under
