@@ -74,6 +74,27 @@ def _dtype_of(x):
     return array.dtype if array.dtype in (np.float32, np.float64) else np.dtype(np.float32)
 
 
+def _outside(target: np.ndarray, classes: int) -> bool:
+    """Whether an integer index of ``target`` lies outside ``[0, classes)``, in one
+    reduction: seen as unsigned, a negative index is above every class index."""
+    if target.dtype.kind == "i":
+        target = target.view(target.dtype.str.replace("i", "u", 1))
+    return bool(target.max() >= classes)
+
+
+# the default upstream gradient of a loss, per dtype (read-only: C only reads it)
+_UNIT: dict = {}
+
+
+def _unit(dtype) -> np.ndarray:
+    one = _UNIT.get(dtype)
+    if one is None:
+        one = np.ones((), dtype)
+        one.flags.writeable = False
+        _UNIT[dtype] = one
+    return one
+
+
 class _Loss(_Stateless):
     def __init__(self, reduction: str = "mean"):
         super().__init__()
@@ -87,7 +108,7 @@ class _Loss(_Stateless):
         if self._active is None:
             raise RuntimeError(f"{type(self).__name__}: backward called before forward")
         if grad_output is None:
-            grad_output = np.ones((), self._active.dtype)
+            grad_output = _unit(self._active.dtype)
         return self._active.backward(grad_output)
 
     def extra_repr(self):
@@ -127,7 +148,7 @@ class CrossEntropyLoss(_Loss):
             raise TypeError(f"CrossEntropyLoss: targets must be integer class indices, got dtype {target.dtype}")
         if target.shape != shape[:1]:
             raise ValueError(f"CrossEntropyLoss: targets of shape {target.shape} for logits of shape {shape}")
-        if target.size and (target.min() < 0 or target.max() >= shape[1]):
+        if target.size and _outside(target, shape[1]):
             raise ValueError(f"CrossEntropyLoss: class indices must lie in [0, {shape[1]}), "
                              f"got {int(target.min())}..{int(target.max())}")
         return super().forward(logits, target.astype(np.int64, copy=False))

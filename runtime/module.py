@@ -39,6 +39,32 @@ def _one_thread_after_fork():
 os.register_at_fork(after_in_child=_one_thread_after_fork)
 # output buffers kept per output of a module (see ``LayerModule._pooled``)
 POOL_DEPTH = 3
+# call plans kept per module (one per distinct set of input shapes; see ``LayerModule._plan``)
+PLAN_LIMIT = 16
+# numpy's flag bits for C-contiguous and aligned (``ndarray.flags.num``)
+_C_ALIGNED = 0x1 | 0x100
+_SLOW = object()        # a fast path's answer: take the checked path instead
+
+
+class _RolePlan:
+    """How to call one compiled function (forward or backward) at one binding
+    of the sizes: the argument list with the sizes filled in, where each input
+    pointer goes, and each output's position, buffer pool and shape."""
+
+    __slots__ = ("function", "template", "ins", "outs")
+
+    def __init__(self, function, template, ins, outs):
+        self.function, self.template, self.ins, self.outs = function, template, ins, outs
+
+
+class _Plan:
+    """Everything about a call that depends only on the input shapes, worked
+    out once by the checked path and reused while the shapes stay the same."""
+
+    __slots__ = ("sizes", "forward", "backward", "grads")
+
+    def __init__(self, sizes, forward, backward, grads):
+        self.sizes, self.forward, self.backward, self.grads = sizes, forward, backward, grads
 
 
 class Module:
@@ -159,7 +185,11 @@ class LayerModule(Module):
     Inputs may be numpy arrays or Tensors of the module's dtype (float32 by
     default; ``build(dtype="float64")``). Non-contiguous or unaligned inputs are
     copied; a wrong dtype raises ``TypeError`` unless the module was made with
-    ``cast=True``. Not thread-safe: ``backward()`` uses state the latest
+    ``cast=True``. The first call at given input shapes is fully checked and
+    leaves a call plan (sizes, output shapes, buffers, C argument list); later
+    calls at those shapes whose arrays are already fit for C (positional, the
+    module's dtype, C-contiguous, aligned) reuse it and skip the Python-side
+    checking, any other call is checked as the first. Not thread-safe: ``backward()`` uses state the latest
     ``forward()`` left on the module (the autograd tape keeps its own copy per call),
     and parameter gradients accumulate without a lock: train a module from one
     thread. Safe: several threads calling ``forward`` at once under
@@ -184,16 +214,37 @@ class LayerModule(Module):
         spec_decls = dict(compiled.spec.tensors)
         program = compiled.traced
         self._inputs = [t for t in program.tensors if t.role in ("input", "data", "index")]
+        fixed_shapes = {}
         for t in program.tensors:
             if t.role not in ("param", "buffer"):
                 continue
             decl = spec_decls[t.name]
             shape = tuple(ir.ievaluate(d, {}) for d in t.shape)
+            fixed_shapes[t.name] = shape
             if t.role == "param":
                 values = initialize(decl.init, shape, dtype, decl.fan_in, decl.fan_out)
                 setattr(self, t.name, Tensor(values, requires_grad=True))
             else:
                 self._buffers[t.name] = initialize(decl.init, shape, dtype)
+        # per-call constants of the fast path (``_forward_fast``), computed once
+        ffi = compiled.library.ffi
+        ctype = "float" if dtype == np.float32 else "double"
+        int64 = np.dtype(np.int64)
+        setup = object.__setattr__
+        setup(self, "_ffi", ffi)
+        setup(self, "_pointer_type", ffi.typeof(f"{ctype} *"))
+        setup(self, "_float_array_type", ffi.typeof(f"{ctype}[]"))
+        setup(self, "_fast_inputs", tuple(
+            (t.name, int64 if t.role == "index" else dtype, ffi.typeof("int64_t[]" if t.role == "index" else f"{ctype}[]"))
+            for t in self._inputs))
+        setup(self, "_fixed_shapes", fixed_shapes)
+        setup(self, "_diff_positions", tuple(k for k, t in enumerate(self._inputs) if t.role == "input"))
+        setup(self, "_diff_grad_names", tuple(f"grad_{t.name}" for t in self._inputs if t.role == "input"))
+        setup(self, "_outputs", tuple(program.outputs))
+        setup(self, "_saved", tuple(compiled.saved))
+        setup(self, "_updates", tuple(compiled.forward.updates))
+        setup(self, "_plans", {})
+        setup(self, "_pool", {})
 
     def __repr__(self):
         sizes = ", ".join(f"{k}={v}" for k, v in {**self.compiled.sizes, **self.compiled.attrs}.items())
@@ -246,10 +297,10 @@ class LayerModule(Module):
         return given
 
     def _call(self, role: str, arrays: dict, sizes: dict, out: dict | None = None) -> dict:
-        """Allocate outputs and workspace, check everything, and call the kernel."""
+        """Allocate outputs and workspace, check everything, and call the kernel
+        (the checked path; ``_run_plan`` is the same call prepared in advance)."""
         sig = self.compiled.signatures[role]
-        lib = self.compiled.library
-        ctype = "float" if self.dtype == np.float32 else "double"
+        cast = self._ffi.cast
         call_args, results = [], {}
         inputs = [(a.name, arrays[a.name]) for a in sig.args if a.kind == "in"]
         for a in sig.args:
@@ -258,23 +309,31 @@ class LayerModule(Module):
                 continue
             if a.kind == "in":
                 # every array here passed check_array in forward (backward reads forward's)
-                call_args.append(lib.ffi.cast("int64_t *" if a.integer else f"{ctype} *", arrays[a.name].ctypes.data))
+                call_args.append(cast("int64_t *" if a.integer else self._pointer_type, arrays[a.name].ctypes.data))
                 continue
             shape = tuple(ir.ievaluate(d, sizes) for d in a.shape)
             check_total_size(self.name, a.name, shape)
             if out and a.name in out:
                 array = check_output(self.name, a.name, out[a.name], shape, self.dtype, inputs)
+                pointer = cast(self._pointer_type, array.ctypes.data)
             else:
-                array = self._pooled(role, a.name, shape)
+                array, pointer = self._take(self._pool_of(role, a.name), shape)
             results[a.name] = array
-            call_args.append(lib.ffi.cast(f"{ctype} *", array.ctypes.data))
-        function = self.compiled.function(role, DTYPE_NAMES[self.dtype])
+            call_args.append(pointer)
+        self._run(self.compiled.function(role, DTYPE_NAMES[self.dtype]), call_args)
+        return results
+
+    def _run(self, function, args) -> None:
+        """Call a kernel; numpy's BLAS stays on one thread meanwhile when the
+        kernel's matrix products call it (compiler/blas.py)."""
         if self._calls_blas:
             with blas.single_threaded():
-                function(*call_args)
+                function(*args)
         else:
-            function(*call_args)
-        return results
+            function(*args)
+
+    def _pool_of(self, role: str, name: str) -> list:
+        return self._pool.setdefault((role, name), [])
 
     def _pooled(self, role: str, name: str, shape: tuple) -> np.ndarray:
         """An array for one output or workspace of a call. Ownership rule: an
@@ -284,36 +343,169 @@ class LayerModule(Module):
         reuses it for a later call only once no such reference is left (CPython
         reference count). A loop that drops last step's results therefore
         reuses the same memory and allocates nothing; a kept result is never
-        overwritten. A raw pointer (``array.ctypes.data``) is not a reference."""
-        pool = self.__dict__.setdefault("_pool", {}).setdefault((role, name), [])
+        overwritten. A raw pointer (``array.ctypes.data``, or the C pointer the
+        pool keeps next to each array) is not a reference."""
+        return self._take(self._pool_of(role, name), shape)[0]
+
+    def _take(self, pool: list, shape: tuple) -> tuple:
+        """``(array, C pointer)`` from ``pool`` under ``_pooled``'s rule. The pool
+        holds ``(array, pointer)`` pairs: the pointer is made once per array."""
         stale = None
         for k in range(len(pool)):
-            array = pool[k]
-            # three references: the pool, ``array`` and getrefcount's argument
+            entry = pool[k]
+            array = entry[0]
+            # three references: the pool's pair, ``array`` and getrefcount's argument
             if sys.getrefcount(array) <= 3:
                 if array.shape == shape:
-                    return array
+                    # a new tuple: the array stays referenced on its way to the caller,
+                    # so a concurrent call (another thread) cannot take it meanwhile
+                    return array, entry[1]
                 stale = k
         array = np.empty(shape, self.dtype)
+        entry = (array, self._ffi.cast(self._pointer_type, array.ctypes.data))
         if stale is not None:
-            pool[stale] = array
+            pool[stale] = entry
         elif len(pool) < POOL_DEPTH:
-            pool.append(array)
+            pool.append(entry)
         else:
-            pool.append(array)
+            pool.append(entry)
             pool.pop(0)
-        return array
+        return array, entry[1]
+
+    # ------------------------------------------------------------ call plans
+    def _plan(self, shapes: tuple, sizes: dict) -> _Plan | None:
+        """The call plan for inputs of these ``shapes`` (made on first use from
+        the sizes the checked path bound). The fast path runs only where a plan
+        exists, i.e. for shapes that have passed every check of ``check_array``."""
+        plan = self._plans.get(shapes)
+        if plan is None:
+            try:
+                forward = self._role_plan("forward", sizes)
+            except (KeyError, ValueError):
+                return None
+            try:
+                backward = self._role_plan("backward", sizes)
+                traced = self.compiled.traced
+                grads = tuple((f"grad_{n}", tuple(ir.ievaluate(d, sizes) for d in traced.shape_of(n)))
+                              for n in self._outputs)
+            except (KeyError, ValueError):      # left to the checked path (and its errors)
+                backward = grads = None
+            plan = _Plan(dict(sizes), forward, backward, grads)
+            if len(self._plans) >= PLAN_LIMIT:
+                self._plans.clear()
+            self._plans[shapes] = plan
+        return plan
+
+    def _role_plan(self, role: str, sizes: dict) -> _RolePlan:
+        sig = self.compiled.signatures[role]
+        template, ins, outs = [], [], []
+        for position, a in enumerate(sig.args):
+            if a.kind == "size":
+                template.append(int(sizes[a.name]))
+                continue
+            template.append(None)
+            if a.kind == "in":
+                ins.append((position, a.name))
+                continue
+            shape = tuple(ir.ievaluate(d, sizes) for d in a.shape)
+            check_total_size(self.name, a.name, shape)
+            outs.append((position, a.name, self._pool_of(role, a.name), shape))
+        return _RolePlan(self.compiled.function(role, DTYPE_NAMES[self.dtype]), tuple(template),
+                         tuple(ins), tuple(outs))
+
+    def _run_plan(self, rp: _RolePlan, pointers: dict) -> tuple:
+        """Call ``rp``'s function with the inputs in ``pointers`` (by name); returns
+        ``({name: output array}, {name: its C pointer})``."""
+        args = list(rp.template)
+        for position, name in rp.ins:
+            args[position] = pointers[name]
+        results, out_pointers = {}, {}
+        refcount = sys.getrefcount
+        for position, name, pool, shape in rp.outs:
+            # ``_take``'s common case inline: the first free array of this shape
+            for entry in pool:
+                array = entry[0]
+                if refcount(array) <= 3 and array.shape == shape:
+                    pointer = entry[1]
+                    break
+            else:
+                array = None        # ``_take`` counts references: hold none to the pool's arrays
+                array, pointer = self._take(pool, shape)
+            results[name] = array
+            out_pointers[name] = args[position] = pointer
+        self._run(rp.function, args)
+        return results, out_pointers
+
+    def _forward_fast(self, args: tuple):
+        """The forward of the common call: positional inputs that are already fit
+        for C (the module's dtype, C-contiguous, aligned; index inputs int64) at
+        shapes a plan exists for, parameters and buffers the same. Anything else
+        returns ``_SLOW`` before any work, and the checked path takes the call
+        (with its conversions and error messages)."""
+        specs = self._fast_inputs
+        if len(args) != len(specs):
+            return _SLOW
+        arrays, shapes = {}, []
+        for (name, want, _), value in zip(specs, args):
+            a = value.data if type(value) is Tensor else value
+            if type(a) is not np.ndarray or a.dtype is not want or a.flags.num & _C_ALIGNED != _C_ALIGNED:
+                return _SLOW
+            arrays[name] = a
+            shapes.append(a.shape)
+        plan = self._plans.get(tuple(shapes))
+        if plan is None:
+            return _SLOW
+        fixed, dtype = self._fixed_shapes, self.dtype
+        params = self._parameters
+        for name, p in params.items():
+            a = p.data
+            if (type(a) is not np.ndarray or a.dtype is not dtype or a.flags.num & _C_ALIGNED != _C_ALIGNED
+                    or a.shape != fixed.get(name)):
+                return _SLOW
+            arrays[name] = a
+        for name, a in self._buffers.items():
+            if (type(a) is not np.ndarray or a.dtype is not dtype or a.flags.num & _C_ALIGNED != _C_ALIGNED
+                    or a.shape != fixed.get(name)):
+                return _SLOW
+            arrays[name] = a
+        # checked: from here on the call is the checked path's, minus the checks
+        from_buffer, array_type = self._ffi.from_buffer, self._float_array_type
+        pointers = {name: from_buffer(kind, arrays[name]) for name, _, kind in specs}
+        for name in params:
+            pointers[name] = from_buffer(array_type, arrays[name])
+        for name in self._buffers:
+            pointers[name] = from_buffer(array_type, arrays[name])
+        results, out_pointers = self._run_plan(plan.forward, pointers)
+        if self.training:
+            for buffer, stage in self._updates:
+                np.copyto(self._buffers[buffer], results[stage])
+        outputs = tuple(Tensor._wrap(results[name]) for name in self._outputs)
+        if grad_enabled():
+            for name in self._saved:
+                arrays[name] = results[name]
+                pointers[name] = out_pointers[name]
+            context = {"arrays": arrays, "sizes": plan.sizes, "used": False, "plan": plan, "pointers": pointers}
+            object.__setattr__(self, "_last", context)
+            self._record(outputs, [args[k] for k in self._diff_positions], context)
+        else:
+            object.__setattr__(self, "_last", None)
+        return outputs[0] if len(outputs) == 1 else outputs
 
     def forward(self, *args, out=None, **kwargs):
         """Run the compiled forward. Returns a Tensor (a tuple for several outputs).
 
         ``out``: an array to write the (single) output into."""
+        if out is None and not kwargs:
+            result = self._forward_fast(args)
+            if result is not _SLOW:
+                return result
         given = self._bind_inputs(args, kwargs)
         sizes: dict = {}
         arrays = {}
         for t in self._inputs:
             arrays[t.name] = check_array(self.name, t.name, given[t.name], t.shape, self.dtype, sizes,
                                          integer=t.role == "index", cast=self.cast)
+        shapes = tuple(arrays[t.name].shape for t in self._inputs)
         # parameters and buffers too: a user may have replaced one (p.data = ...)
         for name, array in self._arrays().items():
             arrays[name] = check_array(self.name, name, array, self.compiled.traced.decl(name).shape,
@@ -321,15 +513,16 @@ class LayerModule(Module):
         program = self.compiled.forward
         out_map = {program.outputs[0]: out} if out is not None else None
         results = self._call("forward", arrays, sizes, out_map)
+        plan = self._plan(shapes, sizes)      # the next call with these shapes takes the fast path
         if self.training:
             for buffer, stage in program.updates:
                 np.copyto(self._buffers[buffer], results[stage])
-        outputs = tuple(Tensor(results[name]) for name in self.compiled.traced.outputs)
+        outputs = tuple(Tensor._wrap(results[name]) for name in self._outputs)
         if grad_enabled():
-            context = {"arrays": {**arrays, **{n: results[n] for n in self.compiled.saved}},
-                       "sizes": sizes, "used": False}
+            context = {"arrays": {**arrays, **{n: results[n] for n in self._saved}},
+                       "sizes": sizes, "used": False, "plan": plan}
             object.__setattr__(self, "_last", context)
-            self._record(outputs, given, context)
+            self._record(outputs, [given[t.name] for t in self._differentiable_inputs()], context)
         else:
             object.__setattr__(self, "_last", None)
         return outputs[0] if len(outputs) == 1 else outputs
@@ -341,12 +534,27 @@ class LayerModule(Module):
     def _run_backward(self, context: dict, grads: tuple) -> dict:
         if context["used"]:
             raise RuntimeError(f"{self.name}: backward already ran for this forward; call forward again")
+        outputs = self._outputs
+        if len(grads) != len(outputs):
+            raise ValueError(f"{self.name}: backward takes {len(outputs)} output gradient(s), got {len(grads)}")
+        plan, pointers = context.get("plan"), context.get("pointers")
+        if pointers is not None and plan.backward is not None:
+            # the fast path: output gradients already fit for C, of the planned shapes
+            dtype = self.dtype
+            pointers = dict(pointers)        # the context's own stays as forward left it
+            from_buffer, array_type = self._ffi.from_buffer, self._float_array_type
+            for (name, shape), g in zip(plan.grads, grads):
+                if (type(g) is not np.ndarray or g.dtype is not dtype or g.flags.num & _C_ALIGNED != _C_ALIGNED
+                        or g.shape != shape):
+                    break
+                pointers[name] = from_buffer(array_type, g)
+            else:
+                context["used"] = True
+                return self._run_plan(plan.backward, pointers)[0]
         traced = self.compiled.traced
-        if len(grads) != len(traced.outputs):
-            raise ValueError(f"{self.name}: backward takes {len(traced.outputs)} output gradient(s), got {len(grads)}")
         arrays = dict(context["arrays"])
         sizes = dict(context["sizes"])
-        for name, g in zip(traced.outputs, grads):
+        for name, g in zip(outputs, grads):
             arrays[f"grad_{name}"] = check_array(self.name, f"grad_output ({name})", g, traced.shape_of(name),
                                                  self.dtype, sizes, cast=self.cast)
         context["used"] = True
@@ -364,16 +572,23 @@ class LayerModule(Module):
                 p.grad = g
             else:
                 p.grad += g
-        result = tuple(Tensor(grads[f"grad_{t.name}"]) for t in self._differentiable_inputs())
+        result = tuple(Tensor._wrap(grads[name]) for name in self._diff_grad_names)
         return result[0] if len(result) == 1 else result
 
-    def _record(self, outputs: tuple, given: dict, context: dict):
+    def zero_grad(self) -> None:
+        for p in self._parameters.values():
+            p.grad = None
+        for m in self._modules.values():
+            m.zero_grad()
+
+    def _record(self, outputs: tuple, diff_inputs: list, context: dict):
         """Put this call on the autograd tape (when a parameter or input needs it)."""
-        diff_inputs = [given[t.name] for t in self._differentiable_inputs()]
         params = list(self._parameters.values())
-        if not tracks_grad(*diff_inputs, *params) or len(outputs) != 1:
+        if len(outputs) != 1 or not (params or any(isinstance(v, Tensor) for v in diff_inputs)):
+            return                                   # (the common no-gradient case, without tracks_grad)
+        if not tracks_grad(*diff_inputs, *params):
             return
-        names = [f"grad_{t.name}" for t in self._differentiable_inputs()] + [f"grad_{n}" for n in self._parameters]
+        names = self._diff_grad_names + tuple(f"grad_{n}" for n in self._parameters)
 
         def backward(g):
             grads = self._run_backward(context, (g,))

@@ -71,6 +71,19 @@ class Tensor:
 
     # ------------------------------------------------------------ construction
     @classmethod
+    def _wrap(cls, array: np.ndarray) -> "Tensor":
+        """A Tensor holding ``array`` itself, off the tape: what ``Tensor(array)``
+        makes of a float ndarray, without its conversions (for arrays the runtime
+        allocated, whose dtype is already right)."""
+        t = object.__new__(cls)
+        t.data = array
+        t.grad = None
+        t.requires_grad = False
+        t.node = None
+        t.output_index = 0
+        return t
+
+    @classmethod
     def randn(cls, *shape, dtype=np.float32, requires_grad=False):
         return cls(generator().standard_normal(shape).astype(dtype), requires_grad)
 

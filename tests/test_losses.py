@@ -81,3 +81,39 @@ def test_losses_match_torch():
         ref.backward()
         np.testing.assert_allclose(loss.numpy(), ref.item(), rtol=1e-5)
         np.testing.assert_allclose(p.grad, pt.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("targets,low,high", [
+    (np.array([0, -1, 2]), -1, 2),
+    (np.array([0, 3, 2]), 0, 3),
+    (np.array([-9, 7, 2], np.int32), -9, 7),
+    (np.array([0, 3, 1], np.uint8), 0, 3),
+    (np.array([0, 2, -2], ">i8"), -2, 2),
+    (np.array([np.iinfo(np.int64).min, 0, 1]), np.iinfo(np.int64).min, 1),
+    ([0, 1, 5], 0, 5),
+])
+def test_cross_entropy_refuses_class_indices_out_of_range(targets, low, high):
+    logits = np.zeros((3, 3), np.float32)
+    with pytest.raises(ValueError, match=rf"CrossEntropyLoss: class indices must lie in \[0, 3\), got {low}\.\.{high}"):
+        cross_entropy(logits, targets)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, ">i8", np.uint64])
+def test_cross_entropy_takes_every_integer_dtype_in_range(dtype):
+    logits = np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)
+    targets = np.array([0, 2, 1, 2])
+    expected = float(cross_entropy(logits, targets).numpy())
+    assert float(cross_entropy(logits, targets.astype(dtype)).numpy()) == expected
+
+
+def test_loss_backward_default_gradient_is_one_each_time():
+    loss_fn = CrossEntropyLoss()
+    logits = np.random.default_rng(2).standard_normal((4, 3)).astype(np.float32)
+    grads = []
+    for _ in range(3):
+        loss_fn(logits, np.array([0, 2, 1, 2]))
+        grads.append(loss_fn.backward().numpy().copy())
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    p[np.arange(4), [0, 2, 1, 2]] -= 1
+    for g in grads:
+        np.testing.assert_allclose(g, p / 4, rtol=1e-5, atol=1e-7)
