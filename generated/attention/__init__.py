@@ -159,7 +159,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': 'a8e56efd9d752321668a020f5eda0e9ac402c9be0fe872ed253ddb0536d445bb'}
+ 'key': 'd67c5f896a9d3a7dd96268153020e01e01740c281bb10f01ed671f9b4b81ca94'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

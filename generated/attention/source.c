@@ -246,12 +246,14 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -285,12 +287,14 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -306,12 +310,14 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -363,12 +369,14 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     } else if ((int64_t)(S_S) > 0 && (int64_t)(S_S) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -455,12 +463,14 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -492,12 +502,14 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -567,12 +579,14 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -588,12 +602,14 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -625,12 +641,14 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     } else if ((int64_t)(S_S) > 0 && (int64_t)(S_S) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -648,12 +666,14 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     } else if ((int64_t)(16) > 0 && (int64_t)(S_S) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
     const int lc_nt = (int64_t)(16) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -731,12 +751,14 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -754,12 +776,14 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(16);
     const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -807,12 +831,14 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -828,12 +854,14 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -879,12 +907,14 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -900,12 +930,14 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -951,12 +983,14 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -972,12 +1006,14 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1020,12 +1056,14 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1059,12 +1097,14 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1080,12 +1120,14 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1137,12 +1179,14 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     } else if ((int64_t)(S_S) > 0 && (int64_t)(S_S) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1229,12 +1273,14 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1266,12 +1312,14 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1341,12 +1389,14 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1362,12 +1412,14 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1399,12 +1451,14 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     } else if ((int64_t)(S_S) > 0 && (int64_t)(S_S) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1422,12 +1476,14 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     } else if ((int64_t)(16) > 0 && (int64_t)(S_S) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
     const int lc_nt = (int64_t)(16) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1505,12 +1561,14 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1528,12 +1586,14 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(16);
     const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1581,12 +1641,14 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1602,12 +1664,14 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1653,12 +1717,14 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1674,12 +1740,14 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1725,12 +1793,14 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1746,12 +1816,14 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;

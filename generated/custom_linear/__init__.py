@@ -46,7 +46,7 @@ LAYER = {'name': 'CustomLinearSpec',
  'prefix': 'lc_customlinearspec',
  'calls_blas': True,
  'extension': '_custom_linear_ext',
- 'key': '7e06baa5b72ee76b0f4276a85d272a812dd36d975f6586eec01a3d6aaa69a2dd'}
+ 'key': '704685bd48d07cc81d90e9e98b9e3e2d057d453cadbc1f127b014b30e1e14aa1'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

@@ -188,7 +188,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
  'prefix': 'lc_depthwiseseparableconvspec',
  'calls_blas': True,
  'extension': '_depthwise_separable_conv_ext',
- 'key': '66a2ad9192ac57ce57602a8409b71bdd1ce9058c0143a2d8562ac427dfad0d3c'}
+ 'key': '323b5a8d3e82d4f2cbe2767bc3b2d85d20e3201e09ce3742c2e788fbf32af814'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

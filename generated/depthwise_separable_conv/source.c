@@ -408,12 +408,14 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     } else if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) > 0 && (int64_t)(16) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = (int64_t)(S_N), lc_rows = (int64_t)(16);
     const int lc_nt = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(16) * (int64_t)(8) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -765,12 +767,14 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     } else if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) > 0 && (int64_t)(8) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = (int64_t)(S_N), lc_rows = (int64_t)(8);
     const int lc_nt = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -787,12 +791,14 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     } else if ((int64_t)(16) > 0 && (int64_t)(8) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = (int64_t)(1) * (int64_t)(1), lc_rows = (int64_t)(16);
     const int lc_nt = (int64_t)(16) * (int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1251,12 +1257,14 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     } else if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) > 0 && (int64_t)(16) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = (int64_t)(S_N), lc_rows = (int64_t)(16);
     const int lc_nt = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(16) * (int64_t)(8) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1608,12 +1616,14 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     } else if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) > 0 && (int64_t)(8) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = (int64_t)(S_N), lc_rows = (int64_t)(8);
     const int lc_nt = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1630,12 +1640,14 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     } else if ((int64_t)(16) > 0 && (int64_t)(8) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = (int64_t)(1) * (int64_t)(1), lc_rows = (int64_t)(16);
     const int lc_nt = (int64_t)(16) * (int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;

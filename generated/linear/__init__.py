@@ -46,7 +46,7 @@ LAYER = {'name': 'LinearSpec',
  'prefix': 'lc_linearspec',
  'calls_blas': True,
  'extension': '_linear_ext',
- 'key': '291593b6f401f66348060ffbb2f5aab152526e1db22e9e4f4307971734340703'}
+ 'key': '79ccb898572ee3b5e9dc0c33b900807ebcc690f654403d4b9d24921c31c6857d'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

@@ -246,12 +246,14 @@ void lc_linearspec_forward_f32(int64_t S_N, const float *restrict T_x, const flo
     } else if ((int64_t)(S_N) > 0 && (int64_t)(32) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
     const int lc_nt = (int64_t)(S_N) * (int64_t)(32) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -317,12 +319,14 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
     } else if ((int64_t)(S_N) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
     const int lc_nt = (int64_t)(S_N) * (int64_t)(64) * (int64_t)(32) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -338,12 +342,14 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
     } else if ((int64_t)(32) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(32);
     const int lc_nt = (int64_t)(32) * (int64_t)(64) * (int64_t)(S_N) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -368,12 +374,14 @@ void lc_linearspec_forward_f64(int64_t S_N, const double *restrict T_x, const do
     } else if ((int64_t)(S_N) > 0 && (int64_t)(32) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
     const int lc_nt = (int64_t)(S_N) * (int64_t)(32) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -439,12 +447,14 @@ void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const d
     } else if ((int64_t)(S_N) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
     const int lc_nt = (int64_t)(S_N) * (int64_t)(64) * (int64_t)(32) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -460,12 +470,14 @@ void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const d
     } else if ((int64_t)(32) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working. */
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
     const int64_t lc_calls = 1, lc_rows = (int64_t)(32);
     const int lc_nt = (int64_t)(32) * (int64_t)(64) * (int64_t)(S_N) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(static) if(lc_nt > 1)
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;

@@ -43,7 +43,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
  'prefix': 'lc_linearnobiasspec',
  'calls_blas': True,
  'extension': '_linear_no_bias_ext',
- 'key': '5ba9ce1dca33ba88ec67f2572aa3a3115c0427f965148147fecb9617de7a3cc9'}
+ 'key': '6b6d4662db34f7d921089ca3909faf2a4ef779ccc45ed46b7bf320156c07e435'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):
