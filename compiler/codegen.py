@@ -370,9 +370,65 @@ def render_packed_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
         store=f"{tensor_c(s.name)}[{index_printer.offset(s.name, s.index)}]", **sides)
 
 
+# elements of a row per block of an online max-and-sum: the block is read
+# twice (its maximum, then its exponentials) while it is in L1
+ONLINE_BLOCK = 512
+
+
+def render_online(nest: Nest, shapes: dict, dtype: str) -> str:
+    """A row's maximum m and sum of exp(x - m) in one pass over the row: per
+    block, the block's maximum, then its exponentials against the new running
+    maximum, the earlier sum rescaled by exp(old - new). Rows with NaN or
+    infinities give what the two passes give."""
+    (_, maximum), total = nest.siblings[0], nest.stage
+    extents = {a.name: a.extent for a in maximum.all_axes}
+    outer, row = nest.loops[:-1], nest.loops[-1]
+    ctype, suffix = DTYPES[dtype]
+    var = var_c(row.var)
+    max_printer, exp_printer = Printer(shapes, extents, dtype), Printer(shapes, extents, dtype)
+    x = max_printer.value(maximum.body)
+    x_again = exp_printer.value(maximum.body)
+    exp = OPS["exp"].c.format(f"({x_again} - lc_next)", f=suffix)
+    rescale = OPS["exp"].c.format("(lc_max - lc_next)", f=suffix)
+    body = [
+        f"{ctype} lc_max = {_init_value('max', dtype)}, lc_sum = 0;",
+        f"for (int64_t lc_start = 0; lc_start < {max_printer.index(row.extent)}; lc_start += {ONLINE_BLOCK}) {{",
+        f"    const int64_t lc_stop = lc_min_i64({max_printer.index(row.extent)}, lc_start + {ONLINE_BLOCK});",
+        f"    {ctype} lc_block = {_init_value('max', dtype)};",
+        "    #pragma omp simd reduction(max:lc_block)",
+        f"    for (int64_t {var} = lc_start; {var} < lc_stop; ++{var}) {{",
+        *(f"        {line}" for line in max_printer.lines),
+        f"        {_accumulate('max', 'lc_block', x)}",
+        "    }",
+        f"    {ctype} lc_next = lc_max;",
+        f"    {_accumulate('max', 'lc_next', 'lc_block')}",
+        f"    {ctype} lc_part = 0;",
+        "    #pragma omp simd reduction(+:lc_part)",
+        f"    for (int64_t {var} = lc_start; {var} < lc_stop; ++{var}) {{",
+        *(f"        {line}" for line in exp_printer.lines),
+        f"        lc_part += {exp};",
+        "    }",
+        # equal maxima (also both -inf) need no rescaling: exp(-inf - -inf) is NaN
+        f"    lc_sum = (lc_max == lc_next ? lc_sum : lc_sum * {rescale}) + lc_part;",
+        "    lc_max = lc_next;",
+        "}",
+        f"{tensor_c(maximum.name)}[{max_printer.offset(maximum.name, maximum.index)}] = lc_max;",
+        f"{tensor_c(total.name)}[{max_printer.offset(total.name, total.index)}] = lc_sum;",
+    ]
+    threads = f"num_threads(lc_num_threads()) if({_work(nest.loops, max_printer)} >= {PARALLEL_MIN_WORK})"
+    loops = [dict(var=var_c(l.var), start="0", extent=max_printer.index(l.extent),
+                  pragma=f"#pragma omp parallel for {threads}" if k == 0 else "", enter=[], exit=[])
+             for k, l in enumerate(outer)]
+    comment = c_comment(f"{ir.format_stage(maximum)}; {ir.format_stage(total)} (one pass)")
+    return _env.get_template("nest.c.j2").render(comment=comment, prologue=[], loops=loops, body=body,
+                                                epilogue=[])
+
+
 def render_nest(nest: Nest, shapes: dict, dtype: str) -> str:
     if nest.kind == "contract":
         return render_contraction(nest, shapes, dtype)
+    if nest.kind == "online":
+        return render_online(nest, shapes, dtype)
     if nest.is_pass:
         return render_pass(nest, shapes, dtype)
     if nest.siblings:

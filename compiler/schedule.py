@@ -275,8 +275,10 @@ class Nest:
     element; also pointwise stages), ``"accumulate"`` (output zero-filled, then
     updated in a loop order that keeps the innermost loop contiguous), ``"row"``
     (a stencil: each output row zeroed, then the window accumulated into it
-    with the columns innermost), ``"contract"`` (a matrix product), or
-    ``"scatter"``. ``loops`` are outermost first; in ``inner`` nests the first
+    with the columns innermost), ``"contract"`` (a matrix product),
+    ``"scatter"``, or ``"online"`` (a row's maximum, its sibling, and the sum
+    of ``exp(x - maximum)``, this stage, in one pass with a running maximum).
+    ``loops`` are outermost first; in ``inner`` and ``online`` nests the first
     ``len(stage.axes)`` are the output axes.
 
     ``siblings``: further ``(kind, stage)`` pairs run in the same loops (one
@@ -602,7 +604,8 @@ def plan_loops(s: Stage, shapes: dict) -> Nest:
     loops = axes + red
     if loops:
         last = loops[-1]
-        loops[-1] = Loop(last.var, last.extent, simd=True, reduction=last.reduction)
+        # a loop of one iteration (a keepdims axis) has nothing to vectorize
+        loops[-1] = Loop(last.var, last.extent, simd=last.extent != IConst(1), reduction=last.reduction)
         first = loops[0]
         loops[0] = Loop(first.var, first.extent, parallel=True, simd=loops[0].simd, reduction=first.reduction)
     window = plan_window(s, red[-1].var, shapes) if red and s.reduce == "sum" else None
@@ -641,6 +644,36 @@ def _fuse_into(group: Nest, nest: Nest):
     return Nest(group.stage, group.kind, group.loops, group.siblings + (sibling,))
 
 
+def _row_index(load: Load, stage: Stage) -> bool:
+    """Whether ``load`` reads ``stage`` at the element of the current row (its
+    own axes; 0 on axes of size 1, as keepdims leaves them)."""
+    return load.tensor == stage.name and len(load.index) == len(stage.axes) and all(
+        i == IVar(a.name) or (i == IConst(0) and a.extent == IConst(1)) for i, a in zip(load.index, stage.axes))
+
+
+def _online(first: Nest, second: Nest) -> Nest | None:
+    """A row maximum followed by the row's ``sum exp(x - max)`` (softmax,
+    log-sum-exp) as one pass over the row: an ``"online"`` nest computing both
+    with a running maximum (``first`` is its sibling), or None."""
+    a, b = first.stage, second.stage
+    if not (first.kind == second.kind == "inner" and not first.siblings and not second.siblings and
+            a.reduce == "max" and b.reduce == "sum" and len(first.loops) == len(second.loops) and
+            len(a.reduce_axes) == len(b.reduce_axes) == 1 and
+            [x.extent for x in first.loops] == [x.extent for x in second.loops] and
+            first.loops[-1].var == a.reduce_axes[0].name and second.loops[-1].var == b.reduce_axes[0].name):
+        return None
+    b = _rename(b, second.loops, first.loops)
+    if not (isinstance(b.body, Call) and b.body.op == "exp" and
+            isinstance(b.body.args[0], Call) and b.body.args[0].op == "sub"):
+        return None
+    value, maximum = b.body.args[0].args
+    if isinstance(maximum, Call) and maximum.op == "stop_gradient":
+        maximum = maximum.args[0]
+    if not (value == a.body and isinstance(maximum, Load) and _row_index(maximum, a)):
+        return None
+    return Nest(b, "online", first.loops, siblings=(("inner", a),))
+
+
 def plan_program(p: Program, fuse_siblings: bool = True) -> list:
     """Loop plans of a program's stages; consecutive pointwise/accumulate stages
     over the same iteration space share one pass (``Nest.siblings``)."""
@@ -649,6 +682,7 @@ def plan_program(p: Program, fuse_siblings: bool = True) -> list:
     for s in p.stages:
         nest = plan_stage(s, shapes)
         merged = _fuse_into(nests[-1], nest) if nests and fuse_siblings else None
+        merged = merged or (_online(nests[-1], nest) if nests and fuse_siblings else None)
         if merged is None:
             nests.append(nest)
         else:

@@ -82,14 +82,24 @@ class WherePReLU:
         return ops.where(x > 0, x, alpha * x)
 
 
+@layer
+class LogSumExp:
+    x = Input("N", "K")
+
+    def forward(x):
+        return ops.logsumexp(x, axis=1)
+
+
 DEPTHWISE = dict(C=8, O=8, CG=1, KH=3, KW=3, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=8)
 
 
 @pytest.mark.parametrize("spec, sizes", [(PReLU, dict(C=256)), (WherePReLU, dict(C=256)),
-                                         (Conv2DNoBiasSpec, DEPTHWISE)], ids=["PReLU", "WherePReLU", "depthwise"])
+                                         (Conv2DNoBiasSpec, DEPTHWISE), (LogSumExp, dict(K=1000))],
+                         ids=["PReLU", "WherePReLU", "depthwise", "logsumexp"])
 def test_inner_loops_vectorize(tmp_path, spec, sizes):
     """Every ``#pragma omp simd`` loop of a layer's C is vectorized by gcc
-    (a padded depthwise convolution's too: its rows are cut at the padding)."""
+    (a padded depthwise convolution's too: its rows are cut at the padding;
+    and the online max-and-sum's two block loops)."""
     source = spec.build(**sizes).source
     path = tmp_path / "k.c"
     path.write_text(source)
@@ -210,3 +220,24 @@ def test_split_indices_are_known_in_range():
     assert not coordinate_in_range(lane, IConst(16), {"e": IConst(1000)})
     shifted = ir.ifloordiv(ir.isub(e, IConst(1)), IConst(2))   # may be -1
     assert not coordinate_in_range(shifted, IConst(4), {"e": IConst(8)})
+
+
+@pytest.mark.parametrize("width", [1, 7, 512, 1300])
+def test_max_and_exp_sum_run_in_one_pass_and_match_numpy(width):
+    """logsumexp's row maximum and sum of exponentials are one online pass
+    (blocks of 512 with a running maximum), equal to the two-pass result,
+    with infinities and NaN where numpy has them."""
+    m = LogSumExp.build(K=width, dtype=np.float64)
+    if width > 1:                             # a sum over one element is no reduction
+        assert [n.kind for n in plan_program(m.compiled.forward)][0] == "online"
+    x = np.random.default_rng(width).standard_normal((6, width)) * 30
+    x[1, -1] = 500.0                          # the maximum in the last block: earlier sums rescale
+    x[2, :] = -np.inf                         # all -inf: NaN, as exp(-inf - -inf)
+    x[3, width // 2] = np.inf
+    x[4, 0] = np.nan
+    with np.errstate(invalid="ignore"):
+        top = x.max(axis=1, keepdims=True)
+        expected = np.log(np.exp(x - top).sum(axis=1)) + top[:, 0]
+    np.testing.assert_allclose(m.forward(x).numpy(), expected, rtol=1e-12, equal_nan=True)
+    report = check_grad(LogSumExp, inputs={"x": np.random.default_rng(0).standard_normal((3, width))}, K=width)
+    assert report.ok, report

@@ -159,7 +159,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': 'd67c5f896a9d3a7dd96268153020e01e01740c281bb10f01ed671f9b4b81ca94'}
+ 'key': '27cd8bb47917435bb9f29e0d1d932a7f8dad71a5d178882d9a03a6576e81c658'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

@@ -387,46 +387,37 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
 
-    /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3] */
+    /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22[i0, i1, i2, i3] = sum_{r3} exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])) (one pass) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        float acc = (-(float)INFINITY);
-    #pragma omp simd reduction(max:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
-        const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
-        const float t1 = (0.25f * t0);
-        acc = (acc != acc || t1 <= acc) ? acc : t1;
-    }
-        T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = acc;
-    }
-    }
-    }
-    }
-    }
-
-    /* sum_22[i0, i1, i2, i3] = sum_{r3} exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        float acc = 0.0f;
-        const float t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const float t3 = t2;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
-        const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
-        const float t1 = (0.25f * t0);
-        const float t4 = (t1 - t3);
-        const float t5 = expf(t4);
-        acc += t5;
-    }
-        T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = acc;
+        float lc_max = (-(float)INFINITY), lc_sum = 0;
+        for (int64_t lc_start = 0; lc_start < S_S; lc_start += 512) {
+            const int64_t lc_stop = lc_min_i64(S_S, lc_start + 512);
+            float lc_block = (-(float)INFINITY);
+            #pragma omp simd reduction(max:lc_block)
+            for (int64_t v_r3 = lc_start; v_r3 < lc_stop; ++v_r3) {
+                const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+                const float t1 = (0.25f * t0);
+                lc_block = (lc_block != lc_block || t1 <= lc_block) ? lc_block : t1;
+            }
+            float lc_next = lc_max;
+            lc_next = (lc_next != lc_next || lc_block <= lc_next) ? lc_next : lc_block;
+            float lc_part = 0;
+            #pragma omp simd reduction(+:lc_part)
+            for (int64_t v_r3 = lc_start; v_r3 < lc_stop; ++v_r3) {
+                const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+                const float t1 = (0.25f * t0);
+                lc_part += expf((t1 - lc_next));
+            }
+            lc_sum = (lc_max == lc_next ? lc_sum : lc_sum * expf((lc_max - lc_next))) + lc_part;
+            lc_max = lc_next;
+        }
+        T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = lc_max;
+        T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = lc_sum;
     }
     }
     }
@@ -1197,46 +1188,37 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
 
-    /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3] */
+    /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22[i0, i1, i2, i3] = sum_{r3} exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])) (one pass) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        double acc = (-(double)INFINITY);
-    #pragma omp simd reduction(max:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
-        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
-        const double t1 = (0.25 * t0);
-        acc = (acc != acc || t1 <= acc) ? acc : t1;
-    }
-        T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = acc;
-    }
-    }
-    }
-    }
-    }
-
-    /* sum_22[i0, i1, i2, i3] = sum_{r3} exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        double acc = 0.0;
-        const double t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const double t3 = t2;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
-        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
-        const double t1 = (0.25 * t0);
-        const double t4 = (t1 - t3);
-        const double t5 = exp(t4);
-        acc += t5;
-    }
-        T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = acc;
+        double lc_max = (-(double)INFINITY), lc_sum = 0;
+        for (int64_t lc_start = 0; lc_start < S_S; lc_start += 512) {
+            const int64_t lc_stop = lc_min_i64(S_S, lc_start + 512);
+            double lc_block = (-(double)INFINITY);
+            #pragma omp simd reduction(max:lc_block)
+            for (int64_t v_r3 = lc_start; v_r3 < lc_stop; ++v_r3) {
+                const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+                const double t1 = (0.25 * t0);
+                lc_block = (lc_block != lc_block || t1 <= lc_block) ? lc_block : t1;
+            }
+            double lc_next = lc_max;
+            lc_next = (lc_next != lc_next || lc_block <= lc_next) ? lc_next : lc_block;
+            double lc_part = 0;
+            #pragma omp simd reduction(+:lc_part)
+            for (int64_t v_r3 = lc_start; v_r3 < lc_stop; ++v_r3) {
+                const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+                const double t1 = (0.25 * t0);
+                lc_part += exp((t1 - lc_next));
+            }
+            lc_sum = (lc_max == lc_next ? lc_sum : lc_sum * exp((lc_max - lc_next))) + lc_part;
+            lc_max = lc_next;
+        }
+        T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = lc_max;
+        T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = lc_sum;
     }
     }
     }

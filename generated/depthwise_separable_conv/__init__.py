@@ -188,7 +188,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
  'prefix': 'lc_depthwiseseparableconvspec',
  'calls_blas': True,
  'extension': '_depthwise_separable_conv_ext',
- 'key': '323b5a8d3e82d4f2cbe2767bc3b2d85d20e3201e09ce3742c2e788fbf32af814'}
+ 'key': 'e334805c849f61e1d677817fb8cf8c7b65902f9e0a232da594066c93d9368331'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

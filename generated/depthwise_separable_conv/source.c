@@ -298,7 +298,6 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const float t0 = T_sum_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
-    #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_3[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
     }
@@ -369,7 +368,6 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
         const float t3 = (t2 + 1e-05f);
         const float t4 = sqrtf(t3);
         const float t5 = (t0 / t4);
-    #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_24[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
     }
@@ -457,7 +455,6 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const float t0 = T_sum_37[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
-    #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_38[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
     }
@@ -528,7 +525,6 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
         const float t3 = (t2 + 1e-05f);
         const float t4 = sqrtf(t3);
         const float t5 = (t0 / t4);
-    #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_59[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
     }
@@ -662,7 +658,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
         const float t11 = (1.0f / ((float)((S_N * S_H) * S_W)));
         const float t12 = (t10 * t11);
         const float t13 = (-t12);
-    #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_43_12[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
     }
@@ -719,7 +714,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
         const float t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
         const float t2 = (t0 * t1);
-    #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_37_17[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
     }
@@ -907,7 +901,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
         const float t11 = (1.0f / ((float)((S_N * S_H) * S_W)));
         const float t12 = (t10 * t11);
         const float t13 = (-t12);
-    #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_8_32[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
     }
@@ -964,7 +957,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
         const float t0 = T_grad_div_3_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
         const float t2 = (t0 * t1);
-    #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_2_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
     }
@@ -1147,7 +1139,6 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const double t0 = T_sum_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
-    #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_3[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
     }
@@ -1218,7 +1209,6 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
         const double t3 = (t2 + 1e-05);
         const double t4 = sqrt(t3);
         const double t5 = (t0 / t4);
-    #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_24[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
     }
@@ -1306,7 +1296,6 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const double t0 = T_sum_37[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
-    #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_38[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
     }
@@ -1377,7 +1366,6 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
         const double t3 = (t2 + 1e-05);
         const double t4 = sqrt(t3);
         const double t5 = (t0 / t4);
-    #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_59[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
     }
@@ -1511,7 +1499,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
         const double t11 = (1.0 / ((double)((S_N * S_H) * S_W)));
         const double t12 = (t10 * t11);
         const double t13 = (-t12);
-    #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_43_12[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
     }
@@ -1568,7 +1555,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
         const double t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
         const double t2 = (t0 * t1);
-    #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_37_17[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
     }
@@ -1756,7 +1742,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
         const double t11 = (1.0 / ((double)((S_N * S_H) * S_W)));
         const double t12 = (t10 * t11);
         const double t13 = (-t12);
-    #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_8_32[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
     }
@@ -1813,7 +1798,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
         const double t0 = T_grad_div_3_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
         const double t2 = (t0 * t1);
-    #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_2_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
     }

@@ -55,7 +55,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': '83a6a0612b7ea6d321f49efca3257454bbb8a5381cccdbea8d6d447024298bac'}
+ 'key': '359dbe4fdcbf3826764b7bb6d1cfc556041c96f89093214903eb12ec0c985c2a'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

@@ -239,38 +239,33 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 /* FocalLossSpec (float) */
 void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restrict T_logits, const int64_t *restrict T_targets, float *restrict T_div_15, float *restrict T_max_0, float *restrict T_sum_4, float *restrict T_add_6, float *restrict T_sum_14)
 {
-    /* max_0[i0, i1] = max_{r1} logits[i0, r1] */
+    /* max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4[i0, i1] = sum_{r1} exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])) (one pass) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
-        float acc = (-(float)INFINITY);
-    #pragma omp simd reduction(max:acc)
-    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
-        const float t0 = T_logits[(v_i0) * S_C + v_r1];
-        acc = (acc != acc || t0 <= acc) ? acc : t0;
-    }
-        T_max_0[(v_i0) * 1 + v_i1] = acc;
-    }
-    }
-    }
-
-    /* sum_4[i0, i1] = sum_{r1} exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
-        float acc = 0.0f;
-        const float t1 = T_max_0[(v_i0) * 1 + 0];
-        const float t2 = t1;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
-        const float t0 = T_logits[(v_i0) * S_C + v_r1];
-        const float t3 = (t0 - t2);
-        const float t4 = expf(t3);
-        acc += t4;
-    }
-        T_sum_4[(v_i0) * 1 + v_i1] = acc;
+        float lc_max = (-(float)INFINITY), lc_sum = 0;
+        for (int64_t lc_start = 0; lc_start < S_C; lc_start += 512) {
+            const int64_t lc_stop = lc_min_i64(S_C, lc_start + 512);
+            float lc_block = (-(float)INFINITY);
+            #pragma omp simd reduction(max:lc_block)
+            for (int64_t v_r1 = lc_start; v_r1 < lc_stop; ++v_r1) {
+                const float t0 = T_logits[(v_i0) * S_C + v_r1];
+                lc_block = (lc_block != lc_block || t0 <= lc_block) ? lc_block : t0;
+            }
+            float lc_next = lc_max;
+            lc_next = (lc_next != lc_next || lc_block <= lc_next) ? lc_next : lc_block;
+            float lc_part = 0;
+            #pragma omp simd reduction(+:lc_part)
+            for (int64_t v_r1 = lc_start; v_r1 < lc_stop; ++v_r1) {
+                const float t0 = T_logits[(v_i0) * S_C + v_r1];
+                lc_part += expf((t0 - lc_next));
+            }
+            lc_sum = (lc_max == lc_next ? lc_sum : lc_sum * expf((lc_max - lc_next))) + lc_part;
+            lc_max = lc_next;
+        }
+        T_max_0[(v_i0) * 1 + v_i1] = lc_max;
+        T_sum_4[(v_i0) * 1 + v_i1] = lc_sum;
     }
     }
     }
@@ -284,7 +279,6 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
         const float t2 = T_max_0[(v_i0) * 1 + 0];
         const float t3 = t2;
         const float t4 = (t1 + t3);
-    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
         T_add_6[(v_i0) * 1 + v_i1] = t4;
     }
@@ -388,7 +382,6 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
         const float t1 = T_sum_4[(v_i0) * 1 + 0];
         const float t2 = (1.0f / t1);
         const float t3 = (t0 * t2);
-    #pragma omp simd
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         T_grad_sum_4_14[(v_i0) * 1 + v_j1] = t3;
     }
@@ -426,38 +419,33 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
 /* FocalLossSpec (double) */
 void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, double *restrict T_div_15, double *restrict T_max_0, double *restrict T_sum_4, double *restrict T_add_6, double *restrict T_sum_14)
 {
-    /* max_0[i0, i1] = max_{r1} logits[i0, r1] */
+    /* max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4[i0, i1] = sum_{r1} exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])) (one pass) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
-        double acc = (-(double)INFINITY);
-    #pragma omp simd reduction(max:acc)
-    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
-        const double t0 = T_logits[(v_i0) * S_C + v_r1];
-        acc = (acc != acc || t0 <= acc) ? acc : t0;
-    }
-        T_max_0[(v_i0) * 1 + v_i1] = acc;
-    }
-    }
-    }
-
-    /* sum_4[i0, i1] = sum_{r1} exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
-        double acc = 0.0;
-        const double t1 = T_max_0[(v_i0) * 1 + 0];
-        const double t2 = t1;
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
-        const double t0 = T_logits[(v_i0) * S_C + v_r1];
-        const double t3 = (t0 - t2);
-        const double t4 = exp(t3);
-        acc += t4;
-    }
-        T_sum_4[(v_i0) * 1 + v_i1] = acc;
+        double lc_max = (-(double)INFINITY), lc_sum = 0;
+        for (int64_t lc_start = 0; lc_start < S_C; lc_start += 512) {
+            const int64_t lc_stop = lc_min_i64(S_C, lc_start + 512);
+            double lc_block = (-(double)INFINITY);
+            #pragma omp simd reduction(max:lc_block)
+            for (int64_t v_r1 = lc_start; v_r1 < lc_stop; ++v_r1) {
+                const double t0 = T_logits[(v_i0) * S_C + v_r1];
+                lc_block = (lc_block != lc_block || t0 <= lc_block) ? lc_block : t0;
+            }
+            double lc_next = lc_max;
+            lc_next = (lc_next != lc_next || lc_block <= lc_next) ? lc_next : lc_block;
+            double lc_part = 0;
+            #pragma omp simd reduction(+:lc_part)
+            for (int64_t v_r1 = lc_start; v_r1 < lc_stop; ++v_r1) {
+                const double t0 = T_logits[(v_i0) * S_C + v_r1];
+                lc_part += exp((t0 - lc_next));
+            }
+            lc_sum = (lc_max == lc_next ? lc_sum : lc_sum * exp((lc_max - lc_next))) + lc_part;
+            lc_max = lc_next;
+        }
+        T_max_0[(v_i0) * 1 + v_i1] = lc_max;
+        T_sum_4[(v_i0) * 1 + v_i1] = lc_sum;
     }
     }
     }
@@ -471,7 +459,6 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
         const double t2 = T_max_0[(v_i0) * 1 + 0];
         const double t3 = t2;
         const double t4 = (t1 + t3);
-    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
         T_add_6[(v_i0) * 1 + v_i1] = t4;
     }
@@ -575,7 +562,6 @@ void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restr
         const double t1 = T_sum_4[(v_i0) * 1 + 0];
         const double t2 = (1.0 / t1);
         const double t3 = (t0 * t2);
-    #pragma omp simd
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         T_grad_sum_4_14[(v_i0) * 1 + v_j1] = t3;
     }

@@ -177,7 +177,7 @@ LAYER = {'name': 'ResidualBlockSpec',
  'prefix': 'lc_residualblockspec',
  'calls_blas': False,
  'extension': '_residual_block_ext',
- 'key': '3f192f5f8eb9caaf5c5406e0a7bebd1954d80255168b2a451f2c6aef28a7e763'}
+ 'key': 'b4a92857b1504e2fed3a7416bc5e157400a005cec39dd60105e67d0e30b6b15b'}
 
 
 class ResidualBlockSpec(_layerc_runtime.LayerModule):

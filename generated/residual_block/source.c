@@ -366,7 +366,6 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const float t0 = T_sum_1[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
-    #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
     }
@@ -437,7 +436,6 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         const float t3 = (t2 + 1e-05f);
         const float t4 = sqrtf(t3);
         const float t5 = (t0 / t4);
-    #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_23[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
     }
@@ -596,7 +594,6 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const float t0 = T_sum_37[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
-    #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_38[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
     }
@@ -667,7 +664,6 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         const float t3 = (t2 + 1e-05f);
         const float t4 = sqrtf(t3);
         const float t5 = (t0 / t4);
-    #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_59[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
     }
@@ -807,7 +803,6 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
         const float t11 = (1.0f / ((float)((S_N * S_H) * S_W)));
         const float t12 = (t10 * t11);
         const float t13 = (-t12);
-    #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_43_14[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
     }
@@ -866,7 +861,6 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
         const float t0 = T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
         const float t2 = (t0 * t1);
-    #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_37_19[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
     }
@@ -1201,7 +1195,6 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
         const float t11 = (1.0f / ((float)((S_N * S_H) * S_W)));
         const float t12 = (t10 * t11);
         const float t13 = (-t12);
-    #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_7_34[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
     }
@@ -1258,7 +1251,6 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
         const float t0 = T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
         const float t2 = (t0 * t1);
-    #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_1_39[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
     }
@@ -1660,7 +1652,6 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const double t0 = T_sum_1[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
-    #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
     }
@@ -1731,7 +1722,6 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         const double t3 = (t2 + 1e-05);
         const double t4 = sqrt(t3);
         const double t5 = (t0 / t4);
-    #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_23[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
     }
@@ -1890,7 +1880,6 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const double t0 = T_sum_37[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
-    #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_38[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
     }
@@ -1961,7 +1950,6 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         const double t3 = (t2 + 1e-05);
         const double t4 = sqrt(t3);
         const double t5 = (t0 / t4);
-    #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
         T_div_59[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
     }
@@ -2101,7 +2089,6 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
         const double t11 = (1.0 / ((double)((S_N * S_H) * S_W)));
         const double t12 = (t10 * t11);
         const double t13 = (-t12);
-    #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_43_14[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
     }
@@ -2160,7 +2147,6 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
         const double t0 = T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
         const double t2 = (t0 * t1);
-    #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_37_19[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
     }
@@ -2495,7 +2481,6 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
         const double t11 = (1.0 / ((double)((S_N * S_H) * S_W)));
         const double t12 = (t10 * t11);
         const double t13 = (-t12);
-    #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_7_34[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
     }
@@ -2552,7 +2537,6 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
         const double t0 = T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
         const double t2 = (t0 * t1);
-    #pragma omp simd
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         T_grad_sum_1_39[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
     }
