@@ -49,13 +49,12 @@ LAYER = {'name': 'FocalLossSpec',
                                      ('out', 'grad_logits', ('N', 'C'), 'output', False),
                                      ('work', 'grad_sum_14_1', (), 'workspace', False),
                                      ('work', 'grad_logp_t_8', ('N',), 'workspace', False),
-                                     ('work', 'grad_add_6_11', ('N', '1'), 'workspace', False),
                                      ('work', 'grad_sum_4_14', ('N', '1'), 'workspace', False)]}},
  'threads_function': 'lc_focallossspec_set_threads',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': '83a6a0612b7ea6d321f49efca3257454bbb8a5381cccdbea8d6d447024298bac'}
+ 'key': '048ccf3e48dbd50654d6ed70420e490acf7389bca64e7a1533e6a8817f988067'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):
