@@ -152,10 +152,71 @@ def drop_unit_reductions(s: Stage) -> Stage:
                       reduce=s.reduce if remaining else None)
 
 
+def _one_hot_index(e, var: str):
+    """``(condition, index)`` when ``e`` is zero unless the condition
+    ``var == index`` holds (``index`` free of ``var``): the one-hot test a
+    gather's gradient puts under a select. Looks through negation, products
+    and selects with a zero branch."""
+    if isinstance(e, Call) and e.op == "select" and _is(e.args[2], 0):
+        for cond in _conjuncts(e.args[0]):
+            if cond.op == "eq":
+                sides = [x.expr for x in cond.args if isinstance(x, ir.IndexValue)]
+                if len(sides) == 2 and ir.IVar(var) in sides:
+                    other = sides[1] if sides[0] == ir.IVar(var) else sides[0]
+                    if var not in ir.ivars(other):
+                        return cond, other
+        return _one_hot_index(e.args[1], var)
+    if isinstance(e, Call) and e.op == "neg":
+        return _one_hot_index(e.args[0], var)
+    if isinstance(e, Call) and e.op == "mul":
+        return _one_hot_index(e.args[0], var) or _one_hot_index(e.args[1], var)
+    return None
+
+
+def _conjuncts(cond) -> list:
+    if isinstance(cond, Call) and cond.op == "mul":
+        return _conjuncts(cond.args[0]) + _conjuncts(cond.args[1])
+    return [cond] if isinstance(cond, Call) else []
+
+
+def _replace_node(e, old, new):
+    memo = {}
+    for sub in ir.postorder(e):
+        if sub == old:
+            memo[sub] = new
+        elif isinstance(sub, Call):
+            memo[sub] = Call(sub.op, tuple(memo[a] for a in sub.args))
+        else:
+            memo[sub] = sub
+    return memo[e]
+
+
+def collapse_one_hot_sums(s: Stage) -> Stage:
+    """``sum_r (v if r == e else 0)`` is ``v`` at ``r = e`` when ``0 <= e <
+    extent(r)``, else 0: one read instead of a loop over r (a gather's
+    gradient summed over the gathered axis, as in log_softmax's backward)."""
+    if s.reduce != "sum" or s.scatter_index is not None:
+        return s
+    for axis in s.reduce_axes:
+        found = _one_hot_index(s.body, axis.name)
+        if found is None:
+            continue
+        cond, index = found
+        body = _replace_node(s.body, cond, Const(1.0))
+        body = ir.subst_indices(body, {axis.name: index})
+        in_range = Call("mul", (Call("ge", (ir.IndexValue(index), Const(0.0))),
+                                Call("lt", (ir.IndexValue(index), ir.IndexValue(axis.extent)))))
+        remaining = tuple(a for a in s.reduce_axes if a is not axis)
+        return collapse_one_hot_sums(ir.replace(
+            s, body=Call("select", (in_range, body, Const(0.0))), reduce_axes=remaining,
+            reduce=s.reduce if remaining else None))
+    return s
+
+
 def simplify_program(p: Program) -> Program:
     stages = []
     for s in p.stages:
-        s = drop_unit_reductions(s)
+        s = collapse_one_hot_sums(drop_unit_reductions(s))
         stages.append(ir.replace(s, body=simplify_expr(s.body)))
     p = ir.replace(p, stages=tuple(stages))
     return eliminate_dead_stages(deduplicate_stages(p))

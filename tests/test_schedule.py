@@ -115,6 +115,34 @@ def test_inner_loops_vectorize(tmp_path, spec, sizes):
     assert not missed, [lines[n - 1] for n in missed]
 
 
+@layer
+class RowMaxThenExpSum:
+    x = Input("N", "C")
+
+    def forward(x):
+        return ops.max(x, axis=1) + ops.sum(ops.exp(x), axis=1)
+
+
+@pytest.mark.parametrize("c, simd", [(10, False), (64, True)])
+def test_short_cheap_reductions_are_scalar_loops(c, simd):
+    """A row max over few classes is left to gcc to unroll (no ``omp simd``);
+    a long one, and a short sum of exponentials (libmvec), stay vector loops."""
+    nests = plan_program(RowMaxThenExpSum.build(C=c).compiled.forward)
+    reductions = {n.stage.reduce: n.loops[-1].simd for n in nests if n.stage.reduce}
+    assert reductions == {"max": simd, "sum": True}
+
+
+def test_one_hot_sum_of_a_gather_gradient_is_one_read():
+    """log_softmax's backward sums the gathered gradient over the classes: only
+    the target's term is nonzero, so no stage of the backward loops over them to reduce."""
+    from benchmarks.specs import FocalLoss
+    m = FocalLoss.build(K=10)
+    assert not [s.name for s in m.compiled.backward.stages if s.reduce]
+    rng = np.random.default_rng(1)
+    report = check_grad(FocalLoss, N=5, K=7, inputs={"target": rng.integers(0, 7, (5, 1))})
+    assert report.ok, str(report)
+
+
 def test_outputs_are_reused_only_when_released():
     m = PReLU.build(C=16)
     x = np.random.default_rng(3).standard_normal((4, 16)).astype(np.float32)

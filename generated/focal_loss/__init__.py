@@ -49,13 +49,12 @@ LAYER = {'name': 'FocalLossSpec',
                                      ('out', 'grad_logits', ('N', 'C'), 'output', False),
                                      ('work', 'grad_sum_14_1', (), 'workspace', False),
                                      ('work', 'grad_logp_t_8', ('N',), 'workspace', False),
-                                     ('work', 'grad_add_6_11', ('N', '1'), 'workspace', False),
                                      ('work', 'grad_sum_4_14', ('N', '1'), 'workspace', False)]}},
  'threads_function': 'lc_focallossspec_set_threads',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': '359dbe4fdcbf3826764b7bb6d1cfc556041c96f89093214903eb12ec0c985c2a'}
+ 'key': 'fff48f6504871a62e18e598c6214ca753be793460f0f1d73d9eacfe1f82bb821'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

@@ -123,9 +123,9 @@ void lc_focallossspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
 
 void lc_focallossspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
 void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *T_logits, const int64_t *T_targets, float *T_div_15, float *T_max_0, float *T_sum_4, float *T_add_6, float *T_sum_14);
-void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *T_logits, const int64_t *T_targets, const float *T_grad_div_15, const float *T_max_0, const float *T_sum_4, const float *T_add_6, float *T_grad_logits, float *T_grad_sum_14_1, float *T_grad_logp_t_8, float *T_grad_add_6_11, float *T_grad_sum_4_14);
+void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *T_logits, const int64_t *T_targets, const float *T_grad_div_15, const float *T_max_0, const float *T_sum_4, const float *T_add_6, float *T_grad_logits, float *T_grad_sum_14_1, float *T_grad_logp_t_8, float *T_grad_sum_4_14);
 void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *T_logits, const int64_t *T_targets, double *T_div_15, double *T_max_0, double *T_sum_4, double *T_add_6, double *T_sum_14);
-void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *T_logits, const int64_t *T_targets, const double *T_grad_div_15, const double *T_max_0, const double *T_sum_4, const double *T_add_6, double *T_grad_logits, double *T_grad_sum_14_1, double *T_grad_logp_t_8, double *T_grad_add_6_11, double *T_grad_sum_4_14);
+void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *T_logits, const int64_t *T_targets, const double *T_grad_div_15, const double *T_max_0, const double *T_sum_4, const double *T_add_6, double *T_grad_logits, double *T_grad_sum_14_1, double *T_grad_logp_t_8, double *T_grad_sum_4_14);
 #endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
@@ -318,7 +318,7 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
 
 
 /* FocalLossSpec_backward (float) */
-void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_logits, const int64_t *restrict T_targets, const float *restrict T_grad_div_15, const float *restrict T_max_0, const float *restrict T_sum_4, const float *restrict T_add_6, float *restrict T_grad_logits, float *restrict T_grad_sum_14_1, float *restrict T_grad_logp_t_8, float *restrict T_grad_add_6_11, float *restrict T_grad_sum_4_14)
+void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_logits, const int64_t *restrict T_targets, const float *restrict T_grad_div_15, const float *restrict T_max_0, const float *restrict T_sum_4, const float *restrict T_add_6, float *restrict T_grad_logits, float *restrict T_grad_sum_14_1, float *restrict T_grad_logp_t_8, float *restrict T_grad_sum_4_14)
 {
     /* grad_sum_14_1 = grad_div_15 * 1 / N */
     {
@@ -355,35 +355,21 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
     }
     }
 
-    /* grad_add_6_11[i0, j1] = sum_{i1} -(grad_logp_t_8[i0] if i1 == targets[i0] else 0) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
-        float acc = 0.0f;
-        const float t1 = T_grad_logp_t_8[v_i0];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
-        const float t0 = (v_i1 == T_targets[v_i0]);
-        const float t2 = (t0 != 0 ? t1 : 0.0f);
-        const float t3 = (-t2);
-        acc += t3;
-    }
-        T_grad_add_6_11[(v_i0) * 1 + v_j1] = acc;
-    }
-    }
-    }
-
-    /* grad_sum_4_14[i0, j1] = grad_add_6_11[i0, 0] * 1 / sum_4[i0, 0] */
+    /* grad_sum_4_14[i0, j1] = (-grad_logp_t_8[i0] if (targets[i0] >= 0) * (targets[i0] < C) else 0) * 1 / sum_4[i0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const float t0 = T_grad_add_6_11[(v_i0) * 1 + 0];
-        const float t1 = T_sum_4[(v_i0) * 1 + 0];
-        const float t2 = (1.0f / t1);
-        const float t3 = (t0 * t2);
+        const float t0 = (T_targets[v_i0] >= 0);
+        const float t1 = (T_targets[v_i0] < S_C);
+        const float t2 = (t0 * t1);
+        const float t3 = T_grad_logp_t_8[v_i0];
+        const float t4 = (-t3);
+        const float t5 = (t2 != 0 ? t4 : 0.0f);
+        const float t6 = T_sum_4[(v_i0) * 1 + 0];
+        const float t7 = (1.0f / t6);
+        const float t8 = (t5 * t7);
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
-        T_grad_sum_4_14[(v_i0) * 1 + v_j1] = t3;
+        T_grad_sum_4_14[(v_i0) * 1 + v_j1] = t8;
     }
     }
     }
@@ -498,7 +484,7 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
 
 
 /* FocalLossSpec_backward (double) */
-void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, const double *restrict T_grad_div_15, const double *restrict T_max_0, const double *restrict T_sum_4, const double *restrict T_add_6, double *restrict T_grad_logits, double *restrict T_grad_sum_14_1, double *restrict T_grad_logp_t_8, double *restrict T_grad_add_6_11, double *restrict T_grad_sum_4_14)
+void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, const double *restrict T_grad_div_15, const double *restrict T_max_0, const double *restrict T_sum_4, const double *restrict T_add_6, double *restrict T_grad_logits, double *restrict T_grad_sum_14_1, double *restrict T_grad_logp_t_8, double *restrict T_grad_sum_4_14)
 {
     /* grad_sum_14_1 = grad_div_15 * 1 / N */
     {
@@ -535,35 +521,21 @@ void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restr
     }
     }
 
-    /* grad_add_6_11[i0, j1] = sum_{i1} -(grad_logp_t_8[i0] if i1 == targets[i0] else 0) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
-        double acc = 0.0;
-        const double t1 = T_grad_logp_t_8[v_i0];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
-        const double t0 = (v_i1 == T_targets[v_i0]);
-        const double t2 = (t0 != 0 ? t1 : 0.0);
-        const double t3 = (-t2);
-        acc += t3;
-    }
-        T_grad_add_6_11[(v_i0) * 1 + v_j1] = acc;
-    }
-    }
-    }
-
-    /* grad_sum_4_14[i0, j1] = grad_add_6_11[i0, 0] * 1 / sum_4[i0, 0] */
+    /* grad_sum_4_14[i0, j1] = (-grad_logp_t_8[i0] if (targets[i0] >= 0) * (targets[i0] < C) else 0) * 1 / sum_4[i0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t0 = T_grad_add_6_11[(v_i0) * 1 + 0];
-        const double t1 = T_sum_4[(v_i0) * 1 + 0];
-        const double t2 = (1.0 / t1);
-        const double t3 = (t0 * t2);
+        const double t0 = (T_targets[v_i0] >= 0);
+        const double t1 = (T_targets[v_i0] < S_C);
+        const double t2 = (t0 * t1);
+        const double t3 = T_grad_logp_t_8[v_i0];
+        const double t4 = (-t3);
+        const double t5 = (t2 != 0 ? t4 : 0.0);
+        const double t6 = T_sum_4[(v_i0) * 1 + 0];
+        const double t7 = (1.0 / t6);
+        const double t8 = (t5 * t7);
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
-        T_grad_sum_4_14[(v_i0) * 1 + v_j1] = t3;
+        T_grad_sum_4_14[(v_i0) * 1 + v_j1] = t8;
     }
     }
     }
