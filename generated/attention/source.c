@@ -413,7 +413,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
                 const float t1 = (0.25f * t0);
                 lc_part += expf((t1 - lc_next));
             }
-            lc_sum = (lc_max == lc_next ? lc_sum : lc_sum * expf((lc_max - lc_next))) + lc_part;
+            lc_sum = (lc_sum == 0 || lc_max == lc_next ? lc_sum : lc_sum * expf((lc_max - lc_next))) + lc_part;
             lc_max = lc_next;
         }
         T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = lc_max;
@@ -1214,7 +1214,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
                 const double t1 = (0.25 * t0);
                 lc_part += exp((t1 - lc_next));
             }
-            lc_sum = (lc_max == lc_next ? lc_sum : lc_sum * exp((lc_max - lc_next))) + lc_part;
+            lc_sum = (lc_sum == 0 || lc_max == lc_next ? lc_sum : lc_sum * exp((lc_max - lc_next))) + lc_part;
             lc_max = lc_next;
         }
         T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = lc_max;

@@ -54,7 +54,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': 'fff48f6504871a62e18e598c6214ca753be793460f0f1d73d9eacfe1f82bb821'}
+ 'key': 'dd1da0ec5f11319251efe57fcf13c90138c5dad86d24ac0ae9c648f7dc589975'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

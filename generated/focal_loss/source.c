@@ -261,7 +261,7 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
                 const float t0 = T_logits[(v_i0) * S_C + v_r1];
                 lc_part += expf((t0 - lc_next));
             }
-            lc_sum = (lc_max == lc_next ? lc_sum : lc_sum * expf((lc_max - lc_next))) + lc_part;
+            lc_sum = (lc_sum == 0 || lc_max == lc_next ? lc_sum : lc_sum * expf((lc_max - lc_next))) + lc_part;
             lc_max = lc_next;
         }
         T_max_0[(v_i0) * 1 + v_i1] = lc_max;
@@ -427,7 +427,7 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
                 const double t0 = T_logits[(v_i0) * S_C + v_r1];
                 lc_part += exp((t0 - lc_next));
             }
-            lc_sum = (lc_max == lc_next ? lc_sum : lc_sum * exp((lc_max - lc_next))) + lc_part;
+            lc_sum = (lc_sum == 0 || lc_max == lc_next ? lc_sum : lc_sum * exp((lc_max - lc_next))) + lc_part;
             lc_max = lc_next;
         }
         T_max_0[(v_i0) * 1 + v_i1] = lc_max;
