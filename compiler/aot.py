@@ -45,7 +45,7 @@ import numpy as np
 
 from . import blas, ir
 from .build import BuildOptions
-from .codegen import Signature
+from .signature import Signature
 from .pipeline import Lowered, lower_layer
 from .spec import LayerSpec
 

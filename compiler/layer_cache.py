@@ -20,11 +20,10 @@ A spec that cannot be fingerprinted (see ``compiler.fingerprint``), a missing
 or damaged record, or a record whose module entry is gone or damaged: the layer
 is lowered as before (then the C cache applies) and the record written anew.
 
-Records are pickles of IR nodes (``compiler.ir``) and of this module's
-``CachedSignature``/``CachedArg``; the nodes' memoized hashes are left out
-(string hashes differ between processes). The signatures are stand-ins for
-``compiler.codegen.Signature``/``Arg`` with the same fields and methods, so that
-a hit does not import the code generator (and Jinja2).
+Records are pickles of IR nodes (``compiler.ir``) and of the signatures'
+fields (``compiler.signature``, which a hit imports instead of the code
+generator and Jinja2); the nodes' memoized hashes are left out (string hashes
+differ between processes).
 """
 from __future__ import annotations
 
@@ -38,12 +37,12 @@ import json
 import logging
 import os
 import pickle
-from dataclasses import dataclass
 
 from . import build, ir
+from .signature import Arg, Signature
 from .fingerprint import Unfingerprintable, owned_state, sources_digest, spec_fingerprint, value_fingerprint
 
-__all__ = ["CachedArg", "CachedSignature", "layer_key", "load", "store"]
+__all__ = ["layer_key", "load", "store"]
 
 log = logging.getLogger("layerc")
 
@@ -52,29 +51,6 @@ RECORD_FORMAT = 2
 
 _NODE_TYPES = frozenset({ir.IConst, ir.IVar, ir.ISym, ir.IBin, ir.ILoad, ir.Const, ir.Load, ir.IndexValue,
                          ir.Call, ir.Axis, ir.Stage, ir.TensorDecl, ir.Program})
-
-
-@dataclass(frozen=True)
-class CachedArg:
-    """``compiler.codegen.Arg`` as a record holds it (same fields)."""
-
-    kind: str
-    name: str
-    shape: tuple = ()
-    role: str = ""
-    integer: bool = False
-
-
-@dataclass(frozen=True)
-class CachedSignature:
-    """``compiler.codegen.Signature`` as a record holds it (same fields and methods)."""
-
-    function: str
-    program: ir.Program
-    args: tuple
-
-    def of_kind(self, kind):
-        return [a for a in self.args if a.kind == kind]
 
 
 def layer_key(spec, sizes: dict, attrs: dict, options: build.BuildOptions) -> str | None:
@@ -122,8 +98,7 @@ def load(key: str, spec, sizes: dict, attrs: dict, options: build.BuildOptions):
         library = build.load_built(record["module_name"], record["key"], spec.name, options)
         if library is None:
             return None
-        signatures = {role: CachedSignature(sig["function"], sig["program"],
-                                            tuple(CachedArg(**a) for a in sig["args"]))
+        signatures = {role: Signature(sig["function"], sig["program"], tuple(Arg(**a) for a in sig["args"]))
                       for role, sig in record["signatures"].items()}
     except Exception as exc:   # a record of another layerc that unpickles into something else
         log.debug("record %s of %s is unusable (%s); lowering", key, spec.name, exc)

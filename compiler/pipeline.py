@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from . import blas, ir, layer_cache
 from .build import BuildOptions, CompiledLibrary, compile_c
 from .errors import SpecError
+from .signature import Signature
 from .spec import LayerSpec
 
 
@@ -36,8 +37,7 @@ class Lowered:
     derived: ir.Program            # the backward as derived (before fusion)
     forward: ir.Program            # what runs: fused forward (outputs + saved tensors)
     backward: ir.Program           # what runs: fused backward (the user's, when written)
-    signatures: dict               # {"forward": Signature, "backward": Signature} (codegen's, or
-                                   # layer_cache.CachedSignature when loaded from a record)
+    signatures: dict               # {"forward": Signature, "backward": Signature}
     source: str                    # the generated C
     cdef: str                      # what Python may call of it
     prefix: str                    # the C name prefix of this layer's functions
@@ -154,13 +154,6 @@ def compile_layer(spec: LayerSpec, options: BuildOptions | None = None, **bindin
     blas.install(compiled.library.lib, compiled.prefix)
     with _memo_lock:
         return _memo.setdefault(key, compiled)
-
-
-def __getattr__(name):
-    if name == "Signature":       # the code generator loads on first use
-        from .codegen import Signature
-        return Signature
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["Lowered", "CompiledLayer", "lower_layer", "compile_layer", "Signature"]
