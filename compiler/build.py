@@ -583,13 +583,7 @@ def _compiler_version(command: tuple[str, ...], real: str, size: int, mtime_ns: 
     except OSError as exc:
         raise BuildError(f"the C compiler {command[0]!r} (CC={os.environ.get('CC') or 'cc'}) "
                          f"does not run: {exc}") from exc
-    try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(version)
-        os.replace(tmp, memo)
-    except OSError:
-        pass      # a read-only cache still builds; it only asks again next time
+    write_memo(memo, version)
     return version
 
 
@@ -733,6 +727,18 @@ def _file_sha256(path: pathlib.Path) -> str | None:
 def _read_text(path: pathlib.Path) -> str:
     with open(path, encoding="utf-8", newline="") as f:
         return f.read()
+
+
+def write_memo(path: pathlib.Path, text: str) -> None:
+    """Publish a small memo file atomically (readers see all of it or none);
+    a cache that cannot be written is no error: the memo is remade next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def _write_text(path: pathlib.Path, text: str) -> None:

@@ -117,7 +117,7 @@ def sources_digest() -> str:
     for package, path in files:
         st = os.stat(path) if path else None
         stamp.update(repr((package, path, st and st.st_size, st and st.st_mtime_ns)).encode())
-    from .build import _build_root
+    from .build import _build_root, write_memo
     memo = _build_root() / "lowered" / f"sources-{stamp.hexdigest()}.digest"
     try:
         digest = memo.read_text()
@@ -134,13 +134,7 @@ def sources_digest() -> str:
             h.update(f"{len(data)}\n".encode())
             h.update(data)
     digest = h.hexdigest()
-    try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
-        tmp.write_text(digest)
-        os.replace(tmp, memo)
-    except OSError:
-        pass        # a read-only cache hashes the sources in every process
+    write_memo(memo, digest)        # a read-only cache hashes the sources in every process
     return digest
 
 
@@ -612,7 +606,7 @@ def _owned_defaults() -> dict:
     if _owned_defaults_memo is not None:
         return _owned_defaults_memo
     import json
-    from .build import _build_root
+    from .build import _build_root, write_memo
     memo = _build_root() / "lowered" / f"owned-{sources_digest()}.json"
     try:
         loaded = json.loads(memo.read_text())
@@ -631,13 +625,7 @@ def _owned_defaults() -> dict:
                 name = package if stem == "__init__" else f"{package}.{stem}"
                 with open(entry.path, encoding="utf-8") as f:
                     result[name] = _defaults_of_source(f.read())
-    try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(result))
-        os.replace(tmp, memo)
-    except OSError:
-        pass
+    write_memo(memo, json.dumps(result))
     _owned_defaults_memo = result
     return result
 
