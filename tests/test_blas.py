@@ -208,3 +208,33 @@ def test_matrix_layouts():
     # a strided coordinate (stride-2 convolution) or one mixing both runs is not a matrix
     assert _matrix("x", (IVar("n"), ir.imul(2, IVar("k"))), (IConst(4), IConst(10)), (n,), (k,)) is None
     assert _matrix("x", (ir.iadd(IVar("n"), IVar("k")),), (IConst(9),), (n,), (k,)) is None
+
+
+def test_threads_running_blas_layers_at_once_agree_and_leave_the_blas_setting():
+    import threading
+
+    from runtime.tensor import no_grad
+    found = blas.gemm_functions()
+    module = ScaledLinear.build(I=96, O=80)
+    x = np.random.default_rng(1).standard_normal((64, 96)).astype(np.float32)
+    expected = module.forward(x).numpy().copy()
+    before = found.get_threads() if found.set_threads else None
+    results, errors = [], []
+
+    def work():
+        try:
+            with no_grad():
+                for _ in range(20):
+                    results.append(module.forward(x).numpy().copy())
+        except Exception as exc:        # reported below: a failing thread must fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 60
+    assert all(np.array_equal(r, expected) for r in results)
+    if before is not None:
+        assert found.get_threads() == before
