@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 
 import jinja2
 
 from . import ir
 from .build import cache_dir
-from .ir import Const, IConst, ILoad, IndexValue, ISym, IVar, Load, Program
+from .ir import Const, IConst, ILoad, IndexValue, ISym, IVar, Load
 from .ops_table import COMPARISONS, OPS
 from .schedule import ONLINE_BLOCK, Nest, index_in_range, plan_program, range_condition
-from .signature import Arg, Signature, signature
+from .signature import Signature, signature
 
 # below this many loop iterations a nest runs on one thread: starting an
 # OpenMP team costs more than the work
@@ -182,6 +181,12 @@ def _integral(e) -> bool:
 # ---------------------------------------------------------------- nests
 
 
+def _nest_loop(loop, printer: Printer, pragma: str = "") -> dict:
+    """One loop as templates/nest.c.j2 takes it (from 0 to its extent)."""
+    return dict(var=var_c(loop.var), start="0", extent=printer.index(loop.extent), pragma=pragma,
+                enter=[], exit=[])
+
+
 def _work(loops, printer: Printer) -> str:
     return " * ".join(f"(int64_t)({printer.index(loop.extent)})" for loop in loops) or "1"
 
@@ -261,9 +266,11 @@ def render_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
     s, gemm = nest.stage, nest.contraction.gemm
     if gemm is None:
         return render_packed_contraction(nest, shapes, dtype)
+    c = nest.contraction
     extents = {a.name: a.extent for a in s.all_axes}
     printer = Printer(shapes, extents, dtype)
     rows, cols, depth = _size(gemm.m, printer), _size(gemm.n, printer), _size(gemm.k, printer)
+    m_size, n_size, k_size = _size(c.m, printer), _size(c.n, printer), _size(c.k, printer)
     a, b, out = gemm.a, gemm.b, gemm.out
     first = " && ".join(f"{var_c(x.name)} == 0" for x in gemm.accumulate)
     beta = f"({first}) ? 0 : 1" if first else "0"
@@ -272,23 +279,18 @@ def render_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
     trans_left = left.transposed != out.transposed
     trans_right = right.transposed != out.transposed
 
-    def operand(matrix, rows_outer):
-        # a block of the call's rows starts lc_first rows (or columns, when stored transposed) in
-        step = printer.index(matrix.ld) if rows_outer else "1"
-        base = printer.offset(matrix.tensor, matrix.index)
-        return f"{tensor_c(matrix.tensor)} + ({base}) + lc_first * {step}", printer.index(matrix.ld)
+    def operand(matrix, step=None):
+        # ``step``: how far one of the call's rows is, for a block starting lc_first rows in
+        start = f"{tensor_c(matrix.tensor)} + ({printer.offset(matrix.tensor, matrix.index)})"
+        return f"{start} + lc_first * {step}" if step else start, printer.index(matrix.ld)
 
-    left_ptr, left_ld = operand(left, not trans_left)
-    right_ptr, right_ld = f"{tensor_c(right.tensor)} + ({printer.offset(right.tensor, right.index)})", \
-        printer.index(right.ld)
-    out_ptr, out_ld = operand(out, True)
-    call = [str(int(trans_left)), str(int(trans_right)), "lc_count", call_cols, depth,
-            c_literal(gemm.alpha, dtype), left_ptr, left_ld, right_ptr, right_ld, beta, out_ptr, out_ld]
-    c = nest.contraction
+    ld = printer.index
+    call = [str(int(trans_left)), str(int(trans_right)), "lc_count", call_cols, depth, c_literal(gemm.alpha, dtype),
+            *operand(left, "1" if trans_left else ld(left.ld)), *operand(right), beta, *operand(out, ld(out.ld))]
     return _env.get_template("gemm.c.j2").render(
-        comment=c_comment(ir.format_stage(s)), k_size=_size(c.k, printer), m_size=_size(c.m, printer), n_size=_size(c.n, printer),
+        comment=c_comment(ir.format_stage(s)), k_size=k_size, m_size=m_size, n_size=n_size,
         out=tensor_c(s.name), out_size=_size(s.axes, printer), calls=_size(gemm.loops, printer), rows=call_rows,
-        work=f"{_size(c.m, printer)} * {_size(c.n, printer)} * {_size(c.k, printer)}", min_work=PARALLEL_MIN_WORK,
+        work=f"{m_size} * {n_size} * {k_size}", min_work=PARALLEL_MIN_WORK,
         decode=_decode("lc_task / lc_parts", gemm.loops, printer),
         accumulate=[dict(var=var_c(x.name), extent=printer.index(x.extent)) for x in gemm.accumulate],
         gemm=GEMMS[dtype]["name"], call=call)
@@ -357,8 +359,7 @@ def render_online(nest: Nest, shapes: dict, dtype: str) -> str:
         f"{tensor_c(total.name)}[{max_printer.offset(total.name, total.index)}] = lc_sum;",
     ]
     threads = f"num_threads(lc_num_threads()) if({_work(nest.loops, max_printer)} >= {PARALLEL_MIN_WORK})"
-    loops = [dict(var=var_c(l.var), start="0", extent=max_printer.index(l.extent),
-                  pragma=f"#pragma omp parallel for {threads}" if k == 0 else "", enter=[], exit=[])
+    loops = [_nest_loop(l, max_printer, f"#pragma omp parallel for {threads}" if k == 0 else "")
              for k, l in enumerate(outer)]
     comment = c_comment(f"{ir.format_stage(maximum)}; {ir.format_stage(total)} (one pass)")
     return _env.get_template("nest.c.j2").render(comment=comment, prologue=[], loops=loops, body=body,
@@ -379,8 +380,7 @@ def render_nest(nest: Nest, shapes: dict, dtype: str) -> str:
     printer = Printer(shapes, extents, dtype)
     ctype = DTYPES[dtype][0]
     out = tensor_c(s.name)
-    loops = [dict(var=var_c(l.var), start="0", extent=printer.index(l.extent), pragma="", enter=[], exit=[])
-             for l in nest.loops]
+    loops = [_nest_loop(l, printer) for l in nest.loops]
     threads = f"num_threads(lc_num_threads()) if({_work(nest.loops, printer)} >= {PARALLEL_MIN_WORK})"
     prologue, epilogue = [], []
     body = s.body
@@ -461,8 +461,7 @@ def render_siblings(nest: Nest, shapes: dict, dtype: str) -> str:
     for k, l in enumerate(nest.loops):
         words = (["parallel for"] if k == 0 else []) + (["simd"] if l.simd else [])
         pragma = f"#pragma omp {' '.join(words)}{' ' + threads if k == 0 else ''}" if words else ""
-        loops.append(dict(var=var_c(l.var), start="0", extent=printer.index(l.extent), pragma=pragma,
-                          enter=[], exit=[]))
+        loops.append(_nest_loop(l, printer, pragma))
     comment = c_comment("; ".join(ir.format_stage(st) for _, st in nest.members))
     return _env.get_template("nest.c.j2").render(comment=comment, prologue=[], loops=loops,
                                                 body=printer.lines + statements, epilogue=[])

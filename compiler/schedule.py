@@ -495,9 +495,10 @@ def plan_contraction(s: Stage) -> Contraction | None:
 
 def _plain_read(value, shapes: dict, extents: dict):
     """``(load, scale)`` when ``value`` is one in-range tensor read times constants."""
-    loads = [f for f in _factors(value) if isinstance(f, Load)]
-    consts = [f for f in _factors(value) if isinstance(f, Const)]
-    if len(loads) != 1 or len(loads) + len(consts) != len(_factors(value)):
+    factors = _factors(value)
+    loads = [f for f in factors if isinstance(f, Load)]
+    consts = [f for f in factors if isinstance(f, Const)]
+    if len(loads) != 1 or len(loads) + len(consts) != len(factors):
         return None
     load = loads[0]
     if not index_in_range(load.index, shapes[load.tensor], extents):
@@ -533,6 +534,7 @@ def _matrix(tensor: str, index: tuple, shape: tuple, rows: tuple, cols: tuple) -
         # only the outermost axis of a run may cover part of its dimension
         if any(shape[d] != a.extent for d, a in zip(ds[1:], axes[1:])):
             return None
+
     def stride(d):
         out = IConst(1)
         for size in shape[d + 1:]:
@@ -573,11 +575,9 @@ def plan_gemm(s: Stage, c: Contraction, shapes: dict) -> Gemm | None:
 
 def plan_stage(s: Stage, shapes: dict) -> Nest:
     contraction = plan_contraction(s)
-    if contraction is not None:
-        contraction = dataclasses.replace(contraction, gemm=plan_gemm(s, contraction, shapes))
-    if contraction is not None:
-        return Nest(s, "contract", (), contraction=contraction)
-    return plan_loops(s, shapes)
+    if contraction is None:
+        return plan_loops(s, shapes)
+    return Nest(s, "contract", (), contraction=dataclasses.replace(contraction, gemm=plan_gemm(s, contraction, shapes)))
 
 
 # a reduction loop shorter than this with a cheap body runs as scalar code:

@@ -7,7 +7,6 @@ import pathlib
 import subprocess
 import sys
 import sysconfig
-import textwrap
 import zipfile
 
 import numpy as np

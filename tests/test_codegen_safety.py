@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from compiler.build import DEFAULT_FLAGS, BuildOptions
