@@ -71,15 +71,16 @@ OPS: dict[str, Op] = {
     "sigmoid": Op(1, "(1 / (1 + exp{f}(-{0})))", lambda x, out: (mul(out, sub(ONE, out)),)),
     "erf":     Op(1, "erf{f}({0})",
                   lambda x, out: (mul(const(2 / math.sqrt(math.pi)), call("exp", neg(mul(x, x)))),)),
-    # NaN propagates through relu, abs, maximum and minimum, as in numpy
+    # NaN propagates through relu, abs, maximum and minimum, as in numpy; maximum and
+    # minimum test for NaN outside, so the inner select compiles to maxss/minss
     "relu":    Op(1, "({0} < 0 ? 0 : {0})", lambda x, out: (call("gt", x, ZERO),)),
     "abs":     Op(1, "fabs{f}({0})", lambda x, out: (sub(call("gt", x, ZERO), call("lt", x, ZERO)),)),
     # at ties the gradient splits evenly between the arguments
-    "maximum": Op(2, "(({0} > {1} || {0} != {0}) ? {0} : {1})",
+    "maximum": Op(2, "(({0} != {0}) ? {0} : (({0} > {1}) ? {0} : {1}))",
                   lambda x, y, out: (add(call("gt", x, y), mul(HALF, call("eq", x, y))),
                                      add(call("lt", x, y), mul(HALF, call("eq", x, y)))),
                   ((-2, 2), (-2, 2))),
-    "minimum": Op(2, "(({0} < {1} || {0} != {0}) ? {0} : {1})",
+    "minimum": Op(2, "(({0} != {0}) ? {0} : (({0} < {1}) ? {0} : {1}))",
                   lambda x, y, out: (add(call("lt", x, y), mul(HALF, call("eq", x, y))),
                                      add(call("gt", x, y), mul(HALF, call("eq", x, y)))),
                   ((-2, 2), (-2, 2))),

@@ -619,8 +619,10 @@ def plan_loops(s: Stage, shapes: dict) -> Nest:
         return Nest(s, "accumulate", tuple(loops))
     loops = axes + red
     if loops:
-        last = loops[-1]
-        loops[-1] = Loop(last.var, last.extent, simd=_vectorize_innermost(s, last), reduction=last.reduction)
+        # loops of one iteration (keepdims axes) inside it leave the loop above innermost
+        k = max((i for i, loop in enumerate(loops) if loop.extent != IConst(1)), default=len(loops) - 1)
+        inner = loops[k]
+        loops[k] = Loop(inner.var, inner.extent, simd=_vectorize_innermost(s, inner), reduction=inner.reduction)
         first = loops[0]
         loops[0] = Loop(first.var, first.extent, parallel=True, simd=loops[0].simd, reduction=first.reduction)
     window = plan_window(s, red[-1].var, shapes) if red and s.reduce == "sum" else None

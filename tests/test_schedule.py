@@ -8,8 +8,10 @@ import pytest
 
 from compiler import Attr, Input, Param, check_grad, layer, ops
 from compiler.build import BuildOptions
+from compiler.ir import IConst
 from compiler.schedule import plan_program
 from layers import PReLU
+from benchmarks.specs import FocalLoss
 from runtime.nn import Conv2DNoBiasSpec
 from compiler.codegen import PARALLEL_MIN_WORK
 
@@ -94,12 +96,16 @@ DEPTHWISE = dict(C=8, O=8, CG=1, KH=3, KW=3, stride=(1, 1), padding=(1, 1), dila
 
 
 @pytest.mark.parametrize("spec, sizes", [(PReLU, dict(C=256)), (WherePReLU, dict(C=256)),
-                                         (Conv2DNoBiasSpec, DEPTHWISE), (LogSumExp, dict(K=1000))],
-                         ids=["PReLU", "WherePReLU", "depthwise", "logsumexp"])
+                                         (Conv2DNoBiasSpec, DEPTHWISE), (LogSumExp, dict(K=1000)),
+                                         (FocalLoss, dict(K=10))],
+                         ids=["PReLU", "WherePReLU", "depthwise", "logsumexp", "focal"])
 def test_inner_loops_vectorize(tmp_path, spec, sizes):
-    """Every ``#pragma omp simd`` loop of a layer's C is vectorized by gcc
+    """Every ``omp simd`` loop of a layer's float kernels is vectorized by gcc
     (a padded depthwise convolution's too: its rows are cut at the padding;
-    and the online max-and-sum's two block loops)."""
+    the online max-and-sum's two block loops; focal loss's per-row stages,
+    whose keepdims axis of one iteration leaves the row loop innermost). The
+    double kernels serve gradient checks: gcc may leave some scalar (AVX2 has
+    no int64-to-double vector conversion)."""
     source = spec.build(**sizes).source
     path = tmp_path / "k.c"
     path.write_text(source)
@@ -107,11 +113,19 @@ def test_inner_loops_vectorize(tmp_path, spec, sizes):
     flags = [f for f in flags if f not in ("-shared", "-lm")]
     out = subprocess.run(["cc", *flags, "-c", str(path), "-o", str(tmp_path / "k.o"),
                           "-fopt-info-vec-optimized"], capture_output=True, text=True, check=True).stderr
+    # gcc names a vectorized loop by its first line or by a statement of its body
     vectorized = {int(n) for n in re.findall(r"k\.c:(\d+):\d+: optimized: loop vectorized", out)}
     lines = source.splitlines()
-    simd_loops = [k + 2 for k, line in enumerate(lines) if line.strip().startswith("#pragma omp simd")]
+    simd_loops, function = [], None
+    for k, line in enumerate(lines, start=1):
+        if line.startswith("void "):
+            function = line
+        elif function and "_f32(" in function and re.match(r"#pragma omp (parallel for )?simd", line.strip()):
+            end = next(j for j in range(k + 1, len(lines) + 1)
+                       if re.match(r"(\s*#pragma omp|\s*/\*|}|void )", lines[j - 1]))
+            simd_loops.append((k + 1, end))
     assert simd_loops
-    missed = [n for n in simd_loops if not ({n, n + 1} & vectorized)]
+    missed = [first for first, end in simd_loops if not any(first <= n < end for n in vectorized)]
     assert not missed, [lines[n - 1] for n in missed]
 
 
@@ -269,3 +283,11 @@ def test_max_and_exp_sum_run_in_one_pass_and_match_numpy(width):
     np.testing.assert_allclose(m.forward(x).numpy(), expected, rtol=1e-12, equal_nan=True)
     report = check_grad(LogSumExp, inputs={"x": np.random.default_rng(0).standard_normal((3, width))}, K=width)
     assert report.ok, report
+
+
+def test_a_keepdims_axis_leaves_the_loop_above_it_vectorized():
+    """A per-row stage of shape [N, 1] (focal loss's per-row factors) vectorizes
+    over the rows: its inner loop has one iteration."""
+    nests = plan_program(FocalLoss.build(K=10).compiled.backward)
+    per_row = [n for n in nests if n.kind == "inner" and [l.extent for l in n.loops][1:] == [IConst(1)]]
+    assert per_row and all(n.loops[0].simd and not n.loops[1].simd for n in per_row)

@@ -159,7 +159,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': '6d9e264e095c970dd7a4447b6342ac1a0a70339aa0b11e111cb86a8e48163af4'}
+ 'key': 'f1c9792537b0d6a5915ba8c3a5e54b221bc381c01ea42004bd05197c06628f2a'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

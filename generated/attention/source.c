@@ -402,10 +402,10 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
             for (int64_t v_r3 = lc_start; v_r3 < lc_stop; ++v_r3) {
                 const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
                 const float t1 = (0.25f * t0);
-                lc_block = (lc_block != lc_block || t1 <= lc_block) ? lc_block : t1;
+                lc_block = (t1 != t1) ? t1 : ((t1 > lc_block) ? t1 : lc_block);
             }
             float lc_next = lc_max;
-            lc_next = (lc_next != lc_next || lc_block <= lc_next) ? lc_next : lc_block;
+            lc_next = (lc_block != lc_block) ? lc_block : ((lc_block > lc_next) ? lc_block : lc_next);
             float lc_part = 0;
             #pragma omp simd reduction(+:lc_part)
             for (int64_t v_r3 = lc_start; v_r3 < lc_stop; ++v_r3) {
@@ -1203,10 +1203,10 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
             for (int64_t v_r3 = lc_start; v_r3 < lc_stop; ++v_r3) {
                 const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
                 const double t1 = (0.25 * t0);
-                lc_block = (lc_block != lc_block || t1 <= lc_block) ? lc_block : t1;
+                lc_block = (t1 != t1) ? t1 : ((t1 > lc_block) ? t1 : lc_block);
             }
             double lc_next = lc_max;
-            lc_next = (lc_next != lc_next || lc_block <= lc_next) ? lc_next : lc_block;
+            lc_next = (lc_block != lc_block) ? lc_block : ((lc_block > lc_next) ? lc_block : lc_next);
             double lc_part = 0;
             #pragma omp simd reduction(+:lc_part)
             for (int64_t v_r3 = lc_start; v_r3 < lc_stop; ++v_r3) {

@@ -188,7 +188,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
  'prefix': 'lc_depthwiseseparableconvspec',
  'calls_blas': True,
  'extension': '_depthwise_separable_conv_ext',
- 'key': 'e334805c849f61e1d677817fb8cf8c7b65902f9e0a232da594066c93d9368331'}
+ 'key': 'cfbe1738436983e871c0e3c7904b62b40616b10bc70c72cbd085b07e65b70357'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

@@ -294,6 +294,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const float t0 = T_sum_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
@@ -360,6 +361,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const float t0 = T_bn1_weight[v_i1];
@@ -451,6 +453,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const float t0 = T_sum_37[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
@@ -517,6 +520,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const float t0 = T_bn2_weight[v_i1];
@@ -642,6 +646,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         const float t0 = T_bn2_weight[v_i1];
@@ -709,6 +714,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         const float t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
@@ -885,6 +891,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         const float t0 = T_bn1_weight[v_i1];
@@ -952,6 +959,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         const float t0 = T_grad_div_3_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
@@ -1135,6 +1143,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const double t0 = T_sum_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
@@ -1201,6 +1210,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const double t0 = T_bn1_weight[v_i1];
@@ -1292,6 +1302,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const double t0 = T_sum_37[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
@@ -1358,6 +1369,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const double t0 = T_bn2_weight[v_i1];
@@ -1483,6 +1495,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         const double t0 = T_bn2_weight[v_i1];
@@ -1550,6 +1563,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         const double t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
@@ -1726,6 +1740,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         const double t0 = T_bn1_weight[v_i1];
@@ -1793,6 +1808,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         const double t0 = T_grad_div_3_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];

@@ -54,7 +54,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': 'dd1da0ec5f11319251efe57fcf13c90138c5dad86d24ac0ae9c648f7dc589975'}
+ 'key': 'e1eae6974fd6078b6b9db0177c7c591d617dcf4d42aaa8a185ef106204e8d058'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

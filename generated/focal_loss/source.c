@@ -251,10 +251,10 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
             #pragma omp simd reduction(max:lc_block)
             for (int64_t v_r1 = lc_start; v_r1 < lc_stop; ++v_r1) {
                 const float t0 = T_logits[(v_i0) * S_C + v_r1];
-                lc_block = (lc_block != lc_block || t0 <= lc_block) ? lc_block : t0;
+                lc_block = (t0 != t0) ? t0 : ((t0 > lc_block) ? t0 : lc_block);
             }
             float lc_next = lc_max;
-            lc_next = (lc_next != lc_next || lc_block <= lc_next) ? lc_next : lc_block;
+            lc_next = (lc_block != lc_block) ? lc_block : ((lc_block > lc_next) ? lc_block : lc_next);
             float lc_part = 0;
             #pragma omp simd reduction(+:lc_part)
             for (int64_t v_r1 = lc_start; v_r1 < lc_stop; ++v_r1) {
@@ -272,7 +272,7 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
 
     /* add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const float t0 = T_sum_4[(v_i0) * 1 + 0];
         const float t1 = logf(t0);
@@ -357,7 +357,7 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
 
     /* grad_sum_4_14[i0, j1] = (-grad_logp_t_8[i0] if (targets[i0] >= 0) * (targets[i0] < C) else 0) * 1 / sum_4[i0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const float t0 = (T_targets[v_i0] >= 0);
         const float t1 = (T_targets[v_i0] < S_C);
@@ -417,10 +417,10 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
             #pragma omp simd reduction(max:lc_block)
             for (int64_t v_r1 = lc_start; v_r1 < lc_stop; ++v_r1) {
                 const double t0 = T_logits[(v_i0) * S_C + v_r1];
-                lc_block = (lc_block != lc_block || t0 <= lc_block) ? lc_block : t0;
+                lc_block = (t0 != t0) ? t0 : ((t0 > lc_block) ? t0 : lc_block);
             }
             double lc_next = lc_max;
-            lc_next = (lc_next != lc_next || lc_block <= lc_next) ? lc_next : lc_block;
+            lc_next = (lc_block != lc_block) ? lc_block : ((lc_block > lc_next) ? lc_block : lc_next);
             double lc_part = 0;
             #pragma omp simd reduction(+:lc_part)
             for (int64_t v_r1 = lc_start; v_r1 < lc_stop; ++v_r1) {
@@ -438,7 +438,7 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
 
     /* add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const double t0 = T_sum_4[(v_i0) * 1 + 0];
         const double t1 = log(t0);
@@ -523,7 +523,7 @@ void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restr
 
     /* grad_sum_4_14[i0, j1] = (-grad_logp_t_8[i0] if (targets[i0] >= 0) * (targets[i0] < C) else 0) * 1 / sum_4[i0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const double t0 = (T_targets[v_i0] >= 0);
         const double t1 = (T_targets[v_i0] < S_C);

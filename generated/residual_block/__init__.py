@@ -177,7 +177,7 @@ LAYER = {'name': 'ResidualBlockSpec',
  'prefix': 'lc_residualblockspec',
  'calls_blas': False,
  'extension': '_residual_block_ext',
- 'key': 'b4a92857b1504e2fed3a7416bc5e157400a005cec39dd60105e67d0e30b6b15b'}
+ 'key': 'e95150ebfd8a9194b0384f94e27ab37103024f88e1e67f638c20d1bea5e8518b'}
 
 
 class ResidualBlockSpec(_layerc_runtime.LayerModule):

@@ -362,6 +362,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const float t0 = T_sum_1[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
@@ -428,6 +429,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const float t0 = T_bn1_weight[v_i1];
@@ -590,6 +592,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const float t0 = T_sum_37[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
@@ -656,6 +659,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const float t0 = T_bn2_weight[v_i1];
@@ -787,6 +791,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         const float t0 = T_bn2_weight[v_i1];
@@ -856,6 +861,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         const float t0 = T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
@@ -1179,6 +1185,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         const float t0 = T_bn1_weight[v_i1];
@@ -1246,6 +1253,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         const float t0 = T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
@@ -1648,6 +1656,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const double t0 = T_sum_1[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
@@ -1714,6 +1723,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const double t0 = T_bn1_weight[v_i1];
@@ -1876,6 +1886,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const double t0 = T_sum_37[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
@@ -1942,6 +1953,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const double t0 = T_bn2_weight[v_i1];
@@ -2073,6 +2085,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         const double t0 = T_bn2_weight[v_i1];
@@ -2142,6 +2155,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         const double t0 = T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
@@ -2465,6 +2479,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         const double t0 = T_bn1_weight[v_i1];
@@ -2532,6 +2547,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
         const double t0 = T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
