@@ -40,12 +40,9 @@ shared library even in the same process: nothing is ever reloaded.
 
 Beside the modules, ``lowered/`` holds *records*: opaque payloads that
 ``compiler/layer_cache.py`` writes, keyed by a sha256 of its own (a spec,
-its bindings and everything else its lowering depends on) and pointing to a
-module entry. A record is one file published with one ``os.replace``; its
-first line holds the sha256 of the payload, checked on every read (a damaged
-record is removed with a warning). ``load_built`` loads the module a record
-names through the same checks as ``compile_c`` (file lock, key in meta.json,
-sha256 of the shared library) and returns None instead of building.
+its bindings and everything else its lowering depends on). A record is one
+file published with one ``os.replace``; its first line holds the sha256 of the
+payload, checked on every read (a damaged record is removed with a warning).
 
 When the cache folder cannot be written (``LAYERC_CACHE_DIR`` under a file, a
 read-only file system, ...), builds go to a temporary folder of the process,
@@ -104,7 +101,6 @@ __all__ = [
     "compiler_invocations",
     "list_cache",
     "list_records",
-    "load_built",
     "read_record",
     "verify_cache",
     "write_record",
@@ -114,9 +110,11 @@ log = logging.getLogger("layerc")
 
 # -fno-math-errno and -fno-trapping-math keep IEEE results (NaN, Inf, signed
 # zeros) while letting gcc vectorize: without the latter it will not compute
-# both sides of a select (`x > 0 ? x : a * x`) in a loop
-DEFAULT_FLAGS: tuple[str, ...] = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math",
-                                  "-std=c11")
+# both sides of a select (`x > 0 ? x : a * x`) in a loop. -O2 with -O3's
+# vectorizer cost model: the kernels ran as fast as at -O3 in `layerc bench`,
+# and gcc takes about half the time (attention's float part: 1.15 s, not 2.0 s)
+DEFAULT_FLAGS: tuple[str, ...] = ("-O2", "-fvect-cost-model=dynamic", "-march=native", "-fopenmp",
+                                  "-fno-math-errno", "-fno-trapping-math", "-std=c11")
 _WARNING_FLAGS = ("-Wall", "-Wextra", "-Werror")
 _SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer")
 # -fopenmp again at link time pulls in libgomp even when the user's flags drop it.
@@ -164,7 +162,7 @@ class BuildOptions:
     - ``extra_flags``: appended last, so they override earlier ones.
 
     >>> BuildOptions(portable=True, extra_flags=("-ffast-math",)).final_flags()
-    ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-ffast-math', '-fPIC', '-shared', '-fopenmp', '-lm']
+    ['-O2', '-fvect-cost-model=dynamic', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-ffast-math', '-fPIC', '-shared', '-fopenmp', '-lm']
     """
 
     flags: tuple[str, ...] = DEFAULT_FLAGS
@@ -186,6 +184,15 @@ class BuildOptions:
         if self.sanitize:
             flags += _SANITIZE_FLAGS
         return flags + list(self.extra_flags) + list(_LINK_FLAGS)
+
+
+@dataclass(frozen=True)
+class LibraryPlan:
+    """One library built from a source in parts: what Python may call of it
+    (``cdef``) and the parts it compiles (``compile_c(parts=...)``)."""
+
+    cdef: str
+    parts: tuple
 
 
 @dataclass(frozen=True)
@@ -238,15 +245,16 @@ def cache_key(source: str, cdef: str, options: BuildOptions = BuildOptions()) ->
 
 
 def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = BuildOptions(),
-              parts: int = 0) -> CompiledLibrary:
+              parts: tuple[int, ...] = ()) -> CompiledLibrary:
     """Compile ``source`` exposing the declarations in ``cdef``, or load it from
     the cache; ``name`` (any string, e.g. the layer's name) labels the module
     and error messages. Safe to call from several threads and processes at once:
     each distinct build is compiled once.
 
-    ``parts``: the source is split by ``#if LC_PART == k`` into ``parts``
-    translation units besides part 0 (the one cffi's glue includes); they are
-    compiled side by side, each by its own compiler process, then linked.
+    ``parts``: the numbers ``k`` of the ``#if LC_PART == k`` sections of the
+    source to compile besides part 0 (the one cffi's glue includes), each as a
+    translation unit of its own: compiled side by side, each by its own
+    compiler process, then linked. Empty: the source is one unit.
 
     Raises ``BuildError`` naming the layer, with the compiler's messages, when
     the source does not compile; no entry is left in the cache then, and the
@@ -307,45 +315,6 @@ def build_inputs(options: BuildOptions = BuildOptions()) -> dict:
     return _key_inputs(_compile_flags(options))
 
 
-def load_built(module_name: str, key: str, name: str, options: BuildOptions = BuildOptions()) -> CompiledLibrary | None:
-    """The module ``module_name`` built for ``key``, when it is in the cache
-    intact: loaded as ``compile_c`` loads a cache hit (the same lock, the key in
-    meta.json, the sha256 of the shared library), or returned from this
-    process's memo. None when it is missing, damaged, holds another key or does
-    not import: nothing is built or removed here (``compile_c`` does that).
-
-    >>> built = compile_c("int two(void) { return 2; }", "int two(void);", name="two")
-    >>> load_built(built.module_name, built.cache_key, "two") is built
-    True
-    """
-    if not re.fullmatch(rf"{_ENTRY_PREFIX}[a-z0-9_]+_[0-9a-f]{{16}}", module_name) or module_name[-16:] != key[:16]:
-        return None
-    if options.sanitize and not _asan_runtime_loaded():
-        return None
-    root = _build_root()
-    entry = root / module_name
-    with _thread_lock_for(entry):
-        loaded = _loaded.get(entry)
-        if loaded is not None:
-            return loaded if loaded.cache_key == key else None
-        if not entry.is_dir():
-            return None
-        with _shared_lock(root / f"{module_name}.lock"):
-            if _entry_problems(entry, expected_key=key, check_hash=True):
-                return None
-            try:
-                source = _read_text(entry / _SOURCE_FILE)
-                module = _import(entry / _so_name(module_name), module_name)
-            except (OSError, ImportError) as exc:
-                log.debug("cached module %s of %s does not load: %s", entry, name, exc)
-                return None
-        log.debug("loading %s from %s", name, entry)
-        loaded = CompiledLibrary(ffi=module.ffi, lib=module.lib, so_path=str(entry / _so_name(module_name)),
-                                 cache_key=key, source=source, module_name=module_name)
-        _loaded[entry] = loaded
-        return loaded
-
-
 def read_record(key: str) -> bytes | None:
     """The payload of the record ``key`` (hex) under ``lowered/``, or None when
     there is none. A record whose payload does not match the sha256 in its
@@ -372,15 +341,15 @@ def read_record(key: str) -> bytes | None:
     return payload
 
 
-def write_record(key: str, payload: bytes, layer: str = "", module_name: str = "") -> None:
+def write_record(key: str, payload: bytes, layer: str = "") -> None:
     """Publish ``payload`` as the record ``key`` (hex): written to a temporary
     file beside it, then moved into place with one ``os.replace`` (a reader sees
-    the old record or the new one, never a part). ``layer`` and ``module_name``
-    go into the header for ``list_records``. A cache that cannot be written
+    the old record or the new one, never a part). ``layer`` goes into the
+    header for ``list_records``. A cache that cannot be written
     keeps no record (logged at debug level)."""
     folder = _build_root() / _RECORDS_DIR
     path = _record_path(folder.parent, key)
-    header = json.dumps({"format": _RECORD_MAGIC, "key": key, "layer": layer, "module_name": module_name,
+    header = json.dumps({"format": _RECORD_MAGIC, "key": key, "layer": layer,
                          "sha256": hashlib.sha256(payload).hexdigest()}, sort_keys=True)
     tmp = folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
@@ -397,9 +366,8 @@ def write_record(key: str, payload: bytes, layer: str = "", module_name: str = "
 
 
 def list_records() -> list[dict]:
-    """One dict per record under ``lowered/``: ``key``, ``layer``,
-    ``module_name`` (the entry it points to), ``size``, ``mtime``, ``path``
-    (``layer`` and ``module_name`` None when the header is unreadable)."""
+    """One dict per record under ``lowered/``: ``key``, ``layer``, ``size``,
+    ``mtime``, ``path`` (``layer`` None when the header is unreadable)."""
     folder = cache_dir() / _RECORDS_DIR
     records = []
     for path in sorted(folder.glob(f"*{_RECORD_SUFFIX}")) if folder.is_dir() else []:
@@ -410,8 +378,7 @@ def list_records() -> list[dict]:
         except OSError:
             continue
         records.append({"key": path.name[:-len(_RECORD_SUFFIX)], "layer": (header or {}).get("layer"),
-                        "module_name": (header or {}).get("module_name"), "size": stat.st_size,
-                        "mtime": stat.st_mtime, "path": str(path)})
+                        "size": stat.st_size, "mtime": stat.st_mtime, "path": str(path)})
     return records
 
 
@@ -765,7 +732,7 @@ def _build_and_publish(source, cdef, name, options, key, entry, parts=0):
         preamble = f"#define {PART_MACRO} 0\n" if parts else ""
         cffi.recompiler.make_c_source(ffi, module_name, f'{preamble}#include "{_SOURCE_FILE}"\n',
                                       str(tmp / _GLUE_FILE))
-        units = [(_GLUE_FILE, [])] + [(_SOURCE_FILE, [f"-D{PART_MACRO}={k}"]) for k in range(1, parts + 1)]
+        units = [(_GLUE_FILE, [])] + [(_SOURCE_FILE, [f"-D{PART_MACRO}={k}"]) for k in parts]
         _run_compiler(tmp, units, _so_name(module_name), flags, name)
         (tmp / _GLUE_FILE).unlink()
         meta = {

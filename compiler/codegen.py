@@ -6,7 +6,7 @@ as written: every identifier is mangled from its IR name.
 
 Example::
 
-    source, cdef, signatures = render_module("prelu", [forward_program, backward_program])
+    source, cdef, signatures, libraries = render_module("lc_prelu", "PReLU", {"forward": fwd, "backward": bwd})
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import re
 import jinja2
 
 from . import ir
-from .build import cache_dir
+from .build import LibraryPlan, cache_dir
 from .ir import Const, IConst, ILoad, IndexValue, ISym, IVar, Load
 from .ops_table import COMPARISONS, OPS
 from .schedule import ONLINE_BLOCK, Nest, index_in_range, plan_program, range_condition
@@ -490,20 +490,24 @@ def render_function(sig: Signature, dtype: str) -> tuple[str, str]:
     return text, f"void {name}({', '.join(proto) or 'void'})"
 
 
-def render_module(prefix: str, spec: str, programs: dict) -> tuple[str, str, dict]:
+def render_module(prefix: str, spec: str, programs: dict) -> tuple[str, str, dict, dict]:
     """Render every program (``{role: Program}``) at float32 and float64.
 
-    Returns the C source, the cffi cdef, and ``{role: Signature}``."""
+    Returns the C source, the cffi cdef of all its functions, ``{role:
+    Signature}``, and ``{dtype: LibraryPlan}``: each dtype is a library of its
+    own, built when first used, from one part per program (compiled side by side)."""
     signatures = {role: signature(program, f"{prefix}_{role}") for role, program in programs.items()}
-    # one part per dtype: compiled side by side (compiler/build.py, PARTS)
-    parts, prototypes = [], []
-    for number, dtype in enumerate(DTYPES, start=1):
+    parts, prototypes, libraries = [], [], {}
+    for dtype in DTYPES:
         rendered = [render_function(sig, dtype) for sig in signatures.values()]
-        parts.append(dict(number=number, functions=[text for text, _ in rendered]))
-        prototypes += [proto for _, proto in rendered]
+        numbers = tuple(range(len(parts) + 1, len(parts) + 1 + len(rendered)))
+        parts += [dict(number=n, functions=[text]) for n, (text, _) in zip(numbers, rendered)]
+        own = [proto for _, proto in rendered]
+        libraries[dtype] = LibraryPlan(_env.get_template("cdef.h.j2").render(prefix=prefix, prototypes=own), numbers)
+        prototypes += own
     source = _env.get_template("module.c.j2").render(spec=re.sub(r"[^A-Za-z0-9_ ]", "_", spec),
                                                       kernels=list(KERNELS.values()),
                                                       gemms=list(GEMMS.values()), prefix=prefix,
                                                       prototypes=prototypes, parts=parts)
     cdef = _env.get_template("cdef.h.j2").render(prefix=prefix, prototypes=prototypes)
-    return source, cdef, signatures
+    return source, cdef, signatures, libraries

@@ -1,5 +1,5 @@
-"""The spec-level cache: from a spec and its bindings straight to its built
-module and to what the runtime needs of its lowering, without lowering it.
+"""The spec-level cache: from a spec and its bindings straight to what the
+runtime needs of its lowering and to its C source, without lowering it.
 
 ``compile_layer`` first computes ``layer_key``: a sha256 over the spec's
 fingerprint (``compiler/fingerprint.py``: its declarations, its ``forward`` and
@@ -9,16 +9,17 @@ run time (``fingerprint.owned_state``), the numpy and Jinja2 versions, and
 every input of the C cache key but the source (compiler and version, final
 flags and ``$CFLAGS``, Python ABI, cffi version, CPU features). A *record*
 under that key (``cache_dir()/lowered/<key>.rec``, see
-``compiler.build.read_record``) holds the name and key of the module entry and
-the lowered programs (traced, derived, fused forward and backward, the user's
-backward), the signatures of the C functions, the cdef and the C prefix. A hit
-loads the module through ``compiler.build.load_built`` (the entry's lock, key
-and sha256 checks) and rebuilds the ``CompiledLayer`` from the record: no
-tracing, differentiation, rendering or Jinja2.
+``compiler.build.read_record``) holds the lowered programs (traced, derived,
+fused forward and backward, the user's backward), the signatures of the C
+functions, the C source with its cdefs (all functions, and each dtype's
+library) and the C prefix. A hit rebuilds the ``CompiledLayer`` from the
+record: no tracing, differentiation, rendering or Jinja2. Its libraries come
+from the C cache when first used, as for a freshly lowered layer (built again
+from the record's source if an entry is gone).
 
-A spec that cannot be fingerprinted (see ``compiler.fingerprint``), a missing
-or damaged record, or a record whose module entry is gone or damaged: the layer
-is lowered as before (then the C cache applies) and the record written anew.
+A spec that cannot be fingerprinted (see ``compiler.fingerprint``), or a
+missing or damaged record: the layer is lowered as before and the record
+written anew.
 
 Records are pickles of IR nodes (``compiler.ir``) and of the signatures'
 fields (``compiler.signature``, which a hit imports instead of the code
@@ -47,7 +48,7 @@ __all__ = ["layer_key", "load", "store"]
 log = logging.getLogger("layerc")
 
 # bump when the content of a record changes
-RECORD_FORMAT = 2
+RECORD_FORMAT = 3
 
 _NODE_TYPES = frozenset({ir.IConst, ir.IVar, ir.ISym, ir.IBin, ir.ILoad, ir.Const, ir.Load, ir.IndexValue,
                          ir.Call, ir.Axis, ir.Stage, ir.TensorDecl, ir.Program})
@@ -79,8 +80,8 @@ def layer_key(spec, sizes: dict, attrs: dict, options: build.BuildOptions) -> st
 
 
 def load(key: str, spec, sizes: dict, attrs: dict, options: build.BuildOptions):
-    """The ``CompiledLayer`` of the record ``key``, or None (no record, or its
-    module entry is not in the cache intact)."""
+    """The ``CompiledLayer`` of the record ``key`` (its libraries not loaded
+    yet), or None when there is no usable record."""
     from .pipeline import CompiledLayer
     payload = build.read_record(key)
     if payload is None:
@@ -95,35 +96,25 @@ def load(key: str, spec, sizes: dict, attrs: dict, options: build.BuildOptions):
                 gc.enable()
         if record.get("format") != RECORD_FORMAT:
             return None
-        library = build.load_built(record["module_name"], record["key"], spec.name, options)
-        if library is None:
-            return None
         signatures = {role: Signature(sig["function"], sig["program"], tuple(Arg(**a) for a in sig["args"]))
                       for role, sig in record["signatures"].items()}
+        return CompiledLayer(spec=spec, sizes=sizes, attrs=attrs, signatures=signatures, options=options,
+                             **{name: record[name] for name in _RECORDED})
     except Exception as exc:   # a record of another layerc that unpickles into something else
         log.debug("record %s of %s is unusable (%s); lowering", key, spec.name, exc)
         return None
-    return CompiledLayer(spec=spec, sizes=sizes, attrs=attrs, traced=record["traced"], derived=record["derived"],
-                         forward=record["forward"], backward=record["backward"], signatures=signatures,
-                         source=library.source, cdef=record["cdef"], prefix=record["prefix"],
-                         user_backward=record["user_backward"], calls_blas=record["calls_blas"],
-                         library=library, options=options)
+
+
+# what a record keeps of a lowered layer besides its signatures
+_RECORDED = ("traced", "derived", "forward", "backward", "source", "cdef", "libraries", "prefix", "user_backward",
+             "calls_blas")
 
 
 def store(key: str, compiled) -> None:
-    """Write the record ``key`` of a freshly built ``CompiledLayer``."""
+    """Write the record ``key`` of a freshly lowered ``CompiledLayer``."""
     record = {
         "format": RECORD_FORMAT,
-        "module_name": compiled.library.module_name,
-        "key": compiled.library.cache_key,
-        "prefix": compiled.prefix,
-        "cdef": compiled.cdef,
-        "traced": compiled.traced,
-        "derived": compiled.derived,
-        "forward": compiled.forward,
-        "backward": compiled.backward,
-        "user_backward": compiled.user_backward,
-        "calls_blas": compiled.calls_blas,
+        **{name: getattr(compiled, name) for name in _RECORDED},
         "signatures": {role: {"function": sig.function, "program": sig.program,
                               "args": [{f.name: getattr(a, f.name) for f in dataclasses.fields(a)} for a in sig.args]}
                        for role, sig in compiled.signatures.items()},
@@ -134,7 +125,7 @@ def store(key: str, compiled) -> None:
     except Exception as exc:       # PicklingError; RecursionError for very deep expressions
         log.debug("no record for %s: %r", compiled.name, exc)
         return
-    build.write_record(key, buffer.getvalue(), layer=compiled.name, module_name=compiled.library.module_name)
+    build.write_record(key, buffer.getvalue(), layer=compiled.name)
 
 
 class _Pickler(pickle.Pickler):

@@ -11,6 +11,7 @@ Example::
     compiled = compile_layer(PReLU, C=256)
     print(compiled.explain())        # forward, derived backward, saved tensors
     print(compiled.source)           # the generated C
+    compiled.function("forward", "f32")   # builds (or loads) the float32 library
 """
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ class Lowered:
     backward: ir.Program           # what runs: fused backward (the user's, when written)
     signatures: dict               # {"forward": Signature, "backward": Signature}
     source: str                    # the generated C
-    cdef: str                      # what Python may call of it
+    cdef: str                      # what Python may call of it (every dtype)
+    libraries: dict                # {dtype: LibraryPlan}: each dtype's library, built when first used
     prefix: str                    # the C name prefix of this layer's functions
     user_backward: ir.Program | None = None
     calls_blas: bool = False       # some matrix product is a BLAS call
@@ -68,18 +70,28 @@ class Lowered:
 
 @dataclass
 class CompiledLayer(Lowered):
-    """A lowered layer with its built library."""
+    """A lowered layer and its libraries, one per dtype, each built (or loaded
+    from the cache) when first used: a float32 model compiles no double code."""
 
-    library: CompiledLibrary | None = None
     options: BuildOptions | None = None
+    built: dict = dataclasses.field(default_factory=dict)    # {dtype: CompiledLibrary}
+
+    def library(self, dtype: str) -> CompiledLibrary:
+        """The library of the ``dtype`` ("f32", "f64") functions, built or loaded
+        on first use (cached on disk like any build: see ``compile_c``)."""
+        library = self.built.get(dtype)
+        if library is None:
+            plan = self.libraries[dtype]
+            library = compile_c(self.source, plan.cdef, name=self.spec.name, options=self.options, parts=plan.parts)
+            blas.install(library.lib, self.prefix)
+            # two threads may get here at once: compile_c hands both the same library
+            library = self.built.setdefault(dtype, library)
+        return library
 
     def function(self, role: str, dtype: str):
-        return getattr(self.library.lib, f"{self.signatures[role].function}_{dtype}")
+        return getattr(self.library(dtype).lib, f"{self.signatures[role].function}_{dtype}")
 
 
-# a module is built in parts compiled side by side: codegen renders the float
-# and the double functions as parts 1 and 2
-PARTS = 2
 _memo: dict = {}
 _memo_lock = threading.Lock()
 _lowerings = 0
@@ -126,16 +138,17 @@ def lower_layer(spec: LayerSpec, **bindings) -> Lowered:
         user_backward = trace_backward(spec, traced, attrs, sizes)
     forward, backward = fuse_pair(traced, user_backward or derived)
     prefix = _prefix(spec.name)
-    source, cdef, signatures = render_module(prefix, spec.name, {"forward": forward, "backward": backward})
+    source, cdef, signatures, libraries = render_module(prefix, spec.name, {"forward": forward, "backward": backward})
     calls_blas = any(nest.kind == "contract" and nest.contraction.gemm is not None
                      for program in (forward, backward) for nest in plan_program(program))
-    return Lowered(spec, sizes, attrs, traced, derived, forward, backward, signatures, source, cdef, prefix,
-                   user_backward, calls_blas)
+    return Lowered(spec, sizes, attrs, traced, derived, forward, backward, signatures, source, cdef, libraries,
+                   prefix, user_backward, calls_blas)
 
 
 def compile_layer(spec: LayerSpec, options: BuildOptions | None = None, **bindings) -> CompiledLayer:
-    """Lower ``spec`` at ``bindings`` and build it (cached per process, and on
-    disk: the spec-level cache of ``compiler/layer_cache.py``, then the C cache)."""
+    """Lower ``spec`` at ``bindings`` (cached per process, and on disk: the
+    spec-level cache of ``compiler/layer_cache.py``). Its libraries are built
+    when first used: ``compiled.library("f32")``, or a ``LayerModule``."""
     options = options or BuildOptions()
     sizes, attrs = spec.split_bindings(bindings)
     key = (id(spec), tuple(sorted(sizes.items())), repr(sorted(attrs.items())), options)
@@ -146,12 +159,10 @@ def compile_layer(spec: LayerSpec, options: BuildOptions | None = None, **bindin
     compiled = layer_cache.load(record_key, spec, sizes, attrs, options) if record_key else None
     if compiled is None:
         lowered = lower_layer(spec, **bindings)
-        library = compile_c(lowered.source, lowered.cdef, name=spec.name, options=options, parts=PARTS)
         compiled = CompiledLayer(**{f.name: getattr(lowered, f.name) for f in dataclasses.fields(Lowered)},
-                                 library=library, options=options)
+                                 options=options)
         if record_key:
             layer_cache.store(record_key, compiled)
-    blas.install(compiled.library.lib, compiled.prefix)
     with _memo_lock:
         return _memo.setdefault(key, compiled)
 

@@ -205,8 +205,9 @@ class LayerModule(Module):
         if dtype not in DTYPE_NAMES:
             raise TypeError(f"{compiled.name}: dtype must be float32 or float64, got {dtype}")
         object.__setattr__(self, "compiled", compiled)
-        _thread_setters.setdefault(compiled.library.module_name,
-                                   getattr(compiled.library.lib, f"{compiled.prefix}_set_threads"))
+        library = compiled.library(DTYPE_NAMES[dtype])
+        object.__setattr__(self, "_library", library)
+        _thread_setters.setdefault(library.module_name, getattr(library.lib, f"{compiled.prefix}_set_threads"))
         object.__setattr__(self, "_calls_blas", compiled.calls_blas)
         object.__setattr__(self, "dtype", dtype)
         object.__setattr__(self, "cast", cast)
@@ -227,7 +228,7 @@ class LayerModule(Module):
             else:
                 self._buffers[t.name] = initialize(decl.init, shape, dtype)
         # per-call constants of the fast path (``_forward_fast``), computed once
-        ffi = compiled.library.ffi
+        ffi = library.ffi
         ctype = "float" if dtype == np.float32 else "double"
         int64 = np.dtype(np.int64)
         setup = object.__setattr__
@@ -261,18 +262,19 @@ class LayerModule(Module):
 
     @property
     def so_path(self) -> str:
-        return self.compiled.library.so_path
+        """The shared library of this module's dtype."""
+        return self._library.so_path
 
     @property
     def cache_key(self) -> str:
-        return self.compiled.library.cache_key
+        return self._library.cache_key
 
     def set_threads(self, n: int) -> None:
         """Threads this layer's kernels use (0: OpenMP's default, ``OMP_NUM_THREADS``).
 
         The setting is per compiled library, so it applies to every module built
-        from the same spec and sizes."""
-        _thread_setters[self.compiled.library.module_name](int(n))
+        from the same spec and sizes at the same dtype."""
+        _thread_setters[self._library.module_name](int(n))
 
     # ------------------------------------------------------------ forward
     def _arrays(self) -> dict:

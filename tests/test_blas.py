@@ -94,7 +94,7 @@ def _run(module, inputs, gy):
 
 
 def _set_blas(module, on: bool):
-    lib, prefix = module.compiled.library.lib, module.compiled.prefix
+    lib, prefix = module._library.lib, module.compiled.prefix
     if on:
         assert blas.install(lib, prefix)
     else:

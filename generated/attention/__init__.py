@@ -159,7 +159,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': 'f1c9792537b0d6a5915ba8c3a5e54b221bc381c01ea42004bd05197c06628f2a'}
+ 'key': 'a9d9cb11776f34f2c52a67425782a81e6e293ae526ab174a9bdd4bd948eb69b6'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

@@ -99,9 +99,9 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
 
-/* The module builds as one unit, or in parts compiled side by side
-   (LC_PART 0: this state, the functions Python calls to set it and the
-   declarations cffi needs; 1: the float functions; 2: the double ones). */
+/* The module builds as one unit, or as one library per dtype from parts
+   compiled side by side (LC_PART 0: this state, the functions Python calls to
+   set it and the declarations cffi needs; then one part per function). */
 #if !defined(LC_PART)
 #define LC_STATE static
 #elif LC_PART == 0
@@ -527,6 +527,9 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
 
 }
 
+#endif
+
+#if !defined(LC_PART) || LC_PART == 2
 
 /* MultiHeadAttentionSpec_backward (float) */
 void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_k_proj_weight, const float *restrict T_v_proj_weight, const float *restrict T_out_proj_weight, const float *restrict T_grad_add_29, const float *restrict T_transpose_4, const float *restrict T_transpose_14, const float *restrict T_transpose_15, const float *restrict T_matmul_16, const float *restrict T_max_18, const float *restrict T_sum_22, const float *restrict T_div_23, const float *restrict T_reshape_26, float *restrict T_grad_x, float *restrict T_grad_q_proj_weight, float *restrict T_grad_q_proj_bias, float *restrict T_grad_k_proj_weight, float *restrict T_grad_k_proj_bias, float *restrict T_grad_v_proj_weight, float *restrict T_grad_v_proj_bias, float *restrict T_grad_out_proj_weight, float *restrict T_grad_out_proj_bias, float *restrict T_grad_reshape_26_3, float *restrict T_grad_matmul_24_7, float *restrict T_grad_div_23_8, float *restrict T_grad_transpose_14_9, float *restrict T_grad_sum_22_11, float *restrict T_grad_matmul_16_16, float *restrict T_grad_transpose_4_17, float *restrict T_grad_transpose_15_18, float *restrict T_grad_matmul_11_22, float *restrict T_grad_x_24, float *restrict T_grad_matmul_6_29, float *restrict T_grad_x_31, float *restrict T_grad_matmul_1_36, float *restrict T_grad_x_38)
@@ -1035,7 +1038,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 2
+#if !defined(LC_PART) || LC_PART == 3
 
 /* MultiHeadAttentionSpec (double) */
 void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_q_proj_bias, const double *restrict T_k_proj_weight, const double *restrict T_k_proj_bias, const double *restrict T_v_proj_weight, const double *restrict T_v_proj_bias, const double *restrict T_out_proj_weight, const double *restrict T_out_proj_bias, double *restrict T_add_29, double *restrict T_transpose_4, double *restrict T_transpose_14, double *restrict T_transpose_15, double *restrict T_matmul_16, double *restrict T_max_18, double *restrict T_sum_22, double *restrict T_div_23, double *restrict T_reshape_26, double *restrict T_matmul_1, double *restrict T_matmul_6, double *restrict T_matmul_11, double *restrict T_matmul_24, double *restrict T_matmul_28)
@@ -1328,6 +1331,9 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
 
 }
 
+#endif
+
+#if !defined(LC_PART) || LC_PART == 4
 
 /* MultiHeadAttentionSpec_backward (double) */
 void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_k_proj_weight, const double *restrict T_v_proj_weight, const double *restrict T_out_proj_weight, const double *restrict T_grad_add_29, const double *restrict T_transpose_4, const double *restrict T_transpose_14, const double *restrict T_transpose_15, const double *restrict T_matmul_16, const double *restrict T_max_18, const double *restrict T_sum_22, const double *restrict T_div_23, const double *restrict T_reshape_26, double *restrict T_grad_x, double *restrict T_grad_q_proj_weight, double *restrict T_grad_q_proj_bias, double *restrict T_grad_k_proj_weight, double *restrict T_grad_k_proj_bias, double *restrict T_grad_v_proj_weight, double *restrict T_grad_v_proj_bias, double *restrict T_grad_out_proj_weight, double *restrict T_grad_out_proj_bias, double *restrict T_grad_reshape_26_3, double *restrict T_grad_matmul_24_7, double *restrict T_grad_div_23_8, double *restrict T_grad_transpose_14_9, double *restrict T_grad_sum_22_11, double *restrict T_grad_matmul_16_16, double *restrict T_grad_transpose_4_17, double *restrict T_grad_transpose_15_18, double *restrict T_grad_matmul_11_22, double *restrict T_grad_x_24, double *restrict T_grad_matmul_6_29, double *restrict T_grad_x_31, double *restrict T_grad_matmul_1_36, double *restrict T_grad_x_38)

@@ -46,7 +46,7 @@ LAYER = {'name': 'CustomLinearSpec',
  'prefix': 'lc_customlinearspec',
  'calls_blas': True,
  'extension': '_custom_linear_ext',
- 'key': '704685bd48d07cc81d90e9e98b9e3e2d057d453cadbc1f127b014b30e1e14aa1'}
+ 'key': 'da4fce51eb67792b6d3a19c95f7d51844a00f0a7c57cd612b4a710650bedfd58'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

@@ -99,9 +99,9 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
 
-/* The module builds as one unit, or in parts compiled side by side
-   (LC_PART 0: this state, the functions Python calls to set it and the
-   declarations cffi needs; 1: the float functions; 2: the double ones). */
+/* The module builds as one unit, or as one library per dtype from parts
+   compiled side by side (LC_PART 0: this state, the functions Python calls to
+   set it and the declarations cffi needs; then one part per function). */
 #if !defined(LC_PART)
 #define LC_STATE static
 #elif LC_PART == 0
@@ -278,6 +278,9 @@ void lc_customlinearspec_forward_f32(int64_t S_N, const float *restrict T_x, con
 
 }
 
+#endif
+
+#if !defined(LC_PART) || LC_PART == 2
 
 /* CustomLinearSpec_backward (float) */
 void lc_customlinearspec_backward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_grad_add_2, float *restrict T_grad_x, float *restrict T_grad_weight, float *restrict T_grad_bias)
@@ -362,7 +365,7 @@ void lc_customlinearspec_backward_f32(int64_t S_N, const float *restrict T_x, co
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 2
+#if !defined(LC_PART) || LC_PART == 3
 
 /* CustomLinearSpec (double) */
 void lc_customlinearspec_forward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_bias, double *restrict T_add_2, double *restrict T_matmul_1)
@@ -406,6 +409,9 @@ void lc_customlinearspec_forward_f64(int64_t S_N, const double *restrict T_x, co
 
 }
 
+#endif
+
+#if !defined(LC_PART) || LC_PART == 4
 
 /* CustomLinearSpec_backward (double) */
 void lc_customlinearspec_backward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_grad_add_2, double *restrict T_grad_x, double *restrict T_grad_weight, double *restrict T_grad_bias)

@@ -188,7 +188,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
  'prefix': 'lc_depthwiseseparableconvspec',
  'calls_blas': True,
  'extension': '_depthwise_separable_conv_ext',
- 'key': 'cfbe1738436983e871c0e3c7904b62b40616b10bc70c72cbd085b07e65b70357'}
+ 'key': '7896c3c6b83623b1e01b2c92289e3aa57845d119f1624a435f35a56c4f121891'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

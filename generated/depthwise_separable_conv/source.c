@@ -99,9 +99,9 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
 
-/* The module builds as one unit, or in parts compiled side by side
-   (LC_PART 0: this state, the functions Python calls to set it and the
-   declarations cffi needs; 1: the float functions; 2: the double ones). */
+/* The module builds as one unit, or as one library per dtype from parts
+   compiled side by side (LC_PART 0: this state, the functions Python calls to
+   set it and the declarations cffi needs; then one part per function). */
 #if !defined(LC_PART)
 #define LC_STATE static
 #elif LC_PART == 0
@@ -562,6 +562,9 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
 }
 
+#endif
+
+#if !defined(LC_PART) || LC_PART == 2
 
 /* DepthwiseSeparableConvSpec_backward (float) */
 void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_64, const float *restrict T_gconv_0, const float *restrict T_div_3, const float *restrict T_sum_8, const float *restrict T_div_24, const float *restrict T_relu_29, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_depthwise_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_pointwise_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_6, float *restrict T_grad_sum_43_12, float *restrict T_grad_div_38_16, float *restrict T_grad_sum_37_17, float *restrict T_grad_conv_36, float *restrict T_grad_relu_29_19, float *restrict T_grad_div_24_26, float *restrict T_grad_sum_8_32, float *restrict T_grad_div_3_36, float *restrict T_grad_sum_2_37, float *restrict T_grad_gconv_0_39)
@@ -1083,7 +1086,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 2
+#if !defined(LC_PART) || LC_PART == 3
 
 /* DepthwiseSeparableConvSpec (double) */
 void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_64, double *restrict T_gconv_0, double *restrict T_div_3, double *restrict T_sum_8, double *restrict T_div_24, double *restrict T_relu_29, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_13, double *restrict T_add_20, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_2, double *restrict T_sum_37)
@@ -1411,6 +1414,9 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
 }
 
+#endif
+
+#if !defined(LC_PART) || LC_PART == 4
 
 /* DepthwiseSeparableConvSpec_backward (double) */
 void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_64, const double *restrict T_gconv_0, const double *restrict T_div_3, const double *restrict T_sum_8, const double *restrict T_div_24, const double *restrict T_relu_29, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_depthwise_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_pointwise_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_6, double *restrict T_grad_sum_43_12, double *restrict T_grad_div_38_16, double *restrict T_grad_sum_37_17, double *restrict T_grad_conv_36, double *restrict T_grad_relu_29_19, double *restrict T_grad_div_24_26, double *restrict T_grad_sum_8_32, double *restrict T_grad_div_3_36, double *restrict T_grad_sum_2_37, double *restrict T_grad_gconv_0_39)

@@ -54,7 +54,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': 'e1eae6974fd6078b6b9db0177c7c591d617dcf4d42aaa8a185ef106204e8d058'}
+ 'key': '45859055cf773fc56b03b28d67b515f2fdb42b6a827b7d612eb3bede0f46c902'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

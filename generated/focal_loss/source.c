@@ -99,9 +99,9 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
 
-/* The module builds as one unit, or in parts compiled side by side
-   (LC_PART 0: this state, the functions Python calls to set it and the
-   declarations cffi needs; 1: the float functions; 2: the double ones). */
+/* The module builds as one unit, or as one library per dtype from parts
+   compiled side by side (LC_PART 0: this state, the functions Python calls to
+   set it and the declarations cffi needs; then one part per function). */
 #if !defined(LC_PART)
 #define LC_STATE static
 #elif LC_PART == 0
@@ -316,6 +316,9 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
 
 }
 
+#endif
+
+#if !defined(LC_PART) || LC_PART == 2
 
 /* FocalLossSpec_backward (float) */
 void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_logits, const int64_t *restrict T_targets, const float *restrict T_grad_div_15, const float *restrict T_max_0, const float *restrict T_sum_4, const float *restrict T_add_6, float *restrict T_grad_logits, float *restrict T_grad_sum_14_1, float *restrict T_grad_logp_t_8, float *restrict T_grad_sum_4_14)
@@ -400,7 +403,7 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 2
+#if !defined(LC_PART) || LC_PART == 3
 
 /* FocalLossSpec (double) */
 void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, double *restrict T_div_15, double *restrict T_max_0, double *restrict T_sum_4, double *restrict T_add_6, double *restrict T_sum_14)
@@ -482,6 +485,9 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
 
 }
 
+#endif
+
+#if !defined(LC_PART) || LC_PART == 4
 
 /* FocalLossSpec_backward (double) */
 void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, const double *restrict T_grad_div_15, const double *restrict T_max_0, const double *restrict T_sum_4, const double *restrict T_add_6, double *restrict T_grad_logits, double *restrict T_grad_sum_14_1, double *restrict T_grad_logp_t_8, double *restrict T_grad_sum_4_14)

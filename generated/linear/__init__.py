@@ -46,7 +46,7 @@ LAYER = {'name': 'LinearSpec',
  'prefix': 'lc_linearspec',
  'calls_blas': True,
  'extension': '_linear_ext',
- 'key': '79ccb898572ee3b5e9dc0c33b900807ebcc690f654403d4b9d24921c31c6857d'}
+ 'key': 'ebf01ad6298e6b6ef305b78678a04a7cc943f5895e20d74cc51e18af3e31b6ca'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

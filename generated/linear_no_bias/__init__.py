@@ -43,7 +43,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
  'prefix': 'lc_linearnobiasspec',
  'calls_blas': True,
  'extension': '_linear_no_bias_ext',
- 'key': '6b6d4662db34f7d921089ca3909faf2a4ef779ccc45ed46b7bf320156c07e435'}
+ 'key': '455fa5a747f483f01ace74a926afce746fe181bb2e730bc7f6cf189d09757013'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

@@ -45,7 +45,7 @@ LAYER = {'name': 'PReLU2D',
  'prefix': 'lc_prelu2d',
  'calls_blas': False,
  'extension': '_prelu_ext',
- 'key': 'fdcfc00b04d70c51023559dfdbc6758144cc47455b7b431529f0491b7ccf9aa0'}
+ 'key': '8151ffac2b7e97989fec3c45079ea2ef8fee8a5b56eb50e78c935143cc2f737c'}
 
 
 class PReLU2D(_layerc_runtime.LayerModule):

@@ -177,7 +177,7 @@ LAYER = {'name': 'ResidualBlockSpec',
  'prefix': 'lc_residualblockspec',
  'calls_blas': False,
  'extension': '_residual_block_ext',
- 'key': 'e95150ebfd8a9194b0384f94e27ab37103024f88e1e67f638c20d1bea5e8518b'}
+ 'key': '5388d044c3357670b31e8a06fe9a57340195e2235a37886f92f88e5d3d2f9989'}
 
 
 class ResidualBlockSpec(_layerc_runtime.LayerModule):

@@ -99,9 +99,9 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
 
-/* The module builds as one unit, or in parts compiled side by side
-   (LC_PART 0: this state, the functions Python calls to set it and the
-   declarations cffi needs; 1: the float functions; 2: the double ones). */
+/* The module builds as one unit, or as one library per dtype from parts
+   compiled side by side (LC_PART 0: this state, the functions Python calls to
+   set it and the declarations cffi needs; then one part per function). */
 #if !defined(LC_PART)
 #define LC_STATE static
 #elif LC_PART == 0
@@ -703,6 +703,9 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
 }
 
+#endif
+
+#if !defined(LC_PART) || LC_PART == 2
 
 /* ResidualBlockSpec_backward (float) */
 void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_65, const float *restrict T_conv_0, const float *restrict T_div_2, const float *restrict T_sum_7, const float *restrict T_div_23, const float *restrict T_relu_28, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_conv1_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_conv2_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_8, float *restrict T_grad_sum_43_14, float *restrict T_grad_div_38_18, float *restrict T_grad_sum_37_19, float *restrict T_grad_conv_36, float *restrict T_grad_relu_28_21, float *restrict T_grad_div_23_28, float *restrict T_grad_sum_7_34, float *restrict T_grad_div_2_38, float *restrict T_grad_sum_1_39, float *restrict T_grad_conv_0, float *restrict T_grad_x_41)
@@ -1528,7 +1531,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 2
+#if !defined(LC_PART) || LC_PART == 3
 
 /* ResidualBlockSpec (double) */
 void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_65, double *restrict T_conv_0, double *restrict T_div_2, double *restrict T_sum_7, double *restrict T_div_23, double *restrict T_relu_28, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_12, double *restrict T_add_19, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_1, double *restrict T_sum_37)
@@ -1997,6 +2000,9 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
 }
 
+#endif
+
+#if !defined(LC_PART) || LC_PART == 4
 
 /* ResidualBlockSpec_backward (double) */
 void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_65, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_sum_7, const double *restrict T_div_23, const double *restrict T_relu_28, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_conv1_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_conv2_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_8, double *restrict T_grad_sum_43_14, double *restrict T_grad_div_38_18, double *restrict T_grad_sum_37_19, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_21, double *restrict T_grad_div_23_28, double *restrict T_grad_sum_7_34, double *restrict T_grad_div_2_38, double *restrict T_grad_sum_1_39, double *restrict T_grad_conv_0, double *restrict T_grad_x_41)

@@ -45,7 +45,7 @@ LAYER = {'name': 'ScaledLayerSpec',
  'prefix': 'lc_scaledlayerspec',
  'calls_blas': False,
  'extension': '_scaled_layer_ext',
- 'key': '32b35b1f368ae49c315b03c0ebbe0d9110849af68e8a52c17e6b015c6912f605'}
+ 'key': 'aa04233be5862d9d133e3ccd3d873f6a178db5f9748c30d6b5979a000131bffe'}
 
 
 class ScaledLayerSpec(_layerc_runtime.LayerModule):

@@ -99,9 +99,9 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
 
-/* The module builds as one unit, or in parts compiled side by side
-   (LC_PART 0: this state, the functions Python calls to set it and the
-   declarations cffi needs; 1: the float functions; 2: the double ones). */
+/* The module builds as one unit, or as one library per dtype from parts
+   compiled side by side (LC_PART 0: this state, the functions Python calls to
+   set it and the declarations cffi needs; then one part per function). */
 #if !defined(LC_PART)
 #define LC_STATE static
 #elif LC_PART == 0
@@ -255,6 +255,9 @@ void lc_scaledlayerspec_forward_f32(int64_t S_D, int64_t S_N, const float *restr
 
 }
 
+#endif
+
+#if !defined(LC_PART) || LC_PART == 2
 
 /* ScaledLayerSpec_backward (float) */
 void lc_scaledlayerspec_backward_f32(int64_t S_D, int64_t S_N, const float *restrict T_x, const float *restrict T_scale, const float *restrict T_grad_mul_0, float *restrict T_grad_x, float *restrict T_grad_scale)
@@ -293,7 +296,7 @@ void lc_scaledlayerspec_backward_f32(int64_t S_D, int64_t S_N, const float *rest
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 2
+#if !defined(LC_PART) || LC_PART == 3
 
 /* ScaledLayerSpec (double) */
 void lc_scaledlayerspec_forward_f64(int64_t S_D, int64_t S_N, const double *restrict T_x, const double *restrict T_scale, double *restrict T_mul_0)
@@ -314,6 +317,9 @@ void lc_scaledlayerspec_forward_f64(int64_t S_D, int64_t S_N, const double *rest
 
 }
 
+#endif
+
+#if !defined(LC_PART) || LC_PART == 4
 
 /* ScaledLayerSpec_backward (double) */
 void lc_scaledlayerspec_backward_f64(int64_t S_D, int64_t S_N, const double *restrict T_x, const double *restrict T_scale, const double *restrict T_grad_mul_0, double *restrict T_grad_x, double *restrict T_grad_scale)
