@@ -1,24 +1,24 @@
-"""Build C source into a loadable cffi module, through a content-addressed disk cache.
+"""Build C source into a loadable library, through a content-addressed disk cache.
 
-A build is cffi's out-of-line API mode: ``FFI.cdef`` declares what Python may
-call, cffi emits the C glue around the source, and the C compiler turns that
-into an extension module, which is imported and whose ``ffi``/``lib`` pair is
-returned.
+A build is cffi's out-of-line ABI mode: ``FFI.cdef`` declares what Python may
+call, cffi emits a Python module holding those declarations parsed (``ffi``),
+and the C compiler turns the source alone into a plain shared library, which
+``ffi.dlopen`` loads; the ``ffi``/``lib`` pair is returned.
 
-cffi's own ``ffi.compile`` goes through setuptools; this module instead calls
-the compiler directly on the glue from ``cffi.recompiler.make_c_source``.
-Measured on a small source in a fresh process: ~0.25 s for a cold
-``compile_c`` (glue, compile, import) against ~0.5 s for ``ffi.compile`` alone,
-of which importing setuptools is ~0.17 s. It also captures the compiler's
-stderr for ``BuildError`` (setuptools lets it go straight to fd 2), and it does
-not change the working directory of the whole process as ``ffi.compile`` does,
-which threads building at once cannot afford.
+No C glue is compiled: the API mode's glue includes Python.h and a wrapper per
+function, and took gcc 0.3-0.45 s of every build (as long as a small layer's
+kernels), for calls about 0.6 us faster than the ABI mode's (a layer step makes
+two). The compiler runs directly, not through setuptools: it captures the
+compiler's stderr for ``BuildError`` and does not change the working directory
+of the whole process as ``ffi.compile`` does, which threads building at once
+cannot afford.
 
 Cache layout, one folder per entry::
 
     cache_dir()/
         _layerc_{name}_{key[:16]}/          # the module name
-            _layerc_{name}_{key[:16]}{EXT_SUFFIX}
+            _layerc_{name}_{key[:16]}{EXT_SUFFIX}   # the shared library
+            ffi.py                              # the cdef, parsed (cffi's ABI mode)
             source.c  cdef.h  meta.json         # meta.json: key, inputs, sha256 of the .so
         _layerc_{name}_{key[:16]}.lock      # cross-process lock (filelock)
         compilers/                          # memo of compiler versions
@@ -123,7 +123,7 @@ _LINK_FLAGS = ("-fPIC", "-shared", "-fopenmp", "-lm")
 PART_MACRO = "LC_PART"
 # Part of every key: bump it when the way a module is built changes, so entries
 # built the old way are not reused.
-_RECIPE = 2     # 2: meta.json holds the sha256 of the shared library; $CFLAGS
+_RECIPE = 3     # 2: meta.json holds the sha256 of the shared library; $CFLAGS; 3: ABI mode
 _ENTRY_PREFIX = "_layerc_"
 _TMP_PREFIX = ".tmp-"
 _SOURCE_FILE = "source.c"
@@ -134,9 +134,7 @@ _RECORDS_DIR = "lowered"
 _RECORD_SUFFIX = ".rec"
 _RECORD_MAGIC = "layerc-record"
 _COMPILERS_DIR = "compilers"
-# The glue includes source.c rather than pasting it, so compiler messages point
-# at lines of the user's source.
-_GLUE_FILE = "cffi_wrapper.c"
+_FFI_FILE = "ffi.py"
 _MAX_ERROR_LINES = 40
 
 
@@ -287,13 +285,13 @@ def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = Buil
                     log.warning("layer %r: cached module %s is damaged (%s); removing it and rebuilding",
                                 name, entry, "; ".join(problems))
                 _remove_dead_leftovers(root, module_name)
-                module = _build_and_publish(source, cdef, name, options, key, entry, parts)
+                ffi, lib = _build_and_publish(source, cdef, name, options, key, entry, parts)
             else:
                 log.debug("loading %s from %s", name, entry)
-                module = _import_entry(entry, name)
+                ffi, lib = _import_entry(entry, name)
         loaded = CompiledLibrary(
-            ffi=module.ffi,
-            lib=module.lib,
+            ffi=ffi,
+            lib=lib,
             so_path=str(entry / _so_name(module_name)),
             cache_key=key,
             source=source,
@@ -498,7 +496,7 @@ def _safe_name(name: str) -> str:
 
 
 def _so_name(module_name: str) -> str:
-    return module_name + sysconfig.get_config_var("EXT_SUFFIX")
+    return f"{module_name}.so"
 
 
 def _compiler_command() -> list[str]:
@@ -655,7 +653,7 @@ def _entry_problems(entry: pathlib.Path, expected_key: str | None = None, check_
     so_present = so.is_file() and so.stat().st_size > 0
     if not so_present:
         problems.append(f"shared library {so.name} is missing")
-    for stored in (_SOURCE_FILE, _CDEF_FILE):
+    for stored in (_SOURCE_FILE, _CDEF_FILE, _FFI_FILE):
         if not (entry / stored).is_file():
             problems.append(f"{stored} is missing")
     meta = _read_meta(entry)
@@ -729,12 +727,9 @@ def _build_and_publish(source, cdef, name, options, key, entry, parts=0):
             ffi.cdef(cdef)
         except cffi.CDefError as exc:
             raise BuildError(f"layer {name!r}: invalid cdef: {exc}") from exc
-        preamble = f"#define {PART_MACRO} 0\n" if parts else ""
-        cffi.recompiler.make_c_source(ffi, module_name, f'{preamble}#include "{_SOURCE_FILE}"\n',
-                                      str(tmp / _GLUE_FILE))
-        units = [(_GLUE_FILE, [])] + [(_SOURCE_FILE, [f"-D{PART_MACRO}={k}"]) for k in parts]
+        cffi.recompiler.make_py_source(ffi, module_name, str(tmp / _FFI_FILE))
+        units = [[f"-D{PART_MACRO}={k}"] for k in (0, *parts)] if parts else [[]]
         _run_compiler(tmp, units, _so_name(module_name), flags, name)
-        (tmp / _GLUE_FILE).unlink()
         meta = {
             "key": key,
             "module_name": module_name,
@@ -746,8 +741,10 @@ def _build_and_publish(source, cdef, name, options, key, entry, parts=0):
         (tmp / _META_FILE).write_text(json.dumps(meta, indent=1))
 
         try:
-            module = _import(tmp / _so_name(module_name), module_name)
-        except ImportError as exc:
+            loaded = ffi, lib = _load(tmp, module_name)
+            for declared in dir(lib):
+                getattr(lib, declared)    # the ABI mode looks names up when first used: now, once
+        except (ImportError, OSError, AttributeError, ffi.error) as exc:
             raise BuildError(f"layer {name!r}: the compiled module does not load: {exc}") from exc
 
         if entry.exists():
@@ -758,23 +755,22 @@ def _build_and_publish(source, cdef, name, options, key, entry, parts=0):
             shutil.rmtree(aside, ignore_errors=True)
         os.replace(tmp, entry)
         log.info("compiling %s … done in %.2f s", name, time.perf_counter() - started)
-        return module
+        return loaded
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _run_compiler(cwd: pathlib.Path, units: list, so_file: str, flags: list[str], name: str) -> None:
-    """Compile each ``(c file, extra flags)`` unit into an object, all at once
-    (one compiler process each), then link them into ``so_file``. Counts as
-    one compiler invocation (``compiler_invocations``)."""
+    """Compile source.c once per unit (its extra flags) into an object, all at
+    once (one compiler process each), then link them into ``so_file``. Counts
+    as one compiler invocation (``compiler_invocations``)."""
     global _invocations
     with _registry_lock:
         _invocations += 1
-    includes = dict.fromkeys(sysconfig.get_paths()[k] for k in ("include", "platinclude"))
     compile_flags = [f for f in flags if f != "-shared" and not f.startswith("-l")]
     objects = [f"unit{k}.o" for k in range(len(units))]
-    commands = [[*_compiler_command(), "-c", c_file, "-o", obj, *(f"-I{d}" for d in includes), *compile_flags,
-                 *extra] for (c_file, extra), obj in zip(units, objects)]
+    commands = [[*_compiler_command(), "-c", _SOURCE_FILE, "-o", obj, *compile_flags, *extra]
+                for extra, obj in zip(units, objects)]
     processes = [_start(command, cwd, name) for command in commands]
     for command, process in zip(commands, processes):
         _check(command, process, cwd, name, so_file)
@@ -801,7 +797,7 @@ def _check(command: list[str], process: subprocess.Popen, cwd: pathlib.Path, nam
     if output:
         log.log(logging.INFO if _verbose() else logging.DEBUG, "compiler output for %s:\n%s", name, output)
     if process.returncode != 0:
-        kept = _keep_failed_source(cwd, so_file[:-len(sysconfig.get_config_var("EXT_SUFFIX"))])
+        kept = _keep_failed_source(cwd, so_file.removesuffix(".so"))
         if kept is not None:
             # the messages name the kept copy, which outlives the build folder
             output = re.sub(rf"(?m)(^|\s){re.escape(_SOURCE_FILE)}:", lambda m: f"{m.group(1)}{kept}:", output)
@@ -867,18 +863,19 @@ def _quiet_openmp_waits() -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 
-def _import(so_path: pathlib.Path, module_name: str):
+def _load(folder: pathlib.Path, module_name: str) -> tuple:
+    """``(ffi, lib)``: the ``ffi`` of ``folder``'s ffi.py and its shared library, opened."""
     _quiet_openmp_waits()
-    spec = importlib.util.spec_from_file_location(module_name, so_path)
+    spec = importlib.util.spec_from_file_location(f"{module_name}_ffi", folder / _FFI_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
+    return module.ffi, module.ffi.dlopen(str(folder / _so_name(module_name)))
 
 
 def _import_entry(entry: pathlib.Path, name: str):
     try:
-        return _import(entry / _so_name(entry.name), entry.name)
-    except ImportError as exc:
+        return _load(entry, entry.name)
+    except (ImportError, OSError) as exc:
         raise BuildError(
             f"layer {name!r}: cached module {entry} does not load ({exc}); "
             "clear the cache with compiler.build.clear_cache()"

@@ -507,7 +507,6 @@ def render_module(prefix: str, spec: str, programs: dict) -> tuple[str, str, dic
         prototypes += own
     source = _env.get_template("module.c.j2").render(spec=re.sub(r"[^A-Za-z0-9_ ]", "_", spec),
                                                       kernels=list(KERNELS.values()),
-                                                      gemms=list(GEMMS.values()), prefix=prefix,
-                                                      prototypes=prototypes, parts=parts)
+                                                      gemms=list(GEMMS.values()), prefix=prefix, parts=parts)
     cdef = _env.get_template("cdef.h.j2").render(prefix=prefix, prototypes=prototypes)
     return source, cdef, signatures, libraries

@@ -63,7 +63,7 @@ def test_compile_call_and_in_process_cache_hit(cache):
     assert built.module_name == f"_layerc_add1_{built.cache_key[:16]}"
     entry = cache / built.module_name
     assert sorted(p.name for p in entry.iterdir()) == sorted(
-        ["cdef.h", "meta.json", "source.c", pathlib.Path(built.so_path).name]
+        ["cdef.h", "ffi.py", "meta.json", "source.c", pathlib.Path(built.so_path).name]
     )
     meta = json.loads((entry / "meta.json").read_text())
     assert meta["key"] == built.cache_key and "-O2" in meta["inputs"]["flags"] and meta["created"]
@@ -77,7 +77,7 @@ def test_openmp_and_libm_are_linked(cache):
     source = (
         "#include <math.h>\n#include <omp.h>\n"
         "int threads(void) { int n = 0;\n#pragma omp parallel\n{\n#pragma omp single\nn = omp_get_num_threads();\n}\nreturn n; }\n"
-        "double pi_exp(double v) { return M_PI * exp(v); }\n"
+        "double pi_exp(double v) { return acos(-1.0) * exp(v); }\n"
     )
     built = build.compile_c(source, "int threads(void); double pi_exp(double v);", name="omp",
                             options=BuildOptions(warnings_as_errors=True))
