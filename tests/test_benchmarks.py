@@ -1,6 +1,6 @@
 """The benchmark workloads: the depthwise-separable block's three steps (layerc,
-hand-written numpy, torch eager) compute the same thing, and
-``benchmarks.run.time_framework`` runs each of them (no timing assertions)."""
+hand-written numpy, torch eager) compute the same thing, and the harness times
+each of them in its own process, in interleaved rounds (no timing assertions)."""
 import argparse
 
 import numpy as np
@@ -51,14 +51,55 @@ def test_depthwise_separable_frameworks_agree_full_size():
     _agree(DW.make(False))
 
 
-@pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_time_framework_depthwise_separable(framework):
-    args = argparse.Namespace(quick=True, seconds=0.05, min_reps=2)
-    out = run.time_framework(DW, framework, args)
-    assert not out["note"].startswith("skipped"), out["note"]
-    assert out["flops"] > 0 and out["bytes"] == 0
-    t = out["timing"]
-    assert t["reps"] >= 2 and 0 < t["min"] <= t["median"] < 60
+def test_time_workload_samples_every_round_of_every_framework():
+    """Each framework's step process answers every round, at least
+    ceil(min_reps / rounds) samples a slice (the smallest workload: the cost is
+    the processes' start)."""
+    args = argparse.Namespace(quick=True, seconds=0.03, min_reps=5, rounds=3)
+    info, timings = run.time_workload(next(w for w in WORKLOADS if w.name == "PReLU [256,4096]"), args)
+    assert info["bytes"] > 0 and info["step"]
+    assert sorted(timings) == sorted(FRAMEWORKS)
+    for t in timings.values():
+        assert len(t["round_medians"]) == 3 and t["reps"] >= 3 * 2
+        assert 0 < t["min"] <= t["median"] < 60 and t["min"] <= min(t["round_medians"])
+
+
+class FakeStepProcess:
+    """Stands in for ``run.StepProcess``: records the order of the turns."""
+
+    def __init__(self, name, calls):
+        self.name, self.calls = name, calls
+
+    def time_slice(self, seconds, min_reps, max_reps):
+        self.calls.append(self.name)
+        return [seconds] * min_reps
+
+
+def test_interleave_takes_turns_in_rotated_order():
+    calls = []
+    processes = {name: FakeStepProcess(name, calls) for name in "abc"}
+    per_round = run.interleave(processes, rounds=4, seconds=2.0, min_reps=7)
+    assert calls == list("abc" "bca" "cab" "abc")
+    assert per_round == {name: [[0.5, 0.5]] * 4 for name in "abc"}
+
+
+def test_step_process_failure_shows_its_stderr():
+    process = run.StepProcess("no such workload", "numpy", quick=True)
+    try:
+        with pytest.raises(RuntimeError, match="(?s)'no such workload' numpy exited.*StopIteration"):
+            process.ready()
+    finally:
+        process.close()
+
+
+def test_step_process_silent_too_long_is_killed():
+    process = run.StepProcess(DW.name, "numpy", quick=True, timeout=0.01)
+    try:
+        with pytest.raises(RuntimeError, match="no answer within 0.01 s"):
+            process.ready()
+        assert process.proc.returncode is not None
+    finally:
+        process.close()
 
 
 def test_depthwise_separable_build_expression():
