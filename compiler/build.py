@@ -250,8 +250,8 @@ def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = Buil
     each distinct build is compiled once.
 
     ``parts``: the numbers ``k`` of the ``#if LC_PART == k`` sections of the
-    source to compile besides part 0 (the one cffi's glue includes), each as a
-    translation unit of its own: compiled side by side, each by its own
+    source to compile besides part 0 (shared state), each as a translation
+    unit of its own: compiled side by side, each by its own
     compiler process, then linked. Empty: the source is one unit.
 
     Raises ``BuildError`` naming the layer, with the compiler's messages, when

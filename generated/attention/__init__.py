@@ -159,7 +159,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': 'a9d9cb11776f34f2c52a67425782a81e6e293ae526ab174a9bdd4bd948eb69b6'}
+ 'key': '167850cc6904b01543ee63ee9dac48ba86a770854f2ac658669d1f8805dd8ab4'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

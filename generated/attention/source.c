@@ -100,8 +100,8 @@ typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, c
                              const double *, int32_t, double, double *, int32_t);
 
 /* The module builds as one unit, or as one library per dtype from parts
-   compiled side by side (LC_PART 0: this state, the functions Python calls to
-   set it and the declarations cffi needs; then one part per function). */
+   compiled side by side (LC_PART 0: this state and the functions Python calls
+   to set it; then one part per function). */
 #if !defined(LC_PART)
 #define LC_STATE static
 #elif LC_PART == 0
@@ -122,10 +122,6 @@ void lc_multiheadattentionspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int il
 }
 
 void lc_multiheadattentionspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
-void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float *T_x, const float *T_q_proj_weight, const float *T_q_proj_bias, const float *T_k_proj_weight, const float *T_k_proj_bias, const float *T_v_proj_weight, const float *T_v_proj_bias, const float *T_out_proj_weight, const float *T_out_proj_bias, float *T_add_29, float *T_transpose_4, float *T_transpose_14, float *T_transpose_15, float *T_matmul_16, float *T_max_18, float *T_sum_22, float *T_div_23, float *T_reshape_26, float *T_matmul_1, float *T_matmul_6, float *T_matmul_11, float *T_matmul_24, float *T_matmul_28);
-void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float *T_x, const float *T_q_proj_weight, const float *T_k_proj_weight, const float *T_v_proj_weight, const float *T_out_proj_weight, const float *T_grad_add_29, const float *T_transpose_4, const float *T_transpose_14, const float *T_transpose_15, const float *T_matmul_16, const float *T_max_18, const float *T_sum_22, const float *T_div_23, const float *T_reshape_26, float *T_grad_x, float *T_grad_q_proj_weight, float *T_grad_q_proj_bias, float *T_grad_k_proj_weight, float *T_grad_k_proj_bias, float *T_grad_v_proj_weight, float *T_grad_v_proj_bias, float *T_grad_out_proj_weight, float *T_grad_out_proj_bias, float *T_grad_reshape_26_3, float *T_grad_matmul_24_7, float *T_grad_div_23_8, float *T_grad_transpose_14_9, float *T_grad_sum_22_11, float *T_grad_matmul_16_16, float *T_grad_transpose_4_17, float *T_grad_transpose_15_18, float *T_grad_matmul_11_22, float *T_grad_x_24, float *T_grad_matmul_6_29, float *T_grad_x_31, float *T_grad_matmul_1_36, float *T_grad_x_38);
-void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double *T_x, const double *T_q_proj_weight, const double *T_q_proj_bias, const double *T_k_proj_weight, const double *T_k_proj_bias, const double *T_v_proj_weight, const double *T_v_proj_bias, const double *T_out_proj_weight, const double *T_out_proj_bias, double *T_add_29, double *T_transpose_4, double *T_transpose_14, double *T_transpose_15, double *T_matmul_16, double *T_max_18, double *T_sum_22, double *T_div_23, double *T_reshape_26, double *T_matmul_1, double *T_matmul_6, double *T_matmul_11, double *T_matmul_24, double *T_matmul_28);
-void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const double *T_x, const double *T_q_proj_weight, const double *T_k_proj_weight, const double *T_v_proj_weight, const double *T_out_proj_weight, const double *T_grad_add_29, const double *T_transpose_4, const double *T_transpose_14, const double *T_transpose_15, const double *T_matmul_16, const double *T_max_18, const double *T_sum_22, const double *T_div_23, const double *T_reshape_26, double *T_grad_x, double *T_grad_q_proj_weight, double *T_grad_q_proj_bias, double *T_grad_k_proj_weight, double *T_grad_k_proj_bias, double *T_grad_v_proj_weight, double *T_grad_v_proj_bias, double *T_grad_out_proj_weight, double *T_grad_out_proj_bias, double *T_grad_reshape_26_3, double *T_grad_matmul_24_7, double *T_grad_div_23_8, double *T_grad_transpose_14_9, double *T_grad_sum_22_11, double *T_grad_matmul_16_16, double *T_grad_transpose_4_17, double *T_grad_transpose_15_18, double *T_grad_matmul_11_22, double *T_grad_x_24, double *T_grad_matmul_6_29, double *T_grad_x_31, double *T_grad_matmul_1_36, double *T_grad_x_38);
 #endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };

@@ -46,7 +46,7 @@ LAYER = {'name': 'CustomLinearSpec',
  'prefix': 'lc_customlinearspec',
  'calls_blas': True,
  'extension': '_custom_linear_ext',
- 'key': 'da4fce51eb67792b6d3a19c95f7d51844a00f0a7c57cd612b4a710650bedfd58'}
+ 'key': '5b26e55ba2c6cd065ed91920f41e9431616b61fe09a45fced67af0e99ca7a3b1'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

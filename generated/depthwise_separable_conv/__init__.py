@@ -188,7 +188,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
  'prefix': 'lc_depthwiseseparableconvspec',
  'calls_blas': True,
  'extension': '_depthwise_separable_conv_ext',
- 'key': '7896c3c6b83623b1e01b2c92289e3aa57845d119f1624a435f35a56c4f121891'}
+ 'key': 'f9bcb2b1cb48c76006c1baaf3e9b8b9447290c7d73281c632e37637a2926d392'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

@@ -54,7 +54,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': '45859055cf773fc56b03b28d67b515f2fdb42b6a827b7d612eb3bede0f46c902'}
+ 'key': '07df462b81cfc83cc417c7f0bef8257218ff5b5382f380b5a881b77b9bd4a69d'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

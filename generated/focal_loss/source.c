@@ -100,8 +100,8 @@ typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, c
                              const double *, int32_t, double, double *, int32_t);
 
 /* The module builds as one unit, or as one library per dtype from parts
-   compiled side by side (LC_PART 0: this state, the functions Python calls to
-   set it and the declarations cffi needs; then one part per function). */
+   compiled side by side (LC_PART 0: this state and the functions Python calls
+   to set it; then one part per function). */
 #if !defined(LC_PART)
 #define LC_STATE static
 #elif LC_PART == 0
@@ -122,10 +122,6 @@ void lc_focallossspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
 }
 
 void lc_focallossspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
-void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *T_logits, const int64_t *T_targets, float *T_div_15, float *T_max_0, float *T_sum_4, float *T_add_6, float *T_sum_14);
-void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *T_logits, const int64_t *T_targets, const float *T_grad_div_15, const float *T_max_0, const float *T_sum_4, const float *T_add_6, float *T_grad_logits, float *T_grad_sum_14_1, float *T_grad_logp_t_8, float *T_grad_sum_4_14);
-void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *T_logits, const int64_t *T_targets, double *T_div_15, double *T_max_0, double *T_sum_4, double *T_add_6, double *T_sum_14);
-void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *T_logits, const int64_t *T_targets, const double *T_grad_div_15, const double *T_max_0, const double *T_sum_4, const double *T_add_6, double *T_grad_logits, double *T_grad_sum_14_1, double *T_grad_logp_t_8, double *T_grad_sum_4_14);
 #endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };

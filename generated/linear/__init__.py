@@ -46,7 +46,7 @@ LAYER = {'name': 'LinearSpec',
  'prefix': 'lc_linearspec',
  'calls_blas': True,
  'extension': '_linear_ext',
- 'key': 'ebf01ad6298e6b6ef305b78678a04a7cc943f5895e20d74cc51e18af3e31b6ca'}
+ 'key': '9381a12d2212ebaf8a203e0d10730c9f8a22aadbd2b083a3c0f1cc0dbba67a84'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

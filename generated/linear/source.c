@@ -100,8 +100,8 @@ typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, c
                              const double *, int32_t, double, double *, int32_t);
 
 /* The module builds as one unit, or as one library per dtype from parts
-   compiled side by side (LC_PART 0: this state, the functions Python calls to
-   set it and the declarations cffi needs; then one part per function). */
+   compiled side by side (LC_PART 0: this state and the functions Python calls
+   to set it; then one part per function). */
 #if !defined(LC_PART)
 #define LC_STATE static
 #elif LC_PART == 0
@@ -122,10 +122,6 @@ void lc_linearspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
 }
 
 void lc_linearspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
-void lc_linearspec_forward_f32(int64_t S_N, const float *T_x, const float *T_weight, const float *T_bias, float *T_add_2, float *T_matmul_1);
-void lc_linearspec_backward_f32(int64_t S_N, const float *T_x, const float *T_weight, const float *T_grad_add_2, float *T_grad_x, float *T_grad_weight, float *T_grad_bias);
-void lc_linearspec_forward_f64(int64_t S_N, const double *T_x, const double *T_weight, const double *T_bias, double *T_add_2, double *T_matmul_1);
-void lc_linearspec_backward_f64(int64_t S_N, const double *T_x, const double *T_weight, const double *T_grad_add_2, double *T_grad_x, double *T_grad_weight, double *T_grad_bias);
 #endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };

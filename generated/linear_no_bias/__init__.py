@@ -43,7 +43,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
  'prefix': 'lc_linearnobiasspec',
  'calls_blas': True,
  'extension': '_linear_no_bias_ext',
- 'key': '455fa5a747f483f01ace74a926afce746fe181bb2e730bc7f6cf189d09757013'}
+ 'key': '63d2dbfed475600e3d8d7cb40f97f3260a772a4d3572d37545b232f3e66b91bd'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

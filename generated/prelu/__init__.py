@@ -45,7 +45,7 @@ LAYER = {'name': 'PReLU2D',
  'prefix': 'lc_prelu2d',
  'calls_blas': False,
  'extension': '_prelu_ext',
- 'key': '8151ffac2b7e97989fec3c45079ea2ef8fee8a5b56eb50e78c935143cc2f737c'}
+ 'key': '0830c3c9f0a7a0ce90ff0af00893fdaaedc745c560e704d05ad6793963ca2c10'}
 
 
 class PReLU2D(_layerc_runtime.LayerModule):

@@ -100,8 +100,8 @@ typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, c
                              const double *, int32_t, double, double *, int32_t);
 
 /* The module builds as one unit, or as one library per dtype from parts
-   compiled side by side (LC_PART 0: this state, the functions Python calls to
-   set it and the declarations cffi needs; then one part per function). */
+   compiled side by side (LC_PART 0: this state and the functions Python calls
+   to set it; then one part per function). */
 #if !defined(LC_PART)
 #define LC_STATE static
 #elif LC_PART == 0
@@ -122,10 +122,6 @@ void lc_prelu2d_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
 }
 
 void lc_prelu2d_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
-void lc_prelu2d_forward_f32(int64_t S_C, int64_t S_N, const float *T_x, const float *T_alpha, float *T_select_2);
-void lc_prelu2d_backward_f32(int64_t S_C, int64_t S_N, const float *T_x, const float *T_alpha, const float *T_grad_select_2, float *T_grad_x, float *T_grad_alpha);
-void lc_prelu2d_forward_f64(int64_t S_C, int64_t S_N, const double *T_x, const double *T_alpha, double *T_select_2);
-void lc_prelu2d_backward_f64(int64_t S_C, int64_t S_N, const double *T_x, const double *T_alpha, const double *T_grad_select_2, double *T_grad_x, double *T_grad_alpha);
 #endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };

@@ -177,7 +177,7 @@ LAYER = {'name': 'ResidualBlockSpec',
  'prefix': 'lc_residualblockspec',
  'calls_blas': False,
  'extension': '_residual_block_ext',
- 'key': '5388d044c3357670b31e8a06fe9a57340195e2235a37886f92f88e5d3d2f9989'}
+ 'key': 'b6402cf20ca30821d4559dd4b01f7401bfc023674c9489761885b43cc81a4161'}
 
 
 class ResidualBlockSpec(_layerc_runtime.LayerModule):

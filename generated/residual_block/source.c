@@ -100,8 +100,8 @@ typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, c
                              const double *, int32_t, double, double *, int32_t);
 
 /* The module builds as one unit, or as one library per dtype from parts
-   compiled side by side (LC_PART 0: this state, the functions Python calls to
-   set it and the declarations cffi needs; then one part per function). */
+   compiled side by side (LC_PART 0: this state and the functions Python calls
+   to set it; then one part per function). */
 #if !defined(LC_PART)
 #define LC_STATE static
 #elif LC_PART == 0
@@ -122,10 +122,6 @@ void lc_residualblockspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) 
 }
 
 void lc_residualblockspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
-void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *T_x, const float *T_conv1_weight, const float *T_bn1_weight, const float *T_bn1_bias, const float *T_bn1_running_mean, const float *T_bn1_running_var, const float *T_conv2_weight, const float *T_bn2_weight, const float *T_bn2_bias, const float *T_bn2_running_mean, const float *T_bn2_running_var, float *T_relu_65, float *T_conv_0, float *T_div_2, float *T_sum_7, float *T_div_23, float *T_relu_28, float *T_conv_36, float *T_div_38, float *T_sum_43, float *T_div_59, float *T_add_12, float *T_add_19, float *T_add_48, float *T_add_55, float *T_sum_1, float *T_sum_37);
-void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *T_x, const float *T_conv1_weight, const float *T_bn1_weight, const float *T_bn1_bias, const float *T_conv2_weight, const float *T_bn2_weight, const float *T_bn2_bias, const float *T_grad_relu_65, const float *T_conv_0, const float *T_div_2, const float *T_sum_7, const float *T_div_23, const float *T_relu_28, const float *T_conv_36, const float *T_div_38, const float *T_sum_43, const float *T_div_59, float *T_grad_x, float *T_grad_conv1_weight, float *T_grad_bn1_weight, float *T_grad_bn1_bias, float *T_grad_conv2_weight, float *T_grad_bn2_weight, float *T_grad_bn2_bias, float *T_grad_div_59_8, float *T_grad_sum_43_14, float *T_grad_div_38_18, float *T_grad_sum_37_19, float *T_grad_conv_36, float *T_grad_relu_28_21, float *T_grad_div_23_28, float *T_grad_sum_7_34, float *T_grad_div_2_38, float *T_grad_sum_1_39, float *T_grad_conv_0, float *T_grad_x_41);
-void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *T_x, const double *T_conv1_weight, const double *T_bn1_weight, const double *T_bn1_bias, const double *T_bn1_running_mean, const double *T_bn1_running_var, const double *T_conv2_weight, const double *T_bn2_weight, const double *T_bn2_bias, const double *T_bn2_running_mean, const double *T_bn2_running_var, double *T_relu_65, double *T_conv_0, double *T_div_2, double *T_sum_7, double *T_div_23, double *T_relu_28, double *T_conv_36, double *T_div_38, double *T_sum_43, double *T_div_59, double *T_add_12, double *T_add_19, double *T_add_48, double *T_add_55, double *T_sum_1, double *T_sum_37);
-void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *T_x, const double *T_conv1_weight, const double *T_bn1_weight, const double *T_bn1_bias, const double *T_conv2_weight, const double *T_bn2_weight, const double *T_bn2_bias, const double *T_grad_relu_65, const double *T_conv_0, const double *T_div_2, const double *T_sum_7, const double *T_div_23, const double *T_relu_28, const double *T_conv_36, const double *T_div_38, const double *T_sum_43, const double *T_div_59, double *T_grad_x, double *T_grad_conv1_weight, double *T_grad_bn1_weight, double *T_grad_bn1_bias, double *T_grad_conv2_weight, double *T_grad_bn2_weight, double *T_grad_bn2_bias, double *T_grad_div_59_8, double *T_grad_sum_43_14, double *T_grad_div_38_18, double *T_grad_sum_37_19, double *T_grad_conv_36, double *T_grad_relu_28_21, double *T_grad_div_23_28, double *T_grad_sum_7_34, double *T_grad_div_2_38, double *T_grad_sum_1_39, double *T_grad_conv_0, double *T_grad_x_41);
 #endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };

@@ -45,7 +45,7 @@ LAYER = {'name': 'ScaledLayerSpec',
  'prefix': 'lc_scaledlayerspec',
  'calls_blas': False,
  'extension': '_scaled_layer_ext',
- 'key': 'aa04233be5862d9d133e3ccd3d873f6a178db5f9748c30d6b5979a000131bffe'}
+ 'key': 'adcfb6879de28bd648c31a19e1463d52e647c00447a100b8cb34cc72c901ad48'}
 
 
 class ScaledLayerSpec(_layerc_runtime.LayerModule):
