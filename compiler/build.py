@@ -239,7 +239,7 @@ def cache_key(source: str, cdef: str, options: BuildOptions = BuildOptions()) ->
     >>> len(cache_key("int f(void){return 1;}", "int f(void);"))
     64
     """
-    return _digest(source, cdef, _key_inputs(_compile_flags(options)))
+    return _digest(source, cdef, build_inputs(options))
 
 
 def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = BuildOptions(),
@@ -305,12 +305,31 @@ def build_inputs(options: BuildOptions = BuildOptions()) -> dict:
     """Everything but the source and the cdef that goes into ``cache_key`` (the
     compiler and its version, the final flags with ``$CFLAGS``, the Python ABI,
     cffi's version, the CPU's features for native flags), as JSON-able data.
-    Costs no process once the compiler's version is memoized.
+    Memoized per process for the same options, ``$CC``, ``$CFLAGS`` and
+    ``$PATH`` while the compiler's file keeps its size and mtime (one stat).
 
     >>> sorted(build_inputs())[:3]
     ['cffi', 'cflags_env', 'compiler']
     """
-    return _key_inputs(_compile_flags(options))
+    env = (options, os.environ.get("CC"), os.environ.get("CFLAGS"), os.environ.get("PATH"))
+    memo = _build_inputs_memo.get(env)
+    if memo is not None:
+        inputs, stamp = memo
+        if _file_stamp(inputs["compiler"][0]) == stamp:
+            return inputs
+    inputs = _key_inputs(_compile_flags(options))
+    stamp = _file_stamp(inputs["compiler"][0])
+    if stamp is not None:
+        _build_inputs_memo[env] = (inputs, stamp)
+    return inputs
+
+
+def _file_stamp(path: str):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def read_record(key: str) -> bytes | None:
@@ -474,6 +493,7 @@ def verify_cache() -> list[str]:
 _registry_lock = threading.Lock()
 _entry_locks: dict[pathlib.Path, threading.Lock] = {}
 _loaded: dict[pathlib.Path, CompiledLibrary] = {}
+_build_inputs_memo: dict = {}
 _invocations = 0
 _verbose_logging_ready = False
 # configured cache folder -> where this process builds (itself, or a fallback)
@@ -719,7 +739,7 @@ def _build_and_publish(source, cdef, name, options, key, entry, parts=0):
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{module_name}-", dir=entry.parent))
     try:
         flags = _compile_flags(options)
-        inputs = _key_inputs(flags)
+        inputs = build_inputs(options)
         _write_text(tmp / _SOURCE_FILE, source)
         _write_text(tmp / _CDEF_FILE, cdef)
         ffi = cffi.FFI()

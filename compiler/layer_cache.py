@@ -65,7 +65,7 @@ def layer_key(spec, sizes: dict, attrs: dict, options: build.BuildOptions) -> st
             "layerc_changed": owned_state(),
             "numpy": _numpy_version(),
             "jinja2": _jinja2_identity(),
-            "build": _build_inputs(options),
+            "build": build.build_inputs(options),
             "sizes": sorted(sizes.items()),
             "attrs": sorted((k, value_fingerprint(v)) for k, v in attrs.items()),
         }, sort_keys=True).encode())
@@ -135,33 +135,6 @@ class _Pickler(pickle.Pickler):
             state = {k: v for k, v in obj.__dict__.items() if k != "_hash"}
             return copyreg.__newobj__, (type(obj),), state
         return NotImplemented
-
-
-_build_inputs_memo: dict = {}
-
-
-def _build_inputs(options: build.BuildOptions) -> dict:
-    """``build.build_inputs(options)``, memoized per process for the same
-    options, ``$CC``, ``$CFLAGS`` and ``$PATH`` while the compiler's file keeps
-    its size and mtime (checked with one stat)."""
-    env = (options, os.environ.get("CC"), os.environ.get("CFLAGS"), os.environ.get("PATH"))
-    memo = _build_inputs_memo.get(env)
-    if memo is not None:
-        inputs, path, stamp = memo
-        try:
-            st = os.stat(path)
-            if (st.st_size, st.st_mtime_ns) == stamp:
-                return inputs
-        except OSError:
-            pass
-    inputs = build.build_inputs(options)
-    path = inputs["compiler"][0]
-    try:
-        st = os.stat(path)
-        _build_inputs_memo[env] = (inputs, path, (st.st_size, st.st_mtime_ns))
-    except OSError:
-        pass
-    return inputs
 
 
 def _numpy_version() -> str:

@@ -99,9 +99,10 @@ def test_warm_load_in_a_new_process_lowers_nothing_and_misses_on_changes(tmp_pat
     for k in ("y", "g", "gw", "key", "source"):
         assert warm[k] == cold[k], k
 
-    # float64 uses the same module (every module has both precisions): a hit
+    # float64 uses the same record (no lowering); its library is built when first used
     wide = run(tmp_path, cache, C=3, dtype="float64")
-    assert wide["lowerings"] == 0 and wide["dtype"] == "float64"
+    assert wide["lowerings"] == 0 and wide["compiles"] == 1 and wide["dtype"] == "float64"
+    assert run(tmp_path, cache, C=3, dtype="float64")["compiles"] == 0
     np.testing.assert_allclose(wide["y"], cold["y"], rtol=1e-5, atol=1e-6)
 
     # another size, another attribute value: misses
