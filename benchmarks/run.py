@@ -15,7 +15,8 @@ the others wait idle. The machine's speed drifts (noisy neighbours), and
 interleaving spreads that drift over all frameworks alike instead of letting it
 fall between one framework's run and the next. The table shows the median and
 min over the samples of all rounds per framework, layerc's ratio to the fastest
-other framework (>1: layerc is faster), layerc's achieved GB/s (memory-bound
+other framework (>1: layerc is faster; the median over rounds of that round's
+ratio of medians, see ``speedup``), layerc's achieved GB/s (memory-bound
 workloads) or GFLOP/s (contractions), and that as a fraction of the limit probed
 in this run: an OpenMP triad (STREAM convention, 3 arrays counted) for
 bandwidth, numpy's sgemm for flops.
@@ -290,16 +291,29 @@ def _isolated(args, *extra) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def speedup(layerc_rounds: list[float], others_rounds: list[list[float]]) -> float:
+    """The median over rounds of the fastest other framework's median over
+    layerc's, both of that round: the machine's speed changes between rounds
+    (seen: 1.8x within a run), and a ratio of medians pooled over all rounds
+    would compare one framework's fast rounds with another's slow ones.
+
+    >>> speedup([1.0, 2.0, 1.0], [[3.0, 5.0, 2.0], [2.5, 6.0, 4.0]])
+    2.5
+    """
+    ratios = [min(other[r] for other in others_rounds) / mine for r, mine in enumerate(layerc_rounds)]
+    return statistics.median(ratios)
+
+
 def run_workload(w, args, limits) -> dict:
     info, timings = time_workload(w, args)
     row = {"workload": w.name, "note": info["note"], **timings}
     if "layerc" not in row:
         return row
     steps = argparse.Namespace(**{k: info[k] for k in ("bytes", "flops", "build")})
-    best_other = min((row[f]["median"] for f in ("numpy", "torch") if f in row), default=None)
+    others = [row[f]["round_medians"] for f in ("numpy", "torch") if f in row]
     t = row["layerc"]["median"]
-    if best_other:
-        row["speedup_vs_fastest_other"] = best_other / t
+    if others:
+        row["speedup_vs_fastest_other"] = speedup(row["layerc"]["round_medians"], others)
     if steps.bytes:
         row["GB/s"] = steps.bytes / t / 1e9
         row["fraction_of_limit"] = row["GB/s"] / limits["triad_GBps"]

@@ -191,6 +191,13 @@ def _work(loops, printer: Printer) -> str:
     return " * ".join(f"(int64_t)({printer.index(loop.extent)})" for loop in loops) or "1"
 
 
+def _threads(loops, printer: Printer) -> str:
+    """The team clauses of a nest's ``parallel for``. The ``if`` names the
+    parallel construct: unnamed, it also applies to a combined ``simd``, and a
+    nest below the threshold would run its loop unvectorized."""
+    return f"num_threads(lc_num_threads()) if(parallel: {_work(loops, printer)} >= {PARALLEL_MIN_WORK})"
+
+
 def _accumulate(reduce: str, target: str, value: str) -> str:
     if reduce == "max":
         # NaN wins, as in numpy's max. The NaN test is the outer select: a branch
@@ -359,7 +366,7 @@ def render_online(nest: Nest, shapes: dict, dtype: str) -> str:
         f"{tensor_c(maximum.name)}[{max_printer.offset(maximum.name, maximum.index)}] = lc_max;",
         f"{tensor_c(total.name)}[{max_printer.offset(total.name, total.index)}] = lc_sum;",
     ]
-    threads = f"num_threads(lc_num_threads()) if({_work(nest.loops, max_printer)} >= {PARALLEL_MIN_WORK})"
+    threads = _threads(nest.loops, max_printer)
     loops = [_nest_loop(l, max_printer, f"#pragma omp parallel for {threads}" if k == 0 else "")
              for k, l in enumerate(outer)]
     comment = c_comment(f"{ir.format_stage(maximum)}; {ir.format_stage(total)} (one pass)")
@@ -382,7 +389,7 @@ def render_nest(nest: Nest, shapes: dict, dtype: str) -> str:
     ctype = DTYPES[dtype][0]
     out = tensor_c(s.name)
     loops = [_nest_loop(l, printer) for l in nest.loops]
-    threads = f"num_threads(lc_num_threads()) if({_work(nest.loops, printer)} >= {PARALLEL_MIN_WORK})"
+    threads = _threads(nest.loops, printer)
     prologue, epilogue = [], []
     body = s.body
     if nest.window is not None:
@@ -457,7 +464,7 @@ def render_siblings(nest: Nest, shapes: dict, dtype: str) -> str:
     printer = Printer(shapes, extents, dtype)
     statements = [f"{tensor_c(st.name)}[{printer.offset(st.name, st.index)}] = {printer.value(st.body)};"
                   for _, st in nest.members]
-    threads = f"num_threads(lc_num_threads()) if({_work(nest.loops, printer)} >= {PARALLEL_MIN_WORK})"
+    threads = _threads(nest.loops, printer)
     loops = []
     for k, l in enumerate(nest.loops):
         words = (["parallel for"] if k == 0 else []) + (["simd"] if l.simd else [])

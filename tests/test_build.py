@@ -66,7 +66,7 @@ def test_compile_call_and_in_process_cache_hit(cache):
         ["cdef.h", "ffi.py", "meta.json", "source.c", pathlib.Path(built.so_path).name]
     )
     meta = json.loads((entry / "meta.json").read_text())
-    assert meta["key"] == built.cache_key and "-O2" in meta["inputs"]["flags"] and meta["created"]
+    assert meta["key"] == built.cache_key and "-O3" in meta["inputs"]["flags"] and meta["created"]
 
     again = build.compile_c(add_source(1.0), CDEF, name="add1")
     assert build.compiler_invocations() == before + 1

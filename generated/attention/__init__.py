@@ -159,7 +159,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': '167850cc6904b01543ee63ee9dac48ba86a770854f2ac658669d1f8805dd8ab4'}
+ 'key': '0495c5a5530f204b84e7ac07fd3d42880665f6e76f503a5525bf225aa53bd143'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

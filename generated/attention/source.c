@@ -260,7 +260,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
 
     /* transpose_4[i0, i1, i2, i3] = matmul_1[i0, i2, 16 * i1 + i3] + q_proj_bias[16 * i1 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -324,7 +324,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
 
     /* transpose_14[i0, i1, i2, i3] = matmul_11[i0, i2, 16 * i1 + i3] + v_proj_bias[16 * i1 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -342,7 +342,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
 
     /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
@@ -385,7 +385,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
 
     /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22[i0, i1, i2, i3] = sum_{r3} exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])) (one pass) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -422,7 +422,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
 
     /* div_23[i0, i1, i2, i3] = exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -470,7 +470,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
 
     /* reshape_26[i0, i1, i2] = matmul_24[i0, i2 // 16, i1, i2 % 16] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
@@ -507,7 +507,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
 
     /* add_29[i0, i1, i2] = matmul_28[i0, i1, i2] + out_proj_bias[i2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
@@ -610,7 +610,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < 4; ++v_i2) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
@@ -676,7 +676,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -707,7 +707,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -786,7 +786,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_matmul_11_22[i0, i1, i2] = grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
@@ -800,7 +800,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_v_proj_bias[i2] = sum_{i0, i1} grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -862,7 +862,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_matmul_6_29[i0, i1, i2] = grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
@@ -876,7 +876,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_k_proj_bias[i2] = sum_{i0, i1} grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -938,7 +938,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_matmul_1_36[i0, i1, i2] = grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
@@ -952,7 +952,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_q_proj_bias[i2] = sum_{i0, i1} grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -1014,7 +1014,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 
     /* grad_x[j0, j1, j2] = grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] + grad_x_38[j0, j1, j2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_B; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < S_S; ++v_j1) {
     #pragma omp simd
@@ -1064,7 +1064,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
 
     /* transpose_4[i0, i1, i2, i3] = matmul_1[i0, i2, 16 * i1 + i3] + q_proj_bias[16 * i1 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -1128,7 +1128,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
 
     /* transpose_14[i0, i1, i2, i3] = matmul_11[i0, i2, 16 * i1 + i3] + v_proj_bias[16 * i1 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -1146,7 +1146,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
 
     /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
@@ -1189,7 +1189,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
 
     /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22[i0, i1, i2, i3] = sum_{r3} exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])) (one pass) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -1226,7 +1226,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
 
     /* div_23[i0, i1, i2, i3] = exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -1274,7 +1274,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
 
     /* reshape_26[i0, i1, i2] = matmul_24[i0, i2 // 16, i1, i2 % 16] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
@@ -1311,7 +1311,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
 
     /* add_29[i0, i1, i2] = matmul_28[i0, i1, i2] + out_proj_bias[i2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
@@ -1414,7 +1414,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < 4; ++v_i2) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
@@ -1480,7 +1480,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -1511,7 +1511,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -1590,7 +1590,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_matmul_11_22[i0, i1, i2] = grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
@@ -1604,7 +1604,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_v_proj_bias[i2] = sum_{i0, i1} grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -1666,7 +1666,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_matmul_6_29[i0, i1, i2] = grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
@@ -1680,7 +1680,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_k_proj_bias[i2] = sum_{i0, i1} grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -1742,7 +1742,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_matmul_1_36[i0, i1, i2] = grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
@@ -1756,7 +1756,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_q_proj_bias[i2] = sum_{i0, i1} grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -1818,7 +1818,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
 
     /* grad_x[j0, j1, j2] = grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] + grad_x_38[j0, j1, j2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_B; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < S_S; ++v_j1) {
     #pragma omp simd

@@ -46,7 +46,7 @@ LAYER = {'name': 'CustomLinearSpec',
  'prefix': 'lc_customlinearspec',
  'calls_blas': True,
  'extension': '_custom_linear_ext',
- 'key': '5b26e55ba2c6cd065ed91920f41e9431616b61fe09a45fced67af0e99ca7a3b1'}
+ 'key': '440fde06e50f049a8976deffdf2d45ded7f51bc868e39c31eb9b27d9f9b20905'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

@@ -260,7 +260,7 @@ void lc_customlinearspec_forward_f32(int64_t S_N, const float *restrict T_x, con
 
     /* add_2[i0, i1] = matmul_1[i0, i1] + bias[i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(32) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(32) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 32; ++v_i1) {
@@ -391,7 +391,7 @@ void lc_customlinearspec_forward_f64(int64_t S_N, const double *restrict T_x, co
 
     /* add_2[i0, i1] = matmul_1[i0, i1] + bias[i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(32) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(32) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 32; ++v_i1) {

@@ -188,7 +188,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
  'prefix': 'lc_depthwiseseparableconvspec',
  'calls_blas': True,
  'extension': '_depthwise_separable_conv_ext',
- 'key': 'f9bcb2b1cb48c76006c1baaf3e9b8b9447290c7d73281c632e37637a2926d392'}
+ 'key': '37d186d9ffd94fac296a6093b14f12f8474085dd76bef158b521e73b2fbe49c2'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

@@ -19,7 +19,7 @@ import cffi
 HERE = pathlib.Path(__file__).resolve().parent
 PACKAGE = "depthwise_separable_conv"
 EXTENSION = "_depthwise_separable_conv_ext"
-COMPILE_ARGS = ['-O2', '-fvect-cost-model=dynamic', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11']
+COMPILE_ARGS = ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11']
 LINK_ARGS = ['-fopenmp', '-lm']
 
 

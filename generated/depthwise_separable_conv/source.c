@@ -237,7 +237,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 {
     /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_g = 0; v_g < 8; ++v_g) {
     for (int64_t v_og = 0; v_og < 1; ++v_og) {
@@ -264,7 +264,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -288,7 +288,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -305,7 +305,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -332,7 +332,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const float t0 = T_bn1_running_mean[v_i0];
         const float t1 = (0.9f * t0);
@@ -355,7 +355,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* div_24[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -376,7 +376,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
@@ -423,7 +423,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -447,7 +447,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
@@ -464,7 +464,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -491,7 +491,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 16; ++v_i0) {
         const float t0 = T_bn2_running_mean[v_i0];
         const float t1 = (0.9f * t0);
@@ -514,7 +514,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
@@ -535,7 +535,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
@@ -567,7 +567,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 {
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
@@ -594,7 +594,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_div_59_6[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -628,7 +628,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
         const float t0 = T_grad_div_59_6[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
         const float t1 = T_sum_43[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
@@ -643,7 +643,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_sum_43_12[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
@@ -672,7 +672,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -711,7 +711,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
@@ -729,7 +729,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_17[0, j1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 16; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
@@ -812,7 +812,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_29_19[i0, s0, i2, i3] * ((gconv_0[i0, s0, 0, i2, i3] - div_3[0, s0, 0, 0]) * div_24[0, s0, 0, 0] + bn1_bias[s0] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
@@ -839,7 +839,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_div_24_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -873,7 +873,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         const float t0 = T_grad_div_24_26[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t1 = T_sum_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
@@ -888,7 +888,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_sum_8_32[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, i1, 0, 0] * 0.5 / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -917,7 +917,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -956,7 +956,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -974,7 +974,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_gconv_0_39[s0, s1, s2, s3, s4] = grad_relu_29_19[s0, s1, s3, s4] * ((gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) * div_24[0, s1, 0, 0] + bn1_bias[s1] > 0) * div_24[0, s1, 0, 0] + grad_sum_8_32[0, s1, 0, 0] * (gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0] + gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) + grad_sum_2_37[0, s1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < S_N; ++v_s0) {
     for (int64_t v_s1 = 0; v_s1 < 8; ++v_s1) {
     for (int64_t v_s2 = 0; v_s2 < 1; ++v_s2) {
@@ -1008,7 +1008,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_x[n, g, j2, j3] = sum_{i, j} ((grad_relu_29_19[n, g, j2 - (i - 1), j3 - (j - 1)] * ((gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) * div_24[0, g, 0, 0] + bn1_bias[g] > 0) * div_24[0, g, 0, 0] + grad_sum_8_32[0, g, 0, 0] * (gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0] + gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) + grad_sum_2_37[0, g, 0, 0] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_g = 0; v_g < 8; ++v_g) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
@@ -1050,7 +1050,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 
     /* grad_depthwise_weight[j0, j1, i, j] = sum_{n, h, w} (grad_gconv_0_39[n, j0, 0, h, w] * x[n, j0, h + i - 1, w + j - 1] if (j0 >= 0) * (j0 < 8) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 8; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
@@ -1089,7 +1089,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 {
     /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_g = 0; v_g < 8; ++v_g) {
     for (int64_t v_og = 0; v_og < 1; ++v_og) {
@@ -1116,7 +1116,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -1140,7 +1140,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -1157,7 +1157,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -1184,7 +1184,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const double t0 = T_bn1_running_mean[v_i0];
         const double t1 = (0.9 * t0);
@@ -1207,7 +1207,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* div_24[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -1228,7 +1228,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
@@ -1275,7 +1275,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -1299,7 +1299,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
@@ -1316,7 +1316,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -1343,7 +1343,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 16; ++v_i0) {
         const double t0 = T_bn2_running_mean[v_i0];
         const double t1 = (0.9 * t0);
@@ -1366,7 +1366,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
@@ -1387,7 +1387,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
@@ -1419,7 +1419,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 {
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
@@ -1446,7 +1446,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_div_59_6[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -1480,7 +1480,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(16) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
         const double t0 = T_grad_div_59_6[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
         const double t1 = T_sum_43[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
@@ -1495,7 +1495,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_sum_43_12[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
@@ -1524,7 +1524,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -1563,7 +1563,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
@@ -1581,7 +1581,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_17[0, j1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 16; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
@@ -1664,7 +1664,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_29_19[i0, s0, i2, i3] * ((gconv_0[i0, s0, 0, i2, i3] - div_3[0, s0, 0, 0]) * div_24[0, s0, 0, 0] + bn1_bias[s0] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
@@ -1691,7 +1691,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_div_24_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -1725,7 +1725,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         const double t0 = T_grad_div_24_26[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t1 = T_sum_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
@@ -1740,7 +1740,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_sum_8_32[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, i1, 0, 0] * 0.5 / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -1769,7 +1769,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -1808,7 +1808,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -1826,7 +1826,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_gconv_0_39[s0, s1, s2, s3, s4] = grad_relu_29_19[s0, s1, s3, s4] * ((gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) * div_24[0, s1, 0, 0] + bn1_bias[s1] > 0) * div_24[0, s1, 0, 0] + grad_sum_8_32[0, s1, 0, 0] * (gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0] + gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) + grad_sum_2_37[0, s1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < S_N; ++v_s0) {
     for (int64_t v_s1 = 0; v_s1 < 8; ++v_s1) {
     for (int64_t v_s2 = 0; v_s2 < 1; ++v_s2) {
@@ -1860,7 +1860,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_x[n, g, j2, j3] = sum_{i, j} ((grad_relu_29_19[n, g, j2 - (i - 1), j3 - (j - 1)] * ((gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) * div_24[0, g, 0, 0] + bn1_bias[g] > 0) * div_24[0, g, 0, 0] + grad_sum_8_32[0, g, 0, 0] * (gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0] + gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) + grad_sum_2_37[0, g, 0, 0] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_g = 0; v_g < 8; ++v_g) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
@@ -1902,7 +1902,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
 
     /* grad_depthwise_weight[j0, j1, i, j] = sum_{n, h, w} (grad_gconv_0_39[n, j0, 0, h, w] * x[n, j0, h + i - 1, w + j - 1] if (j0 >= 0) * (j0 < 8) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(1) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 8; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {

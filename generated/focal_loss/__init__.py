@@ -54,7 +54,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': '07df462b81cfc83cc417c7f0bef8257218ff5b5382f380b5a881b77b9bd4a69d'}
+ 'key': 'f60470a0c941046f95d61c45a2e2f0c09c568eaa479222b7164821d9d19b90a7'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

@@ -237,7 +237,7 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
 {
     /* max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4[i0, i1] = sum_{r1} exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])) (one pass) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
         float lc_max = (-(float)INFINITY), lc_sum = 0;
@@ -268,7 +268,7 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
 
     /* add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const float t0 = T_sum_4[(v_i0) * 1 + 0];
         const float t1 = logf(t0);
@@ -284,7 +284,7 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
     /* sum_14 = sum_{r0} -0.25 * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0) */
     {
     float acc = 0.0f;
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) >= 131072) reduction(+:acc)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) >= 131072) reduction(+:acc)
     for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
         const float t0 = (T_targets[v_r0] >= 0);
         const float t1 = (T_targets[v_r0] < S_C);
@@ -330,7 +330,7 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
     /* grad_logp_t_8[j0] = grad_sum_14_1 * -0.25 * (1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0))) * (1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0))) - -0.25 * grad_sum_14_1 * (logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0) * (1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0)) + 1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0))) * exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0)) */
     {
     const float t0 = T_grad_sum_14_1[0];
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
         const float t1 = (T_targets[v_j0] >= 0);
         const float t2 = (T_targets[v_j0] < S_C);
@@ -356,7 +356,7 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
 
     /* grad_sum_4_14[i0, j1] = (-grad_logp_t_8[i0] if (targets[i0] >= 0) * (targets[i0] < C) else 0) * 1 / sum_4[i0, 0] */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const float t0 = (T_targets[v_i0] >= 0);
         const float t1 = (T_targets[v_i0] < S_C);
@@ -375,7 +375,7 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
 
     /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * exp(logits[j0, j1] - stop_gradient(max_0[j0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
         const float t1 = T_grad_logp_t_8[v_j0];
         const float t3 = T_grad_sum_4_14[(v_j0) * 1 + 0];
@@ -406,7 +406,7 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
 {
     /* max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4[i0, i1] = sum_{r1} exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])) (one pass) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
         double lc_max = (-(double)INFINITY), lc_sum = 0;
@@ -437,7 +437,7 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
 
     /* add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const double t0 = T_sum_4[(v_i0) * 1 + 0];
         const double t1 = log(t0);
@@ -453,7 +453,7 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
     /* sum_14 = sum_{r0} -0.25 * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0) */
     {
     double acc = 0.0;
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) >= 131072) reduction(+:acc)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) >= 131072) reduction(+:acc)
     for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
         const double t0 = (T_targets[v_r0] >= 0);
         const double t1 = (T_targets[v_r0] < S_C);
@@ -499,7 +499,7 @@ void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restr
     /* grad_logp_t_8[j0] = grad_sum_14_1 * -0.25 * (1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0))) * (1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0))) - -0.25 * grad_sum_14_1 * (logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0) * (1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0)) + 1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0))) * exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0)) */
     {
     const double t0 = T_grad_sum_14_1[0];
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
         const double t1 = (T_targets[v_j0] >= 0);
         const double t2 = (T_targets[v_j0] < S_C);
@@ -525,7 +525,7 @@ void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restr
 
     /* grad_sum_4_14[i0, j1] = (-grad_logp_t_8[i0] if (targets[i0] >= 0) * (targets[i0] < C) else 0) * 1 / sum_4[i0, 0] */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const double t0 = (T_targets[v_i0] >= 0);
         const double t1 = (T_targets[v_i0] < S_C);
@@ -544,7 +544,7 @@ void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restr
 
     /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * exp(logits[j0, j1] - stop_gradient(max_0[j0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
         const double t1 = T_grad_logp_t_8[v_j0];
         const double t3 = T_grad_sum_4_14[(v_j0) * 1 + 0];

@@ -46,7 +46,7 @@ LAYER = {'name': 'LinearSpec',
  'prefix': 'lc_linearspec',
  'calls_blas': True,
  'extension': '_linear_ext',
- 'key': '9381a12d2212ebaf8a203e0d10730c9f8a22aadbd2b083a3c0f1cc0dbba67a84'}
+ 'key': '8518570114f735ff3c7ae10923c39aac65f197cf9071a30c0a16d1555f13ae46'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

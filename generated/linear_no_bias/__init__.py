@@ -43,7 +43,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
  'prefix': 'lc_linearnobiasspec',
  'calls_blas': True,
  'extension': '_linear_no_bias_ext',
- 'key': '63d2dbfed475600e3d8d7cb40f97f3260a772a4d3572d37545b232f3e66b91bd'}
+ 'key': '515095c0dd61424a64f53e2665c19160e42557b044e6efd26cb7803401489cda'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

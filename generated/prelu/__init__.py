@@ -45,7 +45,7 @@ LAYER = {'name': 'PReLU2D',
  'prefix': 'lc_prelu2d',
  'calls_blas': False,
  'extension': '_prelu_ext',
- 'key': '0830c3c9f0a7a0ce90ff0af00893fdaaedc745c560e704d05ad6793963ca2c10'}
+ 'key': '2500b69f552bca8512be59631eec6d2768479aad9731b02095aa86adc03122b8'}
 
 
 class PReLU2D(_layerc_runtime.LayerModule):

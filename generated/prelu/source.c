@@ -237,7 +237,7 @@ void lc_prelu2d_forward_f32(int64_t S_C, int64_t S_N, const float *restrict T_x,
 {
     /* select_2[i0, i1] = (x[i0, i1] if x[i0, i1] > 0 else alpha[0] * x[i0, i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const float t2 = T_alpha[0];
     #pragma omp simd
@@ -262,7 +262,7 @@ void lc_prelu2d_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_x
 {
     /* grad_alpha[j0] = sum_{i0, i1} grad_select_2[i0, i1] * (0 if x[i0, i1] > 0 else 1) * x[i0, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
@@ -283,7 +283,7 @@ void lc_prelu2d_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_x
 
     /* grad_x[j0, j1] = grad_select_2[j0, j1] * (1 if x[j0, j1] > 0 else 0) + grad_select_2[j0, j1] * (0 if x[j0, j1] > 0 else 1) * alpha[0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
         const float t7 = T_alpha[0];
     #pragma omp simd
@@ -313,7 +313,7 @@ void lc_prelu2d_forward_f64(int64_t S_C, int64_t S_N, const double *restrict T_x
 {
     /* select_2[i0, i1] = (x[i0, i1] if x[i0, i1] > 0 else alpha[0] * x[i0, i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const double t2 = T_alpha[0];
     #pragma omp simd
@@ -338,7 +338,7 @@ void lc_prelu2d_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_
 {
     /* grad_alpha[j0] = sum_{i0, i1} grad_select_2[i0, i1] * (0 if x[i0, i1] > 0 else 1) * x[i0, i1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
@@ -359,7 +359,7 @@ void lc_prelu2d_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_
 
     /* grad_x[j0, j1] = grad_select_2[j0, j1] * (1 if x[j0, j1] > 0 else 0) + grad_select_2[j0, j1] * (0 if x[j0, j1] > 0 else 1) * alpha[0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
         const double t7 = T_alpha[0];
     #pragma omp simd

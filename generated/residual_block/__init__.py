@@ -177,7 +177,7 @@ LAYER = {'name': 'ResidualBlockSpec',
  'prefix': 'lc_residualblockspec',
  'calls_blas': False,
  'extension': '_residual_block_ext',
- 'key': 'b6402cf20ca30821d4559dd4b01f7401bfc023674c9489761885b43cc81a4161'}
+ 'key': '20656e549f77902a966c676dc36eb5e59f7312b728a7683430ec4dc1c5894b66'}
 
 
 class ResidualBlockSpec(_layerc_runtime.LayerModule):

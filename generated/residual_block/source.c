@@ -332,7 +332,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -356,7 +356,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -373,7 +373,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -400,7 +400,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const float t0 = T_bn1_running_mean[v_i0];
         const float t1 = (0.9f * t0);
@@ -423,7 +423,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* div_23[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -444,7 +444,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
@@ -562,7 +562,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -586,7 +586,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -603,7 +603,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -630,7 +630,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const float t0 = T_bn2_running_mean[v_i0];
         const float t1 = (0.9f * t0);
@@ -653,7 +653,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -674,7 +674,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* relu_65[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
@@ -708,7 +708,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 {
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
@@ -737,7 +737,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_div_59_8[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -773,7 +773,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_bn2_weight[s0] = grad_div_59_8[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         const float t0 = T_grad_div_59_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t1 = T_sum_43[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
@@ -788,7 +788,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_sum_43_14[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -817,7 +817,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -858,7 +858,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -876,7 +876,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_14[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_19[0, j1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
@@ -1106,7 +1106,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
@@ -1133,7 +1133,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_div_23_28[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -1167,7 +1167,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_bn1_weight[s0] = grad_div_23_28[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         const float t0 = T_grad_div_23_28[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t1 = T_sum_7[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
@@ -1182,7 +1182,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_sum_7_34[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, i1, 0, 0] * 0.5 / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -1211,7 +1211,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -1250,7 +1250,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -1268,7 +1268,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_21[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_34[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_39[0, j1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
@@ -1496,7 +1496,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_x[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) + grad_x_41[j0, j1, j2, j3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
@@ -1629,7 +1629,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -1653,7 +1653,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -1670,7 +1670,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -1697,7 +1697,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const double t0 = T_bn1_running_mean[v_i0];
         const double t1 = (0.9 * t0);
@@ -1720,7 +1720,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* div_23[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -1741,7 +1741,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
@@ -1859,7 +1859,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -1883,7 +1883,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -1900,7 +1900,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
@@ -1927,7 +1927,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const double t0 = T_bn2_running_mean[v_i0];
         const double t1 = (0.9 * t0);
@@ -1950,7 +1950,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -1971,7 +1971,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* relu_65[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
@@ -2005,7 +2005,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 {
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
@@ -2034,7 +2034,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_div_59_8[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -2070,7 +2070,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_bn2_weight[s0] = grad_div_59_8[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         const double t0 = T_grad_div_59_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t1 = T_sum_43[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
@@ -2085,7 +2085,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_sum_43_14[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -2114,7 +2114,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -2155,7 +2155,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -2173,7 +2173,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_14[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_19[0, j1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
@@ -2403,7 +2403,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
@@ -2430,7 +2430,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_div_23_28[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -2464,7 +2464,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_bn1_weight[s0] = grad_div_23_28[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if((int64_t)(8) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         const double t0 = T_grad_div_23_28[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t1 = T_sum_7[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
@@ -2479,7 +2479,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_sum_7_34[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, i1, 0, 0] * 0.5 / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -2508,7 +2508,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
@@ -2547,7 +2547,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp simd
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
@@ -2565,7 +2565,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_21[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_34[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_39[0, j1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
@@ -2793,7 +2793,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
 
     /* grad_x[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) + grad_x_41[j0, j1, j2, j3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {

@@ -45,7 +45,7 @@ LAYER = {'name': 'ScaledLayerSpec',
  'prefix': 'lc_scaledlayerspec',
  'calls_blas': False,
  'extension': '_scaled_layer_ext',
- 'key': 'adcfb6879de28bd648c31a19e1463d52e647c00447a100b8cb34cc72c901ad48'}
+ 'key': '596e37164f9f32695997539d918ffe8982618e9d2e5e347ffc2e0320d3aa3d52'}
 
 
 class ScaledLayerSpec(_layerc_runtime.LayerModule):

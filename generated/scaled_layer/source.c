@@ -237,7 +237,7 @@ void lc_scaledlayerspec_forward_f32(int64_t S_D, int64_t S_N, const float *restr
 {
     /* mul_0[i0, i1] = x[i0, i1] * scale */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const float t1 = T_scale[0];
     #pragma omp simd
@@ -260,7 +260,7 @@ void lc_scaledlayerspec_backward_f32(int64_t S_D, int64_t S_N, const float *rest
 {
     /* grad_x[i0, i1] = grad_mul_0[i0, i1] * scale */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const float t1 = T_scale[0];
     #pragma omp simd
@@ -275,7 +275,7 @@ void lc_scaledlayerspec_backward_f32(int64_t S_D, int64_t S_N, const float *rest
     /* grad_scale = sum_{i0, i1} grad_mul_0[i0, i1] * x[i0, i1] */
     {
     float acc = 0.0f;
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 131072) reduction(+:acc)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072) reduction(+:acc)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i1 = 0; v_i1 < S_D; ++v_i1) {
@@ -299,7 +299,7 @@ void lc_scaledlayerspec_forward_f64(int64_t S_D, int64_t S_N, const double *rest
 {
     /* mul_0[i0, i1] = x[i0, i1] * scale */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const double t1 = T_scale[0];
     #pragma omp simd
@@ -322,7 +322,7 @@ void lc_scaledlayerspec_backward_f64(int64_t S_D, int64_t S_N, const double *res
 {
     /* grad_x[i0, i1] = grad_mul_0[i0, i1] * scale */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const double t1 = T_scale[0];
     #pragma omp simd
@@ -337,7 +337,7 @@ void lc_scaledlayerspec_backward_f64(int64_t S_D, int64_t S_N, const double *res
     /* grad_scale = sum_{i0, i1} grad_mul_0[i0, i1] * x[i0, i1] */
     {
     double acc = 0.0;
-    #pragma omp parallel for num_threads(lc_num_threads()) if((int64_t)(S_N) * (int64_t)(S_D) >= 131072) reduction(+:acc)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072) reduction(+:acc)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i1 = 0; v_i1 < S_D; ++v_i1) {
