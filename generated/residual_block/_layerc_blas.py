@@ -11,7 +11,7 @@ packages ship a copy of it.
 Example::
 
     found = gemm_functions()           # None, or a Blas (function addresses)
-    install(library.lib, "prelu")      # what compile_layer does for every module
+    install(library.lib, "prelu")      # what CompiledLayer.library does for each library it loads
     with single_threaded():            # what the runtime does around each call
         function(*arguments)
 """
