@@ -19,7 +19,7 @@ from . import ir
 from .build import LibraryPlan, cache_dir
 from .ir import Const, IConst, ILoad, IndexValue, ISym, IVar, Load
 from .ops_table import COMPARISONS, OPS
-from .schedule import ONLINE_BLOCK, Nest, index_in_range, plan_program, range_condition
+from .schedule import Nest, index_in_range, plan_program, range_condition
 from .signature import Signature, signature
 
 # below this many loop iterations a nest runs on one thread: starting an
@@ -325,49 +325,61 @@ def render_packed_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
         store=f"{tensor_c(s.name)}[{index_printer.offset(s.name, s.index)}]", **sides)
 
 
+# the online max-and-sum's shift: the maximum of a row's first SHIFT_PROBE
+# elements. Exponentials against it stay finite while the row's maximum is at
+# most SHIFT_LIMIT above it (exp(64) * 2^32 terms < float's maximum); else the
+# row is summed again against its maximum
+SHIFT_PROBE = 32
+SHIFT_LIMIT = 64
+
+
 def render_online(nest: Nest, shapes: dict, dtype: str) -> str:
-    """A row's maximum m and sum of exp(x - m) in one pass over the row: per
-    block, the block's maximum, then its exponentials against the new running
-    maximum, the earlier sum rescaled by exp(old - new). Rows with NaN or
-    infinities give what the two passes give."""
+    """A row's maximum m and sum of exp(x - m) in one pass over the row: the
+    exponentials are taken against a shift s (the maximum of the row's first
+    elements) while the maximum is found, then the sum is scaled by exp(s - m).
+    A row whose maximum is far above s, or not finite (NaN, infinities), is
+    summed again against m: every row gives what the two passes give."""
     (_, maximum), total = nest.siblings[0], nest.stage
     extents = {a.name: a.extent for a in maximum.all_axes}
     outer, row = nest.loops[:-1], nest.loops[-1]
     ctype, suffix = DTYPES[dtype]
     var = var_c(row.var)
-    max_printer, exp_printer = Printer(shapes, extents, dtype), Printer(shapes, extents, dtype)
-    x = max_printer.value(maximum.body)
-    x_again = exp_printer.value(maximum.body)
-    exp = OPS["exp"].c.format(f"({x_again} - lc_next)", f=suffix)
-    rescale = OPS["exp"].c.format("(lc_max - lc_next)", f=suffix)
+    probe, fused, again = (Printer(shapes, extents, dtype) for _ in range(3))
+    x_probe, x_fused, x_again = (printer.value(maximum.body) for printer in (probe, fused, again))
+    length = probe.index(row.extent)
+
+    def exp(arg):
+        return OPS["exp"].c.format(arg, f=suffix)
+
+    def loop(printer, clause, statements, stop=length):
+        return [f"#pragma omp simd {clause}",
+                f"for (int64_t {var} = 0; {var} < {stop}; ++{var}) {{",
+                *(f"    {line}" for line in printer.lines + statements), "}"]
+
+    lowest = _init_value("max", dtype)
     body = [
-        f"{ctype} lc_max = {_init_value('max', dtype)}, lc_sum = 0;",
-        f"for (int64_t lc_start = 0; lc_start < {max_printer.index(row.extent)}; lc_start += {ONLINE_BLOCK}) {{",
-        f"    const int64_t lc_stop = lc_min_i64({max_printer.index(row.extent)}, lc_start + {ONLINE_BLOCK});",
-        f"    {ctype} lc_block = {_init_value('max', dtype)};",
-        "    #pragma omp simd reduction(max:lc_block)",
-        f"    for (int64_t {var} = lc_start; {var} < lc_stop; ++{var}) {{",
-        *(f"        {line}" for line in max_printer.lines),
-        f"        {_accumulate('max', 'lc_block', x)}",
-        "    }",
-        f"    {ctype} lc_next = lc_max;",
-        f"    {_accumulate('max', 'lc_next', 'lc_block')}",
-        f"    {ctype} lc_part = 0;",
-        "    #pragma omp simd reduction(+:lc_part)",
-        f"    for (int64_t {var} = lc_start; {var} < lc_stop; ++{var}) {{",
-        *(f"        {line}" for line in exp_printer.lines),
-        f"        lc_part += {exp};",
-        "    }",
-        # nothing to rescale for the first block, nor for equal maxima (also both
-        # -inf: exp(-inf - -inf) is NaN)
-        f"    lc_sum = (lc_sum == 0 || lc_max == lc_next ? lc_sum : lc_sum * {rescale}) + lc_part;",
-        "    lc_max = lc_next;",
+        f"{ctype} lc_shift = {lowest}, lc_max = {lowest}, lc_sum = 0;",
+        *loop(probe, "reduction(max:lc_shift)", [_accumulate("max", "lc_shift", x_probe)],
+              stop=f"lc_min_i64({length}, {SHIFT_PROBE})"),
+        "if (lc_shift - lc_shift == 0) {    /* finite */",
+        *(f"    {line}" for line in loop(fused, "reduction(max:lc_max) reduction(+:lc_sum)",
+                                         [_accumulate("max", "lc_max", x_fused),
+                                          f"lc_sum += {exp(f'({x_fused} - lc_shift)')};"])),
         "}",
-        f"{tensor_c(maximum.name)}[{max_printer.offset(maximum.name, maximum.index)}] = lc_max;",
-        f"{tensor_c(total.name)}[{max_printer.offset(total.name, total.index)}] = lc_sum;",
+        f"if (lc_max - lc_shift <= {SHIFT_LIMIT}) {{",
+        f"    lc_sum *= {exp('(lc_shift - lc_max)')};",
+        "} else {    /* far above the shift, NaN or infinite: both passes, against the maximum */",
+        f"    lc_max = {lowest};",
+        f"    lc_sum = 0;",
+        *(f"    {line}" for line in loop(again, "reduction(max:lc_max)", [_accumulate("max", "lc_max", x_again)])),
+        *(f"    {line}" for line in loop(again, "reduction(+:lc_sum)",
+                                         [f"lc_sum += {exp(f'({x_again} - lc_max)')};"])),
+        "}",
+        f"{tensor_c(maximum.name)}[{probe.offset(maximum.name, maximum.index)}] = lc_max;",
+        f"{tensor_c(total.name)}[{probe.offset(total.name, total.index)}] = lc_sum;",
     ]
-    threads = _threads(nest.loops, max_printer)
-    loops = [_nest_loop(l, max_printer, f"#pragma omp parallel for {threads}" if k == 0 else "")
+    threads = _threads(nest.loops, probe)
+    loops = [_nest_loop(l, probe, f"#pragma omp parallel for {threads}" if k == 0 else "")
              for k, l in enumerate(outer)]
     comment = c_comment(f"{ir.format_stage(maximum)}; {ir.format_stage(total)} (one pass)")
     return _env.get_template("nest.c.j2").render(comment=comment, prologue=[], loops=loops, body=body,

@@ -278,7 +278,7 @@ class Nest:
     (a stencil: each output row zeroed, then the window accumulated into it
     with the columns innermost), ``"contract"`` (a matrix product),
     ``"scatter"``, or ``"online"`` (a row's maximum, its sibling, and the sum
-    of ``exp(x - maximum)``, this stage, in one pass with a running maximum).
+    of ``exp(x - maximum)``, this stage, in one pass: see ``codegen.render_online``).
     ``loops`` are outermost first; in ``inner`` and ``online`` nests the first
     ``len(stage.axes)`` are the output axes.
 
@@ -668,16 +668,16 @@ def _row_index(load: Load, stage: Stage) -> bool:
         i == IVar(a.name) or (i == IConst(0) and a.extent == IConst(1)) for i, a in zip(load.index, stage.axes))
 
 
-# elements of a row per block of an online max-and-sum: the block is read
-# twice (its maximum, then its exponentials) while it is in L1
+# rows up to this long take two passes (maximum, then exponentials) over L1;
+# longer ones one pass (an "online" nest)
 ONLINE_BLOCK = 512
 
 
 def _online(first: Nest, second: Nest) -> Nest | None:
     """A row maximum followed by the row's ``sum exp(x - max)`` (softmax,
     log-sum-exp) as one pass over the row: an ``"online"`` nest computing both
-    with a running maximum (``first`` is its sibling), or None. Only for rows
-    longer than a block: a shorter row is read twice from L1 anyway."""
+    (``first`` is its sibling), or None. Only for rows longer than
+    ``ONLINE_BLOCK``: a shorter row is read twice from L1 anyway."""
     a, b = first.stage, second.stage
     row = first.loops[-1].extent if first.loops else IConst(0)
     if isinstance(row, IConst) and row.value <= ONLINE_BLOCK:

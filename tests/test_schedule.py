@@ -267,13 +267,14 @@ def test_split_indices_are_known_in_range():
 @pytest.mark.parametrize("width", [1, 7, 513, 1300])
 def test_max_and_exp_sum_run_in_one_pass_and_match_numpy(width):
     """logsumexp's row maximum and sum of exponentials are one online pass
-    (blocks of 512 with a running maximum), equal to the two-pass result,
-    with infinities and NaN where numpy has them."""
+    (exponentials against the maximum of the first 32 elements, rescaled),
+    equal to the two-pass result, with infinities and NaN where numpy has them;
+    rows far above their first elements take the two passes."""
     m = LogSumExp.build(K=width, dtype=np.float64)
     if width > 512:                           # shorter rows take two passes over L1
         assert [n.kind for n in plan_program(m.compiled.forward)][0] == "online"
     x = np.random.default_rng(width).standard_normal((6, width)) * 30
-    x[1, -1] = 500.0                          # the maximum in the last block: earlier sums rescale
+    x[1, -1] = 500.0                          # far above the first elements: summed again
     x[2, :] = -np.inf                         # all -inf: NaN, as exp(-inf - -inf)
     x[3, width // 2] = np.inf
     x[4, 0] = np.nan

@@ -159,7 +159,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': '0495c5a5530f204b84e7ac07fd3d42880665f6e76f503a5525bf225aa53bd143'}
+ 'key': 'afe26927788411f72ad9a5fb7766c3affa1d23e89fb929bc6ea53c1346b2f43a'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

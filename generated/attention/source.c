@@ -390,27 +390,39 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        float lc_max = (-(float)INFINITY), lc_sum = 0;
-        for (int64_t lc_start = 0; lc_start < S_S; lc_start += 512) {
-            const int64_t lc_stop = lc_min_i64(S_S, lc_start + 512);
-            float lc_block = (-(float)INFINITY);
-            #pragma omp simd reduction(max:lc_block)
-            for (int64_t v_r3 = lc_start; v_r3 < lc_stop; ++v_r3) {
+        float lc_shift = (-(float)INFINITY), lc_max = (-(float)INFINITY), lc_sum = 0;
+        #pragma omp simd reduction(max:lc_shift)
+        for (int64_t v_r3 = 0; v_r3 < lc_min_i64(S_S, 32); ++v_r3) {
+            const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+            const float t1 = (0.25f * t0);
+            lc_shift = (t1 != t1) ? t1 : ((t1 > lc_shift) ? t1 : lc_shift);
+        }
+        if (lc_shift - lc_shift == 0) {    /* finite */
+            #pragma omp simd reduction(max:lc_max) reduction(+:lc_sum)
+            for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
                 const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
                 const float t1 = (0.25f * t0);
-                lc_block = (t1 != t1) ? t1 : ((t1 > lc_block) ? t1 : lc_block);
+                lc_max = (t1 != t1) ? t1 : ((t1 > lc_max) ? t1 : lc_max);
+                lc_sum += expf((t1 - lc_shift));
             }
-            float lc_next = lc_max;
-            lc_next = (lc_block != lc_block) ? lc_block : ((lc_block > lc_next) ? lc_block : lc_next);
-            float lc_part = 0;
-            #pragma omp simd reduction(+:lc_part)
-            for (int64_t v_r3 = lc_start; v_r3 < lc_stop; ++v_r3) {
+        }
+        if (lc_max - lc_shift <= 64) {
+            lc_sum *= expf((lc_shift - lc_max));
+        } else {    /* far above the shift, NaN or infinite: both passes, against the maximum */
+            lc_max = (-(float)INFINITY);
+            lc_sum = 0;
+            #pragma omp simd reduction(max:lc_max)
+            for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
                 const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
                 const float t1 = (0.25f * t0);
-                lc_part += expf((t1 - lc_next));
+                lc_max = (t1 != t1) ? t1 : ((t1 > lc_max) ? t1 : lc_max);
             }
-            lc_sum = (lc_sum == 0 || lc_max == lc_next ? lc_sum : lc_sum * expf((lc_max - lc_next))) + lc_part;
-            lc_max = lc_next;
+            #pragma omp simd reduction(+:lc_sum)
+            for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
+                const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+                const float t1 = (0.25f * t0);
+                lc_sum += expf((t1 - lc_max));
+            }
         }
         T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = lc_max;
         T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = lc_sum;
@@ -1194,27 +1206,39 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        double lc_max = (-(double)INFINITY), lc_sum = 0;
-        for (int64_t lc_start = 0; lc_start < S_S; lc_start += 512) {
-            const int64_t lc_stop = lc_min_i64(S_S, lc_start + 512);
-            double lc_block = (-(double)INFINITY);
-            #pragma omp simd reduction(max:lc_block)
-            for (int64_t v_r3 = lc_start; v_r3 < lc_stop; ++v_r3) {
+        double lc_shift = (-(double)INFINITY), lc_max = (-(double)INFINITY), lc_sum = 0;
+        #pragma omp simd reduction(max:lc_shift)
+        for (int64_t v_r3 = 0; v_r3 < lc_min_i64(S_S, 32); ++v_r3) {
+            const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+            const double t1 = (0.25 * t0);
+            lc_shift = (t1 != t1) ? t1 : ((t1 > lc_shift) ? t1 : lc_shift);
+        }
+        if (lc_shift - lc_shift == 0) {    /* finite */
+            #pragma omp simd reduction(max:lc_max) reduction(+:lc_sum)
+            for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
                 const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
                 const double t1 = (0.25 * t0);
-                lc_block = (t1 != t1) ? t1 : ((t1 > lc_block) ? t1 : lc_block);
+                lc_max = (t1 != t1) ? t1 : ((t1 > lc_max) ? t1 : lc_max);
+                lc_sum += exp((t1 - lc_shift));
             }
-            double lc_next = lc_max;
-            lc_next = (lc_block != lc_block) ? lc_block : ((lc_block > lc_next) ? lc_block : lc_next);
-            double lc_part = 0;
-            #pragma omp simd reduction(+:lc_part)
-            for (int64_t v_r3 = lc_start; v_r3 < lc_stop; ++v_r3) {
+        }
+        if (lc_max - lc_shift <= 64) {
+            lc_sum *= exp((lc_shift - lc_max));
+        } else {    /* far above the shift, NaN or infinite: both passes, against the maximum */
+            lc_max = (-(double)INFINITY);
+            lc_sum = 0;
+            #pragma omp simd reduction(max:lc_max)
+            for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
                 const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
                 const double t1 = (0.25 * t0);
-                lc_part += exp((t1 - lc_next));
+                lc_max = (t1 != t1) ? t1 : ((t1 > lc_max) ? t1 : lc_max);
             }
-            lc_sum = (lc_sum == 0 || lc_max == lc_next ? lc_sum : lc_sum * exp((lc_max - lc_next))) + lc_part;
-            lc_max = lc_next;
+            #pragma omp simd reduction(+:lc_sum)
+            for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
+                const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+                const double t1 = (0.25 * t0);
+                lc_sum += exp((t1 - lc_max));
+            }
         }
         T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = lc_max;
         T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = lc_sum;

@@ -54,7 +54,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': 'f60470a0c941046f95d61c45a2e2f0c09c568eaa479222b7164821d9d19b90a7'}
+ 'key': '0af9826c2fafce6bc572fe82a2c45de2aa84b046227a1fbfeb824eda47597c65'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

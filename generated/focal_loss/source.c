@@ -240,25 +240,35 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
-        float lc_max = (-(float)INFINITY), lc_sum = 0;
-        for (int64_t lc_start = 0; lc_start < S_C; lc_start += 512) {
-            const int64_t lc_stop = lc_min_i64(S_C, lc_start + 512);
-            float lc_block = (-(float)INFINITY);
-            #pragma omp simd reduction(max:lc_block)
-            for (int64_t v_r1 = lc_start; v_r1 < lc_stop; ++v_r1) {
+        float lc_shift = (-(float)INFINITY), lc_max = (-(float)INFINITY), lc_sum = 0;
+        #pragma omp simd reduction(max:lc_shift)
+        for (int64_t v_r1 = 0; v_r1 < lc_min_i64(S_C, 32); ++v_r1) {
+            const float t0 = T_logits[(v_i0) * S_C + v_r1];
+            lc_shift = (t0 != t0) ? t0 : ((t0 > lc_shift) ? t0 : lc_shift);
+        }
+        if (lc_shift - lc_shift == 0) {    /* finite */
+            #pragma omp simd reduction(max:lc_max) reduction(+:lc_sum)
+            for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
                 const float t0 = T_logits[(v_i0) * S_C + v_r1];
-                lc_block = (t0 != t0) ? t0 : ((t0 > lc_block) ? t0 : lc_block);
+                lc_max = (t0 != t0) ? t0 : ((t0 > lc_max) ? t0 : lc_max);
+                lc_sum += expf((t0 - lc_shift));
             }
-            float lc_next = lc_max;
-            lc_next = (lc_block != lc_block) ? lc_block : ((lc_block > lc_next) ? lc_block : lc_next);
-            float lc_part = 0;
-            #pragma omp simd reduction(+:lc_part)
-            for (int64_t v_r1 = lc_start; v_r1 < lc_stop; ++v_r1) {
+        }
+        if (lc_max - lc_shift <= 64) {
+            lc_sum *= expf((lc_shift - lc_max));
+        } else {    /* far above the shift, NaN or infinite: both passes, against the maximum */
+            lc_max = (-(float)INFINITY);
+            lc_sum = 0;
+            #pragma omp simd reduction(max:lc_max)
+            for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
                 const float t0 = T_logits[(v_i0) * S_C + v_r1];
-                lc_part += expf((t0 - lc_next));
+                lc_max = (t0 != t0) ? t0 : ((t0 > lc_max) ? t0 : lc_max);
             }
-            lc_sum = (lc_sum == 0 || lc_max == lc_next ? lc_sum : lc_sum * expf((lc_max - lc_next))) + lc_part;
-            lc_max = lc_next;
+            #pragma omp simd reduction(+:lc_sum)
+            for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
+                const float t0 = T_logits[(v_i0) * S_C + v_r1];
+                lc_sum += expf((t0 - lc_max));
+            }
         }
         T_max_0[(v_i0) * 1 + v_i1] = lc_max;
         T_sum_4[(v_i0) * 1 + v_i1] = lc_sum;
@@ -409,25 +419,35 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
-        double lc_max = (-(double)INFINITY), lc_sum = 0;
-        for (int64_t lc_start = 0; lc_start < S_C; lc_start += 512) {
-            const int64_t lc_stop = lc_min_i64(S_C, lc_start + 512);
-            double lc_block = (-(double)INFINITY);
-            #pragma omp simd reduction(max:lc_block)
-            for (int64_t v_r1 = lc_start; v_r1 < lc_stop; ++v_r1) {
+        double lc_shift = (-(double)INFINITY), lc_max = (-(double)INFINITY), lc_sum = 0;
+        #pragma omp simd reduction(max:lc_shift)
+        for (int64_t v_r1 = 0; v_r1 < lc_min_i64(S_C, 32); ++v_r1) {
+            const double t0 = T_logits[(v_i0) * S_C + v_r1];
+            lc_shift = (t0 != t0) ? t0 : ((t0 > lc_shift) ? t0 : lc_shift);
+        }
+        if (lc_shift - lc_shift == 0) {    /* finite */
+            #pragma omp simd reduction(max:lc_max) reduction(+:lc_sum)
+            for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
                 const double t0 = T_logits[(v_i0) * S_C + v_r1];
-                lc_block = (t0 != t0) ? t0 : ((t0 > lc_block) ? t0 : lc_block);
+                lc_max = (t0 != t0) ? t0 : ((t0 > lc_max) ? t0 : lc_max);
+                lc_sum += exp((t0 - lc_shift));
             }
-            double lc_next = lc_max;
-            lc_next = (lc_block != lc_block) ? lc_block : ((lc_block > lc_next) ? lc_block : lc_next);
-            double lc_part = 0;
-            #pragma omp simd reduction(+:lc_part)
-            for (int64_t v_r1 = lc_start; v_r1 < lc_stop; ++v_r1) {
+        }
+        if (lc_max - lc_shift <= 64) {
+            lc_sum *= exp((lc_shift - lc_max));
+        } else {    /* far above the shift, NaN or infinite: both passes, against the maximum */
+            lc_max = (-(double)INFINITY);
+            lc_sum = 0;
+            #pragma omp simd reduction(max:lc_max)
+            for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
                 const double t0 = T_logits[(v_i0) * S_C + v_r1];
-                lc_part += exp((t0 - lc_next));
+                lc_max = (t0 != t0) ? t0 : ((t0 > lc_max) ? t0 : lc_max);
             }
-            lc_sum = (lc_sum == 0 || lc_max == lc_next ? lc_sum : lc_sum * exp((lc_max - lc_next))) + lc_part;
-            lc_max = lc_next;
+            #pragma omp simd reduction(+:lc_sum)
+            for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
+                const double t0 = T_logits[(v_i0) * S_C + v_r1];
+                lc_sum += exp((t0 - lc_max));
+            }
         }
         T_max_0[(v_i0) * 1 + v_i1] = lc_max;
         T_sum_4[(v_i0) * 1 + v_i1] = lc_sum;
