@@ -58,6 +58,8 @@ import enum
 import functools
 import hashlib
 import importlib.util
+import itertools
+import operator
 import os
 import sys
 import sysconfig
@@ -543,7 +545,8 @@ def owned_state() -> list:
     if snapshot is not None:
         loaded, watched, result = snapshot
         if (all(sys.modules.get(m) is module for m, module in loaded)
-                and all(attrs.get(name, _MISSING) is v for attrs, name, v in watched)
+                and all(all(map(operator.is_, map(attrs.get, names, itertools.repeat(_MISSING)), values))
+                        for attrs, names, values in watched)
                 and sum(1 for m in _owned_defaults() if m in sys.modules) == len(loaded)):
             return result
     defaults = _owned_defaults()
@@ -578,7 +581,15 @@ def owned_state() -> list:
             if origin is None or _kind_of_module(origin) == "user":
                 changed.append((module_name, name, value_fingerprint(v)))
     result = sorted(changed)
-    _owned_snapshot = (loaded, watched, result)
+    # per module: its attributes, the names looked at and the objects they held,
+    # compared by identity in C loops on the next calls (~0.05 ms, not 0.5)
+    grouped = {}
+    for attrs, name, v in watched:
+        _, names, values = grouped.setdefault(id(attrs), (attrs, [], []))
+        names.append(name)
+        values.append(v)
+    _owned_snapshot = (loaded, [(attrs, tuple(names), tuple(values)) for attrs, names, values in grouped.values()],
+                       result)
     return result
 
 
