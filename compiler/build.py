@@ -27,8 +27,9 @@ Cache layout, one folder per entry::
 
 An entry is built in a temporary folder inside ``cache_dir()``, loaded from
 there (so an entry that does not import is never published), then moved into
-place with one ``os.replace``. The check-build-publish sequence runs under a
-file lock per entry (``flock``: a killed process releases it), and under a
+place with one ``os.replace``, and never changed after: a sound entry loads
+without more ado. Otherwise the check-build-publish sequence runs under a
+file lock per entry (``flock``: a killed process releases it); always under a
 thread lock per entry within a process. Temporary folders of killed builds are
 removed by the next build that finds their lock free, and by ``clear_cache``.
 
@@ -79,6 +80,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+import _cffi_backend
 import cffi
 import cffi.recompiler
 import filelock
@@ -135,6 +137,8 @@ _RECORD_SUFFIX = ".rec"
 _RECORD_MAGIC = "layerc-record"
 _COMPILERS_DIR = "compilers"
 _FFI_FILE = "ffi.py"
+# what an ABI-mode library raises for a declared name its shared library lacks
+_LOOKUP_ERROR = _cffi_backend.FFI.error
 _MAX_ERROR_LINES = 40
 
 
@@ -277,18 +281,7 @@ def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = Buil
                 f"layer {name!r}: a sanitize=True module only loads in a process started with "
                 f"LD_PRELOAD={_asan_library()} ASAN_OPTIONS=detect_leaks=0"
             )
-        root.mkdir(parents=True, exist_ok=True)
-        with filelock.FileLock(str(root / f"{module_name}.lock")):
-            problems = _entry_problems(entry, expected_key=key, check_hash=True)
-            if problems:
-                if problems != ["missing"]:
-                    log.warning("layer %r: cached module %s is damaged (%s); removing it and rebuilding",
-                                name, entry, "; ".join(problems))
-                _remove_dead_leftovers(root, module_name)
-                ffi, lib = _build_and_publish(source, cdef, name, options, key, entry, parts)
-            else:
-                log.debug("loading %s from %s", name, entry)
-                ffi, lib = _import_entry(entry, name)
+        ffi, lib = _load_published(entry, key) or _load_or_build(source, cdef, name, options, key, entry, parts)
         loaded = CompiledLibrary(
             ffi=ffi,
             lib=lib,
@@ -299,6 +292,36 @@ def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = Buil
         )
         _loaded[entry] = loaded
         return loaded
+
+
+def _load_published(entry: pathlib.Path, key: str) -> tuple | None:
+    """``(ffi, lib)`` of a sound published entry, loaded without the file lock,
+    or None. An entry is published with one ``os.replace`` and never changed
+    after, so one that passes the checks is whole; anything else (missing,
+    damaged, being replaced) goes the locked way."""
+    if _entry_problems(entry, expected_key=key, check_hash=True):
+        return None
+    try:
+        return _load(entry, entry.name)
+    except (ImportError, OSError, AttributeError, _LOOKUP_ERROR):
+        return None
+
+
+def _load_or_build(source, cdef, name, options, key, entry, parts) -> tuple:
+    """``(ffi, lib)`` of the entry, checked again under its file lock: loaded,
+    or built and published when it is missing or damaged."""
+    root = entry.parent
+    root.mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(str(root / f"{entry.name}.lock")):
+        problems = _entry_problems(entry, expected_key=key, check_hash=True)
+        if not problems:
+            log.debug("loading %s from %s", name, entry)
+            return _import_entry(entry, name)
+        if problems != ["missing"]:
+            log.warning("layer %r: cached module %s is damaged (%s); removing it and rebuilding",
+                        name, entry, "; ".join(problems))
+        _remove_dead_leftovers(root, entry.name)
+        return _build_and_publish(source, cdef, name, options, key, entry, parts)
 
 
 def build_inputs(options: BuildOptions = BuildOptions()) -> dict:
@@ -764,7 +787,7 @@ def _build_and_publish(source, cdef, name, options, key, entry, parts=0):
             loaded = ffi, lib = _load(tmp, module_name)
             for declared in dir(lib):
                 getattr(lib, declared)    # the ABI mode looks names up when first used: now, once
-        except (ImportError, OSError, AttributeError, ffi.error) as exc:
+        except (ImportError, OSError, AttributeError, _LOOKUP_ERROR) as exc:
             raise BuildError(f"layer {name!r}: the compiled module does not load: {exc}") from exc
 
         if entry.exists():

@@ -101,6 +101,28 @@ def test_new_process_loads_from_disk_without_compiling(cache):
     assert build.cache_key(add_source(2.5), CDEF, BuildOptions()) != built.cache_key
 
 
+def test_a_sound_entry_loads_without_its_file_lock(cache):
+    """Published entries never change: a new process loads a sound one without
+    the file lock (a damaged one still takes it, see test_build_robustness)."""
+    build.compile_c(add_source(3.0), CDEF, name="add3")
+    result = run_python("""
+        import numpy as np
+        from compiler import build
+        from tests.test_build import CDEF, add_source, call_add1
+
+        class NoLock:
+            def __init__(self, *args, **kwargs):
+                raise AssertionError("the file lock was taken")
+
+        build.filelock.FileLock = NoLock
+        built = build.compile_c(add_source(3.0), CDEF, name="add3")
+        np.testing.assert_array_equal(call_add1(built, np.arange(3.0)), np.arange(3.0) + 3)
+        print(build.compiler_invocations())
+    """, cache)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0"
+
+
 def test_key_covers_cdef_and_flags():
     key = build.cache_key(add_source(), CDEF, BuildOptions())
     assert build.cache_key(add_source(), CDEF + "\n", BuildOptions()) != key
