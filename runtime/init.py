@@ -30,21 +30,36 @@ def fans(shape, fan_in=None, fan_out=None):
 # a parameter this large is drawn in chunks of this size, by threads at once (numpy
 # fills an array without holding the GIL): a 1024 x 1024 weight takes 8 ms, not 17
 CHUNK = 1 << 18
+PIECE = 1 << 15
 
 
-def _drawn(shape, rng, fill):
-    """An array of ``shape`` filled by ``fill(generator, out)``: at once when
-    small, else chunk by chunk from generators seeded by ``rng``, on threads.
-    The values depend on the size and the seed only, not on the threads."""
+def _drawn(shape, rng, fill, dtype):
+    """An array of ``shape`` and ``dtype`` filled by ``fill(generator, out)``
+    (float64 values, rounded to ``dtype``): at once when small, else chunk by
+    chunk from generators seeded by ``rng``, on threads, each rounding its own
+    chunk. The values depend on the size and the seed only, not on the threads."""
     size = math.prod(shape)
-    out = np.empty(size)
+    out = np.empty(size, dtype)
+
+    def draw(generator, chunk):
+        if chunk.dtype == np.float64:
+            fill(generator, chunk)
+            return
+        # drawn piece by piece (the same sequence) into a small float64 array that
+        # stays in cache: no large temporary to fault in, no separate rounding pass
+        values = np.empty(min(chunk.size, PIECE))
+        for start in range(0, chunk.size, PIECE):
+            piece = values[:min(PIECE, chunk.size - start)]
+            fill(generator, piece)
+            chunk[start:start + piece.size] = piece
+
     if size <= CHUNK:
-        fill(rng, out)
+        draw(rng, out)
         return out.reshape(shape)
     chunks = [out[start:start + CHUNK] for start in range(0, size, CHUNK)]
     seeds = rng.integers(0, 2 ** 63, size=len(chunks))
     with ThreadPoolExecutor(min(len(chunks), os.cpu_count() or 1)) as pool:
-        list(pool.map(lambda seed, chunk: fill(np.random.default_rng(seed), chunk), seeds, chunks))
+        list(pool.map(lambda seed, chunk: draw(np.random.default_rng(seed), chunk), seeds, chunks))
     return out.reshape(shape)
 
 
@@ -52,7 +67,7 @@ def _normal(std):
     def fill(rng, out):
         rng.standard_normal(out=out)
         out *= std
-    return lambda shape, rng: _drawn(shape, rng, fill)
+    return fill
 
 
 def _uniform(bound):
@@ -60,14 +75,16 @@ def _uniform(bound):
         rng.random(out=out)
         out *= 2 * bound
         out -= bound
-    return lambda shape, rng: _drawn(shape, rng, fill)
+    return fill
 
 
 def _named(init: str, shape, fan_in, fan_out):
+    """A constant (zeros, ones: no draw), or the ``fill(generator, out)`` of a
+    random initializer."""
     fi, fo = fans(shape, fan_in, fan_out)
     table = {
-        "zeros": lambda s, r: np.zeros(s),
-        "ones": lambda s, r: np.ones(s),
+        "zeros": 0.0,
+        "ones": 1.0,
         "normal": _normal(1.0),
         "uniform": _uniform(1.0),
         "xavier": _normal(math.sqrt(2.0 / (fi + fo))),
@@ -90,8 +107,12 @@ def initialize(init, shape, dtype, fan_in=None, fan_out=None) -> np.ndarray:
     shape = tuple(int(d) for d in shape)
     if isinstance(init, numbers.Real) and not isinstance(init, bool):
         return np.full(shape, init, dtype=dtype)
-    fn = _named(init, shape, fan_in, fan_out) if isinstance(init, str) else init
-    values = np.asarray(fn(shape, generator()), dtype=dtype)
+    if isinstance(init, str):
+        named = _named(init, shape, fan_in, fan_out)
+        if isinstance(named, float):
+            return np.full(shape, named, dtype=dtype)
+        return _drawn(shape, generator(), named, np.dtype(dtype))
+    values = np.asarray(init(shape, generator()), dtype=dtype)
     if values.shape != shape:
         raise ValueError(f"initializer returned shape {values.shape}, expected {shape}")
     return np.ascontiguousarray(values)
