@@ -670,17 +670,17 @@ def _row_index(load: Load, stage: Stage) -> bool:
 
 # rows up to this long take two passes (maximum, then exponentials) over L1;
 # longer ones one pass (an "online" nest)
-ONLINE_BLOCK = 512
+TWO_PASS_ROW = 512
 
 
 def _online(first: Nest, second: Nest) -> Nest | None:
     """A row maximum followed by the row's ``sum exp(x - max)`` (softmax,
     log-sum-exp) as one pass over the row: an ``"online"`` nest computing both
     (``first`` is its sibling), or None. Only for rows longer than
-    ``ONLINE_BLOCK``: a shorter row is read twice from L1 anyway."""
+    ``TWO_PASS_ROW``: a shorter row is read twice from L1 anyway."""
     a, b = first.stage, second.stage
     row = first.loops[-1].extent if first.loops else IConst(0)
-    if isinstance(row, IConst) and row.value <= ONLINE_BLOCK:
+    if isinstance(row, IConst) and row.value <= TWO_PASS_ROW:
         return None
     if not (first.kind == second.kind == "inner" and not first.siblings and not second.siblings and
             a.reduce == "max" and b.reduce == "sum" and len(first.loops) == len(second.loops) and
