@@ -17,7 +17,7 @@ Cache layout, one folder per entry::
 
     cache_dir()/
         _layerc_{name}_{key[:16]}/          # the module name
-            _layerc_{name}_{key[:16]}{EXT_SUFFIX}   # the shared library
+            _layerc_{name}_{key[:16]}.so        # the shared library
             ffi.py                              # the cdef, parsed (cffi's ABI mode)
             source.c  cdef.h  meta.json         # meta.json: key, inputs, sha256 of the .so
         _layerc_{name}_{key[:16]}.lock      # cross-process lock (filelock)
@@ -139,6 +139,8 @@ _COMPILERS_DIR = "compilers"
 _FFI_FILE = "ffi.py"
 # what an ABI-mode library raises for a declared name its shared library lacks
 _LOOKUP_ERROR = _cffi_backend.FFI.error
+# what opening an entry (its ffi.py, then its shared library) raises when it does not load
+_LOAD_ERRORS = (ImportError, OSError)
 _MAX_ERROR_LINES = 40
 
 
@@ -303,7 +305,7 @@ def _load_published(entry: pathlib.Path, key: str) -> tuple | None:
         return None
     try:
         return _load(entry, entry.name)
-    except (ImportError, OSError, AttributeError, _LOOKUP_ERROR):
+    except _LOAD_ERRORS:
         return None
 
 
@@ -787,7 +789,7 @@ def _build_and_publish(source, cdef, name, options, key, entry, parts=0):
             loaded = ffi, lib = _load(tmp, module_name)
             for declared in dir(lib):
                 getattr(lib, declared)    # the ABI mode looks names up when first used: now, once
-        except (ImportError, OSError, AttributeError, _LOOKUP_ERROR) as exc:
+        except (*_LOAD_ERRORS, AttributeError, _LOOKUP_ERROR) as exc:
             raise BuildError(f"layer {name!r}: the compiled module does not load: {exc}") from exc
 
         if entry.exists():
@@ -918,7 +920,7 @@ def _load(folder: pathlib.Path, module_name: str) -> tuple:
 def _import_entry(entry: pathlib.Path, name: str):
     try:
         return _load(entry, entry.name)
-    except (ImportError, OSError) as exc:
+    except _LOAD_ERRORS as exc:
         raise BuildError(
             f"layer {name!r}: cached module {entry} does not load ({exc}); "
             "clear the cache with compiler.build.clear_cache()"

@@ -370,7 +370,7 @@ def render_online(nest: Nest, shapes: dict, dtype: str) -> str:
         f"    lc_sum *= {exp('(lc_shift - lc_max)')};",
         "} else {    /* far above the shift, NaN or infinite: both passes, against the maximum */",
         f"    lc_max = {lowest};",
-        f"    lc_sum = 0;",
+        "    lc_sum = 0;",
         *(f"    {line}" for line in loop(again, "reduction(max:lc_max)", [_accumulate("max", "lc_max", x_again)])),
         *(f"    {line}" for line in loop(again, "reduction(+:lc_sum)",
                                          [f"lc_sum += {exp(f'({x_again} - lc_max)')};"])),
