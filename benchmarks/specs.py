@@ -97,9 +97,10 @@ class SoftmaxCrossEntropy:
 @layer
 class Prime:
     """Built before each cold-build timing, so that layerc's one-time cache
-    entries (compiled templates, the digest of layerc's sources) exist and the
-    timed build is the layer's own."""
+    entries (compiled templates, the digest of layerc's sources, the library
+    that draws random initial values) exist and the timed build is the layer's own."""
     x = Input("N")
+    scale = Param(1, init="normal")
 
-    def forward(x):
-        return x * 2.0
+    def forward(x, scale):
+        return x * scale

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 import jinja2
 
@@ -181,10 +182,16 @@ def _integral(e) -> bool:
 # ---------------------------------------------------------------- nests
 
 
-def _nest_loop(loop, printer: Printer, pragma: str = "") -> dict:
-    """One loop as templates/nest.c.j2 takes it (from 0 to its extent)."""
-    return dict(var=var_c(loop.var), start="0", extent=printer.index(loop.extent), pragma=pragma,
+def _loop(var: str, start: str, extent: str, pragma: str = "", advance: str = "") -> dict:
+    """One loop as templates/loops.c.j2 takes it, with the lines it runs on
+    entering and before leaving each iteration."""
+    return dict(var=var, start=start, extent=extent, pragma=pragma, advance=advance or f"++{var}",
                 enter=[], exit=[])
+
+
+def _nest_loop(loop, printer: Printer, pragma: str = "") -> dict:
+    """A nest's loop, from 0 to its extent."""
+    return _loop(var_c(loop.var), "0", printer.index(loop.extent), pragma)
 
 
 def _work(loops, printer: Printer) -> str:
@@ -210,34 +217,106 @@ def _init_value(reduce: str, dtype: str) -> str:
     return c_literal(-math.inf if reduce == "max" else 0.0, dtype)
 
 
-def render_pass(nest: Nest, shapes: dict, dtype: str) -> str:
+@dataclass(frozen=True)
+class Store:
+    """``tensor[index] = value`` in a nest's innermost loop."""
+    tensor: str
+    index: tuple
+    value: str
+
+    def line(self, printer: Printer) -> str:
+        return f"{tensor_c(self.tensor)}[{printer.offset(self.tensor, self.index)}] = {self.value};"
+
+
+# tiles of this many elements (LC_TILE in templates/module.c.j2) are computed in
+# a small array, then streamed out; a loop shorter than two tiles is not worth it
+STREAM_TILE = 64
+
+
+def _streams(plans: tuple, stores: list, outputs: frozenset) -> list:
+    """The stores a nest can stream: of the function's outputs (an
+    intermediate is read by the next nest at once, from the cache when it
+    fits there; streaming it would cost a build more code for little),
+    written along its innermost loop, a vectorized loop inside another (where
+    the stores are fenced)."""
+    inner = plans[-1] if plans else None
+    if (len(plans) < 2 or not inner.simd or inner.parallel or inner.reduction
+            or (isinstance(inner.extent, IConst) and inner.extent.value < 2 * STREAM_TILE)):
+        return []
+    along = IVar(inner.var)
+    return [st for st in stores
+            if st.tensor in outputs and st.index and st.index[-1] == along and all(inner.var not in ir.ivars(i) for i in st.index[:-1])]
+
+
+def _render_streamed(template: str, plans: tuple, loops: list, body: list, stores: list, printer: Printer,
+                     outputs: frozenset, **context) -> str:
+    """A nest rendered from ``template``, given its ``loops`` and the ``body``
+    (lines without the stores) of its innermost loop, plus ``stores``. Stores
+    along the innermost loop of an output larger than the caches (decided at
+    run time) go through tiles streamed to memory (``lc_stream_*``); a nest
+    without such stores is rendered once."""
+    streamed = _streams(plans, stores, outputs)
+    plain = _env.get_template(template).render(loops=loops, body=body + [st.line(printer) for st in stores],
+                                               **context)
+    if not streamed:
+        return plain
+    dtype = printer.dtype
+    var, first, stop = loops[-1]["var"], loops[-1]["start"], loops[-1]["extent"]
+    tile = _loop("lc_tile_start", first, stop, advance="lc_tile_start += LC_TILE")
+    tile["enter"] = [f"const int64_t lc_tile_n = lc_min_i64(LC_TILE, {stop} - lc_tile_start);"]
+    tile["exit"] = ["{", f"const int64_t {var} = lc_tile_start;"]
+    statements = []
+    for st in stores:
+        if st not in streamed:
+            statements.append(st.line(printer))
+            continue
+        buffer = f"lc_tile{len(tile['enter']) - 1}"
+        tile["enter"].append(f"{printer.ctype} {buffer}[LC_TILE] __attribute__((aligned(64)));")
+        tile["exit"].append(f"lc_stream_{dtype}({tensor_c(st.tensor)} + ({printer.offset(st.tensor, st.index)}), "
+                            f"{buffer}, lc_tile_n);")
+        statements.append(f"{buffer}[{var} - lc_tile_start] = {st.value};")
+    tile["exit"].append("}")
+    elements = dict(loops[-1], start="lc_tile_start", extent="lc_tile_start + lc_tile_n")
+    # streaming stores are weakly ordered: fenced before the loop around them moves on
+    parent = dict(loops[-2], exit=loops[-2]["exit"] + ["lc_fence();"])
+    tiled = _env.get_template(template).render(loops=loops[:-2] + [parent, tile, elements],
+                                               body=body + statements, **context)
+    sizes = " + ".join(_size_of(st.tensor, printer) for st in streamed)
+    return _env.get_template("streamed.c.j2").render(
+        condition=f"(int64_t)sizeof({printer.ctype}) * ({sizes}) >= lc_stream_min()", streamed=tiled, plain=plain)
+
+
+def _size_of(tensor: str, printer: Printer) -> str:
+    return " * ".join(f"(int64_t)({printer.index(d)})" for d in printer.shapes[tensor]) or "1"
+
+
+def render_pass(nest: Nest, shapes: dict, dtype: str, outputs: frozenset) -> str:
     """Sibling stages in one pass over shared loops (one printer, so a value
     read by several of them is loaded once). Accumulate members reduce into
     per-thread partial outputs over a static split of the outermost loop."""
     extents = {a.name: a.extent for _, st in nest.members for a in st.all_axes}
     printer = Printer(shapes, extents, dtype)
     ctype = DTYPES[dtype][0]
-    statements, partials = [], []
+    statements, stores, partials = [], [], []
     for kind, st in nest.members:
         value = printer.value(st.body)
         target = tensor_c(st.name)
         if kind == "accumulate":
             acc = f"lc_acc{len(partials)}"
-            size = " * ".join(f"(int64_t)({printer.index(d)})" for d in st.shape) or "1"
+            size = _size_of(st.name, printer)
             partials.append(dict(ctype=ctype, acc=acc, out=target, size=size, ok=f"(lc_want == 1 || lc_part{len(partials)})",
                                  init=_init_value(st.reduce, dtype),
                                  combine=_accumulate(st.reduce, f"{target}[k]", "lc_p[k]")))
-            target = acc
-            statements.append(_accumulate(st.reduce, f"{target}[{printer.offset(st.name, st.index)}]", value))
+            statements.append(_accumulate(st.reduce, f"{acc}[{printer.offset(st.name, st.index)}]", value))
         else:
-            statements.append(f"{target}[{printer.offset(st.name, st.index)}] = {value};")
-    loops = [dict(var=var_c(l.var), extent=printer.index(l.extent),
-                  pragma="#pragma omp simd" if l.simd else "") for l in nest.loops[1:]]
-    outer = dict(var=var_c(nest.loops[0].var), extent=printer.index(nest.loops[0].extent))
+            stores.append(Store(st.name, st.index, value))
+    outer = nest.loops[0]
+    loops = [_loop(var_c(outer.var), "lc_lo", "lc_hi")] + [
+        _nest_loop(l, printer, "#pragma omp simd" if l.simd else "") for l in nest.loops[1:]]
     comment = c_comment("; ".join(ir.format_stage(st) for _, st in nest.members))
-    return _env.get_template("pass.c.j2").render(
-        comment=comment, work=_work(nest.loops, printer), min_work=PARALLEL_MIN_WORK, partials=partials,
-        outer=outer, loops=loops, body=printer.lines + statements)
+    return _render_streamed("pass.c.j2", nest.loops, loops, printer.lines + statements, stores, printer, outputs,
+                            comment=comment, work=_work(nest.loops, printer), min_work=PARALLEL_MIN_WORK,
+                            partials=partials, outer_extent=printer.index(outer.extent))
 
 
 KERNELS = {dtype: dict(name=f"lc_kernel_{dtype}", ctype=DTYPES[dtype][0], vtype=f"lc_v{dtype}",
@@ -386,15 +465,16 @@ def render_online(nest: Nest, shapes: dict, dtype: str) -> str:
                                                 epilogue=[])
 
 
-def render_nest(nest: Nest, shapes: dict, dtype: str) -> str:
+def render_nest(nest: Nest, shapes: dict, dtype: str, outputs: frozenset = frozenset()) -> str:
+    """One nest's C. Stores of ``outputs`` (the function's) may stream."""
     if nest.kind == "contract":
         return render_contraction(nest, shapes, dtype)
     if nest.kind == "online":
         return render_online(nest, shapes, dtype)
     if nest.is_pass:
-        return render_pass(nest, shapes, dtype)
+        return render_pass(nest, shapes, dtype, outputs)
     if nest.siblings:
-        return render_siblings(nest, shapes, dtype)
+        return render_siblings(nest, shapes, dtype, outputs)
     s = nest.stage
     extents = {a.name: a.extent for a in s.all_axes}
     printer = Printer(shapes, extents, dtype)
@@ -415,7 +495,7 @@ def render_nest(nest: Nest, shapes: dict, dtype: str) -> str:
             passed = " && ".join(f"{printer.value(t)} != 0" for t in nest.window.tests)
             loops[-1]["extent"] = f"(({passed}) ? {loops[-1]['extent']} : {loops[-1]['start']})"
     value = printer.value(body)
-
+    statements, stores = [], []    # a pointwise stage has one store, any other nest one statement
     if nest.kind == "inner":
         n_axes = len(s.axes)
         store = f"{out}[{printer.offset(s.name, s.index)}]"
@@ -423,9 +503,9 @@ def render_nest(nest: Nest, shapes: dict, dtype: str) -> str:
             acc_decl = f"{ctype} acc = {_init_value(s.reduce, dtype)};"
             (loops[n_axes - 1]["enter"] if n_axes else prologue).append(acc_decl)
             (loops[n_axes - 1]["exit"] if n_axes else epilogue).append(f"{store} = acc;")
-            statement = _accumulate(s.reduce, "acc", value)
+            statements.append(_accumulate(s.reduce, "acc", value))
         else:
-            statement = f"{store} = {value};"
+            stores.append(Store(s.name, s.index, value))
         clause = f" reduction({'max' if s.reduce == 'max' else '+'}:acc)"
         for loop, plan in zip(loops, nest.loops):
             words = (["parallel for"] if plan.parallel else []) + (["simd"] if plan.simd else [])
@@ -442,40 +522,35 @@ def render_nest(nest: Nest, shapes: dict, dtype: str) -> str:
                 f"{out}[{printer.offset(s.name, row)} + k] = {_init_value(s.reduce, dtype)};")
         n_outer = len(s.axes) - 1
         (loops[n_outer - 1]["enter"] if n_outer else prologue).append(zero)
-        statement = _accumulate(s.reduce, f"{out}[{printer.offset(s.name, s.index)}]", value)
+        statements.append(_accumulate(s.reduce, f"{out}[{printer.offset(s.name, s.index)}]", value))
         if nest.loops[0].parallel:
             loops[0]["pragma"] = f"#pragma omp parallel for {threads}"
         loops[-1]["pragma"] = "#pragma omp simd"
     else:
         init = _init_value(s.reduce, dtype)
-        size = " * ".join(f"(int64_t)({printer.index(d)})" for d in s.shape) or "1"
-        prologue.append(f"for (int64_t k = 0; k < {size}; ++k) {out}[k] = {init};")
+        prologue.append(f"for (int64_t k = 0; k < {_size_of(s.name, printer)}; ++k) {out}[k] = {init};")
         if nest.kind == "scatter":
             target = f"{out}[{printer.offset(s.name, s.scatter_index)}]"
             guard = range_condition(s.scatter_index, s.shape, extents)
             update = _accumulate("sum", target, value)
             # an index outside the output has no element to receive its share
-            statement = f"if ({printer.value(guard)} != 0) {update}" if guard is not None else update
+            statements.append(f"if ({printer.value(guard)} != 0) {update}" if guard is not None else update)
         else:
-            statement = _accumulate(s.reduce, f"{out}[{printer.offset(s.name, s.index)}]", value)
+            statements.append(_accumulate(s.reduce, f"{out}[{printer.offset(s.name, s.index)}]", value))
             if nest.loops and nest.loops[-1].simd:
                 loops[-1]["pragma"] = "#pragma omp simd"
-    body = printer.lines + [statement]
+    body = printer.lines
     if nest.kind in ("inner", "row") and loops:
-        hoisted, variant = printer.hoist(nest.loops[-1].var)
+        hoisted, body = printer.hoist(nest.loops[-1].var)
         (loops[-2]["enter"] if len(loops) > 1 else prologue).extend(hoisted)
-        body = variant + [statement]
-    comment = c_comment(ir.format_stage(s))
-    return _env.get_template("nest.c.j2").render(comment=comment, prologue=prologue, loops=loops,
-                                                body=body, epilogue=epilogue)
+    return _render_streamed("nest.c.j2", nest.loops, loops, body + statements, stores, printer, outputs, comment=c_comment(ir.format_stage(s)), prologue=prologue, epilogue=epilogue)
 
 
-def render_siblings(nest: Nest, shapes: dict, dtype: str) -> str:
+def render_siblings(nest: Nest, shapes: dict, dtype: str, outputs: frozenset) -> str:
     """Pointwise siblings over the same loops: one ``parallel for`` nest."""
     extents = {a.name: a.extent for _, st in nest.members for a in st.all_axes}
     printer = Printer(shapes, extents, dtype)
-    statements = [f"{tensor_c(st.name)}[{printer.offset(st.name, st.index)}] = {printer.value(st.body)};"
-                  for _, st in nest.members]
+    stores = [Store(st.name, st.index, printer.value(st.body)) for _, st in nest.members]
     threads = _threads(nest.loops, printer)
     loops = []
     for k, l in enumerate(nest.loops):
@@ -483,8 +558,8 @@ def render_siblings(nest: Nest, shapes: dict, dtype: str) -> str:
         pragma = f"#pragma omp {' '.join(words)}{' ' + threads if k == 0 else ''}" if words else ""
         loops.append(_nest_loop(l, printer, pragma))
     comment = c_comment("; ".join(ir.format_stage(st) for _, st in nest.members))
-    return _env.get_template("nest.c.j2").render(comment=comment, prologue=[], loops=loops,
-                                                body=printer.lines + statements, epilogue=[])
+    return _render_streamed("nest.c.j2", nest.loops, loops, printer.lines, stores, printer, outputs,
+                            comment=comment, prologue=[], epilogue=[])
 
 
 def render_function(sig: Signature, dtype: str) -> tuple[str, str]:
@@ -502,7 +577,8 @@ def render_function(sig: Signature, dtype: str) -> tuple[str, str]:
         proto.append(f"{const}{base} *{tensor_c(a.name)}")
     shapes = {t.name: t.shape for t in sig.program.tensors}
     shapes.update({s.name: s.shape for s in sig.program.stages})
-    nests = [render_nest(n, shapes, dtype) for n in plan_program(sig.program)]
+    outputs = frozenset(a.name for a in sig.of_kind("out"))
+    nests = [render_nest(n, shapes, dtype, outputs) for n in plan_program(sig.program)]
     name = f"{sig.function}_{dtype}"
     text = _env.get_template("function.c.j2").render(
         title=c_comment(f"{sig.program.name} ({ctype})"), name=name, params=params or ["void"], nests=nests)

@@ -91,7 +91,8 @@ def run(folder: pathlib.Path, cache: pathlib.Path, **bindings) -> dict:
 def test_warm_load_in_a_new_process_lowers_nothing_and_misses_on_changes(tmp_path, cache):
     write_layers(tmp_path, 0.25)
     cold = run(tmp_path, cache, C=3)
-    assert cold["lowerings"] == 1 and cold["compiles"] == 1
+    # the layer's library, and the one drawing random initial values (once per cache)
+    assert cold["lowerings"] == 1 and cold["compiles"] == 2
 
     warm = run(tmp_path, cache, C=3)
     assert warm["lowerings"] == 0 and warm["compiles"] == 0

@@ -159,7 +159,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': 'afe26927788411f72ad9a5fb7766c3affa1d23e89fb929bc6ea53c1346b2f43a'}
+ 'key': '97b7f371f8e5aba86f96cbab5e275838ab3e5647286b032d41bb5e08017b6e08'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

@@ -113,6 +113,8 @@ LC_STATE uintptr_t lc_sgemm, lc_dgemm;
 LC_STATE int lc_blas_ilp64;
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
 LC_STATE int lc_threads;
+/* 0: LC_STREAM_MIN_BYTES */
+LC_STATE int64_t lc_stream_bytes;
 #if !defined(LC_PART) || LC_PART == 0
 
 void lc_multiheadattentionspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
@@ -122,6 +124,8 @@ void lc_multiheadattentionspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int il
 }
 
 void lc_multiheadattentionspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
+
+void lc_multiheadattentionspec_set_stream_bytes(int64_t n) { lc_stream_bytes = n > 0 ? n : 0; }
 #endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
@@ -216,6 +220,46 @@ static __attribute__((unused)) void lc_gemm_f64(int trans_a, int trans_b, int64_
 
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
 
+/* A nest whose outputs take at least this many bytes (half this machine's last
+   cache level) writes them with streaming stores: memory is then written once,
+   not read into the cache first and written back later, and what the caches hold
+   stays there. The values are computed in tiles of LC_TILE elements, in a loop
+   the compiler vectorizes, then copied out by lc_stream_*. */
+#define LC_STREAM_MIN_BYTES ((int64_t)16 << 20)
+#define LC_TILE 64
+static inline int64_t lc_stream_min(void) { return lc_stream_bytes ? lc_stream_bytes : LC_STREAM_MIN_BYTES; }
+#if defined(__SSE2__)
+/* gcc's builtins for movntps/movntpd/sfence: immintrin.h would cost every part
+   a third of a second to parse */
+typedef float lc_v4f32 __attribute__((vector_size(16)));
+typedef double lc_v2f64 __attribute__((vector_size(16)));
+/* a tile not 16-byte aligned in memory, or short (a row's end), is copied */
+static inline void lc_stream_f32(float *restrict out, const float *restrict tile, int64_t n) {
+    if (n == LC_TILE && ((uintptr_t)out & 15) == 0) {
+        for (int k = 0; k < LC_TILE; k += 4) __builtin_ia32_movntps(out + k, *(const lc_v4f32 *)(tile + k));
+    } else {
+        memcpy(out, tile, sizeof(float) * (size_t)n);
+    }
+}
+static inline void lc_stream_f64(double *restrict out, const double *restrict tile, int64_t n) {
+    if (n == LC_TILE && ((uintptr_t)out & 15) == 0) {
+        for (int k = 0; k < LC_TILE; k += 2) __builtin_ia32_movntpd(out + k, *(const lc_v2f64 *)(tile + k));
+    } else {
+        memcpy(out, tile, sizeof(double) * (size_t)n);
+    }
+}
+/* streamed stores are weakly ordered: a fence makes them visible in order */
+static inline void lc_fence(void) { __builtin_ia32_sfence(); }
+#else
+static inline void lc_stream_f32(float *restrict out, const float *restrict tile, int64_t n) {
+    memcpy(out, tile, sizeof(float) * (size_t)n);
+}
+static inline void lc_stream_f64(double *restrict out, const double *restrict tile, int64_t n) {
+    memcpy(out, tile, sizeof(double) * (size_t)n);
+}
+static inline void lc_fence(void) {}
+#endif
+
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -275,7 +319,6 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
     }
-
     /* matmul_6[b0, m, p] = sum_{k} x[b0, m, k] * k_proj_weight[p, k] */
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
@@ -339,7 +382,36 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
     }
-
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S)) >= lc_stream_min()) {
+    /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
+        const float t1 = T_k_proj_bias[((16 * v_i1) + v_i2)];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_S; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_S - lc_tile_start);
+        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
+        const float t0 = T_matmul_6[((v_i0) * S_S + v_i3) * 64 + ((16 * v_i1) + v_i2)];
+        const float t2 = (t0 + t1);
+        lc_tile0[v_i3 - lc_tile_start] = t2;
+    }
+        {
+        const int64_t v_i3 = lc_tile_start;
+        lc_stream_f32(T_transpose_15 + ((((v_i0) * 4 + v_i1) * 16 + v_i2) * S_S + v_i3), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    }
+    } else {
     /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
@@ -357,7 +429,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
     }
-
+    }
     /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
     if ((int64_t)(16) == 0) {
         /* an empty sum is zero */
@@ -431,7 +503,41 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
     }
-
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S)) >= lc_stream_min()) {
+    /* div_23[i0, i1, i2, i3] = exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+        const float t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const float t3 = t2;
+        const float t6 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_S; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_S - lc_tile_start);
+        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
+        const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+        const float t1 = (0.25f * t0);
+        const float t4 = (t1 - t3);
+        const float t5 = expf(t4);
+        const float t7 = (t5 / t6);
+        lc_tile0[v_i3 - lc_tile_start] = t7;
+    }
+        {
+        const int64_t v_i3 = lc_tile_start;
+        lc_stream_f32(T_div_23 + ((((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    }
+    } else {
     /* div_23[i0, i1, i2, i3] = exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
@@ -454,7 +560,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
     }
-
+    }
     /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
@@ -493,7 +599,6 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
     }
-
     /* matmul_28[b0, m, p] = sum_{k} reshape_26[b0, m, k] * out_proj_weight[p, k] */
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
@@ -532,7 +637,6 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
     }
-
 }
 
 #endif
@@ -635,7 +739,6 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
     }
-
     /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
     if ((int64_t)(16) == 0) {
         /* an empty sum is zero */
@@ -716,7 +819,6 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
     }
-
     /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
@@ -745,7 +847,6 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
     }
-
     /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
@@ -809,7 +910,6 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
     }
-
     /* grad_v_proj_bias[i2] = sum_{i0, i1} grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
@@ -825,7 +925,6 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         T_grad_v_proj_bias[v_i2] = acc;
     }
     }
-
     /* grad_x_24[b0, m, k] = sum_{p} grad_matmul_11_22[b0, m, p] * v_proj_weight[p, k] */
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
@@ -885,7 +984,6 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
     }
-
     /* grad_k_proj_bias[i2] = sum_{i0, i1} grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
@@ -901,7 +999,6 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         T_grad_k_proj_bias[v_i2] = acc;
     }
     }
-
     /* grad_x_31[b0, m, k] = sum_{p} grad_matmul_6_29[b0, m, p] * k_proj_weight[p, k] */
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
@@ -961,7 +1058,6 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
     }
-
     /* grad_q_proj_bias[i2] = sum_{i0, i1} grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
@@ -977,7 +1073,6 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         T_grad_q_proj_bias[v_i2] = acc;
     }
     }
-
     /* grad_x_38[b0, m, k] = sum_{p} grad_matmul_1_36[b0, m, p] * q_proj_weight[p, k] */
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
@@ -1041,7 +1136,6 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
     }
-
 }
 
 #endif
@@ -1091,7 +1185,6 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
     }
-
     /* matmul_6[b0, m, p] = sum_{k} x[b0, m, k] * k_proj_weight[p, k] */
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
@@ -1155,7 +1248,36 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
     }
-
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S)) >= lc_stream_min()) {
+    /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
+        const double t1 = T_k_proj_bias[((16 * v_i1) + v_i2)];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_S; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_S - lc_tile_start);
+        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
+        const double t0 = T_matmul_6[((v_i0) * S_S + v_i3) * 64 + ((16 * v_i1) + v_i2)];
+        const double t2 = (t0 + t1);
+        lc_tile0[v_i3 - lc_tile_start] = t2;
+    }
+        {
+        const int64_t v_i3 = lc_tile_start;
+        lc_stream_f64(T_transpose_15 + ((((v_i0) * 4 + v_i1) * 16 + v_i2) * S_S + v_i3), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    }
+    } else {
     /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
@@ -1173,7 +1295,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
     }
-
+    }
     /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
     if ((int64_t)(16) == 0) {
         /* an empty sum is zero */
@@ -1247,7 +1369,41 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
     }
-
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S)) >= lc_stream_min()) {
+    /* div_23[i0, i1, i2, i3] = exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+        const double t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const double t3 = t2;
+        const double t6 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_S; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_S - lc_tile_start);
+        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
+        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+        const double t1 = (0.25 * t0);
+        const double t4 = (t1 - t3);
+        const double t5 = exp(t4);
+        const double t7 = (t5 / t6);
+        lc_tile0[v_i3 - lc_tile_start] = t7;
+    }
+        {
+        const int64_t v_i3 = lc_tile_start;
+        lc_stream_f64(T_div_23 + ((((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    }
+    } else {
     /* div_23[i0, i1, i2, i3] = exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
@@ -1270,7 +1426,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
     }
-
+    }
     /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
@@ -1309,7 +1465,6 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
     }
-
     /* matmul_28[b0, m, p] = sum_{k} reshape_26[b0, m, k] * out_proj_weight[p, k] */
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
@@ -1348,7 +1503,6 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
     }
-
 }
 
 #endif
@@ -1451,7 +1605,6 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
     }
-
     /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
     if ((int64_t)(16) == 0) {
         /* an empty sum is zero */
@@ -1532,7 +1685,6 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
     }
-
     /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
@@ -1561,7 +1713,6 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
     }
-
     /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
@@ -1625,7 +1776,6 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
     }
-
     /* grad_v_proj_bias[i2] = sum_{i0, i1} grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
@@ -1641,7 +1791,6 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
         T_grad_v_proj_bias[v_i2] = acc;
     }
     }
-
     /* grad_x_24[b0, m, k] = sum_{p} grad_matmul_11_22[b0, m, p] * v_proj_weight[p, k] */
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
@@ -1701,7 +1850,6 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
     }
-
     /* grad_k_proj_bias[i2] = sum_{i0, i1} grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
@@ -1717,7 +1865,6 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
         T_grad_k_proj_bias[v_i2] = acc;
     }
     }
-
     /* grad_x_31[b0, m, k] = sum_{p} grad_matmul_6_29[b0, m, p] * k_proj_weight[p, k] */
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
@@ -1777,7 +1924,6 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
     }
-
     /* grad_q_proj_bias[i2] = sum_{i0, i1} grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
@@ -1793,7 +1939,6 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
         T_grad_q_proj_bias[v_i2] = acc;
     }
     }
-
     /* grad_x_38[b0, m, k] = sum_{p} grad_matmul_1_36[b0, m, p] * q_proj_weight[p, k] */
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
@@ -1857,7 +2002,6 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
     }
-
 }
 
 #endif

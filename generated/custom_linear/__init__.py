@@ -46,7 +46,7 @@ LAYER = {'name': 'CustomLinearSpec',
  'prefix': 'lc_customlinearspec',
  'calls_blas': True,
  'extension': '_custom_linear_ext',
- 'key': '440fde06e50f049a8976deffdf2d45ded7f51bc868e39c31eb9b27d9f9b20905'}
+ 'key': '24f0a0d3072c70f3ea2b2afbf087dc3fb70f7a31a790ce5f5779a1124350ed67'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

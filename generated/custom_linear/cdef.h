@@ -1,4 +1,5 @@
 void lc_customlinearspec_set_threads(int n);
+void lc_customlinearspec_set_stream_bytes(int64_t n);
 void lc_customlinearspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64);
 void lc_customlinearspec_forward_f32(int64_t S_N, const float *T_x, const float *T_weight, const float *T_bias, float *T_add_2, float *T_matmul_1);
 void lc_customlinearspec_backward_f32(int64_t S_N, const float *T_x, const float *T_weight, const float *T_grad_add_2, float *T_grad_x, float *T_grad_weight, float *T_grad_bias);

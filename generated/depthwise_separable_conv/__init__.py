@@ -188,7 +188,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
  'prefix': 'lc_depthwiseseparableconvspec',
  'calls_blas': True,
  'extension': '_depthwise_separable_conv_ext',
- 'key': '37d186d9ffd94fac296a6093b14f12f8474085dd76bef158b521e73b2fbe49c2'}
+ 'key': 'ea4c1f1c6acce8c9e512927a681adb43816ff288832d013656daf071b486338d'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

@@ -113,6 +113,8 @@ LC_STATE uintptr_t lc_sgemm, lc_dgemm;
 LC_STATE int lc_blas_ilp64;
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
 LC_STATE int lc_threads;
+/* 0: LC_STREAM_MIN_BYTES */
+LC_STATE int64_t lc_stream_bytes;
 #if !defined(LC_PART) || LC_PART == 0
 
 void lc_depthwiseseparableconvspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
@@ -122,6 +124,8 @@ void lc_depthwiseseparableconvspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, in
 }
 
 void lc_depthwiseseparableconvspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
+
+void lc_depthwiseseparableconvspec_set_stream_bytes(int64_t n) { lc_stream_bytes = n > 0 ? n : 0; }
 #endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
@@ -216,6 +220,46 @@ static __attribute__((unused)) void lc_gemm_f64(int trans_a, int trans_b, int64_
 
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
 
+/* A nest whose outputs take at least this many bytes (half this machine's last
+   cache level) writes them with streaming stores: memory is then written once,
+   not read into the cache first and written back later, and what the caches hold
+   stays there. The values are computed in tiles of LC_TILE elements, in a loop
+   the compiler vectorizes, then copied out by lc_stream_*. */
+#define LC_STREAM_MIN_BYTES ((int64_t)16 << 20)
+#define LC_TILE 64
+static inline int64_t lc_stream_min(void) { return lc_stream_bytes ? lc_stream_bytes : LC_STREAM_MIN_BYTES; }
+#if defined(__SSE2__)
+/* gcc's builtins for movntps/movntpd/sfence: immintrin.h would cost every part
+   a third of a second to parse */
+typedef float lc_v4f32 __attribute__((vector_size(16)));
+typedef double lc_v2f64 __attribute__((vector_size(16)));
+/* a tile not 16-byte aligned in memory, or short (a row's end), is copied */
+static inline void lc_stream_f32(float *restrict out, const float *restrict tile, int64_t n) {
+    if (n == LC_TILE && ((uintptr_t)out & 15) == 0) {
+        for (int k = 0; k < LC_TILE; k += 4) __builtin_ia32_movntps(out + k, *(const lc_v4f32 *)(tile + k));
+    } else {
+        memcpy(out, tile, sizeof(float) * (size_t)n);
+    }
+}
+static inline void lc_stream_f64(double *restrict out, const double *restrict tile, int64_t n) {
+    if (n == LC_TILE && ((uintptr_t)out & 15) == 0) {
+        for (int k = 0; k < LC_TILE; k += 2) __builtin_ia32_movntpd(out + k, *(const lc_v2f64 *)(tile + k));
+    } else {
+        memcpy(out, tile, sizeof(double) * (size_t)n);
+    }
+}
+/* streamed stores are weakly ordered: a fence makes them visible in order */
+static inline void lc_fence(void) { __builtin_ia32_sfence(); }
+#else
+static inline void lc_stream_f32(float *restrict out, const float *restrict tile, int64_t n) {
+    memcpy(out, tile, sizeof(float) * (size_t)n);
+}
+static inline void lc_stream_f64(double *restrict out, const double *restrict tile, int64_t n) {
+    memcpy(out, tile, sizeof(double) * (size_t)n);
+}
+static inline void lc_fence(void) {}
+#endif
+
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -261,7 +305,6 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
     /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -285,7 +328,6 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
     /* div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -302,7 +344,6 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
     /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -329,7 +370,6 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
     /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
@@ -352,7 +392,6 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
         T_add_20[v_i0] = t13;
     }
     }
-
     /* div_24[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -373,7 +412,41 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
+    /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t5 = T_bn1_bias[v_i1];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
+        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
+        const float t0 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+        const float t2 = (t0 - t1);
+        const float t4 = (t2 * t3);
+        const float t6 = (t4 + t5);
+        const float t7 = (t6 < 0 ? 0 : t6);
+        lc_tile0[v_i3 - lc_tile_start] = t7;
+    }
+        {
+        const int64_t v_i3 = lc_tile_start;
+        lc_stream_f32(T_relu_29 + ((((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    }
+    } else {
     /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -396,7 +469,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
+    }
     /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
     if ((int64_t)(8) == 0) {
         /* an empty sum is zero */
@@ -444,7 +517,6 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
     /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -461,7 +533,6 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
     /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -488,7 +559,6 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
     /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
@@ -511,7 +581,6 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
         T_add_55[v_i0] = t13;
     }
     }
-
     /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -532,7 +601,41 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
+    /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t5 = T_bn2_bias[v_i1];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
+        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
+        const float t0 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t2 = (t0 - t1);
+        const float t4 = (t2 * t3);
+        const float t6 = (t4 + t5);
+        const float t7 = (t6 < 0 ? 0 : t6);
+        lc_tile0[v_i3 - lc_tile_start] = t7;
+    }
+        {
+        const int64_t v_i3 = lc_tile_start;
+        lc_stream_f32(T_relu_64 + ((((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    }
+    } else {
     /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -555,7 +658,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
+    }
 }
 
 #endif
@@ -591,7 +694,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
         T_grad_bn2_bias[v_s0] = acc;
     }
     }
-
     /* grad_div_59_6[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -625,7 +727,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
@@ -640,7 +741,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
         T_grad_bn2_weight[v_s0] = t6;
     }
     }
-
     /* grad_sum_43_12[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -669,7 +769,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -708,7 +807,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -726,7 +824,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_17[0, j1, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -758,7 +855,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
     if ((int64_t)(16) == 0) {
         /* an empty sum is zero */
@@ -836,7 +932,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
         T_grad_bn1_bias[v_s0] = acc;
     }
     }
-
     /* grad_div_24_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -870,7 +965,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
@@ -885,7 +979,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
         T_grad_bn1_weight[v_s0] = t6;
     }
     }
-
     /* grad_sum_8_32[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, i1, 0, 0] * 0.5 / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -914,7 +1007,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -953,7 +1045,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -971,7 +1062,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_gconv_0_39[s0, s1, s2, s3, s4] = grad_relu_29_19[s0, s1, s3, s4] * ((gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) * div_24[0, s1, 0, 0] + bn1_bias[s1] > 0) * div_24[0, s1, 0, 0] + grad_sum_8_32[0, s1, 0, 0] * (gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0] + gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) + grad_sum_2_37[0, s1, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1005,7 +1095,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_x[n, g, j2, j3] = sum_{i, j} ((grad_relu_29_19[n, g, j2 - (i - 1), j3 - (j - 1)] * ((gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) * div_24[0, g, 0, 0] + bn1_bias[g] > 0) * div_24[0, g, 0, 0] + grad_sum_8_32[0, g, 0, 0] * (gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0] + gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) + grad_sum_2_37[0, g, 0, 0] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
@@ -1047,7 +1136,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_depthwise_weight[j0, j1, i, j] = sum_{n, h, w} (grad_gconv_0_39[n, j0, 0, h, w] * x[n, j0, h + i - 1, w + j - 1] if (j0 >= 0) * (j0 < 8) else 0) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1077,7 +1165,6 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
 }
 
 #endif
@@ -1113,7 +1200,6 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
     /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1137,7 +1223,6 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
     /* div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -1154,7 +1239,6 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
     /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1181,7 +1265,6 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
     /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
@@ -1204,7 +1287,6 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
         T_add_20[v_i0] = t13;
     }
     }
-
     /* div_24[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -1225,7 +1307,41 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
+    /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t5 = T_bn1_bias[v_i1];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
+        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
+        const double t0 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+        const double t2 = (t0 - t1);
+        const double t4 = (t2 * t3);
+        const double t6 = (t4 + t5);
+        const double t7 = (t6 < 0 ? 0 : t6);
+        lc_tile0[v_i3 - lc_tile_start] = t7;
+    }
+        {
+        const int64_t v_i3 = lc_tile_start;
+        lc_stream_f64(T_relu_29 + ((((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    }
+    } else {
     /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1248,7 +1364,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
+    }
     /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
     if ((int64_t)(8) == 0) {
         /* an empty sum is zero */
@@ -1296,7 +1412,6 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
     /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -1313,7 +1428,6 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
     /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1340,7 +1454,6 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
     /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
@@ -1363,7 +1476,6 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
         T_add_55[v_i0] = t13;
     }
     }
-
     /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -1384,7 +1496,41 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
+    /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t5 = T_bn2_bias[v_i1];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
+        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
+        const double t0 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t2 = (t0 - t1);
+        const double t4 = (t2 * t3);
+        const double t6 = (t4 + t5);
+        const double t7 = (t6 < 0 ? 0 : t6);
+        lc_tile0[v_i3 - lc_tile_start] = t7;
+    }
+        {
+        const int64_t v_i3 = lc_tile_start;
+        lc_stream_f64(T_relu_64 + ((((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    }
+    } else {
     /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1407,7 +1553,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-
+    }
 }
 
 #endif
@@ -1443,7 +1589,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
         T_grad_bn2_bias[v_s0] = acc;
     }
     }
-
     /* grad_div_59_6[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1477,7 +1622,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
@@ -1492,7 +1636,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
         T_grad_bn2_weight[v_s0] = t6;
     }
     }
-
     /* grad_sum_43_12[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -1521,7 +1664,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1560,7 +1702,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -1578,7 +1719,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_17[0, j1, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1610,7 +1750,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
     if ((int64_t)(16) == 0) {
         /* an empty sum is zero */
@@ -1688,7 +1827,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
         T_grad_bn1_bias[v_s0] = acc;
     }
     }
-
     /* grad_div_24_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1722,7 +1860,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
@@ -1737,7 +1874,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
         T_grad_bn1_weight[v_s0] = t6;
     }
     }
-
     /* grad_sum_8_32[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, i1, 0, 0] * 0.5 / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -1766,7 +1902,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1805,7 +1940,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -1823,7 +1957,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_gconv_0_39[s0, s1, s2, s3, s4] = grad_relu_29_19[s0, s1, s3, s4] * ((gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) * div_24[0, s1, 0, 0] + bn1_bias[s1] > 0) * div_24[0, s1, 0, 0] + grad_sum_8_32[0, s1, 0, 0] * (gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0] + gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) + grad_sum_2_37[0, s1, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1857,7 +1990,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_x[n, g, j2, j3] = sum_{i, j} ((grad_relu_29_19[n, g, j2 - (i - 1), j3 - (j - 1)] * ((gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) * div_24[0, g, 0, 0] + bn1_bias[g] > 0) * div_24[0, g, 0, 0] + grad_sum_8_32[0, g, 0, 0] * (gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0] + gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) + grad_sum_2_37[0, g, 0, 0] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
@@ -1899,7 +2031,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
     /* grad_depthwise_weight[j0, j1, i, j] = sum_{n, h, w} (grad_gconv_0_39[n, j0, 0, h, w] * x[n, j0, h + i - 1, w + j - 1] if (j0 >= 0) * (j0 < 8) else 0) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1929,7 +2060,6 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
-
 }
 
 #endif

@@ -54,7 +54,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': '0af9826c2fafce6bc572fe82a2c45de2aa84b046227a1fbfeb824eda47597c65'}
+ 'key': '5ef520a69f1f47ca6d1b1c762fa2eca0b92c9e0f9cd13b21aa7452f9926a9054'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

@@ -113,6 +113,8 @@ LC_STATE uintptr_t lc_sgemm, lc_dgemm;
 LC_STATE int lc_blas_ilp64;
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
 LC_STATE int lc_threads;
+/* 0: LC_STREAM_MIN_BYTES */
+LC_STATE int64_t lc_stream_bytes;
 #if !defined(LC_PART) || LC_PART == 0
 
 void lc_focallossspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
@@ -122,6 +124,8 @@ void lc_focallossspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
 }
 
 void lc_focallossspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
+
+void lc_focallossspec_set_stream_bytes(int64_t n) { lc_stream_bytes = n > 0 ? n : 0; }
 #endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
@@ -216,6 +220,46 @@ static __attribute__((unused)) void lc_gemm_f64(int trans_a, int trans_b, int64_
 
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
 
+/* A nest whose outputs take at least this many bytes (half this machine's last
+   cache level) writes them with streaming stores: memory is then written once,
+   not read into the cache first and written back later, and what the caches hold
+   stays there. The values are computed in tiles of LC_TILE elements, in a loop
+   the compiler vectorizes, then copied out by lc_stream_*. */
+#define LC_STREAM_MIN_BYTES ((int64_t)16 << 20)
+#define LC_TILE 64
+static inline int64_t lc_stream_min(void) { return lc_stream_bytes ? lc_stream_bytes : LC_STREAM_MIN_BYTES; }
+#if defined(__SSE2__)
+/* gcc's builtins for movntps/movntpd/sfence: immintrin.h would cost every part
+   a third of a second to parse */
+typedef float lc_v4f32 __attribute__((vector_size(16)));
+typedef double lc_v2f64 __attribute__((vector_size(16)));
+/* a tile not 16-byte aligned in memory, or short (a row's end), is copied */
+static inline void lc_stream_f32(float *restrict out, const float *restrict tile, int64_t n) {
+    if (n == LC_TILE && ((uintptr_t)out & 15) == 0) {
+        for (int k = 0; k < LC_TILE; k += 4) __builtin_ia32_movntps(out + k, *(const lc_v4f32 *)(tile + k));
+    } else {
+        memcpy(out, tile, sizeof(float) * (size_t)n);
+    }
+}
+static inline void lc_stream_f64(double *restrict out, const double *restrict tile, int64_t n) {
+    if (n == LC_TILE && ((uintptr_t)out & 15) == 0) {
+        for (int k = 0; k < LC_TILE; k += 2) __builtin_ia32_movntpd(out + k, *(const lc_v2f64 *)(tile + k));
+    } else {
+        memcpy(out, tile, sizeof(double) * (size_t)n);
+    }
+}
+/* streamed stores are weakly ordered: a fence makes them visible in order */
+static inline void lc_fence(void) { __builtin_ia32_sfence(); }
+#else
+static inline void lc_stream_f32(float *restrict out, const float *restrict tile, int64_t n) {
+    memcpy(out, tile, sizeof(float) * (size_t)n);
+}
+static inline void lc_stream_f64(double *restrict out, const double *restrict tile, int64_t n) {
+    memcpy(out, tile, sizeof(double) * (size_t)n);
+}
+static inline void lc_fence(void) {}
+#endif
+
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -275,7 +319,6 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
     }
     }
     }
-
     /* add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) >= 131072)
@@ -290,7 +333,6 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
     }
     }
     }
-
     /* sum_14 = sum_{r0} -0.25 * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0) */
     {
     float acc = 0.0f;
@@ -312,14 +354,12 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
     }
     T_sum_14[0] = acc;
     }
-
     /* div_15 = sum_14 / N */
     {
         const float t0 = T_sum_14[0];
         const float t1 = (t0 / ((float)S_N));
         T_div_15[0] = t1;
     }
-
 }
 
 #endif
@@ -336,7 +376,6 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
         const float t2 = (t0 * t1);
         T_grad_sum_14_1[0] = t2;
     }
-
     /* grad_logp_t_8[j0] = grad_sum_14_1 * -0.25 * (1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0))) * (1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0))) - -0.25 * grad_sum_14_1 * (logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0) * (1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0)) + 1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0))) * exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0)) */
     {
     const float t0 = T_grad_sum_14_1[0];
@@ -363,7 +402,6 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
         T_grad_logp_t_8[v_j0] = t18;
     }
     }
-
     /* grad_sum_4_14[i0, j1] = (-grad_logp_t_8[i0] if (targets[i0] >= 0) * (targets[i0] < C) else 0) * 1 / sum_4[i0, 0] */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) >= 131072)
@@ -382,7 +420,40 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
     }
     }
     }
-
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(S_C)) >= lc_stream_min()) {
+    /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * exp(logits[j0, j1] - stop_gradient(max_0[j0, 0])) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+        const float t1 = T_grad_logp_t_8[v_j0];
+        const float t3 = T_grad_sum_4_14[(v_j0) * 1 + 0];
+        const float t5 = T_max_0[(v_j0) * 1 + 0];
+        const float t6 = t5;
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_C; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_C - lc_tile_start);
+        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_j1 = lc_tile_start; v_j1 < lc_tile_start + lc_tile_n; ++v_j1) {
+        const float t0 = (v_j1 == T_targets[v_j0]);
+        const float t2 = (t0 != 0 ? t1 : 0.0f);
+        const float t4 = T_logits[(v_j0) * S_C + v_j1];
+        const float t7 = (t4 - t6);
+        const float t8 = expf(t7);
+        const float t9 = (t3 * t8);
+        const float t10 = (t2 + t9);
+        lc_tile0[v_j1 - lc_tile_start] = t10;
+    }
+        {
+        const int64_t v_j1 = lc_tile_start;
+        lc_stream_f32(T_grad_logits + ((v_j0) * S_C + v_j1), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    } else {
     /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * exp(logits[j0, j1] - stop_gradient(max_0[j0, 0])) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
@@ -404,7 +475,7 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
     }
     }
     }
-
+    }
 }
 
 #endif
@@ -454,7 +525,6 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
     }
     }
     }
-
     /* add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) >= 131072)
@@ -469,7 +539,6 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
     }
     }
     }
-
     /* sum_14 = sum_{r0} -0.25 * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0) */
     {
     double acc = 0.0;
@@ -491,14 +560,12 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
     }
     T_sum_14[0] = acc;
     }
-
     /* div_15 = sum_14 / N */
     {
         const double t0 = T_sum_14[0];
         const double t1 = (t0 / ((double)S_N));
         T_div_15[0] = t1;
     }
-
 }
 
 #endif
@@ -515,7 +582,6 @@ void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restr
         const double t2 = (t0 * t1);
         T_grad_sum_14_1[0] = t2;
     }
-
     /* grad_logp_t_8[j0] = grad_sum_14_1 * -0.25 * (1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0))) * (1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0))) - -0.25 * grad_sum_14_1 * (logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0) * (1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0)) + 1 - exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0))) * exp((logits[j0, targets[j0]] - add_6[j0, 0] if (targets[j0] >= 0) * (targets[j0] < C) else 0)) */
     {
     const double t0 = T_grad_sum_14_1[0];
@@ -542,7 +608,6 @@ void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restr
         T_grad_logp_t_8[v_j0] = t18;
     }
     }
-
     /* grad_sum_4_14[i0, j1] = (-grad_logp_t_8[i0] if (targets[i0] >= 0) * (targets[i0] < C) else 0) * 1 / sum_4[i0, 0] */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) >= 131072)
@@ -561,7 +626,40 @@ void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restr
     }
     }
     }
-
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(S_C)) >= lc_stream_min()) {
+    /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * exp(logits[j0, j1] - stop_gradient(max_0[j0, 0])) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+        const double t1 = T_grad_logp_t_8[v_j0];
+        const double t3 = T_grad_sum_4_14[(v_j0) * 1 + 0];
+        const double t5 = T_max_0[(v_j0) * 1 + 0];
+        const double t6 = t5;
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_C; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_C - lc_tile_start);
+        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_j1 = lc_tile_start; v_j1 < lc_tile_start + lc_tile_n; ++v_j1) {
+        const double t0 = (v_j1 == T_targets[v_j0]);
+        const double t2 = (t0 != 0 ? t1 : 0.0);
+        const double t4 = T_logits[(v_j0) * S_C + v_j1];
+        const double t7 = (t4 - t6);
+        const double t8 = exp(t7);
+        const double t9 = (t3 * t8);
+        const double t10 = (t2 + t9);
+        lc_tile0[v_j1 - lc_tile_start] = t10;
+    }
+        {
+        const int64_t v_j1 = lc_tile_start;
+        lc_stream_f64(T_grad_logits + ((v_j0) * S_C + v_j1), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    } else {
     /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * exp(logits[j0, j1] - stop_gradient(max_0[j0, 0])) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
@@ -583,7 +681,7 @@ void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restr
     }
     }
     }
-
+    }
 }
 
 #endif

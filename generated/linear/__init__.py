@@ -46,7 +46,7 @@ LAYER = {'name': 'LinearSpec',
  'prefix': 'lc_linearspec',
  'calls_blas': True,
  'extension': '_linear_ext',
- 'key': '8518570114f735ff3c7ae10923c39aac65f197cf9071a30c0a16d1555f13ae46'}
+ 'key': '285dbc009542787694ad44eb7f622bb595466a82e585c68e6cf0cf563bdb0074'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

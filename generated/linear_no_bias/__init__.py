@@ -43,7 +43,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
  'prefix': 'lc_linearnobiasspec',
  'calls_blas': True,
  'extension': '_linear_no_bias_ext',
- 'key': '515095c0dd61424a64f53e2665c19160e42557b044e6efd26cb7803401489cda'}
+ 'key': '8fb14c94d7fac29afb28a438df9383c01974cef17d9b028c40c05e37b68eb21c'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

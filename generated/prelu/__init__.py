@@ -45,7 +45,7 @@ LAYER = {'name': 'PReLU2D',
  'prefix': 'lc_prelu2d',
  'calls_blas': False,
  'extension': '_prelu_ext',
- 'key': '2500b69f552bca8512be59631eec6d2768479aad9731b02095aa86adc03122b8'}
+ 'key': '32e385e12939d9230bb1524be0515727ac9a7163e93732f80bc9ce98edea5986'}
 
 
 class PReLU2D(_layerc_runtime.LayerModule):

@@ -113,6 +113,8 @@ LC_STATE uintptr_t lc_sgemm, lc_dgemm;
 LC_STATE int lc_blas_ilp64;
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
 LC_STATE int lc_threads;
+/* 0: LC_STREAM_MIN_BYTES */
+LC_STATE int64_t lc_stream_bytes;
 #if !defined(LC_PART) || LC_PART == 0
 
 void lc_prelu2d_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
@@ -122,6 +124,8 @@ void lc_prelu2d_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
 }
 
 void lc_prelu2d_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
+
+void lc_prelu2d_set_stream_bytes(int64_t n) { lc_stream_bytes = n > 0 ? n : 0; }
 #endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
@@ -216,6 +220,46 @@ static __attribute__((unused)) void lc_gemm_f64(int trans_a, int trans_b, int64_
 
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
 
+/* A nest whose outputs take at least this many bytes (half this machine's last
+   cache level) writes them with streaming stores: memory is then written once,
+   not read into the cache first and written back later, and what the caches hold
+   stays there. The values are computed in tiles of LC_TILE elements, in a loop
+   the compiler vectorizes, then copied out by lc_stream_*. */
+#define LC_STREAM_MIN_BYTES ((int64_t)16 << 20)
+#define LC_TILE 64
+static inline int64_t lc_stream_min(void) { return lc_stream_bytes ? lc_stream_bytes : LC_STREAM_MIN_BYTES; }
+#if defined(__SSE2__)
+/* gcc's builtins for movntps/movntpd/sfence: immintrin.h would cost every part
+   a third of a second to parse */
+typedef float lc_v4f32 __attribute__((vector_size(16)));
+typedef double lc_v2f64 __attribute__((vector_size(16)));
+/* a tile not 16-byte aligned in memory, or short (a row's end), is copied */
+static inline void lc_stream_f32(float *restrict out, const float *restrict tile, int64_t n) {
+    if (n == LC_TILE && ((uintptr_t)out & 15) == 0) {
+        for (int k = 0; k < LC_TILE; k += 4) __builtin_ia32_movntps(out + k, *(const lc_v4f32 *)(tile + k));
+    } else {
+        memcpy(out, tile, sizeof(float) * (size_t)n);
+    }
+}
+static inline void lc_stream_f64(double *restrict out, const double *restrict tile, int64_t n) {
+    if (n == LC_TILE && ((uintptr_t)out & 15) == 0) {
+        for (int k = 0; k < LC_TILE; k += 2) __builtin_ia32_movntpd(out + k, *(const lc_v2f64 *)(tile + k));
+    } else {
+        memcpy(out, tile, sizeof(double) * (size_t)n);
+    }
+}
+/* streamed stores are weakly ordered: a fence makes them visible in order */
+static inline void lc_fence(void) { __builtin_ia32_sfence(); }
+#else
+static inline void lc_stream_f32(float *restrict out, const float *restrict tile, int64_t n) {
+    memcpy(out, tile, sizeof(float) * (size_t)n);
+}
+static inline void lc_stream_f64(double *restrict out, const double *restrict tile, int64_t n) {
+    memcpy(out, tile, sizeof(double) * (size_t)n);
+}
+static inline void lc_fence(void) {}
+#endif
+
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -235,6 +279,34 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 /* PReLU2D (float) */
 void lc_prelu2d_forward_f32(int64_t S_C, int64_t S_N, const float *restrict T_x, const float *restrict T_alpha, float *restrict T_select_2)
 {
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(S_C)) >= lc_stream_min()) {
+    /* select_2[i0, i1] = (x[i0, i1] if x[i0, i1] > 0 else alpha[0] * x[i0, i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const float t2 = T_alpha[0];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_C; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_C - lc_tile_start);
+        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i1 = lc_tile_start; v_i1 < lc_tile_start + lc_tile_n; ++v_i1) {
+        const float t0 = T_x[(v_i0) * S_C + v_i1];
+        const float t1 = (t0 > 0.0f);
+        const float t3 = (t2 * t0);
+        const float t4 = (t1 != 0 ? t0 : t3);
+        lc_tile0[v_i1 - lc_tile_start] = t4;
+    }
+        {
+        const int64_t v_i1 = lc_tile_start;
+        lc_stream_f32(T_select_2 + ((v_i0) * S_C + v_i1), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    } else {
     /* select_2[i0, i1] = (x[i0, i1] if x[i0, i1] > 0 else alpha[0] * x[i0, i1]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
@@ -250,7 +322,7 @@ void lc_prelu2d_forward_f32(int64_t S_C, int64_t S_N, const float *restrict T_x,
     }
     }
     }
-
+    }
 }
 
 #endif
@@ -280,7 +352,39 @@ void lc_prelu2d_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_x
         T_grad_alpha[v_j0] = acc;
     }
     }
-
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(S_C)) >= lc_stream_min()) {
+    /* grad_x[j0, j1] = grad_select_2[j0, j1] * (1 if x[j0, j1] > 0 else 0) + grad_select_2[j0, j1] * (0 if x[j0, j1] > 0 else 1) * alpha[0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+        const float t7 = T_alpha[0];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_C; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_C - lc_tile_start);
+        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_j1 = lc_tile_start; v_j1 < lc_tile_start + lc_tile_n; ++v_j1) {
+        const float t0 = T_grad_select_2[(v_j0) * S_C + v_j1];
+        const float t1 = T_x[(v_j0) * S_C + v_j1];
+        const float t2 = (t1 > 0.0f);
+        const float t3 = (t2 != 0 ? 1.0f : 0.0f);
+        const float t4 = (t0 * t3);
+        const float t5 = (t2 != 0 ? 0.0f : 1.0f);
+        const float t6 = (t0 * t5);
+        const float t8 = (t6 * t7);
+        const float t9 = (t4 + t8);
+        lc_tile0[v_j1 - lc_tile_start] = t9;
+    }
+        {
+        const int64_t v_j1 = lc_tile_start;
+        lc_stream_f32(T_grad_x + ((v_j0) * S_C + v_j1), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    } else {
     /* grad_x[j0, j1] = grad_select_2[j0, j1] * (1 if x[j0, j1] > 0 else 0) + grad_select_2[j0, j1] * (0 if x[j0, j1] > 0 else 1) * alpha[0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
@@ -301,7 +405,7 @@ void lc_prelu2d_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_x
     }
     }
     }
-
+    }
 }
 
 #endif
@@ -311,6 +415,34 @@ void lc_prelu2d_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_x
 /* PReLU2D (double) */
 void lc_prelu2d_forward_f64(int64_t S_C, int64_t S_N, const double *restrict T_x, const double *restrict T_alpha, double *restrict T_select_2)
 {
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(S_C)) >= lc_stream_min()) {
+    /* select_2[i0, i1] = (x[i0, i1] if x[i0, i1] > 0 else alpha[0] * x[i0, i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t2 = T_alpha[0];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_C; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_C - lc_tile_start);
+        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i1 = lc_tile_start; v_i1 < lc_tile_start + lc_tile_n; ++v_i1) {
+        const double t0 = T_x[(v_i0) * S_C + v_i1];
+        const double t1 = (t0 > 0.0);
+        const double t3 = (t2 * t0);
+        const double t4 = (t1 != 0 ? t0 : t3);
+        lc_tile0[v_i1 - lc_tile_start] = t4;
+    }
+        {
+        const int64_t v_i1 = lc_tile_start;
+        lc_stream_f64(T_select_2 + ((v_i0) * S_C + v_i1), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    } else {
     /* select_2[i0, i1] = (x[i0, i1] if x[i0, i1] > 0 else alpha[0] * x[i0, i1]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
@@ -326,7 +458,7 @@ void lc_prelu2d_forward_f64(int64_t S_C, int64_t S_N, const double *restrict T_x
     }
     }
     }
-
+    }
 }
 
 #endif
@@ -356,7 +488,39 @@ void lc_prelu2d_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_
         T_grad_alpha[v_j0] = acc;
     }
     }
-
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(S_C)) >= lc_stream_min()) {
+    /* grad_x[j0, j1] = grad_select_2[j0, j1] * (1 if x[j0, j1] > 0 else 0) + grad_select_2[j0, j1] * (0 if x[j0, j1] > 0 else 1) * alpha[0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+        const double t7 = T_alpha[0];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_C; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_C - lc_tile_start);
+        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_j1 = lc_tile_start; v_j1 < lc_tile_start + lc_tile_n; ++v_j1) {
+        const double t0 = T_grad_select_2[(v_j0) * S_C + v_j1];
+        const double t1 = T_x[(v_j0) * S_C + v_j1];
+        const double t2 = (t1 > 0.0);
+        const double t3 = (t2 != 0 ? 1.0 : 0.0);
+        const double t4 = (t0 * t3);
+        const double t5 = (t2 != 0 ? 0.0 : 1.0);
+        const double t6 = (t0 * t5);
+        const double t8 = (t6 * t7);
+        const double t9 = (t4 + t8);
+        lc_tile0[v_j1 - lc_tile_start] = t9;
+    }
+        {
+        const int64_t v_j1 = lc_tile_start;
+        lc_stream_f64(T_grad_x + ((v_j0) * S_C + v_j1), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    } else {
     /* grad_x[j0, j1] = grad_select_2[j0, j1] * (1 if x[j0, j1] > 0 else 0) + grad_select_2[j0, j1] * (0 if x[j0, j1] > 0 else 1) * alpha[0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
@@ -377,7 +541,7 @@ void lc_prelu2d_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_
     }
     }
     }
-
+    }
 }
 
 #endif

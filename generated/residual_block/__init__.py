@@ -177,7 +177,7 @@ LAYER = {'name': 'ResidualBlockSpec',
  'prefix': 'lc_residualblockspec',
  'calls_blas': False,
  'extension': '_residual_block_ext',
- 'key': '20656e549f77902a966c676dc36eb5e59f7312b728a7683430ec4dc1c5894b66'}
+ 'key': '358f31d8d2905de8a1aeb00f1d7e6510d8b3071184f30f15e9895ecf615c43ca'}
 
 
 class ResidualBlockSpec(_layerc_runtime.LayerModule):

@@ -113,6 +113,8 @@ LC_STATE uintptr_t lc_sgemm, lc_dgemm;
 LC_STATE int lc_blas_ilp64;
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
 LC_STATE int lc_threads;
+/* 0: LC_STREAM_MIN_BYTES */
+LC_STATE int64_t lc_stream_bytes;
 #if !defined(LC_PART) || LC_PART == 0
 
 void lc_residualblockspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
@@ -122,6 +124,8 @@ void lc_residualblockspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) 
 }
 
 void lc_residualblockspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
+
+void lc_residualblockspec_set_stream_bytes(int64_t n) { lc_stream_bytes = n > 0 ? n : 0; }
 #endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
@@ -215,6 +219,46 @@ static __attribute__((unused)) void lc_gemm_f64(int trans_a, int trans_b, int64_
 }
 
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
+
+/* A nest whose outputs take at least this many bytes (half this machine's last
+   cache level) writes them with streaming stores: memory is then written once,
+   not read into the cache first and written back later, and what the caches hold
+   stays there. The values are computed in tiles of LC_TILE elements, in a loop
+   the compiler vectorizes, then copied out by lc_stream_*. */
+#define LC_STREAM_MIN_BYTES ((int64_t)16 << 20)
+#define LC_TILE 64
+static inline int64_t lc_stream_min(void) { return lc_stream_bytes ? lc_stream_bytes : LC_STREAM_MIN_BYTES; }
+#if defined(__SSE2__)
+/* gcc's builtins for movntps/movntpd/sfence: immintrin.h would cost every part
+   a third of a second to parse */
+typedef float lc_v4f32 __attribute__((vector_size(16)));
+typedef double lc_v2f64 __attribute__((vector_size(16)));
+/* a tile not 16-byte aligned in memory, or short (a row's end), is copied */
+static inline void lc_stream_f32(float *restrict out, const float *restrict tile, int64_t n) {
+    if (n == LC_TILE && ((uintptr_t)out & 15) == 0) {
+        for (int k = 0; k < LC_TILE; k += 4) __builtin_ia32_movntps(out + k, *(const lc_v4f32 *)(tile + k));
+    } else {
+        memcpy(out, tile, sizeof(float) * (size_t)n);
+    }
+}
+static inline void lc_stream_f64(double *restrict out, const double *restrict tile, int64_t n) {
+    if (n == LC_TILE && ((uintptr_t)out & 15) == 0) {
+        for (int k = 0; k < LC_TILE; k += 2) __builtin_ia32_movntpd(out + k, *(const lc_v2f64 *)(tile + k));
+    } else {
+        memcpy(out, tile, sizeof(double) * (size_t)n);
+    }
+}
+/* streamed stores are weakly ordered: a fence makes them visible in order */
+static inline void lc_fence(void) { __builtin_ia32_sfence(); }
+#else
+static inline void lc_stream_f32(float *restrict out, const float *restrict tile, int64_t n) {
+    memcpy(out, tile, sizeof(float) * (size_t)n);
+}
+static inline void lc_stream_f64(double *restrict out, const double *restrict tile, int64_t n) {
+    memcpy(out, tile, sizeof(double) * (size_t)n);
+}
+static inline void lc_fence(void) {}
+#endif
 
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -353,7 +397,6 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
     /* div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -370,7 +413,6 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
     /* sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -397,7 +439,6 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
     /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
@@ -420,7 +461,6 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         T_add_19[v_i0] = t13;
     }
     }
-
     /* div_23[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -441,7 +481,41 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
+    /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t5 = T_bn1_bias[v_i1];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
+        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
+        const float t0 = T_conv_0[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t2 = (t0 - t1);
+        const float t4 = (t2 * t3);
+        const float t6 = (t4 + t5);
+        const float t7 = (t6 < 0 ? 0 : t6);
+        lc_tile0[v_i3 - lc_tile_start] = t7;
+    }
+        {
+        const int64_t v_i3 = lc_tile_start;
+        lc_stream_f32(T_relu_28 + ((((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    }
+    } else {
     /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -464,7 +538,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
+    }
     /* conv_36[n_32, o_33, h_34, w_35] = sum_{c_29, i_30, j_31} relu_28[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] * conv2_weight[o_33, c_29, i_30, j_31] */
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
@@ -583,7 +657,6 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
     /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -600,7 +673,6 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
     /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -627,7 +699,6 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
     /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
@@ -650,7 +721,6 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         T_add_55[v_i0] = t13;
     }
     }
-
     /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -671,7 +741,43 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
+    /* relu_65[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t1 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t5 = T_bn2_bias[v_i1];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
+        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
+        const float t0 = T_conv_36[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t2 = (t0 - t1);
+        const float t4 = (t2 * t3);
+        const float t6 = (t4 + t5);
+        const float t7 = T_x[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t8 = (t6 + t7);
+        const float t9 = (t8 < 0 ? 0 : t8);
+        lc_tile0[v_i3 - lc_tile_start] = t9;
+    }
+        {
+        const int64_t v_i3 = lc_tile_start;
+        lc_stream_f32(T_relu_65 + ((((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    }
+    } else {
     /* relu_65[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -696,7 +802,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
+    }
 }
 
 #endif
@@ -734,7 +840,6 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
         T_grad_bn2_bias[v_s0] = acc;
     }
     }
-
     /* grad_div_59_8[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -770,7 +875,6 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_bn2_weight[s0] = grad_div_59_8[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
@@ -785,7 +889,6 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
         T_grad_bn2_weight[v_s0] = t6;
     }
     }
-
     /* grad_sum_43_14[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -814,7 +917,6 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -855,7 +957,6 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -873,7 +974,6 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_14[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_19[0, j1, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -907,7 +1007,6 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_relu_28_21[n_32, c_29, j2, j3] = sum_{o_33, i_30, j_31} (grad_conv_36[n_32, o_33, j2 - (i_30 - 1), j3 - (j_31 - 1)] * conv2_weight[o_33, c_29, i_30, j_31] if (j2 - (i_30 - 1) >= 0) * (j2 - (i_30 - 1) < H) * (j3 - (j_31 - 1) >= 0) * (j3 - (j_31 - 1) < W) else 0) */
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
@@ -1130,7 +1229,6 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
         T_grad_bn1_bias[v_s0] = acc;
     }
     }
-
     /* grad_div_23_28[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1164,7 +1262,6 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_bn1_weight[s0] = grad_div_23_28[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
@@ -1179,7 +1276,6 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
         T_grad_bn1_weight[v_s0] = t6;
     }
     }
-
     /* grad_sum_7_34[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, i1, 0, 0] * 0.5 / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -1208,7 +1304,6 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1247,7 +1342,6 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -1265,7 +1359,6 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_21[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_34[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_39[0, j1, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1297,7 +1390,6 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_x_41[n, c, j2, j3] = sum_{o, i, j} (grad_conv_0[n, o, j2 - (i - 1), j3 - (j - 1)] * conv1_weight[o, c, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
@@ -1494,6 +1586,47 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     free(lc_bp);
     }
 
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
+    /* grad_x[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) + grad_x_41[j0, j1, j2, j3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
+    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
+        const float t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_j1];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
+        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_j3 = lc_tile_start; v_j3 < lc_tile_start + lc_tile_n; ++v_j3) {
+        const float t0 = T_grad_relu_65[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
+        const float t1 = T_conv_36[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
+        const float t3 = (t1 - t2);
+        const float t5 = (t3 * t4);
+        const float t7 = (t5 + t6);
+        const float t8 = T_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
+        const float t9 = (t7 + t8);
+        const float t10 = (t9 > 0.0f);
+        const float t11 = (t0 * t10);
+        const float t12 = T_grad_x_41[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
+        const float t13 = (t11 + t12);
+        lc_tile0[v_j3 - lc_tile_start] = t13;
+    }
+        {
+        const int64_t v_j3 = lc_tile_start;
+        lc_stream_f32(T_grad_x + ((((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    }
+    } else {
     /* grad_x[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) + grad_x_41[j0, j1, j2, j3] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1522,7 +1655,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
+    }
 }
 
 #endif
@@ -1650,7 +1783,6 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
     /* div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -1667,7 +1799,6 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
     /* sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1694,7 +1825,6 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
     /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
@@ -1717,7 +1847,6 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         T_add_19[v_i0] = t13;
     }
     }
-
     /* div_23[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -1738,7 +1867,41 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
+    /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t5 = T_bn1_bias[v_i1];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
+        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
+        const double t0 = T_conv_0[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t2 = (t0 - t1);
+        const double t4 = (t2 * t3);
+        const double t6 = (t4 + t5);
+        const double t7 = (t6 < 0 ? 0 : t6);
+        lc_tile0[v_i3 - lc_tile_start] = t7;
+    }
+        {
+        const int64_t v_i3 = lc_tile_start;
+        lc_stream_f64(T_relu_28 + ((((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    }
+    } else {
     /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1761,7 +1924,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
+    }
     /* conv_36[n_32, o_33, h_34, w_35] = sum_{c_29, i_30, j_31} relu_28[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] * conv2_weight[o_33, c_29, i_30, j_31] */
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
@@ -1880,7 +2043,6 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
     /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -1897,7 +2059,6 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
     /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1924,7 +2085,6 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
     /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
@@ -1947,7 +2107,6 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         T_add_55[v_i0] = t13;
     }
     }
-
     /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -1968,7 +2127,43 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
+    /* relu_65[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t1 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t5 = T_bn2_bias[v_i1];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
+        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
+        const double t0 = T_conv_36[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t2 = (t0 - t1);
+        const double t4 = (t2 * t3);
+        const double t6 = (t4 + t5);
+        const double t7 = T_x[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t8 = (t6 + t7);
+        const double t9 = (t8 < 0 ? 0 : t8);
+        lc_tile0[v_i3 - lc_tile_start] = t9;
+    }
+        {
+        const int64_t v_i3 = lc_tile_start;
+        lc_stream_f64(T_relu_65 + ((((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    }
+    } else {
     /* relu_65[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1993,7 +2188,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-
+    }
 }
 
 #endif
@@ -2031,7 +2226,6 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
         T_grad_bn2_bias[v_s0] = acc;
     }
     }
-
     /* grad_div_59_8[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -2067,7 +2261,6 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_bn2_weight[s0] = grad_div_59_8[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
@@ -2082,7 +2275,6 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
         T_grad_bn2_weight[v_s0] = t6;
     }
     }
-
     /* grad_sum_43_14[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -2111,7 +2303,6 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -2152,7 +2343,6 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -2170,7 +2360,6 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_14[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_19[0, j1, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -2204,7 +2393,6 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_relu_28_21[n_32, c_29, j2, j3] = sum_{o_33, i_30, j_31} (grad_conv_36[n_32, o_33, j2 - (i_30 - 1), j3 - (j_31 - 1)] * conv2_weight[o_33, c_29, i_30, j_31] if (j2 - (i_30 - 1) >= 0) * (j2 - (i_30 - 1) < H) * (j3 - (j_31 - 1) >= 0) * (j3 - (j_31 - 1) < W) else 0) */
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
@@ -2427,7 +2615,6 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
         T_grad_bn1_bias[v_s0] = acc;
     }
     }
-
     /* grad_div_23_28[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -2461,7 +2648,6 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_bn1_weight[s0] = grad_div_23_28[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
@@ -2476,7 +2662,6 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
         T_grad_bn1_weight[v_s0] = t6;
     }
     }
-
     /* grad_sum_7_34[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, i1, 0, 0] * 0.5 / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -2505,7 +2690,6 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -2544,7 +2728,6 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
@@ -2562,7 +2745,6 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_21[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_34[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_39[0, j1, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -2594,7 +2776,6 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
     /* grad_x_41[n, c, j2, j3] = sum_{o, i, j} (grad_conv_0[n, o, j2 - (i - 1), j3 - (j - 1)] * conv1_weight[o, c, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
     const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
@@ -2791,6 +2972,47 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     free(lc_bp);
     }
 
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
+    /* grad_x[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) + grad_x_41[j0, j1, j2, j3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
+    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
+        const double t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_j1];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
+        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_j3 = lc_tile_start; v_j3 < lc_tile_start + lc_tile_n; ++v_j3) {
+        const double t0 = T_grad_relu_65[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
+        const double t1 = T_conv_36[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
+        const double t3 = (t1 - t2);
+        const double t5 = (t3 * t4);
+        const double t7 = (t5 + t6);
+        const double t8 = T_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
+        const double t9 = (t7 + t8);
+        const double t10 = (t9 > 0.0);
+        const double t11 = (t0 * t10);
+        const double t12 = T_grad_x_41[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
+        const double t13 = (t11 + t12);
+        lc_tile0[v_j3 - lc_tile_start] = t13;
+    }
+        {
+        const int64_t v_j3 = lc_tile_start;
+        lc_stream_f64(T_grad_x + ((((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    }
+    } else {
     /* grad_x[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) + grad_x_41[j0, j1, j2, j3] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -2819,7 +3041,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
-
+    }
 }
 
 #endif

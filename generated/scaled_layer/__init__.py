@@ -45,7 +45,7 @@ LAYER = {'name': 'ScaledLayerSpec',
  'prefix': 'lc_scaledlayerspec',
  'calls_blas': False,
  'extension': '_scaled_layer_ext',
- 'key': '596e37164f9f32695997539d918ffe8982618e9d2e5e347ffc2e0320d3aa3d52'}
+ 'key': '06901675c7eb54d77c34caace682ea39bc347570db951fbc684aa1828befc7eb'}
 
 
 class ScaledLayerSpec(_layerc_runtime.LayerModule):

@@ -1,4 +1,5 @@
 void lc_scaledlayerspec_set_threads(int n);
+void lc_scaledlayerspec_set_stream_bytes(int64_t n);
 void lc_scaledlayerspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64);
 void lc_scaledlayerspec_forward_f32(int64_t S_D, int64_t S_N, const float *T_x, const float *T_scale, float *T_mul_0);
 void lc_scaledlayerspec_backward_f32(int64_t S_D, int64_t S_N, const float *T_x, const float *T_scale, const float *T_grad_mul_0, float *T_grad_x, float *T_grad_scale);

@@ -113,6 +113,8 @@ LC_STATE uintptr_t lc_sgemm, lc_dgemm;
 LC_STATE int lc_blas_ilp64;
 /* 0: as many threads as OpenMP's default (OMP_NUM_THREADS) */
 LC_STATE int lc_threads;
+/* 0: LC_STREAM_MIN_BYTES */
+LC_STATE int64_t lc_stream_bytes;
 #if !defined(LC_PART) || LC_PART == 0
 
 void lc_scaledlayerspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
@@ -122,6 +124,8 @@ void lc_scaledlayerspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
 }
 
 void lc_scaledlayerspec_set_threads(int n) { lc_threads = n > 0 ? n : 0; }
+
+void lc_scaledlayerspec_set_stream_bytes(int64_t n) { lc_stream_bytes = n > 0 ? n : 0; }
 #endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
@@ -216,6 +220,46 @@ static __attribute__((unused)) void lc_gemm_f64(int trans_a, int trans_b, int64_
 
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
 
+/* A nest whose outputs take at least this many bytes (half this machine's last
+   cache level) writes them with streaming stores: memory is then written once,
+   not read into the cache first and written back later, and what the caches hold
+   stays there. The values are computed in tiles of LC_TILE elements, in a loop
+   the compiler vectorizes, then copied out by lc_stream_*. */
+#define LC_STREAM_MIN_BYTES ((int64_t)16 << 20)
+#define LC_TILE 64
+static inline int64_t lc_stream_min(void) { return lc_stream_bytes ? lc_stream_bytes : LC_STREAM_MIN_BYTES; }
+#if defined(__SSE2__)
+/* gcc's builtins for movntps/movntpd/sfence: immintrin.h would cost every part
+   a third of a second to parse */
+typedef float lc_v4f32 __attribute__((vector_size(16)));
+typedef double lc_v2f64 __attribute__((vector_size(16)));
+/* a tile not 16-byte aligned in memory, or short (a row's end), is copied */
+static inline void lc_stream_f32(float *restrict out, const float *restrict tile, int64_t n) {
+    if (n == LC_TILE && ((uintptr_t)out & 15) == 0) {
+        for (int k = 0; k < LC_TILE; k += 4) __builtin_ia32_movntps(out + k, *(const lc_v4f32 *)(tile + k));
+    } else {
+        memcpy(out, tile, sizeof(float) * (size_t)n);
+    }
+}
+static inline void lc_stream_f64(double *restrict out, const double *restrict tile, int64_t n) {
+    if (n == LC_TILE && ((uintptr_t)out & 15) == 0) {
+        for (int k = 0; k < LC_TILE; k += 2) __builtin_ia32_movntpd(out + k, *(const lc_v2f64 *)(tile + k));
+    } else {
+        memcpy(out, tile, sizeof(double) * (size_t)n);
+    }
+}
+/* streamed stores are weakly ordered: a fence makes them visible in order */
+static inline void lc_fence(void) { __builtin_ia32_sfence(); }
+#else
+static inline void lc_stream_f32(float *restrict out, const float *restrict tile, int64_t n) {
+    memcpy(out, tile, sizeof(float) * (size_t)n);
+}
+static inline void lc_stream_f64(double *restrict out, const double *restrict tile, int64_t n) {
+    memcpy(out, tile, sizeof(double) * (size_t)n);
+}
+static inline void lc_fence(void) {}
+#endif
+
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -235,6 +279,32 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 /* ScaledLayerSpec (float) */
 void lc_scaledlayerspec_forward_f32(int64_t S_D, int64_t S_N, const float *restrict T_x, const float *restrict T_scale, float *restrict T_mul_0)
 {
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(S_D)) >= lc_stream_min()) {
+    /* mul_0[i0, i1] = x[i0, i1] * scale */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const float t1 = T_scale[0];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_D; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_D - lc_tile_start);
+        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i1 = lc_tile_start; v_i1 < lc_tile_start + lc_tile_n; ++v_i1) {
+        const float t0 = T_x[(v_i0) * S_D + v_i1];
+        const float t2 = (t0 * t1);
+        lc_tile0[v_i1 - lc_tile_start] = t2;
+    }
+        {
+        const int64_t v_i1 = lc_tile_start;
+        lc_stream_f32(T_mul_0 + ((v_i0) * S_D + v_i1), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    } else {
     /* mul_0[i0, i1] = x[i0, i1] * scale */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
@@ -248,7 +318,7 @@ void lc_scaledlayerspec_forward_f32(int64_t S_D, int64_t S_N, const float *restr
     }
     }
     }
-
+    }
 }
 
 #endif
@@ -258,6 +328,32 @@ void lc_scaledlayerspec_forward_f32(int64_t S_D, int64_t S_N, const float *restr
 /* ScaledLayerSpec_backward (float) */
 void lc_scaledlayerspec_backward_f32(int64_t S_D, int64_t S_N, const float *restrict T_x, const float *restrict T_scale, const float *restrict T_grad_mul_0, float *restrict T_grad_x, float *restrict T_grad_scale)
 {
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(S_D)) >= lc_stream_min()) {
+    /* grad_x[i0, i1] = grad_mul_0[i0, i1] * scale */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const float t1 = T_scale[0];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_D; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_D - lc_tile_start);
+        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i1 = lc_tile_start; v_i1 < lc_tile_start + lc_tile_n; ++v_i1) {
+        const float t0 = T_grad_mul_0[(v_i0) * S_D + v_i1];
+        const float t2 = (t0 * t1);
+        lc_tile0[v_i1 - lc_tile_start] = t2;
+    }
+        {
+        const int64_t v_i1 = lc_tile_start;
+        lc_stream_f32(T_grad_x + ((v_i0) * S_D + v_i1), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    } else {
     /* grad_x[i0, i1] = grad_mul_0[i0, i1] * scale */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
@@ -271,7 +367,7 @@ void lc_scaledlayerspec_backward_f32(int64_t S_D, int64_t S_N, const float *rest
     }
     }
     }
-
+    }
     /* grad_scale = sum_{i0, i1} grad_mul_0[i0, i1] * x[i0, i1] */
     {
     float acc = 0.0f;
@@ -287,7 +383,6 @@ void lc_scaledlayerspec_backward_f32(int64_t S_D, int64_t S_N, const float *rest
     }
     T_grad_scale[0] = acc;
     }
-
 }
 
 #endif
@@ -297,6 +392,32 @@ void lc_scaledlayerspec_backward_f32(int64_t S_D, int64_t S_N, const float *rest
 /* ScaledLayerSpec (double) */
 void lc_scaledlayerspec_forward_f64(int64_t S_D, int64_t S_N, const double *restrict T_x, const double *restrict T_scale, double *restrict T_mul_0)
 {
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(S_D)) >= lc_stream_min()) {
+    /* mul_0[i0, i1] = x[i0, i1] * scale */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t1 = T_scale[0];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_D; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_D - lc_tile_start);
+        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i1 = lc_tile_start; v_i1 < lc_tile_start + lc_tile_n; ++v_i1) {
+        const double t0 = T_x[(v_i0) * S_D + v_i1];
+        const double t2 = (t0 * t1);
+        lc_tile0[v_i1 - lc_tile_start] = t2;
+    }
+        {
+        const int64_t v_i1 = lc_tile_start;
+        lc_stream_f64(T_mul_0 + ((v_i0) * S_D + v_i1), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    } else {
     /* mul_0[i0, i1] = x[i0, i1] * scale */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
@@ -310,7 +431,7 @@ void lc_scaledlayerspec_forward_f64(int64_t S_D, int64_t S_N, const double *rest
     }
     }
     }
-
+    }
 }
 
 #endif
@@ -320,6 +441,32 @@ void lc_scaledlayerspec_forward_f64(int64_t S_D, int64_t S_N, const double *rest
 /* ScaledLayerSpec_backward (double) */
 void lc_scaledlayerspec_backward_f64(int64_t S_D, int64_t S_N, const double *restrict T_x, const double *restrict T_scale, const double *restrict T_grad_mul_0, double *restrict T_grad_x, double *restrict T_grad_scale)
 {
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(S_D)) >= lc_stream_min()) {
+    /* grad_x[i0, i1] = grad_mul_0[i0, i1] * scale */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t1 = T_scale[0];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_D; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_D - lc_tile_start);
+        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i1 = lc_tile_start; v_i1 < lc_tile_start + lc_tile_n; ++v_i1) {
+        const double t0 = T_grad_mul_0[(v_i0) * S_D + v_i1];
+        const double t2 = (t0 * t1);
+        lc_tile0[v_i1 - lc_tile_start] = t2;
+    }
+        {
+        const int64_t v_i1 = lc_tile_start;
+        lc_stream_f64(T_grad_x + ((v_i0) * S_D + v_i1), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    } else {
     /* grad_x[i0, i1] = grad_mul_0[i0, i1] * scale */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
@@ -333,7 +480,7 @@ void lc_scaledlayerspec_backward_f64(int64_t S_D, int64_t S_N, const double *res
     }
     }
     }
-
+    }
     /* grad_scale = sum_{i0, i1} grad_mul_0[i0, i1] * x[i0, i1] */
     {
     double acc = 0.0;
@@ -349,7 +496,6 @@ void lc_scaledlayerspec_backward_f64(int64_t S_D, int64_t S_N, const double *res
     }
     T_grad_scale[0] = acc;
     }
-
 }
 
 #endif
