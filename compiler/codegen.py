@@ -234,18 +234,21 @@ STREAM_TILE = 64
 
 
 def _streams(plans: tuple, stores: list, outputs: frozenset) -> list:
-    """The stores a nest can stream: of the function's outputs (an
-    intermediate is read by the next nest at once, from the cache when it
-    fits there; streaming it would cost a build more code for little),
-    written along its innermost loop, a vectorized loop inside another (where
-    the stores are fenced)."""
-    inner = plans[-1] if plans else None
-    if (len(plans) < 2 or not inner.simd or inner.parallel or inner.reduction
-            or (isinstance(inner.extent, IConst) and inner.extent.value < 2 * STREAM_TILE)):
+    """The stores a nest can stream: those of the function's ``outputs``
+    written along its innermost loop, when that loop is vectorized, at least
+    two tiles long and inside another loop (whose iterations end with a
+    fence). An intermediate is left out: the next nest reads it at once, from
+    the cache if it fits, and a second nest would only cost build time."""
+    if len(plans) < 2:
+        return []
+    inner = plans[-1]
+    if not inner.simd or inner.parallel or inner.reduction or (
+            isinstance(inner.extent, IConst) and inner.extent.value < 2 * STREAM_TILE):
         return []
     along = IVar(inner.var)
     return [st for st in stores
-            if st.tensor in outputs and st.index and st.index[-1] == along and all(inner.var not in ir.ivars(i) for i in st.index[:-1])]
+            if st.tensor in outputs and st.index and st.index[-1] == along
+            and all(inner.var not in ir.ivars(i) for i in st.index[:-1])]
 
 
 def _render_streamed(template: str, plans: tuple, loops: list, body: list, stores: list, printer: Printer,
