@@ -159,7 +159,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': '97b7f371f8e5aba86f96cbab5e275838ab3e5647286b032d41bb5e08017b6e08'}
+ 'key': 'c273f24d34c00d4cc2235d76b3a78fc178688d3b196b58a1ec0920ec18a8d2bc'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

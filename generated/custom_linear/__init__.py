@@ -46,7 +46,7 @@ LAYER = {'name': 'CustomLinearSpec',
  'prefix': 'lc_customlinearspec',
  'calls_blas': True,
  'extension': '_custom_linear_ext',
- 'key': '24f0a0d3072c70f3ea2b2afbf087dc3fb70f7a31a790ce5f5779a1124350ed67'}
+ 'key': '3fa0f6ddb655b03a5336980bdb9bf1469c3a0d765c4d04af578b0ed5ee341bda'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

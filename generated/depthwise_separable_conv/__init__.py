@@ -188,7 +188,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
  'prefix': 'lc_depthwiseseparableconvspec',
  'calls_blas': True,
  'extension': '_depthwise_separable_conv_ext',
- 'key': 'ea4c1f1c6acce8c9e512927a681adb43816ff288832d013656daf071b486338d'}
+ 'key': 'd602851a42b88ac13f173f0e3b21e849a769b8851426bb385b375e82301fc51d'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

@@ -54,7 +54,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': '5ef520a69f1f47ca6d1b1c762fa2eca0b92c9e0f9cd13b21aa7452f9926a9054'}
+ 'key': '27eb9c04a98d0c369000240e9de9c96d83f9606707f93f112247e56974e08a18'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

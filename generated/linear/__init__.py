@@ -46,7 +46,7 @@ LAYER = {'name': 'LinearSpec',
  'prefix': 'lc_linearspec',
  'calls_blas': True,
  'extension': '_linear_ext',
- 'key': '285dbc009542787694ad44eb7f622bb595466a82e585c68e6cf0cf563bdb0074'}
+ 'key': '1701ce185a0ed3887c5ab738dd9198cfd616ea0fceaf60f8f738fbbbbe7968c2'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

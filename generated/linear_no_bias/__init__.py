@@ -43,7 +43,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
  'prefix': 'lc_linearnobiasspec',
  'calls_blas': True,
  'extension': '_linear_no_bias_ext',
- 'key': '8fb14c94d7fac29afb28a438df9383c01974cef17d9b028c40c05e37b68eb21c'}
+ 'key': '1f0c6cf57bb46d2aca1399616c9174ac9ce419b4da254392e1df41f18e274c8d'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

@@ -130,8 +130,10 @@ void lc_linearnobiasspec_set_stream_bytes(int64_t n) { lc_stream_bytes = n > 0 ?
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
 
-/* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked */
-static __attribute__((unused)) void lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+/* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked.
+   One copy per part: gcc would otherwise clone it, fallback and all, for the
+   constant arguments of each call, which took a third of attention's build */
+static __attribute__((unused, noinline, noclone)) void lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                                             const float *a, int64_t lda, const float *b, int64_t ldb,
                                             float beta, float *c, int64_t ldc) {
     const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
@@ -174,8 +176,10 @@ static __attribute__((unused)) void lc_gemm_f32(int trans_a, int trans_b, int64_
     free(bp);
 }
 
-/* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked */
-static __attribute__((unused)) void lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+/* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked.
+   One copy per part: gcc would otherwise clone it, fallback and all, for the
+   constant arguments of each call, which took a third of attention's build */
+static __attribute__((unused, noinline, noclone)) void lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                                             const double *a, int64_t lda, const double *b, int64_t ldb,
                                             double beta, double *c, int64_t ldc) {
     const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);

@@ -45,7 +45,7 @@ LAYER = {'name': 'PReLU2D',
  'prefix': 'lc_prelu2d',
  'calls_blas': False,
  'extension': '_prelu_ext',
- 'key': '32e385e12939d9230bb1524be0515727ac9a7163e93732f80bc9ce98edea5986'}
+ 'key': '983b3b3b744e564793fb1224909a782dcdbb3e79a744534ffd1e69bb029cf287'}
 
 
 class PReLU2D(_layerc_runtime.LayerModule):

@@ -177,7 +177,7 @@ LAYER = {'name': 'ResidualBlockSpec',
  'prefix': 'lc_residualblockspec',
  'calls_blas': False,
  'extension': '_residual_block_ext',
- 'key': '358f31d8d2905de8a1aeb00f1d7e6510d8b3071184f30f15e9895ecf615c43ca'}
+ 'key': 'f8ac35474413be6b53c6693d272dc68a37e34ddde422e14a9e57044860556b5b'}
 
 
 class ResidualBlockSpec(_layerc_runtime.LayerModule):

@@ -45,7 +45,7 @@ LAYER = {'name': 'ScaledLayerSpec',
  'prefix': 'lc_scaledlayerspec',
  'calls_blas': False,
  'extension': '_scaled_layer_ext',
- 'key': '06901675c7eb54d77c34caace682ea39bc347570db951fbc684aa1828befc7eb'}
+ 'key': '2384faa760c05789d7fdafb6da1c7ae27f3b9e7e4c2f6310f8b7953dbb574654'}
 
 
 class ScaledLayerSpec(_layerc_runtime.LayerModule):
