@@ -54,6 +54,8 @@ def draw(kind: str, size: int, dtype, scale: float = 1.0, shift: float = 0.0, th
     (``"uniform"``), seeded from ``generator()``. The values are computed in
     float32 whatever the dtype, so both dtypes get the same ones, and do not
     depend on ``threads`` (0: one per core)."""
+    if np.dtype(dtype) not in _CTYPES:
+        raise TypeError(f"random initial values are drawn as float32 or float64, not {np.dtype(dtype)}")
     suffix, ctype = _CTYPES[np.dtype(dtype)]
     out = np.empty(size, dtype)
     seed = int(_generator.integers(0, 2 ** 63))

@@ -97,3 +97,8 @@ def test_a_forked_child_draws_after_the_parent_used_threads():
         child.kill()
     assert child.exitcode == 0
     assert queue.get(timeout=5) == pytest.approx(1.0, rel=0.02)
+
+
+def test_other_dtypes_are_refused_by_name():
+    with pytest.raises(TypeError, match="float16"):
+        draw("normal", 4, np.float16)
