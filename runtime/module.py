@@ -279,9 +279,10 @@ class LayerModule(Module):
     def set_stream_bytes(self, n: int) -> None:
         """Outputs of at least ``n`` bytes a kernel writes along its innermost
         loop go straight to memory, past the caches (0: the default, 16 MiB,
-        half this machine's last cache level). Per compiled library, as
-        ``set_threads``. Example: ``module.set_stream_bytes(1 << 30)`` keeps
-        outputs under 1 GiB in the caches."""
+        half the last-level cache of the machine it was measured on). Per
+        compiled library, as ``set_threads``. Example:
+        ``module.set_stream_bytes(1 << 30)`` keeps outputs under 1 GiB in the
+        caches."""
         getattr(self._library.lib, f"{self.compiled.prefix}_set_stream_bytes")(int(n))
 
     # ------------------------------------------------------------ forward

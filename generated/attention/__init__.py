@@ -159,7 +159,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': 'c273f24d34c00d4cc2235d76b3a78fc178688d3b196b58a1ec0920ec18a8d2bc'}
+ 'key': '795f88152abefb71ca315718d7daf8d84f5abaa885cdc22ecc63ace725c54d95'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

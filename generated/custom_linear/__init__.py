@@ -46,7 +46,7 @@ LAYER = {'name': 'CustomLinearSpec',
  'prefix': 'lc_customlinearspec',
  'calls_blas': True,
  'extension': '_custom_linear_ext',
- 'key': '3fa0f6ddb655b03a5336980bdb9bf1469c3a0d765c4d04af578b0ed5ee341bda'}
+ 'key': '8a3f1e94f6f56398c887382995178673cea940bc77de375b7b0a9d8cd1bfafc3'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

@@ -188,7 +188,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
  'prefix': 'lc_depthwiseseparableconvspec',
  'calls_blas': True,
  'extension': '_depthwise_separable_conv_ext',
- 'key': 'd602851a42b88ac13f173f0e3b21e849a769b8851426bb385b375e82301fc51d'}
+ 'key': '5bae44414929bde719d7586565aa004a80442fc7f2a8b440bb6429f28e8d2b3f'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

@@ -54,7 +54,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': '27eb9c04a98d0c369000240e9de9c96d83f9606707f93f112247e56974e08a18'}
+ 'key': '0d79366443e0f4184df3f6aee1432778a6a5d5b7b81b03d8d517cc58200c8449'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

@@ -46,7 +46,7 @@ LAYER = {'name': 'LinearSpec',
  'prefix': 'lc_linearspec',
  'calls_blas': True,
  'extension': '_linear_ext',
- 'key': '1701ce185a0ed3887c5ab738dd9198cfd616ea0fceaf60f8f738fbbbbe7968c2'}
+ 'key': '9c6683e779dfbd17c65489d841605f259ff6cc9e2ae64f43f92ea94567cb476f'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

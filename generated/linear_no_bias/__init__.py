@@ -43,7 +43,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
  'prefix': 'lc_linearnobiasspec',
  'calls_blas': True,
  'extension': '_linear_no_bias_ext',
- 'key': '1f0c6cf57bb46d2aca1399616c9174ac9ce419b4da254392e1df41f18e274c8d'}
+ 'key': '3ff51a0371ec468fab81e643356a718bbd0af705b0baea1235fa24b3725fc6ff'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

@@ -45,7 +45,7 @@ LAYER = {'name': 'PReLU2D',
  'prefix': 'lc_prelu2d',
  'calls_blas': False,
  'extension': '_prelu_ext',
- 'key': '983b3b3b744e564793fb1224909a782dcdbb3e79a744534ffd1e69bb029cf287'}
+ 'key': 'a2d2074f97c6e593ddcf06c38a1763f2140ea46bf529db6b23b23e3412bd0687'}
 
 
 class PReLU2D(_layerc_runtime.LayerModule):

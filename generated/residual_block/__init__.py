@@ -177,7 +177,7 @@ LAYER = {'name': 'ResidualBlockSpec',
  'prefix': 'lc_residualblockspec',
  'calls_blas': False,
  'extension': '_residual_block_ext',
- 'key': 'f8ac35474413be6b53c6693d272dc68a37e34ddde422e14a9e57044860556b5b'}
+ 'key': 'c3237a04978bdc4c6fe1394998924b0c501afb498b762ee29dbd07dc0132d059'}
 
 
 class ResidualBlockSpec(_layerc_runtime.LayerModule):

@@ -45,7 +45,7 @@ LAYER = {'name': 'ScaledLayerSpec',
  'prefix': 'lc_scaledlayerspec',
  'calls_blas': False,
  'extension': '_scaled_layer_ext',
- 'key': '2384faa760c05789d7fdafb6da1c7ae27f3b9e7e4c2f6310f8b7953dbb574654'}
+ 'key': '036b0cec82708699e4c1f565cd9567a1aa14882dcab65a3361929a0fb816bebe'}
 
 
 class ScaledLayerSpec(_layerc_runtime.LayerModule):
