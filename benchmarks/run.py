@@ -109,10 +109,10 @@ def probe_bandwidth(seconds: float) -> float:
     faster of plain stores (which read each line before writing it) and
     streaming stores."""
     from compiler.build import compile_c
-    lib = compile_c(_TRIAD_C, _TRIAD_CDEF, name="bench_probe").lib
+    probe = compile_c(_TRIAD_C, _TRIAD_CDEF, name="bench_probe")
+    lib, ffi = probe.lib, probe.ffi
     n = 16 * 1024 * 1024
     a, b, c = (np.ones(n, np.float32) for _ in range(3))
-    ffi = compile_c(_TRIAD_C, _TRIAD_CDEF, name="bench_probe").ffi
 
     def ptr(x):
         return ffi.cast("float *", x.ctypes.data)

@@ -194,15 +194,21 @@ def _nest_loop(loop, printer: Printer, pragma: str = "") -> dict:
     return _loop(var_c(loop.var), "0", printer.index(loop.extent), pragma)
 
 
-def _work(loops, printer: Printer) -> str:
-    return " * ".join(f"(int64_t)({printer.index(loop.extent)})" for loop in loops) or "1"
+def _product(extents, printer: Printer) -> str:
+    """The product of index expressions, in 64 bits ("1" for none)."""
+    return " * ".join(f"(int64_t)({printer.index(e)})" for e in extents) or "1"
+
+
+def _size(axes, printer: Printer) -> str:
+    """Iterations of ``axes`` (or loops) together."""
+    return _product((a.extent for a in axes), printer)
 
 
 def _threads(loops, printer: Printer) -> str:
     """The team clauses of a nest's ``parallel for``. The ``if`` names the
     parallel construct: unnamed, it also applies to a combined ``simd``, and a
     nest below the threshold would run its loop unvectorized."""
-    return f"num_threads(lc_num_threads()) if(parallel: {_work(loops, printer)} >= {PARALLEL_MIN_WORK})"
+    return f"num_threads(lc_num_threads()) if(parallel: {_size(loops, printer)} >= {PARALLEL_MIN_WORK})"
 
 
 def _accumulate(reduce: str, target: str, value: str) -> str:
@@ -228,9 +234,13 @@ class Store:
         return f"{tensor_c(self.tensor)}[{printer.offset(self.tensor, self.index)}] = {self.value};"
 
 
-# tiles of this many elements (LC_TILE in templates/module.c.j2) are computed in
-# a small array, then streamed out; a loop shorter than two tiles is not worth it
+# tiles of this many elements (LC_TILE) are computed in a small array, then
+# streamed out; a loop shorter than two tiles is not worth it
 STREAM_TILE = 64
+# per dtype: the copy of a tile to memory, and the 16-byte streaming store it uses
+STREAMS = {dtype: dict(name=f"lc_stream_{dtype}", ctype=ctype, vtype=f"lc_v{16 // width}{dtype}",
+                       lanes=16 // width, store=f"__builtin_ia32_movntp{letter}")
+           for dtype, ctype, width, letter in (("f32", "float", 4, "s"), ("f64", "double", 8, "d"))}
 
 
 def _streams(plans: tuple, stores: list, outputs: frozenset) -> list:
@@ -263,7 +273,6 @@ def _render_streamed(template: str, plans: tuple, loops: list, body: list, store
                                                **context)
     if not streamed:
         return plain
-    dtype = printer.dtype
     var, first, stop = loops[-1]["var"], loops[-1]["start"], loops[-1]["extent"]
     tile = _loop("lc_tile_start", first, stop, advance="lc_tile_start += LC_TILE")
     tile["enter"] = [f"const int64_t lc_tile_n = lc_min_i64(LC_TILE, {stop} - lc_tile_start);"]
@@ -275,8 +284,8 @@ def _render_streamed(template: str, plans: tuple, loops: list, body: list, store
             continue
         buffer = f"lc_tile{len(tile['enter']) - 1}"
         tile["enter"].append(f"{printer.ctype} {buffer}[LC_TILE] __attribute__((aligned(64)));")
-        tile["exit"].append(f"lc_stream_{dtype}({tensor_c(st.tensor)} + ({printer.offset(st.tensor, st.index)}), "
-                            f"{buffer}, lc_tile_n);")
+        tile["exit"].append(f"{STREAMS[printer.dtype]['name']}({tensor_c(st.tensor)} + "
+                            f"({printer.offset(st.tensor, st.index)}), {buffer}, lc_tile_n);")
         statements.append(f"{buffer}[{var} - lc_tile_start] = {st.value};")
     tile["exit"].append("}")
     elements = dict(loops[-1], start="lc_tile_start", extent="lc_tile_start + lc_tile_n")
@@ -284,13 +293,9 @@ def _render_streamed(template: str, plans: tuple, loops: list, body: list, store
     parent = dict(loops[-2], exit=loops[-2]["exit"] + ["lc_fence();"])
     tiled = _env.get_template(template).render(loops=loops[:-2] + [parent, tile, elements],
                                                body=body + statements, **context)
-    sizes = " + ".join(_size_of(st.tensor, printer) for st in streamed)
+    sizes = " + ".join(_product(printer.shapes[st.tensor], printer) for st in streamed)
     return _env.get_template("streamed.c.j2").render(
         condition=f"(int64_t)sizeof({printer.ctype}) * ({sizes}) >= lc_stream_min()", streamed=tiled, plain=plain)
-
-
-def _size_of(tensor: str, printer: Printer) -> str:
-    return " * ".join(f"(int64_t)({printer.index(d)})" for d in printer.shapes[tensor]) or "1"
 
 
 def render_pass(nest: Nest, shapes: dict, dtype: str, outputs: frozenset) -> str:
@@ -306,7 +311,7 @@ def render_pass(nest: Nest, shapes: dict, dtype: str, outputs: frozenset) -> str
         target = tensor_c(st.name)
         if kind == "accumulate":
             acc = f"lc_acc{len(partials)}"
-            size = _size_of(st.name, printer)
+            size = _product(printer.shapes[st.name], printer)
             partials.append(dict(ctype=ctype, acc=acc, out=target, size=size, ok=f"(lc_want == 1 || lc_part{len(partials)})",
                                  init=_init_value(st.reduce, dtype),
                                  combine=_accumulate(st.reduce, f"{target}[k]", "lc_p[k]")))
@@ -318,7 +323,7 @@ def render_pass(nest: Nest, shapes: dict, dtype: str, outputs: frozenset) -> str
         _nest_loop(l, printer, "#pragma omp simd" if l.simd else "") for l in nest.loops[1:]]
     comment = c_comment("; ".join(ir.format_stage(st) for _, st in nest.members))
     return _render_streamed("pass.c.j2", nest.loops, loops, printer.lines + statements, stores, printer, outputs,
-                            comment=comment, work=_work(nest.loops, printer), min_work=PARALLEL_MIN_WORK,
+                            comment=comment, work=_size(nest.loops, printer), min_work=PARALLEL_MIN_WORK,
                             partials=partials, outer_extent=printer.index(outer.extent))
 
 
@@ -336,10 +341,6 @@ def _decode(flat: str, axes: tuple, printer: Printer) -> list:
         lines.append(f"const int64_t {var_c(a.name)} = {value};")
         stride = printer.index(a.extent) if stride == "1" else f"({stride}) * ({printer.index(a.extent)})"
     return lines
-
-
-def _size(axes: tuple, printer: Printer) -> str:
-    return " * ".join(f"(int64_t)({printer.index(a.extent)})" for a in axes) or "1"
 
 
 GEMMS = {dtype: dict(name=f"lc_gemm_{dtype}", ctype=DTYPES[dtype][0], pointer=f"lc_{letter}gemm",
@@ -531,7 +532,7 @@ def render_nest(nest: Nest, shapes: dict, dtype: str, outputs: frozenset = froze
         loops[-1]["pragma"] = "#pragma omp simd"
     else:
         init = _init_value(s.reduce, dtype)
-        prologue.append(f"for (int64_t k = 0; k < {_size_of(s.name, printer)}; ++k) {out}[k] = {init};")
+        prologue.append(f"for (int64_t k = 0; k < {_product(printer.shapes[s.name], printer)}; ++k) {out}[k] = {init};")
         if nest.kind == "scatter":
             target = f"{out}[{printer.offset(s.name, s.scatter_index)}]"
             guard = range_condition(s.scatter_index, s.shape, extents)
@@ -605,6 +606,7 @@ def render_module(prefix: str, spec: str, programs: dict) -> tuple[str, str, dic
         prototypes += own
     source = _env.get_template("module.c.j2").render(spec=re.sub(r"[^A-Za-z0-9_ ]", "_", spec),
                                                       kernels=list(KERNELS.values()),
-                                                      gemms=list(GEMMS.values()), prefix=prefix, parts=parts)
+                                                      gemms=list(GEMMS.values()), streams=list(STREAMS.values()),
+                                                      tile=STREAM_TILE, prefix=prefix, parts=parts)
     cdef = _env.get_template("cdef.h.j2").render(prefix=prefix, prototypes=prototypes)
     return source, cdef, signatures, libraries

@@ -28,8 +28,15 @@ _CDEF = "\n".join(f"void lc_random_{kind}_{suffix}(uint64_t seed, int64_t n, flo
                   f"int threads, {ctype} *out);"
                   for kind in ("normal", "uniform") for suffix, ctype in _CTYPES.values())
 # GNU libgomp's threads do not survive fork: a child draws on one thread
-_threads_after_fork: list = []
-os.register_at_fork(after_in_child=lambda: _threads_after_fork.append(1))
+_forked = False
+
+
+def _after_fork_in_child() -> None:
+    global _forked
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def manual_seed(seed: int) -> None:
@@ -59,7 +66,7 @@ def draw(kind: str, size: int, dtype, scale: float = 1.0, shift: float = 0.0, th
     suffix, ctype = _CTYPES[np.dtype(dtype)]
     out = np.empty(size, dtype)
     seed = int(_generator.integers(0, 2 ** 63))
-    threads = 1 if _threads_after_fork else threads or os.cpu_count() or 1
+    threads = 1 if _forked else threads or os.cpu_count() or 1
     library = _library()
     function = getattr(library.lib, f"lc_random_{kind}_{suffix}")
     function(seed, size, scale, shift, threads, library.ffi.cast(f"{ctype} *", out.ctypes.data))

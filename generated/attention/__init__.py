@@ -159,7 +159,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': '795f88152abefb71ca315718d7daf8d84f5abaa885cdc22ecc63ace725c54d95'}
+ 'key': '27681429d85109e17d78e74f69d4c64c559ed576d6bc204a60366b34978ac62e'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

@@ -46,7 +46,7 @@ LAYER = {'name': 'CustomLinearSpec',
  'prefix': 'lc_customlinearspec',
  'calls_blas': True,
  'extension': '_custom_linear_ext',
- 'key': '8a3f1e94f6f56398c887382995178673cea940bc77de375b7b0a9d8cd1bfafc3'}
+ 'key': '2da87f24f953b1dee0a298b3d437d4bcad4ebd4cef39dc1642fcd29de0ce0c7d'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

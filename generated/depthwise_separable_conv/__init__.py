@@ -188,7 +188,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
  'prefix': 'lc_depthwiseseparableconvspec',
  'calls_blas': True,
  'extension': '_depthwise_separable_conv_ext',
- 'key': '5bae44414929bde719d7586565aa004a80442fc7f2a8b440bb6429f28e8d2b3f'}
+ 'key': '597b587b54acbb776288683b588039220acdb40eaf33cf06ffeb28eed1daefdb'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

@@ -54,7 +54,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': '0d79366443e0f4184df3f6aee1432778a6a5d5b7b81b03d8d517cc58200c8449'}
+ 'key': '2bc333e4d9335ba52ae4f14f3278dd984abec321e12062af6af226ab655cde16'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

@@ -46,7 +46,7 @@ LAYER = {'name': 'LinearSpec',
  'prefix': 'lc_linearspec',
  'calls_blas': True,
  'extension': '_linear_ext',
- 'key': '9c6683e779dfbd17c65489d841605f259ff6cc9e2ae64f43f92ea94567cb476f'}
+ 'key': '2ade4745f6c34fa7514da32157a784286b335bd2e8015c06148835fda2e30138'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

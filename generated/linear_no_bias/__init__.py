@@ -43,7 +43,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
  'prefix': 'lc_linearnobiasspec',
  'calls_blas': True,
  'extension': '_linear_no_bias_ext',
- 'key': '3ff51a0371ec468fab81e643356a718bbd0af705b0baea1235fa24b3725fc6ff'}
+ 'key': '2fdbd84fccb177a86c1ea26a7ad89ae0fcd3132e1a18295dcbb03988623a16e5'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

@@ -45,7 +45,7 @@ LAYER = {'name': 'PReLU2D',
  'prefix': 'lc_prelu2d',
  'calls_blas': False,
  'extension': '_prelu_ext',
- 'key': 'a2d2074f97c6e593ddcf06c38a1763f2140ea46bf529db6b23b23e3412bd0687'}
+ 'key': 'cc3e6d2e5e1ec0da7f55e85d78fb9b4fd055900c73d493e9c1772aa9da8312f7'}
 
 
 class PReLU2D(_layerc_runtime.LayerModule):

@@ -237,32 +237,36 @@ static inline int64_t lc_stream_min(void) { return lc_stream_bytes ? lc_stream_b
    a third of a second to parse */
 typedef float lc_v4f32 __attribute__((vector_size(16)));
 typedef double lc_v2f64 __attribute__((vector_size(16)));
+#endif
+
 /* a tile not 16-byte aligned in memory, or short (a row's end), is copied */
 static inline void lc_stream_f32(float *restrict out, const float *restrict tile, int64_t n) {
+#if defined(__SSE2__)
     if (n == LC_TILE && ((uintptr_t)out & 15) == 0) {
         for (int k = 0; k < LC_TILE; k += 4) __builtin_ia32_movntps(out + k, *(const lc_v4f32 *)(tile + k));
-    } else {
-        memcpy(out, tile, sizeof(float) * (size_t)n);
+        return;
     }
-}
-static inline void lc_stream_f64(double *restrict out, const double *restrict tile, int64_t n) {
-    if (n == LC_TILE && ((uintptr_t)out & 15) == 0) {
-        for (int k = 0; k < LC_TILE; k += 2) __builtin_ia32_movntpd(out + k, *(const lc_v2f64 *)(tile + k));
-    } else {
-        memcpy(out, tile, sizeof(double) * (size_t)n);
-    }
-}
-/* streamed stores are weakly ordered: a fence makes them visible in order */
-static inline void lc_fence(void) { __builtin_ia32_sfence(); }
-#else
-static inline void lc_stream_f32(float *restrict out, const float *restrict tile, int64_t n) {
+#endif
     memcpy(out, tile, sizeof(float) * (size_t)n);
 }
+
+/* a tile not 16-byte aligned in memory, or short (a row's end), is copied */
 static inline void lc_stream_f64(double *restrict out, const double *restrict tile, int64_t n) {
+#if defined(__SSE2__)
+    if (n == LC_TILE && ((uintptr_t)out & 15) == 0) {
+        for (int k = 0; k < LC_TILE; k += 2) __builtin_ia32_movntpd(out + k, *(const lc_v2f64 *)(tile + k));
+        return;
+    }
+#endif
     memcpy(out, tile, sizeof(double) * (size_t)n);
 }
-static inline void lc_fence(void) {}
+
+/* streamed stores are weakly ordered: a fence makes them visible in order */
+static inline void lc_fence(void) {
+#if defined(__SSE2__)
+    __builtin_ia32_sfence();
 #endif
+}
 
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }

@@ -177,7 +177,7 @@ LAYER = {'name': 'ResidualBlockSpec',
  'prefix': 'lc_residualblockspec',
  'calls_blas': False,
  'extension': '_residual_block_ext',
- 'key': 'c3237a04978bdc4c6fe1394998924b0c501afb498b762ee29dbd07dc0132d059'}
+ 'key': '5c0e4799ce8a30328539e038aec26429752202169a024341a77cc9f5eff30672'}
 
 
 class ResidualBlockSpec(_layerc_runtime.LayerModule):

@@ -45,7 +45,7 @@ LAYER = {'name': 'ScaledLayerSpec',
  'prefix': 'lc_scaledlayerspec',
  'calls_blas': False,
  'extension': '_scaled_layer_ext',
- 'key': '036b0cec82708699e4c1f565cd9567a1aa14882dcab65a3361929a0fb816bebe'}
+ 'key': 'd56c17997f5a6e96cfb6140092217e51ba888ed2bdd15146ed2184ad03afb972'}
 
 
 class ScaledLayerSpec(_layerc_runtime.LayerModule):
