@@ -421,7 +421,8 @@ def render_online(nest: Nest, shapes: dict, dtype: str) -> str:
     exponentials are taken against a shift s (the maximum of the row's first
     elements) while the maximum is found, then the sum is scaled by exp(s - m).
     A row whose maximum is far above s, or not finite (NaN, infinities), is
-    summed again against m: every row gives what the two passes give."""
+    summed again against m: every row gives what the two passes give. Kept
+    terms (``nest.terms``) are stored as they are summed, and scaled with the sum."""
     (_, maximum), total = nest.siblings[0], nest.stage
     extents = {a.name: a.extent for a in maximum.all_axes}
     outer, row = nest.loops[:-1], nest.loops[-1]
@@ -439,6 +440,17 @@ def render_online(nest: Nest, shapes: dict, dtype: str) -> str:
                 f"for (int64_t {var} = 0; {var} < {stop}; ++{var}) {{",
                 *(f"    {line}" for line in printer.lines + statements), "}"]
 
+    def kept(printer):
+        return f"{tensor_c(nest.terms.name)}[{printer.offset(nest.terms.name, nest.terms.index)}]"
+
+    def add(value, printer):
+        """Sum ``value`` (an exponential); store it too when the terms are kept."""
+        lines = [f"const {ctype} lc_term = {value};", "lc_sum += lc_term;"]
+        return lines + [f"{kept(printer)} = lc_term;"] if nest.terms else lines
+
+    # kept terms were taken against the shift: scaled by exp(shift - max) with the sum
+    scaled = Printer(shapes, extents, dtype)
+    rescale = loop(scaled, "", [f"{kept(scaled)} *= lc_scale;"]) if nest.terms else []
     lowest = _init_value("max", dtype)
     body = [
         f"{ctype} lc_shift = {lowest}, lc_max = {lowest}, lc_sum = 0;",
@@ -447,16 +459,17 @@ def render_online(nest: Nest, shapes: dict, dtype: str) -> str:
         "if (lc_shift - lc_shift == 0) {    /* finite */",
         *(f"    {line}" for line in loop(fused, "reduction(max:lc_max) reduction(+:lc_sum)",
                                          [_accumulate("max", "lc_max", x_fused),
-                                          f"lc_sum += {exp(f'({x_fused} - lc_shift)')};"])),
+                                          *add(exp(f"({x_fused} - lc_shift)"), fused)])),
         "}",
-        f"if (lc_max - lc_shift <= {SHIFT_LIMIT}) {{",
-        f"    lc_sum *= {exp('(lc_shift - lc_max)')};",
+        f"if (lc_shift - lc_shift == 0 && lc_max - lc_shift <= {SHIFT_LIMIT}) {{",
+        f"    const {ctype} lc_scale = {exp('(lc_shift - lc_max)')};",
+        "    lc_sum *= lc_scale;",
+        *(f"    {line}" for line in rescale),
         "} else {    /* far above the shift, NaN or infinite: both passes, against the maximum */",
         f"    lc_max = {lowest};",
         "    lc_sum = 0;",
         *(f"    {line}" for line in loop(again, "reduction(max:lc_max)", [_accumulate("max", "lc_max", x_again)])),
-        *(f"    {line}" for line in loop(again, "reduction(+:lc_sum)",
-                                         [f"lc_sum += {exp(f'({x_again} - lc_max)')};"])),
+        *(f"    {line}" for line in loop(again, "reduction(+:lc_sum)", add(exp(f"({x_again} - lc_max)"), again))),
         "}",
         f"{tensor_c(maximum.name)}[{probe.offset(maximum.name, maximum.index)}] = lc_max;",
         f"{tensor_c(total.name)}[{probe.offset(total.name, total.index)}] = lc_sum;",
@@ -464,7 +477,7 @@ def render_online(nest: Nest, shapes: dict, dtype: str) -> str:
     threads = _threads(nest.loops, probe)
     loops = [_nest_loop(l, probe, f"#pragma omp parallel for {threads}" if k == 0 else "")
              for k, l in enumerate(outer)]
-    comment = c_comment(f"{ir.format_stage(maximum)}; {ir.format_stage(total)} (one pass)")
+    comment = c_comment("; ".join(ir.format_stage(st) for st in (maximum, nest.terms, total) if st) + " (one pass)")
     return _env.get_template("nest.c.j2").render(comment=comment, prologue=[], loops=loops, body=body,
                                                 epilogue=[])
 
@@ -498,8 +511,10 @@ def render_nest(nest: Nest, shapes: dict, dtype: str, outputs: frozenset = froze
         if nest.window.tests:
             passed = " && ".join(f"{printer.value(t)} != 0" for t in nest.window.tests)
             loops[-1]["extent"] = f"(({passed}) ? {loops[-1]['extent']} : {loops[-1]['start']})"
-    value = printer.value(body)
+    value = printer.value(nest.terms.body if nest.terms else body)
     statements, stores = [], []    # a pointwise stage has one store, any other nest one statement
+    if nest.terms:
+        stores.append(Store(nest.terms.name, nest.terms.index, value))
     if nest.kind == "inner":
         n_axes = len(s.axes)
         store = f"{out}[{printer.offset(s.name, s.index)}]"
@@ -547,7 +562,9 @@ def render_nest(nest: Nest, shapes: dict, dtype: str, outputs: frozenset = froze
     if nest.kind in ("inner", "row") and loops:
         hoisted, body = printer.hoist(nest.loops[-1].var)
         (loops[-2]["enter"] if len(loops) > 1 else prologue).extend(hoisted)
-    return _render_streamed("nest.c.j2", nest.loops, loops, body + statements, stores, printer, outputs, comment=c_comment(ir.format_stage(s)), prologue=prologue, epilogue=epilogue)
+    comment = c_comment("; ".join(ir.format_stage(st) for st in (nest.terms, s) if st))
+    return _render_streamed("nest.c.j2", nest.loops, loops, body + statements, stores, printer, outputs,
+                            comment=comment, prologue=prologue, epilogue=epilogue)
 
 
 def render_siblings(nest: Nest, shapes: dict, dtype: str, outputs: frozenset) -> str:

@@ -331,6 +331,15 @@ def map_expr(e, leaf):
     return memo[e]
 
 
+def map_calls(e, call):
+    """Rebuild ``e`` bottom-up, replacing each call (its arguments rebuilt
+    first) by ``call(node)``."""
+    memo = {}
+    for sub in postorder(e):
+        memo[sub] = call(Call(sub.op, tuple(memo[a] for a in sub.args))) if isinstance(sub, Call) else sub
+    return memo[e]
+
+
 def subst_indices(e, mapping: dict):
     """Substitute index variables (by name) in every index of ``e``."""
     def leaf(x):

@@ -187,20 +187,97 @@ def fuse(p: Program, available: dict | None = None) -> Program:
     return eliminate_dead_stages(ir.replace(p, stages=tuple(stages)))
 
 
-def fuse_pair(fwd: Program, bwd: Program):
-    """Fuse forward and backward together: the backward recomputes cheap
-    forward values; forward stages it still reads become saved outputs."""
-    _, available = _fuse_stages(fwd.stages, {}, set(fwd.outputs))
-    bwd = fuse(bwd, available)
-    forward_stages = [s.name for s in fwd.stages]
+def _save(fwd: Program, bwd: Program, outputs: tuple):
+    """The forward's ``outputs`` plus every forward stage the backward reads,
+    which the backward declares as saved."""
     read = set()
     for s in bwd.stages:
         read |= ir.tensors_read(s.body)
-    saved = tuple(n for n in forward_stages if n in read)
+    saved = tuple(s.name for s in fwd.stages if s.name in read)
     decls = [t for t in bwd.tensors if t.role != "saved"]
     decls += [TensorDecl(n, fwd.shape_of(n), "saved") for n in saved]
-    bwd = ir.replace(bwd, tensors=tuple(decls))
-    fwd = fuse(ir.replace(fwd, outputs=fwd.outputs + tuple(n for n in saved if n not in fwd.outputs)))
+    fwd = ir.replace(fwd, outputs=outputs + tuple(n for n in saved if n not in outputs))
+    return fwd, ir.replace(bwd, tensors=tuple(decls))
+
+
+def fuse_pair(fwd: Program, bwd: Program):
+    """Fuse forward and backward together: the backward recomputes cheap
+    forward values; forward stages it still reads become saved outputs, and
+    so do the exponentials of a sum it would take again (``keep_terms``)."""
+    _, available = _fuse_stages(fwd.stages, {}, set(fwd.outputs))
+    bwd = fuse(bwd, available)
+    outputs = fwd.outputs
+    fwd, bwd = _save(fwd, bwd, outputs)
+    fwd, bwd = keep_terms(fuse(fwd), bwd)
+    fwd, bwd = _save(fwd, bwd, outputs)
+    return eliminate_dead_stages(fwd), bwd
+
+
+def _bind(pattern, expr, free: set, binding: dict) -> bool:
+    """Whether ``expr`` is ``pattern`` with its index variables named in
+    ``free`` replaced by index expressions, the same each time; records them
+    in ``binding``."""
+    if isinstance(pattern, IVar) and pattern.name in free:
+        return binding.setdefault(pattern.name, expr) == expr
+    if type(pattern) is not type(expr):
+        return False
+    if isinstance(pattern, tuple):
+        return len(pattern) == len(expr) and all(_bind(a, b, free, binding) for a, b in zip(pattern, expr))
+    if not dataclasses.is_dataclass(pattern):
+        return pattern == expr
+    return all(_bind(getattr(pattern, f.name), getattr(expr, f.name), free, binding)
+               for f in dataclasses.fields(pattern))
+
+
+def _terms_of(s: Stage, shapes: dict) -> Stage | None:
+    """The stage of ``s``'s terms, when ``s`` is a row's sum of exponentials
+    (softmax, log-sum-exp) summed along its innermost loop, else None."""
+    if not (s.reduce == "sum" and s.scatter_index is None and len(s.reduce_axes) == 1 and
+            isinstance(s.body, Call) and s.body.op == "exp"):
+        return None
+    if plan_loops(s, shapes).loops[-1].var != s.reduce_axes[0].name:
+        return None
+    return Stage(f"{s.name}_terms", tuple(a.extent for a in s.all_axes), s.all_axes, s.body)
+
+
+def _reader_of(terms: Stage):
+    """A rewrite for ``ir.map_calls``: an ``exp`` of the terms' argument, at
+    any index, becomes a read of ``terms``."""
+    free = {a.name for a in terms.axes}
+
+    def read(call: Call):
+        binding = {}
+        if call.op == "exp" and _bind(terms.body, call, free, binding):
+            # an axis the argument does not use (keepdims) has one element
+            return Load(terms.name, tuple(binding.get(a.name, IConst(0)) for a in terms.axes))
+        return call
+    return read
+
+
+def keep_terms(fwd: Program, bwd: Program):
+    """A forward sum of exponentials whose terms the backward takes again
+    (softmax's gradient reads ``exp(x - max)``) stores them while it sums:
+    writing and reading a value back costs less than an ``exp`` twice. Every
+    later ``exp`` of the same argument, forward or backward, reads the stored
+    terms. Returns both programs (the terms not yet declared saved)."""
+    shapes = {t.name: t.shape for t in fwd.tensors} | {s.name: s.shape for s in fwd.stages}
+    k = 0
+    while k < len(fwd.stages):
+        s = fwd.stages[k]
+        k += 1
+        terms = _terms_of(s, shapes)
+        if terms is None or terms.name in shapes:
+            continue
+        read = _reader_of(terms)
+        backward = tuple(ir.replace(b, body=ir.map_calls(b.body, read)) for b in bwd.stages)
+        if backward == bwd.stages:
+            continue
+        summed = ir.replace(s, body=Load(terms.name, tuple(IVar(a.name) for a in terms.axes)))
+        later = tuple(ir.replace(f, body=ir.map_calls(f.body, read)) for f in fwd.stages[k:])
+        fwd = ir.replace(fwd, stages=fwd.stages[:k - 1] + (terms, summed) + later)
+        bwd = ir.replace(bwd, stages=backward)
+        shapes[terms.name] = terms.shape
+        k += 1
     return fwd, bwd
 
 
@@ -296,6 +373,7 @@ class Nest:
     siblings: tuple = ()
     contraction: Contraction | None = None
     window: Window | None = None
+    terms: Stage | None = None  # a sum's terms, stored as they are summed (see ``keep_terms``)
 
     @property
     def members(self) -> tuple:
@@ -689,15 +767,31 @@ def _online(first: Nest, second: Nest) -> Nest | None:
             first.loops[-1].var == a.reduce_axes[0].name and second.loops[-1].var == b.reduce_axes[0].name):
         return None
     b = _rename(b, second.loops, first.loops)
-    if not (isinstance(b.body, Call) and b.body.op == "exp" and
-            isinstance(b.body.args[0], Call) and b.body.args[0].op == "sub"):
+    terms = second.terms and _rename(second.terms, second.loops, first.loops)
+    term = (terms or b).body
+    if not (isinstance(term, Call) and term.op == "exp" and
+            isinstance(term.args[0], Call) and term.args[0].op == "sub"):
         return None
-    value, maximum = b.body.args[0].args
+    value, maximum = term.args[0].args
     if isinstance(maximum, Call) and maximum.op == "stop_gradient":
         maximum = maximum.args[0]
     if not (value == a.body and isinstance(maximum, Load) and _row_index(maximum, a)):
         return None
-    return Nest(b, "online", first.loops, siblings=(("inner", a),))
+    return Nest(b, "online", first.loops, siblings=(("inner", a),), terms=terms)
+
+
+def _with_terms(terms: Nest, total: Nest) -> Nest | None:
+    """The sum ``total`` of the stored ``terms`` (``keep_terms``) as one nest
+    that stores each term as it adds it, or None."""
+    t, s = terms.stage, total.stage
+    if not (terms.kind == total.kind == "inner" and is_pointwise(t) and s.reduce == "sum" and
+            not terms.siblings and not total.siblings and total.window is None and
+            s.body == Load(t.name, tuple(IVar(a.name) for a in s.all_axes)) and
+            [(a.var, a.extent) for a in terms.loops] == [(a.var, a.extent) for a in total.loops]):
+        return None
+    # vectorized as its terms are: a short row of exponentials is worth it
+    loops = total.loops[:-1] + (dataclasses.replace(total.loops[-1], simd=terms.loops[-1].simd),)
+    return dataclasses.replace(total, loops=loops, terms=t)
 
 
 def plan_program(p: Program, fuse_siblings: bool = True) -> list:
@@ -707,6 +801,10 @@ def plan_program(p: Program, fuse_siblings: bool = True) -> list:
     nests = []
     for s in p.stages:
         nest = plan_stage(s, shapes)
+        kept = _with_terms(nests[-1], nest) if nests and fuse_siblings else None
+        if kept is not None:
+            nests.pop()
+            nest = kept
         merged = _fuse_into(nests[-1], nest) if nests and fuse_siblings else None
         merged = merged or (_online(nests[-1], nest) if nests and fuse_siblings else None)
         if merged is None:

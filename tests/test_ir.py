@@ -1,7 +1,7 @@
 """compiler/ir.py and compiler/simplify.py: structural identity, index algebra,
 printing, and algebraic rules."""
 from compiler.ir import (Call, Const, IConst, ISym, IVar, Load, affine, format_expr, format_iexpr,
-                         iadd, imul, isub, ievaluate)
+                         iadd, imul, isub, ievaluate, map_calls)
 from compiler.simplify import simplify_expr
 
 x = Load("x", (IVar("i"),))
@@ -34,3 +34,19 @@ def test_simplify_rules():
     assert simplify_expr(Call("select", (Const(1.0), x, Const(0.0)))) == x
     assert simplify_expr(Call("pow", (x, Const(2.0)))) == Call("mul", (x, x))
     assert simplify_expr(Call("neg", (Call("neg", (x,)),))) == x
+
+
+def test_map_calls_rewrites_calls_after_their_arguments():
+    """Each call is offered once its arguments are rebuilt; shared
+    subexpressions are rewritten alike."""
+    x, y = Load("x", (IVar("i"),)), Load("y", (IVar("i"),))
+    ex = Call("exp", (x,))
+    e = Call("add", (Call("mul", (ex, ex)), Call("exp", (y,))))
+    seen = []
+
+    def rewrite(call):
+        seen.append(call.op)
+        return Const(1.0) if call == ex else call
+
+    assert map_calls(e, rewrite) == Call("add", (Call("mul", (Const(1.0), Const(1.0))), Call("exp", (y,))))
+    assert seen == ["exp", "mul", "exp", "add"]

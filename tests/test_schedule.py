@@ -8,6 +8,7 @@ import pytest
 
 from compiler import Attr, Input, Param, check_grad, layer, ops
 from compiler.build import BuildOptions
+from compiler import ir
 from compiler.ir import IConst
 from compiler.schedule import plan_program
 from layers import PReLU
@@ -292,3 +293,51 @@ def test_a_keepdims_axis_leaves_the_loop_above_it_vectorized():
     nests = plan_program(FocalLoss.build(K=10).compiled.backward)
     per_row = [n for n in nests if n.kind == "inner" and [l.extent for l in n.loops][1:] == [IConst(1)]]
     assert per_row and all(n.loops[0].simd and not n.loops[1].simd for n in per_row)
+
+
+@layer
+class Softmax:
+    x = Input("N", "K")
+
+    def forward(x):
+        return ops.softmax(x, axis=-1)
+
+
+@pytest.mark.parametrize("spec", [LogSumExp, Softmax, FocalLoss], ids=["logsumexp", "softmax", "focal"])
+def test_a_sum_of_exponentials_keeps_its_terms_for_the_backward(spec):
+    """The forward stores exp(x - max) while it sums it (in the same nest), and
+    no later stage, forward or backward, takes those exponentials again."""
+    lowered = spec.build(K=1000).compiled
+    forward = plan_program(lowered.forward)
+    kept = [n for n in forward if n.terms is not None]
+    assert len(kept) == 1 and kept[0].kind == "online"
+    terms = kept[0].terms.name
+    assert terms in lowered.saved
+    assert not any(s.name == terms for n in forward for _, s in n.members)   # no nest of its own
+    for program in (lowered.forward, lowered.backward):
+        for s in program.stages:
+            if s.name != terms:
+                body = ir.format_expr(s.body)
+                assert "exp(x[" not in body and "exp(logits[" not in body, ir.format_stage(s)
+
+
+@pytest.mark.parametrize("width", [7, 1300])
+def test_kept_terms_give_numpys_softmax_gradient_on_every_row(width):
+    """The gradient read from the kept terms, on the rows the online nest
+    treats apart: far above the first elements (summed again), all -inf,
+    +inf inside the row or among the first elements, NaN."""
+    m = LogSumExp.build(K=width, dtype=np.float64)
+    x = np.random.default_rng(width).standard_normal((7, width)) * 30
+    x[1, -1] = 500.0
+    x[2, :] = -np.inf
+    x[3, width // 2] = np.inf
+    x[4, 0] = np.nan
+    x[5, 0] = np.inf
+    gy = np.random.default_rng(1).standard_normal(7)
+    with np.errstate(invalid="ignore"):
+        top = x.max(axis=1, keepdims=True)
+        e = np.exp(x - top)
+        expected = e / e.sum(axis=1, keepdims=True) * gy[:, None]
+    m.forward(x)
+    gx = m.backward(gy)
+    np.testing.assert_allclose(gx.numpy(), expected, rtol=1e-12, atol=1e-300, equal_nan=True)

@@ -285,7 +285,7 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 #if !defined(LC_PART) || LC_PART == 1
 
 /* MultiHeadAttentionSpec (float) */
-void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_q_proj_bias, const float *restrict T_k_proj_weight, const float *restrict T_k_proj_bias, const float *restrict T_v_proj_weight, const float *restrict T_v_proj_bias, const float *restrict T_out_proj_weight, const float *restrict T_out_proj_bias, float *restrict T_add_29, float *restrict T_transpose_4, float *restrict T_transpose_14, float *restrict T_transpose_15, float *restrict T_matmul_16, float *restrict T_max_18, float *restrict T_sum_22, float *restrict T_div_23, float *restrict T_reshape_26, float *restrict T_matmul_1, float *restrict T_matmul_6, float *restrict T_matmul_11, float *restrict T_matmul_24, float *restrict T_matmul_28)
+void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_q_proj_bias, const float *restrict T_k_proj_weight, const float *restrict T_k_proj_bias, const float *restrict T_v_proj_weight, const float *restrict T_v_proj_bias, const float *restrict T_out_proj_weight, const float *restrict T_out_proj_bias, float *restrict T_add_29, float *restrict T_transpose_4, float *restrict T_transpose_14, float *restrict T_transpose_15, float *restrict T_sum_22_terms, float *restrict T_sum_22, float *restrict T_div_23, float *restrict T_reshape_26, float *restrict T_matmul_1, float *restrict T_matmul_6, float *restrict T_matmul_11, float *restrict T_matmul_16, float *restrict T_max_18, float *restrict T_matmul_24, float *restrict T_matmul_28)
 {
     /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
     if ((int64_t)(64) == 0) {
@@ -463,7 +463,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
 
-    /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22[i0, i1, i2, i3] = sum_{r3} exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])) (one pass) */
+    /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3] (one pass) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -483,11 +483,18 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
                 const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
                 const float t1 = (0.25f * t0);
                 lc_max = (t1 != t1) ? t1 : ((t1 > lc_max) ? t1 : lc_max);
-                lc_sum += expf((t1 - lc_shift));
+                const float lc_term = expf((t1 - lc_shift));
+                lc_sum += lc_term;
+                T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3) * S_S + v_r3] = lc_term;
             }
         }
-        if (lc_max - lc_shift <= 64) {
-            lc_sum *= expf((lc_shift - lc_max));
+        if (lc_shift - lc_shift == 0 && lc_max - lc_shift <= 64) {
+            const float lc_scale = expf((lc_shift - lc_max));
+            lc_sum *= lc_scale;
+            #pragma omp simd 
+            for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
+                T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3) * S_S + v_r3] *= lc_scale;
+            }
         } else {    /* far above the shift, NaN or infinite: both passes, against the maximum */
             lc_max = (-(float)INFINITY);
             lc_sum = 0;
@@ -501,7 +508,9 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
             for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
                 const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
                 const float t1 = (0.25f * t0);
-                lc_sum += expf((t1 - lc_max));
+                const float lc_term = expf((t1 - lc_max));
+                lc_sum += lc_term;
+                T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3) * S_S + v_r3] = lc_term;
             }
         }
         T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = lc_max;
@@ -514,26 +523,21 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     /* outputs larger than the caches are streamed to memory: their tiles are written
        around the caches, and the stores do not read the lines they fill first */
     if ((int64_t)sizeof(float) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S)) >= lc_stream_min()) {
-    /* div_23[i0, i1, i2, i3] = exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] */
+    /* div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
-        const float t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const float t3 = t2;
-        const float t6 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const float t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
     for (int64_t lc_tile_start = 0; lc_tile_start < S_S; lc_tile_start += LC_TILE) {
         const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_S - lc_tile_start);
         float lc_tile0[LC_TILE] __attribute__((aligned(64)));
     #pragma omp simd
     for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
-        const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const float t1 = (0.25f * t0);
-        const float t4 = (t1 - t3);
-        const float t5 = expf(t4);
-        const float t7 = (t5 / t6);
-        lc_tile0[v_i3 - lc_tile_start] = t7;
+        const float t0 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
+        const float t2 = (t0 / t1);
+        lc_tile0[v_i3 - lc_tile_start] = t2;
     }
         {
         const int64_t v_i3 = lc_tile_start;
@@ -546,23 +550,18 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
     } else {
-    /* div_23[i0, i1, i2, i3] = exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] */
+    /* div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
-        const float t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const float t3 = t2;
-        const float t6 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const float t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
     #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
-        const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const float t1 = (0.25f * t0);
-        const float t4 = (t1 - t3);
-        const float t5 = expf(t4);
-        const float t7 = (t5 / t6);
-        T_div_23[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t7;
+        const float t0 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
+        const float t2 = (t0 / t1);
+        T_div_23[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t2;
     }
     }
     }
@@ -652,7 +651,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
 #if !defined(LC_PART) || LC_PART == 2
 
 /* MultiHeadAttentionSpec_backward (float) */
-void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_k_proj_weight, const float *restrict T_v_proj_weight, const float *restrict T_out_proj_weight, const float *restrict T_grad_add_29, const float *restrict T_transpose_4, const float *restrict T_transpose_14, const float *restrict T_transpose_15, const float *restrict T_matmul_16, const float *restrict T_max_18, const float *restrict T_sum_22, const float *restrict T_div_23, const float *restrict T_reshape_26, float *restrict T_grad_x, float *restrict T_grad_q_proj_weight, float *restrict T_grad_q_proj_bias, float *restrict T_grad_k_proj_weight, float *restrict T_grad_k_proj_bias, float *restrict T_grad_v_proj_weight, float *restrict T_grad_v_proj_bias, float *restrict T_grad_out_proj_weight, float *restrict T_grad_out_proj_bias, float *restrict T_grad_reshape_26_3, float *restrict T_grad_matmul_24_7, float *restrict T_grad_div_23_8, float *restrict T_grad_transpose_14_9, float *restrict T_grad_sum_22_11, float *restrict T_grad_matmul_16_16, float *restrict T_grad_transpose_4_17, float *restrict T_grad_transpose_15_18, float *restrict T_grad_matmul_11_22, float *restrict T_grad_x_24, float *restrict T_grad_matmul_6_29, float *restrict T_grad_x_31, float *restrict T_grad_matmul_1_36, float *restrict T_grad_x_38)
+void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_k_proj_weight, const float *restrict T_v_proj_weight, const float *restrict T_out_proj_weight, const float *restrict T_grad_add_29, const float *restrict T_transpose_4, const float *restrict T_transpose_14, const float *restrict T_transpose_15, const float *restrict T_sum_22_terms, const float *restrict T_sum_22, const float *restrict T_div_23, const float *restrict T_reshape_26, float *restrict T_grad_x, float *restrict T_grad_q_proj_weight, float *restrict T_grad_q_proj_bias, float *restrict T_grad_k_proj_weight, float *restrict T_grad_k_proj_bias, float *restrict T_grad_v_proj_weight, float *restrict T_grad_v_proj_bias, float *restrict T_grad_out_proj_weight, float *restrict T_grad_out_proj_bias, float *restrict T_grad_reshape_26_3, float *restrict T_grad_matmul_24_7, float *restrict T_grad_div_23_8, float *restrict T_grad_transpose_14_9, float *restrict T_grad_sum_22_11, float *restrict T_grad_matmul_16_16, float *restrict T_grad_transpose_4_17, float *restrict T_grad_transpose_15_18, float *restrict T_grad_matmul_11_22, float *restrict T_grad_x_24, float *restrict T_grad_matmul_6_29, float *restrict T_grad_x_31, float *restrict T_grad_matmul_1_36, float *restrict T_grad_x_38)
 {
     /* grad_out_proj_bias[i2] = sum_{i0, i1} grad_add_29[i0, i1, i2] */
     {
@@ -797,7 +796,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
 
-    /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
+    /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -805,21 +804,16 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         float acc = 0.0f;
-        const float t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const float t3 = t2;
-        const float t6 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const float t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
-        const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const float t1 = (0.25f * t0);
-        const float t4 = (t1 - t3);
-        const float t5 = expf(t4);
-        const float t7 = (t5 / t6);
-        const float t8 = (t7 / t6);
-        const float t9 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const float t10 = (t8 * t9);
-        const float t11 = (-t10);
-        acc += t11;
+        const float t0 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
+        const float t2 = (t0 / t1);
+        const float t3 = (t2 / t1);
+        const float t4 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+        const float t5 = (t3 * t4);
+        const float t6 = (-t5);
+        acc += t6;
     }
         T_grad_sum_22_11[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_j3] = acc;
     }
@@ -827,7 +821,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
     }
-    /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) */
+    /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -836,20 +830,15 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         const float t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
         const float t2 = (1.0f / t1);
         const float t4 = T_grad_sum_22_11[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const float t8 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const float t9 = t8;
     #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
         const float t0 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
         const float t3 = (t0 * t2);
         const float t5 = (t3 + t4);
-        const float t6 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const float t7 = (0.25f * t6);
-        const float t10 = (t7 - t9);
-        const float t11 = expf(t10);
-        const float t12 = (t5 * t11);
-        const float t13 = (0.25f * t12);
-        T_grad_matmul_16_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t13;
+        const float t6 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
+        const float t7 = (t5 * t6);
+        const float t8 = (0.25f * t7);
+        T_grad_matmul_16_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t8;
     }
     }
     }
@@ -1151,7 +1140,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 #if !defined(LC_PART) || LC_PART == 3
 
 /* MultiHeadAttentionSpec (double) */
-void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_q_proj_bias, const double *restrict T_k_proj_weight, const double *restrict T_k_proj_bias, const double *restrict T_v_proj_weight, const double *restrict T_v_proj_bias, const double *restrict T_out_proj_weight, const double *restrict T_out_proj_bias, double *restrict T_add_29, double *restrict T_transpose_4, double *restrict T_transpose_14, double *restrict T_transpose_15, double *restrict T_matmul_16, double *restrict T_max_18, double *restrict T_sum_22, double *restrict T_div_23, double *restrict T_reshape_26, double *restrict T_matmul_1, double *restrict T_matmul_6, double *restrict T_matmul_11, double *restrict T_matmul_24, double *restrict T_matmul_28)
+void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_q_proj_bias, const double *restrict T_k_proj_weight, const double *restrict T_k_proj_bias, const double *restrict T_v_proj_weight, const double *restrict T_v_proj_bias, const double *restrict T_out_proj_weight, const double *restrict T_out_proj_bias, double *restrict T_add_29, double *restrict T_transpose_4, double *restrict T_transpose_14, double *restrict T_transpose_15, double *restrict T_sum_22_terms, double *restrict T_sum_22, double *restrict T_div_23, double *restrict T_reshape_26, double *restrict T_matmul_1, double *restrict T_matmul_6, double *restrict T_matmul_11, double *restrict T_matmul_16, double *restrict T_max_18, double *restrict T_matmul_24, double *restrict T_matmul_28)
 {
     /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
     if ((int64_t)(64) == 0) {
@@ -1329,7 +1318,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
 
-    /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22[i0, i1, i2, i3] = sum_{r3} exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])) (one pass) */
+    /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3] (one pass) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -1349,11 +1338,18 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
                 const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
                 const double t1 = (0.25 * t0);
                 lc_max = (t1 != t1) ? t1 : ((t1 > lc_max) ? t1 : lc_max);
-                lc_sum += exp((t1 - lc_shift));
+                const double lc_term = exp((t1 - lc_shift));
+                lc_sum += lc_term;
+                T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3) * S_S + v_r3] = lc_term;
             }
         }
-        if (lc_max - lc_shift <= 64) {
-            lc_sum *= exp((lc_shift - lc_max));
+        if (lc_shift - lc_shift == 0 && lc_max - lc_shift <= 64) {
+            const double lc_scale = exp((lc_shift - lc_max));
+            lc_sum *= lc_scale;
+            #pragma omp simd 
+            for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
+                T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3) * S_S + v_r3] *= lc_scale;
+            }
         } else {    /* far above the shift, NaN or infinite: both passes, against the maximum */
             lc_max = (-(double)INFINITY);
             lc_sum = 0;
@@ -1367,7 +1363,9 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
             for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
                 const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
                 const double t1 = (0.25 * t0);
-                lc_sum += exp((t1 - lc_max));
+                const double lc_term = exp((t1 - lc_max));
+                lc_sum += lc_term;
+                T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3) * S_S + v_r3] = lc_term;
             }
         }
         T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = lc_max;
@@ -1380,26 +1378,21 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     /* outputs larger than the caches are streamed to memory: their tiles are written
        around the caches, and the stores do not read the lines they fill first */
     if ((int64_t)sizeof(double) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S)) >= lc_stream_min()) {
-    /* div_23[i0, i1, i2, i3] = exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] */
+    /* div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
-        const double t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const double t3 = t2;
-        const double t6 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const double t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
     for (int64_t lc_tile_start = 0; lc_tile_start < S_S; lc_tile_start += LC_TILE) {
         const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_S - lc_tile_start);
         double lc_tile0[LC_TILE] __attribute__((aligned(64)));
     #pragma omp simd
     for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
-        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const double t1 = (0.25 * t0);
-        const double t4 = (t1 - t3);
-        const double t5 = exp(t4);
-        const double t7 = (t5 / t6);
-        lc_tile0[v_i3 - lc_tile_start] = t7;
+        const double t0 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
+        const double t2 = (t0 / t1);
+        lc_tile0[v_i3 - lc_tile_start] = t2;
     }
         {
         const int64_t v_i3 = lc_tile_start;
@@ -1412,23 +1405,18 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
     } else {
-    /* div_23[i0, i1, i2, i3] = exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] */
+    /* div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
-        const double t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const double t3 = t2;
-        const double t6 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const double t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
     #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
-        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const double t1 = (0.25 * t0);
-        const double t4 = (t1 - t3);
-        const double t5 = exp(t4);
-        const double t7 = (t5 / t6);
-        T_div_23[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t7;
+        const double t0 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
+        const double t2 = (t0 / t1);
+        T_div_23[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t2;
     }
     }
     }
@@ -1518,7 +1506,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
 #if !defined(LC_PART) || LC_PART == 4
 
 /* MultiHeadAttentionSpec_backward (double) */
-void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_k_proj_weight, const double *restrict T_v_proj_weight, const double *restrict T_out_proj_weight, const double *restrict T_grad_add_29, const double *restrict T_transpose_4, const double *restrict T_transpose_14, const double *restrict T_transpose_15, const double *restrict T_matmul_16, const double *restrict T_max_18, const double *restrict T_sum_22, const double *restrict T_div_23, const double *restrict T_reshape_26, double *restrict T_grad_x, double *restrict T_grad_q_proj_weight, double *restrict T_grad_q_proj_bias, double *restrict T_grad_k_proj_weight, double *restrict T_grad_k_proj_bias, double *restrict T_grad_v_proj_weight, double *restrict T_grad_v_proj_bias, double *restrict T_grad_out_proj_weight, double *restrict T_grad_out_proj_bias, double *restrict T_grad_reshape_26_3, double *restrict T_grad_matmul_24_7, double *restrict T_grad_div_23_8, double *restrict T_grad_transpose_14_9, double *restrict T_grad_sum_22_11, double *restrict T_grad_matmul_16_16, double *restrict T_grad_transpose_4_17, double *restrict T_grad_transpose_15_18, double *restrict T_grad_matmul_11_22, double *restrict T_grad_x_24, double *restrict T_grad_matmul_6_29, double *restrict T_grad_x_31, double *restrict T_grad_matmul_1_36, double *restrict T_grad_x_38)
+void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_k_proj_weight, const double *restrict T_v_proj_weight, const double *restrict T_out_proj_weight, const double *restrict T_grad_add_29, const double *restrict T_transpose_4, const double *restrict T_transpose_14, const double *restrict T_transpose_15, const double *restrict T_sum_22_terms, const double *restrict T_sum_22, const double *restrict T_div_23, const double *restrict T_reshape_26, double *restrict T_grad_x, double *restrict T_grad_q_proj_weight, double *restrict T_grad_q_proj_bias, double *restrict T_grad_k_proj_weight, double *restrict T_grad_k_proj_bias, double *restrict T_grad_v_proj_weight, double *restrict T_grad_v_proj_bias, double *restrict T_grad_out_proj_weight, double *restrict T_grad_out_proj_bias, double *restrict T_grad_reshape_26_3, double *restrict T_grad_matmul_24_7, double *restrict T_grad_div_23_8, double *restrict T_grad_transpose_14_9, double *restrict T_grad_sum_22_11, double *restrict T_grad_matmul_16_16, double *restrict T_grad_transpose_4_17, double *restrict T_grad_transpose_15_18, double *restrict T_grad_matmul_11_22, double *restrict T_grad_x_24, double *restrict T_grad_matmul_6_29, double *restrict T_grad_x_31, double *restrict T_grad_matmul_1_36, double *restrict T_grad_x_38)
 {
     /* grad_out_proj_bias[i2] = sum_{i0, i1} grad_add_29[i0, i1, i2] */
     {
@@ -1663,7 +1651,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
 
-    /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
+    /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -1671,21 +1659,16 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         double acc = 0.0;
-        const double t2 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const double t3 = t2;
-        const double t6 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const double t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
-        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const double t1 = (0.25 * t0);
-        const double t4 = (t1 - t3);
-        const double t5 = exp(t4);
-        const double t7 = (t5 / t6);
-        const double t8 = (t7 / t6);
-        const double t9 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const double t10 = (t8 * t9);
-        const double t11 = (-t10);
-        acc += t11;
+        const double t0 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
+        const double t2 = (t0 / t1);
+        const double t3 = (t2 / t1);
+        const double t4 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+        const double t5 = (t3 * t4);
+        const double t6 = (-t5);
+        acc += t6;
     }
         T_grad_sum_22_11[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_j3] = acc;
     }
@@ -1693,7 +1676,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
     }
-    /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * exp(0.25 * matmul_16[i0, i1, i2, i3] - stop_gradient(max_18[i0, i1, i2, 0])) */
+    /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -1702,20 +1685,15 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
         const double t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
         const double t2 = (1.0 / t1);
         const double t4 = T_grad_sum_22_11[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const double t8 = T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
-        const double t9 = t8;
     #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
         const double t0 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
         const double t3 = (t0 * t2);
         const double t5 = (t3 + t4);
-        const double t6 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
-        const double t7 = (0.25 * t6);
-        const double t10 = (t7 - t9);
-        const double t11 = exp(t10);
-        const double t12 = (t5 * t11);
-        const double t13 = (0.25 * t12);
-        T_grad_matmul_16_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t13;
+        const double t6 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
+        const double t7 = (t5 * t6);
+        const double t8 = (0.25 * t7);
+        T_grad_matmul_16_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t8;
     }
     }
     }

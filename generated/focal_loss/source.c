@@ -285,9 +285,9 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 #if !defined(LC_PART) || LC_PART == 1
 
 /* FocalLossSpec (float) */
-void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restrict T_logits, const int64_t *restrict T_targets, float *restrict T_div_15, float *restrict T_max_0, float *restrict T_sum_4, float *restrict T_add_6, float *restrict T_sum_14)
+void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restrict T_logits, const int64_t *restrict T_targets, float *restrict T_div_15, float *restrict T_sum_4_terms, float *restrict T_sum_4, float *restrict T_add_6, float *restrict T_max_0, float *restrict T_sum_14)
 {
-    /* max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4[i0, i1] = sum_{r1} exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])) (one pass) */
+    /* max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4_terms[i0, i1, r1] = exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])); sum_4[i0, i1] = sum_{r1} sum_4_terms[i0, i1, r1] (one pass) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
@@ -303,11 +303,18 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
             for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
                 const float t0 = T_logits[(v_i0) * S_C + v_r1];
                 lc_max = (t0 != t0) ? t0 : ((t0 > lc_max) ? t0 : lc_max);
-                lc_sum += expf((t0 - lc_shift));
+                const float lc_term = expf((t0 - lc_shift));
+                lc_sum += lc_term;
+                T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] = lc_term;
             }
         }
-        if (lc_max - lc_shift <= 64) {
-            lc_sum *= expf((lc_shift - lc_max));
+        if (lc_shift - lc_shift == 0 && lc_max - lc_shift <= 64) {
+            const float lc_scale = expf((lc_shift - lc_max));
+            lc_sum *= lc_scale;
+            #pragma omp simd 
+            for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
+                T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] *= lc_scale;
+            }
         } else {    /* far above the shift, NaN or infinite: both passes, against the maximum */
             lc_max = (-(float)INFINITY);
             lc_sum = 0;
@@ -319,7 +326,9 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
             #pragma omp simd reduction(+:lc_sum)
             for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
                 const float t0 = T_logits[(v_i0) * S_C + v_r1];
-                lc_sum += expf((t0 - lc_max));
+                const float lc_term = expf((t0 - lc_max));
+                lc_sum += lc_term;
+                T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] = lc_term;
             }
         }
         T_max_0[(v_i0) * 1 + v_i1] = lc_max;
@@ -375,7 +384,7 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
 #if !defined(LC_PART) || LC_PART == 2
 
 /* FocalLossSpec_backward (float) */
-void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_logits, const int64_t *restrict T_targets, const float *restrict T_grad_div_15, const float *restrict T_max_0, const float *restrict T_sum_4, const float *restrict T_add_6, float *restrict T_grad_logits, float *restrict T_grad_sum_14_1, float *restrict T_grad_logp_t_8, float *restrict T_grad_sum_4_14)
+void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_logits, const int64_t *restrict T_targets, const float *restrict T_grad_div_15, const float *restrict T_sum_4_terms, const float *restrict T_sum_4, const float *restrict T_add_6, float *restrict T_grad_logits, float *restrict T_grad_sum_14_1, float *restrict T_grad_logp_t_8, float *restrict T_grad_sum_4_14)
 {
     /* grad_sum_14_1 = grad_div_15 * 1 / N */
     {
@@ -431,14 +440,12 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
     /* outputs larger than the caches are streamed to memory: their tiles are written
        around the caches, and the stores do not read the lines they fill first */
     if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(S_C)) >= lc_stream_min()) {
-    /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * exp(logits[j0, j1] - stop_gradient(max_0[j0, 0])) */
+    /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * sum_4_terms[j0, 0, j1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
         const float t1 = T_grad_logp_t_8[v_j0];
         const float t3 = T_grad_sum_4_14[(v_j0) * 1 + 0];
-        const float t5 = T_max_0[(v_j0) * 1 + 0];
-        const float t6 = t5;
     for (int64_t lc_tile_start = 0; lc_tile_start < S_C; lc_tile_start += LC_TILE) {
         const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_C - lc_tile_start);
         float lc_tile0[LC_TILE] __attribute__((aligned(64)));
@@ -446,12 +453,10 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
     for (int64_t v_j1 = lc_tile_start; v_j1 < lc_tile_start + lc_tile_n; ++v_j1) {
         const float t0 = (v_j1 == T_targets[v_j0]);
         const float t2 = (t0 != 0 ? t1 : 0.0f);
-        const float t4 = T_logits[(v_j0) * S_C + v_j1];
-        const float t7 = (t4 - t6);
-        const float t8 = expf(t7);
-        const float t9 = (t3 * t8);
-        const float t10 = (t2 + t9);
-        lc_tile0[v_j1 - lc_tile_start] = t10;
+        const float t4 = T_sum_4_terms[((v_j0) * 1 + 0) * S_C + v_j1];
+        const float t5 = (t3 * t4);
+        const float t6 = (t2 + t5);
+        lc_tile0[v_j1 - lc_tile_start] = t6;
     }
         {
         const int64_t v_j1 = lc_tile_start;
@@ -462,24 +467,20 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
     }
     }
     } else {
-    /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * exp(logits[j0, j1] - stop_gradient(max_0[j0, 0])) */
+    /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * sum_4_terms[j0, 0, j1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
         const float t1 = T_grad_logp_t_8[v_j0];
         const float t3 = T_grad_sum_4_14[(v_j0) * 1 + 0];
-        const float t5 = T_max_0[(v_j0) * 1 + 0];
-        const float t6 = t5;
     #pragma omp simd
     for (int64_t v_j1 = 0; v_j1 < S_C; ++v_j1) {
         const float t0 = (v_j1 == T_targets[v_j0]);
         const float t2 = (t0 != 0 ? t1 : 0.0f);
-        const float t4 = T_logits[(v_j0) * S_C + v_j1];
-        const float t7 = (t4 - t6);
-        const float t8 = expf(t7);
-        const float t9 = (t3 * t8);
-        const float t10 = (t2 + t9);
-        T_grad_logits[(v_j0) * S_C + v_j1] = t10;
+        const float t4 = T_sum_4_terms[((v_j0) * 1 + 0) * S_C + v_j1];
+        const float t5 = (t3 * t4);
+        const float t6 = (t2 + t5);
+        T_grad_logits[(v_j0) * S_C + v_j1] = t6;
     }
     }
     }
@@ -491,9 +492,9 @@ void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restri
 #if !defined(LC_PART) || LC_PART == 3
 
 /* FocalLossSpec (double) */
-void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, double *restrict T_div_15, double *restrict T_max_0, double *restrict T_sum_4, double *restrict T_add_6, double *restrict T_sum_14)
+void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, double *restrict T_div_15, double *restrict T_sum_4_terms, double *restrict T_sum_4, double *restrict T_add_6, double *restrict T_max_0, double *restrict T_sum_14)
 {
-    /* max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4[i0, i1] = sum_{r1} exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])) (one pass) */
+    /* max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4_terms[i0, i1, r1] = exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])); sum_4[i0, i1] = sum_{r1} sum_4_terms[i0, i1, r1] (one pass) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
@@ -509,11 +510,18 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
             for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
                 const double t0 = T_logits[(v_i0) * S_C + v_r1];
                 lc_max = (t0 != t0) ? t0 : ((t0 > lc_max) ? t0 : lc_max);
-                lc_sum += exp((t0 - lc_shift));
+                const double lc_term = exp((t0 - lc_shift));
+                lc_sum += lc_term;
+                T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] = lc_term;
             }
         }
-        if (lc_max - lc_shift <= 64) {
-            lc_sum *= exp((lc_shift - lc_max));
+        if (lc_shift - lc_shift == 0 && lc_max - lc_shift <= 64) {
+            const double lc_scale = exp((lc_shift - lc_max));
+            lc_sum *= lc_scale;
+            #pragma omp simd 
+            for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
+                T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] *= lc_scale;
+            }
         } else {    /* far above the shift, NaN or infinite: both passes, against the maximum */
             lc_max = (-(double)INFINITY);
             lc_sum = 0;
@@ -525,7 +533,9 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
             #pragma omp simd reduction(+:lc_sum)
             for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
                 const double t0 = T_logits[(v_i0) * S_C + v_r1];
-                lc_sum += exp((t0 - lc_max));
+                const double lc_term = exp((t0 - lc_max));
+                lc_sum += lc_term;
+                T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] = lc_term;
             }
         }
         T_max_0[(v_i0) * 1 + v_i1] = lc_max;
@@ -581,7 +591,7 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
 #if !defined(LC_PART) || LC_PART == 4
 
 /* FocalLossSpec_backward (double) */
-void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, const double *restrict T_grad_div_15, const double *restrict T_max_0, const double *restrict T_sum_4, const double *restrict T_add_6, double *restrict T_grad_logits, double *restrict T_grad_sum_14_1, double *restrict T_grad_logp_t_8, double *restrict T_grad_sum_4_14)
+void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, const double *restrict T_grad_div_15, const double *restrict T_sum_4_terms, const double *restrict T_sum_4, const double *restrict T_add_6, double *restrict T_grad_logits, double *restrict T_grad_sum_14_1, double *restrict T_grad_logp_t_8, double *restrict T_grad_sum_4_14)
 {
     /* grad_sum_14_1 = grad_div_15 * 1 / N */
     {
@@ -637,14 +647,12 @@ void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restr
     /* outputs larger than the caches are streamed to memory: their tiles are written
        around the caches, and the stores do not read the lines they fill first */
     if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(S_C)) >= lc_stream_min()) {
-    /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * exp(logits[j0, j1] - stop_gradient(max_0[j0, 0])) */
+    /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * sum_4_terms[j0, 0, j1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
         const double t1 = T_grad_logp_t_8[v_j0];
         const double t3 = T_grad_sum_4_14[(v_j0) * 1 + 0];
-        const double t5 = T_max_0[(v_j0) * 1 + 0];
-        const double t6 = t5;
     for (int64_t lc_tile_start = 0; lc_tile_start < S_C; lc_tile_start += LC_TILE) {
         const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_C - lc_tile_start);
         double lc_tile0[LC_TILE] __attribute__((aligned(64)));
@@ -652,12 +660,10 @@ void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restr
     for (int64_t v_j1 = lc_tile_start; v_j1 < lc_tile_start + lc_tile_n; ++v_j1) {
         const double t0 = (v_j1 == T_targets[v_j0]);
         const double t2 = (t0 != 0 ? t1 : 0.0);
-        const double t4 = T_logits[(v_j0) * S_C + v_j1];
-        const double t7 = (t4 - t6);
-        const double t8 = exp(t7);
-        const double t9 = (t3 * t8);
-        const double t10 = (t2 + t9);
-        lc_tile0[v_j1 - lc_tile_start] = t10;
+        const double t4 = T_sum_4_terms[((v_j0) * 1 + 0) * S_C + v_j1];
+        const double t5 = (t3 * t4);
+        const double t6 = (t2 + t5);
+        lc_tile0[v_j1 - lc_tile_start] = t6;
     }
         {
         const int64_t v_j1 = lc_tile_start;
@@ -668,24 +674,20 @@ void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restr
     }
     }
     } else {
-    /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * exp(logits[j0, j1] - stop_gradient(max_0[j0, 0])) */
+    /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * sum_4_terms[j0, 0, j1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
         const double t1 = T_grad_logp_t_8[v_j0];
         const double t3 = T_grad_sum_4_14[(v_j0) * 1 + 0];
-        const double t5 = T_max_0[(v_j0) * 1 + 0];
-        const double t6 = t5;
     #pragma omp simd
     for (int64_t v_j1 = 0; v_j1 < S_C; ++v_j1) {
         const double t0 = (v_j1 == T_targets[v_j0]);
         const double t2 = (t0 != 0 ? t1 : 0.0);
-        const double t4 = T_logits[(v_j0) * S_C + v_j1];
-        const double t7 = (t4 - t6);
-        const double t8 = exp(t7);
-        const double t9 = (t3 * t8);
-        const double t10 = (t2 + t9);
-        T_grad_logits[(v_j0) * S_C + v_j1] = t10;
+        const double t4 = T_sum_4_terms[((v_j0) * 1 + 0) * S_C + v_j1];
+        const double t5 = (t3 * t4);
+        const double t6 = (t2 + t5);
+        T_grad_logits[(v_j0) * S_C + v_j1] = t6;
     }
     }
     }
