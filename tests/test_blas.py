@@ -165,8 +165,13 @@ def test_every_product_goes_to_blas(spec, sizes, shapes):
     assert re.search(r"lc_gemm_f64\([01], [01], ", lowered.source)
 
 
+# several blocks of rows (96), of depth (384) and a partial register tile
+BLOCKED = (ScaledLinear, dict(I=400, O=101), {"x": (197, 400)})
+
+
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-5)])
-@pytest.mark.parametrize("spec, sizes, shapes", CASES, ids=[c[0].name for c in CASES])
+@pytest.mark.parametrize("spec, sizes, shapes", CASES + [BLOCKED],
+                         ids=[c[0].name for c in CASES] + ["ScaledLinear-blocked"])
 def test_blas_and_packed_kernels_agree_with_numpy(spec, sizes, shapes, dtype, tol):
     module = spec.build(dtype=dtype, **sizes)
     rng = np.random.default_rng(3)

@@ -166,7 +166,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': 'bb73518859e7cfc26400b9a08cfda7d125b70611a84c4e228cddba5c3b82f85b'}
+ 'key': '5d02b1dff3dc9bd41ad037d93a667714c24894aa28684f5be3f8c106b85be90e'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

@@ -46,7 +46,7 @@ LAYER = {'name': 'CustomLinearSpec',
  'prefix': 'lc_customlinearspec',
  'calls_blas': True,
  'extension': '_custom_linear_ext',
- 'key': '2da87f24f953b1dee0a298b3d437d4bcad4ebd4cef39dc1642fcd29de0ce0c7d'}
+ 'key': 'c2e200f41a8fee00b827ac8ecec4aa5430e394ee2c55800fe1902c24b7bd3b38'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

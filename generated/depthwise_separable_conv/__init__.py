@@ -188,7 +188,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
  'prefix': 'lc_depthwiseseparableconvspec',
  'calls_blas': True,
  'extension': '_depthwise_separable_conv_ext',
- 'key': '597b587b54acbb776288683b588039220acdb40eaf33cf06ffeb28eed1daefdb'}
+ 'key': '3dc48f49e2a909c318df46b57bdee8e2b5f638174a6cf2e9d3cf1c38a3662254'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

@@ -55,7 +55,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': '09eb0c8abfba172d44d84d460d1caa62f6b371581f6234b901b2ea541798fe21'}
+ 'key': 'cf165eff0650a593901aa4340b276d79c67dafbfd6e2ad06d9776f6087406abe'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

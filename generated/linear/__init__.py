@@ -46,7 +46,7 @@ LAYER = {'name': 'LinearSpec',
  'prefix': 'lc_linearspec',
  'calls_blas': True,
  'extension': '_linear_ext',
- 'key': '2ade4745f6c34fa7514da32157a784286b335bd2e8015c06148835fda2e30138'}
+ 'key': 'a7c1df5b2b069d07e269b7b1ccd207ea6522248a80117bc88160c100fa8dd008'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

@@ -43,7 +43,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
  'prefix': 'lc_linearnobiasspec',
  'calls_blas': True,
  'extension': '_linear_no_bias_ext',
- 'key': '2fdbd84fccb177a86c1ea26a7ad89ae0fcd3132e1a18295dcbb03988623a16e5'}
+ 'key': '46ac220ca54bd6e574970cc1d8fafb29aceea4baf6fa83601763d66a645e655c'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

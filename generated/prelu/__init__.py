@@ -45,7 +45,7 @@ LAYER = {'name': 'PReLU2D',
  'prefix': 'lc_prelu2d',
  'calls_blas': False,
  'extension': '_prelu_ext',
- 'key': 'cc3e6d2e5e1ec0da7f55e85d78fb9b4fd055900c73d493e9c1772aa9da8312f7'}
+ 'key': '40e4ae52238bc36a9efb2c5863dc83b66799ece8b3840bf7e2f16c16178a553b'}
 
 
 class PReLU2D(_layerc_runtime.LayerModule):

@@ -177,7 +177,7 @@ LAYER = {'name': 'ResidualBlockSpec',
  'prefix': 'lc_residualblockspec',
  'calls_blas': False,
  'extension': '_residual_block_ext',
- 'key': '5c0e4799ce8a30328539e038aec26429752202169a024341a77cc9f5eff30672'}
+ 'key': 'facb7969cc06f2743a15337567db23519126e3ac9d69c1c3b9cbef6f3fdd399d'}
 
 
 class ResidualBlockSpec(_layerc_runtime.LayerModule):

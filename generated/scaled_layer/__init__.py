@@ -45,7 +45,7 @@ LAYER = {'name': 'ScaledLayerSpec',
  'prefix': 'lc_scaledlayerspec',
  'calls_blas': False,
  'extension': '_scaled_layer_ext',
- 'key': 'd56c17997f5a6e96cfb6140092217e51ba888ed2bdd15146ed2184ad03afb972'}
+ 'key': '7ee058bc6282c5d11998fca7bfebf40e0d2a4136cf885fdc546227e9f0c8e215'}
 
 
 class ScaledLayerSpec(_layerc_runtime.LayerModule):
