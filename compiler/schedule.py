@@ -360,7 +360,9 @@ class Nest:
     ``len(stage.axes)`` are the output axes.
 
     ``siblings``: further ``(kind, stage)`` pairs run in the same loops (one
-    pass over the data), their index variables renamed to this nest's. A nest
+    pass over the data), their index variables renamed to this nest's.
+    ``terms``: in a sum's ``inner`` or ``online`` nest, the pointwise stage of
+    its terms (``keep_terms``), stored as they are added. A nest
     whose ``kind`` or any sibling is ``"accumulate"`` runs as a *pass*: the
     outermost loop is split into one contiguous block per thread, each thread
     accumulates into its own partial output, and the partials are combined in
@@ -373,7 +375,7 @@ class Nest:
     siblings: tuple = ()
     contraction: Contraction | None = None
     window: Window | None = None
-    terms: Stage | None = None  # a sum's terms, stored as they are summed (see ``keep_terms``)
+    terms: Stage | None = None
 
     @property
     def members(self) -> tuple:
