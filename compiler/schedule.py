@@ -240,18 +240,21 @@ def _terms_of(s: Stage, shapes: dict) -> Stage | None:
     return Stage(f"{s.name}_terms", tuple(a.extent for a in s.all_axes), s.all_axes, s.body)
 
 
-def _reader_of(terms: Stage):
-    """A rewrite for ``ir.map_calls``: an ``exp`` of the terms' argument, at
-    any index, becomes a read of ``terms``."""
+def _read_terms(stage: Stage, terms: Stage) -> Stage:
+    """``stage`` with each ``exp`` of the terms' argument, at an index inside
+    them, read from ``terms``."""
     free = {a.name for a in terms.axes}
+    extents = {a.name: a.extent for a in stage.all_axes}
 
     def read(call: Call):
         binding = {}
         if call.op == "exp" and _bind(terms.body, call, free, binding):
             # an axis the argument does not use (keepdims) has one element
-            return Load(terms.name, tuple(binding.get(a.name, IConst(0)) for a in terms.axes))
+            index = tuple(binding.get(a.name, IConst(0)) for a in terms.axes)
+            if index_in_range(index, terms.shape, extents):
+                return Load(terms.name, index)
         return call
-    return read
+    return ir.replace(stage, body=ir.map_calls(stage.body, read))
 
 
 def keep_terms(fwd: Program, bwd: Program):
@@ -268,12 +271,11 @@ def keep_terms(fwd: Program, bwd: Program):
         terms = _terms_of(s, shapes)
         if terms is None or terms.name in shapes:
             continue
-        read = _reader_of(terms)
-        backward = tuple(ir.replace(b, body=ir.map_calls(b.body, read)) for b in bwd.stages)
+        backward = tuple(_read_terms(b, terms) for b in bwd.stages)
         if backward == bwd.stages:
             continue
         summed = ir.replace(s, body=Load(terms.name, tuple(IVar(a.name) for a in terms.axes)))
-        later = tuple(ir.replace(f, body=ir.map_calls(f.body, read)) for f in fwd.stages[k:])
+        later = tuple(_read_terms(f, terms) for f in fwd.stages[k:])
         fwd = ir.replace(fwd, stages=fwd.stages[:k - 1] + (terms, summed) + later)
         bwd = ir.replace(bwd, stages=backward)
         shapes[terms.name] = terms.shape

@@ -341,3 +341,16 @@ def test_kept_terms_give_numpys_softmax_gradient_on_every_row(width):
     m.forward(x)
     gx = m.backward(gy)
     np.testing.assert_allclose(gx.numpy(), expected, rtol=1e-12, atol=1e-300, equal_nan=True)
+
+
+def test_only_exponentials_inside_the_kept_terms_read_them():
+    """An ``exp`` of the terms' argument reads the stored terms where its
+    index is provably inside them; elsewhere it is computed as before."""
+    from compiler.ir import Axis, Call, IVar, Load, Stage, iadd
+    from compiler.schedule import _read_terms
+    r, j = IVar("r"), IVar("j")
+    terms = Stage("t", (IConst(8),), (Axis("r", IConst(8)),), Call("exp", (Load("x", (r,)),)))
+    inside = Call("exp", (Load("x", (j,)),))
+    shifted = Call("exp", (Load("x", (iadd(j, 1),)),))
+    stage = Stage("y", (IConst(8),), (Axis("j", IConst(8)),), Call("add", (inside, shifted)))
+    assert _read_terms(stage, terms).body == Call("add", (Load("t", (j,)), shifted))
