@@ -44,7 +44,7 @@ import jinja2
 import numpy as np
 
 from . import blas, ir
-from .build import BuildOptions
+from .build import KEEP_LOADED, BuildOptions
 from .signature import Signature
 from .pipeline import Lowered, lower_layer
 from .spec import LayerSpec
@@ -152,7 +152,7 @@ def aot_flags(options: BuildOptions) -> tuple[list, list]:
     """Compile and link arguments for the package's build script: ``options``'
     flags without what setuptools adds itself (-fPIC, -shared)."""
     flags = [f for f in options.final_flags() if f not in ("-fPIC", "-shared")]
-    link = [f for f in flags if f in ("-fopenmp", "-lm") or f.startswith("-fsanitize")]
+    link = [f for f in flags if f in ("-fopenmp", "-lm", KEEP_LOADED) or f.startswith("-fsanitize")]
     compile_args = [f for f in flags if f != "-lm"]
     return list(dict.fromkeys(compile_args)), list(dict.fromkeys(link))
 

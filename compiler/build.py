@@ -120,7 +120,11 @@ DEFAULT_FLAGS: tuple[str, ...] = ("-O3", "-march=native", "-fopenmp", "-fno-math
 _WARNING_FLAGS = ("-Wall", "-Wextra", "-Werror")
 _SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer")
 # -fopenmp again at link time pulls in libgomp even when the user's flags drop it.
-_LINK_FLAGS = ("-fPIC", "-shared", "-fopenmp", "-lm")
+# A library closed at exit (cffi closes what it opened) must not take libgomp
+# with it while OpenMP's idle threads still run its code: they spin there under
+# OMP_WAIT_POLICY=active, and the process died with SIGSEGV
+KEEP_LOADED = "-Wl,-z,nodelete"
+_LINK_FLAGS = ("-fPIC", "-shared", "-fopenmp", "-lm", KEEP_LOADED)
 # the macro that selects one part of a source built in parts (compile_c(parts=...))
 PART_MACRO = "LC_PART"
 # Part of every key: bump it when the way a module is built changes, so entries
@@ -166,7 +170,7 @@ class BuildOptions:
     - ``extra_flags``: appended last, so they override earlier ones.
 
     >>> BuildOptions(portable=True, extra_flags=("-ffast-math",)).final_flags()
-    ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-ffast-math', '-fPIC', '-shared', '-fopenmp', '-lm']
+    ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-ffast-math', '-fPIC', '-shared', '-fopenmp', '-lm', '-Wl,-z,nodelete']
     """
 
     flags: tuple[str, ...] = DEFAULT_FLAGS

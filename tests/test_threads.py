@@ -130,6 +130,22 @@ def test_omp_num_threads_in_a_subprocess(tmp_path):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(a).max())), err_msg=k)
 
 
+def test_a_process_with_spinning_openmp_threads_exits_cleanly():
+    """Under OMP_WAIT_POLICY=active, OpenMP's idle threads spin inside libgomp
+    until the process ends; closing the layer's library at exit must not
+    unmap libgomp under them (the process died with SIGSEGV)."""
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_threads import ThreadNorm, inputs, run, C
+        run(ThreadNorm.build(C=C), inputs(), 2)
+        print("ran")
+    """)
+    env = dict(os.environ, OMP_WAIT_POLICY="active")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.split() == ["ran"], (proc.returncode, proc.stderr[-2000:])
+
+
 def _child(queue, seed, threads):
     m = ThreadNorm.build(C=C)         # cached on disk: loads the parent's library
     if threads is not None:

@@ -166,7 +166,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': '5d02b1dff3dc9bd41ad037d93a667714c24894aa28684f5be3f8c106b85be90e'}
+ 'key': '6e56301fcd86ba65807524eae941f1f05ab10e8dec2d0b6dbfd8553e5e0e2c9b'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

@@ -46,7 +46,7 @@ LAYER = {'name': 'CustomLinearSpec',
  'prefix': 'lc_customlinearspec',
  'calls_blas': True,
  'extension': '_custom_linear_ext',
- 'key': 'c2e200f41a8fee00b827ac8ecec4aa5430e394ee2c55800fe1902c24b7bd3b38'}
+ 'key': 'fc5ad72db578399729296f5ce18fc734d58a5c8a0709b9991a744d1189adda46'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

@@ -188,7 +188,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
  'prefix': 'lc_depthwiseseparableconvspec',
  'calls_blas': True,
  'extension': '_depthwise_separable_conv_ext',
- 'key': '3dc48f49e2a909c318df46b57bdee8e2b5f638174a6cf2e9d3cf1c38a3662254'}
+ 'key': 'a3be6d50689410ff32d4ce6d559b4f6335af45afa04046f67fabca4e6fe4dc9d'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

@@ -55,7 +55,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': 'cf165eff0650a593901aa4340b276d79c67dafbfd6e2ad06d9776f6087406abe'}
+ 'key': '87f18b672dd128bd7cd8025e04a2167f8d9c4601b4ce0c260e63823f04ef1b2a'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

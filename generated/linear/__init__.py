@@ -46,7 +46,7 @@ LAYER = {'name': 'LinearSpec',
  'prefix': 'lc_linearspec',
  'calls_blas': True,
  'extension': '_linear_ext',
- 'key': 'a7c1df5b2b069d07e269b7b1ccd207ea6522248a80117bc88160c100fa8dd008'}
+ 'key': '2e60cabb2f35f7991db47b9f54a0e9df3208ccff50e8ae317887bc45d663ea6c'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

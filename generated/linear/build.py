@@ -19,8 +19,8 @@ import cffi
 HERE = pathlib.Path(__file__).resolve().parent
 PACKAGE = "linear"
 EXTENSION = "_linear_ext"
-COMPILE_ARGS = ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11']
-LINK_ARGS = ['-fopenmp', '-lm']
+COMPILE_ARGS = ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-Wl,-z,nodelete']
+LINK_ARGS = ['-fopenmp', '-lm', '-Wl,-z,nodelete']
 
 
 def make_ffi(module_name):

@@ -43,7 +43,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
  'prefix': 'lc_linearnobiasspec',
  'calls_blas': True,
  'extension': '_linear_no_bias_ext',
- 'key': '46ac220ca54bd6e574970cc1d8fafb29aceea4baf6fa83601763d66a645e655c'}
+ 'key': 'd018831c95d52cb556ed0b06353b2daa4cc11bc2e86b47a74efe1426351559fe'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

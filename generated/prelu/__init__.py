@@ -45,7 +45,7 @@ LAYER = {'name': 'PReLU2D',
  'prefix': 'lc_prelu2d',
  'calls_blas': False,
  'extension': '_prelu_ext',
- 'key': '40e4ae52238bc36a9efb2c5863dc83b66799ece8b3840bf7e2f16c16178a553b'}
+ 'key': '70289a0bce0fe83c583a47a7a17e19a320678619e8bab723357cde55b8d7ecf5'}
 
 
 class PReLU2D(_layerc_runtime.LayerModule):

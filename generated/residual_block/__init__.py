@@ -177,7 +177,7 @@ LAYER = {'name': 'ResidualBlockSpec',
  'prefix': 'lc_residualblockspec',
  'calls_blas': False,
  'extension': '_residual_block_ext',
- 'key': 'facb7969cc06f2743a15337567db23519126e3ac9d69c1c3b9cbef6f3fdd399d'}
+ 'key': 'cfe201e96560d50a03662955cae3735e5576084ca7d4fcaa9b21b9dc7e34f43f'}
 
 
 class ResidualBlockSpec(_layerc_runtime.LayerModule):

@@ -45,7 +45,7 @@ LAYER = {'name': 'ScaledLayerSpec',
  'prefix': 'lc_scaledlayerspec',
  'calls_blas': False,
  'extension': '_scaled_layer_ext',
- 'key': '7ee058bc6282c5d11998fca7bfebf40e0d2a4136cf885fdc546227e9f0c8e215'}
+ 'key': '8c431284bb006d3924757445ce48328446134f463f189a790dda7cd839e92610'}
 
 
 class ScaledLayerSpec(_layerc_runtime.LayerModule):
