@@ -264,22 +264,19 @@ def keep_terms(fwd: Program, bwd: Program):
     later ``exp`` of the same argument, forward or backward, reads the stored
     terms. Returns both programs (the terms not yet declared saved)."""
     shapes = {t.name: t.shape for t in fwd.tensors} | {s.name: s.shape for s in fwd.stages}
-    k = 0
-    while k < len(fwd.stages):
-        s = fwd.stages[k]
-        k += 1
-        terms = _terms_of(s, shapes)
+    for name in [s.name for s in fwd.stages]:
+        k = next(k for k, s in enumerate(fwd.stages) if s.name == name)
+        terms = _terms_of(fwd.stages[k], shapes)
         if terms is None or terms.name in shapes:
             continue
         backward = tuple(_read_terms(b, terms) for b in bwd.stages)
         if backward == bwd.stages:
             continue
-        summed = ir.replace(s, body=Load(terms.name, tuple(IVar(a.name) for a in terms.axes)))
-        later = tuple(_read_terms(f, terms) for f in fwd.stages[k:])
-        fwd = ir.replace(fwd, stages=fwd.stages[:k - 1] + (terms, summed) + later)
+        summed = ir.replace(fwd.stages[k], body=Load(terms.name, tuple(IVar(a.name) for a in terms.axes)))
+        later = tuple(_read_terms(f, terms) for f in fwd.stages[k + 1:])
+        fwd = ir.replace(fwd, stages=fwd.stages[:k] + (terms, summed) + later)
         bwd = ir.replace(bwd, stages=backward)
         shapes[terms.name] = terms.shape
-        k += 1
     return fwd, bwd
 
 
