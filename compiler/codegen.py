@@ -587,6 +587,9 @@ def render_function(sig: Signature, dtype: str) -> tuple[str, str]:
     """C definition and cffi prototype of one program at one dtype."""
     ctype = DTYPES[dtype][0]
     params, proto = [], []
+    # an output and the saved input it may be written over may be one buffer:
+    # neither is restrict (their nest's `omp simd` still vectorizes it)
+    shared = {name for a in sig.args if a.over for name in (a.name, a.over)}
     for a in sig.args:
         if a.kind == "size":
             params.append(f"int64_t {size_c(a.name)}")
@@ -594,7 +597,8 @@ def render_function(sig: Signature, dtype: str) -> tuple[str, str]:
             continue
         base = "int64_t" if a.integer else ctype
         const = "const " if a.kind == "in" else ""
-        params.append(f"{const}{base} *restrict {tensor_c(a.name)}")
+        qualifier = "" if a.name in shared else "restrict "
+        params.append(f"{const}{base} *{qualifier}{tensor_c(a.name)}")
         proto.append(f"{const}{base} *{tensor_c(a.name)}")
     shapes = {t.name: t.shape for t in sig.program.tensors}
     shapes.update({s.name: s.shape for s in sig.program.stages})

@@ -17,13 +17,18 @@ from .ir import IndexValue, Load, Program
 
 @dataclass(frozen=True)
 class Arg:
-    """One argument of a generated function. ``kind``: size, in, out, work."""
+    """One argument of a generated function. ``kind``: size, in, out, work.
+
+    ``over``: for an output, a saved input it may be written over (the caller
+    may pass one buffer for both): the output's stage is the only one to read
+    that input, and reads it only at the element it writes."""
 
     kind: str
     name: str
     shape: tuple = ()
     role: str = ""
     integer: bool = False
+    over: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,10 +64,50 @@ def signature(p: Program, function: str) -> Signature:
                 syms |= ir.isyms(d)
             args.append(Arg("in", t.name, t.shape, t.role, t.role == "index"))
     outputs = list(p.outputs) + [s for _, s in p.updates if s not in p.outputs]
+    overwritable = _overwritable(p)
     for name in outputs:
-        args.append(Arg("out", name, p.stage(name).shape, "output"))
+        args.append(Arg("out", name, p.stage(name).shape, "output", over=overwritable.get(name, "")))
     for s in p.stages:
         if s.name not in outputs:
             args.append(Arg("work", s.name, s.shape, "workspace"))
     sizes = [Arg("size", n) for n in sorted(syms)]
     return Signature(function, p, tuple(sizes + args))
+
+
+def _element(index: tuple, shape: tuple):
+    """The coordinates of ``index`` on the dimensions of ``shape`` that are not
+    1, or None when one of those of size 1 is not read at 0."""
+    kept = []
+    for i, d in zip(index, shape):
+        if d == ir.IConst(1):
+            if i != ir.IConst(0):
+                return None
+        else:
+            kept.append(i)
+    return tuple(kept)
+
+
+def _overwritable(p: Program) -> dict:
+    """``{output: saved input}`` where a pointwise output stage is the only
+    reader of a saved tensor of its size, and reads it only at the element it
+    writes: the output may then be written over it (softmax losses' gradient
+    over the kept exponentials)."""
+    saved = {t.name: t.shape for t in p.tensors if t.role == "saved"}
+    readers = {}
+    for s in p.stages:
+        for name in ir.tensors_read(s.body):
+            readers.setdefault(name, []).append(s.name)
+    pairs = {}
+    for name in p.outputs:
+        s = p.stage(name)
+        if s.reduce is not None or s.scatter_index is not None:
+            continue
+        own = _element(s.index, s.shape)
+        for t, shape in saved.items():
+            if readers.get(t) != [name] or t in pairs.values() or \
+                    [d for d in shape if d != ir.IConst(1)] != [d for d in s.shape if d != ir.IConst(1)]:
+                continue
+            if all(_element(load.index, shape) == own for load in ir.loads(s.body) if load.tensor == t):
+                pairs[name] = t
+                break
+    return pairs

@@ -420,19 +420,25 @@ class LayerModule(Module):
                 continue
             shape = tuple(ir.ievaluate(d, sizes) for d in a.shape)
             check_total_size(self.name, a.name, shape)
-            outs.append((position, a.name, self._pool_of(role, a.name), shape))
+            outs.append((position, a.name, self._pool_of(role, a.name), shape, a.over))
         return _RolePlan(self.compiled.function(role, DTYPE_NAMES[self.dtype]), tuple(template),
                          tuple(ins), tuple(outs))
 
-    def _run_plan(self, rp: _RolePlan, pointers: dict) -> tuple:
+    def _run_plan(self, rp: _RolePlan, pointers: dict, saved: dict | None = None) -> tuple:
         """Call ``rp``'s function with the inputs in ``pointers`` (by name); returns
-        ``({name: output array}, {name: its C pointer})``."""
+        ``({name: output array}, {name: its C pointer})``. An output that may be
+        written over a saved input (``Arg.over``) is, when ``saved`` (the
+        forward's saved arrays, which this backward is the last to read) holds it."""
         args = list(rp.template)
         for position, name in rp.ins:
             args[position] = pointers[name]
         results, out_pointers = {}, {}
         refcount = sys.getrefcount
-        for position, name, pool, shape in rp.outs:
+        for position, name, pool, shape, over in rp.outs:
+            if over and saved is not None and over in saved:
+                results[name] = saved[over].reshape(shape)
+                out_pointers[name] = args[position] = pointers[over]
+                continue
             # ``_take``'s common case inline: the first free array of this shape
             for entry in pool:
                 array = entry[0]
@@ -561,7 +567,7 @@ class LayerModule(Module):
                 pointers[name] = from_buffer(array_type, g)
             else:
                 context["used"] = True
-                return self._run_plan(plan.backward, pointers)[0]
+                return self._run_plan(plan.backward, pointers, context["arrays"])[0]
         traced = self.compiled.traced
         arrays = dict(context["arrays"])
         sizes = dict(context["sizes"])

@@ -252,3 +252,30 @@ def test_a_free_buffer_of_another_shape_is_replaced_not_kept_beside():
     (name,) = m._outputs
     pool = m._pool[("forward", name)]
     assert len(pool) == 1 and pool[0][0].shape == (4, C)
+
+
+def test_a_gradient_written_over_the_kept_terms_is_right_and_stays_the_callers():
+    """Cross-entropy's gradient may be written over the exponentials its forward
+    kept (its backward is their last reader): on the fast path it is, and the
+    result equals the checked path's and numpy's; a gradient the caller keeps
+    is not overwritten by later steps."""
+    from benchmarks.specs import SoftmaxCrossEntropy
+    (over,) = [a for a in SoftmaxCrossEntropy.build(K=7).compiled.signatures["backward"].args if a.over]
+    assert (over.name, over.over) == ("grad_logits", "sum_4_terms")
+    rng = np.random.default_rng(0)
+    m = SoftmaxCrossEntropy.build(K=7, dtype=np.float64)
+    kept = []
+    for step in range(4):
+        z = rng.standard_normal((5, 7))
+        t = rng.integers(0, 7, (5, 1))
+        m.forward(z, t)                      # the first call plans; later ones take the fast path
+        gz = m.backward(np.ones(()))
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        p[np.arange(5), t[:, 0]] -= 1
+        np.testing.assert_allclose(gz.numpy(), p / 5, rtol=1e-12, atol=1e-15)
+        kept.append((gz, p / 5))
+    saved = m._last["arrays"]["sum_4_terms"]
+    assert np.shares_memory(kept[-1][0].numpy(), saved)    # written over the terms
+    for gz, expected in kept:
+        np.testing.assert_allclose(gz.numpy(), expected, rtol=1e-12, atol=1e-15)

@@ -55,7 +55,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': '87f18b672dd128bd7cd8025e04a2167f8d9c4601b4ce0c260e63823f04ef1b2a'}
+ 'key': 'c9def36f4afecfb67e7648f4323904e70336b6388afaecad7e69a8085f623eba'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

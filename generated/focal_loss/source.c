@@ -408,7 +408,7 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
 #if !defined(LC_PART) || LC_PART == 2
 
 /* FocalLossSpec_backward (float) */
-void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_logits, const int64_t *restrict T_targets, const float *restrict T_grad_div_15, const float *restrict T_sum_4_terms, const float *restrict T_sum_4, const float *restrict T_add_6, float *restrict T_grad_logits, float *restrict T_grad_sum_14_1, float *restrict T_grad_logp_t_8, float *restrict T_grad_sum_4_14)
+void lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_logits, const int64_t *restrict T_targets, const float *restrict T_grad_div_15, const float *T_sum_4_terms, const float *restrict T_sum_4, const float *restrict T_add_6, float *T_grad_logits, float *restrict T_grad_sum_14_1, float *restrict T_grad_logp_t_8, float *restrict T_grad_sum_4_14)
 {
     /* grad_sum_14_1 = grad_div_15 * 1 / N */
     {
@@ -615,7 +615,7 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
 #if !defined(LC_PART) || LC_PART == 4
 
 /* FocalLossSpec_backward (double) */
-void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, const double *restrict T_grad_div_15, const double *restrict T_sum_4_terms, const double *restrict T_sum_4, const double *restrict T_add_6, double *restrict T_grad_logits, double *restrict T_grad_sum_14_1, double *restrict T_grad_logp_t_8, double *restrict T_grad_sum_4_14)
+void lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, const double *restrict T_grad_div_15, const double *T_sum_4_terms, const double *restrict T_sum_4, const double *restrict T_add_6, double *T_grad_logits, double *restrict T_grad_sum_14_1, double *restrict T_grad_logp_t_8, double *restrict T_grad_sum_4_14)
 {
     /* grad_sum_14_1 = grad_div_15 * 1 / N */
     {
