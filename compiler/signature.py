@@ -74,17 +74,10 @@ def signature(p: Program, function: str) -> Signature:
     return Signature(function, p, tuple(sizes + args))
 
 
-def _element(index: tuple, shape: tuple):
+def _element(index: tuple, shape: tuple) -> tuple:
     """The coordinates of ``index`` on the dimensions of ``shape`` that are not
-    1, or None when one of those of size 1 is not read at 0."""
-    kept = []
-    for i, d in zip(index, shape):
-        if d == ir.IConst(1):
-            if i != ir.IConst(0):
-                return None
-        else:
-            kept.append(i)
-    return tuple(kept)
+    1 (a read in range takes element 0 of the others)."""
+    return tuple(i for i, d in zip(index, shape) if d != ir.IConst(1))
 
 
 def _overwritable(p: Program) -> dict:
@@ -104,8 +97,7 @@ def _overwritable(p: Program) -> dict:
             continue
         own = _element(s.index, s.shape)
         for t, shape in saved.items():
-            if readers.get(t) != [name] or t in pairs.values() or \
-                    [d for d in shape if d != ir.IConst(1)] != [d for d in s.shape if d != ir.IConst(1)]:
+            if readers.get(t) != [name] or t in pairs.values() or _element(shape, shape) != _element(s.shape, s.shape):
                 continue
             if all(_element(load.index, shape) == own for load in ir.loads(s.body) if load.tensor == t):
                 pairs[name] = t
