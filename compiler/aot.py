@@ -92,7 +92,7 @@ def _shape(shape: tuple) -> tuple:
 
 def _signature(sig: Signature) -> dict:
     return {"function": sig.function,
-            "args": [(a.kind, a.name, _shape(a.shape), a.role, a.integer) for a in sig.args]}
+            "args": [(a.kind, a.name, _shape(a.shape), a.role, a.integer, a.over) for a in sig.args]}
 
 
 def package_name(spec_name: str) -> str:

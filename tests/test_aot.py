@@ -367,3 +367,35 @@ def test_committed_packages_built_match_jit(tmp_path, package, shape):
         np.testing.assert_allclose(module._parameters[name].grad, p.grad, rtol=1e-10, atol=1e-12)
     for name, b in jit.named_buffers():
         np.testing.assert_allclose(module._buffers[name], b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.slow
+def test_committed_focal_loss_package_writes_its_gradient_over_the_kept_terms(tmp_path):
+    """The focal loss package's backward writes the logits' gradient over the
+    exponentials its forward kept (``Arg.over``), and agrees with the JIT module."""
+    import importlib.util
+    import shutil
+    shutil.copytree(REPO / "generated" / "focal_loss", tmp_path / "focal_loss",
+                    ignore=shutil.ignore_patterns(*aot.BUILD_PRODUCTS))
+    aot.build_extension(tmp_path / "focal_loss")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        package = __import__("focal_loss")
+    finally:
+        sys.path.remove(str(tmp_path))
+    args = package.LAYER["functions"]["backward"]["args"]
+    assert [a[5] for a in args if a[1] == "grad_logits"] == ["sum_4_terms"]
+    example = importlib.util.spec_from_file_location("focal_example", REPO / "examples/custom_layers/focal_loss.py")
+    module = importlib.util.module_from_spec(example)
+    example.loader.exec_module(module)
+    jit = module.FocalLossSpec.build(C=10, dtype="float64")
+    aot_module = package.Module(dtype=np.float64)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        logits, targets = rng.standard_normal((6, 10)), rng.integers(0, 10, 6)
+        np.testing.assert_allclose(aot_module.forward(logits, targets), jit.forward(logits, targets).numpy(),
+                                   rtol=1e-12)
+        terms = aot_module._last["arrays"]["sum_4_terms"]
+        gradient = aot_module.backward(np.ones(()))
+        assert np.shares_memory(gradient, terms)
+        np.testing.assert_allclose(gradient, jit.backward(np.ones(())).numpy(), rtol=1e-10, atol=1e-14)

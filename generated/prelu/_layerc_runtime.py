@@ -232,7 +232,7 @@ class LayerModule:
         ffi, lib = self._ext.ffi, self._ext.lib
         suffix, ctype = DTYPES[self.dtype]
         call_args, results = [], {}
-        for kind, name, shape, _, integer in function["args"]:
+        for kind, name, shape, _, integer, over in function["args"]:
             if kind == "size":
                 call_args.append(int(sizes[name]))
                 continue
@@ -250,6 +250,10 @@ class LayerModule:
                                      f"{dims} and dtype {self.dtype}")
                 if any(np.shares_memory(array, a) for a in arrays.values()):
                     raise ValueError(f"{self.name}: out= overlaps an input")
+            elif over and over in arrays:
+                # a gradient written over the saved array it is the last to read
+                # (backward consumes the forward's saved arrays)
+                array = arrays[over].reshape(dims)
             else:
                 array = np.empty(dims, self.dtype)
             results[name] = array
