@@ -436,7 +436,7 @@ def render_online(nest: Nest, shapes: dict, dtype: str) -> str:
         return OPS["exp"].c.format(arg, f=suffix)
 
     def loop(printer, clause, statements, stop=length):
-        return [f"#pragma omp simd {clause}",
+        return [f"#pragma omp simd {clause}".rstrip(),
                 f"for (int64_t {var} = 0; {var} < {stop}; ++{var}) {{",
                 *(f"    {line}" for line in printer.lines + statements), "}"]
 

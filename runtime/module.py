@@ -427,8 +427,9 @@ class LayerModule(Module):
     def _run_plan(self, rp: _RolePlan, pointers: dict, saved: dict | None = None) -> tuple:
         """Call ``rp``'s function with the inputs in ``pointers`` (by name); returns
         ``({name: output array}, {name: its C pointer})``. An output that may be
-        written over a saved input (``Arg.over``) is, when ``saved`` (the
-        forward's saved arrays, which this backward is the last to read) holds it."""
+        written over a saved input (``Arg.over``) gets that input's array when
+        ``saved`` (the forward's saved arrays, which this backward is the last
+        to read) holds it."""
         args = list(rp.template)
         for position, name in rp.ins:
             args[position] = pointers[name]

@@ -260,7 +260,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': '6e56301fcd86ba65807524eae941f1f05ab10e8dec2d0b6dbfd8553e5e0e2c9b'}
+ 'key': 'e6df5ba8cb4cf510de07ded4707853cbb605287216fdf309cdaaac083d80c9a2'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

@@ -515,7 +515,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
         if (lc_shift - lc_shift == 0 && lc_max - lc_shift <= 64) {
             const float lc_scale = expf((lc_shift - lc_max));
             lc_sum *= lc_scale;
-            #pragma omp simd 
+            #pragma omp simd
             for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
                 T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3) * S_S + v_r3] *= lc_scale;
             }
@@ -1370,7 +1370,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
         if (lc_shift - lc_shift == 0 && lc_max - lc_shift <= 64) {
             const double lc_scale = exp((lc_shift - lc_max));
             lc_sum *= lc_scale;
-            #pragma omp simd 
+            #pragma omp simd
             for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
                 T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3) * S_S + v_r3] *= lc_scale;
             }

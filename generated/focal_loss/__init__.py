@@ -65,7 +65,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': 'c9def36f4afecfb67e7648f4323904e70336b6388afaecad7e69a8085f623eba'}
+ 'key': 'ecad79d9a6777650ac10dd5ae947f2e0f993b1518b67950c3e13faf0bd646eb2'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

@@ -335,7 +335,7 @@ void lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restric
         if (lc_shift - lc_shift == 0 && lc_max - lc_shift <= 64) {
             const float lc_scale = expf((lc_shift - lc_max));
             lc_sum *= lc_scale;
-            #pragma omp simd 
+            #pragma omp simd
             for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
                 T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] *= lc_scale;
             }
@@ -542,7 +542,7 @@ void lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restri
         if (lc_shift - lc_shift == 0 && lc_max - lc_shift <= 64) {
             const double lc_scale = exp((lc_shift - lc_max));
             lc_sum *= lc_scale;
-            #pragma omp simd 
+            #pragma omp simd
             for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
                 T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] *= lc_scale;
             }
