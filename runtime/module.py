@@ -20,7 +20,7 @@ import numpy as np
 from compiler import blas, ir
 
 from .init import initialize
-from .tensor import Node, Tensor, grad_enabled, tracks_grad
+from .tensor import Node, Tensor, grad_enabled
 from .validate import check_array, check_output, check_total_size, describe
 
 DTYPE_NAMES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
@@ -246,6 +246,11 @@ class LayerModule(Module):
         setup(self, "_updates", tuple(compiled.forward.updates))
         setup(self, "_plans", {})
         setup(self, "_pool", {})
+        # what the fast path would otherwise make on every call: each parameter's
+        # C pointer (kept while the parameter holds the same array) and the
+        # names of the gradients the autograd tape takes, in its inputs' order
+        setup(self, "_param_pointers", {})
+        setup(self, "_tape_names", {})
 
     def __repr__(self):
         sizes = ", ".join(f"{k}={v}" for k, v in {**self.compiled.sizes, **self.compiled.attrs}.items())
@@ -338,8 +343,7 @@ class LayerModule(Module):
         """Call a kernel; numpy's BLAS stays on one thread meanwhile when the
         kernel's matrix products call it (compiler/blas.py)."""
         if self._calls_blas:
-            with blas.single_threaded():
-                function(*args)
+            blas.call_single_threaded(function, args)
         else:
             function(*args)
 
@@ -489,15 +493,22 @@ class LayerModule(Module):
         # checked: from here on the call is the checked path's, minus the checks
         from_buffer, array_type = self._ffi.from_buffer, self._float_array_type
         pointers = {name: from_buffer(kind, arrays[name]) for name, _, kind in specs}
+        cached = self._param_pointers
         for name in params:
-            pointers[name] = from_buffer(array_type, arrays[name])
+            a = arrays[name]
+            entry = cached.get(name)
+            if entry is None or entry[0] is not a:
+                entry = cached[name] = (a, from_buffer(array_type, a))
+            pointers[name] = entry[1]
         for name in self._buffers:
             pointers[name] = from_buffer(array_type, arrays[name])
         results, out_pointers = self._run_plan(plan.forward, pointers)
         if self.training:
             for buffer, stage in self._updates:
                 np.copyto(self._buffers[buffer], results[stage])
-        outputs = tuple(Tensor._wrap(results[name]) for name in self._outputs)
+        names = self._outputs
+        outputs = (Tensor._wrap(results[names[0]]),) if len(names) == 1 else \
+            tuple(Tensor._wrap(results[name]) for name in names)
         if grad_enabled():
             for name in self._saved:
                 arrays[name] = results[name]
@@ -585,13 +596,15 @@ class LayerModule(Module):
             raise RuntimeError(f"{self.name}: backward called before forward (or forward ran under no_grad)")
         grads = self._run_backward(self._last, tuple(g.data if isinstance(g, Tensor) else g for g in grad_outputs))
         for name, p in self._parameters.items():
-            g = grads[f"grad_{name}"]
+            g = grads["grad_" + name]
             if p.grad is None:
                 p.grad = g
             else:
                 p.grad += g
-        result = tuple(Tensor._wrap(grads[name]) for name in self._diff_grad_names)
-        return result[0] if len(result) == 1 else result
+        names = self._diff_grad_names
+        if len(names) == 1:
+            return Tensor._wrap(grads[names[0]])
+        return tuple(Tensor._wrap(grads[name]) for name in names)
 
     def zero_grad(self) -> None:
         for p in self._parameters.values():
@@ -601,18 +614,25 @@ class LayerModule(Module):
 
     def _record(self, outputs: tuple, diff_inputs: list, context: dict):
         """Put this call on the autograd tape (when a parameter or input needs it)."""
-        params = list(self._parameters.values())
-        if len(outputs) != 1 or not (params or any(isinstance(v, Tensor) for v in diff_inputs)):
-            return                                   # (the common no-gradient case, without tracks_grad)
-        if not tracks_grad(*diff_inputs, *params):
+        if len(outputs) != 1:
             return
-        names = self._diff_grad_names + tuple(f"grad_{n}" for n in self._parameters)
+        params = self._parameters
+        inputs = diff_inputs + list(params.values())
+        for t in inputs:
+            if isinstance(t, Tensor) and (t.requires_grad or t.node is not None):
+                break
+        else:
+            return                                   # nothing to differentiate
+        keys = tuple(params)
+        names = self._tape_names.get(keys)
+        if names is None:                            # (once, and again if a parameter is added)
+            names = self._tape_names[keys] = self._diff_grad_names + tuple(f"grad_{n}" for n in keys)
 
         def backward(g):
             grads = self._run_backward(context, (g,))
             return tuple(grads[n] for n in names)
 
-        outputs[0].node = Node(diff_inputs + params, backward, self.name)
+        outputs[0].node = Node(inputs, backward, self.name)
 
     def describe_inputs(self) -> str:
         return ", ".join(f"{t.name}{describe(t.shape, {})}" for t in self._inputs)

@@ -121,6 +121,14 @@ def test_blas_runs_on_one_thread_while_layers_run_and_gets_its_setting_back():
                 assert found.get_threads() == 1
             assert found.get_threads() == 1
         assert found.get_threads() == 2
+        assert blas.call_single_threaded(found.get_threads, ()) == 1
+        assert found.get_threads() == 2
+
+        def fails():
+            raise ValueError("inside")
+        with pytest.raises(ValueError, match="inside"):
+            blas.call_single_threaded(fails, ())
+        assert found.get_threads() == 2
         module = ScaledLinear.build(I=8, O=8)
         module.forward(np.ones((4, 8), np.float32))
         assert found.get_threads() == 2

@@ -136,6 +136,24 @@ def test_no_grad_records_nothing():
         y.backward()
 
 
+def test_no_grad_is_per_thread():
+    """Each thread starts recording, whatever another thread's no_grad says."""
+    import threading
+    m = PReLU.build(C=2)
+    seen = {}
+
+    def call(key):
+        seen[key] = m(Tensor.ones(3, 2, requires_grad=True)).sum().node is not None
+
+    with no_grad():
+        worker = threading.Thread(target=call, args=("thread, main under no_grad",))
+        worker.start()
+        worker.join()
+        call("main under no_grad")
+    call("main after no_grad")
+    assert seen == {"thread, main under no_grad": True, "main under no_grad": False, "main after no_grad": True}
+
+
 # ---------------------------------------------------------------- the guide's training test
 
 

@@ -260,8 +260,7 @@ class LayerModule:
             call_args.append(ffi.cast(ctype + " *", array.ctypes.data))
         kernel = getattr(lib, f"{function['function']}_{suffix}")
         if self.LAYER["calls_blas"]:
-            with _layerc_blas.single_threaded():
-                kernel(*call_args)
+            _layerc_blas.call_single_threaded(kernel, call_args)
         else:
             kernel(*call_args)
         return results
