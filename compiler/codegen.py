@@ -20,7 +20,7 @@ from . import ir
 from .build import LibraryPlan, cache_dir
 from .ir import Const, IConst, ILoad, IndexValue, ISym, IVar, Load
 from .ops_table import COMPARISONS, OPS
-from .schedule import Nest, index_in_range, plan_program, range_condition
+from .schedule import Nest, index_in_range, plan_loops, plan_program, range_condition
 from .signature import Signature, signature
 
 # below this many loop iterations a nest runs on one thread: starting an
@@ -365,6 +365,13 @@ def render_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
     a, b, out = gemm.a, gemm.b, gemm.out
     first = " && ".join(f"{var_c(x.name)} == 0" for x in gemm.accumulate)
     beta = f"({first}) ? 0 : 1" if first else "0"
+    out_size = _size(s.axes, printer)
+    start, empty_sum = "", ["/* an empty sum is zero */",
+                            f"for (int64_t k = 0; k < {out_size}; ++k) {tensor_c(s.name)}[k] = 0;"]
+    if c.start is not None:
+        # the output holds the sum's starting value first; the products add onto it
+        start = render_nest(plan_loops(ir.replace(s, body=c.start, reduce=None, reduce_axes=()), shapes), shapes, dtype)
+        beta, empty_sum = "1", ["/* an empty sum leaves the starting value */"]
     # row-major calls C = op(A) op(B); a transposed result is computed as out^T = b^T a^T
     left, right, call_rows, call_cols = (b, a, cols, rows) if out.transposed else (a, b, rows, cols)
     trans_left = left.transposed != out.transposed
@@ -379,8 +386,9 @@ def render_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
     call = [str(int(trans_left)), str(int(trans_right)), "lc_count", call_cols, depth, c_literal(gemm.alpha, dtype),
             *operand(left, "1" if trans_left else ld(left.ld)), *operand(right), beta, *operand(out, ld(out.ld))]
     return _env.get_template("gemm.c.j2").render(
-        comment=c_comment(ir.format_stage(s)), k_size=k_size, m_size=m_size, n_size=n_size,
-        out=tensor_c(s.name), out_size=_size(s.axes, printer), calls=_size(gemm.loops, printer), rows=call_rows,
+        comment=c_comment(ir.format_stage(s)), start=start, empty_sum=empty_sum, k_size=k_size, m_size=m_size,
+        n_size=n_size,
+        calls=_size(gemm.loops, printer), rows=call_rows,
         work=f"{m_size} * {n_size} * {k_size}", min_work=PARALLEL_MIN_WORK,
         decode=_decode("lc_task / lc_parts", gemm.loops, printer),
         accumulate=[dict(var=var_c(x.name), extent=printer.index(x.extent)) for x in gemm.accumulate],

@@ -210,7 +210,88 @@ def fuse_pair(fwd: Program, bwd: Program):
     fwd, bwd = _save(fwd, bwd, outputs)
     fwd, bwd = keep_terms(fuse(fwd), bwd)
     fwd, bwd = _save(fwd, bwd, outputs)
-    return eliminate_dead_stages(fwd), bwd
+    return add_into_products(eliminate_dead_stages(fwd)), add_into_products(bwd)
+
+
+# ---------------------------------------------------------------- sums started at a value
+
+
+def _first_term(axes) -> object:
+    """The condition that every axis of ``axes`` is at 0: a sum's first term."""
+    cond = None
+    for a in axes:
+        test = Call("eq", (ir.IndexValue(IVar(a.name)), Const(0.0)))
+        cond = test if cond is None else Call("mul", (cond, test))
+    return cond
+
+
+def starting_value(s: Stage) -> tuple:
+    """``(start, rest)`` when a sum stage's body is ``select(first term, start,
+    0) + rest`` (``add_into_products``): the sum of ``rest`` started at
+    ``start``. Else ``(None, body)``."""
+    body = s.body
+    if s.reduce == "sum" and isinstance(body, Call) and body.op == "add":
+        first, rest = body.args
+        if (isinstance(first, Call) and first.op == "select" and first.args[2] == Const(0.0)
+                and first.args[0] == _first_term(s.reduce_axes)):
+            return first.args[1], rest
+    return None, body
+
+
+def add_into_products(p: Program) -> Program:
+    """A matrix product whose only reader adds something to it elementwise (a
+    bias, a residual, another product) becomes that sum, started at the addend:
+    ``out = z + sum_k a*b`` as ``sum_k (select(k == 0, z, 0) + a*b)``. Its nest
+    writes ``z`` into the output and the BLAS adds the product onto it (beta 1):
+    one pass over the output and one buffer fewer. Only where the product runs
+    as BLAS calls (a plain loop nest would test the condition every term)."""
+    shapes = {t.name: t.shape for t in p.tensors} | {s.name: s.shape for s in p.stages}
+    kept = set(p.outputs) | {s for _, s in p.updates}
+    readers = {}
+    for s in p.stages:
+        read = ir.tensors_read(s.body).union(*(ir.index_tensors(i) for i in s.scatter_index or ()))
+        for name in read:
+            readers.setdefault(name, []).append(s.name)
+    products = {s.name: s for s in p.stages if s.reduce == "sum" and s.scatter_index is None}
+    stages, folded = [], set()
+    for s in p.stages:
+        started = _started_product(s, products, readers, kept, shapes)
+        if started is not None:
+            folded.add(started[1])
+            s = started[0]
+        stages.append(s)
+    return ir.replace(p, stages=tuple(st for st in stages if st.name not in folded))
+
+
+def _started_product(s: Stage, products: dict, readers: dict, kept: set, shapes: dict):
+    """``(the sum s computes, started at its addend; the product's name)``, or None."""
+    if not (is_pointwise(s) and isinstance(s.body, Call) and s.body.op == "add"):
+        return None
+    for load, addend in (s.body.args, s.body.args[::-1]):
+        c = products.get(load.tensor) if isinstance(load, Load) else None
+        if (c is None or c.name in kept or readers.get(c.name) != [s.name] or load.index != s.index
+                or c.shape != s.shape or [a.extent for a in c.axes] != [a.extent for a in s.axes]
+                or c.name in ir.tensors_read(addend)):
+            continue
+        # the product's axes take the sum's names; its reduced axes name none of them
+        taken = {a.name for a in s.axes}
+        names = {a.name: b.name for a, b in zip(c.axes, s.axes)}
+        reduce_axes = []
+        for a in c.reduce_axes:
+            name = a.name
+            while name in taken:
+                name += "_"
+            taken.add(name)
+            names[a.name] = name
+            reduce_axes.append(ir.Axis(name, a.extent))
+        reduce_axes = tuple(reduce_axes)
+        product = ir.subst_indices(c.body, {old: IVar(new) for old, new in names.items()})
+        start = Call("select", (_first_term(reduce_axes), addend, Const(0.0)))
+        started = ir.replace(s, body=Call("add", (start, product)), reduce="sum", reduce_axes=reduce_axes)
+        contraction = plan_contraction(started)
+        if contraction is not None and plan_gemm(started, contraction, shapes) is not None:
+            return started, c.name
+    return None
 
 
 def _bind(pattern, expr, free: set, binding: dict) -> bool:
@@ -298,7 +379,8 @@ class Contraction:
     run as packed, register-tiled matrix multiplication. ``a`` and ``b`` are the
     two sides' values (any expressions: guarded reads for padding, fused
     producers); ``m``, ``n``, ``k`` are runs of index variables, each flattened
-    into one matrix dimension."""
+    into one matrix dimension. ``start``: the value the sum starts from
+    (``add_into_products``), None for 0."""
 
     a: object
     b: object
@@ -307,6 +389,7 @@ class Contraction:
     n: tuple
     k: tuple
     gemm: "Gemm | None" = None
+    start: object = None
 
 
 @dataclass(frozen=True)
@@ -541,7 +624,8 @@ def plan_contraction(s: Stage) -> Contraction | None:
     """Split a sum of products into the two sides of a matrix product, or None."""
     if s.reduce != "sum" or s.scatter_index is not None or not s.reduce_axes:
         return None
-    body, guard = s.body, None
+    start, body = starting_value(s)
+    guard = None
     if isinstance(body, Call) and body.op == "select" and body.args[2] == Const(0.0):
         guard, body = body.args[0], body.args[1]
     factors = _factors(body)
@@ -568,7 +652,7 @@ def plan_contraction(s: Stage) -> Contraction | None:
             else:
                 continue
         batch = tuple(a for a in s.axes if a not in m and a not in n)
-        return Contraction(a_value, b_value, batch, m, n, s.reduce_axes)
+        return Contraction(a_value, b_value, batch, m, n, s.reduce_axes, start=start)
     return None
 
 
@@ -654,9 +738,10 @@ def plan_gemm(s: Stage, c: Contraction, shapes: dict) -> Gemm | None:
 
 def plan_stage(s: Stage, shapes: dict) -> Nest:
     contraction = plan_contraction(s)
-    if contraction is None:
+    gemm = contraction and plan_gemm(s, contraction, shapes)
+    if contraction is None or (contraction.start is not None and gemm is None):
         return plan_loops(s, shapes)
-    return Nest(s, "contract", (), contraction=dataclasses.replace(contraction, gemm=plan_gemm(s, contraction, shapes)))
+    return Nest(s, "contract", (), contraction=dataclasses.replace(contraction, gemm=gemm))
 
 
 # a reduction loop shorter than this with a cheap body runs as scalar code:

@@ -358,3 +358,84 @@ def test_only_exponentials_inside_the_kept_terms_read_them():
     shifted = Call("exp", (Load("x", (iadd(j, 1),)),))
     stage = Stage("y", (IConst(8),), (Axis("j", IConst(8)),), Call("add", (inside, shifted)))
     assert _read_terms(stage, terms).body == Call("add", (Load("t", (j,)), shifted))
+
+
+# ---------------------------------------------------------------- sums started at a value
+
+
+@layer
+class BiasedProduct:
+    """A product plus a bias, a residual and another product: each addition
+    may start a product's sum."""
+    x = Input("N", "K")
+    w = Param("O", "K")
+    v = Param("O", "K")
+    b = Param("O")
+
+    def forward(x, w, v, b):
+        return ops.matmul(x, w.T) + b + ops.matmul(x, v.T)
+
+
+@layer
+class ProductReadTwice:
+    x = Input("N", "K")
+    w = Param("K", "K")
+
+    def forward(x, w):
+        y = ops.matmul(x, w)
+        return y + 1.0, y * 2.0
+
+
+def _stages_started(program):
+    from compiler.schedule import starting_value
+    return [s.name for s in program.stages if starting_value(s)[0] is not None]
+
+
+def test_a_product_plus_a_bias_is_one_sum_started_at_the_bias():
+    from benchmarks.specs import LinearSpec
+    m = LinearSpec.build(I=40, O=24)
+    forward = m.compiled.forward
+    assert [s.name for s in forward.stages] == list(forward.outputs) == _stages_started(forward)
+    nests = plan_program(forward)
+    assert len(nests) == 1 and nests[0].kind == "contract" and nests[0].contraction.start is not None
+    assert not m.compiled.signatures["forward"].of_kind("work")        # no buffer for the bare product
+    assert re.search(r"lc_gemm_f32\([^;]*, 1, T_add_\d+ \+", m.source)     # beta 1: onto the bias
+    x = np.random.default_rng(0).standard_normal((33, 40)).astype(np.float32)
+    w, b = m.weight.data, m.bias.data
+    np.testing.assert_allclose(m.forward(x).numpy(), x @ w.T + b, rtol=1e-5, atol=1e-5)
+
+
+def test_started_sums_match_numpy_and_finite_differences():
+    m = BiasedProduct.build(K=24, O=16, dtype=np.float64)
+    started = _stages_started(m.compiled.forward)
+    assert started, [ir.format_stage(s) for s in m.compiled.forward.stages]
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((20, 24))
+    w, v, b = m.w.data, m.v.data, m.b.data
+    np.testing.assert_allclose(m.forward(x).numpy(), x @ w.T + b + x @ v.T, rtol=1e-12, atol=1e-12)
+    assert check_grad(BiasedProduct, K=24, O=16, N=20).ok
+
+
+def test_a_product_read_twice_or_kept_is_not_started():
+    m = ProductReadTwice.build(K=16)
+    assert not _stages_started(m.compiled.forward)
+    assert any(s.reduce == "sum" for s in m.compiled.forward.stages)
+
+
+@layer
+class InputProductPlusBias:
+    x = Input("N", "K")
+    y = Input("K", "M")
+    b = Param("M")
+
+    def forward(x, y, b):
+        return ops.matmul(x, y) + b
+
+
+@pytest.mark.parametrize("k", [0, 1, 37])
+def test_a_started_sum_over_nothing_is_its_starting_value(k):
+    m = InputProductPlusBias.build(M=12)
+    assert _stages_started(m.compiled.forward)
+    rng = np.random.default_rng(k)
+    x, y = rng.standard_normal((9, k)).astype(np.float32), rng.standard_normal((k, 12)).astype(np.float32)
+    np.testing.assert_allclose(m.forward(x, y).numpy(), x @ y + m.b.data, rtol=1e-5, atol=1e-5)

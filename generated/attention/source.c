@@ -309,9 +309,10 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 #if !defined(LC_PART) || LC_PART == 1
 
 /* MultiHeadAttentionSpec (float) */
-void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_q_proj_bias, const float *restrict T_k_proj_weight, const float *restrict T_k_proj_bias, const float *restrict T_v_proj_weight, const float *restrict T_v_proj_bias, const float *restrict T_out_proj_weight, const float *restrict T_out_proj_bias, float *restrict T_add_29, float *restrict T_transpose_4, float *restrict T_transpose_14, float *restrict T_transpose_15, float *restrict T_sum_22_terms, float *restrict T_sum_22, float *restrict T_div_23, float *restrict T_reshape_26, float *restrict T_matmul_1, float *restrict T_matmul_6, float *restrict T_matmul_11, float *restrict T_matmul_16, float *restrict T_max_18, float *restrict T_matmul_24, float *restrict T_matmul_28)
+void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_q_proj_bias, const float *restrict T_k_proj_weight, const float *restrict T_k_proj_bias, const float *restrict T_v_proj_weight, const float *restrict T_v_proj_bias, const float *restrict T_out_proj_weight, const float *restrict T_out_proj_bias, float *restrict T_add_29, float *restrict T_transpose_4, float *restrict T_transpose_14, float *restrict T_transpose_15, float *restrict T_sum_22_terms, float *restrict T_sum_22, float *restrict T_div_23, float *restrict T_reshape_26, float *restrict T_matmul_1, float *restrict T_matmul_6, float *restrict T_matmul_11, float *restrict T_matmul_16, float *restrict T_max_18, float *restrict T_matmul_24)
 {
     /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
+
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_1[k] = 0;
@@ -352,6 +353,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
     /* matmul_6[b0, m, p] = sum_{k} x[b0, m, k] * k_proj_weight[p, k] */
+
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_6[k] = 0;
@@ -375,6 +377,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
 
     /* matmul_11[b0, m, p] = sum_{k} x[b0, m, k] * v_proj_weight[p, k] */
+
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_11[k] = 0;
@@ -463,6 +466,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
     /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
+
     if ((int64_t)(16) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_matmul_16[k] = 0;
@@ -593,6 +597,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
     /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
+
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_matmul_24[k] = 0;
@@ -630,10 +635,22 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
     }
-    /* matmul_28[b0, m, p] = sum_{k} reshape_26[b0, m, k] * out_proj_weight[p, k] */
+    /* add_29[i0, i1, i2] = sum_{k} (out_proj_bias[i2] if k == 0 else 0) + reshape_26[i0, i1, k] * out_proj_weight[i2, k] */
+    /* add_29[i0, i1, i2] = out_proj_bias[i2] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const float t0 = T_out_proj_bias[v_i2];
+        T_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
+    }
+    }
+    }
+    }
     if ((int64_t)(64) == 0) {
-        /* an empty sum is zero */
-        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_28[k] = 0;
+        /* an empty sum leaves the starting value */
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
@@ -649,25 +666,10 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_28 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 1, T_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
     }
 
-    /* add_29[i0, i1, i2] = matmul_28[i0, i1, i2] + out_proj_bias[i2] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-    #pragma omp simd
-    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const float t0 = T_matmul_28[((v_i0) * S_S + v_i1) * 64 + v_i2];
-        const float t1 = T_out_proj_bias[v_i2];
-        const float t2 = (t0 + t1);
-        T_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2] = t2;
-    }
-    }
-    }
-    }
 }
 
 #endif
@@ -675,7 +677,7 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
 #if !defined(LC_PART) || LC_PART == 2
 
 /* MultiHeadAttentionSpec_backward (float) */
-void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_k_proj_weight, const float *restrict T_v_proj_weight, const float *restrict T_out_proj_weight, const float *restrict T_grad_add_29, const float *restrict T_transpose_4, const float *restrict T_transpose_14, const float *restrict T_transpose_15, const float *restrict T_sum_22_terms, const float *restrict T_sum_22, const float *restrict T_div_23, const float *restrict T_reshape_26, float *restrict T_grad_x, float *restrict T_grad_q_proj_weight, float *restrict T_grad_q_proj_bias, float *restrict T_grad_k_proj_weight, float *restrict T_grad_k_proj_bias, float *restrict T_grad_v_proj_weight, float *restrict T_grad_v_proj_bias, float *restrict T_grad_out_proj_weight, float *restrict T_grad_out_proj_bias, float *restrict T_grad_reshape_26_3, float *restrict T_grad_matmul_24_7, float *restrict T_grad_div_23_8, float *restrict T_grad_transpose_14_9, float *restrict T_grad_sum_22_11, float *restrict T_grad_matmul_16_16, float *restrict T_grad_transpose_4_17, float *restrict T_grad_transpose_15_18, float *restrict T_grad_matmul_11_22, float *restrict T_grad_x_24, float *restrict T_grad_matmul_6_29, float *restrict T_grad_x_31, float *restrict T_grad_matmul_1_36, float *restrict T_grad_x_38)
+void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_k_proj_weight, const float *restrict T_v_proj_weight, const float *restrict T_out_proj_weight, const float *restrict T_grad_add_29, const float *restrict T_transpose_4, const float *restrict T_transpose_14, const float *restrict T_transpose_15, const float *restrict T_sum_22_terms, const float *restrict T_sum_22, const float *restrict T_div_23, const float *restrict T_reshape_26, float *restrict T_grad_x, float *restrict T_grad_q_proj_weight, float *restrict T_grad_q_proj_bias, float *restrict T_grad_k_proj_weight, float *restrict T_grad_k_proj_bias, float *restrict T_grad_v_proj_weight, float *restrict T_grad_v_proj_bias, float *restrict T_grad_out_proj_weight, float *restrict T_grad_out_proj_bias, float *restrict T_grad_reshape_26_3, float *restrict T_grad_matmul_24_7, float *restrict T_grad_div_23_8, float *restrict T_grad_transpose_14_9, float *restrict T_grad_sum_22_11, float *restrict T_grad_matmul_16_16, float *restrict T_grad_transpose_4_17, float *restrict T_grad_transpose_15_18, float *restrict T_grad_matmul_11_22, float *restrict T_grad_x_24, float *restrict T_grad_matmul_6_29, float *restrict T_grad_x_31, float *restrict T_grad_matmul_1_36)
 {
     /* grad_out_proj_bias[i2] = sum_{i0, i1} grad_add_29[i0, i1, i2] */
     {
@@ -710,6 +712,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
 
     /* grad_reshape_26_3[b0, m, k] = sum_{p} grad_add_29[b0, m, p] * out_proj_weight[p, k] */
+
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_reshape_26_3[k] = 0;
@@ -733,6 +736,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
 
     /* grad_out_proj_weight[i1, i0] = sum_{b0, m} grad_add_29[b0, m, i1] * reshape_26[b0, m, i0] */
+
     if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_out_proj_weight[k] = 0;
@@ -771,6 +775,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
     /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
+
     if ((int64_t)(16) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_grad_div_23_8[k] = 0;
@@ -796,6 +801,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
 
     /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
+
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_14_9[k] = 0;
@@ -869,6 +875,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
     /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
+
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_4_17[k] = 0;
@@ -894,6 +901,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
 
     /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
+
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] = 0;
@@ -947,6 +955,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
     /* grad_x_24[b0, m, k] = sum_{p} grad_matmul_11_22[b0, m, p] * v_proj_weight[p, k] */
+
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_24[k] = 0;
@@ -970,6 +979,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
 
     /* grad_v_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_11_22[b0, m, i1] * x[b0, m, i0] */
+
     if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_v_proj_weight[k] = 0;
@@ -1021,6 +1031,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
     /* grad_x_31[b0, m, k] = sum_{p} grad_matmul_6_29[b0, m, p] * k_proj_weight[p, k] */
+
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_31[k] = 0;
@@ -1044,6 +1055,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
 
     /* grad_k_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_6_29[b0, m, i1] * x[b0, m, i0] */
+
     if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_k_proj_weight[k] = 0;
@@ -1094,30 +1106,8 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         T_grad_q_proj_bias[v_i2] = acc;
     }
     }
-    /* grad_x_38[b0, m, k] = sum_{p} grad_matmul_1_36[b0, m, p] * q_proj_weight[p, k] */
-    if ((int64_t)(64) == 0) {
-        /* an empty sum is zero */
-        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_38[k] = 0;
-    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
-    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_38 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
-    }
-    }
-
     /* grad_q_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_1_36[b0, m, i1] * x[b0, m, i0] */
+
     if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_q_proj_weight[k] = 0;
@@ -1140,7 +1130,8 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     }
     }
 
-    /* grad_x[j0, j1, j2] = grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] + grad_x_38[j0, j1, j2] */
+    /* grad_x[j0, j1, j2] = sum_{p} (grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] if p == 0 else 0) + grad_matmul_1_36[j0, j1, p] * q_proj_weight[p, j2] */
+    /* grad_x[j0, j1, j2] = grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_B; ++v_j0) {
@@ -1150,13 +1141,32 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
         const float t0 = T_grad_x_24[((v_j0) * S_S + v_j1) * 64 + v_j2];
         const float t1 = T_grad_x_31[((v_j0) * S_S + v_j1) * 64 + v_j2];
         const float t2 = (t0 + t1);
-        const float t3 = T_grad_x_38[((v_j0) * S_S + v_j1) * 64 + v_j2];
-        const float t4 = (t2 + t3);
-        T_grad_x[((v_j0) * S_S + v_j1) * 64 + v_j2] = t4;
+        T_grad_x[((v_j0) * S_S + v_j1) * 64 + v_j2] = t2;
     }
     }
     }
     }
+    if ((int64_t)(64) == 0) {
+        /* an empty sum leaves the starting value */
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 1, T_grad_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+
 }
 
 #endif
@@ -1164,9 +1174,10 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 #if !defined(LC_PART) || LC_PART == 3
 
 /* MultiHeadAttentionSpec (double) */
-void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_q_proj_bias, const double *restrict T_k_proj_weight, const double *restrict T_k_proj_bias, const double *restrict T_v_proj_weight, const double *restrict T_v_proj_bias, const double *restrict T_out_proj_weight, const double *restrict T_out_proj_bias, double *restrict T_add_29, double *restrict T_transpose_4, double *restrict T_transpose_14, double *restrict T_transpose_15, double *restrict T_sum_22_terms, double *restrict T_sum_22, double *restrict T_div_23, double *restrict T_reshape_26, double *restrict T_matmul_1, double *restrict T_matmul_6, double *restrict T_matmul_11, double *restrict T_matmul_16, double *restrict T_max_18, double *restrict T_matmul_24, double *restrict T_matmul_28)
+void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_q_proj_bias, const double *restrict T_k_proj_weight, const double *restrict T_k_proj_bias, const double *restrict T_v_proj_weight, const double *restrict T_v_proj_bias, const double *restrict T_out_proj_weight, const double *restrict T_out_proj_bias, double *restrict T_add_29, double *restrict T_transpose_4, double *restrict T_transpose_14, double *restrict T_transpose_15, double *restrict T_sum_22_terms, double *restrict T_sum_22, double *restrict T_div_23, double *restrict T_reshape_26, double *restrict T_matmul_1, double *restrict T_matmul_6, double *restrict T_matmul_11, double *restrict T_matmul_16, double *restrict T_max_18, double *restrict T_matmul_24)
 {
     /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
+
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_1[k] = 0;
@@ -1207,6 +1218,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
     /* matmul_6[b0, m, p] = sum_{k} x[b0, m, k] * k_proj_weight[p, k] */
+
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_6[k] = 0;
@@ -1230,6 +1242,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
 
     /* matmul_11[b0, m, p] = sum_{k} x[b0, m, k] * v_proj_weight[p, k] */
+
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_11[k] = 0;
@@ -1318,6 +1331,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
     /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
+
     if ((int64_t)(16) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_matmul_16[k] = 0;
@@ -1448,6 +1462,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
     /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
+
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_matmul_24[k] = 0;
@@ -1485,10 +1500,22 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
     }
-    /* matmul_28[b0, m, p] = sum_{k} reshape_26[b0, m, k] * out_proj_weight[p, k] */
+    /* add_29[i0, i1, i2] = sum_{k} (out_proj_bias[i2] if k == 0 else 0) + reshape_26[i0, i1, k] * out_proj_weight[i2, k] */
+    /* add_29[i0, i1, i2] = out_proj_bias[i2] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const double t0 = T_out_proj_bias[v_i2];
+        T_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
+    }
+    }
+    }
+    }
     if ((int64_t)(64) == 0) {
-        /* an empty sum is zero */
-        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_28[k] = 0;
+        /* an empty sum leaves the starting value */
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
@@ -1504,25 +1531,10 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_28 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 1, T_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
     }
 
-    /* add_29[i0, i1, i2] = matmul_28[i0, i1, i2] + out_proj_bias[i2] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-    #pragma omp simd
-    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const double t0 = T_matmul_28[((v_i0) * S_S + v_i1) * 64 + v_i2];
-        const double t1 = T_out_proj_bias[v_i2];
-        const double t2 = (t0 + t1);
-        T_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2] = t2;
-    }
-    }
-    }
-    }
 }
 
 #endif
@@ -1530,7 +1542,7 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
 #if !defined(LC_PART) || LC_PART == 4
 
 /* MultiHeadAttentionSpec_backward (double) */
-void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_k_proj_weight, const double *restrict T_v_proj_weight, const double *restrict T_out_proj_weight, const double *restrict T_grad_add_29, const double *restrict T_transpose_4, const double *restrict T_transpose_14, const double *restrict T_transpose_15, const double *restrict T_sum_22_terms, const double *restrict T_sum_22, const double *restrict T_div_23, const double *restrict T_reshape_26, double *restrict T_grad_x, double *restrict T_grad_q_proj_weight, double *restrict T_grad_q_proj_bias, double *restrict T_grad_k_proj_weight, double *restrict T_grad_k_proj_bias, double *restrict T_grad_v_proj_weight, double *restrict T_grad_v_proj_bias, double *restrict T_grad_out_proj_weight, double *restrict T_grad_out_proj_bias, double *restrict T_grad_reshape_26_3, double *restrict T_grad_matmul_24_7, double *restrict T_grad_div_23_8, double *restrict T_grad_transpose_14_9, double *restrict T_grad_sum_22_11, double *restrict T_grad_matmul_16_16, double *restrict T_grad_transpose_4_17, double *restrict T_grad_transpose_15_18, double *restrict T_grad_matmul_11_22, double *restrict T_grad_x_24, double *restrict T_grad_matmul_6_29, double *restrict T_grad_x_31, double *restrict T_grad_matmul_1_36, double *restrict T_grad_x_38)
+void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_k_proj_weight, const double *restrict T_v_proj_weight, const double *restrict T_out_proj_weight, const double *restrict T_grad_add_29, const double *restrict T_transpose_4, const double *restrict T_transpose_14, const double *restrict T_transpose_15, const double *restrict T_sum_22_terms, const double *restrict T_sum_22, const double *restrict T_div_23, const double *restrict T_reshape_26, double *restrict T_grad_x, double *restrict T_grad_q_proj_weight, double *restrict T_grad_q_proj_bias, double *restrict T_grad_k_proj_weight, double *restrict T_grad_k_proj_bias, double *restrict T_grad_v_proj_weight, double *restrict T_grad_v_proj_bias, double *restrict T_grad_out_proj_weight, double *restrict T_grad_out_proj_bias, double *restrict T_grad_reshape_26_3, double *restrict T_grad_matmul_24_7, double *restrict T_grad_div_23_8, double *restrict T_grad_transpose_14_9, double *restrict T_grad_sum_22_11, double *restrict T_grad_matmul_16_16, double *restrict T_grad_transpose_4_17, double *restrict T_grad_transpose_15_18, double *restrict T_grad_matmul_11_22, double *restrict T_grad_x_24, double *restrict T_grad_matmul_6_29, double *restrict T_grad_x_31, double *restrict T_grad_matmul_1_36)
 {
     /* grad_out_proj_bias[i2] = sum_{i0, i1} grad_add_29[i0, i1, i2] */
     {
@@ -1565,6 +1577,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
 
     /* grad_reshape_26_3[b0, m, k] = sum_{p} grad_add_29[b0, m, p] * out_proj_weight[p, k] */
+
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_reshape_26_3[k] = 0;
@@ -1588,6 +1601,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
 
     /* grad_out_proj_weight[i1, i0] = sum_{b0, m} grad_add_29[b0, m, i1] * reshape_26[b0, m, i0] */
+
     if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_out_proj_weight[k] = 0;
@@ -1626,6 +1640,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
     /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
+
     if ((int64_t)(16) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_grad_div_23_8[k] = 0;
@@ -1651,6 +1666,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
 
     /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
+
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_14_9[k] = 0;
@@ -1724,6 +1740,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
     /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
+
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_4_17[k] = 0;
@@ -1749,6 +1766,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
 
     /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
+
     if ((int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] = 0;
@@ -1802,6 +1820,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
     /* grad_x_24[b0, m, k] = sum_{p} grad_matmul_11_22[b0, m, p] * v_proj_weight[p, k] */
+
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_24[k] = 0;
@@ -1825,6 +1844,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
 
     /* grad_v_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_11_22[b0, m, i1] * x[b0, m, i0] */
+
     if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_v_proj_weight[k] = 0;
@@ -1876,6 +1896,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
     /* grad_x_31[b0, m, k] = sum_{p} grad_matmul_6_29[b0, m, p] * k_proj_weight[p, k] */
+
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_31[k] = 0;
@@ -1899,6 +1920,7 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
 
     /* grad_k_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_6_29[b0, m, i1] * x[b0, m, i0] */
+
     if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_k_proj_weight[k] = 0;
@@ -1949,30 +1971,8 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
         T_grad_q_proj_bias[v_i2] = acc;
     }
     }
-    /* grad_x_38[b0, m, k] = sum_{p} grad_matmul_1_36[b0, m, p] * q_proj_weight[p, k] */
-    if ((int64_t)(64) == 0) {
-        /* an empty sum is zero */
-        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_38[k] = 0;
-    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
-    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_38 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
-    }
-    }
-
     /* grad_q_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_1_36[b0, m, i1] * x[b0, m, i0] */
+
     if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_q_proj_weight[k] = 0;
@@ -1995,7 +1995,8 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     }
     }
 
-    /* grad_x[j0, j1, j2] = grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] + grad_x_38[j0, j1, j2] */
+    /* grad_x[j0, j1, j2] = sum_{p} (grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] if p == 0 else 0) + grad_matmul_1_36[j0, j1, p] * q_proj_weight[p, j2] */
+    /* grad_x[j0, j1, j2] = grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_B; ++v_j0) {
@@ -2005,13 +2006,32 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
         const double t0 = T_grad_x_24[((v_j0) * S_S + v_j1) * 64 + v_j2];
         const double t1 = T_grad_x_31[((v_j0) * S_S + v_j1) * 64 + v_j2];
         const double t2 = (t0 + t1);
-        const double t3 = T_grad_x_38[((v_j0) * S_S + v_j1) * 64 + v_j2];
-        const double t4 = (t2 + t3);
-        T_grad_x[((v_j0) * S_S + v_j1) * 64 + v_j2] = t4;
+        T_grad_x[((v_j0) * S_S + v_j1) * 64 + v_j2] = t2;
     }
     }
     }
     }
+    if ((int64_t)(64) == 0) {
+        /* an empty sum leaves the starting value */
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too. The runtime keeps the BLAS on one thread while
+       a layer runs (compiler/blas.py), so this team is the only one working.
+       Each call writes its own block, so taking calls as threads come free
+       (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 1, T_grad_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+    }
+    }
+
 }
 
 #endif

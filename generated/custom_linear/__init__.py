@@ -32,8 +32,7 @@ LAYER = {'name': 'CustomLinearSpec',
                                     ('in', 'x', ('N', '64'), 'input', False, ''),
                                     ('in', 'weight', ('32', '64'), 'param', False, ''),
                                     ('in', 'bias', ('32',), 'param', False, ''),
-                                    ('out', 'add_2', ('N', '32'), 'output', False, ''),
-                                    ('work', 'matmul_1', ('N', '32'), 'workspace', False, '')]},
+                                    ('out', 'add_2', ('N', '32'), 'output', False, '')]},
                'backward': {'function': 'lc_customlinearspec_backward',
                             'args': [('size', 'N', (), '', False, ''),
                                      ('in', 'x', ('N', '64'), 'input', False, ''),
@@ -46,7 +45,7 @@ LAYER = {'name': 'CustomLinearSpec',
  'prefix': 'lc_customlinearspec',
  'calls_blas': True,
  'extension': '_custom_linear_ext',
- 'key': 'fc5ad72db578399729296f5ce18fc734d58a5c8a0709b9991a744d1189adda46'}
+ 'key': '9ba0dc11277898f347fda48564a24374cc5abb4d86b60b401341cbf8665b9746'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

@@ -309,12 +309,22 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 #if !defined(LC_PART) || LC_PART == 1
 
 /* CustomLinearSpec (float) */
-void lc_customlinearspec_forward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_bias, float *restrict T_add_2, float *restrict T_matmul_1)
+void lc_customlinearspec_forward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_bias, float *restrict T_add_2)
 {
-    /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
+    /* add_2[i0, i1] = sum_{k} (bias[i1] if k == 0 else 0) + x[i0, k] * weight[i1, k] */
+    /* add_2[i0, i1] = bias[i1] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(32) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    #pragma omp simd
+    for (int64_t v_i1 = 0; v_i1 < 32; ++v_i1) {
+        const float t0 = T_bias[v_i1];
+        T_add_2[(v_i0) * 32 + v_i1] = t0;
+    }
+    }
+    }
     if ((int64_t)(64) == 0) {
-        /* an empty sum is zero */
-        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(32); ++k) T_matmul_1[k] = 0;
+        /* an empty sum leaves the starting value */
     } else if ((int64_t)(S_N) > 0 && (int64_t)(32) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
@@ -330,23 +340,10 @@ void lc_customlinearspec_forward_f32(int64_t S_N, const float *restrict T_x, con
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f32(0, 1, lc_count, (int64_t)(32), (int64_t)(64), 1.0f, T_x + ((0) * 64 + 0) + lc_first * 64, 64, T_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + ((0) * 32 + 0) + lc_first * 32, 32);
+        lc_gemm_f32(0, 1, lc_count, (int64_t)(32), (int64_t)(64), 1.0f, T_x + ((0) * 64 + 0) + lc_first * 64, 64, T_weight + ((0) * 64 + 0), 64, 1, T_add_2 + ((0) * 32 + 0) + lc_first * 32, 32);
     }
     }
 
-    /* add_2[i0, i1] = matmul_1[i0, i1] + bias[i1] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(32) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < 32; ++v_i1) {
-        const float t0 = T_matmul_1[(v_i0) * 32 + v_i1];
-        const float t1 = T_bias[v_i1];
-        const float t2 = (t0 + t1);
-        T_add_2[(v_i0) * 32 + v_i1] = t2;
-    }
-    }
-    }
 }
 
 #endif
@@ -357,6 +354,7 @@ void lc_customlinearspec_forward_f32(int64_t S_N, const float *restrict T_x, con
 void lc_customlinearspec_backward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_grad_add_2, float *restrict T_grad_x, float *restrict T_grad_weight, float *restrict T_grad_bias)
 {
     /* grad_x[m, p] = sum_{k} grad_add_2[m, k] * weight[k, p] */
+
     if ((int64_t)(32) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(64); ++k) T_grad_x[k] = 0;
@@ -380,6 +378,7 @@ void lc_customlinearspec_backward_f32(int64_t S_N, const float *restrict T_x, co
     }
 
     /* grad_weight[m, p] = sum_{k} grad_add_2[k, m] * x[k, p] */
+
     if ((int64_t)(S_N) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(32) * (int64_t)(64); ++k) T_grad_weight[k] = 0;
@@ -439,12 +438,22 @@ void lc_customlinearspec_backward_f32(int64_t S_N, const float *restrict T_x, co
 #if !defined(LC_PART) || LC_PART == 3
 
 /* CustomLinearSpec (double) */
-void lc_customlinearspec_forward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_bias, double *restrict T_add_2, double *restrict T_matmul_1)
+void lc_customlinearspec_forward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_bias, double *restrict T_add_2)
 {
-    /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
+    /* add_2[i0, i1] = sum_{k} (bias[i1] if k == 0 else 0) + x[i0, k] * weight[i1, k] */
+    /* add_2[i0, i1] = bias[i1] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(32) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    #pragma omp simd
+    for (int64_t v_i1 = 0; v_i1 < 32; ++v_i1) {
+        const double t0 = T_bias[v_i1];
+        T_add_2[(v_i0) * 32 + v_i1] = t0;
+    }
+    }
+    }
     if ((int64_t)(64) == 0) {
-        /* an empty sum is zero */
-        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(32); ++k) T_matmul_1[k] = 0;
+        /* an empty sum leaves the starting value */
     } else if ((int64_t)(S_N) > 0 && (int64_t)(32) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
        call's rows are split too. The runtime keeps the BLAS on one thread while
@@ -460,23 +469,10 @@ void lc_customlinearspec_forward_f64(int64_t S_N, const double *restrict T_x, co
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f64(0, 1, lc_count, (int64_t)(32), (int64_t)(64), 1.0, T_x + ((0) * 64 + 0) + lc_first * 64, 64, T_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + ((0) * 32 + 0) + lc_first * 32, 32);
+        lc_gemm_f64(0, 1, lc_count, (int64_t)(32), (int64_t)(64), 1.0, T_x + ((0) * 64 + 0) + lc_first * 64, 64, T_weight + ((0) * 64 + 0), 64, 1, T_add_2 + ((0) * 32 + 0) + lc_first * 32, 32);
     }
     }
 
-    /* add_2[i0, i1] = matmul_1[i0, i1] + bias[i1] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(32) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < 32; ++v_i1) {
-        const double t0 = T_matmul_1[(v_i0) * 32 + v_i1];
-        const double t1 = T_bias[v_i1];
-        const double t2 = (t0 + t1);
-        T_add_2[(v_i0) * 32 + v_i1] = t2;
-    }
-    }
-    }
 }
 
 #endif
@@ -487,6 +483,7 @@ void lc_customlinearspec_forward_f64(int64_t S_N, const double *restrict T_x, co
 void lc_customlinearspec_backward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_grad_add_2, double *restrict T_grad_x, double *restrict T_grad_weight, double *restrict T_grad_bias)
 {
     /* grad_x[m, p] = sum_{k} grad_add_2[m, k] * weight[k, p] */
+
     if ((int64_t)(32) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(64); ++k) T_grad_x[k] = 0;
@@ -510,6 +507,7 @@ void lc_customlinearspec_backward_f64(int64_t S_N, const double *restrict T_x, c
     }
 
     /* grad_weight[m, p] = sum_{k} grad_add_2[k, m] * x[k, p] */
+
     if ((int64_t)(S_N) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(32) * (int64_t)(64); ++k) T_grad_weight[k] = 0;

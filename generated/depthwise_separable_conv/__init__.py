@@ -225,7 +225,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
  'prefix': 'lc_depthwiseseparableconvspec',
  'calls_blas': True,
  'extension': '_depthwise_separable_conv_ext',
- 'key': 'a3be6d50689410ff32d4ce6d559b4f6335af45afa04046f67fabca4e6fe4dc9d'}
+ 'key': 'e9561bde9207b758b6c3090c541fe8a194bd82fe621f5262ff4634888efec86f'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

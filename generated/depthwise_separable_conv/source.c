@@ -503,6 +503,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+
     if ((int64_t)(8) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
@@ -888,6 +889,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
     /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+
     if ((int64_t)(16) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_29_19[k] = 0;
@@ -912,6 +914,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
 
     /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu_29[n_33, c_30, h_34, w_35] */
+
     if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] = 0;
@@ -1398,6 +1401,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+
     if ((int64_t)(8) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
@@ -1783,6 +1787,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
     /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+
     if ((int64_t)(16) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_29_19[k] = 0;
@@ -1807,6 +1812,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
 
     /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu_29[n_33, c_30, h_34, w_35] */
+
     if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] = 0;

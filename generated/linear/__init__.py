@@ -32,8 +32,7 @@ LAYER = {'name': 'LinearSpec',
                                     ('in', 'x', ('N', '64'), 'input', False, ''),
                                     ('in', 'weight', ('32', '64'), 'param', False, ''),
                                     ('in', 'bias', ('32',), 'param', False, ''),
-                                    ('out', 'add_2', ('N', '32'), 'output', False, ''),
-                                    ('work', 'matmul_1', ('N', '32'), 'workspace', False, '')]},
+                                    ('out', 'add_2', ('N', '32'), 'output', False, '')]},
                'backward': {'function': 'lc_linearspec_backward',
                             'args': [('size', 'N', (), '', False, ''),
                                      ('in', 'x', ('N', '64'), 'input', False, ''),
@@ -46,7 +45,7 @@ LAYER = {'name': 'LinearSpec',
  'prefix': 'lc_linearspec',
  'calls_blas': True,
  'extension': '_linear_ext',
- 'key': '2e60cabb2f35f7991db47b9f54a0e9df3208ccff50e8ae317887bc45d663ea6c'}
+ 'key': '34e85fd020e1ade25fab427a293f699064ced46adaa0a07acf33c1984442a4f7'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

@@ -43,7 +43,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
  'prefix': 'lc_linearnobiasspec',
  'calls_blas': True,
  'extension': '_linear_no_bias_ext',
- 'key': 'd018831c95d52cb556ed0b06353b2daa4cc11bc2e86b47a74efe1426351559fe'}
+ 'key': '727b5badd298c8b37818528e11a77eb1dd4dc1226f0a75f43003d77cd02e526b'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

@@ -312,6 +312,7 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 void lc_linearnobiasspec_forward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, float *restrict T_matmul_1)
 {
     /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
+
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(32); ++k) T_matmul_1[k] = 0;
@@ -344,6 +345,7 @@ void lc_linearnobiasspec_forward_f32(int64_t S_N, const float *restrict T_x, con
 void lc_linearnobiasspec_backward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_grad_matmul_1, float *restrict T_grad_x, float *restrict T_grad_weight)
 {
     /* grad_x[m, k] = sum_{p} grad_matmul_1[m, p] * weight[p, k] */
+
     if ((int64_t)(32) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(64); ++k) T_grad_x[k] = 0;
@@ -367,6 +369,7 @@ void lc_linearnobiasspec_backward_f32(int64_t S_N, const float *restrict T_x, co
     }
 
     /* grad_weight[i1, i0] = sum_{m} grad_matmul_1[m, i1] * x[m, i0] */
+
     if ((int64_t)(S_N) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(32) * (int64_t)(64); ++k) T_grad_weight[k] = 0;
@@ -399,6 +402,7 @@ void lc_linearnobiasspec_backward_f32(int64_t S_N, const float *restrict T_x, co
 void lc_linearnobiasspec_forward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, double *restrict T_matmul_1)
 {
     /* matmul_1[m, p] = sum_{k} x[m, k] * weight[p, k] */
+
     if ((int64_t)(64) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(32); ++k) T_matmul_1[k] = 0;
@@ -431,6 +435,7 @@ void lc_linearnobiasspec_forward_f64(int64_t S_N, const double *restrict T_x, co
 void lc_linearnobiasspec_backward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_grad_matmul_1, double *restrict T_grad_x, double *restrict T_grad_weight)
 {
     /* grad_x[m, k] = sum_{p} grad_matmul_1[m, p] * weight[p, k] */
+
     if ((int64_t)(32) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(64); ++k) T_grad_x[k] = 0;
@@ -454,6 +459,7 @@ void lc_linearnobiasspec_backward_f64(int64_t S_N, const double *restrict T_x, c
     }
 
     /* grad_weight[i1, i0] = sum_{m} grad_matmul_1[m, i1] * x[m, i0] */
+
     if ((int64_t)(S_N) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(32) * (int64_t)(64); ++k) T_grad_weight[k] = 0;
