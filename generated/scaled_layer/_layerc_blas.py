@@ -139,24 +139,23 @@ _depth = 0
 _saved_threads = 1
 
 
-def _enter() -> None:
+def _enter():
+    """One more user of the BLAS on one thread; returns the BLAS (None: nothing to set)."""
     global _depth, _saved_threads
     found = gemm_functions()
     if found is None or found.set_threads is None:
-        return
+        return None
     with _lock:
         if _depth == 0:
             _saved_threads = found.get_threads()
             if _saved_threads != 1:
                 found.set_threads(1)
         _depth += 1
+    return found
 
 
-def _leave() -> None:
+def _leave(found) -> None:
     global _depth
-    found = gemm_functions()
-    if found is None or found.set_threads is None:
-        return
     with _lock:
         _depth -= 1
         if _depth == 0 and _saved_threads != 1:
@@ -167,11 +166,13 @@ def call_single_threaded(function, args):
     """``function(*args)`` with the BLAS on one thread, as under
     ``single_threaded``, without a context manager's cost (a generator and two
     objects: 5-8 us, paid by every layer call that multiplies matrices)."""
-    _enter()
+    found = _enter()
+    if found is None:
+        return function(*args)
     try:
         return function(*args)
     finally:
-        _leave()
+        _leave(found)
 
 
 @contextlib.contextmanager
@@ -180,8 +181,11 @@ def single_threaded():
     its matrix products over its own OpenMP team, and a second pool of busy
     threads would only compete with it. Nested and concurrent uses share one
     count; the BLAS's own setting comes back when the last one leaves."""
-    _enter()
+    found = _enter()
+    if found is None:
+        yield
+        return
     try:
         yield
     finally:
-        _leave()
+        _leave(found)
