@@ -12,7 +12,7 @@ from compiler import ir
 from compiler.ir import IConst
 from compiler.schedule import plan_program
 from layers import PReLU
-from benchmarks.specs import FocalLoss
+from benchmarks.specs import FocalLoss, LinearSpec
 from runtime.nn import Conv2DNoBiasSpec
 from compiler.codegen import PARALLEL_MIN_WORK
 
@@ -98,13 +98,14 @@ DEPTHWISE = dict(C=8, O=8, CG=1, KH=3, KW=3, stride=(1, 1), padding=(1, 1), dila
 
 @pytest.mark.parametrize("spec, sizes", [(PReLU, dict(C=256)), (WherePReLU, dict(C=256)),
                                          (Conv2DNoBiasSpec, DEPTHWISE), (LogSumExp, dict(K=1000)),
-                                         (FocalLoss, dict(K=10))],
-                         ids=["PReLU", "WherePReLU", "depthwise", "logsumexp", "focal"])
+                                         (FocalLoss, dict(K=10)), (LinearSpec, dict(I=784, O=256))],
+                         ids=["PReLU", "WherePReLU", "depthwise", "logsumexp", "focal", "linear"])
 def test_inner_loops_vectorize(tmp_path, spec, sizes):
     """Every ``omp simd`` loop of a layer's float kernels is vectorized by gcc
     (a padded depthwise convolution's too: its rows are cut at the padding;
     the online max-and-sum's two block loops; focal loss's per-row stages,
-    whose keepdims axis of one iteration leaves the row loop innermost). The
+    whose keepdims axis of one iteration leaves the row loop innermost;
+    Linear's bias written before the product is added onto it). The
     double kernels serve gradient checks: gcc may leave some scalar (AVX2 has
     no int64-to-double vector conversion)."""
     source = spec.build(**sizes).source
@@ -150,7 +151,7 @@ def test_short_cheap_reductions_are_scalar_loops(c, simd):
 def test_one_hot_sum_of_a_gather_gradient_is_one_read():
     """log_softmax's backward sums the gathered gradient over the classes: only
     the target's term is nonzero, so no stage of the backward loops over them to reduce."""
-    from benchmarks.specs import FocalLoss
+    from benchmarks.specs import FocalLoss, LinearSpec
     m = FocalLoss.build(K=10)
     assert not [s.name for s in m.compiled.backward.stages if s.reduce]
     rng = np.random.default_rng(1)
@@ -392,7 +393,6 @@ def _stages_started(program):
 
 
 def test_a_product_plus_a_bias_is_one_sum_started_at_the_bias():
-    from benchmarks.specs import LinearSpec
     m = LinearSpec.build(I=40, O=24)
     forward = m.compiled.forward
     assert [s.name for s in forward.stages] == list(forward.outputs) == _stages_started(forward)
