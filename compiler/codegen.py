@@ -608,8 +608,7 @@ def render_function(sig: Signature, dtype: str) -> tuple[str, str]:
         qualifier = "" if a.name in shared else "restrict "
         params.append(f"{const}{base} *{qualifier}{tensor_c(a.name)}")
         proto.append(f"{const}{base} *{tensor_c(a.name)}")
-    shapes = {t.name: t.shape for t in sig.program.tensors}
-    shapes.update({s.name: s.shape for s in sig.program.stages})
+    shapes = sig.program.shapes()
     outputs = frozenset(a.name for a in sig.of_kind("out"))
     nests = [render_nest(n, shapes, dtype, outputs) for n in plan_program(sig.program)]
     name = f"{sig.function}_{dtype}"

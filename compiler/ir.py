@@ -442,6 +442,19 @@ class Program:
                 return s.shape
         return self.decl(name).shape
 
+    def shapes(self) -> dict:
+        """``{name: shape}`` of every tensor the program reads and every stage."""
+        return {t.name: t.shape for t in self.tensors} | {s.name: s.shape for s in self.stages}
+
+    def readers(self) -> dict:
+        """``{tensor: names of the stages that read it, in order}`` (reads of
+        values and of scatter indices alike)."""
+        readers = {}
+        for s in self.stages:
+            for name in tensors_read(s.body).union(*(index_tensors(i) for i in s.scatter_index or ())):
+                readers.setdefault(name, []).append(s.name)
+        return readers
+
 
 def replace(n, **changes):
     return dataclasses.replace(n, **changes)

@@ -245,13 +245,8 @@ def add_into_products(p: Program) -> Program:
     writes ``z`` into the output and the BLAS adds the product onto it (beta 1):
     one pass over the output and one buffer fewer. Only where the product runs
     as BLAS calls (a plain loop nest would test the condition every term)."""
-    shapes = {t.name: t.shape for t in p.tensors} | {s.name: s.shape for s in p.stages}
+    shapes, readers = p.shapes(), p.readers()
     kept = set(p.outputs) | {s for _, s in p.updates}
-    readers = {}
-    for s in p.stages:
-        read = ir.tensors_read(s.body).union(*(ir.index_tensors(i) for i in s.scatter_index or ()))
-        for name in read:
-            readers.setdefault(name, []).append(s.name)
     products = {s.name: s for s in p.stages if s.reduce == "sum" and s.scatter_index is None}
     stages, folded = [], set()
     for s in p.stages:
@@ -344,7 +339,7 @@ def keep_terms(fwd: Program, bwd: Program):
     writing and reading a value back costs less than an ``exp`` twice. Every
     later ``exp`` of the same argument, forward or backward, reads the stored
     terms. Returns both programs (the terms not yet declared saved)."""
-    shapes = {t.name: t.shape for t in fwd.tensors} | {s.name: s.shape for s in fwd.stages}
+    shapes = fwd.shapes()
     for name in [s.name for s in fwd.stages]:
         k = next(k for k, s in enumerate(fwd.stages) if s.name == name)
         terms = _terms_of(fwd.stages[k], shapes)
@@ -883,7 +878,7 @@ def _with_terms(terms: Nest, total: Nest) -> Nest | None:
 def plan_program(p: Program, fuse_siblings: bool = True) -> list:
     """Loop plans of a program's stages; consecutive pointwise/accumulate stages
     over the same iteration space share one pass (``Nest.siblings``)."""
-    shapes = {t.name: t.shape for t in p.tensors} | {s.name: s.shape for s in p.stages}
+    shapes = p.shapes()
     nests = []
     for s in p.stages:
         nest = plan_stage(s, shapes)

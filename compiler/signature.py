@@ -86,10 +86,7 @@ def _overwritable(p: Program) -> dict:
     writes: the output may then be written over it (softmax losses' gradient
     over the kept exponentials)."""
     saved = {t.name: t.shape for t in p.tensors if t.role == "saved"}
-    readers = {}
-    for s in p.stages:
-        for name in ir.tensors_read(s.body):
-            readers.setdefault(name, []).append(s.name)
+    readers = p.readers()
     pairs = {}
     for name in p.outputs:
         s = p.stage(name)

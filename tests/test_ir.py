@@ -50,3 +50,13 @@ def test_map_calls_rewrites_calls_after_their_arguments():
 
     assert map_calls(e, rewrite) == Call("add", (Call("mul", (Const(1.0), Const(1.0))), Call("exp", (y,))))
     assert seen == ["exp", "mul", "exp", "add"]
+
+
+def test_a_programs_shapes_and_readers():
+    from compiler.ir import Axis, Program, Stage, TensorDecl
+    i = Axis("i", IConst(4))
+    double = Stage("double", (IConst(4),), (i,), Call("mul", (Load("x", (IVar("i"),)), Const(2.0))))
+    total = Stage("total", (IConst(4),), (i,), Call("add", (Load("double", (IVar("i"),)), Load("x", (IVar("i"),)))))
+    p = Program("p", (TensorDecl("x", (IConst(4),), "input"),), (double, total), ("total",))
+    assert p.shapes() == {"x": (IConst(4),), "double": (IConst(4),), "total": (IConst(4),)}
+    assert p.readers() == {"x": ["double", "total"], "double": ["total"]}

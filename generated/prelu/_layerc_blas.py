@@ -155,7 +155,10 @@ def _enter():
 
 
 def _leave(found) -> None:
+    """Undo ``_enter``, given what it returned."""
     global _depth
+    if found is None:
+        return
     with _lock:
         _depth -= 1
         if _depth == 0 and _saved_threads != 1:
@@ -167,8 +170,6 @@ def call_single_threaded(function, args):
     ``single_threaded``, without a context manager's cost (a generator and two
     objects: 5-8 us, paid by every layer call that multiplies matrices)."""
     found = _enter()
-    if found is None:
-        return function(*args)
     try:
         return function(*args)
     finally:
@@ -182,9 +183,6 @@ def single_threaded():
     threads would only compete with it. Nested and concurrent uses share one
     count; the BLAS's own setting comes back when the last one leaves."""
     found = _enter()
-    if found is None:
-        yield
-        return
     try:
         yield
     finally:
