@@ -108,7 +108,7 @@ def probe_bandwidth(seconds: float) -> float:
     """GB/s of an OpenMP triad over 64 MB arrays (3 arrays counted), the
     faster of plain stores (which read each line before writing it) and
     streaming stores."""
-    from compiler.build import compile_c
+    from layerc.compiler.build import compile_c
     probe = compile_c(_TRIAD_C, _TRIAD_CDEF, name="bench_probe")
     lib, ffi = probe.lib, probe.ffi
     n = 16 * 1024 * 1024

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import pathlib
 
-from compiler import Input, Param, layer, ops
+from layerc import Input, Param, layer, ops
 
 _EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples" / "custom_layers"
 
@@ -33,7 +33,7 @@ LinearSpec = _example("linear").LinearSpec
 MultiHeadAttentionSpec = _example("attention_layer").MultiHeadAttentionSpec
 
 _depthwise = _example("depthwise_separable_conv")
-# the composed block (runtime.nn Conv2D/BatchNorm2D/ReLU) and the one-spec version
+# the composed block (layerc.nn Conv2D/BatchNorm2D/ReLU) and the one-spec version
 DepthwiseSeparableConv = _depthwise.DepthwiseSeparableConv
 FusedDepthwiseSeparableConv = _depthwise.FusedDepthwiseSeparableConv
 DepthwiseSeparableConvSpec = _depthwise.DepthwiseSeparableConvSpec
@@ -41,7 +41,7 @@ DepthwiseSeparableConvSpec = _depthwise.DepthwiseSeparableConvSpec
 
 def build_depthwise_separable(in_channels, out_channels, kernel_size, padding=0):
     """The composed block with all its kernels compiled (for the build-time
-    measurement): the runtime.nn layers compile on first call, so run one tiny
+    measurement): the layerc.nn layers compile on first call, so run one tiny
     forward and backward (batch and image sizes are free, nothing recompiles at
     the benchmark's sizes)."""
     import numpy as np

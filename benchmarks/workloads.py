@@ -309,7 +309,7 @@ def depthwise_separable(n, c, h, w, co):
     parameter gradients by torch-style dotted name) so that tests can check the
     three frameworks against each other; the timing ignores them."""
     def make(quick):
-        from runtime.random import manual_seed
+        from layerc.runtime.random import manual_seed
         from .specs import DepthwiseSeparableConv
         manual_seed(0)                 # the same conv weights in every process
         nn = max(n // 8, 2) if quick else n

@@ -9,13 +9,13 @@ and range), and the variables left over become reductions of the adjoint. Each
 read that cannot be solved (an integer tensor indexing through unsolved
 variables, or ``//``/``%``) falls back to a *scatter* stage.
 
-Local derivatives come from the op table (``compiler.ops_table.OPS``); the
+Local derivatives come from the op table (``layerc.compiler.ops_table.OPS``); the
 result is ordinary IR, simplified and compiled like any forward.
 
 Example::
 
-    >>> from compiler.spec import trace_function
-    >>> from compiler.ir import ISym, format_program
+    >>> from layerc.compiler.spec import trace_function
+    >>> from layerc.compiler.ir import ISym, format_program
     >>> fwd = trace_function("Scale", lambda x: x * 3.0, {"x": ((ISym("N"),), "input")}, {})
     >>> print(format_program(gradient_program(fwd)).splitlines()[-2])
     grad_x[i0] = grad_mul_0[i0] * 3

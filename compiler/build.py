@@ -927,7 +927,7 @@ def _import_entry(entry: pathlib.Path, name: str):
     except _LOAD_ERRORS as exc:
         raise BuildError(
             f"layer {name!r}: cached module {entry} does not load ({exc}); "
-            "clear the cache with compiler.build.clear_cache()"
+            "clear the cache with layerc.compiler.build.clear_cache()"
         ) from exc
 
 

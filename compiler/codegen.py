@@ -43,7 +43,7 @@ def _template_bytecode_cache():
 
 
 _env = jinja2.Environment(
-    loader=jinja2.PackageLoader("templates", "."),
+    loader=jinja2.PackageLoader("layerc.templates", "."),
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
     autoescape=False,

@@ -81,7 +81,7 @@ _IMPURE_BUILTINS = frozenset({
     "getattr", "setattr", "delattr", "hasattr", "id", "hash", "breakpoint", "help", "memoryview",
 })
 # Layerc's own packages: covered by ``sources_digest``.
-_OWNED_PACKAGES = ("compiler", "runtime", "templates")
+_OWNED_PACKAGES = ("layerc", "layerc.compiler", "layerc.runtime", "layerc.templates")
 _SIMPLE = (type(None), bool, int, float, complex, str, bytes)
 _IMPORT_NAME = dis.opmap["IMPORT_NAME"]
 
@@ -112,7 +112,7 @@ def sources_digest() -> str:
             continue
         with os.scandir(folder) as it:
             for entry in it:
-                if entry.is_file() and (package == "templates" or entry.name.endswith(".py")):
+                if entry.is_file() and (package == "layerc.templates" or entry.name.endswith(".py")):
                     files.append((package, entry.path))
     files.sort()
     stamp = hashlib.sha256()
@@ -528,7 +528,7 @@ def _file_identity(file: str | None):
 def owned_state() -> list:
     """How layerc's loaded modules differ from their sources, as sorted
     ``(module, name, fingerprint)``: a module-level constant given another value
-    (``compiler.codegen.PARALLEL_MIN_WORK = ...``), a function or class
+    (``layerc.compiler.codegen.PARALLEL_MIN_WORK = ...``), a function or class
     replaced (a monkeypatched op). [] when nothing was changed, whichever of
     layerc's modules are loaded. Raises ``Unfingerprintable`` when a replacement
     cannot be fingerprinted. Not seen: mutated tables (a dict of layerc
@@ -626,7 +626,7 @@ def _owned_defaults() -> dict:
     except (OSError, ValueError, TypeError, IndexError, AttributeError):
         pass
     result = {}
-    for package in ("compiler", "runtime"):
+    for package in ("layerc", "layerc.compiler", "layerc.runtime"):
         folder = _package_folder(package)
         if folder is None:
             continue

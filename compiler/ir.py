@@ -247,7 +247,7 @@ class IndexValue:
 
 @node
 class Call:
-    """An elementwise op from ``compiler.ops_table.OPS`` applied to arguments."""
+    """An elementwise op from ``layerc.compiler.ops_table.OPS`` applied to arguments."""
 
     op: str
     args: tuple

@@ -9,7 +9,7 @@ run time (``fingerprint.owned_state``), the numpy and Jinja2 versions, and
 every input of the C cache key but the source (compiler and version, final
 flags and ``$CFLAGS``, Python ABI, cffi version, CPU features). A *record*
 under that key (``cache_dir()/lowered/<key>.rec``, see
-``compiler.build.read_record``) holds the lowered programs (traced, derived,
+``layerc.compiler.build.read_record``) holds the lowered programs (traced, derived,
 fused forward and backward, the user's backward), the signatures of the C
 functions, the C source with its cdefs (all functions, and each dtype's
 library) and the C prefix. A hit rebuilds the ``CompiledLayer`` from the
@@ -17,12 +17,12 @@ record: no tracing, differentiation, rendering or Jinja2. Its libraries come
 from the C cache when first used, as for a freshly lowered layer (built again
 from the record's source if an entry is gone).
 
-A spec that cannot be fingerprinted (see ``compiler.fingerprint``), or a
+A spec that cannot be fingerprinted (see ``layerc.compiler.fingerprint``), or a
 missing or damaged record: the layer is lowered as before and the record
 written anew.
 
-Records are pickles of IR nodes (``compiler.ir``) and of the signatures'
-fields (``compiler.signature``, which a hit imports instead of the code
+Records are pickles of IR nodes (``layerc.compiler.ir``) and of the signatures'
+fields (``layerc.compiler.signature``, which a hit imports instead of the code
 generator and Jinja2); the nodes' memoized hashes are left out (string hashes
 differ between processes).
 """

@@ -66,7 +66,7 @@ def _broadcast_load(t: TensorExpr, out_vars: tuple):
 
 
 def elementwise(op: str, *args):
-    """Apply an op of the table (``compiler.ops_table.OPS``) with numpy broadcasting.
+    """Apply an op of the table (``layerc.compiler.ops_table.OPS``) with numpy broadcasting.
 
     On tensors this creates a stage; on index-notation values it builds an expression.
     """

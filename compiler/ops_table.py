@@ -8,7 +8,7 @@ not differentiable (conditions, comparisons).
 
 Example::
 
-    >>> from compiler.ir import Load, IVar
+    >>> from layerc.compiler.ir import Load, IVar
     >>> x = Load("x", (IVar("i"),))
     >>> out = call("exp", x)
     >>> OPS["exp"].grad(x, out=out)[0] == out

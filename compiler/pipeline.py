@@ -102,7 +102,7 @@ def lowerings() -> int:
     rendered): 0 in a process that loaded every layer from the cache.
 
     >>> before = lowerings()
-    >>> _ = lower_layer(LayerSpec(type("Twice", (), {"forward": lambda x: x * 2, "x": __import__("compiler").Input("N")})))
+    >>> _ = lower_layer(LayerSpec(type("Twice", (), {"forward": lambda x: x * 2, "x": __import__("layerc").Input("N")})))
     >>> lowerings() - before
     1
     """

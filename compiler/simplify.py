@@ -2,7 +2,7 @@
 
 Example::
 
-    >>> from compiler.ir import Call, Const, Load, IVar, format_expr
+    >>> from layerc.compiler.ir import Call, Const, Load, IVar, format_expr
     >>> x = Load("x", (IVar("i"),))
     >>> print(format_expr(simplify_expr(Call("mul", (Call("add", (x, Const(0.0))), Const(1.0))))))
     x[i]

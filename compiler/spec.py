@@ -2,7 +2,7 @@
 
 Example::
 
-    from compiler import layer, Input, Param, ops
+    from layerc import layer, Input, Param, ops
 
     @layer
     class PReLU:
@@ -93,7 +93,10 @@ class Attr:
 
 
 class LayerSpec:
-    """A declared layer: what ``@layer`` returns. ``build(**sizes)`` compiles it."""
+    """A declared layer: its tensors, attributes and ``forward`` (and ``backward``).
+
+    Declaring and tracing need nothing but the front end; ``layerc.layer``
+    returns a ``layerc.layers.Layer``, a spec that also builds."""
 
     def __init__(self, cls):
         self.name = cls.__name__
@@ -148,28 +151,10 @@ class LayerSpec:
         return trace_function(self.name, self.forward, {
             name: (self.shape_of(decl, sizes), decl.role) for name, decl in self.tensors}, attrs)
 
-    def build(self, dtype=None, cast: bool = False, options=None, checked: bool | None = None, **bindings):
-        """Compile forward and derived backward (cached) and return a runtime module.
-
-        ``bindings`` bind sizes (``C=256``) and override attributes (``stride=2``);
-        ``dtype`` is float32 (default) or float64; ``cast=True`` converts inputs of
-        another float dtype instead of refusing them. ``checked=True`` (or the
-        environment variable ``LAYERC_CHECK_BACKWARD=1``) verifies a user-written
-        ``backward`` against the derived one and finite differences
-        (``compiler.custom_backward.verify_backward``), raising on a wrong gradient.
-        """
-        from runtime.module import LayerModule
-
-        from .pipeline import compile_layer
-        module = LayerModule(compile_layer(self, options, **bindings), dtype=dtype, cast=cast)
-        if self.backward is not None:
-            from .custom_backward import check_on_build
-            check_on_build(self, checked, **bindings)
-        return module
-
 
 def layer(cls) -> LayerSpec:
-    """Declare a layer from a class holding Inputs, Params, Buffers, Attrs and ``forward``."""
+    """Declare a layer from a class holding Inputs, Params, Buffers, Attrs and
+    ``forward`` (a plain declaration; ``layerc.layer`` gives one that builds)."""
     return LayerSpec(cls)
 
 

@@ -5,7 +5,7 @@ Run: python examples/quickstart.py
 """
 import numpy as np
 
-from compiler import Input, Param, check_grad, layer, ops
+from layerc import Input, Param, check_grad, layer, ops
 
 
 @layer
@@ -54,7 +54,7 @@ def main():
 
 
 def _body(program):
-    from compiler import ir
+    from layerc.compiler import ir
     return "\n".join("  " + line for line in ir.format_program(program).splitlines() if not line.startswith("#"))
 
 

@@ -28,10 +28,10 @@ import numpy as np
 # 5-7 s while the machine was busy. Set OMP_NUM_THREADS yourself to override.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import runtime  # noqa: E402  (after OMP_NUM_THREADS: the kernels read it when they load)
-from runtime import AdamW, CosineAnnealingLR, Sequential, no_grad  # noqa: E402
-from runtime.losses import cross_entropy  # noqa: E402
-from runtime.nn import BatchNorm2D, Conv2D, Flatten, Linear, ReLU  # noqa: E402
+import layerc  # noqa: E402  (after OMP_NUM_THREADS: the kernels read it when they load)
+from layerc import AdamW, CosineAnnealingLR, Sequential, no_grad  # noqa: E402
+from layerc.losses import cross_entropy  # noqa: E402
+from layerc.nn import BatchNorm2D, Conv2D, Flatten, Linear, ReLU  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -62,12 +62,12 @@ def mlp():
     return Sequential([Linear(64, 256), PReLU(256), Linear(256, 128), PReLU(128), Linear(128, 10)])
 
 
-class Images(runtime.Module):
+class Images(layerc.Module):
     """Reshape flat 64-pixel rows to [N, 1, 8, 8] images."""
 
     def forward(self, x):
-        x = x if isinstance(x, runtime.Tensor) else runtime.Tensor(x)
-        return runtime.Tensor(x.numpy().reshape(-1, 1, 8, 8))   # the input needs no gradient
+        x = x if isinstance(x, layerc.Tensor) else layerc.Tensor(x)
+        return layerc.Tensor(x.numpy().reshape(-1, 1, 8, 8))   # the input needs no gradient
 
 
 def conv_net():
@@ -182,7 +182,7 @@ def main(argv=None):
 
     def seeded(make):
         def build():
-            runtime.manual_seed(args.seed)
+            layerc.manual_seed(args.seed)
             return make()
         return build
 

@@ -1,21 +1,22 @@
-"""layerc's runtime: Tensor (autograd tape across modules), Module, composition,
-optimizers, and seeded initialization.
+"""layerc's runtime core: Tensor (autograd tape across modules), Module,
+composition, optimizers, validation and seeded initialization.
+
+It needs numpy and cffi only, imports nothing else of layerc, and ships as
+is in every package ``layerc build`` writes. A compiled layer reaches it as a
+``LayerModule`` around the compiled functions.
 
 Example::
 
-    import runtime
+    from layerc import runtime
     runtime.manual_seed(0)
-    model = runtime.Sequential([runtime.nn.Linear(64, 10)])
-    opt = runtime.SGD(model.parameters(), lr=0.1)
+    x = runtime.Tensor([1.0, 2.0], requires_grad=True)
 """
-from . import losses, nn, optim
+from . import optim
 from .containers import Residual, Sequential
-from .losses import cross_entropy, mse_loss
 from .module import LayerModule, Module
 from .optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR
 from .random import manual_seed
 from .tensor import Tensor, no_grad
 
 __all__ = ["Tensor", "no_grad", "manual_seed", "Module", "LayerModule", "Sequential", "Residual",
-           "SGD", "Adam", "AdamW", "StepLR", "CosineAnnealingLR", "mse_loss", "cross_entropy",
-           "nn", "optim", "losses"]
+           "SGD", "Adam", "AdamW", "StepLR", "CosineAnnealingLR", "optim"]

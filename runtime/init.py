@@ -35,7 +35,7 @@ def _uniform(bound):
 
 def _named(init: str, shape, fan_in, fan_out):
     """A constant (zeros, ones: no draw), or a random initializer's ``(kind,
-    scale, shift)`` (see ``runtime.random.draw``)."""
+    scale, shift)`` (see ``layerc.runtime.random.draw``)."""
     fi, fo = fans(shape, fan_in, fan_out)
     table = {
         "zeros": 0.0,

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from compiler import blas, ir
+from layerc.compiler import blas, ir
 
 from .init import initialize
 from .tensor import Node, Tensor, grad_enabled
@@ -193,7 +193,7 @@ class LayerModule(Module):
     ``forward()`` left on the module (the autograd tape keeps its own copy per call),
     and parameter gradients accumulate without a lock: train a module from one
     thread. Safe: several threads calling ``forward`` at once under
-    ``runtime.tensor.no_grad()``. ``set_threads`` is per compiled library. GNU
+    ``layerc.runtime.tensor.no_grad()``. ``set_threads`` is per compiled library. GNU
     libgomp is not fork-safe: a child made by ``fork`` runs every layer on one
     thread; use the 'spawn' multiprocessing start method for parallel kernels in
     children (see tests/test_threads.py).

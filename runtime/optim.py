@@ -1,10 +1,10 @@
 """Optimizers (``SGD``, ``Adam``, ``AdamW``) and learning-rate schedules.
 
-The update of each parameter is a layerc spec over the parameter flattened to
-one dimension of size ``P`` (free at run time): inputs are the parameter, its
-gradient, the optimizer's state and the hyperparameters (one-element inputs,
-so changing the learning rate never recompiles); outputs are the new values.
-The results are written back into the parameter arrays in place, so
+Each update is a rule over the parameter flattened to one dimension: inputs
+are the parameter, its gradient, the optimizer's state and the
+hyperparameters (one-element arrays, so changing the learning rate never
+recompiles); outputs are the new values. ``UPDATE_RULES`` holds them in
+numpy; ``import layerc`` replaces them with compiled kernels. The results are written back into the parameter arrays in place, so
 ``param.numpy()`` views stay valid.
 
 Both calling conventions work::
@@ -25,72 +25,40 @@ import numbers
 
 import numpy as np
 
-from compiler import Attr, Input, layer, ops
-
 from .tensor import Tensor, no_grad
 
 
-def _scalar():
-    return Input(1, differentiable=False)
+def _sgd(param, grad, lr, weight_decay):
+    return param - lr * (grad + weight_decay * param)
 
 
-def _flat():
-    return Input("P", differentiable=False)
+def _sgd_momentum(param, grad, velocity, lr, momentum, weight_decay, nesterov):
+    g = grad + weight_decay * param
+    v = momentum * velocity + g
+    step = g + momentum * v if nesterov else v
+    return param - lr * step, v
 
 
-@layer
-class SGDUpdate:
-    """``param - lr * (grad + weight_decay * param)``."""
-    param, grad = _flat(), _flat()
-    lr, weight_decay = _scalar(), _scalar()
-
-    def forward(param, grad, lr, weight_decay):
-        return param - lr * (grad + weight_decay * param)
-
-
-@layer
-class SGDMomentumUpdate:
-    """Heavy-ball momentum as ``torch.optim.SGD`` (dampening 0); ``nesterov`` looks ahead."""
-    param, grad, velocity = _flat(), _flat(), _flat()
-    lr, momentum, weight_decay = _scalar(), _scalar(), _scalar()
-    nesterov = Attr(False)
-
-    def forward(param, grad, velocity, lr, momentum, weight_decay, nesterov):
-        g = grad + weight_decay * param
-        v = momentum * velocity + g
-        step = g + momentum * v if nesterov else v
-        return param - lr * step, v
+def _adam(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step_size, bc2_sqrt, decoupled):
+    if decoupled:
+        param = param * (1.0 - lr * weight_decay)
+    else:
+        grad = grad + weight_decay * param
+    m2 = beta1 * m + (1.0 - beta1) * grad
+    v2 = beta2 * v + (1.0 - beta2) * grad * grad
+    return param - step_size * m2 / (np.sqrt(v2) / bc2_sqrt + eps), m2, v2
 
 
-@layer
-class AdamUpdate:
-    """Adam as ``torch.optim.Adam``/``AdamW``. ``step_size = lr / (1 - beta1**t)``,
-    ``bc2_sqrt = sqrt(1 - beta2**t)``; ``decoupled`` applies the weight decay
-    to the parameter (AdamW) instead of adding it to the gradient (Adam's L2)."""
-    param, grad, m, v = _flat(), _flat(), _flat(), _flat()
-    lr, beta1, beta2, eps, weight_decay, step_size, bc2_sqrt = (_scalar() for _ in range(7))
-    decoupled = Attr(False)
-
-    def forward(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step_size, bc2_sqrt,
-                decoupled):
-        if decoupled:
-            param = param * (1.0 - lr * weight_decay)
-        else:
-            grad = grad + weight_decay * param
-        m2 = beta1 * m + (1.0 - beta1) * grad
-        v2 = beta2 * v + (1.0 - beta2) * grad * grad
-        return param - step_size * m2 / (ops.sqrt(v2) / bc2_sqrt + eps), m2, v2
+# The update rules in numpy (what a package ships with runs these).
+# ``import layerc`` installs compiled kernels of the same rules here
+# (``layerc.optim_kernels``), so the core itself never needs the compiler.
+UPDATE_RULES = {"sgd": _sgd, "sgd_momentum": _sgd_momentum, "adam": _adam}
 
 
-_kernels: dict = {}
-
-
-def _kernel(spec, dtype, **attrs):
-    """The compiled update (a ``LayerModule``), built once per spec, dtype and attributes."""
-    key = (spec.name, np.dtype(dtype).str, tuple(sorted(attrs.items())))
-    if key not in _kernels:
-        _kernels[key] = spec.build(dtype=dtype, **attrs)
-    return _kernels[key]
+def _apply(rule: str, arrays: tuple, scalars: dict, **attrs) -> tuple:
+    """Run update ``rule`` on flat arrays with scalar hyperparameters; a tuple of new arrays."""
+    result = UPDATE_RULES[rule](*arrays, **scalars, **attrs)
+    return result if isinstance(result, tuple) else (result,)
 
 
 class Optimizer:
@@ -165,15 +133,12 @@ class SGD(Optimizer):
     def _update(self, p, flat, grad):
         dtype = flat.dtype
         if self.momentum == 0:
-            kernel = _kernel(SGDUpdate, dtype)
-            return kernel.forward(flat, grad, **self._scalars(dtype, lr=self.lr,
-                                                              weight_decay=self.weight_decay)).data
+            return _apply("sgd", (flat, grad), self._scalars(dtype, lr=self.lr,
+                                                             weight_decay=self.weight_decay))[0]
         state = self._buffers(p, ["velocity"])
-        kernel = _kernel(SGDMomentumUpdate, dtype, nesterov=self.nesterov)
-        new, velocity = kernel.forward(flat, grad, state["velocity"], **self._scalars(
-            dtype, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay))
-        state["velocity"] = velocity.data
-        return new.data
+        new, state["velocity"] = _apply("sgd_momentum", (flat, grad, state["velocity"]), self._scalars(
+            dtype, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay), nesterov=self.nesterov)
+        return new
 
 
 class Adam(Optimizer):
@@ -190,12 +155,10 @@ class Adam(Optimizer):
         state = self._buffers(p, ["m", "v"])
         t = state["t"] = state.get("t", 0) + 1
         b1, b2 = self.betas
-        kernel = _kernel(AdamUpdate, dtype, decoupled=self.decoupled)
-        new, m, v = kernel.forward(flat, grad, state["m"], state["v"], **self._scalars(
+        new, state["m"], state["v"] = _apply("adam", (flat, grad, state["m"], state["v"]), self._scalars(
             dtype, lr=self.lr, beta1=b1, beta2=b2, eps=self.eps, weight_decay=self.weight_decay,
-            step_size=self.lr / (1 - b1 ** t), bc2_sqrt=math.sqrt(1 - b2 ** t)))
-        state["m"], state["v"] = m.data, v.data
-        return new.data
+            step_size=self.lr / (1 - b1 ** t), bc2_sqrt=math.sqrt(1 - b2 ** t)), decoupled=self.decoupled)
+        return new
 
 
 class AdamW(Adam):

@@ -51,7 +51,7 @@ def generator() -> np.random.Generator:
 
 @functools.cache
 def _library():
-    from compiler.build import compile_c
+    from layerc.compiler.build import compile_c
     return compile_c(_SOURCE.read_text(), _CDEF, name="layerc_random")
 
 

@@ -6,7 +6,7 @@ the declared rank, and agrees with every other argument on each symbolic size.
 
 Example::
 
-    >>> from compiler.ir import ISym, IConst
+    >>> from layerc.compiler.ir import ISym, IConst
     >>> sizes = {}
     >>> a = check_array("PReLU", "x", np.zeros((2, 3), np.float32), (ISym("N"), IConst(3)), np.float32, sizes)
     >>> sizes
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler import ir
+from layerc.compiler import ir
 
 # elements above this would overflow 64-bit index arithmetic: the kernels'
 # int64 element offsets and the byte offsets (8 bytes an element) derived from them

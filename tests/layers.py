@@ -1,5 +1,5 @@
 """Small layers the tests share."""
-from compiler import Input, Param, layer, ops
+from layerc import Input, Param, layer, ops
 
 
 @layer

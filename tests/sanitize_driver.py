@@ -13,8 +13,8 @@ import sys
 
 import numpy as np
 
-from compiler import Attr, Input, LayerSpec, Param, layer, ops
-from compiler.build import BuildOptions
+from layerc import Attr, Input, LayerSpec, Param, layer, ops
+from layerc.compiler.build import BuildOptions
 from layers import Dense, PReLU
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -61,9 +61,9 @@ OWN = [PReLU, Dense, Conv2dStride2Pad1, SoftmaxCrossEntropy, Norm]
 
 
 def discovered() -> list:
-    """Layer specs defined by runtime.nn, the benchmarks and the examples."""
+    """Layer specs defined by layerc.nn, the benchmarks and the examples."""
     specs = []
-    modules = ["runtime.nn", "benchmarks.specs"]
+    modules = ["layerc.nn", "benchmarks.specs"]
     modules += [f"examples.custom_layers.{p.stem}" for p in sorted((REPO / "examples" / "custom_layers").glob("*.py"))
                 if not p.name.startswith("_")]
     sys.path.insert(0, str(REPO))

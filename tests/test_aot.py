@@ -1,4 +1,4 @@
-"""Ahead-of-time packages (compiler/aot.py, `layerc build`): they import with
+"""Ahead-of-time packages (layerc/aot.py, `layerc build`): they import with
 only numpy and cffi, match the JIT module, and the committed generated/ is fresh."""
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import zipfile
 import numpy as np
 import pytest
 
-from compiler import aot
-from compiler.cli import build_all, find_manifest, load_file
+from layerc import aot
+from layerc.cli import build_all, find_manifest, load_file
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 SPECS = '''
-from compiler import layer, Input, Param, Buffer, Attr, ops
+from layerc import layer, Input, Param, Buffer, Attr, ops
 
 @layer
 class PReLU:
@@ -59,7 +59,7 @@ sys.path[:0] = {paths!r}
 class Refuse:
     @staticmethod
     def find_spec(name, path=None, target=None):
-        if name.split(".")[0] in ("compiler", "runtime", "templates", "jinja2", "setuptools"):
+        if name.split(".")[0] in ("layerc", "compiler", "runtime", "templates", "jinja2", "setuptools"):
             raise ImportError("isolated: " + name + " must not be imported")
         return None
 sys.meta_path.insert(0, Refuse)
@@ -78,7 +78,7 @@ for name, p in m.named_parameters():
     out["param_" + name] = p.data
     out["grad_" + name] = p.grad
 np.savez({result!r}, **out)
-bad = [n for n in sys.modules if n.split(".")[0] in ("compiler", "runtime", "templates", "jinja2", "setuptools")]
+bad = [n for n in sys.modules if n.split(".")[0] in ("layerc", "compiler", "runtime", "templates", "jinja2", "setuptools")]
 assert not bad, bad
 print("ok", m.so_path)
 '''
@@ -151,7 +151,7 @@ def test_isolated_import_matches_jit(specs, built, tmp_path, package, bindings, 
 
 
 def test_initial_parameters_are_the_jit_initialization_at_seed_0(specs, built):
-    from runtime.random import manual_seed
+    from layerc.runtime.random import manual_seed
     out, _ = built
     manual_seed(0)
     jit = specs.Linear.build(dtype="float64", I=4, O=3)
@@ -172,7 +172,7 @@ def test_rendered_c_is_what_the_jit_compiles(specs):
 def test_packages_call_numpys_blas_with_layercs_own_finder(specs, built, tmp_path):
     out, _ = built
     aot.write_package(specs.Linear, tmp_path, {"I": 16, "O": 12}, compile=False)   # large enough for BLAS
-    from compiler import blas
+    from layerc.compiler import blas
     finder = pathlib.Path(blas.__file__).read_text(encoding="utf-8")
     for folder, products in ((tmp_path / "linear", True), (out / "prelu", False)):
         assert (folder / "_layerc_blas.py").read_text(encoding="utf-8") == finder
@@ -343,7 +343,7 @@ def test_committed_packages_built_match_jit(tmp_path, package, shape):
     """A committed package, built from its sources, agrees with the JIT module:
     outputs, input and parameter gradients, and buffer updates (batch norm)."""
     import shutil
-    from compiler.cli import read_manifest, resolve_target
+    from layerc.cli import read_manifest, resolve_target
     shutil.copytree(REPO / "generated" / package, tmp_path / package,
                     ignore=shutil.ignore_patterns(*aot.BUILD_PRODUCTS))
     aot.build_extension(tmp_path / package)

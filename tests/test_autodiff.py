@@ -3,9 +3,9 @@ and gradients of index-notation layers against finite differences."""
 import numpy as np
 import pytest
 
-from compiler import Attr, Input, Param, check_grad, layer, ops
-from compiler.autodiff import gradient_program
-from compiler.ir import ISym, format_program
+from layerc import Attr, Input, Param, check_grad, layer, ops
+from layerc.compiler.autodiff import gradient_program
+from layerc.compiler.ir import ISym, format_program
 
 
 @layer
@@ -97,11 +97,11 @@ def test_free_sizes_stay_symbolic():
 def test_the_backward_can_be_differentiated_again():
     from cffi import FFI
 
-    from compiler.build import compile_c
-    from compiler.codegen import render_module
-    from compiler.ir import ISym, ievaluate
-    from compiler.schedule import fuse
-    from compiler.spec import trace_function
+    from layerc.compiler.build import compile_c
+    from layerc.compiler.codegen import render_module
+    from layerc.compiler.ir import ISym, ievaluate
+    from layerc.compiler.schedule import fuse
+    from layerc.compiler.spec import trace_function
 
     cube = trace_function("Cube", lambda x: ops.sum(x * x * x), {"x": ((ISym("N"),), "input")}, {})
     backward = gradient_program(cube, self_contained=True)                      # grad_x = 3 x^2 g

@@ -6,10 +6,11 @@ import re
 import numpy as np
 import pytest
 
-from compiler import Input, Param, blas, check_grad, ir, layer, ops
-from compiler.ir import Axis, IConst, IVar
-from compiler.pipeline import lower_layer
-from compiler.schedule import Matrix, _matrix, plan_program
+from layerc import Input, Param, check_grad, layer, ops
+from layerc.compiler import blas, ir
+from layerc.compiler.ir import Axis, IConst, IVar
+from layerc.compiler.pipeline import lower_layer
+from layerc.compiler.schedule import Matrix, _matrix, plan_program
 
 
 @layer
@@ -229,7 +230,7 @@ def test_matrix_layouts():
 def test_threads_running_blas_layers_at_once_agree_and_leave_the_blas_setting():
     import threading
 
-    from runtime.tensor import no_grad
+    from layerc.runtime.tensor import no_grad
     found = blas.gemm_functions()
     module = ScaledLinear.build(I=96, O=80)
     x = np.random.default_rng(1).standard_normal((64, 96)).astype(np.float32)

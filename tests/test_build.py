@@ -1,4 +1,4 @@
-"""compiler.build: cffi build, content-addressed cache, locking, errors."""
+"""layerc.compiler.build: cffi build, content-addressed cache, locking, errors."""
 from __future__ import annotations
 
 import json
@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from compiler import build
-from compiler.build import BuildError, BuildOptions
+from layerc.compiler import build
+from layerc.compiler.build import BuildError, BuildOptions
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CDEF = "void add1(int64_t n, const double* x, double* y);"
@@ -89,7 +89,7 @@ def test_new_process_loads_from_disk_without_compiling(cache):
     built = build.compile_c(add_source(2.0), CDEF, name="add2")
     result = run_python(f"""
         import numpy as np
-        from compiler import build
+        from layerc.compiler import build
         from tests.test_build import CDEF, add_source, call_add1
         built = build.compile_c(add_source(2.0), CDEF, name="add2")
         assert built.cache_key == {built.cache_key!r}
@@ -107,7 +107,7 @@ def test_a_sound_entry_loads_without_its_file_lock(cache):
     build.compile_c(add_source(3.0), CDEF, name="add3")
     result = run_python("""
         import numpy as np
-        from compiler import build
+        from layerc.compiler import build
         from tests.test_build import CDEF, add_source, call_add1
 
         class NoLock:
@@ -136,7 +136,7 @@ def test_two_processes_building_at_once_compile_once(cache):
     start_at = time.time() + 1.5  # both interpreters are up by then; the builds overlap
     code = f"""
         import time
-        from compiler import build
+        from layerc.compiler import build
         from tests.test_build import CDEF, add_source
         time.sleep(max(0.0, {start_at} - time.time()))
         built = build.compile_c(add_source(3.0), CDEF, name="race")
@@ -229,7 +229,7 @@ def test_broken_entry_is_rebuilt(cache):
     built = build.compile_c(add_source(9.0), CDEF, name="fragile")
     os.remove(built.so_path)
     result = run_python("""
-        from compiler import build
+        from layerc.compiler import build
         from tests.test_build import CDEF, add_source
         build.compile_c(add_source(9.0), CDEF, name="fragile")
         print(build.compiler_invocations())
@@ -273,7 +273,7 @@ def test_sanitize_catches_out_of_bounds(cache):
         pytest.skip("the compiler has no AddressSanitizer runtime")
     result = run_python("""
         import numpy as np
-        from compiler import build
+        from layerc.compiler import build
         from tests.test_build import CDEF, add_source
         built = build.compile_c(add_source(13.0), CDEF, name="asan", options=build.BuildOptions(sanitize=True))
         x = np.zeros(1000); y = np.zeros(1000)

@@ -10,8 +10,8 @@ import uuid
 SCRIPT = """
 import json, sys
 import numpy as np
-from compiler import Input, Param, layer, ops
-from compiler.build import compiler_invocations, list_cache
+from layerc import Input, Param, layer, ops
+from layerc.compiler.build import compiler_invocations, list_cache
 
 @layer
 class Leaky:

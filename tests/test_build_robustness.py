@@ -1,4 +1,4 @@
-"""compiler.build when things go wrong: a build killed mid-compile, a damaged
+"""layerc.compiler.build when things go wrong: a build killed mid-compile, a damaged
 cache entry, inputs that must change the key, a changed source under the same
 name in one process, an unusable cache folder or compiler, and C that does not
 compile."""
@@ -18,8 +18,8 @@ import filelock
 import numpy as np
 import pytest
 
-from compiler import build
-from compiler.build import BuildError, BuildOptions
+from layerc.compiler import build
+from layerc.compiler.build import BuildError, BuildOptions
 from test_build import CDEF, REPO, add_source, call_add1, entries_and_leftovers, run_python
 
 REAL_CC = shutil.which("cc")
@@ -156,7 +156,7 @@ def test_damaged_module_is_evicted_and_rebuilt_with_a_warning(cache, damage):
 
     result = run_python(f"""
         import numpy as np
-        from compiler import build
+        from layerc.compiler import build
         from tests.test_build import CDEF, add_source, call_add1
         built = build.compile_c(add_source({constant!r}), CDEF, name="damaged")
         np.testing.assert_array_equal(call_add1(built, np.arange(3.0)), np.arange(3.0) + {constant!r})
@@ -213,7 +213,7 @@ def test_compiler_and_its_version_change_the_key(cache, tmp_path, monkeypatch):
     # a fresh process computes the same keys (its version memo on disk is per binary, size and mtime)
     for cc, key in ((str(one), key_one), (str(two), key_upgraded)):
         result = run_python("""
-            from compiler import build
+            from layerc.compiler import build
             from tests.test_build import CDEF, add_source
             print(build.cache_key(add_source(), CDEF))
         """, cache, CC=cc)
@@ -263,7 +263,7 @@ def test_unwritable_cache_folder_falls_back_with_a_warning(tmp_path, monkeypatch
 
     # without any logging set up, the warning still reaches stderr, and the build works
     result = run_python("""
-        from compiler import build
+        from layerc.compiler import build
         from tests.test_build import CDEF, add_source
         print(build.compile_c(add_source(43.0), CDEF, name="homeless").lib.add1 is not None)
     """, configured)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler import Input, Param, layer, ops
-from runtime.losses import mse_loss
-from runtime.module import PLAN_LIMIT, LayerModule
-from runtime.nn import BatchNorm2D
-from runtime.tensor import Tensor, no_grad
+from layerc import Input, Param, layer, ops
+from layerc.losses import mse_loss
+from layerc.runtime.module import PLAN_LIMIT, LayerModule
+from layerc.nn import BatchNorm2D
+from layerc.runtime.tensor import Tensor, no_grad
 from layers import PReLU
 
 C = 6

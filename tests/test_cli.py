@@ -1,4 +1,4 @@
-"""The `layerc` command line, run as `python -m compiler.cli` in a subprocess:
+"""The `layerc` command line, run as `python -m layerc.cli` in a subprocess:
 output, exit codes (0 ok, 1 failure, 2 usage) and errors on stderr."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 SPECS = '''
-from compiler import layer, Input, Param, Attr, ops
+from layerc import layer, Input, Param, Attr, ops
 
 @layer
 class PReLU:
@@ -76,7 +76,7 @@ def specs(tmp_path) -> pathlib.Path:
     path = tmp_path / "layers.py"
     path.write_text(SPECS)
     (tmp_path / "one.py").write_text(textwrap.dedent('''
-        from compiler import layer, Input, ops
+        from layerc import layer, Input, ops
 
         @layer
         class Only:
@@ -91,7 +91,7 @@ def specs(tmp_path) -> pathlib.Path:
 def layerc(*args, cwd, env=None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {})}
     full_env.pop("LAYERC_VERBOSE", None) if env is None or "LAYERC_VERBOSE" not in env else None
-    return subprocess.run([sys.executable, "-m", "compiler.cli", *args], cwd=cwd, env=full_env,
+    return subprocess.run([sys.executable, "-m", "layerc.cli", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=600)
 
 

@@ -3,7 +3,7 @@ and streaming stores, hold what plain stores write."""
 import numpy as np
 import pytest
 
-from compiler import Input, Param, layer
+from layerc import Input, Param, layer
 from benchmarks.specs import FocalLoss
 
 STREAM_ALL, STREAM_NONE = 1, 1 << 62

@@ -5,8 +5,8 @@ names the wrong tensor."""
 import numpy as np
 import pytest
 
-from compiler import Input, Param, SpecError, check_grad, layer, ops
-from compiler.custom_backward import BackwardMismatch, verify_backward
+from layerc import Input, Param, SpecError, check_grad, layer, ops
+from layerc.backward_check import BackwardMismatch, verify_backward
 
 
 @layer

@@ -10,15 +10,15 @@ import textwrap
 
 import pytest
 
-from compiler import ops
-from compiler.build import BuildOptions
-from compiler.fingerprint import Unfingerprintable, spec_fingerprint
-from compiler.layer_cache import layer_key
-from compiler.spec import LayerSpec
+from layerc import ops
+from layerc.compiler.build import BuildOptions
+from layerc.compiler.fingerprint import Unfingerprintable, spec_fingerprint
+from layerc.compiler.layer_cache import layer_key
+from layerc.compiler.spec import LayerSpec
 
 BASE = '''
 import numpy as np
-from compiler import Attr, Input, Param, layer, ops
+from layerc import Attr, Input, Param, layer, ops
 
 SCALE = 2.0
 TABLE = np.array([1.0, 2.0, 3.0])
@@ -95,7 +95,7 @@ def test_a_backward_changes_the_fingerprint(tmp_path):
 
 def test_a_closure_value_changes_the_fingerprint(tmp_path):
     source = '''
-    from compiler import Input, layer, ops
+    from layerc import Input, layer, ops
 
     def make(eps):
         @layer
@@ -195,9 +195,9 @@ def test_layer_key_covers_sizes_attributes_and_build_options(tmp_path, monkeypat
 def shipped_specs():
     """Every spec of the examples, the built-in layers and the benchmarks."""
     import benchmarks.specs as bench
-    import runtime.losses
-    import runtime.nn
-    modules = [runtime.nn, runtime.losses, bench]
+    import layerc.losses
+    import layerc.nn
+    modules = [layerc.nn, layerc.losses, bench]
     folder = pathlib.Path(bench.__file__).resolve().parent.parent / "examples" / "custom_layers"
     modules += [bench._example(p.stem) for p in sorted(folder.glob("*.py"))]
     return [(f"{m.__name__}.{k}", v) for m in modules for k, v in vars(m).items() if isinstance(v, LayerSpec)]
@@ -252,9 +252,9 @@ def test_the_spec_class_reached_from_code_is_walked(tmp_path):
 
 
 def test_layerc_changed_at_run_time_changes_the_key(monkeypatch):
-    import runtime.nn
-    from compiler import codegen
-    spec, sizes, attrs = runtime.nn.BatchNorm2DSpec, {"C": 4}, {"eps": 1e-5, "momentum": 0.1, "training": True}
+    import layerc.nn
+    from layerc.compiler import codegen
+    spec, sizes, attrs = layerc.nn.BatchNorm2DSpec, {"C": 4}, {"eps": 1e-5, "momentum": 0.1, "training": True}
     spec.split_bindings({})
     before = layer_key(spec, sizes, attrs, BuildOptions())
     assert before is not None

@@ -8,7 +8,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from compiler import check_grad
+from layerc import check_grad
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

@@ -1,7 +1,7 @@
 """Property-based tests (hypothesis): random expression graphs over the op table.
 
 Each hypothesis example draws one expression graph over the elementwise ops
-of ``compiler.ops_table.OPS`` (every op, every arity) and the reductions
+of ``layerc.compiler.ops_table.OPS`` (every op, every arity) and the reductions
 ``sum``/``mean``/``max`` (random axes, negative axes, keepdims), on inputs of
 random broadcastable shapes (rank 1-3, literal size-1 dimensions, symbolic sizes
 that are free at run time or bound at build time). The graph is compiled once in
@@ -9,7 +9,7 @@ float64; then many value draws run against it, each with its own run-time
 sizes (1-7, so size-1 broadcasting happens at run time too) and values:
 
 - the compiled forward must match a numpy evaluation of the same graph
-  (``compiler.ops_table.NUMPY``);
+  (``layerc.compiler.ops_table.NUMPY``);
 - the derived backward must match central finite differences
   (``check_grad``, tolerance 1e-6).
 
@@ -47,8 +47,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler import Input, check_grad, layer, ops
-from compiler.ops_table import COMPARISONS, NUMPY, OPS
+from layerc import Input, check_grad, layer, ops
+from layerc.compiler.ops_table import COMPARISONS, NUMPY, OPS
 
 DRAWS = 6                                   # value/shape draws per compiled graph
 EXAMPLES = int(os.environ.get("LAYERC_FUZZ_EXAMPLES", "0") or 0) or 300

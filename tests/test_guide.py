@@ -7,8 +7,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from runtime import SGD, Sequential, Tensor, mse_loss
-from runtime.nn import Linear
+from layerc import SGD, Sequential, Tensor, mse_loss
+from layerc.nn import Linear
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples" / "custom_layers"
 

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from runtime import random
-from runtime.init import initialize
-from runtime.random import draw, manual_seed
+from layerc.runtime import random
+from layerc.runtime.init import initialize
+from layerc.runtime.random import draw, manual_seed
 
 LARGE = (1024, 600)     # drawn on several threads
 

@@ -1,8 +1,8 @@
 """compiler/ir.py and compiler/simplify.py: structural identity, index algebra,
 printing, and algebraic rules."""
-from compiler.ir import (Call, Const, IConst, ISym, IVar, Load, affine, format_expr, format_iexpr,
+from layerc.compiler.ir import (Call, Const, IConst, ISym, IVar, Load, affine, format_expr, format_iexpr,
                          iadd, imul, isub, ievaluate, map_calls)
-from compiler.simplify import simplify_expr
+from layerc.compiler.simplify import simplify_expr
 
 x = Load("x", (IVar("i"),))
 
@@ -53,7 +53,7 @@ def test_map_calls_rewrites_calls_after_their_arguments():
 
 
 def test_a_programs_shapes_and_readers():
-    from compiler.ir import Axis, Program, Stage, TensorDecl
+    from layerc.compiler.ir import Axis, Program, Stage, TensorDecl
     i = Axis("i", IConst(4))
     double = Stage("double", (IConst(4),), (i,), Call("mul", (Load("x", (IVar("i"),)), Const(2.0))))
     total = Stage("total", (IConst(4),), (i,), Call("add", (Load("double", (IVar("i"),)), Load("x", (IVar("i"),)))))

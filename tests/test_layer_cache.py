@@ -17,14 +17,14 @@ import uuid
 import numpy as np
 import pytest
 
-from compiler import build, layer_cache, pipeline
-from compiler.build import BuildOptions
-from compiler.pipeline import compile_layer, lower_layer
+from layerc.compiler import build, layer_cache, pipeline
+from layerc.compiler.build import BuildOptions
+from layerc.compiler.pipeline import compile_layer, lower_layer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 LAYERS = '''
-from compiler import Attr, Input, Param, layer, ops
+from layerc import Attr, Input, Param, layer, ops
 
 SHIFT = {shift}
 
@@ -47,8 +47,8 @@ SCRIPT = '''
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import numpy as np
-from compiler import build, pipeline
-from runtime.random import manual_seed
+from layerc.compiler import build, pipeline
+from layerc.runtime.random import manual_seed
 import warm_layers
 
 manual_seed(0)
@@ -59,8 +59,8 @@ x = np.linspace(-1, 1, 2 * m.w.shape[0]).reshape(2, -1).astype(dtype)
 y = m.forward(x).numpy()
 g = m.backward(np.ones_like(y)).numpy()
 print(json.dumps({"lowerings": pipeline.lowerings(), "compiles": build.compiler_invocations(),
-                  "imported_codegen": "compiler.codegen" in sys.modules, "imported_jinja2": "jinja2" in sys.modules,
-                  "imported_passes": sorted(m for m in ("compiler.autodiff", "compiler.simplify", "compiler.schedule")
+                  "imported_codegen": "layerc.compiler.codegen" in sys.modules, "imported_jinja2": "jinja2" in sys.modules,
+                  "imported_passes": sorted(m for m in ("layerc.compiler.autodiff", "layerc.compiler.simplify", "layerc.compiler.schedule")
                                             if m in sys.modules),
                   "y": y.tolist(), "g": g.tolist(), "gw": m.w.grad.tolist(), "dtype": str(y.dtype),
                   "key": m.cache_key, "source": m.source}))
@@ -134,7 +134,7 @@ def test_warm_load_in_a_new_process_lowers_nothing_and_misses_on_changes(tmp_pat
 
 def fresh_spec(with_backward: bool = False):
     """A spec no other test built (its constant is new), so nothing is memoized."""
-    from compiler import Input, Param, layer, ops
+    from layerc import Input, Param, layer, ops
     constant = 1.0 + uuid.uuid4().int % 10_000 / 1e5
 
     def forward(x, w):
@@ -172,7 +172,7 @@ def test_a_record_gives_what_a_cold_build_gives(cache, with_backward):
         assert [a.name for a in stored.of_kind("in")] == [a.name for a in sig.of_kind("in")]
 
     # the module built from the record runs as the cold one
-    from runtime.module import LayerModule
+    from layerc.runtime.module import LayerModule
     x = np.random.default_rng(0).standard_normal((4, 3))
     a, b = LayerModule(compiled, dtype=np.float64), LayerModule(warm, dtype=np.float64)
     b.load_state_dict(a.state_dict())
@@ -236,7 +236,7 @@ def test_clear_removes_records_and_ls_counts_them(tmp_path, cache):
     spec.build(I=2, O=3)
     assert len(build.list_records()) == 1
     env = {**os.environ, "LAYERC_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO)}
-    ls = subprocess.run([sys.executable, "-m", "compiler.cli", "cache", "ls"], env=env, capture_output=True,
+    ls = subprocess.run([sys.executable, "-m", "layerc.cli", "cache", "ls"], env=env, capture_output=True,
                         text=True, cwd=tmp_path)
     assert ls.returncode == 0 and "1 entry" in ls.stderr and "1 lowering record" in ls.stderr
     assert build.clear_cache() == 1
@@ -244,7 +244,7 @@ def test_clear_removes_records_and_ls_counts_them(tmp_path, cache):
 
 
 def test_an_unfingerprintable_spec_still_builds_and_is_lowered_each_time(cache):
-    from compiler import Input, layer
+    from layerc import Input, layer
     state = {"scale": 2.0}
 
     class Holder:          # an instance of a user class: not fingerprinted

@@ -1,12 +1,12 @@
-"""Losses (runtime.losses): float64 gradient checks, the tape, and torch as an oracle."""
+"""Losses (layerc.losses): float64 gradient checks, the tape, and torch as an oracle."""
 import numpy as np
 import pytest
 
-from compiler import check_grad
-from runtime import nn
-from runtime.losses import (CrossEntropyLoss, CrossEntropySpec, MSELoss, cross_entropy, mse_loss,
+from layerc import check_grad
+from layerc import nn
+from layerc.losses import (CrossEntropyLoss, CrossEntropySpec, MSELoss, cross_entropy, mse_loss,
                             mse_spec)
-from runtime.tensor import Tensor
+from layerc.runtime.tensor import Tensor
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])

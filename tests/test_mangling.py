@@ -12,9 +12,9 @@ import jinja2
 import numpy as np
 import pytest
 
-from compiler import Input, Param, SpecError, layer, ops
-from compiler import codegen
-from compiler.build import BuildOptions
+from layerc import Input, Param, SpecError, layer, ops
+from layerc.compiler import codegen
+from layerc.compiler.build import BuildOptions
 
 STRICT = BuildOptions(warnings_as_errors=True)
 

@@ -3,7 +3,7 @@ incoming grad_<output> plus what flows back from the other outputs."""
 import numpy as np
 import pytest
 
-from compiler import Input, check_grad, layer, ops
+from layerc import Input, check_grad, layer, ops
 
 
 @layer

@@ -1,11 +1,11 @@
-"""Built-in layers (runtime.nn): float64 gradient checks of every spec on odd
+"""Built-in layers (layerc.nn): float64 gradient checks of every spec on odd
 sizes, and forward/gradients against torch.nn where torch is installed."""
 import numpy as np
 import pytest
 
-from compiler import check_grad
-from runtime import nn
-from runtime.tensor import Tensor
+from layerc import check_grad
+from layerc import nn
+from layerc.runtime.tensor import Tensor
 
 
 def _rng(seed=0):
@@ -243,8 +243,8 @@ def test_torch_state_dict_moves_into_a_composed_model():
     """Same names and layouts as torch.nn: a torch Sequential's state_dict loads as is
     (minus torch's num_batches_tracked counter), and the whole model trains alike."""
     torch = pytest.importorskip("torch")
-    from runtime.containers import Sequential
-    from runtime.losses import cross_entropy
+    from layerc.runtime.containers import Sequential
+    from layerc.losses import cross_entropy
 
     model = Sequential(nn.Conv2D(3, 4, 3, stride=2, padding=1), nn.BatchNorm2D(4), nn.ReLU(), nn.Flatten(),
                        nn.Linear(4 * 3 * 4, 6))

@@ -6,8 +6,8 @@ is added; an op without a derivative rule must be listed as non-differentiable."
 import numpy as np
 import pytest
 
-from compiler import Input, check_grad, layer, ops
-from compiler.ops_table import COMPARISONS, NUMPY, OPS
+from layerc import Input, check_grad, layer, ops
+from layerc.compiler.ops_table import COMPARISONS, NUMPY, OPS
 
 NOT_DIFFERENTIABLE = set(COMPARISONS) | {"stop_gradient"}
 

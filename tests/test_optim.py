@@ -5,8 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from runtime import SGD, Adam, AdamW, CosineAnnealingLR, StepLR, Tensor
-from runtime.optim import SGDMomentumUpdate, _kernel
+from layerc import SGD, Adam, AdamW, CosineAnnealingLR, StepLR, Tensor
+from layerc.optim_kernels import SGDMomentumUpdate
+from layerc.optim_kernels import kernel as _kernel
 
 STEPS = 4
 

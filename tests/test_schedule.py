@@ -6,15 +6,15 @@ import subprocess
 import numpy as np
 import pytest
 
-from compiler import Attr, Input, Param, check_grad, layer, ops
-from compiler.build import BuildOptions
-from compiler import ir
-from compiler.ir import IConst
-from compiler.schedule import plan_program
+from layerc import Attr, Input, Param, check_grad, layer, ops
+from layerc.compiler.build import BuildOptions
+from layerc.compiler import ir
+from layerc.compiler.ir import IConst
+from layerc.compiler.schedule import plan_program
 from layers import PReLU
 from benchmarks.specs import FocalLoss, LinearSpec
-from runtime.nn import Conv2DNoBiasSpec
-from compiler.codegen import PARALLEL_MIN_WORK
+from layerc.nn import Conv2DNoBiasSpec
+from layerc.compiler.codegen import PARALLEL_MIN_WORK
 
 
 @layer
@@ -253,9 +253,9 @@ def test_stencil_rows_cut_at_the_padding_match_numpy(shift, sign, width):
 
 def test_split_indices_are_known_in_range():
     """A reshape's split index (e // 32, e % 32) needs no bounds test."""
-    from compiler import ir
-    from compiler.ir import IConst, IVar
-    from compiler.schedule import coordinate_in_range
+    from layerc.compiler import ir
+    from layerc.compiler.ir import IConst, IVar
+    from layerc.compiler.schedule import coordinate_in_range
     e = IVar("e")
     head, lane = ir.ifloordiv(e, IConst(32)), ir.imod(e, IConst(32))
     assert coordinate_in_range(head, IConst(8), {"e": IConst(256)})
@@ -351,8 +351,8 @@ def test_kept_terms_give_numpys_softmax_gradient_on_every_row(width):
 def test_only_exponentials_inside_the_kept_terms_read_them():
     """An ``exp`` of the terms' argument reads the stored terms where its
     index is provably inside them; elsewhere it is computed as before."""
-    from compiler.ir import Axis, Call, IVar, Load, Stage, iadd
-    from compiler.schedule import _read_terms
+    from layerc.compiler.ir import Axis, Call, IVar, Load, Stage, iadd
+    from layerc.compiler.schedule import _read_terms
     r, j = IVar("r"), IVar("j")
     terms = Stage("t", (IConst(8),), (Axis("r", IConst(8)),), Call("exp", (Load("x", (r,)),)))
     inside = Call("exp", (Load("x", (j,)),))
@@ -388,7 +388,7 @@ class ProductReadTwice:
 
 
 def _stages_started(program):
-    from compiler.schedule import starting_value
+    from layerc.compiler.schedule import starting_value
     return [s.name for s in program.stages if starting_value(s)[0] is not None]
 
 

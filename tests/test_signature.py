@@ -1,8 +1,8 @@
 """compiler/signature.py: which outputs may be written over a saved input."""
 import pytest
 
-from compiler import ir
-from compiler.signature import signature
+from layerc.compiler import ir
+from layerc.compiler.signature import signature
 
 
 @pytest.mark.parametrize("index, over", [(("i", "j"), "t"), (("j", "i"), ""), (("i", "j+1"), "")],

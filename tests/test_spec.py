@@ -3,7 +3,7 @@ the spec, the source line, the expression and the shapes."""
 import numpy as np
 import pytest
 
-from compiler import Input, Param, SpecError, layer, ops
+from layerc import Input, Param, SpecError, layer, ops
 
 
 def test_unknown_forward_argument_is_reported_at_declaration():

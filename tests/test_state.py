@@ -3,9 +3,9 @@ checkpoints; reproducible initialization with manual_seed."""
 import numpy as np
 import pytest
 
-from compiler import Buffer, Input, Param, layer, ops
-from runtime import Sequential, Tensor, manual_seed, no_grad
-from runtime.nn import Linear
+from layerc import Buffer, Input, Param, layer, ops
+from layerc import Sequential, Tensor, manual_seed, no_grad
+from layerc.nn import Linear
 
 
 @layer

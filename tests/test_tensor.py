@@ -3,10 +3,10 @@ block, a loss from two modules, the guide's training loop; Tensor basics."""
 import numpy as np
 import pytest
 
-from runtime import Residual, Sequential, SGD, Tensor, manual_seed, no_grad
-from runtime.nn import Linear
+from layerc import Residual, Sequential, SGD, Tensor, manual_seed, no_grad
+from layerc.nn import Linear
 from layers import PReLU
-from compiler.gradcheck import numeric_gradient
+from layerc.gradcheck import numeric_gradient
 
 
 def prelu64(c):
@@ -158,7 +158,7 @@ def test_no_grad_is_per_thread():
 
 
 def test_guide_training_loop():
-    losses = pytest.importorskip("runtime.losses")
+    losses = pytest.importorskip("layerc.losses")
     mse_loss = losses.mse_loss
     layer_ = PReLU.build(C=10)
     optimizer = SGD(lr=0.01)

@@ -3,14 +3,14 @@
 What is and is not thread-safe (also in ``LayerModule``'s docstring):
 
 - OpenMP: a kernel's outer loop runs in threads when its work is at least
-  ``compiler.codegen.PARALLEL_MIN_WORK`` (131072) elements. Results with N
+  ``layerc.compiler.codegen.PARALLEL_MIN_WORK`` (131072) elements. Results with N
   threads match 1 thread (elementwise kernels exactly; reductions combine
   per-thread partials in thread order, so they match to rounding).
   ``OMP_NUM_THREADS`` is the default; ``LayerModule.set_threads(n)`` overrides
   it for the compiled library (every module of the same spec and sizes, in
   every Python thread of the process).
 - Several Python threads may call ``forward`` of one module at once under
-  ``runtime.tensor.no_grad()`` (inference): the call releases the GIL, each
+  ``layerc.runtime.tensor.no_grad()`` (inference): the call releases the GIL, each
   call gets its own output buffers, the parameters are only read.
 - Not thread-safe: ``module.backward()`` runs on the state the latest
   ``forward()`` (with gradients enabled) left on the module, so forward/backward
@@ -39,9 +39,9 @@ import threading
 import numpy as np
 import pytest
 
-from compiler import Input, Param, layer, ops
-from compiler.codegen import PARALLEL_MIN_WORK
-from runtime.tensor import Tensor, no_grad
+from layerc import Input, Param, layer, ops
+from layerc.compiler.codegen import PARALLEL_MIN_WORK
+from layerc.runtime.tensor import Tensor, no_grad
 
 N, C = 1024, 320                # N * C = 327680 >= 2 * PARALLEL_MIN_WORK: the parallel path
 assert N * C >= 2 * PARALLEL_MIN_WORK

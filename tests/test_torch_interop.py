@@ -8,8 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from compiler import Buffer, Input, layer, ops  # noqa: E402
-from runtime.torch_interop import TorchLayer, to_torch  # noqa: E402
+from layerc import Buffer, Input, layer, ops  # noqa: E402
+from layerc.torch_interop import TorchLayer, to_torch  # noqa: E402
 from layers import Dense, PReLU
 
 
@@ -239,7 +239,7 @@ def _data_parallel_worker(rank, world, port, result_dir, use_ddp):
 
     import torch.distributed as dist
 
-    from runtime.random import manual_seed
+    from layerc.runtime.random import manual_seed
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
@@ -302,7 +302,7 @@ def test_data_parallel_two_processes(tmp_path, use_ddp):
     for rank in (0, 1):
         np.testing.assert_array_equal(np.load(tmp_path / f"layerc{rank}.npy"), r0[:15])
     # and training moved them away from rank 0's initial values
-    from runtime.random import manual_seed
+    from layerc.runtime.random import manual_seed
     manual_seed(100)
     initial = Dense.build(I=4, O=3, dtype="float64")
     assert not np.allclose(initial.weight.data.ravel(), r0[:12])

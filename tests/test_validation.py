@@ -11,9 +11,9 @@ import re
 import numpy as np
 import pytest
 
-from compiler import Input, Param, layer, ops
-from runtime import validate
-from runtime.tensor import Tensor
+from layerc import Input, Param, layer, ops
+from layerc.runtime import validate
+from layerc.runtime.tensor import Tensor
 from layers import PReLU
 
 C = 6
@@ -330,7 +330,7 @@ def test_failed_backward_can_be_retried_with_the_right_shape():
 
 
 def test_backward_after_no_grad_forward():
-    from runtime.tensor import no_grad
+    from layerc.runtime.tensor import no_grad
     m = PReLU.build(C=C)
     with no_grad():
         m.forward(data())
@@ -383,7 +383,7 @@ def test_nan_and_inf_propagate(dtype):
 
 
 def test_build_flags_keep_ieee_semantics(m32):
-    from compiler.build import BuildOptions
+    from layerc.compiler.build import BuildOptions
     flags = " ".join(BuildOptions().final_flags())
     assert "fast-math" not in flags and "finite-math" not in flags and "-Ofast" not in flags
 

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from compiler import Attr, Input, Param, check_grad, layer, ops
-from runtime.module import Module
+from layerc import Attr, Input, Param, check_grad, layer, ops
+from layerc.runtime.module import Module
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
 

@@ -9,14 +9,14 @@ A spec that defines ``backward`` gets it compiled instead of the derived one.
 layerc still derives its own backward and can verify the user's against it and
 against finite differences: ``build(..., checked=True)`` (or
 ``LAYERC_CHECK_BACKWARD=1``) does so when the module is built, ``layerc check``
-always does, and ``compiler.custom_backward.verify_backward`` returns the report.
+always does, and ``layerc.backward_check.verify_backward`` returns the report.
 
 Run: python examples/custom_layers/custom_linear.py
 """
 import numpy as np
 
-from compiler import Input, Param, check_grad, layer
-from compiler.custom_backward import verify_backward
+from layerc import Input, Param, check_grad, layer
+from layerc.backward_check import verify_backward
 
 
 @layer
@@ -59,7 +59,7 @@ def check(verbose=False):
     assert np.allclose(layer_.weight.grad, gy.T @ x, atol=1e-5)
     assert np.allclose(layer_.bias.grad, gy.sum(axis=0), atol=1e-5)
     if verbose:
-        from compiler import ir
+        from layerc.compiler import ir
         print("CustomLinear(4, 3) on x[5, 4] -> y", y.shape)
         print("the user-written backward, as compiled:")
         print("\n".join("  " + line for line in ir.format_program(layer_.compiled.user_backward).splitlines()

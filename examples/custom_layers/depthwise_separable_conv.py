@@ -6,7 +6,7 @@
 shown two ways:
 
 1. ``DepthwiseSeparableConv``: composed at run time from the built-in layers of
-   ``runtime.nn`` (five compiled kernels, chained by the autograd tape or by an
+   ``layerc.nn`` (five compiled kernels, chained by the autograd tape or by an
    explicit ``backward``), with torch.nn-style dotted names (``depthwise.weight``,
    ``bn1.running_mean``, ...).
 2. ``FusedDepthwiseSeparableConv``: one spec, ``DepthwiseSeparableConvSpec``,
@@ -23,12 +23,12 @@ Run: python examples/custom_layers/depthwise_separable_conv.py
 """
 import numpy as np
 
-from compiler import Attr, Buffer, Input, Param, check_grad, layer, ops
-from compiler.gradcheck import numeric_gradient
-from runtime.module import Module
-from runtime.random import manual_seed
-from runtime.nn import BatchNorm2D, Conv2D, ReLU, SpecLayer, batch_norm2d, conv2d
-from runtime.tensor import Tensor
+from layerc import Attr, Buffer, Input, Param, check_grad, layer, ops
+from layerc.gradcheck import numeric_gradient
+from layerc.runtime.module import Module
+from layerc.runtime.random import manual_seed
+from layerc.nn import BatchNorm2D, Conv2D, ReLU, SpecLayer, batch_norm2d, conv2d
+from layerc.runtime.tensor import Tensor
 
 
 # ---------------------------------------------------------------- 1. composed at run time

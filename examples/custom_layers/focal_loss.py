@@ -11,7 +11,7 @@ Show the derived backward: layerc show examples/custom_layers/focal_loss.py:Foca
 """
 import numpy as np
 
-from compiler import Attr, Input, check_grad, layer, ops
+from layerc import Attr, Input, check_grad, layer, ops
 
 
 @layer
@@ -70,7 +70,7 @@ def check(verbose=False):
         print("  dL/dlogits =\n", grad.numpy())
         print(f"  logits [80, -80, 0] with target 1 (p_t ~ 1e-70): loss = {far:.4f}")
         print("derived backward:")
-        from compiler import ir
+        from layerc.compiler import ir
         print("\n".join("  " + line for line in ir.format_program(loss.compiled.derived).splitlines()
                         if not line.startswith("#")))
     targets_odd = np.array([2, 0, 4])

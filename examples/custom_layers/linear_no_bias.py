@@ -4,7 +4,7 @@ Run: python examples/custom_layers/linear_no_bias.py
 """
 import numpy as np
 
-from compiler import Input, Param, check_grad, layer
+from layerc import Input, Param, check_grad, layer
 
 
 @layer

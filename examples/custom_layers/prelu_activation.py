@@ -10,9 +10,9 @@ Run: python examples/custom_layers/prelu_activation.py
 """
 import numpy as np
 
-from compiler import Input, Param, check_grad, layer, ops
-from runtime.module import Module
-from runtime.tensor import Tensor
+from layerc import Input, Param, check_grad, layer, ops
+from layerc.runtime.module import Module
+from layerc.runtime.tensor import Tensor
 
 
 def prelu(x, alpha):

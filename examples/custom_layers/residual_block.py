@@ -18,13 +18,13 @@ Run: python examples/custom_layers/residual_block.py
 """
 import numpy as np
 
-from compiler import Attr, Buffer, Input, Param, check_grad, layer, ops
-from compiler.gradcheck import numeric_gradient
-from runtime.losses import mse_loss
-from runtime.module import Module
-from runtime.random import manual_seed
-from runtime.nn import BatchNorm2D, Conv2D, ReLU, SpecLayer, batch_norm2d, conv2d
-from runtime.tensor import Tensor
+from layerc import Attr, Buffer, Input, Param, check_grad, layer, ops
+from layerc.gradcheck import numeric_gradient
+from layerc.losses import mse_loss
+from layerc.runtime.module import Module
+from layerc.runtime.random import manual_seed
+from layerc.nn import BatchNorm2D, Conv2D, ReLU, SpecLayer, batch_norm2d, conv2d
+from layerc.runtime.tensor import Tensor
 
 
 # ---------------------------------------------------------------- 1. composed at run time

@@ -7,7 +7,7 @@ Run: python examples/custom_layers/scaled_layer.py
 """
 import numpy as np
 
-from compiler import Input, Param, check_grad, layer
+from layerc import Input, Param, check_grad, layer
 
 
 @layer

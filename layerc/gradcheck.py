@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .spec import LayerSpec
+from .compiler.pipeline import compile_layer
+from .compiler.spec import LayerSpec
+from .runtime.module import LayerModule
 
 TOLERANCE = 1e-6
 
@@ -98,7 +100,7 @@ def check_grad(spec: LayerSpec, inputs: dict | None = None, seed: int = 0, eps: 
     arrays (integer inputs such as class targets must be given). Random inputs
     are drawn from N(0, 1) with a fixed seed."""
     rng = np.random.default_rng(seed)
-    module = module or spec.build(dtype=np.float64, **bindings)
+    module = module or LayerModule(compile_layer(spec, **bindings), dtype=np.float64)
     arrays = sample_inputs(module, inputs, lambda d: _size(d, module, bindings), rng, f"check_grad({spec.name})")
     for p in module.parameters():
         p.data[...] = rng.standard_normal(p.data.shape) * 0.5 + p.data * 0.5
@@ -130,7 +132,7 @@ def check_grad(spec: LayerSpec, inputs: dict | None = None, seed: int = 0, eps: 
 
 
 def _size(d, module, bindings):
-    from . import ir
+    from .compiler import ir
     syms = ir.isyms(d)
     missing = [s for s in syms if s not in bindings]
     if missing:

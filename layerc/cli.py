@@ -100,7 +100,7 @@ def load_file(path: str):
 
 def resolve_target(target: str, factory_args: dict | None = None):
     """``FILE:NAME`` → ``(LayerSpec, default bindings)``."""
-    from .spec import LayerSpec
+    from .compiler.spec import LayerSpec
     path, sep, name = target.rpartition(":")
     if not sep or not path.endswith(".py"):
         path, name = target, ""
@@ -144,10 +144,10 @@ def target_bindings(args) -> tuple:
 
 
 def cmd_show(args) -> int:
-    from . import ir
+    from .compiler import ir
     from .aot import lower
-    from .autodiff import gradient_program
-    from .simplify import simplify_program
+    from .compiler.autodiff import gradient_program
+    from .compiler.simplify import simplify_program
     spec, bindings = target_bindings(args)
     parts = [p for p in SHOW_PARTS if getattr(args, p)] or ["forward", "backward", "saved", "c"]
     traced = simplify_program(spec.trace(**bindings))
@@ -193,7 +193,7 @@ def cmd_check(args) -> int:
     print(report)
     ok = report.ok
     if spec.backward is not None:
-        from .custom_backward import verify_backward
+        from .backward_check import verify_backward
         verified = verify_backward(spec, inputs=inputs or None, seed=args.seed, tolerance=args.tolerance,
                                    **bindings)
         print(verified)
@@ -289,7 +289,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_cache(args) -> int:
-    from . import build
+    from .compiler import build
     if args.action == "dir":
         print(build.cache_dir())
     elif args.action == "ls":
@@ -430,8 +430,8 @@ def main(argv=None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:   # spec, build and runtime errors: the message, not a traceback
-        from .build import BuildError
-        from .errors import SpecError
+        from .compiler.build import BuildError
+        from .compiler.errors import SpecError
         if args.verbose or not isinstance(exc, (SpecError, BuildError, ValueError, TypeError, FileExistsError,
                                                 ImportError, OSError)):
             import traceback

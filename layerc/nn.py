@@ -9,7 +9,7 @@ is ``[out, in]``, ``Conv2D.weight`` is ``[out, in/groups, kh, kw]``,
 
 Example::
 
-    from runtime.nn import Linear
+    from layerc.nn import Linear
     layer = Linear(784, 256)
     y = layer(np.ones((32, 784), np.float32))     # Tensor [32, 256]
     gx = layer.backward(np.ones((32, 256), np.float32))
@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler import Attr, Buffer, Input, Param, layer, ops
-from compiler.pipeline import compile_layer
+from .compiler import ops
+from .compiler.spec import Attr, Buffer, Input, Param
+from .layers import layer
+from .compiler.pipeline import compile_layer
 
-from .init import initialize
-from .module import LayerModule, Module
-from .tensor import Tensor
+from .runtime.init import initialize
+from .runtime.module import LayerModule, Module
+from .runtime.tensor import Tensor
 
 __all__ = ["SpecLayer", "Linear", "Conv2D", "BatchNorm2D", "ReLU", "GELU", "Softmax", "LayerNorm",
            "MaxPool2D", "AvgPool2D", "Flatten"]

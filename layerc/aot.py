@@ -19,7 +19,7 @@ this module decides every value). Rendering is deterministic, so a committed
 
 Example::
 
-    from compiler.aot import write_package
+    from layerc.aot import write_package
     result = write_package(PReLU, "generated", bindings={"C": 256})
     import generated.prelu; m = generated.prelu.PReLU(); m.forward(x)
 """
@@ -43,11 +43,11 @@ from dataclasses import dataclass
 import jinja2
 import numpy as np
 
-from . import blas, ir
-from .build import KEEP_LOADED, BuildOptions
-from .signature import Signature
-from .pipeline import Lowered, lower_layer
-from .spec import LayerSpec
+from .compiler import blas, ir
+from .compiler.build import KEEP_LOADED, BuildOptions
+from .compiler.signature import Signature
+from .compiler.pipeline import Lowered, lower_layer
+from .compiler.spec import LayerSpec
 
 log = logging.getLogger("layerc")
 
@@ -59,7 +59,7 @@ BLAS_FILE = "_layerc_blas.py"
 BUILD_PRODUCTS = ("*.so", "*.pyd", "build", "dist", "*.egg-info", "*.whl", "__pycache__")
 
 _env = jinja2.Environment(
-    loader=jinja2.PackageLoader("templates", "."),
+    loader=jinja2.PackageLoader("layerc.templates", "."),
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
     autoescape=False,
@@ -115,8 +115,8 @@ def _literal(value):
 
 def initial_values(low: Lowered) -> dict:
     """Parameter and buffer values as the JIT module initializes them, with seed 0 (float64)."""
-    from runtime import random as rt_random
-    from runtime.init import initialize
+    from .runtime import random as rt_random
+    from .runtime.init import initialize
     decls = dict(low.spec.tensors)
     saved = rt_random.generator()
     rt_random.manual_seed(0)

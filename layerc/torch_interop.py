@@ -12,7 +12,7 @@ module in place; buffers (running statistics) are shared the same way.
 Example::
 
     import torch
-    from runtime.torch_interop import to_torch
+    from layerc.torch_interop import to_torch
 
     layer = to_torch(PReLU.build(C=16))
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), layer, torch.nn.Linear(16, 1))
@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
-from . import tensor as _tensor
-from .module import LayerModule
+from .runtime import tensor as _tensor
+from .runtime.module import LayerModule
 
 _TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 

@@ -4,7 +4,7 @@ use. Each returns a scalar ``Tensor`` recorded on the autograd tape, so
 
 Example::
 
-    from runtime.losses import cross_entropy
+    from layerc.losses import cross_entropy
     logits = model(x)                       # Tensor [N, C]
     loss = cross_entropy(logits, labels)    # labels: integer class indices [N]
     loss.backward()
@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler import Attr, Input, layer, ops
+from .compiler import ops
+from .compiler.spec import Attr, Input
+from .layers import layer
 
 from .nn import _by_rank, _Stateless
-from .tensor import Tensor
+from .runtime.tensor import Tensor
 
 __all__ = ["mse_loss", "cross_entropy", "MSELoss", "CrossEntropyLoss", "CrossEntropySpec", "mse_spec"]
 
