@@ -8,9 +8,10 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import tomllib
 
 import pytest
+
+tomllib = pytest.importorskip("tomllib")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "pyproject.toml"

@@ -14,8 +14,7 @@ import math
 
 import numpy as np
 
-from layerc import Attr, Input, Param, check_grad, layer, ops
-from layerc.runtime.module import Module
+from layerc import Attr, Input, Module, Param, check_grad, layer, ops
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
 

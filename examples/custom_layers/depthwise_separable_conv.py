@@ -23,12 +23,9 @@ Run: python examples/custom_layers/depthwise_separable_conv.py
 """
 import numpy as np
 
-from layerc import Attr, Buffer, Input, Param, check_grad, layer, ops
+from layerc import Attr, Buffer, Input, Module, Param, Tensor, check_grad, layer, manual_seed, ops
 from layerc.gradcheck import numeric_gradient
-from layerc.runtime.module import Module
-from layerc.runtime.random import manual_seed
 from layerc.nn import BatchNorm2D, Conv2D, ReLU, SpecLayer, batch_norm2d, conv2d
-from layerc.runtime.tensor import Tensor
 
 
 # ---------------------------------------------------------------- 1. composed at run time

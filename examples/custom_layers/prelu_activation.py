@@ -10,9 +10,7 @@ Run: python examples/custom_layers/prelu_activation.py
 """
 import numpy as np
 
-from layerc import Input, Param, check_grad, layer, ops
-from layerc.runtime.module import Module
-from layerc.runtime.tensor import Tensor
+from layerc import Input, Module, Param, Tensor, check_grad, layer, ops
 
 
 def prelu(x, alpha):

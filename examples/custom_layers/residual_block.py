@@ -18,13 +18,10 @@ Run: python examples/custom_layers/residual_block.py
 """
 import numpy as np
 
-from layerc import Attr, Buffer, Input, Param, check_grad, layer, ops
+from layerc import Attr, Buffer, Input, Module, Param, Tensor, check_grad, layer, manual_seed, ops
 from layerc.gradcheck import numeric_gradient
 from layerc.losses import mse_loss
-from layerc.runtime.module import Module
-from layerc.runtime.random import manual_seed
 from layerc.nn import BatchNorm2D, Conv2D, ReLU, SpecLayer, batch_norm2d, conv2d
-from layerc.runtime.tensor import Tensor
 
 
 # ---------------------------------------------------------------- 1. composed at run time
