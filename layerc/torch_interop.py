@@ -1,13 +1,17 @@
-"""PyTorch interop: run a compiled layerc layer inside a ``torch.nn.Module``.
+"""PyTorch interop: run any layerc module inside a ``torch.nn.Module``.
 
-``to_torch(module)`` wraps a ``LayerModule`` (what ``Spec.build(...)`` returns)
-in a ``torch.nn.Module``. Its forward and backward call layerc's compiled C
-kernels through a ``torch.autograd.Function``; tensors cross the boundary
+``to_torch(module)`` wraps a layerc ``Module`` in a ``torch.nn.Module``: a
+compiled layer (what ``Spec.build(...)`` returns), a built-in layer, a
+``Sequential`` or any user subclass. Its forward and backward call layerc's
+compiled C kernels through a ``torch.autograd.Function`` (a whole model's
+backward is layerc's own tape, run from the gradients torch hands over);
+tensors cross the boundary
 without copies where the layout allows (``Tensor.numpy()`` /
 ``torch.from_numpy`` on contiguous CPU tensors of the layer's dtype). layerc's
 parameters become ``torch.nn.Parameter``s sharing storage with the layerc
-arrays, so ``torch.optim`` (or ``DistributedDataParallel``) trains the layerc
-module in place; buffers (running statistics) are shared the same way.
+arrays, under the names of the layerc ``state_dict`` (submodules mirrored), so
+``torch.optim`` (or ``DistributedDataParallel``) trains the layerc module in
+place; buffers (running statistics) are shared the same way.
 
 Example::
 
@@ -33,7 +37,8 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .runtime import tensor as _tensor
-from .runtime.module import LayerModule
+from .runtime.module import LayerModule, Module
+from .runtime.tensor import Node, Tensor, backpropagate
 
 _TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
@@ -173,9 +178,156 @@ class TorchLayer(torch.nn.Module):
         return repr(self.layer)
 
 
-def to_torch(module: LayerModule) -> TorchLayer:
-    """Wrap a compiled layerc layer as a ``torch.nn.Module`` (see the module docstring)."""
-    return TorchLayer(module)
+class _ModuleFunction(torch.autograd.Function):
+    """``forward(ctx, wrapper, n_inputs, *inputs, *params)``: any layerc module,
+    its backward the layerc tape of this call, run from torch's gradients.
+
+    A tape runs backward once (a layer's backward may write over what its
+    forward saved); a second backward of the same call (``retain_graph``,
+    ``gradcheck``) replays the forward first, with the buffers (running
+    statistics) restored afterwards so the replay leaves no trace."""
+
+    @staticmethod
+    def forward(ctx, wrapper, n_inputs, *tensors):
+        ctx.wrapper, ctx.n_inputs, ctx.needs = wrapper, n_inputs, ctx.needs_input_grad[2:]
+        with wrapper._lock:
+            ctx.inputs, ctx.outputs = _run_module(wrapper, tensors[:n_inputs], ctx.needs)
+        ctx.taped = True
+        if any(ctx.needs):
+            ctx.save_for_backward(*tensors)
+        results = tuple(_from_numpy(o.data if isinstance(o, Tensor) else o) for o in ctx.outputs)
+        return results[0] if len(results) == 1 else results
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, *grad_outputs):
+        saved = ctx.saved_tensors              # raises if an input was modified in place
+        wrapper = ctx.wrapper
+        params = wrapper.layerc_parameters()
+        with wrapper._lock:
+            if not ctx.taped:
+                ctx.inputs, ctx.outputs = _replay(wrapper, saved[:ctx.n_inputs], ctx.needs)
+            ctx.taped = False
+            kept = [p.grad for p in params]    # layerc's own accumulated gradients stay as they were
+            for t in (*params, *ctx.inputs):
+                t.grad = None
+            try:
+                _backpropagate_outputs(ctx.outputs, grad_outputs)
+                grads = [t.grad for t in (*ctx.inputs, *params)]
+            finally:
+                for p, g in zip(params, kept):
+                    p.grad = g
+        return (None, None, *(None if g is None else _from_numpy(g) for g in grads))
 
 
-__all__ = ["to_torch", "TorchLayer"]
+def _run_module(wrapper, tensors, needs) -> tuple:
+    """Call the layerc module on torch inputs: (its layerc inputs, its outputs as a tuple)."""
+    name = type(wrapper.module).__name__
+    with _GradMode(any(needs)):
+        inputs = [_layerc_input(name, f"input {k}", x, needs[k]) for k, x in enumerate(tensors)]
+        outputs = wrapper.module(*inputs)
+    return inputs, outputs if isinstance(outputs, tuple) else (outputs,)
+
+
+def _replay(wrapper, tensors, needs) -> tuple:
+    buffers = [(b, b.copy()) for _, b in wrapper.module.named_buffers()]
+    try:
+        return _run_module(wrapper, tensors, needs)
+    finally:
+        for b, before in buffers:
+            np.copyto(b, before)
+
+
+def _layerc_input(name: str, arg: str, x, needs_grad: bool) -> Tensor:
+    array = _to_numpy(name, arg, x)
+    return Tensor(array, requires_grad=needs_grad and array.dtype.kind == "f", dtype=array.dtype)
+
+
+def _backpropagate_outputs(outputs: tuple, grads: tuple) -> None:
+    """One sweep of the tape from every output that received a gradient."""
+    pairs = [(o, _to_numpy("backward", "grad_output", g.contiguous()).astype(o.dtype, copy=False))
+             for o, g in zip(outputs, grads) if g is not None and isinstance(o, Tensor)
+             and (o.node is not None or o.requires_grad)]
+    if not pairs:
+        return
+    root = Tensor._wrap(np.zeros(1, pairs[0][0].dtype))
+    root.node = Node([o for o, _ in pairs], lambda _: [g for _, g in pairs], "to_torch outputs")
+    backpropagate(root, root.data)
+
+
+class _Mirror(torch.nn.Module):
+    """The torch twin of one layerc module: its parameters and buffers (the
+    same memory) under their layerc names, and a twin of each submodule."""
+
+    def __init__(self, module: Module):
+        super().__init__()
+        self._layerc = module
+        for name, p in module._parameters.items():
+            self.register_parameter(name, torch.nn.Parameter(torch.from_numpy(p.data)))
+        for name, b in module._buffers.items():
+            self.register_buffer(name, torch.from_numpy(b))
+        for name, child in module._modules.items():
+            self.add_module(name, _Mirror(child))
+
+    def _sync(self) -> None:
+        """Point the layerc arrays at the torch storage again if either side was
+        rebound (``param.data = ...``, ``load_state_dict(assign=True)``)."""
+        for twin in self.modules():
+            module = twin._layerc
+            for name, target in module._parameters.items():
+                p = getattr(twin, name)
+                if p.dtype != _TORCH_DTYPES.get(target.data.dtype) or p.device.type != "cpu":
+                    raise TypeError(f"{type(module).__name__}: parameter {name!r} is {p.dtype} on {p.device}; "
+                                    f"the module runs {target.data.dtype} on CPU")
+                if target.data.ctypes.data != p.data_ptr() or target.data.shape != tuple(p.shape):
+                    target.data = p.detach().numpy()
+            for name, array in list(module._buffers.items()):
+                b = getattr(twin, name)
+                if array.ctypes.data != b.data_ptr() or array.shape != tuple(b.shape):
+                    module._buffers[name] = b.numpy()
+
+
+class TorchModule(_Mirror):
+    """A ``torch.nn.Module`` running any layerc module (a ``Sequential``, a
+    built-in layer, a user's ``Module`` subclass): parameters and buffers
+    shared and named as in the layerc ``state_dict``; ``train()``/``eval()``
+    switch the layerc module too."""
+
+    def __init__(self, module: Module):
+        if not isinstance(module, Module):
+            raise TypeError(f"to_torch takes a layerc Module (a built layer, a built-in layer, a Sequential "
+                            f"or a Module subclass), got {type(module).__name__}")
+        super().__init__(module)
+        self.module = module
+        self._lock = threading.Lock()
+        self.train(module.training)
+
+    def layerc_parameters(self) -> list:
+        """The layerc Tensors behind ``self.parameters()``, in the same order."""
+        owners = {id(p): (twin._layerc, name) for twin in self.modules() for name, p in twin._parameters.items()}
+        return [owner._parameters[name] for owner, name in (owners[id(p)] for p in self.parameters())]
+
+    def forward(self, *inputs):
+        self._sync()
+        tensors = [x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x)) for x in inputs]
+        return _ModuleFunction.apply(self, len(tensors), *tensors, *self.parameters())
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.module.train(mode)
+        return self
+
+    def extra_repr(self) -> str:
+        return type(self.module).__name__
+
+
+def to_torch(module: Module) -> torch.nn.Module:
+    """Wrap a layerc module as a ``torch.nn.Module`` (see the module docstring):
+    a compiled layer runs as one Function (``TorchLayer``), anything else on the
+    layerc tape (``TorchModule``)."""
+    if type(module) is LayerModule:
+        return TorchLayer(module)
+    return TorchModule(module)
+
+
+__all__ = ["to_torch", "TorchLayer", "TorchModule"]

@@ -9,7 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from layerc import Buffer, Input, layer, ops  # noqa: E402
-from layerc.torch_interop import TorchLayer, to_torch  # noqa: E402
+import layerc  # noqa: E402
+from layerc.torch_interop import TorchLayer, TorchModule, to_torch  # noqa: E402
 from layers import Dense, PReLU
 
 
@@ -310,3 +311,94 @@ def test_data_parallel_two_processes(tmp_path, use_ddp):
 
 def test_to_torch_is_exported():
     assert isinstance(to_torch(PReLU.build(C=1)), TorchLayer)
+
+
+# ------------------------------------------------------------------ whole models
+
+class _Residual(layerc.Module):
+    """A user's Module subclass: x + body(x), written in Python on the tape."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+def _cnn():
+    layerc.manual_seed(3)
+    nn = layerc.nn
+    return layerc.Sequential(nn.Conv2D(2, 3, 3, padding=1, dtype=np.float64), nn.BatchNorm2D(3, dtype=np.float64),
+                             nn.ReLU(), _Residual(nn.Conv2D(3, 3, 1, dtype=np.float64)), nn.Flatten(),
+                             nn.Linear(3 * 4 * 4, 2, dtype=np.float64))
+
+
+def test_a_model_is_wrapped_with_its_state_dict_names_and_shared_memory():
+    model = _cnn()
+    wrapped = to_torch(model)
+    assert isinstance(wrapped, TorchModule)
+    assert sorted(wrapped.state_dict()) == sorted(model.state_dict())
+    for name, p in wrapped.named_parameters():
+        layerc_param = dict(model.named_parameters())[name]
+        assert p.data_ptr() == layerc_param.data.ctypes.data
+    with torch.no_grad():
+        wrapped.get_parameter("5.bias").add_(1.0)
+    np.testing.assert_array_equal(model[5].bias.numpy(), wrapped.get_parameter("5.bias").detach().numpy())
+
+
+def test_model_gradients_equal_the_layerc_tape_and_running_stats_update_once():
+    model = _cnn()
+    wrapped = to_torch(model)
+    x = np.random.default_rng(0).standard_normal((4, 2, 4, 4))
+    before = model[1].running_mean.copy()
+    loss = (wrapped(torch.from_numpy(x)) ** 2).sum()
+    loss.backward(retain_graph=True)
+    first = {n: p.grad.clone() for n, p in wrapped.named_parameters()}
+    loss.backward()                                    # a replayed forward, no second running-stats update
+    for n, p in wrapped.named_parameters():
+        np.testing.assert_allclose(p.grad.numpy(), 2 * first[n].numpy(), rtol=1e-12, atol=1e-12)
+    once = to_torch(_cnn())
+    once(torch.from_numpy(x))
+    np.testing.assert_array_equal(model[1].running_mean, once.module[1].running_mean)
+    assert not np.array_equal(model[1].running_mean, before)
+    reference = _cnn()
+    out = reference(layerc.Tensor(x))
+    (out * out).sum().backward()
+    for name, p in reference.named_parameters():
+        np.testing.assert_allclose(first[name].numpy(), p.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_model_passes_torch_gradcheck_and_follows_train_eval():
+    wrapped = to_torch(_cnn())
+    x = f64(2, 2, 4, 4)
+    wrapped.eval()
+    assert not wrapped.module.training and not wrapped.module[1].training
+    assert torch.autograd.gradcheck(lambda x, *params: wrapped(x), (x, *wrapped.parameters()))
+    wrapped.train()
+    assert wrapped.module[1].training
+    assert torch.autograd.gradcheck(lambda x, *params: wrapped(x), (x, *wrapped.parameters()))
+
+
+def test_a_model_trains_under_torch_optim():
+    layerc.manual_seed(0)
+    model = layerc.Sequential(layerc.nn.Linear(3, 8), PReLU.build(C=8), layerc.nn.Linear(8, 1))
+    wrapped = to_torch(model)
+    opt = torch.optim.SGD(wrapped.parameters(), lr=0.05)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, generator=g)
+    y = x[:, :1] - x[:, 1:2].abs()
+    losses = []
+    for _ in range(60):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(wrapped(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    np.testing.assert_array_equal(model[0].weight.numpy(), wrapped.get_parameter("0.weight").detach().numpy())
+
+
+def test_to_torch_refuses_what_is_not_a_layerc_module():
+    with pytest.raises(TypeError, match="layerc Module"):
+        to_torch(object())
