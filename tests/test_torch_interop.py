@@ -402,3 +402,26 @@ def test_a_model_trains_under_torch_optim():
 def test_to_torch_refuses_what_is_not_a_layerc_module():
     with pytest.raises(TypeError, match="layerc Module"):
         to_torch(object())
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+def test_distributed_example_under_torchrun_two_processes(tmp_path):
+    """examples/distributed_train.py as the README runs it: the ranks end equal,
+    DDP's first gradients equal one process's on the whole batch, and the
+    checkpoint rank 0 saved classifies in a plain layerc model."""
+    import json
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    report = tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         os.path.join(root, "examples", "distributed_train.py"), "--verify", "--report", str(report),
+         "--checkpoint", str(tmp_path / "model.npz")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checked = json.loads(report.read_text())
+    assert checked["world"] == 2 and checked["ranks_agree"] is True
+    assert checked["max_gradient_difference"] < 1e-5
+    assert checked["accuracy"] > 0.7
