@@ -1,8 +1,8 @@
 """The layering contracts of pyproject.toml can fail: each one, checked on an
 installed copy of layerc with one violating import planted, is reported broken.
 
-Slow (one ``lint-imports`` run per contract); CI runs the contracts themselves
-through ``.ci/lint-imports``.
+The lint runs are slow (one ``lint-imports`` run per contract); CI runs the
+contracts themselves through ``.ci/lint-imports``.
 """
 import pathlib
 import shutil
@@ -36,12 +36,11 @@ VIOLATIONS = {
         ("compiler/ir.py", "from layerc.compiler import pipeline"),
 }
 
-pytest.importorskip("importlinter")
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> pathlib.Path:
+    pytest.importorskip("importlinter")
     site = tmp_path_factory.mktemp("site")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(site), str(ROOT)], check=True, capture_output=True)
@@ -61,11 +60,20 @@ def test_every_contract_is_listed_here():
     assert sorted(c["name"] for c in contracts) == sorted(VIOLATIONS)
 
 
+def test_the_ir_contract_names_every_other_compiler_module():
+    contracts = tomllib.loads(CONFIG.read_text())["tool"]["importlinter"]["contracts"]
+    forbidden = next(c for c in contracts if c["name"] == "the IR imports no other layerc module")
+    modules = {f"layerc.compiler.{p.stem}" for p in (ROOT / "compiler").glob("*.py")}
+    assert modules - {"layerc.compiler.__init__", "layerc.compiler.ir"} <= set(forbidden["forbidden_modules"])
+
+
+@pytest.mark.slow
 def test_the_installed_package_keeps_every_contract(installed):
     result = lint(installed)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("contract", sorted(VIOLATIONS))
 def test_a_violating_import_breaks_the_contract(installed, tmp_path, contract):
     site = tmp_path / "site"
