@@ -1,7 +1,7 @@
 """The ``layerc`` command line.
 
     layerc show  FILE:NAME [--sizes C=256 ...]        forward, derived backward, saved tensors, C
-    layerc check FILE:NAME --sizes N=3 C=5             gradient check (exit 1 on failure)
+    layerc check FILE:NAME [--sizes N=3 C=5]           gradient check (exit 1 on failure)
     layerc build FILE:NAME [--sizes ...] [-o generated/]   an importable ahead-of-time package
     layerc build --all [--manifest generated/manifest.txt] [--sources-only]
     layerc bench [...]                                 the benchmarks (benchmarks/run.py)
@@ -137,7 +137,53 @@ def resolve_target(target: str, factory_args: dict | None = None):
 
 def target_bindings(args) -> tuple:
     spec, defaults = resolve_target(args.target, parse_assignments(args.arg, "--arg"))
-    return spec, {**defaults, **parse_assignments(args.sizes, "--sizes")}
+    given = parse_assignments(args.sizes, "--sizes")
+    unknown = sorted(set(given) - set(spec.sizes) - set(spec.attrs))
+    if unknown:
+        raise UsageError(f"--sizes: {spec.name} has no size or attribute {', '.join(unknown)} "
+                         f"(sizes: {', '.join(spec.sizes) or 'none'}; attributes: {', '.join(spec.attrs) or 'none'})")
+    return spec, {**defaults, **given}
+
+
+# distinct small sizes first (a transposed read then shows as a wrong shape),
+# then equal ones for specs whose sizes must agree or divide each other
+_SIZE_CHOICES = (lambda k: 2 + k, lambda k: 4, lambda k: 6, lambda k: 8)
+
+
+def bind_free_sizes(spec, bindings: dict, parameters_only: bool = False) -> dict:
+    """``bindings`` with every free size (or only those of parameters and
+    buffers, which must be bound to build) bound to a small value the spec traces at."""
+    from .compiler.errors import SpecError
+    needed = {d for _, t in spec.tensors if t.role in ("param", "buffer") or not parameters_only
+              for d in t.shape if isinstance(d, str)}
+    free = [s for s in spec.sizes if s not in bindings and s in needed]
+    if not free:
+        return bindings
+    error = None
+    for choice in _SIZE_CHOICES:
+        candidate = {**bindings, **{s: choice(k) for k, s in enumerate(free)}}
+        try:
+            spec.trace(**candidate)
+            return candidate
+        except SpecError as exc:
+            error = exc
+    raise UsageError(f"no small sizes fit {spec.name} ({error}); bind them with --sizes "
+                     + " ".join(f"{s}=..." for s in free))
+
+
+def integer_inputs(spec, bindings: dict, rng) -> dict:
+    """Random values in range for every integer input the spec reads as an index."""
+    from .compiler import ir
+    from .compiler.indices import index_ranges
+    traced = spec.trace(**bindings)
+    sizes = {k: v for k, v in bindings.items() if k in spec.sizes}
+    arrays = {}
+    for name, bounds in index_ranges(traced).items():
+        low = max(-offset for offset, _ in bounds)
+        high = min(ir.ievaluate(extent, sizes) - offset for offset, extent in bounds)
+        shape = tuple(ir.ievaluate(d, sizes) for d in traced.decl(name).shape)
+        arrays[name] = rng.integers(low, max(high, low + 1), size=shape)
+    return arrays
 
 
 # ---------------------------------------------------------------- commands
@@ -149,6 +195,7 @@ def cmd_show(args) -> int:
     from .compiler.autodiff import gradient_program
     from .compiler.simplify import simplify_program
     spec, bindings = target_bindings(args)
+    bindings = bind_free_sizes(spec, bindings, parameters_only=True)
     parts = [p for p in SHOW_PARTS if getattr(args, p)] or ["forward", "backward", "saved", "c"]
     traced = simplify_program(spec.trace(**bindings))
     out = []
@@ -179,15 +226,17 @@ def cmd_check(args) -> int:
 
     from .gradcheck import check_grad
     spec, bindings = target_bindings(args)
-    inputs = {}
+    bindings = bind_free_sizes(spec, bindings)
+    inputs = integer_inputs(spec, bindings, np.random.default_rng(args.seed))
     for item in args.input or ():
         name, sep, file = item.partition("=")
         if not sep:
             raise UsageError(f"--input takes NAME=FILE.npy, got {item!r}")
-        inputs[name] = np.load(file)
-    missing = sorted({d for _, t in spec.tensors for d in t.shape if isinstance(d, str)} - set(bindings))
-    if missing:
-        raise UsageError(f"check needs every size bound: add --sizes {' '.join(f'{m}=3' for m in missing)}")
+        try:
+            inputs[name] = np.load(file, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--input {name}: cannot read {file}: {exc}") from None
+    log.info("checking %s at %s", spec.name, " ".join(f"{k}={v}" for k, v in bindings.items()))
     started = time.perf_counter()
     report = check_grad(spec, inputs=inputs or None, seed=args.seed, tolerance=args.tolerance, **bindings)
     print(report)
@@ -359,12 +408,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", parents=[common], help="gradient check against finite differences (exit 1 on failure)",
                        description="Compare the backward (derived or user-written) with central finite "
                                    "differences in float64; a user-written backward is also compared with "
-                                   "the derived one. Every size must be bound.")
+                                   "the derived one. Sizes left free are bound to small values, and "
+                                   "integer inputs read as indices are drawn in range.")
     _add_target(p)
     p.add_argument("--tolerance", type=float, default=1e-6, help="largest relative error accepted (1e-6)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
     p.add_argument("--input", action="append", metavar="NAME=FILE.npy",
-                   help="an input array from a .npy file (needed for integer inputs such as targets)")
+                   help="an input array from a .npy file (integer inputs are drawn in range otherwise)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("build", parents=[common], help="write an importable ahead-of-time package (numpy + cffi only)",
@@ -420,6 +470,11 @@ def main(argv=None) -> int:
     _configure_logging(args.verbose, args.quiet)
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # the reader went away (`layerc show ... | head`): stop quietly, and keep
+        # Python's exit flush from failing on the closed pipe again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except UsageError as exc:
         print(f"layerc {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -148,7 +148,8 @@ def test_show_picks_the_only_spec_of_a_file(specs):
     (["show", "layers.py:Nope"], "has no 'Nope' (layer specs there: PReLU"),
     (["show", "layers.py"], "declares 4 layer specs"),
     (["show", "layers.py:PReLU", "--sizes", "C"], "--sizes takes NAME=VALUE"),
-    (["check", "layers.py:PReLU", "--sizes", "C=3"], "--sizes N=3"),
+    (["check", "layers.py:PReLU", "--sizes", "Q=3"], "--sizes: PReLU has no size or attribute Q"),
+    (["check", "layers.py:PReLU", "--input", "x=missing.npy"], "--input x: cannot read missing.npy"),
     (["build"], "build needs FILE:NAME"),
     (["show", "layers.py:PReLU", "--bogus"], "unrecognized arguments: --bogus"),
 ])
@@ -166,10 +167,28 @@ def test_spec_error_exits_1_without_traceback(specs):
     assert "BadShapes" in run.stderr and "Traceback" not in run.stderr
 
 
-def test_unknown_size_is_reported(specs):
+def test_unknown_size_is_a_usage_error_naming_the_flag(specs):
     run = layerc("show", "layers.py:PReLU", "--sizes", "Q=3", cwd=specs.parent)
-    assert run.returncode == 1
-    assert "unknown size or attribute 'Q'" in run.stderr
+    assert run.returncode == 2
+    assert "--sizes: PReLU has no size or attribute Q (sizes: C, N" in run.stderr
+
+
+def test_check_binds_free_sizes_and_draws_integer_inputs_in_range(tmp_path):
+    examples = pathlib.Path(__file__).resolve().parents[1] / "examples" / "custom_layers"
+    for target in ("prelu_activation.py:PReLU", "focal_loss.py:FocalLossSpec"):
+        run = layerc("check", str(examples / target), cwd=tmp_path)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "passed" in run.stdout and "checking " in run.stderr
+
+
+def test_a_closed_pipe_ends_quietly(specs):
+    reader = subprocess.Popen([sys.executable, "-m", "layerc.cli", "show", "layers.py:PReLU", "--sizes", "C=4"],
+                              cwd=specs.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader.stdout.readline()
+    reader.stdout.close()                       # as `| head -1` does
+    stderr = reader.stderr.read().decode()
+    assert reader.wait(timeout=300) == 141
+    assert "Traceback" not in stderr and "Error" not in stderr
 
 
 def test_check_passes(specs):
