@@ -1,6 +1,7 @@
 """The ``layerc`` command line.
 
     layerc show  FILE:NAME [--sizes C=256 ...]        forward, derived backward, saved tensors, C
+    layerc show  FILE:NAME --graph out.svg             the stages as a picture (kernels boxed)
     layerc check FILE:NAME [--sizes N=3 C=5]           gradient check (exit 1 on failure)
     layerc build FILE:NAME [--sizes ...] [-o generated/]   an importable ahead-of-time package
     layerc build --all [--manifest generated/manifest.txt] [--sources-only]
@@ -196,6 +197,8 @@ def cmd_show(args) -> int:
     from .compiler.simplify import simplify_program
     spec, bindings = target_bindings(args)
     bindings = bind_free_sizes(spec, bindings, parameters_only=True)
+    if args.graph:
+        return write_graph(spec, bindings, pathlib.Path(args.graph))
     parts = [p for p in SHOW_PARTS if getattr(args, p)] or ["forward", "backward", "saved", "c"]
     traced = simplify_program(spec.trace(**bindings))
     out = []
@@ -218,6 +221,33 @@ def cmd_show(args) -> int:
         if "c" in parts:
             out += ["generated C:", low.source]
     print("\n".join(out).rstrip("\n"))
+    return 0
+
+
+def write_graph(spec, bindings: dict, path: pathlib.Path) -> int:
+    """The layer's stages as a picture: ``.dot`` text, or SVG/PNG/PDF drawn by
+    Graphviz's ``dot`` where it is installed (the ``.dot`` text beside otherwise)."""
+    import shutil
+    import subprocess
+
+    from .aot import lower
+    from .compiler.graph import layer_graph
+    from .compiler.schedule import plan_program
+    low = lower(spec, **bindings)
+    dot = layer_graph(low.forward, low.backward,
+                      {"forward": plan_program(low.forward), "backward": plan_program(low.backward)})
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt == "dot":
+        path.write_text(dot)
+    elif fmt not in ("svg", "png", "pdf"):
+        raise UsageError(f"--graph writes .dot, .svg, .png or .pdf, got {path.name}")
+    elif shutil.which("dot") is None:
+        path = path.with_suffix(".dot")
+        path.write_text(dot)
+        log.warning("Graphviz's dot is not installed: wrote the graph's text to %s", path)
+    else:
+        subprocess.run(["dot", f"-T{fmt}", "-o", str(path)], input=dot, text=True, check=True)
+    print(f"{spec.name}: wrote {path}")
     return 0
 
 
@@ -403,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("fused", "forward and backward after fusion (what runs)"),
                        ("saved", "the tensors backward saves"), ("c", "the generated C")]:
         p.add_argument(f"--{part}", action="store_true", help=f"show {text}")
+    p.add_argument("--graph", metavar="FILE", help="draw the forward and backward stages, kernels boxed, "
+                                                   "into FILE (.svg, .png or .pdf with Graphviz; .dot text)")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("check", parents=[common], help="gradient check against finite differences (exit 1 on failure)",
