@@ -143,3 +143,17 @@ def test_attention_guide_shape():
     mha = MultiHeadAttention(embed_dim=512, num_heads=8)
     x = np.random.default_rng(0).standard_normal((32, 100, 512)).astype(np.float32)
     assert mha(x).shape == (32, 100, 512)
+
+
+def test_train_digits_writes_its_training_curves(tmp_path):
+    """examples/train_digits.py trains, reloads its checkpoint and draws the
+    curves (needs the examples extra: scikit-learn and matplotlib)."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "train_digits.py"), "--epochs", "2",
+                             "--skip-conv", "--out", str(tmp_path)], cwd=str(ROOT), capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    png = tmp_path / "train_digits.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "reloaded" in result.stdout
