@@ -152,11 +152,11 @@ def plot(histories: dict, out: pathlib.Path) -> None:
         print("matplotlib is not installed: no curves written")
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for name, h in histories.items():
+    for (name, h), color in zip(histories.items(), ("tab:blue", "tab:orange")):
         epochs = range(1, len(h["loss"]) + 1)
-        left.plot(epochs, h["loss"], label=name)
-        right.plot(epochs, h["test"], label=f"{name} test")
-        right.plot(epochs, h["train"], "--", label=f"{name} train")
+        left.plot(epochs, h["loss"], color=color, label=name)
+        right.plot(epochs, h["test"], color=color, label=f"{name} test")
+        right.plot(epochs, h["train"], "--", color=color, label=f"{name} train")
     left.set(xlabel="epoch", ylabel="training loss")
     right.set(xlabel="epoch", ylabel="accuracy")
     left.legend()
