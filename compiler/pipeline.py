@@ -20,7 +20,7 @@ import re
 import threading
 from dataclasses import dataclass
 
-from . import blas, ir, layer_cache
+from . import ir, layer_cache
 from .build import BuildOptions, CompiledLibrary, compile_c
 from .errors import SpecError
 from .signature import Signature
@@ -67,6 +67,30 @@ class Lowered:
                   f"saved for backward: {saved}"]
         return "\n".join(parts)
 
+    def record_fields(self) -> dict:
+        """What the runtime needs of this layer: the arguments of
+        ``layerc.runtime.record.LayerRecord.of`` (plain data, sizes as ints,
+        names and ``(op, a, b)`` tuples; the C source)."""
+        decls = dict(self.spec.tensors)
+        traced = self.traced
+
+        def tensor(t):
+            decl = decls.get(t.name)
+            return {"name": t.name, "role": t.role, "shape": _plain_shape(t.shape),
+                    **{k: getattr(decl, k, None) for k in ("init", "fan_in", "fan_out")}}
+
+        def function(sig):
+            return {"function": sig.function, "args": [
+                {"kind": a.kind, "name": a.name, "shape": _plain_shape(a.shape), "integer": a.integer,
+                 "over": a.over} for a in sig.args]}
+
+        data = {"name": self.name, "prefix": self.prefix, "bindings": [*self.sizes.items(), *self.attrs.items()],
+                "tensors": [tensor(t) for t in traced.tensors],
+                "outputs": [{"name": n, "shape": _plain_shape(traced.shape_of(n))} for n in traced.outputs],
+                "saved": self.saved, "updates": self.forward.updates, "calls_blas": self.calls_blas,
+                "functions": [(role, function(sig)) for role, sig in self.signatures.items()]}
+        return {"data": data, "source": self.source}
+
 
 @dataclass
 class CompiledLayer(Lowered):
@@ -83,13 +107,29 @@ class CompiledLayer(Lowered):
         if library is None:
             plan = self.libraries[dtype]
             library = compile_c(self.source, plan.cdef, name=self.spec.name, options=self.options, parts=plan.parts)
-            blas.install(library.lib, self.prefix)
             # two threads may get here at once: compile_c hands both the same library
             library = self.built.setdefault(dtype, library)
         return library
 
     def function(self, role: str, dtype: str):
         return getattr(self.library(dtype).lib, f"{self.signatures[role].function}_{dtype}")
+
+    def record_fields(self) -> dict:
+        """``Lowered.record_fields`` and the libraries (``load_library``)."""
+        return {**super().record_fields(), "load_library": self.library}
+
+
+def _plain_shape(shape: tuple) -> tuple:
+    """A shape as the runtime reads it: each size an int, a name, or ``(op, a, b)``."""
+    def plain(e):
+        if isinstance(e, ir.IConst):
+            return e.value
+        if isinstance(e, ir.ISym):
+            return e.name
+        if isinstance(e, ir.IBin):
+            return (e.op, plain(e.a), plain(e.b))
+        raise ValueError(f"a shape cannot depend on data: {ir.format_iexpr(e)}")
+    return tuple(plain(e) for e in shape)
 
 
 _memo: dict = {}

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .compiler import ir
 from .compiler.pipeline import compile_layer
 from .gradcheck import numeric_gradient, relative_error, sample_inputs
 from .runtime.module import LayerModule
+from .runtime.record import evaluate, size_names
 
 CHECK_ENV = "LAYERC_CHECK_BACKWARD"
 TOLERANCE = 1e-6
@@ -90,7 +90,7 @@ def _free_sizes(module, bindings: dict, default: int) -> dict:
     sizes = dict(bindings)
     for t in module._inputs:
         for d in t.shape:
-            for s in ir.isyms(d):
+            for s in size_names(d):
                 sizes.setdefault(s, default)
     return sizes
 
@@ -113,7 +113,7 @@ def verify_backward(spec, inputs: dict | None = None, seed: int = 0, eps: float 
     derived = LayerModule(compile_layer(derived_twin(spec), **bindings), dtype=np.float64)
     sizes = _free_sizes(user, {k: v for k, v in bindings.items() if k in spec.sizes}, free_size)
     rng = np.random.default_rng(seed)
-    arrays = sample_inputs(user, inputs, lambda d: ir.ievaluate(d, sizes), rng, f"verify_backward({spec.name})")
+    arrays = sample_inputs(user, inputs, lambda d: evaluate(d, sizes), rng, f"verify_backward({spec.name})")
     for name, p in user.named_parameters():
         p.data[...] = rng.standard_normal(p.data.shape) * 0.5 + p.data * 0.5
         dict(derived.named_parameters())[name].data[...] = p.data

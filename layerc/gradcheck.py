@@ -16,6 +16,7 @@ import numpy as np
 from .compiler.pipeline import compile_layer
 from .compiler.spec import LayerSpec
 from .runtime.module import LayerModule
+from .runtime.record import evaluate, size_names
 
 TOLERANCE = 1e-6
 
@@ -132,10 +133,8 @@ def check_grad(spec: LayerSpec, inputs: dict | None = None, seed: int = 0, eps: 
 
 
 def _size(d, module, bindings):
-    from .compiler import ir
-    syms = ir.isyms(d)
-    missing = [s for s in syms if s not in bindings]
+    missing = sorted(s for s in size_names(d) if s not in bindings)
     if missing:
         raise ValueError(f"check_grad({module.name}): bind the size(s) {', '.join(missing)}, e.g. "
                          f"{missing[0]}=3")
-    return ir.ievaluate(d, bindings)
+    return evaluate(d, bindings)

@@ -3,7 +3,8 @@ composition, optimizers, validation and seeded initialization.
 
 It needs numpy and cffi only, imports nothing else of layerc, and ships as
 is in every package ``layerc build`` writes. A compiled layer reaches it as a
-``LayerModule`` around the compiled functions.
+``LayerRecord`` (plain data and library handles: runtime/record.py), which a
+``LayerModule`` calls.
 
 Example::
 
@@ -13,10 +14,12 @@ Example::
 """
 from . import optim
 from .containers import Residual, Sequential
-from .module import LayerModule, Module
+from .base import Module
+from .module import LayerModule
 from .optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR
 from .random import manual_seed
+from .record import LayerRecord
 from .tensor import Tensor, no_grad
 
-__all__ = ["Tensor", "no_grad", "manual_seed", "Module", "LayerModule", "Sequential", "Residual",
+__all__ = ["Tensor", "no_grad", "manual_seed", "Module", "LayerModule", "LayerRecord", "Sequential", "Residual",
            "SGD", "Adam", "AdamW", "StepLR", "CosineAnnealingLR", "optim"]

@@ -12,7 +12,7 @@ Example::
 """
 from __future__ import annotations
 
-from .module import Module
+from .base import Module
 from .tensor import Tensor
 
 

@@ -26,35 +26,33 @@ def fans(shape, fan_in=None, fan_out=None):
 
 
 def _normal(std):
-    return "normal", std, 0.0
+    return lambda fi, fo: ("normal", std(fi, fo), 0.0)
 
 
 def _uniform(bound):
-    return "uniform", 2 * bound, -bound
+    return lambda fi, fo: ("uniform", 2 * bound(fi, fo), -bound(fi, fo))
 
 
-def _named(init: str, shape, fan_in, fan_out):
-    """A constant (zeros, ones: no draw), or a random initializer's ``(kind,
-    scale, shift)`` (see ``layerc.runtime.random.draw``)."""
-    fi, fo = fans(shape, fan_in, fan_out)
-    table = {
-        "zeros": 0.0,
-        "ones": 1.0,
-        "normal": _normal(1.0),
-        "uniform": _uniform(1.0),
-        "xavier": _normal(math.sqrt(2.0 / (fi + fo))),
-        "glorot": _normal(math.sqrt(2.0 / (fi + fo))),
-        "xavier_uniform": _uniform(math.sqrt(6.0 / (fi + fo))),
-        "kaiming": _normal(math.sqrt(2.0 / fi)),
-        "he": _normal(math.sqrt(2.0 / fi)),
-        "kaiming_uniform": _uniform(math.sqrt(6.0 / fi)),
-        # torch.nn's default for Linear/Conv weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-        "fan_in_uniform": _uniform(1.0 / math.sqrt(fi) if fi else 0.0),
-    }
-    if init not in table:
-        raise ValueError(f"unknown initializer {init!r}; choose one of {', '.join(sorted(table))}, "
-                         "a number, or a callable (shape, rng) -> array")
-    return table[init]
+def _constant(value):
+    return lambda fi, fo: value
+
+
+# name -> (fan_in, fan_out) -> a constant (no draw) or a draw's (kind, scale, shift)
+# (see ``layerc.runtime.random.draw``)
+NAMED = {
+    "zeros": _constant(0.0),
+    "ones": _constant(1.0),
+    "normal": _normal(lambda fi, fo: 1.0),
+    "uniform": _uniform(lambda fi, fo: 1.0),
+    "xavier": _normal(lambda fi, fo: math.sqrt(2.0 / (fi + fo))),
+    "glorot": _normal(lambda fi, fo: math.sqrt(2.0 / (fi + fo))),
+    "xavier_uniform": _uniform(lambda fi, fo: math.sqrt(6.0 / (fi + fo))),
+    "kaiming": _normal(lambda fi, fo: math.sqrt(2.0 / fi)),
+    "he": _normal(lambda fi, fo: math.sqrt(2.0 / fi)),
+    "kaiming_uniform": _uniform(lambda fi, fo: math.sqrt(6.0 / fi)),
+    # torch.nn's default for Linear/Conv weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    "fan_in_uniform": _uniform(lambda fi, fo: 1.0 / math.sqrt(fi)),
+}
 
 
 def initialize(init, shape, dtype, fan_in=None, fan_out=None) -> np.ndarray:
@@ -63,7 +61,12 @@ def initialize(init, shape, dtype, fan_in=None, fan_out=None) -> np.ndarray:
     if isinstance(init, numbers.Real) and not isinstance(init, bool):
         return np.full(shape, init, dtype=dtype)
     if isinstance(init, str):
-        named = _named(init, shape, fan_in, fan_out)
+        if init not in NAMED:
+            raise ValueError(f"unknown initializer {init!r}; choose one of {', '.join(sorted(NAMED))}, "
+                             "a number, or a callable (shape, rng) -> array")
+        if math.prod(shape) == 0:
+            return np.zeros(shape, dtype)      # no values: no scale to compute (fans may be 0)
+        named = NAMED[init](*fans(shape, fan_in, fan_out))
         if isinstance(named, float):
             return np.full(shape, named, dtype=dtype)
         kind, scale, shift = named

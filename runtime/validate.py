@@ -6,9 +6,8 @@ the declared rank, and agrees with every other argument on each symbolic size.
 
 Example::
 
-    >>> from layerc.compiler.ir import ISym, IConst
     >>> sizes = {}
-    >>> a = check_array("PReLU", "x", np.zeros((2, 3), np.float32), (ISym("N"), IConst(3)), np.float32, sizes)
+    >>> a = check_array("PReLU", "x", np.zeros((2, 3), np.float32), ("N", 3), np.float32, sizes)
     >>> sizes
     {'N': 2}
 """
@@ -16,23 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from layerc.compiler import ir
+from .record import describe, evaluate
 
 # elements above this would overflow 64-bit index arithmetic: the kernels'
 # int64 element offsets and the byte offsets (8 bytes an element) derived from them
 MAX_ELEMENTS = 2 ** 60
-
-
-def describe(shape: tuple, sizes: dict) -> str:
-    """A declared shape, with bound sizes shown as ``N=32``."""
-    parts = []
-    for d in shape:
-        text = ir.format_iexpr(d)
-        syms = ir.isyms(d)
-        if syms and all(s in sizes for s in syms):
-            text = f"{text}={ir.ievaluate(d, sizes)}" if not isinstance(d, ir.ISym) else f"{d.name}={sizes[d.name]}"
-        parts.append(text)
-    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
 
 def check_array(layer: str, arg: str, value, shape: tuple, dtype, sizes: dict, integer: bool = False,
@@ -70,12 +57,12 @@ def check_array(layer: str, arg: str, value, shape: tuple, dtype, sizes: dict, i
         raise ValueError(f"{layer}: argument {arg} has shape {value.shape} (rank {value.ndim}), "
                          f"expected rank {len(shape)}: {describe(shape, sizes)}")
     for axis, (d, actual) in enumerate(zip(shape, value.shape)):
-        if isinstance(d, ir.ISym) and d.name not in sizes:
-            sizes[d.name] = int(actual)
+        if isinstance(d, str) and d not in sizes:
+            sizes[d] = int(actual)
             continue
         try:
-            expected = ir.ievaluate(d, sizes)
-        except (KeyError, ValueError):
+            expected = evaluate(d, sizes)
+        except KeyError:
             continue
         if expected != actual:
             raise ValueError(f"{layer}: argument {arg} has shape {value.shape}, expected {describe(shape, sizes)} "

@@ -1,9 +1,13 @@
 """Ahead-of-time packages (layerc/aot.py, `layerc build`): they import with
-only numpy and cffi, match the JIT module, and the committed generated/ is fresh."""
+only numpy and cffi, ship the runtime core's own files, write no value as code,
+match the JIT module, and the committed generated/ is fresh."""
 from __future__ import annotations
 
+import ast
+import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -16,6 +20,7 @@ from layerc import aot
 from layerc.cli import build_all, find_manifest, load_file
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+RUNTIME = REPO / "runtime"
 
 SPECS = '''
 from layerc import layer, Input, Param, Buffer, Attr, ops
@@ -71,8 +76,8 @@ import {package} as pkg
 m = pkg.Module(dtype=np.{dtype})
 t2 = time.perf_counter()
 data = np.load({data!r})
-y = m.forward(data["x"])
-gx = m.backward(data["g"])
+y = m.forward(data["x"]).numpy()
+gx = m.backward(data["g"]).numpy()
 out = {{"y": y, "gx": gx, "import_seconds": t2 - t1}}
 for name, p in m.named_parameters():
     out["param_" + name] = p.data
@@ -130,7 +135,7 @@ def test_isolated_import_matches_jit(specs, built, tmp_path, package, bindings, 
         for name, p in jit.named_parameters():
             p.data[...] = stored[name]
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((7, jit._inputs[0].shape[1].value)).astype(dtype)
+    x = rng.standard_normal((7, jit._inputs[0].shape[1])).astype(dtype)
     x[0, :2] = 0.0                                 # the kink of maximum/minimum
     y = jit.forward(x).numpy()
     g = rng.standard_normal(y.shape).astype(dtype)
@@ -169,20 +174,84 @@ def test_rendered_c_is_what_the_jit_compiles(specs):
     assert low.source == specs.ScaledTanh.build(gain=3.0).source
 
 
-def test_packages_call_numpys_blas_with_layercs_own_finder(specs, built, tmp_path):
+def test_packages_ship_the_runtime_core_byte_for_byte(specs, built, tmp_path):
     out, _ = built
     aot.write_package(specs.Linear, tmp_path, {"I": 16, "O": 12}, compile=False)   # large enough for BLAS
-    from layerc.compiler import blas
-    finder = pathlib.Path(blas.__file__).read_text(encoding="utf-8")
+    core = {p.name: p.read_bytes() for p in RUNTIME.glob("*.py")}
+    assert "module.py" in core and "package.py" in core
     for folder, products in ((tmp_path / "linear", True), (out / "prelu", False)):
-        assert (folder / "_layerc_blas.py").read_text(encoding="utf-8") == finder
-        assert f"'calls_blas': {products}" in (folder / "__init__.py").read_text()
+        shipped = {p.name: p.read_bytes() for p in (folder / "_runtime").glob("*.py")}
+        assert shipped == core
+        assert json.loads((folder / "layer.json").read_text())["record"]["calls_blas"] is products
+
+
+def test_the_runtime_core_imports_nothing_but_numpy_cffi_and_the_standard_library():
+    """No layerc (compiler, face), jinja2 or setuptools: every import in runtime/
+    is relative or of numpy, cffi or a standard module. (Running the shipped copy
+    with only those importable is test_isolated_import_matches_jit.)"""
+    allowed = {"numpy", "cffi", "__future__"} | set(sys.stdlib_module_names)
+    for path in RUNTIME.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            assert all(n.split(".")[0] in allowed for n in names), (path.name, names)
+
+
+CORE_ALONE = '''
+import sys
+sys.path[:0] = {paths!r}
+class Refuse:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name.split(".")[0] in ("layerc", "compiler", "jinja2", "setuptools"):
+            raise ImportError("isolated: " + name + " must not be imported")
+        return None
+sys.meta_path.insert(0, Refuse)
+import numpy as np
+import core
+core.manual_seed(0)
+
+class Affine(core.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = core.Tensor(np.random.default_rng(0).standard_normal(3), requires_grad=True)
+
+    def forward(self, x):
+        return (x * self.w).sum(axis=1)
+
+m = core.Sequential(Affine())
+optimizer = core.SGD(m.parameters(), lr=0.1)
+x = core.Tensor(np.ones((4, 3)))
+for _ in range(2):
+    m.zero_grad()
+    (m(x) ** 2).sum().backward()
+    optimizer.step()
+m.save({checkpoint!r})
+m.load({checkpoint!r})
+print(sorted(n for n in sys.modules if n.split(".")[0] in ("layerc", "compiler", "jinja2", "setuptools")))
+'''
+
+
+def test_the_runtime_core_runs_alone(tmp_path):
+    """The files of runtime/, as a package of another name in an interpreter
+    where layerc, jinja2 and setuptools cannot be imported: modules, the tape,
+    an optimizer and checkpoints work."""
+    shutil.copytree(RUNTIME, tmp_path / "core", ignore=shutil.ignore_patterns("__pycache__"))
+    code = CORE_ALONE.format(paths=isolated_paths(tmp_path), checkpoint=str(tmp_path / "state.npz"))
+    run = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True,
+                         env={"PATH": "/nonexistent", "HOME": os.environ.get("HOME", "/")}, cwd=str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["[]"]
 
 
 def test_package_files_and_flags(built):
     out, results = built
     files = sorted(p.name for p in (out / "prelu").iterdir())
-    for name in ("__init__.py", "_layerc_runtime.py", "build.py", "setup.py", "pyproject.toml",
+    for name in ("__init__.py", "layer.json", "_runtime", "build.py", "setup.py", "pyproject.toml",
                  "source.c", "cdef.h", "params.npz"):
         assert name in files
     ext = results["prelu"].so_path
@@ -280,7 +349,7 @@ def test_rebuild_replaces_the_package(specs, tmp_path):
     (tmp_path / "prelu" / "stale.so").write_text("old binary")
     aot.write_package(specs.PReLU, tmp_path, {"C": 6}, compile=False)
     assert not (tmp_path / "prelu" / "stale.so").exists()
-    assert "'C': 6" in (tmp_path / "prelu" / "__init__.py").read_text()
+    assert json.loads((tmp_path / "prelu" / "layer.json").read_text())["record"]["bindings"] == [["C", 6]]
     assert [p.name for p in tmp_path.iterdir()] == ["prelu"]     # no temporary folders left
 
 
@@ -372,7 +441,8 @@ def test_committed_packages_built_match_jit(tmp_path, package, shape):
 @pytest.mark.slow
 def test_committed_focal_loss_package_writes_its_gradient_over_the_kept_terms(tmp_path):
     """The focal loss package's backward writes the logits' gradient over the
-    exponentials its forward kept (``Arg.over``), and agrees with the JIT module."""
+    exponentials its forward kept (``Arg.over``) once its calls are planned (from
+    the second call at a shape on), and agrees with the JIT module."""
     import importlib.util
     import shutil
     shutil.copytree(REPO / "generated" / "focal_loss", tmp_path / "focal_loss",
@@ -383,19 +453,77 @@ def test_committed_focal_loss_package_writes_its_gradient_over_the_kept_terms(tm
         package = __import__("focal_loss")
     finally:
         sys.path.remove(str(tmp_path))
-    args = package.LAYER["functions"]["backward"]["args"]
-    assert [a[5] for a in args if a[1] == "grad_logits"] == ["sum_4_terms"]
+    args = package.Module.RECORD.function("backward").args
+    assert [a.over for a in args if a.name == "grad_logits"] == ["sum_4_terms"]
     example = importlib.util.spec_from_file_location("focal_example", REPO / "examples/custom_layers/focal_loss.py")
     module = importlib.util.module_from_spec(example)
     example.loader.exec_module(module)
     jit = module.FocalLossSpec.build(C=10, dtype="float64")
     aot_module = package.Module(dtype=np.float64)
     rng = np.random.default_rng(0)
-    for _ in range(2):
+    for step in range(3):
         logits, targets = rng.standard_normal((6, 10)), rng.integers(0, 10, 6)
         np.testing.assert_allclose(aot_module.forward(logits, targets), jit.forward(logits, targets).numpy(),
                                    rtol=1e-12)
         terms = aot_module._last["arrays"]["sum_4_terms"]
-        gradient = aot_module.backward(np.ones(()))
-        assert np.shares_memory(gradient, terms)
+        gradient = aot_module.backward(np.ones(())).numpy()
+        assert np.shares_memory(gradient, terms) == (step > 0)
         np.testing.assert_allclose(gradient, jit.backward(np.ones(())).numpy(), rtol=1e-10, atol=1e-14)
+
+
+HOSTILE = ['a"""b', "'''", '\\', 'back\\slash\\n', 'x"', '"', 'line\nbreak\r\n', 'tab\there', 'nul\x00',
+           'é ü 漢字 \u2028', 'end\\', '"""; import os; os._exit(3); """', "\ud800"]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_python_text_is_a_literal_of_the_text(text):
+    literal = aot.python_text(text)
+    assert ast.literal_eval(literal) == text
+    assert isinstance(ast.parse(literal).body[0].value, ast.Constant)      # one expression: a string
+
+
+HOSTILE_SPEC = '''
+from layerc import layer, Input, Attr, ops
+
+class Hostile:
+    """Doc with \\"\\"\\" quotes, a backslash \\\\ and a newline
+    \\"\\"\\"; import os; os._exit(3); x = \\"\\"\\"  and non-ASCII: é 漢字"""
+    x = Input("N", "C")
+    label = Attr('"""; import os; os._exit(4); """ \\\\ \\n é')
+
+    def forward(x, label):
+        return ops.tanh(x)
+
+Hostile = layer(type("My-Layer 2", (), dict(vars(Hostile))))
+Keyword = layer(type("class", (), {"x": Input("N"), "forward": lambda x: x * 2}))
+'''
+
+
+def test_hostile_names_docs_and_attributes_never_become_code(tmp_path):
+    (tmp_path / "hostile_specs.py").write_text(HOSTILE_SPEC, encoding="utf-8")
+    specs = load_file(str(tmp_path / "hostile_specs.py"))
+    command = 'layerc build "x"""\\"; os._exit(5)'
+    aot.write_package(specs.Hostile, tmp_path / "out", {"C": 3}, package="hostile", compile=False, command=command)
+    aot.write_package(specs.Keyword, tmp_path / "out", compile=False)
+    for name in ("__init__.py", "build.py", "setup.py"):
+        ast.parse((tmp_path / "out" / "hostile" / name).read_text(encoding="utf-8"))   # still valid Python
+    code = f"""
+import json, sys
+sys.path.insert(0, {str(tmp_path / "out")!r})
+import hostile, layer_class
+print(json.dumps([hostile.__doc__, hostile.__all__, hostile.Module.__name__, dict(hostile.Module.RECORD.bindings),
+                  layer_class.__all__, layer_class.Module.RECORD.name]))
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    doc, names, class_name, bindings, keyword_names, keyword_layer = json.loads(run.stdout)
+    assert specs.Hostile.doc in doc and command in doc
+    assert names == ["My_Layer_2", "Module"] and class_name == "My_Layer_2"
+    assert bindings == {"C": 3, "label": specs.Hostile.attrs["label"]}
+    assert keyword_names == ["class_", "Module"] and keyword_layer == "class"
+
+
+def test_package_names_that_are_not_identifiers_are_refused(specs, tmp_path):
+    for bad in ("class", "my-package", "2x"):
+        with pytest.raises(ValueError, match="not a Python identifier"):
+            aot.render_package(specs.PReLU, {"C": 5}, package=bad)

@@ -1,4 +1,4 @@
-"""compiler/blas.py and the BLAS path of contractions: which products go to
+"""runtime/blas.py and the BLAS path of contractions: which products go to
 numpy's BLAS, and that they agree with numpy and with the packed kernels that
 run when there is no BLAS."""
 import re
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from layerc import Input, Param, check_grad, layer, ops
-from layerc.compiler import blas, ir
+from layerc.compiler import ir
+from layerc.runtime import blas
 from layerc.compiler.ir import Axis, IConst, IVar
 from layerc.compiler.pipeline import lower_layer
 from layerc.compiler.schedule import Matrix, _matrix, plan_program

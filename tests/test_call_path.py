@@ -14,7 +14,8 @@ import pytest
 
 from layerc import Input, Param, layer, ops
 from layerc.losses import mse_loss
-from layerc.runtime.module import PLAN_LIMIT, LayerModule
+from layerc.runtime.call_plans import PLAN_LIMIT
+from layerc.runtime.module import LayerModule
 from layerc.nn import BatchNorm2D
 from layerc.runtime.tensor import Tensor, no_grad
 from layers import PReLU

@@ -212,7 +212,7 @@ def test_build_writes_an_importable_package(specs, tmp_path):
     assert run.returncode == 0, run.stderr
     assert "compiling prelu (forward+backward)…" in run.stderr     # progress, with the time taken
     code = ("import numpy as np, prelu; m = prelu.PReLU(); "
-            "print(m.forward(np.array([[-2, -1, 0, 1, 2]], np.float32)).tolist())")
+            "print(m.forward(np.array([[-2, -1, 0, 1, 2]], np.float32)).numpy().tolist())")
     check = subprocess.run([sys.executable, "-c", code], cwd=out, capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     assert check.stdout.strip() == "[[-0.5, -0.25, 0.0, 1.0, 2.0]]"

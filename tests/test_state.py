@@ -1,10 +1,18 @@
 """state_dict / load_state_dict / save / load, with buffers; errors on bad
-checkpoints; reproducible initialization with manual_seed."""
+checkpoints, raised before anything is written or decompressed; reproducible
+initialization with manual_seed."""
+import io
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+
 import numpy as np
 import pytest
 
 from layerc import Buffer, Input, Param, layer, ops
-from layerc import Sequential, Tensor, manual_seed, no_grad
+from layerc import Module, Sequential, Tensor, manual_seed, no_grad
 from layerc.nn import Linear
 
 
@@ -99,3 +107,132 @@ def test_train_eval_and_zero_grad_reach_every_submodule():
     assert all(p.grad is not None for p in m.parameters())
     m.zero_grad()
     assert all(p.grad is None for p in m.parameters())
+
+
+# ------------------------------------------------------------ checked before anything is written
+
+def two_linears():
+    return Sequential(Linear(4, 3), Linear(3, 2))
+
+
+@pytest.mark.parametrize("bad, error", [
+    (np.zeros((2, 3), np.complex64), TypeError),              # no same_kind cast to float32
+    (np.array([["a"] * 3] * 2), TypeError),                  # text
+    (np.zeros((2, 3), object), TypeError),
+    (np.zeros((3, 2), np.float32), ValueError),               # the shape
+])
+def test_load_state_dict_checks_every_entry_before_writing_any(bad, error):
+    m = two_linears()
+    before = m.state_dict()
+    state = {k: np.full_like(v, 7.0) for k, v in before.items()}     # '0.*' would load fine
+    state["1.weight"] = bad
+    with pytest.raises(error, match=r"1\.weight"):
+        m.load_state_dict(state)
+    for name, value in m.state_dict().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+def test_a_float64_or_integer_checkpoint_loads_into_float32():
+    m = two_linears()
+    state = {k: np.ones(v.shape, np.float64 if k.endswith("weight") else np.int64) for k, v in m.state_dict().items()}
+    m.load_state_dict(state)
+    assert all(np.array_equal(v, np.ones(v.shape)) and v.dtype == np.float32 for v in m.state_dict().values())
+
+
+class Holder(Module):
+    """One float32 parameter ``w`` of three elements: nothing compiled."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = Tensor(np.zeros(3, np.float32), requires_grad=True)
+
+
+def npz_with(path, members: dict):
+    """An .npz whose members are given as (header dict, data bytes): headers may lie."""
+    with zipfile.ZipFile(path, "w") as z:
+        for name, (header, data) in members.items():
+            out = io.BytesIO()
+            np.lib.format.write_array_header_1_0(out, header)
+            z.writestr(f"{name}.npy", out.getvalue() + data)
+    return path
+
+
+def header(shape, descr="<f4"):
+    return {"descr": descr, "fortran_order": False, "shape": shape}
+
+
+def test_load_reads_headers_first_and_no_array_it_refuses(tmp_path):
+    """Members whose data is missing (a header claiming 2**40 elements over 8
+    bytes): reading any of them would fail otherwise, so each error below comes
+    from the headers alone."""
+    good = np.arange(3, dtype=np.float32).tobytes()
+    huge = (header((2 ** 40,)), b"\0" * 8)
+    m = Holder()
+    with pytest.raises(KeyError, match="unexpected keys.*'extra'"):
+        m.load(npz_with(tmp_path / "a.npz", {"w": (header((3,)), good), "extra": huge}))
+    with pytest.raises(ValueError, match=r"w: checkpoint \(1099511627776,\), module \(3,\)"):
+        m.load(npz_with(tmp_path / "b.npz", {"w": huge}))
+    with pytest.raises(TypeError, match=r"w: checkpoint complex64"):
+        m.load(npz_with(tmp_path / "c.npz", {"w": (header((3,), "<c8"), b"\0" * 8)}))
+    m.load(npz_with(tmp_path / "d.npz", {"w": (header((3,)), good), "extra": huge}), strict=False)
+    np.testing.assert_array_equal(m.w.numpy(), [0, 1, 2])         # the extra member was never read
+
+
+def test_load_refuses_pickled_objects_without_unpickling(tmp_path):
+    np.savez(tmp_path / "objects.npz", w=np.array([1.0, None, "x"], dtype=object))
+    with pytest.raises(TypeError, match="w: checkpoint object"):
+        Holder().load(tmp_path / "objects.npz")
+
+
+def test_load_says_what_a_file_is_when_it_is_not_an_npz(tmp_path):
+    np.save(tmp_path / "one.npy", np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match=r"\.npy file \(a single array\).*\.npz"):
+        Holder().load(tmp_path / "one.npy")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match="not an .npz archive"):
+        Holder().load(tmp_path / "notes.txt")
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as z:
+        z.writestr("w.npy", b"not an array")
+    with pytest.raises(ValueError, match="'w.npy'.*not a .npy array"):
+        Holder().load(tmp_path / "other.zip")
+
+
+MEMORY = textwrap.dedent("""
+    import resource, sys
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    from test_state import Holder
+    m = Holder()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        m.load({path!r})
+    except KeyError as error:
+        print("unexpected" in str(error) and "zeros" in str(error))
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+""")
+
+
+def test_an_extra_gigabyte_of_zeros_is_refused_without_being_decompressed(tmp_path):
+    """A 1 MiB .npz holding 1 GiB of zeros next to the module's array: the
+    'unexpected key' error comes before the zeros are decompressed (the peak
+    memory of the loading process grows by far less than 1 GiB)."""
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.writestr("w.npy", npz_member(np.zeros(3, np.float32)))
+        with z.open("zeros.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, header((2 ** 28,)))
+            chunk = bytes(1 << 22)
+            for _ in range(256):
+                f.write(chunk)
+    assert path.stat().st_size < 2 << 20
+    code = MEMORY.format(tests=os.path.dirname(__file__), path=str(path))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    named, grown_mib = run.stdout.split()
+    assert named == "True" and int(grown_mib) < 64, run.stdout
+
+
+def npz_member(array) -> bytes:
+    out = io.BytesIO()
+    np.lib.format.write_array(out, array)
+    return out.getvalue()

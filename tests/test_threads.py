@@ -22,15 +22,19 @@ What is and is not thread-safe (also in ``LayerModule``'s docstring):
 - fork: GNU libgomp is not fork-safe. Once the parent has run a parallel
   kernel (libgomp's thread pool exists), a parallel kernel in a child made by
   ``fork`` (``multiprocessing``'s default start method on Linux) would hang
-  forever, so the runtime switches every loaded layer to one thread in a
-  forked child (``os.register_at_fork``). For parallel kernels in children use
-  the 'spawn' (or 'forkserver') start method:
-  ``multiprocessing.get_context("spawn")``; a spawned child compiles nothing
-  (the build cache is on disk). Both are tested below, with timeouts.
+  forever, so in a child forked from a process that had loaded a layer, every
+  layer library runs on one thread (runtime/threads.py): those loaded before
+  the fork, those the child loads first (a new spec, the other dtype, the
+  variant ``eval()`` selects), and ``set_threads(n)`` there stays at one, with
+  a warning. For parallel kernels in children use the 'spawn' (or
+  'forkserver') start method: ``multiprocessing.get_context("spawn")``; a
+  spawned child compiles nothing (the build cache is on disk). Both are
+  tested below, with timeouts.
 """
 import multiprocessing
 import os
 import queue as queue_module
+import signal
 import subprocess
 import sys
 import textwrap
@@ -39,7 +43,7 @@ import threading
 import numpy as np
 import pytest
 
-from layerc import Input, Param, layer, ops
+from layerc import Input, Param, Sequential, layer, nn, ops
 from layerc.compiler.codegen import PARALLEL_MIN_WORK
 from layerc.runtime.tensor import Tensor, no_grad
 
@@ -245,3 +249,112 @@ def test_explicit_backward_uses_the_latest_forward():
     m.forward(x2)
     t1.backward(gy)
     np.testing.assert_allclose(xt.grad, g1, rtol=1e-6, atol=1e-6)
+
+
+# ------------------------------------------------------------ libraries a forked child loads itself
+
+def norm_in_child(dtype):
+    """A library this process has not loaded yet (the parent ran ThreadPReLU only)."""
+    with no_grad():
+        return ThreadNorm.build(C=C, dtype=dtype).forward(inputs(3).astype(dtype)).numpy()
+
+
+def prelu_with_two_threads_in_child():
+    import warnings
+    m = ThreadPReLU.build(C=C)                 # loaded by the parent before the fork
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m.set_threads(2)
+    assert any("fork" in str(w.message) for w in caught), [str(w.message) for w in caught]
+    with no_grad():
+        return m.forward(inputs(3)).numpy()
+
+
+def conv_bn_model():
+    from layerc.runtime import manual_seed
+    manual_seed(0)
+    return Sequential(nn.Conv2D(3, 8, 3, padding=1), nn.BatchNorm2D(8))
+
+
+def conv_bn_batch():
+    return np.random.default_rng(0).standard_normal((32, 3, 32, 32)).astype(np.float32)
+
+
+def eval_in_child(model):
+    model.eval()                               # the eval variant: a library the child loads first
+    with no_grad():
+        return model(conv_bn_batch()).numpy()
+
+
+FORK_CASES = {
+    # case: (what the parent loads and runs before the fork, the child's work, what the parent compares with)
+    "new spec": ("prelu", "norm_in_child('float32')", "norm32"),
+    "other dtype": ("norm32", "norm_in_child('float64')", "norm64"),
+    "set_threads(2) in the child": ("prelu", "prelu_with_two_threads_in_child()", "prelu"),
+    "eval variant after training": ("train", "eval_in_child(model)", "eval"),
+}
+
+FORK_SCRIPT = textwrap.dedent("""
+    import multiprocessing, sys
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    from test_threads import *
+    from layerc.runtime.tensor import no_grad
+    from layerc.runtime.optim import SGD
+
+    def parent(what):
+        global model
+        if what == "prelu":
+            m = ThreadPReLU.build(C=C)
+            m.set_threads(2)
+            with no_grad():
+                return m.forward(inputs(3)).numpy()
+        if what.startswith("norm"):
+            m = ThreadNorm.build(C=C, dtype="float" + what[4:])
+            m.set_threads(2)
+            with no_grad():
+                return m.forward(inputs(3).astype(m.dtype)).numpy()
+        if what == "train":
+            model = conv_bn_model()
+            optimizer = SGD(model.parameters(), lr=0.1)
+            for _ in range(2):
+                model.zero_grad()
+                (model(conv_bn_batch()) ** 2).mean().backward()
+                optimizer.step()
+            return None
+        return eval_in_child(model)
+
+    def run_child():
+        return {child}
+
+    parent({before!r})                        # the parent's OpenMP thread pool now exists
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(run_child).get()
+    want = parent({compare!r})
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    print("ok", got.shape)
+""")
+
+
+@pytest.mark.parametrize("case", list(FORK_CASES))
+def test_a_forked_child_runs_layers_it_loads_itself(case):
+    """Every library the child loads after the fork runs on one thread there too:
+    before, its first parallel kernel waited forever for libgomp's threads."""
+    before, child, compare = FORK_CASES[case]
+    # build everything once here: the child then loads from the disk cache within the timeout
+    ThreadPReLU.build(C=C), ThreadNorm.build(C=C), ThreadNorm.build(C=C, dtype="float64")
+    warm = conv_bn_model()
+    warm(conv_bn_batch()).sum().backward()
+    warm.eval()(conv_bn_batch())
+    code = FORK_SCRIPT.format(tests=os.path.dirname(__file__), before=before, child=child, compare=compare)
+    # a session of its own: on a hang the pool's worker is killed with its parent
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"{case}: the forked child hung")
+    assert proc.returncode == 0, err[-3000:]
+    assert out.startswith("ok"), out

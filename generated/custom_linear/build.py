@@ -17,8 +17,8 @@ import tempfile
 import cffi
 
 HERE = pathlib.Path(__file__).resolve().parent
-PACKAGE = "custom_linear"
-EXTENSION = "_custom_linear_ext"
+PACKAGE = 'custom_linear'
+EXTENSION = '_custom_linear_ext'
 COMPILE_ARGS = ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-Wl,-z,nodelete']
 LINK_ARGS = ['-fopenmp', '-lm', '-Wl,-z,nodelete']
 

@@ -17,8 +17,8 @@ import tempfile
 import cffi
 
 HERE = pathlib.Path(__file__).resolve().parent
-PACKAGE = "focal_loss"
-EXTENSION = "_focal_loss_ext"
+PACKAGE = 'focal_loss'
+EXTENSION = '_focal_loss_ext'
 COMPILE_ARGS = ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-Wl,-z,nodelete']
 LINK_ARGS = ['-fopenmp', '-lm', '-Wl,-z,nodelete']
 
