@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from layerc import Buffer, Input, layer, ops  # noqa: E402
 import layerc  # noqa: E402
-from layerc.torch_interop import TorchLayer, TorchModule, to_torch  # noqa: E402
+from layerc.torch_interop import TorchModule, to_torch  # noqa: E402
 from layers import Dense, PReLU
 
 
@@ -310,7 +310,36 @@ def test_data_parallel_two_processes(tmp_path, use_ddp):
 
 
 def test_to_torch_is_exported():
-    assert isinstance(to_torch(PReLU.build(C=1)), TorchLayer)
+    assert isinstance(to_torch(PReLU.build(C=1)), TorchModule)
+
+
+@layer
+class SoftmaxCrossEntropy:
+    logits = Input("N", "K")
+    target = Input("N", dtype="int64")
+
+    def forward(logits, target):
+        N, K = logits.shape
+        logp = ops.log_softmax(logits, axis=1)
+        return ops.mean(-ops.compute((N,), lambda n: logp[n, target[n]]))
+
+
+def test_backward_through_a_retained_graph_is_the_same_every_time():
+    """The loss's backward writes its gradient over what its forward kept: a
+    second backward replays the forward rather than reading the overwritten terms."""
+    wrapped = to_torch(SoftmaxCrossEntropy.build(K=7, dtype="float64"))
+    logits, target = f64(5, 7), torch.tensor([0, 6, 3, 3, 1])
+    for _ in range(2):                                 # the second call at a shape runs the planned path
+        loss = wrapped(logits, target)
+        grads = []
+        for _ in range(3):
+            logits.grad = None
+            loss.backward(retain_graph=True)
+            grads.append(logits.grad.clone())
+        for g in grads[1:]:
+            torch.testing.assert_close(g, grads[0], rtol=0, atol=0)
+    reference = torch.nn.functional.cross_entropy(logits, target)
+    torch.testing.assert_close(grads[0], torch.autograd.grad(reference, logits)[0])
 
 
 # ------------------------------------------------------------------ whole models
