@@ -15,11 +15,9 @@ from dataclasses import dataclass
 
 from . import ir
 from .ir import Call, Const, IConst, IExpr, IVar, Load, Program, Stage, TensorDecl, affine
-from .ops_table import COMPARISONS
+from .ops_table import COMPARISONS, OPS
 from .simplify import collapse_one_hot_sums, eliminate_dead_stages, simplify_expr
 
-# ops worth recomputing only when each producer element is computed once per use
-EXPENSIVE = {"exp", "log", "sqrt", "tanh", "sigmoid", "erf", "pow", "div"}
 CHEAP_OPS_LIMIT = 8
 
 
@@ -29,7 +27,7 @@ def is_pointwise(s: Stage) -> bool:
 
 def _cheap(body) -> bool:
     calls = [e for e in ir.postorder(body) if isinstance(e, Call)]
-    return len(calls) <= CHEAP_OPS_LIMIT and not any(c.op in EXPENSIVE for c in calls)
+    return len(calls) <= CHEAP_OPS_LIMIT and not any(OPS[c.op].expensive for c in calls)
 
 
 # ---------------------------------------------------------------- range analysis
