@@ -138,11 +138,10 @@ def lower_layer(spec: LayerSpec, **bindings) -> Lowered:
         user_backward = trace_backward(spec, traced, attrs, sizes)
     forward, backward = fuse_pair(traced, user_backward or derived)
     prefix = _prefix(spec.name)
-    source, cdef, signatures, libraries = render_module(prefix, spec.name, {"forward": forward, "backward": backward})
-    calls_blas = any(nest.kind == "contract" and nest.contraction.gemm is not None
-                     for program in (forward, backward) for nest in plan_program(program))
+    plans = {"forward": plan_program(forward), "backward": plan_program(backward)}
+    source, cdef, signatures, libraries = render_module(prefix, spec.name, plans)
     return Lowered(spec, sizes, attrs, traced, derived, forward, backward, signatures, source, cdef, libraries,
-                   prefix, user_backward, calls_blas)
+                   prefix, user_backward, any(plan.calls_blas for plan in plans.values()))
 
 
 def compile_layer(spec: LayerSpec, options: BuildOptions | None = None, **bindings) -> CompiledLayer:
