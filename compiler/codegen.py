@@ -24,6 +24,7 @@ from .nests_c import (STREAM_TILE, STREAMS, render_inner, render_online, render_
                       render_scatter, render_siblings)
 from .schedule import Plan
 from .signature import Signature, signature
+from .status import CODES
 
 # below this many loop iterations a nest runs on one thread: starting an
 # OpenMP team costs more than the work
@@ -73,8 +74,8 @@ def render_function(sig: Signature, plan: Plan, dtype: str) -> tuple[str, dict]:
     context = Context(sig.program.shapes(), dtype, outputs, PARALLEL_MIN_WORK, RENDERERS)
     function = dict(name=f"{sig.function}_{dtype}", params=_parameters(sig, dtype))
     text = _env.get_template("function.c.j2").render(
-        title=c_comment(f"{sig.program.name} ({DTYPES[dtype][0]})"), nests=[context.render(n) for n in plan],
-        **function)
+        title=c_comment(f"{sig.program.name} ({DTYPES[dtype][0]})"),
+        nests=[context.render(n) for n in plan], **function)
     return text, function
 
 
@@ -97,7 +98,8 @@ def render_module(prefix: str, spec: str, plans: dict) -> tuple[str, str, dict, 
     source = _env.get_template("module.c.j2").render(spec=re.sub(r"[^A-Za-z0-9_ ]", "_", spec),
                                                       kernels=list(KERNELS.values()),
                                                       gemms=list(GEMMS.values()), streams=list(STREAMS.values()),
-                                                      tile=STREAM_TILE, prefix=prefix, parts=parts)
+                                                      tile=STREAM_TILE, prefix=prefix, parts=parts,
+                                                      statuses=CODES)
     return source, cdef.render(prefix=prefix, functions=functions), signatures, libraries
 
 

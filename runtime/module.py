@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 from layerc.compiler import blas, ir
+from layerc.compiler.status import error as status_error
 
 from .init import initialize
 from .tensor import Node, Tensor, grad_enabled
@@ -341,11 +342,11 @@ class LayerModule(Module):
 
     def _run(self, function, args) -> None:
         """Call a kernel; numpy's BLAS stays on one thread meanwhile when the
-        kernel's matrix products call it (compiler/blas.py)."""
-        if self._calls_blas:
-            blas.call_single_threaded(function, args)
-        else:
-            function(*args)
+        kernel's matrix products call it (compiler/blas.py). A kernel returns
+        0, or what stopped it (compiler/status.py): raised here."""
+        status = blas.call_single_threaded(function, args) if self._calls_blas else function(*args)
+        if status:
+            raise status_error(self.name, status)
 
     def _pool_of(self, role: str, name: str) -> list:
         return self._pool.setdefault((role, name), [])
