@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import ir
 from .build import LibraryPlan
 from .contract_c import GEMMS, KERNELS, render_contraction
 from .cprint import DTYPES, Context, _env, c_comment, size_c, tensor_c, var_c
@@ -67,6 +68,46 @@ def _parameters(sig: Signature, dtype: str) -> list:
     return params
 
 
+def _divisors(e: ir.IExpr, found: dict) -> None:
+    """Adds to ``found`` the divisors in ``e`` that are not constants (sizes known when a call runs)."""
+    if isinstance(e, ir.IBin):
+        if e.op in ("//", "%") and not isinstance(e.b, ir.IConst):
+            found[e.b] = None
+        _divisors(e.a, found)
+        _divisors(e.b, found)
+    elif isinstance(e, ir.ILoad):
+        for i in e.index:
+            _divisors(i, found)
+
+
+def _index_expressions(st: ir.Stage):
+    yield from st.shape
+    yield from (a.extent for a in st.all_axes)
+    yield from st.scatter_index or ()
+    for e in ir.postorder(st.body):
+        if isinstance(e, ir.Load):
+            yield from e.index
+        elif isinstance(e, ir.IndexValue):
+            yield e.expr
+
+
+def render_checked(nest, context: Context) -> str:
+    """A nest's C, after a check that no size it divides an index by is 0
+    where it runs (the function then returns ``LC_ZERO_DIVISOR``)."""
+    stages = [st for _, st in nest.members] + ([nest.terms] if nest.terms else [])
+    found = {}
+    for st in stages:
+        for e in _index_expressions(st):
+            _divisors(e, found)
+    text = context.render(nest)
+    if not found:
+        return text
+    printer = context.printer(stages)
+    check = _env.get_template("divisors.c.j2").render(divisors=[printer.index(d) for d in found],
+                                                      work=printer.size(nest.stage.all_axes))
+    return check + text
+
+
 def render_function(sig: Signature, plan: Plan, dtype: str) -> tuple[str, dict]:
     """C definition of one planned program at one dtype, and its name and
     parameters (for the cdef)."""
@@ -75,7 +116,7 @@ def render_function(sig: Signature, plan: Plan, dtype: str) -> tuple[str, dict]:
     function = dict(name=f"{sig.function}_{dtype}", params=_parameters(sig, dtype))
     text = _env.get_template("function.c.j2").render(
         title=c_comment(f"{sig.program.name} ({DTYPES[dtype][0]})"),
-        nests=[context.render(n) for n in plan], **function)
+        nests=[render_checked(n, context) for n in plan], **function)
     return text, function
 
 

@@ -122,9 +122,10 @@ class Index:
     def __rsub__(self, o): return Index(ir.isub(as_index(o), self.expr))
     def __mul__(self, o): return Index(ir.imul(self.expr, as_index(o)))
     def __rmul__(self, o): return Index(ir.imul(as_index(o), self.expr))
-    def __floordiv__(self, o): return Index(ir.ifloordiv(self.expr, as_index(o)))
-    def __rfloordiv__(self, o): return Index(ir.ifloordiv(as_index(o), self.expr))
-    def __mod__(self, o): return Index(ir.imod(self.expr, as_index(o)))
+    def __floordiv__(self, o): return Index(_divide("//", self.expr, as_index(o)))
+    def __rfloordiv__(self, o): return Index(_divide("//", as_index(o), self.expr))
+    def __mod__(self, o): return Index(_divide("%", self.expr, as_index(o)))
+    def __rmod__(self, o): return Index(_divide("%", as_index(o), self.expr))
     def __neg__(self): return Index(ir.imul(-1, self.expr))
 
     # comparisons of indices are values (0 or 1), e.g. a causal mask ``j <= i``
@@ -151,6 +152,17 @@ class Index:
 
     def __repr__(self):
         return format_iexpr(self.expr)
+
+
+def _divide(op: str, a: ir.IExpr, b: ir.IExpr) -> ir.IExpr:
+    """``a // b`` or ``a % b``. A divisor that is 0 when the layer is built is
+    the spec's error; one known only when a call runs is checked then (the
+    generated function returns ``LC_ZERO_DIVISOR``)."""
+    if b == IConst(0):
+        raise current_builder().error(
+            f"the index expression {format_iexpr(a)} {op} {format_iexpr(b)} divides by 0 "
+            "(its divisor is 0 at the sizes and attributes the layer is built with)")
+    return ir.IBIN_BUILDERS[op](a, b)
 
 
 def as_index(v) -> ir.IExpr:
@@ -454,6 +466,8 @@ def reshape(x, shape):
         raise b.error(f"reshape: at most one size may be -1, got {shape_str(shape)}")
     if IConst(-1) in shape:
         known = size_product([d for d in shape if d != IConst(-1)])
+        if known == IConst(0):
+            raise b.error(f"reshape: the size -1 stands for cannot be found beside a size 0, in {shape_str(shape)}")
         shape[shape.index(IConst(-1))] = ir.ifloordiv(total, known)
     shape = tuple(shape)
     if not same_size(size_product(shape), total):

@@ -129,7 +129,7 @@ import textwrap  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from layerc import Input, layer, ops  # noqa: E402
+from layerc import Input, layer, nn, ops  # noqa: E402
 
 
 @layer
@@ -184,3 +184,25 @@ def test_a_packing_buffer_that_cannot_be_allocated_is_a_memory_error(tmp_path):
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MemoryError: ExpProduct: a kernel could not allocate its workspace" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: nn.Conv2D(3, 4, 3, stride=0), r"Conv2D: stride must be an integer >= 1"),
+    (lambda: nn.Conv2D(3, 4, 3, dilation=0), r"Conv2D: dilation must be an integer >= 1"),
+    (lambda: nn.Conv2D(3, 4, 3, padding=-1), r"Conv2D: padding must be an integer >= 0"),
+    (lambda: nn.Conv2D(3, 4, (3, 0)), r"Conv2D: kernel_size must be an integer >= 1"),
+    (lambda: nn.Conv2D(3, 4, 3, stride=(1, 2, 3)), r"Conv2D: stride must be an integer >= 1 or a pair"),
+    (lambda: nn.Conv2D(3, 4, 3, groups=0), r"Conv2D: groups must be an integer >= 1"),
+    (lambda: nn.Conv2D(3, 4, 3, groups=2), r"Conv2D: .*must be divisible by groups"),
+    (lambda: nn.Conv2D(0, 4, 3), r"Conv2D: in_channels must be an integer >= 1"),
+    (lambda: nn.Conv2D(3, 4.5, 3), r"Conv2D: out_channels must be an integer >= 1"),
+    (lambda: nn.MaxPool2D(2, stride=0), r"MaxPool2D: stride must be an integer >= 1"),
+    (lambda: nn.MaxPool2D(0), r"MaxPool2D: kernel_size must be an integer >= 1"),
+    (lambda: nn.AvgPool2D((2, -1)), r"AvgPool2D: kernel_size must be an integer >= 1"),
+    (lambda: nn.Linear(-1, 3), r"Linear: input_size must be an integer >= 0"),
+    (lambda: nn.BatchNorm2D(0), r"BatchNorm2D: num_features must be an integer >= 1"),
+    (lambda: nn.LayerNorm((4, 0)), r"LayerNorm: normalized_shape must be an integer >= 1"),
+])
+def test_built_in_layers_refuse_arguments_they_cannot_run_with(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
