@@ -1,12 +1,12 @@
 """C text for the code generator: the templates, C names for IR names,
-literals, the expression printer, and the records the templates lay out.
+literals, and the expression printer.
 
 Python decides every token; the Jinja2 templates in ``templates/`` hold the
 shape of the C. This module prints *expressions* (an op's C form from the op
 table, an index, a row-major offset); a statement, a loop or a pragma is a
-record here (``Let``, ``Store``, ``Update``, ``Loop``...) that names the macro
-of ``templates/statements.c.j2`` laying it out. User names never reach the C
-as written: every identifier is mangled from its IR name.
+record (``compiler/cstatements.py``) that names the macro of
+``templates/statements.c.j2`` laying it out. User names never reach the C as
+written: every identifier is mangled from its IR name.
 
 Example::
 
@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import dataclass
 
 import jinja2
 
 from . import ir
 from .build import cache_dir
 from .ir import Const, IConst, ILoad, IndexValue, ISym, IVar, Load
+from .cstatements import Let
 from .ops_table import COMPARISONS, OPS
 from .schedule import index_in_range, range_condition
 
@@ -111,141 +111,6 @@ def c_literal(value: float, dtype: str) -> str:
 def init_value(reduce: str, dtype: str) -> str:
     """What a ``reduce`` ("sum", "max") starts from."""
     return c_literal(-math.inf if reduce == "max" else 0.0, dtype)
-
-
-# ---------------------------------------------------------------- statements and loops
-# each record names its macro in templates/statements.c.j2 (``form``)
-
-
-@dataclass(frozen=True)
-class Let:
-    """A temporary: ``const ctype name = value``."""
-    ctype: str
-    name: str
-    value: str
-    form: ClassVar[str] = "let"
-
-
-@dataclass(frozen=True)
-class Declare:
-    """A variable: ``ctype name = value``."""
-    ctype: str
-    name: str
-    value: str
-    form: ClassVar[str] = "declare"
-
-
-@dataclass(frozen=True)
-class Store:
-    """``target = value``."""
-    target: str
-    value: str
-    form: ClassVar[str] = "store"
-
-
-@dataclass(frozen=True)
-class Update:
-    """``target`` reduced with ``value`` by ``reduce`` ("sum", "max")."""
-    reduce: str
-    target: str
-    value: str
-
-    @property
-    def form(self) -> str:
-        return f"update_{self.reduce}"
-
-
-@dataclass(frozen=True)
-class AddWhere:
-    """``target += value`` where ``condition`` is nonzero."""
-    condition: str
-    target: str
-    value: str
-    form: ClassVar[str] = "add_where"
-
-
-@dataclass(frozen=True)
-class Fill:
-    """``target[offset + k] = value`` for k below ``count``."""
-    target: str
-    count: str
-    value: str
-    offset: str = ""
-    form: ClassVar[str] = "fill"
-
-
-@dataclass(frozen=True)
-class TileStart:
-    """At a tile's start: its length ``lc_tile_n`` (``stop`` cuts the last)."""
-    stop: str
-    form: ClassVar[str] = "tile_start"
-
-
-@dataclass(frozen=True)
-class TileBuffer:
-    ctype: str
-    name: str
-    form: ClassVar[str] = "tile_buffer"
-
-
-@dataclass(frozen=True)
-class TileStore:
-    """``value`` into the tile ``buffer`` at loop variable ``var``."""
-    buffer: str
-    var: str
-    value: str
-    form: ClassVar[str] = "tile_store"
-
-
-@dataclass(frozen=True)
-class Stream:
-    """The tile ``buffer`` streamed to ``tensor + offset`` by ``function``."""
-    function: str
-    tensor: str
-    offset: str
-    buffer: str
-
-
-@dataclass(frozen=True)
-class TileFlush:
-    """At a tile's end: its ``streams``, offsets taken at the tile's start ``var``."""
-    var: str
-    streams: tuple
-    form: ClassVar[str] = "tile_flush"
-
-
-@dataclass(frozen=True)
-class Fence:
-    form: ClassVar[str] = "fence"
-
-
-@dataclass(frozen=True)
-class Verbatim:
-    """C rendered by a template of its own."""
-    text: str
-    form: ClassVar[str] = "verbatim"
-
-
-@dataclass
-class Loop:
-    """One loop of a nest (``templates/loops.c.j2``): ``var`` from ``start``
-    to ``stop``; ``form`` "loop", "tiles" (over tiles of ``LC_TILE`` of the
-    loop within) or "tile" (over the current tile). A parallel loop runs on one
-    thread below ``min_work`` iterations of its nest (``work``); ``reduction``
-    ("+", "max") makes the accumulator ``acc`` private; ``enter`` and ``exit``
-    are statements run at the start and the end of each iteration."""
-
-    var: str
-    stop: str
-    start: str = "0"
-    form: str = "loop"
-    parallel: bool = False
-    simd: bool = False
-    work: str = ""
-    min_work: int = 0
-    reduction: str = ""
-    enter: list = field(default_factory=list)
-    exit: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ import dataclasses
 from dataclasses import dataclass
 
 from . import ir
-from .cprint import (AddWhere, Declare, Fence, Fill, Loop, Printer, Store, Stream, TileBuffer, TileFlush,
-                     TileStart, TileStore, Update, Verbatim, c_comment, init_value, render, tensor_c, var_c)
+from .cprint import Printer, c_comment, init_value, render, tensor_c, var_c
+from .cstatements import (AddWhere, Declare, Fence, Fill, Loop, Store, Stream, TileBuffer, TileFlush, TileStart,
+                          TileStore, Update, Verbatim)
 from .ir import IConst, IVar
 from .schedule import range_condition
 

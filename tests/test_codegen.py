@@ -153,7 +153,7 @@ def _string_constants(path: pathlib.Path) -> list:
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
 
 
-@pytest.mark.parametrize("module", ["codegen.py", "nests_c.py", "contract_c.py", "cprint.py"])
+@pytest.mark.parametrize("module", ["codegen.py", "nests_c.py", "contract_c.py", "cprint.py", "cstatements.py"])
 def test_no_c_statement_is_written_in_python(module):
     """Statements, blocks, loops and pragmas are the templates'; Python prints
     expressions only (``Printer``, the op table)."""

@@ -248,7 +248,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': 'eafd9ebe5bf41954536beb3b2d98b0aa05a60143448af1f9d2261233bf337454'}
+ 'key': '959bfa9f5e8c3b5910f75e35aa6e621024ea9deb219b88c7793f3af6f3146545'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

@@ -45,7 +45,7 @@ LAYER = {'name': 'CustomLinearSpec',
  'prefix': 'lc_customlinearspec',
  'calls_blas': True,
  'extension': '_custom_linear_ext',
- 'key': '9ba0dc11277898f347fda48564a24374cc5abb4d86b60b401341cbf8665b9746'}
+ 'key': 'ee849c64c86aef26b4bae20075c2b571c2b4843c2a632ad8837f237a2a935774'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

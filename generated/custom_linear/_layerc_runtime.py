@@ -23,6 +23,9 @@ from . import _layerc_blas
 
 DTYPES = {np.dtype(np.float32): ("f32", "float"), np.dtype(np.float64): ("f64", "double")}
 MAX_ELEMENTS = 2 ** 62
+# what stopped a kernel (layerc.compiler.status): its workspace could not be
+# allocated; a size an index expression divides by is 0
+KERNEL_ERRORS = {1: MemoryError, 2: ValueError}
 
 
 def size_of(expr, sizes):
@@ -260,9 +263,11 @@ class LayerModule:
             call_args.append(ffi.cast(ctype + " *", array.ctypes.data))
         kernel = getattr(lib, f"{function['function']}_{suffix}")
         if self.LAYER["calls_blas"]:
-            _layerc_blas.call_single_threaded(kernel, call_args)
+            status = _layerc_blas.call_single_threaded(kernel, call_args)
         else:
-            kernel(*call_args)
+            status = kernel(*call_args)
+        if status:
+            raise KERNEL_ERRORS.get(status, RuntimeError)(f"{self.name}: a kernel stopped with status {status}")
         return results
 
     def forward(self, *args, out=None, **kwargs):

@@ -225,7 +225,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
  'prefix': 'lc_depthwiseseparableconvspec',
  'calls_blas': True,
  'extension': '_depthwise_separable_conv_ext',
- 'key': 'e9561bde9207b758b6c3090c541fe8a194bd82fe621f5262ff4634888efec86f'}
+ 'key': 'f7a726bdff34b6840c1770bee34ac231fe6951bc0d860a65ca983d059e6bbf47'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

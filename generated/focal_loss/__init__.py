@@ -65,7 +65,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': 'ecad79d9a6777650ac10dd5ae947f2e0f993b1518b67950c3e13faf0bd646eb2'}
+ 'key': '53c6f1a6d7fae79ff0e6283b3670335a49bba09542cc88f82cd1f72dc780e4f1'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

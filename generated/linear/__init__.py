@@ -45,7 +45,7 @@ LAYER = {'name': 'LinearSpec',
  'prefix': 'lc_linearspec',
  'calls_blas': True,
  'extension': '_linear_ext',
- 'key': '34e85fd020e1ade25fab427a293f699064ced46adaa0a07acf33c1984442a4f7'}
+ 'key': 'eeb77f31407798e00edb47a7ca9f55752eebcfec1a8c409a8fdf74ae3c3fa35a'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

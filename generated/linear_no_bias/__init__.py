@@ -43,7 +43,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
  'prefix': 'lc_linearnobiasspec',
  'calls_blas': True,
  'extension': '_linear_no_bias_ext',
- 'key': '727b5badd298c8b37818528e11a77eb1dd4dc1226f0a75f43003d77cd02e526b'}
+ 'key': 'e30c83212968b1b3c89e7700fe8557ffb76efc07a07fa0b2f6cd8dda324b3d8b'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

@@ -45,7 +45,7 @@ LAYER = {'name': 'PReLU2D',
  'prefix': 'lc_prelu2d',
  'calls_blas': False,
  'extension': '_prelu_ext',
- 'key': '70289a0bce0fe83c583a47a7a17e19a320678619e8bab723357cde55b8d7ecf5'}
+ 'key': '2d1239e5f1b34e774ca4245dea24bf3d99d62b160097d354e5a408ba2059b3de'}
 
 
 class PReLU2D(_layerc_runtime.LayerModule):

@@ -221,7 +221,7 @@ LAYER = {'name': 'ResidualBlockSpec',
  'prefix': 'lc_residualblockspec',
  'calls_blas': False,
  'extension': '_residual_block_ext',
- 'key': 'cfe201e96560d50a03662955cae3735e5576084ca7d4fcaa9b21b9dc7e34f43f'}
+ 'key': 'a0847086c004d58afd3132a804b13d19f429a6a518ee9443a449bc5ea6774adf'}
 
 
 class ResidualBlockSpec(_layerc_runtime.LayerModule):

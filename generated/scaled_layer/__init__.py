@@ -45,7 +45,7 @@ LAYER = {'name': 'ScaledLayerSpec',
  'prefix': 'lc_scaledlayerspec',
  'calls_blas': False,
  'extension': '_scaled_layer_ext',
- 'key': '8c431284bb006d3924757445ce48328446134f463f189a790dda7cd839e92610'}
+ 'key': '567ddac2e6dbe21128a75e59edc04bc483ec7fe9bfe16457155cb0aa35b51cc9'}
 
 
 class ScaledLayerSpec(_layerc_runtime.LayerModule):
