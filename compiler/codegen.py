@@ -5,7 +5,8 @@ Codegen plans nothing: each nest of a plan is rendered as it is, by the
 renderer its form names in ``RENDERERS`` (``compiler/nests_c.py``,
 ``compiler/contract_c.py``); expressions and names are printed by
 ``compiler/cprint.py``. A generated function takes its sizes and arrays as
-described by its ``Signature``.
+described by its ``Signature`` and returns 0, or the status
+(``compiler/status.py``) of a nest that could not run.
 
 Example::
 
@@ -15,12 +16,12 @@ Example::
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from . import ir
 from .build import LibraryPlan
 from .contract_c import GEMMS, KERNELS, render_contraction
 from .cprint import DTYPES, Context, _env, c_comment, size_c, tensor_c, var_c
+from .cstatements import Parameter
 from .nests_c import (STREAM_TILE, STREAMS, render_inner, render_online, render_pass, render_row,
                       render_scatter, render_siblings)
 from .schedule import Plan
@@ -42,16 +43,6 @@ RENDERERS = {
     "online": render_online,
     "contract": render_contraction,
 }
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """One parameter of a generated function: a size, or a pointer to an array."""
-    ctype: str
-    name: str
-    pointer: bool = False
-    const: bool = False
-    restrict: bool = False
 
 
 def _parameters(sig: Signature, dtype: str) -> list:

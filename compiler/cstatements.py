@@ -146,3 +146,14 @@ class Loop:
     reduction: str = ""
     enter: list = field(default_factory=list)
     exit: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter of a generated function: a size, or a pointer to an array
+    (``restrict`` in the definition, not in the cdef)."""
+    ctype: str
+    name: str
+    pointer: bool = False
+    const: bool = False
+    restrict: bool = False
