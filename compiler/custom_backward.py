@@ -60,6 +60,7 @@ from .autodiff import DIFFERENTIABLE_ROLES, grad_name
 from .errors import SpecError
 from .ir import Axis, IVar, Load, Program, Stage, TensorDecl
 from .simplify import simplify_program
+from .shapes import same_size
 from .trace import Builder, TensorExpr, shape_str
 
 
@@ -170,8 +171,7 @@ def _rename_stage(s: Stage, old: str, new: str) -> Stage:
 
 
 def _same_shape(a: tuple, b: tuple) -> bool:
-    from .ops import _same_size
-    return len(a) == len(b) and all(x == y or _same_size(x, y) for x, y in zip(a, b))
+    return len(a) == len(b) and all(x == y or same_size(x, y) for x, y in zip(a, b))
 
 
 def _gradients_by_name(result, wrt: list, error) -> dict:

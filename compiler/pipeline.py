@@ -24,6 +24,7 @@ from . import ir, layer_cache
 from .build import BuildOptions, CompiledLibrary, compile_c
 from .errors import SpecError
 from .signature import Signature
+from .status import STATUSES
 from .spec import LayerSpec
 
 
@@ -88,6 +89,7 @@ class Lowered:
                 "tensors": [tensor(t) for t in traced.tensors],
                 "outputs": [{"name": n, "shape": _plain_shape(traced.shape_of(n))} for n in traced.outputs],
                 "saved": self.saved, "updates": self.forward.updates, "calls_blas": self.calls_blas,
+                "statuses": STATUSES,
                 "functions": [(role, function(sig)) for role, sig in self.signatures.items()]}
         return {"data": data, "source": self.source}
 
@@ -178,11 +180,10 @@ def lower_layer(spec: LayerSpec, **bindings) -> Lowered:
         user_backward = trace_backward(spec, traced, attrs, sizes)
     forward, backward = fuse_pair(traced, user_backward or derived)
     prefix = _prefix(spec.name)
-    source, cdef, signatures, libraries = render_module(prefix, spec.name, {"forward": forward, "backward": backward})
-    calls_blas = any(nest.kind == "contract" and nest.contraction.gemm is not None
-                     for program in (forward, backward) for nest in plan_program(program))
+    plans = {"forward": plan_program(forward), "backward": plan_program(backward)}
+    source, cdef, signatures, libraries = render_module(prefix, spec.name, plans)
     return Lowered(spec, sizes, attrs, traced, derived, forward, backward, signatures, source, cdef, libraries,
-                   prefix, user_backward, calls_blas)
+                   prefix, user_backward, any(plan.calls_blas for plan in plans.values()))
 
 
 def compile_layer(spec: LayerSpec, options: BuildOptions | None = None, **bindings) -> CompiledLayer:

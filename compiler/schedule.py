@@ -1,10 +1,16 @@
 """Scheduling: fuse pointwise producers into their consumers, decide what the
 backward recomputes and what the forward saves, and plan each stage's loops.
 
+In: programs (``compiler/ir.py``). Out: fused programs (``fuse_pair``) and, per
+program, a ``Plan``: the nests that run it, each of a few kinds, which
+``compiler/codegen.py`` renders as they are (it plans nothing itself).
+
 Example::
 
     fwd, bwd = fuse_pair(forward_program, backward_program)
-    for nest in plan_program(fwd): print(nest.stage.name, [l.var for l in nest.loops])
+    plan = plan_program(fwd)
+    for nest in plan: print(nest.form, nest.stage.name, [l.var for l in nest.loops])
+    plan.calls_blas          # whether some matrix product is a BLAS call
 """
 from __future__ import annotations
 
@@ -15,11 +21,9 @@ from dataclasses import dataclass
 
 from . import ir
 from .ir import Call, Const, IConst, IExpr, IVar, Load, Program, Stage, TensorDecl, affine
-from .ops_table import COMPARISONS
+from .ops_table import COMPARISONS, OPS
 from .simplify import collapse_one_hot_sums, eliminate_dead_stages, simplify_expr
 
-# ops worth recomputing only when each producer element is computed once per use
-EXPENSIVE = {"exp", "log", "sqrt", "tanh", "sigmoid", "erf", "pow", "div"}
 CHEAP_OPS_LIMIT = 8
 
 
@@ -29,7 +33,7 @@ def is_pointwise(s: Stage) -> bool:
 
 def _cheap(body) -> bool:
     calls = [e for e in ir.postorder(body) if isinstance(e, Call)]
-    return len(calls) <= CHEAP_OPS_LIMIT and not any(c.op in EXPENSIVE for c in calls)
+    return len(calls) <= CHEAP_OPS_LIMIT and not any(OPS[c.op].expensive for c in calls)
 
 
 # ---------------------------------------------------------------- range analysis
@@ -416,6 +420,7 @@ class Gemm:
     m: tuple
     n: tuple
     k: tuple
+    prologue: "Nest | None" = None      # writes the sum's starting value into the output (beta 1)
 
 
 # below these sizes a contraction runs as plain loops: packing would not pay
@@ -432,18 +437,19 @@ class Nest:
     (a stencil: each output row zeroed, then the window accumulated into it
     with the columns innermost), ``"contract"`` (a matrix product),
     ``"scatter"``, or ``"online"`` (a row's maximum, its sibling, and the sum
-    of ``exp(x - maximum)``, this stage, in one pass: see ``codegen.render_online``).
+    of ``exp(x - maximum)``, this stage, in one pass: see ``nests_c.render_online``).
     ``loops`` are outermost first; in ``inner`` and ``online`` nests the first
     ``len(stage.axes)`` are the output axes.
 
     ``siblings``: further ``(kind, stage)`` pairs run in the same loops (one
-    pass over the data), their index variables renamed to this nest's.
-    ``terms``: in a sum's ``inner`` or ``online`` nest, the pointwise stage of
-    its terms (``keep_terms``), stored as they are added. A nest
+    pass over the data), their index variables renamed to this nest's;
+    ``shared`` says how: ``"siblings"`` (pointwise stages) or ``"pass"``. A nest
     whose ``kind`` or any sibling is ``"accumulate"`` runs as a *pass*: the
     outermost loop is split into one contiguous block per thread, each thread
     accumulates into its own partial output, and the partials are combined in
     thread order afterwards (deterministic for a given thread count).
+    ``terms``: in a sum's ``inner`` or ``online`` nest, the pointwise stage of
+    its terms (``keep_terms``), stored as they are added.
     """
 
     stage: Stage
@@ -453,6 +459,7 @@ class Nest:
     contraction: Contraction | None = None
     window: Window | None = None
     terms: Stage | None = None
+    shared: str = ""
 
     @property
     def members(self) -> tuple:
@@ -462,6 +469,39 @@ class Nest:
     @property
     def is_pass(self) -> bool:
         return any(kind == "accumulate" for kind, _ in self.members)
+
+    @property
+    def form(self) -> str:
+        """What renders the nest (``codegen.RENDERERS``): how its stages share
+        its loops, else its kind."""
+        return self.shared or self.kind
+
+    @property
+    def calls_blas(self) -> bool:
+        return self.contraction is not None and self.contraction.gemm is not None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A program and the nests that run it, in order: what codegen renders.
+    Iterating a plan gives its nests."""
+
+    program: Program
+    nests: tuple
+
+    def __iter__(self):
+        return iter(self.nests)
+
+    def __len__(self) -> int:
+        return len(self.nests)
+
+    def __getitem__(self, k):
+        return self.nests[k]
+
+    @property
+    def calls_blas(self) -> bool:
+        """Whether some matrix product of the program is a BLAS call."""
+        return any(nest.calls_blas for nest in self.nests)
 
 
 @dataclass(frozen=True)
@@ -736,6 +776,10 @@ def plan_stage(s: Stage, shapes: dict) -> Nest:
     gemm = contraction and plan_gemm(s, contraction, shapes)
     if contraction is None or (contraction.start is not None and gemm is None):
         return plan_loops(s, shapes)
+    if contraction.start is not None:
+        # the output holds the sum's starting value first; the products add onto it
+        start = ir.replace(s, body=contraction.start, reduce=None, reduce_axes=())
+        gemm = dataclasses.replace(gemm, prologue=plan_loops(start, shapes))
     return Nest(s, "contract", (), contraction=dataclasses.replace(contraction, gemm=gemm))
 
 
@@ -816,8 +860,9 @@ def _fuse_into(group: Nest, nest: Nest):
     written = {st.name for _, st in group.members}
     if ir.tensors_read(nest.stage.body) & written:
         return None
-    sibling = (nest.kind, _rename(nest.stage, nest.loops, group.loops))
-    return Nest(group.stage, group.kind, group.loops, group.siblings + (sibling,))
+    siblings = group.siblings + ((nest.kind, _rename(nest.stage, nest.loops, group.loops)),)
+    shared = "pass" if group.is_pass or nest.kind == "accumulate" else "siblings"
+    return Nest(group.stage, group.kind, group.loops, siblings, shared=shared)
 
 
 def _row_index(load: Load, stage: Stage) -> bool:
@@ -875,9 +920,10 @@ def _with_terms(terms: Nest, total: Nest) -> Nest | None:
     return dataclasses.replace(total, loops=loops, terms=t)
 
 
-def plan_program(p: Program, fuse_siblings: bool = True) -> list:
-    """Loop plans of a program's stages; consecutive pointwise/accumulate stages
-    over the same iteration space share one pass (``Nest.siblings``)."""
+def plan_program(p: Program, fuse_siblings: bool = True) -> Plan:
+    """The plan of a program: its stages' nests, where consecutive
+    pointwise/accumulate stages over the same iteration space share one pass
+    (``Nest.siblings``)."""
     shapes = p.shapes()
     nests = []
     for s in p.stages:
@@ -892,4 +938,4 @@ def plan_program(p: Program, fuse_siblings: bool = True) -> list:
             nests.append(nest)
         else:
             nests[-1] = merged
-    return nests
+    return Plan(p, tuple(nests))

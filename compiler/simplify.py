@@ -15,7 +15,7 @@ import numpy as np
 
 from . import ir
 from .ir import Call, Const, Program, Stage
-from .ops_table import NUMPY
+from .ops_table import OPS
 
 
 def _is(e, value) -> bool:
@@ -24,7 +24,7 @@ def _is(e, value) -> bool:
 
 def _fold(op, args):
     with np.errstate(all="ignore"):
-        value = NUMPY[op](*(np.float64(a.value) for a in args))
+        value = OPS[op].numpy(*(np.float64(a.value) for a in args))
     return Const(float(value))
 
 

@@ -1,5 +1,8 @@
-"""Tracing: the symbolic values a spec's ``forward`` computes with, and the
-builder that records the stages they create.
+"""Tracing: the symbolic values a spec's ``forward`` computes with, the
+builder that records the stages they create, and the tensor ops a tensor's
+operators stand for (``x + y``, ``x @ w``, ``x.T``, ``x.reshape``, ``x.sum``).
+``compiler/ops.py`` builds the rest of the ops on these; this module imports
+nothing of it.
 
 Three kinds of traced values:
 
@@ -10,6 +13,7 @@ Three kinds of traced values:
 
 Example::
 
+    >>> from layerc.compiler.ir import ISym
     >>> b = Builder("Demo")
     >>> with b.active():
     ...     x = b.declare("x", (ISym("N"),), "input")
@@ -27,6 +31,7 @@ from . import ir
 from .errors import SpecError
 from .ir import (Axis, Call, Const, IConst, ILoad, IndexValue, IVar, Load, Stage,
                  TensorDecl, format_iexpr, format_stage)  # noqa: F401  (format_stage: doctest)
+from .shapes import broadcast, reshape_index, same_size, size_product
 
 _active: contextvars.ContextVar = contextvars.ContextVar("layerc_builder", default=None)
 
@@ -117,9 +122,10 @@ class Index:
     def __rsub__(self, o): return Index(ir.isub(as_index(o), self.expr))
     def __mul__(self, o): return Index(ir.imul(self.expr, as_index(o)))
     def __rmul__(self, o): return Index(ir.imul(as_index(o), self.expr))
-    def __floordiv__(self, o): return Index(ir.ifloordiv(self.expr, as_index(o)))
-    def __rfloordiv__(self, o): return Index(ir.ifloordiv(as_index(o), self.expr))
-    def __mod__(self, o): return Index(ir.imod(self.expr, as_index(o)))
+    def __floordiv__(self, o): return Index(_divide("//", self.expr, as_index(o)))
+    def __rfloordiv__(self, o): return Index(_divide("//", as_index(o), self.expr))
+    def __mod__(self, o): return Index(_divide("%", self.expr, as_index(o)))
+    def __rmod__(self, o): return Index(_divide("%", as_index(o), self.expr))
     def __neg__(self): return Index(ir.imul(-1, self.expr))
 
     # comparisons of indices are values (0 or 1), e.g. a causal mask ``j <= i``
@@ -146,6 +152,17 @@ class Index:
 
     def __repr__(self):
         return format_iexpr(self.expr)
+
+
+def _divide(op: str, a: ir.IExpr, b: ir.IExpr) -> ir.IExpr:
+    """``a // b`` or ``a % b``. A divisor that is 0 when the layer is built is
+    the spec's error; one known only when a call runs is checked then (the
+    generated function returns ``LC_ZERO_DIVISOR``)."""
+    if b == IConst(0):
+        raise current_builder().error(
+            f"the index expression {format_iexpr(a)} {op} {format_iexpr(b)} divides by 0 "
+            "(its divisor is 0 at the sizes and attributes the layer is built with)")
+    return ir.IBIN_BUILDERS[op](a, b)
 
 
 def as_index(v) -> ir.IExpr:
@@ -268,8 +285,7 @@ class TensorExpr:
         return f"{self.name}{shape_str(self._shape)}"
 
     def _elementwise(self, op, other, reverse=False):
-        from . import ops
-        return ops.elementwise(op, other, self) if reverse else ops.elementwise(op, self, other)
+        return elementwise(op, other, self) if reverse else elementwise(op, self, other)
 
     def __add__(self, o): return self._elementwise("add", o)
     def __radd__(self, o): return self._elementwise("add", o, True)
@@ -285,41 +301,177 @@ class TensorExpr:
     def __le__(self, o): return self._elementwise("le", o)
     def __gt__(self, o): return self._elementwise("gt", o)
     def __ge__(self, o): return self._elementwise("ge", o)
-
-    def __neg__(self):
-        from . import ops
-        return ops.elementwise("neg", self)
-
-    def __matmul__(self, o):
-        from . import ops
-        return ops.matmul(self, o)
-
-    def __rmatmul__(self, o):
-        from . import ops
-        return ops.matmul(o, self)
+    def __neg__(self): return elementwise("neg", self)
+    def __matmul__(self, o): return matmul(self, o)
+    def __rmatmul__(self, o): return matmul(o, self)
 
     @property
     def T(self):
-        from . import ops
-        return ops.transpose(self)
+        return transpose(self)
 
     def transpose(self, *axes):
-        from . import ops
-        return ops.transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
+        return transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
 
     def reshape(self, *shape):
-        from . import ops
-        return ops.reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+        return reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
     def sum(self, axis=None, keepdims=False):
-        from . import ops
-        return ops.sum(self, axis, keepdims)
+        return reduce("sum", self, axis, keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        from . import ops
-        return ops.mean(self, axis, keepdims)
+        return mean(self, axis, keepdims)
 
     def max(self, axis=None, keepdims=False):
-        from . import ops
-        return ops.max(self, axis, keepdims)
+        return reduce("max", self, axis, keepdims)
 
+
+# ---------------------------------------------------------------- tensor ops
+# the ops a tensor's operators and methods stand for (``ops`` exports them too)
+
+
+def elementwise(op: str, *args):
+    """Apply an op of the table (``layerc.compiler.ops_table.OPS``) with numpy broadcasting.
+
+    On tensors this creates a stage; on index-notation values it builds an expression.
+    """
+    tensors = [a for a in args if isinstance(a, TensorExpr)]
+    if not tensors:
+        return Scalar(Call(op, tuple(as_value(a) for a in args)))
+    b = tensors[0].builder
+    for a in args:
+        # a size (an Index without loop indices) is a number; loop indices are not
+        if isinstance(a, Scalar) or (isinstance(a, Index) and ir.ivars(a.expr)):
+            raise b.error(f"{op}: cannot mix the tensor {tensors[0].name} with the index-notation value {a!r}")
+        if isinstance(a, TensorExpr) and a.integer:
+            raise b.error(f"{op}: {a.name} is an integer (index) tensor; it can only be used to index")
+    shape = broadcast_shapes(op, [t._shape for t in tensors])
+    axes = tuple(Axis(f"i{k}", d) for k, d in enumerate(shape))
+    out_vars = tuple(IVar(a.name) for a in axes)
+    operands = tuple(broadcast_load(a, out_vars) if isinstance(a, TensorExpr) else as_value(a) for a in args)
+    return b.add_stage(Stage(b.fresh(op), shape, axes, Call(op, operands)))
+
+
+def broadcast_shapes(op: str, shapes: list) -> tuple:
+    """numpy broadcasting on symbolic shapes: equal sizes, or 1."""
+    out = broadcast(shapes)
+    if out is None:
+        raise current_builder().error(f"{op}: cannot broadcast shapes " + " and ".join(shape_str(s) for s in shapes))
+    return out
+
+
+def broadcast_load(t: TensorExpr, out_vars: tuple) -> Load:
+    """Read ``t`` at output indices ``out_vars`` under numpy broadcasting."""
+    rank = len(out_vars)
+    index = []
+    for k, d in enumerate(t._shape):
+        v = out_vars[rank - t.ndim + k]
+        index.append(IConst(0) if d == IConst(1) else v)
+    return Load(t.name, tuple(index))
+
+
+def normalize_axes(x: TensorExpr, axis, what: str) -> tuple:
+    """``axis`` (None, an int or several; negative from the end) as sorted axes of ``x``."""
+    if axis is None:
+        return tuple(range(x.ndim))
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -x.ndim <= a < x.ndim:
+            raise x.builder.error(f"{what}: axis {a} is out of range for {x.name}{shape_str(x._shape)}")
+        out.append(a % x.ndim)
+    return tuple(sorted(set(out)))
+
+
+def reduce(kind: str, x, axis, keepdims: bool):
+    """``kind`` ("sum", "max") of a tensor over axes, numpy semantics."""
+    if isinstance(x, Scalar):
+        raise current_builder().error(f"{kind}: in index notation use ops.{kind}(value, over=(i, j))")
+    b = x.builder
+    reduced = normalize_axes(x, axis, kind)
+    out_axes, red_axes, index, shape = [], [], [], []
+    for k, d in enumerate(x._shape):
+        if k in reduced:
+            red_axes.append(Axis(f"r{k}", d))
+            index.append(IVar(f"r{k}"))
+            if keepdims:
+                out_axes.append(Axis(f"i{k}", IConst(1)))
+                shape.append(IConst(1))
+        else:
+            out_axes.append(Axis(f"i{k}", d))
+            index.append(IVar(f"i{k}"))
+            shape.append(d)
+    stage = Stage(b.fresh(kind), tuple(shape), tuple(out_axes), Load(x.name, tuple(index)), kind, tuple(red_axes))
+    return b.add_stage(stage)
+
+
+def mean(x, axis=None, keepdims=False):
+    """Mean over axes (numpy semantics)."""
+    count = size_product([x._shape[k] for k in normalize_axes(x, axis, "mean")])
+    return reduce("sum", x, axis, keepdims) / Index(count)
+
+
+def matmul(a, b):
+    """``a @ b`` with numpy semantics (batched over leading dimensions)."""
+    bld = (a if isinstance(a, TensorExpr) else b).builder
+    if not (isinstance(a, TensorExpr) and isinstance(b, TensorExpr)):
+        raise bld.error("matmul takes two tensors")
+    if a.ndim == 0 or b.ndim == 0:
+        raise bld.error("matmul: operands must have rank >= 1 (use * for scalars)")
+    ash = a._shape if a.ndim > 1 else (IConst(1),) + a._shape
+    bsh = b._shape if b.ndim > 1 else b._shape + (IConst(1),)
+    if ash[-1] != bsh[-2]:
+        raise bld.error(f"matmul: contracted sizes differ: {a.name}{shape_str(a._shape)} @ "
+                        f"{b.name}{shape_str(b._shape)}")
+    batch = broadcast_shapes("matmul", [ash[:-2], bsh[:-2]])
+    rank = len(batch)
+    bvars = tuple(IVar(f"b{k}") for k in range(rank))
+    m, p, k = IVar("m"), IVar("p"), IVar("k")
+
+    def read(t, last_two):
+        lead = t._shape[:-2]
+        index = tuple(IConst(0) if d == IConst(1) else bvars[rank - len(lead) + j] for j, d in enumerate(lead))
+        return Load(t.name, index + last_two)
+
+    body = Call("mul", (read(a, (m, k)) if a.ndim > 1 else Load(a.name, (k,)),
+                        read(b, (k, p)) if b.ndim > 1 else Load(b.name, (k,))))
+    axes = tuple(Axis(v.name, d) for v, d in zip(bvars, batch))
+    if a.ndim > 1:
+        axes += (Axis("m", ash[-2]),)
+    if b.ndim > 1:
+        axes += (Axis("p", bsh[-1]),)
+    shape = tuple(ax.extent for ax in axes)
+    return bld.add_stage(Stage(bld.fresh("matmul"), shape, axes, body, "sum", (Axis("k", ash[-1]),)))
+
+
+def transpose(x, axes=None):
+    """Permute dimensions (reverse them when ``axes`` is None), as numpy."""
+    perm = tuple(reversed(range(x.ndim))) if axes is None else tuple(a % x.ndim for a in axes)
+    if sorted(perm) != list(range(x.ndim)):
+        raise x.builder.error(f"transpose: {axes} is not a permutation of the axes of {x.name}{shape_str(x._shape)}")
+    out_axes = tuple(Axis(f"i{k}", x._shape[p]) for k, p in enumerate(perm))
+    index = [None] * x.ndim
+    for k, p in enumerate(perm):
+        index[p] = IVar(f"i{k}")
+    b = x.builder
+    return b.add_stage(Stage(b.fresh("transpose"), tuple(a.extent for a in out_axes), out_axes,
+                             Load(x.name, tuple(index))))
+
+
+def reshape(x, shape):
+    """numpy ``reshape`` (C order); one size may be ``-1``."""
+    b = x.builder
+    shape = [as_index(d) for d in shape]
+    total = size_product(x._shape)
+    if sum(1 for d in shape if d == IConst(-1)) > 1:
+        raise b.error(f"reshape: at most one size may be -1, got {shape_str(shape)}")
+    if IConst(-1) in shape:
+        known = size_product([d for d in shape if d != IConst(-1)])
+        if known == IConst(0):
+            raise b.error(f"reshape: the size -1 stands for cannot be found beside a size 0, in {shape_str(shape)}")
+        shape[shape.index(IConst(-1))] = ir.ifloordiv(total, known)
+    shape = tuple(shape)
+    if not same_size(size_product(shape), total):
+        raise b.error(f"reshape: cannot reshape {x.name}{shape_str(x._shape)} into {shape_str(shape)}")
+    index, inverse = reshape_index(x._shape, shape)
+    axes = tuple(Axis(f"i{k}", d) for k, d in enumerate(shape))
+    return b.add_stage(Stage(b.fresh("reshape"), shape, axes, Load(x.name, index), inverse=inverse))

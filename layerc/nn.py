@@ -17,6 +17,8 @@ Example::
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .compiler import ops
@@ -38,6 +40,25 @@ def _pair(v) -> tuple:
             raise ValueError(f"expected an int or a pair, got {v!r}")
         return int(v[0]), int(v[1])
     return int(v), int(v)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _count(layer: str, arg: str, value, least: int = 1) -> int:
+    """``value`` as an int of at least ``least``, else ValueError naming the layer and the argument."""
+    if not _is_int(value) or value < least:
+        raise ValueError(f"{layer}: {arg} must be an integer >= {least}, got {value!r}")
+    return int(value)
+
+
+def _counts(layer: str, arg: str, value, least: int = 1) -> tuple:
+    """``value`` (an int, or a pair of them) as a pair of ints of at least ``least``."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(_is_int(v) and v >= least for v in pair):
+        raise ValueError(f"{layer}: {arg} must be an integer >= {least} or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
 
 
 class SpecLayer(Module):
@@ -209,7 +230,9 @@ class Linear(SpecLayer):
 
     def __init__(self, input_size: int, output_size: int, bias: bool = True, dtype=np.float32):
         super().__init__(dtype)
-        self.input_size, self.output_size, self.has_bias = int(input_size), int(output_size), bool(bias)
+        self.input_size = _count("Linear", "input_size", input_size, least=0)
+        self.output_size = _count("Linear", "output_size", output_size, least=0)
+        self.has_bias = bool(bias)
         self._declare(LinearSpec if bias else LinearNoBiasSpec, I=self.input_size, O=self.output_size)
         if bias:
             # torch's bias bound is 1/sqrt(fan_in) of the weight
@@ -298,12 +321,16 @@ class Conv2D(SpecLayer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, dtype=np.float32):
         super().__init__(dtype)
+        self.in_channels = _count("Conv2D", "in_channels", in_channels)
+        self.out_channels = _count("Conv2D", "out_channels", out_channels)
+        self.groups = _count("Conv2D", "groups", groups)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2D: in_channels ({in_channels}) and out_channels ({out_channels}) "
                              f"must be divisible by groups ({groups})")
-        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
-        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
-        self.padding, self.dilation = _pair(padding), _pair(dilation)
+        self.kernel_size = _counts("Conv2D", "kernel_size", kernel_size)
+        self.stride = _counts("Conv2D", "stride", stride)
+        self.padding = _counts("Conv2D", "padding", padding, least=0)
+        self.dilation = _counts("Conv2D", "dilation", dilation)
         self.has_bias = bool(bias)
         spec = Conv2DSpec if bias else Conv2DNoBiasSpec
         kh, kw = self.kernel_size
@@ -368,7 +395,8 @@ class BatchNorm2D(SpecLayer):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float32):
         super().__init__(dtype)
-        self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
+        self.num_features = _count("BatchNorm2D", "num_features", num_features)
+        self.eps, self.momentum = float(eps), float(momentum)
         self._declare(BatchNorm2DSpec, C=self.num_features, eps=self.eps, momentum=self.momentum)
 
     def _select(self, inputs):
@@ -549,7 +577,8 @@ class LayerNorm(SpecLayer):
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         if not 1 <= len(shape) <= len(_LN_DIMS):
             raise ValueError(f"LayerNorm: normalized_shape must have 1..{len(_LN_DIMS)} axes, got {shape}")
-        self.normalized_shape, self.eps = tuple(int(d) for d in shape), float(eps)
+        self.normalized_shape = tuple(_count("LayerNorm", "normalized_shape", d) for d in shape)
+        self.eps = float(eps)
         k = len(shape)
         self._declare(layer_norm_spec(k, k), eps=self.eps, **dict(zip(_LN_DIMS, self.normalized_shape)))
 
@@ -613,8 +642,9 @@ class _Pool2D(_Stateless):
 
     def __init__(self, kernel_size, stride=None, dtype=None):
         super().__init__(dtype)
-        self.kernel_size = _pair(kernel_size)
-        self.stride = _pair(stride) if stride is not None else self.kernel_size
+        name = type(self).__name__
+        self.kernel_size = _counts(name, "kernel_size", kernel_size)
+        self.stride = _counts(name, "stride", stride) if stride is not None else self.kernel_size
         object.__setattr__(self, "_spec_bindings", {"kernel_size": self.kernel_size, "stride": self.stride})
 
     def _select(self, inputs):

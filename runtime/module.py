@@ -166,11 +166,11 @@ class LayerModule(CallPlans, Module):
 
     def _run(self, function, args) -> None:
         """Call a kernel; numpy's BLAS stays on one thread meanwhile when the
-        kernel's matrix products call it (runtime/blas.py)."""
-        if self._calls_blas:
-            blas.call_single_threaded(function, args)
-        else:
-            function(*args)
+        kernel's matrix products call it (runtime/blas.py). A kernel returns
+        0, or what stopped it (the record's ``statuses``): raised here."""
+        status = blas.call_single_threaded(function, args) if self._calls_blas else function(*args)
+        if status:
+            raise self.record.status_error(status)
 
     def forward(self, *args, out=None, **kwargs):
         """Run the compiled forward. Returns a Tensor (a tuple for several outputs).

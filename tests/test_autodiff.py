@@ -100,14 +100,14 @@ def test_the_backward_can_be_differentiated_again():
     from layerc.compiler.build import compile_c
     from layerc.compiler.codegen import render_module
     from layerc.compiler.ir import ISym, ievaluate
-    from layerc.compiler.schedule import fuse
+    from layerc.compiler.schedule import fuse, plan_program
     from layerc.compiler.spec import trace_function
 
     cube = trace_function("Cube", lambda x: ops.sum(x * x * x), {"x": ((ISym("N"),), "input")}, {})
     backward = gradient_program(cube, self_contained=True)                      # grad_x = 3 x^2 g
     second = fuse(gradient_program(backward, wrt=("x",), self_contained=True))  # 6 x g v
     assert not [t for t in second.tensors if t.role == "saved"]
-    source, cdef, signatures, _ = render_module("lc_second", "Second", {"second": second})
+    source, cdef, signatures, _ = render_module("lc_second", "Second", {"second": plan_program(second)})
     lib = compile_c(source, cdef, name="second").lib
     x, g, v = np.array([1.0, -2.0, 0.5]), np.array(2.0), np.array([1.0, 3.0, -1.0])
     arrays = {"x": x, "grad_sum_2": g, "grad_grad_x": v}

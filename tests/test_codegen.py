@@ -1,5 +1,7 @@
 """compiler/codegen.py: outputs larger than the caches, written through tiles
 and streaming stores, hold what plain stores write."""
+import re
+
 import numpy as np
 import pytest
 
@@ -97,3 +99,65 @@ def test_a_misaligned_output_is_written_whole():
 
 def test_rows_shorter_than_two_tiles_are_not_tiled():
     assert "lc_stream_" not in FocalLoss.build(K=10).source.split("#if !defined(LC_PART) || LC_PART == 1")[1]
+
+
+# ---------------------------------------------------------------- the plan and the renderers
+
+import ast  # noqa: E402
+import pathlib  # noqa: E402
+
+from layerc.compiler import codegen, schedule  # noqa: E402
+from layerc.compiler.pipeline import lower_layer  # noqa: E402
+from layerc.nn import Conv2DSpec, MaxPool2DSpec  # noqa: E402
+from benchmarks.specs import LinearSpec, MultiHeadAttentionSpec  # noqa: E402
+
+SPECS = [(RowScale, dict(W=256)), (Product, dict(W=300)), (FocalLoss, dict(K=1000)), (LinearSpec, dict(I=64, O=32)),
+         (MultiHeadAttentionSpec, dict(E=64, num_heads=4, causal=False)), (MaxPool2DSpec, {}),
+         (Conv2DSpec, dict(C=4, O=4, CG=2, KH=3, KW=3, groups=2, padding=(1, 1)))]
+
+
+def test_each_program_is_planned_once_and_codegen_plans_nothing(monkeypatch):
+    """The pipeline plans each program once; codegen renders the plan it is
+    handed (the scheduler's planning functions are not called while it renders)."""
+    planned = []
+    plan_program = schedule.plan_program
+    monkeypatch.setattr(schedule, "plan_program", lambda p, *a: planned.append(p.name) or plan_program(p, *a))
+    lowered = lower_layer(LinearSpec, I=64, O=32)
+    assert sorted(planned) == sorted([lowered.forward.name, lowered.backward.name])
+    plans = {"forward": plan_program(lowered.forward), "backward": plan_program(lowered.backward)}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("codegen planned")
+    for name in ("plan_program", "plan_stage", "plan_loops", "plan_contraction", "plan_gemm", "plan_window"):
+        monkeypatch.setattr(schedule, name, refuse)
+    source, _, _, _ = codegen.render_module(lowered.prefix, lowered.spec.name, plans)
+    assert source == lowered.source
+    assert lowered.calls_blas == any(plan.calls_blas for plan in plans.values()) is True
+
+
+@pytest.mark.parametrize("spec, sizes", SPECS, ids=lambda v: getattr(v, "name", ""))
+def test_every_planned_nest_has_a_renderer(spec, sizes):
+    lowered = lower_layer(spec, **sizes)
+    for program in (lowered.forward, lowered.backward):
+        for nest in schedule.plan_program(program):
+            assert nest.form in codegen.RENDERERS, nest.form
+
+
+def _string_constants(path: pathlib.Path) -> list:
+    """The string literals of a module, f-strings' literal parts included (docstrings left out)."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+                  and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+@pytest.mark.parametrize("module", ["codegen.py", "nests_c.py", "contract_c.py", "cprint.py", "cstatements.py"])
+def test_no_c_statement_is_written_in_python(module):
+    """Statements, blocks, loops and pragmas are the templates'; Python prints
+    expressions only (``Printer``, the op table)."""
+    path = pathlib.Path(codegen.__file__).with_name(module)
+    # "; " joins the stages a nest's comment names
+    found = [s for s in _string_constants(path) if s != "; " and re.search(r";|[{}]|\bfor \(|#pragma", s)]
+    assert not found, found

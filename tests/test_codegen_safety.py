@@ -46,7 +46,7 @@ def vector_report(source: str, tmp_path) -> tuple[set, str]:
 def innermost_simd_loops(source: str, function: str) -> list[int]:
     """Line numbers (1-based) of loops marked simd in ``function`` that hold no other loop."""
     lines = source.splitlines()
-    start = next(i for i, l in enumerate(lines) if re.match(rf"void {function}\(", l) and not l.endswith(";"))
+    start = next(i for i, l in enumerate(lines) if re.match(rf"int {function}\(", l) and not l.endswith(";"))
     end = next(i for i in range(start + 1, len(lines)) if lines[i] == "}")
     found = []
     for i in range(start, end):
@@ -121,3 +121,88 @@ def test_every_discovered_layer_runs_clean_under_asan_and_ubsan():
     report = _run_driver(timeout=3000)
     assert len(report["ran"]) >= 2 * len(specs.OWN)
     print(f"sanitizer runs: {len(report['ran'])} clean; skipped (sizes not accepted): {sorted(report['skipped'])}")
+
+
+# ---------------------------------------------------------------- no trap from any input
+
+import textwrap  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from layerc import Input, layer, nn, ops  # noqa: E402
+
+
+@layer
+class ExpProduct:
+    """A product whose right operand is computed (``exp``): the packed kernel, not the BLAS."""
+    a = Input("M", "K")
+    b = Input("K", "N")
+
+    def forward(a, b):
+        M, K = a.shape
+        _, N = b.shape
+        k = ops.reduce_axis(K, "k")
+        return ops.compute((M, N), lambda m, n: ops.sum(a[m, k] * ops.exp(b[k, n]), over=k))
+
+
+def test_a_thin_operand_packs_into_a_buffer_of_its_own_size():
+    """K = 1 and N = 2**24 (64 MiB): the packing buffer is K x N, not a whole block of K x N."""
+    m = ExpProduct.build()
+    a = np.full((1, 1), 2.0, np.float32)
+    b = np.zeros((1, 1 << 24), np.float32)
+    b[0, ::4096] = 1.0
+    y = m.forward(a, b).numpy()
+    np.testing.assert_allclose(y, 2.0 * np.exp(b), rtol=1e-6)
+
+
+MEMORY_LIMITED = textwrap.dedent("""
+    import resource, sys
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    from test_codegen_safety import ExpProduct
+    m = ExpProduct.build()
+    m.set_threads(1)                        # no thread stacks to map under the limit
+    a, b = np.ones((1, 1), np.float32), np.zeros((1, 1 << 22), np.float32)
+    out = np.empty((1, 1 << 22), np.float32)
+    m.forward(a[:, :1], b[:, :64])          # built, loaded and run once at a small size
+    mapped = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:")) * 1024
+    # 8 MiB more than is mapped: the call's 16 MiB packing buffer cannot be
+    resource.setrlimit(resource.RLIMIT_AS, (mapped + (8 << 20), resource.RLIM_INFINITY))
+    try:
+        m.forward(a, b, out=out)
+    except MemoryError as e:
+        print("MemoryError:", e)
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or "LD_PRELOAD" in os.environ,
+                    reason="needs RLIMIT_AS and /proc, without a sanitizer runtime")
+def test_a_packing_buffer_that_cannot_be_allocated_is_a_memory_error(tmp_path):
+    script = tmp_path / "limited.py"
+    script.write_text(MEMORY_LIMITED.format(tests=str(REPO / "tests")))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MemoryError: ExpProduct: a kernel could not allocate its workspace" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: nn.Conv2D(3, 4, 3, stride=0), r"Conv2D: stride must be an integer >= 1"),
+    (lambda: nn.Conv2D(3, 4, 3, dilation=0), r"Conv2D: dilation must be an integer >= 1"),
+    (lambda: nn.Conv2D(3, 4, 3, padding=-1), r"Conv2D: padding must be an integer >= 0"),
+    (lambda: nn.Conv2D(3, 4, (3, 0)), r"Conv2D: kernel_size must be an integer >= 1"),
+    (lambda: nn.Conv2D(3, 4, 3, stride=(1, 2, 3)), r"Conv2D: stride must be an integer >= 1 or a pair"),
+    (lambda: nn.Conv2D(3, 4, 3, groups=0), r"Conv2D: groups must be an integer >= 1"),
+    (lambda: nn.Conv2D(3, 4, 3, groups=2), r"Conv2D: .*must be divisible by groups"),
+    (lambda: nn.Conv2D(0, 4, 3), r"Conv2D: in_channels must be an integer >= 1"),
+    (lambda: nn.Conv2D(3, 4.5, 3), r"Conv2D: out_channels must be an integer >= 1"),
+    (lambda: nn.MaxPool2D(2, stride=0), r"MaxPool2D: stride must be an integer >= 1"),
+    (lambda: nn.MaxPool2D(0), r"MaxPool2D: kernel_size must be an integer >= 1"),
+    (lambda: nn.AvgPool2D((2, -1)), r"AvgPool2D: kernel_size must be an integer >= 1"),
+    (lambda: nn.Linear(-1, 3), r"Linear: input_size must be an integer >= 0"),
+    (lambda: nn.BatchNorm2D(0), r"BatchNorm2D: num_features must be an integer >= 1"),
+    (lambda: nn.LayerNorm((4, 0)), r"LayerNorm: normalized_shape must be an integer >= 1"),
+])
+def test_built_in_layers_refuse_arguments_they_cannot_run_with(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()

@@ -9,7 +9,7 @@ float64; then many value draws run against it, each with its own run-time
 sizes (1-7, so size-1 broadcasting happens at run time too) and values:
 
 - the compiled forward must match a numpy evaluation of the same graph
-  (``layerc.compiler.ops_table.NUMPY``);
+  (each op's ``numpy`` in ``layerc.compiler.ops_table.OPS``);
 - the derived backward must match central finite differences
   (``check_grad``, tolerance 1e-6).
 
@@ -48,7 +48,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from layerc import Input, check_grad, layer, ops
-from layerc.compiler.ops_table import COMPARISONS, NUMPY, OPS
+from layerc.compiler.ops_table import COMPARISONS, OPS
 
 DRAWS = 6                                   # value/shape draws per compiled graph
 EXAMPLES = int(os.environ.get("LAYERC_FUZZ_EXAMPLES", "0") or 0) or 300
@@ -110,7 +110,7 @@ def interval(op, args):
             f = max if op == "maximum" else min
             return (f(a0, b0), f(a1, b1))
         # mul, div (b > 0) and pow (a > 0) are monotone in each argument: corners
-        fn = NUMPY[op]
+        fn = OPS[op].numpy
         corners = [float(fn(x, y)) for x in (a0, a1) for y in (b0, b1)]
         return (min(corners), max(corners))
     (a0, a1), = args
@@ -119,7 +119,7 @@ def interval(op, args):
     if op == "abs":
         lo = 0.0 if a0 <= 0 <= a1 else min(abs(a0), abs(a1))
         return (lo, max(abs(a0), abs(a1)))
-    fn = NUMPY[op]                          # the rest are nondecreasing
+    fn = OPS[op].numpy                          # the rest are nondecreasing
     return (float(fn(np.float64(a0))), float(fn(np.float64(a1))))
 
 
@@ -341,7 +341,7 @@ def evaluate(node, arrays, margins, memo=None):
         elif op == "select":
             margins.see("kink", args[0])
             margins.see("flip", args[0])
-        out = np.asarray(NUMPY[op](*args), dtype=np.float64)     # comparisons: 0.0 / 1.0
+        out = np.asarray(OPS[op].numpy(*args), dtype=np.float64)     # comparisons: 0.0 / 1.0
     else:
         _, kind, axis, keepdims, arg = node
         x = evaluate(arg, arrays, margins, memo)

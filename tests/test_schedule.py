@@ -120,11 +120,11 @@ def test_inner_loops_vectorize(tmp_path, spec, sizes):
     lines = source.splitlines()
     simd_loops, function = [], None
     for k, line in enumerate(lines, start=1):
-        if line.startswith("void "):
+        if line.startswith("int "):
             function = line
         elif function and "_f32(" in function and re.match(r"#pragma omp (parallel for )?simd", line.strip()):
             end = next(j for j in range(k + 1, len(lines) + 1)
-                       if re.match(r"(\s*#pragma omp|\s*/\*|}|void )", lines[j - 1]))
+                       if re.match(r"(\s*#pragma omp|\s*/\*|}|int )", lines[j - 1]))
             simd_loops.append((k + 1, end))
     assert simd_loops
     missed = [first for first, end in simd_loops if not any(first <= n < end for n in vectorized)]

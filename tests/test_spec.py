@@ -3,7 +3,7 @@ the spec, the source line, the expression and the shapes."""
 import numpy as np
 import pytest
 
-from layerc import Input, Param, SpecError, layer, ops
+from layerc import Attr, Input, Param, SpecError, layer, ops
 
 
 def test_unknown_forward_argument_is_reported_at_declaration():
@@ -96,3 +96,40 @@ def test_reductions_with_keepdims_match_numpy():
     x = np.random.default_rng(1).standard_normal((3, 4, 5))
     want = x.sum(axis=(0, 2), keepdims=True) + x.max(axis=1, keepdims=True).mean(axis=0, keepdims=True)
     np.testing.assert_allclose(m.forward(x).numpy(), want, rtol=1e-12)
+
+
+@layer
+class Strided:
+    """Reads every ``s``-th element (``l // s``) or wraps around ``s`` (``l % s``);
+    ``k`` is a size that only divides."""
+    x = Input("N", "L")
+    k = Input("K")
+    s = Attr(2)
+    wrap = Attr(False)
+
+    def forward(x, k, s, wrap):
+        N, L = x.shape
+        (K,) = k.shape
+        divisor = K if s == "K" else s
+        return ops.compute((N, L), lambda n, l: x[n, l % divisor] if wrap else x[n, l // divisor])
+
+
+@pytest.mark.parametrize("wrap, op", [(False, "//"), (True, "%")])
+def test_a_divisor_bound_to_zero_is_a_spec_error(wrap, op):
+    with pytest.raises(SpecError, match=rf"Strided .*test_spec.py:\d+.*index expression l {op} 0 divides by 0"):
+        Strided.build(s=0, wrap=wrap)
+    with pytest.raises(SpecError, match=rf"Strided .*index expression l {op} 0 divides by 0"):
+        Strided.build(s="K", K=0, wrap=wrap)          # a size bound to 0 at build time
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+def test_a_divisor_that_is_zero_when_a_call_runs_is_a_value_error(wrap):
+    m = Strided.build(s="K", wrap=wrap, dtype=np.float64)
+    x = np.arange(12.0).reshape(2, 6)
+    l = np.arange(6)
+    want = x[:, l % 4] if wrap else x[:, l // 4]
+    np.testing.assert_array_equal(m.forward(x, np.zeros(4)).numpy(), want)
+    with pytest.raises(ValueError, match=r"Strided.*divides by a size that is 0"):
+        m.forward(x, np.zeros(0))
+    # nothing to compute: no index is divided, no error
+    assert m.forward(np.zeros((2, 0)), np.zeros(0)).shape == (2, 0)

@@ -129,16 +129,28 @@ void lc_multiheadattentionspec_set_stream_bytes(int64_t n) { lc_stream_bytes = n
 #endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
+/* what a generated function returns when it stops (compiler/status.py); 0 when it ran */
+enum {
+    LC_OUT_OF_MEMORY = 1,
+    LC_ZERO_DIVISOR = 2,
+};
 
 /* Without a BLAS: blocks of op(a) and panels of op(b) packed for the
    register-tiled kernel. Compiled at -O2: at -O3 it cost every part that
    multiplies matrices about 0.1 s more to compile, for a path taken only
    where numpy has no BLAS, which it ran 15% faster */
-static __attribute__((unused, noinline, noclone, optimize("O2"))) void lc_gemm_f32_packed(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+static __attribute__((unused, noinline, noclone, optimize("O2"))) int lc_gemm_f32_packed(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                                             const float *a, int64_t lda, const float *b, int64_t ldb,
                                             float beta, float *c, int64_t ldc) {
-    float *ap = malloc(sizeof(float) * LC_MC * LC_KC);
-    float *bp = malloc(sizeof(float) * LC_KC * LC_NR_F32);
+    /* a block of op(a) and a panel of op(b), as large as m and k need */
+    const int64_t mb = ((m < LC_MC ? m : LC_MC) + LC_MR - 1) / LC_MR * LC_MR, kb = k < LC_KC ? k : LC_KC;
+    float *ap = malloc(sizeof(float) * (size_t)(mb > 0 ? mb : 1) * (size_t)(kb > 0 ? kb : 1));
+    float *bp = malloc(sizeof(float) * (size_t)(kb > 0 ? kb : 1) * LC_NR_F32);
+    if (!ap || !bp) {
+        free(ap);
+        free(bp);
+        return LC_OUT_OF_MEMORY;
+    }
     for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j];
     for (int64_t pc = 0; pc < k; pc += LC_KC) {
@@ -168,12 +180,13 @@ static __attribute__((unused, noinline, noclone, optimize("O2"))) void lc_gemm_f
     }
     free(ap);
     free(bp);
+    return 0;
 }
 
 /* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked.
-   One copy per part: gcc would otherwise clone it for the constant arguments
-   of each call (10-15% of attention's compile time) */
-static __attribute__((unused, noinline, noclone)) void lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+   0, or LC_OUT_OF_MEMORY. One copy per part: gcc would otherwise clone it for
+   the constant arguments of each call (10-15% of attention's compile time) */
+static __attribute__((unused, noinline, noclone)) int lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                                             const float *a, int64_t lda, const float *b, int64_t ldb,
                                             float beta, float *c, int64_t ldc) {
     const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
@@ -184,19 +197,27 @@ static __attribute__((unused, noinline, noclone)) void lc_gemm_f32(int trans_a, 
         ((lc_sgemm32_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
                                        a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
     } else {
-        lc_gemm_f32_packed(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return lc_gemm_f32_packed(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
+    return 0;
 }
 
 /* Without a BLAS: blocks of op(a) and panels of op(b) packed for the
    register-tiled kernel. Compiled at -O2: at -O3 it cost every part that
    multiplies matrices about 0.1 s more to compile, for a path taken only
    where numpy has no BLAS, which it ran 15% faster */
-static __attribute__((unused, noinline, noclone, optimize("O2"))) void lc_gemm_f64_packed(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+static __attribute__((unused, noinline, noclone, optimize("O2"))) int lc_gemm_f64_packed(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                                             const double *a, int64_t lda, const double *b, int64_t ldb,
                                             double beta, double *c, int64_t ldc) {
-    double *ap = malloc(sizeof(double) * LC_MC * LC_KC);
-    double *bp = malloc(sizeof(double) * LC_KC * LC_NR_F64);
+    /* a block of op(a) and a panel of op(b), as large as m and k need */
+    const int64_t mb = ((m < LC_MC ? m : LC_MC) + LC_MR - 1) / LC_MR * LC_MR, kb = k < LC_KC ? k : LC_KC;
+    double *ap = malloc(sizeof(double) * (size_t)(mb > 0 ? mb : 1) * (size_t)(kb > 0 ? kb : 1));
+    double *bp = malloc(sizeof(double) * (size_t)(kb > 0 ? kb : 1) * LC_NR_F64);
+    if (!ap || !bp) {
+        free(ap);
+        free(bp);
+        return LC_OUT_OF_MEMORY;
+    }
     for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j];
     for (int64_t pc = 0; pc < k; pc += LC_KC) {
@@ -226,12 +247,13 @@ static __attribute__((unused, noinline, noclone, optimize("O2"))) void lc_gemm_f
     }
     free(ap);
     free(bp);
+    return 0;
 }
 
 /* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked.
-   One copy per part: gcc would otherwise clone it for the constant arguments
-   of each call (10-15% of attention's compile time) */
-static __attribute__((unused, noinline, noclone)) void lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+   0, or LC_OUT_OF_MEMORY. One copy per part: gcc would otherwise clone it for
+   the constant arguments of each call (10-15% of attention's compile time) */
+static __attribute__((unused, noinline, noclone)) int lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                                             const double *a, int64_t lda, const double *b, int64_t ldb,
                                             double beta, double *c, int64_t ldc) {
     const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
@@ -242,8 +264,9 @@ static __attribute__((unused, noinline, noclone)) void lc_gemm_f64(int trans_a, 
         ((lc_dgemm32_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
                                        a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
     } else {
-        lc_gemm_f64_packed(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return lc_gemm_f64_packed(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
+    return 0;
 }
 
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
@@ -295,13 +318,17 @@ static inline void lc_fence(void) {
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* floor division and modulo with Python's signs */
+/* floor division and modulo with Python's signs. By 0 they give 0, as the
+   runtime's size arithmetic does: no division by 0 is ever executed (a nest
+   that would divide by a size that is 0 returns LC_ZERO_DIVISOR before it runs) */
 static inline int64_t lc_floordiv(int64_t a, int64_t b) {
+    if (b == 0) return 0;
     int64_t q = a / b;
     return q - ((a % b != 0) & ((a < 0) != (b < 0)));
 }
 
 static inline int64_t lc_mod(int64_t a, int64_t b) {
+    if (b == 0) return 0;
     int64_t r = a % b;
     return r + (((r != 0) & ((r < 0) != (b < 0))) ? b : 0);
 }
@@ -309,7 +336,7 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 #if !defined(LC_PART) || LC_PART == 1
 
 /* MultiHeadAttentionSpec (float) */
-void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_q_proj_bias, const float *restrict T_k_proj_weight, const float *restrict T_k_proj_bias, const float *restrict T_v_proj_weight, const float *restrict T_v_proj_bias, const float *restrict T_out_proj_weight, const float *restrict T_out_proj_bias, float *restrict T_add_29, float *restrict T_transpose_4, float *restrict T_transpose_14, float *restrict T_transpose_15, float *restrict T_sum_22_terms, float *restrict T_sum_22, float *restrict T_div_23, float *restrict T_reshape_26, float *restrict T_matmul_1, float *restrict T_matmul_6, float *restrict T_matmul_11, float *restrict T_matmul_16, float *restrict T_max_18, float *restrict T_matmul_24)
+int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_q_proj_bias, const float *restrict T_k_proj_weight, const float *restrict T_k_proj_bias, const float *restrict T_v_proj_weight, const float *restrict T_v_proj_bias, const float *restrict T_out_proj_weight, const float *restrict T_out_proj_bias, float *restrict T_add_29, float *restrict T_transpose_4, float *restrict T_transpose_14, float *restrict T_transpose_15, float *restrict T_sum_22_terms, float *restrict T_sum_22, float *restrict T_div_23, float *restrict T_reshape_26, float *restrict T_matmul_1, float *restrict T_matmul_6, float *restrict T_matmul_11, float *restrict T_matmul_16, float *restrict T_max_18, float *restrict T_matmul_24)
 {
     /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
 
@@ -326,13 +353,15 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* transpose_4[i0, i1, i2, i3] = matmul_1[i0, i2, 16 * i1 + i3] + q_proj_bias[16 * i1 + i3] */
@@ -367,13 +396,15 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_6 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_6 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* matmul_11[b0, m, p] = sum_{k} x[b0, m, k] * v_proj_weight[p, k] */
@@ -391,13 +422,15 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_11 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_11 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* transpose_14[i0, i1, i2, i3] = matmul_11[i0, i2, 16 * i1 + i3] + v_proj_bias[16 * i1 + i3] */
@@ -480,15 +513,17 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     const int lc_nt = (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
         const int64_t v_b1 = (lc_task / lc_parts) % (4);
         const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_gemm_f32(0, 0, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0f, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_matmul_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
+        lc_status |= lc_gemm_f32(0, 0, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0f, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_matmul_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
     }
+    if (lc_status) return lc_status;
     }
 
     /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3] (one pass) */
@@ -611,15 +646,17 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
         const int64_t v_b1 = (lc_task / lc_parts) % (4);
         const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_gemm_f32(0, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0f, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_matmul_24 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+        lc_status |= lc_gemm_f32(0, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0f, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_matmul_24 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
     }
+    if (lc_status) return lc_status;
     }
 
     /* reshape_26[i0, i1, i2] = matmul_24[i0, i2 // 16, i1, i2 % 16] */
@@ -661,15 +698,18 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 1, T_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 1, T_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
+    return 0;
 }
 
 #endif
@@ -677,12 +717,13 @@ void lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float
 #if !defined(LC_PART) || LC_PART == 2
 
 /* MultiHeadAttentionSpec_backward (float) */
-void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_k_proj_weight, const float *restrict T_v_proj_weight, const float *restrict T_out_proj_weight, const float *restrict T_grad_add_29, const float *restrict T_transpose_4, const float *restrict T_transpose_14, const float *restrict T_transpose_15, const float *restrict T_sum_22_terms, const float *restrict T_sum_22, const float *restrict T_div_23, const float *restrict T_reshape_26, float *restrict T_grad_x, float *restrict T_grad_q_proj_weight, float *restrict T_grad_q_proj_bias, float *restrict T_grad_k_proj_weight, float *restrict T_grad_k_proj_bias, float *restrict T_grad_v_proj_weight, float *restrict T_grad_v_proj_bias, float *restrict T_grad_out_proj_weight, float *restrict T_grad_out_proj_bias, float *restrict T_grad_reshape_26_3, float *restrict T_grad_matmul_24_7, float *restrict T_grad_div_23_8, float *restrict T_grad_transpose_14_9, float *restrict T_grad_sum_22_11, float *restrict T_grad_matmul_16_16, float *restrict T_grad_transpose_4_17, float *restrict T_grad_transpose_15_18, float *restrict T_grad_matmul_11_22, float *restrict T_grad_x_24, float *restrict T_grad_matmul_6_29, float *restrict T_grad_x_31, float *restrict T_grad_matmul_1_36)
+int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_k_proj_weight, const float *restrict T_v_proj_weight, const float *restrict T_out_proj_weight, const float *restrict T_grad_add_29, const float *restrict T_transpose_4, const float *restrict T_transpose_14, const float *restrict T_transpose_15, const float *restrict T_sum_22_terms, const float *restrict T_sum_22, const float *restrict T_div_23, const float *restrict T_reshape_26, float *restrict T_grad_x, float *restrict T_grad_q_proj_weight, float *restrict T_grad_q_proj_bias, float *restrict T_grad_k_proj_weight, float *restrict T_grad_k_proj_bias, float *restrict T_grad_v_proj_weight, float *restrict T_grad_v_proj_bias, float *restrict T_grad_out_proj_weight, float *restrict T_grad_out_proj_bias, float *restrict T_grad_reshape_26_3, float *restrict T_grad_matmul_24_7, float *restrict T_grad_div_23_8, float *restrict T_grad_transpose_14_9, float *restrict T_grad_sum_22_11, float *restrict T_grad_matmul_16_16, float *restrict T_grad_transpose_4_17, float *restrict T_grad_transpose_15_18, float *restrict T_grad_matmul_11_22, float *restrict T_grad_x_24, float *restrict T_grad_matmul_6_29, float *restrict T_grad_x_31, float *restrict T_grad_matmul_1_36)
 {
     /* grad_out_proj_bias[i2] = sum_{i0, i1} grad_add_29[i0, i1, i2] */
     {
     const int lc_want = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     float *lc_part0 = lc_want > 1 ? (float *)malloc(sizeof(float) * (size_t)(lc_want - 1) * (size_t)((int64_t)(64))) : 0;
+    /* without memory for the partials, one thread */
     const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
     int lc_used = 1;
     #pragma omp parallel num_threads(lc_nt)
@@ -726,13 +767,15 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_reshape_26_3 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_reshape_26_3 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_out_proj_weight[i1, i0] = sum_{b0, m} grad_add_29[b0, m, i1] * reshape_26[b0, m, i0] */
@@ -750,13 +793,15 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_reshape_26 + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_out_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_reshape_26 + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_out_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
@@ -789,15 +834,17 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     const int lc_nt = (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
         const int64_t v_b1 = (lc_task / lc_parts) % (4);
         const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_gemm_f32(0, 1, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0f, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_div_23_8 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
+        lc_status |= lc_gemm_f32(0, 1, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0f, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_div_23_8 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
@@ -815,15 +862,17 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     const int lc_nt = (int64_t)(16) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
         const int64_t v_b1 = (lc_task / lc_parts) % (4);
         const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_gemm_f32(1, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0f, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * 1, S_S, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_transpose_14_9 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+        lc_status |= lc_gemm_f32(1, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0f, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * 1, S_S, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_transpose_14_9 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
@@ -889,15 +938,17 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
         const int64_t v_b1 = (lc_task / lc_parts) % (4);
         const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_gemm_f32(0, 1, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0f, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_grad_transpose_4_17 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+        lc_status |= lc_gemm_f32(0, 1, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0f, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_grad_transpose_4_17 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
@@ -915,15 +966,17 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
         const int64_t v_b1 = (lc_task / lc_parts) % (4);
         const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_gemm_f32(1, 0, lc_count, (int64_t)(S_S), (int64_t)(S_S), 1.0f, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 1, 16, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, T_grad_transpose_15_18 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0) + lc_first * S_S, S_S);
+        lc_status |= lc_gemm_f32(1, 0, lc_count, (int64_t)(S_S), (int64_t)(S_S), 1.0f, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 1, 16, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, T_grad_transpose_15_18 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0) + lc_first * S_S, S_S);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_matmul_11_22[i0, i1, i2] = grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
@@ -969,13 +1022,15 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_24 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_24 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_v_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_11_22[b0, m, i1] * x[b0, m, i0] */
@@ -993,13 +1048,15 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_v_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_v_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_matmul_6_29[i0, i1, i2] = grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
@@ -1045,13 +1102,15 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_31 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_31 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_k_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_6_29[b0, m, i1] * x[b0, m, i0] */
@@ -1069,13 +1128,15 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_k_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_k_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_matmul_1_36[i0, i1, i2] = grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
@@ -1121,13 +1182,15 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_q_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_q_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_x[j0, j1, j2] = sum_{p} (grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] if p == 0 else 0) + grad_matmul_1_36[j0, j1, p] * q_proj_weight[p, j2] */
@@ -1158,15 +1221,18 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 1, T_grad_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 1, T_grad_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
+    return 0;
 }
 
 #endif
@@ -1174,7 +1240,7 @@ void lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const floa
 #if !defined(LC_PART) || LC_PART == 3
 
 /* MultiHeadAttentionSpec (double) */
-void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_q_proj_bias, const double *restrict T_k_proj_weight, const double *restrict T_k_proj_bias, const double *restrict T_v_proj_weight, const double *restrict T_v_proj_bias, const double *restrict T_out_proj_weight, const double *restrict T_out_proj_bias, double *restrict T_add_29, double *restrict T_transpose_4, double *restrict T_transpose_14, double *restrict T_transpose_15, double *restrict T_sum_22_terms, double *restrict T_sum_22, double *restrict T_div_23, double *restrict T_reshape_26, double *restrict T_matmul_1, double *restrict T_matmul_6, double *restrict T_matmul_11, double *restrict T_matmul_16, double *restrict T_max_18, double *restrict T_matmul_24)
+int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_q_proj_bias, const double *restrict T_k_proj_weight, const double *restrict T_k_proj_bias, const double *restrict T_v_proj_weight, const double *restrict T_v_proj_bias, const double *restrict T_out_proj_weight, const double *restrict T_out_proj_bias, double *restrict T_add_29, double *restrict T_transpose_4, double *restrict T_transpose_14, double *restrict T_transpose_15, double *restrict T_sum_22_terms, double *restrict T_sum_22, double *restrict T_div_23, double *restrict T_reshape_26, double *restrict T_matmul_1, double *restrict T_matmul_6, double *restrict T_matmul_11, double *restrict T_matmul_16, double *restrict T_max_18, double *restrict T_matmul_24)
 {
     /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
 
@@ -1191,13 +1257,15 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* transpose_4[i0, i1, i2, i3] = matmul_1[i0, i2, 16 * i1 + i3] + q_proj_bias[16 * i1 + i3] */
@@ -1232,13 +1300,15 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_6 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_6 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* matmul_11[b0, m, p] = sum_{k} x[b0, m, k] * v_proj_weight[p, k] */
@@ -1256,13 +1326,15 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_11 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_11 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* transpose_14[i0, i1, i2, i3] = matmul_11[i0, i2, 16 * i1 + i3] + v_proj_bias[16 * i1 + i3] */
@@ -1345,15 +1417,17 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     const int lc_nt = (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
         const int64_t v_b1 = (lc_task / lc_parts) % (4);
         const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_gemm_f64(0, 0, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_matmul_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
+        lc_status |= lc_gemm_f64(0, 0, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_matmul_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
     }
+    if (lc_status) return lc_status;
     }
 
     /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3] (one pass) */
@@ -1476,15 +1550,17 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
         const int64_t v_b1 = (lc_task / lc_parts) % (4);
         const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_gemm_f64(0, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_matmul_24 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+        lc_status |= lc_gemm_f64(0, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_matmul_24 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
     }
+    if (lc_status) return lc_status;
     }
 
     /* reshape_26[i0, i1, i2] = matmul_24[i0, i2 // 16, i1, i2 % 16] */
@@ -1526,15 +1602,18 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 1, T_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 1, T_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
+    return 0;
 }
 
 #endif
@@ -1542,12 +1621,13 @@ void lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const doubl
 #if !defined(LC_PART) || LC_PART == 4
 
 /* MultiHeadAttentionSpec_backward (double) */
-void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_k_proj_weight, const double *restrict T_v_proj_weight, const double *restrict T_out_proj_weight, const double *restrict T_grad_add_29, const double *restrict T_transpose_4, const double *restrict T_transpose_14, const double *restrict T_transpose_15, const double *restrict T_sum_22_terms, const double *restrict T_sum_22, const double *restrict T_div_23, const double *restrict T_reshape_26, double *restrict T_grad_x, double *restrict T_grad_q_proj_weight, double *restrict T_grad_q_proj_bias, double *restrict T_grad_k_proj_weight, double *restrict T_grad_k_proj_bias, double *restrict T_grad_v_proj_weight, double *restrict T_grad_v_proj_bias, double *restrict T_grad_out_proj_weight, double *restrict T_grad_out_proj_bias, double *restrict T_grad_reshape_26_3, double *restrict T_grad_matmul_24_7, double *restrict T_grad_div_23_8, double *restrict T_grad_transpose_14_9, double *restrict T_grad_sum_22_11, double *restrict T_grad_matmul_16_16, double *restrict T_grad_transpose_4_17, double *restrict T_grad_transpose_15_18, double *restrict T_grad_matmul_11_22, double *restrict T_grad_x_24, double *restrict T_grad_matmul_6_29, double *restrict T_grad_x_31, double *restrict T_grad_matmul_1_36)
+int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_k_proj_weight, const double *restrict T_v_proj_weight, const double *restrict T_out_proj_weight, const double *restrict T_grad_add_29, const double *restrict T_transpose_4, const double *restrict T_transpose_14, const double *restrict T_transpose_15, const double *restrict T_sum_22_terms, const double *restrict T_sum_22, const double *restrict T_div_23, const double *restrict T_reshape_26, double *restrict T_grad_x, double *restrict T_grad_q_proj_weight, double *restrict T_grad_q_proj_bias, double *restrict T_grad_k_proj_weight, double *restrict T_grad_k_proj_bias, double *restrict T_grad_v_proj_weight, double *restrict T_grad_v_proj_bias, double *restrict T_grad_out_proj_weight, double *restrict T_grad_out_proj_bias, double *restrict T_grad_reshape_26_3, double *restrict T_grad_matmul_24_7, double *restrict T_grad_div_23_8, double *restrict T_grad_transpose_14_9, double *restrict T_grad_sum_22_11, double *restrict T_grad_matmul_16_16, double *restrict T_grad_transpose_4_17, double *restrict T_grad_transpose_15_18, double *restrict T_grad_matmul_11_22, double *restrict T_grad_x_24, double *restrict T_grad_matmul_6_29, double *restrict T_grad_x_31, double *restrict T_grad_matmul_1_36)
 {
     /* grad_out_proj_bias[i2] = sum_{i0, i1} grad_add_29[i0, i1, i2] */
     {
     const int lc_want = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     double *lc_part0 = lc_want > 1 ? (double *)malloc(sizeof(double) * (size_t)(lc_want - 1) * (size_t)((int64_t)(64))) : 0;
+    /* without memory for the partials, one thread */
     const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
     int lc_used = 1;
     #pragma omp parallel num_threads(lc_nt)
@@ -1591,13 +1671,15 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_reshape_26_3 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_reshape_26_3 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_out_proj_weight[i1, i0] = sum_{b0, m} grad_add_29[b0, m, i1] * reshape_26[b0, m, i0] */
@@ -1615,13 +1697,15 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_reshape_26 + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_out_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_reshape_26 + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_out_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
@@ -1654,15 +1738,17 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     const int lc_nt = (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
         const int64_t v_b1 = (lc_task / lc_parts) % (4);
         const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_gemm_f64(0, 1, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_div_23_8 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
+        lc_status |= lc_gemm_f64(0, 1, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_div_23_8 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
@@ -1680,15 +1766,17 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     const int lc_nt = (int64_t)(16) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
         const int64_t v_b1 = (lc_task / lc_parts) % (4);
         const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_gemm_f64(1, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * 1, S_S, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_transpose_14_9 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+        lc_status |= lc_gemm_f64(1, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * 1, S_S, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_transpose_14_9 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
@@ -1754,15 +1842,17 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
         const int64_t v_b1 = (lc_task / lc_parts) % (4);
         const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_gemm_f64(0, 1, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_grad_transpose_4_17 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+        lc_status |= lc_gemm_f64(0, 1, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_grad_transpose_4_17 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
@@ -1780,15 +1870,17 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
         const int64_t v_b1 = (lc_task / lc_parts) % (4);
         const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_gemm_f64(1, 0, lc_count, (int64_t)(S_S), (int64_t)(S_S), 1.0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 1, 16, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, T_grad_transpose_15_18 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0) + lc_first * S_S, S_S);
+        lc_status |= lc_gemm_f64(1, 0, lc_count, (int64_t)(S_S), (int64_t)(S_S), 1.0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 1, 16, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, T_grad_transpose_15_18 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0) + lc_first * S_S, S_S);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_matmul_11_22[i0, i1, i2] = grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
@@ -1834,13 +1926,15 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_24 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_24 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_v_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_11_22[b0, m, i1] * x[b0, m, i0] */
@@ -1858,13 +1952,15 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_v_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_v_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_matmul_6_29[i0, i1, i2] = grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
@@ -1910,13 +2006,15 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_31 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_31 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_k_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_6_29[b0, m, i1] * x[b0, m, i0] */
@@ -1934,13 +2032,15 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_k_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_k_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_matmul_1_36[i0, i1, i2] = grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
@@ -1986,13 +2086,15 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_q_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_q_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_x[j0, j1, j2] = sum_{p} (grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] if p == 0 else 0) + grad_matmul_1_36[j0, j1, p] * q_proj_weight[p, j2] */
@@ -2023,15 +2125,18 @@ void lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doub
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 1, T_grad_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 1, T_grad_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
+    return 0;
 }
 
 #endif

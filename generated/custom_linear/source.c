@@ -129,16 +129,28 @@ void lc_customlinearspec_set_stream_bytes(int64_t n) { lc_stream_bytes = n > 0 ?
 #endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
+/* what a generated function returns when it stops (compiler/status.py); 0 when it ran */
+enum {
+    LC_OUT_OF_MEMORY = 1,
+    LC_ZERO_DIVISOR = 2,
+};
 
 /* Without a BLAS: blocks of op(a) and panels of op(b) packed for the
    register-tiled kernel. Compiled at -O2: at -O3 it cost every part that
    multiplies matrices about 0.1 s more to compile, for a path taken only
    where numpy has no BLAS, which it ran 15% faster */
-static __attribute__((unused, noinline, noclone, optimize("O2"))) void lc_gemm_f32_packed(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+static __attribute__((unused, noinline, noclone, optimize("O2"))) int lc_gemm_f32_packed(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                                             const float *a, int64_t lda, const float *b, int64_t ldb,
                                             float beta, float *c, int64_t ldc) {
-    float *ap = malloc(sizeof(float) * LC_MC * LC_KC);
-    float *bp = malloc(sizeof(float) * LC_KC * LC_NR_F32);
+    /* a block of op(a) and a panel of op(b), as large as m and k need */
+    const int64_t mb = ((m < LC_MC ? m : LC_MC) + LC_MR - 1) / LC_MR * LC_MR, kb = k < LC_KC ? k : LC_KC;
+    float *ap = malloc(sizeof(float) * (size_t)(mb > 0 ? mb : 1) * (size_t)(kb > 0 ? kb : 1));
+    float *bp = malloc(sizeof(float) * (size_t)(kb > 0 ? kb : 1) * LC_NR_F32);
+    if (!ap || !bp) {
+        free(ap);
+        free(bp);
+        return LC_OUT_OF_MEMORY;
+    }
     for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j];
     for (int64_t pc = 0; pc < k; pc += LC_KC) {
@@ -168,12 +180,13 @@ static __attribute__((unused, noinline, noclone, optimize("O2"))) void lc_gemm_f
     }
     free(ap);
     free(bp);
+    return 0;
 }
 
 /* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked.
-   One copy per part: gcc would otherwise clone it for the constant arguments
-   of each call (10-15% of attention's compile time) */
-static __attribute__((unused, noinline, noclone)) void lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+   0, or LC_OUT_OF_MEMORY. One copy per part: gcc would otherwise clone it for
+   the constant arguments of each call (10-15% of attention's compile time) */
+static __attribute__((unused, noinline, noclone)) int lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                                             const float *a, int64_t lda, const float *b, int64_t ldb,
                                             float beta, float *c, int64_t ldc) {
     const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
@@ -184,19 +197,27 @@ static __attribute__((unused, noinline, noclone)) void lc_gemm_f32(int trans_a, 
         ((lc_sgemm32_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
                                        a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
     } else {
-        lc_gemm_f32_packed(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return lc_gemm_f32_packed(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
+    return 0;
 }
 
 /* Without a BLAS: blocks of op(a) and panels of op(b) packed for the
    register-tiled kernel. Compiled at -O2: at -O3 it cost every part that
    multiplies matrices about 0.1 s more to compile, for a path taken only
    where numpy has no BLAS, which it ran 15% faster */
-static __attribute__((unused, noinline, noclone, optimize("O2"))) void lc_gemm_f64_packed(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+static __attribute__((unused, noinline, noclone, optimize("O2"))) int lc_gemm_f64_packed(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                                             const double *a, int64_t lda, const double *b, int64_t ldb,
                                             double beta, double *c, int64_t ldc) {
-    double *ap = malloc(sizeof(double) * LC_MC * LC_KC);
-    double *bp = malloc(sizeof(double) * LC_KC * LC_NR_F64);
+    /* a block of op(a) and a panel of op(b), as large as m and k need */
+    const int64_t mb = ((m < LC_MC ? m : LC_MC) + LC_MR - 1) / LC_MR * LC_MR, kb = k < LC_KC ? k : LC_KC;
+    double *ap = malloc(sizeof(double) * (size_t)(mb > 0 ? mb : 1) * (size_t)(kb > 0 ? kb : 1));
+    double *bp = malloc(sizeof(double) * (size_t)(kb > 0 ? kb : 1) * LC_NR_F64);
+    if (!ap || !bp) {
+        free(ap);
+        free(bp);
+        return LC_OUT_OF_MEMORY;
+    }
     for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j];
     for (int64_t pc = 0; pc < k; pc += LC_KC) {
@@ -226,12 +247,13 @@ static __attribute__((unused, noinline, noclone, optimize("O2"))) void lc_gemm_f
     }
     free(ap);
     free(bp);
+    return 0;
 }
 
 /* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked.
-   One copy per part: gcc would otherwise clone it for the constant arguments
-   of each call (10-15% of attention's compile time) */
-static __attribute__((unused, noinline, noclone)) void lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+   0, or LC_OUT_OF_MEMORY. One copy per part: gcc would otherwise clone it for
+   the constant arguments of each call (10-15% of attention's compile time) */
+static __attribute__((unused, noinline, noclone)) int lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                                             const double *a, int64_t lda, const double *b, int64_t ldb,
                                             double beta, double *c, int64_t ldc) {
     const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
@@ -242,8 +264,9 @@ static __attribute__((unused, noinline, noclone)) void lc_gemm_f64(int trans_a, 
         ((lc_dgemm32_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
                                        a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
     } else {
-        lc_gemm_f64_packed(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return lc_gemm_f64_packed(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
+    return 0;
 }
 
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
@@ -295,13 +318,17 @@ static inline void lc_fence(void) {
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* floor division and modulo with Python's signs */
+/* floor division and modulo with Python's signs. By 0 they give 0, as the
+   runtime's size arithmetic does: no division by 0 is ever executed (a nest
+   that would divide by a size that is 0 returns LC_ZERO_DIVISOR before it runs) */
 static inline int64_t lc_floordiv(int64_t a, int64_t b) {
+    if (b == 0) return 0;
     int64_t q = a / b;
     return q - ((a % b != 0) & ((a < 0) != (b < 0)));
 }
 
 static inline int64_t lc_mod(int64_t a, int64_t b) {
+    if (b == 0) return 0;
     int64_t r = a % b;
     return r + (((r != 0) & ((r < 0) != (b < 0))) ? b : 0);
 }
@@ -309,7 +336,7 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 #if !defined(LC_PART) || LC_PART == 1
 
 /* CustomLinearSpec (float) */
-void lc_customlinearspec_forward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_bias, float *restrict T_add_2)
+int lc_customlinearspec_forward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_bias, float *restrict T_add_2)
 {
     /* add_2[i0, i1] = sum_{k} (bias[i1] if k == 0 else 0) + x[i0, k] * weight[i1, k] */
     /* add_2[i0, i1] = bias[i1] */
@@ -335,15 +362,18 @@ void lc_customlinearspec_forward_f32(int64_t S_N, const float *restrict T_x, con
     const int lc_nt = (int64_t)(S_N) * (int64_t)(32) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f32(0, 1, lc_count, (int64_t)(32), (int64_t)(64), 1.0f, T_x + ((0) * 64 + 0) + lc_first * 64, 64, T_weight + ((0) * 64 + 0), 64, 1, T_add_2 + ((0) * 32 + 0) + lc_first * 32, 32);
+        lc_status |= lc_gemm_f32(0, 1, lc_count, (int64_t)(32), (int64_t)(64), 1.0f, T_x + ((0) * 64 + 0) + lc_first * 64, 64, T_weight + ((0) * 64 + 0), 64, 1, T_add_2 + ((0) * 32 + 0) + lc_first * 32, 32);
     }
+    if (lc_status) return lc_status;
     }
 
+    return 0;
 }
 
 #endif
@@ -351,7 +381,7 @@ void lc_customlinearspec_forward_f32(int64_t S_N, const float *restrict T_x, con
 #if !defined(LC_PART) || LC_PART == 2
 
 /* CustomLinearSpec_backward (float) */
-void lc_customlinearspec_backward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_grad_add_2, float *restrict T_grad_x, float *restrict T_grad_weight, float *restrict T_grad_bias)
+int lc_customlinearspec_backward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_grad_add_2, float *restrict T_grad_x, float *restrict T_grad_weight, float *restrict T_grad_bias)
 {
     /* grad_x[m, p] = sum_{k} grad_add_2[m, k] * weight[k, p] */
 
@@ -368,13 +398,15 @@ void lc_customlinearspec_backward_f32(int64_t S_N, const float *restrict T_x, co
     const int lc_nt = (int64_t)(S_N) * (int64_t)(64) * (int64_t)(32) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(32), 1.0f, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 32, 32, T_weight + ((0) * 64 + 0), 64, 0, T_grad_x + ((0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(32), 1.0f, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 32, 32, T_weight + ((0) * 64 + 0), 64, 0, T_grad_x + ((0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_weight[m, p] = sum_{k} grad_add_2[k, m] * x[k, p] */
@@ -392,19 +424,22 @@ void lc_customlinearspec_backward_f32(int64_t S_N, const float *restrict T_x, co
     const int lc_nt = (int64_t)(32) * (int64_t)(64) * (int64_t)(S_N) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_N), 1.0f, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 1, 32, T_x + ((0) * 64 + 0), 64, 0, T_grad_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_N), 1.0f, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 1, 32, T_x + ((0) * 64 + 0), 64, 0, T_grad_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_bias[i1] = sum_{r0} grad_add_2[r0, i1] */
     {
     const int lc_want = (int64_t)(S_N) * (int64_t)(32) >= 131072 ? lc_num_threads() : 1;
     float *lc_part0 = lc_want > 1 ? (float *)malloc(sizeof(float) * (size_t)(lc_want - 1) * (size_t)((int64_t)(32))) : 0;
+    /* without memory for the partials, one thread */
     const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
     int lc_used = 1;
     #pragma omp parallel num_threads(lc_nt)
@@ -431,6 +466,7 @@ void lc_customlinearspec_backward_f32(int64_t S_N, const float *restrict T_x, co
     free(lc_part0);
     }
 
+    return 0;
 }
 
 #endif
@@ -438,7 +474,7 @@ void lc_customlinearspec_backward_f32(int64_t S_N, const float *restrict T_x, co
 #if !defined(LC_PART) || LC_PART == 3
 
 /* CustomLinearSpec (double) */
-void lc_customlinearspec_forward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_bias, double *restrict T_add_2)
+int lc_customlinearspec_forward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_bias, double *restrict T_add_2)
 {
     /* add_2[i0, i1] = sum_{k} (bias[i1] if k == 0 else 0) + x[i0, k] * weight[i1, k] */
     /* add_2[i0, i1] = bias[i1] */
@@ -464,15 +500,18 @@ void lc_customlinearspec_forward_f64(int64_t S_N, const double *restrict T_x, co
     const int lc_nt = (int64_t)(S_N) * (int64_t)(32) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f64(0, 1, lc_count, (int64_t)(32), (int64_t)(64), 1.0, T_x + ((0) * 64 + 0) + lc_first * 64, 64, T_weight + ((0) * 64 + 0), 64, 1, T_add_2 + ((0) * 32 + 0) + lc_first * 32, 32);
+        lc_status |= lc_gemm_f64(0, 1, lc_count, (int64_t)(32), (int64_t)(64), 1.0, T_x + ((0) * 64 + 0) + lc_first * 64, 64, T_weight + ((0) * 64 + 0), 64, 1, T_add_2 + ((0) * 32 + 0) + lc_first * 32, 32);
     }
+    if (lc_status) return lc_status;
     }
 
+    return 0;
 }
 
 #endif
@@ -480,7 +519,7 @@ void lc_customlinearspec_forward_f64(int64_t S_N, const double *restrict T_x, co
 #if !defined(LC_PART) || LC_PART == 4
 
 /* CustomLinearSpec_backward (double) */
-void lc_customlinearspec_backward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_grad_add_2, double *restrict T_grad_x, double *restrict T_grad_weight, double *restrict T_grad_bias)
+int lc_customlinearspec_backward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_grad_add_2, double *restrict T_grad_x, double *restrict T_grad_weight, double *restrict T_grad_bias)
 {
     /* grad_x[m, p] = sum_{k} grad_add_2[m, k] * weight[k, p] */
 
@@ -497,13 +536,15 @@ void lc_customlinearspec_backward_f64(int64_t S_N, const double *restrict T_x, c
     const int lc_nt = (int64_t)(S_N) * (int64_t)(64) * (int64_t)(32) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(32), 1.0, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 32, 32, T_weight + ((0) * 64 + 0), 64, 0, T_grad_x + ((0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(32), 1.0, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 32, 32, T_weight + ((0) * 64 + 0), 64, 0, T_grad_x + ((0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_weight[m, p] = sum_{k} grad_add_2[k, m] * x[k, p] */
@@ -521,19 +562,22 @@ void lc_customlinearspec_backward_f64(int64_t S_N, const double *restrict T_x, c
     const int lc_nt = (int64_t)(32) * (int64_t)(64) * (int64_t)(S_N) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_N), 1.0, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 1, 32, T_x + ((0) * 64 + 0), 64, 0, T_grad_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        lc_status |= lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_N), 1.0, T_grad_add_2 + ((0) * 32 + 0) + lc_first * 1, 32, T_x + ((0) * 64 + 0), 64, 0, T_grad_weight + ((0) * 64 + 0) + lc_first * 64, 64);
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_bias[i1] = sum_{r0} grad_add_2[r0, i1] */
     {
     const int lc_want = (int64_t)(S_N) * (int64_t)(32) >= 131072 ? lc_num_threads() : 1;
     double *lc_part0 = lc_want > 1 ? (double *)malloc(sizeof(double) * (size_t)(lc_want - 1) * (size_t)((int64_t)(32))) : 0;
+    /* without memory for the partials, one thread */
     const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
     int lc_used = 1;
     #pragma omp parallel num_threads(lc_nt)
@@ -560,6 +604,7 @@ void lc_customlinearspec_backward_f64(int64_t S_N, const double *restrict T_x, c
     free(lc_part0);
     }
 
+    return 0;
 }
 
 #endif

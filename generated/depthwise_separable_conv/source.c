@@ -129,16 +129,28 @@ void lc_depthwiseseparableconvspec_set_stream_bytes(int64_t n) { lc_stream_bytes
 #endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
+/* what a generated function returns when it stops (compiler/status.py); 0 when it ran */
+enum {
+    LC_OUT_OF_MEMORY = 1,
+    LC_ZERO_DIVISOR = 2,
+};
 
 /* Without a BLAS: blocks of op(a) and panels of op(b) packed for the
    register-tiled kernel. Compiled at -O2: at -O3 it cost every part that
    multiplies matrices about 0.1 s more to compile, for a path taken only
    where numpy has no BLAS, which it ran 15% faster */
-static __attribute__((unused, noinline, noclone, optimize("O2"))) void lc_gemm_f32_packed(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+static __attribute__((unused, noinline, noclone, optimize("O2"))) int lc_gemm_f32_packed(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                                             const float *a, int64_t lda, const float *b, int64_t ldb,
                                             float beta, float *c, int64_t ldc) {
-    float *ap = malloc(sizeof(float) * LC_MC * LC_KC);
-    float *bp = malloc(sizeof(float) * LC_KC * LC_NR_F32);
+    /* a block of op(a) and a panel of op(b), as large as m and k need */
+    const int64_t mb = ((m < LC_MC ? m : LC_MC) + LC_MR - 1) / LC_MR * LC_MR, kb = k < LC_KC ? k : LC_KC;
+    float *ap = malloc(sizeof(float) * (size_t)(mb > 0 ? mb : 1) * (size_t)(kb > 0 ? kb : 1));
+    float *bp = malloc(sizeof(float) * (size_t)(kb > 0 ? kb : 1) * LC_NR_F32);
+    if (!ap || !bp) {
+        free(ap);
+        free(bp);
+        return LC_OUT_OF_MEMORY;
+    }
     for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j];
     for (int64_t pc = 0; pc < k; pc += LC_KC) {
@@ -168,12 +180,13 @@ static __attribute__((unused, noinline, noclone, optimize("O2"))) void lc_gemm_f
     }
     free(ap);
     free(bp);
+    return 0;
 }
 
 /* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked.
-   One copy per part: gcc would otherwise clone it for the constant arguments
-   of each call (10-15% of attention's compile time) */
-static __attribute__((unused, noinline, noclone)) void lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+   0, or LC_OUT_OF_MEMORY. One copy per part: gcc would otherwise clone it for
+   the constant arguments of each call (10-15% of attention's compile time) */
+static __attribute__((unused, noinline, noclone)) int lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                                             const float *a, int64_t lda, const float *b, int64_t ldb,
                                             float beta, float *c, int64_t ldc) {
     const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
@@ -184,19 +197,27 @@ static __attribute__((unused, noinline, noclone)) void lc_gemm_f32(int trans_a, 
         ((lc_sgemm32_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
                                        a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
     } else {
-        lc_gemm_f32_packed(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return lc_gemm_f32_packed(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
+    return 0;
 }
 
 /* Without a BLAS: blocks of op(a) and panels of op(b) packed for the
    register-tiled kernel. Compiled at -O2: at -O3 it cost every part that
    multiplies matrices about 0.1 s more to compile, for a path taken only
    where numpy has no BLAS, which it ran 15% faster */
-static __attribute__((unused, noinline, noclone, optimize("O2"))) void lc_gemm_f64_packed(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+static __attribute__((unused, noinline, noclone, optimize("O2"))) int lc_gemm_f64_packed(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                                             const double *a, int64_t lda, const double *b, int64_t ldb,
                                             double beta, double *c, int64_t ldc) {
-    double *ap = malloc(sizeof(double) * LC_MC * LC_KC);
-    double *bp = malloc(sizeof(double) * LC_KC * LC_NR_F64);
+    /* a block of op(a) and a panel of op(b), as large as m and k need */
+    const int64_t mb = ((m < LC_MC ? m : LC_MC) + LC_MR - 1) / LC_MR * LC_MR, kb = k < LC_KC ? k : LC_KC;
+    double *ap = malloc(sizeof(double) * (size_t)(mb > 0 ? mb : 1) * (size_t)(kb > 0 ? kb : 1));
+    double *bp = malloc(sizeof(double) * (size_t)(kb > 0 ? kb : 1) * LC_NR_F64);
+    if (!ap || !bp) {
+        free(ap);
+        free(bp);
+        return LC_OUT_OF_MEMORY;
+    }
     for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j];
     for (int64_t pc = 0; pc < k; pc += LC_KC) {
@@ -226,12 +247,13 @@ static __attribute__((unused, noinline, noclone, optimize("O2"))) void lc_gemm_f
     }
     free(ap);
     free(bp);
+    return 0;
 }
 
 /* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked.
-   One copy per part: gcc would otherwise clone it for the constant arguments
-   of each call (10-15% of attention's compile time) */
-static __attribute__((unused, noinline, noclone)) void lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+   0, or LC_OUT_OF_MEMORY. One copy per part: gcc would otherwise clone it for
+   the constant arguments of each call (10-15% of attention's compile time) */
+static __attribute__((unused, noinline, noclone)) int lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                                             const double *a, int64_t lda, const double *b, int64_t ldb,
                                             double beta, double *c, int64_t ldc) {
     const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
@@ -242,8 +264,9 @@ static __attribute__((unused, noinline, noclone)) void lc_gemm_f64(int trans_a, 
         ((lc_dgemm32_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
                                        a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
     } else {
-        lc_gemm_f64_packed(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return lc_gemm_f64_packed(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
+    return 0;
 }
 
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
@@ -295,13 +318,17 @@ static inline void lc_fence(void) {
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* floor division and modulo with Python's signs */
+/* floor division and modulo with Python's signs. By 0 they give 0, as the
+   runtime's size arithmetic does: no division by 0 is ever executed (a nest
+   that would divide by a size that is 0 returns LC_ZERO_DIVISOR before it runs) */
 static inline int64_t lc_floordiv(int64_t a, int64_t b) {
+    if (b == 0) return 0;
     int64_t q = a / b;
     return q - ((a % b != 0) & ((a < 0) != (b < 0)));
 }
 
 static inline int64_t lc_mod(int64_t a, int64_t b) {
+    if (b == 0) return 0;
     int64_t r = a % b;
     return r + (((r != 0) & ((r < 0) != (b < 0))) ? b : 0);
 }
@@ -309,7 +336,7 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 #if !defined(LC_PART) || LC_PART == 1
 
 /* DepthwiseSeparableConvSpec (float) */
-void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_64, float *restrict T_gconv_0, float *restrict T_div_3, float *restrict T_sum_8, float *restrict T_div_24, float *restrict T_relu_29, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_sum_43, float *restrict T_div_59, float *restrict T_add_13, float *restrict T_add_20, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_2, float *restrict T_sum_37)
+int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_64, float *restrict T_gconv_0, float *restrict T_div_3, float *restrict T_sum_8, float *restrict T_div_24, float *restrict T_relu_29, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_sum_43, float *restrict T_div_59, float *restrict T_add_13, float *restrict T_add_20, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_2, float *restrict T_sum_37)
 {
     /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
     {
@@ -517,14 +544,16 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     const int lc_nt = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(16) * (int64_t)(8) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
         const int64_t v_n_33 = lc_task / lc_parts;
-        lc_gemm_f32(0, 0, lc_count, (int64_t)(S_H) * (int64_t)(S_W), (int64_t)(8), 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0) + lc_first * 8, 8, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, T_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W));
+        lc_status |= lc_gemm_f32(0, 0, lc_count, (int64_t)(S_H) * (int64_t)(S_W), (int64_t)(8), 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0) + lc_first * 8, 8, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, T_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W));
     }
+    if (lc_status) return lc_status;
     }
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
@@ -692,6 +721,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
+    return 0;
 }
 
 #endif
@@ -699,7 +729,7 @@ void lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t
 #if !defined(LC_PART) || LC_PART == 2
 
 /* DepthwiseSeparableConvSpec_backward (float) */
-void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_64, const float *restrict T_gconv_0, const float *restrict T_div_3, const float *restrict T_sum_8, const float *restrict T_div_24, const float *restrict T_relu_29, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_depthwise_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_pointwise_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_6, float *restrict T_grad_sum_43_12, float *restrict T_grad_div_38_16, float *restrict T_grad_sum_37_17, float *restrict T_grad_conv_36, float *restrict T_grad_relu_29_19, float *restrict T_grad_div_24_26, float *restrict T_grad_sum_8_32, float *restrict T_grad_div_3_36, float *restrict T_grad_sum_2_37, float *restrict T_grad_gconv_0_39)
+int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_64, const float *restrict T_gconv_0, const float *restrict T_div_3, const float *restrict T_sum_8, const float *restrict T_div_24, const float *restrict T_relu_29, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_depthwise_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_pointwise_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_6, float *restrict T_grad_sum_43_12, float *restrict T_grad_div_38_16, float *restrict T_grad_sum_37_17, float *restrict T_grad_conv_36, float *restrict T_grad_relu_29_19, float *restrict T_grad_div_24_26, float *restrict T_grad_sum_8_32, float *restrict T_grad_div_3_36, float *restrict T_grad_sum_2_37, float *restrict T_grad_gconv_0_39)
 {
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
     {
@@ -903,14 +933,16 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     const int lc_nt = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
         const int64_t v_n_33 = lc_task / lc_parts;
-        lc_gemm_f32(1, 0, lc_count, (int64_t)(S_H) * (int64_t)(S_W), (int64_t)(16), 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0) + lc_first * 1, 8, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, T_grad_relu_29_19 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W));
+        lc_status |= lc_gemm_f32(1, 0, lc_count, (int64_t)(S_H) * (int64_t)(S_W), (int64_t)(16), 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0) + lc_first * 1, 8, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, T_grad_relu_29_19 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W));
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu_29[n_33, c_30, h_34, w_35] */
@@ -928,7 +960,8 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     const int lc_nt = (int64_t)(16) * (int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -936,9 +969,10 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
         const int64_t v_j3 = (lc_task / lc_parts) % (1);
         const int64_t v_j2 = lc_task / lc_parts;
         for (int64_t v_n_33 = 0; v_n_33 < S_N; ++v_n_33) {
-        lc_gemm_f32(0, 1, lc_count, (int64_t)(8), (int64_t)(S_H) * (int64_t)(S_W), 1.0f, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W), T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), (v_n_33 == 0) ? 0 : 1, T_grad_pointwise_weight + ((((0) * 8 + 0) * 1 + v_j2) * 1 + v_j3) + lc_first * 8, 8);
+        lc_status |= lc_gemm_f32(0, 1, lc_count, (int64_t)(8), (int64_t)(S_H) * (int64_t)(S_W), 1.0f, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W), T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), (v_n_33 == 0) ? 0 : 1, T_grad_pointwise_weight + ((((0) * 8 + 0) * 1 + v_j2) * 1 + v_j3) + lc_first * 8, 8);
         }
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_29_19[i0, s0, i2, i3] * ((gconv_0[i0, s0, 0, i2, i3] - div_3[0, s0, 0, 0]) * div_24[0, s0, 0, 0] + bn1_bias[s0] > 0) */
@@ -1200,6 +1234,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
+    return 0;
 }
 
 #endif
@@ -1207,7 +1242,7 @@ void lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_
 #if !defined(LC_PART) || LC_PART == 3
 
 /* DepthwiseSeparableConvSpec (double) */
-void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_64, double *restrict T_gconv_0, double *restrict T_div_3, double *restrict T_sum_8, double *restrict T_div_24, double *restrict T_relu_29, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_13, double *restrict T_add_20, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_2, double *restrict T_sum_37)
+int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_64, double *restrict T_gconv_0, double *restrict T_div_3, double *restrict T_sum_8, double *restrict T_div_24, double *restrict T_relu_29, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_13, double *restrict T_add_20, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_2, double *restrict T_sum_37)
 {
     /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
     {
@@ -1415,14 +1450,16 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     const int lc_nt = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(16) * (int64_t)(8) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
         const int64_t v_n_33 = lc_task / lc_parts;
-        lc_gemm_f64(0, 0, lc_count, (int64_t)(S_H) * (int64_t)(S_W), (int64_t)(8), 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0) + lc_first * 8, 8, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, T_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W));
+        lc_status |= lc_gemm_f64(0, 0, lc_count, (int64_t)(S_H) * (int64_t)(S_W), (int64_t)(8), 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0) + lc_first * 8, 8, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, T_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W));
     }
+    if (lc_status) return lc_status;
     }
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
@@ -1590,6 +1627,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
+    return 0;
 }
 
 #endif
@@ -1597,7 +1635,7 @@ void lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t
 #if !defined(LC_PART) || LC_PART == 4
 
 /* DepthwiseSeparableConvSpec_backward (double) */
-void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_64, const double *restrict T_gconv_0, const double *restrict T_div_3, const double *restrict T_sum_8, const double *restrict T_div_24, const double *restrict T_relu_29, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_depthwise_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_pointwise_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_6, double *restrict T_grad_sum_43_12, double *restrict T_grad_div_38_16, double *restrict T_grad_sum_37_17, double *restrict T_grad_conv_36, double *restrict T_grad_relu_29_19, double *restrict T_grad_div_24_26, double *restrict T_grad_sum_8_32, double *restrict T_grad_div_3_36, double *restrict T_grad_sum_2_37, double *restrict T_grad_gconv_0_39)
+int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_64, const double *restrict T_gconv_0, const double *restrict T_div_3, const double *restrict T_sum_8, const double *restrict T_div_24, const double *restrict T_relu_29, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_depthwise_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_pointwise_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_6, double *restrict T_grad_sum_43_12, double *restrict T_grad_div_38_16, double *restrict T_grad_sum_37_17, double *restrict T_grad_conv_36, double *restrict T_grad_relu_29_19, double *restrict T_grad_div_24_26, double *restrict T_grad_sum_8_32, double *restrict T_grad_div_3_36, double *restrict T_grad_sum_2_37, double *restrict T_grad_gconv_0_39)
 {
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
     {
@@ -1801,14 +1839,16 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     const int lc_nt = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
         if (lc_count <= 0) continue;
         const int64_t v_n_33 = lc_task / lc_parts;
-        lc_gemm_f64(1, 0, lc_count, (int64_t)(S_H) * (int64_t)(S_W), (int64_t)(16), 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0) + lc_first * 1, 8, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, T_grad_relu_29_19 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W));
+        lc_status |= lc_gemm_f64(1, 0, lc_count, (int64_t)(S_H) * (int64_t)(S_W), (int64_t)(16), 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0) + lc_first * 1, 8, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, T_grad_relu_29_19 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W));
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu_29[n_33, c_30, h_34, w_35] */
@@ -1826,7 +1866,8 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     const int lc_nt = (int64_t)(16) * (int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
     const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1)
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
         const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
@@ -1834,9 +1875,10 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
         const int64_t v_j3 = (lc_task / lc_parts) % (1);
         const int64_t v_j2 = lc_task / lc_parts;
         for (int64_t v_n_33 = 0; v_n_33 < S_N; ++v_n_33) {
-        lc_gemm_f64(0, 1, lc_count, (int64_t)(8), (int64_t)(S_H) * (int64_t)(S_W), 1.0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W), T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), (v_n_33 == 0) ? 0 : 1, T_grad_pointwise_weight + ((((0) * 8 + 0) * 1 + v_j2) * 1 + v_j3) + lc_first * 8, 8);
+        lc_status |= lc_gemm_f64(0, 1, lc_count, (int64_t)(8), (int64_t)(S_H) * (int64_t)(S_W), 1.0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W), T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), (v_n_33 == 0) ? 0 : 1, T_grad_pointwise_weight + ((((0) * 8 + 0) * 1 + v_j2) * 1 + v_j3) + lc_first * 8, 8);
         }
     }
+    if (lc_status) return lc_status;
     }
 
     /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_29_19[i0, s0, i2, i3] * ((gconv_0[i0, s0, 0, i2, i3] - div_3[0, s0, 0, 0]) * div_24[0, s0, 0, 0] + bn1_bias[s0] > 0) */
@@ -2098,6 +2140,7 @@ void lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_
     }
     }
     }
+    return 0;
 }
 
 #endif

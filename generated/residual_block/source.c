@@ -129,16 +129,28 @@ void lc_residualblockspec_set_stream_bytes(int64_t n) { lc_stream_bytes = n > 0 
 #endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
+/* what a generated function returns when it stops (compiler/status.py); 0 when it ran */
+enum {
+    LC_OUT_OF_MEMORY = 1,
+    LC_ZERO_DIVISOR = 2,
+};
 
 /* Without a BLAS: blocks of op(a) and panels of op(b) packed for the
    register-tiled kernel. Compiled at -O2: at -O3 it cost every part that
    multiplies matrices about 0.1 s more to compile, for a path taken only
    where numpy has no BLAS, which it ran 15% faster */
-static __attribute__((unused, noinline, noclone, optimize("O2"))) void lc_gemm_f32_packed(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+static __attribute__((unused, noinline, noclone, optimize("O2"))) int lc_gemm_f32_packed(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                                             const float *a, int64_t lda, const float *b, int64_t ldb,
                                             float beta, float *c, int64_t ldc) {
-    float *ap = malloc(sizeof(float) * LC_MC * LC_KC);
-    float *bp = malloc(sizeof(float) * LC_KC * LC_NR_F32);
+    /* a block of op(a) and a panel of op(b), as large as m and k need */
+    const int64_t mb = ((m < LC_MC ? m : LC_MC) + LC_MR - 1) / LC_MR * LC_MR, kb = k < LC_KC ? k : LC_KC;
+    float *ap = malloc(sizeof(float) * (size_t)(mb > 0 ? mb : 1) * (size_t)(kb > 0 ? kb : 1));
+    float *bp = malloc(sizeof(float) * (size_t)(kb > 0 ? kb : 1) * LC_NR_F32);
+    if (!ap || !bp) {
+        free(ap);
+        free(bp);
+        return LC_OUT_OF_MEMORY;
+    }
     for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j];
     for (int64_t pc = 0; pc < k; pc += LC_KC) {
@@ -168,12 +180,13 @@ static __attribute__((unused, noinline, noclone, optimize("O2"))) void lc_gemm_f
     }
     free(ap);
     free(bp);
+    return 0;
 }
 
 /* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked.
-   One copy per part: gcc would otherwise clone it for the constant arguments
-   of each call (10-15% of attention's compile time) */
-static __attribute__((unused, noinline, noclone)) void lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+   0, or LC_OUT_OF_MEMORY. One copy per part: gcc would otherwise clone it for
+   the constant arguments of each call (10-15% of attention's compile time) */
+static __attribute__((unused, noinline, noclone)) int lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                                             const float *a, int64_t lda, const float *b, int64_t ldb,
                                             float beta, float *c, int64_t ldc) {
     const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
@@ -184,19 +197,27 @@ static __attribute__((unused, noinline, noclone)) void lc_gemm_f32(int trans_a, 
         ((lc_sgemm32_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
                                        a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
     } else {
-        lc_gemm_f32_packed(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return lc_gemm_f32_packed(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
+    return 0;
 }
 
 /* Without a BLAS: blocks of op(a) and panels of op(b) packed for the
    register-tiled kernel. Compiled at -O2: at -O3 it cost every part that
    multiplies matrices about 0.1 s more to compile, for a path taken only
    where numpy has no BLAS, which it ran 15% faster */
-static __attribute__((unused, noinline, noclone, optimize("O2"))) void lc_gemm_f64_packed(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+static __attribute__((unused, noinline, noclone, optimize("O2"))) int lc_gemm_f64_packed(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                                             const double *a, int64_t lda, const double *b, int64_t ldb,
                                             double beta, double *c, int64_t ldc) {
-    double *ap = malloc(sizeof(double) * LC_MC * LC_KC);
-    double *bp = malloc(sizeof(double) * LC_KC * LC_NR_F64);
+    /* a block of op(a) and a panel of op(b), as large as m and k need */
+    const int64_t mb = ((m < LC_MC ? m : LC_MC) + LC_MR - 1) / LC_MR * LC_MR, kb = k < LC_KC ? k : LC_KC;
+    double *ap = malloc(sizeof(double) * (size_t)(mb > 0 ? mb : 1) * (size_t)(kb > 0 ? kb : 1));
+    double *bp = malloc(sizeof(double) * (size_t)(kb > 0 ? kb : 1) * LC_NR_F64);
+    if (!ap || !bp) {
+        free(ap);
+        free(bp);
+        return LC_OUT_OF_MEMORY;
+    }
     for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j];
     for (int64_t pc = 0; pc < k; pc += LC_KC) {
@@ -226,12 +247,13 @@ static __attribute__((unused, noinline, noclone, optimize("O2"))) void lc_gemm_f
     }
     free(ap);
     free(bp);
+    return 0;
 }
 
 /* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked.
-   One copy per part: gcc would otherwise clone it for the constant arguments
-   of each call (10-15% of attention's compile time) */
-static __attribute__((unused, noinline, noclone)) void lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+   0, or LC_OUT_OF_MEMORY. One copy per part: gcc would otherwise clone it for
+   the constant arguments of each call (10-15% of attention's compile time) */
+static __attribute__((unused, noinline, noclone)) int lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                                             const double *a, int64_t lda, const double *b, int64_t ldb,
                                             double beta, double *c, int64_t ldc) {
     const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
@@ -242,8 +264,9 @@ static __attribute__((unused, noinline, noclone)) void lc_gemm_f64(int trans_a, 
         ((lc_dgemm32_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, (int32_t)m, (int32_t)n, (int32_t)k, alpha,
                                        a, (int32_t)lda, b, (int32_t)ldb, beta, c, (int32_t)ldc);
     } else {
-        lc_gemm_f64_packed(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return lc_gemm_f64_packed(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
+    return 0;
 }
 
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
@@ -295,13 +318,17 @@ static inline void lc_fence(void) {
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* floor division and modulo with Python's signs */
+/* floor division and modulo with Python's signs. By 0 they give 0, as the
+   runtime's size arithmetic does: no division by 0 is ever executed (a nest
+   that would divide by a size that is 0 returns LC_ZERO_DIVISOR before it runs) */
 static inline int64_t lc_floordiv(int64_t a, int64_t b) {
+    if (b == 0) return 0;
     int64_t q = a / b;
     return q - ((a % b != 0) & ((a < 0) != (b < 0)));
 }
 
 static inline int64_t lc_mod(int64_t a, int64_t b) {
+    if (b == 0) return 0;
     int64_t r = a % b;
     return r + (((r != 0) & ((r < 0) != (b < 0))) ? b : 0);
 }
@@ -309,7 +336,7 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 #if !defined(LC_PART) || LC_PART == 1
 
 /* ResidualBlockSpec (float) */
-void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_65, float *restrict T_conv_0, float *restrict T_div_2, float *restrict T_sum_7, float *restrict T_div_23, float *restrict T_relu_28, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_sum_43, float *restrict T_div_59, float *restrict T_add_12, float *restrict T_add_19, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_1, float *restrict T_sum_37)
+int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_65, float *restrict T_conv_0, float *restrict T_div_2, float *restrict T_sum_7, float *restrict T_div_23, float *restrict T_relu_28, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_sum_43, float *restrict T_div_59, float *restrict T_add_12, float *restrict T_add_19, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_1, float *restrict T_sum_37)
 {
     /* conv_0[n, o, h, w] = sum_{c, i, j} x[n, c, h + i - 1, w + j - 1] * conv1_weight[o, c, i, j] */
     {
@@ -319,7 +346,15 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* packed panels of B, and a block of A per thread, as deep as a block of K */
+    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
+    float *restrict lc_bp = malloc(sizeof(float) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    float *restrict lc_apacked = malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
+    if (!lc_bp || !lc_apacked) {
+        free(lc_bp);
+        free(lc_apacked);
+        return LC_OUT_OF_MEMORY;
+    }
     /* an empty sum is zero */
     if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_0[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
@@ -339,15 +374,16 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
                 }
                 const int64_t v_o = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_j = ((lc_pc + lc_k)) % (3);
-                    const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
-                    const int64_t v_c = (lc_pc + lc_k) / ((3) * (3));
+                    const int64_t lc_kk = lc_pc + lc_k;
+                    const int64_t v_j = (lc_kk) % (3);
+                    const int64_t v_i = (lc_kk / (3)) % (3);
+                    const int64_t v_c = lc_kk / ((3) * (3));
                     const float t0 = T_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j];
                     lc_dst[lc_k * LC_NR_F32] = t0;
                 }
             }
         }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        float *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
         /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
         #pragma omp for schedule(dynamic, 1)
         for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
@@ -364,9 +400,10 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
                     const int64_t v_h = (lc_m / (S_W)) % (S_H);
                     const int64_t v_n = lc_m / ((S_W) * (S_H));
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_j = ((lc_pc + lc_k)) % (3);
-                        const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
-                        const int64_t v_c = (lc_pc + lc_k) / ((3) * (3));
+                        const int64_t lc_kk = lc_pc + lc_k;
+                        const int64_t v_j = (lc_kk) % (3);
+                        const int64_t v_i = (lc_kk / (3)) % (3);
+                        const int64_t v_c = lc_kk / ((3) * (3));
                         const float t0 = (((v_h + v_i) + -1) >= 0);
                         const float t1 = (((v_h + v_i) + -1) < S_H);
                         const float t2 = (t0 * t1);
@@ -400,10 +437,10 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
                 }
             }
         }
-        free(lc_ap);
         }
     }
     free(lc_bp);
+    free(lc_apacked);
     }
 
     /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3] */
@@ -579,7 +616,15 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* packed panels of B, and a block of A per thread, as deep as a block of K */
+    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
+    float *restrict lc_bp = malloc(sizeof(float) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    float *restrict lc_apacked = malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
+    if (!lc_bp || !lc_apacked) {
+        free(lc_bp);
+        free(lc_apacked);
+        return LC_OUT_OF_MEMORY;
+    }
     /* an empty sum is zero */
     if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
@@ -599,15 +644,16 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
                 }
                 const int64_t v_o_33 = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
-                    const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
-                    const int64_t v_c_29 = (lc_pc + lc_k) / ((3) * (3));
+                    const int64_t lc_kk = lc_pc + lc_k;
+                    const int64_t v_j_31 = (lc_kk) % (3);
+                    const int64_t v_i_30 = (lc_kk / (3)) % (3);
+                    const int64_t v_c_29 = lc_kk / ((3) * (3));
                     const float t0 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
                     lc_dst[lc_k * LC_NR_F32] = t0;
                 }
             }
         }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        float *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
         /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
         #pragma omp for schedule(dynamic, 1)
         for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
@@ -624,9 +670,10 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
                     const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
                     const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
-                        const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
-                        const int64_t v_c_29 = (lc_pc + lc_k) / ((3) * (3));
+                        const int64_t lc_kk = lc_pc + lc_k;
+                        const int64_t v_j_31 = (lc_kk) % (3);
+                        const int64_t v_i_30 = (lc_kk / (3)) % (3);
+                        const int64_t v_c_29 = lc_kk / ((3) * (3));
                         const float t0 = (((v_h_34 + v_i_30) + -1) >= 0);
                         const float t1 = (((v_h_34 + v_i_30) + -1) < S_H);
                         const float t2 = (t0 * t1);
@@ -660,10 +707,10 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
                 }
             }
         }
-        free(lc_ap);
         }
     }
     free(lc_bp);
+    free(lc_apacked);
     }
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
@@ -835,6 +882,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
+    return 0;
 }
 
 #endif
@@ -842,7 +890,7 @@ void lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 #if !defined(LC_PART) || LC_PART == 2
 
 /* ResidualBlockSpec_backward (float) */
-void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_65, const float *restrict T_conv_0, const float *restrict T_div_2, const float *restrict T_sum_7, const float *restrict T_div_23, const float *restrict T_relu_28, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_conv1_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_conv2_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_8, float *restrict T_grad_sum_43_14, float *restrict T_grad_div_38_18, float *restrict T_grad_sum_37_19, float *restrict T_grad_conv_36, float *restrict T_grad_relu_28_21, float *restrict T_grad_div_23_28, float *restrict T_grad_sum_7_34, float *restrict T_grad_div_2_38, float *restrict T_grad_sum_1_39, float *restrict T_grad_conv_0, float *restrict T_grad_x_41)
+int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_65, const float *restrict T_conv_0, const float *restrict T_div_2, const float *restrict T_sum_7, const float *restrict T_div_23, const float *restrict T_relu_28, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_conv1_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_conv2_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_8, float *restrict T_grad_sum_43_14, float *restrict T_grad_div_38_18, float *restrict T_grad_sum_37_19, float *restrict T_grad_conv_36, float *restrict T_grad_relu_28_21, float *restrict T_grad_div_23_28, float *restrict T_grad_sum_7_34, float *restrict T_grad_div_2_38, float *restrict T_grad_sum_1_39, float *restrict T_grad_conv_0, float *restrict T_grad_x_41)
 {
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0) */
     {
@@ -1047,7 +1095,15 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* packed panels of B, and a block of A per thread, as deep as a block of K */
+    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
+    float *restrict lc_bp = malloc(sizeof(float) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    float *restrict lc_apacked = malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
+    if (!lc_bp || !lc_apacked) {
+        free(lc_bp);
+        free(lc_apacked);
+        return LC_OUT_OF_MEMORY;
+    }
     /* an empty sum is zero */
     if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_28_21[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
@@ -1067,15 +1123,16 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                 }
                 const int64_t v_c_29 = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
-                    const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
-                    const int64_t v_o_33 = (lc_pc + lc_k) / ((3) * (3));
+                    const int64_t lc_kk = lc_pc + lc_k;
+                    const int64_t v_j_31 = (lc_kk) % (3);
+                    const int64_t v_i_30 = (lc_kk / (3)) % (3);
+                    const int64_t v_o_33 = lc_kk / ((3) * (3));
                     const float t0 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
                     lc_dst[lc_k * LC_NR_F32] = t0;
                 }
             }
         }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        float *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
         /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
         #pragma omp for schedule(dynamic, 1)
         for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
@@ -1092,9 +1149,10 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                     const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
                     const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
-                        const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
-                        const int64_t v_o_33 = (lc_pc + lc_k) / ((3) * (3));
+                        const int64_t lc_kk = lc_pc + lc_k;
+                        const int64_t v_j_31 = (lc_kk) % (3);
+                        const int64_t v_i_30 = (lc_kk / (3)) % (3);
+                        const int64_t v_o_33 = lc_kk / ((3) * (3));
                         const float t0 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
                         const float t1 = ((v_j2 + (-1 * (v_i_30 + -1))) < S_H);
                         const float t2 = (t0 * t1);
@@ -1134,10 +1192,10 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                 }
             }
         }
-        free(lc_ap);
         }
     }
     free(lc_bp);
+    free(lc_apacked);
     }
 
     /* grad_conv2_weight[o_33, c_29, i_30, j_31] = sum_{n_32, h_34, w_35} grad_conv_36[n_32, o_33, h_34, w_35] * relu_28[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] */
@@ -1148,7 +1206,15 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* packed panels of B, and a block of A per thread, as deep as a block of K */
+    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
+    float *restrict lc_bp = malloc(sizeof(float) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    float *restrict lc_apacked = malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
+    if (!lc_bp || !lc_apacked) {
+        free(lc_bp);
+        free(lc_apacked);
+        return LC_OUT_OF_MEMORY;
+    }
     /* an empty sum is zero */
     if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
@@ -1170,9 +1236,10 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                 const int64_t v_i_30 = (lc_n / (3)) % (3);
                 const int64_t v_c_29 = lc_n / ((3) * (3));
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
-                    const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
-                    const int64_t v_n_32 = (lc_pc + lc_k) / ((S_W) * (S_H));
+                    const int64_t lc_kk = lc_pc + lc_k;
+                    const int64_t v_w_35 = (lc_kk) % (S_W);
+                    const int64_t v_h_34 = (lc_kk / (S_W)) % (S_H);
+                    const int64_t v_n_32 = lc_kk / ((S_W) * (S_H));
                     const float t0 = (((v_h_34 + v_i_30) + -1) >= 0);
                     const float t1 = (((v_h_34 + v_i_30) + -1) < S_H);
                     const float t2 = (t0 * t1);
@@ -1185,7 +1252,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                 }
             }
         }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        float *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
         /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
         #pragma omp for schedule(dynamic, 1)
         for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
@@ -1200,9 +1267,10 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                     }
                     const int64_t v_o_33 = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
-                        const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
-                        const int64_t v_n_32 = (lc_pc + lc_k) / ((S_W) * (S_H));
+                        const int64_t lc_kk = lc_pc + lc_k;
+                        const int64_t v_w_35 = (lc_kk) % (S_W);
+                        const int64_t v_h_34 = (lc_kk / (S_W)) % (S_H);
+                        const int64_t v_n_32 = lc_kk / ((S_W) * (S_H));
                         const float t0 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35];
                         lc_dst[lc_k * LC_MR] = t0;
                     }
@@ -1229,10 +1297,10 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                 }
             }
         }
-        free(lc_ap);
         }
     }
     free(lc_bp);
+    free(lc_apacked);
     }
 
     /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
@@ -1430,7 +1498,15 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* packed panels of B, and a block of A per thread, as deep as a block of K */
+    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
+    float *restrict lc_bp = malloc(sizeof(float) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    float *restrict lc_apacked = malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
+    if (!lc_bp || !lc_apacked) {
+        free(lc_bp);
+        free(lc_apacked);
+        return LC_OUT_OF_MEMORY;
+    }
     /* an empty sum is zero */
     if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_x_41[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
@@ -1450,15 +1526,16 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                 }
                 const int64_t v_c = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_j = ((lc_pc + lc_k)) % (3);
-                    const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
-                    const int64_t v_o = (lc_pc + lc_k) / ((3) * (3));
+                    const int64_t lc_kk = lc_pc + lc_k;
+                    const int64_t v_j = (lc_kk) % (3);
+                    const int64_t v_i = (lc_kk / (3)) % (3);
+                    const int64_t v_o = lc_kk / ((3) * (3));
                     const float t0 = T_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j];
                     lc_dst[lc_k * LC_NR_F32] = t0;
                 }
             }
         }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        float *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
         /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
         #pragma omp for schedule(dynamic, 1)
         for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
@@ -1475,9 +1552,10 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                     const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
                     const int64_t v_n = lc_m / ((S_W) * (S_H));
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_j = ((lc_pc + lc_k)) % (3);
-                        const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
-                        const int64_t v_o = (lc_pc + lc_k) / ((3) * (3));
+                        const int64_t lc_kk = lc_pc + lc_k;
+                        const int64_t v_j = (lc_kk) % (3);
+                        const int64_t v_i = (lc_kk / (3)) % (3);
+                        const int64_t v_o = lc_kk / ((3) * (3));
                         const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
                         const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
                         const float t2 = (t0 * t1);
@@ -1517,10 +1595,10 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                 }
             }
         }
-        free(lc_ap);
         }
     }
     free(lc_bp);
+    free(lc_apacked);
     }
 
     /* grad_conv1_weight[o, c, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, c, h + i - 1, w + j - 1] */
@@ -1531,7 +1609,15 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
-    float *restrict lc_bp = malloc(sizeof(float) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    /* packed panels of B, and a block of A per thread, as deep as a block of K */
+    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
+    float *restrict lc_bp = malloc(sizeof(float) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
+    float *restrict lc_apacked = malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
+    if (!lc_bp || !lc_apacked) {
+        free(lc_bp);
+        free(lc_apacked);
+        return LC_OUT_OF_MEMORY;
+    }
     /* an empty sum is zero */
     if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
@@ -1553,9 +1639,10 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                 const int64_t v_i = (lc_n / (3)) % (3);
                 const int64_t v_c = lc_n / ((3) * (3));
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_w = ((lc_pc + lc_k)) % (S_W);
-                    const int64_t v_h = ((lc_pc + lc_k) / (S_W)) % (S_H);
-                    const int64_t v_n = (lc_pc + lc_k) / ((S_W) * (S_H));
+                    const int64_t lc_kk = lc_pc + lc_k;
+                    const int64_t v_w = (lc_kk) % (S_W);
+                    const int64_t v_h = (lc_kk / (S_W)) % (S_H);
+                    const int64_t v_n = lc_kk / ((S_W) * (S_H));
                     const float t0 = (((v_h + v_i) + -1) >= 0);
                     const float t1 = (((v_h + v_i) + -1) < S_H);
                     const float t2 = (t0 * t1);
@@ -1568,7 +1655,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                 }
             }
         }
-        float *restrict lc_ap = malloc(sizeof(float) * LC_MC * LC_KC);
+        float *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
         /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
         #pragma omp for schedule(dynamic, 1)
         for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
@@ -1583,9 +1670,10 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                     }
                     const int64_t v_o = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_w = ((lc_pc + lc_k)) % (S_W);
-                        const int64_t v_h = ((lc_pc + lc_k) / (S_W)) % (S_H);
-                        const int64_t v_n = (lc_pc + lc_k) / ((S_W) * (S_H));
+                        const int64_t lc_kk = lc_pc + lc_k;
+                        const int64_t v_w = (lc_kk) % (S_W);
+                        const int64_t v_h = (lc_kk / (S_W)) % (S_H);
+                        const int64_t v_n = lc_kk / ((S_W) * (S_H));
                         const float t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
                         lc_dst[lc_k * LC_MR] = t0;
                     }
@@ -1612,10 +1700,10 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
                 }
             }
         }
-        free(lc_ap);
         }
     }
     free(lc_bp);
+    free(lc_apacked);
     }
 
     /* outputs larger than the caches are streamed to memory: their tiles are written
@@ -1688,6 +1776,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
+    return 0;
 }
 
 #endif
@@ -1695,7 +1784,7 @@ void lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, co
 #if !defined(LC_PART) || LC_PART == 3
 
 /* ResidualBlockSpec (double) */
-void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_65, double *restrict T_conv_0, double *restrict T_div_2, double *restrict T_sum_7, double *restrict T_div_23, double *restrict T_relu_28, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_12, double *restrict T_add_19, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_1, double *restrict T_sum_37)
+int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_65, double *restrict T_conv_0, double *restrict T_div_2, double *restrict T_sum_7, double *restrict T_div_23, double *restrict T_relu_28, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_12, double *restrict T_add_19, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_1, double *restrict T_sum_37)
 {
     /* conv_0[n, o, h, w] = sum_{c, i, j} x[n, c, h + i - 1, w + j - 1] * conv1_weight[o, c, i, j] */
     {
@@ -1705,7 +1794,15 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* packed panels of B, and a block of A per thread, as deep as a block of K */
+    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
+    double *restrict lc_bp = malloc(sizeof(double) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    double *restrict lc_apacked = malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
+    if (!lc_bp || !lc_apacked) {
+        free(lc_bp);
+        free(lc_apacked);
+        return LC_OUT_OF_MEMORY;
+    }
     /* an empty sum is zero */
     if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_0[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
@@ -1725,15 +1822,16 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
                 }
                 const int64_t v_o = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_j = ((lc_pc + lc_k)) % (3);
-                    const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
-                    const int64_t v_c = (lc_pc + lc_k) / ((3) * (3));
+                    const int64_t lc_kk = lc_pc + lc_k;
+                    const int64_t v_j = (lc_kk) % (3);
+                    const int64_t v_i = (lc_kk / (3)) % (3);
+                    const int64_t v_c = lc_kk / ((3) * (3));
                     const double t0 = T_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j];
                     lc_dst[lc_k * LC_NR_F64] = t0;
                 }
             }
         }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        double *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
         /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
         #pragma omp for schedule(dynamic, 1)
         for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
@@ -1750,9 +1848,10 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
                     const int64_t v_h = (lc_m / (S_W)) % (S_H);
                     const int64_t v_n = lc_m / ((S_W) * (S_H));
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_j = ((lc_pc + lc_k)) % (3);
-                        const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
-                        const int64_t v_c = (lc_pc + lc_k) / ((3) * (3));
+                        const int64_t lc_kk = lc_pc + lc_k;
+                        const int64_t v_j = (lc_kk) % (3);
+                        const int64_t v_i = (lc_kk / (3)) % (3);
+                        const int64_t v_c = lc_kk / ((3) * (3));
                         const double t0 = (((v_h + v_i) + -1) >= 0);
                         const double t1 = (((v_h + v_i) + -1) < S_H);
                         const double t2 = (t0 * t1);
@@ -1786,10 +1885,10 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
                 }
             }
         }
-        free(lc_ap);
         }
     }
     free(lc_bp);
+    free(lc_apacked);
     }
 
     /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3] */
@@ -1965,7 +2064,15 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* packed panels of B, and a block of A per thread, as deep as a block of K */
+    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
+    double *restrict lc_bp = malloc(sizeof(double) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    double *restrict lc_apacked = malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
+    if (!lc_bp || !lc_apacked) {
+        free(lc_bp);
+        free(lc_apacked);
+        return LC_OUT_OF_MEMORY;
+    }
     /* an empty sum is zero */
     if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
@@ -1985,15 +2092,16 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
                 }
                 const int64_t v_o_33 = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
-                    const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
-                    const int64_t v_c_29 = (lc_pc + lc_k) / ((3) * (3));
+                    const int64_t lc_kk = lc_pc + lc_k;
+                    const int64_t v_j_31 = (lc_kk) % (3);
+                    const int64_t v_i_30 = (lc_kk / (3)) % (3);
+                    const int64_t v_c_29 = lc_kk / ((3) * (3));
                     const double t0 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
                     lc_dst[lc_k * LC_NR_F64] = t0;
                 }
             }
         }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        double *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
         /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
         #pragma omp for schedule(dynamic, 1)
         for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
@@ -2010,9 +2118,10 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
                     const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
                     const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
-                        const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
-                        const int64_t v_c_29 = (lc_pc + lc_k) / ((3) * (3));
+                        const int64_t lc_kk = lc_pc + lc_k;
+                        const int64_t v_j_31 = (lc_kk) % (3);
+                        const int64_t v_i_30 = (lc_kk / (3)) % (3);
+                        const int64_t v_c_29 = lc_kk / ((3) * (3));
                         const double t0 = (((v_h_34 + v_i_30) + -1) >= 0);
                         const double t1 = (((v_h_34 + v_i_30) + -1) < S_H);
                         const double t2 = (t0 * t1);
@@ -2046,10 +2155,10 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
                 }
             }
         }
-        free(lc_ap);
         }
     }
     free(lc_bp);
+    free(lc_apacked);
     }
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
@@ -2221,6 +2330,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
+    return 0;
 }
 
 #endif
@@ -2228,7 +2338,7 @@ void lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 #if !defined(LC_PART) || LC_PART == 4
 
 /* ResidualBlockSpec_backward (double) */
-void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_65, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_sum_7, const double *restrict T_div_23, const double *restrict T_relu_28, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_conv1_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_conv2_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_8, double *restrict T_grad_sum_43_14, double *restrict T_grad_div_38_18, double *restrict T_grad_sum_37_19, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_21, double *restrict T_grad_div_23_28, double *restrict T_grad_sum_7_34, double *restrict T_grad_div_2_38, double *restrict T_grad_sum_1_39, double *restrict T_grad_conv_0, double *restrict T_grad_x_41)
+int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_65, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_sum_7, const double *restrict T_div_23, const double *restrict T_relu_28, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_conv1_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_conv2_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_8, double *restrict T_grad_sum_43_14, double *restrict T_grad_div_38_18, double *restrict T_grad_sum_37_19, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_21, double *restrict T_grad_div_23_28, double *restrict T_grad_sum_7_34, double *restrict T_grad_div_2_38, double *restrict T_grad_sum_1_39, double *restrict T_grad_conv_0, double *restrict T_grad_x_41)
 {
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0) */
     {
@@ -2433,7 +2543,15 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* packed panels of B, and a block of A per thread, as deep as a block of K */
+    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
+    double *restrict lc_bp = malloc(sizeof(double) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    double *restrict lc_apacked = malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
+    if (!lc_bp || !lc_apacked) {
+        free(lc_bp);
+        free(lc_apacked);
+        return LC_OUT_OF_MEMORY;
+    }
     /* an empty sum is zero */
     if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_28_21[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
@@ -2453,15 +2571,16 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                 }
                 const int64_t v_c_29 = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
-                    const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
-                    const int64_t v_o_33 = (lc_pc + lc_k) / ((3) * (3));
+                    const int64_t lc_kk = lc_pc + lc_k;
+                    const int64_t v_j_31 = (lc_kk) % (3);
+                    const int64_t v_i_30 = (lc_kk / (3)) % (3);
+                    const int64_t v_o_33 = lc_kk / ((3) * (3));
                     const double t0 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
                     lc_dst[lc_k * LC_NR_F64] = t0;
                 }
             }
         }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        double *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
         /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
         #pragma omp for schedule(dynamic, 1)
         for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
@@ -2478,9 +2597,10 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                     const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
                     const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_j_31 = ((lc_pc + lc_k)) % (3);
-                        const int64_t v_i_30 = ((lc_pc + lc_k) / (3)) % (3);
-                        const int64_t v_o_33 = (lc_pc + lc_k) / ((3) * (3));
+                        const int64_t lc_kk = lc_pc + lc_k;
+                        const int64_t v_j_31 = (lc_kk) % (3);
+                        const int64_t v_i_30 = (lc_kk / (3)) % (3);
+                        const int64_t v_o_33 = lc_kk / ((3) * (3));
                         const double t0 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
                         const double t1 = ((v_j2 + (-1 * (v_i_30 + -1))) < S_H);
                         const double t2 = (t0 * t1);
@@ -2520,10 +2640,10 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                 }
             }
         }
-        free(lc_ap);
         }
     }
     free(lc_bp);
+    free(lc_apacked);
     }
 
     /* grad_conv2_weight[o_33, c_29, i_30, j_31] = sum_{n_32, h_34, w_35} grad_conv_36[n_32, o_33, h_34, w_35] * relu_28[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] */
@@ -2534,7 +2654,15 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* packed panels of B, and a block of A per thread, as deep as a block of K */
+    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
+    double *restrict lc_bp = malloc(sizeof(double) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    double *restrict lc_apacked = malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
+    if (!lc_bp || !lc_apacked) {
+        free(lc_bp);
+        free(lc_apacked);
+        return LC_OUT_OF_MEMORY;
+    }
     /* an empty sum is zero */
     if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
@@ -2556,9 +2684,10 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                 const int64_t v_i_30 = (lc_n / (3)) % (3);
                 const int64_t v_c_29 = lc_n / ((3) * (3));
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
-                    const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
-                    const int64_t v_n_32 = (lc_pc + lc_k) / ((S_W) * (S_H));
+                    const int64_t lc_kk = lc_pc + lc_k;
+                    const int64_t v_w_35 = (lc_kk) % (S_W);
+                    const int64_t v_h_34 = (lc_kk / (S_W)) % (S_H);
+                    const int64_t v_n_32 = lc_kk / ((S_W) * (S_H));
                     const double t0 = (((v_h_34 + v_i_30) + -1) >= 0);
                     const double t1 = (((v_h_34 + v_i_30) + -1) < S_H);
                     const double t2 = (t0 * t1);
@@ -2571,7 +2700,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                 }
             }
         }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        double *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
         /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
         #pragma omp for schedule(dynamic, 1)
         for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
@@ -2586,9 +2715,10 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                     }
                     const int64_t v_o_33 = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_w_35 = ((lc_pc + lc_k)) % (S_W);
-                        const int64_t v_h_34 = ((lc_pc + lc_k) / (S_W)) % (S_H);
-                        const int64_t v_n_32 = (lc_pc + lc_k) / ((S_W) * (S_H));
+                        const int64_t lc_kk = lc_pc + lc_k;
+                        const int64_t v_w_35 = (lc_kk) % (S_W);
+                        const int64_t v_h_34 = (lc_kk / (S_W)) % (S_H);
+                        const int64_t v_n_32 = lc_kk / ((S_W) * (S_H));
                         const double t0 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35];
                         lc_dst[lc_k * LC_MR] = t0;
                     }
@@ -2615,10 +2745,10 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                 }
             }
         }
-        free(lc_ap);
         }
     }
     free(lc_bp);
+    free(lc_apacked);
     }
 
     /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
@@ -2816,7 +2946,15 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* packed panels of B, and a block of A per thread, as deep as a block of K */
+    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
+    double *restrict lc_bp = malloc(sizeof(double) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    double *restrict lc_apacked = malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
+    if (!lc_bp || !lc_apacked) {
+        free(lc_bp);
+        free(lc_apacked);
+        return LC_OUT_OF_MEMORY;
+    }
     /* an empty sum is zero */
     if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_x_41[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
@@ -2836,15 +2974,16 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                 }
                 const int64_t v_c = lc_n;
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_j = ((lc_pc + lc_k)) % (3);
-                    const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
-                    const int64_t v_o = (lc_pc + lc_k) / ((3) * (3));
+                    const int64_t lc_kk = lc_pc + lc_k;
+                    const int64_t v_j = (lc_kk) % (3);
+                    const int64_t v_i = (lc_kk / (3)) % (3);
+                    const int64_t v_o = lc_kk / ((3) * (3));
                     const double t0 = T_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j];
                     lc_dst[lc_k * LC_NR_F64] = t0;
                 }
             }
         }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        double *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
         /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
         #pragma omp for schedule(dynamic, 1)
         for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
@@ -2861,9 +3000,10 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                     const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
                     const int64_t v_n = lc_m / ((S_W) * (S_H));
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_j = ((lc_pc + lc_k)) % (3);
-                        const int64_t v_i = ((lc_pc + lc_k) / (3)) % (3);
-                        const int64_t v_o = (lc_pc + lc_k) / ((3) * (3));
+                        const int64_t lc_kk = lc_pc + lc_k;
+                        const int64_t v_j = (lc_kk) % (3);
+                        const int64_t v_i = (lc_kk / (3)) % (3);
+                        const int64_t v_o = lc_kk / ((3) * (3));
                         const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
                         const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
                         const double t2 = (t0 * t1);
@@ -2903,10 +3043,10 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                 }
             }
         }
-        free(lc_ap);
         }
     }
     free(lc_bp);
+    free(lc_apacked);
     }
 
     /* grad_conv1_weight[o, c, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, c, h + i - 1, w + j - 1] */
@@ -2917,7 +3057,15 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
     if (lc_mc > LC_MC) lc_mc = LC_MC;
     if (lc_mc < LC_MR) lc_mc = LC_MR;
-    double *restrict lc_bp = malloc(sizeof(double) * LC_KC * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    /* packed panels of B, and a block of A per thread, as deep as a block of K */
+    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
+    double *restrict lc_bp = malloc(sizeof(double) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
+    double *restrict lc_apacked = malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
+    if (!lc_bp || !lc_apacked) {
+        free(lc_bp);
+        free(lc_apacked);
+        return LC_OUT_OF_MEMORY;
+    }
     /* an empty sum is zero */
     if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
     for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
@@ -2939,9 +3087,10 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                 const int64_t v_i = (lc_n / (3)) % (3);
                 const int64_t v_c = lc_n / ((3) * (3));
                 for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t v_w = ((lc_pc + lc_k)) % (S_W);
-                    const int64_t v_h = ((lc_pc + lc_k) / (S_W)) % (S_H);
-                    const int64_t v_n = (lc_pc + lc_k) / ((S_W) * (S_H));
+                    const int64_t lc_kk = lc_pc + lc_k;
+                    const int64_t v_w = (lc_kk) % (S_W);
+                    const int64_t v_h = (lc_kk / (S_W)) % (S_H);
+                    const int64_t v_n = lc_kk / ((S_W) * (S_H));
                     const double t0 = (((v_h + v_i) + -1) >= 0);
                     const double t1 = (((v_h + v_i) + -1) < S_H);
                     const double t2 = (t0 * t1);
@@ -2954,7 +3103,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                 }
             }
         }
-        double *restrict lc_ap = malloc(sizeof(double) * LC_MC * LC_KC);
+        double *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
         /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
         #pragma omp for schedule(dynamic, 1)
         for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
@@ -2969,9 +3118,10 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                     }
                     const int64_t v_o = lc_m;
                     for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t v_w = ((lc_pc + lc_k)) % (S_W);
-                        const int64_t v_h = ((lc_pc + lc_k) / (S_W)) % (S_H);
-                        const int64_t v_n = (lc_pc + lc_k) / ((S_W) * (S_H));
+                        const int64_t lc_kk = lc_pc + lc_k;
+                        const int64_t v_w = (lc_kk) % (S_W);
+                        const int64_t v_h = (lc_kk / (S_W)) % (S_H);
+                        const int64_t v_n = lc_kk / ((S_W) * (S_H));
                         const double t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
                         lc_dst[lc_k * LC_MR] = t0;
                     }
@@ -2998,10 +3148,10 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
                 }
             }
         }
-        free(lc_ap);
         }
     }
     free(lc_bp);
+    free(lc_apacked);
     }
 
     /* outputs larger than the caches are streamed to memory: their tiles are written
@@ -3074,6 +3224,7 @@ void lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, co
     }
     }
     }
+    return 0;
 }
 
 #endif

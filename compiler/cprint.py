@@ -1,0 +1,267 @@
+"""C text for the code generator: the templates, C names for IR names,
+literals, and the expression printer.
+
+Python decides every token; the Jinja2 templates in ``templates/`` hold the
+shape of the C. This module prints *expressions* (an op's C form from the op
+table, an index, a row-major offset); a statement, a loop or a pragma is a
+record (``compiler/cstatements.py``) that names the macro of
+``templates/statements.c.j2`` laying it out. User names never reach the C as
+written: every identifier is mangled from its IR name.
+
+Example::
+
+    >>> from layerc.compiler.ir import Call, IVar, ISym, Load
+    >>> printer = Printer({"x": (ISym("N"),)}, {"i": ISym("N")}, "f32")
+    >>> printer.value(Call("exp", (Load("x", (IVar("i"),)),)))
+    't1'
+    >>> printer.lets
+    [Let(ctype='float', name='t0', value='T_x[v_i]'), Let(ctype='float', name='t1', value='expf(t0)')]
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import jinja2
+
+from . import ir
+from .build import cache_dir
+from .ir import Const, IConst, ILoad, IndexValue, ISym, IVar, Load
+from .cstatements import Let
+from .ops_table import COMPARISONS, OPS
+from .schedule import index_in_range, range_condition
+
+DTYPES = {"f32": ("float", "f"), "f64": ("double", "")}
+
+
+def _template_bytecode_cache():
+    """Compiled templates kept beside the build cache: compiling them anew costs
+    a fresh process more than loading a cached layer does."""
+    folder = cache_dir() / "templates"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder))
+
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("layerc.templates", "."),
+    # templates are package data: no stat of their files at every use (a nest
+    # renders several), a process sees the templates it started with
+    auto_reload=False,
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    autoescape=False,
+    bytecode_cache=_template_bytecode_cache(),
+)
+
+
+def render(template: str, **context) -> str:
+    return _env.get_template(template).render(**context)
+
+
+# ---------------------------------------------------------------- names and literals
+
+
+def mangle(prefix: str, name: str) -> str:
+    """A C identifier for an IR name that cannot collide with C keywords,
+    library names, macros or another mangled name."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return f"{prefix}_{name}"
+    return f"{prefix}x_" + name.encode("utf-8").hex()
+
+
+def tensor_c(name: str) -> str:
+    return mangle("T", name)
+
+
+def size_c(name: str) -> str:
+    return mangle("S", name)
+
+
+def var_c(name: str) -> str:
+    return mangle("v", name)
+
+
+def c_comment(text: str) -> str:
+    """``text`` made safe inside ``/* ... */``: user names (a class name, a
+    ``compute``/``reduce_axis`` name) reach comments, so only printable ASCII
+    without backslashes or ``?`` (no line splices, no trigraphs under
+    ``-std=c11``) is kept, and ``*/`` cannot close it nor ``/*`` nest in it."""
+    text = re.sub(r"[^\x20-\x7e]|[\\?]", "_", text)
+    while "*/" in text or "/*" in text:
+        text = text.replace("*/", "* /").replace("/*", "/ *")
+    return text
+
+
+def c_literal(value: float, dtype: str) -> str:
+    ctype, suffix = DTYPES[dtype]
+    if math.isnan(value):
+        return f"(({ctype})NAN)"
+    if math.isinf(value):
+        return f"(({ctype})INFINITY)" if value > 0 else f"(-({ctype})INFINITY)"
+    text = repr(float(value))
+    if "e" not in text and "." not in text:
+        text += ".0"
+    return f"{text}{suffix}" if not text.startswith("-") else f"({text}{suffix})"
+
+
+def init_value(reduce: str, dtype: str) -> str:
+    """What a ``reduce`` ("sum", "max") starts from."""
+    return c_literal(-math.inf if reduce == "max" else 0.0, dtype)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the renderers of one function's nests share: its tensors' shapes,
+    the dtype, its outputs (their stores may stream), the iterations below which
+    a nest runs on one thread, and the renderer of each form of nest."""
+
+    shapes: dict
+    dtype: str
+    outputs: frozenset
+    min_work: int
+    renderers: dict
+
+    @property
+    def ctype(self) -> str:
+        return DTYPES[self.dtype][0]
+
+    def render(self, nest) -> str:
+        """The C of ``nest``, by the renderer of its form."""
+        return self.renderers[nest.form](nest, self)
+
+    def printer(self, stages) -> "Printer":
+        """A printer for nests computing ``stages``, which know their loops' extents."""
+        return Printer(self.shapes, {a.name: a.extent for st in stages for a in st.all_axes}, self.dtype)
+
+
+# ---------------------------------------------------------------- expressions
+
+
+class Printer:
+    """Prints IR expressions as C for one nest: every distinct sub-expression
+    becomes one ``const`` temporary (a ``Let``: CSE), so a select never hides
+    work and the innermost loop stays branch-free."""
+
+    def __init__(self, shapes: dict, extents: dict, dtype: str):
+        self.shapes, self.extents, self.dtype = shapes, extents, dtype
+        self.ctype, self.suffix = DTYPES[dtype]
+        self.lets: list[Let] = []
+        self.names: dict = {}
+        self.nodes: list = []      # the expression behind each temporary
+        self.in_range: frozenset = frozenset()  # reads known to be inside their tensor
+
+    def index(self, e: ir.IExpr) -> str:
+        if isinstance(e, IConst):
+            return str(e.value)
+        if isinstance(e, IVar):
+            return var_c(e.name)
+        if isinstance(e, ISym):
+            return size_c(e.name)
+        if isinstance(e, ILoad):
+            return self.element(e.tensor, e.index)
+        a, b = self.index(e.a), self.index(e.b)
+        if e.op == "//":
+            return f"lc_floordiv({a}, {b})"
+        if e.op == "%":
+            return f"lc_mod({a}, {b})"
+        return f"({a} {e.op} {b})"
+
+    def offset(self, tensor: str, index: tuple) -> str:
+        """Row-major offset, 64-bit."""
+        shape = self.shapes[tensor]
+        if not index:
+            return "0"
+        text = self.index(index[0])
+        for coord, size in zip(index[1:], shape[1:]):
+            text = f"({text}) * {self.index(size)} + {self.index(coord)}"
+        return text
+
+    def at(self, array: str, tensor: str, index: tuple) -> str:
+        """The element of C array ``array`` laid out as ``tensor``."""
+        return f"{array}[{self.offset(tensor, index)}]"
+
+    def element(self, tensor: str, index: tuple) -> str:
+        return self.at(tensor_c(tensor), tensor, index)
+
+    def call(self, op: str, *args: str) -> str:
+        """Op ``op`` of the table on printed arguments."""
+        return OPS[op].c.format(*args, f=self.suffix)
+
+    def value(self, e) -> str:
+        """The C text naming ``e``'s value (emitting temporaries as needed)."""
+        if isinstance(e, Const):
+            return c_literal(e.value, self.dtype)
+        if isinstance(e, IndexValue):
+            return f"(({self.ctype}){self.index(e.expr)})"
+        if e in self.names:
+            return self.names[e]
+        if isinstance(e, Load):
+            text = self.element(e.tensor, e.index)
+            if e not in self.in_range and not index_in_range(e.index, self.shapes[e.tensor], self.extents):
+                # outside the tensor reads zero (padding); never touch memory there
+                guard = range_condition(e.index, self.shapes[e.tensor], self.extents)
+                text = self.call("select", self.value(guard), text, "0")
+        elif e.op in COMPARISONS and all(_integral(a) for a in e.args):
+            # compare indices as integers: int64-to-float conversions do not vectorize
+            text = OPS[e.op].c.format(*(self.index(a.expr) if isinstance(a, IndexValue) else str(int(a.value))
+                                        for a in e.args))
+        else:
+            text = self.call(e.op, *(self.value(a) for a in e.args))
+        name = f"t{len(self.names)}"
+        self.names[e] = name
+        self.lets.append(Let(self.ctype, name, text))
+        self.nodes.append(e)
+        return name
+
+    def hoist(self, var: str) -> tuple[list, list]:
+        """The temporaries split into those that do not depend on loop variable
+        ``var`` (computed once, outside its loop) and those that do. A value read
+        through a pointer inside the innermost loop can stop gcc vectorizing it."""
+        invariant, variant = [], []
+        for let, node in zip(self.lets, self.nodes):
+            (variant if var in ir.ivars_of_expr(node) else invariant).append(let)
+        return invariant, variant
+
+    # integer expressions of loop bounds and sizes, in 64 bits
+
+    def product(self, extents) -> str:
+        """The product of index expressions ("1" for none)."""
+        return " * ".join(f"(int64_t)({self.index(e)})" for e in extents) or "1"
+
+    def size(self, axes) -> str:
+        """Iterations of ``axes`` (or loops) together."""
+        return self.product(a.extent for a in axes)
+
+    @staticmethod
+    def larger(a: str, b: str) -> str:
+        return f"lc_max_i64({a}, {b})"
+
+    @staticmethod
+    def smaller(a: str, b: str) -> str:
+        return f"lc_min_i64({a}, {b})"
+
+    @staticmethod
+    def when_all(values: list, then: str, otherwise: str) -> str:
+        """``then`` where every value is nonzero, else ``otherwise``."""
+        passed = " && ".join(f"{v} != 0" for v in values)
+        return f"(({passed}) ? {then} : {otherwise})"
+
+    def decode(self, flat: str, axes: tuple) -> list:
+        """``Let``s recovering the index variables ``axes`` (row-major) from the flat index ``flat``."""
+        lets, stride = [], "1"
+        for a in reversed(axes):
+            value = flat if stride == "1" else f"{flat} / ({stride})"
+            if a is not axes[0]:
+                value = f"({value}) % ({self.index(a.extent)})"
+            lets.append(Let("int64_t", var_c(a.name), value))
+            stride = self.index(a.extent) if stride == "1" else f"({stride}) * ({self.index(a.extent)})"
+        return lets
+
+
+def _integral(e) -> bool:
+    return isinstance(e, IndexValue) or (isinstance(e, Const) and math.isfinite(e.value)
+                                         and e.value == int(e.value) and abs(e.value) < 2 ** 53)

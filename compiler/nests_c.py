@@ -1,0 +1,280 @@
+"""The renderers of loop nests: one function per form of ``Nest`` (its kind,
+or how sibling stages share its loops), each giving the nest's C through the
+templates. What a nest runs was decided by ``compiler/schedule.py``; a renderer
+only prints it. Matrix products are in ``compiler/contract_c.py``.
+
+Example::
+
+    RENDERERS[nest.form](nest, context)     # the C of one nest
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from . import ir
+from .cprint import Printer, c_comment, init_value, render, tensor_c, var_c
+from .cstatements import (AddWhere, Declare, Fence, Fill, Loop, Store, Stream, TileBuffer, TileFlush, TileStart,
+                          TileStore, Update, Verbatim)
+from .ir import IConst, IVar
+from .schedule import range_condition
+
+# tiles of this many elements (LC_TILE) are computed in a small array, then
+# streamed out; a loop shorter than two tiles is not worth it
+STREAM_TILE = 64
+# per dtype: the copy of a tile to memory, and the 16-byte streaming store it uses
+STREAMS = {dtype: dict(name=f"lc_stream_{dtype}", ctype=ctype, vtype=f"lc_v{16 // width}{dtype}",
+                       lanes=16 // width, store=f"__builtin_ia32_movntp{letter}")
+           for dtype, ctype, width, letter in (("f32", "float", 4, "s"), ("f64", "double", 8, "d"))}
+
+# the online max-and-sum's shift: the maximum of a row's first SHIFT_PROBE
+# elements. Exponentials against it stay finite while the row's maximum is at
+# most SHIFT_LIMIT above it (exp(64) * 2^32 terms < float's maximum); else the
+# row is summed again against its maximum
+SHIFT_PROBE = 32
+SHIFT_LIMIT = 64
+
+
+@dataclass(frozen=True)
+class Output:
+    """``tensor[index] = value`` in a nest's innermost loop (a store that may stream)."""
+    tensor: str
+    index: tuple
+    value: str
+
+    def store(self, printer: Printer) -> Store:
+        return Store(printer.element(self.tensor, self.index), self.value)
+
+
+def _loops(nest, printer: Printer) -> list:
+    return [Loop(var_c(l.var), printer.index(l.extent), simd=l.simd) for l in nest.loops]
+
+
+def _in_threads(loop: Loop, nest, printer: Printer, ctx) -> Loop:
+    """``loop`` as the parallel loop of ``nest``: one thread below ``ctx.min_work`` iterations."""
+    loop.parallel, loop.work, loop.min_work = True, printer.size(nest.loops), ctx.min_work
+    return loop
+
+
+def _comment(stages) -> str:
+    return c_comment("; ".join(ir.format_stage(st) for st in stages if st))
+
+
+# ---------------------------------------------------------------- streaming stores
+
+
+def _streams(plans: tuple, outputs: list, function_outputs: frozenset) -> list:
+    """The ``outputs`` a nest can stream: those of the function's outputs
+    written along its innermost loop, when that loop is vectorized, at least
+    two tiles long and inside another loop (whose iterations end with a
+    fence). An intermediate is left out: the next nest reads it at once, from
+    the cache if it fits, and a second nest would only cost build time."""
+    if len(plans) < 2:
+        return []
+    inner = plans[-1]
+    if not inner.simd or inner.parallel or inner.reduction or (
+            isinstance(inner.extent, IConst) and inner.extent.value < 2 * STREAM_TILE):
+        return []
+    along = IVar(inner.var)
+    return [o for o in outputs
+            if o.tensor in function_outputs and o.index and o.index[-1] == along
+            and all(inner.var not in ir.ivars(i) for i in o.index[:-1])]
+
+
+def _render_streamed(template: str, plans: tuple, loops: list, lets: list, body: list, outputs: list,
+                     printer: Printer, ctx, **context) -> str:
+    """A nest rendered from ``template``, given its ``loops`` and what its
+    innermost loop runs: temporaries ``lets``, statements ``body`` and
+    ``outputs``. Outputs along the innermost loop of a function output larger
+    than the caches (decided at run time) go through tiles streamed to memory;
+    a nest without such stores is rendered once."""
+    streamed = _streams(plans, outputs, ctx.outputs)
+    plain = render(template, loops=loops, lets=lets, body=body + [o.store(printer) for o in outputs], **context)
+    if not streamed:
+        return plain
+    inner = loops[-1]
+    tile = Loop(inner.var, inner.stop, inner.start, form="tiles", enter=[TileStart(inner.stop)])
+    statements, streams = [], []
+    for o in outputs:
+        if o not in streamed:
+            statements.append(o.store(printer))
+            continue
+        buffer = f"lc_tile{len(streams)}"
+        tile.enter.append(TileBuffer(printer.ctype, buffer))
+        streams.append(Stream(STREAMS[printer.dtype]["name"], tensor_c(o.tensor),
+                              printer.offset(o.tensor, o.index), buffer))
+        statements.append(TileStore(buffer, inner.var, o.value))
+    tile.exit.append(TileFlush(inner.var, tuple(streams)))
+    elements = dataclasses.replace(inner, form="tile")
+    parent = dataclasses.replace(loops[-2], exit=loops[-2].exit + [Fence()])
+    tiled = render(template, loops=loops[:-2] + [parent, tile, elements], lets=lets, body=body + statements,
+                   **context)
+    sizes = [printer.product(printer.shapes[o.tensor]) for o in streamed]
+    return render("streamed.c.j2", ctype=printer.ctype, sizes=sizes, streamed=tiled, plain=plain)
+
+
+# ---------------------------------------------------------------- one stage per nest
+
+
+def _windowed(nest, printer: Printer, loops: list):
+    """The term of ``nest``'s stage; a windowed nest's innermost loop runs where
+    the term can be nonzero (without the tests that makes true)."""
+    window = nest.window
+    if window is None:
+        return nest.stage.body
+    printer.in_range = window.in_range
+    last = loops[-1]
+    for bound in window.start:
+        last.start = printer.larger(last.start, printer.index(bound))
+    for bound in window.stop:
+        last.stop = printer.smaller(last.stop, printer.index(bound))
+    if window.tests:
+        last.stop = printer.when_all([printer.value(t) for t in window.tests], last.stop, last.start)
+    return window.body
+
+
+def _hoisted(nest, printer: Printer, loops: list, prologue: list) -> list:
+    """The temporaries of the innermost loop; those that do not change along it
+    are computed before it."""
+    if not loops:
+        return printer.lets
+    invariant, variant = printer.hoist(nest.loops[-1].var)
+    (loops[-2].enter if len(loops) > 1 else prologue).extend(invariant)
+    return variant
+
+
+def render_inner(nest, ctx) -> str:
+    """A pointwise stage, or a reduction innermost into a scalar accumulator
+    per output element (storing the terms it adds when ``nest.terms``)."""
+    s = nest.stage
+    printer = ctx.printer([s])
+    loops = [Loop(var_c(l.var), printer.index(l.extent)) for l in nest.loops]
+    body = _windowed(nest, printer, loops)
+    value = printer.value(nest.terms.body if nest.terms else body)
+    prologue, epilogue, statements = [], [], []
+    outputs = [Output(nest.terms.name, nest.terms.index, value)] if nest.terms else []
+    n_axes = len(s.axes)
+    if s.reduce:
+        (loops[n_axes - 1].enter if n_axes else prologue).append(Declare(ctx.ctype, "acc", init_value(s.reduce, ctx.dtype)))
+        (loops[n_axes - 1].exit if n_axes else epilogue).append(Store(printer.element(s.name, s.index), "acc"))
+        statements.append(Update(s.reduce, "acc", value))
+    else:
+        outputs.append(Output(s.name, s.index, value))
+    for loop, plan in zip(loops, nest.loops):
+        loop.simd = plan.simd
+        if plan.parallel:
+            _in_threads(loop, nest, printer, ctx)
+        # the accumulator is private to the loop that reduces into it
+        if plan.reduction and (plan.simd or not n_axes):
+            loop.reduction = "max" if s.reduce == "max" else "+"
+    lets = _hoisted(nest, printer, loops, prologue)
+    return _render_streamed("nest.c.j2", nest.loops, loops, lets, statements, outputs, printer, ctx,
+                            comment=_comment((nest.terms, s)), prologue=prologue, epilogue=epilogue)
+
+
+def render_row(nest, ctx) -> str:
+    """A stencil: each output row zeroed, then the window accumulated into it,
+    columns innermost."""
+    s = nest.stage
+    printer = ctx.printer([s])
+    loops = [Loop(var_c(l.var), printer.index(l.extent)) for l in nest.loops]
+    value = printer.value(_windowed(nest, printer, loops))
+    last = nest.loops[-1]
+    row = tuple(IConst(0) if i == IVar(last.var) else i for i in s.index)
+    zero = Fill(tensor_c(s.name), printer.index(last.extent), init_value(s.reduce, ctx.dtype),
+                offset=printer.offset(s.name, row))
+    prologue, n_outer = [], len(s.axes) - 1
+    (loops[n_outer - 1].enter if n_outer else prologue).append(zero)
+    statements = [Update(s.reduce, printer.element(s.name, s.index), value)]
+    if nest.loops[0].parallel:
+        _in_threads(loops[0], nest, printer, ctx)
+    loops[-1].simd = True
+    lets = _hoisted(nest, printer, loops, prologue)
+    return _render_streamed("nest.c.j2", nest.loops, loops, lets, statements, [], printer, ctx,
+                            comment=_comment((s,)), prologue=prologue, epilogue=[])
+
+
+def render_scatter(nest, ctx) -> str:
+    """A sum into the output at computed indices: zeroed first, then updated serially."""
+    s = nest.stage
+    printer = ctx.printer([s])
+    loops = _loops(nest, printer)
+    value = printer.value(s.body)
+    prologue = [Fill(tensor_c(s.name), printer.product(printer.shapes[s.name]), init_value(s.reduce, ctx.dtype))]
+    target = printer.element(s.name, s.scatter_index)
+    guard = range_condition(s.scatter_index, s.shape, printer.extents)
+    # an index outside the output has no element to receive its share
+    update = Update("sum", target, value) if guard is None else AddWhere(printer.value(guard), target, value)
+    return _render_streamed("nest.c.j2", nest.loops, loops, printer.lets, [update], [], printer, ctx,
+                            comment=_comment((s,)), prologue=prologue, epilogue=[])
+
+
+# ---------------------------------------------------------------- stages sharing loops
+
+
+def render_siblings(nest, ctx) -> str:
+    """Pointwise siblings over the same loops: one ``parallel for`` nest."""
+    printer = ctx.printer(st for _, st in nest.members)
+    outputs = [Output(st.name, st.index, printer.value(st.body)) for _, st in nest.members]
+    loops = _loops(nest, printer)
+    _in_threads(loops[0], nest, printer, ctx)
+    return _render_streamed("nest.c.j2", nest.loops, loops, printer.lets, [], outputs, printer, ctx,
+                            comment=_comment(st for _, st in nest.members), prologue=[], epilogue=[])
+
+
+def render_pass(nest, ctx) -> str:
+    """Sibling stages in one pass over shared loops (one printer, so a value
+    read by several of them is loaded once). Accumulate members reduce into
+    per-thread partial outputs over a static split of the outermost loop."""
+    printer = ctx.printer(st for _, st in nest.members)
+    statements, outputs, partials = [], [], []
+    for kind, st in nest.members:
+        value = printer.value(st.body)
+        if kind != "accumulate":
+            outputs.append(Output(st.name, st.index, value))
+            continue
+        acc = f"lc_acc{len(partials)}"
+        partials.append(dict(ctype=ctx.ctype, acc=acc, out=tensor_c(st.name), reduce=st.reduce,
+                             size=printer.product(printer.shapes[st.name]), init=init_value(st.reduce, ctx.dtype)))
+        statements.append(Update(st.reduce, printer.at(acc, st.name, st.index), value))
+    outer = nest.loops[0]
+    loops = [Loop(var_c(outer.var), "lc_hi", "lc_lo")] + _loops(nest, printer)[1:]
+    return _render_streamed("pass.c.j2", nest.loops, loops, printer.lets, statements, outputs, printer, ctx,
+                            comment=_comment(st for _, st in nest.members), work=printer.size(nest.loops),
+                            min_work=ctx.min_work, partials=partials, outer_extent=printer.index(outer.extent))
+
+
+def _row_pass(printer: Printer, maximum, terms, shift: str | None) -> dict:
+    """What ``online.c.j2`` takes of one pass over a row: its temporaries, the
+    value maximized, and the term summed against ``shift`` where there is one."""
+    x = printer.value(maximum.body)
+    term = printer.call("exp", printer.call("sub", x, shift)) if shift else ""
+    kept = printer.element(terms.name, terms.index) if terms else ""
+    return dict(lets=printer.lets, x=x, term=term, kept=kept)
+
+
+def render_online(nest, ctx) -> str:
+    """A row's maximum m and sum of exp(x - m) in one pass over the row: the
+    exponentials are taken against a shift s (the maximum of the row's first
+    elements) while the maximum is found, then the sum is scaled by exp(s - m).
+    A row whose maximum is far above s, or not finite (NaN, infinities), is
+    summed again against m: every row gives what the two passes give. Kept
+    terms (``nest.terms``) are stored as they are summed, and scaled with the sum."""
+    (_, maximum), total = nest.siblings[0], nest.stage
+    outer, row = nest.loops[:-1], nest.loops[-1]
+    probe, fused, again, scaled = (ctx.printer([maximum]) for _ in range(4))
+    length = probe.index(row.extent)
+    rescale = dict(lets=scaled.lets, kept=scaled.element(nest.terms.name, nest.terms.index)) if nest.terms else None
+    body = render("online.c.j2", ctype=ctx.ctype, var=var_c(row.var), length=length,
+                  probe_stop=probe.smaller(length, str(SHIFT_PROBE)), shift_limit=SHIFT_LIMIT,
+                  lowest=init_value("max", ctx.dtype), scale=probe.call("exp", probe.call("sub", "lc_shift", "lc_max")),
+                  probe=_row_pass(probe, maximum, None, None),
+                  fused=_row_pass(fused, maximum, nest.terms, "lc_shift"),
+                  again=_row_pass(again, maximum, nest.terms, "lc_max"), scaled=rescale,
+                  max_target=probe.element(maximum.name, maximum.index),
+                  sum_target=probe.element(total.name, total.index))
+    loops = [Loop(var_c(l.var), probe.index(l.extent)) for l in outer]
+    if loops:
+        _in_threads(loops[0], nest, probe, ctx)
+    comment = _comment((maximum, nest.terms, total)) + " (one pass)"
+    return render("nest.c.j2", comment=comment, prologue=[], loops=loops, lets=[], body=[Verbatim(body)], epilogue=[])
