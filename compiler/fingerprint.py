@@ -156,12 +156,12 @@ def _library_roots() -> tuple:
 @functools.lru_cache(maxsize=None)
 def _module_kind(name: str, file: str | None) -> str:
     """"owned" (layerc), "library" or "user", by where the module's file is."""
-    top = name.partition(".")[0]
     real = os.path.realpath(file) if file else None
-    if top in _OWNED_PACKAGES:
-        folder = _package_folder(top)
-        if folder is not None and real is not None and real.startswith(os.path.join(folder, "")):
-            return "owned"
+    for package in _OWNED_PACKAGES:
+        if name == package or name.startswith(package + "."):
+            folder = _package_folder(package)
+            if folder is not None and real is not None and real.startswith(os.path.join(folder, "")):
+                return "owned"
     if real is None:
         return "library" if name in sys.builtin_module_names or name in sys.stdlib_module_names else "user"
     return "library" if real.startswith(_library_roots()) else "user"
