@@ -44,10 +44,10 @@ import json, sys, time
 sys.path.insert(0, {examples!r})
 import numpy as np
 import layerc, layerc.nn
-from layerc.compiler import build, layer_cache, pipeline
+from layerc.compiler import cc, layer_cache, pipeline
 import {module}
 lowering_s = 0.0
-lower = pipeline.lower_layer
+lower = pipeline._lower
 def timed_lower(*args, **kwargs):
     global lowering_s
     started = time.perf_counter()
@@ -58,7 +58,7 @@ def timed_lower(*args, **kwargs):
 if {arm!r} == "lowering":
     # replaced only here: a replaced function of layerc changes the record key
     layer_cache.layer_key = lambda *args, **kwargs: None
-    pipeline.lower_layer = timed_lower
+    pipeline._lower = timed_lower
 x = np.random.default_rng(0).standard_normal({shape!r}).astype(np.float32)
 started, started_cpu = time.perf_counter(), time.process_time()
 module = {make}
@@ -66,7 +66,7 @@ y = module.forward(x)
 module.backward(np.ones(y.shape, np.float32))
 total_s, cpu_s = time.perf_counter() - started, time.process_time() - started_cpu
 print(json.dumps({{"total_ms": 1e3 * total_s, "cpu_ms": 1e3 * cpu_s, "lowering_ms": 1e3 * lowering_s,
-                  "lowerings": pipeline.lowerings(), "compiles": build.compiler_invocations()}}))
+                  "lowerings": pipeline.lowerings(), "compiles": cc.compiler_invocations()}}))
 """
 
 

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 import jinja2
 
 from . import ir
-from .build import LibraryPlan, cache_dir
 from .ir import Const, IConst, ILoad, IndexValue, ISym, IVar, Load
 from .ops_table import COMPARISONS, OPS
 from .schedule import Nest, index_in_range, plan_loops, plan_program, range_condition
-from .signature import Signature, signature
+from .signature import LibraryPlan, Signature, signature
 
 # below this many loop iterations a nest runs on one thread: starting an
 # OpenMP team costs more than the work
@@ -29,25 +28,12 @@ PARALLEL_MIN_WORK = 1 << 17
 
 DTYPES = {"f32": ("float", "f"), "f64": ("double", "")}
 
-
-
-def _template_bytecode_cache():
-    """Compiled templates kept beside the build cache: compiling them anew costs
-    a fresh process more than loading a cached layer does."""
-    folder = cache_dir() / "templates"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return jinja2.FileSystemBytecodeCache(str(folder))
-
-
+# no bytecode cache on disk: Jinja2 would load code objects from it
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("layerc.templates", "."),
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
     autoescape=False,
-    bytecode_cache=_template_bytecode_cache(),
 )
 
 

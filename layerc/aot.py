@@ -44,7 +44,7 @@ import jinja2
 import numpy as np
 
 from .compiler import blas, ir
-from .compiler.build import KEEP_LOADED, BuildOptions
+from .compiler.cc import KEEP_LOADED, BuildOptions
 from .compiler.signature import Signature
 from .compiler.pipeline import Lowered, lower_layer
 from .compiler.spec import LayerSpec
