@@ -283,3 +283,48 @@ def test_sanitize_catches_out_of_bounds(cache):
     """, cache, LD_PRELOAD=libasan, ASAN_OPTIONS="detect_leaks=0")
     assert result.returncode != 0
     assert "heap-buffer-overflow" in result.stderr
+
+
+DENORMALS_SURVIVE = """
+import numpy as np
+print(bool(np.float64(1e-310) * 1.0 != 0), bool(np.float32(1e-40) * np.float32(1.0) != 0))
+"""
+
+
+@pytest.mark.parametrize("options, cflags", [
+    ("BuildOptions(extra_flags=('-ffast-math',))", ""),
+    ("BuildOptions(portable=True, extra_flags=('-funsafe-math-optimizations',))", ""),
+    ("BuildOptions()", "-Ofast"),
+])
+def test_fast_math_does_not_flush_denormals_for_the_whole_process(cache, options, cflags):
+    """-ffast-math, -Ofast and -funsafe-math-optimizations at link time would add
+    crtfastmath.o, which turns on flush-to-zero for the process when the library loads."""
+    result = run_python(f"""
+        import numpy as np
+        from layerc.compiler import build
+        from layerc.compiler.cc import BuildOptions
+        from tests.test_build import CDEF, add_source, call_add1
+        built = build.compile_c(add_source(0.5), CDEF, name="fast", options={options})
+        assert call_add1(built, np.zeros(2)).tolist() == [0.5, 0.5]
+        {DENORMALS_SURVIVE.strip().splitlines()[-1]}
+    """, cache, CFLAGS=cflags)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True"]
+
+
+def test_the_fast_math_hazard_is_real_on_this_compiler(tmp_path):
+    """The control for the test above: a library linked with -ffast-math the
+    plain way flushes denormals in the process that loads it."""
+    source = tmp_path / "f.c"
+    source.write_text("int f(void) { return 1; }\n")
+    library = tmp_path / "f.so"
+    linked = subprocess.run(["cc", "-shared", "-fPIC", "-ffast-math", str(source), "-o", str(library)],
+                            capture_output=True, text=True)
+    if linked.returncode != 0:
+        pytest.skip(f"cc cannot link a shared library here: {linked.stderr}")
+    code = f"import ctypes; ctypes.CDLL({str(library)!r})\n" + DENORMALS_SURVIVE
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    if result.stdout.split() == ["True", "True"]:
+        pytest.skip("this compiler does not link crtfastmath.o into shared libraries")
+    assert result.stdout.split() == ["False", "False"]
