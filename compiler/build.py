@@ -21,7 +21,7 @@ of the whole process as ``ffi.compile`` does, which threads building at once
 cannot afford.
 
 Before an entry is loaded, its folder and files must be the user's and
-writable by no one else (``store.UnsafeCacheError`` otherwise), and its shared
+writable by no one else (``UnsafeCacheError`` otherwise), and its shared
 library must match the sha256 stored at publish time (~20 us for a typical
 module); a truncated or altered entry is logged as a warning, removed and
 rebuilt.
@@ -44,12 +44,15 @@ import cffi
 import cffi.recompiler
 
 from . import cc, store
+from .private_files import UnsafeCacheError
 from .cc import PART_MACRO, BuildError, BuildOptions
 
 __all__ = ["CompiledLibrary", "cache_key", "compile_c"]
 
 log = logging.getLogger("layerc")
 
+# the keyword arguments of _cffi_backend.FFI that cffi's generated ffi.py passes
+_FFI_TABLES = frozenset({"_version", "_types", "_globals", "_struct_unions", "_enums", "_typenames"})
 # what an ABI-mode library raises for a declared name its shared library lacks
 _LOOKUP_ERROR = _cffi_backend.FFI.error
 
@@ -104,7 +107,7 @@ def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = Buil
     the source does not compile; no entry is left in the cache then, and the
     source is kept as ``cache_dir()/failed/<module name>.c``, named in the
     message with the line of the first error. Raises ``BuildError`` naming
-    ``CC`` when the compiler is not found, and ``store.UnsafeCacheError`` when
+    ``CC`` when the compiler is not found, and ``UnsafeCacheError`` when
     the cache or the entry may have been written by someone else.
 
     >>> src = "#include <stdint.h>\\nint64_t twice(int64_t v){return 2*v;}"
@@ -131,7 +134,7 @@ def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = Buil
 def _refuse_unsafe(entry: pathlib.Path) -> None:
     problems = store.entry_unsafe_problems(entry)
     if problems:
-        raise store.UnsafeCacheError(
+        raise UnsafeCacheError(
             f"the layerc cache refuses the entry {entry}: {'; '.join(problems)}; run `layerc cache verify`, "
             "and `layerc cache clear` to start afresh")
 
@@ -216,7 +219,10 @@ def _ffi_tables(ffi: cffi.FFI, module_name: str) -> dict:
     cffi.recompiler.make_py_source(ffi, module_name, text)
     [call] = [node.value for node in ast.parse(text.getvalue()).body
               if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)]
-    return {kw.arg: _to_json(ast.literal_eval(kw.value)) for kw in call.keywords}
+    tables = {kw.arg: _to_json(ast.literal_eval(kw.value)) for kw in call.keywords}
+    if not set(tables) <= _FFI_TABLES:
+        raise BuildError(f"cffi's tables hold {sorted(set(tables) - _FFI_TABLES)}, which layerc does not store")
+    return tables
 
 
 def _to_json(value):
@@ -242,7 +248,7 @@ def _open(folder: pathlib.Path, meta: dict, module_name: str | None = None) -> t
     ``folder``'s shared library opened by path."""
     _quiet_openmp_waits()
     module_name = module_name or folder.name
-    tables = {name: _from_json(value) for name, value in meta["ffi"].items()}
+    tables = {name: _from_json(value) for name, value in meta["ffi"].items() if name in _FFI_TABLES}
     ffi = _cffi_backend.FFI(module_name, **tables)
     return ffi, ffi.dlopen(str(folder / f"{module_name}.so"))
 

@@ -15,7 +15,7 @@ and templates, and the numpy and Jinja2 versions. A spec with a user-written
 ``backward`` is lowered in every process: its backward is traced only during
 lowering, so it cannot be in the key.
 
-A record (``store.write_record``) is JSON: a table of IR nodes, each
+A record (``compiler/records.py``) is JSON: a table of IR nodes, each
 ``[type, field, ...]`` with a field that is a node written ``{"n": index}``
 of an earlier row and a tuple as a list, so subexpressions shared in memory
 are shared in the record. Only the node types listed in ``_NODE_TYPES`` are
@@ -37,7 +37,7 @@ import json
 import logging
 import os
 
-from . import ir, store
+from . import ir, records, store
 from .signature import Arg, LibraryPlan, Signature
 
 __all__ = ["layer_key", "load", "store_lowered"]
@@ -74,7 +74,7 @@ def layer_key(spec, sizes: dict, attrs: dict, traced: ir.Program) -> str | None:
 
 def load(key: str) -> dict | None:
     """The fields ``RECORDED`` of the lowering stored under ``key``, or None."""
-    payload = store.read_record(key)
+    payload = records.read_record(store.root() / store.RECORDS_DIR, key)
     if payload is None:
         return None
     try:
@@ -97,7 +97,7 @@ def store_lowered(key: str, lowered) -> None:
     except (TypeError, ValueError, RecursionError) as exc:
         log.debug("no record for %s: %r", lowered.name, exc)
         return
-    store.write_record(key, payload.encode(), layer=lowered.name)
+    records.write_record(store.root() / store.RECORDS_DIR, key, payload.encode(), layer=lowered.name)
 
 
 class _Table:

@@ -1,18 +1,18 @@
 """The content-addressed store of built libraries, and of small records beside them.
 
 In: folders built by ``compiler/build.py`` (a shared library and what it was
-built from), records (opaque bytes under a sha256 key), memos (small text).
+built from), memos (small text); records (``compiler/records.py``) under
+``lowered/``.
 Out: the entry of a key, checked, or nothing; listings and checks for
 ``layerc cache``.
 
 The cache is data, trusted by no one. Its root, and every folder and file read
 from it, must be owned by the current user and writable by no one else: the
 root is refused otherwise (``UnsafeCacheError``, naming the path), and so is an
-entry, a record or a memo. Folders are created 0700 and files 0600 whatever
-the umask; a file is written under a fresh name from ``mkstemp`` (``O_EXCL``,
-``O_NOFOLLOW``) and moved into place with one ``os.replace``, so readers see
-all of it or none and no planted symlink is followed. Nothing here holds
-Python: entries are a shared library and JSON, records are bytes.
+entry, a record or a memo; files are read and written through
+``compiler/private_files.py`` (0700 folders, 0600 files, ``mkstemp`` names).
+Nothing here holds Python: entries are a shared library and JSON, records are
+bytes.
 
 Layout, one folder per entry::
 
@@ -54,17 +54,20 @@ import os
 import pathlib
 import re
 import shutil
-import stat
 import tempfile
 import threading
 
 import filelock
 
+from . import records
+from .private_files import (FILE_MODE, FOLDER_MODE, UnsafeCacheError, create_private, private_dir, read_private,
+                            unsafe_problems, write_atomic)
+
 __all__ = [
-    "UnsafeCacheError", "cache_dir", "clear_cache", "content_key", "create_private", "discard", "entry_lock",
-    "entry_problems", "entry_unsafe_problems", "file_sha256", "keep_failed_source", "list_cache", "list_records", "new_build_folder", "publish", "read_memo", "read_meta",
-    "read_record", "recall", "remember", "remove_dead_leftovers", "root", "thread_lock", "unsafe_problems",
-    "verify_cache", "write_memo", "write_record",
+    "ENTRY_PREFIX", "cache_dir", "clear_cache", "content_key", "discard", "entry_lock", "entry_problems",
+    "entry_unsafe_problems", "file_sha256", "keep_failed_source", "list_cache", "new_build_folder", "publish",
+    "read_memo", "read_meta", "recall", "remember", "remove_dead_leftovers", "root", "thread_lock",
+    "verify_cache", "write_memo",
 ]
 
 log = logging.getLogger("layerc")
@@ -77,16 +80,7 @@ _TMP_PREFIX = ".tmp-"
 _META_FILE = "meta.json"
 _STORED_FILES = ("source.c", "cdef.h")
 _FAILED_DIR = "failed"
-_RECORDS_DIR = "lowered"
-_RECORD_SUFFIX = ".rec"
-_RECORD_MAGIC = "layerc-record"
-_FOLDER_MODE = 0o700
-_FILE_MODE = 0o600
-
-
-class UnsafeCacheError(PermissionError):
-    """A folder or file of the cache is owned by another user, writable by
-    others, or a symbolic link: the cache refuses to use it."""
+RECORDS_DIR = "lowered"
 
 
 def cache_dir() -> pathlib.Path:
@@ -115,7 +109,7 @@ def root() -> pathlib.Path:
     if known is not None:
         return known
     try:
-        _private_dir(configured, parents=True)
+        private_dir(configured, parents=True)
         fd, probe = tempfile.mkstemp(prefix=".probe-", dir=configured)
         os.close(fd)
         os.unlink(probe)
@@ -140,32 +134,6 @@ def content_key(source: str, cdef: str, inputs: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def unsafe_problems(path: pathlib.Path) -> list[str]:
-    """Why ``path`` may not be trusted (another owner, writable by group or
-    others, a symbolic link); ``[]`` when it may, or when it does not exist."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return []
-    if stat.S_ISLNK(st.st_mode):
-        return [f"{path} is a symbolic link"]
-    problems = []
-    if st.st_uid != _current_uid():
-        problems.append(f"{path} is owned by uid {st.st_uid}, not by this user (uid {_current_uid()})")
-    if st.st_mode & 0o022:
-        who = " and ".join(w for w, bit in (("group", 0o020), ("others", 0o002)) if st.st_mode & bit)
-        problems.append(f"{path} is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o})")
-    return problems
-
-
-def create_private(path: pathlib.Path, data: bytes | str) -> None:
-    """Create ``path`` (it must not exist; a symlink there is not followed) mode 0600 holding ``data``."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, _FILE_MODE)
-    with os.fdopen(fd, "wb") as f:
-        os.fchmod(f.fileno(), _FILE_MODE)
-        f.write(data.encode() if isinstance(data, str) else data)
-
-
 def thread_lock(entry: pathlib.Path) -> threading.Lock:
     """The lock of ``entry`` among this process's threads."""
     with _registry_lock:
@@ -174,7 +142,7 @@ def thread_lock(entry: pathlib.Path) -> threading.Lock:
 
 def entry_lock(entry: pathlib.Path, timeout: float = -1) -> filelock.FileLock:
     """The lock of ``entry`` among processes (``flock`` on ``<entry>.lock``)."""
-    return filelock.FileLock(str(entry.parent / f"{entry.name}.lock"), timeout=timeout, mode=_FILE_MODE)
+    return filelock.FileLock(str(entry.parent / f"{entry.name}.lock"), timeout=timeout, mode=FILE_MODE)
 
 
 def recall(entry: pathlib.Path):
@@ -189,7 +157,7 @@ def remember(entry: pathlib.Path, loaded) -> None:
 def new_build_folder(entry: pathlib.Path) -> pathlib.Path:
     """A fresh private folder beside ``entry`` to build it in (then ``publish``)."""
     folder = pathlib.Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{entry.name}-", dir=entry.parent))
-    os.chmod(folder, _FOLDER_MODE)
+    os.chmod(folder, FOLDER_MODE)
     return folder
 
 
@@ -197,7 +165,7 @@ def publish(folder: pathlib.Path, entry: pathlib.Path) -> None:
     """Move a built ``folder`` into place as ``entry`` (one ``os.replace``),
     its files made 0600. Called with the entry's file lock held."""
     for file in folder.iterdir():
-        os.chmod(file, _FILE_MODE, follow_symlinks=False)
+        os.chmod(file, FILE_MODE, follow_symlinks=False)
     if os.path.lexists(entry):
         # a broken entry: moved aside first, since os.replace cannot overwrite a non-empty folder
         aside = tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{entry.name}-", dir=entry.parent)
@@ -214,9 +182,9 @@ def discard(folder: pathlib.Path) -> None:
 def keep_failed_source(folder: pathlib.Path, source: str) -> pathlib.Path | None:
     """Keep the source of a failed compile as ``failed/<module name>.c`` beside
     the entries, where the error message can point to it; None when it cannot be."""
-    kept = folder.parent / _FAILED_DIR / f"{folder.name[len(_TMP_PREFIX):].rpartition('-')[0]}.c"
+    kept = folder.parent / _FAILED_DIR / f"{_leftover_module_name(folder)}.c"
     try:
-        _write_atomic(kept, source.encode())
+        write_atomic(kept, source.encode())
     except OSError as exc:
         log.debug("could not keep the failed source %s: %s", kept, exc)
         return None
@@ -296,65 +264,11 @@ def remove_dead_leftovers(entry: pathlib.Path) -> None:
             pass  # a build is in progress, or the lock cannot be taken
 
 
-# ---------------------------------------------------------------- records and memos
-
-def read_record(key: str) -> bytes | None:
-    """The payload of the record ``key`` (64 hex digits), or None when there is
-    none. A record whose payload does not match the sha256 in its first line
-    (truncated, altered) is removed with a warning, and None returned; one
-    another user could have written raises ``UnsafeCacheError``.
-
-    >>> write_record("ab" * 32, b"payload", layer="demo")
-    >>> read_record("ab" * 32)
-    b'payload'
-    """
-    path = _record_path(root(), key)
-    data = _read_private(path)
-    if data is None:
-        return None
-    header, payload = _parse_record(data)
-    if header is None or header.get("key") != key:
-        log.warning("cached record %s is damaged (%s); removing it", path,
-                    "another key" if header is not None else "its payload does not match its sha256")
-        _unlink_quietly(path)
-        return None
-    return payload
-
-
-def write_record(key: str, payload: bytes, layer: str = "") -> None:
-    """Publish ``payload`` as the record ``key`` (a reader sees the old record
-    or the new one, never a part). ``layer`` goes into the header for
-    ``list_records``. A cache that cannot be written keeps no record (logged at
-    debug level)."""
-    path = _record_path(root(), key)
-    header = json.dumps({"format": _RECORD_MAGIC, "key": key, "layer": layer,
-                         "sha256": hashlib.sha256(payload).hexdigest()}, sort_keys=True)
-    try:
-        _write_atomic(path, header.encode() + b"\n" + payload)
-    except OSError as exc:
-        log.debug("could not write the record %s: %s", path, exc)
-
-
-def list_records() -> list[dict]:
-    """One dict per record: ``key``, ``layer``, ``size``, ``mtime``, ``path``
-    (``layer`` None when the header is unreadable)."""
-    folder = cache_dir() / _RECORDS_DIR
-    records = []
-    for path in sorted(folder.glob(f"*{_RECORD_SUFFIX}")) if folder.is_dir() else []:
-        try:
-            st = path.stat()
-            with open(path, "rb") as f:
-                header = _parse_header(f.readline())
-        except OSError:
-            continue
-        records.append({"key": path.name[:-len(_RECORD_SUFFIX)], "layer": (header or {}).get("layer"),
-                        "size": st.st_size, "mtime": st.st_mtime, "path": str(path)})
-    return records
-
+# ---------------------------------------------------------------- memos
 
 def read_memo(kind: str, name: str) -> str | None:
     """The memo ``kind/name`` (e.g. a compiler's version), or None."""
-    data = _read_private(root() / kind / name)
+    data = read_private(root() / kind / name)
     return data.decode("utf-8", "replace") if data is not None else None
 
 
@@ -362,7 +276,7 @@ def write_memo(kind: str, name: str, text: str) -> None:
     """Publish a memo atomically; a cache that cannot be written is no error:
     the memo is remade next time."""
     try:
-        _write_atomic(root() / kind / name, text.encode())
+        write_atomic(root() / kind / name, text.encode())
     except OSError:
         pass
 
@@ -413,7 +327,7 @@ def clear_cache() -> int:
                 shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
                 removed += 1
             _loaded.pop(entry, None)
-    for kind in (_FAILED_DIR, _RECORDS_DIR, "compilers"):
+    for kind in (_FAILED_DIR, RECORDS_DIR, "compilers"):
         shutil.rmtree(folder / kind, ignore_errors=True)
     return removed
 
@@ -433,14 +347,7 @@ def verify_cache() -> list[str]:
         return unsafe_problems(folder)
     problems = unsafe_problems(folder) + [p for path in sorted(folder.rglob("*")) for p in unsafe_problems(path)]
     problems += [f"{entry.name}: {p}" for entry in _entries(folder) for p in entry_problems(entry)]
-    for record in list_records():
-        path = pathlib.Path(record["path"])
-        try:
-            header, _ = _parse_record(path.read_bytes())
-        except OSError:
-            continue   # removed meanwhile
-        if header is None or header.get("key") != record["key"]:
-            problems.append(f"{_RECORDS_DIR}/{path.name}: record does not match its sha256 or its name")
+    problems += [f"{RECORDS_DIR}/{p}" for p in records.problems(folder / RECORDS_DIR)]
     for leftover in _leftovers(folder):
         try:
             with entry_lock(folder / _leftover_module_name(leftover), timeout=0):
@@ -457,85 +364,6 @@ _entry_locks: dict[pathlib.Path, threading.Lock] = {}
 _loaded: dict[pathlib.Path, object] = {}
 # configured cache folder -> where this process stores (itself, or a fallback)
 _roots: dict[pathlib.Path, pathlib.Path] = {}
-_current_uid = os.geteuid
-
-
-def _private_dir(path: pathlib.Path, parents: bool = False) -> pathlib.Path:
-    """``path`` as a folder of the cache: created 0700, or checked when it exists."""
-    try:
-        os.mkdir(path, _FOLDER_MODE)
-        os.chmod(path, _FOLDER_MODE)
-    except FileExistsError:
-        problems = unsafe_problems(path)
-        if problems:
-            raise UnsafeCacheError(f"the layerc cache refuses {path}: {'; '.join(problems)}; remove it "
-                                   "or fix its owner and mode (chmod go-w), or set LAYERC_CACHE_DIR") from None
-    except FileNotFoundError:
-        if not parents:
-            raise
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return _private_dir(path)
-    return path
-
-
-def _read_private(path: pathlib.Path) -> bytes | None:
-    """The bytes of a file of the cache, or None when it is missing; its folder
-    and itself must pass ``unsafe_problems`` (``UnsafeCacheError``)."""
-    problems = unsafe_problems(path.parent) + unsafe_problems(path)
-    if problems:
-        raise UnsafeCacheError(f"the layerc cache refuses {path}: {'; '.join(problems)}; "
-                               "run `layerc cache verify`, and `layerc cache clear` to start afresh")
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as f:
-        return f.read()
-
-
-def _write_atomic(path: pathlib.Path, data: bytes) -> None:
-    """Write ``path`` (mode 0600) through a fresh ``mkstemp`` name beside it,
-    then ``os.replace``: readers see all of it or none."""
-    _private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), _FILE_MODE)
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(pathlib.Path(tmp))
-        raise
-
-
-def _unlink_quietly(path: pathlib.Path) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        pass
-
-
-def _record_path(folder: pathlib.Path, key: str) -> pathlib.Path:
-    if not re.fullmatch(r"[0-9a-f]{64}", key):
-        raise ValueError(f"a record key is 64 hex digits, got {key!r}")
-    return folder / _RECORDS_DIR / f"{key}{_RECORD_SUFFIX}"
-
-
-def _parse_header(line: bytes) -> dict | None:
-    try:
-        header = json.loads(line.decode("utf-8"))
-    except ValueError:         # UnicodeDecodeError too
-        return None
-    return header if isinstance(header, dict) and header.get("format") == _RECORD_MAGIC else None
-
-
-def _parse_record(data: bytes) -> tuple[dict | None, bytes]:
-    """(header, payload), header None when the payload does not match its sha256."""
-    line, _, payload = data.partition(b"\n")
-    header = _parse_header(line)
-    if header is None or header.get("sha256") != hashlib.sha256(payload).hexdigest():
-        return None, payload
-    return header, payload
 
 
 def file_sha256(path: pathlib.Path) -> str | None:

@@ -289,7 +289,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_cache(args) -> int:
-    from .compiler import store
+    from .compiler import records, store
     if args.action == "dir":
         print(store.cache_dir())
     elif args.action == "ls":
@@ -297,10 +297,10 @@ def cmd_cache(args) -> int:
         for e in entries:
             print(f"{e['module_name']:<48} {e['layer'] or '?':<24} {e['size'] / 1024:8.0f} KiB  "
                   f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(e['mtime']))}")
-        records = store.list_records()
-        total = sum(e["size"] for e in entries) + sum(r["size"] for r in records)
-        print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} and {len(records)} lowering "
-              f"record{'' if len(records) == 1 else 's'}, {total / 1024:.0f} KiB in {store.cache_dir()}",
+        kept = records.list_records(store.cache_dir() / store.RECORDS_DIR)
+        total = sum(e["size"] for e in entries) + sum(r["size"] for r in kept)
+        print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} and {len(kept)} lowering "
+              f"record{'' if len(kept) == 1 else 's'}, {total / 1024:.0f} KiB in {store.cache_dir()}",
               file=sys.stderr)
     elif args.action == "clear":
         removed = store.clear_cache()

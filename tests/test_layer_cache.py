@@ -18,7 +18,7 @@ import uuid
 import numpy as np
 import pytest
 
-from layerc.compiler import layer_cache, pipeline, store
+from layerc.compiler import layer_cache, pipeline, records, store
 from layerc.compiler.pipeline import CompiledLayer, compile_layer, lower_layer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -65,6 +65,10 @@ print(json.dumps({"lowerings": pipeline.lowerings(), "compiles": cc.compiler_inv
                   "y": y.tolist(), "g": g.tolist(), "gw": m.w.grad.tolist(), "dtype": str(y.dtype),
                   "key": m.cache_key, "source": m.source}))
 '''
+
+
+def list_records() -> list[dict]:
+    return records.list_records(store.cache_dir() / store.RECORDS_DIR)
 
 
 @pytest.fixture
@@ -126,9 +130,9 @@ def test_warm_load_in_a_new_process_lowers_nothing_and_misses_on_changes(tmp_pat
     assert changed["lowerings"] == 1 and changed["y"] != shifted["y"]
     assert run(tmp_path, cache, C=3)["lowerings"] == 0
 
-    records = store.list_records()
-    assert {r["layer"] for r in records} == {"Warm"}
-    assert len(records) == 5        # C=3 (three versions of the file), C=4, k=3.0; float64 shares C=3
+    kept = list_records()
+    assert {r["layer"] for r in kept} == {"Warm"}
+    assert len(kept) == 5        # C=3 (three versions of the file), C=4, k=3.0; float64 shares C=3
     assert store.verify_cache() == []
 
 
@@ -157,7 +161,7 @@ def test_a_record_gives_what_a_cold_build_gives(cache):
     key = layer_cache.layer_key(spec, cold.sizes, cold.attrs, spec.trace(I=3, O=2))
     fields = layer_cache.load(key)
     assert fields is not None
-    record = json.loads(pathlib.Path(store.list_records()[0]["path"]).read_bytes().partition(b"\n")[2])
+    record = json.loads(pathlib.Path(list_records()[0]["path"]).read_bytes().partition(b"\n")[2])
     assert record["format"] == layer_cache.RECORD_FORMAT      # JSON: data, not a pickle
     warm = CompiledLayer(spec=spec, sizes=cold.sizes, attrs=cold.attrs, options=compiled.options, **fields)
     assert warm.library("f32") is compiled.library("f32")
@@ -185,7 +189,7 @@ def test_a_spec_with_its_own_backward_is_lowered_each_time(cache):
     spec = fresh_spec(with_backward=True)
     assert layer_cache.layer_key(spec, {"I": 3, "O": 2}, {}, spec.trace(I=3, O=2)) is None
     compiled = compile_layer(spec, I=3, O=2)
-    assert compiled.user_backward is not None and store.list_records() == []
+    assert compiled.user_backward is not None and list_records() == []
 
 
 def test_a_record_keeps_constants_of_other_types_apart():
@@ -208,7 +212,7 @@ def forget(spec_key_parts):
 def test_a_damaged_record_is_removed_with_a_warning_and_the_layer_lowered(cache, caplog):
     spec = fresh_spec()
     compile_layer(spec, I=2, O=2)
-    [record] = store.list_records()
+    [record] = list_records()
     path = pathlib.Path(record["path"])
     path.write_bytes(path.read_bytes()[:-10])
     assert any("does not match" in p for p in store.verify_cache())
@@ -252,13 +256,13 @@ def test_each_dtype_is_built_when_first_used(cache):
 def test_clear_removes_records_and_ls_counts_them(tmp_path, cache):
     spec = fresh_spec()
     spec.build(I=2, O=3)
-    assert len(store.list_records()) == 1
+    assert len(list_records()) == 1
     env = {**os.environ, "LAYERC_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO)}
     ls = subprocess.run([sys.executable, "-m", "layerc.cli", "cache", "ls"], env=env, capture_output=True,
                         text=True, cwd=tmp_path)
     assert ls.returncode == 0 and "1 entry" in ls.stderr and "1 lowering record" in ls.stderr
     assert store.clear_cache() == 1
-    assert store.list_records() == [] and not (cache / "lowered").exists()
+    assert list_records() == [] and not (cache / "lowered").exists()
 
 
 FROM_FILE = '''

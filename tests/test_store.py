@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from layerc.compiler import build, store
-from layerc.compiler.store import UnsafeCacheError
+from layerc.compiler import build, private_files, records, store
+from layerc.compiler.private_files import UnsafeCacheError
 from tests.test_build import CDEF, add_source, run_python
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -25,6 +25,14 @@ def cache(tmp_path, monkeypatch) -> pathlib.Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv("LAYERC_CACHE_DIR", str(folder))
     return folder
+
+
+def write_record(key: str, payload: bytes, layer: str = "") -> None:
+    records.write_record(store.root() / store.RECORDS_DIR, key, payload, layer)
+
+
+def read_record(key: str) -> bytes | None:
+    return records.read_record(store.root() / store.RECORDS_DIR, key)
 
 
 def modes(folder: pathlib.Path) -> dict[str, int]:
@@ -42,10 +50,10 @@ def test_folders_are_0700_and_files_0600_whatever_the_umask(cache):
     result = run_python("""
         import os
         os.umask(0)
-        from layerc.compiler import build, store
+        from layerc.compiler import build, records, store
         from tests.test_build import CDEF, add_source
         build.compile_c(add_source(51.0), CDEF, name="private")
-        store.write_record("cd" * 32, b"{}", layer="private")
+        records.write_record(store.root() / store.RECORDS_DIR, "cd" * 32, b"{}", layer="private")
     """, cache)
     assert result.returncode == 0, result.stderr
     found = modes(cache)
@@ -65,7 +73,7 @@ def test_a_root_writable_by_others_is_refused_with_its_path(cache):
 
 def test_a_root_of_another_user_is_refused(cache, monkeypatch):
     cache.mkdir(mode=0o700)
-    monkeypatch.setattr(store, "_current_uid", lambda: os.geteuid() + 1)
+    monkeypatch.setattr(private_files, "_current_uid", lambda: os.geteuid() + 1)
     with pytest.raises(UnsafeCacheError, match=f"{cache} is owned by uid {os.geteuid()}"):
         build.compile_c(add_source(53.0), CDEF, name="foreign_root")
 
@@ -82,7 +90,7 @@ def test_a_planted_entry_is_refused_and_reported(cache, monkeypatch):
 
     so.chmod(0o600)
     assert store.verify_cache() == []
-    monkeypatch.setattr(store, "_current_uid", lambda: os.geteuid() + 1)   # a foreign owner
+    monkeypatch.setattr(private_files, "_current_uid", lambda: os.geteuid() + 1)   # a foreign owner
     with pytest.raises(UnsafeCacheError, match="not by this user"):
         build.compile_c(add_source(54.0), CDEF, name="planted")
 
@@ -91,20 +99,20 @@ def test_a_symlinked_temporary_or_record_name_is_not_written_through(cache, tmp_
     victim = tmp_path / "victim"
     victim.write_text("precious")
     key = "ef" * 32
-    store.write_record("ab" * 32, b"first", layer="x")    # creates lowered/
+    write_record("ab" * 32, b"first", layer="x")    # creates lowered/
     records = cache / "lowered"
     # the names older versions wrote through (predictable, opened with truncation)
     for pid in range(os.getpid() - 2, os.getpid() + 3):
         (records / f".{key}.{pid}.tmp").symlink_to(victim)
     (records / f"{key}.rec").symlink_to(victim)
-    store.write_record(key, b"payload", layer="x")
+    write_record(key, b"payload", layer="x")
     assert victim.read_text() == "precious"
-    assert store.read_record(key) == b"payload"          # the symlink was replaced, not followed
+    assert read_record(key) == b"payload"          # the symlink was replaced, not followed
 
     (records / f"{key}.rec").unlink()
     (records / f"{key}.rec").symlink_to(victim)
     with pytest.raises(UnsafeCacheError, match="symbolic link"):
-        store.read_record(key)
+        read_record(key)
     assert any("symbolic link" in p for p in store.verify_cache())
     with pytest.raises(FileExistsError):
         store.create_private(records / f"{key}.rec", "through the link")
@@ -113,11 +121,11 @@ def test_a_symlinked_temporary_or_record_name_is_not_written_through(cache, tmp_
 
 def test_a_record_writable_by_others_is_refused(cache):
     key = "12" * 32
-    store.write_record(key, b"payload")
+    write_record(key, b"payload")
     path = cache / "lowered" / f"{key}.rec"
     path.chmod(0o622)
     with pytest.raises(UnsafeCacheError, match=f"{path} is writable by group and others"):
-        store.read_record(key)
+        read_record(key)
 
 
 def test_no_python_in_an_entry_is_run(cache, tmp_path):
