@@ -18,14 +18,14 @@ from __future__ import annotations
 import re
 
 from . import ir
-from .build import LibraryPlan
+
 from .contract_c import GEMMS, KERNELS, render_contraction
 from .cprint import DTYPES, Context, _env, c_comment, size_c, tensor_c, var_c
 from .cstatements import Parameter
 from .nests_c import (STREAM_TILE, STREAMS, render_inner, render_online, render_pass, render_row,
                       render_scatter, render_siblings)
 from .schedule import Plan
-from .signature import Signature, signature
+from .signature import LibraryPlan, Signature, signature
 from .status import CODES
 
 # below this many loop iterations a nest runs on one thread: starting an

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import jinja2
 
 from . import ir
-from .build import cache_dir
 from .ir import Const, IConst, ILoad, IndexValue, ISym, IVar, Load
 from .cstatements import Let
 from .ops_table import COMPARISONS, OPS
@@ -35,17 +34,7 @@ from .schedule import index_in_range, range_condition
 DTYPES = {"f32": ("float", "f"), "f64": ("double", "")}
 
 
-def _template_bytecode_cache():
-    """Compiled templates kept beside the build cache: compiling them anew costs
-    a fresh process more than loading a cached layer does."""
-    folder = cache_dir() / "templates"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return jinja2.FileSystemBytecodeCache(str(folder))
-
-
+# no bytecode cache on disk: Jinja2 would load code objects from it
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("layerc.templates", "."),
     # templates are package data: no stat of their files at every use (a nest
@@ -54,7 +43,6 @@ _env = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
     autoescape=False,
-    bytecode_cache=_template_bytecode_cache(),
 )
 
 

@@ -1,10 +1,10 @@
 """The whole pipeline for one layer: spec → IR → autodiff → simplify → fuse →
 C → cffi build. ``compile_layer`` is what ``LayerSpec.build`` runs.
 
-``compile_layer`` looks the layer up in the spec-level cache first
-(``compiler/layer_cache.py``): a layer built before, in any process, loads
-without being traced, differentiated or rendered. The passes and the code
-generator (and Jinja2) are imported only when a layer is lowered.
+``compile_layer`` traces the spec, then looks its traced program up in the
+lowered-layer cache (``compiler/layer_cache.py``): a layer lowered before, in
+any process, loads without being differentiated, fused or rendered. The passes
+and the code generator (and Jinja2) are imported only when a layer is lowered.
 
 Example::
 
@@ -21,7 +21,8 @@ import threading
 from dataclasses import dataclass
 
 from . import ir, layer_cache
-from .build import BuildOptions, CompiledLibrary, compile_c
+from .build import CompiledLibrary, compile_c
+from .cc import BuildOptions
 from .errors import SpecError
 from .signature import Signature
 from .status import STATUSES
@@ -157,6 +158,11 @@ def _prefix(name: str) -> str:
 
 def lower_layer(spec: LayerSpec, **bindings) -> Lowered:
     """Trace, differentiate, fuse and render ``spec`` at ``bindings`` (no C compiler runs)."""
+    return _lower(spec, bindings, spec.trace(**bindings))
+
+
+def _lower(spec: LayerSpec, bindings: dict, traced: ir.Program) -> Lowered:
+    """``lower_layer`` of a spec already traced to ``traced``."""
     global _lowerings
     from .autodiff import gradient_program
     from .codegen import render_module
@@ -165,7 +171,7 @@ def lower_layer(spec: LayerSpec, **bindings) -> Lowered:
     with _memo_lock:
         _lowerings += 1
     sizes, attrs = spec.split_bindings(bindings)
-    traced = simplify_program(spec.trace(**bindings))
+    traced = simplify_program(traced)
     for t in traced.tensors:
         if t.role in ("param", "buffer"):
             unbound = set().union(*(ir.isyms(d) for d in t.shape)) if t.shape else set()
@@ -187,25 +193,30 @@ def lower_layer(spec: LayerSpec, **bindings) -> Lowered:
 
 
 def compile_layer(spec: LayerSpec, options: BuildOptions | None = None, **bindings) -> CompiledLayer:
-    """Lower ``spec`` at ``bindings`` (cached per process, and on disk: the
-    spec-level cache of ``compiler/layer_cache.py``). Its libraries are built
-    when first used: ``compiled.library("f32")``, or a ``LayerModule``."""
+    """Lower ``spec`` at ``bindings`` (memoized per process for this spec
+    object, and on disk by its traced program: ``compiler/layer_cache.py``).
+    Its libraries are built when first used: ``compiled.library("f32")``, or a
+    ``LayerModule``."""
     options = options or BuildOptions()
     sizes, attrs = spec.split_bindings(bindings)
     key = (id(spec), tuple(sorted(sizes.items())), repr(sorted(attrs.items())), options)
     with _memo_lock:
-        if key in _memo:
-            return _memo[key]
-    record_key = layer_cache.layer_key(spec, sizes, attrs, options)
-    compiled = layer_cache.load(record_key, spec, sizes, attrs, options) if record_key else None
-    if compiled is None:
-        lowered = lower_layer(spec, **bindings)
-        compiled = CompiledLayer(**{f.name: getattr(lowered, f.name) for f in dataclasses.fields(Lowered)},
-                                 options=options)
+        known = _memo.get(key)
+    if known is not None:
+        return known[1]
+    raw = spec.trace(**bindings)
+    record_key = layer_cache.layer_key(spec, sizes, attrs, raw)
+    fields = layer_cache.load(record_key) if record_key else None
+    if fields is None:
+        lowered = _lower(spec, bindings, raw)
         if record_key:
-            layer_cache.store(record_key, compiled)
+            layer_cache.store_lowered(record_key, lowered)
+        fields = {f.name: getattr(lowered, f.name) for f in dataclasses.fields(Lowered)}
+    compiled = CompiledLayer(**{"spec": spec, "sizes": sizes, "attrs": attrs, "user_backward": None, **fields},
+                             options=options)
     with _memo_lock:
-        return _memo.setdefault(key, compiled)
+        # the spec is kept with its layer, so its id is not reused while the entry lives
+        return _memo.setdefault(key, (spec, compiled))[1]
 
 
 __all__ = ["Lowered", "CompiledLayer", "lower_layer", "compile_layer", "Signature"]

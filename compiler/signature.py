@@ -32,6 +32,15 @@ class Arg:
 
 
 @dataclass(frozen=True)
+class LibraryPlan:
+    """One library built from a source in parts: what Python may call of it
+    (``cdef``) and the parts it compiles (``compile_c(parts=...)``)."""
+
+    cdef: str
+    parts: tuple
+
+
+@dataclass(frozen=True)
 class Signature:
     function: str          # C name without the dtype suffix
     program: Program

@@ -48,7 +48,7 @@ import jinja2
 import numpy as np
 
 from . import runtime
-from .compiler.build import KEEP_LOADED, BuildOptions
+from .compiler.cc import KEEP_LOADED, BuildOptions
 from .compiler.pipeline import Lowered, lower_layer
 from .compiler.spec import LayerSpec
 from .runtime.init import initialize

@@ -368,30 +368,30 @@ def cmd_bench(args) -> int:
 
 
 def cmd_cache(args) -> int:
-    from .compiler import build
+    from .compiler import records, store
     if args.action == "dir":
-        print(build.cache_dir())
+        print(store.cache_dir())
     elif args.action == "ls":
-        entries = build.list_cache()
+        entries = store.list_cache()
         for e in entries:
             print(f"{e['module_name']:<48} {e['layer'] or '?':<24} {e['size'] / 1024:8.0f} KiB  "
                   f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(e['mtime']))}")
-        records = build.list_records()
-        total = sum(e["size"] for e in entries) + sum(r["size"] for r in records)
-        print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} and {len(records)} lowering "
-              f"record{'' if len(records) == 1 else 's'}, {total / 1024:.0f} KiB in {build.cache_dir()}",
+        kept = records.list_records(store.cache_dir() / store.RECORDS_DIR)
+        total = sum(e["size"] for e in entries) + sum(r["size"] for r in kept)
+        print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} and {len(kept)} lowering "
+              f"record{'' if len(kept) == 1 else 's'}, {total / 1024:.0f} KiB in {store.cache_dir()}",
               file=sys.stderr)
     elif args.action == "clear":
-        removed = build.clear_cache()
-        print(f"removed {removed} entr{'y' if removed == 1 else 'ies'} from {build.cache_dir()}")
+        removed = store.clear_cache()
+        print(f"removed {removed} entr{'y' if removed == 1 else 'ies'} from {store.cache_dir()}")
     elif args.action == "verify":
-        problems = build.verify_cache()
+        problems = store.verify_cache()
         for p in problems:
             print(p)
         if problems:
-            raise Failure(f"{len(problems)} problem(s) in the cache {build.cache_dir()}; "
+            raise Failure(f"{len(problems)} problem(s) in the cache {store.cache_dir()}; "
                           "`layerc cache clear` removes every entry")
-        print(f"cache {build.cache_dir()}: ok ({len(build.list_cache())} entries)")
+        print(f"cache {store.cache_dir()}: ok ({len(store.list_cache())} entries)")
     return 0
 
 
@@ -517,7 +517,7 @@ def main(argv=None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:   # spec, build and runtime errors: the message, not a traceback
-        from .compiler.build import BuildError
+        from .compiler.cc import BuildError
         from .compiler.errors import SpecError
         if args.verbose or not isinstance(exc, (SpecError, BuildError, ValueError, TypeError, FileExistsError,
                                                 ImportError, OSError)):

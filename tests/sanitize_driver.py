@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from layerc import Attr, Input, LayerSpec, Param, layer, ops
-from layerc.compiler.build import BuildOptions
+from layerc.compiler.cc import BuildOptions
 from layers import Dense, PReLU
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

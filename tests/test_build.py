@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from layerc.compiler import build
-from layerc.compiler.build import BuildError, BuildOptions
+from layerc.compiler import build, cc, store
+from layerc.compiler.cc import BuildError, BuildOptions
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CDEF = "void add1(int64_t n, const double* x, double* y);"
@@ -55,21 +55,23 @@ def cache(tmp_path, monkeypatch) -> pathlib.Path:
 
 def test_compile_call_and_in_process_cache_hit(cache):
     x = np.linspace(-1, 1, 1001)
-    before = build.compiler_invocations()
+    before = cc.compiler_invocations()
     built = build.compile_c(add_source(1.0), CDEF, name="add1")
-    assert build.compiler_invocations() == before + 1
+    assert cc.compiler_invocations() == before + 1
     np.testing.assert_array_equal(call_add1(built, x), x + 1)
     assert pathlib.Path(built.so_path).is_file()
     assert built.module_name == f"_layerc_add1_{built.cache_key[:16]}"
     entry = cache / built.module_name
+    # no Python in an entry: cffi's tables are data in meta.json
     assert sorted(p.name for p in entry.iterdir()) == sorted(
-        ["cdef.h", "ffi.py", "meta.json", "source.c", pathlib.Path(built.so_path).name]
+        ["cdef.h", "meta.json", "source.c", pathlib.Path(built.so_path).name]
     )
     meta = json.loads((entry / "meta.json").read_text())
     assert meta["key"] == built.cache_key and "-O3" in meta["inputs"]["flags"] and meta["created"]
+    assert set(meta["ffi"]) >= {"_types", "_globals"}
 
     again = build.compile_c(add_source(1.0), CDEF, name="add1")
-    assert build.compiler_invocations() == before + 1
+    assert cc.compiler_invocations() == before + 1
     assert again is built
 
 
@@ -89,12 +91,12 @@ def test_new_process_loads_from_disk_without_compiling(cache):
     built = build.compile_c(add_source(2.0), CDEF, name="add2")
     result = run_python(f"""
         import numpy as np
-        from layerc.compiler import build
+        from layerc.compiler import build, cc, store
         from tests.test_build import CDEF, add_source, call_add1
         built = build.compile_c(add_source(2.0), CDEF, name="add2")
         assert built.cache_key == {built.cache_key!r}
         np.testing.assert_array_equal(call_add1(built, np.arange(5.0)), np.arange(5.0) + 2)
-        print(build.compiler_invocations())
+        print(cc.compiler_invocations())
     """, cache)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0"
@@ -107,17 +109,17 @@ def test_a_sound_entry_loads_without_its_file_lock(cache):
     build.compile_c(add_source(3.0), CDEF, name="add3")
     result = run_python("""
         import numpy as np
-        from layerc.compiler import build
+        from layerc.compiler import build, cc, store
         from tests.test_build import CDEF, add_source, call_add1
 
         class NoLock:
             def __init__(self, *args, **kwargs):
                 raise AssertionError("the file lock was taken")
 
-        build.filelock.FileLock = NoLock
+        store.filelock.FileLock = NoLock
         built = build.compile_c(add_source(3.0), CDEF, name="add3")
         np.testing.assert_array_equal(call_add1(built, np.arange(3.0)), np.arange(3.0) + 3)
-        print(build.compiler_invocations())
+        print(cc.compiler_invocations())
     """, cache)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0"
@@ -128,7 +130,7 @@ def test_key_covers_cdef_and_flags():
     assert build.cache_key(add_source(), CDEF + "\n", BuildOptions()) != key
     assert build.cache_key(add_source(), CDEF, BuildOptions(extra_flags=("-DX",))) != key
     assert build.cache_key(add_source(), CDEF, BuildOptions(portable=True)) != key
-    assert build.cache_key(add_source(), CDEF, BuildOptions(flags=list(build.DEFAULT_FLAGS))) == key
+    assert build.cache_key(add_source(), CDEF, BuildOptions(flags=list(cc.DEFAULT_FLAGS))) == key
     assert "-march=native" not in BuildOptions(portable=True).final_flags()
 
 
@@ -136,11 +138,11 @@ def test_two_processes_building_at_once_compile_once(cache):
     start_at = time.time() + 1.5  # both interpreters are up by then; the builds overlap
     code = f"""
         import time
-        from layerc.compiler import build
+        from layerc.compiler import build, cc, store
         from tests.test_build import CDEF, add_source
         time.sleep(max(0.0, {start_at} - time.time()))
         built = build.compile_c(add_source(3.0), CDEF, name="race")
-        print(build.compiler_invocations(), built.so_path)
+        print(cc.compiler_invocations(), built.so_path)
     """
     env = {**os.environ, "LAYERC_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO)}
     procs = [
@@ -165,13 +167,13 @@ def test_threads_building_at_once_compile_once(cache):
         barrier.wait()
         results[i] = build.compile_c(add_source(4.0), CDEF, name="threads")
 
-    before = build.compiler_invocations()
+    before = cc.compiler_invocations()
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert build.compiler_invocations() == before + 1
+    assert cc.compiler_invocations() == before + 1
     assert all(r is results[0] for r in results)
     np.testing.assert_array_equal(call_add1(results[0], np.ones(3)), np.full(3, 5.0))
 
@@ -201,42 +203,42 @@ def test_warnings_as_errors(cache):
     build.compile_c(noisy, CDEF, name="noisy")
     with pytest.raises(BuildError, match="unused"):
         build.compile_c(noisy, CDEF, name="noisy", options=BuildOptions(warnings_as_errors=True))
-    assert len(build.list_cache()) == 1
+    assert len(store.list_cache()) == 1
 
 
 def test_list_clear_verify(cache):
-    assert build.list_cache() == [] and build.verify_cache() == []
+    assert store.list_cache() == [] and store.verify_cache() == []
     a = build.compile_c(add_source(6.0), CDEF, name="Layer A!")
     b = build.compile_c(add_source(7.0), CDEF, name="b")
-    listed = build.list_cache()
+    listed = store.list_cache()
     assert [e["module_name"] for e in listed] == sorted([a.module_name, b.module_name])
     assert {e["key"] for e in listed} == {a.cache_key, b.cache_key}
     assert all(e["size"] > 0 and e["mtime"] > 0 for e in listed)
-    assert build.verify_cache() == []
+    assert store.verify_cache() == []
 
     os.remove(a.so_path)
-    problems = build.verify_cache()
+    problems = store.verify_cache()
     assert len(problems) == 1 and a.module_name in problems[0] and "missing" in problems[0]
 
     (cache / b.module_name / "source.c").write_text(add_source(8.0))
-    assert any(b.module_name in p and "key mismatch" in p for p in build.verify_cache())
+    assert any(b.module_name in p and "key mismatch" in p for p in store.verify_cache())
 
-    assert build.clear_cache() == 2
-    assert build.list_cache() == [] and build.verify_cache() == []
+    assert store.clear_cache() == 2
+    assert store.list_cache() == [] and store.verify_cache() == []
 
 
 def test_broken_entry_is_rebuilt(cache):
     built = build.compile_c(add_source(9.0), CDEF, name="fragile")
     os.remove(built.so_path)
     result = run_python("""
-        from layerc.compiler import build
+        from layerc.compiler import build, cc, store
         from tests.test_build import CDEF, add_source
         build.compile_c(add_source(9.0), CDEF, name="fragile")
-        print(build.compiler_invocations())
+        print(cc.compiler_invocations())
     """, cache)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "1"
-    assert build.verify_cache() == []
+    assert store.verify_cache() == []
     assert entries_and_leftovers(cache)[1] == []
 
 
@@ -249,16 +251,16 @@ def test_name_is_sanitized(cache):
 
 def test_cache_dir_location(tmp_path, monkeypatch):
     monkeypatch.setenv("LAYERC_CACHE_DIR", str(tmp_path / "explicit"))
-    assert build.cache_dir() == tmp_path / "explicit"
+    assert store.cache_dir() == tmp_path / "explicit"
     built = build.compile_c(add_source(11.0), CDEF, name="located")
     assert pathlib.Path(built.so_path).parent.parent == tmp_path / "explicit"
 
     monkeypatch.delenv("LAYERC_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert build.cache_dir() == tmp_path / "xdg" / "layerc"
+    assert store.cache_dir() == tmp_path / "xdg" / "layerc"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert build.cache_dir() == tmp_path / "home" / ".cache" / "layerc"
+    assert store.cache_dir() == tmp_path / "home" / ".cache" / "layerc"
 
 
 def test_sanitize_needs_preloaded_runtime(cache):
@@ -273,11 +275,56 @@ def test_sanitize_catches_out_of_bounds(cache):
         pytest.skip("the compiler has no AddressSanitizer runtime")
     result = run_python("""
         import numpy as np
-        from layerc.compiler import build
+        from layerc.compiler import build, cc, store
         from tests.test_build import CDEF, add_source
-        built = build.compile_c(add_source(13.0), CDEF, name="asan", options=build.BuildOptions(sanitize=True))
+        built = build.compile_c(add_source(13.0), CDEF, name="asan", options=cc.BuildOptions(sanitize=True))
         x = np.zeros(1000); y = np.zeros(1000)
         built.lib.add1(1001, built.ffi.from_buffer("double[]", x), built.ffi.from_buffer("double[]", y))
     """, cache, LD_PRELOAD=libasan, ASAN_OPTIONS="detect_leaks=0")
     assert result.returncode != 0
     assert "heap-buffer-overflow" in result.stderr
+
+
+DENORMALS_SURVIVE = """
+import numpy as np
+print(bool(np.float64(1e-310) * 1.0 != 0), bool(np.float32(1e-40) * np.float32(1.0) != 0))
+"""
+
+
+@pytest.mark.parametrize("options, cflags", [
+    ("BuildOptions(extra_flags=('-ffast-math',))", ""),
+    ("BuildOptions(portable=True, extra_flags=('-funsafe-math-optimizations',))", ""),
+    ("BuildOptions()", "-Ofast"),
+])
+def test_fast_math_does_not_flush_denormals_for_the_whole_process(cache, options, cflags):
+    """-ffast-math, -Ofast and -funsafe-math-optimizations at link time would add
+    crtfastmath.o, which turns on flush-to-zero for the process when the library loads."""
+    result = run_python(f"""
+        import numpy as np
+        from layerc.compiler import build
+        from layerc.compiler.cc import BuildOptions
+        from tests.test_build import CDEF, add_source, call_add1
+        built = build.compile_c(add_source(0.5), CDEF, name="fast", options={options})
+        assert call_add1(built, np.zeros(2)).tolist() == [0.5, 0.5]
+        {DENORMALS_SURVIVE.strip().splitlines()[-1]}
+    """, cache, CFLAGS=cflags)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True"]
+
+
+def test_the_fast_math_hazard_is_real_on_this_compiler(tmp_path):
+    """The control for the test above: a library linked with -ffast-math the
+    plain way flushes denormals in the process that loads it."""
+    source = tmp_path / "f.c"
+    source.write_text("int f(void) { return 1; }\n")
+    library = tmp_path / "f.so"
+    linked = subprocess.run(["cc", "-shared", "-fPIC", "-ffast-math", str(source), "-o", str(library)],
+                            capture_output=True, text=True)
+    if linked.returncode != 0:
+        pytest.skip(f"cc cannot link a shared library here: {linked.stderr}")
+    code = f"import ctypes; ctypes.CDLL({str(library)!r})\n" + DENORMALS_SURVIVE
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    if result.stdout.split() == ["True", "True"]:
+        pytest.skip("this compiler does not link crtfastmath.o into shared libraries")
+    assert result.stdout.split() == ["False", "False"]

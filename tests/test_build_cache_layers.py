@@ -11,7 +11,8 @@ SCRIPT = """
 import json, sys
 import numpy as np
 from layerc import Input, Param, layer, ops
-from layerc.compiler.build import compiler_invocations, list_cache
+from layerc.compiler.cc import compiler_invocations
+from layerc.compiler.store import list_cache
 
 @layer
 class Leaky:

@@ -18,8 +18,8 @@ import filelock
 import numpy as np
 import pytest
 
-from layerc.compiler import build
-from layerc.compiler.build import BuildError, BuildOptions
+from layerc.compiler import build, cc, store
+from layerc.compiler.cc import BuildError, BuildOptions
 from test_build import CDEF, REPO, add_source, call_add1, entries_and_leftovers, run_python
 
 REAL_CC = shutil.which("cc")
@@ -65,11 +65,11 @@ def replace_file(path: pathlib.Path, data: bytes) -> None:
 
 
 def test_build_killed_mid_compile_is_rebuilt_by_the_next_build(cache, tmp_path, monkeypatch):
-    cc = compiler_wrapper(tmp_path / "stalling-cc")
+    wrapper = compiler_wrapper(tmp_path / "stalling-cc")
     compiling = tmp_path / "compiling"
-    code = ("from compiler import build\nfrom tests.test_build import CDEF, add_source\n"
+    code = ("from layerc.compiler import build, cc\nfrom tests.test_build import CDEF, add_source\n"
             "build.compile_c(add_source(21.0), CDEF, name='killed')\n")
-    env = {**os.environ, "LAYERC_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO), "CC": str(cc),
+    env = {**os.environ, "LAYERC_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO), "CC": str(wrapper),
            "LAYERC_TEST_STALL": str(compiling)}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=REPO, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -84,10 +84,10 @@ def test_build_killed_mid_compile_is_rebuilt_by_the_next_build(cache, tmp_path, 
         assert proc.returncode == -signal.SIGKILL
         entries, leftovers = entries_and_leftovers(cache)
         assert entries == [] and len(leftovers) == 1       # its build folder; nothing was published
-        assert [p for p in build.verify_cache() if "interrupted build" in p] != []
+        assert [p for p in store.verify_cache() if "interrupted build" in p] != []
 
         # The same build again, in this process, with the same compiler (not stalling now).
-        monkeypatch.setenv("CC", str(cc))
+        monkeypatch.setenv("CC", str(wrapper))
         outcome = {}
 
         def rebuild():
@@ -96,17 +96,17 @@ def test_build_killed_mid_compile_is_rebuilt_by_the_next_build(cache, tmp_path, 
             except BaseException as exc:  # reported below
                 outcome["error"] = exc
 
-        before = build.compiler_invocations()
+        before = cc.compiler_invocations()
         worker = threading.Thread(target=rebuild, daemon=True)
         worker.start()
         worker.join(timeout=120)
         assert not worker.is_alive(), "the build after the killed one hangs"
         assert "error" not in outcome, outcome.get("error")
-        assert build.compiler_invocations() == before + 1
+        assert cc.compiler_invocations() == before + 1
         built = outcome["built"]
         np.testing.assert_array_equal(call_add1(built, np.arange(3.0)), np.arange(3.0) + 21)
         assert entries_and_leftovers(cache) == ([built.module_name], [])
-        assert build.verify_cache() == []
+        assert store.verify_cache() == []
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # the killed build's compiler, still sleeping
@@ -126,9 +126,9 @@ def test_leftovers_of_dead_builds_go_with_the_next_build_or_clear(cache):
         built = build.compile_c(add_source(22.0), CDEF, name="sweeper")
         assert not dead.exists()
         assert running.is_dir()
-        assert build.verify_cache() == []   # a folder of a running build is not a problem
-    assert [p for p in build.verify_cache() if running.name in p and "interrupted build" in p] != []
-    assert build.clear_cache() == 1
+        assert store.verify_cache() == []   # a folder of a running build is not a problem
+    assert [p for p in store.verify_cache() if running.name in p and "interrupted build" in p] != []
+    assert store.clear_cache() == 1
     assert entries_and_leftovers(cache) == ([], [])
     assert not pathlib.Path(built.so_path).exists()
 
@@ -143,7 +143,7 @@ def test_damaged_module_is_evicted_and_rebuilt_with_a_warning(cache, damage):
     so = pathlib.Path(built.so_path)
     good = so.read_bytes()
     meta = (cache / built.module_name / "meta.json").read_text()
-    assert build._file_sha256(so) in meta
+    assert store.file_sha256(so) in meta
     if damage == "truncated":
         bad = good[: len(good) // 2]
     else:  # same size, one byte changed
@@ -151,21 +151,21 @@ def test_damaged_module_is_evicted_and_rebuilt_with_a_warning(cache, damage):
         bad[len(bad) // 2] ^= 0xFF
         bad = bytes(bad)
     replace_file(so, bad)
-    problems = build.verify_cache()
+    problems = store.verify_cache()
     assert len(problems) == 1 and built.module_name in problems[0] and "sha256" in problems[0]
 
     result = run_python(f"""
         import numpy as np
-        from layerc.compiler import build
+        from layerc.compiler import build, cc, store
         from tests.test_build import CDEF, add_source, call_add1
         built = build.compile_c(add_source({constant!r}), CDEF, name="damaged")
         np.testing.assert_array_equal(call_add1(built, np.arange(3.0)), np.arange(3.0) + {constant!r})
-        print(build.compiler_invocations())
+        print(cc.compiler_invocations())
     """, cache)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "1"
     assert "damaged" in result.stderr and "rebuilding" in result.stderr and built.module_name in result.stderr
-    assert build.verify_cache() == []
+    assert store.verify_cache() == []
     assert entries_and_leftovers(cache) == ([built.module_name], [])
     assert so.read_bytes() != bad
 
@@ -185,7 +185,7 @@ def test_cflags_and_flags_change_the_key_and_reach_the_compiler(cache, monkeypat
         np.testing.assert_array_equal(call_add1(built, x), x + offset)
     assert len({b.cache_key for b in (five, six, seven, eight)}) == 4
     assert len({b.module_name for b in (five, six, seven, eight)}) == 4
-    meta = build._read_meta(cache / five.module_name)
+    meta = store.read_meta(cache / five.module_name)
     assert meta["inputs"]["cflags_env"] == ["-DLAYERC_TEST_OFFSET=5"]
     assert "-DLAYERC_TEST_OFFSET=5" in meta["inputs"]["flags"]
 
@@ -198,7 +198,7 @@ def test_compiler_and_its_version_change_the_key(cache, tmp_path, monkeypatch):
     key_one = build.cache_key(add_source(), CDEF)
     built = build.compile_c(add_source(25.0), CDEF, name="wrapped")    # the wrapper really compiles
     np.testing.assert_array_equal(call_add1(built, np.arange(3.0)), np.arange(3.0) + 25)
-    inputs = build._read_meta(cache / built.module_name)["inputs"]
+    inputs = store.read_meta(cache / built.module_name)["inputs"]
     assert inputs["compiler"] == [str(one)] and inputs["compiler_version"] == "layerc-test-cc 1.0"
     monkeypatch.setenv("CC", str(two))
     key_two = build.cache_key(add_source(), CDEF)
@@ -211,12 +211,12 @@ def test_compiler_and_its_version_change_the_key(cache, tmp_path, monkeypatch):
     key_upgraded = build.cache_key(add_source(), CDEF)
     assert key_upgraded not in {base, key_one, key_two}
     # a fresh process computes the same keys (its version memo on disk is per binary, size and mtime)
-    for cc, key in ((str(one), key_one), (str(two), key_upgraded)):
+    for compiler, key in ((str(one), key_one), (str(two), key_upgraded)):
         result = run_python("""
-            from layerc.compiler import build
+            from layerc.compiler import build, cc, store
             from tests.test_build import CDEF, add_source
             print(build.cache_key(add_source(), CDEF))
-        """, cache, CC=cc)
+        """, cache, CC=compiler)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == key
 
@@ -234,10 +234,10 @@ def test_changed_source_under_the_same_name_gives_new_code_in_one_process(cache)
     assert build.compile_c(add_source(31.0), CDEF, name="same") is first
 
     # Removed from the cache and built again in this process: a new build, loaded anew.
-    assert build.clear_cache() == 2
-    before = build.compiler_invocations()
+    assert store.clear_cache() == 2
+    before = cc.compiler_invocations()
     again = build.compile_c(add_source(32.0), CDEF, name="same")
-    assert build.compiler_invocations() == before + 1 and again is not second
+    assert cc.compiler_invocations() == before + 1 and again is not second
     np.testing.assert_array_equal(call_add1(again, x), x + 32)
 
 
@@ -263,7 +263,7 @@ def test_unwritable_cache_folder_falls_back_with_a_warning(tmp_path, monkeypatch
 
     # without any logging set up, the warning still reaches stderr, and the build works
     result = run_python("""
-        from layerc.compiler import build
+        from layerc.compiler import build, cc, store
         from tests.test_build import CDEF, add_source
         print(build.compile_c(add_source(43.0), CDEF, name="homeless").lib.add1 is not None)
     """, configured)
@@ -272,14 +272,14 @@ def test_unwritable_cache_folder_falls_back_with_a_warning(tmp_path, monkeypatch
     assert "cannot be written" in result.stderr and "LAYERC_CACHE_DIR" in result.stderr
 
 
-@pytest.mark.parametrize("cc", ["{tmp}/no-such-cc", "no-such-compiler-for-layerc -O2"])
-def test_missing_compiler_names_cc_and_leaves_no_entry(cache, tmp_path, monkeypatch, cc):
-    cc = cc.format(tmp=tmp_path)
-    monkeypatch.setenv("CC", cc)
+@pytest.mark.parametrize("compiler", ["{tmp}/no-such-cc", "no-such-compiler-for-layerc -O2"])
+def test_missing_compiler_names_cc_and_leaves_no_entry(cache, tmp_path, monkeypatch, compiler):
+    compiler = compiler.format(tmp=tmp_path)
+    monkeypatch.setenv("CC", compiler)
     with pytest.raises(BuildError) as info:
         build.compile_c(add_source(44.0), CDEF, name="nocc")
     message = str(info.value)
-    assert f"CC={cc!r}" in message and "not found" in message
+    assert f"CC={compiler!r}" in message and "not found" in message
     assert not cache.exists() or entries_and_leftovers(cache) == ([], [])
 
 
@@ -301,5 +301,5 @@ def test_invalid_c_names_the_kept_source_and_line(cache):
     assert f"generated source: {kept}" in message and "first error at line 5" in message
     assert f"{kept}:5:" in message        # the compiler's own message, pointing at the kept file
     assert entries_and_leftovers(cache) == ([], [])
-    build.clear_cache()
+    store.clear_cache()
     assert not (cache / "failed").exists()

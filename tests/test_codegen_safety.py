@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from layerc.compiler.build import DEFAULT_FLAGS, BuildOptions
+from layerc.compiler.cc import DEFAULT_FLAGS, BuildOptions
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import sanitize_driver as specs  # noqa: E402

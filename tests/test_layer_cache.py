@@ -1,7 +1,8 @@
 """compiler/layer_cache.py: a layer built once loads in a new process without
-being lowered (no tracing, autodiff, rendering, Jinja2, C compiler), misses
-when its forward, sizes or attributes change, and gives what a cold build
-gives. Damaged or dangling records fall back to lowering."""
+being lowered (traced only: no autodiff, rendering, Jinja2, C compiler),
+misses when what its forward traces to, its sizes or attributes change (a
+forward reading a file included), and gives what a cold build gives. Damaged
+or dangling records fall back to lowering; records are JSON."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,9 +18,8 @@ import uuid
 import numpy as np
 import pytest
 
-from layerc.compiler import build, layer_cache, pipeline
-from layerc.compiler.build import BuildOptions
-from layerc.compiler.pipeline import compile_layer, lower_layer
+from layerc.compiler import layer_cache, pipeline, records, store
+from layerc.compiler.pipeline import CompiledLayer, compile_layer, lower_layer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ SCRIPT = '''
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import numpy as np
-from layerc.compiler import build, pipeline
+from layerc.compiler import cc, pipeline
 from layerc.runtime.random import manual_seed
 import warm_layers
 
@@ -58,13 +58,17 @@ m = warm_layers.Warm.build(dtype=dtype, **bindings)
 x = np.linspace(-1, 1, 2 * m.w.shape[0]).reshape(2, -1).astype(dtype)
 y = m.forward(x).numpy()
 g = m.backward(np.ones_like(y)).numpy()
-print(json.dumps({"lowerings": pipeline.lowerings(), "compiles": build.compiler_invocations(),
+print(json.dumps({"lowerings": pipeline.lowerings(), "compiles": cc.compiler_invocations(),
                   "imported_codegen": "layerc.compiler.codegen" in sys.modules, "imported_jinja2": "jinja2" in sys.modules,
                   "imported_passes": sorted(m for m in ("layerc.compiler.autodiff", "layerc.compiler.simplify", "layerc.compiler.schedule")
                                             if m in sys.modules),
                   "y": y.tolist(), "g": g.tolist(), "gw": m.w.grad.tolist(), "dtype": str(y.dtype),
                   "key": m.cache_key, "source": m.source}))
 '''
+
+
+def list_records() -> list[dict]:
+    return records.list_records(store.cache_dir() / store.RECORDS_DIR)
 
 
 @pytest.fixture
@@ -78,10 +82,10 @@ def write_layers(folder: pathlib.Path, shift: float) -> None:
     (folder / "warm_layers.py").write_text(LAYERS.format(shift=shift))
 
 
-def run(folder: pathlib.Path, cache: pathlib.Path, **bindings) -> dict:
+def run(folder: pathlib.Path, cache: pathlib.Path, env: dict | None = None, **bindings) -> dict:
     env = {**os.environ, "LAYERC_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO),
            # the layers file is rewritten within a second: no stale .pyc
-           "PYTHONDONTWRITEBYTECODE": "1"}
+           "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
     out = subprocess.run([sys.executable, "-c", SCRIPT, str(folder), json.dumps(bindings)], env=env,
                          capture_output=True, text=True, cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr
@@ -126,10 +130,10 @@ def test_warm_load_in_a_new_process_lowers_nothing_and_misses_on_changes(tmp_pat
     assert changed["lowerings"] == 1 and changed["y"] != shifted["y"]
     assert run(tmp_path, cache, C=3)["lowerings"] == 0
 
-    records = build.list_records()
-    assert {r["layer"] for r in records} == {"Warm"}
-    assert len(records) == 5        # C=3 (three versions of the file), C=4, k=3.0; float64 shares C=3
-    assert build.verify_cache() == []
+    kept = list_records()
+    assert {r["layer"] for r in kept} == {"Warm"}
+    assert len(kept) == 5        # C=3 (three versions of the file), C=4, k=3.0; float64 shares C=3
+    assert store.verify_cache() == []
 
 
 def fresh_spec(with_backward: bool = False):
@@ -150,26 +154,26 @@ def fresh_spec(with_backward: bool = False):
     return layer(type("Fresh", (), members))
 
 
-@pytest.mark.parametrize("with_backward", [False, True])
-def test_a_record_gives_what_a_cold_build_gives(cache, with_backward):
-    spec = fresh_spec(with_backward)
+def test_a_record_gives_what_a_cold_build_gives(cache):
+    spec = fresh_spec()
     compiled = compile_layer(spec, I=3, O=2)
     cold = lower_layer(spec, I=3, O=2)
-    options = BuildOptions()
-    key = layer_cache.layer_key(spec, cold.sizes, cold.attrs, options)
-    warm = layer_cache.load(key, spec, cold.sizes, cold.attrs, options)
-    assert warm is not None and warm.library("f32") is compiled.library("f32")
+    key = layer_cache.layer_key(spec, cold.sizes, cold.attrs, spec.trace(I=3, O=2))
+    fields = layer_cache.load(key)
+    assert fields is not None
+    record = json.loads(pathlib.Path(list_records()[0]["path"]).read_bytes().partition(b"\n")[2])
+    assert record["format"] == layer_cache.RECORD_FORMAT      # JSON: data, not a pickle
+    warm = CompiledLayer(spec=spec, sizes=cold.sizes, attrs=cold.attrs, options=compiled.options, **fields)
+    assert warm.library("f32") is compiled.library("f32")
     for field in ("traced", "derived", "forward", "backward", "user_backward", "source", "cdef", "libraries",
-                  "prefix", "sizes", "attrs"):
+                  "prefix", "sizes", "attrs", "calls_blas"):
         assert getattr(warm, field) == getattr(cold, field), field
     assert hash(warm.forward) == hash(cold.forward) and hash(warm.backward) == hash(cold.backward)
-    assert (warm.user_backward is not None) == with_backward
     assert warm.explain() == cold.explain() and warm.saved == cold.saved
     for role, sig in cold.signatures.items():
         stored = warm.signatures[role]
         assert (stored.function, stored.program) == (sig.function, sig.program)
         assert [dataclasses.astuple(a) for a in stored.args] == [dataclasses.astuple(a) for a in sig.args]
-        assert [a.name for a in stored.of_kind("in")] == [a.name for a in sig.of_kind("in")]
 
     # the module built from the record runs as the cold one
     from layerc.runtime.module import LayerModule
@@ -178,6 +182,24 @@ def test_a_record_gives_what_a_cold_build_gives(cache, with_backward):
     b.load_state_dict(a.state_dict())
     np.testing.assert_array_equal(a.forward(x).numpy(), b.forward(x).numpy())
     np.testing.assert_array_equal(a.backward(np.ones((4, 2))).numpy(), b.backward(np.ones((4, 2))).numpy())
+
+
+def test_a_spec_with_its_own_backward_is_lowered_each_time(cache):
+    """Its backward is traced only while lowering, so it cannot be in a key."""
+    spec = fresh_spec(with_backward=True)
+    assert layer_cache.layer_key(spec, {"I": 3, "O": 2}, {}, spec.trace(I=3, O=2)) is None
+    compiled = compile_layer(spec, I=3, O=2)
+    assert compiled.user_backward is not None and list_records() == []
+
+
+def test_a_record_keeps_constants_of_other_types_apart():
+    """1, 1.0 and True are equal (and hash alike) in Python; a record keeps them apart."""
+    from layerc.compiler import ir
+    table = layer_cache._Table()
+    reference = table.field((ir.Const(1), ir.Const(1.0), ir.Const(True)))
+    rows = json.loads(json.dumps(table.rows))
+    decoded = layer_cache._decode(reference, layer_cache._decode_nodes(rows))
+    assert [type(c.value) for c in decoded] == [int, float, bool] and len(rows) == 3
 
 
 def forget(spec_key_parts):
@@ -190,10 +212,10 @@ def forget(spec_key_parts):
 def test_a_damaged_record_is_removed_with_a_warning_and_the_layer_lowered(cache, caplog):
     spec = fresh_spec()
     compile_layer(spec, I=2, O=2)
-    [record] = build.list_records()
+    [record] = list_records()
     path = pathlib.Path(record["path"])
     path.write_bytes(path.read_bytes()[:-10])
-    assert any("does not match" in p for p in build.verify_cache())
+    assert any("does not match" in p for p in store.verify_cache())
 
     forget(spec)
     before = pipeline.lowerings()
@@ -201,7 +223,7 @@ def test_a_damaged_record_is_removed_with_a_warning_and_the_layer_lowered(cache,
         compile_layer(spec, I=2, O=2)
     assert pipeline.lowerings() == before + 1
     assert any("damaged" in r.getMessage() for r in caplog.records)
-    assert build.verify_cache() == []                 # written anew
+    assert store.verify_cache() == []                 # written anew
 
     forget(spec)
     compile_layer(spec, I=2, O=2)
@@ -211,7 +233,7 @@ def test_a_damaged_record_is_removed_with_a_warning_and_the_layer_lowered(cache,
 def test_a_record_whose_module_is_gone_rebuilds_it_from_its_source(tmp_path, cache):
     write_layers(tmp_path, 0.125)
     first = run(tmp_path, cache, C=2)
-    entry = pathlib.Path(next(e["path"] for e in build.list_cache() if e["layer"] == "Warm"))
+    entry = pathlib.Path(next(e["path"] for e in store.list_cache() if e["layer"] == "Warm"))
     shutil.rmtree(entry)
     again = run(tmp_path, cache, C=2)
     assert again["lowerings"] == 0 and again["compiles"] == 1 and again["y"] == first["y"]
@@ -221,9 +243,9 @@ def test_a_record_whose_module_is_gone_rebuilds_it_from_its_source(tmp_path, cac
 def test_each_dtype_is_built_when_first_used(cache):
     spec = fresh_spec()
     compiled = compile_layer(spec, I=2, O=3)
-    assert compiled.built == {} and build.list_cache() == []
+    assert compiled.built == {} and store.list_cache() == []
     single = spec.build(I=2, O=3)
-    assert set(compiled.built) == {"f32"} and len(build.list_cache()) == 1
+    assert set(compiled.built) == {"f32"} and len(store.list_cache()) == 1
     double = spec.build(I=2, O=3, dtype=np.float64)
     assert set(compiled.built) == {"f32", "f64"} and single.so_path != double.so_path
     double.w.data[...] = single.w.data
@@ -234,33 +256,47 @@ def test_each_dtype_is_built_when_first_used(cache):
 def test_clear_removes_records_and_ls_counts_them(tmp_path, cache):
     spec = fresh_spec()
     spec.build(I=2, O=3)
-    assert len(build.list_records()) == 1
+    assert len(list_records()) == 1
     env = {**os.environ, "LAYERC_CACHE_DIR": str(cache), "PYTHONPATH": str(REPO)}
     ls = subprocess.run([sys.executable, "-m", "layerc.cli", "cache", "ls"], env=env, capture_output=True,
                         text=True, cwd=tmp_path)
     assert ls.returncode == 0 and "1 entry" in ls.stderr and "1 lowering record" in ls.stderr
-    assert build.clear_cache() == 1
-    assert build.list_records() == [] and not (cache / "lowered").exists()
+    assert store.clear_cache() == 1
+    assert list_records() == [] and not (cache / "lowered").exists()
 
 
-def test_an_unfingerprintable_spec_still_builds_and_is_lowered_each_time(cache):
-    from layerc import Input, layer
-    state = {"scale": 2.0}
+FROM_FILE = '''
+import json, os
+from layerc import Input, Param, layer
 
-    class Holder:          # an instance of a user class: not fingerprinted
-        pass
-    holder = Holder()
-    holder.scale = 2.0
 
-    def forward(x):
-        return x * holder.scale + state["scale"]
+def read_scale():
+    with open(os.environ["SCALE_FILE"]) as f:
+        return json.load(f)
 
-    spec = layer(type("Opaque", (), {"x": Input("N"), "forward": forward}))
-    assert layer_cache.layer_key(spec, {}, {}, BuildOptions()) is None
-    before = pipeline.lowerings()
-    m = spec.build()
-    np.testing.assert_allclose(m.forward(np.ones(3, np.float32)).numpy(), 4.0)
-    assert pipeline.lowerings() == before + 1 and build.list_records() == []
+
+@layer
+class Warm:
+    x = Input("N", "C")
+    w = Param("C", init="ones")
+
+    def forward(x, w):
+        return x * w * read_scale()
+'''
+
+
+def test_a_forward_reading_a_file_misses_when_the_file_changes(tmp_path, cache):
+    """The key is the traced program: what the forward read is in it."""
+    (tmp_path / "warm_layers.py").write_text(FROM_FILE)
+    scale = tmp_path / "scale.json"
+    scale.write_text("2.0")
+    first = run(tmp_path, cache, C=2, env={"SCALE_FILE": str(scale)})
+    assert first["lowerings"] == 1
+    assert run(tmp_path, cache, C=2, env={"SCALE_FILE": str(scale)})["lowerings"] == 0
+    scale.write_text("3.0")
+    changed = run(tmp_path, cache, C=2, env={"SCALE_FILE": str(scale)})
+    assert changed["lowerings"] == 1
+    np.testing.assert_allclose(changed["y"], np.array(first["y"]) * 1.5, rtol=1e-6)
 
 
 def test_two_processes_warm_loading_at_once(tmp_path, cache):

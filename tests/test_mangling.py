@@ -14,7 +14,7 @@ import pytest
 
 from layerc import Input, Param, SpecError, layer, ops
 from layerc.compiler import codegen
-from layerc.compiler.build import BuildOptions
+from layerc.compiler.cc import BuildOptions
 
 STRICT = BuildOptions(warnings_as_errors=True)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from layerc import Attr, Input, Param, check_grad, layer, ops
-from layerc.compiler.build import BuildOptions
+from layerc.compiler.cc import BuildOptions
 from layerc.compiler import ir
 from layerc.compiler.ir import IConst
 from layerc.compiler.schedule import plan_program

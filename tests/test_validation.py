@@ -383,7 +383,7 @@ def test_nan_and_inf_propagate(dtype):
 
 
 def test_build_flags_keep_ieee_semantics(m32):
-    from layerc.compiler.build import BuildOptions
+    from layerc.compiler.cc import BuildOptions
     flags = " ".join(BuildOptions().final_flags())
     assert "fast-math" not in flags and "finite-math" not in flags and "-Ofast" not in flags
 
