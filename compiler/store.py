@@ -59,11 +59,11 @@ import threading
 import filelock
 
 from . import records
-from .private_files import (FILE_MODE, FOLDER_MODE, UnsafeCacheError, private_dir, read_private,
+from .private_files import (FILE_MODE, FOLDER_MODE, UnsafeCacheError, create_private, private_dir, read_private,
                             unsafe_problems, write_atomic)
 
 __all__ = [
-    "ENTRY_PREFIX", "cache_dir", "clear_cache", "content_key", "discard", "entry_lock", "entry_problems",
+    "ENTRY_PREFIX", "cache_dir", "clear_cache", "content_key", "create_private", "discard", "entry_lock", "entry_problems",
     "entry_unsafe_problems", "file_sha256", "keep_failed_source", "list_cache", "new_build_folder", "publish",
     "read_memo", "read_meta", "recall", "remember", "remove_dead_leftovers", "root", "thread_lock",
     "verify_cache", "write_memo",
