@@ -46,7 +46,7 @@ import cffi
 from . import store
 
 __all__ = [
-    "DEFAULT_FLAGS", "KEEP_LOADED", "PART_MACRO", "SOURCE_FILE", "BuildError", "BuildOptions",
+    "DEFAULT_FLAGS", "ISA_FLAGS", "KEEP_LOADED", "isa_levels", "PART_MACRO", "SOURCE_FILE", "BuildError", "BuildOptions",
     "asan_library", "asan_runtime_loaded", "compile_flags", "compile_units", "compiler_invocations",
     "key_inputs", "link_flags",
 ]
@@ -58,8 +58,19 @@ log = logging.getLogger("layerc")
 # both sides of a select (`x > 0 ? x : a * x`) in a loop. -O3, not -O2 with
 # -O3's vectorizer cost model: that compiles attention's backward in 0.62 s
 # instead of 0.78 s, but focal loss's forward ran 1.7x slower
-DEFAULT_FLAGS: tuple[str, ...] = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math",
-                                  "-std=c11")
+DEFAULT_FLAGS: tuple[str, ...] = ("-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-std=c11")
+# A library is built for an instruction-set level, never for the CPU at hand
+# (-march=native): the runtime picks the level when it loads a library
+# (runtime/isa.py), so one cache or package serves every x86-64 CPU. The
+# levels are x86-64's v4 (AVX-512: 64-byte vectors in gcc 12's simd loops),
+# v3 (AVX2, FMA) and the compiler's baseline; elsewhere only the baseline.
+ISA_FLAGS = {"avx512": ("-march=x86-64-v4",), "avx2": ("-march=x86-64-v3",), "baseline": ()}
+_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+
+
+def isa_levels() -> tuple:
+    """The levels worth a library of their own here (only the baseline off x86-64)."""
+    return tuple(ISA_FLAGS) if _X86_64 else ("baseline",)
 _WARNING_FLAGS = ("-Wall", "-Wextra", "-Werror")
 _SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer")
 # -fopenmp again at link time pulls in libgomp even when the user's flags drop it.
@@ -85,9 +96,10 @@ class BuildOptions:
     """How to compile; every field changes the cache key.
 
     - ``flags``: base compiler flags (default ``DEFAULT_FLAGS``).
-    - ``portable``: drop ``*=native`` flags so the module runs on any CPU of this
-      architecture (the compiler's default baseline); add e.g.
-      ``extra_flags=("-march=x86-64-v2",)`` for a chosen level.
+    - ``isa``: the instruction-set level (``ISA_FLAGS``: ``avx512``, ``avx2``,
+      ``baseline``); the runtime asks for the one it loads (runtime/isa.py).
+    - ``portable``: drop ``*=native`` flags a user added, so the module runs on
+      any CPU of its level.
     - ``warnings_as_errors``: add ``-Wall -Wextra -Werror``.
     - ``sanitize``: add ``-fsanitize=address,undefined -fno-omit-frame-pointer``.
       Such a module only loads in a process started with the ASan runtime
@@ -103,6 +115,7 @@ class BuildOptions:
     """
 
     flags: tuple[str, ...] = DEFAULT_FLAGS
+    isa: str = "baseline"
     portable: bool = False
     warnings_as_errors: bool = False
     sanitize: bool = False
@@ -115,7 +128,10 @@ class BuildOptions:
 
     def final_flags(self) -> list[str]:
         """Every flag passed to the compiler, in order (compile and link)."""
+        if self.isa not in ISA_FLAGS:
+            raise ValueError(f"BuildOptions: isa must be one of {', '.join(ISA_FLAGS)}, got {self.isa!r}")
         flags = [f for f in self.flags if not (self.portable and _is_native(f))]
+        flags += ISA_FLAGS[self.isa] if _X86_64 else ()
         if self.warnings_as_errors:
             flags += _WARNING_FLAGS
         if self.sanitize:

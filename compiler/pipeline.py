@@ -101,21 +101,23 @@ class CompiledLayer(Lowered):
     from the cache) when first used: a float32 model compiles no double code."""
 
     options: BuildOptions | None = None
-    built: dict = dataclasses.field(default_factory=dict)    # {dtype: CompiledLibrary}
+    built: dict = dataclasses.field(default_factory=dict)    # {(dtype, isa): CompiledLibrary}
 
-    def library(self, dtype: str) -> CompiledLibrary:
-        """The library of the ``dtype`` ("f32", "f64") functions, built or loaded
-        on first use (cached on disk like any build: see ``compile_c``)."""
-        library = self.built.get(dtype)
+    def library(self, dtype: str, isa: str = "baseline") -> CompiledLibrary:
+        """The library of the ``dtype`` ("f32", "f64") functions for the
+        instruction-set level ``isa`` (``cc.ISA_FLAGS``), built or loaded on
+        first use (cached on disk like any build: see ``compile_c``)."""
+        library = self.built.get((dtype, isa))
         if library is None:
             plan = self.libraries[dtype]
-            library = compile_c(self.source, plan.cdef, name=self.spec.name, options=self.options, parts=plan.parts)
+            options = dataclasses.replace(self.options or BuildOptions(), isa=isa)
+            library = compile_c(self.source, plan.cdef, name=self.spec.name, options=options, parts=plan.parts)
             # two threads may get here at once: compile_c hands both the same library
-            library = self.built.setdefault(dtype, library)
+            library = self.built.setdefault((dtype, isa), library)
         return library
 
-    def function(self, role: str, dtype: str):
-        return getattr(self.library(dtype).lib, f"{self.signatures[role].function}_{dtype}")
+    def function(self, role: str, dtype: str, isa: str = "baseline"):
+        return getattr(self.library(dtype, isa).lib, f"{self.signatures[role].function}_{dtype}")
 
     def record_fields(self) -> dict:
         """``Lowered.record_fields`` and the libraries (``load_library``)."""

@@ -29,6 +29,7 @@ Example::
 from __future__ import annotations
 
 import ast
+import dataclasses
 import hashlib
 import io
 import json
@@ -48,7 +49,7 @@ import jinja2
 import numpy as np
 
 from . import runtime
-from .compiler.cc import KEEP_LOADED, BuildOptions
+from .compiler.cc import KEEP_LOADED, BuildOptions, isa_levels
 from .compiler.pipeline import Lowered, lower_layer
 from .compiler.spec import LayerSpec
 from .runtime.init import initialize
@@ -189,14 +190,15 @@ def render_package(spec: LayerSpec, bindings: dict | None = None, package: str |
     if not package.isidentifier() or keyword.iskeyword(package):
         raise ValueError(f"package name {package!r} is not a Python identifier")
     record = layer_record(low)
-    context = _context(spec, record, package, *aot_flags(options))
+    context = _context(spec, record, package, options)
     context["docstring"] = python_text(_docstring(record, context, command or f"layerc build FILE:{spec.name}",
                                                   spec.doc))
-    key = hashlib.sha256(json.dumps({"source": low.source, "cdef": low.cdef, "compile": context["compile_args"],
+    key = hashlib.sha256(json.dumps({"source": low.source, "cdef": low.cdef, "extensions": context["extensions"],
                                      "link": context["link_args"]}, sort_keys=True).encode()).hexdigest()
     data = record.data()
     data["bindings"] = [[k, _json_value(v)] for k, v in data["bindings"]]
-    layer = {"class": context["name"], "extension": context["extension"], "key": key, "record": data}
+    layer = {"class": context["name"], "key": key, "record": data,
+             "extensions": {level: module for level, (module, _) in context["extensions"].items()}}
     files = {name: _env.get_template(template).render(**context) for name, template in TEMPLATES.items()}
     files.update({LAYER_FILE: json.dumps(layer, indent=1, ensure_ascii=True) + "\n", **runtime_files(),
                   "source.c": low.source, "cdef.h": low.cdef})
@@ -206,12 +208,18 @@ def render_package(spec: LayerSpec, bindings: dict | None = None, package: str |
     return files
 
 
-def _context(spec: LayerSpec, record: LayerRecord, package: str, compile_args: list, link_args: list) -> dict:
-    """What the package's templates are rendered with: identifiers, and values they write with ``repr``."""
+def _context(spec: LayerSpec, record: LayerRecord, package: str, options: BuildOptions) -> dict:
+    """What the package's templates are rendered with: identifiers, and values they write with ``repr``.
+    ``extensions``: ``{level: (module name, compile arguments)}``, one extension
+    per instruction-set level; the runtime imports the one it chooses."""
     runtime_package = f"{package}.{RUNTIME_FOLDER}"
     bound = ", ".join(f"{k}={v}" for k, v in record.bindings)
-    return dict(marker=MARKER, name=class_name(spec.name), package=package, extension=f"_{package}_ext",
-                runtime=RUNTIME_FOLDER, compile_args=compile_args, link_args=link_args,
+    extensions = {level: (f"_{package}_ext_{level}", aot_flags(dataclasses.replace(options, isa=level))[0])
+                  for level in isa_levels()}
+    link_args = aot_flags(options)[1]
+    return dict(marker=MARKER, name=class_name(spec.name), package=package, extensions=extensions,
+                cffi_modules=[f"build.py:ffi_{level}" for level in extensions],
+                runtime=RUNTIME_FOLDER, link_args=link_args,
                 packages=[package, runtime_package], package_dir={package: ".", runtime_package: RUNTIME_FOLDER},
                 package_data={package: ["source.c", "cdef.h", "*.npz", LAYER_FILE]},
                 description=f"The layer {spec.name} ({bound}), compiled ahead of time by layerc")
@@ -257,11 +265,11 @@ def write_files(files: dict, folder: pathlib.Path) -> None:
 
 
 def build_extension(folder: pathlib.Path) -> str:
-    """Compile the package's extension in place with its own build script;
-    returns the path of the built extension."""
+    """Compile the package's extensions in place with its own build script;
+    returns the path of the widest level's."""
     script = pathlib.Path(folder) / "build.py"
     namespace = runpy.run_path(str(script), run_name="layerc_package_build")
-    return namespace["build"](verbose=os.environ.get("LAYERC_VERBOSE") == "1")
+    return namespace["build"](verbose=os.environ.get("LAYERC_VERBOSE") == "1")[0]
 
 
 @dataclass

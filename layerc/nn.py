@@ -577,7 +577,7 @@ class LayerNorm(SpecLayer):
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         if not 1 <= len(shape) <= len(_LN_DIMS):
             raise ValueError(f"LayerNorm: normalized_shape must have 1..{len(_LN_DIMS)} axes, got {shape}")
-        self.normalized_shape = tuple(_count("LayerNorm", "normalized_shape", d) for d in shape)
+        self.normalized_shape = tuple(_count("LayerNorm", "normalized_shape", d, least=0) for d in shape)
         self.eps = float(eps)
         k = len(shape)
         self._declare(layer_norm_spec(k, k), eps=self.eps, **dict(zip(_LN_DIMS, self.normalized_shape)))

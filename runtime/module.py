@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import blas, threads
+from . import blas, isa, threads
 from .base import Module
 from .call_plans import C_ALIGNED, SLOW, CallPlans
 from .init import initialize
@@ -54,7 +54,7 @@ class LayerModule(CallPlans, Module):
         dtype = np.dtype(dtype or np.float32)
         if dtype not in DTYPE_NAMES:
             raise TypeError(f"{record.name}: dtype must be float32 or float64, got {dtype}")
-        library = record.load_library(DTYPE_NAMES[dtype])
+        library = record.load_library(DTYPE_NAMES[dtype], isa.chosen())
         threads.adopt(library, record.prefix)
         setup = object.__setattr__
         setup(self, "record", record)

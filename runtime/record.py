@@ -145,8 +145,8 @@ class LayerRecord:
     """A compiled layer as the runtime sees it.
 
     Plain data (``data()`` gives it as JSON-able dicts and ``LayerRecord.of``
-    reads them back) and three handles: ``load_library(dtype)`` (``"f32"``,
-    ``"f64"``) returns the loaded library of that dtype (``ffi``, ``lib``,
+    reads them back) and three handles: ``load_library(dtype, isa)`` (``"f32"``,
+    ``"f64"``; an instruction-set level of ``runtime/isa.py``) returns the loaded library of that dtype (``ffi``, ``lib``,
     ``so_path``, ``cache_key``, ``module_name``), ``source`` is the generated C,
     and ``origin`` what the record was made from (``LayerModule.compiled``)."""
 

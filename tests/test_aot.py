@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 from layerc import aot
+from layerc.compiler.cc import isa_levels
+from layerc.runtime import isa
 from layerc.cli import build_all, find_manifest, load_file
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -96,10 +98,10 @@ def isolated_paths(package_parent: pathlib.Path) -> list:
     return [str(package_parent), *sorted(site)]
 
 
-def run_isolated(package_parent, package, dtype, data, result):
+def run_isolated(package_parent, package, dtype, data, result, **env):
     code = ISOLATED.format(paths=isolated_paths(package_parent), package=package, dtype=dtype,
                            data=str(data), result=str(result))
-    env = {"PATH": "/nonexistent", "HOME": os.environ.get("HOME", "/")}   # no C compiler reachable
+    env = {"PATH": "/nonexistent", "HOME": os.environ.get("HOME", "/"), **env}   # no C compiler reachable
     return subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True,
                           env=env, cwd=str(package_parent))
 
@@ -153,6 +155,20 @@ def test_isolated_import_matches_jit(specs, built, tmp_path, package, bindings, 
     for name, p in jit.named_parameters():
         np.testing.assert_array_equal(got["param_" + name], p.data)
         np.testing.assert_allclose(got["grad_" + name], p.grad, rtol=rtol)
+
+
+@pytest.mark.parametrize("level", isa.supported())
+def test_a_package_loads_the_extension_of_the_level_chosen_at_import(built, tmp_path, level):
+    out, _ = built
+    assert sorted(json.loads((out / "prelu" / "layer.json").read_text())["extensions"]) == sorted(isa_levels())
+    x = np.random.default_rng(2).standard_normal((3, 5)).astype(np.float32)
+    np.savez(tmp_path / "data.npz", x=x, g=np.ones_like(x))
+    run = run_isolated(out, "prelu", "float32", tmp_path / "data.npz", tmp_path / "result.npz", LAYERC_ISA=level)
+    assert run.returncode == 0, run.stderr
+    assert f"_prelu_ext_{level}." in run.stdout
+    with np.load(tmp_path / "result.npz") as got, np.load(out / "prelu" / "params.npz") as stored:
+        alpha = stored["alpha"]
+        np.testing.assert_allclose(got["y"], np.maximum(x, 0) + alpha * np.minimum(x, 0), rtol=1e-6)
 
 
 def test_initial_parameters_are_the_jit_initialization_at_seed_0(specs, built):
@@ -255,9 +271,11 @@ def test_package_files_and_flags(built):
                  "source.c", "cdef.h", "params.npz"):
         assert name in files
     ext = results["prelu"].so_path
-    assert ext and os.path.basename(ext) == "_prelu_ext" + sysconfig.get_config_var("EXT_SUFFIX")
-    flags = [line for line in (out / "prelu" / "build.py").read_text().splitlines() if line.startswith("COMPILE_ARGS")]
-    assert len(flags) == 1 and "native" not in flags[0] and "-fopenmp" in flags[0]   # portable baseline
+    assert ext and os.path.basename(ext) == f"_prelu_ext_{isa_levels()[0]}" + sysconfig.get_config_var("EXT_SUFFIX")
+    flags = [line for line in (out / "prelu" / "build.py").read_text().splitlines() if line.startswith("EXTENSIONS")]
+    assert len(flags) == 1 and "native" not in flags[0] and "-fopenmp" in flags[0]   # one build per level
+    for level in isa_levels():
+        assert (out / "prelu" / f"_prelu_ext_{level}{sysconfig.get_config_var('EXT_SUFFIX')}").is_file()
     init = (out / "prelu" / "__init__.py").read_text()
     assert "import compiler" not in init and "jinja2" not in init
 

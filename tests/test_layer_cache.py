@@ -96,7 +96,7 @@ def test_warm_load_in_a_new_process_lowers_nothing_and_misses_on_changes(tmp_pat
     write_layers(tmp_path, 0.25)
     cold = run(tmp_path, cache, C=3)
     # the layer's library, and the one drawing random initial values (once per cache)
-    assert cold["lowerings"] == 1 and cold["compiles"] == 2
+    assert cold["lowerings"] == 1 and cold["compiles"] == 1
 
     warm = run(tmp_path, cache, C=3)
     assert warm["lowerings"] == 0 and warm["compiles"] == 0
@@ -245,9 +245,9 @@ def test_each_dtype_is_built_when_first_used(cache):
     compiled = compile_layer(spec, I=2, O=3)
     assert compiled.built == {} and store.list_cache() == []
     single = spec.build(I=2, O=3)
-    assert set(compiled.built) == {"f32"} and len(store.list_cache()) == 1
+    assert {dtype for dtype, _ in compiled.built} == {"f32"} and len(store.list_cache()) == 1
     double = spec.build(I=2, O=3, dtype=np.float64)
-    assert set(compiled.built) == {"f32", "f64"} and single.so_path != double.so_path
+    assert {dtype for dtype, _ in compiled.built} == {"f32", "f64"} and single.so_path != double.so_path
     double.w.data[...] = single.w.data
     x = np.linspace(-1, 1, 4).reshape(2, 2)
     np.testing.assert_allclose(single.forward(x.astype(np.float32)).numpy(), double.forward(x).numpy(), rtol=1e-6)

@@ -33,8 +33,10 @@ double pow(double, double);
 
 /* Matrix-product micro-kernels: an LC_MR x NR tile of C kept in vector
    registers, accumulated over packed panels of A (LC_MR rows) and B (NR
-   columns). NR is two vectors wide: AVX when compiled for it, SSE otherwise. */
-#ifdef __AVX__
+   columns). NR is two vectors wide: AVX-512, AVX or SSE, as the level built for. */
+#if defined(__AVX512F__)
+#define LC_VECTOR_BYTES 64
+#elif defined(__AVX__)
 #define LC_VECTOR_BYTES 32
 #else
 #define LC_VECTOR_BYTES 16

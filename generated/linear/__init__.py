@@ -11,7 +11,8 @@ Importing this package needs only numpy and cffi::
     y = m.forward(x)                  # a Tensor (y.numpy()); inputs x: (N, 64)
     gx = m.backward(np.ones_like(y))  # gradients of the inputs; m.parameters()[i].grad accumulates
 
-The compiled extension (_linear_ext) is built by `layerc build`, or from the
+The compiled extensions (one per instruction-set level: avx512, avx2, baseline) are built
+by `layerc build`, or from the
 sources in this folder (needs cffi, setuptools and a C compiler):
 
     python -m linear.build                 # in place, next to the sources

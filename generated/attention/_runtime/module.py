@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import blas, threads
+from . import blas, isa, threads
 from .base import Module
 from .call_plans import C_ALIGNED, SLOW, CallPlans
 from .init import initialize
@@ -54,7 +54,7 @@ class LayerModule(CallPlans, Module):
         dtype = np.dtype(dtype or np.float32)
         if dtype not in DTYPE_NAMES:
             raise TypeError(f"{record.name}: dtype must be float32 or float64, got {dtype}")
-        library = record.load_library(DTYPE_NAMES[dtype])
+        library = record.load_library(DTYPE_NAMES[dtype], isa.chosen())
         threads.adopt(library, record.prefix)
         setup = object.__setattr__
         setup(self, "record", record)
@@ -166,11 +166,11 @@ class LayerModule(CallPlans, Module):
 
     def _run(self, function, args) -> None:
         """Call a kernel; numpy's BLAS stays on one thread meanwhile when the
-        kernel's matrix products call it (runtime/blas.py)."""
-        if self._calls_blas:
-            blas.call_single_threaded(function, args)
-        else:
-            function(*args)
+        kernel's matrix products call it (runtime/blas.py). A kernel returns
+        0, or what stopped it (the record's ``statuses``): raised here."""
+        status = blas.call_single_threaded(function, args) if self._calls_blas else function(*args)
+        if status:
+            raise self.record.status_error(status)
 
     def forward(self, *args, out=None, **kwargs):
         """Run the compiled forward. Returns a Tensor (a tuple for several outputs).

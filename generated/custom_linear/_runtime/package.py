@@ -1,7 +1,8 @@
 """The module class of a package ``layerc build`` wrote, made from its files.
 
 A package holds this runtime core (as ``<package>._runtime``), ``layer.json``
-(its ``LayerRecord`` as data, the class name, the compiled extension's name and
+(its ``LayerRecord`` as data, the class name, the compiled extensions' names (one per
+instruction-set level, see ``isa.py``) and
 a key of its sources), ``params.npz`` (initial parameter and buffer values),
 ``source.c`` and the extension. Its ``__init__.py`` is one call::
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .module import LayerModule
+from .isa import LEVELS
 from .record import LayerRecord
 
 
@@ -47,8 +49,8 @@ def load_package(package: str, folder, doc: str | None = None) -> type:
         if t["role"] in ("param", "buffer"):
             t["init"] = functools.partial(_stored, values, t["name"])
     record = LayerRecord.of(data, source=(folder / "source.c").read_text(encoding="utf-8"),
-                            load_library=lambda dtype: _extension(package, layer["extension"], layer["key"],
-                                                                  data["name"]))
+                            load_library=lambda dtype, isa: _extension(package, layer["extensions"], isa,
+                                                                       layer["key"], data["name"]))
 
     def __init__(self, dtype=None, cast: bool = False):
         LayerModule.__init__(self, record, dtype=dtype, cast=cast)
@@ -67,13 +69,18 @@ def _stored(values, name: str, shape: tuple, rng) -> np.ndarray:
     return values()[name].copy()
 
 
-def _extension(package: str, extension: str, key: str, layer: str) -> PackageLibrary:
-    try:
-        module = importlib.import_module(f"{package}.{extension}")
-    except ImportError as exc:
-        raise ImportError(
-            f"{layer}: the compiled extension {package}.{extension} is not available ({exc}). "
-            f"Build it from the package's sources: python -m {package}.build "
-            "(needs cffi, setuptools and a C compiler), or install a wheel built with "
-            "pip wheel --no-build-isolation <package folder>") from exc
-    return PackageLibrary(module.ffi, module.lib, module.__file__, key, module.__name__)
+def _extension(package: str, extensions: dict, isa: str, key: str, layer: str) -> PackageLibrary:
+    """The extension of level ``isa``, or of the widest narrower level the package has."""
+    levels = [level for level in LEVELS[LEVELS.index(isa):] if level in extensions]
+    for level in levels:
+        try:
+            module = importlib.import_module(f"{package}.{extensions[level]}")
+        except ImportError as exc:
+            missing = exc
+            continue
+        return PackageLibrary(module.ffi, module.lib, module.__file__, key, module.__name__)
+    raise ImportError(
+        f"{layer}: no compiled extension of {package} for {isa} or a narrower level is available "
+        f"({missing if levels else 'the package has none'}). Build them from the package's sources: "
+        f"python -m {package}.build (needs cffi, setuptools and a C compiler), or install a wheel "
+        "built with pip wheel --no-build-isolation <package folder>")

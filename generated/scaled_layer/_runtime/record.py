@@ -25,6 +25,8 @@ _OPS = {"+": operator.add, "*": operator.mul,
         "//": lambda a, b: a // b if b else 0, "%": lambda a, b: a % b if b else 0}
 _PRECEDENCE = {"+": 1, "*": 2, "//": 2, "%": 2}
 ROLES = ("input", "data", "index", "param", "buffer", "output")
+# what a kernel's nonzero return may raise, by the name the record gives
+EXCEPTIONS = {"MemoryError": MemoryError, "ValueError": ValueError, "IndexError": IndexError}
 
 
 def evaluate(size, sizes: dict) -> int:
@@ -78,6 +80,12 @@ def as_size(value):
 
 def as_shape(value) -> tuple:
     return tuple(as_size(d) for d in value)
+
+
+def _exception_name(kind) -> str:
+    if kind not in EXCEPTIONS:
+        raise ValueError(f"unknown status exception {kind!r} (one of {', '.join(EXCEPTIONS)})")
+    return str(kind)
 
 
 @dataclass(frozen=True)
@@ -137,8 +145,8 @@ class LayerRecord:
     """A compiled layer as the runtime sees it.
 
     Plain data (``data()`` gives it as JSON-able dicts and ``LayerRecord.of``
-    reads them back) and three handles: ``load_library(dtype)`` (``"f32"``,
-    ``"f64"``) returns the loaded library of that dtype (``ffi``, ``lib``,
+    reads them back) and three handles: ``load_library(dtype, isa)`` (``"f32"``,
+    ``"f64"``; an instruction-set level of ``runtime/isa.py``) returns the loaded library of that dtype (``ffi``, ``lib``,
     ``so_path``, ``cache_key``, ``module_name``), ``source`` is the generated C,
     and ``origin`` what the record was made from (``LayerModule.compiled``)."""
 
@@ -151,6 +159,7 @@ class LayerRecord:
     updates: tuple              # (buffer, output) pairs: new buffer values in training
     functions: tuple            # (role, FunctionRecord): "forward", "backward"
     calls_blas: bool
+    statuses: tuple = ()        # (code, exception name, what happened): what a nonzero return means
     load_library: object = None
     source: str = ""
     origin: object = None
@@ -166,7 +175,9 @@ class LayerRecord:
             saved=tuple(map(str, data["saved"])),
             updates=tuple((str(b), str(s)) for b, s in data["updates"]),
             functions=tuple((str(role), FunctionRecord.of(f)) for role, f in data["functions"]),
-            calls_blas=bool(data["calls_blas"]), **handles)
+            calls_blas=bool(data["calls_blas"]),
+            statuses=tuple((int(code), _exception_name(kind), str(what)) for code, kind, what in data["statuses"]),
+            **handles)
 
     def data(self) -> dict:
         """The plain data of this record (no handles, no initializers), JSON-able
@@ -181,7 +192,14 @@ class LayerRecord:
             "functions": [[role, {"function": f.function, "args": [
                 {"kind": a.kind, "name": a.name, "shape": list(a.shape), "integer": a.integer, "over": a.over}
                 for a in f.args]}] for role, f in self.functions],
-            "calls_blas": self.calls_blas}
+            "calls_blas": self.calls_blas, "statuses": [list(s) for s in self.statuses]}
+
+    def status_error(self, status: int) -> Exception:
+        """The exception a function of this layer that returned ``status`` raises."""
+        for code, kind, what in self.statuses:
+            if code == status:
+                return EXCEPTIONS[kind](f"{self.name}: {what} (status {status})")
+        return RuntimeError(f"{self.name}: a kernel failed (status {status})")
 
     def function(self, role: str) -> FunctionRecord:
         return dict(self.functions)[role]

@@ -1,0 +1,77 @@
+"""Instruction-set levels chosen when a library loads (runtime/isa.py, compiler/cc.py's ISA_FLAGS):
+each level builds its own library, LAYERC_ISA forces a narrower one, and every
+level computes the same results and gradients."""
+import numpy as np
+import pytest
+
+import layerc
+from layerc import Input, Param, check_grad, layer, ops
+from layerc.compiler.cc import ISA_FLAGS, BuildOptions
+from layerc.runtime import isa
+
+RUNS = isa.supported()
+
+
+@layer
+class ExpProduct:
+    """A packed contraction (its operand is an expression, not a matrix in memory) and libmvec's exp."""
+    x = Input("N", "K")
+    w = Param("K", "M", init="normal")
+
+    def forward(x, w):
+        N, K = x.shape
+        K2, M = w.shape
+        k = ops.reduce_axis(K, "k")
+        return ops.compute((N, M), lambda n, m: ops.sum(ops.exp(x[n, k]) * w[k, m], over=k))
+
+
+def test_the_widest_level_the_cpu_runs_is_chosen(monkeypatch):
+    monkeypatch.delenv(isa.ENV, raising=False)
+    assert isa.chosen() == RUNS[0]
+    assert RUNS[-1] == "baseline"
+
+
+def test_the_environment_forces_a_narrower_level(monkeypatch):
+    for level in RUNS:
+        monkeypatch.setenv(isa.ENV, level)
+        assert isa.chosen() == level
+
+
+def test_an_unknown_level_is_refused_and_one_the_cpu_lacks_is_not_loaded(monkeypatch):
+    monkeypatch.setenv(isa.ENV, "sse9")
+    with pytest.raises(ValueError, match="LAYERC_ISA='sse9': expected one of avx512, avx2, baseline"):
+        isa.chosen()
+    monkeypatch.setattr(isa, "supported", lambda: ("avx2", "baseline"))
+    monkeypatch.setenv(isa.ENV, "avx512")
+    with pytest.warns(RuntimeWarning, match="does not run it"):
+        assert isa.chosen() == "avx2"
+
+
+def test_no_level_is_tuned_to_the_cpu_at_hand():
+    flags = BuildOptions().final_flags()
+    assert not any(f.endswith("=native") for f in flags)
+    assert all(not any(f.endswith("=native") for f in extra) for extra in ISA_FLAGS.values())
+
+
+@pytest.mark.parametrize("level", RUNS)
+def test_every_level_builds_its_own_library_with_the_same_results(monkeypatch, level):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((37, 45)).astype(np.float32)
+    monkeypatch.setenv(isa.ENV, level)
+    layerc.manual_seed(0)
+    module = ExpProduct.build(K=45, M=29)
+    expected = np.exp(x.astype(np.float64)) @ module.w.numpy().astype(np.float64)
+    got = module(x).numpy()
+    np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-5 * np.abs(expected).max())
+    for other in (lvl for lvl in RUNS if lvl != level):
+        monkeypatch.setenv(isa.ENV, other)
+        assert ExpProduct.build(K=45, M=29).so_path != module.so_path
+
+
+@pytest.mark.parametrize("level", RUNS)
+def test_gradients_agree_with_finite_differences_at_every_level(monkeypatch, level):
+    monkeypatch.setenv(isa.ENV, level)
+    assert check_grad(ExpProduct, N=3, K=4, M=5).ok
+    conv = layerc.nn.Conv2DSpec
+    assert check_grad(conv, N=2, C=3, H=6, W=5, O=4, CG=3, KH=3, KW=3, stride=(2, 1), padding=(1, 1),
+                      dilation=(1, 2)).ok
