@@ -25,6 +25,7 @@ from .build import CompiledLibrary, compile_c
 from .cc import BuildOptions
 from .errors import SpecError
 from .signature import Signature
+from .indices import index_ranges
 from .status import STATUSES
 from .spec import LayerSpec
 
@@ -90,9 +91,19 @@ class Lowered:
                 "tensors": [tensor(t) for t in traced.tensors],
                 "outputs": [{"name": n, "shape": _plain_shape(traced.shape_of(n))} for n in traced.outputs],
                 "saved": self.saved, "updates": self.forward.updates, "calls_blas": self.calls_blas,
-                "statuses": STATUSES,
+                "statuses": STATUSES, "index_ranges": self.index_ranges(),
                 "functions": [(role, function(sig)) for role, sig in self.signatures.items()]}
         return {"data": data, "source": self.source}
+
+    def index_ranges(self) -> list:
+        """``(integer input, offset, extent)`` for every coordinate an integer
+        input gives, in the forward or the backward (``compiler/indices.py``)."""
+        found = []
+        for program in (self.traced, self.backward):
+            for name, bounds in index_ranges(program).items():
+                found += [(name, offset, _plain_shape((extent,))[0]) for offset, extent in bounds
+                          if (name, offset, _plain_shape((extent,))[0]) not in found]
+        return found
 
 
 @dataclass
