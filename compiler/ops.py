@@ -12,6 +12,7 @@ Example (inside a spec's ``forward``)::
 """
 from __future__ import annotations
 
+import difflib
 import inspect
 
 from . import ir
@@ -210,3 +211,12 @@ def assign(buffer: TensorExpr, value):
         raise b.error(f"assign: value of shape {shape_str(value._shape)} for buffer "
                       f"{buffer.name}{shape_str(buffer._shape)}")
     b.updates.append((buffer.name, value.name))
+
+
+def __getattr__(name: str):
+    """An op layerc does not have: say so, with the nearest names."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    close = difflib.get_close_matches(name, __all__, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(f'ops.{c}' for c in close)}? " if close else ""
+    raise AttributeError(f"layerc.ops has no {name!r}; {hint}the ops are: {', '.join(sorted(__all__))}")

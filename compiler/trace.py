@@ -29,6 +29,7 @@ import numbers
 
 from . import ir
 from .errors import SpecError
+from .ops_table import OPS
 from .ir import (Axis, Call, Const, IConst, ILoad, IndexValue, IVar, Load, Stage,
                  TensorDecl, format_iexpr, format_stage)  # noqa: F401  (format_stage: doctest)
 from .shapes import broadcast, reshape_index, same_size, size_product
@@ -174,6 +175,28 @@ def as_index(v) -> ir.IExpr:
 # ---------------------------------------------------------------- scalar values
 
 
+# numpy's ufuncs on a traced tensor: the op of the table each stands for
+NUMPY_UFUNCS = {"add": "add", "subtract": "sub", "multiply": "mul", "true_divide": "div", "divide": "div",
+                "power": "pow", "negative": "neg", "absolute": "abs", "exp": "exp", "log": "log",
+                "sqrt": "sqrt", "tanh": "tanh", "maximum": "maximum", "minimum": "minimum",
+                "less": "lt", "less_equal": "le", "greater": "gt", "greater_equal": "ge",
+                "equal": "eq", "not_equal": "ne"}
+# numpy functions a traced tensor has as methods (np.sum(x, axis=1) is x.sum(axis=1))
+NUMPY_METHODS = frozenset({"sum", "mean", "max", "reshape", "transpose"})
+
+
+def _traced_truth(builder, what: str) -> SpecError:
+    return builder.error(
+        f"{what} has no truth value while forward is traced: `if`, `and`, `or`, `not` and bool() "
+        "would decide once, for every element. Use ops.where(condition, a, b) to choose per element, "
+        "ops.maximum/ops.minimum for max()/min() of tensors, or an Attr to choose at build time")
+
+
+def _no_builtin(builder, name: str, what: str) -> SpecError:
+    return builder.error(f"{name}() of the traced value {what}: layerc has no {name} op yet; "
+                         "see docs/spec.md for the ops")
+
+
 class Scalar:
     """One element's value in index notation; arithmetic builds IR expressions."""
 
@@ -201,6 +224,13 @@ class Scalar:
     def __le__(self, o): return self._bin("le", o)
     def __gt__(self, o): return self._bin("gt", o)
     def __ge__(self, o): return self._bin("ge", o)
+    def __abs__(self): return Scalar(Call("abs", (as_value(self),)))
+
+    def __bool__(self):
+        raise _traced_truth(current_builder(), repr(self))
+
+    def __round__(self, ndigits=None):
+        raise _no_builtin(current_builder(), "round", repr(self))
 
     def __repr__(self):
         return ir.format_expr(self.expr)
@@ -302,8 +332,30 @@ class TensorExpr:
     def __gt__(self, o): return self._elementwise("gt", o)
     def __ge__(self, o): return self._elementwise("ge", o)
     def __neg__(self): return elementwise("neg", self)
+    def __abs__(self): return elementwise("abs", self)
     def __matmul__(self, o): return matmul(self, o)
     def __rmatmul__(self, o): return matmul(o, self)
+
+    def __bool__(self):
+        raise _traced_truth(self.builder, self.name)
+
+    def __round__(self, ndigits=None):
+        raise _no_builtin(self.builder, "round", self.name)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """numpy's ufuncs on a traced tensor run the op of the same meaning, or say which to use."""
+        op = NUMPY_UFUNCS.get(ufunc.__name__)
+        if method != "__call__" or kwargs or op is None or len(inputs) != OPS[op].arity:
+            raise self.builder.error(f"numpy's {ufunc.__name__} cannot run on the traced tensor {self.name}: "
+                                     f"use layerc's ops (ops.exp, ops.maximum, ...; see docs/spec.md)")
+        return elementwise(op, *inputs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        method = getattr(TensorExpr, func.__name__, None)
+        if func.__name__ in NUMPY_METHODS and method is not None:
+            return method(*args, **kwargs)
+        raise self.builder.error(f"numpy's {func.__name__} cannot run on the traced tensor {self.name}: "
+                                 f"use layerc's ops (ops.{func.__name__} if it exists; see docs/spec.md)")
 
     @property
     def T(self):
