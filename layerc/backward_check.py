@@ -6,19 +6,22 @@ backward on the same random inputs, parameters and output gradients (float64)
 and reports the relative error of every gradient, plus a finite-difference
 check on a sample of elements of each tensor. ``report.ok``;
 ``report.assert_ok()`` raises ``BackwardMismatch`` naming each wrong tensor.
-It runs automatically when a spec with a backward is built in checked mode:
-``spec.build(..., checked=True)`` or the environment variable
-``LAYERC_CHECK_BACKWARD=1`` (see ``check_on_build``).
+It runs when a spec with a backward is first built (``check_on_build``): a
+wrong backward raises at build time. A verdict that passed is kept in the
+cache, so a warm start pays nothing; ``spec.build(..., checked=False)`` or
+``LAYERC_CHECK_BACKWARD=0`` opts out.
 """
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .compiler import ir, store
 from .compiler.pipeline import compile_layer
 from .gradcheck import numeric_gradient, relative_error, sample_inputs
 from .runtime.module import LayerModule
@@ -155,26 +158,54 @@ def verify_backward(spec, inputs: dict | None = None, seed: int = 0, eps: float 
 
 
 def checking_requested(checked: bool | None = None) -> bool:
-    """Checked mode: ``checked=True``, else the environment variable ``LAYERC_CHECK_BACKWARD``."""
+    """Whether a build verifies a user-written backward: ``checked`` when given,
+    else yes unless the environment variable ``LAYERC_CHECK_BACKWARD`` says
+    ``0`` (or false, no, off)."""
     if checked is not None:
         return bool(checked)
-    return os.environ.get(CHECK_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+    return os.environ.get(CHECK_ENV, "").strip().lower() not in ("0", "false", "no", "off")
 
 
 _verified: dict = {}
+_verifications = 0
+VERDICTS = "verdicts"       # the store's memos of backwards that passed
+
+
+def verifications() -> int:
+    """How many user-written backwards this process has verified (0 when every
+    verdict came from the cache)."""
+    return _verifications
+
+
+def _verdict_key(spec, bindings: dict) -> str:
+    """What the verdict depends on: the traced forward and the user's traced
+    backward (never a guess at what the Python reads), and the bindings."""
+    compiled = compile_layer(spec, **bindings)
+    text = "\n".join([ir.format_program(compiled.traced), ir.format_program(compiled.user_backward),
+                      repr(sorted(bindings.items()))])
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def check_on_build(spec, checked: bool | None = None, **bindings):
-    """Verify a user-written backward when checked mode is on (once per spec and
-    bindings); raises ``BackwardMismatch`` with the report when a gradient is wrong."""
+    """Verify a user-written backward (unless opted out, see ``checking_requested``):
+    once per spec and bindings in a process, and once ever for the same traced
+    programs (a passed verdict is kept in the cache). Raises ``BackwardMismatch``
+    with the report when a gradient is wrong."""
+    global _verifications
     if spec.backward is None or not checking_requested(checked):
         return None
     key = (id(spec), repr(sorted(bindings.items())))
     entry = _verified.get(key)
     if entry is None or entry[0] is not spec:
+        verdict = _verdict_key(spec, bindings)
+        if store.read_memo(VERDICTS, verdict) == "passed":
+            return None
+        _verifications += 1
         entry = _verified[key] = (spec, verify_backward(spec, **bindings))
+        if entry[1].ok:
+            store.write_memo(VERDICTS, verdict, "passed")
     return entry[1].assert_ok()
 
 
 __all__ = ["verify_backward", "BackwardReport", "BackwardMismatch", "check_on_build",
-           "checking_requested", "derived_twin"]
+           "checking_requested", "derived_twin", "verifications"]

@@ -31,10 +31,11 @@ def build(spec: LayerSpec, dtype=None, cast: bool = False, options=None, checked
 
     ``bindings`` bind sizes (``C=256``) and override attributes (``stride=2``);
     ``dtype`` is float32 (default) or float64; ``cast=True`` converts inputs of
-    another float dtype instead of refusing them. ``checked=True`` (or the
-    environment variable ``LAYERC_CHECK_BACKWARD=1``) verifies a user-written
-    ``backward`` against the derived one and finite differences
-    (``layerc.backward_check.verify_backward``), raising on a wrong gradient.
+    another float dtype instead of refusing them. A user-written ``backward``
+    is verified against the derived one and finite differences on its first
+    build (``layerc.backward_check``; the verdict is cached), raising
+    ``BackwardMismatch`` on a wrong gradient; ``checked=False`` (or the
+    environment variable ``LAYERC_CHECK_BACKWARD=0``) skips it.
     """
     module = LayerModule(compile_layer(spec, options, **bindings), dtype=dtype, cast=cast)
     if spec.backward is not None:

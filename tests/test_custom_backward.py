@@ -2,6 +2,9 @@
 backward Program with the derived backward's conventions, running instead of
 the derived backward, and verification (verify_backward, checked builds) that
 names the wrong tensor."""
+import os
+import subprocess
+import sys
 import numpy as np
 import pytest
 
@@ -83,7 +86,7 @@ def test_user_backward_matches_numpy_and_finite_differences():
 
 
 def test_the_module_runs_the_user_backward_not_the_derived_one():
-    m = WrongBiasLinear.build(I=4, O=3, dtype=np.float64)
+    m = WrongBiasLinear.build(I=4, O=3, dtype=np.float64, checked=False)     # opted out: it builds
     x = np.ones((4, 4))
     m.forward(x)
     m.backward(np.ones((4, 3)))
@@ -117,7 +120,7 @@ def test_checked_build_raises_on_a_wrong_backward_and_passes_a_right_one():
     WrongBiasLinear.build(I=5, O=3, checked=False)
 
 
-def test_checked_mode_from_the_environment(monkeypatch):
+def test_a_wrong_backward_fails_its_first_build_unless_opted_out(monkeypatch):
     @layer
     class EnvWrong:
         x = Input("N")
@@ -128,12 +131,35 @@ def test_checked_mode_from_the_environment(monkeypatch):
         def backward(grad_output, x):
             return grad_output * x          # missing the factor 2
 
-    EnvWrong.build()                        # not checked by default
-    monkeypatch.setenv("LAYERC_CHECK_BACKWARD", "1")
+    monkeypatch.delenv("LAYERC_CHECK_BACKWARD", raising=False)
     with pytest.raises(BackwardMismatch, match="gradient of x is wrong"):
-        EnvWrong.build(dtype=np.float64)
+        EnvWrong.build()                    # checked by default
+    EnvWrong.build(checked=False)
     monkeypatch.setenv("LAYERC_CHECK_BACKWARD", "0")
     EnvWrong.build(dtype=np.float64)
+
+
+WARM = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from layerc import backward_check
+import user_layers
+user_layers.Tripled.build(C=3)
+print(backward_check.verifications())
+"""
+
+
+def test_a_correct_backward_is_verified_once_and_a_warm_start_pays_nothing(tmp_path):
+    (tmp_path / "user_layers.py").write_text(
+        "from layerc import Input, layer\n\n\n@layer\nclass Tripled:\n    x = Input('N', 'C')\n\n"
+        "    def forward(x):\n        return x * 3.0\n\n"
+        "    def backward(grad_output):\n        return grad_output * 3.0\n")
+    env = {**os.environ, "LAYERC_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("LAYERC_CHECK_BACKWARD", None)
+    runs = [subprocess.run([sys.executable, "-c", WARM, str(tmp_path)], env=env, capture_output=True, text=True,
+                           timeout=600) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr + runs[1].stderr
+    assert [r.stdout.split()[-1] for r in runs] == ["1", "0"]
 
 
 def test_output_parameter_and_saved_forward_values():
