@@ -201,7 +201,7 @@ def test_a_packing_buffer_that_cannot_be_allocated_is_a_memory_error(tmp_path):
     (lambda: nn.AvgPool2D((2, -1)), r"AvgPool2D: kernel_size must be an integer >= 1"),
     (lambda: nn.Linear(-1, 3), r"Linear: input_size must be an integer >= 0"),
     (lambda: nn.BatchNorm2D(0), r"BatchNorm2D: num_features must be an integer >= 1"),
-    (lambda: nn.LayerNorm((4, 0)), r"LayerNorm: normalized_shape must be an integer >= 1"),
+    (lambda: nn.LayerNorm((4, -1)), r"LayerNorm: normalized_shape must be an integer >= 0"),
 ])
 def test_built_in_layers_refuse_arguments_they_cannot_run_with(make, match):
     with pytest.raises(ValueError, match=match):

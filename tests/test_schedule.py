@@ -15,6 +15,7 @@ from layers import PReLU
 from benchmarks.specs import FocalLoss, LinearSpec
 from layerc.nn import Conv2DNoBiasSpec
 from layerc.compiler.codegen import PARALLEL_MIN_WORK
+from layerc.runtime import isa
 
 
 @layer
@@ -100,18 +101,20 @@ DEPTHWISE = dict(C=8, O=8, CG=1, KH=3, KW=3, stride=(1, 1), padding=(1, 1), dila
                                          (Conv2DNoBiasSpec, DEPTHWISE), (LogSumExp, dict(K=1000)),
                                          (FocalLoss, dict(K=10)), (LinearSpec, dict(I=784, O=256))],
                          ids=["PReLU", "WherePReLU", "depthwise", "logsumexp", "focal", "linear"])
-def test_inner_loops_vectorize(tmp_path, spec, sizes):
+@pytest.mark.parametrize("level", [level for level in isa.supported() if level != "baseline"] or ["baseline"])
+def test_inner_loops_vectorize(tmp_path, spec, sizes, level):
     """Every ``omp simd`` loop of a layer's float kernels is vectorized by gcc
     (a padded depthwise convolution's too: its rows are cut at the padding;
     the online max-and-sum's two block loops; focal loss's per-row stages,
     whose keepdims axis of one iteration leaves the row loop innermost;
     Linear's bias written before the product is added onto it). The
     double kernels serve gradient checks: gcc may leave some scalar (AVX2 has
-    no int64-to-double vector conversion)."""
+    no int64-to-double vector conversion). Checked at each vector level this
+    CPU loads (AVX-512 and AVX2 here)."""
     source = spec.build(**sizes).source
     path = tmp_path / "k.c"
     path.write_text(source)
-    flags = list(BuildOptions().final_flags())
+    flags = list(BuildOptions(isa=level).final_flags())
     flags = [f for f in flags if f not in ("-shared", "-lm")]
     out = subprocess.run(["cc", *flags, "-c", str(path), "-o", str(tmp_path / "k.o"),
                           "-fopt-info-vec-optimized"], capture_output=True, text=True, check=True).stderr

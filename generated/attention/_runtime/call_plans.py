@@ -17,7 +17,7 @@ import numpy as np
 
 from .record import evaluate
 from .tensor import Tensor, grad_enabled
-from .validate import check_total_size
+from .validate import check_indices, check_total_size
 
 # output buffers kept per output of a module (see ``LayerModule._pooled``)
 POOL_DEPTH = 3
@@ -207,6 +207,8 @@ class CallPlans:
         plan = self._plans.get(tuple(shapes))
         if plan is None:
             return SLOW
+        if self._index_ranges and self.check_indices:
+            check_indices(self.name, self._index_ranges, arrays, plan.sizes)
         fixed, dtype = self._fixed_shapes, self.dtype
         params = self._parameters
         for name, p in params.items():

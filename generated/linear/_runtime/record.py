@@ -82,6 +82,10 @@ def as_shape(value) -> tuple:
     return tuple(as_size(d) for d in value)
 
 
+def _json_size(size):
+    return [size[0], _json_size(size[1]), _json_size(size[2])] if isinstance(size, tuple) else size
+
+
 def _exception_name(kind) -> str:
     if kind not in EXCEPTIONS:
         raise ValueError(f"unknown status exception {kind!r} (one of {', '.join(EXCEPTIONS)})")
@@ -160,6 +164,7 @@ class LayerRecord:
     functions: tuple            # (role, FunctionRecord): "forward", "backward"
     calls_blas: bool
     statuses: tuple = ()        # (code, exception name, what happened): what a nonzero return means
+    index_ranges: tuple = ()    # (integer input, offset, extent): 0 <= value + offset < extent
     load_library: object = None
     source: str = ""
     origin: object = None
@@ -177,6 +182,8 @@ class LayerRecord:
             functions=tuple((str(role), FunctionRecord.of(f)) for role, f in data["functions"]),
             calls_blas=bool(data["calls_blas"]),
             statuses=tuple((int(code), _exception_name(kind), str(what)) for code, kind, what in data["statuses"]),
+            index_ranges=tuple((str(name), int(offset), as_size(extent))
+                               for name, offset, extent in data.get("index_ranges", ())),
             **handles)
 
     def data(self) -> dict:
@@ -192,7 +199,8 @@ class LayerRecord:
             "functions": [[role, {"function": f.function, "args": [
                 {"kind": a.kind, "name": a.name, "shape": list(a.shape), "integer": a.integer, "over": a.over}
                 for a in f.args]}] for role, f in self.functions],
-            "calls_blas": self.calls_blas, "statuses": [list(s) for s in self.statuses]}
+            "calls_blas": self.calls_blas, "statuses": [list(s) for s in self.statuses],
+            "index_ranges": [[name, offset, _json_size(extent)] for name, offset, extent in self.index_ranges]}
 
     def status_error(self, status: int) -> Exception:
         """The exception a function of this layer that returned ``status`` raises."""

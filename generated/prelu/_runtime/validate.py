@@ -102,3 +102,28 @@ def check_total_size(layer: str, name: str, shape: tuple) -> None:
     if total > MAX_ELEMENTS:
         raise ValueError(f"{layer}: {name} would have shape {shape} ({total} elements), "
                          f"more than the {MAX_ELEMENTS} that 64-bit index arithmetic allows")
+
+
+def _inside(values: np.ndarray, low: int, high: int) -> bool:
+    """Whether every value lies in ``[low, high)``; from 0, one reduction: seen as
+    unsigned, a negative value is above every index."""
+    if low == 0 and values.dtype.kind == "i":
+        return bool(values.view(values.dtype.str.replace("i", "u", 1)).max() < high)
+    return bool(values.min() >= low and values.max() < high)
+
+
+def check_indices(layer: str, ranges: tuple, arrays: dict, sizes: dict) -> None:
+    """Every integer input read as an index lies in its range (``LayerRecord.index_ranges``):
+    else an ``IndexError`` naming the layer, the input, the first bad position and its value.
+    One or two reductions per input; a read out of range would give zero, a plausible wrong result."""
+    for name, offset, extent in ranges:
+        values = arrays[name]
+        if values.size == 0:
+            continue
+        low, high = -offset, evaluate(extent, sizes) - offset
+        if _inside(values, low, high):
+            continue
+        bad = np.flatnonzero((values < low) | (values >= high))[0]
+        position = tuple(int(i) for i in np.unravel_index(bad, values.shape))
+        raise IndexError(f"{layer}: {name}{list(position)} = {values.reshape(-1)[bad]} is out of range: "
+                         f"{name} indexes {high - low} entries, so its values must lie in [{low}, {high})")

@@ -19,7 +19,7 @@ from .call_plans import C_ALIGNED, SLOW, CallPlans
 from .init import initialize
 from .record import LayerRecord, describe, evaluate
 from .tensor import Node, Tensor, grad_enabled
-from .validate import check_array, check_output, check_total_size
+from .validate import check_array, check_indices, check_output, check_total_size
 
 DTYPE_NAMES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
@@ -67,6 +67,10 @@ class LayerModule(CallPlans, Module):
         setup(self, "cast", cast)
         setup(self, "_last", None)
         setup(self, "_inputs", record.of_role("input", "data", "index"))
+        setup(self, "_index_ranges", record.index_ranges)
+        # integer inputs read as indices are range-checked before each call;
+        # False skips it, for data known to be in range
+        setup(self, "check_indices", True)
         setup(self, "_fixed_shapes", {t.name: record.fixed_shape(t) for t in record.of_role("param", "buffer")})
         for t in record.of_role("param", "buffer"):
             shape = self._fixed_shapes[t.name]
@@ -187,6 +191,8 @@ class LayerModule(CallPlans, Module):
             arrays[t.name] = check_array(self.name, t.name, given[t.name], t.shape, self.dtype, sizes,
                                          integer=t.role == "index", cast=self.cast)
         shapes = tuple(arrays[t.name].shape for t in self._inputs)
+        if self._index_ranges and self.check_indices:
+            check_indices(self.name, self._index_ranges, arrays, sizes)
         # parameters and buffers too: a user may have replaced one (p.data = ...)
         for name, array in self._arrays().items():
             arrays[name] = check_array(self.name, name, array, self.record.tensor(name).shape,
