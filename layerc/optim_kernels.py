@@ -4,7 +4,8 @@
 importing ``layerc`` installs these compiled twins in their place
 (``install``). Each is a spec over the parameter flattened to one dimension
 of size ``P`` (free at run time); the hyperparameters are one-element inputs,
-so changing the learning rate never recompiles.
+so changing the learning rate never recompiles. Each spec's ``forward`` is
+the runtime's own numpy rule, traced: the math is written once.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import threading
 
 import numpy as np
 
-from .compiler import ops
 from .compiler.spec import Attr, Input
 from .layers import layer
 from .runtime import optim
@@ -28,46 +28,25 @@ def _flat():
 
 @layer
 class SGDUpdate:
-    """``param - lr * (grad + weight_decay * param)``."""
     param, grad = _flat(), _flat()
     lr, weight_decay = _scalar(), _scalar()
-
-    def forward(param, grad, lr, weight_decay):
-        return param - lr * (grad + weight_decay * param)
+    forward = optim.sgd_rule
 
 
 @layer
 class SGDMomentumUpdate:
-    """Heavy-ball momentum as ``torch.optim.SGD`` (dampening 0); ``nesterov`` looks ahead."""
     param, grad, velocity = _flat(), _flat(), _flat()
     lr, momentum, weight_decay = _scalar(), _scalar(), _scalar()
     nesterov = Attr(False)
-
-    def forward(param, grad, velocity, lr, momentum, weight_decay, nesterov):
-        g = grad + weight_decay * param
-        v = momentum * velocity + g
-        step = g + momentum * v if nesterov else v
-        return param - lr * step, v
+    forward = optim.sgd_momentum_rule
 
 
 @layer
 class AdamUpdate:
-    """Adam as ``torch.optim.Adam``/``AdamW``. ``step_size = lr / (1 - beta1**t)``,
-    ``bc2_sqrt = sqrt(1 - beta2**t)``; ``decoupled`` applies the weight decay
-    to the parameter (AdamW) instead of adding it to the gradient (Adam's L2)."""
     param, grad, m, v = _flat(), _flat(), _flat(), _flat()
     lr, beta1, beta2, eps, weight_decay, step_size, bc2_sqrt = (_scalar() for _ in range(7))
     decoupled = Attr(False)
-
-    def forward(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step_size, bc2_sqrt,
-                decoupled):
-        if decoupled:
-            param = param * (1.0 - lr * weight_decay)
-        else:
-            grad = grad + weight_decay * param
-        m2 = beta1 * m + (1.0 - beta1) * grad
-        v2 = beta2 * v + (1.0 - beta2) * grad * grad
-        return param - step_size * m2 / (ops.sqrt(v2) / bc2_sqrt + eps), m2, v2
+    forward = optim.adam_rule
 
 
 _kernels: dict = {}

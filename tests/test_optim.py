@@ -140,3 +140,19 @@ def test_schedules():
     expected = [0.1 + 0.9 * (1 + math.cos(math.pi * t / 4)) / 2 for t in (1, 2, 3, 4, 4)]
     np.testing.assert_allclose(lrs, expected)
     assert opt.lr == pytest.approx(0.1)
+
+
+def test_the_compiled_rules_are_the_numpy_rules_traced():
+    from layerc import optim_kernels
+    from layerc.runtime import optim
+    assert optim.UPDATE_RULES["adam"] is optim_kernels.COMPILED_RULES["adam"]
+    rng = np.random.default_rng(0)
+    param, grad, m, v = (rng.standard_normal(37) for _ in range(4))
+    v = np.abs(v)
+    scalars = {k: np.array([x]) for k, x in dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1,
+                                                  step_size=0.05, bc2_sqrt=0.3).items()}
+    for decoupled in (False, True):
+        compiled = optim.UPDATE_RULES["adam"](param, grad, m, v, **scalars, decoupled=decoupled)
+        reference = optim.adam_rule(param, grad, m, v, **scalars, decoupled=decoupled)
+        for a, b in zip(compiled, reference):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
