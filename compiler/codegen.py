@@ -490,12 +490,63 @@ def render_online(nest: Nest, shapes: dict, dtype: str) -> str:
                                                 epilogue=[])
 
 
+def render_window(nest: Nest, shapes: dict, dtype: str, outputs: frozenset = frozenset()) -> str:
+    """A window reduction, or a window's adjoint as a scatter (``nest.sliding``,
+    compiler/windows.py), through templates/window.c.j2: the column loop runs
+    vectorized where every read is inside its tensor (``nest.window``) and
+    guarded on the edges around it."""
+    plan, bounds = nest.sliding, nest.window
+    s = plan.stage
+    extents = {a.name: a.extent for a in s.all_axes}
+    fast, edge, index = (Printer(shapes, extents, dtype) for _ in range(3))
+    fast.in_range = bounds.in_range if bounds else frozenset()
+    fast_part = _window_part(plan, fast, bounds.body if bounds else s.body, guarded=False)
+    # what does not change along the column and the window is computed once per row
+    varying = {plan.column.name} | {a.name for a in plan.inner}
+    hoisted = [line for line, e in zip(fast.lines, fast.nodes) if not ir.ivars_of_expr(e) & varying]
+    fast_part["lines"] = [line for line in fast.lines if line not in hoisted]
+    # the edges hold the columns a window reaches outside its tensor: there a
+    # reduction reads zero, and a scatter writes nothing
+    edges = bounds is not None and (not plan.scatter or plan.inner)
+    clear = None
+    if plan.scatter:
+        start = tuple(IVar(a.name) for a in plan.planes) + (IConst(0),) * (len(s.shape) - len(plan.planes))
+        clear = dict(target=tensor_c(s.name), start=index.offset(s.name, start),
+                     length=_product(s.shape[len(plan.planes):], index))
+    tests = [f"{index.value(t)} != 0" for t in bounds.tests] if bounds else []
+    limits = dict(lines=index.lines, tests=tests, starts=[index.index(b) for b in bounds.start],
+                  stops=[index.index(b) for b in bounds.stop]) if bounds else None
+
+    def loops(axes):
+        return [dict(var=var_c(a.name), extent=index.index(a.extent)) for a in axes]
+
+    return _env.get_template("window.c.j2").render(
+        comment=c_comment(ir.format_stage(s)), parallel=_threads(plan.order, index) if plan.planes else "",
+        planes=_size(plan.planes, index), decode=_decode("lc_plane", plan.planes, index), clear=clear,
+        rows=loops(plan.rows), outer=loops(plan.outer), inner=loops(plan.inner), hoisted=hoisted,
+        column=var_c(plan.column.name), extent=index.index(plan.column.extent), bounds=limits,
+        reduce=None if plan.scatter else s.reduce, ctype=DTYPES[dtype][0], init=_init_value(s.reduce, dtype),
+        fast=fast_part, edges=_window_part(plan, edge, s.body, guarded=True) if edges else None)
+
+
+def _window_part(plan, printer: Printer, body, guarded: bool) -> dict:
+    """What the column loop computes: the term's ``value`` (after ``lines``),
+    accumulated or added to ``target``; on the edges a scatter writes only
+    where ``guard`` holds (its target inside the tensor)."""
+    value = printer.value(body)
+    guard = printer.value(plan.write_guard) if guarded and plan.write_guard is not None else None
+    return dict(lines=printer.lines, value=value, guard=guard,
+                target=f"{tensor_c(plan.stage.name)}[{printer.offset(plan.stage.name, plan.target)}]")
+
+
 def render_nest(nest: Nest, shapes: dict, dtype: str, outputs: frozenset = frozenset()) -> str:
     """One nest's C. Stores of ``outputs`` (the function's) may stream."""
     if nest.kind == "contract":
         return render_contraction(nest, shapes, dtype)
     if nest.kind == "online":
         return render_online(nest, shapes, dtype)
+    if nest.kind == "window":
+        return render_window(nest, shapes, dtype, outputs)
     if nest.is_pass:
         return render_pass(nest, shapes, dtype, outputs)
     if nest.siblings:

@@ -1,0 +1,354 @@
+"""Windowed reductions (pooling, any reduction over a small window written in
+index notation) and their adjoints, planned so that the innermost loop runs
+along the contiguous axis. A stage goes in; a ``Sliding`` plan, or None,
+comes out. Pure functions of the IR: the schedule adds the column's bounds
+(``schedule.plan_window``) and codegen renders ``templates/window.c.j2``.
+
+Two shapes are recognized, structurally (never by layer name):
+
+- A *window reduction* ``y[.., h, w] = R_{i, j} f(x[.., h*s + i*d - p, w*t + j*e - q], ..)``:
+  R is ``sum`` or ``max``, every reduction index has a small constant extent
+  and slides along an output index. Each output row runs ``w`` innermost
+  (vectorized, ``x`` read at stride ``t``) with the whole window unrolled
+  inside it. Autodiff's gather of a stride-1 window is one of these too.
+- The *gather* autodiff derives for a strided window's input,
+  ``dx[.., j2, j3] = sum_{i, j} (g[.., (j2 - i) // s, (j3 - j) // t] if
+  (j2 - i) % s == 0 and 0 <= (j2 - i) // s < H' .. else 0)``, is turned back
+  into the scatter it inverts, ``dx[.., h*s + i, w*t + j] += g[.., h, w]``
+  over ``h, w, i, j``: no division in the loops and ``g`` read contiguously.
+  Its leading plain indices (``n, c``) are *planes*: each plane of ``dx`` is
+  written by one thread only, so the scatter is race-free and deterministic.
+
+Example::
+
+    >>> from layerc.compiler.ir import Axis, IConst, IVar, Load, Stage, iadd, imul
+    >>> h, w, i = IVar("h"), IVar("w"), IVar("i")
+    >>> pool = Stage("y", (IConst(4),), (Axis("w", IConst(4)),),
+    ...              Load("x", (iadd(imul(2, w), i),)), "max", (Axis("i", IConst(2)),))
+    >>> plan = plan_sliding(pool)
+    >>> plan.column.name, [a.name for a in plan.inner]
+    ('w', ['i'])
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+from . import ir
+from .ir import Axis, Call, Const, IBin, IConst, IndexValue, IVar, Load, Stage, affine
+from .ops_table import COMPARISONS
+from .simplify import simplify_expr
+
+# window elements at most: the window is unrolled inside the column loop
+WINDOW_LIMIT = 64
+
+
+@dataclass(frozen=True)
+class Sliding:
+    """How a window reduction, or the scatter of a window's adjoint, runs:
+    ``planes`` (outermost, split between threads: their iterations write
+    disjoint parts of the output), then ``rows`` and ``outer`` window offsets
+    (serial), then ``column`` (vectorized), inside it the ``inner`` window
+    offsets (unrolled). ``stage`` is the stage as run; for a scatter, its body
+    is ``select(write_guard, term, 0)``: the target is in its tensor."""
+
+    stage: Stage
+    planes: tuple
+    rows: tuple
+    outer: tuple
+    column: Axis
+    inner: tuple
+    write_guard: object = None
+
+    @property
+    def scatter(self) -> bool:
+        return self.stage.scatter_index is not None
+
+    @property
+    def target(self) -> tuple:
+        """The index of the element each iteration updates."""
+        return self.stage.scatter_index if self.scatter else self.stage.index
+
+    @property
+    def bounded(self) -> Stage:
+        """The stage whose term is zero where the column loop may not run
+        unguarded: the stage itself, or, for a max (no term is zero), the
+        product of its reads, zero where a read leaves its tensor."""
+        if self.stage.reduce != "max":
+            return self.stage
+        reads = ir.loads(self.stage.body)
+        product = reads[0]
+        for read in reads[1:]:
+            product = Call("mul", (product, read))
+        return ir.replace(self.stage, body=product, reduce="sum")
+
+    @property
+    def order(self) -> tuple:
+        """Every axis, outermost first."""
+        return self.planes + self.rows + self.outer + (self.column,) + self.inner
+
+
+def plan_sliding(s: Stage) -> Sliding | None:
+    """The plan of a window reduction, or of the gather autodiff derives for a
+    strided window (as the scatter it inverts), or None for any other stage."""
+    if s.scatter_index is not None or s.reduce not in ("sum", "max") or not _is_window(s.reduce_axes):
+        return None
+    if _vectorizable(s.body, s.index, s.axes[-1].name if s.axes else None) and _slides(s, s.index):
+        return Sliding(s, s.axes[:-1], (), (), s.axes[-1], s.reduce_axes)
+    scatter = as_scatter(s) if s.reduce == "sum" else None
+    return scatter and _plan_scatter(*scatter)
+
+
+def _is_window(axes: tuple) -> bool:
+    extents = [a.extent.value if isinstance(a.extent, IConst) else None for a in axes]
+    return bool(axes) and None not in extents and 0 < math.prod(extents) <= WINDOW_LIMIT
+
+
+def _coordinates(body, target: tuple) -> list:
+    """Every coordinate the stage reads or writes, with the rank of its tensor's
+    dimension (-1: the last)."""
+    found = [(c, k - len(target)) for k, c in enumerate(target)]
+    for load in ir.loads(body):
+        found += [(c, k - len(load.index)) for k, c in enumerate(load.index)]
+    return found
+
+
+def _vectorizable(body, target: tuple, column: str | None) -> bool:
+    """Whether ``column`` walks every tensor of the stage along its last
+    dimension only, at a constant stride (a data-dependent or divided index
+    anywhere rules the stage out)."""
+    if column is None or any(ir.index_tensors(c) for c, _ in _coordinates(body, target)):
+        return False
+    for coordinate, rank in _coordinates(body, target):
+        names = ir.ivars(coordinate)
+        split = affine(coordinate, names)
+        if split is None:
+            return False
+        if column in names and rank != -1:
+            return False
+    last = target[-1] if target else IConst(0)
+    return affine(last, {column}) is not None and affine(last, {column})[0].get(column, 0) > 0
+
+
+def _slides(s: Stage, target: tuple) -> bool:
+    """Whether each reduction index slides along an output index: it shares
+    some coordinate with one (a window, not a short sum over a dimension)."""
+    offsets = {a.name for a in s.reduce_axes}
+    together = [ir.ivars(c) for c, _ in _coordinates(s.body, target)]
+    return all(any(o in names and names - offsets for names in together) for o in offsets)
+
+
+# ---------------------------------------------------------------- the gather turned back
+
+
+def as_scatter(s: Stage):
+    """``(scatter stage, write guard)`` equal to the gather ``s``, or None.
+
+    Each output index ``j`` of the gather that autodiff solved for a window's
+    index ``h`` (``h = (j + r) // s``, ``r`` over the window, guarded by
+    ``(j + r) % s == 0`` and ``0 <= h < H``) becomes ``h`` again, and ``j``
+    the coordinate ``s*h - r`` the scatter writes. The guards then hold by
+    construction; the write guard keeps ``j`` inside the tensor."""
+    offsets = {a.name for a in s.reduce_axes}
+    guards = set(_guards(s.body))
+    taken = {a.name for a in s.all_axes}
+    mapping, axes, known = {}, [], set()
+    for axis in s.axes:
+        solutions = {sol for sol in _solutions(guards, axis.name, offsets)}
+        if len(solutions) > 1:
+            return None
+        if not solutions:
+            axes.append(axis)
+            continue
+        (numerator, stride, extent), = solutions
+        name = _fresh(f"{axis.name}_", taken)
+        taken.add(name)
+        rest = ir.isub(numerator, IVar(axis.name))
+        mapping[axis.name] = _normalize(ir.isub(ir.imul(stride, IVar(name)), rest))
+        axes.append(Axis(name, extent))
+        known |= _true_for(IVar(name), _normalize(extent))
+    if not mapping:
+        return None
+    body = _settle(ir.map_expr(s.body, lambda e: _substitute(e, mapping)), known)
+    target = tuple(mapping.get(a.name, IVar(a.name)) for a in s.axes)
+    write_guard, extents = None, {a.name: a.extent for a in axes}
+    for coordinate, size in zip(target, s.shape):
+        if not (isinstance(coordinate, IVar) and extents.get(coordinate.name) == size):
+            for cond in (Call("ge", (IndexValue(coordinate), Const(0.0))),
+                         Call("lt", (IndexValue(coordinate), IndexValue(size)))):
+                write_guard = cond if write_guard is None else Call("mul", (write_guard, cond))
+    body = simplify_expr(Call("select", (write_guard, body, Const(0.0))))
+    if any(isinstance(e, IBin) and e.op in ("//", "%") for e in _index_nodes(body)):
+        return None
+    return ir.replace(s, axes=tuple(axes), body=body, scatter_index=target), write_guard
+
+
+def _guards(e) -> list:
+    """Conditions that each make ``e`` zero when false (selects with a zero
+    branch, and factors of products)."""
+    if isinstance(e, Call) and e.op == "select" and e.args[2] == Const(0.0):
+        return _conjuncts(e.args[0]) + _guards(e.args[1])
+    if isinstance(e, Call) and e.op == "mul":
+        return _guards(e.args[0]) + _guards(e.args[1])
+    return []
+
+
+def _conjuncts(cond) -> list:
+    if isinstance(cond, Call) and cond.op == "mul":
+        return _conjuncts(cond.args[0]) + _conjuncts(cond.args[1])
+    return [cond]
+
+
+def _index_operand(e):
+    """An index comparison's operand as an index expression (None if not one)."""
+    if isinstance(e, IndexValue):
+        return e.expr
+    if isinstance(e, Const) and e.value == int(e.value):
+        return IConst(int(e.value))
+    return None
+
+
+def _comparison(cond):
+    """``(op, a, b)`` for a comparison of index expressions, else None."""
+    if isinstance(cond, Call) and cond.op in COMPARISONS:
+        a, b = (_index_operand(x) for x in cond.args)
+        if a is not None and b is not None:
+            return cond.op, a, b
+    return None
+
+
+def _solutions(guards: set, var: str, offsets: set):
+    """``(numerator, stride, extent)`` of each ``h = numerator // stride`` the
+    guards bound to ``[0, extent)`` (and, for a stride, to a multiple of it),
+    ``numerator`` being ``var`` plus window offsets and constants."""
+    tests = {t for t in map(_comparison, guards) if t is not None}
+    for op, solution, extent in tests:
+        if op != "lt" or ("ge", solution, IConst(0)) not in tests:
+            continue
+        numerator, stride = solution, 1
+        if isinstance(solution, IBin) and solution.op == "//" and isinstance(solution.b, IConst):
+            numerator, stride = solution.a, solution.b.value
+            if ("eq", ir.imod(numerator, stride), IConst(0)) not in tests:
+                continue
+        split = affine(numerator, {var} | offsets)
+        if (split is not None and split[0].get(var) == 1 and stride > 0
+                and not ir.ivars(split[1]) and not ir.ivars(extent)):
+            yield numerator, stride, extent
+
+
+def _fresh(base: str, taken: set) -> str:
+    name = base
+    while name in taken:
+        name += "_"
+    return name
+
+
+def _true_for(var: IVar, extent) -> set:
+    """The comparisons that hold for a loop index over ``[0, extent)``."""
+    return {("ge", var, IConst(0)), ("lt", var, extent)}
+
+
+def _substitute(leaf, mapping: dict):
+    if isinstance(leaf, Load):
+        return Load(leaf.tensor, tuple(_normalize(ir.isubst(i, mapping)) for i in leaf.index))
+    if isinstance(leaf, IndexValue):
+        return IndexValue(_normalize(ir.isubst(leaf.expr, mapping)))
+    return leaf
+
+
+def _normalize(e):
+    """An index expression with like terms collected, and ``//``, ``%`` by a
+    constant taken exactly where every term divides: ``(2*h + i - i) // 2``
+    is ``h``."""
+    if not isinstance(e, IBin):
+        return e
+    a, b = _normalize(e.a), _normalize(e.b)
+    if e.op in ("//", "%") and isinstance(b, IConst) and b.value > 0:
+        split = affine(a, ir.ivars(a))
+        if split is not None and isinstance(split[1], IConst) and all(c % b.value == 0 for c in split[0].values()):
+            if e.op == "%":
+                return IConst(split[1].value % b.value)
+            return _linear({v: c // b.value for v, c in split[0].items()}, IConst(split[1].value // b.value))
+        return ir.IBIN_BUILDERS[e.op](a, b)
+    rebuilt = ir.IBIN_BUILDERS[e.op](a, b)
+    split = affine(rebuilt, ir.ivars(rebuilt))
+    return _linear(*split) if split is not None else rebuilt
+
+
+def _linear(coefs: dict, rest) -> ir.IExpr:
+    out = IConst(0)
+    for name in sorted(coefs):
+        out = ir.iadd(out, ir.imul(coefs[name], IVar(name)))
+    return ir.iadd(out, rest)
+
+
+def _settle(e, known: set):
+    """``e`` with index comparisons decided: between constants, or ``known`` true."""
+    def decide(call):
+        test = _comparison(call)
+        if test is None:
+            return call
+        if test in known:
+            return Const(1.0)
+        op, a, b = test
+        if isinstance(a, IConst) and isinstance(b, IConst):
+            return Const(float(_COMPARE[op](a.value, b.value)))
+        return call
+    return ir.map_calls(e, decide)
+
+
+_COMPARE = {"lt": int.__lt__, "le": int.__le__, "gt": int.__gt__, "ge": int.__ge__,
+            "eq": int.__eq__, "ne": int.__ne__}
+
+
+def _index_nodes(e) -> list:
+    nodes = []
+
+    def walk(i):
+        nodes.append(i)
+        if isinstance(i, IBin):
+            walk(i.a)
+            walk(i.b)
+    for sub in ir.postorder(e):
+        for i in (sub.index if isinstance(sub, Load) else (sub.expr,) if isinstance(sub, IndexValue) else ()):
+            walk(i)
+    return nodes
+
+
+# ---------------------------------------------------------------- the scatter's loops
+
+
+def _plan_scatter(s: Stage, write_guard) -> Sliding | None:
+    """Planes: the scatter's leading indices that are its target's own
+    coordinates. Window offsets of the column's coordinate run inside the
+    column loop when no two iterations of it write one element."""
+    target, column = s.scatter_index, s.axes[-1]
+    if not (_vectorizable(s.body, target, column.name) and _slides(s, target)):
+        return None
+    planes = []
+    for k, (axis, size) in enumerate(zip(s.axes[:-1], s.shape)):
+        elsewhere = set().union(*(ir.ivars(c) for d, c in enumerate(target) if d != k))
+        if target[k] != IVar(axis.name) or axis.extent != size or axis.name in elsewhere:
+            break
+        planes.append(axis)
+    rows = tuple(a for a in s.axes[len(planes):-1])
+    inner = _distinct_columns(s, target[-1], column)
+    outer = tuple(a for a in s.reduce_axes if a not in inner)
+    return Sliding(s, tuple(planes), rows, outer, column, inner, write_guard)
+
+
+def _distinct_columns(s: Stage, last, column: Axis) -> tuple:
+    """The window offsets of the target's last coordinate ``t*w + sum c*o``, when
+    they appear in no other coordinate and ``sum c*o`` takes distinct values
+    less than ``t`` apart: one column iteration then writes its own elements.
+    Else ()."""
+    offsets = [a for a in s.reduce_axes if a.name in ir.ivars(last)]
+    coefs, _ = affine(last, ir.ivars(last))
+    elsewhere = set().union(*(ir.ivars(c) for c in s.scatter_index[:-1])) if len(s.scatter_index) > 1 else set()
+    if not offsets or any(o.name in elsewhere for o in offsets):
+        return ()
+    values = [sum(coefs[o.name] * k for o, k in zip(offsets, point))
+              for point in itertools.product(*(range(o.extent.value) for o in offsets))]
+    distinct = len(set(values)) == len(values) and max(values) - min(values) < coefs[column.name]
+    return tuple(offsets) if distinct else ()
