@@ -490,6 +490,14 @@ def render_online(nest: Nest, shapes: dict, dtype: str) -> str:
                                                 epilogue=[])
 
 
+# a window's column loop is vectorized this many columns at a time, in runs of
+# whole vectors (plus one for a read with gaps), its last run redone where
+# that is harmless: gcc 12 runs a loop's odd columns, a loop shorter than its
+# vector, and the last column of a strided read with gaps (x[2w + 2]) in scalar
+# code (a max's NaN tests make that slow), and rows are short (13 to 28 columns)
+COLUMN_BLOCK = 8
+
+
 def render_window(nest: Nest, shapes: dict, dtype: str, outputs: frozenset = frozenset()) -> str:
     """A window reduction, or a window's adjoint as a scatter (``nest.sliding``,
     compiler/windows.py), through templates/window.c.j2: the column loop runs
@@ -500,7 +508,13 @@ def render_window(nest: Nest, shapes: dict, dtype: str, outputs: frozenset = fro
     extents = {a.name: a.extent for a in s.all_axes}
     fast, edge, index = (Printer(shapes, extents, dtype) for _ in range(3))
     fast.in_range = bounds.in_range if bounds else frozenset()
-    fast_part = _window_part(plan, fast, bounds.body if bounds else s.body, guarded=False)
+    # a scatter's inner offsets either pick the element written or are summed
+    # into it; a reduction sums them all into its own element
+    targeted = set().union(*map(ir.ivars, plan.target)) if plan.scatter else set()
+    written = tuple(a for a in plan.inner if a.name in targeted)
+    summed = tuple(a for a in plan.inner if a.name not in targeted)
+    modes = (s.reduce, s.reduce) if not plan.scatter else ("gather" if summed else "plain", "guarded")
+    fast_part = _window_part(plan, fast, bounds.body if bounds else s.body, modes[0])
     # what does not change along the column and the window is computed once per row
     varying = {plan.column.name} | {a.name for a in plan.inner}
     hoisted = [line for line, e in zip(fast.lines, fast.nodes) if not ir.ivars_of_expr(e) & varying]
@@ -513,29 +527,54 @@ def render_window(nest: Nest, shapes: dict, dtype: str, outputs: frozenset = fro
         start = tuple(IVar(a.name) for a in plan.planes) + (IConst(0),) * (len(s.shape) - len(plan.planes))
         clear = dict(target=tensor_c(s.name), start=index.offset(s.name, start),
                      length=_product(s.shape[len(plan.planes):], index))
-    tests = [f"{index.value(t)} != 0" for t in bounds.tests] if bounds else []
-    limits = dict(lines=index.lines, tests=tests, starts=[index.index(b) for b in bounds.start],
-                  stops=[index.index(b) for b in bounds.stop]) if bounds else None
-
-    def loops(axes):
-        return [dict(var=var_c(a.name), extent=index.index(a.extent)) for a in axes]
-
+    threads = f"collapse({len(plan.planes)}) {_threads(plan.order, index)}" if plan.planes else ""
     return _env.get_template("window.c.j2").render(
-        comment=c_comment(ir.format_stage(s)), parallel=_threads(plan.order, index) if plan.planes else "",
-        planes=_size(plan.planes, index), decode=_decode("lc_plane", plan.planes, index), clear=clear,
-        rows=loops(plan.rows), outer=loops(plan.outer), inner=loops(plan.inner), hoisted=hoisted,
-        column=var_c(plan.column.name), extent=index.index(plan.column.extent), bounds=limits,
-        reduce=None if plan.scatter else s.reduce, ctype=DTYPES[dtype][0], init=_init_value(s.reduce, dtype),
-        fast=fast_part, edges=_window_part(plan, edge, s.body, guarded=True) if edges else None)
+        comment=c_comment(ir.format_stage(s)), parallel=threads, planes=len(plan.planes), clear=clear,
+        loops=[dict(var=var_c(a.name), extent=index.index(a.extent)) for a in plan.planes + plan.rows + plan.outer],
+        written=_offsets(written, index), summed=_offsets(summed, index), hoisted=hoisted,
+        blocks=_window_limits(plan, bounds, index), column=var_c(plan.column.name),
+        extent=index.index(plan.column.extent), ctype=DTYPES[dtype][0], init=_init_value(s.reduce, dtype),
+        # a term per element: the scatter stores it, and a column may be done twice
+        assign="=" if plan.injective else "+=", block=COLUMN_BLOCK, redo=plan.injective or not plan.scatter,
+        gaps=int(plan.gaps), fast=fast_part,
+        edges=_window_part(plan, edge, s.body, modes[1]) if edges else None)
 
 
-def _window_part(plan, printer: Printer, body, guarded: bool) -> dict:
+def _offsets(axes, printer: Printer) -> list:
+    return [dict(var=var_c(a.name), extent=printer.index(a.extent)) for a in axes]
+
+
+def _window_limits(plan, bounds, printer: Printer) -> list:
+    """The column's limits (``lc_lo0``, ``lc_hi0``) and the tests that empty it
+    (``lc_ok``), each worked out at the outermost loop whose indices it uses:
+    a pool's limits once, its tests once per row (the planes' loops are
+    collapsed: nothing between them)."""
+    if bounds is None:
+        return []
+    order = [a.name for a in plan.planes + plan.rows + plan.outer]
+    inner = {a.name for a in plan.inner}
+
+    def block(kind, used, **parts):
+        depth = max((order.index(v) + 1 for v in used if v in order), default=0)
+        depth = max(depth, len(plan.planes)) if depth else 0
+        over = _offsets(plan.inner, printer) if used & inner else []
+        return dict(kind=kind, depth=depth, inner=over, lines=[], starts=[], stops=[], tests=[]) | parts
+
+    limits = bounds.start + bounds.stop
+    column = block("column", set().union(*map(ir.ivars, limits)) if limits else set(),
+                   starts=[printer.index(b) for b in bounds.start], stops=[printer.index(b) for b in bounds.stop])
+    tests = [f"{printer.value(t)} != 0" for t in bounds.tests]
+    used = set().union(*map(ir.ivars_of_expr, bounds.tests)) if bounds.tests else set()
+    return [column, block("tests", used, lines=printer.lines, tests=tests)]
+
+
+def _window_part(plan, printer: Printer, body, mode: str) -> dict:
     """What the column loop computes: the term's ``value`` (after ``lines``),
-    accumulated or added to ``target``; on the edges a scatter writes only
-    where ``guard`` holds (its target inside the tensor)."""
+    accumulated (``mode``: max, sum, gather) or added to ``target`` (plain,
+    guarded: only where ``guard`` holds, the target inside its tensor)."""
     value = printer.value(body)
-    guard = printer.value(plan.write_guard) if guarded and plan.write_guard is not None else None
-    return dict(lines=printer.lines, value=value, guard=guard,
+    guard = printer.value(plan.write_guard) if mode == "guarded" and plan.write_guard is not None else None
+    return dict(lines=printer.lines, value=value, guard=guard, mode=mode if guard or mode != "guarded" else "plain",
                 target=f"{tensor_c(plan.stage.name)}[{printer.offset(plan.stage.name, plan.target)}]")
 
 

@@ -473,13 +473,14 @@ class Window:
     bounds besides the loop's own (``max``/``min`` of them), ``tests`` index
     comparisons that do not change along the loop and skip it when false,
     ``body`` the term without the tests these make true, ``in_range`` the reads
-    that need no bounds check there."""
+    that need no bounds check there, ``settled`` the conditions that hold there."""
 
     body: object
     start: tuple
     stop: tuple
     tests: tuple
     in_range: frozenset
+    settled: frozenset = frozenset()
 
 
 def _conjuncts(cond) -> list:
@@ -550,7 +551,8 @@ def plan_window(s: Stage, var: str, shapes: dict) -> Window | None:
     # each read on its own line, before any select that would have guarded it
     in_range = frozenset(e for e, cond in guarded.items() if set(_conjuncts(cond)) <= settled)
     return Window(body, tuple(b for kind, b in bounds.values() if kind == "start"),
-                  tuple(b for kind, b in bounds.values() if kind == "stop"), tuple(tests), in_range)
+                  tuple(b for kind, b in bounds.values() if kind == "stop"), tuple(tests), in_range,
+                  frozenset(settled))
 
 
 def _is_index_test(cond) -> bool:
@@ -752,11 +754,11 @@ def plan_windowed(s: Stage, shapes: dict) -> Nest | None:
     if sliding is None:
         return None
     window = plan_window(sliding.bounded, sliding.column.name, shapes)
-    if window is not None and sliding.bounded is not sliding.stage:
-        window = dataclasses.replace(window, body=sliding.stage.body)
     guard = _conjuncts(sliding.write_guard) if sliding.write_guard is not None else []
-    if guard and (window is None or set(guard) & set(ir.postorder(window.body))):
+    if guard and (window is None or not set(guard) <= window.settled):
         return None
+    if window is not None and sliding.bounded is not sliding.stage:
+        window = dataclasses.replace(window, body=simplify_expr(_settle(sliding.stage.body, window.settled)))
     loops = tuple(Loop(a.name, a.extent, parallel=a in sliding.planes[:1], simd=a == sliding.column)
                   for a in sliding.order)
     return Nest(s, "window", loops, window=window, sliding=sliding)

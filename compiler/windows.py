@@ -51,7 +51,8 @@ class Sliding:
     disjoint parts of the output), then ``rows`` and ``outer`` window offsets
     (serial), then ``column`` (vectorized), inside it the ``inner`` window
     offsets (unrolled). ``stage`` is the stage as run; for a scatter, its body
-    is ``select(write_guard, term, 0)``: the target is in its tensor."""
+    is ``select(write_guard, term, 0)``: the target is in its tensor, and
+    ``injective`` when no two of its terms go to one element."""
 
     stage: Stage
     planes: tuple
@@ -60,6 +61,7 @@ class Sliding:
     column: Axis
     inner: tuple
     write_guard: object = None
+    injective: bool = False
 
     @property
     def scatter(self) -> bool:
@@ -74,14 +76,39 @@ class Sliding:
     def bounded(self) -> Stage:
         """The stage whose term is zero where the column loop may not run
         unguarded: the stage itself, or, for a max (no term is zero), the
-        product of its reads, zero where a read leaves its tensor."""
-        if self.stage.reduce != "max":
-            return self.stage
-        reads = ir.loads(self.stage.body)
-        product = reads[0]
-        for read in reads[1:]:
-            product = Call("mul", (product, read))
-        return ir.replace(self.stage, body=product, reduce="sum")
+        product of its reads, zero where a read leaves its tensor; conditions
+        on the inner offsets alone (a phase's) are left to the unrolled loop."""
+        body = self.stage.body
+        if self.stage.reduce == "max":
+            reads = ir.loads(body)
+            body = reads[0]
+            for read in reads[1:]:
+                body = Call("mul", (body, read))
+        inner = {a.name for a in self.inner}
+        decided = {c for c in _guards(body) if ir.ivars_of_expr(c) <= inner}
+        body = simplify_expr(_replace(body, decided)) if decided else body
+        return self.stage if body is self.stage.body else ir.replace(self.stage, body=body, reduce="sum")
+
+    @property
+    def gaps(self) -> bool:
+        """Whether some read strides along the column leaving gaps between the
+        window's columns (``x[2*w + j]``, ``j < 3``: ``x[2*w + 2]`` starts a
+        group of two it uses one of), which gcc 12 finishes in scalar code."""
+        inner = {a.name: a.extent.value for a in self.inner}
+        for load in ir.loads(self.stage.body):
+            along = affine(load.index[-1], {self.column.name})
+            stride = abs(along[0].get(self.column.name, 0)) if along else 0
+            if stride < 2:
+                continue
+            coefs = affine(load.index[-1], ir.ivars(load.index[-1]))
+            if coefs is None:
+                return True
+            offsets = [v for v in coefs[0] if v in inner]
+            values = sorted({sum(coefs[0][v] * k for v, k in zip(offsets, point))
+                             for point in itertools.product(*(range(inner[v]) for v in offsets))})
+            if values != list(range(values[0], values[0] + stride)):
+                return True
+        return False
 
     @property
     def order(self) -> tuple:
@@ -94,7 +121,8 @@ def plan_sliding(s: Stage) -> Sliding | None:
     strided window (as the scatter it inverts), or None for any other stage."""
     if s.scatter_index is not None or s.reduce not in ("sum", "max") or not _is_window(s.reduce_axes):
         return None
-    if _vectorizable(s.body, s.index, s.axes[-1].name if s.axes else None) and _slides(s, s.index):
+    offsets = {a.name for a in s.reduce_axes}
+    if _vectorizable(s.body, s.index, s.axes[-1].name if s.axes else None, offsets) and _slides(s, s.index):
         return Sliding(s, s.axes[:-1], (), (), s.axes[-1], s.reduce_axes)
     scatter = as_scatter(s) if s.reduce == "sum" else None
     return scatter and _plan_scatter(*scatter)
@@ -114,14 +142,14 @@ def _coordinates(body, target: tuple) -> list:
     return found
 
 
-def _vectorizable(body, target: tuple, column: str | None) -> bool:
+def _vectorizable(body, target: tuple, column: str | None, offsets: set) -> bool:
     """Whether ``column`` walks every tensor of the stage along its last
-    dimension only, at a constant stride (a data-dependent or divided index
-    anywhere rules the stage out)."""
+    dimension only, at a constant stride (a data-dependent index anywhere, or
+    a divided one outside the window's ``offsets``, rules the stage out)."""
     if column is None or any(ir.index_tensors(c) for c, _ in _coordinates(body, target)):
         return False
     for coordinate, rank in _coordinates(body, target):
-        names = ir.ivars(coordinate)
+        names = ir.ivars(coordinate) - offsets
         split = affine(coordinate, names)
         if split is None:
             return False
@@ -149,27 +177,14 @@ def as_scatter(s: Stage):
     index ``h`` (``h = (j + r) // s``, ``r`` over the window, guarded by
     ``(j + r) % s == 0`` and ``0 <= h < H``) becomes ``h`` again, and ``j``
     the coordinate ``s*h - r`` the scatter writes. The guards then hold by
-    construction; the write guard keeps ``j`` inside the tensor."""
-    offsets = {a.name for a in s.reduce_axes}
-    guards = set(_guards(s.body))
-    taken = {a.name for a in s.all_axes}
-    mapping, axes, known = {}, [], set()
-    for axis in s.axes:
-        solutions = {sol for sol in _solutions(guards, axis.name, offsets)}
-        if len(solutions) > 1:
-            return None
-        if not solutions:
-            axes.append(axis)
-            continue
-        (numerator, stride, extent), = solutions
-        name = _fresh(f"{axis.name}_", taken)
-        taken.add(name)
-        rest = ir.isub(numerator, IVar(axis.name))
-        mapping[axis.name] = _normalize(ir.isub(ir.imul(stride, IVar(name)), rest))
-        axes.append(Axis(name, extent))
-        known |= _true_for(IVar(name), _normalize(extent))
-    if not mapping:
+    construction; the write guard keeps ``j`` inside the tensor. Where windows
+    overlap along the column (3 wide, every 2), two columns ``h`` would write
+    one element: the column is instead cut in phases, ``j = s*m + p`` (``p <
+    s``, a new offset summed like the window's), each gathering its terms."""
+    solved = _solve(s)
+    if solved is None:
         return None
+    mapping, axes, phases, known = solved
     body = _settle(ir.map_expr(s.body, lambda e: _substitute(e, mapping)), known)
     target = tuple(mapping.get(a.name, IVar(a.name)) for a in s.axes)
     write_guard, extents = None, {a.name: a.extent for a in axes}
@@ -179,9 +194,43 @@ def as_scatter(s: Stage):
                          Call("lt", (IndexValue(coordinate), IndexValue(size)))):
                 write_guard = cond if write_guard is None else Call("mul", (write_guard, cond))
     body = simplify_expr(Call("select", (write_guard, body, Const(0.0))))
-    if any(isinstance(e, IBin) and e.op in ("//", "%") for e in _index_nodes(body)):
+    offsets = {a.name for a in s.reduce_axes + phases}
+    if any(isinstance(e, IBin) and e.op in ("//", "%") and not ir.ivars(e) <= offsets for e in _index_nodes(body)):
         return None
-    return ir.replace(s, axes=tuple(axes), body=body, scatter_index=target), write_guard
+    return ir.replace(s, axes=axes, body=body, reduce_axes=phases + s.reduce_axes, scatter_index=target), write_guard
+
+
+def _solve(s: Stage):
+    """``(mapping, axes, phases, known)``: each solved output index of the
+    gather ``s`` as a coordinate of the scatter's indices ``axes`` (and
+    ``phases``), and the comparisons that hold by construction; None when no
+    index was solved or one twice."""
+    offsets = {a.name for a in s.reduce_axes}
+    guards = set(_guards(s.body))
+    taken = {a.name for a in s.all_axes}
+    extents = {a.name: a.extent for a in s.all_axes}
+    mapping, axes, phases, known = {}, [], (), set()
+    for k, axis in enumerate(s.axes):
+        solutions = set(_solutions(guards, axis.name, offsets))
+        if len(solutions) != 1:
+            if solutions:
+                return None
+            axes.append(axis)
+            continue
+        (numerator, stride, extent), = solutions
+        name = _fresh(f"{axis.name}_", taken)
+        phase = _fresh(f"{axis.name}_phase", taken | {name})
+        taken |= {name, phase}
+        inverted = _normalize(ir.isub(ir.imul(stride, IVar(name)), ir.isub(numerator, IVar(axis.name))))
+        if k == len(s.axes) - 1 and stride > 1 and not _one_to_one(inverted, extents | {name: extent}):
+            mapping[axis.name] = ir.iadd(ir.imul(stride, IVar(name)), IVar(phase))
+            axes.append(Axis(name, ir.ifloordiv(ir.iadd(s.shape[k], stride - 1), stride)))
+            phases = (Axis(phase, IConst(stride)),)
+            continue
+        mapping[axis.name] = inverted
+        axes.append(Axis(name, extent))
+        known |= _true_for(IVar(name), _normalize(extent))
+    return (mapping, tuple(axes), phases, known) if mapping else None
 
 
 def _guards(e) -> list:
@@ -259,18 +308,20 @@ def _substitute(leaf, mapping: dict):
 
 def _normalize(e):
     """An index expression with like terms collected, and ``//``, ``%`` by a
-    constant taken exactly where every term divides: ``(2*h + i - i) // 2``
-    is ``h``."""
+    constant taken over the terms it divides: ``(2*h + i - i) // 2`` is ``h``,
+    ``(2*m + p - j) // 2`` is ``m + (p - j) // 2``."""
     if not isinstance(e, IBin):
         return e
     a, b = _normalize(e.a), _normalize(e.b)
     if e.op in ("//", "%") and isinstance(b, IConst) and b.value > 0:
         split = affine(a, ir.ivars(a))
-        if split is not None and isinstance(split[1], IConst) and all(c % b.value == 0 for c in split[0].values()):
-            if e.op == "%":
-                return IConst(split[1].value % b.value)
-            return _linear({v: c // b.value for v, c in split[0].items()}, IConst(split[1].value // b.value))
-        return ir.IBIN_BUILDERS[e.op](a, b)
+        if split is None:
+            return ir.IBIN_BUILDERS[e.op](a, b)
+        whole = {v: c // b.value for v, c in split[0].items() if c % b.value == 0}
+        remainder = _linear({v: c for v, c in split[0].items() if c % b.value}, split[1])
+        if e.op == "%":
+            return ir.imod(remainder, b)
+        return ir.iadd(_linear(whole, IConst(0)), ir.ifloordiv(remainder, b))
     rebuilt = ir.IBIN_BUILDERS[e.op](a, b)
     split = affine(rebuilt, ir.ivars(rebuilt))
     return _linear(*split) if split is not None else rebuilt
@@ -296,6 +347,11 @@ def _settle(e, known: set):
             return Const(float(_COMPARE[op](a.value, b.value)))
         return call
     return ir.map_calls(e, decide)
+
+
+def _replace(e, conditions: set):
+    """``e`` with each of ``conditions`` replaced by 1 (known to hold)."""
+    return ir.map_calls(e, lambda call: Const(1.0) if call in conditions else call)
 
 
 _COMPARE = {"lt": int.__lt__, "le": int.__le__, "gt": int.__gt__, "ge": int.__ge__,
@@ -324,7 +380,7 @@ def _plan_scatter(s: Stage, write_guard) -> Sliding | None:
     coordinates. Window offsets of the column's coordinate run inside the
     column loop when no two iterations of it write one element."""
     target, column = s.scatter_index, s.axes[-1]
-    if not (_vectorizable(s.body, target, column.name) and _slides(s, target)):
+    if not (_vectorizable(s.body, target, column.name, {a.name for a in s.reduce_axes}) and _slides(s, target)):
         return None
     planes = []
     for k, (axis, size) in enumerate(zip(s.axes[:-1], s.shape)):
@@ -333,22 +389,31 @@ def _plan_scatter(s: Stage, write_guard) -> Sliding | None:
             break
         planes.append(axis)
     rows = tuple(a for a in s.axes[len(planes):-1])
-    inner = _distinct_columns(s, target[-1], column)
+    extents = {a.name: a.extent for a in s.all_axes}
+    # the offsets one column iteration runs: those of its own coordinate, if it
+    # writes a different element for each, and those the target does not use
+    used = [ir.ivars(c) for c in target]
+    columns = used[-1] if _one_to_one(target[-1], extents) else set()
+    inner = tuple(a for a in s.reduce_axes if a.name in columns or not any(a.name in u for u in used))
     outer = tuple(a for a in s.reduce_axes if a not in inner)
-    return Sliding(s, tuple(planes), rows, outer, column, inner, write_guard)
+    injective = (all(_one_to_one(c, extents) for c in target) and
+                 all(sum(a.name in names for names in used) == 1 for a in s.all_axes))
+    return Sliding(s, tuple(planes), rows, outer, column, inner, write_guard, injective)
 
 
-def _distinct_columns(s: Stage, last, column: Axis) -> tuple:
-    """The window offsets of the target's last coordinate ``t*w + sum c*o``, when
-    they appear in no other coordinate and ``sum c*o`` takes distinct values
-    less than ``t`` apart: one column iteration then writes its own elements.
-    Else ()."""
-    offsets = [a for a in s.reduce_axes if a.name in ir.ivars(last)]
-    coefs, _ = affine(last, ir.ivars(last))
-    elsewhere = set().union(*(ir.ivars(c) for c in s.scatter_index[:-1])) if len(s.scatter_index) > 1 else set()
-    if not offsets or any(o.name in elsewhere for o in offsets):
-        return ()
-    values = [sum(coefs[o.name] * k for o, k in zip(offsets, point))
-              for point in itertools.product(*(range(o.extent.value) for o in offsets))]
-    distinct = len(set(values)) == len(values) and max(values) - min(values) < coefs[column.name]
-    return tuple(offsets) if distinct else ()
+def _one_to_one(coordinate, extents: dict) -> bool:
+    """Whether the affine ``coordinate`` takes a different value at each point
+    of its variables' box: ordered by coefficient, each one steps over the
+    whole range of the smaller ones (``2*h + i``, i < 2, does; ``2*h + i``,
+    i < 3, does not)."""
+    coefs, _ = affine(coordinate, ir.ivars(coordinate))
+    order = sorted(coefs, key=lambda v: abs(coefs[v]))
+    reach = 0
+    for k, name in enumerate(order):
+        if abs(coefs[name]) <= reach:
+            return False
+        if k + 1 < len(order):      # the largest step's own range does not matter
+            if not isinstance(extents[name], IConst):
+                return False
+            reach += abs(coefs[name]) * (extents[name].value - 1)
+    return True

@@ -68,19 +68,28 @@ def test_a_max_pool_runs_its_columns_innermost_with_the_window_inside():
     assert [a.name for a in plan.inner] == ["i", "j"] and not plan.scatter
 
 
-@pytest.mark.parametrize("kernel,inner,outer", [(2, ["j"], ["i"]), (3, [], ["i", "j"])])
-def test_a_strided_gradient_is_the_scatter_it_inverts(kernel, inner, outer):
+def test_a_strided_gradient_is_the_scatter_it_inverts():
     """The gather autodiff derives (divisions, divisibility guards) runs as
-    dx[n, c, 2h + i, 2w + j] += ..., parallel over the planes n, c; the window
-    offsets of the column run inside it unless two of them write one element."""
-    backward = gradient_program(nn.AvgPool2DSpec.trace(kernel_size=(kernel, kernel), stride=(2, 2)))
+    dx[n, c, 2h + i, 2w + j] += ..., parallel over the planes n, c, the
+    column's window offset inside the column loop (one term per element)."""
+    backward = gradient_program(nn.AvgPool2DSpec.trace(kernel_size=(2, 2), stride=(2, 2)))
     plan = plan_sliding(_stage(backward, "grad_x"))
-    target = [ir.format_iexpr(c) for c in plan.stage.scatter_index]
     h, w = (a.name for a in plan.stage.axes[2:])
-    assert target == ["n", "c", f"i + 2 * {h}", f"j + 2 * {w}"]
+    assert [ir.format_iexpr(c) for c in plan.stage.scatter_index] == ["n", "c", f"i + 2 * {h}", f"j + 2 * {w}"]
     assert "//" not in ir.format_stage(plan.stage) and "%" not in ir.format_stage(plan.stage)
     assert [a.name for a in plan.planes] == ["n", "c"] and [a.name for a in plan.rows] == [h]
-    assert [a.name for a in plan.inner] == inner and [a.name for a in plan.outer] == outer
+    assert [a.name for a in plan.inner] == ["j"] and [a.name for a in plan.outer] == ["i"] and plan.injective
+
+
+def test_overlapping_windows_gather_each_phase_of_the_column():
+    """3 wide every 2: two columns of the scatter would write one element, so
+    the column runs over pairs of elements (2m + p), each gathering its terms."""
+    backward = gradient_program(nn.AvgPool2DSpec.trace(kernel_size=(3, 3), stride=(2, 2)))
+    plan = plan_sliding(_stage(backward, "grad_x"))
+    phase, m = plan.inner[0].name, plan.column.name
+    assert ir.format_iexpr(plan.stage.scatter_index[-1]) == f"2 * {m} + {phase}"
+    assert [a.name for a in plan.inner] == [phase, "j"] and [a.name for a in plan.outer] == ["i"]
+    assert not plan.injective
 
 
 def test_reductions_that_do_not_slide_are_no_windows():
@@ -208,7 +217,7 @@ def _simd_loops(source: str, function: str) -> list:
     end = next(i for i in range(start + 1, len(lines)) if lines[i] == "}")
     loops = []
     for i in range(start, end):
-        if lines[i].strip() == "#pragma omp simd":
+        if lines[i].strip().startswith("#pragma omp simd"):
             depth, j = 0, i + 1
             while True:
                 depth += lines[j].count("{") - lines[j].count("}")
