@@ -513,7 +513,9 @@ def render_window(nest: Nest, shapes: dict, dtype: str, outputs: frozenset = fro
     targeted = set().union(*map(ir.ivars, plan.target)) if plan.scatter else set()
     written = tuple(a for a in plan.inner if a.name in targeted)
     summed = tuple(a for a in plan.inner if a.name not in targeted)
-    modes = (s.reduce, s.reduce) if not plan.scatter else ("gather" if summed else "plain", "guarded")
+    # a max of values that cannot be NaN (the first maximum's position) needs no NaN test
+    reduce = "greatest" if s.reduce == "max" and _never_nan(s.body) else s.reduce
+    modes = (reduce, reduce) if not plan.scatter else ("gather" if summed else "plain", "guarded")
     fast_part = _window_part(plan, fast, bounds.body if bounds else s.body, modes[0])
     # what does not change along the column and the window is computed once per row
     varying = {plan.column.name} | {a.name for a in plan.inner}
@@ -522,15 +524,10 @@ def render_window(nest: Nest, shapes: dict, dtype: str, outputs: frozenset = fro
     # the edges hold the columns a window reaches outside its tensor: there a
     # reduction reads zero, and a scatter writes nothing
     edges = bounds is not None and (not plan.scatter or plan.inner)
-    clear = None
-    if plan.scatter:
-        start = tuple(IVar(a.name) for a in plan.planes) + (IConst(0),) * (len(s.shape) - len(plan.planes))
-        clear = dict(target=tensor_c(s.name), start=index.offset(s.name, start),
-                     length=_product(s.shape[len(plan.planes):], index))
     threads = f"collapse({len(plan.planes)}) {_threads(plan.order, index)}" if plan.planes else ""
     return _env.get_template("window.c.j2").render(
-        comment=c_comment(ir.format_stage(s)), parallel=threads, planes=len(plan.planes), clear=clear,
-        loops=[dict(var=var_c(a.name), extent=index.index(a.extent)) for a in plan.planes + plan.rows + plan.outer],
+        comment=c_comment(ir.format_stage(s)), parallel=threads, planes=len(plan.planes),
+        clear=_plane_clear(plan, index), loops=_offsets(plan.planes + plan.rows + plan.outer, index),
         written=_offsets(written, index), summed=_offsets(summed, index), hoisted=hoisted,
         blocks=_window_limits(plan, bounds, index), column=var_c(plan.column.name),
         extent=index.index(plan.column.extent), ctype=DTYPES[dtype][0], init=_init_value(s.reduce, dtype),
@@ -538,6 +535,26 @@ def render_window(nest: Nest, shapes: dict, dtype: str, outputs: frozenset = fro
         assign="=" if plan.injective else "+=", block=COLUMN_BLOCK, redo=plan.injective or not plan.scatter,
         gaps=int(plan.gaps), fast=fast_part,
         edges=_window_part(plan, edge, s.body, modes[1]) if edges else None)
+
+
+def _never_nan(e) -> bool:
+    """Whether ``e`` is a choice between indices and constants other than NaN."""
+    if isinstance(e, Const):
+        return not math.isnan(e.value)
+    if isinstance(e, IndexValue):
+        return True
+    return isinstance(e, ir.Call) and e.op == "select" and all(map(_never_nan, e.args[1:]))
+
+
+def _plane_clear(plan, printer: Printer) -> dict | None:
+    """Where a scatter's plane starts in its target, and its size (it is zeroed
+    before the plane's terms are added)."""
+    if not plan.scatter:
+        return None
+    shape, planes = plan.stage.shape, plan.planes
+    start = tuple(IVar(a.name) for a in planes) + (IConst(0),) * (len(shape) - len(planes))
+    return dict(target=tensor_c(plan.stage.name), start=printer.offset(plan.stage.name, start),
+                length=_product(shape[len(planes):], printer))
 
 
 def _offsets(axes, printer: Printer) -> list:
@@ -570,11 +587,15 @@ def _window_limits(plan, bounds, printer: Printer) -> list:
 
 def _window_part(plan, printer: Printer, body, mode: str) -> dict:
     """What the column loop computes: the term's ``value`` (after ``lines``),
-    accumulated (``mode``: max, sum, gather) or added to ``target`` (plain,
-    guarded: only where ``guard`` holds, the target inside its tensor)."""
+    accumulated (``mode``: max, greatest, sum, gather) or added to ``target``
+    (plain; guarded: only where ``guard`` holds, the target inside its tensor)."""
     value = printer.value(body)
-    guard = printer.value(plan.write_guard) if mode == "guarded" and plan.write_guard is not None else None
-    return dict(lines=printer.lines, value=value, guard=guard, mode=mode if guard or mode != "guarded" else "plain",
+    guard = None
+    if mode == "guarded" and plan.write_guard is not None:
+        guard = printer.value(plan.write_guard)
+    elif mode == "guarded":
+        mode = "plain"
+    return dict(lines=printer.lines, value=value, guard=guard, mode=mode,
                 target=f"{tensor_c(plan.stage.name)}[{printer.offset(plan.stage.name, plan.target)}]")
 
 

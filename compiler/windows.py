@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from . import ir
 from .ir import Axis, Call, Const, IBin, IConst, IndexValue, IVar, Load, Stage, affine
-from .ops_table import COMPARISONS
+from .ops_table import COMPARISONS, NUMPY
 from .simplify import simplify_expr
 
 # window elements at most: the window is unrolled inside the column loop
@@ -80,9 +80,8 @@ class Sliding:
         on the inner offsets alone (a phase's) are left to the unrolled loop."""
         body = self.stage.body
         if self.stage.reduce == "max":
-            reads = ir.loads(body)
-            body = reads[0]
-            for read in reads[1:]:
+            body = Const(1.0)
+            for read in ir.loads(self.stage.body):
                 body = Call("mul", (body, read))
         inner = {a.name for a in self.inner}
         decided = {c for c in _guards(body) if ir.ivars_of_expr(c) <= inner}
@@ -194,8 +193,11 @@ def as_scatter(s: Stage):
                          Call("lt", (IndexValue(coordinate), IndexValue(size)))):
                 write_guard = cond if write_guard is None else Call("mul", (write_guard, cond))
     body = simplify_expr(Call("select", (write_guard, body, Const(0.0))))
+    # what is still divided is a phase's offset, decided when the window is unrolled
     offsets = {a.name for a in s.reduce_axes + phases}
-    if any(isinstance(e, IBin) and e.op in ("//", "%") and not ir.ivars(e) <= offsets for e in _index_nodes(body)):
+    indices = [i for e in ir.postorder(body) for i in
+               (e.index if isinstance(e, Load) else (e.expr,) if isinstance(e, IndexValue) else ())]
+    if any(not ir.ivars(d) <= offsets for i in indices for d in _divisions(i)):
         return None
     return ir.replace(s, axes=axes, body=body, reduce_axes=phases + s.reduce_axes, scatter_index=target), write_guard
 
@@ -344,7 +346,7 @@ def _settle(e, known: set):
             return Const(1.0)
         op, a, b = test
         if isinstance(a, IConst) and isinstance(b, IConst):
-            return Const(float(_COMPARE[op](a.value, b.value)))
+            return Const(float(NUMPY[op](a.value, b.value)))
         return call
     return ir.map_calls(e, decide)
 
@@ -354,22 +356,13 @@ def _replace(e, conditions: set):
     return ir.map_calls(e, lambda call: Const(1.0) if call in conditions else call)
 
 
-_COMPARE = {"lt": int.__lt__, "le": int.__le__, "gt": int.__gt__, "ge": int.__ge__,
-            "eq": int.__eq__, "ne": int.__ne__}
-
-
-def _index_nodes(e) -> list:
-    nodes = []
-
-    def walk(i):
-        nodes.append(i)
-        if isinstance(i, IBin):
-            walk(i.a)
-            walk(i.b)
-    for sub in ir.postorder(e):
-        for i in (sub.index if isinstance(sub, Load) else (sub.expr,) if isinstance(sub, IndexValue) else ()):
-            walk(i)
-    return nodes
+def _divisions(e):
+    """The ``//`` and ``%`` nodes of an index expression."""
+    if isinstance(e, IBin):
+        if e.op in ("//", "%"):
+            yield e
+        yield from _divisions(e.a)
+        yield from _divisions(e.b)
 
 
 # ---------------------------------------------------------------- the scatter's loops
@@ -406,7 +399,10 @@ def _one_to_one(coordinate, extents: dict) -> bool:
     of its variables' box: ordered by coefficient, each one steps over the
     whole range of the smaller ones (``2*h + i``, i < 2, does; ``2*h + i``,
     i < 3, does not)."""
-    coefs, _ = affine(coordinate, ir.ivars(coordinate))
+    split = affine(coordinate, ir.ivars(coordinate))
+    if split is None:
+        return False
+    coefs = split[0]
     order = sorted(coefs, key=lambda v: abs(coefs[v]))
     reach = 0
     for k, name in enumerate(order):

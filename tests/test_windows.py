@@ -54,6 +54,18 @@ class PaddedPool2D:
                            lambda n, c, h, w: pool(x[n, c, 2 * h + i - 1, 2 * w + j - 1]))
 
 
+@layer
+class DilatedMax2D:
+    """A 3x3 max every 2, its taps 2 apart (PyTorch's dilation=2)."""
+    x = Input("N", "C", "H", "W")
+
+    def forward(x):
+        N, C, H, W = x.shape
+        i, j = ops.reduce_axis(3, "i"), ops.reduce_axis(3, "j")
+        return ops.compute((N, C, (H - 5) // 2 + 1, (W - 5) // 2 + 1),
+                           lambda n, c, h, w: ops.max(x[n, c, 2 * h + 2 * i, 2 * w + 2 * j], over=(i, j)))
+
+
 def _stage(program, name):
     return next(s for s in program.stages if s.name.startswith(name))
 
@@ -118,14 +130,17 @@ def test_pool_gradients_match_finite_differences(kind, kernel, stride):
     (StridedMax1D, dict(N=2, L=8, size=2, stride=2)),
     (PaddedPool2D, dict(N=2, C=2, H=7, W=6)),
     (PaddedPool2D, dict(N=2, C=2, H=6, W=7, reduce="max")),
-], ids=["1d-overlapping", "1d", "padded-avg", "padded-max"])
+    (DilatedMax2D, dict(N=2, C=2, H=9, W=8)),
+], ids=["1d-overlapping", "1d", "padded-avg", "padded-max", "dilated"])
 def test_hand_written_windows_gradients_match_finite_differences(spec, bindings):
     check_grad(spec, **bindings).assert_ok()
 
 
 def test_a_hand_written_window_matches_numpy():
+    m = StridedMax1D.build(dtype="float64")
+    assert [n.kind for n in plan_program(m.compiled.forward)] == ["window"]
     x = np.random.default_rng(1).standard_normal((3, 12))
-    y = StridedMax1D.build(dtype="float64").forward(x).numpy()
+    y = m.forward(x).numpy()
     np.testing.assert_array_equal(y, np.stack([x[:, 2 * l:2 * l + 3].max(1) for l in range(5)], 1))
 
 
@@ -166,6 +181,33 @@ def test_padded_windows_match_torch(kind):
     x = np.random.default_rng(3).standard_normal((2, 3, 9, 8)).astype(np.float32)
     layer_module = PaddedPool2D.build(reduce=kind)
     _against_torch(torch, layer_module, "max" if kind == "max" else "avg", x, 3, 2, padding=1)
+
+
+@pytest.mark.torch
+def test_a_dilated_window_matches_torch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(6).standard_normal((2, 3, 13, 12)).astype(np.float32)
+    layer_module = DilatedMax2D.build()
+    y = layer_module.forward(x).numpy()
+    gy = np.random.default_rng(7).standard_normal(y.shape).astype(np.float32)
+    xt = torch.from_numpy(x).requires_grad_()
+    yt = torch.nn.functional.max_pool2d(xt, 3, 2, dilation=2)
+    yt.backward(torch.from_numpy(gy))
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    np.testing.assert_allclose(layer_module.backward(gy).numpy(), xt.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_gradients_are_the_same_every_run():
+    """Each plane of the gradient belongs to one thread, and its terms are
+    added in one order: overlapping windows give bit-identical gradients."""
+    x = np.random.default_rng(8).standard_normal((4, 8, 33, 31)).astype(np.float32)
+    for layer_module in (nn.AvgPool2D(3, stride=2), nn.MaxPool2D(3, stride=2)):
+        y = layer_module(x)
+        gy = np.random.default_rng(9).standard_normal(y.shape).astype(np.float32)
+        first = layer_module.backward(gy).numpy().copy()
+        for _ in range(3):
+            layer_module(x)
+            np.testing.assert_array_equal(layer_module.backward(gy).numpy(), first)
 
 
 def _special_values():
@@ -253,7 +295,8 @@ def sanitized_run() -> None:
             (nn.AvgPool2DSpec, dict(kernel_size=(2, 2), stride=(3, 3)), (1, 2, 5, 11)),
             (PaddedPool2D, dict(reduce="max"), (1, 2, 5, 3)),
             (PaddedPool2D, {}, (3, 1, 4, 1)),
-            (StridedMax1D, {}, (2, 4))]:
+            (StridedMax1D, {}, (2, 4)),
+            (DilatedMax2D, {}, (1, 2, 9, 8))]:
         m = spec.build(options=BuildOptions(sanitize=True), dtype="float64", **bindings)
         y = m.forward(rng.standard_normal(shape))
         m.backward(np.ones(y.shape))
@@ -269,4 +312,4 @@ def test_windows_run_clean_under_asan_and_ubsan():
                             env=env, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert result.returncode == 0, result.stderr[-5000:]
     assert "AddressSanitizer" not in result.stderr and "runtime error" not in result.stderr, result.stderr[-5000:]
-    assert len(json.loads(result.stdout.strip().splitlines()[-1])) == 5
+    assert len(json.loads(result.stdout.strip().splitlines()[-1])) == 6
