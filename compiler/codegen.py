@@ -515,7 +515,7 @@ def render_window(nest: Nest, shapes: dict, dtype: str, outputs: frozenset = fro
     summed = tuple(a for a in plan.inner if a.name not in targeted)
     # a max of values that cannot be NaN (the first maximum's position) needs no NaN test
     reduce = "greatest" if s.reduce == "max" and _never_nan(s.body) else s.reduce
-    modes = (reduce, reduce) if not plan.scatter else ("gather" if summed else "plain", "guarded")
+    modes = (reduce, reduce) if not plan.scatter else ("gather", "gather") if summed else ("plain", "guarded")
     fast_part = _window_part(plan, fast, bounds.body if bounds else s.body, modes[0])
     # what does not change along the column and the window is computed once per row
     varying = {plan.column.name} | {a.name for a in plan.inner}
@@ -534,7 +534,7 @@ def render_window(nest: Nest, shapes: dict, dtype: str, outputs: frozenset = fro
         # a term per element: the scatter stores it, and a column may be done twice
         assign="=" if plan.injective else "+=", block=COLUMN_BLOCK, redo=plan.injective or not plan.scatter,
         gaps=int(plan.gaps), fast=fast_part,
-        edges=_window_part(plan, edge, s.body, modes[1]) if edges else None)
+        edges=_window_part(plan, edge, s.body, modes[1], guarded=True) if edges else None)
 
 
 def _never_nan(e) -> bool:
@@ -549,7 +549,7 @@ def _never_nan(e) -> bool:
 def _plane_clear(plan, printer: Printer) -> dict | None:
     """Where a scatter's plane starts in its target, and its size (it is zeroed
     before the plane's terms are added)."""
-    if not plan.scatter:
+    if not (plan.scatter and plan.clear):
         return None
     shape, planes = plan.stage.shape, plan.planes
     start = tuple(IVar(a.name) for a in planes) + (IConst(0),) * (len(shape) - len(planes))
@@ -585,17 +585,23 @@ def _window_limits(plan, bounds, printer: Printer) -> list:
     return [column, block("tests", used, lines=printer.lines, tests=tests)]
 
 
-def _window_part(plan, printer: Printer, body, mode: str) -> dict:
+def _window_part(plan, printer: Printer, body, mode: str, guarded: bool = False) -> dict:
     """What the column loop computes: the term's ``value`` (after ``lines``),
-    accumulated (``mode``: max, greatest, sum, gather) or added to ``target``
-    (plain; guarded: only where ``guard`` holds, the target inside its tensor)."""
+    accumulated (``mode``: max, greatest, sum, or gather: summed over the
+    offsets the target does not use, then stored) or added to ``target``
+    (plain, guarded). On the edges a scatter writes only where ``guard`` holds
+    (its target inside the tensor); a gather's guard is worked out after its
+    sum (``guard_lines``), the offsets it uses alone being in scope."""
     value = printer.value(body)
-    guard = None
-    if mode == "guarded" and plan.write_guard is not None:
+    guard, guard_lines = None, []
+    if guarded and plan.write_guard is not None and mode == "gather":
+        after = Printer(printer.shapes, printer.extents, printer.dtype)
+        guard, guard_lines = after.value(plan.write_guard), after.lines
+    elif guarded and plan.write_guard is not None:
         guard = printer.value(plan.write_guard)
     elif mode == "guarded":
         mode = "plain"
-    return dict(lines=printer.lines, value=value, guard=guard, mode=mode,
+    return dict(lines=printer.lines, value=value, guard=guard, guard_lines=guard_lines, mode=mode,
                 target=f"{tensor_c(plan.stage.name)}[{printer.offset(plan.stage.name, plan.target)}]")
 
 

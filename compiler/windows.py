@@ -51,8 +51,9 @@ class Sliding:
     disjoint parts of the output), then ``rows`` and ``outer`` window offsets
     (serial), then ``column`` (vectorized), inside it the ``inner`` window
     offsets (unrolled). ``stage`` is the stage as run; for a scatter, its body
-    is ``select(write_guard, term, 0)``: the target is in its tensor, and
-    ``injective`` when no two of its terms go to one element."""
+    is ``select(write_guard, term, 0)``: the target is in its tensor,
+    ``injective`` when it stores each element once, and its planes need a
+    ``clear`` first unless it stores every element."""
 
     stage: Stage
     planes: tuple
@@ -62,6 +63,7 @@ class Sliding:
     inner: tuple
     write_guard: object = None
     injective: bool = False
+    clear: bool = True
 
     @property
     def scatter(self) -> bool:
@@ -170,20 +172,23 @@ def _slides(s: Stage, target: tuple) -> bool:
 
 
 def as_scatter(s: Stage):
-    """``(scatter stage, write guard)`` equal to the gather ``s``, or None.
+    """``(scatter stage, write guard, phases, whether it writes every element)``
+    equal to the gather ``s``, or None.
 
     Each output index ``j`` of the gather that autodiff solved for a window's
     index ``h`` (``h = (j + r) // s``, ``r`` over the window, guarded by
     ``(j + r) % s == 0`` and ``0 <= h < H``) becomes ``h`` again, and ``j``
     the coordinate ``s*h - r`` the scatter writes. The guards then hold by
     construction; the write guard keeps ``j`` inside the tensor. Where windows
-    overlap along the column (3 wide, every 2), two columns ``h`` would write
-    one element: the column is instead cut in phases, ``j = s*m + p`` (``p <
-    s``, a new offset summed like the window's), each gathering its terms."""
+    overlap along the column (3 wide, every 2), two columns would write one
+    element: the column is instead cut in phases, ``j = s*m + p`` (``p < s``,
+    a new offset), and each element of a row gathers its terms."""
     solved = _solve(s)
     if solved is None:
         return None
     mapping, axes, phases, known = solved
+    # every element of a gather cut in phases along each solved index gets one store
+    covered = len(phases) == len(mapping)
     body = _settle(ir.map_expr(s.body, lambda e: _substitute(e, mapping)), known)
     target = tuple(mapping.get(a.name, IVar(a.name)) for a in s.axes)
     write_guard, extents = None, {a.name: a.extent for a in axes}
@@ -199,7 +204,8 @@ def as_scatter(s: Stage):
                (e.index if isinstance(e, Load) else (e.expr,) if isinstance(e, IndexValue) else ())]
     if any(not ir.ivars(d) <= offsets for i in indices for d in _divisions(i)):
         return None
-    return ir.replace(s, axes=axes, body=body, reduce_axes=phases + s.reduce_axes, scatter_index=target), write_guard
+    scatter = ir.replace(s, axes=axes, body=body, reduce_axes=phases + s.reduce_axes, scatter_index=target)
+    return scatter, write_guard, phases, covered
 
 
 def _solve(s: Stage):
@@ -224,10 +230,12 @@ def _solve(s: Stage):
         phase = _fresh(f"{axis.name}_phase", taken | {name})
         taken |= {name, phase}
         inverted = _normalize(ir.isub(ir.imul(stride, IVar(name)), ir.isub(numerator, IVar(axis.name))))
+        # (rows keep the inversion: their phases would gather out of range
+        # at the first and last rows, which then run unvectorized)
         if k == len(s.axes) - 1 and stride > 1 and not _one_to_one(inverted, extents | {name: extent}):
             mapping[axis.name] = ir.iadd(ir.imul(stride, IVar(name)), IVar(phase))
             axes.append(Axis(name, ir.ifloordiv(ir.iadd(s.shape[k], stride - 1), stride)))
-            phases = (Axis(phase, IConst(stride)),)
+            phases += (Axis(phase, IConst(stride)),)
             continue
         mapping[axis.name] = inverted
         axes.append(Axis(name, extent))
@@ -368,10 +376,11 @@ def _divisions(e):
 # ---------------------------------------------------------------- the scatter's loops
 
 
-def _plan_scatter(s: Stage, write_guard) -> Sliding | None:
+def _plan_scatter(s: Stage, write_guard, phases: tuple, covered: bool) -> Sliding | None:
     """Planes: the scatter's leading indices that are its target's own
-    coordinates. Window offsets of the column's coordinate run inside the
-    column loop when no two iterations of it write one element."""
+    coordinates. Inside the column loop run the offsets of the column's
+    coordinate, when each picks its own element, the phases, and the offsets
+    the target does not use (summed into one element)."""
     target, column = s.scatter_index, s.axes[-1]
     if not (_vectorizable(s.body, target, column.name, {a.name for a in s.reduce_axes}) and _slides(s, target)):
         return None
@@ -383,15 +392,17 @@ def _plan_scatter(s: Stage, write_guard) -> Sliding | None:
         planes.append(axis)
     rows = tuple(a for a in s.axes[len(planes):-1])
     extents = {a.name: a.extent for a in s.all_axes}
-    # the offsets one column iteration runs: those of its own coordinate, if it
-    # writes a different element for each, and those the target does not use
     used = [ir.ivars(c) for c in target]
     columns = used[-1] if _one_to_one(target[-1], extents) else set()
-    inner = tuple(a for a in s.reduce_axes if a.name in columns or not any(a.name in u for u in used))
+    inner = tuple(a for a in s.reduce_axes
+                  if a.name in columns or a in phases or not any(a.name in u for u in used))
     outer = tuple(a for a in s.reduce_axes if a not in inner)
-    injective = (all(_one_to_one(c, extents) for c in target) and
-                 all(sum(a.name in names for names in used) == 1 for a in s.all_axes))
-    return Sliding(s, tuple(planes), rows, outer, column, inner, write_guard, injective)
+    # one store per element: the target takes each value of its indices once
+    # (the offsets it does not use are summed before the store)
+    targeted = [a for a in s.all_axes if any(a.name in u for u in used)]
+    injective = (all(_one_to_one(c, extents) for c in target) and set(s.axes) <= set(targeted) and
+                 all(sum(a.name in u for u in used) == 1 for a in targeted))
+    return Sliding(s, tuple(planes), rows, outer, column, inner, write_guard, injective, not (injective and covered))
 
 
 def _one_to_one(coordinate, extents: dict) -> bool:

@@ -95,13 +95,14 @@ def test_a_strided_gradient_is_the_scatter_it_inverts():
 
 def test_overlapping_windows_gather_each_phase_of_the_column():
     """3 wide every 2: two columns of the scatter would write one element, so
-    the column runs over pairs of elements (2m + p), each gathering its terms."""
+    the column runs over pairs of elements (2m + p), each gathering its terms
+    and stored once per row of the window."""
     backward = gradient_program(nn.AvgPool2DSpec.trace(kernel_size=(3, 3), stride=(2, 2)))
     plan = plan_sliding(_stage(backward, "grad_x"))
     phase, m = plan.inner[0].name, plan.column.name
     assert ir.format_iexpr(plan.stage.scatter_index[-1]) == f"2 * {m} + {phase}"
     assert [a.name for a in plan.inner] == [phase, "j"] and [a.name for a in plan.outer] == ["i"]
-    assert not plan.injective
+    assert not plan.injective and plan.clear
 
 
 def test_reductions_that_do_not_slide_are_no_windows():
