@@ -225,7 +225,7 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
  'prefix': 'lc_depthwiseseparableconvspec',
  'calls_blas': True,
  'extension': '_depthwise_separable_conv_ext',
- 'key': 'e9561bde9207b758b6c3090c541fe8a194bd82fe621f5262ff4634888efec86f'}
+ 'key': 'd6097de9b085d40f869378f0bf0225ee4c5980711f0842b8e093dcc38618a346'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):
