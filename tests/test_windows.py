@@ -66,6 +66,18 @@ class DilatedMax2D:
                            lambda n, c, h, w: ops.max(x[n, c, 2 * h + 2 * i, 2 * w + 2 * j], over=(i, j)))
 
 
+@layer
+class ChannelsLastMax:
+    """A 3x3 max every 2 over [N, H, W, C]: the channels are the column."""
+    x = Input("N", "H", "W", "C")
+
+    def forward(x):
+        N, H, W, C = x.shape
+        i, j = ops.reduce_axis(3, "i"), ops.reduce_axis(3, "j")
+        return ops.compute((N, (H - 3) // 2 + 1, (W - 3) // 2 + 1, C),
+                           lambda n, h, w, c: ops.max(x[n, 2 * h + i, 2 * w + j, c], over=(i, j)))
+
+
 def _stage(program, name):
     return next(s for s in program.stages if s.name.startswith(name))
 
@@ -132,7 +144,8 @@ def test_pool_gradients_match_finite_differences(kind, kernel, stride):
     (PaddedPool2D, dict(N=2, C=2, H=7, W=6)),
     (PaddedPool2D, dict(N=2, C=2, H=6, W=7, reduce="max")),
     (DilatedMax2D, dict(N=2, C=2, H=9, W=8)),
-], ids=["1d-overlapping", "1d", "padded-avg", "padded-max", "dilated"])
+    (ChannelsLastMax, dict(N=2, H=9, W=7, C=5)),
+], ids=["1d-overlapping", "1d", "padded-avg", "padded-max", "dilated", "channels-last"])
 def test_hand_written_windows_gradients_match_finite_differences(spec, bindings):
     check_grad(spec, **bindings).assert_ok()
 
