@@ -22,6 +22,8 @@ Example::
 """
 from __future__ import annotations
 
+import math
+
 from . import ir
 from .ir import (Axis, Call, Const, IConst, IndexValue, IVar, Load, Program, Stage, TensorDecl,
                  affine, isubst, ivars)
@@ -188,12 +190,25 @@ class _Backward:
         self.contributions.setdefault(tensor, []).append(stage.name)
 
     def _argmax_share(self, stage: Stage):
-        """``[f == Y[i]] / count[i]``: a max routes its gradient to the maximal
-        elements, split evenly between ties."""
-        hit = Call("eq", (stage.body, Load(stage.name, stage.index)))
-        count = Stage(self.fresh(f"ties_{stage.name}"), stage.shape, stage.axes, hit, "sum", stage.reduce_axes)
-        self.stages.append(count)
-        return Call("div", (hit, Load(count.name, stage.index)))
+        """``[position(r) == first[i]]``: a max routes its gradient to its first
+        maximal element, in the row-major order of its reduction indices, a NaN
+        counting as maximal (as PyTorch's max_pool2d and argmax do). ``first``
+        holds minus that position: the largest of ``-position`` over the hits."""
+        value = stage.body
+        hit = Call("add", (Call("eq", (value, Load(stage.name, stage.index))), Call("ne", (value, value))))
+        minus_position = IndexValue(ir.imul(-1, _position(stage.reduce_axes)))
+        first = Stage(self.fresh(f"first_{stage.name}"), stage.shape, stage.axes,
+                      Call("select", (hit, minus_position, Const(-math.inf))), "max", stage.reduce_axes)
+        self.stages.append(first)
+        return Call("eq", (minus_position, Load(first.name, stage.index)))
+
+
+def _position(axes) -> ir.IExpr:
+    """The row-major position of the index variables ``axes`` in their box."""
+    position = IConst(0)
+    for a in axes:
+        position = ir.iadd(ir.imul(position, a.extent), IVar(a.name))
+    return position
 
 
 def adjoint_of_read(stage: Stage, load: Load, weight, shape: tuple, name: str) -> Stage:

@@ -62,12 +62,14 @@ DEFAULT_FLAGS: tuple[str, ...] = ("-O3", "-fopenmp", "-fno-math-errno", "-fno-tr
 # A library is built for an instruction-set level, never for the CPU at hand
 # (-march=native): the runtime picks the level when it loads a library
 # (runtime/isa.py), so one cache or package serves every x86-64 CPU. The
-# levels are x86-64's v4 (AVX-512), v3 (AVX2, FMA) and the compiler's
-# baseline; elsewhere only the baseline. Each is tuned for a CPU of its level:
+# levels are x86-64's v4 (AVX-512), v3 (AVX2, FMA) and v2 (the baseline);
+# elsewhere only the baseline, the compiler's own. Each is tuned for a CPU of its level:
 # gcc 12's generic tuning left focal loss's 10-class row loops scalar (18 of
 # 23 loops vectorized), and an Intel tuning alone prefers 32-byte vectors.
+# The baseline is v2 (SSE4.2): gcc 12 stops with an internal error on a
+# max-pool's vector selects at the bare x86-64 level.
 ISA_FLAGS = {"avx512": ("-march=x86-64-v4", "-mtune=icelake-server", "-mprefer-vector-width=512"),
-             "avx2": ("-march=x86-64-v3", "-mtune=haswell"), "baseline": ()}
+             "avx2": ("-march=x86-64-v3", "-mtune=haswell"), "baseline": ("-march=x86-64-v2",)}
 _X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
 

@@ -27,6 +27,7 @@ from .nests_c import (STREAM_TILE, STREAMS, render_inner, render_online, render_
 from .schedule import Plan
 from .signature import LibraryPlan, Signature, signature
 from .status import CODES
+from .window_c import render_window
 
 # below this many loop iterations a nest runs on one thread: starting an
 # OpenMP team costs more than the work
@@ -42,6 +43,7 @@ RENDERERS = {
     "siblings": render_siblings,
     "online": render_online,
     "contract": render_contraction,
+    "window": render_window,
 }
 
 

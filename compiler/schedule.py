@@ -23,6 +23,7 @@ from . import ir
 from .ir import Call, Const, IConst, IExpr, IVar, Load, Program, Stage, TensorDecl, affine
 from .ops_table import COMPARISONS, OPS
 from .simplify import collapse_one_hot_sums, eliminate_dead_stages, simplify_expr
+from .windows import Sliding, plan_sliding
 
 CHEAP_OPS_LIMIT = 8
 
@@ -460,6 +461,7 @@ class Nest:
     window: Window | None = None
     terms: Stage | None = None
     shared: str = ""
+    sliding: Sliding | None = None
 
     @property
     def members(self) -> tuple:
@@ -511,13 +513,14 @@ class Window:
     bounds besides the loop's own (``max``/``min`` of them), ``tests`` index
     comparisons that do not change along the loop and skip it when false,
     ``body`` the term without the tests these make true, ``in_range`` the reads
-    that need no bounds check there."""
+    that need no bounds check there, ``settled`` the conditions that hold there."""
 
     body: object
     start: tuple
     stop: tuple
     tests: tuple
     in_range: frozenset
+    settled: frozenset = frozenset()
 
 
 def _conjuncts(cond) -> list:
@@ -547,13 +550,16 @@ def _bound(cond, var: str):
     if var in ir.ivars(limit):
         return None
     split = affine(coordinate, {var})
-    if split is None or split[0].get(var) not in (1, -1):
+    if split is None or not split[0].get(var):
         return None
     coef, rest = split[0][var], split[1]
+    # a stride: var >= ceil((limit - rest) / coef), or var <= floor((rest - limit) / -coef)
+    above = ir.ifloordiv(ir.iadd(ir.isub(limit, rest), coef - 1), coef) if coef > 0 else None
+    below = ir.iadd(ir.ifloordiv(ir.isub(rest, limit), -coef), 1) if coef < 0 else None
     if cond.op == "ge":     # coef * var + rest >= limit
-        return ("start", ir.isub(limit, rest)) if coef == 1 else ("stop", ir.iadd(ir.isub(rest, limit), 1))
+        return ("start", above) if coef > 0 else ("stop", below)
     # coef * var + rest < limit
-    return ("stop", ir.isub(limit, rest)) if coef == 1 else ("start", ir.iadd(ir.isub(rest, limit), 1))
+    return ("stop", above) if coef > 0 else ("start", below)
 
 
 def plan_window(s: Stage, var: str, shapes: dict) -> Window | None:
@@ -585,7 +591,8 @@ def plan_window(s: Stage, var: str, shapes: dict) -> Window | None:
     # each read on its own line, before any select that would have guarded it
     in_range = frozenset(e for e, cond in guarded.items() if set(_conjuncts(cond)) <= settled)
     return Window(body, tuple(b for kind, b in bounds.values() if kind == "start"),
-                  tuple(b for kind, b in bounds.values() if kind == "stop"), tuple(tests), in_range)
+                  tuple(b for kind, b in bounds.values() if kind == "stop"), tuple(tests), in_range,
+                  frozenset(settled))
 
 
 def _is_index_test(cond) -> bool:
@@ -775,12 +782,30 @@ def plan_stage(s: Stage, shapes: dict) -> Nest:
     contraction = plan_contraction(s)
     gemm = contraction and plan_gemm(s, contraction, shapes)
     if contraction is None or (contraction.start is not None and gemm is None):
-        return plan_loops(s, shapes)
+        return plan_windowed(s, shapes) or plan_loops(s, shapes)
     if contraction.start is not None:
         # the output holds the sum's starting value first; the products add onto it
         start = ir.replace(s, body=contraction.start, reduce=None, reduce_axes=())
         gemm = dataclasses.replace(gemm, prologue=plan_loops(start, shapes))
     return Nest(s, "contract", (), contraction=dataclasses.replace(contraction, gemm=gemm))
+
+
+def plan_windowed(s: Stage, shapes: dict) -> Nest | None:
+    """A ``"window"`` nest for a window reduction or a window's adjoint
+    (compiler/windows.py), its column cut to where the reads are inside their
+    tensors; None for other stages, or a scatter whose writes it cannot bound."""
+    sliding = plan_sliding(s)
+    if sliding is None:
+        return None
+    window = plan_window(sliding.bounded, sliding.column.name, shapes)
+    guard = _conjuncts(sliding.write_guard) if sliding.write_guard is not None else []
+    if guard and (window is None or not set(guard) <= window.settled):
+        return None
+    if window is not None and sliding.bounded is not sliding.stage:
+        window = dataclasses.replace(window, body=simplify_expr(_settle(sliding.stage.body, window.settled)))
+    loops = tuple(Loop(a.name, a.extent, parallel=a in sliding.planes[:1], simd=a == sliding.column)
+                  for a in sliding.order)
+    return Nest(s, "window", loops, window=window, sliding=sliding)
 
 
 # a reduction loop shorter than this with a cheap body runs as scalar code:

@@ -610,14 +610,15 @@ def avg_pool2d(x, kernel_size, stride):
     N, C, H, W = x.shape
     (kh, kw), (sh, sw) = _pair(kernel_size), _pair(stride)
     i, j = ops.reduce_axis(kh, "i"), ops.reduce_axis(kw, "j")
+    # scaled inside the sum: one pass over the window, not a second over the output
     return ops.compute((N, C, (H - kh) // sh + 1, (W - kw) // sw + 1), lambda n, c, h, w: ops.sum(
-        x[n, c, h * sh + i, w * sw + j], over=(i, j)) * (1.0 / (kh * kw)), name="avgpool")
+        x[n, c, h * sh + i, w * sw + j] * (1.0 / (kh * kw)), over=(i, j)), name="avgpool")
 
 
 @layer
 class MaxPool2DSpec:
     """Max over ``kernel_size`` windows (no padding); the gradient goes to the
-    maximum, split evenly between ties."""
+    first maximal element of each window (row-major), or its first NaN."""
     x = Input("N", "C", "H", "W")
     kernel_size = Attr((2, 2))
     stride = Attr((2, 2))

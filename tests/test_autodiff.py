@@ -64,11 +64,11 @@ def test_data_dependent_read_falls_back_to_scatter():
     assert check_grad(Embedding, inputs={"ids": ids}, V=6, E=4, N=5).assert_ok()
 
 
-def test_max_splits_the_gradient_evenly_between_ties():
+def test_max_sends_the_gradient_to_the_first_of_ties_and_to_nan():
     m = RowMax.build(C=4, dtype=np.float64)
-    m.forward(np.array([[1.0, 3.0, 3.0, 2.0], [5.0, 0.0, 0.0, 0.0]]))
-    grad = m.backward(np.array([1.0, 2.0])).numpy()
-    np.testing.assert_array_equal(grad, [[0, 0.5, 0.5, 0], [2, 0, 0, 0]])
+    m.forward(np.array([[1.0, 3.0, 3.0, 2.0], [0.0, 0.0, 0.0, 0.0], [1.0, np.nan, 2.0, np.nan]]))
+    grad = m.backward(np.array([1.0, 2.0, 3.0])).numpy()
+    np.testing.assert_array_equal(grad, [[0, 1, 0, 0], [2, 0, 0, 0], [0, 3, 0, 0]])
 
 
 def test_backward_is_ordinary_ir_that_prints():

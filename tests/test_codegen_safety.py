@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from layerc.compiler.cc import DEFAULT_FLAGS, BuildOptions
+from layerc.compiler.cc import BuildOptions
+from layerc.runtime import isa
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import sanitize_driver as specs  # noqa: E402
@@ -34,7 +35,7 @@ def vector_report(source: str, tmp_path) -> tuple[set, str]:
     """Lines gcc reports a vectorized loop on, and the whole report."""
     path = tmp_path / "source.c"
     path.write_text(source)
-    flags = [f for f in DEFAULT_FLAGS]
+    flags = [f for f in BuildOptions(isa=isa.chosen()).final_flags() if f not in ("-shared", "-lm")]
     result = subprocess.run(["gcc", *flags, "-c", str(path), "-o", str(tmp_path / "source.o"),
                              "-fopt-info-vec-optimized", "-fopt-info-vec-missed"],
                             capture_output=True, text=True)

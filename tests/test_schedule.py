@@ -246,7 +246,7 @@ def _window_reference(x, k, shift, sign):
 def test_stencil_rows_cut_at_the_padding_match_numpy(shift, sign, width):
     m = Window1D.build(J=3, sign=sign, shift=shift, dtype=np.float64)
     nest = plan_program(m.compiled.forward)[0]
-    assert nest.kind == "row" and nest.window is not None and nest.window.in_range
+    assert nest.kind == "window" and nest.window is not None and nest.window.in_range
     x = np.random.default_rng(width).standard_normal((3, width))
     k = m.k.data
     np.testing.assert_allclose(m.forward(x).numpy(), _window_reference(x, k, shift, sign), atol=1e-12)

@@ -20,7 +20,7 @@ import cffi
 HERE = pathlib.Path(__file__).resolve().parent
 PACKAGE = 'custom_linear'
 # {level: (extension module, compile arguments)}, widest first
-EXTENSIONS = {'avx512': ('_custom_linear_ext_avx512', ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-march=x86-64-v4', '-mtune=icelake-server', '-mprefer-vector-width=512', '-Wl,-z,nodelete']), 'avx2': ('_custom_linear_ext_avx2', ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-march=x86-64-v3', '-mtune=haswell', '-Wl,-z,nodelete']), 'baseline': ('_custom_linear_ext_baseline', ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-Wl,-z,nodelete'])}
+EXTENSIONS = {'avx512': ('_custom_linear_ext_avx512', ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-march=x86-64-v4', '-mtune=icelake-server', '-mprefer-vector-width=512', '-Wl,-z,nodelete']), 'avx2': ('_custom_linear_ext_avx2', ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-march=x86-64-v3', '-mtune=haswell', '-Wl,-z,nodelete']), 'baseline': ('_custom_linear_ext_baseline', ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-march=x86-64-v2', '-Wl,-z,nodelete'])}
 LINK_ARGS = ['-fopenmp', '-lm', '-Wl,-z,nodelete']
 
 

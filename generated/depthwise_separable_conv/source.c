@@ -340,32 +340,119 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 /* DepthwiseSeparableConvSpec (float) */
 int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_64, float *restrict T_gconv_0, float *restrict T_div_3, float *restrict T_sum_8, float *restrict T_div_24, float *restrict T_relu_29, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_sum_43, float *restrict T_div_59, float *restrict T_add_13, float *restrict T_add_20, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_2, float *restrict T_sum_37)
 {
+
     /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
+    int64_t lc_lo0 = 0, lc_hi0 = S_W;
+    {
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        lc_lo0 = lc_max_i64(lc_lo0, (-1 * (v_j + -1)));
+        lc_hi0 = lc_min_i64(lc_hi0, (S_W + (-1 * (v_j + -1))));
+    }
+    }
+    }
+    #pragma omp parallel for collapse(4) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_g = 0; v_g < 8; ++v_g) {
     for (int64_t v_og = 0; v_og < 1; ++v_og) {
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
-        for (int64_t k = 0; k < S_W; ++k) T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + 0 + k] = 0.0f;
+    int lc_ok = 1;
+    {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
         const float t0 = (((v_h + v_i) + -1) >= 0);
         const float t1 = (((v_h + v_i) + -1) < S_H);
-        const float t3 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
-    #pragma omp simd
-    for (int64_t v_w = lc_max_i64(0, (-1 * (v_j + -1))); v_w < ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); ++v_w) {
-        const float t2 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-        const float t4 = (t2 * t3);
-        T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] += t4;
+        lc_ok = lc_ok && t0 != 0 && t1 != 0;
+    }
+    }
+    }
+            /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
+            const int64_t lc_lo = lc_min_i64(lc_lo0, S_W);
+            const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;
+            for (int64_t v_w = 0; v_w < lc_lo; ++v_w) {
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = (((v_h + v_i) + -1) >= 0);
+                    const float t1 = (((v_h + v_i) + -1) < S_H);
+                    const float t2 = (t0 * t1);
+                    const float t3 = (((v_w + v_j) + -1) >= 0);
+                    const float t4 = (t2 * t3);
+                    const float t5 = (((v_w + v_j) + -1) < S_W);
+                    const float t6 = (t4 * t5);
+                    const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                    const float t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t9 = (t7 * t8);
+                    lc_acc += t9;
+                }
+                }
+                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+            }
+            /* runs of whole vectors, the last run ending at lc_hi (the columns
+               done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
+            const int64_t lc_full = lc_hi - lc_lo >= 8 ? lc_lo + (lc_hi - lc_lo - 0) / 8 * 8 + 0 : lc_hi;
+            #pragma omp simd simdlen(8)
+            for (int64_t v_w = lc_lo; v_w < lc_full; ++v_w) {
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    const float t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t2 = (t0 * t1);
+                    lc_acc += t2;
+                }
+                }
+                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+            }
+            if (lc_full < lc_hi) {
+            #pragma omp simd simdlen(8)
+            for (int64_t v_w = lc_hi - 8; v_w < lc_hi; ++v_w) {
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    const float t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t2 = (t0 * t1);
+                    lc_acc += t2;
+                }
+                }
+                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+            }
+            }
+            for (int64_t v_w = lc_hi; v_w < S_W; ++v_w) {
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = (((v_h + v_i) + -1) >= 0);
+                    const float t1 = (((v_h + v_i) + -1) < S_H);
+                    const float t2 = (t0 * t1);
+                    const float t3 = (((v_w + v_j) + -1) >= 0);
+                    const float t4 = (t2 * t3);
+                    const float t5 = (((v_w + v_j) + -1) < S_W);
+                    const float t6 = (t4 * t5);
+                    const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                    const float t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t9 = (t7 * t8);
+                    lc_acc += t9;
+                }
+                }
+                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+            }
     }
     }
     }
     }
     }
-    }
-    }
-    }
+
     /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1166,47 +1253,192 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
+
     /* grad_x[n, g, j2, j3] = sum_{i, j} ((grad_relu_29_19[n, g, j2 - (i - 1), j3 - (j - 1)] * ((gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) * div_24[0, g, 0, 0] + bn1_bias[g] > 0) * div_24[0, g, 0, 0] + grad_sum_8_32[0, g, 0, 0] * (gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0] + gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) + grad_sum_2_37[0, g, 0, 0] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
+    int64_t lc_lo0 = 0, lc_hi0 = S_W;
+    {
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        lc_lo0 = lc_max_i64(lc_lo0, (-1 * (-1 * (v_j + -1))));
+        lc_lo0 = lc_max_i64(lc_lo0, (-1 * (-1 * (v_j + -1))));
+        lc_hi0 = lc_min_i64(lc_hi0, (S_W + (-1 * (-1 * (v_j + -1)))));
+    }
+    }
+    }
+    #pragma omp parallel for collapse(3) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_g = 0; v_g < 8; ++v_g) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-        for (int64_t k = 0; k < S_W; ++k) T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + 0 + k] = 0.0f;
+    int lc_ok = 1;
+    {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
         const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
         const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
         const float t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-        const float t5 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-        const float t7 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-        const float t9 = T_bn1_bias[v_g];
-        const float t14 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-        const float t18 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-        const float t20 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
-    #pragma omp simd
-    for (int64_t v_j3 = lc_max_i64(lc_max_i64(0, (-1 * (-1 * (v_j + -1)))), (-1 * (-1 * (v_j + -1)))); v_j3 < ((t0 != 0 && t1 != 0 && t2 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (-1 * (v_j + -1))))) : lc_max_i64(lc_max_i64(0, (-1 * (-1 * (v_j + -1)))), (-1 * (-1 * (v_j + -1))))); ++v_j3) {
-        const float t3 = T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-        const float t4 = T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-        const float t6 = (t4 - t5);
-        const float t8 = (t6 * t7);
-        const float t10 = (t8 + t9);
-        const float t11 = (t10 > 0.0f);
-        const float t12 = (t3 * t11);
-        const float t13 = (t12 * t7);
-        const float t15 = (t6 + t6);
-        const float t16 = (t14 * t15);
-        const float t17 = (t13 + t16);
-        const float t19 = (t17 + t18);
-        const float t21 = (t19 * t20);
-        T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] += t21;
+        lc_ok = lc_ok && t0 != 0 && t1 != 0 && t2 != 0;
+    }
+    }
+    }
+            const float t2 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+            const float t4 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+            const float t6 = T_bn1_bias[v_g];
+            const float t11 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+            const float t15 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+            /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
+            const int64_t lc_lo = lc_min_i64(lc_lo0, S_W);
+            const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;
+            for (int64_t v_j3 = 0; v_j3 < lc_lo; ++v_j3) {
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+                    const float t2 = (t0 * t1);
+                    const float t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const float t4 = (t2 * t3);
+                    const float t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
+                    const float t6 = (t4 * t5);
+                    const float t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const float t8 = (t7 * t1);
+                    const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const float t10 = (t8 * t9);
+                    const float t11 = (t10 * t5);
+                    const float t12 = (t11 != 0 ? T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const float t13 = (t11 != 0 ? T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const float t14 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+                    const float t15 = (t13 - t14);
+                    const float t16 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+                    const float t17 = (t15 * t16);
+                    const float t18 = T_bn1_bias[v_g];
+                    const float t19 = (t17 + t18);
+                    const float t20 = (t19 > 0.0f);
+                    const float t21 = (t12 * t20);
+                    const float t22 = (t21 * t16);
+                    const float t23 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+                    const float t24 = (t15 + t15);
+                    const float t25 = (t23 * t24);
+                    const float t26 = (t22 + t25);
+                    const float t27 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+                    const float t28 = (t26 + t27);
+                    const float t29 = (t11 != 0 ? t28 : 0.0f);
+                    const float t30 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t31 = (t29 * t30);
+                    const float t32 = (t6 != 0 ? t31 : 0.0f);
+                    lc_acc += t32;
+                }
+                }
+                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+            }
+            /* runs of whole vectors, the last run ending at lc_hi (the columns
+               done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
+            const int64_t lc_full = lc_hi - lc_lo >= 8 ? lc_lo + (lc_hi - lc_lo - 0) / 8 * 8 + 0 : lc_hi;
+            #pragma omp simd simdlen(8)
+            for (int64_t v_j3 = lc_lo; v_j3 < lc_full; ++v_j3) {
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const float t1 = T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const float t3 = (t1 - t2);
+                    const float t5 = (t3 * t4);
+                    const float t7 = (t5 + t6);
+                    const float t8 = (t7 > 0.0f);
+                    const float t9 = (t0 * t8);
+                    const float t10 = (t9 * t4);
+                    const float t12 = (t3 + t3);
+                    const float t13 = (t11 * t12);
+                    const float t14 = (t10 + t13);
+                    const float t16 = (t14 + t15);
+                    const float t17 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t18 = (t16 * t17);
+                    lc_acc += t18;
+                }
+                }
+                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+            }
+            if (lc_full < lc_hi) {
+            #pragma omp simd simdlen(8)
+            for (int64_t v_j3 = lc_hi - 8; v_j3 < lc_hi; ++v_j3) {
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const float t1 = T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const float t3 = (t1 - t2);
+                    const float t5 = (t3 * t4);
+                    const float t7 = (t5 + t6);
+                    const float t8 = (t7 > 0.0f);
+                    const float t9 = (t0 * t8);
+                    const float t10 = (t9 * t4);
+                    const float t12 = (t3 + t3);
+                    const float t13 = (t11 * t12);
+                    const float t14 = (t10 + t13);
+                    const float t16 = (t14 + t15);
+                    const float t17 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t18 = (t16 * t17);
+                    lc_acc += t18;
+                }
+                }
+                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+            }
+            }
+            for (int64_t v_j3 = lc_hi; v_j3 < S_W; ++v_j3) {
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+                    const float t2 = (t0 * t1);
+                    const float t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const float t4 = (t2 * t3);
+                    const float t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
+                    const float t6 = (t4 * t5);
+                    const float t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const float t8 = (t7 * t1);
+                    const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const float t10 = (t8 * t9);
+                    const float t11 = (t10 * t5);
+                    const float t12 = (t11 != 0 ? T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const float t13 = (t11 != 0 ? T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const float t14 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+                    const float t15 = (t13 - t14);
+                    const float t16 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+                    const float t17 = (t15 * t16);
+                    const float t18 = T_bn1_bias[v_g];
+                    const float t19 = (t17 + t18);
+                    const float t20 = (t19 > 0.0f);
+                    const float t21 = (t12 * t20);
+                    const float t22 = (t21 * t16);
+                    const float t23 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+                    const float t24 = (t15 + t15);
+                    const float t25 = (t23 * t24);
+                    const float t26 = (t22 + t25);
+                    const float t27 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+                    const float t28 = (t26 + t27);
+                    const float t29 = (t11 != 0 ? t28 : 0.0f);
+                    const float t30 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t31 = (t29 * t30);
+                    const float t32 = (t6 != 0 ? t31 : 0.0f);
+                    lc_acc += t32;
+                }
+                }
+                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+            }
     }
     }
     }
     }
-    }
-    }
-    }
+
     /* grad_depthwise_weight[j0, j1, i, j] = sum_{n, h, w} (grad_gconv_0_39[n, j0, 0, h, w] * x[n, j0, h + i - 1, w + j - 1] if (j0 >= 0) * (j0 < 8) else 0) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -1246,32 +1478,119 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
 /* DepthwiseSeparableConvSpec (double) */
 int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_64, double *restrict T_gconv_0, double *restrict T_div_3, double *restrict T_sum_8, double *restrict T_div_24, double *restrict T_relu_29, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_13, double *restrict T_add_20, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_2, double *restrict T_sum_37)
 {
+
     /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
+    int64_t lc_lo0 = 0, lc_hi0 = S_W;
+    {
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        lc_lo0 = lc_max_i64(lc_lo0, (-1 * (v_j + -1)));
+        lc_hi0 = lc_min_i64(lc_hi0, (S_W + (-1 * (v_j + -1))));
+    }
+    }
+    }
+    #pragma omp parallel for collapse(4) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_g = 0; v_g < 8; ++v_g) {
     for (int64_t v_og = 0; v_og < 1; ++v_og) {
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
-        for (int64_t k = 0; k < S_W; ++k) T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + 0 + k] = 0.0;
+    int lc_ok = 1;
+    {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
         const double t0 = (((v_h + v_i) + -1) >= 0);
         const double t1 = (((v_h + v_i) + -1) < S_H);
-        const double t3 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
-    #pragma omp simd
-    for (int64_t v_w = lc_max_i64(0, (-1 * (v_j + -1))); v_w < ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); ++v_w) {
-        const double t2 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-        const double t4 = (t2 * t3);
-        T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] += t4;
+        lc_ok = lc_ok && t0 != 0 && t1 != 0;
+    }
+    }
+    }
+            /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
+            const int64_t lc_lo = lc_min_i64(lc_lo0, S_W);
+            const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;
+            for (int64_t v_w = 0; v_w < lc_lo; ++v_w) {
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = (((v_h + v_i) + -1) >= 0);
+                    const double t1 = (((v_h + v_i) + -1) < S_H);
+                    const double t2 = (t0 * t1);
+                    const double t3 = (((v_w + v_j) + -1) >= 0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = (((v_w + v_j) + -1) < S_W);
+                    const double t6 = (t4 * t5);
+                    const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                    const double t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t9 = (t7 * t8);
+                    lc_acc += t9;
+                }
+                }
+                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+            }
+            /* runs of whole vectors, the last run ending at lc_hi (the columns
+               done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
+            const int64_t lc_full = lc_hi - lc_lo >= 8 ? lc_lo + (lc_hi - lc_lo - 0) / 8 * 8 + 0 : lc_hi;
+            #pragma omp simd simdlen(8)
+            for (int64_t v_w = lc_lo; v_w < lc_full; ++v_w) {
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    const double t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t2 = (t0 * t1);
+                    lc_acc += t2;
+                }
+                }
+                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+            }
+            if (lc_full < lc_hi) {
+            #pragma omp simd simdlen(8)
+            for (int64_t v_w = lc_hi - 8; v_w < lc_hi; ++v_w) {
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    const double t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t2 = (t0 * t1);
+                    lc_acc += t2;
+                }
+                }
+                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+            }
+            }
+            for (int64_t v_w = lc_hi; v_w < S_W; ++v_w) {
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = (((v_h + v_i) + -1) >= 0);
+                    const double t1 = (((v_h + v_i) + -1) < S_H);
+                    const double t2 = (t0 * t1);
+                    const double t3 = (((v_w + v_j) + -1) >= 0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = (((v_w + v_j) + -1) < S_W);
+                    const double t6 = (t4 * t5);
+                    const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                    const double t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t9 = (t7 * t8);
+                    lc_acc += t9;
+                }
+                }
+                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+            }
     }
     }
     }
     }
     }
-    }
-    }
-    }
+
     /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
@@ -2072,47 +2391,192 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
+
     /* grad_x[n, g, j2, j3] = sum_{i, j} ((grad_relu_29_19[n, g, j2 - (i - 1), j3 - (j - 1)] * ((gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) * div_24[0, g, 0, 0] + bn1_bias[g] > 0) * div_24[0, g, 0, 0] + grad_sum_8_32[0, g, 0, 0] * (gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0] + gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) + grad_sum_2_37[0, g, 0, 0] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
+    int64_t lc_lo0 = 0, lc_hi0 = S_W;
+    {
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        lc_lo0 = lc_max_i64(lc_lo0, (-1 * (-1 * (v_j + -1))));
+        lc_lo0 = lc_max_i64(lc_lo0, (-1 * (-1 * (v_j + -1))));
+        lc_hi0 = lc_min_i64(lc_hi0, (S_W + (-1 * (-1 * (v_j + -1)))));
+    }
+    }
+    }
+    #pragma omp parallel for collapse(3) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_g = 0; v_g < 8; ++v_g) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-        for (int64_t k = 0; k < S_W; ++k) T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + 0 + k] = 0.0;
+    int lc_ok = 1;
+    {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
         const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
         const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
         const double t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-        const double t5 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-        const double t7 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-        const double t9 = T_bn1_bias[v_g];
-        const double t14 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-        const double t18 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-        const double t20 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
-    #pragma omp simd
-    for (int64_t v_j3 = lc_max_i64(lc_max_i64(0, (-1 * (-1 * (v_j + -1)))), (-1 * (-1 * (v_j + -1)))); v_j3 < ((t0 != 0 && t1 != 0 && t2 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (-1 * (v_j + -1))))) : lc_max_i64(lc_max_i64(0, (-1 * (-1 * (v_j + -1)))), (-1 * (-1 * (v_j + -1))))); ++v_j3) {
-        const double t3 = T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-        const double t4 = T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-        const double t6 = (t4 - t5);
-        const double t8 = (t6 * t7);
-        const double t10 = (t8 + t9);
-        const double t11 = (t10 > 0.0);
-        const double t12 = (t3 * t11);
-        const double t13 = (t12 * t7);
-        const double t15 = (t6 + t6);
-        const double t16 = (t14 * t15);
-        const double t17 = (t13 + t16);
-        const double t19 = (t17 + t18);
-        const double t21 = (t19 * t20);
-        T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] += t21;
+        lc_ok = lc_ok && t0 != 0 && t1 != 0 && t2 != 0;
+    }
+    }
+    }
+            const double t2 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+            const double t4 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+            const double t6 = T_bn1_bias[v_g];
+            const double t11 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+            const double t15 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+            /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
+            const int64_t lc_lo = lc_min_i64(lc_lo0, S_W);
+            const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;
+            for (int64_t v_j3 = 0; v_j3 < lc_lo; ++v_j3) {
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+                    const double t2 = (t0 * t1);
+                    const double t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
+                    const double t6 = (t4 * t5);
+                    const double t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const double t8 = (t7 * t1);
+                    const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const double t10 = (t8 * t9);
+                    const double t11 = (t10 * t5);
+                    const double t12 = (t11 != 0 ? T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const double t13 = (t11 != 0 ? T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const double t14 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+                    const double t15 = (t13 - t14);
+                    const double t16 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+                    const double t17 = (t15 * t16);
+                    const double t18 = T_bn1_bias[v_g];
+                    const double t19 = (t17 + t18);
+                    const double t20 = (t19 > 0.0);
+                    const double t21 = (t12 * t20);
+                    const double t22 = (t21 * t16);
+                    const double t23 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+                    const double t24 = (t15 + t15);
+                    const double t25 = (t23 * t24);
+                    const double t26 = (t22 + t25);
+                    const double t27 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+                    const double t28 = (t26 + t27);
+                    const double t29 = (t11 != 0 ? t28 : 0.0);
+                    const double t30 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t31 = (t29 * t30);
+                    const double t32 = (t6 != 0 ? t31 : 0.0);
+                    lc_acc += t32;
+                }
+                }
+                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+            }
+            /* runs of whole vectors, the last run ending at lc_hi (the columns
+               done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
+            const int64_t lc_full = lc_hi - lc_lo >= 8 ? lc_lo + (lc_hi - lc_lo - 0) / 8 * 8 + 0 : lc_hi;
+            #pragma omp simd simdlen(8)
+            for (int64_t v_j3 = lc_lo; v_j3 < lc_full; ++v_j3) {
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const double t1 = T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const double t3 = (t1 - t2);
+                    const double t5 = (t3 * t4);
+                    const double t7 = (t5 + t6);
+                    const double t8 = (t7 > 0.0);
+                    const double t9 = (t0 * t8);
+                    const double t10 = (t9 * t4);
+                    const double t12 = (t3 + t3);
+                    const double t13 = (t11 * t12);
+                    const double t14 = (t10 + t13);
+                    const double t16 = (t14 + t15);
+                    const double t17 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t18 = (t16 * t17);
+                    lc_acc += t18;
+                }
+                }
+                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+            }
+            if (lc_full < lc_hi) {
+            #pragma omp simd simdlen(8)
+            for (int64_t v_j3 = lc_hi - 8; v_j3 < lc_hi; ++v_j3) {
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const double t1 = T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const double t3 = (t1 - t2);
+                    const double t5 = (t3 * t4);
+                    const double t7 = (t5 + t6);
+                    const double t8 = (t7 > 0.0);
+                    const double t9 = (t0 * t8);
+                    const double t10 = (t9 * t4);
+                    const double t12 = (t3 + t3);
+                    const double t13 = (t11 * t12);
+                    const double t14 = (t10 + t13);
+                    const double t16 = (t14 + t15);
+                    const double t17 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t18 = (t16 * t17);
+                    lc_acc += t18;
+                }
+                }
+                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+            }
+            }
+            for (int64_t v_j3 = lc_hi; v_j3 < S_W; ++v_j3) {
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+                    const double t2 = (t0 * t1);
+                    const double t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
+                    const double t6 = (t4 * t5);
+                    const double t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const double t8 = (t7 * t1);
+                    const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const double t10 = (t8 * t9);
+                    const double t11 = (t10 * t5);
+                    const double t12 = (t11 != 0 ? T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const double t13 = (t11 != 0 ? T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const double t14 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+                    const double t15 = (t13 - t14);
+                    const double t16 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+                    const double t17 = (t15 * t16);
+                    const double t18 = T_bn1_bias[v_g];
+                    const double t19 = (t17 + t18);
+                    const double t20 = (t19 > 0.0);
+                    const double t21 = (t12 * t20);
+                    const double t22 = (t21 * t16);
+                    const double t23 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+                    const double t24 = (t15 + t15);
+                    const double t25 = (t23 * t24);
+                    const double t26 = (t22 + t25);
+                    const double t27 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
+                    const double t28 = (t26 + t27);
+                    const double t29 = (t11 != 0 ? t28 : 0.0);
+                    const double t30 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t31 = (t29 * t30);
+                    const double t32 = (t6 != 0 ? t31 : 0.0);
+                    lc_acc += t32;
+                }
+                }
+                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+            }
     }
     }
     }
     }
-    }
-    }
-    }
+
     /* grad_depthwise_weight[j0, j1, i, j] = sum_{n, h, w} (grad_gconv_0_39[n, j0, 0, h, w] * x[n, j0, h + i - 1, w + j - 1] if (j0 >= 0) * (j0 < 8) else 0) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)

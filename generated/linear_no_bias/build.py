@@ -20,7 +20,7 @@ import cffi
 HERE = pathlib.Path(__file__).resolve().parent
 PACKAGE = 'linear_no_bias'
 # {level: (extension module, compile arguments)}, widest first
-EXTENSIONS = {'avx512': ('_linear_no_bias_ext_avx512', ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-march=x86-64-v4', '-mtune=icelake-server', '-mprefer-vector-width=512', '-Wl,-z,nodelete']), 'avx2': ('_linear_no_bias_ext_avx2', ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-march=x86-64-v3', '-mtune=haswell', '-Wl,-z,nodelete']), 'baseline': ('_linear_no_bias_ext_baseline', ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-Wl,-z,nodelete'])}
+EXTENSIONS = {'avx512': ('_linear_no_bias_ext_avx512', ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-march=x86-64-v4', '-mtune=icelake-server', '-mprefer-vector-width=512', '-Wl,-z,nodelete']), 'avx2': ('_linear_no_bias_ext_avx2', ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-march=x86-64-v3', '-mtune=haswell', '-Wl,-z,nodelete']), 'baseline': ('_linear_no_bias_ext_baseline', ['-O3', '-fopenmp', '-fno-math-errno', '-fno-trapping-math', '-std=c11', '-march=x86-64-v2', '-Wl,-z,nodelete'])}
 LINK_ARGS = ['-fopenmp', '-lm', '-Wl,-z,nodelete']
 
 

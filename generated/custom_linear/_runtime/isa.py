@@ -1,8 +1,8 @@
 """Which vector instruction set a layer's library is loaded for.
 
 A library is built for an instruction-set level (``LEVELS``: the x86-64
-micro-architecture levels v4 = AVX-512 and v3 = AVX2 with FMA, and the
-compiler's baseline), never for one CPU (``-march=native``), so a cache shared
+micro-architecture levels v4 = AVX-512, v3 = AVX2 with FMA, and v2 = SSE4.2
+as the baseline; off x86-64 the compiler's own baseline), never for one CPU (``-march=native``), so a cache shared
 by machines or an ahead-of-time package runs on each of them. The level is
 chosen when a library loads: the widest this CPU runs, or a narrower one the
 environment variable ``LAYERC_ISA`` names (``avx512``, ``avx2``, ``baseline``).
@@ -21,12 +21,13 @@ import warnings
 
 ENV = "LAYERC_ISA"
 LEVELS = ("avx512", "avx2", "baseline")         # widest first
-_AVX2 = frozenset({"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"})
-# the CPU flags (as Linux's /proc/cpuinfo names them) each level needs
+_V2 = frozenset({"cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3"})
+_AVX2 = _V2 | {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"}
+# the CPU flags (as Linux's /proc/cpuinfo names them) each level needs on x86-64
 REQUIRES = {
     "avx512": _AVX2 | {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"},
     "avx2": _AVX2,
-    "baseline": frozenset(),
+    "baseline": _V2,
 }
 _X86_64 = frozenset({"x86_64", "amd64"})
 
@@ -45,11 +46,15 @@ def cpu_flags() -> frozenset:
 
 
 def supported() -> tuple:
-    """The levels this CPU runs, widest first (only the baseline off x86-64)."""
-    if platform.machine().lower() not in _X86_64:
-        return ("baseline",)
+    """The levels this CPU runs, widest first (only the baseline off x86-64, and
+    where /proc/cpuinfo cannot be read)."""
     flags = cpu_flags()
-    return tuple(level for level in LEVELS if REQUIRES[level] <= flags)
+    if platform.machine().lower() not in _X86_64 or not flags:
+        return ("baseline",)
+    runs = tuple(level for level in LEVELS if REQUIRES[level] <= flags)
+    if not runs:
+        raise RuntimeError("this x86-64 CPU lacks SSE4.2 (x86-64-v2), the least layerc's libraries need")
+    return runs
 
 
 def chosen() -> str:

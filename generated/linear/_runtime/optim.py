@@ -28,18 +28,23 @@ import numpy as np
 from .tensor import Tensor, no_grad
 
 
-def _sgd(param, grad, lr, weight_decay):
+def sgd_rule(param, grad, lr, weight_decay):
+    """``param - lr * (grad + weight_decay * param)``."""
     return param - lr * (grad + weight_decay * param)
 
 
-def _sgd_momentum(param, grad, velocity, lr, momentum, weight_decay, nesterov):
+def sgd_momentum_rule(param, grad, velocity, lr, momentum, weight_decay, nesterov):
+    """Heavy-ball momentum as ``torch.optim.SGD`` (dampening 0); ``nesterov`` looks ahead."""
     g = grad + weight_decay * param
     v = momentum * velocity + g
     step = g + momentum * v if nesterov else v
     return param - lr * step, v
 
 
-def _adam(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step_size, bc2_sqrt, decoupled):
+def adam_rule(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step_size, bc2_sqrt, decoupled):
+    """Adam as ``torch.optim.Adam``/``AdamW``. ``step_size = lr / (1 - beta1**t)``,
+    ``bc2_sqrt = sqrt(1 - beta2**t)``; ``decoupled`` applies the weight decay
+    to the parameter (AdamW) instead of adding it to the gradient (Adam's L2)."""
     if decoupled:
         param = param * (1.0 - lr * weight_decay)
     else:
@@ -49,10 +54,11 @@ def _adam(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step_size, bc2
     return param - step_size * m2 / (np.sqrt(v2) / bc2_sqrt + eps), m2, v2
 
 
-# The update rules in numpy (what a package ships with runs these).
-# ``import layerc`` installs compiled kernels of the same rules here
-# (``layerc.optim_kernels``), so the core itself never needs the compiler.
-UPDATE_RULES = {"sgd": _sgd, "sgd_momentum": _sgd_momentum, "adam": _adam}
+# The update rules, run on numpy arrays (what a package ships with runs these).
+# The same functions traced on a spec's tensors are the compiled kernels
+# ``import layerc`` installs here (``layerc.optim_kernels``): np.sqrt on a
+# traced tensor is its sqrt op. The core itself never needs the compiler.
+UPDATE_RULES = {"sgd": sgd_rule, "sgd_momentum": sgd_momentum_rule, "adam": adam_rule}
 
 
 def _apply(rule: str, arrays: tuple, scalars: dict, **attrs) -> tuple:

@@ -1,0 +1,126 @@
+"""The renderer of window nests (``Nest`` kind ``"window"``): a window
+reduction, or a window's adjoint as a scatter (``nest.sliding``, planned in
+``compiler/windows.py``), laid out by ``templates/window.c.j2``. The column
+loop runs vectorized where every read is inside its tensor (``nest.window``)
+and guarded on the edges around it.
+"""
+from __future__ import annotations
+
+import math
+
+from . import ir
+from .cprint import DTYPES, Printer, c_comment, init_value, render, tensor_c, var_c
+from .ir import Const, IConst, IndexValue, IVar
+
+# a window's column loop is vectorized this many columns at a time, in runs of
+# whole vectors (plus one for a read with gaps), its last run redone where
+# that is harmless: gcc 12 runs a loop's odd columns, a loop shorter than its
+# vector, and the last column of a strided read with gaps (x[2w + 2]) in scalar
+# code (a max's NaN tests make that slow), and rows are short (13 to 28 columns)
+COLUMN_BLOCK = 8
+
+
+def render_window(nest, ctx) -> str:
+    """The C of a window nest (see the module docstring)."""
+    plan, bounds = nest.sliding, nest.window
+    s = plan.stage
+    fast, edge, index = (ctx.printer([s]) for _ in range(3))
+    fast.in_range = bounds.in_range if bounds else frozenset()
+    # a scatter's inner offsets either pick the element written or are summed
+    # into it; a reduction sums them all into its own element
+    targeted = set().union(*map(ir.ivars, plan.target)) if plan.scatter else set()
+    written = tuple(a for a in plan.inner if a.name in targeted)
+    summed = tuple(a for a in plan.inner if a.name not in targeted)
+    # a max of values that cannot be NaN (the first maximum's position) needs no NaN test
+    reduce = "greatest" if s.reduce == "max" and _never_nan(s.body) else s.reduce
+    modes = (reduce, reduce) if not plan.scatter else ("gather", "gather") if summed else ("plain", "guarded")
+    fast_part = _window_part(plan, fast, bounds.body if bounds else s.body, modes[0])
+    # what does not change along the column and the window is computed once per row
+    varying = {plan.column.name} | {a.name for a in plan.inner}
+    hoisted = [let for let, e in zip(fast.lets, fast.nodes) if not ir.ivars_of_expr(e) & varying]
+    fast_part["lines"] = [let for let in fast.lets if let not in hoisted]
+    # the edges hold the columns a window reaches outside its tensor: there a
+    # reduction reads zero, and a scatter writes nothing
+    edges = bounds is not None and (not plan.scatter or plan.inner)
+    return render(
+        "window.c.j2", comment=c_comment(ir.format_stage(s)), planes=len(plan.planes),
+        work=index.size(plan.order) if plan.planes else "", min_work=ctx.min_work,
+        clear=_plane_clear(plan, index), loops=_offsets(plan.planes + plan.rows + plan.outer, index),
+        written=_offsets(written, index), summed=_offsets(summed, index), hoisted=hoisted,
+        blocks=_window_limits(plan, bounds, index), column=var_c(plan.column.name),
+        extent=index.index(plan.column.extent), ctype=DTYPES[ctx.dtype][0], init=init_value(s.reduce, ctx.dtype),
+        # a term per element: the scatter stores it, and a column may be done twice
+        assign="=" if plan.injective else "+=", block=COLUMN_BLOCK, redo=plan.injective or not plan.scatter,
+        gaps=int(plan.gaps), fast=fast_part,
+        edges=_window_part(plan, edge, s.body, modes[1], guarded=True) if edges else None)
+
+
+def _never_nan(e) -> bool:
+    """Whether ``e`` is a choice between indices and constants other than NaN."""
+    if isinstance(e, Const):
+        return not math.isnan(e.value)
+    if isinstance(e, IndexValue):
+        return True
+    return isinstance(e, ir.Call) and e.op == "select" and all(map(_never_nan, e.args[1:]))
+
+
+def _plane_clear(plan, printer: Printer) -> dict | None:
+    """Where a scatter's plane starts in its target, and its size (it is zeroed
+    before the plane's terms are added)."""
+    if not (plan.scatter and plan.clear):
+        return None
+    shape, planes = plan.stage.shape, plan.planes
+    start = tuple(IVar(a.name) for a in planes) + (IConst(0),) * (len(shape) - len(planes))
+    return dict(target=tensor_c(plan.stage.name), start=printer.offset(plan.stage.name, start),
+                length=printer.product(shape[len(planes):]))
+
+
+def _offsets(axes, printer: Printer) -> list:
+    return [dict(var=var_c(a.name), extent=printer.index(a.extent)) for a in axes]
+
+
+def _window_limits(plan, bounds, printer: Printer) -> list:
+    """The column's limits (``lc_lo0``, ``lc_hi0``) and the tests that empty it
+    (``lc_ok``), each worked out at the outermost loop whose indices it uses:
+    a pool's limits once, its tests once per row (the planes' loops are
+    collapsed: nothing between them)."""
+    if bounds is None:
+        return []
+    order = [a.name for a in plan.planes + plan.rows + plan.outer]
+    inner = {a.name for a in plan.inner}
+
+    def block(kind, used, **parts):
+        depth = max((order.index(v) + 1 for v in used if v in order), default=0)
+        depth = max(depth, len(plan.planes)) if depth else 0
+        over = _offsets(plan.inner, printer) if used & inner else []
+        return dict(kind=kind, depth=depth, inner=over, lines=[], starts=[], stops=[], tests=[]) | parts
+
+    limits = bounds.start + bounds.stop
+    column = block("column", set().union(*map(ir.ivars, limits)) if limits else set(),
+                   starts=[printer.index(b) for b in bounds.start], stops=[printer.index(b) for b in bounds.stop])
+    tests = [printer.value(t) for t in bounds.tests]
+    used = set().union(*map(ir.ivars_of_expr, bounds.tests)) if bounds.tests else set()
+    return [column, block("tests", used, lines=printer.lets, tests=tests)]
+
+
+def _window_part(plan, printer: Printer, body, mode: str, guarded: bool = False) -> dict:
+    """What the column loop computes: the term's ``value`` (after ``lines``),
+    accumulated (``mode``: max, greatest, sum, or gather: summed over the
+    offsets the target does not use, then stored) or added to ``target``
+    (plain, guarded). On the edges a scatter writes only where ``guard`` holds
+    (its target inside the tensor); a gather's guard is worked out after its
+    sum (``guard_lines``), the offsets it uses alone being in scope."""
+    value = printer.value(body)
+    guard, guard_lines = None, []
+    if guarded and plan.write_guard is not None and mode == "gather":
+        after = Printer(printer.shapes, printer.extents, printer.dtype)
+        guard, guard_lines = after.value(plan.write_guard), after.lets
+    elif guarded and plan.write_guard is not None:
+        guard = printer.value(plan.write_guard)
+    elif mode == "guarded":
+        mode = "plain"
+    return dict(lines=printer.lets, value=value, guard=guard, guard_lines=guard_lines, mode=mode,
+                target=printer.element(plan.stage.name, plan.target))
+
+
+__all__ = ["render_window", "COLUMN_BLOCK"]

@@ -1,0 +1,426 @@
+"""Windowed reductions (pooling, any reduction over a small window written in
+index notation) and their adjoints, planned so that the innermost loop runs
+along the contiguous axis. A stage goes in; a ``Sliding`` plan, or None,
+comes out. Pure functions of the IR: the schedule adds the column's bounds
+(``schedule.plan_window``) and codegen renders ``templates/window.c.j2``.
+
+Two shapes are recognized, structurally (never by layer name):
+
+- A *window reduction* ``y[.., h, w] = R_{i, j} f(x[.., h*s + i*d - p, w*t + j*e - q], ..)``:
+  R is ``sum`` or ``max``, every reduction index has a small constant extent
+  and slides along an output index. Each output row runs ``w`` innermost
+  (vectorized, ``x`` read at stride ``t``) with the whole window unrolled
+  inside it. Autodiff's gather of a stride-1 window is one of these too.
+- The *gather* autodiff derives for a strided window's input,
+  ``dx[.., j2, j3] = sum_{i, j} (g[.., (j2 - i) // s, (j3 - j) // t] if
+  (j2 - i) % s == 0 and 0 <= (j2 - i) // s < H' .. else 0)``, is turned back
+  into the scatter it inverts, ``dx[.., h*s + i, w*t + j] += g[.., h, w]``
+  over ``h, w, i, j``: no division in the loops and ``g`` read contiguously.
+  Its leading plain indices (``n, c``) are *planes*: each plane of ``dx`` is
+  written by one thread only, so the scatter is race-free and deterministic.
+
+Example::
+
+    >>> from layerc.compiler.ir import Axis, IConst, IVar, Load, Stage, iadd, imul
+    >>> h, w, i = IVar("h"), IVar("w"), IVar("i")
+    >>> pool = Stage("y", (IConst(4),), (Axis("w", IConst(4)),),
+    ...              Load("x", (iadd(imul(2, w), i),)), "max", (Axis("i", IConst(2)),))
+    >>> plan = plan_sliding(pool)
+    >>> plan.column.name, [a.name for a in plan.inner]
+    ('w', ['i'])
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+from . import ir
+from .ir import Axis, Call, Const, IBin, IConst, IndexValue, IVar, Load, Stage, affine
+from .ops_table import COMPARISONS, OPS
+from .simplify import simplify_expr
+
+# window elements at most: the window is unrolled inside the column loop
+WINDOW_LIMIT = 64
+
+
+@dataclass(frozen=True)
+class Sliding:
+    """How a window reduction, or the scatter of a window's adjoint, runs:
+    ``planes`` (outermost, split between threads: their iterations write
+    disjoint parts of the output), then ``rows`` and ``outer`` window offsets
+    (serial), then ``column`` (vectorized), inside it the ``inner`` window
+    offsets (unrolled). ``stage`` is the stage as run; for a scatter, its body
+    is ``select(write_guard, term, 0)``: the target is in its tensor,
+    ``injective`` when it stores each element once, and its planes need a
+    ``clear`` first unless it stores every element."""
+
+    stage: Stage
+    planes: tuple
+    rows: tuple
+    outer: tuple
+    column: Axis
+    inner: tuple
+    write_guard: object = None
+    injective: bool = False
+    clear: bool = True
+
+    @property
+    def scatter(self) -> bool:
+        return self.stage.scatter_index is not None
+
+    @property
+    def target(self) -> tuple:
+        """The index of the element each iteration updates."""
+        return self.stage.scatter_index if self.scatter else self.stage.index
+
+    @property
+    def bounded(self) -> Stage:
+        """The stage whose term is zero where the column loop may not run
+        unguarded: the stage itself, or, for a max (no term is zero), the
+        product of its reads, zero where a read leaves its tensor; conditions
+        on the inner offsets alone (a phase's) are left to the unrolled loop."""
+        body = self.stage.body
+        if self.stage.reduce == "max":
+            body = Const(1.0)
+            for read in ir.loads(self.stage.body):
+                body = Call("mul", (body, read))
+        inner = {a.name for a in self.inner}
+        decided = {c for c in _guards(body) if ir.ivars_of_expr(c) <= inner}
+        body = simplify_expr(_replace(body, decided)) if decided else body
+        return self.stage if body is self.stage.body else ir.replace(self.stage, body=body, reduce="sum")
+
+    @property
+    def gaps(self) -> bool:
+        """Whether some read strides along the column leaving gaps between the
+        window's columns (``x[2*w + j]``, ``j < 3``: ``x[2*w + 2]`` starts a
+        group of two it uses one of), which gcc 12 finishes in scalar code."""
+        inner = {a.name: a.extent.value for a in self.inner}
+        for load in ir.loads(self.stage.body):
+            along = affine(load.index[-1], {self.column.name})
+            stride = abs(along[0].get(self.column.name, 0)) if along else 0
+            if stride < 2:
+                continue
+            coefs = affine(load.index[-1], ir.ivars(load.index[-1]))
+            if coefs is None:
+                return True
+            offsets = [v for v in coefs[0] if v in inner]
+            values = sorted({sum(coefs[0][v] * k for v, k in zip(offsets, point))
+                             for point in itertools.product(*(range(inner[v]) for v in offsets))})
+            if values != list(range(values[0], values[0] + stride)):
+                return True
+        return False
+
+    @property
+    def order(self) -> tuple:
+        """Every axis, outermost first."""
+        return self.planes + self.rows + self.outer + (self.column,) + self.inner
+
+
+def plan_sliding(s: Stage) -> Sliding | None:
+    """The plan of a window reduction, or of the gather autodiff derives for a
+    strided window (as the scatter it inverts), or None for any other stage."""
+    if s.scatter_index is not None or s.reduce not in ("sum", "max") or not _is_window(s.reduce_axes):
+        return None
+    offsets = {a.name for a in s.reduce_axes}
+    if _vectorizable(s.body, s.index, s.axes[-1].name if s.axes else None, offsets) and _slides(s, s.index):
+        return Sliding(s, s.axes[:-1], (), (), s.axes[-1], s.reduce_axes)
+    scatter = as_scatter(s) if s.reduce == "sum" else None
+    return scatter and _plan_scatter(*scatter)
+
+
+def _is_window(axes: tuple) -> bool:
+    extents = [a.extent.value if isinstance(a.extent, IConst) else None for a in axes]
+    return bool(axes) and None not in extents and 0 < math.prod(extents) <= WINDOW_LIMIT
+
+
+def _coordinates(body, target: tuple) -> list:
+    """Every coordinate the stage reads or writes, with the rank of its tensor's
+    dimension (-1: the last)."""
+    found = [(c, k - len(target)) for k, c in enumerate(target)]
+    for load in ir.loads(body):
+        found += [(c, k - len(load.index)) for k, c in enumerate(load.index)]
+    return found
+
+
+def _vectorizable(body, target: tuple, column: str | None, offsets: set) -> bool:
+    """Whether ``column`` walks every tensor of the stage along its last
+    dimension only, at a constant stride (a data-dependent index anywhere, or
+    a divided one outside the window's ``offsets``, rules the stage out)."""
+    if column is None or any(ir.index_tensors(c) for c, _ in _coordinates(body, target)):
+        return False
+    for coordinate, rank in _coordinates(body, target):
+        names = ir.ivars(coordinate) - offsets
+        split = affine(coordinate, names)
+        if split is None:
+            return False
+        if column in names and rank != -1:
+            return False
+    last = target[-1] if target else IConst(0)
+    return affine(last, {column}) is not None and affine(last, {column})[0].get(column, 0) > 0
+
+
+def _slides(s: Stage, target: tuple) -> bool:
+    """Whether each reduction index slides along an output index: it shares
+    some coordinate with one (a window, not a short sum over a dimension)."""
+    offsets = {a.name for a in s.reduce_axes}
+    together = [ir.ivars(c) for c, _ in _coordinates(s.body, target)]
+    return all(any(o in names and names - offsets for names in together) for o in offsets)
+
+
+# ---------------------------------------------------------------- the gather turned back
+
+
+def as_scatter(s: Stage):
+    """``(scatter stage, write guard, phases, whether it writes every element)``
+    equal to the gather ``s``, or None.
+
+    Each output index ``j`` of the gather that autodiff solved for a window's
+    index ``h`` (``h = (j + r) // s``, ``r`` over the window, guarded by
+    ``(j + r) % s == 0`` and ``0 <= h < H``) becomes ``h`` again, and ``j``
+    the coordinate ``s*h - r`` the scatter writes. The guards then hold by
+    construction; the write guard keeps ``j`` inside the tensor. Where windows
+    overlap along the column (3 wide, every 2), two columns would write one
+    element: the column is instead cut in phases, ``j = s*m + p`` (``p < s``,
+    a new offset), and each element of a row gathers its terms."""
+    solved = _solve(s)
+    if solved is None:
+        return None
+    mapping, axes, phases, known = solved
+    # every element of a gather cut in phases along each solved index gets one store
+    covered = len(phases) == len(mapping)
+    body = _settle(ir.map_expr(s.body, lambda e: _substitute(e, mapping)), known)
+    target = tuple(mapping.get(a.name, IVar(a.name)) for a in s.axes)
+    write_guard, extents = None, {a.name: a.extent for a in axes}
+    for coordinate, size in zip(target, s.shape):
+        if not (isinstance(coordinate, IVar) and extents.get(coordinate.name) == size):
+            for cond in (Call("ge", (IndexValue(coordinate), Const(0.0))),
+                         Call("lt", (IndexValue(coordinate), IndexValue(size)))):
+                write_guard = cond if write_guard is None else Call("mul", (write_guard, cond))
+    body = simplify_expr(Call("select", (write_guard, body, Const(0.0))))
+    # what is still divided is a phase's offset, decided when the window is unrolled
+    offsets = {a.name for a in s.reduce_axes + phases}
+    indices = [i for e in ir.postorder(body) for i in
+               (e.index if isinstance(e, Load) else (e.expr,) if isinstance(e, IndexValue) else ())]
+    if any(not ir.ivars(d) <= offsets for i in indices for d in _divisions(i)):
+        return None
+    scatter = ir.replace(s, axes=axes, body=body, reduce_axes=phases + s.reduce_axes, scatter_index=target)
+    return scatter, write_guard, phases, covered
+
+
+def _solve(s: Stage):
+    """``(mapping, axes, phases, known)``: each solved output index of the
+    gather ``s`` as a coordinate of the scatter's indices ``axes`` (and
+    ``phases``), and the comparisons that hold by construction; None when no
+    index was solved or one twice."""
+    offsets = {a.name for a in s.reduce_axes}
+    guards = set(_guards(s.body))
+    taken = {a.name for a in s.all_axes}
+    extents = {a.name: a.extent for a in s.all_axes}
+    mapping, axes, phases, known = {}, [], (), set()
+    for k, axis in enumerate(s.axes):
+        solutions = set(_solutions(guards, axis.name, offsets))
+        if len(solutions) != 1:
+            if solutions:
+                return None
+            axes.append(axis)
+            continue
+        (numerator, stride, extent), = solutions
+        name = _fresh(f"{axis.name}_", taken)
+        phase = _fresh(f"{axis.name}_phase", taken | {name})
+        taken |= {name, phase}
+        inverted = _normalize(ir.isub(ir.imul(stride, IVar(name)), ir.isub(numerator, IVar(axis.name))))
+        # (rows keep the inversion: their phases would gather out of range
+        # at the first and last rows, which then run unvectorized)
+        if k == len(s.axes) - 1 and stride > 1 and not _one_to_one(inverted, extents | {name: extent}):
+            mapping[axis.name] = ir.iadd(ir.imul(stride, IVar(name)), IVar(phase))
+            axes.append(Axis(name, ir.ifloordiv(ir.iadd(s.shape[k], stride - 1), stride)))
+            phases += (Axis(phase, IConst(stride)),)
+            continue
+        mapping[axis.name] = inverted
+        axes.append(Axis(name, extent))
+        known |= _true_for(IVar(name), _normalize(extent))
+    return (mapping, tuple(axes), phases, known) if mapping else None
+
+
+def _guards(e) -> list:
+    """Conditions that each make ``e`` zero when false (selects with a zero
+    branch, and factors of products)."""
+    if isinstance(e, Call) and e.op == "select" and e.args[2] == Const(0.0):
+        return _conjuncts(e.args[0]) + _guards(e.args[1])
+    if isinstance(e, Call) and e.op == "mul":
+        return _guards(e.args[0]) + _guards(e.args[1])
+    return []
+
+
+def _conjuncts(cond) -> list:
+    if isinstance(cond, Call) and cond.op == "mul":
+        return _conjuncts(cond.args[0]) + _conjuncts(cond.args[1])
+    return [cond]
+
+
+def _index_operand(e):
+    """An index comparison's operand as an index expression (None if not one)."""
+    if isinstance(e, IndexValue):
+        return e.expr
+    if isinstance(e, Const) and e.value == int(e.value):
+        return IConst(int(e.value))
+    return None
+
+
+def _comparison(cond):
+    """``(op, a, b)`` for a comparison of index expressions, else None."""
+    if isinstance(cond, Call) and cond.op in COMPARISONS:
+        a, b = (_index_operand(x) for x in cond.args)
+        if a is not None and b is not None:
+            return cond.op, a, b
+    return None
+
+
+def _solutions(guards: set, var: str, offsets: set):
+    """``(numerator, stride, extent)`` of each ``h = numerator // stride`` the
+    guards bound to ``[0, extent)`` (and, for a stride, to a multiple of it),
+    ``numerator`` being ``var`` plus window offsets and constants."""
+    tests = {t for t in map(_comparison, guards) if t is not None}
+    for op, solution, extent in tests:
+        if op != "lt" or ("ge", solution, IConst(0)) not in tests:
+            continue
+        numerator, stride = solution, 1
+        if isinstance(solution, IBin) and solution.op == "//" and isinstance(solution.b, IConst):
+            numerator, stride = solution.a, solution.b.value
+            if ("eq", ir.imod(numerator, stride), IConst(0)) not in tests:
+                continue
+        split = affine(numerator, {var} | offsets)
+        if (split is not None and split[0].get(var) == 1 and stride > 0
+                and not ir.ivars(split[1]) and not ir.ivars(extent)):
+            yield numerator, stride, extent
+
+
+def _fresh(base: str, taken: set) -> str:
+    name = base
+    while name in taken:
+        name += "_"
+    return name
+
+
+def _true_for(var: IVar, extent) -> set:
+    """The comparisons that hold for a loop index over ``[0, extent)``."""
+    return {("ge", var, IConst(0)), ("lt", var, extent)}
+
+
+def _substitute(leaf, mapping: dict):
+    if isinstance(leaf, Load):
+        return Load(leaf.tensor, tuple(_normalize(ir.isubst(i, mapping)) for i in leaf.index))
+    if isinstance(leaf, IndexValue):
+        return IndexValue(_normalize(ir.isubst(leaf.expr, mapping)))
+    return leaf
+
+
+def _normalize(e):
+    """An index expression with like terms collected, and ``//``, ``%`` by a
+    constant taken over the terms it divides: ``(2*h + i - i) // 2`` is ``h``,
+    ``(2*m + p - j) // 2`` is ``m + (p - j) // 2``."""
+    if not isinstance(e, IBin):
+        return e
+    a, b = _normalize(e.a), _normalize(e.b)
+    if e.op in ("//", "%") and isinstance(b, IConst) and b.value > 0:
+        split = affine(a, ir.ivars(a))
+        if split is None:
+            return ir.IBIN_BUILDERS[e.op](a, b)
+        whole = {v: c // b.value for v, c in split[0].items() if c % b.value == 0}
+        remainder = _linear({v: c for v, c in split[0].items() if c % b.value}, split[1])
+        if e.op == "%":
+            return ir.imod(remainder, b)
+        return ir.iadd(_linear(whole, IConst(0)), ir.ifloordiv(remainder, b))
+    rebuilt = ir.IBIN_BUILDERS[e.op](a, b)
+    split = affine(rebuilt, ir.ivars(rebuilt))
+    return _linear(*split) if split is not None else rebuilt
+
+
+def _linear(coefs: dict, rest) -> ir.IExpr:
+    out = IConst(0)
+    for name in sorted(coefs):
+        out = ir.iadd(out, ir.imul(coefs[name], IVar(name)))
+    return ir.iadd(out, rest)
+
+
+def _settle(e, known: set):
+    """``e`` with index comparisons decided: between constants, or ``known`` true."""
+    def decide(call):
+        test = _comparison(call)
+        if test is None:
+            return call
+        if test in known:
+            return Const(1.0)
+        op, a, b = test
+        if isinstance(a, IConst) and isinstance(b, IConst):
+            return Const(float(OPS[op].numpy(a.value, b.value)))
+        return call
+    return ir.map_calls(e, decide)
+
+
+def _replace(e, conditions: set):
+    """``e`` with each of ``conditions`` replaced by 1 (known to hold)."""
+    return ir.map_calls(e, lambda call: Const(1.0) if call in conditions else call)
+
+
+def _divisions(e):
+    """The ``//`` and ``%`` nodes of an index expression."""
+    if isinstance(e, IBin):
+        if e.op in ("//", "%"):
+            yield e
+        yield from _divisions(e.a)
+        yield from _divisions(e.b)
+
+
+# ---------------------------------------------------------------- the scatter's loops
+
+
+def _plan_scatter(s: Stage, write_guard, phases: tuple, covered: bool) -> Sliding | None:
+    """Planes: the scatter's leading indices that are its target's own
+    coordinates. Inside the column loop run the offsets of the column's
+    coordinate, when each picks its own element, the phases, and the offsets
+    the target does not use (summed into one element)."""
+    target, column = s.scatter_index, s.axes[-1]
+    if not (_vectorizable(s.body, target, column.name, {a.name for a in s.reduce_axes}) and _slides(s, target)):
+        return None
+    planes = []
+    for k, (axis, size) in enumerate(zip(s.axes[:-1], s.shape)):
+        elsewhere = set().union(*(ir.ivars(c) for d, c in enumerate(target) if d != k))
+        if target[k] != IVar(axis.name) or axis.extent != size or axis.name in elsewhere:
+            break
+        planes.append(axis)
+    rows = tuple(a for a in s.axes[len(planes):-1])
+    extents = {a.name: a.extent for a in s.all_axes}
+    used = [ir.ivars(c) for c in target]
+    columns = used[-1] if _one_to_one(target[-1], extents) else set()
+    inner = tuple(a for a in s.reduce_axes
+                  if a.name in columns or a in phases or not any(a.name in u for u in used))
+    outer = tuple(a for a in s.reduce_axes if a not in inner)
+    # one store per element: the target takes each value of its indices once
+    # (the offsets it does not use are summed before the store)
+    targeted = [a for a in s.all_axes if any(a.name in u for u in used)]
+    injective = (all(_one_to_one(c, extents) for c in target) and set(s.axes) <= set(targeted) and
+                 all(sum(a.name in u for u in used) == 1 for a in targeted))
+    return Sliding(s, tuple(planes), rows, outer, column, inner, write_guard, injective, not (injective and covered))
+
+
+def _one_to_one(coordinate, extents: dict) -> bool:
+    """Whether the affine ``coordinate`` takes a different value at each point
+    of its variables' box: ordered by coefficient, each one steps over the
+    whole range of the smaller ones (``2*h + i``, i < 2, does; ``2*h + i``,
+    i < 3, does not)."""
+    split = affine(coordinate, ir.ivars(coordinate))
+    if split is None:
+        return False
+    coefs = split[0]
+    order = sorted(coefs, key=lambda v: abs(coefs[v]))
+    reach = 0
+    for k, name in enumerate(order):
+        if abs(coefs[name]) <= reach:
+            return False
+        if k + 1 < len(order):      # the largest step's own range does not matter
+            if not isinstance(extents[name], IConst):
+                return False
+            reach += abs(coefs[name]) * (extents[name].value - 1)
+    return True

@@ -1,0 +1,329 @@
+"""Window reductions (compiler/windows.py, templates/window.c.j2): pooling and
+any small window written in index notation, recognized in the IR, their
+column loop vectorized, their gradients checked against finite differences,
+numpy and PyTorch (max: the first maximal element, or the first NaN, gets the
+gradient)."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from layerc import Attr, Input, check_grad, compile_layer, layer, nn, ops
+from layerc.compiler import ir
+from layerc.compiler.autodiff import gradient_program
+from layerc.compiler.build import BuildOptions
+from layerc.compiler.schedule import plan_program
+from layerc.compiler.windows import plan_sliding
+from layers import Dense
+from test_codegen_safety import REPO, _asan_env, vector_report
+
+SIZES = [(2, 1), (2, 2), (2, 3), (3, 1), (3, 2), (3, 3)]     # (kernel, stride)
+POOLS = {"max": nn.MaxPool2DSpec, "avg": nn.AvgPool2DSpec}
+
+
+@layer
+class StridedMax1D:
+    """A 1-D max window written by hand: overlapping (3 wide, every 2)."""
+    x = Input("N", "L")
+    size = Attr(3)
+    stride = Attr(2)
+
+    def forward(x, size, stride):
+        N, L = x.shape
+        k = ops.reduce_axis(size, "k")
+        return ops.compute((N, (L - size) // stride + 1), lambda n, l: ops.max(x[n, l * stride + k], over=k))
+
+
+@layer
+class PaddedPool2D:
+    """A 3x3 window every 2, padded by 1 (reads outside x are zero): a mean
+    counting the padding (PyTorch's count_include_pad), or a max over it."""
+    x = Input("N", "C", "H", "W")
+    reduce = Attr("sum")
+
+    def forward(x, reduce):
+        N, C, H, W = x.shape
+        i, j = ops.reduce_axis(3, "i"), ops.reduce_axis(3, "j")
+        pool = {"sum": lambda v: ops.sum(v / 9.0, over=(i, j)), "max": lambda v: ops.max(v, over=(i, j))}[reduce]
+        return ops.compute((N, C, (H - 1) // 2 + 1, (W - 1) // 2 + 1),
+                           lambda n, c, h, w: pool(x[n, c, 2 * h + i - 1, 2 * w + j - 1]))
+
+
+@layer
+class DilatedMax2D:
+    """A 3x3 max every 2, its taps 2 apart (PyTorch's dilation=2)."""
+    x = Input("N", "C", "H", "W")
+
+    def forward(x):
+        N, C, H, W = x.shape
+        i, j = ops.reduce_axis(3, "i"), ops.reduce_axis(3, "j")
+        return ops.compute((N, C, (H - 5) // 2 + 1, (W - 5) // 2 + 1),
+                           lambda n, c, h, w: ops.max(x[n, c, 2 * h + 2 * i, 2 * w + 2 * j], over=(i, j)))
+
+
+@layer
+class ChannelsLastMax:
+    """A 3x3 max every 2 over [N, H, W, C]: the channels are the column."""
+    x = Input("N", "H", "W", "C")
+
+    def forward(x):
+        N, H, W, C = x.shape
+        i, j = ops.reduce_axis(3, "i"), ops.reduce_axis(3, "j")
+        return ops.compute((N, (H - 3) // 2 + 1, (W - 3) // 2 + 1, C),
+                           lambda n, h, w, c: ops.max(x[n, 2 * h + i, 2 * w + j, c], over=(i, j)))
+
+
+def _stage(program, name):
+    return next(s for s in program.stages if s.name.startswith(name))
+
+
+# ---------------------------------------------------------------- the IR: what is a window
+
+
+def test_a_max_pool_runs_its_columns_innermost_with_the_window_inside():
+    forward = nn.MaxPool2DSpec.trace(kernel_size=(2, 2), stride=(2, 2))
+    plan = plan_sliding(forward.stages[0])
+    assert [a.name for a in plan.planes] == ["n", "c", "h"] and plan.column.name == "w"
+    assert [a.name for a in plan.inner] == ["i", "j"] and not plan.scatter
+
+
+def test_a_strided_gradient_is_the_scatter_it_inverts():
+    """The gather autodiff derives (divisions, divisibility guards) runs as
+    dx[n, c, 2h + i, 2w + j] += ..., parallel over the planes n, c, the
+    column's window offset inside the column loop (one term per element)."""
+    backward = gradient_program(nn.AvgPool2DSpec.trace(kernel_size=(2, 2), stride=(2, 2)))
+    plan = plan_sliding(_stage(backward, "grad_x"))
+    h, w = (a.name for a in plan.stage.axes[2:])
+    assert [ir.format_iexpr(c) for c in plan.stage.scatter_index] == ["n", "c", f"i + 2 * {h}", f"j + 2 * {w}"]
+    assert "//" not in ir.format_stage(plan.stage) and "%" not in ir.format_stage(plan.stage)
+    assert [a.name for a in plan.planes] == ["n", "c"] and [a.name for a in plan.rows] == [h]
+    assert [a.name for a in plan.inner] == ["j"] and [a.name for a in plan.outer] == ["i"] and plan.injective
+
+
+def test_overlapping_windows_gather_each_phase_of_the_column():
+    """3 wide every 2: two columns of the scatter would write one element, so
+    the column runs over pairs of elements (2m + p), each gathering its terms
+    and stored once per row of the window."""
+    backward = gradient_program(nn.AvgPool2DSpec.trace(kernel_size=(3, 3), stride=(2, 2)))
+    plan = plan_sliding(_stage(backward, "grad_x"))
+    phase, m = plan.inner[0].name, plan.column.name
+    assert ir.format_iexpr(plan.stage.scatter_index[-1]) == f"2 * {m} + {phase}"
+    assert [a.name for a in plan.inner] == [phase, "j"] and [a.name for a in plan.outer] == ["i"]
+    assert not plan.injective and plan.clear
+
+
+def test_reductions_that_do_not_slide_are_no_windows():
+    """A row's maximum over its (few) classes, and a matrix product."""
+    assert plan_sliding(_stage(nn.softmax_spec(2).trace(D1=7), "max")) is None
+    assert plan_sliding(Dense.trace(I=4, O=3).stages[0]) is None
+
+
+def test_a_stride_one_gradient_is_a_window_itself():
+    backward = gradient_program(nn.MaxPool2DSpec.trace(kernel_size=(2, 2), stride=(1, 1)))
+    plan = plan_sliding(_stage(backward, "grad_x"))
+    assert plan is not None and not plan.scatter and plan.column.name == "j3"
+
+
+# ---------------------------------------------------------------- gradients and oracles
+
+
+@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kernel,stride", SIZES)
+def test_pool_gradients_match_finite_differences(kind, kernel, stride):
+    check_grad(POOLS[kind], N=2, C=2, H=7, W=9, kernel_size=(kernel, kernel), stride=(stride, stride)).assert_ok()
+
+
+@pytest.mark.parametrize("spec,bindings", [
+    (StridedMax1D, dict(N=2, L=11)),
+    (StridedMax1D, dict(N=2, L=8, size=2, stride=2)),
+    (PaddedPool2D, dict(N=2, C=2, H=7, W=6)),
+    (PaddedPool2D, dict(N=2, C=2, H=6, W=7, reduce="max")),
+    (DilatedMax2D, dict(N=2, C=2, H=9, W=8)),
+    (ChannelsLastMax, dict(N=2, H=9, W=7, C=5)),
+], ids=["1d-overlapping", "1d", "padded-avg", "padded-max", "dilated", "channels-last"])
+def test_hand_written_windows_gradients_match_finite_differences(spec, bindings):
+    check_grad(spec, **bindings).assert_ok()
+
+
+def test_a_hand_written_window_matches_numpy():
+    m = StridedMax1D.build(dtype="float64")
+    assert [n.kind for n in plan_program(m.compiled.forward)] == ["window"]
+    x = np.random.default_rng(1).standard_normal((3, 12))
+    y = m.forward(x).numpy()
+    np.testing.assert_array_equal(y, np.stack([x[:, 2 * l:2 * l + 3].max(1) for l in range(5)], 1))
+
+
+def _torch_pool(torch, kind, x, kernel, stride, padding=0):
+    if kind == "max":
+        x = torch.nn.functional.pad(x, (padding,) * 4)     # layerc pads with zeros
+        return torch.nn.functional.max_pool2d(x, kernel, stride)
+    return torch.nn.functional.avg_pool2d(x, kernel, stride, padding=padding, count_include_pad=True)
+
+
+def _against_torch(torch, layer_module, kind, x, kernel, stride, padding=0, rtol=1e-5, atol=1e-6):
+    """Forward and input gradient of ``layer_module`` and of torch, equal."""
+    y = layer_module.forward(x).numpy()
+    gy = np.random.default_rng(2).standard_normal(y.shape).astype(x.dtype)
+    gx = layer_module.backward(gy).numpy()
+    xt = torch.from_numpy(x).requires_grad_()
+    yt = _torch_pool(torch, kind, xt, kernel, stride, padding)
+    yt.backward(torch.from_numpy(gy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=rtol, atol=atol)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("kind", POOLS)
+@pytest.mark.parametrize("kernel,stride", SIZES)
+@pytest.mark.parametrize("height,width", [(7, 9), (33, 31)])
+def test_pools_match_torch(kind, kernel, stride, height, width):
+    torch = pytest.importorskip("torch")
+    layer_module = (nn.MaxPool2D if kind == "max" else nn.AvgPool2D)(kernel, stride=stride)
+    x = np.random.default_rng(kernel * stride).standard_normal((2, 3, height, width)).astype(np.float32)
+    _against_torch(torch, layer_module, kind, x, kernel, stride)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("kind", ["sum", "max"])
+def test_padded_windows_match_torch(kind):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(3).standard_normal((2, 3, 9, 8)).astype(np.float32)
+    layer_module = PaddedPool2D.build(reduce=kind)
+    _against_torch(torch, layer_module, "max" if kind == "max" else "avg", x, 3, 2, padding=1)
+
+
+@pytest.mark.torch
+def test_a_dilated_window_matches_torch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(6).standard_normal((2, 3, 13, 12)).astype(np.float32)
+    layer_module = DilatedMax2D.build()
+    y = layer_module.forward(x).numpy()
+    gy = np.random.default_rng(7).standard_normal(y.shape).astype(np.float32)
+    xt = torch.from_numpy(x).requires_grad_()
+    yt = torch.nn.functional.max_pool2d(xt, 3, 2, dilation=2)
+    yt.backward(torch.from_numpy(gy))
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    np.testing.assert_allclose(layer_module.backward(gy).numpy(), xt.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_gradients_are_the_same_every_run():
+    """Each plane of the gradient belongs to one thread, and its terms are
+    added in one order: overlapping windows give bit-identical gradients."""
+    x = np.random.default_rng(8).standard_normal((4, 8, 33, 31)).astype(np.float32)
+    for layer_module in (nn.AvgPool2D(3, stride=2), nn.MaxPool2D(3, stride=2)):
+        y = layer_module(x)
+        gy = np.random.default_rng(9).standard_normal(y.shape).astype(np.float32)
+        first = layer_module.backward(gy).numpy().copy()
+        for _ in range(3):
+            layer_module(x)
+            np.testing.assert_array_equal(layer_module.backward(gy).numpy(), first)
+
+
+def _special_values():
+    """Windows (2x2, stride 2) holding a NaN, two NaNs, -inf, all -inf,
+    ties of finite values and of zeros (a ReLU's output)."""
+    x = np.random.default_rng(4).standard_normal((1, 2, 6, 8)).astype(np.float32)
+    plane = x[0, 0]
+    plane[0, 1] = np.nan
+    plane[0, 2:4] = -np.inf
+    plane[0:2, 4:6] = -np.inf
+    plane[2:4, 0:2] = 1.5
+    plane[2:4, 2:4] = 0.0
+    plane[3, 5] = plane[2, 4] = 2.5
+    plane[4, 6] = plane[5, 7] = np.nan
+    x[0, 1] = np.maximum(x[0, 1], 0)
+    return x
+
+
+@pytest.mark.torch
+def test_max_pool_special_values_match_torch():
+    """NaN wins its window and takes its gradient, -inf is a value like any
+    other, and ties send the gradient to the first (row-major) maximum. Of
+    two NaNs layerc picks the first, PyTorch the last: that window is left out."""
+    torch = pytest.importorskip("torch")
+    x = _special_values()
+    layer_module = nn.MaxPool2D(2)
+    y = layer_module.forward(x).numpy()
+    gy = np.arange(1, y.size + 1, dtype=np.float32).reshape(y.shape)
+    gx = layer_module.backward(gy).numpy()
+    xt = torch.from_numpy(x).requires_grad_()
+    yt = torch.nn.functional.max_pool2d(xt, 2)
+    yt.backward(torch.from_numpy(gy))
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    assert np.isnan(y[0, 0, 0, 0]) and y[0, 0, 0, 2] == -np.inf
+    two_nans = (slice(None), slice(None), slice(4, 6), slice(6, 8))
+    torch_gx = xt.grad.numpy()
+    assert gx[0, 0, 4, 6] == gy[0, 0, 2, 3] and torch_gx[0, 0, 5, 7] == gy[0, 0, 2, 3]
+    gx[two_nans], torch_gx[two_nans] = 0, 0
+    np.testing.assert_array_equal(gx, torch_gx)
+
+
+# ---------------------------------------------------------------- the generated C
+
+
+def _simd_loops(source: str, function: str) -> list:
+    """``(first, last)`` lines (1-based) of each loop marked ``omp simd`` in ``function``."""
+    lines = source.splitlines()
+    start = next(i for i, l in enumerate(lines) if re.match(rf"int {function}\(", l) and not l.endswith(";"))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i] == "}")
+    loops = []
+    for i in range(start, end):
+        if lines[i].strip().startswith("#pragma omp simd"):
+            depth, j = 0, i + 1
+            while True:
+                depth += lines[j].count("{") - lines[j].count("}")
+                if depth == 0:
+                    break
+                j += 1
+            loops.append((i + 2, j + 1))
+    return loops
+
+
+@pytest.mark.parametrize("kind,kernel", [("max", 2), ("max", 3), ("avg", 3)])
+@pytest.mark.parametrize("dtype", ["f32", "f64"])
+def test_window_column_loops_vectorize(kind, kernel, dtype, tmp_path):
+    """Forward, the max's first-maximum pass and the strided scatter: every
+    column loop vectorizes (gcc reports a line inside it)."""
+    source = compile_layer(POOLS[kind], kernel_size=(kernel, kernel), stride=(2, 2)).source
+    reported, report = vector_report(source, tmp_path)
+    for role in ("forward", "backward"):
+        function = f"lc_{POOLS[kind].name.lower()}_{role}_{dtype}"
+        loops = _simd_loops(source, function)
+        assert loops, f"no simd loop in {function}"
+        missed = [first for first, last in loops if not any(first <= r <= last for r in reported)]
+        assert not missed, f"{function}: loops at lines {missed} not vectorized:\n{report}"
+
+
+def sanitized_run() -> None:
+    """Forward and backward of odd-sized windows built with AddressSanitizer and
+    UBSan (run in a process with the ASan runtime preloaded); prints the cases."""
+    rng = np.random.default_rng(0)
+    ran = []
+    for spec, bindings, shape in [
+            (nn.MaxPool2DSpec, dict(kernel_size=(3, 3), stride=(2, 2)), (2, 3, 7, 9)),
+            (nn.AvgPool2DSpec, dict(kernel_size=(2, 2), stride=(3, 3)), (1, 2, 5, 11)),
+            (PaddedPool2D, dict(reduce="max"), (1, 2, 5, 3)),
+            (PaddedPool2D, {}, (3, 1, 4, 1)),
+            (StridedMax1D, {}, (2, 4)),
+            (DilatedMax2D, {}, (1, 2, 9, 8))]:
+        m = spec.build(options=BuildOptions(sanitize=True), dtype="float64", **bindings)
+        y = m.forward(rng.standard_normal(shape))
+        m.backward(np.ones(y.shape))
+        ran.append(spec.name)
+    print(json.dumps(ran))
+
+
+@pytest.mark.sanitizer
+def test_windows_run_clean_under_asan_and_ubsan():
+    env = _asan_env()
+    env["PYTHONPATH"] = f"{REPO}{':' + str(REPO / 'tests')}"
+    result = subprocess.run([sys.executable, "-c", "import test_windows; test_windows.sanitized_run()"],
+                            env=env, capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert "AddressSanitizer" not in result.stderr and "runtime error" not in result.stderr, result.stderr[-5000:]
+    assert len(json.loads(result.stdout.strip().splitlines()[-1])) == 6
