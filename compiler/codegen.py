@@ -20,6 +20,7 @@ from . import ir
 from .build import LibraryPlan, cache_dir
 from .ir import Const, IConst, ILoad, IndexValue, ISym, IVar, Load
 from .ops_table import COMPARISONS, OPS
+from .patches import WORKSPACE_BYTES
 from .schedule import Nest, index_in_range, plan_loops, plan_program, range_condition
 from .signature import Signature, signature
 
@@ -416,6 +417,91 @@ def render_packed_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
         store=f"{tensor_c(s.name)}[{index_printer.offset(s.name, s.index)}]", **sides)
 
 
+# ---------------------------------------------------------------- GEMMs over packed patches
+
+
+def render_patch_gemm(nest: Nest, shapes: dict, dtype: str) -> str:
+    """A contraction as GEMM calls over packed workspaces, one per task
+    (compiler/patches.py plans it; templates/patch_gemm.c.j2 lays it out)."""
+    s, plan = nest.stage, nest.patch
+    extents = {a.name: a.extent for a in s.all_axes}
+    printer = Printer(shapes, extents, dtype)
+    ix = printer.index
+    packs = [_pack_rows(p, Printer(shapes, extents, dtype)) for p in plan.packs]
+    per_task = [p for p, pack in zip(packs, plan.packs) if not pack.once]
+    room = IConst(0)
+    for p, pack in zip(packs, plan.packs):
+        if not pack.once:
+            p["at"], room = ix(room), ir.iadd(room, pack.capacity)
+    scatter = plan.scatter and _scatter_rows(plan.scatter, s.name, printer)
+    if scatter:
+        scatter["at"], room = ix(room), ir.iadd(room, plan.scatter.capacity)
+    block = plan.block
+    start = ""
+    if plan.start is not None:
+        start = render_nest(plan_loops(ir.replace(s, body=plan.start, reduce=None, reduce_axes=()), shapes), shapes, dtype)
+
+    def operand(op) -> list:
+        base = op.tensor if op.index is None else f"{tensor_c(op.tensor)} + ({printer.offset(op.tensor, op.index)})"
+        return [base, ix(op.ld)]
+
+    out = plan.out
+    target = "lc_cols" if out.index is None else f"lc_out + ({printer.offset(out.tensor, out.index)})"
+    call = [str(int(plan.a.transposed)), str(int(plan.b.transposed)), ix(plan.rows), ix(plan.cols),
+            ix(plan.depth), c_literal(plan.alpha, dtype), *operand(plan.a), *operand(plan.b),
+            "1" if plan.accumulate or (plan.start is not None and not scatter) else "0", target, ix(out.ld)]
+    return _env.get_template("patch_gemm.c.j2").render(
+        comment=c_comment(ir.format_stage(s)), ctype=DTYPES[dtype][0], start=start, started=plan.start is not None,
+        terms=ix(plan.terms), out=tensor_c(s.name), out_size=_size(s.axes, printer), budget=WORKSPACE_BYTES,
+        block=dict(axis=block.axis.name, extent=ix(block.axis.extent), unit=ix(ir.isubst(room, {block.step: 1})),
+                   start=var_c(block.start),
+                   stop=var_c(block.stop), step=var_c(block.step)) if block else
+        dict(axis="none", extent="1", unit=f"lc_max_i64({ix(room)}, 1)", start="", stop="", step=""),
+        tasks=_size(plan.loops, printer), work=_size(s.all_axes, printer), min_work=PARALLEL_MIN_WORK,
+        room=ix(room), once=[p for p in packs if p not in per_task], per_task=per_task,
+        decode=_decode("lc_task / lc_blocks", plan.loops, printer), accumulate=plan.accumulate,
+        scatter=scatter, gemm=GEMMS[dtype]["name"], call=call)
+
+
+def _scatter_rows(scatter, out: str, printer: Printer) -> dict:
+    """What templates/patch_gemm.c.j2 needs to add the calls' workspace into the output."""
+    ix = printer.index
+    tests = Printer(printer.shapes, printer.extents, printer.dtype)
+    passed = [tests.value(t) for t in scatter.tests]
+    inner = scatter.loops[-1]
+    lo, hi = ix(inner.start), ix(inner.stop)
+    for bound in scatter.lo:
+        lo = f"lc_max_i64({lo}, {ix(bound)})"
+    for bound in scatter.hi:
+        hi = f"lc_min_i64({hi}, {ix(bound)})"
+    return dict(loops=[dict(var=var_c(l.var), start=ix(l.start), stop=ix(l.stop)) for l in scatter.loops],
+                inner=dict(var=var_c(inner.var), start=ix(inner.start), stop=ix(inner.stop)),
+                row=ix(ir.isubst(scatter.offset, {inner.var: inner.start})), tests=tests.lines, lo=lo, hi=hi,
+                passed=" && ".join(f"{t} != 0" for t in passed) or "1",
+                target=f"{tensor_c(out)}[{printer.offset(out, scatter.index)}]")
+
+
+def _pack_rows(pack, printer: Printer) -> dict:
+    """What templates/patch_gemm.c.j2 needs to write one workspace."""
+    ix = printer.index
+    tests = [printer.value(t) for t in pack.tests]
+    n_tests = len(printer.lines)
+    printer.in_range = pack.in_range
+    value = printer.value(pack.value)
+    inner = pack.loops[-1]
+    hoisted, lines = printer.hoist(inner.var)
+    lo, hi = ix(inner.start), ix(inner.stop)
+    for bound in pack.lo:
+        lo = f"lc_max_i64({lo}, {ix(bound)})"
+    for bound in pack.hi:
+        hi = f"lc_min_i64({hi}, {ix(bound)})"
+    return dict(name=pack.name, loops=[dict(var=var_c(l.var), start=ix(l.start), stop=ix(l.stop)) for l in pack.loops],
+                inner=dict(var=var_c(inner.var), start=ix(inner.start), stop=ix(inner.stop)),
+                row=ix(ir.isubst(pack.offset, {inner.var: inner.start})), capacity=ix(pack.capacity),
+                tests=hoisted[:n_tests], hoisted=hoisted[n_tests:], lines=lines, value=value, lo=lo, hi=hi, simd=pack.simd,
+                passed=" && ".join(f"{t} != 0" for t in tests) or "1")
+
+
 # the online max-and-sum's shift: the maximum of a row's first SHIFT_PROBE
 # elements. Exponentials against it stay finite while the row's maximum is at
 # most SHIFT_LIMIT above it (exp(64) * 2^32 terms < float's maximum); else the
@@ -494,6 +580,8 @@ def render_nest(nest: Nest, shapes: dict, dtype: str, outputs: frozenset = froze
     """One nest's C. Stores of ``outputs`` (the function's) may stream."""
     if nest.kind == "contract":
         return render_contraction(nest, shapes, dtype)
+    if nest.kind == "patch_gemm":
+        return render_patch_gemm(nest, shapes, dtype)
     if nest.kind == "online":
         return render_online(nest, shapes, dtype)
     if nest.is_pass:
@@ -614,7 +702,7 @@ def render_function(sig: Signature, dtype: str) -> tuple[str, str]:
     name = f"{sig.function}_{dtype}"
     text = _env.get_template("function.c.j2").render(
         title=c_comment(f"{sig.program.name} ({ctype})"), name=name, params=params or ["void"], nests=nests)
-    return text, f"void {name}({', '.join(proto) or 'void'})"
+    return text, f"int {name}({', '.join(proto) or 'void'})"
 
 
 def render_module(prefix: str, spec: str, programs: dict) -> tuple[str, str, dict, dict]:

@@ -341,11 +341,11 @@ class LayerModule(Module):
 
     def _run(self, function, args) -> None:
         """Call a kernel; numpy's BLAS stays on one thread meanwhile when the
-        kernel's matrix products call it (compiler/blas.py)."""
-        if self._calls_blas:
-            blas.call_single_threaded(function, args)
-        else:
-            function(*args)
+        kernel's matrix products call it (compiler/blas.py). A kernel that
+        could not allocate a workspace stops there and returns nonzero."""
+        status = blas.call_single_threaded(function, args) if self._calls_blas else function(*args)
+        if status:
+            raise MemoryError(f"{self.name}: out of memory for a kernel's workspace")
 
     def _pool_of(self, role: str, name: str) -> list:
         return self._pool.setdefault((role, name), [])

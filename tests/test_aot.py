@@ -331,7 +331,7 @@ def test_pip_wheel_of_a_package(specs, tmp_path):
 
 def test_jit_modules_expose_source_so_path_and_cache_key(specs):
     m = specs.PReLU.build(C=5)
-    assert "void lc_prelu_forward_f32(" in m.source
+    assert "int lc_prelu_forward_f32(" in m.source
     assert os.path.isfile(m.so_path)
     assert len(m.cache_key) == 64 and m.cache_key[:16] in m.so_path
 

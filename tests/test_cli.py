@@ -115,7 +115,7 @@ def test_show_prints_forward_backward_saved_and_c(specs):
     assert "forward:" in out and "maximum(x[i0, i1], 0)" in out
     assert "backward (derived):" in out and "grad_alpha[i1] = sum_{i0}" in out
     assert "saved for backward:" in out
-    assert "void lc_prelu_forward_f32(" in out and "void lc_prelu_backward_f64(" in out
+    assert "int lc_prelu_forward_f32(" in out and "int lc_prelu_backward_f64(" in out
 
 
 def test_show_selects_parts(specs):

@@ -46,7 +46,7 @@ def vector_report(source: str, tmp_path) -> tuple[set, str]:
 def innermost_simd_loops(source: str, function: str) -> list[int]:
     """Line numbers (1-based) of loops marked simd in ``function`` that hold no other loop."""
     lines = source.splitlines()
-    start = next(i for i, l in enumerate(lines) if re.match(rf"void {function}\(", l) and not l.endswith(";"))
+    start = next(i for i, l in enumerate(lines) if re.match(rf"int {function}\(", l) and not l.endswith(";"))
     end = next(i for i in range(start + 1, len(lines)) if lines[i] == "}")
     found = []
     for i in range(start, end):

@@ -94,18 +94,22 @@ class LogSumExp:
 
 
 DEPTHWISE = dict(C=8, O=8, CG=1, KH=3, KW=3, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=8)
+DENSE = dict(C=16, O=32, CG=16, KH=3, KW=3, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
+STRIDED = dict(DENSE, stride=(2, 2), dilation=(2, 2))
 
 
 @pytest.mark.parametrize("spec, sizes", [(PReLU, dict(C=256)), (WherePReLU, dict(C=256)),
                                          (Conv2DNoBiasSpec, DEPTHWISE), (LogSumExp, dict(K=1000)),
-                                         (FocalLoss, dict(K=10)), (LinearSpec, dict(I=784, O=256))],
-                         ids=["PReLU", "WherePReLU", "depthwise", "logsumexp", "focal", "linear"])
+                                         (FocalLoss, dict(K=10)), (LinearSpec, dict(I=784, O=256)),
+                                         (Conv2DNoBiasSpec, DENSE), (Conv2DNoBiasSpec, STRIDED)],
+                         ids=["PReLU", "WherePReLU", "depthwise", "logsumexp", "focal", "linear", "conv", "conv-s2-d2"])
 def test_inner_loops_vectorize(tmp_path, spec, sizes):
     """Every ``omp simd`` loop of a layer's float kernels is vectorized by gcc
     (a padded depthwise convolution's too: its rows are cut at the padding;
     the online max-and-sum's two block loops; focal loss's per-row stages,
     whose keepdims axis of one iteration leaves the row loop innermost;
-    Linear's bias written before the product is added onto it). The
+    Linear's bias written before the product is added onto it; a
+    convolution's packed patches, strided and dilated too). The
     double kernels serve gradient checks: gcc may leave some scalar (AVX2 has
     no int64-to-double vector conversion)."""
     source = spec.build(**sizes).source
@@ -120,11 +124,11 @@ def test_inner_loops_vectorize(tmp_path, spec, sizes):
     lines = source.splitlines()
     simd_loops, function = [], None
     for k, line in enumerate(lines, start=1):
-        if line.startswith("void "):
+        if line.startswith("int "):
             function = line
         elif function and "_f32(" in function and re.match(r"#pragma omp (parallel for )?simd", line.strip()):
             end = next(j for j in range(k + 1, len(lines) + 1)
-                       if re.match(r"(\s*#pragma omp|\s*/\*|}|void )", lines[j - 1]))
+                       if re.match(r"(\s*#pragma omp|\s*/\*|}|int )", lines[j - 1]))
             simd_loops.append((k + 1, end))
     assert simd_loops
     missed = [first for first, end in simd_loops if not any(first <= n < end for n in vectorized)]
