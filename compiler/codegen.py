@@ -423,7 +423,9 @@ def render_packed_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
 def render_patch_gemm(nest: Nest, shapes: dict, dtype: str) -> str:
     """A contraction as GEMM calls over packed workspaces, one per task
     (compiler/patches.py plans it; templates/patch_gemm.c.j2 lays it out)."""
-    s, plan = nest.stage, nest.patch
+    plan = nest.patch
+    s = plan.view or nest.stage
+    shapes = {**shapes, s.name: s.shape}
     extents = {a.name: a.extent for a in s.all_axes}
     printer = Printer(shapes, extents, dtype)
     ix = printer.index

@@ -66,10 +66,13 @@ def plan_col2im(s: ir.Stage, c: Contraction, shapes: dict) -> PatchGemm | None:
 
 
 def _guarded(value):
-    """``(conditions, value)`` of ``select(cond, value, 0)`` (no condition: ``[]``)."""
-    if isinstance(value, Call) and value.op == "select" and value.args[2] == Const(0.0):
-        return _conjuncts(value.args[0]), value.args[1]
-    return [], value
+    """``(conditions, value)`` of ``select(cond, value, 0)``, selects nested in
+    it taken too (no condition: ``[]``)."""
+    conditions = []
+    while isinstance(value, Call) and value.op == "select" and value.args[2] == Const(0.0):
+        conditions += _conjuncts(value.args[0])
+        value = value.args[1]
+    return conditions, value
 
 
 def _solve(s: ir.Stage, gathered, other, shapes: dict) -> _Gather | None:

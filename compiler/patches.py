@@ -31,14 +31,17 @@ import itertools
 from dataclasses import dataclass
 
 from . import ir
-from .ir import Axis, Call, Const, IConst, IVar, affine
+from .ir import Axis, Call, Const, IConst, IVar, Load, affine
 from .schedule import (Contraction, _conjuncts, _is_index_test, _matrix, _plain_read, _settle, _size_rank,
-                       _zero_unless, index_in_range, range_condition)
+                       _zero_unless, index_in_range, plan_contraction, range_condition)
 from .simplify import simplify_expr
 
 # a thread's workspaces hold about this many bytes: the packed block is read
 # back by the GEMM from the core's own cache
 WORKSPACE_BYTES = 1 << 20
+# a sum split over calls with fewer terms per call than this keeps the GEMM
+# from its speed: packing the side that asks for the split costs less
+SHORT_DEPTH = 64
 # a packing row shorter than this (a weight's kernel row) is left to gcc to
 # unroll or turn into a copy, not marked for SIMD
 SHORT_ROW = 16
@@ -122,6 +125,78 @@ class PatchGemm:
     terms: ir.IExpr
     start: object = None
     scatter: object = None      # col2im.Scatter: the calls write a workspace, added into the output
+    view: ir.Stage | None = None    # the stage planned, when its output axes were split (``split_digits``)
+
+
+# ---------------------------------------------------------------- the stage as planned
+
+
+def plan_patches(s: ir.Stage, shapes: dict) -> PatchGemm | None:
+    """``s`` as GEMM calls over packed operands (or, for a strided gather, as
+    calls whose results are scattered: ``compiler/col2im.py``), or None."""
+    from .col2im import plan_col2im              # col2im builds on this module
+    view = split_digits(s)
+    c = plan_contraction(view)
+    if c is None:
+        return None
+    shapes = {**shapes, view.name: view.shape}
+    plan = plan_col2im(view, c, shapes) or plan_patch_gemm(view, c, shapes)
+    return plan and ir.replace(plan, view=view if view != s else None)
+
+
+def split_digits(s: ir.Stage) -> ir.Stage:
+    """``s`` with each output axis ``j`` that its body reads only as ``j // K``
+    and ``j % K`` split into the two digits ``(j // K, j % K)``: the same
+    memory, seen as one more dimension (a grouped convolution's gradient
+    over the channels ``K*g + c`` becomes a product per group ``g``)."""
+    if s.scatter_index is not None or s.reduce != "sum":
+        return s
+    axes, digits = [], {}
+    taken = {a.name for a in s.all_axes}
+    for a in s.axes:
+        radix = _radix(s.body, a)
+        if radix is None:
+            axes.append(a)
+            continue
+        high, low = (ir.Axis(_fresh(f"{a.name}_{part}", taken), extent)
+                     for part, extent in (("hi", IConst(a.extent.value // radix)), ("lo", IConst(radix))))
+        digits[a.name] = high, low, radix
+        axes += [high, low]
+    if not digits:
+        return s
+
+    def index(e):
+        if isinstance(e, ir.IBin) and e.op in ("//", "%") and isinstance(e.a, IVar) and e.a.name in digits:
+            high, low, _ = digits[e.a.name]
+            return IVar((high if e.op == "//" else low).name)
+        if isinstance(e, ir.IBin):
+            return ir.IBIN_BUILDERS[e.op](index(e.a), index(e.b))
+        return e
+
+    body = ir.map_expr(s.body, lambda e: Load(e.tensor, tuple(index(i) for i in e.index))
+                       if isinstance(e, Load) else ir.IndexValue(index(e.expr)) if isinstance(e, ir.IndexValue) else e)
+    return ir.replace(s, shape=tuple(a.extent for a in axes), axes=tuple(axes), body=body)
+
+
+def _radix(body, axis: Axis):
+    """``K`` when ``body`` reads index variable ``axis`` only as ``axis // K``
+    and ``axis % K``, with ``K`` dividing its extent; else None."""
+    found = set()
+
+    def visit(e) -> bool:
+        if isinstance(e, ir.IBin) and e.op in ("//", "%") and e.a == IVar(axis.name) and isinstance(e.b, IConst):
+            found.add(e.b.value)
+            return True
+        if isinstance(e, ir.IBin):
+            return visit(e.a) and visit(e.b)
+        return e != IVar(axis.name)
+
+    indices = [i for load in ir.loads(body) for i in load.index]
+    indices += [e.expr for e in ir.postorder(body) if isinstance(e, ir.IndexValue)]
+    if not all(visit(i) for i in indices) or len(found) != 1 or not isinstance(axis.extent, IConst):
+        return None
+    (radix,) = found
+    return radix if radix > 1 and axis.extent.value % radix == 0 else None
 
 
 # ---------------------------------------------------------------- choosing the calls
@@ -148,8 +223,11 @@ def plan_patch_gemm(s: ir.Stage, c: Contraction, shapes: dict) -> PatchGemm | No
         sides = _sides(s, c, shapes, reads, *split)
         if sides is None:
             continue
-        # fewest workspaces packed per task, then the fewest calls
-        score = (sum(side.matrix is None and not side.once for side in sides), sum(split))
+        # no short sums per call (a kernel's 3x3 taps), then the fewest
+        # workspaces packed per task, then the fewest calls
+        depth = _length(c.k[split[2]:], None)
+        short = split[2] > 0 and isinstance(depth, IConst) and depth.value < SHORT_DEPTH
+        score = (short, sum(side.matrix is None and not side.once for side in sides), sum(split))
         if best is None or score < best[0]:
             best = score, split, sides
     if best is None:

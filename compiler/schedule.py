@@ -285,7 +285,7 @@ def _started_product(s: Stage, products: dict, readers: dict, kept: set, shapes:
         started = ir.replace(s, body=Call("add", (start, product)), reduce="sum", reduce_axes=reduce_axes)
         contraction = plan_contraction(started)
         if contraction is not None and (plan_gemm(started, contraction, shapes) is not None
-                                        or _plan_patches(started, contraction, shapes) is not None):
+                                        or _plan_patches(started, shapes) is not None):
             return started, c.name
     return None
 
@@ -736,20 +736,18 @@ def plan_gemm(s: Stage, c: Contraction, shapes: dict) -> Gemm | None:
 def plan_stage(s: Stage, shapes: dict) -> Nest:
     contraction = plan_contraction(s)
     gemm = contraction and plan_gemm(s, contraction, shapes)
-    patch = _plan_patches(s, contraction, shapes) if contraction is not None and gemm is None else None
+    patch = None if gemm else _plan_patches(s, shapes)
     if patch is not None:
-        return Nest(s, "patch_gemm", (), contraction=contraction, patch=patch)
+        return Nest(s, "patch_gemm", (), patch=patch)
     if contraction is None or (contraction.start is not None and gemm is None):
         return plan_loops(s, shapes)
     return Nest(s, "contract", (), contraction=dataclasses.replace(contraction, gemm=gemm))
 
 
-def _plan_patches(s: Stage, contraction: Contraction, shapes: dict):
-    """The contraction as GEMM calls over packed operands (compiler/patches.py,
-    compiler/col2im.py), or None."""
-    from .col2im import plan_col2im             # both build on this module
-    from .patches import plan_patch_gemm
-    return plan_col2im(s, contraction, shapes) or plan_patch_gemm(s, contraction, shapes)
+def _plan_patches(s: Stage, shapes: dict):
+    """``s`` as GEMM calls over packed operands (compiler/patches.py), or None."""
+    from .patches import plan_patches           # patches builds on this module
+    return plan_patches(s, shapes)
 
 
 # a reduction loop shorter than this with a cheap body runs as scalar code:
