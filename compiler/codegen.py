@@ -21,7 +21,8 @@ from .build import LibraryPlan, cache_dir
 from .ir import Const, IConst, ILoad, IndexValue, ISym, IVar, Load
 from .ops_table import COMPARISONS, OPS
 from .patches import WORKSPACE_BYTES
-from .schedule import Nest, index_in_range, plan_loops, plan_program, range_condition
+from .plan import plan_program
+from .schedule import Nest, index_in_range, plan_loops, range_condition
 from .signature import Signature, signature
 
 # below this many loop iterations a nest runs on one thread: starting an
@@ -371,7 +372,7 @@ def render_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
                             f"for (int64_t k = 0; k < {out_size}; ++k) {tensor_c(s.name)}[k] = 0;"]
     if c.start is not None:
         # the output holds the sum's starting value first; the products add onto it
-        start = render_nest(plan_loops(ir.replace(s, body=c.start, reduce=None, reduce_axes=()), shapes), shapes, dtype)
+        start = _start(s, c.start, shapes, dtype)
         beta, empty_sum = "1", ["/* an empty sum leaves the starting value */"]
     # row-major calls C = op(A) op(B); a transposed result is computed as out^T = b^T a^T
     left, right, call_rows, call_cols = (b, a, cols, rows) if out.transposed else (a, b, rows, cols)
@@ -396,6 +397,13 @@ def render_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
         gemm=GEMMS[dtype]["name"], call=call)
 
 
+def _start(s, start, shapes: dict, dtype: str) -> str:
+    """The nest writing a sum's starting value into its output ("" for none)."""
+    if start is None:
+        return ""
+    return render_nest(plan_loops(ir.replace(s, body=start, reduce=None, reduce_axes=()), shapes), shapes, dtype)
+
+
 def render_packed_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
     """A sum of products as a packed, register-tiled matrix product (templates/contract.c.j2)."""
     s, c = nest.stage, nest.contraction
@@ -408,6 +416,8 @@ def render_packed_contraction(nest: Nest, shapes: dict, dtype: str) -> str:
         sides[f"{side}_lines"] = printer.lines
     kernel = KERNELS[dtype]
     return _env.get_template("contract.c.j2").render(
+        start=_start(s, c.start, shapes, dtype), started=c.start is not None,
+        first_block="0" if c.start is not None else "lc_pc == 0",
         comment=c_comment(ir.format_stage(s)), ctype=DTYPES[dtype][0], nr=kernel["nr"], kernel=kernel["name"],
         m_size=_size(c.m, index_printer), n_size=_size(c.n, index_printer), k_size=_size(c.k, index_printer),
         out=tensor_c(s.name), out_size=_size(s.axes, index_printer), min_work=PARALLEL_MIN_WORK,
@@ -439,9 +449,7 @@ def render_patch_gemm(nest: Nest, shapes: dict, dtype: str) -> str:
     if scatter:
         scatter["at"], room = ix(room), ir.iadd(room, plan.scatter.capacity)
     block = plan.block
-    start = ""
-    if plan.start is not None:
-        start = render_nest(plan_loops(ir.replace(s, body=plan.start, reduce=None, reduce_axes=()), shapes), shapes, dtype)
+    start = _start(s, plan.start, shapes, dtype)
 
     def operand(op) -> list:
         base = op.tensor if op.index is None else f"{tensor_c(op.tensor)} + ({printer.offset(op.tensor, op.index)})"

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from . import ir
 from .ir import Axis, Call, Const, IConst, IVar, Load, affine
 from .schedule import (Contraction, _conjuncts, _is_index_test, _matrix, _plain_read, _settle, _size_rank,
-                       _zero_unless, index_in_range, plan_contraction, range_condition)
+                       _zero_unless, index_in_range, range_condition)
 from .simplify import simplify_expr
 
 # a thread's workspaces hold about this many bytes: the packed block is read
@@ -128,20 +128,7 @@ class PatchGemm:
     view: ir.Stage | None = None    # the stage planned, when its output axes were split (``split_digits``)
 
 
-# ---------------------------------------------------------------- the stage as planned
-
-
-def plan_patches(s: ir.Stage, shapes: dict) -> PatchGemm | None:
-    """``s`` as GEMM calls over packed operands (or, for a strided gather, as
-    calls whose results are scattered: ``compiler/col2im.py``), or None."""
-    from .col2im import plan_col2im              # col2im builds on this module
-    view = split_digits(s)
-    c = plan_contraction(view)
-    if c is None:
-        return None
-    shapes = {**shapes, view.name: view.shape}
-    plan = plan_col2im(view, c, shapes) or plan_patch_gemm(view, c, shapes)
-    return plan and ir.replace(plan, view=view if view != s else None)
+# ---------------------------------------------------------------- output axes as digits
 
 
 def split_digits(s: ir.Stage) -> ir.Stage:

@@ -243,14 +243,15 @@ def add_into_products(p: Program) -> Program:
     bias, a residual, another product) becomes that sum, started at the addend:
     ``out = z + sum_k a*b`` as ``sum_k (select(k == 0, z, 0) + a*b)``. Its nest
     writes ``z`` into the output and the BLAS adds the product onto it (beta 1):
-    one pass over the output and one buffer fewer. Only where the product runs
-    as BLAS calls (a plain loop nest would test the condition every term)."""
-    shapes, readers = p.shapes(), p.readers()
+    one pass over the output and one buffer fewer. Only where the sum is a
+    matrix product (its nest writes ``z`` first, as BLAS calls or packed ones;
+    a plain loop nest would test the condition every term)."""
+    readers = p.readers()
     kept = set(p.outputs) | {s for _, s in p.updates}
     products = {s.name: s for s in p.stages if s.reduce == "sum" and s.scatter_index is None}
     stages, folded = [], set()
     for s in p.stages:
-        started = _started_product(s, products, readers, kept, shapes)
+        started = _started_product(s, products, readers, kept)
         if started is not None:
             folded.add(started[1])
             s = started[0]
@@ -258,7 +259,7 @@ def add_into_products(p: Program) -> Program:
     return ir.replace(p, stages=tuple(st for st in stages if st.name not in folded))
 
 
-def _started_product(s: Stage, products: dict, readers: dict, kept: set, shapes: dict):
+def _started_product(s: Stage, products: dict, readers: dict, kept: set):
     """``(the sum s computes, started at its addend; the product's name)``, or None."""
     if not (is_pointwise(s) and isinstance(s.body, Call) and s.body.op == "add"):
         return None
@@ -283,9 +284,7 @@ def _started_product(s: Stage, products: dict, readers: dict, kept: set, shapes:
         product = ir.subst_indices(c.body, {old: IVar(new) for old, new in names.items()})
         start = Call("select", (_first_term(reduce_axes), addend, Const(0.0)))
         started = ir.replace(s, body=Call("add", (start, product)), reduce="sum", reduce_axes=reduce_axes)
-        contraction = plan_contraction(started)
-        if contraction is not None and (plan_gemm(started, contraction, shapes) is not None
-                                        or _plan_patches(started, shapes) is not None):
+        if plan_contraction(started) is not None:
             return started, c.name
     return None
 
@@ -454,7 +453,7 @@ class Nest:
     contraction: Contraction | None = None
     window: Window | None = None
     terms: Stage | None = None
-    patch: object = None        # a "patch_gemm" nest's PatchGemm (compiler/patches.py)
+    patch: object = None        # a "patch_gemm" nest's PatchGemm (compiler/plan.py makes those)
 
     @property
     def members(self) -> tuple:
@@ -736,18 +735,9 @@ def plan_gemm(s: Stage, c: Contraction, shapes: dict) -> Gemm | None:
 def plan_stage(s: Stage, shapes: dict) -> Nest:
     contraction = plan_contraction(s)
     gemm = contraction and plan_gemm(s, contraction, shapes)
-    patch = None if gemm else _plan_patches(s, shapes)
-    if patch is not None:
-        return Nest(s, "patch_gemm", (), patch=patch)
-    if contraction is None or (contraction.start is not None and gemm is None):
+    if contraction is None:
         return plan_loops(s, shapes)
     return Nest(s, "contract", (), contraction=dataclasses.replace(contraction, gemm=gemm))
-
-
-def _plan_patches(s: Stage, shapes: dict):
-    """``s`` as GEMM calls over packed operands (compiler/patches.py), or None."""
-    from .patches import plan_patches           # patches builds on this module
-    return plan_patches(s, shapes)
 
 
 # a reduction loop shorter than this with a cheap body runs as scalar code:

@@ -1,0 +1,44 @@
+"""The plan of a program's nests: ``schedule.plan_program``'s, with every sum
+of products that is not a matrix product of tensors in memory planned as GEMM
+calls over packed operands (``compiler/patches.py``) or, for a strided
+convolution's input gradient, as GEMM calls whose columns are added into the
+output (``compiler/col2im.py``). A contraction neither takes keeps its
+packed, register-tiled nest.
+
+Example::
+
+    for nest in plan_program(backward):
+        print(nest.stage.name, nest.kind)      # grad_x patch_gemm, grad_weight patch_gemm, ...
+"""
+from __future__ import annotations
+
+from . import ir, schedule
+from .col2im import plan_col2im
+from .patches import PatchGemm, plan_patch_gemm, split_digits
+
+
+def plan_program(p: ir.Program) -> list:
+    """The nests that run ``p``, in order."""
+    shapes = p.shapes()
+    return [_packed(nest, shapes) for nest in schedule.plan_program(p)]
+
+
+def _packed(nest: schedule.Nest, shapes: dict) -> schedule.Nest:
+    s = nest.stage
+    if nest.siblings or s.reduce != "sum" or s.scatter_index is not None or (
+            nest.kind == "contract" and nest.contraction.gemm is not None):
+        return nest
+    plan = plan_patches(s, shapes)
+    return nest if plan is None else schedule.Nest(s, "patch_gemm", (), patch=plan)
+
+
+def plan_patches(s: ir.Stage, shapes: dict) -> PatchGemm | None:
+    """``s`` as GEMM calls over packed operands (its output axes split into
+    digits where that makes it a product per group), or None."""
+    view = split_digits(s)
+    c = schedule.plan_contraction(view)
+    if c is None:
+        return None
+    shapes = {**shapes, view.name: view.shape}
+    plan = plan_col2im(view, c, shapes) or plan_patch_gemm(view, c, shapes)
+    return plan and ir.replace(plan, view=view if view != s else None)
