@@ -393,15 +393,15 @@ def _window(value, var: str, extents: dict, shapes: dict) -> tuple:
 
 
 def canonical(e: ir.IExpr) -> ir.IExpr:
-    """An affine index expression as ``c1*v1 + c2*v2 + ... + rest`` (variables
-    by name), so that solved bounds and targets print plainly."""
+    """An affine index expression as ``c1*v1 + c2*v2 + ... + rest`` (largest
+    coefficients first), so that solved bounds and targets print plainly."""
     split = affine(e, ir.ivars(e))
     if split is None:
         return e
-    out = split[1]
-    for v in sorted(split[0], reverse=True):
-        out = ir.iadd(ir.imul(split[0][v], IVar(v)), out)
-    return out
+    out = IConst(0)
+    for v in sorted(split[0], key=lambda v: (-abs(split[0][v]), v)):
+        out = ir.iadd(out, ir.imul(split[0][v], IVar(v)))
+    return ir.iadd(out, split[1])
 
 
 def _bound(cond, var: str):
