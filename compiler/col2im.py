@@ -157,7 +157,7 @@ def _plan(s: ir.Stage, c: Contraction, gather: _Gather, other, shapes: dict) -> 
     scatter = _scatter(s, gather, rows, cols, block)
     return PatchGemm((), *operands, Operand("lc_cols", None, _length(cols, block), False), g_scale * o_scale,
                      _length(rows, block), _length(cols, block), _length(depth, None), loops, False, block,
-                     _length(c.k, None), c.start, scatter)
+                     _length(c.k, None), c.start, scatter, tiles=not operands[1].transposed)
 
 
 def _run(load, elsewhere: set, extents: dict) -> list:

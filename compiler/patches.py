@@ -125,6 +125,7 @@ class PatchGemm:
     terms: ir.IExpr
     start: object = None
     scatter: object = None      # col2im.Scatter: the calls write a workspace, added into the output
+    tiles: bool = False         # the calls run on the module's tiles, which read B's rows in place
     view: ir.Stage | None = None    # the stage planned, when its output axes were split (``split_digits``)
 
 
@@ -266,7 +267,8 @@ def _plan(s: ir.Stage, c: Contraction, shapes: dict, split: tuple, sides: list) 
     alpha = sides[0].scale * sides[1].scale
     accumulate = bool(c.k[:pk]) or (block is not None and block.axis in k)
     return PatchGemm(tuple(packs), a, b, out, alpha, rows, cols, _length(k, block),
-                     c.batch + c.m[:pm] + c.n[:pn] + c.k[:pk], accumulate, block, _length(c.k, None), c.start)
+                     c.batch + c.m[:pm] + c.n[:pn] + c.k[:pk], accumulate, block, _length(c.k, None), c.start,
+                     tiles=not b.transposed)
 
 
 def _in_place(tensor: str, index: tuple, run: tuple, block: Block | None, matrix) -> Operand:
