@@ -458,16 +458,15 @@ def render_patch_gemm(nest: Nest, shapes: dict, dtype: str) -> str:
     out = plan.out
     target = "lc_cols" if out.index is None else f"lc_out + ({printer.offset(out.tensor, out.index)})"
     beta = "1" if plan.accumulate or (plan.start is not None and not scatter) else "0"
-    sizes = [ix(plan.rows), ix(plan.cols), ix(plan.depth), c_literal(plan.alpha, dtype)]
-    if plan.tiles:
-        # A read element by element (rows ld apart, or columns), B's rows in place
-        (a, lda), (b, ldb) = operand(plan.a), operand(plan.b)
-        strides = ["1", lda] if plan.a.transposed else [lda, "1"]
-        gemm, call = f"{KERNELS[dtype]['name']}_tiles", [*sizes, a, *strides, b, ldb, beta, target, ix(out.ld),
-                                                         "lc_scratch"]
-    else:
-        gemm, call = GEMMS[dtype]["name"], [str(int(plan.a.transposed)), str(int(plan.b.transposed)), *sizes,
-                                            *operand(plan.a), *operand(plan.b), beta, target, ix(out.ld)]
+    (a, lda), (b, ldb) = operand(plan.a), operand(plan.b)
+
+    def strides(transposed: bool, ld: str) -> list:
+        # (rows, columns) apart: a transposed matrix's rows are its memory's columns
+        return ["1", ld] if transposed else [ld, "1"]
+
+    # A read element by element, B's rows where they lie, C written either way
+    call = [ix(plan.rows), ix(plan.cols), ix(plan.depth), c_literal(plan.alpha, dtype), a, *strides(plan.a.transposed, lda),
+            b, ldb, beta, target, *strides(out.transposed, ix(out.ld)), "lc_scratch"]
     return _env.get_template("patch_gemm.c.j2").render(
         comment=c_comment(ir.format_stage(s)), ctype=DTYPES[dtype][0], start=start, started=plan.start is not None,
         terms=ix(plan.terms), out=tensor_c(s.name), out_size=_size(s.axes, printer), budget=WORKSPACE_BYTES,
@@ -478,7 +477,8 @@ def render_patch_gemm(nest: Nest, shapes: dict, dtype: str) -> str:
         tasks=_size(plan.loops, printer), work=_size(s.all_axes, printer), min_work=PARALLEL_MIN_WORK,
         room=ix(room), once=[p for p in packs if p not in per_task], per_task=per_task,
         decode=_decode("lc_task / lc_blocks", plan.loops, printer), accumulate=plan.accumulate,
-        scatter=scatter, gemm=gemm, call=call, scratch=f"LC_TILE_SCRATCH({KERNELS[dtype]['nr']})" if plan.tiles else "")
+        scatter=scatter, gemm=f"{KERNELS[dtype]['name']}_tiles", call=call,
+        scratch=f"LC_TILE_SCRATCH({KERNELS[dtype]['nr']})")
 
 
 def _scatter_rows(scatter, out: str, printer: Printer) -> dict:

@@ -150,14 +150,14 @@ def _plan(s: ir.Stage, c: Contraction, gather: _Gather, other, shapes: dict) -> 
         block = Block(rows[0], *(_fresh(f"{rows[0].name}_{p}", taken) for p in ("start", "stop", "step")))
     a = _matrix(o_load.tensor, o_load.index, shapes[o_load.tensor], rows, depth)
     b = _matrix(g_load.tensor, g_load.index, shapes[g_load.tensor], depth, cols)
-    if a is None or b is None:
+    if a is None or b is None or b.transposed:
         return None
     loops = tuple(ax for ax in s.axes if ax.name in owners and ax.name not in owned)
     operands = [_operand(o_load, a, rows + depth, block), _operand(g_load, b, depth + cols, block)]
     scatter = _scatter(s, gather, rows, cols, block)
     return PatchGemm((), *operands, Operand("lc_cols", None, _length(cols, block), False), g_scale * o_scale,
                      _length(rows, block), _length(cols, block), _length(depth, None), loops, False, block,
-                     _length(c.k, None), c.start, scatter, tiles=not operands[1].transposed)
+                     _length(c.k, None), c.start, scatter)
 
 
 def _run(load, elsewhere: set, extents: dict) -> list:

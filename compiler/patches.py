@@ -28,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 from . import ir
@@ -39,8 +40,8 @@ from .simplify import simplify_expr
 # a thread's workspaces hold about this many bytes: the packed block is read
 # back by the GEMM from the core's own cache
 WORKSPACE_BYTES = 1 << 20
-# a sum split over calls with fewer terms per call than this keeps the GEMM
-# from its speed: packing the side that asks for the split costs less
+# a call whose rows, columns or sums are fewer than this runs its tiles below
+# their speed (a split that leaves a kernel's 3x3 taps per call)
 SHORT_DEPTH = 64
 # a packing row shorter than this (a weight's kernel row) is left to gcc to
 # unroll or turn into a copy, not marked for SIMD
@@ -125,7 +126,6 @@ class PatchGemm:
     terms: ir.IExpr
     start: object = None
     scatter: object = None      # col2im.Scatter: the calls write a workspace, added into the output
-    tiles: bool = False         # the calls run on the module's tiles, which read B's rows in place
     view: ir.Stage | None = None    # the stage planned, when its output axes were split (``split_digits``)
 
 
@@ -192,14 +192,23 @@ def _radix(body, axis: Axis):
 
 @dataclass(frozen=True)
 class _Side:
-    """A side of the product at one split: a matrix in memory (``matrix``) or packed."""
+    """A side of each call at one split and orientation: ``A`` (read element
+    by element) or ``B`` (``is_b``: read by rows along its free axes), a matrix
+    in memory (``matrix``) or packed in ``layout`` (rows, columns)."""
 
     value: object
-    free: tuple         # its own axes of the call (m or n)
+    free: tuple         # its own axes of the call (the call's rows for A, columns for B)
     depth: tuple        # the call's summed axes
+    is_b: bool          # B: its summed axes are the rows, its free ones contiguous
     matrix: object      # schedule.Matrix, or None: packed
     scale: float
     once: bool
+    layout: tuple | None
+
+    @property
+    def forced(self) -> bool:
+        """Packed against the grain of its reads, so that its rows are the B the tiles want."""
+        return self.matrix is None and self.layout != _layout(self.value, self.free, self.depth)
 
 
 def plan_patch_gemm(s: ir.Stage, c: Contraction, shapes: dict) -> PatchGemm | None:
@@ -208,67 +217,80 @@ def plan_patch_gemm(s: ir.Stage, c: Contraction, shapes: dict) -> PatchGemm | No
     reads = [_plain_read(v, shapes, extents) for v in (c.a, c.b)]
     best = None
     for split in itertools.product(range(len(c.m)), range(len(c.n)), range(len(c.k))):
-        sides = _sides(s, c, shapes, reads, *split)
-        if sides is None:
-            continue
-        # no short sums per call (a kernel's 3x3 taps), then the fewest
-        # workspaces packed per task, then the fewest calls
-        depth = _length(c.k[split[2]:], None)
-        short = split[2] > 0 and isinstance(depth, IConst) and depth.value < SHORT_DEPTH
-        score = (short, sum(side.matrix is None and not side.once for side in sides), sum(split))
-        if best is None or score < best[0]:
-            best = score, split, sides
+        for flipped in (False, True):
+            sides = _sides(s, c, shapes, reads, split, flipped)
+            if sides is None:
+                continue
+            # the fewest short sides of the calls (a kernel's 3x3 taps as the
+            # sums); the least packed against the grain; the fewest workspaces
+            # packed per task; the fewest calls
+            short = sum(isinstance(d, IConst) and d.value < SHORT_DEPTH
+                        for d in (_length(sides[0].free, None), _length(sides[1].free, None),
+                                  _length(sides[0].depth, None)))
+            forced = sum(_elements(side.value, extents) for side in sides if side.forced)
+            score = (short, forced, sum(side.matrix is None and not side.once for side in sides), sum(split))
+            if best is None or score < best[0]:
+                best = score, split, flipped, sides
     if best is None:
         return None
     return _plan(s, c, shapes, *best[1:])
 
 
-def _sides(s: ir.Stage, c: Contraction, shapes: dict, reads: list, pm: int, pn: int, pk: int):
-    """Both sides at one split of the axes, or None when the output is not a
-    matrix there or no side needs packing."""
+def _sides(s: ir.Stage, c: Contraction, shapes: dict, reads: list, split: tuple, flipped: bool):
+    """``[A, B]`` at one split of the axes, the calls computing the output
+    (``m`` x ``n``) or, ``flipped``, its transpose; None when the output is not
+    a matrix there or no side needs packing."""
+    pm, pn, pk = split
     m, n, k = c.m[pm:], c.n[pn:], c.k[pk:]
     if _matrix(s.name, s.index, s.shape, m, n) is None:
         return None
     task_vars = {a.name for a in c.batch + c.m[:pm] + c.n[:pn] + c.k[:pk]}
     sides = []
-    for value, read, free, (rows, cols) in ((c.a, reads[0], m, (m, k)), (c.b, reads[1], n, (k, n))):
-        matrix = read and _matrix(read[0].tensor, read[0].index, shapes[read[0].tensor], rows, cols)
+    calls = ((c.a, reads[0], m), (c.b, reads[1], n))
+    for value, read, free in calls[::-1] if flipped else calls:
+        is_b = bool(sides)
+        runs = (k, free) if is_b else (free, k)
+        matrix = read and _matrix(read[0].tensor, read[0].index, shapes[read[0].tensor], *runs)
+        if matrix and is_b and matrix.transposed:
+            matrix = None           # B's rows must lie in memory as rows
         # packed once: a side of fixed size (a weight) that no task changes
         once = not (ir.ivars_of_expr(value) & task_vars) and all(isinstance(a.extent, IConst) for a in free + k)
-        sides.append(_Side(value, free, k, matrix or None, read[1] if matrix else 1.0, once))
+        layout = None if matrix else (k, free) if is_b else _layout(value, free, k)
+        sides.append(_Side(value, free, k, is_b, matrix or None, read[1] if matrix else 1.0, once, layout))
     if all(side.matrix is not None for side in sides):
         return None
     return sides
 
 
-def _plan(s: ir.Stage, c: Contraction, shapes: dict, split: tuple, sides: list) -> PatchGemm:
+def _elements(value, extents: dict) -> int:
+    """About how many elements ``value`` spans over all calls (a size left free
+    at build time counted as 64)."""
+    sizes = [extents[v] for v in ir.ivars_of_expr(value) if v in extents]
+    return int(math.prod(e.value if isinstance(e, IConst) else 64 for e in sizes))
+
+
+def _plan(s: ir.Stage, c: Contraction, shapes: dict, split: tuple, flipped: bool, sides: list) -> PatchGemm:
     pm, pn, pk = split
     m, n, k = c.m[pm:], c.n[pn:], c.k[pk:]
-    taken = {a.name for a in s.all_axes}
-    layouts = [_layout(side, shapes) for side in sides]
-    block = _block(sides, layouts, taken)
+    block = _block(sides, {a.name for a in s.all_axes})
+    extents = {a.name: a.extent for a in s.all_axes}
     packs, operands = [], []
-    for name, side, layout in zip(("lc_pack_a", "lc_pack_b"), sides, layouts):
+    for name, side in zip(("lc_pack_a", "lc_pack_b"), sides):
         if side.matrix is None:
-            rows, cols = layout
+            rows, cols = side.layout
             packs.append(_pack(name, side, rows, cols, block, s, shapes))
-            # a workspace [rows x cols] is the side's matrix transposed when its rows are the summed axes
-            operands.append(Operand(name, None, _length(cols, block), (rows == side.depth) == (side is sides[0])))
+            # a workspace [rows x cols] is the side's matrix transposed when its rows are the other run
+            operands.append(Operand(name, None, _length(cols, block), rows != (side.depth if side.is_b else side.free)))
         else:
-            load = _plain_read(side.value, shapes, {a.name: a.extent for a in s.all_axes})[0]
+            load = _plain_read(side.value, shapes, extents)[0]
             operands.append(_in_place(load.tensor, load.index, side.free + side.depth, block, side.matrix))
-    out = _in_place(s.name, s.index, m + n, block, _matrix(s.name, s.index, s.shape, m, n))
     a, b = operands
-    rows, cols = _length(m, block), _length(n, block)
-    if out.transposed:
-        # row-major calls compute out^T = op(b)^T op(a)^T
-        a, b, rows, cols = b, a, cols, rows
-    a, b = (ir.replace(x, transposed=x.transposed != out.transposed) for x in (a, b))
-    alpha = sides[0].scale * sides[1].scale
+    runs = (n, m) if flipped else (m, n)
+    out = _in_place(s.name, s.index, m + n, block, _matrix(s.name, s.index, s.shape, *runs))
     accumulate = bool(c.k[:pk]) or (block is not None and block.axis in k)
-    return PatchGemm(tuple(packs), a, b, out, alpha, rows, cols, _length(k, block),
-                     c.batch + c.m[:pm] + c.n[:pn] + c.k[:pk], accumulate, block, _length(c.k, None), c.start,
-                     tiles=not b.transposed)
+    return PatchGemm(tuple(packs), a, b, out, sides[0].scale * sides[1].scale, _length(runs[0], block),
+                     _length(runs[1], block), _length(k, block), c.batch + c.m[:pm] + c.n[:pn] + c.k[:pk],
+                     accumulate, block, _length(c.k, None), c.start)
 
 
 def _in_place(tensor: str, index: tuple, run: tuple, block: Block | None, matrix) -> Operand:
@@ -298,14 +320,12 @@ def _fresh(name: str, taken: set) -> str:
 # ---------------------------------------------------------------- packing
 
 
-def _layout(side: _Side, shapes: dict) -> tuple | None:
-    """``(rows, cols)`` of a packed side's workspace: the columns are the run
-    holding the variable that walks memory in its widest read, so the
-    innermost packing loop reads and writes contiguously."""
-    if side.matrix is not None:
-        return None
-    along = _along_memory(side.value, side.free + side.depth)
-    return (side.free, side.depth) if along in {a.name for a in side.depth} else (side.depth, side.free)
+def _layout(value, free: tuple, depth: tuple) -> tuple:
+    """``(rows, cols)`` of a workspace that packs ``value`` along the grain: the
+    columns are the run holding the variable that walks memory in its widest
+    read, so the innermost packing loop reads and writes contiguously."""
+    along = _along_memory(value, free + depth)
+    return (free, depth) if along in {a.name for a in depth} else (depth, free)
 
 
 def _along_memory(value, axes: tuple):
@@ -321,15 +341,14 @@ def _along_memory(value, axes: tuple):
     return best and best[1]
 
 
-def _block(sides: list, layouts: list, taken: set) -> Block | None:
-    """The outermost column axis of the first side packed per task: tasks
-    take blocks of it (None when every packed side is packed once)."""
-    for side, layout in zip(sides, layouts):
-        if side.matrix is None and not side.once:
-            axis = layout[1][0]
-            names = [_fresh(f"{axis.name}_{part}", taken) for part in ("start", "stop", "step")]
-            return Block(axis, *names)
-    return None
+def _block(sides: list, taken: set) -> Block | None:
+    """The outermost column axis of a side packed per task (along the grain if
+    one is): tasks take blocks of it. None when every side is packed once."""
+    per_task = sorted((side for side in sides if side.matrix is None and not side.once), key=lambda side: side.forced)
+    if not per_task:
+        return None
+    axis = per_task[0].layout[1][0]
+    return Block(axis, *(_fresh(f"{axis.name}_{part}", taken) for part in ("start", "stop", "step")))
 
 
 def _flat(axes: tuple, block: Block | None) -> ir.IExpr:

@@ -140,7 +140,7 @@ def lower_layer(spec: LayerSpec, **bindings) -> Lowered:
     forward, backward = fuse_pair(traced, user_backward or derived)
     prefix = _prefix(spec.name)
     source, cdef, signatures, libraries = render_module(prefix, spec.name, {"forward": forward, "backward": backward})
-    calls_blas = any(nest.kind == "patch_gemm" or nest.kind == "contract" and nest.contraction.gemm is not None
+    calls_blas = any(nest.kind == "contract" and nest.contraction.gemm is not None
                      for program in (forward, backward) for nest in plan_program(program))
     return Lowered(spec, sizes, attrs, traced, derived, forward, backward, signatures, source, cdef, libraries,
                    prefix, user_backward, calls_blas)

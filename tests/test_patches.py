@@ -47,16 +47,19 @@ def test_forward_and_both_gradients_are_packed_gemm_calls(rank):
     for name in ("conv_1", "grad_x", "grad_weight"):
         assert nests[name].kind == "patch_gemm", name
     forward, weight = nests["conv_1"].patch, nests["grad_weight"].patch
-    # the bias is written first and the product added onto it; images are tasks
+    # the bias is written first and the product added onto it; images are tasks;
+    # the input's patches are the calls' B, read by rows along the image
     assert forward.start is not None and [a.name for a in forward.loops] == ["n"]
-    # the weight gradient sums over images: each thread into its own copy
-    assert weight.accumulate and [p.name for p in weight.packs] == ["lc_pack_b"]
+    assert [p.name for p in forward.packs] == ["lc_pack_b"] and not forward.b.transposed
+    # the weight gradient sums over images (each thread into its own copy) as
+    # grad_weight^T = patches . grad_output^T: the smaller side is packed across its grain
+    assert weight.accumulate and weight.out.transposed and [p.name for p in weight.packs] == ["lc_pack_a", "lc_pack_b"]
 
 
 def test_padding_is_cut_from_the_packing_loop():
     """The input's padded read packs along the image row, inside the bounds
     where it is in the image: no test inside the loop."""
-    pack = _nests(padding=2, stride=2).get("conv_1").patch.packs[0]
+    pack = _nests(padding=2, stride=2)["conv_1"].patch.packs[0]
     assert pack.loops[-1].var == "w" and pack.lo and pack.hi and pack.tests
     assert ir.format_expr(pack.value) == "x[n, c, 2 * h + i - 2, 2 * w + j - 2]"
     assert all(load in pack.in_range for load in ir.loads(pack.value))
@@ -64,7 +67,7 @@ def test_padding_is_cut_from_the_packing_loop():
 
 def test_input_gradient_packs_the_weight_once_at_stride_1():
     grad_x = _nests()["grad_x"].patch
-    assert [(p.name, p.once) for p in grad_x.packs] == [("lc_pack_a", False), ("lc_pack_b", True)]
+    assert [(p.name, p.once) for p in grad_x.packs] == [("lc_pack_a", True), ("lc_pack_b", False)]
     assert grad_x.scatter is None
 
 
