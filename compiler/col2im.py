@@ -27,7 +27,10 @@ from . import ir
 from .ir import Call, Const, IConst, IVar, Load, affine
 from .patches import (Block, Operand, PackLoop, PatchGemm, _bound, _conjuncts, _flat, _fresh, _length,
                       _plain_read, canonical)
-from .schedule import Contraction, _matrix, coordinate_in_range
+from .schedule import _factors, _matrix, _product, coordinate_in_range, starting_value
+
+# a product with fewer rows, columns or terms than this is left to loops
+MIN_SIDE = 8
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,22 @@ class _Gather:
     targets: dict        # output variable -> its coordinate in the new variables
 
 
-def plan_col2im(s: ir.Stage, c: Contraction, shapes: dict) -> PatchGemm | None:
-    """``s`` as GEMM calls into a workspace added into the output, or None."""
-    for gathered, other in ((c.a, c.b), (c.b, c.a)):
-        gather = _solve(s, gathered, other, shapes)
+def plan_col2im(s: ir.Stage, shapes: dict, unstrided: bool = False) -> PatchGemm | None:
+    """``s`` as GEMM calls into a workspace added into the output, or None.
+    Only a strided gather, unless ``unstrided`` (when the gather is no matrix
+    product of its own: an input gradient of few channels)."""
+    if s.reduce != "sum" or s.scatter_index is not None:
+        return None
+    start, body = starting_value(s)
+    conditions, product = _guarded(body)
+    factors = _factors(product)
+    for k, gathered in enumerate(factors):
+        if len(factors) < 2:
+            break
+        other = _product(factors[:k] + factors[k + 1:])
+        gather = _solve(s, conditions, gathered, other, shapes, unstrided)
         if gather is not None:
-            return _plan(s, c, gather, other, shapes)
+            return _plan(s, start, gather, other, shapes)
     return None
 
 
@@ -75,12 +88,17 @@ def _guarded(value):
     return conditions, value
 
 
-def _solve(s: ir.Stage, gathered, other, shapes: dict) -> _Gather | None:
-    conditions, value = _guarded(gathered)
+def _solve(s: ir.Stage, conditions: list, gathered, other, shapes: dict, unstrided: bool) -> _Gather | None:
+    """The read ``gathered`` solved for new variables where its coordinates mix
+    an output variable with reduced ones (dividing by a stride), if every
+    condition (``conditions`` and its own guards) holds wherever they are in range."""
+    own, value = _guarded(gathered)
+    conditions = conditions + own
     loads = ir.loads(value)
     outer = {a.name for a in s.axes}
     reduced = {a.name for a in s.reduce_axes}
-    if len(loads) != 1 or not any(isinstance(i, ir.IBin) and i.op == "//" for i in loads[0].index):
+    strided = loads and any(isinstance(i, ir.IBin) and i.op == "//" for i in loads[0].index)
+    if len(loads) != 1 or not (strided or unstrided):
         return None
     load, taken = loads[0], {a.name for a in s.all_axes}
     index, axes, targets, implied = [], [], {}, set()
@@ -121,7 +139,7 @@ def _implied(coordinate, numerator, stride: int, extent) -> set:
     return found
 
 
-def _plan(s: ir.Stage, c: Contraction, gather: _Gather, other, shapes: dict) -> PatchGemm | None:
+def _plan(s: ir.Stage, start, gather: _Gather, other, shapes: dict) -> PatchGemm | None:
     """The product ``cols[rows, cols] = sum_depth other * gathered`` per task:
     ``rows`` the other side's own variables (a block of its output variable
     first), ``cols`` the gathered side's; the other output variables are the
@@ -144,6 +162,8 @@ def _plan(s: ir.Stage, c: Contraction, gather: _Gather, other, shapes: dict) -> 
     if len(owned) > 1 or (owned and rows[0] != owned[0]) or not cols:
         return None
     rows, cols = (tuple(ir.Axis(v, extents[v]) for v in run) for run in (rows, cols))
+    if any(isinstance(n, IConst) and n.value < MIN_SIDE for n in map(lambda r: _length(r, None), (rows, cols, depth))):
+        return None
     block = None
     if owned:
         taken = set(extents)
@@ -157,7 +177,7 @@ def _plan(s: ir.Stage, c: Contraction, gather: _Gather, other, shapes: dict) -> 
     scatter = _scatter(s, gather, rows, cols, block)
     return PatchGemm((), *operands, Operand("lc_cols", None, _length(cols, block), False), g_scale * o_scale,
                      _length(rows, block), _length(cols, block), _length(depth, None), loops, False, block,
-                     _length(c.k, None), c.start, scatter)
+                     _length(s.reduce_axes, None), start, scatter)
 
 
 def _run(load, elsewhere: set, extents: dict) -> list:

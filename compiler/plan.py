@@ -36,9 +36,8 @@ def plan_patches(s: ir.Stage, shapes: dict) -> PatchGemm | None:
     """``s`` as GEMM calls over packed operands (its output axes split into
     digits where that makes it a product per group), or None."""
     view = split_digits(s)
-    c = schedule.plan_contraction(view)
-    if c is None:
-        return None
     shapes = {**shapes, view.name: view.shape}
-    plan = plan_col2im(view, c, shapes) or plan_patch_gemm(view, c, shapes)
+    c = schedule.plan_contraction(view)
+    # a gather of few channels is no matrix product of its own; its columns are one
+    plan = plan_col2im(view, shapes, unstrided=c is None) or (c and plan_patch_gemm(view, c, shapes))
     return plan and ir.replace(plan, view=view if view != s else None)
