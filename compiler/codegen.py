@@ -508,15 +508,20 @@ def _pack_rows(pack, printer: Printer) -> dict:
     value = printer.value(pack.value)
     inner = pack.loops[-1]
     hoisted, lines = printer.hoist(inner.var)
-    lo, hi = ix(inner.start), ix(inner.stop)
-    for bound in pack.lo:
-        lo = f"lc_max_i64({lo}, {ix(bound)})"
-    for bound in pack.hi:
-        hi = f"lc_min_i64({hi}, {ix(bound)})"
-    return dict(name=pack.name, loops=[dict(var=var_c(l.var), start=ix(l.start), stop=ix(l.stop)) for l in pack.loops],
+    loops = [dict(var=var_c(l.var), start=ix(l.start), stop=ix(l.stop), enter=[]) for l in pack.loops]
+    enter = []
+    # the row's bounds are worked out in the loop of the last variable they read
+    for name, combine, first, bounds in (("lc_lo_bound", "lc_max_i64", inner.start, pack.lo),
+                                          ("lc_hi_bound", "lc_min_i64", inner.stop, pack.hi)):
+        text, names = ix(first), ir.ivars(first)
+        for bound in bounds:
+            text, names = f"{combine}({text}, {ix(bound)})", names | ir.ivars(bound)
+        depth = max((k for k, l in enumerate(pack.loops[:-1]) if l.var in names), default=None)
+        (enter if depth is None else loops[depth]["enter"]).append(f"const int64_t {name} = {text};")
+    return dict(name=pack.name, loops=loops, enter=enter,
                 inner=dict(var=var_c(inner.var), start=ix(inner.start), stop=ix(inner.stop)),
                 row=ix(ir.isubst(pack.offset, {inner.var: inner.start})), capacity=ix(pack.capacity),
-                tests=hoisted[:n_tests], hoisted=hoisted[n_tests:], lines=lines, value=value, lo=lo, hi=hi, simd=pack.simd,
+                tests=hoisted[:n_tests], hoisted=hoisted[n_tests:], lines=lines, value=value, simd=pack.simd,
                 passed=" && ".join(f"{t} != 0" for t in tests) or "1")
 
 
