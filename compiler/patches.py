@@ -211,15 +211,16 @@ class _Side:
         return self.matrix is None and self.layout != _layout(self.value, self.free, self.depth)
 
 
-def plan_patch_gemm(s: ir.Stage, c: Contraction, shapes: dict) -> PatchGemm | None:
-    """GEMM calls over packed operands for the contraction ``c`` of ``s``, or None."""
+def plan_patch_gemm(s: ir.Stage, c: Contraction, shapes: dict, in_place: bool = False) -> PatchGemm | None:
+    """GEMM calls over packed operands for the contraction ``c`` of ``s``, or
+    None. ``in_place``: calls on the tensors as they lie, with nothing packed."""
     extents = {a.name: a.extent for a in s.all_axes}
     reads = [_plain_read(v, shapes, extents) for v in (c.a, c.b)]
     best = None
     for split in itertools.product(range(len(c.m)), range(len(c.n)), range(len(c.k))):
         for flipped in (False, True):
             sides = _sides(s, c, shapes, reads, split, flipped)
-            if sides is None:
+            if sides is None or in_place != all(side.matrix is not None for side in sides):
                 continue
             # the fewest short sides of the calls (a kernel's 3x3 taps as the
             # sums); the least packed against the grain; the fewest workspaces
@@ -239,7 +240,7 @@ def plan_patch_gemm(s: ir.Stage, c: Contraction, shapes: dict) -> PatchGemm | No
 def _sides(s: ir.Stage, c: Contraction, shapes: dict, reads: list, split: tuple, flipped: bool):
     """``[A, B]`` at one split of the axes, the calls computing the output
     (``m`` x ``n``) or, ``flipped``, its transpose; None when the output is not
-    a matrix there or no side needs packing."""
+    a matrix there."""
     pm, pn, pk = split
     m, n, k = c.m[pm:], c.n[pn:], c.k[pk:]
     if _matrix(s.name, s.index, s.shape, m, n) is None:
@@ -257,8 +258,6 @@ def _sides(s: ir.Stage, c: Contraction, shapes: dict, reads: list, split: tuple,
         once = not (ir.ivars_of_expr(value) & task_vars) and all(isinstance(a.extent, IConst) for a in free + k)
         layout = None if matrix else (k, free) if is_b else _layout(value, free, k)
         sides.append(_Side(value, free, k, is_b, matrix or None, read[1] if matrix else 1.0, once, layout))
-    if all(side.matrix is not None for side in sides):
-        return None
     return sides
 
 

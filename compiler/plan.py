@@ -25,10 +25,16 @@ def plan_program(p: ir.Program) -> list:
 
 def _packed(nest: schedule.Nest, shapes: dict) -> schedule.Nest:
     s = nest.stage
-    if nest.siblings or s.reduce != "sum" or s.scatter_index is not None or (
-            nest.kind == "contract" and nest.contraction.gemm is not None):
+    if nest.siblings or s.reduce != "sum" or s.scatter_index is not None:
         return nest
-    plan = plan_patches(s, shapes)
+    if nest.kind == "contract" and nest.contraction.gemm is not None:
+        # batched products whose B lies in rows run on the module's tiles, where
+        # numpy's BLAS may run narrower vectors (its AVX2 kernel on AVX-512 machines)
+        plan = (plan_patch_gemm(s, nest.contraction, shapes, in_place=True)
+                or plan_patch_gemm(s, nest.contraction, shapes))
+        plan = plan if plan is not None and plan.loops else None
+    else:
+        plan = plan_patches(s, shapes)
     return nest if plan is None else schedule.Nest(s, "patch_gemm", (), patch=plan)
 
 
