@@ -107,7 +107,8 @@ def _solve(s: ir.Stage, conditions: list, gathered, other, shapes: dict, unstrid
             coordinate.op == "//" and isinstance(coordinate.b, IConst) else (coordinate, 1)
         split = affine(numerator, outer | reduced)
         solved = split and [v for v in split[0] if v in outer]
-        mixed = stride > 1 or (split and set(split[0]) & reduced)
+        # an adjoint's gather reads y - i*d (y: the output's, i: a reduced variable)
+        mixed = stride > 1 or (split and any(split[0][v] < 0 for v in set(split[0]) & reduced))
         if not (solved and mixed) or len(solved) > 1 or split[0][solved[0]] != 1 or solved[0] in targets:
             if split is None or ir.ivars(coordinate) & set(targets):
                 return None

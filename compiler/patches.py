@@ -228,8 +228,9 @@ def plan_patch_gemm(s: ir.Stage, c: Contraction, shapes: dict, in_place: bool = 
             short = sum(isinstance(d, IConst) and d.value < SHORT_DEPTH
                         for d in (_length(sides[0].free, None), _length(sides[1].free, None),
                                   _length(sides[0].depth, None)))
-            forced = sum(_elements(side.value, extents) for side in sides if side.forced)
-            score = (short, forced, sum(side.matrix is None and not side.once for side in sides), sum(split))
+            forced = sum(_against_grain(side, extents) for side in sides if side.forced)
+            score = (short, _oversized(sides), forced, sum(side.matrix is None and not side.once for side in sides),
+                     sum(split))
             if best is None or score < best[0]:
                 best = score, split, flipped, sides
     if best is None:
@@ -261,11 +262,33 @@ def _sides(s: ir.Stage, c: Contraction, shapes: dict, reads: list, split: tuple,
     return sides
 
 
+def _against_grain(side: _Side, extents: dict) -> float:
+    """The cost of packing ``side`` across its reads: its elements, more per
+    element when its rows are short (a kernel's taps)."""
+    inner = _estimate(side.layout[1][-1].extent)
+    return _elements(side.value, extents) * max(1.0, SHORT_ROW / inner)
+
+
+def _oversized(sides: list) -> bool:
+    """Whether one step of the block axis already takes more than a thread's
+    workspace (a whole image of patches: the sum had better split off the images)."""
+    block = _block(sides, set())
+    if block is None:
+        return False
+    steps = [side.free + side.depth for side in sides if side.matrix is None and not side.once]
+    per_step = sum(math.prod(1 if a == block.axis else _estimate(a.extent) for a in axes) for axes in steps)
+    return per_step * 4 > WORKSPACE_BYTES
+
+
+def _estimate(extent) -> int:
+    """An extent, a size left free at build time counted as 64."""
+    return extent.value if isinstance(extent, IConst) else 64
+
+
 def _elements(value, extents: dict) -> int:
     """About how many elements ``value`` spans over all calls (a size left free
     at build time counted as 64)."""
-    sizes = [extents[v] for v in ir.ivars_of_expr(value) if v in extents]
-    return int(math.prod(e.value if isinstance(e, IConst) else 64 for e in sizes))
+    return int(math.prod(_estimate(extents[v]) for v in ir.ivars_of_expr(value) if v in extents))
 
 
 def _plan(s: ir.Stage, c: Contraction, shapes: dict, split: tuple, flipped: bool, sides: list) -> PatchGemm:
