@@ -178,7 +178,7 @@ def test_c_is_printed_only_from_the_ir():
     code = code_only(m.source)
     idents = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", code))
     allowed = re.compile(r"(T|S|v|Tx|Sx|vx)_[A-Za-z0-9_]*|t\d+|lc_[a-z0-9_]*|LC_[A-Z0-9_]*|acc|k|"
-                         r"__attribute__|__AVX__|vector_size|optimize|ifdef|else|endif|define|sizeof|"
+                         r"__attribute__|__AVX(512F)?__|vector_size|optimize|ifdef|else|endif|define|sizeof|"
                          r"int64_t|float|double|void|const|restrict|static|inline|int|return|for|if|"
                          r"pragma|GCC|omp|parallel|simd|reduction|num_threads|max|include|stdint|h|math|"
                          r"omp_get_[a-z_]+|size_t|[a-z]+f?|NAN|INFINITY|n|q|r|b|a|b[01]|"

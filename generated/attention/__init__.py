@@ -248,7 +248,7 @@ LAYER = {'name': 'MultiHeadAttentionSpec',
  'prefix': 'lc_multiheadattentionspec',
  'calls_blas': True,
  'extension': '_attention_ext',
- 'key': 'eafd9ebe5bf41954536beb3b2d98b0aa05a60143448af1f9d2261233bf337454'}
+ 'key': '25444b817f404ada6d143a33312f4085dcc7aa17edd72bbac88f1c7ed6c06d1e'}
 
 
 class MultiHeadAttentionSpec(_layerc_runtime.LayerModule):

@@ -45,7 +45,7 @@ LAYER = {'name': 'CustomLinearSpec',
  'prefix': 'lc_customlinearspec',
  'calls_blas': True,
  'extension': '_custom_linear_ext',
- 'key': '9ba0dc11277898f347fda48564a24374cc5abb4d86b60b401341cbf8665b9746'}
+ 'key': 'd7630022e8a18b9124415f53a233b7ab9aeef964ad3ec9eaa8e29b54fd8e1830'}
 
 
 class CustomLinearSpec(_layerc_runtime.LayerModule):

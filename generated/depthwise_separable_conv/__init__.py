@@ -223,9 +223,9 @@ LAYER = {'name': 'DepthwiseSeparableConvSpec',
                                       '')]}},
  'threads_function': 'lc_depthwiseseparableconvspec_set_threads',
  'prefix': 'lc_depthwiseseparableconvspec',
- 'calls_blas': True,
+ 'calls_blas': False,
  'extension': '_depthwise_separable_conv_ext',
- 'key': 'e9561bde9207b758b6c3090c541fe8a194bd82fe621f5262ff4634888efec86f'}
+ 'key': '7c8af3f58305adf894e88b3c278092d1b8ee1e4e2c33f0d5e57db09e37d1ea4c'}
 
 
 class DepthwiseSeparableConvSpec(_layerc_runtime.LayerModule):

@@ -65,7 +65,7 @@ LAYER = {'name': 'FocalLossSpec',
  'prefix': 'lc_focallossspec',
  'calls_blas': False,
  'extension': '_focal_loss_ext',
- 'key': 'ecad79d9a6777650ac10dd5ae947f2e0f993b1518b67950c3e13faf0bd646eb2'}
+ 'key': 'ddaef095624d70fdea86042f0b3fe375a3b063865f3a32b62fce75757b6a6416'}
 
 
 class FocalLossSpec(_layerc_runtime.LayerModule):

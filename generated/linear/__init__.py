@@ -45,7 +45,7 @@ LAYER = {'name': 'LinearSpec',
  'prefix': 'lc_linearspec',
  'calls_blas': True,
  'extension': '_linear_ext',
- 'key': '34e85fd020e1ade25fab427a293f699064ced46adaa0a07acf33c1984442a4f7'}
+ 'key': '5ecbf52bd623778a06688a036877f095d98bd05b2be41ee19c90350cdc2077e3'}
 
 
 class LinearSpec(_layerc_runtime.LayerModule):

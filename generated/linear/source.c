@@ -33,8 +33,10 @@ double pow(double, double);
 
 /* Matrix-product micro-kernels: an LC_MR x NR tile of C kept in vector
    registers, accumulated over packed panels of A (LC_MR rows) and B (NR
-   columns). NR is two vectors wide: AVX when compiled for it, SSE otherwise. */
-#ifdef __AVX__
+   columns). NR is two vectors wide: AVX-512 or AVX when compiled for it, SSE otherwise. */
+#if defined(__AVX512F__)
+#define LC_VECTOR_BYTES 64
+#elif defined(__AVX__)
 #define LC_VECTOR_BYTES 32
 #else
 #define LC_VECTOR_BYTES 16
@@ -42,6 +44,10 @@ double pow(double, double);
 #define LC_MR 6
 #define LC_MC 96
 #define LC_KC 384
+/* rows of the tiles that read their operands in place (lc_kernel_*_tiles), and the
+   scratch those take for the edges of a product whose tiles are NR wide */
+#define LC_TMR 8
+#define LC_TILE_SCRATCH(nr) (LC_KC * (LC_TMR + (nr)) + LC_TMR * (nr))
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
 typedef float lc_vf32 __attribute__((vector_size(LC_VECTOR_BYTES)));
@@ -67,6 +73,92 @@ static inline void lc_kernel_f32(int64_t kc, const float *restrict a, const floa
     memcpy(c, acc, sizeof acc);
 }
 
+/* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
+   where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
+   transpose), B's rows of NR (ldb apart), C at c[i * cr + j * cc] (its
+   columns apart when cc is not 1: stored element by element, once a tile). */
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64_t ar, int64_t ak,
+                                          const float *restrict b, int64_t ldb, float alpha,
+                                          int add, float *restrict c, int64_t cr, int64_t cc) {
+    lc_vf32 acc[LC_TMR][2];
+    for (int i = 0; i < LC_TMR; ++i) {
+        acc[i][0] = (lc_vf32){0};
+        acc[i][1] = (lc_vf32){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf32 b0, b1;
+        memcpy(&b0, b + k * ldb, sizeof b0);
+        memcpy(&b1, b + k * ldb + LC_NR_F32 / 2, sizeof b1);
+        for (int i = 0; i < LC_TMR; ++i) {
+            const float ai = a[i * ar + k * ak];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    for (int i = 0; i < LC_TMR; ++i)
+        for (int h = 0; h < 2; ++h) {
+            lc_vf32 v = acc[i][h] * alpha;
+            float *to = c + i * cr + h * (LC_NR_F32 / 2) * cc;
+            if (cc != 1) {
+                for (int j = 0; j < LC_NR_F32 / 2; ++j) to[j * cc] = (add ? to[j * cc] : 0) + v[j];
+                continue;
+            }
+            if (add) {
+                lc_vf32 old;
+                memcpy(&old, to, sizeof old);
+                v += old;
+            }
+            memcpy(to, &v, sizeof v);
+        }
+}
+
+/* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f32_tile reads them:
+   tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
+   `scratch` (LC_TILE_SCRATCH(LC_NR_F32) elements), zero-padded */
+static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
+        int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t ar, int64_t ak,
+        const float *b, int64_t ldb, int beta, float *c, int64_t cr, int64_t cc,
+        float *scratch) {
+    float *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F32;
+    for (int64_t pc = 0; pc < k; pc += LC_KC) {
+        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
+        const int add = beta || pc > 0;
+        for (int64_t jc = 0; jc < n; jc += LC_NR_F32) {
+            const int64_t nr = n - jc < LC_NR_F32 ? n - jc : LC_NR_F32;
+            const float *bp = b + pc * ldb + jc;
+            int64_t bl = ldb;
+            if (nr < LC_NR_F32) {
+                for (int64_t p = 0; p < kc; ++p)
+                    for (int64_t j = 0; j < LC_NR_F32; ++j) lc_edge_b[p * LC_NR_F32 + j] = j < nr ? bp[p * ldb + j] : 0;
+                bp = lc_edge_b;
+                bl = LC_NR_F32;
+            }
+            for (int64_t ic = 0; ic < m; ic += LC_TMR) {
+                const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
+                const float *ap = a + ic * ar + pc * ak;
+                int64_t r = ar, s = ak;
+                if (mr < LC_TMR) {
+                    for (int64_t p = 0; p < kc; ++p)
+                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[i * ar + p * ak] : 0;
+                    ap = lc_edge_a;
+                    r = 1;
+                    s = LC_TMR;
+                }
+                float *cp = c + ic * cr + jc * cc;
+                if (mr == LC_TMR && nr == LC_NR_F32) {
+                    lc_kernel_f32_tile(kc, ap, r, s, bp, bl, alpha, add, cp, cr, cc);
+                    continue;
+                }
+                lc_kernel_f32_tile(kc, ap, r, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1);
+                for (int64_t i = 0; i < mr; ++i)
+                    for (int64_t j = 0; j < nr; ++j)
+                        cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F32 + j];
+            }
+        }
+    }
+}
+
 __attribute__((optimize("fp-contract=fast")))
 static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const double *restrict b, double *restrict c) {
     lc_vf64 acc[LC_MR][2];
@@ -85,6 +177,92 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
         }
     }
     memcpy(c, acc, sizeof acc);
+}
+
+/* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
+   where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
+   transpose), B's rows of NR (ldb apart), C at c[i * cr + j * cc] (its
+   columns apart when cc is not 1: stored element by element, once a tile). */
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int64_t ar, int64_t ak,
+                                          const double *restrict b, int64_t ldb, double alpha,
+                                          int add, double *restrict c, int64_t cr, int64_t cc) {
+    lc_vf64 acc[LC_TMR][2];
+    for (int i = 0; i < LC_TMR; ++i) {
+        acc[i][0] = (lc_vf64){0};
+        acc[i][1] = (lc_vf64){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf64 b0, b1;
+        memcpy(&b0, b + k * ldb, sizeof b0);
+        memcpy(&b1, b + k * ldb + LC_NR_F64 / 2, sizeof b1);
+        for (int i = 0; i < LC_TMR; ++i) {
+            const double ai = a[i * ar + k * ak];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    for (int i = 0; i < LC_TMR; ++i)
+        for (int h = 0; h < 2; ++h) {
+            lc_vf64 v = acc[i][h] * alpha;
+            double *to = c + i * cr + h * (LC_NR_F64 / 2) * cc;
+            if (cc != 1) {
+                for (int j = 0; j < LC_NR_F64 / 2; ++j) to[j * cc] = (add ? to[j * cc] : 0) + v[j];
+                continue;
+            }
+            if (add) {
+                lc_vf64 old;
+                memcpy(&old, to, sizeof old);
+                v += old;
+            }
+            memcpy(to, &v, sizeof v);
+        }
+}
+
+/* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f64_tile reads them:
+   tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
+   `scratch` (LC_TILE_SCRATCH(LC_NR_F64) elements), zero-padded */
+static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
+        int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t ar, int64_t ak,
+        const double *b, int64_t ldb, int beta, double *c, int64_t cr, int64_t cc,
+        double *scratch) {
+    double *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F64;
+    for (int64_t pc = 0; pc < k; pc += LC_KC) {
+        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
+        const int add = beta || pc > 0;
+        for (int64_t jc = 0; jc < n; jc += LC_NR_F64) {
+            const int64_t nr = n - jc < LC_NR_F64 ? n - jc : LC_NR_F64;
+            const double *bp = b + pc * ldb + jc;
+            int64_t bl = ldb;
+            if (nr < LC_NR_F64) {
+                for (int64_t p = 0; p < kc; ++p)
+                    for (int64_t j = 0; j < LC_NR_F64; ++j) lc_edge_b[p * LC_NR_F64 + j] = j < nr ? bp[p * ldb + j] : 0;
+                bp = lc_edge_b;
+                bl = LC_NR_F64;
+            }
+            for (int64_t ic = 0; ic < m; ic += LC_TMR) {
+                const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
+                const double *ap = a + ic * ar + pc * ak;
+                int64_t r = ar, s = ak;
+                if (mr < LC_TMR) {
+                    for (int64_t p = 0; p < kc; ++p)
+                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[i * ar + p * ak] : 0;
+                    ap = lc_edge_a;
+                    r = 1;
+                    s = LC_TMR;
+                }
+                double *cp = c + ic * cr + jc * cc;
+                if (mr == LC_TMR && nr == LC_NR_F64) {
+                    lc_kernel_f64_tile(kc, ap, r, s, bp, bl, alpha, add, cp, cr, cc);
+                    continue;
+                }
+                lc_kernel_f64_tile(kc, ap, r, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1);
+                for (int64_t i = 0; i < mr; ++i)
+                    for (int64_t j = 0; j < nr; ++j)
+                        cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F64 + j];
+            }
+        }
+    }
 }
 
 /* Matrix products call the BLAS the runtime hands over (lc_linearspec_set_blas,
@@ -129,6 +307,9 @@ void lc_linearspec_set_stream_bytes(int64_t n) { lc_stream_bytes = n > 0 ? n : 0
 #endif
 
 enum { LC_ROW_MAJOR = 101, LC_NO_TRANS = 111, LC_TRANS = 112 };
+/* what a layer's function returns when it could not allocate a workspace
+   (0: done); the runtime raises MemoryError */
+enum { LC_OUT_OF_MEMORY = 1 };
 
 /* Without a BLAS: blocks of op(a) and panels of op(b) packed for the
    register-tiled kernel. Compiled at -O2: at -O3 it cost every part that
@@ -141,6 +322,19 @@ static __attribute__((unused, noinline, noclone, optimize("O2"))) void lc_gemm_f
     float *bp = malloc(sizeof(float) * LC_KC * LC_NR_F32);
     for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j];
+    if (!ap || !bp) {
+        /* no room to pack: one element at a time */
+        for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) {
+                float sum = 0;
+                for (int64_t p = 0; p < k; ++p)
+                    sum += (trans_a ? a[p * lda + i] : a[i * lda + p]) * (trans_b ? b[j * ldb + p] : b[p * ldb + j]);
+                c[i * ldc + j] += alpha * sum;
+            }
+        free(ap);
+        free(bp);
+        return;
+    }
     for (int64_t pc = 0; pc < k; pc += LC_KC) {
         const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
         for (int64_t ib = 0; ib < m; ib += LC_MC) {
@@ -199,6 +393,19 @@ static __attribute__((unused, noinline, noclone, optimize("O2"))) void lc_gemm_f
     double *bp = malloc(sizeof(double) * LC_KC * LC_NR_F64);
     for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j];
+    if (!ap || !bp) {
+        /* no room to pack: one element at a time */
+        for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) {
+                double sum = 0;
+                for (int64_t p = 0; p < k; ++p)
+                    sum += (trans_a ? a[p * lda + i] : a[i * lda + p]) * (trans_b ? b[j * ldb + p] : b[p * ldb + j]);
+                c[i * ldc + j] += alpha * sum;
+            }
+        free(ap);
+        free(bp);
+        return;
+    }
     for (int64_t pc = 0; pc < k; pc += LC_KC) {
         const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
         for (int64_t ib = 0; ib < m; ib += LC_MC) {
@@ -309,7 +516,7 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 #if !defined(LC_PART) || LC_PART == 1
 
 /* LinearSpec (float) */
-void lc_linearspec_forward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_bias, float *restrict T_add_2)
+int lc_linearspec_forward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_bias, float *restrict T_add_2)
 {
     /* add_2[i0, i1] = sum_{k} (bias[i1] if k == 0 else 0) + x[i0, k] * weight[i1, k] */
     /* add_2[i0, i1] = bias[i1] */
@@ -344,6 +551,7 @@ void lc_linearspec_forward_f32(int64_t S_N, const float *restrict T_x, const flo
     }
     }
 
+    return 0;
 }
 
 #endif
@@ -351,7 +559,7 @@ void lc_linearspec_forward_f32(int64_t S_N, const float *restrict T_x, const flo
 #if !defined(LC_PART) || LC_PART == 2
 
 /* LinearSpec_backward (float) */
-void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_grad_add_2, float *restrict T_grad_x, float *restrict T_grad_weight, float *restrict T_grad_bias)
+int lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_grad_add_2, float *restrict T_grad_x, float *restrict T_grad_weight, float *restrict T_grad_bias)
 {
     /* grad_bias[i1] = sum_{i0} grad_add_2[i0, i1] */
     {
@@ -431,6 +639,7 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
     }
     }
 
+    return 0;
 }
 
 #endif
@@ -438,7 +647,7 @@ void lc_linearspec_backward_f32(int64_t S_N, const float *restrict T_x, const fl
 #if !defined(LC_PART) || LC_PART == 3
 
 /* LinearSpec (double) */
-void lc_linearspec_forward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_bias, double *restrict T_add_2)
+int lc_linearspec_forward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_bias, double *restrict T_add_2)
 {
     /* add_2[i0, i1] = sum_{k} (bias[i1] if k == 0 else 0) + x[i0, k] * weight[i1, k] */
     /* add_2[i0, i1] = bias[i1] */
@@ -473,6 +682,7 @@ void lc_linearspec_forward_f64(int64_t S_N, const double *restrict T_x, const do
     }
     }
 
+    return 0;
 }
 
 #endif
@@ -480,7 +690,7 @@ void lc_linearspec_forward_f64(int64_t S_N, const double *restrict T_x, const do
 #if !defined(LC_PART) || LC_PART == 4
 
 /* LinearSpec_backward (double) */
-void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_grad_add_2, double *restrict T_grad_x, double *restrict T_grad_weight, double *restrict T_grad_bias)
+int lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_grad_add_2, double *restrict T_grad_x, double *restrict T_grad_weight, double *restrict T_grad_bias)
 {
     /* grad_bias[i1] = sum_{i0} grad_add_2[i0, i1] */
     {
@@ -560,6 +770,7 @@ void lc_linearspec_backward_f64(int64_t S_N, const double *restrict T_x, const d
     }
     }
 
+    return 0;
 }
 
 #endif

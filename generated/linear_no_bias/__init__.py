@@ -43,7 +43,7 @@ LAYER = {'name': 'LinearNoBiasSpec',
  'prefix': 'lc_linearnobiasspec',
  'calls_blas': True,
  'extension': '_linear_no_bias_ext',
- 'key': '727b5badd298c8b37818528e11a77eb1dd4dc1226f0a75f43003d77cd02e526b'}
+ 'key': '8daf2e02ebdda723c516bdd042356bddb44504e1aaae46788f7e8ce12f205f09'}
 
 
 class LinearNoBiasSpec(_layerc_runtime.LayerModule):

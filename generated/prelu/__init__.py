@@ -45,7 +45,7 @@ LAYER = {'name': 'PReLU2D',
  'prefix': 'lc_prelu2d',
  'calls_blas': False,
  'extension': '_prelu_ext',
- 'key': '70289a0bce0fe83c583a47a7a17e19a320678619e8bab723357cde55b8d7ecf5'}
+ 'key': '5f8f42b5963411f92bae727ec86cd9d5a670897ce971949940637ceb84e19b15'}
 
 
 class PReLU2D(_layerc_runtime.LayerModule):

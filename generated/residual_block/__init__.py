@@ -210,18 +210,12 @@ LAYER = {'name': 'ResidualBlockSpec',
                                       ('N', '8', 'H', 'W'),
                                       'workspace',
                                       False,
-                                      ''),
-                                     ('work',
-                                      'grad_x_41',
-                                      ('N', '8', 'H', 'W'),
-                                      'workspace',
-                                      False,
                                       '')]}},
  'threads_function': 'lc_residualblockspec_set_threads',
  'prefix': 'lc_residualblockspec',
  'calls_blas': False,
  'extension': '_residual_block_ext',
- 'key': 'cfe201e96560d50a03662955cae3735e5576084ca7d4fcaa9b21b9dc7e34f43f'}
+ 'key': '9a65faa8c10495d11031325e08851c8fb0d673f3f106ba4037c79aeb7eae5969'}
 
 
 class ResidualBlockSpec(_layerc_runtime.LayerModule):

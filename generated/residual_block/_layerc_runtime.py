@@ -260,9 +260,11 @@ class LayerModule:
             call_args.append(ffi.cast(ctype + " *", array.ctypes.data))
         kernel = getattr(lib, f"{function['function']}_{suffix}")
         if self.LAYER["calls_blas"]:
-            _layerc_blas.call_single_threaded(kernel, call_args)
+            status = _layerc_blas.call_single_threaded(kernel, call_args)
         else:
-            kernel(*call_args)
+            status = kernel(*call_args)
+        if status:
+            raise MemoryError(f"{self.name}: {role}: out of memory for a kernel's workspace")
         return results
 
     def forward(self, *args, out=None, **kwargs):

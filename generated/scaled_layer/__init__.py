@@ -45,7 +45,7 @@ LAYER = {'name': 'ScaledLayerSpec',
  'prefix': 'lc_scaledlayerspec',
  'calls_blas': False,
  'extension': '_scaled_layer_ext',
- 'key': '8c431284bb006d3924757445ce48328446134f463f189a790dda7cd839e92610'}
+ 'key': 'b1c2941c165095a435d21bf1ba9709643745d8c06d91599b065b4eb4e3b25487'}
 
 
 class ScaledLayerSpec(_layerc_runtime.LayerModule):
