@@ -214,6 +214,7 @@ def _position(axes) -> ir.IExpr:
 def adjoint_of_read(stage: Stage, load: Load, weight, shape: tuple, name: str) -> Stage:
     """The stage holding ``stage``'s contribution to the adjoint of ``load.tensor``
     (gather form when the read can be solved, scatter form otherwise)."""
+    products = stage.reduce == "sum" and len(ir.tensors_read(stage.body)) > 1
     extents = {a.name: a.extent for a in stage.all_axes}
     outer = [a.name for a in stage.axes]
     unsolved = set(extents)
@@ -249,6 +250,17 @@ def adjoint_of_read(stage: Stage, load: Load, weight, shape: tuple, name: str) -
                 guards.append(("eq", target, rest))
             continue
         later = set().union(*(ivars(c) for c in load.index[k + 1:])) if k + 1 < len(load.index) else set()
+        # only in a sum of products (a grouped convolution's channels): a window
+        # (a pool) keeps the scatter-shaped gather compiler/windows.py runs
+        digits = _mixed_radix(coefs, rest, extents, later) if products else None
+        if digits is not None:
+            # K*g + c with 0 <= c < K: each value is one (g, c), g = j // K, c = j % K
+            (high, low), radix = digits, coefs[digits[0]]
+            solutions += [(high, ir.ifloordiv(target, radix)), (low, ir.imod(target, radix))]
+            unsolved -= {high, low}
+            if ir.imul(radix, extents[high]) != shape[k]:
+                guards.append(("lt", ir.ifloordiv(target, radix), extents[high]))
+            continue
         pivot = min(coefs, key=lambda v: (v in later, v not in outer, abs(coefs[v]) != 1, v))
         c = coefs[pivot]
         others = rest
@@ -278,6 +290,18 @@ def adjoint_of_read(stage: Stage, load: Load, weight, shape: tuple, name: str) -
     axes = tuple(Axis(t, d) for t, d in zip(targets, shape))
     reduce_axes = tuple(a for a in stage.all_axes if a.name in unsolved)
     return Stage(name, shape, axes, body, "sum" if reduce_axes else None, reduce_axes)
+
+
+def _mixed_radix(coefs: dict, rest, extents: dict, later: set):
+    """``(g, c)`` when a coordinate is ``K*g + c`` with ``c``'s extent ``K``
+    (a channel of a group, a head's column), neither read elsewhere; else None."""
+    if len(coefs) != 2 or rest != IConst(0) or set(coefs) & later:
+        return None
+    low, high = sorted(coefs, key=lambda v: abs(coefs[v]))
+    radix = coefs[high]
+    if coefs[low] != 1 or radix < 2 or extents[low] != IConst(radix):
+        return None
+    return high, low
 
 
 def _scatter(stage: Stage, load: Load, weight, shape: tuple, name: str) -> Stage:

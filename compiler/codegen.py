@@ -26,6 +26,7 @@ from .nests_c import (STREAM_TILE, STREAMS, render_inner, render_online, render_
                       render_scatter, render_siblings)
 from .schedule import Plan
 from .signature import LibraryPlan, Signature, signature
+from .patch_gemm_c import render_patch_gemm
 from .status import CODES
 from .window_c import render_window
 
@@ -44,6 +45,7 @@ RENDERERS = {
     "online": render_online,
     "contract": render_contraction,
     "window": render_window,
+    "patch_gemm": render_patch_gemm,
 }
 
 

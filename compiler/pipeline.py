@@ -179,7 +179,8 @@ def _lower(spec: LayerSpec, bindings: dict, traced: ir.Program) -> Lowered:
     global _lowerings
     from .autodiff import gradient_program
     from .codegen import render_module
-    from .schedule import fuse_pair, plan_program
+    from .plan import plan_program
+    from .schedule import fuse_pair
     from .simplify import simplify_program
     with _memo_lock:
         _lowerings += 1

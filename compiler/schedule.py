@@ -108,7 +108,8 @@ def _is_permuted_read(e) -> bool:
 def _inline(consumer: Stage, defs: dict) -> Stage:
     extents = {a.name: a.extent for a in consumer.all_axes}
     # a matrix product reads its operands from memory, where BLAS can take them:
-    # only re-indexing (a transpose) is inlined into it
+    # only re-indexing (a transpose) is inlined into it, and a copy read through
+    # a guard (a padded window), which no BLAS call takes and packing reads as cheaply
     product = plan_contraction(consumer) is not None
 
     def leaf(e):
@@ -116,7 +117,7 @@ def _inline(consumer: Stage, defs: dict) -> Stage:
             producer = defs[e.tensor]
             body = ir.subst_indices(producer.body, {a.name: i for a, i in zip(producer.axes, e.index)})
             cond = range_condition(e.index, producer.shape, extents)
-            if product and not (cond is None and _is_permuted_read(body)):
+            if product and not (_is_permuted_read(body) if cond is None else isinstance(body, Load)):
                 return e
             return body if cond is None else Call("select", (cond, body, Const(0.0)))
         return e
@@ -248,14 +249,15 @@ def add_into_products(p: Program) -> Program:
     bias, a residual, another product) becomes that sum, started at the addend:
     ``out = z + sum_k a*b`` as ``sum_k (select(k == 0, z, 0) + a*b)``. Its nest
     writes ``z`` into the output and the BLAS adds the product onto it (beta 1):
-    one pass over the output and one buffer fewer. Only where the product runs
-    as BLAS calls (a plain loop nest would test the condition every term)."""
-    shapes, readers = p.shapes(), p.readers()
+    one pass over the output and one buffer fewer. Only where the sum is a
+    matrix product (its nest writes ``z`` first, as BLAS calls or packed ones;
+    a plain loop nest would test the condition every term)."""
+    readers = p.readers()
     kept = set(p.outputs) | {s for _, s in p.updates}
     products = {s.name: s for s in p.stages if s.reduce == "sum" and s.scatter_index is None}
     stages, folded = [], set()
     for s in p.stages:
-        started = _started_product(s, products, readers, kept, shapes)
+        started = _started_product(s, products, readers, kept)
         if started is not None:
             folded.add(started[1])
             s = started[0]
@@ -263,7 +265,7 @@ def add_into_products(p: Program) -> Program:
     return ir.replace(p, stages=tuple(st for st in stages if st.name not in folded))
 
 
-def _started_product(s: Stage, products: dict, readers: dict, kept: set, shapes: dict):
+def _started_product(s: Stage, products: dict, readers: dict, kept: set):
     """``(the sum s computes, started at its addend; the product's name)``, or None."""
     if not (is_pointwise(s) and isinstance(s.body, Call) and s.body.op == "add"):
         return None
@@ -288,8 +290,7 @@ def _started_product(s: Stage, products: dict, readers: dict, kept: set, shapes:
         product = ir.subst_indices(c.body, {old: IVar(new) for old, new in names.items()})
         start = Call("select", (_first_term(reduce_axes), addend, Const(0.0)))
         started = ir.replace(s, body=Call("add", (start, product)), reduce="sum", reduce_axes=reduce_axes)
-        contraction = plan_contraction(started)
-        if contraction is not None and plan_gemm(started, contraction, shapes) is not None:
+        if plan_contraction(started) is not None:
             return started, c.name
     return None
 
@@ -462,6 +463,7 @@ class Nest:
     terms: Stage | None = None
     shared: str = ""
     sliding: Sliding | None = None
+    patch: object = None        # a "patch_gemm" nest's PatchGemm (compiler/plan.py makes those)
 
     @property
     def members(self) -> tuple:

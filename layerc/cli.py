@@ -232,7 +232,7 @@ def write_graph(spec, bindings: dict, path: pathlib.Path) -> int:
 
     from .aot import lower
     from .compiler.graph import layer_graph
-    from .compiler.schedule import plan_program
+    from .compiler.plan import plan_program
     low = lower(spec, **bindings)
     dot = layer_graph(low.forward, low.backward,
                       {"forward": plan_program(low.forward), "backward": plan_program(low.backward)})

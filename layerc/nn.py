@@ -30,16 +30,21 @@ from .runtime.init import initialize
 from .runtime.module import LayerModule, Module
 from .runtime.tensor import Tensor
 
-__all__ = ["SpecLayer", "Linear", "Conv2D", "BatchNorm2D", "ReLU", "GELU", "Softmax", "LayerNorm",
+__all__ = ["SpecLayer", "Linear", "Conv1D", "Conv2D", "BatchNorm2D", "ReLU", "GELU", "Softmax", "LayerNorm",
            "MaxPool2D", "AvgPool2D", "Flatten"]
 
 
-def _pair(v) -> tuple:
+def _tuple(v, rank: int) -> tuple:
+    """``rank`` ints from an int or a sequence of ``rank`` ints (kernel sizes, strides)."""
     if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise ValueError(f"expected an int or a pair, got {v!r}")
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
+        if len(v) != rank:
+            raise ValueError(f"expected an int or {rank} ints, got {v!r}")
+        return tuple(int(k) for k in v)
+    return (int(v),) * rank
+
+
+def _pair(v) -> tuple:
+    return _tuple(v, 2)
 
 
 def _is_int(v) -> bool:
@@ -53,12 +58,12 @@ def _count(layer: str, arg: str, value, least: int = 1) -> int:
     return int(value)
 
 
-def _counts(layer: str, arg: str, value, least: int = 1) -> tuple:
-    """``value`` (an int, or a pair of them) as a pair of ints of at least ``least``."""
-    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2 or not all(_is_int(v) and v >= least for v in pair):
-        raise ValueError(f"{layer}: {arg} must be an integer >= {least} or a pair of them, got {value!r}")
-    return int(pair[0]), int(pair[1])
+def _counts(layer: str, arg: str, value, least: int = 1, rank: int = 2) -> tuple:
+    """``value`` (an int, or ``rank`` of them) as ``rank`` ints of at least ``least``."""
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * rank
+    if len(values) != rank or not all(_is_int(v) and v >= least for v in values):
+        raise ValueError(f"{layer}: {arg} must be an integer >= {least} or {rank} of them, got {value!r}")
+    return tuple(int(v) for v in values)
 
 
 class SpecLayer(Module):
@@ -252,7 +257,40 @@ class Linear(SpecLayer):
         return f"{self.input_size}, {self.output_size}, bias={self.has_bias}"
 
 
-# ====================================================================== Conv2D
+# ====================================================================== Conv1D, Conv2D
+
+
+@layer
+class Conv1DSpec:
+    """1-D convolution (cross-correlation, as torch) in index notation::
+
+        y[n, o, w] = bias[o] + sum_{c, j} x[n, g(o)*CG + c, w*s + j*d - p] * weight[o, c, j]
+
+    with ``g(o)`` the group of output channel ``o``; reads outside the
+    sequence are zero (the padding). See ``conv``."""
+    x = Input("N", "C", "L")
+    weight = Param("O", "CG", "K", init="fan_in_uniform")
+    bias = Param("O", init="zeros")
+    stride = Attr((1,))
+    padding = Attr((0,))
+    dilation = Attr((1,))
+    groups = Attr(1)
+
+    def forward(x, weight, bias, stride, padding, dilation, groups):
+        return conv(x, weight, bias, stride, padding, dilation, groups)
+
+
+@layer
+class Conv1DNoBiasSpec:
+    x = Input("N", "C", "L")
+    weight = Param("O", "CG", "K", init="fan_in_uniform")
+    stride = Attr((1,))
+    padding = Attr((0,))
+    dilation = Attr((1,))
+    groups = Attr(1)
+
+    def forward(x, weight, stride, padding, dilation, groups):
+        return conv(x, weight, None, stride, padding, dilation, groups)
 
 
 @layer
@@ -274,7 +312,7 @@ class Conv2DSpec:
     groups = Attr(1)
 
     def forward(x, weight, bias, stride, padding, dilation, groups):
-        return conv2d(x, weight, bias, stride, padding, dilation, groups)
+        return conv(x, weight, bias, stride, padding, dilation, groups)
 
 
 @layer
@@ -287,66 +325,101 @@ class Conv2DNoBiasSpec:
     groups = Attr(1)
 
     def forward(x, weight, stride, padding, dilation, groups):
-        return conv2d(x, weight, None, stride, padding, dilation, groups)
+        return conv(x, weight, None, stride, padding, dilation, groups)
 
 
-def conv2d(x, weight, bias, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
-    """The convolution as a spec function: callable from any spec's ``forward``."""
-    N, C, H, W = x.shape
-    O, CG, KH, KW = weight.shape
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
-    Ho = (H + 2 * ph - dh * (KH - 1) - 1) // sh + 1
-    Wo = (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1
-    c, i, j = ops.reduce_axis(CG, "c"), ops.reduce_axis(KH, "i"), ops.reduce_axis(KW, "j")
+# ``compute`` names its indices after its function's parameters: one function
+# per number of spatial axes, dense ([N, O, ...]) and grouped ([N, G, O/G, ...])
+_DENSE = {1: lambda f: lambda n, o, w: f(n, o, (w,)),
+          2: lambda f: lambda n, o, h, w: f(n, o, (h, w))}
+_GROUPED = {1: lambda f: lambda n, g, og, w: f(n, g, og, (w,)),
+            2: lambda f: lambda n, g, og, h, w: f(n, g, og, (h, w))}
+
+
+def conv(x, weight, bias, stride=1, padding=0, dilation=1, groups=1):
+    """The convolution over the trailing 1 or 2 axes of ``x`` (``[N, C, L]``
+    or ``[N, C, H, W]``) as a spec function, callable from any spec's
+    ``forward``; ``weight`` is ``[O, C/groups, *kernel]``, ``bias`` ``[O]`` or None."""
+    rank = len(x.shape) - 2
+    N, _, *size = x.shape
+    O, CG, *kernel = weight.shape
+    stride, padding, dilation = (_tuple(v, rank) for v in (stride, padding, dilation))
+    out = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, p, d in zip(size, kernel, stride, padding, dilation)]
+    c = ops.reduce_axis(CG, "c")
+    taps = [ops.reduce_axis(k, name) for k, name in zip(kernel, ("i", "j")[-rank:])]
+
+    def window(n, channel, o, at):
+        coords = [a * s + t * d - p for a, t, s, d, p in zip(at, taps, stride, dilation, padding)]
+        return ops.sum(x[(n, channel, *coords)] * weight[(o, c, *taps)], over=(c, *taps))
 
     def with_bias(o, value):
         return value if bias is None else bias[o] + value
 
     if groups == 1:
-        return ops.compute((N, O, Ho, Wo), lambda n, o, h, w: with_bias(o, ops.sum(
-            x[n, c, h * sh + i * dh - ph, w * sw + j * dw - pw] * weight[o, c, i, j], over=(c, i, j))),
-            name="conv")
+        return ops.compute((N, O, *out), _DENSE[rank](lambda n, o, at: with_bias(o, window(n, c, o, at))),
+                           name="conv")
     OG = int(O) // groups
-    y = ops.compute((N, groups, OG, Ho, Wo), lambda n, g, og, h, w: with_bias(g * OG + og, ops.sum(
-        x[n, g * CG + c, h * sh + i * dh - ph, w * sw + j * dw - pw] * weight[g * OG + og, c, i, j],
-        over=(c, i, j))), name="gconv")
-    return y.reshape(N, O, Ho, Wo)
+    y = ops.compute((N, groups, OG, *out), _GROUPED[rank](lambda n, g, og, at: with_bias(
+        g * OG + og, window(n, g * CG + c, g * OG + og, at))), name="gconv")
+    return y.reshape(N, O, *out)
 
 
-class Conv2D(SpecLayer):
-    """``torch.nn.Conv2d``-compatible 2-D convolution on ``[N, C, H, W]``;
-    ``weight`` is ``[out, in/groups, kh, kw]``, ``groups=in_channels`` is depthwise.
-    Batch and image sizes stay free at run time."""
+conv1d = conv2d = conv
+
+
+class _Conv(SpecLayer):
+    """``torch.nn.Conv1d``/``Conv2d``-compatible convolution (the subclasses
+    set the spatial rank, the specs and the kernel's size names)."""
+
+    RANK, SPECS, KERNEL = 0, (None, None), ()
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, dtype=np.float32):
         super().__init__(dtype)
-        self.in_channels = _count("Conv2D", "in_channels", in_channels)
-        self.out_channels = _count("Conv2D", "out_channels", out_channels)
-        self.groups = _count("Conv2D", "groups", groups)
+        name = type(self).__name__
+        self.in_channels = _count(name, "in_channels", in_channels)
+        self.out_channels = _count(name, "out_channels", out_channels)
+        self.groups = _count(name, "groups", groups)
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv2D: in_channels ({in_channels}) and out_channels ({out_channels}) "
+            raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
                              f"must be divisible by groups ({groups})")
-        self.kernel_size = _counts("Conv2D", "kernel_size", kernel_size)
-        self.stride = _counts("Conv2D", "stride", stride)
-        self.padding = _counts("Conv2D", "padding", padding, least=0)
-        self.dilation = _counts("Conv2D", "dilation", dilation)
+        self.kernel_size = _counts(name, "kernel_size", kernel_size, rank=self.RANK)
+        self.stride = _counts(name, "stride", stride, rank=self.RANK)
+        self.padding = _counts(name, "padding", padding, least=0, rank=self.RANK)
+        self.dilation = _counts(name, "dilation", dilation, rank=self.RANK)
         self.has_bias = bool(bias)
-        spec = Conv2DSpec if bias else Conv2DNoBiasSpec
-        kh, kw = self.kernel_size
-        self._declare(spec, C=self.in_channels, O=self.out_channels, CG=self.in_channels // self.groups,
-                      KH=kh, KW=kw, stride=self.stride, padding=self.padding, dilation=self.dilation,
-                      groups=self.groups)
+        self._declare(self._select(())[0], C=self.in_channels, O=self.out_channels,
+                      CG=self.in_channels // self.groups, **dict(zip(self.KERNEL, self.kernel_size)),
+                      stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
         if bias:
-            fan_in = self.in_channels // self.groups * kh * kw
+            fan_in = self.in_channels // self.groups * int(np.prod(self.kernel_size))
             self.bias.data[...] = initialize("uniform", (self.out_channels,), np.float64) / np.sqrt(fan_in)
 
     def _select(self, inputs):
-        return (Conv2DSpec if self.has_bias else Conv2DNoBiasSpec), {}
+        return self.SPECS[0 if self.has_bias else 1], {}
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, bias={self.has_bias}")
+
+
+class Conv1D(_Conv):
+    """``torch.nn.Conv1d``-compatible 1-D convolution on ``[N, C, L]``;
+    ``weight`` is ``[out, in/groups, k]``. Batch and length stay free at run time.
+
+    >>> Conv1D(4, 8, 3, padding=1)(np.ones((2, 4, 10), np.float32)).shape
+    (2, 8, 10)
+    """
+
+    RANK, SPECS, KERNEL = 1, (Conv1DSpec, Conv1DNoBiasSpec), ("K",)
+
+
+class Conv2D(_Conv):
+    """``torch.nn.Conv2d``-compatible 2-D convolution on ``[N, C, H, W]``;
+    ``weight`` is ``[out, in/groups, kh, kw]``, ``groups=in_channels`` is depthwise.
+    Batch and image sizes stay free at run time."""
+
+    RANK, SPECS, KERNEL = 2, (Conv2DSpec, Conv2DNoBiasSpec), ("KH", "KW")
 
 
 # ====================================================================== BatchNorm2D

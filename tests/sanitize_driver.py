@@ -15,6 +15,7 @@ import numpy as np
 
 from layerc import Attr, Input, LayerSpec, Param, layer, ops
 from layerc.compiler.cc import BuildOptions
+from layerc.nn import conv1d, conv2d
 from layers import Dense, PReLU
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -34,6 +35,26 @@ class Conv2dStride2Pad1:
         HO, WO = (H + 2 * pad - K) // stride + 1, (W + 2 * pad - K) // stride + 1
         return ops.compute((N, CO, HO, WO), lambda n, co, h, v: ops.sum(
             x[n, ci, h * stride + i - pad, v * stride + j - pad] * w[co, ci, i, j], over=(ci, i, j)))
+
+
+@layer
+class GroupedPatchConv:
+    """Channels past the GEMM threshold: packed patches, col2im at stride 2, groups as digits."""
+    x = Input("N", 16, "H", "W")
+    w = Param(16, 8, 3, 3, init="normal")
+
+    def forward(x, w):
+        return conv2d(x, w, None, stride=2, padding=1, groups=2)
+
+
+@layer
+class PatchConv1D:
+    x = Input("N", 9, "L")
+    w = Param(10, 9, 5, init="normal")
+    b = Param(10, init="normal")
+
+    def forward(x, w, b):
+        return conv1d(x, w, b, padding=2, dilation=2)
 
 
 @layer
@@ -57,7 +78,7 @@ class Norm:
         return (x - mu) / ops.sqrt(var + 1e-5) * gamma + ops.max(x, axis=-1, keepdims=True)
 
 
-OWN = [PReLU, Dense, Conv2dStride2Pad1, SoftmaxCrossEntropy, Norm]
+OWN = [PReLU, Dense, Conv2dStride2Pad1, GroupedPatchConv, PatchConv1D, SoftmaxCrossEntropy, Norm]
 
 
 def discovered() -> list:

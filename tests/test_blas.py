@@ -11,6 +11,7 @@ from layerc.compiler import ir
 from layerc.runtime import blas
 from layerc.compiler.ir import Axis, IConst, IVar
 from layerc.compiler.pipeline import lower_layer
+from layerc.compiler.plan import plan_program as run_plan
 from layerc.compiler.schedule import Matrix, _matrix, plan_program
 
 
@@ -164,15 +165,24 @@ def test_layerc_blas_0_turns_it_off(monkeypatch):
 
 
 @pytest.mark.parametrize("spec, sizes, shapes", CASES, ids=[c[0].name for c in CASES])
-def test_every_product_goes_to_blas(spec, sizes, shapes):
+def test_every_product_goes_to_blas_or_the_tiles(spec, sizes, shapes):
+    """Products of matrices in memory call the BLAS; batched ones (a loop
+    around the calls) run on the module's tiles (compiler/plan.py)."""
     lowered = lower_layer(spec, **sizes)
+    blas_calls = 0
     for program in (lowered.forward, lowered.backward):
         contractions = [n for n in plan_program(program) if n.kind == "contract"]
         assert contractions, program.name
-        for nest in contractions:
+        for nest, planned in zip(contractions, [n for n in run_plan(program) if n.stage in
+                                                  {c.stage for c in contractions}]):
             assert nest.contraction.gemm is not None, f"{program.name}: {nest.stage.name} is not a BLAS call"
+            if planned.kind == "patch_gemm":
+                assert planned.patch.loops, f"{program.name}: {nest.stage.name} is not batched"
+            else:
+                blas_calls += 1
     # a call site (every module defines lc_gemm_f64; only products call it)
-    assert re.search(r"lc_gemm_f64\([01], [01], ", lowered.source)
+    assert bool(re.search(r"lc_gemm_f64\([01], [01], ", lowered.source)) == (blas_calls > 0)
+    assert blas_calls or spec in (Scores, Pointwise)
 
 
 # several blocks of rows (96), of depth (384) and a partial register tile

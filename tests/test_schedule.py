@@ -95,19 +95,23 @@ class LogSumExp:
 
 
 DEPTHWISE = dict(C=8, O=8, CG=1, KH=3, KW=3, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=8)
+DENSE = dict(C=16, O=32, CG=16, KH=3, KW=3, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
+STRIDED = dict(DENSE, stride=(2, 2), dilation=(2, 2))
 
 
 @pytest.mark.parametrize("spec, sizes", [(PReLU, dict(C=256)), (WherePReLU, dict(C=256)),
                                          (Conv2DNoBiasSpec, DEPTHWISE), (LogSumExp, dict(K=1000)),
-                                         (FocalLoss, dict(K=10)), (LinearSpec, dict(I=784, O=256))],
-                         ids=["PReLU", "WherePReLU", "depthwise", "logsumexp", "focal", "linear"])
+                                         (FocalLoss, dict(K=10)), (LinearSpec, dict(I=784, O=256)),
+                                         (Conv2DNoBiasSpec, DENSE), (Conv2DNoBiasSpec, STRIDED)],
+                         ids=["PReLU", "WherePReLU", "depthwise", "logsumexp", "focal", "linear", "conv", "conv-s2-d2"])
 @pytest.mark.parametrize("level", [level for level in isa.supported() if level != "baseline"] or ["baseline"])
 def test_inner_loops_vectorize(tmp_path, spec, sizes, level):
     """Every ``omp simd`` loop of a layer's float kernels is vectorized by gcc
     (a padded depthwise convolution's too: its rows are cut at the padding;
     the online max-and-sum's two block loops; focal loss's per-row stages,
     whose keepdims axis of one iteration leaves the row loop innermost;
-    Linear's bias written before the product is added onto it). The
+    Linear's bias written before the product is added onto it; a
+    convolution's packed patches, strided and dilated too). The
     double kernels serve gradient checks: gcc may leave some scalar (AVX2 has
     no int64-to-double vector conversion). Checked at each vector level this
     CPU loads (AVX-512 and AVX2 here)."""

@@ -1,0 +1,116 @@
+"""The renderer of GEMMs over packed patches (``Nest`` kind ``"patch_gemm"``):
+a contraction with an operand read through affine indices (a convolution,
+its gradients, a user's index-notation product) as one call of the module's
+register tiles per task, after packing what is not a matrix in memory
+(``compiler/patches.py``, ``compiler/col2im.py`` plan it;
+``templates/patch_gemm.c.j2`` lays it out).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from . import ir
+from .contract_c import KERNELS
+from .cprint import DTYPES, Printer, c_comment, c_literal, render, tensor_c, var_c
+from .cstatements import Let
+from .ir import IConst
+from .patches import WORKSPACE_BYTES
+
+
+def render_patch_gemm(nest, ctx) -> str:
+    """The C of a patch GEMM nest (see the module docstring)."""
+    plan = nest.patch
+    s = plan.view or nest.stage
+    shapes = {**ctx.shapes, s.name: s.shape}
+    extents = {a.name: a.extent for a in s.all_axes}
+    printer = Printer(shapes, extents, ctx.dtype)
+    ix = printer.index
+    packs = [_pack_rows(p, Printer(shapes, extents, ctx.dtype)) for p in plan.packs]
+    per_task = [p for p, pack in zip(packs, plan.packs) if not pack.once]
+    room = IConst(0)
+    for p, pack in zip(packs, plan.packs):
+        if not pack.once:
+            p["at"], room = ix(room), ir.iadd(room, pack.capacity)
+    scatter = plan.scatter and _scatter_rows(plan.scatter, s.name, printer)
+    if scatter:
+        scatter["at"], room = ix(room), ir.iadd(room, plan.scatter.capacity)
+    block = plan.block
+    # the starting value is not streamed past the caches: the calls read it back at once
+    start = dataclasses.replace(ctx, shapes=shapes, outputs=frozenset()).render(plan.prologue) \
+        if plan.prologue is not None else ""
+
+    def operand(op) -> list:
+        base = op.tensor if op.index is None else f"{tensor_c(op.tensor)} + ({printer.offset(op.tensor, op.index)})"
+        return [base, ix(op.ld)]
+
+    out = plan.out
+    target = "lc_cols" if out.index is None else f"lc_out + ({printer.offset(out.tensor, out.index)})"
+    beta = "1" if plan.accumulate or (plan.start is not None and not scatter) else "0"
+    (a, lda), (b, ldb) = operand(plan.a), operand(plan.b)
+
+    def strides(transposed: bool, ld: str) -> list:
+        # (rows, columns) apart: a transposed matrix's rows are its memory's columns
+        return ["1", ld] if transposed else [ld, "1"]
+
+    # A read element by element, B's rows where they lie, C written either way
+    call = [ix(plan.rows), ix(plan.cols), ix(plan.depth), c_literal(plan.alpha, ctx.dtype), a,
+            *strides(plan.a.transposed, lda), b, ldb, beta, target, *strides(out.transposed, ix(out.ld)),
+            "lc_scratch"]
+    kernel = KERNELS[ctx.dtype]
+    return render(
+        "patch_gemm.c.j2", comment=c_comment(ir.format_stage(s)), ctype=DTYPES[ctx.dtype][0], start=start,
+        started=plan.start is not None, terms=ix(plan.terms), out=tensor_c(s.name), out_size=printer.size(s.axes),
+        budget=WORKSPACE_BYTES,
+        block=dict(axis=block.axis.name, extent=ix(block.axis.extent), unit=ix(ir.isubst(room, {block.step: 1})),
+                   start=var_c(block.start), stop=var_c(block.stop), step=var_c(block.step)) if block else
+        dict(axis="none", extent="1", unit=f"lc_max_i64({ix(room)}, 1)", start="", stop="", step=""),
+        tasks=printer.size(plan.loops), work=printer.size(s.all_axes), min_work=ctx.min_work,
+        room=ix(room), once=[p for p in packs if p not in per_task], per_task=per_task,
+        decode=printer.decode("lc_task / lc_blocks", plan.loops), accumulate=plan.accumulate,
+        scatter=scatter, gemm=f"{kernel['name']}_tiles", call=call, scratch=f"LC_TILE_SCRATCH({kernel['nr']})")
+
+
+def _scatter_rows(scatter, out: str, printer: Printer) -> dict:
+    """What templates/patch_gemm.c.j2 needs to add the calls' workspace into the output."""
+    ix = printer.index
+    tests = Printer(printer.shapes, printer.extents, printer.dtype)
+    passed = [tests.value(t) for t in scatter.tests]
+    inner = scatter.loops[-1]
+    lo, hi = ix(inner.start), ix(inner.stop)
+    for bound in scatter.lo:
+        lo = printer.larger(lo, ix(bound))
+    for bound in scatter.hi:
+        hi = printer.smaller(hi, ix(bound))
+    return dict(loops=[dict(var=var_c(l.var), start=ix(l.start), stop=ix(l.stop)) for l in scatter.loops],
+                inner=dict(var=var_c(inner.var), start=ix(inner.start), stop=ix(inner.stop)),
+                row=ix(ir.isubst(scatter.offset, {inner.var: inner.start})), tests=tests.lets, lo=lo, hi=hi,
+                passed=passed, target=printer.element(out, scatter.index))
+
+
+def _pack_rows(pack, printer: Printer) -> dict:
+    """What templates/patch_gemm.c.j2 needs to write one workspace."""
+    ix = printer.index
+    tests = [printer.value(t) for t in pack.tests]
+    n_tests = len(printer.lets)
+    printer.in_range = pack.in_range
+    value = printer.value(pack.value)
+    inner = pack.loops[-1]
+    hoisted, lines = printer.hoist(inner.var)
+    loops = [dict(var=var_c(l.var), start=ix(l.start), stop=ix(l.stop), enter=[]) for l in pack.loops]
+    enter = []
+    # the row's bounds are worked out in the loop of the last variable they read
+    for name, combine, first, bounds in (("lc_lo_bound", printer.larger, inner.start, pack.lo),
+                                          ("lc_hi_bound", printer.smaller, inner.stop, pack.hi)):
+        text, names = ix(first), ir.ivars(first)
+        for bound in bounds:
+            text, names = combine(text, ix(bound)), names | ir.ivars(bound)
+        depth = max((k for k, l in enumerate(pack.loops[:-1]) if l.var in names), default=None)
+        (enter if depth is None else loops[depth]["enter"]).append(Let("int64_t", name, text))
+    return dict(name=pack.name, loops=loops, enter=enter,
+                inner=dict(var=var_c(inner.var), start=ix(inner.start), stop=ix(inner.stop)),
+                row=ix(ir.isubst(pack.offset, {inner.var: inner.start})), capacity=ix(pack.capacity),
+                tests=hoisted[:n_tests], hoisted=hoisted[n_tests:], lines=lines, value=value, simd=pack.simd,
+                passed=tests)
+
+
+__all__ = ["render_patch_gemm"]

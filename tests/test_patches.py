@@ -1,0 +1,294 @@
+"""compiler/patches.py, compiler/col2im.py, compiler/plan.py: contractions
+with a patch operand (convolutions in every form, both gradients, 1-D and 2-D,
+strides, padding, dilation, groups, user-written index notation) planned as
+GEMM calls over packed workspaces. Plans (no C compiler), float64 gradient
+checks, agreement with torch.nn.functional, edge values, the path without a
+BLAS and the out-of-memory return."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from layerc import Input, Param, check_grad, layer, nn, ops
+from layerc.compiler import ir
+from layerc.compiler.patches import split_digits
+from layerc.compiler.pipeline import lower_layer
+from layerc.compiler.plan import plan_program
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _spec(rank: int, bias: bool):
+    return {(1, True): nn.Conv1DSpec, (1, False): nn.Conv1DNoBiasSpec,
+            (2, True): nn.Conv2DSpec, (2, False): nn.Conv2DNoBiasSpec}[rank, bias]
+
+
+def _bindings(rank, C, O, K, stride, padding, dilation, groups):
+    kernel = dict(zip(("K",) if rank == 1 else ("KH", "KW"), (K,) * rank))
+    return dict(C=C, O=O, CG=C // groups, **kernel, stride=(stride,) * rank, padding=(padding,) * rank,
+                dilation=(dilation,) * rank, groups=groups)
+
+
+def _nests(rank=2, C=8, O=16, K=3, stride=1, padding=1, dilation=1, groups=1, bias=True) -> dict:
+    """``{stage: nest}`` of a convolution's forward and backward as they run."""
+    low = lower_layer(_spec(rank, bias), **_bindings(rank, C, O, K, stride, padding, dilation, groups))
+    return {n.stage.name: n for program in (low.forward, low.backward) for n in plan_program(program)}
+
+
+# ---------------------------------------------------------------- plans
+
+
+@pytest.mark.parametrize("rank", [1, 2])
+def test_forward_and_both_gradients_are_packed_gemm_calls(rank):
+    nests = _nests(rank)
+    for name in ("conv_1", "grad_x", "grad_weight"):
+        assert nests[name].kind == "patch_gemm", name
+    forward, weight = nests["conv_1"].patch, nests["grad_weight"].patch
+    # the bias is written first and the product added onto it; images are tasks;
+    # the input's patches are the calls' B, read by rows along the image
+    assert forward.start is not None and [a.name for a in forward.loops] == ["n"]
+    assert [p.name for p in forward.packs] == ["lc_pack_b"] and not forward.b.transposed
+    # the weight gradient sums over images (each thread into its own copy) as
+    # grad_weight^T = patches . grad_output^T: the smaller side is packed across its grain
+    assert weight.accumulate and weight.out.transposed and [p.name for p in weight.packs] == ["lc_pack_a", "lc_pack_b"]
+
+
+def test_padding_is_cut_from_the_packing_loop():
+    """The input's padded read packs along the image row, inside the bounds
+    where it is in the image: no test inside the loop."""
+    pack = _nests(padding=2, stride=2)["conv_1"].patch.packs[0]
+    assert pack.loops[-1].var == "w" and pack.lo and pack.hi and pack.tests
+    assert ir.format_expr(pack.value) == "x[n, c, 2 * h + i - 2, 2 * w + j - 2]"
+    assert all(load in pack.in_range for load in ir.loads(pack.value))
+
+
+def test_input_gradient_packs_the_weight_once_at_stride_1():
+    grad_x = _nests()["grad_x"].patch
+    assert [(p.name, p.once) for p in grad_x.packs] == [("lc_pack_a", True), ("lc_pack_b", False)]
+    assert grad_x.scatter is None
+
+
+@pytest.mark.parametrize("stride, dilation", [(2, 1), (3, 2)])
+def test_strided_input_gradient_is_gemm_then_col2im(stride, dilation):
+    """No packed zeros: the columns W^T dY are added into the input gradient
+    at s*h - p + i*d, by tasks (image, block of channels) that own what they write."""
+    grad_x = _nests(stride=stride, dilation=dilation)["grad_x"].patch
+    assert grad_x.scatter is not None and not grad_x.packs
+    assert [a.name for a in grad_x.loops] == ["n"] and grad_x.block.axis.name == "c"
+    assert grad_x.a.tensor == "weight" and grad_x.a.transposed
+    target = [ir.format_iexpr(i) for i in grad_x.scatter.index]
+    tap = {1: "", 2: "2 * "}[dilation]
+    assert target == ["n", "c", f"{stride} * j2_src + {tap}i - 1", f"{stride} * j3_src + {tap}j - 1"]
+
+
+def test_grouped_gradients_are_one_product_per_group():
+    """The gradients read channels as g*CG + c: their output axes split into
+    digits (the same memory), and the group is a task loop."""
+    nests = _nests(C=16, O=32, groups=2)
+    grad_x, grad_weight = nests["grad_x"].patch, nests["grad_weight"].patch
+    assert grad_x.view.shape[1:3] == (ir.IConst(2), ir.IConst(8))
+    assert "j1_hi" in [a.name for a in grad_x.loops] and "j0_hi" in [a.name for a in grad_weight.loops]
+    assert nests["sum_0"].kind == "patch_gemm" and "g" in [a.name for a in nests["sum_0"].patch.loops]
+
+
+def test_split_digits_leaves_other_reads_alone():
+    x, j = ir.Load("x", (ir.IBin("//", ir.IVar("j"), ir.IConst(4)), ir.IBin("%", ir.IVar("j"), ir.IConst(4)))), "j"
+    stage = ir.Stage("y", (ir.IConst(8),), (ir.Axis(j, ir.IConst(8)),), x, "sum", (ir.Axis("k", ir.IConst(3)),))
+    split = split_digits(stage)
+    assert [a.name for a in split.axes] == ["j_hi", "j_lo"] and ir.format_expr(split.body) == "x[j_hi, j_lo]"
+    mixed = ir.replace(stage, body=ir.Call("mul", (x, ir.Load("z", (ir.IVar(j),)))))
+    assert split_digits(mixed) is mixed
+
+
+@layer
+class HandConv1D:
+    """A 1-D convolution written in index notation by a user."""
+    x = Input("N", "C", "L")
+    weight = Param("O", "C", "K", init="normal")
+
+    def forward(x, weight):
+        N, C, L = x.shape
+        O, _, K = weight.shape
+        c, t = ops.reduce_axis(C, "c"), ops.reduce_axis(K, "t")
+        return ops.compute((N, O, L - K + 3), lambda b, o, p: ops.sum(
+            x[b, c, p + t - 1] * weight[o, c, t], over=(c, t)), name="mine")
+
+
+def test_a_user_written_convolution_plans_like_the_builtin():
+    low = lower_layer(HandConv1D, C=8, O=16, K=3)
+    builtin = _nests(rank=1, bias=False)
+    mine = {n.stage.name: n for p in (low.forward, low.backward) for n in plan_program(p)}
+    assert [n.kind for n in mine.values()] == [n.kind for n in builtin.values()] == ["patch_gemm"] * 3
+    for ours, theirs in zip(mine.values(), builtin.values()):
+        assert [(p.once, len(p.loops)) for p in ours.patch.packs] == \
+            [(p.once, len(p.loops)) for p in theirs.patch.packs]
+
+
+# ---------------------------------------------------------------- float64 gradient checks
+
+GRAD_CASES = [
+    # rank, C, O, K, stride, padding, dilation, groups, bias, spatial size
+    (2, 8, 9, 3, 1, 1, 1, 1, True, (7, 9)),
+    (2, 8, 9, 3, 2, 1, 1, 1, False, (7, 9)),
+    (2, 9, 8, 5, 3, 2, 1, 1, True, (9, 7)),
+    (2, 8, 8, 3, 1, 2, 2, 1, True, (7, 9)),
+    (2, 8, 10, 1, 2, 0, 1, 1, True, (7, 9)),
+    (2, 16, 16, 3, 2, 1, 1, 2, True, (7, 9)),
+    (2, 16, 16, 3, 1, 0, 2, 2, False, (9, 7)),
+    (2, 8, 8, 3, 2, 1, 1, 8, True, (7, 9)),       # depthwise
+    (2, 5, 5, 3, 1, 1, 1, 1, True, (7, 9)),       # few channels: loop nests
+    (1, 8, 9, 5, 1, 2, 1, 1, True, (13,)),
+    (1, 8, 9, 3, 2, 1, 2, 1, False, (15,)),
+    (1, 16, 16, 3, 3, 0, 1, 2, True, (17,)),
+]
+
+
+@pytest.mark.parametrize("rank, C, O, K, stride, padding, dilation, groups, bias, size", GRAD_CASES)
+def test_convolution_gradcheck(rank, C, O, K, stride, padding, dilation, groups, bias, size):
+    spatial = dict(zip(("L",) if rank == 1 else ("H", "W"), size))
+    check_grad(_spec(rank, bias), N=2, **spatial,
+               **_bindings(rank, C, O, K, stride, padding, dilation, groups)).assert_ok()
+
+
+# ---------------------------------------------------------------- against torch
+
+TORCH_CASES = [
+    # rank, C, O, K, stride, padding, dilation, groups, spatial size
+    (2, 8, 16, 3, 1, 1, 1, 1, (9, 7)),
+    (2, 8, 16, 3, 2, 1, 1, 1, (9, 7)),
+    (2, 12, 16, 5, 3, 2, 2, 1, (17, 13)),
+    (2, 16, 32, 3, 2, 1, 1, 2, (9, 8)),
+    (2, 16, 16, 3, 1, 1, 1, 16, (9, 7)),
+    (2, 16, 32, 1, 1, 0, 1, 1, (9, 7)),
+    (1, 8, 16, 5, 1, 2, 1, 1, (21,)),
+    (1, 16, 16, 3, 2, 1, 2, 4, (22,)),
+]
+
+
+def _layer_and_torch(torch, rank, C, O, K, stride, padding, dilation, groups, dtype):
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    layer = (nn.Conv1D if rank == 1 else nn.Conv2D)(C, O, K, dtype=dtype, **kw)
+    ref = (torch.nn.Conv1d if rank == 1 else torch.nn.Conv2d)(C, O, K, **kw).to(
+        torch.float32 if dtype == np.float32 else torch.float64)
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(layer.weight.numpy()))
+        ref.bias.copy_(torch.from_numpy(layer.bias.numpy()))
+    return layer, ref
+
+
+def _both(torch, layer, ref, x, gy):
+    """(layerc's, torch's) output, input gradient, weight gradient, bias gradient."""
+    layer.zero_grad()
+    y = layer(x).numpy().copy()
+    ours = (y, layer.backward(gy).numpy().copy(), layer.weight.grad.copy(), layer.bias.grad.copy())
+    xt = torch.from_numpy(x).requires_grad_(True)
+    ref.zero_grad()
+    yt = ref(xt)
+    yt.backward(torch.from_numpy(gy))
+    theirs = (yt.detach().numpy(), xt.grad.numpy(), ref.weight.grad.numpy(), ref.bias.grad.numpy())
+    return ours, theirs
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rank, C, O, K, stride, padding, dilation, groups, size", TORCH_CASES)
+def test_matches_torch(rank, C, O, K, stride, padding, dilation, groups, size, dtype):
+    torch = pytest.importorskip("torch")
+    layer, ref = _layer_and_torch(torch, rank, C, O, K, stride, padding, dilation, groups, dtype)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, C, *size)).astype(dtype)
+    gy = rng.standard_normal(layer(x).shape).astype(dtype)
+    tol = 2e-4 if dtype == np.float32 else 1e-10
+    for ours, theirs, name in zip(*_both(torch, layer, ref, x, gy), ("y", "grad_x", "grad_weight", "grad_bias")):
+        np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol, err_msg=name)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("case", ["zeros", "large", "nan"])
+def test_edge_values_like_torch(case):
+    """Zeros give zeros, values near float's range overflow alike, and a NaN in
+    the input spreads to the outputs (and gradients) whose windows hold it, as in torch."""
+    torch = pytest.importorskip("torch")
+    layer, ref = _layer_and_torch(torch, 2, 8, 16, 3, 2, 1, 1, 1, np.float32)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 8, 9, 7)).astype(np.float32)
+    gy = rng.standard_normal(layer(x).shape).astype(np.float32)
+    if case == "zeros":
+        x[...] = 0
+    elif case == "large":
+        x *= np.float32(1e37)
+    else:
+        x[1, 3, 4, 2] = np.nan
+    for ours, theirs, name in zip(*_both(torch, layer, ref, x, gy), ("y", "grad_x", "grad_weight", "grad_bias")):
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs), err_msg=name)
+        np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs), err_msg=name)
+        finite = np.isfinite(theirs)
+        np.testing.assert_allclose(ours[finite], theirs[finite], rtol=2e-4, atol=2e-4 * max(1, np.abs(theirs[finite]).max(initial=0)),
+                                   err_msg=name)
+
+
+# ---------------------------------------------------------------- without a BLAS, out of memory
+
+
+def _run(code: str, **env):
+    run = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, **env}, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stdout
+
+
+_STEP = """
+    import sys
+    import numpy as np
+    from layerc import nn
+    from layerc.runtime import blas
+    layer = nn.Conv2D(8, 16, 3, stride=2, padding=1, groups=2, dtype=np.float64)
+    layer.weight.data[...] = np.random.default_rng(0).standard_normal(layer.weight.shape)
+    layer.bias.data[...] = 0.5
+    x = np.random.default_rng(1).standard_normal((2, 8, 9, 7))
+    y = layer(x).numpy()
+    gx = layer.backward(np.random.default_rng(2).standard_normal(y.shape)).numpy()
+    np.savez(sys.argv[1] if len(sys.argv) > 1 else "{path}", y=y, gx=gx, gw=layer.weight.grad, blas=blas.gemm_functions() is not None)
+"""
+
+
+def test_without_a_blas_the_packed_kernel_gives_the_same_results(tmp_path):
+    results = {}
+    for flag in ("0", "1"):
+        path = tmp_path / f"blas{flag}.npz"
+        _run(_STEP.format(path=path), LAYERC_BLAS=flag)
+        results[flag] = np.load(path)
+    assert not results["0"]["blas"] and results["1"]["blas"]
+    for name in ("y", "gx", "gw"):
+        np.testing.assert_allclose(results["0"][name], results["1"][name], rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_a_workspace_that_cannot_be_allocated_raises_memory_error():
+    """The kernel frees what it holds and returns LC_OUT_OF_MEMORY; the
+    runtime raises MemoryError naming the layer."""
+    out = _run("""
+        import resource
+        import numpy as np
+        from layerc import nn
+        from layerc.runtime.tensor import no_grad
+        layer = nn.Conv2D(64, 64, 3, padding=1)
+        layer(np.ones((2, 64, 8, 8), np.float32))      # built; small workspaces come and go
+        module = layer._active
+        x, out = np.ones((2, 64, 56, 56), np.float32), np.empty((2, 64, 56, 56), np.float32)
+        # room for the call's Python objects, not for its workspaces (2 MB)
+        used = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (used + (1 << 20), resource.RLIM_INFINITY))
+        try:
+            with no_grad():
+                module.forward(x, out=out)
+        except MemoryError as e:
+            print("MemoryError:", e)
+        resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        with no_grad():
+            module.forward(x, out=out)
+        print("then", np.allclose(out, layer(x).numpy()))
+    """)
+    assert "MemoryError: Conv2DSpec: a kernel could not allocate its workspace" in out and "then True" in out
