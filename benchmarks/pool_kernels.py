@@ -14,8 +14,9 @@ measure of the kernel.
 GB/s counts the least traffic a step must move: forward reads x and writes y;
 forward+backward also reads dy and writes dx (a max pool's backward must look
 at x or at saved positions too, which is not counted). ``copy`` is a large
-numpy copy in the same run (read + write counted): one thread's bandwidth, and
-about what two threads reach on a small machine.
+numpy copy in the same run (read + write counted, 256 MB: main memory); the
+pools' tensors (2 to 8 MB) may sit in a large last-level cache, so a pool can
+run above it.
 """
 from __future__ import annotations
 

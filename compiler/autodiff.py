@@ -170,7 +170,8 @@ class _Backward:
         adjoint = self.accumulate(self.contributions[stage.name], stage.shape, target)
         weight = Load(adjoint, stage.index)
         if stage.reduce == "max":
-            weight = Call("mul", (weight, self._argmax_share(stage)))
+            # selected, not multiplied: an infinite gradient reaches the maximum alone
+            weight = Call("select", (self._argmax_share(stage), weight, Const(0.0)))
         if stage.inverse is not None:
             source = ir.loads(stage.body)[0].tensor
             shape = self.fwd.shape_of(source)

@@ -438,8 +438,11 @@ class Nest:
     updated in a loop order that keeps the innermost loop contiguous), ``"row"``
     (a stencil: each output row zeroed, then the window accumulated into it
     with the columns innermost), ``"contract"`` (a matrix product),
-    ``"scatter"``, or ``"online"`` (a row's maximum, its sibling, and the sum
-    of ``exp(x - maximum)``, this stage, in one pass: see ``nests_c.render_online``).
+    ``"scatter"``, ``"online"`` (a row's maximum, its sibling, and the sum
+    of ``exp(x - maximum)``, this stage, in one pass: see ``nests_c.render_online``),
+    or ``"window"`` (a window reduction or a window's gradient, planned in
+    ``sliding``: see ``compiler/windows.py``), or ``"patch_gemm"`` (GEMM calls over
+    packed operands, planned in ``patch``: see ``compiler/plan.py``).
     ``loops`` are outermost first; in ``inner`` and ``online`` nests the first
     ``len(stage.axes)`` are the output axes.
 
