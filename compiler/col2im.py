@@ -15,9 +15,9 @@ of one image and a block of channels into its own workspace with one GEMM
 call, then adds them into the part of the output that only it writes: no
 two threads write one element.
 
-In: a ``Stage`` and its ``Contraction``; out: a ``patches.PatchGemm`` whose
-``scatter`` is set, or None when the stage is not of this form or the
-product's sides are not matrices in memory.
+In: a ``Stage``; out: a ``patches.PatchGemm`` whose ``scatter`` is set, or
+None when the stage is not of this form or the product's sides are not
+matrices in memory (B's rows as rows).
 """
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 from . import ir
 from .ir import Call, Const, IConst, IVar, Load, affine
-from .patches import (Block, Operand, PackLoop, PatchGemm, _bound, _conjuncts, _flat, _fresh, _length,
-                      _plain_read, canonical)
+from .patches import (Block, Operand, PatchGemm, _bound, _conjuncts, _fresh, _length, _plain_read, canonical,
+                      in_place, workspace)
 from .schedule import _factors, _matrix, _product, coordinate_in_range, starting_value
 
 # a product with fewer rows, columns or terms than this is left to loops
@@ -174,7 +174,8 @@ def _plan(s: ir.Stage, start, gather: _Gather, other, shapes: dict) -> PatchGemm
     if a is None or b is None or b.transposed:
         return None
     loops = tuple(ax for ax in s.axes if ax.name in owners and ax.name not in owned)
-    operands = [_operand(o_load, a, rows + depth, block), _operand(g_load, b, depth + cols, block)]
+    operands = [in_place(o_load.tensor, o_load.index, rows + depth, block, a),
+                in_place(g_load.tensor, g_load.index, depth + cols, block, b)]
     scatter = _scatter(s, gather, rows, cols, block)
     return PatchGemm((), *operands, Operand("lc_cols", None, _length(cols, block), False), g_scale * o_scale,
                      _length(rows, block), _length(cols, block), _length(depth, None), loops, False, block,
@@ -189,20 +190,8 @@ def _run(load, elsewhere: set, extents: dict) -> list:
     return [v for v in names if v in extents]
 
 
-def _operand(load, matrix, run, block) -> Operand:
-    first = {a.name: IConst(0) for a in run}
-    if block is not None and block.axis in run:
-        first[block.axis.name] = IVar(block.start)
-    return Operand(load.tensor, tuple(ir.isubst(i, first) for i in load.index), matrix.ld, matrix.transposed)
-
-
 def _scatter(s: ir.Stage, gather: _Gather, rows: tuple, cols: tuple, block) -> Scatter:
-    loops = tuple(PackLoop(a.name, IVar(block.start), IVar(block.stop)) if block and a == block.axis
-                  else PackLoop(a.name, IConst(0), a.extent) for a in rows + cols)
-    offset = ir.iadd(ir.imul(_flat(rows, block), _length(cols, block)), _flat(cols, block))
-    capacity = ir.imul(_length(rows, block), _length(cols, block))
-    if block is not None:
-        capacity = ir.isubst(capacity, {block.start: IConst(0), block.stop: IVar(block.step)})
+    loops, offset, capacity = workspace(rows, cols, block)
     target = tuple(gather.targets.get(a.name, IVar(a.name)) for a in s.axes)
     extents = {a.name: a.extent for a in s.all_axes + gather.axes}
     lo, hi, tests = [], [], []

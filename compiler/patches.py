@@ -306,17 +306,17 @@ def _plan(s: ir.Stage, c: Contraction, shapes: dict, split: tuple, flipped: bool
             operands.append(Operand(name, None, _length(cols, block), rows != (side.depth if side.is_b else side.free)))
         else:
             load = _plain_read(side.value, shapes, extents)[0]
-            operands.append(_in_place(load.tensor, load.index, side.free + side.depth, block, side.matrix))
+            operands.append(in_place(load.tensor, load.index, side.free + side.depth, block, side.matrix))
     a, b = operands
     runs = (n, m) if flipped else (m, n)
-    out = _in_place(s.name, s.index, m + n, block, _matrix(s.name, s.index, s.shape, *runs))
+    out = in_place(s.name, s.index, m + n, block, _matrix(s.name, s.index, s.shape, *runs))
     accumulate = bool(c.k[:pk]) or (block is not None and block.axis in k)
     return PatchGemm(tuple(packs), a, b, out, sides[0].scale * sides[1].scale, _length(runs[0], block),
                      _length(runs[1], block), _length(k, block), c.batch + c.m[:pm] + c.n[:pn] + c.k[:pk],
                      accumulate, block, _length(c.k, None), c.start)
 
 
-def _in_place(tensor: str, index: tuple, run: tuple, block: Block | None, matrix) -> Operand:
+def in_place(tensor: str, index: tuple, run: tuple, block: Block | None, matrix) -> Operand:
     """A matrix read where it lies, from the call's first element (the block's start)."""
     first = {a.name: IConst(0) for a in run}
     if block is not None and block.axis in run:
@@ -386,15 +386,23 @@ def _flat(axes: tuple, block: Block | None) -> ir.IExpr:
     return offset
 
 
-def _pack(name: str, side: _Side, rows: tuple, cols: tuple, block: Block | None, s: ir.Stage,
-          shapes: dict) -> Pack:
-    block = block if block is not None and block.axis in rows + cols else None
+def workspace(rows: tuple, cols: tuple, block: Block | None) -> tuple:
+    """``(loops, offset, capacity)`` of a row-major workspace over the axis
+    runs ``rows`` x ``cols``: its loops (the block's axis over the block), the
+    element at their point, and its elements with the block at its longest."""
     loops = tuple(PackLoop(a.name, IVar(block.start), IVar(block.stop)) if block and a == block.axis
                   else PackLoop(a.name, IConst(0), a.extent) for a in rows + cols)
     offset = ir.iadd(ir.imul(_flat(rows, block), _length(cols, block)), _flat(cols, block))
     capacity = ir.imul(_length(rows, block), _length(cols, block))
     if block is not None:
         capacity = ir.isubst(capacity, {block.start: IConst(0), block.stop: IVar(block.step)})
+    return loops, offset, capacity
+
+
+def _pack(name: str, side: _Side, rows: tuple, cols: tuple, block: Block | None, s: ir.Stage,
+          shapes: dict) -> Pack:
+    block = block if block is not None and block.axis in rows + cols else None
+    loops, offset, capacity = workspace(rows, cols, block)
     extents = {a.name: a.extent for a in s.all_axes}
     value, lo, hi, tests, in_range = _window(side.value, loops[-1].var, extents, shapes)
     inner = loops[-1].stop if loops[-1].start == IConst(0) else None
