@@ -469,7 +469,10 @@ def test_index_inputs():
         m.forward(x, np.array([[1], [3]], ">i8"))
     with pytest.raises(ValueError, match="Pick.*target"):
         m.forward(x, np.array([[1], [2 ** 64 - 1]], np.uint64))
-    # out-of-range targets read zero (padding), never memory outside the tensor
+    # out-of-range targets are refused before any memory is read
+    with pytest.raises(IndexError, match=r"Pick: target\[0, 0\] = 4 is out of range"):
+        m.forward(x, np.array([[4], [-1]]))
+    m.check_indices = False            # unchecked, a read outside the tensor still reads zero
     np.testing.assert_array_equal(m.forward(x, np.array([[4], [-1]])).data, np.zeros((2, 1)))
 
 

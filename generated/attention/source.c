@@ -44,6 +44,10 @@ double pow(double, double);
 #define LC_MR 6
 #define LC_MC 96
 #define LC_KC 384
+/* rows of the tiles that read their operands in place (lc_kernel_*_tiles), and the
+   scratch those take for the edges of a product whose tiles are NR wide */
+#define LC_TMR 8
+#define LC_TILE_SCRATCH(nr) (LC_KC * (LC_TMR + (nr)) + LC_TMR * (nr))
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
 typedef float lc_vf32 __attribute__((vector_size(LC_VECTOR_BYTES)));
@@ -69,6 +73,92 @@ static inline void lc_kernel_f32(int64_t kc, const float *restrict a, const floa
     memcpy(c, acc, sizeof acc);
 }
 
+/* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
+   where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
+   transpose), B's rows of NR (ldb apart), C at c[i * cr + j * cc] (its
+   columns apart when cc is not 1: stored element by element, once a tile). */
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64_t ar, int64_t ak,
+                                          const float *restrict b, int64_t ldb, float alpha,
+                                          int add, float *restrict c, int64_t cr, int64_t cc) {
+    lc_vf32 acc[LC_TMR][2];
+    for (int i = 0; i < LC_TMR; ++i) {
+        acc[i][0] = (lc_vf32){0};
+        acc[i][1] = (lc_vf32){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf32 b0, b1;
+        memcpy(&b0, b + k * ldb, sizeof b0);
+        memcpy(&b1, b + k * ldb + LC_NR_F32 / 2, sizeof b1);
+        for (int i = 0; i < LC_TMR; ++i) {
+            const float ai = a[i * ar + k * ak];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    for (int i = 0; i < LC_TMR; ++i)
+        for (int h = 0; h < 2; ++h) {
+            lc_vf32 v = acc[i][h] * alpha;
+            float *to = c + i * cr + h * (LC_NR_F32 / 2) * cc;
+            if (cc != 1) {
+                for (int j = 0; j < LC_NR_F32 / 2; ++j) to[j * cc] = (add ? to[j * cc] : 0) + v[j];
+                continue;
+            }
+            if (add) {
+                lc_vf32 old;
+                memcpy(&old, to, sizeof old);
+                v += old;
+            }
+            memcpy(to, &v, sizeof v);
+        }
+}
+
+/* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f32_tile reads them:
+   tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
+   `scratch` (LC_TILE_SCRATCH(LC_NR_F32) elements), zero-padded */
+static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
+        int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t ar, int64_t ak,
+        const float *b, int64_t ldb, int beta, float *c, int64_t cr, int64_t cc,
+        float *scratch) {
+    float *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F32;
+    for (int64_t pc = 0; pc < k; pc += LC_KC) {
+        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
+        const int add = beta || pc > 0;
+        for (int64_t jc = 0; jc < n; jc += LC_NR_F32) {
+            const int64_t nr = n - jc < LC_NR_F32 ? n - jc : LC_NR_F32;
+            const float *bp = b + pc * ldb + jc;
+            int64_t bl = ldb;
+            if (nr < LC_NR_F32) {
+                for (int64_t p = 0; p < kc; ++p)
+                    for (int64_t j = 0; j < LC_NR_F32; ++j) lc_edge_b[p * LC_NR_F32 + j] = j < nr ? bp[p * ldb + j] : 0;
+                bp = lc_edge_b;
+                bl = LC_NR_F32;
+            }
+            for (int64_t ic = 0; ic < m; ic += LC_TMR) {
+                const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
+                const float *ap = a + ic * ar + pc * ak;
+                int64_t r = ar, s = ak;
+                if (mr < LC_TMR) {
+                    for (int64_t p = 0; p < kc; ++p)
+                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[i * ar + p * ak] : 0;
+                    ap = lc_edge_a;
+                    r = 1;
+                    s = LC_TMR;
+                }
+                float *cp = c + ic * cr + jc * cc;
+                if (mr == LC_TMR && nr == LC_NR_F32) {
+                    lc_kernel_f32_tile(kc, ap, r, s, bp, bl, alpha, add, cp, cr, cc);
+                    continue;
+                }
+                lc_kernel_f32_tile(kc, ap, r, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1);
+                for (int64_t i = 0; i < mr; ++i)
+                    for (int64_t j = 0; j < nr; ++j)
+                        cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F32 + j];
+            }
+        }
+    }
+}
+
 __attribute__((optimize("fp-contract=fast")))
 static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const double *restrict b, double *restrict c) {
     lc_vf64 acc[LC_MR][2];
@@ -87,6 +177,92 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
         }
     }
     memcpy(c, acc, sizeof acc);
+}
+
+/* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
+   where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
+   transpose), B's rows of NR (ldb apart), C at c[i * cr + j * cc] (its
+   columns apart when cc is not 1: stored element by element, once a tile). */
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int64_t ar, int64_t ak,
+                                          const double *restrict b, int64_t ldb, double alpha,
+                                          int add, double *restrict c, int64_t cr, int64_t cc) {
+    lc_vf64 acc[LC_TMR][2];
+    for (int i = 0; i < LC_TMR; ++i) {
+        acc[i][0] = (lc_vf64){0};
+        acc[i][1] = (lc_vf64){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf64 b0, b1;
+        memcpy(&b0, b + k * ldb, sizeof b0);
+        memcpy(&b1, b + k * ldb + LC_NR_F64 / 2, sizeof b1);
+        for (int i = 0; i < LC_TMR; ++i) {
+            const double ai = a[i * ar + k * ak];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    for (int i = 0; i < LC_TMR; ++i)
+        for (int h = 0; h < 2; ++h) {
+            lc_vf64 v = acc[i][h] * alpha;
+            double *to = c + i * cr + h * (LC_NR_F64 / 2) * cc;
+            if (cc != 1) {
+                for (int j = 0; j < LC_NR_F64 / 2; ++j) to[j * cc] = (add ? to[j * cc] : 0) + v[j];
+                continue;
+            }
+            if (add) {
+                lc_vf64 old;
+                memcpy(&old, to, sizeof old);
+                v += old;
+            }
+            memcpy(to, &v, sizeof v);
+        }
+}
+
+/* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f64_tile reads them:
+   tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
+   `scratch` (LC_TILE_SCRATCH(LC_NR_F64) elements), zero-padded */
+static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
+        int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t ar, int64_t ak,
+        const double *b, int64_t ldb, int beta, double *c, int64_t cr, int64_t cc,
+        double *scratch) {
+    double *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F64;
+    for (int64_t pc = 0; pc < k; pc += LC_KC) {
+        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
+        const int add = beta || pc > 0;
+        for (int64_t jc = 0; jc < n; jc += LC_NR_F64) {
+            const int64_t nr = n - jc < LC_NR_F64 ? n - jc : LC_NR_F64;
+            const double *bp = b + pc * ldb + jc;
+            int64_t bl = ldb;
+            if (nr < LC_NR_F64) {
+                for (int64_t p = 0; p < kc; ++p)
+                    for (int64_t j = 0; j < LC_NR_F64; ++j) lc_edge_b[p * LC_NR_F64 + j] = j < nr ? bp[p * ldb + j] : 0;
+                bp = lc_edge_b;
+                bl = LC_NR_F64;
+            }
+            for (int64_t ic = 0; ic < m; ic += LC_TMR) {
+                const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
+                const double *ap = a + ic * ar + pc * ak;
+                int64_t r = ar, s = ak;
+                if (mr < LC_TMR) {
+                    for (int64_t p = 0; p < kc; ++p)
+                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[i * ar + p * ak] : 0;
+                    ap = lc_edge_a;
+                    r = 1;
+                    s = LC_TMR;
+                }
+                double *cp = c + ic * cr + jc * cc;
+                if (mr == LC_TMR && nr == LC_NR_F64) {
+                    lc_kernel_f64_tile(kc, ap, r, s, bp, bl, alpha, add, cp, cr, cc);
+                    continue;
+                }
+                lc_kernel_f64_tile(kc, ap, r, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1);
+                for (int64_t i = 0; i < mr; ++i)
+                    for (int64_t j = 0; j < nr; ++j)
+                        cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F64 + j];
+            }
+        }
+    }
 }
 
 /* Matrix products call the BLAS the runtime hands over (lc_multiheadattentionspec_set_blas,
@@ -500,32 +676,45 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     }
     }
     }
-    /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
 
-    if ((int64_t)(16) == 0) {
+    /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
+    {
+
+    if (16 == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_matmul_16[k] = 0;
-    } else if ((int64_t)(S_S) > 0 && (int64_t)(S_S) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
-    const int lc_nt = (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    int lc_status = 0;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_b1 = (lc_task / lc_parts) % (4);
-        const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_status |= lc_gemm_f32(0, 0, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0f, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_matmul_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
     }
-    if (lc_status) return lc_status;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_out = T_matmul_16;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f32_tiles(S_S, S_S, 16, 1.0f, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
     }
 
     /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3] (one pass) */
@@ -633,32 +822,45 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     }
     }
     }
-    /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
 
-    if ((int64_t)(S_S) == 0) {
+    /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
+    {
+
+    if (S_S == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_matmul_24[k] = 0;
-    } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
-    const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    int lc_status = 0;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_b1 = (lc_task / lc_parts) % (4);
-        const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_status |= lc_gemm_f32(0, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0f, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_matmul_24 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
     }
-    if (lc_status) return lc_status;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_out = T_matmul_24;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f32_tiles(S_S, 16, S_S, 1.0f, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 1, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
     }
 
     /* reshape_26[i0, i1, i2] = matmul_24[i0, i2 // 16, i1, i2 % 16] */
@@ -821,60 +1023,113 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
     }
-    /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
 
-    if ((int64_t)(16) == 0) {
+    /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
+    {
+
+    if (16 == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_grad_div_23_8[k] = 0;
-    } else if ((int64_t)(S_S) > 0 && (int64_t)(S_S) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
-    const int lc_nt = (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    int lc_status = 0;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_b1 = (lc_task / lc_parts) % (4);
-        const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_status |= lc_gemm_f32(0, 1, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0f, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_div_23_8 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of k, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_S;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (16);
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_k_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (16 * v_k_step) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
     }
-    if (lc_status) return lc_status;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((16 * v_k_step));
+    float *lc_out = T_grad_div_23_8;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_k_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_k_stop = lc_min_i64(v_k_start + lc_step, lc_extent);
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+
+        {
+        const int64_t lc_lo_bound = v_k_start;
+        const int64_t lc_hi_bound = v_k_stop;
+        for (int64_t v_p = 0; v_p < 16; ++v_p) {
+        {
+            float *restrict lc_dst = lc_pack_b + (((v_p * (v_k_stop + (-1 * v_k_start))) + (v_k_start + (-1 * v_k_start))));
+            const int64_t lc_first = v_k_start, lc_end = v_k_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_k = lc_first; v_k < lc_lo; ++v_k) lc_dst[v_k - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_k = lc_lo; v_k < lc_hi; ++v_k) {
+                    const float t0 = T_transpose_14[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p];
+                    lc_dst[v_k - lc_first] = t0;
+                }
+            }
+            for (int64_t v_k = lc_hi; v_k < lc_end; ++v_k) lc_dst[v_k - lc_first] = 0;
+        }
+        }
+        }
+        lc_kernel_f32_tiles(S_S, (v_k_stop + (-1 * v_k_start)), 16, 1.0f, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, lc_pack_b, (v_k_stop + (-1 * v_k_start)), 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + v_k_start), S_S, 1, lc_scratch);
     }
+    }
+    free(lc_ws);
+    }
+    }
+
 
     /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
+    {
 
-    if ((int64_t)(S_S) == 0) {
+    if (S_S == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_14_9[k] = 0;
-    } else if ((int64_t)(16) > 0 && (int64_t)(S_S) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
-    const int lc_nt = (int64_t)(16) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    int lc_status = 0;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_b1 = (lc_task / lc_parts) % (4);
-        const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_status |= lc_gemm_f32(1, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0f, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * 1, S_S, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_transpose_14_9 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
     }
-    if (lc_status) return lc_status;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_out = T_grad_transpose_14_9;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f32_tiles(16, S_S, S_S, 1.0f, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 1, 16, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 1, 16, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
     }
 
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
@@ -925,60 +1180,113 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
     }
     }
     }
-    /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
 
-    if ((int64_t)(S_S) == 0) {
+    /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
+    {
+
+    if (S_S == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_4_17[k] = 0;
-    } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
-    const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    int lc_status = 0;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_b1 = (lc_task / lc_parts) % (4);
-        const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_status |= lc_gemm_f32(0, 1, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0f, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_grad_transpose_4_17 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of k, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 16;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (S_S);
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_k_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (S_S * v_k_step) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
     }
-    if (lc_status) return lc_status;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((S_S * v_k_step));
+    float *lc_out = T_grad_transpose_4_17;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_k_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_k_stop = lc_min_i64(v_k_start + lc_step, lc_extent);
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+
+        {
+        const int64_t lc_lo_bound = v_k_start;
+        const int64_t lc_hi_bound = v_k_stop;
+        for (int64_t v_p = 0; v_p < S_S; ++v_p) {
+        {
+            float *restrict lc_dst = lc_pack_b + (((v_p * (v_k_stop + (-1 * v_k_start))) + (v_k_start + (-1 * v_k_start))));
+            const int64_t lc_first = v_k_start, lc_end = v_k_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_k = lc_first; v_k < lc_lo; ++v_k) lc_dst[v_k - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_k = lc_lo; v_k < lc_hi; ++v_k) {
+                    const float t0 = T_transpose_15[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p];
+                    lc_dst[v_k - lc_first] = t0;
+                }
+            }
+            for (int64_t v_k = lc_hi; v_k < lc_end; ++v_k) lc_dst[v_k - lc_first] = 0;
+        }
+        }
+        }
+        lc_kernel_f32_tiles(S_S, (v_k_stop + (-1 * v_k_start)), S_S, 1.0f, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 1, lc_pack_b, (v_k_stop + (-1 * v_k_start)), 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + v_k_start), 16, 1, lc_scratch);
     }
+    }
+    free(lc_ws);
+    }
+    }
+
 
     /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
+    {
 
-    if ((int64_t)(S_S) == 0) {
+    if (S_S == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] = 0;
-    } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(16);
-    const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    int lc_status = 0;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_b1 = (lc_task / lc_parts) % (4);
-        const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_status |= lc_gemm_f32(1, 0, lc_count, (int64_t)(S_S), (int64_t)(S_S), 1.0f, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 1, 16, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, T_grad_transpose_15_18 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0) + lc_first * S_S, S_S);
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
     }
-    if (lc_status) return lc_status;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_out = T_grad_transpose_15_18;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f32_tiles(S_S, 16, S_S, 1.0f, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), 1, S_S, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, lc_out + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), 1, S_S, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
     }
 
     /* grad_matmul_11_22[i0, i1, i2] = grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
@@ -1404,32 +1712,45 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     }
     }
     }
-    /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
 
-    if ((int64_t)(16) == 0) {
+    /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
+    {
+
+    if (16 == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_matmul_16[k] = 0;
-    } else if ((int64_t)(S_S) > 0 && (int64_t)(S_S) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
-    const int lc_nt = (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    int lc_status = 0;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_b1 = (lc_task / lc_parts) % (4);
-        const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_status |= lc_gemm_f64(0, 0, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_matmul_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
     }
-    if (lc_status) return lc_status;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_out = T_matmul_16;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f64_tiles(S_S, S_S, 16, 1.0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
     }
 
     /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3] (one pass) */
@@ -1537,32 +1858,45 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     }
     }
     }
-    /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
 
-    if ((int64_t)(S_S) == 0) {
+    /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
+    {
+
+    if (S_S == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_matmul_24[k] = 0;
-    } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
-    const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    int lc_status = 0;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_b1 = (lc_task / lc_parts) % (4);
-        const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_status |= lc_gemm_f64(0, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_matmul_24 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
     }
-    if (lc_status) return lc_status;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_out = T_matmul_24;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f64_tiles(S_S, 16, S_S, 1.0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 1, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
     }
 
     /* reshape_26[i0, i1, i2] = matmul_24[i0, i2 // 16, i1, i2 % 16] */
@@ -1725,60 +2059,113 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
     }
-    /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
 
-    if ((int64_t)(16) == 0) {
+    /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
+    {
+
+    if (16 == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_grad_div_23_8[k] = 0;
-    } else if ((int64_t)(S_S) > 0 && (int64_t)(S_S) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
-    const int lc_nt = (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    int lc_status = 0;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_b1 = (lc_task / lc_parts) % (4);
-        const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_status |= lc_gemm_f64(0, 1, lc_count, (int64_t)(S_S), (int64_t)(16), 1.0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_div_23_8 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S);
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of k, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_S;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (16);
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_k_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (16 * v_k_step) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
     }
-    if (lc_status) return lc_status;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((16 * v_k_step));
+    double *lc_out = T_grad_div_23_8;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_k_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_k_stop = lc_min_i64(v_k_start + lc_step, lc_extent);
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+
+        {
+        const int64_t lc_lo_bound = v_k_start;
+        const int64_t lc_hi_bound = v_k_stop;
+        for (int64_t v_p = 0; v_p < 16; ++v_p) {
+        {
+            double *restrict lc_dst = lc_pack_b + (((v_p * (v_k_stop + (-1 * v_k_start))) + (v_k_start + (-1 * v_k_start))));
+            const int64_t lc_first = v_k_start, lc_end = v_k_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_k = lc_first; v_k < lc_lo; ++v_k) lc_dst[v_k - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_k = lc_lo; v_k < lc_hi; ++v_k) {
+                    const double t0 = T_transpose_14[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p];
+                    lc_dst[v_k - lc_first] = t0;
+                }
+            }
+            for (int64_t v_k = lc_hi; v_k < lc_end; ++v_k) lc_dst[v_k - lc_first] = 0;
+        }
+        }
+        }
+        lc_kernel_f64_tiles(S_S, (v_k_stop + (-1 * v_k_start)), 16, 1.0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, lc_pack_b, (v_k_stop + (-1 * v_k_start)), 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + v_k_start), S_S, 1, lc_scratch);
     }
+    }
+    free(lc_ws);
+    }
+    }
+
 
     /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
+    {
 
-    if ((int64_t)(S_S) == 0) {
+    if (S_S == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_14_9[k] = 0;
-    } else if ((int64_t)(16) > 0 && (int64_t)(S_S) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
-    const int lc_nt = (int64_t)(16) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    int lc_status = 0;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_b1 = (lc_task / lc_parts) % (4);
-        const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_status |= lc_gemm_f64(1, 0, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * 1, S_S, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, T_grad_transpose_14_9 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
     }
-    if (lc_status) return lc_status;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_out = T_grad_transpose_14_9;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f64_tiles(16, S_S, S_S, 1.0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 1, 16, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 1, 16, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
     }
 
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
@@ -1829,60 +2216,113 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     }
     }
-    /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
 
-    if ((int64_t)(S_S) == 0) {
+    /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
+    {
+
+    if (S_S == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_4_17[k] = 0;
-    } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(S_S);
-    const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    int lc_status = 0;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_b1 = (lc_task / lc_parts) % (4);
-        const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_status |= lc_gemm_f64(0, 1, lc_count, (int64_t)(16), (int64_t)(S_S), 1.0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0) + lc_first * S_S, S_S, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, T_grad_transpose_4_17 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 16, 16);
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of k, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 16;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (S_S);
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_k_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (S_S * v_k_step) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
     }
-    if (lc_status) return lc_status;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((S_S * v_k_step));
+    double *lc_out = T_grad_transpose_4_17;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_k_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_k_stop = lc_min_i64(v_k_start + lc_step, lc_extent);
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+
+        {
+        const int64_t lc_lo_bound = v_k_start;
+        const int64_t lc_hi_bound = v_k_stop;
+        for (int64_t v_p = 0; v_p < S_S; ++v_p) {
+        {
+            double *restrict lc_dst = lc_pack_b + (((v_p * (v_k_stop + (-1 * v_k_start))) + (v_k_start + (-1 * v_k_start))));
+            const int64_t lc_first = v_k_start, lc_end = v_k_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_k = lc_first; v_k < lc_lo; ++v_k) lc_dst[v_k - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_k = lc_lo; v_k < lc_hi; ++v_k) {
+                    const double t0 = T_transpose_15[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p];
+                    lc_dst[v_k - lc_first] = t0;
+                }
+            }
+            for (int64_t v_k = lc_hi; v_k < lc_end; ++v_k) lc_dst[v_k - lc_first] = 0;
+        }
+        }
+        }
+        lc_kernel_f64_tiles(S_S, (v_k_stop + (-1 * v_k_start)), S_S, 1.0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 1, lc_pack_b, (v_k_stop + (-1 * v_k_start)), 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + v_k_start), 16, 1, lc_scratch);
     }
+    }
+    free(lc_ws);
+    }
+    }
+
 
     /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
+    {
 
-    if ((int64_t)(S_S) == 0) {
+    if (S_S == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] = 0;
-    } else if ((int64_t)(S_S) > 0 && (int64_t)(16) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = (int64_t)(S_B) * (int64_t)(4), lc_rows = (int64_t)(16);
-    const int lc_nt = (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    int lc_status = 0;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_b1 = (lc_task / lc_parts) % (4);
-        const int64_t v_b0 = lc_task / lc_parts / (4);
-        lc_status |= lc_gemm_f64(1, 0, lc_count, (int64_t)(S_S), (int64_t)(S_S), 1.0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0) + lc_first * 1, 16, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, T_grad_transpose_15_18 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0) + lc_first * S_S, S_S);
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
     }
-    if (lc_status) return lc_status;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_out = T_grad_transpose_15_18;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f64_tiles(S_S, 16, S_S, 1.0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), 1, S_S, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, lc_out + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), 1, S_S, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
     }
 
     /* grad_matmul_11_22[i0, i1, i2] = grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */

@@ -44,6 +44,10 @@ double pow(double, double);
 #define LC_MR 6
 #define LC_MC 96
 #define LC_KC 384
+/* rows of the tiles that read their operands in place (lc_kernel_*_tiles), and the
+   scratch those take for the edges of a product whose tiles are NR wide */
+#define LC_TMR 8
+#define LC_TILE_SCRATCH(nr) (LC_KC * (LC_TMR + (nr)) + LC_TMR * (nr))
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
 typedef float lc_vf32 __attribute__((vector_size(LC_VECTOR_BYTES)));
@@ -69,6 +73,92 @@ static inline void lc_kernel_f32(int64_t kc, const float *restrict a, const floa
     memcpy(c, acc, sizeof acc);
 }
 
+/* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
+   where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
+   transpose), B's rows of NR (ldb apart), C at c[i * cr + j * cc] (its
+   columns apart when cc is not 1: stored element by element, once a tile). */
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64_t ar, int64_t ak,
+                                          const float *restrict b, int64_t ldb, float alpha,
+                                          int add, float *restrict c, int64_t cr, int64_t cc) {
+    lc_vf32 acc[LC_TMR][2];
+    for (int i = 0; i < LC_TMR; ++i) {
+        acc[i][0] = (lc_vf32){0};
+        acc[i][1] = (lc_vf32){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf32 b0, b1;
+        memcpy(&b0, b + k * ldb, sizeof b0);
+        memcpy(&b1, b + k * ldb + LC_NR_F32 / 2, sizeof b1);
+        for (int i = 0; i < LC_TMR; ++i) {
+            const float ai = a[i * ar + k * ak];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    for (int i = 0; i < LC_TMR; ++i)
+        for (int h = 0; h < 2; ++h) {
+            lc_vf32 v = acc[i][h] * alpha;
+            float *to = c + i * cr + h * (LC_NR_F32 / 2) * cc;
+            if (cc != 1) {
+                for (int j = 0; j < LC_NR_F32 / 2; ++j) to[j * cc] = (add ? to[j * cc] : 0) + v[j];
+                continue;
+            }
+            if (add) {
+                lc_vf32 old;
+                memcpy(&old, to, sizeof old);
+                v += old;
+            }
+            memcpy(to, &v, sizeof v);
+        }
+}
+
+/* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f32_tile reads them:
+   tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
+   `scratch` (LC_TILE_SCRATCH(LC_NR_F32) elements), zero-padded */
+static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
+        int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t ar, int64_t ak,
+        const float *b, int64_t ldb, int beta, float *c, int64_t cr, int64_t cc,
+        float *scratch) {
+    float *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F32;
+    for (int64_t pc = 0; pc < k; pc += LC_KC) {
+        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
+        const int add = beta || pc > 0;
+        for (int64_t jc = 0; jc < n; jc += LC_NR_F32) {
+            const int64_t nr = n - jc < LC_NR_F32 ? n - jc : LC_NR_F32;
+            const float *bp = b + pc * ldb + jc;
+            int64_t bl = ldb;
+            if (nr < LC_NR_F32) {
+                for (int64_t p = 0; p < kc; ++p)
+                    for (int64_t j = 0; j < LC_NR_F32; ++j) lc_edge_b[p * LC_NR_F32 + j] = j < nr ? bp[p * ldb + j] : 0;
+                bp = lc_edge_b;
+                bl = LC_NR_F32;
+            }
+            for (int64_t ic = 0; ic < m; ic += LC_TMR) {
+                const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
+                const float *ap = a + ic * ar + pc * ak;
+                int64_t r = ar, s = ak;
+                if (mr < LC_TMR) {
+                    for (int64_t p = 0; p < kc; ++p)
+                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[i * ar + p * ak] : 0;
+                    ap = lc_edge_a;
+                    r = 1;
+                    s = LC_TMR;
+                }
+                float *cp = c + ic * cr + jc * cc;
+                if (mr == LC_TMR && nr == LC_NR_F32) {
+                    lc_kernel_f32_tile(kc, ap, r, s, bp, bl, alpha, add, cp, cr, cc);
+                    continue;
+                }
+                lc_kernel_f32_tile(kc, ap, r, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1);
+                for (int64_t i = 0; i < mr; ++i)
+                    for (int64_t j = 0; j < nr; ++j)
+                        cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F32 + j];
+            }
+        }
+    }
+}
+
 __attribute__((optimize("fp-contract=fast")))
 static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const double *restrict b, double *restrict c) {
     lc_vf64 acc[LC_MR][2];
@@ -87,6 +177,92 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
         }
     }
     memcpy(c, acc, sizeof acc);
+}
+
+/* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
+   where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
+   transpose), B's rows of NR (ldb apart), C at c[i * cr + j * cc] (its
+   columns apart when cc is not 1: stored element by element, once a tile). */
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int64_t ar, int64_t ak,
+                                          const double *restrict b, int64_t ldb, double alpha,
+                                          int add, double *restrict c, int64_t cr, int64_t cc) {
+    lc_vf64 acc[LC_TMR][2];
+    for (int i = 0; i < LC_TMR; ++i) {
+        acc[i][0] = (lc_vf64){0};
+        acc[i][1] = (lc_vf64){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf64 b0, b1;
+        memcpy(&b0, b + k * ldb, sizeof b0);
+        memcpy(&b1, b + k * ldb + LC_NR_F64 / 2, sizeof b1);
+        for (int i = 0; i < LC_TMR; ++i) {
+            const double ai = a[i * ar + k * ak];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    for (int i = 0; i < LC_TMR; ++i)
+        for (int h = 0; h < 2; ++h) {
+            lc_vf64 v = acc[i][h] * alpha;
+            double *to = c + i * cr + h * (LC_NR_F64 / 2) * cc;
+            if (cc != 1) {
+                for (int j = 0; j < LC_NR_F64 / 2; ++j) to[j * cc] = (add ? to[j * cc] : 0) + v[j];
+                continue;
+            }
+            if (add) {
+                lc_vf64 old;
+                memcpy(&old, to, sizeof old);
+                v += old;
+            }
+            memcpy(to, &v, sizeof v);
+        }
+}
+
+/* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f64_tile reads them:
+   tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
+   `scratch` (LC_TILE_SCRATCH(LC_NR_F64) elements), zero-padded */
+static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
+        int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t ar, int64_t ak,
+        const double *b, int64_t ldb, int beta, double *c, int64_t cr, int64_t cc,
+        double *scratch) {
+    double *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F64;
+    for (int64_t pc = 0; pc < k; pc += LC_KC) {
+        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
+        const int add = beta || pc > 0;
+        for (int64_t jc = 0; jc < n; jc += LC_NR_F64) {
+            const int64_t nr = n - jc < LC_NR_F64 ? n - jc : LC_NR_F64;
+            const double *bp = b + pc * ldb + jc;
+            int64_t bl = ldb;
+            if (nr < LC_NR_F64) {
+                for (int64_t p = 0; p < kc; ++p)
+                    for (int64_t j = 0; j < LC_NR_F64; ++j) lc_edge_b[p * LC_NR_F64 + j] = j < nr ? bp[p * ldb + j] : 0;
+                bp = lc_edge_b;
+                bl = LC_NR_F64;
+            }
+            for (int64_t ic = 0; ic < m; ic += LC_TMR) {
+                const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
+                const double *ap = a + ic * ar + pc * ak;
+                int64_t r = ar, s = ak;
+                if (mr < LC_TMR) {
+                    for (int64_t p = 0; p < kc; ++p)
+                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[i * ar + p * ak] : 0;
+                    ap = lc_edge_a;
+                    r = 1;
+                    s = LC_TMR;
+                }
+                double *cp = c + ic * cr + jc * cc;
+                if (mr == LC_TMR && nr == LC_NR_F64) {
+                    lc_kernel_f64_tile(kc, ap, r, s, bp, bl, alpha, add, cp, cr, cc);
+                    continue;
+                }
+                lc_kernel_f64_tile(kc, ap, r, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1);
+                for (int64_t i = 0; i < mr; ++i)
+                    for (int64_t j = 0; j < nr; ++j)
+                        cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F64 + j];
+            }
+        }
+    }
 }
 
 /* Matrix products call the BLAS the runtime hands over (lc_depthwiseseparableconvspec_set_blas,
@@ -618,31 +794,44 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
-    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
 
-    if ((int64_t)(8) == 0) {
+    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    {
+
+    if (8 == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
-    } else if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) > 0 && (int64_t)(16) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = (int64_t)(S_N), lc_rows = (int64_t)(16);
-    const int lc_nt = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(16) * (int64_t)(8) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    int lc_status = 0;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_n_33 = lc_task / lc_parts;
-        lc_status |= lc_gemm_f32(0, 0, lc_count, (int64_t)(S_H) * (int64_t)(S_W), (int64_t)(8), 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0) + lc_first * 8, 8, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, T_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W));
+    } else if ((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
     }
-    if (lc_status) return lc_status;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_out = T_conv_36;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_n_33 = lc_task / lc_blocks;
+        lc_kernel_f32_tiles(16, (S_H * S_W), 8, 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 1, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, lc_out + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
     }
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
@@ -1007,61 +1196,128 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-    /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
 
-    if ((int64_t)(16) == 0) {
+    /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    {
+
+    if (16 == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_29_19[k] = 0;
-    } else if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) > 0 && (int64_t)(8) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = (int64_t)(S_N), lc_rows = (int64_t)(8);
-    const int lc_nt = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    int lc_status = 0;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_n_33 = lc_task / lc_parts;
-        lc_status |= lc_gemm_f32(1, 0, lc_count, (int64_t)(S_H) * (int64_t)(S_W), (int64_t)(16), 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0) + lc_first * 1, 8, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, T_grad_relu_29_19 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W));
+    } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
     }
-    if (lc_status) return lc_status;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_out = T_grad_relu_29_19;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_n_33 = lc_task / lc_blocks;
+        lc_kernel_f32_tiles((S_H * S_W), 8, 16, 1.0f, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), 1, (S_H * S_W), T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 0, lc_out + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), 1, (S_H * S_W), lc_scratch);
     }
+    }
+    free(lc_ws);
+    }
+    }
+
 
     /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu_29[n_33, c_30, h_34, w_35] */
+    {
 
-    if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) == 0) {
+    if (((S_N * S_H) * S_W) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] = 0;
-    } else if ((int64_t)(16) > 0 && (int64_t)(8) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = (int64_t)(1) * (int64_t)(1), lc_rows = (int64_t)(16);
-    const int lc_nt = (int64_t)(16) * (int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    int lc_status = 0;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_j3 = (lc_task / lc_parts) % (1);
-        const int64_t v_j2 = lc_task / lc_parts;
-        for (int64_t v_n_33 = 0; v_n_33 < S_N; ++v_n_33) {
-        lc_status |= lc_gemm_f32(0, 1, lc_count, (int64_t)(8), (int64_t)(S_H) * (int64_t)(S_W), 1.0f, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W), T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), (v_n_33 == 0) ? 0 : 1, T_grad_pointwise_weight + ((((0) * 8 + 0) * 1 + v_j2) * 1 + v_j3) + lc_first * 8, 8);
-        }
+    } else if ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) > 0) {
+    /* tasks: every value of the calls' loops times blocks of c_30, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 8;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((S_H * S_W));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_c_30_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = ((S_H * S_W) * v_c_30_step) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
     }
-    if (lc_status) return lc_status;
+    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
+    float *lc_part = lc_nt > 1 ? malloc(sizeof(float) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1))) : 0;
+    if (!lc_part) lc_nt = 1;
+    for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] = 0;
+    int lc_used = 1;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((S_H * S_W) * v_c_30_step));
+    if (lc_tid == 0) lc_used = omp_get_num_threads();
+    float *lc_out = lc_tid == 0 ? T_grad_pointwise_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1));
+    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) lc_out[k] = 0;
+    #pragma omp for schedule(static)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_c_30_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_c_30_stop = lc_min_i64(v_c_30_start + lc_step, lc_extent);
+        const int64_t v_n_33 = (lc_task / lc_blocks) % (S_N);
+        const int64_t v_j3 = (lc_task / lc_blocks / (S_N)) % (1);
+        const int64_t v_j2 = lc_task / lc_blocks / ((S_N) * (1));
+
+        {
+        const int64_t lc_lo_bound = v_c_30_start;
+        const int64_t lc_hi_bound = v_c_30_stop;
+        for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
+        for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
+        {
+            float *restrict lc_dst = lc_pack_b + (((((v_h_34 * S_W) + v_w_35) * (v_c_30_stop + (-1 * v_c_30_start))) + (v_c_30_start + (-1 * v_c_30_start))));
+            const int64_t lc_first = v_c_30_start, lc_end = v_c_30_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_c_30 = lc_first; v_c_30 < lc_lo; ++v_c_30) lc_dst[v_c_30 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_c_30 = lc_lo; v_c_30 < lc_hi; ++v_c_30) {
+                    const float t0 = T_relu_29[(((v_n_33) * 8 + v_c_30) * S_H + v_h_34) * S_W + v_w_35];
+                    lc_dst[v_c_30 - lc_first] = t0;
+                }
+            }
+            for (int64_t v_c_30 = lc_hi; v_c_30 < lc_end; ++v_c_30) lc_dst[v_c_30 - lc_first] = 0;
+        }
+        }
+        }
+        }
+        lc_kernel_f32_tiles(16, (v_c_30_stop + (-1 * v_c_30_start)), (S_H * S_W), 1.0f, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_pack_b, (v_c_30_stop + (-1 * v_c_30_start)), 1, lc_out + ((((0) * 8 + v_c_30_start) * 1 + v_j2) * 1 + v_j3), 8, 1, lc_scratch);
+    }
+    }
+    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
+        const float *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1));
+        #pragma omp simd
+        for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] += lc_p[k];
+    }
+    free(lc_part);
+    free(lc_ws);
+    }
     }
 
     /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_29_19[i0, s0, i2, i3] * ((gconv_0[i0, s0, 0, i2, i3] - div_3[0, s0, 0, 0]) * div_24[0, s0, 0, 0] + bn1_bias[s0] > 0) */
@@ -1756,31 +2012,44 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
-    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
 
-    if ((int64_t)(8) == 0) {
+    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    {
+
+    if (8 == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
-    } else if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) > 0 && (int64_t)(16) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = (int64_t)(S_N), lc_rows = (int64_t)(16);
-    const int lc_nt = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(16) * (int64_t)(8) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    int lc_status = 0;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_n_33 = lc_task / lc_parts;
-        lc_status |= lc_gemm_f64(0, 0, lc_count, (int64_t)(S_H) * (int64_t)(S_W), (int64_t)(8), 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0) + lc_first * 8, 8, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, T_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W));
+    } else if ((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
     }
-    if (lc_status) return lc_status;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_out = T_conv_36;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_n_33 = lc_task / lc_blocks;
+        lc_kernel_f64_tiles(16, (S_H * S_W), 8, 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 1, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, lc_out + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
     }
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
@@ -2145,61 +2414,128 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-    /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
 
-    if ((int64_t)(16) == 0) {
+    /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    {
+
+    if (16 == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_29_19[k] = 0;
-    } else if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) > 0 && (int64_t)(8) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = (int64_t)(S_N), lc_rows = (int64_t)(8);
-    const int lc_nt = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    int lc_status = 0;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_n_33 = lc_task / lc_parts;
-        lc_status |= lc_gemm_f64(1, 0, lc_count, (int64_t)(S_H) * (int64_t)(S_W), (int64_t)(16), 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0) + lc_first * 1, 8, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, T_grad_relu_29_19 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W));
+    } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
     }
-    if (lc_status) return lc_status;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_out = T_grad_relu_29_19;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_n_33 = lc_task / lc_blocks;
+        lc_kernel_f64_tiles((S_H * S_W), 8, 16, 1.0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), 1, (S_H * S_W), T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 0, lc_out + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), 1, (S_H * S_W), lc_scratch);
     }
+    }
+    free(lc_ws);
+    }
+    }
+
 
     /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu_29[n_33, c_30, h_34, w_35] */
+    {
 
-    if ((int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) == 0) {
+    if (((S_N * S_H) * S_W) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] = 0;
-    } else if ((int64_t)(16) > 0 && (int64_t)(8) > 0) {
-    /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = (int64_t)(1) * (int64_t)(1), lc_rows = (int64_t)(16);
-    const int lc_nt = (int64_t)(16) * (int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
-    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
-    int lc_status = 0;
-    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
-    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
-        const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
-        if (lc_count <= 0) continue;
-        const int64_t v_j3 = (lc_task / lc_parts) % (1);
-        const int64_t v_j2 = lc_task / lc_parts;
-        for (int64_t v_n_33 = 0; v_n_33 < S_N; ++v_n_33) {
-        lc_status |= lc_gemm_f64(0, 1, lc_count, (int64_t)(8), (int64_t)(S_H) * (int64_t)(S_W), 1.0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0) + lc_first * (S_H * S_W), (S_H * S_W), T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), (v_n_33 == 0) ? 0 : 1, T_grad_pointwise_weight + ((((0) * 8 + 0) * 1 + v_j2) * 1 + v_j3) + lc_first * 8, 8);
-        }
+    } else if ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) > 0) {
+    /* tasks: every value of the calls' loops times blocks of c_30, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 8;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((S_H * S_W));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_c_30_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = ((S_H * S_W) * v_c_30_step) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
     }
-    if (lc_status) return lc_status;
+    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
+    double *lc_part = lc_nt > 1 ? malloc(sizeof(double) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1))) : 0;
+    if (!lc_part) lc_nt = 1;
+    for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] = 0;
+    int lc_used = 1;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((S_H * S_W) * v_c_30_step));
+    if (lc_tid == 0) lc_used = omp_get_num_threads();
+    double *lc_out = lc_tid == 0 ? T_grad_pointwise_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1));
+    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) lc_out[k] = 0;
+    #pragma omp for schedule(static)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_c_30_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_c_30_stop = lc_min_i64(v_c_30_start + lc_step, lc_extent);
+        const int64_t v_n_33 = (lc_task / lc_blocks) % (S_N);
+        const int64_t v_j3 = (lc_task / lc_blocks / (S_N)) % (1);
+        const int64_t v_j2 = lc_task / lc_blocks / ((S_N) * (1));
+
+        {
+        const int64_t lc_lo_bound = v_c_30_start;
+        const int64_t lc_hi_bound = v_c_30_stop;
+        for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
+        for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
+        {
+            double *restrict lc_dst = lc_pack_b + (((((v_h_34 * S_W) + v_w_35) * (v_c_30_stop + (-1 * v_c_30_start))) + (v_c_30_start + (-1 * v_c_30_start))));
+            const int64_t lc_first = v_c_30_start, lc_end = v_c_30_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_c_30 = lc_first; v_c_30 < lc_lo; ++v_c_30) lc_dst[v_c_30 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_c_30 = lc_lo; v_c_30 < lc_hi; ++v_c_30) {
+                    const double t0 = T_relu_29[(((v_n_33) * 8 + v_c_30) * S_H + v_h_34) * S_W + v_w_35];
+                    lc_dst[v_c_30 - lc_first] = t0;
+                }
+            }
+            for (int64_t v_c_30 = lc_hi; v_c_30 < lc_end; ++v_c_30) lc_dst[v_c_30 - lc_first] = 0;
+        }
+        }
+        }
+        }
+        lc_kernel_f64_tiles(16, (v_c_30_stop + (-1 * v_c_30_start)), (S_H * S_W), 1.0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_pack_b, (v_c_30_stop + (-1 * v_c_30_start)), 1, lc_out + ((((0) * 8 + v_c_30_start) * 1 + v_j2) * 1 + v_j3), 8, 1, lc_scratch);
+    }
+    }
+    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
+        const double *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1));
+        #pragma omp simd
+        for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] += lc_p[k];
+    }
+    free(lc_part);
+    free(lc_ws);
+    }
     }
 
     /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_29_19[i0, s0, i2, i3] * ((gconv_0[i0, s0, 0, i2, i3] - div_3[0, s0, 0, 0]) * div_24[0, s0, 0, 0] + bn1_bias[s0] > 0) */

@@ -44,6 +44,10 @@ double pow(double, double);
 #define LC_MR 6
 #define LC_MC 96
 #define LC_KC 384
+/* rows of the tiles that read their operands in place (lc_kernel_*_tiles), and the
+   scratch those take for the edges of a product whose tiles are NR wide */
+#define LC_TMR 8
+#define LC_TILE_SCRATCH(nr) (LC_KC * (LC_TMR + (nr)) + LC_TMR * (nr))
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
 typedef float lc_vf32 __attribute__((vector_size(LC_VECTOR_BYTES)));
@@ -69,6 +73,92 @@ static inline void lc_kernel_f32(int64_t kc, const float *restrict a, const floa
     memcpy(c, acc, sizeof acc);
 }
 
+/* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
+   where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
+   transpose), B's rows of NR (ldb apart), C at c[i * cr + j * cc] (its
+   columns apart when cc is not 1: stored element by element, once a tile). */
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64_t ar, int64_t ak,
+                                          const float *restrict b, int64_t ldb, float alpha,
+                                          int add, float *restrict c, int64_t cr, int64_t cc) {
+    lc_vf32 acc[LC_TMR][2];
+    for (int i = 0; i < LC_TMR; ++i) {
+        acc[i][0] = (lc_vf32){0};
+        acc[i][1] = (lc_vf32){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf32 b0, b1;
+        memcpy(&b0, b + k * ldb, sizeof b0);
+        memcpy(&b1, b + k * ldb + LC_NR_F32 / 2, sizeof b1);
+        for (int i = 0; i < LC_TMR; ++i) {
+            const float ai = a[i * ar + k * ak];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    for (int i = 0; i < LC_TMR; ++i)
+        for (int h = 0; h < 2; ++h) {
+            lc_vf32 v = acc[i][h] * alpha;
+            float *to = c + i * cr + h * (LC_NR_F32 / 2) * cc;
+            if (cc != 1) {
+                for (int j = 0; j < LC_NR_F32 / 2; ++j) to[j * cc] = (add ? to[j * cc] : 0) + v[j];
+                continue;
+            }
+            if (add) {
+                lc_vf32 old;
+                memcpy(&old, to, sizeof old);
+                v += old;
+            }
+            memcpy(to, &v, sizeof v);
+        }
+}
+
+/* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f32_tile reads them:
+   tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
+   `scratch` (LC_TILE_SCRATCH(LC_NR_F32) elements), zero-padded */
+static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
+        int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t ar, int64_t ak,
+        const float *b, int64_t ldb, int beta, float *c, int64_t cr, int64_t cc,
+        float *scratch) {
+    float *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F32;
+    for (int64_t pc = 0; pc < k; pc += LC_KC) {
+        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
+        const int add = beta || pc > 0;
+        for (int64_t jc = 0; jc < n; jc += LC_NR_F32) {
+            const int64_t nr = n - jc < LC_NR_F32 ? n - jc : LC_NR_F32;
+            const float *bp = b + pc * ldb + jc;
+            int64_t bl = ldb;
+            if (nr < LC_NR_F32) {
+                for (int64_t p = 0; p < kc; ++p)
+                    for (int64_t j = 0; j < LC_NR_F32; ++j) lc_edge_b[p * LC_NR_F32 + j] = j < nr ? bp[p * ldb + j] : 0;
+                bp = lc_edge_b;
+                bl = LC_NR_F32;
+            }
+            for (int64_t ic = 0; ic < m; ic += LC_TMR) {
+                const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
+                const float *ap = a + ic * ar + pc * ak;
+                int64_t r = ar, s = ak;
+                if (mr < LC_TMR) {
+                    for (int64_t p = 0; p < kc; ++p)
+                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[i * ar + p * ak] : 0;
+                    ap = lc_edge_a;
+                    r = 1;
+                    s = LC_TMR;
+                }
+                float *cp = c + ic * cr + jc * cc;
+                if (mr == LC_TMR && nr == LC_NR_F32) {
+                    lc_kernel_f32_tile(kc, ap, r, s, bp, bl, alpha, add, cp, cr, cc);
+                    continue;
+                }
+                lc_kernel_f32_tile(kc, ap, r, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1);
+                for (int64_t i = 0; i < mr; ++i)
+                    for (int64_t j = 0; j < nr; ++j)
+                        cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F32 + j];
+            }
+        }
+    }
+}
+
 __attribute__((optimize("fp-contract=fast")))
 static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const double *restrict b, double *restrict c) {
     lc_vf64 acc[LC_MR][2];
@@ -87,6 +177,92 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
         }
     }
     memcpy(c, acc, sizeof acc);
+}
+
+/* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
+   where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
+   transpose), B's rows of NR (ldb apart), C at c[i * cr + j * cc] (its
+   columns apart when cc is not 1: stored element by element, once a tile). */
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int64_t ar, int64_t ak,
+                                          const double *restrict b, int64_t ldb, double alpha,
+                                          int add, double *restrict c, int64_t cr, int64_t cc) {
+    lc_vf64 acc[LC_TMR][2];
+    for (int i = 0; i < LC_TMR; ++i) {
+        acc[i][0] = (lc_vf64){0};
+        acc[i][1] = (lc_vf64){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf64 b0, b1;
+        memcpy(&b0, b + k * ldb, sizeof b0);
+        memcpy(&b1, b + k * ldb + LC_NR_F64 / 2, sizeof b1);
+        for (int i = 0; i < LC_TMR; ++i) {
+            const double ai = a[i * ar + k * ak];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    for (int i = 0; i < LC_TMR; ++i)
+        for (int h = 0; h < 2; ++h) {
+            lc_vf64 v = acc[i][h] * alpha;
+            double *to = c + i * cr + h * (LC_NR_F64 / 2) * cc;
+            if (cc != 1) {
+                for (int j = 0; j < LC_NR_F64 / 2; ++j) to[j * cc] = (add ? to[j * cc] : 0) + v[j];
+                continue;
+            }
+            if (add) {
+                lc_vf64 old;
+                memcpy(&old, to, sizeof old);
+                v += old;
+            }
+            memcpy(to, &v, sizeof v);
+        }
+}
+
+/* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f64_tile reads them:
+   tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
+   `scratch` (LC_TILE_SCRATCH(LC_NR_F64) elements), zero-padded */
+static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
+        int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t ar, int64_t ak,
+        const double *b, int64_t ldb, int beta, double *c, int64_t cr, int64_t cc,
+        double *scratch) {
+    double *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F64;
+    for (int64_t pc = 0; pc < k; pc += LC_KC) {
+        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
+        const int add = beta || pc > 0;
+        for (int64_t jc = 0; jc < n; jc += LC_NR_F64) {
+            const int64_t nr = n - jc < LC_NR_F64 ? n - jc : LC_NR_F64;
+            const double *bp = b + pc * ldb + jc;
+            int64_t bl = ldb;
+            if (nr < LC_NR_F64) {
+                for (int64_t p = 0; p < kc; ++p)
+                    for (int64_t j = 0; j < LC_NR_F64; ++j) lc_edge_b[p * LC_NR_F64 + j] = j < nr ? bp[p * ldb + j] : 0;
+                bp = lc_edge_b;
+                bl = LC_NR_F64;
+            }
+            for (int64_t ic = 0; ic < m; ic += LC_TMR) {
+                const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
+                const double *ap = a + ic * ar + pc * ak;
+                int64_t r = ar, s = ak;
+                if (mr < LC_TMR) {
+                    for (int64_t p = 0; p < kc; ++p)
+                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[i * ar + p * ak] : 0;
+                    ap = lc_edge_a;
+                    r = 1;
+                    s = LC_TMR;
+                }
+                double *cp = c + ic * cr + jc * cc;
+                if (mr == LC_TMR && nr == LC_NR_F64) {
+                    lc_kernel_f64_tile(kc, ap, r, s, bp, bl, alpha, add, cp, cr, cc);
+                    continue;
+                }
+                lc_kernel_f64_tile(kc, ap, r, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1);
+                for (int64_t i = 0; i < mr; ++i)
+                    for (int64_t j = 0; j < nr; ++j)
+                        cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F64 + j];
+            }
+        }
+    }
 }
 
 /* Matrix products call the BLAS the runtime hands over (lc_residualblockspec_set_blas,
@@ -340,109 +516,79 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
 /* ResidualBlockSpec (float) */
 int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_65, float *restrict T_conv_0, float *restrict T_div_2, float *restrict T_sum_7, float *restrict T_div_23, float *restrict T_relu_28, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_sum_43, float *restrict T_div_59, float *restrict T_add_12, float *restrict T_add_19, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_1, float *restrict T_sum_37)
 {
+
     /* conv_0[n, o, h, w] = sum_{c, i, j} x[n, c, h + i - 1, w + j - 1] * conv1_weight[o, c, i, j] */
     {
-    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    /* packed panels of B, and a block of A per thread, as deep as a block of K */
-    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
-    float *restrict lc_bp = malloc(sizeof(float) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    float *restrict lc_apacked = malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
-    if (!lc_bp || !lc_apacked) {
-        free(lc_bp);
-        free(lc_apacked);
+
+    if (72 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_0[k] = 0;
+    } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
+    /* tasks: every value of the calls' loops times blocks of h, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_H;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((72 * S_W));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (72 * (v_h_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_0[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_step * S_W)));
+    float *lc_out = T_conv_0;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_h_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_h_stop = lc_min_i64(v_h_start + lc_step, lc_extent);
+        const int64_t v_n = lc_task / lc_blocks;
+
         {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_o = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t lc_kk = lc_pc + lc_k;
-                    const int64_t v_j = (lc_kk) % (3);
-                    const int64_t v_i = (lc_kk / (3)) % (3);
-                    const int64_t v_c = lc_kk / ((3) * (3));
-                    const float t0 = T_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_w = (lc_m) % (S_W);
-                    const int64_t v_h = (lc_m / (S_W)) % (S_H);
-                    const int64_t v_n = lc_m / ((S_W) * (S_H));
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t lc_kk = lc_pc + lc_k;
-                        const int64_t v_j = (lc_kk) % (3);
-                        const int64_t v_i = (lc_kk / (3)) % (3);
-                        const int64_t v_c = lc_kk / ((3) * (3));
-                        const float t0 = (((v_h + v_i) + -1) >= 0);
-                        const float t1 = (((v_h + v_i) + -1) < S_H);
-                        const float t2 = (t0 * t1);
-                        const float t3 = (((v_w + v_j) + -1) >= 0);
-                        const float t4 = (t2 * t3);
-                        const float t5 = (((v_w + v_j) + -1) < S_W);
-                        const float t6 = (t4 * t5);
-                        const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-                        lc_dst[lc_k * LC_MR] = t7;
-                    }
+        for (int64_t v_c = 0; v_c < 8; ++v_c) {
+        for (int64_t v_i = 0; v_i < 3; ++v_i) {
+        for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j) + 1));
+        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j) + (S_W + 1)));
+        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
+        {
+            float *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_c) + v_i)) + v_j) * ((v_h_stop + (-1 * v_h_start)) * S_W)) + ((v_h + (-1 * v_h_start)) * S_W)));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const float t0 = (((v_h + v_i) + -1) >= 0);
+            const float t1 = (((v_h + v_i) + -1) < S_H);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_w = lc_first; v_w < lc_lo; ++v_w) lc_dst[v_w - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) {
+                    const float t2 = T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    lc_dst[v_w - lc_first] = t2;
                 }
             }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_w = (lc_m) % (S_W);
-                        const int64_t v_h = (lc_m / (S_W)) % (S_H);
-                        const int64_t v_n = lc_m / ((S_W) * (S_H));
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_o = lc_n;
-                            if (lc_pc == 0) T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
+            for (int64_t v_w = lc_hi; v_w < lc_end; ++v_w) lc_dst[v_w - lc_first] = 0;
         }
         }
+        }
+        }
+        }
+        }
+        lc_kernel_f32_tiles(8, ((v_h_stop + (-1 * v_h_start)) * S_W), 72, 1.0f, T_conv1_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, ((v_h_stop + (-1 * v_h_start)) * S_W), 0, lc_out + ((((v_n) * 8 + 0) * S_H + v_h_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
     }
-    free(lc_bp);
-    free(lc_apacked);
+    }
+    free(lc_ws);
+    }
     }
 
     /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3] */
@@ -610,109 +756,79 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     }
     }
     }
+
     /* conv_36[n_32, o_33, h_34, w_35] = sum_{c_29, i_30, j_31} relu_28[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] * conv2_weight[o_33, c_29, i_30, j_31] */
     {
-    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    /* packed panels of B, and a block of A per thread, as deep as a block of K */
-    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
-    float *restrict lc_bp = malloc(sizeof(float) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    float *restrict lc_apacked = malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
-    if (!lc_bp || !lc_apacked) {
-        free(lc_bp);
-        free(lc_apacked);
+
+    if (72 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
+    } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
+    /* tasks: every value of the calls' loops times blocks of h_34, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_H;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((72 * S_W));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_34_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (72 * (v_h_34_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_34_step * S_W)));
+    float *lc_out = T_conv_36;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_h_34_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_h_34_stop = lc_min_i64(v_h_34_start + lc_step, lc_extent);
+        const int64_t v_n_32 = lc_task / lc_blocks;
+
         {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_o_33 = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t lc_kk = lc_pc + lc_k;
-                    const int64_t v_j_31 = (lc_kk) % (3);
-                    const int64_t v_i_30 = (lc_kk / (3)) % (3);
-                    const int64_t v_c_29 = lc_kk / ((3) * (3));
-                    const float t0 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_w_35 = (lc_m) % (S_W);
-                    const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
-                    const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t lc_kk = lc_pc + lc_k;
-                        const int64_t v_j_31 = (lc_kk) % (3);
-                        const int64_t v_i_30 = (lc_kk / (3)) % (3);
-                        const int64_t v_c_29 = lc_kk / ((3) * (3));
-                        const float t0 = (((v_h_34 + v_i_30) + -1) >= 0);
-                        const float t1 = (((v_h_34 + v_i_30) + -1) < S_H);
-                        const float t2 = (t0 * t1);
-                        const float t3 = (((v_w_35 + v_j_31) + -1) >= 0);
-                        const float t4 = (t2 * t3);
-                        const float t5 = (((v_w_35 + v_j_31) + -1) < S_W);
-                        const float t6 = (t4 * t5);
-                        const float t7 = (t6 != 0 ? T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
-                        lc_dst[lc_k * LC_MR] = t7;
-                    }
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
+        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j_31) + 1));
+        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j_31) + (S_W + 1)));
+        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
+        {
+            float *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_c_29) + v_i_30)) + v_j_31) * ((v_h_34_stop + (-1 * v_h_34_start)) * S_W)) + ((v_h_34 + (-1 * v_h_34_start)) * S_W)));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const float t0 = (((v_h_34 + v_i_30) + -1) >= 0);
+            const float t1 = (((v_h_34 + v_i_30) + -1) < S_H);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_w_35 = lc_first; v_w_35 < lc_lo; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) {
+                    const float t2 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)];
+                    lc_dst[v_w_35 - lc_first] = t2;
                 }
             }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_w_35 = (lc_m) % (S_W);
-                        const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
-                        const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_o_33 = lc_n;
-                            if (lc_pc == 0) T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
+            for (int64_t v_w_35 = lc_hi; v_w_35 < lc_end; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
         }
         }
+        }
+        }
+        }
+        }
+        lc_kernel_f32_tiles(8, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 72, 1.0f, T_conv2_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 0, lc_out + ((((v_n_32) * 8 + 0) * S_H + v_h_34_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
     }
-    free(lc_bp);
-    free(lc_apacked);
+    }
+    free(lc_ws);
+    }
     }
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
@@ -892,7 +1008,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
 #if !defined(LC_PART) || LC_PART == 2
 
 /* ResidualBlockSpec_backward (float) */
-int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_65, const float *restrict T_conv_0, const float *restrict T_div_2, const float *restrict T_sum_7, const float *restrict T_div_23, const float *restrict T_relu_28, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_conv1_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_conv2_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_8, float *restrict T_grad_sum_43_14, float *restrict T_grad_div_38_18, float *restrict T_grad_sum_37_19, float *restrict T_grad_conv_36, float *restrict T_grad_relu_28_21, float *restrict T_grad_div_23_28, float *restrict T_grad_sum_7_34, float *restrict T_grad_div_2_38, float *restrict T_grad_sum_1_39, float *restrict T_grad_conv_0, float *restrict T_grad_x_41)
+int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_65, const float *restrict T_conv_0, const float *restrict T_div_2, const float *restrict T_sum_7, const float *restrict T_div_23, const float *restrict T_relu_28, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_conv1_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_conv2_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_8, float *restrict T_grad_sum_43_14, float *restrict T_grad_div_38_18, float *restrict T_grad_sum_37_19, float *restrict T_grad_conv_36, float *restrict T_grad_relu_28_21, float *restrict T_grad_div_23_28, float *restrict T_grad_sum_7_34, float *restrict T_grad_div_2_38, float *restrict T_grad_sum_1_39, float *restrict T_grad_conv_0)
 {
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0) */
     {
@@ -1089,220 +1205,222 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
+
     /* grad_relu_28_21[n_32, c_29, j2, j3] = sum_{o_33, i_30, j_31} (grad_conv_36[n_32, o_33, j2 - (i_30 - 1), j3 - (j_31 - 1)] * conv2_weight[o_33, c_29, i_30, j_31] if (j2 - (i_30 - 1) >= 0) * (j2 - (i_30 - 1) < H) * (j3 - (j_31 - 1) >= 0) * (j3 - (j_31 - 1) < W) else 0) */
     {
-    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    /* packed panels of B, and a block of A per thread, as deep as a block of K */
-    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
-    float *restrict lc_bp = malloc(sizeof(float) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    float *restrict lc_apacked = malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
-    if (!lc_bp || !lc_apacked) {
-        free(lc_bp);
-        free(lc_apacked);
+
+    if (72 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_28_21[k] = 0;
+    } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
+    /* tasks: every value of the calls' loops times blocks of j2, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_H;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((72 * S_W));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_j2_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (72 * (v_j2_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    float *lc_pack_a = malloc(sizeof(float) * (size_t)(576));
+    if ((lc_room > 0 && !lc_ws) || !lc_pack_a) {
+        free(lc_ws);
+        free(lc_pack_a);
         return LC_OUT_OF_MEMORY;
     }
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_28_21[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
+
         {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_c_29 = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t lc_kk = lc_pc + lc_k;
-                    const int64_t v_j_31 = (lc_kk) % (3);
-                    const int64_t v_i_30 = (lc_kk / (3)) % (3);
-                    const int64_t v_o_33 = lc_kk / ((3) * (3));
+        const int64_t lc_lo_bound = 0;
+        const int64_t lc_hi_bound = 3;
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
+        {
+            float *restrict lc_dst = lc_pack_a + (((72 * v_c_29) + (3 * ((3 * v_o_33) + v_i_30))));
+            const int64_t lc_first = 0, lc_end = 3;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_j_31 = lc_first; v_j_31 < lc_lo; ++v_j_31) lc_dst[v_j_31 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                for (int64_t v_j_31 = lc_lo; v_j_31 < lc_hi; ++v_j_31) {
                     const float t0 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
+                    lc_dst[v_j_31 - lc_first] = t0;
                 }
             }
+            for (int64_t v_j_31 = lc_hi; v_j_31 < lc_end; ++v_j_31) lc_dst[v_j_31 - lc_first] = 0;
         }
-        float *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_j3 = (lc_m) % (S_W);
-                    const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
-                    const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t lc_kk = lc_pc + lc_k;
-                        const int64_t v_j_31 = (lc_kk) % (3);
-                        const int64_t v_i_30 = (lc_kk / (3)) % (3);
-                        const int64_t v_o_33 = lc_kk / ((3) * (3));
-                        const float t0 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
-                        const float t1 = ((v_j2 + (-1 * (v_i_30 + -1))) < S_H);
-                        const float t2 = (t0 * t1);
-                        const float t3 = ((v_j3 + (-1 * (v_j_31 + -1))) >= 0);
-                        const float t4 = (t2 * t3);
-                        const float t5 = ((v_j3 + (-1 * (v_j_31 + -1))) < S_W);
-                        const float t6 = (t4 * t5);
-                        const float t7 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
-                        const float t8 = (t7 * t1);
-                        const float t9 = ((v_j3 + (-1 * (v_j_31 + -1))) >= 0);
-                        const float t10 = (t8 * t9);
-                        const float t11 = (t10 * t5);
-                        const float t12 = (t11 != 0 ? T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_j2 + (-1 * (v_i_30 + -1)))) * S_W + (v_j3 + (-1 * (v_j_31 + -1)))] : 0);
-                        const float t13 = (t6 != 0 ? t12 : 0.0f);
-                        lc_dst[lc_k * LC_MR] = t13;
-                    }
+        }
+        }
+        }
+        }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_j2_step * S_W)));
+    float *lc_out = T_grad_relu_28_21;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_j2_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_j2_stop = lc_min_i64(v_j2_start + lc_step, lc_extent);
+        const int64_t v_n_32 = lc_task / lc_blocks;
+
+        {
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
+        const int64_t lc_lo_bound = lc_max_i64(0, (v_j_31 + -1));
+        const int64_t lc_hi_bound = lc_min_i64(S_W, (v_j_31 + (S_W + -1)));
+        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        {
+            float *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_o_33) + v_i_30)) + v_j_31) * ((v_j2_stop + (-1 * v_j2_start)) * S_W)) + ((v_j2 + (-1 * v_j2_start)) * S_W)));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const float t0 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
+            const float t1 = ((v_j2 + (-1 * (v_i_30 + -1))) < S_H);
+            const float t2 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_j3 = lc_first; v_j3 < lc_lo; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) {
+                    const float t3 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_j2 + (-1 * (v_i_30 + -1)))) * S_W + (v_j3 + (-1 * (v_j_31 + -1)))];
+                    lc_dst[v_j3 - lc_first] = t3;
                 }
             }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_j3 = (lc_m) % (S_W);
-                        const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
-                        const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_c_29 = lc_n;
-                            if (lc_pc == 0) T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
+            for (int64_t v_j3 = lc_hi; v_j3 < lc_end; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
         }
         }
+        }
+        }
+        }
+        }
+        lc_kernel_f32_tiles(8, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 72, 1.0f, lc_pack_a, 72, 1, lc_pack_b, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 0, lc_out + ((((v_n_32) * 8 + 0) * S_H + v_j2_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
     }
-    free(lc_bp);
-    free(lc_apacked);
     }
+    free(lc_ws);
+    free(lc_pack_a);
+    }
+    }
+
 
     /* grad_conv2_weight[o_33, c_29, i_30, j_31] = sum_{n_32, h_34, w_35} grad_conv_36[n_32, o_33, h_34, w_35] * relu_28[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] */
     {
-    const int64_t lc_M = (int64_t)(8), lc_N = (int64_t)(8) * (int64_t)(3) * (int64_t)(3), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    /* packed panels of B, and a block of A per thread, as deep as a block of K */
-    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
-    float *restrict lc_bp = malloc(sizeof(float) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    float *restrict lc_apacked = malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
-    if (!lc_bp || !lc_apacked) {
-        free(lc_bp);
-        free(lc_apacked);
+
+    if (((S_N * S_H) * S_W) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
+    } else if ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) > 0) {
+    /* tasks: every value of the calls' loops times blocks of h_34, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_H;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (((72 * S_W) + (8 * S_W)));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_34_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = ((72 * (v_h_34_step * S_W)) + (8 * (v_h_34_step * S_W))) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
+    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
+    float *lc_part = lc_nt > 1 ? malloc(sizeof(float) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3))) : 0;
+    if (!lc_part) lc_nt = 1;
+    for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
+    int lc_used = 1;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_a = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_34_step * S_W)));
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((72 * (v_h_34_step * S_W)) + (8 * (v_h_34_step * S_W))));
+    if (lc_tid == 0) lc_used = omp_get_num_threads();
+    float *lc_out = lc_tid == 0 ? T_grad_conv2_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
+    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
+    #pragma omp for schedule(static)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_h_34_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_h_34_stop = lc_min_i64(v_h_34_start + lc_step, lc_extent);
+        const int64_t v_n_32 = lc_task / lc_blocks;
+
         {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_j_31 = (lc_n) % (3);
-                const int64_t v_i_30 = (lc_n / (3)) % (3);
-                const int64_t v_c_29 = lc_n / ((3) * (3));
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t lc_kk = lc_pc + lc_k;
-                    const int64_t v_w_35 = (lc_kk) % (S_W);
-                    const int64_t v_h_34 = (lc_kk / (S_W)) % (S_H);
-                    const int64_t v_n_32 = lc_kk / ((S_W) * (S_H));
-                    const float t0 = (((v_h_34 + v_i_30) + -1) >= 0);
-                    const float t1 = (((v_h_34 + v_i_30) + -1) < S_H);
-                    const float t2 = (t0 * t1);
-                    const float t3 = (((v_w_35 + v_j_31) + -1) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = (((v_w_35 + v_j_31) + -1) < S_W);
-                    const float t6 = (t4 * t5);
-                    const float t7 = (t6 != 0 ? T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
-                    lc_dst[lc_k * LC_NR_F32] = t7;
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
+        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j_31) + 1));
+        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j_31) + (S_W + 1)));
+        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
+        {
+            float *restrict lc_dst = lc_pack_a + (((((3 * ((3 * v_c_29) + v_i_30)) + v_j_31) * ((v_h_34_stop + (-1 * v_h_34_start)) * S_W)) + ((v_h_34 + (-1 * v_h_34_start)) * S_W)));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const float t0 = (((v_h_34 + v_i_30) + -1) >= 0);
+            const float t1 = (((v_h_34 + v_i_30) + -1) < S_H);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_w_35 = lc_first; v_w_35 < lc_lo; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) {
+                    const float t2 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)];
+                    lc_dst[v_w_35 - lc_first] = t2;
                 }
             }
+            for (int64_t v_w_35 = lc_hi; v_w_35 < lc_end; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
         }
-        float *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_o_33 = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t lc_kk = lc_pc + lc_k;
-                        const int64_t v_w_35 = (lc_kk) % (S_W);
-                        const int64_t v_h_34 = (lc_kk / (S_W)) % (S_H);
-                        const int64_t v_n_32 = lc_kk / ((S_W) * (S_H));
-                        const float t0 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
+        }
+        }
+        }
+        }
+        }
+
+        {
+        const int64_t lc_lo_bound = 0;
+        const int64_t lc_hi_bound = 8;
+        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
+        for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
+        {
+            float *restrict lc_dst = lc_pack_b + ((8 * (((v_h_34 + (-1 * v_h_34_start)) * S_W) + v_w_35)));
+            const int64_t lc_first = 0, lc_end = 8;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_o_33 = lc_first; v_o_33 < lc_lo; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                for (int64_t v_o_33 = lc_lo; v_o_33 < lc_hi; ++v_o_33) {
+                    const float t0 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35];
+                    lc_dst[v_o_33 - lc_first] = t0;
                 }
             }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_o_33 = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_j_31 = (lc_n) % (3);
-                            const int64_t v_i_30 = (lc_n / (3)) % (3);
-                            const int64_t v_c_29 = lc_n / ((3) * (3));
-                            if (lc_pc == 0) T_grad_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
+            for (int64_t v_o_33 = lc_hi; v_o_33 < lc_end; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
         }
         }
+        }
+        }
+        lc_kernel_f32_tiles(72, 8, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1.0f, lc_pack_a, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1, lc_pack_b, 8, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
     }
-    free(lc_bp);
-    free(lc_apacked);
+    }
+    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
+        const float *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
+        #pragma omp simd
+        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] += lc_p[k];
+    }
+    free(lc_part);
+    free(lc_ws);
+    }
     }
 
     /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
@@ -1492,264 +1610,123 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-    /* grad_x_41[n, c, j2, j3] = sum_{o, i, j} (grad_conv_0[n, o, j2 - (i - 1), j3 - (j - 1)] * conv1_weight[o, c, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
-    {
-    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    /* packed panels of B, and a block of A per thread, as deep as a block of K */
-    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
-    float *restrict lc_bp = malloc(sizeof(float) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    float *restrict lc_apacked = malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
-    if (!lc_bp || !lc_apacked) {
-        free(lc_bp);
-        free(lc_apacked);
-        return LC_OUT_OF_MEMORY;
-    }
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_x_41[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_c = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t lc_kk = lc_pc + lc_k;
-                    const int64_t v_j = (lc_kk) % (3);
-                    const int64_t v_i = (lc_kk / (3)) % (3);
-                    const int64_t v_o = lc_kk / ((3) * (3));
-                    const float t0 = T_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j];
-                    lc_dst[lc_k * LC_NR_F32] = t0;
-                }
-            }
-        }
-        float *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_j3 = (lc_m) % (S_W);
-                    const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
-                    const int64_t v_n = lc_m / ((S_W) * (S_H));
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t lc_kk = lc_pc + lc_k;
-                        const int64_t v_j = (lc_kk) % (3);
-                        const int64_t v_i = (lc_kk / (3)) % (3);
-                        const int64_t v_o = lc_kk / ((3) * (3));
-                        const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                        const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-                        const float t2 = (t0 * t1);
-                        const float t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                        const float t4 = (t2 * t3);
-                        const float t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
-                        const float t6 = (t4 * t5);
-                        const float t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                        const float t8 = (t7 * t1);
-                        const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                        const float t10 = (t8 * t9);
-                        const float t11 = (t10 * t5);
-                        const float t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-                        const float t13 = (t6 != 0 ? t12 : 0.0f);
-                        lc_dst[lc_k * LC_MR] = t13;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_j3 = (lc_m) % (S_W);
-                        const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
-                        const int64_t v_n = lc_m / ((S_W) * (S_H));
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_c = lc_n;
-                            if (lc_pc == 0) T_grad_x_41[(((v_n) * 8 + v_c) * S_H + v_j2) * S_W + v_j3] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_x_41[(((v_n) * 8 + v_c) * S_H + v_j2) * S_W + v_j3] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        }
-    }
-    free(lc_bp);
-    free(lc_apacked);
-    }
 
     /* grad_conv1_weight[o, c, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, c, h + i - 1, w + j - 1] */
     {
-    const int64_t lc_M = (int64_t)(8), lc_N = (int64_t)(8) * (int64_t)(3) * (int64_t)(3), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
-    const int64_t lc_panels = (lc_N + LC_NR_F32 - 1) / LC_NR_F32;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    /* packed panels of B, and a block of A per thread, as deep as a block of K */
-    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
-    float *restrict lc_bp = malloc(sizeof(float) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F32);
-    float *restrict lc_apacked = malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
-    if (!lc_bp || !lc_apacked) {
-        free(lc_bp);
-        free(lc_apacked);
+
+    if (((S_N * S_H) * S_W) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
+    } else if ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) > 0) {
+    /* tasks: every value of the calls' loops times blocks of h, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_H;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (((72 * S_W) + (8 * S_W)));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = ((72 * (v_h_step * S_W)) + (8 * (v_h_step * S_W))) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
+    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
+    float *lc_part = lc_nt > 1 ? malloc(sizeof(float) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3))) : 0;
+    if (!lc_part) lc_nt = 1;
+    for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
+    int lc_used = 1;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_a = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_step * S_W)));
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((72 * (v_h_step * S_W)) + (8 * (v_h_step * S_W))));
+    if (lc_tid == 0) lc_used = omp_get_num_threads();
+    float *lc_out = lc_tid == 0 ? T_grad_conv1_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
+    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
+    #pragma omp for schedule(static)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_h_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_h_stop = lc_min_i64(v_h_start + lc_step, lc_extent);
+        const int64_t v_n = lc_task / lc_blocks;
+
         {
-        /* B, packed once per block of K: panels of LC_NR_F32 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                float *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F32 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F32] = 0;
-                    continue;
-                }
-                const int64_t v_j = (lc_n) % (3);
-                const int64_t v_i = (lc_n / (3)) % (3);
-                const int64_t v_c = lc_n / ((3) * (3));
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t lc_kk = lc_pc + lc_k;
-                    const int64_t v_w = (lc_kk) % (S_W);
-                    const int64_t v_h = (lc_kk / (S_W)) % (S_H);
-                    const int64_t v_n = lc_kk / ((S_W) * (S_H));
-                    const float t0 = (((v_h + v_i) + -1) >= 0);
-                    const float t1 = (((v_h + v_i) + -1) < S_H);
-                    const float t2 = (t0 * t1);
-                    const float t3 = (((v_w + v_j) + -1) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = (((v_w + v_j) + -1) < S_W);
-                    const float t6 = (t4 * t5);
-                    const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-                    lc_dst[lc_k * LC_NR_F32] = t7;
+        for (int64_t v_c = 0; v_c < 8; ++v_c) {
+        for (int64_t v_i = 0; v_i < 3; ++v_i) {
+        for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j) + 1));
+        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j) + (S_W + 1)));
+        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
+        {
+            float *restrict lc_dst = lc_pack_a + (((((3 * ((3 * v_c) + v_i)) + v_j) * ((v_h_stop + (-1 * v_h_start)) * S_W)) + ((v_h + (-1 * v_h_start)) * S_W)));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const float t0 = (((v_h + v_i) + -1) >= 0);
+            const float t1 = (((v_h + v_i) + -1) < S_H);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_w = lc_first; v_w < lc_lo; ++v_w) lc_dst[v_w - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) {
+                    const float t2 = T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    lc_dst[v_w - lc_first] = t2;
                 }
             }
+            for (int64_t v_w = lc_hi; v_w < lc_end; ++v_w) lc_dst[v_w - lc_first] = 0;
         }
-        float *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    float *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_o = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t lc_kk = lc_pc + lc_k;
-                        const int64_t v_w = (lc_kk) % (S_W);
-                        const int64_t v_h = (lc_kk / (S_W)) % (S_H);
-                        const int64_t v_n = lc_kk / ((S_W) * (S_H));
-                        const float t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
+        }
+        }
+        }
+        }
+        }
+
+        {
+        const int64_t lc_lo_bound = 0;
+        const int64_t lc_hi_bound = 8;
+        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
+        for (int64_t v_w = 0; v_w < S_W; ++v_w) {
+        {
+            float *restrict lc_dst = lc_pack_b + ((8 * (((v_h + (-1 * v_h_start)) * S_W) + v_w)));
+            const int64_t lc_first = 0, lc_end = 8;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_o = lc_first; v_o < lc_lo; ++v_o) lc_dst[v_o - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                for (int64_t v_o = lc_lo; v_o < lc_hi; ++v_o) {
+                    const float t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
+                    lc_dst[v_o - lc_first] = t0;
                 }
             }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    float lc_c[LC_MR * LC_NR_F32];
-                    lc_kernel_f32(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F32, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_o = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F32; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F32 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_j = (lc_n) % (3);
-                            const int64_t v_i = (lc_n / (3)) % (3);
-                            const int64_t v_c = lc_n / ((3) * (3));
-                            if (lc_pc == 0) T_grad_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j] = lc_c[lc_i * LC_NR_F32 + lc_j];
-                            else T_grad_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j] += lc_c[lc_i * LC_NR_F32 + lc_j];
-                        }
-                    }
-                }
-            }
+            for (int64_t v_o = lc_hi; v_o < lc_end; ++v_o) lc_dst[v_o - lc_first] = 0;
         }
         }
+        }
+        }
+        lc_kernel_f32_tiles(72, 8, ((v_h_stop + (-1 * v_h_start)) * S_W), 1.0f, lc_pack_a, ((v_h_stop + (-1 * v_h_start)) * S_W), 1, lc_pack_b, 8, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
     }
-    free(lc_bp);
-    free(lc_apacked);
+    }
+    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
+        const float *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
+        #pragma omp simd
+        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] += lc_p[k];
+    }
+    free(lc_part);
+    free(lc_ws);
+    }
     }
 
-    /* outputs larger than the caches are streamed to memory: their tiles are written
-       around the caches, and the stores do not read the lines they fill first */
-    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
-    /* grad_x[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) + grad_x_41[j0, j1, j2, j3] */
+
+    /* grad_x[j0, j1, j2, j3] = sum_{o, i, j} (grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) if (o == 0) * (i == 0) * (j == 0) else 0) + (grad_conv_0[j0, o, j2 - (i - 1), j3 - (j - 1)] * conv1_weight[o, j1, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-        const float t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const float t6 = T_bn2_bias[v_j1];
-    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
-        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
-    #pragma omp simd
-    for (int64_t v_j3 = lc_tile_start; v_j3 < lc_tile_start + lc_tile_n; ++v_j3) {
-        const float t0 = T_grad_relu_65[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t1 = T_conv_36[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t3 = (t1 - t2);
-        const float t5 = (t3 * t4);
-        const float t7 = (t5 + t6);
-        const float t8 = T_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t9 = (t7 + t8);
-        const float t10 = (t9 > 0.0f);
-        const float t11 = (t0 * t10);
-        const float t12 = T_grad_x_41[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t13 = (t11 + t12);
-        lc_tile0[v_j3 - lc_tile_start] = t13;
-    }
-        {
-        const int64_t v_j3 = lc_tile_start;
-        lc_stream_f32(T_grad_x + ((((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3), lc_tile0, lc_tile_n);
-        }
-    }
-        lc_fence();
-    }
-    }
-    }
-    }
-    } else {
-    /* grad_x[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) + grad_x_41[j0, j1, j2, j3] */
+    /* grad_x[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
@@ -1769,15 +1746,111 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         const float t9 = (t7 + t8);
         const float t10 = (t9 > 0.0f);
         const float t11 = (t0 * t10);
-        const float t12 = T_grad_x_41[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t13 = (t11 + t12);
-        T_grad_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] = t13;
+        T_grad_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] = t11;
     }
     }
     }
     }
     }
+    if (72 == 0) {
+    } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
+    /* tasks: every value of the calls' loops times blocks of j2, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_H;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((72 * S_W));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_j2_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (72 * (v_j2_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    float *lc_pack_a = malloc(sizeof(float) * (size_t)(576));
+    if ((lc_room > 0 && !lc_ws) || !lc_pack_a) {
+        free(lc_ws);
+        free(lc_pack_a);
+        return LC_OUT_OF_MEMORY;
     }
+
+        {
+        const int64_t lc_lo_bound = 0;
+        const int64_t lc_hi_bound = 3;
+        for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
+        for (int64_t v_o = 0; v_o < 8; ++v_o) {
+        for (int64_t v_i = 0; v_i < 3; ++v_i) {
+        {
+            float *restrict lc_dst = lc_pack_a + (((72 * v_j1) + (3 * ((3 * v_o) + v_i))));
+            const int64_t lc_first = 0, lc_end = 3;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_j = lc_first; v_j < lc_lo; ++v_j) lc_dst[v_j - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                for (int64_t v_j = lc_lo; v_j < lc_hi; ++v_j) {
+                    const float t0 = T_conv1_weight[(((v_o) * 8 + v_j1) * 3 + v_i) * 3 + v_j];
+                    lc_dst[v_j - lc_first] = t0;
+                }
+            }
+            for (int64_t v_j = lc_hi; v_j < lc_end; ++v_j) lc_dst[v_j - lc_first] = 0;
+        }
+        }
+        }
+        }
+        }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_j2_step * S_W)));
+    float *lc_out = T_grad_x;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_j2_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_j2_stop = lc_min_i64(v_j2_start + lc_step, lc_extent);
+        const int64_t v_j0 = lc_task / lc_blocks;
+
+        {
+        for (int64_t v_o = 0; v_o < 8; ++v_o) {
+        for (int64_t v_i = 0; v_i < 3; ++v_i) {
+        for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const int64_t lc_lo_bound = lc_max_i64(0, (v_j + -1));
+        const int64_t lc_hi_bound = lc_min_i64(S_W, (v_j + (S_W + -1)));
+        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        {
+            float *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_o) + v_i)) + v_j) * ((v_j2_stop + (-1 * v_j2_start)) * S_W)) + ((v_j2 + (-1 * v_j2_start)) * S_W)));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+            const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+            const float t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_j3 = lc_first; v_j3 < lc_lo; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) {
+                    const float t3 = T_grad_conv_0[(((v_j0) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    lc_dst[v_j3 - lc_first] = t3;
+                }
+            }
+            for (int64_t v_j3 = lc_hi; v_j3 < lc_end; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+        }
+        }
+        }
+        }
+        }
+        }
+        lc_kernel_f32_tiles(8, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 72, 1.0f, lc_pack_a, 72, 1, lc_pack_b, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 1, lc_out + ((((v_j0) * 8 + 0) * S_H + v_j2_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    free(lc_pack_a);
+    }
+    }
+
     return 0;
 }
 
@@ -1788,109 +1861,79 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 /* ResidualBlockSpec (double) */
 int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_65, double *restrict T_conv_0, double *restrict T_div_2, double *restrict T_sum_7, double *restrict T_div_23, double *restrict T_relu_28, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_12, double *restrict T_add_19, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_1, double *restrict T_sum_37)
 {
+
     /* conv_0[n, o, h, w] = sum_{c, i, j} x[n, c, h + i - 1, w + j - 1] * conv1_weight[o, c, i, j] */
     {
-    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    /* packed panels of B, and a block of A per thread, as deep as a block of K */
-    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
-    double *restrict lc_bp = malloc(sizeof(double) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    double *restrict lc_apacked = malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
-    if (!lc_bp || !lc_apacked) {
-        free(lc_bp);
-        free(lc_apacked);
+
+    if (72 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_0[k] = 0;
+    } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
+    /* tasks: every value of the calls' loops times blocks of h, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_H;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((72 * S_W));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (72 * (v_h_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_0[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_step * S_W)));
+    double *lc_out = T_conv_0;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_h_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_h_stop = lc_min_i64(v_h_start + lc_step, lc_extent);
+        const int64_t v_n = lc_task / lc_blocks;
+
         {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_o = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t lc_kk = lc_pc + lc_k;
-                    const int64_t v_j = (lc_kk) % (3);
-                    const int64_t v_i = (lc_kk / (3)) % (3);
-                    const int64_t v_c = lc_kk / ((3) * (3));
-                    const double t0 = T_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_w = (lc_m) % (S_W);
-                    const int64_t v_h = (lc_m / (S_W)) % (S_H);
-                    const int64_t v_n = lc_m / ((S_W) * (S_H));
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t lc_kk = lc_pc + lc_k;
-                        const int64_t v_j = (lc_kk) % (3);
-                        const int64_t v_i = (lc_kk / (3)) % (3);
-                        const int64_t v_c = lc_kk / ((3) * (3));
-                        const double t0 = (((v_h + v_i) + -1) >= 0);
-                        const double t1 = (((v_h + v_i) + -1) < S_H);
-                        const double t2 = (t0 * t1);
-                        const double t3 = (((v_w + v_j) + -1) >= 0);
-                        const double t4 = (t2 * t3);
-                        const double t5 = (((v_w + v_j) + -1) < S_W);
-                        const double t6 = (t4 * t5);
-                        const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-                        lc_dst[lc_k * LC_MR] = t7;
-                    }
+        for (int64_t v_c = 0; v_c < 8; ++v_c) {
+        for (int64_t v_i = 0; v_i < 3; ++v_i) {
+        for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j) + 1));
+        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j) + (S_W + 1)));
+        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
+        {
+            double *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_c) + v_i)) + v_j) * ((v_h_stop + (-1 * v_h_start)) * S_W)) + ((v_h + (-1 * v_h_start)) * S_W)));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const double t0 = (((v_h + v_i) + -1) >= 0);
+            const double t1 = (((v_h + v_i) + -1) < S_H);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_w = lc_first; v_w < lc_lo; ++v_w) lc_dst[v_w - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) {
+                    const double t2 = T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    lc_dst[v_w - lc_first] = t2;
                 }
             }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_w = (lc_m) % (S_W);
-                        const int64_t v_h = (lc_m / (S_W)) % (S_H);
-                        const int64_t v_n = lc_m / ((S_W) * (S_H));
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_o = lc_n;
-                            if (lc_pc == 0) T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
+            for (int64_t v_w = lc_hi; v_w < lc_end; ++v_w) lc_dst[v_w - lc_first] = 0;
         }
         }
+        }
+        }
+        }
+        }
+        lc_kernel_f64_tiles(8, ((v_h_stop + (-1 * v_h_start)) * S_W), 72, 1.0, T_conv1_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, ((v_h_stop + (-1 * v_h_start)) * S_W), 0, lc_out + ((((v_n) * 8 + 0) * S_H + v_h_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
     }
-    free(lc_bp);
-    free(lc_apacked);
+    }
+    free(lc_ws);
+    }
     }
 
     /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3] */
@@ -2058,109 +2101,79 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     }
     }
     }
+
     /* conv_36[n_32, o_33, h_34, w_35] = sum_{c_29, i_30, j_31} relu_28[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] * conv2_weight[o_33, c_29, i_30, j_31] */
     {
-    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    /* packed panels of B, and a block of A per thread, as deep as a block of K */
-    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
-    double *restrict lc_bp = malloc(sizeof(double) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    double *restrict lc_apacked = malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
-    if (!lc_bp || !lc_apacked) {
-        free(lc_bp);
-        free(lc_apacked);
+
+    if (72 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
+    } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
+    /* tasks: every value of the calls' loops times blocks of h_34, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_H;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((72 * S_W));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_34_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (72 * (v_h_34_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_34_step * S_W)));
+    double *lc_out = T_conv_36;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_h_34_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_h_34_stop = lc_min_i64(v_h_34_start + lc_step, lc_extent);
+        const int64_t v_n_32 = lc_task / lc_blocks;
+
         {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_o_33 = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t lc_kk = lc_pc + lc_k;
-                    const int64_t v_j_31 = (lc_kk) % (3);
-                    const int64_t v_i_30 = (lc_kk / (3)) % (3);
-                    const int64_t v_c_29 = lc_kk / ((3) * (3));
-                    const double t0 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_w_35 = (lc_m) % (S_W);
-                    const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
-                    const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t lc_kk = lc_pc + lc_k;
-                        const int64_t v_j_31 = (lc_kk) % (3);
-                        const int64_t v_i_30 = (lc_kk / (3)) % (3);
-                        const int64_t v_c_29 = lc_kk / ((3) * (3));
-                        const double t0 = (((v_h_34 + v_i_30) + -1) >= 0);
-                        const double t1 = (((v_h_34 + v_i_30) + -1) < S_H);
-                        const double t2 = (t0 * t1);
-                        const double t3 = (((v_w_35 + v_j_31) + -1) >= 0);
-                        const double t4 = (t2 * t3);
-                        const double t5 = (((v_w_35 + v_j_31) + -1) < S_W);
-                        const double t6 = (t4 * t5);
-                        const double t7 = (t6 != 0 ? T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
-                        lc_dst[lc_k * LC_MR] = t7;
-                    }
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
+        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j_31) + 1));
+        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j_31) + (S_W + 1)));
+        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
+        {
+            double *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_c_29) + v_i_30)) + v_j_31) * ((v_h_34_stop + (-1 * v_h_34_start)) * S_W)) + ((v_h_34 + (-1 * v_h_34_start)) * S_W)));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const double t0 = (((v_h_34 + v_i_30) + -1) >= 0);
+            const double t1 = (((v_h_34 + v_i_30) + -1) < S_H);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_w_35 = lc_first; v_w_35 < lc_lo; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) {
+                    const double t2 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)];
+                    lc_dst[v_w_35 - lc_first] = t2;
                 }
             }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_w_35 = (lc_m) % (S_W);
-                        const int64_t v_h_34 = (lc_m / (S_W)) % (S_H);
-                        const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_o_33 = lc_n;
-                            if (lc_pc == 0) T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
+            for (int64_t v_w_35 = lc_hi; v_w_35 < lc_end; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
         }
         }
+        }
+        }
+        }
+        }
+        lc_kernel_f64_tiles(8, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 72, 1.0, T_conv2_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 0, lc_out + ((((v_n_32) * 8 + 0) * S_H + v_h_34_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
     }
-    free(lc_bp);
-    free(lc_apacked);
+    }
+    free(lc_ws);
+    }
     }
 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
@@ -2340,7 +2353,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
 #if !defined(LC_PART) || LC_PART == 4
 
 /* ResidualBlockSpec_backward (double) */
-int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_65, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_sum_7, const double *restrict T_div_23, const double *restrict T_relu_28, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_conv1_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_conv2_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_8, double *restrict T_grad_sum_43_14, double *restrict T_grad_div_38_18, double *restrict T_grad_sum_37_19, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_21, double *restrict T_grad_div_23_28, double *restrict T_grad_sum_7_34, double *restrict T_grad_div_2_38, double *restrict T_grad_sum_1_39, double *restrict T_grad_conv_0, double *restrict T_grad_x_41)
+int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_65, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_sum_7, const double *restrict T_div_23, const double *restrict T_relu_28, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_conv1_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_conv2_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_8, double *restrict T_grad_sum_43_14, double *restrict T_grad_div_38_18, double *restrict T_grad_sum_37_19, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_21, double *restrict T_grad_div_23_28, double *restrict T_grad_sum_7_34, double *restrict T_grad_div_2_38, double *restrict T_grad_sum_1_39, double *restrict T_grad_conv_0)
 {
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0) */
     {
@@ -2537,220 +2550,222 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
+
     /* grad_relu_28_21[n_32, c_29, j2, j3] = sum_{o_33, i_30, j_31} (grad_conv_36[n_32, o_33, j2 - (i_30 - 1), j3 - (j_31 - 1)] * conv2_weight[o_33, c_29, i_30, j_31] if (j2 - (i_30 - 1) >= 0) * (j2 - (i_30 - 1) < H) * (j3 - (j_31 - 1) >= 0) * (j3 - (j_31 - 1) < W) else 0) */
     {
-    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    /* packed panels of B, and a block of A per thread, as deep as a block of K */
-    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
-    double *restrict lc_bp = malloc(sizeof(double) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    double *restrict lc_apacked = malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
-    if (!lc_bp || !lc_apacked) {
-        free(lc_bp);
-        free(lc_apacked);
+
+    if (72 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_28_21[k] = 0;
+    } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
+    /* tasks: every value of the calls' loops times blocks of j2, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_H;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((72 * S_W));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_j2_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (72 * (v_j2_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    double *lc_pack_a = malloc(sizeof(double) * (size_t)(576));
+    if ((lc_room > 0 && !lc_ws) || !lc_pack_a) {
+        free(lc_ws);
+        free(lc_pack_a);
         return LC_OUT_OF_MEMORY;
     }
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_28_21[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
+
         {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_c_29 = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t lc_kk = lc_pc + lc_k;
-                    const int64_t v_j_31 = (lc_kk) % (3);
-                    const int64_t v_i_30 = (lc_kk / (3)) % (3);
-                    const int64_t v_o_33 = lc_kk / ((3) * (3));
+        const int64_t lc_lo_bound = 0;
+        const int64_t lc_hi_bound = 3;
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
+        {
+            double *restrict lc_dst = lc_pack_a + (((72 * v_c_29) + (3 * ((3 * v_o_33) + v_i_30))));
+            const int64_t lc_first = 0, lc_end = 3;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_j_31 = lc_first; v_j_31 < lc_lo; ++v_j_31) lc_dst[v_j_31 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                for (int64_t v_j_31 = lc_lo; v_j_31 < lc_hi; ++v_j_31) {
                     const double t0 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
+                    lc_dst[v_j_31 - lc_first] = t0;
                 }
             }
+            for (int64_t v_j_31 = lc_hi; v_j_31 < lc_end; ++v_j_31) lc_dst[v_j_31 - lc_first] = 0;
         }
-        double *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_j3 = (lc_m) % (S_W);
-                    const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
-                    const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t lc_kk = lc_pc + lc_k;
-                        const int64_t v_j_31 = (lc_kk) % (3);
-                        const int64_t v_i_30 = (lc_kk / (3)) % (3);
-                        const int64_t v_o_33 = lc_kk / ((3) * (3));
-                        const double t0 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
-                        const double t1 = ((v_j2 + (-1 * (v_i_30 + -1))) < S_H);
-                        const double t2 = (t0 * t1);
-                        const double t3 = ((v_j3 + (-1 * (v_j_31 + -1))) >= 0);
-                        const double t4 = (t2 * t3);
-                        const double t5 = ((v_j3 + (-1 * (v_j_31 + -1))) < S_W);
-                        const double t6 = (t4 * t5);
-                        const double t7 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
-                        const double t8 = (t7 * t1);
-                        const double t9 = ((v_j3 + (-1 * (v_j_31 + -1))) >= 0);
-                        const double t10 = (t8 * t9);
-                        const double t11 = (t10 * t5);
-                        const double t12 = (t11 != 0 ? T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_j2 + (-1 * (v_i_30 + -1)))) * S_W + (v_j3 + (-1 * (v_j_31 + -1)))] : 0);
-                        const double t13 = (t6 != 0 ? t12 : 0.0);
-                        lc_dst[lc_k * LC_MR] = t13;
-                    }
+        }
+        }
+        }
+        }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_j2_step * S_W)));
+    double *lc_out = T_grad_relu_28_21;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_j2_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_j2_stop = lc_min_i64(v_j2_start + lc_step, lc_extent);
+        const int64_t v_n_32 = lc_task / lc_blocks;
+
+        {
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
+        const int64_t lc_lo_bound = lc_max_i64(0, (v_j_31 + -1));
+        const int64_t lc_hi_bound = lc_min_i64(S_W, (v_j_31 + (S_W + -1)));
+        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        {
+            double *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_o_33) + v_i_30)) + v_j_31) * ((v_j2_stop + (-1 * v_j2_start)) * S_W)) + ((v_j2 + (-1 * v_j2_start)) * S_W)));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const double t0 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
+            const double t1 = ((v_j2 + (-1 * (v_i_30 + -1))) < S_H);
+            const double t2 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_j3 = lc_first; v_j3 < lc_lo; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) {
+                    const double t3 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_j2 + (-1 * (v_i_30 + -1)))) * S_W + (v_j3 + (-1 * (v_j_31 + -1)))];
+                    lc_dst[v_j3 - lc_first] = t3;
                 }
             }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_j3 = (lc_m) % (S_W);
-                        const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
-                        const int64_t v_n_32 = lc_m / ((S_W) * (S_H));
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_c_29 = lc_n;
-                            if (lc_pc == 0) T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
+            for (int64_t v_j3 = lc_hi; v_j3 < lc_end; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
         }
         }
+        }
+        }
+        }
+        }
+        lc_kernel_f64_tiles(8, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 72, 1.0, lc_pack_a, 72, 1, lc_pack_b, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 0, lc_out + ((((v_n_32) * 8 + 0) * S_H + v_j2_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
     }
-    free(lc_bp);
-    free(lc_apacked);
     }
+    free(lc_ws);
+    free(lc_pack_a);
+    }
+    }
+
 
     /* grad_conv2_weight[o_33, c_29, i_30, j_31] = sum_{n_32, h_34, w_35} grad_conv_36[n_32, o_33, h_34, w_35] * relu_28[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] */
     {
-    const int64_t lc_M = (int64_t)(8), lc_N = (int64_t)(8) * (int64_t)(3) * (int64_t)(3), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    /* packed panels of B, and a block of A per thread, as deep as a block of K */
-    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
-    double *restrict lc_bp = malloc(sizeof(double) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    double *restrict lc_apacked = malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
-    if (!lc_bp || !lc_apacked) {
-        free(lc_bp);
-        free(lc_apacked);
+
+    if (((S_N * S_H) * S_W) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
+    } else if ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) > 0) {
+    /* tasks: every value of the calls' loops times blocks of h_34, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_H;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (((72 * S_W) + (8 * S_W)));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_34_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = ((72 * (v_h_34_step * S_W)) + (8 * (v_h_34_step * S_W))) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
+    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
+    double *lc_part = lc_nt > 1 ? malloc(sizeof(double) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3))) : 0;
+    if (!lc_part) lc_nt = 1;
+    for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
+    int lc_used = 1;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_a = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_34_step * S_W)));
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((72 * (v_h_34_step * S_W)) + (8 * (v_h_34_step * S_W))));
+    if (lc_tid == 0) lc_used = omp_get_num_threads();
+    double *lc_out = lc_tid == 0 ? T_grad_conv2_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
+    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
+    #pragma omp for schedule(static)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_h_34_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_h_34_stop = lc_min_i64(v_h_34_start + lc_step, lc_extent);
+        const int64_t v_n_32 = lc_task / lc_blocks;
+
         {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_j_31 = (lc_n) % (3);
-                const int64_t v_i_30 = (lc_n / (3)) % (3);
-                const int64_t v_c_29 = lc_n / ((3) * (3));
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t lc_kk = lc_pc + lc_k;
-                    const int64_t v_w_35 = (lc_kk) % (S_W);
-                    const int64_t v_h_34 = (lc_kk / (S_W)) % (S_H);
-                    const int64_t v_n_32 = lc_kk / ((S_W) * (S_H));
-                    const double t0 = (((v_h_34 + v_i_30) + -1) >= 0);
-                    const double t1 = (((v_h_34 + v_i_30) + -1) < S_H);
-                    const double t2 = (t0 * t1);
-                    const double t3 = (((v_w_35 + v_j_31) + -1) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = (((v_w_35 + v_j_31) + -1) < S_W);
-                    const double t6 = (t4 * t5);
-                    const double t7 = (t6 != 0 ? T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)] : 0);
-                    lc_dst[lc_k * LC_NR_F64] = t7;
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
+        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j_31) + 1));
+        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j_31) + (S_W + 1)));
+        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
+        {
+            double *restrict lc_dst = lc_pack_a + (((((3 * ((3 * v_c_29) + v_i_30)) + v_j_31) * ((v_h_34_stop + (-1 * v_h_34_start)) * S_W)) + ((v_h_34 + (-1 * v_h_34_start)) * S_W)));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const double t0 = (((v_h_34 + v_i_30) + -1) >= 0);
+            const double t1 = (((v_h_34 + v_i_30) + -1) < S_H);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_w_35 = lc_first; v_w_35 < lc_lo; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) {
+                    const double t2 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)];
+                    lc_dst[v_w_35 - lc_first] = t2;
                 }
             }
+            for (int64_t v_w_35 = lc_hi; v_w_35 < lc_end; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
         }
-        double *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_o_33 = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t lc_kk = lc_pc + lc_k;
-                        const int64_t v_w_35 = (lc_kk) % (S_W);
-                        const int64_t v_h_34 = (lc_kk / (S_W)) % (S_H);
-                        const int64_t v_n_32 = lc_kk / ((S_W) * (S_H));
-                        const double t0 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
+        }
+        }
+        }
+        }
+        }
+
+        {
+        const int64_t lc_lo_bound = 0;
+        const int64_t lc_hi_bound = 8;
+        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
+        for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
+        {
+            double *restrict lc_dst = lc_pack_b + ((8 * (((v_h_34 + (-1 * v_h_34_start)) * S_W) + v_w_35)));
+            const int64_t lc_first = 0, lc_end = 8;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_o_33 = lc_first; v_o_33 < lc_lo; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                for (int64_t v_o_33 = lc_lo; v_o_33 < lc_hi; ++v_o_33) {
+                    const double t0 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35];
+                    lc_dst[v_o_33 - lc_first] = t0;
                 }
             }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_o_33 = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_j_31 = (lc_n) % (3);
-                            const int64_t v_i_30 = (lc_n / (3)) % (3);
-                            const int64_t v_c_29 = lc_n / ((3) * (3));
-                            if (lc_pc == 0) T_grad_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
+            for (int64_t v_o_33 = lc_hi; v_o_33 < lc_end; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
         }
         }
+        }
+        }
+        lc_kernel_f64_tiles(72, 8, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1.0, lc_pack_a, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1, lc_pack_b, 8, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
     }
-    free(lc_bp);
-    free(lc_apacked);
+    }
+    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
+        const double *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
+        #pragma omp simd
+        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] += lc_p[k];
+    }
+    free(lc_part);
+    free(lc_ws);
+    }
     }
 
     /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
@@ -2940,264 +2955,123 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
     }
-    /* grad_x_41[n, c, j2, j3] = sum_{o, i, j} (grad_conv_0[n, o, j2 - (i - 1), j3 - (j - 1)] * conv1_weight[o, c, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
-    {
-    const int64_t lc_M = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W), lc_N = (int64_t)(8), lc_K = (int64_t)(8) * (int64_t)(3) * (int64_t)(3);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    /* packed panels of B, and a block of A per thread, as deep as a block of K */
-    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
-    double *restrict lc_bp = malloc(sizeof(double) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    double *restrict lc_apacked = malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
-    if (!lc_bp || !lc_apacked) {
-        free(lc_bp);
-        free(lc_apacked);
-        return LC_OUT_OF_MEMORY;
-    }
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_x_41[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
-        {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_c = lc_n;
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t lc_kk = lc_pc + lc_k;
-                    const int64_t v_j = (lc_kk) % (3);
-                    const int64_t v_i = (lc_kk / (3)) % (3);
-                    const int64_t v_o = lc_kk / ((3) * (3));
-                    const double t0 = T_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j];
-                    lc_dst[lc_k * LC_NR_F64] = t0;
-                }
-            }
-        }
-        double *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_j3 = (lc_m) % (S_W);
-                    const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
-                    const int64_t v_n = lc_m / ((S_W) * (S_H));
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t lc_kk = lc_pc + lc_k;
-                        const int64_t v_j = (lc_kk) % (3);
-                        const int64_t v_i = (lc_kk / (3)) % (3);
-                        const int64_t v_o = lc_kk / ((3) * (3));
-                        const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                        const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-                        const double t2 = (t0 * t1);
-                        const double t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                        const double t4 = (t2 * t3);
-                        const double t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
-                        const double t6 = (t4 * t5);
-                        const double t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                        const double t8 = (t7 * t1);
-                        const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                        const double t10 = (t8 * t9);
-                        const double t11 = (t10 * t5);
-                        const double t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-                        const double t13 = (t6 != 0 ? t12 : 0.0);
-                        lc_dst[lc_k * LC_MR] = t13;
-                    }
-                }
-            }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_j3 = (lc_m) % (S_W);
-                        const int64_t v_j2 = (lc_m / (S_W)) % (S_H);
-                        const int64_t v_n = lc_m / ((S_W) * (S_H));
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_c = lc_n;
-                            if (lc_pc == 0) T_grad_x_41[(((v_n) * 8 + v_c) * S_H + v_j2) * S_W + v_j3] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_x_41[(((v_n) * 8 + v_c) * S_H + v_j2) * S_W + v_j3] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
-        }
-        }
-    }
-    free(lc_bp);
-    free(lc_apacked);
-    }
 
     /* grad_conv1_weight[o, c, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, c, h + i - 1, w + j - 1] */
     {
-    const int64_t lc_M = (int64_t)(8), lc_N = (int64_t)(8) * (int64_t)(3) * (int64_t)(3), lc_K = (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W);
-    const int64_t lc_panels = (lc_N + LC_NR_F64 - 1) / LC_NR_F64;
-    const int lc_nt = lc_M * lc_N * lc_K >= 131072 ? lc_num_threads() : 1;
-    int64_t lc_mc = ((lc_M + lc_nt - 1) / lc_nt + LC_MR - 1) / LC_MR * LC_MR;
-    if (lc_mc > LC_MC) lc_mc = LC_MC;
-    if (lc_mc < LC_MR) lc_mc = LC_MR;
-    /* packed panels of B, and a block of A per thread, as deep as a block of K */
-    const int64_t lc_kb = lc_K < LC_KC ? (lc_K > 0 ? lc_K : 1) : LC_KC;
-    double *restrict lc_bp = malloc(sizeof(double) * (size_t)lc_kb * (size_t)(lc_panels > 0 ? lc_panels : 1) * LC_NR_F64);
-    double *restrict lc_apacked = malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_mc * (size_t)lc_kb);
-    if (!lc_bp || !lc_apacked) {
-        free(lc_bp);
-        free(lc_apacked);
+
+    if (((S_N * S_H) * S_W) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
+    } else if ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) > 0) {
+    /* tasks: every value of the calls' loops times blocks of h, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_H;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (((72 * S_W) + (8 * S_W)));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = ((72 * (v_h_step * S_W)) + (8 * (v_h_step * S_W))) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
-    /* an empty sum is zero */
-    if (lc_K == 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
-    for (int64_t lc_pc = 0; lc_pc < lc_K; lc_pc += LC_KC) {
-        const int64_t lc_kc = lc_K - lc_pc < LC_KC ? lc_K - lc_pc : LC_KC;
-        #pragma omp parallel num_threads(lc_nt)
+    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
+    double *lc_part = lc_nt > 1 ? malloc(sizeof(double) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3))) : 0;
+    if (!lc_part) lc_nt = 1;
+    for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
+    int lc_used = 1;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_a = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_step * S_W)));
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((72 * (v_h_step * S_W)) + (8 * (v_h_step * S_W))));
+    if (lc_tid == 0) lc_used = omp_get_num_threads();
+    double *lc_out = lc_tid == 0 ? T_grad_conv1_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
+    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
+    #pragma omp for schedule(static)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_h_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_h_stop = lc_min_i64(v_h_start + lc_step, lc_extent);
+        const int64_t v_n = lc_task / lc_blocks;
+
         {
-        /* B, packed once per block of K: panels of LC_NR_F64 columns */
-        #pragma omp for schedule(static)
-        for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-            /* a column's indices are decoded once, its K values read down the column */
-            for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                double *restrict lc_dst = lc_bp + lc_jp * lc_kc * LC_NR_F64 + lc_j;
-                if (lc_n >= lc_N) {
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_NR_F64] = 0;
-                    continue;
-                }
-                const int64_t v_j = (lc_n) % (3);
-                const int64_t v_i = (lc_n / (3)) % (3);
-                const int64_t v_c = lc_n / ((3) * (3));
-                for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                    const int64_t lc_kk = lc_pc + lc_k;
-                    const int64_t v_w = (lc_kk) % (S_W);
-                    const int64_t v_h = (lc_kk / (S_W)) % (S_H);
-                    const int64_t v_n = lc_kk / ((S_W) * (S_H));
-                    const double t0 = (((v_h + v_i) + -1) >= 0);
-                    const double t1 = (((v_h + v_i) + -1) < S_H);
-                    const double t2 = (t0 * t1);
-                    const double t3 = (((v_w + v_j) + -1) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = (((v_w + v_j) + -1) < S_W);
-                    const double t6 = (t4 * t5);
-                    const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-                    lc_dst[lc_k * LC_NR_F64] = t7;
+        for (int64_t v_c = 0; v_c < 8; ++v_c) {
+        for (int64_t v_i = 0; v_i < 3; ++v_i) {
+        for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j) + 1));
+        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j) + (S_W + 1)));
+        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
+        {
+            double *restrict lc_dst = lc_pack_a + (((((3 * ((3 * v_c) + v_i)) + v_j) * ((v_h_stop + (-1 * v_h_start)) * S_W)) + ((v_h + (-1 * v_h_start)) * S_W)));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const double t0 = (((v_h + v_i) + -1) >= 0);
+            const double t1 = (((v_h + v_i) + -1) < S_H);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_w = lc_first; v_w < lc_lo; ++v_w) lc_dst[v_w - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) {
+                    const double t2 = T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    lc_dst[v_w - lc_first] = t2;
                 }
             }
+            for (int64_t v_w = lc_hi; v_w < lc_end; ++v_w) lc_dst[v_w - lc_first] = 0;
         }
-        double *restrict lc_ap = lc_apacked + (int64_t)omp_get_thread_num() * lc_mc * lc_kb;
-        /* A, packed per block of rows in panels of LC_MR; then the register-tiled kernel */
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t lc_ic = 0; lc_ic < lc_M; lc_ic += lc_mc) {
-            const int64_t lc_mb = lc_M - lc_ic < lc_mc ? lc_M - lc_ic : lc_mc;
-            for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                    const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                    double *restrict lc_dst = lc_ap + lc_ip * lc_kc * LC_MR + lc_i;
-                    if (lc_m >= lc_ic + lc_mb) {
-                        for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) lc_dst[lc_k * LC_MR] = 0;
-                        continue;
-                    }
-                    const int64_t v_o = lc_m;
-                    for (int64_t lc_k = 0; lc_k < lc_kc; ++lc_k) {
-                        const int64_t lc_kk = lc_pc + lc_k;
-                        const int64_t v_w = (lc_kk) % (S_W);
-                        const int64_t v_h = (lc_kk / (S_W)) % (S_H);
-                        const int64_t v_n = lc_kk / ((S_W) * (S_H));
-                        const double t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
-                        lc_dst[lc_k * LC_MR] = t0;
-                    }
+        }
+        }
+        }
+        }
+        }
+
+        {
+        const int64_t lc_lo_bound = 0;
+        const int64_t lc_hi_bound = 8;
+        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
+        for (int64_t v_w = 0; v_w < S_W; ++v_w) {
+        {
+            double *restrict lc_dst = lc_pack_b + ((8 * (((v_h + (-1 * v_h_start)) * S_W) + v_w)));
+            const int64_t lc_first = 0, lc_end = 8;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_o = lc_first; v_o < lc_lo; ++v_o) lc_dst[v_o - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                for (int64_t v_o = lc_lo; v_o < lc_hi; ++v_o) {
+                    const double t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
+                    lc_dst[v_o - lc_first] = t0;
                 }
             }
-            for (int64_t lc_jp = 0; lc_jp < lc_panels; ++lc_jp) {
-                for (int64_t lc_ip = 0; lc_ip < (lc_mb + LC_MR - 1) / LC_MR; ++lc_ip) {
-                    double lc_c[LC_MR * LC_NR_F64];
-                    lc_kernel_f64(lc_kc, lc_ap + lc_ip * lc_kc * LC_MR, lc_bp + lc_jp * lc_kc * LC_NR_F64, lc_c);
-                    for (int64_t lc_i = 0; lc_i < LC_MR; ++lc_i) {
-                        const int64_t lc_m = lc_ic + lc_ip * LC_MR + lc_i;
-                        if (lc_m >= lc_ic + lc_mb) break;
-                        const int64_t v_o = lc_m;
-                        for (int64_t lc_j = 0; lc_j < LC_NR_F64; ++lc_j) {
-                            const int64_t lc_n = lc_jp * LC_NR_F64 + lc_j;
-                            if (lc_n >= lc_N) break;
-                            const int64_t v_j = (lc_n) % (3);
-                            const int64_t v_i = (lc_n / (3)) % (3);
-                            const int64_t v_c = lc_n / ((3) * (3));
-                            if (lc_pc == 0) T_grad_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j] = lc_c[lc_i * LC_NR_F64 + lc_j];
-                            else T_grad_conv1_weight[(((v_o) * 8 + v_c) * 3 + v_i) * 3 + v_j] += lc_c[lc_i * LC_NR_F64 + lc_j];
-                        }
-                    }
-                }
-            }
+            for (int64_t v_o = lc_hi; v_o < lc_end; ++v_o) lc_dst[v_o - lc_first] = 0;
         }
         }
+        }
+        }
+        lc_kernel_f64_tiles(72, 8, ((v_h_stop + (-1 * v_h_start)) * S_W), 1.0, lc_pack_a, ((v_h_stop + (-1 * v_h_start)) * S_W), 1, lc_pack_b, 8, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
     }
-    free(lc_bp);
-    free(lc_apacked);
+    }
+    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
+        const double *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
+        #pragma omp simd
+        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] += lc_p[k];
+    }
+    free(lc_part);
+    free(lc_ws);
+    }
     }
 
-    /* outputs larger than the caches are streamed to memory: their tiles are written
-       around the caches, and the stores do not read the lines they fill first */
-    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
-    /* grad_x[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) + grad_x_41[j0, j1, j2, j3] */
+
+    /* grad_x[j0, j1, j2, j3] = sum_{o, i, j} (grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) if (o == 0) * (i == 0) * (j == 0) else 0) + (grad_conv_0[j0, o, j2 - (i - 1), j3 - (j - 1)] * conv1_weight[o, j1, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-        const double t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const double t6 = T_bn2_bias[v_j1];
-    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
-        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
-    #pragma omp simd
-    for (int64_t v_j3 = lc_tile_start; v_j3 < lc_tile_start + lc_tile_n; ++v_j3) {
-        const double t0 = T_grad_relu_65[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t1 = T_conv_36[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t3 = (t1 - t2);
-        const double t5 = (t3 * t4);
-        const double t7 = (t5 + t6);
-        const double t8 = T_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t9 = (t7 + t8);
-        const double t10 = (t9 > 0.0);
-        const double t11 = (t0 * t10);
-        const double t12 = T_grad_x_41[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t13 = (t11 + t12);
-        lc_tile0[v_j3 - lc_tile_start] = t13;
-    }
-        {
-        const int64_t v_j3 = lc_tile_start;
-        lc_stream_f64(T_grad_x + ((((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3), lc_tile0, lc_tile_n);
-        }
-    }
-        lc_fence();
-    }
-    }
-    }
-    }
-    } else {
-    /* grad_x[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) + grad_x_41[j0, j1, j2, j3] */
+    /* grad_x[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
@@ -3217,15 +3091,111 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         const double t9 = (t7 + t8);
         const double t10 = (t9 > 0.0);
         const double t11 = (t0 * t10);
-        const double t12 = T_grad_x_41[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t13 = (t11 + t12);
-        T_grad_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] = t13;
+        T_grad_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] = t11;
     }
     }
     }
     }
     }
+    if (72 == 0) {
+    } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
+    /* tasks: every value of the calls' loops times blocks of j2, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_H;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((72 * S_W));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_j2_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (72 * (v_j2_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    double *lc_pack_a = malloc(sizeof(double) * (size_t)(576));
+    if ((lc_room > 0 && !lc_ws) || !lc_pack_a) {
+        free(lc_ws);
+        free(lc_pack_a);
+        return LC_OUT_OF_MEMORY;
     }
+
+        {
+        const int64_t lc_lo_bound = 0;
+        const int64_t lc_hi_bound = 3;
+        for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
+        for (int64_t v_o = 0; v_o < 8; ++v_o) {
+        for (int64_t v_i = 0; v_i < 3; ++v_i) {
+        {
+            double *restrict lc_dst = lc_pack_a + (((72 * v_j1) + (3 * ((3 * v_o) + v_i))));
+            const int64_t lc_first = 0, lc_end = 3;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_j = lc_first; v_j < lc_lo; ++v_j) lc_dst[v_j - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                for (int64_t v_j = lc_lo; v_j < lc_hi; ++v_j) {
+                    const double t0 = T_conv1_weight[(((v_o) * 8 + v_j1) * 3 + v_i) * 3 + v_j];
+                    lc_dst[v_j - lc_first] = t0;
+                }
+            }
+            for (int64_t v_j = lc_hi; v_j < lc_end; ++v_j) lc_dst[v_j - lc_first] = 0;
+        }
+        }
+        }
+        }
+        }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_j2_step * S_W)));
+    double *lc_out = T_grad_x;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_j2_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_j2_stop = lc_min_i64(v_j2_start + lc_step, lc_extent);
+        const int64_t v_j0 = lc_task / lc_blocks;
+
+        {
+        for (int64_t v_o = 0; v_o < 8; ++v_o) {
+        for (int64_t v_i = 0; v_i < 3; ++v_i) {
+        for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const int64_t lc_lo_bound = lc_max_i64(0, (v_j + -1));
+        const int64_t lc_hi_bound = lc_min_i64(S_W, (v_j + (S_W + -1)));
+        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        {
+            double *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_o) + v_i)) + v_j) * ((v_j2_stop + (-1 * v_j2_start)) * S_W)) + ((v_j2 + (-1 * v_j2_start)) * S_W)));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+            const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+            const double t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_j3 = lc_first; v_j3 < lc_lo; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) {
+                    const double t3 = T_grad_conv_0[(((v_j0) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    lc_dst[v_j3 - lc_first] = t3;
+                }
+            }
+            for (int64_t v_j3 = lc_hi; v_j3 < lc_end; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+        }
+        }
+        }
+        }
+        }
+        }
+        lc_kernel_f64_tiles(8, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 72, 1.0, lc_pack_a, 72, 1, lc_pack_b, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 1, lc_out + ((((v_j0) * 8 + 0) * S_H + v_j2_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    free(lc_pack_a);
+    }
+    }
+
     return 0;
 }
 

@@ -44,6 +44,10 @@ double pow(double, double);
 #define LC_MR 6
 #define LC_MC 96
 #define LC_KC 384
+/* rows of the tiles that read their operands in place (lc_kernel_*_tiles), and the
+   scratch those take for the edges of a product whose tiles are NR wide */
+#define LC_TMR 8
+#define LC_TILE_SCRATCH(nr) (LC_KC * (LC_TMR + (nr)) + LC_TMR * (nr))
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
 typedef float lc_vf32 __attribute__((vector_size(LC_VECTOR_BYTES)));
@@ -69,6 +73,92 @@ static inline void lc_kernel_f32(int64_t kc, const float *restrict a, const floa
     memcpy(c, acc, sizeof acc);
 }
 
+/* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
+   where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
+   transpose), B's rows of NR (ldb apart), C at c[i * cr + j * cc] (its
+   columns apart when cc is not 1: stored element by element, once a tile). */
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64_t ar, int64_t ak,
+                                          const float *restrict b, int64_t ldb, float alpha,
+                                          int add, float *restrict c, int64_t cr, int64_t cc) {
+    lc_vf32 acc[LC_TMR][2];
+    for (int i = 0; i < LC_TMR; ++i) {
+        acc[i][0] = (lc_vf32){0};
+        acc[i][1] = (lc_vf32){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf32 b0, b1;
+        memcpy(&b0, b + k * ldb, sizeof b0);
+        memcpy(&b1, b + k * ldb + LC_NR_F32 / 2, sizeof b1);
+        for (int i = 0; i < LC_TMR; ++i) {
+            const float ai = a[i * ar + k * ak];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    for (int i = 0; i < LC_TMR; ++i)
+        for (int h = 0; h < 2; ++h) {
+            lc_vf32 v = acc[i][h] * alpha;
+            float *to = c + i * cr + h * (LC_NR_F32 / 2) * cc;
+            if (cc != 1) {
+                for (int j = 0; j < LC_NR_F32 / 2; ++j) to[j * cc] = (add ? to[j * cc] : 0) + v[j];
+                continue;
+            }
+            if (add) {
+                lc_vf32 old;
+                memcpy(&old, to, sizeof old);
+                v += old;
+            }
+            memcpy(to, &v, sizeof v);
+        }
+}
+
+/* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f32_tile reads them:
+   tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
+   `scratch` (LC_TILE_SCRATCH(LC_NR_F32) elements), zero-padded */
+static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
+        int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t ar, int64_t ak,
+        const float *b, int64_t ldb, int beta, float *c, int64_t cr, int64_t cc,
+        float *scratch) {
+    float *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F32;
+    for (int64_t pc = 0; pc < k; pc += LC_KC) {
+        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
+        const int add = beta || pc > 0;
+        for (int64_t jc = 0; jc < n; jc += LC_NR_F32) {
+            const int64_t nr = n - jc < LC_NR_F32 ? n - jc : LC_NR_F32;
+            const float *bp = b + pc * ldb + jc;
+            int64_t bl = ldb;
+            if (nr < LC_NR_F32) {
+                for (int64_t p = 0; p < kc; ++p)
+                    for (int64_t j = 0; j < LC_NR_F32; ++j) lc_edge_b[p * LC_NR_F32 + j] = j < nr ? bp[p * ldb + j] : 0;
+                bp = lc_edge_b;
+                bl = LC_NR_F32;
+            }
+            for (int64_t ic = 0; ic < m; ic += LC_TMR) {
+                const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
+                const float *ap = a + ic * ar + pc * ak;
+                int64_t r = ar, s = ak;
+                if (mr < LC_TMR) {
+                    for (int64_t p = 0; p < kc; ++p)
+                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[i * ar + p * ak] : 0;
+                    ap = lc_edge_a;
+                    r = 1;
+                    s = LC_TMR;
+                }
+                float *cp = c + ic * cr + jc * cc;
+                if (mr == LC_TMR && nr == LC_NR_F32) {
+                    lc_kernel_f32_tile(kc, ap, r, s, bp, bl, alpha, add, cp, cr, cc);
+                    continue;
+                }
+                lc_kernel_f32_tile(kc, ap, r, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1);
+                for (int64_t i = 0; i < mr; ++i)
+                    for (int64_t j = 0; j < nr; ++j)
+                        cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F32 + j];
+            }
+        }
+    }
+}
+
 __attribute__((optimize("fp-contract=fast")))
 static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const double *restrict b, double *restrict c) {
     lc_vf64 acc[LC_MR][2];
@@ -87,6 +177,92 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
         }
     }
     memcpy(c, acc, sizeof acc);
+}
+
+/* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
+   where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
+   transpose), B's rows of NR (ldb apart), C at c[i * cr + j * cc] (its
+   columns apart when cc is not 1: stored element by element, once a tile). */
+__attribute__((optimize("fp-contract=fast")))
+static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int64_t ar, int64_t ak,
+                                          const double *restrict b, int64_t ldb, double alpha,
+                                          int add, double *restrict c, int64_t cr, int64_t cc) {
+    lc_vf64 acc[LC_TMR][2];
+    for (int i = 0; i < LC_TMR; ++i) {
+        acc[i][0] = (lc_vf64){0};
+        acc[i][1] = (lc_vf64){0};
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+        lc_vf64 b0, b1;
+        memcpy(&b0, b + k * ldb, sizeof b0);
+        memcpy(&b1, b + k * ldb + LC_NR_F64 / 2, sizeof b1);
+        for (int i = 0; i < LC_TMR; ++i) {
+            const double ai = a[i * ar + k * ak];
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    for (int i = 0; i < LC_TMR; ++i)
+        for (int h = 0; h < 2; ++h) {
+            lc_vf64 v = acc[i][h] * alpha;
+            double *to = c + i * cr + h * (LC_NR_F64 / 2) * cc;
+            if (cc != 1) {
+                for (int j = 0; j < LC_NR_F64 / 2; ++j) to[j * cc] = (add ? to[j * cc] : 0) + v[j];
+                continue;
+            }
+            if (add) {
+                lc_vf64 old;
+                memcpy(&old, to, sizeof old);
+                v += old;
+            }
+            memcpy(to, &v, sizeof v);
+        }
+}
+
+/* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f64_tile reads them:
+   tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
+   `scratch` (LC_TILE_SCRATCH(LC_NR_F64) elements), zero-padded */
+static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
+        int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t ar, int64_t ak,
+        const double *b, int64_t ldb, int beta, double *c, int64_t cr, int64_t cc,
+        double *scratch) {
+    double *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F64;
+    for (int64_t pc = 0; pc < k; pc += LC_KC) {
+        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
+        const int add = beta || pc > 0;
+        for (int64_t jc = 0; jc < n; jc += LC_NR_F64) {
+            const int64_t nr = n - jc < LC_NR_F64 ? n - jc : LC_NR_F64;
+            const double *bp = b + pc * ldb + jc;
+            int64_t bl = ldb;
+            if (nr < LC_NR_F64) {
+                for (int64_t p = 0; p < kc; ++p)
+                    for (int64_t j = 0; j < LC_NR_F64; ++j) lc_edge_b[p * LC_NR_F64 + j] = j < nr ? bp[p * ldb + j] : 0;
+                bp = lc_edge_b;
+                bl = LC_NR_F64;
+            }
+            for (int64_t ic = 0; ic < m; ic += LC_TMR) {
+                const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
+                const double *ap = a + ic * ar + pc * ak;
+                int64_t r = ar, s = ak;
+                if (mr < LC_TMR) {
+                    for (int64_t p = 0; p < kc; ++p)
+                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[i * ar + p * ak] : 0;
+                    ap = lc_edge_a;
+                    r = 1;
+                    s = LC_TMR;
+                }
+                double *cp = c + ic * cr + jc * cc;
+                if (mr == LC_TMR && nr == LC_NR_F64) {
+                    lc_kernel_f64_tile(kc, ap, r, s, bp, bl, alpha, add, cp, cr, cc);
+                    continue;
+                }
+                lc_kernel_f64_tile(kc, ap, r, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1);
+                for (int64_t i = 0; i < mr; ++i)
+                    for (int64_t j = 0; j < nr; ++j)
+                        cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F64 + j];
+            }
+        }
+    }
 }
 
 /* Matrix products call the BLAS the runtime hands over (lc_scaledlayerspec_set_blas,
