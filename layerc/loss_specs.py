@@ -170,7 +170,7 @@ def _pointwise_make(value, extras, gradient):
         methods = {"forward": _taking(forward, declared)}
         if gradient is not None:
             methods["backward"] = _taking(backward, ("grad_output", *declared))
-        return type("Spec", (), {**declared, **methods})
+        return type("Spec", (), {"__doc__": value.__doc__, **declared, **methods})
     return make
 
 
@@ -202,6 +202,8 @@ def _class_index_make(log_probs):
         axis, dims, rows, classes = class_layout(len(dims))
 
         class Spec:
+            """Class-index loss: ``target`` in range (ignored rows read class 0), ``valid`` 0 on
+            ignored rows, ``weight`` one per class; ``settings``: label smoothing."""
             input = Input(*dims)
             target = Input(*rows, dtype="int64")
             weight = Input(*classes, differentiable=False)
@@ -224,6 +226,7 @@ def _soft_make(dims):
     axis, dims, _, classes = class_layout(len(dims))
 
     class Spec:
+        """Cross entropy against class probabilities ``target``; ``settings``: label smoothing."""
         input = Input(*dims)
         target = Input(*dims, differentiable=False)
         weight = Input(*classes, differentiable=False)
