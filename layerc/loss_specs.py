@@ -1,0 +1,262 @@
+"""The specs of the built-in losses (``layerc.losses`` holds their modules and
+functional forms): the losses as spec functions of traced tensors, and spec
+classes built from them, one per input rank (and per set of extra inputs).
+
+Example::
+
+    >>> from layerc.loss_specs import POINTWISE
+    >>> POINTWISE["HuberLoss"](2)                    # doctest: +SKIP
+    <layer spec HuberLoss2D>
+"""
+from __future__ import annotations
+
+import inspect
+import math
+
+from .compiler import ops
+from .compiler.spec import Attr, Input
+from .layers import layer
+from .nn import _by_rank
+
+# ---------------------------------------------------------------- spec functions
+_REDUCE = {
+    "mean": ops.mean,
+    "sum": ops.sum,
+    "none": lambda values: values,
+    "batchmean": lambda values: ops.sum(values) / values.shape[0],
+}
+
+# the gradient of the values from the upstream gradient of their reduction
+_REDUCE_GRAD = {
+    "mean": lambda grad_output, grad: grad_output * grad / math.prod(grad.shape),
+    "sum": lambda grad_output, grad: grad_output * grad,
+    "none": lambda grad_output, grad: grad_output * grad,
+}
+
+
+def squared_error(input, target):
+    """``(input - target)**2``."""
+    diff = input - target
+    return diff * diff
+
+
+def absolute_error(input, target):
+    """``|input - target|`` (its gradient at 0 is 0, as torch's)."""
+    return ops.abs(input - target)
+
+
+def huber(input, target, delta=1.0):
+    """``d**2 / 2`` where ``|d| < delta``, else ``delta * (|d| - delta / 2)``, for ``d = input - target``."""
+    diff = input - target
+    size = ops.abs(diff)
+    return ops.where(size < delta, 0.5 * diff * diff, delta * (size - 0.5 * delta))
+
+
+def smooth_l1(input, target, beta=1.0):
+    """``huber / beta``; ``|input - target|`` when ``beta`` is 0 (torch's smooth_l1_loss)."""
+    return huber(input, target, beta) * (1.0 / beta) if beta else absolute_error(input, target)
+
+
+def kl_divergence(input, target, log_target=False):
+    """``target * (log(target) - input)`` for log-probabilities ``input``, 0 where the target
+    is 0 (torch's xlogy); ``exp(target) * (target - input)`` for a target in log space."""
+    if log_target:
+        return ops.exp(target) * (target - input)
+    return ops.where(ops.equal(target, 0.0), 0.0, target * ops.log(target)) - target * input
+
+
+def _clamped_log(x):
+    # torch clamps the logs at -100: a probability of exactly 0 or 1 costs 100, not inf
+    return ops.maximum(ops.log(x), -100.0)
+
+
+def binary_cross_entropy_values(input, target):
+    """``-(target * log(input) + (1 - target) * log(1 - input))``, each log at least -100."""
+    return -(target * _clamped_log(input) + (1.0 - target) * _clamped_log(1.0 - input))
+
+
+def binary_cross_entropy_grad(input, target):
+    """torch's gradient of it, ``(input - target) / max(input * (1 - input), 1e-12)``: finite at
+    probabilities 0 and 1, where the clamped logs' own derivative is not."""
+    return (input - target) / ops.maximum((1.0 - input) * input, 1e-12)
+
+
+def bce_with_logits_values(input, target, pos_weight=None):
+    """``(1 - t) * x + (1 + (pos_weight - 1) * t) * softplus(-x)``; ``softplus(-x)`` is
+    ``max(-x, 0) + log(1 + exp(-|x|))``, so no exponential overflows (and the maximum,
+    splitting its gradient at 0, gives softplus's slope 1/2 there)."""
+    softplus = ops.maximum(-input, 0.0) + ops.log(1.0 + ops.exp(-ops.abs(input)))
+    scale = 1.0 if pos_weight is None else 1.0 + (pos_weight - 1.0) * target
+    return (1.0 - target) * input + scale * softplus
+
+
+def class_index_loss(input, target, weight, valid, axis, log_probs, label_smoothing=0.0):
+    """Per row, ``weight[t] * -log p[t]`` (mixed by ``label_smoothing`` with the weighted sum
+    of ``-log p`` over the classes, over C), zero where ``valid`` is 0; and each row's
+    weight ``weight[t] * valid``. ``input`` holds logits, or log-probabilities (``log_probs``)."""
+    lse = None if log_probs else ops.logsumexp(input, axis, keepdims=True)
+    picked = ops.take_along_axis(input, target, axis)
+    row_weight = ops.take_along_axis(weight, target, axis) * valid
+    loss = row_weight * (-picked if log_probs else lse - picked)
+    if label_smoothing:
+        log_p = input if log_probs else input - lse
+        smooth = -ops.sum(weight * log_p, axis=axis, keepdims=True) * valid
+        loss = loss * (1.0 - label_smoothing) + smooth * label_smoothing / input.shape[axis]
+    return loss, row_weight
+
+
+def weighted_mean(loss, row_weight):
+    """``sum(loss) / sum(row_weight)``. Over no rows (every target ignored) the loss is nan
+    and its gradient zero, as torch's: the divisor is then 1, and ``total / total - 1`` (0,
+    or nan when the total is 0) adds the nan where no gradient flows."""
+    total = ops.sum(row_weight)
+    return ops.sum(loss) / ops.where(ops.equal(total, 0.0), 1.0, total) + (total / total - 1.0)
+
+
+def soft_cross_entropy(input, target, weight, axis, label_smoothing=0.0):
+    """Per row, ``-sum_c weight[c] * target[c] * log_softmax(input)[c]``; label smoothing
+    mixes the target with the uniform ``1 / C``."""
+    weighted = weight * (input - ops.logsumexp(input, axis, keepdims=True))
+    loss = -ops.sum(target * weighted, axis=axis)
+    if label_smoothing:
+        loss = loss * (1.0 - label_smoothing) - ops.sum(weighted, axis=axis) * label_smoothing / input.shape[axis]
+    return loss
+
+
+def cross_entropy_values(logits, target):
+    """Per-row ``-log softmax(logits)[n, target[n]]``, stably: ``logsumexp(row) - row[target]``
+    with the row maximum subtracted inside the log-sum-exp (a spec function)."""
+    N, C = logits.shape
+    lse = ops.logsumexp(logits, axis=1)
+    picked = ops.compute((N,), lambda n: logits[n, target[n]], name="picked")
+    return lse - picked
+
+
+# ---------------------------------------------------------------- specs
+
+
+@layer
+class CrossEntropySpec:
+    """Cross entropy of logits ``[N, C]`` against integer class indices ``[N]``."""
+    logits = Input("N", "C")
+    target = Input("N", dtype="int64")
+    reduction = Attr("mean")
+
+    def forward(logits, target, reduction):
+        return _REDUCE[reduction](cross_entropy_values(logits, target))
+
+
+def _taking(fn, names):
+    # a generated spec's forward takes its declarations by keyword; the signature names them,
+    # as a written spec's parameters would
+    fn.__signature__ = inspect.Signature([inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in names])
+    return fn
+
+
+def _pointwise_make(value, extras, gradient):
+    def make(dims):
+        declared = {"input": Input(*dims), "target": Input(*dims, differentiable=False),
+                    **{name: Input(*dims, differentiable=False) for name in extras},
+                    "reduction": Attr("mean"), "settings": Attr(())}
+
+        def forward(input, target, reduction, settings, weight=None, **tensors):
+            loss = value(input, target, **tensors, **dict(settings))
+            return _REDUCE[reduction](loss if weight is None else weight * loss)
+
+        def backward(grad_output, input, target, reduction, weight=None, **unused):
+            grad = gradient(input, target)
+            return _REDUCE_GRAD[reduction](grad_output, grad if weight is None else weight * grad)
+
+        methods = {"forward": _taking(forward, declared)}
+        if gradient is not None:
+            methods["backward"] = _taking(backward, ("grad_output", *declared))
+        return type("Spec", (), {"__doc__": value.__doc__, **declared, **methods})
+    return make
+
+
+def _pointwise_specs(name, value, gradient=None):
+    """``specs(rank, extras=())``: the spec of ``reduce(weight * value(input, target, ...))``
+    for inputs of ``rank``, with the extra float inputs ``extras`` of the input's shape
+    ('weight' scales the values; the others go to ``value``, with the ``settings`` Attr);
+    ``gradient(input, target)`` replaces the derived one. Built once each."""
+    families: dict = {}
+
+    def specs(rank, extras=()):
+        if extras not in families:
+            families[extras] = _by_rank(name, _pointwise_make(value, extras, gradient))
+        return families[extras](rank)
+    return specs
+
+
+def class_layout(rank):
+    """``(class axis, dims, one-per-row dims, one-per-class dims)`` of an input of ``rank``:
+    ``[C]`` unbatched, else ``[N, C, D1, ...]``."""
+    dims = ("C",) if rank == 1 else ("N", "C") + tuple(f"D{k}" for k in range(1, rank - 1))
+    rows = tuple(1 if d == "C" else d for d in dims)
+    classes = tuple(d if d == "C" else 1 for d in dims)
+    return dims.index("C"), dims, rows, classes
+
+
+def _class_index_make(log_probs):
+    def make(dims):
+        axis, dims, rows, classes = class_layout(len(dims))
+
+        class Spec:
+            """Class-index loss: ``target`` in range (ignored rows read class 0), ``valid`` 0 on
+            ignored rows, ``weight`` one per class; ``settings``: label smoothing."""
+            input = Input(*dims)
+            target = Input(*rows, dtype="int64")
+            weight = Input(*classes, differentiable=False)
+            valid = Input(*rows, differentiable=False)
+            reduction = Attr("mean")
+            settings = Attr(())
+
+            def forward(input, target, weight, valid, reduction, settings):
+                loss, row_weight = class_index_loss(input, target, weight, valid, axis, log_probs,
+                                                    **dict(settings))
+                if reduction == "mean":
+                    return weighted_mean(loss, row_weight)
+                rows = tuple(d for k, d in enumerate(loss.shape) if k != axis)
+                return _REDUCE[reduction](ops.reshape(loss, rows))
+        return Spec
+    return make
+
+
+def _soft_make(dims):
+    axis, dims, _, classes = class_layout(len(dims))
+
+    class Spec:
+        """Cross entropy against class probabilities ``target``; ``settings``: label smoothing."""
+        input = Input(*dims)
+        target = Input(*dims, differentiable=False)
+        weight = Input(*classes, differentiable=False)
+        reduction = Attr("mean")
+        settings = Attr(())
+
+        def forward(input, target, weight, reduction, settings):
+            return _REDUCE[reduction](soft_cross_entropy(input, target, weight, axis, **dict(settings)))
+    return Spec
+
+
+# by rank: class-index targets, of logits (cross entropy) or of log-probabilities (NLL)
+CLASS_INDEX = {False: _by_rank("CrossEntropyLoss", _class_index_make(False)),
+               True: _by_rank("NLLLoss", _class_index_make(True))}
+# by rank: probability targets
+PROBABILITIES = _by_rank("CrossEntropyLoss", _soft_make)
+
+# by rank and extra inputs: the elementwise losses
+POINTWISE = {
+    "MSELoss": _pointwise_specs("MSELoss", squared_error),
+    "L1Loss": _pointwise_specs("L1Loss", absolute_error),
+    "HuberLoss": _pointwise_specs("HuberLoss", huber),
+    "SmoothL1Loss": _pointwise_specs("SmoothL1Loss", smooth_l1),
+    "KLDivLoss": _pointwise_specs("KLDivLoss", kl_divergence),
+    "BCELoss": _pointwise_specs("BCELoss", binary_cross_entropy_values, binary_cross_entropy_grad),
+    "BCEWithLogitsLoss": _pointwise_specs("BCEWithLogitsLoss", bce_with_logits_values),
+}
+mse_spec = POINTWISE["MSELoss"]
+
+__all__ = ["POINTWISE", "CLASS_INDEX", "PROBABILITIES", "CrossEntropySpec", "mse_spec", "class_layout",
+           "squared_error", "absolute_error", "huber", "smooth_l1", "kl_divergence",
+           "binary_cross_entropy_values", "binary_cross_entropy_grad", "bce_with_logits_values",
+           "class_index_loss", "weighted_mean", "soft_cross_entropy", "cross_entropy_values"]
