@@ -168,8 +168,8 @@ MEMORY_LIMITED = textwrap.dedent("""
     out = np.empty((1, 1 << 22), np.float32)
     m.forward(a[:, :1], b[:, :64])          # built, loaded and run once at a small size
     mapped = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:")) * 1024
-    # 8 MiB more than is mapped: the call's 16 MiB packing buffer cannot be
-    resource.setrlimit(resource.RLIMIT_AS, (mapped + (8 << 20), resource.RLIM_INFINITY))
+    # 64 KiB more than is mapped: the call's packed workspace cannot be allocated
+    resource.setrlimit(resource.RLIMIT_AS, (mapped + (64 << 10), resource.RLIM_INFINITY))
     try:
         m.forward(a, b, out=out)
     except MemoryError as e:
@@ -193,7 +193,7 @@ def test_a_packing_buffer_that_cannot_be_allocated_is_a_memory_error(tmp_path):
     (lambda: nn.Conv2D(3, 4, 3, dilation=0), r"Conv2D: dilation must be an integer >= 1"),
     (lambda: nn.Conv2D(3, 4, 3, padding=-1), r"Conv2D: padding must be an integer >= 0"),
     (lambda: nn.Conv2D(3, 4, (3, 0)), r"Conv2D: kernel_size must be an integer >= 1"),
-    (lambda: nn.Conv2D(3, 4, 3, stride=(1, 2, 3)), r"Conv2D: stride must be an integer >= 1 or a pair"),
+    (lambda: nn.Conv2D(3, 4, 3, stride=(1, 2, 3)), r"Conv2D: stride must be an integer >= 1 or 2 of them"),
     (lambda: nn.Conv2D(3, 4, 3, groups=0), r"Conv2D: groups must be an integer >= 1"),
     (lambda: nn.Conv2D(3, 4, 3, groups=2), r"Conv2D: .*must be divisible by groups"),
     (lambda: nn.Conv2D(0, 4, 3), r"Conv2D: in_channels must be an integer >= 1"),
