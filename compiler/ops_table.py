@@ -163,6 +163,13 @@ def _pow_grad(x, p, out):
     return base, exponent
 
 
+def _remainder_grad(x, y, out):
+    # -floor(x / y), read off the remainder as PyTorch does: x / y itself may
+    # round onto an integer or underflow (1e-300 / -1e300 is -0, its floor -1)
+    quotient = select(eq(y, ZERO), div(x, y), call("round", div(sub(x, out), y)))
+    return ONE, neg(quotient)
+
+
 def _maximum_grad(x, y, out):
     # at ties the gradient splits evenly between the arguments
     tie = mul(HALF, eq(x, y))
@@ -211,7 +218,7 @@ def _celu_grad(x, alpha, out):
 
 
 def _hardswish_grad(x, out):
-    return (select(lt(x, const(-3)), ZERO, select(le(x, const(3)), add(div(x, const(3)), HALF), ONE)),)
+    return (select(le(x, const(-3)), ZERO, select(lt(x, const(3)), add(div(x, const(3)), HALF), ONE)),)
 
 
 def _clip_grad(x, lo, hi, out):
@@ -237,7 +244,7 @@ ARITHMETIC = {
     # vector form in libmvec: a loop computing a remainder stays scalar
     "remainder": Op(2, "(((fmod{f}({0}, {1}) != 0) & ((fmod{f}({0}, {1}) < 0) != ({1} < 0))) "
                        "? fmod{f}({0}, {1}) + {1} : fmod{f}({0}, {1}))", _np_remainder,
-                    lambda x, y, out: (ONE, neg(call("floor", div(x, y)))), ((-4, 4), (0.5, 2)),
+                    _remainder_grad, ((-4, 4), (0.5, 2)),
                     expensive=True, kinks=_remainder_jumps, jumps=True),
     "lerp": Op(3, "(fabs{f}({2}) < 0.5{f} ? {0} + {2} * ({1} - {0}) : {1} - ({1} - {0}) * (1 - {2}))",
                _np_lerp, lambda a, b, w, out: (sub(ONE, w), w, sub(b, a))),
@@ -289,7 +296,7 @@ ACTIVATIONS = {
                kinks=_at(0)),
     "abs": Op(1, "fabs{f}({0})", np.abs, lambda x, out: (sub(gt(x, ZERO), lt(x, ZERO)),), kinks=_at(0)),
     "relu6": Op(1, "({0} < 0 ? 0 : ({0} > 6 ? 6 : {0}))", lambda x: np.where(x < 0, 0, np.minimum(x, 6)),
-                lambda x, out: (sub(sub(ONE, le(x, ZERO)), ge(x, const(6))),), ((-2, 8),), kinks=_at(0, 6)),
+                lambda x, out: (mul(gt(x, ZERO), lt(x, const(6))),), ((-2, 8),), kinks=_at(0, 6)),
     "leaky_relu": Op(2, "({0} > 0 ? {0} : {1} * {0})", lambda x, s: np.where(x > 0, x, s * x),
                      lambda x, s, out: (select(gt(x, ZERO), ONE, s), select(gt(x, ZERO), ZERO, x)),
                      ((-2, 2), (0.0, 0.5)), kinks=_at(0)),
