@@ -337,8 +337,10 @@ MIN_C = "(({0} != {0}) ? {0} : (({0} < {1}) ? {0} : {1}))"
 SELECTIONS = {
     "maximum": Op(2, MAX_C, np.maximum, _maximum_grad, TWO, kinks=_between((0, 1))),
     "minimum": Op(2, MIN_C, np.minimum, _minimum_grad, TWO, kinks=_between((0, 1))),
-    # minimum(maximum(x, lo), hi), nan in any argument propagating
-    "clip": Op(3, "((M != M) ? M : ((M < {2}) ? M : {2}))".replace("M", MAX_C),
+    # minimum(maximum(x, lo), hi), nan in any argument propagating (as the sum of
+    # all three); the nan test apart, so that gcc turns the selects into blends
+    "clip": Op(3, "((({0} != {0}) | ({1} != {1}) | ({2} != {2})) ? ({0} + {1} + {2}) : "
+                  "(((({0} < {1}) ? {1} : {0}) > {2}) ? {2} : (({0} < {1}) ? {1} : {0})))",
                lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi), _clip_grad,
                kinks=_between((0, 1), (0, 2), (1, 2))),
     "select": Op(3, "({0} != 0 ? {1} : {2})", lambda c, a, b: np.where(c != 0, a, b),
