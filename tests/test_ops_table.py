@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from layerc import Input, check_grad, layer, ops
+from layerc import Input, SpecError, check_grad, layer, ops
 from layerc.compiler.cc import BuildOptions
 from layerc.compiler.ops_table import COMPARISONS, OPS
 from layerc.runtime import isa
@@ -130,3 +130,98 @@ def test_float_loops_vectorize(op, tmp_path):
     vectorized = {int(n) for n in re.findall(r"k\.c:(\d+):\d+: optimized: loop vectorized", report)}
     missed = [source.splitlines()[first] for first, end in loops if not vectorized & set(range(first, end))]
     assert loops and not missed, missed
+
+
+# ---------------------------------------------------------------- ops built from rows
+
+def np_gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
+def min_over(x):
+    k = ops.reduce_axis(4, "k")
+    return ops.compute((3,), lambda n: ops.min(x[n, k], over=k))
+
+
+COMPOSITES = [  # (name, layerc expression, numpy expression) on x, y of shape (3, 4)
+    ("leaky_relu", lambda x, y: ops.leaky_relu(x), lambda x, y: np.where(x > 0, x, 0.01 * x)),
+    ("leaky_relu tensor slope", lambda x, y: ops.leaky_relu(x, y * y), lambda x, y: np.where(x > 0, x, y * y * x)),
+    ("elu", lambda x, y: ops.elu(x, 0.5), lambda x, y: np.where(x > 0, x, 0.5 * np.expm1(x))),
+    ("celu", lambda x, y: ops.celu(x, 2.0), lambda x, y: np.where(x > 0, x, 2 * np.expm1(x / 2))),
+    ("softplus beta", lambda x, y: ops.softplus(x, beta=2.0), lambda x, y: np.log1p(np.exp(2 * x)) / 2),
+    ("gelu", lambda x, y: ops.gelu(x), lambda x, y: OPS["gelu"].numpy(x)),
+    ("gelu tanh", lambda x, y: ops.gelu(x, approximate="tanh"), lambda x, y: np_gelu_tanh(x)),
+    ("clip", lambda x, y: ops.clip(x, -0.5, 0.5), lambda x, y: np.clip(x, -0.5, 0.5)),
+    ("clip min", lambda x, y: ops.clip(x, min=y), lambda x, y: np.maximum(x, y)),
+    ("clip max", lambda x, y: ops.clip(x, max=0.25), lambda x, y: np.minimum(x, 0.25)),
+    ("x % 0.7", lambda x, y: x % 0.7, lambda x, y: np.mod(x, 0.7)),
+    ("3 % (y*y + 1)", lambda x, y: 3 % (y * y + 1), lambda x, y: np.mod(3, y * y + 1)),
+    ("index notation %", lambda x, y: ops.compute(x.shape, lambda n, c: x[n, c] % -0.6),
+     lambda x, y: np.mod(x, -0.6)),
+    ("round()", lambda x, y: round(x * 3), lambda x, y: np.round(x * 3)),
+    ("np.sin", lambda x, y: np.sin(x) + np.floor(y), lambda x, y: np.sin(x) + np.floor(y)),
+    ("lerp", lambda x, y: ops.lerp(x, y, 0.3), lambda x, y: x + 0.3 * (y - x)),
+    ("logaddexp", lambda x, y: ops.logaddexp(x, y), lambda x, y: np.logaddexp(x, y)),
+    ("min", lambda x, y: ops.min(x, axis=1), lambda x, y: x.min(axis=1)),
+    ("min keepdims", lambda x, y: ops.min(x, axis=0, keepdims=True), lambda x, y: x.min(0, keepdims=True)),
+    ("min over", lambda x, y: min_over(x * 2), lambda x, y: (x * 2).min(axis=1)),
+    ("prod", lambda x, y: ops.prod(x, axis=1), lambda x, y: x.prod(axis=1)),
+    ("prod all", lambda x, y: ops.prod(y), lambda x, y: y.prod()),
+    ("prod keepdims", lambda x, y: ops.prod(x, axis=0, keepdims=True), lambda x, y: x.prod(0, keepdims=True)),
+    ("split", lambda x, y: ops.split(x, [1, 3], axis=1)[1] * 2, lambda x, y: x[:, 1:] * 2),
+    ("glu", lambda x, y: ops.glu(x), lambda x, y: x[:, :2] / (1 + np.exp(-x[:, 2:]))),
+]
+
+
+def composites(cases):
+    @layer
+    class Composites:
+        x = Input(3, 4)
+        y = Input(3, 4)
+
+        def forward(x, y):
+            return tuple(expr(x, y) for _, expr, _ in cases)
+    return Composites
+
+
+def test_ops_built_from_rows_match_numpy_and_finite_differences():
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(-2, 2, (2, 3, 4))
+    module = composites(COMPOSITES).build(dtype="float64")
+    for (name, _, reference), out in zip(COMPOSITES, module.forward(x, y)):
+        np.testing.assert_allclose(out.numpy(), reference(x, y), rtol=1e-12, atol=1e-12, err_msg=name)
+    report = check_grad(composites(COMPOSITES), inputs={"x": x, "y": y})
+    assert report.ok, str(report)
+
+
+@layer
+class RowProduct:
+    x = Input("N", 7)
+
+    def forward(x):
+        return ops.prod(x, axis=1)
+
+
+def test_prod_gradient_is_the_product_of_the_others_where_some_are_zero():
+    x = np.random.default_rng(4).uniform(-2, 2, (4, 7))
+    x[0, 3] = 0                     # one zero: only its own gradient is not zero
+    x[1, [1, 5]] = 0                # two zeros: no gradient at all
+    x[3, :] = 0
+    m = RowProduct.build(dtype="float64")
+    np.testing.assert_allclose(m.forward(x).numpy(), x.prod(axis=1), rtol=1e-13)
+    others = np.array([[np.prod(np.delete(row, j)) for j in range(7)] for row in x])
+    np.testing.assert_allclose(m.backward(np.ones(4)).numpy(), others, rtol=1e-13)
+
+
+@pytest.mark.parametrize("forward, message", [
+    (lambda x: ops.glu(x), r"split: cannot cut x\(N, 5\) along axis 1 into 2 equal parts: 5 elements against 4"),
+    (lambda x: ops.split(x, [2, 2]), r"split: cannot cut x\(N, 5\) along axis 1 into parts of sizes 2, 2"),
+    (lambda x: x.reshape(-1, 2), r"reshape: cannot reshape x\(N, 5\) into \(5 \* N // 2, 2\)"),
+    (lambda x: ops.prod(x, axis=0), r"prod: x\(N, 5\) along axis 0 has the size N, free at build time"),
+    (lambda x: ops.gelu(x, approximate="erf"), r"gelu: approximate='erf'; it is 'none' or 'tanh'"),
+    (lambda x: ops.clip(x), r"clip: give min, max or both"),
+], ids=["glu", "split", "reshape", "prod", "gelu", "clip"])
+def test_ops_refuse_what_would_drop_elements_or_mean_nothing(forward, message):
+    spec = layer(type("Cut", (), {"x": Input("N", 5), "forward": staticmethod(forward)}))
+    with pytest.raises(SpecError, match=r"Cut \(.*\): " + message):
+        spec.trace()
