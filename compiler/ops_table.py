@@ -124,10 +124,6 @@ def _np_remainder(x, y):
     return np.where((r != 0) & ((r < 0) != (y < 0)), r + y, r)
 
 
-def _np_logaddexp(x, y):
-    return np.logaddexp(x, y)
-
-
 def _np_lerp(a, b, w):
     return np.where(np.abs(w) < 0.5, a + w * (b - a), b - (b - a) * (1 - w))
 
@@ -136,8 +132,8 @@ def _np_gelu_tanh(x):
     return 0.5 * x * (1 + np.tanh(GELU_TANH_BETA * (x + GELU_TANH_KAPPA * x * x * x)))
 
 
-def _np_elu(x, alpha, scale=1.0, alpha_scale=1.0):
-    return np.where(x > 0, scale * x, alpha_scale * alpha * np.expm1(x))
+def _np_elu(x, alpha, scale=1.0):
+    return np.where(x > 0, scale * x, scale * alpha * np.expm1(x))
 
 
 def _np_sign(x):
@@ -164,8 +160,9 @@ def _pow_grad(x, p, out):
 
 
 def _remainder_grad(x, y, out):
-    # -floor(x / y), read off the remainder as PyTorch does: x / y itself may
-    # round onto an integer or underflow (1e-300 / -1e300 is -0, its floor -1)
+    # -floor(x / y) as the integer (x - x % y) / y, as PyTorch reads it off fmod:
+    # x / y itself may round onto an integer or underflow (1e-300 / -1e300 is -0,
+    # its floor -1)
     quotient = select(eq(y, ZERO), div(x, y), call("round", div(sub(x, out), y)))
     return ONE, neg(quotient)
 
@@ -273,7 +270,7 @@ TRANSCENDENTAL = {
               expensive=True),
     # max(x, y) + log1p(exp(-|x - y|)); x == y apart, so that inf, inf gives inf
     "logaddexp": Op(2, "({0} == {1} ? {0} + 0.6931471805599453{f} : ({0} > {1} ? {0} : {1}) "
-                       "+ log1p{f}(exp{f}(-fabs{f}({0} - {1}))))", _np_logaddexp,
+                       "+ log1p{f}(exp{f}(-fabs{f}({0} - {1}))))", np.logaddexp,
                     lambda x, y, out: (call("sigmoid", sub(x, y)), call("sigmoid", sub(y, x))), TWO,
                     expensive=True),
 }
@@ -296,6 +293,7 @@ ACTIVATIONS = {
                kinks=_at(0)),
     "abs": Op(1, "fabs{f}({0})", np.abs, lambda x, out: (sub(gt(x, ZERO), lt(x, ZERO)),), kinks=_at(0)),
     "relu6": Op(1, "({0} < 0 ? 0 : ({0} > 6 ? 6 : {0}))", lambda x: np.where(x < 0, 0, np.minimum(x, 6)),
+                # torch's vectorized loop: 0 at nan (its scalar loop gives 1)
                 lambda x, out: (mul(gt(x, ZERO), lt(x, const(6))),), ((-2, 8),), kinks=_at(0, 6)),
     "leaky_relu": Op(2, "({0} > 0 ? {0} : {1} * {0})", lambda x, s: np.where(x > 0, x, s * x),
                      lambda x, s, out: (select(gt(x, ZERO), ONE, s), select(gt(x, ZERO), ZERO, x)),
@@ -306,7 +304,7 @@ ACTIVATIONS = {
                lambda x, a: np.where(x > 0, x, a * np.expm1(x / a)), _celu_grad, ((-2, 2), (0.5, 2)),
                expensive=True, kinks=_at(0)),
     "selu": Op(1, "(1.0507009873554805{f} * ({0} > 0 ? {0} : 1.6732632423543772{f} * expm1{f}({0})))",
-               lambda x: _np_elu(x, SELU_ALPHA, SELU_SCALE, SELU_SCALE),
+               lambda x: _np_elu(x, SELU_ALPHA, SELU_SCALE),
                lambda x, out: (select(le(x, ZERO), mul(const(SELU_SCALE * SELU_ALPHA), call("exp", x)),
                                       const(SELU_SCALE)),),
                expensive=True, kinks=_at(0)),
