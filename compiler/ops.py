@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
+import numbers
 
 from . import ir
 from .ir import Axis, Call, Const, IConst, IndexValue, IVar, Load, Stage, format_iexpr
@@ -80,10 +81,10 @@ def softplus(x, beta=1.0):
 def gelu(x, approximate="none"):
     """``x * Phi(x)`` (``Phi`` the normal distribution's CDF), or with
     ``approximate="tanh"`` its tanh approximation, as ``torch.nn.functional.gelu``."""
-    ops = {"none": "gelu", "tanh": "gelu_tanh"}
-    if approximate not in ops:
+    rows = {"none": "gelu", "tanh": "gelu_tanh"}
+    if approximate not in rows:
         raise current_builder().error(f"gelu: approximate={approximate!r}; it is 'none' or 'tanh'")
-    return elementwise(ops[approximate], x)
+    return elementwise(rows[approximate], x)
 
 
 def remainder(a, b):
@@ -291,7 +292,7 @@ def split(x, sections, axis=-1) -> tuple:
 
 def _split_sizes(x, axis: int, sections) -> list:
     size = x._shape[axis]
-    if isinstance(sections, int):
+    if isinstance(sections, numbers.Integral):
         sizes = [ir.ifloordiv(size, sections)] * sections if sections > 0 else []
         wanted = f"{sections} equal parts"
     else:

@@ -219,8 +219,10 @@ def _hardswish_grad(x, out):
 
 
 def _clip_grad(x, lo, hi, out):
-    # PyTorch's clamp: x passes at the bounds; lo > hi gives hi
-    return (mul(ge(x, lo), le(x, hi)), mul(lt(x, lo), lt(lo, hi)), select(gt(x, hi), ONE, lt(hi, lo)))
+    # PyTorch's clamp: x passes at the bounds; lo > hi gives hi. At lo == hi below
+    # x the value is min(lo, hi): lo takes the gradient (PyTorch gives it to
+    # neither, so clip(x, y, y) would have no gradient in y)
+    return (mul(ge(x, lo), le(x, hi)), mul(lt(x, lo), le(lo, hi)), select(gt(x, hi), ONE, lt(hi, lo)))
 
 
 def _comparison(c: str, reference: Callable) -> Op:

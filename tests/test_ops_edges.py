@@ -103,6 +103,9 @@ CONVENTIONS = (
     Convention(("lerp",), "value", _cancels,
                "a + w * (b - a) rounds the product (C11, no contraction); torch's build fuses it into "
                "an fma, which differs where the sum cancels (1 + 1e300 * -1e-300: 0 against -7.8e-17)"),
+    Convention(("clip",), "grad 1", lambda x, lo, hi: (lo == hi) & (x < lo),
+               "lo == hi above x: the value is min(lo, hi), and lo takes its gradient; torch gives it to "
+               "neither bound, so clip(x, y, y) = y would have no gradient in y"),
     Convention(("remainder",), "value", _huge_quotient,
                "x / y overflows (1e300 % 1e-300): fmod gives the exact remainder; torch's vectorized "
                "loop gives nan (its scalar loop agrees with layerc)"),
