@@ -480,12 +480,16 @@ def format_iexpr(e: IExpr) -> str:
         inner = format_iexpr(e.b.b)
         return f"{format_iexpr(e.a)} - ({inner})" if isinstance(e.b.b, IBin) and e.b.b.op == "+" else \
             f"{format_iexpr(e.a)} - {inner}"
-    return f"{_iparen(e.a, e.op)} {e.op} {_iparen(e.b, e.op)}"
+    return f"{_iparen(e.a, e.op)} {e.op} {_iparen(e.b, e.op, right=True)}"
 
 
-def _iparen(e, parent_op):
+def _iparen(e, parent_op, right=False):
     text = format_iexpr(e)
-    if isinstance(e, IBin) and {"+": 1, "*": 2, "//": 2, "%": 2}[e.op] < {"+": 1, "*": 2, "//": 2, "%": 2}[parent_op]:
+    rank = {"+": 1, "*": 2, "//": 2, "%": 2}
+    # a right operand of the same rank needs them too, but for a * (b * c): a * (b // 2)
+    if isinstance(e, IBin) and (rank[e.op] < rank[parent_op] or
+                                right and rank[e.op] == rank[parent_op] and {e.op, parent_op} != {"*"}
+                                and {e.op, parent_op} != {"+"}):
         return f"({text})"
     return text
 

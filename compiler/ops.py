@@ -14,18 +14,24 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
+import numbers
 
 from . import ir
-from .ir import Axis, Const, IConst, IVar, Load, Stage
+from .ir import Axis, Call, Const, IConst, IndexValue, IVar, Load, Stage, format_iexpr
+from .shapes import size_mismatch
 from .trace import (Index, Reduction, TensorExpr, as_index, as_value, broadcast_load,
                     broadcast_shapes, current_builder, elementwise, matmul, mean, normalize_axes,
                     reduce, reshape, shape_str, transpose)
 
 __all__ = [
-    "elementwise", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "erf", "maximum",
-    "minimum", "where", "stop_gradient", "equal", "not_equal", "sum", "mean", "max", "matmul",
-    "transpose", "reshape", "softmax", "log_softmax", "logsumexp", "take_along_axis",
-    "compute", "reduce_axis", "assign", "ones_like", "zeros_like", "full", "var",
+    "elementwise", "exp", "expm1", "log", "log2", "log1p", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh",
+    "sigmoid", "erf", "abs", "floor", "ceil", "round", "trunc", "sign", "remainder", "logaddexp", "lerp",
+    "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "softplus", "logsigmoid", "silu", "mish", "gelu",
+    "hardswish", "hardsigmoid", "softsign", "maximum", "minimum", "clip", "where", "stop_gradient",
+    "equal", "not_equal", "sum", "mean", "max", "min", "prod", "var", "matmul", "transpose", "reshape",
+    "split", "glu", "softmax", "log_softmax", "logsumexp", "take_along_axis", "compute", "reduce_axis",
+    "assign", "ones_like", "zeros_like", "full",
 ]
 
 
@@ -40,8 +46,60 @@ def _unary(op):
     return f
 
 
-exp, log, sqrt, tanh, sigmoid, relu, abs, erf = (
-    _unary(op) for op in ("exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "erf"))
+exp, expm1, log, log2, log1p, sqrt, rsqrt, sin, cos, tan, tanh, sigmoid, erf, abs = (
+    _unary(op) for op in ("exp", "expm1", "log", "log2", "log1p", "sqrt", "rsqrt", "sin", "cos", "tan",
+                          "tanh", "sigmoid", "erf", "abs"))
+# integer-valued, with a zero gradient; round is half to even (as numpy, torch and Python)
+floor, ceil, round, trunc, sign = (_unary(op) for op in ("floor", "ceil", "round", "trunc", "sign"))
+relu, relu6, selu, logsigmoid, silu, mish, hardswish, hardsigmoid, softsign = (
+    _unary(op) for op in ("relu", "relu6", "selu", "logsigmoid", "silu", "mish", "hardswish", "hardsigmoid",
+                          "softsign"))
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """``x`` where positive, else ``negative_slope * x`` (the slope may be a tensor)."""
+    return elementwise("leaky_relu", x, negative_slope)
+
+
+def elu(x, alpha=1.0):
+    """``x`` where positive, else ``alpha * (exp(x) - 1)``."""
+    return elementwise("elu", x, alpha)
+
+
+def celu(x, alpha=1.0):
+    """``x`` where positive, else ``alpha * (exp(x / alpha) - 1)``."""
+    return elementwise("celu", x, alpha)
+
+
+def softplus(x, beta=1.0):
+    """``log(1 + exp(beta * x)) / beta``, computed without overflow for any ``x``."""
+    if beta == 1:
+        return elementwise("softplus", x)
+    return elementwise("softplus", x * beta) / beta
+
+
+def gelu(x, approximate="none"):
+    """``x * Phi(x)`` (``Phi`` the normal distribution's CDF), or with
+    ``approximate="tanh"`` its tanh approximation, as ``torch.nn.functional.gelu``."""
+    rows = {"none": "gelu", "tanh": "gelu_tanh"}
+    if approximate not in rows:
+        raise current_builder().error(f"gelu: approximate={approximate!r}; it is 'none' or 'tanh'")
+    return elementwise(rows[approximate], x)
+
+
+def remainder(a, b):
+    """``a % b`` with the sign of ``b`` (Python's and ``torch.remainder``'s)."""
+    return elementwise("remainder", a, b)
+
+
+def logaddexp(a, b):
+    """``log(exp(a) + exp(b))``, without overflow."""
+    return elementwise("logaddexp", a, b)
+
+
+def lerp(start, end, weight):
+    """``start + weight * (end - start)``."""
+    return elementwise("lerp", start, end, weight)
 
 
 def maximum(a, b):
@@ -52,6 +110,14 @@ def maximum(a, b):
 def minimum(a, b):
     """Elementwise minimum (NaN propagates; the gradient splits evenly at ties)."""
     return elementwise("minimum", a, b)
+
+
+def clip(x, min=None, max=None):
+    """``x`` clamped into ``[min, max]`` (either may be None; bounds may be tensors). As
+    ``torch.clamp``: ``x`` keeps its gradient at the bounds, and ``min > max`` gives ``max``."""
+    if min is None and max is None:
+        raise current_builder().error("clip: give min, max or both")
+    return elementwise("clip", x, -math.inf if min is None else min, math.inf if max is None else max)
 
 
 def where(cond, a, b):
@@ -107,6 +173,57 @@ def max(x, axis=None, keepdims=False, over=None):
     return reduce("max", x, axis, keepdims)
 
 
+def min(x, axis=None, keepdims=False, over=None):
+    """Minimum over axes or reduction indices (``-max(-x)``); the gradient goes to
+    the minimal element, split evenly between ties."""
+    if over is not None:
+        return -Reduction("max", _over(over), Call("neg", (as_value(x),)))
+    return -reduce("max", -x, axis, keepdims)
+
+
+def prod(x, axis=None, keepdims=False):
+    """Product over axes (numpy semantics). Each element's gradient is the product
+    of the others, exact where some are zero (as PyTorch's). Each reduced size
+    must be bound when the layer is built: the product runs as a tree of
+    pairwise products, ceil(log2(size)) stages per axis."""
+    axes = normalize_axes(x, axis, "prod")
+    y = x
+    for a in axes:
+        y = _product_along(y, a)
+    if keepdims or not axes:
+        return y
+    return reshape(y, tuple(d for k, d in enumerate(y._shape) if k not in axes))
+
+
+def _product_along(x, axis: int):
+    """The product over ``axis`` of ``x``, kept as a dimension of size 1."""
+    size = x._shape[axis]
+    if not isinstance(size, IConst):
+        raise x.builder.error(f"prod: {x.name}{shape_str(x._shape)} along axis {axis} has the size "
+                              f"{format_iexpr(size)}, free at build time; bind it (build({format_iexpr(size)}=...))")
+    if size.value == 0:
+        return full(x._shape[:axis] + (IConst(1),) + x._shape[axis + 1:], 1.0)
+    size = size.value
+    while size > 1:
+        x, size = _pairwise_product(x, axis, size), (size + 1) // 2
+    return x
+
+
+def _pairwise_product(x, axis: int, size: int):
+    """``y[..., k, ...] = x[..., 2k, ...] * x[..., 2k + 1, ...]`` along ``axis``
+    (the last of an odd ``size`` alone)."""
+    b = x.builder
+    shape = x._shape[:axis] + (IConst((size + 1) // 2),) + x._shape[axis + 1:]
+    axes = tuple(Axis(f"i{k}", d) for k, d in enumerate(shape))
+    index = [IVar(a.name) for a in axes]
+    even, odd = ir.imul(2, index[axis]), ir.iadd(ir.imul(2, index[axis]), 1)
+    second = Load(x.name, tuple(index[:axis] + [odd] + index[axis + 1:]))
+    if size % 2:
+        second = Call("select", (Call("lt", (IndexValue(odd), Const(float(size)))), second, Const(1.0)))
+    body = Call("mul", (Load(x.name, tuple(index[:axis] + [even] + index[axis + 1:])), second))
+    return b.add_stage(Stage(b.fresh("prod"), shape, axes, body))
+
+
 def var(x, axis=None, keepdims=False):
     """Biased variance over axes (as numpy's ``var`` with ``ddof=0``)."""
     centered = x - mean(x, axis, keepdims=True)
@@ -153,6 +270,49 @@ def compute(shape, fn, name: str = "compute"):
 
 
 # ---------------------------------------------------------------- layout ops
+
+
+def split(x, sections, axis=-1) -> tuple:
+    """``x`` cut along ``axis`` into ``sections`` equal parts (an int), or into
+    parts of the given sizes (a list), as ``torch.chunk``/``torch.split``. Parts
+    that would not cover the axis exactly are a SpecError; a size free at build
+    time must divide for every value it may take, so bind it."""
+    b = x.builder
+    axis = normalize_axes(x, axis, "split")[0]
+    parts, start = [], IConst(0)
+    for part in _split_sizes(x, axis, sections):
+        shape = x._shape[:axis] + (part,) + x._shape[axis + 1:]
+        axes = tuple(Axis(f"i{k}", d) for k, d in enumerate(shape))
+        index = [IVar(a.name) for a in axes]
+        index[axis] = ir.iadd(index[axis], start)
+        parts.append(b.add_stage(Stage(b.fresh("split"), shape, axes, Load(x.name, tuple(index)))))
+        start = ir.iadd(start, part)
+    return tuple(parts)
+
+
+def _split_sizes(x, axis: int, sections) -> list:
+    size = x._shape[axis]
+    if isinstance(sections, numbers.Integral):
+        sizes = [ir.ifloordiv(size, sections)] * sections if sections > 0 else []
+        wanted = f"{sections} equal parts"
+    else:
+        sizes = [as_index(s) for s in sections]
+        wanted = "parts of sizes " + ", ".join(format_iexpr(s) for s in sizes)
+    total = IConst(0)
+    for part in sizes:
+        total = ir.iadd(total, part)
+    what = f"{x.name}{shape_str(x._shape)} along axis {axis} into {wanted}"
+    mismatch = size_mismatch(what, size, total) if sizes else what
+    if mismatch:
+        raise x.builder.error(f"split: cannot cut {mismatch}")
+    return sizes
+
+
+def glu(x, axis=-1):
+    """The gated linear unit: ``a * sigmoid(b)`` for the two halves ``a, b`` of
+    ``x`` along ``axis`` (an odd size there is a SpecError)."""
+    a, gate = split(x, 2, axis)
+    return a * sigmoid(gate)
 
 
 # ---------------------------------------------------------------- composites

@@ -51,6 +51,35 @@ def same_size(a, b) -> bool:
     return True
 
 
+def quotient(dims, divisor_dims) -> ir.IExpr:
+    """``product(dims) // product(divisor_dims)``, with the sizes both share
+    cancelled first: ``(N, C) / (N, 2)`` is ``C // 2``, not ``N * C // (N * 2)``."""
+    rest = list(dims)
+    divisors = []
+    for d in divisor_dims:
+        if d in rest:
+            rest.remove(d)
+        else:
+            divisors.append(d)
+    return ir.ifloordiv(size_product(rest), size_product(divisors))
+
+
+def size_mismatch(what: str, have, want) -> str | None:
+    """Why ``want`` elements cannot stand for ``have`` (None when they always agree)."""
+    if same_size(have, want):
+        return None
+    free = sorted(_divided_syms(have) | _divided_syms(want))
+    hint = f" for some values of {', '.join(free)} (bind them when the layer is built)" if free else ""
+    return f"{what}: {ir.format_iexpr(have)} elements against {ir.format_iexpr(want)}{hint}"
+
+
+def _divided_syms(e) -> set:
+    """The size symbols under a ``//`` or ``%``: those whose value decides whether sizes divide."""
+    if isinstance(e, ir.IBin):
+        return ir.isyms(e) if e.op in ("//", "%") else _divided_syms(e.a) | _divided_syms(e.b)
+    return set()
+
+
 def _flatten(vars_, dims):
     flat = IConst(0)
     for v, d in zip(vars_, dims):

@@ -32,7 +32,7 @@ from .errors import SpecError
 from .ops_table import OPS
 from .ir import (Axis, Call, Const, IConst, ILoad, IndexValue, IVar, Load, Stage,
                  TensorDecl, format_iexpr, format_stage)  # noqa: F401  (format_stage: doctest)
-from .shapes import broadcast, reshape_index, same_size, size_product
+from .shapes import broadcast, quotient, reshape_index, size_mismatch, size_product
 
 _active: contextvars.ContextVar = contextvars.ContextVar("layerc_builder", default=None)
 
@@ -177,8 +177,11 @@ def as_index(v) -> ir.IExpr:
 
 # numpy's ufuncs on a traced tensor: the op of the table each stands for
 NUMPY_UFUNCS = {"add": "add", "subtract": "sub", "multiply": "mul", "true_divide": "div", "divide": "div",
-                "power": "pow", "negative": "neg", "absolute": "abs", "exp": "exp", "log": "log",
-                "sqrt": "sqrt", "tanh": "tanh", "maximum": "maximum", "minimum": "minimum",
+                "power": "pow", "remainder": "remainder", "negative": "neg", "absolute": "abs",
+                "exp": "exp", "expm1": "expm1", "log": "log", "log2": "log2", "log1p": "log1p",
+                "logaddexp": "logaddexp", "sqrt": "sqrt", "sin": "sin", "cos": "cos", "tan": "tan",
+                "tanh": "tanh", "floor": "floor", "ceil": "ceil", "rint": "round", "trunc": "trunc",
+                "sign": "sign", "maximum": "maximum", "minimum": "minimum",
                 "less": "lt", "less_equal": "le", "greater": "gt", "greater_equal": "ge",
                 "equal": "eq", "not_equal": "ne"}
 # numpy functions a traced tensor has as methods (np.sum(x, axis=1) is x.sum(axis=1))
@@ -192,9 +195,12 @@ def _traced_truth(builder, what: str) -> SpecError:
         "ops.maximum/ops.minimum for max()/min() of tensors, or an Attr to choose at build time")
 
 
-def _no_builtin(builder, name: str, what: str) -> SpecError:
-    return builder.error(f"{name}() of the traced value {what}: layerc has no {name} op yet; "
-                         "see docs/spec.md for the ops")
+def _rounded(builder, value, what: str, ndigits):
+    """``round(value)``: the round op (half to even, as Python's); no ``ndigits``."""
+    if ndigits is not None:
+        raise builder.error(f"round({what}, {ndigits!r}): layerc rounds to integers only; "
+                            "scale first, e.g. ops.round(x * 100) / 100")
+    return elementwise("round", value)
 
 
 class Scalar:
@@ -219,6 +225,8 @@ class Scalar:
     def __rtruediv__(self, o): return self._bin("div", o, True)
     def __pow__(self, o): return self._bin("pow", o)
     def __rpow__(self, o): return self._bin("pow", o, True)
+    def __mod__(self, o): return self._bin("remainder", o)
+    def __rmod__(self, o): return self._bin("remainder", o, True)
     def __neg__(self): return Scalar(Call("neg", (as_value(self),)))
     def __lt__(self, o): return self._bin("lt", o)
     def __le__(self, o): return self._bin("le", o)
@@ -230,7 +238,7 @@ class Scalar:
         raise _traced_truth(current_builder(), repr(self))
 
     def __round__(self, ndigits=None):
-        raise _no_builtin(current_builder(), "round", repr(self))
+        return _rounded(current_builder(), self, repr(self), ndigits)
 
     def __repr__(self):
         return ir.format_expr(self.expr)
@@ -327,6 +335,8 @@ class TensorExpr:
     def __rtruediv__(self, o): return self._elementwise("div", o, True)
     def __pow__(self, o): return self._elementwise("pow", o)
     def __rpow__(self, o): return self._elementwise("pow", o, True)
+    def __mod__(self, o): return self._elementwise("remainder", o)
+    def __rmod__(self, o): return self._elementwise("remainder", o, True)
     def __lt__(self, o): return self._elementwise("lt", o)
     def __le__(self, o): return self._elementwise("le", o)
     def __gt__(self, o): return self._elementwise("gt", o)
@@ -340,7 +350,7 @@ class TensorExpr:
         raise _traced_truth(self.builder, self.name)
 
     def __round__(self, ndigits=None):
-        raise _no_builtin(self.builder, "round", self.name)
+        return _rounded(self.builder, self, self.name, ndigits)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         """numpy's ufuncs on a traced tensor run the op of the same meaning, or say which to use."""
@@ -517,13 +527,14 @@ def reshape(x, shape):
     if sum(1 for d in shape if d == IConst(-1)) > 1:
         raise b.error(f"reshape: at most one size may be -1, got {shape_str(shape)}")
     if IConst(-1) in shape:
-        known = size_product([d for d in shape if d != IConst(-1)])
-        if known == IConst(0):
+        known = [d for d in shape if d != IConst(-1)]
+        if size_product(known) == IConst(0):
             raise b.error(f"reshape: the size -1 stands for cannot be found beside a size 0, in {shape_str(shape)}")
-        shape[shape.index(IConst(-1))] = ir.ifloordiv(total, known)
+        shape[shape.index(IConst(-1))] = quotient(x._shape, known)
     shape = tuple(shape)
-    if not same_size(size_product(shape), total):
-        raise b.error(f"reshape: cannot reshape {x.name}{shape_str(x._shape)} into {shape_str(shape)}")
+    mismatch = size_mismatch(f"{x.name}{shape_str(x._shape)} into {shape_str(shape)}", total, size_product(shape))
+    if mismatch:
+        raise b.error(f"reshape: cannot reshape {mismatch}")
     index, inverse = reshape_index(x._shape, shape)
     axes = tuple(Axis(f"i{k}", d) for k, d in enumerate(shape))
     return b.add_stage(Stage(b.fresh("reshape"), shape, axes, Load(x.name, index), inverse=inverse))

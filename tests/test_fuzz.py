@@ -2,7 +2,7 @@
 
 Each hypothesis example draws one expression graph over the elementwise ops
 of ``layerc.compiler.ops_table.OPS`` (every op, every arity) and the reductions
-``sum``/``mean``/``max`` (random axes, negative axes, keepdims), on inputs of
+``sum``/``mean``/``max``/``min`` (random axes, negative axes, keepdims), on inputs of
 random broadcastable shapes (rank 1-3, literal size-1 dimensions, symbolic sizes
 that are free at run time or bound at build time). The graph is compiled once in
 float64; then many value draws run against it, each with its own run-time
@@ -16,25 +16,30 @@ sizes (1-7, so size-1 broadcasting happens at run time too) and values:
 Domains: every argument of an op is kept inside the op's ``test_domain`` when
 that domain is restricted (``log``, ``sqrt``, the divisor of ``div``, both
 arguments of ``pow``) by wrapping the sub-expression into the range, either
-affinely (exact interval arithmetic tracks every node's range) or through a
-scaled sigmoid; other arguments are rescaled into [-8, 8] (``exp``'s into
-[-3, 3]) so finite differences stay accurate.
+affinely (interval arithmetic tracks every node's range: exact for ops
+monotone in each argument, a fine grid over the argument box for the others,
+such as ``sin`` or ``silu``) or through a scaled sigmoid; other arguments are
+rescaled into [-8, 8] (``exp``'s into [-3, 3]) so finite differences stay
+accurate.
 
-Kinks: ``relu``/``abs`` near 0, ``maximum``/``minimum`` near a crossing, a
-``max`` reduction whose two largest entries nearly tie, ``select``'s condition
-near 0 and comparisons near equality are not differentiable there. The numpy
-evaluation measures how close every draw comes to such a point; draws within
-1e-4 skip the gradient check (exact ties are kept: they arise only where both
-sides are the same function, e.g. a broadcast value reduced by ``max``, and
-the even split of the gradient is then exact). Graphs using ``stop_gradient``
-are checked forward only (their gradient differs from finite differences by
+Kinks: where the table's ``kinks`` says an op is not smooth (``relu`` near 0,
+``maximum`` near a crossing, ``floor`` near an integer), and a ``max``/``min``
+reduction whose two extreme entries nearly tie, there is no derivative. The
+numpy evaluation measures how close every draw comes to such a point; draws
+within 1e-4 skip the gradient check (exact ties are kept: they arise only
+where both sides are the same function, e.g. a broadcast value reduced by
+``max``, and the even split of the gradient is then exact), and draws within
+1e-9 of a jump (an op with ``jumps``: comparisons, ``select``, ``floor``,
+``remainder``) skip the forward check. Graphs using ``stop_gradient`` are
+checked forward only (their gradient differs from finite differences by
 design).
 
 Each op of the table and each reduction is the root of ``PER_FOCUS`` graphs
 (one test per focus, so every op is covered), each checked on ``DRAWS`` value
-draws: CI runs 27 x 2 x 6 = 324 examples (derandomized, so the same examples
-every run). ``LAYERC_FUZZ_EXAMPLES=2000 pytest tests/test_fuzz.py -s``
-asks for more examples (value draws in total). The counts are printed.
+draws: CI runs one graph per focus (about 60), six draws each (derandomized,
+so the same examples every run). ``LAYERC_FUZZ_EXAMPLES=2000 pytest
+tests/test_fuzz.py -s`` asks for more examples (value draws in total). The
+counts are printed.
 """
 from __future__ import annotations
 
@@ -70,7 +75,7 @@ COMPARE_MARGIN = 1e-9                        # closer to a comparison's flip: no
 UNARY = sorted(op for op, o in OPS.items() if o.arity == 1)
 BINARY = sorted(op for op, o in OPS.items() if o.arity == 2)
 TERNARY = sorted(op for op, o in OPS.items() if o.arity == 3)
-REDUCTIONS = ("sum", "mean", "max")
+REDUCTIONS = ("sum", "mean", "max", "min")
 FOCUS = sorted(OPS) + list(REDUCTIONS)
 # hypothesis examples (compiled graphs) per focus
 PER_FOCUS = max(1, round(GRAPHS / len(FOCUS)))
@@ -100,27 +105,33 @@ def interval(op, args):
     if op == "select":
         (_, _), (a0, a1), (b0, b1) = args
         return (min(a0, b0), max(a1, b1))
-    if op in ("add", "sub", "mul", "div", "pow", "maximum", "minimum"):
+    if op in ("add", "sub", "maximum", "minimum"):
         (a0, a1), (b0, b1) = args
         if op == "add":
             return (a0 + b0, a1 + b1)
         if op == "sub":
             return (a0 - b1, a1 - b0)
-        if op in ("maximum", "minimum"):
-            f = max if op == "maximum" else min
-            return (f(a0, b0), f(a1, b1))
-        # mul, div (b > 0) and pow (a > 0) are monotone in each argument: corners
-        fn = OPS[op].numpy
-        corners = [float(fn(x, y)) for x in (a0, a1) for y in (b0, b1)]
-        return (min(corners), max(corners))
-    (a0, a1), = args
+        f = max if op == "maximum" else min
+        return (f(a0, b0), f(a1, b1))
     if op == "neg":
+        (a0, a1), = args
         return (-a1, -a0)
     if op == "abs":
+        (a0, a1), = args
         lo = 0.0 if a0 <= 0 <= a1 else min(abs(a0), abs(a1))
         return (lo, max(abs(a0), abs(a1)))
-    fn = OPS[op].numpy                          # the rest are nondecreasing
-    return (float(fn(np.float64(a0))), float(fn(np.float64(a1))))
+    return sampled_range(op, args)
+
+
+def sampled_range(op, args):
+    """Bounds of ``op`` over a grid of its argument box, corners included: exact
+    for ops monotone in each argument (mul, div with b > 0, pow with a > 0, exp,
+    floor, elu), close for the others (sin, silu, remainder)."""
+    steps = {1: 2001, 2: 101, 3: 21}[len(args)]
+    grids = np.meshgrid(*(np.linspace(lo, hi, steps) for lo, hi in args), indexing="ij")
+    with np.errstate(all="ignore"):
+        values = np.asarray(OPS[op].numpy(*grids), dtype=np.float64)
+    return (float(values.min()), float(values.max()))
 
 
 class GraphBuilder:
@@ -221,7 +232,7 @@ class GraphBuilder:
             child = tuple(child)
         # the axes count in the child's shape: it must have the full rank
         node, (lo, hi) = self.expr(child, depth - 1, full=True)
-        if kind == "max" and lo == hi:
+        if kind in ("max", "min") and lo == hi:
             kind = "sum"
         count = math.prod(self.max_size(child[a]) for a in axes)
         r = (min(lo, count * lo), max(hi, count * hi)) if kind == "sum" else (lo, hi)
@@ -331,23 +342,18 @@ def evaluate(node, arrays, margins, memo=None):
         out = np.float64(node[1])
     elif tag == "op":
         op, args = node[1], [evaluate(a, arrays, margins, memo) for a in node[2:]]
-        if op in ("relu", "abs"):
-            margins.see("kink", args[0])
-        elif op in ("maximum", "minimum"):
-            margins.see("kink", args[0] - args[1])
-        elif op in COMPARISONS:
-            margins.see("kink", args[0] - args[1])
-            margins.see("flip", args[0] - args[1])
-        elif op == "select":
-            margins.see("kink", args[0])
-            margins.see("flip", args[0])
+        for gaps in OPS[op].kinks(*args) if OPS[op].kinks else ():
+            margins.see("kink", gaps)
+            if OPS[op].jumps:
+                margins.see("flip", gaps)
         out = np.asarray(OPS[op].numpy(*args), dtype=np.float64)     # comparisons: 0.0 / 1.0
     else:
         _, kind, axis, keepdims, arg = node
         x = evaluate(arg, arrays, margins, memo)
-        out = {"sum": np.sum, "mean": np.mean, "max": np.max}[kind](x, axis=axis, keepdims=keepdims)
-        if kind == "max":
-            gap = np.max(x, axis=axis, keepdims=True) - x
+        out = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min}[kind](x, axis=axis, keepdims=keepdims)
+        if kind in ("max", "min"):
+            extreme = out if keepdims else np.expand_dims(out, axis)
+            gap = np.abs(extreme - x)
             gap = np.where(gap > 0, gap, np.inf)
             margins.see("kink", np.min(gap, axis=axis))
     memo[key] = out
