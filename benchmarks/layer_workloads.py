@@ -195,7 +195,7 @@ LAYER_WORKLOADS = [
     _conv("64->64 k3 g4 p1", (16, 64, 28, 28), 64, 64, 3, padding=1, groups=4),
     _conv("32->32 k3 dw p1", (16, 32, 56, 56), 32, 32, 3, padding=1, groups=32),
     _conv("48->64 k3 p1", (16, 48, 27, 27), 48, 64, 3, padding=1),
-    _conv("3->64 k7 s2 p3", (4, 3, 224, 224), 3, 64, 7, stride=2, padding=3),
+    _conv("3->64 k7 s2 p3", (2, 3, 224, 224), 3, 64, 7, stride=2, padding=3),
     *_each("BatchNorm2D", lambda s: batch_norm(s[1]), [(64, 32, 32, 32), (8, 64, 56, 56), (16, 48, 27, 27)],
            ("norm",)),
     *_each("LayerNorm", lambda s: layer_norm(s[-1]), [(64, 512), (8, 197, 384), (32, 128, 768)], ("norm",)),

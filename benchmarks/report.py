@@ -4,7 +4,9 @@ framework) and a markdown table (medians) to paste into benchmarks/RESULTS.md.
 Both take the rows and limits ``run.py`` makes: per framework ``median`` and
 ``min`` (s), ``vs`` (each peer's time over layerc's, > 1: layerc is faster),
 ``speedup_vs_fastest_other``, ``GB/s`` or ``GFLOP/s`` with ``fraction_of_limit``,
-and where measured ``compile_s``, ``cold_build_s``, ``warm_load_s``.
+and where measured ``compile_s``, ``cold_build_s``, ``warm_load_s``; ``spread``,
+the slowest round's median over the fastest's, of the framework that drifted most
+(the machine is shared: a spread far above 1 says the row's times are unsteady).
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ def _ms(row, f) -> str:
 def format_table(rows, limits, meta=None) -> str:
     head = (f"{'workload':{NAME_WIDTH}} {'layerc med/min ms':>18} {'numpy med/min ms':>18} "
             f"{'torch med/min ms':>18} {'compile med/min ms':>18} {'vs best':>8} {'vs torch':>8} "
-            f"{'vs comp':>8} {'rate':>14} {'of limit':>8} {'comp s':>7} {'cold s':>7} {'warm ms':>8}")
+            f"{'vs comp':>8} {'rate':>14} {'of limit':>8} {'comp s':>7} {'cold s':>7} {'warm ms':>8} {'spread':>6}")
     lines = [header(limits, meta or {}), head, "-" * len(head)]
     for r in rows:
         if "layerc" not in r:
@@ -53,12 +55,12 @@ def format_table(rows, limits, meta=None) -> str:
         lines.append(f"{r['workload']:{NAME_WIDTH}} {_ms(r, 'layerc')} {_ms(r, 'numpy')} {_ms(r, 'torch')} "
                      f"{_ms(r, COMPILED)} {_ratio(r.get('speedup_vs_fastest_other'))} "
                      f"{_ratio(vs.get('torch'))} {_ratio(vs.get(COMPILED))} {_rate(r):>14} {frac} "
-                     f"{comp} {cold} {warm}")
+                     f"{comp} {cold} {warm} {r.get('spread', 0):6.1f}")
     return "\n".join(lines)
 
 
 MARKDOWN_COLUMNS = ("workload", "layerc ms", "torch ms", "torch.compile ms", "numpy ms", "torch / layerc",
-                    "compile / layerc", "vs best", "rate", "of limit", "compile s")
+                    "compile / layerc", "vs best", "rate", "of limit", "compile s", "spread")
 
 
 def _md_ms(row, f) -> str:
@@ -85,6 +87,7 @@ def format_markdown(rows, limits, meta=None) -> str:
         comp = f"{r['compile_s']:.1f}" if "compile_s" in r else "failed" if "compile_error" in r else ""
         cells = [r["workload"], _md_ms(r, "layerc"), _md_ms(r, "torch"), _md_ms(r, COMPILED), _md_ms(r, "numpy"),
                  _md_ratio(vs.get("torch")), _md_ratio(vs.get(COMPILED)),
-                 _md_ratio(r.get("speedup_vs_fastest_other")), _rate(r).strip(), frac, comp]
+                 _md_ratio(r.get("speedup_vs_fastest_other")), _rate(r).strip(), frac, comp,
+                 f"{r['spread']:.1f}" if "spread" in r else ""]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -35,6 +35,7 @@ alone, median and min.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -60,28 +61,38 @@ STEP_TIMEOUT_S = 120.0    # a step process silent this long is stuck: the slowes
 COMPILE_TIMEOUT_S = 900.0  # torch.compile's first call: 30 s seen with a cold cache, more when busy
 THREADS = 2
 
-def serve_step(w, framework: str, quick: bool) -> None:
-    """The step process (``--step WORKLOAD FRAMEWORK``): build the workload, warm
-    its step up, report the workload (one JSON line), then time one slice per
-    command read from stdin (one JSON line of samples each) until stdin closes.
-    Between slices it is idle, blocked on that read."""
+def serve_step(workload: str, framework: str, quick: bool) -> None:
+    """The step process (``--step WORKLOAD FRAMEWORK``) of one framework: load the
+    workload (build it, warm its step up, report it: one JSON line), then serve
+    the commands read from stdin, one JSON line each, until stdin closes: time a
+    slice (reply: the samples), or load another workload (``{"workload": name}``,
+    which drops the one before). Between commands it is idle, blocked on that read."""
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)              # stray output (print, a compiler's) goes to stderr, not into a reply
-    steps = w.make(quick)
+    fn = _load(workload, framework, quick, replies)
+    for line in sys.stdin:
+        command = json.loads(line)
+        if "workload" in command:
+            fn = None          # the previous workload's data goes before the next is made
+            gc.collect()
+            fn = _load(command["workload"], framework, quick, replies)
+            continue
+        # untimed: wakes this process's thread pools, asleep while the others ran,
+        # and lets the last one's threads, spinning for a moment after its slice, go to sleep
+        fn()
+        _reply(replies, sample(fn, command["seconds"], command["min_reps"], command["max_reps"]))
+
+
+def _load(workload: str, framework: str, quick: bool, replies):
+    """Build ``workload``, warm up ``framework``'s step and report; returns the step (or None)."""
+    steps = next(w for w in WORKLOADS if w.name == workload).make(quick)
     info = {"note": steps.note, "bytes": steps.bytes, "flops": steps.flops, "build": steps.build}
     fn = _compiled_step(steps, info) if framework == COMPILED else getattr(steps, framework)
     if fn is not None:
         for _ in range(WARMUP):
             fn()
     _reply(replies, {**info, "step": fn is not None})
-    if fn is None:
-        return
-    for line in sys.stdin:
-        command = json.loads(line)
-        # untimed: wakes this process's thread pools, asleep while the others ran,
-        # and lets the last one's threads, spinning for a moment after its slice, go to sleep
-        fn()
-        _reply(replies, sample(fn, command["seconds"], command["min_reps"], command["max_reps"]))
+    return fn
 
 
 def _compiled_step(steps, info: dict):
@@ -107,10 +118,11 @@ def _reply(replies, message) -> None:
 
 
 class StepProcess:
-    """One framework's step of one workload in a process of its own (``serve_step``),
-    so that no framework's idle threads compete with another's steps; driven by
-    JSON lines over its stdin and stdout, each answer awaited at most ``timeout``
-    seconds. A failure raises RuntimeError with the process's stderr."""
+    """One framework's steps in a process of its own (``serve_step``), so that no
+    framework's idle threads compete with another's steps: ``workload`` first,
+    others after it (``load``); driven by JSON lines over its stdin and stdout,
+    each answer awaited at most ``timeout`` seconds. A failure raises
+    RuntimeError with the process's stderr."""
 
     def __init__(self, workload: str, framework: str, quick: bool, timeout: float = STEP_TIMEOUT_S,
                  threads: int = THREADS):
@@ -124,6 +136,11 @@ class StepProcess:
         self.proc = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.stderr, bufsize=0, env=thread_environment(threads))
 
+    def load(self, workload: str) -> None:
+        """Make the process drop its workload and build ``workload`` (then ``ready``)."""
+        self.label = f"{workload!r} {self.label.rsplit(' ', 1)[-1]}"
+        self._send({"workload": workload})
+
     def ready(self) -> dict:
         """The workload's note, bytes, flops and build, whether this framework
         has a step ("step"), and torch.compile's "compile_s" (or "compile_error"),
@@ -131,12 +148,14 @@ class StepProcess:
         return self._receive(self.first_timeout)
 
     def time_slice(self, seconds: float, min_reps: int, max_reps: int) -> list[float]:
-        command = {"seconds": seconds, "min_reps": min_reps, "max_reps": max_reps}
+        self._send({"seconds": seconds, "min_reps": min_reps, "max_reps": max_reps})
+        return self._receive()
+
+    def _send(self, command: dict) -> None:
         try:
             self.proc.stdin.write(json.dumps(command).encode() + b"\n")
         except BrokenPipeError:
             raise self._failure("exited") from None
-        return self._receive()
 
     def _receive(self, timeout: float | None = None):
         """The next JSON line on the process's stdout (read unbuffered, so that
@@ -204,29 +223,54 @@ def interleave(processes: dict, rounds: int, seconds: float, min_reps: int) -> d
     return per_round
 
 
-def time_workload(w, args) -> tuple[dict, dict]:
-    """Time one workload's frameworks: their step processes start together (they
-    build and warm up at once, untimed), then take turns (``interleave``). Returns
-    the workload's note, bytes, flops and build, and per framework with a step the
-    median and min over the samples of all rounds, and each round's median (the
-    drift the rounds spread over all frameworks, in the JSON output)."""
-    processes = {}
-    try:
-        for name in frameworks_of(w, getattr(args, "compile", "auto")):
-            processes[name] = StepProcess(w.name, name, args.quick, threads=getattr(args, "threads", THREADS))
-        infos = {name: p.ready() for name, p in processes.items()}
-        stepping = {name: p for name, p in processes.items() if infos[name]["step"]}
-        per_round = interleave(stepping, args.rounds, args.seconds, args.min_reps) if stepping else {}
-    except BaseException:      # KeyboardInterrupt too: no process may outlive the run
-        for p in processes.values():
-            p.kill()
-        raise
-    finally:
-        for p in processes.values():
+class StepPool:
+    """The step processes of a run, one per framework, each started at the first
+    workload that needs it and kept for the next ones (a process start, importing
+    torch, costs seconds). Use as a context manager: leaving it ends them all, and
+    kills them on an error (KeyboardInterrupt too: no process may outlive the run)."""
+
+    def __init__(self, quick: bool, threads: int = THREADS):
+        self.quick, self.threads, self.processes = quick, threads, {}
+
+    def ready(self, workload: str, frameworks) -> dict:
+        """Load ``workload`` in each of ``frameworks``' processes (they build and
+        warm up at once, untimed); their infos by framework."""
+        for name in frameworks:
+            if name in self.processes:
+                self.processes[name].load(workload)
+            else:
+                self.processes[name] = StepProcess(workload, name, self.quick, threads=self.threads)
+        return {name: self.processes[name].ready() for name in frameworks}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        for p in self.processes.values():
+            if kind is not None:
+                p.kill()
             p.close()
+
+
+def time_workload(w, args, pool: StepPool | None = None) -> tuple[dict, dict]:
+    """Time one workload's frameworks: their step processes (``pool``'s, or new
+    ones ended after) load it together, then take turns (``interleave``). Returns
+    the workload's note, bytes, flops and build (and torch.compile's compile time),
+    and per framework with a step the median and min over the samples of all
+    rounds, and each round's median (the drift the rounds spread over all
+    frameworks, in the JSON output)."""
+    if pool is None:
+        with StepPool(args.quick, getattr(args, "threads", THREADS)) as own:
+            return time_workload(w, args, own)
+    infos = pool.ready(w.name, frameworks_of(w, getattr(args, "compile", "auto")))
+    stepping = {name: pool.processes[name] for name in infos if infos[name]["step"]}
+    per_round = interleave(stepping, args.rounds, args.seconds, args.min_reps) if stepping else {}
     timings = {name: {**summarize([t for one in slices for t in one]),
                       "round_medians": [statistics.median(one) for one in slices]}
                for name, slices in per_round.items()}
+    for t in timings.values():
+        # how far the machine's speed drifted under this framework: the slowest round over the fastest
+        t["spread"] = max(t["round_medians"]) / min(t["round_medians"])
     info = dict(infos["layerc"])
     info.update((k, v) for k, v in infos.get(COMPILED, {}).items() if k.startswith("compile_"))
     return info, timings
@@ -267,12 +311,13 @@ def ratio(layerc_rounds: list[float], peer_rounds: list[float]) -> float:
     return speedup(layerc_rounds, [peer_rounds])
 
 
-def run_workload(w, args, limits) -> dict:
-    info, timings = time_workload(w, args)
+def run_workload(w, args, limits, pool: StepPool | None = None) -> dict:
+    info, timings = time_workload(w, args, pool)
     row = {"workload": w.name, "note": info["note"], **timings,
-           **{k: v for k, v in info.items() if k.startswith("compile_")}}
+           **{k: v for k, v in info.items() if k.startswith("compile_")}, "load_1min": os.getloadavg()[0]}
     if "layerc" not in row:
         return row
+    row["spread"] = max(t["spread"] for t in timings.values())
     steps = argparse.Namespace(**{k: info[k] for k in ("bytes", "flops", "build")})
     mine = row["layerc"]["round_medians"]
     peers = {f: row[f]["round_medians"] for f in FRAMEWORKS[1:] if f in row}
@@ -326,7 +371,7 @@ def parse_args(argv):
     if args.seconds is None:
         args.seconds = 0.3 if args.quick else 1.5
     if args.min_reps is None:
-        args.min_reps = 5 if args.quick else 20
+        args.min_reps = 5 if args.quick else 12
     args.patterns = [p.lower() for p in args.only]
     return args
 
@@ -337,8 +382,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     selected = [w for w in WORKLOADS if w.matches(args.patterns)]
     if args.step:
-        workload = next(w for w in WORKLOADS if w.name == args.step[0])
-        serve_step(workload, args.step[1], args.quick)
+        serve_step(*args.step, args.quick)
     elif args.probe:
         print(json.dumps({"triad_GBps": probe_bandwidth(args.seconds), "sgemm_GFLOPps": probe_sgemm(args.seconds),
                           "sgemm_size": SGEMM_SIZE, "threads": args.threads}))
@@ -372,10 +416,11 @@ def bench(workloads, args) -> None:
     started = time.perf_counter()
     limits = _isolated(args, "--probe")
     rows = []
-    for w in workloads:
-        rows.append(run_workload(w, args, limits))
-        if not args.json:
-            print(f"  done: {w.name}", file=sys.stderr)
+    with StepPool(args.quick, args.threads) as pool:
+        for w in workloads:
+            rows.append(run_workload(w, args, limits, pool))
+            if not args.json:
+                print(f"  done: {w.name}", file=sys.stderr)
     load["end"] = os.getloadavg()
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.processor() or platform.machine(),
             "python": platform.python_version(), "numpy": np.__version__,

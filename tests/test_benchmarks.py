@@ -238,3 +238,19 @@ def test_torch_compile_step_agrees_with_eager():
     make = training.training_workload("MLP", recipe, shape, lambda batch: 1.0).make
     eager, compiled = make(False).torch(collect=True), make(False).torch_compile()(collect=True)
     _same_results(compiled, eager, 1e-4)
+
+
+def test_step_pool_keeps_one_process_per_framework_across_workloads():
+    """A run's step processes load one workload after another (no new process,
+    no new torch import, per workload); each is timed in every round."""
+    args = argparse.Namespace(quick=True, seconds=0.02, min_reps=2, rounds=2, compile="none")
+    names = ("ReLU [64,512]", "Flatten [64,64,8,8]")
+    first, second = (next(w for w in WORKLOADS if w.name == name) for name in names)
+    with run.StepPool(quick=True) as pool:
+        run.time_workload(first, args, pool)
+        pids = {name: p.proc.pid for name, p in pool.processes.items()}
+        info, timings = run.time_workload(second, args, pool)
+        assert {name: p.proc.pid for name, p in pool.processes.items()} == pids
+    assert sorted(timings) == sorted(run.frameworks_of(second, "none"))
+    assert all(len(t["round_medians"]) == 2 and t["spread"] >= 1 for t in timings.values())
+    assert all(p.proc.returncode is not None for p in pool.processes.values())
