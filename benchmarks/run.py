@@ -8,20 +8,20 @@ measured in the same run.
                              [--seconds S] [--min-reps N] [--rounds R]
     python -m benchmarks.run --load-times [--load-reps 9] [--only SUBSTRING]
 
-Each framework's step runs in a process of its own (so no framework's idle
-threads compete with another's steps), every one with ``--threads`` threads
-(OpenMP and OpenBLAS through the environment, ``torch.set_num_threads``). The
-processes of a workload start together, each builds its data, warms up (the
-torch.compile one first compiles, timed apart as "compile s") and waits on its
-stdin; then, for ``--rounds`` rounds (the order rotated each round), each in
+Each framework's steps run in a process of its own, kept for the whole run (so
+no framework's idle threads compete with another's steps), every one with
+``--threads`` threads (OpenMP and OpenBLAS through the environment,
+``torch.set_num_threads``). The processes load a workload together: each builds
+its data, warms up (the torch.compile one first compiles, timed apart as
+"compile s") and waits on its stdin; then, for ``--rounds`` rounds (the order rotated each round), each in
 turn times its step for a slice of ``--seconds``/rounds (at least
 ``--min-reps``/rounds steps) while the others wait idle. The machine's speed
 drifts (noisy neighbours), and interleaving spreads that drift over all
 frameworks alike instead of letting it fall between one framework's run and the
 next. The table shows the median and min over the samples of all rounds per
-framework; each peer's time over layerc's ("vs torch", "vs comp": > 1, layerc
-is faster; the median over rounds of that round's ratio of medians, see
-``ratio``) and the fastest peer's ("vs best"); layerc's achieved GB/s
+framework; each peer's median over layerc's ("vs torch", "vs comp": > 1, layerc
+is faster) and the fastest peer's ("vs best": the median over rounds of that
+round's ratio of medians, see ``speedup``); layerc's achieved GB/s
 (memory-bound workloads) or GFLOP/s (contractions), and that as a fraction of
 the limit probed in this run: an OpenMP triad (STREAM convention, 3 arrays
 counted; the faster of plain and streaming stores) for bandwidth, numpy's sgemm
@@ -301,16 +301,6 @@ def speedup(layerc_rounds: list[float], others_rounds: list[list[float]]) -> flo
     return statistics.median(ratios)
 
 
-def ratio(layerc_rounds: list[float], peer_rounds: list[float]) -> float:
-    """One peer's time over layerc's (> 1: layerc is faster), as ``speedup``
-    with that peer alone: the median over rounds of that round's ratio.
-
-    >>> ratio([1.0, 2.0, 1.0], [3.0, 5.0, 2.0])
-    2.5
-    """
-    return speedup(layerc_rounds, [peer_rounds])
-
-
 def run_workload(w, args, limits, pool: StepPool | None = None) -> dict:
     info, timings = time_workload(w, args, pool)
     row = {"workload": w.name, "note": info["note"], **timings,
@@ -324,7 +314,9 @@ def run_workload(w, args, limits, pool: StepPool | None = None) -> dict:
     t = row["layerc"]["median"]
     if peers:
         row["speedup_vs_fastest_other"] = speedup(mine, list(peers.values()))
-        row["vs"] = {f: ratio(mine, rounds) for f, rounds in peers.items()}
+        # each peer's median over layerc's, the times the table shows: a burst of load
+        # that slows a few rounds of a fast step costs those rounds few samples
+        row["vs"] = {f: row[f]["median"] / t for f in peers}
     if steps.bytes:
         row["GB/s"] = steps.bytes / t / 1e9
         row["fraction_of_limit"] = row["GB/s"] / limits["triad_GBps"]
