@@ -1,25 +1,31 @@
-"""``layerc bench``: forward+backward steady-state timings of the issue-5
-workloads for layerc, hand-written numpy and PyTorch eager, side by side, with
-the machine's limits measured in the same run.
+"""``layerc bench``: forward+backward steady-state timings of layerc's layers, a
+user's index-notation contraction and whole training steps, against PyTorch
+(eager and torch.compile) and hand-written numpy, with the machine's limits
+measured in the same run.
 
-    python -m benchmarks.run [--quick] [--json] [--only SUBSTRING] [--no-build-times]
+    python -m benchmarks.run [--quick] [--only conv [--only pool]] [--list] [--json | --markdown] [--save FILE]
+                             [--compile auto|all|none] [--threads 2] [--no-build-times]
                              [--seconds S] [--min-reps N] [--rounds R]
     python -m benchmarks.run --load-times [--load-reps 9] [--only SUBSTRING]
 
-Each framework's step runs in a process of its own (so no framework's idle
-threads compete with another's steps). The three processes of a workload start
-together, each builds its data, warms up and waits on its stdin; then, for
-``--rounds`` rounds (the order rotated each round), each in turn times its step
-for a slice of ``--seconds``/rounds (at least ``--min-reps``/rounds steps) while
-the others wait idle. The machine's speed drifts (noisy neighbours), and
-interleaving spreads that drift over all frameworks alike instead of letting it
-fall between one framework's run and the next. The table shows the median and
-min over the samples of all rounds per framework, layerc's ratio to the fastest
-other framework (>1: layerc is faster; the median over rounds of that round's
-ratio of medians, see ``speedup``), layerc's achieved GB/s (memory-bound
-workloads) or GFLOP/s (contractions), and that as a fraction of the limit probed
-in this run: an OpenMP triad (STREAM convention, 3 arrays counted; the faster
-of plain and streaming stores) for bandwidth, numpy's sgemm for flops.
+Each framework's steps run in a process of its own, kept for the whole run (so
+no framework's idle threads compete with another's steps), every one with
+``--threads`` threads (OpenMP and OpenBLAS through the environment,
+``torch.set_num_threads``). The processes load a workload together: each builds
+its data, warms up (the torch.compile one first compiles, timed apart as
+"compile s") and waits on its stdin; then, for ``--rounds`` rounds (the order rotated each round), each in
+turn times its step for a slice of ``--seconds``/rounds (at least
+``--min-reps``/rounds steps) while the others wait idle. The machine's speed
+drifts (noisy neighbours), and interleaving spreads that drift over all
+frameworks alike instead of letting it fall between one framework's run and the
+next. The table shows the median and min over the samples of all rounds per
+framework; each peer's median over layerc's ("vs torch", "vs comp": > 1, layerc
+is faster) and the fastest peer's ("vs best": the median over rounds of that
+round's ratio of medians, see ``speedup``); layerc's achieved GB/s
+(memory-bound workloads) or GFLOP/s (contractions), and that as a fraction of
+the limit probed in this run: an OpenMP triad (STREAM convention, 3 arrays
+counted; the faster of plain and streaming stores) for bandwidth, numpy's sgemm
+(2048^3, median) for flops. The load average is read at the start and the end.
 
 ``--load-times`` times only the warm load of each workload's layers (issue 5:
 under 20 ms): the build once to fill the cache (the one in use, or
@@ -29,6 +35,7 @@ alone, median and min.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -42,152 +49,67 @@ import time
 
 import numpy as np
 
+from .common import COMPILED
+from .measure import MAX_REPS, ROOT, SGEMM_SIZE, WARMUP, build_times, load_times, probe_bandwidth, probe_sgemm, \
+    sample, summarize
+from .report import format_markdown, format_table
 from .workloads import WORKLOADS, torch
 
-FRAMEWORKS = ("layerc", "numpy", "torch")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WARMUP = 3                # untimed steps before the first slice
-MAX_REPS = 2000           # samples per framework and workload, at most
+FRAMEWORKS = ("layerc", "numpy", "torch", COMPILED)
 STEP_TIMEOUT_S = 120.0    # a step process silent this long is stuck: the slowest build
                           # plus warm-up, or slice, takes well under a minute
+COMPILE_TIMEOUT_S = 900.0  # torch.compile's first call: 30 s seen with a cold cache, more when busy
+THREADS = 2
 
-_TRIAD_C = """
-#include <stdint.h>
-#include <omp.h>
-void lc_probe_triad(int64_t n, float *restrict a, const float *restrict b, const float *restrict c, float s) {
-    #pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) a[i] = b[i] + s * c[i];
-}
-/* the same with non-temporal stores, as layerc writes large outputs (n a multiple
-   of 64, a 16-byte aligned) */
-typedef float v4 __attribute__((vector_size(16)));
-void lc_probe_triad_streamed(int64_t n, float *restrict a, const float *restrict b, const float *restrict c,
-                             float s) {
-    #pragma omp parallel
-    {
-        #pragma omp for schedule(static) nowait
-        for (int64_t i = 0; i < n; i += 64) {
-            float tile[64] __attribute__((aligned(64)));
-            #pragma omp simd
-            for (int64_t k = 0; k < 64; ++k) tile[k] = b[i + k] + s * c[i + k];
-            for (int64_t k = 0; k < 64; k += 4) __builtin_ia32_movntps(a + i + k, *(const v4 *)(tile + k));
-        }
-        __builtin_ia32_sfence();
-    }
-}
-"""
-_TRIAD_CDEF = """void lc_probe_triad(int64_t n, float *a, const float *b, const float *c, float s);
-void lc_probe_triad_streamed(int64_t n, float *a, const float *b, const float *c, float s);"""
-
-
-def sample(fn, seconds: float, min_reps: int, max_reps: int = MAX_REPS) -> list[float]:
-    """Durations (s) of calls of ``fn``, repeated for ``seconds`` and at least
-    ``min_reps`` times, but at most ``max_reps`` times."""
-    samples = []
-    start = time.perf_counter()
-    while len(samples) < min_reps or time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-        if len(samples) >= max_reps:
-            break
-    return samples
-
-
-def summarize(samples: list[float]) -> dict:
-    return {"median": statistics.median(samples), "min": min(samples), "reps": len(samples)}
-
-
-def time_step(fn, seconds: float, min_reps: int, warmup: int = WARMUP) -> dict:
-    for _ in range(warmup):
-        fn()
-    return summarize(sample(fn, seconds, min_reps))
-
-
-def probe_bandwidth(seconds: float) -> float:
-    """GB/s of an OpenMP triad over 64 MB arrays (3 arrays counted), the
-    faster of plain stores (which read each line before writing it) and
-    streaming stores."""
-    from layerc.compiler.build import compile_c
-    probe = compile_c(_TRIAD_C, _TRIAD_CDEF, name="bench_probe")
-    lib, ffi = probe.lib, probe.ffi
-    n = 16 * 1024 * 1024
-    a, b, c = (np.ones(n, np.float32) for _ in range(3))
-
-    def ptr(x):
-        return ffi.cast("float *", x.ctypes.data)
-
-    pa, pb, pc = ptr(a), ptr(b), ptr(c)
-    best = min(time_step(lambda: triad(n, pa, pb, pc, 0.5), seconds / 2, 10)["min"]
-               for triad in (lib.lc_probe_triad, lib.lc_probe_triad_streamed))
-    return 3 * a.nbytes / best / 1e9
-
-
-def probe_sgemm(seconds: float) -> float:
-    """GFLOP/s of numpy's float32 matmul at 1024³."""
-    a = np.random.default_rng(0).standard_normal((1024, 1024), np.float32)
-    b = a.copy()
-    t = time_step(lambda: a @ b, seconds, 10)
-    return 2 * 1024 ** 3 / t["min"] / 1e9
-
-
-def build_times(build: str, reps: int = 2) -> dict:
-    """Cold build (the layer not in LAYERC_CACHE_DIR) and warm load (new
-    process, cache hit), each timed inside a fresh process around
-    ``Spec.build(...)`` only. The cache starts empty but for layerc's one-time
-    entries, made by building another layer first (``specs.Prime``): the
-    compiled templates and the digest of layerc's own sources, made once per
-    layerc version, are not part of any one layer's build."""
-    code = ("import time; from benchmarks.specs import *; t = time.perf_counter(); "
-            f"{build}; print(time.perf_counter() - t)")
-    cold, warm = [], []
-    for _ in range(reps):
-        with tempfile.TemporaryDirectory() as cache:
-            env = dict(os.environ, LAYERC_CACHE_DIR=cache)
-            subprocess.run([sys.executable, "-c", "from benchmarks.specs import Prime; Prime.build()"],
-                           env=env, cwd=ROOT, capture_output=True, text=True, check=True)
-            for into in (cold, warm):
-                out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT,
-                                     capture_output=True, text=True, check=True)
-                into.append(float(out.stdout.strip().splitlines()[-1]))
-    return {"cold_build_s": statistics.median(cold), "warm_load_s": statistics.median(warm)}
-
-
-def load_times(build: str, reps: int) -> dict:
-    """Warm load in new processes (cache hit), timed around ``Spec.build(...)``
-    only, after one build that fills the cache in use."""
-    code = ("import time; from benchmarks.specs import *; t = time.perf_counter(); "
-            f"{build}; print(time.perf_counter() - t)")
-    samples = []
-    for k in range(reps + 1):
-        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-        if k:
-            samples.append(float(out.stdout.strip().splitlines()[-1]))
-    return {"warm_load_s": statistics.median(samples), "warm_load_min_s": min(samples), "reps": reps}
-
-
-def serve_step(w, framework: str, quick: bool) -> None:
-    """The step process (``--step WORKLOAD FRAMEWORK``): build the workload, warm
-    its step up, report the workload (one JSON line), then time one slice per
-    command read from stdin (one JSON line of samples each) until stdin closes.
-    Between slices it is idle, blocked on that read."""
+def serve_step(workload: str, framework: str, quick: bool) -> None:
+    """The step process (``--step WORKLOAD FRAMEWORK``) of one framework: load the
+    workload (build it, warm its step up, report it: one JSON line), then serve
+    the commands read from stdin, one JSON line each, until stdin closes: time a
+    slice (reply: the samples), or load another workload (``{"workload": name}``,
+    which drops the one before). Between commands it is idle, blocked on that read."""
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)              # stray output (print, a compiler's) goes to stderr, not into a reply
-    steps = w.make(quick)
-    fn = getattr(steps, framework)
-    if fn is not None:
-        for _ in range(WARMUP):
-            fn()
-    _reply(replies, {"note": steps.note, "bytes": steps.bytes, "flops": steps.flops, "build": steps.build,
-                     "step": fn is not None})
-    if fn is None:
-        return
+    fn = _load(workload, framework, quick, replies)
     for line in sys.stdin:
         command = json.loads(line)
+        if "workload" in command:
+            fn = None          # the previous workload's data goes before the next is made
+            gc.collect()
+            fn = _load(command["workload"], framework, quick, replies)
+            continue
         # untimed: wakes this process's thread pools, asleep while the others ran,
         # and lets the last one's threads, spinning for a moment after its slice, go to sleep
         fn()
         _reply(replies, sample(fn, command["seconds"], command["min_reps"], command["max_reps"]))
+
+
+def _load(workload: str, framework: str, quick: bool, replies):
+    """Build ``workload``, warm up ``framework``'s step and report; returns the step (or None)."""
+    steps = next(w for w in WORKLOADS if w.name == workload).make(quick)
+    info = {"note": steps.note, "bytes": steps.bytes, "flops": steps.flops, "build": steps.build}
+    fn = _compiled_step(steps, info) if framework == COMPILED else getattr(steps, framework)
+    if fn is not None:
+        for _ in range(WARMUP):
+            fn()
+    _reply(replies, {**info, "step": fn is not None})
+    return fn
+
+
+def _compiled_step(steps, info: dict):
+    """The torch.compile step, compiled by its first call (timed into
+    ``info["compile_s"]``, never into the step's time); None, with the error in
+    ``info["compile_error"]``, where it has none or torch.compile fails here."""
+    if steps.torch_compile is None:
+        return None
+    try:
+        start = time.perf_counter()
+        fn = steps.torch_compile()
+        fn()
+        info["compile_s"] = time.perf_counter() - start
+        return fn
+    except Exception as exc:      # a peer that does not work here is reported, not fatal
+        info["compile_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return None
 
 
 def _reply(replies, message) -> None:
@@ -196,42 +118,54 @@ def _reply(replies, message) -> None:
 
 
 class StepProcess:
-    """One framework's step of one workload in a process of its own (``serve_step``),
-    so that no framework's idle threads compete with another's steps; driven by
-    JSON lines over its stdin and stdout, each answer awaited at most ``timeout``
-    seconds. A failure raises RuntimeError with the process's stderr."""
+    """One framework's steps in a process of its own (``serve_step``), so that no
+    framework's idle threads compete with another's steps: ``workload`` first,
+    others after it (``load``); driven by JSON lines over its stdin and stdout,
+    each answer awaited at most ``timeout`` seconds. A failure raises
+    RuntimeError with the process's stderr."""
 
-    def __init__(self, workload: str, framework: str, quick: bool, timeout: float = STEP_TIMEOUT_S):
+    def __init__(self, workload: str, framework: str, quick: bool, timeout: float = STEP_TIMEOUT_S,
+                 threads: int = THREADS):
         self.label = f"{workload!r} {framework}"
         self.timeout = timeout
+        self.first_timeout = max(timeout, COMPILE_TIMEOUT_S) if framework == COMPILED else timeout
         self.stderr = tempfile.TemporaryFile()     # a file: a pipe nobody reads could fill and block the child
         self.pending = b""
         command = [sys.executable, "-m", "benchmarks.run", "--step", workload, framework,
-                   *(["--quick"] if quick else [])]
+                   "--threads", str(threads), *(["--quick"] if quick else [])]
         self.proc = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.stderr, bufsize=0)
+                                     stderr=self.stderr, bufsize=0, env=thread_environment(threads))
+
+    def load(self, workload: str) -> None:
+        """Make the process drop its workload and build ``workload`` (then ``ready``)."""
+        self.label = f"{workload!r} {self.label.rsplit(' ', 1)[-1]}"
+        self._send({"workload": workload})
 
     def ready(self) -> dict:
-        """The workload's note, bytes, flops and build, and whether this framework
-        has a step ("step"), once the process has built and warmed up."""
-        return self._receive()
+        """The workload's note, bytes, flops and build, whether this framework
+        has a step ("step"), and torch.compile's "compile_s" (or "compile_error"),
+        once the process has built and warmed up."""
+        return self._receive(self.first_timeout)
 
     def time_slice(self, seconds: float, min_reps: int, max_reps: int) -> list[float]:
-        command = {"seconds": seconds, "min_reps": min_reps, "max_reps": max_reps}
+        self._send({"seconds": seconds, "min_reps": min_reps, "max_reps": max_reps})
+        return self._receive()
+
+    def _send(self, command: dict) -> None:
         try:
             self.proc.stdin.write(json.dumps(command).encode() + b"\n")
         except BrokenPipeError:
             raise self._failure("exited") from None
-        return self._receive()
 
-    def _receive(self):
+    def _receive(self, timeout: float | None = None):
         """The next JSON line on the process's stdout (read unbuffered, so that
         select sees every byte not yet taken)."""
-        deadline = time.monotonic() + self.timeout
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         while b"\n" not in self.pending:
             readable, _, _ = select.select([self.proc.stdout], [], [], max(deadline - time.monotonic(), 0))
             if not readable:
-                raise self._failure(f"gave no answer within {self.timeout:g} s")
+                raise self._failure(f"gave no answer within {timeout:g} s")
             chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
             if not chunk:
                 raise self._failure("exited")
@@ -260,6 +194,20 @@ class StepProcess:
         self.stderr.close()
 
 
+def thread_environment(threads: int) -> dict:
+    """This process's environment with ``threads`` threads for OpenMP (layerc's
+    kernels) and OpenBLAS (numpy's, and layerc's BLAS calls)."""
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+
+
+def frameworks_of(w, compile_mode: str) -> list[str]:
+    """The frameworks timed for ``w``: torch.compile only where ``compile_mode``
+    is "all", or "auto" and the workload asks for it (it costs seconds each)."""
+    wanted = {"all": True, "auto": w.compile, "none": False}[compile_mode]
+    return [f for f in w.frameworks
+            if (f != COMPILED or wanted) and (f not in ("torch", COMPILED) or torch is not None)]
+
+
 def interleave(processes: dict, rounds: int, seconds: float, min_reps: int) -> dict[str, list[list[float]]]:
     """Time each process's step in ``rounds`` slices of ``seconds / rounds``, one
     process at a time, so that a drift of the machine's speed falls on all of them
@@ -275,38 +223,66 @@ def interleave(processes: dict, rounds: int, seconds: float, min_reps: int) -> d
     return per_round
 
 
-def time_workload(w, args) -> tuple[dict, dict]:
-    """Time one workload's frameworks: their step processes start together (they
-    build and warm up at once, untimed), then take turns (``interleave``). Returns
-    the workload's note, bytes, flops and build, and per framework with a step the
-    median and min over the samples of all rounds, and each round's median (the
-    drift the rounds spread over all frameworks, in the JSON output)."""
-    processes = {}
-    try:
-        for name in FRAMEWORKS:
-            processes[name] = StepProcess(w.name, name, args.quick)
-        infos = {name: p.ready() for name, p in processes.items()}
-        stepping = {name: p for name, p in processes.items() if infos[name]["step"]}
-        per_round = interleave(stepping, args.rounds, args.seconds, args.min_reps) if stepping else {}
-    except BaseException:      # KeyboardInterrupt too: no process may outlive the run
-        for p in processes.values():
-            p.kill()
-        raise
-    finally:
-        for p in processes.values():
+class StepPool:
+    """The step processes of a run, one per framework, each started at the first
+    workload that needs it and kept for the next ones (a process start, importing
+    torch, costs seconds). Use as a context manager: leaving it ends them all, and
+    kills them on an error (KeyboardInterrupt too: no process may outlive the run)."""
+
+    def __init__(self, quick: bool, threads: int = THREADS):
+        self.quick, self.threads, self.processes = quick, threads, {}
+
+    def ready(self, workload: str, frameworks) -> dict:
+        """Load ``workload`` in each of ``frameworks``' processes (they build and
+        warm up at once, untimed); their infos by framework."""
+        for name in frameworks:
+            if name in self.processes:
+                self.processes[name].load(workload)
+            else:
+                self.processes[name] = StepProcess(workload, name, self.quick, threads=self.threads)
+        return {name: self.processes[name].ready() for name in frameworks}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        for p in self.processes.values():
+            if kind is not None:
+                p.kill()
             p.close()
+
+
+def time_workload(w, args, pool: StepPool | None = None) -> tuple[dict, dict]:
+    """Time one workload's frameworks: their step processes (``pool``'s, or new
+    ones ended after) load it together, then take turns (``interleave``). Returns
+    the workload's note, bytes, flops and build (and torch.compile's compile time),
+    and per framework with a step the median and min over the samples of all
+    rounds, and each round's median (the drift the rounds spread over all
+    frameworks, in the JSON output)."""
+    if pool is None:
+        with StepPool(args.quick, getattr(args, "threads", THREADS)) as own:
+            return time_workload(w, args, own)
+    infos = pool.ready(w.name, frameworks_of(w, getattr(args, "compile", "auto")))
+    stepping = {name: pool.processes[name] for name in infos if infos[name]["step"]}
+    per_round = interleave(stepping, args.rounds, args.seconds, args.min_reps) if stepping else {}
     timings = {name: {**summarize([t for one in slices for t in one]),
                       "round_medians": [statistics.median(one) for one in slices]}
                for name, slices in per_round.items()}
-    return infos["layerc"], timings
+    for t in timings.values():
+        # how far the machine's speed drifted under this framework: the slowest round over the fastest
+        t["spread"] = max(t["round_medians"]) / min(t["round_medians"])
+    info = dict(infos["layerc"])
+    info.update((k, v) for k, v in infos.get(COMPILED, {}).items() if k.startswith("compile_"))
+    return info, timings
 
 
 def _isolated(args, *extra) -> dict:
     """Run this script in a fresh process (the probe: its OpenMP and BLAS threads
     must not stay around to steal the cores from the steps timed next)."""
     command = [sys.executable, "-m", "benchmarks.run", "--seconds", str(args.seconds),
-               "--min-reps", str(args.min_reps), *(["--quick"] if args.quick else []), *extra]
-    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+               "--min-reps", str(args.min_reps), "--threads", str(args.threads),
+               *(["--quick"] if args.quick else []), *extra]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=thread_environment(args.threads))
     if out.returncode != 0:
         raise RuntimeError(f"benchmark {extra} failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -325,16 +301,22 @@ def speedup(layerc_rounds: list[float], others_rounds: list[list[float]]) -> flo
     return statistics.median(ratios)
 
 
-def run_workload(w, args, limits) -> dict:
-    info, timings = time_workload(w, args)
-    row = {"workload": w.name, "note": info["note"], **timings}
+def run_workload(w, args, limits, pool: StepPool | None = None) -> dict:
+    info, timings = time_workload(w, args, pool)
+    row = {"workload": w.name, "note": info["note"], **timings,
+           **{k: v for k, v in info.items() if k.startswith("compile_")}, "load_1min": os.getloadavg()[0]}
     if "layerc" not in row:
         return row
+    row["spread"] = max(t["spread"] for t in timings.values())
     steps = argparse.Namespace(**{k: info[k] for k in ("bytes", "flops", "build")})
-    others = [row[f]["round_medians"] for f in ("numpy", "torch") if f in row]
+    mine = row["layerc"]["round_medians"]
+    peers = {f: row[f]["round_medians"] for f in FRAMEWORKS[1:] if f in row}
     t = row["layerc"]["median"]
-    if others:
-        row["speedup_vs_fastest_other"] = speedup(row["layerc"]["round_medians"], others)
+    if peers:
+        row["speedup_vs_fastest_other"] = speedup(mine, list(peers.values()))
+        # each peer's median over layerc's, the times the table shows: a burst of load
+        # that slows a few rounds of a fast step costs those rounds few samples
+        row["vs"] = {f: row[f]["median"] / t for f in peers}
     if steps.bytes:
         row["GB/s"] = steps.bytes / t / 1e9
         row["fraction_of_limit"] = row["GB/s"] / limits["triad_GBps"]
@@ -346,36 +328,20 @@ def run_workload(w, args, limits) -> dict:
     return row
 
 
-def _ms(row, f):
-    return f"{row[f]['median'] * 1e3:8.2f} / {row[f]['min'] * 1e3:7.2f}" if f in row else f"{'—':>18}"
-
-
-def format_table(rows, limits) -> str:
-    head = (f"{'workload':32} {'layerc med/min ms':>18} {'numpy med/min ms':>18} {'torch med/min ms':>18} "
-            f"{'vs best':>8} {'rate':>14} {'of limit':>8} {'cold s':>7} {'warm ms':>8}")
-    lines = [f"machine limits (this run): triad {limits['triad_GBps']:.1f} GB/s, "
-             f"numpy sgemm {limits['sgemm_GFLOPps']:.1f} GFLOP/s, threads {limits['threads']}", head,
-             "-" * len(head)]
-    for r in rows:
-        if "layerc" not in r:
-            lines.append(f"{r['workload']:32} {r.get('note', '')}")
-            continue
-        rate = (f"{r['GB/s']:7.1f} GB/s" if "GB/s" in r else
-                f"{r['GFLOP/s']:6.1f} GFLOP/s" if "GFLOP/s" in r else "")
-        frac = f"{r['fraction_of_limit'] * 100:7.0f}%" if "fraction_of_limit" in r else f"{'':8}"
-        vs = f"{r['speedup_vs_fastest_other']:7.2f}x" if "speedup_vs_fastest_other" in r else f"{'':8}"
-        cold = f"{r['cold_build_s']:7.2f}" if "cold_build_s" in r else f"{'':7}"
-        warm = f"{r['warm_load_s'] * 1e3:8.1f}" if "warm_load_s" in r else f"{'':8}"
-        lines.append(f"{r['workload']:32} {_ms(r, 'layerc')} {_ms(r, 'numpy')} {_ms(r, 'torch')} "
-                     f"{vs} {rate:>14} {frac} {cold} {warm}")
-    return "\n".join(lines)
-
-
-def main(argv=None) -> int:
+def parse_args(argv):
     parser = argparse.ArgumentParser(prog="layerc bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter timing")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (batch / 4), shorter timing")
+    parser.add_argument("--only", action="append", default=[], metavar="WORDS",
+                        help="run the workloads whose name or tag contains WORDS (case-insensitive; repeat "
+                             "for several; tags: layers, conv, pool, norm, activation, contraction, training)")
+    parser.add_argument("--list", action="store_true", help="list the workloads (after --only) and exit")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--only", default="", help="run workloads whose name contains this")
+    parser.add_argument("--markdown", action="store_true", help="print a markdown table (for RESULTS.md)")
+    parser.add_argument("--save", metavar="FILE", help="also write the JSON results to FILE")
+    parser.add_argument("--compile", choices=("auto", "all", "none"), default="auto",
+                        help="time torch.compile on the workloads that ask for it (auto: training steps, "
+                             "the index-notation pair, one convolution), on all, or on none")
+    parser.add_argument("--threads", type=int, default=THREADS, help="threads of every framework")
     parser.add_argument("--seconds", type=float, default=None,
                         help="sampling time per framework and workload, over all rounds")
     parser.add_argument("--min-reps", type=int, default=None,
@@ -392,49 +358,76 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.rounds <= MAX_REPS:
         parser.error(f"--rounds must be between 1 and {MAX_REPS}")
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
     if args.seconds is None:
         args.seconds = 0.3 if args.quick else 1.5
     if args.min_reps is None:
-        args.min_reps = 5 if args.quick else 20
-    threads = os.cpu_count() or 1
+        args.min_reps = 5 if args.quick else 12
+    args.patterns = [p.lower() for p in args.only]
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     if torch is not None:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(args.threads)
+    selected = [w for w in WORKLOADS if w.matches(args.patterns)]
     if args.step:
-        workload = next(w for w in WORKLOADS if w.name == args.step[0])
-        serve_step(workload, args.step[1], args.quick)
-        return 0
-    if args.probe:
+        serve_step(*args.step, args.quick)
+    elif args.probe:
         print(json.dumps({"triad_GBps": probe_bandwidth(args.seconds), "sgemm_GFLOPps": probe_sgemm(args.seconds),
-                          "threads": threads}))
-        return 0
-    if args.load_times:
-        rows = []
-        for w in WORKLOADS:
-            if args.only.lower() in w.name.lower():
-                build = w.make(args.quick).build
-                rows.append({"workload": w.name, "build": build, **load_times(build, args.load_reps)})
-        if args.json:
-            print(json.dumps({"rows": rows}, indent=1))
-        else:
-            for r in rows:
-                print(f"{r['workload']:32} warm load median {r['warm_load_s'] * 1e3:6.1f} ms  "
-                      f"min {r['warm_load_min_s'] * 1e3:6.1f} ms  ({r['reps']} processes)")
-        return 0
+                          "sgemm_size": SGEMM_SIZE, "threads": args.threads}))
+    elif args.list:
+        for w in selected:
+            print(f"{w.name:44} {' '.join(frameworks_of(w, args.compile))}")
+    elif args.load_times:
+        print_load_times(selected, args)
+    else:
+        bench(selected, args)
+    return 0
+
+
+def print_load_times(workloads, args) -> None:
+    rows = []
+    for w in workloads:
+        build = w.make(args.quick).build
+        if build:
+            rows.append({"workload": w.name, "build": build, **load_times(build, args.load_reps)})
+    if args.json:
+        print(json.dumps({"rows": rows}, indent=1))
+        return
+    for r in rows:
+        print(f"{r['workload']:32} warm load median {r['warm_load_s'] * 1e3:6.1f} ms  "
+              f"min {r['warm_load_min_s'] * 1e3:6.1f} ms  ({r['reps']} processes)")
+
+
+def bench(workloads, args) -> None:
+    """Probe the machine, time ``workloads``, print the table (or JSON)."""
+    load = {"start": os.getloadavg()}
+    started = time.perf_counter()
     limits = _isolated(args, "--probe")
     rows = []
-    for w in WORKLOADS:
-        if args.only.lower() in w.name.lower():
-            rows.append(run_workload(w, args, limits))
+    with StepPool(args.quick, args.threads) as pool:
+        for w in workloads:
+            rows.append(run_workload(w, args, limits, pool))
             if not args.json:
                 print(f"  done: {w.name}", file=sys.stderr)
+    load["end"] = os.getloadavg()
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.processor() or platform.machine(),
             "python": platform.python_version(), "numpy": np.__version__,
-            "torch": getattr(torch, "__version__", None), "quick": args.quick}
+            "torch": getattr(torch, "__version__", None), "quick": args.quick, "threads": args.threads,
+            "compile": args.compile, "load": load, "wall_s": time.perf_counter() - started}
+    results = {"meta": meta, "limits": limits, "rows": rows}
+    if args.save:
+        with open(args.save, "w") as f:
+            json.dump(results, f, indent=1)
     if args.json:
-        print(json.dumps({"meta": meta, "limits": limits, "rows": rows}, indent=1))
+        print(json.dumps(results, indent=1))
+    elif args.markdown:
+        print(format_markdown(rows, limits, meta))
     else:
-        print(format_table(rows, limits))
-    return 0
+        print(format_table(rows, limits, meta))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import pathlib
 
-from layerc import Input, Param, layer, ops
+from layerc import Attr, Input, Param, layer, ops
 
 _EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples" / "custom_layers"
 
@@ -92,6 +92,24 @@ class SoftmaxCrossEntropy:
     def forward(logits, target):
         logp = ops.take_along_axis(ops.log_softmax(logits, axis=-1), target, axis=-1)
         return -ops.mean(logp)
+
+
+@layer
+class Conv1DIndexNotation:
+    """A 1-D convolution (stride 1, zero padding ``pad``) as a user writes it in
+    index notation (docs/spec.md's ``Conv1D``, its weight named as torch's
+    ``Conv1d.weight``); the benchmark sets it beside the built-in ``Conv2D``
+    with a 1-high kernel on a 1-high input, which computes the same."""
+    x = Input("N", "C", "L")
+    weight = Param("O", "C", "K", init="fan_in_uniform")
+    pad = Attr(0)
+
+    def forward(x, weight, pad):
+        N, C, L = x.shape
+        O, _, K = weight.shape
+        c, k = ops.reduce_axis(C, "c"), ops.reduce_axis(K, "k")
+        return ops.compute((N, O, L + 2 * pad - K + 1), lambda n, o, l: ops.sum(
+            x[n, c, l + k - pad] * weight[o, c, k], over=(c, k)))
 
 
 @layer

@@ -1,5 +1,8 @@
-"""The benchmark workloads of issue 5: for each, one forward+backward step in
-layerc, in hand-written numpy, and in PyTorch eager (when installed).
+"""The benchmark workloads: first those of issue 5 (for each, one
+forward+backward step in layerc, in hand-written numpy, and in PyTorch eager
+when installed), then every built-in layer at several shapes and a user's
+index-notation contraction (``layer_workloads``), then whole training steps
+(``training``).
 
 A workload is a ``Workload``; ``make(quick)`` builds its data and returns the
 steps as zero-argument callables, plus the bytes or flops one step must move or
@@ -7,43 +10,11 @@ compute (for GB/s, GFLOP/s and the fraction of the machine's limit).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 
-try:
-    import torch
-except ImportError:                      # PyTorch is optional
-    torch = None
-
-F32 = np.float32
-
-
-@dataclass
-class Steps:
-    layerc: Callable | None
-    numpy: Callable | None
-    torch: Callable | None
-    bytes: float = 0.0          # minimum memory traffic of one step (memory-bound workloads)
-    flops: float = 0.0          # arithmetic of one step (contractions)
-    build: Callable | None = None   # source of ``Spec.build(...)`` for the build-time measurement
-    note: str = ""
-
-
-@dataclass
-class Workload:
-    name: str
-    make: Callable               # (quick: bool) -> Steps
-
-
-def _rng():
-    return np.random.default_rng(0)
-
-
-def _t(a, grad=False):
-    t = torch.from_numpy(np.ascontiguousarray(a))
-    return t.requires_grad_(grad) if grad else t
+from .common import F32, Steps, Workload, as_torch as _t, rng as _rng, torch
+from .layer_workloads import LAYER_WORKLOADS
+from .training import TRAINING_WORKLOADS
 
 
 # ---------------------------------------------------------------- memory-bound
@@ -452,4 +423,6 @@ WORKLOADS = [
     Workload("Focal loss [4096,10]", focal(4096, 10)),
     Workload("MHA [8,128,256] 8 heads", attention(8, 128, 256, 8)),
     Workload("Softmax CE [4096,1000]", cross_entropy(4096, 1000)),
+    *LAYER_WORKLOADS,
+    *TRAINING_WORKLOADS,
 ]

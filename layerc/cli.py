@@ -462,7 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", help=f"with --all: the manifest ({DEFAULT_MANIFEST})")
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("bench", help="run the benchmarks (benchmarks/run.py)", add_help=False,
+    p = sub.add_parser("bench", help="time layers and training steps against PyTorch (benchmarks/run.py)",
+                       add_help=False,
                        description="Runs benchmarks.run.main(argv) with the remaining arguments.")
     p.add_argument("bench_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)

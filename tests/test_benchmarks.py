@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from benchmarks import run
+from benchmarks.common import EAGER_PEERS
 from benchmarks.workloads import WORKLOADS, torch
 
 DW = next(w for w in WORKLOADS if w.name.startswith("DW-separable"))
 GRADS = ["y", "x", "depthwise.weight", "bn1.weight", "bn1.bias", "pointwise.weight", "bn2.weight", "bn2.bias"]
-FRAMEWORKS = [f for f in run.FRAMEWORKS if f != "torch" or torch is not None]
+FRAMEWORKS = [f for f in EAGER_PEERS if f != "torch" or torch is not None]   # the issue-5 workloads
 
 
 def _agree(steps):
@@ -115,3 +116,141 @@ def test_load_times_runs_the_warm_load_of_one_workload(capsys):
     rows = __import__("json").loads(capsys.readouterr().out)["rows"]
     assert [r["workload"] for r in rows] == ["Scaled [4096,4096]"]
     assert rows[0]["build"].startswith("Scaled.build(") and 0 < rows[0]["warm_load_min_s"] < 60
+
+
+# ---------------------------------------------------------------- the layer and training workloads
+
+from functools import partial  # noqa: E402
+
+from benchmarks import layer_workloads as lw, training  # noqa: E402
+from benchmarks.common import COMPILED  # noqa: E402
+
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+
+# a tiny version of each kind of layer workload: (twin and rate, input shape)
+TINY_LAYERS = {
+    "Linear": (lw.linear(7, 5), (3, 7)),
+    "Linear rank 3": (lw.linear(6, 4), (2, 3, 6)),
+    "Conv2D k3 p1": (lw.conv2d(3, 4, 3, padding=1), (2, 3, 6, 5)),
+    "Conv2D k1": (lw.conv2d(4, 6, 1), (2, 4, 5, 5)),
+    "Conv2D strided": (lw.conv2d(3, 4, 3, stride=2, padding=1), (2, 3, 7, 7)),
+    "Conv2D dilated": (lw.conv2d(3, 4, 3, padding=2, dilation=2), (2, 3, 7, 6)),
+    "Conv2D grouped": (lw.conv2d(4, 6, 3, padding=1, groups=2), (2, 4, 5, 5)),
+    "Conv2D depthwise": (lw.conv2d(4, 4, 3, padding=1, groups=4), (2, 4, 5, 5)),
+    "Conv2D 7x7 stem": (lw.conv2d(3, 4, 7, stride=2, padding=3), (1, 3, 11, 11)),
+    "Conv2D 1xK": (lw.conv2d(3, 4, (1, 3), padding=(0, 1)), (2, 3, 1, 9)),
+    "Conv1D index notation": (lw.conv1d_index_notation(3, 4, 3, 1), (2, 3, 9)),
+    "BatchNorm2D": (lw.batch_norm(3), (4, 3, 5, 5)),
+    "LayerNorm": (lw.layer_norm(6), (2, 3, 6)),
+    "ReLU": (lw.stateless("ReLU", "ReLU", lw.SAME_SHAPE), (3, 4, 5)),
+    "GELU": (lw.stateless("GELU", "GELU", lw.SAME_SHAPE), (3, 8)),
+    "Softmax": (lw.stateless("Softmax", "Softmax", lw.SAME_SHAPE, -1), (2, 3, 7)),
+    "MaxPool2D": (lw.stateless("MaxPool2D", "MaxPool2d", lw.MAX_POOL, 3, 2), (2, 3, 7, 7)),
+    "AvgPool2D": (lw.stateless("AvgPool2D", "AvgPool2d", lw.AVG_POOL, 2, 2), (2, 3, 6, 6)),
+    "Flatten": (lw.stateless("Flatten", "Flatten", lw.no_rate), (2, 3, 2, 2)),
+}
+
+TINY_TRAINING = {
+    "CIFAR CNN": (partial(training.cifar_cnn, width=3), (2, 3, 32, 32)),
+    "ResNet blocks": (partial(training.resnet_blocks, channels=4, size=6), (3, 4, 6, 6)),
+    "MLP": (partial(training.mlp, sizes=(20, 16, 12)), (5, 20)),
+}
+
+
+def _relative(got, want):
+    return np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-30)
+
+
+def _same_results(ours, theirs, tolerance, scale=None):
+    """The same keys (output, loss, every gradient and parameter, by torch's
+    names), shapes and values; ``scale`` by key overrides the norm compared to."""
+    assert sorted(ours) == sorted(theirs)
+    for key, want in theirs.items():
+        got = ours[key]
+        assert got.shape == want.shape, key
+        denominator = (scale or {}).get(key) or max(np.linalg.norm(want), 1e-30)
+        assert np.linalg.norm(got - want) / denominator < tolerance, (key, got, want)
+
+
+def test_every_builtin_layer_is_benchmarked_at_three_shapes_or_more():
+    import layerc.nn
+    layers = [name for name in layerc.nn.__all__ if name != "SpecLayer"]
+    for name in layers:
+        assert sum(w.name.startswith(name + " ") for w in lw.LAYER_WORKLOADS) >= 3, name
+
+
+@needs_torch
+@pytest.mark.parametrize("kind", sorted(TINY_LAYERS))
+def test_layer_workload_layerc_and_torch_agree(kind):
+    """Forward output, input gradient and every parameter gradient (float32)."""
+    (twin, rate), shape = TINY_LAYERS[kind]
+    steps = lw.layer_workload(kind, twin, shape, rate).make(False)
+    ours, theirs = steps.layerc(collect=True), steps.torch(collect=True)
+    assert {"y", "grad:x"} <= set(ours)
+    _same_results(ours, theirs, 1e-5)
+    assert steps.layerc() is None and steps.torch() is None       # the timed call returns nothing
+
+
+@needs_torch
+@pytest.mark.parametrize("kind", sorted(TINY_TRAINING))
+def test_training_step_layerc_and_torch_agree(kind):
+    """One training step from the same parameters: the loss, every gradient, and
+    every parameter after Adam's update (compared on the update's scale, lr per
+    element: far smaller than the parameters themselves)."""
+    recipe, shape = TINY_TRAINING[kind]
+    steps = training.training_workload(kind, recipe, shape, lambda batch: 1.0).make(False)
+    ours, theirs = steps.layerc(collect=True), steps.torch(collect=True)
+    assert any(k.startswith("param:") for k in ours) and "loss" in ours
+    update = {k: training.LR * np.sqrt(v.size) for k, v in theirs.items() if k.startswith("param:")}
+    _same_results(ours, theirs, 2e-4, update)
+
+
+def test_rates_count_three_times_the_forward_contraction():
+    (_, rate), _ = TINY_LAYERS["Conv2D grouped"]
+    assert rate((2, 4, 5, 5), (2, 6, 5, 5)) == {"flops": 3 * 2.0 * (2 * 6 * 5 * 5) * (2 * 3 * 3)}
+    assert lw.SAME_SHAPE((2, 3), (2, 3)) == {"bytes": 5 * 4 * 6}
+    assert lw.MAX_POOL((1, 1, 4, 4), (1, 1, 2, 2)) == {"bytes": 4 * (3 * 16 + 2 * 4)}
+
+
+def test_frameworks_of_adds_torch_compile_where_asked():
+    conv = next(w for w in lw.LAYER_WORKLOADS if w.compile)
+    relu = next(w for w in lw.LAYER_WORKLOADS if w.name.startswith("ReLU"))
+    eager = ["layerc", "torch"] if torch is not None else ["layerc"]
+    assert run.frameworks_of(relu, "auto") == eager and run.frameworks_of(conv, "none") == eager
+    if torch is not None:
+        assert run.frameworks_of(relu, "all") == eager + [COMPILED]
+        assert run.frameworks_of(conv, "auto") == eager + [COMPILED]
+    assert run.frameworks_of(DW, "all") == FRAMEWORKS
+
+
+def test_only_selects_by_name_or_tag():
+    names = [w.name for w in WORKLOADS if w.matches(["pool"])]
+    assert names and all("Pool2D" in n for n in names)
+    assert all(w.matches(["training"]) == w.name.startswith("Train") for w in WORKLOADS)
+    assert all(w.matches([]) for w in WORKLOADS)
+
+
+@needs_torch
+@pytest.mark.slow
+def test_torch_compile_step_agrees_with_eager():
+    """The torch.compile peer computes what the eager one does (compiling takes ~30 s)."""
+    recipe, shape = TINY_TRAINING["MLP"]
+    make = training.training_workload("MLP", recipe, shape, lambda batch: 1.0).make
+    eager, compiled = make(False).torch(collect=True), make(False).torch_compile()(collect=True)
+    _same_results(compiled, eager, 1e-4)
+
+
+def test_step_pool_keeps_one_process_per_framework_across_workloads():
+    """A run's step processes load one workload after another (no new process,
+    no new torch import, per workload); each is timed in every round."""
+    args = argparse.Namespace(quick=True, seconds=0.02, min_reps=2, rounds=2, compile="none")
+    names = ("ReLU [64,512]", "Flatten [64,64,8,8]")
+    first, second = (next(w for w in WORKLOADS if w.name == name) for name in names)
+    with run.StepPool(quick=True) as pool:
+        run.time_workload(first, args, pool)
+        pids = {name: p.proc.pid for name, p in pool.processes.items()}
+        info, timings = run.time_workload(second, args, pool)
+        assert {name: p.proc.pid for name, p in pool.processes.items()} == pids
+    assert sorted(timings) == sorted(run.frameworks_of(second, "none"))
+    assert all(len(t["round_medians"]) == 2 and t["spread"] >= 1 for t in timings.values())
+    assert all(p.proc.returncode is not None for p in pool.processes.values())

@@ -1,0 +1,132 @@
+"""Measuring: a step's durations (``sample``, ``time_step``), the machine's
+limits in this run (an OpenMP triad for bandwidth, numpy's sgemm for flops),
+and a layer's cold build and warm load in fresh processes."""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WARMUP = 3                # untimed steps before the first slice
+MAX_REPS = 2000           # samples per framework and workload, at most
+SGEMM_SIZE = 2048
+
+_TRIAD_C = """
+#include <stdint.h>
+#include <omp.h>
+void lc_probe_triad(int64_t n, float *restrict a, const float *restrict b, const float *restrict c, float s) {
+    #pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) a[i] = b[i] + s * c[i];
+}
+/* the same with non-temporal stores, as layerc writes large outputs (n a multiple
+   of 64, a 16-byte aligned) */
+typedef float v4 __attribute__((vector_size(16)));
+void lc_probe_triad_streamed(int64_t n, float *restrict a, const float *restrict b, const float *restrict c,
+                             float s) {
+    #pragma omp parallel
+    {
+        #pragma omp for schedule(static) nowait
+        for (int64_t i = 0; i < n; i += 64) {
+            float tile[64] __attribute__((aligned(64)));
+            #pragma omp simd
+            for (int64_t k = 0; k < 64; ++k) tile[k] = b[i + k] + s * c[i + k];
+            for (int64_t k = 0; k < 64; k += 4) __builtin_ia32_movntps(a + i + k, *(const v4 *)(tile + k));
+        }
+        __builtin_ia32_sfence();
+    }
+}
+"""
+_TRIAD_CDEF = """void lc_probe_triad(int64_t n, float *a, const float *b, const float *c, float s);
+void lc_probe_triad_streamed(int64_t n, float *a, const float *b, const float *c, float s);"""
+
+
+def sample(fn, seconds: float, min_reps: int, max_reps: int = MAX_REPS) -> list[float]:
+    """Durations (s) of calls of ``fn``, repeated for ``seconds`` and at least
+    ``min_reps`` times, but at most ``max_reps`` times."""
+    samples = []
+    start = time.perf_counter()
+    while len(samples) < min_reps or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+        if len(samples) >= max_reps:
+            break
+    return samples
+
+
+def summarize(samples: list[float]) -> dict:
+    return {"median": statistics.median(samples), "min": min(samples), "reps": len(samples)}
+
+
+def time_step(fn, seconds: float, min_reps: int, warmup: int = WARMUP) -> dict:
+    for _ in range(warmup):
+        fn()
+    return summarize(sample(fn, seconds, min_reps))
+
+
+def probe_bandwidth(seconds: float) -> float:
+    """GB/s of an OpenMP triad over 64 MB arrays (3 arrays counted), the
+    faster of plain stores (which read each line before writing it) and
+    streaming stores."""
+    from layerc.compiler.build import compile_c
+    probe = compile_c(_TRIAD_C, _TRIAD_CDEF, name="bench_probe")
+    lib, ffi = probe.lib, probe.ffi
+    n = 16 * 1024 * 1024
+    a, b, c = (np.ones(n, np.float32) for _ in range(3))
+
+    def ptr(x):
+        return ffi.cast("float *", x.ctypes.data)
+
+    pa, pb, pc = ptr(a), ptr(b), ptr(c)
+    best = min(time_step(lambda: triad(n, pa, pb, pc, 0.5), seconds / 2, 10)["min"]
+               for triad in (lib.lc_probe_triad, lib.lc_probe_triad_streamed))
+    return 3 * a.nbytes / best / 1e9
+
+
+def probe_sgemm(seconds: float, size: int = SGEMM_SIZE) -> float:
+    """GFLOP/s of numpy's float32 matmul at ``size``³, over the median of at least 7 products."""
+    a = np.random.default_rng(0).standard_normal((size, size), np.float32)
+    b = a.copy()
+    t = time_step(lambda: a @ b, seconds, 7)
+    return 2 * size ** 3 / t["median"] / 1e9
+
+
+def build_times(build: str, reps: int = 2) -> dict:
+    """Cold build (the layer not in LAYERC_CACHE_DIR) and warm load (new
+    process, cache hit), each timed inside a fresh process around
+    ``Spec.build(...)`` only. The cache starts empty but for layerc's one-time
+    entries, made by building another layer first (``specs.Prime``): the
+    compiled templates and the digest of layerc's own sources, made once per
+    layerc version, are not part of any one layer's build."""
+    code = ("import time; from benchmarks.specs import *; t = time.perf_counter(); "
+            f"{build}; print(time.perf_counter() - t)")
+    cold, warm = [], []
+    for _ in range(reps):
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, LAYERC_CACHE_DIR=cache)
+            subprocess.run([sys.executable, "-c", "from benchmarks.specs import Prime; Prime.build()"],
+                           env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+            for into in (cold, warm):
+                out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT,
+                                     capture_output=True, text=True, check=True)
+                into.append(float(out.stdout.strip().splitlines()[-1]))
+    return {"cold_build_s": statistics.median(cold), "warm_load_s": statistics.median(warm)}
+
+
+def load_times(build: str, reps: int) -> dict:
+    """Warm load in new processes (cache hit), timed around ``Spec.build(...)``
+    only, after one build that fills the cache in use."""
+    code = ("import time; from benchmarks.specs import *; t = time.perf_counter(); "
+            f"{build}; print(time.perf_counter() - t)")
+    samples = []
+    for k in range(reps + 1):
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+        if k:
+            samples.append(float(out.stdout.strip().splitlines()[-1]))
+    return {"warm_load_s": statistics.median(samples), "warm_load_min_s": min(samples), "reps": reps}
