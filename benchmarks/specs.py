@@ -1,4 +1,4 @@
-"""Layer specs of the benchmark workloads (issue 5).
+"""Layer specs of the benchmark workloads.
 
 Where an example under ``examples/custom_layers/`` defines the same layer, the
 spec is imported from the example file (by path, as ``tests/test_examples.py``

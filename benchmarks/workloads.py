@@ -1,4 +1,4 @@
-"""The benchmark workloads: first those of issue 5 (for each, one
+"""The benchmark workloads: first the original nine (for each, one
 forward+backward step in layerc, in hand-written numpy, and in PyTorch eager
 when installed), then every built-in layer at several shapes and a user's
 index-notation contraction (``layer_workloads``), then whole training steps
