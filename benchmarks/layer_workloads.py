@@ -127,6 +127,12 @@ def conv2d(c, o, k, *, stride=1, padding=0, dilation=1, groups=1):
                 note="no bias (a BatchNorm follows in a network)"), contraction(c // groups * kh * kw)
 
 
+def conv1d(c, o, k, *, stride=1, padding=0):
+    from layerc.nn import Conv1D
+    args = dict(stride=stride, padding=padding, bias=False)
+    return Twin(lambda: Conv1D(c, o, k, **args), lambda: torch.nn.Conv1d(c, o, k, **args)), contraction(c * k)
+
+
 def linear(i, o):
     from layerc.nn import Linear
     return Twin(lambda: Linear(i, o), lambda: torch.nn.Linear(i, o)), contraction(i)
@@ -216,4 +222,7 @@ LAYER_WORKLOADS = [
     _w("Conv1D ops.compute 64->64 k5 [16,64,1000]", conv1d_index_notation(64, 64, 5, 2), (16, 64, 1000),
        compile=True, tags=("contraction", "conv")),
     _conv("1x5 64->64 p(0,2)", (16, 64, 1, 1000), 64, 64, (1, 5), padding=(0, 2), compile=True),
+    _w("Conv1D 64->64 k5 p2 [16,64,1000]", conv1d(64, 64, 5, padding=2), (16, 64, 1000), tags=("conv",)),
+    _w("Conv1D 8->32 k3 [64,8,128]", conv1d(8, 32, 3), (64, 8, 128), tags=("conv",)),
+    _w("Conv1D 48->48 k7 s2 p3 [8,48,999]", conv1d(48, 48, 7, stride=2, padding=3), (8, 48, 999), tags=("conv",)),
 ]

@@ -27,7 +27,7 @@ the limit probed in this run: an OpenMP triad (STREAM convention, 3 arrays
 counted; the faster of plain and streaming stores) for bandwidth, numpy's sgemm
 (2048^3, median) for flops. The load average is read at the start and the end.
 
-``--load-times`` times only the warm load of each workload's layers (
+``--load-times`` times only the warm load of each workload's layers (its aim:
 under 20 ms): the build once to fill the cache (the one in use, or
 ``$LAYERC_CACHE_DIR``), then ``--load-reps`` new processes timing ``Spec.build(...)``
 alone, median and min.
