@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from layerc import Attr, Input, Param, layer, ops  # noqa: E402
+from benchmarks.specs import Conv1DIndexNotation  # noqa: E402
 
 try:
     import torch
@@ -121,21 +121,6 @@ def conv2d_steps(cin, cout, k, stride, pad, groups, n, h, w):
     return steps, 2.0 * n * cout * ho * wo * (cin // groups) * k * k
 
 
-@layer
-class HandConv1D:
-    """A 1-D convolution written by hand in index notation."""
-    x = Input("N", "C", "L")
-    weight = Param("O", "C", "K", init="fan_in_uniform")
-    pad = Attr(0)
-
-    def forward(x, weight, pad):
-        N, C, L = x.shape
-        O, _, K = weight.shape
-        c, t = ops.reduce_axis(C, "c"), ops.reduce_axis(K, "t")
-        return ops.compute((N, O, L + 2 * pad - K + 1), lambda b, o, p: ops.sum(
-            x[b, c, p + t - pad] * weight[o, c, t], over=(c, t)), name="mine")
-
-
 def conv1d_steps(cin, cout, k, pad, n, length):
     """The built-in Conv1D against the same convolution written with ``ops.compute``."""
     from layerc import nn
@@ -144,7 +129,7 @@ def conv1d_steps(cin, cout, k, pad, n, length):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, cin, length)).astype(np.float32)
     builtin = nn.Conv1D(cin, cout, k, padding=pad, bias=False)
-    hand = HandConv1D.build(C=cin, O=cout, K=k, pad=pad)
+    hand = Conv1DIndexNotation.build(C=cin, O=cout, K=k, pad=pad)
     hand.weight.data[...] = builtin.weight.data
     gy = rng.standard_normal(builtin(x).shape).astype(np.float32)
     np.testing.assert_allclose(hand(x).numpy(), builtin(x).numpy(), rtol=1e-4, atol=1e-4)

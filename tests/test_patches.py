@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from benchmarks.conv_kernels import HandConv1D
+from benchmarks.specs import Conv1DIndexNotation as HandConv1D
 from layerc import check_grad, nn
 from layerc.compiler import ir
 from layerc.compiler.patches import split_digits
