@@ -251,9 +251,13 @@ def adjoint_of_read(stage: Stage, load: Load, weight, shape: tuple, name: str) -
                 guards.append(("eq", target, rest))
             continue
         later = set().union(*(ivars(c) for c in load.index[k + 1:])) if k + 1 < len(load.index) else set()
-        # only in a sum of products (a grouped convolution's channels): a window
-        # (a pool) keeps the scatter-shaped gather compiler/windows.py runs
-        digits = _mixed_radix(coefs, rest, extents, later) if products else None
+        # in a sum of products (a grouped convolution's channels), or a window
+        # wider than WIDE_WINDOW that tiles its input (a global pool: one read
+        # per element, where the gather over the window read 256); a small
+        # window (a pool) keeps the scatter-shaped gather compiler/windows.py runs
+        digits = _mixed_radix(coefs, rest, extents, later)
+        if digits is not None and not (products or coefs[digits[0]] > WIDE_WINDOW):
+            digits = None
         if digits is not None:
             # K*g + c with 0 <= c < K: each value is one (g, c), g = j // K, c = j % K
             (high, low), radix = digits, coefs[digits[0]]
@@ -291,6 +295,9 @@ def adjoint_of_read(stage: Stage, load: Load, weight, shape: tuple, name: str) -
     axes = tuple(Axis(t, d) for t, d in zip(targets, shape))
     reduce_axes = tuple(a for a in stage.all_axes if a.name in unsolved)
     return Stage(name, shape, axes, body, "sum" if reduce_axes else None, reduce_axes)
+
+
+WIDE_WINDOW = 4
 
 
 def _mixed_radix(coefs: dict, rest, extents: dict, later: set):

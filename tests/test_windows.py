@@ -328,3 +328,13 @@ def test_windows_run_clean_under_asan_and_ubsan():
     assert result.returncode == 0, result.stderr[-5000:]
     assert "AddressSanitizer" not in result.stderr and "runtime error" not in result.stderr, result.stderr[-5000:]
     assert len(json.loads(result.stdout.strip().splitlines()[-1])) == 6
+
+
+def test_a_wide_window_that_tiles_its_input_is_differentiated_as_one_read_per_element():
+    """A global pool (16 x 16 over 16 x 16): its input gradient reads the output
+    gradient once per element (y // 16), not the window's 256 taps per element,
+    and agrees with finite differences."""
+    backward = gradient_program(nn.AvgPool2DSpec.trace(kernel_size=(16, 16), stride=(16, 16)))
+    grad = _stage(backward, "grad_x")
+    assert grad.reduce is None and "//" in ir.format_stage(grad)
+    assert check_grad(nn.AvgPool2DSpec, N=2, C=2, H=16, W=16, kernel_size=(16, 16), stride=(16, 16)).ok
