@@ -201,8 +201,15 @@ def test_training_step_layerc_and_torch_agree(kind):
     steps = training.training_workload(kind, recipe, shape, lambda batch: 1.0).make(False)
     ours, theirs = steps.layerc(collect=True), steps.torch(collect=True)
     assert any(k.startswith("param:") for k in ours) and "loss" in ours
-    update = {k: training.LR * np.sqrt(v.size) for k, v in theirs.items() if k.startswith("param:")}
-    _same_results(ours, theirs, 2e-4, update)
+    params = {k for k in theirs if k.startswith("param:")}
+    _same_results({k: v for k, v in ours.items() if k not in params},
+                  {k: v for k, v in theirs.items() if k not in params}, 2e-4)
+    # Adam steps every element by about lr whatever its gradient's size: an
+    # element whose gradient is float32 noise (a BatchNorm's weight gradient
+    # summed in another order) may step differently, so a step agrees to 1% of
+    # lr per element; a wrong gradient moves most elements by about lr
+    update = {k: training.LR * np.sqrt(theirs[k].size) for k in params}
+    _same_results({k: ours[k] for k in params}, {k: theirs[k] for k in params}, 1e-2, update)
 
 
 def test_rates_count_three_times_the_forward_contraction():
