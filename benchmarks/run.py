@@ -20,8 +20,7 @@ drifts (noisy neighbours), and interleaving spreads that drift over all
 frameworks alike instead of letting it fall between one framework's run and the
 next. The table shows the median and min over the samples of all rounds per
 framework; each peer's median over layerc's ("vs torch", "vs comp": > 1, layerc
-is faster) and the fastest peer's ("vs best": the median over rounds of that
-round's ratio of medians, see ``speedup``); layerc's achieved GB/s
+is faster) and the fastest peer's ("vs best"); layerc's achieved GB/s
 (memory-bound workloads) or GFLOP/s (contractions), and that as a fraction of
 the limit probed in this run: an OpenMP triad (STREAM convention, 3 arrays
 counted; the faster of plain and streaming stores) for bandwidth, numpy's sgemm
@@ -288,19 +287,6 @@ def _isolated(args, *extra) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def speedup(layerc_rounds: list[float], others_rounds: list[list[float]]) -> float:
-    """The median over rounds of the fastest other framework's median over
-    layerc's, both of that round: the machine's speed changes between rounds
-    (seen: 1.8x within a run), and a ratio of medians pooled over all rounds
-    would compare one framework's fast rounds with another's slow ones.
-
-    >>> speedup([1.0, 2.0, 1.0], [[3.0, 5.0, 2.0], [2.5, 6.0, 4.0]])
-    2.5
-    """
-    ratios = [min(other[r] for other in others_rounds) / mine for r, mine in enumerate(layerc_rounds)]
-    return statistics.median(ratios)
-
-
 def run_workload(w, args, limits, pool: StepPool | None = None) -> dict:
     info, timings = time_workload(w, args, pool)
     row = {"workload": w.name, "note": info["note"], **timings,
@@ -309,14 +295,14 @@ def run_workload(w, args, limits, pool: StepPool | None = None) -> dict:
         return row
     row["spread"] = max(t["spread"] for t in timings.values())
     steps = argparse.Namespace(**{k: info[k] for k in ("bytes", "flops", "build")})
-    mine = row["layerc"]["round_medians"]
-    peers = {f: row[f]["round_medians"] for f in FRAMEWORKS[1:] if f in row}
+    peers = [f for f in FRAMEWORKS[1:] if f in row]
     t = row["layerc"]["median"]
     if peers:
-        row["speedup_vs_fastest_other"] = speedup(mine, list(peers.values()))
-        # each peer's median over layerc's, the times the table shows: a burst of load
-        # that slows a few rounds of a fast step costs those rounds few samples
+        # each peer's median over layerc's, the times the table shows. Not the median
+        # of per-round ratios: a burst of load that slows a few rounds of one framework's
+        # fast step costs those rounds few of its samples, but whole rounds of ratios
         row["vs"] = {f: row[f]["median"] / t for f in peers}
+        row["speedup_vs_fastest_other"] = min(row["vs"].values())
     if steps.bytes:
         row["GB/s"] = steps.bytes / t / 1e9
         row["fraction_of_limit"] = row["GB/s"] / limits["triad_GBps"]
