@@ -4,6 +4,7 @@ user's index-notation contraction and whole training steps, against PyTorch
 measured in the same run.
 
     python -m benchmarks.run [--quick] [--only conv [--only pool]] [--list] [--json | --markdown] [--save FILE]
+                             [--report FILE]
                              [--compile auto|all|none] [--threads 2] [--no-build-times]
                              [--seconds S] [--min-reps N] [--rounds R]
     python -m benchmarks.run --load-times [--load-reps 9] [--only SUBSTRING]
@@ -324,6 +325,8 @@ def parse_args(argv):
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table (for RESULTS.md)")
     parser.add_argument("--save", metavar="FILE", help="also write the JSON results to FILE")
+    parser.add_argument("--report", metavar="FILE", help="print the results saved in FILE (--save) again, "
+                                                          "as a table or --markdown; time nothing")
     parser.add_argument("--compile", choices=("auto", "all", "none"), default="auto",
                         help="time torch.compile on the workloads that ask for it (auto: training steps, "
                              "the index-notation pair, one convolution), on all, or on none")
@@ -369,6 +372,9 @@ def main(argv=None) -> int:
             print(f"{w.name:44} {' '.join(frameworks_of(w, args.compile))}")
     elif args.load_times:
         print_load_times(selected, args)
+    elif args.report:
+        with open(args.report) as f:
+            print_results(json.load(f), args)
     else:
         bench(selected, args)
     return 0
@@ -408,12 +414,15 @@ def bench(workloads, args) -> None:
     if args.save:
         with open(args.save, "w") as f:
             json.dump(results, f, indent=1)
+    print_results(results, args)
+
+
+def print_results(results: dict, args) -> None:
     if args.json:
         print(json.dumps(results, indent=1))
-    elif args.markdown:
-        print(format_markdown(rows, limits, meta))
-    else:
-        print(format_table(rows, limits, meta))
+        return
+    form = format_markdown if args.markdown else format_table
+    print(form(results["rows"], results["limits"], results["meta"]))
 
 
 if __name__ == "__main__":
