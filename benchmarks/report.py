@@ -60,7 +60,7 @@ def format_table(rows, limits, meta=None) -> str:
 
 
 MARKDOWN_COLUMNS = ("workload", "layerc ms", "torch ms", "torch.compile ms", "numpy ms", "torch / layerc",
-                    "compile / layerc", "vs best", "rate", "of limit", "compile s", "spread")
+                    "compile / layerc", "vs best", "rate", "of limit", "compile s", "cold s", "warm ms", "spread")
 
 
 def _md_ms(row, f) -> str:
@@ -88,6 +88,8 @@ def format_markdown(rows, limits, meta=None) -> str:
         cells = [r["workload"], _md_ms(r, "layerc"), _md_ms(r, "torch"), _md_ms(r, COMPILED), _md_ms(r, "numpy"),
                  _md_ratio(vs.get("torch")), _md_ratio(vs.get(COMPILED)),
                  _md_ratio(r.get("speedup_vs_fastest_other")), _rate(r).strip(), frac, comp,
+                 f"{r['cold_build_s']:.2f}" if "cold_build_s" in r else "",
+                 f"{r['warm_load_s'] * 1e3:.1f}" if "warm_load_s" in r else "",
                  f"{r['spread']:.1f}" if "spread" in r else ""]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -4,6 +4,7 @@ user's index-notation contraction and whole training steps, against PyTorch
 measured in the same run.
 
     python -m benchmarks.run [--quick] [--only conv [--only pool]] [--list] [--json | --markdown] [--save FILE]
+                             [--report FILE]
                              [--compile auto|all|none] [--threads 2] [--no-build-times]
                              [--seconds S] [--min-reps N] [--rounds R]
     python -m benchmarks.run --load-times [--load-reps 9] [--only SUBSTRING]
@@ -20,8 +21,7 @@ drifts (noisy neighbours), and interleaving spreads that drift over all
 frameworks alike instead of letting it fall between one framework's run and the
 next. The table shows the median and min over the samples of all rounds per
 framework; each peer's median over layerc's ("vs torch", "vs comp": > 1, layerc
-is faster) and the fastest peer's ("vs best": the median over rounds of that
-round's ratio of medians, see ``speedup``); layerc's achieved GB/s
+is faster) and the fastest peer's ("vs best"); layerc's achieved GB/s
 (memory-bound workloads) or GFLOP/s (contractions), and that as a fraction of
 the limit probed in this run: an OpenMP triad (STREAM convention, 3 arrays
 counted; the faster of plain and streaming stores) for bandwidth, numpy's sgemm
@@ -288,19 +288,6 @@ def _isolated(args, *extra) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def speedup(layerc_rounds: list[float], others_rounds: list[list[float]]) -> float:
-    """The median over rounds of the fastest other framework's median over
-    layerc's, both of that round: the machine's speed changes between rounds
-    (seen: 1.8x within a run), and a ratio of medians pooled over all rounds
-    would compare one framework's fast rounds with another's slow ones.
-
-    >>> speedup([1.0, 2.0, 1.0], [[3.0, 5.0, 2.0], [2.5, 6.0, 4.0]])
-    2.5
-    """
-    ratios = [min(other[r] for other in others_rounds) / mine for r, mine in enumerate(layerc_rounds)]
-    return statistics.median(ratios)
-
-
 def run_workload(w, args, limits, pool: StepPool | None = None) -> dict:
     info, timings = time_workload(w, args, pool)
     row = {"workload": w.name, "note": info["note"], **timings,
@@ -309,14 +296,14 @@ def run_workload(w, args, limits, pool: StepPool | None = None) -> dict:
         return row
     row["spread"] = max(t["spread"] for t in timings.values())
     steps = argparse.Namespace(**{k: info[k] for k in ("bytes", "flops", "build")})
-    mine = row["layerc"]["round_medians"]
-    peers = {f: row[f]["round_medians"] for f in FRAMEWORKS[1:] if f in row}
+    peers = [f for f in FRAMEWORKS[1:] if f in row]
     t = row["layerc"]["median"]
     if peers:
-        row["speedup_vs_fastest_other"] = speedup(mine, list(peers.values()))
-        # each peer's median over layerc's, the times the table shows: a burst of load
-        # that slows a few rounds of a fast step costs those rounds few samples
+        # each peer's median over layerc's, the times the table shows. Not the median
+        # of per-round ratios: a burst of load that slows a few rounds of one framework's
+        # fast step costs those rounds few of its samples, but whole rounds of ratios
         row["vs"] = {f: row[f]["median"] / t for f in peers}
+        row["speedup_vs_fastest_other"] = min(row["vs"].values())
     if steps.bytes:
         row["GB/s"] = steps.bytes / t / 1e9
         row["fraction_of_limit"] = row["GB/s"] / limits["triad_GBps"]
@@ -338,6 +325,8 @@ def parse_args(argv):
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table (for RESULTS.md)")
     parser.add_argument("--save", metavar="FILE", help="also write the JSON results to FILE")
+    parser.add_argument("--report", metavar="FILE", help="print the results saved in FILE (--save) again, "
+                                                          "as a table or --markdown; time nothing")
     parser.add_argument("--compile", choices=("auto", "all", "none"), default="auto",
                         help="time torch.compile on the workloads that ask for it (auto: training steps, "
                              "the index-notation pair, one convolution), on all, or on none")
@@ -383,6 +372,9 @@ def main(argv=None) -> int:
             print(f"{w.name:44} {' '.join(frameworks_of(w, args.compile))}")
     elif args.load_times:
         print_load_times(selected, args)
+    elif args.report:
+        with open(args.report) as f:
+            print_results(json.load(f), args)
     else:
         bench(selected, args)
     return 0
@@ -422,12 +414,15 @@ def bench(workloads, args) -> None:
     if args.save:
         with open(args.save, "w") as f:
             json.dump(results, f, indent=1)
+    print_results(results, args)
+
+
+def print_results(results: dict, args) -> None:
     if args.json:
         print(json.dumps(results, indent=1))
-    elif args.markdown:
-        print(format_markdown(rows, limits, meta))
-    else:
-        print(format_table(rows, limits, meta))
+        return
+    form = format_markdown if args.markdown else format_table
+    print(form(results["rows"], results["limits"], results["meta"]))
 
 
 if __name__ == "__main__":

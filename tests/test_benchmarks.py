@@ -261,3 +261,22 @@ def test_step_pool_keeps_one_process_per_framework_across_workloads():
     assert sorted(timings) == sorted(run.frameworks_of(second, "none"))
     assert all(len(t["round_medians"]) == 2 and t["spread"] >= 1 for t in timings.values())
     assert all(p.proc.returncode is not None for p in pool.processes.values())
+
+
+def test_report_prints_saved_results_as_markdown_bold_where_layerc_is_slower(tmp_path, capsys):
+    def timing(ms):
+        return {"median": ms / 1e3, "min": ms / 1e3, "reps": 12, "round_medians": [ms / 1e3] * 6, "spread": 1.0}
+    rows = [{"workload": "Conv2D x", "note": "", "layerc": timing(4.0), "torch": timing(2.0), "spread": 1.2,
+             "vs": {"torch": 0.5}, "speedup_vs_fastest_other": 0.5, "GFLOP/s": 10.0, "fraction_of_limit": 0.1},
+            {"workload": "ReLU y", "note": "", "layerc": timing(1.0), "torch": timing(2.0), "spread": 1.0,
+             "vs": {"torch": 2.0}, "speedup_vs_fastest_other": 2.0}]
+    saved = tmp_path / "results.json"
+    saved.write_text(__import__("json").dumps({"meta": {"load": {"start": [1.0, 2.0, 3.0]}}, "rows": rows,
+                                               "limits": {"triad_GBps": 30.0, "sgemm_GFLOPps": 100.0,
+                                                          "threads": 2}}))
+    assert run.main(["--report", str(saved), "--markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "load average (1, 5, 15 min): start 1.00 2.00 3.00" in lines[0]
+    conv, relu = (next(line for line in lines if line.startswith(f"| {name}")) for name in ("Conv2D", "ReLU"))
+    assert conv.startswith("| Conv2D x | 4 | 2 | — | — | **0.50x** | — | **0.50x** | 10.0 GFLOP/s | 10% |")
+    assert relu.startswith("| ReLU y | 1 | 2 | — | — | 2.00x | — | 2.00x |")
