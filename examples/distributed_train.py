@@ -109,6 +109,7 @@ def main() -> None:
         print(f"checkpoint {args.checkpoint}: accuracy {report['accuracy']:.3f} in a plain layerc model")
         if args.report:
             pathlib.Path(args.report).write_text(json.dumps(report))
+    dist.barrier()              # every rank leaves together: none tears the group down under another
     dist.destroy_process_group()
 
 
