@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .runtime.module import Module
-from .runtime.tensor import Node, Tensor, backpropagate, no_grad
+from .runtime.tensor import Tensor, backpropagate_outputs, no_grad
 
 
 class _Callbacks:
@@ -77,7 +77,7 @@ class _Callbacks:
                                  dtype=np.asarray(x).dtype) for x in inputs]
                 outputs = self.module(*leaves)
                 outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-                _backpropagate(outputs, [np.asarray(c) for c in cotangents])
+                backpropagate_outputs(outputs, cotangents)
                 param_grads = {n: _zero_if_none(t.grad, t.data) for n, t in zip(self.names, tensors)}
                 input_grads = tuple(_zero_if_none(t.grad, t.data) for t in leaves if t.requires_grad)
             finally:
@@ -88,16 +88,6 @@ class _Callbacks:
 
 def _zero_if_none(grad, like: np.ndarray) -> np.ndarray:
     return np.zeros_like(like) if grad is None else np.asarray(grad, dtype=like.dtype)
-
-
-def _backpropagate(outputs: tuple, cotangents: list) -> None:
-    pairs = [(o, c.astype(o.dtype, copy=False)) for o, c in zip(outputs, cotangents)
-             if isinstance(o, Tensor) and (o.node is not None or o.requires_grad)]
-    if not pairs:
-        return
-    root = Tensor._wrap(np.zeros(1, pairs[0][0].dtype))
-    root.node = Node([o for o, _ in pairs], lambda _: [c for _, c in pairs], "to_jax outputs")
-    backpropagate(root, root.data)
 
 
 def to_jax(module: Module):

@@ -39,7 +39,7 @@ from torch.autograd.function import once_differentiable
 
 from .runtime import tensor as _tensor
 from .runtime.module import Module
-from .runtime.tensor import Node, Tensor, backpropagate
+from .runtime.tensor import Tensor, backpropagate_outputs
 
 _TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
@@ -111,7 +111,8 @@ class _ModuleFunction(torch.autograd.Function):
             for t in (*params, *ctx.inputs):
                 t.grad = None
             try:
-                _backpropagate_outputs(ctx.outputs, grad_outputs)
+                backpropagate_outputs(ctx.outputs, [None if g is None else _to_numpy("backward", "grad_output", g.contiguous())
+                                                    for g in grad_outputs])
                 grads = [t.grad for t in (*ctx.inputs, *params)]
             finally:
                 for p, g in zip(params, kept):
@@ -140,18 +141,6 @@ def _replay(wrapper, tensors, needs) -> tuple:
 def _layerc_input(name: str, arg: str, x, needs_grad: bool) -> Tensor:
     array = _to_numpy(name, arg, x)
     return Tensor(array, requires_grad=needs_grad and array.dtype.kind == "f", dtype=array.dtype)
-
-
-def _backpropagate_outputs(outputs: tuple, grads: tuple) -> None:
-    """One sweep of the tape from every output that received a gradient."""
-    pairs = [(o, _to_numpy("backward", "grad_output", g.contiguous()).astype(o.dtype, copy=False))
-             for o, g in zip(outputs, grads) if g is not None and isinstance(o, Tensor)
-             and (o.node is not None or o.requires_grad)]
-    if not pairs:
-        return
-    root = Tensor._wrap(np.zeros(1, pairs[0][0].dtype))
-    root.node = Node([o for o, _ in pairs], lambda _: [g for _, g in pairs], "to_torch outputs")
-    backpropagate(root, root.data)
 
 
 class _Mirror(torch.nn.Module):

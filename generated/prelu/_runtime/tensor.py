@@ -325,3 +325,15 @@ def backpropagate(root: Tensor, grad: np.ndarray):
             if pg is None or not isinstance(parent, Tensor) or not (parent.requires_grad or parent.node):
                 continue
             grads[id(parent)] = pg if id(parent) not in grads else grads[id(parent)] + pg
+
+
+def backpropagate_outputs(outputs: tuple, grads: tuple) -> None:
+    """One sweep of the tape from several outputs at once, each with its
+    gradient (``None`` for an output that received none)."""
+    pairs = [(o, np.asarray(g).astype(o.dtype, copy=False)) for o, g in zip(outputs, grads)
+             if g is not None and isinstance(o, Tensor) and (o.node is not None or o.requires_grad)]
+    if not pairs:
+        return
+    root = Tensor._wrap(np.zeros(1, pairs[0][0].dtype))
+    root.node = Node([o for o, _ in pairs], lambda _: [g for _, g in pairs], "outputs")
+    backpropagate(root, root.data)
