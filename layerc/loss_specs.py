@@ -16,7 +16,7 @@ import math
 from .compiler import ops
 from .compiler.spec import Attr, Input
 from .layers import layer
-from .nn import _by_rank
+from .nn.base import _by_rank
 
 # ---------------------------------------------------------------- spec functions
 _REDUCE = {

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from .loss_specs import CLASS_INDEX, POINTWISE, PROBABILITIES, CrossEntropySpec, class_layout, mse_spec
-from .nn import _Stateless
+from .nn.base import _Stateless
 from .runtime.tensor import Tensor
 
 __all__ = ["MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss",

@@ -1,0 +1,172 @@
+"""Convolutions: ``conv`` (a spec function in index notation), ``Conv1D`` and ``Conv2D``."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..compiler import ops
+from ..compiler.spec import Attr, Input, Param
+from ..layers import layer
+from ..runtime.init import initialize
+from .base import SpecLayer, _count, _counts, _tuple
+
+
+@layer
+class Conv1DSpec:
+    """1-D convolution (cross-correlation, as torch) in index notation::
+
+        y[n, o, w] = bias[o] + sum_{c, j} x[n, g(o)*CG + c, w*s + j*d - p] * weight[o, c, j]
+
+    with ``g(o)`` the group of output channel ``o``; reads outside the
+    sequence are zero (the padding). See ``conv``."""
+    x = Input("N", "C", "L")
+    weight = Param("O", "CG", "K", init="fan_in_uniform")
+    bias = Param("O", init="zeros")
+    stride = Attr((1,))
+    padding = Attr((0,))
+    dilation = Attr((1,))
+    groups = Attr(1)
+
+    def forward(x, weight, bias, stride, padding, dilation, groups):
+        return conv(x, weight, bias, stride, padding, dilation, groups)
+
+
+@layer
+class Conv1DNoBiasSpec:
+    x = Input("N", "C", "L")
+    weight = Param("O", "CG", "K", init="fan_in_uniform")
+    stride = Attr((1,))
+    padding = Attr((0,))
+    dilation = Attr((1,))
+    groups = Attr(1)
+
+    def forward(x, weight, stride, padding, dilation, groups):
+        return conv(x, weight, None, stride, padding, dilation, groups)
+
+
+@layer
+class Conv2DSpec:
+    """2-D convolution (cross-correlation, as torch) in index notation::
+
+        y[n, o, h, w] = bias[o] + sum_{c, i, j} x[n, g(o)*CG + c, h*sh + i*dh - ph, w*sw + j*dw - pw]
+                                                * weight[o, c, i, j]
+
+    with ``g(o)`` the group of output channel ``o``. Reads outside the image are
+    zero (the padding). Grouped convolutions compute ``[N, G, O/G, Ho, Wo]`` so
+    that every read is affine, then merge the two channel axes."""
+    x = Input("N", "C", "H", "W")
+    weight = Param("O", "CG", "KH", "KW", init="fan_in_uniform")
+    bias = Param("O", init="zeros")
+    stride = Attr((1, 1))
+    padding = Attr((0, 0))
+    dilation = Attr((1, 1))
+    groups = Attr(1)
+
+    def forward(x, weight, bias, stride, padding, dilation, groups):
+        return conv(x, weight, bias, stride, padding, dilation, groups)
+
+
+@layer
+class Conv2DNoBiasSpec:
+    x = Input("N", "C", "H", "W")
+    weight = Param("O", "CG", "KH", "KW", init="fan_in_uniform")
+    stride = Attr((1, 1))
+    padding = Attr((0, 0))
+    dilation = Attr((1, 1))
+    groups = Attr(1)
+
+    def forward(x, weight, stride, padding, dilation, groups):
+        return conv(x, weight, None, stride, padding, dilation, groups)
+
+
+# ``compute`` names its indices after its function's parameters: one function
+# per number of spatial axes, dense ([N, O, ...]) and grouped ([N, G, O/G, ...])
+_DENSE = {1: lambda f: lambda n, o, w: f(n, o, (w,)),
+          2: lambda f: lambda n, o, h, w: f(n, o, (h, w))}
+_GROUPED = {1: lambda f: lambda n, g, og, w: f(n, g, og, (w,)),
+            2: lambda f: lambda n, g, og, h, w: f(n, g, og, (h, w))}
+
+
+def conv(x, weight, bias, stride=1, padding=0, dilation=1, groups=1):
+    """The convolution over the trailing 1 or 2 axes of ``x`` (``[N, C, L]``
+    or ``[N, C, H, W]``) as a spec function, callable from any spec's
+    ``forward``; ``weight`` is ``[O, C/groups, *kernel]``, ``bias`` ``[O]`` or None."""
+    rank = len(x.shape) - 2
+    N, _, *size = x.shape
+    O, CG, *kernel = weight.shape
+    stride, padding, dilation = (_tuple(v, rank) for v in (stride, padding, dilation))
+    out = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, p, d in zip(size, kernel, stride, padding, dilation)]
+    c = ops.reduce_axis(CG, "c")
+    taps = [ops.reduce_axis(k, name) for k, name in zip(kernel, ("i", "j")[-rank:])]
+
+    def window(n, channel, o, at):
+        coords = [a * s + t * d - p for a, t, s, d, p in zip(at, taps, stride, dilation, padding)]
+        return ops.sum(x[(n, channel, *coords)] * weight[(o, c, *taps)], over=(c, *taps))
+
+    def with_bias(o, value):
+        return value if bias is None else bias[o] + value
+
+    if groups == 1:
+        return ops.compute((N, O, *out), _DENSE[rank](lambda n, o, at: with_bias(o, window(n, c, o, at))),
+                           name="conv")
+    OG = int(O) // groups
+    y = ops.compute((N, groups, OG, *out), _GROUPED[rank](lambda n, g, og, at: with_bias(
+        g * OG + og, window(n, g * CG + c, g * OG + og, at))), name="gconv")
+    return y.reshape(N, O, *out)
+
+
+conv1d = conv2d = conv
+
+
+class _Conv(SpecLayer):
+    """``torch.nn.Conv1d``/``Conv2d``-compatible convolution (the subclasses
+    set the spatial rank, the specs and the kernel's size names)."""
+
+    RANK, SPECS, KERNEL = 0, (None, None), ()
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, dtype=np.float32):
+        super().__init__(dtype)
+        name = type(self).__name__
+        self.in_channels = _count(name, "in_channels", in_channels)
+        self.out_channels = _count(name, "out_channels", out_channels)
+        self.groups = _count(name, "groups", groups)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
+                             f"must be divisible by groups ({groups})")
+        self.kernel_size = _counts(name, "kernel_size", kernel_size, rank=self.RANK)
+        self.stride = _counts(name, "stride", stride, rank=self.RANK)
+        self.padding = _counts(name, "padding", padding, least=0, rank=self.RANK)
+        self.dilation = _counts(name, "dilation", dilation, rank=self.RANK)
+        self.has_bias = bool(bias)
+        self._declare(self._select(())[0], C=self.in_channels, O=self.out_channels,
+                      CG=self.in_channels // self.groups, **dict(zip(self.KERNEL, self.kernel_size)),
+                      stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+        if bias:
+            fan_in = self.in_channels // self.groups * int(np.prod(self.kernel_size))
+            self.bias.data[...] = initialize("uniform", (self.out_channels,), np.float64) / np.sqrt(fan_in)
+
+    def _select(self, inputs):
+        return self.SPECS[0 if self.has_bias else 1], {}
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, bias={self.has_bias}")
+
+
+class Conv1D(_Conv):
+    """``torch.nn.Conv1d``-compatible 1-D convolution on ``[N, C, L]``;
+    ``weight`` is ``[out, in/groups, k]``. Batch and length stay free at run time.
+
+    >>> Conv1D(4, 8, 3, padding=1)(np.ones((2, 4, 10), np.float32)).shape
+    (2, 8, 10)
+    """
+
+    RANK, SPECS, KERNEL = 1, (Conv1DSpec, Conv1DNoBiasSpec), ("K",)
+
+
+class Conv2D(_Conv):
+    """``torch.nn.Conv2d``-compatible 2-D convolution on ``[N, C, H, W]``;
+    ``weight`` is ``[out, in/groups, kh, kw]``, ``groups=in_channels`` is depthwise.
+    Batch and image sizes stay free at run time."""
+
+    RANK, SPECS, KERNEL = 2, (Conv2DSpec, Conv2DNoBiasSpec), ("KH", "KW")
