@@ -54,8 +54,8 @@ def render_patch_gemm(nest, ctx) -> str:
 
     # A read element by element, B's rows where they lie, C written either way
     call = [ix(plan.rows), ix(plan.cols), ix(plan.depth), c_literal(plan.alpha, ctx.dtype), a,
-            *strides(plan.a.transposed, lda), b, ldb, beta, target, *strides(out.transposed, ix(out.ld)),
-            "lc_scratch"]
+            *strides(plan.a.transposed, lda), b, ldb, "lc_rows" if plan.b.rows else "0", beta, target,
+            *strides(out.transposed, ix(out.ld)), "lc_scratch"]
     kernel = KERNELS[ctx.dtype]
     return render(
         "patch_gemm.c.j2", comment=c_comment(ir.format_stage(s)), ctype=DTYPES[ctx.dtype][0], start=start,
@@ -67,7 +67,15 @@ def render_patch_gemm(nest, ctx) -> str:
         tasks=printer.size(plan.loops), work=printer.size(s.all_axes), min_work=ctx.min_work,
         room=ix(room), once=[p for p in packs if p not in per_task], per_task=per_task,
         decode=printer.decode("lc_task / lc_blocks", plan.loops), accumulate=plan.accumulate,
-        scatter=scatter, gemm=f"{kernel['name']}_tiles", call=call, scratch=f"LC_TILE_SCRATCH({kernel['nr']})")
+        scatter=scatter, gemm=f"{kernel['name']}_tiles", call=call, scratch=f"LC_TILE_SCRATCH({kernel['nr']})",
+        rows=plan.b.rows and _rows(plan.b.rows, printer))
+
+
+def _rows(rows, printer: Printer) -> dict:
+    """What templates/patch_gemm.c.j2 needs to write the table of where B's rows start."""
+    ix = printer.index
+    return dict(loops=[dict(var=var_c(l.var), start=ix(l.start), stop=ix(l.stop)) for l in rows.loops],
+                offset=ix(rows.offset), count=ix(rows.count))
 
 
 def _scatter_rows(scatter, out: str, printer: Printer) -> dict:
@@ -84,7 +92,7 @@ def _scatter_rows(scatter, out: str, printer: Printer) -> dict:
     return dict(loops=[dict(var=var_c(l.var), start=ix(l.start), stop=ix(l.stop)) for l in scatter.loops],
                 inner=dict(var=var_c(inner.var), start=ix(inner.start), stop=ix(inner.stop)),
                 row=ix(ir.isubst(scatter.offset, {inner.var: inner.start})), tests=tests.lets, lo=lo, hi=hi,
-                passed=passed, target=printer.element(out, scatter.index))
+                passed=passed, target=printer.element(out, scatter.index), assign=scatter.assign)
 
 
 def _pack_rows(pack, printer: Printer) -> dict:

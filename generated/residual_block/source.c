@@ -69,9 +69,10 @@ double expm1(double);
 #define LC_MC 96
 #define LC_KC 384
 /* rows of the tiles that read their operands in place (lc_kernel_*_tiles), and the
-   scratch those take for the edges of a product whose tiles are NR wide */
+   scratch those take for the edges of a product whose tiles are NR wide, and
+   their tables of where the rows of B start */
 #define LC_TMR 8
-#define LC_TILE_SCRATCH(nr) (LC_KC * (LC_TMR + (nr)) + LC_TMR * (nr))
+#define LC_TILE_SCRATCH(nr) (LC_KC * (LC_TMR + (nr)) + LC_TMR * (nr) + 4 * LC_KC + 2)
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
 typedef float lc_vf32 __attribute__((vector_size(LC_VECTOR_BYTES)));
@@ -99,11 +100,11 @@ static inline void lc_kernel_f32(int64_t kc, const float *restrict a, const floa
 
 /* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
    where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
-   transpose), B's rows of NR (ldb apart), C at c[i * cr + j * cc] (its
+   transpose), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
    columns apart when cc is not 1: stored element by element, once a tile). */
 __attribute__((optimize("fp-contract=fast")))
 static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64_t ar, int64_t ak,
-                                          const float *restrict b, int64_t ldb, float alpha,
+                                          const float *restrict b, const int64_t *restrict rows, float alpha,
                                           int add, float *restrict c, int64_t cr, int64_t cc) {
     lc_vf32 acc[LC_TMR][2];
     for (int i = 0; i < LC_TMR; ++i) {
@@ -112,8 +113,9 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64
     }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf32 b0, b1;
-        memcpy(&b0, b + k * ldb, sizeof b0);
-        memcpy(&b1, b + k * ldb + LC_NR_F32 / 2, sizeof b1);
+        const float *row = b + rows[k];
+        memcpy(&b0, row, sizeof b0);
+        memcpy(&b1, row + LC_NR_F32 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
             const float ai = a[i * ar + k * ak];
             acc[i][0] += ai * b0;
@@ -139,24 +141,33 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64
 
 /* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f32_tile reads them:
    tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
-   `scratch` (LC_TILE_SCRATCH(LC_NR_F32) elements), zero-padded */
+   `scratch` (LC_TILE_SCRATCH(LC_NR_F32) elements), zero-padded. B's row p starts
+   at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
+   ldb apart when rows is NULL */
 static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
         int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t ar, int64_t ak,
-        const float *b, int64_t ldb, int beta, float *c, int64_t cr, int64_t cc,
-        float *scratch) {
+        const float *b, int64_t ldb, const int64_t *rows, int beta, float *c, int64_t cr,
+        int64_t cc, float *scratch) {
     float *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F32;
+    /* the row tables: B's block of rows, and the edge buffer's (past the buffers, 8-byte aligned) */
+    int64_t *lc_rows = (int64_t *)(((uintptr_t)(lc_edge_c + LC_TMR * LC_NR_F32) + 7) & ~(uintptr_t)7);
+    int64_t *lc_edge_rows = lc_rows + LC_KC;
+    for (int64_t p = 0; p < LC_KC; ++p) lc_edge_rows[p] = p * LC_NR_F32;
     for (int64_t pc = 0; pc < k; pc += LC_KC) {
         const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
         const int add = beta || pc > 0;
+        const int64_t *block_rows = rows ? rows + pc : lc_rows;
+        if (!rows)
+            for (int64_t p = 0; p < kc; ++p) lc_rows[p] = (pc + p) * ldb;
         for (int64_t jc = 0; jc < n; jc += LC_NR_F32) {
             const int64_t nr = n - jc < LC_NR_F32 ? n - jc : LC_NR_F32;
-            const float *bp = b + pc * ldb + jc;
-            int64_t bl = ldb;
+            const float *bp = b + jc;
+            const int64_t *bl = block_rows;
             if (nr < LC_NR_F32) {
                 for (int64_t p = 0; p < kc; ++p)
-                    for (int64_t j = 0; j < LC_NR_F32; ++j) lc_edge_b[p * LC_NR_F32 + j] = j < nr ? bp[p * ldb + j] : 0;
+                    for (int64_t j = 0; j < LC_NR_F32; ++j) lc_edge_b[p * LC_NR_F32 + j] = j < nr ? bp[bl[p] + j] : 0;
                 bp = lc_edge_b;
-                bl = LC_NR_F32;
+                bl = lc_edge_rows;
             }
             for (int64_t ic = 0; ic < m; ic += LC_TMR) {
                 const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
@@ -205,11 +216,11 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
 
 /* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
    where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
-   transpose), B's rows of NR (ldb apart), C at c[i * cr + j * cc] (its
+   transpose), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
    columns apart when cc is not 1: stored element by element, once a tile). */
 __attribute__((optimize("fp-contract=fast")))
 static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int64_t ar, int64_t ak,
-                                          const double *restrict b, int64_t ldb, double alpha,
+                                          const double *restrict b, const int64_t *restrict rows, double alpha,
                                           int add, double *restrict c, int64_t cr, int64_t cc) {
     lc_vf64 acc[LC_TMR][2];
     for (int i = 0; i < LC_TMR; ++i) {
@@ -218,8 +229,9 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int6
     }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf64 b0, b1;
-        memcpy(&b0, b + k * ldb, sizeof b0);
-        memcpy(&b1, b + k * ldb + LC_NR_F64 / 2, sizeof b1);
+        const double *row = b + rows[k];
+        memcpy(&b0, row, sizeof b0);
+        memcpy(&b1, row + LC_NR_F64 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
             const double ai = a[i * ar + k * ak];
             acc[i][0] += ai * b0;
@@ -245,24 +257,33 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int6
 
 /* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f64_tile reads them:
    tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
-   `scratch` (LC_TILE_SCRATCH(LC_NR_F64) elements), zero-padded */
+   `scratch` (LC_TILE_SCRATCH(LC_NR_F64) elements), zero-padded. B's row p starts
+   at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
+   ldb apart when rows is NULL */
 static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
         int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t ar, int64_t ak,
-        const double *b, int64_t ldb, int beta, double *c, int64_t cr, int64_t cc,
-        double *scratch) {
+        const double *b, int64_t ldb, const int64_t *rows, int beta, double *c, int64_t cr,
+        int64_t cc, double *scratch) {
     double *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F64;
+    /* the row tables: B's block of rows, and the edge buffer's (past the buffers, 8-byte aligned) */
+    int64_t *lc_rows = (int64_t *)(((uintptr_t)(lc_edge_c + LC_TMR * LC_NR_F64) + 7) & ~(uintptr_t)7);
+    int64_t *lc_edge_rows = lc_rows + LC_KC;
+    for (int64_t p = 0; p < LC_KC; ++p) lc_edge_rows[p] = p * LC_NR_F64;
     for (int64_t pc = 0; pc < k; pc += LC_KC) {
         const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
         const int add = beta || pc > 0;
+        const int64_t *block_rows = rows ? rows + pc : lc_rows;
+        if (!rows)
+            for (int64_t p = 0; p < kc; ++p) lc_rows[p] = (pc + p) * ldb;
         for (int64_t jc = 0; jc < n; jc += LC_NR_F64) {
             const int64_t nr = n - jc < LC_NR_F64 ? n - jc : LC_NR_F64;
-            const double *bp = b + pc * ldb + jc;
-            int64_t bl = ldb;
+            const double *bp = b + jc;
+            const int64_t *bl = block_rows;
             if (nr < LC_NR_F64) {
                 for (int64_t p = 0; p < kc; ++p)
-                    for (int64_t j = 0; j < LC_NR_F64; ++j) lc_edge_b[p * LC_NR_F64 + j] = j < nr ? bp[p * ldb + j] : 0;
+                    for (int64_t j = 0; j < LC_NR_F64; ++j) lc_edge_b[p * LC_NR_F64 + j] = j < nr ? bp[bl[p] + j] : 0;
                 bp = lc_edge_b;
-                bl = LC_NR_F64;
+                bl = lc_edge_rows;
             }
             for (int64_t ic = 0; ic < m; ic += LC_TMR) {
                 const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
@@ -551,7 +572,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     /* tasks: every value of the calls' loops times blocks of h, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((72 * S_W));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -560,18 +581,28 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = (72 * (v_h_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F32);
+    const int64_t lc_room = ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F32);
     float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    if ((lc_room > 0 && !lc_ws)) {
+    /* where each row of B starts in the task's workspace */
+    int64_t *lc_rows = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows) {
+        free(lc_rows);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
+    }
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c = 0; v_c < 8; ++v_c)
+        for (int64_t v_i = 0; v_i < 3; ++v_i)
+        for (int64_t v_j = 0; v_j < 3; ++v_j)
+        lc_rows[lc_row++] = (((v_c * ((S_W + 2) * (v_h_step + 2))) + (v_i * (S_W + 2))) + v_j);
     }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_step * S_W)));
-    float *lc_out = T_conv_0;
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))));
+    float *restrict lc_cols = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)));
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_h_start = lc_task % lc_blocks * lc_step;
@@ -579,39 +610,52 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
         const int64_t v_n = lc_task / lc_blocks;
 
         {
-        for (int64_t v_c = 0; v_c < 8; ++v_c) {
-        for (int64_t v_i = 0; v_i < 3; ++v_i) {
-        for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j) + 1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j) + (S_W + 1)));
-        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_step + 2); ++v_u1) {
         {
-            float *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_c) + v_i)) + v_j) * ((v_h_stop + (-1 * v_h_start)) * S_W)) + ((v_h + (-1 * v_h_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const float t0 = (((v_h + v_i) + -1) >= 0);
-            const float t1 = (((v_h + v_i) + -1) < S_H);
+            float *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_h_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const float t0 = (v_u0 >= 0);
+            const float t1 = (v_u0 < 8);
+            const float t2 = ((v_u1 + (v_h_start + -1)) >= 0);
+            const float t3 = ((v_u1 + (v_h_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_w = lc_first; v_w < lc_lo; ++v_w) lc_dst[v_w - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) {
-                    const float t2 = T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-                    lc_dst[v_w - lc_first] = t2;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const float t4 = T_x[(((v_n) * 8 + v_u0) * S_H + (v_u1 + (v_h_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_w = lc_hi; v_w < lc_end; ++v_w) lc_dst[v_w - lc_first] = 0;
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
         }
+        lc_kernel_f32_tiles(8, (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0f, T_conv1_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, 0, lc_rows, 0, lc_cols, (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+
+        for (int64_t v_o = 0; v_o < 8; ++v_o) {
+        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
+        {
+            const float *restrict lc_src = lc_cols + (((v_o * (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32))) + ((v_h + (-1 * v_h_start)) * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
+            if (1) {
+                #pragma omp simd
+                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_src[v_w - lc_first];
+            }
         }
         }
-        lc_kernel_f32_tiles(8, ((v_h_stop + (-1 * v_h_start)) * S_W), 72, 1.0f, T_conv1_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, ((v_h_stop + (-1 * v_h_start)) * S_W), 0, lc_out + ((((v_n) * 8 + 0) * S_H + v_h_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        }
     }
     }
     free(lc_ws);
+    free(lc_rows);
     }
     }
 
@@ -791,7 +835,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     /* tasks: every value of the calls' loops times blocks of h_34, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((72 * S_W));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -800,18 +844,28 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = (72 * (v_h_34_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F32);
+    const int64_t lc_room = ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F32);
     float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    if ((lc_room > 0 && !lc_ws)) {
+    /* where each row of B starts in the task's workspace */
+    int64_t *lc_rows = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows) {
+        free(lc_rows);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
+    }
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29)
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
+        lc_rows[lc_row++] = (((v_c_29 * ((S_W + 2) * (v_h_34_step + 2))) + (v_i_30 * (S_W + 2))) + v_j_31);
     }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_34_step * S_W)));
-    float *lc_out = T_conv_36;
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))));
+    float *restrict lc_cols = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)));
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_h_34_start = lc_task % lc_blocks * lc_step;
@@ -819,39 +873,52 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
         const int64_t v_n_32 = lc_task / lc_blocks;
 
         {
-        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
-        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
-        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
-        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j_31) + 1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j_31) + (S_W + 1)));
-        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_34_step + 2); ++v_u1) {
         {
-            float *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_c_29) + v_i_30)) + v_j_31) * ((v_h_34_stop + (-1 * v_h_34_start)) * S_W)) + ((v_h_34 + (-1 * v_h_34_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const float t0 = (((v_h_34 + v_i_30) + -1) >= 0);
-            const float t1 = (((v_h_34 + v_i_30) + -1) < S_H);
+            float *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_h_34_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const float t0 = (v_u0 >= 0);
+            const float t1 = (v_u0 < 8);
+            const float t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
+            const float t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_w_35 = lc_first; v_w_35 < lc_lo; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) {
-                    const float t2 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)];
-                    lc_dst[v_w_35 - lc_first] = t2;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const float t4 = T_relu_28[(((v_n_32) * 8 + v_u0) * S_H + (v_u1 + (v_h_34_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_w_35 = lc_hi; v_w_35 < lc_end; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
         }
+        lc_kernel_f32_tiles(8, (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0f, T_conv2_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, 0, lc_rows, 0, lc_cols, (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
+        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
+        {
+            const float *restrict lc_src = lc_cols + (((v_o_33 * (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32))) + ((v_h_34 + (-1 * v_h_34_start)) * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
+            if (1) {
+                #pragma omp simd
+                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] = lc_src[v_w_35 - lc_first];
+            }
         }
         }
-        lc_kernel_f32_tiles(8, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 72, 1.0f, T_conv2_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 0, lc_out + ((((v_n_32) * 8 + 0) * S_H + v_h_34_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        }
     }
     }
     free(lc_ws);
+    free(lc_rows);
     }
     }
 
@@ -1240,7 +1307,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* tasks: every value of the calls' loops times blocks of j2, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((72 * S_W));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -1249,10 +1316,13 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = (72 * (v_j2_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F32);
+    const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F32);
     float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
     float *lc_pack_a = malloc(sizeof(float) * (size_t)(576));
-    if ((lc_room > 0 && !lc_ws) || !lc_pack_a) {
+    /* where each row of B starts in the task's workspace */
+    int64_t *lc_rows = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_pack_a || !lc_rows) {
+        free(lc_rows);
         free(lc_ws);
         free(lc_pack_a);
         return LC_OUT_OF_MEMORY;
@@ -1283,12 +1353,19 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33)
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
+        lc_rows[lc_row++] = (((v_o_33 * ((S_W + 2) * (v_j2_step + 2))) + (((-1 * v_i_30) + 2) * (S_W + 2))) + ((-1 * v_j_31) + 2));
+    }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_j2_step * S_W)));
-    float *lc_out = T_grad_relu_28_21;
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))));
+    float *restrict lc_cols = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)));
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_j2_start = lc_task % lc_blocks * lc_step;
@@ -1296,41 +1373,53 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         const int64_t v_n_32 = lc_task / lc_blocks;
 
         {
-        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
-        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
-        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
-        const int64_t lc_lo_bound = lc_max_i64(0, (v_j_31 + -1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, (v_j_31 + (S_W + -1)));
-        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_j2_step + 2); ++v_u1) {
         {
-            float *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_o_33) + v_i_30)) + v_j_31) * ((v_j2_stop + (-1 * v_j2_start)) * S_W)) + ((v_j2 + (-1 * v_j2_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const float t0 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
-            const float t1 = ((v_j2 + (-1 * (v_i_30 + -1))) < S_H);
-            const float t2 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
+            float *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_j2_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const float t0 = (v_u0 >= 0);
+            const float t1 = (v_u0 < 8);
+            const float t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
+            const float t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && t2 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_j3 = lc_first; v_j3 < lc_lo; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) {
-                    const float t3 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_j2 + (-1 * (v_i_30 + -1)))) * S_W + (v_j3 + (-1 * (v_j_31 + -1)))];
-                    lc_dst[v_j3 - lc_first] = t3;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const float t4 = T_grad_conv_36[(((v_n_32) * 8 + v_u0) * S_H + (v_u1 + (v_j2_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_j3 = lc_hi; v_j3 < lc_end; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
         }
+        lc_kernel_f32_tiles(8, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0f, lc_pack_a, 72, 1, lc_pack_b, 0, lc_rows, 0, lc_cols, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
+        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        {
+            const float *restrict lc_src = lc_cols + (((v_c_29 * (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32))) + ((v_j2 + (-1 * v_j2_start)) * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
+            if (1) {
+                #pragma omp simd
+                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] = lc_src[v_j3 - lc_first];
+            }
         }
         }
-        lc_kernel_f32_tiles(8, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 72, 1.0f, lc_pack_a, 72, 1, lc_pack_b, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 0, lc_out + ((((v_n_32) * 8 + 0) * S_H + v_j2_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        }
     }
     }
     free(lc_ws);
     free(lc_pack_a);
+    free(lc_rows);
     }
     }
 
@@ -1434,7 +1523,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f32_tiles(72, 8, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1.0f, lc_pack_a, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1, lc_pack_b, 8, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f32_tiles(72, 8, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1.0f, lc_pack_a, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
     }
     }
     for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
@@ -1734,7 +1823,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f32_tiles(72, 8, ((v_h_stop + (-1 * v_h_start)) * S_W), 1.0f, lc_pack_a, ((v_h_stop + (-1 * v_h_start)) * S_W), 1, lc_pack_b, 8, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f32_tiles(72, 8, ((v_h_stop + (-1 * v_h_start)) * S_W), 1.0f, lc_pack_a, ((v_h_stop + (-1 * v_h_start)) * S_W), 1, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
     }
     }
     for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
@@ -1781,7 +1870,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* tasks: every value of the calls' loops times blocks of j2, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((72 * S_W));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -1790,10 +1879,13 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = (72 * (v_j2_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F32);
+    const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F32);
     float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
     float *lc_pack_a = malloc(sizeof(float) * (size_t)(576));
-    if ((lc_room > 0 && !lc_ws) || !lc_pack_a) {
+    /* where each row of B starts in the task's workspace */
+    int64_t *lc_rows = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_pack_a || !lc_rows) {
+        free(lc_rows);
         free(lc_ws);
         free(lc_pack_a);
         return LC_OUT_OF_MEMORY;
@@ -1824,12 +1916,19 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_o = 0; v_o < 8; ++v_o)
+        for (int64_t v_i = 0; v_i < 3; ++v_i)
+        for (int64_t v_j = 0; v_j < 3; ++v_j)
+        lc_rows[lc_row++] = (((v_o * ((S_W + 2) * (v_j2_step + 2))) + (((-1 * v_i) + 2) * (S_W + 2))) + ((-1 * v_j) + 2));
+    }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_j2_step * S_W)));
-    float *lc_out = T_grad_x;
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))));
+    float *restrict lc_cols = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)));
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_j2_start = lc_task % lc_blocks * lc_step;
@@ -1837,41 +1936,53 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         const int64_t v_j0 = lc_task / lc_blocks;
 
         {
-        for (int64_t v_o = 0; v_o < 8; ++v_o) {
-        for (int64_t v_i = 0; v_i < 3; ++v_i) {
-        for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const int64_t lc_lo_bound = lc_max_i64(0, (v_j + -1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, (v_j + (S_W + -1)));
-        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_j2_step + 2); ++v_u1) {
         {
-            float *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_o) + v_i)) + v_j) * ((v_j2_stop + (-1 * v_j2_start)) * S_W)) + ((v_j2 + (-1 * v_j2_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-            const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-            const float t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+            float *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_j2_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const float t0 = (v_u0 >= 0);
+            const float t1 = (v_u0 < 8);
+            const float t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
+            const float t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && t2 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_j3 = lc_first; v_j3 < lc_lo; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) {
-                    const float t3 = T_grad_conv_0[(((v_j0) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    lc_dst[v_j3 - lc_first] = t3;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const float t4 = T_grad_conv_0[(((v_j0) * 8 + v_u0) * S_H + (v_u1 + (v_j2_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_j3 = lc_hi; v_j3 < lc_end; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
         }
+        lc_kernel_f32_tiles(8, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0f, lc_pack_a, 72, 1, lc_pack_b, 0, lc_rows, 0, lc_cols, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+
+        for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
+        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        {
+            const float *restrict lc_src = lc_cols + (((v_j1 * (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32))) + ((v_j2 + (-1 * v_j2_start)) * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
+            if (1) {
+                #pragma omp simd
+                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) T_grad_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] += lc_src[v_j3 - lc_first];
+            }
         }
         }
-        lc_kernel_f32_tiles(8, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 72, 1.0f, lc_pack_a, 72, 1, lc_pack_b, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 1, lc_out + ((((v_j0) * 8 + 0) * S_H + v_j2_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        }
     }
     }
     free(lc_ws);
     free(lc_pack_a);
+    free(lc_rows);
     }
     }
 
@@ -1896,7 +2007,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     /* tasks: every value of the calls' loops times blocks of h, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((72 * S_W));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -1905,18 +2016,28 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = (72 * (v_h_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F64);
+    const int64_t lc_room = ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F64);
     double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    if ((lc_room > 0 && !lc_ws)) {
+    /* where each row of B starts in the task's workspace */
+    int64_t *lc_rows = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows) {
+        free(lc_rows);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
+    }
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c = 0; v_c < 8; ++v_c)
+        for (int64_t v_i = 0; v_i < 3; ++v_i)
+        for (int64_t v_j = 0; v_j < 3; ++v_j)
+        lc_rows[lc_row++] = (((v_c * ((S_W + 2) * (v_h_step + 2))) + (v_i * (S_W + 2))) + v_j);
     }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_step * S_W)));
-    double *lc_out = T_conv_0;
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))));
+    double *restrict lc_cols = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)));
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_h_start = lc_task % lc_blocks * lc_step;
@@ -1924,39 +2045,52 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
         const int64_t v_n = lc_task / lc_blocks;
 
         {
-        for (int64_t v_c = 0; v_c < 8; ++v_c) {
-        for (int64_t v_i = 0; v_i < 3; ++v_i) {
-        for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j) + 1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j) + (S_W + 1)));
-        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_step + 2); ++v_u1) {
         {
-            double *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_c) + v_i)) + v_j) * ((v_h_stop + (-1 * v_h_start)) * S_W)) + ((v_h + (-1 * v_h_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const double t0 = (((v_h + v_i) + -1) >= 0);
-            const double t1 = (((v_h + v_i) + -1) < S_H);
+            double *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_h_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const double t0 = (v_u0 >= 0);
+            const double t1 = (v_u0 < 8);
+            const double t2 = ((v_u1 + (v_h_start + -1)) >= 0);
+            const double t3 = ((v_u1 + (v_h_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_w = lc_first; v_w < lc_lo; ++v_w) lc_dst[v_w - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) {
-                    const double t2 = T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-                    lc_dst[v_w - lc_first] = t2;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const double t4 = T_x[(((v_n) * 8 + v_u0) * S_H + (v_u1 + (v_h_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_w = lc_hi; v_w < lc_end; ++v_w) lc_dst[v_w - lc_first] = 0;
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
         }
+        lc_kernel_f64_tiles(8, (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0, T_conv1_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, 0, lc_rows, 0, lc_cols, (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+
+        for (int64_t v_o = 0; v_o < 8; ++v_o) {
+        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
+        {
+            const double *restrict lc_src = lc_cols + (((v_o * (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32))) + ((v_h + (-1 * v_h_start)) * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
+            if (1) {
+                #pragma omp simd
+                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_src[v_w - lc_first];
+            }
         }
         }
-        lc_kernel_f64_tiles(8, ((v_h_stop + (-1 * v_h_start)) * S_W), 72, 1.0, T_conv1_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, ((v_h_stop + (-1 * v_h_start)) * S_W), 0, lc_out + ((((v_n) * 8 + 0) * S_H + v_h_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        }
     }
     }
     free(lc_ws);
+    free(lc_rows);
     }
     }
 
@@ -2136,7 +2270,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     /* tasks: every value of the calls' loops times blocks of h_34, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((72 * S_W));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -2145,18 +2279,28 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = (72 * (v_h_34_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F64);
+    const int64_t lc_room = ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F64);
     double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    if ((lc_room > 0 && !lc_ws)) {
+    /* where each row of B starts in the task's workspace */
+    int64_t *lc_rows = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows) {
+        free(lc_rows);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
+    }
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29)
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
+        lc_rows[lc_row++] = (((v_c_29 * ((S_W + 2) * (v_h_34_step + 2))) + (v_i_30 * (S_W + 2))) + v_j_31);
     }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_34_step * S_W)));
-    double *lc_out = T_conv_36;
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))));
+    double *restrict lc_cols = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)));
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_h_34_start = lc_task % lc_blocks * lc_step;
@@ -2164,39 +2308,52 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
         const int64_t v_n_32 = lc_task / lc_blocks;
 
         {
-        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
-        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
-        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
-        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j_31) + 1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j_31) + (S_W + 1)));
-        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_34_step + 2); ++v_u1) {
         {
-            double *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_c_29) + v_i_30)) + v_j_31) * ((v_h_34_stop + (-1 * v_h_34_start)) * S_W)) + ((v_h_34 + (-1 * v_h_34_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const double t0 = (((v_h_34 + v_i_30) + -1) >= 0);
-            const double t1 = (((v_h_34 + v_i_30) + -1) < S_H);
+            double *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_h_34_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const double t0 = (v_u0 >= 0);
+            const double t1 = (v_u0 < 8);
+            const double t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
+            const double t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_w_35 = lc_first; v_w_35 < lc_lo; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) {
-                    const double t2 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)];
-                    lc_dst[v_w_35 - lc_first] = t2;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const double t4 = T_relu_28[(((v_n_32) * 8 + v_u0) * S_H + (v_u1 + (v_h_34_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_w_35 = lc_hi; v_w_35 < lc_end; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
         }
+        lc_kernel_f64_tiles(8, (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0, T_conv2_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, 0, lc_rows, 0, lc_cols, (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
+        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
+        {
+            const double *restrict lc_src = lc_cols + (((v_o_33 * (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32))) + ((v_h_34 + (-1 * v_h_34_start)) * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
+            if (1) {
+                #pragma omp simd
+                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] = lc_src[v_w_35 - lc_first];
+            }
         }
         }
-        lc_kernel_f64_tiles(8, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 72, 1.0, T_conv2_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 0, lc_out + ((((v_n_32) * 8 + 0) * S_H + v_h_34_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        }
     }
     }
     free(lc_ws);
+    free(lc_rows);
     }
     }
 
@@ -2585,7 +2742,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* tasks: every value of the calls' loops times blocks of j2, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((72 * S_W));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -2594,10 +2751,13 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = (72 * (v_j2_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F64);
+    const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F64);
     double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
     double *lc_pack_a = malloc(sizeof(double) * (size_t)(576));
-    if ((lc_room > 0 && !lc_ws) || !lc_pack_a) {
+    /* where each row of B starts in the task's workspace */
+    int64_t *lc_rows = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_pack_a || !lc_rows) {
+        free(lc_rows);
         free(lc_ws);
         free(lc_pack_a);
         return LC_OUT_OF_MEMORY;
@@ -2628,12 +2788,19 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33)
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
+        lc_rows[lc_row++] = (((v_o_33 * ((S_W + 2) * (v_j2_step + 2))) + (((-1 * v_i_30) + 2) * (S_W + 2))) + ((-1 * v_j_31) + 2));
+    }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_j2_step * S_W)));
-    double *lc_out = T_grad_relu_28_21;
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))));
+    double *restrict lc_cols = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)));
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_j2_start = lc_task % lc_blocks * lc_step;
@@ -2641,41 +2808,53 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         const int64_t v_n_32 = lc_task / lc_blocks;
 
         {
-        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
-        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
-        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
-        const int64_t lc_lo_bound = lc_max_i64(0, (v_j_31 + -1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, (v_j_31 + (S_W + -1)));
-        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_j2_step + 2); ++v_u1) {
         {
-            double *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_o_33) + v_i_30)) + v_j_31) * ((v_j2_stop + (-1 * v_j2_start)) * S_W)) + ((v_j2 + (-1 * v_j2_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const double t0 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
-            const double t1 = ((v_j2 + (-1 * (v_i_30 + -1))) < S_H);
-            const double t2 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
+            double *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_j2_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const double t0 = (v_u0 >= 0);
+            const double t1 = (v_u0 < 8);
+            const double t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
+            const double t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && t2 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_j3 = lc_first; v_j3 < lc_lo; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) {
-                    const double t3 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_j2 + (-1 * (v_i_30 + -1)))) * S_W + (v_j3 + (-1 * (v_j_31 + -1)))];
-                    lc_dst[v_j3 - lc_first] = t3;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const double t4 = T_grad_conv_36[(((v_n_32) * 8 + v_u0) * S_H + (v_u1 + (v_j2_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_j3 = lc_hi; v_j3 < lc_end; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
         }
+        lc_kernel_f64_tiles(8, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0, lc_pack_a, 72, 1, lc_pack_b, 0, lc_rows, 0, lc_cols, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
+        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        {
+            const double *restrict lc_src = lc_cols + (((v_c_29 * (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32))) + ((v_j2 + (-1 * v_j2_start)) * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
+            if (1) {
+                #pragma omp simd
+                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] = lc_src[v_j3 - lc_first];
+            }
         }
         }
-        lc_kernel_f64_tiles(8, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 72, 1.0, lc_pack_a, 72, 1, lc_pack_b, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 0, lc_out + ((((v_n_32) * 8 + 0) * S_H + v_j2_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        }
     }
     }
     free(lc_ws);
     free(lc_pack_a);
+    free(lc_rows);
     }
     }
 
@@ -2779,7 +2958,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f64_tiles(72, 8, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1.0, lc_pack_a, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1, lc_pack_b, 8, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f64_tiles(72, 8, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1.0, lc_pack_a, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
     }
     }
     for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
@@ -3079,7 +3258,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f64_tiles(72, 8, ((v_h_stop + (-1 * v_h_start)) * S_W), 1.0, lc_pack_a, ((v_h_stop + (-1 * v_h_start)) * S_W), 1, lc_pack_b, 8, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f64_tiles(72, 8, ((v_h_stop + (-1 * v_h_start)) * S_W), 1.0, lc_pack_a, ((v_h_stop + (-1 * v_h_start)) * S_W), 1, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
     }
     }
     for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
@@ -3126,7 +3305,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* tasks: every value of the calls' loops times blocks of j2, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((72 * S_W));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -3135,10 +3314,13 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = (72 * (v_j2_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F64);
+    const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F64);
     double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
     double *lc_pack_a = malloc(sizeof(double) * (size_t)(576));
-    if ((lc_room > 0 && !lc_ws) || !lc_pack_a) {
+    /* where each row of B starts in the task's workspace */
+    int64_t *lc_rows = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_pack_a || !lc_rows) {
+        free(lc_rows);
         free(lc_ws);
         free(lc_pack_a);
         return LC_OUT_OF_MEMORY;
@@ -3169,12 +3351,19 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_o = 0; v_o < 8; ++v_o)
+        for (int64_t v_i = 0; v_i < 3; ++v_i)
+        for (int64_t v_j = 0; v_j < 3; ++v_j)
+        lc_rows[lc_row++] = (((v_o * ((S_W + 2) * (v_j2_step + 2))) + (((-1 * v_i) + 2) * (S_W + 2))) + ((-1 * v_j) + 2));
+    }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_j2_step * S_W)));
-    double *lc_out = T_grad_x;
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))));
+    double *restrict lc_cols = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)));
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_j2_start = lc_task % lc_blocks * lc_step;
@@ -3182,41 +3371,53 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         const int64_t v_j0 = lc_task / lc_blocks;
 
         {
-        for (int64_t v_o = 0; v_o < 8; ++v_o) {
-        for (int64_t v_i = 0; v_i < 3; ++v_i) {
-        for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const int64_t lc_lo_bound = lc_max_i64(0, (v_j + -1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, (v_j + (S_W + -1)));
-        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_j2_step + 2); ++v_u1) {
         {
-            double *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_o) + v_i)) + v_j) * ((v_j2_stop + (-1 * v_j2_start)) * S_W)) + ((v_j2 + (-1 * v_j2_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-            const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-            const double t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+            double *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_j2_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const double t0 = (v_u0 >= 0);
+            const double t1 = (v_u0 < 8);
+            const double t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
+            const double t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && t2 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_j3 = lc_first; v_j3 < lc_lo; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) {
-                    const double t3 = T_grad_conv_0[(((v_j0) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    lc_dst[v_j3 - lc_first] = t3;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const double t4 = T_grad_conv_0[(((v_j0) * 8 + v_u0) * S_H + (v_u1 + (v_j2_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_j3 = lc_hi; v_j3 < lc_end; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
         }
+        lc_kernel_f64_tiles(8, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0, lc_pack_a, 72, 1, lc_pack_b, 0, lc_rows, 0, lc_cols, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+
+        for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
+        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        {
+            const double *restrict lc_src = lc_cols + (((v_j1 * (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32))) + ((v_j2 + (-1 * v_j2_start)) * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
+            if (1) {
+                #pragma omp simd
+                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) T_grad_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] += lc_src[v_j3 - lc_first];
+            }
         }
         }
-        lc_kernel_f64_tiles(8, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 72, 1.0, lc_pack_a, 72, 1, lc_pack_b, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 1, lc_out + ((((v_j0) * 8 + 0) * S_H + v_j2_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        }
     }
     }
     free(lc_ws);
     free(lc_pack_a);
+    free(lc_rows);
     }
     }
 

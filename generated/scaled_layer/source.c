@@ -69,9 +69,10 @@ double expm1(double);
 #define LC_MC 96
 #define LC_KC 384
 /* rows of the tiles that read their operands in place (lc_kernel_*_tiles), and the
-   scratch those take for the edges of a product whose tiles are NR wide */
+   scratch those take for the edges of a product whose tiles are NR wide, and
+   their tables of where the rows of B start */
 #define LC_TMR 8
-#define LC_TILE_SCRATCH(nr) (LC_KC * (LC_TMR + (nr)) + LC_TMR * (nr))
+#define LC_TILE_SCRATCH(nr) (LC_KC * (LC_TMR + (nr)) + LC_TMR * (nr) + 4 * LC_KC + 2)
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
 typedef float lc_vf32 __attribute__((vector_size(LC_VECTOR_BYTES)));
@@ -99,11 +100,11 @@ static inline void lc_kernel_f32(int64_t kc, const float *restrict a, const floa
 
 /* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
    where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
-   transpose), B's rows of NR (ldb apart), C at c[i * cr + j * cc] (its
+   transpose), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
    columns apart when cc is not 1: stored element by element, once a tile). */
 __attribute__((optimize("fp-contract=fast")))
 static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64_t ar, int64_t ak,
-                                          const float *restrict b, int64_t ldb, float alpha,
+                                          const float *restrict b, const int64_t *restrict rows, float alpha,
                                           int add, float *restrict c, int64_t cr, int64_t cc) {
     lc_vf32 acc[LC_TMR][2];
     for (int i = 0; i < LC_TMR; ++i) {
@@ -112,8 +113,9 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64
     }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf32 b0, b1;
-        memcpy(&b0, b + k * ldb, sizeof b0);
-        memcpy(&b1, b + k * ldb + LC_NR_F32 / 2, sizeof b1);
+        const float *row = b + rows[k];
+        memcpy(&b0, row, sizeof b0);
+        memcpy(&b1, row + LC_NR_F32 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
             const float ai = a[i * ar + k * ak];
             acc[i][0] += ai * b0;
@@ -139,24 +141,33 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64
 
 /* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f32_tile reads them:
    tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
-   `scratch` (LC_TILE_SCRATCH(LC_NR_F32) elements), zero-padded */
+   `scratch` (LC_TILE_SCRATCH(LC_NR_F32) elements), zero-padded. B's row p starts
+   at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
+   ldb apart when rows is NULL */
 static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
         int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t ar, int64_t ak,
-        const float *b, int64_t ldb, int beta, float *c, int64_t cr, int64_t cc,
-        float *scratch) {
+        const float *b, int64_t ldb, const int64_t *rows, int beta, float *c, int64_t cr,
+        int64_t cc, float *scratch) {
     float *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F32;
+    /* the row tables: B's block of rows, and the edge buffer's (past the buffers, 8-byte aligned) */
+    int64_t *lc_rows = (int64_t *)(((uintptr_t)(lc_edge_c + LC_TMR * LC_NR_F32) + 7) & ~(uintptr_t)7);
+    int64_t *lc_edge_rows = lc_rows + LC_KC;
+    for (int64_t p = 0; p < LC_KC; ++p) lc_edge_rows[p] = p * LC_NR_F32;
     for (int64_t pc = 0; pc < k; pc += LC_KC) {
         const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
         const int add = beta || pc > 0;
+        const int64_t *block_rows = rows ? rows + pc : lc_rows;
+        if (!rows)
+            for (int64_t p = 0; p < kc; ++p) lc_rows[p] = (pc + p) * ldb;
         for (int64_t jc = 0; jc < n; jc += LC_NR_F32) {
             const int64_t nr = n - jc < LC_NR_F32 ? n - jc : LC_NR_F32;
-            const float *bp = b + pc * ldb + jc;
-            int64_t bl = ldb;
+            const float *bp = b + jc;
+            const int64_t *bl = block_rows;
             if (nr < LC_NR_F32) {
                 for (int64_t p = 0; p < kc; ++p)
-                    for (int64_t j = 0; j < LC_NR_F32; ++j) lc_edge_b[p * LC_NR_F32 + j] = j < nr ? bp[p * ldb + j] : 0;
+                    for (int64_t j = 0; j < LC_NR_F32; ++j) lc_edge_b[p * LC_NR_F32 + j] = j < nr ? bp[bl[p] + j] : 0;
                 bp = lc_edge_b;
-                bl = LC_NR_F32;
+                bl = lc_edge_rows;
             }
             for (int64_t ic = 0; ic < m; ic += LC_TMR) {
                 const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
@@ -205,11 +216,11 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
 
 /* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
    where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
-   transpose), B's rows of NR (ldb apart), C at c[i * cr + j * cc] (its
+   transpose), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
    columns apart when cc is not 1: stored element by element, once a tile). */
 __attribute__((optimize("fp-contract=fast")))
 static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int64_t ar, int64_t ak,
-                                          const double *restrict b, int64_t ldb, double alpha,
+                                          const double *restrict b, const int64_t *restrict rows, double alpha,
                                           int add, double *restrict c, int64_t cr, int64_t cc) {
     lc_vf64 acc[LC_TMR][2];
     for (int i = 0; i < LC_TMR; ++i) {
@@ -218,8 +229,9 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int6
     }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf64 b0, b1;
-        memcpy(&b0, b + k * ldb, sizeof b0);
-        memcpy(&b1, b + k * ldb + LC_NR_F64 / 2, sizeof b1);
+        const double *row = b + rows[k];
+        memcpy(&b0, row, sizeof b0);
+        memcpy(&b1, row + LC_NR_F64 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
             const double ai = a[i * ar + k * ak];
             acc[i][0] += ai * b0;
@@ -245,24 +257,33 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int6
 
 /* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f64_tile reads them:
    tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
-   `scratch` (LC_TILE_SCRATCH(LC_NR_F64) elements), zero-padded */
+   `scratch` (LC_TILE_SCRATCH(LC_NR_F64) elements), zero-padded. B's row p starts
+   at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
+   ldb apart when rows is NULL */
 static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
         int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t ar, int64_t ak,
-        const double *b, int64_t ldb, int beta, double *c, int64_t cr, int64_t cc,
-        double *scratch) {
+        const double *b, int64_t ldb, const int64_t *rows, int beta, double *c, int64_t cr,
+        int64_t cc, double *scratch) {
     double *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F64;
+    /* the row tables: B's block of rows, and the edge buffer's (past the buffers, 8-byte aligned) */
+    int64_t *lc_rows = (int64_t *)(((uintptr_t)(lc_edge_c + LC_TMR * LC_NR_F64) + 7) & ~(uintptr_t)7);
+    int64_t *lc_edge_rows = lc_rows + LC_KC;
+    for (int64_t p = 0; p < LC_KC; ++p) lc_edge_rows[p] = p * LC_NR_F64;
     for (int64_t pc = 0; pc < k; pc += LC_KC) {
         const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
         const int add = beta || pc > 0;
+        const int64_t *block_rows = rows ? rows + pc : lc_rows;
+        if (!rows)
+            for (int64_t p = 0; p < kc; ++p) lc_rows[p] = (pc + p) * ldb;
         for (int64_t jc = 0; jc < n; jc += LC_NR_F64) {
             const int64_t nr = n - jc < LC_NR_F64 ? n - jc : LC_NR_F64;
-            const double *bp = b + pc * ldb + jc;
-            int64_t bl = ldb;
+            const double *bp = b + jc;
+            const int64_t *bl = block_rows;
             if (nr < LC_NR_F64) {
                 for (int64_t p = 0; p < kc; ++p)
-                    for (int64_t j = 0; j < LC_NR_F64; ++j) lc_edge_b[p * LC_NR_F64 + j] = j < nr ? bp[p * ldb + j] : 0;
+                    for (int64_t j = 0; j < LC_NR_F64; ++j) lc_edge_b[p * LC_NR_F64 + j] = j < nr ? bp[bl[p] + j] : 0;
                 bp = lc_edge_b;
-                bl = LC_NR_F64;
+                bl = lc_edge_rows;
             }
             for (int64_t ic = 0; ic < m; ic += LC_TMR) {
                 const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;

@@ -1,0 +1,223 @@
+"""A stride-1 convolution as GEMM calls over shifted views of its input.
+
+Packed as patches (``compiler/patches.py``), a 3x3 convolution's input is
+written nine times, once per tap, before each call reads it. Where the read
+``x[n, c, h + i*d - p, w + j*d - p]`` moves with each column variable at
+stride 1, a task instead copies the part of the input it reads once into a
+workspace laid out as the input is, each coordinate widened by the taps'
+span (the padding written as zeros): ``P[c, u, v] = x[n, c, h0 + u - p, v - p]``.
+Row ``(c, i, j)`` of the call's B is then ``P`` read from ``c*Hp*Wp + i*d*Wp
++ j*d`` on, and column ``(h, w)`` is position ``(h - h0)*Wp + w`` of it: one
+offset per row (the tiles take a table of them), unit stride along a row. The
+positions past a row's ``Wo`` columns (``w`` from ``Wo`` to ``Wp``) are
+computed too, and left out when the calls' workspace is copied into the
+output (a ``col2im.Scatter`` that assigns). The input gradient of a stride-1
+convolution reads its output gradient the same way (``y - i*d + p``).
+
+In: a ``Stage`` and its ``Contraction``. Out: a ``patches.PatchGemm`` whose B
+has ``rows`` set, or None where the packed plan's B is not one such read
+(a stride, a column variable in two coordinates, taps of unknown count).
+
+Example::
+
+    plan = plan_shifted(stage, plan_contraction(stage), program.shapes())   # a 3x3 convolution
+    plan.packs[-1].capacity           # C * (step + 2) * (W + 2): the padded rows of one task
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from . import ir
+from .col2im import Scatter, _guarded, _implied
+from .ir import IConst, IVar, Load, affine
+from .patches import Block, Operand, Pack, PackLoop, _fresh, _length, _plan, _window, best_split
+from .schedule import Contraction, _factors
+
+# the calls' columns are a multiple of this, the widest tile of any vector
+# width (float32's under AVX-512): no tile at an edge of B
+WHOLE_TILES = 32
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Where B's rows start: row ``k`` (the point of ``loops``, the call's
+    summed axes, outermost first) ``offset`` elements into the workspace;
+    ``count`` rows."""
+
+    loops: tuple
+    offset: ir.IExpr
+    count: ir.IExpr
+
+
+@dataclass(frozen=True)
+class _Dim:
+    """A dimension of the workspace: loop ``var`` over ``extent`` positions,
+    position ``u`` holding the read's coordinate ``u + base``. ``column``:
+    the call's column variable in it (None: taps only); ``taps``: the summed
+    variables' part of the coordinate less its lowest value (B's row offset)."""
+
+    var: str
+    base: ir.IExpr
+    taps: ir.IExpr
+    column: str | None
+    extent: ir.IExpr
+    span: int           # the taps' part of the extent: highest less lowest
+
+
+def plan_shifted(s: ir.Stage, c: Contraction, shapes: dict):
+    """The calls of ``c`` with B read as shifted views of a padded copy of the
+    input (see the module docstring), or None."""
+    best = best_split(s, c, shapes)
+    if best is None:
+        return None
+    split, flipped, sides = best
+    b = sides[1]
+    if b.matrix is not None or b.once or b.layout != (b.depth, b.free):
+        return None
+    # tasks take blocks of the outermost column (rows of the image)
+    extents = {a.name: a.extent for a in s.all_axes}
+    taken = set(extents)
+    block = Block(b.free[0], *(_fresh(f"{b.free[0].name}_{part}", taken) for part in ("start", "stop", "step")))
+    plan = _plan(s, c, shapes, split, flipped, sides, block)
+    read = _read(b.value, shapes)
+    if plan.accumulate or read is None:
+        return None
+    load, scale = read
+    found = _dims(load, b.free, b.depth, block, taken)
+    if found is None:
+        return None
+    dims, index = found
+    strides = _strides(dims)
+    pack = _padded_copy(load, dims, index, strides, extents, shapes)
+    rows = Rows(tuple(PackLoop(a.name, IConst(0), a.extent) for a in b.depth),
+                _sum(ir.imul(d.taps, st) for d, st in zip(dims, strides)), _length(b.depth, None))
+    # the calls run whole tiles: their columns rounded up to WHOLE_TILES, read
+    # past the copy into as many zeros
+    columns = _round_up(_columns(dims, strides, block))
+    at_step = ir.isubst(columns, {block.start: IConst(0), block.stop: IVar(block.step)})
+    out = _copy_out(s, sides[0].free, b.free, dims, strides, block, columns, at_step)
+    packs = tuple(p for p in plan.packs if p.name != "lc_pack_b") + (pack,)
+    return ir.replace(plan, packs=packs, b=Operand(pack.name, None, IConst(0), False, rows),
+                      out=Operand("lc_cols", None, columns, False), cols=columns,
+                      alpha=plan.alpha * scale, scatter=out)
+
+
+def _round_up(n: ir.IExpr) -> ir.IExpr:
+    return ir.imul(ir.ifloordiv(ir.iadd(n, WHOLE_TILES - 1), WHOLE_TILES), WHOLE_TILES)
+
+
+def _read(value, shapes: dict):
+    """``(load, scale)`` when ``value`` is one read times constants, zero only
+    where the read falls outside its tensor; else None."""
+    conditions, product = _guarded(value)
+    factors = _factors(product)
+    loads = [f for f in factors if isinstance(f, Load)]
+    if len(loads) != 1 or not all(isinstance(f, (Load, ir.Const)) for f in factors):
+        return None
+    load = loads[0]
+    implied = set().union(*(_implied(i, i, 1, n) for i, n in zip(load.index, shapes[load.tensor])))
+    if any(cond not in implied for cond in conditions):
+        return None
+    return load, math.prod(f.value for f in factors if isinstance(f, ir.Const))
+
+
+def _dims(load: Load, cols: tuple, depth: tuple, block, taken: set):
+    """``(dims, index)``: the workspace's dimensions (one per coordinate of
+    ``load`` that reads a column or summed variable) and the read that fills
+    it; None unless each column variable is in one coordinate at stride 1, in
+    the columns' order, the innermost in the last dimension, and some
+    coordinate shifts a column by taps."""
+    names = {a.name for a in cols}
+    summed = {a.name: a.extent for a in depth}
+    extents = {a.name: a.extent for a in cols}
+    dims, index, order = [], [], []
+    for coordinate in load.index:
+        split = affine(coordinate, names | set(summed))
+        if split is None:
+            return None
+        coefs, rest = split
+        here = [v for v in coefs if v in names]
+        taps = {v: k for v, k in coefs.items() if v in summed}
+        if not here and not taps:
+            index.append(coordinate)
+            continue
+        if len(here) > 1 or any(coefs[v] != 1 for v in here) or any(not isinstance(summed[v], IConst) for v in taps):
+            return None
+        lowest = sum(k * (summed[v].value - 1) for v, k in taps.items() if k < 0)
+        span = sum(abs(k) * (summed[v].value - 1) for v, k in taps.items())
+        shift = _sum([IConst(-lowest)] + [ir.imul(k, IVar(v)) for v, k in taps.items()])
+        column = here[0] if here else None
+        base = ir.iadd(rest, IConst(lowest))
+        if column is None:
+            extent = IConst(span + 1)
+        elif column == block.axis.name:
+            extent, base = ir.iadd(IVar(block.step), IConst(span)), ir.iadd(base, IVar(block.start))
+        else:
+            extent = ir.iadd(extents[column], IConst(span))
+        var = _fresh(f"u{len(dims)}", taken)
+        dims.append(_Dim(var, base, shift, column, extent, span))
+        index.append(ir.iadd(IVar(var), base))
+        order += here
+    if order != [a.name for a in cols] or dims[-1].column != cols[-1].name or \
+            not any(d.column and d.taps != IConst(0) for d in dims):
+        return None
+    return dims, tuple(index)
+
+
+def _strides(dims: list) -> list:
+    """Row-major strides of the workspace's dimensions."""
+    strides, stride = [], IConst(1)
+    for d in reversed(dims):
+        strides.append(stride)
+        stride = ir.imul(stride, d.extent)
+    return strides[::-1]
+
+
+def _padded_copy(load: Load, dims: list, index: tuple, strides: list, extents: dict, shapes: dict) -> Pack:
+    """The task's copy of what its calls read, zeros outside the input, and
+    at least WHOLE_TILES elements more at its end (its outermost loop runs
+    on past the input: zeros again)."""
+    more = ir.ifloordiv(ir.iadd(strides[0], WHOLE_TILES - 1), strides[0])
+    dims = [replace(dims[0], extent=ir.iadd(dims[0].extent, more))] + dims[1:]
+    loops = tuple(PackLoop(d.var, IConst(0), d.extent) for d in dims)
+    extents = {**extents, **{d.var: d.extent for d in dims}}
+    value, lo, hi, tests, in_range = _window(Load(load.tensor, index), dims[-1].var, extents, shapes)
+    offset = _sum(ir.imul(IVar(d.var), st) for d, st in zip(dims, strides))
+    capacity = ir.imul(strides[0], dims[0].extent)
+    return Pack("lc_pack_b", value, loops, offset, capacity, lo, hi, tests, in_range, False, True)
+
+
+def _columns(dims: list, strides: list, block) -> ir.IExpr:
+    """The calls' columns: one past the position of the last (the block's last row's last column)."""
+    last = IConst(1)
+    for d, st in zip(dims, strides):
+        if d.column is not None:
+            length = ir.isub(IVar(block.stop), IVar(block.start)) if d.column == block.axis.name else \
+                ir.isub(d.extent, IConst(d.span))
+            last = ir.iadd(last, ir.imul(ir.isub(length, IConst(1)), st))
+    return last
+
+
+def _copy_out(s: ir.Stage, rows: tuple, cols: tuple, dims: list, strides: list, block, columns, at_step) -> Scatter:
+    """The calls' workspace (rows ``rows`` of ``columns`` positions) copied
+    into the output: the position of column point ``cols`` is its offset in
+    the workspace of the input."""
+    stride_of = {d.column: st for d, st in zip(dims, strides) if d.column is not None}
+    loops = tuple(PackLoop(a.name, IVar(block.start), IVar(block.stop)) if a == block.axis
+                  else PackLoop(a.name, IConst(0), a.extent) for a in rows + cols)
+    row = IConst(0)
+    for a in rows:
+        row = ir.iadd(ir.imul(row, a.extent), IVar(a.name))
+    position = _sum(ir.imul(ir.isub(IVar(a.name), IVar(block.start)) if a == block.axis else IVar(a.name),
+                            stride_of[a.name]) for a in cols)
+    offset = ir.iadd(ir.imul(row, columns), position)
+    capacity = ir.imul(_length(rows, None), at_step)
+    return Scatter(loops, offset, capacity, tuple(IVar(a.name) for a in s.axes), (), (), (), assign=True)
+
+
+def _sum(terms) -> ir.IExpr:
+    total = IConst(0)
+    for t in terms:
+        total = ir.iadd(total, t)
+    return total
