@@ -53,9 +53,12 @@ def render_patch_gemm(nest, ctx) -> str:
         return ["1", ld] if transposed else [ld, "1"]
 
     # A read element by element, B's rows where they lie, C written either way
+    tables = {side: _rows(f"lc_rows_{side}", op.rows, printer) for side, op in (("a", plan.a), ("b", plan.b))
+              if op.rows is not None}
     call = [ix(plan.rows), ix(plan.cols), ix(plan.depth), c_literal(plan.alpha, ctx.dtype), a,
-            *strides(plan.a.transposed, lda), b, ldb, "lc_rows" if plan.b.rows else "0", beta, target,
-            *strides(out.transposed, ix(out.ld)), "lc_scratch"]
+            *strides(plan.a.transposed, lda), tables["a"]["name"] if "a" in tables else "0", b, ldb,
+            tables["b"]["name"] if "b" in tables else "0", beta, target, *strides(out.transposed, ix(out.ld)),
+            "lc_scratch"]
     kernel = KERNELS[ctx.dtype]
     return render(
         "patch_gemm.c.j2", comment=c_comment(ir.format_stage(s)), ctype=DTYPES[ctx.dtype][0], start=start,
@@ -68,13 +71,13 @@ def render_patch_gemm(nest, ctx) -> str:
         room=ix(room), once=[p for p in packs if p not in per_task], per_task=per_task,
         decode=printer.decode("lc_task / lc_blocks", plan.loops), accumulate=plan.accumulate,
         scatter=scatter, gemm=f"{kernel['name']}_tiles", call=call, scratch=f"LC_TILE_SCRATCH({kernel['nr']})",
-        rows=plan.b.rows and _rows(plan.b.rows, printer))
+        tables=list(tables.values()))
 
 
-def _rows(rows, printer: Printer) -> dict:
-    """What templates/patch_gemm.c.j2 needs to write the table of where B's rows start."""
+def _rows(name: str, rows, printer: Printer) -> dict:
+    """What templates/patch_gemm.c.j2 needs to write a table of where a side's rows start."""
     ix = printer.index
-    return dict(loops=[dict(var=var_c(l.var), start=ix(l.start), stop=ix(l.stop)) for l in rows.loops],
+    return dict(name=name, loops=[dict(var=var_c(l.var), start=ix(l.start), stop=ix(l.stop)) for l in rows.loops],
                 offset=ix(rows.offset), count=ix(rows.count))
 
 

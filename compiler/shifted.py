@@ -32,7 +32,7 @@ from . import ir
 from .col2im import Scatter, _guarded, _implied
 from .ir import IConst, IVar, Load, affine
 from .patches import Block, Operand, Pack, PackLoop, _fresh, _length, _plan, _window, best_split
-from .schedule import Contraction, _factors
+from .schedule import Contraction, _factors, _plain_read
 
 # the calls' columns are a multiple of this, the widest tile of any vector
 # width (float32's under AVX-512): no tile at an edge of B
@@ -66,41 +66,110 @@ class _Dim:
 
 
 def plan_shifted(s: ir.Stage, c: Contraction, shapes: dict):
-    """The calls of ``c`` with B read as shifted views of a padded copy of the
-    input (see the module docstring), or None."""
+    """The calls of ``c`` with a side read as shifted views of a padded copy of
+    the input (see the module docstring), or None."""
     best = best_split(s, c, shapes)
     if best is None:
         return None
-    split, flipped, sides = best
+    for shifted in (_columns_shifted, _sum_shifted):
+        plan = shifted(s, c, shapes, *best)
+        if plan is not None:
+            return plan
+    return None
+
+
+def _columns_shifted(s: ir.Stage, c: Contraction, shapes: dict, split, flipped, sides):
+    """B's rows (a convolution's taps) as shifted views; its columns the
+    positions of the copy, copied into the output by the tasks that own them."""
     b = sides[1]
     if b.matrix is not None or b.once or b.layout != (b.depth, b.free):
         return None
     # tasks take blocks of the outermost column (rows of the image)
     extents = {a.name: a.extent for a in s.all_axes}
     taken = set(extents)
-    block = Block(b.free[0], *(_fresh(f"{b.free[0].name}_{part}", taken) for part in ("start", "stop", "step")))
+    block = _block_of(b.free[0], taken)
     plan = _plan(s, c, shapes, split, flipped, sides, block)
-    read = _read(b.value, shapes)
-    if plan.accumulate or read is None:
+    found = _read(b.value, shapes) and _dims(_read(b.value, shapes)[0], b.free, b.depth, block, taken)
+    if plan.accumulate or not found:
         return None
-    load, scale = read
-    found = _dims(load, b.free, b.depth, block, taken)
-    if found is None:
-        return None
-    dims, index = found
+    (load, scale), (dims, index) = _read(b.value, shapes), found
     strides = _strides(dims)
-    pack = _padded_copy(load, dims, index, strides, extents, shapes)
-    rows = Rows(tuple(PackLoop(a.name, IConst(0), a.extent) for a in b.depth),
-                _sum(ir.imul(d.taps, st) for d, st in zip(dims, strides)), _length(b.depth, None))
+    pack = _padded_copy("lc_pack_b", load, dims, index, strides, extents, shapes)
     # the calls run whole tiles: their columns rounded up to WHOLE_TILES, read
     # past the copy into as many zeros
     columns = _round_up(_columns(dims, strides, block))
     at_step = ir.isubst(columns, {block.start: IConst(0), block.stop: IVar(block.step)})
     out = _copy_out(s, sides[0].free, b.free, dims, strides, block, columns, at_step)
     packs = tuple(p for p in plan.packs if p.name != "lc_pack_b") + (pack,)
-    return ir.replace(plan, packs=packs, b=Operand(pack.name, None, IConst(0), False, rows),
+    return ir.replace(plan, packs=packs, b=Operand(pack.name, None, IConst(0), False, _rows(b.depth, dims, strides)),
                       out=Operand("lc_cols", None, columns, False), cols=columns,
                       alpha=plan.alpha * scale, scatter=out)
+
+
+def _sum_shifted(s: ir.Stage, c: Contraction, shapes: dict, split, flipped, sides):
+    """A's rows (a weight gradient's taps) as shifted views, the sum over the
+    positions of the copy; B (the output gradient) spread over the same
+    positions, zero at those past a row's end."""
+    a, b = sides
+    if a.matrix is not None or a.once or b.once or not a.depth:
+        return None
+    extents = {v.name: v.extent for v in s.all_axes}
+    taken = set(extents)
+    block = _block_of(a.depth[0], taken)
+    plan = _plan(s, c, shapes, split, flipped, sides, block)
+    other = _plain_read(b.value, shapes, extents)
+    found = _read(a.value, shapes) and _dims(_read(a.value, shapes)[0], a.depth, a.free, block, taken)
+    if not found or other is None or set(ir.ivars_of_expr(b.value)) & {v.name for v in a.free}:
+        return None
+    (load, scale), (dims, index) = _read(a.value, shapes), found
+    first = next(k for k, d in enumerate(dims) if d.column)
+    if not all(d.column for d in dims[first:]):
+        return None         # positions between the columns' would be summed, and B is not zero there
+    strides = _strides(dims)
+    depth = _columns(dims, strides, block)
+    packs = (_padded_copy("lc_pack_a", load, dims, index, strides, extents, shapes),
+             _spread(b, other[0], dims, strides, block, taken, extents, shapes))
+    return ir.replace(plan, packs=packs, a=Operand("lc_pack_a", None, IConst(0), False, _rows(a.free, dims, strides)),
+                      b=Operand("lc_pack_b", None, _length(b.free, None), False), depth=depth,
+                      alpha=plan.alpha * scale * other[1])
+
+
+def _block_of(axis, taken: set) -> Block:
+    return Block(axis, *(_fresh(f"{axis.name}_{part}", taken) for part in ("start", "stop", "step")))
+
+
+def _rows(taps: tuple, dims: list, strides: list) -> Rows:
+    """The table of where each tap's row starts in the copy."""
+    return Rows(tuple(PackLoop(a.name, IConst(0), a.extent) for a in taps),
+                _sum(ir.imul(d.taps, st) for d, st in zip(dims, strides)), _length(taps, None))
+
+
+def _spread(side, load: Load, dims: list, strides: list, block, taken: set, extents: dict, shapes: dict) -> Pack:
+    """``side`` (its summed axes the copy's columns) packed with a row per
+    position of the copy (zero past the end of the input's rows), its own
+    axes along each row."""
+    loops, position, last, to = [], IConst(0), IConst(1), {}
+    for d, st in zip(dims, strides):
+        if d.column is None:
+            continue
+        var = _fresh(f"q{len(loops)}", taken)
+        blocked = d.column == block.axis.name
+        stop = ir.isub(IVar(block.stop), IVar(block.start)) if blocked else d.extent
+        loops.append(PackLoop(var, IConst(0), stop))
+        to[d.column] = ir.iadd(IVar(var), IVar(block.start)) if blocked else IVar(var)
+        position = ir.iadd(position, ir.imul(IVar(var), st))
+        last = ir.iadd(last, ir.imul(ir.isub(stop, IConst(1)), st))
+    loops += [PackLoop(a.name, IConst(0), a.extent) for a in side.free]
+    own = IConst(0)
+    for a in side.free:
+        own = ir.iadd(ir.imul(own, a.extent), IVar(a.name))
+    read = Load(load.tensor, tuple(ir.isubst(i, to) for i in load.index))
+    extents = {**extents, **{l.var: l.stop for l in loops}}
+    value, lo, hi, tests, in_range = _window(read, loops[-1].var, extents, shapes)
+    width = _length(side.free, None)
+    capacity = ir.isubst(ir.imul(last, width), {block.start: IConst(0), block.stop: IVar(block.step)})
+    return Pack("lc_pack_b", value, tuple(loops), ir.iadd(ir.imul(position, width), own), capacity, lo, hi, tests,
+                in_range, False, True)
 
 
 def _round_up(n: ir.IExpr) -> ir.IExpr:
@@ -174,7 +243,8 @@ def _strides(dims: list) -> list:
     return strides[::-1]
 
 
-def _padded_copy(load: Load, dims: list, index: tuple, strides: list, extents: dict, shapes: dict) -> Pack:
+def _padded_copy(name: str, load: Load, dims: list, index: tuple, strides: list, extents: dict,
+                 shapes: dict) -> Pack:
     """The task's copy of what its calls read, zeros outside the input, and
     at least WHOLE_TILES elements more at its end (its outermost loop runs
     on past the input: zeros again)."""
@@ -185,7 +255,7 @@ def _padded_copy(load: Load, dims: list, index: tuple, strides: list, extents: d
     value, lo, hi, tests, in_range = _window(Load(load.tensor, index), dims[-1].var, extents, shapes)
     offset = _sum(ir.imul(IVar(d.var), st) for d, st in zip(dims, strides))
     capacity = ir.imul(strides[0], dims[0].extent)
-    return Pack("lc_pack_b", value, loops, offset, capacity, lo, hi, tests, in_range, False, True)
+    return Pack(name, value, loops, offset, capacity, lo, hi, tests, in_range, False, True)
 
 
 def _columns(dims: list, strides: list, block) -> ir.IExpr:

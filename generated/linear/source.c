@@ -99,11 +99,11 @@ static inline void lc_kernel_f32(int64_t kc, const float *restrict a, const floa
 }
 
 /* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
-   where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
-   transpose), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
+   where they lie: A element by element at a[arow[i] + k * ak] (a matrix, its
+   transpose, or rows anywhere), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
    columns apart when cc is not 1: stored element by element, once a tile). */
 __attribute__((optimize("fp-contract=fast")))
-static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64_t ar, int64_t ak,
+static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const int64_t *restrict arow, int64_t ak,
                                           const float *restrict b, const int64_t *restrict rows, float alpha,
                                           int add, float *restrict c, int64_t cr, int64_t cc) {
     lc_vf32 acc[LC_TMR][2];
@@ -117,7 +117,7 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64
         memcpy(&b0, row, sizeof b0);
         memcpy(&b1, row + LC_NR_F32 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
-            const float ai = a[i * ar + k * ak];
+            const float ai = a[arow[i] + k * ak];
             acc[i][0] += ai * b0;
             acc[i][1] += ai * b1;
         }
@@ -143,10 +143,11 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64
    tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
    `scratch` (LC_TILE_SCRATCH(LC_NR_F32) elements), zero-padded. B's row p starts
    at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
-   ldb apart when rows is NULL */
+   ldb apart when rows is NULL; A's row i likewise at a + arows[i] when arows is
+   not NULL, else ar apart */
 static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
         int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t ar, int64_t ak,
-        const float *b, int64_t ldb, const int64_t *rows, int beta, float *c, int64_t cr,
+        const int64_t *arows, const float *b, int64_t ldb, const int64_t *rows, int beta, float *c, int64_t cr,
         int64_t cc, float *scratch) {
     float *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F32;
     /* the row tables: B's block of rows, and the edge buffer's (past the buffers, 8-byte aligned) */
@@ -171,21 +172,22 @@ static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
             }
             for (int64_t ic = 0; ic < m; ic += LC_TMR) {
                 const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
-                const float *ap = a + ic * ar + pc * ak;
-                int64_t r = ar, s = ak;
+                const float *ap = a + pc * ak;
+                int64_t arow[LC_TMR], s = ak;
+                for (int i = 0; i < LC_TMR; ++i) arow[i] = i >= mr ? 0 : arows ? arows[ic + i] : (ic + i) * ar;
                 if (mr < LC_TMR) {
                     for (int64_t p = 0; p < kc; ++p)
-                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[i * ar + p * ak] : 0;
+                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[arow[i] + p * ak] : 0;
                     ap = lc_edge_a;
-                    r = 1;
                     s = LC_TMR;
+                    for (int i = 0; i < LC_TMR; ++i) arow[i] = i;
                 }
                 float *cp = c + ic * cr + jc * cc;
                 if (mr == LC_TMR && nr == LC_NR_F32) {
-                    lc_kernel_f32_tile(kc, ap, r, s, bp, bl, alpha, add, cp, cr, cc);
+                    lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc);
                     continue;
                 }
-                lc_kernel_f32_tile(kc, ap, r, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1);
+                lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1);
                 for (int64_t i = 0; i < mr; ++i)
                     for (int64_t j = 0; j < nr; ++j)
                         cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F32 + j];
@@ -215,11 +217,11 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
 }
 
 /* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
-   where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
-   transpose), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
+   where they lie: A element by element at a[arow[i] + k * ak] (a matrix, its
+   transpose, or rows anywhere), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
    columns apart when cc is not 1: stored element by element, once a tile). */
 __attribute__((optimize("fp-contract=fast")))
-static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int64_t ar, int64_t ak,
+static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, const int64_t *restrict arow, int64_t ak,
                                           const double *restrict b, const int64_t *restrict rows, double alpha,
                                           int add, double *restrict c, int64_t cr, int64_t cc) {
     lc_vf64 acc[LC_TMR][2];
@@ -233,7 +235,7 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int6
         memcpy(&b0, row, sizeof b0);
         memcpy(&b1, row + LC_NR_F64 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
-            const double ai = a[i * ar + k * ak];
+            const double ai = a[arow[i] + k * ak];
             acc[i][0] += ai * b0;
             acc[i][1] += ai * b1;
         }
@@ -259,10 +261,11 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int6
    tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
    `scratch` (LC_TILE_SCRATCH(LC_NR_F64) elements), zero-padded. B's row p starts
    at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
-   ldb apart when rows is NULL */
+   ldb apart when rows is NULL; A's row i likewise at a + arows[i] when arows is
+   not NULL, else ar apart */
 static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
         int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t ar, int64_t ak,
-        const double *b, int64_t ldb, const int64_t *rows, int beta, double *c, int64_t cr,
+        const int64_t *arows, const double *b, int64_t ldb, const int64_t *rows, int beta, double *c, int64_t cr,
         int64_t cc, double *scratch) {
     double *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F64;
     /* the row tables: B's block of rows, and the edge buffer's (past the buffers, 8-byte aligned) */
@@ -287,21 +290,22 @@ static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
             }
             for (int64_t ic = 0; ic < m; ic += LC_TMR) {
                 const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
-                const double *ap = a + ic * ar + pc * ak;
-                int64_t r = ar, s = ak;
+                const double *ap = a + pc * ak;
+                int64_t arow[LC_TMR], s = ak;
+                for (int i = 0; i < LC_TMR; ++i) arow[i] = i >= mr ? 0 : arows ? arows[ic + i] : (ic + i) * ar;
                 if (mr < LC_TMR) {
                     for (int64_t p = 0; p < kc; ++p)
-                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[i * ar + p * ak] : 0;
+                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[arow[i] + p * ak] : 0;
                     ap = lc_edge_a;
-                    r = 1;
                     s = LC_TMR;
+                    for (int i = 0; i < LC_TMR; ++i) arow[i] = i;
                 }
                 double *cp = c + ic * cr + jc * cc;
                 if (mr == LC_TMR && nr == LC_NR_F64) {
-                    lc_kernel_f64_tile(kc, ap, r, s, bp, bl, alpha, add, cp, cr, cc);
+                    lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc);
                     continue;
                 }
-                lc_kernel_f64_tile(kc, ap, r, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1);
+                lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1);
                 for (int64_t i = 0; i < mr; ++i)
                     for (int64_t j = 0; j < nr; ++j)
                         cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F64 + j];

@@ -99,11 +99,11 @@ static inline void lc_kernel_f32(int64_t kc, const float *restrict a, const floa
 }
 
 /* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
-   where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
-   transpose), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
+   where they lie: A element by element at a[arow[i] + k * ak] (a matrix, its
+   transpose, or rows anywhere), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
    columns apart when cc is not 1: stored element by element, once a tile). */
 __attribute__((optimize("fp-contract=fast")))
-static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64_t ar, int64_t ak,
+static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const int64_t *restrict arow, int64_t ak,
                                           const float *restrict b, const int64_t *restrict rows, float alpha,
                                           int add, float *restrict c, int64_t cr, int64_t cc) {
     lc_vf32 acc[LC_TMR][2];
@@ -117,7 +117,7 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64
         memcpy(&b0, row, sizeof b0);
         memcpy(&b1, row + LC_NR_F32 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
-            const float ai = a[i * ar + k * ak];
+            const float ai = a[arow[i] + k * ak];
             acc[i][0] += ai * b0;
             acc[i][1] += ai * b1;
         }
@@ -143,10 +143,11 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64
    tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
    `scratch` (LC_TILE_SCRATCH(LC_NR_F32) elements), zero-padded. B's row p starts
    at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
-   ldb apart when rows is NULL */
+   ldb apart when rows is NULL; A's row i likewise at a + arows[i] when arows is
+   not NULL, else ar apart */
 static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
         int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t ar, int64_t ak,
-        const float *b, int64_t ldb, const int64_t *rows, int beta, float *c, int64_t cr,
+        const int64_t *arows, const float *b, int64_t ldb, const int64_t *rows, int beta, float *c, int64_t cr,
         int64_t cc, float *scratch) {
     float *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F32;
     /* the row tables: B's block of rows, and the edge buffer's (past the buffers, 8-byte aligned) */
@@ -171,21 +172,22 @@ static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
             }
             for (int64_t ic = 0; ic < m; ic += LC_TMR) {
                 const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
-                const float *ap = a + ic * ar + pc * ak;
-                int64_t r = ar, s = ak;
+                const float *ap = a + pc * ak;
+                int64_t arow[LC_TMR], s = ak;
+                for (int i = 0; i < LC_TMR; ++i) arow[i] = i >= mr ? 0 : arows ? arows[ic + i] : (ic + i) * ar;
                 if (mr < LC_TMR) {
                     for (int64_t p = 0; p < kc; ++p)
-                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[i * ar + p * ak] : 0;
+                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[arow[i] + p * ak] : 0;
                     ap = lc_edge_a;
-                    r = 1;
                     s = LC_TMR;
+                    for (int i = 0; i < LC_TMR; ++i) arow[i] = i;
                 }
                 float *cp = c + ic * cr + jc * cc;
                 if (mr == LC_TMR && nr == LC_NR_F32) {
-                    lc_kernel_f32_tile(kc, ap, r, s, bp, bl, alpha, add, cp, cr, cc);
+                    lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc);
                     continue;
                 }
-                lc_kernel_f32_tile(kc, ap, r, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1);
+                lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1);
                 for (int64_t i = 0; i < mr; ++i)
                     for (int64_t j = 0; j < nr; ++j)
                         cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F32 + j];
@@ -215,11 +217,11 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
 }
 
 /* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
-   where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
-   transpose), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
+   where they lie: A element by element at a[arow[i] + k * ak] (a matrix, its
+   transpose, or rows anywhere), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
    columns apart when cc is not 1: stored element by element, once a tile). */
 __attribute__((optimize("fp-contract=fast")))
-static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int64_t ar, int64_t ak,
+static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, const int64_t *restrict arow, int64_t ak,
                                           const double *restrict b, const int64_t *restrict rows, double alpha,
                                           int add, double *restrict c, int64_t cr, int64_t cc) {
     lc_vf64 acc[LC_TMR][2];
@@ -233,7 +235,7 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int6
         memcpy(&b0, row, sizeof b0);
         memcpy(&b1, row + LC_NR_F64 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
-            const double ai = a[i * ar + k * ak];
+            const double ai = a[arow[i] + k * ak];
             acc[i][0] += ai * b0;
             acc[i][1] += ai * b1;
         }
@@ -259,10 +261,11 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int6
    tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
    `scratch` (LC_TILE_SCRATCH(LC_NR_F64) elements), zero-padded. B's row p starts
    at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
-   ldb apart when rows is NULL */
+   ldb apart when rows is NULL; A's row i likewise at a + arows[i] when arows is
+   not NULL, else ar apart */
 static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
         int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t ar, int64_t ak,
-        const double *b, int64_t ldb, const int64_t *rows, int beta, double *c, int64_t cr,
+        const int64_t *arows, const double *b, int64_t ldb, const int64_t *rows, int beta, double *c, int64_t cr,
         int64_t cc, double *scratch) {
     double *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F64;
     /* the row tables: B's block of rows, and the edge buffer's (past the buffers, 8-byte aligned) */
@@ -287,21 +290,22 @@ static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
             }
             for (int64_t ic = 0; ic < m; ic += LC_TMR) {
                 const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
-                const double *ap = a + ic * ar + pc * ak;
-                int64_t r = ar, s = ak;
+                const double *ap = a + pc * ak;
+                int64_t arow[LC_TMR], s = ak;
+                for (int i = 0; i < LC_TMR; ++i) arow[i] = i >= mr ? 0 : arows ? arows[ic + i] : (ic + i) * ar;
                 if (mr < LC_TMR) {
                     for (int64_t p = 0; p < kc; ++p)
-                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[i * ar + p * ak] : 0;
+                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[arow[i] + p * ak] : 0;
                     ap = lc_edge_a;
-                    r = 1;
                     s = LC_TMR;
+                    for (int i = 0; i < LC_TMR; ++i) arow[i] = i;
                 }
                 double *cp = c + ic * cr + jc * cc;
                 if (mr == LC_TMR && nr == LC_NR_F64) {
-                    lc_kernel_f64_tile(kc, ap, r, s, bp, bl, alpha, add, cp, cr, cc);
+                    lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc);
                     continue;
                 }
-                lc_kernel_f64_tile(kc, ap, r, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1);
+                lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1);
                 for (int64_t i = 0; i < mr; ++i)
                     for (int64_t j = 0; j < nr; ++j)
                         cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F64 + j];
@@ -583,10 +587,10 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F32);
     float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    /* where each row of B starts in the task's workspace */
-    int64_t *lc_rows = malloc(sizeof(int64_t) * (size_t)(72));
-    if ((lc_room > 0 && !lc_ws) || !lc_rows) {
-        free(lc_rows);
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_b = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_b) {
+        free(lc_rows_b);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
@@ -595,7 +599,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
         for (int64_t v_c = 0; v_c < 8; ++v_c)
         for (int64_t v_i = 0; v_i < 3; ++v_i)
         for (int64_t v_j = 0; v_j < 3; ++v_j)
-        lc_rows[lc_row++] = (((v_c * ((S_W + 2) * (v_h_step + 2))) + (v_i * (S_W + 2))) + v_j);
+        lc_rows_b[lc_row++] = (((v_c * ((S_W + 2) * (v_h_step + 2))) + (v_i * (S_W + 2))) + v_j);
     }
     #pragma omp parallel num_threads(lc_nt)
     {
@@ -637,7 +641,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
         }
         }
         }
-        lc_kernel_f32_tiles(8, (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0f, T_conv1_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, 0, lc_rows, 0, lc_cols, (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+        lc_kernel_f32_tiles(8, (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0f, T_conv1_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, 0, lc_pack_b, 0, lc_rows_b, 0, lc_cols, (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
 
         for (int64_t v_o = 0; v_o < 8; ++v_o) {
         for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
@@ -655,7 +659,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     }
     }
     free(lc_ws);
-    free(lc_rows);
+    free(lc_rows_b);
     }
     }
 
@@ -846,10 +850,10 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F32);
     float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    /* where each row of B starts in the task's workspace */
-    int64_t *lc_rows = malloc(sizeof(int64_t) * (size_t)(72));
-    if ((lc_room > 0 && !lc_ws) || !lc_rows) {
-        free(lc_rows);
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_b = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_b) {
+        free(lc_rows_b);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
@@ -858,7 +862,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
         for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29)
         for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
         for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
-        lc_rows[lc_row++] = (((v_c_29 * ((S_W + 2) * (v_h_34_step + 2))) + (v_i_30 * (S_W + 2))) + v_j_31);
+        lc_rows_b[lc_row++] = (((v_c_29 * ((S_W + 2) * (v_h_34_step + 2))) + (v_i_30 * (S_W + 2))) + v_j_31);
     }
     #pragma omp parallel num_threads(lc_nt)
     {
@@ -900,7 +904,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
         }
         }
         }
-        lc_kernel_f32_tiles(8, (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0f, T_conv2_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, 0, lc_rows, 0, lc_cols, (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+        lc_kernel_f32_tiles(8, (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0f, T_conv2_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, 0, lc_pack_b, 0, lc_rows_b, 0, lc_cols, (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
 
         for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
         for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
@@ -918,7 +922,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     }
     }
     free(lc_ws);
-    free(lc_rows);
+    free(lc_rows_b);
     }
     }
 
@@ -1319,10 +1323,10 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F32);
     float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
     float *lc_pack_a = malloc(sizeof(float) * (size_t)(576));
-    /* where each row of B starts in the task's workspace */
-    int64_t *lc_rows = malloc(sizeof(int64_t) * (size_t)(72));
-    if ((lc_room > 0 && !lc_ws) || !lc_pack_a || !lc_rows) {
-        free(lc_rows);
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_b = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_pack_a || !lc_rows_b) {
+        free(lc_rows_b);
         free(lc_ws);
         free(lc_pack_a);
         return LC_OUT_OF_MEMORY;
@@ -1358,7 +1362,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33)
         for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
         for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
-        lc_rows[lc_row++] = (((v_o_33 * ((S_W + 2) * (v_j2_step + 2))) + (((-1 * v_i_30) + 2) * (S_W + 2))) + ((-1 * v_j_31) + 2));
+        lc_rows_b[lc_row++] = (((v_o_33 * ((S_W + 2) * (v_j2_step + 2))) + (((-1 * v_i_30) + 2) * (S_W + 2))) + ((-1 * v_j_31) + 2));
     }
     #pragma omp parallel num_threads(lc_nt)
     {
@@ -1400,7 +1404,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f32_tiles(8, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0f, lc_pack_a, 72, 1, lc_pack_b, 0, lc_rows, 0, lc_cols, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+        lc_kernel_f32_tiles(8, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0f, lc_pack_a, 72, 1, 0, lc_pack_b, 0, lc_rows_b, 0, lc_cols, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
 
         for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
         for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
@@ -1419,7 +1423,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     free(lc_ws);
     free(lc_pack_a);
-    free(lc_rows);
+    free(lc_rows_b);
     }
     }
 
@@ -1434,7 +1438,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* tasks: every value of the calls' loops times blocks of h_34, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (((72 * S_W) + (8 * S_W)));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -1443,9 +1447,12 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = ((72 * (v_h_34_step * S_W)) + (8 * (v_h_34_step * S_W))) + LC_TILE_SCRATCH(LC_NR_F32);
+    const int64_t lc_room = ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F32);
     float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    if ((lc_room > 0 && !lc_ws)) {
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_a = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_a) {
+        free(lc_rows_a);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
@@ -1454,12 +1461,19 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     if (!lc_part) lc_nt = 1;
     for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
     int lc_used = 1;
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29)
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
+        lc_rows_a[lc_row++] = (((v_c_29 * ((S_W + 2) * (v_h_34_step + 2))) + (v_i_30 * (S_W + 2))) + v_j_31);
+    }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     float *restrict lc_pack_a = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_34_step * S_W)));
-    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((72 * (v_h_34_step * S_W)) + (8 * (v_h_34_step * S_W))));
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)));
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
     float *lc_out = lc_tid == 0 ? T_grad_conv2_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
     if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
@@ -1470,31 +1484,29 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         const int64_t v_n_32 = lc_task / lc_blocks;
 
         {
-        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
-        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
-        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
-        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j_31) + 1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j_31) + (S_W + 1)));
-        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_34_step + 2); ++v_u1) {
         {
-            float *restrict lc_dst = lc_pack_a + (((((3 * ((3 * v_c_29) + v_i_30)) + v_j_31) * ((v_h_34_stop + (-1 * v_h_34_start)) * S_W)) + ((v_h_34 + (-1 * v_h_34_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const float t0 = (((v_h_34 + v_i_30) + -1) >= 0);
-            const float t1 = (((v_h_34 + v_i_30) + -1) < S_H);
+            float *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_34_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const float t0 = (v_u0 >= 0);
+            const float t1 = (v_u0 < 8);
+            const float t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
+            const float t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_w_35 = lc_first; v_w_35 < lc_lo; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) {
-                    const float t2 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)];
-                    lc_dst[v_w_35 - lc_first] = t2;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const float t4 = T_relu_28[(((v_n_32) * 8 + v_u0) * S_H + (v_u1 + (v_h_34_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_w_35 = lc_hi; v_w_35 < lc_end; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
-        }
-        }
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
@@ -1503,19 +1515,24 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
         const int64_t lc_lo_bound = 0;
         const int64_t lc_hi_bound = 8;
-        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
-        for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
+        for (int64_t v_q0 = 0; v_q0 < (v_h_34_stop + (-1 * v_h_34_start)); ++v_q0) {
+        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
         {
-            float *restrict lc_dst = lc_pack_b + ((8 * (((v_h_34 + (-1 * v_h_34_start)) * S_W) + v_w_35)));
+            float *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
             const int64_t lc_first = 0, lc_end = 8;
+            const float t0 = ((v_q0 + v_h_34_start) >= 0);
+            const float t1 = ((v_q0 + v_h_34_start) < S_H);
+            const float t2 = (v_q1 >= 0);
+            const float t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(1)) lc_lo = lc_hi = lc_end;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
             for (int64_t v_o_33 = lc_first; v_o_33 < lc_lo; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
             if (lc_lo < lc_hi) {
+                #pragma omp simd
                 for (int64_t v_o_33 = lc_lo; v_o_33 < lc_hi; ++v_o_33) {
-                    const float t0 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35];
-                    lc_dst[v_o_33 - lc_first] = t0;
+                    const float t4 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_q0 + v_h_34_start)) * S_W + v_q1];
+                    lc_dst[v_o_33 - lc_first] = t4;
                 }
             }
             for (int64_t v_o_33 = lc_hi; v_o_33 < lc_end; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
@@ -1523,7 +1540,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f32_tiles(72, 8, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1.0f, lc_pack_a, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f32_tiles(72, 8, (((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0f, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
     }
     }
     for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
@@ -1533,6 +1550,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     free(lc_part);
     free(lc_ws);
+    free(lc_rows_a);
     }
     }
 
@@ -1734,7 +1752,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* tasks: every value of the calls' loops times blocks of h, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (((72 * S_W) + (8 * S_W)));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -1743,9 +1761,12 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = ((72 * (v_h_step * S_W)) + (8 * (v_h_step * S_W))) + LC_TILE_SCRATCH(LC_NR_F32);
+    const int64_t lc_room = ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F32);
     float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    if ((lc_room > 0 && !lc_ws)) {
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_a = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_a) {
+        free(lc_rows_a);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
@@ -1754,12 +1775,19 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     if (!lc_part) lc_nt = 1;
     for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
     int lc_used = 1;
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c = 0; v_c < 8; ++v_c)
+        for (int64_t v_i = 0; v_i < 3; ++v_i)
+        for (int64_t v_j = 0; v_j < 3; ++v_j)
+        lc_rows_a[lc_row++] = (((v_c * ((S_W + 2) * (v_h_step + 2))) + (v_i * (S_W + 2))) + v_j);
+    }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     float *restrict lc_pack_a = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_step * S_W)));
-    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((72 * (v_h_step * S_W)) + (8 * (v_h_step * S_W))));
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)));
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
     float *lc_out = lc_tid == 0 ? T_grad_conv1_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
     if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
@@ -1770,31 +1798,29 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         const int64_t v_n = lc_task / lc_blocks;
 
         {
-        for (int64_t v_c = 0; v_c < 8; ++v_c) {
-        for (int64_t v_i = 0; v_i < 3; ++v_i) {
-        for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j) + 1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j) + (S_W + 1)));
-        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_step + 2); ++v_u1) {
         {
-            float *restrict lc_dst = lc_pack_a + (((((3 * ((3 * v_c) + v_i)) + v_j) * ((v_h_stop + (-1 * v_h_start)) * S_W)) + ((v_h + (-1 * v_h_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const float t0 = (((v_h + v_i) + -1) >= 0);
-            const float t1 = (((v_h + v_i) + -1) < S_H);
+            float *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const float t0 = (v_u0 >= 0);
+            const float t1 = (v_u0 < 8);
+            const float t2 = ((v_u1 + (v_h_start + -1)) >= 0);
+            const float t3 = ((v_u1 + (v_h_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_w = lc_first; v_w < lc_lo; ++v_w) lc_dst[v_w - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) {
-                    const float t2 = T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-                    lc_dst[v_w - lc_first] = t2;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const float t4 = T_x[(((v_n) * 8 + v_u0) * S_H + (v_u1 + (v_h_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_w = lc_hi; v_w < lc_end; ++v_w) lc_dst[v_w - lc_first] = 0;
-        }
-        }
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
@@ -1803,19 +1829,24 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
         const int64_t lc_lo_bound = 0;
         const int64_t lc_hi_bound = 8;
-        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
-        for (int64_t v_w = 0; v_w < S_W; ++v_w) {
+        for (int64_t v_q0 = 0; v_q0 < (v_h_stop + (-1 * v_h_start)); ++v_q0) {
+        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
         {
-            float *restrict lc_dst = lc_pack_b + ((8 * (((v_h + (-1 * v_h_start)) * S_W) + v_w)));
+            float *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
             const int64_t lc_first = 0, lc_end = 8;
+            const float t0 = ((v_q0 + v_h_start) >= 0);
+            const float t1 = ((v_q0 + v_h_start) < S_H);
+            const float t2 = (v_q1 >= 0);
+            const float t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(1)) lc_lo = lc_hi = lc_end;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
             for (int64_t v_o = lc_first; v_o < lc_lo; ++v_o) lc_dst[v_o - lc_first] = 0;
             if (lc_lo < lc_hi) {
+                #pragma omp simd
                 for (int64_t v_o = lc_lo; v_o < lc_hi; ++v_o) {
-                    const float t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
-                    lc_dst[v_o - lc_first] = t0;
+                    const float t4 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_q0 + v_h_start)) * S_W + v_q1];
+                    lc_dst[v_o - lc_first] = t4;
                 }
             }
             for (int64_t v_o = lc_hi; v_o < lc_end; ++v_o) lc_dst[v_o - lc_first] = 0;
@@ -1823,7 +1854,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f32_tiles(72, 8, ((v_h_stop + (-1 * v_h_start)) * S_W), 1.0f, lc_pack_a, ((v_h_stop + (-1 * v_h_start)) * S_W), 1, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f32_tiles(72, 8, (((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0f, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
     }
     }
     for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
@@ -1833,6 +1864,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     free(lc_part);
     free(lc_ws);
+    free(lc_rows_a);
     }
     }
 
@@ -1882,10 +1914,10 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F32);
     float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
     float *lc_pack_a = malloc(sizeof(float) * (size_t)(576));
-    /* where each row of B starts in the task's workspace */
-    int64_t *lc_rows = malloc(sizeof(int64_t) * (size_t)(72));
-    if ((lc_room > 0 && !lc_ws) || !lc_pack_a || !lc_rows) {
-        free(lc_rows);
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_b = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_pack_a || !lc_rows_b) {
+        free(lc_rows_b);
         free(lc_ws);
         free(lc_pack_a);
         return LC_OUT_OF_MEMORY;
@@ -1921,7 +1953,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         for (int64_t v_o = 0; v_o < 8; ++v_o)
         for (int64_t v_i = 0; v_i < 3; ++v_i)
         for (int64_t v_j = 0; v_j < 3; ++v_j)
-        lc_rows[lc_row++] = (((v_o * ((S_W + 2) * (v_j2_step + 2))) + (((-1 * v_i) + 2) * (S_W + 2))) + ((-1 * v_j) + 2));
+        lc_rows_b[lc_row++] = (((v_o * ((S_W + 2) * (v_j2_step + 2))) + (((-1 * v_i) + 2) * (S_W + 2))) + ((-1 * v_j) + 2));
     }
     #pragma omp parallel num_threads(lc_nt)
     {
@@ -1963,7 +1995,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f32_tiles(8, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0f, lc_pack_a, 72, 1, lc_pack_b, 0, lc_rows, 0, lc_cols, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+        lc_kernel_f32_tiles(8, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0f, lc_pack_a, 72, 1, 0, lc_pack_b, 0, lc_rows_b, 0, lc_cols, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
 
         for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
         for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
@@ -1982,7 +2014,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     free(lc_ws);
     free(lc_pack_a);
-    free(lc_rows);
+    free(lc_rows_b);
     }
     }
 
@@ -2018,10 +2050,10 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F64);
     double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    /* where each row of B starts in the task's workspace */
-    int64_t *lc_rows = malloc(sizeof(int64_t) * (size_t)(72));
-    if ((lc_room > 0 && !lc_ws) || !lc_rows) {
-        free(lc_rows);
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_b = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_b) {
+        free(lc_rows_b);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
@@ -2030,7 +2062,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
         for (int64_t v_c = 0; v_c < 8; ++v_c)
         for (int64_t v_i = 0; v_i < 3; ++v_i)
         for (int64_t v_j = 0; v_j < 3; ++v_j)
-        lc_rows[lc_row++] = (((v_c * ((S_W + 2) * (v_h_step + 2))) + (v_i * (S_W + 2))) + v_j);
+        lc_rows_b[lc_row++] = (((v_c * ((S_W + 2) * (v_h_step + 2))) + (v_i * (S_W + 2))) + v_j);
     }
     #pragma omp parallel num_threads(lc_nt)
     {
@@ -2072,7 +2104,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
         }
         }
         }
-        lc_kernel_f64_tiles(8, (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0, T_conv1_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, 0, lc_rows, 0, lc_cols, (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+        lc_kernel_f64_tiles(8, (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0, T_conv1_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, 0, lc_pack_b, 0, lc_rows_b, 0, lc_cols, (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
 
         for (int64_t v_o = 0; v_o < 8; ++v_o) {
         for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
@@ -2090,7 +2122,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     }
     }
     free(lc_ws);
-    free(lc_rows);
+    free(lc_rows_b);
     }
     }
 
@@ -2281,10 +2313,10 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F64);
     double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    /* where each row of B starts in the task's workspace */
-    int64_t *lc_rows = malloc(sizeof(int64_t) * (size_t)(72));
-    if ((lc_room > 0 && !lc_ws) || !lc_rows) {
-        free(lc_rows);
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_b = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_b) {
+        free(lc_rows_b);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
@@ -2293,7 +2325,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
         for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29)
         for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
         for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
-        lc_rows[lc_row++] = (((v_c_29 * ((S_W + 2) * (v_h_34_step + 2))) + (v_i_30 * (S_W + 2))) + v_j_31);
+        lc_rows_b[lc_row++] = (((v_c_29 * ((S_W + 2) * (v_h_34_step + 2))) + (v_i_30 * (S_W + 2))) + v_j_31);
     }
     #pragma omp parallel num_threads(lc_nt)
     {
@@ -2335,7 +2367,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
         }
         }
         }
-        lc_kernel_f64_tiles(8, (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0, T_conv2_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, 0, lc_rows, 0, lc_cols, (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+        lc_kernel_f64_tiles(8, (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0, T_conv2_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, 0, lc_pack_b, 0, lc_rows_b, 0, lc_cols, (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
 
         for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
         for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
@@ -2353,7 +2385,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     }
     }
     free(lc_ws);
-    free(lc_rows);
+    free(lc_rows_b);
     }
     }
 
@@ -2754,10 +2786,10 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F64);
     double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
     double *lc_pack_a = malloc(sizeof(double) * (size_t)(576));
-    /* where each row of B starts in the task's workspace */
-    int64_t *lc_rows = malloc(sizeof(int64_t) * (size_t)(72));
-    if ((lc_room > 0 && !lc_ws) || !lc_pack_a || !lc_rows) {
-        free(lc_rows);
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_b = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_pack_a || !lc_rows_b) {
+        free(lc_rows_b);
         free(lc_ws);
         free(lc_pack_a);
         return LC_OUT_OF_MEMORY;
@@ -2793,7 +2825,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33)
         for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
         for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
-        lc_rows[lc_row++] = (((v_o_33 * ((S_W + 2) * (v_j2_step + 2))) + (((-1 * v_i_30) + 2) * (S_W + 2))) + ((-1 * v_j_31) + 2));
+        lc_rows_b[lc_row++] = (((v_o_33 * ((S_W + 2) * (v_j2_step + 2))) + (((-1 * v_i_30) + 2) * (S_W + 2))) + ((-1 * v_j_31) + 2));
     }
     #pragma omp parallel num_threads(lc_nt)
     {
@@ -2835,7 +2867,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f64_tiles(8, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0, lc_pack_a, 72, 1, lc_pack_b, 0, lc_rows, 0, lc_cols, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+        lc_kernel_f64_tiles(8, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0, lc_pack_a, 72, 1, 0, lc_pack_b, 0, lc_rows_b, 0, lc_cols, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
 
         for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
         for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
@@ -2854,7 +2886,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     free(lc_ws);
     free(lc_pack_a);
-    free(lc_rows);
+    free(lc_rows_b);
     }
     }
 
@@ -2869,7 +2901,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* tasks: every value of the calls' loops times blocks of h_34, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (((72 * S_W) + (8 * S_W)));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -2878,9 +2910,12 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = ((72 * (v_h_34_step * S_W)) + (8 * (v_h_34_step * S_W))) + LC_TILE_SCRATCH(LC_NR_F64);
+    const int64_t lc_room = ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F64);
     double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    if ((lc_room > 0 && !lc_ws)) {
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_a = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_a) {
+        free(lc_rows_a);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
@@ -2889,12 +2924,19 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     if (!lc_part) lc_nt = 1;
     for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
     int lc_used = 1;
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29)
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
+        lc_rows_a[lc_row++] = (((v_c_29 * ((S_W + 2) * (v_h_34_step + 2))) + (v_i_30 * (S_W + 2))) + v_j_31);
+    }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     double *restrict lc_pack_a = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_34_step * S_W)));
-    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((72 * (v_h_34_step * S_W)) + (8 * (v_h_34_step * S_W))));
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)));
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
     double *lc_out = lc_tid == 0 ? T_grad_conv2_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
     if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
@@ -2905,31 +2947,29 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         const int64_t v_n_32 = lc_task / lc_blocks;
 
         {
-        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
-        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
-        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
-        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j_31) + 1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j_31) + (S_W + 1)));
-        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_34_step + 2); ++v_u1) {
         {
-            double *restrict lc_dst = lc_pack_a + (((((3 * ((3 * v_c_29) + v_i_30)) + v_j_31) * ((v_h_34_stop + (-1 * v_h_34_start)) * S_W)) + ((v_h_34 + (-1 * v_h_34_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const double t0 = (((v_h_34 + v_i_30) + -1) >= 0);
-            const double t1 = (((v_h_34 + v_i_30) + -1) < S_H);
+            double *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_34_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const double t0 = (v_u0 >= 0);
+            const double t1 = (v_u0 < 8);
+            const double t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
+            const double t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_w_35 = lc_first; v_w_35 < lc_lo; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) {
-                    const double t2 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)];
-                    lc_dst[v_w_35 - lc_first] = t2;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const double t4 = T_relu_28[(((v_n_32) * 8 + v_u0) * S_H + (v_u1 + (v_h_34_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_w_35 = lc_hi; v_w_35 < lc_end; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
-        }
-        }
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
@@ -2938,19 +2978,24 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
         const int64_t lc_lo_bound = 0;
         const int64_t lc_hi_bound = 8;
-        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
-        for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
+        for (int64_t v_q0 = 0; v_q0 < (v_h_34_stop + (-1 * v_h_34_start)); ++v_q0) {
+        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
         {
-            double *restrict lc_dst = lc_pack_b + ((8 * (((v_h_34 + (-1 * v_h_34_start)) * S_W) + v_w_35)));
+            double *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
             const int64_t lc_first = 0, lc_end = 8;
+            const double t0 = ((v_q0 + v_h_34_start) >= 0);
+            const double t1 = ((v_q0 + v_h_34_start) < S_H);
+            const double t2 = (v_q1 >= 0);
+            const double t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(1)) lc_lo = lc_hi = lc_end;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
             for (int64_t v_o_33 = lc_first; v_o_33 < lc_lo; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
             if (lc_lo < lc_hi) {
+                #pragma omp simd
                 for (int64_t v_o_33 = lc_lo; v_o_33 < lc_hi; ++v_o_33) {
-                    const double t0 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35];
-                    lc_dst[v_o_33 - lc_first] = t0;
+                    const double t4 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_q0 + v_h_34_start)) * S_W + v_q1];
+                    lc_dst[v_o_33 - lc_first] = t4;
                 }
             }
             for (int64_t v_o_33 = lc_hi; v_o_33 < lc_end; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
@@ -2958,7 +3003,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f64_tiles(72, 8, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1.0, lc_pack_a, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f64_tiles(72, 8, (((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
     }
     }
     for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
@@ -2968,6 +3013,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     free(lc_part);
     free(lc_ws);
+    free(lc_rows_a);
     }
     }
 
@@ -3169,7 +3215,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* tasks: every value of the calls' loops times blocks of h, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (((72 * S_W) + (8 * S_W)));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -3178,9 +3224,12 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = ((72 * (v_h_step * S_W)) + (8 * (v_h_step * S_W))) + LC_TILE_SCRATCH(LC_NR_F64);
+    const int64_t lc_room = ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F64);
     double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    if ((lc_room > 0 && !lc_ws)) {
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_a = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_a) {
+        free(lc_rows_a);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
@@ -3189,12 +3238,19 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     if (!lc_part) lc_nt = 1;
     for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
     int lc_used = 1;
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c = 0; v_c < 8; ++v_c)
+        for (int64_t v_i = 0; v_i < 3; ++v_i)
+        for (int64_t v_j = 0; v_j < 3; ++v_j)
+        lc_rows_a[lc_row++] = (((v_c * ((S_W + 2) * (v_h_step + 2))) + (v_i * (S_W + 2))) + v_j);
+    }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     double *restrict lc_pack_a = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_step * S_W)));
-    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((72 * (v_h_step * S_W)) + (8 * (v_h_step * S_W))));
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)));
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
     double *lc_out = lc_tid == 0 ? T_grad_conv1_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
     if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
@@ -3205,31 +3261,29 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         const int64_t v_n = lc_task / lc_blocks;
 
         {
-        for (int64_t v_c = 0; v_c < 8; ++v_c) {
-        for (int64_t v_i = 0; v_i < 3; ++v_i) {
-        for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j) + 1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j) + (S_W + 1)));
-        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_step + 2); ++v_u1) {
         {
-            double *restrict lc_dst = lc_pack_a + (((((3 * ((3 * v_c) + v_i)) + v_j) * ((v_h_stop + (-1 * v_h_start)) * S_W)) + ((v_h + (-1 * v_h_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const double t0 = (((v_h + v_i) + -1) >= 0);
-            const double t1 = (((v_h + v_i) + -1) < S_H);
+            double *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const double t0 = (v_u0 >= 0);
+            const double t1 = (v_u0 < 8);
+            const double t2 = ((v_u1 + (v_h_start + -1)) >= 0);
+            const double t3 = ((v_u1 + (v_h_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_w = lc_first; v_w < lc_lo; ++v_w) lc_dst[v_w - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) {
-                    const double t2 = T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-                    lc_dst[v_w - lc_first] = t2;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const double t4 = T_x[(((v_n) * 8 + v_u0) * S_H + (v_u1 + (v_h_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_w = lc_hi; v_w < lc_end; ++v_w) lc_dst[v_w - lc_first] = 0;
-        }
-        }
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
@@ -3238,19 +3292,24 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
         const int64_t lc_lo_bound = 0;
         const int64_t lc_hi_bound = 8;
-        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
-        for (int64_t v_w = 0; v_w < S_W; ++v_w) {
+        for (int64_t v_q0 = 0; v_q0 < (v_h_stop + (-1 * v_h_start)); ++v_q0) {
+        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
         {
-            double *restrict lc_dst = lc_pack_b + ((8 * (((v_h + (-1 * v_h_start)) * S_W) + v_w)));
+            double *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
             const int64_t lc_first = 0, lc_end = 8;
+            const double t0 = ((v_q0 + v_h_start) >= 0);
+            const double t1 = ((v_q0 + v_h_start) < S_H);
+            const double t2 = (v_q1 >= 0);
+            const double t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(1)) lc_lo = lc_hi = lc_end;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
             for (int64_t v_o = lc_first; v_o < lc_lo; ++v_o) lc_dst[v_o - lc_first] = 0;
             if (lc_lo < lc_hi) {
+                #pragma omp simd
                 for (int64_t v_o = lc_lo; v_o < lc_hi; ++v_o) {
-                    const double t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
-                    lc_dst[v_o - lc_first] = t0;
+                    const double t4 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_q0 + v_h_start)) * S_W + v_q1];
+                    lc_dst[v_o - lc_first] = t4;
                 }
             }
             for (int64_t v_o = lc_hi; v_o < lc_end; ++v_o) lc_dst[v_o - lc_first] = 0;
@@ -3258,7 +3317,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f64_tiles(72, 8, ((v_h_stop + (-1 * v_h_start)) * S_W), 1.0, lc_pack_a, ((v_h_stop + (-1 * v_h_start)) * S_W), 1, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f64_tiles(72, 8, (((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
     }
     }
     for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
@@ -3268,6 +3327,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     free(lc_part);
     free(lc_ws);
+    free(lc_rows_a);
     }
     }
 
@@ -3317,10 +3377,10 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F64);
     double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
     double *lc_pack_a = malloc(sizeof(double) * (size_t)(576));
-    /* where each row of B starts in the task's workspace */
-    int64_t *lc_rows = malloc(sizeof(int64_t) * (size_t)(72));
-    if ((lc_room > 0 && !lc_ws) || !lc_pack_a || !lc_rows) {
-        free(lc_rows);
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_b = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_pack_a || !lc_rows_b) {
+        free(lc_rows_b);
         free(lc_ws);
         free(lc_pack_a);
         return LC_OUT_OF_MEMORY;
@@ -3356,7 +3416,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         for (int64_t v_o = 0; v_o < 8; ++v_o)
         for (int64_t v_i = 0; v_i < 3; ++v_i)
         for (int64_t v_j = 0; v_j < 3; ++v_j)
-        lc_rows[lc_row++] = (((v_o * ((S_W + 2) * (v_j2_step + 2))) + (((-1 * v_i) + 2) * (S_W + 2))) + ((-1 * v_j) + 2));
+        lc_rows_b[lc_row++] = (((v_o * ((S_W + 2) * (v_j2_step + 2))) + (((-1 * v_i) + 2) * (S_W + 2))) + ((-1 * v_j) + 2));
     }
     #pragma omp parallel num_threads(lc_nt)
     {
@@ -3398,7 +3458,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f64_tiles(8, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0, lc_pack_a, 72, 1, lc_pack_b, 0, lc_rows, 0, lc_cols, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+        lc_kernel_f64_tiles(8, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0, lc_pack_a, 72, 1, 0, lc_pack_b, 0, lc_rows_b, 0, lc_cols, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
 
         for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
         for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
@@ -3417,7 +3477,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     free(lc_ws);
     free(lc_pack_a);
-    free(lc_rows);
+    free(lc_rows_b);
     }
     }
 
