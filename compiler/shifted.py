@@ -12,16 +12,19 @@ offset per row (the tiles take a table of them), unit stride along a row. The
 positions past a row's ``Wo`` columns (``w`` from ``Wo`` to ``Wp``) are
 computed too, and left out when the calls' workspace is copied into the
 output (a ``col2im.Scatter`` that assigns). The input gradient of a stride-1
-convolution reads its output gradient the same way (``y - i*d + p``).
+convolution reads its output gradient the same way (``y - i*d + p``). A
+weight gradient's A is the taps' rows of such a copy, the sum runs over the
+copy's positions, and B (the output gradient) is spread over the same
+positions, zero at those past a row's end.
 
 In: a ``Stage`` and its ``Contraction``. Out: a ``patches.PatchGemm`` whose B
-has ``rows`` set, or None where the packed plan's B is not one such read
-(a stride, a column variable in two coordinates, taps of unknown count).
+(or A) has ``rows`` set, or None where neither side is one such read (a
+stride, a column variable in two coordinates, taps of unknown count).
 
 Example::
 
     plan = plan_shifted(stage, plan_contraction(stage), program.shapes())   # a 3x3 convolution
-    plan.packs[-1].capacity           # C * (step + 2) * (W + 2): the padded rows of one task
+    plan.b.rows.offset                # c * ((W + 2) * (h_step + 2)) + i * (W + 2) + j
 """
 from __future__ import annotations
 
