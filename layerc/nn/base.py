@@ -103,9 +103,14 @@ class SpecLayer(Module):
         self._share(module)
         return module
 
+    def _spec_parameters(self) -> dict:
+        """The parameters by their names in the spec (a layer with submodules maps dotted names)."""
+        return self._parameters
+
     def _share(self, module: LayerModule):
+        params = self._spec_parameters()
         for name in list(module._parameters):
-            p = self._parameters[name]
+            p = params[name]
             if p.data.dtype != module.dtype:
                 raise TypeError(f"{type(self).__name__}: parameter {name} is {p.data.dtype}, the "
                                 f"compiled variant is {module.dtype}; call .to({module.dtype.name}) first")
