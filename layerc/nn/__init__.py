@@ -22,6 +22,7 @@ from .linear import Linear, Linear3NoBiasSpec, Linear3Spec, LinearNoBiasSpec, Li
 from .norm import BatchNorm2D, BatchNorm2DSpec, LayerNorm, batch_norm2d, layer_norm, layer_norm_spec
 from .pool import AvgPool2D, AvgPool2DSpec, MaxPool2D, MaxPool2DSpec, avg_pool2d, max_pool2d
 from .shape import Flatten, flatten_spec
+from .torch_state import from_torch_state_dict, to_torch_state_dict
 from .activations import (CELU, ELU, SELU, Hardsigmoid, Hardswish, LeakyReLU, LogSigmoid, Mish, ReLU6, Sigmoid,
                           SiLU, Softplus, Softsign, Tanh)
 from .attention import MultiheadAttention, attention_spec, multihead_attention
