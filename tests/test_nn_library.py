@@ -1,0 +1,198 @@
+"""The torch.nn layers of layerc.nn beyond the first ones (normalization.py,
+embedding.py, activations.py, attention.py, torch_state.py): each against
+torch.nn forward and backward (float32) on three shapes or more, a float64
+gradient check of its spec, and every layer's state_dict moved from torch to
+layerc and back."""
+import numpy as np
+import pytest
+
+from layerc import check_grad, nn
+from layerc.nn import activations
+from layerc.runtime.tensor import Tensor
+
+def _torch():
+    """torch, imported per test: the gradient checks run without it."""
+    return pytest.importorskip("torch")
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _randomize(module, rng, scale=0.5):
+    """Random parameters (and positive running variances) on a torch module."""
+    t = _torch()
+    with t.no_grad():
+        for name, p in module.named_parameters():
+            p.copy_(t.from_numpy(rng.standard_normal(tuple(p.shape)).astype(np.float32) * scale + 1.0 * ("weight" in name)))
+        for name, b in module.named_buffers():
+            if b.is_floating_point():
+                b.copy_(t.from_numpy(rng.random(tuple(b.shape)).astype(np.float32) + 0.5 * ("var" in name)))
+
+
+def _close(got, want, what, tolerance=1e-5):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape, (what, got.shape, want.shape)
+    scale = max(1.0, float(np.abs(want).max(initial=0.0)))
+    np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance * scale, err_msg=what)
+
+
+def against_torch(ours, theirs, x, rng, call=None, train=True):
+    """Forward, input gradient, parameter gradients and buffers of ``ours``
+    against ``theirs`` (given ours' parameters and buffers first)."""
+    t = _torch()
+    theirs.load_state_dict(nn.to_torch_state_dict(ours))
+    ours.train(train), theirs.train(train)
+    ours.zero_grad(), theirs.zero_grad()
+    y = ours(x)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    gx = ours.backward(gy)
+    floating = x.dtype.kind == "f"
+    tx = t.from_numpy(x).requires_grad_(floating)
+    ty = (call or (lambda m, v: m(v)))(theirs, tx)
+    ty.backward(t.from_numpy(gy))
+    _close(y.numpy(), ty.detach().numpy(), "output")
+    if floating:
+        _close(gx.numpy(), tx.grad.numpy(), "input gradient")
+    grads = {n: p.grad for n, p in theirs.named_parameters()}
+    for name, p in ours.named_parameters():
+        _close(p.grad, grads[name].numpy(), f"gradient of {name}")
+    buffers = dict(theirs.named_buffers())
+    for name, b in ours.named_buffers():
+        _close(b, buffers[name].numpy(), f"buffer {name}")
+
+
+def _data(rng, shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+# ---------------------------------------------------------------- normalization
+
+NORM_CASES = [
+    # (name, layerc factory, torch factory, shapes)
+    ("GroupNorm", lambda: nn.GroupNorm(2, 6), lambda t: t.nn.GroupNorm(2, 6), [(3, 6), (4, 6, 5), (2, 6, 3, 5)]),
+    ("GroupNorm no affine", lambda: nn.GroupNorm(3, 6, affine=False), lambda t: t.nn.GroupNorm(3, 6, affine=False),
+     [(3, 6, 4), (2, 6, 3, 3), (2, 6, 2, 2, 3)]),
+    ("BatchNorm1D", lambda: nn.BatchNorm1D(5), lambda t: t.nn.BatchNorm1d(5), [(4, 5), (3, 5, 7), (2, 5, 1)]),
+    ("BatchNorm1D no stats", lambda: nn.BatchNorm1D(5, track_running_stats=False, affine=False),
+     lambda t: t.nn.BatchNorm1d(5, track_running_stats=False, affine=False), [(4, 5), (3, 5, 7), (9, 5)]),
+    ("InstanceNorm2D", lambda: nn.InstanceNorm2D(3), lambda t: t.nn.InstanceNorm2d(3),
+     [(2, 3, 4, 5), (1, 3, 3, 3), (4, 3, 1, 7)]),
+    ("InstanceNorm2D affine tracked", lambda: nn.InstanceNorm2D(3, affine=True, track_running_stats=True),
+     lambda t: t.nn.InstanceNorm2d(3, affine=True, track_running_stats=True), [(2, 3, 4, 5), (1, 3, 3, 3), (4, 3, 2, 6)]),
+    ("RMSNorm", lambda: nn.RMSNorm(6), lambda t: t.nn.RMSNorm(6), [(6,), (3, 6), (2, 4, 6)]),
+    ("RMSNorm 2 axes eps", lambda: nn.RMSNorm((3, 4), eps=1e-3), lambda t: t.nn.RMSNorm((3, 4), eps=1e-3),
+     [(3, 4), (2, 3, 4), (2, 2, 3, 4)]),
+    ("RMSNorm no affine", lambda: nn.RMSNorm(5, elementwise_affine=False),
+     lambda t: t.nn.RMSNorm(5, elementwise_affine=False), [(4, 5), (2, 3, 5), (1, 1, 5)]),
+]
+
+
+@pytest.mark.parametrize("name,ours,theirs,shapes", NORM_CASES, ids=[c[0] for c in NORM_CASES])
+def test_normalization_matches_torch(name, ours, theirs, shapes):
+    t, rng = _torch(), _rng(1)
+    layer, twin = ours(), theirs(t)
+    _randomize(twin, rng)
+    nn.from_torch_state_dict(layer, twin.state_dict())
+    for shape in shapes:
+        for train in (True, False):
+            against_torch(layer, twin, _data(rng, shape) * 2 + 0.5, rng, train=train)
+
+
+def test_norm_defaults_and_names_are_torchs():
+    t = _torch()
+    pairs = [(nn.InstanceNorm2D(4), t.nn.InstanceNorm2d(4)), (nn.BatchNorm1D(4), t.nn.BatchNorm1d(4)),
+             (nn.GroupNorm(2, 4), t.nn.GroupNorm(2, 4)), (nn.RMSNorm(4), t.nn.RMSNorm(4)),
+             (nn.InstanceNorm2D(4, affine=True, bias=False), t.nn.InstanceNorm2d(4, affine=True, bias=False))]
+    for ours, theirs in pairs:
+        assert sorted(nn.to_torch_state_dict(ours)) == sorted(theirs.state_dict()), ours
+        for key, value in theirs.state_dict().items():
+            np.testing.assert_array_equal(nn.to_torch_state_dict(ours)[key].numpy(), value.numpy(), err_msg=key)
+
+
+def test_rmsnorm_default_eps_is_the_dtypes():
+    x = np.full((1, 3), 1e-4)
+    for dtype in (np.float32, np.float64):
+        y = nn.RMSNorm(3, dtype=dtype)(x.astype(dtype)).numpy()
+        np.testing.assert_allclose(y, 1e-4 / np.sqrt(1e-8 + np.finfo(dtype).eps), rtol=1e-5)
+
+
+def test_norm_errors_name_the_layer_and_the_argument():
+    with pytest.raises(ValueError, match="GroupNorm: num_channels .7. must be divisible by num_groups .2."):
+        nn.GroupNorm(2, 7)
+    with pytest.raises(ValueError, match=r"BatchNorm1D: input must be \[N, C\] or \[N, C, L\] with C = 4"):
+        nn.BatchNorm1D(4)(np.ones((2, 3), np.float32))
+    with pytest.raises(ValueError, match="InstanceNorm2D: training needs more than one value"):
+        nn.InstanceNorm2D(2)(np.ones((3, 2, 1, 1), np.float32))
+    with pytest.raises(ValueError, match=r"RMSNorm: input of shape \(2, 5\) does not end with \(4,\)"):
+        nn.RMSNorm(4)(np.ones((2, 5), np.float32))
+    with pytest.raises(ValueError, match="BatchNorm1D: momentum=None"):
+        nn.BatchNorm1D(4, momentum=None)
+
+
+NORM_GRADCHECKS = [
+    (nn.per_channel_spec("BatchNorm", 3, True, True, True, True), dict(N=3, C=2, D2=4)),
+    (nn.per_channel_spec("BatchNorm", 2, True, True, True, False), dict(N=3, C=2)),
+    (nn.per_channel_spec("InstanceNorm", 4, True, True, True, True), dict(N=2, C=2, D2=3, D3=2)),
+    (nn.per_channel_spec("InstanceNorm", 4, False, True, False, True), dict(N=2, C=3, D2=2, D3=3)),
+    (nn.group_norm_spec(4, True), dict(N=2, C=4, D2=3, D3=2, groups=2)),
+    (nn.group_norm_spec(3, False), dict(N=2, C=6, D2=3, groups=3)),
+    (nn.rms_norm_spec(3, 1, True), dict(N=2, D1=3, R1=5, eps=1e-6)),
+    (nn.rms_norm_spec(3, 2, False), dict(N=2, R1=3, R2=4, eps=1e-6)),
+]
+
+
+@pytest.mark.parametrize("spec,sizes", NORM_GRADCHECKS, ids=[s.name for s, _ in NORM_GRADCHECKS])
+def test_normalization_gradcheck(spec, sizes):
+    check_grad(spec, **sizes).assert_ok()
+
+
+# ---------------------------------------------------------------- embedding
+
+
+@pytest.mark.parametrize("padding_idx", [None, 2, -1])
+def test_embedding_matches_torch(padding_idx):
+    t, rng = _torch(), _rng(2)
+    layer = nn.Embedding(7, 3, padding_idx=padding_idx)
+    twin = t.nn.Embedding(7, 3, padding_idx=padding_idx)
+    for shape in [(5,), (3, 4), (2, 3, 2), (1,)]:
+        ids = rng.integers(0, 7, shape)
+        ids.reshape(-1)[0] = 2                         # the padding row is read at least once
+        against_torch(layer, twin, ids, rng)
+
+
+def test_embedding_padding_row_starts_at_zero_and_gets_no_gradient():
+    layer = nn.Embedding(5, 4, padding_idx=-2)
+    assert layer.padding_idx == 3 and not layer.weight.numpy()[3].any() and layer.weight.numpy()[2].any()
+    layer.weight.numpy()[3] = 1.0                      # read as it is, as torch
+    assert np.array_equal(layer(np.array([3, 3])).numpy(), np.ones((2, 4)))
+    layer.backward(np.ones((2, 4), np.float32))
+    assert not layer.weight.grad[3].any()
+
+
+def test_embedding_out_of_range_ids_name_the_layer():
+    layer = nn.Embedding(6, 2)
+    for bad, where in ((np.array([[0, 6]]), r"ids\[0, 1\] = 6"), (np.array([-1]), r"ids\[0\] = -1")):
+        with pytest.raises(IndexError, match=f"Embedding: {where} is out of range"):
+            layer(bad)
+    with pytest.raises(ValueError, match="Embedding: padding_idx must be within num_embeddings"):
+        nn.Embedding(6, 2, padding_idx=6)
+
+
+def test_embedding_gradcheck():
+    ids = np.array([[0, 3, 3], [1, 2, 0]])
+    check_grad(nn.embedding_spec(2, False), inputs={"ids": ids}, N=2, D1=3, V=4, D=3).assert_ok()
+
+
+def test_embedding_padded_gradient_is_the_scatter_without_the_padding_row():
+    """Finite differences see the padding row (its forward reads it); the
+    gradient leaves it out on purpose, so the check is against the scatter-add."""
+    ids, rng = np.array([[0, 3, 3], [1, 2, 0]]), _rng(3)
+    layer = nn.Embedding(4, 3, padding_idx=3, dtype=np.float64)
+    gy = rng.standard_normal((2, 3, 3))
+    layer(ids)
+    layer.backward(gy)
+    want = np.zeros((4, 3))
+    np.add.at(want, ids.reshape(-1), gy.reshape(-1, 3))
+    want[3] = 0.0
+    np.testing.assert_allclose(layer.weight.grad, want, rtol=1e-12)
