@@ -196,3 +196,43 @@ def test_embedding_padded_gradient_is_the_scatter_without_the_padding_row():
     np.add.at(want, ids.reshape(-1), gy.reshape(-1, 3))
     want[3] = 0.0
     np.testing.assert_allclose(layer.weight.grad, want, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- activations
+
+ACTIVATION_CASES = [
+    # (layerc layer, torch layer name, constructor arguments)
+    *[(name, name, ()) for name in ("SELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid", "ReLU6", "Softsign",
+                                    "Tanh", "Sigmoid", "LogSigmoid")],
+    ("LeakyReLU", "LeakyReLU", (0.2,)),
+    ("ELU", "ELU", (0.7,)),
+    ("CELU", "CELU", (1.3,)),
+    ("Softplus", "Softplus", (2.0, 3.0)),
+    ("Softplus", "Softplus", ()),
+    ("GELU", "GELU", ("tanh",)),
+]
+SHAPES = [(3, 5), (2, 3, 4), (1, 17)]
+
+
+@pytest.mark.parametrize("ours,theirs,args", ACTIVATION_CASES, ids=[f"{c[0]}{c[2]}" for c in ACTIVATION_CASES])
+def test_activation_matches_torch(ours, theirs, args):
+    t, rng = _torch(), _rng(4)
+    layer, twin = getattr(nn, ours)(*args), getattr(t.nn, theirs)(*args)
+    for shape in SHAPES:
+        x = _data(rng, shape) * 4
+        x.reshape(-1)[:3] = (0.0, 3.0, -3.0)           # kinks of relu6, hardswish, hardsigmoid, leaky_relu
+        against_torch(layer, twin, x, rng)
+    assert layer(np.zeros((2, 2))).dtype == np.float64  # parameterless: follows the input's dtype
+
+
+@pytest.mark.parametrize("ours,theirs,args", ACTIVATION_CASES, ids=[f"{c[0]}{c[2]}" for c in ACTIVATION_CASES])
+def test_activation_gradcheck(ours, theirs, args):
+    layer = getattr(nn, ours)(*args)
+    spec, _ = layer._select((np.ones((2, 3)),))          # the rank-2 spec; its attributes are the layer's
+    check_grad(spec, N=4, D1=3, **layer._spec_bindings).assert_ok()
+
+
+def test_activation_arguments_are_checked():
+    with pytest.raises(ValueError, match="GELU: approximate must be 'none' or 'tanh', got 'erf'"):
+        nn.GELU(approximate="erf")
+    assert repr(nn.LeakyReLU(0.3)) == "LeakyReLU(negative_slope=0.3)"
