@@ -19,12 +19,13 @@ def _rng(seed=0):
     return np.random.default_rng(seed)
 
 
-def _randomize(module, rng, scale=0.5):
-    """Random parameters (and positive running variances) on a torch module."""
+def _randomize(module, rng, scale=0.5, weight=1.0):
+    """Random parameters (weights about ``weight``; positive running variances) on a torch module."""
     t = _torch()
     with t.no_grad():
         for name, p in module.named_parameters():
-            p.copy_(t.from_numpy(rng.standard_normal(tuple(p.shape)).astype(np.float32) * scale + 1.0 * ("weight" in name)))
+            p.copy_(t.from_numpy(rng.standard_normal(tuple(p.shape)).astype(np.float32) * scale
+                                   + weight * ("weight" in name)))
         for name, b in module.named_buffers():
             if b.is_floating_point():
                 b.copy_(t.from_numpy(rng.random(tuple(b.shape)).astype(np.float32) + 0.5 * ("var" in name)))
@@ -236,3 +237,96 @@ def test_activation_arguments_are_checked():
     with pytest.raises(ValueError, match="GELU: approximate must be 'none' or 'tanh', got 'erf'"):
         nn.GELU(approximate="erf")
     assert repr(nn.LeakyReLU(0.3)) == "LeakyReLU(negative_slope=0.3)"
+
+
+# ---------------------------------------------------------------- attention
+
+ATTENTION_CASES = [
+    # (constructor arguments, B, L, S, cross-attention, masks)
+    (dict(embed_dim=8, num_heads=2, batch_first=True), 3, 5, 5, False, ()),
+    (dict(embed_dim=8, num_heads=2), 2, 4, 6, True, ("padding", "bool")),
+    (dict(embed_dim=12, num_heads=3, batch_first=True, bias=False), 2, 3, 7, True, ("float3",)),
+    (dict(embed_dim=8, num_heads=4, batch_first=True, kdim=5, vdim=6), 2, 4, 3, True, ("padding", "float")),
+    (dict(embed_dim=6, num_heads=1), 1, 7, 7, False, ("bool", "padding")),
+]
+
+
+def _attention_inputs(rng, args, B, L, S, cross, masks):
+    E, H = args["embed_dim"], args["num_heads"]
+    layout = (lambda n, e: (B, n, e)) if args.get("batch_first") else (lambda n, e: (n, B, e))
+    q = _data(rng, layout(L, E))
+    k = _data(rng, layout(S, args.get("kdim", E))) if cross else q
+    v = _data(rng, layout(S, args.get("vdim", E))) if cross else q
+    padding = rng.random((B, S)) < 0.3
+    padding[:, 0] = False                                # no row masked whole (torch gives NaN there too)
+    options = {"padding": ("key_padding_mask", padding),
+               "bool": ("attn_mask", np.triu(np.ones((L, S), bool), 1)),
+               "float": ("attn_mask", _data(rng, (L, S))),
+               "float3": ("attn_mask", _data(rng, (B * H, L, S)))}
+    return q, k, v, dict(options[m] for m in masks)
+
+
+@pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask")     # torch's, on bool with float
+@pytest.mark.parametrize("args,B,L,S,cross,masks", ATTENTION_CASES)
+def test_attention_matches_torch(args, B, L, S, cross, masks):
+    t, rng = _torch(), _rng(5)
+    layer, twin = nn.MultiheadAttention(**args), t.nn.MultiheadAttention(**args)
+    assert [n for n, _ in layer.named_parameters()] == [n for n, _ in twin.named_parameters()]
+    _randomize(twin, rng, 0.3, weight=0.0)             # about 1 would make the softmax one-hot
+    nn.from_torch_state_dict(layer, twin.state_dict())
+    q, k, v, kw = _attention_inputs(rng, args, B, L, S, cross, masks)
+    y = layer(q, k, v, **kw)
+    gy = _data(rng, y.shape)
+    grads = layer.backward(gy)
+    tq = t.from_numpy(q).requires_grad_()
+    tk, tv = (t.from_numpy(k).requires_grad_(), t.from_numpy(v).requires_grad_()) if cross else (tq, tq)
+    ty, weights = twin(tq, tk, tv, need_weights=False, **{n: t.from_numpy(m) for n, m in kw.items()})
+    ty.backward(t.from_numpy(gy))
+    assert weights is None
+    _close(y.numpy(), ty.detach().numpy(), "output")
+    for got, want in zip(grads if cross else (grads,), (tq, tk, tv)):
+        _close(got.numpy(), want.grad.numpy(), "input gradient")
+    for name, p in twin.named_parameters():
+        _close(dict(layer.named_parameters())[name].grad, p.grad.numpy(), name)
+
+
+def test_attention_self_attention_on_the_tape():
+    """``attention(x)`` is ``attention(x, x, x)``: one input, its gradient on the tape."""
+    rng = _rng(6)
+    layer = nn.MultiheadAttention(8, 2, batch_first=True)
+    x = Tensor(_data(rng, (2, 3, 8)), requires_grad=True)
+    y = layer(x)
+    np.testing.assert_array_equal(y.numpy(), layer(x, x, x).numpy())
+    y.sum().backward()
+    assert x.grad.shape == (2, 3, 8) and layer.out_proj.weight.grad.shape == (8, 8)
+
+
+def test_attention_errors_name_the_argument():
+    layer = nn.MultiheadAttention(8, 2, batch_first=True)
+    x = np.ones((2, 3, 8), np.float32)
+    with pytest.raises(ValueError, match=r"MultiheadAttention: key_padding_mask must have shape \[2, 3\]"):
+        layer(x, key_padding_mask=np.zeros((3, 2), bool))
+    with pytest.raises(ValueError, match=r"attn_mask must have shape \[3, 3\] or \[4, 3, 3\], got \[2, 3, 3\]"):
+        layer(x, attn_mask=np.zeros((2, 3, 3), bool))
+    with pytest.raises(ValueError, match="need_weights=True is not supported"):
+        layer(x, need_weights=True)
+    with pytest.raises(ValueError, match=r"must be \[B, L, E\]"):
+        layer(np.ones((3, 8), np.float32))
+    with pytest.raises(ValueError, match="embed_dim .10. must be divisible by num_heads .3."):
+        nn.MultiheadAttention(10, 3)
+    with pytest.raises(ValueError, match="dropout=0.1 is not supported"):
+        nn.MultiheadAttention(8, 2, dropout=0.1)
+
+
+ATTENTION_GRADCHECKS = [
+    (dict(), dict(B=2, L=3, E=4, E3=12, num_heads=2)),
+    (dict(self_attention=False, padding_mask=True, mask_rank=2), dict(B=2, L=3, S=2, E=4, E3=12, KD=4, VD=4,
+                                                                      num_heads=2)),
+    (dict(same_dims=False, self_attention=False, batch_first=False, mask_rank=4, bias=False),
+     dict(B=2, L=2, S=3, E=4, KD=3, VD=5, H=2, num_heads=2)),
+]
+
+
+@pytest.mark.parametrize("variant,sizes", ATTENTION_GRADCHECKS)
+def test_attention_gradcheck(variant, sizes):
+    check_grad(nn.attention_spec(**variant), **sizes).assert_ok()

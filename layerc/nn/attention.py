@@ -72,6 +72,7 @@ def multihead_attention(t, heads: int, batch_first: bool, same_dims: bool, self_
 
 def _declarations(same_dims, bias, self_attention, batch_first, padding_mask, mask_rank) -> dict:
     seq = (lambda n: ("B", n)) if batch_first else (lambda n: (n, "B"))
+    S = "L" if self_attention else "S"              # the keys are the queries
     declared = {"query": Input(*seq("L"), "E")}
     if not self_attention:
         declared.update(key=Input(*seq("S"), "KD"), value=Input(*seq("S"), "VD"))
@@ -87,10 +88,10 @@ def _declarations(same_dims, bias, self_attention, batch_first, padding_mask, ma
     if bias:
         declared["out_proj_bias"] = Param("E", init="zeros")
     if mask_rank:
-        declared["attn_mask"] = Input(*(("L", "S") if mask_rank == 2 else ("B", "H", "L", "S")),
+        declared["attn_mask"] = Input(*(("L", S) if mask_rank == 2 else ("B", "H", "L", S)),
                                       differentiable=False)
     if padding_mask:
-        declared["key_padding_mask"] = Input("B", "S", differentiable=False)
+        declared["key_padding_mask"] = Input("B", S, differentiable=False)
     declared["num_heads"] = Attr(1)                 # H, a size of the per-head mask
     return declared
 
@@ -178,11 +179,12 @@ class MultiheadAttention(SpecLayer):
     def _spec_parameters(self):
         return {**self._parameters, **{f"out_proj_{k}": p for k, p in self.out_proj._parameters.items()}}
 
-    def _additive(self, arg, mask, shape):
+    def _additive(self, arg, mask, *shapes):
         """A mask as the float added to the scores (``-inf`` where a bool mask is True)."""
         mask = _array(mask)
-        if mask.shape != tuple(shape):
-            raise ValueError(f"MultiheadAttention: {arg} must have shape {list(shape)}, got {list(mask.shape)}")
+        if mask.shape not in shapes:
+            expected = " or ".join(str(list(s)) for s in shapes)
+            raise ValueError(f"MultiheadAttention: {arg} must have shape {expected}, got {list(mask.shape)}")
         if mask.dtype == np.bool_:
             mask = np.where(mask, -np.inf, 0.0)
         return np.ascontiguousarray(mask, dtype=self.dtype)
@@ -191,9 +193,8 @@ class MultiheadAttention(SpecLayer):
         masks = []
         if attn_mask is not None:
             H = self.num_heads
-            rank2 = _array(attn_mask).ndim == 2
-            mask = self._additive("attn_mask", attn_mask, (L, S) if rank2 else (B * H, L, S))
-            masks.append(mask if rank2 else mask.reshape(B, H, L, S))
+            mask = self._additive("attn_mask", attn_mask, (L, S), (B * H, L, S))
+            masks.append(mask if mask.ndim == 2 else mask.reshape(B, H, L, S))
         if key_padding_mask is not None:
             masks.append(self._additive("key_padding_mask", key_padding_mask, (B, S)))
         return masks
