@@ -330,3 +330,93 @@ ATTENTION_GRADCHECKS = [
 @pytest.mark.parametrize("variant,sizes", ATTENTION_GRADCHECKS)
 def test_attention_gradcheck(variant, sizes):
     check_grad(nn.attention_spec(**variant), **sizes).assert_ok()
+
+
+# ---------------------------------------------------------------- state_dict, torch <-> layerc, every layer
+
+
+def _ids(shape, high):
+    return lambda rng: rng.integers(0, high, shape)
+
+
+def _floats(shape):
+    return lambda rng: _data(rng, shape)
+
+
+def _self_attention(module, x):
+    return module(x, x, x, need_weights=False)[0]
+
+
+# name: (layerc factory, torch factory, input, torch call or None)
+TWINS = {
+    "Linear": (lambda: nn.Linear(5, 3), lambda t: t.nn.Linear(5, 3), _floats((4, 5)), None),
+    "Conv1D": (lambda: nn.Conv1D(2, 3, 3, padding=1), lambda t: t.nn.Conv1d(2, 3, 3, padding=1), _floats((2, 2, 7)),
+               None),
+    "Conv2D": (lambda: nn.Conv2D(2, 4, 3, stride=2, groups=2), lambda t: t.nn.Conv2d(2, 4, 3, stride=2, groups=2),
+               _floats((2, 2, 7, 6)), None),
+    "BatchNorm2D": (lambda: nn.BatchNorm2D(3), lambda t: t.nn.BatchNorm2d(3), _floats((2, 3, 4, 4)), None),
+    "BatchNorm1D": (lambda: nn.BatchNorm1D(3), lambda t: t.nn.BatchNorm1d(3), _floats((4, 3, 5)), None),
+    "InstanceNorm2D": (lambda: nn.InstanceNorm2D(3, affine=True, track_running_stats=True),
+                       lambda t: t.nn.InstanceNorm2d(3, affine=True, track_running_stats=True),
+                       _floats((2, 3, 4, 4)), None),
+    "GroupNorm": (lambda: nn.GroupNorm(2, 4), lambda t: t.nn.GroupNorm(2, 4), _floats((2, 4, 3)), None),
+    "LayerNorm": (lambda: nn.LayerNorm(6), lambda t: t.nn.LayerNorm(6), _floats((2, 3, 6)), None),
+    "RMSNorm": (lambda: nn.RMSNorm(6), lambda t: t.nn.RMSNorm(6), _floats((2, 3, 6)), None),
+    "Embedding": (lambda: nn.Embedding(9, 4), lambda t: t.nn.Embedding(9, 4), _ids((3, 5), 9), None),
+    "MultiheadAttention": (lambda: nn.MultiheadAttention(8, 2, batch_first=True),
+                           lambda t: t.nn.MultiheadAttention(8, 2, batch_first=True), _floats((2, 3, 8)),
+                           _self_attention),
+    "Softmax": (lambda: nn.Softmax(-1), lambda t: t.nn.Softmax(-1), _floats((2, 5)), None),
+    "MaxPool2D": (lambda: nn.MaxPool2D(3, 2), lambda t: t.nn.MaxPool2d(3, 2), _floats((2, 3, 7, 7)), None),
+    "AvgPool2D": (lambda: nn.AvgPool2D(2), lambda t: t.nn.AvgPool2d(2), _floats((2, 3, 6, 6)), None),
+    "Flatten": (lambda: nn.Flatten(), lambda t: t.nn.Flatten(), _floats((2, 3, 2, 2)), None),
+    **{name: (getattr(nn, name), lambda t, name=name: getattr(t.nn, name)(), _floats((3, 4)), None)
+       for name in ("ReLU", "GELU", *activations.POINTWISE)},
+}
+
+
+def test_every_layer_has_a_torch_twin():
+    assert sorted(set(nn.__all__) - {"SpecLayer"}) == sorted(TWINS)
+
+
+def _eval_output(layer, twin, x, call):
+    t = _torch()
+    layer.eval(), twin.eval()
+    with t.no_grad():
+        want = (call or (lambda m, v: m(v)))(twin, t.from_numpy(x)).numpy()
+    _close(layer(x).numpy(), want, "output")
+
+
+@pytest.mark.parametrize("name", sorted(TWINS))
+def test_state_dict_moves_from_torch_and_back(name):
+    """torch's state_dict into layerc gives torch's outputs (eval: the running
+    statistics count); layerc's state_dict (randomized) into a fresh torch twin,
+    strictly, gives layerc's."""
+    t, rng = _torch(), _rng(7)
+    ours, theirs, make_input, call = TWINS[name]
+    layer, twin = ours(), theirs(t)
+    _randomize(twin, rng, 0.3, weight=0.5)
+    nn.from_torch_state_dict(layer, twin.state_dict())
+    x = make_input(rng)
+    _eval_output(layer, twin, x, call)
+    for p in layer.parameters():
+        p.numpy()[...] = rng.standard_normal(p.shape) * 0.3
+    for _, b in layer.named_buffers():
+        b[...] = rng.random(b.shape) + 0.5
+    fresh = theirs(t)
+    fresh.load_state_dict(nn.to_torch_state_dict(layer))
+    _eval_output(layer, fresh, x, call)
+
+
+def test_torch_state_dict_counters_round_trip_and_keys_are_checked():
+    t = _torch()
+    twin = t.nn.Sequential(t.nn.Linear(3, 4), t.nn.BatchNorm1d(4))
+    twin(t.randn(5, 3)), twin(t.randn(5, 3))
+    from layerc import Sequential
+    model = nn.from_torch_state_dict(Sequential(nn.Linear(3, 4), nn.BatchNorm1D(4)), twin.state_dict())
+    back = nn.to_torch_state_dict(model)
+    assert sorted(back) == sorted(twin.state_dict()) and int(back["1.num_batches_tracked"]) == 2
+    with pytest.raises(KeyError, match="missing keys"):
+        nn.from_torch_state_dict(Sequential(nn.Linear(3, 4), nn.BatchNorm1D(4), nn.Linear(4, 2)), twin.state_dict())
+    with pytest.raises(ValueError, match="shape mismatch"):
+        nn.from_torch_state_dict(Sequential(nn.Linear(3, 5), nn.BatchNorm1D(4)), twin.state_dict())
