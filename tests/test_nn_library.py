@@ -80,7 +80,8 @@ NORM_CASES = [
     ("InstanceNorm2D", lambda: nn.InstanceNorm2D(3), lambda t: t.nn.InstanceNorm2d(3),
      [(2, 3, 4, 5), (1, 3, 3, 3), (4, 3, 1, 7)]),
     ("InstanceNorm2D affine tracked", lambda: nn.InstanceNorm2D(3, affine=True, track_running_stats=True),
-     lambda t: t.nn.InstanceNorm2d(3, affine=True, track_running_stats=True), [(2, 3, 4, 5), (1, 3, 3, 3), (4, 3, 2, 6)]),
+     lambda t: t.nn.InstanceNorm2d(3, affine=True, track_running_stats=True),
+     [(2, 3, 4, 5), (1, 3, 3, 3), (4, 3, 2, 6)]),
     ("RMSNorm", lambda: nn.RMSNorm(6), lambda t: t.nn.RMSNorm(6), [(6,), (3, 6), (2, 4, 6)]),
     ("RMSNorm 2 axes eps", lambda: nn.RMSNorm((3, 4), eps=1e-3), lambda t: t.nn.RMSNorm((3, 4), eps=1e-3),
      [(3, 4), (2, 3, 4), (2, 2, 3, 4)]),
@@ -350,8 +351,8 @@ def _self_attention(module, x):
 # name: (layerc factory, torch factory, input, torch call or None)
 TWINS = {
     "Linear": (lambda: nn.Linear(5, 3), lambda t: t.nn.Linear(5, 3), _floats((4, 5)), None),
-    "Conv1D": (lambda: nn.Conv1D(2, 3, 3, padding=1), lambda t: t.nn.Conv1d(2, 3, 3, padding=1), _floats((2, 2, 7)),
-               None),
+    "Conv1D": (lambda: nn.Conv1D(2, 3, 3, padding=1), lambda t: t.nn.Conv1d(2, 3, 3, padding=1),
+               _floats((2, 2, 7)), None),
     "Conv2D": (lambda: nn.Conv2D(2, 4, 3, stride=2, groups=2), lambda t: t.nn.Conv2d(2, 4, 3, stride=2, groups=2),
                _floats((2, 2, 7, 6)), None),
     "BatchNorm2D": (lambda: nn.BatchNorm2D(3), lambda t: t.nn.BatchNorm2d(3), _floats((2, 3, 4, 4)), None),
@@ -417,6 +418,7 @@ def test_torch_state_dict_counters_round_trip_and_keys_are_checked():
     back = nn.to_torch_state_dict(model)
     assert sorted(back) == sorted(twin.state_dict()) and int(back["1.num_batches_tracked"]) == 2
     with pytest.raises(KeyError, match="missing keys"):
-        nn.from_torch_state_dict(Sequential(nn.Linear(3, 4), nn.BatchNorm1D(4), nn.Linear(4, 2)), twin.state_dict())
+        bigger = Sequential(nn.Linear(3, 4), nn.BatchNorm1D(4), nn.Linear(4, 2))
+        nn.from_torch_state_dict(bigger, twin.state_dict())
     with pytest.raises(ValueError, match="shape mismatch"):
         nn.from_torch_state_dict(Sequential(nn.Linear(3, 5), nn.BatchNorm1D(4)), twin.state_dict())

@@ -22,7 +22,7 @@ from ..compiler import ops
 from ..compiler.spec import Attr, Buffer, Input, Param
 from ..runtime.tensor import Tensor
 from .assemble import assemble
-from .base import _DIMS, _MAX_RANK, SpecLayer, _count, _rank
+from .base import _DIMS, _MAX_RANK, SpecLayer, _count
 
 _SPATIAL = ("D2", "D3", "D4", "D5")     # the axes after [N, C]
 _NORMALIZED = ("R1", "R2", "R3")        # RMSNorm's normalized trailing axes
@@ -310,7 +310,8 @@ class RMSNorm(SpecLayer):
         self.eps = None if eps is None else float(eps)
         self.elementwise_affine = bool(elementwise_affine)
         k = len(shape)
-        self._declare(rms_norm_spec(k, k, self.elementwise_affine), **dict(zip(_NORMALIZED, self.normalized_shape)))
+        sizes = dict(zip(_NORMALIZED, self.normalized_shape))
+        self._declare(rms_norm_spec(k, k, self.elementwise_affine), **sizes)
 
     def _select(self, inputs):
         shape, k = _shape(inputs), len(self.normalized_shape)
