@@ -26,7 +26,7 @@ from ..compiler import ops
 from ..compiler.spec import Attr, Input, Param
 from ..runtime.tensor import Tensor
 from .assemble import assemble
-from .base import SpecLayer, _count
+from .base import SpecLayer, _count, _divides
 
 
 def _project(x, weight, bias):
@@ -152,9 +152,7 @@ class MultiheadAttention(SpecLayer):
         super().__init__(dtype)
         self.embed_dim = _count("MultiheadAttention", "embed_dim", embed_dim)
         self.num_heads = _count("MultiheadAttention", "num_heads", num_heads)
-        if self.embed_dim % self.num_heads:
-            raise ValueError(f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by num_heads "
-                             f"({num_heads})")
+        _divides("MultiheadAttention", "num_heads", self.num_heads, "embed_dim", self.embed_dim)
         for arg, value in (("dropout", dropout), ("add_bias_kv", add_bias_kv), ("add_zero_attn", add_zero_attn)):
             if value:
                 raise ValueError(f"MultiheadAttention: {arg}={value!r} is not supported")

@@ -22,7 +22,7 @@ from ..compiler import ops
 from ..compiler.spec import Attr, Buffer, Input, Param
 from ..runtime.tensor import Tensor
 from .assemble import assemble
-from .base import _DIMS, _MAX_RANK, SpecLayer, _count
+from .base import _DIMS, _MAX_RANK, SpecLayer, _count, _divides
 
 _SPATIAL = ("D2", "D3", "D4", "D5")     # the axes after [N, C]
 _NORMALIZED = ("R1", "R2", "R3")        # RMSNorm's normalized trailing axes
@@ -274,9 +274,7 @@ class GroupNorm(SpecLayer):
         super().__init__(dtype)
         self.num_groups = _count("GroupNorm", "num_groups", num_groups)
         self.num_channels = _count("GroupNorm", "num_channels", num_channels)
-        if self.num_channels % self.num_groups:
-            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups "
-                             f"({num_groups})")
+        _divides("GroupNorm", "num_groups", self.num_groups, "num_channels", self.num_channels)
         self.eps, self.affine = float(eps), bool(affine)
         self._declare(group_norm_spec(2, self.affine), C=self.num_channels, groups=self.num_groups, eps=self.eps)
 
