@@ -20,7 +20,9 @@ from .base import SpecLayer
 from .conv import Conv1D, Conv1DNoBiasSpec, Conv1DSpec, Conv2D, Conv2DNoBiasSpec, Conv2DSpec, conv, conv1d, conv2d
 from .linear import Linear, Linear3NoBiasSpec, Linear3Spec, LinearNoBiasSpec, LinearSpec
 from .norm import BatchNorm2D, BatchNorm2DSpec, LayerNorm, batch_norm2d, layer_norm, layer_norm_spec
-from .pool import AvgPool2D, AvgPool2DSpec, MaxPool2D, MaxPool2DSpec, avg_pool2d, max_pool2d
+from .pool import (AdaptiveAvgPool2D, AdaptiveAvgPool2DSpec, AdaptiveMaxPool2D, AdaptiveMaxPool2DSpec, AvgPool2D,
+                   AvgPool2DSpec, MaxPool2D, MaxPool2DSpec, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d,
+                   max_pool2d)
 from .shape import Flatten, flatten_spec
 
 __all__ = ["SpecLayer", "Linear", "Conv1D", "Conv2D", "BatchNorm2D", "ReLU", "GELU", "Softmax", "LayerNorm",
