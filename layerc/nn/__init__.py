@@ -20,6 +20,7 @@ from .base import SpecLayer
 from .conv import Conv1D, Conv1DNoBiasSpec, Conv1DSpec, Conv2D, Conv2DNoBiasSpec, Conv2DSpec, conv, conv1d, conv2d
 from .conv_transpose import (ConvTranspose1D, ConvTranspose1DNoBiasSpec, ConvTranspose1DSpec, ConvTranspose2D,
                              ConvTranspose2DNoBiasSpec, ConvTranspose2DSpec, conv_transpose)
+from .dropout import Dropout, dropout, dropout_spec
 from .linear import Linear, Linear3NoBiasSpec, Linear3Spec, LinearNoBiasSpec, LinearSpec
 from .norm import BatchNorm2D, BatchNorm2DSpec, LayerNorm, batch_norm2d, layer_norm, layer_norm_spec
 from .pool import (AdaptiveAvgPool2D, AdaptiveAvgPool2DSpec, AdaptiveMaxPool2D, AdaptiveMaxPool2DSpec, AvgPool2D,
@@ -27,5 +28,6 @@ from .pool import (AdaptiveAvgPool2D, AdaptiveAvgPool2DSpec, AdaptiveMaxPool2D, 
                    max_pool2d)
 from .shape import Flatten, flatten_spec
 
-__all__ = ["SpecLayer", "Linear", "Conv1D", "Conv2D", "BatchNorm2D", "ReLU", "GELU", "Softmax", "LayerNorm",
-           "MaxPool2D", "AvgPool2D", "Flatten"]
+__all__ = ["SpecLayer", "Linear", "Conv1D", "Conv2D", "ConvTranspose1D", "ConvTranspose2D", "BatchNorm2D", "ReLU",
+           "GELU", "Softmax", "LayerNorm", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D",
+           "Dropout", "Flatten"]
