@@ -140,7 +140,7 @@ def test_same_mask_on_one_and_two_threads():
 SCRIPT = textwrap.dedent("""
     import json, numpy as np
     from layerc.nn import Dropout
-    x = np.ones((64, 3, 17, 19), np.float32)
+    x = np.ones((64, 3, 33, 35), np.float32)    # above the threaded loop's threshold
     drop = Dropout(0.3, seed=2024)
     print(json.dumps([np.packbits(drop(x).numpy() != 0).tobytes().hex() for _ in range(2)]))
 """)
