@@ -156,6 +156,11 @@ TINY_LAYERS = {
     "Embedding": (lw.embedding(11, 4), (3, 5)),
     "MultiheadAttention": (lw.self_attention(8, 2), (2, 5, 8)),
     "Mish": (lw.stateless("Mish", "Mish", lw.SAME_SHAPE), (3, 4, 5)),
+    "Conv2D reflect": (lw.conv2d(3, 4, 3, padding="same", padding_mode="reflect"), (2, 3, 6, 5)),
+    "ConvTranspose2D strided": (lw.conv_transpose(2, 3, 4, 4, stride=2, padding=1), (2, 3, 5, 4)),
+    "ConvTranspose1D": (lw.conv_transpose(1, 3, 4, 3, stride=2), (2, 3, 7)),
+    "AdaptiveAvgPool2D": (lw.stateless("AdaptiveAvgPool2D", "AdaptiveAvgPool2d", lw.AVG_POOL, 3), (2, 3, 7, 5)),
+    "AdaptiveMaxPool2D": (lw.stateless("AdaptiveMaxPool2D", "AdaptiveMaxPool2d", lw.MAX_POOL, 2), (2, 3, 5, 5)),
 }
 
 TINY_TRAINING = {
