@@ -305,15 +305,22 @@ class TensorExpr:
         return len(self._shape)
 
     def __getitem__(self, idx):
+        """An element in index notation (``x[n, c, h*s + i]``: an index for
+        every axis), or numpy's basic indexing (``x[:, 1:3]``, ``x[..., ::-1]``,
+        ``x[0]``, ``x[None]``): a tensor (``compiler/slicing.py``)."""
         idx = idx if isinstance(idx, tuple) else (idx,)
+        # slicing builds on this module's ops: imported on use, not at import
+        from .slicing import basic_index, is_basic_indexing
+        if is_basic_indexing(idx, self.ndim):
+            return basic_index(self, idx)
         if len(idx) != self.ndim:
             raise self.builder.error(
                 f"{self.name}{shape_str(self._shape)} has rank {self.ndim} but is indexed with {len(idx)} indices")
         for i in idx:
             if not isinstance(i, (Index, numbers.Integral)):
                 raise self.builder.error(
-                    f"{self.name} indexed with {i!r}; index notation takes index expressions "
-                    "(slices are not supported: use ops.compute)")
+                    f"{self.name} indexed with {i!r}; index notation takes index expressions, "
+                    "and numpy's basic indexing slices, integers, '...' and None")
         index = tuple(as_index(i) for i in idx)
         if self.integer:
             return Index(ILoad(self.name, index))
