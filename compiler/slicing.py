@@ -37,9 +37,12 @@ def _integer_like(k) -> bool:
 
 def is_basic_indexing(key: tuple, rank: int) -> bool:
     """Whether ``x[key]`` is numpy's basic indexing (a tensor) rather than an
-    element read of index notation: it holds a slice, ``...`` or ``None``, or
-    fewer integers than ``x`` has axes."""
-    return any(_is_index_key(k) for k in key) or (len(key) < rank and all(_integer_like(k) for k in key))
+    element read of index notation, which takes an index expression or an
+    integer for every axis (``x[n, c, h*s + i]``, ``w[0, 1]``). Keys neither
+    takes (a list, a tensor) go to basic indexing, which says what it takes."""
+    if not all(isinstance(k, Index) or _integer_like(k) for k in key):
+        return True
+    return len(key) < rank and all(_integer_like(k) for k in key)
 
 
 def _layout_stage(x: TensorExpr, hint: str, shape, body_of) -> TensorExpr:
