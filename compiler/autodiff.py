@@ -18,7 +18,7 @@ Example::
     >>> from layerc.compiler.ir import ISym, format_program
     >>> fwd = trace_function("Scale", lambda x: x * 3.0, {"x": ((ISym("N"),), "input")}, {})
     >>> print(format_program(gradient_program(fwd)).splitlines()[-2])
-    grad_x[i0] = grad_mul_0[i0] * 3
+    grad_x[i0] = 3 * grad_mul_0[i0]
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Basic indexing of traced tensors (``x[:, 1:3]``, ``x[..., ::-1]``,
-``x[0]``, ``x[None]``) and the layout ops that cut, join and pad tensors:
-``pad``, ``flip``, ``roll``, ``concatenate``, ``stack``.
+"""The layout ops that join, reverse and pad tensors: ``pad``, ``flip``,
+``roll``, ``concatenate``, ``stack`` (slicing itself, ``x[:, 1:3]``, is
+``compiler/indexing.py``).
 
 Each lowers to stages of the core IR that read their sources at affine
 coordinates (``start + step*i``), choosing between pieces with selects where a
@@ -10,47 +10,17 @@ for the source coordinate and gathers, so every gradient here is race-free.
 
 Example (inside a spec's ``forward``)::
 
-    y = x[:, 1:-1:2]                                   # a strided slice
     z = ops.concatenate([x, ops.flip(x, axis=1)], axis=1)
     p = ops.pad(x, ((0, 0), (2, 2)), mode="reflect")   # numpy's pad widths
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from . import ir
-from .ir import Axis, Call, Const, IConst, IndexValue, IVar, Load, Stage, format_iexpr
-from .trace import Index, TensorExpr, current_builder, normalize_axes, reshape, shape_str
-
-
-def _is_index_key(k) -> bool:
-    return isinstance(k, (slice, type(None), type(Ellipsis)))
-
-
-def _integer_like(k) -> bool:
-    if isinstance(k, Index):
-        return not ir.ivars(k.expr)
-    return isinstance(k, numbers.Integral) and not isinstance(k, bool)
-
-
-def is_basic_indexing(key: tuple, rank: int) -> bool:
-    """Whether ``x[key]`` is numpy's basic indexing (a tensor) rather than an
-    element read of index notation, which takes an index expression or an
-    integer for every axis (``x[n, c, h*s + i]``, ``w[0, 1]``). Keys neither
-    takes (a list, a tensor) go to basic indexing, which says what it takes."""
-    if not all(isinstance(k, Index) or _integer_like(k) for k in key):
-        return True
-    return len(key) < rank and all(_integer_like(k) for k in key)
-
-
-def _layout_stage(x: TensorExpr, hint: str, shape, body_of) -> TensorExpr:
-    """A stage over ``shape`` whose body ``body_of(out)`` builds from the output's index variables."""
-    axes = tuple(Axis(f"i{k}", d) for k, d in enumerate(shape))
-    out = [IVar(a.name) for a in axes]
-    b = x.builder
-    return b.add_stage(Stage(b.fresh(hint), tuple(shape), axes, body_of(out)))
+from .ir import Call, Const, IConst, IndexValue, Load, format_iexpr
+from .indexing import layout_stage, shape_str
+from .trace import TensorExpr, current_builder, normalize_axes, reshape
 
 
 def _less(a, bound):
@@ -64,115 +34,6 @@ def _read_at(x: TensorExpr, out: list, axis: int, coordinate) -> Load:
     return Load(x.name, tuple(index))
 
 
-# ---------------------------------------------------------------- basic indexing
-
-
-def basic_index(x: TensorExpr, key: tuple) -> TensorExpr:
-    """``x[key]`` with numpy's basic indexing: slices (bounds clip as numpy's;
-    any nonzero step), integers (which drop their axis), ``...`` and ``None``.
-    An empty result is a SpecError."""
-    b = x.builder
-    if x.integer:
-        raise b.error(f"{x.name} is an integer (index) tensor: it can index, but cannot be sliced")
-    shape, coordinates = [], []      # coordinates: of x, as functions of the output position
-    axis = 0
-    entries = _expanded(x, key)
-    for entry in entries:
-        if entry is None:
-            shape.append(IConst(1))
-            continue
-        if isinstance(entry, slice):
-            start, step, extent = _slice_bounds(x, axis, entry)
-            out = len(shape)
-            shape.append(extent)
-            coordinates.append(lambda v, start=start, step=step, out=out: ir.iadd(start, ir.imul(step, v[out])))
-        else:
-            coordinates.append(lambda v, c=_integer_coordinate(x, axis, entry): c)
-        axis += 1
-    if all(isinstance(e, slice) and e == slice(None) for e in entries):
-        return x      # x[:] and x[...] are x
-    return _layout_stage(x, "slice", shape, lambda v: Load(x.name, tuple(c(v) for c in coordinates)))
-
-
-def _expanded(x: TensorExpr, key: tuple) -> list:
-    """``key`` with ``...`` (or the axes left out at the end) spelled as ``:``."""
-    b = x.builder
-    for k in key:
-        if not (_is_index_key(k) or _integer_like(k)):
-            raise b.error(_unsupported_key(x, k))
-    if sum(1 for k in key if k is Ellipsis) > 1:
-        raise b.error(f"{x.name}{shape_str(x._shape)} indexed with more than one '...'")
-    consumed = sum(1 for k in key if k is not None and k is not Ellipsis)
-    if consumed > x.ndim:
-        raise b.error(f"{x.name}{shape_str(x._shape)} has rank {x.ndim} but is indexed with {consumed} indices")
-    fill = [slice(None)] * (x.ndim - consumed)
-    if Ellipsis not in key:
-        return list(key) + fill
-    at = key.index(Ellipsis)
-    return list(key[:at]) + fill + list(key[at + 1:])
-
-
-def _unsupported_key(x: TensorExpr, k) -> str:
-    what = f"{x.name}{shape_str(x._shape)} indexed with {k!r}"
-    if isinstance(k, TensorExpr):
-        return f"{what}: to read along an axis at integer indices use ops.take_along_axis"
-    if isinstance(k, Index):
-        return f"{what}: index-notation indices and slices do not mix; use ops.compute"
-    return f"{what}: layerc takes slices, integers, '...' and None (numpy's basic indexing)"
-
-
-def _bound(x: TensorExpr, k, what: str):
-    """A slice bound or step as an int (or None)."""
-    if k is None or (isinstance(k, numbers.Integral) and not isinstance(k, bool)):
-        return k
-    if isinstance(k, Index) and isinstance(k.expr, IConst):
-        return k.expr.value
-    raise x.builder.error(f"{x.name}{shape_str(x._shape)}: the slice {what} {k!r} is not a number "
-                          "at build time; bind the sizes it depends on")
-
-
-def _slice_text(s: slice) -> str:
-    parts = ["" if v is None else repr(v) for v in (s.start, s.stop)]
-    return ":".join(parts) + ("" if s.step is None else f":{s.step!r}")
-
-
-def _slice_bounds(x: TensorExpr, axis: int, s: slice) -> tuple:
-    """``(start, step, extent)`` of a slice of ``x`` along ``axis``, its bounds
-    clipped into the axis as numpy's are."""
-    size, b = x._shape[axis], x.builder
-    step = _bound(x, s.step, "step")
-    step = 1 if step is None else step
-    where = f"{x.name}{shape_str(x._shape)}[{_slice_text(s)}] along axis {axis}"
-    if step == 0:
-        raise b.error(f"{where}: the slice step is 0")
-    stop = None if isinstance(s.stop, Index) and s.stop.expr == size and step > 0 else s.stop
-    start, stop = _bound(x, s.start, "start") if s.start is not None else None, _bound(x, stop, "stop")
-    if not isinstance(size, IConst):
-        if start is not None or stop is not None:
-            raise b.error(f"{where}: the size {format_iexpr(size)} is free at build time, so only ':' "
-                          f"and '::step' slice it; bind it (build({format_iexpr(size)}=...)) to slice {_slice_text(s)}")
-        first = IConst(0) if step > 0 else ir.isub(size, 1)
-        return first, step, ir.ifloordiv(ir.iadd(size, abs(step) - 1), abs(step))
-    picked = range(*slice(start, stop, step).indices(size.value))
-    if not picked:
-        raise b.error(f"{where}: the slice is empty (axis size {size.value}); layerc tensors are never empty")
-    return IConst(picked.start), step, IConst(len(picked))
-
-
-def _integer_coordinate(x: TensorExpr, axis: int, k):
-    """An integer index along ``axis`` (negative from the end), range-checked where the size is bound."""
-    size = x._shape[axis]
-    k = k.expr if isinstance(k, Index) else IConst(int(k))
-    if not isinstance(k, IConst):
-        return k
-    if isinstance(size, IConst):
-        if not -size.value <= k.value < size.value:
-            raise x.builder.error(f"{x.name}{shape_str(x._shape)}: index {k.value} is out of range "
-                                  f"for axis {axis} of size {size.value}")
-        return IConst(k.value % size.value)
-    return ir.iadd(size, k.value) if k.value < 0 else k
-
-
 # ---------------------------------------------------------------- flip and roll
 
 
@@ -183,7 +44,7 @@ def flip(x: TensorExpr, axis=None) -> TensorExpr:
     def body(out):
         index = [ir.isub(ir.isub(d, 1), v) if k in axes else v for k, (v, d) in enumerate(zip(out, x._shape))]
         return Load(x.name, tuple(index))
-    return _layout_stage(x, "flip", x._shape, body)
+    return layout_stage(x, "flip", x._shape, body)
 
 
 def roll(x: TensorExpr, shift, axis=None) -> TensorExpr:
@@ -214,7 +75,7 @@ def _roll_axis(x: TensorExpr, axis: int, shift: int) -> TensorExpr:
         i = out[axis]
         wrapped = _read_at(x, out, axis, ir.iadd(ir.isub(i, s), size))
         return Call("select", (_less(i, s), wrapped, _read_at(x, out, axis, ir.isub(i, s))))
-    return _layout_stage(x, "roll", x._shape, body)
+    return layout_stage(x, "roll", x._shape, body)
 
 
 # ---------------------------------------------------------------- concatenate and stack
@@ -246,7 +107,7 @@ def concatenate(tensors, axis: int = 0) -> TensorExpr:
         for read, end in zip(reversed(reads[:-1]), reversed(ends[:-1])):
             chosen = Call("select", (_less(out[axis], end), read, chosen))
         return chosen
-    return _layout_stage(first, "concat", shape, body)
+    return layout_stage(first, "concat", shape, body)
 
 
 def stack(tensors, axis: int = 0) -> TensorExpr:
@@ -332,7 +193,7 @@ def _pad_constant(x: TensorExpr, widths: list, value: float) -> TensorExpr:
                                     _less(v, ir.iadd(d, before))))
                 inside = cond if inside is None else Call("mul", (inside, cond))
         return Call("select", (inside, read, Const(float(value))))
-    return _layout_stage(x, "pad", shape, body)
+    return layout_stage(x, "pad", shape, body)
 
 
 def _pad_replicate(x: TensorExpr, widths: list, value: float) -> TensorExpr:
@@ -375,7 +236,7 @@ def _reflected(x: TensorExpr, axis: int, before: int):
 
 def _edge(x: TensorExpr, axis: int, coordinate) -> TensorExpr:
     shape = x._shape[:axis] + (IConst(1),) + x._shape[axis + 1:]
-    return _layout_stage(x, "edge", shape, lambda out: _read_at(x, out, axis, coordinate))
+    return layout_stage(x, "edge", shape, lambda out: _read_at(x, out, axis, coordinate))
 
 
 def _pad_axis(x: TensorExpr, axis: int, before: int, after: int, sides) -> TensorExpr:
@@ -392,10 +253,10 @@ def _pad_axis(x: TensorExpr, axis: int, before: int, after: int, sides) -> Tenso
         if before:
             chosen = Call("select", (_less(i, before), read_before(out), chosen))
         return chosen
-    return _layout_stage(x, "pad", shape, body)
+    return layout_stage(x, "pad", shape, body)
 
 
 PAD_MODES = {"constant": _pad_constant, "reflect": _pad_reflect, "replicate": _pad_replicate}
 
 
-__all__ = ["basic_index", "is_basic_indexing", "pad", "flip", "roll", "concatenate", "stack"]
+__all__ = ["pad", "flip", "roll", "concatenate", "stack"]
