@@ -132,17 +132,10 @@ class Tensor:
         return len(self.data)
 
     def __getitem__(self, item):
-        """Read elements (numpy indexing); the result is a new Tensor on the tape."""
+        """Read elements (numpy indexing); the result is a copy, on the tape."""
         if isinstance(item, Tensor):
             item = item.data
-        out = Tensor(np.array(self.data[item]))   # a copy: later in-place updates don't change it
-        if tracks_grad(self):
-            def backward(g):
-                full = np.zeros_like(self.data)
-                np.add.at(full, item, g)
-                return (full,)
-            out.node = Node((self,), backward, "index")
-        return out
+        return _ops.apply("getitem", self, item=item)
 
     def __bool__(self):
         return bool(self.data)
@@ -194,47 +187,94 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
-    # ------------------------------------------------------------ a few ops on the tape
+    # ------------------------------------------------------------ ops on the tape (runtime/tensor_ops.py)
     def __add__(self, other):
-        return _record_binary(self, other, np.add, lambda g, a, b: (g, g), "add")
+        return _ops.apply("add", self, other)
 
-    __radd__ = __add__
-
-    def __mul__(self, other):
-        return _record_binary(self, other, np.multiply, lambda g, a, b: (g * b, g * a), "mul")
-
-    __rmul__ = __mul__
-
-    def __neg__(self):
-        return self * -1.0
+    def __radd__(self, other):
+        return _ops.apply("add", other, self)
 
     def __sub__(self, other):
-        return self + (-_as_tensor(other, self.dtype))
+        return _ops.apply("sub", self, other)
 
     def __rsub__(self, other):
-        return _as_tensor(other, self.dtype) + (-self)
+        return _ops.apply("sub", other, self)
+
+    def __mul__(self, other):
+        return _ops.apply("mul", self, other)
+
+    def __rmul__(self, other):
+        return _ops.apply("mul", other, self)
 
     def __truediv__(self, other):
-        return _record_binary(self, other, np.divide, lambda g, a, b: (g / b, -g * a / (b * b)), "div")
+        return _ops.apply("div", self, other)
 
     def __rtruediv__(self, other):
-        return _as_tensor(other, self.dtype) / self
+        return _ops.apply("div", other, self)
 
     def __pow__(self, exponent):
-        if isinstance(exponent, Tensor):
-            raise TypeError("Tensor ** Tensor is not on the tape; use a number as the exponent")
-        e = self.dtype.type(exponent)
-        out = Tensor(np.power(self.data, e))
-        if tracks_grad(self):
-            out.node = Node((self,), lambda g: (g * e * np.power(self.data, e - 1),), "pow")
-        return out
+        return _ops.apply("pow", self, exponent)
 
-    def sum(self, axis=None, keepdims=False):
-        return _record_reduction(self, axis, keepdims, 1.0, "sum")
+    def __rpow__(self, base):
+        return _ops.apply("pow", base, self)
 
-    def mean(self, axis=None, keepdims=False):
-        count = self.data.size if axis is None else np.prod([self.data.shape[a] for a in np.atleast_1d(axis)])
-        return _record_reduction(self, axis, keepdims, 1.0 / max(int(count), 1), "mean")
+    def __matmul__(self, other):
+        return _ops.apply("matmul", self, other)
+
+    def __rmatmul__(self, other):
+        return _ops.apply("matmul", other, self)
+
+    def __neg__(self):
+        return _ops.apply("neg", self)
+
+    @property
+    def T(self) -> "Tensor":
+        """The axes reversed (numpy's ``.T``)."""
+        return _ops.apply("transpose", self)
+
+    def transpose(self, *axes) -> "Tensor":
+        """``x.transpose(1, 0, 2)`` or ``x.transpose((1, 0, 2))``; no axes reverses them."""
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        return _ops.transpose(self, axes or None)
+
+    def reshape(self, *shape) -> "Tensor":
+        return _ops.reshape(self, *shape)
+
+    def sum(self, axis=None, keepdims=False) -> "Tensor":
+        return _ops.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False) -> "Tensor":
+        return _ops.mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims=False) -> "Tensor":
+        """The largest element (over ``axis``); tied maxima share the gradient equally."""
+        return _ops.max(self, axis, keepdims)
+
+    def exp(self) -> "Tensor":
+        return _ops.apply("exp", self)
+
+    def log(self) -> "Tensor":
+        return _ops.apply("log", self)
+
+    def sqrt(self) -> "Tensor":
+        return _ops.apply("sqrt", self)
+
+    def tanh(self) -> "Tensor":
+        return _ops.apply("tanh", self)
+
+    def sigmoid(self) -> "Tensor":
+        return _ops.apply("sigmoid", self)
+
+    def relu(self) -> "Tensor":
+        return _ops.apply("relu", self)
+
+    def abs(self) -> "Tensor":
+        return _ops.apply("abs", self)
+
+    __abs__ = abs
+
+    def clip(self, low=None, high=None) -> "Tensor":
+        return _ops.clip(self, low, high)
 
     # ------------------------------------------------------------ autograd
     def backward(self, grad=None):
@@ -257,42 +297,8 @@ def _array(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-def _as_tensor(x, dtype) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=dtype))
-
-
 def tracks_grad(*tensors) -> bool:
     return grad_enabled() and any(isinstance(t, Tensor) and (t.requires_grad or t.node) for t in tensors)
-
-
-def _unbroadcast(grad, shape):
-    while grad.ndim > len(shape):
-        grad = grad.sum(axis=0)
-    for k, d in enumerate(shape):
-        if d == 1 and grad.shape[k] != 1:
-            grad = grad.sum(axis=k, keepdims=True)
-    return grad
-
-
-def _record_binary(a, b, fn, grads, name):
-    a, b = _as_tensor(a, None), _as_tensor(b, a.dtype if isinstance(a, Tensor) else None)
-    out = Tensor(fn(a.data, b.data))
-    if tracks_grad(a, b):
-        def backward(g):
-            ga, gb = grads(g, a.data, b.data)
-            return _unbroadcast(ga, a.shape), _unbroadcast(gb, b.shape)
-        out.node = Node((a, b), backward, name)
-    return out
-
-
-def _record_reduction(x, axis, keepdims, scale, name):
-    out = Tensor(np.asarray(x.data.sum(axis=axis, keepdims=keepdims) * x.dtype.type(scale), dtype=x.dtype))
-    if tracks_grad(x):
-        def backward(g):
-            g = g if keepdims or axis is None else np.expand_dims(g, axis)
-            return (np.broadcast_to(g * x.dtype.type(scale), x.shape).copy(),)
-        out.node = Node((x,), backward, name)
-    return out
 
 
 def backpropagate(root: Tensor, grad: np.ndarray):
@@ -337,3 +343,7 @@ def backpropagate_outputs(outputs: tuple, grads: tuple) -> None:
     root = Tensor._wrap(np.zeros(1, pairs[0][0].dtype))
     root.node = Node([o for o, _ in pairs], lambda _: [g for _, g in pairs], "outputs")
     backpropagate(root, root.data)
+
+
+# the op table needs Tensor and Node, defined above; Tensor's methods reach it at call time
+from . import tensor_ops as _ops  # noqa: E402
