@@ -165,3 +165,18 @@ def test_kinks_follow_torch():
         fn(x).sum().backward()
         tfn(tx).sum().backward()
         np.testing.assert_array_equal(x.grad, tx.grad.numpy())
+
+
+def test_python_custom_linear_trains_to_the_spec_versions_loss(monkeypatch):
+    """examples/custom_layers/python_linear.py: the guide's CustomLinear as
+    Tensor ops, same init, data and Adam steps as the compiled spec version."""
+    import importlib.util
+    import pathlib
+    folder = pathlib.Path(__file__).resolve().parent.parent / "examples" / "custom_layers"
+    monkeypatch.syspath_prepend(str(folder))
+    spec = importlib.util.spec_from_file_location("layerc_example_python_linear", folder / "python_linear.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    spec_losses, python_losses = example.check()
+    np.testing.assert_allclose(python_losses, spec_losses, rtol=1e-5, atol=1e-6)
+    assert python_losses[-1] < 0.5 * python_losses[0]
