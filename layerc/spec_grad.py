@@ -1,0 +1,136 @@
+"""``Spec.grad()``: a layer's backward as a layer of its own, which builds,
+checks and differentiates again (higher-order gradients).
+
+In: a spec. Out: a ``GradSpec`` whose forward is the spec's derived backward,
+made self-contained (the forward stages it needs are recomputed, not read as
+saved tensors, so the result is a function of its declared inputs only):
+
+- inputs: the spec's inputs, parameters and buffers (parameters stay
+  parameters, so differentiating the grad spec gives their gradients), then
+  ``grad_<output>`` for each output of the forward, as inputs;
+- outputs: ``grad_<x>`` for each differentiable input and parameter in
+  declaration order (or those named in ``wrt``).
+
+Its own backward is the second derivative: for a loss ``L(grad_x)`` of the
+input gradient (a gradient penalty), it gives ``dL/dparams`` and ``dL/dx``;
+given ``v`` as the gradient of ``grad_params`` it gives a Hessian-vector
+product. A spec's user-written ``backward`` is not used here: the grad spec
+is built from the derived backward, which ``layerc check`` holds equal to it.
+
+``grad_module(module)`` builds the grad spec of a built module at the same
+sizes, sharing its parameters (the same Tensors, so gradients accumulate in
+one place) and buffers.
+
+Example::
+
+    @layer
+    class Tanh:
+        x = Input("N", "C")
+        w = Param("C", init=1.0)
+
+        def forward(x, w):
+            return ops.tanh(x * w)
+
+    dTanh = Tanh.grad()                       # (x, w, grad_<out>) -> (grad_x, grad_w)
+    m = dTanh.build(C=4)
+    gx, gw = m(np.ones((2, 4), np.float32), np.ones((2, 4), np.float32))
+    check_grad(dTanh, N=2, C=4).assert_ok()   # second derivatives vs finite differences
+"""
+from __future__ import annotations
+
+from .compiler import ir
+from .compiler.autodiff import DIFFERENTIABLE_ROLES, gradient_program
+from .compiler.custom_backward import rename_stages
+from .compiler.errors import SpecError
+from .compiler.simplify import simplify_program
+from .layers import Layer
+
+
+class GradSpec(Layer):
+    """The derived backward of ``base`` as a spec (see the module docstring)."""
+
+    def __init__(self, base, wrt=None):
+        # no class to read: everything but the program comes from the base spec
+        self.base = base
+        self.wrt = None if wrt is None else tuple([wrt] if isinstance(wrt, str) else wrt)
+        self.name = f"{base.name}_grad"
+        self.doc = f"The backward of {base.name} as a layer: inputs, parameters and output gradients " \
+                   f"in, {'gradients of ' + ', '.join(self.wrt) if self.wrt else 'their gradients'} out."
+        self.cls = None
+        self.tensors = list(base.tensors)
+        self.location = base.location
+        self.attrs = dict(base.attrs)
+        self.sizes = list(base.sizes)
+        self.forward, self.backward = base.forward, None
+
+    def __repr__(self):
+        return f"<layer spec {self.name}: the backward of {self.base.name}>"
+
+    def _check_wrt(self, forward: ir.Program):
+        differentiable = [t.name for t in forward.tensors if t.role in DIFFERENTIABLE_ROLES]
+        unknown = [n for n in self.wrt or () if n not in differentiable]
+        if unknown:
+            raise SpecError(self.name, f"grad(wrt=...): {', '.join(unknown)} is not a differentiable input or "
+                            f"parameter of {self.base.name} (differentiable: {', '.join(differentiable)})",
+                            self.location)
+
+    def trace(self, **bindings) -> ir.Program:
+        """The base spec's self-contained backward at ``bindings``, its output
+        gradients declared as inputs."""
+        forward = _without_grad_names(simplify_program(self.base.trace(**bindings)))
+        self._check_wrt(forward)
+        backward = gradient_program(forward, wrt=self.wrt, self_contained=True)
+        decls = tuple(ir.replace(t, role="input") if t.role == "grad" else t for t in backward.tensors)
+        saved = [t.name for t in decls if t.role == "saved"]
+        assert not saved, f"a self-contained backward reads saved tensors {saved}"
+        return ir.replace(backward, name=self.name, tensors=decls, updates=())
+
+
+def _without_grad_names(program: ir.Program) -> ir.Program:
+    """``program`` with its stages named ``grad_*`` (a grad spec's own, when
+    differentiating again) renamed ``d_*``: autodiff names its results
+    ``grad_<tensor>``, which must not meet a stage already so named."""
+    taken = {t.name for t in program.tensors} | {s.name for s in program.stages}
+    renames = {}
+    for s in program.stages:
+        if s.name.startswith("grad_"):
+            new = "d_" + s.name[len("grad_"):]
+            while new in taken:
+                new = "_" + new
+            renames[s.name] = new
+            taken.add(new)
+    if not renames:
+        return program
+    return ir.replace(program, stages=tuple(rename_stages(program.stages, renames)),
+                      outputs=tuple(renames.get(o, o) for o in program.outputs),
+                      updates=tuple((b, renames.get(v, v)) for b, v in program.updates))
+
+
+def grad_spec(spec, wrt=None) -> GradSpec:
+    """``spec``'s backward as a spec: what ``Spec.grad(wrt)`` returns."""
+    return GradSpec(spec, wrt)
+
+
+def grad_module(module, wrt=None):
+    """The grad spec of ``module`` (a built ``LayerModule``) built at its sizes,
+    attributes and dtype, sharing its parameter Tensors and buffers.
+
+    Example: ``dD = grad_module(D, wrt="x"); (gx,) = dD(x, ones)``."""
+    compiled = getattr(module, "compiled", None)
+    spec = getattr(compiled, "spec", None)
+    if spec is None or not hasattr(spec, "grad"):
+        raise TypeError(f"grad_module takes a module built from a spec (Spec.build), got {type(module).__name__}")
+    built = spec.grad(wrt).build(dtype=module.dtype, **compiled.sizes, **compiled.attrs)
+    share_state(module, built)
+    return built
+
+
+def share_state(source, target) -> None:
+    """Point ``target``'s parameters and buffers at ``source``'s (by name)."""
+    for name, p in source._parameters.items():
+        setattr(target, name, p)
+    for name, b in source._buffers.items():
+        target._buffers[name] = b
+
+
+__all__ = ["GradSpec", "grad_spec", "grad_module", "share_state"]
