@@ -38,21 +38,26 @@ Example::
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .compiler import ir
 from .compiler.autodiff import DIFFERENTIABLE_ROLES, gradient_program
 from .compiler.custom_backward import rename_stages
 from .compiler.errors import SpecError
 from .compiler.simplify import simplify_program
+from .compiler.pipeline import compile_layer
 from .layers import Layer
+from .runtime.module import LayerModule
+from .runtime.tensor import Tensor, record_call
 
 
 class GradSpec(Layer):
     """The derived backward of ``base`` as a spec (see the module docstring)."""
 
-    def __init__(self, base, wrt=None):
+    def __init__(self, base, wrt: tuple | None = None):
         # no class to read: everything but the program comes from the base spec
         self.base = base
-        self.wrt = None if wrt is None else tuple([wrt] if isinstance(wrt, str) else wrt)
+        self.wrt = wrt
         self.name = f"{base.name}_grad"
         self.doc = f"The backward of {base.name} as a layer: inputs, parameters and output gradients " \
                    f"in, {'gradients of ' + ', '.join(self.wrt) if self.wrt else 'their gradients'} out."
@@ -65,6 +70,11 @@ class GradSpec(Layer):
 
     def __repr__(self):
         return f"<layer spec {self.name}: the backward of {self.base.name}>"
+
+    def build(self, dtype=None, cast: bool = False, options=None, checked: bool | None = None, **bindings):
+        """The grad spec compiled at ``bindings``: a ``GradModule`` (``checked`` has
+        nothing to check: the backward is the derived one)."""
+        return GradModule(compile_layer(self, options, **bindings), dtype=dtype, cast=cast)
 
     def _check_wrt(self, forward: ir.Program):
         differentiable = [t.name for t in forward.tensors if t.role in DIFFERENTIABLE_ROLES]
@@ -84,6 +94,27 @@ class GradSpec(Layer):
         saved = [t.name for t in decls if t.role == "saved"]
         assert not saved, f"a self-contained backward reads saved tensors {saved}"
         return ir.replace(backward, name=self.name, tensors=decls, updates=())
+
+
+class GradModule(LayerModule):
+    """A built grad spec. It has as many outputs as gradients, and a call puts
+    them all on the tape as one node, so a loss of any of them (a gradient
+    penalty of ``grad_x``) backpropagates through its compiled backward."""
+
+    def _record(self, outputs: tuple, diff_inputs: list, context: dict):
+        if len(outputs) == 1:
+            return super()._record(outputs, diff_inputs, context)
+        inputs = diff_inputs + list(self._parameters.values())
+        if not any(isinstance(t, Tensor) and (t.requires_grad or t.node is not None) for t in inputs):
+            return
+        names = self._diff_grad_names + tuple(f"grad_{n}" for n in self._parameters)
+        blanks = [(o.shape, o.dtype) for o in outputs]       # not the outputs: no cycle through the tape
+
+        def backward(grads):
+            grads = tuple(np.zeros(*blank) if g is None else g for g, blank in zip(grads, blanks))
+            results = self._run_backward(context, grads)
+            return tuple(results[n] for n in names)
+        record_call(outputs, inputs, backward, self.name)
 
 
 def _without_grad_names(program: ir.Program) -> ir.Program:
@@ -107,30 +138,54 @@ def _without_grad_names(program: ir.Program) -> ir.Program:
 
 
 def grad_spec(spec, wrt=None) -> GradSpec:
-    """``spec``'s backward as a spec: what ``Spec.grad(wrt)`` returns."""
-    return GradSpec(spec, wrt)
+    """``spec``'s backward as a spec: what ``Spec.grad(wrt)`` returns, made once
+    per ``wrt`` (so its builds are memoized like the spec's own)."""
+    key = None if wrt is None else tuple([wrt] if isinstance(wrt, str) else wrt)
+    made = spec.__dict__.setdefault("_grad_specs", {})
+    if key not in made:
+        made[key] = GradSpec(spec, key)
+    return made[key]
 
 
-def grad_module(module, wrt=None):
-    """The grad spec of ``module`` (a built ``LayerModule``) built at its sizes,
-    attributes and dtype, sharing its parameter Tensors and buffers.
+def grad_module(module, wrt=None, inputs=None) -> GradModule:
+    """The grad spec of ``module`` built at its sizes, attributes and dtype,
+    sharing its parameter Tensors and buffers. ``module`` is a built spec
+    (``Spec.build``) or a built-in layer (``layerc.nn``; ``inputs`` then pick
+    its variant, as its forward would).
 
-    Example: ``dD = grad_module(D, wrt="x"); (gx,) = dD(x, ones)``."""
-    compiled = getattr(module, "compiled", None)
-    spec = getattr(compiled, "spec", None)
-    if spec is None or not hasattr(spec, "grad"):
-        raise TypeError(f"grad_module takes a module built from a spec (Spec.build), got {type(module).__name__}")
-    built = spec.grad(wrt).build(dtype=module.dtype, **compiled.sizes, **compiled.attrs)
+    Example: ``dD = grad_module(D, wrt="x"); gx = dD(x, ones)``."""
+    spec, bindings = grad_target(module, wrt, inputs)
+    built = spec.build(dtype=module.dtype, **bindings)
     share_state(module, built)
     return built
 
 
+def grad_target(module, wrt=None, inputs=None) -> tuple:
+    """``(grad spec, bindings)`` of what ``grad_module`` builds."""
+    if hasattr(module, "_select") and hasattr(module, "_spec_bindings"):     # a built-in layer
+        if inputs is None:
+            raise TypeError(f"grad_module({type(module).__name__}): a built-in layer needs the inputs= "
+                            f"its forward takes, to pick its variant")
+        spec, extra = module._select(tuple(inputs))
+        bindings = {k: v for k, v in {**module._spec_bindings, **extra}.items()
+                    if k in spec.sizes or k in spec.attrs}
+        return spec.grad(wrt), bindings
+    compiled = getattr(module, "compiled", None)
+    spec = getattr(compiled, "spec", None)
+    if not isinstance(spec, Layer):
+        raise TypeError(f"grad_module takes a module built from a spec (Spec.build, or a built-in layer), "
+                        f"got {type(module).__name__}")
+    return spec.grad(wrt), {**compiled.sizes, **compiled.attrs}
+
+
 def share_state(source, target) -> None:
-    """Point ``target``'s parameters and buffers at ``source``'s (by name)."""
+    """Point ``target``'s parameters and buffers at ``source``'s of the same names."""
     for name, p in source._parameters.items():
-        setattr(target, name, p)
+        if name in target._parameters:
+            setattr(target, name, p)
     for name, b in source._buffers.items():
-        target._buffers[name] = b
+        if name in target._buffers:
+            target._buffers[name] = b
 
 
-__all__ = ["GradSpec", "grad_spec", "grad_module", "share_state"]
+__all__ = ["GradSpec", "GradModule", "grad_spec", "grad_module", "grad_target", "share_state"]

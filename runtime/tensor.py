@@ -47,12 +47,16 @@ def no_grad():
 
 class Node:
     """One recorded call: its inputs and a function from output gradients to
-    input gradients (``None`` where an input needs none)."""
+    input gradients (``None`` where an input needs none). A call with several
+    outputs has one node they all point to (``Tensor.output_index`` says
+    which): its ``backward`` takes a tuple with one gradient per output
+    (``None`` for an output that received none) and runs once."""
 
-    __slots__ = ("inputs", "backward", "name")
+    __slots__ = ("inputs", "backward", "name", "n_outputs")
 
-    def __init__(self, inputs, backward, name):
+    def __init__(self, inputs, backward, name, n_outputs: int = 1):
         self.inputs, self.backward, self.name = tuple(inputs), backward, name
+        self.n_outputs = n_outputs
 
 
 class Tensor:
@@ -302,35 +306,58 @@ def tracks_grad(*tensors) -> bool:
 
 
 def backpropagate(root: Tensor, grad: np.ndarray):
-    """Reverse-mode sweep over the tape from ``root``."""
-    order, seen = [], set()
-    stack = [(root, False)]
-    while stack:
-        t, done = stack.pop()
-        if done:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
+    """Reverse-mode sweep over the tape from ``root``: each node runs once,
+    after every node that reads its outputs, with their gradients summed."""
+    pending = {}         # (id(node), output index) -> gradient so far
+    leaves = {}          # id(tensor) -> [tensor, gradient so far], for tensors off the tape
+
+    def send(t, g):
         if t.node is not None:
-            for parent in t.node.inputs:
-                if isinstance(parent, Tensor) and id(parent) not in seen:
-                    stack.append((parent, False))
-    grads = {id(root): grad}
-    for t in reversed(order):
-        g = grads.pop(id(t), None)
-        if g is None:
+            key = (id(t.node), t.output_index)
+            pending[key] = g if key not in pending else pending[key] + g
+        elif t.requires_grad:
+            if id(t) in leaves:
+                leaves[id(t)][1] = leaves[id(t)][1] + g
+            else:
+                leaves[id(t)] = [t, g]
+
+    send(root, grad)
+    for node in _nodes_consumers_first(root):
+        grads = [pending.pop((id(node), k), None) for k in range(node.n_outputs)]
+        if all(g is None for g in grads):
             continue
-        if t.node is None:
-            if t.requires_grad:
-                t.grad = g.copy() if t.grad is None else t.grad + g
+        results = node.backward(grads[0]) if node.n_outputs == 1 else node.backward(tuple(grads))
+        for parent, pg in zip(node.inputs, results):
+            if pg is not None and isinstance(parent, Tensor) and (parent.requires_grad or parent.node):
+                send(parent, pg)
+    for t, g in leaves.values():
+        t.grad = g.copy() if t.grad is None else t.grad + g
+
+
+def _nodes_consumers_first(root: Tensor) -> list:
+    """The nodes ``root`` depends on, each before the nodes that made its inputs."""
+    order, seen = [], set()
+    stack = [(root.node, False)] if root.node is not None else []
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
             continue
-        for parent, pg in zip(t.node.inputs, t.node.backward(g)):
-            if pg is None or not isinstance(parent, Tensor) or not (parent.requires_grad or parent.node):
-                continue
-            grads[id(parent)] = pg if id(parent) not in grads else grads[id(parent)] + pg
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for parent in node.inputs:
+            if isinstance(parent, Tensor) and parent.node is not None and id(parent.node) not in seen:
+                stack.append((parent.node, False))
+    return order[::-1]
+
+
+def record_call(outputs, inputs, backward, name: str) -> None:
+    """Put a call with one or several ``outputs`` on the tape (one node; see ``Node``)."""
+    node = Node(inputs, backward, name, len(outputs))
+    for k, out in enumerate(outputs):
+        out.node, out.output_index = node, k
 
 
 def backpropagate_outputs(outputs: tuple, grads: tuple) -> None:
