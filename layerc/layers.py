@@ -52,7 +52,7 @@ class Layer(LayerSpec):
 
     def grad(self, wrt=None) -> "Layer":
         """This layer's backward as a layer (``layerc/spec_grad.py``): inputs,
-        parameters and ``grad_<output>`` in; ``grad_<x>`` for each differentiable
+        parameters and ``grad_<output>`` in; ``d_<x>`` (the gradient of ``x``) for each differentiable
         input and parameter (or those named in ``wrt``) out. It builds, checks
         with ``check_grad`` and has a ``grad()`` of its own: ``Tanh.grad().build(C=4)``."""
         from .spec_grad import grad_spec

@@ -8,7 +8,7 @@ saved tensors, so the result is a function of its declared inputs only):
 - inputs: the spec's inputs, parameters and buffers (parameters stay
   parameters, so differentiating the grad spec gives their gradients), then
   ``grad_<output>`` for each output of the forward, as inputs;
-- outputs: ``grad_<x>`` for each differentiable input and parameter in
+- outputs: ``d_<x>`` (the gradient of ``x``) for each differentiable input and parameter in
   declaration order (or those named in ``wrt``).
 
 Its own backward is the second derivative: for a loss ``L(grad_x)`` of the
@@ -57,6 +57,7 @@ class GradSpec(Layer):
     def __init__(self, base, wrt: tuple | None = None):
         # no class to read: everything but the program comes from the base spec
         self.base = base
+        self.depth = getattr(base, "depth", 0) + 1      # how many times differentiated
         self.wrt = wrt
         self.name = f"{base.name}_grad"
         self.doc = f"The backward of {base.name} as a layer: inputs, parameters and output gradients " \
@@ -87,13 +88,20 @@ class GradSpec(Layer):
     def trace(self, **bindings) -> ir.Program:
         """The base spec's self-contained backward at ``bindings``, its output
         gradients declared as inputs."""
-        forward = _without_grad_names(simplify_program(self.base.trace(**bindings)))
+        forward = simplify_program(self.base.trace(**bindings))
         self._check_wrt(forward)
         backward = gradient_program(forward, wrt=self.wrt, self_contained=True)
         decls = tuple(ir.replace(t, role="input") if t.role == "grad" else t for t in backward.tensors)
         saved = [t.name for t in decls if t.role == "saved"]
         assert not saved, f"a self-contained backward reads saved tensors {saved}"
-        return ir.replace(backward, name=self.name, tensors=decls, updates=())
+        program = ir.replace(backward, name=self.name, tensors=decls, updates=())
+        return _names_for_autodiff(program, self)
+
+    def gradient_output(self, name: str) -> str:
+        """The output holding the gradient of ``name``: ``d_<name>``, and
+        ``d_d_<name>`` for the grad spec of a grad spec (whose inputs include
+        ``grad_d_<name>``), and so on."""
+        return "d_" * self.depth + name
 
 
 class GradModule(LayerModule):
@@ -117,24 +125,30 @@ class GradModule(LayerModule):
         record_call(outputs, inputs, backward, self.name)
 
 
-def _without_grad_names(program: ir.Program) -> ir.Program:
-    """``program`` with its stages named ``grad_*`` (a grad spec's own, when
-    differentiating again) renamed ``d_*``: autodiff names its results
-    ``grad_<tensor>``, which must not meet a stage already so named."""
-    taken = {t.name for t in program.tensors} | {s.name for s in program.stages}
-    renames = {}
+def _names_for_autodiff(program: ir.Program, spec) -> ir.Program:
+    """``program`` with its stages renamed so that differentiating it again
+    names nothing twice: autodiff calls the gradient of a tensor ``t``
+    ``grad_<t>``, so no stage may start with ``grad_``, nor be a ``t`` whose
+    ``grad_<t>`` is declared (the output-gradient inputs). The outputs become
+    ``d_<name>`` (``GradSpec.gradient_output``); the other stages are internal."""
+    decls = {t.name for t in program.tensors}
+    renames = {o: spec.gradient_output(o[len("grad_"):]) for o in program.outputs}
+    clash = [n for n in renames.values() if n in decls or f"grad_{n}" in decls]
+    if clash:
+        raise SpecError(spec.name, f"the gradient outputs {', '.join(clash)} would have the names of declared "
+                        f"tensors; rename the spec's tensors")
+    taken = decls | set(renames.values())
     for s in program.stages:
-        if s.name.startswith("grad_"):
-            new = "d_" + s.name[len("grad_"):]
-            while new in taken:
-                new = "_" + new
+        if s.name in renames:
+            continue
+        new = s.name
+        while new.startswith("grad_") or new in taken or f"grad_{new}" in decls:
+            new = f"f_{new}"
+        if new != s.name:
             renames[s.name] = new
-            taken.add(new)
-    if not renames:
-        return program
+        taken.add(new)
     return ir.replace(program, stages=tuple(rename_stages(program.stages, renames)),
-                      outputs=tuple(renames.get(o, o) for o in program.outputs),
-                      updates=tuple((b, renames.get(v, v)) for b, v in program.updates))
+                      outputs=tuple(renames.get(o, o) for o in program.outputs))
 
 
 def grad_spec(spec, wrt=None) -> GradSpec:

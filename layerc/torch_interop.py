@@ -137,9 +137,9 @@ def _differentiable_backward(ctx, grad_outputs) -> list:
     results = _ModuleFunction.apply(twin, n + len(grads), *inputs, *grads, *twin_params)
     results = dict(zip((o.name for o in twin.module.record.outputs),
                        results if isinstance(results, tuple) else (results,)))
-    module = twin.module
-    by_name = [results.get(f"grad_{t.name}") for t in module.record.of_role("input", "data", "index")[:n]]
-    by_name += [results.get(f"grad_{name}") for name, _ in wrapper.named_layerc_parameters()]
+    module, output = twin.module, twin.module.compiled.spec.gradient_output
+    by_name = [results.get(output(t.name)) for t in module.record.of_role("input", "data", "index")[:n]]
+    by_name += [results.get(output(name)) for name, _ in wrapper.named_layerc_parameters()]
     return [g if need else None for g, need in zip(by_name, ctx.needs)]
 
 
