@@ -41,10 +41,7 @@ from __future__ import annotations
 import numpy as np
 
 from .compiler import ir
-from .compiler.autodiff import DIFFERENTIABLE_ROLES, gradient_program
-from .compiler.custom_backward import rename_stages
 from .compiler.errors import SpecError
-from .compiler.simplify import simplify_program
 from .compiler.pipeline import compile_layer
 from .layers import Layer
 from .runtime.module import LayerModule
@@ -78,6 +75,7 @@ class GradSpec(Layer):
         return GradModule(compile_layer(self, options, **bindings), dtype=dtype, cast=cast)
 
     def _check_wrt(self, forward: ir.Program):
+        from .compiler.autodiff import DIFFERENTIABLE_ROLES
         differentiable = [t.name for t in forward.tensors if t.role in DIFFERENTIABLE_ROLES]
         unknown = [n for n in self.wrt or () if n not in differentiable]
         if unknown:
@@ -88,6 +86,9 @@ class GradSpec(Layer):
     def trace(self, **bindings) -> ir.Program:
         """The base spec's self-contained backward at ``bindings``, its output
         gradients declared as inputs."""
+        # the passes load when a layer is lowered, as in compiler/pipeline.py, not on import
+        from .compiler.autodiff import gradient_program
+        from .compiler.simplify import simplify_program
         forward = simplify_program(self.base.trace(**bindings))
         self._check_wrt(forward)
         backward = gradient_program(forward, wrt=self.wrt, self_contained=True)
@@ -131,6 +132,7 @@ def _names_for_autodiff(program: ir.Program, spec) -> ir.Program:
     ``grad_<t>``, so no stage may start with ``grad_``, nor be a ``t`` whose
     ``grad_<t>`` is declared (the output-gradient inputs). The outputs become
     ``d_<name>`` (``GradSpec.gradient_output``); the other stages are internal."""
+    from .compiler.custom_backward import rename_stages
     decls = {t.name for t in program.tensors}
     renames = {o: spec.gradient_output(o[len("grad_"):]) for o in program.outputs}
     clash = [n for n in renames.values() if n in decls or f"grad_{n}" in decls]

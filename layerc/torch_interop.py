@@ -26,8 +26,15 @@ Example::
 
 Every call keeps its own tape, so a module may be used several times in one
 graph; a second backward through one call (``retain_graph=True``) replays that
-call's forward first. Double backward is not supported (the backward is
-compiled kernels, not a differentiable torch graph).
+call's forward first.
+
+Double backward (``create_graph=True``: gradient penalties, Hessian-vector
+products) works for modules built from specs (``Spec.build``, the built-in
+layers): the backward then calls the module's grad spec (``Spec.grad()``,
+``layerc/spec_grad.py``, built once and sharing the parameters) through the
+same ``torch.autograd.Function``, so torch can differentiate it again, to any
+order. Compositions (``Sequential``, ``Module`` subclasses) refuse it: wrap
+each layer with ``to_torch`` and compose them in torch.
 """
 from __future__ import annotations
 

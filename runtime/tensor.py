@@ -1,8 +1,10 @@
 """``Tensor``: a numpy array with a gradient and a place on the autograd tape.
 
 Modules return Tensors. Each module call records a ``Node`` holding what its
-compiled backward needs; ``loss.backward()`` walks the nodes in reverse
-topological order, accumulating gradients where a tensor is used twice.
+compiled backward needs, and so does each Tensor op (operators, reductions,
+``exp``..., the table in runtime/tensor_ops.py); ``loss.backward()`` runs the
+nodes in reverse topological order, accumulating gradients where a tensor is
+used twice. Nothing is recorded for tensors that need no gradient.
 
 Example::
 
