@@ -285,3 +285,34 @@ def test_gradient_penalty_is_on_the_tape_with_the_critic(penalty_example):
     for p in critic.parameters():
         np.testing.assert_allclose(p.grad, numeric_gradient(value, p.data), rtol=1e-6, atol=1e-8)
     assert isinstance(ex.gradient_penalty(critic_grad, Tensor(points)), Tensor)
+
+
+def test_to_torch_passes_torch_gradgradcheck():
+    from layerc.torch_interop import to_torch
+    rng = np.random.default_rng(7)
+    m = MLP.build(I=3, H=4, O=2, dtype=np.float64)
+    random_weights(m, rng)
+    tm = to_torch(m)
+    x = torch.tensor(rng.standard_normal((3, 3)), requires_grad=True)
+    assert torch.autograd.gradgradcheck(tm, (x,))
+
+
+def test_to_torch_double_backward_of_a_convolution_vs_torch():
+    """A built-in layer in index notation (Conv2D, strided and padded): the
+    penalty of its input gradient and that penalty's weight gradient."""
+    from layerc.torch_interop import to_torch
+    conv = nn.Conv2D(2, 3, 3, stride=2, padding=1, dtype=np.float64)
+    tconv = to_torch(conv)
+    w, b = (torch.tensor(p.numpy(), requires_grad=True) for p in conv.parameters())
+    x = torch.randn(2, 2, 5, 6, dtype=torch.float64, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    results = []
+    for out, inp in ((torch.tanh(tconv(x)), x),
+                     (torch.tanh(torch.nn.functional.conv2d(x2, w, b, stride=2, padding=1)), x2)):
+        (gx,) = torch.autograd.grad(out.sum(), inp, create_graph=True)
+        penalty = (gx.pow(2).sum(dim=(1, 2, 3)).sqrt() - 1).pow(2).mean()
+        penalty.backward()
+        results.append(penalty.item())
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-12)
+    for p, q in zip(tconv.parameters(), (w, b)):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-10, atol=1e-12)
