@@ -29,7 +29,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .tensor import Node, Tensor, tracks_grad
+from .tensor import Node, Tensor, grad_enabled
 
 
 class Op(NamedTuple):
@@ -137,11 +137,11 @@ OPS = {
     "abs": Op(np.abs, lambda g, y, a: (g * np.sign(a),)),                       # sign a (0 at 0, as torch)
     "clip": Op(lambda a, low=None, high=None: np.clip(a, low, high),            # 1 inside [low, high]
                lambda g, y, a, low=None, high=None: (g * _in_range(a, low, high),)),
-    "sum": Op(lambda a, axis=None, keepdims=False: np.sum(a, axis, keepdims=keepdims),
+    "sum": Op(lambda a, axis=None, keepdims=False: a.sum(axis, keepdims=keepdims),
               _reduce_vjp(lambda a, axis: 1)),                                  # g spread over the axes
-    "mean": Op(lambda a, axis=None, keepdims=False: np.mean(a, axis, keepdims=keepdims),
+    "mean": Op(lambda a, axis=None, keepdims=False: a.mean(axis, keepdims=keepdims),
                _reduce_vjp(lambda a, axis: 1 / builtins.max(_count(a, axis), 1))),       # g / count
-    "max": Op(lambda a, axis=None, keepdims=False: np.max(a, axis, keepdims=keepdims), _max_vjp),
+    "max": Op(lambda a, axis=None, keepdims=False: a.max(axis, keepdims=keepdims), _max_vjp),
     "transpose": Op(lambda a, axes=None: np.transpose(a, axes), _transpose_vjp),
     "reshape": Op(lambda a, shape: np.reshape(a, shape), lambda g, y, a, shape: (g.reshape(a.shape),)),
     "getitem": Op(lambda a, item: np.array(a[item]), _getitem_vjp),             # a copy: a later edit of a
@@ -157,30 +157,49 @@ def unbroadcast(grad, shape):
     return grad.sum(axis=axes, keepdims=True).reshape(shape)
 
 
-def _operand(x, like) -> Tensor:
-    """A Tensor for an operand: numbers and arrays take the dtype of a Tensor operand."""
-    if isinstance(x, Tensor):
-        return x
-    dtype = like.dtype if isinstance(like, Tensor) and np.asarray(x).dtype.kind in "biuf" else None
-    return Tensor(np.asarray(x, dtype=dtype))
+def _constant(x, like) -> Tensor:
+    """A Tensor, off the tape, for an operand that is a number or an array: it
+    takes the dtype of a float Tensor operand ``like`` (float32 stays float32)."""
+    array = np.asarray(x)
+    if like is not None and like.dtype.kind == "f" and array.dtype != like.dtype and array.dtype.kind in "biuf":
+        array = array.astype(like.dtype)
+    return Tensor._wrap(array)
+
+
+def _on_tape(tensors) -> bool:
+    if not grad_enabled():
+        return False
+    for t in tensors:
+        if t.requires_grad or t.node is not None:
+            return True
+    return False
 
 
 def apply(name: str, *operands, **attrs) -> Tensor:
     """Run the op ``name`` on ``operands`` (Tensors, arrays or numbers) and
     record its backward when an operand is on the tape."""
     op = OPS[name]
-    like = next((x for x in operands if isinstance(x, Tensor)), None)
-    tensors = tuple(_operand(x, like) for x in operands)
+    like = None
+    for x in operands:
+        if isinstance(x, Tensor):
+            like = x
+            break
+    tensors = tuple(x if isinstance(x, Tensor) else _constant(x, like) for x in operands)
     arrays = tuple(t.data for t in tensors)
     out = Tensor._wrap(np.asarray(op.forward(*arrays, **attrs)))
-    if tracks_grad(*tensors):
-        def backward(g):
-            grads = op.vjp(g, out.data, *arrays, **attrs)
-            if op.broadcasts:
-                grads = tuple(unbroadcast(d, a.shape) for d, a in zip(grads, arrays))
-            return tuple(None if d is None else np.asarray(d, a.dtype) for d, a in zip(grads, arrays))
-        out.node = Node(tensors, backward, name)
+    if _on_tape(tensors):
+        out.node = Node(tensors, _backward(op, out.data, arrays, attrs), name)
     return out
+
+
+def _backward(op: Op, out, arrays: tuple, attrs: dict):
+    """The node's function: output gradient -> operand gradients, each of its operand's shape and dtype."""
+    def backward(g):
+        grads = op.vjp(g, out, *arrays, **attrs)
+        if op.broadcasts:
+            grads = tuple(unbroadcast(d, a.shape) for d, a in zip(grads, arrays))
+        return tuple(None if d is None else np.asarray(d, a.dtype) for d, a in zip(grads, arrays))
+    return backward
 
 
 # ---------------------------------------------------------------- the ops as functions
