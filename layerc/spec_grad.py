@@ -16,6 +16,8 @@ input gradient (a gradient penalty), it gives ``dL/dparams`` and ``dL/dx``;
 given ``v`` as the gradient of ``grad_params`` it gives a Hessian-vector
 product. A spec's user-written ``backward`` is not used here: the grad spec
 is built from the derived backward, which ``layerc check`` holds equal to it.
+Buffers are read as they are, not updated (a batch norm's running statistics
+move in the forward only).
 
 ``grad_module(module)`` builds the grad spec of a built module at the same
 sizes, sharing its parameters (the same Tensors, so gradients accumulate in

@@ -303,10 +303,6 @@ def _array(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-def tracks_grad(*tensors) -> bool:
-    return grad_enabled() and any(isinstance(t, Tensor) and (t.requires_grad or t.node) for t in tensors)
-
-
 def backpropagate(root: Tensor, grad: np.ndarray):
     """Reverse-mode sweep over the tape from ``root``: each node runs once,
     after every node that reads its outputs, with their gradients summed."""
