@@ -33,6 +33,8 @@ CASES = [
     ("div", lambda a, b: a / b, lambda a, b: a / b, [(3, 4), (4,)], AWAY_FROM_0),
     ("rdiv", lambda a: 2.0 / a, lambda a: 2.0 / a, [(3, 4)], AWAY_FROM_0),
     ("pow number", lambda a: a ** 3, lambda a: a ** 3, [(3, 4)], ANY),
+    ("pow fractional", lambda a: a ** 0.5, lambda a: a ** 0.5, [(3, 4)], POSITIVE),
+    ("pow negative integer", lambda a: a ** -2, lambda a: a ** -2, [(3, 4)], AWAY_FROM_0),
     ("pow tensor", lambda a, b: a ** b, lambda a, b: a ** b, [(3, 4), (4,)], POSITIVE),
     ("rpow", lambda a: 2.0 ** a, lambda a: 2.0 ** a, [(4,)], ANY),
     ("matmul", lambda a, b: a @ b, lambda a, b: a @ b, [(3, 4), (4, 5)], ANY),
@@ -109,7 +111,7 @@ def test_op_value_and_gradient_vs_torch_and_finite_differences(name, fn, torch_f
 
 
 def test_every_op_of_the_table_is_tested():
-    tested = {"add", "sub", "mul", "div", "pow", "matmul", "neg", "transpose", "reshape", "sum", "mean", "max",
+    tested = {"add", "sub", "mul", "div", "pow", "pow_scalar", "matmul", "neg", "transpose", "reshape", "sum", "mean", "max",
               "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "clip", "maximum", "minimum", "getitem"}
     assert set(F.OPS) == tested
 
@@ -117,7 +119,7 @@ def test_every_op_of_the_table_is_tested():
 def test_float32_stays_float32_with_numbers_and_float64_arrays():
     x = Tensor(np.ones((2, 3), np.float32), requires_grad=True)
     y = (2.0 * x + np.ones(3)) / 3 - 1 ** x
-    assert y.dtype == np.float32
+    assert y.dtype == np.float32 and (x ** 2).dtype == np.float32 and (x ** 0.5).dtype == np.float32
     y.sum().backward()
     assert x.grad.dtype == np.float32
     np.testing.assert_allclose(x.grad, np.full((2, 3), 2 / 3), rtol=1e-6)

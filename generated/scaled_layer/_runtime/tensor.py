@@ -219,6 +219,8 @@ class Tensor:
         return _ops.apply("div", other, self)
 
     def __pow__(self, exponent):
+        if isinstance(exponent, (int, float)):     # the common x ** 2: no gradient for the exponent
+            return _ops.apply("pow_scalar", self, exponent=exponent)
         return _ops.apply("pow", self, exponent)
 
     def __rpow__(self, base):

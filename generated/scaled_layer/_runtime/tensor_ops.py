@@ -124,6 +124,8 @@ OPS = {
     "div": Op(np.divide, lambda g, y, a, b: (g / b, -g * y / b), True),         # d(a/b) = da/b - a/b^2 db
     "pow": Op(np.power, lambda g, y, a, b: (g * b * np.power(a, b - 1),         # d a^b = b a^(b-1) da
                                             g * y * _safe_log(a)), True),       #       + a^b log a db
+    "pow_scalar": Op(lambda a, exponent: np.power(a, exponent),                  # a ** c, c a number:
+                     lambda g, y, a, exponent: (g * exponent * np.power(a, exponent - 1),)),  # no log a
     "maximum": Op(np.maximum, lambda g, y, a, b: (g * (a >= b), g * (a < b)), True),
     "minimum": Op(np.minimum, lambda g, y, a, b: (g * (a <= b), g * (a > b)), True),
     "matmul": Op(np.matmul, _matmul_vjp),                                       # dA = G B^T, dB = A^T G
