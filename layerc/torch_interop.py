@@ -218,7 +218,7 @@ class TorchModule(_Mirror):
         super().__init__(module)
         self.module = module
         self._lock = threading.Lock()
-        self._grad_twins = {}       # {id(grad module): its TorchModule}, not submodules of this one
+        self._grad_twins = {}       # {(grad spec, bindings, dtype): TorchModule}: not submodules of this one
         self.train(module.training)
 
     def layerc_parameters(self) -> list:
