@@ -126,10 +126,11 @@ def no_rate(x_shape, y_shape):
 # ---------------------------------------------------------------- the layers
 
 
-def conv2d(c, o, k, *, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(c, o, k, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
     from layerc.nn import Conv2D
     kh, kw = (k, k) if isinstance(k, int) else k
-    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=False)
+    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=False,
+                padding_mode=padding_mode)
     return Twin(lambda: Conv2D(c, o, (kh, kw), **args), lambda: torch.nn.Conv2d(c, o, (kh, kw), **args),
                 note="no bias (a BatchNorm follows in a network)"), contraction(c // groups * kh * kw)
 
@@ -138,6 +139,18 @@ def conv1d(c, o, k, *, stride=1, padding=0):
     from layerc.nn import Conv1D
     args = dict(stride=stride, padding=padding, bias=False)
     return Twin(lambda: Conv1D(c, o, k, **args), lambda: torch.nn.Conv1d(c, o, k, **args)), contraction(c * k)
+
+
+def conv_transpose(rank, c, o, k, **args):
+    import layerc.nn
+    ours, theirs = getattr(layerc.nn, f"ConvTranspose{rank}D"), getattr(torch.nn, f"ConvTranspose{rank}d")
+    groups = args.get("groups", 1)
+    kernel = k ** rank if isinstance(k, int) else math.prod(k)
+    # each output element's forward multiply-adds: in/groups channels times the taps
+    # that reach it, about kernel / stride**rank of them
+    stride = args.get("stride", 1)
+    taps = kernel / (stride ** rank if isinstance(stride, int) else math.prod(stride))
+    return Twin(lambda: ours(c, o, k, **args), lambda: theirs(c, o, k, **args)), contraction(c // groups * taps)
 
 
 def linear(i, o):
@@ -231,6 +244,12 @@ def _pool(kind, k, s, shape):
     return _w(f"{kind}Pool2D k{k} s{s} {_dims(shape)}", twin_rate, shape, tags=("pool",))
 
 
+def _adaptive(kind, size, shape):
+    twin_rate = stateless(f"Adaptive{kind}Pool2D", f"Adaptive{kind}Pool2d", MAX_POOL if kind == "Max" else AVG_POOL,
+                          size)
+    return _w(f"Adaptive{kind}Pool2D {size} {_dims(shape)}", twin_rate, shape, tags=("pool",))
+
+
 def _each(name, twin_rate_of, shapes, tags):
     """One workload per shape; ``twin_rate_of(shape)`` gives the layers and the rate."""
     return [_w(f"{name} {_dims(s)}", twin_rate_of(s), s, tags=tags) for s in shapes]
@@ -292,4 +311,24 @@ LAYER_WORKLOADS = [
     _w("Conv1D 64->64 k5 p2 [16,64,1000]", conv1d(64, 64, 5, padding=2), (16, 64, 1000), tags=("conv",)),
     _w("Conv1D 8->32 k3 [64,8,128]", conv1d(8, 32, 3), (64, 8, 128), tags=("conv",)),
     _w("Conv1D 48->48 k7 s2 p3 [8,48,999]", conv1d(48, 48, 7, stride=2, padding=3), (8, 48, 999), tags=("conv",)),
+    _conv("32->32 k3 same reflect", (16, 32, 27, 27), 32, 32, 3, padding="same", padding_mode="reflect"),
+    _w("ConvTranspose2D 64->32 k4 s2 p1 [8,64,16,16]", conv_transpose(2, 64, 32, 4, stride=2, padding=1),
+       (8, 64, 16, 16), tags=("conv",)),
+    _w("ConvTranspose2D 32->32 k3 p1 [8,32,28,28]", conv_transpose(2, 32, 32, 3, padding=1), (8, 32, 28, 28),
+       tags=("conv",)),
+    _w("ConvTranspose2D 48->24 k3 s2 op1 [4,48,27,27]", conv_transpose(2, 48, 24, 3, stride=2, output_padding=1),
+       (4, 48, 27, 27), tags=("conv",)),
+    _w("ConvTranspose1D 64->64 k4 s2 p1 [16,64,250]", conv_transpose(1, 64, 64, 4, stride=2, padding=1),
+       (16, 64, 250), tags=("conv",)),
+    _w("ConvTranspose1D 32->16 k5 [8,32,511]", conv_transpose(1, 32, 16, 5), (8, 32, 511), tags=("conv",)),
+    _w("ConvTranspose1D 48->48 k3 s3 [4,48,333]", conv_transpose(1, 48, 48, 3, stride=3), (4, 48, 333),
+       tags=("conv",)),
+    _adaptive("Avg", 1, (8, 512, 7, 7)),
+    _adaptive("Avg", 1, (64, 32, 8, 8)),
+    _adaptive("Avg", 3, (16, 48, 27, 27)),
+    _adaptive("Max", 1, (8, 512, 7, 7)),
+    _adaptive("Max", 2, (64, 32, 8, 8)),
+    _adaptive("Max", 3, (16, 48, 27, 27)),
+    *_each("Dropout", _act("Dropout", "Dropout", SAME_SHAPE, 0.5), [(64, 512), (8, 64, 56, 56), (16, 48, 27, 27)],
+           ("activation",)),
 ]

@@ -170,3 +170,13 @@ def test_train_digits_writes_its_training_curves(tmp_path):
     png = tmp_path / "train_digits.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "reloaded" in result.stdout
+
+
+def test_small_resnet_trains_a_few_steps():
+    """examples/small_resnet.py (Conv2D, BatchNorm2D, residual blocks, Dropout,
+    AdaptiveAvgPool2D, Linear, Adam) runs a few batches and its loss goes down."""
+    pytest.importorskip("sklearn")
+    result = subprocess.run([sys.executable, str(EXAMPLES / "small_resnet.py"), "--epochs", "2", "--steps", "6"],
+                            cwd=str(ROOT), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "test accuracy" in result.stdout and "wall time" in result.stdout
