@@ -133,10 +133,10 @@ def test_norm_errors_name_the_layer_and_the_argument():
 
 
 NORM_GRADCHECKS = [
-    (nn.per_channel_spec("BatchNorm", 3, True, True, True, True), dict(N=3, C=2, D2=4)),
-    (nn.per_channel_spec("BatchNorm", 2, True, True, True, False), dict(N=3, C=2)),
-    (nn.per_channel_spec("InstanceNorm", 4, True, True, True, True), dict(N=2, C=2, D2=3, D3=2)),
-    (nn.per_channel_spec("InstanceNorm", 4, False, True, False, True), dict(N=2, C=3, D2=2, D3=3)),
+    (nn.per_channel_spec("BatchNorm1D", 3, True, True, True, True), dict(N=3, C=2, D2=4)),
+    (nn.per_channel_spec("BatchNorm1D", 2, True, True, True, False), dict(N=3, C=2)),
+    (nn.per_channel_spec("InstanceNorm2D", 4, True, True, True, True), dict(N=2, C=2, D2=3, D3=2)),
+    (nn.per_channel_spec("InstanceNorm2D", 4, False, True, False, True), dict(N=2, C=3, D2=2, D3=3)),
     (nn.group_norm_spec(4, True), dict(N=2, C=4, D2=3, D3=2, groups=2)),
     (nn.group_norm_spec(3, False), dict(N=2, C=6, D2=3, groups=3)),
     (nn.rms_norm_spec(3, 1, True), dict(N=2, D1=3, R1=5, eps=1e-6)),
