@@ -39,6 +39,19 @@ def test_quickstart_prints_forward_backward_and_a_passing_check():
     assert "FAILED" not in out
 
 
+def test_tiny_transformer_learns_to_reverse(capsys):
+    """examples/tiny_transformer.py, few steps: the loss falls, and the trained
+    weights give the same logits in torch.nn where torch is installed."""
+    spec = importlib.util.spec_from_file_location("layerc_example_tiny_transformer",
+                                                  EXAMPLES / "tiny_transformer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    loss = module.main(["--steps", "120"])
+    out = capsys.readouterr().out
+    assert "final loss" in out and "token accuracy" in out
+    assert loss < 0.1, out
+
+
 @pytest.mark.parametrize("name", CUSTOM)
 def test_example_main_checks_itself(name, capsys):
     """What ``python examples/custom_layers/<name>.py`` runs, in this process."""

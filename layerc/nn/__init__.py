@@ -27,7 +27,16 @@ from .pool import (AdaptiveAvgPool2D, AdaptiveAvgPool2DSpec, AdaptiveMaxPool2D, 
                    AvgPool2DSpec, MaxPool2D, MaxPool2DSpec, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d,
                    max_pool2d)
 from .shape import Flatten, flatten_spec
+from .torch_state import from_torch_state_dict, to_torch_state_dict
+from .activations import (CELU, ELU, SELU, Hardsigmoid, Hardswish, LeakyReLU, LogSigmoid, Mish, ReLU6, Sigmoid,
+                          SiLU, Softplus, Softsign, Tanh)
+from .attention import MultiheadAttention, attention_spec, multihead_attention
+from .embedding import Embedding, embedding, embedding_spec
+from .normalization import (BatchNorm1D, GroupNorm, InstanceNorm2D, RMSNorm, batch_norm, group_norm,
+                            group_norm_spec, instance_norm, per_channel_spec, rms_norm, rms_norm_spec)
 
 __all__ = ["SpecLayer", "Linear", "Conv1D", "Conv2D", "ConvTranspose1D", "ConvTranspose2D", "BatchNorm2D", "ReLU",
            "GELU", "Softmax", "LayerNorm", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D",
-           "Dropout", "Flatten"]
+           "Dropout", "Flatten", "BatchNorm1D", "GroupNorm", "InstanceNorm2D", "RMSNorm", "Embedding",
+           "MultiheadAttention", "LeakyReLU", "ELU", "CELU", "SELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid",
+           "ReLU6", "Softsign", "Softplus", "Tanh", "Sigmoid", "LogSigmoid"]
