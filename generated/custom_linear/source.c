@@ -600,13 +600,15 @@ static inline __attribute__((always_inline)) uint32_t lc_word(double v) {
     return (uint32_t)(int32_t)inside;
 }
 
-static inline __attribute__((always_inline)) float lc_philox_uniformf(float s0, float s1, float c0, float c1, float row, float col) {
+static inline __attribute__((always_inline)) float
+lc_philox_uniformf(float s0, float s1, float c0, float c1, float row, float col) {
     uint32_t word = lc_philox_word(lc_word_f(col), lc_word_f(row), lc_word_f(c0) + (lc_word_f(c1) << 16), 0u,
                                    lc_word_f(s0) + (lc_word_f(s1) << 16), 0x5EEDu);
     return (float)(int32_t)(word >> 8) * 0x1p-24f;     /* via int32: no vector form from uint32 */
 }
 
-static inline __attribute__((always_inline)) double lc_philox_uniform(double s0, double s1, double c0, double c1, double row, double col) {
+static inline __attribute__((always_inline)) double
+lc_philox_uniform(double s0, double s1, double c0, double c1, double row, double col) {
     uint32_t word = lc_philox_word(lc_word(col), lc_word(row), lc_word(c0) + (lc_word(c1) << 16), 0u,
                                    lc_word(s0) + (lc_word(s1) << 16), 0x5EEDu);
     return (double)(int32_t)(word >> 8) * 0x1p-24;
