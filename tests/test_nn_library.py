@@ -381,6 +381,15 @@ TWINS = {
     "MaxPool2D": (lambda: nn.MaxPool2D(3, 2), lambda t: t.nn.MaxPool2d(3, 2), _floats((2, 3, 7, 7)), None),
     "AvgPool2D": (lambda: nn.AvgPool2D(2), lambda t: t.nn.AvgPool2d(2), _floats((2, 3, 6, 6)), None),
     "Flatten": (lambda: nn.Flatten(), lambda t: t.nn.Flatten(), _floats((2, 3, 2, 2)), None),
+    "ConvTranspose1D": (lambda: nn.ConvTranspose1D(2, 4, 3, stride=2, groups=2),
+                        lambda t: t.nn.ConvTranspose1d(2, 4, 3, stride=2, groups=2), _floats((2, 2, 5)), None),
+    "ConvTranspose2D": (lambda: nn.ConvTranspose2D(3, 2, 4, stride=2, padding=1),
+                        lambda t: t.nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1), _floats((2, 3, 5, 4)), None),
+    "AdaptiveAvgPool2D": (lambda: nn.AdaptiveAvgPool2D(3), lambda t: t.nn.AdaptiveAvgPool2d(3),
+                          _floats((2, 3, 7, 5)), None),
+    "AdaptiveMaxPool2D": (lambda: nn.AdaptiveMaxPool2D(2), lambda t: t.nn.AdaptiveMaxPool2d(2),
+                          _floats((2, 3, 5, 5)), None),
+    "Dropout": (lambda: nn.Dropout(0.5), lambda t: t.nn.Dropout(0.5), _floats((3, 4)), None),
     **{name: (getattr(nn, name), lambda t, name=name: getattr(t.nn, name)(), _floats((3, 4)), None)
        for name in ("ReLU", "GELU", *activations.POINTWISE)},
 }
