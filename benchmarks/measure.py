@@ -17,35 +17,6 @@ WARMUP = 3                # untimed steps before the first slice
 MAX_REPS = 2000           # samples per framework and workload, at most
 SGEMM_SIZE = 2048
 
-_TRIAD_C = """
-#include <stdint.h>
-#include <omp.h>
-void lc_probe_triad(int64_t n, float *restrict a, const float *restrict b, const float *restrict c, float s) {
-    #pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) a[i] = b[i] + s * c[i];
-}
-/* the same with non-temporal stores, as layerc writes large outputs (n a multiple
-   of 64, a 16-byte aligned) */
-typedef float v4 __attribute__((vector_size(16)));
-void lc_probe_triad_streamed(int64_t n, float *restrict a, const float *restrict b, const float *restrict c,
-                             float s) {
-    #pragma omp parallel
-    {
-        #pragma omp for schedule(static) nowait
-        for (int64_t i = 0; i < n; i += 64) {
-            float tile[64] __attribute__((aligned(64)));
-            #pragma omp simd
-            for (int64_t k = 0; k < 64; ++k) tile[k] = b[i + k] + s * c[i + k];
-            for (int64_t k = 0; k < 64; k += 4) __builtin_ia32_movntps(a + i + k, *(const v4 *)(tile + k));
-        }
-        __builtin_ia32_sfence();
-    }
-}
-"""
-_TRIAD_CDEF = """void lc_probe_triad(int64_t n, float *a, const float *b, const float *c, float s);
-void lc_probe_triad_streamed(int64_t n, float *a, const float *b, const float *c, float s);"""
-
-
 def sample(fn, seconds: float, min_reps: int, max_reps: int = MAX_REPS) -> list[float]:
     """Durations (s) of calls of ``fn``, repeated for ``seconds`` and at least
     ``min_reps`` times, but at most ``max_reps`` times."""
@@ -71,26 +42,13 @@ def time_step(fn, seconds: float, min_reps: int, warmup: int = WARMUP) -> dict:
 
 
 def probe_bandwidth(seconds: float) -> float:
-    """GB/s of an OpenMP triad over 64 MB arrays (3 arrays counted), the
-    faster of plain stores (which read each line before writing it) and
-    streaming stores."""
-    from layerc.compiler.build import compile_c
-    probe = compile_c(_TRIAD_C, _TRIAD_CDEF, name="bench_probe")
-    lib, ffi = probe.lib, probe.ffi
-    n = 16 * 1024 * 1024
-    a, b, c = (np.ones(n, np.float32) for _ in range(3))
-
-    def ptr(x):
-        return ffi.cast("float *", x.ctypes.data)
-
-    pa, pb, pc = ptr(a), ptr(b), ptr(c)
-    best = min(time_step(lambda: triad(n, pa, pb, pc, 0.5), seconds / 2, 10)["min"]
-               for triad in (lib.lc_probe_triad, lib.lc_probe_triad_streamed))
-    return 3 * a.nbytes / best / 1e9
+    """GB/s of an OpenMP triad over 64 MB arrays (``layerc.roofline.probe_bandwidth``)."""
+    from layerc.roofline import probe_bandwidth as probe
+    return probe(seconds)
 
 
 def probe_sgemm(seconds: float, size: int = SGEMM_SIZE) -> float:
-    """GFLOP/s of numpy's float32 matmul at ``size``³, over the median of at least 7 products."""
+    """GFLOP/s of numpy's float32 matmul at ``size``^3, over the median of at least 7 products."""
     a = np.random.default_rng(0).standard_normal((size, size), np.float32)
     b = a.copy()
     t = time_step(lambda: a @ b, seconds, 7)
