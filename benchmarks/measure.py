@@ -17,6 +17,7 @@ WARMUP = 3                # untimed steps before the first slice
 MAX_REPS = 2000           # samples per framework and workload, at most
 SGEMM_SIZE = 2048
 
+
 def sample(fn, seconds: float, min_reps: int, max_reps: int = MAX_REPS) -> list[float]:
     """Durations (s) of calls of ``fn``, repeated for ``seconds`` and at least
     ``min_reps`` times, but at most ``max_reps`` times."""
