@@ -89,3 +89,57 @@ def load_times(build: str, reps: int) -> dict:
         if k:
             samples.append(float(out.stdout.strip().splitlines()[-1]))
     return {"warm_load_s": statistics.median(samples), "warm_load_min_s": min(samples), "reps": reps}
+
+
+def kernel_share(step, reps: int = 200, warmup: int = WARMUP) -> dict:
+    """How much of ``step`` (a zero-argument call) is the compiled kernels'
+    own time: every kernel call of a ``LayerModule`` (``_run``) and every
+    optimizer driver call (``MultiApply``) is timed while ``step`` runs ``reps``
+    times. ``{"step_s", "kernels_s", "python_share", "by_kernel": {name: s}}``
+    (medians over the steps; the rest of the step is the Python of the tape,
+    the modules and the optimizer, plus the timers' own cost)."""
+    from layerc import optim_kernels
+    from layerc.runtime.module import LayerModule
+    spent: dict = {}
+    run = LayerModule._run
+
+    def timed(self, function, args):
+        t0 = time.perf_counter()
+        try:
+            return run(self, function, args)
+        finally:
+            spent[self.name] = spent.get(self.name, 0.0) + time.perf_counter() - t0
+
+    def timed_driver(name, driver):
+        def call(*args):
+            t0 = time.perf_counter()
+            try:
+                return driver(*args)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - t0
+        return call
+
+    for _ in range(warmup):
+        step()                             # builds the optimizer's drivers
+    drivers = [(key, apply, apply._driver) for key, apply in optim_kernels._multi.items()]
+    LayerModule._run = timed
+    for key, apply, driver in drivers:
+        apply._driver = timed_driver(f"optimizer {key[0]}", driver)
+    steps, kernels, by_kernel = [], [], {}
+    try:
+        for _ in range(reps):
+            spent.clear()
+            t0 = time.perf_counter()
+            step()
+            steps.append(time.perf_counter() - t0)
+            kernels.append(sum(spent.values()))
+            for name, s in spent.items():
+                by_kernel.setdefault(name, []).append(s)
+    finally:
+        LayerModule._run = run
+        for _, apply, driver in drivers:
+            apply._driver = driver
+    shares = [1 - k / s for k, s in zip(kernels, steps)]
+    return {"step_s": statistics.median(steps), "kernels_s": statistics.median(kernels),
+            "python_share": statistics.median(shares),
+            "by_kernel": {name: statistics.median(v) for name, v in by_kernel.items()}}

@@ -67,3 +67,19 @@ def test_measure_times_forward_and_backward_of_a_layer():
     # the products, and the bias added once per output (apart, or starting the sum)
     assert 2 * 8 * 16 * 4 <= kernels["LinearSpec.forward"]["flops"] <= 2 * 8 * 16 * 4 + 8 * 4
     assert all(k["seconds"] > 0 and np.isfinite(k["of_roof"]) for k in kernels.values())
+
+
+def test_the_bench_table_shows_each_step_against_its_roof():
+    from benchmarks.report import format_markdown, format_table, roof_share
+    limits = {"triad_GBps": 10.0, "sgemm_GFLOPps": 100.0, "threads": 2}
+    timing = {"median": 0.01, "min": 0.01}
+    # 1e8 bytes need 10 ms at 10 GB/s, 1e8 flops 1 ms at 100 GFLOP/s: the roof is 10 ms
+    at_roof = {"workload": "a", "layerc": timing, "bytes": 1e8, "flops": 1e8, "spread": 1.0}
+    slow = {"workload": "b", "layerc": {"median": 0.05, "min": 0.05}, "flops": 1e9, "spread": 1.0}
+    assert roof_share(at_roof, limits) == pytest.approx(1.0)
+    assert roof_share(slow, limits) == pytest.approx(0.2)
+    assert roof_share({"workload": "c", "layerc": timing}, limits) is None
+    table = format_table([at_roof, slow], limits).splitlines()
+    assert "roof" in table[1] and " 100%  " in table[3] and "  20%!" in table[4]
+    markdown = format_markdown([at_roof, slow], limits)
+    assert "| 100% |" in markdown and "| 20%! |" in markdown
