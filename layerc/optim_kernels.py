@@ -113,8 +113,7 @@ class MultiApply:
         source = render("multi_apply.c.j2", name=name, rule=spec.name, ctype=ctype, args=args, writes=writes,
                         chunk=CHUNK, parallel_items=PARALLEL_ITEMS, n_arrays=len(flat),
                         n_outputs=len(module.record.outputs))
-        cdef = (f"int {name}(int64_t, const int64_t *, const int64_t *, const uintptr_t *, const uintptr_t *, "
-                "uintptr_t, int);")
+        cdef = f"int {name}(int64_t, const int64_t *, const int64_t *, void *const *, void *const *, uintptr_t, int);"
         built = compile_c(source, cdef, name=name)
         kffi, klib = module._ffi, module._library.lib
         function = f"{sig.function}_{DTYPE_NAMES[np.dtype(dtype)]}"
@@ -122,9 +121,8 @@ class MultiApply:
         self._driver, self._module, self._flat = getattr(built.lib, name), module, flat
         self._ffi = built.ffi
         self._order = [self.positions[n] for n in flat]
-        self._values = np.zeros(len(self.scalar_names), np.uintp)     # the scalars' addresses
-        self._values_c = self._ffi.from_buffer("uintptr_t[]", self._values)
-        self._layout = None       # (sizes, items, arrays table): kept while the tensors' sizes stay
+        self._scalars = self._ffi.new("void *[]", max(len(self.scalar_names), 1))    # their addresses
+        self._layout = None       # (sizes, arrays table, driver arguments): kept while the sizes stay
 
     def _arg(self, a, flat, outputs) -> dict:
         if a.kind == "in":
@@ -137,23 +135,26 @@ class MultiApply:
         if self._layout is None or self._layout[0] != sizes:
             items = np.array([(k, start) for k, n in enumerate(sizes) for start in range(0, n, CHUNK)],
                              np.int64).reshape(-1, 2)
-            table = np.zeros((len(sizes), len(self._flat)), np.uintp)
             ffi = self._ffi
+            table = ffi.new("void *[]", len(sizes) * len(self._flat))
             self._layout = (sizes, table, (len(items), ffi.from_buffer("int64_t[]", items),
-                                           ffi.from_buffer("int64_t[]", np.array(sizes, np.int64)),
-                                           ffi.from_buffer("uintptr_t[]", table)), items)
+                                           ffi.from_buffer("int64_t[]", np.array(sizes, np.int64)), table), items)
         return self._layout
 
     def __call__(self, tensors: list, scalars: dict) -> None:
         _, table, layout, _ = self._plan(tuple(arrays[0].size for arrays in tensors))
-        positions = self._order
-        for k, arrays in enumerate(tensors):
-            table[k] = [arrays[j].ctypes.data for j in positions]
-        values = self._values
+        # each array's address (``from_buffer``: a quarter of ``.ctypes.data``'s cost);
+        # the arrays themselves stay alive in ``tensors`` through the call
+        from_buffer, k = self._ffi.from_buffer, 0
+        for arrays in tensors:
+            for j in self._order:
+                table[k] = from_buffer(arrays[j])
+                k += 1
+        values = self._scalars
         for k, name in enumerate(self.scalar_names):
-            values[k] = scalars[name].ctypes.data
+            values[k] = from_buffer(scalars[name])
         # a child forked after OpenMP started runs one thread (runtime/threads.py)
-        status = self._driver(*layout, self._values_c, self._rule, 1 if threads.forked_after_openmp() else 0)
+        status = self._driver(*layout, values, self._rule, 1 if threads.forked_after_openmp() else 0)
         if status:
             raise self._module.record.status_error(status)
 
