@@ -4,8 +4,10 @@ Each update is a rule over the parameter flattened to one dimension: inputs
 are the parameter, its gradient, the optimizer's state and the
 hyperparameters (one-element arrays, so changing the learning rate never
 recompiles); outputs are the new values. ``UPDATE_RULES`` holds them in
-numpy; ``import layerc`` replaces them with compiled kernels. The results are written back into the parameter arrays in place, so
-``param.numpy()`` views stay valid.
+numpy; ``import layerc`` installs compiled kernels, and ``MULTI_RULES`` that
+run one over every parameter in one call. The new values are written over the
+parameter arrays and the state in place, so ``param.numpy()`` views stay valid
+and a steady-state step allocates no arrays.
 
 Both calling conventions work::
 
