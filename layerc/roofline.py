@@ -17,8 +17,10 @@ The cost model (a lower bound, what the roof is measured against):
 The roof of a kernel is ``max(bytes / bandwidth, flops / peak)`` seconds;
 its share is that over the measured time. Limits: an OpenMP triad (STREAM's
 convention, 3 arrays counted; the faster of plain and streaming stores) and
-numpy's sgemm at 1024^3, probed once per machine and thread count and kept in
-the layerc cache as a record (JSON, checked before use).
+numpy's sgemm at 1024^3 (the fastest of each), probed once per machine and
+thread count and kept in the layerc cache as a record (JSON, checked before
+use; ``layerc show --perf --reprobe`` measures again, ``layerc cache clear``
+forgets it).
 
 Example::
 
@@ -47,7 +49,7 @@ from .compiler.schedule import starting_value
 FLAG_BELOW = 0.5          # kernels under this share of their roof are flagged
 TRIAD_N = 16 * 1024 * 1024
 SGEMM_SIZE = 1024
-LIMITS_DIR = "machine"
+LIMITS_DIR = store.RECORDS_DIR     # with the other records: ``layerc cache verify`` checks it, ``clear`` removes it
 _TRIAD_CDEF = """void lc_probe_triad(int64_t n, float *a, const float *b, const float *c, float s);
 void lc_probe_triad_streamed(int64_t n, float *a, const float *b, const float *c, float s);"""
 
@@ -102,7 +104,7 @@ def machine_key(threads: int) -> str:
         pass
     from .runtime.blas import gemm_functions
     found = gemm_functions()
-    text = json.dumps([cpu, os.cpu_count(), threads, found.path if found else "", np.__version__])
+    text = json.dumps(["machine limits", cpu, os.cpu_count(), threads, found.path if found else "", np.__version__])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
