@@ -7,7 +7,8 @@ The cost model (a lower bound, what the roof is measured against):
 - flops: per stage, its points (the product of its axes' and reduction
   axes' extents) times the arithmetic ops of its body (each distinct op node
   once, as the C computes common subexpressions once: ``+ - * /``, functions,
-  comparisons, selects), plus one per point for a reduction's accumulate. A
+  comparisons, selects; not ops on indices alone, such as padding guards, nor a
+  select on those), plus one per point for a reduction's accumulate. A
   matrix product counts 2 per multiply-add; a sum started at a value (a bias
   added into a product) counts that value's ops once per output element.
 - bytes: compulsory traffic: every tensor the function reads, once, and every
@@ -64,7 +65,16 @@ class Cost:
 
 
 def _ops(body) -> int:
-    return sum(1 for e in ir.postorder(body) if isinstance(e, ir.Call))
+    """Arithmetic on data in ``body``: ops on index values alone (range guards,
+    masks) are addressing, and a select on such a mask is a bound of the loops
+    or of a packed operand, not work on the data; neither is counted."""
+    data, count = set(), 0
+    for e in ir.postorder(body):
+        if isinstance(e, ir.Load) or isinstance(e, ir.Call) and any(a in data for a in e.args):
+            data.add(e)
+            if isinstance(e, ir.Call) and not (e.op == "select" and e.args[0] not in data):
+                count += 1
+    return count
 
 
 def _size(shape: tuple, sizes: dict) -> int:

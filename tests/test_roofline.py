@@ -83,3 +83,14 @@ def test_the_bench_table_shows_each_step_against_its_roof():
     assert "roof" in table[1] and " 100%  " in table[3] and "  20%!" in table[4]
     markdown = format_markdown([at_roof, slow], limits)
     assert "| 100% |" in markdown and "| 20%! |" in markdown
+
+
+def test_padding_guards_are_addressing_not_flops():
+    from layerc.nn.conv import Conv2DSpec
+    low = lower_layer(Conv2DSpec, C=8, O=4, CG=8, KH=3, KW=3, padding=(1, 1))
+    sizes = {"N": 2, "C": 8, "H": 5, "W": 5, "O": 4, "CG": 8, "KH": 3, "KW": 3}
+    macs = 2 * 4 * 5 * 5 * 8 * 3 * 3
+    assert 2 * macs <= roofline.program_cost(low.forward, sizes, 4).flops <= 2 * macs + 2 * 4 * 5 * 5
+    # grad_x and grad_weight: 2 per multiply-add each (the guards of the padded reads are not counted),
+    # grad_bias: a sum over n, h, w
+    assert roofline.program_cost(low.backward, sizes, 4).flops == 4 * macs + 2 * 4 * 5 * 5
