@@ -35,6 +35,7 @@ CHUNK = 4096
 # chunks from which the driver splits the work over threads (the kernels' own
 # threshold: 128 Ki elements)
 PARALLEL_ITEMS = 32
+LAYOUTS = 8               # sets of parameter sizes a driver keeps its tables for
 
 
 def _scalar():
@@ -122,7 +123,10 @@ class MultiApply:
         self._ffi = built.ffi
         self._order = [self.positions[n] for n in flat]
         self._scalars = self._ffi.new("void *[]", max(len(self.scalar_names), 1))    # their addresses
-        self._layout = None       # (sizes, arrays table, driver arguments): kept while the sizes stay
+        # sizes -> (arrays table, driver arguments): one per set of parameters
+        # (optimizers of different models share this), a few kept
+        self._layouts: dict = {}
+        self._lock = threading.Lock()     # the tables are shared: one call at a time
 
     def _arg(self, a, flat, outputs) -> dict:
         if a.kind == "in":
@@ -131,30 +135,35 @@ class MultiApply:
                     "index": self.scalar_names.index(a.name) if scalar else flat.index(a.name)}
         return {"kind": "out", "index": [t.name for t in outputs].index(a.name)}
 
-    def _plan(self, sizes: tuple):
-        if self._layout is None or self._layout[0] != sizes:
+    def _plan(self, sizes: tuple) -> tuple:
+        layout = self._layouts.get(sizes)
+        if layout is None:
             items = np.array([(k, start) for k, n in enumerate(sizes) for start in range(0, n, CHUNK)],
                              np.int64).reshape(-1, 2)
             ffi = self._ffi
             table = ffi.new("void *[]", len(sizes) * len(self._flat))
-            self._layout = (sizes, table, (len(items), ffi.from_buffer("int64_t[]", items),
-                                           ffi.from_buffer("int64_t[]", np.array(sizes, np.int64)), table), items)
-        return self._layout
+            arguments = (len(items), ffi.from_buffer("int64_t[]", items),
+                         ffi.from_buffer("int64_t[]", np.array(sizes, np.int64)), table)
+            if len(self._layouts) >= LAYOUTS:
+                self._layouts.clear()
+            layout = self._layouts[sizes] = (table, arguments, items)
+        return layout
 
     def __call__(self, tensors: list, scalars: dict) -> None:
-        _, table, layout, _ = self._plan(tuple(arrays[0].size for arrays in tensors))
-        # each array's address (``from_buffer``: a quarter of ``.ctypes.data``'s cost);
-        # the arrays themselves stay alive in ``tensors`` through the call
-        from_buffer, k = self._ffi.from_buffer, 0
-        for arrays in tensors:
-            for j in self._order:
-                table[k] = from_buffer(arrays[j])
-                k += 1
-        values = self._scalars
-        for k, name in enumerate(self.scalar_names):
-            values[k] = from_buffer(scalars[name])
-        # a child forked after OpenMP started runs one thread (runtime/threads.py)
-        status = self._driver(*layout, values, self._rule, 1 if threads.forked_after_openmp() else 0)
+        with self._lock:
+            table, arguments, _ = self._plan(tuple(arrays[0].size for arrays in tensors))
+            # each array's address (``from_buffer``: a quarter of ``.ctypes.data``'s cost);
+            # the arrays themselves stay alive in ``tensors`` through the call
+            from_buffer, k = self._ffi.from_buffer, 0
+            for arrays in tensors:
+                for j in self._order:
+                    table[k] = from_buffer(arrays[j])
+                    k += 1
+            values = self._scalars
+            for k, name in enumerate(self.scalar_names):
+                values[k] = from_buffer(scalars[name])
+            # a child forked after OpenMP started runs one thread (runtime/threads.py)
+            status = self._driver(*arguments, values, self._rule, 1 if threads.forked_after_openmp() else 0)
         if status:
             raise self._module.record.status_error(status)
 

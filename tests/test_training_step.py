@@ -109,3 +109,25 @@ def test_a_steady_state_step_allocates_no_new_arrays():
             assert tracemalloc.get_traced_memory()[1] - before < 12 * 1024
     finally:
         tracemalloc.stop()
+
+
+def test_two_optimizers_share_the_compiled_driver_and_a_parameter_listed_twice_is_updated_once():
+    def run(multi: bool):
+        saved = dict(optim.MULTI_RULES)
+        if not multi:
+            optim.MULTI_RULES.clear()
+        try:
+            a, b = _params(np.float32, seed=2), _params(np.float32, seed=3)[:2]
+            first, second = Adam(a + [a[0]], lr=0.01), Adam(b, lr=0.02)
+            rng = np.random.default_rng(4)
+            for _ in range(3):
+                for opt, params in ((first, a), (second, b)):
+                    for p in params:
+                        p.grad = rng.standard_normal(p.shape).astype(np.float32)
+                    opt.step()
+            assert first.state[id(a[0])][1]["t"] == 3
+            return [p.numpy().copy() for p in a + b]
+        finally:
+            optim.MULTI_RULES.update(saved)
+    for got, want in zip(run(True), run(False)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

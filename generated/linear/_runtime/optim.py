@@ -142,10 +142,11 @@ class Optimizer:
 
     def step(self, params=None) -> None:
         """Update every parameter that has a gradient, in place."""
-        groups, copies = {}, []
+        groups, copies, seen = {}, [], set()
         for p in self._resolve(params):
-            if p.grad is None:
+            if p.grad is None or id(p) in seen:      # a parameter listed twice is updated once
                 continue
+            seen.add(id(p))
             if p.grad.shape != p.shape:
                 raise ValueError(f"gradient of shape {p.grad.shape} for a parameter of shape {p.shape}")
             data = p.data
