@@ -21,7 +21,7 @@ import sanitize_driver as specs  # noqa: E402
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STRICT = BuildOptions(warnings_as_errors=True)
 BINDINGS = {"PReLU": dict(C=7), "Dense": dict(I=5, O=3), "Conv2dStride2Pad1": dict(CI=3, CO=2, K=3),
-            "GroupedPatchConv": {}, "PatchConv1D": {},
+            "GroupedPatchConv": {}, "ShiftedConv2D": {}, "PatchConv1D": {},
             "SoftmaxCrossEntropy": dict(K=5), "Norm": dict(C=7)}
 
 
