@@ -153,6 +153,9 @@ class LayerSpec:
         self.ellipsis = _fresh_size("E", known | set(self.sizes)) if any(
             Ellipsis in t.shape for _, t in self.tensors) else None
         self.collapse_ellipsis = bool(members.get("collapse_ellipsis", False))
+        if self.ellipsis:
+            # bindable like any size (build(E=6) fixes the product of the ... axes; tests do)
+            self.sizes.append(self.ellipsis)
 
     def __repr__(self):
         return f"<layer spec {self.name}>"

@@ -15,13 +15,13 @@ Example::
     gx = layer.backward(np.ones((32, 256), np.float32))
     layer.weight.grad.shape                        # (256, 784)
 """
-from .activation import GELU, ReLU, Softmax, gelu, gelu_spec, relu_spec, softmax_spec
+from .activation import GELU, GELUSpec, ReLU, ReLUSpec, Softmax, SoftmaxSpec, gelu, softmax_spec
 from .base import SpecLayer
-from .conv import Conv1D, Conv1DNoBiasSpec, Conv1DSpec, Conv2D, Conv2DNoBiasSpec, Conv2DSpec, conv, conv1d, conv2d
-from .linear import Linear, Linear3NoBiasSpec, Linear3Spec, LinearNoBiasSpec, LinearSpec
+from .conv import Conv1D, Conv1DSpec, Conv2D, Conv2DSpec, conv, conv1d, conv2d
+from .linear import Linear, LinearSpec
 from .norm import BatchNorm2D, BatchNorm2DSpec, LayerNorm, batch_norm2d, layer_norm, layer_norm_spec
 from .pool import AvgPool2D, AvgPool2DSpec, MaxPool2D, MaxPool2DSpec, avg_pool2d, max_pool2d
-from .shape import Flatten, flatten_spec
+from .shape import Flatten, FlattenSpec
 
 __all__ = ["SpecLayer", "Linear", "Conv1D", "Conv2D", "BatchNorm2D", "ReLU", "GELU", "Softmax", "LayerNorm",
            "MaxPool2D", "AvgPool2D", "Flatten"]

@@ -1,10 +1,13 @@
 """Parameterless pointwise layers and softmax, on inputs of any rank: ``ReLU``,
-``GELU``, ``Softmax``."""
+``GELU``, ``Softmax``. One spec each (``Input(...)``: the runtime runs every
+rank as one axis); softmax along another axis than the last has one spec per
+axis."""
 from __future__ import annotations
 
 from ..compiler import ops
-from ..compiler.spec import Attr, Input
-from .base import _by_rank, _elementwise_spec, _Stateless
+from ..compiler.spec import Input
+from ..layers import layer
+from .base import _Stateless
 
 
 def gelu(x):
@@ -12,41 +15,68 @@ def gelu(x):
     return x * (ops.erf(x * 0.7071067811865476) + 1.0) * 0.5
 
 
-relu_spec = _elementwise_spec("ReLU", ops.relu)
-gelu_spec = _elementwise_spec("GELU", gelu)
+@layer
+class ReLUSpec:
+    """``max(x, 0)`` on any shape."""
+    x = Input(...)
+
+    def forward(x):
+        return ops.relu(x)
+
+
+@layer
+class GELUSpec:
+    """GELU (erf form) on any shape."""
+    x = Input(...)
+
+    def forward(x):
+        return gelu(x)
 
 
 class ReLU(_Stateless):
     """``max(x, 0)`` on any shape."""
-    _spec_for_rank = staticmethod(relu_spec)
+    SPEC = ReLUSpec
 
 
 class GELU(_Stateless):
     """GELU (the exact erf form, torch's default) on any shape."""
-    _spec_for_rank = staticmethod(gelu_spec)
+    SPEC = GELUSpec
 
 
-def _softmax_make(dims):
-    class Spec:
-        x = Input(*dims)
-        axis = Attr(-1)
+@layer
+class SoftmaxSpec:
+    """Softmax along the last axis, on any rank."""
+    x = Input(..., "C")
 
-        def forward(x, axis):
-            return ops.softmax(x, axis=axis)
-    return Spec
+    def forward(x):
+        return ops.softmax(x, axis=-1)
 
 
-softmax_spec = _by_rank("Softmax", _softmax_make)
+_softmax_specs: dict = {-1: SoftmaxSpec}
+
+
+def softmax_spec(axis: int):
+    """The softmax spec along ``axis``: ``[..., C]`` for -1; ``[D0, .., C, ...]``
+    for ``axis >= 0``; ``[..., C, D1, ..]`` for other negative axes. One spec per
+    axis, every rank."""
+    if axis not in _softmax_specs:
+        fixed = tuple(f"D{k}" for k in range(abs(axis) - (axis < 0)))
+        dims = fixed + ("C", ...) if axis >= 0 else (..., "C") + fixed
+        spec = type(f"Softmax{axis}", (), {"__doc__": f"Softmax along axis {axis}, on any rank.",
+                                            "x": Input(*dims), "forward": lambda x: ops.softmax(x, axis=dims.index("C"))})
+        _softmax_specs[axis] = layer(spec)
+    return _softmax_specs[axis]
 
 
 class Softmax(_Stateless):
     """Softmax along ``axis`` (stable: the maximum is subtracted)."""
-    _spec_for_rank = staticmethod(softmax_spec)
 
     def __init__(self, axis=-1, dtype=None):
         super().__init__(dtype)
         self.axis = int(axis)
-        object.__setattr__(self, "_spec_bindings", {"axis": self.axis})
+
+    def _select(self, inputs):
+        return softmax_spec(self.axis), {}
 
     def extra_repr(self):
         return f"axis={self.axis}"

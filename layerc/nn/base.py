@@ -1,15 +1,13 @@
 """What every built-in layer stands on: ``SpecLayer`` (a module whose math is a
 spec, compiled per variant on first use), the argument checks that name the
-layer and the argument, and specs made per input rank."""
+layer and the argument."""
 from __future__ import annotations
 
 import numbers
 
 import numpy as np
 
-from ..compiler.spec import Input
 from ..compiler.pipeline import compile_layer
-from ..layers import layer
 from ..runtime.init import initialize
 from ..runtime.module import LayerModule, Module
 from ..runtime.tensor import Tensor
@@ -51,7 +49,7 @@ class SpecLayer(Module):
     """A module whose math is a layerc spec, compiled on first use.
 
     The parameters (``Tensor``) and buffers (arrays) live on this module; every
-    compiled variant (per dtype, per input rank, training/eval) shares the same
+    compiled variant (per dtype, training/eval) shares the same
     objects, so an optimizer step or a ``load_state_dict`` is seen by all of them.
 
     Subclasses set ``self._spec_bindings`` (sizes and attributes bound at build
@@ -78,6 +76,8 @@ class SpecLayer(Module):
         for name, decl in spec.tensors:
             if decl.role not in ("param", "buffer") or name in self._parameters or name in self._buffers:
                 continue
+            if name in spec.optional and not bindings.get(name, True):
+                continue        # an optional parameter this layer is built without
             shape = tuple(d if isinstance(d, int) else bindings[d] for d in decl.shape)
             if decl.role == "param":
                 values = initialize(decl.init, shape, self.dtype, decl.fan_in, decl.fan_out)
@@ -166,48 +166,17 @@ def _rank(inputs, k=0) -> int:
     return np.ndim(inputs[k].data if isinstance(inputs[k], Tensor) else inputs[k])
 
 
-_DIMS = ("N", "D1", "D2", "D3", "D4", "D5")
-_MAX_RANK = len(_DIMS)
-
-
-def _by_rank(name: str, make):
-    """Specs for ranks 1..6 of a layer whose input may have any rank: ``make(dims)``
-    returns the spec class for input sizes ``dims``; built lazily, one per rank."""
-    cache = {}
-
-    def get(rank: int):
-        if not 1 <= rank <= _MAX_RANK:
-            raise ValueError(f"{name}: input rank must be 1..{_MAX_RANK}, got {rank}")
-        if rank not in cache:
-            cls = make(_DIMS[:rank])
-            cls.__name__ = cls.__qualname__ = f"{name}{rank}D"
-            cache[rank] = layer(cls)
-        return cache[rank]
-    return get
-
-
-def _elementwise_spec(name, fn):
-    def make(dims):
-        class Spec:
-            x = Input(*dims)
-
-            def forward(x):
-                return fn(x)
-        return Spec
-    return _by_rank(name, make)
-
-
 class _Stateless(SpecLayer):
-    """A parameterless layer whose spec depends on the input rank."""
+    """A parameterless layer of one spec (``SPEC``, of any rank: declared with ``...``)."""
 
-    _spec_for_rank = None
+    SPEC = None
 
     def __init__(self, dtype=None):
         super().__init__(dtype or np.float32)
         object.__setattr__(self, "_spec_bindings", {})
 
     def _select(self, inputs):
-        return type(self)._spec_for_rank(_rank(inputs)), {}
+        return type(self).SPEC, {}
 
     def forward(self, *inputs):
         # no parameters: the compiled variant follows the input's dtype
