@@ -154,10 +154,10 @@ def _taking(fn, names):
     return fn
 
 
-def _pointwise_spec(name, value, extras, gradient):
-    """The spec of ``reduce(weight * value(input, target, ...))`` on ``[N, ...]``."""
-    declared = {"input": Input("N", ...), "target": Input("N", ..., differentiable=False),
-                **{extra: Input("N", ..., differentiable=False) for extra in extras},
+def _pointwise_spec(name, value, extras, gradient, dims):
+    """The spec of ``reduce(weight * value(input, target, ...))`` on ``dims``."""
+    declared = {"input": Input(*dims), "target": Input(*dims, differentiable=False),
+                **{extra: Input(*dims, differentiable=False) for extra in extras},
                 "reduction": Attr("mean"), "settings": Attr(())}
 
     def forward(input, target, reduction, settings, weight=None, **tensors):
@@ -175,27 +175,29 @@ def _pointwise_spec(name, value, extras, gradient):
     return layer(type(f"{name}{suffix}", (), {"__doc__": value.__doc__, **declared, **methods}))
 
 
-def _pointwise_specs(name, value, gradient=None):
+def _pointwise_specs(name, value, gradient=None, dims=(...,)):
     """``specs(rank, extras=())``: the spec of ``reduce(weight * value(input, target, ...))``
-    on ``[N, ...]`` (every rank from 1: the runtime runs the ``...`` axes as one), with
-    the extra float inputs ``extras`` of the input's shape ('weight' scales the values;
-    the others go to ``value``, with the ``settings`` Attr); ``gradient(input, target)``
-    replaces the derived one. Built once per set of extras."""
+    on ``dims`` (``[...]``: every rank, the runtime runs the axes as one; ``[N, ...]`` for a
+    loss that reads the batch size), with the extra float inputs ``extras`` of the input's
+    shape ('weight' scales the values; the others go to ``value``, with the ``settings``
+    Attr); ``gradient(input, target)`` replaces the derived one. Built once per set of extras."""
     specs_by_extras: dict = {}
 
     def specs(rank, extras=()):
-        if rank < 1:
-            raise ValueError(f"{name}: input must have rank 1 or more, got {rank}")
+        if rank < len(dims) - 1:
+            raise ValueError(f"{name}: input must have rank {len(dims) - 1} or more, got {rank}")
         if extras not in specs_by_extras:
-            specs_by_extras[extras] = _pointwise_spec(name, value, extras, gradient)
+            specs_by_extras[extras] = _pointwise_spec(name, value, extras, gradient, dims)
         return specs_by_extras[extras]
     return specs
 
 
 def class_layout(rank):
     """``(class axis, dims, one-per-row dims, one-per-class dims)`` of an input of ``rank``:
-    ``[C]`` unbatched, else ``[N, C, ...]`` (as the spec sees it: the ``...`` axes as one)."""
-    dims = ("C",) if rank == 1 else ("N", "C", ...)
+    ``[C]`` unbatched, ``[N, C]``, else ``[N, C, ...]`` (as the spec sees it: the ``...``
+    axes as one). ``[N, C]`` keeps a spec of its own: as ``[N, C, ...]`` its innermost
+    loop would run over the empty ``...`` (one element)."""
+    dims = ("C",) if rank == 1 else ("N", "C") if rank == 2 else ("N", "C", ...)
     rows = tuple(1 if d == "C" else d for d in dims)
     classes = tuple(d if d == "C" else 1 for d in dims)
     return dims.index("C"), dims, rows, classes
@@ -226,7 +228,7 @@ def _class_index_spec(name, rank, log_probs):
                 return weighted_mean(loss, row_weight)
             kept = tuple(d for k, d in enumerate(loss.shape) if k != axis)
             return _REDUCE[reduction](ops.reshape(loss, kept))
-    Spec.__name__ = Spec.__qualname__ = f"{name}{'' if rank > 1 else 'Unbatched'}"
+    Spec.__name__ = Spec.__qualname__ = f"{name}{_LAYOUT_NAMES[rank]}"
     return layer(Spec)
 
 
@@ -244,19 +246,22 @@ def _soft_spec(rank):
         def forward(input, target, weight, reduction, settings):
             return _REDUCE[reduction](soft_cross_entropy(input, target, _class_weights(weight, classes), axis,
                                                          **dict(settings)))
-    Spec.__name__ = Spec.__qualname__ = f"CrossEntropyProbabilities{'' if rank > 1 else 'Unbatched'}"
+    Spec.__name__ = Spec.__qualname__ = f"CrossEntropyProbabilities{_LAYOUT_NAMES[rank]}"
     return layer(Spec)
 
 
-def _two_layouts(make):
-    """``specs(rank)``: ``make(1)`` for an unbatched ``[C]``, ``make(2)`` for ``[N, C, ...]``
-    (every rank from 2); built on first use."""
+_LAYOUT_NAMES = {1: "Unbatched", 2: "", 3: "Spatial"}
+
+
+def _layouts(make):
+    """``specs(rank)``: ``make(1)`` for an unbatched ``[C]``, ``make(2)`` for ``[N, C]``,
+    ``make(3)`` for ``[N, C, ...]`` (every rank from 3); built on first use."""
     built: dict = {}
 
     def specs(rank):
         if rank < 1:
             raise ValueError(f"input must be [C] or [N, C, ...], got rank {rank}")
-        layout = min(rank, 2)
+        layout = min(rank, 3)
         if layout not in built:
             built[layout] = make(layout)
         return built[layout]
@@ -264,10 +269,10 @@ def _two_layouts(make):
 
 
 # class-index targets, of logits (cross entropy) or of log-probabilities (NLL)
-CLASS_INDEX = {False: _two_layouts(lambda rank: _class_index_spec("CrossEntropyLoss", rank, False)),
-               True: _two_layouts(lambda rank: _class_index_spec("NLLLoss", rank, True))}
+CLASS_INDEX = {False: _layouts(lambda rank: _class_index_spec("CrossEntropyLoss", rank, False)),
+               True: _layouts(lambda rank: _class_index_spec("NLLLoss", rank, True))}
 # probability targets
-PROBABILITIES = _two_layouts(_soft_spec)
+PROBABILITIES = _layouts(_soft_spec)
 
 # per set of extra inputs: the elementwise losses, every rank
 POINTWISE = {
@@ -275,7 +280,7 @@ POINTWISE = {
     "L1Loss": _pointwise_specs("L1Loss", absolute_error),
     "HuberLoss": _pointwise_specs("HuberLoss", huber),
     "SmoothL1Loss": _pointwise_specs("SmoothL1Loss", smooth_l1),
-    "KLDivLoss": _pointwise_specs("KLDivLoss", kl_divergence),
+    "KLDivLoss": _pointwise_specs("KLDivLoss", kl_divergence, dims=("N", ...)),   # batchmean: / N
     "BCELoss": _pointwise_specs("BCELoss", binary_cross_entropy_values, binary_cross_entropy_grad),
     "BCEWithLogitsLoss": _pointwise_specs("BCEWithLogitsLoss", bce_with_logits_values),
 }

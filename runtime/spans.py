@@ -49,29 +49,42 @@ class SpanCalls:
 
     def _prepare_spans(self):
         record, setup = self.record, object.__setattr__
-        setup(self, "_spans", tuple((k, t) for k, t in enumerate(self._inputs) if t.ellipsis is not None))
+        # per input with ...: its position, record, and the (axis, size) of each bound axis
+        # around the ... (axes after it counted from the end), checked on every call
+        setup(self, "_spans", tuple(
+            (k, t, tuple((j if j < t.ellipsis else j - len(t.shape), d) for j, d in enumerate(t.shape)
+                         if j != t.ellipsis and type(d) is int))
+            for k, t in enumerate(self._inputs) if t.ellipsis is not None))
         setup(self, "_out_spans", tuple(t.ellipsis for t in record.outputs))
         views = dict(record.views)
         only_views = len(views) == len(record.outputs) and not record.of_role("param") and not record.updates
         setup(self, "_view_of", tuple(views[t.name] for t in record.outputs) if only_views else None)
         setup(self, "_span_last", None)
 
-    def _span(self, t, value, span: tuple | None, first: str) -> tuple:
-        """The ``...`` axes of the input ``t``'s ``value``, checked against the other inputs'."""
-        shape, axis, fixed = np.shape(value), t.ellipsis, len(t.shape) - 1
-        expected = describe(t.shape, {}, axis)
-        if len(shape) < fixed:
-            raise ValueError(f"{self.name}: argument {t.name} has shape {tuple(shape)} (rank {len(shape)}), "
-                             f"expected rank {fixed} or more: {expected}")
-        end = len(shape) - fixed + axis
-        axes = tuple(shape[axis:end])
-        for want, have in zip(t.shape[:axis] + t.shape[axis + 1:], shape[:axis] + shape[end:]):
-            if isinstance(want, int) and want != have:
-                raise ValueError(f"{self.name}: argument {t.name} has shape {tuple(shape)}, expected {expected}")
-        if span is not None and axes != span:
-            raise ValueError(f"{self.name}: argument {t.name} has shape {tuple(shape)}, expected {expected} "
-                             f"with the ... axes of {first}, {span}; its ... axes are {axes}")
+    def _span(self, t, bound: tuple, shape: tuple, span: tuple | None, first: str) -> tuple:
+        """The ``...`` axes of the input ``t`` of ``shape``, checked against the other inputs'
+        and against its ``bound`` sizes."""
+        axis = t.ellipsis
+        end = len(shape) - len(t.shape) + 1 + axis
+        axes = shape[axis:end]
+        if end < axis or (span is not None and axes != span):
+            self._span_error(t, shape, span, first)
+        for j, want in bound:
+            if shape[j] != want:
+                self._span_error(t, shape, span, first)
         return axes
+
+    def _span_error(self, t, shape: tuple, span: tuple | None, first: str):
+        expected = describe(t.shape, {}, t.ellipsis)
+        fixed = len(t.shape) - 1
+        if len(shape) < fixed:
+            raise ValueError(f"{self.name}: argument {t.name} has shape {shape} (rank {len(shape)}), "
+                             f"expected rank {fixed} or more: {expected}")
+        axes = shape[t.ellipsis:len(shape) - fixed + t.ellipsis]
+        if span is not None and axes != span:
+            raise ValueError(f"{self.name}: argument {t.name} has shape {shape}, expected {expected} "
+                             f"with the ... axes of {first}, {span}; its ... axes are {axes}")
+        raise ValueError(f"{self.name}: argument {t.name} has shape {shape}, expected {expected}")
 
     def _as_array(self, t, value):
         """An input's array (a Tensor stays a Tensor); Python numbers take the module's dtype."""
@@ -85,12 +98,15 @@ class SpanCalls:
             given = self._bind_inputs(args, kwargs)
             args = tuple(given[t.name] for t in self._inputs)
         args, span, first = list(args), None, ""
-        for k, t in self._spans:
-            value = args[k] = self._as_array(t, args[k])
-            span = self._span(t, value, span, first)
+        for k, t, bound in self._spans:
+            value = args[k]
+            if type(value) is not np.ndarray:
+                value = args[k] = self._as_array(t, value)
+            shape = value.shape
+            span = self._span(t, bound, shape, span, first)
             first = first or t.name
             if len(span) != 1:
-                args[k] = _reshaped(value, _collapsed(np.shape(value), t.ellipsis, span), "collapse")
+                args[k] = _reshaped(value, _collapsed(shape, t.ellipsis, span), "collapse")
         object.__setattr__(self, "_span_last", span)
         if self._view_of is not None:
             return self._view_forward(args)

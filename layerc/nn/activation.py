@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..compiler import ops
 from ..compiler.spec import Input
 from ..layers import layer
-from .base import _Stateless
+from .base import _rank, _Stateless
 
 
 def gelu(x):
@@ -76,7 +76,10 @@ class Softmax(_Stateless):
         self.axis = int(axis)
 
     def _select(self, inputs):
-        return softmax_spec(self.axis), {}
+        # the last axis, however it is counted, takes [..., C]: a spec whose ... comes last
+        # would run its innermost loop over the ... axes, one element long for [N, C]
+        rank = _rank(inputs)
+        return softmax_spec(-1 if self.axis == rank - 1 else self.axis), {}
 
     def extra_repr(self):
         return f"axis={self.axis}"

@@ -77,6 +77,7 @@ class CallPlans:
         # names of the gradients the autograd tape takes, in its inputs' order
         setup(self, "_param_pointers", {})
         setup(self, "_tape_names", {})
+        self._prepare_spans()
 
     def _pool_of(self, role: str, name: str) -> list:
         return self._pool.setdefault((role, name), [])
