@@ -65,6 +65,41 @@ def test_prelu_one_spec_serves_every_rank(shape):
     check_grad(PReLULast, inputs={"x": x}, C=4).assert_ok()
 
 
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"rank{len(s)}")
+def test_prelu_backward_against_torch(shape):
+    torch = pytest.importorskip("torch")
+    m = PReLULast.build(C=4, dtype="float64")
+    m.alpha.numpy()[...] = [0.1, 0.2, 0.3, 0.4]
+    x = RNG.standard_normal(shape)
+    x[0, 0] = 0.0                                    # the derivative at 0 is alpha, as torch's
+    xt = torch.tensor(x, requires_grad=True)
+    at = torch.tensor(m.alpha.numpy(), requires_grad=True)
+    yt = torch.where(xt > 0, xt, at * xt)
+    gy = RNG.standard_normal(shape)
+    yt.backward(torch.from_numpy(gy))
+    np.testing.assert_allclose(m.forward(x).numpy(), yt.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(m.backward(gy).numpy(), xt.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(m.alpha.grad, at.grad.numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (2, 3, 4), (2, 3, 2, 4)], ids=lambda s: f"rank{len(s)}")
+def test_example_prelu_against_torch(shape):
+    torch = pytest.importorskip("torch")
+    prelu = _example("prelu_activation").PReLU(num_features=3, init_value=0.2, dtype=np.float64)
+    prelu.alpha.numpy()[...] = [0.1, 0.2, 0.3]
+    ref = torch.nn.PReLU(num_parameters=3).double()
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(prelu.alpha.numpy()))
+    x = RNG.standard_normal(shape)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = ref(xt)
+    gy = RNG.standard_normal(shape)
+    yt.backward(torch.from_numpy(gy))
+    np.testing.assert_allclose(prelu.forward(x).numpy(), yt.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(prelu.backward(gy).numpy(), xt.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(prelu.alpha.grad, ref.weight.grad.numpy(), rtol=1e-10)
+
+
 def test_one_compiled_kernel_serves_every_rank():
     m = PReLULast.build(C=4)
     libraries = set()
@@ -131,6 +166,15 @@ def test_the_tape_runs_through_the_collapse():
     expected = m2.backward(2 * m2.forward(x.numpy().reshape(6, 8)).numpy())
     assert x.grad.shape == (2, 3, 8)
     np.testing.assert_allclose(x.grad, expected.numpy().reshape(2, 3, 8), rtol=1e-12)
+
+
+def test_out_takes_the_callers_shape():
+    m = LinearSpec.build(I=5, O=3)
+    x = RNG.standard_normal((2, 4, 5)).astype(np.float32)
+    buffer = np.empty((2, 4, 3), np.float32)
+    y = m.forward(x, out=buffer)
+    assert np.shares_memory(y.numpy(), buffer)
+    np.testing.assert_allclose(buffer, x @ m.weight.numpy().T + m.bias.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_an_empty_span_is_one_axis_of_size_one():
