@@ -96,7 +96,8 @@ class Buffer(_Declared):
     def __init__(self, *shape, init=0.0):
         super().__init__(*shape)
         if Ellipsis in shape:
-            raise SpecError("Buffer", f"a buffer's shape is fixed when the layer is built: no ... in {shape_text(shape)}")
+            raise SpecError("Buffer", f"a buffer's shape is fixed when the layer is built: "
+                            f"no ... in {shape_text(shape)}")
         self.init = init
 
 
@@ -209,13 +210,15 @@ class LayerSpec:
         axes = [k for k, d in enumerate(shape) if d == ISym(self.ellipsis)]
         if len(axes) > 1:
             raise SpecError(self.name, f"output {name} has shape {shape_str(shape)}: more than one axis is "
-                            f"the ... group ({self.ellipsis}), so the caller's axes cannot be put back", self.location)
+                            f"the ... group ({self.ellipsis}), so the caller's axes cannot be put back",
+                            self.location)
         return axes[0] if axes else None
 
 
 def shape_text(shape: tuple) -> str:
     """A declared shape as written: ``(..., C)``."""
-    return "(" + ", ".join("..." if d is Ellipsis else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    text = ", ".join("..." if d is Ellipsis else str(d) for d in shape)
+    return f"({text},)" if len(shape) == 1 else f"({text})"
 
 
 def _fresh_size(base: str, taken: set) -> str:

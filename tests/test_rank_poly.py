@@ -220,7 +220,8 @@ def test_a_wrong_fixed_axis_or_rank_is_refused():
     with pytest.raises(ValueError, match=r"PReLULast: argument x has shape \(2, 5\), expected \(\.\.\., 4\)"):
         m.forward(np.ones((2, 5), np.float32))
     lin = nn.Linear(3, 2)
-    with pytest.raises(ValueError, match=r"LinearSpec: argument x has shape \(\) \(rank 0\), expected rank 1 or more: \(\.\.\., 3\)"):
+    with pytest.raises(ValueError, match=r"LinearSpec: argument x has shape \(\) \(rank 0\), "
+                                         r"expected rank 1 or more: \(\.\.\., 3\)"):
         lin(np.float32(1.0))
 
 

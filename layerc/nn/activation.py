@@ -62,8 +62,9 @@ def softmax_spec(axis: int):
     if axis not in _softmax_specs:
         fixed = tuple(f"D{k}" for k in range(abs(axis) - (axis < 0)))
         dims = fixed + ("C", ...) if axis >= 0 else (..., "C") + fixed
+        along = dims.index("C")          # ... counts as one axis in forward
         spec = type(f"Softmax{axis}", (), {"__doc__": f"Softmax along axis {axis}, on any rank.",
-                                            "x": Input(*dims), "forward": lambda x: ops.softmax(x, axis=dims.index("C"))})
+                                            "x": Input(*dims), "forward": lambda x: ops.softmax(x, axis=along)})
         _softmax_specs[axis] = layer(spec)
     return _softmax_specs[axis]
 
