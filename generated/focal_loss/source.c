@@ -535,6 +535,51 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
     return r + (((r != 0) & ((r < 0) != (b < 0))) ? b : 0);
 }
 
+/* Philox-4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2,
+   3", SC 2011), a counter-based generator: the value at a counter is a pure
+   function of (key, counter), so a dropout mask does not depend on the number
+   of threads, the vector width or the order elements are visited in. Straight
+   line code on 32-bit words and 32x32->64 products: loops calling it vectorize.
+   lc_philox_uniform(s0, s1, c0, c1, row, col): key (s0 + 65536 s1), counter
+   (col, row, c0 + 65536 c1, 0); each argument an integer, read as int32 (0
+   outside its range, NaN too); the first word's top 24 bits as a uniform in
+   [0, 1) (exact in float). */
+static inline uint32_t lc_philox_word(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0,
+                                      uint32_t k1) {
+    for (int round = 0; round < 10; round++) {
+        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        c1 = (uint32_t)p1;
+        c3 = (uint32_t)p0;
+        c0 = n0;
+        c2 = n2;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    return c0;
+}
+
+static inline uint32_t lc_word_f(float v) {
+    return (uint32_t)(v > -2147483648.0f && v < 2147483648.0f ? (int32_t)v : 0);
+}
+
+static inline uint32_t lc_word(double v) {
+    return (uint32_t)(v > -2147483648.0 && v < 2147483648.0 ? (int32_t)v : 0);
+}
+
+static inline float lc_philox_uniformf(float s0, float s1, float c0, float c1, float row, float col) {
+    uint32_t word = lc_philox_word(lc_word_f(col), lc_word_f(row), lc_word_f(c0) + (lc_word_f(c1) << 16), 0u,
+                                   lc_word_f(s0) + (lc_word_f(s1) << 16), 0x5EEDu);
+    return (float)(word >> 8) * 0x1p-24f;
+}
+
+static inline double lc_philox_uniform(double s0, double s1, double c0, double c1, double row, double col) {
+    uint32_t word = lc_philox_word(lc_word(col), lc_word(row), lc_word(c0) + (lc_word(c1) << 16), 0u,
+                                   lc_word(s0) + (lc_word(s1) << 16), 0x5EEDu);
+    return (double)(word >> 8) * 0x1p-24;
+}
+
+
 #if !defined(LC_PART) || LC_PART == 1
 
 /* FocalLossSpec (float) */

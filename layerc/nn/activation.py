@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..compiler import ops
 from ..compiler.spec import Input
 from ..layers import layer
-from .base import _rank, _Stateless
+from .base import _elementwise_spec, _rank, _Stateless
 
 
 def gelu(x):
@@ -15,22 +15,9 @@ def gelu(x):
     return x * (ops.erf(x * 0.7071067811865476) + 1.0) * 0.5
 
 
-@layer
-class ReLUSpec:
-    """``max(x, 0)`` on any shape."""
-    x = Input(...)
-
-    def forward(x):
-        return ops.relu(x)
-
-
-@layer
-class GELUSpec:
-    """GELU (erf form) on any shape."""
-    x = Input(...)
-
-    def forward(x):
-        return gelu(x)
+ReLUSpec = _elementwise_spec("ReLUSpec", ops.relu)()
+GELUSpec = _elementwise_spec("GELUSpec", gelu)()
+GELUTanhSpec = _elementwise_spec("GELUTanhSpec", lambda x: ops.gelu(x, approximate="tanh"))()
 
 
 class ReLU(_Stateless):
@@ -39,8 +26,22 @@ class ReLU(_Stateless):
 
 
 class GELU(_Stateless):
-    """GELU (the exact erf form, torch's default) on any shape."""
-    SPEC = GELUSpec
+    """GELU on any shape: the exact erf form (torch's default) or, with
+    ``approximate="tanh"``, torch's tanh approximation."""
+
+    def __init__(self, approximate="none", dtype=None):
+        super().__init__(dtype)
+        specs = {"none": GELUSpec, "tanh": GELUTanhSpec}
+        if approximate not in specs:
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+        object.__setattr__(self, "_spec", specs[approximate])
+
+    def _select(self, inputs):
+        return self._spec, {}
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}" if self.approximate != "none" else ""
 
 
 @layer

@@ -1,6 +1,7 @@
 """What every built-in layer stands on: ``SpecLayer`` (a module whose math is a
 spec, compiled per variant on first use), the argument checks that name the
-layer and the argument."""
+layer and the argument, and specs of any rank (``_any_rank``: one spec of
+``Input(...)``) or made per input rank (``_by_rank``)."""
 from __future__ import annotations
 
 import numbers
@@ -8,6 +9,8 @@ import numbers
 import numpy as np
 
 from ..compiler.pipeline import compile_layer
+from ..compiler.spec import Input
+from ..layers import layer
 from ..runtime.init import initialize
 from ..runtime.module import LayerModule, Module
 from ..runtime.tensor import Tensor
@@ -35,6 +38,12 @@ def _count(layer: str, arg: str, value, least: int = 1) -> int:
     if not _is_int(value) or value < least:
         raise ValueError(f"{layer}: {arg} must be an integer >= {least}, got {value!r}")
     return int(value)
+
+
+def _divides(layer: str, part: str, part_value: int, whole: str, whole_value: int) -> None:
+    """ValueError naming the layer and both arguments unless ``part_value`` divides ``whole_value``."""
+    if whole_value % part_value:
+        raise ValueError(f"{layer}: {whole} ({whole_value}) must be divisible by {part} ({part_value})")
 
 
 def _counts(layer: str, arg: str, value, least: int = 1, rank: int = 2) -> tuple:
@@ -103,9 +112,14 @@ class SpecLayer(Module):
         self._share(module)
         return module
 
+    def _spec_parameters(self) -> dict:
+        """The parameters by their names in the spec (a layer with submodules maps dotted names)."""
+        return self._parameters
+
     def _share(self, module: LayerModule):
+        params = self._spec_parameters()
         for name in list(module._parameters):
-            p = self._parameters[name]
+            p = params[name]
             if p.data.dtype != module.dtype:
                 raise TypeError(f"{type(self).__name__}: parameter {name} is {p.data.dtype}, the "
                                 f"compiled variant is {module.dtype}; call .to({module.dtype.name}) first")
@@ -166,17 +180,63 @@ def _rank(inputs, k=0) -> int:
     return np.ndim(inputs[k].data if isinstance(inputs[k], Tensor) else inputs[k])
 
 
+_DIMS = ("N", "D1", "D2", "D3", "D4", "D5")
+_MAX_RANK = len(_DIMS)
+
+
+def _by_rank(name: str, make):
+    """Specs for ranks 1..6 of a layer whose input may have any rank: ``make(dims)``
+    returns the spec class for input sizes ``dims``; built lazily, one per rank.
+    Prefer one spec of ``Input(...)`` (``_any_rank``) where the math allows."""
+    cache = {}
+
+    def get(rank: int):
+        if not 1 <= rank <= _MAX_RANK:
+            raise ValueError(f"{name}: input rank must be 1..{_MAX_RANK}, got {rank}")
+        if rank not in cache:
+            cls = make(_DIMS[:rank])
+            cls.__name__ = cls.__qualname__ = f"{name}{rank}D"
+            cache[rank] = layer(cls)
+        return cache[rank]
+    return get
+
+
+def _any_rank(name: str, make):
+    """``_by_rank``'s interface for a layer one spec serves at every rank:
+    ``make((...,))``, built on first use, whatever the rank asked for."""
+    built = []
+
+    def get(rank: int = 0):
+        if not built:
+            cls = make((...,))
+            cls.__name__ = cls.__qualname__ = name
+            built.append(layer(cls))
+        return built[0]
+    return get
+
+
+def _elementwise_spec(name, fn):
+    """``fn(x)`` on any shape: one spec, ``Input(...)`` (``get(rank)`` gives it for any rank)."""
+    def make(dims):
+        return type(name, (), {"x": Input(*dims), "forward": lambda x: fn(x)})
+    return _any_rank(name, make)
+
+
 class _Stateless(SpecLayer):
-    """A parameterless layer of one spec (``SPEC``, of any rank: declared with ``...``)."""
+    """A parameterless layer of one spec (``SPEC``, of any rank: declared with
+    ``...``), or of one per input rank (``_spec_for_rank(rank)``)."""
 
     SPEC = None
+    _spec_for_rank = None
 
     def __init__(self, dtype=None):
         super().__init__(dtype or np.float32)
         object.__setattr__(self, "_spec_bindings", {})
 
     def _select(self, inputs):
-        return type(self).SPEC, {}
+        if type(self).SPEC is not None:
+            return type(self).SPEC, {}
+        return type(self)._spec_for_rank(_rank(inputs)), {}
 
     def forward(self, *inputs):
         # no parameters: the compiled variant follows the input's dtype

@@ -110,7 +110,7 @@ class SpanCalls:
         object.__setattr__(self, "_span_last", span)
         if self._view_of is not None:
             return self._view_forward(args)
-        if out is not None and self._out_spans[0] is not None and out.flags.c_contiguous:
+        if isinstance(out, np.ndarray) and self._out_spans[0] is not None and out.flags.c_contiguous:
             out = out.reshape(_collapsed(out.shape, self._out_spans[0], span))
         result = self._forward_plain(tuple(args), {}, out)
         if len(span) == 1:
@@ -140,8 +140,9 @@ class SpanCalls:
         if span is None:
             raise RuntimeError(f"{self.name}: backward called before forward")
         grads = tuple(g.data if isinstance(g, Tensor) else np.asarray(g) for g in grad_outputs)
-        grads = tuple(g if k is None or len(span) == 1 or g.ndim < k + len(span) else g.reshape(_collapsed(g.shape, k, span))
-                      for g, k in zip(grads, self._out_spans))
+        # a gradient of another rank goes on as it is: the checks of backward name it
+        grads = tuple(g if k is None or len(span) == 1 or g.ndim < k + len(span) else
+                      g.reshape(_collapsed(g.shape, k, span)) for g, k in zip(grads, self._out_spans))
         if self._view_of is not None:
             by_input = dict(zip(self._view_of, grads))
             result = tuple(Tensor._wrap(by_input[t.name]) for t in self._inputs if t.role == "input")
