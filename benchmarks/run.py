@@ -305,6 +305,7 @@ def run_workload(w, args, limits, pool: StepPool | None = None) -> dict:
         # fast step costs those rounds few of its samples, but whole rounds of ratios
         row["vs"] = {f: row[f]["median"] / t for f in peers}
         row["speedup_vs_fastest_other"] = min(row["vs"].values())
+    row["bytes"], row["flops"] = steps.bytes, steps.flops      # for the report's roofline column
     if steps.bytes:
         row["GB/s"] = steps.bytes / t / 1e9
         row["fraction_of_limit"] = row["GB/s"] / limits["triad_GBps"]

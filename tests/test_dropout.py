@@ -114,7 +114,8 @@ def test_rejects_bad_arguments():
 def test_gradcheck(rank):
     sizes = dict(zip(("N", "D1", "D2", "D3"), (3, 4, 5, 2)[:rank]))
     key = dropout_key(77, 3, np.float64)
-    check_grad(dropout_spec(rank), inputs={"key": key}, p=0.3, **sizes).assert_ok()
+    columns = np.arange(list(sizes.values())[-1], dtype=np.float64)
+    check_grad(dropout_spec(rank), inputs={"key": key, "columns": columns}, p=0.3, **sizes).assert_ok()
 
 
 # ---------------------------------------------------------------- the same mask everywhere

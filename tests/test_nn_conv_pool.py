@@ -83,7 +83,7 @@ def test_conv_padding_arguments_are_checked():
         nn.Conv2D(3, 4, 3, padding="same", stride=2)
     with pytest.raises(ValueError, match="Conv2D: padding_mode must be one of"):
         nn.Conv2D(3, 4, 3, padding_mode="mirror")
-    with pytest.raises(ValueError, match="Conv1D: padding must be 'valid', 'same'"):
+    with pytest.raises(ValueError, match="Conv1D: padding must be an integer >= 0 or 1 of them, 'valid' or 'same'"):
         nn.Conv1D(3, 4, 3, padding="full")
     layer = nn.Conv2D(1, 1, 5, padding=3, padding_mode="reflect")
     with pytest.raises(ValueError, match=r"Conv2D: padding \(3, 3\) in reflect mode needs an input size of at least 4"):

@@ -133,10 +133,10 @@ def test_norm_errors_name_the_layer_and_the_argument():
 
 
 NORM_GRADCHECKS = [
-    (nn.per_channel_spec("BatchNorm", 3, True, True, True, True), dict(N=3, C=2, D2=4)),
-    (nn.per_channel_spec("BatchNorm", 2, True, True, True, False), dict(N=3, C=2)),
-    (nn.per_channel_spec("InstanceNorm", 4, True, True, True, True), dict(N=2, C=2, D2=3, D3=2)),
-    (nn.per_channel_spec("InstanceNorm", 4, False, True, False, True), dict(N=2, C=3, D2=2, D3=3)),
+    (nn.per_channel_spec("BatchNorm1D", 3, True, True, True, True), dict(N=3, C=2, D2=4)),
+    (nn.per_channel_spec("BatchNorm1D", 2, True, True, True, False), dict(N=3, C=2)),
+    (nn.per_channel_spec("InstanceNorm2D", 4, True, True, True, True), dict(N=2, C=2, D2=3, D3=2)),
+    (nn.per_channel_spec("InstanceNorm2D", 4, False, True, False, True), dict(N=2, C=3, D2=2, D3=3)),
     (nn.group_norm_spec(4, True), dict(N=2, C=4, D2=3, D3=2, groups=2)),
     (nn.group_norm_spec(3, False), dict(N=2, C=6, D2=3, groups=3)),
     (nn.rms_norm_spec(3, 1, True), dict(N=2, D1=3, R1=5, eps=1e-6)),
@@ -356,6 +356,16 @@ TWINS = {
                _floats((2, 2, 7)), None),
     "Conv2D": (lambda: nn.Conv2D(2, 4, 3, stride=2, groups=2), lambda t: t.nn.Conv2d(2, 4, 3, stride=2, groups=2),
                _floats((2, 2, 7, 6)), None),
+    "ConvTranspose1D": (lambda: nn.ConvTranspose1D(2, 3, 3, stride=2),
+                        lambda t: t.nn.ConvTranspose1d(2, 3, 3, stride=2), _floats((2, 2, 5)), None),
+    "ConvTranspose2D": (lambda: nn.ConvTranspose2D(2, 4, 3, stride=2, padding=1, output_padding=1, groups=2),
+                        lambda t: t.nn.ConvTranspose2d(2, 4, 3, stride=2, padding=1, output_padding=1, groups=2),
+                        _floats((2, 2, 4, 3)), None),
+    "AdaptiveAvgPool2D": (lambda: nn.AdaptiveAvgPool2D((2, 3)), lambda t: t.nn.AdaptiveAvgPool2d((2, 3)),
+                          _floats((2, 3, 5, 7)), None),
+    "AdaptiveMaxPool2D": (lambda: nn.AdaptiveMaxPool2D(2), lambda t: t.nn.AdaptiveMaxPool2d(2),
+                          _floats((2, 3, 5, 5)), None),
+    "Dropout": (lambda: nn.Dropout(0.3), lambda t: t.nn.Dropout(0.3), _floats((4, 5)), None),   # eval: identity
     "BatchNorm2D": (lambda: nn.BatchNorm2D(3), lambda t: t.nn.BatchNorm2d(3), _floats((2, 3, 4, 4)), None),
     "BatchNorm1D": (lambda: nn.BatchNorm1D(3), lambda t: t.nn.BatchNorm1d(3), _floats((4, 3, 5)), None),
     "InstanceNorm2D": (lambda: nn.InstanceNorm2D(3, affine=True, track_running_stats=True),
@@ -372,6 +382,15 @@ TWINS = {
     "MaxPool2D": (lambda: nn.MaxPool2D(3, 2), lambda t: t.nn.MaxPool2d(3, 2), _floats((2, 3, 7, 7)), None),
     "AvgPool2D": (lambda: nn.AvgPool2D(2), lambda t: t.nn.AvgPool2d(2), _floats((2, 3, 6, 6)), None),
     "Flatten": (lambda: nn.Flatten(), lambda t: t.nn.Flatten(), _floats((2, 3, 2, 2)), None),
+    "ConvTranspose1D": (lambda: nn.ConvTranspose1D(2, 4, 3, stride=2, groups=2),
+                        lambda t: t.nn.ConvTranspose1d(2, 4, 3, stride=2, groups=2), _floats((2, 2, 5)), None),
+    "ConvTranspose2D": (lambda: nn.ConvTranspose2D(3, 2, 4, stride=2, padding=1),
+                        lambda t: t.nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1), _floats((2, 3, 5, 4)), None),
+    "AdaptiveAvgPool2D": (lambda: nn.AdaptiveAvgPool2D(3), lambda t: t.nn.AdaptiveAvgPool2d(3),
+                          _floats((2, 3, 7, 5)), None),
+    "AdaptiveMaxPool2D": (lambda: nn.AdaptiveMaxPool2D(2), lambda t: t.nn.AdaptiveMaxPool2d(2),
+                          _floats((2, 3, 5, 5)), None),
+    "Dropout": (lambda: nn.Dropout(0.5), lambda t: t.nn.Dropout(0.5), _floats((3, 4)), None),
     **{name: (getattr(nn, name), lambda t, name=name: getattr(t.nn, name)(), _floats((3, 4)), None)
        for name in ("ReLU", "GELU", *activations.POINTWISE)},
 }

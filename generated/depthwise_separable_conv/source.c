@@ -539,44 +539,79 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
    3", SC 2011), a counter-based generator: the value at a counter is a pure
    function of (key, counter), so a dropout mask does not depend on the number
    of threads, the vector width or the order elements are visited in. Straight
-   line code on 32-bit words and 32x32->64 products: loops calling it vectorize.
+   line code on 32-bit words: loops calling it vectorize.
    lc_philox_uniform(s0, s1, c0, c1, row, col): key (s0 + 65536 s1), counter
    (col, row, c0 + 65536 c1, 0); each argument an integer, read as int32 (0
    outside its range, NaN too); the first word's top 24 bits as a uniform in
    [0, 1) (exact in float). */
-static inline uint32_t lc_philox_word(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0,
-                                      uint32_t k1) {
-    for (int round = 0; round < 10; round++) {
-        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-        c1 = (uint32_t)p1;
-        c3 = (uint32_t)p0;
-        c0 = n0;
-        c2 = n2;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
+/* the high word of the 64-bit product a * m, from 16-bit halves: every step
+   a 32-bit operation, so the loops calling it vectorize (a 64-bit product of
+   32-bit words mixes vector widths, and gcc leaves such a loop scalar) */
+static inline __attribute__((always_inline)) uint32_t lc_mulhi32(uint32_t a, uint32_t m) {
+    uint32_t al = a & 0xFFFFu, ah = a >> 16, ml = m & 0xFFFFu, mh = m >> 16;
+    uint32_t low = al * ml, mid1 = ah * ml, mid2 = al * mh;
+    uint32_t carry = ((low >> 16) + (mid1 & 0xFFFFu) + (mid2 & 0xFFFFu)) >> 16;
+    return ah * mh + (mid1 >> 16) + (mid2 >> 16) + carry;
+}
+
+/* one round: products of the counter's even words, mixed into the odd ones
+   with the key, which then moves by the Weyl constants */
+#define LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1) do { \
+        uint32_t lc_h0 = lc_mulhi32(c0, 0xD2511F53u), lc_l0 = c0 * 0xD2511F53u; \
+        uint32_t lc_h1 = lc_mulhi32(c2, 0xCD9E8D57u), lc_l1 = c2 * 0xCD9E8D57u; \
+        c0 = lc_h1 ^ c1 ^ k0; \
+        c2 = lc_h0 ^ c3 ^ k1; \
+        c1 = lc_l1; \
+        c3 = lc_l0; \
+        k0 += 0x9E3779B9u; \
+        k1 += 0xBB67AE85u; \
+    } while (0)
+
+/* ten rounds written out: a loop inside the caller's loop stops gcc vectorizing it */
+/* always inlined: a call inside a loop keeps it scalar */
+static inline __attribute__((always_inline)) uint32_t
+lc_philox_word(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
+    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
+    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
+    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
+    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
+    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
     return c0;
 }
 
-static inline uint32_t lc_word_f(float v) {
-    return (uint32_t)(v > -2147483648.0f && v < 2147483648.0f ? (int32_t)v : 0);
+/* an argument as a word: v truncated to int32, 0 outside int32 (NaN too). The
+   value's bits are masked instead of selected: gcc hoists a select on a
+   loop-invariant argument (the key, the row) into a form it cannot vectorize */
+static inline __attribute__((always_inline)) uint32_t lc_word_f(float v) {
+    uint32_t bits, keep = 0u - (uint32_t)((v > -2147483648.0f) & (v < 2147483648.0f));
+    float inside;
+    memcpy(&bits, &v, sizeof bits);
+    bits &= keep;
+    memcpy(&inside, &bits, sizeof inside);
+    return (uint32_t)(int32_t)inside;
 }
 
-static inline uint32_t lc_word(double v) {
-    return (uint32_t)(v > -2147483648.0 && v < 2147483648.0 ? (int32_t)v : 0);
+static inline __attribute__((always_inline)) uint32_t lc_word(double v) {
+    uint64_t bits, keep = 0u - (uint64_t)((v > -2147483648.0) & (v < 2147483648.0));
+    double inside;
+    memcpy(&bits, &v, sizeof bits);
+    bits &= keep;
+    memcpy(&inside, &bits, sizeof inside);
+    return (uint32_t)(int32_t)inside;
 }
 
-static inline float lc_philox_uniformf(float s0, float s1, float c0, float c1, float row, float col) {
+static inline __attribute__((always_inline)) float
+lc_philox_uniformf(float s0, float s1, float c0, float c1, float row, float col) {
     uint32_t word = lc_philox_word(lc_word_f(col), lc_word_f(row), lc_word_f(c0) + (lc_word_f(c1) << 16), 0u,
                                    lc_word_f(s0) + (lc_word_f(s1) << 16), 0x5EEDu);
-    return (float)(word >> 8) * 0x1p-24f;
+    return (float)(int32_t)(word >> 8) * 0x1p-24f;     /* via int32: no vector form from uint32 */
 }
 
-static inline double lc_philox_uniform(double s0, double s1, double c0, double c1, double row, double col) {
+static inline __attribute__((always_inline)) double
+lc_philox_uniform(double s0, double s1, double c0, double c1, double row, double col) {
     uint32_t word = lc_philox_word(lc_word(col), lc_word(row), lc_word(c0) + (lc_word(c1) << 16), 0u,
                                    lc_word(s0) + (lc_word(s1) << 16), 0x5EEDu);
-    return (double)(word >> 8) * 0x1p-24;
+    return (double)(int32_t)(word >> 8) * 0x1p-24;
 }
 
 

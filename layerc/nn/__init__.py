@@ -1,4 +1,4 @@
-"""Built-in layers. Each one is a layerc spec (in this file), compiled on
+"""Built-in layers. Each one is a layerc spec (in this package), compiled on
 first use at the sizes the layer was constructed with; the math runs in the
 generated C, forward and derived backward alike.
 

@@ -34,12 +34,15 @@ from .base import _by_rank, _rank, _Stateless
 WORD = 1 << 16
 
 
-def dropout(x, key, p):
+def dropout(x, key, columns, p):
     """``x`` with each element kept (scaled by ``1 / (1 - p)``) where its uniform
     number is at least ``p``, else zero. ``key`` is ``[4]``: the seed's low and
     high 16 bits, the call number's low and high 16 bits. An element's counter
     is (its last index, its row: the flat index of the others), each below 2**24
-    for an exact count in float32."""
+    for an exact count in float32. ``columns`` holds ``0, 1, ...`` along the last
+    axis: the innermost loop reads its index as a float instead of converting
+    the 64-bit loop index, which has no vector form below AVX-512 and would keep
+    the loop scalar (the row is computed once per row, outside it)."""
     dims = x.shape
     scale = 0.0 if p >= 1 else 1.0 / (1.0 - p)
 
@@ -47,7 +50,7 @@ def dropout(x, key, p):
         row = 0
         for i, d in zip(index[:-1], dims[:-1]):
             row = row * d + i
-        u = ops.elementwise("philox_uniform", key[0], key[1], key[2], key[3], row, index[-1])
+        u = ops.elementwise("philox_uniform", key[0], key[1], key[2], key[3], row, columns[index[-1]])
         return x[index] * ops.where(u >= p, scale, 0.0)
     return ops.compute(dims, _BY_RANK[len(dims)](value), name="dropout")
 
@@ -63,10 +66,11 @@ def _make(dims):
     class Spec:
         x = Input(*dims)
         key = Input(4, differentiable=False)
+        columns = Input(dims[-1], differentiable=False)
         p = Attr(0.5)
 
-        def forward(x, key, p):
-            return dropout(x, key, p)
+        def forward(x, key, columns, p):
+            return dropout(x, key, columns, p)
     return Spec
 
 
@@ -116,7 +120,14 @@ class Dropout(_Stateless):
         object.__setattr__(self, "_active", module)
         key = dropout_key(self.seed, self.calls, dtype)
         self.calls = (self.calls + 1) % (1 << 32)
-        return module.forward(x, key)
+        return module.forward(x, key, self._columns(data.shape[-1], dtype))
+
+    def _columns(self, size: int, dtype) -> np.ndarray:
+        columns = self.__dict__.get("_columns_array")
+        if columns is None or columns.shape != (size,) or columns.dtype != dtype:
+            columns = np.arange(size, dtype=dtype)
+            object.__setattr__(self, "_columns_array", columns)
+        return columns
 
     def backward(self, grad_output):
         """The input's gradient: ``grad_output`` through the latest forward's mask."""

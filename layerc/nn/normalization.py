@@ -132,7 +132,8 @@ def _suffix(**flags) -> str:
 
 @functools.lru_cache(maxsize=None)
 def per_channel_spec(kind: str, rank: int, affine: bool, bias: bool, track: bool, training: bool):
-    """The spec of ``batch_norm`` or ``instance_norm`` (``kind``) on [N, C, *] of ``rank``."""
+    """The spec of ``kind`` (``"BatchNorm1D"``: ``batch_norm``, ``"InstanceNorm2D"``:
+    ``instance_norm``) on [N, C, *] of ``rank``."""
     _check_rank(kind, rank, 2)
     declared = {"x": Input("N", "C", *_SPATIAL[:rank - 2])}
     declared.update(_affine_params("C", bias=bias) if affine else {})
@@ -143,11 +144,11 @@ def per_channel_spec(kind: str, rank: int, affine: bool, bias: bool, track: bool
 
     def body(t):
         return norm(t["x"], t, t["eps"], t["momentum"], batch_stats, training and track)
-    name = f"{kind}{rank}D" + _suffix(affine=affine, nobias=affine and not bias, track=track, train=training)
+    name = f"{kind}_rank{rank}" + _suffix(affine=affine, nobias=affine and not bias, track=track, train=training)
     return assemble(name, declared, body)
 
 
-NORMS = {"BatchNorm": batch_norm, "InstanceNorm": instance_norm}
+NORMS = {"BatchNorm1D": batch_norm, "InstanceNorm2D": instance_norm}
 
 
 @functools.lru_cache(maxsize=None)
@@ -155,7 +156,7 @@ def group_norm_spec(rank: int, affine: bool):
     _check_rank("GroupNorm", rank, 2)
     declared = {"x": Input("N", "C", *_SPATIAL[:rank - 2]), **(_affine_params("C") if affine else {}),
                 "groups": Attr(1), "eps": Attr(1e-5)}
-    return assemble(f"GroupNorm{rank}D" + _suffix(affine=affine), declared,
+    return assemble(f"GroupNorm_rank{rank}" + _suffix(affine=affine), declared,
                     lambda t: group_norm(t["x"], t, t["groups"], t["eps"]))
 
 
@@ -166,7 +167,7 @@ def rms_norm_spec(rank: int, k: int, affine: bool):
     norm = _NORMALIZED[:k]
     declared = {"x": Input(*_DIMS[:rank - k], *norm), **({"weight": Param(*norm, init="ones")} if affine else {}),
                 "eps": Attr(1e-6)}
-    return assemble(f"RMSNorm{rank}D{k}" + _suffix(affine=affine), declared,
+    return assemble(f"RMSNorm_rank{rank}_last{k}" + _suffix(affine=affine), declared,
                     lambda t: rms_norm(t["x"], t, k, t["eps"]))
 
 
@@ -182,7 +183,7 @@ class _PerChannel(SpecLayer):
     """Shared by ``BatchNorm1D`` and ``InstanceNorm2D``: per-channel statistics,
     optional affine transform and running statistics, as torch's ``_NormBase``."""
 
-    kind = ""
+    kind = ""                 # the layer's name, the key of NORMS
     ranks: tuple = ()
     expected = ""
 
@@ -230,7 +231,7 @@ class BatchNorm1D(_PerChannel):
         bn = BatchNorm1D(8)
         y = bn(np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32))
     """
-    kind, ranks, expected = "BatchNorm", (2, 3), "[N, C] or [N, C, L]"
+    kind, ranks, expected = "BatchNorm1D", (2, 3), "[N, C] or [N, C, L]"
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *,
                  bias=True, dtype=np.float32):
@@ -250,7 +251,7 @@ class InstanceNorm2D(_PerChannel):
         norm = InstanceNorm2D(3, affine=True)
         y = norm(np.ones((2, 3, 4, 4), np.float32))
     """
-    kind, ranks, expected = "InstanceNorm", (4,), "[N, C, H, W]"
+    kind, ranks, expected = "InstanceNorm2D", (4,), "[N, C, H, W]"
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, *,
                  bias=True, dtype=np.float32):

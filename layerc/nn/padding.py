@@ -83,7 +83,7 @@ def conv_padding(layer: str, padding, padding_mode: str, kernel: tuple, stride: 
         return padding_mode, tuple((span // 2, span - span // 2) for span in spans)
     values = tuple(padding) if isinstance(padding, (tuple, list)) else (padding,) * rank
     if len(values) != rank or not all(_is_int(p) and p >= 0 for p in values):
-        raise ValueError(f"{layer}: padding must be 'valid', 'same', an integer >= 0 or {rank} of them, "
+        raise ValueError(f"{layer}: padding must be an integer >= 0 or {rank} of them, 'valid' or 'same', "
                          f"got {padding!r}")
     return padding_mode, tuple((int(p), int(p)) for p in values)
 

@@ -4,6 +4,8 @@ numbers its children as torch's), so the keys match; what differs is handled
 here: values are torch tensors, and torch's batch and instance norms count
 their training batches in a ``num_batches_tracked`` buffer that layerc does not
 keep (it is read only when ``momentum=None``, which layerc refuses).
+(``Module.load_state_dict`` itself takes a torch ``state_dict`` of CPU tensors
+whose model has no such counter.)
 
 Example::
 
