@@ -20,8 +20,12 @@ import math
 import numpy as np
 
 from .record import describe
-from .tensor import Node, Tensor, tracks_grad
+from .tensor import Tensor, grad_enabled, record_call
 from .validate import check_array
+
+
+def _on_tape(value) -> bool:
+    return isinstance(value, Tensor) and grad_enabled() and (value.requires_grad or value.node is not None)
 
 
 def _reshaped(value, shape: tuple, name: str):
@@ -29,9 +33,9 @@ def _reshaped(value, shape: tuple, name: str):
     if not isinstance(value, Tensor):
         return value.reshape(shape)
     out = Tensor._wrap(value.data.reshape(shape))
-    if tracks_grad(value):
+    if _on_tape(value):
         source = value.shape
-        out.node = Node((value,), lambda g: (g.reshape(source),), name)
+        record_call((out,), (value,), lambda g: (g.reshape(source),), name)
     return out
 
 
@@ -130,8 +134,8 @@ class SpanCalls:
             value = args[positions[source]]
             array = check_array(self.name, source, value, t.shape, self.dtype, sizes, cast=self.cast)
             view = Tensor._wrap(array)
-            if isinstance(value, Tensor) and tracks_grad(value):
-                view.node = Node((value,), lambda g: (g,), self.name)
+            if _on_tape(value):
+                record_call((view,), (value,), lambda g: (g,), self.name)
             outputs.append(view)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
