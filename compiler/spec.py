@@ -123,6 +123,11 @@ class LayerSpec:
     Optional parameters (``Param(..., optional=True)``, or a ``None`` default in
     ``forward``) are bound like attributes: ``build(bias=False)``."""
 
+    # what a spec made without a class (a derived one) has unless it says otherwise
+    optional: tuple = ()
+    ellipsis: str | None = None
+    collapse_ellipsis = False
+
     def __init__(self, cls):
         self.name = cls.__name__
         self.doc = inspect.getdoc(cls) or ""
