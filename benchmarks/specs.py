@@ -25,8 +25,8 @@ def _example(name: str):
 
 # ---------------------------------------------------------------- from the examples
 
-# PReLU on [N, C], one alpha per feature: build with C = K = features.
-PReLU2D = _example("prelu_activation").PReLU2D
+# PReLU on [N, C] (any [..., C]), one alpha per feature: build with C = K = features.
+PReLU2D = _example("prelu_activation").PReLUFeaturesLast
 # y = x @ weight.T + bias, weight [O, I].
 LinearSpec = _example("linear").LinearSpec
 # self-attention with q/k/v/out projections (with bias); build with causal=False.

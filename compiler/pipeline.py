@@ -80,7 +80,12 @@ class Lowered:
         def tensor(t):
             decl = decls.get(t.name)
             return {"name": t.name, "role": t.role, "shape": _plain_shape(t.shape),
+                    "ellipsis": self.spec.ellipsis_axis(t.name, t.shape),
                     **{k: getattr(decl, k, None) for k in ("init", "fan_in", "fan_out")}}
+
+        def output(name):
+            shape = traced.shape_of(name)
+            return {"name": name, "shape": _plain_shape(shape), "ellipsis": self.spec.ellipsis_axis(name, shape)}
 
         def function(sig):
             return {"function": sig.function, "args": [
@@ -89,7 +94,7 @@ class Lowered:
 
         data = {"name": self.name, "prefix": self.prefix, "bindings": [*self.sizes.items(), *self.attrs.items()],
                 "tensors": [tensor(t) for t in traced.tensors],
-                "outputs": [{"name": n, "shape": _plain_shape(traced.shape_of(n))} for n in traced.outputs],
+                "outputs": [output(n) for n in traced.outputs], "views": _views(traced),
                 "saved": self.saved, "updates": self.forward.updates, "calls_blas": self.calls_blas,
                 "statuses": STATUSES, "index_ranges": self.index_ranges(),
                 "functions": [(role, function(sig)) for role, sig in self.signatures.items()]}
@@ -133,6 +138,20 @@ class CompiledLayer(Lowered):
     def record_fields(self) -> dict:
         """``Lowered.record_fields`` and the libraries (``load_library``)."""
         return {**super().record_fields(), "load_library": self.library}
+
+
+def _views(program: ir.Program) -> list:
+    """``(output, input)`` for each output that is an input as it is (an
+    identity layer, a flatten): the runtime hands out the input itself."""
+    inputs = {t.name: t for t in program.tensors if t.role in ("input", "data")}
+    found = []
+    for stage in program.stages:
+        body = stage.body
+        if (stage.name in program.outputs and stage.reduce is None and isinstance(body, ir.Load)
+                and body.tensor in inputs and stage.shape == inputs[body.tensor].shape
+                and body.index == tuple(ir.IVar(a.name) for a in stage.axes)):
+            found.append((stage.name, body.tensor))
+    return found
 
 
 def _plain_shape(shape: tuple) -> tuple:
@@ -197,7 +216,7 @@ def _lower(spec: LayerSpec, bindings: dict, traced: ir.Program) -> Lowered:
     user_backward = None
     if spec.backward is not None:
         from .custom_backward import trace_backward
-        user_backward = trace_backward(spec, traced, attrs, sizes)
+        user_backward = trace_backward(spec, traced, spec.forward_attrs(attrs), sizes)
     forward, backward = fuse_pair(traced, user_backward or derived)
     prefix = _prefix(spec.name)
     plans = {"forward": plan_program(forward), "backward": plan_program(backward)}

@@ -30,10 +30,14 @@ class _Declared:
 
     def __init__(self, *shape):
         for d in shape:
+            if d is Ellipsis:
+                continue
             if not isinstance(d, (str, numbers.Integral)) or isinstance(d, bool):
-                raise SpecError(type(self).__name__, f"sizes are names or integers, got {d!r}")
+                raise SpecError(type(self).__name__, f"sizes are names, integers or ..., got {d!r}")
             if isinstance(d, str) and not d.isidentifier():
                 raise SpecError(type(self).__name__, f"size name {d!r} is not an identifier")
+        if shape.count(Ellipsis) > 1:
+            raise SpecError(type(self).__name__, f"one ... per shape, got {shape_text(shape)}")
         self.shape = tuple(shape)
         self.location = user_location()
         _Declared._order += 1
@@ -42,10 +46,13 @@ class _Declared:
 
 class Input(_Declared):
     """A differentiable (float) input, or an integer one with ``dtype="int64"``
-    (class targets, read only as indices)::
+    (class targets, read only as indices). One ``...`` stands for any number of
+    axes (none too): the layer then takes inputs of any rank, and ``forward``
+    sees those axes as one (see ``LayerSpec``)::
 
         x = Input("N", "C")
         target = Input("N", dtype="int64")
+        x = Input(..., "C")                 # [C], [N, C], [B, S, C], ...
     """
 
     def __init__(self, *shape, dtype: str = "float", differentiable: bool = True):
@@ -60,16 +67,22 @@ class Param(_Declared):
     """A trainable parameter with an initializer: a number, ``"zeros"``, ``"ones"``,
     ``"normal"``, ``"uniform"``, ``"xavier"``/``"glorot"`` (normal),
     ``"xavier_uniform"``, ``"kaiming"``/``"he"`` (normal), ``"kaiming_uniform"``,
-    or a callable ``(shape, rng) -> array``::
+    or a callable ``(shape, rng) -> array``. ``optional=True``: ``build(name=False)``
+    builds the layer without it, and ``forward`` then receives ``None``::
 
         weight = Param("O", "I", init="xavier")
+        bias = Param("O", optional=True)    # Spec.build(..., bias=False)
     """
 
     role = "param"
 
-    def __init__(self, *shape, init="zeros", fan_in=None, fan_out=None):
+    def __init__(self, *shape, init="zeros", fan_in=None, fan_out=None, optional: bool = False):
         super().__init__(*shape)
+        if Ellipsis in shape:
+            raise SpecError("Param", f"a parameter's shape is fixed when the layer is built: "
+                            f"no ... in {shape_text(shape)}")
         self.init, self.fan_in, self.fan_out = init, fan_in, fan_out
+        self.optional = bool(optional)
 
 
 class Buffer(_Declared):
@@ -82,6 +95,9 @@ class Buffer(_Declared):
 
     def __init__(self, *shape, init=0.0):
         super().__init__(*shape)
+        if Ellipsis in shape:
+            raise SpecError("Buffer", f"a buffer's shape is fixed when the layer is built: "
+                            f"no ... in {shape_text(shape)}")
         self.init = init
 
 
@@ -96,7 +112,21 @@ class LayerSpec:
     """A declared layer: its tensors, attributes and ``forward`` (and ``backward``).
 
     Declaring and tracing need nothing but the front end; ``layerc.layer``
-    returns a ``layerc.layers.Layer``, a spec that also builds."""
+    returns a ``layerc.layers.Layer``, a spec that also builds.
+
+    Rank polymorphism: the ``...`` of every declaration is one group of axes,
+    the same in all inputs. ``forward`` sees it as ONE axis, of the size
+    ``self.ellipsis`` (``E``: the product of the group's sizes), so one compiled
+    kernel serves every rank; the runtime collapses each input's group into that
+    axis and expands the outputs' axis of size ``E`` back. A spec whose output
+    should keep the group collapsed (a flatten) says ``collapse_ellipsis = True``.
+    Optional parameters (``Param(..., optional=True)``, or a ``None`` default in
+    ``forward``) are bound like attributes: ``build(bias=False)``."""
+
+    # what a spec made without a class (a derived one) has unless it says otherwise
+    optional: tuple = ()
+    ellipsis: str | None = None
+    collapse_ellipsis = False
 
     def __init__(self, cls):
         self.name = cls.__name__
@@ -118,10 +148,20 @@ class LayerSpec:
         self.backward = members.get("backward")
         self.sizes = sorted({d for _, t in self.tensors for d in t.shape if isinstance(d, str)})
         known = {k for k, _ in self.tensors} | set(self.attrs)
-        for p in inspect.signature(self.forward).parameters:
+        signature = inspect.signature(self.forward).parameters
+        for p in signature:
             if p not in known:
                 raise SpecError(self.name, f"forward takes {p!r}, which is not a declared Input, Param, "
                                 f"Buffer or Attr (declared: {', '.join(sorted(known))})", self.location)
+        self.optional = tuple(k for k, t in self.tensors if getattr(t, "optional", False) or (
+            t.role == "param" and k in signature and signature[k].default is None))
+        self.attrs.update({k: True for k in self.optional})
+        self.ellipsis = _fresh_size("E", known | set(self.sizes)) if any(
+            Ellipsis in t.shape for _, t in self.tensors) else None
+        self.collapse_ellipsis = bool(members.get("collapse_ellipsis", False))
+        if self.ellipsis:
+            # bindable like any size (build(E=6) fixes the product of the ... axes; tests do)
+            self.sizes.append(self.ellipsis)
 
     def __repr__(self):
         return f"<layer spec {self.name}>"
@@ -130,6 +170,9 @@ class LayerSpec:
         """Separate ``build(...)`` keywords into sizes and attributes, rejecting unknown names."""
         sizes, attrs = {}, dict(self.attrs)
         for k, v in bindings.items():
+            if k in self.optional and not isinstance(v, bool):
+                raise SpecError(self.name, f"{k} is an optional parameter: build({k}=True) or "
+                                f"build({k}=False), got {v!r}", self.location)
             if k in self.attrs:
                 attrs[k] = v
             elif k in self.sizes:
@@ -142,14 +185,53 @@ class LayerSpec:
         return sizes, attrs
 
     def shape_of(self, decl: _Declared, sizes: dict) -> tuple:
-        return tuple(IConst(d) if isinstance(d, numbers.Integral) else
+        """A declaration's shape as IR sizes; its ``...`` is the one axis ``ISym(self.ellipsis)``."""
+        return tuple(IConst(d) if isinstance(d, numbers.Integral) else ISym(self.ellipsis) if d is Ellipsis else
                      IConst(sizes[d]) if d in sizes else ISym(d) for d in decl.shape)
+
+    def forward_attrs(self, attrs: dict) -> dict:
+        """What ``forward`` receives besides its tensors: the attributes, and None
+        for each optional parameter built without (``attrs`` from ``split_bindings``)."""
+        return {k: None if k in self.optional else v for k, v in attrs.items()
+                if k not in self.optional or not v}
 
     def trace(self, **bindings) -> Program:
         """Run ``forward`` on symbolic tensors and return the forward program."""
         sizes, attrs = self.split_bindings(bindings)
         return trace_function(self.name, self.forward, {
-            name: (self.shape_of(decl, sizes), decl.role) for name, decl in self.tensors}, attrs)
+            name: (self.shape_of(decl, sizes), decl.role) for name, decl in self.tensors
+            if name not in self.optional or attrs[name]}, self.forward_attrs(attrs))
+
+    def ellipsis_axis(self, name: str, shape: tuple) -> int | None:
+        """Which axis of the tensor ``name`` (a declared input, or an output of
+        ``shape``) is the ``...`` group: an input's is where it is declared, an
+        output's is its one axis of size ``E`` (None: no group, or the spec
+        keeps it collapsed)."""
+        decl = dict(self.tensors).get(name)
+        if decl is not None:
+            return decl.shape.index(Ellipsis) if Ellipsis in decl.shape else None
+        if self.ellipsis is None or self.collapse_ellipsis:
+            return None
+        axes = [k for k, d in enumerate(shape) if d == ISym(self.ellipsis)]
+        if len(axes) > 1:
+            raise SpecError(self.name, f"output {name} has shape {shape_str(shape)}: more than one axis is "
+                            f"the ... group ({self.ellipsis}), so the caller's axes cannot be put back",
+                            self.location)
+        return axes[0] if axes else None
+
+
+def shape_text(shape: tuple) -> str:
+    """A declared shape as written: ``(..., C)``."""
+    text = ", ".join("..." if d is Ellipsis else str(d) for d in shape)
+    return f"({text},)" if len(shape) == 1 else f"({text})"
+
+
+def _fresh_size(base: str, taken: set) -> str:
+    """``base``, or ``base`` with a number, whichever no declaration uses."""
+    name, k = base, 0
+    while name in taken:
+        name, k = f"{base}{k}", k + 1
+    return name
 
 
 def layer(cls) -> LayerSpec:

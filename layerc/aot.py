@@ -174,8 +174,11 @@ def runtime_files() -> dict:
 
 def _docstring(record: LayerRecord, context: dict, command: str, doc: str) -> str:
     """The package's docstring (text), from ``templates/package_docstring.py.j2``."""
-    free = sorted(set().union(*(size_names(d) for t in record.tensors for d in t.shape)))
-    shapes = "; ".join(f"{t.name}: {describe(t.shape, {})}" for t in record.of_role("input", "data", "index"))
+    # the ... axes (an input's ``ellipsis`` axis) are shown as ..., not as their size name
+    free = sorted(set().union(*(size_names(d) for t in record.tensors for k, d in enumerate(t.shape)
+                                if k != t.ellipsis)))
+    shapes = "; ".join(f"{t.name}: {describe(t.shape, {}, t.ellipsis)}"
+                       for t in record.of_role("input", "data", "index"))
     return _env.get_template("package_docstring.py.j2").render(
         **context, command=command, doc=doc or f"The layer {record.name}.", free_sizes=", ".join(free) or "none",
         bindings=", ".join(f"{k}={v}" for k, v in record.bindings) or "no bindings", input_shapes=shapes or "none")

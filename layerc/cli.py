@@ -161,6 +161,8 @@ def bind_free_sizes(spec, bindings: dict, parameters_only: bool = False) -> dict
     from .compiler.errors import SpecError
     needed = {d for _, t in spec.tensors if t.role in ("param", "buffer") or not parameters_only
               for d in t.shape if isinstance(d, str)}
+    if spec.ellipsis and not parameters_only:
+        needed.add(spec.ellipsis)           # the ... axes, as one: a size like any other
     free = [s for s in spec.sizes if s not in bindings and s in needed]
     if not free:
         return bindings

@@ -1,12 +1,14 @@
 """The specs of the built-in losses (``layerc.losses`` holds their modules and
 functional forms): the losses as spec functions of traced tensors, and spec
-classes built from them, one per input rank (and per set of extra inputs).
+classes built from them. Inputs are declared ``[N, ...]`` (``[N, C, ...]`` for
+the class losses, plus an unbatched ``[C]``), so one spec serves every rank
+(one per set of extra inputs).
 
 Example::
 
     >>> from layerc.loss_specs import POINTWISE
     >>> POINTWISE["HuberLoss"](2)                    # doctest: +SKIP
-    <layer spec HuberLoss2D>
+    <layer spec HuberLoss>
 """
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ import math
 from .compiler import ops
 from .compiler.spec import Attr, Input
 from .layers import layer
-from .nn.base import _by_rank
 
 # ---------------------------------------------------------------- spec functions
 _REDUCE = {
@@ -153,104 +154,133 @@ def _taking(fn, names):
     return fn
 
 
-def _pointwise_make(value, extras, gradient):
-    def make(dims):
-        declared = {"input": Input(*dims), "target": Input(*dims, differentiable=False),
-                    **{name: Input(*dims, differentiable=False) for name in extras},
-                    "reduction": Attr("mean"), "settings": Attr(())}
+def _pointwise_spec(name, value, extras, gradient, dims):
+    """The spec of ``reduce(weight * value(input, target, ...))`` on ``dims``."""
+    declared = {"input": Input(*dims), "target": Input(*dims, differentiable=False),
+                **{extra: Input(*dims, differentiable=False) for extra in extras},
+                "reduction": Attr("mean"), "settings": Attr(())}
 
-        def forward(input, target, reduction, settings, weight=None, **tensors):
-            loss = value(input, target, **tensors, **dict(settings))
-            return _REDUCE[reduction](loss if weight is None else weight * loss)
+    def forward(input, target, reduction, settings, weight=None, **tensors):
+        loss = value(input, target, **tensors, **dict(settings))
+        return _REDUCE[reduction](loss if weight is None else weight * loss)
 
-        def backward(grad_output, input, target, reduction, weight=None, **unused):
-            grad = gradient(input, target)
-            return _REDUCE_GRAD[reduction](grad_output, grad if weight is None else weight * grad)
+    def backward(grad_output, input, target, reduction, weight=None, **unused):
+        grad = gradient(input, target)
+        return _REDUCE_GRAD[reduction](grad_output, grad if weight is None else weight * grad)
 
-        methods = {"forward": _taking(forward, declared)}
-        if gradient is not None:
-            methods["backward"] = _taking(backward, ("grad_output", *declared))
-        return type("Spec", (), {"__doc__": value.__doc__, **declared, **methods})
-    return make
+    methods = {"forward": _taking(forward, declared)}
+    if gradient is not None:
+        methods["backward"] = _taking(backward, ("grad_output", *declared))
+    suffix = "".join(extra.title().replace("_", "") for extra in extras)
+    return layer(type(f"{name}{suffix}", (), {"__doc__": value.__doc__, **declared, **methods}))
 
 
-def _pointwise_specs(name, value, gradient=None):
+def _pointwise_specs(name, value, gradient=None, dims=(...,)):
     """``specs(rank, extras=())``: the spec of ``reduce(weight * value(input, target, ...))``
-    for inputs of ``rank``, with the extra float inputs ``extras`` of the input's shape
-    ('weight' scales the values; the others go to ``value``, with the ``settings`` Attr);
-    ``gradient(input, target)`` replaces the derived one. Built once each."""
-    families: dict = {}
+    on ``dims`` (``[...]``: every rank, the runtime runs the axes as one; ``[N, ...]`` for a
+    loss that reads the batch size), with the extra float inputs ``extras`` of the input's
+    shape ('weight' scales the values; the others go to ``value``, with the ``settings``
+    Attr); ``gradient(input, target)`` replaces the derived one. Built once per set of extras."""
+    specs_by_extras: dict = {}
 
     def specs(rank, extras=()):
-        if extras not in families:
-            families[extras] = _by_rank(name, _pointwise_make(value, extras, gradient))
-        return families[extras](rank)
+        if rank < len(dims) - 1:
+            raise ValueError(f"{name}: input must have rank {len(dims) - 1} or more, got {rank}")
+        if extras not in specs_by_extras:
+            specs_by_extras[extras] = _pointwise_spec(name, value, extras, gradient, dims)
+        return specs_by_extras[extras]
     return specs
 
 
 def class_layout(rank):
     """``(class axis, dims, one-per-row dims, one-per-class dims)`` of an input of ``rank``:
-    ``[C]`` unbatched, else ``[N, C, D1, ...]``."""
-    dims = ("C",) if rank == 1 else ("N", "C") + tuple(f"D{k}" for k in range(1, rank - 1))
+    ``[C]`` unbatched, ``[N, C]``, else ``[N, C, ...]`` (as the spec sees it: the ``...``
+    axes as one). ``[N, C]`` keeps a spec of its own: as ``[N, C, ...]`` its innermost
+    loop would run over the empty ``...`` (one element)."""
+    dims = ("C",) if rank == 1 else ("N", "C") if rank == 2 else ("N", "C", ...)
     rows = tuple(1 if d == "C" else d for d in dims)
     classes = tuple(d if d == "C" else 1 for d in dims)
     return dims.index("C"), dims, rows, classes
 
 
-def _class_index_make(log_probs):
-    def make(dims):
-        axis, dims, rows, classes = class_layout(len(dims))
-
-        class Spec:
-            """Class-index loss: ``target`` in range (ignored rows read class 0), ``valid`` 0 on
-            ignored rows, ``weight`` one per class; ``settings``: label smoothing."""
-            input = Input(*dims)
-            target = Input(*rows, dtype="int64")
-            weight = Input(*classes, differentiable=False)
-            valid = Input(*rows, differentiable=False)
-            reduction = Attr("mean")
-            settings = Attr(())
-
-            def forward(input, target, weight, valid, reduction, settings):
-                loss, row_weight = class_index_loss(input, target, weight, valid, axis, log_probs,
-                                                    **dict(settings))
-                if reduction == "mean":
-                    return weighted_mean(loss, row_weight)
-                rows = tuple(d for k, d in enumerate(loss.shape) if k != axis)
-                return _REDUCE[reduction](ops.reshape(loss, rows))
-        return Spec
-    return make
+def _class_weights(weight, classes):
+    """The class weights ``[C]`` laid along the class axis of the traced input."""
+    return weight.reshape(*(weight.shape[0] if d == "C" else 1 for d in classes))
 
 
-def _soft_make(dims):
-    axis, dims, _, classes = class_layout(len(dims))
+def _class_index_spec(name, rank, log_probs):
+    axis, dims, rows, classes = class_layout(rank)
+
+    class Spec:
+        """Class-index loss: ``target`` in range (ignored rows read class 0), ``valid`` 0 on
+        ignored rows, ``weight`` one per class; ``settings``: label smoothing."""
+        input = Input(*dims)
+        target = Input(*rows, dtype="int64")
+        weight = Input("C", differentiable=False)
+        valid = Input(*rows, differentiable=False)
+        reduction = Attr("mean")
+        settings = Attr(())
+
+        def forward(input, target, weight, valid, reduction, settings):
+            loss, row_weight = class_index_loss(input, target, _class_weights(weight, classes), valid, axis,
+                                                log_probs, **dict(settings))
+            if reduction == "mean":
+                return weighted_mean(loss, row_weight)
+            kept = tuple(d for k, d in enumerate(loss.shape) if k != axis)
+            return _REDUCE[reduction](ops.reshape(loss, kept))
+    Spec.__name__ = Spec.__qualname__ = f"{name}{_LAYOUT_NAMES[rank]}"
+    return layer(Spec)
+
+
+def _soft_spec(rank):
+    axis, dims, _, classes = class_layout(rank)
 
     class Spec:
         """Cross entropy against class probabilities ``target``; ``settings``: label smoothing."""
         input = Input(*dims)
         target = Input(*dims, differentiable=False)
-        weight = Input(*classes, differentiable=False)
+        weight = Input("C", differentiable=False)
         reduction = Attr("mean")
         settings = Attr(())
 
         def forward(input, target, weight, reduction, settings):
-            return _REDUCE[reduction](soft_cross_entropy(input, target, weight, axis, **dict(settings)))
-    return Spec
+            return _REDUCE[reduction](soft_cross_entropy(input, target, _class_weights(weight, classes), axis,
+                                                         **dict(settings)))
+    Spec.__name__ = Spec.__qualname__ = f"CrossEntropyProbabilities{_LAYOUT_NAMES[rank]}"
+    return layer(Spec)
 
 
-# by rank: class-index targets, of logits (cross entropy) or of log-probabilities (NLL)
-CLASS_INDEX = {False: _by_rank("CrossEntropyLoss", _class_index_make(False)),
-               True: _by_rank("NLLLoss", _class_index_make(True))}
-# by rank: probability targets
-PROBABILITIES = _by_rank("CrossEntropyLoss", _soft_make)
+_LAYOUT_NAMES = {1: "Unbatched", 2: "", 3: "Spatial"}
 
-# by rank and extra inputs: the elementwise losses
+
+def _layouts(make):
+    """``specs(rank)``: ``make(1)`` for an unbatched ``[C]``, ``make(2)`` for ``[N, C]``,
+    ``make(3)`` for ``[N, C, ...]`` (every rank from 3); built on first use."""
+    built: dict = {}
+
+    def specs(rank):
+        if rank < 1:
+            raise ValueError(f"input must be [C] or [N, C, ...], got rank {rank}")
+        layout = min(rank, 3)
+        if layout not in built:
+            built[layout] = make(layout)
+        return built[layout]
+    return specs
+
+
+# class-index targets, of logits (cross entropy) or of log-probabilities (NLL)
+CLASS_INDEX = {False: _layouts(lambda rank: _class_index_spec("CrossEntropyLoss", rank, False)),
+               True: _layouts(lambda rank: _class_index_spec("NLLLoss", rank, True))}
+# probability targets
+PROBABILITIES = _layouts(_soft_spec)
+
+# per set of extra inputs: the elementwise losses, every rank
 POINTWISE = {
     "MSELoss": _pointwise_specs("MSELoss", squared_error),
     "L1Loss": _pointwise_specs("L1Loss", absolute_error),
     "HuberLoss": _pointwise_specs("HuberLoss", huber),
     "SmoothL1Loss": _pointwise_specs("SmoothL1Loss", smooth_l1),
-    "KLDivLoss": _pointwise_specs("KLDivLoss", kl_divergence),
+    "KLDivLoss": _pointwise_specs("KLDivLoss", kl_divergence, dims=("N", ...)),   # batchmean: / N
     "BCELoss": _pointwise_specs("BCELoss", binary_cross_entropy_values, binary_cross_entropy_grad),
     "BCEWithLogitsLoss": _pointwise_specs("BCEWithLogitsLoss", bce_with_logits_values),
 }

@@ -275,16 +275,15 @@ def _class_targets(loss, target, shape) -> np.ndarray:
 
 
 def _class_weights(loss, weight, shape, dtype) -> np.ndarray:
-    """The class weights (ones by default) laid along the input's class axis."""
+    """The class weights ``[C]`` (ones by default; the spec lays them along the class axis)."""
     axis, _, _, _ = class_layout(len(shape))
-    layout = tuple(d if k == axis else 1 for k, d in enumerate(shape))
     if weight is None:
-        return np.ones(layout, dtype)
+        return np.ones(shape[axis], dtype)
     array = _array(weight)
     if array.shape != (shape[axis],) or array.dtype.kind not in "fiu":
         raise ValueError(f"{loss}: weight must hold one real weight per class, shape ({shape[axis]},); "
                          f"got shape {array.shape} and dtype {array.dtype}")
-    return np.ascontiguousarray(array, dtype=dtype).reshape(layout)
+    return np.ascontiguousarray(array, dtype=dtype)
 
 
 class NLLLoss(_ClassIndexLoss):

@@ -67,6 +67,8 @@ class GradSpec(Layer):
         self.attrs = dict(base.attrs)
         self.sizes = list(base.sizes)
         self.forward, self.backward = base.forward, None
+        # the base's ... group and optional parameters: its gradients have its inputs' shapes
+        self.optional, self.ellipsis = base.optional, base.ellipsis
 
     def __repr__(self):
         return f"<layer spec {self.name}: the backward of {self.base.name}>"

@@ -27,39 +27,40 @@ def test_cross_entropy_gradcheck(reduction):
     check_grad(CrossEntropySpec, N=3, C=7, reduction=reduction, inputs={"target": [0, 6, 3]}).assert_ok()
 
 
-@pytest.mark.parametrize("rank,sizes", [(2, dict(N=3, D1=7)), (4, dict(N=3, D1=2, D2=5, D3=7))])
+# one spec, [...]: E binds the product of the ... axes (the runtime collapses them into one)
+@pytest.mark.parametrize("rank,sizes", [(2, dict(E=3 * 7)), (4, dict(E=3 * 2 * 5 * 7))])
 def test_mse_gradcheck(rank, sizes):
     check_grad(mse_spec(rank), **sizes).assert_ok()
 
 
-ROWS = dict(N=3, C=4, D1=2)                 # [N, C, D1] inputs: targets and masks are [N, 1, D1]
+ROWS = dict(N=3, C=4, E=2)                  # [N, C, D1] inputs: targets and masks are [N, 1, D1]
 GRAD_CASES = {
-    "l1": (POINTWISE["L1Loss"](2), dict(N=3, D1=4), {}),
-    "huber": (POINTWISE["HuberLoss"](2), dict(N=3, D1=4, settings=(("delta", 0.5),)), {}),
-    "smooth_l1": (POINTWISE["SmoothL1Loss"](3), dict(N=2, D1=3, D2=2, reduction="sum",
+    "l1": (POINTWISE["L1Loss"](2), dict(E=3 * 4), {}),
+    "huber": (POINTWISE["HuberLoss"](2), dict(E=3 * 4, settings=(("delta", 0.5),)), {}),
+    "smooth_l1": (POINTWISE["SmoothL1Loss"](3), dict(E=2 * 3 * 2, reduction="sum",
                                                      settings=(("beta", 0.7),)), {}),
-    "kl_div": (POINTWISE["KLDivLoss"](2), dict(N=3, D1=4, reduction="batchmean"),
+    "kl_div": (POINTWISE["KLDivLoss"](2), dict(N=3, E=4, reduction="batchmean"),
                {"target": _uniform(0.1, 1, 3, 4)}),
-    "kl_div log_target": (POINTWISE["KLDivLoss"](2), dict(N=3, D1=4, reduction="none",
+    "kl_div log_target": (POINTWISE["KLDivLoss"](2), dict(N=3, E=4, reduction="none",
                                                           settings=(("log_target", True),)), {}),
     # BCE's gradient is torch's formula (a spec-written backward): checked against finite differences
-    "bce weighted": (POINTWISE["BCELoss"](2, ("weight",)), dict(N=3, D1=4),
+    "bce weighted": (POINTWISE["BCELoss"](2, ("weight",)), dict(E=3 * 4),
                      {"input": _uniform(0.05, 0.95, 3, 4), "target": _uniform(0, 1, 3, 4),
                       "weight": _uniform(0.5, 2, 3, 4)}),
-    "bce none": (POINTWISE["BCELoss"](1), dict(N=5, reduction="none"),
+    "bce none": (POINTWISE["BCELoss"](1), dict(E=5, reduction="none"),
                  {"input": _uniform(0.05, 0.95, 5), "target": _uniform(0, 1, 5)}),
-    "bce with logits": (POINTWISE["BCEWithLogitsLoss"](3, ("weight", "pos_weight")), dict(N=2, D1=3, D2=2),
-                        {"target": _uniform(0, 1, 2, 3, 2), "pos_weight": _uniform(0.5, 3, 2, 3, 2)}),
+    "bce with logits": (POINTWISE["BCEWithLogitsLoss"](3, ("weight", "pos_weight")), dict(E=2 * 3 * 2),
+                        {"target": _uniform(0, 1, 12), "pos_weight": _uniform(0.5, 3, 12)}),
     "cross entropy weighted, smoothed, a row ignored": (
         CLASS_INDEX[False](3), dict(ROWS, settings=(("label_smoothing", 0.2),)),
-        {"target": [[[0, 3]], [[2, 2]], [[1, 0]]], "weight": [[[0.5], [1], [2], [1.5]]],
+        {"target": [[[0, 3]], [[2, 2]], [[1, 0]]], "weight": [0.5, 1, 2, 1.5],
          "valid": [[[1, 1]], [[0, 1]], [[1, 1]]]}),
     "cross entropy unbatched": (CLASS_INDEX[False](1), dict(C=4, reduction="none"),
                                 {"target": [2], "weight": [1, 2, 3, 4], "valid": [1]}),
     "nll": (CLASS_INDEX[True](2), dict(N=3, C=4, reduction="sum"),
-            {"target": [[3], [0], [1]], "weight": [[1, 2, 3, 4]], "valid": [[1], [1], [0]]}),
+            {"input": RNG.standard_normal((3, 4)), "target": [[3], [0], [1]], "weight": [1, 2, 3, 4], "valid": [[1], [1], [0]]}),
     "cross entropy with probabilities": (PROBABILITIES(3), dict(ROWS, settings=(("label_smoothing", 0.1),)),
-                                         {"target": _uniform(0, 1, 3, 4, 2), "weight": [[[1], [2], [0.5], [1]]]}),
+                                         {"target": _uniform(0, 1, 3, 4, 2), "weight": [1, 2, 0.5, 1]}),
 }
 
 
@@ -249,11 +250,11 @@ def test_plain_cross_entropy_runs_its_own_spec_and_gives_way_for_options():
     assert loss_fn._active.name == "CrossEntropySpec"
     plain = loss_fn.backward().numpy().copy()
     loss_fn(x, np.array([0, 1, 2, -100]))
-    assert loss_fn._active.name == "CrossEntropyLoss2D"
+    assert loss_fn._active.name == "CrossEntropyLoss"
     np.testing.assert_allclose(loss_fn.backward().numpy()[:3], plain[:3] * 4 / 3, rtol=1e-6)
     for module in (CrossEntropyLoss(np.ones(3)), CrossEntropyLoss(label_smoothing=0.1), CrossEntropyLoss(ignore_index=2)):
         module(x, np.array([0, 1, 2, 0]))
-        assert module._active.name == "CrossEntropyLoss2D"
+        assert module._active.name == "CrossEntropyLoss"
 
 
 def test_cross_entropy_is_stable_for_huge_logits():
@@ -319,7 +320,7 @@ ERRORS = [
     (lambda: cross_entropy(X23, np.full((2, 3), 0.5), ignore_index=1), ValueError,
      r"CrossEntropyLoss: ignore_index must be negative with probability targets"),
     (lambda: cross_entropy(X23, np.array([-100, 7])), IndexError,
-     r"CrossEntropyLoss2D: target\[1, 0\] = 7 is out of range"),
+     r"CrossEntropyLoss: target\[1, 0\] = 7 is out of range"),
     (lambda: CrossEntropyLoss("sum"), TypeError, r"CrossEntropyLoss: weight must be an array, got 'sum'"),
     (lambda: CrossEntropyLoss(label_smoothing=1.5), ValueError,
      r"CrossEntropyLoss: label_smoothing must be in \[0, 1\], got 1.5"),

@@ -14,13 +14,14 @@ def _rng(seed=0):
 
 # ---------------------------------------------------------------- Linear
 
-@pytest.mark.parametrize("spec", [nn.LinearSpec, nn.LinearNoBiasSpec])
-def test_linear_gradcheck(spec):
-    check_grad(spec, N=3, I=5, O=7).assert_ok()
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_gradcheck(bias):
+    check_grad(nn.LinearSpec, E=3, I=5, O=7, bias=bias).assert_ok()
 
 
 def test_linear3_gradcheck():
-    check_grad(nn.Linear3Spec, B=2, N=3, I=5, O=7).assert_ok()
+    x = _rng().standard_normal((2, 3, 5))
+    check_grad(nn.LinearSpec, inputs={"x": x}, I=5, O=7).assert_ok()
 
 
 def test_linear_layout_and_init():
@@ -83,8 +84,8 @@ def test_conv2d_gradcheck(C, O, K, stride, padding, dilation, groups):
 
 
 def test_conv2d_no_bias_gradcheck():
-    check_grad(nn.Conv2DNoBiasSpec, N=3, C=3, H=5, W=7, O=5, CG=3, KH=3, KW=3, stride=(2, 2),
-               padding=(1, 1)).assert_ok()
+    check_grad(nn.Conv2DSpec, N=3, C=3, H=5, W=7, O=5, CG=3, KH=3, KW=3, stride=(2, 2),
+               padding=(1, 1), bias=False).assert_ok()
 
 
 def test_conv2d_input_gradient_is_gather_form():
@@ -102,13 +103,13 @@ def test_batchnorm2d_gradcheck(training):
 
 
 @pytest.mark.parametrize("spec,sizes,attrs", [
-    (nn.relu_spec(4), dict(N=3, D1=3, D2=5, D3=7), {}),
-    (nn.gelu_spec(2), dict(N=3, D1=7), {}),
-    (nn.softmax_spec(3), dict(N=3, D1=5, D2=7), dict(axis=1)),
-    (nn.softmax_spec(2), dict(N=3, D1=7), {}),
-    (nn.flatten_spec(4), dict(N=3, D1=3, D2=5, D3=7), {}),
-    (nn.layer_norm_spec(3, 1), dict(N=3, D1=5, L1=7), {}),
-    (nn.layer_norm_spec(4, 2), dict(N=3, D1=2, L1=5, L2=7), {}),
+    (nn.ReLUSpec, dict(E=3 * 3 * 5 * 7), {}),
+    (nn.GELUSpec, dict(E=3 * 7), {}),
+    (nn.softmax_spec(1), dict(D0=3, C=5, E=7), {}),
+    (nn.SoftmaxSpec, dict(E=3, C=7), {}),
+    (nn.FlattenSpec, dict(N=3, E=3 * 5 * 7), {}),
+    (nn.layer_norm_spec(1), dict(E=3 * 5, L1=7), {}),
+    (nn.layer_norm_spec(2), dict(E=3 * 2, L1=5, L2=7), {}),
     (nn.MaxPool2DSpec, dict(N=3, C=3, H=5, W=7), dict(kernel_size=(3, 3), stride=(2, 2))),
     (nn.AvgPool2DSpec, dict(N=3, C=3, H=5, W=7), dict(kernel_size=(3, 2), stride=(2, 2))),
 ], ids=lambda v: getattr(v, "name", None))

@@ -22,9 +22,8 @@ from layerc.compiler.plan import plan_program
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _spec(rank: int, bias: bool):
-    return {(1, True): nn.Conv1DSpec, (1, False): nn.Conv1DNoBiasSpec,
-            (2, True): nn.Conv2DSpec, (2, False): nn.Conv2DNoBiasSpec}[rank, bias]
+def _spec(rank: int):
+    return {1: nn.Conv1DSpec, 2: nn.Conv2DSpec}[rank]
 
 
 def _bindings(rank, C, O, K, stride, padding, dilation, groups):
@@ -35,7 +34,7 @@ def _bindings(rank, C, O, K, stride, padding, dilation, groups):
 
 def _nests(rank=2, C=8, O=16, K=3, stride=1, padding=1, dilation=1, groups=1, bias=True) -> dict:
     """``{stage: nest}`` of a convolution's forward and backward as they run."""
-    low = lower_layer(_spec(rank, bias), **_bindings(rank, C, O, K, stride, padding, dilation, groups))
+    low = lower_layer(_spec(rank), bias=bias, **_bindings(rank, C, O, K, stride, padding, dilation, groups))
     return {n.stage.name: n for program in (low.forward, low.backward) for n in plan_program(program)}
 
 
@@ -138,7 +137,7 @@ GRAD_CASES = [
 @pytest.mark.parametrize("rank, C, O, K, stride, padding, dilation, groups, bias, size", GRAD_CASES)
 def test_convolution_gradcheck(rank, C, O, K, stride, padding, dilation, groups, bias, size):
     spatial = dict(zip(("L",) if rank == 1 else ("H", "W"), size))
-    check_grad(_spec(rank, bias), N=2, **spatial,
+    check_grad(_spec(rank), N=2, **spatial, bias=bias,
                **_bindings(rank, C, O, K, stride, padding, dilation, groups)).assert_ok()
 
 

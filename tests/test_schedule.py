@@ -13,7 +13,7 @@ from layerc.compiler.ir import IConst
 from layerc.compiler.schedule import plan_program
 from layers import PReLU
 from benchmarks.specs import FocalLoss, LinearSpec
-from layerc.nn import Conv2DNoBiasSpec
+from layerc.nn import Conv2DSpec
 from layerc.compiler.codegen import PARALLEL_MIN_WORK
 from layerc.runtime import isa
 
@@ -94,15 +94,16 @@ class LogSumExp:
         return ops.logsumexp(x, axis=1)
 
 
-DEPTHWISE = dict(C=8, O=8, CG=1, KH=3, KW=3, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=8)
-DENSE = dict(C=16, O=32, CG=16, KH=3, KW=3, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
+DEPTHWISE = dict(C=8, O=8, CG=1, KH=3, KW=3, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=8, bias=False)
+DENSE = dict(C=16, O=32, CG=16, KH=3, KW=3, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1,
+             bias=False)
 STRIDED = dict(DENSE, stride=(2, 2), dilation=(2, 2))
 
 
 @pytest.mark.parametrize("spec, sizes", [(PReLU, dict(C=256)), (WherePReLU, dict(C=256)),
-                                         (Conv2DNoBiasSpec, DEPTHWISE), (LogSumExp, dict(K=1000)),
+                                         (Conv2DSpec, DEPTHWISE), (LogSumExp, dict(K=1000)),
                                          (FocalLoss, dict(K=10)), (LinearSpec, dict(I=784, O=256)),
-                                         (Conv2DNoBiasSpec, DENSE), (Conv2DNoBiasSpec, STRIDED)],
+                                         (Conv2DSpec, DENSE), (Conv2DSpec, STRIDED)],
                          ids=["PReLU", "WherePReLU", "depthwise", "logsumexp", "focal", "linear", "conv", "conv-s2-d2"])
 @pytest.mark.parametrize("level", [level for level in isa.supported() if level != "baseline"] or ["baseline"])
 def test_inner_loops_vectorize(tmp_path, spec, sizes, level):

@@ -114,7 +114,7 @@ def test_grad_spec_backward_is_checked_by_finite_differences(order):
 # attention; the second derivative of each is checked (the grad spec's backward)
 GUIDE_CASES = [
     ("custom_linear", "CustomLinearSpec", dict(N=3, I=5, O=4), None),
-    ("prelu_activation", "PReLU4D", dict(N=2, C=3, H=3, W=5, K=3), None),
+    ("prelu_activation", "PReLUND", dict(N=2, C=3, K=3, E=3 * 5), None),
     ("focal_loss", "FocalLossSpec", dict(N=3, C=5), {"targets": np.array([0, 4, 2])}),
     ("depthwise_separable_conv", "DepthwiseSeparableConvSpec",
      dict(N=2, C=2, O=3, K=3, H=5, W=6, stride=2, padding=1), None),

@@ -119,7 +119,7 @@ def test_overlapping_windows_gather_each_phase_of_the_column():
 
 def test_reductions_that_do_not_slide_are_no_windows():
     """A row's maximum over its (few) classes, and a matrix product."""
-    assert plan_sliding(_stage(nn.softmax_spec(2).trace(D1=7), "max")) is None
+    assert plan_sliding(_stage(nn.SoftmaxSpec.trace(C=7), "max")) is None
     assert plan_sliding(Dense.trace(I=4, O=3).stages[0]) is None
 
 

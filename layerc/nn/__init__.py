@@ -15,18 +15,18 @@ Example::
     gx = layer.backward(np.ones((32, 256), np.float32))
     layer.weight.grad.shape                        # (256, 784)
 """
-from .activation import GELU, ReLU, Softmax, gelu, gelu_spec, relu_spec, softmax_spec
+from .activation import GELU, GELUSpec, GELUTanhSpec, ReLU, ReLUSpec, Softmax, SoftmaxSpec, gelu, softmax_spec
 from .base import SpecLayer
-from .conv import Conv1D, Conv1DNoBiasSpec, Conv1DSpec, Conv2D, Conv2DNoBiasSpec, Conv2DSpec, conv, conv1d, conv2d
+from .conv import Conv1D, Conv1DSpec, Conv2D, Conv2DSpec, conv, conv1d, conv2d
 from .conv_transpose import (ConvTranspose1D, ConvTranspose1DNoBiasSpec, ConvTranspose1DSpec, ConvTranspose2D,
                              ConvTranspose2DNoBiasSpec, ConvTranspose2DSpec, conv_transpose)
 from .dropout import Dropout, dropout, dropout_spec
-from .linear import Linear, Linear3NoBiasSpec, Linear3Spec, LinearNoBiasSpec, LinearSpec
+from .linear import Linear, LinearSpec
 from .norm import BatchNorm2D, BatchNorm2DSpec, LayerNorm, batch_norm2d, layer_norm, layer_norm_spec
 from .pool import (AdaptiveAvgPool2D, AdaptiveAvgPool2DSpec, AdaptiveMaxPool2D, AdaptiveMaxPool2DSpec, AvgPool2D,
                    AvgPool2DSpec, MaxPool2D, MaxPool2DSpec, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d,
                    max_pool2d)
-from .shape import Flatten, flatten_spec
+from .shape import Flatten, FlattenSpec
 from .torch_state import from_torch_state_dict, to_torch_state_dict
 from .activations import (CELU, ELU, SELU, Hardsigmoid, Hardswish, LeakyReLU, LogSigmoid, Mish, ReLU6, Sigmoid,
                           SiLU, Softplus, Softsign, Tanh)

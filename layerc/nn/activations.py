@@ -17,11 +17,11 @@ from __future__ import annotations
 from ..compiler import ops
 from ..compiler.spec import Attr, Input
 from .assemble import with_signature
-from .base import _by_rank, _elementwise_spec, _Stateless
+from .base import _any_rank, _elementwise_spec, _Stateless
 
 
 def _pointwise(name: str, fn, **defaults):
-    """Specs per input rank of ``fn(x, **attrs)``, each attribute an ``Attr``."""
+    """One spec of ``fn(x, **attrs)`` on any shape (``Input(...)``), each attribute an ``Attr``."""
     def make(dims):
         def forward(**t):
             x = t.pop("x")
@@ -29,7 +29,7 @@ def _pointwise(name: str, fn, **defaults):
         members = {"x": Input(*dims), **{k: Attr(v) for k, v in defaults.items()},
                    "forward": with_signature(forward, ["x", *defaults])}
         return type(name, (), members)
-    return _by_rank(name, make)
+    return _any_rank(name, make)
 
 
 class _Parametrized(_Stateless):

@@ -1,14 +1,15 @@
 """What every built-in layer stands on: ``SpecLayer`` (a module whose math is a
 spec, compiled per variant on first use), the argument checks that name the
-layer and the argument, and specs made per input rank."""
+layer and the argument, and specs of any rank (``_any_rank``: one spec of
+``Input(...)``) or made per input rank (``_by_rank``)."""
 from __future__ import annotations
 
 import numbers
 
 import numpy as np
 
-from ..compiler.spec import Input
 from ..compiler.pipeline import compile_layer
+from ..compiler.spec import Input
 from ..layers import layer
 from ..runtime.init import initialize
 from ..runtime.module import LayerModule, Module
@@ -57,7 +58,7 @@ class SpecLayer(Module):
     """A module whose math is a layerc spec, compiled on first use.
 
     The parameters (``Tensor``) and buffers (arrays) live on this module; every
-    compiled variant (per dtype, per input rank, training/eval) shares the same
+    compiled variant (per dtype, training/eval) shares the same
     objects, so an optimizer step or a ``load_state_dict`` is seen by all of them.
 
     Subclasses set ``self._spec_bindings`` (sizes and attributes bound at build
@@ -84,6 +85,8 @@ class SpecLayer(Module):
         for name, decl in spec.tensors:
             if decl.role not in ("param", "buffer") or name in self._parameters or name in self._buffers:
                 continue
+            if name in spec.optional and not bindings.get(name, True):
+                continue        # an optional parameter this layer is built without
             shape = tuple(d if isinstance(d, int) else bindings[d] for d in decl.shape)
             if decl.role == "param":
                 values = initialize(decl.init, shape, self.dtype, decl.fan_in, decl.fan_out)
@@ -183,7 +186,8 @@ _MAX_RANK = len(_DIMS)
 
 def _by_rank(name: str, make):
     """Specs for ranks 1..6 of a layer whose input may have any rank: ``make(dims)``
-    returns the spec class for input sizes ``dims``; built lazily, one per rank."""
+    returns the spec class for input sizes ``dims``; built lazily, one per rank.
+    Prefer one spec of ``Input(...)`` (``_any_rank``) where the math allows."""
     cache = {}
 
     def get(rank: int):
@@ -197,20 +201,32 @@ def _by_rank(name: str, make):
     return get
 
 
-def _elementwise_spec(name, fn):
-    def make(dims):
-        class Spec:
-            x = Input(*dims)
+def _any_rank(name: str, make):
+    """``_by_rank``'s interface for a layer one spec serves at every rank:
+    ``make((...,))``, built on first use, whatever the rank asked for."""
+    built = []
 
-            def forward(x):
-                return fn(x)
-        return Spec
-    return _by_rank(name, make)
+    def get(rank: int = 0):
+        if not built:
+            cls = make((...,))
+            cls.__name__ = cls.__qualname__ = name
+            built.append(layer(cls))
+        return built[0]
+    return get
+
+
+def _elementwise_spec(name, fn):
+    """``fn(x)`` on any shape: one spec, ``Input(...)`` (``get(rank)`` gives it for any rank)."""
+    def make(dims):
+        return type(name, (), {"x": Input(*dims), "forward": lambda x: fn(x)})
+    return _any_rank(name, make)
 
 
 class _Stateless(SpecLayer):
-    """A parameterless layer whose spec depends on the input rank."""
+    """A parameterless layer of one spec (``SPEC``, of any rank: declared with
+    ``...``), or of one per input rank (``_spec_for_rank(rank)``)."""
 
+    SPEC = None
     _spec_for_rank = None
 
     def __init__(self, dtype=None):
@@ -218,6 +234,8 @@ class _Stateless(SpecLayer):
         object.__setattr__(self, "_spec_bindings", {})
 
     def _select(self, inputs):
+        if type(self).SPEC is not None:
+            return type(self).SPEC, {}
         return type(self)._spec_for_rank(_rank(inputs)), {}
 
     def forward(self, *inputs):

@@ -19,10 +19,10 @@ class Conv1DSpec:
         y[n, o, w] = bias[o] + sum_{c, j} x[n, g(o)*CG + c, w*s + j*d - p] * weight[o, c, j]
 
     with ``g(o)`` the group of output channel ``o``; reads outside the
-    sequence are zero (the padding). See ``conv``."""
+    sequence are zero (the padding). See ``conv``. ``build(bias=False)`` drops the bias."""
     x = Input("N", "C", "L")
     weight = Param("O", "CG", "K", init="fan_in_uniform")
-    bias = Param("O", init="zeros")
+    bias = Param("O", init="zeros", optional=True)
     stride = Attr((1,))
     padding = Attr((0,))
     dilation = Attr((1,))
@@ -30,19 +30,6 @@ class Conv1DSpec:
 
     def forward(x, weight, bias, stride, padding, dilation, groups):
         return conv(x, weight, bias, stride, padding, dilation, groups)
-
-
-@layer
-class Conv1DNoBiasSpec:
-    x = Input("N", "C", "L")
-    weight = Param("O", "CG", "K", init="fan_in_uniform")
-    stride = Attr((1,))
-    padding = Attr((0,))
-    dilation = Attr((1,))
-    groups = Attr(1)
-
-    def forward(x, weight, stride, padding, dilation, groups):
-        return conv(x, weight, None, stride, padding, dilation, groups)
 
 
 @layer
@@ -54,10 +41,11 @@ class Conv2DSpec:
 
     with ``g(o)`` the group of output channel ``o``. Reads outside the image are
     zero (the padding). Grouped convolutions compute ``[N, G, O/G, Ho, Wo]`` so
-    that every read is affine, then merge the two channel axes."""
+    that every read is affine, then merge the two channel axes. ``build(bias=False)``
+    drops the bias."""
     x = Input("N", "C", "H", "W")
     weight = Param("O", "CG", "KH", "KW", init="fan_in_uniform")
-    bias = Param("O", init="zeros")
+    bias = Param("O", init="zeros", optional=True)
     stride = Attr((1, 1))
     padding = Attr((0, 0))
     dilation = Attr((1, 1))
@@ -65,19 +53,6 @@ class Conv2DSpec:
 
     def forward(x, weight, bias, stride, padding, dilation, groups):
         return conv(x, weight, bias, stride, padding, dilation, groups)
-
-
-@layer
-class Conv2DNoBiasSpec:
-    x = Input("N", "C", "H", "W")
-    weight = Param("O", "CG", "KH", "KW", init="fan_in_uniform")
-    stride = Attr((1, 1))
-    padding = Attr((0, 0))
-    dilation = Attr((1, 1))
-    groups = Attr(1)
-
-    def forward(x, weight, stride, padding, dilation, groups):
-        return conv(x, weight, None, stride, padding, dilation, groups)
 
 
 # ``compute`` names its indices after its function's parameters: one function
@@ -136,9 +111,9 @@ def _padded(x, padding, rank: int):
 
 class _Conv(SpecLayer):
     """``torch.nn.Conv1d``/``Conv2d``-compatible convolution (the subclasses
-    set the spatial rank, the specs and the kernel's size names)."""
+    set the spatial rank, the spec and the kernel's size names)."""
 
-    RANK, SPECS, KERNEL = 0, (None, None), ()
+    RANK, SPEC, KERNEL = 0, None, ()
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, padding_mode="zeros", dtype=np.float32):
@@ -161,7 +136,7 @@ class _Conv(SpecLayer):
         spec_padding = self.padding if self.padding_mode == "zeros" and not isinstance(padding, str) \
             else (self.padding_mode, pads)
         self.has_bias = bool(bias)
-        self._declare(self._select(())[0], C=self.in_channels, O=self.out_channels,
+        self._declare(self.SPEC, bias=self.has_bias, C=self.in_channels, O=self.out_channels,
                       CG=self.in_channels // self.groups, **dict(zip(self.KERNEL, self.kernel_size)),
                       stride=self.stride, padding=spec_padding, dilation=self.dilation, groups=self.groups)
         if bias:
@@ -172,7 +147,7 @@ class _Conv(SpecLayer):
         if inputs and self.padding_mode != "zeros":
             sizes = np.shape(inputs[0].data if isinstance(inputs[0], Tensor) else inputs[0])[2:]
             check_padded_size(type(self).__name__, *self._spec_bindings["padding"], sizes)
-        return self.SPECS[0 if self.has_bias else 1], {}
+        return self.SPEC, {}
 
     def extra_repr(self):
         mode = f", padding_mode={self.padding_mode!r}" if self.padding_mode != "zeros" else ""
@@ -189,7 +164,7 @@ class Conv1D(_Conv):
     (2, 8, 10)
     """
 
-    RANK, SPECS, KERNEL = 1, (Conv1DSpec, Conv1DNoBiasSpec), ("K",)
+    RANK, SPEC, KERNEL = 1, Conv1DSpec, ("K",)
 
 
 class Conv2D(_Conv):
@@ -197,4 +172,4 @@ class Conv2D(_Conv):
     ``weight`` is ``[out, in/groups, kh, kw]``, ``groups=in_channels`` is depthwise.
     Batch and image sizes stay free at run time."""
 
-    RANK, SPECS, KERNEL = 2, (Conv2DSpec, Conv2DNoBiasSpec), ("KH", "KW")
+    RANK, SPEC, KERNEL = 2, Conv2DSpec, ("KH", "KW")

@@ -7,7 +7,7 @@ from ..compiler import ops
 from ..compiler.spec import Attr, Buffer, Input, Param
 from ..layers import layer
 from ..runtime.tensor import Tensor
-from .base import _DIMS, _MAX_RANK, SpecLayer, _count, _rank
+from .base import SpecLayer, _count
 
 
 def batch_norm2d(x, weight, bias, running_mean, running_var, eps=1e-5, momentum=0.1, training=True):
@@ -84,31 +84,30 @@ def layer_norm(x, weight, bias, k, eps=1e-5):
 _layer_norm_specs: dict = {}
 
 
-def layer_norm_spec(rank: int, k: int):
-    """The LayerNorm spec for inputs of ``rank`` normalized over the last ``k`` axes."""
-    if not 1 <= k <= min(rank, len(_LN_DIMS)) or rank > _MAX_RANK:
-        raise ValueError(f"LayerNorm: cannot normalize the last {k} axes of a rank-{rank} input")
-    if (rank, k) not in _layer_norm_specs:
+def layer_norm_spec(k: int):
+    """The LayerNorm spec normalizing the last ``k`` axes, ``[..., L1..Lk]``: every rank."""
+    if not 1 <= k <= len(_LN_DIMS):
+        raise ValueError(f"LayerNorm: normalized_shape must have 1..{len(_LN_DIMS)} axes, got {k}")
+    if k not in _layer_norm_specs:
         norm = _LN_DIMS[:k]
-        dims = _DIMS[:rank - k] + norm
 
         class Spec:
-            x = Input(*dims)
+            x = Input(..., *norm)
             weight = Param(*norm, init="ones")
             bias = Param(*norm, init="zeros")
             eps = Attr(1e-5)
 
             def forward(x, weight, bias, eps):
                 return layer_norm(x, weight, bias, k, eps)
-        Spec.__name__ = Spec.__qualname__ = f"LayerNorm{rank}D{k}"
-        _layer_norm_specs[rank, k] = layer(Spec)
-    return _layer_norm_specs[rank, k]
+        Spec.__name__ = Spec.__qualname__ = f"LayerNorm{k}"
+        _layer_norm_specs[k] = layer(Spec)
+    return _layer_norm_specs[k]
 
 
 class LayerNorm(SpecLayer):
     """``torch.nn.LayerNorm(normalized_shape)``: normalize over the trailing
     ``normalized_shape`` axes (biased variance), with ``weight`` and ``bias`` of
-    that shape."""
+    that shape; one compiled kernel for every rank of input."""
 
     def __init__(self, normalized_shape, eps=1e-5, dtype=np.float32):
         super().__init__(dtype)
@@ -117,17 +116,10 @@ class LayerNorm(SpecLayer):
             raise ValueError(f"LayerNorm: normalized_shape must have 1..{len(_LN_DIMS)} axes, got {shape}")
         self.normalized_shape = tuple(_count("LayerNorm", "normalized_shape", d, least=0) for d in shape)
         self.eps = float(eps)
-        k = len(shape)
-        self._declare(layer_norm_spec(k, k), eps=self.eps, **dict(zip(_LN_DIMS, self.normalized_shape)))
+        self._declare(layer_norm_spec(len(shape)), eps=self.eps, **dict(zip(_LN_DIMS, self.normalized_shape)))
 
     def _select(self, inputs):
-        rank = _rank(inputs)
-        shape = np.shape(inputs[0].data if isinstance(inputs[0], Tensor) else inputs[0])
-        k = len(self.normalized_shape)
-        if tuple(shape[rank - k:]) != self.normalized_shape:
-            raise ValueError(f"LayerNorm: input of shape {tuple(shape)} does not end with "
-                             f"{self.normalized_shape}")
-        return layer_norm_spec(rank, k), {}
+        return layer_norm_spec(len(self.normalized_shape)), {}
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}"

@@ -2,22 +2,23 @@
 from __future__ import annotations
 
 from ..compiler.spec import Input
-from .base import _by_rank, _Stateless
+from ..layers import layer
+from .base import _Stateless
 
 
-def _flatten_make(dims):
-    class Spec:
-        x = Input(*dims)
+@layer
+class FlattenSpec:
+    """``[N, ...] -> [N, prod(...)]``: the ``...`` axes stay collapsed into one,
+    and the output is the input as it is, so the runtime hands out a view of the
+    input and runs no kernel (``LayerRecord.views``)."""
+    x = Input("N", ...)
+    collapse_ellipsis = True
 
-        def forward(x):
-            shape = x.shape
-            return x.reshape(shape[0], -1)
-    return Spec
-
-
-flatten_spec = _by_rank("Flatten", _flatten_make)
+    def forward(x):
+        return x
 
 
 class Flatten(_Stateless):
-    """``[N, d1, d2, ...] -> [N, d1*d2*...]``."""
-    _spec_for_rank = staticmethod(flatten_spec)
+    """``[N, d1, d2, ...] -> [N, d1*d2*...]``, a view of the input where numpy can
+    make one (a C-contiguous input)."""
+    SPEC = FlattenSpec

@@ -75,6 +75,7 @@ class CallPlans:
         # what the fast path would otherwise make on every call: each parameter's
         # C pointer (kept while the parameter holds the same array)
         setup(self, "_param_pointers", {})
+        self._prepare_spans()
 
     def _pool_of(self, role: str, name: str) -> list:
         return self._pool.setdefault((role, name), [])

@@ -105,11 +105,15 @@ class TensorRecord:
     init: object = None
     fan_in: int | None = None
     fan_out: int | None = None
+    ellipsis: int | None = None    # the axis that is the caller's ``...`` axes, collapsed into one
 
     @classmethod
     def of(cls, fields: dict) -> "TensorRecord":
         if fields["role"] not in ROLES:
             raise ValueError(f"{fields['name']}: unknown role {fields['role']!r}")
+        ellipsis = fields.get("ellipsis")
+        if ellipsis is not None and not (isinstance(ellipsis, int) and 0 <= ellipsis < len(fields["shape"])):
+            raise ValueError(f"{fields['name']}: ellipsis must be an axis of its shape, got {ellipsis!r}")
         return cls(**{**fields, "name": str(fields["name"]), "shape": as_shape(fields["shape"])})
 
 
@@ -165,6 +169,7 @@ class LayerRecord:
     calls_blas: bool
     statuses: tuple = ()        # (code, exception name, what happened): what a nonzero return means
     index_ranges: tuple = ()    # (integer input, offset, extent): 0 <= value + offset < extent
+    views: tuple = ()           # (output, input): outputs that are an input as it is
     load_library: object = None
     source: str = ""
     origin: object = None
@@ -184,17 +189,20 @@ class LayerRecord:
             statuses=tuple((int(code), _exception_name(kind), str(what)) for code, kind, what in data["statuses"]),
             index_ranges=tuple((str(name), int(offset), as_size(extent))
                                for name, offset, extent in data.get("index_ranges", ())),
+            views=tuple((str(out), str(source)) for out, source in data.get("views", ())),
             **handles)
 
     def data(self) -> dict:
         """The plain data of this record (no handles, no initializers), JSON-able
         when the bound attribute values are."""
-        def tensor(t):
-            return {"name": t.name, "role": t.role, "shape": list(t.shape)}
+        def tensor(t, role=True):
+            return {"name": t.name, **({"role": t.role} if role else {}), "shape": list(t.shape),
+                    **({} if t.ellipsis is None else {"ellipsis": t.ellipsis})}
         return {
             "name": self.name, "prefix": self.prefix, "bindings": [list(b) for b in self.bindings],
             "tensors": [tensor(t) for t in self.tensors],
-            "outputs": [{"name": t.name, "shape": list(t.shape)} for t in self.outputs],
+            "outputs": [tensor(t, role=False) for t in self.outputs],
+            **({"views": [list(v) for v in self.views]} if self.views else {}),
             "saved": list(self.saved), "updates": [list(u) for u in self.updates],
             "functions": [[role, {"function": f.function, "args": [
                 {"kind": a.kind, "name": a.name, "shape": list(a.shape), "integer": a.integer, "over": a.over}
@@ -230,13 +238,16 @@ class LayerRecord:
                              "bind its sizes when building") from None
 
 
-def describe(shape: tuple, sizes: dict) -> str:
-    """A declared shape, with bound sizes shown as ``N=32``."""
+def describe(shape: tuple, sizes: dict, ellipsis: int | None = None) -> str:
+    """A declared shape, with bound sizes shown as ``N=32`` and the axis
+    ``ellipsis`` (the caller's ``...`` axes) as ``...``."""
     parts = []
-    for d in shape:
+    for axis, d in enumerate(shape):
         text = format_size(d)
         names = size_names(d)
-        if names and names <= sizes.keys():
+        if axis == ellipsis:
+            text = "..."
+        elif names and names <= sizes.keys():
             text = f"{d}={sizes[d]}" if isinstance(d, str) else f"{text}={evaluate(d, sizes)}"
         parts.append(text)
     return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"

@@ -18,13 +18,14 @@ from .base import Module
 from .call_plans import C_ALIGNED, SLOW, CallPlans
 from .init import initialize
 from .record import LayerRecord, describe, evaluate
+from .spans import SpanCalls
 from .tensor import Node, Tensor, grad_enabled
 from .validate import check_array, check_indices, check_output, check_total_size
 
 DTYPE_NAMES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
 
-class LayerModule(CallPlans, Module):
+class LayerModule(SpanCalls, CallPlans, Module):
     """A compiled layer's module. Parameters are ``Tensor`` attributes named as
     in the spec; buffers are arrays in ``named_buffers()``.
 
@@ -180,6 +181,12 @@ class LayerModule(CallPlans, Module):
         """Run the compiled forward. Returns a Tensor (a tuple for several outputs).
 
         ``out``: an array to write the (single) output into."""
+        if self._spans:                         # declared with ...: runtime/spans.py
+            return self._span_forward(args, kwargs, out)
+        return self._forward_plain(args, kwargs, out)
+
+    def _forward_plain(self, args: tuple, kwargs: dict, out):
+        """``forward`` on inputs of the shapes the record declares."""
         if out is None and not kwargs:
             result = self._forward_fast(args)
             if result is not SLOW:
@@ -248,6 +255,11 @@ class LayerModule(CallPlans, Module):
     def backward(self, *grad_outputs):
         """Gradient of the inputs given the gradient of the output(s) of the latest
         forward; accumulates parameter gradients into ``param.grad``."""
+        if self._spans:                         # declared with ...: runtime/spans.py
+            return self._span_backward(grad_outputs)
+        return self._backward_plain(*grad_outputs)
+
+    def _backward_plain(self, *grad_outputs):
         if self._last is None:
             raise RuntimeError(f"{self.name}: backward called before forward (or forward ran under no_grad)")
         grads = self._run_backward(self._last, tuple(g.data if isinstance(g, Tensor) else g for g in grad_outputs))
@@ -303,4 +315,4 @@ class LayerModule(CallPlans, Module):
         outputs[0].node = Node(diff_inputs, backward, self.name)
 
     def describe_inputs(self) -> str:
-        return ", ".join(f"{t.name}{describe(t.shape, {})}" for t in self._inputs)
+        return ", ".join(f"{t.name}{describe(t.shape, {}, t.ellipsis)}" for t in self._inputs)
