@@ -142,9 +142,32 @@ def run(spec: LayerSpec, batch: int, candidate: dict, rng) -> None:
     m.set_stream_bytes(0)
 
 
+def run_builtin_layers(ran: list, rng) -> None:
+    """Every layer of ``layerc.nn`` at the tiny shapes of the benchmark's agreement
+    tests (``tests/test_benchmarks.py``), its specs compiled with the sanitizers:
+    the layers whose specs are made per rank or option are found this way."""
+    import layerc.nn.base
+    from layerc.compiler import pipeline
+    from test_benchmarks import TINY_LAYERS
+
+    sanitized = BuildOptions(sanitize=True)
+    layerc.nn.base.compile_layer = lambda spec, **bindings: pipeline.compile_layer(spec, sanitized, **bindings)
+    for kind, ((twin, _), shape) in sorted(TINY_LAYERS.items()):
+        for batch in (1, 3):
+            model = twin.layerc()
+            x = twin.draw(rng, (batch, *shape[1:]))
+            y = model.forward(x)
+            model.backward(np.ones(y.shape, np.float32))
+            variants = model._variants.values()
+            assert variants and all(v.compiled.options.sanitize for v in variants), kind
+            ran.append(f"layerc.nn {kind}[N={batch}]")
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
     ran, skipped = [], {}
+    if "--own" not in sys.argv:
+        run_builtin_layers(ran, rng)
     specs = [(s.name, s) for s in OWN] + ([] if "--own" in sys.argv else discovered())
     for label, spec in specs:
         for batch in (1, 3):
