@@ -564,51 +564,59 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
    3", SC 2011), a counter-based generator: the value at a counter is a pure
    function of (key, counter), so a dropout mask does not depend on the number
    of threads, the vector width or the order elements are visited in. Straight
-   line code on 32-bit words: loops calling it vectorize.
+   line code on 32-bit words, always inlined: loops calling it vectorize.
    lc_philox_uniform(s0, s1, c0, c1, row, col): key (s0 + 65536 s1), counter
    (col, row, c0 + 65536 c1, 0); each argument an integer, read as int32 (0
    outside its range, NaN too); the first word's top 24 bits as a uniform in
-   [0, 1) (exact in float). */
+   [0, 1) (exact in float). Constants in decimal: Philox's multipliers
+   0xD2511F53, 0xCD9E8D57 and Weyl increments 0x9E3779B9, 0xBB67AE85. */
+
 /* the high word of the 64-bit product a * m, from 16-bit halves: every step
-   a 32-bit operation, so the loops calling it vectorize (a 64-bit product of
-   32-bit words mixes vector widths, and gcc leaves such a loop scalar) */
+   a 32-bit operation (a 64-bit product of 32-bit words mixes vector widths,
+   and gcc leaves such a loop scalar) */
 static inline __attribute__((always_inline)) uint32_t lc_mulhi32(uint32_t a, uint32_t m) {
-    uint32_t al = a & 0xFFFFu, ah = a >> 16, ml = m & 0xFFFFu, mh = m >> 16;
-    uint32_t low = al * ml, mid1 = ah * ml, mid2 = al * mh;
-    uint32_t carry = ((low >> 16) + (mid1 & 0xFFFFu) + (mid2 & 0xFFFFu)) >> 16;
-    return ah * mh + (mid1 >> 16) + (mid2 >> 16) + carry;
+    const uint32_t al = a & 65535u, ah = a >> 16, ml = m & 65535u, mh = m >> 16;
+    const uint32_t low = al * ml, mida = ah * ml, midb = al * mh;
+    const uint32_t carry = ((low >> 16) + (mida & 65535u) + (midb & 65535u)) >> 16;
+    return ah * mh + (mida >> 16) + (midb >> 16) + carry;
 }
 
 /* one round: products of the counter's even words, mixed into the odd ones
-   with the key, which then moves by the Weyl constants */
-#define LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1) do { \
-        uint32_t lc_h0 = lc_mulhi32(c0, 0xD2511F53u), lc_l0 = c0 * 0xD2511F53u; \
-        uint32_t lc_h1 = lc_mulhi32(c2, 0xCD9E8D57u), lc_l1 = c2 * 0xCD9E8D57u; \
-        c0 = lc_h1 ^ c1 ^ k0; \
-        c2 = lc_h0 ^ c3 ^ k1; \
-        c1 = lc_l1; \
-        c3 = lc_l0; \
-        k0 += 0x9E3779B9u; \
-        k1 += 0xBB67AE85u; \
-    } while (0)
+   with the key, which then moves by the Weyl increments */
+static inline __attribute__((always_inline)) void
+lc_philox_round(uint32_t *ca, uint32_t *cb, uint32_t *cc, uint32_t *cd, uint32_t *ka, uint32_t *kb) {
+    const uint32_t hia = lc_mulhi32(*ca, 3528531795u), loa = *ca * 3528531795u;
+    const uint32_t hic = lc_mulhi32(*cc, 3449720151u), loc = *cc * 3449720151u;
+    *ca = hic ^ *cb ^ *ka;
+    *cc = hia ^ *cd ^ *kb;
+    *cb = loc;
+    *cd = loa;
+    *ka += 2654435769u;
+    *kb += 3144134277u;
+}
 
 /* ten rounds written out: a loop inside the caller's loop stops gcc vectorizing it */
-/* always inlined: a call inside a loop keeps it scalar */
 static inline __attribute__((always_inline)) uint32_t
-lc_philox_word(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
-    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
-    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
-    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
-    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
-    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
-    return c0;
+lc_philox_word(uint32_t ca, uint32_t cb, uint32_t cc, uint32_t cd, uint32_t ka, uint32_t kb) {
+    lc_philox_round(&ca, &cb, &cc, &cd, &ka, &kb);
+    lc_philox_round(&ca, &cb, &cc, &cd, &ka, &kb);
+    lc_philox_round(&ca, &cb, &cc, &cd, &ka, &kb);
+    lc_philox_round(&ca, &cb, &cc, &cd, &ka, &kb);
+    lc_philox_round(&ca, &cb, &cc, &cd, &ka, &kb);
+    lc_philox_round(&ca, &cb, &cc, &cd, &ka, &kb);
+    lc_philox_round(&ca, &cb, &cc, &cd, &ka, &kb);
+    lc_philox_round(&ca, &cb, &cc, &cd, &ka, &kb);
+    lc_philox_round(&ca, &cb, &cc, &cd, &ka, &kb);
+    lc_philox_round(&ca, &cb, &cc, &cd, &ka, &kb);
+    return ca;
 }
 
 /* an argument as a word: v truncated to int32, 0 outside int32 (NaN too). The
    value's bits are masked instead of selected: gcc hoists a select on a
    loop-invariant argument (the key, the row) into a form it cannot vectorize */
 static inline __attribute__((always_inline)) uint32_t lc_word_f(float v) {
-    uint32_t bits, keep = 0u - (uint32_t)((v > -2147483648.0f) & (v < 2147483648.0f));
+    const uint32_t keep = 0u - (uint32_t)((v > -2147483648.0f) & (v < 2147483648.0f));
+    uint32_t bits;
     float inside;
     memcpy(&bits, &v, sizeof bits);
     bits &= keep;
@@ -617,26 +625,29 @@ static inline __attribute__((always_inline)) uint32_t lc_word_f(float v) {
 }
 
 static inline __attribute__((always_inline)) uint32_t lc_word(double v) {
-    uint64_t bits, keep = 0u - (uint64_t)((v > -2147483648.0) & (v < 2147483648.0));
+    const uint32_t keep = 0u - (uint32_t)((v > -2147483648.0) & (v < 2147483648.0));
+    uint32_t bits[2];
     double inside;
-    memcpy(&bits, &v, sizeof bits);
-    bits &= keep;
-    memcpy(&inside, &bits, sizeof inside);
+    memcpy(bits, &v, sizeof bits);
+    bits[0] &= keep;
+    bits[1] &= keep;
+    memcpy(&inside, bits, sizeof inside);
     return (uint32_t)(int32_t)inside;
 }
 
+/* the uniform through int32: uint32 has no vector conversion to float */
 static inline __attribute__((always_inline)) float
-lc_philox_uniformf(float s0, float s1, float c0, float c1, float row, float col) {
-    uint32_t word = lc_philox_word(lc_word_f(col), lc_word_f(row), lc_word_f(c0) + (lc_word_f(c1) << 16), 0u,
-                                   lc_word_f(s0) + (lc_word_f(s1) << 16), 0x5EEDu);
-    return (float)(int32_t)(word >> 8) * 0x1p-24f;     /* via int32: no vector form from uint32 */
+lc_philox_uniformf(float sa, float sb, float ca, float cb, float row, float col) {
+    const uint32_t word = lc_philox_word(lc_word_f(col), lc_word_f(row), lc_word_f(ca) + (lc_word_f(cb) << 16), 0u,
+                                         lc_word_f(sa) + (lc_word_f(sb) << 16), 24301u);
+    return (float)(int32_t)(word >> 8) * (1.0f / 16777216.0f);
 }
 
 static inline __attribute__((always_inline)) double
-lc_philox_uniform(double s0, double s1, double c0, double c1, double row, double col) {
-    uint32_t word = lc_philox_word(lc_word(col), lc_word(row), lc_word(c0) + (lc_word(c1) << 16), 0u,
-                                   lc_word(s0) + (lc_word(s1) << 16), 0x5EEDu);
-    return (double)(int32_t)(word >> 8) * 0x1p-24;
+lc_philox_uniform(double sa, double sb, double ca, double cb, double row, double col) {
+    const uint32_t word = lc_philox_word(lc_word(col), lc_word(row), lc_word(ca) + (lc_word(cb) << 16), 0u,
+                                         lc_word(sa) + (lc_word(sb) << 16), 24301u);
+    return (double)(int32_t)(word >> 8) * (1.0 / 16777216.0);
 }
 
 
