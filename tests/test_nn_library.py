@@ -1,5 +1,5 @@
 """The torch.nn layers of layerc.nn beyond the first ones (normalization.py,
-embedding.py, activations.py, attention.py, torch_state.py): each against
+embedding.py, activation.py, attention.py, torch_state.py): each against
 torch.nn forward and backward (float32) on three shapes or more, a float64
 gradient check of its spec, and every layer's state_dict moved from torch to
 layerc and back."""
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from layerc import check_grad, nn
-from layerc.nn import activations
+from layerc.nn import activation as activations
 from layerc.runtime.tensor import Tensor
 
 def _torch():

@@ -28,7 +28,7 @@ from .pool import (AdaptiveAvgPool2D, AdaptiveAvgPool2DSpec, AdaptiveMaxPool2D, 
                    max_pool2d)
 from .shape import Flatten, FlattenSpec
 from .torch_state import from_torch_state_dict, to_torch_state_dict
-from .activations import (CELU, ELU, SELU, Hardsigmoid, Hardswish, LeakyReLU, LogSigmoid, Mish, ReLU6, Sigmoid,
+from .activation import (CELU, ELU, SELU, Hardsigmoid, Hardswish, LeakyReLU, LogSigmoid, Mish, ReLU6, Sigmoid,
                           SiLU, Softplus, Softsign, Tanh)
 from .attention import MultiheadAttention, attention_spec, multihead_attention
 from .embedding import Embedding, embedding, embedding_spec
