@@ -141,6 +141,9 @@ class Printer:
         self.names: dict = {}
         self.nodes: list = []      # the expression behind each temporary
         self.in_range: frozenset = frozenset()  # reads known to be inside their tensor
+        # when a dict: row lengths known at compile time printed as names
+        # (``opaque_strides``), each length by its name
+        self.hidden: dict | None = None
 
     def index(self, e: ir.IExpr) -> str:
         if isinstance(e, IConst):
@@ -165,8 +168,29 @@ class Printer:
             return "0"
         text = self.index(index[0])
         for coord, size in zip(index[1:], shape[1:]):
-            text = f"({text}) * {self.index(size)} + {self.index(coord)}"
+            text = f"({text}) * {self.stride(size)} + {self.index(coord)}"
         return text
+
+    def stride(self, size: ir.IExpr) -> str:
+        """A dimension's size as a factor of an offset (hidden, see ``opaque_strides``)."""
+        if self.hidden is None or not isinstance(size, IConst) or size.value <= 1:
+            return self.index(size)
+        name = f"lc_stride{size.value}"
+        self.hidden[name] = size.value
+        return name
+
+    def hide_strides(self) -> None:
+        """Hide from gcc the sizes in offsets printed from now on: each is read
+        once through ``lc_opaque_i64`` (the ``Let``s of ``stride_lets``, after
+        printing). Reads across rows in SIMD lanes then compile to gathers; with
+        a known row length gcc 12 tries interleaved loads and gives up when that
+        length is not a power of 2."""
+        self.hidden = {}
+
+    def stride_lets(self) -> list:
+        """The hidden sizes' temporaries (none unless ``hide_strides``)."""
+        hidden = sorted((self.hidden or {}).items())
+        return [Let("int64_t", name, f"lc_opaque_i64({value})") for name, value in hidden]
 
     def at(self, array: str, tensor: str, index: tuple) -> str:
         """The element of C array ``array`` laid out as ``tensor``."""

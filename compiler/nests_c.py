@@ -148,6 +148,8 @@ def render_inner(nest, ctx) -> str:
     per output element (storing the terms it adds when ``nest.terms``)."""
     s = nest.stage
     printer = ctx.printer([s])
+    if nest.across:
+        printer.hide_strides()
     loops = [Loop(var_c(l.var), printer.index(l.extent)) for l in nest.loops]
     body = _windowed(nest, printer, loops)
     value = printer.value(nest.terms.body if nest.terms else body)
@@ -168,6 +170,7 @@ def render_inner(nest, ctx) -> str:
         if plan.reduction and (plan.simd or not n_axes):
             loop.reduction = "max" if s.reduce == "max" else "+"
     lets = _hoisted(nest, printer, loops, prologue)
+    prologue[:0] = printer.stride_lets()
     return _render_streamed("nest.c.j2", nest.loops, loops, lets, statements, outputs, printer, ctx,
                             comment=_comment((nest.terms, s)), prologue=prologue, epilogue=epilogue)
 

@@ -146,13 +146,17 @@ class RowMaxThenExpSum:
         return ops.max(x, axis=1) + ops.sum(ops.exp(x), axis=1)
 
 
-@pytest.mark.parametrize("c, simd", [(10, False), (64, True)])
-def test_short_cheap_reductions_are_scalar_loops(c, simd):
-    """A row max over few classes is left to gcc to unroll (no ``omp simd``);
-    a long one, and a short sum of exponentials (libmvec), stay vector loops."""
+@pytest.mark.parametrize("c, across", [(10, True), (64, False)])
+def test_short_reductions_run_across_rows(c, across):
+    """A row max and a row sum of exponentials over few classes vectorize
+    across rows (the row loop ``simd``, the classes a scalar loop inside it);
+    over many, along the row."""
     nests = plan_program(RowMaxThenExpSum.build(C=c).compiled.forward)
-    reductions = {n.stage.reduce: n.loops[-1].simd for n in nests if n.stage.reduce}
-    assert reductions == {"max": simd, "sum": True}
+    reductions = [n for n in nests if n.stage.reduce]
+    assert sorted(n.stage.reduce for n in reductions) == ["max", "sum"]
+    for n in reductions:
+        assert n.across == across
+        assert [loop.simd for loop in n.loops] == ([True, False, False] if across else [False, False, True])
 
 
 def test_one_hot_sum_of_a_gather_gradient_is_one_read():
