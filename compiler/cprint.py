@@ -144,12 +144,20 @@ class Printer:
         # when a dict: row lengths known at compile time printed as names
         # (``opaque_strides``), each length by its name
         self.hidden: dict | None = None
+        self.zero: frozenset = frozenset()      # variables of dropped loops (``collapse``)
+        self.merged: dict = {}
+
+    def collapse(self, collapsed) -> None:
+        """Print for a nest whose loops are ``collapsed`` (compiler/collapse.py):
+        the variables of dropped loops as 0, merged coordinates as one."""
+        if collapsed is not None:
+            self.zero, self.merged = collapsed.zero, collapsed.merged
 
     def index(self, e: ir.IExpr) -> str:
         if isinstance(e, IConst):
             return str(e.value)
         if isinstance(e, IVar):
-            return var_c(e.name)
+            return "0" if e.name in self.zero else var_c(e.name)
         if isinstance(e, ISym):
             return size_c(e.name)
         if isinstance(e, ILoad):
@@ -166,9 +174,16 @@ class Printer:
         shape = self.shapes[tensor]
         if not index:
             return "0"
-        text = self.index(index[0])
-        for coord, size in zip(index[1:], shape[1:]):
-            text = f"({text}) * {self.stride(size)} + {self.index(coord)}"
+        text, d = None, 0
+        while d < len(index):
+            # a merged variable runs over its coordinate and the next ones at once
+            run = self.merged.get(index[d].name, ()) if isinstance(index[d], IVar) else ()
+            run = run if index[d + 1:d + 1 + len(run)] == tuple(IVar(v) for v in run) else ()
+            coord = self.index(index[d])
+            if text is not None:
+                sizes = " * ".join(self.stride(size) for size in shape[d:d + 1 + len(run)])
+                coord = f"({text}) * {sizes} + {coord}"
+            text, d = coord, d + 1 + len(run)
         return text
 
     def stride(self, size: ir.IExpr) -> str:

@@ -148,6 +148,7 @@ def render_inner(nest, ctx) -> str:
     per output element (storing the terms it adds when ``nest.terms``)."""
     s = nest.stage
     printer = ctx.printer([s])
+    printer.collapse(nest.collapsed)
     if nest.across:
         printer.hide_strides()
     loops = [Loop(var_c(l.var), printer.index(l.extent)) for l in nest.loops]
@@ -155,7 +156,7 @@ def render_inner(nest, ctx) -> str:
     value = printer.value(nest.terms.body if nest.terms else body)
     prologue, epilogue, statements = [], [], []
     outputs = [Output(nest.terms.name, nest.terms.index, value)] if nest.terms else []
-    n_axes = len(s.axes)
+    n_axes = sum(not l.reduction for l in nest.loops)      # the output's loops (collapsed)
     if s.reduce:
         (loops[n_axes - 1].enter if n_axes else prologue).append(Declare(ctx.ctype, "acc", init_value(s.reduce, ctx.dtype)))
         (loops[n_axes - 1].exit if n_axes else epilogue).append(Store(printer.element(s.name, s.index), "acc"))
@@ -218,6 +219,7 @@ def render_scatter(nest, ctx) -> str:
 def render_siblings(nest, ctx) -> str:
     """Pointwise siblings over the same loops: one ``parallel for`` nest."""
     printer = ctx.printer(st for _, st in nest.members)
+    printer.collapse(nest.collapsed)
     outputs = [Output(st.name, st.index, printer.value(st.body)) for _, st in nest.members]
     loops = _loops(nest, printer)
     _in_threads(loops[0], nest, printer, ctx)
@@ -230,6 +232,7 @@ def render_pass(nest, ctx) -> str:
     read by several of them is loaded once). Accumulate members reduce into
     per-thread partial outputs over a static split of the outermost loop."""
     printer = ctx.printer(st for _, st in nest.members)
+    printer.collapse(nest.collapsed)
     statements, outputs, partials = [], [], []
     for kind, st in nest.members:
         value = printer.value(st.body)

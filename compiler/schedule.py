@@ -23,6 +23,7 @@ from . import ir
 from .ir import Call, Const, IConst, IExpr, IVar, Load, Program, Stage, TensorDecl, affine
 from .ops_table import COMPARISONS, OPS
 from .simplify import collapse_one_hot_sums, eliminate_dead_stages, simplify_expr
+from .collapse import collapse_nest
 from .windows import Sliding, plan_sliding
 
 CHEAP_OPS_LIMIT = 8
@@ -457,7 +458,9 @@ class Nest:
     its terms (``keep_terms``), stored as they are added.
     ``across``: an ``inner`` reduction over a short axis whose vector loop is
     the innermost output loop of more than one iteration (rows in SIMD lanes),
-    the reduced axis a scalar loop inside it.
+    the reduced axis a scalar loop inside it. ``collapsed``: how the loops
+    differ from the stages' axes (``compiler/collapse.py``): loops of one
+    iteration dropped, loops walking memory together merged.
     """
 
     stage: Stage
@@ -471,6 +474,7 @@ class Nest:
     sliding: Sliding | None = None
     patch: object = None        # a "patch_gemm" nest's PatchGemm (compiler/plan.py makes those)
     across: bool = False        # an "inner" reduction with its rows in SIMD lanes (``_across_rows``)
+    collapsed: object = None    # loops dropped and merged (compiler/collapse.py), or None
 
     @property
     def members(self) -> tuple:
@@ -1011,4 +1015,4 @@ def plan_program(p: Program, fuse_siblings: bool = True) -> Plan:
             nests.append(nest)
         else:
             nests[-1] = merged
-    return Plan(p, tuple(nests))
+    return Plan(p, tuple(collapse_nest(nest, shapes) for nest in nests))
