@@ -105,13 +105,15 @@ def init_value(reduce: str, dtype: str) -> str:
 class Context:
     """What the renderers of one function's nests share: its tensors' shapes,
     the dtype, its outputs (their stores may stream), the iterations below which
-    a nest runs on one thread, and the renderer of each form of nest."""
+    a nest runs on one thread, the renderer of each form of nest, and whether
+    nests may start threads (not inside a ``"rows"`` nest's row loops)."""
 
     shapes: dict
     dtype: str
     outputs: frozenset
     min_work: int
     renderers: dict
+    threads: bool = True        # False inside a loop that already runs in threads
 
     @property
     def ctype(self) -> str:

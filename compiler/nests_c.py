@@ -52,7 +52,8 @@ def _loops(nest, printer: Printer) -> list:
 
 def _in_threads(loop: Loop, nest, printer: Printer, ctx) -> Loop:
     """``loop`` as the parallel loop of ``nest``: one thread below ``ctx.min_work`` iterations."""
-    loop.parallel, loop.work, loop.min_work = True, printer.size(nest.loops), ctx.min_work
+    if ctx.threads:
+        loop.parallel, loop.work, loop.min_work = True, printer.size(nest.loops), ctx.min_work
     return loop
 
 
@@ -284,3 +285,15 @@ def render_online(nest, ctx) -> str:
         _in_threads(loops[0], nest, probe, ctx)
     comment = _comment((maximum, nest.terms, total)) + " (one pass)"
     return render("nest.c.j2", comment=comment, prologue=[], loops=loops, lets=[], body=[Verbatim(body)], epilogue=[])
+
+
+def render_rows(nest, ctx) -> str:
+    """Nests sharing their row loops (``Nest.group``): each one's own loops
+    run in turn inside each row, the row's data still in cache for the next."""
+    printer = ctx.printer(st for _, st in nest.members)
+    loops = _loops(nest, printer)
+    _in_threads(loops[0], nest, printer, ctx)
+    inside = dataclasses.replace(ctx, threads=False)
+    body = [Verbatim(inside.render(member)) for member in nest.group]
+    return render("nest.c.j2", comment=_comment(st for _, st in nest.members) + " (row by row)", prologue=[],
+                  loops=loops, lets=[], body=body, epilogue=[])
