@@ -95,6 +95,8 @@ def _merge_runs(indexed: list, loops: list, free: set) -> tuple[list, dict]:
 def collapse_nest(nest, shapes: dict):
     """``nest`` with its loops of one iteration dropped and loops walking memory
     together merged (see the module docstring); other nests as they are."""
+    if nest.group:
+        return dataclasses.replace(nest, group=tuple(collapse_nest(n, shapes) for n in nest.group))
     if nest.form not in COLLAPSIBLE or nest.window is not None or nest.terms is not None or len(nest.loops) < 2:
         return nest
     stages = [st for _, st in nest.members]

@@ -292,7 +292,9 @@ def render_rows(nest, ctx) -> str:
     run in turn inside each row, the row's data still in cache for the next."""
     printer = ctx.printer(st for _, st in nest.members)
     loops = _loops(nest, printer)
-    _in_threads(loops[0], nest, printer, ctx)
+    for loop, plan in zip(loops, nest.loops):
+        if plan.parallel:
+            _in_threads(loop, nest, printer, ctx)
     inside = dataclasses.replace(ctx, threads=False)
     body = [Verbatim(inside.render(member)) for member in nest.group]
     return render("nest.c.j2", comment=_comment(st for _, st in nest.members) + " (row by row)", prologue=[],

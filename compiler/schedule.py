@@ -1065,7 +1065,7 @@ def _row_group(first: Nest, second: Nest) -> Nest | None:
     rows = rows[:k]
     if second.stage.reduce is None and len(nests) == 1 and nests[0].stage.reduce is None:
         return None             # pointwise nests share their loops as siblings already
-    rows = tuple(dataclasses.replace(loop, parallel=False) for loop in rows)
+    rows = tuple(dataclasses.replace(loop, parallel=False, simd=False) for loop in rows)
     second = _renamed_nest(second, rows)
     taken = {l.var for l in rows}
     if any(l.var in taken for l in second.loops[len(rows):]):
@@ -1077,7 +1077,9 @@ def _row_group(first: Nest, second: Nest) -> Nest | None:
     inner.append(dataclasses.replace(second, loops=second.loops[len(rows):]))
     if any(not n.loops and n.form != "inner" for n in inner):
         return None
-    outer = (dataclasses.replace(rows[0], parallel=True),) + rows[1:]
+    # the threads share the first row loop of more than one iteration
+    k = next((k for k, loop in enumerate(rows) if loop.extent != IConst(1)), 0)
+    outer = rows[:k] + (dataclasses.replace(rows[k], parallel=True),) + rows[k + 1:]
     return Nest(nests[0].stage, "rows", outer, group=tuple(inner))
 
 

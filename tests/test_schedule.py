@@ -18,6 +18,11 @@ from layerc.compiler.codegen import PARALLEL_MIN_WORK
 from layerc.runtime import isa
 
 
+def _flat(plan):
+    """Every nest of a plan, a "rows" nest's own nests in its place."""
+    return [m for n in plan for m in n.group or (n,)]
+
+
 @layer
 class ColumnMax:
     x = Input("N", "C")
@@ -151,12 +156,12 @@ def test_short_reductions_run_across_rows(c, across):
     """A row max and a row sum of exponentials over few classes vectorize
     across rows (the row loop ``simd``, the classes a scalar loop inside it);
     over many, along the row."""
-    nests = [m for n in plan_program(RowMaxThenExpSum.build(C=c).compiled.forward) for m in n.group or (n,)]
-    reductions = [n for n in nests if n.stage.reduce]
+    reductions = [n for n in _flat(plan_program(RowMaxThenExpSum.build(C=c).compiled.forward)) if n.stage.reduce]
     assert sorted(n.stage.reduce for n in reductions) == ["max", "sum"]
     for n in reductions:
         assert n.across == across
-        assert [loop.simd for loop in n.loops] == ([True, False, False] if across else [False, False, True])
+        assert n.loops[-1].reduction and n.loops[-1].simd != across
+        assert any(loop.simd and not loop.reduction for loop in n.loops) == across
 
 
 def test_one_hot_sum_of_a_gather_gradient_is_one_read():
@@ -285,7 +290,7 @@ def test_max_and_exp_sum_run_in_one_pass_and_match_numpy(width):
     rows far above their first elements take the two passes."""
     m = LogSumExp.build(K=width, dtype=np.float64)
     if width > 512:                           # shorter rows take two passes over L1
-        assert [n.kind for n in plan_program(m.compiled.forward)][0] == "online"
+        assert _flat(plan_program(m.compiled.forward))[0].kind == "online"
     x = np.random.default_rng(width).standard_normal((6, width)) * 30
     x[1, -1] = 500.0                          # far above the first elements: summed again
     x[2, :] = -np.inf                         # all -inf: NaN, as exp(-inf - -inf)
@@ -301,10 +306,10 @@ def test_max_and_exp_sum_run_in_one_pass_and_match_numpy(width):
 
 def test_a_keepdims_axis_leaves_the_loop_above_it_vectorized():
     """A per-row stage of shape [N, 1] (focal loss's per-row factors) vectorizes
-    over the rows: its inner loop has one iteration."""
-    nests = plan_program(FocalLoss.build(K=10).compiled.backward)
-    per_row = [n for n in nests if n.kind == "inner" and [l.extent for l in n.loops][1:] == [IConst(1)]]
-    assert per_row and all(n.loops[0].simd and not n.loops[1].simd for n in per_row)
+    over the rows: its inner loop has one iteration, and is dropped."""
+    nests = _flat(plan_program(FocalLoss.build(K=10).compiled.backward))
+    per_row = [n for n in nests if n.kind == "inner" and n.collapsed and n.stage.shape[1:] == (IConst(1),)]
+    assert per_row and all(len(n.loops) == 1 and n.loops[0].simd for n in per_row)
 
 
 @layer
@@ -320,7 +325,7 @@ def test_a_sum_of_exponentials_keeps_its_terms_for_the_backward(spec):
     """The forward stores exp(x - max) while it sums it (in the same nest), and
     no later stage, forward or backward, takes those exponentials again."""
     lowered = spec.build(K=1000).compiled
-    forward = plan_program(lowered.forward)
+    forward = _flat(plan_program(lowered.forward))
     kept = [n for n in forward if n.terms is not None]
     assert len(kept) == 1 and kept[0].kind == "online"
     terms = kept[0].terms.name
