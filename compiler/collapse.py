@@ -114,4 +114,7 @@ def collapse_nest(nest, shapes: dict):
         kept, merged = _merge_runs([p for st in stages for p in _indexed(st, shapes)], kept, free)
     if not zero and not merged:
         return nest
-    return dataclasses.replace(nest, loops=tuple(kept), collapsed=Collapsed(zero, merged))
+    # the stages as merging saw them: a coordinate 16 * h + i with h dropped is i
+    siblings = tuple((kind, st) for (kind, _), st in zip(nest.siblings, stages[1:]))
+    return dataclasses.replace(nest, stage=stages[0], siblings=siblings, loops=tuple(kept),
+                               collapsed=Collapsed(zero, merged))
