@@ -192,12 +192,6 @@ def _cross_entropy_torch(z, target):
     return torch.nn.functional.cross_entropy(z, target)
 
 
-LOSS_WORKLOADS = [
-    *[loss_workload(f"Focal loss (layer) {_dims(s)}", _focal_ours, _focal_torch, s)
-      for s in [(4096, 10), (16384, 10), (4096, 100)]],
-    *[loss_workload(f"CrossEntropyLoss {_dims(s)}", _cross_entropy_ours, _cross_entropy_torch, s)
-      for s in [(4096, 10), (4096, 64), (1024, 1000)]],
-]
 
 
 # ---------------------------------------------------------------- the layers
@@ -271,6 +265,14 @@ def _act(ours, theirs, rate, *args):
     return lambda shape: stateless(ours, theirs, rate, *args)
 
 
+LOSS_WORKLOADS = [
+    *[loss_workload(f"Focal loss (layer) {_dims(s)}", _focal_ours, _focal_torch, s)
+      for s in [(4096, 10), (16384, 10), (4096, 100)]],
+    *[loss_workload(f"CrossEntropyLoss {_dims(s)}", _cross_entropy_ours, _cross_entropy_torch, s)
+      for s in [(4096, 10), (4096, 64), (1024, 1000)]],
+]
+
+
 LAYER_WORKLOADS = [
     _w("Linear 64x784->512", linear(784, 512), (64, 784)),
     _w("Linear 8x2048->1000", linear(2048, 1000), (8, 2048)),
@@ -292,7 +294,7 @@ LAYER_WORKLOADS = [
     *_each("LayerNorm", lambda s: layer_norm(s[-1]), [(4096, 256), (8, 197, 384), (32, 128, 768)], ("norm",),
            compile=True),
     *_each("ReLU", _act("ReLU", "ReLU", SAME_SHAPE), [(64, 512), (8, 64, 56, 56), (64, 32, 27, 27)],
-           ("activation",)),
+           ("activation",), compile=True),
     *_each("GELU", _act("GELU", "GELU", SAME_SHAPE), [(4096, 1024), (8, 197, 1536), (8, 64, 56, 56)],
            ("activation",), compile=True),
     *_each("Softmax", _act("Softmax", "Softmax", SAME_SHAPE, -1), [(4096, 64), (96, 197, 197), (4096, 1000)],
