@@ -166,6 +166,9 @@ def render_inner(nest, ctx) -> str:
         outputs.append(Output(s.name, s.index, value))
     for loop, plan in zip(loops, nest.loops):
         loop.simd = plan.simd
+        if nest.across and plan.reduction and isinstance(plan.extent, IConst):
+            # each lane's short row: unrolled, or gcc cannot vectorize the rows around it
+            loop.unroll = plan.extent.value
         if plan.parallel:
             _in_threads(loop, nest, printer, ctx)
         # the accumulator is private to the loop that reduces into it

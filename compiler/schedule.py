@@ -860,6 +860,11 @@ def _row_loop(s: Stage, axes: list, red: list) -> int | None:
     size = math.prod(l.extent.value if isinstance(l.extent, IConst) else SHORT_REDUCTION for l in red)
     if not red or size >= SHORT_REDUCTION or s.scatter_index is not None:
         return None
+    # a reduced index read as a value (a first maximum's position) leaves gcc 12
+    # without a vector type for the row loop: that reduction stays a scalar loop
+    values = [e for e in ir.postorder(s.body) if isinstance(e, ir.IndexValue)]
+    if {l.var for l in red} & set().union(*(ir.ivars(e.expr) for e in values)):
+        return None
     k = max((i for i, loop in enumerate(axes) if loop.extent != IConst(1)), default=None)
     if k is None:
         return None

@@ -14,6 +14,8 @@ from layerc.compiler.schedule import plan_program
 from layers import PReLU
 from benchmarks.specs import FocalLoss, LinearSpec
 from layerc.nn import Conv2DNoBiasSpec
+from layerc.nn.activation import gelu_spec, softmax_spec
+from layerc.nn.norm import BatchNorm2DSpec, layer_norm_spec
 from layerc.compiler.codegen import PARALLEL_MIN_WORK
 from layerc.runtime import isa
 
@@ -107,8 +109,12 @@ STRIDED = dict(DENSE, stride=(2, 2), dilation=(2, 2))
 @pytest.mark.parametrize("spec, sizes", [(PReLU, dict(C=256)), (WherePReLU, dict(C=256)),
                                          (Conv2DNoBiasSpec, DEPTHWISE), (LogSumExp, dict(K=1000)),
                                          (FocalLoss, dict(K=10)), (LinearSpec, dict(I=784, O=256)),
-                                         (Conv2DNoBiasSpec, DENSE), (Conv2DNoBiasSpec, STRIDED)],
-                         ids=["PReLU", "WherePReLU", "depthwise", "logsumexp", "focal", "linear", "conv", "conv-s2-d2"])
+                                         (Conv2DNoBiasSpec, DENSE), (Conv2DNoBiasSpec, STRIDED),
+                                         ("ShortRowSums", dict(K=10)), (gelu_spec(4), {}),
+                                         (softmax_spec(3), dict(axis=-1)), (BatchNorm2DSpec, dict(C=8)),
+                                         (layer_norm_spec(3, 1), dict(L1=64))],
+                         ids=["PReLU", "WherePReLU", "depthwise", "logsumexp", "focal", "linear", "conv", "conv-s2-d2",
+                              "rows-in-lanes", "gelu", "softmax-rows", "batchnorm", "layernorm-rows"])
 @pytest.mark.parametrize("level", [level for level in isa.supported() if level != "baseline"] or ["baseline"])
 def test_inner_loops_vectorize(tmp_path, spec, sizes, level):
     """Every ``omp simd`` loop of a layer's float kernels is vectorized by gcc
@@ -119,7 +125,10 @@ def test_inner_loops_vectorize(tmp_path, spec, sizes, level):
     convolution's packed patches, strided and dilated too). The
     double kernels serve gradient checks: gcc may leave some scalar (AVX2 has
     no int64-to-double vector conversion). Checked at each vector level this
-    CPU loads (AVX-512 and AVX2 here)."""
+    CPU loads (AVX-512 and AVX2 here). Row plans too: ten classes with the
+    rows in lanes (the row loop vectorized, its reads gathers), GELU's inlined
+    erf, a batch norm's merged planes, softmax and layer norm row by row."""
+    spec = globals()[spec] if isinstance(spec, str) else spec
     source = spec.build(**sizes).source
     path = tmp_path / "k.c"
     path.write_text(source)
@@ -141,6 +150,15 @@ def test_inner_loops_vectorize(tmp_path, spec, sizes, level):
     assert simd_loops
     missed = [first for first, end in simd_loops if not any(first <= n < end for n in vectorized)]
     assert not missed, [lines[n - 1] for n in missed]
+
+
+@layer
+class ShortRowSums:
+    """Two short row reductions and no first maximum in the backward."""
+    x = Input("N", "K")
+
+    def forward(x):
+        return ops.logsumexp(x, axis=1) + ops.mean(x * x, axis=1)
 
 
 @layer
