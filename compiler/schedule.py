@@ -1061,6 +1061,9 @@ def _row_group(first: Nest, second: Nest) -> Nest | None:
     variance and output, a softmax's maximum, sum and quotients, each row
     read from memory once and again from the cache. None otherwise."""
     nests = first.group or (first,)
+    # a product may run as GEMM calls on packed patches (compiler/plan.py): not in a row's loops
+    if any(plan_contraction(n.stage) is not None for n in nests + (second,)):
+        return None
     rows = first.loops if first.group else first.loops[:_row_loops(first)]
     k = 0
     while k < min(len(rows), _row_loops(second)) and rows[k].extent == second.loops[k].extent:
