@@ -19,6 +19,8 @@ import math
 
 import numpy as np
 
+from layerc.nn.activations import POINTWISE      # torch.nn's names too
+
 from .common import COMPILED, F32, Steps, Workload, as_torch, copy_into_torch, layerc_grads, rng, torch, \
     torch_grads
 
@@ -35,13 +37,15 @@ def layerc_step(model, x, gy):
         y = model.forward(x)
         gx = model.backward(gy)
         if collect:
-            return {"y": np.array(y.numpy()), "grad:x": np.array(gx.numpy()), **layerc_grads(model)}
+            inputs = {"grad:x": np.array(gx.numpy())} if x.dtype.kind == "f" else {}   # ids have none
+            return {"y": np.array(y.numpy()), **inputs, **layerc_grads(model)}
     return step
 
 
 def torch_step(call, model, x, gy):
     """A step of ``call`` (``model`` itself, or ``torch.compile(model)``)."""
-    tx, tg = as_torch(x, True), as_torch(gy)
+    floating = x.dtype.kind == "f"
+    tx, tg = as_torch(x, floating), as_torch(gy)
 
     def step(collect=False):
         tx.grad = None
@@ -49,7 +53,8 @@ def torch_step(call, model, x, gy):
         y = call(tx)
         y.backward(tg)
         if collect:
-            return {"y": y.detach().numpy().copy(), "grad:x": tx.grad.numpy().copy(), **torch_grads(model)}
+            inputs = {"grad:x": tx.grad.numpy().copy()} if floating else {}
+            return {"y": y.detach().numpy().copy(), **inputs, **torch_grads(model)}
     return step
 
 
@@ -61,7 +66,7 @@ def layer_workload(name, layers, shape, rate, *, compile=False, tags=()):
         x_shape = (max(shape[0] // 4, 2), *shape[1:]) if quick else shape
         model = layers.layerc()
         draw = rng()                              # one stream: x and gy must differ
-        x = draw.standard_normal(x_shape, F32)
+        x = layers.draw(draw, x_shape)
         y_shape = model.forward(x).shape          # compiles the layer (or loads it from the cache)
         gy = draw.standard_normal(y_shape, F32)
         tstep = compiled = None
@@ -82,8 +87,10 @@ class Twin:
     one only called when torch is installed); ``rename`` maps layerc parameter
     names to torch's where they differ."""
 
-    def __init__(self, layerc, torch, rename=None, note=""):
+    def __init__(self, layerc, torch, rename=None, note="", draw=None):
         self.layerc, self.torch, self.rename, self.note = layerc, torch, rename, note
+        # (rng, shape) -> the input: standard normal floats unless the layer takes others (ids)
+        self.draw = draw or (lambda generator, shape: generator.standard_normal(shape, F32))
 
 
 # ---------------------------------------------------------------- rates
@@ -197,10 +204,11 @@ def _cross_entropy_torch(z, target):
 # ---------------------------------------------------------------- the layers
 
 
-def conv2d(c, o, k, *, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(c, o, k, *, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
     from layerc.nn import Conv2D
     kh, kw = (k, k) if isinstance(k, int) else k
-    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=False)
+    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=False,
+                padding_mode=padding_mode)
     return Twin(lambda: Conv2D(c, o, (kh, kw), **args), lambda: torch.nn.Conv2d(c, o, (kh, kw), **args),
                 note="no bias (a BatchNorm follows in a network)"), contraction(c // groups * kh * kw)
 
@@ -209,6 +217,18 @@ def conv1d(c, o, k, *, stride=1, padding=0):
     from layerc.nn import Conv1D
     args = dict(stride=stride, padding=padding, bias=False)
     return Twin(lambda: Conv1D(c, o, k, **args), lambda: torch.nn.Conv1d(c, o, k, **args)), contraction(c * k)
+
+
+def conv_transpose(rank, c, o, k, **args):
+    import layerc.nn
+    ours, theirs = getattr(layerc.nn, f"ConvTranspose{rank}D"), getattr(torch.nn, f"ConvTranspose{rank}d")
+    groups = args.get("groups", 1)
+    kernel = k ** rank if isinstance(k, int) else math.prod(k)
+    # each output element's forward multiply-adds: in/groups channels times the taps
+    # that reach it, about kernel / stride**rank of them
+    stride = args.get("stride", 1)
+    taps = kernel / (stride ** rank if isinstance(stride, int) else math.prod(stride))
+    return Twin(lambda: ours(c, o, k, **args), lambda: theirs(c, o, k, **args)), contraction(c // groups * taps)
 
 
 def linear(i, o):
@@ -229,6 +249,52 @@ def layer_norm(d):
 def stateless(ours: str, theirs: str, rate, *args):
     import layerc.nn
     return Twin(lambda: getattr(layerc.nn, ours)(*args), lambda: getattr(torch.nn, theirs)(*args)), rate
+
+
+def group_norm(groups, c):
+    from layerc.nn import GroupNorm
+    return Twin(lambda: GroupNorm(groups, c), lambda: torch.nn.GroupNorm(groups, c)), SAME_SHAPE
+
+
+def batch_norm1d(c):
+    from layerc.nn import BatchNorm1D
+    return Twin(lambda: BatchNorm1D(c), lambda: torch.nn.BatchNorm1d(c), note="training mode"), SAME_SHAPE
+
+
+def instance_norm(c):
+    from layerc.nn import InstanceNorm2D
+    return Twin(lambda: InstanceNorm2D(c), lambda: torch.nn.InstanceNorm2d(c), note="torch's defaults"), SAME_SHAPE
+
+
+def rms_norm(d):
+    from layerc.nn import RMSNorm
+    return Twin(lambda: RMSNorm(d), lambda: torch.nn.RMSNorm(d)), SAME_SHAPE
+
+
+def embedding(vocab, dim):
+    """Ids drawn uniformly from the vocabulary; the rate: the output written, its
+    gradient read and scattered into the table's rows (three passes of its size)."""
+    from layerc.nn import Embedding
+    return (Twin(lambda: Embedding(vocab, dim), lambda: torch.nn.Embedding(vocab, dim),
+                 draw=lambda generator, shape: generator.integers(0, vocab, shape)),
+            lambda x_shape, y_shape: {"bytes": FLOAT * 3 * _count(y_shape)})
+
+
+def self_attention(e, heads):
+    """Self-attention on [B, L, E] (torch: ``need_weights=False``); 3x the
+    forward's multiply-adds: projections 4 L E^2, scores and context 2 L^2 E."""
+    from layerc.nn import MultiheadAttention
+
+    def twin():
+        class SelfAttention(torch.nn.MultiheadAttention):
+            def forward(self, x):
+                return super().forward(x, x, x, need_weights=False)[0]
+        return SelfAttention(e, heads, batch_first=True)
+
+    def rate(x_shape, y_shape):
+        b, length, _ = x_shape
+        return {"flops": 3 * 2.0 * b * length * e * (4 * e + 2 * length)}
+    return Twin(lambda: MultiheadAttention(e, heads, batch_first=True), twin), rate
 
 
 def conv1d_index_notation(c, o, k, pad):
@@ -254,6 +320,12 @@ def _dims(shape) -> str:
 def _pool(kind, k, s, shape):
     twin_rate = stateless(f"{kind}Pool2D", f"{kind}Pool2d", MAX_POOL if kind == "Max" else AVG_POOL, k, s)
     return _w(f"{kind}Pool2D k{k} s{s} {_dims(shape)}", twin_rate, shape, tags=("pool",))
+
+
+def _adaptive(kind, size, shape):
+    twin_rate = stateless(f"Adaptive{kind}Pool2D", f"Adaptive{kind}Pool2d", MAX_POOL if kind == "Max" else AVG_POOL,
+                          size)
+    return _w(f"Adaptive{kind}Pool2D {size} {_dims(shape)}", twin_rate, shape, tags=("pool",))
 
 
 def _each(name, twin_rate_of, shapes, tags, compile=False):
@@ -308,10 +380,44 @@ LAYER_WORKLOADS = [
     _pool("Avg", 3, 2, (16, 48, 27, 27)),
     *_each("Flatten", _act("Flatten", "Flatten", no_rate), [(64, 64, 8, 8), (8, 512, 7, 7), (16, 48, 27, 27)],
            ("reshape",)),
+    *_each("BatchNorm1D", lambda s: batch_norm1d(s[1]), [(256, 512), (64, 128, 256), (32, 48, 999)], ("norm",)),
+    *_each("GroupNorm", lambda s: group_norm(s[1] // 8, s[1]),
+           [(8, 64, 56, 56), (64, 32, 32, 32), (16, 48, 27, 27)], ("norm",)),
+    *_each("InstanceNorm2D", lambda s: instance_norm(s[1]), [(8, 64, 56, 56), (64, 32, 32, 32), (16, 48, 27, 27)],
+           ("norm",)),
+    *_each("RMSNorm", lambda s: rms_norm(s[-1]), [(64, 512), (8, 197, 384), (32, 128, 768)], ("norm",)),
+    _w("Embedding 1000x256 [64,128]", embedding(1000, 256), (64, 128), tags=("embedding",)),
+    _w("Embedding 32000x128 [32,197]", embedding(32000, 128), (32, 197), tags=("embedding",)),
+    _w("Embedding 50x7 [999]", embedding(50, 7), (999,), tags=("embedding",)),
+    _w("MultiheadAttention 384/6 [8,197,384]", self_attention(384, 6), (8, 197, 384), tags=("attention",)),
+    _w("MultiheadAttention 256/8 [32,64,256]", self_attention(256, 8), (32, 64, 256), tags=("attention",)),
+    _w("MultiheadAttention 96/3 [4,127,96]", self_attention(96, 3), (4, 127, 96), tags=("attention",)),
+    *[w for name in POINTWISE for w in _each(name, _act(name, name, SAME_SHAPE),
+                                             [(64, 512), (8, 64, 56, 56), (8, 197, 1536)], ("activation",))],
     _w("Conv1D ops.compute 64->64 k5 [16,64,1000]", conv1d_index_notation(64, 64, 5, 2), (16, 64, 1000),
        compile=True, tags=("contraction", "conv")),
     _conv("1x5 64->64 p(0,2)", (16, 64, 1, 1000), 64, 64, (1, 5), padding=(0, 2), compile=True),
     _w("Conv1D 64->64 k5 p2 [16,64,1000]", conv1d(64, 64, 5, padding=2), (16, 64, 1000), tags=("conv",)),
     _w("Conv1D 8->32 k3 [64,8,128]", conv1d(8, 32, 3), (64, 8, 128), tags=("conv",)),
     _w("Conv1D 48->48 k7 s2 p3 [8,48,999]", conv1d(48, 48, 7, stride=2, padding=3), (8, 48, 999), tags=("conv",)),
+    _conv("32->32 k3 same reflect", (16, 32, 27, 27), 32, 32, 3, padding="same", padding_mode="reflect"),
+    _w("ConvTranspose2D 64->32 k4 s2 p1 [8,64,16,16]", conv_transpose(2, 64, 32, 4, stride=2, padding=1),
+       (8, 64, 16, 16), tags=("conv",)),
+    _w("ConvTranspose2D 32->32 k3 p1 [8,32,28,28]", conv_transpose(2, 32, 32, 3, padding=1), (8, 32, 28, 28),
+       tags=("conv",)),
+    _w("ConvTranspose2D 48->24 k3 s2 op1 [4,48,27,27]", conv_transpose(2, 48, 24, 3, stride=2, output_padding=1),
+       (4, 48, 27, 27), tags=("conv",)),
+    _w("ConvTranspose1D 64->64 k4 s2 p1 [16,64,250]", conv_transpose(1, 64, 64, 4, stride=2, padding=1),
+       (16, 64, 250), tags=("conv",)),
+    _w("ConvTranspose1D 32->16 k5 [8,32,511]", conv_transpose(1, 32, 16, 5), (8, 32, 511), tags=("conv",)),
+    _w("ConvTranspose1D 48->48 k3 s3 [4,48,333]", conv_transpose(1, 48, 48, 3, stride=3), (4, 48, 333),
+       tags=("conv",)),
+    _adaptive("Avg", 1, (8, 512, 7, 7)),
+    _adaptive("Avg", 1, (64, 32, 8, 8)),
+    _adaptive("Avg", 3, (16, 48, 27, 27)),
+    _adaptive("Max", 1, (8, 512, 7, 7)),
+    _adaptive("Max", 2, (64, 32, 8, 8)),
+    _adaptive("Max", 3, (16, 48, 27, 27)),
+    *_each("Dropout", _act("Dropout", "Dropout", SAME_SHAPE, 0.5), [(64, 512), (8, 64, 56, 56), (16, 48, 27, 27)],
+           ("activation",)),
 ]

@@ -17,34 +17,6 @@ WARMUP = 3                # untimed steps before the first slice
 MAX_REPS = 2000           # samples per framework and workload, at most
 SGEMM_SIZE = 2048
 
-_TRIAD_C = """
-#include <stdint.h>
-#include <omp.h>
-void lc_probe_triad(int64_t n, float *restrict a, const float *restrict b, const float *restrict c, float s) {
-    #pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) a[i] = b[i] + s * c[i];
-}
-/* the same with non-temporal stores, as layerc writes large outputs (n a multiple
-   of 64, a 16-byte aligned) */
-typedef float v4 __attribute__((vector_size(16)));
-void lc_probe_triad_streamed(int64_t n, float *restrict a, const float *restrict b, const float *restrict c,
-                             float s) {
-    #pragma omp parallel
-    {
-        #pragma omp for schedule(static) nowait
-        for (int64_t i = 0; i < n; i += 64) {
-            float tile[64] __attribute__((aligned(64)));
-            #pragma omp simd
-            for (int64_t k = 0; k < 64; ++k) tile[k] = b[i + k] + s * c[i + k];
-            for (int64_t k = 0; k < 64; k += 4) __builtin_ia32_movntps(a + i + k, *(const v4 *)(tile + k));
-        }
-        __builtin_ia32_sfence();
-    }
-}
-"""
-_TRIAD_CDEF = """void lc_probe_triad(int64_t n, float *a, const float *b, const float *c, float s);
-void lc_probe_triad_streamed(int64_t n, float *a, const float *b, const float *c, float s);"""
-
 
 def sample(fn, seconds: float, min_reps: int, max_reps: int = MAX_REPS) -> list[float]:
     """Durations (s) of calls of ``fn``, repeated for ``seconds`` and at least
@@ -71,26 +43,13 @@ def time_step(fn, seconds: float, min_reps: int, warmup: int = WARMUP) -> dict:
 
 
 def probe_bandwidth(seconds: float) -> float:
-    """GB/s of an OpenMP triad over 64 MB arrays (3 arrays counted), the
-    faster of plain stores (which read each line before writing it) and
-    streaming stores."""
-    from layerc.compiler.build import compile_c
-    probe = compile_c(_TRIAD_C, _TRIAD_CDEF, name="bench_probe")
-    lib, ffi = probe.lib, probe.ffi
-    n = 16 * 1024 * 1024
-    a, b, c = (np.ones(n, np.float32) for _ in range(3))
-
-    def ptr(x):
-        return ffi.cast("float *", x.ctypes.data)
-
-    pa, pb, pc = ptr(a), ptr(b), ptr(c)
-    best = min(time_step(lambda: triad(n, pa, pb, pc, 0.5), seconds / 2, 10)["min"]
-               for triad in (lib.lc_probe_triad, lib.lc_probe_triad_streamed))
-    return 3 * a.nbytes / best / 1e9
+    """GB/s of an OpenMP triad over 64 MB arrays (``layerc.roofline.probe_bandwidth``)."""
+    from layerc.roofline import probe_bandwidth as probe
+    return probe(seconds)
 
 
 def probe_sgemm(seconds: float, size: int = SGEMM_SIZE) -> float:
-    """GFLOP/s of numpy's float32 matmul at ``size``³, over the median of at least 7 products."""
+    """GFLOP/s of numpy's float32 matmul at ``size``^3, over the median of at least 7 products."""
     a = np.random.default_rng(0).standard_normal((size, size), np.float32)
     b = a.copy()
     t = time_step(lambda: a @ b, seconds, 7)
@@ -130,3 +89,57 @@ def load_times(build: str, reps: int) -> dict:
         if k:
             samples.append(float(out.stdout.strip().splitlines()[-1]))
     return {"warm_load_s": statistics.median(samples), "warm_load_min_s": min(samples), "reps": reps}
+
+
+def kernel_share(step, reps: int = 200, warmup: int = WARMUP) -> dict:
+    """How much of ``step`` (a zero-argument call) is the compiled kernels'
+    own time: every kernel call of a ``LayerModule`` (``_run``) and every
+    optimizer driver call (``MultiApply``) is timed while ``step`` runs ``reps``
+    times. ``{"step_s", "kernels_s", "python_share", "by_kernel": {name: s}}``
+    (medians over the steps; the rest of the step is the Python of the tape,
+    the modules and the optimizer, plus the timers' own cost)."""
+    from layerc import optim_kernels
+    from layerc.runtime.module import LayerModule
+    spent: dict = {}
+    run = LayerModule._run
+
+    def timed(self, function, args):
+        t0 = time.perf_counter()
+        try:
+            return run(self, function, args)
+        finally:
+            spent[self.name] = spent.get(self.name, 0.0) + time.perf_counter() - t0
+
+    def timed_driver(name, driver):
+        def call(*args):
+            t0 = time.perf_counter()
+            try:
+                return driver(*args)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - t0
+        return call
+
+    for _ in range(warmup):
+        step()                             # builds the optimizer's drivers
+    drivers = [(key, apply, apply._driver) for key, apply in optim_kernels._multi.items()]
+    LayerModule._run = timed
+    for key, apply, driver in drivers:
+        apply._driver = timed_driver(f"optimizer {key[0]}", driver)
+    steps, kernels, by_kernel = [], [], {}
+    try:
+        for _ in range(reps):
+            spent.clear()
+            t0 = time.perf_counter()
+            step()
+            steps.append(time.perf_counter() - t0)
+            kernels.append(sum(spent.values()))
+            for name, s in spent.items():
+                by_kernel.setdefault(name, []).append(s)
+    finally:
+        LayerModule._run = run
+        for _, apply, driver in drivers:
+            apply._driver = driver
+    shares = [1 - k / s for k, s in zip(kernels, steps)]
+    return {"step_s": statistics.median(steps), "kernels_s": statistics.median(kernels),
+            "python_share": statistics.median(shares),
+            "by_kernel": {name: statistics.median(v) for name, v in by_kernel.items()}}

@@ -49,6 +49,7 @@ import time
 
 import numpy as np
 
+from . import cold_builds
 from .common import COMPILED
 from .measure import MAX_REPS, ROOT, SGEMM_SIZE, WARMUP, build_times, load_times, probe_bandwidth, probe_sgemm, \
     sample, summarize
@@ -304,6 +305,7 @@ def run_workload(w, args, limits, pool: StepPool | None = None) -> dict:
         # fast step costs those rounds few of its samples, but whole rounds of ratios
         row["vs"] = {f: row[f]["median"] / t for f in peers}
         row["speedup_vs_fastest_other"] = min(row["vs"].values())
+    row["bytes"], row["flops"] = steps.bytes, steps.flops      # for the report's roofline column
     if steps.bytes:
         row["GB/s"] = steps.bytes / t / 1e9
         row["fraction_of_limit"] = row["GB/s"] / limits["triad_GBps"]
@@ -339,6 +341,9 @@ def parse_args(argv):
                         help="slices per framework, taken in turns (the order rotated each round)")
     parser.add_argument("--no-build-times", dest="build_times", action="store_false",
                         help="skip cold-build and warm-load measurements")
+    parser.add_argument("--cold-builds", type=int, default=0, metavar="RUNS",
+                        help="also time each built-in layer's cold build against jax.jit's compile of the "
+                             "same computation, new processes, median of RUNS (benchmarks/cold_builds.py)")
     parser.add_argument("--load-times", action="store_true",
                         help="only the warm load of each workload's layers (new process, cache hit)")
     parser.add_argument("--load-reps", type=int, default=9, help="new processes per workload for --load-times")
@@ -411,6 +416,8 @@ def bench(workloads, args) -> None:
             "torch": getattr(torch, "__version__", None), "quick": args.quick, "threads": args.threads,
             "compile": args.compile, "load": load, "wall_s": time.perf_counter() - started}
     results = {"meta": meta, "limits": limits, "rows": rows}
+    if args.cold_builds:
+        results["cold_builds"] = cold_builds.run(args.cold_builds)
     if args.save:
         with open(args.save, "w") as f:
             json.dump(results, f, indent=1)
@@ -423,6 +430,8 @@ def print_results(results: dict, args) -> None:
         return
     form = format_markdown if args.markdown else format_table
     print(form(results["rows"], results["limits"], results["meta"]))
+    if results.get("cold_builds"):
+        print("\n" + cold_builds.format_rows(results["cold_builds"]))
 
 
 if __name__ == "__main__":

@@ -159,3 +159,33 @@ TRAINING_WORKLOADS = [
     training_workload("Train MLP 784-512-512-10 [64,784]", mlp, (64, 784),
                       _multiply_adds_x6(784 * 512, 512 * 512, 512 * CLASSES)),
 ]
+
+
+def overhead_report(reps: int = 300) -> str:
+    """The MLP's training step (layerc) split into its compiled kernels' own time
+    and the rest (the Python of the tape, modules and optimizer), and torch
+    eager's step in the same process: ``python -m benchmarks.training``."""
+
+    from .measure import kernel_share, time_step
+    draw = rng()
+    x = draw.standard_normal((64, 784), F32)
+    labels = draw.integers(0, CLASSES, 64).astype(np.int64)
+    model = mlp(layerc_layers())
+    share = kernel_share(layerc_training_step(model, x, labels), reps)
+    lines = [f"MLP 784-512-512-10, batch 64: step {share['step_s'] * 1e3:.3f} ms, kernels "
+             f"{share['kernels_s'] * 1e3:.3f} ms, the rest (Python) {share['python_share']:.1%}"]
+    lines += [f"  {name:28} {s * 1e3:8.3f} ms" for name, s in sorted(share["by_kernel"].items(), key=lambda kv: -kv[1])]
+    if torch is not None:
+        tmodel = mlp(torch_layers())
+        copy_into_torch(model, tmodel)
+        tstep = torch_training_step(lambda a, b: torch.nn.functional.cross_entropy(tmodel(a), b), tmodel, x, labels)
+        lstep = layerc_training_step(model, x, labels)
+        pairs = [(time_step(lstep, 0.5, 20)["median"], time_step(tstep, 0.5, 20)["median"]) for _ in range(5)]
+        ratio = sorted(t / l for l, t in pairs)[len(pairs) // 2]
+        lines.append(f"torch eager / layerc (median of 5 interleaved rounds): {ratio:.2f}x "
+                     f"(layerc {sorted(p[0] for p in pairs)[2] * 1e3:.3f} ms, torch {sorted(p[1] for p in pairs)[2] * 1e3:.3f} ms)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(overhead_report())

@@ -18,7 +18,7 @@ Example::
     >>> from layerc.compiler.ir import ISym, format_program
     >>> fwd = trace_function("Scale", lambda x: x * 3.0, {"x": ((ISym("N"),), "input")}, {})
     >>> print(format_program(gradient_program(fwd)).splitlines()[-2])
-    grad_x[i0] = grad_mul_0[i0] * 3
+    grad_x[i0] = 3 * grad_mul_0[i0]
 """
 from __future__ import annotations
 
@@ -195,13 +195,49 @@ class _Backward:
         maximal element, in the row-major order of its reduction indices, a NaN
         counting as maximal (as PyTorch's max_pool2d and argmax do). ``first``
         holds minus that position: the largest of ``-position`` over the hits."""
-        value = stage.body
-        hit = Call("add", (Call("eq", (value, Load(stage.name, stage.index))), Call("ne", (value, value))))
+        value, top = stage.body, Load(stage.name, stage.index)
+        if self._calls_libm(stage.body):
+            value, top = self._stored_values(stage)
+        hit = Call("add", (Call("eq", (value, top)), Call("ne", (value, value))))
         minus_position = IndexValue(ir.imul(-1, _position(stage.reduce_axes)))
         first = Stage(self.fresh(f"first_{stage.name}"), stage.shape, stage.axes,
                       Call("select", (hit, minus_position, Const(-math.inf))), "max", stage.reduce_axes)
         self.stages.append(first)
         return Call("eq", (minus_position, Load(first.name, stage.index)))
+
+    def _stored_values(self, stage: Stage) -> tuple:
+        """The reduced values kept in a tensor of their own, and their maximum
+        taken again from it: ``(value, maximum)`` to find the argmax with.
+
+        Vectorized libm (libmvec) and scalar libm may differ by an ulp, and
+        fusion evaluates a body wherever it is read: the forward's maximum and a
+        value recomputed in another loop may then never compare equal, and the
+        gradient would vanish. Values read from memory compare exactly. The
+        tensor is a scatter onto its own indices (``values[i, r] += body``)
+        because fusion recomputes pointwise stages in their readers instead of
+        storing them."""
+        axes = stage.axes + stage.reduce_axes
+        index = tuple(IVar(a.name) for a in axes)
+        values = Stage(self.fresh(f"values_{stage.name}"), tuple(a.extent for a in axes), axes, stage.body,
+                       "sum", (), scatter_index=index)
+        value = Load(values.name, index)
+        top = Stage(self.fresh(f"top_{stage.name}"), stage.shape, stage.axes, value, "max", stage.reduce_axes)
+        self.stages += [values, top]
+        return value, Load(top.name, stage.index)
+
+    def _calls_libm(self, body) -> bool:
+        """Whether ``body`` calls an expensive (libm) op, itself or through the
+        pointwise forward stages it reads, which fusion inlines into it."""
+        pointwise = {s.name: s for s in self.fwd.stages if s.reduce is None and s.scatter_index is None}
+        pending, seen = [body], set()
+        while pending:
+            for e in ir.postorder(pending.pop()):
+                if isinstance(e, Call) and OPS[e.op].expensive:
+                    return True
+                if isinstance(e, Load) and e.tensor in pointwise and e.tensor not in seen:
+                    seen.add(e.tensor)
+                    pending.append(pointwise[e.tensor].body)
+        return False
 
 
 def _position(axes) -> ir.IExpr:

@@ -38,7 +38,9 @@ class Scatter:
     """The calls' results (a workspace over ``loops``, element ``offset`` at
     their point) added into the output at ``index``. Along the innermost loop
     the target lies inside the output from every bound of ``lo`` to every
-    bound of ``hi``; outside ``tests`` (free of that loop) nowhere."""
+    bound of ``hi``; outside ``tests`` (free of that loop) nowhere.
+    ``assign``: each output element is one element of the workspace, of one
+    task (written, not added, unless the sum started at a value)."""
 
     loops: tuple
     offset: ir.IExpr
@@ -47,6 +49,7 @@ class Scatter:
     lo: tuple
     hi: tuple
     tests: tuple
+    assign: bool = False
 
 
 @dataclass(frozen=True)

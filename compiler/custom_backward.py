@@ -117,9 +117,7 @@ def trace_backward(spec, traced_forward: Program, attrs: dict, sizes: dict) -> P
         while new in forward_names or new in renames.values():
             new = "_" + new
         renames[s.name] = new
-    stages = [ir.replace(s, name=renames[s.name], body=ir.rename_tensors(s.body, renames),
-                         scatter_index=None if s.scatter_index is None else
-                         tuple(_rename_iexpr(i, renames) for i in s.scatter_index)) for s in stages]
+    stages = rename_stages(stages, renames)
     produced = {s.name for s in stages}
     outputs = []
     renamed_to = {}        # a stage returned as a gradient is renamed grad_<name>
@@ -154,6 +152,14 @@ def _declare_grad(b: Builder, name: str, shape: tuple) -> TensorExpr:
     """Declare ``grad_<output>`` (a name ``Builder.declare`` reserves for layerc)."""
     b.decls[name] = TensorDecl(name, tuple(shape), "grad")
     return TensorExpr(name, tuple(shape), b)
+
+
+def rename_stages(stages, mapping: dict) -> list:
+    """``stages`` with the tensors in ``mapping`` renamed: the stages' own
+    names and every read of them (loads, and the indices of scatter stages)."""
+    return [ir.replace(s, name=mapping.get(s.name, s.name), body=ir.rename_tensors(s.body, mapping),
+                       scatter_index=None if s.scatter_index is None else
+                       tuple(_rename_iexpr(i, mapping) for i in s.scatter_index)) for s in stages]
 
 
 def _rename_iexpr(e, mapping):
@@ -197,4 +203,4 @@ def _gradients_by_name(result, wrt: list, error) -> dict:
     return given
 
 
-__all__ = ["trace_backward"]
+__all__ = ["trace_backward", "rename_stages"]

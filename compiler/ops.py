@@ -20,6 +20,7 @@ import numbers
 from . import ir
 from .ir import Axis, Call, Const, IConst, IndexValue, IVar, Load, Stage, format_iexpr
 from .shapes import size_mismatch
+from .slicing import concatenate, flip, pad, roll, stack
 from .trace import (Index, Reduction, TensorExpr, as_index, as_value, broadcast_load,
                     broadcast_shapes, current_builder, elementwise, matmul, mean, normalize_axes,
                     reduce, reshape, shape_str, transpose)
@@ -31,7 +32,7 @@ __all__ = [
     "hardswish", "hardsigmoid", "softsign", "maximum", "minimum", "clip", "where", "stop_gradient",
     "equal", "not_equal", "sum", "mean", "max", "min", "prod", "var", "matmul", "transpose", "reshape",
     "split", "glu", "softmax", "log_softmax", "logsumexp", "take_along_axis", "compute", "reduce_axis",
-    "assign", "ones_like", "zeros_like", "full",
+    "assign", "ones_like", "zeros_like", "full", "pad", "flip", "roll", "concatenate", "stack",
 ]
 
 

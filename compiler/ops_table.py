@@ -144,6 +144,29 @@ def _sigmoid_np(x):
     return 1 / (1 + np.exp(-x))
 
 
+def _np_word(v):
+    """An argument of ``philox_uniform`` as its C reads it: truncated to int32
+    (0 outside int32's range, NaN too), the bits as an unsigned 32-bit word."""
+    v = np.asarray(v, dtype=np.float64)
+    inside = (v > -2.0 ** 31) & (v < 2.0 ** 31)
+    return np.where(inside, np.trunc(np.where(inside, v, 0)), 0).astype(np.int64) & 0xFFFFFFFF
+
+
+def _np_philox_uniform(s0, s1, c0, c1, row, col):
+    """Philox-4x32-10 as ``templates/philox.c.j2`` computes it (uint64 arithmetic)."""
+    mask = 0xFFFFFFFF
+    k0, k1 = (_np_word(s0) + (_np_word(s1) << 16)) & mask, np.int64(0x5EED)
+    w0, w1, w2, w3 = _np_word(col), _np_word(row), (_np_word(c0) + (_np_word(c1) << 16)) & mask, 0
+    w0, w1, w2, k0 = np.broadcast_arrays(w0, w1, w2, k0)
+    w0, w1, w2, w3, k0, k1 = (np.array(a, dtype=np.uint64) for a in (w0, w1, w2, w3 + 0 * w0, k0, k1 + 0 * w0))
+    for _ in range(10):
+        p0, p1 = np.uint64(0xD2511F53) * w0, np.uint64(0xCD9E8D57) * w2
+        w0, w1, w2, w3 = (p1 >> np.uint64(32)) ^ w1 ^ k0, p1 & np.uint64(mask), (p0 >> np.uint64(32)) ^ w3 ^ k1, \
+            p0 & np.uint64(mask)
+        k0, k1 = (k0 + np.uint64(0x9E3779B9)) & np.uint64(mask), (k1 + np.uint64(0xBB67AE85)) & np.uint64(mask)
+    return (w0 >> np.uint64(8)).astype(np.float64) * 2.0 ** -24
+
+
 # ---------------------------------------------------------------- local derivatives
 
 
@@ -351,10 +374,18 @@ SELECTIONS = {
     "stop_gradient": Op(1, "{0}", lambda x: x, None),
 }
 
+# counter-based random numbers (Dropout's mask): a uniform in [0, 1) from a key
+# and a counter given as integers (templates/philox.c.j2); flat between integers
+RANDOM = {
+    "philox_uniform": Op(6, "lc_philox_uniform{f}({0}, {1}, {2}, {3}, {4}, {5})", _np_philox_uniform,
+                         lambda *args, out: (ZERO,) * 6, ((0.0, 65535.0),),
+                         kinks=lambda *args: tuple(np.abs(a - np.rint(a)) for a in args), jumps=True),
+}
+
 COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
 
 OPS: dict[str, Op] = {
-    **ARITHMETIC, **TRANSCENDENTAL, **ROUNDING, **ACTIVATIONS, **SELECTIONS,
+    **ARITHMETIC, **TRANSCENDENTAL, **ROUNDING, **ACTIVATIONS, **SELECTIONS, **RANDOM,
     "lt": _comparison("({0} < {1})", np.less),
     "le": _comparison("({0} <= {1})", np.less_equal),
     "gt": _comparison("({0} > {1})", np.greater),

@@ -53,8 +53,11 @@ def render_patch_gemm(nest, ctx) -> str:
         return ["1", ld] if transposed else [ld, "1"]
 
     # A read element by element, B's rows where they lie, C written either way
+    tables = {side: _rows(f"lc_rows_{side}", op.rows, printer) for side, op in (("a", plan.a), ("b", plan.b))
+              if op.rows is not None}
     call = [ix(plan.rows), ix(plan.cols), ix(plan.depth), c_literal(plan.alpha, ctx.dtype), a,
-            *strides(plan.a.transposed, lda), b, ldb, beta, target, *strides(out.transposed, ix(out.ld)),
+            *strides(plan.a.transposed, lda), tables["a"]["name"] if "a" in tables else "0", b, ldb,
+            tables["b"]["name"] if "b" in tables else "0", beta, target, *strides(out.transposed, ix(out.ld)),
             "lc_scratch"]
     kernel = KERNELS[ctx.dtype]
     return render(
@@ -67,7 +70,15 @@ def render_patch_gemm(nest, ctx) -> str:
         tasks=printer.size(plan.loops), work=printer.size(s.all_axes), min_work=ctx.min_work,
         room=ix(room), once=[p for p in packs if p not in per_task], per_task=per_task,
         decode=printer.decode("lc_task / lc_blocks", plan.loops), accumulate=plan.accumulate,
-        scatter=scatter, gemm=f"{kernel['name']}_tiles", call=call, scratch=f"LC_TILE_SCRATCH({kernel['nr']})")
+        scatter=scatter, gemm=f"{kernel['name']}_tiles", call=call, scratch=f"LC_TILE_SCRATCH({kernel['nr']})",
+        tables=list(tables.values()))
+
+
+def _rows(name: str, rows, printer: Printer) -> dict:
+    """What templates/patch_gemm.c.j2 needs to write a table of where a side's rows start."""
+    ix = printer.index
+    return dict(name=name, loops=[dict(var=var_c(l.var), start=ix(l.start), stop=ix(l.stop)) for l in rows.loops],
+                offset=ix(rows.offset), count=ix(rows.count))
 
 
 def _scatter_rows(scatter, out: str, printer: Printer) -> dict:
@@ -84,7 +95,7 @@ def _scatter_rows(scatter, out: str, printer: Printer) -> dict:
     return dict(loops=[dict(var=var_c(l.var), start=ix(l.start), stop=ix(l.stop)) for l in scatter.loops],
                 inner=dict(var=var_c(inner.var), start=ix(inner.start), stop=ix(inner.stop)),
                 row=ix(ir.isubst(scatter.offset, {inner.var: inner.start})), tests=tests.lets, lo=lo, hi=hi,
-                passed=passed, target=printer.element(out, scatter.index))
+                passed=passed, target=printer.element(out, scatter.index), assign=scatter.assign)
 
 
 def _pack_rows(pack, printer: Printer) -> dict:

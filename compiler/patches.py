@@ -53,12 +53,14 @@ class Operand:
     """One matrix of each GEMM call: ``tensor`` (a tensor, or a ``Pack``'s
     workspace) from the element at ``index`` on (None: the workspace's start),
     row-major with leading dimension ``ld``; ``transposed`` when the call
-    takes its transpose."""
+    takes its transpose. ``rows``: B's rows lie apart unevenly, row ``k``
+    at the offset a ``shifted.Rows`` gives (``ld`` then unused)."""
 
     tensor: str
     index: tuple | None
     ld: ir.IExpr
     transposed: bool
+    rows: object = None
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,14 @@ class _Side:
 def plan_patch_gemm(s: ir.Stage, c: Contraction, shapes: dict, in_place: bool = False) -> PatchGemm | None:
     """GEMM calls over packed operands for the contraction ``c`` of ``s``, or
     None. ``in_place``: calls on the tensors as they lie, with nothing packed."""
+    best = best_split(s, c, shapes, in_place)
+    return None if best is None else _plan(s, c, shapes, *best)
+
+
+def best_split(s: ir.Stage, c: Contraction, shapes: dict, in_place: bool = False):
+    """``(split, flipped, sides)``: the split of the axes into tasks and calls,
+    the orientation and the calls' two sides ``[A, B]`` that run ``c`` best,
+    or None (see ``plan_patch_gemm``)."""
     extents = {a.name: a.extent for a in s.all_axes}
     reads = [_plain_read(v, shapes, extents) for v in (c.a, c.b)]
     best = None
@@ -234,9 +244,7 @@ def plan_patch_gemm(s: ir.Stage, c: Contraction, shapes: dict, in_place: bool = 
                      sum(split))
             if best is None or score < best[0]:
                 best = score, split, flipped, sides
-    if best is None:
-        return None
-    return _plan(s, c, shapes, *best[1:])
+    return best and best[1:]
 
 
 def _sides(s: ir.Stage, c: Contraction, shapes: dict, reads: list, split: tuple, flipped: bool):
@@ -292,10 +300,13 @@ def _elements(value, extents: dict) -> int:
     return int(math.prod(_estimate(extents[v]) for v in ir.ivars_of_expr(value) if v in extents))
 
 
-def _plan(s: ir.Stage, c: Contraction, shapes: dict, split: tuple, flipped: bool, sides: list) -> PatchGemm:
+def _plan(s: ir.Stage, c: Contraction, shapes: dict, split: tuple, flipped: bool, sides: list,
+          block: Block | None = None) -> PatchGemm:
+    """The calls at one split and orientation; tasks take blocks of ``block``'s
+    axis (None: ``_block``'s choice)."""
     pm, pn, pk = split
     m, n, k = c.m[pm:], c.n[pn:], c.k[pk:]
-    block = _block(sides, {a.name for a in s.all_axes})
+    block = block or _block(sides, {a.name for a in s.all_axes})
     extents = {a.name: a.extent for a in s.all_axes}
     packs, operands = [], []
     for name, side in zip(("lc_pack_a", "lc_pack_b"), sides):

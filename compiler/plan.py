@@ -3,7 +3,9 @@ of products that is not a matrix product of tensors in memory planned as GEMM
 calls over packed operands (``compiler/patches.py``) or, for a strided
 convolution's input gradient, as GEMM calls whose columns are added into the
 output (``compiler/col2im.py``). A contraction neither takes keeps its
-packed, register-tiled nest.
+packed, register-tiled nest. A stride-1 convolution's input, or input
+gradient, is read by its calls as shifted views of one padded copy
+(``compiler/shifted.py``) rather than packed once per tap.
 
 Example::
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 from . import ir, schedule
 from .col2im import plan_col2im
 from .patches import PatchGemm, plan_patch_gemm, split_digits
+from .shifted import plan_shifted
 
 
 def plan_program(p: ir.Program) -> schedule.Plan:
@@ -52,5 +55,6 @@ def plan_patches(s: ir.Stage, shapes: dict) -> PatchGemm | None:
     shapes = {**shapes, view.name: view.shape}
     c = schedule.plan_contraction(view)
     # a gather of few channels is no matrix product of its own; its columns are one
-    plan = plan_col2im(view, shapes, unstrided=c is None) or (c and plan_patch_gemm(view, c, shapes))
+    plan = plan_col2im(view, shapes, unstrided=c is None) or (c and (plan_shifted(view, c, shapes)
+                                                                      or plan_patch_gemm(view, c, shapes)))
     return plan and ir.replace(plan, view=view if view != s else None)

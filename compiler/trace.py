@@ -29,6 +29,7 @@ import numbers
 
 from . import ir
 from .errors import SpecError
+from .indexing import basic_index, is_basic_indexing, shape_str
 from .ops_table import OPS
 from .ir import (Axis, Call, Const, IConst, ILoad, IndexValue, IVar, Load, Stage,
                  TensorDecl, format_iexpr, format_stage)  # noqa: F401  (format_stage: doctest)
@@ -100,10 +101,6 @@ class Builder:
             if s.name == name:
                 return s.shape
         raise KeyError(name)
-
-
-def shape_str(shape) -> str:
-    return "(" + ", ".join(format_iexpr(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 # ---------------------------------------------------------------- index expressions
@@ -305,15 +302,16 @@ class TensorExpr:
         return len(self._shape)
 
     def __getitem__(self, idx):
+        """An element in index notation (``x[n, c, h*s + i]``: an index for
+        every axis), or numpy's basic indexing (``x[:, 1:3]``, ``x[..., ::-1]``,
+        ``x[0]``, ``x[None]``): a tensor (``compiler/slicing.py``)."""
         idx = idx if isinstance(idx, tuple) else (idx,)
+        key = tuple(_key_part(self, k) for k in idx)
+        if is_basic_indexing(key, self.ndim):
+            return basic_index(self, key)
         if len(idx) != self.ndim:
             raise self.builder.error(
                 f"{self.name}{shape_str(self._shape)} has rank {self.ndim} but is indexed with {len(idx)} indices")
-        for i in idx:
-            if not isinstance(i, (Index, numbers.Integral)):
-                raise self.builder.error(
-                    f"{self.name} indexed with {i!r}; index notation takes index expressions "
-                    "(slices are not supported: use ops.compute)")
         index = tuple(as_index(i) for i in idx)
         if self.integer:
             return Index(ILoad(self.name, index))
@@ -385,6 +383,17 @@ class TensorExpr:
 
     def max(self, axis=None, keepdims=False):
         return reduce("max", self, axis, keepdims)
+
+
+def _key_part(x: TensorExpr, k):
+    """A part of ``x[...]``'s key as ``compiler/indexing.py`` takes it: an
+    ``Index`` as its expression, a slice's bounds too."""
+    if isinstance(k, TensorExpr):
+        raise x.builder.error(f"{x.name}{shape_str(x._shape)} indexed with the tensor {k.name}: to read "
+                              "along an axis at integer indices use ops.take_along_axis")
+    if isinstance(k, slice):
+        return slice(*(_key_part(x, v) for v in (k.start, k.stop, k.step)))
+    return k.expr if isinstance(k, Index) else k
 
 
 # ---------------------------------------------------------------- tensor ops

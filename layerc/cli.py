@@ -27,9 +27,11 @@ import ast
 import hashlib
 import importlib
 import importlib.util
+import json
 import logging
 import os
 import pathlib
+import re
 import shlex
 import sys
 import time
@@ -61,8 +63,10 @@ def parse_value(text: str):
 
 
 def parse_assignments(items, what: str) -> dict:
+    """``["N=64,C=8", "eps=0.1"]`` -> ``{"N": 64, "C": 8, "eps": 0.1}`` (a comma
+    starts a new assignment only before ``NAME=``: ``kernel=(3,3)`` stays whole)."""
     result = {}
-    for item in items or ():
+    for item in (part for given in items or () for part in re.split(r",(?=\s*[A-Za-z_]\w*=)", given)):
         name, sep, value = item.partition("=")
         if not sep or not name.strip().isidentifier():
             raise UsageError(f"{what} takes NAME=VALUE, got {item!r}")
@@ -196,6 +200,8 @@ def cmd_show(args) -> int:
     from .compiler.autodiff import gradient_program
     from .compiler.simplify import simplify_program
     spec, bindings = target_bindings(args)
+    if args.perf:
+        return show_perf(spec, bindings, args)
     bindings = bind_free_sizes(spec, bindings, parameters_only=True)
     if args.graph:
         return write_graph(spec, bindings, pathlib.Path(args.graph))
@@ -221,6 +227,18 @@ def cmd_show(args) -> int:
         if "c" in parts:
             out += ["generated C:", low.source]
     print("\n".join(out).rstrip("\n"))
+    return 0
+
+
+def show_perf(spec, bindings: dict, args) -> int:
+    """``show --perf``: each generated function timed against its roof (layerc/roofline.py)."""
+    import numpy as np
+
+    from .roofline import format_report, measure
+    bindings = bind_free_sizes(spec, bindings)
+    inputs = integer_inputs(spec, bindings, np.random.default_rng(0))
+    report = measure(spec, bindings, inputs=inputs, seconds=args.seconds, reprobe=args.reprobe)
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
     return 0
 
 
@@ -435,6 +453,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{part}", action="store_true", help=f"show {text}")
     p.add_argument("--graph", metavar="FILE", help="draw the forward and backward stages, kernels boxed, "
                                                    "into FILE (.svg, .png or .pdf with Graphviz; .dot text)")
+    p.add_argument("--perf", action="store_true",
+                   help="time each generated function against its roofline (bind every size with --sizes, "
+                        "e.g. --sizes N=64,C=256); kernels under 50%% of their roof are flagged")
+    p.add_argument("--seconds", type=float, default=0.5, help="with --perf: timing per kernel (0.5)")
+    p.add_argument("--json", action="store_true", help="with --perf: the report as JSON")
+    p.add_argument("--reprobe", action="store_true",
+                   help="with --perf: measure the machine's bandwidth and sgemm rate again (kept in the cache)")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("check", parents=[common], help="gradient check against finite differences (exit 1 on failure)",

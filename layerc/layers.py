@@ -50,6 +50,14 @@ class Layer(LayerSpec):
         """See ``layerc.layers.build``: compile this layer and return a runtime module."""
         return build(self, dtype=dtype, cast=cast, options=options, checked=checked, **bindings)
 
+    def grad(self, wrt=None) -> "Layer":
+        """This layer's backward as a layer (``layerc/spec_grad.py``): inputs,
+        parameters and ``grad_<output>`` in; ``d_<x>`` (the gradient of ``x``) for each differentiable
+        input and parameter (or those named in ``wrt``) out. It builds, checks
+        with ``check_grad`` and has a ``grad()`` of its own: ``Tanh.grad().build(C=4)``."""
+        from .spec_grad import grad_spec
+        return grad_spec(self, wrt)
+
 
 def layer(cls) -> Layer:
     """Declare a layer from a class holding Inputs, Params, Buffers, Attrs and ``forward``."""

@@ -26,8 +26,15 @@ Example::
 
 Every call keeps its own tape, so a module may be used several times in one
 graph; a second backward through one call (``retain_graph=True``) replays that
-call's forward first. Double backward is not supported (the backward is
-compiled kernels, not a differentiable torch graph).
+call's forward first.
+
+Double backward (``create_graph=True``: gradient penalties, Hessian-vector
+products) works for modules built from specs (``Spec.build``, the built-in
+layers): the backward then calls the module's grad spec (``Spec.grad()``,
+``layerc/spec_grad.py``, built once and sharing the parameters) through the
+same ``torch.autograd.Function``, so torch can differentiate it again, to any
+order. Compositions (``Sequential``, ``Module`` subclasses) refuse it: wrap
+each layer with ``to_torch`` and compose them in torch.
 """
 from __future__ import annotations
 
@@ -35,11 +42,11 @@ import threading
 
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 
 from .runtime import tensor as _tensor
 from .runtime.module import Module
 from .runtime.tensor import Tensor, backpropagate_outputs
+from .spec_grad import grad_target, share_state
 
 _TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
@@ -98,8 +105,9 @@ class _ModuleFunction(torch.autograd.Function):
         return results[0] if len(results) == 1 else results
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, *grad_outputs):
+        if torch.is_grad_enabled():            # create_graph=True: a backward torch differentiates again
+            return (None, None, *_differentiable_backward(ctx, grad_outputs))
         saved = ctx.saved_tensors              # raises if an input was modified in place
         wrapper = ctx.wrapper
         params = wrapper.layerc_parameters()
@@ -118,6 +126,28 @@ class _ModuleFunction(torch.autograd.Function):
                 for p, g in zip(params, kept):
                     p.grad = g
         return (None, None, *(None if g is None else _from_numpy(g) for g in grads))
+
+
+def _differentiable_backward(ctx, grad_outputs) -> list:
+    """The input and parameter gradients as torch operations: the module's grad
+    spec (``Spec.grad()``, sharing its parameters) called through
+    ``_ModuleFunction``, so its own backward (the second derivative) is on
+    torch's graph, and so on for higher orders."""
+    wrapper, n = ctx.wrapper, ctx.n_inputs
+    saved = ctx.saved_tensors
+    inputs, params = saved[:n], saved[n:]
+    twin = wrapper.grad_twin([_to_numpy("backward", "input", x) for x in inputs])
+    grads = [torch.zeros(o.shape, dtype=_TORCH_DTYPES[o.dtype]) if g is None else g
+             for o, g in zip(ctx.outputs, grad_outputs)]
+    order = {id(p): k for k, p in enumerate(wrapper.layerc_parameters())}
+    twin_params = [params[order[id(p)]] for p in twin.layerc_parameters()]
+    results = _ModuleFunction.apply(twin, n + len(grads), *inputs, *grads, *twin_params)
+    results = dict(zip((o.name for o in twin.module.record.outputs),
+                       results if isinstance(results, tuple) else (results,)))
+    module, output = twin.module, twin.module.compiled.spec.gradient_output
+    by_name = [results.get(output(t.name)) for t in module.record.of_role("input", "data", "index")[:n]]
+    by_name += [results.get(output(name)) for name, _ in wrapper.named_layerc_parameters()]
+    return [g if need else None for g, need in zip(by_name, ctx.needs)]
 
 
 def _run_module(wrapper, tensors, needs) -> tuple:
@@ -188,12 +218,36 @@ class TorchModule(_Mirror):
         super().__init__(module)
         self.module = module
         self._lock = threading.Lock()
+        self._grad_twins = {}       # {(grad spec, bindings, dtype): TorchModule}: not submodules of this one
         self.train(module.training)
 
     def layerc_parameters(self) -> list:
         """The layerc Tensors behind ``self.parameters()``, in the same order."""
         owners = {id(p): (twin._layerc, name) for twin in self.modules() for name, p in twin._parameters.items()}
         return [owner._parameters[name] for owner, name in (owners[id(p)] for p in self.parameters())]
+
+    def named_layerc_parameters(self) -> list:
+        """``(name in the layerc module, Tensor)`` in the order of ``self.parameters()``."""
+        names = {id(p): name for name, p in self.module.named_parameters()}
+        return [(names[id(p)], p) for p in self.layerc_parameters()]
+
+    def grad_twin(self, inputs) -> "TorchModule":
+        """The torch twin of this module's backward as a module (its grad spec,
+        sharing the parameters), made once per variant: what double backward calls."""
+        try:
+            spec, bindings = grad_target(self.module, inputs=inputs)
+        except TypeError as exc:
+            raise NotImplementedError(
+                f"to_torch({type(self.module).__name__}): backward with create_graph=True (double backward) "
+                f"needs a module built from a spec (Spec.build or a built-in layer), whose backward layerc "
+                f"derives as a spec of its own; wrap each layer with to_torch and compose them in torch") from exc
+        key = (id(spec), repr(sorted(bindings.items())), self.module.dtype.str)
+        twin = self._grad_twins.get(key)
+        if twin is None:
+            grad = spec.build(dtype=self.module.dtype, **bindings)
+            share_state(self.module, grad)
+            twin = self._grad_twins[key] = TorchModule(grad)
+        return twin
 
     def forward(self, *inputs):
         self._sync()

@@ -48,6 +48,17 @@ class GroupedPatchConv:
 
 
 @layer
+class ShiftedConv2D:
+    """Stride 1: the input, the output gradient and the weight gradient's taps
+    read as shifted views of padded copies (compiler/shifted.py)."""
+    x = Input("N", 16, "H", "W")
+    w = Param(12, 16, 3, 3, init="normal")
+
+    def forward(x, w):
+        return conv2d(x, w, None, padding=1)
+
+
+@layer
 class PatchConv1D:
     x = Input("N", 9, "L")
     w = Param(10, 9, 5, init="normal")
@@ -78,7 +89,7 @@ class Norm:
         return (x - mu) / ops.sqrt(var + 1e-5) * gamma + ops.max(x, axis=-1, keepdims=True)
 
 
-OWN = [PReLU, Dense, Conv2dStride2Pad1, GroupedPatchConv, PatchConv1D, SoftmaxCrossEntropy, Norm]
+OWN = [PReLU, Dense, Conv2dStride2Pad1, GroupedPatchConv, ShiftedConv2D, PatchConv1D, SoftmaxCrossEntropy, Norm]
 
 
 def discovered() -> list:

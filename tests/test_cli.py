@@ -2,6 +2,7 @@
 output, exit codes (0 ok, 1 failure, 2 usage) and errors on stderr."""
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import subprocess
@@ -296,3 +297,23 @@ def test_bench_without_benchmarks_run_is_a_clear_error(tmp_path):
     run = layerc("bench", cwd=fake)
     assert run.returncode == 1
     assert "benchmarks/run.py" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_show_perf_reports_each_kernel_against_its_roof(specs):
+    run = layerc("show", "layers.py:PReLU", "--perf", "--sizes", "N=256,C=64", "--seconds", "0.02",
+                 cwd=specs.parent)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "PReLU at N=256 C=64"
+    assert lines[1].startswith("roofs: triad ") and "GFLOP/s" in lines[1]
+    rows = {line.split()[0]: line.split() for line in lines[3:]}
+    assert set(rows) == {"PReLU.forward", "PReLU.backward"}
+    # forward: x and alpha read, y written (float32); maximum, minimum, *, + per element
+    assert float(rows["PReLU.forward"][2]) == pytest.approx((2 * 256 * 64 + 64) * 4 / 1e6, abs=1e-3)
+    assert float(rows["PReLU.forward"][3]) == pytest.approx(4 * 256 * 64 / 1e6, abs=1e-3)
+    run = layerc("show", "layers.py:PReLU", "--perf", "--sizes", "N=256,C=64", "--seconds", "0.02", "--json",
+                 cwd=specs.parent)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert [k["kernel"] for k in report["kernels"]] == ["PReLU.forward", "PReLU.backward"]
+    assert all(k["flag"] == (k["of_roof"] < 0.5) for k in report["kernels"])

@@ -39,6 +39,19 @@ def test_quickstart_prints_forward_backward_and_a_passing_check():
     assert "FAILED" not in out
 
 
+def test_tiny_transformer_learns_to_reverse(capsys):
+    """examples/tiny_transformer.py, few steps: the loss falls, and the trained
+    weights give the same logits in torch.nn where torch is installed."""
+    spec = importlib.util.spec_from_file_location("layerc_example_tiny_transformer",
+                                                  EXAMPLES / "tiny_transformer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    loss = module.main(["--steps", "120"])
+    out = capsys.readouterr().out
+    assert "final loss" in out and "token accuracy" in out
+    assert loss < 0.1, out
+
+
 @pytest.mark.parametrize("name", CUSTOM)
 def test_example_main_checks_itself(name, capsys):
     """What ``python examples/custom_layers/<name>.py`` runs, in this process."""
@@ -157,3 +170,13 @@ def test_train_digits_writes_its_training_curves(tmp_path):
     png = tmp_path / "train_digits.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "reloaded" in result.stdout
+
+
+def test_small_resnet_trains_a_few_steps():
+    """examples/small_resnet.py (Conv2D, BatchNorm2D, residual blocks, Dropout,
+    AdaptiveAvgPool2D, Linear, Adam) runs a few batches and its loss goes down."""
+    pytest.importorskip("sklearn")
+    result = subprocess.run([sys.executable, str(EXAMPLES / "small_resnet.py"), "--epochs", "2", "--steps", "6"],
+                            cwd=str(ROOT), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "test accuracy" in result.stdout and "wall time" in result.stdout

@@ -100,7 +100,7 @@ def restricted(op, k):
 
 def interval(op, args):
     """Bounds of ``op`` applied to arguments bounded by ``args`` (a list of (lo, hi))."""
-    if op in COMPARISONS:
+    if op in COMPARISONS or op == "philox_uniform":     # philox: a uniform in [0, 1)
         return (0.0, 1.0)
     if op == "select":
         (_, _), (a0, a1), (b0, b1) = args

@@ -75,3 +75,18 @@ def test_gradients_agree_with_finite_differences_at_every_level(monkeypatch, lev
     conv = layerc.nn.Conv2DSpec
     assert check_grad(conv, N=2, C=3, H=6, W=5, O=4, CG=3, KH=3, KW=3, stride=(2, 1), padding=(1, 1),
                       dilation=(1, 2)).ok
+
+
+# stride 1, padded, dilated, grouped, 1-D: shifted views of padded copies
+# (compiler/shifted.py) in the forward and both gradients, tiles of each width
+SHIFTED = [dict(C=8, O=9, CG=8, KH=3, KW=3, H=7, W=9, padding=(1, 1), dilation=(1, 1), groups=1),
+           dict(C=16, O=16, CG=8, KH=3, KW=3, H=9, W=7, padding=(0, 1), dilation=(2, 1), groups=2)]
+
+
+@pytest.mark.parametrize("level", RUNS)
+@pytest.mark.parametrize("case", range(len(SHIFTED)))
+def test_shifted_convolutions_agree_with_finite_differences_at_every_level(monkeypatch, level, case):
+    monkeypatch.setenv(isa.ENV, level)
+    check_grad(layerc.nn.Conv2DSpec, N=2, stride=(1, 1), **SHIFTED[case]).assert_ok()
+    check_grad(layerc.nn.Conv1DSpec, N=2, C=8, O=9, CG=8, K=5, L=13, stride=(1,), padding=(2,), dilation=(1,),
+               groups=1).assert_ok()

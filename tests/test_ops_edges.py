@@ -163,12 +163,17 @@ def disagree(ours, theirs):
     return ~same
 
 
+# ops PyTorch has no function for, and where their edge values are checked instead
+NO_TORCH = {"philox_uniform": "a counter-based generator of layerc's own: tests/test_dropout.py checks it "
+                              "at these edges against its numpy reference"}
+
+
 def test_every_op_has_a_torch_counterpart():
-    assert not sorted(set(OPS) - set(TORCH)), "name the PyTorch function of each new op in TORCH"
+    assert not sorted(set(OPS) - set(TORCH) - set(NO_TORCH)), "name the PyTorch function of each new op in TORCH"
     assert not sorted(set(TORCH) - set(OPS))
 
 
-@pytest.mark.parametrize("op", sorted(OPS))
+@pytest.mark.parametrize("op", sorted(set(OPS) - set(NO_TORCH)))
 def test_values_and_gradients_agree_with_torch_at_edges(op):
     args = grid(op)
     ours, theirs = layerc_results(op, args), torch_results(op, args)

@@ -67,9 +67,11 @@ def test_padding_is_cut_from_the_packing_loop():
 
 
 def test_input_gradient_packs_the_weight_once_at_stride_1():
+    """The weight is packed once; the output gradient is read as shifted views
+    of one padded copy per task (compiler/shifted.py), not packed per tap."""
     grad_x = _nests()["grad_x"].patch
     assert [(p.name, p.once) for p in grad_x.packs] == [("lc_pack_a", True), ("lc_pack_b", False)]
-    assert grad_x.scatter is None
+    assert grad_x.b.rows is not None and grad_x.scatter.assign
 
 
 @pytest.mark.parametrize("stride, dilation", [(2, 1), (3, 2)])
@@ -140,6 +142,26 @@ def test_convolution_gradcheck(rank, C, O, K, stride, padding, dilation, groups,
                **_bindings(rank, C, O, K, stride, padding, dilation, groups)).assert_ok()
 
 
+SHIFTED_CASES = [case for case in GRAD_CASES if case[4] == 1 and case[5] + case[6] * (case[3] - 1) > 0
+                 and case[7] < case[1] and case[1] > 5]
+
+
+@pytest.mark.parametrize("rank, C, O, K, stride, padding, dilation, groups, bias, size", SHIFTED_CASES)
+def test_stride_1_reads_shifted_views(rank, C, O, K, stride, padding, dilation, groups, bias, size):
+    """A stride-1 convolution (padded, dilated, grouped, 1-D) and its input
+    gradient read one padded copy of their input per task at a row offset per
+    tap (compiler/shifted.py); a 2-D weight gradient reads the input so as its
+    taps' rows, summed over the copy's positions (the output gradient spread
+    over them, zero past each row's end)."""
+    plans = {name: n.patch for name, n in _nests(rank, C, O, K, stride, padding, dilation, groups, bias).items()
+             if n.kind == "patch_gemm"}
+    forward = next(p for name, p in plans.items() if name.startswith(("conv", "gconv")))
+    assert forward.b.rows is not None and forward.scatter.assign
+    assert plans["grad_x"].b.rows is not None
+    assert (plans["grad_weight"].a.rows is not None) == (rank == 2) and plans["grad_weight"].b.rows is None
+
+
+
 # ---------------------------------------------------------------- against torch
 
 TORCH_CASES = [
@@ -152,6 +174,8 @@ TORCH_CASES = [
     (2, 16, 32, 1, 1, 0, 1, 1, (9, 7)),
     (1, 8, 16, 5, 1, 2, 1, 1, (21,)),
     (1, 16, 16, 3, 2, 1, 2, 4, (22,)),
+    (2, 64, 64, 3, 1, 1, 1, 1, (40, 37)),       # shifted views, in blocks of rows (the last shorter)
+    (2, 32, 48, 3, 1, 0, 2, 1, (30, 33)),
 ]
 
 
@@ -265,9 +289,9 @@ def test_a_workspace_that_cannot_be_allocated_raises_memory_error():
         layer(np.ones((2, 64, 8, 8), np.float32))      # built; small workspaces come and go
         module = layer._active
         x, out = np.ones((2, 64, 56, 56), np.float32), np.empty((2, 64, 56, 56), np.float32)
-        # room for the call's Python objects, not for its workspaces (2 MB)
+        # room for the call's Python objects, not for its workspaces (about 1 MB a thread)
         used = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
-        resource.setrlimit(resource.RLIMIT_AS, (used + (1 << 20), resource.RLIM_INFINITY))
+        resource.setrlimit(resource.RLIMIT_AS, (used + (1 << 18), resource.RLIM_INFINITY))
         try:
             with no_grad():
                 module.forward(x, out=out)

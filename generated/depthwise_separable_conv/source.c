@@ -116,9 +116,10 @@ static inline double lc_erf(double x) { return erf(x); }
 #define LC_MC 96
 #define LC_KC 384
 /* rows of the tiles that read their operands in place (lc_kernel_*_tiles), and the
-   scratch those take for the edges of a product whose tiles are NR wide */
+   scratch those take for the edges of a product whose tiles are NR wide, and
+   their tables of where the rows of B start */
 #define LC_TMR 8
-#define LC_TILE_SCRATCH(nr) (LC_KC * (LC_TMR + (nr)) + LC_TMR * (nr))
+#define LC_TILE_SCRATCH(nr) (LC_KC * (LC_TMR + (nr)) + LC_TMR * (nr) + 4 * LC_KC + 2)
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
 typedef float lc_vf32 __attribute__((vector_size(LC_VECTOR_BYTES)));
@@ -145,12 +146,12 @@ static inline void lc_kernel_f32(int64_t kc, const float *restrict a, const floa
 }
 
 /* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
-   where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
-   transpose), B's rows of NR (ldb apart), C at c[i * cr + j * cc] (its
+   where they lie: A element by element at a[arow[i] + k * ak] (a matrix, its
+   transpose, or rows anywhere), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
    columns apart when cc is not 1: stored element by element, once a tile). */
 __attribute__((optimize("fp-contract=fast")))
-static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64_t ar, int64_t ak,
-                                          const float *restrict b, int64_t ldb, float alpha,
+static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const int64_t *restrict arow, int64_t ak,
+                                          const float *restrict b, const int64_t *restrict rows, float alpha,
                                           int add, float *restrict c, int64_t cr, int64_t cc) {
     lc_vf32 acc[LC_TMR][2];
     for (int i = 0; i < LC_TMR; ++i) {
@@ -159,10 +160,11 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64
     }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf32 b0, b1;
-        memcpy(&b0, b + k * ldb, sizeof b0);
-        memcpy(&b1, b + k * ldb + LC_NR_F32 / 2, sizeof b1);
+        const float *row = b + rows[k];
+        memcpy(&b0, row, sizeof b0);
+        memcpy(&b1, row + LC_NR_F32 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
-            const float ai = a[i * ar + k * ak];
+            const float ai = a[arow[i] + k * ak];
             acc[i][0] += ai * b0;
             acc[i][1] += ai * b1;
         }
@@ -186,42 +188,53 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64
 
 /* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f32_tile reads them:
    tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
-   `scratch` (LC_TILE_SCRATCH(LC_NR_F32) elements), zero-padded */
+   `scratch` (LC_TILE_SCRATCH(LC_NR_F32) elements), zero-padded. B's row p starts
+   at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
+   ldb apart when rows is NULL; A's row i likewise at a + arows[i] when arows is
+   not NULL, else ar apart */
 static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
         int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t ar, int64_t ak,
-        const float *b, int64_t ldb, int beta, float *c, int64_t cr, int64_t cc,
-        float *scratch) {
+        const int64_t *arows, const float *b, int64_t ldb, const int64_t *rows, int beta, float *c, int64_t cr,
+        int64_t cc, float *scratch) {
     float *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F32;
+    /* the row tables: B's block of rows, and the edge buffer's (past the buffers, 8-byte aligned) */
+    int64_t *lc_rows = (int64_t *)(((uintptr_t)(lc_edge_c + LC_TMR * LC_NR_F32) + 7) & ~(uintptr_t)7);
+    int64_t *lc_edge_rows = lc_rows + LC_KC;
+    for (int64_t p = 0; p < LC_KC; ++p) lc_edge_rows[p] = p * LC_NR_F32;
     for (int64_t pc = 0; pc < k; pc += LC_KC) {
         const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
         const int add = beta || pc > 0;
+        const int64_t *block_rows = rows ? rows + pc : lc_rows;
+        if (!rows)
+            for (int64_t p = 0; p < kc; ++p) lc_rows[p] = (pc + p) * ldb;
         for (int64_t jc = 0; jc < n; jc += LC_NR_F32) {
             const int64_t nr = n - jc < LC_NR_F32 ? n - jc : LC_NR_F32;
-            const float *bp = b + pc * ldb + jc;
-            int64_t bl = ldb;
+            const float *bp = b + jc;
+            const int64_t *bl = block_rows;
             if (nr < LC_NR_F32) {
                 for (int64_t p = 0; p < kc; ++p)
-                    for (int64_t j = 0; j < LC_NR_F32; ++j) lc_edge_b[p * LC_NR_F32 + j] = j < nr ? bp[p * ldb + j] : 0;
+                    for (int64_t j = 0; j < LC_NR_F32; ++j) lc_edge_b[p * LC_NR_F32 + j] = j < nr ? bp[bl[p] + j] : 0;
                 bp = lc_edge_b;
-                bl = LC_NR_F32;
+                bl = lc_edge_rows;
             }
             for (int64_t ic = 0; ic < m; ic += LC_TMR) {
                 const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
-                const float *ap = a + ic * ar + pc * ak;
-                int64_t r = ar, s = ak;
+                const float *ap = a + pc * ak;
+                int64_t arow[LC_TMR], s = ak;
+                for (int i = 0; i < LC_TMR; ++i) arow[i] = i >= mr ? 0 : arows ? arows[ic + i] : (ic + i) * ar;
                 if (mr < LC_TMR) {
                     for (int64_t p = 0; p < kc; ++p)
-                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[i * ar + p * ak] : 0;
+                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[arow[i] + p * ak] : 0;
                     ap = lc_edge_a;
-                    r = 1;
                     s = LC_TMR;
+                    for (int i = 0; i < LC_TMR; ++i) arow[i] = i;
                 }
                 float *cp = c + ic * cr + jc * cc;
                 if (mr == LC_TMR && nr == LC_NR_F32) {
-                    lc_kernel_f32_tile(kc, ap, r, s, bp, bl, alpha, add, cp, cr, cc);
+                    lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc);
                     continue;
                 }
-                lc_kernel_f32_tile(kc, ap, r, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1);
+                lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1);
                 for (int64_t i = 0; i < mr; ++i)
                     for (int64_t j = 0; j < nr; ++j)
                         cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F32 + j];
@@ -251,12 +264,12 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
 }
 
 /* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
-   where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
-   transpose), B's rows of NR (ldb apart), C at c[i * cr + j * cc] (its
+   where they lie: A element by element at a[arow[i] + k * ak] (a matrix, its
+   transpose, or rows anywhere), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
    columns apart when cc is not 1: stored element by element, once a tile). */
 __attribute__((optimize("fp-contract=fast")))
-static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int64_t ar, int64_t ak,
-                                          const double *restrict b, int64_t ldb, double alpha,
+static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, const int64_t *restrict arow, int64_t ak,
+                                          const double *restrict b, const int64_t *restrict rows, double alpha,
                                           int add, double *restrict c, int64_t cr, int64_t cc) {
     lc_vf64 acc[LC_TMR][2];
     for (int i = 0; i < LC_TMR; ++i) {
@@ -265,10 +278,11 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int6
     }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf64 b0, b1;
-        memcpy(&b0, b + k * ldb, sizeof b0);
-        memcpy(&b1, b + k * ldb + LC_NR_F64 / 2, sizeof b1);
+        const double *row = b + rows[k];
+        memcpy(&b0, row, sizeof b0);
+        memcpy(&b1, row + LC_NR_F64 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
-            const double ai = a[i * ar + k * ak];
+            const double ai = a[arow[i] + k * ak];
             acc[i][0] += ai * b0;
             acc[i][1] += ai * b1;
         }
@@ -292,42 +306,53 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int6
 
 /* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f64_tile reads them:
    tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
-   `scratch` (LC_TILE_SCRATCH(LC_NR_F64) elements), zero-padded */
+   `scratch` (LC_TILE_SCRATCH(LC_NR_F64) elements), zero-padded. B's row p starts
+   at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
+   ldb apart when rows is NULL; A's row i likewise at a + arows[i] when arows is
+   not NULL, else ar apart */
 static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
         int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t ar, int64_t ak,
-        const double *b, int64_t ldb, int beta, double *c, int64_t cr, int64_t cc,
-        double *scratch) {
+        const int64_t *arows, const double *b, int64_t ldb, const int64_t *rows, int beta, double *c, int64_t cr,
+        int64_t cc, double *scratch) {
     double *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F64;
+    /* the row tables: B's block of rows, and the edge buffer's (past the buffers, 8-byte aligned) */
+    int64_t *lc_rows = (int64_t *)(((uintptr_t)(lc_edge_c + LC_TMR * LC_NR_F64) + 7) & ~(uintptr_t)7);
+    int64_t *lc_edge_rows = lc_rows + LC_KC;
+    for (int64_t p = 0; p < LC_KC; ++p) lc_edge_rows[p] = p * LC_NR_F64;
     for (int64_t pc = 0; pc < k; pc += LC_KC) {
         const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
         const int add = beta || pc > 0;
+        const int64_t *block_rows = rows ? rows + pc : lc_rows;
+        if (!rows)
+            for (int64_t p = 0; p < kc; ++p) lc_rows[p] = (pc + p) * ldb;
         for (int64_t jc = 0; jc < n; jc += LC_NR_F64) {
             const int64_t nr = n - jc < LC_NR_F64 ? n - jc : LC_NR_F64;
-            const double *bp = b + pc * ldb + jc;
-            int64_t bl = ldb;
+            const double *bp = b + jc;
+            const int64_t *bl = block_rows;
             if (nr < LC_NR_F64) {
                 for (int64_t p = 0; p < kc; ++p)
-                    for (int64_t j = 0; j < LC_NR_F64; ++j) lc_edge_b[p * LC_NR_F64 + j] = j < nr ? bp[p * ldb + j] : 0;
+                    for (int64_t j = 0; j < LC_NR_F64; ++j) lc_edge_b[p * LC_NR_F64 + j] = j < nr ? bp[bl[p] + j] : 0;
                 bp = lc_edge_b;
-                bl = LC_NR_F64;
+                bl = lc_edge_rows;
             }
             for (int64_t ic = 0; ic < m; ic += LC_TMR) {
                 const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
-                const double *ap = a + ic * ar + pc * ak;
-                int64_t r = ar, s = ak;
+                const double *ap = a + pc * ak;
+                int64_t arow[LC_TMR], s = ak;
+                for (int i = 0; i < LC_TMR; ++i) arow[i] = i >= mr ? 0 : arows ? arows[ic + i] : (ic + i) * ar;
                 if (mr < LC_TMR) {
                     for (int64_t p = 0; p < kc; ++p)
-                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[i * ar + p * ak] : 0;
+                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[arow[i] + p * ak] : 0;
                     ap = lc_edge_a;
-                    r = 1;
                     s = LC_TMR;
+                    for (int i = 0; i < LC_TMR; ++i) arow[i] = i;
                 }
                 double *cp = c + ic * cr + jc * cc;
                 if (mr == LC_TMR && nr == LC_NR_F64) {
-                    lc_kernel_f64_tile(kc, ap, r, s, bp, bl, alpha, add, cp, cr, cc);
+                    lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc);
                     continue;
                 }
-                lc_kernel_f64_tile(kc, ap, r, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1);
+                lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1);
                 for (int64_t i = 0; i < mr; ++i)
                     for (int64_t j = 0; j < nr; ++j)
                         cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F64 + j];
@@ -590,6 +615,86 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
     return r + (((r != 0) & ((r < 0) != (b < 0))) ? b : 0);
 }
 
+/* Philox-4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2,
+   3", SC 2011), a counter-based generator: the value at a counter is a pure
+   function of (key, counter), so a dropout mask does not depend on the number
+   of threads, the vector width or the order elements are visited in. Straight
+   line code on 32-bit words: loops calling it vectorize.
+   lc_philox_uniform(s0, s1, c0, c1, row, col): key (s0 + 65536 s1), counter
+   (col, row, c0 + 65536 c1, 0); each argument an integer, read as int32 (0
+   outside its range, NaN too); the first word's top 24 bits as a uniform in
+   [0, 1) (exact in float). */
+/* the high word of the 64-bit product a * m, from 16-bit halves: every step
+   a 32-bit operation, so the loops calling it vectorize (a 64-bit product of
+   32-bit words mixes vector widths, and gcc leaves such a loop scalar) */
+static inline __attribute__((always_inline)) uint32_t lc_mulhi32(uint32_t a, uint32_t m) {
+    uint32_t al = a & 0xFFFFu, ah = a >> 16, ml = m & 0xFFFFu, mh = m >> 16;
+    uint32_t low = al * ml, mid1 = ah * ml, mid2 = al * mh;
+    uint32_t carry = ((low >> 16) + (mid1 & 0xFFFFu) + (mid2 & 0xFFFFu)) >> 16;
+    return ah * mh + (mid1 >> 16) + (mid2 >> 16) + carry;
+}
+
+/* one round: products of the counter's even words, mixed into the odd ones
+   with the key, which then moves by the Weyl constants */
+#define LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1) do { \
+        uint32_t lc_h0 = lc_mulhi32(c0, 0xD2511F53u), lc_l0 = c0 * 0xD2511F53u; \
+        uint32_t lc_h1 = lc_mulhi32(c2, 0xCD9E8D57u), lc_l1 = c2 * 0xCD9E8D57u; \
+        c0 = lc_h1 ^ c1 ^ k0; \
+        c2 = lc_h0 ^ c3 ^ k1; \
+        c1 = lc_l1; \
+        c3 = lc_l0; \
+        k0 += 0x9E3779B9u; \
+        k1 += 0xBB67AE85u; \
+    } while (0)
+
+/* ten rounds written out: a loop inside the caller's loop stops gcc vectorizing it */
+/* always inlined: a call inside a loop keeps it scalar */
+static inline __attribute__((always_inline)) uint32_t
+lc_philox_word(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
+    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
+    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
+    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
+    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
+    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
+    return c0;
+}
+
+/* an argument as a word: v truncated to int32, 0 outside int32 (NaN too). The
+   value's bits are masked instead of selected: gcc hoists a select on a
+   loop-invariant argument (the key, the row) into a form it cannot vectorize */
+static inline __attribute__((always_inline)) uint32_t lc_word_f(float v) {
+    uint32_t bits, keep = 0u - (uint32_t)((v > -2147483648.0f) & (v < 2147483648.0f));
+    float inside;
+    memcpy(&bits, &v, sizeof bits);
+    bits &= keep;
+    memcpy(&inside, &bits, sizeof inside);
+    return (uint32_t)(int32_t)inside;
+}
+
+static inline __attribute__((always_inline)) uint32_t lc_word(double v) {
+    uint64_t bits, keep = 0u - (uint64_t)((v > -2147483648.0) & (v < 2147483648.0));
+    double inside;
+    memcpy(&bits, &v, sizeof bits);
+    bits &= keep;
+    memcpy(&inside, &bits, sizeof inside);
+    return (uint32_t)(int32_t)inside;
+}
+
+static inline __attribute__((always_inline)) float
+lc_philox_uniformf(float s0, float s1, float c0, float c1, float row, float col) {
+    uint32_t word = lc_philox_word(lc_word_f(col), lc_word_f(row), lc_word_f(c0) + (lc_word_f(c1) << 16), 0u,
+                                   lc_word_f(s0) + (lc_word_f(s1) << 16), 0x5EEDu);
+    return (float)(int32_t)(word >> 8) * 0x1p-24f;     /* via int32: no vector form from uint32 */
+}
+
+static inline __attribute__((always_inline)) double
+lc_philox_uniform(double s0, double s1, double c0, double c1, double row, double col) {
+    uint32_t word = lc_philox_word(lc_word(col), lc_word(row), lc_word(c0) + (lc_word(c1) << 16), 0u,
+                                   lc_word(s0) + (lc_word(s1) << 16), 0x5EEDu);
+    return (double)(int32_t)(word >> 8) * 0x1p-24;
+}
+
+
 #if !defined(LC_PART) || LC_PART == 1
 
 /* DepthwiseSeparableConvSpec (float) */
@@ -841,7 +946,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_n_33 = lc_task / lc_blocks;
-        lc_kernel_f32_tiles(16, (S_H * S_W), 8, 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 1, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, lc_out + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        lc_kernel_f32_tiles(16, (S_H * S_W), 8, 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 1, 0, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
     }
     }
     free(lc_ws);
@@ -1147,7 +1252,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_n_33 = lc_task / lc_blocks;
-        lc_kernel_f32_tiles((S_H * S_W), 8, 16, 1.0f, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), 1, (S_H * S_W), T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 0, lc_out + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), 1, (S_H * S_W), lc_scratch);
+        lc_kernel_f32_tiles((S_H * S_W), 8, 16, 1.0f, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), 1, (S_H * S_W), 0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 0, 0, lc_out + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), 1, (S_H * S_W), lc_scratch);
     }
     }
     free(lc_ws);
@@ -1225,7 +1330,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         }
         }
         }
-        lc_kernel_f32_tiles(16, (v_c_30_stop + (-1 * v_c_30_start)), (S_H * S_W), 1.0f, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_pack_b, (v_c_30_stop + (-1 * v_c_30_start)), 1, lc_out + ((((0) * 8 + v_c_30_start) * 1 + v_j2) * 1 + v_j3), 8, 1, lc_scratch);
+        lc_kernel_f32_tiles(16, (v_c_30_stop + (-1 * v_c_30_start)), (S_H * S_W), 1.0f, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, 0, lc_pack_b, (v_c_30_stop + (-1 * v_c_30_start)), 0, 1, lc_out + ((((0) * 8 + v_c_30_start) * 1 + v_j2) * 1 + v_j3), 8, 1, lc_scratch);
     }
     }
     for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
@@ -1865,7 +1970,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_n_33 = lc_task / lc_blocks;
-        lc_kernel_f64_tiles(16, (S_H * S_W), 8, 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 1, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, lc_out + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        lc_kernel_f64_tiles(16, (S_H * S_W), 8, 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 1, 0, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
     }
     }
     free(lc_ws);
@@ -2171,7 +2276,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_n_33 = lc_task / lc_blocks;
-        lc_kernel_f64_tiles((S_H * S_W), 8, 16, 1.0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), 1, (S_H * S_W), T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 0, lc_out + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), 1, (S_H * S_W), lc_scratch);
+        lc_kernel_f64_tiles((S_H * S_W), 8, 16, 1.0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), 1, (S_H * S_W), 0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 0, 0, lc_out + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), 1, (S_H * S_W), lc_scratch);
     }
     }
     free(lc_ws);
@@ -2249,7 +2354,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         }
         }
         }
-        lc_kernel_f64_tiles(16, (v_c_30_stop + (-1 * v_c_30_start)), (S_H * S_W), 1.0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_pack_b, (v_c_30_stop + (-1 * v_c_30_start)), 1, lc_out + ((((0) * 8 + v_c_30_start) * 1 + v_j2) * 1 + v_j3), 8, 1, lc_scratch);
+        lc_kernel_f64_tiles(16, (v_c_30_stop + (-1 * v_c_30_start)), (S_H * S_W), 1.0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, 0, lc_pack_b, (v_c_30_stop + (-1 * v_c_30_start)), 0, 1, lc_out + ((((0) * 8 + v_c_30_start) * 1 + v_j2) * 1 + v_j3), 8, 1, lc_scratch);
     }
     }
     for (int lc_t = 1; lc_t < lc_used; ++lc_t) {

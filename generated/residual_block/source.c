@@ -116,9 +116,10 @@ static inline double lc_erf(double x) { return erf(x); }
 #define LC_MC 96
 #define LC_KC 384
 /* rows of the tiles that read their operands in place (lc_kernel_*_tiles), and the
-   scratch those take for the edges of a product whose tiles are NR wide */
+   scratch those take for the edges of a product whose tiles are NR wide, and
+   their tables of where the rows of B start */
 #define LC_TMR 8
-#define LC_TILE_SCRATCH(nr) (LC_KC * (LC_TMR + (nr)) + LC_TMR * (nr))
+#define LC_TILE_SCRATCH(nr) (LC_KC * (LC_TMR + (nr)) + LC_TMR * (nr) + 4 * LC_KC + 2)
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
 typedef float lc_vf32 __attribute__((vector_size(LC_VECTOR_BYTES)));
@@ -145,12 +146,12 @@ static inline void lc_kernel_f32(int64_t kc, const float *restrict a, const floa
 }
 
 /* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
-   where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
-   transpose), B's rows of NR (ldb apart), C at c[i * cr + j * cc] (its
+   where they lie: A element by element at a[arow[i] + k * ak] (a matrix, its
+   transpose, or rows anywhere), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
    columns apart when cc is not 1: stored element by element, once a tile). */
 __attribute__((optimize("fp-contract=fast")))
-static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64_t ar, int64_t ak,
-                                          const float *restrict b, int64_t ldb, float alpha,
+static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const int64_t *restrict arow, int64_t ak,
+                                          const float *restrict b, const int64_t *restrict rows, float alpha,
                                           int add, float *restrict c, int64_t cr, int64_t cc) {
     lc_vf32 acc[LC_TMR][2];
     for (int i = 0; i < LC_TMR; ++i) {
@@ -159,10 +160,11 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64
     }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf32 b0, b1;
-        memcpy(&b0, b + k * ldb, sizeof b0);
-        memcpy(&b1, b + k * ldb + LC_NR_F32 / 2, sizeof b1);
+        const float *row = b + rows[k];
+        memcpy(&b0, row, sizeof b0);
+        memcpy(&b1, row + LC_NR_F32 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
-            const float ai = a[i * ar + k * ak];
+            const float ai = a[arow[i] + k * ak];
             acc[i][0] += ai * b0;
             acc[i][1] += ai * b1;
         }
@@ -186,42 +188,53 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, int64
 
 /* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f32_tile reads them:
    tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
-   `scratch` (LC_TILE_SCRATCH(LC_NR_F32) elements), zero-padded */
+   `scratch` (LC_TILE_SCRATCH(LC_NR_F32) elements), zero-padded. B's row p starts
+   at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
+   ldb apart when rows is NULL; A's row i likewise at a + arows[i] when arows is
+   not NULL, else ar apart */
 static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
         int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t ar, int64_t ak,
-        const float *b, int64_t ldb, int beta, float *c, int64_t cr, int64_t cc,
-        float *scratch) {
+        const int64_t *arows, const float *b, int64_t ldb, const int64_t *rows, int beta, float *c, int64_t cr,
+        int64_t cc, float *scratch) {
     float *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F32;
+    /* the row tables: B's block of rows, and the edge buffer's (past the buffers, 8-byte aligned) */
+    int64_t *lc_rows = (int64_t *)(((uintptr_t)(lc_edge_c + LC_TMR * LC_NR_F32) + 7) & ~(uintptr_t)7);
+    int64_t *lc_edge_rows = lc_rows + LC_KC;
+    for (int64_t p = 0; p < LC_KC; ++p) lc_edge_rows[p] = p * LC_NR_F32;
     for (int64_t pc = 0; pc < k; pc += LC_KC) {
         const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
         const int add = beta || pc > 0;
+        const int64_t *block_rows = rows ? rows + pc : lc_rows;
+        if (!rows)
+            for (int64_t p = 0; p < kc; ++p) lc_rows[p] = (pc + p) * ldb;
         for (int64_t jc = 0; jc < n; jc += LC_NR_F32) {
             const int64_t nr = n - jc < LC_NR_F32 ? n - jc : LC_NR_F32;
-            const float *bp = b + pc * ldb + jc;
-            int64_t bl = ldb;
+            const float *bp = b + jc;
+            const int64_t *bl = block_rows;
             if (nr < LC_NR_F32) {
                 for (int64_t p = 0; p < kc; ++p)
-                    for (int64_t j = 0; j < LC_NR_F32; ++j) lc_edge_b[p * LC_NR_F32 + j] = j < nr ? bp[p * ldb + j] : 0;
+                    for (int64_t j = 0; j < LC_NR_F32; ++j) lc_edge_b[p * LC_NR_F32 + j] = j < nr ? bp[bl[p] + j] : 0;
                 bp = lc_edge_b;
-                bl = LC_NR_F32;
+                bl = lc_edge_rows;
             }
             for (int64_t ic = 0; ic < m; ic += LC_TMR) {
                 const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
-                const float *ap = a + ic * ar + pc * ak;
-                int64_t r = ar, s = ak;
+                const float *ap = a + pc * ak;
+                int64_t arow[LC_TMR], s = ak;
+                for (int i = 0; i < LC_TMR; ++i) arow[i] = i >= mr ? 0 : arows ? arows[ic + i] : (ic + i) * ar;
                 if (mr < LC_TMR) {
                     for (int64_t p = 0; p < kc; ++p)
-                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[i * ar + p * ak] : 0;
+                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[arow[i] + p * ak] : 0;
                     ap = lc_edge_a;
-                    r = 1;
                     s = LC_TMR;
+                    for (int i = 0; i < LC_TMR; ++i) arow[i] = i;
                 }
                 float *cp = c + ic * cr + jc * cc;
                 if (mr == LC_TMR && nr == LC_NR_F32) {
-                    lc_kernel_f32_tile(kc, ap, r, s, bp, bl, alpha, add, cp, cr, cc);
+                    lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc);
                     continue;
                 }
-                lc_kernel_f32_tile(kc, ap, r, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1);
+                lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1);
                 for (int64_t i = 0; i < mr; ++i)
                     for (int64_t j = 0; j < nr; ++j)
                         cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F32 + j];
@@ -251,12 +264,12 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
 }
 
 /* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
-   where they lie: A element by element at a[i * ar + k * ak] (a matrix or its
-   transpose), B's rows of NR (ldb apart), C at c[i * cr + j * cc] (its
+   where they lie: A element by element at a[arow[i] + k * ak] (a matrix, its
+   transpose, or rows anywhere), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
    columns apart when cc is not 1: stored element by element, once a tile). */
 __attribute__((optimize("fp-contract=fast")))
-static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int64_t ar, int64_t ak,
-                                          const double *restrict b, int64_t ldb, double alpha,
+static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, const int64_t *restrict arow, int64_t ak,
+                                          const double *restrict b, const int64_t *restrict rows, double alpha,
                                           int add, double *restrict c, int64_t cr, int64_t cc) {
     lc_vf64 acc[LC_TMR][2];
     for (int i = 0; i < LC_TMR; ++i) {
@@ -265,10 +278,11 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int6
     }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf64 b0, b1;
-        memcpy(&b0, b + k * ldb, sizeof b0);
-        memcpy(&b1, b + k * ldb + LC_NR_F64 / 2, sizeof b1);
+        const double *row = b + rows[k];
+        memcpy(&b0, row, sizeof b0);
+        memcpy(&b1, row + LC_NR_F64 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
-            const double ai = a[i * ar + k * ak];
+            const double ai = a[arow[i] + k * ak];
             acc[i][0] += ai * b0;
             acc[i][1] += ai * b1;
         }
@@ -292,42 +306,53 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, int6
 
 /* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f64_tile reads them:
    tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
-   `scratch` (LC_TILE_SCRATCH(LC_NR_F64) elements), zero-padded */
+   `scratch` (LC_TILE_SCRATCH(LC_NR_F64) elements), zero-padded. B's row p starts
+   at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
+   ldb apart when rows is NULL; A's row i likewise at a + arows[i] when arows is
+   not NULL, else ar apart */
 static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
         int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t ar, int64_t ak,
-        const double *b, int64_t ldb, int beta, double *c, int64_t cr, int64_t cc,
-        double *scratch) {
+        const int64_t *arows, const double *b, int64_t ldb, const int64_t *rows, int beta, double *c, int64_t cr,
+        int64_t cc, double *scratch) {
     double *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F64;
+    /* the row tables: B's block of rows, and the edge buffer's (past the buffers, 8-byte aligned) */
+    int64_t *lc_rows = (int64_t *)(((uintptr_t)(lc_edge_c + LC_TMR * LC_NR_F64) + 7) & ~(uintptr_t)7);
+    int64_t *lc_edge_rows = lc_rows + LC_KC;
+    for (int64_t p = 0; p < LC_KC; ++p) lc_edge_rows[p] = p * LC_NR_F64;
     for (int64_t pc = 0; pc < k; pc += LC_KC) {
         const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;
         const int add = beta || pc > 0;
+        const int64_t *block_rows = rows ? rows + pc : lc_rows;
+        if (!rows)
+            for (int64_t p = 0; p < kc; ++p) lc_rows[p] = (pc + p) * ldb;
         for (int64_t jc = 0; jc < n; jc += LC_NR_F64) {
             const int64_t nr = n - jc < LC_NR_F64 ? n - jc : LC_NR_F64;
-            const double *bp = b + pc * ldb + jc;
-            int64_t bl = ldb;
+            const double *bp = b + jc;
+            const int64_t *bl = block_rows;
             if (nr < LC_NR_F64) {
                 for (int64_t p = 0; p < kc; ++p)
-                    for (int64_t j = 0; j < LC_NR_F64; ++j) lc_edge_b[p * LC_NR_F64 + j] = j < nr ? bp[p * ldb + j] : 0;
+                    for (int64_t j = 0; j < LC_NR_F64; ++j) lc_edge_b[p * LC_NR_F64 + j] = j < nr ? bp[bl[p] + j] : 0;
                 bp = lc_edge_b;
-                bl = LC_NR_F64;
+                bl = lc_edge_rows;
             }
             for (int64_t ic = 0; ic < m; ic += LC_TMR) {
                 const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;
-                const double *ap = a + ic * ar + pc * ak;
-                int64_t r = ar, s = ak;
+                const double *ap = a + pc * ak;
+                int64_t arow[LC_TMR], s = ak;
+                for (int i = 0; i < LC_TMR; ++i) arow[i] = i >= mr ? 0 : arows ? arows[ic + i] : (ic + i) * ar;
                 if (mr < LC_TMR) {
                     for (int64_t p = 0; p < kc; ++p)
-                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[i * ar + p * ak] : 0;
+                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[arow[i] + p * ak] : 0;
                     ap = lc_edge_a;
-                    r = 1;
                     s = LC_TMR;
+                    for (int i = 0; i < LC_TMR; ++i) arow[i] = i;
                 }
                 double *cp = c + ic * cr + jc * cc;
                 if (mr == LC_TMR && nr == LC_NR_F64) {
-                    lc_kernel_f64_tile(kc, ap, r, s, bp, bl, alpha, add, cp, cr, cc);
+                    lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc);
                     continue;
                 }
-                lc_kernel_f64_tile(kc, ap, r, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1);
+                lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1);
                 for (int64_t i = 0; i < mr; ++i)
                     for (int64_t j = 0; j < nr; ++j)
                         cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F64 + j];
@@ -590,6 +615,86 @@ static inline int64_t lc_mod(int64_t a, int64_t b) {
     return r + (((r != 0) & ((r < 0) != (b < 0))) ? b : 0);
 }
 
+/* Philox-4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2,
+   3", SC 2011), a counter-based generator: the value at a counter is a pure
+   function of (key, counter), so a dropout mask does not depend on the number
+   of threads, the vector width or the order elements are visited in. Straight
+   line code on 32-bit words: loops calling it vectorize.
+   lc_philox_uniform(s0, s1, c0, c1, row, col): key (s0 + 65536 s1), counter
+   (col, row, c0 + 65536 c1, 0); each argument an integer, read as int32 (0
+   outside its range, NaN too); the first word's top 24 bits as a uniform in
+   [0, 1) (exact in float). */
+/* the high word of the 64-bit product a * m, from 16-bit halves: every step
+   a 32-bit operation, so the loops calling it vectorize (a 64-bit product of
+   32-bit words mixes vector widths, and gcc leaves such a loop scalar) */
+static inline __attribute__((always_inline)) uint32_t lc_mulhi32(uint32_t a, uint32_t m) {
+    uint32_t al = a & 0xFFFFu, ah = a >> 16, ml = m & 0xFFFFu, mh = m >> 16;
+    uint32_t low = al * ml, mid1 = ah * ml, mid2 = al * mh;
+    uint32_t carry = ((low >> 16) + (mid1 & 0xFFFFu) + (mid2 & 0xFFFFu)) >> 16;
+    return ah * mh + (mid1 >> 16) + (mid2 >> 16) + carry;
+}
+
+/* one round: products of the counter's even words, mixed into the odd ones
+   with the key, which then moves by the Weyl constants */
+#define LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1) do { \
+        uint32_t lc_h0 = lc_mulhi32(c0, 0xD2511F53u), lc_l0 = c0 * 0xD2511F53u; \
+        uint32_t lc_h1 = lc_mulhi32(c2, 0xCD9E8D57u), lc_l1 = c2 * 0xCD9E8D57u; \
+        c0 = lc_h1 ^ c1 ^ k0; \
+        c2 = lc_h0 ^ c3 ^ k1; \
+        c1 = lc_l1; \
+        c3 = lc_l0; \
+        k0 += 0x9E3779B9u; \
+        k1 += 0xBB67AE85u; \
+    } while (0)
+
+/* ten rounds written out: a loop inside the caller's loop stops gcc vectorizing it */
+/* always inlined: a call inside a loop keeps it scalar */
+static inline __attribute__((always_inline)) uint32_t
+lc_philox_word(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
+    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
+    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
+    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
+    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
+    LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1); LC_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
+    return c0;
+}
+
+/* an argument as a word: v truncated to int32, 0 outside int32 (NaN too). The
+   value's bits are masked instead of selected: gcc hoists a select on a
+   loop-invariant argument (the key, the row) into a form it cannot vectorize */
+static inline __attribute__((always_inline)) uint32_t lc_word_f(float v) {
+    uint32_t bits, keep = 0u - (uint32_t)((v > -2147483648.0f) & (v < 2147483648.0f));
+    float inside;
+    memcpy(&bits, &v, sizeof bits);
+    bits &= keep;
+    memcpy(&inside, &bits, sizeof inside);
+    return (uint32_t)(int32_t)inside;
+}
+
+static inline __attribute__((always_inline)) uint32_t lc_word(double v) {
+    uint64_t bits, keep = 0u - (uint64_t)((v > -2147483648.0) & (v < 2147483648.0));
+    double inside;
+    memcpy(&bits, &v, sizeof bits);
+    bits &= keep;
+    memcpy(&inside, &bits, sizeof inside);
+    return (uint32_t)(int32_t)inside;
+}
+
+static inline __attribute__((always_inline)) float
+lc_philox_uniformf(float s0, float s1, float c0, float c1, float row, float col) {
+    uint32_t word = lc_philox_word(lc_word_f(col), lc_word_f(row), lc_word_f(c0) + (lc_word_f(c1) << 16), 0u,
+                                   lc_word_f(s0) + (lc_word_f(s1) << 16), 0x5EEDu);
+    return (float)(int32_t)(word >> 8) * 0x1p-24f;     /* via int32: no vector form from uint32 */
+}
+
+static inline __attribute__((always_inline)) double
+lc_philox_uniform(double s0, double s1, double c0, double c1, double row, double col) {
+    uint32_t word = lc_philox_word(lc_word(col), lc_word(row), lc_word(c0) + (lc_word(c1) << 16), 0u,
+                                   lc_word(s0) + (lc_word(s1) << 16), 0x5EEDu);
+    return (double)(int32_t)(word >> 8) * 0x1p-24;
+}
+
+
 #if !defined(LC_PART) || LC_PART == 1
 
 /* ResidualBlockSpec (float) */
@@ -606,7 +711,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     /* tasks: every value of the calls' loops times blocks of h, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((72 * S_W));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -615,18 +720,28 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = (72 * (v_h_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F32);
+    const int64_t lc_room = ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F32);
     float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    if ((lc_room > 0 && !lc_ws)) {
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_b = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_b) {
+        free(lc_rows_b);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
+    }
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c = 0; v_c < 8; ++v_c)
+        for (int64_t v_i = 0; v_i < 3; ++v_i)
+        for (int64_t v_j = 0; v_j < 3; ++v_j)
+        lc_rows_b[lc_row++] = (((v_c * ((S_W + 2) * (v_h_step + 2))) + (v_i * (S_W + 2))) + v_j);
     }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_step * S_W)));
-    float *lc_out = T_conv_0;
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))));
+    float *restrict lc_cols = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)));
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_h_start = lc_task % lc_blocks * lc_step;
@@ -634,39 +749,52 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
         const int64_t v_n = lc_task / lc_blocks;
 
         {
-        for (int64_t v_c = 0; v_c < 8; ++v_c) {
-        for (int64_t v_i = 0; v_i < 3; ++v_i) {
-        for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j) + 1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j) + (S_W + 1)));
-        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_step + 2); ++v_u1) {
         {
-            float *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_c) + v_i)) + v_j) * ((v_h_stop + (-1 * v_h_start)) * S_W)) + ((v_h + (-1 * v_h_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const float t0 = (((v_h + v_i) + -1) >= 0);
-            const float t1 = (((v_h + v_i) + -1) < S_H);
+            float *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_h_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const float t0 = (v_u0 >= 0);
+            const float t1 = (v_u0 < 8);
+            const float t2 = ((v_u1 + (v_h_start + -1)) >= 0);
+            const float t3 = ((v_u1 + (v_h_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_w = lc_first; v_w < lc_lo; ++v_w) lc_dst[v_w - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) {
-                    const float t2 = T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-                    lc_dst[v_w - lc_first] = t2;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const float t4 = T_x[(((v_n) * 8 + v_u0) * S_H + (v_u1 + (v_h_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_w = lc_hi; v_w < lc_end; ++v_w) lc_dst[v_w - lc_first] = 0;
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
         }
+        lc_kernel_f32_tiles(8, (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0f, T_conv1_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, 0, lc_pack_b, 0, lc_rows_b, 0, lc_cols, (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+
+        for (int64_t v_o = 0; v_o < 8; ++v_o) {
+        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
+        {
+            const float *restrict lc_src = lc_cols + (((v_o * (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32))) + ((v_h + (-1 * v_h_start)) * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
+            if (1) {
+                #pragma omp simd
+                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_src[v_w - lc_first];
+            }
         }
         }
-        lc_kernel_f32_tiles(8, ((v_h_stop + (-1 * v_h_start)) * S_W), 72, 1.0f, T_conv1_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, ((v_h_stop + (-1 * v_h_start)) * S_W), 0, lc_out + ((((v_n) * 8 + 0) * S_H + v_h_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        }
     }
     }
     free(lc_ws);
+    free(lc_rows_b);
     }
     }
 
@@ -781,7 +909,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     /* tasks: every value of the calls' loops times blocks of h_34, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((72 * S_W));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -790,18 +918,28 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = (72 * (v_h_34_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F32);
+    const int64_t lc_room = ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F32);
     float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    if ((lc_room > 0 && !lc_ws)) {
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_b = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_b) {
+        free(lc_rows_b);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
+    }
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29)
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
+        lc_rows_b[lc_row++] = (((v_c_29 * ((S_W + 2) * (v_h_34_step + 2))) + (v_i_30 * (S_W + 2))) + v_j_31);
     }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_34_step * S_W)));
-    float *lc_out = T_conv_36;
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))));
+    float *restrict lc_cols = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)));
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_h_34_start = lc_task % lc_blocks * lc_step;
@@ -809,39 +947,52 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
         const int64_t v_n_32 = lc_task / lc_blocks;
 
         {
-        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
-        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
-        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
-        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j_31) + 1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j_31) + (S_W + 1)));
-        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_34_step + 2); ++v_u1) {
         {
-            float *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_c_29) + v_i_30)) + v_j_31) * ((v_h_34_stop + (-1 * v_h_34_start)) * S_W)) + ((v_h_34 + (-1 * v_h_34_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const float t0 = (((v_h_34 + v_i_30) + -1) >= 0);
-            const float t1 = (((v_h_34 + v_i_30) + -1) < S_H);
+            float *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_h_34_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const float t0 = (v_u0 >= 0);
+            const float t1 = (v_u0 < 8);
+            const float t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
+            const float t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_w_35 = lc_first; v_w_35 < lc_lo; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) {
-                    const float t2 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)];
-                    lc_dst[v_w_35 - lc_first] = t2;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const float t4 = T_relu_28[(((v_n_32) * 8 + v_u0) * S_H + (v_u1 + (v_h_34_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_w_35 = lc_hi; v_w_35 < lc_end; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
         }
+        lc_kernel_f32_tiles(8, (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0f, T_conv2_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, 0, lc_pack_b, 0, lc_rows_b, 0, lc_cols, (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
+        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
+        {
+            const float *restrict lc_src = lc_cols + (((v_o_33 * (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32))) + ((v_h_34 + (-1 * v_h_34_start)) * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
+            if (1) {
+                #pragma omp simd
+                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] = lc_src[v_w_35 - lc_first];
+            }
         }
         }
-        lc_kernel_f32_tiles(8, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 72, 1.0f, T_conv2_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 0, lc_out + ((((v_n_32) * 8 + 0) * S_H + v_h_34_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        }
     }
     }
     free(lc_ws);
+    free(lc_rows_b);
     }
     }
 
@@ -1132,7 +1283,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* tasks: every value of the calls' loops times blocks of j2, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((72 * S_W));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -1141,10 +1292,13 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = (72 * (v_j2_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F32);
+    const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F32);
     float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
     float *lc_pack_a = malloc(sizeof(float) * (size_t)(576));
-    if ((lc_room > 0 && !lc_ws) || !lc_pack_a) {
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_b = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_pack_a || !lc_rows_b) {
+        free(lc_rows_b);
         free(lc_ws);
         free(lc_pack_a);
         return LC_OUT_OF_MEMORY;
@@ -1175,12 +1329,19 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33)
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
+        lc_rows_b[lc_row++] = (((v_o_33 * ((S_W + 2) * (v_j2_step + 2))) + (((-1 * v_i_30) + 2) * (S_W + 2))) + ((-1 * v_j_31) + 2));
+    }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_j2_step * S_W)));
-    float *lc_out = T_grad_relu_28_21;
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))));
+    float *restrict lc_cols = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)));
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_j2_start = lc_task % lc_blocks * lc_step;
@@ -1188,41 +1349,53 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         const int64_t v_n_32 = lc_task / lc_blocks;
 
         {
-        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
-        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
-        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
-        const int64_t lc_lo_bound = lc_max_i64(0, (v_j_31 + -1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, (v_j_31 + (S_W + -1)));
-        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_j2_step + 2); ++v_u1) {
         {
-            float *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_o_33) + v_i_30)) + v_j_31) * ((v_j2_stop + (-1 * v_j2_start)) * S_W)) + ((v_j2 + (-1 * v_j2_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const float t0 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
-            const float t1 = ((v_j2 + (-1 * (v_i_30 + -1))) < S_H);
-            const float t2 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
+            float *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_j2_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const float t0 = (v_u0 >= 0);
+            const float t1 = (v_u0 < 8);
+            const float t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
+            const float t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && t2 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_j3 = lc_first; v_j3 < lc_lo; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) {
-                    const float t3 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_j2 + (-1 * (v_i_30 + -1)))) * S_W + (v_j3 + (-1 * (v_j_31 + -1)))];
-                    lc_dst[v_j3 - lc_first] = t3;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const float t4 = T_grad_conv_36[(((v_n_32) * 8 + v_u0) * S_H + (v_u1 + (v_j2_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_j3 = lc_hi; v_j3 < lc_end; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
         }
+        lc_kernel_f32_tiles(8, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0f, lc_pack_a, 72, 1, 0, lc_pack_b, 0, lc_rows_b, 0, lc_cols, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
+        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        {
+            const float *restrict lc_src = lc_cols + (((v_c_29 * (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32))) + ((v_j2 + (-1 * v_j2_start)) * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
+            if (1) {
+                #pragma omp simd
+                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] = lc_src[v_j3 - lc_first];
+            }
         }
         }
-        lc_kernel_f32_tiles(8, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 72, 1.0f, lc_pack_a, 72, 1, lc_pack_b, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 0, lc_out + ((((v_n_32) * 8 + 0) * S_H + v_j2_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        }
     }
     }
     free(lc_ws);
     free(lc_pack_a);
+    free(lc_rows_b);
     }
     }
 
@@ -1237,7 +1410,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* tasks: every value of the calls' loops times blocks of h_34, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (((72 * S_W) + (8 * S_W)));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -1246,9 +1419,12 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = ((72 * (v_h_34_step * S_W)) + (8 * (v_h_34_step * S_W))) + LC_TILE_SCRATCH(LC_NR_F32);
+    const int64_t lc_room = ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F32);
     float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    if ((lc_room > 0 && !lc_ws)) {
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_a = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_a) {
+        free(lc_rows_a);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
@@ -1257,12 +1433,19 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     if (!lc_part) lc_nt = 1;
     for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
     int lc_used = 1;
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29)
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
+        lc_rows_a[lc_row++] = (((v_c_29 * ((S_W + 2) * (v_h_34_step + 2))) + (v_i_30 * (S_W + 2))) + v_j_31);
+    }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     float *restrict lc_pack_a = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_34_step * S_W)));
-    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((72 * (v_h_34_step * S_W)) + (8 * (v_h_34_step * S_W))));
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)));
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
     float *lc_out = lc_tid == 0 ? T_grad_conv2_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
     if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
@@ -1273,31 +1456,29 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         const int64_t v_n_32 = lc_task / lc_blocks;
 
         {
-        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
-        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
-        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
-        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j_31) + 1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j_31) + (S_W + 1)));
-        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_34_step + 2); ++v_u1) {
         {
-            float *restrict lc_dst = lc_pack_a + (((((3 * ((3 * v_c_29) + v_i_30)) + v_j_31) * ((v_h_34_stop + (-1 * v_h_34_start)) * S_W)) + ((v_h_34 + (-1 * v_h_34_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const float t0 = (((v_h_34 + v_i_30) + -1) >= 0);
-            const float t1 = (((v_h_34 + v_i_30) + -1) < S_H);
+            float *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_34_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const float t0 = (v_u0 >= 0);
+            const float t1 = (v_u0 < 8);
+            const float t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
+            const float t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_w_35 = lc_first; v_w_35 < lc_lo; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) {
-                    const float t2 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)];
-                    lc_dst[v_w_35 - lc_first] = t2;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const float t4 = T_relu_28[(((v_n_32) * 8 + v_u0) * S_H + (v_u1 + (v_h_34_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_w_35 = lc_hi; v_w_35 < lc_end; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
-        }
-        }
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
@@ -1306,19 +1487,24 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
         const int64_t lc_lo_bound = 0;
         const int64_t lc_hi_bound = 8;
-        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
-        for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
+        for (int64_t v_q0 = 0; v_q0 < (v_h_34_stop + (-1 * v_h_34_start)); ++v_q0) {
+        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
         {
-            float *restrict lc_dst = lc_pack_b + ((8 * (((v_h_34 + (-1 * v_h_34_start)) * S_W) + v_w_35)));
+            float *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
             const int64_t lc_first = 0, lc_end = 8;
+            const float t0 = ((v_q0 + v_h_34_start) >= 0);
+            const float t1 = ((v_q0 + v_h_34_start) < S_H);
+            const float t2 = (v_q1 >= 0);
+            const float t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(1)) lc_lo = lc_hi = lc_end;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
             for (int64_t v_o_33 = lc_first; v_o_33 < lc_lo; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
             if (lc_lo < lc_hi) {
+                #pragma omp simd
                 for (int64_t v_o_33 = lc_lo; v_o_33 < lc_hi; ++v_o_33) {
-                    const float t0 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35];
-                    lc_dst[v_o_33 - lc_first] = t0;
+                    const float t4 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_q0 + v_h_34_start)) * S_W + v_q1];
+                    lc_dst[v_o_33 - lc_first] = t4;
                 }
             }
             for (int64_t v_o_33 = lc_hi; v_o_33 < lc_end; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
@@ -1326,7 +1512,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f32_tiles(72, 8, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1.0f, lc_pack_a, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1, lc_pack_b, 8, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f32_tiles(72, 8, (((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0f, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
     }
     }
     for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
@@ -1336,6 +1522,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     free(lc_part);
     free(lc_ws);
+    free(lc_rows_a);
     }
     }
 
@@ -1506,7 +1693,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* tasks: every value of the calls' loops times blocks of h, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (((72 * S_W) + (8 * S_W)));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -1515,9 +1702,12 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = ((72 * (v_h_step * S_W)) + (8 * (v_h_step * S_W))) + LC_TILE_SCRATCH(LC_NR_F32);
+    const int64_t lc_room = ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F32);
     float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    if ((lc_room > 0 && !lc_ws)) {
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_a = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_a) {
+        free(lc_rows_a);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
@@ -1526,12 +1716,19 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     if (!lc_part) lc_nt = 1;
     for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
     int lc_used = 1;
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c = 0; v_c < 8; ++v_c)
+        for (int64_t v_i = 0; v_i < 3; ++v_i)
+        for (int64_t v_j = 0; v_j < 3; ++v_j)
+        lc_rows_a[lc_row++] = (((v_c * ((S_W + 2) * (v_h_step + 2))) + (v_i * (S_W + 2))) + v_j);
+    }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     float *restrict lc_pack_a = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_step * S_W)));
-    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((72 * (v_h_step * S_W)) + (8 * (v_h_step * S_W))));
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)));
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
     float *lc_out = lc_tid == 0 ? T_grad_conv1_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
     if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
@@ -1542,31 +1739,29 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         const int64_t v_n = lc_task / lc_blocks;
 
         {
-        for (int64_t v_c = 0; v_c < 8; ++v_c) {
-        for (int64_t v_i = 0; v_i < 3; ++v_i) {
-        for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j) + 1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j) + (S_W + 1)));
-        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_step + 2); ++v_u1) {
         {
-            float *restrict lc_dst = lc_pack_a + (((((3 * ((3 * v_c) + v_i)) + v_j) * ((v_h_stop + (-1 * v_h_start)) * S_W)) + ((v_h + (-1 * v_h_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const float t0 = (((v_h + v_i) + -1) >= 0);
-            const float t1 = (((v_h + v_i) + -1) < S_H);
+            float *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const float t0 = (v_u0 >= 0);
+            const float t1 = (v_u0 < 8);
+            const float t2 = ((v_u1 + (v_h_start + -1)) >= 0);
+            const float t3 = ((v_u1 + (v_h_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_w = lc_first; v_w < lc_lo; ++v_w) lc_dst[v_w - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) {
-                    const float t2 = T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-                    lc_dst[v_w - lc_first] = t2;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const float t4 = T_x[(((v_n) * 8 + v_u0) * S_H + (v_u1 + (v_h_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_w = lc_hi; v_w < lc_end; ++v_w) lc_dst[v_w - lc_first] = 0;
-        }
-        }
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
@@ -1575,19 +1770,24 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
         const int64_t lc_lo_bound = 0;
         const int64_t lc_hi_bound = 8;
-        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
-        for (int64_t v_w = 0; v_w < S_W; ++v_w) {
+        for (int64_t v_q0 = 0; v_q0 < (v_h_stop + (-1 * v_h_start)); ++v_q0) {
+        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
         {
-            float *restrict lc_dst = lc_pack_b + ((8 * (((v_h + (-1 * v_h_start)) * S_W) + v_w)));
+            float *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
             const int64_t lc_first = 0, lc_end = 8;
+            const float t0 = ((v_q0 + v_h_start) >= 0);
+            const float t1 = ((v_q0 + v_h_start) < S_H);
+            const float t2 = (v_q1 >= 0);
+            const float t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(1)) lc_lo = lc_hi = lc_end;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
             for (int64_t v_o = lc_first; v_o < lc_lo; ++v_o) lc_dst[v_o - lc_first] = 0;
             if (lc_lo < lc_hi) {
+                #pragma omp simd
                 for (int64_t v_o = lc_lo; v_o < lc_hi; ++v_o) {
-                    const float t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
-                    lc_dst[v_o - lc_first] = t0;
+                    const float t4 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_q0 + v_h_start)) * S_W + v_q1];
+                    lc_dst[v_o - lc_first] = t4;
                 }
             }
             for (int64_t v_o = lc_hi; v_o < lc_end; ++v_o) lc_dst[v_o - lc_first] = 0;
@@ -1595,7 +1795,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f32_tiles(72, 8, ((v_h_stop + (-1 * v_h_start)) * S_W), 1.0f, lc_pack_a, ((v_h_stop + (-1 * v_h_start)) * S_W), 1, lc_pack_b, 8, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f32_tiles(72, 8, (((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0f, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
     }
     }
     for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
@@ -1605,6 +1805,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     free(lc_part);
     free(lc_ws);
+    free(lc_rows_a);
     }
     }
 
@@ -1642,7 +1843,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* tasks: every value of the calls' loops times blocks of j2, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((72 * S_W));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -1651,10 +1852,13 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = (72 * (v_j2_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F32);
+    const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F32);
     float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
     float *lc_pack_a = malloc(sizeof(float) * (size_t)(576));
-    if ((lc_room > 0 && !lc_ws) || !lc_pack_a) {
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_b = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_pack_a || !lc_rows_b) {
+        free(lc_rows_b);
         free(lc_ws);
         free(lc_pack_a);
         return LC_OUT_OF_MEMORY;
@@ -1685,12 +1889,19 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_o = 0; v_o < 8; ++v_o)
+        for (int64_t v_i = 0; v_i < 3; ++v_i)
+        for (int64_t v_j = 0; v_j < 3; ++v_j)
+        lc_rows_b[lc_row++] = (((v_o * ((S_W + 2) * (v_j2_step + 2))) + (((-1 * v_i) + 2) * (S_W + 2))) + ((-1 * v_j) + 2));
+    }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_j2_step * S_W)));
-    float *lc_out = T_grad_x;
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))));
+    float *restrict lc_cols = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)));
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_j2_start = lc_task % lc_blocks * lc_step;
@@ -1698,41 +1909,53 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         const int64_t v_j0 = lc_task / lc_blocks;
 
         {
-        for (int64_t v_o = 0; v_o < 8; ++v_o) {
-        for (int64_t v_i = 0; v_i < 3; ++v_i) {
-        for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const int64_t lc_lo_bound = lc_max_i64(0, (v_j + -1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, (v_j + (S_W + -1)));
-        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_j2_step + 2); ++v_u1) {
         {
-            float *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_o) + v_i)) + v_j) * ((v_j2_stop + (-1 * v_j2_start)) * S_W)) + ((v_j2 + (-1 * v_j2_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-            const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-            const float t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+            float *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_j2_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const float t0 = (v_u0 >= 0);
+            const float t1 = (v_u0 < 8);
+            const float t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
+            const float t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && t2 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_j3 = lc_first; v_j3 < lc_lo; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) {
-                    const float t3 = T_grad_conv_0[(((v_j0) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    lc_dst[v_j3 - lc_first] = t3;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const float t4 = T_grad_conv_0[(((v_j0) * 8 + v_u0) * S_H + (v_u1 + (v_j2_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_j3 = lc_hi; v_j3 < lc_end; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
         }
+        lc_kernel_f32_tiles(8, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0f, lc_pack_a, 72, 1, 0, lc_pack_b, 0, lc_rows_b, 0, lc_cols, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+
+        for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
+        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        {
+            const float *restrict lc_src = lc_cols + (((v_j1 * (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32))) + ((v_j2 + (-1 * v_j2_start)) * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
+            if (1) {
+                #pragma omp simd
+                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) T_grad_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] += lc_src[v_j3 - lc_first];
+            }
         }
         }
-        lc_kernel_f32_tiles(8, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 72, 1.0f, lc_pack_a, 72, 1, lc_pack_b, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 1, lc_out + ((((v_j0) * 8 + 0) * S_H + v_j2_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        }
     }
     }
     free(lc_ws);
     free(lc_pack_a);
+    free(lc_rows_b);
     }
     }
 
@@ -1757,7 +1980,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     /* tasks: every value of the calls' loops times blocks of h, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((72 * S_W));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -1766,18 +1989,28 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = (72 * (v_h_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F64);
+    const int64_t lc_room = ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F64);
     double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    if ((lc_room > 0 && !lc_ws)) {
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_b = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_b) {
+        free(lc_rows_b);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
+    }
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c = 0; v_c < 8; ++v_c)
+        for (int64_t v_i = 0; v_i < 3; ++v_i)
+        for (int64_t v_j = 0; v_j < 3; ++v_j)
+        lc_rows_b[lc_row++] = (((v_c * ((S_W + 2) * (v_h_step + 2))) + (v_i * (S_W + 2))) + v_j);
     }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_step * S_W)));
-    double *lc_out = T_conv_0;
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))));
+    double *restrict lc_cols = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)));
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_h_start = lc_task % lc_blocks * lc_step;
@@ -1785,39 +2018,52 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
         const int64_t v_n = lc_task / lc_blocks;
 
         {
-        for (int64_t v_c = 0; v_c < 8; ++v_c) {
-        for (int64_t v_i = 0; v_i < 3; ++v_i) {
-        for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j) + 1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j) + (S_W + 1)));
-        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_step + 2); ++v_u1) {
         {
-            double *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_c) + v_i)) + v_j) * ((v_h_stop + (-1 * v_h_start)) * S_W)) + ((v_h + (-1 * v_h_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const double t0 = (((v_h + v_i) + -1) >= 0);
-            const double t1 = (((v_h + v_i) + -1) < S_H);
+            double *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_h_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const double t0 = (v_u0 >= 0);
+            const double t1 = (v_u0 < 8);
+            const double t2 = ((v_u1 + (v_h_start + -1)) >= 0);
+            const double t3 = ((v_u1 + (v_h_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_w = lc_first; v_w < lc_lo; ++v_w) lc_dst[v_w - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) {
-                    const double t2 = T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-                    lc_dst[v_w - lc_first] = t2;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const double t4 = T_x[(((v_n) * 8 + v_u0) * S_H + (v_u1 + (v_h_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_w = lc_hi; v_w < lc_end; ++v_w) lc_dst[v_w - lc_first] = 0;
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
         }
+        lc_kernel_f64_tiles(8, (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0, T_conv1_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, 0, lc_pack_b, 0, lc_rows_b, 0, lc_cols, (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+
+        for (int64_t v_o = 0; v_o < 8; ++v_o) {
+        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
+        {
+            const double *restrict lc_src = lc_cols + (((v_o * (32 * lc_floordiv(((((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32))) + ((v_h + (-1 * v_h_start)) * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
+            if (1) {
+                #pragma omp simd
+                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_src[v_w - lc_first];
+            }
         }
         }
-        lc_kernel_f64_tiles(8, ((v_h_stop + (-1 * v_h_start)) * S_W), 72, 1.0, T_conv1_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, ((v_h_stop + (-1 * v_h_start)) * S_W), 0, lc_out + ((((v_n) * 8 + 0) * S_H + v_h_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        }
     }
     }
     free(lc_ws);
+    free(lc_rows_b);
     }
     }
 
@@ -1932,7 +2178,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     /* tasks: every value of the calls' loops times blocks of h_34, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((72 * S_W));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -1941,18 +2187,28 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = (72 * (v_h_34_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F64);
+    const int64_t lc_room = ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F64);
     double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    if ((lc_room > 0 && !lc_ws)) {
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_b = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_b) {
+        free(lc_rows_b);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
+    }
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29)
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
+        lc_rows_b[lc_row++] = (((v_c_29 * ((S_W + 2) * (v_h_34_step + 2))) + (v_i_30 * (S_W + 2))) + v_j_31);
     }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_34_step * S_W)));
-    double *lc_out = T_conv_36;
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))));
+    double *restrict lc_cols = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)));
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_h_34_start = lc_task % lc_blocks * lc_step;
@@ -1960,39 +2216,52 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
         const int64_t v_n_32 = lc_task / lc_blocks;
 
         {
-        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
-        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
-        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
-        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j_31) + 1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j_31) + (S_W + 1)));
-        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_34_step + 2); ++v_u1) {
         {
-            double *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_c_29) + v_i_30)) + v_j_31) * ((v_h_34_stop + (-1 * v_h_34_start)) * S_W)) + ((v_h_34 + (-1 * v_h_34_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const double t0 = (((v_h_34 + v_i_30) + -1) >= 0);
-            const double t1 = (((v_h_34 + v_i_30) + -1) < S_H);
+            double *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_h_34_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const double t0 = (v_u0 >= 0);
+            const double t1 = (v_u0 < 8);
+            const double t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
+            const double t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_w_35 = lc_first; v_w_35 < lc_lo; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) {
-                    const double t2 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)];
-                    lc_dst[v_w_35 - lc_first] = t2;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const double t4 = T_relu_28[(((v_n_32) * 8 + v_u0) * S_H + (v_u1 + (v_h_34_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_w_35 = lc_hi; v_w_35 < lc_end; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
         }
+        lc_kernel_f64_tiles(8, (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0, T_conv2_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, 0, lc_pack_b, 0, lc_rows_b, 0, lc_cols, (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
+        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
+        {
+            const double *restrict lc_src = lc_cols + (((v_o_33 * (32 * lc_floordiv(((((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32))) + ((v_h_34 + (-1 * v_h_34_start)) * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
+            if (1) {
+                #pragma omp simd
+                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] = lc_src[v_w_35 - lc_first];
+            }
         }
         }
-        lc_kernel_f64_tiles(8, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 72, 1.0, T_conv2_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 72, 1, lc_pack_b, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 0, lc_out + ((((v_n_32) * 8 + 0) * S_H + v_h_34_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        }
     }
     }
     free(lc_ws);
+    free(lc_rows_b);
     }
     }
 
@@ -2283,7 +2552,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* tasks: every value of the calls' loops times blocks of j2, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((72 * S_W));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -2292,10 +2561,13 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = (72 * (v_j2_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F64);
+    const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F64);
     double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
     double *lc_pack_a = malloc(sizeof(double) * (size_t)(576));
-    if ((lc_room > 0 && !lc_ws) || !lc_pack_a) {
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_b = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_pack_a || !lc_rows_b) {
+        free(lc_rows_b);
         free(lc_ws);
         free(lc_pack_a);
         return LC_OUT_OF_MEMORY;
@@ -2326,12 +2598,19 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33)
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
+        lc_rows_b[lc_row++] = (((v_o_33 * ((S_W + 2) * (v_j2_step + 2))) + (((-1 * v_i_30) + 2) * (S_W + 2))) + ((-1 * v_j_31) + 2));
+    }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_j2_step * S_W)));
-    double *lc_out = T_grad_relu_28_21;
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))));
+    double *restrict lc_cols = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)));
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_j2_start = lc_task % lc_blocks * lc_step;
@@ -2339,41 +2618,53 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         const int64_t v_n_32 = lc_task / lc_blocks;
 
         {
-        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
-        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
-        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
-        const int64_t lc_lo_bound = lc_max_i64(0, (v_j_31 + -1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, (v_j_31 + (S_W + -1)));
-        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_j2_step + 2); ++v_u1) {
         {
-            double *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_o_33) + v_i_30)) + v_j_31) * ((v_j2_stop + (-1 * v_j2_start)) * S_W)) + ((v_j2 + (-1 * v_j2_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const double t0 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
-            const double t1 = ((v_j2 + (-1 * (v_i_30 + -1))) < S_H);
-            const double t2 = ((v_j2 + (-1 * (v_i_30 + -1))) >= 0);
+            double *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_j2_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const double t0 = (v_u0 >= 0);
+            const double t1 = (v_u0 < 8);
+            const double t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
+            const double t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && t2 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_j3 = lc_first; v_j3 < lc_lo; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) {
-                    const double t3 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_j2 + (-1 * (v_i_30 + -1)))) * S_W + (v_j3 + (-1 * (v_j_31 + -1)))];
-                    lc_dst[v_j3 - lc_first] = t3;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const double t4 = T_grad_conv_36[(((v_n_32) * 8 + v_u0) * S_H + (v_u1 + (v_j2_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_j3 = lc_hi; v_j3 < lc_end; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
         }
+        lc_kernel_f64_tiles(8, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0, lc_pack_a, 72, 1, 0, lc_pack_b, 0, lc_rows_b, 0, lc_cols, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
+        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        {
+            const double *restrict lc_src = lc_cols + (((v_c_29 * (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32))) + ((v_j2 + (-1 * v_j2_start)) * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
+            if (1) {
+                #pragma omp simd
+                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] = lc_src[v_j3 - lc_first];
+            }
         }
         }
-        lc_kernel_f64_tiles(8, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 72, 1.0, lc_pack_a, 72, 1, lc_pack_b, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 0, lc_out + ((((v_n_32) * 8 + 0) * S_H + v_j2_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        }
     }
     }
     free(lc_ws);
     free(lc_pack_a);
+    free(lc_rows_b);
     }
     }
 
@@ -2388,7 +2679,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* tasks: every value of the calls' loops times blocks of h_34, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (((72 * S_W) + (8 * S_W)));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -2397,9 +2688,12 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = ((72 * (v_h_34_step * S_W)) + (8 * (v_h_34_step * S_W))) + LC_TILE_SCRATCH(LC_NR_F64);
+    const int64_t lc_room = ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F64);
     double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    if ((lc_room > 0 && !lc_ws)) {
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_a = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_a) {
+        free(lc_rows_a);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
@@ -2408,12 +2702,19 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     if (!lc_part) lc_nt = 1;
     for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
     int lc_used = 1;
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29)
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
+        lc_rows_a[lc_row++] = (((v_c_29 * ((S_W + 2) * (v_h_34_step + 2))) + (v_i_30 * (S_W + 2))) + v_j_31);
+    }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     double *restrict lc_pack_a = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_34_step * S_W)));
-    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((72 * (v_h_34_step * S_W)) + (8 * (v_h_34_step * S_W))));
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)));
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
     double *lc_out = lc_tid == 0 ? T_grad_conv2_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
     if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
@@ -2424,31 +2725,29 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         const int64_t v_n_32 = lc_task / lc_blocks;
 
         {
-        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
-        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
-        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31) {
-        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j_31) + 1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j_31) + (S_W + 1)));
-        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_34_step + 2); ++v_u1) {
         {
-            double *restrict lc_dst = lc_pack_a + (((((3 * ((3 * v_c_29) + v_i_30)) + v_j_31) * ((v_h_34_stop + (-1 * v_h_34_start)) * S_W)) + ((v_h_34 + (-1 * v_h_34_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const double t0 = (((v_h_34 + v_i_30) + -1) >= 0);
-            const double t1 = (((v_h_34 + v_i_30) + -1) < S_H);
+            double *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_34_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const double t0 = (v_u0 >= 0);
+            const double t1 = (v_u0 < 8);
+            const double t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
+            const double t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_w_35 = lc_first; v_w_35 < lc_lo; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) {
-                    const double t2 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + ((v_h_34 + v_i_30) + -1)) * S_W + ((v_w_35 + v_j_31) + -1)];
-                    lc_dst[v_w_35 - lc_first] = t2;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const double t4 = T_relu_28[(((v_n_32) * 8 + v_u0) * S_H + (v_u1 + (v_h_34_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_w_35 = lc_hi; v_w_35 < lc_end; ++v_w_35) lc_dst[v_w_35 - lc_first] = 0;
-        }
-        }
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
@@ -2457,19 +2756,24 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
         const int64_t lc_lo_bound = 0;
         const int64_t lc_hi_bound = 8;
-        for (int64_t v_h_34 = v_h_34_start; v_h_34 < v_h_34_stop; ++v_h_34) {
-        for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
+        for (int64_t v_q0 = 0; v_q0 < (v_h_34_stop + (-1 * v_h_34_start)); ++v_q0) {
+        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
         {
-            double *restrict lc_dst = lc_pack_b + ((8 * (((v_h_34 + (-1 * v_h_34_start)) * S_W) + v_w_35)));
+            double *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
             const int64_t lc_first = 0, lc_end = 8;
+            const double t0 = ((v_q0 + v_h_34_start) >= 0);
+            const double t1 = ((v_q0 + v_h_34_start) < S_H);
+            const double t2 = (v_q1 >= 0);
+            const double t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(1)) lc_lo = lc_hi = lc_end;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
             for (int64_t v_o_33 = lc_first; v_o_33 < lc_lo; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
             if (lc_lo < lc_hi) {
+                #pragma omp simd
                 for (int64_t v_o_33 = lc_lo; v_o_33 < lc_hi; ++v_o_33) {
-                    const double t0 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35];
-                    lc_dst[v_o_33 - lc_first] = t0;
+                    const double t4 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_q0 + v_h_34_start)) * S_W + v_q1];
+                    lc_dst[v_o_33 - lc_first] = t4;
                 }
             }
             for (int64_t v_o_33 = lc_hi; v_o_33 < lc_end; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
@@ -2477,7 +2781,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f64_tiles(72, 8, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1.0, lc_pack_a, ((v_h_34_stop + (-1 * v_h_34_start)) * S_W), 1, lc_pack_b, 8, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f64_tiles(72, 8, (((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
     }
     }
     for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
@@ -2487,6 +2791,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     free(lc_part);
     free(lc_ws);
+    free(lc_rows_a);
     }
     }
 
@@ -2657,7 +2962,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* tasks: every value of the calls' loops times blocks of h, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (((72 * S_W) + (8 * S_W)));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -2666,9 +2971,12 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = ((72 * (v_h_step * S_W)) + (8 * (v_h_step * S_W))) + LC_TILE_SCRATCH(LC_NR_F64);
+    const int64_t lc_room = ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F64);
     double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
-    if ((lc_room > 0 && !lc_ws)) {
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_a = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_a) {
+        free(lc_rows_a);
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
@@ -2677,12 +2985,19 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     if (!lc_part) lc_nt = 1;
     for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
     int lc_used = 1;
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c = 0; v_c < 8; ++v_c)
+        for (int64_t v_i = 0; v_i < 3; ++v_i)
+        for (int64_t v_j = 0; v_j < 3; ++v_j)
+        lc_rows_a[lc_row++] = (((v_c * ((S_W + 2) * (v_h_step + 2))) + (v_i * (S_W + 2))) + v_j);
+    }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     double *restrict lc_pack_a = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_h_step * S_W)));
-    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((72 * (v_h_step * S_W)) + (8 * (v_h_step * S_W))));
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)));
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
     double *lc_out = lc_tid == 0 ? T_grad_conv1_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
     if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
@@ -2693,31 +3008,29 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         const int64_t v_n = lc_task / lc_blocks;
 
         {
-        for (int64_t v_c = 0; v_c < 8; ++v_c) {
-        for (int64_t v_i = 0; v_i < 3; ++v_i) {
-        for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const int64_t lc_lo_bound = lc_max_i64(0, ((-1 * v_j) + 1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, ((-1 * v_j) + (S_W + 1)));
-        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_step + 2); ++v_u1) {
         {
-            double *restrict lc_dst = lc_pack_a + (((((3 * ((3 * v_c) + v_i)) + v_j) * ((v_h_stop + (-1 * v_h_start)) * S_W)) + ((v_h + (-1 * v_h_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const double t0 = (((v_h + v_i) + -1) >= 0);
-            const double t1 = (((v_h + v_i) + -1) < S_H);
+            double *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const double t0 = (v_u0 >= 0);
+            const double t1 = (v_u0 < 8);
+            const double t2 = ((v_u1 + (v_h_start + -1)) >= 0);
+            const double t3 = ((v_u1 + (v_h_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_w = lc_first; v_w < lc_lo; ++v_w) lc_dst[v_w - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) {
-                    const double t2 = T_x[(((v_n) * 8 + v_c) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-                    lc_dst[v_w - lc_first] = t2;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const double t4 = T_x[(((v_n) * 8 + v_u0) * S_H + (v_u1 + (v_h_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_w = lc_hi; v_w < lc_end; ++v_w) lc_dst[v_w - lc_first] = 0;
-        }
-        }
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
@@ -2726,19 +3039,24 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
         const int64_t lc_lo_bound = 0;
         const int64_t lc_hi_bound = 8;
-        for (int64_t v_h = v_h_start; v_h < v_h_stop; ++v_h) {
-        for (int64_t v_w = 0; v_w < S_W; ++v_w) {
+        for (int64_t v_q0 = 0; v_q0 < (v_h_stop + (-1 * v_h_start)); ++v_q0) {
+        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
         {
-            double *restrict lc_dst = lc_pack_b + ((8 * (((v_h + (-1 * v_h_start)) * S_W) + v_w)));
+            double *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
             const int64_t lc_first = 0, lc_end = 8;
+            const double t0 = ((v_q0 + v_h_start) >= 0);
+            const double t1 = ((v_q0 + v_h_start) < S_H);
+            const double t2 = (v_q1 >= 0);
+            const double t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(1)) lc_lo = lc_hi = lc_end;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
             for (int64_t v_o = lc_first; v_o < lc_lo; ++v_o) lc_dst[v_o - lc_first] = 0;
             if (lc_lo < lc_hi) {
+                #pragma omp simd
                 for (int64_t v_o = lc_lo; v_o < lc_hi; ++v_o) {
-                    const double t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
-                    lc_dst[v_o - lc_first] = t0;
+                    const double t4 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_q0 + v_h_start)) * S_W + v_q1];
+                    lc_dst[v_o - lc_first] = t4;
                 }
             }
             for (int64_t v_o = lc_hi; v_o < lc_end; ++v_o) lc_dst[v_o - lc_first] = 0;
@@ -2746,7 +3064,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f64_tiles(72, 8, ((v_h_stop + (-1 * v_h_start)) * S_W), 1.0, lc_pack_a, ((v_h_stop + (-1 * v_h_start)) * S_W), 1, lc_pack_b, 8, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f64_tiles(72, 8, (((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
     }
     }
     for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
@@ -2756,6 +3074,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     free(lc_part);
     free(lc_ws);
+    free(lc_rows_a);
     }
     }
 
@@ -2793,7 +3112,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* tasks: every value of the calls' loops times blocks of j2, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = S_H;
-    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((72 * S_W));
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
     const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
@@ -2802,10 +3121,13 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = (72 * (v_j2_step * S_W)) + LC_TILE_SCRATCH(LC_NR_F64);
+    const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F64);
     double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
     double *lc_pack_a = malloc(sizeof(double) * (size_t)(576));
-    if ((lc_room > 0 && !lc_ws) || !lc_pack_a) {
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_b = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_pack_a || !lc_rows_b) {
+        free(lc_rows_b);
         free(lc_ws);
         free(lc_pack_a);
         return LC_OUT_OF_MEMORY;
@@ -2836,12 +3158,19 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_o = 0; v_o < 8; ++v_o)
+        for (int64_t v_i = 0; v_i < 3; ++v_i)
+        for (int64_t v_j = 0; v_j < 3; ++v_j)
+        lc_rows_b[lc_row++] = (((v_o * ((S_W + 2) * (v_j2_step + 2))) + (((-1 * v_i) + 2) * (S_W + 2))) + ((-1 * v_j) + 2));
+    }
     #pragma omp parallel num_threads(lc_nt)
     {
     const int lc_tid = omp_get_thread_num();
     double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((72 * (v_j2_step * S_W)));
-    double *lc_out = T_grad_x;
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))));
+    double *restrict lc_cols = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)));
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_j2_start = lc_task % lc_blocks * lc_step;
@@ -2849,41 +3178,53 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         const int64_t v_j0 = lc_task / lc_blocks;
 
         {
-        for (int64_t v_o = 0; v_o < 8; ++v_o) {
-        for (int64_t v_i = 0; v_i < 3; ++v_i) {
-        for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const int64_t lc_lo_bound = lc_max_i64(0, (v_j + -1));
-        const int64_t lc_hi_bound = lc_min_i64(S_W, (v_j + (S_W + -1)));
-        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_j2_step + 2); ++v_u1) {
         {
-            double *restrict lc_dst = lc_pack_b + (((((3 * ((3 * v_o) + v_i)) + v_j) * ((v_j2_stop + (-1 * v_j2_start)) * S_W)) + ((v_j2 + (-1 * v_j2_start)) * S_W)));
-            const int64_t lc_first = 0, lc_end = S_W;
-            const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-            const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-            const double t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+            double *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_j2_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const double t0 = (v_u0 >= 0);
+            const double t1 = (v_u0 < 8);
+            const double t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
+            const double t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && t2 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_j3 = lc_first; v_j3 < lc_lo; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) {
-                    const double t3 = T_grad_conv_0[(((v_j0) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    lc_dst[v_j3 - lc_first] = t3;
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const double t4 = T_grad_conv_0[(((v_j0) * 8 + v_u0) * S_H + (v_u1 + (v_j2_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
                 }
             }
-            for (int64_t v_j3 = lc_hi; v_j3 < lc_end; ++v_j3) lc_dst[v_j3 - lc_first] = 0;
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
         }
         }
         }
         }
+        lc_kernel_f64_tiles(8, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0, lc_pack_a, 72, 1, 0, lc_pack_b, 0, lc_rows_b, 0, lc_cols, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+
+        for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
+        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        {
+            const double *restrict lc_src = lc_cols + (((v_j1 * (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32))) + ((v_j2 + (-1 * v_j2_start)) * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
+            if (1) {
+                #pragma omp simd
+                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) T_grad_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] += lc_src[v_j3 - lc_first];
+            }
         }
         }
-        lc_kernel_f64_tiles(8, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 72, 1.0, lc_pack_a, 72, 1, lc_pack_b, ((v_j2_stop + (-1 * v_j2_start)) * S_W), 1, lc_out + ((((v_j0) * 8 + 0) * S_H + v_j2_start) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        }
     }
     }
     free(lc_ws);
     free(lc_pack_a);
+    free(lc_rows_b);
     }
     }
 

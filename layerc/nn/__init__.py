@@ -1,4 +1,4 @@
-"""Built-in layers. Each one is a layerc spec (in this file), compiled on
+"""Built-in layers. Each one is a layerc spec (in this package), compiled on
 first use at the sizes the layer was constructed with; the math runs in the
 generated C, forward and derived backward alike.
 
@@ -18,10 +18,25 @@ Example::
 from .activation import GELU, ReLU, Softmax, gelu, gelu_spec, relu_spec, softmax_spec
 from .base import SpecLayer
 from .conv import Conv1D, Conv1DNoBiasSpec, Conv1DSpec, Conv2D, Conv2DNoBiasSpec, Conv2DSpec, conv, conv1d, conv2d
+from .conv_transpose import (ConvTranspose1D, ConvTranspose1DNoBiasSpec, ConvTranspose1DSpec, ConvTranspose2D,
+                             ConvTranspose2DNoBiasSpec, ConvTranspose2DSpec, conv_transpose)
+from .dropout import Dropout, dropout, dropout_spec
 from .linear import Linear, Linear3NoBiasSpec, Linear3Spec, LinearNoBiasSpec, LinearSpec
 from .norm import BatchNorm2D, BatchNorm2DSpec, LayerNorm, batch_norm2d, layer_norm, layer_norm_spec
-from .pool import AvgPool2D, AvgPool2DSpec, MaxPool2D, MaxPool2DSpec, avg_pool2d, max_pool2d
+from .pool import (AdaptiveAvgPool2D, AdaptiveAvgPool2DSpec, AdaptiveMaxPool2D, AdaptiveMaxPool2DSpec, AvgPool2D,
+                   AvgPool2DSpec, MaxPool2D, MaxPool2DSpec, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d,
+                   max_pool2d)
 from .shape import Flatten, flatten_spec
+from .torch_state import from_torch_state_dict, to_torch_state_dict
+from .activations import (CELU, ELU, SELU, Hardsigmoid, Hardswish, LeakyReLU, LogSigmoid, Mish, ReLU6, Sigmoid,
+                          SiLU, Softplus, Softsign, Tanh)
+from .attention import MultiheadAttention, attention_spec, multihead_attention
+from .embedding import Embedding, embedding, embedding_spec
+from .normalization import (BatchNorm1D, GroupNorm, InstanceNorm2D, RMSNorm, batch_norm, group_norm,
+                            group_norm_spec, instance_norm, per_channel_spec, rms_norm, rms_norm_spec)
 
-__all__ = ["SpecLayer", "Linear", "Conv1D", "Conv2D", "BatchNorm2D", "ReLU", "GELU", "Softmax", "LayerNorm",
-           "MaxPool2D", "AvgPool2D", "Flatten"]
+__all__ = ["SpecLayer", "Linear", "Conv1D", "Conv2D", "ConvTranspose1D", "ConvTranspose2D", "BatchNorm2D", "ReLU",
+           "GELU", "Softmax", "LayerNorm", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D",
+           "Dropout", "Flatten", "BatchNorm1D", "GroupNorm", "InstanceNorm2D", "RMSNorm", "Embedding",
+           "MultiheadAttention", "LeakyReLU", "ELU", "CELU", "SELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid",
+           "ReLU6", "Softsign", "Softplus", "Tanh", "Sigmoid", "LogSigmoid"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..compiler import ops
 from ..compiler.spec import Attr, Input
-from .base import _by_rank, _elementwise_spec, _Stateless
+from .base import _by_rank, _elementwise_spec, _rank, _Stateless
 
 
 def gelu(x):
@@ -14,6 +14,7 @@ def gelu(x):
 
 relu_spec = _elementwise_spec("ReLU", ops.relu)
 gelu_spec = _elementwise_spec("GELU", gelu)
+gelu_tanh_spec = _elementwise_spec("GELUTanh", lambda x: ops.gelu(x, approximate="tanh"))
 
 
 class ReLU(_Stateless):
@@ -22,8 +23,23 @@ class ReLU(_Stateless):
 
 
 class GELU(_Stateless):
-    """GELU (the exact erf form, torch's default) on any shape."""
+    """GELU on any shape: the exact erf form (torch's default) or, with
+    ``approximate="tanh"``, torch's tanh approximation."""
     _spec_for_rank = staticmethod(gelu_spec)
+
+    def __init__(self, approximate="none", dtype=None):
+        super().__init__(dtype)
+        specs = {"none": gelu_spec, "tanh": gelu_tanh_spec}
+        if approximate not in specs:
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+        object.__setattr__(self, "_specs", specs[approximate])
+
+    def _select(self, inputs):
+        return self._specs(_rank(inputs)), {}
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}" if self.approximate != "none" else ""
 
 
 def _softmax_make(dims):

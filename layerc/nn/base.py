@@ -39,6 +39,12 @@ def _count(layer: str, arg: str, value, least: int = 1) -> int:
     return int(value)
 
 
+def _divides(layer: str, part: str, part_value: int, whole: str, whole_value: int) -> None:
+    """ValueError naming the layer and both arguments unless ``part_value`` divides ``whole_value``."""
+    if whole_value % part_value:
+        raise ValueError(f"{layer}: {whole} ({whole_value}) must be divisible by {part} ({part_value})")
+
+
 def _counts(layer: str, arg: str, value, least: int = 1, rank: int = 2) -> tuple:
     """``value`` (an int, or ``rank`` of them) as ``rank`` ints of at least ``least``."""
     values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * rank
@@ -103,9 +109,14 @@ class SpecLayer(Module):
         self._share(module)
         return module
 
+    def _spec_parameters(self) -> dict:
+        """The parameters by their names in the spec (a layer with submodules maps dotted names)."""
+        return self._parameters
+
     def _share(self, module: LayerModule):
+        params = self._spec_parameters()
         for name in list(module._parameters):
-            p = self._parameters[name]
+            p = params[name]
             if p.data.dtype != module.dtype:
                 raise TypeError(f"{type(self).__name__}: parameter {name} is {p.data.dtype}, the "
                                 f"compiled variant is {module.dtype}; call .to({module.dtype.name}) first")

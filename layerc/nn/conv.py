@@ -7,7 +7,9 @@ from ..compiler import ops
 from ..compiler.spec import Attr, Input, Param
 from ..layers import layer
 from ..runtime.init import initialize
+from ..runtime.tensor import Tensor
 from .base import SpecLayer, _count, _counts, _tuple
+from .padding import check_padded_size, conv_padding, pad
 
 
 @layer
@@ -91,10 +93,13 @@ def conv(x, weight, bias, stride=1, padding=0, dilation=1, groups=1):
     or ``[N, C, H, W]``) as a spec function, callable from any spec's
     ``forward``; ``weight`` is ``[O, C/groups, *kernel]``, ``bias`` ``[O]`` or None."""
     rank = len(x.shape) - 2
+    x, pads = _padded(x, padding, rank)
     N, _, *size = x.shape
     O, CG, *kernel = weight.shape
-    stride, padding, dilation = (_tuple(v, rank) for v in (stride, padding, dilation))
-    out = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, p, d in zip(size, kernel, stride, padding, dilation)]
+    stride, dilation = (_tuple(v, rank) for v in (stride, dilation))
+    padding = [before for before, _ in pads]
+    out = [(n + before + after - d * (k - 1) - 1) // s + 1
+           for n, k, s, (before, after), d in zip(size, kernel, stride, pads, dilation)]
     c = ops.reduce_axis(CG, "c")
     taps = [ops.reduce_axis(k, name) for k, name in zip(kernel, ("i", "j")[-rank:])]
 
@@ -117,6 +122,18 @@ def conv(x, weight, bias, stride=1, padding=0, dilation=1, groups=1):
 conv1d = conv2d = conv
 
 
+def _padded(x, padding, rank: int):
+    """The input to convolve and its zero padding, ``(before, after)`` per axis:
+    ``padding`` is an int, ``rank`` ints, or ``(mode, pairs)`` (``conv_padding``'s);
+    a mode other than ``zeros`` pads ``x`` itself (``padding.pad``)."""
+    if isinstance(padding, (tuple, list)) and padding and isinstance(padding[0], str):
+        mode, pairs = padding
+        if mode != "zeros":
+            return pad(x, pairs, mode), ((0, 0),) * rank
+        return x, tuple(pairs)
+    return x, tuple((p, p) for p in _tuple(padding, rank))
+
+
 class _Conv(SpecLayer):
     """``torch.nn.Conv1d``/``Conv2d``-compatible convolution (the subclasses
     set the spatial rank, the specs and the kernel's size names)."""
@@ -124,7 +141,7 @@ class _Conv(SpecLayer):
     RANK, SPECS, KERNEL = 0, (None, None), ()
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, dtype=np.float32):
+                 groups=1, bias=True, padding_mode="zeros", dtype=np.float32):
         super().__init__(dtype)
         name = type(self).__name__
         self.in_channels = _count(name, "in_channels", in_channels)
@@ -135,22 +152,33 @@ class _Conv(SpecLayer):
                              f"must be divisible by groups ({groups})")
         self.kernel_size = _counts(name, "kernel_size", kernel_size, rank=self.RANK)
         self.stride = _counts(name, "stride", stride, rank=self.RANK)
-        self.padding = _counts(name, "padding", padding, least=0, rank=self.RANK)
         self.dilation = _counts(name, "dilation", dilation, rank=self.RANK)
+        self.padding_mode, pads = conv_padding(name, padding, padding_mode, self.kernel_size, self.stride,
+                                               self.dilation)
+        # torch's: "same" stays a string; otherwise one int per axis
+        self.padding = padding if isinstance(padding, str) else tuple(before for before, _ in pads)
+        # the spec's padding: ints while zero-padded and symmetric (one build for both spellings)
+        spec_padding = self.padding if self.padding_mode == "zeros" and not isinstance(padding, str) \
+            else (self.padding_mode, pads)
         self.has_bias = bool(bias)
         self._declare(self._select(())[0], C=self.in_channels, O=self.out_channels,
                       CG=self.in_channels // self.groups, **dict(zip(self.KERNEL, self.kernel_size)),
-                      stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+                      stride=self.stride, padding=spec_padding, dilation=self.dilation, groups=self.groups)
         if bias:
             fan_in = self.in_channels // self.groups * int(np.prod(self.kernel_size))
             self.bias.data[...] = initialize("uniform", (self.out_channels,), np.float64) / np.sqrt(fan_in)
 
     def _select(self, inputs):
+        if inputs and self.padding_mode != "zeros":
+            sizes = np.shape(inputs[0].data if isinstance(inputs[0], Tensor) else inputs[0])[2:]
+            check_padded_size(type(self).__name__, *self._spec_bindings["padding"], sizes)
         return self.SPECS[0 if self.has_bias else 1], {}
 
     def extra_repr(self):
+        mode = f", padding_mode={self.padding_mode!r}" if self.padding_mode != "zeros" else ""
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, bias={self.has_bias}")
+                f"padding={self.padding!r}, dilation={self.dilation}, groups={self.groups}, bias={self.has_bias}"
+                + mode)
 
 
 class Conv1D(_Conv):

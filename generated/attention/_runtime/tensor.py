@@ -1,8 +1,10 @@
 """``Tensor``: a numpy array with a gradient and a place on the autograd tape.
 
 Modules return Tensors. Each module call records a ``Node`` holding what its
-compiled backward needs; ``loss.backward()`` walks the nodes in reverse
-topological order, accumulating gradients where a tensor is used twice.
+compiled backward needs, and so does each Tensor op (operators, reductions,
+``exp``..., the table in runtime/tensor_ops.py); ``loss.backward()`` runs the
+nodes in reverse topological order, accumulating gradients where a tensor is
+used twice. Nothing is recorded for tensors that need no gradient.
 
 Example::
 
@@ -47,12 +49,16 @@ def no_grad():
 
 class Node:
     """One recorded call: its inputs and a function from output gradients to
-    input gradients (``None`` where an input needs none)."""
+    input gradients (``None`` where an input needs none). A call with several
+    outputs has one node they all point to (``Tensor.output_index`` says
+    which): its ``backward`` takes a tuple with one gradient per output
+    (``None`` for an output that received none) and runs once."""
 
-    __slots__ = ("inputs", "backward", "name")
+    __slots__ = ("inputs", "backward", "name", "n_outputs")
 
-    def __init__(self, inputs, backward, name):
+    def __init__(self, inputs, backward, name, n_outputs: int = 1):
         self.inputs, self.backward, self.name = tuple(inputs), backward, name
+        self.n_outputs = n_outputs
 
 
 class Tensor:
@@ -132,17 +138,10 @@ class Tensor:
         return len(self.data)
 
     def __getitem__(self, item):
-        """Read elements (numpy indexing); the result is a new Tensor on the tape."""
+        """Read elements (numpy indexing); the result is a copy, on the tape."""
         if isinstance(item, Tensor):
             item = item.data
-        out = Tensor(np.array(self.data[item]))   # a copy: later in-place updates don't change it
-        if tracks_grad(self):
-            def backward(g):
-                full = np.zeros_like(self.data)
-                np.add.at(full, item, g)
-                return (full,)
-            out.node = Node((self,), backward, "index")
-        return out
+        return _ops.apply("getitem", self, item=item)
 
     def __bool__(self):
         return bool(self.data)
@@ -194,47 +193,96 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
-    # ------------------------------------------------------------ a few ops on the tape
+    # ------------------------------------------------------------ ops on the tape (runtime/tensor_ops.py)
     def __add__(self, other):
-        return _record_binary(self, other, np.add, lambda g, a, b: (g, g), "add")
+        return _ops.apply("add", self, other)
 
-    __radd__ = __add__
-
-    def __mul__(self, other):
-        return _record_binary(self, other, np.multiply, lambda g, a, b: (g * b, g * a), "mul")
-
-    __rmul__ = __mul__
-
-    def __neg__(self):
-        return self * -1.0
+    def __radd__(self, other):
+        return _ops.apply("add", other, self)
 
     def __sub__(self, other):
-        return self + (-_as_tensor(other, self.dtype))
+        return _ops.apply("sub", self, other)
 
     def __rsub__(self, other):
-        return _as_tensor(other, self.dtype) + (-self)
+        return _ops.apply("sub", other, self)
+
+    def __mul__(self, other):
+        return _ops.apply("mul", self, other)
+
+    def __rmul__(self, other):
+        return _ops.apply("mul", other, self)
 
     def __truediv__(self, other):
-        return _record_binary(self, other, np.divide, lambda g, a, b: (g / b, -g * a / (b * b)), "div")
+        return _ops.apply("div", self, other)
 
     def __rtruediv__(self, other):
-        return _as_tensor(other, self.dtype) / self
+        return _ops.apply("div", other, self)
 
     def __pow__(self, exponent):
-        if isinstance(exponent, Tensor):
-            raise TypeError("Tensor ** Tensor is not on the tape; use a number as the exponent")
-        e = self.dtype.type(exponent)
-        out = Tensor(np.power(self.data, e))
-        if tracks_grad(self):
-            out.node = Node((self,), lambda g: (g * e * np.power(self.data, e - 1),), "pow")
-        return out
+        if isinstance(exponent, (int, float)):     # the common x ** 2: no gradient for the exponent
+            return _ops.apply("pow_scalar", self, exponent=exponent)
+        return _ops.apply("pow", self, exponent)
 
-    def sum(self, axis=None, keepdims=False):
-        return _record_reduction(self, axis, keepdims, 1.0, "sum")
+    def __rpow__(self, base):
+        return _ops.apply("pow", base, self)
 
-    def mean(self, axis=None, keepdims=False):
-        count = self.data.size if axis is None else np.prod([self.data.shape[a] for a in np.atleast_1d(axis)])
-        return _record_reduction(self, axis, keepdims, 1.0 / max(int(count), 1), "mean")
+    def __matmul__(self, other):
+        return _ops.apply("matmul", self, other)
+
+    def __rmatmul__(self, other):
+        return _ops.apply("matmul", other, self)
+
+    def __neg__(self):
+        return _ops.apply("neg", self)
+
+    @property
+    def T(self) -> "Tensor":
+        """The axes reversed (numpy's ``.T``)."""
+        return _ops.apply("transpose", self)
+
+    def transpose(self, *axes) -> "Tensor":
+        """``x.transpose(1, 0, 2)`` or ``x.transpose((1, 0, 2))``; no axes reverses them."""
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        return _ops.transpose(self, axes or None)
+
+    def reshape(self, *shape) -> "Tensor":
+        return _ops.reshape(self, *shape)
+
+    def sum(self, axis=None, keepdims=False) -> "Tensor":
+        return _ops.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False) -> "Tensor":
+        return _ops.mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims=False) -> "Tensor":
+        """The largest element (over ``axis``); tied maxima share the gradient equally."""
+        return _ops.max(self, axis, keepdims)
+
+    def exp(self) -> "Tensor":
+        return _ops.apply("exp", self)
+
+    def log(self) -> "Tensor":
+        return _ops.apply("log", self)
+
+    def sqrt(self) -> "Tensor":
+        return _ops.apply("sqrt", self)
+
+    def tanh(self) -> "Tensor":
+        return _ops.apply("tanh", self)
+
+    def sigmoid(self) -> "Tensor":
+        return _ops.apply("sigmoid", self)
+
+    def relu(self) -> "Tensor":
+        return _ops.apply("relu", self)
+
+    def abs(self) -> "Tensor":
+        return _ops.apply("abs", self)
+
+    __abs__ = abs
+
+    def clip(self, low=None, high=None) -> "Tensor":
+        return _ops.clip(self, low, high)
 
     # ------------------------------------------------------------ autograd
     def backward(self, grad=None):
@@ -257,74 +305,59 @@ def _array(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-def _as_tensor(x, dtype) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=dtype))
-
-
-def tracks_grad(*tensors) -> bool:
-    return grad_enabled() and any(isinstance(t, Tensor) and (t.requires_grad or t.node) for t in tensors)
-
-
-def _unbroadcast(grad, shape):
-    while grad.ndim > len(shape):
-        grad = grad.sum(axis=0)
-    for k, d in enumerate(shape):
-        if d == 1 and grad.shape[k] != 1:
-            grad = grad.sum(axis=k, keepdims=True)
-    return grad
-
-
-def _record_binary(a, b, fn, grads, name):
-    a, b = _as_tensor(a, None), _as_tensor(b, a.dtype if isinstance(a, Tensor) else None)
-    out = Tensor(fn(a.data, b.data))
-    if tracks_grad(a, b):
-        def backward(g):
-            ga, gb = grads(g, a.data, b.data)
-            return _unbroadcast(ga, a.shape), _unbroadcast(gb, b.shape)
-        out.node = Node((a, b), backward, name)
-    return out
-
-
-def _record_reduction(x, axis, keepdims, scale, name):
-    out = Tensor(np.asarray(x.data.sum(axis=axis, keepdims=keepdims) * x.dtype.type(scale), dtype=x.dtype))
-    if tracks_grad(x):
-        def backward(g):
-            g = g if keepdims or axis is None else np.expand_dims(g, axis)
-            return (np.broadcast_to(g * x.dtype.type(scale), x.shape).copy(),)
-        out.node = Node((x,), backward, name)
-    return out
-
-
 def backpropagate(root: Tensor, grad: np.ndarray):
-    """Reverse-mode sweep over the tape from ``root``."""
-    order, seen = [], set()
-    stack = [(root, False)]
-    while stack:
-        t, done = stack.pop()
-        if done:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
+    """Reverse-mode sweep over the tape from ``root``: each node runs once,
+    after every node that reads its outputs, with their gradients summed."""
+    pending = {}         # (id(node), output index) -> gradient so far
+    leaves = {}          # id(tensor) -> [tensor, gradient so far], for tensors off the tape
+
+    def send(t, g):
         if t.node is not None:
-            for parent in t.node.inputs:
-                if isinstance(parent, Tensor) and id(parent) not in seen:
-                    stack.append((parent, False))
-    grads = {id(root): grad}
-    for t in reversed(order):
-        g = grads.pop(id(t), None)
-        if g is None:
+            key = (id(t.node), t.output_index)
+            pending[key] = g if key not in pending else pending[key] + g
+        elif t.requires_grad:
+            if id(t) in leaves:
+                leaves[id(t)][1] = leaves[id(t)][1] + g
+            else:
+                leaves[id(t)] = [t, g]
+
+    send(root, grad)
+    for node in _nodes_consumers_first(root):
+        grads = [pending.pop((id(node), k), None) for k in range(node.n_outputs)]
+        if all(g is None for g in grads):
             continue
-        if t.node is None:
-            if t.requires_grad:
-                t.grad = g.copy() if t.grad is None else t.grad + g
+        results = node.backward(grads[0]) if node.n_outputs == 1 else node.backward(tuple(grads))
+        for parent, pg in zip(node.inputs, results):
+            if pg is not None and isinstance(parent, Tensor) and (parent.requires_grad or parent.node):
+                send(parent, pg)
+    for t, g in leaves.values():
+        t.grad = g.copy() if t.grad is None else t.grad + g
+
+
+def _nodes_consumers_first(root: Tensor) -> list:
+    """The nodes ``root`` depends on, each before the nodes that made its inputs."""
+    order, seen = [], set()
+    stack = [(root.node, False)] if root.node is not None else []
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
             continue
-        for parent, pg in zip(t.node.inputs, t.node.backward(g)):
-            if pg is None or not isinstance(parent, Tensor) or not (parent.requires_grad or parent.node):
-                continue
-            grads[id(parent)] = pg if id(parent) not in grads else grads[id(parent)] + pg
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for parent in node.inputs:
+            if isinstance(parent, Tensor) and parent.node is not None and id(parent.node) not in seen:
+                stack.append((parent.node, False))
+    return order[::-1]
+
+
+def record_call(outputs, inputs, backward, name: str) -> None:
+    """Put a call with one or several ``outputs`` on the tape (one node; see ``Node``)."""
+    node = Node(inputs, backward, name, len(outputs))
+    for k, out in enumerate(outputs):
+        out.node, out.output_index = node, k
 
 
 def backpropagate_outputs(outputs: tuple, grads: tuple) -> None:
@@ -337,3 +370,7 @@ def backpropagate_outputs(outputs: tuple, grads: tuple) -> None:
     root = Tensor._wrap(np.zeros(1, pairs[0][0].dtype))
     root.node = Node([o for o, _ in pairs], lambda _: [g for _, g in pairs], "outputs")
     backpropagate(root, root.data)
+
+
+# the op table needs Tensor and Node, defined above; Tensor's methods reach it at call time
+from . import tensor_ops as _ops  # noqa: E402

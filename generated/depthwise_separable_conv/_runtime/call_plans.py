@@ -73,10 +73,8 @@ class CallPlans:
         setup(self, "_plans", {})
         setup(self, "_pool", {})
         # what the fast path would otherwise make on every call: each parameter's
-        # C pointer (kept while the parameter holds the same array) and the
-        # names of the gradients the autograd tape takes, in its inputs' order
+        # C pointer (kept while the parameter holds the same array)
         setup(self, "_param_pointers", {})
-        setup(self, "_tape_names", {})
 
     def _pool_of(self, role: str, name: str) -> list:
         return self._pool.setdefault((role, name), [])

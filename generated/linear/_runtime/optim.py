@@ -4,8 +4,10 @@ Each update is a rule over the parameter flattened to one dimension: inputs
 are the parameter, its gradient, the optimizer's state and the
 hyperparameters (one-element arrays, so changing the learning rate never
 recompiles); outputs are the new values. ``UPDATE_RULES`` holds them in
-numpy; ``import layerc`` replaces them with compiled kernels. The results are written back into the parameter arrays in place, so
-``param.numpy()`` views stay valid.
+numpy; ``import layerc`` installs compiled kernels, and ``MULTI_RULES`` that
+run one over every parameter in one call. The new values are written over the
+parameter arrays and the state in place, so ``param.numpy()`` views stay valid
+and a steady-state step allocates no arrays.
 
 Both calling conventions work::
 
@@ -59,16 +61,41 @@ def adam_rule(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step_size,
 # ``import layerc`` installs here (``layerc.optim_kernels``): np.sqrt on a
 # traced tensor is its sqrt op. The core itself never needs the compiler.
 UPDATE_RULES = {"sgd": sgd_rule, "sgd_momentum": sgd_momentum_rule, "adam": adam_rule}
+# the positions of the rule's inputs its outputs replace, in order: the
+# parameter, then the state buffers (``adam``'s m and v)
+WRITES_BACK = {"sgd": (0,), "sgd_momentum": (0, 2), "adam": (0, 2, 3)}
+# ``name -> (dtype, **attrs) -> apply``: one compiled call of a rule over many
+# tensors (``layerc.optim_kernels`` installs them); ``apply(tensors, scalars)``
+# takes each tensor's flat arrays in the rule's order and updates them in place
+MULTI_RULES: dict = {}
 
 
-def _apply(rule: str, arrays: tuple, scalars: dict, **attrs) -> tuple:
-    """Run update ``rule`` on flat arrays with scalar hyperparameters; a tuple of new arrays."""
-    result = UPDATE_RULES[rule](*arrays, **scalars, **attrs)
-    return result if isinstance(result, tuple) else (result,)
+def apply_each(rule: str, tensors: list, scalars: dict, **attrs) -> None:
+    """Update ``rule`` over each tuple of flat arrays in ``tensors``, in place:
+    the numpy rules one tensor at a time (the fallback of ``MULTI_RULES``)."""
+    update, back = UPDATE_RULES[rule], WRITES_BACK[rule]
+    for arrays in tensors:
+        result = update(*arrays, **scalars, **attrs)
+        for position, new in zip(back, result if isinstance(result, tuple) else (result,)):
+            np.copyto(arrays[position], new)
+
+
+def _apply(rule: str, dtype, tensors: list, scalars: dict, **attrs) -> None:
+    multi = MULTI_RULES.get(rule)
+    apply = multi(dtype, **attrs) if multi is not None else None
+    if apply is None:
+        apply_each(rule, tensors, scalars, **attrs)
+    else:
+        apply(tensors, scalars)
 
 
 class Optimizer:
-    """Common part: which parameters, per-parameter state, ``step`` and ``zero_grad``."""
+    """Common part: which parameters, per-parameter state, ``step`` and ``zero_grad``.
+
+    ``step`` gathers every parameter that has a gradient, with its state, and
+    updates them all in one call of the rule (``MULTI_RULES``; one per distinct
+    dtype and, for Adam, step count), writing the parameters and the state in
+    place: a steady-state step allocates no arrays."""
 
     def __init__(self, params=None, lr=None):
         if isinstance(params, numbers.Real):      # SGD(0.01): the learning rate, positionally
@@ -78,6 +105,7 @@ class Optimizer:
         self.params = None if params is None else self._check(params)
         self.lr = float(lr)
         self.state: dict = {}          # id(param) -> (param, {buffer name: flat array})
+        self._hyper: dict = {}         # (dtype, slot) -> {name: one-element array}, reused
 
     @staticmethod
     def _check(params) -> list:
@@ -102,27 +130,48 @@ class Optimizer:
             self.state[id(p)] = entry
         return entry[1]
 
-    def _scalars(self, dtype, **values) -> dict:
-        return {k: np.array([v], dtype) for k, v in values.items()}
+    def _scalars(self, dtype, slot, **values) -> dict:
+        """One-element arrays of the hyperparameters, kept per dtype and group
+        (``slot``: its place in this step) and overwritten at each step."""
+        kept = self._hyper.get((dtype, slot))
+        if kept is None or kept.keys() != values.keys():
+            kept = self._hyper[(dtype, slot)] = {k: np.empty(1, dtype) for k in values}
+        for k, v in values.items():
+            kept[k][0] = v
+        return kept
 
     def step(self, params=None) -> None:
         """Update every parameter that has a gradient, in place."""
+        groups, copies, seen = {}, [], set()
+        for p in self._resolve(params):
+            if p.grad is None or id(p) in seen:      # a parameter listed twice is updated once
+                continue
+            seen.add(id(p))
+            if p.grad.shape != p.shape:
+                raise ValueError(f"gradient of shape {p.grad.shape} for a parameter of shape {p.shape}")
+            data = p.data
+            if not data.flags.c_contiguous:           # updated in a copy, written back below
+                data = np.ascontiguousarray(data)
+                copies.append((p.data, data))
+            flat = data.reshape(-1)
+            grad = np.ascontiguousarray(p.grad, dtype=flat.dtype).reshape(-1)
+            key, arrays = self._gather(p, flat, grad)
+            groups.setdefault((flat.dtype, key), []).append(arrays)
         with no_grad():
-            for p in self._resolve(params):
-                if p.grad is None:
-                    continue
-                if p.grad.shape != p.shape:
-                    raise ValueError(f"gradient of shape {p.grad.shape} for a parameter of shape {p.shape}")
-                flat = p.data.reshape(-1)
-                grad = np.ascontiguousarray(p.grad, dtype=p.data.dtype).reshape(-1)
-                new = self._update(p, flat, grad)
-                np.copyto(p.data, new.reshape(p.shape))
+            for slot, ((dtype, key), tensors) in enumerate(groups.items()):
+                self._update(dtype, key, slot, tensors)
+        for target, data in copies:
+            np.copyto(target, data)
 
     def zero_grad(self, params=None) -> None:
         for p in self._resolve(params):
             p.grad = None
 
-    def _update(self, p, flat, grad) -> np.ndarray:
+    def _gather(self, p, flat, grad) -> tuple:
+        """``(group key, the rule's flat arrays for p)``: parameters of one group share the hyperparameters."""
+        raise NotImplementedError
+
+    def _update(self, dtype, key, slot: int, tensors: list) -> None:
         raise NotImplementedError
 
 
@@ -136,15 +185,17 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov needs momentum > 0")
         self.momentum, self.weight_decay, self.nesterov = float(momentum), float(weight_decay), bool(nesterov)
 
-    def _update(self, p, flat, grad):
-        dtype = flat.dtype
+    def _gather(self, p, flat, grad):
         if self.momentum == 0:
-            return _apply("sgd", (flat, grad), self._scalars(dtype, lr=self.lr,
-                                                             weight_decay=self.weight_decay))[0]
-        state = self._buffers(p, ["velocity"])
-        new, state["velocity"] = _apply("sgd_momentum", (flat, grad, state["velocity"]), self._scalars(
-            dtype, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay), nesterov=self.nesterov)
-        return new
+            return None, (flat, grad)
+        return None, (flat, grad, self._buffers(p, ["velocity"])["velocity"])
+
+    def _update(self, dtype, key, slot, tensors):
+        if self.momentum == 0:
+            _apply("sgd", dtype, tensors, self._scalars(dtype, slot, lr=self.lr, weight_decay=self.weight_decay))
+            return
+        _apply("sgd_momentum", dtype, tensors, self._scalars(
+            dtype, slot, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay), nesterov=self.nesterov)
 
 
 class Adam(Optimizer):
@@ -156,15 +207,16 @@ class Adam(Optimizer):
         super().__init__(params, lr)
         self.betas, self.eps, self.weight_decay = (float(betas[0]), float(betas[1])), float(eps), float(weight_decay)
 
-    def _update(self, p, flat, grad):
-        dtype = flat.dtype
+    def _gather(self, p, flat, grad):
         state = self._buffers(p, ["m", "v"])
-        t = state["t"] = state.get("t", 0) + 1
+        t = state["t"] = state.get("t", 0) + 1         # per parameter, as torch counts
+        return t, (flat, grad, state["m"], state["v"])
+
+    def _update(self, dtype, t, slot, tensors):
         b1, b2 = self.betas
-        new, state["m"], state["v"] = _apply("adam", (flat, grad, state["m"], state["v"]), self._scalars(
-            dtype, lr=self.lr, beta1=b1, beta2=b2, eps=self.eps, weight_decay=self.weight_decay,
+        _apply("adam", dtype, tensors, self._scalars(
+            dtype, slot, lr=self.lr, beta1=b1, beta2=b2, eps=self.eps, weight_decay=self.weight_decay,
             step_size=self.lr / (1 - b1 ** t), bc2_sqrt=math.sqrt(1 - b2 ** t)), decoupled=self.decoupled)
-        return new
 
 
 class AdamW(Adam):

@@ -251,12 +251,7 @@ class LayerModule(CallPlans, Module):
         if self._last is None:
             raise RuntimeError(f"{self.name}: backward called before forward (or forward ran under no_grad)")
         grads = self._run_backward(self._last, tuple(g.data if isinstance(g, Tensor) else g for g in grad_outputs))
-        for name, p in self._parameters.items():
-            g = grads["grad_" + name]
-            if p.grad is None:
-                p.grad = g
-            else:
-                p.grad += g
+        self._accumulate(grads, every=True)
         names = self._diff_grad_names
         if len(names) == 1:
             return Tensor._wrap(grads[names[0]])
@@ -268,27 +263,44 @@ class LayerModule(CallPlans, Module):
         for m in self._modules.values():
             m.zero_grad()
 
+    def _accumulate(self, grads: dict, every: bool = False) -> None:
+        """Add a backward's parameter gradients into ``param.grad``: the array
+        itself where there was none (the module's pooled output, handed over:
+        no copy), else in place. ``every``: also parameters that need no
+        gradient (the explicit ``backward()`` has always filled them)."""
+        for name, p in self._parameters.items():
+            if not (every or p.requires_grad):
+                continue
+            g = grads["grad_" + name]
+            if p.grad is None:
+                p.grad = g
+            else:
+                p.grad += g
+
     def _record(self, outputs: tuple, diff_inputs: list, context: dict):
-        """Put this call on the autograd tape (when a parameter or input needs it)."""
+        """Put this call on the autograd tape (when a parameter or input needs it).
+        The node's inputs are the differentiable inputs; the parameters' gradients
+        go straight into ``param.grad`` when the tape reaches the node (the tape
+        would copy each into a new array)."""
         if len(outputs) != 1:
             return
-        params = self._parameters
-        inputs = diff_inputs + list(params.values())
-        for t in inputs:
+        for t in diff_inputs:
             if isinstance(t, Tensor) and (t.requires_grad or t.node is not None):
                 break
         else:
-            return                                   # nothing to differentiate
-        keys = tuple(params)
-        names = self._tape_names.get(keys)
-        if names is None:                            # (once, and again if a parameter is added)
-            names = self._tape_names[keys] = self._diff_grad_names + tuple(f"grad_{n}" for n in keys)
+            for p in self._parameters.values():
+                if p.requires_grad:
+                    break
+            else:
+                return                               # nothing to differentiate
+        names = self._diff_grad_names
 
         def backward(g):
             grads = self._run_backward(context, (g,))
+            self._accumulate(grads)
             return tuple(grads[n] for n in names)
 
-        outputs[0].node = Node(inputs, backward, self.name)
+        outputs[0].node = Node(diff_inputs, backward, self.name)
 
     def describe_inputs(self) -> str:
         return ", ".join(f"{t.name}{describe(t.shape, {})}" for t in self._inputs)

@@ -1,0 +1,443 @@
+"""The torch.nn layers of layerc.nn beyond the first ones (normalization.py,
+embedding.py, activations.py, attention.py, torch_state.py): each against
+torch.nn forward and backward (float32) on three shapes or more, a float64
+gradient check of its spec, and every layer's state_dict moved from torch to
+layerc and back."""
+import numpy as np
+import pytest
+
+from layerc import check_grad, nn
+from layerc.nn import activations
+from layerc.runtime.tensor import Tensor
+
+def _torch():
+    """torch, imported per test: the gradient checks run without it."""
+    return pytest.importorskip("torch")
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _randomize(module, rng, scale=0.5, weight=1.0):
+    """Random parameters (weights about ``weight``; positive running variances) on a torch module."""
+    t = _torch()
+    with t.no_grad():
+        for name, p in module.named_parameters():
+            p.copy_(t.from_numpy(rng.standard_normal(tuple(p.shape)).astype(np.float32) * scale
+                                   + weight * ("weight" in name)))
+        for name, b in module.named_buffers():
+            if b.is_floating_point():
+                b.copy_(t.from_numpy(rng.random(tuple(b.shape)).astype(np.float32) + 0.5 * ("var" in name)))
+
+
+def _close(got, want, what, tolerance=1e-5):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape, (what, got.shape, want.shape)
+    scale = max(1.0, float(np.abs(want).max(initial=0.0)))
+    np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance * scale, err_msg=what)
+
+
+def against_torch(ours, theirs, x, rng, call=None, train=True):
+    """Forward, input gradient, parameter gradients and buffers of ``ours``
+    against ``theirs`` (given ours' parameters and buffers first)."""
+    t = _torch()
+    theirs.load_state_dict(nn.to_torch_state_dict(ours))
+    ours.train(train), theirs.train(train)
+    ours.zero_grad(), theirs.zero_grad()
+    y = ours(x)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    gx = ours.backward(gy)
+    floating = x.dtype.kind == "f"
+    tx = t.from_numpy(x).requires_grad_(floating)
+    ty = (call or (lambda m, v: m(v)))(theirs, tx)
+    ty.backward(t.from_numpy(gy))
+    _close(y.numpy(), ty.detach().numpy(), "output")
+    if floating:
+        _close(gx.numpy(), tx.grad.numpy(), "input gradient")
+    grads = {n: p.grad for n, p in theirs.named_parameters()}
+    for name, p in ours.named_parameters():
+        _close(p.grad, grads[name].numpy(), f"gradient of {name}")
+    buffers = dict(theirs.named_buffers())
+    for name, b in ours.named_buffers():
+        _close(b, buffers[name].numpy(), f"buffer {name}")
+
+
+def _data(rng, shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+# ---------------------------------------------------------------- normalization
+
+NORM_CASES = [
+    # (name, layerc factory, torch factory, shapes)
+    ("GroupNorm", lambda: nn.GroupNorm(2, 6), lambda t: t.nn.GroupNorm(2, 6), [(3, 6), (4, 6, 5), (2, 6, 3, 5)]),
+    ("GroupNorm no affine", lambda: nn.GroupNorm(3, 6, affine=False), lambda t: t.nn.GroupNorm(3, 6, affine=False),
+     [(3, 6, 4), (2, 6, 3, 3), (2, 6, 2, 2, 3)]),
+    ("BatchNorm1D", lambda: nn.BatchNorm1D(5), lambda t: t.nn.BatchNorm1d(5), [(4, 5), (3, 5, 7), (2, 5, 1)]),
+    ("BatchNorm1D no stats", lambda: nn.BatchNorm1D(5, track_running_stats=False, affine=False),
+     lambda t: t.nn.BatchNorm1d(5, track_running_stats=False, affine=False), [(4, 5), (3, 5, 7), (9, 5)]),
+    ("InstanceNorm2D", lambda: nn.InstanceNorm2D(3), lambda t: t.nn.InstanceNorm2d(3),
+     [(2, 3, 4, 5), (1, 3, 3, 3), (4, 3, 1, 7)]),
+    ("InstanceNorm2D affine tracked", lambda: nn.InstanceNorm2D(3, affine=True, track_running_stats=True),
+     lambda t: t.nn.InstanceNorm2d(3, affine=True, track_running_stats=True),
+     [(2, 3, 4, 5), (1, 3, 3, 3), (4, 3, 2, 6)]),
+    ("RMSNorm", lambda: nn.RMSNorm(6), lambda t: t.nn.RMSNorm(6), [(6,), (3, 6), (2, 4, 6)]),
+    ("RMSNorm 2 axes eps", lambda: nn.RMSNorm((3, 4), eps=1e-3), lambda t: t.nn.RMSNorm((3, 4), eps=1e-3),
+     [(3, 4), (2, 3, 4), (2, 2, 3, 4)]),
+    ("RMSNorm no affine", lambda: nn.RMSNorm(5, elementwise_affine=False),
+     lambda t: t.nn.RMSNorm(5, elementwise_affine=False), [(4, 5), (2, 3, 5), (1, 1, 5)]),
+]
+
+
+@pytest.mark.parametrize("name,ours,theirs,shapes", NORM_CASES, ids=[c[0] for c in NORM_CASES])
+def test_normalization_matches_torch(name, ours, theirs, shapes):
+    t, rng = _torch(), _rng(1)
+    layer, twin = ours(), theirs(t)
+    _randomize(twin, rng)
+    nn.from_torch_state_dict(layer, twin.state_dict())
+    for shape in shapes:
+        for train in (True, False):
+            against_torch(layer, twin, _data(rng, shape) * 2 + 0.5, rng, train=train)
+
+
+def test_norm_defaults_and_names_are_torchs():
+    t = _torch()
+    pairs = [(nn.InstanceNorm2D(4), t.nn.InstanceNorm2d(4)), (nn.BatchNorm1D(4), t.nn.BatchNorm1d(4)),
+             (nn.GroupNorm(2, 4), t.nn.GroupNorm(2, 4)), (nn.RMSNorm(4), t.nn.RMSNorm(4)),
+             (nn.InstanceNorm2D(4, affine=True, bias=False), t.nn.InstanceNorm2d(4, affine=True, bias=False))]
+    for ours, theirs in pairs:
+        assert sorted(nn.to_torch_state_dict(ours)) == sorted(theirs.state_dict()), ours
+        for key, value in theirs.state_dict().items():
+            np.testing.assert_array_equal(nn.to_torch_state_dict(ours)[key].numpy(), value.numpy(), err_msg=key)
+
+
+def test_rmsnorm_default_eps_is_the_dtypes():
+    x = np.full((1, 3), 1e-4)
+    for dtype in (np.float32, np.float64):
+        y = nn.RMSNorm(3, dtype=dtype)(x.astype(dtype)).numpy()
+        np.testing.assert_allclose(y, 1e-4 / np.sqrt(1e-8 + np.finfo(dtype).eps), rtol=1e-5)
+
+
+def test_norm_errors_name_the_layer_and_the_argument():
+    with pytest.raises(ValueError, match="GroupNorm: num_channels .7. must be divisible by num_groups .2."):
+        nn.GroupNorm(2, 7)
+    with pytest.raises(ValueError, match=r"BatchNorm1D: input must be \[N, C\] or \[N, C, L\] with C = 4"):
+        nn.BatchNorm1D(4)(np.ones((2, 3), np.float32))
+    with pytest.raises(ValueError, match="InstanceNorm2D: training needs more than one value"):
+        nn.InstanceNorm2D(2)(np.ones((3, 2, 1, 1), np.float32))
+    with pytest.raises(ValueError, match=r"RMSNorm: input of shape \(2, 5\) does not end with \(4,\)"):
+        nn.RMSNorm(4)(np.ones((2, 5), np.float32))
+    with pytest.raises(ValueError, match="BatchNorm1D: momentum=None"):
+        nn.BatchNorm1D(4, momentum=None)
+
+
+NORM_GRADCHECKS = [
+    (nn.per_channel_spec("BatchNorm1D", 3, True, True, True, True), dict(N=3, C=2, D2=4)),
+    (nn.per_channel_spec("BatchNorm1D", 2, True, True, True, False), dict(N=3, C=2)),
+    (nn.per_channel_spec("InstanceNorm2D", 4, True, True, True, True), dict(N=2, C=2, D2=3, D3=2)),
+    (nn.per_channel_spec("InstanceNorm2D", 4, False, True, False, True), dict(N=2, C=3, D2=2, D3=3)),
+    (nn.group_norm_spec(4, True), dict(N=2, C=4, D2=3, D3=2, groups=2)),
+    (nn.group_norm_spec(3, False), dict(N=2, C=6, D2=3, groups=3)),
+    (nn.rms_norm_spec(3, 1, True), dict(N=2, D1=3, R1=5, eps=1e-6)),
+    (nn.rms_norm_spec(3, 2, False), dict(N=2, R1=3, R2=4, eps=1e-6)),
+]
+
+
+@pytest.mark.parametrize("spec,sizes", NORM_GRADCHECKS, ids=[s.name for s, _ in NORM_GRADCHECKS])
+def test_normalization_gradcheck(spec, sizes):
+    check_grad(spec, **sizes).assert_ok()
+
+
+# ---------------------------------------------------------------- embedding
+
+
+@pytest.mark.parametrize("padding_idx", [None, 2, -1])
+def test_embedding_matches_torch(padding_idx):
+    t, rng = _torch(), _rng(2)
+    layer = nn.Embedding(7, 3, padding_idx=padding_idx)
+    twin = t.nn.Embedding(7, 3, padding_idx=padding_idx)
+    for shape in [(5,), (3, 4), (2, 3, 2), (1,)]:
+        ids = rng.integers(0, 7, shape)
+        ids.reshape(-1)[0] = 2                         # the padding row is read at least once
+        against_torch(layer, twin, ids, rng)
+
+
+def test_embedding_padding_row_starts_at_zero_and_gets_no_gradient():
+    layer = nn.Embedding(5, 4, padding_idx=-2)
+    assert layer.padding_idx == 3 and not layer.weight.numpy()[3].any() and layer.weight.numpy()[2].any()
+    layer.weight.numpy()[3] = 1.0                      # read as it is, as torch
+    assert np.array_equal(layer(np.array([3, 3])).numpy(), np.ones((2, 4)))
+    layer.backward(np.ones((2, 4), np.float32))
+    assert not layer.weight.grad[3].any()
+
+
+def test_embedding_out_of_range_ids_name_the_layer():
+    layer = nn.Embedding(6, 2)
+    for bad, where in ((np.array([[0, 6]]), r"ids\[0, 1\] = 6"), (np.array([-1]), r"ids\[0\] = -1")):
+        with pytest.raises(IndexError, match=f"Embedding: {where} is out of range"):
+            layer(bad)
+    with pytest.raises(ValueError, match="Embedding: padding_idx must be within num_embeddings"):
+        nn.Embedding(6, 2, padding_idx=6)
+
+
+def test_embedding_gradcheck():
+    ids = np.array([[0, 3, 3], [1, 2, 0]])
+    check_grad(nn.embedding_spec(2, False), inputs={"ids": ids}, N=2, D1=3, V=4, D=3).assert_ok()
+
+
+def test_embedding_padded_gradient_is_the_scatter_without_the_padding_row():
+    """Finite differences see the padding row (its forward reads it); the
+    gradient leaves it out on purpose, so the check is against the scatter-add."""
+    ids, rng = np.array([[0, 3, 3], [1, 2, 0]]), _rng(3)
+    layer = nn.Embedding(4, 3, padding_idx=3, dtype=np.float64)
+    gy = rng.standard_normal((2, 3, 3))
+    layer(ids)
+    layer.backward(gy)
+    want = np.zeros((4, 3))
+    np.add.at(want, ids.reshape(-1), gy.reshape(-1, 3))
+    want[3] = 0.0
+    np.testing.assert_allclose(layer.weight.grad, want, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- activations
+
+ACTIVATION_CASES = [
+    # (layerc layer, torch layer name, constructor arguments)
+    *[(name, name, ()) for name in ("SELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid", "ReLU6", "Softsign",
+                                    "Tanh", "Sigmoid", "LogSigmoid")],
+    ("LeakyReLU", "LeakyReLU", (0.2,)),
+    ("ELU", "ELU", (0.7,)),
+    ("CELU", "CELU", (1.3,)),
+    ("Softplus", "Softplus", (2.0, 3.0)),
+    ("Softplus", "Softplus", ()),
+    ("GELU", "GELU", ("tanh",)),
+]
+SHAPES = [(3, 5), (2, 3, 4), (1, 17)]
+
+
+@pytest.mark.parametrize("ours,theirs,args", ACTIVATION_CASES, ids=[f"{c[0]}{c[2]}" for c in ACTIVATION_CASES])
+def test_activation_matches_torch(ours, theirs, args):
+    t, rng = _torch(), _rng(4)
+    layer, twin = getattr(nn, ours)(*args), getattr(t.nn, theirs)(*args)
+    for shape in SHAPES:
+        x = _data(rng, shape) * 4
+        x.reshape(-1)[:3] = (0.0, 3.0, -3.0)           # kinks of relu6, hardswish, hardsigmoid, leaky_relu
+        against_torch(layer, twin, x, rng)
+    assert layer(np.zeros((2, 2))).dtype == np.float64  # parameterless: follows the input's dtype
+
+
+@pytest.mark.parametrize("ours,theirs,args", ACTIVATION_CASES, ids=[f"{c[0]}{c[2]}" for c in ACTIVATION_CASES])
+def test_activation_gradcheck(ours, theirs, args):
+    layer = getattr(nn, ours)(*args)
+    spec, _ = layer._select((np.ones((2, 3)),))          # the rank-2 spec; its attributes are the layer's
+    check_grad(spec, N=4, D1=3, **layer._spec_bindings).assert_ok()
+
+
+def test_activation_arguments_are_checked():
+    with pytest.raises(ValueError, match="GELU: approximate must be 'none' or 'tanh', got 'erf'"):
+        nn.GELU(approximate="erf")
+    assert repr(nn.LeakyReLU(0.3)) == "LeakyReLU(negative_slope=0.3)"
+
+
+# ---------------------------------------------------------------- attention
+
+ATTENTION_CASES = [
+    # (constructor arguments, B, L, S, cross-attention, masks)
+    (dict(embed_dim=8, num_heads=2, batch_first=True), 3, 5, 5, False, ()),
+    (dict(embed_dim=8, num_heads=2), 2, 4, 6, True, ("padding", "bool")),
+    (dict(embed_dim=12, num_heads=3, batch_first=True, bias=False), 2, 3, 7, True, ("float3",)),
+    (dict(embed_dim=8, num_heads=4, batch_first=True, kdim=5, vdim=6), 2, 4, 3, True, ("padding", "float")),
+    (dict(embed_dim=6, num_heads=1), 1, 7, 7, False, ("bool", "padding")),
+]
+
+
+def _attention_inputs(rng, args, B, L, S, cross, masks):
+    E, H = args["embed_dim"], args["num_heads"]
+    layout = (lambda n, e: (B, n, e)) if args.get("batch_first") else (lambda n, e: (n, B, e))
+    q = _data(rng, layout(L, E))
+    k = _data(rng, layout(S, args.get("kdim", E))) if cross else q
+    v = _data(rng, layout(S, args.get("vdim", E))) if cross else q
+    padding = rng.random((B, S)) < 0.3
+    padding[:, 0] = False                                # no row masked whole (torch gives NaN there too)
+    options = {"padding": ("key_padding_mask", padding),
+               "bool": ("attn_mask", np.triu(np.ones((L, S), bool), 1)),
+               "float": ("attn_mask", _data(rng, (L, S))),
+               "float3": ("attn_mask", _data(rng, (B * H, L, S)))}
+    return q, k, v, dict(options[m] for m in masks)
+
+
+@pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask")     # torch's, on bool with float
+@pytest.mark.parametrize("args,B,L,S,cross,masks", ATTENTION_CASES)
+def test_attention_matches_torch(args, B, L, S, cross, masks):
+    t, rng = _torch(), _rng(5)
+    layer, twin = nn.MultiheadAttention(**args), t.nn.MultiheadAttention(**args)
+    assert [n for n, _ in layer.named_parameters()] == [n for n, _ in twin.named_parameters()]
+    _randomize(twin, rng, 0.3, weight=0.0)             # about 1 would make the softmax one-hot
+    nn.from_torch_state_dict(layer, twin.state_dict())
+    q, k, v, kw = _attention_inputs(rng, args, B, L, S, cross, masks)
+    y = layer(q, k, v, **kw)
+    gy = _data(rng, y.shape)
+    grads = layer.backward(gy)
+    tq = t.from_numpy(q).requires_grad_()
+    tk, tv = (t.from_numpy(k).requires_grad_(), t.from_numpy(v).requires_grad_()) if cross else (tq, tq)
+    ty, weights = twin(tq, tk, tv, need_weights=False, **{n: t.from_numpy(m) for n, m in kw.items()})
+    ty.backward(t.from_numpy(gy))
+    assert weights is None
+    _close(y.numpy(), ty.detach().numpy(), "output")
+    for got, want in zip(grads if cross else (grads,), (tq, tk, tv)):
+        _close(got.numpy(), want.grad.numpy(), "input gradient")
+    for name, p in twin.named_parameters():
+        _close(dict(layer.named_parameters())[name].grad, p.grad.numpy(), name)
+
+
+def test_attention_self_attention_on_the_tape():
+    """``attention(x)`` is ``attention(x, x, x)``: one input, its gradient on the tape."""
+    rng = _rng(6)
+    layer = nn.MultiheadAttention(8, 2, batch_first=True)
+    x = Tensor(_data(rng, (2, 3, 8)), requires_grad=True)
+    y = layer(x)
+    np.testing.assert_array_equal(y.numpy(), layer(x, x, x).numpy())
+    y.sum().backward()
+    assert x.grad.shape == (2, 3, 8) and layer.out_proj.weight.grad.shape == (8, 8)
+
+
+def test_attention_errors_name_the_argument():
+    layer = nn.MultiheadAttention(8, 2, batch_first=True)
+    x = np.ones((2, 3, 8), np.float32)
+    with pytest.raises(ValueError, match=r"MultiheadAttention: key_padding_mask must have shape \[2, 3\]"):
+        layer(x, key_padding_mask=np.zeros((3, 2), bool))
+    with pytest.raises(ValueError, match=r"attn_mask must have shape \[3, 3\] or \[4, 3, 3\], got \[2, 3, 3\]"):
+        layer(x, attn_mask=np.zeros((2, 3, 3), bool))
+    with pytest.raises(ValueError, match="need_weights=True is not supported"):
+        layer(x, need_weights=True)
+    with pytest.raises(ValueError, match=r"must be \[B, L, E\]"):
+        layer(np.ones((3, 8), np.float32))
+    with pytest.raises(ValueError, match="embed_dim .10. must be divisible by num_heads .3."):
+        nn.MultiheadAttention(10, 3)
+    with pytest.raises(ValueError, match="dropout=0.1 is not supported"):
+        nn.MultiheadAttention(8, 2, dropout=0.1)
+
+
+ATTENTION_GRADCHECKS = [
+    (dict(), dict(B=2, L=3, E=4, E3=12, num_heads=2)),
+    (dict(self_attention=False, padding_mask=True, mask_rank=2), dict(B=2, L=3, S=2, E=4, E3=12, KD=4, VD=4,
+                                                                      num_heads=2)),
+    (dict(same_dims=False, self_attention=False, batch_first=False, mask_rank=4, bias=False),
+     dict(B=2, L=2, S=3, E=4, KD=3, VD=5, H=2, num_heads=2)),
+]
+
+
+@pytest.mark.parametrize("variant,sizes", ATTENTION_GRADCHECKS)
+def test_attention_gradcheck(variant, sizes):
+    check_grad(nn.attention_spec(**variant), **sizes).assert_ok()
+
+
+# ---------------------------------------------------------------- state_dict, torch <-> layerc, every layer
+
+
+def _ids(shape, high):
+    return lambda rng: rng.integers(0, high, shape)
+
+
+def _floats(shape):
+    return lambda rng: _data(rng, shape)
+
+
+def _self_attention(module, x):
+    return module(x, x, x, need_weights=False)[0]
+
+
+# name: (layerc factory, torch factory, input, torch call or None)
+TWINS = {
+    "Linear": (lambda: nn.Linear(5, 3), lambda t: t.nn.Linear(5, 3), _floats((4, 5)), None),
+    "Conv1D": (lambda: nn.Conv1D(2, 3, 3, padding=1), lambda t: t.nn.Conv1d(2, 3, 3, padding=1),
+               _floats((2, 2, 7)), None),
+    "Conv2D": (lambda: nn.Conv2D(2, 4, 3, stride=2, groups=2), lambda t: t.nn.Conv2d(2, 4, 3, stride=2, groups=2),
+               _floats((2, 2, 7, 6)), None),
+    "ConvTranspose1D": (lambda: nn.ConvTranspose1D(2, 3, 3, stride=2),
+                        lambda t: t.nn.ConvTranspose1d(2, 3, 3, stride=2), _floats((2, 2, 5)), None),
+    "ConvTranspose2D": (lambda: nn.ConvTranspose2D(2, 4, 3, stride=2, padding=1, output_padding=1, groups=2),
+                        lambda t: t.nn.ConvTranspose2d(2, 4, 3, stride=2, padding=1, output_padding=1, groups=2),
+                        _floats((2, 2, 4, 3)), None),
+    "AdaptiveAvgPool2D": (lambda: nn.AdaptiveAvgPool2D((2, 3)), lambda t: t.nn.AdaptiveAvgPool2d((2, 3)),
+                          _floats((2, 3, 5, 7)), None),
+    "AdaptiveMaxPool2D": (lambda: nn.AdaptiveMaxPool2D(2), lambda t: t.nn.AdaptiveMaxPool2d(2),
+                          _floats((2, 3, 5, 5)), None),
+    "Dropout": (lambda: nn.Dropout(0.3), lambda t: t.nn.Dropout(0.3), _floats((4, 5)), None),   # eval: identity
+    "BatchNorm2D": (lambda: nn.BatchNorm2D(3), lambda t: t.nn.BatchNorm2d(3), _floats((2, 3, 4, 4)), None),
+    "BatchNorm1D": (lambda: nn.BatchNorm1D(3), lambda t: t.nn.BatchNorm1d(3), _floats((4, 3, 5)), None),
+    "InstanceNorm2D": (lambda: nn.InstanceNorm2D(3, affine=True, track_running_stats=True),
+                       lambda t: t.nn.InstanceNorm2d(3, affine=True, track_running_stats=True),
+                       _floats((2, 3, 4, 4)), None),
+    "GroupNorm": (lambda: nn.GroupNorm(2, 4), lambda t: t.nn.GroupNorm(2, 4), _floats((2, 4, 3)), None),
+    "LayerNorm": (lambda: nn.LayerNorm(6), lambda t: t.nn.LayerNorm(6), _floats((2, 3, 6)), None),
+    "RMSNorm": (lambda: nn.RMSNorm(6), lambda t: t.nn.RMSNorm(6), _floats((2, 3, 6)), None),
+    "Embedding": (lambda: nn.Embedding(9, 4), lambda t: t.nn.Embedding(9, 4), _ids((3, 5), 9), None),
+    "MultiheadAttention": (lambda: nn.MultiheadAttention(8, 2, batch_first=True),
+                           lambda t: t.nn.MultiheadAttention(8, 2, batch_first=True), _floats((2, 3, 8)),
+                           _self_attention),
+    "Softmax": (lambda: nn.Softmax(-1), lambda t: t.nn.Softmax(-1), _floats((2, 5)), None),
+    "MaxPool2D": (lambda: nn.MaxPool2D(3, 2), lambda t: t.nn.MaxPool2d(3, 2), _floats((2, 3, 7, 7)), None),
+    "AvgPool2D": (lambda: nn.AvgPool2D(2), lambda t: t.nn.AvgPool2d(2), _floats((2, 3, 6, 6)), None),
+    "Flatten": (lambda: nn.Flatten(), lambda t: t.nn.Flatten(), _floats((2, 3, 2, 2)), None),
+    "ConvTranspose1D": (lambda: nn.ConvTranspose1D(2, 4, 3, stride=2, groups=2),
+                        lambda t: t.nn.ConvTranspose1d(2, 4, 3, stride=2, groups=2), _floats((2, 2, 5)), None),
+    "ConvTranspose2D": (lambda: nn.ConvTranspose2D(3, 2, 4, stride=2, padding=1),
+                        lambda t: t.nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1), _floats((2, 3, 5, 4)), None),
+    "AdaptiveAvgPool2D": (lambda: nn.AdaptiveAvgPool2D(3), lambda t: t.nn.AdaptiveAvgPool2d(3),
+                          _floats((2, 3, 7, 5)), None),
+    "AdaptiveMaxPool2D": (lambda: nn.AdaptiveMaxPool2D(2), lambda t: t.nn.AdaptiveMaxPool2d(2),
+                          _floats((2, 3, 5, 5)), None),
+    "Dropout": (lambda: nn.Dropout(0.5), lambda t: t.nn.Dropout(0.5), _floats((3, 4)), None),
+    **{name: (getattr(nn, name), lambda t, name=name: getattr(t.nn, name)(), _floats((3, 4)), None)
+       for name in ("ReLU", "GELU", *activations.POINTWISE)},
+}
+
+
+def test_every_layer_has_a_torch_twin():
+    assert sorted(set(nn.__all__) - {"SpecLayer"}) == sorted(TWINS)
+
+
+def _eval_output(layer, twin, x, call):
+    t = _torch()
+    layer.eval(), twin.eval()
+    with t.no_grad():
+        want = (call or (lambda m, v: m(v)))(twin, t.from_numpy(x)).numpy()
+    _close(layer(x).numpy(), want, "output")
+
+
+@pytest.mark.parametrize("name", sorted(TWINS))
+def test_state_dict_moves_from_torch_and_back(name):
+    """torch's state_dict into layerc gives torch's outputs (eval: the running
+    statistics count); layerc's state_dict (randomized) into a fresh torch twin,
+    strictly, gives layerc's."""
+    t, rng = _torch(), _rng(7)
+    ours, theirs, make_input, call = TWINS[name]
+    layer, twin = ours(), theirs(t)
+    _randomize(twin, rng, 0.3, weight=0.5)
+    nn.from_torch_state_dict(layer, twin.state_dict())
+    x = make_input(rng)
+    _eval_output(layer, twin, x, call)
+    for p in layer.parameters():
+        p.numpy()[...] = rng.standard_normal(p.shape) * 0.3
+    for _, b in layer.named_buffers():
+        b[...] = rng.random(b.shape) + 0.5
+    fresh = theirs(t)
+    fresh.load_state_dict(nn.to_torch_state_dict(layer))
+    _eval_output(layer, fresh, x, call)
+
+
+def test_torch_state_dict_counters_round_trip_and_keys_are_checked():
+    t = _torch()
+    twin = t.nn.Sequential(t.nn.Linear(3, 4), t.nn.BatchNorm1d(4))
+    twin(t.randn(5, 3)), twin(t.randn(5, 3))
+    from layerc import Sequential
+    model = nn.from_torch_state_dict(Sequential(nn.Linear(3, 4), nn.BatchNorm1D(4)), twin.state_dict())
+    back = nn.to_torch_state_dict(model)
+    assert sorted(back) == sorted(twin.state_dict()) and int(back["1.num_batches_tracked"]) == 2
+    with pytest.raises(KeyError, match="missing keys"):
+        bigger = Sequential(nn.Linear(3, 4), nn.BatchNorm1D(4), nn.Linear(4, 2))
+        nn.from_torch_state_dict(bigger, twin.state_dict())
+    with pytest.raises(ValueError, match="shape mismatch"):
+        nn.from_torch_state_dict(Sequential(nn.Linear(3, 5), nn.BatchNorm1D(4)), twin.state_dict())
