@@ -366,7 +366,7 @@ LAYER_WORKLOADS = [
     *_each("LayerNorm", lambda s: layer_norm(s[-1]), [(4096, 256), (8, 197, 384), (32, 128, 768)], ("norm",),
            compile=True),
     *_each("ReLU", _act("ReLU", "ReLU", SAME_SHAPE), [(64, 512), (8, 64, 56, 56), (64, 32, 27, 27)],
-           ("activation",), compile=True),
+           ("activation",)),
     *_each("GELU", _act("GELU", "GELU", SAME_SHAPE), [(4096, 1024), (8, 197, 1536), (8, 64, 56, 56)],
            ("activation",), compile=True),
     *_each("Softmax", _act("Softmax", "Softmax", SAME_SHAPE, -1), [(4096, 64), (96, 197, 197), (4096, 1000)],
