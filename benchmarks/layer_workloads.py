@@ -123,6 +123,84 @@ def no_rate(x_shape, y_shape):
     return {}
 
 
+# ---------------------------------------------------------------- losses
+
+
+def loss_workload(name, ours, theirs, shape, *, tags=("loss",)):
+    """A workload timing a class-index loss on logits of ``shape`` (rows a
+    quarter, at least 2, with ``--quick``): ``ours()`` gives the layerc loss
+    called as ``loss(logits, target)`` on targets ``[N, 1]``; ``theirs(logits,
+    target)`` computes torch's on targets ``[N]``. Forward, then the gradient
+    of the logits; rate: reading the logits twice and writing their gradient."""
+    def make(quick):
+        n, k = (max(shape[0] // 4, 2), shape[1]) if quick else shape
+        draw = rng()
+        z = draw.standard_normal((n, k), F32)
+        target = draw.integers(0, k, (n, 1)).astype(np.int64)
+        loss = ours()
+
+        def step(collect=False):
+            value = loss(z, target)
+            gz = loss.backward()
+            if collect:
+                return {"y": np.array(value.numpy()), "grad:x": np.array(gz.numpy())}
+        tstep = compiled = None
+        if torch is not None:
+            tz, tt = as_torch(z, True), as_torch(target[:, 0])
+
+            def torch_step(call):
+                def run(collect=False):
+                    tz.grad = None
+                    value = call(tz, tt)
+                    value.backward()
+                    if collect:
+                        return {"y": value.detach().numpy().copy(), "grad:x": tz.grad.numpy().copy()}
+                return run
+            tstep = torch_step(theirs)
+
+            def compiled():
+                return torch_step(torch.compile(theirs))
+        return Steps(step, None, tstep, torch_compile=compiled, bytes=3 * FLOAT * n * k)
+    return Workload(name, make, WITH_COMPILE, True, ("layers", *tags))
+
+
+def _focal_ours():
+    from .specs import FocalLoss
+    model = FocalLoss.build()
+
+    class Loss:
+        def __call__(self, z, target):
+            return model.forward(z, target)
+
+        def backward(self):
+            return model.backward(np.ones((), F32))
+    return Loss()
+
+
+def _focal_torch(z, target):
+    logp = torch.log_softmax(z, -1).gather(1, target[:, None])
+    return (-(1 - logp.exp()) ** 2 * logp).mean()
+
+
+def _cross_entropy_ours():
+    from layerc.losses import CrossEntropyLoss
+    loss = CrossEntropyLoss()
+
+    class Loss:
+        def __call__(self, z, target):
+            return loss(z, target[:, 0])
+
+        def backward(self):
+            return loss.backward()
+    return Loss()
+
+
+def _cross_entropy_torch(z, target):
+    return torch.nn.functional.cross_entropy(z, target)
+
+
+
+
 # ---------------------------------------------------------------- the layers
 
 
@@ -250,13 +328,21 @@ def _adaptive(kind, size, shape):
     return _w(f"Adaptive{kind}Pool2D {size} {_dims(shape)}", twin_rate, shape, tags=("pool",))
 
 
-def _each(name, twin_rate_of, shapes, tags):
+def _each(name, twin_rate_of, shapes, tags, compile=False):
     """One workload per shape; ``twin_rate_of(shape)`` gives the layers and the rate."""
-    return [_w(f"{name} {_dims(s)}", twin_rate_of(s), s, tags=tags) for s in shapes]
+    return [_w(f"{name} {_dims(s)}", twin_rate_of(s), s, tags=tags, compile=compile) for s in shapes]
 
 
 def _act(ours, theirs, rate, *args):
     return lambda shape: stateless(ours, theirs, rate, *args)
+
+
+LOSS_WORKLOADS = [
+    *[loss_workload(f"Focal loss (layer) {_dims(s)}", _focal_ours, _focal_torch, s)
+      for s in [(4096, 10), (16384, 10), (4096, 100)]],
+    *[loss_workload(f"CrossEntropyLoss {_dims(s)}", _cross_entropy_ours, _cross_entropy_torch, s)
+      for s in [(4096, 10), (4096, 64), (1024, 1000)]],
+]
 
 
 LAYER_WORKLOADS = [
@@ -274,15 +360,18 @@ LAYER_WORKLOADS = [
     _conv("32->32 k3 dw p1", (16, 32, 56, 56), 32, 32, 3, padding=1, groups=32),
     _conv("48->64 k3 p1", (16, 48, 27, 27), 48, 64, 3, padding=1),
     _conv("3->64 k7 s2 p3", (2, 3, 224, 224), 3, 64, 7, stride=2, padding=3),
+    # norms, activations and softmax: torch.compile too (a fused kernel is their fair peer)
     *_each("BatchNorm2D", lambda s: batch_norm(s[1]), [(64, 32, 32, 32), (8, 64, 56, 56), (16, 48, 27, 27)],
-           ("norm",)),
-    *_each("LayerNorm", lambda s: layer_norm(s[-1]), [(64, 512), (8, 197, 384), (32, 128, 768)], ("norm",)),
+           ("norm",), compile=True),
+    *_each("LayerNorm", lambda s: layer_norm(s[-1]), [(4096, 256), (8, 197, 384), (32, 128, 768)], ("norm",),
+           compile=True),
     *_each("ReLU", _act("ReLU", "ReLU", SAME_SHAPE), [(64, 512), (8, 64, 56, 56), (64, 32, 27, 27)],
            ("activation",)),
-    *_each("GELU", _act("GELU", "GELU", SAME_SHAPE), [(64, 512), (8, 197, 1536), (8, 64, 56, 56)],
-           ("activation",)),
-    *_each("Softmax", _act("Softmax", "Softmax", SAME_SHAPE, -1), [(64, 10), (96, 197, 197), (4096, 1000)],
-           ("activation",)),
+    *_each("GELU", _act("GELU", "GELU", SAME_SHAPE), [(4096, 1024), (8, 197, 1536), (8, 64, 56, 56)],
+           ("activation",), compile=True),
+    *_each("Softmax", _act("Softmax", "Softmax", SAME_SHAPE, -1), [(4096, 64), (96, 197, 197), (4096, 1000)],
+           ("activation", "softmax"), compile=True),
+    *LOSS_WORKLOADS,
     _pool("Max", 2, 2, (64, 32, 32, 32)),
     _pool("Max", 3, 2, (8, 64, 112, 112)),
     _pool("Max", 3, 2, (16, 48, 27, 27)),

@@ -23,7 +23,7 @@ from .contract_c import GEMMS, KERNELS, render_contraction
 from .cprint import DTYPES, Context, _env, c_comment, size_c, tensor_c, var_c
 from .cstatements import Parameter
 from .nests_c import (STREAM_TILE, STREAMS, render_inner, render_online, render_pass, render_row,
-                      render_scatter, render_siblings)
+                      render_rows, render_scatter, render_siblings)
 from .schedule import Plan
 from .signature import LibraryPlan, Signature, signature
 from .patch_gemm_c import render_patch_gemm
@@ -37,6 +37,7 @@ PARALLEL_MIN_WORK = 1 << 17
 # the renderer of each form of nest (``Nest.form``)
 RENDERERS = {
     "inner": render_inner,
+    "rows": render_rows,
     "row": render_row,
     "scatter": render_scatter,
     "accumulate": render_pass,      # one stage accumulating: a pass of its own

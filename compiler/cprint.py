@@ -105,13 +105,15 @@ def init_value(reduce: str, dtype: str) -> str:
 class Context:
     """What the renderers of one function's nests share: its tensors' shapes,
     the dtype, its outputs (their stores may stream), the iterations below which
-    a nest runs on one thread, and the renderer of each form of nest."""
+    a nest runs on one thread, the renderer of each form of nest, and whether
+    nests may start threads (not inside a ``"rows"`` nest's row loops)."""
 
     shapes: dict
     dtype: str
     outputs: frozenset
     min_work: int
     renderers: dict
+    threads: bool = True        # False inside a loop that already runs in threads
 
     @property
     def ctype(self) -> str:
@@ -141,12 +143,23 @@ class Printer:
         self.names: dict = {}
         self.nodes: list = []      # the expression behind each temporary
         self.in_range: frozenset = frozenset()  # reads known to be inside their tensor
+        # when a dict: row lengths known at compile time printed as names
+        # (``opaque_strides``), each length by its name
+        self.hidden: dict | None = None
+        self.zero: frozenset = frozenset()      # variables of dropped loops (``collapse``)
+        self.merged: dict = {}
+
+    def collapse(self, collapsed) -> None:
+        """Print for a nest whose loops are ``collapsed`` (compiler/collapse.py):
+        the variables of dropped loops as 0, merged coordinates as one."""
+        if collapsed is not None:
+            self.zero, self.merged = collapsed.zero, collapsed.merged
 
     def index(self, e: ir.IExpr) -> str:
         if isinstance(e, IConst):
             return str(e.value)
         if isinstance(e, IVar):
-            return var_c(e.name)
+            return "0" if e.name in self.zero else var_c(e.name)
         if isinstance(e, ISym):
             return size_c(e.name)
         if isinstance(e, ILoad):
@@ -163,10 +176,38 @@ class Printer:
         shape = self.shapes[tensor]
         if not index:
             return "0"
-        text = self.index(index[0])
-        for coord, size in zip(index[1:], shape[1:]):
-            text = f"({text}) * {self.index(size)} + {self.index(coord)}"
+        text, d = None, 0
+        while d < len(index):
+            # a merged variable runs over its coordinate and the next ones at once
+            run = self.merged.get(index[d].name, ()) if isinstance(index[d], IVar) else ()
+            run = run if index[d + 1:d + 1 + len(run)] == tuple(IVar(v) for v in run) else ()
+            coord = self.index(index[d])
+            if text is not None:
+                sizes = " * ".join(self.stride(size) for size in shape[d:d + 1 + len(run)])
+                coord = f"({text}) * {sizes} + {coord}"
+            text, d = coord, d + 1 + len(run)
         return text
+
+    def stride(self, size: ir.IExpr) -> str:
+        """A dimension's size as a factor of an offset (hidden, see ``opaque_strides``)."""
+        if self.hidden is None or not isinstance(size, IConst) or size.value <= 1:
+            return self.index(size)
+        name = f"lc_stride{size.value}"
+        self.hidden[name] = size.value
+        return name
+
+    def hide_strides(self) -> None:
+        """Hide from gcc the sizes in offsets printed from now on: each is read
+        once through ``lc_opaque_i64`` (the ``Let``s of ``stride_lets``, after
+        printing). Reads across rows in SIMD lanes then compile to gathers; with
+        a known row length gcc 12 tries interleaved loads and gives up when that
+        length is not a power of 2."""
+        self.hidden = {}
+
+    def stride_lets(self) -> list:
+        """The hidden sizes' temporaries (none unless ``hide_strides``)."""
+        hidden = sorted((self.hidden or {}).items())
+        return [Let("int64_t", name, f"lc_opaque_i64({value})") for name, value in hidden]
 
     def at(self, array: str, tensor: str, index: tuple) -> str:
         """The element of C array ``array`` laid out as ``tensor``."""

@@ -144,6 +144,7 @@ class Loop:
     work: str = ""
     min_work: int = 0
     reduction: str = ""
+    unroll: int = 0             # unrolled fully by gcc (``#pragma GCC unroll``): a short loop inside a vector one
     enter: list = field(default_factory=list)
     exit: list = field(default_factory=list)
 

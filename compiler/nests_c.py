@@ -52,7 +52,8 @@ def _loops(nest, printer: Printer) -> list:
 
 def _in_threads(loop: Loop, nest, printer: Printer, ctx) -> Loop:
     """``loop`` as the parallel loop of ``nest``: one thread below ``ctx.min_work`` iterations."""
-    loop.parallel, loop.work, loop.min_work = True, printer.size(nest.loops), ctx.min_work
+    if ctx.threads:
+        loop.parallel, loop.work, loop.min_work = True, printer.size(nest.loops), ctx.min_work
     return loop
 
 
@@ -148,12 +149,15 @@ def render_inner(nest, ctx) -> str:
     per output element (storing the terms it adds when ``nest.terms``)."""
     s = nest.stage
     printer = ctx.printer([s])
+    printer.collapse(nest.collapsed)
+    if nest.across:
+        printer.hide_strides()
     loops = [Loop(var_c(l.var), printer.index(l.extent)) for l in nest.loops]
     body = _windowed(nest, printer, loops)
     value = printer.value(nest.terms.body if nest.terms else body)
     prologue, epilogue, statements = [], [], []
     outputs = [Output(nest.terms.name, nest.terms.index, value)] if nest.terms else []
-    n_axes = len(s.axes)
+    n_axes = sum(not l.reduction for l in nest.loops)      # the output's loops (collapsed)
     if s.reduce:
         (loops[n_axes - 1].enter if n_axes else prologue).append(Declare(ctx.ctype, "acc", init_value(s.reduce, ctx.dtype)))
         (loops[n_axes - 1].exit if n_axes else epilogue).append(Store(printer.element(s.name, s.index), "acc"))
@@ -162,12 +166,16 @@ def render_inner(nest, ctx) -> str:
         outputs.append(Output(s.name, s.index, value))
     for loop, plan in zip(loops, nest.loops):
         loop.simd = plan.simd
+        if nest.across and plan.reduction and isinstance(plan.extent, IConst):
+            # each lane's short row: unrolled, or gcc cannot vectorize the rows around it
+            loop.unroll = plan.extent.value
         if plan.parallel:
             _in_threads(loop, nest, printer, ctx)
         # the accumulator is private to the loop that reduces into it
         if plan.reduction and (plan.simd or not n_axes):
             loop.reduction = "max" if s.reduce == "max" else "+"
     lets = _hoisted(nest, printer, loops, prologue)
+    prologue[:0] = printer.stride_lets()
     return _render_streamed("nest.c.j2", nest.loops, loops, lets, statements, outputs, printer, ctx,
                             comment=_comment((nest.terms, s)), prologue=prologue, epilogue=epilogue)
 
@@ -215,6 +223,7 @@ def render_scatter(nest, ctx) -> str:
 def render_siblings(nest, ctx) -> str:
     """Pointwise siblings over the same loops: one ``parallel for`` nest."""
     printer = ctx.printer(st for _, st in nest.members)
+    printer.collapse(nest.collapsed)
     outputs = [Output(st.name, st.index, printer.value(st.body)) for _, st in nest.members]
     loops = _loops(nest, printer)
     _in_threads(loops[0], nest, printer, ctx)
@@ -227,6 +236,7 @@ def render_pass(nest, ctx) -> str:
     read by several of them is loaded once). Accumulate members reduce into
     per-thread partial outputs over a static split of the outermost loop."""
     printer = ctx.printer(st for _, st in nest.members)
+    printer.collapse(nest.collapsed)
     statements, outputs, partials = [], [], []
     for kind, st in nest.members:
         value = printer.value(st.body)
@@ -278,3 +288,17 @@ def render_online(nest, ctx) -> str:
         _in_threads(loops[0], nest, probe, ctx)
     comment = _comment((maximum, nest.terms, total)) + " (one pass)"
     return render("nest.c.j2", comment=comment, prologue=[], loops=loops, lets=[], body=[Verbatim(body)], epilogue=[])
+
+
+def render_rows(nest, ctx) -> str:
+    """Nests sharing their row loops (``Nest.group``): each one's own loops
+    run in turn inside each row, the row's data still in cache for the next."""
+    printer = ctx.printer(st for _, st in nest.members)
+    loops = _loops(nest, printer)
+    for loop, plan in zip(loops, nest.loops):
+        if plan.parallel:
+            _in_threads(loop, nest, printer, ctx)
+    inside = dataclasses.replace(ctx, threads=False)
+    body = [Verbatim(inside.render(member)) for member in nest.group]
+    return render("nest.c.j2", comment=_comment(st for _, st in nest.members) + " (row by row)", prologue=[],
+                  loops=loops, lets=[], body=body, epilogue=[])

@@ -290,7 +290,7 @@ TRANSCENDENTAL = {
     "tanh": Op(1, "tanh{f}({0})", np.tanh, lambda x, out: (sub(ONE, mul(out, out)),), expensive=True),
     "sigmoid": Op(1, "(1 / (1 + exp{f}(-{0})))", _sigmoid_np,
                   lambda x, out: (mul(out, sub(ONE, out)),), expensive=True),
-    "erf": Op(1, "erf{f}({0})", _np_erf,
+    "erf": Op(1, "lc_erf{f}({0})", _np_erf,
               lambda x, out: (mul(const(2 / math.sqrt(math.pi)), call("exp", neg(mul(x, x)))),),
               expensive=True),
     # max(x, y) + log1p(exp(-|x - y|)); x == y apart, so that inf, inf gives inf
@@ -339,7 +339,7 @@ ACTIVATIONS = {
     "silu": Op(1, "({0} / (1 + exp{f}(-{0})))", lambda x: x / (1 + np.exp(-x)), _silu_grad, expensive=True),
     "mish": Op(1, "({0} * tanh{f}" + SOFTPLUS_C + ")", lambda x: x * np.tanh(_np_softplus(x)), _mish_grad,
                expensive=True),
-    "gelu": Op(1, "(0.5{f} * {0} * (1 + erf{f}({0} * 0.7071067811865476{f})))",
+    "gelu": Op(1, "(0.5{f} * {0} * (1 + lc_erf{f}({0} * 0.7071067811865476{f})))",
                lambda x: 0.5 * x * (1 + _np_erf(x * math.sqrt(0.5))), _gelu_grad, expensive=True),
     "gelu_tanh": Op(1, "(0.5{f} * {0} * (1 + tanh{f}(0.7978845608028654{f} * ({0} + 0.044715{f} * {0} * {0} * {0}))))",
                     _np_gelu_tanh, _gelu_tanh_grad, expensive=True),

@@ -29,7 +29,7 @@ def plan_program(p: ir.Program) -> schedule.Plan:
 def _packed(nest: schedule.Nest, shapes: dict) -> schedule.Nest:
     s = nest.stage
     # a window nest (a pool, a depthwise convolution) keeps its own vectorized rows
-    if nest.siblings or nest.kind == "window" or s.reduce != "sum" or s.scatter_index is not None:
+    if nest.siblings or nest.group or nest.kind == "window" or s.reduce != "sum" or s.scatter_index is not None:
         return nest
     if nest.kind == "contract" and nest.contraction.gemm is not None:
         # batched products whose B lies in rows run on the module's tiles, where

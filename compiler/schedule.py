@@ -23,6 +23,7 @@ from . import ir
 from .ir import Call, Const, IConst, IExpr, IVar, Load, Program, Stage, TensorDecl, affine
 from .ops_table import COMPARISONS, OPS
 from .simplify import collapse_one_hot_sums, eliminate_dead_stages, simplify_expr
+from .collapse import collapse_nest
 from .windows import Sliding, plan_sliding
 
 CHEAP_OPS_LIMIT = 8
@@ -455,6 +456,14 @@ class Nest:
     thread order afterwards (deterministic for a given thread count).
     ``terms``: in a sum's ``inner`` or ``online`` nest, the pointwise stage of
     its terms (``keep_terms``), stored as they are added.
+    ``group``: in a ``"rows"`` nest (``loops``: row loops shared by
+    consecutive nests), those nests, each with the loops it runs inside a row:
+    a row's statistics and what reads them computed while the row is in cache.
+    ``across``: an ``inner`` reduction over a short axis whose vector loop is
+    the innermost output loop of more than one iteration (rows in SIMD lanes),
+    the reduced axis a scalar loop inside it. ``collapsed``: how the loops
+    differ from the stages' axes (``compiler/collapse.py``): loops of one
+    iteration dropped, loops walking memory together merged.
     """
 
     stage: Stage
@@ -467,10 +476,17 @@ class Nest:
     shared: str = ""
     sliding: Sliding | None = None
     patch: object = None        # a "patch_gemm" nest's PatchGemm (compiler/plan.py makes those)
+    across: bool = False        # an "inner" reduction with its rows in SIMD lanes (``_across_rows``)
+    collapsed: object = None    # loops dropped and merged (compiler/collapse.py), or None
+    group: tuple = ()           # a "rows" nest's nests, each run inside its loops (``_row_group``)
 
     @property
     def members(self) -> tuple:
-        """``(kind, stage)`` of every stage this nest computes, in program order."""
+        """``(kind, stage)`` of every stage this nest computes, in program order
+        (a ``"rows"`` nest: its nests' stages and kept terms)."""
+        if self.group:
+            return tuple(m for nest in self.group for m in
+                         (nest.members + ((("inner", nest.terms),) if nest.terms else ())))
         return ((self.kind, self.stage),) + self.siblings
 
     @property
@@ -828,6 +844,46 @@ def _vectorize_innermost(s: Stage, loop: Loop) -> bool:
     return not (loop.reduction and short and _cheap(s.body))
 
 
+# rows at least this many (or a free size) fill the lanes of a vector loop over rows
+ACROSS_ROWS_MIN = 16
+
+
+def _row_loop(s: Stage, axes: list, red: list) -> int | None:
+    """Where the rows of a short reduction run in SIMD lanes: the position in
+    ``axes`` of the output loop to vectorize, or None. A reduction over fewer
+    than ``SHORT_REDUCTION`` elements (a known size) vectorized along its axis
+    fills a fraction of a vector and pays a horizontal reduction and a tail per
+    row; across rows each lane reduces a row of its own, the short axis a
+    scalar loop gcc unrolls (a row's max and sum of exponentials over 10
+    classes: 34 us for 4096 rows against 61 us along the axis). The row loop
+    is the innermost output loop of more than one iteration."""
+    size = math.prod(l.extent.value if isinstance(l.extent, IConst) else SHORT_REDUCTION for l in red)
+    if not red or size >= SHORT_REDUCTION or s.scatter_index is not None:
+        return None
+    # a reduced index read as a value (a first maximum's position) leaves gcc 12
+    # without a vector type for the row loop: that reduction stays a scalar loop
+    values = [e for e in ir.postorder(s.body) if isinstance(e, ir.IndexValue)]
+    if {l.var for l in red} & set().union(*(ir.ivars(e.expr) for e in values)):
+        return None
+    k = max((i for i, loop in enumerate(axes) if loop.extent != IConst(1)), default=None)
+    if k is None:
+        return None
+    rows = axes[k].extent
+    return k if not isinstance(rows, IConst) or rows.value >= ACROSS_ROWS_MIN else None
+
+
+def _across_rows(s: Stage, axes: list, red: list, shapes: dict) -> Nest | None:
+    """An ``"inner"`` nest with the rows in SIMD lanes (``Nest.across``), or None."""
+    k = _row_loop(s, axes, red)
+    if k is None:
+        return None
+    loops = list(axes) + list(red)
+    loops[k] = dataclasses.replace(loops[k], simd=True)
+    loops[0] = dataclasses.replace(loops[0], parallel=True)
+    window = plan_window(s, red[-1].var, shapes) if s.reduce == "sum" else None
+    return Nest(s, "inner", tuple(loops), window=window, across=True)
+
+
 def plan_loops(s: Stage, shapes: dict) -> Nest:
     """Plain loops for a stage: pointwise, reductions, stencils, scatters (and
     matrix products when there is no BLAS to call)."""
@@ -850,6 +906,9 @@ def plan_loops(s: Stage, shapes: dict) -> Nest:
         loops = red + axes
         loops[-1] = Loop(loops[-1].var, loops[-1].extent, simd=True)
         return Nest(s, "accumulate", tuple(loops))
+    across = _across_rows(s, axes, red, shapes)
+    if across is not None:
+        return across
     loops = axes + red
     if loops:
         # loops of one iteration (keepdims axes) inside it leave the loop above innermost
@@ -946,8 +1005,90 @@ def _with_terms(terms: Nest, total: Nest) -> Nest | None:
             [(a.var, a.extent) for a in terms.loops] == [(a.var, a.extent) for a in total.loops]):
         return None
     # vectorized as its terms are: a short row of exponentials is worth it
-    loops = total.loops[:-1] + (dataclasses.replace(total.loops[-1], simd=terms.loops[-1].simd),)
+    loops = total.loops if total.across else \
+        total.loops[:-1] + (dataclasses.replace(total.loops[-1], simd=terms.loops[-1].simd),)
     return dataclasses.replace(total, loops=loops, terms=t)
+
+
+# ---------------------------------------------------------------- rows
+
+
+ROW_FORMS = frozenset({"inner", "online", "siblings"})
+
+
+def _row_loops(nest: Nest) -> int:
+    """How many of ``nest``'s outermost loops are plain loops over its output's
+    rows (not reduced; not vectorized, but in a pointwise stage, whose
+    vectorized loop may be one over rows: a row's scale); 0 when it cannot
+    join a ``"rows"`` nest."""
+    if nest.form not in ROW_FORMS or nest.window is not None or nest.across:
+        return 0
+    pointwise = nest.form == "inner" and nest.stage.reduce is None
+    last = len(nest.loops) if pointwise else len(nest.loops) - 1
+    k = 0
+    while k < last and not (nest.loops[k].reduction or nest.loops[k].simd and not pointwise):
+        k += 1
+    return k
+
+
+def _renamed_nest(nest: Nest, onto: tuple) -> Nest:
+    """``nest`` with its outermost loops' variables renamed to those of ``onto``."""
+    outer = nest.loops[:len(onto)]
+    terms = nest.terms and _rename(nest.terms, outer, onto)
+    siblings = tuple((kind, _rename(st, outer, onto)) for kind, st in nest.siblings)
+    return dataclasses.replace(nest, stage=_rename(nest.stage, outer, onto), siblings=siblings, terms=terms,
+                               loops=onto + nest.loops[len(onto):])
+
+
+def _reads_rows_only(nest: Nest, written: dict, rows: tuple) -> bool:
+    """Whether every read ``nest`` makes of a tensor in ``written`` (name -> its
+    writer's axes) is in the current row: its coordinates along the writer's
+    row axes are the row loops' variables."""
+    for _, st in nest.members + ((("inner", nest.terms),) if nest.terms else ()):
+        for load in ir.loads(st.body):
+            axes = written.get(load.tensor)
+            if axes is not None and any(k >= len(load.index) or load.index[k] != IVar(loop.var) and
+                                        not (load.index[k] == IConst(0) and loop.extent == IConst(1))
+                                        for k, loop in enumerate(rows)):
+                return False
+    return True
+
+
+def _row_group(first: Nest, second: Nest) -> Nest | None:
+    """``first`` (or the nests of its ``"rows"`` nest) and ``second`` as one
+    ``"rows"`` nest when they share their row loops and ``second`` reads what
+    the first ones write only in the current row: a layer norm's mean,
+    variance and output, a softmax's maximum, sum and quotients, each row
+    read from memory once and again from the cache. None otherwise."""
+    nests = first.group or (first,)
+    # a product may run as GEMM calls on packed patches (compiler/plan.py): not in a row's loops
+    if any(plan_contraction(n.stage) is not None for n in nests + (second,)):
+        return None
+    rows = first.loops if first.group else first.loops[:_row_loops(first)]
+    k = 0
+    while k < min(len(rows), _row_loops(second)) and rows[k].extent == second.loops[k].extent:
+        k += 1
+    if k == 0 or (first.group and k < len(rows)):
+        return None
+    rows = rows[:k]
+    if second.stage.reduce is None and len(nests) == 1 and nests[0].stage.reduce is None:
+        return None             # pointwise nests share their loops as siblings already
+    rows = tuple(dataclasses.replace(loop, parallel=False, simd=False) for loop in rows)
+    second = _renamed_nest(second, rows)
+    taken = {l.var for l in rows}
+    if any(l.var in taken for l in second.loops[len(rows):]):
+        return None
+    written = {st.name: st.axes for nest in nests for _, st in nest.members + (("", nest.terms),) if st}
+    if not _reads_rows_only(second, written, rows):
+        return None
+    inner = [n if first.group else dataclasses.replace(n, loops=n.loops[len(rows):]) for n in nests]
+    inner.append(dataclasses.replace(second, loops=second.loops[len(rows):]))
+    if any(not n.loops and n.form != "inner" for n in inner):
+        return None
+    # the threads share the first row loop of more than one iteration
+    k = next((k for k, loop in enumerate(rows) if loop.extent != IConst(1)), 0)
+    outer = rows[:k] + (dataclasses.replace(rows[k], parallel=True),) + rows[k + 1:]
+    return Nest(nests[0].stage, "rows", outer, group=tuple(inner))
 
 
 def plan_program(p: Program, fuse_siblings: bool = True) -> Plan:
@@ -968,4 +1109,11 @@ def plan_program(p: Program, fuse_siblings: bool = True) -> Plan:
             nests.append(nest)
         else:
             nests[-1] = merged
-    return Plan(p, tuple(nests))
+    grouped = []
+    for nest in nests:
+        group = _row_group(grouped[-1], nest) if grouped and fuse_siblings else None
+        if group is None:
+            grouped.append(nest)
+        else:
+            grouped[-1] = group
+    return Plan(p, tuple(collapse_nest(nest, shapes) for nest in grouped))

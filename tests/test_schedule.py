@@ -14,8 +14,15 @@ from layerc.compiler.schedule import plan_program
 from layers import PReLU
 from benchmarks.specs import FocalLoss, LinearSpec
 from layerc.nn import Conv2DSpec
+from layerc.nn.activation import GELUSpec, SoftmaxSpec
+from layerc.nn.norm import BatchNorm2DSpec, layer_norm_spec
 from layerc.compiler.codegen import PARALLEL_MIN_WORK
 from layerc.runtime import isa
+
+
+def _flat(plan):
+    """Every nest of a plan, a "rows" nest's own nests in its place."""
+    return [m for n in plan for m in n.group or (n,)]
 
 
 @layer
@@ -103,8 +110,12 @@ STRIDED = dict(DENSE, stride=(2, 2), dilation=(2, 2))
 @pytest.mark.parametrize("spec, sizes", [(PReLU, dict(C=256)), (WherePReLU, dict(C=256)),
                                          (Conv2DSpec, DEPTHWISE), (LogSumExp, dict(K=1000)),
                                          (FocalLoss, dict(K=10)), (LinearSpec, dict(I=784, O=256)),
-                                         (Conv2DSpec, DENSE), (Conv2DSpec, STRIDED)],
-                         ids=["PReLU", "WherePReLU", "depthwise", "logsumexp", "focal", "linear", "conv", "conv-s2-d2"])
+                                         (Conv2DSpec, DENSE), (Conv2DSpec, STRIDED),
+                                         ("ShortRowSums", dict(K=10)), (GELUSpec, {}),
+                                         (SoftmaxSpec, {}), (BatchNorm2DSpec, dict(C=8)),
+                                         (layer_norm_spec(1), dict(L1=64))],
+                         ids=["PReLU", "WherePReLU", "depthwise", "logsumexp", "focal", "linear", "conv", "conv-s2-d2",
+                              "rows-in-lanes", "gelu", "softmax-rows", "batchnorm", "layernorm-rows"])
 @pytest.mark.parametrize("level", [level for level in isa.supported() if level != "baseline"] or ["baseline"])
 def test_inner_loops_vectorize(tmp_path, spec, sizes, level):
     """Every ``omp simd`` loop of a layer's float kernels is vectorized by gcc
@@ -115,7 +126,10 @@ def test_inner_loops_vectorize(tmp_path, spec, sizes, level):
     convolution's packed patches, strided and dilated too). The
     double kernels serve gradient checks: gcc may leave some scalar (AVX2 has
     no int64-to-double vector conversion). Checked at each vector level this
-    CPU loads (AVX-512 and AVX2 here)."""
+    CPU loads (AVX-512 and AVX2 here). Row plans too: ten classes with the
+    rows in lanes (the row loop vectorized, its reads gathers), GELU's inlined
+    erf, a batch norm's merged planes, softmax and layer norm row by row."""
+    spec = globals()[spec] if isinstance(spec, str) else spec
     source = spec.build(**sizes).source
     path = tmp_path / "k.c"
     path.write_text(source)
@@ -140,6 +154,15 @@ def test_inner_loops_vectorize(tmp_path, spec, sizes, level):
 
 
 @layer
+class ShortRowSums:
+    """Two short row reductions and no first maximum in the backward."""
+    x = Input("N", "K")
+
+    def forward(x):
+        return ops.logsumexp(x, axis=1) + ops.mean(x * x, axis=1)
+
+
+@layer
 class RowMaxThenExpSum:
     x = Input("N", "C")
 
@@ -147,13 +170,17 @@ class RowMaxThenExpSum:
         return ops.max(x, axis=1) + ops.sum(ops.exp(x), axis=1)
 
 
-@pytest.mark.parametrize("c, simd", [(10, False), (64, True)])
-def test_short_cheap_reductions_are_scalar_loops(c, simd):
-    """A row max over few classes is left to gcc to unroll (no ``omp simd``);
-    a long one, and a short sum of exponentials (libmvec), stay vector loops."""
-    nests = plan_program(RowMaxThenExpSum.build(C=c).compiled.forward)
-    reductions = {n.stage.reduce: n.loops[-1].simd for n in nests if n.stage.reduce}
-    assert reductions == {"max": simd, "sum": True}
+@pytest.mark.parametrize("c, across", [(10, True), (64, False)])
+def test_short_reductions_run_across_rows(c, across):
+    """A row max and a row sum of exponentials over few classes vectorize
+    across rows (the row loop ``simd``, the classes a scalar loop inside it);
+    over many, along the row."""
+    reductions = [n for n in _flat(plan_program(RowMaxThenExpSum.build(C=c).compiled.forward)) if n.stage.reduce]
+    assert sorted(n.stage.reduce for n in reductions) == ["max", "sum"]
+    for n in reductions:
+        assert n.across == across
+        assert n.loops[-1].reduction and n.loops[-1].simd != across
+        assert any(loop.simd and not loop.reduction for loop in n.loops) == across
 
 
 def test_one_hot_sum_of_a_gather_gradient_is_one_read():
@@ -282,7 +309,7 @@ def test_max_and_exp_sum_run_in_one_pass_and_match_numpy(width):
     rows far above their first elements take the two passes."""
     m = LogSumExp.build(K=width, dtype=np.float64)
     if width > 512:                           # shorter rows take two passes over L1
-        assert [n.kind for n in plan_program(m.compiled.forward)][0] == "online"
+        assert _flat(plan_program(m.compiled.forward))[0].kind == "online"
     x = np.random.default_rng(width).standard_normal((6, width)) * 30
     x[1, -1] = 500.0                          # far above the first elements: summed again
     x[2, :] = -np.inf                         # all -inf: NaN, as exp(-inf - -inf)
@@ -298,10 +325,10 @@ def test_max_and_exp_sum_run_in_one_pass_and_match_numpy(width):
 
 def test_a_keepdims_axis_leaves_the_loop_above_it_vectorized():
     """A per-row stage of shape [N, 1] (focal loss's per-row factors) vectorizes
-    over the rows: its inner loop has one iteration."""
-    nests = plan_program(FocalLoss.build(K=10).compiled.backward)
-    per_row = [n for n in nests if n.kind == "inner" and [l.extent for l in n.loops][1:] == [IConst(1)]]
-    assert per_row and all(n.loops[0].simd and not n.loops[1].simd for n in per_row)
+    over the rows: its inner loop has one iteration, and is dropped."""
+    nests = _flat(plan_program(FocalLoss.build(K=10).compiled.backward))
+    per_row = [n for n in nests if n.kind == "inner" and n.collapsed and n.stage.shape[1:] == (IConst(1),)]
+    assert per_row and all(len(n.loops) == 1 and n.loops[0].simd for n in per_row)
 
 
 @layer
@@ -317,7 +344,7 @@ def test_a_sum_of_exponentials_keeps_its_terms_for_the_backward(spec):
     """The forward stores exp(x - max) while it sums it (in the same nest), and
     no later stage, forward or backward, takes those exponentials again."""
     lowered = spec.build(K=1000).compiled
-    forward = plan_program(lowered.forward)
+    forward = _flat(plan_program(lowered.forward))
     kept = [n for n in forward if n.terms is not None]
     assert len(kept) == 1 and kept[0].kind == "online"
     terms = kept[0].terms.name

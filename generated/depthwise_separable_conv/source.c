@@ -55,6 +55,53 @@ float expm1f(float);
 #pragma omp declare simd notinbranch
 double expm1(double);
 
+/* erf in float, inlined so a loop calling it vectorizes as plain arithmetic:
+   libmvec's erff costs a GELU twice its memory traffic. |x| < 0.5: x times a
+   polynomial in x^2 (relative error 2e-7); else Abramowitz-Stegun 7.1.26, as
+   PyTorch's vectorized erf (absolute error 1.5e-7), with exp(-x^2) from
+   lc_exp_neg_f32. NaN gives NaN, +-inf gives +-1. Doubles keep libm's erf. */
+#ifdef __FMA__
+#define LC_FMAF(a, b, c) __builtin_fmaf(a, b, c)
+#else
+#define LC_FMAF(a, b, c) ((a) * (b) + (c))
+#endif
+/* e^v for v <= 0 (e^-87 below -87): v = k ln2 + f, |f| <= ln2 / 2, then 2^k
+   from the exponent bits and e^f from its Taylor polynomial */
+static inline float lc_exp_neg_f32(float v) {
+    v = v < -87.0f ? -87.0f : v;
+    const float k = __builtin_rintf(v * 1.4426950408889634f);
+    const float f = LC_FMAF(k, -1.4286068203094172e-06f, LC_FMAF(k, -0.693145751953125f, v));
+    float p = 1.3981999507e-3f;
+    p = LC_FMAF(p, f, 8.3334519073e-3f);
+    p = LC_FMAF(p, f, 4.1665795894e-2f);
+    p = LC_FMAF(p, f, 1.6666665459e-1f);
+    p = LC_FMAF(p, f, 5.0000001201e-1f);
+    p = LC_FMAF(p, f, 1.0f);
+    p = LC_FMAF(p, f, 1.0f);
+    const union { int32_t i; float f; } scale = { .i = ((int32_t)k + 127) << 23 };
+    return p * scale.f;
+}
+
+static inline float lc_erff(float x) {
+    const float a = fabsf(x), s = x * x;
+    float p = 4.7175433688e-03f;
+    p = LC_FMAF(p, s, -2.6756959806e-02f);
+    p = LC_FMAF(p, s, 1.1282819269e-01f);
+    p = LC_FMAF(p, s, -3.7612608392e-01f);
+    p = LC_FMAF(p, s, 1.1283791656e+00f);
+    const float small = x * p;
+    const float t = 1.0f / LC_FMAF(0.3275911f, a, 1.0f);
+    float r = 1.061405429f;
+    r = LC_FMAF(r, t, -1.453152027f);
+    r = LC_FMAF(r, t, 1.421413741f);
+    r = LC_FMAF(r, t, -0.284496736f);
+    r = LC_FMAF(r, t, 0.254829592f);
+    const float large = 1.0f - r * t * lc_exp_neg_f32(-s);
+    return a < 0.5f ? small : (x < 0 ? -large : large);
+}
+
+static inline double lc_erf(double x) { return erf(x); }
+
 /* Matrix-product micro-kernels: an LC_MR x NR tile of C kept in vector
    registers, accumulated over packed panels of A (LC_MR rows) and B (NR
    columns). NR is two vectors wide: AVX-512, AVX or SSE, as the level built for. */
@@ -542,6 +589,14 @@ static inline void lc_fence(void) {
 #endif
 }
 
+/* a size gcc cannot see through: a row of 10 elements read across rows in
+   SIMD lanes is a strided access to it (gathers), where the known stride 10
+   makes gcc 12 try an interleaved group of 10 loads and give up */
+static inline int64_t lc_opaque_i64(int64_t v) {
+    __asm__("" : "+r"(v));
+    return v;
+}
+
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -769,66 +824,46 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     }
 
-    /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
+    /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3]; div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W; sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        float acc = 0.0f;
-    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const float t0 = T_gconv_0[((((v_r0) * 8 + v_i1) * 1 + 0) * S_H + v_r2) * S_W + v_r3];
-        acc += t0;
-    }
-    }
-    }
-        T_sum_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
-    }
-    }
-    }
-    }
-    }
-    /* div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W */
-    {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-        const float t0 = T_sum_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        T_div_3[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
-    }
-    }
-    }
-    }
-    }
-    /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        float acc = 0.0f;
-    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
-        const float t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const float t0 = T_gconv_0[((((v_r0) * 8 + v_i1) * 1 + 0) * S_H + v_r2) * S_W + v_r3];
-        const float t2 = (t0 - t1);
-        const float t3 = (t2 * t2);
-        acc += t3;
-    }
-    }
-    }
-        T_sum_8[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
+            {
+            float acc = 0.0f;
+            for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
+                const float t0 = T_gconv_0[(((v_r0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_r2];
+                acc += t0;
+            }
+            }
+            T_sum_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            }
+            /* div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W */
+            {
+                const float t0 = T_sum_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
+                T_div_3[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
+            }
+            /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) */
+            {
+            float acc = 0.0f;
+            for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+                const float t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
+                const float t0 = T_gconv_0[(((v_r0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_r2];
+                const float t2 = (t0 - t1);
+                const float t3 = (t2 * t2);
+                acc += t3;
+            }
+            }
+            T_sum_8[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            }
     }
     }
     }
@@ -858,78 +893,33 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     /* div_24[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    #pragma omp simd
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const float t0 = T_bn1_weight[v_i1];
         const float t1 = T_sum_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
         const float t3 = (t2 + 1e-05f);
         const float t4 = sqrtf(t3);
         const float t5 = (t0 / t4);
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        T_div_24[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
+        T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t5;
     }
     }
-    }
-    }
-    }
-    /* outputs larger than the caches are streamed to memory: their tiles are written
-       around the caches, and the stores do not read the lines they fill first */
-    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
     /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const float t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t3 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t5 = T_bn1_bias[v_i1];
-    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
-        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
-    #pragma omp simd
-    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
-        const float t0 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
-        const float t2 = (t0 - t1);
-        const float t4 = (t2 * t3);
-        const float t6 = (t4 + t5);
-        const float t7 = (t6 < 0 ? 0 : t6);
-        lc_tile0[v_i3 - lc_tile_start] = t7;
-    }
-        {
-        const int64_t v_i3 = lc_tile_start;
-        lc_stream_f32(T_relu_29 + ((((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3), lc_tile0, lc_tile_n);
-        }
-    }
-        lc_fence();
-    }
-    }
-    }
-    }
-    } else {
-    /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
         const float t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t3 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t5 = T_bn1_bias[v_i1];
     #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const float t0 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const float t0 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
         const float t2 = (t0 - t1);
         const float t4 = (t2 * t3);
         const float t6 = (t4 + t5);
         const float t7 = (t6 < 0 ? 0 : t6);
-        T_relu_29[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3] = t7;
-    }
-    }
+        T_relu_29[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2] = t7;
     }
     }
     }
@@ -974,66 +964,46 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     }
 
-    /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
+    /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3]; div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W; sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        float acc = 0.0f;
-    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const float t0 = T_conv_36[(((v_r0) * 16 + v_i1) * S_H + v_r2) * S_W + v_r3];
-        acc += t0;
-    }
-    }
-    }
-        T_sum_37[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
-    }
-    }
-    }
-    }
-    }
-    /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
-    {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-        const float t0 = T_sum_37[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        T_div_38[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
-    }
-    }
-    }
-    }
-    }
-    /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        float acc = 0.0f;
-    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
-        const float t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const float t0 = T_conv_36[(((v_r0) * 16 + v_i1) * S_H + v_r2) * S_W + v_r3];
-        const float t2 = (t0 - t1);
-        const float t3 = (t2 * t2);
-        acc += t3;
-    }
-    }
-    }
-        T_sum_43[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
+            {
+            float acc = 0.0f;
+            for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
+                const float t0 = T_conv_36[((v_r0) * 16 + v_i1) * S_H * S_W + v_r2];
+                acc += t0;
+            }
+            }
+            T_sum_37[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            }
+            /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
+            {
+                const float t0 = T_sum_37[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+                const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
+                T_div_38[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
+            }
+            /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
+            {
+            float acc = 0.0f;
+            for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+                const float t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
+                const float t0 = T_conv_36[((v_r0) * 16 + v_i1) * S_H * S_W + v_r2];
+                const float t2 = (t0 - t1);
+                const float t3 = (t2 * t2);
+                acc += t3;
+            }
+            }
+            T_sum_43[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            }
     }
     }
     }
@@ -1063,78 +1033,33 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    #pragma omp simd
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const float t0 = T_bn2_weight[v_i1];
         const float t1 = T_sum_43[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
         const float t3 = (t2 + 1e-05f);
         const float t4 = sqrtf(t3);
         const float t5 = (t0 / t4);
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        T_div_59[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
+        T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = t5;
     }
     }
-    }
-    }
-    }
-    /* outputs larger than the caches are streamed to memory: their tiles are written
-       around the caches, and the stores do not read the lines they fill first */
-    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
     /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const float t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t3 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t5 = T_bn2_bias[v_i1];
-    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
-        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
-    #pragma omp simd
-    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
-        const float t0 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t2 = (t0 - t1);
-        const float t4 = (t2 * t3);
-        const float t6 = (t4 + t5);
-        const float t7 = (t6 < 0 ? 0 : t6);
-        lc_tile0[v_i3 - lc_tile_start] = t7;
-    }
-        {
-        const int64_t v_i3 = lc_tile_start;
-        lc_stream_f32(T_relu_64 + ((((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3), lc_tile0, lc_tile_n);
-        }
-    }
-        lc_fence();
-    }
-    }
-    }
-    }
-    } else {
-    /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
         const float t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const float t3 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const float t5 = T_bn2_bias[v_i1];
     #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const float t0 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const float t0 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
         const float t2 = (t0 - t1);
         const float t4 = (t2 * t3);
         const float t6 = (t4 + t5);
         const float t7 = (t6 < 0 ? 0 : t6);
-        T_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3] = t7;
-    }
-    }
+        T_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2] = t7;
     }
     }
     }
@@ -1151,18 +1076,17 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
 {
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
         const float t2 = T_div_38[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
         const float t4 = T_div_59[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
         const float t6 = T_bn2_bias[v_s0];
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const float t0 = T_grad_relu_64[(((v_i0) * 16 + v_s0) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = T_conv_36[(((v_i0) * 16 + v_s0) * S_H + v_i2) * S_W + v_i3];
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const float t0 = T_grad_relu_64[((v_i0) * 16 + v_s0) * S_H * S_W + v_i2];
+        const float t1 = T_conv_36[((v_i0) * 16 + v_s0) * S_H * S_W + v_i2];
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
@@ -1171,27 +1095,22 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         acc += t9;
     }
     }
-    }
         T_grad_bn2_bias[v_s0] = acc;
     }
     }
     /* grad_div_59_6[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
         const float t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const float t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const float t6 = T_bn2_bias[v_i1];
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const float t0 = T_grad_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const float t0 = T_grad_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
+        const float t1 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
@@ -1201,11 +1120,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         acc += t10;
     }
     }
-    }
-        T_grad_div_59_6[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-    }
-    }
-    }
+        T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
     /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) */
@@ -1222,84 +1137,65 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         T_grad_bn2_weight[v_s0] = t6;
     }
     }
-    /* grad_sum_43_12[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+    /* grad_sum_43_12[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
+    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-        const float t0 = T_bn2_weight[v_i1];
-        const float t1 = T_sum_43[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
-        const float t3 = (t2 + 1e-05f);
-        const float t4 = sqrtf(t3);
-        const float t5 = (t0 / t4);
-        const float t6 = (t5 / t4);
-        const float t7 = T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t8 = (t6 * t7);
-        const float t9 = (0.5f / t4);
-        const float t10 = (t8 * t9);
-        const float t11 = (1.0f / ((float)((S_N * S_H) * S_W)));
-        const float t12 = (t10 * t11);
-        const float t13 = (-t12);
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        T_grad_sum_43_12[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
-    }
-    }
-    }
-    }
-    }
-    /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        float acc = 0.0f;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const float t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t6 = T_bn2_bias[v_i1];
-        const float t11 = T_grad_sum_43_12[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const float t0 = T_grad_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t3 = (t1 - t2);
-        const float t5 = (t3 * t4);
-        const float t7 = (t5 + t6);
-        const float t8 = (t7 > 0.0f);
-        const float t9 = (t0 * t8);
-        const float t10 = (t9 * t4);
-        const float t12 = (t3 + t3);
-        const float t13 = (t11 * t12);
-        const float t14 = (t10 + t13);
-        const float t15 = (-t14);
-        acc += t15;
-    }
-    }
-    }
-        T_grad_div_38_16[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-    }
-    }
-    }
-    }
-    }
-    /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-        const float t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
-        const float t2 = (t0 * t1);
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        T_grad_sum_37_17[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+            /* grad_sum_43_12[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+            {
+                const float t0 = T_bn2_weight[v_i1];
+                const float t1 = T_sum_43[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+                const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
+                const float t3 = (t2 + 1e-05f);
+                const float t4 = sqrtf(t3);
+                const float t5 = (t0 / t4);
+                const float t6 = (t5 / t4);
+                const float t7 = T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+                const float t8 = (t6 * t7);
+                const float t9 = (0.5f / t4);
+                const float t10 = (t8 * t9);
+                const float t11 = (1.0f / ((float)((S_N * S_H) * S_W)));
+                const float t12 = (t10 * t11);
+                const float t13 = (-t12);
+                T_grad_sum_43_12[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
+            }
+            /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
+            {
+            float acc = 0.0f;
+            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+                const float t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+                const float t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+                const float t6 = T_bn2_bias[v_i1];
+                const float t11 = T_grad_sum_43_12[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+                const float t0 = T_grad_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
+                const float t1 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
+                const float t3 = (t1 - t2);
+                const float t5 = (t3 * t4);
+                const float t7 = (t5 + t6);
+                const float t8 = (t7 > 0.0f);
+                const float t9 = (t0 * t8);
+                const float t10 = (t9 * t4);
+                const float t12 = (t3 + t3);
+                const float t13 = (t11 * t12);
+                const float t14 = (t10 + t13);
+                const float t15 = (-t14);
+                acc += t15;
+            }
+            }
+            T_grad_div_38_16[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
+            }
+            /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
+            {
+                const float t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+                const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
+                const float t2 = (t0 * t1);
+                T_grad_sum_37_17[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+            }
     }
     }
     }
@@ -1307,19 +1203,18 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_17[0, j1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 16; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
         const float t2 = T_div_38[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
         const float t4 = T_div_59[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
         const float t6 = T_bn2_bias[v_j1];
         const float t11 = T_grad_sum_43_12[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
         const float t15 = T_grad_sum_37_17[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
     #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        const float t0 = T_grad_relu_64[(((v_j0) * 16 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t1 = T_conv_36[(((v_j0) * 16 + v_j1) * S_H + v_j2) * S_W + v_j3];
+    for (int64_t v_j2 = 0; v_j2 < (S_H * S_W); ++v_j2) {
+        const float t0 = T_grad_relu_64[((v_j0) * 16 + v_j1) * S_H * S_W + v_j2];
+        const float t1 = T_conv_36[((v_j0) * 16 + v_j1) * S_H * S_W + v_j2];
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
@@ -1330,8 +1225,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         const float t13 = (t11 * t12);
         const float t14 = (t10 + t13);
         const float t16 = (t14 + t15);
-        T_grad_conv_36[(((v_j0) * 16 + v_j1) * S_H + v_j2) * S_W + v_j3] = t16;
-    }
+        T_grad_conv_36[((v_j0) * 16 + v_j1) * S_H * S_W + v_j2] = t16;
     }
     }
     }
@@ -1462,18 +1356,17 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_29_19[i0, s0, i2, i3] * ((gconv_0[i0, s0, 0, i2, i3] - div_3[0, s0, 0, 0]) * div_24[0, s0, 0, 0] + bn1_bias[s0] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
         const float t2 = T_div_3[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t4 = T_div_24[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t6 = T_bn1_bias[v_s0];
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const float t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_s0) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = T_gconv_0[((((v_i0) * 8 + v_s0) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const float t0 = T_grad_relu_29_19[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
+        const float t1 = T_gconv_0[(((v_i0) * 8 + v_s0) * 1 + 0) * S_H * S_W + v_i2];
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
@@ -1482,27 +1375,22 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         acc += t9;
     }
     }
-    }
         T_grad_bn1_bias[v_s0] = acc;
     }
     }
     /* grad_div_24_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
         const float t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t6 = T_bn1_bias[v_i1];
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const float t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const float t0 = T_grad_relu_29_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const float t1 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
@@ -1512,11 +1400,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         acc += t10;
     }
     }
-    }
-        T_grad_div_24_26[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-    }
-    }
-    }
+        T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
     /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) */
@@ -1533,84 +1417,65 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         T_grad_bn1_weight[v_s0] = t6;
     }
     }
-    /* grad_sum_8_32[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, i1, 0, 0] * 0.5 / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+    /* grad_sum_8_32[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, i1, 0, 0] * 0.5 / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])); grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
+    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-        const float t0 = T_bn1_weight[v_i1];
-        const float t1 = T_sum_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
-        const float t3 = (t2 + 1e-05f);
-        const float t4 = sqrtf(t3);
-        const float t5 = (t0 / t4);
-        const float t6 = (t5 / t4);
-        const float t7 = T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t8 = (t6 * t7);
-        const float t9 = (0.5f / t4);
-        const float t10 = (t8 * t9);
-        const float t11 = (1.0f / ((float)((S_N * S_H) * S_W)));
-        const float t12 = (t10 * t11);
-        const float t13 = (-t12);
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        T_grad_sum_8_32[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
-    }
-    }
-    }
-    }
-    }
-    /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        float acc = 0.0f;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const float t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t6 = T_bn1_bias[v_i1];
-        const float t11 = T_grad_sum_8_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const float t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
-        const float t3 = (t1 - t2);
-        const float t5 = (t3 * t4);
-        const float t7 = (t5 + t6);
-        const float t8 = (t7 > 0.0f);
-        const float t9 = (t0 * t8);
-        const float t10 = (t9 * t4);
-        const float t12 = (t3 + t3);
-        const float t13 = (t11 * t12);
-        const float t14 = (t10 + t13);
-        const float t15 = (-t14);
-        acc += t15;
-    }
-    }
-    }
-        T_grad_div_3_36[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-    }
-    }
-    }
-    }
-    }
-    /* grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-        const float t0 = T_grad_div_3_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
-        const float t2 = (t0 * t1);
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        T_grad_sum_2_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+            /* grad_sum_8_32[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, i1, 0, 0] * 0.5 / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+            {
+                const float t0 = T_bn1_weight[v_i1];
+                const float t1 = T_sum_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
+                const float t3 = (t2 + 1e-05f);
+                const float t4 = sqrtf(t3);
+                const float t5 = (t0 / t4);
+                const float t6 = (t5 / t4);
+                const float t7 = T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t8 = (t6 * t7);
+                const float t9 = (0.5f / t4);
+                const float t10 = (t8 * t9);
+                const float t11 = (1.0f / ((float)((S_N * S_H) * S_W)));
+                const float t12 = (t10 * t11);
+                const float t13 = (-t12);
+                T_grad_sum_8_32[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
+            }
+            /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])) */
+            {
+            float acc = 0.0f;
+            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+                const float t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t6 = T_bn1_bias[v_i1];
+                const float t11 = T_grad_sum_8_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+                const float t0 = T_grad_relu_29_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+                const float t1 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+                const float t3 = (t1 - t2);
+                const float t5 = (t3 * t4);
+                const float t7 = (t5 + t6);
+                const float t8 = (t7 > 0.0f);
+                const float t9 = (t0 * t8);
+                const float t10 = (t9 * t4);
+                const float t12 = (t3 + t3);
+                const float t13 = (t11 * t12);
+                const float t14 = (t10 + t13);
+                const float t15 = (-t14);
+                acc += t15;
+            }
+            }
+            T_grad_div_3_36[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
+            }
+            /* grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W */
+            {
+                const float t0 = T_grad_div_3_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
+                const float t2 = (t0 * t1);
+                T_grad_sum_2_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+            }
     }
     }
     }
@@ -1618,20 +1483,18 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     /* grad_gconv_0_39[s0, s1, s2, s3, s4] = grad_relu_29_19[s0, s1, s3, s4] * ((gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) * div_24[0, s1, 0, 0] + bn1_bias[s1] > 0) * div_24[0, s1, 0, 0] + grad_sum_8_32[0, s1, 0, 0] * (gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0] + gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) + grad_sum_2_37[0, s1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < S_N; ++v_s0) {
     for (int64_t v_s1 = 0; v_s1 < 8; ++v_s1) {
-    for (int64_t v_s2 = 0; v_s2 < 1; ++v_s2) {
-    for (int64_t v_s3 = 0; v_s3 < S_H; ++v_s3) {
         const float t2 = T_div_3[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
         const float t4 = T_div_24[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
         const float t6 = T_bn1_bias[v_s1];
         const float t11 = T_grad_sum_8_32[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
         const float t15 = T_grad_sum_2_37[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
     #pragma omp simd
-    for (int64_t v_s4 = 0; v_s4 < S_W; ++v_s4) {
-        const float t0 = T_grad_relu_29_19[(((v_s0) * 8 + v_s1) * S_H + v_s3) * S_W + v_s4];
-        const float t1 = T_gconv_0[((((v_s0) * 8 + v_s1) * 1 + 0) * S_H + v_s3) * S_W + v_s4];
+    for (int64_t v_s3 = 0; v_s3 < (S_H * S_W); ++v_s3) {
+        const float t0 = T_grad_relu_29_19[((v_s0) * 8 + v_s1) * S_H * S_W + v_s3];
+        const float t1 = T_gconv_0[(((v_s0) * 8 + v_s1) * 1 + 0) * S_H * S_W + v_s3];
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
@@ -1642,9 +1505,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         const float t13 = (t11 * t12);
         const float t14 = (t10 + t13);
         const float t16 = (t14 + t15);
-        T_grad_gconv_0_39[((((v_s0) * 8 + v_s1) * 1 + v_s2) * S_H + v_s3) * S_W + v_s4] = t16;
-    }
-    }
+        T_grad_gconv_0_39[(((v_s0) * 8 + v_s1) * 1 + 0) * S_H * S_W + v_s3] = t16;
     }
     }
     }
@@ -1987,66 +1848,46 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     }
 
-    /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
+    /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3]; div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W; sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        double acc = 0.0;
-    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const double t0 = T_gconv_0[((((v_r0) * 8 + v_i1) * 1 + 0) * S_H + v_r2) * S_W + v_r3];
-        acc += t0;
-    }
-    }
-    }
-        T_sum_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
-    }
-    }
-    }
-    }
-    }
-    /* div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W */
-    {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-        const double t0 = T_sum_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        T_div_3[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
-    }
-    }
-    }
-    }
-    }
-    /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        double acc = 0.0;
-    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
-        const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const double t0 = T_gconv_0[((((v_r0) * 8 + v_i1) * 1 + 0) * S_H + v_r2) * S_W + v_r3];
-        const double t2 = (t0 - t1);
-        const double t3 = (t2 * t2);
-        acc += t3;
-    }
-    }
-    }
-        T_sum_8[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
+            {
+            double acc = 0.0;
+            for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
+                const double t0 = T_gconv_0[(((v_r0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_r2];
+                acc += t0;
+            }
+            }
+            T_sum_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            }
+            /* div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W */
+            {
+                const double t0 = T_sum_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
+                T_div_3[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
+            }
+            /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) */
+            {
+            double acc = 0.0;
+            for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+                const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
+                const double t0 = T_gconv_0[(((v_r0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_r2];
+                const double t2 = (t0 - t1);
+                const double t3 = (t2 * t2);
+                acc += t3;
+            }
+            }
+            T_sum_8[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            }
     }
     }
     }
@@ -2076,78 +1917,33 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     /* div_24[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    #pragma omp simd
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const double t0 = T_bn1_weight[v_i1];
         const double t1 = T_sum_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
         const double t3 = (t2 + 1e-05);
         const double t4 = sqrt(t3);
         const double t5 = (t0 / t4);
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        T_div_24[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
+        T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t5;
     }
     }
-    }
-    }
-    }
-    /* outputs larger than the caches are streamed to memory: their tiles are written
-       around the caches, and the stores do not read the lines they fill first */
-    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
     /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t3 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t5 = T_bn1_bias[v_i1];
-    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
-        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
-    #pragma omp simd
-    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
-        const double t0 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
-        const double t2 = (t0 - t1);
-        const double t4 = (t2 * t3);
-        const double t6 = (t4 + t5);
-        const double t7 = (t6 < 0 ? 0 : t6);
-        lc_tile0[v_i3 - lc_tile_start] = t7;
-    }
-        {
-        const int64_t v_i3 = lc_tile_start;
-        lc_stream_f64(T_relu_29 + ((((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3), lc_tile0, lc_tile_n);
-        }
-    }
-        lc_fence();
-    }
-    }
-    }
-    }
-    } else {
-    /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
         const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t3 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t5 = T_bn1_bias[v_i1];
     #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const double t0 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
         const double t2 = (t0 - t1);
         const double t4 = (t2 * t3);
         const double t6 = (t4 + t5);
         const double t7 = (t6 < 0 ? 0 : t6);
-        T_relu_29[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3] = t7;
-    }
-    }
+        T_relu_29[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2] = t7;
     }
     }
     }
@@ -2192,66 +1988,46 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     }
 
-    /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
+    /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3]; div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W; sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        double acc = 0.0;
-    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const double t0 = T_conv_36[(((v_r0) * 16 + v_i1) * S_H + v_r2) * S_W + v_r3];
-        acc += t0;
-    }
-    }
-    }
-        T_sum_37[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
-    }
-    }
-    }
-    }
-    }
-    /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
-    {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
-        const double t0 = T_sum_37[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        T_div_38[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
-    }
-    }
-    }
-    }
-    }
-    /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        double acc = 0.0;
-    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
-        const double t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
-        const double t0 = T_conv_36[(((v_r0) * 16 + v_i1) * S_H + v_r2) * S_W + v_r3];
-        const double t2 = (t0 - t1);
-        const double t3 = (t2 * t2);
-        acc += t3;
-    }
-    }
-    }
-        T_sum_43[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
+            {
+            double acc = 0.0;
+            for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
+                const double t0 = T_conv_36[((v_r0) * 16 + v_i1) * S_H * S_W + v_r2];
+                acc += t0;
+            }
+            }
+            T_sum_37[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            }
+            /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
+            {
+                const double t0 = T_sum_37[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+                const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
+                T_div_38[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
+            }
+            /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
+            {
+            double acc = 0.0;
+            for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+                const double t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
+                const double t0 = T_conv_36[((v_r0) * 16 + v_i1) * S_H * S_W + v_r2];
+                const double t2 = (t0 - t1);
+                const double t3 = (t2 * t2);
+                acc += t3;
+            }
+            }
+            T_sum_43[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            }
     }
     }
     }
@@ -2281,78 +2057,33 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    #pragma omp simd
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
         const double t0 = T_bn2_weight[v_i1];
         const double t1 = T_sum_43[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
         const double t3 = (t2 + 1e-05);
         const double t4 = sqrt(t3);
         const double t5 = (t0 / t4);
-    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-        T_div_59[(((v_i0) * 16 + v_i1) * 1 + v_i2) * 1 + v_i3] = t5;
+        T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = t5;
     }
     }
-    }
-    }
-    }
-    /* outputs larger than the caches are streamed to memory: their tiles are written
-       around the caches, and the stores do not read the lines they fill first */
-    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
     /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const double t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t3 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t5 = T_bn2_bias[v_i1];
-    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
-        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
-    #pragma omp simd
-    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
-        const double t0 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t2 = (t0 - t1);
-        const double t4 = (t2 * t3);
-        const double t6 = (t4 + t5);
-        const double t7 = (t6 < 0 ? 0 : t6);
-        lc_tile0[v_i3 - lc_tile_start] = t7;
-    }
-        {
-        const int64_t v_i3 = lc_tile_start;
-        lc_stream_f64(T_relu_64 + ((((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3), lc_tile0, lc_tile_n);
-        }
-    }
-        lc_fence();
-    }
-    }
-    }
-    }
-    } else {
-    /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
         const double t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const double t3 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const double t5 = T_bn2_bias[v_i1];
     #pragma omp simd
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const double t0 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
         const double t2 = (t0 - t1);
         const double t4 = (t2 * t3);
         const double t6 = (t4 + t5);
         const double t7 = (t6 < 0 ? 0 : t6);
-        T_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3] = t7;
-    }
-    }
+        T_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2] = t7;
     }
     }
     }
@@ -2369,18 +2100,17 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
 {
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
         const double t2 = T_div_38[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
         const double t4 = T_div_59[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
         const double t6 = T_bn2_bias[v_s0];
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_grad_relu_64[(((v_i0) * 16 + v_s0) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = T_conv_36[(((v_i0) * 16 + v_s0) * S_H + v_i2) * S_W + v_i3];
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const double t0 = T_grad_relu_64[((v_i0) * 16 + v_s0) * S_H * S_W + v_i2];
+        const double t1 = T_conv_36[((v_i0) * 16 + v_s0) * S_H * S_W + v_i2];
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
@@ -2389,27 +2119,22 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         acc += t9;
     }
     }
-    }
         T_grad_bn2_bias[v_s0] = acc;
     }
     }
     /* grad_div_59_6[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
         const double t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const double t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
         const double t6 = T_bn2_bias[v_i1];
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_grad_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const double t0 = T_grad_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
+        const double t1 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
@@ -2419,11 +2144,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         acc += t10;
     }
     }
-    }
-        T_grad_div_59_6[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-    }
-    }
-    }
+        T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
     /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) */
@@ -2440,84 +2161,65 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         T_grad_bn2_weight[v_s0] = t6;
     }
     }
-    /* grad_sum_43_12[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+    /* grad_sum_43_12[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
+    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-        const double t0 = T_bn2_weight[v_i1];
-        const double t1 = T_sum_43[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
-        const double t3 = (t2 + 1e-05);
-        const double t4 = sqrt(t3);
-        const double t5 = (t0 / t4);
-        const double t6 = (t5 / t4);
-        const double t7 = T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t8 = (t6 * t7);
-        const double t9 = (0.5 / t4);
-        const double t10 = (t8 * t9);
-        const double t11 = (1.0 / ((double)((S_N * S_H) * S_W)));
-        const double t12 = (t10 * t11);
-        const double t13 = (-t12);
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        T_grad_sum_43_12[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
-    }
-    }
-    }
-    }
-    }
-    /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        double acc = 0.0;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const double t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t6 = T_bn2_bias[v_i1];
-        const double t11 = T_grad_sum_43_12[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_grad_relu_64[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = T_conv_36[(((v_i0) * 16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t3 = (t1 - t2);
-        const double t5 = (t3 * t4);
-        const double t7 = (t5 + t6);
-        const double t8 = (t7 > 0.0);
-        const double t9 = (t0 * t8);
-        const double t10 = (t9 * t4);
-        const double t12 = (t3 + t3);
-        const double t13 = (t11 * t12);
-        const double t14 = (t10 + t13);
-        const double t15 = (-t14);
-        acc += t15;
-    }
-    }
-    }
-        T_grad_div_38_16[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-    }
-    }
-    }
-    }
-    }
-    /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-        const double t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
-        const double t2 = (t0 * t1);
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        T_grad_sum_37_17[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+            /* grad_sum_43_12[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+            {
+                const double t0 = T_bn2_weight[v_i1];
+                const double t1 = T_sum_43[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+                const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+                const double t3 = (t2 + 1e-05);
+                const double t4 = sqrt(t3);
+                const double t5 = (t0 / t4);
+                const double t6 = (t5 / t4);
+                const double t7 = T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+                const double t8 = (t6 * t7);
+                const double t9 = (0.5 / t4);
+                const double t10 = (t8 * t9);
+                const double t11 = (1.0 / ((double)((S_N * S_H) * S_W)));
+                const double t12 = (t10 * t11);
+                const double t13 = (-t12);
+                T_grad_sum_43_12[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
+            }
+            /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
+            {
+            double acc = 0.0;
+            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+                const double t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+                const double t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+                const double t6 = T_bn2_bias[v_i1];
+                const double t11 = T_grad_sum_43_12[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+                const double t0 = T_grad_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
+                const double t1 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
+                const double t3 = (t1 - t2);
+                const double t5 = (t3 * t4);
+                const double t7 = (t5 + t6);
+                const double t8 = (t7 > 0.0);
+                const double t9 = (t0 * t8);
+                const double t10 = (t9 * t4);
+                const double t12 = (t3 + t3);
+                const double t13 = (t11 * t12);
+                const double t14 = (t10 + t13);
+                const double t15 = (-t14);
+                acc += t15;
+            }
+            }
+            T_grad_div_38_16[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
+            }
+            /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
+            {
+                const double t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+                const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
+                const double t2 = (t0 * t1);
+                T_grad_sum_37_17[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+            }
     }
     }
     }
@@ -2525,19 +2227,18 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_17[0, j1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 16; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
         const double t2 = T_div_38[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
         const double t4 = T_div_59[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
         const double t6 = T_bn2_bias[v_j1];
         const double t11 = T_grad_sum_43_12[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
         const double t15 = T_grad_sum_37_17[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
     #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        const double t0 = T_grad_relu_64[(((v_j0) * 16 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t1 = T_conv_36[(((v_j0) * 16 + v_j1) * S_H + v_j2) * S_W + v_j3];
+    for (int64_t v_j2 = 0; v_j2 < (S_H * S_W); ++v_j2) {
+        const double t0 = T_grad_relu_64[((v_j0) * 16 + v_j1) * S_H * S_W + v_j2];
+        const double t1 = T_conv_36[((v_j0) * 16 + v_j1) * S_H * S_W + v_j2];
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
@@ -2548,8 +2249,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         const double t13 = (t11 * t12);
         const double t14 = (t10 + t13);
         const double t16 = (t14 + t15);
-        T_grad_conv_36[(((v_j0) * 16 + v_j1) * S_H + v_j2) * S_W + v_j3] = t16;
-    }
+        T_grad_conv_36[((v_j0) * 16 + v_j1) * S_H * S_W + v_j2] = t16;
     }
     }
     }
@@ -2680,18 +2380,17 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_29_19[i0, s0, i2, i3] * ((gconv_0[i0, s0, 0, i2, i3] - div_3[0, s0, 0, 0]) * div_24[0, s0, 0, 0] + bn1_bias[s0] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
         const double t2 = T_div_3[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t4 = T_div_24[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t6 = T_bn1_bias[v_s0];
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_s0) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = T_gconv_0[((((v_i0) * 8 + v_s0) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const double t0 = T_grad_relu_29_19[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
+        const double t1 = T_gconv_0[(((v_i0) * 8 + v_s0) * 1 + 0) * S_H * S_W + v_i2];
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
@@ -2700,27 +2399,22 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         acc += t9;
     }
     }
-    }
         T_grad_bn1_bias[v_s0] = acc;
     }
     }
     /* grad_div_24_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
         const double t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t6 = T_bn1_bias[v_i1];
     #pragma omp simd reduction(+:acc)
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const double t0 = T_grad_relu_29_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const double t1 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
@@ -2730,11 +2424,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         acc += t10;
     }
     }
-    }
-        T_grad_div_24_26[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-    }
-    }
-    }
+        T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
     /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) */
@@ -2751,84 +2441,65 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         T_grad_bn1_weight[v_s0] = t6;
     }
     }
-    /* grad_sum_8_32[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, i1, 0, 0] * 0.5 / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+    /* grad_sum_8_32[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, i1, 0, 0] * 0.5 / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])); grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
+    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-        const double t0 = T_bn1_weight[v_i1];
-        const double t1 = T_sum_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
-        const double t3 = (t2 + 1e-05);
-        const double t4 = sqrt(t3);
-        const double t5 = (t0 / t4);
-        const double t6 = (t5 / t4);
-        const double t7 = T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t8 = (t6 * t7);
-        const double t9 = (0.5 / t4);
-        const double t10 = (t8 * t9);
-        const double t11 = (1.0 / ((double)((S_N * S_H) * S_W)));
-        const double t12 = (t10 * t11);
-        const double t13 = (-t12);
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        T_grad_sum_8_32[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
-    }
-    }
-    }
-    }
-    }
-    /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        double acc = 0.0;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const double t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t6 = T_bn1_bias[v_i1];
-        const double t11 = T_grad_sum_8_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_grad_relu_29_19[(((v_i0) * 8 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = T_gconv_0[((((v_i0) * 8 + v_i1) * 1 + 0) * S_H + v_i2) * S_W + v_i3];
-        const double t3 = (t1 - t2);
-        const double t5 = (t3 * t4);
-        const double t7 = (t5 + t6);
-        const double t8 = (t7 > 0.0);
-        const double t9 = (t0 * t8);
-        const double t10 = (t9 * t4);
-        const double t12 = (t3 + t3);
-        const double t13 = (t11 * t12);
-        const double t14 = (t10 + t13);
-        const double t15 = (-t14);
-        acc += t15;
-    }
-    }
-    }
-        T_grad_div_3_36[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-    }
-    }
-    }
-    }
-    }
-    /* grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-        const double t0 = T_grad_div_3_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
-        const double t2 = (t0 * t1);
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-        T_grad_sum_2_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+            /* grad_sum_8_32[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, i1, 0, 0] * 0.5 / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+            {
+                const double t0 = T_bn1_weight[v_i1];
+                const double t1 = T_sum_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+                const double t3 = (t2 + 1e-05);
+                const double t4 = sqrt(t3);
+                const double t5 = (t0 / t4);
+                const double t6 = (t5 / t4);
+                const double t7 = T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t8 = (t6 * t7);
+                const double t9 = (0.5 / t4);
+                const double t10 = (t8 * t9);
+                const double t11 = (1.0 / ((double)((S_N * S_H) * S_W)));
+                const double t12 = (t10 * t11);
+                const double t13 = (-t12);
+                T_grad_sum_8_32[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
+            }
+            /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])) */
+            {
+            double acc = 0.0;
+            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+                const double t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t6 = T_bn1_bias[v_i1];
+                const double t11 = T_grad_sum_8_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+                const double t0 = T_grad_relu_29_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+                const double t1 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+                const double t3 = (t1 - t2);
+                const double t5 = (t3 * t4);
+                const double t7 = (t5 + t6);
+                const double t8 = (t7 > 0.0);
+                const double t9 = (t0 * t8);
+                const double t10 = (t9 * t4);
+                const double t12 = (t3 + t3);
+                const double t13 = (t11 * t12);
+                const double t14 = (t10 + t13);
+                const double t15 = (-t14);
+                acc += t15;
+            }
+            }
+            T_grad_div_3_36[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
+            }
+            /* grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W */
+            {
+                const double t0 = T_grad_div_3_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
+                const double t2 = (t0 * t1);
+                T_grad_sum_2_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+            }
     }
     }
     }
@@ -2836,20 +2507,18 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     /* grad_gconv_0_39[s0, s1, s2, s3, s4] = grad_relu_29_19[s0, s1, s3, s4] * ((gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) * div_24[0, s1, 0, 0] + bn1_bias[s1] > 0) * div_24[0, s1, 0, 0] + grad_sum_8_32[0, s1, 0, 0] * (gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0] + gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) + grad_sum_2_37[0, s1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < S_N; ++v_s0) {
     for (int64_t v_s1 = 0; v_s1 < 8; ++v_s1) {
-    for (int64_t v_s2 = 0; v_s2 < 1; ++v_s2) {
-    for (int64_t v_s3 = 0; v_s3 < S_H; ++v_s3) {
         const double t2 = T_div_3[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
         const double t4 = T_div_24[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
         const double t6 = T_bn1_bias[v_s1];
         const double t11 = T_grad_sum_8_32[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
         const double t15 = T_grad_sum_2_37[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
     #pragma omp simd
-    for (int64_t v_s4 = 0; v_s4 < S_W; ++v_s4) {
-        const double t0 = T_grad_relu_29_19[(((v_s0) * 8 + v_s1) * S_H + v_s3) * S_W + v_s4];
-        const double t1 = T_gconv_0[((((v_s0) * 8 + v_s1) * 1 + 0) * S_H + v_s3) * S_W + v_s4];
+    for (int64_t v_s3 = 0; v_s3 < (S_H * S_W); ++v_s3) {
+        const double t0 = T_grad_relu_29_19[((v_s0) * 8 + v_s1) * S_H * S_W + v_s3];
+        const double t1 = T_gconv_0[(((v_s0) * 8 + v_s1) * 1 + 0) * S_H * S_W + v_s3];
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
@@ -2860,9 +2529,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         const double t13 = (t11 * t12);
         const double t14 = (t10 + t13);
         const double t16 = (t14 + t15);
-        T_grad_gconv_0_39[((((v_s0) * 8 + v_s1) * 1 + v_s2) * S_H + v_s3) * S_W + v_s4] = t16;
-    }
-    }
+        T_grad_gconv_0_39[(((v_s0) * 8 + v_s1) * 1 + 0) * S_H * S_W + v_s3] = t16;
     }
     }
     }

@@ -55,6 +55,53 @@ float expm1f(float);
 #pragma omp declare simd notinbranch
 double expm1(double);
 
+/* erf in float, inlined so a loop calling it vectorizes as plain arithmetic:
+   libmvec's erff costs a GELU twice its memory traffic. |x| < 0.5: x times a
+   polynomial in x^2 (relative error 2e-7); else Abramowitz-Stegun 7.1.26, as
+   PyTorch's vectorized erf (absolute error 1.5e-7), with exp(-x^2) from
+   lc_exp_neg_f32. NaN gives NaN, +-inf gives +-1. Doubles keep libm's erf. */
+#ifdef __FMA__
+#define LC_FMAF(a, b, c) __builtin_fmaf(a, b, c)
+#else
+#define LC_FMAF(a, b, c) ((a) * (b) + (c))
+#endif
+/* e^v for v <= 0 (e^-87 below -87): v = k ln2 + f, |f| <= ln2 / 2, then 2^k
+   from the exponent bits and e^f from its Taylor polynomial */
+static inline float lc_exp_neg_f32(float v) {
+    v = v < -87.0f ? -87.0f : v;
+    const float k = __builtin_rintf(v * 1.4426950408889634f);
+    const float f = LC_FMAF(k, -1.4286068203094172e-06f, LC_FMAF(k, -0.693145751953125f, v));
+    float p = 1.3981999507e-3f;
+    p = LC_FMAF(p, f, 8.3334519073e-3f);
+    p = LC_FMAF(p, f, 4.1665795894e-2f);
+    p = LC_FMAF(p, f, 1.6666665459e-1f);
+    p = LC_FMAF(p, f, 5.0000001201e-1f);
+    p = LC_FMAF(p, f, 1.0f);
+    p = LC_FMAF(p, f, 1.0f);
+    const union { int32_t i; float f; } scale = { .i = ((int32_t)k + 127) << 23 };
+    return p * scale.f;
+}
+
+static inline float lc_erff(float x) {
+    const float a = fabsf(x), s = x * x;
+    float p = 4.7175433688e-03f;
+    p = LC_FMAF(p, s, -2.6756959806e-02f);
+    p = LC_FMAF(p, s, 1.1282819269e-01f);
+    p = LC_FMAF(p, s, -3.7612608392e-01f);
+    p = LC_FMAF(p, s, 1.1283791656e+00f);
+    const float small = x * p;
+    const float t = 1.0f / LC_FMAF(0.3275911f, a, 1.0f);
+    float r = 1.061405429f;
+    r = LC_FMAF(r, t, -1.453152027f);
+    r = LC_FMAF(r, t, 1.421413741f);
+    r = LC_FMAF(r, t, -0.284496736f);
+    r = LC_FMAF(r, t, 0.254829592f);
+    const float large = 1.0f - r * t * lc_exp_neg_f32(-s);
+    return a < 0.5f ? small : (x < 0 ? -large : large);
+}
+
+static inline double lc_erf(double x) { return erf(x); }
+
 /* Matrix-product micro-kernels: an LC_MR x NR tile of C kept in vector
    registers, accumulated over packed panels of A (LC_MR rows) and B (NR
    columns). NR is two vectors wide: AVX-512, AVX or SSE, as the level built for. */
@@ -542,6 +589,14 @@ static inline void lc_fence(void) {
 #endif
 }
 
+/* a size gcc cannot see through: a row of 10 elements read across rows in
+   SIMD lanes is a strided access to it (gathers), where the known stride 10
+   makes gcc 12 try an interleaved group of 10 loads and give up */
+static inline int64_t lc_opaque_i64(int64_t v) {
+    __asm__("" : "+r"(v));
+    return v;
+}
+
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -656,66 +711,64 @@ lc_philox_uniform(double sa, double sb, double ca, double cb, double row, double
 /* FocalLossSpec (float) */
 int lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restrict T_logits, const int64_t *restrict T_targets, float *restrict T_div_15, float *restrict T_sum_4_terms, float *restrict T_sum_4, float *restrict T_add_6, float *restrict T_max_0, float *restrict T_sum_14)
 {
-    /* max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4_terms[i0, i1, r1] = exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])); sum_4[i0, i1] = sum_{r1} sum_4_terms[i0, i1, r1] (one pass) */
+    /* sum_4[i0, i1] = sum_{r1} sum_4_terms[i0, i1, r1]; max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4_terms[i0, i1, r1] = exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])); add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
-        float lc_shift = (-(float)INFINITY), lc_max = (-(float)INFINITY), lc_sum = 0;
-        #pragma omp simd reduction(max:lc_shift)
-        for (int64_t v_r1 = 0; v_r1 < lc_min_i64(S_C, 32); ++v_r1) {
-            const float t0 = T_logits[(v_i0) * S_C + v_r1];
-            lc_shift = (t0 != t0) ? t0 : ((t0 > lc_shift) ? t0 : lc_shift);
-        }
-        if (lc_shift - lc_shift == 0) {    /* finite */
-            #pragma omp simd reduction(max:lc_max) reduction(+:lc_sum)
-            for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
-                const float t0 = T_logits[(v_i0) * S_C + v_r1];
-                lc_max = (t0 != t0) ? t0 : ((t0 > lc_max) ? t0 : lc_max);
-                const float lc_term = expf((t0 - lc_shift));
-                lc_sum += lc_term;
-                T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] = lc_term;
+            /* max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4_terms[i0, i1, r1] = exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])); sum_4[i0, i1] = sum_{r1} sum_4_terms[i0, i1, r1] (one pass) */
+            {
+                float lc_shift = (-(float)INFINITY), lc_max = (-(float)INFINITY), lc_sum = 0;
+                #pragma omp simd reduction(max:lc_shift)
+                for (int64_t v_r1 = 0; v_r1 < lc_min_i64(S_C, 32); ++v_r1) {
+                    const float t0 = T_logits[(v_i0) * S_C + v_r1];
+                    lc_shift = (t0 != t0) ? t0 : ((t0 > lc_shift) ? t0 : lc_shift);
+                }
+                if (lc_shift - lc_shift == 0) {    /* finite */
+                    #pragma omp simd reduction(max:lc_max) reduction(+:lc_sum)
+                    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
+                        const float t0 = T_logits[(v_i0) * S_C + v_r1];
+                        lc_max = (t0 != t0) ? t0 : ((t0 > lc_max) ? t0 : lc_max);
+                        const float lc_term = expf((t0 - lc_shift));
+                        lc_sum += lc_term;
+                        T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] = lc_term;
+                    }
+                }
+                if (lc_shift - lc_shift == 0 && lc_max - lc_shift <= 64) {
+                    const float lc_scale = expf((lc_shift - lc_max));
+                    lc_sum *= lc_scale;
+                    #pragma omp simd
+                    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
+                        T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] *= lc_scale;
+                    }
+                } else {    /* far above the shift, NaN or infinite: both passes, against the maximum */
+                    lc_max = (-(float)INFINITY);
+                    lc_sum = 0;
+                    #pragma omp simd reduction(max:lc_max)
+                    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
+                        const float t0 = T_logits[(v_i0) * S_C + v_r1];
+                        lc_max = (t0 != t0) ? t0 : ((t0 > lc_max) ? t0 : lc_max);
+                    }
+                    #pragma omp simd reduction(+:lc_sum)
+                    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
+                        const float t0 = T_logits[(v_i0) * S_C + v_r1];
+                        const float lc_term = expf((t0 - lc_max));
+                        lc_sum += lc_term;
+                        T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] = lc_term;
+                    }
+                }
+                T_max_0[(v_i0) * 1 + v_i1] = lc_max;
+                T_sum_4[(v_i0) * 1 + v_i1] = lc_sum;
             }
-        }
-        if (lc_shift - lc_shift == 0 && lc_max - lc_shift <= 64) {
-            const float lc_scale = expf((lc_shift - lc_max));
-            lc_sum *= lc_scale;
-            #pragma omp simd
-            for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
-                T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] *= lc_scale;
+            /* add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) */
+            {
+                const float t0 = T_sum_4[(v_i0) * 1 + 0];
+                const float t1 = logf(t0);
+                const float t2 = T_max_0[(v_i0) * 1 + 0];
+                const float t3 = t2;
+                const float t4 = (t1 + t3);
+                T_add_6[(v_i0) * 1 + v_i1] = t4;
             }
-        } else {    /* far above the shift, NaN or infinite: both passes, against the maximum */
-            lc_max = (-(float)INFINITY);
-            lc_sum = 0;
-            #pragma omp simd reduction(max:lc_max)
-            for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
-                const float t0 = T_logits[(v_i0) * S_C + v_r1];
-                lc_max = (t0 != t0) ? t0 : ((t0 > lc_max) ? t0 : lc_max);
-            }
-            #pragma omp simd reduction(+:lc_sum)
-            for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
-                const float t0 = T_logits[(v_i0) * S_C + v_r1];
-                const float lc_term = expf((t0 - lc_max));
-                lc_sum += lc_term;
-                T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] = lc_term;
-            }
-        }
-        T_max_0[(v_i0) * 1 + v_i1] = lc_max;
-        T_sum_4[(v_i0) * 1 + v_i1] = lc_sum;
-    }
-    }
-    }
-    /* add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const float t0 = T_sum_4[(v_i0) * 1 + 0];
-        const float t1 = logf(t0);
-        const float t2 = T_max_0[(v_i0) * 1 + 0];
-        const float t3 = t2;
-        const float t4 = (t1 + t3);
-    for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
-        T_add_6[(v_i0) * 1 + v_i1] = t4;
     }
     }
     }
@@ -791,7 +844,7 @@ int lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restric
     }
     /* grad_sum_4_14[i0, j1] = (-grad_logp_t_8[i0] if (targets[i0] >= 0) * (targets[i0] < C) else 0) * 1 / sum_4[i0, 0] */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const float t0 = (T_targets[v_i0] >= 0);
         const float t1 = (T_targets[v_i0] < S_C);
@@ -802,9 +855,7 @@ int lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restric
         const float t6 = T_sum_4[(v_i0) * 1 + 0];
         const float t7 = (1.0f / t6);
         const float t8 = (t5 * t7);
-    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
-        T_grad_sum_4_14[(v_i0) * 1 + v_j1] = t8;
-    }
+        T_grad_sum_4_14[(v_i0) * 1 + 0] = t8;
     }
     }
     /* outputs larger than the caches are streamed to memory: their tiles are written
@@ -865,66 +916,64 @@ int lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restric
 /* FocalLossSpec (double) */
 int lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, double *restrict T_div_15, double *restrict T_sum_4_terms, double *restrict T_sum_4, double *restrict T_add_6, double *restrict T_max_0, double *restrict T_sum_14)
 {
-    /* max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4_terms[i0, i1, r1] = exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])); sum_4[i0, i1] = sum_{r1} sum_4_terms[i0, i1, r1] (one pass) */
+    /* sum_4[i0, i1] = sum_{r1} sum_4_terms[i0, i1, r1]; max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4_terms[i0, i1, r1] = exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])); add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
-        double lc_shift = (-(double)INFINITY), lc_max = (-(double)INFINITY), lc_sum = 0;
-        #pragma omp simd reduction(max:lc_shift)
-        for (int64_t v_r1 = 0; v_r1 < lc_min_i64(S_C, 32); ++v_r1) {
-            const double t0 = T_logits[(v_i0) * S_C + v_r1];
-            lc_shift = (t0 != t0) ? t0 : ((t0 > lc_shift) ? t0 : lc_shift);
-        }
-        if (lc_shift - lc_shift == 0) {    /* finite */
-            #pragma omp simd reduction(max:lc_max) reduction(+:lc_sum)
-            for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
-                const double t0 = T_logits[(v_i0) * S_C + v_r1];
-                lc_max = (t0 != t0) ? t0 : ((t0 > lc_max) ? t0 : lc_max);
-                const double lc_term = exp((t0 - lc_shift));
-                lc_sum += lc_term;
-                T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] = lc_term;
+            /* max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4_terms[i0, i1, r1] = exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])); sum_4[i0, i1] = sum_{r1} sum_4_terms[i0, i1, r1] (one pass) */
+            {
+                double lc_shift = (-(double)INFINITY), lc_max = (-(double)INFINITY), lc_sum = 0;
+                #pragma omp simd reduction(max:lc_shift)
+                for (int64_t v_r1 = 0; v_r1 < lc_min_i64(S_C, 32); ++v_r1) {
+                    const double t0 = T_logits[(v_i0) * S_C + v_r1];
+                    lc_shift = (t0 != t0) ? t0 : ((t0 > lc_shift) ? t0 : lc_shift);
+                }
+                if (lc_shift - lc_shift == 0) {    /* finite */
+                    #pragma omp simd reduction(max:lc_max) reduction(+:lc_sum)
+                    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
+                        const double t0 = T_logits[(v_i0) * S_C + v_r1];
+                        lc_max = (t0 != t0) ? t0 : ((t0 > lc_max) ? t0 : lc_max);
+                        const double lc_term = exp((t0 - lc_shift));
+                        lc_sum += lc_term;
+                        T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] = lc_term;
+                    }
+                }
+                if (lc_shift - lc_shift == 0 && lc_max - lc_shift <= 64) {
+                    const double lc_scale = exp((lc_shift - lc_max));
+                    lc_sum *= lc_scale;
+                    #pragma omp simd
+                    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
+                        T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] *= lc_scale;
+                    }
+                } else {    /* far above the shift, NaN or infinite: both passes, against the maximum */
+                    lc_max = (-(double)INFINITY);
+                    lc_sum = 0;
+                    #pragma omp simd reduction(max:lc_max)
+                    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
+                        const double t0 = T_logits[(v_i0) * S_C + v_r1];
+                        lc_max = (t0 != t0) ? t0 : ((t0 > lc_max) ? t0 : lc_max);
+                    }
+                    #pragma omp simd reduction(+:lc_sum)
+                    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
+                        const double t0 = T_logits[(v_i0) * S_C + v_r1];
+                        const double lc_term = exp((t0 - lc_max));
+                        lc_sum += lc_term;
+                        T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] = lc_term;
+                    }
+                }
+                T_max_0[(v_i0) * 1 + v_i1] = lc_max;
+                T_sum_4[(v_i0) * 1 + v_i1] = lc_sum;
             }
-        }
-        if (lc_shift - lc_shift == 0 && lc_max - lc_shift <= 64) {
-            const double lc_scale = exp((lc_shift - lc_max));
-            lc_sum *= lc_scale;
-            #pragma omp simd
-            for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
-                T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] *= lc_scale;
+            /* add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) */
+            {
+                const double t0 = T_sum_4[(v_i0) * 1 + 0];
+                const double t1 = log(t0);
+                const double t2 = T_max_0[(v_i0) * 1 + 0];
+                const double t3 = t2;
+                const double t4 = (t1 + t3);
+                T_add_6[(v_i0) * 1 + v_i1] = t4;
             }
-        } else {    /* far above the shift, NaN or infinite: both passes, against the maximum */
-            lc_max = (-(double)INFINITY);
-            lc_sum = 0;
-            #pragma omp simd reduction(max:lc_max)
-            for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
-                const double t0 = T_logits[(v_i0) * S_C + v_r1];
-                lc_max = (t0 != t0) ? t0 : ((t0 > lc_max) ? t0 : lc_max);
-            }
-            #pragma omp simd reduction(+:lc_sum)
-            for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
-                const double t0 = T_logits[(v_i0) * S_C + v_r1];
-                const double lc_term = exp((t0 - lc_max));
-                lc_sum += lc_term;
-                T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] = lc_term;
-            }
-        }
-        T_max_0[(v_i0) * 1 + v_i1] = lc_max;
-        T_sum_4[(v_i0) * 1 + v_i1] = lc_sum;
-    }
-    }
-    }
-    /* add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t0 = T_sum_4[(v_i0) * 1 + 0];
-        const double t1 = log(t0);
-        const double t2 = T_max_0[(v_i0) * 1 + 0];
-        const double t3 = t2;
-        const double t4 = (t1 + t3);
-    for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
-        T_add_6[(v_i0) * 1 + v_i1] = t4;
     }
     }
     }
@@ -1000,7 +1049,7 @@ int lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restri
     }
     /* grad_sum_4_14[i0, j1] = (-grad_logp_t_8[i0] if (targets[i0] >= 0) * (targets[i0] < C) else 0) * 1 / sum_4[i0, 0] */
     {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const double t0 = (T_targets[v_i0] >= 0);
         const double t1 = (T_targets[v_i0] < S_C);
@@ -1011,9 +1060,7 @@ int lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restri
         const double t6 = T_sum_4[(v_i0) * 1 + 0];
         const double t7 = (1.0 / t6);
         const double t8 = (t5 * t7);
-    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
-        T_grad_sum_4_14[(v_i0) * 1 + v_j1] = t8;
-    }
+        T_grad_sum_4_14[(v_i0) * 1 + 0] = t8;
     }
     }
     /* outputs larger than the caches are streamed to memory: their tiles are written
