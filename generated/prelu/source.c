@@ -55,6 +55,53 @@ float expm1f(float);
 #pragma omp declare simd notinbranch
 double expm1(double);
 
+/* erf in float, inlined so a loop calling it vectorizes as plain arithmetic:
+   libmvec's erff costs a GELU twice its memory traffic. |x| < 0.5: x times a
+   polynomial in x^2 (relative error 2e-7); else Abramowitz-Stegun 7.1.26, as
+   PyTorch's vectorized erf (absolute error 1.5e-7), with exp(-x^2) from
+   lc_exp_neg_f32. NaN gives NaN, +-inf gives +-1. Doubles keep libm's erf. */
+#ifdef __FMA__
+#define LC_FMAF(a, b, c) __builtin_fmaf(a, b, c)
+#else
+#define LC_FMAF(a, b, c) ((a) * (b) + (c))
+#endif
+/* e^v for v <= 0 (e^-87 below -87): v = k ln2 + f, |f| <= ln2 / 2, then 2^k
+   from the exponent bits and e^f from its Taylor polynomial */
+static inline float lc_exp_neg_f32(float v) {
+    v = v < -87.0f ? -87.0f : v;
+    const float k = __builtin_rintf(v * 1.4426950408889634f);
+    const float f = LC_FMAF(k, -1.4286068203094172e-06f, LC_FMAF(k, -0.693145751953125f, v));
+    float p = 1.3981999507e-3f;
+    p = LC_FMAF(p, f, 8.3334519073e-3f);
+    p = LC_FMAF(p, f, 4.1665795894e-2f);
+    p = LC_FMAF(p, f, 1.6666665459e-1f);
+    p = LC_FMAF(p, f, 5.0000001201e-1f);
+    p = LC_FMAF(p, f, 1.0f);
+    p = LC_FMAF(p, f, 1.0f);
+    const union { int32_t i; float f; } scale = { .i = ((int32_t)k + 127) << 23 };
+    return p * scale.f;
+}
+
+static inline float lc_erff(float x) {
+    const float a = fabsf(x), s = x * x;
+    float p = 4.7175433688e-03f;
+    p = LC_FMAF(p, s, -2.6756959806e-02f);
+    p = LC_FMAF(p, s, 1.1282819269e-01f);
+    p = LC_FMAF(p, s, -3.7612608392e-01f);
+    p = LC_FMAF(p, s, 1.1283791656e+00f);
+    const float small = x * p;
+    const float t = 1.0f / LC_FMAF(0.3275911f, a, 1.0f);
+    float r = 1.061405429f;
+    r = LC_FMAF(r, t, -1.453152027f);
+    r = LC_FMAF(r, t, 1.421413741f);
+    r = LC_FMAF(r, t, -0.284496736f);
+    r = LC_FMAF(r, t, 0.254829592f);
+    const float large = 1.0f - r * t * lc_exp_neg_f32(-s);
+    return a < 0.5f ? small : (x < 0 ? -large : large);
+}
+
+static inline double lc_erf(double x) { return erf(x); }
+
 /* Matrix-product micro-kernels: an LC_MR x NR tile of C kept in vector
    registers, accumulated over packed panels of A (LC_MR rows) and B (NR
    columns). NR is two vectors wide: AVX-512, AVX or SSE, as the level built for. */
@@ -542,6 +589,14 @@ static inline void lc_fence(void) {
 #endif
 }
 
+/* a size gcc cannot see through: a row of 10 elements read across rows in
+   SIMD lanes is a strided access to it (gathers), where the known stride 10
+   makes gcc 12 try an interleaved group of 10 loads and give up */
+static inline int64_t lc_opaque_i64(int64_t v) {
+    __asm__("" : "+r"(v));
+    return v;
+}
+
 static inline int64_t lc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t lc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -656,51 +711,18 @@ lc_philox_uniform(double sa, double sb, double ca, double cb, double row, double
 /* PReLUND (float) */
 int lc_prelund_forward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *restrict T_x, const float *restrict T_alpha, float *restrict T_select_3)
 {
-    /* outputs larger than the caches are streamed to memory: their tiles are written
-       around the caches, and the stores do not read the lines they fill first */
-    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(S_C) * (int64_t)(S_E)) >= lc_stream_min()) {
     /* select_3[i0, i1, i2] = (x[i0, i1, i2] if x[i0, i1, i2] > 0 else alpha[0] * x[i0, i1, i2]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) * (int64_t)(S_E) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
         const float t2 = T_alpha[0];
-    for (int64_t lc_tile_start = 0; lc_tile_start < S_E; lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_E - lc_tile_start);
-        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
     #pragma omp simd
-    for (int64_t v_i2 = lc_tile_start; v_i2 < lc_tile_start + lc_tile_n; ++v_i2) {
-        const float t0 = T_x[((v_i0) * S_C + v_i1) * S_E + v_i2];
+    for (int64_t v_i1 = 0; v_i1 < (S_C * S_E); ++v_i1) {
+        const float t0 = T_x[(v_i0) * S_C * S_E + v_i1];
         const float t1 = (t0 > 0.0f);
         const float t3 = (t2 * t0);
         const float t4 = (t1 != 0 ? t0 : t3);
-        lc_tile0[v_i2 - lc_tile_start] = t4;
-    }
-        {
-        const int64_t v_i2 = lc_tile_start;
-        lc_stream_f32(T_select_3 + (((v_i0) * S_C + v_i1) * S_E + v_i2), lc_tile0, lc_tile_n);
-        }
-    }
-        lc_fence();
-    }
-    }
-    }
-    } else {
-    /* select_3[i0, i1, i2] = (x[i0, i1, i2] if x[i0, i1, i2] > 0 else alpha[0] * x[i0, i1, i2]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) * (int64_t)(S_E) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
-        const float t2 = T_alpha[0];
-    #pragma omp simd
-    for (int64_t v_i2 = 0; v_i2 < S_E; ++v_i2) {
-        const float t0 = T_x[((v_i0) * S_C + v_i1) * S_E + v_i2];
-        const float t1 = (t0 > 0.0f);
-        const float t3 = (t2 * t0);
-        const float t4 = (t1 != 0 ? t0 : t3);
-        T_select_3[((v_i0) * S_C + v_i1) * S_E + v_i2] = t4;
-    }
-    }
+        T_select_3[(v_i0) * S_C * S_E + v_i1] = t4;
     }
     }
     }
@@ -714,54 +736,43 @@ int lc_prelund_forward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *r
 /* PReLUND_backward (float) */
 int lc_prelund_backward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *restrict T_x, const float *restrict T_alpha, const float *restrict T_grad_select_3, float *restrict T_grad_x, float *restrict T_grad_alpha, float *restrict T_grad_reshape_0_3)
 {
-    /* grad_reshape_0_3[j0, j1] = sum_{i0, i1, i2} grad_select_3[i0, i1, i2] * (0 if x[i0, i1, i2] > 0 else 1) * x[i0, i1, i2] */
+    /* grad_reshape_0_3[j0, j1] = sum_{i0, i1, i2} grad_select_3[i0, i1, i2] * (0 if x[i0, i1, i2] > 0 else 1) * x[i0, i1, i2]; grad_alpha[j0] = grad_reshape_0_3[0, 0] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_C) * (int64_t)(S_E) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
-        float acc = 0.0f;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < S_E; ++v_i2) {
-        const float t0 = T_grad_select_3[((v_i0) * S_C + v_i1) * S_E + v_i2];
-        const float t1 = T_x[((v_i0) * S_C + v_i1) * S_E + v_i2];
-        const float t2 = (t1 > 0.0f);
-        const float t3 = (t2 != 0 ? 0.0f : 1.0f);
-        const float t4 = (t0 * t3);
-        const float t5 = (t4 * t1);
-        acc += t5;
-    }
-    }
-    }
-        T_grad_reshape_0_3[(v_j0) * 1 + v_j1] = acc;
-    }
-    }
-    }
-    /* grad_alpha[s0] = grad_reshape_0_3[0, 0] */
-    {
-    const float t0 = T_grad_reshape_0_3[(0) * 1 + 0];
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) >= 131072)
-    for (int64_t v_s0 = 0; v_s0 < 1; ++v_s0) {
-        T_grad_alpha[v_s0] = t0;
+    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+            /* grad_reshape_0_3[j0, j1] = sum_{i0, i1, i2} grad_select_3[i0, i1, i2] * (0 if x[i0, i1, i2] > 0 else 1) * x[i0, i1, i2] */
+            {
+            float acc = 0.0f;
+            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_i1 = 0; v_i1 < (S_C * S_E); ++v_i1) {
+                const float t0 = T_grad_select_3[(v_i0) * S_C * S_E + v_i1];
+                const float t1 = T_x[(v_i0) * S_C * S_E + v_i1];
+                const float t2 = (t1 > 0.0f);
+                const float t3 = (t2 != 0 ? 0.0f : 1.0f);
+                const float t4 = (t0 * t3);
+                const float t5 = (t4 * t1);
+                acc += t5;
+            }
+            }
+            T_grad_reshape_0_3[(v_j0) * 1 + 0] = acc;
+            }
+            /* grad_alpha[j0] = grad_reshape_0_3[0, 0] */
+            {
+                const float t0 = T_grad_reshape_0_3[(0) * 1 + 0];
+                T_grad_alpha[v_j0] = t0;
+            }
     }
     }
-    /* outputs larger than the caches are streamed to memory: their tiles are written
-       around the caches, and the stores do not read the lines they fill first */
-    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(S_C) * (int64_t)(S_E)) >= lc_stream_min()) {
     /* grad_x[j0, j1, j2] = grad_select_3[j0, j1, j2] * (1 if x[j0, j1, j2] > 0 else 0) + grad_select_3[j0, j1, j2] * (0 if x[j0, j1, j2] > 0 else 1) * alpha[0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) * (int64_t)(S_E) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-    for (int64_t v_j1 = 0; v_j1 < S_C; ++v_j1) {
         const float t7 = T_alpha[0];
-    for (int64_t lc_tile_start = 0; lc_tile_start < S_E; lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_E - lc_tile_start);
-        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
     #pragma omp simd
-    for (int64_t v_j2 = lc_tile_start; v_j2 < lc_tile_start + lc_tile_n; ++v_j2) {
-        const float t0 = T_grad_select_3[((v_j0) * S_C + v_j1) * S_E + v_j2];
-        const float t1 = T_x[((v_j0) * S_C + v_j1) * S_E + v_j2];
+    for (int64_t v_j1 = 0; v_j1 < (S_C * S_E); ++v_j1) {
+        const float t0 = T_grad_select_3[(v_j0) * S_C * S_E + v_j1];
+        const float t1 = T_x[(v_j0) * S_C * S_E + v_j1];
         const float t2 = (t1 > 0.0f);
         const float t3 = (t2 != 0 ? 1.0f : 0.0f);
         const float t4 = (t0 * t3);
@@ -769,38 +780,7 @@ int lc_prelund_backward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *
         const float t6 = (t0 * t5);
         const float t8 = (t6 * t7);
         const float t9 = (t4 + t8);
-        lc_tile0[v_j2 - lc_tile_start] = t9;
-    }
-        {
-        const int64_t v_j2 = lc_tile_start;
-        lc_stream_f32(T_grad_x + (((v_j0) * S_C + v_j1) * S_E + v_j2), lc_tile0, lc_tile_n);
-        }
-    }
-        lc_fence();
-    }
-    }
-    }
-    } else {
-    /* grad_x[j0, j1, j2] = grad_select_3[j0, j1, j2] * (1 if x[j0, j1, j2] > 0 else 0) + grad_select_3[j0, j1, j2] * (0 if x[j0, j1, j2] > 0 else 1) * alpha[0] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) * (int64_t)(S_E) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-    for (int64_t v_j1 = 0; v_j1 < S_C; ++v_j1) {
-        const float t7 = T_alpha[0];
-    #pragma omp simd
-    for (int64_t v_j2 = 0; v_j2 < S_E; ++v_j2) {
-        const float t0 = T_grad_select_3[((v_j0) * S_C + v_j1) * S_E + v_j2];
-        const float t1 = T_x[((v_j0) * S_C + v_j1) * S_E + v_j2];
-        const float t2 = (t1 > 0.0f);
-        const float t3 = (t2 != 0 ? 1.0f : 0.0f);
-        const float t4 = (t0 * t3);
-        const float t5 = (t2 != 0 ? 0.0f : 1.0f);
-        const float t6 = (t0 * t5);
-        const float t8 = (t6 * t7);
-        const float t9 = (t4 + t8);
-        T_grad_x[((v_j0) * S_C + v_j1) * S_E + v_j2] = t9;
-    }
-    }
+        T_grad_x[(v_j0) * S_C * S_E + v_j1] = t9;
     }
     }
     }
@@ -814,51 +794,18 @@ int lc_prelund_backward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *
 /* PReLUND (double) */
 int lc_prelund_forward_f64(int64_t S_C, int64_t S_E, int64_t S_N, const double *restrict T_x, const double *restrict T_alpha, double *restrict T_select_3)
 {
-    /* outputs larger than the caches are streamed to memory: their tiles are written
-       around the caches, and the stores do not read the lines they fill first */
-    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(S_C) * (int64_t)(S_E)) >= lc_stream_min()) {
     /* select_3[i0, i1, i2] = (x[i0, i1, i2] if x[i0, i1, i2] > 0 else alpha[0] * x[i0, i1, i2]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) * (int64_t)(S_E) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
         const double t2 = T_alpha[0];
-    for (int64_t lc_tile_start = 0; lc_tile_start < S_E; lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_E - lc_tile_start);
-        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
     #pragma omp simd
-    for (int64_t v_i2 = lc_tile_start; v_i2 < lc_tile_start + lc_tile_n; ++v_i2) {
-        const double t0 = T_x[((v_i0) * S_C + v_i1) * S_E + v_i2];
+    for (int64_t v_i1 = 0; v_i1 < (S_C * S_E); ++v_i1) {
+        const double t0 = T_x[(v_i0) * S_C * S_E + v_i1];
         const double t1 = (t0 > 0.0);
         const double t3 = (t2 * t0);
         const double t4 = (t1 != 0 ? t0 : t3);
-        lc_tile0[v_i2 - lc_tile_start] = t4;
-    }
-        {
-        const int64_t v_i2 = lc_tile_start;
-        lc_stream_f64(T_select_3 + (((v_i0) * S_C + v_i1) * S_E + v_i2), lc_tile0, lc_tile_n);
-        }
-    }
-        lc_fence();
-    }
-    }
-    }
-    } else {
-    /* select_3[i0, i1, i2] = (x[i0, i1, i2] if x[i0, i1, i2] > 0 else alpha[0] * x[i0, i1, i2]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) * (int64_t)(S_E) >= 131072)
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
-        const double t2 = T_alpha[0];
-    #pragma omp simd
-    for (int64_t v_i2 = 0; v_i2 < S_E; ++v_i2) {
-        const double t0 = T_x[((v_i0) * S_C + v_i1) * S_E + v_i2];
-        const double t1 = (t0 > 0.0);
-        const double t3 = (t2 * t0);
-        const double t4 = (t1 != 0 ? t0 : t3);
-        T_select_3[((v_i0) * S_C + v_i1) * S_E + v_i2] = t4;
-    }
-    }
+        T_select_3[(v_i0) * S_C * S_E + v_i1] = t4;
     }
     }
     }
@@ -872,54 +819,43 @@ int lc_prelund_forward_f64(int64_t S_C, int64_t S_E, int64_t S_N, const double *
 /* PReLUND_backward (double) */
 int lc_prelund_backward_f64(int64_t S_C, int64_t S_E, int64_t S_N, const double *restrict T_x, const double *restrict T_alpha, const double *restrict T_grad_select_3, double *restrict T_grad_x, double *restrict T_grad_alpha, double *restrict T_grad_reshape_0_3)
 {
-    /* grad_reshape_0_3[j0, j1] = sum_{i0, i1, i2} grad_select_3[i0, i1, i2] * (0 if x[i0, i1, i2] > 0 else 1) * x[i0, i1, i2] */
+    /* grad_reshape_0_3[j0, j1] = sum_{i0, i1, i2} grad_select_3[i0, i1, i2] * (0 if x[i0, i1, i2] > 0 else 1) * x[i0, i1, i2]; grad_alpha[j0] = grad_reshape_0_3[0, 0] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_C) * (int64_t)(S_E) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
-        double acc = 0.0;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < S_E; ++v_i2) {
-        const double t0 = T_grad_select_3[((v_i0) * S_C + v_i1) * S_E + v_i2];
-        const double t1 = T_x[((v_i0) * S_C + v_i1) * S_E + v_i2];
-        const double t2 = (t1 > 0.0);
-        const double t3 = (t2 != 0 ? 0.0 : 1.0);
-        const double t4 = (t0 * t3);
-        const double t5 = (t4 * t1);
-        acc += t5;
-    }
-    }
-    }
-        T_grad_reshape_0_3[(v_j0) * 1 + v_j1] = acc;
-    }
-    }
-    }
-    /* grad_alpha[s0] = grad_reshape_0_3[0, 0] */
-    {
-    const double t0 = T_grad_reshape_0_3[(0) * 1 + 0];
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) >= 131072)
-    for (int64_t v_s0 = 0; v_s0 < 1; ++v_s0) {
-        T_grad_alpha[v_s0] = t0;
+    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+            /* grad_reshape_0_3[j0, j1] = sum_{i0, i1, i2} grad_select_3[i0, i1, i2] * (0 if x[i0, i1, i2] > 0 else 1) * x[i0, i1, i2] */
+            {
+            double acc = 0.0;
+            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_i1 = 0; v_i1 < (S_C * S_E); ++v_i1) {
+                const double t0 = T_grad_select_3[(v_i0) * S_C * S_E + v_i1];
+                const double t1 = T_x[(v_i0) * S_C * S_E + v_i1];
+                const double t2 = (t1 > 0.0);
+                const double t3 = (t2 != 0 ? 0.0 : 1.0);
+                const double t4 = (t0 * t3);
+                const double t5 = (t4 * t1);
+                acc += t5;
+            }
+            }
+            T_grad_reshape_0_3[(v_j0) * 1 + 0] = acc;
+            }
+            /* grad_alpha[j0] = grad_reshape_0_3[0, 0] */
+            {
+                const double t0 = T_grad_reshape_0_3[(0) * 1 + 0];
+                T_grad_alpha[v_j0] = t0;
+            }
     }
     }
-    /* outputs larger than the caches are streamed to memory: their tiles are written
-       around the caches, and the stores do not read the lines they fill first */
-    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(S_C) * (int64_t)(S_E)) >= lc_stream_min()) {
     /* grad_x[j0, j1, j2] = grad_select_3[j0, j1, j2] * (1 if x[j0, j1, j2] > 0 else 0) + grad_select_3[j0, j1, j2] * (0 if x[j0, j1, j2] > 0 else 1) * alpha[0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) * (int64_t)(S_E) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-    for (int64_t v_j1 = 0; v_j1 < S_C; ++v_j1) {
         const double t7 = T_alpha[0];
-    for (int64_t lc_tile_start = 0; lc_tile_start < S_E; lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_E - lc_tile_start);
-        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
     #pragma omp simd
-    for (int64_t v_j2 = lc_tile_start; v_j2 < lc_tile_start + lc_tile_n; ++v_j2) {
-        const double t0 = T_grad_select_3[((v_j0) * S_C + v_j1) * S_E + v_j2];
-        const double t1 = T_x[((v_j0) * S_C + v_j1) * S_E + v_j2];
+    for (int64_t v_j1 = 0; v_j1 < (S_C * S_E); ++v_j1) {
+        const double t0 = T_grad_select_3[(v_j0) * S_C * S_E + v_j1];
+        const double t1 = T_x[(v_j0) * S_C * S_E + v_j1];
         const double t2 = (t1 > 0.0);
         const double t3 = (t2 != 0 ? 1.0 : 0.0);
         const double t4 = (t0 * t3);
@@ -927,38 +863,7 @@ int lc_prelund_backward_f64(int64_t S_C, int64_t S_E, int64_t S_N, const double 
         const double t6 = (t0 * t5);
         const double t8 = (t6 * t7);
         const double t9 = (t4 + t8);
-        lc_tile0[v_j2 - lc_tile_start] = t9;
-    }
-        {
-        const int64_t v_j2 = lc_tile_start;
-        lc_stream_f64(T_grad_x + (((v_j0) * S_C + v_j1) * S_E + v_j2), lc_tile0, lc_tile_n);
-        }
-    }
-        lc_fence();
-    }
-    }
-    }
-    } else {
-    /* grad_x[j0, j1, j2] = grad_select_3[j0, j1, j2] * (1 if x[j0, j1, j2] > 0 else 0) + grad_select_3[j0, j1, j2] * (0 if x[j0, j1, j2] > 0 else 1) * alpha[0] */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) * (int64_t)(S_E) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-    for (int64_t v_j1 = 0; v_j1 < S_C; ++v_j1) {
-        const double t7 = T_alpha[0];
-    #pragma omp simd
-    for (int64_t v_j2 = 0; v_j2 < S_E; ++v_j2) {
-        const double t0 = T_grad_select_3[((v_j0) * S_C + v_j1) * S_E + v_j2];
-        const double t1 = T_x[((v_j0) * S_C + v_j1) * S_E + v_j2];
-        const double t2 = (t1 > 0.0);
-        const double t3 = (t2 != 0 ? 1.0 : 0.0);
-        const double t4 = (t0 * t3);
-        const double t5 = (t2 != 0 ? 0.0 : 1.0);
-        const double t6 = (t0 * t5);
-        const double t8 = (t6 * t7);
-        const double t9 = (t4 + t8);
-        T_grad_x[((v_j0) * S_C + v_j1) * S_E + v_j2] = t9;
-    }
-    }
+        T_grad_x[(v_j0) * S_C * S_E + v_j1] = t9;
     }
     }
     }
