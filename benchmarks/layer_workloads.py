@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from layerc.nn.activations import POINTWISE      # torch.nn's names too
+from layerc.nn.activation import POINTWISE      # torch.nn's names too
 
 from .common import COMPILED, F32, Steps, Workload, as_torch, copy_into_torch, layerc_grads, rng, torch, \
     torch_grads
