@@ -23,7 +23,6 @@ import threading
 import numpy as np
 
 from .compiler.build import compile_c
-from .compiler.cprint import render
 from .compiler.spec import Attr, Input
 from .layers import layer
 from .runtime import optim, threads
@@ -111,10 +110,13 @@ class MultiApply:
         writes = [{"array": flat.index(names[k]), "output": o} for o, k in enumerate(optim.WRITES_BACK[rule])]
         ctype = "float" if np.dtype(dtype) == np.float32 else "double"
         name = f"lc_multi_{rule}_{module.record.prefix}_{ctype}"
+        # rendering loads jinja2 and the printer: only when an optimizer first steps,
+        # not in every process that merely imports layerc
+        from .compiler.cprint import render
         source = render("multi_apply.c.j2", name=name, rule=spec.name, ctype=ctype, args=args, writes=writes,
                         chunk=CHUNK, parallel_items=PARALLEL_ITEMS, n_arrays=len(flat),
                         n_outputs=len(module.record.outputs))
-        cdef = f"int {name}(int64_t, const int64_t *, const int64_t *, void *const *, void *const *, uintptr_t, int);"
+        cdef = render("multi_apply.h.j2", name=name)
         built = compile_c(source, cdef, name=name)
         kffi, klib = module._ffi, module._library.lib
         function = f"{sig.function}_{DTYPE_NAMES[np.dtype(dtype)]}"

@@ -179,7 +179,7 @@ def test_c_is_printed_only_from_the_ir():
     idents = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", code))
     allowed = re.compile(r"(T|S|v|Tx|Sx|vx)_[A-Za-z0-9_]*|t\d+|lc_[a-z0-9_]*|LC_[A-Z0-9_]*|acc|k|"
                          r"__attribute__|__AVX__|__AVX512F__|defined|elif|vector_size|optimize|ifdef|else|endif|define|sizeof|"
-                         r"int64_t|float|double|void|const|restrict|static|inline|int|return|for|if|"
+                         r"int64_t|float|double|void|const|restrict|static|inline|int|return|for|if|__FMA__|"
                          r"pragma|GCC|omp|parallel|simd|reduction|num_threads|max|include|stdint|h|math|"
                          r"omp_get_[a-z_]+|size_t|[a-z_]+\d*f?|log1pf?|log2f?|expm1f?|NAN|INFINITY|"
                          r"trans_[ab]|ilp64|u?int(32|64|ptr)_t|INT32_MAX|__SSE2__|__builtin_ia32_[a-z]+|O2|"

@@ -18,7 +18,7 @@ N, I, O = 64, 784, 512
 
 def test_a_linear_layer_counts_two_flops_per_multiply_add_and_each_array_once():
     low = lower_layer(LinearSpec, I=I, O=O)
-    sizes = {"N": N, "I": I, "O": O}
+    sizes = {"E": N, "I": I, "O": O}     # Linear is [..., I]: its leading axes run as one, E
     forward = roofline.program_cost(low.forward, sizes, 4)
     assert forward.flops == 2 * N * I * O            # the bias starts the sum: no flops of its own
     assert forward.bytes == 4 * (N * I + O * I + O + N * O)
@@ -61,7 +61,7 @@ def test_machine_limits_are_probed_once_and_a_bad_record_is_probed_again(monkeyp
 
 def test_measure_times_forward_and_backward_of_a_layer():
     limits = {"triad_GBps": 10.0, "sgemm_GFLOPps": 100.0, "threads": 1}
-    report = roofline.measure(LinearSpec, {"N": 8, "I": 16, "O": 4}, seconds=0.01, limits=limits)
+    report = roofline.measure(LinearSpec, {"E": 8, "I": 16, "O": 4}, seconds=0.01, limits=limits)
     kernels = {k["kernel"]: k for k in report["kernels"]}
     assert set(kernels) == {"LinearSpec.forward", "LinearSpec.backward"}
     # the products, and the bias added once per output (apart, or starting the sum)
