@@ -46,6 +46,17 @@ def _divides(layer: str, part: str, part_value: int, whole: str, whole_value: in
         raise ValueError(f"{layer}: {whole} ({whole_value}) must be divisible by {part} ({part_value})")
 
 
+def _grouped_channels(layer: str, in_channels, out_channels, groups) -> tuple:
+    """``(in_channels, out_channels, groups)`` of a convolution, each a count and
+    both channel counts divisible by ``groups``, else ValueError naming the layer."""
+    counts = tuple(_count(layer, arg, value) for arg, value in
+                   (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)))
+    if counts[0] % counts[2] or counts[1] % counts[2]:
+        raise ValueError(f"{layer}: in_channels ({in_channels}) and out_channels ({out_channels}) "
+                         f"must be divisible by groups ({groups})")
+    return counts
+
+
 def _counts(layer: str, arg: str, value, least: int = 1, rank: int = 2) -> tuple:
     """``value`` (an int, or ``rank`` of them) as ``rank`` ints of at least ``least``."""
     values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * rank

@@ -8,7 +8,7 @@ from ..compiler.spec import Attr, Input, Param
 from ..layers import layer
 from ..runtime.init import initialize
 from ..runtime.tensor import Tensor
-from .base import SpecLayer, _count, _counts, _tuple
+from .base import SpecLayer, _counts, _grouped_channels, _tuple
 from .padding import check_padded_size, conv_padding, pad
 
 
@@ -119,12 +119,8 @@ class _Conv(SpecLayer):
                  groups=1, bias=True, padding_mode="zeros", dtype=np.float32):
         super().__init__(dtype)
         name = type(self).__name__
-        self.in_channels = _count(name, "in_channels", in_channels)
-        self.out_channels = _count(name, "out_channels", out_channels)
-        self.groups = _count(name, "groups", groups)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
-                             f"must be divisible by groups ({groups})")
+        self.in_channels, self.out_channels, self.groups = _grouped_channels(name, in_channels, out_channels,
+                                                                             groups)
         self.kernel_size = _counts(name, "kernel_size", kernel_size, rank=self.RANK)
         self.stride = _counts(name, "stride", stride, rank=self.RANK)
         self.dilation = _counts(name, "dilation", dilation, rank=self.RANK)

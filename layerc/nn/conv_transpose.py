@@ -23,7 +23,7 @@ from ..compiler import ops
 from ..compiler.spec import Attr, Input, Param
 from ..layers import layer
 from ..runtime.init import initialize
-from .base import SpecLayer, _count, _counts, _tuple
+from .base import SpecLayer, _counts, _grouped_channels, _tuple
 from .conv import conv
 
 
@@ -142,12 +142,8 @@ class _ConvTranspose(SpecLayer):
                  groups=1, bias=True, dilation=1, dtype=np.float32):
         super().__init__(dtype)
         name = type(self).__name__
-        self.in_channels = _count(name, "in_channels", in_channels)
-        self.out_channels = _count(name, "out_channels", out_channels)
-        self.groups = _count(name, "groups", groups)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
-                             f"must be divisible by groups ({groups})")
+        self.in_channels, self.out_channels, self.groups = _grouped_channels(name, in_channels, out_channels,
+                                                                             groups)
         self.kernel_size = _counts(name, "kernel_size", kernel_size, rank=self.RANK)
         self.stride = _counts(name, "stride", stride, rank=self.RANK)
         self.padding = _counts(name, "padding", padding, least=0, rank=self.RANK)
