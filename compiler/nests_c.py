@@ -50,10 +50,11 @@ def _loops(nest, printer: Printer) -> list:
     return [Loop(var_c(l.var), printer.index(l.extent), simd=l.simd) for l in nest.loops]
 
 
-def _in_threads(loop: Loop, nest, printer: Printer, ctx) -> Loop:
-    """``loop`` as the parallel loop of ``nest``: one thread below ``ctx.min_work`` iterations."""
+def _in_threads(loop: Loop, nest, printer: Printer, ctx, inner=()) -> Loop:
+    """``loop`` as the parallel loop of ``nest``: one thread below ``ctx.min_work``
+    iterations of its loops and the ``inner`` loops each of its iterations runs."""
     if ctx.threads:
-        loop.parallel, loop.work, loop.min_work = True, printer.size(nest.loops), ctx.min_work
+        loop.parallel, loop.work, loop.min_work = True, printer.size((*nest.loops, *inner)), ctx.min_work
     return loop
 
 
@@ -295,9 +296,11 @@ def render_rows(nest, ctx) -> str:
     run in turn inside each row, the row's data still in cache for the next."""
     printer = ctx.printer(st for _, st in nest.members)
     loops = _loops(nest, printer)
+    # a row's work is its members' loops: the deepest member's count with the rows
+    widest = max(nest.group, key=lambda member: len(member.loops))
     for loop, plan in zip(loops, nest.loops):
         if plan.parallel:
-            _in_threads(loop, nest, printer, ctx)
+            _in_threads(loop, nest, printer, ctx, inner=widest.loops)
     inside = dataclasses.replace(ctx, threads=False)
     body = [Verbatim(inside.render(member)) for member in nest.group]
     return render("nest.c.j2", comment=_comment(st for _, st in nest.members) + " (row by row)", prologue=[],

@@ -914,7 +914,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
 
     /* sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3]; max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -1294,7 +1294,7 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
 
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]); grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -1909,7 +1909,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
 
     /* sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3]; max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -2289,7 +2289,7 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
 
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]); grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {

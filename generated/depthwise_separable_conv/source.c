@@ -827,7 +827,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3]; div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W; sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) (row by row) */
     {
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
@@ -967,7 +967,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3]; div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W; sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) (row by row) */
     {
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
@@ -1140,7 +1140,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     /* grad_sum_43_12[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
@@ -1420,7 +1420,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     /* grad_sum_8_32[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, i1, 0, 0] * 0.5 / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])); grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
@@ -1851,7 +1851,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3]; div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W; sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) (row by row) */
     {
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
@@ -1991,7 +1991,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3]; div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W; sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) (row by row) */
     {
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
@@ -2164,7 +2164,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     /* grad_sum_43_12[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
@@ -2444,7 +2444,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     /* grad_sum_8_32[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, i1, 0, 0] * 0.5 / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])); grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {

@@ -713,7 +713,7 @@ int lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restrict
 {
     /* sum_4[i0, i1] = sum_{r1} sum_4_terms[i0, i1, r1]; max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4_terms[i0, i1, r1] = exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])); add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
             /* max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4_terms[i0, i1, r1] = exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])); sum_4[i0, i1] = sum_{r1} sum_4_terms[i0, i1, r1] (one pass) */
@@ -918,7 +918,7 @@ int lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restric
 {
     /* sum_4[i0, i1] = sum_{r1} sum_4_terms[i0, i1, r1]; max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4_terms[i0, i1, r1] = exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])); add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
             /* max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4_terms[i0, i1, r1] = exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])); sum_4[i0, i1] = sum_{r1} sum_4_terms[i0, i1, r1] (one pass) */

@@ -738,7 +738,7 @@ int lc_prelund_backward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *
 {
     /* grad_reshape_0_3[j0, j1] = sum_{i0, i1, i2} grad_select_3[i0, i1, i2] * (0 if x[i0, i1, i2] > 0 else 1) * x[i0, i1, i2]; grad_alpha[j0] = grad_reshape_0_3[0, 0] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
             /* grad_reshape_0_3[j0, j1] = sum_{i0, i1, i2} grad_select_3[i0, i1, i2] * (0 if x[i0, i1, i2] > 0 else 1) * x[i0, i1, i2] */
             {
@@ -821,7 +821,7 @@ int lc_prelund_backward_f64(int64_t S_C, int64_t S_E, int64_t S_N, const double 
 {
     /* grad_reshape_0_3[j0, j1] = sum_{i0, i1, i2} grad_select_3[i0, i1, i2] * (0 if x[i0, i1, i2] > 0 else 1) * x[i0, i1, i2]; grad_alpha[j0] = grad_reshape_0_3[0, 0] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
             /* grad_reshape_0_3[j0, j1] = sum_{i0, i1, i2} grad_select_3[i0, i1, i2] * (0 if x[i0, i1, i2] > 0 else 1) * x[i0, i1, i2] */
             {

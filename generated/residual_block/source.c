@@ -812,7 +812,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3]; div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W; sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) (row by row) */
     {
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
@@ -1010,7 +1010,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3]; div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W; sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) (row by row) */
     {
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
@@ -1189,7 +1189,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* grad_sum_43_14[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
@@ -1603,7 +1603,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* grad_sum_7_34[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, i1, 0, 0] * 0.5 / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
@@ -2081,7 +2081,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3]; div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W; sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) (row by row) */
     {
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
@@ -2279,7 +2279,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3]; div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W; sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) (row by row) */
     {
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
@@ -2458,7 +2458,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* grad_sum_43_14[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
@@ -2872,7 +2872,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     /* grad_sum_7_34[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, i1, 0, 0] * 0.5 / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
