@@ -25,8 +25,9 @@ def _example(name: str):
 
 # ---------------------------------------------------------------- from the examples
 
-# PReLU on [N, C] (any [..., C]), one alpha per feature: build with C = K = features.
-PReLU2D = _example("prelu_activation").PReLUFeaturesLast
+# PReLU on [N, C, ...] (run here on [N, C]: its variant for an empty ...), one
+# alpha per feature: build with C = K = features.
+PReLU2D = _example("prelu_activation").PReLUND
 # y = x @ weight.T + bias, weight [O, I].
 LinearSpec = _example("linear").LinearSpec
 # self-attention with q/k/v/out projections (with bias); build with causal=False.

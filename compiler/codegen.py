@@ -104,20 +104,33 @@ def render_checked(nest, context: Context) -> str:
     return check + text
 
 
-def render_function(sig: Signature, plan: Plan, dtype: str) -> tuple[str, dict]:
+def render_function(sig: Signature, plan: Plan, dtype: str, unit: tuple | None = None,
+                    exported: bool = True) -> tuple[str, dict]:
     """C definition of one planned program at one dtype, and its name and
-    parameters (for the cdef)."""
+    parameters (for the cdef). ``unit``: ``(size, program's plan with that size
+    bound to 1)``, rendered as a function of its own that this one calls
+    when the size is 1 at run time (a loop over it would otherwise be a
+    one-element innermost loop)."""
     outputs = frozenset(a.name for a in sig.of_kind("out"))
     context = Context(sig.program.shapes(), dtype, outputs, PARALLEL_MIN_WORK, RENDERERS)
     function = dict(name=f"{sig.function}_{dtype}", params=_parameters(sig, dtype))
-    text = _env.get_template("function.c.j2").render(
-        title=c_comment(f"{sig.program.name} ({DTYPES[dtype][0]})"),
+    special, text = None, ""
+    if unit is not None:
+        size, unit_plan = unit
+        unit_sig = signature(unit_plan.program, f"{sig.function}_{size}1")
+        text, called = render_function(unit_sig, unit_plan, dtype, exported=False)
+        special = dict(size=size_c(size), name=called["name"],
+                       args=[size_c(a.name) if a.kind == "size" else tensor_c(a.name) for a in unit_sig.args])
+    text += _env.get_template("function.c.j2").render(
+        title=c_comment(f"{sig.program.name} ({DTYPES[dtype][0]})"), unit=special, exported=exported,
         nests=[render_checked(n, context) for n in plan], **function)
     return text, function
 
 
-def render_module(prefix: str, spec: str, plans: dict) -> tuple[str, str, dict, dict]:
-    """Render every planned program (``{role: Plan}``) at float32 and float64.
+def render_module(prefix: str, spec: str, plans: dict, units: dict | None = None) -> tuple[str, str, dict, dict]:
+    """Render every planned program (``{role: Plan}``) at float32 and float64;
+    ``units`` (``{role: (size, Plan)}``) adds each role's plan at that size 1
+    (``render_function``).
 
     Returns the C source, the cffi cdef of all its functions, ``{role:
     Signature}``, and ``{dtype: LibraryPlan}``: each dtype is a library of its
@@ -126,7 +139,7 @@ def render_module(prefix: str, spec: str, plans: dict) -> tuple[str, str, dict, 
     parts, functions, libraries = [], [], {}
     cdef = _env.get_template("cdef.h.j2")
     for dtype in DTYPES:
-        rendered = [render_function(sig, plans[role], dtype) for role, sig in signatures.items()]
+        rendered = [render_function(sig, plans[role], dtype, (units or {}).get(role)) for role, sig in signatures.items()]
         numbers = tuple(range(len(parts) + 1, len(parts) + 1 + len(rendered)))
         parts += [dict(number=n, functions=[text]) for n, (text, _) in zip(numbers, rendered)]
         own = [function for _, function in rendered]

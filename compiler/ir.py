@@ -456,6 +456,38 @@ class Program:
         return readers
 
 
+def fresh_name(name: str, taken: set) -> str:
+    """``name``, or ``name`` with a number appended when ``taken`` has it; the
+    name returned is added to ``taken``."""
+    fresh, k = name, 0
+    while fresh in taken:
+        k += 1
+        fresh = f"{name}_{k}"
+    taken.add(fresh)
+    return fresh
+
+
+def bind_sizes(p: Program, sizes: dict) -> Program:
+    """``p`` with the size symbols named in ``sizes`` made constants (``{name:
+    int}``): the same program, specialized; a loop over a size bound to 1 is
+    then a unit loop that scheduling drops."""
+    mapping = {name: IConst(value) for name, value in sizes.items()}
+
+    def dims(shape):
+        return tuple(isubst(d, mapping) for d in shape)
+
+    def axes(found):
+        return tuple(Axis(a.name, isubst(a.extent, mapping)) for a in found)
+
+    def stage(s):
+        return replace(s, shape=dims(s.shape), axes=axes(s.axes), reduce_axes=axes(s.reduce_axes),
+                       body=subst_indices(s.body, mapping),
+                       scatter_index=None if s.scatter_index is None else dims(s.scatter_index),
+                       inverse=None if s.inverse is None else dims(s.inverse))
+    return replace(p, tensors=tuple(replace(t, shape=dims(t.shape)) for t in p.tensors),
+                   stages=tuple(stage(s) for s in p.stages))
+
+
 def replace(n, **changes):
     return dataclasses.replace(n, **changes)
 

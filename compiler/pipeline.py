@@ -200,7 +200,7 @@ def _lower(spec: LayerSpec, bindings: dict, traced: ir.Program) -> Lowered:
     from .codegen import render_module
     from .plan import plan_program
     from .schedule import fuse_pair
-    from .simplify import simplify_program
+    from .simplify import simplify_program, simplify_stages
     with _memo_lock:
         _lowerings += 1
     sizes, attrs = spec.split_bindings(bindings)
@@ -219,8 +219,11 @@ def _lower(spec: LayerSpec, bindings: dict, traced: ir.Program) -> Lowered:
         user_backward = trace_backward(spec, traced, spec.forward_attrs(attrs), sizes)
     forward, backward = fuse_pair(traced, user_backward or derived)
     prefix = _prefix(spec.name)
-    plans = {"forward": plan_program(forward), "backward": plan_program(backward)}
-    source, cdef, signatures, libraries = render_module(prefix, spec.name, plans)
+    programs = {"forward": forward, "backward": backward}
+    plans = {role: plan_program(p) for role, p in programs.items()}
+    units = {role: (size, plan_program(simplify_stages(ir.bind_sizes(p, {size: 1}))))
+             for size in spec.unit_sizes(sizes) for role, p in programs.items()}
+    source, cdef, signatures, libraries = render_module(prefix, spec.name, plans, units)
     return Lowered(spec, sizes, attrs, traced, derived, forward, backward, signatures, source, cdef, libraries,
                    prefix, user_backward, any(plan.calls_blas for plan in plans.values()))
 

@@ -638,10 +638,12 @@ def _size_rank(extent) -> float:
     return extent.value if isinstance(extent, IConst) else float("inf")
 
 
-def _contiguous_coordinate(s: Stage):
+def _contiguous_coordinate(s: Stage, shapes: dict):
     """``(variable, others)``: the longest-running index variable of the last
     coordinate of the stage's widest read (the one that walks memory with stride
-    1), and the other variables of that coordinate."""
+    1), and the other variables of that coordinate. Trailing dimensions of size
+    1 are skipped: in ``x[i, j, 0]`` of an ``[N, C, 1]`` tensor, ``j`` walks
+    memory."""
     extents = {a.name: a.extent for a in s.all_axes}
 
     def footprint(load):
@@ -650,15 +652,22 @@ def _contiguous_coordinate(s: Stage):
             size *= _size_rank(extents.get(v, IConst(1)))
         return size
 
+    def last(load):
+        shape = shapes.get(load.tensor, ())
+        k = len(load.index) - 1
+        while k > 0 and k < len(shape) and shape[k] == IConst(1) and load.index[k] == IConst(0):
+            k -= 1
+        return load.index[k] if load.index else None
+
     best = None
     for load in ir.loads(s.body):
-        split = affine(load.index[-1], set(extents)) if load.index else None
+        split = affine(last(load), set(extents)) if load.index else None
         if split is not None and any(abs(c) == 1 for c in split[0].values()):
             if best is None or footprint(load) > footprint(best):
                 best = load
     if best is None:
         return None, set()
-    coefs = affine(best.index[-1], set(extents))[0]
+    coefs = affine(last(best), set(extents))[0]
     var = max((v for v, c in coefs.items() if abs(c) == 1), key=lambda v: (_size_rank(extents[v]), v))
     return var, set(coefs) - {var}
 
@@ -891,7 +900,7 @@ def plan_loops(s: Stage, shapes: dict) -> Nest:
         return Nest(s, "scatter", tuple(Loop(a.name, a.extent) for a in s.all_axes))
     axes = [Loop(a.name, a.extent) for a in s.axes]
     red = [Loop(a.name, a.extent, reduction=True) for a in s.reduce_axes]
-    inner, beside = _contiguous_coordinate(s)
+    inner, beside = _contiguous_coordinate(s, shapes)
     reduced = {a.name for a in s.reduce_axes}
     if red and s.axes and inner == s.axes[-1].name and beside & reduced:
         # a stencil (convolution, pooling: x[.., w + j]): each output row is
@@ -938,20 +947,34 @@ def _rename(stage: Stage, loops: tuple, onto: tuple) -> Stage:
                       body=ir.subst_indices(stage.body, mapping))
 
 
+def _spanning(loops: tuple) -> tuple:
+    """The loops of more than one iteration (a loop of one runs once wherever it is)."""
+    return tuple(loop for loop in loops if loop.extent != IConst(1))
+
+
 def _fuse_into(group: Nest, nest: Nest):
     """``group`` with ``nest`` as one more sibling, or None when they cannot share a pass:
     both must be pointwise or accumulate nests over the same loop extents with the
-    same simd loop, and the newcomer must not read anything the group writes."""
-    if not (_passable(group) and _passable(nest)) or len(group.loops) != len(nest.loops) or not group.loops:
+    same simd loop, and the newcomer must not read anything the group writes.
+    Loops of one iteration do not count: the newcomer's join the group's
+    innermost, renamed apart, and ``collapse_nest`` drops them (``grad_x[n, c,
+    0]`` of an ``[N, C, 1]`` input shares a pass with ``grad_alpha[c]``)."""
+    ours, theirs = _spanning(group.loops), _spanning(nest.loops)
+    if not (_passable(group) and _passable(nest)) or len(ours) != len(theirs) or not ours:
         return None
-    if any(a.extent != b.extent or a.simd != b.simd for a, b in zip(group.loops, nest.loops)):
+    if any(a.extent != b.extent or a.simd != b.simd for a, b in zip(ours, theirs)):
         return None
     written = {st.name for _, st in group.members}
     if ir.tensors_read(nest.stage.body) & written:
         return None
-    siblings = group.siblings + ((nest.kind, _rename(nest.stage, nest.loops, group.loops)),)
+    taken = {loop.var for loop in group.loops}
+    units = tuple(loop for loop in nest.loops if loop.extent == IConst(1))
+    joined = tuple(dataclasses.replace(loop, var=ir.fresh_name(loop.var, taken), parallel=False, simd=False)
+                   for loop in units)
+    stage = _rename(nest.stage, theirs + units, ours + joined)
+    siblings = group.siblings + ((nest.kind, stage),)
     shared = "pass" if group.is_pass or nest.kind == "accumulate" else "siblings"
-    return Nest(group.stage, group.kind, group.loops, siblings, shared=shared)
+    return Nest(group.stage, group.kind, group.loops + joined, siblings, shared=shared)
 
 
 def _row_index(load: Load, stage: Stage) -> bool:

@@ -213,10 +213,16 @@ def collapse_one_hot_sums(s: Stage) -> Stage:
     return s
 
 
-def simplify_program(p: Program) -> Program:
+def simplify_stages(p: Program) -> Program:
+    """Each stage of ``p`` simplified on its own (unit reductions dropped,
+    one-hot sums collapsed, its body folded); no stage added or removed, so
+    a fused program keeps what it saves and computes."""
     stages = []
     for s in p.stages:
         s = collapse_one_hot_sums(drop_unit_reductions(s))
         stages.append(ir.replace(s, body=simplify_expr(s.body)))
-    p = ir.replace(p, stages=tuple(stages))
-    return eliminate_dead_stages(deduplicate_stages(p))
+    return ir.replace(p, stages=tuple(stages))
+
+
+def simplify_program(p: Program) -> Program:
+    return eliminate_dead_stages(deduplicate_stages(simplify_stages(p)))

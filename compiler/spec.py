@@ -189,6 +189,15 @@ class LayerSpec:
         return tuple(IConst(d) if isinstance(d, numbers.Integral) else ISym(self.ellipsis) if d is Ellipsis else
                      IConst(sizes[d]) if d in sizes else ISym(d) for d in decl.shape)
 
+    def unit_sizes(self, sizes: dict) -> tuple:
+        """The free sizes worth a variant compiled for the size 1: the ``...``
+        group when a declaration ends with it (``Input("N", "C", ...)``). A
+        caller's ``[N, C]`` leaves the group empty, and the innermost loop would
+        run over it, one element long."""
+        if self.ellipsis is None or self.collapse_ellipsis or self.ellipsis in sizes:
+            return ()
+        return (self.ellipsis,) if any(t.shape and t.shape[-1] is Ellipsis for _, t in self.tensors) else ()
+
     def forward_attrs(self, attrs: dict) -> dict:
         """What ``forward`` receives besides its tensors: the attributes, and None
         for each optional parameter built without (``attrs`` from ``split_bindings``)."""

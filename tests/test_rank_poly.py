@@ -117,8 +117,7 @@ def test_example_prelu_one_spec_serves_ranks_2_3_4(shape):
         RNG.standard_normal((3, 3)).astype(np.float32)
     a = prelu.alpha.numpy().reshape((3,) + (1,) * (x.ndim - 2))
     np.testing.assert_allclose(prelu.forward(x).numpy(), np.where(x > 0, x, a * x), rtol=1e-6)
-    # [N, C] runs as [..., C] (its innermost loop over C); PReLUND serves it too, checked below
-    assert prelu._active.compiled.spec is (example.PReLUND if x.ndim > 2 else example.PReLUFeaturesLast)
+    assert prelu.compiled.spec is example.PReLUND
     check_grad(example.PReLUND, inputs={"x": x.astype(np.float64)}, C=3, K=3).assert_ok()
 
 

@@ -11,6 +11,7 @@ from layerc.compiler.cc import BuildOptions
 from layerc.compiler import ir
 from layerc.compiler.ir import IConst
 from layerc.compiler.schedule import plan_program
+from layerc.compiler.simplify import simplify_stages
 from layers import PReLU
 from benchmarks.specs import FocalLoss, LinearSpec
 from layerc.nn import Conv2DSpec
@@ -18,6 +19,8 @@ from layerc.nn.activation import GELUSpec, SoftmaxSpec
 from layerc.nn.norm import BatchNorm2DSpec, layer_norm_spec
 from layerc.compiler.codegen import PARALLEL_MIN_WORK
 from layerc.runtime import isa
+
+RNG = np.random.default_rng(5)
 
 
 def _flat(plan):
@@ -113,9 +116,10 @@ STRIDED = dict(DENSE, stride=(2, 2), dilation=(2, 2))
                                          (Conv2DSpec, DENSE), (Conv2DSpec, STRIDED),
                                          ("ShortRowSums", dict(K=10)), (GELUSpec, {}),
                                          (SoftmaxSpec, {}), (BatchNorm2DSpec, dict(C=8)),
-                                         (layer_norm_spec(1), dict(L1=64))],
+                                         (layer_norm_spec(1), dict(L1=64)), ("PReLUChannels", dict(C=16, K=16))],
                          ids=["PReLU", "WherePReLU", "depthwise", "logsumexp", "focal", "linear", "conv", "conv-s2-d2",
-                              "rows-in-lanes", "gelu", "softmax-rows", "batchnorm", "layernorm-rows"])
+                              "rows-in-lanes", "gelu", "softmax-rows", "batchnorm", "layernorm-rows",
+                              "trailing-ellipsis"])
 @pytest.mark.parametrize("level", [level for level in isa.supported() if level != "baseline"] or ["baseline"])
 def test_inner_loops_vectorize(tmp_path, spec, sizes, level):
     """Every ``omp simd`` loop of a layer's float kernels is vectorized by gcc
@@ -128,7 +132,8 @@ def test_inner_loops_vectorize(tmp_path, spec, sizes, level):
     no int64-to-double vector conversion). Checked at each vector level this
     CPU loads (AVX-512 and AVX2 here). Row plans too: ten classes with the
     rows in lanes (the row loop vectorized, its reads gathers), GELU's inlined
-    erf, a batch norm's merged planes, softmax and layer norm row by row."""
+    erf, a batch norm's merged planes, softmax and layer norm row by row; a
+    spec whose ``...`` comes last, and its variant for an empty ``...``."""
     spec = globals()[spec] if isinstance(spec, str) else spec
     source = spec.build(**sizes).source
     path = tmp_path / "k.c"
@@ -142,15 +147,63 @@ def test_inner_loops_vectorize(tmp_path, spec, sizes, level):
     lines = source.splitlines()
     simd_loops, function = [], None
     for k, line in enumerate(lines, start=1):
-        if line.startswith("int "):
+        if re.match(r"(static )?int ", line):
             function = line
         elif function and "_f32(" in function and re.match(r"#pragma omp (parallel for )?simd", line.strip()):
             end = next(j for j in range(k + 1, len(lines) + 1)
-                       if re.match(r"(\s*#pragma omp|\s*/\*|}|int )", lines[j - 1]))
+                       if re.match(r"(\s*#pragma omp|\s*/\*|}|(static )?int )", lines[j - 1]))
             simd_loops.append((k + 1, end))
     assert simd_loops
     missed = [first for first, end in simd_loops if not any(first <= n < end for n in vectorized)]
     assert not missed, [lines[n - 1] for n in missed]
+
+
+@layer
+class PReLUChannels:
+    """PReLU on [N, C, ...]: the ``...`` comes last."""
+    x = Input("N", "C", ...)
+    alpha = Param("K", init=0.25)
+
+    def forward(x, alpha):
+        K, = alpha.shape
+        return ops.where(x > 0, x, alpha.reshape(K, 1) * x)
+
+
+def test_an_empty_trailing_group_runs_its_own_variant_in_one_pass():
+    """``Input("N", "C", ...)`` on ``[N, C]``: each function calls its
+    variant for ``E == 1``, scheduled with that axis gone (loops over C,
+    vectorized), the backward one pass with its column reduction (the unit
+    loop does not keep the two stages apart); its results match numpy's."""
+    m = PReLUChannels.build(C=16, K=16)
+    assert "if (S_E == 1)" in m.source and "static int lc_preluchannels_backward_E1_f32(" in m.source
+    backward = simplify_stages(ir.bind_sizes(m.compiled.backward, {"E": 1}))
+    nests = plan_program(backward)
+    assert len(nests) == 1 and nests[0].is_pass and all(loop.extent != ir.IConst(1) for loop in nests[0].loops)
+    x = RNG.standard_normal((37, 16)).astype(np.float32)
+    x[0, :3] = 0.0
+    alpha = m.alpha.numpy()
+    gy = RNG.standard_normal(x.shape).astype(np.float32)
+    np.testing.assert_allclose(m.forward(x).numpy(), np.where(x > 0, x, alpha * x), rtol=1e-6)
+    gx = m.backward(gy).numpy()
+    np.testing.assert_allclose(gx, np.where(x > 0, gy, alpha * gy), rtol=1e-6)
+    np.testing.assert_allclose(m.alpha.grad, (gy * np.where(x > 0, 0, x)).sum(0), rtol=1e-4, atol=1e-5)
+    for shape in [(5, 3), (2, 3, 4), (2, 3, 1), (2, 3, 2, 2)]:
+        check_grad(PReLUChannels, inputs={"x": RNG.standard_normal(shape)}, C=3, K=3).assert_ok()
+
+
+def test_a_leading_group_gets_no_variant():
+    """``Input(..., "C")``: an empty group is the outermost loop, one
+    iteration, harmless; no second variant is compiled."""
+    assert "_E1_" not in PReLUNDLeading.build(C=4).source
+
+
+@layer
+class PReLUNDLeading:
+    x = Input(..., "C")
+    alpha = Param("C", init=0.25)
+
+    def forward(x, alpha):
+        return ops.where(x > 0, x, alpha * x)
 
 
 @layer

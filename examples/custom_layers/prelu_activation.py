@@ -2,12 +2,12 @@
 learnable slope ``alpha`` per feature (axis 1 of the input, as torch.nn.PReLU);
 ``num_features=1`` shares one alpha over every feature.
 
-The math is one layerc spec, ``PReLUND`` (``Input("N", "C", ...)``), for every
-input of rank 2 or more: forward sees the ``...`` axes as one, so one compiled
-kernel runs [N, C, L], [N, C, H, W], ... The ``PReLU`` module gives [N] and
-[N, C] to a second spec, ``PReLUFeaturesLast`` (``Input(..., "C")``): as
-[N, C, ...] their innermost loop would run over the empty ``...``, one element
-long (measured 22x slower on [4096, 256]). Both share the same ``alpha``.
+The math is one layerc spec, ``PReLUND`` (``Input("N", "C", ...)``), for inputs
+of every rank: forward sees the ``...`` axes as one, so one compiled kernel runs
+[N, C], [N, C, L], [N, C, H, W], ... For [N, C] the ``...`` group is empty (one
+element): layerc compiles a variant for that case too, whose loops run over C,
+and the kernel calls it when the group is empty. A 1-D input [N] (no feature
+axis, one shared alpha) runs as [1, 1, N].
 
 Run: python examples/custom_layers/prelu_activation.py
 """
@@ -20,17 +20,6 @@ def prelu(x, alpha):
     # = max(0, x) + alpha * min(0, x); written with `where` so that at x == 0 the
     # derivative is alpha, as in torch.nn.PReLU (maximum/minimum split ties evenly)
     return ops.where(x > 0, x, alpha * x)
-
-
-@layer
-class PReLUFeaturesLast:
-    """PReLU on [..., C], features on the last axis: [N] (no feature axis: K = 1,
-    one shared alpha, C = N) and [N, C]."""
-    x = Input(..., "C")
-    alpha = Param("K", init=0.25)
-
-    def forward(x, alpha):
-        return prelu(x, alpha)
 
 
 @layer
@@ -56,41 +45,40 @@ class PReLU(Module):
         if num_features < 1:
             raise ValueError(f"PReLU: num_features must be >= 1, got {num_features}")
         self.num_features = int(num_features)
-        self.alpha = Tensor(np.full(num_features, init_value, dtype=dtype), requires_grad=True)
-        object.__setattr__(self, "dtype", np.dtype(dtype))
-        object.__setattr__(self, "_variants", {})
-        object.__setattr__(self, "_active", None)
-
-    def _module(self, rank):
-        if rank < 1:
-            raise ValueError(f"PReLU: input rank must be 1 or more, got {rank}")
-        if rank == 1 and self.num_features != 1:
-            raise ValueError(f"PReLU({self.num_features}): a 1-D input has no feature axis; use num_features=1")
-        spec = PReLUFeaturesLast if rank <= 2 else PReLUND
-        module = self._variants.get(spec)
-        if module is None:
-            bindings = {"K": self.num_features}
-            if rank > 1 and self.num_features > 1:
-                bindings["C"] = self.num_features     # one alpha per feature
-            module = spec.build(dtype=self.dtype, **bindings)
-            self._variants[spec] = module
-        if module.alpha is not self.alpha:
-            module.alpha = self.alpha                 # every variant shares this parameter
-        return module
+        bindings = {"K": self.num_features}
+        if self.num_features > 1:
+            bindings["C"] = self.num_features         # one alpha per feature
+        # the compiled layer is held, not registered: its one parameter is this module's `alpha`
+        object.__setattr__(self, "_layer", PReLUND.build(dtype=dtype, **bindings))
+        self._layer.alpha.data[...] = init_value
+        self.alpha = self._layer.alpha
+        object.__setattr__(self, "_flat", None)
 
     def forward(self, x):
-        module = self._module(np.ndim(x.data if isinstance(x, Tensor) else x))
-        object.__setattr__(self, "_active", module)
-        return module.forward(x)
+        rank = np.ndim(x.data if isinstance(x, Tensor) else x)
+        if rank < 1:
+            raise ValueError(f"PReLU: input rank must be 1 or more, got {rank}")
+        object.__setattr__(self, "_flat", None)
+        if self._layer.alpha is not self.alpha:
+            self._layer.alpha = self.alpha            # a new alpha was assigned (or loaded)
+        if rank == 1:
+            # no feature axis: one alpha over every element, the elements the ... axis
+            if self.num_features != 1:
+                raise ValueError(f"PReLU({self.num_features}): a 1-D input has no feature axis; use num_features=1")
+            n = np.shape(x.data if isinstance(x, Tensor) else x)[0]
+            object.__setattr__(self, "_flat", n)
+            return self._layer.forward(x.reshape(1, 1, n)).reshape(n)
+        return self._layer.forward(x)
 
     def backward(self, grad_output):
-        if self._active is None:
-            raise RuntimeError("PReLU: backward called before forward")
-        return self._active.backward(grad_output)
+        if self._flat is None:
+            return self._layer.backward(grad_output)
+        n = self._flat
+        return self._layer.backward(np.reshape(grad_output, (1, 1, n))).reshape(n)
 
     @property
     def compiled(self):
-        return (self._active or self._module(2)).compiled
+        return self._layer.compiled
 
     def __repr__(self):
         return f"PReLU(num_features={self.num_features})"
@@ -120,10 +108,10 @@ def check(verbose=False):
     if verbose:
         print("PReLU(num_features=3) on [4, 3, 2, 2]: alpha.grad =", per_feature.alpha.grad)
 
-    # the one spec on [N, C], [N, C, L] and [N, C, H, W]
+    # the one spec on [N, C] (its variant for an empty ...), [N, C, L] and [N, C, H, W]
     rng = np.random.default_rng(1)
-    reports = [check_grad(PReLUFeaturesLast, E=3, C=5, K=5), check_grad(PReLUFeaturesLast, E=3, C=5, K=1),
-               check_grad(PReLUND, N=3, C=5, K=5, E=1),
+    reports = [check_grad(PReLUND, inputs={"x": rng.standard_normal((3, 5))}, C=5, K=5),
+               check_grad(PReLUND, inputs={"x": rng.standard_normal((3, 5))}, K=1),
                check_grad(PReLUND, inputs={"x": rng.standard_normal((2, 3, 4))}, C=3, K=3),
                check_grad(PReLUND, inputs={"x": rng.standard_normal((2, 3, 3, 5))}, C=3, K=3)]
     for r in reports:
