@@ -869,7 +869,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
-    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
+    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_24[i0_1, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_8[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
@@ -887,21 +887,13 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
         const float t11 = (t10 / ((float)(((S_N * S_H) * S_W) + -1)));
         const float t12 = (0.1f * t11);
         const float t13 = (t6 + t12);
+        const float t14 = T_bn1_weight[v_i0];
+        const float t15 = (t8 + 1e-05f);
+        const float t16 = sqrtf(t15);
+        const float t17 = (t14 / t16);
         T_add_13[v_i0] = t4;
         T_add_20[v_i0] = t13;
-    }
-    }
-    /* div_24[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        const float t0 = T_bn1_weight[v_i1];
-        const float t1 = T_sum_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
-        const float t3 = (t2 + 1e-05f);
-        const float t4 = sqrtf(t3);
-        const float t5 = (t0 / t4);
-        T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t5;
+        T_div_24[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
     }
     }
     /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
@@ -1009,7 +1001,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_59[i0_1, i0, i2, i3] = bn2_weight[i0] / sqrt(sum_43[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 16; ++v_i0) {
@@ -1027,21 +1019,13 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
         const float t11 = (t10 / ((float)(((S_N * S_H) * S_W) + -1)));
         const float t12 = (0.1f * t11);
         const float t13 = (t6 + t12);
+        const float t14 = T_bn2_weight[v_i0];
+        const float t15 = (t8 + 1e-05f);
+        const float t16 = sqrtf(t15);
+        const float t17 = (t14 / t16);
         T_add_48[v_i0] = t4;
         T_add_55[v_i0] = t13;
-    }
-    }
-    /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-        const float t0 = T_bn2_weight[v_i1];
-        const float t1 = T_sum_43[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
-        const float t3 = (t2 + 1e-05f);
-        const float t4 = sqrtf(t3);
-        const float t5 = (t0 / t4);
-        T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = t5;
+        T_div_59[(((0) * 16 + v_i0) * 1 + 0) * 1 + 0] = t17;
     }
     }
     /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
@@ -1123,7 +1107,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
-    /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) */
+    /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_43_12[j0, s0, j2, j3] = -(bn2_weight[s0] / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, s0, 0, 0] * 0.5 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
@@ -1134,34 +1118,26 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         const float t4 = sqrtf(t3);
         const float t5 = (1.0f / t4);
         const float t6 = (t0 * t5);
+        const float t7 = T_bn2_weight[v_s0];
+        const float t8 = (t7 / t4);
+        const float t9 = (t8 / t4);
+        const float t10 = (t9 * t0);
+        const float t11 = (0.5f / t4);
+        const float t12 = (t10 * t11);
+        const float t13 = (1.0f / ((float)((S_N * S_H) * S_W)));
+        const float t14 = (t12 * t13);
+        const float t15 = (-t14);
         T_grad_bn2_weight[v_s0] = t6;
+        T_grad_sum_43_12[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_sum_43_12[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_sum_43_12[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
-            {
-                const float t0 = T_bn2_weight[v_i1];
-                const float t1 = T_sum_43[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-                const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
-                const float t3 = (t2 + 1e-05f);
-                const float t4 = sqrtf(t3);
-                const float t5 = (t0 / t4);
-                const float t6 = (t5 / t4);
-                const float t7 = T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-                const float t8 = (t6 * t7);
-                const float t9 = (0.5f / t4);
-                const float t10 = (t8 * t9);
-                const float t11 = (1.0f / ((float)((S_N * S_H) * S_W)));
-                const float t12 = (t10 * t11);
-                const float t13 = (-t12);
-                T_grad_sum_43_12[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
-            }
             /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
             {
             float acc = 0.0f;
@@ -1403,7 +1379,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
-    /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) */
+    /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_8_32[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, s0, 0, 0] * 0.5 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
@@ -1414,34 +1390,26 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         const float t4 = sqrtf(t3);
         const float t5 = (1.0f / t4);
         const float t6 = (t0 * t5);
+        const float t7 = T_bn1_weight[v_s0];
+        const float t8 = (t7 / t4);
+        const float t9 = (t8 / t4);
+        const float t10 = (t9 * t0);
+        const float t11 = (0.5f / t4);
+        const float t12 = (t10 * t11);
+        const float t13 = (1.0f / ((float)((S_N * S_H) * S_W)));
+        const float t14 = (t12 * t13);
+        const float t15 = (-t14);
         T_grad_bn1_weight[v_s0] = t6;
+        T_grad_sum_8_32[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_sum_8_32[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, i1, 0, 0] * 0.5 / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])); grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])); grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_sum_8_32[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, i1, 0, 0] * 0.5 / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
-            {
-                const float t0 = T_bn1_weight[v_i1];
-                const float t1 = T_sum_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
-                const float t3 = (t2 + 1e-05f);
-                const float t4 = sqrtf(t3);
-                const float t5 = (t0 / t4);
-                const float t6 = (t5 / t4);
-                const float t7 = T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t8 = (t6 * t7);
-                const float t9 = (0.5f / t4);
-                const float t10 = (t8 * t9);
-                const float t11 = (1.0f / ((float)((S_N * S_H) * S_W)));
-                const float t12 = (t10 * t11);
-                const float t13 = (-t12);
-                T_grad_sum_8_32[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
-            }
             /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])) */
             {
             float acc = 0.0f;
@@ -1893,7 +1861,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
-    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
+    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_24[i0_1, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_8[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
@@ -1911,21 +1879,13 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
         const double t11 = (t10 / ((double)(((S_N * S_H) * S_W) + -1)));
         const double t12 = (0.1 * t11);
         const double t13 = (t6 + t12);
+        const double t14 = T_bn1_weight[v_i0];
+        const double t15 = (t8 + 1e-05);
+        const double t16 = sqrt(t15);
+        const double t17 = (t14 / t16);
         T_add_13[v_i0] = t4;
         T_add_20[v_i0] = t13;
-    }
-    }
-    /* div_24[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        const double t0 = T_bn1_weight[v_i1];
-        const double t1 = T_sum_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
-        const double t3 = (t2 + 1e-05);
-        const double t4 = sqrt(t3);
-        const double t5 = (t0 / t4);
-        T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t5;
+        T_div_24[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
     }
     }
     /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
@@ -2033,7 +1993,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_59[i0_1, i0, i2, i3] = bn2_weight[i0] / sqrt(sum_43[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 16; ++v_i0) {
@@ -2051,21 +2011,13 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
         const double t11 = (t10 / ((double)(((S_N * S_H) * S_W) + -1)));
         const double t12 = (0.1 * t11);
         const double t13 = (t6 + t12);
+        const double t14 = T_bn2_weight[v_i0];
+        const double t15 = (t8 + 1e-05);
+        const double t16 = sqrt(t15);
+        const double t17 = (t14 / t16);
         T_add_48[v_i0] = t4;
         T_add_55[v_i0] = t13;
-    }
-    }
-    /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-        const double t0 = T_bn2_weight[v_i1];
-        const double t1 = T_sum_43[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
-        const double t3 = (t2 + 1e-05);
-        const double t4 = sqrt(t3);
-        const double t5 = (t0 / t4);
-        T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = t5;
+        T_div_59[(((0) * 16 + v_i0) * 1 + 0) * 1 + 0] = t17;
     }
     }
     /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
@@ -2147,7 +2099,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
-    /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) */
+    /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_43_12[j0, s0, j2, j3] = -(bn2_weight[s0] / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, s0, 0, 0] * 0.5 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
@@ -2158,34 +2110,26 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         const double t4 = sqrt(t3);
         const double t5 = (1.0 / t4);
         const double t6 = (t0 * t5);
+        const double t7 = T_bn2_weight[v_s0];
+        const double t8 = (t7 / t4);
+        const double t9 = (t8 / t4);
+        const double t10 = (t9 * t0);
+        const double t11 = (0.5 / t4);
+        const double t12 = (t10 * t11);
+        const double t13 = (1.0 / ((double)((S_N * S_H) * S_W)));
+        const double t14 = (t12 * t13);
+        const double t15 = (-t14);
         T_grad_bn2_weight[v_s0] = t6;
+        T_grad_sum_43_12[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_sum_43_12[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_sum_43_12[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
-            {
-                const double t0 = T_bn2_weight[v_i1];
-                const double t1 = T_sum_43[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-                const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
-                const double t3 = (t2 + 1e-05);
-                const double t4 = sqrt(t3);
-                const double t5 = (t0 / t4);
-                const double t6 = (t5 / t4);
-                const double t7 = T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-                const double t8 = (t6 * t7);
-                const double t9 = (0.5 / t4);
-                const double t10 = (t8 * t9);
-                const double t11 = (1.0 / ((double)((S_N * S_H) * S_W)));
-                const double t12 = (t10 * t11);
-                const double t13 = (-t12);
-                T_grad_sum_43_12[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
-            }
             /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
             {
             double acc = 0.0;
@@ -2427,7 +2371,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
-    /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) */
+    /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_8_32[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, s0, 0, 0] * 0.5 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
@@ -2438,34 +2382,26 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         const double t4 = sqrt(t3);
         const double t5 = (1.0 / t4);
         const double t6 = (t0 * t5);
+        const double t7 = T_bn1_weight[v_s0];
+        const double t8 = (t7 / t4);
+        const double t9 = (t8 / t4);
+        const double t10 = (t9 * t0);
+        const double t11 = (0.5 / t4);
+        const double t12 = (t10 * t11);
+        const double t13 = (1.0 / ((double)((S_N * S_H) * S_W)));
+        const double t14 = (t12 * t13);
+        const double t15 = (-t14);
         T_grad_bn1_weight[v_s0] = t6;
+        T_grad_sum_8_32[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_sum_8_32[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, i1, 0, 0] * 0.5 / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])); grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])); grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_sum_8_32[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, i1, 0, 0] * 0.5 / sqrt(sum_8[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
-            {
-                const double t0 = T_bn1_weight[v_i1];
-                const double t1 = T_sum_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
-                const double t3 = (t2 + 1e-05);
-                const double t4 = sqrt(t3);
-                const double t5 = (t0 / t4);
-                const double t6 = (t5 / t4);
-                const double t7 = T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t8 = (t6 * t7);
-                const double t9 = (0.5 / t4);
-                const double t10 = (t8 * t9);
-                const double t11 = (1.0 / ((double)((S_N * S_H) * S_W)));
-                const double t12 = (t10 * t11);
-                const double t13 = (-t12);
-                T_grad_sum_8_32[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
-            }
             /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])) */
             {
             double acc = 0.0;

@@ -709,8 +709,31 @@ lc_philox_uniform(double sa, double sb, double ca, double cb, double row, double
 #if !defined(LC_PART) || LC_PART == 1
 
 /* PReLUND (float) */
+static int lc_prelund_forward_E1_f32(int64_t S_C, int64_t S_N, const float *restrict T_x, const float *restrict T_alpha, float *restrict T_select_3)
+{
+    /* select_3[i0, i1, i2] = (x[i0, i1, 0] if x[i0, i1, 0] > 0 else alpha[0] * x[i0, i1, 0]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const float t2 = T_alpha[0];
+    #pragma omp simd
+    for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
+        const float t0 = T_x[((v_i0) * S_C + v_i1) * 1 + 0];
+        const float t1 = (t0 > 0.0f);
+        const float t3 = (t2 * t0);
+        const float t4 = (t1 != 0 ? t0 : t3);
+        T_select_3[((v_i0) * S_C + v_i1) * 1 + 0] = t4;
+    }
+    }
+    }
+    return 0;
+}
+/* PReLUND (float) */
 int lc_prelund_forward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *restrict T_x, const float *restrict T_alpha, float *restrict T_select_3)
 {
+    /* the size is 1: the variant scheduled for it, whose loops skip that axis */
+    if (S_E == 1)
+        return lc_prelund_forward_E1_f32(S_C, S_N, T_x, T_alpha, T_select_3);
     /* select_3[i0, i1, i2] = (x[i0, i1, i2] if x[i0, i1, i2] > 0 else alpha[0] * x[i0, i1, i2]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
@@ -734,8 +757,64 @@ int lc_prelund_forward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *r
 #if !defined(LC_PART) || LC_PART == 2
 
 /* PReLUND_backward (float) */
+static int lc_prelund_backward_E1_f32(int64_t S_C, int64_t S_N, const float *restrict T_x, const float *restrict T_alpha, const float *restrict T_grad_select_3, float *restrict T_grad_x, float *restrict T_grad_alpha, float *restrict T_grad_reshape_0_3)
+{
+    /* grad_reshape_0_3[j0, j1] = sum_{i0, i1} grad_select_3[i0, i1, 0] * (0 if x[i0, i1, 0] > 0 else 1) * x[i0, i1, 0]; grad_alpha[j0] = grad_reshape_0_3[0, 0] (row by row) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+            /* grad_reshape_0_3[j0, j1] = sum_{i0, i1} grad_select_3[i0, i1, 0] * (0 if x[i0, i1, 0] > 0 else 1) * x[i0, i1, 0] */
+            {
+            float acc = 0.0f;
+            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
+                const float t0 = T_grad_select_3[((v_i0) * S_C + v_i1) * 1 + 0];
+                const float t1 = T_x[((v_i0) * S_C + v_i1) * 1 + 0];
+                const float t2 = (t1 > 0.0f);
+                const float t3 = (t2 != 0 ? 0.0f : 1.0f);
+                const float t4 = (t0 * t3);
+                const float t5 = (t4 * t1);
+                acc += t5;
+            }
+            }
+            T_grad_reshape_0_3[(v_j0) * 1 + 0] = acc;
+            }
+            /* grad_alpha[j0] = grad_reshape_0_3[0, 0] */
+            {
+                const float t0 = T_grad_reshape_0_3[(0) * 1 + 0];
+                T_grad_alpha[v_j0] = t0;
+            }
+    }
+    }
+    /* grad_x[j0, j1, j2] = grad_select_3[j0, j1, 0] * (1 if x[j0, j1, 0] > 0 else 0) + grad_select_3[j0, j1, 0] * (0 if x[j0, j1, 0] > 0 else 1) * alpha[0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+        const float t7 = T_alpha[0];
+    #pragma omp simd
+    for (int64_t v_j1 = 0; v_j1 < S_C; ++v_j1) {
+        const float t0 = T_grad_select_3[((v_j0) * S_C + v_j1) * 1 + 0];
+        const float t1 = T_x[((v_j0) * S_C + v_j1) * 1 + 0];
+        const float t2 = (t1 > 0.0f);
+        const float t3 = (t2 != 0 ? 1.0f : 0.0f);
+        const float t4 = (t0 * t3);
+        const float t5 = (t2 != 0 ? 0.0f : 1.0f);
+        const float t6 = (t0 * t5);
+        const float t8 = (t6 * t7);
+        const float t9 = (t4 + t8);
+        T_grad_x[((v_j0) * S_C + v_j1) * 1 + 0] = t9;
+    }
+    }
+    }
+    return 0;
+}
+/* PReLUND_backward (float) */
 int lc_prelund_backward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *restrict T_x, const float *restrict T_alpha, const float *restrict T_grad_select_3, float *restrict T_grad_x, float *restrict T_grad_alpha, float *restrict T_grad_reshape_0_3)
 {
+    /* the size is 1: the variant scheduled for it, whose loops skip that axis */
+    if (S_E == 1)
+        return lc_prelund_backward_E1_f32(S_C, S_N, T_x, T_alpha, T_grad_select_3, T_grad_x, T_grad_alpha, T_grad_reshape_0_3);
     /* grad_reshape_0_3[j0, j1] = sum_{i0, i1, i2} grad_select_3[i0, i1, i2] * (0 if x[i0, i1, i2] > 0 else 1) * x[i0, i1, i2]; grad_alpha[j0] = grad_reshape_0_3[0, 0] (row by row) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
@@ -792,8 +871,31 @@ int lc_prelund_backward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *
 #if !defined(LC_PART) || LC_PART == 3
 
 /* PReLUND (double) */
+static int lc_prelund_forward_E1_f64(int64_t S_C, int64_t S_N, const double *restrict T_x, const double *restrict T_alpha, double *restrict T_select_3)
+{
+    /* select_3[i0, i1, i2] = (x[i0, i1, 0] if x[i0, i1, 0] > 0 else alpha[0] * x[i0, i1, 0]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t2 = T_alpha[0];
+    #pragma omp simd
+    for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
+        const double t0 = T_x[((v_i0) * S_C + v_i1) * 1 + 0];
+        const double t1 = (t0 > 0.0);
+        const double t3 = (t2 * t0);
+        const double t4 = (t1 != 0 ? t0 : t3);
+        T_select_3[((v_i0) * S_C + v_i1) * 1 + 0] = t4;
+    }
+    }
+    }
+    return 0;
+}
+/* PReLUND (double) */
 int lc_prelund_forward_f64(int64_t S_C, int64_t S_E, int64_t S_N, const double *restrict T_x, const double *restrict T_alpha, double *restrict T_select_3)
 {
+    /* the size is 1: the variant scheduled for it, whose loops skip that axis */
+    if (S_E == 1)
+        return lc_prelund_forward_E1_f64(S_C, S_N, T_x, T_alpha, T_select_3);
     /* select_3[i0, i1, i2] = (x[i0, i1, i2] if x[i0, i1, i2] > 0 else alpha[0] * x[i0, i1, i2]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
@@ -817,8 +919,64 @@ int lc_prelund_forward_f64(int64_t S_C, int64_t S_E, int64_t S_N, const double *
 #if !defined(LC_PART) || LC_PART == 4
 
 /* PReLUND_backward (double) */
+static int lc_prelund_backward_E1_f64(int64_t S_C, int64_t S_N, const double *restrict T_x, const double *restrict T_alpha, const double *restrict T_grad_select_3, double *restrict T_grad_x, double *restrict T_grad_alpha, double *restrict T_grad_reshape_0_3)
+{
+    /* grad_reshape_0_3[j0, j1] = sum_{i0, i1} grad_select_3[i0, i1, 0] * (0 if x[i0, i1, 0] > 0 else 1) * x[i0, i1, 0]; grad_alpha[j0] = grad_reshape_0_3[0, 0] (row by row) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+            /* grad_reshape_0_3[j0, j1] = sum_{i0, i1} grad_select_3[i0, i1, 0] * (0 if x[i0, i1, 0] > 0 else 1) * x[i0, i1, 0] */
+            {
+            double acc = 0.0;
+            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
+                const double t0 = T_grad_select_3[((v_i0) * S_C + v_i1) * 1 + 0];
+                const double t1 = T_x[((v_i0) * S_C + v_i1) * 1 + 0];
+                const double t2 = (t1 > 0.0);
+                const double t3 = (t2 != 0 ? 0.0 : 1.0);
+                const double t4 = (t0 * t3);
+                const double t5 = (t4 * t1);
+                acc += t5;
+            }
+            }
+            T_grad_reshape_0_3[(v_j0) * 1 + 0] = acc;
+            }
+            /* grad_alpha[j0] = grad_reshape_0_3[0, 0] */
+            {
+                const double t0 = T_grad_reshape_0_3[(0) * 1 + 0];
+                T_grad_alpha[v_j0] = t0;
+            }
+    }
+    }
+    /* grad_x[j0, j1, j2] = grad_select_3[j0, j1, 0] * (1 if x[j0, j1, 0] > 0 else 0) + grad_select_3[j0, j1, 0] * (0 if x[j0, j1, 0] > 0 else 1) * alpha[0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+        const double t7 = T_alpha[0];
+    #pragma omp simd
+    for (int64_t v_j1 = 0; v_j1 < S_C; ++v_j1) {
+        const double t0 = T_grad_select_3[((v_j0) * S_C + v_j1) * 1 + 0];
+        const double t1 = T_x[((v_j0) * S_C + v_j1) * 1 + 0];
+        const double t2 = (t1 > 0.0);
+        const double t3 = (t2 != 0 ? 1.0 : 0.0);
+        const double t4 = (t0 * t3);
+        const double t5 = (t2 != 0 ? 0.0 : 1.0);
+        const double t6 = (t0 * t5);
+        const double t8 = (t6 * t7);
+        const double t9 = (t4 + t8);
+        T_grad_x[((v_j0) * S_C + v_j1) * 1 + 0] = t9;
+    }
+    }
+    }
+    return 0;
+}
+/* PReLUND_backward (double) */
 int lc_prelund_backward_f64(int64_t S_C, int64_t S_E, int64_t S_N, const double *restrict T_x, const double *restrict T_alpha, const double *restrict T_grad_select_3, double *restrict T_grad_x, double *restrict T_grad_alpha, double *restrict T_grad_reshape_0_3)
 {
+    /* the size is 1: the variant scheduled for it, whose loops skip that axis */
+    if (S_E == 1)
+        return lc_prelund_backward_E1_f64(S_C, S_N, T_x, T_alpha, T_grad_select_3, T_grad_x, T_grad_alpha, T_grad_reshape_0_3);
     /* grad_reshape_0_3[j0, j1] = sum_{i0, i1, i2} grad_select_3[i0, i1, i2] * (0 if x[i0, i1, i2] > 0 else 1) * x[i0, i1, i2]; grad_alpha[j0] = grad_reshape_0_3[0, 0] (row by row) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)

@@ -854,7 +854,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     }
     }
     }
-    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
+    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_23[i0_1, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_7[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
@@ -872,21 +872,13 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
         const float t11 = (t10 / ((float)(((S_N * S_H) * S_W) + -1)));
         const float t12 = (0.1f * t11);
         const float t13 = (t6 + t12);
+        const float t14 = T_bn1_weight[v_i0];
+        const float t15 = (t8 + 1e-05f);
+        const float t16 = sqrtf(t15);
+        const float t17 = (t14 / t16);
         T_add_12[v_i0] = t4;
         T_add_19[v_i0] = t13;
-    }
-    }
-    /* div_23[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        const float t0 = T_bn1_weight[v_i1];
-        const float t1 = T_sum_7[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
-        const float t3 = (t2 + 1e-05f);
-        const float t4 = sqrtf(t3);
-        const float t5 = (t0 / t4);
-        T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t5;
+        T_div_23[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
     }
     }
     /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
@@ -1052,7 +1044,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     }
     }
     }
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_59[i0_1, i0, i2, i3] = bn2_weight[i0] / sqrt(sum_43[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
@@ -1070,21 +1062,13 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
         const float t11 = (t10 / ((float)(((S_N * S_H) * S_W) + -1)));
         const float t12 = (0.1f * t11);
         const float t13 = (t6 + t12);
+        const float t14 = T_bn2_weight[v_i0];
+        const float t15 = (t8 + 1e-05f);
+        const float t16 = sqrtf(t15);
+        const float t17 = (t14 / t16);
         T_add_48[v_i0] = t4;
         T_add_55[v_i0] = t13;
-    }
-    }
-    /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        const float t0 = T_bn2_weight[v_i1];
-        const float t1 = T_sum_43[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
-        const float t3 = (t2 + 1e-05f);
-        const float t4 = sqrtf(t3);
-        const float t5 = (t0 / t4);
-        T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t5;
+        T_div_59[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
     }
     }
     /* relu_65[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3]) */
@@ -1172,7 +1156,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         T_grad_div_59_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
-    /* grad_bn2_weight[s0] = grad_div_59_8[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) */
+    /* grad_bn2_weight[s0] = grad_div_59_8[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_43_14[j0, s0, j2, j3] = -(bn2_weight[s0] / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, s0, 0, 0] * 0.5 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
@@ -1183,34 +1167,26 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         const float t4 = sqrtf(t3);
         const float t5 = (1.0f / t4);
         const float t6 = (t0 * t5);
+        const float t7 = T_bn2_weight[v_s0];
+        const float t8 = (t7 / t4);
+        const float t9 = (t8 / t4);
+        const float t10 = (t9 * t0);
+        const float t11 = (0.5f / t4);
+        const float t12 = (t10 * t11);
+        const float t13 = (1.0f / ((float)((S_N * S_H) * S_W)));
+        const float t14 = (t12 * t13);
+        const float t15 = (-t14);
         T_grad_bn2_weight[v_s0] = t6;
+        T_grad_sum_43_14[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_sum_43_14[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_sum_43_14[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
-            {
-                const float t0 = T_bn2_weight[v_i1];
-                const float t1 = T_sum_43[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
-                const float t3 = (t2 + 1e-05f);
-                const float t4 = sqrtf(t3);
-                const float t5 = (t0 / t4);
-                const float t6 = (t5 / t4);
-                const float t7 = T_grad_div_59_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t8 = (t6 * t7);
-                const float t9 = (0.5f / t4);
-                const float t10 = (t8 * t9);
-                const float t11 = (1.0f / ((float)((S_N * S_H) * S_W)));
-                const float t12 = (t10 * t11);
-                const float t13 = (-t12);
-                T_grad_sum_43_14[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
-            }
             /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
             {
             float acc = 0.0f;
@@ -1586,7 +1562,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         T_grad_div_23_28[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
-    /* grad_bn1_weight[s0] = grad_div_23_28[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) */
+    /* grad_bn1_weight[s0] = grad_div_23_28[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_7_34[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, s0, 0, 0] * 0.5 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
@@ -1597,34 +1573,26 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         const float t4 = sqrtf(t3);
         const float t5 = (1.0f / t4);
         const float t6 = (t0 * t5);
+        const float t7 = T_bn1_weight[v_s0];
+        const float t8 = (t7 / t4);
+        const float t9 = (t8 / t4);
+        const float t10 = (t9 * t0);
+        const float t11 = (0.5f / t4);
+        const float t12 = (t10 * t11);
+        const float t13 = (1.0f / ((float)((S_N * S_H) * S_W)));
+        const float t14 = (t12 * t13);
+        const float t15 = (-t14);
         T_grad_bn1_weight[v_s0] = t6;
+        T_grad_sum_7_34[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_sum_7_34[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, i1, 0, 0] * 0.5 / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_sum_7_34[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, i1, 0, 0] * 0.5 / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
-            {
-                const float t0 = T_bn1_weight[v_i1];
-                const float t1 = T_sum_7[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
-                const float t3 = (t2 + 1e-05f);
-                const float t4 = sqrtf(t3);
-                const float t5 = (t0 / t4);
-                const float t6 = (t5 / t4);
-                const float t7 = T_grad_div_23_28[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t8 = (t6 * t7);
-                const float t9 = (0.5f / t4);
-                const float t10 = (t8 * t9);
-                const float t11 = (1.0f / ((float)((S_N * S_H) * S_W)));
-                const float t12 = (t10 * t11);
-                const float t13 = (-t12);
-                T_grad_sum_7_34[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
-            }
             /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
             {
             float acc = 0.0f;
@@ -2123,7 +2091,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     }
     }
     }
-    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
+    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_23[i0_1, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_7[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
@@ -2141,21 +2109,13 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
         const double t11 = (t10 / ((double)(((S_N * S_H) * S_W) + -1)));
         const double t12 = (0.1 * t11);
         const double t13 = (t6 + t12);
+        const double t14 = T_bn1_weight[v_i0];
+        const double t15 = (t8 + 1e-05);
+        const double t16 = sqrt(t15);
+        const double t17 = (t14 / t16);
         T_add_12[v_i0] = t4;
         T_add_19[v_i0] = t13;
-    }
-    }
-    /* div_23[i0, i1, i2, i3] = bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        const double t0 = T_bn1_weight[v_i1];
-        const double t1 = T_sum_7[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
-        const double t3 = (t2 + 1e-05);
-        const double t4 = sqrt(t3);
-        const double t5 = (t0 / t4);
-        T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t5;
+        T_div_23[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
     }
     }
     /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
@@ -2321,7 +2281,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     }
     }
     }
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1 */
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_59[i0_1, i0, i2, i3] = bn2_weight[i0] / sqrt(sum_43[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
@@ -2339,21 +2299,13 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
         const double t11 = (t10 / ((double)(((S_N * S_H) * S_W) + -1)));
         const double t12 = (0.1 * t11);
         const double t13 = (t6 + t12);
+        const double t14 = T_bn2_weight[v_i0];
+        const double t15 = (t8 + 1e-05);
+        const double t16 = sqrt(t15);
+        const double t17 = (t14 / t16);
         T_add_48[v_i0] = t4;
         T_add_55[v_i0] = t13;
-    }
-    }
-    /* div_59[i0, i1, i2, i3] = bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) */
-    {
-    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        const double t0 = T_bn2_weight[v_i1];
-        const double t1 = T_sum_43[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
-        const double t3 = (t2 + 1e-05);
-        const double t4 = sqrt(t3);
-        const double t5 = (t0 / t4);
-        T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t5;
+        T_div_59[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
     }
     }
     /* relu_65[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3]) */
@@ -2441,7 +2393,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         T_grad_div_59_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
-    /* grad_bn2_weight[s0] = grad_div_59_8[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) */
+    /* grad_bn2_weight[s0] = grad_div_59_8[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_43_14[j0, s0, j2, j3] = -(bn2_weight[s0] / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, s0, 0, 0] * 0.5 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
@@ -2452,34 +2404,26 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         const double t4 = sqrt(t3);
         const double t5 = (1.0 / t4);
         const double t6 = (t0 * t5);
+        const double t7 = T_bn2_weight[v_s0];
+        const double t8 = (t7 / t4);
+        const double t9 = (t8 / t4);
+        const double t10 = (t9 * t0);
+        const double t11 = (0.5 / t4);
+        const double t12 = (t10 * t11);
+        const double t13 = (1.0 / ((double)((S_N * S_H) * S_W)));
+        const double t14 = (t12 * t13);
+        const double t15 = (-t14);
         T_grad_bn2_weight[v_s0] = t6;
+        T_grad_sum_43_14[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_sum_43_14[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_sum_43_14[j0, i1, j2, j3] = -(bn2_weight[i1] / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, i1, 0, 0] * 0.5 / sqrt(sum_43[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
-            {
-                const double t0 = T_bn2_weight[v_i1];
-                const double t1 = T_sum_43[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
-                const double t3 = (t2 + 1e-05);
-                const double t4 = sqrt(t3);
-                const double t5 = (t0 / t4);
-                const double t6 = (t5 / t4);
-                const double t7 = T_grad_div_59_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t8 = (t6 * t7);
-                const double t9 = (0.5 / t4);
-                const double t10 = (t8 * t9);
-                const double t11 = (1.0 / ((double)((S_N * S_H) * S_W)));
-                const double t12 = (t10 * t11);
-                const double t13 = (-t12);
-                T_grad_sum_43_14[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
-            }
             /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
             {
             double acc = 0.0;
@@ -2855,7 +2799,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         T_grad_div_23_28[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
-    /* grad_bn1_weight[s0] = grad_div_23_28[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) */
+    /* grad_bn1_weight[s0] = grad_div_23_28[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_7_34[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, s0, 0, 0] * 0.5 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
@@ -2866,34 +2810,26 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         const double t4 = sqrt(t3);
         const double t5 = (1.0 / t4);
         const double t6 = (t0 * t5);
+        const double t7 = T_bn1_weight[v_s0];
+        const double t8 = (t7 / t4);
+        const double t9 = (t8 / t4);
+        const double t10 = (t9 * t0);
+        const double t11 = (0.5 / t4);
+        const double t12 = (t10 * t11);
+        const double t13 = (1.0 / ((double)((S_N * S_H) * S_W)));
+        const double t14 = (t12 * t13);
+        const double t15 = (-t14);
         T_grad_bn1_weight[v_s0] = t6;
+        T_grad_sum_7_34[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_sum_7_34[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, i1, 0, 0] * 0.5 / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W); grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_sum_7_34[j0, i1, j2, j3] = -(bn1_weight[i1] / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, i1, 0, 0] * 0.5 / sqrt(sum_7[0, i1, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
-            {
-                const double t0 = T_bn1_weight[v_i1];
-                const double t1 = T_sum_7[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
-                const double t3 = (t2 + 1e-05);
-                const double t4 = sqrt(t3);
-                const double t5 = (t0 / t4);
-                const double t6 = (t5 / t4);
-                const double t7 = T_grad_div_23_28[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t8 = (t6 * t7);
-                const double t9 = (0.5 / t4);
-                const double t10 = (t8 * t9);
-                const double t11 = (1.0 / ((double)((S_N * S_H) * S_W)));
-                const double t12 = (t10 * t11);
-                const double t13 = (-t12);
-                T_grad_sum_7_34[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t13;
-            }
             /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
             {
             double acc = 0.0;
