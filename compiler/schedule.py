@@ -183,6 +183,27 @@ def _absorb_permuted_copies(stages: list, keep: set) -> list:
     return out
 
 
+def _stored_anyway(stages, fused, keep: set) -> set:
+    """The costly pointwise stages of ``stages`` that are stored anyway: some
+    stage of ``fused`` still reads them (a matrix product takes its operands
+    from memory), or reads a plain copy of them. Inlining them elsewhere
+    computes them twice (the gradient of a split projection: three heads'
+    gradients gathered into one matrix, which the product with the weight
+    reads and the bias's sum would gather again)."""
+    read = set().union(*(ir.tensors_read(st.body) for st in fused))
+    by_name = {st.name: st for st in stages}
+    inlined = {st.name: st for st in fused}       # costs are of the bodies as fused
+    stored = set()
+    for name in read & set(by_name):
+        st = by_name[name]
+        # through plain copies (a reshape's identity) to what they copy
+        while isinstance(st.body, Load) and st.body.tensor in by_name and st.body.index == st.index:
+            st = by_name[st.body.tensor]
+        if st.name not in keep and is_pointwise(st) and not _cheap(inlined[st.name].body):
+            stored.add(st.name)
+    return stored
+
+
 def fuse(p: Program, available: dict | None = None) -> Program:
     """Inline pointwise stages into the stages that read them (recomputing
     rather than storing), compute transposed reductions in place, then drop
@@ -190,6 +211,10 @@ def fuse(p: Program, available: dict | None = None) -> Program:
     program (the forward) the backward may recompute."""
     keep = set(p.outputs) | {s for _, s in p.updates}
     stages, _ = _fuse_stages(p.stages, available or {}, keep)
+    stored = _stored_anyway(p.stages, stages, keep)
+    if stored:
+        # its other readers read it rather than compute it once more
+        stages, _ = _fuse_stages(p.stages, available or {}, keep | stored)
     stages = _absorb_permuted_copies(stages, keep)
     return eliminate_dead_stages(ir.replace(p, stages=tuple(stages)))
 
