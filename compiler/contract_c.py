@@ -32,12 +32,13 @@ def render_contraction(nest, ctx) -> str:
     return render_gemm(nest, ctx)
 
 
-def _operand(matrix, printer, step: str = "") -> dict:
-    """A gemm operand: where it starts, its leading dimension and, for the
-    left operand and the output, how far one of the call's rows is (a block of
-    rows starts ``lc_first`` rows in)."""
+def _operand(matrix, printer, step: str = "", column_step: str = "") -> dict:
+    """A gemm operand: where it starts, its leading dimension and how far one
+    of the call's rows is (``step``: the left operand and the output; a block
+    of rows starts ``lc_row0`` rows in) and one of its columns
+    (``column_step``: the right operand and the output; ``lc_col0``)."""
     return dict(tensor=tensor_c(matrix.tensor), offset=printer.offset(matrix.tensor, matrix.index),
-                step=step, ld=printer.index(matrix.ld))
+                step=step, column_step=column_step, ld=printer.index(matrix.ld))
 
 
 def render_gemm(nest, ctx) -> str:
@@ -52,6 +53,7 @@ def render_gemm(nest, ctx) -> str:
     # row-major calls C = op(A) op(B); a transposed result is computed as out^T = b^T a^T
     left, right, call_rows, call_cols = (b, a, cols, rows) if out.transposed else (a, b, rows, cols)
     trans_left = left.transposed != out.transposed
+    trans_right = right.transposed != out.transposed
     m_size, n_size, k_size = printer.size(c.m), printer.size(c.n), printer.size(c.k)
     # the starting value is not streamed past the caches: the calls read it back at once
     start = dataclasses.replace(ctx, outputs=frozenset()).render(gemm.prologue) if gemm.prologue else ""
@@ -62,10 +64,11 @@ def render_gemm(nest, ctx) -> str:
         work=printer.size(c.m + c.n + c.k), min_work=ctx.min_work,
         decode=printer.decode("lc_task / lc_parts", gemm.loops),
         accumulate=[dict(var=var_c(x.name), extent=printer.index(x.extent)) for x in gemm.accumulate],
-        gemm=GEMMS[ctx.dtype]["name"], trans_left=int(trans_left), trans_right=int(right.transposed != out.transposed),
+        gemm=GEMMS[ctx.dtype]["name"], trans_left=int(trans_left), trans_right=int(trans_right),
         cols=call_cols, depth=printer.size(gemm.k), alpha=c_literal(gemm.alpha, ctx.dtype),
-        left=_operand(left, printer, "1" if trans_left else printer.index(left.ld)), right=_operand(right, printer),
-        result=_operand(out, printer, printer.index(out.ld)))
+        left=_operand(left, printer, "1" if trans_left else printer.index(left.ld)),
+        right=_operand(right, printer, column_step=printer.index(right.ld) if trans_right else "1"),
+        result=_operand(out, printer, printer.index(out.ld), "1"))
 
 
 def render_packed(nest, ctx) -> str:

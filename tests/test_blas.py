@@ -153,6 +153,26 @@ def test_split_products_are_deterministic_and_match_one_thread():
     np.testing.assert_allclose(results[0], results[2], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_products_with_few_rows_split_their_columns_and_match_numpy(threads):
+    """A small batch (3 rows) times a wide weight: the threads take blocks of
+    the columns (an odd count, so the last block is short), in the forward
+    (the weight read transposed) and in the input gradient (read as is)."""
+    module = ScaledLinear.build(I=301, O=1037, dtype=np.float64)
+    rng = np.random.default_rng(3)
+    x, gy = rng.standard_normal((3, 301)), rng.standard_normal((3, 1037))
+    try:
+        module.set_threads(threads)
+        y = module.forward(x).numpy()
+        gx = module.backward(gy).numpy()
+    finally:
+        module.set_threads(0)
+    w = module.weight.numpy()
+    np.testing.assert_allclose(y, 0.5 * (x @ w.T), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gx, 0.5 * (gy @ w), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(module.weight.grad, 0.5 * (gy.T @ x), rtol=1e-12, atol=1e-12)
+
+
 def test_layerc_blas_0_turns_it_off(monkeypatch):
     monkeypatch.setenv("LAYERC_BLAS", "0")
     blas.gemm_functions.cache_clear()
