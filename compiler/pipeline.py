@@ -127,7 +127,7 @@ class CompiledLayer(Lowered):
         if library is None:
             plan = self.libraries[dtype]
             options = dataclasses.replace(self.options or BuildOptions(), isa=isa)
-            library = compile_c(self.source, plan.cdef, name=self.spec.name, options=options, parts=plan.parts)
+            library = compile_c(self.source, plan.cdef, name=self.spec.name, options=options, units=plan.units)
             # two threads may get here at once: compile_c hands both the same library
             library = self.built.setdefault((dtype, isa), library)
         return library
