@@ -45,7 +45,7 @@ import cffi.recompiler
 
 from . import cc, store
 from .private_files import UnsafeCacheError
-from .cc import PART_MACRO, BuildError, BuildOptions
+from .cc import PARTS_MACRO, BuildError, BuildOptions
 
 __all__ = ["CompiledLibrary", "cache_key", "compile_c"]
 
@@ -92,16 +92,17 @@ def cache_key(source: str, cdef: str, options: BuildOptions = BuildOptions()) ->
 
 
 def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = BuildOptions(),
-              parts: tuple[int, ...] = ()) -> CompiledLibrary:
+              units: tuple[tuple[int, ...], ...] = ()) -> CompiledLibrary:
     """Compile ``source`` exposing the declarations in ``cdef``, or load it from
     the cache; ``name`` (any string, e.g. the layer's name) labels the module
     and error messages. Safe to call from several threads and processes at once:
     each distinct build is compiled once.
 
-    ``parts``: the numbers ``k`` of the ``#if LC_PART == k`` sections of the
-    source to compile besides part 0 (shared state), each as a translation
-    unit of its own: compiled side by side, each by its own compiler process,
-    then linked. Empty: the source is one unit.
+    ``units``: the translation units to compile, each a tuple of the numbers
+    ``k`` of the sections of the source it holds (those selected by bit ``k``
+    of ``LC_PARTS``), the first also part 0 (shared state): compiled side by
+    side, each by its own compiler process, then linked. Empty: the source is
+    one unit.
 
     Raises ``BuildError`` naming the layer, with the compiler's messages, when
     the source does not compile; no entry is left in the cache then, and the
@@ -124,7 +125,7 @@ def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = Buil
             raise BuildError(f"layer {name!r}: a sanitize=True module only loads in a process started with "
                              f"LD_PRELOAD={cc.asan_library()} ASAN_OPTIONS=detect_leaks=0")
         _refuse_unsafe(entry)
-        ffi, lib = _load_published(entry, key) or _load_or_build(source, cdef, name, options, key, entry, parts)
+        ffi, lib = _load_published(entry, key) or _load_or_build(source, cdef, name, options, key, entry, units)
         loaded = CompiledLibrary(ffi=ffi, lib=lib, so_path=str(_so_path(entry)), cache_key=key, source=source,
                                  module_name=entry.name)
         store.remember(entry, loaded)
@@ -152,7 +153,7 @@ def _load_published(entry: pathlib.Path, key: str) -> tuple | None:
         return None
 
 
-def _load_or_build(source, cdef, name, options, key, entry, parts) -> tuple:
+def _load_or_build(source, cdef, name, options, key, entry, units) -> tuple:
     """``(ffi, lib)`` of the entry, checked again under its file lock: loaded,
     or built and published when it is missing or damaged."""
     with store.entry_lock(entry):
@@ -169,10 +170,10 @@ def _load_or_build(source, cdef, name, options, key, entry, parts) -> tuple:
             log.warning("layer %r: cached module %s is damaged (%s); removing it and rebuilding",
                         name, entry, "; ".join(problems))
         store.remove_dead_leftovers(entry)
-        return _build_and_publish(source, cdef, name, options, key, entry, parts)
+        return _build_and_publish(source, cdef, name, options, key, entry, units)
 
 
-def _build_and_publish(source, cdef, name, options, key, entry, parts) -> tuple:
+def _build_and_publish(source, cdef, name, options, key, entry, units) -> tuple:
     """Build into a temporary folder, load from there, then move it into place.
     Called with the entry's file lock held."""
     started = time.perf_counter()
@@ -185,8 +186,7 @@ def _build_and_publish(source, cdef, name, options, key, entry, parts) -> tuple:
             raise BuildError(f"layer {name!r}: invalid cdef: {exc}") from exc
         store.create_private(folder / cc.SOURCE_FILE, source)
         store.create_private(folder / "cdef.h", cdef)
-        units = [[f"-D{PART_MACRO}={k}"] for k in (0, *parts)] if parts else [[]]
-        cc.compile_units(folder, units, _so_path(entry).name, cc.compile_flags(options), name,
+        cc.compile_units(folder, _unit_flags(units), _so_path(entry).name, cc.compile_flags(options), name,
                          keep_failed=lambda: store.keep_failed_source(folder, source))
         meta = {
             "key": key,
@@ -209,6 +209,20 @@ def _build_and_publish(source, cdef, name, options, key, entry, parts) -> tuple:
         return loaded
     finally:
         store.discard(folder)
+
+
+def _unit_flags(units: tuple) -> list:
+    """Each unit's compiler flags: the bits of its parts in ``LC_PARTS``, part 0
+    (the shared state) in the first; one unit without the macro when none.
+
+    >>> _unit_flags(((1, 2), (3,)))
+    [['-DLC_PARTS=7'], ['-DLC_PARTS=8']]
+    """
+    if not units:
+        return [[]]
+    masks = [sum(1 << k for k in set(unit)) for unit in units]
+    masks[0] |= 1
+    return [[f"-D{PARTS_MACRO}={mask}"] for mask in masks]
 
 
 def _ffi_tables(ffi: cffi.FFI, module_name: str) -> dict:

@@ -46,7 +46,7 @@ import cffi
 from . import store
 
 __all__ = [
-    "DEFAULT_FLAGS", "ISA_FLAGS", "KEEP_LOADED", "isa_levels", "PART_MACRO", "SOURCE_FILE", "BuildError", "BuildOptions",
+    "DEFAULT_FLAGS", "ISA_FLAGS", "KEEP_LOADED", "isa_levels", "PARTS_MACRO", "SOURCE_FILE", "BuildError", "BuildOptions",
     "asan_library", "asan_runtime_loaded", "compile_flags", "compile_units", "compiler_invocations",
     "key_inputs", "link_flags",
 ]
@@ -86,8 +86,9 @@ KEEP_LOADED = "-Wl,-z,nodelete"
 _LINK_FLAGS = ("-fPIC", "-shared", "-fopenmp", "-lm", KEEP_LOADED)
 # flags that make gcc link crtfastmath.o (see the module docstring): compile only
 _PROCESS_FP_FLAGS = frozenset({"-Ofast", "-ffast-math", "-funsafe-math-optimizations"})
-# the macro that selects one part of a source built in parts (compile_units' units)
-PART_MACRO = "LC_PART"
+# the macro that selects the parts of a source built in parts that one of
+# compile_units' units holds: bit k set for part k
+PARTS_MACRO = "LC_PARTS"
 SOURCE_FILE = "source.c"
 _MAX_ERROR_LINES = 40
 
@@ -195,7 +196,7 @@ def key_inputs(options: BuildOptions = BuildOptions()) -> dict:
 
 def compile_units(folder, units: list, so_file: str, flags: list[str], name: str, keep_failed=None) -> None:
     """Compile ``folder/source.c`` once per unit (its extra flags, e.g.
-    ``-DLC_PART=1``) into an object, all at once (one compiler process each),
+    ``-DLC_PARTS=6``) into an object, all at once (one compiler process each),
     then link them into ``folder/so_file``. Counts as one invocation
     (``compiler_invocations``). On failure ``keep_failed()`` may copy the
     source somewhere lasting and return that path, which the error names."""

@@ -34,6 +34,13 @@ from .window_c import render_window
 # OpenMP team costs more than the work
 PARALLEL_MIN_WORK = 1 << 17
 
+# a function of at least this much C is compiled by a compiler process of its
+# own, side by side with the rest of its library; smaller ones share one. Each
+# process costs gcc ~50 ms CPU (start-up, headers, the module's preamble), as
+# much as compiling ~2 KB of a function: ReLU's library took 0.26 s CPU in 3
+# processes (the state, forward, backward), about 0.1 s in one
+SEPARATE_UNIT_BYTES = 4096
+
 # the renderer of each form of nest (``Nest.form``)
 RENDERERS = {
     "inner": render_inner,
@@ -127,23 +134,40 @@ def render_function(sig: Signature, plan: Plan, dtype: str, unit: tuple | None =
     return text, function
 
 
-def render_module(prefix: str, spec: str, plans: dict, units: dict | None = None) -> tuple[str, str, dict, dict]:
+def _units(numbered: list) -> tuple:
+    """The translation units of a library from its parts ``(number, C text)``:
+    one for the functions shorter than ``SEPARATE_UNIT_BYTES``, then one per
+    longer function.
+
+    >>> _units([(1, "f" * 100), (2, "b" * 9000), (3, "g" * 200)])
+    ((1, 3), (2,))
+    """
+    small = tuple(n for n, text in numbered if len(text) < SEPARATE_UNIT_BYTES)
+    large = tuple((n,) for n, text in numbered if len(text) >= SEPARATE_UNIT_BYTES)
+    return ((small,) if small else ()) + large
+
+
+def render_module(prefix: str, spec: str, plans: dict,
+                  unit_variants: dict | None = None) -> tuple[str, str, dict, dict]:
     """Render every planned program (``{role: Plan}``) at float32 and float64;
-    ``units`` (``{role: (size, Plan)}``) adds each role's plan at that size 1
-    (``render_function``).
+    ``unit_variants`` (``{role: (size, Plan)}``) adds each role's plan at that
+    size 1 (``render_function``).
 
     Returns the C source, the cffi cdef of all its functions, ``{role:
     Signature}``, and ``{dtype: LibraryPlan}``: each dtype is a library of its
-    own, built when first used, from one part per program (compiled side by side)."""
+    own, built when first used, from one part per program (the long ones compiled
+    side by side: ``_units``)."""
     signatures = {role: signature(plan.program, f"{prefix}_{role}") for role, plan in plans.items()}
     parts, functions, libraries = [], [], {}
     cdef = _env.get_template("cdef.h.j2")
     for dtype in DTYPES:
-        rendered = [render_function(sig, plans[role], dtype, (units or {}).get(role)) for role, sig in signatures.items()]
+        rendered = [render_function(sig, plans[role], dtype, (unit_variants or {}).get(role))
+                    for role, sig in signatures.items()]
         numbers = tuple(range(len(parts) + 1, len(parts) + 1 + len(rendered)))
         parts += [dict(number=n, functions=[text]) for n, (text, _) in zip(numbers, rendered)]
         own = [function for _, function in rendered]
-        libraries[dtype] = LibraryPlan(cdef.render(prefix=prefix, functions=own), numbers)
+        libraries[dtype] = LibraryPlan(cdef.render(prefix=prefix, functions=own),
+                                       _units([(n, text) for n, (text, _) in zip(numbers, rendered)]))
         functions += own
     source = _env.get_template("module.c.j2").render(spec=re.sub(r"[^A-Za-z0-9_ ]", "_", spec),
                                                       kernels=list(KERNELS.values()),

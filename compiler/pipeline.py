@@ -127,7 +127,7 @@ class CompiledLayer(Lowered):
         if library is None:
             plan = self.libraries[dtype]
             options = dataclasses.replace(self.options or BuildOptions(), isa=isa)
-            library = compile_c(self.source, plan.cdef, name=self.spec.name, options=options, parts=plan.parts)
+            library = compile_c(self.source, plan.cdef, name=self.spec.name, options=options, units=plan.units)
             # two threads may get here at once: compile_c hands both the same library
             library = self.built.setdefault((dtype, isa), library)
         return library
@@ -221,9 +221,9 @@ def _lower(spec: LayerSpec, bindings: dict, traced: ir.Program) -> Lowered:
     prefix = _prefix(spec.name)
     programs = {"forward": forward, "backward": backward}
     plans = {role: plan_program(p) for role, p in programs.items()}
-    units = {role: (size, plan_program(simplify_stages(ir.bind_sizes(p, {size: 1}))))
+    unit_variants = {role: (size, plan_program(simplify_stages(ir.bind_sizes(p, {size: 1}))))
              for size in spec.unit_sizes(sizes) for role, p in programs.items()}
-    source, cdef, signatures, libraries = render_module(prefix, spec.name, plans, units)
+    source, cdef, signatures, libraries = render_module(prefix, spec.name, plans, unit_variants)
     return Lowered(spec, sizes, attrs, traced, derived, forward, backward, signatures, source, cdef, libraries,
                    prefix, user_backward, any(plan.calls_blas for plan in plans.values()))
 

@@ -34,10 +34,11 @@ class Arg:
 @dataclass(frozen=True)
 class LibraryPlan:
     """One library built from a source in parts: what Python may call of it
-    (``cdef``) and the parts it compiles (``compile_c(parts=...)``)."""
+    (``cdef``) and the translation units it compiles (``compile_c(units=...)``):
+    each a tuple of the numbers of the parts it holds."""
 
     cdef: str
-    parts: tuple
+    units: tuple
 
 
 @dataclass(frozen=True)

@@ -328,3 +328,34 @@ def test_the_fast_math_hazard_is_real_on_this_compiler(tmp_path):
     if result.stdout.split() == ["True", "True"]:
         pytest.skip("this compiler does not link crtfastmath.o into shared libraries")
     assert result.stdout.split() == ["False", "False"]
+
+
+# state in part 0, read and written by functions in parts 1-3: whichever units
+# hold them, they share one counter
+UNITS_SOURCE = """
+#if !defined(LC_PARTS)
+#define STATE static
+#elif LC_PARTS & 1
+#define STATE __attribute__((visibility("hidden")))
+#else
+#define STATE extern __attribute__((visibility("hidden")))
+#endif
+STATE int counter;
+#if !defined(LC_PARTS) || (LC_PARTS >> 1 & 1)
+void bump(int by) { counter += by; }
+#endif
+#if !defined(LC_PARTS) || (LC_PARTS >> 2 & 1)
+int twice(void) { return 2 * counter; }
+#endif
+#if !defined(LC_PARTS) || (LC_PARTS >> 3 & 1)
+int thrice(void) { return 3 * counter; }
+#endif
+"""
+
+
+@pytest.mark.parametrize("units", [(), ((1, 2, 3),), ((1,), (2, 3)), ((2,), (1,), (3,))])
+def test_units_share_the_state_of_part_0(cache, units):
+    built = build.compile_c(UNITS_SOURCE + f"/* {units} */", "void bump(int by); int twice(void); int thrice(void);",
+                            name="units", units=units)
+    built.lib.bump(5)
+    assert (built.lib.twice(), built.lib.thrice()) == (10, 15)

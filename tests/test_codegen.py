@@ -98,7 +98,7 @@ def test_a_misaligned_output_is_written_whole():
 
 
 def test_rows_shorter_than_two_tiles_are_not_tiled():
-    assert "lc_stream_" not in FocalLoss.build(K=10).source.split("#if !defined(LC_PART) || LC_PART == 1")[1]
+    assert "lc_stream_" not in FocalLoss.build(K=10).source.split("#if !defined(LC_PARTS) || (LC_PARTS >> 1 & 1)")[1]
 
 
 # ---------------------------------------------------------------- the plan and the renderers
@@ -161,3 +161,16 @@ def test_no_c_statement_is_written_in_python(module):
     # "; " joins the stages a nest's comment names
     found = [s for s in _string_constants(path) if s != "; " and re.search(r";|[{}]|\bfor \(|#pragma", s)]
     assert not found, found
+
+
+def test_short_functions_share_a_translation_unit_and_long_ones_get_their_own():
+    from layerc.compiler.codegen import SEPARATE_UNIT_BYTES, _units
+    from layerc.compiler.pipeline import lower_layer
+    from layerc.nn.activation import ReLUSpec
+    from layerc.nn.conv import Conv2DSpec
+    short, long = "x" * (SEPARATE_UNIT_BYTES - 1), "x" * SEPARATE_UNIT_BYTES
+    assert _units([(1, long), (2, short), (3, long), (4, short)]) == ((2, 4), (1,), (3,))
+    assert _units([(3, long)]) == ((3,),)
+    assert lower_layer(ReLUSpec).libraries["f32"].units == ((1, 2),)
+    conv = lower_layer(Conv2DSpec, C=32, O=64, CG=32, KH=3, KW=3, padding=(1, 1))
+    assert {dtype: plan.units for dtype, plan in conv.libraries.items()} == {"f32": ((1,), (2,)), "f64": ((3,), (4,))}
