@@ -462,7 +462,8 @@ class Nest:
     a row's statistics and what reads them computed while the row is in cache.
     ``across``: an ``inner`` reduction over a short axis whose vector loop is
     the innermost output loop of more than one iteration (rows in SIMD lanes),
-    the reduced axis a scalar loop inside it. ``collapsed``: how the loops
+    the reduced axis a scalar loop inside it (where that axis's length is
+    known only at run time, no loop is marked: see ``_across_rows``). ``collapsed``: how the loops
     differ from the stages' axes (``compiler/collapse.py``): loops of one
     iteration dropped, loops walking memory together merged.
     """
