@@ -28,13 +28,25 @@ from . import ir
 from .ir import (Axis, Call, Const, IConst, IndexValue, IVar, Load, Program, Stage, TensorDecl,
                  affine, isubst, ivars)
 from .ops_table import OPS, ONE, ZERO
-from .simplify import simplify_program
+from .simplify import eliminate_dead_stages, simplify_program
 
 DIFFERENTIABLE_ROLES = ("input", "param")
 
 
 def grad_name(tensor: str) -> str:
     return f"grad_{tensor}"
+
+
+def parameter_gradients(backward: Program, inputs: tuple) -> Program | None:
+    """``backward`` without the gradients of ``inputs``: what a call runs when
+    no input needs its gradient (a model's first layer, whose input is data),
+    the work only they need left out. None when that would leave no output, or
+    every output."""
+    dropped = {grad_name(name) for name in inputs}
+    outputs = tuple(name for name in backward.outputs if name not in dropped)
+    if not outputs or len(outputs) == len(backward.outputs):
+        return None
+    return eliminate_dead_stages(ir.replace(backward, outputs=outputs))
 
 
 def gradient_program(fwd: Program, wrt: tuple | None = None, self_contained: bool = False) -> Program:

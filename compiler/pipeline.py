@@ -196,7 +196,7 @@ def lower_layer(spec: LayerSpec, **bindings) -> Lowered:
 def _lower(spec: LayerSpec, bindings: dict, traced: ir.Program) -> Lowered:
     """``lower_layer`` of a spec already traced to ``traced``."""
     global _lowerings
-    from .autodiff import gradient_program
+    from .autodiff import gradient_program, parameter_gradients
     from .codegen import render_module
     from .plan import plan_program
     from .schedule import fuse_pair
@@ -220,9 +220,13 @@ def _lower(spec: LayerSpec, bindings: dict, traced: ir.Program) -> Lowered:
     forward, backward = fuse_pair(traced, user_backward or derived)
     prefix = _prefix(spec.name)
     programs = {"forward": forward, "backward": backward}
+    # the backward a call runs when none of its inputs needs a gradient
+    params_only = parameter_gradients(backward, tuple(t.name for t in traced.tensors if t.role == "input"))
+    if params_only is not None:
+        programs["backward_params"] = params_only
     plans = {role: plan_program(p) for role, p in programs.items()}
     unit_variants = {role: (size, plan_program(simplify_stages(ir.bind_sizes(p, {size: 1}))))
-             for size in spec.unit_sizes(sizes) for role, p in programs.items()}
+                     for size in spec.unit_sizes(sizes) for role, p in programs.items()}
     source, cdef, signatures, libraries = render_module(prefix, spec.name, plans, unit_variants)
     return Lowered(spec, sizes, attrs, traced, derived, forward, backward, signatures, source, cdef, libraries,
                    prefix, user_backward, any(plan.calls_blas for plan in plans.values()))

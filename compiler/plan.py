@@ -23,7 +23,7 @@ from .shifted import plan_shifted
 def plan_program(p: ir.Program) -> schedule.Plan:
     """The plan of ``p``: the nests that run it, in order."""
     shapes = p.shapes()
-    return schedule.Plan(p, tuple(_packed(nest, shapes) for nest in schedule.plan_program(p)))
+    return schedule.plan_program(p).map_nests(lambda nest: _packed(nest, shapes))
 
 
 def _packed(nest: schedule.Nest, shapes: dict) -> schedule.Nest:

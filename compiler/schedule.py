@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -486,7 +487,8 @@ class Nest:
     a row's statistics and what reads them computed while the row is in cache.
     ``across``: an ``inner`` reduction over a short axis whose vector loop is
     the innermost output loop of more than one iteration (rows in SIMD lanes),
-    the reduced axis a scalar loop inside it. ``collapsed``: how the loops
+    the reduced axis a scalar loop inside it (where that axis's length is
+    known only at run time, no loop is marked: see ``_across_rows``). ``collapsed``: how the loops
     differ from the stages' axes (``compiler/collapse.py``): loops of one
     iteration dropped, loops walking memory together merged.
     """
@@ -530,12 +532,28 @@ class Nest:
 
 
 @dataclass(frozen=True)
+class ShortRows:
+    """The nests a program runs instead of its plan's while the reductions a
+    size known only at run time makes short are short: each of ``lengths``
+    (the product of a reduction's extents) below ``RUN_TIME_SHORT_ROW``.
+    There they run as ``across`` nests, each reduction a nest of its own
+    rather than one pass (``"online"``) or a row's group (``"rows"``), whose
+    per-row shift, rescaling and loop setups a short row does not pay for."""
+
+    lengths: tuple
+    nests: tuple
+
+
+@dataclass(frozen=True)
 class Plan:
     """A program and the nests that run it, in order: what codegen renders.
-    Iterating a plan gives its nests."""
+    Iterating a plan gives its nests. ``short``: the nests run instead while
+    some reductions over sizes free at build time are short (a run-time branch
+    outside every loop), or None."""
 
     program: Program
     nests: tuple
+    short: ShortRows | None = None
 
     def __iter__(self):
         return iter(self.nests)
@@ -549,7 +567,12 @@ class Plan:
     @property
     def calls_blas(self) -> bool:
         """Whether some matrix product of the program is a BLAS call."""
-        return any(nest.calls_blas for nest in self.nests)
+        return any(nest.calls_blas for nest in self.nests + (self.short.nests if self.short else ()))
+
+    def map_nests(self, f) -> "Plan":
+        """The plan with ``f`` applied to each of its nests (and its short rows' nests)."""
+        short = self.short and ShortRows(self.short.lengths, tuple(map(f, self.short.nests)))
+        return Plan(self.program, tuple(map(f, self.nests)), short)
 
 
 @dataclass(frozen=True)
@@ -833,11 +856,13 @@ def plan_gemm(s: Stage, c: Contraction, shapes: dict) -> Gemm | None:
     return None
 
 
-def plan_stage(s: Stage, shapes: dict) -> Nest:
+def plan_stage(s: Stage, shapes: dict, short: bool = False) -> Nest:
+    """The nest of one stage; ``short``: plan reductions over sizes free at
+    build time as short ones."""
     contraction = plan_contraction(s)
     gemm = contraction and plan_gemm(s, contraction, shapes)
     if contraction is None or (contraction.start is not None and gemm is None):
-        return plan_windowed(s, shapes) or plan_loops(s, shapes)
+        return plan_windowed(s, shapes) or plan_loops(s, shapes, short)
     if contraction.start is not None:
         # the output holds the sum's starting value first; the products add onto it
         start = ir.replace(s, body=contraction.start, reduce=None, reduce_axes=())
@@ -881,8 +906,14 @@ def _vectorize_innermost(s: Stage, loop: Loop) -> bool:
 # rows at least this many (or a free size) fill the lanes of a vector loop over rows
 ACROSS_ROWS_MIN = 16
 
+# a reduction over a size free at build time runs as a short one (``ShortRows``)
+# when its rows are shorter than this at run time: focal loss over N=4096 rows
+# of K classes, fwd+bwd, runs faster so below 16 and slower at 16 and 32, on
+# AVX-512 and AVX2 alike
+RUN_TIME_SHORT_ROW = 16
 
-def _row_loop(s: Stage, axes: list, red: list) -> int | None:
+
+def _row_loop(s: Stage, axes: list, red: list, short: bool) -> int | None:
     """Where the rows of a short reduction run in SIMD lanes: the position in
     ``axes`` of the output loop to vectorize, or None. A reduction over fewer
     than ``SHORT_REDUCTION`` elements (a known size) vectorized along its axis
@@ -890,8 +921,11 @@ def _row_loop(s: Stage, axes: list, red: list) -> int | None:
     row; across rows each lane reduces a row of its own, the short axis a
     scalar loop gcc unrolls (a row's max and sum of exponentials over 10
     classes: 34 us for 4096 rows against 61 us along the axis). The row loop
-    is the innermost output loop of more than one iteration."""
-    size = math.prod(l.extent.value if isinstance(l.extent, IConst) else SHORT_REDUCTION for l in red)
+    is the innermost output loop of more than one iteration. A size free at
+    build time counts as long, or as short (1) in the plan for short rows
+    (``short``: ``ShortRows``)."""
+    free = 1 if short else SHORT_REDUCTION
+    size = math.prod(l.extent.value if isinstance(l.extent, IConst) else free for l in red)
     if not red or size >= SHORT_REDUCTION or s.scatter_index is not None:
         return None
     # a reduced index read as a value (a first maximum's position) leaves gcc 12
@@ -906,21 +940,25 @@ def _row_loop(s: Stage, axes: list, red: list) -> int | None:
     return k if not isinstance(rows, IConst) or rows.value >= ACROSS_ROWS_MIN else None
 
 
-def _across_rows(s: Stage, axes: list, red: list, shapes: dict) -> Nest | None:
+def _across_rows(s: Stage, axes: list, red: list, shapes: dict, short: bool) -> Nest | None:
     """An ``"inner"`` nest with the rows in SIMD lanes (``Nest.across``), or None."""
-    k = _row_loop(s, axes, red)
+    k = _row_loop(s, axes, red, short)
     if k is None:
         return None
     loops = list(axes) + list(red)
-    loops[k] = dataclasses.replace(loops[k], simd=True)
+    # gcc puts rows in lanes only around a row loop it unrolls, one of a known
+    # length; a row of a length known only at run time (``ShortRows``) is left
+    # to gcc's own vectorizer, which takes the row's loop (a wide vector, then
+    # a narrower one for its end)
+    loops[k] = dataclasses.replace(loops[k], simd=all(isinstance(l.extent, IConst) for l in red))
     loops[0] = dataclasses.replace(loops[0], parallel=True)
     window = plan_window(s, red[-1].var, shapes) if s.reduce == "sum" else None
     return Nest(s, "inner", tuple(loops), window=window, across=True)
 
 
-def plan_loops(s: Stage, shapes: dict) -> Nest:
+def plan_loops(s: Stage, shapes: dict, short: bool = False) -> Nest:
     """Plain loops for a stage: pointwise, reductions, stencils, scatters (and
-    matrix products when there is no BLAS to call)."""
+    matrix products when there is no BLAS to call). ``short``: as ``plan_stage``."""
     if s.scatter_index is not None:
         return Nest(s, "scatter", tuple(Loop(a.name, a.extent) for a in s.all_axes))
     axes = [Loop(a.name, a.extent) for a in s.axes]
@@ -940,7 +978,7 @@ def plan_loops(s: Stage, shapes: dict) -> Nest:
         loops = red + axes
         loops[-1] = Loop(loops[-1].var, loops[-1].extent, simd=True)
         return Nest(s, "accumulate", tuple(loops))
-    across = _across_rows(s, axes, red, shapes)
+    across = _across_rows(s, axes, red, shapes, short)
     if across is not None:
         return across
     loops = axes + red
@@ -1021,7 +1059,7 @@ def _online(first: Nest, second: Nest) -> Nest | None:
     ``TWO_PASS_ROW``: a shorter row is read twice from L1 anyway."""
     a, b = first.stage, second.stage
     row = first.loops[-1].extent if first.loops else IConst(0)
-    if isinstance(row, IConst) and row.value <= TWO_PASS_ROW:
+    if isinstance(row, IConst) and row.value <= TWO_PASS_ROW or first.across or second.across:
         return None
     if not (first.kind == second.kind == "inner" and not first.siblings and not second.siblings and
             a.reduce == "max" and b.reduce == "sum" and len(first.loops) == len(second.loops) and
@@ -1142,11 +1180,35 @@ def _row_group(first: Nest, second: Nest) -> Nest | None:
 def plan_program(p: Program, fuse_siblings: bool = True) -> Plan:
     """The plan of a program: its stages' nests, where consecutive
     pointwise/accumulate stages over the same iteration space share one pass
-    (``Nest.siblings``)."""
+    (``Nest.siblings``); and the nests that run instead while the reductions
+    over sizes free at build time are short (``ShortRows``), if they differ."""
+    nests = _plan_nests(p, fuse_siblings, short=False)
+    short = _plan_nests(p, fuse_siblings, short=True)
+    lengths = [_free_row_length(n) for n in _all_nests(short) if n.across]
+    lengths = tuple(dict.fromkeys(length for length in lengths if length is not None))
+    return Plan(p, nests, ShortRows(lengths, short) if lengths else None)
+
+
+def _all_nests(nests: tuple):
+    """The nests, a ``"rows"`` nest's own in its place."""
+    return (m for n in nests for m in n.group or (n,))
+
+
+def _free_row_length(nest: Nest):
+    """The length of an ``across`` nest's rows (the product of its reduced
+    loops' extents), when it is known only at run time; else None."""
+    extents = [l.extent for l in nest.loops if l.reduction]
+    if all(isinstance(e, IConst) for e in extents):
+        return None
+    return functools.reduce(ir.imul, extents)
+
+
+def _plan_nests(p: Program, fuse_siblings: bool, short: bool) -> tuple:
+    """``plan_program``'s nests, reductions over free sizes planned as short (``short``) or long."""
     shapes = p.shapes()
     nests = []
     for s in p.stages:
-        nest = plan_stage(s, shapes)
+        nest = plan_stage(s, shapes, short)
         kept = _with_terms(nests[-1], nest) if nests and fuse_siblings else None
         if kept is not None:
             nests.pop()
@@ -1164,4 +1226,4 @@ def plan_program(p: Program, fuse_siblings: bool = True) -> Plan:
             grouped.append(nest)
         else:
             grouped[-1] = group
-    return Plan(p, tuple(collapse_nest(nest, shapes) for nest in grouped))
+    return tuple(collapse_nest(nest, shapes) for nest in grouped)

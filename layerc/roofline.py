@@ -189,13 +189,13 @@ def kernel_calls(module, inputs: list) -> dict:
     context = module._last
     plan, pointers = context["plan"], dict(context["pointers"])
     calls = {"forward": lambda: module._run_plan(plan.forward, pointers)}
-    if plan.backward is not None:
+    if "backward" in plan.backwards:
         grads = [np.ones(shape, module.dtype) for _, shape in plan.grads]
         for (name, _), g in zip(plan.grads, grads):
             pointers[name] = module._ffi.from_buffer(module._float_array_type, g)
 
         def backward(kept=grads):          # the gradients live as long as the call
-            module._run_plan(plan.backward, pointers, None)
+            module._run_plan(plan.backwards["backward"], pointers, None)
         calls["backward"] = backward
     return calls
 

@@ -280,3 +280,33 @@ def test_a_gradient_written_over_the_kept_terms_is_right_and_stays_the_callers()
     assert np.shares_memory(kept[-1][0].numpy(), saved)    # written over the terms
     for gz, expected in kept:
         np.testing.assert_allclose(gz.numpy(), expected, rtol=1e-12, atol=1e-15)
+
+
+
+def test_backward_leaves_out_the_gradient_no_input_needs(monkeypatch):
+    """A layer whose input is data (a model's first layer) runs the backward
+    without the input gradient, on the checked path and the fast path; its
+    parameters' gradients are the full backward's."""
+    from layerc.nn import Linear
+    roles = []
+    run_backward = LayerModule._run_backward
+
+    def spy(self, context, grads, role="backward"):
+        roles.append(role)
+        return run_backward(self, context, grads, role)
+
+    monkeypatch.setattr(LayerModule, "_run_backward", spy)
+    layer = Linear(7, 5, dtype=np.float64)
+    x, target = data((4, 7), np.float64, seed=12), data((4, 5), np.float64, seed=13)
+    grads = {}
+    for needs_input_gradient in (True, False, False, True, False):
+        layer.zero_grad()
+        xt = Tensor(x, requires_grad=needs_input_gradient)
+        mse_loss(layer(xt), target).backward()
+        assert roles[-1] == ("backward" if needs_input_gradient else "backward_params")
+        assert (xt.grad is not None) == needs_input_gradient
+        for name, p in layer.named_parameters():
+            want = grads.setdefault(name, p.grad.copy())
+            np.testing.assert_allclose(p.grad, want, rtol=1e-13, atol=1e-15)
+    params_only = layer.compiled.signatures["backward_params"]
+    assert sorted(a.name for a in params_only.of_kind("out")) == ["grad_bias", "grad_weight"]

@@ -123,8 +123,12 @@ def test_each_program_is_planned_once_and_codegen_plans_nothing(monkeypatch):
     plan_program = schedule.plan_program
     monkeypatch.setattr(schedule, "plan_program", lambda p, *a: planned.append(p.name) or plan_program(p, *a))
     lowered = lower_layer(LinearSpec, I=64, O=32)
-    assert sorted(planned) == sorted([lowered.forward.name, lowered.backward.name])
-    plans = {"forward": plan_program(lowered.forward), "backward": plan_program(lowered.backward)}
+    # the forward, the backward, and the backward without the input gradient
+    programs = {role: sig.program for role, sig in lowered.signatures.items()}
+    assert list(programs) == ["forward", "backward", "backward_params"]
+    assert programs["forward"] == lowered.forward and programs["backward"] == lowered.backward
+    assert sorted(planned) == sorted(p.name for p in programs.values())
+    plans = {role: plan_program(p) for role, p in programs.items()}
 
     def refuse(*args, **kwargs):
         raise AssertionError("codegen planned")

@@ -11,6 +11,7 @@ from layerc.losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, CrossEn
                            KLDivLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss, binary_cross_entropy,
                            binary_cross_entropy_with_logits, cross_entropy, huber_loss, kl_div, l1_loss,
                            mse_loss, mse_spec, nll_loss, smooth_l1_loss)
+from layerc.runtime import isa
 from layerc.runtime.tensor import Tensor
 
 RNG = np.random.default_rng(7)
@@ -25,6 +26,16 @@ def _uniform(low, high, *shape):
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_cross_entropy_gradcheck(reduction):
     check_grad(CrossEntropySpec, N=3, C=7, reduction=reduction, inputs={"target": [0, 6, 3]}).assert_ok()
+
+
+@pytest.mark.parametrize("level", isa.supported())
+@pytest.mark.parametrize("classes", [3, 10, 32])
+def test_cross_entropy_gradcheck_with_classes_free_at_build_time(classes, level, monkeypatch):
+    """Few classes run the rows in lanes (a branch at run time), many along the row."""
+    monkeypatch.setenv(isa.ENV, level)
+    module = CrossEntropySpec.build(dtype=np.float64)
+    targets = RNG.integers(0, classes, 9)
+    check_grad(CrossEntropySpec, module=module, N=9, C=classes, inputs={"target": targets}).assert_ok()
 
 
 # one spec, [...]: E binds the product of the ... axes (the runtime collapses them into one)
