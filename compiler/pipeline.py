@@ -199,7 +199,7 @@ def _lower(spec: LayerSpec, bindings: dict, traced: ir.Program) -> Lowered:
     from .autodiff import gradient_program, parameter_gradients
     from .codegen import render_module
     from .plan import plan_program
-    from .schedule import fuse_pair
+    from .schedule import fuse_pair, plan_contraction
     from .simplify import simplify_program, simplify_stages
     with _memo_lock:
         _lowerings += 1
@@ -220,9 +220,13 @@ def _lower(spec: LayerSpec, bindings: dict, traced: ir.Program) -> Lowered:
     forward, backward = fuse_pair(traced, user_backward or derived)
     prefix = _prefix(spec.name)
     programs = {"forward": forward, "backward": backward}
-    # the backward a call runs when none of its inputs needs a gradient
+    # the backward a call runs when none of its inputs needs a gradient (a model's
+    # first layer): compiled where that leaves out a matrix product, the work worth
+    # a third function's compile
     params_only = parameter_gradients(backward, tuple(t.name for t in traced.tensors if t.role == "input"))
-    if params_only is not None:
+    kept = {st.name for st in params_only.stages} if params_only is not None else set()
+    if params_only is not None and any(plan_contraction(st) is not None
+                                       for st in backward.stages if st.name not in kept):
         programs["backward_params"] = params_only
     plans = {role: plan_program(p) for role, p in programs.items()}
     unit_variants = {role: (size, plan_program(simplify_stages(ir.bind_sizes(p, {size: 1}))))

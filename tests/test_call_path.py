@@ -286,8 +286,12 @@ def test_a_gradient_written_over_the_kept_terms_is_right_and_stays_the_callers()
 def test_backward_leaves_out_the_gradient_no_input_needs(monkeypatch):
     """A layer whose input is data (a model's first layer) runs the backward
     without the input gradient, on the checked path and the fast path; its
-    parameters' gradients are the full backward's."""
-    from layerc.nn import Linear
+    parameters' gradients are the full backward's. The variant is compiled
+    where it leaves out a matrix product (a Linear's, not a layer norm's)."""
+    from layerc.nn import LayerNorm, Linear
+    norm = LayerNorm(16, dtype=np.float64)
+    norm(data((4, 16), np.float64, seed=11))
+    assert "backward_params" not in norm.compiled.signatures
     roles = []
     run_backward = LayerModule._run_backward
 
@@ -296,8 +300,8 @@ def test_backward_leaves_out_the_gradient_no_input_needs(monkeypatch):
         return run_backward(self, context, grads, role)
 
     monkeypatch.setattr(LayerModule, "_run_backward", spy)
-    layer = Linear(7, 5, dtype=np.float64)
-    x, target = data((4, 7), np.float64, seed=12), data((4, 5), np.float64, seed=13)
+    layer = Linear(70, 50, dtype=np.float64)
+    x, target = data((4, 70), np.float64, seed=12), data((4, 50), np.float64, seed=13)
     grads = {}
     for needs_input_gradient in (True, False, False, True, False):
         layer.zero_grad()

@@ -177,4 +177,6 @@ def test_short_functions_share_a_translation_unit_and_long_ones_get_their_own():
     assert _units([(3, long)]) == ((3,),)
     assert lower_layer(ReLUSpec).libraries["f32"].units == ((1, 2),)
     conv = lower_layer(Conv2DSpec, C=32, O=64, CG=32, KH=3, KW=3, padding=(1, 1))
-    assert {dtype: plan.units for dtype, plan in conv.libraries.items()} == {"f32": ((1,), (2,)), "f64": ((3,), (4,))}
+    # forward, backward, and the backward without the input gradient (a product)
+    assert {dtype: plan.units for dtype, plan in conv.libraries.items()} == {"f32": ((1,), (2,), (3,)),
+                                                                             "f64": ((4,), (5,), (6,))}
