@@ -20,7 +20,8 @@ from .ir import Const, IConst, IndexValue, IVar, affine
 COLUMN_BLOCK = 8
 
 # a window offset this wide at least runs in SIMD lanes when its rows are short
-LANE_EXTENT = 4
+# (4 wide, AdaptiveMaxPool2D 2 [64,32,8,8]: 1.26x torch on the rows, 0.92x in lanes)
+LANE_EXTENT = 5
 
 
 def render_window(nest, ctx) -> str:
