@@ -11,17 +11,7 @@ import math
 from . import ir
 from .cprint import DTYPES, Printer, c_comment, init_value, render, tensor_c, var_c
 from .ir import Const, IConst, IndexValue, IVar, affine
-
-# a window's column loop is vectorized this many columns at a time, in runs of
-# whole vectors (plus one for a read with gaps), its last run redone where
-# that is harmless: gcc 12 runs a loop's odd columns, a loop shorter than its
-# vector, and the last column of a strided read with gaps (x[2w + 2]) in scalar
-# code (a max's NaN tests make that slow), and rows are short (13 to 28 columns)
-COLUMN_BLOCK = 8
-
-# a window offset this wide at least runs in SIMD lanes when its rows are short
-# (4 wide, AdaptiveMaxPool2D 2 [64,32,8,8]: 1.26x torch on the rows, 0.92x in lanes)
-LANE_EXTENT = 5
+from .windows import COLUMN_BLOCK, LANE_EXTENT
 
 
 def render_window(nest, ctx) -> str:
@@ -69,6 +59,10 @@ def _lane(plan) -> str | None:
     lanes, 1.08x unrolled), a maximum's costs two selects per element (its
     NaN test). The innermost offset must be wide (LANE_EXTENT) and read every
     tensor contiguously along its last dimension, or not at all."""
+    if plan.scatter and plan.injective and len(plan.inner) == 1:
+        # a tiling window's gradient (windows._plan_split): its offset is the
+        # target's contiguous coordinate, each element stored once
+        return _short_row(plan)
     if (plan.scatter or plan.stage.reduce != "max" or not plan.inner
             or plan.inner[-1].extent.value < LANE_EXTENT):
         return None
@@ -79,6 +73,10 @@ def _lane(plan) -> str | None:
             step = split[0].get(lane, 0) if split is not None else None
             if step is None or (step and (step != 1 or k != len(load.index) - 1)):
                 return None
+    return _short_row(plan)
+
+
+def _short_row(plan) -> str | None:
     extent = plan.column.extent
     if not isinstance(extent, IConst):
         return "short"
@@ -153,4 +151,4 @@ def _window_part(plan, printer: Printer, body, mode: str, guarded: bool = False)
                 target=printer.element(plan.stage.name, plan.target))
 
 
-__all__ = ["render_window", "COLUMN_BLOCK"]
+__all__ = ["render_window"]
