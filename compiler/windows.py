@@ -150,9 +150,10 @@ def _plan_split(s: Stage) -> Sliding | None:
     j // K`` (the column) and ``r = j % K`` (its inner offset, contiguous, in
     SIMD lanes: ``window_c._lane``), each element stored once, with no division
     left in the loops. A row divided unevenly, or of a length known only at
-    run time, keeps its pointwise loops."""
+    run time, has a last column that ends past it: a write guard keeps its
+    stores inside the row."""
     last = s.axes[-1] if s.axes else None
-    if last is None or not isinstance(last.extent, IConst):
+    if last is None:
         return None
     indices = [i for e in ir.postorder(s.body) for i in
                (e.index if isinstance(e, Load) else (e.expr,) if isinstance(e, IndexValue) else ())]
@@ -161,11 +162,11 @@ def _plan_split(s: Stage) -> Sliding | None:
     if len(radices) != 1:
         return None
     radix, = radices
-    columns, rest = divmod(last.extent.value, radix)
-    if rest or not (LANE_EXTENT <= radix <= WINDOW_LIMIT and columns < COLUMN_BLOCK):
+    columns = ir.ifloordiv(ir.iadd(last.extent, radix - 1), radix)
+    if not (LANE_EXTENT <= radix <= WINDOW_LIMIT and (not isinstance(columns, IConst) or columns.value < COLUMN_BLOCK)):
         return None
     taken = {a.name for a in s.axes}
-    column = Axis(_fresh(f"{last.name}_", taken), IConst(columns))
+    column = Axis(_fresh(f"{last.name}_", taken), columns)
     lane = Axis(_fresh(f"{last.name}_lane", taken | {column.name}), IConst(radix))
     mapping = {last.name: ir.iadd(ir.imul(radix, IVar(column.name)), IVar(lane.name))}
     body = ir.map_expr(ir.map_expr(s.body, lambda e: _substitute(e, mapping)), lambda e: _below(e, lane))
@@ -174,9 +175,13 @@ def _plan_split(s: Stage) -> Sliding | None:
     if any(ir.ivars(d) & {column.name, lane.name} for i in split for d in _divisions(i)):
         return None
     target = s.index[:-1] + (mapping[last.name],)
+    write_guard = None
+    if ir.imul(radix, columns) != last.extent:
+        write_guard = Call("lt", (IndexValue(target[-1]), IndexValue(last.extent)))
+        body = simplify_expr(Call("select", (write_guard, body, Const(0.0))))
     scatter = ir.replace(s, axes=s.axes[:-1] + (column,), body=body, reduce="sum", reduce_axes=(lane,),
                          scatter_index=target)
-    return Sliding(scatter, s.axes[:-1], (), (), column, (lane,), None, True, False)
+    return Sliding(scatter, s.axes[:-1], (), (), column, (lane,), write_guard, True, False)
 
 
 def _below(leaf, lane: Axis):
