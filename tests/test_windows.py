@@ -338,3 +338,94 @@ def test_a_wide_window_that_tiles_its_input_is_differentiated_as_one_read_per_el
     grad = _stage(backward, "grad_x")
     assert grad.reduce is None and "//" in ir.format_stage(grad)
     assert check_grad(nn.AvgPool2DSpec, N=2, C=2, H=16, W=16, kernel_size=(16, 16), stride=(16, 16)).ok
+
+
+# ---------------------------------------------------------------- short rows: the window's columns in SIMD lanes
+
+# (layer, its arguments, input shape): rows of 1 to 5 outputs, wide windows
+# (global, adaptive 3 / 5 / 7, padded with ceil_mode, dilated), odd planes
+LANES = [("MaxPool2D", dict(kernel_size=7), (2, 3, 7, 7)),
+         ("MaxPool2D", dict(kernel_size=5, padding=2, ceil_mode=True), (2, 3, 13, 11)),
+         ("MaxPool2D", dict(kernel_size=4, stride=3, dilation=2), (2, 3, 11, 13)),
+         ("AdaptiveMaxPool2D", dict(output_size=1), (2, 3, 9, 7)),
+         ("AdaptiveMaxPool2D", dict(output_size=3), (2, 3, 27, 27)),
+         ("AdaptiveMaxPool2D", dict(output_size=5), (2, 3, 13, 11)),
+         ("AdaptiveMaxPool2D", dict(output_size=7), (2, 3, 23, 19)),
+         ("AvgPool2D", dict(kernel_size=7), (2, 3, 7, 7)), ("AvgPool2D", dict(kernel_size=6), (2, 3, 13, 20)),
+         ("AdaptiveAvgPool2D", dict(output_size=3), (2, 3, 27, 27))]
+
+
+def test_a_short_row_runs_its_window_columns_in_lanes():
+    """A max over a row of one output (a global pool) vectorizes along the
+    window's columns; a row long enough keeps its columns in lanes."""
+    short = compile_layer(nn.AdaptiveMaxPool2DSpec, output_size=(1, 1), H=7, W=7).source
+    long = compile_layer(nn.MaxPool2DSpec, kernel_size=(5, 5), stride=(1, 1), H=20, W=20).source
+    assert "reduction(max:lc_acc) reduction(+:lc_nan)" in short
+    assert "reduction(max:lc_acc)" not in long
+
+
+def test_a_tiling_windows_gradient_is_split_into_windows_and_their_columns():
+    """The gradient autodiff gives a wide window that tiles its input (one read
+    per element, g[.., j // 7]) runs as the scatter over the windows and their
+    columns, with no division by 7 left, also where the row's length is known
+    only at run time (its last window may hang past the row's end)."""
+    for bindings in ({"H": 7, "W": 7}, {}):
+        backward = gradient_program(nn.AvgPool2DSpec.trace(kernel_size=(7, 7), stride=(7, 7), **bindings))
+        plan = plan_sliding(_stage(backward, "grad_x"))
+        assert plan is not None and plan.scatter and plan.injective
+        assert [a.extent.value for a in plan.inner] == [7]
+        split = {plan.column.name, plan.inner[0].name}
+        assert not any(ir.ivars(d) & split for load in ir.loads(plan.stage.body) for i in load.index
+                       for d in _index_divisions(i))
+        assert (plan.write_guard is None) == bool(bindings)
+
+
+def _index_divisions(e):
+    if isinstance(e, ir.IBin):
+        if e.op in ("//", "%"):
+            yield e
+        yield from _index_divisions(e.a)
+        yield from _index_divisions(e.b)
+
+
+@pytest.mark.parametrize("level", ["avx512", "avx2"])
+@pytest.mark.parametrize("name,args,shape", LANES, ids=[f"{n}{sorted(a.items())}" for n, a, _ in LANES])
+def test_window_columns_in_lanes_match_finite_differences(monkeypatch, level, name, args, shape):
+    from layerc.runtime import isa
+    if level not in isa.supported():
+        pytest.skip(f"the CPU does not run {level}")
+    monkeypatch.setenv(isa.ENV, level)
+    layer_module = getattr(nn, name)(**args)
+    spec, bindings = layer_module._select([np.zeros(shape)])
+    N, C, H, W = shape
+    check_grad(spec, N=N, C=C, **{"H": H, "W": W, **layer_module._spec_bindings, **bindings}).assert_ok()
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("level", ["avx512", "avx2"])
+@pytest.mark.parametrize("name,args,shape", LANES, ids=[f"{n}{sorted(a.items())}" for n, a, _ in LANES])
+def test_window_columns_in_lanes_match_torch_on_special_values(monkeypatch, level, name, args, shape):
+    """Ties, +-inf and a NaN per plane (of two NaNs in a window PyTorch takes
+    the last, layerc the first: one per plane keeps them apart); maxima
+    exactly as torch's."""
+    torch = pytest.importorskip("torch")
+    from layerc.runtime import isa
+    if level not in isa.supported():
+        pytest.skip(f"the CPU does not run {level}")
+    monkeypatch.setenv(isa.ENV, level)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(np.float32)
+    flat = x.reshape(-1)
+    flat[::7], flat[3::29], flat[5::31] = 0.5, np.inf, -np.inf
+    x[:, ::2, 1, 2] = np.nan
+    ours, theirs = getattr(nn, name)(**args), getattr(torch.nn, name.replace("2D", "2d"))(**args)
+    y = ours.forward(x).numpy()
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    gx = ours.backward(gy).numpy()
+    xt = torch.from_numpy(x).requires_grad_()
+    yt = theirs(xt)
+    yt.backward(torch.from_numpy(gy))
+    # a maximum picks an element (exactly torch's); a mean rounds its own way
+    tolerance = {"rtol": 0} if "Max" in name else {"rtol": 1e-6, "atol": 1e-7}
+    np.testing.assert_allclose(y, yt.detach().numpy(), **tolerance)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), **tolerance)
