@@ -56,6 +56,12 @@ def _interval(e: ir.IExpr, extents: dict):
             return a[0] + b[0], a[1] + b[1]
         products = [x * y for x in a for y in b]
         return min(products), max(products)
+    if isinstance(e, ir.IBin) and e.op in ("min", "max"):
+        a, b = _interval(e.a, extents), _interval(e.b, extents)
+        if a is None or b is None:
+            return None
+        pick = min if e.op == "min" else max
+        return pick(a[0], b[0]), pick(a[1], b[1])
     if isinstance(e, ir.IBin) and e.op in ("//", "%") and isinstance(e.b, IConst) and e.b.value > 0:
         # a split index (a reshape's h = e // 32, d = e % 32)
         a = _interval(e.a, extents)
