@@ -112,11 +112,16 @@ def _is_permuted_read(e) -> bool:
     return isinstance(e, Load) and all(isinstance(i, (IVar, IConst)) for i in e.index)
 
 
+def _is_affine_read(e) -> bool:
+    return isinstance(e, Load) and all(ir.affine(i, ir.ivars(i)) is not None for i in e.index)
+
+
 def _inline(consumer: Stage, defs: dict) -> Stage:
     extents = {a.name: a.extent for a in consumer.all_axes}
     # a matrix product reads its operands from memory, where BLAS can take them:
     # only re-indexing (a transpose) is inlined into it, and a copy read through
-    # a guard (a padded window), which no BLAS call takes and packing reads as cheaply
+    # a guard at affine coordinates (a padded window), which no BLAS call takes
+    # and packing reads as cheaply (a gather, a mirrored padding's, is read once)
     product = plan_contraction(consumer) is not None
 
     def leaf(e):
@@ -124,7 +129,7 @@ def _inline(consumer: Stage, defs: dict) -> Stage:
             producer = defs[e.tensor]
             body = ir.subst_indices(producer.body, {a.name: i for a, i in zip(producer.axes, e.index)})
             cond = range_condition(e.index, producer.shape, extents)
-            if product and not (_is_permuted_read(body) if cond is None else isinstance(body, Load)):
+            if product and not (_is_permuted_read(body) if cond is None else _is_affine_read(body)):
                 return e
             return body if cond is None else Call("select", (cond, body, Const(0.0)))
         return e
