@@ -895,11 +895,23 @@ def _across_rows(s: Stage, axes: list, red: list, shapes: dict) -> Nest | None:
     return Nest(s, "inner", tuple(loops), window=window, across=True)
 
 
+def _owns_rows(index: tuple, var: str) -> bool:
+    """Whether each value of ``var`` writes a slice of its own through
+    ``index`` (a coordinate that is ``var`` itself, ``var`` in no other): a
+    scatter that runs in threads over it without races (a padding's gradient,
+    mirrored along the image's axes, over the batch)."""
+    own = [k for k, i in enumerate(index) if i == IVar(var)]
+    return bool(own) and all(var not in ir.ivars(i) for k, i in enumerate(index) if k != own[0])
+
+
 def plan_loops(s: Stage, shapes: dict) -> Nest:
     """Plain loops for a stage: pointwise, reductions, stencils, scatters (and
     matrix products when there is no BLAS to call)."""
     if s.scatter_index is not None:
-        return Nest(s, "scatter", tuple(Loop(a.name, a.extent) for a in s.all_axes))
+        loops = [Loop(a.name, a.extent) for a in s.all_axes]
+        if loops and _owns_rows(s.scatter_index, loops[0].var):
+            loops[0] = Loop(loops[0].var, loops[0].extent, parallel=True)
+        return Nest(s, "scatter", tuple(loops))
     axes = [Loop(a.name, a.extent) for a in s.axes]
     red = [Loop(a.name, a.extent, reduction=True) for a in s.reduce_axes]
     inner, beside = _contiguous_coordinate(s)
