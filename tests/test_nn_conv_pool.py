@@ -87,7 +87,8 @@ def test_conv2d_padding_gradcheck(padding, level, monkeypatch):
 @pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
 def test_padded_copy_and_its_gradient_in_threads_match_torch(mode, level, monkeypatch):
     """A padding large enough (N*C*Hp*Wp >= 2 * PARALLEL_MIN_WORK) that its
-    gather and its gradient's scatter run in threads, each thread its own images."""
+    copy and its gradient run in threads (reflect and replicate: a gather, and
+    a scatter where each thread owns its images)."""
     monkeypatch.setenv(isa.ENV, level)
     m = nn.Conv2DSpec.build(C=4, O=4, CG=4, KH=3, KW=2, padding=(mode, ((1, 2), (2, 1))), bias=False)
     x = _rng(3).standard_normal((4, 4, 187, 189)).astype(np.float32)

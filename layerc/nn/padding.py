@@ -4,8 +4,9 @@ when the kernel's span ``dilation * (kernel - 1)`` is odd: the extra row goes
 after, as torch);
 ``padding_mode`` ``zeros`` (a read outside the input reads zero: no stage of
 its own), or ``reflect``, ``replicate``, ``circular``: a padded copy of the
-input, one stage, each element one read of the input at a mirrored, clamped or
-wrapped coordinate.
+input. Reflected and replicated, one stage, each element one read of the input
+at a mirrored or clamped coordinate; circular, a stage per padded axis, each
+element a select between reads shifted by one period.
 
 Example (inside a spec's ``forward``)::
 
@@ -30,22 +31,28 @@ def _replicate(src, size):
     return ops.index_min(ops.index_max(src, 0), size - 1)
 
 
-def _circular(src, size):
-    return src % size
-
-
 # the coordinate of ``x`` that padded position ``src`` (counted from the
-# input's start; negative before it) reads, per mode
-_SOURCES = {"reflect": _reflect, "replicate": _replicate, "circular": _circular}
+# input's start; negative before it) reads: a mirrored copy read at unit stride
+# would read backwards, a clamped one the same element again and again
+_SOURCES = {"reflect": _reflect, "replicate": _replicate}
 
 
 def pad(x, pads, mode: str):
     """``x`` padded over its trailing ``len(pads)`` axes by ``pads``, ``(before,
-    after)`` per axis, in ``mode`` (not ``zeros``: a zero-padded read needs no
-    copy). One stage whose every element is one read of ``x`` at a clamped,
-    mirrored or wrapped coordinate: the forward is a gather, and the gradient
-    sums each border element into the input element it copies."""
+    after)`` per axis, in ``mode`` (not ``zeros``: a zero-padded read needs no copy)."""
     first = len(x.shape) - len(pads)
+    if mode == "circular":
+        for k, (before, after) in enumerate(pads):
+            if before or after:
+                x = _wrap_axis(x, first + k, before, after)
+        return x
+    return _gathered(x, first, pads, _SOURCES[mode], f"pad_{mode}")
+
+
+def _gathered(x, first: int, pads, source, name: str):
+    """One stage whose every element is one read of ``x`` at ``source``'s
+    coordinates: a gather, and its gradient sums each border element into the
+    input element it copies."""
     shape = list(x.shape)
     for k, (before, after) in enumerate(pads):
         shape[first + k] = shape[first + k] + before + after
@@ -53,10 +60,26 @@ def pad(x, pads, mode: str):
     def value(*index):
         coords = list(index[:first])
         for k, (before, after) in enumerate(pads):
-            size = x.shape[first + k]
-            coords.append(_SOURCES[mode](index[first + k] - before, size) if before or after else index[first + k])
+            coords.append(source(index[first + k] - before, x.shape[first + k]) if before or after
+                          else index[first + k])
         return x[tuple(coords)]
-    return ops.compute(tuple(shape), _BY_RANK[len(shape)](value), name=f"pad_{mode}")
+    return ops.compute(tuple(shape), _BY_RANK[len(shape)](value), name=name)
+
+
+def _wrap_axis(x, axis: int, before: int, after: int):
+    """``x`` padded along ``axis`` with its other end: a select between reads
+    shifted by one period, each at unit stride (autodiff gathers from them)."""
+    shape = list(x.shape)
+    size = shape[axis]
+    shape[axis] = size + before + after
+
+    def value(*index):
+        src = index[axis] - before
+
+        def read(coord):
+            return x[tuple(coord if k == axis else i for k, i in enumerate(index))]
+        return ops.where(src < 0, read(src + size), ops.where(src >= size, read(src - size), read(src)))
+    return ops.compute(tuple(shape), _BY_RANK[len(shape)](value), name="pad_circular")
 
 
 # ``compute`` names its indices after its function's parameters: one function per rank
