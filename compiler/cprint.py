@@ -32,6 +32,9 @@ from .ops_table import COMPARISONS, OPS
 from .schedule import index_in_range, range_condition
 
 DTYPES = {"f32": ("float", "f"), "f64": ("double", "")}
+# index operators printed as calls of module.c.j2's helpers (Python's floor
+# division and modulo; C's own would round toward zero)
+INDEX_CALLS = {"//": "lc_floordiv", "%": "lc_mod", "min": "lc_min_i64", "max": "lc_max_i64"}
 
 
 # no bytecode cache on disk: Jinja2 would load code objects from it
@@ -165,10 +168,8 @@ class Printer:
         if isinstance(e, ILoad):
             return self.element(e.tensor, e.index)
         a, b = self.index(e.a), self.index(e.b)
-        if e.op == "//":
-            return f"lc_floordiv({a}, {b})"
-        if e.op == "%":
-            return f"lc_mod({a}, {b})"
+        if e.op in INDEX_CALLS:
+            return f"{INDEX_CALLS[e.op]}({a}, {b})"
         return f"({a} {e.op} {b})"
 
     def offset(self, tensor: str, index: tuple) -> str:

@@ -65,7 +65,8 @@ class ISym:
 
 @node
 class IBin:
-    """``a op b`` with op in ``+ * // %`` (floor division and modulo, as in Python)."""
+    """``a op b`` with op in ``+ * // %`` (floor division and modulo, as in Python)
+    or ``min max`` (a clamped or mirrored coordinate: a padding's read)."""
 
     op: str
     a: "IExpr"
@@ -145,7 +146,21 @@ def imod(a, b) -> IExpr:
     return IBin("%", a, b)
 
 
-IBIN_BUILDERS = {"+": iadd, "*": imul, "//": ifloordiv, "%": imod}
+def imin(a, b) -> IExpr:
+    a, b = as_iexpr(a), as_iexpr(b)
+    if isinstance(a, IConst) and isinstance(b, IConst):
+        return IConst(min(a.value, b.value))
+    return a if a == b else IBin("min", a, b)
+
+
+def imax(a, b) -> IExpr:
+    a, b = as_iexpr(a), as_iexpr(b)
+    if isinstance(a, IConst) and isinstance(b, IConst):
+        return IConst(max(a.value, b.value))
+    return a if a == b else IBin("max", a, b)
+
+
+IBIN_BUILDERS = {"+": iadd, "*": imul, "//": ifloordiv, "%": imod, "min": imin, "max": imax}
 
 
 def isubst(e: IExpr, mapping: dict) -> IExpr:
@@ -218,7 +233,8 @@ def ievaluate(e: IExpr, sizes: dict) -> int:
         return int(sizes[e.name])
     if isinstance(e, IBin):
         a, b = ievaluate(e.a, sizes), ievaluate(e.b, sizes)
-        return {"+": a + b, "*": a * b, "//": a // b if b else 0, "%": a % b if b else 0}[e.op]
+        return {"+": a + b, "*": a * b, "//": a // b if b else 0, "%": a % b if b else 0,
+                "min": min(a, b), "max": max(a, b)}[e.op]
     raise ValueError(f"cannot evaluate {format_iexpr(e)} without data")
 
 
@@ -506,6 +522,8 @@ def format_iexpr(e: IExpr) -> str:
         return e.name
     if isinstance(e, ILoad):
         return f"{e.tensor}[{', '.join(format_iexpr(i) for i in e.index)}]"
+    if e.op in ("min", "max"):
+        return f"{e.op}({format_iexpr(e.a)}, {format_iexpr(e.b)})"
     if e.op == "+" and isinstance(e.b, IConst) and e.b.value < 0:
         return f"{format_iexpr(e.a)} - {-e.b.value}"
     if e.op == "+" and isinstance(e.b, IBin) and e.b.op == "*" and isinstance(e.b.a, IConst) and e.b.a.value == -1:
@@ -517,7 +535,7 @@ def format_iexpr(e: IExpr) -> str:
 
 def _iparen(e, parent_op, right=False):
     text = format_iexpr(e)
-    rank = {"+": 1, "*": 2, "//": 2, "%": 2}
+    rank = {"+": 1, "*": 2, "//": 2, "%": 2, "min": 3, "max": 3}
     # a right operand of the same rank needs them too, but for a * (b * c): a * (b // 2)
     if isinstance(e, IBin) and (rank[e.op] < rank[parent_op] or
                                 right and rank[e.op] == rank[parent_op] and {e.op, parent_op} != {"*"}

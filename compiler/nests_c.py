@@ -204,7 +204,9 @@ def render_row(nest, ctx) -> str:
 
 
 def render_scatter(nest, ctx) -> str:
-    """A sum into the output at computed indices: zeroed first, then updated serially."""
+    """A sum into the output at computed indices: zeroed first, then updated;
+    in threads over the outermost loop where each of its values writes a
+    slice of its own (``schedule._owns_rows``), else serially."""
     s = nest.stage
     printer = ctx.printer([s])
     loops = _loops(nest, printer)
@@ -214,6 +216,8 @@ def render_scatter(nest, ctx) -> str:
     guard = range_condition(s.scatter_index, s.shape, printer.extents)
     # an index outside the output has no element to receive its share
     update = Update("sum", target, value) if guard is None else AddWhere(printer.value(guard), target, value)
+    if nest.loops and nest.loops[0].parallel:
+        _in_threads(loops[0], nest, printer, ctx)
     return _render_streamed("nest.c.j2", nest.loops, loops, printer.lets, [update], [], printer, ctx,
                             comment=_comment((s,)), prologue=prologue, epilogue=[])
 

@@ -22,8 +22,8 @@ from .ir import Axis, Call, Const, IConst, IndexValue, IVar, Load, Stage, format
 from .shapes import size_mismatch
 from .slicing import concatenate, flip, pad, roll, stack
 from .trace import (Index, Reduction, TensorExpr, as_index, as_value, broadcast_load,
-                    broadcast_shapes, current_builder, elementwise, matmul, mean, normalize_axes,
-                    reduce, reshape, shape_str, transpose)
+                    broadcast_shapes, current_builder, elementwise, index_max, index_min, matmul, mean,
+                    normalize_axes, reduce, reshape, shape_str, transpose)
 
 __all__ = [
     "elementwise", "exp", "expm1", "log", "log2", "log1p", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh",
@@ -33,6 +33,7 @@ __all__ = [
     "equal", "not_equal", "sum", "mean", "max", "min", "prod", "var", "matmul", "transpose", "reshape",
     "split", "glu", "softmax", "log_softmax", "logsumexp", "take_along_axis", "compute", "reduce_axis",
     "assign", "ones_like", "zeros_like", "full", "pad", "flip", "roll", "concatenate", "stack",
+    "index_min", "index_max",
 ]
 
 

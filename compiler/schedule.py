@@ -57,6 +57,12 @@ def _interval(e: ir.IExpr, extents: dict):
             return a[0] + b[0], a[1] + b[1]
         products = [x * y for x in a for y in b]
         return min(products), max(products)
+    if isinstance(e, ir.IBin) and e.op in ("min", "max"):
+        a, b = _interval(e.a, extents), _interval(e.b, extents)
+        if a is None or b is None:
+            return None
+        pick = min if e.op == "min" else max
+        return pick(a[0], b[0]), pick(a[1], b[1])
     if isinstance(e, ir.IBin) and e.op in ("//", "%") and isinstance(e.b, IConst) and e.b.value > 0:
         # a split index (a reshape's h = e // 32, d = e % 32)
         a = _interval(e.a, extents)
@@ -107,11 +113,16 @@ def _is_permuted_read(e) -> bool:
     return isinstance(e, Load) and all(isinstance(i, (IVar, IConst)) for i in e.index)
 
 
+def _is_affine_read(e) -> bool:
+    return isinstance(e, Load) and all(ir.affine(i, ir.ivars(i)) is not None for i in e.index)
+
+
 def _inline(consumer: Stage, defs: dict) -> Stage:
     extents = {a.name: a.extent for a in consumer.all_axes}
     # a matrix product reads its operands from memory, where BLAS can take them:
     # only re-indexing (a transpose) is inlined into it, and a copy read through
-    # a guard (a padded window), which no BLAS call takes and packing reads as cheaply
+    # a guard at affine coordinates (a padded window), which no BLAS call takes
+    # and packing reads as cheaply (a gather, a mirrored padding's, is read once)
     product = plan_contraction(consumer) is not None
 
     def leaf(e):
@@ -119,7 +130,7 @@ def _inline(consumer: Stage, defs: dict) -> Stage:
             producer = defs[e.tensor]
             body = ir.subst_indices(producer.body, {a.name: i for a, i in zip(producer.axes, e.index)})
             cond = range_condition(e.index, producer.shape, extents)
-            if product and not (_is_permuted_read(body) if cond is None else isinstance(body, Load)):
+            if product and not (_is_permuted_read(body) if cond is None else _is_affine_read(body)):
                 return e
             return body if cond is None else Call("select", (cond, body, Const(0.0)))
         return e
@@ -956,11 +967,23 @@ def _across_rows(s: Stage, axes: list, red: list, shapes: dict, short: bool) -> 
     return Nest(s, "inner", tuple(loops), window=window, across=True)
 
 
+def _owns_rows(index: tuple, var: str) -> bool:
+    """Whether each value of ``var`` writes a slice of its own through
+    ``index`` (a coordinate that is ``var`` itself, ``var`` in no other): a
+    scatter that runs in threads over it without races (a padding's gradient,
+    mirrored along the image's axes, over the batch)."""
+    own = [k for k, i in enumerate(index) if i == IVar(var)]
+    return bool(own) and all(var not in ir.ivars(i) for k, i in enumerate(index) if k != own[0])
+
+
 def plan_loops(s: Stage, shapes: dict, short: bool = False) -> Nest:
     """Plain loops for a stage: pointwise, reductions, stencils, scatters (and
     matrix products when there is no BLAS to call). ``short``: as ``plan_stage``."""
     if s.scatter_index is not None:
-        return Nest(s, "scatter", tuple(Loop(a.name, a.extent) for a in s.all_axes))
+        loops = [Loop(a.name, a.extent) for a in s.all_axes]
+        if loops and _owns_rows(s.scatter_index, loops[0].var):
+            loops[0] = Loop(loops[0].var, loops[0].extent, parallel=True)
+        return Nest(s, "scatter", tuple(loops))
     axes = [Loop(a.name, a.extent) for a in s.axes]
     red = [Loop(a.name, a.extent, reduction=True) for a in s.reduce_axes]
     inner, beside = _contiguous_coordinate(s, shapes)

@@ -107,7 +107,8 @@ class Builder:
 
 
 class Index:
-    """An integer expression in index notation or a size; supports ``+ - * // %``."""
+    """An integer expression in index notation or a size; supports ``+ - * // %``,
+    ``abs`` and ``index_min``/``index_max``."""
 
     __slots__ = ("expr",)
 
@@ -125,6 +126,7 @@ class Index:
     def __mod__(self, o): return Index(_divide("%", self.expr, as_index(o)))
     def __rmod__(self, o): return Index(_divide("%", as_index(o), self.expr))
     def __neg__(self): return Index(ir.imul(-1, self.expr))
+    def __abs__(self): return Index(ir.imax(self.expr, ir.imul(-1, self.expr)))
 
     # comparisons of indices are values (0 or 1), e.g. a causal mask ``j <= i``
     def __lt__(self, o): return Scalar(Call("lt", (IndexValue(self.expr), as_value(o))))
@@ -150,6 +152,16 @@ class Index:
 
     def __repr__(self):
         return format_iexpr(self.expr)
+
+
+def index_min(a, b) -> Index:
+    """The smaller of two indices (an index, not a value: ``x[n, index_min(i, L - 1)]``)."""
+    return Index(ir.imin(as_index(a), as_index(b)))
+
+
+def index_max(a, b) -> Index:
+    """The larger of two indices (an index, not a value: ``x[n, index_max(i - 1, 0)]``)."""
+    return Index(ir.imax(as_index(a), as_index(b)))
 
 
 def _divide(op: str, a: ir.IExpr, b: ir.IExpr) -> ir.IExpr:

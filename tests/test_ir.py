@@ -1,7 +1,8 @@
 """compiler/ir.py and compiler/simplify.py: structural identity, index algebra,
 printing, and algebraic rules."""
 from layerc.compiler.ir import (Call, Const, IConst, ISym, IVar, Load, affine, format_expr, format_iexpr,
-                         iadd, imul, isub, ievaluate, map_calls)
+                         iadd, imax, imin, imul, isub, ievaluate, map_calls)
+from layerc.compiler.schedule import coordinate_in_range
 from layerc.compiler.simplify import simplify_expr
 
 x = Load("x", (IVar("i"),))
@@ -20,6 +21,17 @@ def test_affine_split_and_constant_folding():
     assert affine(e, {"h"})[0] == {"h": 2}
     assert iadd(iadd(IVar("a"), 1), 2) == iadd(IVar("a"), 3)
     assert ievaluate(imul(ISym("N"), 3), {"N": 4}) == 12
+
+
+def test_min_and_max_of_indices_fold_evaluate_and_bound():
+    i = IVar("i")
+    mirrored = isub(3, imax(isub(3, imax(i, imul(-1, i))), imul(-1, isub(3, imax(i, imul(-1, i))))))
+    assert [ievaluate(mirrored, {"i": v}) for v in range(-2, 6)] == [2, 1, 0, 1, 2, 3, 2, 1]
+    assert imin(2, 5) == IConst(2) and imax(i, i) == i and affine(imax(i, 0), {"i"}) is None
+    assert format_iexpr(imin(imax(iadd(i, -1), 0), isub(ISym("L"), 1))) == "min(max(i - 1, 0), L - 1)"
+    # a clamped read stays inside its tensor: no guard
+    assert coordinate_in_range(imin(imax(iadd(i, -2), 0), 6), IConst(7), {"i": IConst(11)})
+    assert not coordinate_in_range(imax(iadd(i, -2), 0), IConst(7), {"i": IConst(11)})
 
 
 def test_printing_is_math_notation():

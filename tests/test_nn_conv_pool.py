@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 
 from layerc import check_grad, nn
+from layerc.runtime import isa
 
 torch = pytest.importorskip("torch")
 
 F32 = dict(rtol=1e-4, atol=2e-5)
+# the vector widths a library is built for (each its own build)
+LEVELS = [level for level in isa.supported() if level != "baseline"] or ["baseline"]
 
 
 def _rng(seed=0):
@@ -72,10 +75,38 @@ def test_conv1d_same_padding_matches_torch(mode):
         against_torch(ours, theirs, shape, seed=k)
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("padding", [("reflect", ((1, 1), (2, 1))), ("replicate", ((0, 2), (1, 1))),
                                      ("circular", ((2, 1), (1, 0))), ("zeros", ((1, 2), (0, 1)))])
-def test_conv2d_padding_gradcheck(padding):
+def test_conv2d_padding_gradcheck(padding, level, monkeypatch):
+    monkeypatch.setenv(isa.ENV, level)
     check_grad(nn.Conv2DSpec, N=2, C=2, O=3, CG=2, KH=2, KW=3, H=5, W=4, padding=padding, stride=(1, 2)).assert_ok()
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_padded_copy_and_its_gradient_in_threads_match_torch(mode, level, monkeypatch):
+    """A padding large enough (N*C*Hp*Wp >= 2 * PARALLEL_MIN_WORK) that its
+    copy and its gradient run in threads (reflect and replicate: a gather, and
+    a scatter where each thread owns its images)."""
+    monkeypatch.setenv(isa.ENV, level)
+    m = nn.Conv2DSpec.build(C=4, O=4, CG=4, KH=3, KW=2, padding=(mode, ((1, 2), (2, 1))), bias=False)
+    x = _rng(3).standard_normal((4, 4, 187, 189)).astype(np.float32)
+    weight = torch.from_numpy(m.weight.numpy().copy()).requires_grad_()
+    xt = torch.from_numpy(x).requires_grad_()
+    yt = torch.nn.functional.conv2d(torch.nn.functional.pad(xt, (2, 1, 1, 2), mode=mode), weight)
+    gy = _rng(4).standard_normal(tuple(yt.shape)).astype(np.float32)
+    yt.backward(torch.from_numpy(gy))
+    m.set_threads(2)
+    try:
+        y = m.forward(x)
+        gx = m.backward(gy)
+    finally:
+        m.set_threads(0)
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), **F32)
+    np.testing.assert_allclose(gx.numpy(), xt.grad.numpy(), **F32)
+    # sums of 4 * 187 * 189 float32 products each
+    np.testing.assert_allclose(m.weight.grad, weight.grad.numpy(), rtol=1e-3, atol=1e-2)
 
 
 def test_conv_padding_arguments_are_checked():

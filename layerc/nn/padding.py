@@ -4,8 +4,9 @@ when the kernel's span ``dilation * (kernel - 1)`` is odd: the extra row goes
 after, as torch);
 ``padding_mode`` ``zeros`` (a read outside the input reads zero: no stage of
 its own), or ``reflect``, ``replicate``, ``circular``: a padded copy of the
-input, one stage per padded axis, each element a select between affine reads,
-so autodiff derives the gradient as gathers.
+input. Reflected and replicated, one stage, each element one read of the input
+at a mirrored or clamped coordinate; circular, a stage per padded axis, each
+element a select between reads shifted by one period.
 
 Example (inside a spec's ``forward``)::
 
@@ -20,52 +21,71 @@ PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 def _reflect(src, size):
-    return -src, 2 * (size - 1) - src
+    # the mirror at both ends, the edge not repeated: |src| folds the start,
+    # last - |last - .| the end (each width is less than the axis)
+    last = size - 1
+    return last - abs(last - abs(src))
 
 
 def _replicate(src, size):
-    return 0, size - 1
+    return ops.index_min(ops.index_max(src, 0), size - 1)
 
 
-def _circular(src, size):
-    return src + size, src - size
-
-
-# where a read left (before) and right (after) of the input goes, per mode
-_SOURCES = {"reflect": _reflect, "replicate": _replicate, "circular": _circular}
-
-
-def pad_axis(x, axis: int, before: int, after: int, mode: str):
-    """``x`` padded along ``axis`` by ``before`` and ``after`` elements, ``mode`` one of
-    ``reflect``, ``replicate``, ``circular`` (torch's ``F.pad`` modes)."""
-    shape = list(x.shape)
-    size = shape[axis]
-    shape[axis] = size + before + after
-
-    def value(*index):
-        src = index[axis] - before
-        left, right = _SOURCES[mode](src, size)
-
-        def read(coord):
-            return x[tuple(coord if k == axis else i for k, i in enumerate(index))]
-        return ops.where(src < 0, read(left), ops.where(src >= size, read(right), read(src)))
-    return ops.compute(tuple(shape), _BY_RANK[len(shape)](value), name=f"pad_{mode}")
-
-
-# ``compute`` names its indices after its function's parameters: one function per rank
-_BY_RANK = {3: lambda f: lambda n, c, a: f(n, c, a),
-            4: lambda f: lambda n, c, a, b: f(n, c, a, b),
-            5: lambda f: lambda n, c, a, b, d: f(n, c, a, b, d)}
+# the coordinate of ``x`` that padded position ``src`` (counted from the
+# input's start; negative before it) reads: a mirrored copy read at unit stride
+# would read backwards, a clamped one the same element again and again
+_SOURCES = {"reflect": _reflect, "replicate": _replicate}
 
 
 def pad(x, pads, mode: str):
     """``x`` padded over its trailing ``len(pads)`` axes by ``pads``, ``(before,
     after)`` per axis, in ``mode`` (not ``zeros``: a zero-padded read needs no copy)."""
     first = len(x.shape) - len(pads)
+    if mode == "circular":
+        for k, (before, after) in enumerate(pads):
+            if before or after:
+                x = _wrap_axis(x, first + k, before, after)
+        return x
+    return _gathered(x, first, pads, _SOURCES[mode], f"pad_{mode}")
+
+
+def _gathered(x, first: int, pads, source, name: str):
+    """One stage whose every element is one read of ``x`` at ``source``'s
+    coordinates: a gather, and its gradient sums each border element into the
+    input element it copies."""
+    shape = list(x.shape)
     for k, (before, after) in enumerate(pads):
-        if before or after:
-            x = pad_axis(x, first + k, before, after, mode)
-    return x
+        shape[first + k] = shape[first + k] + before + after
+
+    def value(*index):
+        coords = list(index[:first])
+        for k, (before, after) in enumerate(pads):
+            coords.append(source(index[first + k] - before, x.shape[first + k]) if before or after
+                          else index[first + k])
+        return x[tuple(coords)]
+    return ops.compute(tuple(shape), _BY_RANK[len(shape)](value), name=name)
+
+
+def _wrap_axis(x, axis: int, before: int, after: int):
+    """``x`` padded along ``axis`` with its other end: a select between reads
+    shifted by one period, each at unit stride (autodiff gathers from them)."""
+    shape = list(x.shape)
+    size = shape[axis]
+    shape[axis] = size + before + after
+
+    def value(*index):
+        src = index[axis] - before
+
+        def read(coord):
+            return x[tuple(coord if k == axis else i for k, i in enumerate(index))]
+        return ops.where(src < 0, read(src + size), ops.where(src >= size, read(src - size), read(src)))
+    return ops.compute(tuple(shape), _BY_RANK[len(shape)](value), name="pad_circular")
+
+
+# ``compute`` names its indices after its function's parameters: one function per rank
+_BY_RANK = {3: lambda f: lambda n, c, a: f(n, c, a),
+            4: lambda f: lambda n, c, a, b: f(n, c, a, b),
+            5: lambda f: lambda n, c, a, b, d: f(n, c, a, b, d)}
 
 
 def conv_padding(layer: str, padding, padding_mode: str, kernel: tuple, stride: tuple, dilation: tuple):
