@@ -65,13 +65,14 @@ def _comment(stages) -> str:
 # ---------------------------------------------------------------- streaming stores
 
 
-def _streams(plans: tuple, outputs: list, function_outputs: frozenset) -> list:
+def _streams(plans: tuple, outputs: list, function_outputs: frozenset, in_row: bool) -> list:
     """The ``outputs`` a nest can stream: those of the function's outputs
     written along its innermost loop, when that loop is vectorized, at least
     two tiles long and inside another loop (whose iterations end with a
-    fence). An intermediate is left out: the next nest reads it at once, from
-    the cache if it fits, and a second nest would only cost build time."""
-    if len(plans) < 2:
+    fence), or inside a row (``in_row``: the fence follows the loop). An
+    intermediate is left out: the next nest reads it at once, from the cache
+    if it fits, and a second nest would only cost build time."""
+    if len(plans) < (1 if in_row else 2):
         return []
     inner = plans[-1]
     if not inner.simd or inner.parallel or inner.reduction or (
@@ -90,7 +91,7 @@ def _render_streamed(template: str, plans: tuple, loops: list, lets: list, body:
     ``outputs``. Outputs along the innermost loop of a function output larger
     than the caches (decided at run time) go through tiles streamed to memory;
     a nest without such stores is rendered once."""
-    streamed = _streams(plans, outputs, ctx.outputs)
+    streamed = _streams(plans, outputs, ctx.outputs, not ctx.threads)
     plain = render(template, loops=loops, lets=lets, body=body + [o.store(printer) for o in outputs], **context)
     if not streamed:
         return plain
@@ -108,9 +109,13 @@ def _render_streamed(template: str, plans: tuple, loops: list, lets: list, body:
         statements.append(TileStore(buffer, inner.var, o.value))
     tile.exit.append(TileFlush(inner.var, tuple(streams)))
     elements = dataclasses.replace(inner, form="tile")
-    parent = dataclasses.replace(loops[-2], exit=loops[-2].exit + [Fence()])
-    tiled = render(template, loops=loops[:-2] + [parent, tile, elements], lets=lets, body=body + statements,
-                   **context)
+    if len(loops) > 1:
+        parent = dataclasses.replace(loops[-2], exit=loops[-2].exit + [Fence()])
+        loops = loops[:-2] + [parent]
+    else:
+        context = dict(context, epilogue=context["epilogue"] + [Fence()])
+        loops = []
+    tiled = render(template, loops=loops + [tile, elements], lets=lets, body=body + statements, **context)
     sizes = [printer.product(printer.shapes[o.tensor]) for o in streamed]
     return render("streamed.c.j2", ctype=printer.ctype, sizes=sizes, streamed=tiled, plain=plain)
 

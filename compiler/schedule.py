@@ -1102,6 +1102,18 @@ def _reads_rows_only(nest: Nest, written: dict, rows: tuple) -> bool:
     return True
 
 
+def _unit_rows_inside(nests: tuple, unit: tuple) -> tuple | None:
+    """A ``"rows"`` nest's ``nests`` with its innermost row loops ``unit`` run
+    inside each of them, when those loops have one iteration each (the axes a
+    statistic keeps, keepdims): the rows then line up with a nest over the
+    whole row (a layer norm's output after its mean and variance). None when
+    some loop of ``unit`` has more than one iteration."""
+    if any(loop.extent != IConst(1) for loop in unit):
+        return None
+    inside = tuple(dataclasses.replace(loop, parallel=False) for loop in unit)
+    return tuple(dataclasses.replace(n, loops=inside + n.loops) for n in nests)
+
+
 def _row_group(first: Nest, second: Nest) -> Nest | None:
     """``first`` (or the nests of its ``"rows"`` nest) and ``second`` as one
     ``"rows"`` nest when they share their row loops and ``second`` reads what
@@ -1116,8 +1128,12 @@ def _row_group(first: Nest, second: Nest) -> Nest | None:
     k = 0
     while k < min(len(rows), _row_loops(second)) and rows[k].extent == second.loops[k].extent:
         k += 1
-    if k == 0 or (first.group and k < len(rows)):
+    if k == 0:
         return None
+    if first.group and k < len(rows):
+        nests = _unit_rows_inside(nests, rows[k:])
+        if nests is None:
+            return None
     rows = rows[:k]
     if second.stage.reduce is None and len(nests) == 1 and nests[0].stage.reduce is None:
         return None             # pointwise nests share their loops as siblings already
