@@ -114,6 +114,9 @@ class Context:
     min_work: int
     renderers: dict
     threads: bool = True        # False inside a loop that already runs in threads
+    # inside a "rows" nest decided to stream: the sizes of the outputs its nests
+    # stream, which they then do without a test of their own
+    streaming: list | None = None
 
     @property
     def ctype(self) -> str:

@@ -90,7 +90,8 @@ def _render_streamed(template: str, plans: tuple, loops: list, lets: list, body:
     innermost loop runs: temporaries ``lets``, statements ``body`` and
     ``outputs``. Outputs along the innermost loop of a function output larger
     than the caches (decided at run time) go through tiles streamed to memory;
-    a nest without such stores is rendered once."""
+    a nest without such stores is rendered once, one inside a row that streams
+    (``ctx.streaming``) only tiled."""
     streamed = _streams(plans, outputs, ctx.outputs, not ctx.threads)
     plain = render(template, loops=loops, lets=lets, body=body + [o.store(printer) for o in outputs], **context)
     if not streamed:
@@ -117,6 +118,9 @@ def _render_streamed(template: str, plans: tuple, loops: list, lets: list, body:
         loops = []
     tiled = render(template, loops=loops + [tile, elements], lets=lets, body=body + statements, **context)
     sizes = [printer.product(printer.shapes[o.tensor]) for o in streamed]
+    if ctx.streaming is not None:
+        ctx.streaming.extend(sizes)
+        return tiled
     return render("streamed.c.j2", ctype=printer.ctype, sizes=sizes, streamed=tiled, plain=plain)
 
 
@@ -296,9 +300,8 @@ def render_online(nest, ctx) -> str:
     return render("nest.c.j2", comment=comment, prologue=[], loops=loops, lets=[], body=[Verbatim(body)], epilogue=[])
 
 
-def render_rows(nest, ctx) -> str:
-    """Nests sharing their row loops (``Nest.group``): each one's own loops
-    run in turn inside each row, the row's data still in cache for the next."""
+def _rows_nest(nest, ctx, inside) -> str:
+    """The C of a ``"rows"`` nest, its nests rendered in context ``inside``."""
     printer = ctx.printer(st for _, st in nest.members)
     loops = _loops(nest, printer)
     # a row's work is its members' loops: the deepest member's count with the rows
@@ -306,7 +309,19 @@ def render_rows(nest, ctx) -> str:
     for loop, plan in zip(loops, nest.loops):
         if plan.parallel:
             _in_threads(loop, nest, printer, ctx, inner=widest.loops)
-    inside = dataclasses.replace(ctx, threads=False)
     body = [Verbatim(inside.render(member)) for member in nest.group]
     return render("nest.c.j2", comment=_comment(st for _, st in nest.members) + " (row by row)", prologue=[],
                   loops=loops, lets=[], body=body, epilogue=[])
+
+
+def render_rows(nest, ctx) -> str:
+    """Nests sharing their row loops (``Nest.group``): each one's own loops
+    run in turn inside each row, the row's data still in cache for the next.
+    Whether outputs stream is decided once, around the rows: a test inside
+    them stops gcc vectorizing the row's sums."""
+    plain = _rows_nest(nest, ctx, dataclasses.replace(ctx, threads=False, outputs=frozenset()))
+    sizes = []
+    streamed = _rows_nest(nest, ctx, dataclasses.replace(ctx, threads=False, streaming=sizes))
+    if not sizes:
+        return plain
+    return render("streamed.c.j2", ctype=ctx.ctype, sizes=sizes, streamed=streamed, plain=plain)
