@@ -33,9 +33,12 @@ class Collapsed:
 
     zero: frozenset = frozenset()
     merged: dict = field(default_factory=dict)
+    # a stage's variable -> (outer, inner, q): a loop over it split into two,
+    # the variable q * outer + inner (``schedule._split_to_rows``)
+    split: dict = field(default_factory=dict)
 
     def __hash__(self):
-        return hash((self.zero, tuple(sorted(self.merged.items()))))
+        return hash((self.zero, tuple(sorted(self.merged.items())), tuple(sorted(self.split.items()))))
 
 
 def _indexed(stage: ir.Stage, shapes: dict) -> list:
@@ -112,13 +115,14 @@ def collapse_nest(nest, shapes: dict, in_row: bool = False):
     mapping = {v: IConst(0) for v in zero}
     stages = [ir.replace(st, body=ir.subst_indices(st.body, mapping)) for st in stages]
     merged = {}
+    split = nest.collapsed.split if nest.collapsed is not None else {}
     if not nest.across:
-        free = set().union(*map(_free_mentions, stages))
+        free = set().union(*map(_free_mentions, stages), *({v, a, b} for v, (a, b, _) in split.items()))
         kept, merged = _merge_runs([p for st in stages for p in _indexed(st, shapes)], kept, free,
                                    0 if in_row else 1)
-    if not zero and not merged:
+    if not zero and not merged and not split:
         return nest
     # the stages as merging saw them: a coordinate 16 * h + i with h dropped is i
     siblings = tuple((kind, st) for (kind, _), st in zip(nest.siblings, stages[1:]))
     return dataclasses.replace(nest, stage=stages[0], siblings=siblings, loops=tuple(kept),
-                               collapsed=Collapsed(zero, merged))
+                               collapsed=Collapsed(zero, merged, split))

@@ -151,16 +151,20 @@ class Printer:
         self.hidden: dict | None = None
         self.zero: frozenset = frozenset()      # variables of dropped loops (``collapse``)
         self.merged: dict = {}
+        self.split: dict = {}       # variables of split loops (``collapse.Collapsed.split``)
 
     def collapse(self, collapsed) -> None:
         """Print for a nest whose loops are ``collapsed`` (compiler/collapse.py):
         the variables of dropped loops as 0, merged coordinates as one."""
         if collapsed is not None:
-            self.zero, self.merged = collapsed.zero, collapsed.merged
+            self.zero, self.merged, self.split = collapsed.zero, collapsed.merged, collapsed.split
 
     def index(self, e: ir.IExpr) -> str:
         if isinstance(e, IConst):
             return str(e.value)
+        if isinstance(e, IVar) and e.name in self.split:
+            outer, inner, q = self.split[e.name]
+            return f"({q} * {var_c(outer)} + {var_c(inner)})"
         if isinstance(e, IVar):
             return "0" if e.name in self.zero else var_c(e.name)
         if isinstance(e, ISym):

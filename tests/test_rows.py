@@ -170,3 +170,52 @@ def test_layer_norm_by_rows_gradient():
     from layerc.nn.norm import layer_norm_spec
     report = check_grad(layer_norm_spec(2), L1=3, L2=7, E=5)
     assert report.ok, str(report)
+
+
+def _group_norm():
+    from layerc.nn.normalization import group_norm_spec
+    return group_norm_spec(4, True)
+
+
+def test_group_norm_output_splits_its_channels_into_the_groups_rows():
+    """A group norm's statistics run over (sample, group) rows; its output and
+    input gradient, over channels, run in those rows, the channel loop split
+    into groups and the channels of a group."""
+    compiled = _group_norm().build(C=6, groups=3).compiled
+    for program in (compiled.forward, compiled.backward):
+        plan = plan_program(program)
+        rows = [n for n in plan if n.form == "rows"][-1]
+        last = rows.group[-1]
+        assert last.stage.reduce is None and last.collapsed.split
+        ((outer, inner, q),) = last.collapsed.split.values()
+        assert q == 2 and outer == rows.loops[1].var and last.loops[0].var == inner
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, groups", [((2, 6, 5, 7), 3), ((3, 4, 1, 9), 2), ((1, 6, 3, 3), 6)])
+def test_group_norm_by_rows_agrees_with_numpy(dtype, shape, groups):
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape).astype(dtype)
+    gy = rng.standard_normal(shape).astype(dtype)
+    m = _group_norm().build(C=shape[1], groups=groups, dtype=dtype)
+    w, b = rng.standard_normal(shape[1]), rng.standard_normal(shape[1])
+    m.weight.data[...], m.bias.data[...] = w, b
+    y = m.forward(x).numpy()
+    gx = m.backward(gy).numpy()
+    n, c = shape[:2]
+    g = x.astype(np.float64).reshape(n, groups, -1)
+    r = 1 / np.sqrt(g.var(-1, keepdims=True) + 1e-5)
+    norm = (g - g.mean(-1, keepdims=True)) * r
+    wide = w[None, :, None, None]
+    want = norm.reshape(shape) * wide + b[None, :, None, None]
+    dn = (gy.astype(np.float64) * wide).reshape(n, groups, -1)
+    want_gx = (r * (dn - dn.mean(-1, keepdims=True) - norm * (dn * norm).mean(-1, keepdims=True))).reshape(shape)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(y, want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gx, want_gx, rtol=10 * tol, atol=10 * tol)
+
+
+@pytest.mark.parametrize("sizes", [dict(C=6, groups=3, N=2, D2=3, D3=5), dict(C=4, groups=2, N=1, D2=1, D3=7)])
+def test_group_norm_by_rows_gradient(sizes):
+    report = check_grad(_group_norm(), **sizes)
+    assert report.ok, str(report)
