@@ -259,7 +259,10 @@ class Printer:
         through a pointer inside the innermost loop can stop gcc vectorizing it."""
         invariant, variant = [], []
         for let, node in zip(self.lets, self.nodes):
-            (variant if var in ir.ivars_of_expr(node) else invariant).append(let)
+            names = ir.ivars_of_expr(node)
+            # a split loop's variable changes with both loops (``index``)
+            names |= {v for name in names & set(self.split) for v in self.split[name][:2]}
+            (variant if var in names else invariant).append(let)
         return invariant, variant
 
     # integer expressions of loop bounds and sizes, in 64 bits

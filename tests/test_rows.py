@@ -219,3 +219,4 @@ def test_group_norm_by_rows_agrees_with_numpy(dtype, shape, groups):
 def test_group_norm_by_rows_gradient(sizes):
     report = check_grad(_group_norm(), **sizes)
     assert report.ok, str(report)
+
