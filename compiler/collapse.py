@@ -33,9 +33,12 @@ class Collapsed:
 
     zero: frozenset = frozenset()
     merged: dict = field(default_factory=dict)
+    # a stage's variable -> (outer, inner, q): a loop over it split into two,
+    # the variable q * outer + inner (``schedule._split_to_rows``)
+    split: dict = field(default_factory=dict)
 
     def __hash__(self):
-        return hash((self.zero, tuple(sorted(self.merged.items()))))
+        return hash((self.zero, tuple(sorted(self.merged.items())), tuple(sorted(self.split.items()))))
 
 
 def _indexed(stage: ir.Stage, shapes: dict) -> list:
@@ -71,14 +74,14 @@ def _pair_at(index: tuple, shape: tuple, outer: str, inner: str, extent) -> int 
     return d
 
 
-def _merge_runs(indexed: list, loops: list, free: set) -> tuple[list, dict]:
-    """Adjacent loops walking memory together merged, innermost pairs first;
-    ``indexed`` holds every ``(index, shape)`` the nest reads or writes, ``free``
-    the variables used otherwise (never merged)."""
+def _merge_runs(indexed: list, loops: list, free: set, outermost: int) -> tuple[list, dict]:
+    """Adjacent loops walking memory together merged, innermost pairs first,
+    the loops before ``outermost`` left apart; ``indexed`` holds every
+    ``(index, shape)`` the nest reads or writes, ``free`` the variables used
+    otherwise (never merged)."""
     merged = {}
     k = len(loops) - 2
-    # the outermost loop stays apart: the loop whose iterations end streamed stores with a fence
-    while k >= 1:
+    while k >= outermost:
         a, b = loops[k], loops[k + 1]
         at = [_pair_at(index, shape, a.var, b.var, b.extent) for index, shape in indexed]
         if a.reduction == b.reduction and not b.parallel and not {a.var, b.var} & free and None not in at:
@@ -92,11 +95,14 @@ def _merge_runs(indexed: list, loops: list, free: set) -> tuple[list, dict]:
     return loops, merged
 
 
-def collapse_nest(nest, shapes: dict):
+def collapse_nest(nest, shapes: dict, in_row: bool = False):
     """``nest`` with its loops of one iteration dropped and loops walking memory
-    together merged (see the module docstring); other nests as they are."""
+    together merged (see the module docstring); other nests as they are. The
+    outermost loop stays apart (its iterations end streamed stores with a
+    fence), but in a nest run inside a row (``in_row``, a ``"rows"`` nest's
+    member), where the row loop is that loop."""
     if nest.group:
-        return dataclasses.replace(nest, group=tuple(collapse_nest(n, shapes) for n in nest.group))
+        return dataclasses.replace(nest, group=tuple(collapse_nest(n, shapes, True) for n in nest.group))
     if nest.form not in COLLAPSIBLE or nest.window is not None or nest.terms is not None or len(nest.loops) < 2:
         return nest
     stages = [st for _, st in nest.members]
@@ -109,12 +115,14 @@ def collapse_nest(nest, shapes: dict):
     mapping = {v: IConst(0) for v in zero}
     stages = [ir.replace(st, body=ir.subst_indices(st.body, mapping)) for st in stages]
     merged = {}
+    split = nest.collapsed.split if nest.collapsed is not None else {}
     if not nest.across:
-        free = set().union(*map(_free_mentions, stages))
-        kept, merged = _merge_runs([p for st in stages for p in _indexed(st, shapes)], kept, free)
-    if not zero and not merged:
+        free = set().union(*map(_free_mentions, stages), *({v, a, b} for v, (a, b, _) in split.items()))
+        kept, merged = _merge_runs([p for st in stages for p in _indexed(st, shapes)], kept, free,
+                                   0 if in_row else 1)
+    if not zero and not merged and not split:
         return nest
     # the stages as merging saw them: a coordinate 16 * h + i with h dropped is i
     siblings = tuple((kind, st) for (kind, _), st in zip(nest.siblings, stages[1:]))
     return dataclasses.replace(nest, stage=stages[0], siblings=siblings, loops=tuple(kept),
-                               collapsed=Collapsed(zero, merged))
+                               collapsed=Collapsed(zero, merged, split))

@@ -117,6 +117,9 @@ class Context:
     min_work: int
     renderers: dict
     threads: bool = True        # False inside a loop that already runs in threads
+    # inside a "rows" nest decided to stream: the sizes of the outputs its nests
+    # stream, which they then do without a test of their own
+    streaming: list | None = None
 
     @property
     def ctype(self) -> str:
@@ -151,16 +154,20 @@ class Printer:
         self.hidden: dict | None = None
         self.zero: frozenset = frozenset()      # variables of dropped loops (``collapse``)
         self.merged: dict = {}
+        self.split: dict = {}       # variables of split loops (``collapse.Collapsed.split``)
 
     def collapse(self, collapsed) -> None:
         """Print for a nest whose loops are ``collapsed`` (compiler/collapse.py):
         the variables of dropped loops as 0, merged coordinates as one."""
         if collapsed is not None:
-            self.zero, self.merged = collapsed.zero, collapsed.merged
+            self.zero, self.merged, self.split = collapsed.zero, collapsed.merged, collapsed.split
 
     def index(self, e: ir.IExpr) -> str:
         if isinstance(e, IConst):
             return str(e.value)
+        if isinstance(e, IVar) and e.name in self.split:
+            outer, inner, q = self.split[e.name]
+            return f"({q} * {var_c(outer)} + {var_c(inner)})"
         if isinstance(e, IVar):
             return "0" if e.name in self.zero else var_c(e.name)
         if isinstance(e, ISym):
@@ -253,7 +260,10 @@ class Printer:
         through a pointer inside the innermost loop can stop gcc vectorizing it."""
         invariant, variant = [], []
         for let, node in zip(self.lets, self.nodes):
-            (variant if var in ir.ivars_of_expr(node) else invariant).append(let)
+            names = ir.ivars_of_expr(node)
+            # a split loop's variable changes with both loops (``index``)
+            names |= {v for name in names & set(self.split) for v in self.split[name][:2]}
+            (variant if var in names else invariant).append(let)
         return invariant, variant
 
     # integer expressions of loop bounds and sizes, in 64 bits

@@ -65,13 +65,14 @@ def _comment(stages) -> str:
 # ---------------------------------------------------------------- streaming stores
 
 
-def _streams(plans: tuple, outputs: list, function_outputs: frozenset) -> list:
+def _streams(plans: tuple, outputs: list, function_outputs: frozenset, in_row: bool) -> list:
     """The ``outputs`` a nest can stream: those of the function's outputs
     written along its innermost loop, when that loop is vectorized, at least
     two tiles long and inside another loop (whose iterations end with a
-    fence). An intermediate is left out: the next nest reads it at once, from
-    the cache if it fits, and a second nest would only cost build time."""
-    if len(plans) < 2:
+    fence), or inside a row (``in_row``: the fence follows the loop). An
+    intermediate is left out: the next nest reads it at once, from the cache
+    if it fits, and a second nest would only cost build time."""
+    if len(plans) < (1 if in_row else 2):
         return []
     inner = plans[-1]
     if not inner.simd or inner.parallel or inner.reduction or (
@@ -89,8 +90,9 @@ def _render_streamed(template: str, plans: tuple, loops: list, lets: list, body:
     innermost loop runs: temporaries ``lets``, statements ``body`` and
     ``outputs``. Outputs along the innermost loop of a function output larger
     than the caches (decided at run time) go through tiles streamed to memory;
-    a nest without such stores is rendered once."""
-    streamed = _streams(plans, outputs, ctx.outputs)
+    a nest without such stores is rendered once, one inside a row that streams
+    (``ctx.streaming``) only tiled."""
+    streamed = _streams(plans, outputs, ctx.outputs, not ctx.threads)
     plain = render(template, loops=loops, lets=lets, body=body + [o.store(printer) for o in outputs], **context)
     if not streamed:
         return plain
@@ -108,10 +110,17 @@ def _render_streamed(template: str, plans: tuple, loops: list, lets: list, body:
         statements.append(TileStore(buffer, inner.var, o.value))
     tile.exit.append(TileFlush(inner.var, tuple(streams)))
     elements = dataclasses.replace(inner, form="tile")
-    parent = dataclasses.replace(loops[-2], exit=loops[-2].exit + [Fence()])
-    tiled = render(template, loops=loops[:-2] + [parent, tile, elements], lets=lets, body=body + statements,
-                   **context)
+    if len(loops) > 1:
+        parent = dataclasses.replace(loops[-2], exit=loops[-2].exit + [Fence()])
+        loops = loops[:-2] + [parent]
+    else:
+        context = dict(context, epilogue=context["epilogue"] + [Fence()])
+        loops = []
+    tiled = render(template, loops=loops + [tile, elements], lets=lets, body=body + statements, **context)
     sizes = [printer.product(printer.shapes[o.tensor]) for o in streamed]
+    if ctx.streaming is not None:
+        ctx.streaming.extend(sizes)
+        return tiled
     return render("streamed.c.j2", ctype=printer.ctype, sizes=sizes, streamed=tiled, plain=plain)
 
 
@@ -295,9 +304,8 @@ def render_online(nest, ctx) -> str:
     return render("nest.c.j2", comment=comment, prologue=[], loops=loops, lets=[], body=[Verbatim(body)], epilogue=[])
 
 
-def render_rows(nest, ctx) -> str:
-    """Nests sharing their row loops (``Nest.group``): each one's own loops
-    run in turn inside each row, the row's data still in cache for the next."""
+def _rows_nest(nest, ctx, inside) -> str:
+    """The C of a ``"rows"`` nest, its nests rendered in context ``inside``."""
     printer = ctx.printer(st for _, st in nest.members)
     loops = _loops(nest, printer)
     # a row's work is its members' loops: the deepest member's count with the rows
@@ -305,7 +313,19 @@ def render_rows(nest, ctx) -> str:
     for loop, plan in zip(loops, nest.loops):
         if plan.parallel:
             _in_threads(loop, nest, printer, ctx, inner=widest.loops)
-    inside = dataclasses.replace(ctx, threads=False)
     body = [Verbatim(inside.render(member)) for member in nest.group]
     return render("nest.c.j2", comment=_comment(st for _, st in nest.members) + " (row by row)", prologue=[],
                   loops=loops, lets=[], body=body, epilogue=[])
+
+
+def render_rows(nest, ctx) -> str:
+    """Nests sharing their row loops (``Nest.group``): each one's own loops
+    run in turn inside each row, the row's data still in cache for the next.
+    Whether outputs stream is decided once, around the rows: a test inside
+    them stops gcc vectorizing the row's sums."""
+    plain = _rows_nest(nest, ctx, dataclasses.replace(ctx, threads=False, outputs=frozenset()))
+    sizes = []
+    streamed = _rows_nest(nest, ctx, dataclasses.replace(ctx, threads=False, streaming=sizes))
+    if not sizes:
+        return plain
+    return render("streamed.c.j2", ctype=ctx.ctype, sizes=sizes, streamed=streamed, plain=plain)

@@ -24,7 +24,7 @@ from . import ir
 from .ir import Call, Const, IConst, IExpr, IVar, Load, Program, Stage, TensorDecl, affine
 from .ops_table import COMPARISONS, OPS
 from .simplify import collapse_one_hot_sums, eliminate_dead_stages, simplify_expr
-from .collapse import collapse_nest
+from .collapse import Collapsed, collapse_nest
 from .windows import Sliding, plan_sliding
 
 CHEAP_OPS_LIMIT = 8
@@ -1149,18 +1149,69 @@ def _renamed_nest(nest: Nest, onto: tuple) -> Nest:
                                loops=onto + nest.loops[len(onto):])
 
 
+def _unsplit(coordinate, split: dict):
+    """``coordinate`` with ``v // q`` of a split variable ``v = q * outer + inner``
+    read as ``outer``."""
+    if isinstance(coordinate, ir.IBin) and coordinate.op == "//" and isinstance(coordinate.a, IVar):
+        outer, _, q = split.get(coordinate.a.name, (None, None, None))
+        if coordinate.b == IConst(q):
+            return IVar(outer)
+    return coordinate
+
+
 def _reads_rows_only(nest: Nest, written: dict, rows: tuple) -> bool:
     """Whether every read ``nest`` makes of a tensor in ``written`` (name -> its
     writer's axes) is in the current row: its coordinates along the writer's
     row axes are the row loops' variables."""
+    split = nest.collapsed.split if nest.collapsed is not None else {}
     for _, st in nest.members + ((("inner", nest.terms),) if nest.terms else ()):
         for load in ir.loads(st.body):
             axes = written.get(load.tensor)
-            if axes is not None and any(k >= len(load.index) or load.index[k] != IVar(loop.var) and
-                                        not (load.index[k] == IConst(0) and loop.extent == IConst(1))
+            index = tuple(_unsplit(c, split) for c in load.index)
+            if axes is not None and any(k >= len(index) or index[k] != IVar(loop.var) and
+                                        not (index[k] == IConst(0) and loop.extent == IConst(1))
                                         for k, loop in enumerate(rows)):
                 return False
     return True
+
+
+def _split_to_rows(second: Nest, rows: tuple) -> Nest | None:
+    """Pointwise ``second`` with its first loop that differs from the row loop
+    at its place split in two, when its extent is a multiple ``q`` of the
+    row's (both known): an outer loop over the rows' and an inner one of
+    ``q``, the stage's variable ``q * outer + inner`` (``Collapsed.split``). A
+    group norm's output over channels then runs in the rows of its statistics
+    over groups of channels. None when that does not apply."""
+    if second.form != "inner" or second.stage.reduce is not None or second.collapsed is not None:
+        return None
+    k = next((k for k, (row, loop) in enumerate(zip(rows, second.loops[:-1])) if row.extent != loop.extent), None)
+    if k is None:
+        return None
+    row, loop = rows[k].extent, second.loops[k].extent
+    if not (isinstance(row, IConst) and isinstance(loop, IConst) and 1 < row.value < loop.value
+            and loop.value % row.value == 0):
+        return None
+    own = {a.name for a in second.stage.all_axes} | {l.var for l in second.loops}
+    var, inner = f"{second.loops[k].var}_split", f"{second.loops[k].var}_part"
+    if {var, inner} & (own | {l.var for l in rows}) or rows[k].var in own - {second.loops[k].var}:
+        return None
+    stage = _rename(second.stage, second.loops[k:k + 1], (Loop(var, loop),))
+    loops = second.loops[:k] + (Loop(rows[k].var, row), Loop(inner, IConst(loop.value // row.value))) + \
+        second.loops[k + 1:]
+    split = {var: (rows[k].var, inner, loop.value // row.value)}
+    return dataclasses.replace(second, stage=stage, loops=loops, collapsed=Collapsed(split=split))
+
+
+def _unit_rows_inside(nests: tuple, unit: tuple) -> tuple | None:
+    """A ``"rows"`` nest's ``nests`` with its innermost row loops ``unit`` run
+    inside each of them, when those loops have one iteration each (the axes a
+    statistic keeps, keepdims): the rows then line up with a nest over the
+    whole row (a layer norm's output after its mean and variance). None when
+    some loop of ``unit`` has more than one iteration."""
+    if any(loop.extent != IConst(1) for loop in unit):
+        return None
+    inside = tuple(dataclasses.replace(loop, parallel=False) for loop in unit)
+    return tuple(dataclasses.replace(n, loops=inside + n.loops) for n in nests)
 
 
 def _row_group(first: Nest, second: Nest) -> Nest | None:
@@ -1168,7 +1219,18 @@ def _row_group(first: Nest, second: Nest) -> Nest | None:
     ``"rows"`` nest when they share their row loops and ``second`` reads what
     the first ones write only in the current row: a layer norm's mean,
     variance and output, a softmax's maximum, sum and quotients, each row
-    read from memory once and again from the cache. None otherwise."""
+    read from memory once and again from the cache; else with a loop of
+    ``second`` split to line up with the rows (``_split_to_rows``). None
+    otherwise."""
+    group = _grouped(first, second)
+    if group is None and first.group:
+        split = _split_to_rows(second, first.loops)
+        group = split and _grouped(first, split)
+    return group
+
+
+def _grouped(first: Nest, second: Nest) -> Nest | None:
+    """``_row_group`` with ``second``'s loops as they are."""
     nests = first.group or (first,)
     # a product may run as GEMM calls on packed patches (compiler/plan.py): not in a row's loops
     if any(plan_contraction(n.stage) is not None for n in nests + (second,)):
@@ -1177,8 +1239,12 @@ def _row_group(first: Nest, second: Nest) -> Nest | None:
     k = 0
     while k < min(len(rows), _row_loops(second)) and rows[k].extent == second.loops[k].extent:
         k += 1
-    if k == 0 or (first.group and k < len(rows)):
+    if k == 0:
         return None
+    if first.group and k < len(rows):
+        nests = _unit_rows_inside(nests, rows[k:])
+        if nests is None:
+            return None
     rows = rows[:k]
     if second.stage.reduce is None and len(nests) == 1 and nests[0].stage.reduce is None:
         return None             # pointwise nests share their loops as siblings already

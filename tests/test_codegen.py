@@ -80,6 +80,25 @@ def test_streamed_sibling_gradients_equal_plain_ones():
     np.testing.assert_array_equal(streamed[2], gy * a)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("which", ["layer", "instance"])
+def test_streamed_rows_equal_plain_ones(dtype, which):
+    """A norm's output and input gradient written in the rows of their
+    statistics: streamed (the choice made once, around the rows) or not, the
+    same values; odd row lengths."""
+    from layerc.nn.norm import layer_norm_spec
+    from layerc.nn.normalization import per_channel_spec
+    if which == "layer":
+        m, shape = layer_norm_spec(1).build(L1=263, dtype=dtype), (5, 263)
+    else:
+        m, shape = per_channel_spec("InstanceNorm2D", 4, True, True, False, True).build(C=3, dtype=dtype), (2, 3, 9, 31)
+    x = np.random.default_rng(5).standard_normal(shape).astype(dtype)
+    assert "lc_stream_" in m.source and "(row by row)" in m.source
+    (streamed, _), (plain, _) = streamed_and_plain(m, (x,))
+    for a, b in zip(streamed, plain):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_a_misaligned_output_is_written_whole():
     """An ``out=`` array 4 bytes off a 16-byte boundary: no tile is streamed,
     each is copied, and every element arrives."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from layerc import Input, check_grad, layer, ops
-from layerc.compiler.ir import ISym
+from layerc.compiler.ir import IConst, ISym
 from layerc.compiler.schedule import RUN_TIME_SHORT_ROW, plan_program
 from layerc.runtime import isa
 from layerc.nn.activation import SoftmaxSpec, gelu
@@ -148,3 +148,108 @@ def test_softmax_row_by_row_agrees_with_numpy(dtype, shape):
     tol = 2e-6 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(y, want, rtol=tol, atol=tol)
     np.testing.assert_allclose(gx, want * (gy - (gy * want).sum(-1, keepdims=True)), rtol=10 * tol, atol=10 * tol)
+
+
+def _instance_norm():
+    from layerc.nn.normalization import per_channel_spec
+    return per_channel_spec("InstanceNorm2D", 4, True, True, False, True)
+
+
+def test_statistics_and_their_readers_share_the_rows():
+    """A layer norm's and an instance norm's statistics keep an axis of one
+    element (keepdims); their output still runs in the same rows, forward and
+    backward (the rows' loops of one element move inside each nest), and an
+    instance's H*W plane is one vector loop in each."""
+    from layerc.nn.norm import layer_norm_spec
+    for spec, sizes in ((layer_norm_spec(1), dict(L1=40)), (_instance_norm(), dict(C=3))):
+        compiled = spec.build(**sizes).compiled
+        for program in (compiled.forward, compiled.backward):
+            plan = plan_program(program)
+            rows = [n for n in plan if n.form == "rows"]
+            assert rows and {s.name for s in program.stages if not s.reduce} - {
+                st.name for _, st in rows[-1].members} <= {"grad_bias", "grad_weight"}
+            for n in rows[-1].group:
+                assert sum(loop.extent != IConst(1) for loop in n.loops) <= 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 2, 1, 33), (3, 1, 9, 9)])
+def test_instance_norm_by_rows_agrees_with_numpy(dtype, shape):
+    """Odd planes (tails of every vector width), one channel, one row."""
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape).astype(dtype)
+    gy = rng.standard_normal(shape).astype(dtype)
+    m = _instance_norm().build(C=shape[1], dtype=dtype)
+    y = m.forward(x).numpy()
+    gx = m.backward(gy).numpy()
+    x64, g64 = x.astype(np.float64), gy.astype(np.float64)
+    mean = x64.mean((2, 3), keepdims=True)
+    r = 1 / np.sqrt(x64.var((2, 3), keepdims=True) + 1e-5)
+    n = (x64 - mean) * r
+    w = np.ones(shape[1])[None, :, None, None]
+    want_gx = r * (g64 * w - (g64 * w).mean((2, 3), keepdims=True) - n * (g64 * w * n).mean((2, 3), keepdims=True))
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(y, n, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gx, want_gx, rtol=10 * tol, atol=10 * tol)
+
+
+@pytest.mark.parametrize("sizes", [dict(C=3, N=2, D2=5, D3=7), dict(C=1, N=3, D2=1, D3=17)])
+def test_instance_norm_by_rows_gradient(sizes):
+    report = check_grad(_instance_norm(), **sizes)
+    assert report.ok, str(report)
+
+
+def test_layer_norm_by_rows_gradient():
+    from layerc.nn.norm import layer_norm_spec
+    report = check_grad(layer_norm_spec(2), L1=3, L2=7, E=5)
+    assert report.ok, str(report)
+
+
+def _group_norm():
+    from layerc.nn.normalization import group_norm_spec
+    return group_norm_spec(4, True)
+
+
+def test_group_norm_output_splits_its_channels_into_the_groups_rows():
+    """A group norm's statistics run over (sample, group) rows; its output and
+    input gradient, over channels, run in those rows, the channel loop split
+    into groups and the channels of a group."""
+    compiled = _group_norm().build(C=6, groups=3).compiled
+    for program in (compiled.forward, compiled.backward):
+        plan = plan_program(program)
+        rows = [n for n in plan if n.form == "rows"][-1]
+        last = rows.group[-1]
+        assert last.stage.reduce is None and last.collapsed.split
+        ((outer, inner, q),) = last.collapsed.split.values()
+        assert q == 2 and outer == rows.loops[1].var and last.loops[0].var == inner
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, groups", [((2, 6, 5, 7), 3), ((3, 4, 1, 9), 2), ((1, 6, 3, 3), 6)])
+def test_group_norm_by_rows_agrees_with_numpy(dtype, shape, groups):
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape).astype(dtype)
+    gy = rng.standard_normal(shape).astype(dtype)
+    m = _group_norm().build(C=shape[1], groups=groups, dtype=dtype)
+    w, b = rng.standard_normal(shape[1]), rng.standard_normal(shape[1])
+    m.weight.data[...], m.bias.data[...] = w, b
+    y = m.forward(x).numpy()
+    gx = m.backward(gy).numpy()
+    n, c = shape[:2]
+    g = x.astype(np.float64).reshape(n, groups, -1)
+    r = 1 / np.sqrt(g.var(-1, keepdims=True) + 1e-5)
+    norm = (g - g.mean(-1, keepdims=True)) * r
+    wide = w[None, :, None, None]
+    want = norm.reshape(shape) * wide + b[None, :, None, None]
+    dn = (gy.astype(np.float64) * wide).reshape(n, groups, -1)
+    want_gx = (r * (dn - dn.mean(-1, keepdims=True) - norm * (dn * norm).mean(-1, keepdims=True))).reshape(shape)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(y, want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gx, want_gx, rtol=10 * tol, atol=10 * tol)
+
+
+@pytest.mark.parametrize("sizes", [dict(C=6, groups=3, N=2, D2=3, D3=5), dict(C=4, groups=2, N=1, D2=1, D3=7)])
+def test_group_norm_by_rows_gradient(sizes):
+    report = check_grad(_group_norm(), **sizes)
+    assert report.ok, str(report)
+
