@@ -27,8 +27,12 @@ def _spec(rank: int):
 
 
 def _bindings(rank, C, O, K, stride, padding, dilation, groups):
-    kernel = dict(zip(("K",) if rank == 1 else ("KH", "KW"), (K,) * rank))
-    return dict(C=C, O=O, CG=C // groups, **kernel, stride=(stride,) * rank, padding=(padding,) * rank,
+    """The sizes and attributes of a convolution; ``K`` and ``padding`` one
+    number for every axis or a tuple of them."""
+    def per_axis(v):
+        return tuple(v) if isinstance(v, tuple) else (v,) * rank
+    kernel = dict(zip(("K",) if rank == 1 else ("KH", "KW"), per_axis(K)))
+    return dict(C=C, O=O, CG=C // groups, **kernel, stride=(stride,) * rank, padding=per_axis(padding),
                 dilation=(dilation,) * rank, groups=groups)
 
 
@@ -117,6 +121,16 @@ def test_a_user_written_convolution_plans_like_the_builtin():
 
 # ---------------------------------------------------------------- float64 gradient checks
 
+def test_a_unit_kernel_axis_leaves_the_weight_gradient_one_product():
+    """A 1xK kernel's weight gradient ``[O, C, 1, K]``: its unit axis, read by
+    neither side, leaves ``(c, j)`` one run of the calls' rows, as a 1-D
+    convolution's: one call over all channels and taps, not one per channel."""
+    low = lower_layer(nn.Conv2DSpec, C=8, O=16, CG=8, KH=1, KW=5, padding=(0, 2))
+    nests = {n.stage.name: n for n in plan_program(low.backward)}
+    weight = nests["grad_weight"].patch
+    assert weight.rows == ir.IConst(40) and all(a.extent == ir.IConst(1) for a in weight.loops)
+
+
 GRAD_CASES = [
     # rank, C, O, K, stride, padding, dilation, groups, bias, spatial size
     (2, 8, 9, 3, 1, 1, 1, 1, True, (7, 9)),
@@ -128,6 +142,7 @@ GRAD_CASES = [
     (2, 16, 16, 3, 1, 0, 2, 2, False, (9, 7)),
     (2, 8, 8, 3, 2, 1, 1, 8, True, (7, 9)),       # depthwise
     (2, 5, 5, 3, 1, 1, 1, 1, True, (7, 9)),       # few channels: loop nests
+    (2, 8, 9, (1, 5), 1, (0, 2), 1, 1, True, (1, 11)),     # a unit kernel height over a unit image height
     (1, 8, 9, 5, 1, 2, 1, 1, True, (13,)),
     (1, 8, 9, 3, 2, 1, 2, 1, False, (15,)),
     (1, 16, 16, 3, 3, 0, 1, 2, True, (17,)),
@@ -141,8 +156,8 @@ def test_convolution_gradcheck(rank, C, O, K, stride, padding, dilation, groups,
                **_bindings(rank, C, O, K, stride, padding, dilation, groups)).assert_ok()
 
 
-SHIFTED_CASES = [case for case in GRAD_CASES if case[4] == 1 and case[5] + case[6] * (case[3] - 1) > 0
-                 and case[7] < case[1] and case[1] > 5]
+SHIFTED_CASES = [case for case in GRAD_CASES if isinstance(case[3], int) and case[4] == 1
+                 and case[5] + case[6] * (case[3] - 1) > 0 and case[7] < case[1] and case[1] > 5]
 
 
 @pytest.mark.parametrize("rank, C, O, K, stride, padding, dilation, groups, bias, size", SHIFTED_CASES)
