@@ -131,6 +131,15 @@ def test_a_unit_kernel_axis_leaves_the_weight_gradient_one_product():
     assert weight.rows == ir.IConst(40) and all(a.extent == ir.IConst(1) for a in weight.loops)
 
 
+@pytest.mark.parametrize("C, O", [(8, 16), (64, 48)])
+def test_a_pointwise_input_gradient_writes_its_rows_where_they_lie(C, O):
+    """A 1x1 convolution's input gradient, weight^T . grad_output per image:
+    of the two orientations of its calls, the one writing the output by rows
+    (the tiles store a transposed output element by element)."""
+    grad_x = _nests(C=C, O=O, K=1, padding=0)["grad_x"].patch
+    assert not grad_x.packs and not grad_x.out.transposed and grad_x.a.transposed
+
+
 GRAD_CASES = [
     # rank, C, O, K, stride, padding, dilation, groups, bias, spatial size
     (2, 8, 9, 3, 1, 1, 1, 1, True, (7, 9)),
