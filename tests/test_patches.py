@@ -17,7 +17,7 @@ from layerc import check_grad, nn
 from layerc.compiler import ir
 from layerc.compiler.patches import split_digits
 from layerc.compiler.pipeline import lower_layer
-from layerc.compiler.plan import plan_program
+from layerc.compiler.plan import folds_start, plan_program
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -138,6 +138,16 @@ def test_a_pointwise_input_gradient_writes_its_rows_where_they_lie(C, O):
     (the tiles store a transposed output element by element)."""
     grad_x = _nests(C=C, O=O, K=1, padding=0)["grad_x"].patch
     assert not grad_x.packs and not grad_x.out.transposed and grad_x.a.transposed
+
+
+def test_a_bias_is_added_as_the_calls_results_are_copied_out():
+    """Where each output element is one element of one task's calls (a
+    stride-1 convolution), the bias is added as the results are copied into
+    the output, not written into it first by a nest of its own."""
+    forward = _nests()["conv_1"].patch
+    assert forward.start is not None and forward.prologue is None and folds_start(forward)
+    strided = _nests(stride=2)["conv_1"].patch
+    assert strided.start is not None and strided.prologue is not None and not folds_start(strided)
 
 
 GRAD_CASES = [
