@@ -162,6 +162,7 @@ GRAD_CASES = [
     (2, 8, 8, 3, 2, 1, 1, 8, True, (7, 9)),       # depthwise
     (2, 5, 5, 3, 1, 1, 1, 1, True, (7, 9)),       # few channels: loop nests
     (2, 8, 9, (1, 5), 1, (0, 2), 1, 1, True, (1, 11)),     # a unit kernel height over a unit image height
+    (2, 8, 9, (5, 1), 1, (2, 0), 1, 1, False, (9, 3)),     # a unit kernel width: shifted views down the columns
     (1, 8, 9, 5, 1, 2, 1, 1, True, (13,)),
     (1, 8, 9, 3, 2, 1, 2, 1, False, (15,)),
     (1, 16, 16, 3, 3, 0, 1, 2, True, (17,)),
