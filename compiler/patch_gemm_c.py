@@ -31,7 +31,7 @@ def render_patch_gemm(nest, ctx) -> str:
     for p, pack in zip(packs, plan.packs):
         if not pack.once:
             p["at"], room = ix(room), ir.iadd(room, pack.capacity)
-    scatter = plan.scatter and _scatter_rows(plan.scatter, s.name, printer)
+    scatter = plan.scatter and _scatter_rows(plan.scatter, s.name, printer, plan.start if plan.prologue is None else None)
     if scatter:
         scatter["at"], room = ix(room), ir.iadd(room, plan.scatter.capacity)
     block = plan.block
@@ -81,11 +81,16 @@ def _rows(name: str, rows, printer: Printer) -> dict:
                 offset=ix(rows.offset), count=ix(rows.count))
 
 
-def _scatter_rows(scatter, out: str, printer: Printer) -> dict:
-    """What templates/patch_gemm.c.j2 needs to add the calls' workspace into the output."""
+def _scatter_rows(scatter, out: str, printer: Printer, start) -> dict:
+    """What templates/patch_gemm.c.j2 needs to add the calls' workspace into
+    the output; ``start``: the value the sum starts from, added on the way
+    (None: the output holds it already, or the sum starts from zero)."""
     ix = printer.index
     tests = Printer(printer.shapes, printer.extents, printer.dtype)
     passed = [tests.value(t) for t in scatter.tests]
+    n_tests = len(tests.lets)
+    start_value = tests.value(start) if start is not None else None
+    hoisted, lines = tests.hoist(scatter.loops[-1].var)
     inner = scatter.loops[-1]
     lo, hi = ix(inner.start), ix(inner.stop)
     for bound in scatter.lo:
@@ -94,7 +99,8 @@ def _scatter_rows(scatter, out: str, printer: Printer) -> dict:
         hi = printer.smaller(hi, ix(bound))
     return dict(loops=[dict(var=var_c(l.var), start=ix(l.start), stop=ix(l.stop)) for l in scatter.loops],
                 inner=dict(var=var_c(inner.var), start=ix(inner.start), stop=ix(inner.stop)),
-                row=ix(ir.isubst(scatter.offset, {inner.var: inner.start})), tests=tests.lets, lo=lo, hi=hi,
+                row=ix(ir.isubst(scatter.offset, {inner.var: inner.start})), tests=hoisted[:n_tests],
+                hoisted=hoisted[n_tests:], lines=lines, start=start_value, lo=lo, hi=hi,
                 passed=passed, target=printer.element(out, scatter.index), assign=scatter.assign)
 
 

@@ -235,13 +235,15 @@ def best_split(s: ir.Stage, c: Contraction, shapes: dict, in_place: bool = False
                 continue
             # the fewest short sides of the calls (a kernel's 3x3 taps as the
             # sums); the least packed against the grain; the fewest workspaces
-            # packed per task; the fewest calls
+            # packed per task; the output written by rows (the tiles store a
+            # transposed one element by element); the fewest calls
             short = sum(isinstance(d, IConst) and d.value < SHORT_DEPTH
                         for d in (_length(sides[0].free, None), _length(sides[1].free, None),
                                   _length(sides[0].depth, None)))
             forced = sum(_against_grain(side, extents) for side in sides if side.forced)
+            runs = (c.n[split[1]:], c.m[split[0]:]) if flipped else (c.m[split[0]:], c.n[split[1]:])
             score = (short, _oversized(sides), forced, sum(side.matrix is None and not side.once for side in sides),
-                     sum(split))
+                     _matrix(s.name, s.index, s.shape, *runs).transposed, sum(split))
             if best is None or score < best[0]:
                 best = score, split, flipped, sides
     return best and best[1:]

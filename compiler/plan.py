@@ -41,11 +41,21 @@ def _packed(nest: schedule.Nest, shapes: dict) -> schedule.Nest:
         plan = plan_patches(s, shapes)
     if plan is None:
         return nest
-    if plan.start is not None:
+    if plan.start is not None and not folds_start(plan):
         view = plan.view or s
         start = ir.replace(view, body=plan.start, reduce=None, reduce_axes=())
         plan = ir.replace(plan, prologue=schedule.plan_loops(start, {**shapes, view.name: view.shape}))
     return schedule.Nest(s, "patch_gemm", (), patch=plan)
+
+
+def folds_start(plan: PatchGemm) -> bool:
+    """Whether the value ``plan``'s sum starts from (a bias) is added as its
+    calls' workspace is copied into the output, rather than written into the
+    output first by a nest of its own: each element is then written once,
+    not written and read back. Only where each element is one element of one
+    task's workspace, and the sum has terms (an empty one still writes it)."""
+    return plan.start is not None and plan.scatter is not None and plan.scatter.assign and \
+        isinstance(plan.terms, ir.IConst) and plan.terms.value > 0
 
 
 def plan_patches(s: ir.Stage, shapes: dict) -> PatchGemm | None:

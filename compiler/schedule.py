@@ -803,8 +803,9 @@ def _plain_read(value, shapes: dict, extents: dict):
 def _matrix(tensor: str, index: tuple, shape: tuple, rows: tuple, cols: tuple) -> Matrix | None:
     """``tensor[index]`` as a row-major matrix over the axis runs ``rows`` and
     ``cols``, or None: each run must occupy consecutive dimensions in its own
-    order (so it flattens like the contraction flattens it), and one run must
-    end where the stride is 1 (BLAS needs one unit stride)."""
+    order (so it flattens like the contraction flattens it; dimensions of size
+    1 between them take no room), and one run must end where the stride is 1
+    (BLAS needs one unit stride)."""
     run_of = {a.name: "rows" for a in rows} | {a.name: "cols" for a in cols}
     dims = {"rows": [], "cols": []}
     var_at, start = {}, []
@@ -820,7 +821,8 @@ def _matrix(tensor: str, index: tuple, shape: tuple, rows: tuple, cols: tuple) -
         start.append(split[1])
     for run, axes in (("rows", rows), ("cols", cols)):
         ds = dims[run]
-        if [var_at[d] for d in ds] != [a.name for a in axes] or ds != list(range(ds[0], ds[0] + len(ds))):
+        if [var_at[d] for d in ds] != [a.name for a in axes] or \
+                any(d not in ds and shape[d] != IConst(1) for d in range(ds[0], ds[-1])):
             return None
         # only the outermost run variable may have an offset
         if any(start[d] != IConst(0) for d in ds[1:]):

@@ -256,6 +256,13 @@ def test_matrix_layouts():
     # a strided coordinate (stride-2 convolution) or one mixing both runs is not a matrix
     assert _matrix("x", (IVar("n"), ir.imul(2, IVar("k"))), (IConst(4), IConst(10)), (n,), (k,)) is None
     assert _matrix("x", (ir.iadd(IVar("n"), IVar("k")),), (IConst(9),), (n,), (k,)) is None
+    # a dimension of size 1 inside a run (a kernel's unit height) takes no room; one of another size breaks it
+    c = Axis("c", IConst(3))
+    unit = _matrix("x", (IVar("n"), IVar("c"), IConst(0), IVar("k")), (IConst(4), IConst(3), IConst(1), IConst(5)),
+                   (n,), (c, k))
+    assert unit == Matrix("x", (IConst(0), IConst(0), IConst(0), IConst(0)), False, IConst(15))
+    assert _matrix("x", (IVar("n"), IVar("c"), IConst(0), IVar("k")), (IConst(4), IConst(3), IConst(2), IConst(5)),
+                   (n,), (c, k)) is None
 
 
 def test_threads_running_blas_layers_at_once_agree_and_leave_the_blas_setting():

@@ -80,7 +80,10 @@ def test_gradients_agree_with_finite_differences_at_every_level(monkeypatch, lev
 # stride 1, padded, dilated, grouped, 1-D: shifted views of padded copies
 # (compiler/shifted.py) in the forward and both gradients, tiles of each width
 SHIFTED = [dict(C=8, O=9, CG=8, KH=3, KW=3, H=7, W=9, padding=(1, 1), dilation=(1, 1), groups=1),
-           dict(C=16, O=16, CG=8, KH=3, KW=3, H=9, W=7, padding=(0, 1), dilation=(2, 1), groups=2)]
+           dict(C=16, O=16, CG=8, KH=3, KW=3, H=9, W=7, padding=(0, 1), dilation=(2, 1), groups=2),
+           # unit kernel axes: a 1xK weight gradient is one product over channels and taps
+           dict(C=8, O=9, CG=8, KH=1, KW=5, H=1, W=11, padding=(0, 2), dilation=(1, 1), groups=1),
+           dict(C=8, O=9, CG=8, KH=5, KW=1, H=9, W=3, padding=(2, 0), dilation=(1, 1), groups=1)]
 
 
 @pytest.mark.parametrize("level", RUNS)

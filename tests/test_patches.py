@@ -17,7 +17,7 @@ from layerc import check_grad, nn
 from layerc.compiler import ir
 from layerc.compiler.patches import split_digits
 from layerc.compiler.pipeline import lower_layer
-from layerc.compiler.plan import plan_program
+from layerc.compiler.plan import folds_start, plan_program
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,8 +27,12 @@ def _spec(rank: int):
 
 
 def _bindings(rank, C, O, K, stride, padding, dilation, groups):
-    kernel = dict(zip(("K",) if rank == 1 else ("KH", "KW"), (K,) * rank))
-    return dict(C=C, O=O, CG=C // groups, **kernel, stride=(stride,) * rank, padding=(padding,) * rank,
+    """The sizes and attributes of a convolution; ``K`` and ``padding`` one
+    number for every axis or a tuple of them."""
+    def per_axis(v):
+        return tuple(v) if isinstance(v, tuple) else (v,) * rank
+    kernel = dict(zip(("K",) if rank == 1 else ("KH", "KW"), per_axis(K)))
+    return dict(C=C, O=O, CG=C // groups, **kernel, stride=(stride,) * rank, padding=per_axis(padding),
                 dilation=(dilation,) * rank, groups=groups)
 
 
@@ -117,6 +121,35 @@ def test_a_user_written_convolution_plans_like_the_builtin():
 
 # ---------------------------------------------------------------- float64 gradient checks
 
+def test_a_unit_kernel_axis_leaves_the_weight_gradient_one_product():
+    """A 1xK kernel's weight gradient ``[O, C, 1, K]``: its unit axis, read by
+    neither side, leaves ``(c, j)`` one run of the calls' rows, as a 1-D
+    convolution's: one call over all channels and taps, not one per channel."""
+    low = lower_layer(nn.Conv2DSpec, C=8, O=16, CG=8, KH=1, KW=5, padding=(0, 2))
+    nests = {n.stage.name: n for n in plan_program(low.backward)}
+    weight = nests["grad_weight"].patch
+    assert weight.rows == ir.IConst(40) and all(a.extent == ir.IConst(1) for a in weight.loops)
+
+
+@pytest.mark.parametrize("C, O", [(8, 16), (64, 48)])
+def test_a_pointwise_input_gradient_writes_its_rows_where_they_lie(C, O):
+    """A 1x1 convolution's input gradient, weight^T . grad_output per image:
+    of the two orientations of its calls, the one writing the output by rows
+    (the tiles store a transposed output element by element)."""
+    grad_x = _nests(C=C, O=O, K=1, padding=0)["grad_x"].patch
+    assert not grad_x.packs and not grad_x.out.transposed and grad_x.a.transposed
+
+
+def test_a_bias_is_added_as_the_calls_results_are_copied_out():
+    """Where each output element is one element of one task's calls (a
+    stride-1 convolution), the bias is added as the results are copied into
+    the output, not written into it first by a nest of its own."""
+    forward = _nests()["conv_1"].patch
+    assert forward.start is not None and forward.prologue is None and folds_start(forward)
+    strided = _nests(stride=2)["conv_1"].patch
+    assert strided.start is not None and strided.prologue is not None and not folds_start(strided)
+
+
 GRAD_CASES = [
     # rank, C, O, K, stride, padding, dilation, groups, bias, spatial size
     (2, 8, 9, 3, 1, 1, 1, 1, True, (7, 9)),
@@ -128,6 +161,8 @@ GRAD_CASES = [
     (2, 16, 16, 3, 1, 0, 2, 2, False, (9, 7)),
     (2, 8, 8, 3, 2, 1, 1, 8, True, (7, 9)),       # depthwise
     (2, 5, 5, 3, 1, 1, 1, 1, True, (7, 9)),       # few channels: loop nests
+    (2, 8, 9, (1, 5), 1, (0, 2), 1, 1, True, (1, 11)),     # a unit kernel height over a unit image height
+    (2, 8, 9, (5, 1), 1, (2, 0), 1, 1, False, (9, 3)),     # a unit kernel width: shifted views down the columns
     (1, 8, 9, 5, 1, 2, 1, 1, True, (13,)),
     (1, 8, 9, 3, 2, 1, 2, 1, False, (15,)),
     (1, 16, 16, 3, 3, 0, 1, 2, True, (17,)),
@@ -141,8 +176,8 @@ def test_convolution_gradcheck(rank, C, O, K, stride, padding, dilation, groups,
                **_bindings(rank, C, O, K, stride, padding, dilation, groups)).assert_ok()
 
 
-SHIFTED_CASES = [case for case in GRAD_CASES if case[4] == 1 and case[5] + case[6] * (case[3] - 1) > 0
-                 and case[7] < case[1] and case[1] > 5]
+SHIFTED_CASES = [case for case in GRAD_CASES if isinstance(case[3], int) and case[4] == 1
+                 and case[5] + case[6] * (case[3] - 1) > 0 and case[7] < case[1] and case[1] > 5]
 
 
 @pytest.mark.parametrize("rank, C, O, K, stride, padding, dilation, groups, bias, size", SHIFTED_CASES)
