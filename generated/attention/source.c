@@ -158,9 +158,19 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const
         acc[i][0] = (lc_vf32){0};
         acc[i][1] = (lc_vf32){0};
     }
+    /* C's tile and B's next panel are fetched while the tile runs: a matrix
+       read where it lies has its rows far apart, too many streams for the
+       hardware prefetcher, and each tile stalled on them (a 1x1 convolution
+       ran at half speed) */
+    for (int i = 0; i < LC_TMR; ++i) {
+        __builtin_prefetch(c + i * cr);
+        __builtin_prefetch(c + i * cr + (LC_NR_F32 / 2) * cc);
+    }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf32 b0, b1;
         const float *row = b + rows[k];
+        __builtin_prefetch(row + LC_NR_F32);
+        __builtin_prefetch(row + LC_NR_F32 + LC_NR_F32 / 2);
         memcpy(&b0, row, sizeof b0);
         memcpy(&b1, row + LC_NR_F32 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
@@ -276,9 +286,19 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, cons
         acc[i][0] = (lc_vf64){0};
         acc[i][1] = (lc_vf64){0};
     }
+    /* C's tile and B's next panel are fetched while the tile runs: a matrix
+       read where it lies has its rows far apart, too many streams for the
+       hardware prefetcher, and each tile stalled on them (a 1x1 convolution
+       ran at half speed) */
+    for (int i = 0; i < LC_TMR; ++i) {
+        __builtin_prefetch(c + i * cr);
+        __builtin_prefetch(c + i * cr + (LC_NR_F64 / 2) * cc);
+    }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf64 b0, b1;
         const double *row = b + rows[k];
+        __builtin_prefetch(row + LC_NR_F64);
+        __builtin_prefetch(row + LC_NR_F64 + LC_NR_F64 / 2);
         memcpy(&b0, row, sizeof b0);
         memcpy(&b1, row + LC_NR_F64 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
@@ -373,12 +393,13 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
 
-/* The module builds as one unit, or as one library per dtype from parts
-   compiled side by side (LC_PART 0: this state and the functions Python calls
-   to set it; then one part per function). */
-#if !defined(LC_PART)
+/* The module builds as one unit, or as one library per dtype from units
+   compiled side by side, each holding the parts whose bits are set in
+   LC_PARTS (part 0: this state and the functions Python calls to set it;
+   then one part per function). */
+#if !defined(LC_PARTS)
 #define LC_STATE static
-#elif LC_PART == 0
+#elif LC_PARTS & 1
 #define LC_STATE __attribute__((visibility("hidden")))
 #else
 #define LC_STATE extern __attribute__((visibility("hidden")))
@@ -389,7 +410,7 @@ LC_STATE int lc_blas_ilp64;
 LC_STATE int lc_threads;
 /* 0: LC_STREAM_MIN_BYTES */
 LC_STATE int64_t lc_stream_bytes;
-#if !defined(LC_PART) || LC_PART == 0
+#if !defined(LC_PARTS) || (LC_PARTS & 1)
 
 void lc_multiheadattentionspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
     lc_sgemm = sgemm;
@@ -706,11 +727,12 @@ lc_philox_uniform(double sa, double sb, double ca, double cb, double row, double
 }
 
 
-#if !defined(LC_PART) || LC_PART == 1
+#if !defined(LC_PARTS) || (LC_PARTS >> 1 & 1)
 
 /* MultiHeadAttentionSpec (float) */
 int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_q_proj_bias, const float *restrict T_k_proj_weight, const float *restrict T_k_proj_bias, const float *restrict T_v_proj_weight, const float *restrict T_v_proj_bias, const float *restrict T_out_proj_weight, const float *restrict T_out_proj_bias, float *restrict T_add_29, float *restrict T_transpose_4, float *restrict T_transpose_14, float *restrict T_transpose_15, float *restrict T_sum_22_terms, float *restrict T_sum_22, float *restrict T_div_23, float *restrict T_reshape_26, float *restrict T_matmul_1, float *restrict T_matmul_6, float *restrict T_matmul_11, float *restrict T_matmul_16, float *restrict T_max_18, float *restrict T_matmul_24)
 {
+    if (S_S < 16) {    /* short rows */
     /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
 
     if ((int64_t)(64) == 0) {
@@ -718,21 +740,26 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_1[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 1, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_q_proj_weight + ((0) * 64 + 0) + lc_col0 * 64, 64, 0, T_matmul_1 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -761,21 +788,26 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_6[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_6 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 1, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_k_proj_weight + ((0) * 64 + 0) + lc_col0 * 64, 64, 0, T_matmul_6 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -787,21 +819,26 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_11[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_11 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 1, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_v_proj_weight + ((0) * 64 + 0) + lc_col0 * 64, 64, 0, T_matmul_11 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -912,6 +949,495 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     }
     }
 
+    /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3] */
+    {
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+        float acc = (-(float)INFINITY);
+    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
+        const float t0 = T_matmul_16[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+        const float t1 = (0.25f * t0);
+        acc = (t1 != t1) ? t1 : ((t1 > acc) ? t1 : acc);
+    }
+        T_max_18[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0] = acc;
+    }
+    }
+    }
+    }
+    /* sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3] */
+    {
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        float acc = 0.0f;
+        const float t2 = T_max_18[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const float t3 = t2;
+    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
+        const float t0 = T_matmul_16[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+        const float t1 = (0.25f * t0);
+        const float t4 = (t1 - t3);
+        const float t5 = expf(t4);
+        acc += t5;
+        T_sum_22_terms[((((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + v_i3) * S_S + v_r3] = t5;
+    }
+        T_sum_22[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + v_i3] = acc;
+    }
+    }
+    }
+    }
+    }
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S)) >= lc_stream_min()) {
+    /* div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
+        const float t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_S; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_S - lc_tile_start);
+        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
+        const float t0 = T_sum_22_terms[(((v_i0) * 4 * S_S + v_i1) * 1 + 0) * S_S + v_i3];
+        const float t2 = (t0 / t1);
+        lc_tile0[v_i3 - lc_tile_start] = t2;
+    }
+        {
+        const int64_t v_i3 = lc_tile_start;
+        lc_stream_f32(T_div_23 + (((v_i0) * 4 * S_S + v_i1) * S_S + v_i3), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    } else {
+    /* div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
+        const float t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+        const float t0 = T_sum_22_terms[(((v_i0) * 4 * S_S + v_i1) * 1 + 0) * S_S + v_i3];
+        const float t2 = (t0 / t1);
+        T_div_23[((v_i0) * 4 * S_S + v_i1) * S_S + v_i3] = t2;
+    }
+    }
+    }
+    }
+    }
+
+    /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_matmul_24[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_out = T_matmul_24;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f32_tiles(S_S, 16, S_S, 1.0f, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 1, 0, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* reshape_26[i0, i1, 16 * i2_ + i2_lane] += matmul_24[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const float t0 = T_matmul_24[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_reshape_26[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* add_29[i0, i1, i2] = sum_{k} (out_proj_bias[i2] if k == 0 else 0) + reshape_26[i0, i1, k] * out_proj_weight[i2, k] */
+    /* add_29[i0, i1, i2] = out_proj_bias[i2] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const float t0 = T_out_proj_bias[v_i2];
+        T_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
+    }
+    }
+    }
+    }
+    if ((int64_t)(64) == 0) {
+        /* an empty sum leaves the starting value */
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 1, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_out_proj_weight + ((0) * 64 + 0) + lc_col0 * 64, 64, 1, T_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+        return 0;
+    }
+    /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
+
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_1[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 1, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_q_proj_weight + ((0) * 64 + 0) + lc_col0 * 64, 64, 0, T_matmul_1 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* transpose_4[i0, i1, i2, i3] = matmul_1[i0, i2, 16 * i1 + i3] + q_proj_bias[16 * i1 + i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
+        const float t0 = T_matmul_1[((v_i0) * S_S + v_i2) * 64 + ((16 * v_i1) + v_i3)];
+        const float t1 = T_q_proj_bias[((16 * v_i1) + v_i3)];
+        const float t2 = (t0 + t1);
+        T_transpose_4[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 16 + v_i3] = t2;
+    }
+    }
+    }
+    }
+    }
+    /* matmul_6[b0, m, p] = sum_{k} x[b0, m, k] * k_proj_weight[p, k] */
+
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_6[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 1, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_k_proj_weight + ((0) * 64 + 0) + lc_col0 * 64, 64, 0, T_matmul_6 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* matmul_11[b0, m, p] = sum_{k} x[b0, m, k] * v_proj_weight[p, k] */
+
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_11[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 1, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_x + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_v_proj_weight + ((0) * 64 + 0) + lc_col0 * 64, 64, 0, T_matmul_11 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* transpose_14[i0, i1, i2, i3] = matmul_11[i0, i2, 16 * i1 + i3] + v_proj_bias[16 * i1 + i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
+        const float t0 = T_matmul_11[((v_i0) * S_S + v_i2) * 64 + ((16 * v_i1) + v_i3)];
+        const float t1 = T_v_proj_bias[((16 * v_i1) + v_i3)];
+        const float t2 = (t0 + t1);
+        T_transpose_14[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 16 + v_i3] = t2;
+    }
+    }
+    }
+    }
+    }
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S)) >= lc_stream_min()) {
+    /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
+        const float t1 = T_k_proj_bias[((16 * v_i1) + v_i2)];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_S; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_S - lc_tile_start);
+        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
+        const float t0 = T_matmul_6[((v_i0) * S_S + v_i3) * 64 + ((16 * v_i1) + v_i2)];
+        const float t2 = (t0 + t1);
+        lc_tile0[v_i3 - lc_tile_start] = t2;
+    }
+        {
+        const int64_t v_i3 = lc_tile_start;
+        lc_stream_f32(T_transpose_15 + ((((v_i0) * 4 + v_i1) * 16 + v_i2) * S_S + v_i3), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    }
+    } else {
+    /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
+        const float t1 = T_k_proj_bias[((16 * v_i1) + v_i2)];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+        const float t0 = T_matmul_6[((v_i0) * S_S + v_i3) * 64 + ((16 * v_i1) + v_i2)];
+        const float t2 = (t0 + t1);
+        T_transpose_15[(((v_i0) * 4 + v_i1) * 16 + v_i2) * S_S + v_i3] = t2;
+    }
+    }
+    }
+    }
+    }
+    }
+
+    /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
+    {
+
+    if (16 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_matmul_16[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_out = T_matmul_16;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f32_tiles(S_S, S_S, 16, 1.0f, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, 0, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S)) >= lc_stream_min()) {
+    /* sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3]; max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] (row by row) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+            /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3] (one pass) */
+            {
+            for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+                float lc_shift = (-(float)INFINITY), lc_max = (-(float)INFINITY), lc_sum = 0;
+                #pragma omp simd reduction(max:lc_shift)
+                for (int64_t v_r3 = 0; v_r3 < lc_min_i64(S_S, 32); ++v_r3) {
+                    const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+                    const float t1 = (0.25f * t0);
+                    lc_shift = (t1 != t1) ? t1 : ((t1 > lc_shift) ? t1 : lc_shift);
+                }
+                if (lc_shift - lc_shift == 0) {    /* finite */
+                    #pragma omp simd reduction(max:lc_max) reduction(+:lc_sum)
+                    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
+                        const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+                        const float t1 = (0.25f * t0);
+                        lc_max = (t1 != t1) ? t1 : ((t1 > lc_max) ? t1 : lc_max);
+                        const float lc_term = expf((t1 - lc_shift));
+                        lc_sum += lc_term;
+                        T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3) * S_S + v_r3] = lc_term;
+                    }
+                }
+                if (lc_shift - lc_shift == 0 && lc_max - lc_shift <= 64) {
+                    const float lc_scale = expf((lc_shift - lc_max));
+                    lc_sum *= lc_scale;
+                    #pragma omp simd
+                    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
+                        T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3) * S_S + v_r3] *= lc_scale;
+                    }
+                } else {    /* far above the shift, NaN or infinite: both passes, against the maximum */
+                    lc_max = (-(float)INFINITY);
+                    lc_sum = 0;
+                    #pragma omp simd reduction(max:lc_max)
+                    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
+                        const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+                        const float t1 = (0.25f * t0);
+                        lc_max = (t1 != t1) ? t1 : ((t1 > lc_max) ? t1 : lc_max);
+                    }
+                    #pragma omp simd reduction(+:lc_sum)
+                    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
+                        const float t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+                        const float t1 = (0.25f * t0);
+                        const float lc_term = expf((t1 - lc_max));
+                        lc_sum += lc_term;
+                        T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3) * S_S + v_r3] = lc_term;
+                    }
+                }
+                T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = lc_max;
+                T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = lc_sum;
+            }
+            }
+            /* div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] */
+            {
+            const float t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+            for (int64_t lc_tile_start = 0; lc_tile_start < S_S; lc_tile_start += LC_TILE) {
+                const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_S - lc_tile_start);
+                float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+            #pragma omp simd
+            for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
+                const float t0 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
+                const float t2 = (t0 / t1);
+                lc_tile0[v_i3 - lc_tile_start] = t2;
+            }
+                {
+                const int64_t v_i3 = lc_tile_start;
+                lc_stream_f32(T_div_23 + ((((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3), lc_tile0, lc_tile_n);
+                }
+            }
+            lc_fence();
+            }
+    }
+    }
+    }
+    }
+    } else {
     /* sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3]; max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] (row by row) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
@@ -982,6 +1508,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     }
     }
     }
+    }
 
     /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
     {
@@ -1023,19 +1550,24 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     }
     }
 
-    /* reshape_26[i0, i1, i2] = matmul_24[i0, i2 // 16, i1, i2 % 16] */
+
+    /* reshape_26[i0, i1, 16 * i2_ + i2_lane] += matmul_24[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-    #pragma omp simd
-    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const float t0 = T_matmul_24[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
-        T_reshape_26[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const float t0 = T_matmul_24[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_reshape_26[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
     }
     }
     }
-    }
+
     /* add_29[i0, i1, i2] = sum_{k} (out_proj_bias[i2] if k == 0 else 0) + reshape_26[i0, i1, k] * out_proj_weight[i2, k] */
     /* add_29[i0, i1, i2] = out_proj_bias[i2] */
     {
@@ -1054,21 +1586,26 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
         /* an empty sum leaves the starting value */
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f32(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 1, T_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 1, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_out_proj_weight + ((0) * 64 + 0) + lc_col0 * 64, 64, 1, T_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -1078,11 +1615,12 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 2
+#if !defined(LC_PARTS) || (LC_PARTS >> 2 & 1)
 
 /* MultiHeadAttentionSpec_backward (float) */
 int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_q_proj_weight, const float *restrict T_k_proj_weight, const float *restrict T_v_proj_weight, const float *restrict T_out_proj_weight, const float *restrict T_grad_add_29, const float *restrict T_transpose_4, const float *restrict T_transpose_14, const float *restrict T_transpose_15, const float *restrict T_sum_22_terms, const float *restrict T_sum_22, const float *restrict T_div_23, const float *restrict T_reshape_26, float *restrict T_grad_x, float *restrict T_grad_q_proj_weight, float *restrict T_grad_q_proj_bias, float *restrict T_grad_k_proj_weight, float *restrict T_grad_k_proj_bias, float *restrict T_grad_v_proj_weight, float *restrict T_grad_v_proj_bias, float *restrict T_grad_out_proj_weight, float *restrict T_grad_out_proj_bias, float *restrict T_grad_reshape_26_3, float *restrict T_grad_matmul_24_7, float *restrict T_grad_div_23_8, float *restrict T_grad_transpose_14_9, float *restrict T_grad_sum_22_11, float *restrict T_grad_matmul_16_16, float *restrict T_grad_transpose_4_17, float *restrict T_grad_transpose_15_18, float *restrict T_grad_matmul_11_22, float *restrict T_grad_x_24, float *restrict T_grad_matmul_6_29, float *restrict T_grad_x_31, float *restrict T_grad_matmul_1_36)
 {
+    if (S_S < 16 && (S_B * S_S) < 16) {    /* short rows */
     /* grad_out_proj_bias[i2] = sum_{i0, i1} grad_add_29[i0, i1, i2] */
     {
     const int lc_want = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
@@ -1123,21 +1661,26 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_reshape_26_3[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_reshape_26_3 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_out_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_reshape_26_3 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -1149,21 +1692,26 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_out_proj_weight[k] = 0;
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_reshape_26 + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_out_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_out_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -1285,7 +1833,682 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_b1 = (lc_task / lc_blocks) % (4);
         const int64_t v_b0 = lc_task / lc_blocks / (4);
-        lc_kernel_f32_tiles(16, S_S, S_S, 1.0f, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 1, 16, 0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 1, 16, lc_scratch);
+        lc_kernel_f32_tiles(S_S, 16, S_S, 1.0f, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), 1, S_S, 0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+    /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
+    {
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+        float acc = 0.0f;
+        const float t1 = T_sum_22[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0];
+    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+        const float t0 = T_sum_22_terms[((((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
+        const float t2 = (t0 / t1);
+        const float t3 = (t2 / t1);
+        const float t4 = T_grad_div_23_8[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+        const float t5 = (t3 * t4);
+        const float t6 = (-t5);
+        acc += t6;
+    }
+        T_grad_sum_22_11[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0] = acc;
+    }
+    }
+    }
+    }
+    /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
+        const float t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
+        const float t2 = (1.0f / t1);
+        const float t4 = T_grad_sum_22_11[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+        const float t0 = T_grad_div_23_8[((v_i0) * 4 * S_S + v_i1) * S_S + v_i3];
+        const float t3 = (t0 * t2);
+        const float t5 = (t3 + t4);
+        const float t6 = T_sum_22_terms[(((v_i0) * 4 * S_S + v_i1) * 1 + 0) * S_S + v_i3];
+        const float t7 = (t5 * t6);
+        const float t8 = (0.25f * t7);
+        T_grad_matmul_16_16[((v_i0) * 4 * S_S + v_i1) * S_S + v_i3] = t8;
+    }
+    }
+    }
+    }
+
+    /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_4_17[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of k, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 16;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (S_S);
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_k_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (S_S * v_k_step) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((S_S * v_k_step));
+    float *lc_out = T_grad_transpose_4_17;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_k_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_k_stop = lc_min_i64(v_k_start + lc_step, lc_extent);
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+
+        {
+        const int64_t lc_lo_bound = v_k_start;
+        const int64_t lc_hi_bound = v_k_stop;
+        for (int64_t v_p = 0; v_p < S_S; ++v_p) {
+        {
+            float *restrict lc_dst = lc_pack_b + (((v_p * (v_k_stop + (-1 * v_k_start))) + (v_k_start + (-1 * v_k_start))));
+            const int64_t lc_first = v_k_start, lc_end = v_k_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_k = lc_first; v_k < lc_lo; ++v_k) lc_dst[v_k - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_k = lc_lo; v_k < lc_hi; ++v_k) {
+                    const float t0 = T_transpose_15[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p];
+                    lc_dst[v_k - lc_first] = t0;
+                }
+            }
+            for (int64_t v_k = lc_hi; v_k < lc_end; ++v_k) lc_dst[v_k - lc_first] = 0;
+        }
+        }
+        }
+        lc_kernel_f32_tiles(S_S, (v_k_stop + (-1 * v_k_start)), S_S, 1.0f, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 1, 0, lc_pack_b, (v_k_stop + (-1 * v_k_start)), 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + v_k_start), 16, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_out = T_grad_transpose_15_18;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f32_tiles(16, S_S, S_S, 1.0f, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 1, 16, 0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_matmul_11_22[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_14_9[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const float t0 = T_grad_transpose_14_9[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_grad_matmul_11_22[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* grad_v_proj_bias[i2] = sum_{i0, i1} grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const float t0 = T_grad_transpose_14_9[(((v_i0) * lc_stride4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * lc_stride16 + lc_mod(v_i2, 16)];
+        acc += t0;
+    }
+    }
+        T_grad_v_proj_bias[v_i2] = acc;
+    }
+    }
+    /* grad_x_24[b0, m, k] = sum_{p} grad_matmul_11_22[b0, m, p] * v_proj_weight[p, k] */
+
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_24[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_v_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_x_24 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* grad_v_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_11_22[b0, m, i1] * x[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_v_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_v_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+
+    /* grad_matmul_6_29[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_15_18[i0, i2_, i2_lane, i1]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const float t0 = T_grad_transpose_15_18[(((v_i0) * 4 + v_i2_) * 16 + v_i2_lane) * S_S + v_i1];
+                    T_grad_matmul_6_29[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* grad_k_proj_bias[i2] = sum_{i0, i1} grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const float t0 = T_grad_transpose_15_18[(((v_i0) * lc_stride4 + lc_floordiv(v_i2, 16)) * lc_stride16 + lc_mod(v_i2, 16)) * S_S + v_i1];
+        acc += t0;
+    }
+    }
+        T_grad_k_proj_bias[v_i2] = acc;
+    }
+    }
+    /* grad_x_31[b0, m, k] = sum_{p} grad_matmul_6_29[b0, m, p] * k_proj_weight[p, k] */
+
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_31[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_k_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_x_31 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* grad_k_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_6_29[b0, m, i1] * x[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_k_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_k_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+
+    /* grad_matmul_1_36[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_4_17[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const float t0 = T_grad_transpose_4_17[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_grad_matmul_1_36[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* grad_q_proj_bias[i2] = sum_{i0, i1} grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const float t0 = T_grad_transpose_4_17[(((v_i0) * lc_stride4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * lc_stride16 + lc_mod(v_i2, 16)];
+        acc += t0;
+    }
+    }
+        T_grad_q_proj_bias[v_i2] = acc;
+    }
+    }
+    /* grad_q_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_1_36[b0, m, i1] * x[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_q_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_q_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* grad_x[j0, j1, j2] = sum_{p} (grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] if p == 0 else 0) + grad_matmul_1_36[j0, j1, p] * q_proj_weight[p, j2] */
+    /* grad_x[j0, j1, j2] = grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < S_B; ++v_j0) {
+    for (int64_t v_j1 = 0; v_j1 < S_S; ++v_j1) {
+    #pragma omp simd
+    for (int64_t v_j2 = 0; v_j2 < 64; ++v_j2) {
+        const float t0 = T_grad_x_24[((v_j0) * S_S + v_j1) * 64 + v_j2];
+        const float t1 = T_grad_x_31[((v_j0) * S_S + v_j1) * 64 + v_j2];
+        const float t2 = (t0 + t1);
+        T_grad_x[((v_j0) * S_S + v_j1) * 64 + v_j2] = t2;
+    }
+    }
+    }
+    }
+    if ((int64_t)(64) == 0) {
+        /* an empty sum leaves the starting value */
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_q_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 1, T_grad_x + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+        return 0;
+    }
+    /* grad_out_proj_bias[i2] = sum_{i0, i1} grad_add_29[i0, i1, i2] */
+    {
+    const int lc_want = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    float *lc_part0 = lc_want > 1 ? (float *)malloc(sizeof(float) * (size_t)(lc_want - 1) * (size_t)((int64_t)(64))) : 0;
+    /* without memory for the partials, one thread */
+    const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
+    int lc_used = 1;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num(), lc_n = omp_get_num_threads();
+    if (lc_tid == 0) lc_used = lc_n;
+    float *restrict lc_acc0 = lc_tid == 0 ? T_grad_out_proj_bias : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(64));
+    for (int64_t k = 0; k < (int64_t)(64); ++k) lc_acc0[k] = 0.0f;
+    const int64_t lc_lo = (S_B) * lc_tid / lc_n, lc_hi = (S_B) * (lc_tid + 1) / lc_n;
+    for (int64_t v_i0 = lc_lo; v_i0 < lc_hi; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const float t0 = T_grad_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2];
+        lc_acc0[v_i2] += t0;
+    }
+    }
+    }
+    }
+    /* combine the per-thread partials in thread order */
+    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
+        const float *restrict lc_p = lc_part0 + (int64_t)(lc_t - 1) * ((int64_t)(64));
+        #pragma omp simd
+        for (int64_t k = 0; k < (int64_t)(64); ++k) T_grad_out_proj_bias[k] += lc_p[k];
+    }
+    free(lc_part0);
+    }
+
+    /* grad_reshape_26_3[b0, m, k] = sum_{p} grad_add_29[b0, m, p] * out_proj_weight[p, k] */
+
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_reshape_26_3[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_out_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_reshape_26_3 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* grad_out_proj_weight[i1, i0] = sum_{b0, m} grad_add_29[b0, m, i1] * reshape_26[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_out_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_out_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i2 = 0; v_i2 < 4; ++v_i2) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
+        const float t0 = T_grad_reshape_26_3[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2) + v_i3)];
+        T_grad_matmul_24_7[(((v_i0) * 4 + v_i2) * S_S + v_i1) * 16 + v_i3] = t0;
+    }
+    }
+    }
+    }
+    }
+
+    /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
+    {
+
+    if (16 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_grad_div_23_8[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of k, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_S;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (16);
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_k_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (16 * v_k_step) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((16 * v_k_step));
+    float *lc_out = T_grad_div_23_8;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_k_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_k_stop = lc_min_i64(v_k_start + lc_step, lc_extent);
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+
+        {
+        const int64_t lc_lo_bound = v_k_start;
+        const int64_t lc_hi_bound = v_k_stop;
+        for (int64_t v_p = 0; v_p < 16; ++v_p) {
+        {
+            float *restrict lc_dst = lc_pack_b + (((v_p * (v_k_stop + (-1 * v_k_start))) + (v_k_start + (-1 * v_k_start))));
+            const int64_t lc_first = v_k_start, lc_end = v_k_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_k = lc_first; v_k < lc_lo; ++v_k) lc_dst[v_k - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_k = lc_lo; v_k < lc_hi; ++v_k) {
+                    const float t0 = T_transpose_14[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p];
+                    lc_dst[v_k - lc_first] = t0;
+                }
+            }
+            for (int64_t v_k = lc_hi; v_k < lc_end; ++v_k) lc_dst[v_k - lc_first] = 0;
+        }
+        }
+        }
+        lc_kernel_f32_tiles(S_S, (v_k_stop + (-1 * v_k_start)), 16, 1.0f, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, 0, lc_pack_b, (v_k_stop + (-1 * v_k_start)), 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + v_k_start), S_S, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_14_9[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_out = T_grad_transpose_14_9;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f32_tiles(S_S, 16, S_S, 1.0f, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), 1, S_S, 0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, lc_scratch);
     }
     }
     free(lc_ws);
@@ -1436,26 +2659,31 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_b1 = (lc_task / lc_blocks) % (4);
         const int64_t v_b0 = lc_task / lc_blocks / (4);
-        lc_kernel_f32_tiles(S_S, 16, S_S, 1.0f, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), 1, S_S, 0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), 1, S_S, lc_scratch);
+        lc_kernel_f32_tiles(16, S_S, S_S, 1.0f, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 1, 16, 0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 1, lc_scratch);
     }
     }
     free(lc_ws);
     }
     }
 
-    /* grad_matmul_11_22[i0, i1, i2] = grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
+
+    /* grad_matmul_11_22[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_14_9[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-    #pragma omp simd
-    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const float t0 = T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
-        T_grad_matmul_11_22[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const float t0 = T_grad_transpose_14_9[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_grad_matmul_11_22[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
     }
     }
     }
-    }
+
     /* grad_v_proj_bias[i2] = sum_{i0, i1} grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
@@ -1478,21 +2706,26 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_24[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_24 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_v_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_x_24 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -1504,38 +2737,48 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_v_proj_weight[k] = 0;
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_v_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_v_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
 
-    /* grad_matmul_6_29[i0, i1, i2] = grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
+
+    /* grad_matmul_6_29[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_15_18[i0, i2_, i2_lane, i1]    (scatter over i0, i1, i2_, i2_lane) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-    #pragma omp simd
-    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const float t0 = T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1];
-        T_grad_matmul_6_29[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const float t0 = T_grad_transpose_15_18[(((v_i0) * 4 + v_i2_) * 16 + v_i2_lane) * S_S + v_i1];
+                    T_grad_matmul_6_29[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
     }
     }
     }
-    }
+
     /* grad_k_proj_bias[i2] = sum_{i0, i1} grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
@@ -1558,21 +2801,26 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_31[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_31 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_k_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_x_31 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -1584,38 +2832,48 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_k_proj_weight[k] = 0;
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_k_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_k_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
 
-    /* grad_matmul_1_36[i0, i1, i2] = grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
+
+    /* grad_matmul_1_36[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_4_17[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-    #pragma omp simd
-    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const float t0 = T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
-        T_grad_matmul_1_36[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const float t0 = T_grad_transpose_4_17[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_grad_matmul_1_36[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
     }
     }
     }
-    }
+
     /* grad_q_proj_bias[i2] = sum_{i0, i1} grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
@@ -1638,21 +2896,26 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_q_proj_weight[k] = 0;
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_q_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_q_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -1677,21 +2940,26 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
         /* an empty sum leaves the starting value */
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0f, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 1, T_grad_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_q_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 1, T_grad_x + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -1701,11 +2969,1154 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 3
+#if !defined(LC_PARTS) || (LC_PARTS >> 3 & 1)
+
+/* MultiHeadAttentionSpec_backward (float) */
+int lc_multiheadattentionspec_backward_params_f32(int64_t S_B, int64_t S_S, const float *restrict T_x, const float *restrict T_out_proj_weight, const float *restrict T_grad_add_29, const float *restrict T_transpose_4, const float *restrict T_transpose_14, const float *restrict T_transpose_15, const float *restrict T_sum_22_terms, const float *restrict T_sum_22, const float *restrict T_div_23, const float *restrict T_reshape_26, float *restrict T_grad_q_proj_weight, float *restrict T_grad_q_proj_bias, float *restrict T_grad_k_proj_weight, float *restrict T_grad_k_proj_bias, float *restrict T_grad_v_proj_weight, float *restrict T_grad_v_proj_bias, float *restrict T_grad_out_proj_weight, float *restrict T_grad_out_proj_bias, float *restrict T_grad_reshape_26_3, float *restrict T_grad_matmul_24_7, float *restrict T_grad_div_23_8, float *restrict T_grad_transpose_14_9, float *restrict T_grad_sum_22_11, float *restrict T_grad_matmul_16_16, float *restrict T_grad_transpose_4_17, float *restrict T_grad_transpose_15_18, float *restrict T_grad_matmul_11_22, float *restrict T_grad_matmul_6_29, float *restrict T_grad_matmul_1_36)
+{
+    if (S_S < 16 && (S_B * S_S) < 16) {    /* short rows */
+    /* grad_out_proj_bias[i2] = sum_{i0, i1} grad_add_29[i0, i1, i2] */
+    {
+    const int lc_want = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    float *lc_part0 = lc_want > 1 ? (float *)malloc(sizeof(float) * (size_t)(lc_want - 1) * (size_t)((int64_t)(64))) : 0;
+    /* without memory for the partials, one thread */
+    const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
+    int lc_used = 1;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num(), lc_n = omp_get_num_threads();
+    if (lc_tid == 0) lc_used = lc_n;
+    float *restrict lc_acc0 = lc_tid == 0 ? T_grad_out_proj_bias : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(64));
+    for (int64_t k = 0; k < (int64_t)(64); ++k) lc_acc0[k] = 0.0f;
+    const int64_t lc_lo = (S_B) * lc_tid / lc_n, lc_hi = (S_B) * (lc_tid + 1) / lc_n;
+    for (int64_t v_i0 = lc_lo; v_i0 < lc_hi; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const float t0 = T_grad_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2];
+        lc_acc0[v_i2] += t0;
+    }
+    }
+    }
+    }
+    /* combine the per-thread partials in thread order */
+    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
+        const float *restrict lc_p = lc_part0 + (int64_t)(lc_t - 1) * ((int64_t)(64));
+        #pragma omp simd
+        for (int64_t k = 0; k < (int64_t)(64); ++k) T_grad_out_proj_bias[k] += lc_p[k];
+    }
+    free(lc_part0);
+    }
+
+    /* grad_reshape_26_3[b0, m, k] = sum_{p} grad_add_29[b0, m, p] * out_proj_weight[p, k] */
+
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_reshape_26_3[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_out_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_reshape_26_3 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* grad_out_proj_weight[i1, i0] = sum_{b0, m} grad_add_29[b0, m, i1] * reshape_26[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_out_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_out_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i2 = 0; v_i2 < 4; ++v_i2) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
+        const float t0 = T_grad_reshape_26_3[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2) + v_i3)];
+        T_grad_matmul_24_7[(((v_i0) * 4 + v_i2) * S_S + v_i1) * 16 + v_i3] = t0;
+    }
+    }
+    }
+    }
+    }
+
+    /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
+    {
+
+    if (16 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_grad_div_23_8[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of k, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_S;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (16);
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_k_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (16 * v_k_step) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((16 * v_k_step));
+    float *lc_out = T_grad_div_23_8;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_k_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_k_stop = lc_min_i64(v_k_start + lc_step, lc_extent);
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+
+        {
+        const int64_t lc_lo_bound = v_k_start;
+        const int64_t lc_hi_bound = v_k_stop;
+        for (int64_t v_p = 0; v_p < 16; ++v_p) {
+        {
+            float *restrict lc_dst = lc_pack_b + (((v_p * (v_k_stop + (-1 * v_k_start))) + (v_k_start + (-1 * v_k_start))));
+            const int64_t lc_first = v_k_start, lc_end = v_k_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_k = lc_first; v_k < lc_lo; ++v_k) lc_dst[v_k - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_k = lc_lo; v_k < lc_hi; ++v_k) {
+                    const float t0 = T_transpose_14[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p];
+                    lc_dst[v_k - lc_first] = t0;
+                }
+            }
+            for (int64_t v_k = lc_hi; v_k < lc_end; ++v_k) lc_dst[v_k - lc_first] = 0;
+        }
+        }
+        }
+        lc_kernel_f32_tiles(S_S, (v_k_stop + (-1 * v_k_start)), 16, 1.0f, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, 0, lc_pack_b, (v_k_stop + (-1 * v_k_start)), 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + v_k_start), S_S, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_14_9[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_out = T_grad_transpose_14_9;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f32_tiles(S_S, 16, S_S, 1.0f, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), 1, S_S, 0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+    /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
+    {
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+        float acc = 0.0f;
+        const float t1 = T_sum_22[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0];
+    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+        const float t0 = T_sum_22_terms[((((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
+        const float t2 = (t0 / t1);
+        const float t3 = (t2 / t1);
+        const float t4 = T_grad_div_23_8[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+        const float t5 = (t3 * t4);
+        const float t6 = (-t5);
+        acc += t6;
+    }
+        T_grad_sum_22_11[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0] = acc;
+    }
+    }
+    }
+    }
+    /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
+        const float t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
+        const float t2 = (1.0f / t1);
+        const float t4 = T_grad_sum_22_11[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+        const float t0 = T_grad_div_23_8[((v_i0) * 4 * S_S + v_i1) * S_S + v_i3];
+        const float t3 = (t0 * t2);
+        const float t5 = (t3 + t4);
+        const float t6 = T_sum_22_terms[(((v_i0) * 4 * S_S + v_i1) * 1 + 0) * S_S + v_i3];
+        const float t7 = (t5 * t6);
+        const float t8 = (0.25f * t7);
+        T_grad_matmul_16_16[((v_i0) * 4 * S_S + v_i1) * S_S + v_i3] = t8;
+    }
+    }
+    }
+    }
+
+    /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_4_17[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of k, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 16;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (S_S);
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_k_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (S_S * v_k_step) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((S_S * v_k_step));
+    float *lc_out = T_grad_transpose_4_17;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_k_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_k_stop = lc_min_i64(v_k_start + lc_step, lc_extent);
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+
+        {
+        const int64_t lc_lo_bound = v_k_start;
+        const int64_t lc_hi_bound = v_k_stop;
+        for (int64_t v_p = 0; v_p < S_S; ++v_p) {
+        {
+            float *restrict lc_dst = lc_pack_b + (((v_p * (v_k_stop + (-1 * v_k_start))) + (v_k_start + (-1 * v_k_start))));
+            const int64_t lc_first = v_k_start, lc_end = v_k_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_k = lc_first; v_k < lc_lo; ++v_k) lc_dst[v_k - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_k = lc_lo; v_k < lc_hi; ++v_k) {
+                    const float t0 = T_transpose_15[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p];
+                    lc_dst[v_k - lc_first] = t0;
+                }
+            }
+            for (int64_t v_k = lc_hi; v_k < lc_end; ++v_k) lc_dst[v_k - lc_first] = 0;
+        }
+        }
+        }
+        lc_kernel_f32_tiles(S_S, (v_k_stop + (-1 * v_k_start)), S_S, 1.0f, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 1, 0, lc_pack_b, (v_k_stop + (-1 * v_k_start)), 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + v_k_start), 16, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_out = T_grad_transpose_15_18;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f32_tiles(16, S_S, S_S, 1.0f, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 1, 16, 0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_matmul_11_22[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_14_9[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const float t0 = T_grad_transpose_14_9[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_grad_matmul_11_22[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* grad_v_proj_bias[i2] = sum_{i0, i1} grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const float t0 = T_grad_transpose_14_9[(((v_i0) * lc_stride4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * lc_stride16 + lc_mod(v_i2, 16)];
+        acc += t0;
+    }
+    }
+        T_grad_v_proj_bias[v_i2] = acc;
+    }
+    }
+    /* grad_v_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_11_22[b0, m, i1] * x[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_v_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_v_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+
+    /* grad_matmul_6_29[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_15_18[i0, i2_, i2_lane, i1]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const float t0 = T_grad_transpose_15_18[(((v_i0) * 4 + v_i2_) * 16 + v_i2_lane) * S_S + v_i1];
+                    T_grad_matmul_6_29[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* grad_k_proj_bias[i2] = sum_{i0, i1} grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const float t0 = T_grad_transpose_15_18[(((v_i0) * lc_stride4 + lc_floordiv(v_i2, 16)) * lc_stride16 + lc_mod(v_i2, 16)) * S_S + v_i1];
+        acc += t0;
+    }
+    }
+        T_grad_k_proj_bias[v_i2] = acc;
+    }
+    }
+    /* grad_k_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_6_29[b0, m, i1] * x[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_k_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_k_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+
+    /* grad_matmul_1_36[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_4_17[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const float t0 = T_grad_transpose_4_17[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_grad_matmul_1_36[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* grad_q_proj_bias[i2] = sum_{i0, i1} grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const float t0 = T_grad_transpose_4_17[(((v_i0) * lc_stride4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * lc_stride16 + lc_mod(v_i2, 16)];
+        acc += t0;
+    }
+    }
+        T_grad_q_proj_bias[v_i2] = acc;
+    }
+    }
+    /* grad_q_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_1_36[b0, m, i1] * x[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_q_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_q_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+        return 0;
+    }
+    /* grad_out_proj_bias[i2] = sum_{i0, i1} grad_add_29[i0, i1, i2] */
+    {
+    const int lc_want = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    float *lc_part0 = lc_want > 1 ? (float *)malloc(sizeof(float) * (size_t)(lc_want - 1) * (size_t)((int64_t)(64))) : 0;
+    /* without memory for the partials, one thread */
+    const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
+    int lc_used = 1;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num(), lc_n = omp_get_num_threads();
+    if (lc_tid == 0) lc_used = lc_n;
+    float *restrict lc_acc0 = lc_tid == 0 ? T_grad_out_proj_bias : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(64));
+    for (int64_t k = 0; k < (int64_t)(64); ++k) lc_acc0[k] = 0.0f;
+    const int64_t lc_lo = (S_B) * lc_tid / lc_n, lc_hi = (S_B) * (lc_tid + 1) / lc_n;
+    for (int64_t v_i0 = lc_lo; v_i0 < lc_hi; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const float t0 = T_grad_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2];
+        lc_acc0[v_i2] += t0;
+    }
+    }
+    }
+    }
+    /* combine the per-thread partials in thread order */
+    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
+        const float *restrict lc_p = lc_part0 + (int64_t)(lc_t - 1) * ((int64_t)(64));
+        #pragma omp simd
+        for (int64_t k = 0; k < (int64_t)(64); ++k) T_grad_out_proj_bias[k] += lc_p[k];
+    }
+    free(lc_part0);
+    }
+
+    /* grad_reshape_26_3[b0, m, k] = sum_{p} grad_add_29[b0, m, p] * out_proj_weight[p, k] */
+
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_reshape_26_3[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_out_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_reshape_26_3 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* grad_out_proj_weight[i1, i0] = sum_{b0, m} grad_add_29[b0, m, i1] * reshape_26[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_out_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_out_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i2 = 0; v_i2 < 4; ++v_i2) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
+        const float t0 = T_grad_reshape_26_3[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2) + v_i3)];
+        T_grad_matmul_24_7[(((v_i0) * 4 + v_i2) * S_S + v_i1) * 16 + v_i3] = t0;
+    }
+    }
+    }
+    }
+    }
+
+    /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
+    {
+
+    if (16 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_grad_div_23_8[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of k, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_S;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (16);
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_k_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (16 * v_k_step) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((16 * v_k_step));
+    float *lc_out = T_grad_div_23_8;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_k_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_k_stop = lc_min_i64(v_k_start + lc_step, lc_extent);
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+
+        {
+        const int64_t lc_lo_bound = v_k_start;
+        const int64_t lc_hi_bound = v_k_stop;
+        for (int64_t v_p = 0; v_p < 16; ++v_p) {
+        {
+            float *restrict lc_dst = lc_pack_b + (((v_p * (v_k_stop + (-1 * v_k_start))) + (v_k_start + (-1 * v_k_start))));
+            const int64_t lc_first = v_k_start, lc_end = v_k_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_k = lc_first; v_k < lc_lo; ++v_k) lc_dst[v_k - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_k = lc_lo; v_k < lc_hi; ++v_k) {
+                    const float t0 = T_transpose_14[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p];
+                    lc_dst[v_k - lc_first] = t0;
+                }
+            }
+            for (int64_t v_k = lc_hi; v_k < lc_end; ++v_k) lc_dst[v_k - lc_first] = 0;
+        }
+        }
+        }
+        lc_kernel_f32_tiles(S_S, (v_k_stop + (-1 * v_k_start)), 16, 1.0f, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, 0, lc_pack_b, (v_k_stop + (-1 * v_k_start)), 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + v_k_start), S_S, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_14_9[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_out = T_grad_transpose_14_9;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f32_tiles(S_S, 16, S_S, 1.0f, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), 1, S_S, 0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+    /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]); grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] (row by row) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+            /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
+            {
+            float acc = 0.0f;
+            const float t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+                const float t0 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
+                const float t2 = (t0 / t1);
+                const float t3 = (t2 / t1);
+                const float t4 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+                const float t5 = (t3 * t4);
+                const float t6 = (-t5);
+                acc += t6;
+            }
+            T_grad_sum_22_11[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0] = acc;
+            }
+            /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] */
+            {
+            const float t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+            const float t2 = (1.0f / t1);
+            const float t4 = T_grad_sum_22_11[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+            #pragma omp simd
+            for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+                const float t0 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+                const float t3 = (t0 * t2);
+                const float t5 = (t3 + t4);
+                const float t6 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
+                const float t7 = (t5 * t6);
+                const float t8 = (0.25f * t7);
+                T_grad_matmul_16_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t8;
+            }
+            }
+    }
+    }
+    }
+    }
+
+    /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_4_17[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of k, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 16;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (S_S);
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_k_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (S_S * v_k_step) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((S_S * v_k_step));
+    float *lc_out = T_grad_transpose_4_17;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_k_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_k_stop = lc_min_i64(v_k_start + lc_step, lc_extent);
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+
+        {
+        const int64_t lc_lo_bound = v_k_start;
+        const int64_t lc_hi_bound = v_k_stop;
+        for (int64_t v_p = 0; v_p < S_S; ++v_p) {
+        {
+            float *restrict lc_dst = lc_pack_b + (((v_p * (v_k_stop + (-1 * v_k_start))) + (v_k_start + (-1 * v_k_start))));
+            const int64_t lc_first = v_k_start, lc_end = v_k_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_k = lc_first; v_k < lc_lo; ++v_k) lc_dst[v_k - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_k = lc_lo; v_k < lc_hi; ++v_k) {
+                    const float t0 = T_transpose_15[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p];
+                    lc_dst[v_k - lc_first] = t0;
+                }
+            }
+            for (int64_t v_k = lc_hi; v_k < lc_end; ++v_k) lc_dst[v_k - lc_first] = 0;
+        }
+        }
+        }
+        lc_kernel_f32_tiles(S_S, (v_k_stop + (-1 * v_k_start)), S_S, 1.0f, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 1, 0, lc_pack_b, (v_k_stop + (-1 * v_k_start)), 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + v_k_start), 16, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_out = T_grad_transpose_15_18;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f32_tiles(16, S_S, S_S, 1.0f, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 1, 16, 0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_matmul_11_22[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_14_9[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const float t0 = T_grad_transpose_14_9[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_grad_matmul_11_22[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* grad_v_proj_bias[i2] = sum_{i0, i1} grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const float t0 = T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
+        acc += t0;
+    }
+    }
+        T_grad_v_proj_bias[v_i2] = acc;
+    }
+    }
+    /* grad_v_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_11_22[b0, m, i1] * x[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_v_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_v_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+
+    /* grad_matmul_6_29[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_15_18[i0, i2_, i2_lane, i1]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const float t0 = T_grad_transpose_15_18[(((v_i0) * 4 + v_i2_) * 16 + v_i2_lane) * S_S + v_i1];
+                    T_grad_matmul_6_29[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* grad_k_proj_bias[i2] = sum_{i0, i1} grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const float t0 = T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1];
+        acc += t0;
+    }
+    }
+        T_grad_k_proj_bias[v_i2] = acc;
+    }
+    }
+    /* grad_k_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_6_29[b0, m, i1] * x[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_k_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_k_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+
+    /* grad_matmul_1_36[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_4_17[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const float t0 = T_grad_transpose_4_17[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_grad_matmul_1_36[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* grad_q_proj_bias[i2] = sum_{i0, i1} grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const float t0 = T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
+        acc += t0;
+    }
+    }
+        T_grad_q_proj_bias[v_i2] = acc;
+    }
+    }
+    /* grad_q_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_1_36[b0, m, i1] * x[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_q_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0f, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_q_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    return 0;
+}
+
+#endif
+
+#if !defined(LC_PARTS) || (LC_PARTS >> 4 & 1)
 
 /* MultiHeadAttentionSpec (double) */
 int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_q_proj_bias, const double *restrict T_k_proj_weight, const double *restrict T_k_proj_bias, const double *restrict T_v_proj_weight, const double *restrict T_v_proj_bias, const double *restrict T_out_proj_weight, const double *restrict T_out_proj_bias, double *restrict T_add_29, double *restrict T_transpose_4, double *restrict T_transpose_14, double *restrict T_transpose_15, double *restrict T_sum_22_terms, double *restrict T_sum_22, double *restrict T_div_23, double *restrict T_reshape_26, double *restrict T_matmul_1, double *restrict T_matmul_6, double *restrict T_matmul_11, double *restrict T_matmul_16, double *restrict T_max_18, double *restrict T_matmul_24)
 {
+    if (S_S < 16) {    /* short rows */
     /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
 
     if ((int64_t)(64) == 0) {
@@ -1713,21 +4124,26 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_1[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 1, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_q_proj_weight + ((0) * 64 + 0) + lc_col0 * 64, 64, 0, T_matmul_1 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -1756,21 +4172,26 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_6[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_6 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 1, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_k_proj_weight + ((0) * 64 + 0) + lc_col0 * 64, 64, 0, T_matmul_6 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -1782,21 +4203,26 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_11[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_matmul_11 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 1, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_v_proj_weight + ((0) * 64 + 0) + lc_col0 * 64, 64, 0, T_matmul_11 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -1907,6 +4333,495 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     }
     }
 
+    /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3] */
+    {
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+        double acc = (-(double)INFINITY);
+    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
+        const double t0 = T_matmul_16[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+        const double t1 = (0.25 * t0);
+        acc = (t1 != t1) ? t1 : ((t1 > acc) ? t1 : acc);
+    }
+        T_max_18[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0] = acc;
+    }
+    }
+    }
+    }
+    /* sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3] */
+    {
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+        double acc = 0.0;
+        const double t2 = T_max_18[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const double t3 = t2;
+    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
+        const double t0 = T_matmul_16[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+        const double t1 = (0.25 * t0);
+        const double t4 = (t1 - t3);
+        const double t5 = exp(t4);
+        acc += t5;
+        T_sum_22_terms[((((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + v_i3) * S_S + v_r3] = t5;
+    }
+        T_sum_22[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + v_i3] = acc;
+    }
+    }
+    }
+    }
+    }
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S)) >= lc_stream_min()) {
+    /* div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
+        const double t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_S; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_S - lc_tile_start);
+        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
+        const double t0 = T_sum_22_terms[(((v_i0) * 4 * S_S + v_i1) * 1 + 0) * S_S + v_i3];
+        const double t2 = (t0 / t1);
+        lc_tile0[v_i3 - lc_tile_start] = t2;
+    }
+        {
+        const int64_t v_i3 = lc_tile_start;
+        lc_stream_f64(T_div_23 + (((v_i0) * 4 * S_S + v_i1) * S_S + v_i3), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    } else {
+    /* div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
+        const double t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+        const double t0 = T_sum_22_terms[(((v_i0) * 4 * S_S + v_i1) * 1 + 0) * S_S + v_i3];
+        const double t2 = (t0 / t1);
+        T_div_23[((v_i0) * 4 * S_S + v_i1) * S_S + v_i3] = t2;
+    }
+    }
+    }
+    }
+    }
+
+    /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_matmul_24[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_out = T_matmul_24;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f64_tiles(S_S, 16, S_S, 1.0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 1, 0, T_transpose_14 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* reshape_26[i0, i1, 16 * i2_ + i2_lane] += matmul_24[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const double t0 = T_matmul_24[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_reshape_26[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* add_29[i0, i1, i2] = sum_{k} (out_proj_bias[i2] if k == 0 else 0) + reshape_26[i0, i1, k] * out_proj_weight[i2, k] */
+    /* add_29[i0, i1, i2] = out_proj_bias[i2] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const double t0 = T_out_proj_bias[v_i2];
+        T_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
+    }
+    }
+    }
+    }
+    if ((int64_t)(64) == 0) {
+        /* an empty sum leaves the starting value */
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 1, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_out_proj_weight + ((0) * 64 + 0) + lc_col0 * 64, 64, 1, T_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+        return 0;
+    }
+    /* matmul_1[b0, m, p] = sum_{k} x[b0, m, k] * q_proj_weight[p, k] */
+
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_1[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 1, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_q_proj_weight + ((0) * 64 + 0) + lc_col0 * 64, 64, 0, T_matmul_1 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* transpose_4[i0, i1, i2, i3] = matmul_1[i0, i2, 16 * i1 + i3] + q_proj_bias[16 * i1 + i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
+        const double t0 = T_matmul_1[((v_i0) * S_S + v_i2) * 64 + ((16 * v_i1) + v_i3)];
+        const double t1 = T_q_proj_bias[((16 * v_i1) + v_i3)];
+        const double t2 = (t0 + t1);
+        T_transpose_4[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 16 + v_i3] = t2;
+    }
+    }
+    }
+    }
+    }
+    /* matmul_6[b0, m, p] = sum_{k} x[b0, m, k] * k_proj_weight[p, k] */
+
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_6[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 1, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_k_proj_weight + ((0) * 64 + 0) + lc_col0 * 64, 64, 0, T_matmul_6 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* matmul_11[b0, m, p] = sum_{k} x[b0, m, k] * v_proj_weight[p, k] */
+
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_matmul_11[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 1, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_x + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_v_proj_weight + ((0) * 64 + 0) + lc_col0 * 64, 64, 0, T_matmul_11 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* transpose_14[i0, i1, i2, i3] = matmul_11[i0, i2, 16 * i1 + i3] + v_proj_bias[16 * i1 + i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
+        const double t0 = T_matmul_11[((v_i0) * S_S + v_i2) * 64 + ((16 * v_i1) + v_i3)];
+        const double t1 = T_v_proj_bias[((16 * v_i1) + v_i3)];
+        const double t2 = (t0 + t1);
+        T_transpose_14[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 16 + v_i3] = t2;
+    }
+    }
+    }
+    }
+    }
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S)) >= lc_stream_min()) {
+    /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
+        const double t1 = T_k_proj_bias[((16 * v_i1) + v_i2)];
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_S; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_S - lc_tile_start);
+        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
+        const double t0 = T_matmul_6[((v_i0) * S_S + v_i3) * 64 + ((16 * v_i1) + v_i2)];
+        const double t2 = (t0 + t1);
+        lc_tile0[v_i3 - lc_tile_start] = t2;
+    }
+        {
+        const int64_t v_i3 = lc_tile_start;
+        lc_stream_f64(T_transpose_15 + ((((v_i0) * 4 + v_i1) * 16 + v_i2) * S_S + v_i3), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    }
+    } else {
+    /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
+        const double t1 = T_k_proj_bias[((16 * v_i1) + v_i2)];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+        const double t0 = T_matmul_6[((v_i0) * S_S + v_i3) * 64 + ((16 * v_i1) + v_i2)];
+        const double t2 = (t0 + t1);
+        T_transpose_15[(((v_i0) * 4 + v_i1) * 16 + v_i2) * S_S + v_i3] = t2;
+    }
+    }
+    }
+    }
+    }
+    }
+
+    /* matmul_16[b0, b1, m, p] = sum_{k} transpose_4[b0, b1, m, k] * transpose_15[b0, b1, k, p] */
+    {
+
+    if (16 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_matmul_16[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_out = T_matmul_16;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f64_tiles(S_S, S_S, 16, 1.0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, 0, T_transpose_15 + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S)) >= lc_stream_min()) {
+    /* sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3]; max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] (row by row) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+            /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3] (one pass) */
+            {
+            for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+                double lc_shift = (-(double)INFINITY), lc_max = (-(double)INFINITY), lc_sum = 0;
+                #pragma omp simd reduction(max:lc_shift)
+                for (int64_t v_r3 = 0; v_r3 < lc_min_i64(S_S, 32); ++v_r3) {
+                    const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+                    const double t1 = (0.25 * t0);
+                    lc_shift = (t1 != t1) ? t1 : ((t1 > lc_shift) ? t1 : lc_shift);
+                }
+                if (lc_shift - lc_shift == 0) {    /* finite */
+                    #pragma omp simd reduction(max:lc_max) reduction(+:lc_sum)
+                    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
+                        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+                        const double t1 = (0.25 * t0);
+                        lc_max = (t1 != t1) ? t1 : ((t1 > lc_max) ? t1 : lc_max);
+                        const double lc_term = exp((t1 - lc_shift));
+                        lc_sum += lc_term;
+                        T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3) * S_S + v_r3] = lc_term;
+                    }
+                }
+                if (lc_shift - lc_shift == 0 && lc_max - lc_shift <= 64) {
+                    const double lc_scale = exp((lc_shift - lc_max));
+                    lc_sum *= lc_scale;
+                    #pragma omp simd
+                    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
+                        T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3) * S_S + v_r3] *= lc_scale;
+                    }
+                } else {    /* far above the shift, NaN or infinite: both passes, against the maximum */
+                    lc_max = (-(double)INFINITY);
+                    lc_sum = 0;
+                    #pragma omp simd reduction(max:lc_max)
+                    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
+                        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+                        const double t1 = (0.25 * t0);
+                        lc_max = (t1 != t1) ? t1 : ((t1 > lc_max) ? t1 : lc_max);
+                    }
+                    #pragma omp simd reduction(+:lc_sum)
+                    for (int64_t v_r3 = 0; v_r3 < S_S; ++v_r3) {
+                        const double t0 = T_matmul_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_r3];
+                        const double t1 = (0.25 * t0);
+                        const double lc_term = exp((t1 - lc_max));
+                        lc_sum += lc_term;
+                        T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3) * S_S + v_r3] = lc_term;
+                    }
+                }
+                T_max_18[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = lc_max;
+                T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + v_i3] = lc_sum;
+            }
+            }
+            /* div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] */
+            {
+            const double t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+            for (int64_t lc_tile_start = 0; lc_tile_start < S_S; lc_tile_start += LC_TILE) {
+                const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_S - lc_tile_start);
+                double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+            #pragma omp simd
+            for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
+                const double t0 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
+                const double t2 = (t0 / t1);
+                lc_tile0[v_i3 - lc_tile_start] = t2;
+            }
+                {
+                const int64_t v_i3 = lc_tile_start;
+                lc_stream_f64(T_div_23 + ((((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3), lc_tile0, lc_tile_n);
+                }
+            }
+            lc_fence();
+            }
+    }
+    }
+    }
+    }
+    } else {
     /* sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3]; max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] (row by row) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
@@ -1977,6 +4892,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     }
     }
     }
+    }
 
     /* matmul_24[b0, b1, m, p] = sum_{k} div_23[b0, b1, m, k] * transpose_14[b0, b1, k, p] */
     {
@@ -2018,19 +4934,24 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     }
     }
 
-    /* reshape_26[i0, i1, i2] = matmul_24[i0, i2 // 16, i1, i2 % 16] */
+
+    /* reshape_26[i0, i1, 16 * i2_ + i2_lane] += matmul_24[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-    #pragma omp simd
-    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const double t0 = T_matmul_24[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
-        T_reshape_26[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const double t0 = T_matmul_24[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_reshape_26[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
     }
     }
     }
-    }
+
     /* add_29[i0, i1, i2] = sum_{k} (out_proj_bias[i2] if k == 0 else 0) + reshape_26[i0, i1, k] * out_proj_weight[i2, k] */
     /* add_29[i0, i1, i2] = out_proj_bias[i2] */
     {
@@ -2049,21 +4970,26 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
         /* an empty sum leaves the starting value */
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f64(0, 1, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 1, T_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 1, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_out_proj_weight + ((0) * 64 + 0) + lc_col0 * 64, 64, 1, T_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -2073,11 +4999,12 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 4
+#if !defined(LC_PARTS) || (LC_PARTS >> 5 & 1)
 
 /* MultiHeadAttentionSpec_backward (double) */
 int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_q_proj_weight, const double *restrict T_k_proj_weight, const double *restrict T_v_proj_weight, const double *restrict T_out_proj_weight, const double *restrict T_grad_add_29, const double *restrict T_transpose_4, const double *restrict T_transpose_14, const double *restrict T_transpose_15, const double *restrict T_sum_22_terms, const double *restrict T_sum_22, const double *restrict T_div_23, const double *restrict T_reshape_26, double *restrict T_grad_x, double *restrict T_grad_q_proj_weight, double *restrict T_grad_q_proj_bias, double *restrict T_grad_k_proj_weight, double *restrict T_grad_k_proj_bias, double *restrict T_grad_v_proj_weight, double *restrict T_grad_v_proj_bias, double *restrict T_grad_out_proj_weight, double *restrict T_grad_out_proj_bias, double *restrict T_grad_reshape_26_3, double *restrict T_grad_matmul_24_7, double *restrict T_grad_div_23_8, double *restrict T_grad_transpose_14_9, double *restrict T_grad_sum_22_11, double *restrict T_grad_matmul_16_16, double *restrict T_grad_transpose_4_17, double *restrict T_grad_transpose_15_18, double *restrict T_grad_matmul_11_22, double *restrict T_grad_x_24, double *restrict T_grad_matmul_6_29, double *restrict T_grad_x_31, double *restrict T_grad_matmul_1_36)
 {
+    if (S_S < 16 && (S_B * S_S) < 16) {    /* short rows */
     /* grad_out_proj_bias[i2] = sum_{i0, i1} grad_add_29[i0, i1, i2] */
     {
     const int lc_want = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
@@ -2118,21 +5045,26 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_reshape_26_3[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_out_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_reshape_26_3 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_out_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_reshape_26_3 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -2144,21 +5076,26 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_out_proj_weight[k] = 0;
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_reshape_26 + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_out_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_out_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -2280,7 +5217,682 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_b1 = (lc_task / lc_blocks) % (4);
         const int64_t v_b0 = lc_task / lc_blocks / (4);
-        lc_kernel_f64_tiles(16, S_S, S_S, 1.0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 1, 16, 0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 1, 16, lc_scratch);
+        lc_kernel_f64_tiles(S_S, 16, S_S, 1.0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), 1, S_S, 0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+    /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
+    {
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+        double acc = 0.0;
+        const double t1 = T_sum_22[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0];
+    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+        const double t0 = T_sum_22_terms[((((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
+        const double t2 = (t0 / t1);
+        const double t3 = (t2 / t1);
+        const double t4 = T_grad_div_23_8[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+        const double t5 = (t3 * t4);
+        const double t6 = (-t5);
+        acc += t6;
+    }
+        T_grad_sum_22_11[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0] = acc;
+    }
+    }
+    }
+    }
+    /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
+        const double t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
+        const double t2 = (1.0 / t1);
+        const double t4 = T_grad_sum_22_11[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+        const double t0 = T_grad_div_23_8[((v_i0) * 4 * S_S + v_i1) * S_S + v_i3];
+        const double t3 = (t0 * t2);
+        const double t5 = (t3 + t4);
+        const double t6 = T_sum_22_terms[(((v_i0) * 4 * S_S + v_i1) * 1 + 0) * S_S + v_i3];
+        const double t7 = (t5 * t6);
+        const double t8 = (0.25 * t7);
+        T_grad_matmul_16_16[((v_i0) * 4 * S_S + v_i1) * S_S + v_i3] = t8;
+    }
+    }
+    }
+    }
+
+    /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_4_17[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of k, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 16;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (S_S);
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_k_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (S_S * v_k_step) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((S_S * v_k_step));
+    double *lc_out = T_grad_transpose_4_17;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_k_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_k_stop = lc_min_i64(v_k_start + lc_step, lc_extent);
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+
+        {
+        const int64_t lc_lo_bound = v_k_start;
+        const int64_t lc_hi_bound = v_k_stop;
+        for (int64_t v_p = 0; v_p < S_S; ++v_p) {
+        {
+            double *restrict lc_dst = lc_pack_b + (((v_p * (v_k_stop + (-1 * v_k_start))) + (v_k_start + (-1 * v_k_start))));
+            const int64_t lc_first = v_k_start, lc_end = v_k_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_k = lc_first; v_k < lc_lo; ++v_k) lc_dst[v_k - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_k = lc_lo; v_k < lc_hi; ++v_k) {
+                    const double t0 = T_transpose_15[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p];
+                    lc_dst[v_k - lc_first] = t0;
+                }
+            }
+            for (int64_t v_k = lc_hi; v_k < lc_end; ++v_k) lc_dst[v_k - lc_first] = 0;
+        }
+        }
+        }
+        lc_kernel_f64_tiles(S_S, (v_k_stop + (-1 * v_k_start)), S_S, 1.0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 1, 0, lc_pack_b, (v_k_stop + (-1 * v_k_start)), 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + v_k_start), 16, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_out = T_grad_transpose_15_18;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f64_tiles(16, S_S, S_S, 1.0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 1, 16, 0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_matmul_11_22[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_14_9[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const double t0 = T_grad_transpose_14_9[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_grad_matmul_11_22[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* grad_v_proj_bias[i2] = sum_{i0, i1} grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const double t0 = T_grad_transpose_14_9[(((v_i0) * lc_stride4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * lc_stride16 + lc_mod(v_i2, 16)];
+        acc += t0;
+    }
+    }
+        T_grad_v_proj_bias[v_i2] = acc;
+    }
+    }
+    /* grad_x_24[b0, m, k] = sum_{p} grad_matmul_11_22[b0, m, p] * v_proj_weight[p, k] */
+
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_24[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_v_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_x_24 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* grad_v_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_11_22[b0, m, i1] * x[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_v_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_v_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+
+    /* grad_matmul_6_29[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_15_18[i0, i2_, i2_lane, i1]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const double t0 = T_grad_transpose_15_18[(((v_i0) * 4 + v_i2_) * 16 + v_i2_lane) * S_S + v_i1];
+                    T_grad_matmul_6_29[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* grad_k_proj_bias[i2] = sum_{i0, i1} grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const double t0 = T_grad_transpose_15_18[(((v_i0) * lc_stride4 + lc_floordiv(v_i2, 16)) * lc_stride16 + lc_mod(v_i2, 16)) * S_S + v_i1];
+        acc += t0;
+    }
+    }
+        T_grad_k_proj_bias[v_i2] = acc;
+    }
+    }
+    /* grad_x_31[b0, m, k] = sum_{p} grad_matmul_6_29[b0, m, p] * k_proj_weight[p, k] */
+
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_31[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_k_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_x_31 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* grad_k_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_6_29[b0, m, i1] * x[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_k_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_k_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+
+    /* grad_matmul_1_36[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_4_17[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const double t0 = T_grad_transpose_4_17[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_grad_matmul_1_36[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* grad_q_proj_bias[i2] = sum_{i0, i1} grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const double t0 = T_grad_transpose_4_17[(((v_i0) * lc_stride4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * lc_stride16 + lc_mod(v_i2, 16)];
+        acc += t0;
+    }
+    }
+        T_grad_q_proj_bias[v_i2] = acc;
+    }
+    }
+    /* grad_q_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_1_36[b0, m, i1] * x[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_q_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_q_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* grad_x[j0, j1, j2] = sum_{p} (grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] if p == 0 else 0) + grad_matmul_1_36[j0, j1, p] * q_proj_weight[p, j2] */
+    /* grad_x[j0, j1, j2] = grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < S_B; ++v_j0) {
+    for (int64_t v_j1 = 0; v_j1 < S_S; ++v_j1) {
+    #pragma omp simd
+    for (int64_t v_j2 = 0; v_j2 < 64; ++v_j2) {
+        const double t0 = T_grad_x_24[((v_j0) * S_S + v_j1) * 64 + v_j2];
+        const double t1 = T_grad_x_31[((v_j0) * S_S + v_j1) * 64 + v_j2];
+        const double t2 = (t0 + t1);
+        T_grad_x[((v_j0) * S_S + v_j1) * 64 + v_j2] = t2;
+    }
+    }
+    }
+    }
+    if ((int64_t)(64) == 0) {
+        /* an empty sum leaves the starting value */
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_q_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 1, T_grad_x + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+        return 0;
+    }
+    /* grad_out_proj_bias[i2] = sum_{i0, i1} grad_add_29[i0, i1, i2] */
+    {
+    const int lc_want = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    double *lc_part0 = lc_want > 1 ? (double *)malloc(sizeof(double) * (size_t)(lc_want - 1) * (size_t)((int64_t)(64))) : 0;
+    /* without memory for the partials, one thread */
+    const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
+    int lc_used = 1;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num(), lc_n = omp_get_num_threads();
+    if (lc_tid == 0) lc_used = lc_n;
+    double *restrict lc_acc0 = lc_tid == 0 ? T_grad_out_proj_bias : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(64));
+    for (int64_t k = 0; k < (int64_t)(64); ++k) lc_acc0[k] = 0.0;
+    const int64_t lc_lo = (S_B) * lc_tid / lc_n, lc_hi = (S_B) * (lc_tid + 1) / lc_n;
+    for (int64_t v_i0 = lc_lo; v_i0 < lc_hi; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const double t0 = T_grad_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2];
+        lc_acc0[v_i2] += t0;
+    }
+    }
+    }
+    }
+    /* combine the per-thread partials in thread order */
+    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
+        const double *restrict lc_p = lc_part0 + (int64_t)(lc_t - 1) * ((int64_t)(64));
+        #pragma omp simd
+        for (int64_t k = 0; k < (int64_t)(64); ++k) T_grad_out_proj_bias[k] += lc_p[k];
+    }
+    free(lc_part0);
+    }
+
+    /* grad_reshape_26_3[b0, m, k] = sum_{p} grad_add_29[b0, m, p] * out_proj_weight[p, k] */
+
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_reshape_26_3[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_out_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_reshape_26_3 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* grad_out_proj_weight[i1, i0] = sum_{b0, m} grad_add_29[b0, m, i1] * reshape_26[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_out_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_out_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i2 = 0; v_i2 < 4; ++v_i2) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
+        const double t0 = T_grad_reshape_26_3[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2) + v_i3)];
+        T_grad_matmul_24_7[(((v_i0) * 4 + v_i2) * S_S + v_i1) * 16 + v_i3] = t0;
+    }
+    }
+    }
+    }
+    }
+
+    /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
+    {
+
+    if (16 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_grad_div_23_8[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of k, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_S;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (16);
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_k_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (16 * v_k_step) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((16 * v_k_step));
+    double *lc_out = T_grad_div_23_8;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_k_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_k_stop = lc_min_i64(v_k_start + lc_step, lc_extent);
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+
+        {
+        const int64_t lc_lo_bound = v_k_start;
+        const int64_t lc_hi_bound = v_k_stop;
+        for (int64_t v_p = 0; v_p < 16; ++v_p) {
+        {
+            double *restrict lc_dst = lc_pack_b + (((v_p * (v_k_stop + (-1 * v_k_start))) + (v_k_start + (-1 * v_k_start))));
+            const int64_t lc_first = v_k_start, lc_end = v_k_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_k = lc_first; v_k < lc_lo; ++v_k) lc_dst[v_k - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_k = lc_lo; v_k < lc_hi; ++v_k) {
+                    const double t0 = T_transpose_14[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p];
+                    lc_dst[v_k - lc_first] = t0;
+                }
+            }
+            for (int64_t v_k = lc_hi; v_k < lc_end; ++v_k) lc_dst[v_k - lc_first] = 0;
+        }
+        }
+        }
+        lc_kernel_f64_tiles(S_S, (v_k_stop + (-1 * v_k_start)), 16, 1.0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, 0, lc_pack_b, (v_k_stop + (-1 * v_k_start)), 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + v_k_start), S_S, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_14_9[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_out = T_grad_transpose_14_9;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f64_tiles(S_S, 16, S_S, 1.0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), 1, S_S, 0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, lc_scratch);
     }
     }
     free(lc_ws);
@@ -2431,26 +6043,31 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_b1 = (lc_task / lc_blocks) % (4);
         const int64_t v_b0 = lc_task / lc_blocks / (4);
-        lc_kernel_f64_tiles(S_S, 16, S_S, 1.0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), 1, S_S, 0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), 1, S_S, lc_scratch);
+        lc_kernel_f64_tiles(16, S_S, S_S, 1.0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 1, 16, 0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 1, lc_scratch);
     }
     }
     free(lc_ws);
     }
     }
 
-    /* grad_matmul_11_22[i0, i1, i2] = grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
+
+    /* grad_matmul_11_22[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_14_9[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-    #pragma omp simd
-    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const double t0 = T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
-        T_grad_matmul_11_22[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const double t0 = T_grad_transpose_14_9[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_grad_matmul_11_22[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
     }
     }
     }
-    }
+
     /* grad_v_proj_bias[i2] = sum_{i0, i1} grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
@@ -2473,21 +6090,26 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_24[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_v_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_24 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_v_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_x_24 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -2499,38 +6121,48 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_v_proj_weight[k] = 0;
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_v_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_v_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
 
-    /* grad_matmul_6_29[i0, i1, i2] = grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
+
+    /* grad_matmul_6_29[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_15_18[i0, i2_, i2_lane, i1]    (scatter over i0, i1, i2_, i2_lane) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-    #pragma omp simd
-    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const double t0 = T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1];
-        T_grad_matmul_6_29[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const double t0 = T_grad_transpose_15_18[(((v_i0) * 4 + v_i2_) * 16 + v_i2_lane) * S_S + v_i1];
+                    T_grad_matmul_6_29[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
     }
     }
     }
-    }
+
     /* grad_k_proj_bias[i2] = sum_{i0, i1} grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
@@ -2553,21 +6185,26 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
         for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_x_31[k] = 0;
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_k_proj_weight + ((0) * 64 + 0), 64, 0, T_grad_x_31 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_k_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_x_31 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -2579,38 +6216,48 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_k_proj_weight[k] = 0;
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_k_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_k_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
 
-    /* grad_matmul_1_36[i0, i1, i2] = grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
+
+    /* grad_matmul_1_36[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_4_17[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
-    #pragma omp simd
-    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
-        const double t0 = T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
-        T_grad_matmul_1_36[((v_i0) * S_S + v_i1) * 64 + v_i2] = t0;
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const double t0 = T_grad_transpose_4_17[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_grad_matmul_1_36[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
     }
     }
     }
-    }
+
     /* grad_q_proj_bias[i2] = sum_{i0, i1} grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
@@ -2633,21 +6280,26 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
         for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_q_proj_weight[k] = 0;
     } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(64);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0), 64, 0, T_grad_q_proj_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_q_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -2672,21 +6324,1168 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
         /* an empty sum leaves the starting value */
     } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(64), 1.0, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64, T_q_proj_weight + ((0) * 64 + 0), 64, 1, T_grad_x + (((0) * S_S + 0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_q_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 1, T_grad_x + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    return 0;
+}
+
+#endif
+
+#if !defined(LC_PARTS) || (LC_PARTS >> 6 & 1)
+
+/* MultiHeadAttentionSpec_backward (double) */
+int lc_multiheadattentionspec_backward_params_f64(int64_t S_B, int64_t S_S, const double *restrict T_x, const double *restrict T_out_proj_weight, const double *restrict T_grad_add_29, const double *restrict T_transpose_4, const double *restrict T_transpose_14, const double *restrict T_transpose_15, const double *restrict T_sum_22_terms, const double *restrict T_sum_22, const double *restrict T_div_23, const double *restrict T_reshape_26, double *restrict T_grad_q_proj_weight, double *restrict T_grad_q_proj_bias, double *restrict T_grad_k_proj_weight, double *restrict T_grad_k_proj_bias, double *restrict T_grad_v_proj_weight, double *restrict T_grad_v_proj_bias, double *restrict T_grad_out_proj_weight, double *restrict T_grad_out_proj_bias, double *restrict T_grad_reshape_26_3, double *restrict T_grad_matmul_24_7, double *restrict T_grad_div_23_8, double *restrict T_grad_transpose_14_9, double *restrict T_grad_sum_22_11, double *restrict T_grad_matmul_16_16, double *restrict T_grad_transpose_4_17, double *restrict T_grad_transpose_15_18, double *restrict T_grad_matmul_11_22, double *restrict T_grad_matmul_6_29, double *restrict T_grad_matmul_1_36)
+{
+    if (S_S < 16 && (S_B * S_S) < 16) {    /* short rows */
+    /* grad_out_proj_bias[i2] = sum_{i0, i1} grad_add_29[i0, i1, i2] */
+    {
+    const int lc_want = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    double *lc_part0 = lc_want > 1 ? (double *)malloc(sizeof(double) * (size_t)(lc_want - 1) * (size_t)((int64_t)(64))) : 0;
+    /* without memory for the partials, one thread */
+    const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
+    int lc_used = 1;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num(), lc_n = omp_get_num_threads();
+    if (lc_tid == 0) lc_used = lc_n;
+    double *restrict lc_acc0 = lc_tid == 0 ? T_grad_out_proj_bias : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(64));
+    for (int64_t k = 0; k < (int64_t)(64); ++k) lc_acc0[k] = 0.0;
+    const int64_t lc_lo = (S_B) * lc_tid / lc_n, lc_hi = (S_B) * (lc_tid + 1) / lc_n;
+    for (int64_t v_i0 = lc_lo; v_i0 < lc_hi; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const double t0 = T_grad_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2];
+        lc_acc0[v_i2] += t0;
+    }
+    }
+    }
+    }
+    /* combine the per-thread partials in thread order */
+    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
+        const double *restrict lc_p = lc_part0 + (int64_t)(lc_t - 1) * ((int64_t)(64));
+        #pragma omp simd
+        for (int64_t k = 0; k < (int64_t)(64); ++k) T_grad_out_proj_bias[k] += lc_p[k];
+    }
+    free(lc_part0);
+    }
+
+    /* grad_reshape_26_3[b0, m, k] = sum_{p} grad_add_29[b0, m, p] * out_proj_weight[p, k] */
+
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_reshape_26_3[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_out_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_reshape_26_3 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* grad_out_proj_weight[i1, i0] = sum_{b0, m} grad_add_29[b0, m, i1] * reshape_26[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_out_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_out_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i2 = 0; v_i2 < 4; ++v_i2) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
+        const double t0 = T_grad_reshape_26_3[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2) + v_i3)];
+        T_grad_matmul_24_7[(((v_i0) * 4 + v_i2) * S_S + v_i1) * 16 + v_i3] = t0;
+    }
+    }
+    }
+    }
+    }
+
+    /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
+    {
+
+    if (16 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_grad_div_23_8[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of k, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_S;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (16);
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_k_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (16 * v_k_step) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((16 * v_k_step));
+    double *lc_out = T_grad_div_23_8;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_k_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_k_stop = lc_min_i64(v_k_start + lc_step, lc_extent);
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+
+        {
+        const int64_t lc_lo_bound = v_k_start;
+        const int64_t lc_hi_bound = v_k_stop;
+        for (int64_t v_p = 0; v_p < 16; ++v_p) {
+        {
+            double *restrict lc_dst = lc_pack_b + (((v_p * (v_k_stop + (-1 * v_k_start))) + (v_k_start + (-1 * v_k_start))));
+            const int64_t lc_first = v_k_start, lc_end = v_k_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_k = lc_first; v_k < lc_lo; ++v_k) lc_dst[v_k - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_k = lc_lo; v_k < lc_hi; ++v_k) {
+                    const double t0 = T_transpose_14[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p];
+                    lc_dst[v_k - lc_first] = t0;
+                }
+            }
+            for (int64_t v_k = lc_hi; v_k < lc_end; ++v_k) lc_dst[v_k - lc_first] = 0;
+        }
+        }
+        }
+        lc_kernel_f64_tiles(S_S, (v_k_stop + (-1 * v_k_start)), 16, 1.0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, 0, lc_pack_b, (v_k_stop + (-1 * v_k_start)), 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + v_k_start), S_S, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_14_9[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_out = T_grad_transpose_14_9;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f64_tiles(S_S, 16, S_S, 1.0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), 1, S_S, 0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+    /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
+    {
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+        double acc = 0.0;
+        const double t1 = T_sum_22[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0];
+    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+        const double t0 = T_sum_22_terms[((((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
+        const double t2 = (t0 / t1);
+        const double t3 = (t2 / t1);
+        const double t4 = T_grad_div_23_8[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+        const double t5 = (t3 * t4);
+        const double t6 = (-t5);
+        acc += t6;
+    }
+        T_grad_sum_22_11[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0] = acc;
+    }
+    }
+    }
+    }
+    /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
+        const double t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
+        const double t2 = (1.0 / t1);
+        const double t4 = T_grad_sum_22_11[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+        const double t0 = T_grad_div_23_8[((v_i0) * 4 * S_S + v_i1) * S_S + v_i3];
+        const double t3 = (t0 * t2);
+        const double t5 = (t3 + t4);
+        const double t6 = T_sum_22_terms[(((v_i0) * 4 * S_S + v_i1) * 1 + 0) * S_S + v_i3];
+        const double t7 = (t5 * t6);
+        const double t8 = (0.25 * t7);
+        T_grad_matmul_16_16[((v_i0) * 4 * S_S + v_i1) * S_S + v_i3] = t8;
+    }
+    }
+    }
+    }
+
+    /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_4_17[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of k, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 16;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (S_S);
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_k_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (S_S * v_k_step) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((S_S * v_k_step));
+    double *lc_out = T_grad_transpose_4_17;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_k_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_k_stop = lc_min_i64(v_k_start + lc_step, lc_extent);
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+
+        {
+        const int64_t lc_lo_bound = v_k_start;
+        const int64_t lc_hi_bound = v_k_stop;
+        for (int64_t v_p = 0; v_p < S_S; ++v_p) {
+        {
+            double *restrict lc_dst = lc_pack_b + (((v_p * (v_k_stop + (-1 * v_k_start))) + (v_k_start + (-1 * v_k_start))));
+            const int64_t lc_first = v_k_start, lc_end = v_k_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_k = lc_first; v_k < lc_lo; ++v_k) lc_dst[v_k - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_k = lc_lo; v_k < lc_hi; ++v_k) {
+                    const double t0 = T_transpose_15[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p];
+                    lc_dst[v_k - lc_first] = t0;
+                }
+            }
+            for (int64_t v_k = lc_hi; v_k < lc_end; ++v_k) lc_dst[v_k - lc_first] = 0;
+        }
+        }
+        }
+        lc_kernel_f64_tiles(S_S, (v_k_stop + (-1 * v_k_start)), S_S, 1.0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 1, 0, lc_pack_b, (v_k_stop + (-1 * v_k_start)), 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + v_k_start), 16, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_out = T_grad_transpose_15_18;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f64_tiles(16, S_S, S_S, 1.0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 1, 16, 0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_matmul_11_22[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_14_9[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const double t0 = T_grad_transpose_14_9[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_grad_matmul_11_22[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* grad_v_proj_bias[i2] = sum_{i0, i1} grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const double t0 = T_grad_transpose_14_9[(((v_i0) * lc_stride4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * lc_stride16 + lc_mod(v_i2, 16)];
+        acc += t0;
+    }
+    }
+        T_grad_v_proj_bias[v_i2] = acc;
+    }
+    }
+    /* grad_v_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_11_22[b0, m, i1] * x[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_v_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_v_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+
+    /* grad_matmul_6_29[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_15_18[i0, i2_, i2_lane, i1]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const double t0 = T_grad_transpose_15_18[(((v_i0) * 4 + v_i2_) * 16 + v_i2_lane) * S_S + v_i1];
+                    T_grad_matmul_6_29[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* grad_k_proj_bias[i2] = sum_{i0, i1} grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const double t0 = T_grad_transpose_15_18[(((v_i0) * lc_stride4 + lc_floordiv(v_i2, 16)) * lc_stride16 + lc_mod(v_i2, 16)) * S_S + v_i1];
+        acc += t0;
+    }
+    }
+        T_grad_k_proj_bias[v_i2] = acc;
+    }
+    }
+    /* grad_k_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_6_29[b0, m, i1] * x[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_k_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_k_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+
+    /* grad_matmul_1_36[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_4_17[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const double t0 = T_grad_transpose_4_17[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_grad_matmul_1_36[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* grad_q_proj_bias[i2] = sum_{i0, i1} grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    const int64_t lc_stride4 = lc_opaque_i64(4);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const double t0 = T_grad_transpose_4_17[(((v_i0) * lc_stride4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * lc_stride16 + lc_mod(v_i2, 16)];
+        acc += t0;
+    }
+    }
+        T_grad_q_proj_bias[v_i2] = acc;
+    }
+    }
+    /* grad_q_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_1_36[b0, m, i1] * x[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_q_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_q_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+        return 0;
+    }
+    /* grad_out_proj_bias[i2] = sum_{i0, i1} grad_add_29[i0, i1, i2] */
+    {
+    const int lc_want = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    double *lc_part0 = lc_want > 1 ? (double *)malloc(sizeof(double) * (size_t)(lc_want - 1) * (size_t)((int64_t)(64))) : 0;
+    /* without memory for the partials, one thread */
+    const int lc_nt = ((lc_want == 1 || lc_part0)) ? lc_want : 1;
+    int lc_used = 1;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num(), lc_n = omp_get_num_threads();
+    if (lc_tid == 0) lc_used = lc_n;
+    double *restrict lc_acc0 = lc_tid == 0 ? T_grad_out_proj_bias : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(64));
+    for (int64_t k = 0; k < (int64_t)(64); ++k) lc_acc0[k] = 0.0;
+    const int64_t lc_lo = (S_B) * lc_tid / lc_n, lc_hi = (S_B) * (lc_tid + 1) / lc_n;
+    for (int64_t v_i0 = lc_lo; v_i0 < lc_hi; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        const double t0 = T_grad_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2];
+        lc_acc0[v_i2] += t0;
+    }
+    }
+    }
+    }
+    /* combine the per-thread partials in thread order */
+    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
+        const double *restrict lc_p = lc_part0 + (int64_t)(lc_t - 1) * ((int64_t)(64));
+        #pragma omp simd
+        for (int64_t k = 0; k < (int64_t)(64); ++k) T_grad_out_proj_bias[k] += lc_p[k];
+    }
+    free(lc_part0);
+    }
+
+    /* grad_reshape_26_3[b0, m, k] = sum_{p} grad_add_29[b0, m, p] * out_proj_weight[p, k] */
+
+    if ((int64_t)(64) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64); ++k) T_grad_reshape_26_3[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(S_S) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_B) * (int64_t)(S_S), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64, 64, T_out_proj_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_reshape_26_3 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* grad_out_proj_weight[i1, i0] = sum_{b0, m} grad_add_29[b0, m, i1] * reshape_26[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_out_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_add_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_reshape_26 + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_out_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i2 = 0; v_i2 < 4; ++v_i2) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    #pragma omp simd
+    for (int64_t v_i3 = 0; v_i3 < 16; ++v_i3) {
+        const double t0 = T_grad_reshape_26_3[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2) + v_i3)];
+        T_grad_matmul_24_7[(((v_i0) * 4 + v_i2) * S_S + v_i1) * 16 + v_i3] = t0;
+    }
+    }
+    }
+    }
+    }
+
+    /* grad_div_23_8[b0, b1, m, k] = sum_{p} grad_matmul_24_7[b0, b1, m, p] * transpose_14[b0, b1, k, p] */
+    {
+
+    if (16 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S); ++k) T_grad_div_23_8[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of k, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_S;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (16);
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_k_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (16 * v_k_step) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((16 * v_k_step));
+    double *lc_out = T_grad_div_23_8;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_k_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_k_stop = lc_min_i64(v_k_start + lc_step, lc_extent);
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+
+        {
+        const int64_t lc_lo_bound = v_k_start;
+        const int64_t lc_hi_bound = v_k_stop;
+        for (int64_t v_p = 0; v_p < 16; ++v_p) {
+        {
+            double *restrict lc_dst = lc_pack_b + (((v_p * (v_k_stop + (-1 * v_k_start))) + (v_k_start + (-1 * v_k_start))));
+            const int64_t lc_first = v_k_start, lc_end = v_k_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_k = lc_first; v_k < lc_lo; ++v_k) lc_dst[v_k - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_k = lc_lo; v_k < lc_hi; ++v_k) {
+                    const double t0 = T_transpose_14[(((v_b0) * 4 + v_b1) * S_S + v_k) * 16 + v_p];
+                    lc_dst[v_k - lc_first] = t0;
+                }
+            }
+            for (int64_t v_k = lc_hi; v_k < lc_end; ++v_k) lc_dst[v_k - lc_first] = 0;
+        }
+        }
+        }
+        lc_kernel_f64_tiles(S_S, (v_k_stop + (-1 * v_k_start)), 16, 1.0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, 0, lc_pack_b, (v_k_stop + (-1 * v_k_start)), 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + v_k_start), S_S, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_transpose_14_9[b0, b1, k, p] = sum_{m} grad_matmul_24_7[b0, b1, m, p] * div_23[b0, b1, m, k] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_14_9[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_out = T_grad_transpose_14_9;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f64_tiles(S_S, 16, S_S, 1.0, T_div_23 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), 1, S_S, 0, T_grad_matmul_24_7 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 16, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+    /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]); grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] (row by row) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
+            /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
+            {
+            double acc = 0.0;
+            const double t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+                const double t0 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
+                const double t2 = (t0 / t1);
+                const double t3 = (t2 / t1);
+                const double t4 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+                const double t5 = (t3 * t4);
+                const double t6 = (-t5);
+                acc += t6;
+            }
+            T_grad_sum_22_11[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0] = acc;
+            }
+            /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] */
+            {
+            const double t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+            const double t2 = (1.0 / t1);
+            const double t4 = T_grad_sum_22_11[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+            #pragma omp simd
+            for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
+                const double t0 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
+                const double t3 = (t0 * t2);
+                const double t5 = (t3 + t4);
+                const double t6 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
+                const double t7 = (t5 * t6);
+                const double t8 = (0.25 * t7);
+                T_grad_matmul_16_16[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t8;
+            }
+            }
+    }
+    }
+    }
+    }
+
+    /* grad_transpose_4_17[b0, b1, m, k] = sum_{p} grad_matmul_16_16[b0, b1, m, p] * transpose_15[b0, b1, k, p] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16); ++k) T_grad_transpose_4_17[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) > 0) {
+    /* tasks: every value of the calls' loops times blocks of k, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 16;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (S_S);
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_k_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = (S_S * v_k_step) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + ((S_S * v_k_step));
+    double *lc_out = T_grad_transpose_4_17;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_k_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_k_stop = lc_min_i64(v_k_start + lc_step, lc_extent);
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+
+        {
+        const int64_t lc_lo_bound = v_k_start;
+        const int64_t lc_hi_bound = v_k_stop;
+        for (int64_t v_p = 0; v_p < S_S; ++v_p) {
+        {
+            double *restrict lc_dst = lc_pack_b + (((v_p * (v_k_stop + (-1 * v_k_start))) + (v_k_start + (-1 * v_k_start))));
+            const int64_t lc_first = v_k_start, lc_end = v_k_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_k = lc_first; v_k < lc_lo; ++v_k) lc_dst[v_k - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_k = lc_lo; v_k < lc_hi; ++v_k) {
+                    const double t0 = T_transpose_15[(((v_b0) * 4 + v_b1) * 16 + v_k) * S_S + v_p];
+                    lc_dst[v_k - lc_first] = t0;
+                }
+            }
+            for (int64_t v_k = lc_hi; v_k < lc_end; ++v_k) lc_dst[v_k - lc_first] = 0;
+        }
+        }
+        }
+        lc_kernel_f64_tiles(S_S, (v_k_stop + (-1 * v_k_start)), S_S, 1.0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 1, 0, lc_pack_b, (v_k_stop + (-1 * v_k_start)), 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + v_k_start), 16, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_transpose_15_18[b0, b1, k, p] = sum_{m} grad_matmul_16_16[b0, b1, m, p] * transpose_4[b0, b1, m, k] */
+    {
+
+    if (S_S == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S); ++k) T_grad_transpose_15_18[k] = 0;
+    } else if ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_B) * (int64_t)(4) * lc_blocks;
+    int lc_nt = (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_out = T_grad_transpose_15_18;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_b1 = (lc_task / lc_blocks) % (4);
+        const int64_t v_b0 = lc_task / lc_blocks / (4);
+        lc_kernel_f64_tiles(16, S_S, S_S, 1.0, T_transpose_4 + ((((v_b0) * 4 + v_b1) * S_S + 0) * 16 + 0), 1, 16, 0, T_grad_matmul_16_16 + ((((v_b0) * 4 + v_b1) * S_S + 0) * S_S + 0), S_S, 0, 0, lc_out + ((((v_b0) * 4 + v_b1) * 16 + 0) * S_S + 0), S_S, 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_matmul_11_22[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_14_9[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const double t0 = T_grad_transpose_14_9[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_grad_matmul_11_22[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* grad_v_proj_bias[i2] = sum_{i0, i1} grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const double t0 = T_grad_transpose_14_9[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
+        acc += t0;
+    }
+    }
+        T_grad_v_proj_bias[v_i2] = acc;
+    }
+    }
+    /* grad_v_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_11_22[b0, m, i1] * x[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_v_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_11_22 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_v_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+
+    /* grad_matmul_6_29[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_15_18[i0, i2_, i2_lane, i1]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const double t0 = T_grad_transpose_15_18[(((v_i0) * 4 + v_i2_) * 16 + v_i2_lane) * S_S + v_i1];
+                    T_grad_matmul_6_29[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* grad_k_proj_bias[i2] = sum_{i0, i1} grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const double t0 = T_grad_transpose_15_18[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * 16 + lc_mod(v_i2, 16)) * S_S + v_i1];
+        acc += t0;
+    }
+    }
+        T_grad_k_proj_bias[v_i2] = acc;
+    }
+    }
+    /* grad_k_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_6_29[b0, m, i1] * x[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_k_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_6_29 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_k_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+
+    /* grad_matmul_1_36[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_4_17[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+            const int64_t lc_lo = 0, lc_hi = 4;
+            for (int64_t v_i2_ = lc_lo; v_i2_ < lc_hi; ++v_i2_) {
+                #pragma omp simd simdlen(8)
+                for (int64_t v_i2_lane = 0; v_i2_lane < 16; ++v_i2_lane) {
+                    const double t0 = T_grad_transpose_4_17[(((v_i0) * 4 + v_i2_) * S_S + v_i1) * 16 + v_i2_lane];
+                    T_grad_matmul_1_36[((v_i0) * S_S + v_i1) * 64 + ((16 * v_i2_) + v_i2_lane)] = t0;
+                }
+            }
+    }
+    }
+    }
+
+    /* grad_q_proj_bias[i2] = sum_{i0, i1} grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072)
+    for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+        const double t0 = T_grad_transpose_4_17[(((v_i0) * 4 + lc_floordiv(v_i2, 16)) * S_S + v_i1) * 16 + lc_mod(v_i2, 16)];
+        acc += t0;
+    }
+    }
+        T_grad_q_proj_bias[v_i2] = acc;
+    }
+    }
+    /* grad_q_proj_weight[i1, i0] = sum_{b0, m} grad_matmul_1_36[b0, m, i1] * x[b0, m, i0] */
+
+    if ((int64_t)(S_B) * (int64_t)(S_S) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(64) * (int64_t)(64); ++k) T_grad_q_proj_weight[k] = 0;
+    } else if ((int64_t)(64) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(64), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(64) * (int64_t)(64) * (int64_t)(S_B) * (int64_t)(S_S) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_B) * (int64_t)(S_S), 1.0, T_grad_matmul_1_36 + (((0) * S_S + 0) * 64 + 0) + lc_row0 * 1, 64, T_x + (((0) * S_S + 0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_q_proj_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }

@@ -158,9 +158,19 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const
         acc[i][0] = (lc_vf32){0};
         acc[i][1] = (lc_vf32){0};
     }
+    /* C's tile and B's next panel are fetched while the tile runs: a matrix
+       read where it lies has its rows far apart, too many streams for the
+       hardware prefetcher, and each tile stalled on them (a 1x1 convolution
+       ran at half speed) */
+    for (int i = 0; i < LC_TMR; ++i) {
+        __builtin_prefetch(c + i * cr);
+        __builtin_prefetch(c + i * cr + (LC_NR_F32 / 2) * cc);
+    }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf32 b0, b1;
         const float *row = b + rows[k];
+        __builtin_prefetch(row + LC_NR_F32);
+        __builtin_prefetch(row + LC_NR_F32 + LC_NR_F32 / 2);
         memcpy(&b0, row, sizeof b0);
         memcpy(&b1, row + LC_NR_F32 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
@@ -276,9 +286,19 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, cons
         acc[i][0] = (lc_vf64){0};
         acc[i][1] = (lc_vf64){0};
     }
+    /* C's tile and B's next panel are fetched while the tile runs: a matrix
+       read where it lies has its rows far apart, too many streams for the
+       hardware prefetcher, and each tile stalled on them (a 1x1 convolution
+       ran at half speed) */
+    for (int i = 0; i < LC_TMR; ++i) {
+        __builtin_prefetch(c + i * cr);
+        __builtin_prefetch(c + i * cr + (LC_NR_F64 / 2) * cc);
+    }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf64 b0, b1;
         const double *row = b + rows[k];
+        __builtin_prefetch(row + LC_NR_F64);
+        __builtin_prefetch(row + LC_NR_F64 + LC_NR_F64 / 2);
         memcpy(&b0, row, sizeof b0);
         memcpy(&b1, row + LC_NR_F64 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
@@ -373,12 +393,13 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
 
-/* The module builds as one unit, or as one library per dtype from parts
-   compiled side by side (LC_PART 0: this state and the functions Python calls
-   to set it; then one part per function). */
-#if !defined(LC_PART)
+/* The module builds as one unit, or as one library per dtype from units
+   compiled side by side, each holding the parts whose bits are set in
+   LC_PARTS (part 0: this state and the functions Python calls to set it;
+   then one part per function). */
+#if !defined(LC_PARTS)
 #define LC_STATE static
-#elif LC_PART == 0
+#elif LC_PARTS & 1
 #define LC_STATE __attribute__((visibility("hidden")))
 #else
 #define LC_STATE extern __attribute__((visibility("hidden")))
@@ -389,7 +410,7 @@ LC_STATE int lc_blas_ilp64;
 LC_STATE int lc_threads;
 /* 0: LC_STREAM_MIN_BYTES */
 LC_STATE int64_t lc_stream_bytes;
-#if !defined(LC_PART) || LC_PART == 0
+#if !defined(LC_PARTS) || (LC_PARTS & 1)
 
 void lc_depthwiseseparableconvspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
     lc_sgemm = sgemm;
@@ -706,11 +727,352 @@ lc_philox_uniform(double sa, double sb, double ca, double cb, double row, double
 }
 
 
-#if !defined(LC_PART) || LC_PART == 1
+#if !defined(LC_PARTS) || (LC_PARTS >> 1 & 1)
 
 /* DepthwiseSeparableConvSpec (float) */
 int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_64, float *restrict T_gconv_0, float *restrict T_div_3, float *restrict T_sum_8, float *restrict T_div_24, float *restrict T_relu_29, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_sum_43, float *restrict T_div_59, float *restrict T_add_13, float *restrict T_add_20, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_2, float *restrict T_sum_37)
 {
+    if (((S_N * S_H) * S_W) < 16) {    /* short rows */
+
+    /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
+    {
+    int64_t lc_lo0 = 0, lc_hi0 = S_W;
+    {
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        lc_lo0 = lc_max_i64(lc_lo0, (-1 * (v_j + -1)));
+        lc_hi0 = lc_min_i64(lc_hi0, (S_W + (-1 * (v_j + -1))));
+    }
+    }
+    }
+    #pragma omp parallel for collapse(4) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t v_g = 0; v_g < 8; ++v_g) {
+    for (int64_t v_og = 0; v_og < 1; ++v_og) {
+    for (int64_t v_h = 0; v_h < S_H; ++v_h) {
+    int lc_ok = 1;
+    {
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const float t0 = (((v_h + v_i) + -1) >= 0);
+        const float t1 = (((v_h + v_i) + -1) < S_H);
+        lc_ok = lc_ok && t0 != 0 && t1 != 0;
+    }
+    }
+    }
+            /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
+            const int64_t lc_lo = lc_min_i64(lc_lo0, S_W);
+            const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;
+            for (int64_t v_w = 0; v_w < lc_lo; ++v_w) {
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = (((v_h + v_i) + -1) >= 0);
+                    const float t1 = (((v_h + v_i) + -1) < S_H);
+                    const float t2 = (t0 * t1);
+                    const float t3 = (((v_w + v_j) + -1) >= 0);
+                    const float t4 = (t2 * t3);
+                    const float t5 = (((v_w + v_j) + -1) < S_W);
+                    const float t6 = (t4 * t5);
+                    const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                    const float t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t9 = (t7 * t8);
+                    lc_acc += t9;
+                }
+                }
+                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+            }
+            /* runs of whole vectors, the last run ending at lc_hi (the columns
+               done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
+            const int64_t lc_full = lc_hi - lc_lo >= 8 ? lc_lo + (lc_hi - lc_lo - 0) / 8 * 8 + 0 : lc_hi;
+            #pragma omp simd simdlen(8)
+            for (int64_t v_w = lc_lo; v_w < lc_full; ++v_w) {
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    const float t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t2 = (t0 * t1);
+                    lc_acc += t2;
+                }
+                }
+                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+            }
+            if (lc_full < lc_hi) {
+            #pragma omp simd simdlen(8)
+            for (int64_t v_w = lc_hi - 8; v_w < lc_hi; ++v_w) {
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    const float t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t2 = (t0 * t1);
+                    lc_acc += t2;
+                }
+                }
+                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+            }
+            }
+            for (int64_t v_w = lc_hi; v_w < S_W; ++v_w) {
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = (((v_h + v_i) + -1) >= 0);
+                    const float t1 = (((v_h + v_i) + -1) < S_H);
+                    const float t2 = (t0 * t1);
+                    const float t3 = (((v_w + v_j) + -1) >= 0);
+                    const float t4 = (t2 * t3);
+                    const float t5 = (((v_w + v_j) + -1) < S_W);
+                    const float t6 = (t4 * t5);
+                    const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                    const float t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t9 = (t7 * t8);
+                    lc_acc += t9;
+                }
+                }
+                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+            }
+    }
+    }
+    }
+    }
+    }
+
+    /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3]; div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W; sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) (row by row) */
+    {
+    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+            /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
+            {
+            float acc = 0.0f;
+            for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
+                const float t0 = T_gconv_0[(((v_r0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_r2];
+                acc += t0;
+            }
+            }
+            T_sum_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            }
+            /* div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W */
+            {
+                const float t0 = T_sum_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
+                T_div_3[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
+            }
+            /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) */
+            {
+            float acc = 0.0f;
+            for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+                const float t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
+                const float t0 = T_gconv_0[(((v_r0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_r2];
+                const float t2 = (t0 - t1);
+                const float t3 = (t2 * t2);
+                acc += t3;
+            }
+            }
+            T_sum_8[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            }
+    }
+    }
+    }
+    }
+    }
+    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_24[i0_1, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_8[0, i0, 0, 0] / N * H * W + 1e-05) */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
+        const float t0 = T_bn1_running_mean[v_i0];
+        const float t1 = (0.9f * t0);
+        const float t2 = T_div_3[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const float t3 = (0.1f * t2);
+        const float t4 = (t1 + t3);
+        const float t5 = T_bn1_running_var[v_i0];
+        const float t6 = (0.9f * t5);
+        const float t7 = T_sum_8[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const float t8 = (t7 / ((float)((S_N * S_H) * S_W)));
+        const float t9 = t8;
+        const float t10 = (t9 * ((float)((S_N * S_H) * S_W)));
+        const float t11 = (t10 / ((float)(((S_N * S_H) * S_W) + -1)));
+        const float t12 = (0.1f * t11);
+        const float t13 = (t6 + t12);
+        const float t14 = T_bn1_weight[v_i0];
+        const float t15 = (t8 + 1e-05f);
+        const float t16 = sqrtf(t15);
+        const float t17 = (t14 / t16);
+        T_add_13[v_i0] = t4;
+        T_add_20[v_i0] = t13;
+        T_div_24[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
+    }
+    }
+    /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        const float t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t5 = T_bn1_bias[v_i1];
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const float t0 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+        const float t2 = (t0 - t1);
+        const float t4 = (t2 * t3);
+        const float t6 = (t4 + t5);
+        const float t7 = (t6 < 0 ? 0 : t6);
+        T_relu_29[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2] = t7;
+    }
+    }
+    }
+    }
+
+    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    {
+
+    if (8 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
+    } else if ((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_out = T_conv_36;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_n_33 = lc_task / lc_blocks;
+        lc_kernel_f32_tiles(16, (S_H * S_W), 8, 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 1, 0, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+    /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+        float acc = 0.0f;
+    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
+        const float t0 = T_conv_36[(((v_r0) * lc_stride16 + v_i1) * S_H + v_r2) * S_W + v_r3];
+        acc += t0;
+    }
+    }
+    }
+        T_sum_37[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+    }
+    /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+        const float t0 = T_sum_37[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
+        T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = t1;
+    }
+    }
+    /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+        float acc = 0.0f;
+    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+        const float t1 = T_div_38[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
+    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
+        const float t0 = T_conv_36[(((v_r0) * lc_stride16 + v_i1) * S_H + v_r2) * S_W + v_r3];
+        const float t2 = (t0 - t1);
+        const float t3 = (t2 * t2);
+        acc += t3;
+    }
+    }
+    }
+        T_sum_43[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+    }
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_59[i0_1, i0, i2, i3] = bn2_weight[i0] / sqrt(sum_43[0, i0, 0, 0] / N * H * W + 1e-05) */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 16; ++v_i0) {
+        const float t0 = T_bn2_running_mean[v_i0];
+        const float t1 = (0.9f * t0);
+        const float t2 = T_div_38[(((0) * 16 + v_i0) * 1 + 0) * 1 + 0];
+        const float t3 = (0.1f * t2);
+        const float t4 = (t1 + t3);
+        const float t5 = T_bn2_running_var[v_i0];
+        const float t6 = (0.9f * t5);
+        const float t7 = T_sum_43[(((0) * 16 + v_i0) * 1 + 0) * 1 + 0];
+        const float t8 = (t7 / ((float)((S_N * S_H) * S_W)));
+        const float t9 = t8;
+        const float t10 = (t9 * ((float)((S_N * S_H) * S_W)));
+        const float t11 = (t10 / ((float)(((S_N * S_H) * S_W) + -1)));
+        const float t12 = (0.1f * t11);
+        const float t13 = (t6 + t12);
+        const float t14 = T_bn2_weight[v_i0];
+        const float t15 = (t8 + 1e-05f);
+        const float t16 = sqrtf(t15);
+        const float t17 = (t14 / t16);
+        T_add_48[v_i0] = t4;
+        T_add_55[v_i0] = t13;
+        T_div_59[(((0) * 16 + v_i0) * 1 + 0) * 1 + 0] = t17;
+    }
+    }
+    /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+        const float t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t5 = T_bn2_bias[v_i1];
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const float t0 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
+        const float t2 = (t0 - t1);
+        const float t4 = (t2 * t3);
+        const float t6 = (t4 + t5);
+        const float t7 = (t6 < 0 ? 0 : t6);
+        T_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2] = t7;
+    }
+    }
+    }
+    }
+        return 0;
+    }
 
     /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
     {
@@ -1053,24 +1415,26 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 2
+#if !defined(LC_PARTS) || (LC_PARTS >> 2 & 1)
 
 /* DepthwiseSeparableConvSpec_backward (float) */
 int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_64, const float *restrict T_gconv_0, const float *restrict T_div_3, const float *restrict T_sum_8, const float *restrict T_div_24, const float *restrict T_relu_29, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_depthwise_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_pointwise_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_6, float *restrict T_grad_sum_43_12, float *restrict T_grad_div_38_16, float *restrict T_grad_sum_37_17, float *restrict T_grad_conv_36, float *restrict T_grad_relu_29_19, float *restrict T_grad_div_24_26, float *restrict T_grad_sum_8_32, float *restrict T_grad_div_3_36, float *restrict T_grad_sum_2_37, float *restrict T_grad_gconv_0_39)
 {
+    if (((S_N * S_H) * S_W) < 16) {    /* short rows */
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const float t2 = T_div_38[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_59[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t2 = T_div_38[(((0) * lc_stride16 + v_s0) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * lc_stride16 + v_s0) * 1 + 0) * 1 + 0];
         const float t6 = T_bn2_bias[v_s0];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const float t0 = T_grad_relu_64[((v_i0) * 16 + v_s0) * S_H * S_W + v_i2];
-        const float t1 = T_conv_36[((v_i0) * 16 + v_s0) * S_H * S_W + v_i2];
+    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
+        const float t0 = T_grad_relu_64[(((v_i0) * lc_stride16 + v_s0) * S_H + v_i2) * S_W + v_i3];
+        const float t1 = T_conv_36[(((v_i0) * lc_stride16 + v_s0) * S_H + v_i2) * S_W + v_i3];
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
@@ -1079,22 +1443,24 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         acc += t9;
     }
     }
+    }
         T_grad_bn2_bias[v_s0] = acc;
     }
     }
     /* grad_div_59_6[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const float t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t2 = T_div_38[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
         const float t6 = T_bn2_bias[v_i1];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const float t0 = T_grad_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
-        const float t1 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
+    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
+        const float t0 = T_grad_relu_64[(((v_i0) * lc_stride16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t1 = T_conv_36[(((v_i0) * lc_stride16 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
@@ -1104,7 +1470,8 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         acc += t10;
     }
     }
-        T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+        T_grad_div_59_6[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
     /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_43_12[j0, s0, j2, j3] = -(bn2_weight[s0] / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, s0, 0, 0] * 0.5 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
@@ -1131,50 +1498,46 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         T_grad_sum_43_12[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
     {
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
-            {
-            float acc = 0.0f;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const float t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-                const float t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-                const float t6 = T_bn2_bias[v_i1];
-                const float t11 = T_grad_sum_43_12[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-            #pragma omp simd reduction(+:acc)
-            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const float t0 = T_grad_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
-                const float t1 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
-                const float t3 = (t1 - t2);
-                const float t5 = (t3 * t4);
-                const float t7 = (t5 + t6);
-                const float t8 = (t7 > 0.0f);
-                const float t9 = (t0 * t8);
-                const float t10 = (t9 * t4);
-                const float t12 = (t3 + t3);
-                const float t13 = (t11 * t12);
-                const float t14 = (t10 + t13);
-                const float t15 = (-t14);
-                acc += t15;
-            }
-            }
-            T_grad_div_38_16[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-            }
-            /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
-            {
-                const float t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-                const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
-                const float t2 = (t0 * t1);
-                T_grad_sum_37_17[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
-            }
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t2 = T_div_38[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_i1];
+        const float t11 = T_grad_sum_43_12[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
+    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
+        const float t0 = T_grad_relu_64[(((v_i0) * lc_stride16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t1 = T_conv_36[(((v_i0) * lc_stride16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t3 = (t1 - t2);
+        const float t5 = (t3 * t4);
+        const float t7 = (t5 + t6);
+        const float t8 = (t7 > 0.0f);
+        const float t9 = (t0 * t8);
+        const float t10 = (t9 * t4);
+        const float t12 = (t3 + t3);
+        const float t13 = (t11 * t12);
+        const float t14 = (t10 + t13);
+        const float t15 = (-t14);
+        acc += t15;
     }
     }
     }
+        T_grad_div_38_16[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+    }
+    /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
+    {
+    const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+        const float t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = (t0 * t1);
+        T_grad_sum_37_17[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = t2;
     }
     }
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_17[0, j1, 0, 0] */
@@ -1239,7 +1602,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_n_33 = lc_task / lc_blocks;
-        lc_kernel_f32_tiles((S_H * S_W), 8, 16, 1.0f, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), 1, (S_H * S_W), 0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 0, 0, lc_out + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), 1, (S_H * S_W), lc_scratch);
+        lc_kernel_f32_tiles(8, (S_H * S_W), 16, 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 1, 8, 0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
     }
     }
     free(lc_ws);
@@ -1479,7 +1842,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* grad_x[n, g, j2, j3] = sum_{i, j} ((grad_relu_29_19[n, g, j2 - (i - 1), j3 - (j - 1)] * ((gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) * div_24[0, g, 0, 0] + bn1_bias[g] > 0) * div_24[0, g, 0, 0] + grad_sum_8_32[0, g, 0, 0] * (gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0] + gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) + grad_sum_2_37[0, g, 0, 0] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
+    /* grad_x[n, g, j2, j3] = sum_{i, j} (grad_gconv_0_39[n, g, 0, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
     int64_t lc_lo0 = 0, lc_hi0 = S_W;
     {
@@ -1506,11 +1869,6 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-            const float t2 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-            const float t4 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-            const float t6 = T_bn1_bias[v_g];
-            const float t11 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-            const float t15 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
             /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
             const int64_t lc_lo = lc_min_i64(lc_lo0, S_W);
             const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;
@@ -1532,28 +1890,11 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                     const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
                     const float t10 = (t8 * t9);
                     const float t11 = (t10 * t5);
-                    const float t12 = (t11 != 0 ? T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-                    const float t13 = (t11 != 0 ? T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-                    const float t14 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-                    const float t15 = (t13 - t14);
-                    const float t16 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-                    const float t17 = (t15 * t16);
-                    const float t18 = T_bn1_bias[v_g];
-                    const float t19 = (t17 + t18);
-                    const float t20 = (t19 > 0.0f);
-                    const float t21 = (t12 * t20);
-                    const float t22 = (t21 * t16);
-                    const float t23 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-                    const float t24 = (t15 + t15);
-                    const float t25 = (t23 * t24);
-                    const float t26 = (t22 + t25);
-                    const float t27 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-                    const float t28 = (t26 + t27);
-                    const float t29 = (t11 != 0 ? t28 : 0.0f);
-                    const float t30 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
-                    const float t31 = (t29 * t30);
-                    const float t32 = (t6 != 0 ? t31 : 0.0f);
-                    lc_acc += t32;
+                    const float t12 = (t11 != 0 ? T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const float t13 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t14 = (t12 * t13);
+                    const float t15 = (t6 != 0 ? t14 : 0.0f);
+                    lc_acc += t15;
                 }
                 }
                 T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
@@ -1568,21 +1909,10 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    const float t1 = T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    const float t3 = (t1 - t2);
-                    const float t5 = (t3 * t4);
-                    const float t7 = (t5 + t6);
-                    const float t8 = (t7 > 0.0f);
-                    const float t9 = (t0 * t8);
-                    const float t10 = (t9 * t4);
-                    const float t12 = (t3 + t3);
-                    const float t13 = (t11 * t12);
-                    const float t14 = (t10 + t13);
-                    const float t16 = (t14 + t15);
-                    const float t17 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
-                    const float t18 = (t16 * t17);
-                    lc_acc += t18;
+                    const float t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const float t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t2 = (t0 * t1);
+                    lc_acc += t2;
                 }
                 }
                 T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
@@ -1595,21 +1925,10 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    const float t1 = T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    const float t3 = (t1 - t2);
-                    const float t5 = (t3 * t4);
-                    const float t7 = (t5 + t6);
-                    const float t8 = (t7 > 0.0f);
-                    const float t9 = (t0 * t8);
-                    const float t10 = (t9 * t4);
-                    const float t12 = (t3 + t3);
-                    const float t13 = (t11 * t12);
-                    const float t14 = (t10 + t13);
-                    const float t16 = (t14 + t15);
-                    const float t17 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
-                    const float t18 = (t16 * t17);
-                    lc_acc += t18;
+                    const float t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const float t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t2 = (t0 * t1);
+                    lc_acc += t2;
                 }
                 }
                 T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
@@ -1633,28 +1952,587 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                     const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
                     const float t10 = (t8 * t9);
                     const float t11 = (t10 * t5);
-                    const float t12 = (t11 != 0 ? T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-                    const float t13 = (t11 != 0 ? T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-                    const float t14 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-                    const float t15 = (t13 - t14);
-                    const float t16 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-                    const float t17 = (t15 * t16);
-                    const float t18 = T_bn1_bias[v_g];
-                    const float t19 = (t17 + t18);
-                    const float t20 = (t19 > 0.0f);
-                    const float t21 = (t12 * t20);
-                    const float t22 = (t21 * t16);
-                    const float t23 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-                    const float t24 = (t15 + t15);
-                    const float t25 = (t23 * t24);
-                    const float t26 = (t22 + t25);
-                    const float t27 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-                    const float t28 = (t26 + t27);
-                    const float t29 = (t11 != 0 ? t28 : 0.0f);
-                    const float t30 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
-                    const float t31 = (t29 * t30);
-                    const float t32 = (t6 != 0 ? t31 : 0.0f);
-                    lc_acc += t32;
+                    const float t12 = (t11 != 0 ? T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const float t13 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t14 = (t12 * t13);
+                    const float t15 = (t6 != 0 ? t14 : 0.0f);
+                    lc_acc += t15;
+                }
+                }
+                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+            }
+    }
+    }
+    }
+    }
+
+    /* grad_depthwise_weight[j0, j1, i, j] = sum_{n, h, w} (grad_gconv_0_39[n, j0, 0, h, w] * x[n, j0, h + i - 1, w + j - 1] if (j0 >= 0) * (j0 < 8) else 0) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < 8; ++v_j0) {
+    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        float acc = 0.0f;
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t v_h = 0; v_h < S_H; ++v_h) {
+        const float t0 = (v_j0 >= 0);
+        const float t1 = (v_j0 < 8);
+        const float t2 = (((v_h + v_i) + -1) >= 0);
+        const float t3 = (((v_h + v_i) + -1) < S_H);
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_w = lc_max_i64(0, (-1 * (v_j + -1))); v_w < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); ++v_w) {
+        const float t4 = T_grad_gconv_0_39[((((v_n) * 8 + v_j0) * 1 + 0) * S_H + v_h) * S_W + v_w];
+        const float t5 = T_x[(((v_n) * 8 + v_j0) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+        const float t6 = (t4 * t5);
+        acc += t6;
+    }
+    }
+    }
+        T_grad_depthwise_weight[(((v_j0) * 1 + v_j1) * 3 + v_i) * 3 + v_j] = acc;
+    }
+    }
+    }
+    }
+    }
+        return 0;
+    }
+    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const float t2 = T_div_38[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_s0];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const float t0 = T_grad_relu_64[((v_i0) * 16 + v_s0) * S_H * S_W + v_i2];
+        const float t1 = T_conv_36[((v_i0) * 16 + v_s0) * S_H * S_W + v_i2];
+        const float t3 = (t1 - t2);
+        const float t5 = (t3 * t4);
+        const float t7 = (t5 + t6);
+        const float t8 = (t7 > 0.0f);
+        const float t9 = (t0 * t8);
+        acc += t9;
+    }
+    }
+        T_grad_bn2_bias[v_s0] = acc;
+    }
+    }
+    /* grad_div_59_6[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const float t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_i1];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const float t0 = T_grad_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
+        const float t1 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
+        const float t3 = (t1 - t2);
+        const float t5 = (t3 * t4);
+        const float t7 = (t5 + t6);
+        const float t8 = (t7 > 0.0f);
+        const float t9 = (t0 * t8);
+        const float t10 = (t9 * t3);
+        acc += t10;
+    }
+    }
+        T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+    }
+    /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_43_12[j0, s0, j2, j3] = -(bn2_weight[s0] / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, s0, 0, 0] * 0.5 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
+        const float t0 = T_grad_div_59_6[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
+        const float t1 = T_sum_43[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
+        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
+        const float t3 = (t2 + 1e-05f);
+        const float t4 = sqrtf(t3);
+        const float t5 = (1.0f / t4);
+        const float t6 = (t0 * t5);
+        const float t7 = T_bn2_weight[v_s0];
+        const float t8 = (t7 / t4);
+        const float t9 = (t8 / t4);
+        const float t10 = (t9 * t0);
+        const float t11 = (0.5f / t4);
+        const float t12 = (t10 * t11);
+        const float t13 = (1.0f / ((float)((S_N * S_H) * S_W)));
+        const float t14 = (t12 * t13);
+        const float t15 = (-t14);
+        T_grad_bn2_weight[v_s0] = t6;
+        T_grad_sum_43_12[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0] = t15;
+    }
+    }
+    /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    {
+    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
+            /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
+            {
+            float acc = 0.0f;
+            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+                const float t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+                const float t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+                const float t6 = T_bn2_bias[v_i1];
+                const float t11 = T_grad_sum_43_12[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+                const float t0 = T_grad_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
+                const float t1 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
+                const float t3 = (t1 - t2);
+                const float t5 = (t3 * t4);
+                const float t7 = (t5 + t6);
+                const float t8 = (t7 > 0.0f);
+                const float t9 = (t0 * t8);
+                const float t10 = (t9 * t4);
+                const float t12 = (t3 + t3);
+                const float t13 = (t11 * t12);
+                const float t14 = (t10 + t13);
+                const float t15 = (-t14);
+                acc += t15;
+            }
+            }
+            T_grad_div_38_16[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
+            }
+            /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
+            {
+                const float t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+                const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
+                const float t2 = (t0 * t1);
+                T_grad_sum_37_17[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+            }
+    }
+    }
+    }
+    }
+    }
+    /* grad_conv_36[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_17[0, j1, 0, 0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1 = 0; v_j1 < 16; ++v_j1) {
+        const float t2 = T_div_38[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_j1];
+        const float t11 = T_grad_sum_43_12[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
+        const float t15 = T_grad_sum_37_17[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
+    #pragma omp simd
+    for (int64_t v_j2 = 0; v_j2 < (S_H * S_W); ++v_j2) {
+        const float t0 = T_grad_relu_64[((v_j0) * 16 + v_j1) * S_H * S_W + v_j2];
+        const float t1 = T_conv_36[((v_j0) * 16 + v_j1) * S_H * S_W + v_j2];
+        const float t3 = (t1 - t2);
+        const float t5 = (t3 * t4);
+        const float t7 = (t5 + t6);
+        const float t8 = (t7 > 0.0f);
+        const float t9 = (t0 * t8);
+        const float t10 = (t9 * t4);
+        const float t12 = (t3 + t3);
+        const float t13 = (t11 * t12);
+        const float t14 = (t10 + t13);
+        const float t16 = (t14 + t15);
+        T_grad_conv_36[((v_j0) * 16 + v_j1) * S_H * S_W + v_j2] = t16;
+    }
+    }
+    }
+    }
+
+    /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    {
+
+    if (16 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_29_19[k] = 0;
+    } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_out = T_grad_relu_29_19;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_n_33 = lc_task / lc_blocks;
+        lc_kernel_f32_tiles(8, (S_H * S_W), 16, 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 1, 8, 0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu_29[n_33, c_30, h_34, w_35] */
+    {
+
+    if (((S_N * S_H) * S_W) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] = 0;
+    } else if ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) > 0) {
+    /* tasks: every value of the calls' loops times blocks of c_30, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 8;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((S_H * S_W));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_c_30_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = ((S_H * S_W) * v_c_30_step) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
+    float *lc_part = lc_nt > 1 ? malloc(sizeof(float) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1))) : 0;
+    if (!lc_part) lc_nt = 1;
+    for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] = 0;
+    int lc_used = 1;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((S_H * S_W) * v_c_30_step));
+    if (lc_tid == 0) lc_used = omp_get_num_threads();
+    float *lc_out = lc_tid == 0 ? T_grad_pointwise_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1));
+    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) lc_out[k] = 0;
+    #pragma omp for schedule(static)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_c_30_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_c_30_stop = lc_min_i64(v_c_30_start + lc_step, lc_extent);
+        const int64_t v_n_33 = (lc_task / lc_blocks) % (S_N);
+        const int64_t v_j3 = (lc_task / lc_blocks / (S_N)) % (1);
+        const int64_t v_j2 = lc_task / lc_blocks / ((S_N) * (1));
+
+        {
+        const int64_t lc_lo_bound = v_c_30_start;
+        const int64_t lc_hi_bound = v_c_30_stop;
+        for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
+        for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
+        {
+            float *restrict lc_dst = lc_pack_b + (((((v_h_34 * S_W) + v_w_35) * (v_c_30_stop + (-1 * v_c_30_start))) + (v_c_30_start + (-1 * v_c_30_start))));
+            const int64_t lc_first = v_c_30_start, lc_end = v_c_30_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_c_30 = lc_first; v_c_30 < lc_lo; ++v_c_30) lc_dst[v_c_30 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_c_30 = lc_lo; v_c_30 < lc_hi; ++v_c_30) {
+                    const float t0 = T_relu_29[(((v_n_33) * 8 + v_c_30) * S_H + v_h_34) * S_W + v_w_35];
+                    lc_dst[v_c_30 - lc_first] = t0;
+                }
+            }
+            for (int64_t v_c_30 = lc_hi; v_c_30 < lc_end; ++v_c_30) lc_dst[v_c_30 - lc_first] = 0;
+        }
+        }
+        }
+        }
+        lc_kernel_f32_tiles(16, (v_c_30_stop + (-1 * v_c_30_start)), (S_H * S_W), 1.0f, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, 0, lc_pack_b, (v_c_30_stop + (-1 * v_c_30_start)), 0, 1, lc_out + ((((0) * 8 + v_c_30_start) * 1 + v_j2) * 1 + v_j3), 8, 1, lc_scratch);
+    }
+    }
+    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
+        const float *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1));
+        #pragma omp simd
+        for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] += lc_p[k];
+    }
+    free(lc_part);
+    free(lc_ws);
+    }
+    }
+
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_29_19[i0, s0, i2, i3] * ((gconv_0[i0, s0, 0, i2, i3] - div_3[0, s0, 0, 0]) * div_24[0, s0, 0, 0] + bn1_bias[s0] > 0) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const float t2 = T_div_3[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_24[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn1_bias[v_s0];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const float t0 = T_grad_relu_29_19[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
+        const float t1 = T_gconv_0[(((v_i0) * 8 + v_s0) * 1 + 0) * S_H * S_W + v_i2];
+        const float t3 = (t1 - t2);
+        const float t5 = (t3 * t4);
+        const float t7 = (t5 + t6);
+        const float t8 = (t7 > 0.0f);
+        const float t9 = (t0 * t8);
+        acc += t9;
+    }
+    }
+        T_grad_bn1_bias[v_s0] = acc;
+    }
+    }
+    /* grad_div_24_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const float t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn1_bias[v_i1];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const float t0 = T_grad_relu_29_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const float t1 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+        const float t3 = (t1 - t2);
+        const float t5 = (t3 * t4);
+        const float t7 = (t5 + t6);
+        const float t8 = (t7 > 0.0f);
+        const float t9 = (t0 * t8);
+        const float t10 = (t9 * t3);
+        acc += t10;
+    }
+    }
+        T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+    }
+    /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_8_32[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, s0, 0, 0] * 0.5 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
+        const float t0 = T_grad_div_24_26[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t1 = T_sum_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
+        const float t3 = (t2 + 1e-05f);
+        const float t4 = sqrtf(t3);
+        const float t5 = (1.0f / t4);
+        const float t6 = (t0 * t5);
+        const float t7 = T_bn1_weight[v_s0];
+        const float t8 = (t7 / t4);
+        const float t9 = (t8 / t4);
+        const float t10 = (t9 * t0);
+        const float t11 = (0.5f / t4);
+        const float t12 = (t10 * t11);
+        const float t13 = (1.0f / ((float)((S_N * S_H) * S_W)));
+        const float t14 = (t12 * t13);
+        const float t15 = (-t14);
+        T_grad_bn1_weight[v_s0] = t6;
+        T_grad_sum_8_32[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
+    }
+    }
+    /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])); grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    {
+    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
+            /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])) */
+            {
+            float acc = 0.0f;
+            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+                const float t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t6 = T_bn1_bias[v_i1];
+                const float t11 = T_grad_sum_8_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+                const float t0 = T_grad_relu_29_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+                const float t1 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+                const float t3 = (t1 - t2);
+                const float t5 = (t3 * t4);
+                const float t7 = (t5 + t6);
+                const float t8 = (t7 > 0.0f);
+                const float t9 = (t0 * t8);
+                const float t10 = (t9 * t4);
+                const float t12 = (t3 + t3);
+                const float t13 = (t11 * t12);
+                const float t14 = (t10 + t13);
+                const float t15 = (-t14);
+                acc += t15;
+            }
+            }
+            T_grad_div_3_36[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
+            }
+            /* grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W */
+            {
+                const float t0 = T_grad_div_3_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
+                const float t2 = (t0 * t1);
+                T_grad_sum_2_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+            }
+    }
+    }
+    }
+    }
+    }
+    /* grad_gconv_0_39[s0, s1, s2, s3, s4] = grad_relu_29_19[s0, s1, s3, s4] * ((gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) * div_24[0, s1, 0, 0] + bn1_bias[s1] > 0) * div_24[0, s1, 0, 0] + grad_sum_8_32[0, s1, 0, 0] * (gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0] + gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) + grad_sum_2_37[0, s1, 0, 0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < S_N; ++v_s0) {
+    for (int64_t v_s1 = 0; v_s1 < 8; ++v_s1) {
+        const float t2 = T_div_3[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_24[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn1_bias[v_s1];
+        const float t11 = T_grad_sum_8_32[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
+        const float t15 = T_grad_sum_2_37[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
+    #pragma omp simd
+    for (int64_t v_s3 = 0; v_s3 < (S_H * S_W); ++v_s3) {
+        const float t0 = T_grad_relu_29_19[((v_s0) * 8 + v_s1) * S_H * S_W + v_s3];
+        const float t1 = T_gconv_0[(((v_s0) * 8 + v_s1) * 1 + 0) * S_H * S_W + v_s3];
+        const float t3 = (t1 - t2);
+        const float t5 = (t3 * t4);
+        const float t7 = (t5 + t6);
+        const float t8 = (t7 > 0.0f);
+        const float t9 = (t0 * t8);
+        const float t10 = (t9 * t4);
+        const float t12 = (t3 + t3);
+        const float t13 = (t11 * t12);
+        const float t14 = (t10 + t13);
+        const float t16 = (t14 + t15);
+        T_grad_gconv_0_39[(((v_s0) * 8 + v_s1) * 1 + 0) * S_H * S_W + v_s3] = t16;
+    }
+    }
+    }
+    }
+
+    /* grad_x[n, g, j2, j3] = sum_{i, j} (grad_gconv_0_39[n, g, 0, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
+    {
+    int64_t lc_lo0 = 0, lc_hi0 = S_W;
+    {
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        lc_lo0 = lc_max_i64(lc_lo0, (-1 * (-1 * (v_j + -1))));
+        lc_lo0 = lc_max_i64(lc_lo0, (-1 * (-1 * (v_j + -1))));
+        lc_hi0 = lc_min_i64(lc_hi0, (S_W + (-1 * (-1 * (v_j + -1)))));
+    }
+    }
+    }
+    #pragma omp parallel for collapse(3) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t v_g = 0; v_g < 8; ++v_g) {
+    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
+    int lc_ok = 1;
+    {
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+        const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+        const float t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+        lc_ok = lc_ok && t0 != 0 && t1 != 0 && t2 != 0;
+    }
+    }
+    }
+            /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
+            const int64_t lc_lo = lc_min_i64(lc_lo0, S_W);
+            const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;
+            for (int64_t v_j3 = 0; v_j3 < lc_lo; ++v_j3) {
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+                    const float t2 = (t0 * t1);
+                    const float t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const float t4 = (t2 * t3);
+                    const float t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
+                    const float t6 = (t4 * t5);
+                    const float t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const float t8 = (t7 * t1);
+                    const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const float t10 = (t8 * t9);
+                    const float t11 = (t10 * t5);
+                    const float t12 = (t11 != 0 ? T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const float t13 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t14 = (t12 * t13);
+                    const float t15 = (t6 != 0 ? t14 : 0.0f);
+                    lc_acc += t15;
+                }
+                }
+                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+            }
+            /* runs of whole vectors, the last run ending at lc_hi (the columns
+               done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
+            const int64_t lc_full = lc_hi - lc_lo >= 8 ? lc_lo + (lc_hi - lc_lo - 0) / 8 * 8 + 0 : lc_hi;
+            #pragma omp simd simdlen(8)
+            for (int64_t v_j3 = lc_lo; v_j3 < lc_full; ++v_j3) {
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const float t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t2 = (t0 * t1);
+                    lc_acc += t2;
+                }
+                }
+                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+            }
+            if (lc_full < lc_hi) {
+            #pragma omp simd simdlen(8)
+            for (int64_t v_j3 = lc_hi - 8; v_j3 < lc_hi; ++v_j3) {
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const float t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t2 = (t0 * t1);
+                    lc_acc += t2;
+                }
+                }
+                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+            }
+            }
+            for (int64_t v_j3 = lc_hi; v_j3 < S_W; ++v_j3) {
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+                    const float t2 = (t0 * t1);
+                    const float t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const float t4 = (t2 * t3);
+                    const float t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
+                    const float t6 = (t4 * t5);
+                    const float t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const float t8 = (t7 * t1);
+                    const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const float t10 = (t8 * t9);
+                    const float t11 = (t10 * t5);
+                    const float t12 = (t11 != 0 ? T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const float t13 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t14 = (t12 * t13);
+                    const float t15 = (t6 != 0 ? t14 : 0.0f);
+                    lc_acc += t15;
                 }
                 }
                 T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
@@ -1698,11 +2576,352 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 3
+#if !defined(LC_PARTS) || (LC_PARTS >> 3 & 1)
 
 /* DepthwiseSeparableConvSpec (double) */
 int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_64, double *restrict T_gconv_0, double *restrict T_div_3, double *restrict T_sum_8, double *restrict T_div_24, double *restrict T_relu_29, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_13, double *restrict T_add_20, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_2, double *restrict T_sum_37)
 {
+    if (((S_N * S_H) * S_W) < 16) {    /* short rows */
+
+    /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
+    {
+    int64_t lc_lo0 = 0, lc_hi0 = S_W;
+    {
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        lc_lo0 = lc_max_i64(lc_lo0, (-1 * (v_j + -1)));
+        lc_hi0 = lc_min_i64(lc_hi0, (S_W + (-1 * (v_j + -1))));
+    }
+    }
+    }
+    #pragma omp parallel for collapse(4) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t v_g = 0; v_g < 8; ++v_g) {
+    for (int64_t v_og = 0; v_og < 1; ++v_og) {
+    for (int64_t v_h = 0; v_h < S_H; ++v_h) {
+    int lc_ok = 1;
+    {
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const double t0 = (((v_h + v_i) + -1) >= 0);
+        const double t1 = (((v_h + v_i) + -1) < S_H);
+        lc_ok = lc_ok && t0 != 0 && t1 != 0;
+    }
+    }
+    }
+            /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
+            const int64_t lc_lo = lc_min_i64(lc_lo0, S_W);
+            const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;
+            for (int64_t v_w = 0; v_w < lc_lo; ++v_w) {
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = (((v_h + v_i) + -1) >= 0);
+                    const double t1 = (((v_h + v_i) + -1) < S_H);
+                    const double t2 = (t0 * t1);
+                    const double t3 = (((v_w + v_j) + -1) >= 0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = (((v_w + v_j) + -1) < S_W);
+                    const double t6 = (t4 * t5);
+                    const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                    const double t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t9 = (t7 * t8);
+                    lc_acc += t9;
+                }
+                }
+                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+            }
+            /* runs of whole vectors, the last run ending at lc_hi (the columns
+               done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
+            const int64_t lc_full = lc_hi - lc_lo >= 8 ? lc_lo + (lc_hi - lc_lo - 0) / 8 * 8 + 0 : lc_hi;
+            #pragma omp simd simdlen(8)
+            for (int64_t v_w = lc_lo; v_w < lc_full; ++v_w) {
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    const double t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t2 = (t0 * t1);
+                    lc_acc += t2;
+                }
+                }
+                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+            }
+            if (lc_full < lc_hi) {
+            #pragma omp simd simdlen(8)
+            for (int64_t v_w = lc_hi - 8; v_w < lc_hi; ++v_w) {
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    const double t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t2 = (t0 * t1);
+                    lc_acc += t2;
+                }
+                }
+                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+            }
+            }
+            for (int64_t v_w = lc_hi; v_w < S_W; ++v_w) {
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = (((v_h + v_i) + -1) >= 0);
+                    const double t1 = (((v_h + v_i) + -1) < S_H);
+                    const double t2 = (t0 * t1);
+                    const double t3 = (((v_w + v_j) + -1) >= 0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = (((v_w + v_j) + -1) < S_W);
+                    const double t6 = (t4 * t5);
+                    const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                    const double t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t9 = (t7 * t8);
+                    lc_acc += t9;
+                }
+                }
+                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+            }
+    }
+    }
+    }
+    }
+    }
+
+    /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3]; div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W; sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) (row by row) */
+    {
+    for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
+    for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
+            /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
+            {
+            double acc = 0.0;
+            for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
+                const double t0 = T_gconv_0[(((v_r0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_r2];
+                acc += t0;
+            }
+            }
+            T_sum_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            }
+            /* div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W */
+            {
+                const double t0 = T_sum_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
+                T_div_3[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
+            }
+            /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) */
+            {
+            double acc = 0.0;
+            for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+                const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
+                const double t0 = T_gconv_0[(((v_r0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_r2];
+                const double t2 = (t0 - t1);
+                const double t3 = (t2 * t2);
+                acc += t3;
+            }
+            }
+            T_sum_8[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            }
+    }
+    }
+    }
+    }
+    }
+    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_24[i0_1, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_8[0, i0, 0, 0] / N * H * W + 1e-05) */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
+        const double t0 = T_bn1_running_mean[v_i0];
+        const double t1 = (0.9 * t0);
+        const double t2 = T_div_3[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const double t3 = (0.1 * t2);
+        const double t4 = (t1 + t3);
+        const double t5 = T_bn1_running_var[v_i0];
+        const double t6 = (0.9 * t5);
+        const double t7 = T_sum_8[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const double t8 = (t7 / ((double)((S_N * S_H) * S_W)));
+        const double t9 = t8;
+        const double t10 = (t9 * ((double)((S_N * S_H) * S_W)));
+        const double t11 = (t10 / ((double)(((S_N * S_H) * S_W) + -1)));
+        const double t12 = (0.1 * t11);
+        const double t13 = (t6 + t12);
+        const double t14 = T_bn1_weight[v_i0];
+        const double t15 = (t8 + 1e-05);
+        const double t16 = sqrt(t15);
+        const double t17 = (t14 / t16);
+        T_add_13[v_i0] = t4;
+        T_add_20[v_i0] = t13;
+        T_div_24[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
+    }
+    }
+    /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t5 = T_bn1_bias[v_i1];
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const double t0 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+        const double t2 = (t0 - t1);
+        const double t4 = (t2 * t3);
+        const double t6 = (t4 + t5);
+        const double t7 = (t6 < 0 ? 0 : t6);
+        T_relu_29[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2] = t7;
+    }
+    }
+    }
+    }
+
+    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    {
+
+    if (8 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_conv_36[k] = 0;
+    } else if ((int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(S_N) * (int64_t)(16) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_out = T_conv_36;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_n_33 = lc_task / lc_blocks;
+        lc_kernel_f64_tiles(16, (S_H * S_W), 8, 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 1, 0, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+    /* sum_37[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_36[r0, i1, r2, r3] */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+        double acc = 0.0;
+    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
+        const double t0 = T_conv_36[(((v_r0) * lc_stride16 + v_i1) * S_H + v_r2) * S_W + v_r3];
+        acc += t0;
+    }
+    }
+    }
+        T_sum_37[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+    }
+    /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+        const double t0 = T_sum_37[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
+        T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = t1;
+    }
+    }
+    /* sum_43[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) * (conv_36[r0, i1, r2, r3] - div_38[0, i1, 0, 0]) */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+        double acc = 0.0;
+    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+    for (int64_t v_r2 = 0; v_r2 < S_H; ++v_r2) {
+        const double t1 = T_div_38[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
+    for (int64_t v_r3 = 0; v_r3 < S_W; ++v_r3) {
+        const double t0 = T_conv_36[(((v_r0) * lc_stride16 + v_i1) * S_H + v_r2) * S_W + v_r3];
+        const double t2 = (t0 - t1);
+        const double t3 = (t2 * t2);
+        acc += t3;
+    }
+    }
+    }
+        T_sum_43[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+    }
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_59[i0_1, i0, i2, i3] = bn2_weight[i0] / sqrt(sum_43[0, i0, 0, 0] / N * H * W + 1e-05) */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < 16; ++v_i0) {
+        const double t0 = T_bn2_running_mean[v_i0];
+        const double t1 = (0.9 * t0);
+        const double t2 = T_div_38[(((0) * 16 + v_i0) * 1 + 0) * 1 + 0];
+        const double t3 = (0.1 * t2);
+        const double t4 = (t1 + t3);
+        const double t5 = T_bn2_running_var[v_i0];
+        const double t6 = (0.9 * t5);
+        const double t7 = T_sum_43[(((0) * 16 + v_i0) * 1 + 0) * 1 + 0];
+        const double t8 = (t7 / ((double)((S_N * S_H) * S_W)));
+        const double t9 = t8;
+        const double t10 = (t9 * ((double)((S_N * S_H) * S_W)));
+        const double t11 = (t10 / ((double)(((S_N * S_H) * S_W) + -1)));
+        const double t12 = (0.1 * t11);
+        const double t13 = (t6 + t12);
+        const double t14 = T_bn2_weight[v_i0];
+        const double t15 = (t8 + 1e-05);
+        const double t16 = sqrt(t15);
+        const double t17 = (t14 / t16);
+        T_add_48[v_i0] = t4;
+        T_add_55[v_i0] = t13;
+        T_div_59[(((0) * 16 + v_i0) * 1 + 0) * 1 + 0] = t17;
+    }
+    }
+    /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+        const double t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t5 = T_bn2_bias[v_i1];
+    #pragma omp simd
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const double t0 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
+        const double t2 = (t0 - t1);
+        const double t4 = (t2 * t3);
+        const double t6 = (t4 + t5);
+        const double t7 = (t6 < 0 ? 0 : t6);
+        T_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2] = t7;
+    }
+    }
+    }
+    }
+        return 0;
+    }
 
     /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
     {
@@ -2045,24 +3264,26 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 4
+#if !defined(LC_PARTS) || (LC_PARTS >> 4 & 1)
 
 /* DepthwiseSeparableConvSpec_backward (double) */
 int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_64, const double *restrict T_gconv_0, const double *restrict T_div_3, const double *restrict T_sum_8, const double *restrict T_div_24, const double *restrict T_relu_29, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_depthwise_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_pointwise_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_6, double *restrict T_grad_sum_43_12, double *restrict T_grad_div_38_16, double *restrict T_grad_sum_37_17, double *restrict T_grad_conv_36, double *restrict T_grad_relu_29_19, double *restrict T_grad_div_24_26, double *restrict T_grad_sum_8_32, double *restrict T_grad_div_3_36, double *restrict T_grad_sum_2_37, double *restrict T_grad_gconv_0_39)
 {
+    if (((S_N * S_H) * S_W) < 16) {    /* short rows */
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t2 = T_div_38[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_59[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t2 = T_div_38[(((0) * lc_stride16 + v_s0) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * lc_stride16 + v_s0) * 1 + 0) * 1 + 0];
         const double t6 = T_bn2_bias[v_s0];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const double t0 = T_grad_relu_64[((v_i0) * 16 + v_s0) * S_H * S_W + v_i2];
-        const double t1 = T_conv_36[((v_i0) * 16 + v_s0) * S_H * S_W + v_i2];
+    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
+        const double t0 = T_grad_relu_64[(((v_i0) * lc_stride16 + v_s0) * S_H + v_i2) * S_W + v_i3];
+        const double t1 = T_conv_36[(((v_i0) * lc_stride16 + v_s0) * S_H + v_i2) * S_W + v_i3];
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
@@ -2071,22 +3292,24 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         acc += t9;
     }
     }
+    }
         T_grad_bn2_bias[v_s0] = acc;
     }
     }
     /* grad_div_59_6[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t2 = T_div_38[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
         const double t6 = T_bn2_bias[v_i1];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const double t0 = T_grad_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
-        const double t1 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
+    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
+        const double t0 = T_grad_relu_64[(((v_i0) * lc_stride16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t1 = T_conv_36[(((v_i0) * lc_stride16 + v_i1) * S_H + v_i2) * S_W + v_i3];
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
@@ -2096,7 +3319,8 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         acc += t10;
     }
     }
-        T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+        T_grad_div_59_6[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
     /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_43_12[j0, s0, j2, j3] = -(bn2_weight[s0] / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, s0, 0, 0] * 0.5 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
@@ -2123,50 +3347,46 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         T_grad_sum_43_12[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
     {
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
-            {
-            double acc = 0.0;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const double t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-                const double t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-                const double t6 = T_bn2_bias[v_i1];
-                const double t11 = T_grad_sum_43_12[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-            #pragma omp simd reduction(+:acc)
-            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const double t0 = T_grad_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
-                const double t1 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
-                const double t3 = (t1 - t2);
-                const double t5 = (t3 * t4);
-                const double t7 = (t5 + t6);
-                const double t8 = (t7 > 0.0);
-                const double t9 = (t0 * t8);
-                const double t10 = (t9 * t4);
-                const double t12 = (t3 + t3);
-                const double t13 = (t11 * t12);
-                const double t14 = (t10 + t13);
-                const double t15 = (-t14);
-                acc += t15;
-            }
-            }
-            T_grad_div_38_16[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-            }
-            /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
-            {
-                const double t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-                const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
-                const double t2 = (t0 * t1);
-                T_grad_sum_37_17[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
-            }
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t2 = T_div_38[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_i1];
+        const double t11 = T_grad_sum_43_12[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
+    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
+        const double t0 = T_grad_relu_64[(((v_i0) * lc_stride16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t1 = T_conv_36[(((v_i0) * lc_stride16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t3 = (t1 - t2);
+        const double t5 = (t3 * t4);
+        const double t7 = (t5 + t6);
+        const double t8 = (t7 > 0.0);
+        const double t9 = (t0 * t8);
+        const double t10 = (t9 * t4);
+        const double t12 = (t3 + t3);
+        const double t13 = (t11 * t12);
+        const double t14 = (t10 + t13);
+        const double t15 = (-t14);
+        acc += t15;
     }
     }
     }
+        T_grad_div_38_16[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+    }
+    /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
+    {
+    const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+        const double t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t0 * t1);
+        T_grad_sum_37_17[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = t2;
     }
     }
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_17[0, j1, 0, 0] */
@@ -2231,7 +3451,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_n_33 = lc_task / lc_blocks;
-        lc_kernel_f64_tiles((S_H * S_W), 8, 16, 1.0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), 1, (S_H * S_W), 0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 0, 0, lc_out + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), 1, (S_H * S_W), lc_scratch);
+        lc_kernel_f64_tiles(8, (S_H * S_W), 16, 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 1, 8, 0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
     }
     }
     free(lc_ws);
@@ -2471,7 +3691,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* grad_x[n, g, j2, j3] = sum_{i, j} ((grad_relu_29_19[n, g, j2 - (i - 1), j3 - (j - 1)] * ((gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) * div_24[0, g, 0, 0] + bn1_bias[g] > 0) * div_24[0, g, 0, 0] + grad_sum_8_32[0, g, 0, 0] * (gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0] + gconv_0[n, g, 0, j2 - (i - 1), j3 - (j - 1)] - div_3[0, g, 0, 0]) + grad_sum_2_37[0, g, 0, 0] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
+    /* grad_x[n, g, j2, j3] = sum_{i, j} (grad_gconv_0_39[n, g, 0, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
     int64_t lc_lo0 = 0, lc_hi0 = S_W;
     {
@@ -2498,11 +3718,6 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
-            const double t2 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-            const double t4 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-            const double t6 = T_bn1_bias[v_g];
-            const double t11 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-            const double t15 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
             /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
             const int64_t lc_lo = lc_min_i64(lc_lo0, S_W);
             const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;
@@ -2524,28 +3739,11 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                     const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
                     const double t10 = (t8 * t9);
                     const double t11 = (t10 * t5);
-                    const double t12 = (t11 != 0 ? T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-                    const double t13 = (t11 != 0 ? T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-                    const double t14 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-                    const double t15 = (t13 - t14);
-                    const double t16 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-                    const double t17 = (t15 * t16);
-                    const double t18 = T_bn1_bias[v_g];
-                    const double t19 = (t17 + t18);
-                    const double t20 = (t19 > 0.0);
-                    const double t21 = (t12 * t20);
-                    const double t22 = (t21 * t16);
-                    const double t23 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-                    const double t24 = (t15 + t15);
-                    const double t25 = (t23 * t24);
-                    const double t26 = (t22 + t25);
-                    const double t27 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-                    const double t28 = (t26 + t27);
-                    const double t29 = (t11 != 0 ? t28 : 0.0);
-                    const double t30 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
-                    const double t31 = (t29 * t30);
-                    const double t32 = (t6 != 0 ? t31 : 0.0);
-                    lc_acc += t32;
+                    const double t12 = (t11 != 0 ? T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const double t13 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t14 = (t12 * t13);
+                    const double t15 = (t6 != 0 ? t14 : 0.0);
+                    lc_acc += t15;
                 }
                 }
                 T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
@@ -2560,21 +3758,10 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    const double t1 = T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    const double t3 = (t1 - t2);
-                    const double t5 = (t3 * t4);
-                    const double t7 = (t5 + t6);
-                    const double t8 = (t7 > 0.0);
-                    const double t9 = (t0 * t8);
-                    const double t10 = (t9 * t4);
-                    const double t12 = (t3 + t3);
-                    const double t13 = (t11 * t12);
-                    const double t14 = (t10 + t13);
-                    const double t16 = (t14 + t15);
-                    const double t17 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
-                    const double t18 = (t16 * t17);
-                    lc_acc += t18;
+                    const double t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const double t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t2 = (t0 * t1);
+                    lc_acc += t2;
                 }
                 }
                 T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
@@ -2587,21 +3774,10 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    const double t1 = T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    const double t3 = (t1 - t2);
-                    const double t5 = (t3 * t4);
-                    const double t7 = (t5 + t6);
-                    const double t8 = (t7 > 0.0);
-                    const double t9 = (t0 * t8);
-                    const double t10 = (t9 * t4);
-                    const double t12 = (t3 + t3);
-                    const double t13 = (t11 * t12);
-                    const double t14 = (t10 + t13);
-                    const double t16 = (t14 + t15);
-                    const double t17 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
-                    const double t18 = (t16 * t17);
-                    lc_acc += t18;
+                    const double t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const double t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t2 = (t0 * t1);
+                    lc_acc += t2;
                 }
                 }
                 T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
@@ -2625,28 +3801,587 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                     const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
                     const double t10 = (t8 * t9);
                     const double t11 = (t10 * t5);
-                    const double t12 = (t11 != 0 ? T_grad_relu_29_19[(((v_n) * 8 + v_g) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-                    const double t13 = (t11 != 0 ? T_gconv_0[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-                    const double t14 = T_div_3[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-                    const double t15 = (t13 - t14);
-                    const double t16 = T_div_24[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-                    const double t17 = (t15 * t16);
-                    const double t18 = T_bn1_bias[v_g];
-                    const double t19 = (t17 + t18);
-                    const double t20 = (t19 > 0.0);
-                    const double t21 = (t12 * t20);
-                    const double t22 = (t21 * t16);
-                    const double t23 = T_grad_sum_8_32[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-                    const double t24 = (t15 + t15);
-                    const double t25 = (t23 * t24);
-                    const double t26 = (t22 + t25);
-                    const double t27 = T_grad_sum_2_37[(((0) * 8 + v_g) * 1 + 0) * 1 + 0];
-                    const double t28 = (t26 + t27);
-                    const double t29 = (t11 != 0 ? t28 : 0.0);
-                    const double t30 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
-                    const double t31 = (t29 * t30);
-                    const double t32 = (t6 != 0 ? t31 : 0.0);
-                    lc_acc += t32;
+                    const double t12 = (t11 != 0 ? T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const double t13 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t14 = (t12 * t13);
+                    const double t15 = (t6 != 0 ? t14 : 0.0);
+                    lc_acc += t15;
+                }
+                }
+                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+            }
+    }
+    }
+    }
+    }
+
+    /* grad_depthwise_weight[j0, j1, i, j] = sum_{n, h, w} (grad_gconv_0_39[n, j0, 0, h, w] * x[n, j0, h + i - 1, w + j - 1] if (j0 >= 0) * (j0 < 8) else 0) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < 8; ++v_j0) {
+    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        double acc = 0.0;
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t v_h = 0; v_h < S_H; ++v_h) {
+        const double t0 = (v_j0 >= 0);
+        const double t1 = (v_j0 < 8);
+        const double t2 = (((v_h + v_i) + -1) >= 0);
+        const double t3 = (((v_h + v_i) + -1) < S_H);
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_w = lc_max_i64(0, (-1 * (v_j + -1))); v_w < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); ++v_w) {
+        const double t4 = T_grad_gconv_0_39[((((v_n) * 8 + v_j0) * 1 + 0) * S_H + v_h) * S_W + v_w];
+        const double t5 = T_x[(((v_n) * 8 + v_j0) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+        const double t6 = (t4 * t5);
+        acc += t6;
+    }
+    }
+    }
+        T_grad_depthwise_weight[(((v_j0) * 1 + v_j1) * 3 + v_i) * 3 + v_j] = acc;
+    }
+    }
+    }
+    }
+    }
+        return 0;
+    }
+    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t2 = T_div_38[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_s0];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const double t0 = T_grad_relu_64[((v_i0) * 16 + v_s0) * S_H * S_W + v_i2];
+        const double t1 = T_conv_36[((v_i0) * 16 + v_s0) * S_H * S_W + v_i2];
+        const double t3 = (t1 - t2);
+        const double t5 = (t3 * t4);
+        const double t7 = (t5 + t6);
+        const double t8 = (t7 > 0.0);
+        const double t9 = (t0 * t8);
+        acc += t9;
+    }
+    }
+        T_grad_bn2_bias[v_s0] = acc;
+    }
+    }
+    /* grad_div_59_6[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_i1];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const double t0 = T_grad_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
+        const double t1 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
+        const double t3 = (t1 - t2);
+        const double t5 = (t3 * t4);
+        const double t7 = (t5 + t6);
+        const double t8 = (t7 > 0.0);
+        const double t9 = (t0 * t8);
+        const double t10 = (t9 * t3);
+        acc += t10;
+    }
+    }
+        T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+    }
+    /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_43_12[j0, s0, j2, j3] = -(bn2_weight[s0] / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, s0, 0, 0] * 0.5 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
+        const double t0 = T_grad_div_59_6[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
+        const double t1 = T_sum_43[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (1.0 / t4);
+        const double t6 = (t0 * t5);
+        const double t7 = T_bn2_weight[v_s0];
+        const double t8 = (t7 / t4);
+        const double t9 = (t8 / t4);
+        const double t10 = (t9 * t0);
+        const double t11 = (0.5 / t4);
+        const double t12 = (t10 * t11);
+        const double t13 = (1.0 / ((double)((S_N * S_H) * S_W)));
+        const double t14 = (t12 * t13);
+        const double t15 = (-t14);
+        T_grad_bn2_weight[v_s0] = t6;
+        T_grad_sum_43_12[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0] = t15;
+    }
+    }
+    /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    {
+    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
+            /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
+            {
+            double acc = 0.0;
+            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+                const double t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+                const double t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+                const double t6 = T_bn2_bias[v_i1];
+                const double t11 = T_grad_sum_43_12[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+                const double t0 = T_grad_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
+                const double t1 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
+                const double t3 = (t1 - t2);
+                const double t5 = (t3 * t4);
+                const double t7 = (t5 + t6);
+                const double t8 = (t7 > 0.0);
+                const double t9 = (t0 * t8);
+                const double t10 = (t9 * t4);
+                const double t12 = (t3 + t3);
+                const double t13 = (t11 * t12);
+                const double t14 = (t10 + t13);
+                const double t15 = (-t14);
+                acc += t15;
+            }
+            }
+            T_grad_div_38_16[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
+            }
+            /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
+            {
+                const double t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+                const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
+                const double t2 = (t0 * t1);
+                T_grad_sum_37_17[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+            }
+    }
+    }
+    }
+    }
+    }
+    /* grad_conv_36[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_17[0, j1, 0, 0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1 = 0; v_j1 < 16; ++v_j1) {
+        const double t2 = T_div_38[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_j1];
+        const double t11 = T_grad_sum_43_12[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
+        const double t15 = T_grad_sum_37_17[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
+    #pragma omp simd
+    for (int64_t v_j2 = 0; v_j2 < (S_H * S_W); ++v_j2) {
+        const double t0 = T_grad_relu_64[((v_j0) * 16 + v_j1) * S_H * S_W + v_j2];
+        const double t1 = T_conv_36[((v_j0) * 16 + v_j1) * S_H * S_W + v_j2];
+        const double t3 = (t1 - t2);
+        const double t5 = (t3 * t4);
+        const double t7 = (t5 + t6);
+        const double t8 = (t7 > 0.0);
+        const double t9 = (t0 * t8);
+        const double t10 = (t9 * t4);
+        const double t12 = (t3 + t3);
+        const double t13 = (t11 * t12);
+        const double t14 = (t10 + t13);
+        const double t16 = (t14 + t15);
+        T_grad_conv_36[((v_j0) * 16 + v_j1) * S_H * S_W + v_j2] = t16;
+    }
+    }
+    }
+    }
+
+    /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    {
+
+    if (16 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_29_19[k] = 0;
+    } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
+    /* tasks: every value of the calls' loops times blocks of none, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 1;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / (lc_max_i64(0, 1));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(16) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = 0 + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_out = T_grad_relu_29_19;
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_n_33 = lc_task / lc_blocks;
+        lc_kernel_f64_tiles(8, (S_H * S_W), 16, 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 1, 8, 0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+    }
+    }
+    free(lc_ws);
+    }
+    }
+
+
+    /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu_29[n_33, c_30, h_34, w_35] */
+    {
+
+    if (((S_N * S_H) * S_W) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] = 0;
+    } else if ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) > 0) {
+    /* tasks: every value of the calls' loops times blocks of c_30, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = 8;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((S_H * S_W));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_c_30_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = ((S_H * S_W) * v_c_30_step) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    if ((lc_room > 0 && !lc_ws)) {
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
+    double *lc_part = lc_nt > 1 ? malloc(sizeof(double) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1))) : 0;
+    if (!lc_part) lc_nt = 1;
+    for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] = 0;
+    int lc_used = 1;
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((S_H * S_W) * v_c_30_step));
+    if (lc_tid == 0) lc_used = omp_get_num_threads();
+    double *lc_out = lc_tid == 0 ? T_grad_pointwise_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1));
+    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) lc_out[k] = 0;
+    #pragma omp for schedule(static)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_c_30_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_c_30_stop = lc_min_i64(v_c_30_start + lc_step, lc_extent);
+        const int64_t v_n_33 = (lc_task / lc_blocks) % (S_N);
+        const int64_t v_j3 = (lc_task / lc_blocks / (S_N)) % (1);
+        const int64_t v_j2 = lc_task / lc_blocks / ((S_N) * (1));
+
+        {
+        const int64_t lc_lo_bound = v_c_30_start;
+        const int64_t lc_hi_bound = v_c_30_stop;
+        for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
+        for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
+        {
+            double *restrict lc_dst = lc_pack_b + (((((v_h_34 * S_W) + v_w_35) * (v_c_30_stop + (-1 * v_c_30_start))) + (v_c_30_start + (-1 * v_c_30_start))));
+            const int64_t lc_first = v_c_30_start, lc_end = v_c_30_stop;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_c_30 = lc_first; v_c_30 < lc_lo; ++v_c_30) lc_dst[v_c_30 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_c_30 = lc_lo; v_c_30 < lc_hi; ++v_c_30) {
+                    const double t0 = T_relu_29[(((v_n_33) * 8 + v_c_30) * S_H + v_h_34) * S_W + v_w_35];
+                    lc_dst[v_c_30 - lc_first] = t0;
+                }
+            }
+            for (int64_t v_c_30 = lc_hi; v_c_30 < lc_end; ++v_c_30) lc_dst[v_c_30 - lc_first] = 0;
+        }
+        }
+        }
+        }
+        lc_kernel_f64_tiles(16, (v_c_30_stop + (-1 * v_c_30_start)), (S_H * S_W), 1.0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, 0, lc_pack_b, (v_c_30_stop + (-1 * v_c_30_start)), 0, 1, lc_out + ((((0) * 8 + v_c_30_start) * 1 + v_j2) * 1 + v_j3), 8, 1, lc_scratch);
+    }
+    }
+    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
+        const double *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1));
+        #pragma omp simd
+        for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] += lc_p[k];
+    }
+    free(lc_part);
+    free(lc_ws);
+    }
+    }
+
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_29_19[i0, s0, i2, i3] * ((gconv_0[i0, s0, 0, i2, i3] - div_3[0, s0, 0, 0]) * div_24[0, s0, 0, 0] + bn1_bias[s0] > 0) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t2 = T_div_3[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_24[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn1_bias[v_s0];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const double t0 = T_grad_relu_29_19[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
+        const double t1 = T_gconv_0[(((v_i0) * 8 + v_s0) * 1 + 0) * S_H * S_W + v_i2];
+        const double t3 = (t1 - t2);
+        const double t5 = (t3 * t4);
+        const double t7 = (t5 + t6);
+        const double t8 = (t7 > 0.0);
+        const double t9 = (t0 * t8);
+        acc += t9;
+    }
+    }
+        T_grad_bn1_bias[v_s0] = acc;
+    }
+    }
+    /* grad_div_24_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn1_bias[v_i1];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const double t0 = T_grad_relu_29_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const double t1 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+        const double t3 = (t1 - t2);
+        const double t5 = (t3 * t4);
+        const double t7 = (t5 + t6);
+        const double t8 = (t7 > 0.0);
+        const double t9 = (t0 * t8);
+        const double t10 = (t9 * t3);
+        acc += t10;
+    }
+    }
+        T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+    }
+    /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_8_32[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, s0, 0, 0] * 0.5 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
+        const double t0 = T_grad_div_24_26[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t1 = T_sum_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (1.0 / t4);
+        const double t6 = (t0 * t5);
+        const double t7 = T_bn1_weight[v_s0];
+        const double t8 = (t7 / t4);
+        const double t9 = (t8 / t4);
+        const double t10 = (t9 * t0);
+        const double t11 = (0.5 / t4);
+        const double t12 = (t10 * t11);
+        const double t13 = (1.0 / ((double)((S_N * S_H) * S_W)));
+        const double t14 = (t12 * t13);
+        const double t15 = (-t14);
+        T_grad_bn1_weight[v_s0] = t6;
+        T_grad_sum_8_32[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
+    }
+    }
+    /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])); grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    {
+    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
+            /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])) */
+            {
+            double acc = 0.0;
+            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+                const double t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t6 = T_bn1_bias[v_i1];
+                const double t11 = T_grad_sum_8_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+                const double t0 = T_grad_relu_29_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+                const double t1 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+                const double t3 = (t1 - t2);
+                const double t5 = (t3 * t4);
+                const double t7 = (t5 + t6);
+                const double t8 = (t7 > 0.0);
+                const double t9 = (t0 * t8);
+                const double t10 = (t9 * t4);
+                const double t12 = (t3 + t3);
+                const double t13 = (t11 * t12);
+                const double t14 = (t10 + t13);
+                const double t15 = (-t14);
+                acc += t15;
+            }
+            }
+            T_grad_div_3_36[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
+            }
+            /* grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W */
+            {
+                const double t0 = T_grad_div_3_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
+                const double t2 = (t0 * t1);
+                T_grad_sum_2_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+            }
+    }
+    }
+    }
+    }
+    }
+    /* grad_gconv_0_39[s0, s1, s2, s3, s4] = grad_relu_29_19[s0, s1, s3, s4] * ((gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) * div_24[0, s1, 0, 0] + bn1_bias[s1] > 0) * div_24[0, s1, 0, 0] + grad_sum_8_32[0, s1, 0, 0] * (gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0] + gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) + grad_sum_2_37[0, s1, 0, 0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < S_N; ++v_s0) {
+    for (int64_t v_s1 = 0; v_s1 < 8; ++v_s1) {
+        const double t2 = T_div_3[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_24[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn1_bias[v_s1];
+        const double t11 = T_grad_sum_8_32[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
+        const double t15 = T_grad_sum_2_37[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
+    #pragma omp simd
+    for (int64_t v_s3 = 0; v_s3 < (S_H * S_W); ++v_s3) {
+        const double t0 = T_grad_relu_29_19[((v_s0) * 8 + v_s1) * S_H * S_W + v_s3];
+        const double t1 = T_gconv_0[(((v_s0) * 8 + v_s1) * 1 + 0) * S_H * S_W + v_s3];
+        const double t3 = (t1 - t2);
+        const double t5 = (t3 * t4);
+        const double t7 = (t5 + t6);
+        const double t8 = (t7 > 0.0);
+        const double t9 = (t0 * t8);
+        const double t10 = (t9 * t4);
+        const double t12 = (t3 + t3);
+        const double t13 = (t11 * t12);
+        const double t14 = (t10 + t13);
+        const double t16 = (t14 + t15);
+        T_grad_gconv_0_39[(((v_s0) * 8 + v_s1) * 1 + 0) * S_H * S_W + v_s3] = t16;
+    }
+    }
+    }
+    }
+
+    /* grad_x[n, g, j2, j3] = sum_{i, j} (grad_gconv_0_39[n, g, 0, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
+    {
+    int64_t lc_lo0 = 0, lc_hi0 = S_W;
+    {
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        lc_lo0 = lc_max_i64(lc_lo0, (-1 * (-1 * (v_j + -1))));
+        lc_lo0 = lc_max_i64(lc_lo0, (-1 * (-1 * (v_j + -1))));
+        lc_hi0 = lc_min_i64(lc_hi0, (S_W + (-1 * (-1 * (v_j + -1)))));
+    }
+    }
+    }
+    #pragma omp parallel for collapse(3) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t v_g = 0; v_g < 8; ++v_g) {
+    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
+    int lc_ok = 1;
+    {
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+        const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+        const double t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+        lc_ok = lc_ok && t0 != 0 && t1 != 0 && t2 != 0;
+    }
+    }
+    }
+            /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
+            const int64_t lc_lo = lc_min_i64(lc_lo0, S_W);
+            const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;
+            for (int64_t v_j3 = 0; v_j3 < lc_lo; ++v_j3) {
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+                    const double t2 = (t0 * t1);
+                    const double t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
+                    const double t6 = (t4 * t5);
+                    const double t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const double t8 = (t7 * t1);
+                    const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const double t10 = (t8 * t9);
+                    const double t11 = (t10 * t5);
+                    const double t12 = (t11 != 0 ? T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const double t13 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t14 = (t12 * t13);
+                    const double t15 = (t6 != 0 ? t14 : 0.0);
+                    lc_acc += t15;
+                }
+                }
+                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+            }
+            /* runs of whole vectors, the last run ending at lc_hi (the columns
+               done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
+            const int64_t lc_full = lc_hi - lc_lo >= 8 ? lc_lo + (lc_hi - lc_lo - 0) / 8 * 8 + 0 : lc_hi;
+            #pragma omp simd simdlen(8)
+            for (int64_t v_j3 = lc_lo; v_j3 < lc_full; ++v_j3) {
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const double t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t2 = (t0 * t1);
+                    lc_acc += t2;
+                }
+                }
+                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+            }
+            if (lc_full < lc_hi) {
+            #pragma omp simd simdlen(8)
+            for (int64_t v_j3 = lc_hi - 8; v_j3 < lc_hi; ++v_j3) {
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const double t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t2 = (t0 * t1);
+                    lc_acc += t2;
+                }
+                }
+                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+            }
+            }
+            for (int64_t v_j3 = lc_hi; v_j3 < S_W; ++v_j3) {
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int64_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+                    const double t2 = (t0 * t1);
+                    const double t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
+                    const double t6 = (t4 * t5);
+                    const double t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const double t8 = (t7 * t1);
+                    const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const double t10 = (t8 * t9);
+                    const double t11 = (t10 * t5);
+                    const double t12 = (t11 != 0 ? T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const double t13 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t14 = (t12 * t13);
+                    const double t15 = (t6 != 0 ? t14 : 0.0);
+                    lc_acc += t15;
                 }
                 }
                 T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;

@@ -158,9 +158,19 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const
         acc[i][0] = (lc_vf32){0};
         acc[i][1] = (lc_vf32){0};
     }
+    /* C's tile and B's next panel are fetched while the tile runs: a matrix
+       read where it lies has its rows far apart, too many streams for the
+       hardware prefetcher, and each tile stalled on them (a 1x1 convolution
+       ran at half speed) */
+    for (int i = 0; i < LC_TMR; ++i) {
+        __builtin_prefetch(c + i * cr);
+        __builtin_prefetch(c + i * cr + (LC_NR_F32 / 2) * cc);
+    }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf32 b0, b1;
         const float *row = b + rows[k];
+        __builtin_prefetch(row + LC_NR_F32);
+        __builtin_prefetch(row + LC_NR_F32 + LC_NR_F32 / 2);
         memcpy(&b0, row, sizeof b0);
         memcpy(&b1, row + LC_NR_F32 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
@@ -276,9 +286,19 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, cons
         acc[i][0] = (lc_vf64){0};
         acc[i][1] = (lc_vf64){0};
     }
+    /* C's tile and B's next panel are fetched while the tile runs: a matrix
+       read where it lies has its rows far apart, too many streams for the
+       hardware prefetcher, and each tile stalled on them (a 1x1 convolution
+       ran at half speed) */
+    for (int i = 0; i < LC_TMR; ++i) {
+        __builtin_prefetch(c + i * cr);
+        __builtin_prefetch(c + i * cr + (LC_NR_F64 / 2) * cc);
+    }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf64 b0, b1;
         const double *row = b + rows[k];
+        __builtin_prefetch(row + LC_NR_F64);
+        __builtin_prefetch(row + LC_NR_F64 + LC_NR_F64 / 2);
         memcpy(&b0, row, sizeof b0);
         memcpy(&b1, row + LC_NR_F64 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
@@ -373,12 +393,13 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
 
-/* The module builds as one unit, or as one library per dtype from parts
-   compiled side by side (LC_PART 0: this state and the functions Python calls
-   to set it; then one part per function). */
-#if !defined(LC_PART)
+/* The module builds as one unit, or as one library per dtype from units
+   compiled side by side, each holding the parts whose bits are set in
+   LC_PARTS (part 0: this state and the functions Python calls to set it;
+   then one part per function). */
+#if !defined(LC_PARTS)
 #define LC_STATE static
-#elif LC_PART == 0
+#elif LC_PARTS & 1
 #define LC_STATE __attribute__((visibility("hidden")))
 #else
 #define LC_STATE extern __attribute__((visibility("hidden")))
@@ -389,7 +410,7 @@ LC_STATE int lc_blas_ilp64;
 LC_STATE int lc_threads;
 /* 0: LC_STREAM_MIN_BYTES */
 LC_STATE int64_t lc_stream_bytes;
-#if !defined(LC_PART) || LC_PART == 0
+#if !defined(LC_PARTS) || (LC_PARTS & 1)
 
 void lc_focallossspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
     lc_sgemm = sgemm;
@@ -706,11 +727,84 @@ lc_philox_uniform(double sa, double sb, double ca, double cb, double row, double
 }
 
 
-#if !defined(LC_PART) || LC_PART == 1
+#if !defined(LC_PARTS) || (LC_PARTS >> 1 & 1)
 
 /* FocalLossSpec (float) */
 int lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restrict T_logits, const int64_t *restrict T_targets, float *restrict T_div_15, float *restrict T_sum_4_terms, float *restrict T_sum_4, float *restrict T_add_6, float *restrict T_max_0, float *restrict T_sum_14)
 {
+    if (S_C < 16) {    /* short rows */
+    /* max_0[i0, i1] = max_{r1} logits[i0, r1] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        float acc = (-(float)INFINITY);
+    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
+        const float t0 = T_logits[(v_i0) * S_C + v_r1];
+        acc = (t0 != t0) ? t0 : ((t0 > acc) ? t0 : acc);
+    }
+        T_max_0[(v_i0) * 1 + 0] = acc;
+    }
+    }
+    /* sum_4_terms[i0, i1, r1] = exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])); sum_4[i0, i1] = sum_{r1} sum_4_terms[i0, i1, r1] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
+        float acc = 0.0f;
+        const float t1 = T_max_0[(v_i0) * 1 + 0];
+        const float t2 = t1;
+    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
+        const float t0 = T_logits[(v_i0) * S_C + v_r1];
+        const float t3 = (t0 - t2);
+        const float t4 = expf(t3);
+        acc += t4;
+        T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] = t4;
+    }
+        T_sum_4[(v_i0) * 1 + v_i1] = acc;
+    }
+    }
+    }
+    /* add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const float t0 = T_sum_4[(v_i0) * 1 + 0];
+        const float t1 = logf(t0);
+        const float t2 = T_max_0[(v_i0) * 1 + 0];
+        const float t3 = t2;
+        const float t4 = (t1 + t3);
+        T_add_6[(v_i0) * 1 + 0] = t4;
+    }
+    }
+    /* sum_14 = sum_{r0} -0.25 * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0) */
+    {
+    float acc = 0.0f;
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) >= 131072) reduction(+:acc)
+    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+        const float t0 = (T_targets[v_r0] >= 0);
+        const float t1 = (T_targets[v_r0] < S_C);
+        const float t2 = (t0 * t1);
+        const float t3 = (t2 != 0 ? T_logits[(v_r0) * S_C + T_targets[v_r0]] : 0);
+        const float t4 = T_add_6[(v_r0) * 1 + 0];
+        const float t5 = (t3 - t4);
+        const float t6 = (t2 != 0 ? t5 : 0.0f);
+        const float t7 = expf(t6);
+        const float t8 = (1.0f - t7);
+        const float t9 = (t8 * t8);
+        const float t10 = ((-0.25f) * t9);
+        const float t11 = (t10 * t6);
+        acc += t11;
+    }
+    T_sum_14[0] = acc;
+    }
+    /* div_15 = sum_14 / N */
+    {
+        const float t0 = T_sum_14[0];
+        const float t1 = (t0 / ((float)S_N));
+        T_div_15[0] = t1;
+    }
+        return 0;
+    }
     /* sum_4[i0, i1] = sum_{r1} sum_4_terms[i0, i1, r1]; max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4_terms[i0, i1, r1] = exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])); add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) (row by row) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
@@ -804,7 +898,7 @@ int lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restrict
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 2
+#if !defined(LC_PARTS) || (LC_PARTS >> 2 & 1)
 
 /* FocalLossSpec_backward (float) */
 int lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restrict T_logits, const int64_t *restrict T_targets, const float *restrict T_grad_div_15, const float *T_sum_4_terms, const float *restrict T_sum_4, const float *restrict T_add_6, float *T_grad_logits, float *restrict T_grad_sum_14_1, float *restrict T_grad_logp_t_8, float *restrict T_grad_sum_4_14)
@@ -911,11 +1005,84 @@ int lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restric
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 3
+#if !defined(LC_PARTS) || (LC_PARTS >> 3 & 1)
 
 /* FocalLossSpec (double) */
 int lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, double *restrict T_div_15, double *restrict T_sum_4_terms, double *restrict T_sum_4, double *restrict T_add_6, double *restrict T_max_0, double *restrict T_sum_14)
 {
+    if (S_C < 16) {    /* short rows */
+    /* max_0[i0, i1] = max_{r1} logits[i0, r1] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        double acc = (-(double)INFINITY);
+    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
+        const double t0 = T_logits[(v_i0) * S_C + v_r1];
+        acc = (t0 != t0) ? t0 : ((t0 > acc) ? t0 : acc);
+    }
+        T_max_0[(v_i0) * 1 + 0] = acc;
+    }
+    }
+    /* sum_4_terms[i0, i1, r1] = exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])); sum_4[i0, i1] = sum_{r1} sum_4_terms[i0, i1, r1] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 1; ++v_i1) {
+        double acc = 0.0;
+        const double t1 = T_max_0[(v_i0) * 1 + 0];
+        const double t2 = t1;
+    for (int64_t v_r1 = 0; v_r1 < S_C; ++v_r1) {
+        const double t0 = T_logits[(v_i0) * S_C + v_r1];
+        const double t3 = (t0 - t2);
+        const double t4 = exp(t3);
+        acc += t4;
+        T_sum_4_terms[((v_i0) * 1 + v_i1) * S_C + v_r1] = t4;
+    }
+        T_sum_4[(v_i0) * 1 + v_i1] = acc;
+    }
+    }
+    }
+    /* add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t0 = T_sum_4[(v_i0) * 1 + 0];
+        const double t1 = log(t0);
+        const double t2 = T_max_0[(v_i0) * 1 + 0];
+        const double t3 = t2;
+        const double t4 = (t1 + t3);
+        T_add_6[(v_i0) * 1 + 0] = t4;
+    }
+    }
+    /* sum_14 = sum_{r0} -0.25 * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (1 - exp((logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0))) * (logits[r0, targets[r0]] - add_6[r0, 0] if (targets[r0] >= 0) * (targets[r0] < C) else 0) */
+    {
+    double acc = 0.0;
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) >= 131072) reduction(+:acc)
+    for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
+        const double t0 = (T_targets[v_r0] >= 0);
+        const double t1 = (T_targets[v_r0] < S_C);
+        const double t2 = (t0 * t1);
+        const double t3 = (t2 != 0 ? T_logits[(v_r0) * S_C + T_targets[v_r0]] : 0);
+        const double t4 = T_add_6[(v_r0) * 1 + 0];
+        const double t5 = (t3 - t4);
+        const double t6 = (t2 != 0 ? t5 : 0.0);
+        const double t7 = exp(t6);
+        const double t8 = (1.0 - t7);
+        const double t9 = (t8 * t8);
+        const double t10 = ((-0.25) * t9);
+        const double t11 = (t10 * t6);
+        acc += t11;
+    }
+    T_sum_14[0] = acc;
+    }
+    /* div_15 = sum_14 / N */
+    {
+        const double t0 = T_sum_14[0];
+        const double t1 = (t0 / ((double)S_N));
+        T_div_15[0] = t1;
+    }
+        return 0;
+    }
     /* sum_4[i0, i1] = sum_{r1} sum_4_terms[i0, i1, r1]; max_0[i0, i1] = max_{r1} logits[i0, r1]; sum_4_terms[i0, i1, r1] = exp(logits[i0, r1] - stop_gradient(max_0[i0, 0])); add_6[i0, i1] = log(sum_4[i0, 0]) + stop_gradient(max_0[i0, 0]) (row by row) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(1) * (int64_t)(S_C) >= 131072)
@@ -1009,7 +1176,7 @@ int lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restric
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 4
+#if !defined(LC_PARTS) || (LC_PARTS >> 4 & 1)
 
 /* FocalLossSpec_backward (double) */
 int lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restrict T_logits, const int64_t *restrict T_targets, const double *restrict T_grad_div_15, const double *T_sum_4_terms, const double *restrict T_sum_4, const double *restrict T_add_6, double *T_grad_logits, double *restrict T_grad_sum_14_1, double *restrict T_grad_logp_t_8, double *restrict T_grad_sum_4_14)

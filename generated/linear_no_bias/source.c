@@ -158,9 +158,19 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const
         acc[i][0] = (lc_vf32){0};
         acc[i][1] = (lc_vf32){0};
     }
+    /* C's tile and B's next panel are fetched while the tile runs: a matrix
+       read where it lies has its rows far apart, too many streams for the
+       hardware prefetcher, and each tile stalled on them (a 1x1 convolution
+       ran at half speed) */
+    for (int i = 0; i < LC_TMR; ++i) {
+        __builtin_prefetch(c + i * cr);
+        __builtin_prefetch(c + i * cr + (LC_NR_F32 / 2) * cc);
+    }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf32 b0, b1;
         const float *row = b + rows[k];
+        __builtin_prefetch(row + LC_NR_F32);
+        __builtin_prefetch(row + LC_NR_F32 + LC_NR_F32 / 2);
         memcpy(&b0, row, sizeof b0);
         memcpy(&b1, row + LC_NR_F32 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
@@ -276,9 +286,19 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, cons
         acc[i][0] = (lc_vf64){0};
         acc[i][1] = (lc_vf64){0};
     }
+    /* C's tile and B's next panel are fetched while the tile runs: a matrix
+       read where it lies has its rows far apart, too many streams for the
+       hardware prefetcher, and each tile stalled on them (a 1x1 convolution
+       ran at half speed) */
+    for (int i = 0; i < LC_TMR; ++i) {
+        __builtin_prefetch(c + i * cr);
+        __builtin_prefetch(c + i * cr + (LC_NR_F64 / 2) * cc);
+    }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf64 b0, b1;
         const double *row = b + rows[k];
+        __builtin_prefetch(row + LC_NR_F64);
+        __builtin_prefetch(row + LC_NR_F64 + LC_NR_F64 / 2);
         memcpy(&b0, row, sizeof b0);
         memcpy(&b1, row + LC_NR_F64 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
@@ -373,12 +393,13 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
 
-/* The module builds as one unit, or as one library per dtype from parts
-   compiled side by side (LC_PART 0: this state and the functions Python calls
-   to set it; then one part per function). */
-#if !defined(LC_PART)
+/* The module builds as one unit, or as one library per dtype from units
+   compiled side by side, each holding the parts whose bits are set in
+   LC_PARTS (part 0: this state and the functions Python calls to set it;
+   then one part per function). */
+#if !defined(LC_PARTS)
 #define LC_STATE static
-#elif LC_PART == 0
+#elif LC_PARTS & 1
 #define LC_STATE __attribute__((visibility("hidden")))
 #else
 #define LC_STATE extern __attribute__((visibility("hidden")))
@@ -389,7 +410,7 @@ LC_STATE int lc_blas_ilp64;
 LC_STATE int lc_threads;
 /* 0: LC_STREAM_MIN_BYTES */
 LC_STATE int64_t lc_stream_bytes;
-#if !defined(LC_PART) || LC_PART == 0
+#if !defined(LC_PARTS) || (LC_PARTS & 1)
 
 void lc_linearnobiasspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
     lc_sgemm = sgemm;
@@ -706,7 +727,7 @@ lc_philox_uniform(double sa, double sb, double ca, double cb, double row, double
 }
 
 
-#if !defined(LC_PART) || LC_PART == 1
+#if !defined(LC_PARTS) || (LC_PARTS >> 1 & 1)
 
 /* LinearNoBiasSpec (float) */
 int lc_linearnobiasspec_forward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, float *restrict T_matmul_1)
@@ -718,21 +739,26 @@ int lc_linearnobiasspec_forward_f32(int64_t S_N, const float *restrict T_x, cons
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(32); ++k) T_matmul_1[k] = 0;
     } else if ((int64_t)(S_N) > 0 && (int64_t)(32) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N), lc_cols = (int64_t)(32);
     const int lc_nt = (int64_t)(S_N) * (int64_t)(32) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f32(0, 1, lc_count, (int64_t)(32), (int64_t)(64), 1.0f, T_x + ((0) * 64 + 0) + lc_first * 64, 64, T_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + ((0) * 32 + 0) + lc_first * 32, 32);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 1, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0f, T_x + ((0) * 64 + 0) + lc_row0 * 64, 64, T_weight + ((0) * 64 + 0) + lc_col0 * 64, 64, 0, T_matmul_1 + ((0) * 32 + 0) + lc_row0 * 32 + lc_col0 * 1, 32);
     }
     if (lc_status) return lc_status;
     }
@@ -742,7 +768,7 @@ int lc_linearnobiasspec_forward_f32(int64_t S_N, const float *restrict T_x, cons
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 2
+#if !defined(LC_PARTS) || (LC_PARTS >> 2 & 1)
 
 /* LinearNoBiasSpec_backward (float) */
 int lc_linearnobiasspec_backward_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_weight, const float *restrict T_grad_matmul_1, float *restrict T_grad_x, float *restrict T_grad_weight)
@@ -754,21 +780,26 @@ int lc_linearnobiasspec_backward_f32(int64_t S_N, const float *restrict T_x, con
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(64); ++k) T_grad_x[k] = 0;
     } else if ((int64_t)(S_N) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(S_N) * (int64_t)(64) * (int64_t)(32) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f32(0, 0, lc_count, (int64_t)(64), (int64_t)(32), 1.0f, T_grad_matmul_1 + ((0) * 32 + 0) + lc_first * 32, 32, T_weight + ((0) * 64 + 0), 64, 0, T_grad_x + ((0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(32), 1.0f, T_grad_matmul_1 + ((0) * 32 + 0) + lc_row0 * 32, 32, T_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_x + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -780,21 +811,26 @@ int lc_linearnobiasspec_backward_f32(int64_t S_N, const float *restrict T_x, con
         for (int64_t k = 0; k < (int64_t)(32) * (int64_t)(64); ++k) T_grad_weight[k] = 0;
     } else if ((int64_t)(32) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(32);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(32), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(32) * (int64_t)(64) * (int64_t)(S_N) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f32(1, 0, lc_count, (int64_t)(64), (int64_t)(S_N), 1.0f, T_grad_matmul_1 + ((0) * 32 + 0) + lc_first * 1, 32, T_x + ((0) * 64 + 0), 64, 0, T_grad_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_N), 1.0f, T_grad_matmul_1 + ((0) * 32 + 0) + lc_row0 * 1, 32, T_x + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -804,7 +840,48 @@ int lc_linearnobiasspec_backward_f32(int64_t S_N, const float *restrict T_x, con
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 3
+#if !defined(LC_PARTS) || (LC_PARTS >> 3 & 1)
+
+/* LinearNoBiasSpec_backward (float) */
+int lc_linearnobiasspec_backward_params_f32(int64_t S_N, const float *restrict T_x, const float *restrict T_grad_matmul_1, float *restrict T_grad_weight)
+{
+    /* grad_weight[i1, i0] = sum_{m} grad_matmul_1[m, i1] * x[m, i0] */
+
+    if ((int64_t)(S_N) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(32) * (int64_t)(64); ++k) T_grad_weight[k] = 0;
+    } else if ((int64_t)(32) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(32), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(32) * (int64_t)(64) * (int64_t)(S_N) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f32(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_N), 1.0f, T_grad_matmul_1 + ((0) * 32 + 0) + lc_row0 * 1, 32, T_x + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    return 0;
+}
+
+#endif
+
+#if !defined(LC_PARTS) || (LC_PARTS >> 4 & 1)
 
 /* LinearNoBiasSpec (double) */
 int lc_linearnobiasspec_forward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, double *restrict T_matmul_1)
@@ -816,21 +893,26 @@ int lc_linearnobiasspec_forward_f64(int64_t S_N, const double *restrict T_x, con
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(32); ++k) T_matmul_1[k] = 0;
     } else if ((int64_t)(S_N) > 0 && (int64_t)(32) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N), lc_cols = (int64_t)(32);
     const int lc_nt = (int64_t)(S_N) * (int64_t)(32) * (int64_t)(64) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f64(0, 1, lc_count, (int64_t)(32), (int64_t)(64), 1.0, T_x + ((0) * 64 + 0) + lc_first * 64, 64, T_weight + ((0) * 64 + 0), 64, 0, T_matmul_1 + ((0) * 32 + 0) + lc_first * 32, 32);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 1, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(64), 1.0, T_x + ((0) * 64 + 0) + lc_row0 * 64, 64, T_weight + ((0) * 64 + 0) + lc_col0 * 64, 64, 0, T_matmul_1 + ((0) * 32 + 0) + lc_row0 * 32 + lc_col0 * 1, 32);
     }
     if (lc_status) return lc_status;
     }
@@ -840,7 +922,7 @@ int lc_linearnobiasspec_forward_f64(int64_t S_N, const double *restrict T_x, con
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 4
+#if !defined(LC_PARTS) || (LC_PARTS >> 5 & 1)
 
 /* LinearNoBiasSpec_backward (double) */
 int lc_linearnobiasspec_backward_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_weight, const double *restrict T_grad_matmul_1, double *restrict T_grad_x, double *restrict T_grad_weight)
@@ -852,21 +934,26 @@ int lc_linearnobiasspec_backward_f64(int64_t S_N, const double *restrict T_x, co
         for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(64); ++k) T_grad_x[k] = 0;
     } else if ((int64_t)(S_N) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(S_N), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(S_N) * (int64_t)(64) * (int64_t)(32) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f64(0, 0, lc_count, (int64_t)(64), (int64_t)(32), 1.0, T_grad_matmul_1 + ((0) * 32 + 0) + lc_first * 32, 32, T_weight + ((0) * 64 + 0), 64, 0, T_grad_x + ((0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(0, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(32), 1.0, T_grad_matmul_1 + ((0) * 32 + 0) + lc_row0 * 32, 32, T_weight + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_x + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }
@@ -878,21 +965,67 @@ int lc_linearnobiasspec_backward_f64(int64_t S_N, const double *restrict T_x, co
         for (int64_t k = 0; k < (int64_t)(32) * (int64_t)(64); ++k) T_grad_weight[k] = 0;
     } else if ((int64_t)(32) > 0 && (int64_t)(64) > 0) {
     /* one call per value of the loops; with fewer calls than threads, each
-       call's rows are split too. The runtime keeps the BLAS on one thread while
-       a layer runs (compiler/blas.py), so this team is the only one working.
-       Each call writes its own block, so taking calls as threads come free
-       (a core busy elsewhere) changes no result. */
-    const int64_t lc_calls = 1, lc_rows = (int64_t)(32);
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(32), lc_cols = (int64_t)(64);
     const int lc_nt = (int64_t)(32) * (int64_t)(64) * (int64_t)(S_N) >= 131072 ? lc_num_threads() : 1;
     const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
-    const int64_t lc_block = (lc_rows + lc_parts - 1) / lc_parts;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
     int lc_status = 0;
     #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
     for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
         const int64_t lc_first = lc_task % lc_parts * lc_block;
-        const int64_t lc_count = lc_rows - lc_first < lc_block ? lc_rows - lc_first : lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
         if (lc_count <= 0) continue;
-        lc_status |= lc_gemm_f64(1, 0, lc_count, (int64_t)(64), (int64_t)(S_N), 1.0, T_grad_matmul_1 + ((0) * 32 + 0) + lc_first * 1, 32, T_x + ((0) * 64 + 0), 64, 0, T_grad_weight + ((0) * 64 + 0) + lc_first * 64, 64);
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_N), 1.0, T_grad_matmul_1 + ((0) * 32 + 0) + lc_row0 * 1, 32, T_x + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
+    }
+    if (lc_status) return lc_status;
+    }
+
+    return 0;
+}
+
+#endif
+
+#if !defined(LC_PARTS) || (LC_PARTS >> 6 & 1)
+
+/* LinearNoBiasSpec_backward (double) */
+int lc_linearnobiasspec_backward_params_f64(int64_t S_N, const double *restrict T_x, const double *restrict T_grad_matmul_1, double *restrict T_grad_weight)
+{
+    /* grad_weight[i1, i0] = sum_{m} grad_matmul_1[m, i1] * x[m, i0] */
+
+    if ((int64_t)(S_N) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(32) * (int64_t)(64); ++k) T_grad_weight[k] = 0;
+    } else if ((int64_t)(32) > 0 && (int64_t)(64) > 0) {
+    /* one call per value of the loops; with fewer calls than threads, each
+       call's rows are split too, or its columns when it has fewer rows than
+       columns (a small batch: each thread then reads its own part of the
+       larger operand, not all of it). The runtime keeps the BLAS on one thread
+       while a layer runs (compiler/blas.py), so this team is the only one
+       working. Each call writes its own block, so taking calls as threads
+       come free (a core busy elsewhere) changes no result. */
+    const int64_t lc_calls = 1, lc_rows = (int64_t)(32), lc_cols = (int64_t)(64);
+    const int lc_nt = (int64_t)(32) * (int64_t)(64) * (int64_t)(S_N) >= 131072 ? lc_num_threads() : 1;
+    const int64_t lc_parts = lc_calls >= lc_nt ? 1 : (lc_nt + lc_calls - 1) / lc_calls;
+    const int lc_by_cols = lc_parts > 1 && lc_cols > lc_rows;
+    const int64_t lc_span = lc_by_cols ? lc_cols : lc_rows;
+    const int64_t lc_block = (lc_span + lc_parts - 1) / lc_parts;
+    int lc_status = 0;
+    #pragma omp parallel for num_threads(lc_nt) schedule(dynamic, 1) if(lc_nt > 1) reduction(|:lc_status)
+    for (int64_t lc_task = 0; lc_task < lc_calls * lc_parts; ++lc_task) {
+        const int64_t lc_first = lc_task % lc_parts * lc_block;
+        const int64_t lc_count = lc_span - lc_first < lc_block ? lc_span - lc_first : lc_block;
+        if (lc_count <= 0) continue;
+        const int64_t lc_row0 = lc_by_cols ? 0 : lc_first, lc_col0 = lc_by_cols ? lc_first : 0;
+        lc_status |= lc_gemm_f64(1, 0, lc_by_cols ? lc_rows : lc_count, lc_by_cols ? lc_count : lc_cols, (int64_t)(S_N), 1.0, T_grad_matmul_1 + ((0) * 32 + 0) + lc_row0 * 1, 32, T_x + ((0) * 64 + 0) + lc_col0 * 1, 64, 0, T_grad_weight + ((0) * 64 + 0) + lc_row0 * 64 + lc_col0 * 1, 64);
     }
     if (lc_status) return lc_status;
     }

@@ -158,9 +158,19 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const
         acc[i][0] = (lc_vf32){0};
         acc[i][1] = (lc_vf32){0};
     }
+    /* C's tile and B's next panel are fetched while the tile runs: a matrix
+       read where it lies has its rows far apart, too many streams for the
+       hardware prefetcher, and each tile stalled on them (a 1x1 convolution
+       ran at half speed) */
+    for (int i = 0; i < LC_TMR; ++i) {
+        __builtin_prefetch(c + i * cr);
+        __builtin_prefetch(c + i * cr + (LC_NR_F32 / 2) * cc);
+    }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf32 b0, b1;
         const float *row = b + rows[k];
+        __builtin_prefetch(row + LC_NR_F32);
+        __builtin_prefetch(row + LC_NR_F32 + LC_NR_F32 / 2);
         memcpy(&b0, row, sizeof b0);
         memcpy(&b1, row + LC_NR_F32 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
@@ -276,9 +286,19 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, cons
         acc[i][0] = (lc_vf64){0};
         acc[i][1] = (lc_vf64){0};
     }
+    /* C's tile and B's next panel are fetched while the tile runs: a matrix
+       read where it lies has its rows far apart, too many streams for the
+       hardware prefetcher, and each tile stalled on them (a 1x1 convolution
+       ran at half speed) */
+    for (int i = 0; i < LC_TMR; ++i) {
+        __builtin_prefetch(c + i * cr);
+        __builtin_prefetch(c + i * cr + (LC_NR_F64 / 2) * cc);
+    }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf64 b0, b1;
         const double *row = b + rows[k];
+        __builtin_prefetch(row + LC_NR_F64);
+        __builtin_prefetch(row + LC_NR_F64 + LC_NR_F64 / 2);
         memcpy(&b0, row, sizeof b0);
         memcpy(&b1, row + LC_NR_F64 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
@@ -373,12 +393,13 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
 
-/* The module builds as one unit, or as one library per dtype from parts
-   compiled side by side (LC_PART 0: this state and the functions Python calls
-   to set it; then one part per function). */
-#if !defined(LC_PART)
+/* The module builds as one unit, or as one library per dtype from units
+   compiled side by side, each holding the parts whose bits are set in
+   LC_PARTS (part 0: this state and the functions Python calls to set it;
+   then one part per function). */
+#if !defined(LC_PARTS)
 #define LC_STATE static
-#elif LC_PART == 0
+#elif LC_PARTS & 1
 #define LC_STATE __attribute__((visibility("hidden")))
 #else
 #define LC_STATE extern __attribute__((visibility("hidden")))
@@ -389,7 +410,7 @@ LC_STATE int lc_blas_ilp64;
 LC_STATE int lc_threads;
 /* 0: LC_STREAM_MIN_BYTES */
 LC_STATE int64_t lc_stream_bytes;
-#if !defined(LC_PART) || LC_PART == 0
+#if !defined(LC_PARTS) || (LC_PARTS & 1)
 
 void lc_prelund_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
     lc_sgemm = sgemm;
@@ -706,7 +727,7 @@ lc_philox_uniform(double sa, double sb, double ca, double cb, double row, double
 }
 
 
-#if !defined(LC_PART) || LC_PART == 1
+#if !defined(LC_PARTS) || (LC_PARTS >> 1 & 1)
 
 /* PReLUND (float) */
 static int lc_prelund_forward_E1_f32(int64_t S_C, int64_t S_N, const float *restrict T_x, const float *restrict T_alpha, float *restrict T_select_3)
@@ -754,29 +775,27 @@ int lc_prelund_forward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *r
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 2
+#if !defined(LC_PARTS) || (LC_PARTS >> 2 & 1)
 
 /* PReLUND_backward (float) */
 static int lc_prelund_backward_E1_f32(int64_t S_C, int64_t S_N, const float *restrict T_x, const float *restrict T_alpha, const float *restrict T_grad_select_3, float *restrict T_grad_x, float *restrict T_grad_alpha, float *restrict T_grad_reshape_0_3)
 {
     /* grad_reshape_0_3[j0, j1] = sum_{i0, i1} grad_select_3[i0, i1, 0] * (0 if x[i0, i1, 0] > 0 else 1) * x[i0, i1, 0]; grad_alpha[j0] = grad_reshape_0_3[0, 0] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)((S_N * S_C)) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
             /* grad_reshape_0_3[j0, j1] = sum_{i0, i1} grad_select_3[i0, i1, 0] * (0 if x[i0, i1, 0] > 0 else 1) * x[i0, i1, 0] */
             {
             float acc = 0.0f;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
             #pragma omp simd reduction(+:acc)
-            for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
-                const float t0 = T_grad_select_3[((v_i0) * S_C + v_i1) * 1 + 0];
-                const float t1 = T_x[((v_i0) * S_C + v_i1) * 1 + 0];
+            for (int64_t v_i0 = 0; v_i0 < (S_N * S_C); ++v_i0) {
+                const float t0 = T_grad_select_3[(v_i0) * 1 + 0];
+                const float t1 = T_x[(v_i0) * 1 + 0];
                 const float t2 = (t1 > 0.0f);
                 const float t3 = (t2 != 0 ? 0.0f : 1.0f);
                 const float t4 = (t0 * t3);
                 const float t5 = (t4 * t1);
                 acc += t5;
-            }
             }
             T_grad_reshape_0_3[(v_j0) * 1 + 0] = acc;
             }
@@ -817,22 +836,20 @@ int lc_prelund_backward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *
         return lc_prelund_backward_E1_f32(S_C, S_N, T_x, T_alpha, T_grad_select_3, T_grad_x, T_grad_alpha, T_grad_reshape_0_3);
     /* grad_reshape_0_3[j0, j1] = sum_{i0, i1, i2} grad_select_3[i0, i1, i2] * (0 if x[i0, i1, i2] > 0 else 1) * x[i0, i1, i2]; grad_alpha[j0] = grad_reshape_0_3[0, 0] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)((S_N * (S_C * S_E))) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
             /* grad_reshape_0_3[j0, j1] = sum_{i0, i1, i2} grad_select_3[i0, i1, i2] * (0 if x[i0, i1, i2] > 0 else 1) * x[i0, i1, i2] */
             {
             float acc = 0.0f;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
             #pragma omp simd reduction(+:acc)
-            for (int64_t v_i1 = 0; v_i1 < (S_C * S_E); ++v_i1) {
-                const float t0 = T_grad_select_3[(v_i0) * S_C * S_E + v_i1];
-                const float t1 = T_x[(v_i0) * S_C * S_E + v_i1];
+            for (int64_t v_i0 = 0; v_i0 < (S_N * (S_C * S_E)); ++v_i0) {
+                const float t0 = T_grad_select_3[v_i0];
+                const float t1 = T_x[v_i0];
                 const float t2 = (t1 > 0.0f);
                 const float t3 = (t2 != 0 ? 0.0f : 1.0f);
                 const float t4 = (t0 * t3);
                 const float t5 = (t4 * t1);
                 acc += t5;
-            }
             }
             T_grad_reshape_0_3[(v_j0) * 1 + 0] = acc;
             }
@@ -868,7 +885,7 @@ int lc_prelund_backward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 3
+#if !defined(LC_PARTS) || (LC_PARTS >> 3 & 1)
 
 /* PReLUND (double) */
 static int lc_prelund_forward_E1_f64(int64_t S_C, int64_t S_N, const double *restrict T_x, const double *restrict T_alpha, double *restrict T_select_3)
@@ -916,29 +933,27 @@ int lc_prelund_forward_f64(int64_t S_C, int64_t S_E, int64_t S_N, const double *
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 4
+#if !defined(LC_PARTS) || (LC_PARTS >> 4 & 1)
 
 /* PReLUND_backward (double) */
 static int lc_prelund_backward_E1_f64(int64_t S_C, int64_t S_N, const double *restrict T_x, const double *restrict T_alpha, const double *restrict T_grad_select_3, double *restrict T_grad_x, double *restrict T_grad_alpha, double *restrict T_grad_reshape_0_3)
 {
     /* grad_reshape_0_3[j0, j1] = sum_{i0, i1} grad_select_3[i0, i1, 0] * (0 if x[i0, i1, 0] > 0 else 1) * x[i0, i1, 0]; grad_alpha[j0] = grad_reshape_0_3[0, 0] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)((S_N * S_C)) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
             /* grad_reshape_0_3[j0, j1] = sum_{i0, i1} grad_select_3[i0, i1, 0] * (0 if x[i0, i1, 0] > 0 else 1) * x[i0, i1, 0] */
             {
             double acc = 0.0;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
             #pragma omp simd reduction(+:acc)
-            for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
-                const double t0 = T_grad_select_3[((v_i0) * S_C + v_i1) * 1 + 0];
-                const double t1 = T_x[((v_i0) * S_C + v_i1) * 1 + 0];
+            for (int64_t v_i0 = 0; v_i0 < (S_N * S_C); ++v_i0) {
+                const double t0 = T_grad_select_3[(v_i0) * 1 + 0];
+                const double t1 = T_x[(v_i0) * 1 + 0];
                 const double t2 = (t1 > 0.0);
                 const double t3 = (t2 != 0 ? 0.0 : 1.0);
                 const double t4 = (t0 * t3);
                 const double t5 = (t4 * t1);
                 acc += t5;
-            }
             }
             T_grad_reshape_0_3[(v_j0) * 1 + 0] = acc;
             }
@@ -979,22 +994,20 @@ int lc_prelund_backward_f64(int64_t S_C, int64_t S_E, int64_t S_N, const double 
         return lc_prelund_backward_E1_f64(S_C, S_N, T_x, T_alpha, T_grad_select_3, T_grad_x, T_grad_alpha, T_grad_reshape_0_3);
     /* grad_reshape_0_3[j0, j1] = sum_{i0, i1, i2} grad_select_3[i0, i1, i2] * (0 if x[i0, i1, i2] > 0 else 1) * x[i0, i1, i2]; grad_alpha[j0] = grad_reshape_0_3[0, 0] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)((S_N * (S_C * S_E))) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
             /* grad_reshape_0_3[j0, j1] = sum_{i0, i1, i2} grad_select_3[i0, i1, i2] * (0 if x[i0, i1, i2] > 0 else 1) * x[i0, i1, i2] */
             {
             double acc = 0.0;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
             #pragma omp simd reduction(+:acc)
-            for (int64_t v_i1 = 0; v_i1 < (S_C * S_E); ++v_i1) {
-                const double t0 = T_grad_select_3[(v_i0) * S_C * S_E + v_i1];
-                const double t1 = T_x[(v_i0) * S_C * S_E + v_i1];
+            for (int64_t v_i0 = 0; v_i0 < (S_N * (S_C * S_E)); ++v_i0) {
+                const double t0 = T_grad_select_3[v_i0];
+                const double t1 = T_x[v_i0];
                 const double t2 = (t1 > 0.0);
                 const double t3 = (t2 != 0 ? 0.0 : 1.0);
                 const double t4 = (t0 * t3);
                 const double t5 = (t4 * t1);
                 acc += t5;
-            }
             }
             T_grad_reshape_0_3[(v_j0) * 1 + 0] = acc;
             }

@@ -158,9 +158,19 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const
         acc[i][0] = (lc_vf32){0};
         acc[i][1] = (lc_vf32){0};
     }
+    /* C's tile and B's next panel are fetched while the tile runs: a matrix
+       read where it lies has its rows far apart, too many streams for the
+       hardware prefetcher, and each tile stalled on them (a 1x1 convolution
+       ran at half speed) */
+    for (int i = 0; i < LC_TMR; ++i) {
+        __builtin_prefetch(c + i * cr);
+        __builtin_prefetch(c + i * cr + (LC_NR_F32 / 2) * cc);
+    }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf32 b0, b1;
         const float *row = b + rows[k];
+        __builtin_prefetch(row + LC_NR_F32);
+        __builtin_prefetch(row + LC_NR_F32 + LC_NR_F32 / 2);
         memcpy(&b0, row, sizeof b0);
         memcpy(&b1, row + LC_NR_F32 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
@@ -276,9 +286,19 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, cons
         acc[i][0] = (lc_vf64){0};
         acc[i][1] = (lc_vf64){0};
     }
+    /* C's tile and B's next panel are fetched while the tile runs: a matrix
+       read where it lies has its rows far apart, too many streams for the
+       hardware prefetcher, and each tile stalled on them (a 1x1 convolution
+       ran at half speed) */
+    for (int i = 0; i < LC_TMR; ++i) {
+        __builtin_prefetch(c + i * cr);
+        __builtin_prefetch(c + i * cr + (LC_NR_F64 / 2) * cc);
+    }
     for (int64_t k = 0; k < kc; ++k) {
         lc_vf64 b0, b1;
         const double *row = b + rows[k];
+        __builtin_prefetch(row + LC_NR_F64);
+        __builtin_prefetch(row + LC_NR_F64 + LC_NR_F64 / 2);
         memcpy(&b0, row, sizeof b0);
         memcpy(&b1, row + LC_NR_F64 / 2, sizeof b1);
         for (int i = 0; i < LC_TMR; ++i) {
@@ -373,12 +393,13 @@ typedef void (*lc_dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, c
 typedef void (*lc_dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *, int32_t,
                              const double *, int32_t, double, double *, int32_t);
 
-/* The module builds as one unit, or as one library per dtype from parts
-   compiled side by side (LC_PART 0: this state and the functions Python calls
-   to set it; then one part per function). */
-#if !defined(LC_PART)
+/* The module builds as one unit, or as one library per dtype from units
+   compiled side by side, each holding the parts whose bits are set in
+   LC_PARTS (part 0: this state and the functions Python calls to set it;
+   then one part per function). */
+#if !defined(LC_PARTS)
 #define LC_STATE static
-#elif LC_PART == 0
+#elif LC_PARTS & 1
 #define LC_STATE __attribute__((visibility("hidden")))
 #else
 #define LC_STATE extern __attribute__((visibility("hidden")))
@@ -389,7 +410,7 @@ LC_STATE int lc_blas_ilp64;
 LC_STATE int lc_threads;
 /* 0: LC_STREAM_MIN_BYTES */
 LC_STATE int64_t lc_stream_bytes;
-#if !defined(LC_PART) || LC_PART == 0
+#if !defined(LC_PARTS) || (LC_PARTS & 1)
 
 void lc_residualblockspec_set_blas(uintptr_t sgemm, uintptr_t dgemm, int ilp64) {
     lc_sgemm = sgemm;
@@ -706,7 +727,7 @@ lc_philox_uniform(double sa, double sb, double ca, double cb, double row, double
 }
 
 
-#if !defined(LC_PART) || LC_PART == 1
+#if !defined(LC_PARTS) || (LC_PARTS >> 1 & 1)
 
 /* ResidualBlockSpec (float) */
 int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_65, float *restrict T_conv_0, float *restrict T_div_2, float *restrict T_sum_7, float *restrict T_div_23, float *restrict T_relu_28, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_sum_43, float *restrict T_div_59, float *restrict T_add_12, float *restrict T_add_19, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_1, float *restrict T_sum_37)
@@ -797,7 +818,9 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
             const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
             if (1) {
                 #pragma omp simd
-                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_src[v_w - lc_first];
+                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) {
+                    T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_src[v_w - lc_first];
+                }
             }
         }
         }
@@ -987,7 +1010,9 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
             const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
             if (1) {
                 #pragma omp simd
-                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] = lc_src[v_w_35 - lc_first];
+                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) {
+                    T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] = lc_src[v_w_35 - lc_first];
+                }
             }
         }
         }
@@ -1098,7 +1123,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 2
+#if !defined(LC_PARTS) || (LC_PARTS >> 2 & 1)
 
 /* ResidualBlockSpec_backward (float) */
 int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_65, const float *restrict T_conv_0, const float *restrict T_div_2, const float *restrict T_sum_7, const float *restrict T_div_23, const float *restrict T_relu_28, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_conv1_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_conv2_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_8, float *restrict T_grad_sum_43_14, float *restrict T_grad_div_38_18, float *restrict T_grad_sum_37_19, float *restrict T_grad_conv_36, float *restrict T_grad_relu_28_21, float *restrict T_grad_div_23_28, float *restrict T_grad_sum_7_34, float *restrict T_grad_div_2_38, float *restrict T_grad_sum_1_39, float *restrict T_grad_conv_0)
@@ -1373,7 +1398,9 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
             const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
             if (1) {
                 #pragma omp simd
-                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] = lc_src[v_j3 - lc_first];
+                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) {
+                    T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] = lc_src[v_j3 - lc_first];
+                }
             }
         }
         }
@@ -1791,32 +1818,7 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* grad_x[j0, j1, j2, j3] = sum_{o, i, j} (grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) if (o == 0) * (i == 0) * (j == 0) else 0) + (grad_conv_0[j0, o, j2 - (i - 1), j3 - (j - 1)] * conv1_weight[o, j1, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
-    /* grad_x[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-        const float t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const float t6 = T_bn2_bias[v_j1];
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        const float t0 = T_grad_relu_65[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t1 = T_conv_36[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t3 = (t1 - t2);
-        const float t5 = (t3 * t4);
-        const float t7 = (t5 + t6);
-        const float t8 = T_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const float t9 = (t7 + t8);
-        const float t10 = (t9 > 0.0f);
-        const float t11 = (t0 * t10);
-        T_grad_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] = t11;
-    }
-    }
-    }
-    }
-    }
+
     if (72 == 0) {
     } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
     /* tasks: every value of the calls' loops times blocks of j2, each
@@ -1924,8 +1926,23 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
             const int64_t lc_first = 0, lc_end = S_W;
             const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
             if (1) {
+                const float t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+                const float t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+                const float t6 = T_bn2_bias[v_j1];
                 #pragma omp simd
-                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) T_grad_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] += lc_src[v_j3 - lc_first];
+                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) {
+                    const float t0 = T_grad_relu_65[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
+                    const float t1 = T_conv_36[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
+                    const float t3 = (t1 - t2);
+                    const float t5 = (t3 * t4);
+                    const float t7 = (t5 + t6);
+                    const float t8 = T_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
+                    const float t9 = (t7 + t8);
+                    const float t10 = (t9 > 0.0f);
+                    const float t11 = (t0 * t10);
+                    /* the value the sum starts from, added here rather than written first */
+                    T_grad_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] = t11 + lc_src[v_j3 - lc_first];
+                }
             }
         }
         }
@@ -1943,7 +1960,704 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 3
+#if !defined(LC_PARTS) || (LC_PARTS >> 3 & 1)
+
+/* ResidualBlockSpec_backward (float) */
+int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_65, const float *restrict T_conv_0, const float *restrict T_div_2, const float *restrict T_sum_7, const float *restrict T_div_23, const float *restrict T_relu_28, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_conv1_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_conv2_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_8, float *restrict T_grad_sum_43_14, float *restrict T_grad_div_38_18, float *restrict T_grad_sum_37_19, float *restrict T_grad_conv_36, float *restrict T_grad_relu_28_21, float *restrict T_grad_div_23_28, float *restrict T_grad_sum_7_34, float *restrict T_grad_div_2_38, float *restrict T_grad_sum_1_39, float *restrict T_grad_conv_0)
+{
+    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const float t2 = T_div_38[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_s0];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const float t0 = T_grad_relu_65[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
+        const float t1 = T_conv_36[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
+        const float t3 = (t1 - t2);
+        const float t5 = (t3 * t4);
+        const float t7 = (t5 + t6);
+        const float t8 = T_x[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
+        const float t9 = (t7 + t8);
+        const float t10 = (t9 > 0.0f);
+        const float t11 = (t0 * t10);
+        acc += t11;
+    }
+    }
+        T_grad_bn2_bias[v_s0] = acc;
+    }
+    }
+    /* grad_div_59_8[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const float t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_i1];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const float t0 = T_grad_relu_65[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const float t1 = T_conv_36[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const float t3 = (t1 - t2);
+        const float t5 = (t3 * t4);
+        const float t7 = (t5 + t6);
+        const float t8 = T_x[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const float t9 = (t7 + t8);
+        const float t10 = (t9 > 0.0f);
+        const float t11 = (t0 * t10);
+        const float t12 = (t11 * t3);
+        acc += t12;
+    }
+    }
+        T_grad_div_59_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+    }
+    /* grad_bn2_weight[s0] = grad_div_59_8[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_43_14[j0, s0, j2, j3] = -(bn2_weight[s0] / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, s0, 0, 0] * 0.5 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
+        const float t0 = T_grad_div_59_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t1 = T_sum_43[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
+        const float t3 = (t2 + 1e-05f);
+        const float t4 = sqrtf(t3);
+        const float t5 = (1.0f / t4);
+        const float t6 = (t0 * t5);
+        const float t7 = T_bn2_weight[v_s0];
+        const float t8 = (t7 / t4);
+        const float t9 = (t8 / t4);
+        const float t10 = (t9 * t0);
+        const float t11 = (0.5f / t4);
+        const float t12 = (t10 * t11);
+        const float t13 = (1.0f / ((float)((S_N * S_H) * S_W)));
+        const float t14 = (t12 * t13);
+        const float t15 = (-t14);
+        T_grad_bn2_weight[v_s0] = t6;
+        T_grad_sum_43_14[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
+    }
+    }
+    /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    {
+    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
+            /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
+            {
+            float acc = 0.0f;
+            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+                const float t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t6 = T_bn2_bias[v_i1];
+                const float t13 = T_grad_sum_43_14[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+                const float t0 = T_grad_relu_65[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+                const float t1 = T_conv_36[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+                const float t3 = (t1 - t2);
+                const float t5 = (t3 * t4);
+                const float t7 = (t5 + t6);
+                const float t8 = T_x[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+                const float t9 = (t7 + t8);
+                const float t10 = (t9 > 0.0f);
+                const float t11 = (t0 * t10);
+                const float t12 = (t11 * t4);
+                const float t14 = (t3 + t3);
+                const float t15 = (t13 * t14);
+                const float t16 = (t12 + t15);
+                const float t17 = (-t16);
+                acc += t17;
+            }
+            }
+            T_grad_div_38_18[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
+            }
+            /* grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W */
+            {
+                const float t0 = T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
+                const float t2 = (t0 * t1);
+                T_grad_sum_37_19[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+            }
+    }
+    }
+    }
+    }
+    }
+    /* grad_conv_36[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_14[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_19[0, j1, 0, 0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
+        const float t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_j1];
+        const float t13 = T_grad_sum_43_14[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t17 = T_grad_sum_37_19[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+    #pragma omp simd
+    for (int64_t v_j2 = 0; v_j2 < (S_H * S_W); ++v_j2) {
+        const float t0 = T_grad_relu_65[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2];
+        const float t1 = T_conv_36[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2];
+        const float t3 = (t1 - t2);
+        const float t5 = (t3 * t4);
+        const float t7 = (t5 + t6);
+        const float t8 = T_x[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2];
+        const float t9 = (t7 + t8);
+        const float t10 = (t9 > 0.0f);
+        const float t11 = (t0 * t10);
+        const float t12 = (t11 * t4);
+        const float t14 = (t3 + t3);
+        const float t15 = (t13 * t14);
+        const float t16 = (t12 + t15);
+        const float t18 = (t16 + t17);
+        T_grad_conv_36[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2] = t18;
+    }
+    }
+    }
+    }
+
+    /* grad_relu_28_21[n_32, c_29, j2, j3] = sum_{o_33, i_30, j_31} (grad_conv_36[n_32, o_33, j2 - (i_30 - 1), j3 - (j_31 - 1)] * conv2_weight[o_33, c_29, i_30, j_31] if (j2 - (i_30 - 1) >= 0) * (j2 - (i_30 - 1) < H) * (j3 - (j_31 - 1) >= 0) * (j3 - (j_31 - 1) < W) else 0) */
+    {
+
+    if (72 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_28_21[k] = 0;
+    } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
+    /* tasks: every value of the calls' loops times blocks of j2, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_H;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_j2_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    float *lc_pack_a = malloc(sizeof(float) * (size_t)(576));
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_b = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_pack_a || !lc_rows_b) {
+        free(lc_rows_b);
+        free(lc_ws);
+        free(lc_pack_a);
+        return LC_OUT_OF_MEMORY;
+    }
+
+        {
+        const int64_t lc_lo_bound = 0;
+        const int64_t lc_hi_bound = 3;
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
+        {
+            float *restrict lc_dst = lc_pack_a + (((72 * v_c_29) + (3 * ((3 * v_o_33) + v_i_30))));
+            const int64_t lc_first = 0, lc_end = 3;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_j_31 = lc_first; v_j_31 < lc_lo; ++v_j_31) lc_dst[v_j_31 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                for (int64_t v_j_31 = lc_lo; v_j_31 < lc_hi; ++v_j_31) {
+                    const float t0 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
+                    lc_dst[v_j_31 - lc_first] = t0;
+                }
+            }
+            for (int64_t v_j_31 = lc_hi; v_j_31 < lc_end; ++v_j_31) lc_dst[v_j_31 - lc_first] = 0;
+        }
+        }
+        }
+        }
+        }
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33)
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
+        lc_rows_b[lc_row++] = (((v_o_33 * ((S_W + 2) * (v_j2_step + 2))) + (((-1 * v_i_30) + 2) * (S_W + 2))) + ((-1 * v_j_31) + 2));
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))));
+    float *restrict lc_cols = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)));
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_j2_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_j2_stop = lc_min_i64(v_j2_start + lc_step, lc_extent);
+        const int64_t v_n_32 = lc_task / lc_blocks;
+
+        {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_j2_step + 2); ++v_u1) {
+        {
+            float *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_j2_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const float t0 = (v_u0 >= 0);
+            const float t1 = (v_u0 < 8);
+            const float t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
+            const float t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const float t4 = T_grad_conv_36[(((v_n_32) * 8 + v_u0) * S_H + (v_u1 + (v_j2_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
+                }
+            }
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
+        }
+        }
+        }
+        }
+        lc_kernel_f32_tiles(8, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0f, lc_pack_a, 72, 1, 0, lc_pack_b, 0, lc_rows_b, 0, lc_cols, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
+        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        {
+            const float *restrict lc_src = lc_cols + (((v_c_29 * (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32))) + ((v_j2 + (-1 * v_j2_start)) * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
+            if (1) {
+                #pragma omp simd
+                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) {
+                    T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] = lc_src[v_j3 - lc_first];
+                }
+            }
+        }
+        }
+        }
+    }
+    }
+    free(lc_ws);
+    free(lc_pack_a);
+    free(lc_rows_b);
+    }
+    }
+
+
+    /* grad_conv2_weight[o_33, c_29, i_30, j_31] = sum_{n_32, h_34, w_35} grad_conv_36[n_32, o_33, h_34, w_35] * relu_28[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] */
+    {
+
+    if (((S_N * S_H) * S_W) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
+    } else if ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) > 0) {
+    /* tasks: every value of the calls' loops times blocks of h_34, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_H;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_34_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_a = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_a) {
+        free(lc_rows_a);
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
+    float *lc_part = lc_nt > 1 ? malloc(sizeof(float) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3))) : 0;
+    if (!lc_part) lc_nt = 1;
+    for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
+    int lc_used = 1;
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29)
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
+        lc_rows_a[lc_row++] = (((v_c_29 * ((S_W + 2) * (v_h_34_step + 2))) + (v_i_30 * (S_W + 2))) + v_j_31);
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_a = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)));
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
+    if (lc_tid == 0) lc_used = omp_get_num_threads();
+    float *lc_out = lc_tid == 0 ? T_grad_conv2_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
+    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
+    #pragma omp for schedule(static)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_h_34_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_h_34_stop = lc_min_i64(v_h_34_start + lc_step, lc_extent);
+        const int64_t v_n_32 = lc_task / lc_blocks;
+
+        {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_34_step + 2); ++v_u1) {
+        {
+            float *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_34_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const float t0 = (v_u0 >= 0);
+            const float t1 = (v_u0 < 8);
+            const float t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
+            const float t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const float t4 = T_relu_28[(((v_n_32) * 8 + v_u0) * S_H + (v_u1 + (v_h_34_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
+                }
+            }
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
+        }
+        }
+        }
+        }
+
+        {
+        const int64_t lc_lo_bound = 0;
+        const int64_t lc_hi_bound = 8;
+        for (int64_t v_q0 = 0; v_q0 < (v_h_34_stop + (-1 * v_h_34_start)); ++v_q0) {
+        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
+        {
+            float *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
+            const int64_t lc_first = 0, lc_end = 8;
+            const float t0 = ((v_q0 + v_h_34_start) >= 0);
+            const float t1 = ((v_q0 + v_h_34_start) < S_H);
+            const float t2 = (v_q1 >= 0);
+            const float t3 = (v_q1 < S_W);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_o_33 = lc_first; v_o_33 < lc_lo; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_o_33 = lc_lo; v_o_33 < lc_hi; ++v_o_33) {
+                    const float t4 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_q0 + v_h_34_start)) * S_W + v_q1];
+                    lc_dst[v_o_33 - lc_first] = t4;
+                }
+            }
+            for (int64_t v_o_33 = lc_hi; v_o_33 < lc_end; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
+        }
+        }
+        }
+        }
+        lc_kernel_f32_tiles(72, 8, (((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0f, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+    }
+    }
+    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
+        const float *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
+        #pragma omp simd
+        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] += lc_p[k];
+    }
+    free(lc_part);
+    free(lc_ws);
+    free(lc_rows_a);
+    }
+    }
+
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const float t2 = T_div_2[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_23[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn1_bias[v_s0];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const float t0 = T_grad_relu_28_21[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
+        const float t1 = T_conv_0[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
+        const float t3 = (t1 - t2);
+        const float t5 = (t3 * t4);
+        const float t7 = (t5 + t6);
+        const float t8 = (t7 > 0.0f);
+        const float t9 = (t0 * t8);
+        acc += t9;
+    }
+    }
+        T_grad_bn1_bias[v_s0] = acc;
+    }
+    }
+    /* grad_div_23_28[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn1_bias[v_i1];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const float t0 = T_grad_relu_28_21[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const float t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const float t3 = (t1 - t2);
+        const float t5 = (t3 * t4);
+        const float t7 = (t5 + t6);
+        const float t8 = (t7 > 0.0f);
+        const float t9 = (t0 * t8);
+        const float t10 = (t9 * t3);
+        acc += t10;
+    }
+    }
+        T_grad_div_23_28[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+    }
+    /* grad_bn1_weight[s0] = grad_div_23_28[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_7_34[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, s0, 0, 0] * 0.5 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
+        const float t0 = T_grad_div_23_28[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t1 = T_sum_7[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
+        const float t3 = (t2 + 1e-05f);
+        const float t4 = sqrtf(t3);
+        const float t5 = (1.0f / t4);
+        const float t6 = (t0 * t5);
+        const float t7 = T_bn1_weight[v_s0];
+        const float t8 = (t7 / t4);
+        const float t9 = (t8 / t4);
+        const float t10 = (t9 * t0);
+        const float t11 = (0.5f / t4);
+        const float t12 = (t10 * t11);
+        const float t13 = (1.0f / ((float)((S_N * S_H) * S_W)));
+        const float t14 = (t12 * t13);
+        const float t15 = (-t14);
+        T_grad_bn1_weight[v_s0] = t6;
+        T_grad_sum_7_34[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
+    }
+    }
+    /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    {
+    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
+            /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
+            {
+            float acc = 0.0f;
+            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+                const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t6 = T_bn1_bias[v_i1];
+                const float t11 = T_grad_sum_7_34[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+                const float t0 = T_grad_relu_28_21[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+                const float t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+                const float t3 = (t1 - t2);
+                const float t5 = (t3 * t4);
+                const float t7 = (t5 + t6);
+                const float t8 = (t7 > 0.0f);
+                const float t9 = (t0 * t8);
+                const float t10 = (t9 * t4);
+                const float t12 = (t3 + t3);
+                const float t13 = (t11 * t12);
+                const float t14 = (t10 + t13);
+                const float t15 = (-t14);
+                acc += t15;
+            }
+            }
+            T_grad_div_2_38[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
+            }
+            /* grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W */
+            {
+                const float t0 = T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
+                const float t2 = (t0 * t1);
+                T_grad_sum_1_39[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+            }
+    }
+    }
+    }
+    }
+    }
+    /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_21[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_34[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_39[0, j1, 0, 0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
+        const float t2 = T_div_2[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_23[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn1_bias[v_j1];
+        const float t11 = T_grad_sum_7_34[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t15 = T_grad_sum_1_39[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+    #pragma omp simd
+    for (int64_t v_j2 = 0; v_j2 < (S_H * S_W); ++v_j2) {
+        const float t0 = T_grad_relu_28_21[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2];
+        const float t1 = T_conv_0[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2];
+        const float t3 = (t1 - t2);
+        const float t5 = (t3 * t4);
+        const float t7 = (t5 + t6);
+        const float t8 = (t7 > 0.0f);
+        const float t9 = (t0 * t8);
+        const float t10 = (t9 * t4);
+        const float t12 = (t3 + t3);
+        const float t13 = (t11 * t12);
+        const float t14 = (t10 + t13);
+        const float t16 = (t14 + t15);
+        T_grad_conv_0[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2] = t16;
+    }
+    }
+    }
+    }
+
+    /* grad_conv1_weight[o, c, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, c, h + i - 1, w + j - 1] */
+    {
+
+    if (((S_N * S_H) * S_W) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
+    } else if ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) > 0) {
+    /* tasks: every value of the calls' loops times blocks of h, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_H;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F32);
+    float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_a = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_a) {
+        free(lc_rows_a);
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
+    float *lc_part = lc_nt > 1 ? malloc(sizeof(float) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3))) : 0;
+    if (!lc_part) lc_nt = 1;
+    for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
+    int lc_used = 1;
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c = 0; v_c < 8; ++v_c)
+        for (int64_t v_i = 0; v_i < 3; ++v_i)
+        for (int64_t v_j = 0; v_j < 3; ++v_j)
+        lc_rows_a[lc_row++] = (((v_c * ((S_W + 2) * (v_h_step + 2))) + (v_i * (S_W + 2))) + v_j);
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    float *restrict lc_pack_a = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)));
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
+    if (lc_tid == 0) lc_used = omp_get_num_threads();
+    float *lc_out = lc_tid == 0 ? T_grad_conv1_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
+    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
+    #pragma omp for schedule(static)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_h_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_h_stop = lc_min_i64(v_h_start + lc_step, lc_extent);
+        const int64_t v_n = lc_task / lc_blocks;
+
+        {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_step + 2); ++v_u1) {
+        {
+            float *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const float t0 = (v_u0 >= 0);
+            const float t1 = (v_u0 < 8);
+            const float t2 = ((v_u1 + (v_h_start + -1)) >= 0);
+            const float t3 = ((v_u1 + (v_h_start + -1)) < S_H);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const float t4 = T_x[(((v_n) * 8 + v_u0) * S_H + (v_u1 + (v_h_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
+                }
+            }
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
+        }
+        }
+        }
+        }
+
+        {
+        const int64_t lc_lo_bound = 0;
+        const int64_t lc_hi_bound = 8;
+        for (int64_t v_q0 = 0; v_q0 < (v_h_stop + (-1 * v_h_start)); ++v_q0) {
+        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
+        {
+            float *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
+            const int64_t lc_first = 0, lc_end = 8;
+            const float t0 = ((v_q0 + v_h_start) >= 0);
+            const float t1 = ((v_q0 + v_h_start) < S_H);
+            const float t2 = (v_q1 >= 0);
+            const float t3 = (v_q1 < S_W);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_o = lc_first; v_o < lc_lo; ++v_o) lc_dst[v_o - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_o = lc_lo; v_o < lc_hi; ++v_o) {
+                    const float t4 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_q0 + v_h_start)) * S_W + v_q1];
+                    lc_dst[v_o - lc_first] = t4;
+                }
+            }
+            for (int64_t v_o = lc_hi; v_o < lc_end; ++v_o) lc_dst[v_o - lc_first] = 0;
+        }
+        }
+        }
+        }
+        lc_kernel_f32_tiles(72, 8, (((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0f, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+    }
+    }
+    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
+        const float *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
+        #pragma omp simd
+        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] += lc_p[k];
+    }
+    free(lc_part);
+    free(lc_ws);
+    free(lc_rows_a);
+    }
+    }
+
+    return 0;
+}
+
+#endif
+
+#if !defined(LC_PARTS) || (LC_PARTS >> 4 & 1)
 
 /* ResidualBlockSpec (double) */
 int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_65, double *restrict T_conv_0, double *restrict T_div_2, double *restrict T_sum_7, double *restrict T_div_23, double *restrict T_relu_28, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_12, double *restrict T_add_19, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_1, double *restrict T_sum_37)
@@ -2034,7 +2748,9 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
             const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
             if (1) {
                 #pragma omp simd
-                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_src[v_w - lc_first];
+                for (int64_t v_w = lc_lo; v_w < lc_hi; ++v_w) {
+                    T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_src[v_w - lc_first];
+                }
             }
         }
         }
@@ -2224,7 +2940,9 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
             const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
             if (1) {
                 #pragma omp simd
-                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] = lc_src[v_w_35 - lc_first];
+                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) {
+                    T_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + v_h_34) * S_W + v_w_35] = lc_src[v_w_35 - lc_first];
+                }
             }
         }
         }
@@ -2335,7 +3053,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
 
 #endif
 
-#if !defined(LC_PART) || LC_PART == 4
+#if !defined(LC_PARTS) || (LC_PARTS >> 5 & 1)
 
 /* ResidualBlockSpec_backward (double) */
 int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_65, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_sum_7, const double *restrict T_div_23, const double *restrict T_relu_28, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_conv1_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_conv2_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_8, double *restrict T_grad_sum_43_14, double *restrict T_grad_div_38_18, double *restrict T_grad_sum_37_19, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_21, double *restrict T_grad_div_23_28, double *restrict T_grad_sum_7_34, double *restrict T_grad_div_2_38, double *restrict T_grad_sum_1_39, double *restrict T_grad_conv_0)
@@ -2610,7 +3328,9 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
             const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
             if (1) {
                 #pragma omp simd
-                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] = lc_src[v_j3 - lc_first];
+                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) {
+                    T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] = lc_src[v_j3 - lc_first];
+                }
             }
         }
         }
@@ -3028,32 +3748,7 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 
     /* grad_x[j0, j1, j2, j3] = sum_{o, i, j} (grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) if (o == 0) * (i == 0) * (j == 0) else 0) + (grad_conv_0[j0, o, j2 - (i - 1), j3 - (j - 1)] * conv1_weight[o, j1, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
-    /* grad_x[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
-    for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
-        const double t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
-        const double t6 = T_bn2_bias[v_j1];
-    #pragma omp simd
-    for (int64_t v_j3 = 0; v_j3 < S_W; ++v_j3) {
-        const double t0 = T_grad_relu_65[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t1 = T_conv_36[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t3 = (t1 - t2);
-        const double t5 = (t3 * t4);
-        const double t7 = (t5 + t6);
-        const double t8 = T_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
-        const double t9 = (t7 + t8);
-        const double t10 = (t9 > 0.0);
-        const double t11 = (t0 * t10);
-        T_grad_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] = t11;
-    }
-    }
-    }
-    }
-    }
+
     if (72 == 0) {
     } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
     /* tasks: every value of the calls' loops times blocks of j2, each
@@ -3161,8 +3856,23 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
             const int64_t lc_first = 0, lc_end = S_W;
             const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
             if (1) {
+                const double t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+                const double t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+                const double t6 = T_bn2_bias[v_j1];
                 #pragma omp simd
-                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) T_grad_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] += lc_src[v_j3 - lc_first];
+                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) {
+                    const double t0 = T_grad_relu_65[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
+                    const double t1 = T_conv_36[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
+                    const double t3 = (t1 - t2);
+                    const double t5 = (t3 * t4);
+                    const double t7 = (t5 + t6);
+                    const double t8 = T_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3];
+                    const double t9 = (t7 + t8);
+                    const double t10 = (t9 > 0.0);
+                    const double t11 = (t0 * t10);
+                    /* the value the sum starts from, added here rather than written first */
+                    T_grad_x[(((v_j0) * 8 + v_j1) * S_H + v_j2) * S_W + v_j3] = t11 + lc_src[v_j3 - lc_first];
+                }
             }
         }
         }
@@ -3172,6 +3882,703 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     free(lc_ws);
     free(lc_pack_a);
     free(lc_rows_b);
+    }
+    }
+
+    return 0;
+}
+
+#endif
+
+#if !defined(LC_PARTS) || (LC_PARTS >> 6 & 1)
+
+/* ResidualBlockSpec_backward (double) */
+int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_65, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_sum_7, const double *restrict T_div_23, const double *restrict T_relu_28, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_conv1_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_conv2_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_8, double *restrict T_grad_sum_43_14, double *restrict T_grad_div_38_18, double *restrict T_grad_sum_37_19, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_21, double *restrict T_grad_div_23_28, double *restrict T_grad_sum_7_34, double *restrict T_grad_div_2_38, double *restrict T_grad_sum_1_39, double *restrict T_grad_conv_0)
+{
+    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t2 = T_div_38[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_s0];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const double t0 = T_grad_relu_65[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
+        const double t1 = T_conv_36[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
+        const double t3 = (t1 - t2);
+        const double t5 = (t3 * t4);
+        const double t7 = (t5 + t6);
+        const double t8 = T_x[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
+        const double t9 = (t7 + t8);
+        const double t10 = (t9 > 0.0);
+        const double t11 = (t0 * t10);
+        acc += t11;
+    }
+    }
+        T_grad_bn2_bias[v_s0] = acc;
+    }
+    }
+    /* grad_div_59_8[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_i1];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const double t0 = T_grad_relu_65[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const double t1 = T_conv_36[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const double t3 = (t1 - t2);
+        const double t5 = (t3 * t4);
+        const double t7 = (t5 + t6);
+        const double t8 = T_x[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const double t9 = (t7 + t8);
+        const double t10 = (t9 > 0.0);
+        const double t11 = (t0 * t10);
+        const double t12 = (t11 * t3);
+        acc += t12;
+    }
+    }
+        T_grad_div_59_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+    }
+    /* grad_bn2_weight[s0] = grad_div_59_8[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_43_14[j0, s0, j2, j3] = -(bn2_weight[s0] / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, s0, 0, 0] * 0.5 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
+        const double t0 = T_grad_div_59_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t1 = T_sum_43[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (1.0 / t4);
+        const double t6 = (t0 * t5);
+        const double t7 = T_bn2_weight[v_s0];
+        const double t8 = (t7 / t4);
+        const double t9 = (t8 / t4);
+        const double t10 = (t9 * t0);
+        const double t11 = (0.5 / t4);
+        const double t12 = (t10 * t11);
+        const double t13 = (1.0 / ((double)((S_N * S_H) * S_W)));
+        const double t14 = (t12 * t13);
+        const double t15 = (-t14);
+        T_grad_bn2_weight[v_s0] = t6;
+        T_grad_sum_43_14[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
+    }
+    }
+    /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    {
+    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
+            /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
+            {
+            double acc = 0.0;
+            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+                const double t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t6 = T_bn2_bias[v_i1];
+                const double t13 = T_grad_sum_43_14[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+                const double t0 = T_grad_relu_65[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+                const double t1 = T_conv_36[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+                const double t3 = (t1 - t2);
+                const double t5 = (t3 * t4);
+                const double t7 = (t5 + t6);
+                const double t8 = T_x[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+                const double t9 = (t7 + t8);
+                const double t10 = (t9 > 0.0);
+                const double t11 = (t0 * t10);
+                const double t12 = (t11 * t4);
+                const double t14 = (t3 + t3);
+                const double t15 = (t13 * t14);
+                const double t16 = (t12 + t15);
+                const double t17 = (-t16);
+                acc += t17;
+            }
+            }
+            T_grad_div_38_18[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
+            }
+            /* grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W */
+            {
+                const double t0 = T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
+                const double t2 = (t0 * t1);
+                T_grad_sum_37_19[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+            }
+    }
+    }
+    }
+    }
+    }
+    /* grad_conv_36[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_14[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_19[0, j1, 0, 0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
+        const double t2 = T_div_38[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_59[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_j1];
+        const double t13 = T_grad_sum_43_14[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t17 = T_grad_sum_37_19[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+    #pragma omp simd
+    for (int64_t v_j2 = 0; v_j2 < (S_H * S_W); ++v_j2) {
+        const double t0 = T_grad_relu_65[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2];
+        const double t1 = T_conv_36[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2];
+        const double t3 = (t1 - t2);
+        const double t5 = (t3 * t4);
+        const double t7 = (t5 + t6);
+        const double t8 = T_x[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2];
+        const double t9 = (t7 + t8);
+        const double t10 = (t9 > 0.0);
+        const double t11 = (t0 * t10);
+        const double t12 = (t11 * t4);
+        const double t14 = (t3 + t3);
+        const double t15 = (t13 * t14);
+        const double t16 = (t12 + t15);
+        const double t18 = (t16 + t17);
+        T_grad_conv_36[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2] = t18;
+    }
+    }
+    }
+    }
+
+    /* grad_relu_28_21[n_32, c_29, j2, j3] = sum_{o_33, i_30, j_31} (grad_conv_36[n_32, o_33, j2 - (i_30 - 1), j3 - (j_31 - 1)] * conv2_weight[o_33, c_29, i_30, j_31] if (j2 - (i_30 - 1) >= 0) * (j2 - (i_30 - 1) < H) * (j3 - (j_31 - 1) >= 0) * (j3 - (j_31 - 1) < W) else 0) */
+    {
+
+    if (72 == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_28_21[k] = 0;
+    } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
+    /* tasks: every value of the calls' loops times blocks of j2, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_H;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_j2_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    double *lc_pack_a = malloc(sizeof(double) * (size_t)(576));
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_b = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_pack_a || !lc_rows_b) {
+        free(lc_rows_b);
+        free(lc_ws);
+        free(lc_pack_a);
+        return LC_OUT_OF_MEMORY;
+    }
+
+        {
+        const int64_t lc_lo_bound = 0;
+        const int64_t lc_hi_bound = 3;
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30) {
+        {
+            double *restrict lc_dst = lc_pack_a + (((72 * v_c_29) + (3 * ((3 * v_o_33) + v_i_30))));
+            const int64_t lc_first = 0, lc_end = 3;
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_j_31 = lc_first; v_j_31 < lc_lo; ++v_j_31) lc_dst[v_j_31 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                for (int64_t v_j_31 = lc_lo; v_j_31 < lc_hi; ++v_j_31) {
+                    const double t0 = T_conv2_weight[(((v_o_33) * 8 + v_c_29) * 3 + v_i_30) * 3 + v_j_31];
+                    lc_dst[v_j_31 - lc_first] = t0;
+                }
+            }
+            for (int64_t v_j_31 = lc_hi; v_j_31 < lc_end; ++v_j_31) lc_dst[v_j_31 - lc_first] = 0;
+        }
+        }
+        }
+        }
+        }
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33)
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
+        lc_rows_b[lc_row++] = (((v_o_33 * ((S_W + 2) * (v_j2_step + 2))) + (((-1 * v_i_30) + 2) * (S_W + 2))) + ((-1 * v_j_31) + 2));
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))));
+    double *restrict lc_cols = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)));
+    #pragma omp for schedule(dynamic, 1)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_j2_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_j2_stop = lc_min_i64(v_j2_start + lc_step, lc_extent);
+        const int64_t v_n_32 = lc_task / lc_blocks;
+
+        {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_j2_step + 2); ++v_u1) {
+        {
+            double *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_j2_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const double t0 = (v_u0 >= 0);
+            const double t1 = (v_u0 < 8);
+            const double t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
+            const double t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const double t4 = T_grad_conv_36[(((v_n_32) * 8 + v_u0) * S_H + (v_u1 + (v_j2_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
+                }
+            }
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
+        }
+        }
+        }
+        }
+        lc_kernel_f64_tiles(8, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 72, 1.0, lc_pack_a, 72, 1, 0, lc_pack_b, 0, lc_rows_b, 0, lc_cols, (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)), 1, lc_scratch);
+
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29) {
+        for (int64_t v_j2 = v_j2_start; v_j2 < v_j2_stop; ++v_j2) {
+        {
+            const double *restrict lc_src = lc_cols + (((v_c_29 * (32 * lc_floordiv(((((((v_j2_stop + (-1 * v_j2_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32))) + ((v_j2 + (-1 * v_j2_start)) * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = S_W;
+            const int64_t lc_lo = 0, lc_hi = lc_min_i64(S_W, lc_end);
+            if (1) {
+                #pragma omp simd
+                for (int64_t v_j3 = lc_lo; v_j3 < lc_hi; ++v_j3) {
+                    T_grad_relu_28_21[(((v_n_32) * 8 + v_c_29) * S_H + v_j2) * S_W + v_j3] = lc_src[v_j3 - lc_first];
+                }
+            }
+        }
+        }
+        }
+    }
+    }
+    free(lc_ws);
+    free(lc_pack_a);
+    free(lc_rows_b);
+    }
+    }
+
+
+    /* grad_conv2_weight[o_33, c_29, i_30, j_31] = sum_{n_32, h_34, w_35} grad_conv_36[n_32, o_33, h_34, w_35] * relu_28[n_32, c_29, h_34 + i_30 - 1, w_35 + j_31 - 1] */
+    {
+
+    if (((S_N * S_H) * S_W) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
+    } else if ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) > 0) {
+    /* tasks: every value of the calls' loops times blocks of h_34, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_H;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_34_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_a = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_a) {
+        free(lc_rows_a);
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
+    double *lc_part = lc_nt > 1 ? malloc(sizeof(double) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3))) : 0;
+    if (!lc_part) lc_nt = 1;
+    for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
+    int lc_used = 1;
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c_29 = 0; v_c_29 < 8; ++v_c_29)
+        for (int64_t v_i_30 = 0; v_i_30 < 3; ++v_i_30)
+        for (int64_t v_j_31 = 0; v_j_31 < 3; ++v_j_31)
+        lc_rows_a[lc_row++] = (((v_c_29 * ((S_W + 2) * (v_h_34_step + 2))) + (v_i_30 * (S_W + 2))) + v_j_31);
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_a = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)));
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
+    if (lc_tid == 0) lc_used = omp_get_num_threads();
+    double *lc_out = lc_tid == 0 ? T_grad_conv2_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
+    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
+    #pragma omp for schedule(static)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_h_34_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_h_34_stop = lc_min_i64(v_h_34_start + lc_step, lc_extent);
+        const int64_t v_n_32 = lc_task / lc_blocks;
+
+        {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_34_step + 2); ++v_u1) {
+        {
+            double *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_34_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const double t0 = (v_u0 >= 0);
+            const double t1 = (v_u0 < 8);
+            const double t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
+            const double t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const double t4 = T_relu_28[(((v_n_32) * 8 + v_u0) * S_H + (v_u1 + (v_h_34_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
+                }
+            }
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
+        }
+        }
+        }
+        }
+
+        {
+        const int64_t lc_lo_bound = 0;
+        const int64_t lc_hi_bound = 8;
+        for (int64_t v_q0 = 0; v_q0 < (v_h_34_stop + (-1 * v_h_34_start)); ++v_q0) {
+        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
+        {
+            double *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
+            const int64_t lc_first = 0, lc_end = 8;
+            const double t0 = ((v_q0 + v_h_34_start) >= 0);
+            const double t1 = ((v_q0 + v_h_34_start) < S_H);
+            const double t2 = (v_q1 >= 0);
+            const double t3 = (v_q1 < S_W);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_o_33 = lc_first; v_o_33 < lc_lo; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_o_33 = lc_lo; v_o_33 < lc_hi; ++v_o_33) {
+                    const double t4 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_q0 + v_h_34_start)) * S_W + v_q1];
+                    lc_dst[v_o_33 - lc_first] = t4;
+                }
+            }
+            for (int64_t v_o_33 = lc_hi; v_o_33 < lc_end; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
+        }
+        }
+        }
+        }
+        lc_kernel_f64_tiles(72, 8, (((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+    }
+    }
+    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
+        const double *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
+        #pragma omp simd
+        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] += lc_p[k];
+    }
+    free(lc_part);
+    free(lc_ws);
+    free(lc_rows_a);
+    }
+    }
+
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t2 = T_div_2[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_23[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn1_bias[v_s0];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const double t0 = T_grad_relu_28_21[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
+        const double t1 = T_conv_0[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
+        const double t3 = (t1 - t2);
+        const double t5 = (t3 * t4);
+        const double t7 = (t5 + t6);
+        const double t8 = (t7 > 0.0);
+        const double t9 = (t0 * t8);
+        acc += t9;
+    }
+    }
+        T_grad_bn1_bias[v_s0] = acc;
+    }
+    }
+    /* grad_div_23_28[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+        const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn1_bias[v_i1];
+    #pragma omp simd reduction(+:acc)
+    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+        const double t0 = T_grad_relu_28_21[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const double t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const double t3 = (t1 - t2);
+        const double t5 = (t3 * t4);
+        const double t7 = (t5 + t6);
+        const double t8 = (t7 > 0.0);
+        const double t9 = (t0 * t8);
+        const double t10 = (t9 * t3);
+        acc += t10;
+    }
+    }
+        T_grad_div_23_28[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+    }
+    /* grad_bn1_weight[s0] = grad_div_23_28[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_7_34[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, s0, 0, 0] * 0.5 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+    {
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
+        const double t0 = T_grad_div_23_28[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t1 = T_sum_7[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
+        const double t3 = (t2 + 1e-05);
+        const double t4 = sqrt(t3);
+        const double t5 = (1.0 / t4);
+        const double t6 = (t0 * t5);
+        const double t7 = T_bn1_weight[v_s0];
+        const double t8 = (t7 / t4);
+        const double t9 = (t8 / t4);
+        const double t10 = (t9 * t0);
+        const double t11 = (0.5 / t4);
+        const double t12 = (t10 * t11);
+        const double t13 = (1.0 / ((double)((S_N * S_H) * S_W)));
+        const double t14 = (t12 * t13);
+        const double t15 = (-t14);
+        T_grad_bn1_weight[v_s0] = t6;
+        T_grad_sum_7_34[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
+    }
+    }
+    /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    {
+    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
+    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
+            /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
+            {
+            double acc = 0.0;
+            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+                const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t6 = T_bn1_bias[v_i1];
+                const double t11 = T_grad_sum_7_34[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+            #pragma omp simd reduction(+:acc)
+            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
+                const double t0 = T_grad_relu_28_21[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+                const double t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+                const double t3 = (t1 - t2);
+                const double t5 = (t3 * t4);
+                const double t7 = (t5 + t6);
+                const double t8 = (t7 > 0.0);
+                const double t9 = (t0 * t8);
+                const double t10 = (t9 * t4);
+                const double t12 = (t3 + t3);
+                const double t13 = (t11 * t12);
+                const double t14 = (t10 + t13);
+                const double t15 = (-t14);
+                acc += t15;
+            }
+            }
+            T_grad_div_2_38[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
+            }
+            /* grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W */
+            {
+                const double t0 = T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
+                const double t2 = (t0 * t1);
+                T_grad_sum_1_39[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+            }
+    }
+    }
+    }
+    }
+    }
+    /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_21[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_34[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_39[0, j1, 0, 0] */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
+        const double t2 = T_div_2[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_23[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn1_bias[v_j1];
+        const double t11 = T_grad_sum_7_34[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t15 = T_grad_sum_1_39[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+    #pragma omp simd
+    for (int64_t v_j2 = 0; v_j2 < (S_H * S_W); ++v_j2) {
+        const double t0 = T_grad_relu_28_21[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2];
+        const double t1 = T_conv_0[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2];
+        const double t3 = (t1 - t2);
+        const double t5 = (t3 * t4);
+        const double t7 = (t5 + t6);
+        const double t8 = (t7 > 0.0);
+        const double t9 = (t0 * t8);
+        const double t10 = (t9 * t4);
+        const double t12 = (t3 + t3);
+        const double t13 = (t11 * t12);
+        const double t14 = (t10 + t13);
+        const double t16 = (t14 + t15);
+        T_grad_conv_0[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2] = t16;
+    }
+    }
+    }
+    }
+
+    /* grad_conv1_weight[o, c, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, c, h + i - 1, w + j - 1] */
+    {
+
+    if (((S_N * S_H) * S_W) == 0) {
+        /* an empty sum is zero */
+        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
+    } else if ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) > 0) {
+    /* tasks: every value of the calls' loops times blocks of h, each
+       block's packed workspace about 1048576 bytes */
+    const int64_t lc_extent = S_H;
+    int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
+    if (lc_step < 1) lc_step = 1;
+    if (lc_step > lc_extent) lc_step = lc_extent;
+    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_step = lc_step;
+    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
+    /* each thread's workspaces, and those packed once */
+    const int64_t lc_room = ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F64);
+    double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
+    /* where each row of a side starts in the task's workspace */
+    int64_t *lc_rows_a = malloc(sizeof(int64_t) * (size_t)(72));
+    if ((lc_room > 0 && !lc_ws) || !lc_rows_a) {
+        free(lc_rows_a);
+        free(lc_ws);
+        return LC_OUT_OF_MEMORY;
+    }
+    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
+    double *lc_part = lc_nt > 1 ? malloc(sizeof(double) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3))) : 0;
+    if (!lc_part) lc_nt = 1;
+    for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
+    int lc_used = 1;
+    {
+        int64_t lc_row = 0;
+        for (int64_t v_c = 0; v_c < 8; ++v_c)
+        for (int64_t v_i = 0; v_i < 3; ++v_i)
+        for (int64_t v_j = 0; v_j < 3; ++v_j)
+        lc_rows_a[lc_row++] = (((v_c * ((S_W + 2) * (v_h_step + 2))) + (v_i * (S_W + 2))) + v_j);
+    }
+    #pragma omp parallel num_threads(lc_nt)
+    {
+    const int lc_tid = omp_get_thread_num();
+    double *restrict lc_pack_a = lc_ws + (int64_t)lc_tid * lc_room + (0);
+    double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)));
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
+    if (lc_tid == 0) lc_used = omp_get_num_threads();
+    double *lc_out = lc_tid == 0 ? T_grad_conv1_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
+    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
+    #pragma omp for schedule(static)
+    for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
+        const int64_t v_h_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_h_stop = lc_min_i64(v_h_start + lc_step, lc_extent);
+        const int64_t v_n = lc_task / lc_blocks;
+
+        {
+        const int64_t lc_lo_bound = lc_max_i64(0, 1);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), (S_W + 1));
+        for (int64_t v_u0 = 0; v_u0 < (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8); ++v_u0) {
+        for (int64_t v_u1 = 0; v_u1 < (v_h_step + 2); ++v_u1) {
+        {
+            double *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_step + 2))) + (v_u1 * (S_W + 2))));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
+            const double t0 = (v_u0 >= 0);
+            const double t1 = (v_u0 < 8);
+            const double t2 = ((v_u1 + (v_h_start + -1)) >= 0);
+            const double t3 = ((v_u1 + (v_h_start + -1)) < S_H);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_u2 = lc_first; v_u2 < lc_lo; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_u2 = lc_lo; v_u2 < lc_hi; ++v_u2) {
+                    const double t4 = T_x[(((v_n) * 8 + v_u0) * S_H + (v_u1 + (v_h_start + -1))) * S_W + (v_u2 + -1)];
+                    lc_dst[v_u2 - lc_first] = t4;
+                }
+            }
+            for (int64_t v_u2 = lc_hi; v_u2 < lc_end; ++v_u2) lc_dst[v_u2 - lc_first] = 0;
+        }
+        }
+        }
+        }
+
+        {
+        const int64_t lc_lo_bound = 0;
+        const int64_t lc_hi_bound = 8;
+        for (int64_t v_q0 = 0; v_q0 < (v_h_stop + (-1 * v_h_start)); ++v_q0) {
+        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
+        {
+            double *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
+            const int64_t lc_first = 0, lc_end = 8;
+            const double t0 = ((v_q0 + v_h_start) >= 0);
+            const double t1 = ((v_q0 + v_h_start) < S_H);
+            const double t2 = (v_q1 >= 0);
+            const double t3 = (v_q1 < S_W);
+            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
+            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
+            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_o = lc_first; v_o < lc_lo; ++v_o) lc_dst[v_o - lc_first] = 0;
+            if (lc_lo < lc_hi) {
+                #pragma omp simd
+                for (int64_t v_o = lc_lo; v_o < lc_hi; ++v_o) {
+                    const double t4 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_q0 + v_h_start)) * S_W + v_q1];
+                    lc_dst[v_o - lc_first] = t4;
+                }
+            }
+            for (int64_t v_o = lc_hi; v_o < lc_end; ++v_o) lc_dst[v_o - lc_first] = 0;
+        }
+        }
+        }
+        }
+        lc_kernel_f64_tiles(72, 8, (((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+    }
+    }
+    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
+        const double *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
+        #pragma omp simd
+        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] += lc_p[k];
+    }
+    free(lc_part);
+    free(lc_ws);
+    free(lc_rows_a);
     }
     }
 

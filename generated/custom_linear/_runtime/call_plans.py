@@ -26,6 +26,9 @@ PLAN_LIMIT = 16
 # numpy's flag bits for C-contiguous and aligned (``ndarray.flags.num``)
 C_ALIGNED = 0x1 | 0x100
 SLOW = object()        # a fast path's answer: take the checked path instead
+# a layer's backward functions: all gradients, and (where the layer has
+# parameters and inputs) the parameters' only, for calls whose inputs need none
+BACKWARDS = ("backward", "backward_params")
 
 
 class _RolePlan:
@@ -41,12 +44,14 @@ class _RolePlan:
 
 class _Plan:
     """Everything about a call that depends only on the input shapes, worked
-    out once by the checked path and reused while the shapes stay the same."""
+    out once by the checked path and reused while the shapes stay the same.
+    ``backwards``: ``{role: _RolePlan}`` of the backward functions (the full
+    one, and the one without input gradients where the layer has it)."""
 
-    __slots__ = ("sizes", "forward", "backward", "grads")
+    __slots__ = ("sizes", "forward", "backwards", "grads")
 
-    def __init__(self, sizes, forward, backward, grads):
-        self.sizes, self.forward, self.backward, self.grads = sizes, forward, backward, grads
+    def __init__(self, sizes, forward, backwards, grads):
+        self.sizes, self.forward, self.backwards, self.grads = sizes, forward, backwards, grads
 
 
 class CallPlans:
@@ -129,12 +134,12 @@ class CallPlans:
             except (KeyError, ValueError):
                 return None
             try:
-                backward = self._role_plan("backward", sizes)
+                backwards = {role: self._role_plan(role, sizes) for role in BACKWARDS if role in self._functions}
                 grads = tuple((f"grad_{t.name}", tuple(evaluate(d, sizes) for d in t.shape))
                               for t in self.record.outputs)
             except (KeyError, ValueError):      # left to the checked path (and its errors)
-                backward = grads = None
-            plan = _Plan(dict(sizes), forward, backward, grads)
+                backwards, grads = {}, None
+            plan = _Plan(dict(sizes), forward, backwards, grads)
             if len(self._plans) >= PLAN_LIMIT:
                 self._plans.clear()
             self._plans[shapes] = plan

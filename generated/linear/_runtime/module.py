@@ -224,14 +224,16 @@ class LayerModule(SpanCalls, CallPlans, Module):
     def _differentiable_inputs(self):
         return [t for t in self._inputs if t.role == "input"]
 
-    def _run_backward(self, context: dict, grads: tuple) -> dict:
+    def _run_backward(self, context: dict, grads: tuple, role: str = "backward") -> dict:
+        """The gradients of a forward's inputs and parameters, by the backward
+        function ``role`` (``BACKWARDS``), given its outputs' gradients ``grads``."""
         if context["used"]:
             raise RuntimeError(f"{self.name}: backward already ran for this forward; call forward again")
         outputs = self._outputs
         if len(grads) != len(outputs):
             raise ValueError(f"{self.name}: backward takes {len(outputs)} output gradient(s), got {len(grads)}")
         plan, pointers = context.get("plan"), context.get("pointers")
-        if pointers is not None and plan.backward is not None:
+        if pointers is not None and role in plan.backwards:
             # the fast path: output gradients already fit for C, of the planned shapes
             dtype = self.dtype
             pointers = dict(pointers)        # the context's own stays as forward left it
@@ -243,14 +245,14 @@ class LayerModule(SpanCalls, CallPlans, Module):
                 pointers[name] = from_buffer(array_type, g)
             else:
                 context["used"] = True
-                return self._run_plan(plan.backward, pointers, context["arrays"])[0]
+                return self._run_plan(plan.backwards[role], pointers, context["arrays"])[0]
         arrays = dict(context["arrays"])
         sizes = dict(context["sizes"])
         for name, g in zip(outputs, grads):
             arrays[f"grad_{name}"] = check_array(self.name, f"grad_output ({name})", g, self.record.tensor(name).shape,
                                                  self.dtype, sizes, cast=self.cast)
         context["used"] = True
-        return self._call("backward", arrays, sizes)
+        return self._call(role, arrays, sizes)
 
     def backward(self, *grad_outputs):
         """Gradient of the inputs given the gradient of the output(s) of the latest
@@ -293,9 +295,11 @@ class LayerModule(SpanCalls, CallPlans, Module):
         """Put this call on the autograd tape (when a parameter or input needs it).
         The node's inputs are the differentiable inputs; the parameters' gradients
         go straight into ``param.grad`` when the tape reaches the node (the tape
-        would copy each into a new array)."""
+        would copy each into a new array). When no input needs a gradient, the
+        backward without input gradients runs, where the layer has one."""
         if len(outputs) != 1:
             return
+        role = "backward"
         for t in diff_inputs:
             if isinstance(t, Tensor) and (t.requires_grad or t.node is not None):
                 break
@@ -305,12 +309,14 @@ class LayerModule(SpanCalls, CallPlans, Module):
                     break
             else:
                 return                               # nothing to differentiate
+            if "backward_params" in self._functions:
+                role = "backward_params"
         names = self._diff_grad_names
 
         def backward(g):
-            grads = self._run_backward(context, (g,))
+            grads = self._run_backward(context, (g,), role)
             self._accumulate(grads)
-            return tuple(grads[n] for n in names)
+            return tuple(grads.get(n) for n in names)
 
         outputs[0].node = Node(diff_inputs, backward, self.name)
 
