@@ -1116,7 +1116,7 @@ def _with_terms(terms: Nest, total: Nest) -> Nest | None:
             [(a.var, a.extent) for a in terms.loops] == [(a.var, a.extent) for a in total.loops]):
         return None
     # vectorized as its terms are: a short row of exponentials is worth it
-    loops = total.loops if total.across else \
+    loops = total.loops if total.across or not total.loops else \
         total.loops[:-1] + (dataclasses.replace(total.loops[-1], simd=terms.loops[-1].simd),)
     return dataclasses.replace(total, loops=loops, terms=t)
 
