@@ -270,11 +270,12 @@ def render_pass(nest, ctx) -> str:
 
 def _row_pass(printer: Printer, maximum, terms, shift: str | None) -> dict:
     """What ``online.c.j2`` takes of one pass over a row: its temporaries, the
-    value maximized, and the term summed against ``shift`` where there is one."""
+    value maximized, and the exponent of the term summed against ``shift`` where
+    there is one (at most ``SHIFT_LIMIT`` where the sum is kept)."""
     x = printer.value(maximum.body)
-    term = printer.call("exp", printer.call("sub", x, shift)) if shift else ""
+    exponent = printer.call("sub", x, shift) if shift else ""
     kept = printer.element(terms.name, terms.index) if terms else ""
-    return dict(lets=printer.lets, x=x, term=term, kept=kept)
+    return dict(lets=printer.lets, x=x, exponent=exponent, kept=kept)
 
 
 def render_online(nest, ctx) -> str:
@@ -289,7 +290,7 @@ def render_online(nest, ctx) -> str:
     probe, fused, again, scaled = (ctx.printer([maximum]) for _ in range(4))
     length = probe.index(row.extent)
     rescale = dict(lets=scaled.lets, kept=scaled.element(nest.terms.name, nest.terms.index)) if nest.terms else None
-    body = render("online.c.j2", ctype=ctx.ctype, var=var_c(row.var), length=length,
+    body = render("online.c.j2", ctype=ctx.ctype, suffix=probe.suffix, var=var_c(row.var), length=length,
                   probe_stop=probe.smaller(length, str(SHIFT_PROBE)), shift_limit=SHIFT_LIMIT,
                   lowest=init_value("max", ctx.dtype), scale=probe.call("exp", probe.call("sub", "lc_shift", "lc_max")),
                   probe=_row_pass(probe, maximum, None, None),

@@ -393,3 +393,34 @@ OPS: dict[str, Op] = {
     "eq": _comparison("({0} == {1})", np.equal),
     "ne": _comparison("({0} != {1})", np.not_equal),
 }
+
+# printed forms of ops whose argument is known at most zero (or NaN): e^v
+# inlined (templates/module.c.j2) instead of a call into libmvec
+AT_MOST_ZERO = {"exp": "lc_exp_inline{f}({0})"}
+
+# ops whose value is at least zero (or NaN) whatever their arguments
+NONNEGATIVE = ("exp", "abs", "sqrt", "sigmoid", "relu")
+
+
+def sign(e) -> int:
+    """1 where ``e`` is known at least zero, -1 where known at most zero (NaN
+    either way), 0 where unknown: from constants, squares, products, negations
+    and ops that are never negative. Rounding keeps these signs.
+
+    >>> from .ir import Load
+    >>> x = Load("x", ())
+    >>> sign(neg(mul(x, x))), sign(mul(const(-0.5), mul(x, x))), sign(call("exp", x)), sign(x)
+    (-1, -1, 1, 0)
+    """
+    if isinstance(e, Const):
+        return 1 if e.value >= 0 else -1
+    if not isinstance(e, Call):
+        return 0
+    if e.op in NONNEGATIVE:
+        return 1
+    if e.op == "neg":
+        return -sign(e.args[0])
+    if e.op in ("mul", "div"):
+        a, b = e.args
+        return 1 if e.op == "mul" and a == b else sign(a) * sign(b)
+    return 0

@@ -253,3 +253,39 @@ def test_float_agrees_with_double_far_from_zero(op):
         with np.errstate(over="ignore"):
             expected = double.astype(np.float32)
         np.testing.assert_allclose(single, expected, rtol=2e-5, atol=2e-7, err_msg=f"{op} {name}")
+
+
+@layer
+class GaussianBump:
+    """exp of exponents known at most zero (a negated square, a negative
+    constant times a square), and of one that is not."""
+    x = Input("N", "C")
+
+    def forward(x):
+        return ops.exp(-(x * x)) + ops.exp(-0.5 * (x * x)) * ops.exp(x)
+
+
+@pytest.mark.parametrize("level", ["avx2", None])
+def test_exp_of_a_non_positive_exponent_is_inlined_and_matches_numpy(level, monkeypatch):
+    """Exponents known at most zero take the inlined exp (no libmvec call);
+    float results, edges included (e^v below float's normals gives 0, as -inf),
+    match numpy's at both vector widths."""
+    if level:
+        monkeypatch.setenv("LAYERC_ISA", level)
+    m = GaussianBump.build(C=7, dtype=np.float32)
+    forward = m.source[m.source.index("int lc_gaussianbump_forward_f32"):]
+    forward = forward[:forward.index("\n}\n")]
+    assert forward.count("lc_exp_inlinef(") == 2 and forward.count("expf(") == 1
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(-14, 14, 46), [0, -0.0, 9.34, 9.35, 13.2, 13.3, -1e20, np.inf, -np.inf, np.nan]])
+    x = x.reshape(-1, 7).astype(np.float32)
+    got = m.forward(x).numpy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        square = (x * x).astype(np.float64)          # the exponents as the kernel rounds them
+        want = np.exp(-square) + np.exp((np.float32(-0.5) * (x * x)).astype(np.float64) + x)
+    # subnormal results keep their absolute resolution (2^-149), as expf's
+    np.testing.assert_allclose(got, want.astype(np.float32), rtol=1e-6, atol=2e-45)
+
+
+def test_exp_of_a_non_positive_exponent_gradient():
+    check_grad(GaussianBump, inputs={"x": np.random.default_rng(4).uniform(-3, 3, (3, 5))}, N=3, C=5).assert_ok()
