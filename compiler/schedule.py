@@ -25,7 +25,7 @@ from .ir import Call, Const, IConst, IExpr, IVar, Load, Program, Stage, TensorDe
 from .ops_table import COMPARISONS, OPS
 from .simplify import collapse_one_hot_sums, eliminate_dead_stages, simplify_expr
 from .collapse import Collapsed, collapse_nest
-from .windows import Sliding, plan_sliding
+from .windows import Sliding, merge_rows, plan_sliding
 
 CHEAP_OPS_LIMIT = 8
 
@@ -891,6 +891,8 @@ def plan_windowed(s: Stage, shapes: dict) -> Nest | None:
     if sliding is None:
         return None
     window = plan_window(sliding.bounded, sliding.column.name, shapes)
+    if window is None:
+        sliding = merge_rows(sliding, shapes)
     guard = _conjuncts(sliding.write_guard) if sliding.write_guard is not None else []
     if guard and (window is None or not set(guard) <= window.settled):
         return None

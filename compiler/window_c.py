@@ -19,7 +19,7 @@ def render_window(nest, ctx) -> str:
     plan, bounds = nest.sliding, nest.window
     s = plan.stage
     fast, edge, index = (ctx.printer([s]) for _ in range(3))
-    fast.in_range = bounds.in_range if bounds else frozenset()
+    fast.in_range = (bounds.in_range if bounds else frozenset()) | plan.in_range
     # a scatter's inner offsets either pick the element written or are summed
     # into it; a reduction sums them all into its own element
     targeted = set().union(*map(ir.ivars, plan.target)) if plan.scatter else set()

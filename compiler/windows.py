@@ -31,6 +31,7 @@ Example::
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -64,7 +65,8 @@ class Sliding:
     offsets (unrolled). ``stage`` is the stage as run; for a scatter, its body
     is ``select(write_guard, term, 0)``: the target is in its tensor,
     ``injective`` when it stores each element once, and its planes need a
-    ``clear`` first unless it stores every element."""
+    ``clear`` first unless it stores every element. ``in_range``: reads inside
+    their tensor though not inside each dimension (``merge_rows``)."""
 
     stage: Stage
     planes: tuple
@@ -75,6 +77,7 @@ class Sliding:
     write_guard: object = None
     injective: bool = False
     clear: bool = True
+    in_range: frozenset = frozenset()
 
     @property
     def scatter(self) -> bool:
@@ -496,3 +499,65 @@ def _one_to_one(coordinate, extents: dict) -> bool:
                 return False
             reach += abs(coefs[name]) * (extents[name].value - 1)
     return True
+
+
+# ---------------------------------------------------------------- whole rows as one offset
+
+
+def merge_rows(plan: Sliding, shapes: dict) -> Sliding:
+    """``plan`` with a reduction's two innermost window offsets ``i, j`` as one,
+    ``k = W*i + j``, when the window spans whole rows of every tensor that
+    uses them (``x[.., a + i, j]``, ``j`` over the row of ``W``): the rows
+    follow each other in memory, and ``x[.., a, k]`` walks them at once (a
+    global pool's 7x7 window as 49 elements in SIMD lanes, where each row's
+    7 ran in scalar code). Only for a plan whose reads are all inside their
+    tensors (no column bounds): the merged reads leave their last dimension
+    but not their tensor (``in_range``). An index value of the offsets must
+    be one of ``k`` (``7*i + j`` is ``k``, the first maximum's position)."""
+    if plan.scatter or len(plan.inner) < 2:
+        return plan
+    row, column = plan.inner[-2:]
+    names, width = {row.name, column.name}, column.extent
+    merged = Axis(_fresh(f"{row.name}{column.name}", {a.name for a in plan.stage.all_axes}),
+                  IConst(row.extent.value * width.value))
+    reads, refused = set(), []
+
+    def merge(leaf):
+        if isinstance(leaf, Load) and any(ir.ivars(c) & names for c in leaf.index):
+            coordinates = _row_and_column(leaf, shapes[leaf.tensor], row, column)
+            if coordinates is None:
+                refused.append(leaf)
+                return leaf
+            read = Load(leaf.tensor, leaf.index[:-2] + (coordinates[0], ir.iadd(coordinates[1], IVar(merged.name))))
+            reads.add(read)
+            return read
+        if isinstance(leaf, IndexValue) and ir.ivars(leaf.expr) & names:
+            split = affine(leaf.expr, names)
+            if split is None or split[0].get(row.name, 0) != width.value * split[0].get(column.name, 0):
+                refused.append(leaf)
+                return leaf
+            return IndexValue(_normalize(ir.iadd(ir.imul(split[0].get(column.name, 0), IVar(merged.name)), split[1])))
+        return leaf
+
+    body = ir.map_expr(plan.stage.body, merge)
+    if refused or any(ir.ivars(c) & names for c in plan.target):
+        return plan
+    inner = plan.inner[:-2] + (merged,)
+    stage = ir.replace(plan.stage, body=body, reduce_axes=inner)
+    return dataclasses.replace(plan, stage=stage, inner=inner, in_range=frozenset(reads))
+
+
+def _row_and_column(load: Load, shape: tuple, row: Axis, column: Axis):
+    """``(a, b)`` when ``load`` reads ``x[.., a + row, b + column]`` with the
+    column over its whole last dimension, neither offset elsewhere; else None."""
+    if len(load.index) < 2 or shape[-1] != column.extent:
+        return None
+    *rest, r, c = load.index
+    if any(ir.ivars(x) & {row.name, column.name} for x in rest):
+        return None
+    along_rows, along_columns = affine(r, {row.name, column.name}), affine(c, {row.name, column.name})
+    if along_rows is None or along_columns is None:
+        return None
+    if along_rows[0] != {row.name: 1} or along_columns[0] != {column.name: 1}:
+        return None
+    return along_rows[1], along_columns[1]

@@ -343,11 +343,13 @@ def test_a_wide_window_that_tiles_its_input_is_differentiated_as_one_read_per_el
 # ---------------------------------------------------------------- short rows: the window's columns in SIMD lanes
 
 # (layer, its arguments, input shape): rows of 1 to 5 outputs, wide windows
-# (global, adaptive 3 / 5 / 7, padded with ceil_mode, dilated), odd planes
+# (global, whole rows, adaptive 3 / 5 / 7, padded with ceil_mode, dilated), odd planes
 LANES = [("MaxPool2D", dict(kernel_size=7), (2, 3, 7, 7)),
          ("MaxPool2D", dict(kernel_size=5, padding=2, ceil_mode=True), (2, 3, 13, 11)),
          ("MaxPool2D", dict(kernel_size=4, stride=3, dilation=2), (2, 3, 11, 13)),
          ("AdaptiveMaxPool2D", dict(output_size=1), (2, 3, 9, 7)),
+         ("AdaptiveMaxPool2D", dict(output_size=1), (2, 3, 5, 5)),
+         ("AdaptiveMaxPool2D", dict(output_size=(3, 1)), (2, 3, 9, 6)),
          ("AdaptiveMaxPool2D", dict(output_size=3), (2, 3, 27, 27)),
          ("AdaptiveMaxPool2D", dict(output_size=5), (2, 3, 13, 11)),
          ("AdaptiveMaxPool2D", dict(output_size=7), (2, 3, 23, 19)),
@@ -362,6 +364,20 @@ def test_a_short_row_runs_its_window_columns_in_lanes():
     long = compile_layer(nn.MaxPool2DSpec, kernel_size=(5, 5), stride=(1, 1), H=20, W=20).source
     assert "reduction(max:lc_acc) reduction(+:lc_nan)" in short
     assert "reduction(max:lc_acc)" not in long
+
+
+def test_a_window_of_whole_rows_runs_them_as_one_offset():
+    """A window spanning its rows (global, or 3 whole rows of 6) is one offset
+    over the rows' elements, in lanes, the first maximum's position its
+    index; a window narrower than its rows keeps its two offsets."""
+    for output_size, H, W in (((1, 1), 7, 7), ((3, 1), 9, 6)):
+        source = compile_layer(nn.AdaptiveMaxPool2DSpec, output_size=output_size, H=H, W=W).source
+        merged = f"for (int64_t v_ij = 0; v_ij < {H // output_size[0] * W}; ++v_ij)"
+        # per dtype: the maximum, and the first maximum's position
+        assert source.count(merged) == 4 and "(-1 * v_ij)" in source
+        assert "reduction(max:lc_acc) reduction(+:lc_nan)" in source
+    narrow = compile_layer(nn.MaxPool2DSpec, kernel_size=(3, 3), stride=(3, 3), H=9, W=9).source
+    assert "v_ij" not in narrow
 
 
 def test_a_tiling_windows_gradient_is_split_into_windows_and_their_columns():
