@@ -23,7 +23,7 @@ from .contract_c import GEMMS, KERNELS, render_contraction
 from .cprint import DTYPES, Context, _env, c_comment, size_c, tensor_c, var_c
 from .cstatements import Parameter
 from .nests_c import (STREAM_TILE, STREAMS, render_inner, render_online, render_pass, render_row,
-                      render_rows, render_scatter, render_siblings)
+                      render_rows, render_scatter, render_siblings, render_taps)
 from .schedule import RUN_TIME_SHORT_ROW, Plan
 from .signature import LibraryPlan, Signature, signature
 from .patch_gemm_c import render_patch_gemm
@@ -46,6 +46,7 @@ RENDERERS = {
     "inner": render_inner,
     "rows": render_rows,
     "row": render_row,
+    "taps": render_taps,
     "scatter": render_scatter,
     "accumulate": render_pass,      # one stage accumulating: a pass of its own
     "pass": render_pass,

@@ -34,6 +34,24 @@ class Declare:
 
 
 @dataclass(frozen=True)
+class Partials:
+    """An array of ``count`` partial sums, zeroed: ``ctype name[count]``."""
+    ctype: str
+    name: str
+    count: int
+    form: ClassVar[str] = "partials"
+
+
+@dataclass(frozen=True)
+class StoreEach:
+    """``target = value`` in ``loops`` (``Loop`` records, each from 0)."""
+    loops: tuple
+    target: str
+    value: str
+    form: ClassVar[str] = "store_each"
+
+
+@dataclass(frozen=True)
 class Store:
     """``target = value``."""
     target: str

@@ -10,12 +10,13 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from . import ir
 from .cprint import Printer, c_comment, init_value, render, tensor_c, var_c
-from .cstatements import (AddWhere, Declare, Fence, Fill, Loop, Store, Stream, TileBuffer, TileFlush, TileStart,
-                          TileStore, Update, Verbatim)
+from .cstatements import (AddWhere, Declare, Fence, Fill, Loop, Partials, Store, StoreEach, Stream, TileBuffer,
+                          TileFlush, TileStart, TileStore, Update, Verbatim)
 from .ir import IConst, IVar
 from .schedule import range_condition
 
@@ -188,6 +189,36 @@ def render_inner(nest, ctx) -> str:
     prologue[:0] = printer.stride_lets()
     return _render_streamed("nest.c.j2", nest.loops, loops, lets, statements, outputs, printer, ctx,
                             comment=_comment((nest.terms, s)), prologue=prologue, epilogue=epilogue)
+
+
+def render_taps(nest, ctx) -> str:
+    """A sum whose window offsets (its last ``nest.taps`` output loops) run
+    inside its reduction loops but the innermost: each outer output element
+    keeps a partial sum per offset, each row of the innermost loop is summed
+    into its offset's, and the partial sums are stored at the end."""
+    s = nest.stage
+    printer = ctx.printer([s])
+    loops = [Loop(var_c(l.var), printer.index(l.extent), simd=l.simd) for l in nest.loops]
+    value = printer.value(_windowed(nest, printer, loops))
+    outer = len(s.axes) - nest.taps
+    taps = nest.loops[-1 - nest.taps:-1]
+    flat = IConst(0)
+    for tap in taps:
+        flat = ir.iadd(ir.imul(flat, tap.extent), IVar(tap.var))
+    partial = f"lc_taps[{printer.index(flat)}]"
+    prologue, epilogue = [], []
+    count = math.prod(tap.extent.value for tap in taps)
+    (loops[outer - 1].enter if outer else prologue).append(Partials(ctx.ctype, "lc_taps", count))
+    (loops[outer - 1].exit if outer else epilogue).append(
+        StoreEach(tuple(loops[-1 - nest.taps:-1]), printer.element(s.name, s.index), partial))
+    loops[-2].enter.append(Declare(ctx.ctype, "acc", init_value("sum", ctx.dtype)))
+    loops[-2].exit.append(Update("sum", partial, "acc"))
+    loops[-1].reduction = "+"
+    if nest.loops[0].parallel:
+        _in_threads(loops[0], nest, printer, ctx)
+    lets = _hoisted(nest, printer, loops, prologue)
+    return render("nest.c.j2", loops=loops, lets=lets, body=[Update("sum", "acc", value)],
+                  comment=_comment((s,)), prologue=prologue, epilogue=epilogue)
 
 
 def render_row(nest, ctx) -> str:

@@ -478,7 +478,9 @@ class Nest:
     with the columns innermost), ``"contract"`` (a matrix product),
     ``"scatter"``, ``"online"`` (a row's maximum, its sibling, and the sum
     of ``exp(x - maximum)``, this stage, in one pass: see ``nests_c.render_online``),
-    or ``"window"`` (a window reduction or a window's gradient, planned in
+    or ``"taps"`` (a sum whose trailing output loops, a window's offsets,
+    run inside its reduction loops but the innermost, ``taps`` of them: see
+    ``_taps_inside``), or ``"window"`` (a window reduction or a window's gradient, planned in
     ``sliding``: see ``compiler/windows.py``), or ``"patch_gemm"`` (GEMM calls over
     packed operands, planned in ``patch``: see ``compiler/plan.py``).
     ``loops`` are outermost first; in ``inner`` and ``online`` nests the first
@@ -517,6 +519,7 @@ class Nest:
     across: bool = False        # an "inner" reduction with its rows in SIMD lanes (``_across_rows``)
     collapsed: object = None    # loops dropped and merged (compiler/collapse.py), or None
     group: tuple = ()           # a "rows" nest's nests, each run inside its loops (``_row_group``)
+    taps: int = 0               # a "taps" nest's output loops inside its reduction (``_taps_inside``)
 
     @property
     def members(self) -> tuple:
@@ -911,6 +914,10 @@ def plan_windowed(s: Stage, shapes: dict) -> Nest | None:
 SHORT_REDUCTION = 16
 
 
+# partial sums a ``_taps_inside`` nest keeps at most (a 7x7 window's 49)
+TAPS_LIMIT = 64
+
+
 def _vectorize_innermost(s: Stage, loop: Loop) -> bool:
     if loop.extent == IConst(1):
         return False            # one iteration (a keepdims axis): nothing to vectorize
@@ -1017,7 +1024,35 @@ def plan_loops(s: Stage, shapes: dict, short: bool = False) -> Nest:
         first = loops[0]
         loops[0] = Loop(first.var, first.extent, parallel=True, simd=loops[0].simd, reduction=first.reduction)
     window = plan_window(s, red[-1].var, shapes) if red and s.reduce == "sum" else None
+    taps = _taps_inside(s, loops)
+    if taps:
+        n_axes = len(s.axes)
+        loops = loops[:n_axes - taps] + loops[n_axes:-1] + loops[n_axes - taps:n_axes] + loops[-1:]
+        return Nest(s, "taps", tuple(loops), window=window, taps=taps)
     return Nest(s, "inner", tuple(loops), window=window)
+
+
+def _taps_inside(s: Stage, loops: list) -> int:
+    """How many trailing output loops of a sum run inside its reduction loops
+    (all but the innermost): the offsets of a window the sum slides over its
+    reduced indices (a convolution's weight gradient, ``dw[o, c, i, j] =
+    sum_{n, h, w} g[n, o, h, w] * x[n, c, h + i, w + j]``), a few constant
+    ones, each outer loop of the reduction holding a partial sum per offset.
+    Each row the innermost loop reads is then read for every offset while it
+    is in cache, where one offset at a time streams the whole input per
+    offset (a depthwise 3x3 weight gradient: nine passes)."""
+    reduced = [a.name for a in s.reduce_axes]
+    if s.reduce != "sum" or len(reduced) < 2 or not loops or loops[-1].var != reduced[-1] or not loops[-1].simd:
+        return 0
+    coordinates = [c for load in ir.loads(s.body) for c in load.index]
+    taps = 0
+    for axis in reversed(s.axes[1:]):
+        sliding = any(axis.name in ir.ivars(c) and ir.ivars(c) & set(reduced) for c in coordinates)
+        if not (isinstance(axis.extent, IConst) and sliding):
+            break
+        taps += 1
+    extents = [a.extent.value for a in s.axes[len(s.axes) - taps:]]
+    return taps if taps and 1 < math.prod(extents) <= TAPS_LIMIT else 0
 
 
 def _passable(nest: Nest) -> bool:

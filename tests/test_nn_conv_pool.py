@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from layerc import check_grad, nn
+from layerc.compiler.plan import plan_program
 from layerc.runtime import isa
 
 torch = pytest.importorskip("torch")
@@ -107,6 +108,63 @@ def test_padded_copy_and_its_gradient_in_threads_match_torch(mode, level, monkey
     np.testing.assert_allclose(gx.numpy(), xt.grad.numpy(), **F32)
     # sums of 4 * 187 * 189 float32 products each
     np.testing.assert_allclose(m.weight.grad, weight.grad.numpy(), rtol=1e-3, atol=1e-2)
+
+
+# ---------------------------------------------------------------- grouped and depthwise convolution
+
+# (in, out, layer arguments, input shapes): the weight gradient sums each
+# window offset's products inside the batch and row loops ("taps" nests)
+GROUPED = [
+    (4, 4, dict(kernel_size=3, padding=1, groups=4), [(2, 4, 7, 9), (1, 4, 3, 3), (3, 4, 10, 5)]),
+    (6, 6, dict(kernel_size=3, padding=1, stride=2, groups=6), [(2, 6, 9, 7), (1, 6, 4, 5)]),
+    (3, 3, dict(kernel_size=5, padding=2, groups=3), [(2, 3, 11, 9), (1, 3, 5, 6)]),
+    (4, 8, dict(kernel_size=3, padding=1, groups=2), [(2, 4, 7, 9), (1, 4, 5, 3)]),
+    (8, 8, dict(kernel_size=(3, 2), padding=(1, 0), groups=8, dilation=(2, 1)), [(2, 8, 9, 10)]),
+]
+
+
+@pytest.mark.parametrize("cin, cout, args, shapes", GROUPED, ids=[str(a) for _, _, a, _ in GROUPED])
+def test_grouped_conv2d_matches_torch(cin, cout, args, shapes):
+    ours = nn.Conv2D(cin, cout, **args)
+    theirs = torch.nn.Conv2d(cin, cout, **args)
+    for k, shape in enumerate(shapes):
+        ours.zero_grad()
+        theirs.zero_grad()
+        against_torch(ours, theirs, shape, seed=k)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("bindings", [dict(C=3, O=3, CG=1, KH=3, KW=3, H=6, W=17, groups=3, padding=(1, 1)),
+                                      dict(C=4, O=6, CG=2, KH=2, KW=3, H=7, W=17, groups=2, padding=(0, 1),
+                                           stride=(2, 1))])
+def test_grouped_conv2d_gradcheck(bindings, level, monkeypatch):
+    """Rows long enough (W=17) for a vector loop: the weight gradient is a
+    "taps" nest."""
+    monkeypatch.setenv(isa.ENV, level)
+    m = nn.Conv2DSpec.build(**bindings, dtype=np.float64)
+    assert "taps" in [nest.kind for nest in plan_program(m.compiled.backward)]
+    check_grad(nn.Conv2DSpec, N=2, **bindings).assert_ok()
+
+
+@pytest.mark.parametrize("groups", [16, 4])
+def test_grouped_conv2d_in_threads_matches_one_thread(groups):
+    """Large enough that every kernel of forward and backward runs in threads."""
+    m = nn.Conv2DSpec.build(C=16, O=16, CG=16 // groups, KH=3, KW=3, padding=(1, 1), groups=groups)
+    x = _rng(5).standard_normal((4, 16, 40, 37)).astype(np.float32)
+    gy = _rng(6).standard_normal((4, 16, 40, 37)).astype(np.float32)
+    results = []
+    assert "taps" in [nest.kind for nest in plan_program(m.compiled.backward)]
+    for threads in (1, 2, 3):
+        m.set_threads(threads)
+        try:
+            m.zero_grad()
+            y, gx = m.forward(x).numpy().copy(), m.backward(gy).numpy().copy()
+            results.append((y, gx, m.weight.grad.copy(), m.bias.grad.copy()))
+        finally:
+            m.set_threads(0)
+    for many in results[1:]:
+        for a, b in zip(results[0], many):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4)
 
 
 def test_conv_padding_arguments_are_checked():
