@@ -81,6 +81,7 @@ class SpecLayer(Module):
         object.__setattr__(self, "dtype", np.dtype(dtype))
         object.__setattr__(self, "_variants", {})
         object.__setattr__(self, "_active", None)
+        object.__setattr__(self, "_last_variant", None)
 
     def __getattr__(self, name):
         # buffers read as attributes (``bn.running_mean``), as in torch
@@ -113,13 +114,19 @@ class SpecLayer(Module):
         """The ``LayerModule`` of ``spec`` at this layer's bindings (plus ``extra``),
         built once and sharing this layer's parameters and buffers."""
         dtype = np.dtype(dtype or self.dtype)
-        bindings = {k: v for k, v in {**self._spec_bindings, **extra}.items()
-                    if k in spec.sizes or k in spec.attrs}
-        key = (id(spec), dtype.str, tuple(sorted((k, repr(v)) for k, v in bindings.items())))
-        module = self._variants.get(key)
-        if module is None:
-            module = LayerModule(compile_layer(spec, **bindings), dtype=dtype)
-            self._variants[key] = module
+        last = self._last_variant
+        # a call like the one before (the usual case) skips building the key
+        if last is not None and not extra and last[0] is spec and last[1] == dtype:
+            module = last[2]
+        else:
+            bindings = {k: v for k, v in {**self._spec_bindings, **extra}.items()
+                        if k in spec.sizes or k in spec.attrs}
+            key = (id(spec), dtype.str, tuple(sorted((k, repr(v)) for k, v in bindings.items())))
+            module = self._variants.get(key)
+            if module is None:
+                module = LayerModule(compile_layer(spec, **bindings), dtype=dtype)
+                self._variants[key] = module
+            object.__setattr__(self, "_last_variant", None if extra else (spec, dtype, module))
         self._share(module)
         return module
 
