@@ -266,8 +266,11 @@ def _sides(s: ir.Stage, c: Contraction, shapes: dict, reads: list, split: tuple,
         matrix = read and _matrix(read[0].tensor, read[0].index, shapes[read[0].tensor], *runs)
         if matrix and is_b and matrix.transposed:
             matrix = None           # B's rows must lie in memory as rows
-        # packed once: a side of fixed size (a weight) that no task changes
-        once = not (ir.ivars_of_expr(value) & task_vars) and all(isinstance(a.extent, IConst) for a in free + k)
+        # packed once: a side of fixed size (a weight) that no task changes and that fits a thread's
+        # workspace; a larger one (a whole batch's patches) is packed by the tasks, a block each, so
+        # that the threads share its packing and its calls
+        once = (not (ir.ivars_of_expr(value) & task_vars) and all(isinstance(a.extent, IConst) for a in free + k)
+                and math.prod(a.extent.value for a in free + k) * 4 <= WORKSPACE_BYTES)
         layout = None if matrix else (k, free) if is_b else _layout(value, free, k)
         sides.append(_Side(value, free, k, is_b, matrix or None, read[1] if matrix else 1.0, once, layout))
     return sides
