@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import ir
 from .ir import Axis, Call, Const, IConst, IVar, Load, affine
@@ -270,7 +270,18 @@ def _sides(s: ir.Stage, c: Contraction, shapes: dict, reads: list, split: tuple,
         once = not (ir.ivars_of_expr(value) & task_vars) and all(isinstance(a.extent, IConst) for a in free + k)
         layout = None if matrix else (k, free) if is_b else _layout(value, free, k)
         sides.append(_Side(value, free, k, is_b, matrix or None, read[1] if matrix else 1.0, once, layout))
+    if not task_vars:
+        # no task loops: a side packed once would be packed by one thread and multiplied in one
+        # call; one larger than a thread's workspace (a whole batch's patches in a weight gradient)
+        # is packed by tasks instead, a block each, so that the threads share its packing and calls
+        sides = [replace(side, once=False) if side.once and _oversized_once(side) else side
+                 for side in sides]
     return sides
+
+
+def _oversized_once(side: _Side) -> bool:
+    """Whether ``side``, packed whole, takes more than a thread's workspace."""
+    return math.prod(_estimate(a.extent) for a in side.free + side.depth) * 4 > WORKSPACE_BYTES
 
 
 def _against_grain(side: _Side, extents: dict) -> float:

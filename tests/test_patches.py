@@ -18,6 +18,7 @@ from layerc.compiler import ir
 from layerc.compiler.patches import split_digits
 from layerc.compiler.pipeline import lower_layer
 from layerc.compiler.plan import folds_start, plan_program
+from layerc.runtime import isa
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -131,6 +132,23 @@ def test_a_unit_kernel_axis_leaves_the_weight_gradient_one_product():
     assert weight.rows == ir.IConst(40) and all(a.extent == ir.IConst(1) for a in weight.loops)
 
 
+@pytest.mark.parametrize("rank, size, stride", [(2, dict(H=16, W=16), 1), (2, dict(H=17, W=15), 2),
+                                                 (1, dict(L=999), 2)])
+def test_a_weight_gradient_over_a_batch_of_patches_is_split_into_tasks(rank, size, stride):
+    """A weight gradient whose sizes are all bound sums a whole batch's
+    patches: too large for a thread's workspace to be packed once, they are
+    packed by the tasks, a block each, the threads adding into their own
+    copies of the gradient; the forward's small weight is still packed once."""
+    low = lower_layer(_spec(rank), N=64, **size, **_bindings(rank, 32, 64, 3, stride, 1, 1, 1))
+    nests = {n.stage.name: n for program in (low.forward, low.backward) for n in plan_program(program)}
+    weight = nests["grad_weight"].patch
+    assert weight.accumulate and weight.packs and not any(p.once for p in weight.packs)
+    assert weight.block is not None or any(isinstance(a.extent, ir.IConst) and a.extent.value > 1 for a in weight.loops)
+    small = lower_layer(_spec(rank), N=2, **{k: 7 for k in size}, **_bindings(rank, 8, 9, 3, stride, 1, 1, 1))
+    small_weight = next(n.patch for n in plan_program(small.backward) if n.stage.name == "grad_weight")
+    assert all(p.once for p in small_weight.packs) and small_weight.block is None
+
+
 @pytest.mark.parametrize("C, O", [(8, 16), (64, 48)])
 def test_a_pointwise_input_gradient_writes_its_rows_where_they_lie(C, O):
     """A 1x1 convolution's input gradient, weight^T . grad_output per image:
@@ -174,6 +192,39 @@ def test_convolution_gradcheck(rank, C, O, K, stride, padding, dilation, groups,
     spatial = dict(zip(("L",) if rank == 1 else ("H", "W"), size))
     check_grad(_spec(rank), N=2, **spatial, bias=bias,
                **_bindings(rank, C, O, K, stride, padding, dilation, groups)).assert_ok()
+
+
+@pytest.mark.parametrize("level", isa.supported())
+def test_a_weight_gradient_packed_by_the_tasks_agrees_with_finite_differences(monkeypatch, level):
+    """Sizes whose batch of patches overflows a thread's workspace (packed
+    per task, summed per thread): at every instruction-set level."""
+    monkeypatch.setenv(isa.ENV, level)
+    check_grad(nn.Conv2DSpec, N=2, C=4, O=3, CG=4, KH=5, KW=5, H=40, W=40, stride=(1, 1), padding=(2, 2),
+               dilation=(1, 1), groups=1).assert_ok()
+
+
+@pytest.mark.parametrize("rank, C, O, K, stride, padding, size", [(2, 32, 64, 3, 1, 1, (16, 16)),
+                                                                  (2, 24, 40, 3, 2, 1, (33, 31)),
+                                                                  (1, 48, 48, 7, 2, 3, (999,))])
+def test_a_weight_gradient_split_into_tasks_is_the_same_on_any_number_of_threads(rank, C, O, K, stride, padding,
+                                                                                  size):
+    spatial = dict(zip(("L",) if rank == 1 else ("H", "W"), size))
+    layer = _spec(rank).build(N=16, **spatial, **_bindings(rank, C, O, K, stride, padding, 1, 1))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, C, *size)).astype(np.float32)
+    gy = rng.standard_normal(layer(x).shape).astype(np.float32)
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            layer.set_threads(threads)
+            layer.zero_grad()
+            layer(x)
+            results.append((layer.backward(gy).numpy().copy(), layer.weight.grad.copy(), layer.bias.grad.copy()))
+    finally:
+        layer.set_threads(0)
+    for many in results[1:]:
+        for a, b in zip(results[0], many):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * float(np.abs(a).max()))
 
 
 SHIFTED_CASES = [case for case in GRAD_CASES if isinstance(case[3], int) and case[4] == 1
