@@ -59,18 +59,25 @@ double expm1(double);
    libmvec's erff costs a GELU twice its memory traffic. |x| < 0.5: x times a
    polynomial in x^2 (relative error 2e-7); else Abramowitz-Stegun 7.1.26, as
    PyTorch's vectorized erf (absolute error 1.5e-7), with exp(-x^2) from
-   lc_exp_neg_f32. NaN gives NaN, +-inf gives +-1. Doubles keep libm's erf. */
+   lc_exp_inlinef (a GELU's derivative shares it). NaN gives NaN, +-inf gives
+   +-1. Doubles keep libm's erf. */
 #ifdef __FMA__
 #define LC_FMAF(a, b, c) __builtin_fmaf(a, b, c)
 #else
 #define LC_FMAF(a, b, c) ((a) * (b) + (c))
 #endif
-/* e^v for v <= 0 (e^-87 below -87): v = k ln2 + f, |f| <= ln2 / 2, then 2^k
-   from the exponent bits and e^f from its Taylor polynomial */
-static inline float lc_exp_neg_f32(float v) {
-    v = v < -87.0f ? -87.0f : v;
-    const float k = __builtin_rintf(v * 1.4426950408889634f);
-    const float f = LC_FMAF(k, -1.4286068203094172e-06f, LC_FMAF(k, -0.693145751953125f, v));
+/* e^v for v <= 88, inlined so a loop calling it is plain vector arithmetic
+   (libmvec's expf costs a softmax or a GELU's backward more than its memory
+   traffic): a softmax row's terms against its shift (larger ones are summed
+   again) or an exponent known at most 0 (compiler/ops_table.py, AT_MOST_ZERO).
+   v = k ln2 + f, |f| <= ln2 / 2: e^f from its Taylor polynomial, 2^k as two
+   powers of two from exponent bits, so that a value under float's normals
+   rounds to its subnormal as expf's does. 0 below -103.97 (under half the
+   smallest subnormal), so -inf gives 0; NaN gives NaN. Doubles keep libm's exp. */
+static inline float lc_exp_inlinef(float v) {
+    const float w = v < -104.0f ? -104.0f : (v > 88.0f ? 88.0f : v);
+    const float k = __builtin_rintf(w * 1.4426950408889634f);
+    const float f = LC_FMAF(k, -1.4286068203094172e-06f, LC_FMAF(k, -0.693145751953125f, w));
     float p = 1.3981999507e-3f;
     p = LC_FMAF(p, f, 8.3334519073e-3f);
     p = LC_FMAF(p, f, 4.1665795894e-2f);
@@ -78,9 +85,13 @@ static inline float lc_exp_neg_f32(float v) {
     p = LC_FMAF(p, f, 5.0000001201e-1f);
     p = LC_FMAF(p, f, 1.0f);
     p = LC_FMAF(p, f, 1.0f);
-    const union { int32_t i; float f; } scale = { .i = ((int32_t)k + 127) << 23 };
-    return p * scale.f;
+    const int32_t half = (int32_t)k / 2;
+    const union { int32_t i; float f; } low = { .i = (half + 127) << 23 },
+                                        high = { .i = ((int32_t)k - half + 127) << 23 };
+    return v < -103.97208f ? 0.0f : p * low.f * high.f;
 }
+
+static inline double lc_exp_inline(double v) { return exp(v); }
 
 static inline float lc_erff(float x) {
     const float a = fabsf(x), s = x * x;
@@ -96,7 +107,7 @@ static inline float lc_erff(float x) {
     r = LC_FMAF(r, t, 1.421413741f);
     r = LC_FMAF(r, t, -0.284496736f);
     r = LC_FMAF(r, t, 0.254829592f);
-    const float large = 1.0f - r * t * lc_exp_neg_f32(-s);
+    const float large = 1.0f - r * t * lc_exp_inlinef(-s);
     return a < 0.5f ? small : (x < 0 ? -large : large);
 }
 
