@@ -194,7 +194,8 @@ class LayerSpec:
         group when a declaration ends with it (``Input("N", "C", ...)``). A
         caller's ``[N, C]`` leaves the group empty, and the innermost loop would
         run over it, one element long."""
-        if self.ellipsis is None or self.collapse_ellipsis or self.ellipsis in sizes:
+        # a binding of the group's size leaves it a symbol (shape_of), so it counts too
+        if self.ellipsis is None or self.collapse_ellipsis:
             return ()
         return (self.ellipsis,) if any(t.shape and t.shape[-1] is Ellipsis for _, t in self.tensors) else ()
 
