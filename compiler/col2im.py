@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from . import ir
 from .ir import Call, Const, IConst, IVar, Load, affine
-from .patches import (Block, Operand, PatchGemm, _bound, _conjuncts, _fresh, _length, _plain_read, canonical,
+from .patches import (Block, Operand, PatchGemm, _bound, _conjuncts, _length, _plain_read, canonical,
                       in_place, workspace)
 from .schedule import _factors, _matrix, _product, coordinate_in_range, starting_value
 
@@ -118,7 +118,7 @@ def _solve(s: ir.Stage, conditions: list, gathered, other, shapes: dict, unstrid
             index.append(coordinate)
             continue
         y = solved[0]
-        h = ir.Axis(_fresh(f"{y}_src", taken), shapes[load.tensor][k])
+        h = ir.Axis(ir.fresh_name(f"{y}_src", taken), shapes[load.tensor][k])
         # y + rest = s*h, so y = s*h - rest
         rest = split[1]
         for v, coef in split[0].items():
@@ -171,7 +171,7 @@ def _plan(s: ir.Stage, start, gather: _Gather, other, shapes: dict) -> PatchGemm
     block = None
     if owned:
         taken = set(extents)
-        block = Block(rows[0], *(_fresh(f"{rows[0].name}_{p}", taken) for p in ("start", "stop", "step")))
+        block = Block(rows[0], *(ir.fresh_name(f"{rows[0].name}_{p}", taken) for p in ("start", "stop", "step")))
     a = _matrix(o_load.tensor, o_load.index, shapes[o_load.tensor], rows, depth)
     b = _matrix(g_load.tensor, g_load.index, shapes[g_load.tensor], depth, cols)
     if a is None or b is None or b.transposed:

@@ -473,14 +473,12 @@ class Program:
 
 
 def fresh_name(name: str, taken: set) -> str:
-    """``name``, or ``name`` with a number appended when ``taken`` has it; the
-    name returned is added to ``taken``."""
-    fresh, k = name, 0
-    while fresh in taken:
-        k += 1
-        fresh = f"{name}_{k}"
-    taken.add(fresh)
-    return fresh
+    """``name``, with ``_`` appended until ``taken`` does not have it; the name
+    returned is added to ``taken``."""
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
 
 
 def bind_sizes(p: Program, sizes: dict) -> Program:

@@ -149,7 +149,7 @@ def split_digits(s: ir.Stage) -> ir.Stage:
         if radix is None:
             axes.append(a)
             continue
-        high, low = (ir.Axis(_fresh(f"{a.name}_{part}", taken), extent)
+        high, low = (ir.Axis(ir.fresh_name(f"{a.name}_{part}", taken), extent)
                      for part, extent in (("hi", IConst(a.extent.value // radix)), ("lo", IConst(radix))))
         digits[a.name] = high, low, radix
         axes += [high, low]
@@ -357,13 +357,6 @@ def _length(axes: tuple, block: Block | None) -> ir.IExpr:
     return size
 
 
-def _fresh(name: str, taken: set) -> str:
-    while name in taken:
-        name += "_"
-    taken.add(name)
-    return name
-
-
 # ---------------------------------------------------------------- packing
 
 
@@ -395,7 +388,7 @@ def _block(sides: list, taken: set) -> Block | None:
     if not per_task:
         return None
     axis = per_task[0].layout[1][0]
-    return Block(axis, *(_fresh(f"{axis.name}_{part}", taken) for part in ("start", "stop", "step")))
+    return Block(axis, *(ir.fresh_name(f"{axis.name}_{part}", taken) for part in ("start", "stop", "step")))
 
 
 def _flat(axes: tuple, block: Block | None) -> ir.IExpr:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from . import ir
 from .col2im import Scatter, _guarded, _implied
 from .ir import IConst, IVar, Load, affine
-from .patches import Block, Operand, Pack, PackLoop, _fresh, _length, _plan, _window, best_split
+from .patches import Block, Operand, Pack, PackLoop, _length, _plan, _window, best_split
 from .schedule import Contraction, _factors, _plain_read
 
 # the calls' columns are a multiple of this, the widest tile of any vector
@@ -138,7 +138,7 @@ def _sum_shifted(s: ir.Stage, c: Contraction, shapes: dict, split, flipped, side
 
 
 def _block_of(axis, taken: set) -> Block:
-    return Block(axis, *(_fresh(f"{axis.name}_{part}", taken) for part in ("start", "stop", "step")))
+    return Block(axis, *(ir.fresh_name(f"{axis.name}_{part}", taken) for part in ("start", "stop", "step")))
 
 
 def _rows(taps: tuple, dims: list, strides: list) -> Rows:
@@ -155,7 +155,7 @@ def _spread(side, load: Load, dims: list, strides: list, block, taken: set, exte
     for d, st in zip(dims, strides):
         if d.column is None:
             continue
-        var = _fresh(f"q{len(loops)}", taken)
+        var = ir.fresh_name(f"q{len(loops)}", taken)
         blocked = d.column == block.axis.name
         stop = ir.isub(IVar(block.stop), IVar(block.start)) if blocked else d.extent
         loops.append(PackLoop(var, IConst(0), stop))
@@ -227,7 +227,7 @@ def _dims(load: Load, cols: tuple, depth: tuple, block, taken: set):
             extent, base = ir.iadd(IVar(block.step), IConst(span)), ir.iadd(base, IVar(block.start))
         else:
             extent = ir.iadd(extents[column], IConst(span))
-        var = _fresh(f"u{len(dims)}", taken)
+        var = ir.fresh_name(f"u{len(dims)}", taken)
         dims.append(_Dim(var, base, shift, column, extent, span))
         index.append(ir.iadd(IVar(var), base))
         order += here

@@ -902,7 +902,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
-    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_24[i0_1, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_8[0, i0, 0, 0] / N * H * W + 1e-05) */
+    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_24[i0_, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_8[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
@@ -1035,7 +1035,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
         T_sum_43[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_59[i0_1, i0, i2, i3] = bn2_weight[i0] / sqrt(sum_43[0, i0, 0, 0] / N * H * W + 1e-05) */
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_59[i0_, i0, i2, i3] = bn2_weight[i0] / sqrt(sum_43[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 16; ++v_i0) {
@@ -1242,7 +1242,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
-    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_24[i0_1, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_8[0, i0, 0, 0] / N * H * W + 1e-05) */
+    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_24[i0_, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_8[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
@@ -1374,7 +1374,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_59[i0_1, i0, i2, i3] = bn2_weight[i0] / sqrt(sum_43[0, i0, 0, 0] / N * H * W + 1e-05) */
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_59[i0_, i0, i2, i3] = bn2_weight[i0] / sqrt(sum_43[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 16; ++v_i0) {
@@ -2755,7 +2755,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
-    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_24[i0_1, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_8[0, i0, 0, 0] / N * H * W + 1e-05) */
+    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_24[i0_, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_8[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
@@ -2888,7 +2888,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
         T_sum_43[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_59[i0_1, i0, i2, i3] = bn2_weight[i0] / sqrt(sum_43[0, i0, 0, 0] / N * H * W + 1e-05) */
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_59[i0_, i0, i2, i3] = bn2_weight[i0] / sqrt(sum_43[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 16; ++v_i0) {
@@ -3095,7 +3095,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
-    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_24[i0_1, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_8[0, i0, 0, 0] / N * H * W + 1e-05) */
+    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_24[i0_, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_8[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
@@ -3227,7 +3227,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_59[i0_1, i0, i2, i3] = bn2_weight[i0] / sqrt(sum_43[0, i0, 0, 0] / N * H * W + 1e-05) */
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_59[i0_, i0, i2, i3] = bn2_weight[i0] / sqrt(sum_43[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 16; ++v_i0) {

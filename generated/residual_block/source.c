@@ -888,7 +888,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     }
     }
     }
-    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_23[i0_1, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_7[0, i0, 0, 0] / N * H * W + 1e-05) */
+    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_23[i0_, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_7[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
@@ -1080,7 +1080,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     }
     }
     }
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_59[i0_1, i0, i2, i3] = bn2_weight[i0] / sqrt(sum_43[0, i0, 0, 0] / N * H * W + 1e-05) */
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_59[i0_, i0, i2, i3] = bn2_weight[i0] / sqrt(sum_43[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
@@ -2818,7 +2818,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     }
     }
     }
-    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_23[i0_1, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_7[0, i0, 0, 0] / N * H * W + 1e-05) */
+    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_23[i0_, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_7[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
@@ -3010,7 +3010,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     }
     }
     }
-    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_59[i0_1, i0, i2, i3] = bn2_weight[i0] / sqrt(sum_43[0, i0, 0, 0] / N * H * W + 1e-05) */
+    /* add_48[i0] = 0.9 * bn2_running_mean[i0] + 0.1 * div_38[0, i0, 0, 0]; add_55[i0] = 0.9 * bn2_running_var[i0] + 0.1 * stop_gradient(sum_43[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_59[i0_, i0, i2, i3] = bn2_weight[i0] / sqrt(sum_43[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
