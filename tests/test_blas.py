@@ -207,11 +207,22 @@ def test_every_product_goes_to_blas_or_the_tiles(spec, sizes, shapes):
 
 # several blocks of rows (96), of depth (384) and a partial register tile
 BLOCKED = (ScaledLinear, dict(I=400, O=101), {"x": (197, 400)})
+# thin products whose larger side (>= 1 MiB in each thread's block) the module
+# streams itself: a few rows times a weight read along its rows (1, 3 and 8
+# rows; a depth that is not a whole number of vectors, and over one block of
+# LC_DOT_KC), a few rows times a weight read as is (the input gradient), and
+# a few terms (the weight gradient of a batch of 3 or 8)
+THIN = [
+    (ScaledLinear, dict(I=2051, O=300), {"x": (3, 2051)}),
+    (ScaledLinear, dict(I=1100, O=600), {"x": (1, 1100)}),
+    (ScaledLinear, dict(I=1029, O=700), {"x": (8, 1029)}),
+]
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 2e-5)])
-@pytest.mark.parametrize("spec, sizes, shapes", CASES + [BLOCKED],
-                         ids=[c[0].name for c in CASES] + ["ScaledLinear-blocked"])
+@pytest.mark.parametrize("spec, sizes, shapes", CASES + [BLOCKED] + THIN,
+                         ids=[c[0].name for c in CASES] + ["ScaledLinear-blocked"]
+                         + [f"{c[0].name}-thin-{'x'.join(map(str, c[2]['x']))}" for c in THIN])
 def test_blas_and_packed_kernels_agree_with_numpy(spec, sizes, shapes, dtype, tol):
     module = spec.build(dtype=dtype, **sizes)
     rng = np.random.default_rng(3)
