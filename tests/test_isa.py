@@ -93,3 +93,17 @@ def test_shifted_convolutions_agree_with_finite_differences_at_every_level(monke
     check_grad(layerc.nn.Conv2DSpec, N=2, stride=(1, 1), **SHIFTED[case]).assert_ok()
     check_grad(layerc.nn.Conv1DSpec, N=2, C=8, O=9, CG=8, K=5, L=13, stride=(1,), padding=(2,), dilation=(1,),
                groups=1).assert_ok()
+
+
+@pytest.mark.parametrize("level", RUNS)
+def test_thin_products_agree_with_numpy_at_every_level(monkeypatch, level):
+    """A batch of 3 through a weight whose every thread's block passes 1 MiB:
+    the module's own thin kernels (dot products, in-place tiles) of each width."""
+    monkeypatch.setenv(isa.ENV, level)
+    rng = np.random.default_rng(1)
+    module = layerc.nn.LinearSpec.build(I=2051, O=600, bias=False)
+    x, gy = rng.standard_normal((3, 2051)).astype(np.float32), rng.standard_normal((3, 600)).astype(np.float32)
+    w = module.weight.numpy().astype(np.float64)
+    np.testing.assert_allclose(module.forward(x).numpy(), x @ w.T, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(module.backward(gy).numpy(), gy.astype(np.float64) @ w, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(module.weight.grad, gy.T.astype(np.float64) @ x, rtol=1e-4, atol=1e-4)
