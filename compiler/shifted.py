@@ -72,8 +72,10 @@ def plan_shifted(s: ir.Stage, c: Contraction, shapes: dict):
     """The calls of ``c`` with a side read as shifted views of a padded copy of
     the input (see the module docstring), or None."""
     candidates = list(ranked_splits(s, c, shapes))
-    plan = candidates and _columns_shifted(s, c, shapes, *candidates[0])
-    if plan:
+    if not candidates:
+        return None
+    plan = _columns_shifted(s, c, shapes, *candidates[0])
+    if plan is not None:
         return plan
     # a sum over the positions of one image's copy needs the images among the
     # tasks, which the best split may have left in the sum (a grouped weight
