@@ -43,6 +43,17 @@ class Partials:
 
 
 @dataclass(frozen=True)
+class FoldLanes:
+    """``target[t]`` set to the sum of row ``t`` of ``lanes`` (``count`` rows of ``width``)."""
+    ctype: str
+    lanes: str
+    target: str
+    count: int
+    width: int
+    form: ClassVar[str] = "fold_lanes"
+
+
+@dataclass(frozen=True)
 class StoreEach:
     """``target = value`` in ``loops`` (``Loop`` records, each from 0)."""
     loops: tuple

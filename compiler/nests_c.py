@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from . import ir
 from .cprint import Printer, c_comment, init_value, render, tensor_c, var_c
-from .cstatements import (AddWhere, Declare, Fence, Fill, Loop, Partials, Store, StoreEach, Stream, TileBuffer,
+from .cstatements import (AddWhere, Declare, Fence, Fill, FoldLanes, Loop, Partials, Store, StoreEach, Stream, TileBuffer,
                           TileFlush, TileStart, TileStore, Update, Verbatim)
 from .ir import IConst, IVar
 from .schedule import range_condition
@@ -34,6 +34,9 @@ STREAMS = {dtype: dict(name=f"lc_stream_{dtype}", ctype=ctype, vtype=f"lc_v{16 /
 # row is summed again against its maximum
 SHIFT_PROBE = 32
 SHIFT_LIMIT = 64
+# a "taps" nest keeps a partial sum per offset and position of its innermost
+# loop where they are at most this many (16 KiB of float, in the L1 cache)
+LANES_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,11 @@ def render_taps(nest, ctx) -> str:
     """A sum whose window offsets (its last ``nest.taps`` output loops) run
     inside its reduction loops but the innermost: each outer output element
     keeps a partial sum per offset, each row of the innermost loop is summed
-    into its offset's, and the partial sums are stored at the end."""
+    into its offset's, and the partial sums are stored at the end. Where the
+    innermost loop is short and of a known length, each offset keeps a partial
+    sum per position of it instead (lanes), added across at the end: a row of
+    56 no longer ends in a sum across the vector lanes (a depthwise
+    convolution's weight gradient did that 9 times a row)."""
     s = nest.stage
     printer = ctx.printer([s])
     loops = [Loop(var_c(l.var), printer.index(l.extent), simd=l.simd) for l in nest.loops]
@@ -208,16 +215,24 @@ def render_taps(nest, ctx) -> str:
     partial = f"lc_taps[{printer.index(flat)}]"
     prologue, epilogue = [], []
     count = math.prod(tap.extent.value for tap in taps)
-    (loops[outer - 1].enter if outer else prologue).append(Partials(ctx.ctype, "lc_taps", count))
-    (loops[outer - 1].exit if outer else epilogue).append(
-        StoreEach(tuple(loops[-1 - nest.taps:-1]), printer.element(s.name, s.index), partial))
-    loops[-2].enter.append(Declare(ctx.ctype, "acc", init_value("sum", ctx.dtype)))
-    loops[-2].exit.append(Update("sum", partial, "acc"))
-    loops[-1].reduction = "+"
+    enter, exit_ = (loops[outer - 1].enter, loops[outer - 1].exit) if outer else (prologue, epilogue)
+    enter.append(Partials(ctx.ctype, "lc_taps", count))
+    row = nest.loops[-1].extent
+    body = [Update("sum", "acc", value)]
+    if isinstance(row, IConst) and count * row.value <= LANES_LIMIT:
+        enter.append(Partials(ctx.ctype, "lc_lanes", count * row.value))
+        lane = printer.index(ir.iadd(ir.imul(flat, row), IVar(nest.loops[-1].var)))
+        body = [Update("sum", f"lc_lanes[{lane}]", value)]
+        exit_.append(FoldLanes(ctx.ctype, "lc_lanes", "lc_taps", count, row.value))
+    else:
+        loops[-2].enter.append(Declare(ctx.ctype, "acc", init_value("sum", ctx.dtype)))
+        loops[-2].exit.append(Update("sum", partial, "acc"))
+        loops[-1].reduction = "+"
+    exit_.append(StoreEach(tuple(loops[-1 - nest.taps:-1]), printer.element(s.name, s.index), partial))
     if nest.loops[0].parallel:
         _in_threads(loops[0], nest, printer, ctx)
     lets = _hoisted(nest, printer, loops, prologue)
-    return render("nest.c.j2", loops=loops, lets=lets, body=[Update("sum", "acc", value)],
+    return render("nest.c.j2", loops=loops, lets=lets, body=body,
                   comment=_comment((s,)), prologue=prologue, epilogue=epilogue)
 
 

@@ -225,9 +225,17 @@ def best_split(s: ir.Stage, c: Contraction, shapes: dict, in_place: bool = False
     """``(split, flipped, sides)``: the split of the axes into tasks and calls,
     the orientation and the calls' two sides ``[A, B]`` that run ``c`` best,
     or None (see ``plan_patch_gemm``)."""
+    return next(ranked_splits(s, c, shapes, in_place), None)
+
+
+def ranked_splits(s: ir.Stage, c: Contraction, shapes: dict, in_place: bool = False):
+    """The ``(split, flipped, sides)`` of ``best_split``, best first, then the
+    others as good in their calls' shapes (as few short sides, no step of the
+    block over a thread's workspace): a plan that needs another split of the
+    tasks (a weight gradient's sum over one image at a time) takes the next."""
     extents = {a.name: a.extent for a in s.all_axes}
     reads = [_plain_read(v, shapes, extents) for v in (c.a, c.b)]
-    best = None
+    ranked = []
     for split in itertools.product(range(len(c.m)), range(len(c.n)), range(len(c.k))):
         for flipped in (False, True):
             sides = _sides(s, c, shapes, reads, split, flipped)
@@ -244,9 +252,11 @@ def best_split(s: ir.Stage, c: Contraction, shapes: dict, in_place: bool = False
             runs = (c.n[split[1]:], c.m[split[0]:]) if flipped else (c.m[split[0]:], c.n[split[1]:])
             score = (short, _oversized(sides), forced, sum(side.matrix is None and not side.once for side in sides),
                      _matrix(s.name, s.index, s.shape, *runs).transposed, sum(split))
-            if best is None or score < best[0]:
-                best = score, split, flipped, sides
-    return best and best[1:]
+            ranked.append((score, len(ranked), split, flipped, sides))
+    ranked.sort(key=lambda r: r[:2])
+    for score, _, split, flipped, sides in ranked:
+        if score[:2] == ranked[0][0][:2]:
+            yield split, flipped, sides
 
 
 def _sides(s: ir.Stage, c: Contraction, shapes: dict, reads: list, split: tuple, flipped: bool):

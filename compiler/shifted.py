@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from . import ir
 from .col2im import Scatter, _guarded, _implied
 from .ir import IConst, IVar, Load, affine
-from .patches import Block, Operand, Pack, PackLoop, _length, _plan, _window, best_split
+from .patches import Block, Operand, Pack, PackLoop, _length, _plan, _window, ranked_splits
 from .schedule import Contraction, _factors, _plain_read
 
 # the calls' columns are a multiple of this, the widest tile of any vector
@@ -71,11 +71,19 @@ class _Dim:
 def plan_shifted(s: ir.Stage, c: Contraction, shapes: dict):
     """The calls of ``c`` with a side read as shifted views of a padded copy of
     the input (see the module docstring), or None."""
-    best = best_split(s, c, shapes)
-    if best is None:
+    candidates = list(ranked_splits(s, c, shapes))
+    if not candidates:
         return None
-    for shifted in (_columns_shifted, _sum_shifted):
-        plan = shifted(s, c, shapes, *best)
+    plan = _columns_shifted(s, c, shapes, *candidates[0])
+    if plan is not None:
+        return plan
+    # a sum over the positions of one image's copy needs the images among the
+    # tasks, which the best split may have left in the sum (a grouped weight
+    # gradient): the next splits as good may take them out. Columns shifted
+    # only at the best split: at another, the positions computed and dropped
+    # can outnumber those kept (a strided weight gradient as a convolution)
+    for candidate in candidates:
+        plan = _sum_shifted(s, c, shapes, *candidate)
         if plan is not None:
             return plan
     return None

@@ -139,10 +139,12 @@ def test_grouped_conv2d_matches_torch(cin, cout, args, shapes):
                                            stride=(2, 1))])
 def test_grouped_conv2d_gradcheck(bindings, level, monkeypatch):
     """Rows long enough (W=17) for a vector loop: the weight gradient is a
-    "taps" nest."""
+    "taps" nest; its rows of a bound length keep a partial sum per offset and
+    column (lanes), added across at the end."""
     monkeypatch.setenv(isa.ENV, level)
     m = nn.Conv2DSpec.build(**bindings, dtype=np.float64)
     assert "taps" in [nest.kind for nest in plan_program(m.compiled.backward)]
+    assert "lc_lanes" in m.source
     check_grad(nn.Conv2DSpec, N=2, **bindings).assert_ok()
 
 

@@ -125,11 +125,14 @@ def test_a_user_written_convolution_plans_like_the_builtin():
 def test_a_unit_kernel_axis_leaves_the_weight_gradient_one_product():
     """A 1xK kernel's weight gradient ``[O, C, 1, K]``: its unit axis, read by
     neither side, leaves ``(c, j)`` one run of the calls' rows, as a 1-D
-    convolution's: one call over all channels and taps, not one per channel."""
+    convolution's: one call over all channels and taps, not one per channel
+    (the calls' loops are unit axes, or the images where the sum runs over
+    shifted views of one image at a time)."""
     low = lower_layer(nn.Conv2DSpec, C=8, O=16, CG=8, KH=1, KW=5, padding=(0, 2))
     nests = {n.stage.name: n for n in plan_program(low.backward)}
     weight = nests["grad_weight"].patch
-    assert weight.rows == ir.IConst(40) and all(a.extent == ir.IConst(1) for a in weight.loops)
+    assert weight.rows == ir.IConst(40)
+    assert all(a.extent in (ir.IConst(1), ir.ISym("N")) for a in weight.loops)
 
 
 @pytest.mark.parametrize("rank, size, stride", [(2, dict(H=16, W=16), 1), (2, dict(H=17, W=15), 2),
@@ -227,6 +230,45 @@ def test_a_weight_gradient_split_into_tasks_is_the_same_on_any_number_of_threads
             np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * float(np.abs(a).max()))
 
 
+SMALL_BATCH_CASES = [
+    # C, O, K, padding, dilation, groups, spatial size: the batch of 1 smaller than the threads, groups
+    # not dividing into the tasks evenly, images whose rows do not divide into blocks
+    (12, 9, 3, 1, 1, 3, (13, 11)),
+    (6, 6, 3, 1, 1, 6, (11, 13)),         # depthwise
+    (8, 8, 3, 2, 2, 1, (13, 11)),         # dilated
+    (10, 5, 3, 3, 3, 5, (17, 9)),         # dilated and grouped
+    (48, 48, 3, 1, 1, 3, (37, 29)),       # images split into several blocks
+]
+
+
+@pytest.mark.parametrize("C, O, K, padding, dilation, groups, size", SMALL_BATCH_CASES)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_small_batch_runs_the_same_on_any_number_of_threads(C, O, K, padding, dilation, groups, size, batch):
+    """Fewer images (times groups) than threads split the images into more
+    blocks of rows; every count of threads gives the same gradients."""
+    layer = nn.Conv2DSpec.build(N=batch, H=size[0], W=size[1], **_bindings(2, C, O, K, 1, padding, dilation, groups))
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((batch, C, *size)).astype(np.float32)
+    gy = rng.standard_normal(layer(x).shape).astype(np.float32)
+    results = []
+    try:
+        for threads in (1, 2, 3, 5):
+            layer.set_threads(threads)
+            layer.zero_grad()
+            y = layer(x).numpy().copy()
+            results.append((y, layer.backward(gy).numpy().copy(), layer.weight.grad.copy(), layer.bias.grad.copy()))
+    finally:
+        layer.set_threads(0)
+    for many in results[1:]:
+        for a, b in zip(results[0], many):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * float(np.abs(a).max()))
+
+
+@pytest.mark.parametrize("C, O, K, padding, dilation, groups, size", SMALL_BATCH_CASES[:4])
+def test_a_small_batch_agrees_with_finite_differences(C, O, K, padding, dilation, groups, size):
+    check_grad(nn.Conv2DSpec, N=1, H=size[0], W=size[1], **_bindings(2, C, O, K, 1, padding, dilation, groups)).assert_ok()
+
+
 SHIFTED_CASES = [case for case in GRAD_CASES if isinstance(case[3], int) and case[4] == 1
                  and case[5] + case[6] * (case[3] - 1) > 0 and case[7] < case[1] and case[1] > 5]
 
@@ -235,15 +277,15 @@ SHIFTED_CASES = [case for case in GRAD_CASES if isinstance(case[3], int) and cas
 def test_stride_1_reads_shifted_views(rank, C, O, K, stride, padding, dilation, groups, bias, size):
     """A stride-1 convolution (padded, dilated, grouped, 1-D) and its input
     gradient read one padded copy of their input per task at a row offset per
-    tap (compiler/shifted.py); a 2-D weight gradient reads the input so as its
+    tap (compiler/shifted.py); a weight gradient reads the input so as its
     taps' rows, summed over the copy's positions (the output gradient spread
-    over them, zero past each row's end)."""
+    over them, zero past each row's end), one image a task."""
     plans = {name: n.patch for name, n in _nests(rank, C, O, K, stride, padding, dilation, groups, bias).items()
              if n.kind == "patch_gemm"}
     forward = next(p for name, p in plans.items() if name.startswith(("conv", "gconv")))
     assert forward.b.rows is not None and forward.scatter.assign
     assert plans["grad_x"].b.rows is not None
-    assert (plans["grad_weight"].a.rows is not None) == (rank == 2) and plans["grad_weight"].b.rows is None
+    assert plans["grad_weight"].a.rows is not None and plans["grad_weight"].b.rows is None
 
 
 
