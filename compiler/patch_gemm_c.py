@@ -52,7 +52,7 @@ def render_patch_gemm(nest, ctx) -> str:
     out_strides = strides(out.transposed, ix(out.ld))
     # the tiles go to the thread's copy, rows x cols as the calls see them (without one, to the output)
     private = private_copies(plan) and dict(
-        rows=ix(plan.rows), cols=ix(plan.cols), rows_apart=out_strides[0], cols_apart=out_strides[1],
+        rows=ix(plan.rows), cols=ix(plan.cols), ld=ix(out.ld),
         target=f"{tensor_c(s.name)} + ({printer.offset(out.tensor, out.index)})")
     if private:
         target = f"lc_mine ? lc_mine : {target}"
