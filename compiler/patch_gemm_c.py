@@ -43,22 +43,29 @@ def render_patch_gemm(nest, ctx) -> str:
         base = op.tensor if op.index is None else f"{tensor_c(op.tensor)} + ({printer.offset(op.tensor, op.index)})"
         return [base, ix(op.ld)]
 
-    out = plan.out
-    target = "lc_cols" if out.index is None else f"lc_out + ({printer.offset(out.tensor, out.index)})"
-    beta = "1" if plan.accumulate or (plan.start is not None and not scatter) else "0"
-    (a, lda), (b, ldb) = operand(plan.a), operand(plan.b)
-
     def strides(transposed: bool, ld: str) -> list:
         # (rows, columns) apart: a transposed matrix's rows are its memory's columns
         return ["1", ld] if transposed else [ld, "1"]
+
+    out = plan.out
+    target = "lc_cols" if out.index is None else f"lc_out + ({printer.offset(out.tensor, out.index)})"
+    out_strides = strides(out.transposed, ix(out.ld))
+    # the tiles go to the thread's copy, rows x cols as the calls see them (without one, to the output)
+    private = private_copies(plan) and dict(
+        rows=ix(plan.rows), cols=ix(plan.cols), ld=ix(out.ld),
+        target=f"{tensor_c(s.name)} + ({printer.offset(out.tensor, out.index)})")
+    if private:
+        target = f"lc_mine ? lc_mine : {target}"
+        out_strides = [f"lc_mine ? {private['cols']} : {out_strides[0]}", f"lc_mine ? 1 : {out_strides[1]}"]
+    beta = "1" if plan.accumulate or (plan.start is not None and not scatter) else "0"
+    (a, lda), (b, ldb) = operand(plan.a), operand(plan.b)
 
     # A read element by element, B's rows where they lie, C written either way
     tables = {side: _rows(f"lc_rows_{side}", op.rows, printer) for side, op in (("a", plan.a), ("b", plan.b))
               if op.rows is not None}
     call = [ix(plan.rows), ix(plan.cols), ix(plan.depth), c_literal(plan.alpha, ctx.dtype), a,
             *strides(plan.a.transposed, lda), tables["a"]["name"] if "a" in tables else "0", b, ldb,
-            tables["b"]["name"] if "b" in tables else "0", beta, target, *strides(out.transposed, ix(out.ld)),
-            "lc_scratch"]
+            tables["b"]["name"] if "b" in tables else "0", beta, target, *out_strides, "lc_scratch"]
     kernel = KERNELS[ctx.dtype]
     return render(
         "patch_gemm.c.j2", comment=c_comment(ir.format_stage(s)), ctype=DTYPES[ctx.dtype][0], start=start,
@@ -70,8 +77,20 @@ def render_patch_gemm(nest, ctx) -> str:
         tasks=printer.size(plan.loops), work=printer.size(s.all_axes), min_work=ctx.min_work,
         room=ix(room), once=[p for p in packs if p not in per_task], per_task=per_task,
         decode=printer.decode("lc_task / lc_blocks", plan.loops), accumulate=plan.accumulate,
-        scatter=scatter, gemm=f"{kernel['name']}_tiles", call=call, scratch=f"LC_TILE_SCRATCH({kernel['nr']})",
-        tables=list(tables.values()))
+        private=private, scatter=scatter, gemm=f"{kernel['name']}_tiles", call=call,
+        scratch=f"LC_TILE_SCRATCH({kernel['nr']})", tables=list(tables.values()))
+
+
+def private_copies(plan) -> bool:
+    """Whether the calls add their tiles into a copy per thread laid out as
+    their C, summed into the output at the end: when tasks add onto one output
+    that the calls write transposed (a weight gradient's [O, C*KH*KW] as
+    C*KH*KW x O calls), the same for every task. Stored where it lies, each
+    element of a tile would go to a cache line of its own, every block of the sum."""
+    if not plan.accumulate or plan.out.index is None or not plan.out.transposed:
+        return False
+    task_vars = {a.name for a in plan.loops} | ({plan.block.start, plan.block.stop} if plan.block else set())
+    return not set().union(*(ir.ivars(i) for i in plan.out.index)) & task_vars
 
 
 def _rows(name: str, rows, printer: Printer) -> dict:
@@ -130,4 +149,4 @@ def _pack_rows(pack, printer: Printer) -> dict:
                 passed=tests)
 
 
-__all__ = ["render_patch_gemm"]
+__all__ = ["private_copies", "render_patch_gemm"]

@@ -15,6 +15,7 @@ import pytest
 from benchmarks.specs import Conv1DIndexNotation as HandConv1D
 from layerc import check_grad, nn
 from layerc.compiler import ir
+from layerc.compiler.patch_gemm_c import private_copies
 from layerc.compiler.patches import split_digits
 from layerc.compiler.pipeline import lower_layer
 from layerc.compiler.plan import folds_start, plan_program
@@ -161,6 +162,18 @@ def test_a_pointwise_input_gradient_writes_its_rows_where_they_lie(C, O):
     assert not grad_x.packs and not grad_x.out.transposed and grad_x.a.transposed
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_a_weight_gradient_written_transposed_adds_into_copies_laid_out_as_the_calls(stride):
+    """grad_weight[O, C, KH, KW] as (C*KH*KW) x O calls: their tiles add into a
+    copy per thread laid out as the calls' C, summed into the gradient at the
+    end (stored where it lies, each element of a tile is a cache line of its
+    own); outputs the tasks write in parts, or by rows, are written in place."""
+    nests = _nests(stride=stride)
+    weight = nests["grad_weight"].patch
+    assert weight.accumulate and weight.out.transposed and private_copies(weight)
+    assert not private_copies(nests["conv_1"].patch) and not private_copies(nests["grad_x"].patch)
+
+
 def test_a_bias_is_added_as_the_calls_results_are_copied_out():
     """Where each output element is one element of one task's calls (a
     stride-1 convolution), the bias is added as the results are copied into
@@ -257,6 +270,27 @@ def test_a_small_batch_runs_the_same_on_any_number_of_threads(C, O, K, padding, 
             layer.zero_grad()
             y = layer(x).numpy().copy()
             results.append((y, layer.backward(gy).numpy().copy(), layer.weight.grad.copy(), layer.bias.grad.copy()))
+    finally:
+        layer.set_threads(0)
+    for many in results[1:]:
+        for a, b in zip(results[0], many):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * float(np.abs(a).max()))
+
+
+def test_a_transposed_convolution_s_weight_gradient_is_the_same_on_any_number_of_threads():
+    """Its weight gradient adds each image's products into copies per thread
+    (``private_copies``), summed in thread order."""
+    layer = nn.ConvTranspose2DNoBiasSpec.build(C=24, OG=20, KH=4, KW=4, stride=(2, 2), padding=(1, 1))
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 24, 13, 11)).astype(np.float32)
+    gy = rng.standard_normal(layer(x).shape).astype(np.float32)
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            layer.set_threads(threads)
+            layer.zero_grad()
+            layer(x)
+            results.append((layer.backward(gy).numpy().copy(), layer.weight.grad.copy()))
     finally:
         layer.set_threads(0)
     for many in results[1:]:
