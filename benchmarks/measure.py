@@ -60,9 +60,9 @@ def build_times(build: str, reps: int = 2) -> dict:
     """Cold build (the layer not in LAYERC_CACHE_DIR) and warm load (new
     process, cache hit), each timed inside a fresh process around
     ``Spec.build(...)`` only. The cache starts empty but for layerc's one-time
-    entries, made by building another layer first (``specs.Prime``): the
-    compiled templates and the digest of layerc's own sources, made once per
-    layerc version, are not part of any one layer's build."""
+    entries, made by building another layer first (``specs.Prime``): the C
+    compiler's ``--version``, asked once per compiler binary, is not part of
+    any one layer's build."""
     code = ("import time; from benchmarks.specs import *; t = time.perf_counter(); "
             f"{build}; print(time.perf_counter() - t)")
     cold, warm = [], []

@@ -116,8 +116,8 @@ class Conv1DIndexNotation:
 @layer
 class Prime:
     """Built before each cold-build timing, so that layerc's one-time cache
-    entries (compiled templates, the digest of layerc's sources, the library
-    that draws random initial values) exist and the timed build is the layer's own."""
+    entries (the C compiler's ``--version``, asked once per compiler binary)
+    exist and the timed build is the layer's own."""
     x = Input("N")
     scale = Param(1, init="normal")
 

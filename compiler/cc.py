@@ -194,22 +194,29 @@ def key_inputs(options: BuildOptions = BuildOptions()) -> dict:
     return inputs
 
 
-def compile_units(folder, units: list, so_file: str, flags: list[str], name: str, keep_failed=None) -> None:
+def compile_units(folder, units: list, so_file: str, flags: list[str], name: str, keep_failed=None,
+                  meanwhile=None) -> None:
     """Compile ``folder/source.c`` once per unit (its extra flags, e.g.
     ``-DLC_PARTS=6``) into an object, all at once (one compiler process each),
-    then link them into ``folder/so_file``. Counts as one invocation
-    (``compiler_invocations``). On failure ``keep_failed()`` may copy the
+    then link them into ``folder/so_file``; a single unit is compiled and linked
+    by one compiler process when the link keeps every flag (``link_flags``),
+    which saves the start of another. Counts as one invocation
+    (``compiler_invocations``). ``meanwhile()`` runs in this process while the
+    compilers do (Python work the build needs, off its critical path); should it
+    raise, the compilers are stopped. On failure ``keep_failed()`` may copy the
     source somewhere lasting and return that path, which the error names."""
     global _invocations
     with _lock:
         _invocations += 1
     compile_only = [f for f in flags if f != "-shared" and not f.startswith("-l")]
-    objects = [f"unit{k}.o" for k in range(len(units))]
-    commands = [[*_compiler_command(), "-c", SOURCE_FILE, "-o", obj, *compile_only, *extra]
-                for extra, obj in zip(units, objects)]
-    processes = [_start(command, folder, name) for command in commands]
-    for command, process in zip(commands, processes):
-        _check(command, process, name, keep_failed)
+    direct = len(units) == 1 and link_flags(flags) == flags
+    objects = [] if direct else [f"unit{k}.o" for k in range(len(units))]
+    commands = ([[*_compiler_command(), SOURCE_FILE, "-o", so_file, *flags, *units[0]]] if direct else
+                [[*_compiler_command(), "-c", SOURCE_FILE, "-o", obj, *compile_only, *extra]
+                 for extra, obj in zip(units, objects)])
+    _run_side_by_side(commands, folder, name, keep_failed, meanwhile)
+    if direct:
+        return
     link = [*_compiler_command(), *objects, "-o", so_file, *link_flags(flags)]
     _check(link, _start(link, folder, name), name, keep_failed)
     for obj in objects:
@@ -272,6 +279,25 @@ def _start(command: list[str], cwd, name: str) -> subprocess.Popen:
     except OSError as exc:
         raise BuildError(f"layer {name!r}: could not run the C compiler {command[0]!r} "
                          f"(CC={os.environ.get('CC') or 'cc'}): {exc}") from exc
+
+
+def _run_side_by_side(commands: list, folder, name: str, keep_failed, meanwhile) -> None:
+    """Start every command, run ``meanwhile()``, then wait for each; on any
+    failure stop the compilers still running (no process outlives the build)."""
+    processes = []
+    try:
+        for command in commands:
+            processes.append(_start(command, folder, name))
+        if meanwhile is not None:
+            meanwhile()
+        for command, process in zip(commands, processes):
+            _check(command, process, name, keep_failed)
+    except BaseException:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                process.communicate()
+        raise
 
 
 def _check(command: list[str], process: subprocess.Popen, name: str, keep_failed) -> None:

@@ -200,7 +200,7 @@ def _lower(spec: LayerSpec, bindings: dict, traced: ir.Program) -> Lowered:
     from .codegen import render_module
     from .plan import plan_program
     from .schedule import fuse_pair, plan_contraction
-    from .simplify import simplify_program, simplify_stages
+    from .simplify import simplify_program
     with _memo_lock:
         _lowerings += 1
     sizes, attrs = spec.split_bindings(bindings)
@@ -229,11 +229,30 @@ def _lower(spec: LayerSpec, bindings: dict, traced: ir.Program) -> Lowered:
                                        for st in backward.stages if st.name not in kept):
         programs["backward_params"] = params_only
     plans = {role: plan_program(p) for role, p in programs.items()}
-    unit_variants = {role: (size, plan_program(simplify_stages(ir.bind_sizes(p, {size: 1}))))
-                     for size in spec.unit_sizes(sizes) for role, p in programs.items()}
-    source, cdef, signatures, libraries = render_module(prefix, spec.name, plans, unit_variants)
+    source, cdef, signatures, libraries = render_module(prefix, spec.name, plans,
+                                                        _unit_variants(spec.unit_sizes(sizes), programs))
     return Lowered(spec, sizes, attrs, traced, derived, forward, backward, signatures, source, cdef, libraries,
                    prefix, user_backward, any(plan.calls_blas for plan in plans.values()))
+
+
+def _unit_variants(unit_sizes: tuple, programs: dict) -> dict:
+    """``{role: (size, plan)}``: each program planned with a size of
+    ``unit_sizes`` bound to 1, for ``render_module``; only where a loop is left.
+    A program that loops over that size alone is straight-line code then, which
+    its general function runs as fast (one iteration): a variant would only cost
+    compile time (ReLU's on any shape: a quarter of gcc's work)."""
+    from .plan import plan_program
+    from .simplify import simplify_stages
+    variants = {}
+    for size in unit_sizes:
+        bound = {role: simplify_stages(ir.bind_sizes(p, {size: 1})) for role, p in programs.items()}
+        variants.update({role: (size, plan_program(p)) for role, p in bound.items() if _loops(p)})
+    return variants
+
+
+def _loops(program: ir.Program) -> bool:
+    """Whether a stage of ``program`` has an axis longer than one."""
+    return any(axis.extent != ir.IConst(1) for st in program.stages for axis in st.all_axes)
 
 
 def compile_layer(spec: LayerSpec, options: BuildOptions | None = None, **bindings) -> CompiledLayer:

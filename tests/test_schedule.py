@@ -192,6 +192,26 @@ def test_an_empty_trailing_group_runs_its_own_variant_in_one_pass():
         check_grad(PReLUChannels, inputs={"x": RNG.standard_normal(shape)}, C=3, K=3).assert_ok()
 
 
+@layer
+class Rectify:
+    """ReLU on any shape: the ``...`` group is all of it."""
+    x = Input(...)
+
+    def forward(x):
+        return ops.relu(x)
+
+
+def test_a_group_that_is_every_loop_gets_no_variant():
+    """``Input(...)`` alone: at ``E == 1`` no loop is left, so no variant is
+    compiled; the general functions run one element, on any shape."""
+    m = Rectify.build()
+    assert "_E1_" not in m.source
+    for shape in [(1,), (1, 1, 1), (7,), (2, 3, 5)]:
+        x = RNG.standard_normal(shape).astype(np.float32)
+        np.testing.assert_array_equal(m.forward(x).numpy(), np.maximum(x, 0))
+        check_grad(Rectify, inputs={"x": RNG.standard_normal(shape) + 0.5}).assert_ok()
+
+
 def test_a_leading_group_gets_no_variant():
     """``Input(..., "C")``: an empty group is the outermost loop, one
     iteration, harmless; no second variant is compiled."""
