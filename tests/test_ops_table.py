@@ -277,7 +277,7 @@ def test_exp_is_inlined_and_matches_numpy(level, monkeypatch):
     forward = forward[:forward.index("\n}\n")]
     assert forward.count("lc_exp_inlinef(") == 3 and forward.count(" expf(") == 0
     rng = np.random.default_rng(3)
-    x = np.concatenate([rng.uniform(-14, 14, 43), [0, -0.0, 9.34, 9.35, 13.2, 13.3, -1e20, np.inf, -np.inf, np.nan,
+    x = np.concatenate([rng.uniform(-14, 14, 41), [0, -0.0, 9.34, 9.35, 13.2, 13.3, -1e20, np.inf, -np.inf, np.nan,
                                                  -0.1, -6.5, -9.3, 1.5, 2.5]])
     x = x.reshape(-1, 7).astype(np.float32)
     got = m.forward(x).numpy()
