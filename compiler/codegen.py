@@ -24,7 +24,7 @@ from .cprint import DTYPES, Context, _env, c_comment, size_c, tensor_c, var_c
 from .cstatements import Parameter
 from .nests_c import (STREAM_TILE, STREAMS, render_inner, render_online, render_pass, render_row,
                       render_rows, render_scatter, render_siblings, render_taps)
-from .schedule import Plan
+from .schedule import RUN_TIME_SHORT_ROW, Plan
 from .signature import LibraryPlan, Signature, signature
 from .patch_gemm_c import render_patch_gemm
 from .status import CODES
@@ -131,16 +131,17 @@ def render_function(sig: Signature, plan: Plan, dtype: str, unit: tuple | None =
                        args=[size_c(a.name) if a.kind == "size" else tensor_c(a.name) for a in unit_sig.args])
     text += _env.get_template("function.c.j2").render(
         title=c_comment(f"{sig.program.name} ({DTYPES[dtype][0]})"), unit=special, exported=exported,
-        nests=[render_checked(n, context) for n in plan], variants=_row_variants(plan, context), **function)
+        nests=[render_checked(n, context) for n in plan], short=_short_rows(plan, context), **function)
     return text, function
 
 
-def _row_variants(plan: Plan, context: Context) -> list:
-    """The run-time test of each of ``plan.variants``, its bound and the C of its nests."""
+def _short_rows(plan: Plan, context: Context) -> dict | None:
+    """The run-time test for ``plan.short`` and the C of its nests, or None."""
+    if plan.short is None:
+        return None
     printer = context.printer([])
-    return [dict(test=" && ".join(f"{printer.index(length)} < {v.below}" for length in v.lengths),
-                 below=v.below, nests=[render_checked(n, context) for n in v.nests])
-            for v in plan.variants]
+    tests = [f"{printer.index(length)} < {RUN_TIME_SHORT_ROW}" for length in plan.short.lengths]
+    return dict(test=" && ".join(tests), nests=[render_checked(n, context) for n in plan.short.nests])
 
 
 def _units(numbered: list) -> tuple:

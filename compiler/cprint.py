@@ -28,7 +28,7 @@ import jinja2
 from . import ir
 from .ir import Const, IConst, ILoad, IndexValue, ISym, IVar, Load
 from .cstatements import Let
-from .ops_table import COMPARISONS, OPS
+from .ops_table import AT_MOST_ZERO, COMPARISONS, OPS, sign
 from .schedule import index_in_range, range_condition
 
 DTYPES = {"f32": ("float", "f"), "f64": ("double", "")}
@@ -246,6 +246,8 @@ class Printer:
             # compare indices as integers: int64-to-float conversions do not vectorize
             text = OPS[e.op].c.format(*(self.index(a.expr) if isinstance(a, IndexValue) else str(int(a.value))
                                         for a in e.args))
+        elif e.op in AT_MOST_ZERO and sign(e.args[0]) < 0:
+            text = AT_MOST_ZERO[e.op].format(self.value(e.args[0]), f=self.suffix)
         else:
             text = self.call(e.op, *(self.value(a) for a in e.args))
         name = f"t{len(self.names)}"

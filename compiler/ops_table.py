@@ -28,7 +28,7 @@ Example::
     >>> OPS["exp"].grad(x, out=out)[0] == out
     True
     >>> float(OPS["exp"].numpy(0.0)), OPS["exp"].c.format("x", f="f"), OPS["exp"].expensive
-    (1.0, 'lc_exp_inlinef(x)', True)
+    (1.0, 'expf(x)', True)
 """
 from __future__ import annotations
 
@@ -273,7 +273,7 @@ ARITHMETIC = {
 }
 
 TRANSCENDENTAL = {
-    "exp": Op(1, "lc_exp_inline{f}({0})", np.exp, lambda x, out: (out,), expensive=True),
+    "exp": Op(1, "exp{f}({0})", np.exp, lambda x, out: (out,), expensive=True),
     "expm1": Op(1, "expm1{f}({0})", np.expm1, lambda x, out: (add(out, ONE),), expensive=True),
     "log": Op(1, "log{f}({0})", np.log, lambda x, out: (div(ONE, x),), POS, expensive=True),
     "log2": Op(1, "log2{f}({0})", np.log2, lambda x, out: (div(const(1 / math.log(2)), x),), POS,
@@ -288,14 +288,14 @@ TRANSCENDENTAL = {
     "tan": Op(1, "tan{f}({0})", np.tan, lambda x, out: (add(ONE, mul(out, out)),), ((-1.2, 1.2),),
               expensive=True),
     "tanh": Op(1, "tanh{f}({0})", np.tanh, lambda x, out: (sub(ONE, mul(out, out)),), expensive=True),
-    "sigmoid": Op(1, "(1 / (1 + lc_exp_inline{f}(-{0})))", _sigmoid_np,
+    "sigmoid": Op(1, "(1 / (1 + exp{f}(-{0})))", _sigmoid_np,
                   lambda x, out: (mul(out, sub(ONE, out)),), expensive=True),
     "erf": Op(1, "lc_erf{f}({0})", _np_erf,
               lambda x, out: (mul(const(2 / math.sqrt(math.pi)), call("exp", neg(mul(x, x)))),),
               expensive=True),
     # max(x, y) + log1p(exp(-|x - y|)); x == y apart, so that inf, inf gives inf
     "logaddexp": Op(2, "({0} == {1} ? {0} + 0.6931471805599453{f} : ({0} > {1} ? {0} : {1}) "
-                       "+ log1p{f}(lc_exp_inline{f}(-fabs{f}({0} - {1}))))", np.logaddexp,
+                       "+ log1p{f}(exp{f}(-fabs{f}({0} - {1}))))", np.logaddexp,
                     lambda x, y, out: (call("sigmoid", sub(x, y)), call("sigmoid", sub(y, x))), TWO,
                     expensive=True),
 }
@@ -309,7 +309,7 @@ ROUNDING = {
     "sign": Op(1, "(({0} > 0) - ({0} < 0))", _np_sign, _zero, kinks=_at(0), jumps=True),
 }
 
-SOFTPLUS_C = "(({0} > 0 ? {0} : 0) + log1p{f}(lc_exp_inline{f}(-fabs{f}({0}))))"
+SOFTPLUS_C = "(({0} > 0 ? {0} : 0) + log1p{f}(exp{f}(-fabs{f}({0}))))"
 
 # NaN propagates through relu, abs, maximum and minimum, as in numpy; maximum and
 # minimum test for NaN outside, so the inner select compiles to maxss/minss
@@ -334,9 +334,9 @@ ACTIVATIONS = {
                                       const(SELU_SCALE)),),
                expensive=True, kinks=_at(0)),
     "softplus": Op(1, SOFTPLUS_C, _np_softplus, lambda x, out: (call("sigmoid", x),), expensive=True),
-    "logsigmoid": Op(1, "(({0} < 0 ? {0} : 0) - log1p{f}(lc_exp_inline{f}(-fabs{f}({0}))))",
+    "logsigmoid": Op(1, "(({0} < 0 ? {0} : 0) - log1p{f}(exp{f}(-fabs{f}({0}))))",
                      lambda x: -_np_softplus(-x), lambda x, out: (call("sigmoid", neg(x)),), expensive=True),
-    "silu": Op(1, "({0} / (1 + lc_exp_inline{f}(-{0})))", lambda x: x / (1 + np.exp(-x)), _silu_grad, expensive=True),
+    "silu": Op(1, "({0} / (1 + exp{f}(-{0})))", lambda x: x / (1 + np.exp(-x)), _silu_grad, expensive=True),
     "mish": Op(1, "({0} * tanh{f}" + SOFTPLUS_C + ")", lambda x: x * np.tanh(_np_softplus(x)), _mish_grad,
                expensive=True),
     "gelu": Op(1, "(0.5{f} * {0} * (1 + lc_erf{f}({0} * 0.7071067811865476{f})))",
@@ -393,3 +393,34 @@ OPS: dict[str, Op] = {
     "eq": _comparison("({0} == {1})", np.equal),
     "ne": _comparison("({0} != {1})", np.not_equal),
 }
+
+# printed forms of ops whose argument is known at most zero (or NaN): e^v
+# inlined (templates/module.c.j2) instead of a call into libmvec
+AT_MOST_ZERO = {"exp": "lc_exp_inline{f}({0})"}
+
+# ops whose value is at least zero (or NaN) whatever their arguments
+NONNEGATIVE = ("exp", "abs", "sqrt", "sigmoid", "relu")
+
+
+def sign(e) -> int:
+    """1 where ``e`` is known at least zero, -1 where known at most zero (NaN
+    either way), 0 where unknown: from constants, squares, products, negations
+    and ops that are never negative. Rounding keeps these signs.
+
+    >>> from .ir import Load
+    >>> x = Load("x", ())
+    >>> sign(neg(mul(x, x))), sign(mul(const(-0.5), mul(x, x))), sign(call("exp", x)), sign(x)
+    (-1, -1, 1, 0)
+    """
+    if isinstance(e, Const):
+        return 1 if e.value >= 0 else -1
+    if not isinstance(e, Call):
+        return 0
+    if e.op in NONNEGATIVE:
+        return 1
+    if e.op == "neg":
+        return -sign(e.args[0])
+    if e.op in ("mul", "div"):
+        a, b = e.args
+        return 1 if e.op == "mul" and a == b else sign(a) * sign(b)
+    return 0

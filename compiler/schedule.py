@@ -546,31 +546,28 @@ class Nest:
 
 
 @dataclass(frozen=True)
-class RowVariant:
-    """The nests a program runs instead of its plan's while the rows of
-    reductions over sizes known only at run time are short: each of
-    ``lengths`` (the product of a reduction's extents) below ``below``.
-    Under ``RUN_TIME_SHORT_ROW`` they run as ``across`` nests, each reduction
-    a nest of its own rather than one pass (``"online"``) or a row's group
-    (``"rows"``), whose per-row shift, rescaling and loop setups a short row
-    does not pay for; up to ``TWO_PASS_ROW`` a row's maximum and its sum of
-    exponentials take two passes over L1 rather than an online one."""
+class ShortRows:
+    """The nests a program runs instead of its plan's while the reductions a
+    size known only at run time makes short are short: each of ``lengths``
+    (the product of a reduction's extents) below ``RUN_TIME_SHORT_ROW``.
+    There they run as ``across`` nests, each reduction a nest of its own
+    rather than one pass (``"online"``) or a row's group (``"rows"``), whose
+    per-row shift, rescaling and loop setups a short row does not pay for."""
 
     lengths: tuple
-    below: int
     nests: tuple
 
 
 @dataclass(frozen=True)
 class Plan:
     """A program and the nests that run it, in order: what codegen renders.
-    Iterating a plan gives its nests. ``variants``: ``RowVariant``s, the
-    nests run instead while some rows over sizes free at build time are short
-    (run-time branches outside every loop, the first that holds taken)."""
+    Iterating a plan gives its nests. ``short``: the nests run instead while
+    some reductions over sizes free at build time are short (a run-time branch
+    outside every loop), or None."""
 
     program: Program
     nests: tuple
-    variants: tuple = ()
+    short: ShortRows | None = None
 
     def __iter__(self):
         return iter(self.nests)
@@ -584,12 +581,12 @@ class Plan:
     @property
     def calls_blas(self) -> bool:
         """Whether some matrix product of the program is a BLAS call."""
-        return any(nest.calls_blas for nest in self.nests + tuple(n for v in self.variants for n in v.nests))
+        return any(nest.calls_blas for nest in self.nests + (self.short.nests if self.short else ()))
 
     def map_nests(self, f) -> "Plan":
-        """The plan with ``f`` applied to each of its nests (and its variants' nests)."""
-        variants = tuple(dataclasses.replace(v, nests=tuple(map(f, v.nests))) for v in self.variants)
-        return Plan(self.program, tuple(map(f, self.nests)), variants)
+        """The plan with ``f`` applied to each of its nests (and its short rows' nests)."""
+        short = self.short and ShortRows(self.short.lengths, tuple(map(f, self.short.nests)))
+        return Plan(self.program, tuple(map(f, self.nests)), short)
 
 
 @dataclass(frozen=True)
@@ -931,7 +928,7 @@ def _vectorize_innermost(s: Stage, loop: Loop) -> bool:
 # rows at least this many (or a free size) fill the lanes of a vector loop over rows
 ACROSS_ROWS_MIN = 16
 
-# a reduction over a size free at build time runs as a short one (``RowVariant``)
+# a reduction over a size free at build time runs as a short one (``ShortRows``)
 # when its rows are shorter than this at run time: focal loss over N=4096 rows
 # of K classes, fwd+bwd, runs faster so below 16 and slower at 16 and 32, on
 # AVX-512 and AVX2 alike
@@ -948,7 +945,7 @@ def _row_loop(s: Stage, axes: list, red: list, short: bool) -> int | None:
     classes: 34 us for 4096 rows against 61 us along the axis). The row loop
     is the innermost output loop of more than one iteration. A size free at
     build time counts as long, or as short (1) in the plan for short rows
-    (``short``: ``RowVariant``)."""
+    (``short``: ``ShortRows``)."""
     free = 1 if short else SHORT_REDUCTION
     size = math.prod(l.extent.value if isinstance(l.extent, IConst) else free for l in red)
     if not red or size >= SHORT_REDUCTION or s.scatter_index is not None:
@@ -972,7 +969,7 @@ def _across_rows(s: Stage, axes: list, red: list, shapes: dict, short: bool) -> 
         return None
     loops = list(axes) + list(red)
     # gcc puts rows in lanes only around a row loop it unrolls, one of a known
-    # length; a row of a length known only at run time (``RowVariant``) is left
+    # length; a row of a length known only at run time (``ShortRows``) is left
     # to gcc's own vectorizer, which takes the row's loop (a wide vector, then
     # a narrower one for its end)
     loops[k] = dataclasses.replace(loops[k], simd=all(isinstance(l.extent, IConst) for l in red))
@@ -1117,16 +1114,14 @@ def _row_index(load: Load, stage: Stage) -> bool:
 TWO_PASS_ROW = 512
 
 
-def _online(first: Nest, second: Nest, free_long: bool = True) -> Nest | None:
+def _online(first: Nest, second: Nest) -> Nest | None:
     """A row maximum followed by the row's ``sum exp(x - max)`` (softmax,
     log-sum-exp) as one pass over the row: an ``"online"`` nest computing both
     (``first`` is its sibling), or None. Only for rows longer than
-    ``TWO_PASS_ROW``: a shorter row is read twice from L1 anyway. A row whose
-    length is known only at run time counts as long if ``free_long``."""
+    ``TWO_PASS_ROW``: a shorter row is read twice from L1 anyway."""
     a, b = first.stage, second.stage
     row = first.loops[-1].extent if first.loops else IConst(0)
-    short = row.value <= TWO_PASS_ROW if isinstance(row, IConst) else not free_long
-    if short or first.across or second.across:
+    if isinstance(row, IConst) and row.value <= TWO_PASS_ROW or first.across or second.across:
         return None
     if not (first.kind == second.kind == "inner" and not first.siblings and not second.siblings and
             a.reduce == "max" and b.reduce == "sum" and len(first.loops) == len(second.loops) and
@@ -1313,25 +1308,13 @@ def _grouped(first: Nest, second: Nest) -> Nest | None:
 def plan_program(p: Program, fuse_siblings: bool = True) -> Plan:
     """The plan of a program: its stages' nests, where consecutive
     pointwise/accumulate stages over the same iteration space share one pass
-    (``Nest.siblings``); and the nests that run instead while the rows of
-    reductions over sizes free at build time are short (``RowVariant``), where
-    they differ."""
+    (``Nest.siblings``); and the nests that run instead while the reductions
+    over sizes free at build time are short (``ShortRows``), if they differ."""
     nests = _plan_nests(p, fuse_siblings, short=False)
-    variants = []
     short = _plan_nests(p, fuse_siblings, short=True)
-    lengths = _unique(_free_row_length(n) for n in _all_nests(short) if n.across)
-    if lengths:
-        variants.append(RowVariant(lengths, RUN_TIME_SHORT_ROW, short))
-    lengths = _unique(_free_row_length(n) for n in _all_nests(nests) if n.form == "online")
-    if lengths:
-        two_pass = _plan_nests(p, fuse_siblings, short=False, free_long=False)
-        variants.append(RowVariant(lengths, TWO_PASS_ROW + 1, two_pass))
-    return Plan(p, nests, tuple(variants))
-
-
-def _unique(lengths) -> tuple:
-    """The row lengths known only at run time among ``lengths``, once each."""
-    return tuple(dict.fromkeys(length for length in lengths if length is not None))
+    lengths = [_free_row_length(n) for n in _all_nests(short) if n.across]
+    lengths = tuple(dict.fromkeys(length for length in lengths if length is not None))
+    return Plan(p, nests, ShortRows(lengths, short) if lengths else None)
 
 
 def _all_nests(nests: tuple):
@@ -1348,9 +1331,8 @@ def _free_row_length(nest: Nest):
     return functools.reduce(ir.imul, extents)
 
 
-def _plan_nests(p: Program, fuse_siblings: bool, short: bool, free_long: bool = True) -> tuple:
-    """``plan_program``'s nests, reductions over free sizes planned as short (``short``) or long;
-    rows of free lengths summed online or not (``free_long``, ``_online``)."""
+def _plan_nests(p: Program, fuse_siblings: bool, short: bool) -> tuple:
+    """``plan_program``'s nests, reductions over free sizes planned as short (``short``) or long."""
     shapes = p.shapes()
     nests = []
     for s in p.stages:
@@ -1360,7 +1342,7 @@ def _plan_nests(p: Program, fuse_siblings: bool, short: bool, free_long: bool = 
             nests.pop()
             nest = kept
         merged = _fuse_into(nests[-1], nest) if nests and fuse_siblings else None
-        merged = merged or (_online(nests[-1], nest, free_long) if nests and fuse_siblings else None)
+        merged = merged or (_online(nests[-1], nest) if nests and fuse_siblings else None)
         if merged is None:
             nests.append(nest)
         else:
