@@ -130,6 +130,10 @@ static inline double lc_erf(double x) { return erf(x); }
    scratch those take for the edges of a product whose tiles are NR wide, and
    their tables of where the rows of B start */
 #define LC_TMR 8
+/* terms of a block of the few-rows dot products (lc_kernel_*_dots): 8 rows of A in L1 */
+#define LC_DOT_KC 512
+/* the bytes of a thin product's larger side from which the kernels above run it (see lc_gemm_*) */
+#define LC_THIN_MIN_BYTES ((int64_t)1 << 20)
 #define LC_TILE_SCRATCH(nr) (LC_KC * (LC_TMR + (nr)) + LC_TMR * (nr) + 4 * LC_KC + 2)
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
@@ -156,14 +160,18 @@ static inline void lc_kernel_f32(int64_t kc, const float *restrict a, const floa
     memcpy(c, acc, sizeof acc);
 }
 
-/* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
-   where they lie: A element by element at a[arow[i] + k * ak] (a matrix, its
-   transpose, or rows anywhere), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
-   columns apart when cc is not 1: stored element by element, once a tile). */
-__attribute__((optimize("fp-contract=fast")))
+/* An LC_TMR x (halves * NR/2) tile of C = alpha A B (+ C when add), reading the
+   operands where they lie: A element by element at a[arow[i] + k * ak] (a matrix,
+   its transpose, or rows anywhere), B's rows of NR at b + rows[k], C at
+   c[i * cr + j * cc] (its columns apart when cc is not 1: stored element by
+   element, once a tile). `halves` is 1 or 2, a constant where it is inlined: a
+   product with NR/2 columns or fewer (the weight gradient of a convolution of
+   16 channels a group) runs one vector a row, not half a tile of zeros. Always
+   inlined: gcc otherwise keeps one copy that tests `halves` in its inner loop. */
+__attribute__((optimize("fp-contract=fast"), always_inline))
 static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const int64_t *restrict arow, int64_t ak,
                                           const float *restrict b, const int64_t *restrict rows, float alpha,
-                                          int add, float *restrict c, int64_t cr, int64_t cc) {
+                                          int add, float *restrict c, int64_t cr, int64_t cc, const int halves) {
     lc_vf32 acc[LC_TMR][2];
     for (int i = 0; i < LC_TMR; ++i) {
         acc[i][0] = (lc_vf32){0};
@@ -173,25 +181,22 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const
        read where it lies has its rows far apart, too many streams for the
        hardware prefetcher, and each tile stalled on them (a 1x1 convolution
        ran at half speed) */
-    for (int i = 0; i < LC_TMR; ++i) {
-        __builtin_prefetch(c + i * cr);
-        __builtin_prefetch(c + i * cr + (LC_NR_F32 / 2) * cc);
-    }
+    for (int i = 0; i < LC_TMR; ++i)
+        for (int h = 0; h < halves; ++h) __builtin_prefetch(c + i * cr + h * (LC_NR_F32 / 2) * cc);
     for (int64_t k = 0; k < kc; ++k) {
-        lc_vf32 b0, b1;
+        lc_vf32 bh[2];
         const float *row = b + rows[k];
-        __builtin_prefetch(row + LC_NR_F32);
-        __builtin_prefetch(row + LC_NR_F32 + LC_NR_F32 / 2);
-        memcpy(&b0, row, sizeof b0);
-        memcpy(&b1, row + LC_NR_F32 / 2, sizeof b1);
+        for (int h = 0; h < halves; ++h) {
+            __builtin_prefetch(row + LC_NR_F32 + h * (LC_NR_F32 / 2));
+            memcpy(&bh[h], row + h * (LC_NR_F32 / 2), sizeof bh[h]);
+        }
         for (int i = 0; i < LC_TMR; ++i) {
             const float ai = a[arow[i] + k * ak];
-            acc[i][0] += ai * b0;
-            acc[i][1] += ai * b1;
+            for (int h = 0; h < halves; ++h) acc[i][h] += ai * bh[h];
         }
     }
     for (int i = 0; i < LC_TMR; ++i)
-        for (int h = 0; h < 2; ++h) {
+        for (int h = 0; h < halves; ++h) {
             lc_vf32 v = acc[i][h] * alpha;
             float *to = c + i * cr + h * (LC_NR_F32 / 2) * cc;
             if (cc != 1) {
@@ -212,8 +217,8 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const
    `scratch` (LC_TILE_SCRATCH(LC_NR_F32) elements), zero-padded. B's row p starts
    at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
    ldb apart when rows is NULL; A's row i likewise at a + arows[i] when arows is
-   not NULL, else ar apart */
-static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
+   not NULL, else ar apart. Contracted as the tiles inlined into it are. */
+static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_kernel_f32_tiles(
         int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t ar, int64_t ak,
         const int64_t *arows, const float *b, int64_t ldb, const int64_t *rows, int beta, float *c, int64_t cr,
         int64_t cc, float *scratch) {
@@ -230,9 +235,11 @@ static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
             for (int64_t p = 0; p < kc; ++p) lc_rows[p] = (pc + p) * ldb;
         for (int64_t jc = 0; jc < n; jc += LC_NR_F32) {
             const int64_t nr = n - jc < LC_NR_F32 ? n - jc : LC_NR_F32;
+            /* the tile's width: a whole NR, or one vector where that covers the columns left */
+            const int halves = nr > LC_NR_F32 / 2 ? 2 : 1, width = halves * (LC_NR_F32 / 2);
             const float *bp = b + jc;
             const int64_t *bl = block_rows;
-            if (nr < LC_NR_F32) {
+            if (nr < width) {
                 for (int64_t p = 0; p < kc; ++p)
                     for (int64_t j = 0; j < LC_NR_F32; ++j) lc_edge_b[p * LC_NR_F32 + j] = j < nr ? bp[bl[p] + j] : 0;
                 bp = lc_edge_b;
@@ -251,16 +258,100 @@ static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
                     for (int i = 0; i < LC_TMR; ++i) arow[i] = i;
                 }
                 float *cp = c + ic * cr + jc * cc;
-                if (mr == LC_TMR && nr == LC_NR_F32) {
-                    lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc);
+                /* the tiles are inlined with `halves` a constant: one copy each width */
+                if (mr == LC_TMR && nr == width) {
+                    if (halves == 2)
+                        lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc, 2);
+                    else
+                        lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc, 1);
                     continue;
                 }
-                lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1);
+                if (halves == 2)
+                    lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1, 2);
+                else
+                    lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1, 1);
                 for (int64_t i = 0; i < mr; ++i)
                     for (int64_t j = 0; j < nr; ++j)
                         cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F32 + j];
             }
         }
+    }
+}
+
+/* C[m x n] = alpha A B^T (+ C when beta) for `rows` = m <= LC_TMR, both read
+   along k where they lie: a few samples times a weight stored [out, in]. So
+   thin a product is bound by reading B, which a BLAS packs (reads twice)
+   first; here each of B's rows is read once, in blocks of LC_DOT_KC terms
+   whose block of A stays in L1, and met there with every row of A. Inlined
+   for each row count (rows a constant: its accumulators stay in registers). */
+/* a vector's lanes summed by halves: a chain of one add per lane cost more
+   than a short row's products */
+static inline float lc_kernel_f32_lanes_sum(lc_vf32 v) {
+    typedef float quarter __attribute__((vector_size(16)));
+#if LC_VECTOR_BYTES >= 32
+    typedef float half __attribute__((vector_size(32)));
+    half h, hh;
+#if LC_VECTOR_BYTES == 64
+    memcpy(&h, &v, sizeof h);
+    memcpy(&hh, (const char *)&v + sizeof h, sizeof hh);
+    h += hh;
+#else
+    h = v;
+#endif
+    quarter q, qq;
+    memcpy(&q, &h, sizeof q);
+    memcpy(&qq, (const char *)&h + sizeof q, sizeof qq);
+    q += qq;
+#else
+    quarter q = v;
+#endif
+    float sum = 0;
+    for (int l = 0; l < (int)(sizeof q / sizeof sum); ++l) sum += q[l];
+    return sum;
+}
+
+__attribute__((always_inline, optimize("fp-contract=fast"))) static inline void lc_kernel_f32_dots_rows(
+        const int rows, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+        const float *b, int64_t ldb, int beta, float *c, int64_t ldc) {
+    enum { lanes = sizeof(lc_vf32) / sizeof(float) };
+    for (int64_t pc = 0; pc < k; pc += LC_DOT_KC) {
+        const int64_t kc = k - pc < LC_DOT_KC ? k - pc : LC_DOT_KC, kv = kc / lanes * lanes;
+        const int add = beta || pc > 0;
+        for (int64_t j = 0; j < n; ++j) {
+            const float *bj = b + j * ldb + pc;
+            lc_vf32 acc[LC_TMR];
+            for (int i = 0; i < rows; ++i) acc[i] = (lc_vf32){0};
+            for (int64_t p = 0; p < kv; p += lanes) {
+                lc_vf32 bv;
+                memcpy(&bv, bj + p, sizeof bv);
+                for (int i = 0; i < rows; ++i) {
+                    lc_vf32 av;
+                    memcpy(&av, a + i * lda + pc + p, sizeof av);
+                    acc[i] += av * bv;
+                }
+            }
+            for (int i = 0; i < rows; ++i) {
+                float sum = lc_kernel_f32_lanes_sum(acc[i]);
+                for (int64_t p = kv; p < kc; ++p) sum += a[i * lda + pc + p] * bj[p];
+                float *to = c + i * ldc + j;
+                *to = (add ? *to : 0) + alpha * sum;
+            }
+        }
+    }
+}
+
+static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_kernel_f32_dots(
+        int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+        const float *b, int64_t ldb, int beta, float *c, int64_t ldc) {
+    switch (m) {
+    case 1: lc_kernel_f32_dots_rows(1, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 2: lc_kernel_f32_dots_rows(2, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 3: lc_kernel_f32_dots_rows(3, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 4: lc_kernel_f32_dots_rows(4, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 5: lc_kernel_f32_dots_rows(5, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 6: lc_kernel_f32_dots_rows(6, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 7: lc_kernel_f32_dots_rows(7, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 8: lc_kernel_f32_dots_rows(8, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
     }
 }
 
@@ -284,14 +375,18 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
     memcpy(c, acc, sizeof acc);
 }
 
-/* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
-   where they lie: A element by element at a[arow[i] + k * ak] (a matrix, its
-   transpose, or rows anywhere), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
-   columns apart when cc is not 1: stored element by element, once a tile). */
-__attribute__((optimize("fp-contract=fast")))
+/* An LC_TMR x (halves * NR/2) tile of C = alpha A B (+ C when add), reading the
+   operands where they lie: A element by element at a[arow[i] + k * ak] (a matrix,
+   its transpose, or rows anywhere), B's rows of NR at b + rows[k], C at
+   c[i * cr + j * cc] (its columns apart when cc is not 1: stored element by
+   element, once a tile). `halves` is 1 or 2, a constant where it is inlined: a
+   product with NR/2 columns or fewer (the weight gradient of a convolution of
+   16 channels a group) runs one vector a row, not half a tile of zeros. Always
+   inlined: gcc otherwise keeps one copy that tests `halves` in its inner loop. */
+__attribute__((optimize("fp-contract=fast"), always_inline))
 static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, const int64_t *restrict arow, int64_t ak,
                                           const double *restrict b, const int64_t *restrict rows, double alpha,
-                                          int add, double *restrict c, int64_t cr, int64_t cc) {
+                                          int add, double *restrict c, int64_t cr, int64_t cc, const int halves) {
     lc_vf64 acc[LC_TMR][2];
     for (int i = 0; i < LC_TMR; ++i) {
         acc[i][0] = (lc_vf64){0};
@@ -301,25 +396,22 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, cons
        read where it lies has its rows far apart, too many streams for the
        hardware prefetcher, and each tile stalled on them (a 1x1 convolution
        ran at half speed) */
-    for (int i = 0; i < LC_TMR; ++i) {
-        __builtin_prefetch(c + i * cr);
-        __builtin_prefetch(c + i * cr + (LC_NR_F64 / 2) * cc);
-    }
+    for (int i = 0; i < LC_TMR; ++i)
+        for (int h = 0; h < halves; ++h) __builtin_prefetch(c + i * cr + h * (LC_NR_F64 / 2) * cc);
     for (int64_t k = 0; k < kc; ++k) {
-        lc_vf64 b0, b1;
+        lc_vf64 bh[2];
         const double *row = b + rows[k];
-        __builtin_prefetch(row + LC_NR_F64);
-        __builtin_prefetch(row + LC_NR_F64 + LC_NR_F64 / 2);
-        memcpy(&b0, row, sizeof b0);
-        memcpy(&b1, row + LC_NR_F64 / 2, sizeof b1);
+        for (int h = 0; h < halves; ++h) {
+            __builtin_prefetch(row + LC_NR_F64 + h * (LC_NR_F64 / 2));
+            memcpy(&bh[h], row + h * (LC_NR_F64 / 2), sizeof bh[h]);
+        }
         for (int i = 0; i < LC_TMR; ++i) {
             const double ai = a[arow[i] + k * ak];
-            acc[i][0] += ai * b0;
-            acc[i][1] += ai * b1;
+            for (int h = 0; h < halves; ++h) acc[i][h] += ai * bh[h];
         }
     }
     for (int i = 0; i < LC_TMR; ++i)
-        for (int h = 0; h < 2; ++h) {
+        for (int h = 0; h < halves; ++h) {
             lc_vf64 v = acc[i][h] * alpha;
             double *to = c + i * cr + h * (LC_NR_F64 / 2) * cc;
             if (cc != 1) {
@@ -340,8 +432,8 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, cons
    `scratch` (LC_TILE_SCRATCH(LC_NR_F64) elements), zero-padded. B's row p starts
    at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
    ldb apart when rows is NULL; A's row i likewise at a + arows[i] when arows is
-   not NULL, else ar apart */
-static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
+   not NULL, else ar apart. Contracted as the tiles inlined into it are. */
+static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_kernel_f64_tiles(
         int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t ar, int64_t ak,
         const int64_t *arows, const double *b, int64_t ldb, const int64_t *rows, int beta, double *c, int64_t cr,
         int64_t cc, double *scratch) {
@@ -358,9 +450,11 @@ static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
             for (int64_t p = 0; p < kc; ++p) lc_rows[p] = (pc + p) * ldb;
         for (int64_t jc = 0; jc < n; jc += LC_NR_F64) {
             const int64_t nr = n - jc < LC_NR_F64 ? n - jc : LC_NR_F64;
+            /* the tile's width: a whole NR, or one vector where that covers the columns left */
+            const int halves = nr > LC_NR_F64 / 2 ? 2 : 1, width = halves * (LC_NR_F64 / 2);
             const double *bp = b + jc;
             const int64_t *bl = block_rows;
-            if (nr < LC_NR_F64) {
+            if (nr < width) {
                 for (int64_t p = 0; p < kc; ++p)
                     for (int64_t j = 0; j < LC_NR_F64; ++j) lc_edge_b[p * LC_NR_F64 + j] = j < nr ? bp[bl[p] + j] : 0;
                 bp = lc_edge_b;
@@ -379,16 +473,100 @@ static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
                     for (int i = 0; i < LC_TMR; ++i) arow[i] = i;
                 }
                 double *cp = c + ic * cr + jc * cc;
-                if (mr == LC_TMR && nr == LC_NR_F64) {
-                    lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc);
+                /* the tiles are inlined with `halves` a constant: one copy each width */
+                if (mr == LC_TMR && nr == width) {
+                    if (halves == 2)
+                        lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc, 2);
+                    else
+                        lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc, 1);
                     continue;
                 }
-                lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1);
+                if (halves == 2)
+                    lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1, 2);
+                else
+                    lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1, 1);
                 for (int64_t i = 0; i < mr; ++i)
                     for (int64_t j = 0; j < nr; ++j)
                         cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F64 + j];
             }
         }
+    }
+}
+
+/* C[m x n] = alpha A B^T (+ C when beta) for `rows` = m <= LC_TMR, both read
+   along k where they lie: a few samples times a weight stored [out, in]. So
+   thin a product is bound by reading B, which a BLAS packs (reads twice)
+   first; here each of B's rows is read once, in blocks of LC_DOT_KC terms
+   whose block of A stays in L1, and met there with every row of A. Inlined
+   for each row count (rows a constant: its accumulators stay in registers). */
+/* a vector's lanes summed by halves: a chain of one add per lane cost more
+   than a short row's products */
+static inline double lc_kernel_f64_lanes_sum(lc_vf64 v) {
+    typedef double quarter __attribute__((vector_size(16)));
+#if LC_VECTOR_BYTES >= 32
+    typedef double half __attribute__((vector_size(32)));
+    half h, hh;
+#if LC_VECTOR_BYTES == 64
+    memcpy(&h, &v, sizeof h);
+    memcpy(&hh, (const char *)&v + sizeof h, sizeof hh);
+    h += hh;
+#else
+    h = v;
+#endif
+    quarter q, qq;
+    memcpy(&q, &h, sizeof q);
+    memcpy(&qq, (const char *)&h + sizeof q, sizeof qq);
+    q += qq;
+#else
+    quarter q = v;
+#endif
+    double sum = 0;
+    for (int l = 0; l < (int)(sizeof q / sizeof sum); ++l) sum += q[l];
+    return sum;
+}
+
+__attribute__((always_inline, optimize("fp-contract=fast"))) static inline void lc_kernel_f64_dots_rows(
+        const int rows, int64_t n, int64_t k, double alpha, const double *a, int64_t lda,
+        const double *b, int64_t ldb, int beta, double *c, int64_t ldc) {
+    enum { lanes = sizeof(lc_vf64) / sizeof(double) };
+    for (int64_t pc = 0; pc < k; pc += LC_DOT_KC) {
+        const int64_t kc = k - pc < LC_DOT_KC ? k - pc : LC_DOT_KC, kv = kc / lanes * lanes;
+        const int add = beta || pc > 0;
+        for (int64_t j = 0; j < n; ++j) {
+            const double *bj = b + j * ldb + pc;
+            lc_vf64 acc[LC_TMR];
+            for (int i = 0; i < rows; ++i) acc[i] = (lc_vf64){0};
+            for (int64_t p = 0; p < kv; p += lanes) {
+                lc_vf64 bv;
+                memcpy(&bv, bj + p, sizeof bv);
+                for (int i = 0; i < rows; ++i) {
+                    lc_vf64 av;
+                    memcpy(&av, a + i * lda + pc + p, sizeof av);
+                    acc[i] += av * bv;
+                }
+            }
+            for (int i = 0; i < rows; ++i) {
+                double sum = lc_kernel_f64_lanes_sum(acc[i]);
+                for (int64_t p = kv; p < kc; ++p) sum += a[i * lda + pc + p] * bj[p];
+                double *to = c + i * ldc + j;
+                *to = (add ? *to : 0) + alpha * sum;
+            }
+        }
+    }
+}
+
+static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_kernel_f64_dots(
+        int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t lda,
+        const double *b, int64_t ldb, int beta, double *c, int64_t ldc) {
+    switch (m) {
+    case 1: lc_kernel_f64_dots_rows(1, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 2: lc_kernel_f64_dots_rows(2, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 3: lc_kernel_f64_dots_rows(3, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 4: lc_kernel_f64_dots_rows(4, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 5: lc_kernel_f64_dots_rows(5, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 6: lc_kernel_f64_dots_rows(6, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 7: lc_kernel_f64_dots_rows(7, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 8: lc_kernel_f64_dots_rows(8, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
     }
 }
 
@@ -497,6 +675,23 @@ static __attribute__((unused, noinline, noclone)) int lc_gemm_f32(int trans_a, i
                                             float beta, float *c, int64_t ldc) {
     const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
     const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
+    /* a few rows (a small batch), or a few terms (a small batch's weight
+       gradient): bound by streaming the larger operand from memory, which the
+       kernels above read once where it lies, where a BLAS packs it first. In
+       cache (under LC_THIN_MIN_BYTES) the BLAS's small-matrix kernels win. */
+    const int thin = (k > m ? k : m) * n * (int64_t)sizeof(float) >= LC_THIN_MIN_BYTES;
+    if (thin && m >= 1 && m <= LC_TMR && !trans_a && trans_b) {
+        lc_kernel_f32_dots(m, n, k, alpha, a, lda, b, ldb, beta != 0, c, ldc);
+        return 0;
+    }
+    if (thin && !trans_b && (m <= LC_TMR || k <= LC_TMR)) {
+        float *scratch = malloc(sizeof(float) * LC_TILE_SCRATCH(LC_NR_F32));
+        if (!scratch) return LC_OUT_OF_MEMORY;
+        lc_kernel_f32_tiles(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, NULL, b, ldb, NULL, beta != 0,
+                               c, ldc, 1, scratch);
+        free(scratch);
+        return 0;
+    }
     if (lc_sgemm && lc_blas_ilp64) {
         ((lc_sgemm64_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     } else if (lc_sgemm && m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX && largest <= INT32_MAX) {
@@ -564,6 +759,23 @@ static __attribute__((unused, noinline, noclone)) int lc_gemm_f64(int trans_a, i
                                             double beta, double *c, int64_t ldc) {
     const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
     const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
+    /* a few rows (a small batch), or a few terms (a small batch's weight
+       gradient): bound by streaming the larger operand from memory, which the
+       kernels above read once where it lies, where a BLAS packs it first. In
+       cache (under LC_THIN_MIN_BYTES) the BLAS's small-matrix kernels win. */
+    const int thin = (k > m ? k : m) * n * (int64_t)sizeof(double) >= LC_THIN_MIN_BYTES;
+    if (thin && m >= 1 && m <= LC_TMR && !trans_a && trans_b) {
+        lc_kernel_f64_dots(m, n, k, alpha, a, lda, b, ldb, beta != 0, c, ldc);
+        return 0;
+    }
+    if (thin && !trans_b && (m <= LC_TMR || k <= LC_TMR)) {
+        double *scratch = malloc(sizeof(double) * LC_TILE_SCRATCH(LC_NR_F64));
+        if (!scratch) return LC_OUT_OF_MEMORY;
+        lc_kernel_f64_tiles(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, NULL, b, ldb, NULL, beta != 0,
+                               c, ldc, 1, scratch);
+        free(scratch);
+        return 0;
+    }
     if (lc_dgemm && lc_blas_ilp64) {
         ((lc_dgemm64_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     } else if (lc_dgemm && m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX && largest <= INT32_MAX) {

@@ -130,6 +130,10 @@ static inline double lc_erf(double x) { return erf(x); }
    scratch those take for the edges of a product whose tiles are NR wide, and
    their tables of where the rows of B start */
 #define LC_TMR 8
+/* terms of a block of the few-rows dot products (lc_kernel_*_dots): 8 rows of A in L1 */
+#define LC_DOT_KC 512
+/* the bytes of a thin product's larger side from which the kernels above run it (see lc_gemm_*) */
+#define LC_THIN_MIN_BYTES ((int64_t)1 << 20)
 #define LC_TILE_SCRATCH(nr) (LC_KC * (LC_TMR + (nr)) + LC_TMR * (nr) + 4 * LC_KC + 2)
 #define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)
 #define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)
@@ -156,14 +160,18 @@ static inline void lc_kernel_f32(int64_t kc, const float *restrict a, const floa
     memcpy(c, acc, sizeof acc);
 }
 
-/* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
-   where they lie: A element by element at a[arow[i] + k * ak] (a matrix, its
-   transpose, or rows anywhere), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
-   columns apart when cc is not 1: stored element by element, once a tile). */
-__attribute__((optimize("fp-contract=fast")))
+/* An LC_TMR x (halves * NR/2) tile of C = alpha A B (+ C when add), reading the
+   operands where they lie: A element by element at a[arow[i] + k * ak] (a matrix,
+   its transpose, or rows anywhere), B's rows of NR at b + rows[k], C at
+   c[i * cr + j * cc] (its columns apart when cc is not 1: stored element by
+   element, once a tile). `halves` is 1 or 2, a constant where it is inlined: a
+   product with NR/2 columns or fewer (the weight gradient of a convolution of
+   16 channels a group) runs one vector a row, not half a tile of zeros. Always
+   inlined: gcc otherwise keeps one copy that tests `halves` in its inner loop. */
+__attribute__((optimize("fp-contract=fast"), always_inline))
 static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const int64_t *restrict arow, int64_t ak,
                                           const float *restrict b, const int64_t *restrict rows, float alpha,
-                                          int add, float *restrict c, int64_t cr, int64_t cc) {
+                                          int add, float *restrict c, int64_t cr, int64_t cc, const int halves) {
     lc_vf32 acc[LC_TMR][2];
     for (int i = 0; i < LC_TMR; ++i) {
         acc[i][0] = (lc_vf32){0};
@@ -173,25 +181,22 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const
        read where it lies has its rows far apart, too many streams for the
        hardware prefetcher, and each tile stalled on them (a 1x1 convolution
        ran at half speed) */
-    for (int i = 0; i < LC_TMR; ++i) {
-        __builtin_prefetch(c + i * cr);
-        __builtin_prefetch(c + i * cr + (LC_NR_F32 / 2) * cc);
-    }
+    for (int i = 0; i < LC_TMR; ++i)
+        for (int h = 0; h < halves; ++h) __builtin_prefetch(c + i * cr + h * (LC_NR_F32 / 2) * cc);
     for (int64_t k = 0; k < kc; ++k) {
-        lc_vf32 b0, b1;
+        lc_vf32 bh[2];
         const float *row = b + rows[k];
-        __builtin_prefetch(row + LC_NR_F32);
-        __builtin_prefetch(row + LC_NR_F32 + LC_NR_F32 / 2);
-        memcpy(&b0, row, sizeof b0);
-        memcpy(&b1, row + LC_NR_F32 / 2, sizeof b1);
+        for (int h = 0; h < halves; ++h) {
+            __builtin_prefetch(row + LC_NR_F32 + h * (LC_NR_F32 / 2));
+            memcpy(&bh[h], row + h * (LC_NR_F32 / 2), sizeof bh[h]);
+        }
         for (int i = 0; i < LC_TMR; ++i) {
             const float ai = a[arow[i] + k * ak];
-            acc[i][0] += ai * b0;
-            acc[i][1] += ai * b1;
+            for (int h = 0; h < halves; ++h) acc[i][h] += ai * bh[h];
         }
     }
     for (int i = 0; i < LC_TMR; ++i)
-        for (int h = 0; h < 2; ++h) {
+        for (int h = 0; h < halves; ++h) {
             lc_vf32 v = acc[i][h] * alpha;
             float *to = c + i * cr + h * (LC_NR_F32 / 2) * cc;
             if (cc != 1) {
@@ -212,8 +217,8 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const
    `scratch` (LC_TILE_SCRATCH(LC_NR_F32) elements), zero-padded. B's row p starts
    at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
    ldb apart when rows is NULL; A's row i likewise at a + arows[i] when arows is
-   not NULL, else ar apart */
-static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
+   not NULL, else ar apart. Contracted as the tiles inlined into it are. */
+static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_kernel_f32_tiles(
         int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t ar, int64_t ak,
         const int64_t *arows, const float *b, int64_t ldb, const int64_t *rows, int beta, float *c, int64_t cr,
         int64_t cc, float *scratch) {
@@ -230,9 +235,11 @@ static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
             for (int64_t p = 0; p < kc; ++p) lc_rows[p] = (pc + p) * ldb;
         for (int64_t jc = 0; jc < n; jc += LC_NR_F32) {
             const int64_t nr = n - jc < LC_NR_F32 ? n - jc : LC_NR_F32;
+            /* the tile's width: a whole NR, or one vector where that covers the columns left */
+            const int halves = nr > LC_NR_F32 / 2 ? 2 : 1, width = halves * (LC_NR_F32 / 2);
             const float *bp = b + jc;
             const int64_t *bl = block_rows;
-            if (nr < LC_NR_F32) {
+            if (nr < width) {
                 for (int64_t p = 0; p < kc; ++p)
                     for (int64_t j = 0; j < LC_NR_F32; ++j) lc_edge_b[p * LC_NR_F32 + j] = j < nr ? bp[bl[p] + j] : 0;
                 bp = lc_edge_b;
@@ -251,16 +258,100 @@ static __attribute__((unused, noinline)) void lc_kernel_f32_tiles(
                     for (int i = 0; i < LC_TMR; ++i) arow[i] = i;
                 }
                 float *cp = c + ic * cr + jc * cc;
-                if (mr == LC_TMR && nr == LC_NR_F32) {
-                    lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc);
+                /* the tiles are inlined with `halves` a constant: one copy each width */
+                if (mr == LC_TMR && nr == width) {
+                    if (halves == 2)
+                        lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc, 2);
+                    else
+                        lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc, 1);
                     continue;
                 }
-                lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1);
+                if (halves == 2)
+                    lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1, 2);
+                else
+                    lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1, 1);
                 for (int64_t i = 0; i < mr; ++i)
                     for (int64_t j = 0; j < nr; ++j)
                         cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F32 + j];
             }
         }
+    }
+}
+
+/* C[m x n] = alpha A B^T (+ C when beta) for `rows` = m <= LC_TMR, both read
+   along k where they lie: a few samples times a weight stored [out, in]. So
+   thin a product is bound by reading B, which a BLAS packs (reads twice)
+   first; here each of B's rows is read once, in blocks of LC_DOT_KC terms
+   whose block of A stays in L1, and met there with every row of A. Inlined
+   for each row count (rows a constant: its accumulators stay in registers). */
+/* a vector's lanes summed by halves: a chain of one add per lane cost more
+   than a short row's products */
+static inline float lc_kernel_f32_lanes_sum(lc_vf32 v) {
+    typedef float quarter __attribute__((vector_size(16)));
+#if LC_VECTOR_BYTES >= 32
+    typedef float half __attribute__((vector_size(32)));
+    half h, hh;
+#if LC_VECTOR_BYTES == 64
+    memcpy(&h, &v, sizeof h);
+    memcpy(&hh, (const char *)&v + sizeof h, sizeof hh);
+    h += hh;
+#else
+    h = v;
+#endif
+    quarter q, qq;
+    memcpy(&q, &h, sizeof q);
+    memcpy(&qq, (const char *)&h + sizeof q, sizeof qq);
+    q += qq;
+#else
+    quarter q = v;
+#endif
+    float sum = 0;
+    for (int l = 0; l < (int)(sizeof q / sizeof sum); ++l) sum += q[l];
+    return sum;
+}
+
+__attribute__((always_inline, optimize("fp-contract=fast"))) static inline void lc_kernel_f32_dots_rows(
+        const int rows, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+        const float *b, int64_t ldb, int beta, float *c, int64_t ldc) {
+    enum { lanes = sizeof(lc_vf32) / sizeof(float) };
+    for (int64_t pc = 0; pc < k; pc += LC_DOT_KC) {
+        const int64_t kc = k - pc < LC_DOT_KC ? k - pc : LC_DOT_KC, kv = kc / lanes * lanes;
+        const int add = beta || pc > 0;
+        for (int64_t j = 0; j < n; ++j) {
+            const float *bj = b + j * ldb + pc;
+            lc_vf32 acc[LC_TMR];
+            for (int i = 0; i < rows; ++i) acc[i] = (lc_vf32){0};
+            for (int64_t p = 0; p < kv; p += lanes) {
+                lc_vf32 bv;
+                memcpy(&bv, bj + p, sizeof bv);
+                for (int i = 0; i < rows; ++i) {
+                    lc_vf32 av;
+                    memcpy(&av, a + i * lda + pc + p, sizeof av);
+                    acc[i] += av * bv;
+                }
+            }
+            for (int i = 0; i < rows; ++i) {
+                float sum = lc_kernel_f32_lanes_sum(acc[i]);
+                for (int64_t p = kv; p < kc; ++p) sum += a[i * lda + pc + p] * bj[p];
+                float *to = c + i * ldc + j;
+                *to = (add ? *to : 0) + alpha * sum;
+            }
+        }
+    }
+}
+
+static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_kernel_f32_dots(
+        int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+        const float *b, int64_t ldb, int beta, float *c, int64_t ldc) {
+    switch (m) {
+    case 1: lc_kernel_f32_dots_rows(1, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 2: lc_kernel_f32_dots_rows(2, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 3: lc_kernel_f32_dots_rows(3, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 4: lc_kernel_f32_dots_rows(4, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 5: lc_kernel_f32_dots_rows(5, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 6: lc_kernel_f32_dots_rows(6, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 7: lc_kernel_f32_dots_rows(7, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 8: lc_kernel_f32_dots_rows(8, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
     }
 }
 
@@ -284,14 +375,18 @@ static inline void lc_kernel_f64(int64_t kc, const double *restrict a, const dou
     memcpy(c, acc, sizeof acc);
 }
 
-/* An LC_TMR x NR tile of C = alpha A B (+ C when add), reading the operands
-   where they lie: A element by element at a[arow[i] + k * ak] (a matrix, its
-   transpose, or rows anywhere), B's rows of NR at b + rows[k], C at c[i * cr + j * cc] (its
-   columns apart when cc is not 1: stored element by element, once a tile). */
-__attribute__((optimize("fp-contract=fast")))
+/* An LC_TMR x (halves * NR/2) tile of C = alpha A B (+ C when add), reading the
+   operands where they lie: A element by element at a[arow[i] + k * ak] (a matrix,
+   its transpose, or rows anywhere), B's rows of NR at b + rows[k], C at
+   c[i * cr + j * cc] (its columns apart when cc is not 1: stored element by
+   element, once a tile). `halves` is 1 or 2, a constant where it is inlined: a
+   product with NR/2 columns or fewer (the weight gradient of a convolution of
+   16 channels a group) runs one vector a row, not half a tile of zeros. Always
+   inlined: gcc otherwise keeps one copy that tests `halves` in its inner loop. */
+__attribute__((optimize("fp-contract=fast"), always_inline))
 static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, const int64_t *restrict arow, int64_t ak,
                                           const double *restrict b, const int64_t *restrict rows, double alpha,
-                                          int add, double *restrict c, int64_t cr, int64_t cc) {
+                                          int add, double *restrict c, int64_t cr, int64_t cc, const int halves) {
     lc_vf64 acc[LC_TMR][2];
     for (int i = 0; i < LC_TMR; ++i) {
         acc[i][0] = (lc_vf64){0};
@@ -301,25 +396,22 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, cons
        read where it lies has its rows far apart, too many streams for the
        hardware prefetcher, and each tile stalled on them (a 1x1 convolution
        ran at half speed) */
-    for (int i = 0; i < LC_TMR; ++i) {
-        __builtin_prefetch(c + i * cr);
-        __builtin_prefetch(c + i * cr + (LC_NR_F64 / 2) * cc);
-    }
+    for (int i = 0; i < LC_TMR; ++i)
+        for (int h = 0; h < halves; ++h) __builtin_prefetch(c + i * cr + h * (LC_NR_F64 / 2) * cc);
     for (int64_t k = 0; k < kc; ++k) {
-        lc_vf64 b0, b1;
+        lc_vf64 bh[2];
         const double *row = b + rows[k];
-        __builtin_prefetch(row + LC_NR_F64);
-        __builtin_prefetch(row + LC_NR_F64 + LC_NR_F64 / 2);
-        memcpy(&b0, row, sizeof b0);
-        memcpy(&b1, row + LC_NR_F64 / 2, sizeof b1);
+        for (int h = 0; h < halves; ++h) {
+            __builtin_prefetch(row + LC_NR_F64 + h * (LC_NR_F64 / 2));
+            memcpy(&bh[h], row + h * (LC_NR_F64 / 2), sizeof bh[h]);
+        }
         for (int i = 0; i < LC_TMR; ++i) {
             const double ai = a[arow[i] + k * ak];
-            acc[i][0] += ai * b0;
-            acc[i][1] += ai * b1;
+            for (int h = 0; h < halves; ++h) acc[i][h] += ai * bh[h];
         }
     }
     for (int i = 0; i < LC_TMR; ++i)
-        for (int h = 0; h < 2; ++h) {
+        for (int h = 0; h < halves; ++h) {
             lc_vf64 v = acc[i][h] * alpha;
             double *to = c + i * cr + h * (LC_NR_F64 / 2) * cc;
             if (cc != 1) {
@@ -340,8 +432,8 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, cons
    `scratch` (LC_TILE_SCRATCH(LC_NR_F64) elements), zero-padded. B's row p starts
    at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
    ldb apart when rows is NULL; A's row i likewise at a + arows[i] when arows is
-   not NULL, else ar apart */
-static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
+   not NULL, else ar apart. Contracted as the tiles inlined into it are. */
+static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_kernel_f64_tiles(
         int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t ar, int64_t ak,
         const int64_t *arows, const double *b, int64_t ldb, const int64_t *rows, int beta, double *c, int64_t cr,
         int64_t cc, double *scratch) {
@@ -358,9 +450,11 @@ static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
             for (int64_t p = 0; p < kc; ++p) lc_rows[p] = (pc + p) * ldb;
         for (int64_t jc = 0; jc < n; jc += LC_NR_F64) {
             const int64_t nr = n - jc < LC_NR_F64 ? n - jc : LC_NR_F64;
+            /* the tile's width: a whole NR, or one vector where that covers the columns left */
+            const int halves = nr > LC_NR_F64 / 2 ? 2 : 1, width = halves * (LC_NR_F64 / 2);
             const double *bp = b + jc;
             const int64_t *bl = block_rows;
-            if (nr < LC_NR_F64) {
+            if (nr < width) {
                 for (int64_t p = 0; p < kc; ++p)
                     for (int64_t j = 0; j < LC_NR_F64; ++j) lc_edge_b[p * LC_NR_F64 + j] = j < nr ? bp[bl[p] + j] : 0;
                 bp = lc_edge_b;
@@ -379,16 +473,100 @@ static __attribute__((unused, noinline)) void lc_kernel_f64_tiles(
                     for (int i = 0; i < LC_TMR; ++i) arow[i] = i;
                 }
                 double *cp = c + ic * cr + jc * cc;
-                if (mr == LC_TMR && nr == LC_NR_F64) {
-                    lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc);
+                /* the tiles are inlined with `halves` a constant: one copy each width */
+                if (mr == LC_TMR && nr == width) {
+                    if (halves == 2)
+                        lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc, 2);
+                    else
+                        lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc, 1);
                     continue;
                 }
-                lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1);
+                if (halves == 2)
+                    lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1, 2);
+                else
+                    lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1, 1);
                 for (int64_t i = 0; i < mr; ++i)
                     for (int64_t j = 0; j < nr; ++j)
                         cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F64 + j];
             }
         }
+    }
+}
+
+/* C[m x n] = alpha A B^T (+ C when beta) for `rows` = m <= LC_TMR, both read
+   along k where they lie: a few samples times a weight stored [out, in]. So
+   thin a product is bound by reading B, which a BLAS packs (reads twice)
+   first; here each of B's rows is read once, in blocks of LC_DOT_KC terms
+   whose block of A stays in L1, and met there with every row of A. Inlined
+   for each row count (rows a constant: its accumulators stay in registers). */
+/* a vector's lanes summed by halves: a chain of one add per lane cost more
+   than a short row's products */
+static inline double lc_kernel_f64_lanes_sum(lc_vf64 v) {
+    typedef double quarter __attribute__((vector_size(16)));
+#if LC_VECTOR_BYTES >= 32
+    typedef double half __attribute__((vector_size(32)));
+    half h, hh;
+#if LC_VECTOR_BYTES == 64
+    memcpy(&h, &v, sizeof h);
+    memcpy(&hh, (const char *)&v + sizeof h, sizeof hh);
+    h += hh;
+#else
+    h = v;
+#endif
+    quarter q, qq;
+    memcpy(&q, &h, sizeof q);
+    memcpy(&qq, (const char *)&h + sizeof q, sizeof qq);
+    q += qq;
+#else
+    quarter q = v;
+#endif
+    double sum = 0;
+    for (int l = 0; l < (int)(sizeof q / sizeof sum); ++l) sum += q[l];
+    return sum;
+}
+
+__attribute__((always_inline, optimize("fp-contract=fast"))) static inline void lc_kernel_f64_dots_rows(
+        const int rows, int64_t n, int64_t k, double alpha, const double *a, int64_t lda,
+        const double *b, int64_t ldb, int beta, double *c, int64_t ldc) {
+    enum { lanes = sizeof(lc_vf64) / sizeof(double) };
+    for (int64_t pc = 0; pc < k; pc += LC_DOT_KC) {
+        const int64_t kc = k - pc < LC_DOT_KC ? k - pc : LC_DOT_KC, kv = kc / lanes * lanes;
+        const int add = beta || pc > 0;
+        for (int64_t j = 0; j < n; ++j) {
+            const double *bj = b + j * ldb + pc;
+            lc_vf64 acc[LC_TMR];
+            for (int i = 0; i < rows; ++i) acc[i] = (lc_vf64){0};
+            for (int64_t p = 0; p < kv; p += lanes) {
+                lc_vf64 bv;
+                memcpy(&bv, bj + p, sizeof bv);
+                for (int i = 0; i < rows; ++i) {
+                    lc_vf64 av;
+                    memcpy(&av, a + i * lda + pc + p, sizeof av);
+                    acc[i] += av * bv;
+                }
+            }
+            for (int i = 0; i < rows; ++i) {
+                double sum = lc_kernel_f64_lanes_sum(acc[i]);
+                for (int64_t p = kv; p < kc; ++p) sum += a[i * lda + pc + p] * bj[p];
+                double *to = c + i * ldc + j;
+                *to = (add ? *to : 0) + alpha * sum;
+            }
+        }
+    }
+}
+
+static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_kernel_f64_dots(
+        int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t lda,
+        const double *b, int64_t ldb, int beta, double *c, int64_t ldc) {
+    switch (m) {
+    case 1: lc_kernel_f64_dots_rows(1, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 2: lc_kernel_f64_dots_rows(2, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 3: lc_kernel_f64_dots_rows(3, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 4: lc_kernel_f64_dots_rows(4, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 5: lc_kernel_f64_dots_rows(5, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 6: lc_kernel_f64_dots_rows(6, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 7: lc_kernel_f64_dots_rows(7, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 8: lc_kernel_f64_dots_rows(8, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
     }
 }
 
@@ -497,6 +675,23 @@ static __attribute__((unused, noinline, noclone)) int lc_gemm_f32(int trans_a, i
                                             float beta, float *c, int64_t ldc) {
     const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
     const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
+    /* a few rows (a small batch), or a few terms (a small batch's weight
+       gradient): bound by streaming the larger operand from memory, which the
+       kernels above read once where it lies, where a BLAS packs it first. In
+       cache (under LC_THIN_MIN_BYTES) the BLAS's small-matrix kernels win. */
+    const int thin = (k > m ? k : m) * n * (int64_t)sizeof(float) >= LC_THIN_MIN_BYTES;
+    if (thin && m >= 1 && m <= LC_TMR && !trans_a && trans_b) {
+        lc_kernel_f32_dots(m, n, k, alpha, a, lda, b, ldb, beta != 0, c, ldc);
+        return 0;
+    }
+    if (thin && !trans_b && (m <= LC_TMR || k <= LC_TMR)) {
+        float *scratch = malloc(sizeof(float) * LC_TILE_SCRATCH(LC_NR_F32));
+        if (!scratch) return LC_OUT_OF_MEMORY;
+        lc_kernel_f32_tiles(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, NULL, b, ldb, NULL, beta != 0,
+                               c, ldc, 1, scratch);
+        free(scratch);
+        return 0;
+    }
     if (lc_sgemm && lc_blas_ilp64) {
         ((lc_sgemm64_t)lc_sgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     } else if (lc_sgemm && m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX && largest <= INT32_MAX) {
@@ -564,6 +759,23 @@ static __attribute__((unused, noinline, noclone)) int lc_gemm_f64(int trans_a, i
                                             double beta, double *c, int64_t ldc) {
     const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
     const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
+    /* a few rows (a small batch), or a few terms (a small batch's weight
+       gradient): bound by streaming the larger operand from memory, which the
+       kernels above read once where it lies, where a BLAS packs it first. In
+       cache (under LC_THIN_MIN_BYTES) the BLAS's small-matrix kernels win. */
+    const int thin = (k > m ? k : m) * n * (int64_t)sizeof(double) >= LC_THIN_MIN_BYTES;
+    if (thin && m >= 1 && m <= LC_TMR && !trans_a && trans_b) {
+        lc_kernel_f64_dots(m, n, k, alpha, a, lda, b, ldb, beta != 0, c, ldc);
+        return 0;
+    }
+    if (thin && !trans_b && (m <= LC_TMR || k <= LC_TMR)) {
+        double *scratch = malloc(sizeof(double) * LC_TILE_SCRATCH(LC_NR_F64));
+        if (!scratch) return LC_OUT_OF_MEMORY;
+        lc_kernel_f64_tiles(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, NULL, b, ldb, NULL, beta != 0,
+                               c, ldc, 1, scratch);
+        free(scratch);
+        return 0;
+    }
     if (lc_dgemm && lc_blas_ilp64) {
         ((lc_dgemm64_t)lc_dgemm)(LC_ROW_MAJOR, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     } else if (lc_dgemm && m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX && largest <= INT32_MAX) {
@@ -757,10 +969,17 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
-    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_h_step = lc_step;
-    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_calls = (int64_t)(S_N);
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    /* a task for each thread at least (a batch smaller than the threads: its
+       images split into more blocks), and blocks of one length (a last short
+       block left a thread idle while another ran a long one) */
+    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
+    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
+    lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_step = lc_step;
+    const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F32);
@@ -949,10 +1168,17 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
     int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
-    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_h_34_step = lc_step;
-    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_calls = (int64_t)(S_N);
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    /* a task for each thread at least (a batch smaller than the threads: its
+       images split into more blocks), and blocks of one length (a last short
+       block left a thread idle while another ran a long one) */
+    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
+    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
+    lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_34_step = lc_step;
+    const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F32);
@@ -1309,10 +1535,17 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
-    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_j2_step = lc_step;
-    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_calls = (int64_t)(S_N);
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    /* a task for each thread at least (a batch smaller than the threads: its
+       images split into more blocks), and blocks of one length (a last short
+       block left a thread idle while another ran a long one) */
+    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
+    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
+    lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_j2_step = lc_step;
+    const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F32);
@@ -1438,10 +1671,17 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
-    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_h_34_step = lc_step;
-    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_calls = (int64_t)(S_N);
     int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    /* a task for each thread at least (a batch smaller than the threads: its
+       images split into more blocks), and blocks of one length (a last short
+       block left a thread idle while another ran a long one) */
+    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
+    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
+    lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_34_step = lc_step;
+    const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F32);
@@ -1453,8 +1693,11 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
-    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
-    float *lc_part = lc_nt > 1 ? malloc(sizeof(float) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3))) : 0;
+    /* tasks add onto the same elements: each thread into its own copy, laid out
+       as the calls' C (72 x 8), summed in thread order into the
+       output they write transposed; without the copies, one thread into the output */
+    const int64_t lc_mine_size = (72) * (8);
+    float *lc_part = malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_mine_size);
     if (!lc_part) lc_nt = 1;
     for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
     int lc_used = 1;
@@ -1472,8 +1715,9 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)));
     float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
-    float *lc_out = lc_tid == 0 ? T_grad_conv2_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
-    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
+    float *lc_out = T_grad_conv2_weight;
+    float *lc_mine = lc_part ? lc_part + (int64_t)lc_tid * lc_mine_size : 0;
+    if (lc_mine) for (int64_t k = 0; k < lc_mine_size; ++k) lc_mine[k] = 0;
     #pragma omp for schedule(static)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_h_34_start = lc_task % lc_blocks * lc_step;
@@ -1537,13 +1781,20 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f32_tiles(72, 8, (((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0f, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f32_tiles(72, 8, (((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0f, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_mine ? lc_mine : lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), lc_mine ? 8 : 1, lc_mine ? 1 : 72, lc_scratch);
     }
     }
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const float *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] += lc_p[k];
+    for (int lc_t = 0; lc_part && lc_t < lc_used; ++lc_t) {
+        const float *restrict lc_p = lc_part + (int64_t)lc_t * lc_mine_size;
+        float *restrict lc_to = T_grad_conv2_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0);
+        /* the copy's row i, column j is the output's element i + j * ld: blocks
+           of 16 rows, so that both sides are read and written by cache lines */
+        for (int64_t lc_i0 = 0; lc_i0 < 72; lc_i0 += 16) {
+            const int64_t lc_i1 = lc_min_i64(lc_i0 + 16, 72);
+            for (int64_t lc_j = 0; lc_j < 8; ++lc_j)
+                for (int64_t lc_i = lc_i0; lc_i < lc_i1; ++lc_i)
+                    lc_to[lc_i + lc_j * (72)] += lc_p[lc_i * (8) + lc_j];
+        }
     }
     free(lc_part);
     free(lc_ws);
@@ -1713,10 +1964,17 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
-    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_h_step = lc_step;
-    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_calls = (int64_t)(S_N);
     int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    /* a task for each thread at least (a batch smaller than the threads: its
+       images split into more blocks), and blocks of one length (a last short
+       block left a thread idle while another ran a long one) */
+    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
+    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
+    lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_step = lc_step;
+    const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F32);
@@ -1728,8 +1986,11 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
-    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
-    float *lc_part = lc_nt > 1 ? malloc(sizeof(float) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3))) : 0;
+    /* tasks add onto the same elements: each thread into its own copy, laid out
+       as the calls' C (72 x 8), summed in thread order into the
+       output they write transposed; without the copies, one thread into the output */
+    const int64_t lc_mine_size = (72) * (8);
+    float *lc_part = malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_mine_size);
     if (!lc_part) lc_nt = 1;
     for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
     int lc_used = 1;
@@ -1747,8 +2008,9 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)));
     float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
-    float *lc_out = lc_tid == 0 ? T_grad_conv1_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
-    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
+    float *lc_out = T_grad_conv1_weight;
+    float *lc_mine = lc_part ? lc_part + (int64_t)lc_tid * lc_mine_size : 0;
+    if (lc_mine) for (int64_t k = 0; k < lc_mine_size; ++k) lc_mine[k] = 0;
     #pragma omp for schedule(static)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_h_start = lc_task % lc_blocks * lc_step;
@@ -1812,13 +2074,20 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f32_tiles(72, 8, (((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0f, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f32_tiles(72, 8, (((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0f, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_mine ? lc_mine : lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), lc_mine ? 8 : 1, lc_mine ? 1 : 72, lc_scratch);
     }
     }
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const float *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] += lc_p[k];
+    for (int lc_t = 0; lc_part && lc_t < lc_used; ++lc_t) {
+        const float *restrict lc_p = lc_part + (int64_t)lc_t * lc_mine_size;
+        float *restrict lc_to = T_grad_conv1_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0);
+        /* the copy's row i, column j is the output's element i + j * ld: blocks
+           of 16 rows, so that both sides are read and written by cache lines */
+        for (int64_t lc_i0 = 0; lc_i0 < 72; lc_i0 += 16) {
+            const int64_t lc_i1 = lc_min_i64(lc_i0 + 16, 72);
+            for (int64_t lc_j = 0; lc_j < 8; ++lc_j)
+                for (int64_t lc_i = lc_i0; lc_i < lc_i1; ++lc_i)
+                    lc_to[lc_i + lc_j * (72)] += lc_p[lc_i * (8) + lc_j];
+        }
     }
     free(lc_part);
     free(lc_ws);
@@ -1838,10 +2107,17 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
-    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_j2_step = lc_step;
-    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_calls = (int64_t)(S_N);
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    /* a task for each thread at least (a batch smaller than the threads: its
+       images split into more blocks), and blocks of one length (a last short
+       block left a thread idle while another ran a long one) */
+    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
+    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
+    lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_j2_step = lc_step;
+    const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F32);
@@ -2146,10 +2422,17 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
     int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
-    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_j2_step = lc_step;
-    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_calls = (int64_t)(S_N);
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    /* a task for each thread at least (a batch smaller than the threads: its
+       images split into more blocks), and blocks of one length (a last short
+       block left a thread idle while another ran a long one) */
+    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
+    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
+    lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_j2_step = lc_step;
+    const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F32);
@@ -2275,10 +2558,17 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
     int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
-    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_h_34_step = lc_step;
-    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_calls = (int64_t)(S_N);
     int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    /* a task for each thread at least (a batch smaller than the threads: its
+       images split into more blocks), and blocks of one length (a last short
+       block left a thread idle while another ran a long one) */
+    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
+    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
+    lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_34_step = lc_step;
+    const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F32);
@@ -2290,8 +2580,11 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
-    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
-    float *lc_part = lc_nt > 1 ? malloc(sizeof(float) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3))) : 0;
+    /* tasks add onto the same elements: each thread into its own copy, laid out
+       as the calls' C (72 x 8), summed in thread order into the
+       output they write transposed; without the copies, one thread into the output */
+    const int64_t lc_mine_size = (72) * (8);
+    float *lc_part = malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_mine_size);
     if (!lc_part) lc_nt = 1;
     for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
     int lc_used = 1;
@@ -2309,8 +2602,9 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
     float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)));
     float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
-    float *lc_out = lc_tid == 0 ? T_grad_conv2_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
-    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
+    float *lc_out = T_grad_conv2_weight;
+    float *lc_mine = lc_part ? lc_part + (int64_t)lc_tid * lc_mine_size : 0;
+    if (lc_mine) for (int64_t k = 0; k < lc_mine_size; ++k) lc_mine[k] = 0;
     #pragma omp for schedule(static)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_h_34_start = lc_task % lc_blocks * lc_step;
@@ -2374,13 +2668,20 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
         }
         }
         }
-        lc_kernel_f32_tiles(72, 8, (((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0f, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f32_tiles(72, 8, (((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0f, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_mine ? lc_mine : lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), lc_mine ? 8 : 1, lc_mine ? 1 : 72, lc_scratch);
     }
     }
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const float *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] += lc_p[k];
+    for (int lc_t = 0; lc_part && lc_t < lc_used; ++lc_t) {
+        const float *restrict lc_p = lc_part + (int64_t)lc_t * lc_mine_size;
+        float *restrict lc_to = T_grad_conv2_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0);
+        /* the copy's row i, column j is the output's element i + j * ld: blocks
+           of 16 rows, so that both sides are read and written by cache lines */
+        for (int64_t lc_i0 = 0; lc_i0 < 72; lc_i0 += 16) {
+            const int64_t lc_i1 = lc_min_i64(lc_i0 + 16, 72);
+            for (int64_t lc_j = 0; lc_j < 8; ++lc_j)
+                for (int64_t lc_i = lc_i0; lc_i < lc_i1; ++lc_i)
+                    lc_to[lc_i + lc_j * (72)] += lc_p[lc_i * (8) + lc_j];
+        }
     }
     free(lc_part);
     free(lc_ws);
@@ -2550,10 +2851,17 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
     int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
-    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_h_step = lc_step;
-    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_calls = (int64_t)(S_N);
     int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    /* a task for each thread at least (a batch smaller than the threads: its
+       images split into more blocks), and blocks of one length (a last short
+       block left a thread idle while another ran a long one) */
+    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
+    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
+    lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_step = lc_step;
+    const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F32);
@@ -2565,8 +2873,11 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
-    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
-    float *lc_part = lc_nt > 1 ? malloc(sizeof(float) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3))) : 0;
+    /* tasks add onto the same elements: each thread into its own copy, laid out
+       as the calls' C (72 x 8), summed in thread order into the
+       output they write transposed; without the copies, one thread into the output */
+    const int64_t lc_mine_size = (72) * (8);
+    float *lc_part = malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_mine_size);
     if (!lc_part) lc_nt = 1;
     for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
     int lc_used = 1;
@@ -2584,8 +2895,9 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
     float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)));
     float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
-    float *lc_out = lc_tid == 0 ? T_grad_conv1_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
-    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
+    float *lc_out = T_grad_conv1_weight;
+    float *lc_mine = lc_part ? lc_part + (int64_t)lc_tid * lc_mine_size : 0;
+    if (lc_mine) for (int64_t k = 0; k < lc_mine_size; ++k) lc_mine[k] = 0;
     #pragma omp for schedule(static)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_h_start = lc_task % lc_blocks * lc_step;
@@ -2649,13 +2961,20 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
         }
         }
         }
-        lc_kernel_f32_tiles(72, 8, (((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0f, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f32_tiles(72, 8, (((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0f, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_mine ? lc_mine : lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), lc_mine ? 8 : 1, lc_mine ? 1 : 72, lc_scratch);
     }
     }
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const float *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] += lc_p[k];
+    for (int lc_t = 0; lc_part && lc_t < lc_used; ++lc_t) {
+        const float *restrict lc_p = lc_part + (int64_t)lc_t * lc_mine_size;
+        float *restrict lc_to = T_grad_conv1_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0);
+        /* the copy's row i, column j is the output's element i + j * ld: blocks
+           of 16 rows, so that both sides are read and written by cache lines */
+        for (int64_t lc_i0 = 0; lc_i0 < 72; lc_i0 += 16) {
+            const int64_t lc_i1 = lc_min_i64(lc_i0 + 16, 72);
+            for (int64_t lc_j = 0; lc_j < 8; ++lc_j)
+                for (int64_t lc_i = lc_i0; lc_i < lc_i1; ++lc_i)
+                    lc_to[lc_i + lc_j * (72)] += lc_p[lc_i * (8) + lc_j];
+        }
     }
     free(lc_part);
     free(lc_ws);
@@ -2687,10 +3006,17 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
-    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_h_step = lc_step;
-    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_calls = (int64_t)(S_N);
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    /* a task for each thread at least (a batch smaller than the threads: its
+       images split into more blocks), and blocks of one length (a last short
+       block left a thread idle while another ran a long one) */
+    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
+    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
+    lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_step = lc_step;
+    const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F64);
@@ -2879,10 +3205,17 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
     int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
-    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_h_34_step = lc_step;
-    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_calls = (int64_t)(S_N);
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    /* a task for each thread at least (a batch smaller than the threads: its
+       images split into more blocks), and blocks of one length (a last short
+       block left a thread idle while another ran a long one) */
+    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
+    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
+    lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_34_step = lc_step;
+    const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F64);
@@ -3239,10 +3572,17 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
-    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_j2_step = lc_step;
-    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_calls = (int64_t)(S_N);
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    /* a task for each thread at least (a batch smaller than the threads: its
+       images split into more blocks), and blocks of one length (a last short
+       block left a thread idle while another ran a long one) */
+    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
+    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
+    lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_j2_step = lc_step;
+    const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F64);
@@ -3368,10 +3708,17 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
-    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_h_34_step = lc_step;
-    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_calls = (int64_t)(S_N);
     int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    /* a task for each thread at least (a batch smaller than the threads: its
+       images split into more blocks), and blocks of one length (a last short
+       block left a thread idle while another ran a long one) */
+    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
+    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
+    lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_34_step = lc_step;
+    const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F64);
@@ -3383,8 +3730,11 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
-    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
-    double *lc_part = lc_nt > 1 ? malloc(sizeof(double) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3))) : 0;
+    /* tasks add onto the same elements: each thread into its own copy, laid out
+       as the calls' C (72 x 8), summed in thread order into the
+       output they write transposed; without the copies, one thread into the output */
+    const int64_t lc_mine_size = (72) * (8);
+    double *lc_part = malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_mine_size);
     if (!lc_part) lc_nt = 1;
     for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
     int lc_used = 1;
@@ -3402,8 +3752,9 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)));
     double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
-    double *lc_out = lc_tid == 0 ? T_grad_conv2_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
-    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
+    double *lc_out = T_grad_conv2_weight;
+    double *lc_mine = lc_part ? lc_part + (int64_t)lc_tid * lc_mine_size : 0;
+    if (lc_mine) for (int64_t k = 0; k < lc_mine_size; ++k) lc_mine[k] = 0;
     #pragma omp for schedule(static)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_h_34_start = lc_task % lc_blocks * lc_step;
@@ -3467,13 +3818,20 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f64_tiles(72, 8, (((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f64_tiles(72, 8, (((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_mine ? lc_mine : lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), lc_mine ? 8 : 1, lc_mine ? 1 : 72, lc_scratch);
     }
     }
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const double *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] += lc_p[k];
+    for (int lc_t = 0; lc_part && lc_t < lc_used; ++lc_t) {
+        const double *restrict lc_p = lc_part + (int64_t)lc_t * lc_mine_size;
+        double *restrict lc_to = T_grad_conv2_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0);
+        /* the copy's row i, column j is the output's element i + j * ld: blocks
+           of 16 rows, so that both sides are read and written by cache lines */
+        for (int64_t lc_i0 = 0; lc_i0 < 72; lc_i0 += 16) {
+            const int64_t lc_i1 = lc_min_i64(lc_i0 + 16, 72);
+            for (int64_t lc_j = 0; lc_j < 8; ++lc_j)
+                for (int64_t lc_i = lc_i0; lc_i < lc_i1; ++lc_i)
+                    lc_to[lc_i + lc_j * (72)] += lc_p[lc_i * (8) + lc_j];
+        }
     }
     free(lc_part);
     free(lc_ws);
@@ -3643,10 +4001,17 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
-    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_h_step = lc_step;
-    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_calls = (int64_t)(S_N);
     int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    /* a task for each thread at least (a batch smaller than the threads: its
+       images split into more blocks), and blocks of one length (a last short
+       block left a thread idle while another ran a long one) */
+    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
+    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
+    lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_step = lc_step;
+    const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F64);
@@ -3658,8 +4023,11 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
-    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
-    double *lc_part = lc_nt > 1 ? malloc(sizeof(double) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3))) : 0;
+    /* tasks add onto the same elements: each thread into its own copy, laid out
+       as the calls' C (72 x 8), summed in thread order into the
+       output they write transposed; without the copies, one thread into the output */
+    const int64_t lc_mine_size = (72) * (8);
+    double *lc_part = malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_mine_size);
     if (!lc_part) lc_nt = 1;
     for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
     int lc_used = 1;
@@ -3677,8 +4045,9 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)));
     double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
-    double *lc_out = lc_tid == 0 ? T_grad_conv1_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
-    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
+    double *lc_out = T_grad_conv1_weight;
+    double *lc_mine = lc_part ? lc_part + (int64_t)lc_tid * lc_mine_size : 0;
+    if (lc_mine) for (int64_t k = 0; k < lc_mine_size; ++k) lc_mine[k] = 0;
     #pragma omp for schedule(static)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_h_start = lc_task % lc_blocks * lc_step;
@@ -3742,13 +4111,20 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
         }
         }
-        lc_kernel_f64_tiles(72, 8, (((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f64_tiles(72, 8, (((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_mine ? lc_mine : lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), lc_mine ? 8 : 1, lc_mine ? 1 : 72, lc_scratch);
     }
     }
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const double *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] += lc_p[k];
+    for (int lc_t = 0; lc_part && lc_t < lc_used; ++lc_t) {
+        const double *restrict lc_p = lc_part + (int64_t)lc_t * lc_mine_size;
+        double *restrict lc_to = T_grad_conv1_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0);
+        /* the copy's row i, column j is the output's element i + j * ld: blocks
+           of 16 rows, so that both sides are read and written by cache lines */
+        for (int64_t lc_i0 = 0; lc_i0 < 72; lc_i0 += 16) {
+            const int64_t lc_i1 = lc_min_i64(lc_i0 + 16, 72);
+            for (int64_t lc_j = 0; lc_j < 8; ++lc_j)
+                for (int64_t lc_i = lc_i0; lc_i < lc_i1; ++lc_i)
+                    lc_to[lc_i + lc_j * (72)] += lc_p[lc_i * (8) + lc_j];
+        }
     }
     free(lc_part);
     free(lc_ws);
@@ -3768,10 +4144,17 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
-    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_j2_step = lc_step;
-    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_calls = (int64_t)(S_N);
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    /* a task for each thread at least (a batch smaller than the threads: its
+       images split into more blocks), and blocks of one length (a last short
+       block left a thread idle while another ran a long one) */
+    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
+    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
+    lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_j2_step = lc_step;
+    const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F64);
@@ -4076,10 +4459,17 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
     int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (32 * lc_floordiv((S_W + 31), 32)))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
-    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_j2_step = lc_step;
-    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_calls = (int64_t)(S_N);
     int lc_nt = (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) >= 131072 ? lc_num_threads() : 1;
+    /* a task for each thread at least (a batch smaller than the threads: its
+       images split into more blocks), and blocks of one length (a last short
+       block left a thread idle while another ran a long one) */
+    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
+    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
+    lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_j2_step = lc_step;
+    const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_j2_step + 2)) * (lc_floordiv((((S_W + 2) * (v_j2_step + 2)) + 31), ((S_W + 2) * (v_j2_step + 2))) + 8)) + (8 * (32 * lc_floordiv((((((v_j2_step + -1) * (S_W + 2)) + 1) + (S_W + -1)) + 31), 32)))) + LC_TILE_SCRATCH(LC_NR_F64);
@@ -4205,10 +4595,17 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
     int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
-    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_h_34_step = lc_step;
-    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_calls = (int64_t)(S_N);
     int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    /* a task for each thread at least (a batch smaller than the threads: its
+       images split into more blocks), and blocks of one length (a last short
+       block left a thread idle while another ran a long one) */
+    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
+    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
+    lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_34_step = lc_step;
+    const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F64);
@@ -4220,8 +4617,11 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
-    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
-    double *lc_part = lc_nt > 1 ? malloc(sizeof(double) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3))) : 0;
+    /* tasks add onto the same elements: each thread into its own copy, laid out
+       as the calls' C (72 x 8), summed in thread order into the
+       output they write transposed; without the copies, one thread into the output */
+    const int64_t lc_mine_size = (72) * (8);
+    double *lc_part = malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_mine_size);
     if (!lc_part) lc_nt = 1;
     for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] = 0;
     int lc_used = 1;
@@ -4239,8 +4639,9 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
     double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)));
     double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_34_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_34_step + 2)) + 31), ((S_W + 2) * (v_h_34_step + 2))) + 8)) + (8 * ((((v_h_34_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
-    double *lc_out = lc_tid == 0 ? T_grad_conv2_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
-    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
+    double *lc_out = T_grad_conv2_weight;
+    double *lc_mine = lc_part ? lc_part + (int64_t)lc_tid * lc_mine_size : 0;
+    if (lc_mine) for (int64_t k = 0; k < lc_mine_size; ++k) lc_mine[k] = 0;
     #pragma omp for schedule(static)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_h_34_start = lc_task % lc_blocks * lc_step;
@@ -4304,13 +4705,20 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
         }
         }
         }
-        lc_kernel_f64_tiles(72, 8, (((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f64_tiles(72, 8, (((((v_h_34_stop + (-1 * v_h_34_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_mine ? lc_mine : lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), lc_mine ? 8 : 1, lc_mine ? 1 : 72, lc_scratch);
     }
     }
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const double *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv2_weight[k] += lc_p[k];
+    for (int lc_t = 0; lc_part && lc_t < lc_used; ++lc_t) {
+        const double *restrict lc_p = lc_part + (int64_t)lc_t * lc_mine_size;
+        double *restrict lc_to = T_grad_conv2_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0);
+        /* the copy's row i, column j is the output's element i + j * ld: blocks
+           of 16 rows, so that both sides are read and written by cache lines */
+        for (int64_t lc_i0 = 0; lc_i0 < 72; lc_i0 += 16) {
+            const int64_t lc_i1 = lc_min_i64(lc_i0 + 16, 72);
+            for (int64_t lc_j = 0; lc_j < 8; ++lc_j)
+                for (int64_t lc_i = lc_i0; lc_i < lc_i1; ++lc_i)
+                    lc_to[lc_i + lc_j * (72)] += lc_p[lc_i * (8) + lc_j];
+        }
     }
     free(lc_part);
     free(lc_ws);
@@ -4480,10 +4888,17 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
     int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((((3 * (S_W + 2)) * (lc_floordiv(((3 * (S_W + 2)) + 31), (3 * (S_W + 2))) + 8)) + (8 * (S_W + 2))));
     if (lc_step < 1) lc_step = 1;
     if (lc_step > lc_extent) lc_step = lc_extent;
-    const int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_h_step = lc_step;
-    const int64_t lc_tasks = (int64_t)(S_N) * lc_blocks;
+    int64_t lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t lc_calls = (int64_t)(S_N);
     int lc_nt = (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072 ? lc_num_threads() : 1;
+    /* a task for each thread at least (a batch smaller than the threads: its
+       images split into more blocks), and blocks of one length (a last short
+       block left a thread idle while another ran a long one) */
+    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
+    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
+    lc_blocks = (lc_extent + lc_step - 1) / lc_step;
+    const int64_t v_h_step = lc_step;
+    const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
     const int64_t lc_room = ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))) + LC_TILE_SCRATCH(LC_NR_F64);
@@ -4495,8 +4910,11 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
         free(lc_ws);
         return LC_OUT_OF_MEMORY;
     }
-    /* tasks add onto the same elements: each thread into its own copy, summed in thread order */
-    double *lc_part = lc_nt > 1 ? malloc(sizeof(double) * (size_t)(lc_nt - 1) * (size_t)((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3))) : 0;
+    /* tasks add onto the same elements: each thread into its own copy, laid out
+       as the calls' C (72 x 8), summed in thread order into the
+       output they write transposed; without the copies, one thread into the output */
+    const int64_t lc_mine_size = (72) * (8);
+    double *lc_part = malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_mine_size);
     if (!lc_part) lc_nt = 1;
     for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] = 0;
     int lc_used = 1;
@@ -4514,8 +4932,9 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
     double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + ((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)));
     double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((((S_W + 2) * (v_h_step + 2)) * (lc_floordiv((((S_W + 2) * (v_h_step + 2)) + 31), ((S_W + 2) * (v_h_step + 2))) + 8)) + (8 * ((((v_h_step + -1) * (S_W + 2)) + 1) + (S_W + 1)))));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
-    double *lc_out = lc_tid == 0 ? T_grad_conv1_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
-    if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) lc_out[k] = 0;
+    double *lc_out = T_grad_conv1_weight;
+    double *lc_mine = lc_part ? lc_part + (int64_t)lc_tid * lc_mine_size : 0;
+    if (lc_mine) for (int64_t k = 0; k < lc_mine_size; ++k) lc_mine[k] = 0;
     #pragma omp for schedule(static)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
         const int64_t v_h_start = lc_task % lc_blocks * lc_step;
@@ -4579,13 +4998,20 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
         }
         }
         }
-        lc_kernel_f64_tiles(72, 8, (((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), 1, 72, lc_scratch);
+        lc_kernel_f64_tiles(72, 8, (((((v_h_stop + (-1 * v_h_start)) + -1) * (S_W + 2)) + 1) + (S_W + -1)), 1.0, lc_pack_a, 0, 1, lc_rows_a, lc_pack_b, 8, 0, 1, lc_mine ? lc_mine : lc_out + ((((0) * 8 + 0) * 3 + 0) * 3 + 0), lc_mine ? 8 : 1, lc_mine ? 1 : 72, lc_scratch);
     }
     }
-    for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
-        const double *restrict lc_p = lc_part + (int64_t)(lc_t - 1) * ((int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3));
-        #pragma omp simd
-        for (int64_t k = 0; k < (int64_t)(8) * (int64_t)(8) * (int64_t)(3) * (int64_t)(3); ++k) T_grad_conv1_weight[k] += lc_p[k];
+    for (int lc_t = 0; lc_part && lc_t < lc_used; ++lc_t) {
+        const double *restrict lc_p = lc_part + (int64_t)lc_t * lc_mine_size;
+        double *restrict lc_to = T_grad_conv1_weight + ((((0) * 8 + 0) * 3 + 0) * 3 + 0);
+        /* the copy's row i, column j is the output's element i + j * ld: blocks
+           of 16 rows, so that both sides are read and written by cache lines */
+        for (int64_t lc_i0 = 0; lc_i0 < 72; lc_i0 += 16) {
+            const int64_t lc_i1 = lc_min_i64(lc_i0 + 16, 72);
+            for (int64_t lc_j = 0; lc_j < 8; ++lc_j)
+                for (int64_t lc_i = lc_i0; lc_i < lc_i1; ++lc_i)
+                    lc_to[lc_i + lc_j * (72)] += lc_p[lc_i * (8) + lc_j];
+        }
     }
     free(lc_part);
     free(lc_ws);
