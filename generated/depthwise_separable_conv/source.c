@@ -216,8 +216,8 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const
    tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
    `scratch` (LC_TILE_SCRATCH(LC_NR_F32) elements), zero-padded. B's row p starts
    at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
-   ldb apart when rows is NULL; A's row i likewise at a + arows[i] when arows is
-   not NULL, else ar apart. Contracted as the tiles inlined into it are. */
+   ldb apart when rows is null; A's row i likewise at a + arows[i] when arows is
+   not null, else ar apart. Contracted as the tiles inlined into it are. */
 static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_kernel_f32_tiles(
         int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t ar, int64_t ak,
         const int64_t *arows, const float *b, int64_t ldb, const int64_t *rows, int beta, float *c, int64_t cr,
@@ -431,8 +431,8 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, cons
    tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through
    `scratch` (LC_TILE_SCRATCH(LC_NR_F64) elements), zero-padded. B's row p starts
    at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
-   ldb apart when rows is NULL; A's row i likewise at a + arows[i] when arows is
-   not NULL, else ar apart. Contracted as the tiles inlined into it are. */
+   ldb apart when rows is null; A's row i likewise at a + arows[i] when arows is
+   not null, else ar apart. Contracted as the tiles inlined into it are. */
 static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_kernel_f64_tiles(
         int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t ar, int64_t ak,
         const int64_t *arows, const double *b, int64_t ldb, const int64_t *rows, int beta, double *c, int64_t cr,
@@ -687,7 +687,7 @@ static __attribute__((unused, noinline, noclone)) int lc_gemm_f32(int trans_a, i
     if (thin && !trans_b && (m <= LC_TMR || k <= LC_TMR)) {
         float *scratch = malloc(sizeof(float) * LC_TILE_SCRATCH(LC_NR_F32));
         if (!scratch) return LC_OUT_OF_MEMORY;
-        lc_kernel_f32_tiles(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, NULL, b, ldb, NULL, beta != 0,
+        lc_kernel_f32_tiles(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, 0, b, ldb, 0, beta != 0,
                                c, ldc, 1, scratch);
         free(scratch);
         return 0;
@@ -771,7 +771,7 @@ static __attribute__((unused, noinline, noclone)) int lc_gemm_f64(int trans_a, i
     if (thin && !trans_b && (m <= LC_TMR || k <= LC_TMR)) {
         double *scratch = malloc(sizeof(double) * LC_TILE_SCRATCH(LC_NR_F64));
         if (!scratch) return LC_OUT_OF_MEMORY;
-        lc_kernel_f64_tiles(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, NULL, b, ldb, NULL, beta != 0,
+        lc_kernel_f64_tiles(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, 0, b, ldb, 0, beta != 0,
                                c, ldc, 1, scratch);
         free(scratch);
         return 0;
