@@ -19,7 +19,7 @@ import re
 
 from . import ir
 
-from .contract_c import GEMMS, KERNELS, render_contraction
+from .contract_c import GEMMS, KERNELS, calls_gemm, render_contraction
 from .cprint import DTYPES, Context, _env, c_comment, size_c, tensor_c, var_c
 from .cstatements import Parameter
 from .nests_c import (STREAM_TILE, STREAMS, render_inner, render_online, render_pass, render_row,
@@ -168,20 +168,25 @@ def render_module(prefix: str, spec: str, plans: dict,
     own, built when first used, from one part per program (the long ones compiled
     side by side: ``_units``)."""
     signatures = {role: signature(plan.program, f"{prefix}_{role}") for role, plan in plans.items()}
-    parts, functions, libraries = [], [], {}
+    rendered = {dtype: [render_function(sig, plans[role], dtype, (unit_variants or {}).get(role))
+                        for role, sig in signatures.items()] for dtype in DTYPES}
+    # parts 1, 2, ...: the functions, dtype by dtype; then each dtype's gemm
+    numbered = {dtype: list(enumerate((text for text, _ in rendered[dtype]), start=1 + k * len(signatures)))
+                for k, dtype in enumerate(DTYPES)}
+    gemm_parts = {dtype: 1 + len(DTYPES) * len(signatures) + k for k, dtype in enumerate(DTYPES)}
     cdef = _env.get_template("cdef.h.j2")
+    libraries = {}
     for dtype in DTYPES:
-        rendered = [render_function(sig, plans[role], dtype, (unit_variants or {}).get(role))
-                    for role, sig in signatures.items()]
-        numbers = tuple(range(len(parts) + 1, len(parts) + 1 + len(rendered)))
-        parts += [dict(number=n, functions=[text]) for n, (text, _) in zip(numbers, rendered)]
-        own = [function for _, function in rendered]
-        libraries[dtype] = LibraryPlan(cdef.render(prefix=prefix, functions=own),
-                                       _units([(n, text) for n, (text, _) in zip(numbers, rendered)]))
-        functions += own
+        units = _units(numbered[dtype])
+        if any(calls_gemm(text, dtype) for _, text in numbered[dtype]):
+            units = (units[0] + (gemm_parts[dtype],),) + units[1:]
+        libraries[dtype] = LibraryPlan(cdef.render(prefix=prefix, functions=[f for _, f in rendered[dtype]]), units)
+    parts = [dict(number=n, functions=[text]) for dtype in DTYPES for n, text in numbered[dtype]]
+    functions = [f for dtype in DTYPES for _, f in rendered[dtype]]
+    gemms = [dict(gemm, here=f"LC_GEMM_{dtype.upper()}_HERE", part=gemm_parts[dtype]) for dtype, gemm in GEMMS.items()]
     source = _env.get_template("module.c.j2").render(spec=re.sub(r"[^A-Za-z0-9_ ]", "_", spec),
                                                       kernels=list(KERNELS.values()),
-                                                      gemms=list(GEMMS.values()), streams=list(STREAMS.values()),
+                                                      gemms=gemms, streams=list(STREAMS.values()),
                                                       tile=STREAM_TILE, prefix=prefix, parts=parts,
                                                       statuses=CODES)
     return source, cdef.render(prefix=prefix, functions=functions), signatures, libraries

@@ -24,6 +24,16 @@ GEMMS = {dtype: dict(name=f"lc_gemm_{dtype}", ctype=DTYPES[dtype][0], pointer=f"
          for dtype, letter in (("f32", "s"), ("f64", "d"))}
 
 
+def calls_gemm(c_text: str, dtype: str) -> bool:
+    """Whether a function's C calls the ``dtype``'s gemm, which
+    ``templates/module.c.j2`` compiles once a library.
+
+    >>> calls_gemm("lc_status |= lc_gemm_f32(0, 1, m, n, k, ...);", "f32")
+    True
+    """
+    return f"{GEMMS[dtype]['name']}(" in c_text
+
+
 def render_contraction(nest, ctx) -> str:
     """A sum of products: gemm calls when the schedule found its operands laid
     out as matrices (``Contraction.gemm``), else the packed product."""

@@ -208,14 +208,15 @@ def test_every_product_goes_to_blas_or_the_tiles(spec, sizes, shapes):
 # several blocks of rows (96), of depth (384) and a partial register tile
 BLOCKED = (ScaledLinear, dict(I=400, O=101), {"x": (197, 400)})
 # thin products whose larger side (>= 1 MiB in each thread's block) the module
-# streams itself: a few rows times a weight read along its rows (1, 3 and 8
-# rows; a depth that is not a whole number of vectors, and over one block of
-# LC_DOT_KC), a few rows times a weight read as is (the input gradient), and
+# streams itself: a few rows times a weight read along its rows (1 and 8 rows,
+# and 3 and 6, run padded with rows of zeros; a depth that is not a whole
+# number of vectors, and over one block of LC_DOT_KC), a few rows times a weight read as is (the input gradient), and
 # a few terms (the weight gradient of a batch of 3 or 8)
 THIN = [
     (ScaledLinear, dict(I=2051, O=300), {"x": (3, 2051)}),
     (ScaledLinear, dict(I=1100, O=600), {"x": (1, 1100)}),
     (ScaledLinear, dict(I=1029, O=700), {"x": (8, 1029)}),
+    (ScaledLinear, dict(I=1301, O=450), {"x": (6, 1301)}),
 ]
 
 
