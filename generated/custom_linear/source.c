@@ -258,18 +258,18 @@ static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_k
                     for (int i = 0; i < LC_TMR; ++i) arow[i] = i;
                 }
                 float *cp = c + ic * cr + jc * cc;
-                /* the tiles are inlined with `halves` a constant: one copy each width */
-                if (mr == LC_TMR && nr == width) {
-                    if (halves == 2)
-                        lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc, 2);
-                    else
-                        lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc, 1);
-                    continue;
-                }
+                /* a whole tile goes to C, one at an edge to the edge buffer and
+                   from there its part to C; the tiles are inlined with `halves`
+                   a constant, one copy each width (each copy costs every unit
+                   that calls this function a tenth of a second of gcc) */
+                const int whole = mr == LC_TMR && nr == width;
+                float *to = whole ? cp : lc_edge_c;
+                const int64_t to_r = whole ? cr : LC_NR_F32, to_c = whole ? cc : 1;
                 if (halves == 2)
-                    lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1, 2);
+                    lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, whole && add, to, to_r, to_c, 2);
                 else
-                    lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F32, 1, 1);
+                    lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, whole && add, to, to_r, to_c, 1);
+                if (whole) continue;
                 for (int64_t i = 0; i < mr; ++i)
                     for (int64_t j = 0; j < nr; ++j)
                         cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F32 + j];
@@ -283,7 +283,9 @@ static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_k
    thin a product is bound by reading B, which a BLAS packs (reads twice)
    first; here each of B's rows is read once, in blocks of LC_DOT_KC terms
    whose block of A stays in L1, and met there with every row of A. Inlined
-   for each row count (rows a constant: its accumulators stay in registers). */
+   for 1, 2, 4 and LC_TMR rows (a constant: the accumulators stay in
+   registers); other counts run as the next of these, A's block copied with
+   rows of zeros (each copy costs gcc a tenth of a second a library). */
 /* a vector's lanes summed by halves: a chain of one add per lane cost more
    than a short row's products */
 static inline float lc_kernel_f32_lanes_sum(lc_vf32 v) {
@@ -310,32 +312,30 @@ static inline float lc_kernel_f32_lanes_sum(lc_vf32 v) {
     return sum;
 }
 
+/* one block of kc <= LC_DOT_KC terms of `rows` rows of A; its first `stored` rows of C */
 __attribute__((always_inline, optimize("fp-contract=fast"))) static inline void lc_kernel_f32_dots_rows(
-        const int rows, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-        const float *b, int64_t ldb, int beta, float *c, int64_t ldc) {
+        const int rows, int stored, int64_t n, int64_t kc, float alpha, const float *a, int64_t lda,
+        const float *b, int64_t ldb, int add, float *c, int64_t ldc) {
     enum { lanes = sizeof(lc_vf32) / sizeof(float) };
-    for (int64_t pc = 0; pc < k; pc += LC_DOT_KC) {
-        const int64_t kc = k - pc < LC_DOT_KC ? k - pc : LC_DOT_KC, kv = kc / lanes * lanes;
-        const int add = beta || pc > 0;
-        for (int64_t j = 0; j < n; ++j) {
-            const float *bj = b + j * ldb + pc;
-            lc_vf32 acc[LC_TMR];
-            for (int i = 0; i < rows; ++i) acc[i] = (lc_vf32){0};
-            for (int64_t p = 0; p < kv; p += lanes) {
-                lc_vf32 bv;
-                memcpy(&bv, bj + p, sizeof bv);
-                for (int i = 0; i < rows; ++i) {
-                    lc_vf32 av;
-                    memcpy(&av, a + i * lda + pc + p, sizeof av);
-                    acc[i] += av * bv;
-                }
-            }
+    const int64_t kv = kc / lanes * lanes;
+    for (int64_t j = 0; j < n; ++j) {
+        const float *bj = b + j * ldb;
+        lc_vf32 acc[LC_TMR];
+        for (int i = 0; i < rows; ++i) acc[i] = (lc_vf32){0};
+        for (int64_t p = 0; p < kv; p += lanes) {
+            lc_vf32 bv;
+            memcpy(&bv, bj + p, sizeof bv);
             for (int i = 0; i < rows; ++i) {
-                float sum = lc_kernel_f32_lanes_sum(acc[i]);
-                for (int64_t p = kv; p < kc; ++p) sum += a[i * lda + pc + p] * bj[p];
-                float *to = c + i * ldc + j;
-                *to = (add ? *to : 0) + alpha * sum;
+                lc_vf32 av;
+                memcpy(&av, a + i * lda + p, sizeof av);
+                acc[i] += av * bv;
             }
+        }
+        for (int i = 0; i < stored; ++i) {
+            float sum = lc_kernel_f32_lanes_sum(acc[i]);
+            for (int64_t p = kv; p < kc; ++p) sum += a[i * lda + p] * bj[p];
+            float *to = c + i * ldc + j;
+            *to = (add ? *to : 0) + alpha * sum;
         }
     }
 }
@@ -343,15 +343,25 @@ __attribute__((always_inline, optimize("fp-contract=fast"))) static inline void 
 static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_kernel_f32_dots(
         int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
         const float *b, int64_t ldb, int beta, float *c, int64_t ldc) {
-    switch (m) {
-    case 1: lc_kernel_f32_dots_rows(1, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
-    case 2: lc_kernel_f32_dots_rows(2, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
-    case 3: lc_kernel_f32_dots_rows(3, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
-    case 4: lc_kernel_f32_dots_rows(4, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
-    case 5: lc_kernel_f32_dots_rows(5, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
-    case 6: lc_kernel_f32_dots_rows(6, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
-    case 7: lc_kernel_f32_dots_rows(7, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
-    case 8: lc_kernel_f32_dots_rows(8, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    const int rows = m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : LC_TMR;
+    float padded[LC_TMR * LC_DOT_KC];
+    if (rows != m) memset(padded, 0, sizeof padded);
+    for (int64_t pc = 0; pc < k; pc += LC_DOT_KC) {
+        const int64_t kc = k - pc < LC_DOT_KC ? k - pc : LC_DOT_KC;
+        const float *ap = a + pc;
+        int64_t ldap = lda;
+        if (rows != m) {
+            for (int64_t i = 0; i < m; ++i) memcpy(padded + i * LC_DOT_KC, a + i * lda + pc, sizeof *a * (size_t)kc);
+            ap = padded;
+            ldap = LC_DOT_KC;
+        }
+        const int add = beta || pc > 0;
+        switch (rows) {
+        case 1: lc_kernel_f32_dots_rows(1, m, n, kc, alpha, ap, ldap, b + pc, ldb, add, c, ldc); break;
+        case 2: lc_kernel_f32_dots_rows(2, m, n, kc, alpha, ap, ldap, b + pc, ldb, add, c, ldc); break;
+        case 4: lc_kernel_f32_dots_rows(4, m, n, kc, alpha, ap, ldap, b + pc, ldb, add, c, ldc); break;
+        case 8: lc_kernel_f32_dots_rows(8, m, n, kc, alpha, ap, ldap, b + pc, ldb, add, c, ldc); break;
+        }
     }
 }
 
@@ -473,18 +483,18 @@ static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_k
                     for (int i = 0; i < LC_TMR; ++i) arow[i] = i;
                 }
                 double *cp = c + ic * cr + jc * cc;
-                /* the tiles are inlined with `halves` a constant: one copy each width */
-                if (mr == LC_TMR && nr == width) {
-                    if (halves == 2)
-                        lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc, 2);
-                    else
-                        lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, add, cp, cr, cc, 1);
-                    continue;
-                }
+                /* a whole tile goes to C, one at an edge to the edge buffer and
+                   from there its part to C; the tiles are inlined with `halves`
+                   a constant, one copy each width (each copy costs every unit
+                   that calls this function a tenth of a second of gcc) */
+                const int whole = mr == LC_TMR && nr == width;
+                double *to = whole ? cp : lc_edge_c;
+                const int64_t to_r = whole ? cr : LC_NR_F64, to_c = whole ? cc : 1;
                 if (halves == 2)
-                    lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1, 2);
+                    lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, whole && add, to, to_r, to_c, 2);
                 else
-                    lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, 0, lc_edge_c, LC_NR_F64, 1, 1);
+                    lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, whole && add, to, to_r, to_c, 1);
+                if (whole) continue;
                 for (int64_t i = 0; i < mr; ++i)
                     for (int64_t j = 0; j < nr; ++j)
                         cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * LC_NR_F64 + j];
@@ -498,7 +508,9 @@ static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_k
    thin a product is bound by reading B, which a BLAS packs (reads twice)
    first; here each of B's rows is read once, in blocks of LC_DOT_KC terms
    whose block of A stays in L1, and met there with every row of A. Inlined
-   for each row count (rows a constant: its accumulators stay in registers). */
+   for 1, 2, 4 and LC_TMR rows (a constant: the accumulators stay in
+   registers); other counts run as the next of these, A's block copied with
+   rows of zeros (each copy costs gcc a tenth of a second a library). */
 /* a vector's lanes summed by halves: a chain of one add per lane cost more
    than a short row's products */
 static inline double lc_kernel_f64_lanes_sum(lc_vf64 v) {
@@ -525,32 +537,30 @@ static inline double lc_kernel_f64_lanes_sum(lc_vf64 v) {
     return sum;
 }
 
+/* one block of kc <= LC_DOT_KC terms of `rows` rows of A; its first `stored` rows of C */
 __attribute__((always_inline, optimize("fp-contract=fast"))) static inline void lc_kernel_f64_dots_rows(
-        const int rows, int64_t n, int64_t k, double alpha, const double *a, int64_t lda,
-        const double *b, int64_t ldb, int beta, double *c, int64_t ldc) {
+        const int rows, int stored, int64_t n, int64_t kc, double alpha, const double *a, int64_t lda,
+        const double *b, int64_t ldb, int add, double *c, int64_t ldc) {
     enum { lanes = sizeof(lc_vf64) / sizeof(double) };
-    for (int64_t pc = 0; pc < k; pc += LC_DOT_KC) {
-        const int64_t kc = k - pc < LC_DOT_KC ? k - pc : LC_DOT_KC, kv = kc / lanes * lanes;
-        const int add = beta || pc > 0;
-        for (int64_t j = 0; j < n; ++j) {
-            const double *bj = b + j * ldb + pc;
-            lc_vf64 acc[LC_TMR];
-            for (int i = 0; i < rows; ++i) acc[i] = (lc_vf64){0};
-            for (int64_t p = 0; p < kv; p += lanes) {
-                lc_vf64 bv;
-                memcpy(&bv, bj + p, sizeof bv);
-                for (int i = 0; i < rows; ++i) {
-                    lc_vf64 av;
-                    memcpy(&av, a + i * lda + pc + p, sizeof av);
-                    acc[i] += av * bv;
-                }
-            }
+    const int64_t kv = kc / lanes * lanes;
+    for (int64_t j = 0; j < n; ++j) {
+        const double *bj = b + j * ldb;
+        lc_vf64 acc[LC_TMR];
+        for (int i = 0; i < rows; ++i) acc[i] = (lc_vf64){0};
+        for (int64_t p = 0; p < kv; p += lanes) {
+            lc_vf64 bv;
+            memcpy(&bv, bj + p, sizeof bv);
             for (int i = 0; i < rows; ++i) {
-                double sum = lc_kernel_f64_lanes_sum(acc[i]);
-                for (int64_t p = kv; p < kc; ++p) sum += a[i * lda + pc + p] * bj[p];
-                double *to = c + i * ldc + j;
-                *to = (add ? *to : 0) + alpha * sum;
+                lc_vf64 av;
+                memcpy(&av, a + i * lda + p, sizeof av);
+                acc[i] += av * bv;
             }
+        }
+        for (int i = 0; i < stored; ++i) {
+            double sum = lc_kernel_f64_lanes_sum(acc[i]);
+            for (int64_t p = kv; p < kc; ++p) sum += a[i * lda + p] * bj[p];
+            double *to = c + i * ldc + j;
+            *to = (add ? *to : 0) + alpha * sum;
         }
     }
 }
@@ -558,15 +568,25 @@ __attribute__((always_inline, optimize("fp-contract=fast"))) static inline void 
 static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_kernel_f64_dots(
         int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t lda,
         const double *b, int64_t ldb, int beta, double *c, int64_t ldc) {
-    switch (m) {
-    case 1: lc_kernel_f64_dots_rows(1, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
-    case 2: lc_kernel_f64_dots_rows(2, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
-    case 3: lc_kernel_f64_dots_rows(3, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
-    case 4: lc_kernel_f64_dots_rows(4, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
-    case 5: lc_kernel_f64_dots_rows(5, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
-    case 6: lc_kernel_f64_dots_rows(6, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
-    case 7: lc_kernel_f64_dots_rows(7, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
-    case 8: lc_kernel_f64_dots_rows(8, n, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    const int rows = m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : LC_TMR;
+    double padded[LC_TMR * LC_DOT_KC];
+    if (rows != m) memset(padded, 0, sizeof padded);
+    for (int64_t pc = 0; pc < k; pc += LC_DOT_KC) {
+        const int64_t kc = k - pc < LC_DOT_KC ? k - pc : LC_DOT_KC;
+        const double *ap = a + pc;
+        int64_t ldap = lda;
+        if (rows != m) {
+            for (int64_t i = 0; i < m; ++i) memcpy(padded + i * LC_DOT_KC, a + i * lda + pc, sizeof *a * (size_t)kc);
+            ap = padded;
+            ldap = LC_DOT_KC;
+        }
+        const int add = beta || pc > 0;
+        switch (rows) {
+        case 1: lc_kernel_f64_dots_rows(1, m, n, kc, alpha, ap, ldap, b + pc, ldb, add, c, ldc); break;
+        case 2: lc_kernel_f64_dots_rows(2, m, n, kc, alpha, ap, ldap, b + pc, ldb, add, c, ldc); break;
+        case 4: lc_kernel_f64_dots_rows(4, m, n, kc, alpha, ap, ldap, b + pc, ldb, add, c, ldc); break;
+        case 8: lc_kernel_f64_dots_rows(8, m, n, kc, alpha, ap, ldap, b + pc, ldb, add, c, ldc); break;
+        }
     }
 }
 
@@ -618,6 +638,30 @@ enum {
     LC_OUT_OF_MEMORY = 1,
     LC_ZERO_DIVISOR = 2,
 };
+/* A dtype's gemm (below, with the kernels it calls) compiles once a library,
+   not once a unit that multiplies matrices: defined hidden in the unit whose
+   LC_PARTS holds the bit of the dtype's gemm part, declared in the library's other units.
+   A one-unit build keeps it static. */
+#if !defined(LC_PARTS)
+#define LC_GEMM_F32_HERE 1
+#define LC_GEMM_F32_HERE_SCOPE static
+#elif LC_PARTS >> 7 & 1
+#define LC_GEMM_F32_HERE 1
+#define LC_GEMM_F32_HERE_SCOPE __attribute__((visibility("hidden")))
+#else
+#define LC_GEMM_F32_HERE 0
+#define LC_GEMM_F32_HERE_SCOPE extern __attribute__((visibility("hidden")))
+#endif
+#if !defined(LC_PARTS)
+#define LC_GEMM_F64_HERE 1
+#define LC_GEMM_F64_HERE_SCOPE static
+#elif LC_PARTS >> 8 & 1
+#define LC_GEMM_F64_HERE 1
+#define LC_GEMM_F64_HERE_SCOPE __attribute__((visibility("hidden")))
+#else
+#define LC_GEMM_F64_HERE 0
+#define LC_GEMM_F64_HERE_SCOPE extern __attribute__((visibility("hidden")))
+#endif
 
 /* Without a BLAS: blocks of op(a) and panels of op(b) packed for the
    register-tiled kernel. Compiled at -O2: at -O3 it cost every part that
@@ -668,11 +712,13 @@ static __attribute__((unused, noinline, noclone, optimize("O2"))) int lc_gemm_f3
 }
 
 /* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked.
-   0, or LC_OUT_OF_MEMORY. One copy per part: gcc would otherwise clone it for
-   the constant arguments of each call (10-15% of attention's compile time) */
-static __attribute__((unused, noinline, noclone)) int lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+   0, or LC_OUT_OF_MEMORY. One copy: gcc would otherwise clone it for the
+   constant arguments of each call (10-15% of attention's compile time) */
+LC_GEMM_F32_HERE_SCOPE __attribute__((unused, noinline, noclone)) int lc_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                                             const float *a, int64_t lda, const float *b, int64_t ldb,
-                                            float beta, float *c, int64_t ldc) {
+                                            float beta, float *c, int64_t ldc)
+#if LC_GEMM_F32_HERE
+{
     const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
     const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
     /* a few rows (a small batch), or a few terms (a small batch's weight
@@ -702,6 +748,9 @@ static __attribute__((unused, noinline, noclone)) int lc_gemm_f32(int trans_a, i
     }
     return 0;
 }
+#else
+;
+#endif
 
 /* Without a BLAS: blocks of op(a) and panels of op(b) packed for the
    register-tiled kernel. Compiled at -O2: at -O3 it cost every part that
@@ -752,11 +801,13 @@ static __attribute__((unused, noinline, noclone, optimize("O2"))) int lc_gemm_f6
 }
 
 /* c = alpha op(a) op(b) + beta c (beta 0 or 1), row-major; op transposes when asked.
-   0, or LC_OUT_OF_MEMORY. One copy per part: gcc would otherwise clone it for
-   the constant arguments of each call (10-15% of attention's compile time) */
-static __attribute__((unused, noinline, noclone)) int lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+   0, or LC_OUT_OF_MEMORY. One copy: gcc would otherwise clone it for the
+   constant arguments of each call (10-15% of attention's compile time) */
+LC_GEMM_F64_HERE_SCOPE __attribute__((unused, noinline, noclone)) int lc_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                                             const double *a, int64_t lda, const double *b, int64_t ldb,
-                                            double beta, double *c, int64_t ldc) {
+                                            double beta, double *c, int64_t ldc)
+#if LC_GEMM_F64_HERE
+{
     const int64_t largest = lda > ldb ? (lda > ldc ? lda : ldc) : (ldb > ldc ? ldb : ldc);
     const int ta = trans_a ? LC_TRANS : LC_NO_TRANS, tb = trans_b ? LC_TRANS : LC_NO_TRANS;
     /* a few rows (a small batch), or a few terms (a small batch's weight
@@ -786,6 +837,9 @@ static __attribute__((unused, noinline, noclone)) int lc_gemm_f64(int trans_a, i
     }
     return 0;
 }
+#else
+;
+#endif
 
 static inline int lc_num_threads(void) { return lc_threads ? lc_threads : omp_get_max_threads(); }
 
