@@ -9,7 +9,7 @@ waits for before the first training step can run:
 
 - ``layerc``: building the layer and its first float32 forward and backward,
   with an empty C cache (but for layerc's one-time entries, made by building
-  ``specs.Prime`` first: the compiler's version memo and the like) and the
+  ``specs.Prime`` first: the compiler's version memo, the gemm's object file) and the
   lowered-layer cache off, so the layer is traced, differentiated, planned,
   rendered and compiled by gcc in the timed span;
 - ``jax``: ``jax.jit`` of the same computation's forward and vector-Jacobian

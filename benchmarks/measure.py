@@ -61,8 +61,9 @@ def build_times(build: str, reps: int = 2) -> dict:
     process, cache hit), each timed inside a fresh process around
     ``Spec.build(...)`` only. The cache starts empty but for layerc's one-time
     entries, made by building another layer first (``specs.Prime``): the C
-    compiler's ``--version``, asked once per compiler binary, is not part of
-    any one layer's build."""
+    compiler's ``--version``, asked once per compiler binary, and the gemm's
+    object file, compiled once for every layer, are not part of any one
+    layer's build."""
     code = ("import time; from benchmarks.specs import *; t = time.perf_counter(); "
             f"{build}; print(time.perf_counter() - t)")
     cold, warm = [], []

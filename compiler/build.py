@@ -44,10 +44,10 @@ import cffi
 import cffi.recompiler
 
 from . import cc, store
-from .private_files import UnsafeCacheError
+from .private_files import UnsafeCacheError, read_private
 from .cc import PARTS_MACRO, BuildError, BuildOptions
 
-__all__ = ["CompiledLibrary", "cache_key", "compile_c"]
+__all__ = ["CompiledLibrary", "CompiledObject", "cache_key", "compile_c", "compile_object"]
 
 log = logging.getLogger("layerc")
 
@@ -79,6 +79,76 @@ class CompiledLibrary:
     module_name: str
 
 
+@dataclass(frozen=True)
+class CompiledObject:
+    """An object file in the cache, for libraries to link (``compile_c(linked=...)``):
+    its path and the sha256 it was published with."""
+
+    path: pathlib.Path
+    sha256: str
+
+
+def compile_object(source: str, *, name: str, options: BuildOptions = BuildOptions(),
+                   parts: tuple[int, ...] = ()) -> CompiledObject:
+    """Compile the ``parts`` of ``source`` (bits of ``LC_PARTS``, without part
+    0) into an object file, or find it in the cache: code many libraries link,
+    compiled once (a dtype's gemm). Checked like a library entry, and again by
+    each build that links it.
+
+    >>> src = "int lc_seven(void) { return 7; }"
+    >>> compile_object(src, name="seven").path.suffix
+    '.o'
+    """
+    key = store.content_key(source, "", {**cc.key_inputs(options), "parts": list(parts)})
+    entry = store.root() / f"{store.ENTRY_PREFIX}{_safe_name(name)}_{key[:16]}"
+    with store.thread_lock(entry):
+        _refuse_unsafe(entry)
+        if store.entry_problems(entry, expected_key=key):
+            with store.entry_lock(entry):
+                _refuse_unsafe(entry)
+                problems = store.entry_problems(entry, expected_key=key)
+                if problems:
+                    if problems != ["missing"]:
+                        log.warning("%s: cached object %s is damaged (%s); removing it and rebuilding",
+                                    name, entry, "; ".join(problems))
+                    store.remove_dead_leftovers(entry)
+                    _build_object(source, name, options, parts, key, entry)
+        return CompiledObject(store.built_file(entry, "object"), store.read_meta(entry)["so_sha256"])
+
+
+def _build_object(source, name, options, parts, key, entry) -> None:
+    folder = store.new_build_folder(entry)
+    try:
+        store.create_private(folder / cc.SOURCE_FILE, source)
+        store.create_private(folder / "cdef.h", "")
+        built = store.built_file(entry, "object").name
+        cc.compile_units(folder, [[f"-D{PARTS_MACRO}={sum(1 << k for k in parts)}"]], built,
+                         cc.compile_flags(options), name, keep_failed=lambda: store.keep_failed_source(folder, source))
+        meta = {"key": key, "kind": "object", "module_name": entry.name, "layer": name,
+                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "so_sha256": store.file_sha256(folder / built),
+                "inputs": {**cc.key_inputs(options), "parts": list(parts)}}
+        store.create_private(folder / "meta.json", json.dumps(meta, indent=1))
+        store.publish(folder, entry)
+    finally:
+        store.discard(folder)
+
+
+def _stage_linked(linked: tuple, folder: pathlib.Path, name: str) -> list:
+    """Copies of the object files a library links, in its build folder, each
+    checked against the sha256 it was found with (the cache is data: an
+    object changed since it was checked is not linked)."""
+    staged = []
+    for k, obj in enumerate(linked):
+        copy = folder / f"linked{k}.o"
+        store.create_private(copy, read_private(obj.path))
+        if store.file_sha256(copy) != obj.sha256:
+            raise BuildError(f"layer {name!r}: the cached object {obj.path} changed after it was checked; "
+                             "run `layerc cache verify`")
+        staged.append(copy)
+    return staged
+
+
 def cache_key(source: str, cdef: str, options: BuildOptions = BuildOptions()) -> str:
     """sha256 (hex) over everything that determines the built library: the source,
     the cdef, the compiler (``$CC``: path and ``--version``), the final flags
@@ -92,7 +162,7 @@ def cache_key(source: str, cdef: str, options: BuildOptions = BuildOptions()) ->
 
 
 def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = BuildOptions(),
-              units: tuple[tuple[int, ...], ...] = ()) -> CompiledLibrary:
+              units: tuple[tuple[int, ...], ...] = (), linked=None) -> CompiledLibrary:
     """Compile ``source`` exposing the declarations in ``cdef``, or load it from
     the cache; ``name`` (any string, e.g. the layer's name) labels the module
     and error messages. Safe to call from several threads and processes at once:
@@ -102,7 +172,9 @@ def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = Buil
     ``k`` of the sections of the source it holds (those selected by bit ``k``
     of ``LC_PARTS``), the first also part 0 (shared state): compiled side by
     side, each by its own compiler process, then linked. Empty: the source is
-    one unit.
+    one unit. ``linked()``, when given, returns ``CompiledObject``s to link in
+    as well, asked for only when the library is built: the source must hold
+    their code (in parts no unit compiles), so that its key covers them.
 
     Raises ``BuildError`` naming the layer, with the compiler's messages, when
     the source does not compile; no entry is left in the cache then, and the
@@ -125,7 +197,8 @@ def compile_c(source: str, cdef: str, *, name: str, options: BuildOptions = Buil
             raise BuildError(f"layer {name!r}: a sanitize=True module only loads in a process started with "
                              f"LD_PRELOAD={cc.asan_library()} ASAN_OPTIONS=detect_leaks=0")
         _refuse_unsafe(entry)
-        ffi, lib = _load_published(entry, key) or _load_or_build(source, cdef, name, options, key, entry, units)
+        ffi, lib = (_load_published(entry, key)
+                    or _load_or_build(source, cdef, name, options, key, entry, units, linked))
         loaded = CompiledLibrary(ffi=ffi, lib=lib, so_path=str(_so_path(entry)), cache_key=key, source=source,
                                  module_name=entry.name)
         store.remember(entry, loaded)
@@ -153,7 +226,7 @@ def _load_published(entry: pathlib.Path, key: str) -> tuple | None:
         return None
 
 
-def _load_or_build(source, cdef, name, options, key, entry, units) -> tuple:
+def _load_or_build(source, cdef, name, options, key, entry, units, linked) -> tuple:
     """``(ffi, lib)`` of the entry, checked again under its file lock: loaded,
     or built and published when it is missing or damaged."""
     with store.entry_lock(entry):
@@ -170,10 +243,10 @@ def _load_or_build(source, cdef, name, options, key, entry, units) -> tuple:
             log.warning("layer %r: cached module %s is damaged (%s); removing it and rebuilding",
                         name, entry, "; ".join(problems))
         store.remove_dead_leftovers(entry)
-        return _build_and_publish(source, cdef, name, options, key, entry, units)
+        return _build_and_publish(source, cdef, name, options, key, entry, units, linked)
 
 
-def _build_and_publish(source, cdef, name, options, key, entry, units) -> tuple:
+def _build_and_publish(source, cdef, name, options, key, entry, units, linked) -> tuple:
     """Build into a temporary folder, load from there, then move it into place.
     Called with the entry's file lock held."""
     started = time.perf_counter()
@@ -184,7 +257,8 @@ def _build_and_publish(source, cdef, name, options, key, entry, units) -> tuple:
         parsed = []
         cc.compile_units(folder, _unit_flags(units), _so_path(entry).name, cc.compile_flags(options), name,
                          keep_failed=lambda: store.keep_failed_source(folder, source),
-                         meanwhile=lambda: parsed.append(_parse_cdef(cdef, name, entry.name)))
+                         meanwhile=lambda: parsed.append(_parse_cdef(cdef, name, entry.name)),
+                         linked=_stage_linked(linked() if linked else (), folder, name))
         [(ffi, tables)] = parsed
         meta = {
             "key": key,

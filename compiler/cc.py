@@ -195,29 +195,37 @@ def key_inputs(options: BuildOptions = BuildOptions()) -> dict:
 
 
 def compile_units(folder, units: list, so_file: str, flags: list[str], name: str, keep_failed=None,
-                  meanwhile=None) -> None:
+                  meanwhile=None, linked: tuple = ()) -> None:
     """Compile ``folder/source.c`` once per unit (its extra flags, e.g.
     ``-DLC_PARTS=6``) into an object, all at once (one compiler process each),
-    then link them into ``folder/so_file``; a single unit is compiled and linked
-    by one compiler process when the link keeps every flag (``link_flags``),
-    which saves the start of another. Counts as one invocation
-    (``compiler_invocations``). ``meanwhile()`` runs in this process while the
-    compilers do (Python work the build needs, off its critical path); should it
-    raise, the compilers are stopped. On failure ``keep_failed()`` may copy the
-    source somewhere lasting and return that path, which the error names."""
+    then link them, and the object files ``linked`` (paths), into
+    ``folder/so_file``; a single unit is compiled and linked by one compiler
+    process when the link keeps every flag (``link_flags``), which saves the
+    start of another. Counts as one invocation (``compiler_invocations``).
+    ``meanwhile()`` runs in this process while the compilers do (Python work
+    the build needs, off its critical path); should it raise, the compilers are
+    stopped. On failure ``keep_failed()`` may copy the source somewhere lasting
+    and return that path, which the error names. ``so_file`` ending in ``.o``:
+    the one unit is compiled into that object file, not linked."""
     global _invocations
     with _lock:
         _invocations += 1
     compile_only = [f for f in flags if f != "-shared" and not f.startswith("-l")]
+    if so_file.endswith(".o"):
+        [extra] = units
+        _run_side_by_side([[*_compiler_command(), "-c", SOURCE_FILE, "-o", so_file, *compile_only, *extra]],
+                          folder, name, keep_failed, meanwhile)
+        return
+    linked = [str(path) for path in linked]
     direct = len(units) == 1 and link_flags(flags) == flags
     objects = [] if direct else [f"unit{k}.o" for k in range(len(units))]
-    commands = ([[*_compiler_command(), SOURCE_FILE, "-o", so_file, *flags, *units[0]]] if direct else
+    commands = ([[*_compiler_command(), SOURCE_FILE, *linked, "-o", so_file, *flags, *units[0]]] if direct else
                 [[*_compiler_command(), "-c", SOURCE_FILE, "-o", obj, *compile_only, *extra]
                  for extra, obj in zip(units, objects)])
     _run_side_by_side(commands, folder, name, keep_failed, meanwhile)
     if direct:
         return
-    link = [*_compiler_command(), *objects, "-o", so_file, *link_flags(flags)]
+    link = [*_compiler_command(), *objects, *linked, "-o", so_file, *link_flags(flags)]
     _check(link, _start(link, folder, name), name, keep_failed)
     for obj in objects:
         os.unlink(os.path.join(folder, obj))

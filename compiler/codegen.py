@@ -170,27 +170,45 @@ def render_module(prefix: str, spec: str, plans: dict,
     signatures = {role: signature(plan.program, f"{prefix}_{role}") for role, plan in plans.items()}
     rendered = {dtype: [render_function(sig, plans[role], dtype, (unit_variants or {}).get(role))
                         for role, sig in signatures.items()] for dtype in DTYPES}
-    # parts 1, 2, ...: the functions, dtype by dtype; then each dtype's gemm
+    # parts 1, 2, ...: the functions, dtype by dtype
     numbered = {dtype: list(enumerate((text for text, _ in rendered[dtype]), start=1 + k * len(signatures)))
                 for k, dtype in enumerate(DTYPES)}
-    gemm_parts = {dtype: 1 + len(DTYPES) * len(signatures) + k for k, dtype in enumerate(DTYPES)}
     cdef = _env.get_template("cdef.h.j2")
-    libraries = {}
-    for dtype in DTYPES:
-        units = _units(numbered[dtype])
-        if any(calls_gemm(text, dtype) for _, text in numbered[dtype]):
-            units = (units[0] + (gemm_parts[dtype],),) + units[1:]
-        libraries[dtype] = LibraryPlan(cdef.render(prefix=prefix, functions=[f for _, f in rendered[dtype]]), units)
+    libraries = {dtype: LibraryPlan(cdef.render(prefix=prefix, functions=[f for _, f in rendered[dtype]]),
+                                    _units(numbered[dtype]),
+                                    links_gemm=any(calls_gemm(text, dtype) for _, text in numbered[dtype]))
+                 for dtype in DTYPES}
     parts = [dict(number=n, functions=[text]) for dtype in DTYPES for n, text in numbered[dtype]]
     functions = [f for dtype in DTYPES for _, f in rendered[dtype]]
-    gemms = [dict(gemm, here=f"LC_GEMM_{dtype.upper()}_HERE", part=gemm_parts[dtype]) for dtype, gemm in GEMMS.items()]
-    source = _env.get_template("module.c.j2").render(spec=re.sub(r"[^A-Za-z0-9_ ]", "_", spec),
-                                                      kernels=list(KERNELS.values()),
-                                                      gemms=gemms, streams=list(STREAMS.values()),
-                                                      tile=STREAM_TILE, prefix=prefix, parts=parts,
-                                                      statuses=CODES)
+    source = _render_source(spec, prefix, parts, first_gemm_part=1 + len(DTYPES) * len(signatures))
     return source, cdef.render(prefix=prefix, functions=functions), signatures, libraries
 
 
-__all__ = ["RENDERERS", "PARALLEL_MIN_WORK", "render_module", "render_function", "tensor_c", "size_c", "var_c",
+def render_gemm_source() -> tuple[str, dict]:
+    """The C of the gemm alone (``templates/module.c.j2`` without functions)
+    and ``{dtype: the part of its gemm}``: compiled once into an object file
+    that every library multiplying matrices of that dtype links, where
+    compiling it in each took gcc 0.5 s (the thin-product kernels).
+
+    >>> source, parts = render_gemm_source()
+    >>> parts
+    {'f32': 1, 'f64': 2}
+    """
+    return _render_source("layerc gemm", "lc_gemm", [], first_gemm_part=1), {
+        dtype: 1 + k for k, dtype in enumerate(DTYPES)}
+
+
+def _render_source(spec: str, prefix: str, parts: list, first_gemm_part: int) -> str:
+    """The module's C: its ``parts``, after the state, the kernels and each
+    dtype's gemm (in part ``first_gemm_part + k`` for the k-th dtype, its
+    definition selected by that bit of ``LC_PARTS``; declared otherwise)."""
+    gemms = [dict(gemm, here=f"LC_GEMM_{dtype.upper()}_HERE", part=first_gemm_part + k)
+             for k, (dtype, gemm) in enumerate(GEMMS.items())]
+    return _env.get_template("module.c.j2").render(spec=re.sub(r"[^A-Za-z0-9_ ]", "_", spec),
+                                                   kernels=list(KERNELS.values()), gemms=gemms,
+                                                   streams=list(STREAMS.values()), tile=STREAM_TILE, prefix=prefix,
+                                                   parts=parts, statuses=CODES)
+
+
+__all__ = ["RENDERERS", "PARALLEL_MIN_WORK", "render_gemm_source", "render_module", "render_function", "tensor_c", "size_c", "var_c",
            "c_comment"]

@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass
 
 from . import ir, layer_cache
-from .build import CompiledLibrary, compile_c
+from .build import CompiledLibrary, CompiledObject, compile_c, compile_object
 from .cc import BuildOptions
 from .errors import SpecError
 from .signature import Signature
@@ -127,7 +127,8 @@ class CompiledLayer(Lowered):
         if library is None:
             plan = self.libraries[dtype]
             options = dataclasses.replace(self.options or BuildOptions(), isa=isa)
-            library = compile_c(self.source, plan.cdef, name=self.spec.name, options=options, units=plan.units)
+            library = compile_c(self.source, plan.cdef, name=self.spec.name, options=options, units=plan.units,
+                                linked=(lambda: (gemm_object(dtype, options),)) if plan.links_gemm else None)
             # two threads may get here at once: compile_c hands both the same library
             library = self.built.setdefault((dtype, isa), library)
         return library
@@ -138,6 +139,14 @@ class CompiledLayer(Lowered):
     def record_fields(self) -> dict:
         """``Lowered.record_fields`` and the libraries (``load_library``)."""
         return {**super().record_fields(), "load_library": self.library}
+
+
+def gemm_object(dtype: str, options: BuildOptions) -> CompiledObject:
+    """The ``dtype``'s gemm as an object file, compiled once for every library
+    that multiplies matrices (``codegen.render_gemm_source``), in the cache."""
+    from .codegen import render_gemm_source   # a warm load imports no code generator
+    source, parts = render_gemm_source()
+    return compile_object(source, name=f"gemm_{dtype}", options=options, parts=(parts[dtype],))
 
 
 def _views(program: ir.Program) -> list:

@@ -34,11 +34,13 @@ class Arg:
 @dataclass(frozen=True)
 class LibraryPlan:
     """One library built from a source in parts: what Python may call of it
-    (``cdef``) and the translation units it compiles (``compile_c(units=...)``):
-    each a tuple of the numbers of the parts it holds."""
+    (``cdef``), the translation units it compiles (``compile_c(units=...)``):
+    each a tuple of the numbers of the parts it holds, and whether it links
+    its dtype's gemm (compiled once for every library: ``render_gemm_source``)."""
 
     cdef: str
     units: tuple
+    links_gemm: bool = False
 
 
 @dataclass(frozen=True)

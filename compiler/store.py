@@ -18,7 +18,8 @@ Layout, one folder per entry::
 
     cache_dir()/
         _layerc_{name}_{key[:16]}/          # an entry: the module name
-            _layerc_{name}_{key[:16]}.so        # the shared library
+            _layerc_{name}_{key[:16]}.so        # the shared library (or .o: an object file,
+                                                #   meta.json's "kind", that libraries link)
             source.c  cdef.h  meta.json         # meta.json: key, inputs, sha256 of the .so, cffi's tables
         _layerc_{name}_{key[:16]}.lock      # cross-process lock (filelock)
         .tmp-_layerc_..-{random}/           # an entry being built (or left by a killed build)
@@ -63,7 +64,7 @@ from .private_files import (FILE_MODE, FOLDER_MODE, UnsafeCacheError, create_pri
                             unsafe_problems, write_atomic)
 
 __all__ = [
-    "ENTRY_PREFIX", "cache_dir", "clear_cache", "content_key", "create_private", "discard", "entry_lock", "entry_problems",
+    "BUILT_KINDS", "ENTRY_PREFIX", "built_file", "cache_dir", "clear_cache", "content_key", "create_private", "discard", "entry_lock", "entry_problems",
     "entry_unsafe_problems", "file_sha256", "keep_failed_source", "list_cache", "new_build_folder", "publish",
     "read_memo", "read_meta", "recall", "remember", "remove_dead_leftovers", "root", "thread_lock",
     "verify_cache", "write_memo",
@@ -78,6 +79,8 @@ ENTRY_PREFIX = "_layerc_"
 _TMP_PREFIX = ".tmp-"
 _META_FILE = "meta.json"
 _STORED_FILES = ("source.c", "cdef.h")
+# what an entry is built into, by meta.json's "kind": its file's suffix and name
+BUILT_KINDS = {"library": (".so", "shared library"), "object": (".o", "object file")}
 _FAILED_DIR = "failed"
 RECORDS_DIR = "lowered"
 
@@ -198,27 +201,37 @@ def read_meta(entry: pathlib.Path) -> dict | None:
     return meta if isinstance(meta, dict) else None
 
 
+def built_file(entry: pathlib.Path, kind: str = "library") -> pathlib.Path:
+    """The file an entry was built into: its shared library, or (``kind``
+    "object") the object file other entries' libraries link."""
+    return entry / f"{entry.name}{BUILT_KINDS[kind][0]}"
+
+
 def entry_problems(entry: pathlib.Path, expected_key: str | None = None, check_hash: bool = True) -> list[str]:
     """What is wrong with the contents of a published entry (see
     ``unsafe_problems`` for who may have written it). With ``expected_key`` (the
     build path) a cheap check against it; without (verify) the key is
-    recomputed from the stored files. ``check_hash``: the shared library
-    against the sha256 in meta.json."""
+    recomputed from the stored files. ``check_hash``: the built file (shared
+    library or object) against the sha256 in meta.json."""
     if not entry.is_dir():
         return ["missing"]
-    so = entry / f"{entry.name}.so"
-    so_present = so.is_file() and so.stat().st_size > 0
-    problems = [] if so_present else [f"shared library {so.name} is missing"]
-    problems += [f"{stored} is missing" for stored in _STORED_FILES if not (entry / stored).is_file()]
     meta = read_meta(entry)
+    kind = meta.get("kind", "library") if meta is not None else "library"
+    if kind not in BUILT_KINDS:
+        return [f"{_META_FILE} names no known kind of entry ({kind!r})"]
+    what = BUILT_KINDS[kind][1]
+    built = built_file(entry, kind)
+    built_present = built.is_file() and built.stat().st_size > 0
+    problems = [] if built_present else [f"{what} {built.name} is missing"]
+    problems += [f"{stored} is missing" for stored in _STORED_FILES if not (entry / stored).is_file()]
     if meta is None:
         return problems + [f"{_META_FILE} is missing or unreadable"]
-    if check_hash and so_present:
+    if check_hash and built_present:
         stored_hash = meta.get("so_sha256")
         if not isinstance(stored_hash, str):
-            problems.append(f"{_META_FILE} has no sha256 of the shared library")
-        elif file_sha256(so) != stored_hash:
-            problems.append(f"shared library {so.name} does not match its sha256 (truncated or altered)")
+            problems.append(f"{_META_FILE} has no sha256 of the {what}")
+        elif file_sha256(built) != stored_hash:
+            problems.append(f"{what} {built.name} does not match its sha256 (truncated or altered)")
     if expected_key is not None:
         return problems + (["meta.json holds another key"] if meta.get("key") != expected_key else [])
     if not entry.name.endswith("_" + str(meta.get("key"))[:16]):
