@@ -638,10 +638,11 @@ enum {
     LC_OUT_OF_MEMORY = 1,
     LC_ZERO_DIVISOR = 2,
 };
-/* A dtype's gemm (below, with the kernels it calls) compiles once a library,
-   not once a unit that multiplies matrices: defined hidden in the unit whose
-   LC_PARTS holds the bit of the dtype's gemm part, declared in the library's other units.
-   A one-unit build keeps it static. */
+/* A dtype's gemm (below, with the kernels it calls) is compiled once, not once
+   a unit that multiplies matrices: defined hidden where LC_PARTS holds the bit
+   of the dtype's gemm part (the object file every library links:
+   codegen.render_gemm_source), declared in the units of the libraries. A
+   one-unit build (a package) keeps it static. */
 #if !defined(LC_PARTS)
 #define LC_GEMM_F32_HERE 1
 #define LC_GEMM_F32_HERE_SCOPE static
