@@ -229,13 +229,19 @@ def test_a_weight_gradient_split_into_tasks_is_the_same_on_any_number_of_threads
     rng = np.random.default_rng(0)
     x = rng.standard_normal((16, C, *size)).astype(np.float32)
     gy = rng.standard_normal(layer(x).shape).astype(np.float32)
+    _assert_the_same_on_any_threads(layer, x, gy, (1, 2, 3), ("weight", "bias"))
+
+
+def _assert_the_same_on_any_threads(layer, x, gy, counts, params):
+    """The output, the input gradient and the gradients of ``params`` agree
+    at each count of threads."""
     results = []
     try:
-        for threads in (1, 2, 3):
+        for threads in counts:
             layer.set_threads(threads)
             layer.zero_grad()
-            layer(x)
-            results.append((layer.backward(gy).numpy().copy(), layer.weight.grad.copy(), layer.bias.grad.copy()))
+            y = layer(x).numpy().copy()
+            results.append((y, layer.backward(gy).numpy().copy(), *(getattr(layer, p).grad.copy() for p in params)))
     finally:
         layer.set_threads(0)
     for many in results[1:]:
@@ -263,18 +269,7 @@ def test_a_small_batch_runs_the_same_on_any_number_of_threads(C, O, K, padding, 
     rng = np.random.default_rng(1)
     x = rng.standard_normal((batch, C, *size)).astype(np.float32)
     gy = rng.standard_normal(layer(x).shape).astype(np.float32)
-    results = []
-    try:
-        for threads in (1, 2, 3, 5):
-            layer.set_threads(threads)
-            layer.zero_grad()
-            y = layer(x).numpy().copy()
-            results.append((y, layer.backward(gy).numpy().copy(), layer.weight.grad.copy(), layer.bias.grad.copy()))
-    finally:
-        layer.set_threads(0)
-    for many in results[1:]:
-        for a, b in zip(results[0], many):
-            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * float(np.abs(a).max()))
+    _assert_the_same_on_any_threads(layer, x, gy, (1, 2, 3, 5), ("weight", "bias"))
 
 
 def test_a_transposed_convolution_s_weight_gradient_is_the_same_on_any_number_of_threads():
@@ -284,18 +279,7 @@ def test_a_transposed_convolution_s_weight_gradient_is_the_same_on_any_number_of
     rng = np.random.default_rng(1)
     x = rng.standard_normal((6, 24, 13, 11)).astype(np.float32)
     gy = rng.standard_normal(layer(x).shape).astype(np.float32)
-    results = []
-    try:
-        for threads in (1, 2, 3):
-            layer.set_threads(threads)
-            layer.zero_grad()
-            layer(x)
-            results.append((layer.backward(gy).numpy().copy(), layer.weight.grad.copy()))
-    finally:
-        layer.set_threads(0)
-    for many in results[1:]:
-        for a, b in zip(results[0], many):
-            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * float(np.abs(a).max()))
+    _assert_the_same_on_any_threads(layer, x, gy, (1, 2, 3), ("weight",))
 
 
 @pytest.mark.parametrize("C, O, K, padding, dilation, groups, size", SMALL_BATCH_CASES[:4])
