@@ -10,8 +10,8 @@ import math
 
 from . import ir
 from .cprint import DTYPES, Printer, c_comment, init_value, render, tensor_c, var_c
-from .ir import Const, IConst, IndexValue, IVar, affine
-from .windows import COLUMN_BLOCK, LANE_EXTENT
+from .ir import Const, IConst, IndexValue, IVar
+from .windows import COLUMN_BLOCK, lane_mode
 
 
 def render_window(nest, ctx) -> str:
@@ -45,37 +45,8 @@ def render_window(nest, ctx) -> str:
         extent=index.index(plan.column.extent), ctype=DTYPES[ctx.dtype][0], init=init_value(s.reduce, ctx.dtype),
         # a term per element: the scatter stores it, and a column may be done twice
         assign="=" if plan.injective else "+=", block=COLUMN_BLOCK, redo=plan.injective or not plan.scatter,
-        gaps=int(plan.gaps), fast=fast_part, lane=_lane(plan), lanes=_lanes(plan.inner[-1]) if plan.inner else 0,
+        gaps=int(plan.gaps), fast=fast_part, lane=lane_mode(plan), lanes=_lanes(plan.inner[-1]) if plan.inner else 0,
         edges=_window_part(plan, edge, s.body, modes[1], guarded=True) if edges else None)
-
-
-def _lane(plan) -> str | None:
-    """When a reduction's window columns run in SIMD lanes: ``"always"`` when
-    its rows are shorter than a run of vectors (a global pool's row is one
-    column: vectorized along it, one lane of eight works), ``"short"`` when
-    the row's length is known only at run time (the choice made per call),
-    None when never. Only a maximum: a sum's unrolled window gcc vectorizes
-    itself across the window (AvgPool2D k7 s7 on 7x7 planes: 0.75x torch in
-    lanes, 1.08x unrolled), a maximum's costs two selects per element (its
-    NaN test). The innermost offset must be wide (LANE_EXTENT) and read every
-    tensor contiguously along its last dimension, or not at all."""
-    if not plan.inner or plan.inner[-1].extent.value < LANE_EXTENT:
-        return None
-    if plan.scatter and plan.injective and len(plan.inner) == 1:
-        # a tiling window's gradient (windows._plan_split): its offset is the
-        # target's contiguous coordinate, each element stored once
-        split = affine(plan.target[-1], {plan.inner[0].name})
-        return _short_row(plan) if split is not None and split[0].get(plan.inner[0].name) == 1 else None
-    if plan.scatter or plan.stage.reduce != "max":
-        return None
-    lane = plan.inner[-1].name
-    for load in ir.loads(plan.stage.body):
-        for k, coordinate in enumerate(load.index):
-            split = affine(coordinate, {lane})
-            step = split[0].get(lane, 0) if split is not None else None
-            if step is None or (step and (step != 1 or k != len(load.index) - 1)):
-                return None
-    return _short_row(plan)
 
 
 def _lanes(offset) -> int:
@@ -83,13 +54,6 @@ def _lanes(offset) -> int:
     fills (at most COLUMN_BLOCK). gcc 12 leaves a loop shorter than its
     vector in scalar code: a 7 wide offset in 16 float lanes ran unvectorized."""
     return min(COLUMN_BLOCK, 1 << (offset.extent.value.bit_length() - 1))
-
-
-def _short_row(plan) -> str | None:
-    extent = plan.column.extent
-    if not isinstance(extent, IConst):
-        return "short"
-    return "always" if extent.value < COLUMN_BLOCK else None
 
 
 def _never_nan(e) -> bool:

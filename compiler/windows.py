@@ -43,6 +43,10 @@ from .simplify import simplify_expr
 
 # window elements at most: the window is unrolled inside the column loop
 WINDOW_LIMIT = 64
+# a maximum's window elements at most when its rows run in SIMD lanes (a global
+# max pool over 14 x 14: its gradient's first maximum, in scalar loops, took
+# 4x torch's time), its offsets but the innermost unrolled (WINDOW_LIMIT)
+WIDE_LIMIT = 1024
 
 # a window's column loop is vectorized this many columns at a time, in runs of
 # whole vectors (plus one for a read with gaps), its last run redone where
@@ -136,12 +140,16 @@ def plan_sliding(s: Stage) -> Sliding | None:
     strided window (as the scatter it inverts), or None for any other stage."""
     if s.reduce is None and s.scatter_index is None:
         return _plan_split(s)
-    if s.scatter_index is not None or s.reduce not in ("sum", "max") or not _is_window(s.reduce_axes):
+    if s.scatter_index is not None or s.reduce not in ("sum", "max") or not _is_window(s.reduce_axes, WIDE_LIMIT):
         return None
     offsets = {a.name for a in s.reduce_axes}
+    unrolled = _is_window(s.reduce_axes, WINDOW_LIMIT)
     if _vectorizable(s.body, s.index, s.axes[-1].name if s.axes else None, offsets) and _slides(s, s.index):
-        return Sliding(s, s.axes[:-1], (), (), s.axes[-1], s.reduce_axes)
-    scatter = as_scatter(s) if s.reduce == "sum" else None
+        plan = Sliding(s, s.axes[:-1], (), (), s.axes[-1], s.reduce_axes)
+        # a window too wide to unroll runs its rows in SIMD lanes (its other offsets unrolled)
+        laned = lane_mode(plan) == "always" and math.prod(a.extent.value for a in s.reduce_axes[:-1]) <= WINDOW_LIMIT
+        return plan if unrolled or laned else None
+    scatter = as_scatter(s) if s.reduce == "sum" and unrolled else None
     return scatter and _plan_scatter(*scatter)
 
 
@@ -204,9 +212,45 @@ def _below(leaf, lane: Axis):
     return leaf
 
 
-def _is_window(axes: tuple) -> bool:
+def lane_mode(plan: "Sliding") -> str | None:
+    """When a reduction's window columns run in SIMD lanes: ``"always"`` when
+    its rows are shorter than a run of vectors (a global pool's row is one
+    column: vectorized along it, one lane of eight works), ``"short"`` when
+    the row's length is known only at run time (the choice made per call),
+    None when never. Only a maximum: a sum's unrolled window gcc vectorizes
+    itself across the window (AvgPool2D k7 s7 on 7x7 planes: 0.75x torch in
+    lanes, 1.08x unrolled), a maximum's costs two selects per element (its
+    NaN test). The innermost offset must be wide (LANE_EXTENT) and read every
+    tensor contiguously along its last dimension, or not at all."""
+    if not plan.inner or plan.inner[-1].extent.value < LANE_EXTENT:
+        return None
+    if plan.scatter and plan.injective and len(plan.inner) == 1:
+        # a tiling window's gradient (windows._plan_split): its offset is the
+        # target's contiguous coordinate, each element stored once
+        split = affine(plan.target[-1], {plan.inner[0].name})
+        return _short_row(plan) if split is not None and split[0].get(plan.inner[0].name) == 1 else None
+    if plan.scatter or plan.stage.reduce != "max":
+        return None
+    lane = plan.inner[-1].name
+    for load in ir.loads(plan.stage.body):
+        for k, coordinate in enumerate(load.index):
+            split = affine(coordinate, {lane})
+            step = split[0].get(lane, 0) if split is not None else None
+            if step is None or (step and (step != 1 or k != len(load.index) - 1)):
+                return None
+    return _short_row(plan)
+
+
+def _short_row(plan) -> str | None:
+    extent = plan.column.extent
+    if not isinstance(extent, IConst):
+        return "short"
+    return "always" if extent.value < COLUMN_BLOCK else None
+
+
+def _is_window(axes: tuple, limit: int) -> bool:
     extents = [a.extent.value if isinstance(a.extent, IConst) else None for a in axes]
-    return bool(axes) and None not in extents and 0 < math.prod(extents) <= WINDOW_LIMIT
+    return bool(axes) and None not in extents and 0 < math.prod(extents) <= limit
 
 
 def _coordinates(body, target: tuple) -> list:
