@@ -418,6 +418,11 @@ LAYER_WORKLOADS = [
     _adaptive("Max", 1, (8, 512, 7, 7)),
     _adaptive("Max", 2, (64, 32, 8, 8)),
     _adaptive("Max", 3, (16, 48, 27, 27)),
+    # a global maximum wider than an unrolled window (14 x 14), and windows that
+    # do not tile the input (13 into 7: overlapping, of lengths 2 and 3)
+    _adaptive("Max", 1, (8, 256, 14, 14)),
+    _adaptive("Avg", 7, (16, 256, 13, 13)),
+    _adaptive("Max", 7, (16, 256, 13, 13)),
     *_each("Dropout", _act("Dropout", "Dropout", SAME_SHAPE, 0.5), [(64, 512), (8, 64, 56, 56), (16, 48, 27, 27)],
            ("activation",)),
 ]
