@@ -723,15 +723,28 @@ def _contiguous_coordinate(s: Stage, shapes: dict):
 
     best = None
     for load in ir.loads(s.body):
-        split = affine(last(load), set(extents)) if load.index else None
-        if split is not None and any(abs(c) == 1 for c in split[0].values()):
+        coefs = _terms(last(load), set(extents))[0] if load.index else {}
+        if any(abs(c) == 1 for c in coefs.values()):
             if best is None or footprint(load) > footprint(best):
                 best = load
     if best is None:
         return None, set()
-    coefs = affine(last(best), set(extents))[0]
+    coefs, opaque = _terms(last(best), set(extents))
     var = max((v for v, c in coefs.items() if abs(c) == 1), key=lambda v: (_size_rank(extents[v]), v))
-    return var, set(coefs) - {var}
+    return var, (set(coefs) | opaque) - {var}
+
+
+def _terms(coordinate, names: set) -> tuple[dict, set]:
+    """A coordinate's affine coefficients, over the terms of its sum that are
+    affine, and the variables of those that are not: ``13 * w // 7 + j`` (an
+    adaptive window's column) walks memory along ``j``, ``w`` beside it."""
+    split = affine(coordinate, names)
+    if split is not None:
+        return split[0], set()
+    if isinstance(coordinate, ir.IBin) and coordinate.op == "+":
+        (a, opaque_a), (b, opaque_b) = _terms(coordinate.a, names), _terms(coordinate.b, names)
+        return {v: a.get(v, 0) + b.get(v, 0) for v in set(a) | set(b)}, opaque_a | opaque_b
+    return {}, ir.ivars(coordinate) & names
 
 
 def _factors(e) -> list:

@@ -539,3 +539,17 @@ def test_a_started_sum_over_nothing_is_its_starting_value(k):
     rng = np.random.default_rng(k)
     x, y = rng.standard_normal((9, k)).astype(np.float32), rng.standard_normal((k, 12)).astype(np.float32)
     np.testing.assert_allclose(m.forward(x, y).numpy(), x @ y + m.b.data, rtol=1e-5, atol=1e-5)
+
+
+def test_a_window_with_uneven_starts_runs_each_output_over_its_window():
+    """An adaptive window's column ``13 * w // 7 + j`` walks memory along
+    ``j``: the first maximum's search loops over each output's window inside
+    it, where taking ``w`` (of the saved output) for the contiguous axis put
+    the window's offsets outermost, streaming the input once per offset."""
+    from layerc import nn
+    from layerc.compiler.autodiff import gradient_program
+    backward = gradient_program(nn.AdaptiveMaxPool2DSpec.trace(output_size=(7, 7), H=13, W=13))
+    [search] = [nest for nest in plan_program(backward) if nest.stage.reduce == "max"]
+    reduced = {a.name for a in search.stage.reduce_axes}
+    order = [loop.var in reduced for loop in search.loops]
+    assert search.kind != "accumulate" and order == sorted(order), [loop.var for loop in search.loops]
