@@ -285,6 +285,7 @@ def render_siblings(nest, ctx) -> str:
     printer = ctx.printer(st for _, st in nest.members)
     printer.collapse(nest.collapsed)
     outputs = [Output(st.name, st.index, printer.value(st.body)) for _, st in nest.members]
+    printer.reciprocals(nest.loops[-1].var)
     loops = _loops(nest, printer)
     _in_threads(loops[0], nest, printer, ctx)
     return _render_streamed("nest.c.j2", nest.loops, loops, printer.lets, [], outputs, printer, ctx,
@@ -307,6 +308,7 @@ def render_pass(nest, ctx) -> str:
         partials.append(dict(ctype=ctx.ctype, acc=acc, out=tensor_c(st.name), reduce=st.reduce,
                              size=printer.product(printer.shapes[st.name]), init=init_value(st.reduce, ctx.dtype)))
         statements.append(Update(st.reduce, printer.at(acc, st.name, st.index), value))
+    printer.reciprocals(nest.loops[-1].var)
     outer = nest.loops[0]
     loops = [Loop(var_c(outer.var), "lc_hi", "lc_lo")] + _loops(nest, printer)[1:]
     return _render_streamed("pass.c.j2", nest.loops, loops, printer.lets, statements, outputs, printer, ctx,
