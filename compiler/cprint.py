@@ -19,6 +19,7 @@ Example::
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -120,6 +121,8 @@ class Context:
     # inside a "rows" nest decided to stream: the sizes of the outputs its nests
     # stream, which they then do without a test of their own
     streaming: list | None = None
+    # inside a "rows" nest: tensor -> (the thread's buffer of its row, the row's coordinates)
+    local: dict = dataclasses.field(default_factory=dict)
 
     @property
     def ctype(self) -> str:
@@ -131,7 +134,9 @@ class Context:
 
     def printer(self, stages) -> "Printer":
         """A printer for nests computing ``stages``, which know their loops' extents."""
-        return Printer(self.shapes, {a.name: a.extent for st in stages for a in st.all_axes}, self.dtype)
+        printer = Printer(self.shapes, {a.name: a.extent for st in stages for a in st.all_axes}, self.dtype)
+        printer.local = self.local
+        return printer
 
 
 # ---------------------------------------------------------------- expressions
@@ -156,6 +161,7 @@ class Printer:
         self.merged: dict = {}
         self.split: dict = {}       # variables of split loops (``collapse.Collapsed.split``)
         self.reciprocal: set = set()    # temporaries printed as products by reciprocals
+        self.local: dict = {}       # tensors held a row at a time (``Context.local``)
 
     def collapse(self, collapsed) -> None:
         """Print for a nest whose loops are ``collapsed`` (compiler/collapse.py):
@@ -223,6 +229,9 @@ class Printer:
         return f"{array}[{self.offset(tensor, index)}]"
 
     def element(self, tensor: str, index: tuple) -> str:
+        if tensor in self.local:
+            buffer, k = self.local[tensor]
+            return self.at(buffer, tensor, (IConst(0),) * k + tuple(index[k:]))
         return self.at(tensor_c(tensor), tensor, index)
 
     def call(self, op: str, *args: str) -> str:
