@@ -19,6 +19,7 @@ Example::
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import jinja2
 from . import ir
 from .ir import Const, IConst, ILoad, IndexValue, ISym, IVar, Load
 from .cstatements import Let
-from .ops_table import AT_MOST_ZERO, COMPARISONS, OPS, sign
+from .ops_table import AT_MOST_ZERO, COMPARISONS, OPS, QUOTIENT_SCALE, sign
 from .schedule import index_in_range, range_condition
 
 DTYPES = {"f32": ("float", "f"), "f64": ("double", "")}
@@ -120,6 +121,8 @@ class Context:
     # inside a "rows" nest decided to stream: the sizes of the outputs its nests
     # stream, which they then do without a test of their own
     streaming: list | None = None
+    # inside a "rows" nest: tensor -> (the thread's buffer of its row, the row's coordinates)
+    local: dict = dataclasses.field(default_factory=dict)
 
     @property
     def ctype(self) -> str:
@@ -131,7 +134,9 @@ class Context:
 
     def printer(self, stages) -> "Printer":
         """A printer for nests computing ``stages``, which know their loops' extents."""
-        return Printer(self.shapes, {a.name: a.extent for st in stages for a in st.all_axes}, self.dtype)
+        printer = Printer(self.shapes, {a.name: a.extent for st in stages for a in st.all_axes}, self.dtype)
+        printer.local = self.local
+        return printer
 
 
 # ---------------------------------------------------------------- expressions
@@ -155,6 +160,8 @@ class Printer:
         self.zero: frozenset = frozenset()      # variables of dropped loops (``collapse``)
         self.merged: dict = {}
         self.split: dict = {}       # variables of split loops (``collapse.Collapsed.split``)
+        self.reciprocal: set = set()    # temporaries printed as products by reciprocals
+        self.local: dict = {}       # tensors held a row at a time (``Context.local``)
 
     def collapse(self, collapsed) -> None:
         """Print for a nest whose loops are ``collapsed`` (compiler/collapse.py):
@@ -222,6 +229,9 @@ class Printer:
         return f"{array}[{self.offset(tensor, index)}]"
 
     def element(self, tensor: str, index: tuple) -> str:
+        if tensor in self.local:
+            buffer, k = self.local[tensor]
+            return self.at(buffer, tensor, (IConst(0),) * k + tuple(index[k:]))
         return self.at(tensor_c(tensor), tensor, index)
 
     def call(self, op: str, *args: str) -> str:
@@ -256,17 +266,53 @@ class Printer:
         self.nodes.append(e)
         return name
 
+    def _varies(self, node, var: str) -> bool:
+        names = ir.ivars_of_expr(node)
+        # a split loop's variable changes with both loops (``index``)
+        names |= {v for name in names & set(self.split) for v in self.split[name][:2]}
+        return var in names
+
     def hoist(self, var: str) -> tuple[list, list]:
         """The temporaries split into those that do not depend on loop variable
         ``var`` (computed once, outside its loop) and those that do. A value read
-        through a pointer inside the innermost loop can stop gcc vectorizing it."""
+        through a pointer inside the innermost loop can stop gcc vectorizing it.
+        Divisions along ``var`` by a value that does not change along it
+        multiply by its reciprocal (``reciprocals``)."""
+        self.reciprocals(var)
         invariant, variant = [], []
         for let, node in zip(self.lets, self.nodes):
-            names = ir.ivars_of_expr(node)
-            # a split loop's variable changes with both loops (``index``)
-            names |= {v for name in names & set(self.split) for v in self.split[name][:2]}
-            (variant if var in names else invariant).append(let)
+            (variant if self._varies(node, var) else invariant).append(let)
         return invariant, variant
+
+    def reciprocals(self, var: str) -> None:
+        """Each division ``a / d`` along loop variable ``var`` by a ``d`` that
+        does not change along it becomes ``(a * s) * r``, with ``s`` a power of
+        two that brings ``d`` into the range where its reciprocal is a normal
+        number (``lc_quotient_scale``) and ``r = 1 / (d * s)``, both computed
+        outside the loop: a vector division costs 10 to 20 times a
+        multiplication, and a row's normalization (softmax's sum, a norm's
+        deviation) was bound by them. Within 1.5 ulp of the quotient; zeros,
+        infinities and NaN give what the division gives."""
+        found = {}          # divisor -> its scale and reciprocal, shared by its divisions
+        lets, nodes = [], []
+        for let, node in zip(self.lets, self.nodes):
+            if (isinstance(node, ir.Call) and node.op == "div" and self._varies(node, var)
+                    and not self._varies(node.args[1], var) and let.name not in self.reciprocal):
+                divisor = node.args[1]
+                if divisor not in found:
+                    d = self.value(divisor)
+                    found[divisor] = scale, recip = f"{let.name}_s", f"{let.name}_r"
+                    lets += [Let(self.ctype, scale, QUOTIENT_SCALE.format(d, f=self.suffix)),
+                             Let(self.ctype, recip, self.call("div", c_literal(1.0, self.dtype),
+                                                              self.call("mul", d, scale)))]
+                    nodes += [divisor, divisor]
+                scale, recip = found[divisor]
+                product = self.call("mul", self.call("mul", self.value(node.args[0]), scale), recip)
+                let = Let(let.ctype, let.name, product)
+                self.reciprocal.add(let.name)
+            lets.append(let)
+            nodes.append(node)
+        self.lets, self.nodes = lets, nodes
 
     # integer expressions of loop bounds and sizes, in 64 bits
 

@@ -43,6 +43,15 @@ class Partials:
 
 
 @dataclass(frozen=True)
+class RowBuffer:
+    """A row of ``count`` elements, not initialized: ``ctype name[count]``."""
+    ctype: str
+    name: str
+    count: int
+    form: ClassVar[str] = "row_buffer"
+
+
+@dataclass(frozen=True)
 class FoldLanes:
     """``target[t]`` set to the sum of row ``t`` of ``lanes`` (``count`` rows of ``width``)."""
     ctype: str

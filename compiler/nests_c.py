@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from . import ir
 from .cprint import Printer, c_comment, init_value, render, tensor_c, var_c
-from .cstatements import (AddWhere, Declare, Fence, Fill, FoldLanes, Loop, Partials, Store, StoreEach, Stream, TileBuffer,
-                          TileFlush, TileStart, TileStore, Update, Verbatim)
+from .cstatements import (AddWhere, Declare, Fence, Fill, FoldLanes, Loop, Partials, RowBuffer, Store, StoreEach, Stream,
+                          TileBuffer, TileFlush, TileStart, TileStore, Update, Verbatim)
 from .ir import IConst, IVar
 from .schedule import range_condition
 
@@ -307,6 +307,7 @@ def render_pass(nest, ctx) -> str:
         partials.append(dict(ctype=ctx.ctype, acc=acc, out=tensor_c(st.name), reduce=st.reduce,
                              size=printer.product(printer.shapes[st.name]), init=init_value(st.reduce, ctx.dtype)))
         statements.append(Update(st.reduce, printer.at(acc, st.name, st.index), value))
+    printer.reciprocals(nest.loops[-1].var)
     outer = nest.loops[0]
     loops = [Loop(var_c(outer.var), "lc_hi", "lc_lo")] + _loops(nest, printer)[1:]
     return _render_streamed("pass.c.j2", nest.loops, loops, printer.lets, statements, outputs, printer, ctx,
@@ -360,7 +361,10 @@ def _rows_nest(nest, ctx, inside) -> str:
     for loop, plan in zip(loops, nest.loops):
         if plan.parallel:
             _in_threads(loop, nest, printer, ctx, inner=widest.loops)
-    body = [Verbatim(inside.render(member)) for member in nest.group]
+    # each thread's rows of the tensors kept a row at a time (``Nest.local``)
+    buffers = [RowBuffer(ctx.ctype, buffer, math.prod(e.value for e in ctx.shapes[name][k:]))
+               for name, (buffer, k) in inside.local.items()]
+    body = buffers + [Verbatim(inside.render(member)) for member in nest.group]
     return render("nest.c.j2", comment=_comment(st for _, st in nest.members) + " (row by row)", prologue=[],
                   loops=loops, lets=[], body=body, epilogue=[])
 
@@ -370,9 +374,10 @@ def render_rows(nest, ctx) -> str:
     run in turn inside each row, the row's data still in cache for the next.
     Whether outputs stream is decided once, around the rows: a test inside
     them stops gcc vectorizing the row's sums."""
-    plain = _rows_nest(nest, ctx, dataclasses.replace(ctx, threads=False, outputs=frozenset()))
+    local = {name: (f"lc_row{n}", k) for n, (name, k) in enumerate(nest.local)}
+    plain = _rows_nest(nest, ctx, dataclasses.replace(ctx, threads=False, outputs=frozenset(), local=local))
     sizes = []
-    streamed = _rows_nest(nest, ctx, dataclasses.replace(ctx, threads=False, streaming=sizes))
+    streamed = _rows_nest(nest, ctx, dataclasses.replace(ctx, threads=False, streaming=sizes, local=local))
     if not sizes:
         return plain
     return render("streamed.c.j2", ctype=ctx.ctype, sizes=sizes, streamed=streamed, plain=plain)

@@ -398,6 +398,10 @@ OPS: dict[str, Op] = {
 # inlined (templates/module.c.j2) instead of a call into libmvec
 AT_MOST_ZERO = {"exp": "lc_exp_inline{f}({0})"}
 
+# the power of two a divisor is scaled by before its reciprocal is taken
+# (templates/module.c.j2): a / d printed as (a * s) * (1 / (d * s))
+QUOTIENT_SCALE = "lc_quotient_scale{f}({0})"
+
 # ops whose value is at least zero (or NaN) whatever their arguments
 NONNEGATIVE = ("exp", "abs", "sqrt", "sigmoid", "relu")
 

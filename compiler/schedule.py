@@ -253,6 +253,7 @@ def fuse_pair(fwd: Program, bwd: Program):
     outputs = fwd.outputs
     fwd, bwd = _save(fwd, bwd, outputs)
     fwd, bwd = keep_terms(fuse(fwd), bwd)
+    bwd = terms_from_quotients(fwd, bwd, outputs)
     fwd, bwd = _save(fwd, bwd, outputs)
     return add_into_products(eliminate_dead_stages(fwd)), add_into_products(bwd)
 
@@ -400,6 +401,49 @@ def keep_terms(fwd: Program, bwd: Program):
     return fwd, bwd
 
 
+def _quotient_of_terms(o: Stage, stages: dict):
+    """``(terms, sum)`` when ``o`` is ``terms / sum`` (a softmax), ``terms``
+    kept exponentials (``keep_terms``) and ``sum`` the sum of them all; else None."""
+    body = o.body
+    if not (is_pointwise(o) and isinstance(body, Call) and body.op == "div"
+            and all(isinstance(a, Load) for a in body.args)):
+        return None
+    terms, total = (stages.get(a.tensor) for a in body.args)
+    if terms is None or total is None or not is_pointwise(terms) or not isinstance(terms.body, Call) \
+            or terms.body.op != "exp" or total.reduce != "sum" \
+            or total.body != Load(terms.name, tuple(IVar(a.name) for a in terms.axes)):
+        return None
+    return terms, total
+
+
+def terms_from_quotients(fwd: Program, bwd: Program, outputs: tuple) -> Program:
+    """The backward with each read of kept exponentials ``e`` (``keep_terms``)
+    whose quotient ``y = e / sum(e)`` is a forward output read as ``y * sum``
+    instead: the forward writes ``y`` anyway, and ``e`` then stays in the
+    cache while its row is normalized (``Nest.local``), one pass over memory
+    fewer. The sum is at least the largest term, so ``y * sum`` is ``e`` within
+    an ulp, and a row of NaN or infinities gives NaN either way."""
+    stages = {s.name: s for s in fwd.stages}
+    for o in (stages[name] for name in outputs if name in stages):
+        found = _quotient_of_terms(o, stages)
+        if found is None:
+            continue
+        terms, (pattern, divisor) = found[0], o.body.args
+        free = {a.name for a in o.axes}
+
+        def recover(e, terms=terms, pattern=pattern, divisor=divisor, o=o, free=free):
+            binding = {}
+            if not (isinstance(e, Load) and e.tensor == terms.name and _bind(pattern.index, e.index, free, binding)
+                    and free <= set(binding)):
+                return e
+            read = Load(o.name, tuple(binding[a.name] for a in o.axes))
+            return Call("mul", (read, ir.subst_indices(divisor, binding)))
+        rewritten = tuple(ir.replace(b, body=ir.map_expr(b.body, recover)) for b in bwd.stages)
+        if not any(terms.name in ir.tensors_read(b.body) for b in rewritten):
+            bwd = ir.replace(bwd, stages=rewritten)
+    return bwd
+
+
 # ---------------------------------------------------------------- loop plans
 
 
@@ -498,6 +542,9 @@ class Nest:
     ``group``: in a ``"rows"`` nest (``loops``: row loops shared by
     consecutive nests), those nests, each with the loops it runs inside a row:
     a row's statistics and what reads them computed while the row is in cache.
+    ``local``: in a ``"rows"`` nest, ``(tensor, k)`` of the tensors its nests
+    write and only they read, each held a row at a time (its first ``k``
+    coordinates the row's) in a buffer of the thread's, in the cache.
     ``across``: an ``inner`` reduction over a short axis whose vector loop is
     the innermost output loop of more than one iteration (rows in SIMD lanes),
     the reduced axis a scalar loop inside it (where that axis's length is
@@ -520,6 +567,7 @@ class Nest:
     collapsed: object = None    # loops dropped and merged (compiler/collapse.py), or None
     group: tuple = ()           # a "rows" nest's nests, each run inside its loops (``_row_group``)
     taps: int = 0               # a "taps" nest's output loops inside its reduction (``_taps_inside``)
+    local: tuple = ()           # a "rows" nest's tensors kept a row at a time (``_row_locals``)
 
     @property
     def members(self) -> tuple:
@@ -1175,6 +1223,9 @@ def _with_terms(terms: Nest, total: Nest) -> Nest | None:
 
 
 ROW_FORMS = frozenset({"inner", "online", "siblings"})
+# a tensor written and read only inside a "rows" nest is kept a row at a time
+# (``Nest.local``) where a row has at most this many elements (32 KiB of float)
+LOCAL_ROW_LIMIT = 8192
 
 
 def _row_loops(nest: Nest) -> int:
@@ -1367,4 +1418,24 @@ def _plan_nests(p: Program, fuse_siblings: bool, short: bool) -> tuple:
             grouped.append(nest)
         else:
             grouped[-1] = group
+    grouped = [dataclasses.replace(n, local=_row_locals(n, grouped, p)) if n.group else n for n in grouped]
     return tuple(collapse_nest(nest, shapes) for nest in grouped)
+
+
+def _row_locals(rows: Nest, nests: list, p: Program) -> tuple:
+    """``Nest.local`` of ``rows``: ``(tensor, k)`` of each tensor its nests
+    write along its ``k`` row loops whose row has at most ``LOCAL_ROW_LIMIT``
+    elements (known), which no other nest reads and the program does not
+    return: softmax's exponentials, once the backward takes them from its
+    output (``terms_from_quotients``), never reach memory."""
+    kept = set(p.outputs) | {name for _, name in p.updates}
+    elsewhere = set().union(*(ir.tensors_read(st.body) for n in nests if n is not rows for _, st in n.members))
+    k = len(rows.loops)
+    local = []
+    for _, st in rows.members:
+        inner = math.prod(e.value if isinstance(e, IConst) else LOCAL_ROW_LIMIT + 1 for e in st.shape[k:])
+        if st.name in kept or st.name in elsewhere or st.reduce or inner > LOCAL_ROW_LIMIT:
+            continue
+        if st.index[:k] == tuple(IVar(loop.var) for loop in rows.loops):
+            local.append((st.name, k))
+    return tuple(local)

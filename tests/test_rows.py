@@ -7,7 +7,7 @@ import pytest
 
 from layerc import Input, check_grad, layer, ops
 from layerc.compiler.ir import IConst, ISym
-from layerc.compiler.schedule import RUN_TIME_SHORT_ROW, plan_program
+from layerc.compiler.schedule import LOCAL_ROW_LIMIT, RUN_TIME_SHORT_ROW, plan_program
 from layerc.runtime import isa
 from layerc.nn.activation import SoftmaxSpec, gelu
 from layerc.nn.norm import BatchNorm2DSpec
@@ -148,6 +148,45 @@ def test_softmax_row_by_row_agrees_with_numpy(dtype, shape):
     tol = 2e-6 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(y, want, rtol=tol, atol=tol)
     np.testing.assert_allclose(gx, want * (gy - (gy * want).sum(-1, keepdims=True)), rtol=10 * tol, atol=10 * tol)
+
+
+@pytest.mark.parametrize("k", [64, 197, LOCAL_ROW_LIMIT + 3])
+def test_softmax_exponentials_stay_in_a_row_buffer_where_a_row_fits(k):
+    """The exponentials are neither saved nor written to memory (the backward
+    reads the output times the sum) while a row has at most LOCAL_ROW_LIMIT
+    elements; a longer row keeps them in a tensor."""
+    m = SoftmaxSpec.build(C=k)
+    (rows,) = [n for n in plan_program(m.compiled.forward) if n.form == "rows"]
+    assert bool(rows.local) == (k <= LOCAL_ROW_LIMIT)
+    assert not any(name.endswith("_terms") for name in m.compiled.saved)
+    assert ("lc_row0" in m.source) == (k <= LOCAL_ROW_LIMIT)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [1, 9, 197, LOCAL_ROW_LIMIT + 3])
+def test_softmax_gradient_from_its_output_on_edge_rows(dtype, k):
+    """Rows of huge, tiny, +-inf and NaN values: the gradient taken from the
+    output times the sum is numpy's (NaN where numpy's is NaN)."""
+    rng = np.random.default_rng(k)
+    x = (rng.standard_normal((8, k)) * 3).astype(dtype)
+    x[1] *= 1e30
+    x[2] *= 1e-30
+    x[3, k // 2] = np.inf
+    x[4, :] = -np.inf
+    x[5, 0] = np.nan
+    x[6, -1] = -np.inf
+    x[7] = np.finfo(dtype).max
+    gy = rng.standard_normal((8, k)).astype(dtype)
+    m = SoftmaxSpec.build(dtype=dtype)
+    y, gx = m.forward(x).numpy(), m.backward(gy).numpy()
+    with np.errstate(all="ignore"):
+        x64 = x.astype(np.float64)
+        e = np.exp(x64 - x64.max(-1, keepdims=True))
+        want = e / e.sum(-1, keepdims=True)
+        want_gx = want * (gy - (gy * want).sum(-1, keepdims=True))
+    tol = 2e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, want, rtol=tol, atol=tol, equal_nan=True)
+    np.testing.assert_allclose(gx, want_gx, rtol=10 * tol, atol=10 * tol, equal_nan=True)
 
 
 def _instance_norm():

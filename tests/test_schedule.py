@@ -407,13 +407,17 @@ class Softmax:
 @pytest.mark.parametrize("spec", [LogSumExp, Softmax, FocalLoss], ids=["logsumexp", "softmax", "focal"])
 def test_a_sum_of_exponentials_keeps_its_terms_for_the_backward(spec):
     """The forward stores exp(x - max) while it sums it (in the same nest), and
-    no later stage, forward or backward, takes those exponentials again."""
+    no later stage, forward or backward, takes those exponentials again.
+    Softmax's backward takes them from its output times the sum instead
+    (``terms_from_quotients``): they are kept a row at a time, not saved."""
     lowered = spec.build(K=1000).compiled
     forward = _flat(plan_program(lowered.forward))
     kept = [n for n in forward if n.terms is not None]
     assert len(kept) == 1 and kept[0].kind == "online"
     terms = kept[0].terms.name
-    assert terms in lowered.saved
+    assert (terms not in lowered.saved) == (spec is Softmax)
+    rows = [n for n in plan_program(lowered.forward) if n.group]
+    assert (rows and rows[0].local == ((terms, 1),)) == (spec is Softmax)
     assert not any(s.name == terms for n in forward for _, s in n.members)   # no nest of its own
     for program in (lowered.forward, lowered.backward):
         for s in program.stages:
