@@ -183,8 +183,8 @@ def test_c_is_printed_only_from_the_ir():
                          r"pragma|GCC|omp|parallel|simd|reduction|num_threads|max|include|stdint|h|math|"
                          r"omp_get_[a-z_]+|size_t|[a-z_]+\d*f?|log1pf?|log2f?|expm1f?|NAN|INFINITY|"
                          r"trans_[ab]|ilp64|u?int(32|64|ptr)_t|INT32_MAX|__SSE2__|__builtin_ia32_[a-z]+|O2|"
-                         # the tails of hexadecimal literals (0x5EEDu, 0x1p-24f), which the word regex splits
-                         r"x[0-9A-F]+u|x1p")
+                         # the tails of hexadecimal literals (0x5EEDu, 0x1p-24f, 0x1p64f), which the word regex splits
+                         r"x[0-9A-F]+u|x1p[0-9]*f?")
     assert all(allowed.fullmatch(i) for i in idents), sorted(i for i in idents if not allowed.fullmatch(i))
     assert "Plain" not in code
 

@@ -93,6 +93,19 @@ static inline float lc_exp_inlinef(float v) {
 
 static inline double lc_exp_inline(double v) { return exp(v); }
 
+/* a power of two that brings a divisor into the range whose reciprocals are
+   normal numbers: a / d is then (a * s) * (1 / (d * s)) (compiler/cprint.py,
+   Printer.reciprocals). 1 in that range, and for NaN */
+static inline float lc_quotient_scalef(float d) {
+    const float a = fabsf(d);
+    return a < 0x1p-64f ? 0x1p64f : (a > 0x1p64f ? 0x1p-64f : 1.0f);
+}
+
+static inline double lc_quotient_scale(double d) {
+    const double a = fabs(d);
+    return a < 0x1p-512 ? 0x1p512 : (a > 0x1p512 ? 0x1p-512 : 1.0);
+}
+
 static inline float lc_erff(float x) {
     const float a = fabsf(x), s = x * x;
     float p = 4.7175433688e-03f;
@@ -1286,13 +1299,15 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
         const float t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
+        const float t2_s = lc_quotient_scalef(t1);
+        const float t2_r = (1.0f / (t1 * t2_s));
     for (int64_t lc_tile_start = 0; lc_tile_start < S_S; lc_tile_start += LC_TILE) {
         const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_S - lc_tile_start);
         float lc_tile0[LC_TILE] __attribute__((aligned(64)));
     #pragma omp simd
     for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
         const float t0 = T_sum_22_terms[(((v_i0) * 4 * S_S + v_i1) * 1 + 0) * S_S + v_i3];
-        const float t2 = (t0 / t1);
+        const float t2 = ((t0 * t2_s) * t2_r);
         lc_tile0[v_i3 - lc_tile_start] = t2;
     }
         {
@@ -1311,10 +1326,12 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
         const float t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
+        const float t2_s = lc_quotient_scalef(t1);
+        const float t2_r = (1.0f / (t1 * t2_s));
     #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
         const float t0 = T_sum_22_terms[(((v_i0) * 4 * S_S + v_i1) * 1 + 0) * S_S + v_i3];
-        const float t2 = (t0 / t1);
+        const float t2 = ((t0 * t2_s) * t2_r);
         T_div_23[((v_i0) * 4 * S_S + v_i1) * S_S + v_i3] = t2;
     }
     }
@@ -1716,13 +1733,15 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
             /* div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] */
             {
             const float t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+            const float t2_s = lc_quotient_scalef(t1);
+            const float t2_r = (1.0f / (t1 * t2_s));
             for (int64_t lc_tile_start = 0; lc_tile_start < S_S; lc_tile_start += LC_TILE) {
                 const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_S - lc_tile_start);
                 float lc_tile0[LC_TILE] __attribute__((aligned(64)));
             #pragma omp simd
             for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
                 const float t0 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
-                const float t2 = (t0 / t1);
+                const float t2 = ((t0 * t2_s) * t2_r);
                 lc_tile0[v_i3 - lc_tile_start] = t2;
             }
                 {
@@ -1796,10 +1815,12 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
             /* div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] */
             {
             const float t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+            const float t2_s = lc_quotient_scalef(t1);
+            const float t2_r = (1.0f / (t1 * t2_s));
             #pragma omp simd
             for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
                 const float t0 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
-                const float t2 = (t0 / t1);
+                const float t2 = ((t0 * t2_s) * t2_r);
                 T_div_23[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t2;
             }
             }
@@ -2169,10 +2190,12 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
         float acc = 0.0f;
         const float t1 = T_sum_22[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const float t2_s = lc_quotient_scalef(t1);
+        const float t2_r = (1.0f / (t1 * t2_s));
     for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
         const float t0 = T_sum_22_terms[((((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
-        const float t2 = (t0 / t1);
-        const float t3 = (t2 / t1);
+        const float t2 = ((t0 * t2_s) * t2_r);
+        const float t3 = ((t2 * t2_s) * t2_r);
         const float t4 = T_grad_div_23_8[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * S_S + v_i3];
         const float t5 = (t3 * t4);
         const float t6 = (-t5);
@@ -2873,11 +2896,13 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
             {
             float acc = 0.0f;
             const float t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+            const float t2_s = lc_quotient_scalef(t1);
+            const float t2_r = (1.0f / (t1 * t2_s));
             #pragma omp simd reduction(+:acc)
             for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
                 const float t0 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
-                const float t2 = (t0 / t1);
-                const float t3 = (t2 / t1);
+                const float t2 = ((t0 * t2_s) * t2_r);
+                const float t3 = ((t2 * t2_s) * t2_r);
                 const float t4 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
                 const float t5 = (t3 * t4);
                 const float t6 = (-t5);
@@ -3579,10 +3604,12 @@ int lc_multiheadattentionspec_backward_params_f32(int64_t S_B, int64_t S_S, cons
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
         float acc = 0.0f;
         const float t1 = T_sum_22[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const float t2_s = lc_quotient_scalef(t1);
+        const float t2_r = (1.0f / (t1 * t2_s));
     for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
         const float t0 = T_sum_22_terms[((((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
-        const float t2 = (t0 / t1);
-        const float t3 = (t2 / t1);
+        const float t2 = ((t0 * t2_s) * t2_r);
+        const float t3 = ((t2 * t2_s) * t2_r);
         const float t4 = T_grad_div_23_8[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * S_S + v_i3];
         const float t5 = (t3 * t4);
         const float t6 = (-t5);
@@ -4177,11 +4204,13 @@ int lc_multiheadattentionspec_backward_params_f32(int64_t S_B, int64_t S_S, cons
             {
             float acc = 0.0f;
             const float t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+            const float t2_s = lc_quotient_scalef(t1);
+            const float t2_r = (1.0f / (t1 * t2_s));
             #pragma omp simd reduction(+:acc)
             for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
                 const float t0 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
-                const float t2 = (t0 / t1);
-                const float t3 = (t2 / t1);
+                const float t2 = ((t0 * t2_s) * t2_r);
+                const float t3 = ((t2 * t2_s) * t2_r);
                 const float t4 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
                 const float t5 = (t3 * t4);
                 const float t6 = (-t5);
@@ -4810,13 +4839,15 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
         const double t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
+        const double t2_s = lc_quotient_scale(t1);
+        const double t2_r = (1.0 / (t1 * t2_s));
     for (int64_t lc_tile_start = 0; lc_tile_start < S_S; lc_tile_start += LC_TILE) {
         const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_S - lc_tile_start);
         double lc_tile0[LC_TILE] __attribute__((aligned(64)));
     #pragma omp simd
     for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
         const double t0 = T_sum_22_terms[(((v_i0) * 4 * S_S + v_i1) * 1 + 0) * S_S + v_i3];
-        const double t2 = (t0 / t1);
+        const double t2 = ((t0 * t2_s) * t2_r);
         lc_tile0[v_i3 - lc_tile_start] = t2;
     }
         {
@@ -4835,10 +4866,12 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
         const double t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
+        const double t2_s = lc_quotient_scale(t1);
+        const double t2_r = (1.0 / (t1 * t2_s));
     #pragma omp simd
     for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
         const double t0 = T_sum_22_terms[(((v_i0) * 4 * S_S + v_i1) * 1 + 0) * S_S + v_i3];
-        const double t2 = (t0 / t1);
+        const double t2 = ((t0 * t2_s) * t2_r);
         T_div_23[((v_i0) * 4 * S_S + v_i1) * S_S + v_i3] = t2;
     }
     }
@@ -5240,13 +5273,15 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
             /* div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] */
             {
             const double t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+            const double t2_s = lc_quotient_scale(t1);
+            const double t2_r = (1.0 / (t1 * t2_s));
             for (int64_t lc_tile_start = 0; lc_tile_start < S_S; lc_tile_start += LC_TILE) {
                 const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_S - lc_tile_start);
                 double lc_tile0[LC_TILE] __attribute__((aligned(64)));
             #pragma omp simd
             for (int64_t v_i3 = lc_tile_start; v_i3 < lc_tile_start + lc_tile_n; ++v_i3) {
                 const double t0 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
-                const double t2 = (t0 / t1);
+                const double t2 = ((t0 * t2_s) * t2_r);
                 lc_tile0[v_i3 - lc_tile_start] = t2;
             }
                 {
@@ -5320,10 +5355,12 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
             /* div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] */
             {
             const double t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+            const double t2_s = lc_quotient_scale(t1);
+            const double t2_r = (1.0 / (t1 * t2_s));
             #pragma omp simd
             for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
                 const double t0 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
-                const double t2 = (t0 / t1);
+                const double t2 = ((t0 * t2_s) * t2_r);
                 T_div_23[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3] = t2;
             }
             }
@@ -5693,10 +5730,12 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
         double acc = 0.0;
         const double t1 = T_sum_22[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const double t2_s = lc_quotient_scale(t1);
+        const double t2_r = (1.0 / (t1 * t2_s));
     for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
         const double t0 = T_sum_22_terms[((((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
-        const double t2 = (t0 / t1);
-        const double t3 = (t2 / t1);
+        const double t2 = ((t0 * t2_s) * t2_r);
+        const double t3 = ((t2 * t2_s) * t2_r);
         const double t4 = T_grad_div_23_8[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * S_S + v_i3];
         const double t5 = (t3 * t4);
         const double t6 = (-t5);
@@ -6397,11 +6436,13 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
             {
             double acc = 0.0;
             const double t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+            const double t2_s = lc_quotient_scale(t1);
+            const double t2_r = (1.0 / (t1 * t2_s));
             #pragma omp simd reduction(+:acc)
             for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
                 const double t0 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
-                const double t2 = (t0 / t1);
-                const double t3 = (t2 / t1);
+                const double t2 = ((t0 * t2_s) * t2_r);
+                const double t3 = ((t2 * t2_s) * t2_r);
                 const double t4 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
                 const double t5 = (t3 * t4);
                 const double t6 = (-t5);
@@ -7103,10 +7144,12 @@ int lc_multiheadattentionspec_backward_params_f64(int64_t S_B, int64_t S_S, cons
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
         double acc = 0.0;
         const double t1 = T_sum_22[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0];
+        const double t2_s = lc_quotient_scale(t1);
+        const double t2_r = (1.0 / (t1 * t2_s));
     for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
         const double t0 = T_sum_22_terms[((((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
-        const double t2 = (t0 / t1);
-        const double t3 = (t2 / t1);
+        const double t2 = ((t0 * t2_s) * t2_r);
+        const double t3 = ((t2 * t2_s) * t2_r);
         const double t4 = T_grad_div_23_8[(((v_i0) * lc_stride4 + v_i1) * S_S + v_i2) * S_S + v_i3];
         const double t5 = (t3 * t4);
         const double t6 = (-t5);
@@ -7701,11 +7744,13 @@ int lc_multiheadattentionspec_backward_params_f64(int64_t S_B, int64_t S_S, cons
             {
             double acc = 0.0;
             const double t1 = T_sum_22[(((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0];
+            const double t2_s = lc_quotient_scale(t1);
+            const double t2_r = (1.0 / (t1 * t2_s));
             #pragma omp simd reduction(+:acc)
             for (int64_t v_i3 = 0; v_i3 < S_S; ++v_i3) {
                 const double t0 = T_sum_22_terms[((((v_i0) * 4 + v_i1) * S_S + v_i2) * 1 + 0) * S_S + v_i3];
-                const double t2 = (t0 / t1);
-                const double t3 = (t2 / t1);
+                const double t2 = ((t0 * t2_s) * t2_r);
+                const double t3 = ((t2 * t2_s) * t2_r);
                 const double t4 = T_grad_div_23_8[(((v_i0) * 4 + v_i1) * S_S + v_i2) * S_S + v_i3];
                 const double t5 = (t3 * t4);
                 const double t6 = (-t5);

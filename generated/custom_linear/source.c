@@ -93,6 +93,19 @@ static inline float lc_exp_inlinef(float v) {
 
 static inline double lc_exp_inline(double v) { return exp(v); }
 
+/* a power of two that brings a divisor into the range whose reciprocals are
+   normal numbers: a / d is then (a * s) * (1 / (d * s)) (compiler/cprint.py,
+   Printer.reciprocals). 1 in that range, and for NaN */
+static inline float lc_quotient_scalef(float d) {
+    const float a = fabsf(d);
+    return a < 0x1p-64f ? 0x1p64f : (a > 0x1p64f ? 0x1p-64f : 1.0f);
+}
+
+static inline double lc_quotient_scale(double d) {
+    const double a = fabs(d);
+    return a < 0x1p-512 ? 0x1p512 : (a > 0x1p512 ? 0x1p-512 : 1.0);
+}
+
 static inline float lc_erff(float x) {
     const float a = fabsf(x), s = x * x;
     float p = 4.7175433688e-03f;

@@ -93,6 +93,19 @@ static inline float lc_exp_inlinef(float v) {
 
 static inline double lc_exp_inline(double v) { return exp(v); }
 
+/* a power of two that brings a divisor into the range whose reciprocals are
+   normal numbers: a / d is then (a * s) * (1 / (d * s)) (compiler/cprint.py,
+   Printer.reciprocals). 1 in that range, and for NaN */
+static inline float lc_quotient_scalef(float d) {
+    const float a = fabsf(d);
+    return a < 0x1p-64f ? 0x1p64f : (a > 0x1p64f ? 0x1p-64f : 1.0f);
+}
+
+static inline double lc_quotient_scale(double d) {
+    const double a = fabs(d);
+    return a < 0x1p-512 ? 0x1p512 : (a > 0x1p512 ? 0x1p-512 : 1.0);
+}
+
 static inline float lc_erff(float x) {
     const float a = fabsf(x), s = x * x;
     float p = 4.7175433688e-03f;
@@ -1282,10 +1295,12 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
     {
+    const float t1_s = lc_quotient_scalef(((float)((S_N * S_H) * S_W)));
+    const float t1_r = (1.0f / (((float)((S_N * S_H) * S_W)) * t1_s));
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
         const float t0 = T_sum_37[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
+        const float t1 = ((t0 * t1_s) * t1_r);
         T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = t1;
     }
     }
@@ -3177,10 +3192,12 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     /* div_38[i0, i1, i2, i3] = sum_37[0, i1, 0, 0] / N * H * W */
     {
+    const double t1_s = lc_quotient_scale(((double)((S_N * S_H) * S_W)));
+    const double t1_r = (1.0 / (((double)((S_N * S_H) * S_W)) * t1_s));
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
         const double t0 = T_sum_37[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
+        const double t1 = ((t0 * t1_s) * t1_r);
         T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = t1;
     }
     }
