@@ -3,9 +3,10 @@ of products that is not a matrix product of tensors in memory planned as GEMM
 calls over packed operands (``compiler/patches.py``) or, for a strided
 convolution's input gradient, as GEMM calls whose columns are added into the
 output (``compiler/col2im.py``). A contraction neither takes keeps its
-packed, register-tiled nest. A stride-1 convolution's input, or input
-gradient, is read by its calls as shifted views of one padded copy
-(``compiler/shifted.py``) rather than packed once per tap.
+packed, register-tiled nest. A convolution's input (a plane per phase when
+strided), or a stride-1 convolution's input gradient, is read by its calls as
+shifted views of one padded copy (``compiler/shifted.py``) rather than packed
+once per tap.
 
 Example::
 

@@ -1,4 +1,4 @@
-"""A stride-1 convolution as GEMM calls over shifted views of its input.
+"""A convolution as GEMM calls over shifted views of its input.
 
 Packed as patches (``compiler/patches.py``), a 3x3 convolution's input is
 written nine times, once per tap, before each call reads it. Where the read
@@ -15,11 +15,13 @@ output (a ``col2im.Scatter`` that assigns). The input gradient of a stride-1
 convolution reads its output gradient the same way (``y - i*d + p``). A
 weight gradient's A is the taps' rows of such a copy, the sum runs over the
 copy's positions, and B (the output gradient) is spread over the same
-positions, zero at those past a row's end.
+positions, zero at those past a row's end. A strided read (``2*h + i - p``)
+is copied a plane per phase of the input (``_dims``): tap ``i`` reads phase
+``i % 2`` shifted by ``i // 2``, so that the columns still move at stride 1.
 
 In: a ``Stage`` and its ``Contraction``. Out: a ``patches.PatchGemm`` whose B
 (or A) has ``rows`` set, or None where neither side is one such read (a
-stride, a column variable in two coordinates, taps of unknown count).
+column variable in two coordinates, taps of unknown count, no taps).
 
 Example::
 
@@ -204,14 +206,23 @@ def _read(value, shapes: dict):
 
 def _dims(load: Load, cols: tuple, depth: tuple, block, taken: set):
     """``(dims, index)``: the workspace's dimensions (one per coordinate of
-    ``load`` that reads a column or summed variable) and the read that fills
-    it; None unless each column variable is in one coordinate at stride 1, in
-    the columns' order, the innermost in the last dimension, and some
-    coordinate shifts a column by taps."""
+    ``load`` that reads a column or summed variable, and one more per phase
+    of a strided one) and the read that fills it; None unless each column
+    variable is in one coordinate, at a positive stride, in the columns'
+    order, the innermost in the last dimension, and some coordinate shifts a
+    column by taps.
+
+    A coordinate ``s*h + t + rest`` (``t``: the taps, ``s`` > 1) reads the
+    input at every ``s``-th position from ``s*h + min(t)`` on: written
+    ``s*(h + q) + r`` with ``t - min(t) = s*q + r``, each phase ``r`` of the
+    input is a plane of its own (its positions ``u = h + q`` at stride 1), and
+    tap ``t`` reads plane ``r`` shifted by ``q``. The phases are dimensions
+    outside the columns' (before the first), so that the columns stay
+    positions of one plane."""
     names = {a.name for a in cols}
     summed = {a.name: a.extent for a in depth}
     extents = {a.name: a.extent for a in cols}
-    dims, index, order = [], [], []
+    outer, phases, index, order = [], [], [], []
     for coordinate in load.index:
         split = affine(coordinate, names | set(summed))
         if split is None:
@@ -222,27 +233,49 @@ def _dims(load: Load, cols: tuple, depth: tuple, block, taken: set):
         if not here and not taps:
             index.append(coordinate)
             continue
-        if len(here) > 1 or any(coefs[v] != 1 for v in here) or any(not isinstance(summed[v], IConst) for v in taps):
+        if len(here) > 1 or any(coefs[v] < 1 for v in here) or any(not isinstance(summed[v], IConst) for v in taps):
             return None
-        lowest = sum(k * (summed[v].value - 1) for v, k in taps.items() if k < 0)
-        span = sum(abs(k) * (summed[v].value - 1) for v, k in taps.items())
-        shift = _sum([IConst(-lowest)] + [ir.imul(k, IVar(v)) for v, k in taps.items()])
         column = here[0] if here else None
-        base = ir.iadd(rest, IConst(lowest))
-        if column is None:
-            extent = IConst(span + 1)
-        elif column == block.axis.name:
-            extent, base = ir.iadd(IVar(block.step), IConst(span)), ir.iadd(base, IVar(block.start))
-        else:
-            extent = ir.iadd(extents[column], IConst(span))
-        var = ir.fresh_name(f"u{len(dims)}", taken)
-        dims.append(_Dim(var, base, shift, column, extent, span))
-        index.append(ir.iadd(IVar(var), base))
+        dim, phase, read = _coordinate(column, coefs[column] if column else 1, rest, taps, summed,
+                                       extents.get(column), block, taken, len(outer))
+        outer.append(dim)
+        phases += [phase] if phase else []
+        index.append(read)
         order += here
+    first = next((k for k, d in enumerate(outer) if d.column), len(outer))
+    dims = outer[:first] + phases + outer[first:]
     if order != [a.name for a in cols] or dims[-1].column != cols[-1].name or \
-            not any(d.column and d.taps != IConst(0) for d in dims):
+            not any((d.column or d in phases) and d.taps != IConst(0) for d in dims):
         return None
     return dims, tuple(index)
+
+
+def _coordinate(column, stride: int, rest, taps: dict, summed: dict, extent, block, taken: set, number: int):
+    """``(dim, phase, read)`` of a coordinate ``stride*column + taps + rest``:
+    its dimension of the workspace, the dimension of its phases (None at
+    stride 1, or where the taps stay in one phase) and the coordinate the
+    copy reads at their point (its loops named after ``number``)."""
+    lowest = sum(k * (summed[v].value - 1) for v, k in taps.items() if k < 0)
+    span = sum(abs(k) * (summed[v].value - 1) for v, k in taps.items())
+    shift = _sum([IConst(-lowest)] + [ir.imul(k, IVar(v)) for v, k in taps.items()])
+    base = ir.iadd(rest, IConst(lowest))
+    var = ir.fresh_name(f"u{number}", taken)
+    position, phase = ir.imul(stride, IVar(var)), None
+    # the phases the taps reach: multiples of the divisor they share with the
+    # stride (a dilation of 2 at stride 2 reads one)
+    step = math.gcd(stride, *taps.values())
+    if step < stride:
+        phase = _Dim(ir.fresh_name(f"r{number}", taken), IConst(0), ir.ifloordiv(ir.imod(shift, stride), step),
+                     None, IConst(min(stride // step, span // step + 1)), 0)
+        position = ir.iadd(position, ir.imul(step, IVar(phase.var)))
+    shift, span = ir.ifloordiv(shift, stride), span // stride
+    if column is None:
+        extent = IConst(span + 1)
+    elif column == block.axis.name:
+        extent, base = ir.iadd(IVar(block.step), IConst(span)), ir.iadd(base, ir.imul(stride, IVar(block.start)))
+    else:
+        extent = ir.iadd(extent, IConst(span))
+    return _Dim(var, base, shift, column, extent, span), phase, ir.iadd(position, base)
 
 
 def _strides(dims: list) -> list:

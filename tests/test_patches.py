@@ -64,10 +64,11 @@ def test_forward_and_both_gradients_are_packed_gemm_calls(rank):
 
 def test_padding_is_cut_from_the_packing_loop():
     """The input's padded read packs along the image row, inside the bounds
-    where it is in the image: no test inside the loop."""
-    pack = _nests(padding=2, stride=2)["conv_1"].patch.packs[0]
+    where it is in the image: no test inside the loop (a strided 1x1
+    convolution: no taps to read as shifted views)."""
+    pack = _nests(K=1, padding=2, stride=2)["conv_1"].patch.packs[0]
     assert pack.loops[-1].var == "w" and pack.lo and pack.hi and pack.tests
-    assert ir.format_expr(pack.value) == "x[n, c, 2 * h + i - 2, 2 * w + j - 2]"
+    assert ir.format_expr(pack.value) == "x[n, c, 2 * h - 2, 2 * w - 2]"
     assert all(load in pack.in_range for load in ir.loads(pack.value))
 
 
@@ -150,7 +151,12 @@ def test_a_weight_gradient_over_a_batch_of_patches_is_split_into_tasks(rank, siz
     assert weight.block is not None or any(isinstance(a.extent, ir.IConst) and a.extent.value > 1 for a in weight.loops)
     small = lower_layer(_spec(rank), N=2, **{k: 7 for k in size}, **_bindings(rank, 8, 9, 3, stride, 1, 1, 1))
     small_weight = next(n.patch for n in plan_program(small.backward) if n.stage.name == "grad_weight")
-    assert all(p.once for p in small_weight.packs) and small_weight.block is None
+    if stride == 1:
+        assert all(p.once for p in small_weight.packs) and small_weight.block is None
+    else:
+        # the calls' sums as short split per image as whole: the phases of each
+        # image's copy read as shifted views (see test_strided_reads_phases_of_shifted_views)
+        assert small_weight.a.rows is not None and [a.name for a in small_weight.loops] == ["n"]
 
 
 @pytest.mark.parametrize("C, O", [(8, 16), (64, 48)])
@@ -174,14 +180,17 @@ def test_a_weight_gradient_written_transposed_adds_into_copies_laid_out_as_the_c
     assert not private_copies(nests["conv_1"].patch) and not private_copies(nests["grad_x"].patch)
 
 
-def test_a_bias_is_added_as_the_calls_results_are_copied_out():
+@pytest.mark.parametrize("stride", [1, 2])
+def test_a_bias_is_added_as_the_calls_results_are_copied_out(stride):
     """Where each output element is one element of one task's calls (a
-    stride-1 convolution), the bias is added as the results are copied into
-    the output, not written into it first by a nest of its own."""
-    forward = _nests()["conv_1"].patch
+    convolution read as shifted views), the bias is added as the results are
+    copied into the output, not written into it first by a nest of its own;
+    calls writing the output in place (a strided 1x1 convolution's) start
+    from it written first."""
+    forward = _nests(stride=stride)["conv_1"].patch
     assert forward.start is not None and forward.prologue is None and folds_start(forward)
-    strided = _nests(stride=2)["conv_1"].patch
-    assert strided.start is not None and strided.prologue is not None and not folds_start(strided)
+    in_place = _nests(stride=2, K=1, padding=0)["conv_1"].patch
+    assert in_place.start is not None and in_place.prologue is not None and not folds_start(in_place)
 
 
 GRAD_CASES = [
@@ -200,6 +209,15 @@ GRAD_CASES = [
     (1, 8, 9, 5, 1, 2, 1, 1, True, (13,)),
     (1, 8, 9, 3, 2, 1, 2, 1, False, (15,)),
     (1, 16, 16, 3, 3, 0, 1, 2, True, (17,)),
+    # strided, read as phases of shifted views: odd sizes, stride 3, kernels 2 and 5, padding 0 and 2
+    (2, 8, 9, 5, 2, 0, 1, 1, True, (11, 9)),
+    (2, 8, 9, 3, 3, 2, 1, 1, False, (10, 8)),
+    (2, 8, 8, 3, 2, 1, 2, 1, True, (9, 11)),      # dilated by the stride: one phase read
+    (2, 8, 8, 3, 3, 1, 2, 1, False, (13, 10)),
+    (2, 8, 9, 2, 2, 0, 1, 1, True, (8, 7)),
+    (2, 8, 9, 2, 3, 1, 1, 1, False, (8, 10)),     # fewer taps than phases: two of three read
+    (2, 8, 9, (3, 1), 2, (1, 0), 1, 1, True, (9, 7)),     # phases of the rows only
+    (1, 8, 9, 7, 2, 3, 1, 1, True, (19,)),
 ]
 
 
@@ -282,9 +300,64 @@ def test_a_transposed_convolution_s_weight_gradient_is_the_same_on_any_number_of
     _assert_the_same_on_any_threads(layer, x, gy, (1, 2, 3), ("weight",))
 
 
+STRIDED_BATCH_CASES = [
+    # C, O, K, stride, padding, spatial size: one image split into blocks of rows of its phases
+    (16, 12, 3, 2, 1, (41, 23)),
+    (8, 8, 5, 3, 2, (35, 17)),
+]
+
+
+@pytest.mark.parametrize("C, O, K, stride, padding, size", STRIDED_BATCH_CASES)
+def test_a_strided_batch_of_one_runs_the_same_on_any_number_of_threads(C, O, K, stride, padding, size):
+    layer = nn.Conv2DSpec.build(N=1, H=size[0], W=size[1], **_bindings(2, C, O, K, stride, padding, 1, 1))
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, C, *size)).astype(np.float32)
+    gy = rng.standard_normal(layer(x).shape).astype(np.float32)
+    results = []
+    try:
+        for threads in (1, 2, 3, 5):
+            layer.set_threads(threads)
+            layer.zero_grad()
+            y = layer(x).numpy().copy()
+            results.append((y, layer.backward(gy).numpy().copy(), layer.weight.grad.copy()))
+    finally:
+        layer.set_threads(0)
+    for many in results[1:]:
+        for a, b in zip(results[0], many):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * float(np.abs(a).max()))
+
+
+@pytest.mark.parametrize("C, O, K, stride, padding, size", STRIDED_BATCH_CASES)
+def test_a_strided_batch_of_one_agrees_with_finite_differences(C, O, K, stride, padding, size):
+    check_grad(nn.Conv2DSpec, N=1, H=size[0], W=size[1], **_bindings(2, C, O, K, stride, padding, 1, 1)).assert_ok()
+
+
 @pytest.mark.parametrize("C, O, K, padding, dilation, groups, size", SMALL_BATCH_CASES[:4])
 def test_a_small_batch_agrees_with_finite_differences(C, O, K, padding, dilation, groups, size):
     check_grad(nn.Conv2DSpec, N=1, H=size[0], W=size[1], **_bindings(2, C, O, K, 1, padding, dilation, groups)).assert_ok()
+
+
+STRIDED_CASES = [case for case in GRAD_CASES if case[4] > 1 and case[7] < case[1] and case[1] > 5
+                 and (case[3] if isinstance(case[3], int) else max(case[3])) > 1]
+
+
+@pytest.mark.parametrize("rank, C, O, K, stride, padding, dilation, groups, bias, size", STRIDED_CASES)
+def test_strided_reads_phases_of_shifted_views(rank, C, O, K, stride, padding, dilation, groups, bias, size):
+    """A strided convolution reads each phase of its input (every stride-th
+    position from each offset) as a plane of one copy per task, the taps as
+    shifted views of the planes (compiler/shifted.py); its weight gradient
+    reads the taps' rows of that copy. The copy's innermost loop walks the
+    input at the stride, its phases are loops outside the columns' (none
+    where the dilation is a multiple of the stride: the taps read one)."""
+    plans = {name: n.patch for name, n in _nests(rank, C, O, K, stride, padding, dilation, groups, bias).items()
+             if n.kind == "patch_gemm"}
+    (forward,) = [p for name, p in plans.items() if not name.startswith("grad_")]
+    assert forward.b.rows is not None and forward.scatter.assign
+    assert plans["grad_weight"].a.rows is not None
+    (copy,) = [p for p in forward.packs if p.name == "lc_pack_b"]
+    phases = [l for l in copy.loops if l.var.startswith("r")]
+    assert all(l.stop.value <= stride for l in phases) and (bool(phases) == (dilation % stride != 0))
+    assert f"{stride} * {copy.loops[-1].var}" in ir.format_expr(copy.value)
 
 
 SHIFTED_CASES = [case for case in GRAD_CASES if isinstance(case[3], int) and case[4] == 1
@@ -321,6 +394,11 @@ TORCH_CASES = [
     (1, 16, 16, 3, 2, 1, 2, 4, (22,)),
     (2, 64, 64, 3, 1, 1, 1, 1, (40, 37)),       # shifted views, in blocks of rows (the last shorter)
     (2, 32, 48, 3, 1, 0, 2, 1, (30, 33)),
+    (2, 32, 48, 3, 2, 1, 1, 1, (33, 31)),       # phases of shifted views, odd sizes
+    (2, 16, 24, 5, 3, 2, 1, 1, (20, 23)),
+    (2, 3, 16, 7, 2, 3, 1, 1, (37, 35)),        # a first layer's few channels
+    (2, 24, 18, 3, 2, 0, 2, 3, (19, 21)),       # dilated and grouped
+    (1, 48, 48, 7, 2, 3, 1, 1, (99,)),
 ]
 
 
