@@ -12,7 +12,7 @@ from . import ir
 from .cprint import DTYPES, Printer, c_comment, init_value, render, tensor_c, var_c
 from .cstatements import Let
 from .ir import Const, IConst, IndexValue, IVar
-from .windows import COLUMN_BLOCK, lane_mode
+from .windows import COLUMN_BLOCK, WINDOW_LIMIT, lane_mode
 
 
 def render_window(nest, ctx) -> str:
@@ -64,7 +64,8 @@ def _per_offset(plan, fast: Printer, hoisted: list, printer: Printer) -> dict | 
     from the tensor instead, gcc loads them again for every vector: inside an
     OpenMP region the pointers lose ``restrict``, and the output's store might
     have changed them."""
-    if plan.scatter or not plan.inner:
+    count = math.prod(offset.extent.value for offset in plan.inner)
+    if plan.scatter or not plan.inner or count > WINDOW_LIMIT:     # unrolled windows only
         return None
     column = {plan.column.name}
     lets = [let for let, e in zip(fast.lets, fast.nodes)
@@ -76,8 +77,7 @@ def _per_offset(plan, fast: Printer, hoisted: list, printer: Printer) -> dict | 
         flat = ir.iadd(ir.imul(flat, offset.extent), IVar(offset.name))
     flat = printer.index(flat)
     reads = {let.name: Let(let.ctype, let.name, f"lc_pre_{let.name}[{flat}]") for let in lets}
-    return dict(lets=lets, reads=reads, flat=flat, offsets=_offsets(plan.inner, printer),
-                count=math.prod(offset.extent.value for offset in plan.inner))
+    return dict(lets=lets, reads=reads, flat=flat, offsets=_offsets(plan.inner, printer), count=count)
 
 
 def _lanes(offset) -> int:
