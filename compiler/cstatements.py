@@ -53,12 +53,13 @@ class RowBuffer:
 
 @dataclass(frozen=True)
 class FoldLanes:
-    """``target[t]`` set to the sum of row ``t`` of ``lanes`` (``count`` rows of ``width``)."""
+    """``target[t]`` set to the sum of row ``t`` of ``lanes`` (``count`` rows of
+    ``width``: a number, or a C constant's name)."""
     ctype: str
     lanes: str
     target: str
     count: int
-    width: int
+    width: int | str
     form: ClassVar[str] = "fold_lanes"
 
 

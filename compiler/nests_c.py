@@ -219,11 +219,18 @@ def render_taps(nest, ctx) -> str:
     enter.append(Partials(ctx.ctype, "lc_taps", count))
     row = nest.loops[-1].extent
     body = [Update("sum", "acc", value)]
+    tiled = not isinstance(row, IConst) and count * STREAM_TILE <= LANES_LIMIT
     if isinstance(row, IConst) and count * row.value <= LANES_LIMIT:
         enter.append(Partials(ctx.ctype, "lc_lanes", count * row.value))
         lane = printer.index(ir.iadd(ir.imul(flat, row), IVar(nest.loops[-1].var)))
         body = [Update("sum", f"lc_lanes[{lane}]", value)]
         exit_.append(FoldLanes(ctx.ctype, "lc_lanes", "lc_taps", count, row.value))
+    elif tiled:
+        # a row of a run-time length: a partial sum per position of a tile of it
+        enter.append(Partials(ctx.ctype, "lc_lanes", count * STREAM_TILE))
+        lane = f"{printer.index(flat)} * LC_TILE + {loops[-1].var} - lc_tile_start"
+        body = [Update("sum", f"lc_lanes[{lane}]", value)]
+        exit_.append(FoldLanes(ctx.ctype, "lc_lanes", "lc_taps", count, "LC_TILE"))
     else:
         loops[-2].enter.append(Declare(ctx.ctype, "acc", init_value("sum", ctx.dtype)))
         loops[-2].exit.append(Update("sum", partial, "acc"))
@@ -232,6 +239,10 @@ def render_taps(nest, ctx) -> str:
     if nest.loops[0].parallel:
         _in_threads(loops[0], nest, printer, ctx)
     lets = _hoisted(nest, printer, loops, prologue)
+    if tiled:
+        inner = loops[-1]
+        loops[-1:] = [Loop(inner.var, inner.stop, inner.start, form="tiles", enter=[TileStart(inner.stop)]),
+                      dataclasses.replace(inner, form="tile")]
     return render("nest.c.j2", loops=loops, lets=lets, body=body,
                   comment=_comment((s,)), prologue=prologue, epilogue=epilogue)
 

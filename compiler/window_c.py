@@ -10,8 +10,9 @@ import math
 
 from . import ir
 from .cprint import DTYPES, Printer, c_comment, init_value, render, tensor_c, var_c
+from .cstatements import Let
 from .ir import Const, IConst, IndexValue, IVar
-from .windows import COLUMN_BLOCK, lane_mode
+from .windows import COLUMN_BLOCK, WINDOW_LIMIT, lane_mode
 
 
 def render_window(nest, ctx) -> str:
@@ -32,21 +33,51 @@ def render_window(nest, ctx) -> str:
     # what does not change along the column and the window is computed once per row
     varying = {plan.column.name} | {a.name for a in plan.inner}
     hoisted = [let for let, e in zip(fast.lets, fast.nodes) if not ir.ivars_of_expr(e) & varying]
-    fast_part["lines"] = [let for let in fast.lets if let not in hoisted]
+    pre = _per_offset(plan, fast, hoisted, index)
+    fast_part["lines"] = [pre["reads"].get(let.name, let) if pre else let for let in fast.lets
+                          if let not in hoisted]
     # the edges hold the columns a window reaches outside its tensor: there a
     # reduction reads zero, and a scatter writes nothing
     edges = bounds is not None and (not plan.scatter or plan.inner)
+    # a row that a test empties runs all its columns on the edges: a sum's run
+    # there in masked vector loads (a depthwise convolution's first and last
+    # rows took a fifth of its time in scalar code)
+    edge_simd = edges and bool(bounds.tests) and reduce == "sum" and not (plan.scatter or plan.gaps)
     return render(
         "window.c.j2", comment=c_comment(ir.format_stage(s)), planes=len(plan.planes),
         work=index.size(plan.order) if plan.planes else "", min_work=ctx.min_work,
         clear=_plane_clear(plan, index), loops=_offsets(plan.planes + plan.rows + plan.outer, index),
-        written=_offsets(written, index), summed=_offsets(summed, index), hoisted=hoisted,
+        written=_offsets(written, index), summed=_offsets(summed, index), hoisted=hoisted, pre=pre,
         blocks=_window_limits(plan, bounds, index), column=var_c(plan.column.name),
         extent=index.index(plan.column.extent), ctype=DTYPES[ctx.dtype][0], init=init_value(s.reduce, ctx.dtype),
         # a term per element: the scatter stores it, and a column may be done twice
         assign="=" if plan.injective else "+=", block=COLUMN_BLOCK, redo=plan.injective or not plan.scatter,
         gaps=int(plan.gaps), fast=fast_part, lane=lane_mode(plan), lanes=_lanes(plan.inner[-1]) if plan.inner else 0,
-        edges=_window_part(plan, edge, s.body, modes[1], guarded=True) if edges else None)
+        edges=_window_part(plan, edge, s.body, modes[1], guarded=True) if edges else None, edge_simd=edge_simd)
+
+
+def _per_offset(plan, fast: Printer, hoisted: list, printer: Printer) -> dict | None:
+    """A reduction's values that change with the window's offsets but not along
+    the column (a depthwise convolution's weights), computed once per row into
+    arrays by the flattened offset (``lets``, stored at ``flat``), and read from
+    there in the column loop (``reads``: the temporaries that replace them). Read
+    from the tensor instead, gcc loads them again for every vector: inside an
+    OpenMP region the pointers lose ``restrict``, and the output's store might
+    have changed them."""
+    count = math.prod(offset.extent.value for offset in plan.inner)
+    if plan.scatter or not plan.inner or count > WINDOW_LIMIT:     # unrolled windows only
+        return None
+    column = {plan.column.name}
+    lets = [let for let, e in zip(fast.lets, fast.nodes)
+            if let not in hoisted and not ir.ivars_of_expr(e) & column]
+    if not lets:
+        return None
+    flat = IConst(0)
+    for offset in plan.inner:
+        flat = ir.iadd(ir.imul(flat, offset.extent), IVar(offset.name))
+    flat = printer.index(flat)
+    reads = {let.name: Let(let.ctype, let.name, f"lc_pre_{let.name}[{flat}]") for let in lets}
+    return dict(lets=lets, reads=reads, flat=flat, offsets=_offsets(plan.inner, printer), count=count)
 
 
 def _lanes(offset) -> int:

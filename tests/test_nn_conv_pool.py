@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from layerc import check_grad, nn
+from layerc.compiler.pipeline import compile_layer
 from layerc.compiler.plan import plan_program
+from layerc.runtime.module import LayerModule
 from layerc.runtime import isa
 
 torch = pytest.importorskip("torch")
@@ -120,6 +122,11 @@ GROUPED = [
     (3, 3, dict(kernel_size=5, padding=2, groups=3), [(2, 3, 11, 9), (1, 3, 5, 6)]),
     (4, 8, dict(kernel_size=3, padding=1, groups=2), [(2, 4, 7, 9), (1, 4, 5, 3)]),
     (8, 8, dict(kernel_size=(3, 2), padding=(1, 0), groups=8, dilation=(2, 1)), [(2, 8, 9, 10)]),
+    # rows longer than a tile of the weight gradient's partial sums (LC_TILE), and a
+    # kernel 5 at dilation 3 with two outputs per channel
+    (16, 16, dict(kernel_size=3, padding=1, groups=16), [(1, 16, 9, 67), (2, 16, 5, 131)]),
+    (5, 10, dict(kernel_size=5, padding=6, dilation=3, groups=5), [(1, 5, 23, 70), (2, 5, 13, 17)]),
+    (4, 6, dict(kernel_size=3, padding=3, dilation=3), [(1, 4, 11, 29), (3, 4, 7, 8)]),
 ]
 
 
@@ -146,6 +153,25 @@ def test_grouped_conv2d_gradcheck(bindings, level, monkeypatch):
     assert "taps" in [nest.kind for nest in plan_program(m.compiled.backward)]
     assert "lc_lanes" in m.source
     check_grad(nn.Conv2DSpec, N=2, **bindings).assert_ok()
+
+
+# free rows (the layers' own build): the weight gradient's rows of a run-time
+# length keep their partial sums per position of a tile (LC_TILE)
+FREE_ROWS = [
+    (nn.Conv2DSpec, dict(C=3, O=3, CG=1, KH=3, KW=3, groups=3, padding=(1, 1)), dict(N=2, H=5, W=21)),
+    (nn.Conv2DSpec, dict(C=2, O=4, CG=1, KH=5, KW=5, groups=2, padding=(6, 6), dilation=(3, 3)),
+     dict(N=1, H=9, W=19)),
+    (nn.Conv2DSpec, dict(C=2, O=3, CG=2, KH=3, KW=3, padding=(3, 3), dilation=(3, 3)), dict(N=1, H=7, W=11)),
+    (nn.Conv1DSpec, dict(C=3, O=3, CG=1, K=3, groups=3, padding=(2,), dilation=(2,), stride=(1,)),
+     dict(N=2, L=70)),
+]
+
+
+@pytest.mark.parametrize("spec, bindings, sizes", FREE_ROWS, ids=[str(b) for _, b, _ in FREE_ROWS])
+def test_conv_of_free_rows_gradcheck(spec, bindings, sizes):
+    module = LayerModule(compile_layer(spec, bias=False, **bindings), dtype=np.float64)
+    assert "* LC_TILE +" in module.source          # the weight gradient's tiles
+    check_grad(spec, module=module, **sizes).assert_ok()
 
 
 @pytest.mark.parametrize("groups", [16, 4])

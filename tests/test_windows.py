@@ -300,6 +300,21 @@ def test_window_column_loops_vectorize(kind, kernel, dtype, tmp_path):
         assert not missed, f"{function}: loops at lines {missed} not vectorized:\n{report}"
 
 
+@pytest.mark.parametrize("dtype", ["f32", "f64"])
+def test_depthwise_conv_loops_vectorize(dtype, tmp_path):
+    """A depthwise convolution of free rows: forward and input gradient (window
+    nests, their all-edge rows included) and the weight gradient's tiles."""
+    from layerc.nn import Conv2DSpec
+    source = compile_layer(Conv2DSpec, C=4, O=4, CG=1, KH=3, KW=3, groups=4, padding=(1, 1), bias=False).source
+    reported, report = vector_report(source, tmp_path)
+    for role in ("forward", "backward"):
+        function = f"lc_conv2dspec_{role}_{dtype}"
+        loops = _simd_loops(source, function)
+        assert loops, f"no simd loop in {function}"
+        missed = [first for first, last in loops if not any(first <= r <= last for r in reported)]
+        assert not missed, f"{function}: loops at lines {missed} not vectorized:\n{report}"
+
+
 def sanitized_run() -> None:
     """Forward and backward of odd-sized windows built with AddressSanitizer and
     UBSan (run in a process with the ASan runtime preloaded); prints the cases."""
