@@ -1051,6 +1051,11 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
+            float lc_pre_t1[9];
+            for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                const float t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                lc_pre_t1[((3 * v_i) + v_j)] = t1;
+            }
             /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
             const int64_t lc_lo = lc_min_i64(lc_lo0, S_W);
             const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;
@@ -1086,7 +1091,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
                     const float t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-                    const float t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const float t2 = (t0 * t1);
                     lc_acc += t2;
                 }
@@ -1102,7 +1107,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
                     const float t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-                    const float t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const float t2 = (t0 * t1);
                     lc_acc += t2;
                 }
@@ -1110,6 +1115,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                 T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
             }
+            #pragma omp simd simdlen(8)
             for (int64_t v_w = lc_hi; v_w < S_W; ++v_w) {
                 float lc_acc = 0.0f;
                 #pragma GCC unroll 3
@@ -1400,6 +1406,11 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
+            float lc_pre_t1[9];
+            for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                const float t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                lc_pre_t1[((3 * v_i) + v_j)] = t1;
+            }
             /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
             const int64_t lc_lo = lc_min_i64(lc_lo0, S_W);
             const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;
@@ -1435,7 +1446,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
                     const float t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-                    const float t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const float t2 = (t0 * t1);
                     lc_acc += t2;
                 }
@@ -1451,7 +1462,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
                     const float t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-                    const float t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const float t2 = (t0 * t1);
                     lc_acc += t2;
                 }
@@ -1459,6 +1470,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                 T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
             }
+            #pragma omp simd simdlen(8)
             for (int64_t v_w = lc_hi; v_w < S_W; ++v_w) {
                 float lc_acc = 0.0f;
                 #pragma GCC unroll 3
@@ -2190,6 +2202,11 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
+            float lc_pre_t1[9];
+            for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                const float t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                lc_pre_t1[((3 * v_i) + v_j)] = t1;
+            }
             /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
             const int64_t lc_lo = lc_min_i64(lc_lo0, S_W);
             const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;
@@ -2231,7 +2248,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
                     const float t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    const float t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const float t2 = (t0 * t1);
                     lc_acc += t2;
                 }
@@ -2247,7 +2264,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
                     const float t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    const float t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const float t2 = (t0 * t1);
                     lc_acc += t2;
                 }
@@ -2255,6 +2272,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
             }
+            #pragma omp simd simdlen(8)
             for (int64_t v_j3 = lc_hi; v_j3 < S_W; ++v_j3) {
                 float lc_acc = 0.0f;
                 #pragma GCC unroll 3
@@ -2293,27 +2311,35 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_j0 = 0; v_j0 < 8; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         float lc_taps[9] = {0};
+        float lc_lanes[576] = {0};
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        float acc = 0.0f;
         const float t0 = (v_j0 >= 0);
         const float t1 = (v_j0 < 8);
         const float t2 = (((v_h + v_i) + -1) >= 0);
         const float t3 = (((v_h + v_i) + -1) < S_H);
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_w = lc_max_i64(0, (-1 * (v_j + -1))); v_w < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); ++v_w) {
+    for (int64_t lc_tile_start = lc_max_i64(0, (-1 * (v_j + -1))); lc_tile_start < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))) - lc_tile_start);
+    #pragma omp simd
+    for (int64_t v_w = lc_tile_start; v_w < lc_tile_start + lc_tile_n; ++v_w) {
         const float t4 = T_grad_gconv_0_39[((((v_n) * 8 + v_j0) * 1 + 0) * S_H + v_h) * S_W + v_w];
         const float t5 = T_x[(((v_n) * 8 + v_j0) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
         const float t6 = (t4 * t5);
-        acc += t6;
-    }
-        lc_taps[((3 * v_i) + v_j)] += acc;
+        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t6;
     }
     }
     }
     }
+    }
+    }
+        for (int64_t t = 0; t < 9; ++t) {
+            float lc_sum = 0;
+            #pragma omp simd reduction(+:lc_sum)
+            for (int64_t k = 0; k < LC_TILE; ++k) lc_sum += lc_lanes[t * LC_TILE + k];
+            lc_taps[t] = lc_sum;
+        }
         for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) T_grad_depthwise_weight[(((v_j0) * 1 + v_j1) * 3 + v_i) * 3 + v_j] = lc_taps[((3 * v_i) + v_j)];
     }
     }
@@ -2782,6 +2808,11 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
+            float lc_pre_t1[9];
+            for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                const float t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                lc_pre_t1[((3 * v_i) + v_j)] = t1;
+            }
             /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
             const int64_t lc_lo = lc_min_i64(lc_lo0, S_W);
             const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;
@@ -2823,7 +2854,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
                     const float t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    const float t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const float t2 = (t0 * t1);
                     lc_acc += t2;
                 }
@@ -2839,7 +2870,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
                     const float t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    const float t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const float t2 = (t0 * t1);
                     lc_acc += t2;
                 }
@@ -2847,6 +2878,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
             }
+            #pragma omp simd simdlen(8)
             for (int64_t v_j3 = lc_hi; v_j3 < S_W; ++v_j3) {
                 float lc_acc = 0.0f;
                 #pragma GCC unroll 3
@@ -2885,27 +2917,35 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_j0 = 0; v_j0 < 8; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         float lc_taps[9] = {0};
+        float lc_lanes[576] = {0};
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        float acc = 0.0f;
         const float t0 = (v_j0 >= 0);
         const float t1 = (v_j0 < 8);
         const float t2 = (((v_h + v_i) + -1) >= 0);
         const float t3 = (((v_h + v_i) + -1) < S_H);
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_w = lc_max_i64(0, (-1 * (v_j + -1))); v_w < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); ++v_w) {
+    for (int64_t lc_tile_start = lc_max_i64(0, (-1 * (v_j + -1))); lc_tile_start < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))) - lc_tile_start);
+    #pragma omp simd
+    for (int64_t v_w = lc_tile_start; v_w < lc_tile_start + lc_tile_n; ++v_w) {
         const float t4 = T_grad_gconv_0_39[((((v_n) * 8 + v_j0) * 1 + 0) * S_H + v_h) * S_W + v_w];
         const float t5 = T_x[(((v_n) * 8 + v_j0) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
         const float t6 = (t4 * t5);
-        acc += t6;
-    }
-        lc_taps[((3 * v_i) + v_j)] += acc;
+        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t6;
     }
     }
     }
     }
+    }
+    }
+        for (int64_t t = 0; t < 9; ++t) {
+            float lc_sum = 0;
+            #pragma omp simd reduction(+:lc_sum)
+            for (int64_t k = 0; k < LC_TILE; ++k) lc_sum += lc_lanes[t * LC_TILE + k];
+            lc_taps[t] = lc_sum;
+        }
         for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) T_grad_depthwise_weight[(((v_j0) * 1 + v_j1) * 3 + v_i) * 3 + v_j] = lc_taps[((3 * v_i) + v_j)];
     }
     }
@@ -2948,6 +2988,11 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
+            double lc_pre_t1[9];
+            for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                const double t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                lc_pre_t1[((3 * v_i) + v_j)] = t1;
+            }
             /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
             const int64_t lc_lo = lc_min_i64(lc_lo0, S_W);
             const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;
@@ -2983,7 +3028,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
                     const double t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-                    const double t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const double t2 = (t0 * t1);
                     lc_acc += t2;
                 }
@@ -2999,7 +3044,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
                     const double t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-                    const double t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const double t2 = (t0 * t1);
                     lc_acc += t2;
                 }
@@ -3007,6 +3052,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                 T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
             }
+            #pragma omp simd simdlen(8)
             for (int64_t v_w = lc_hi; v_w < S_W; ++v_w) {
                 double lc_acc = 0.0;
                 #pragma GCC unroll 3
@@ -3297,6 +3343,11 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
+            double lc_pre_t1[9];
+            for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                const double t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                lc_pre_t1[((3 * v_i) + v_j)] = t1;
+            }
             /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
             const int64_t lc_lo = lc_min_i64(lc_lo0, S_W);
             const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;
@@ -3332,7 +3383,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
                     const double t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-                    const double t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const double t2 = (t0 * t1);
                     lc_acc += t2;
                 }
@@ -3348,7 +3399,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
                     const double t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-                    const double t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const double t2 = (t0 * t1);
                     lc_acc += t2;
                 }
@@ -3356,6 +3407,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                 T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
             }
+            #pragma omp simd simdlen(8)
             for (int64_t v_w = lc_hi; v_w < S_W; ++v_w) {
                 double lc_acc = 0.0;
                 #pragma GCC unroll 3
@@ -4087,6 +4139,11 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
+            double lc_pre_t1[9];
+            for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                const double t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                lc_pre_t1[((3 * v_i) + v_j)] = t1;
+            }
             /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
             const int64_t lc_lo = lc_min_i64(lc_lo0, S_W);
             const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;
@@ -4128,7 +4185,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
                     const double t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    const double t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const double t2 = (t0 * t1);
                     lc_acc += t2;
                 }
@@ -4144,7 +4201,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
                     const double t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    const double t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const double t2 = (t0 * t1);
                     lc_acc += t2;
                 }
@@ -4152,6 +4209,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
             }
+            #pragma omp simd simdlen(8)
             for (int64_t v_j3 = lc_hi; v_j3 < S_W; ++v_j3) {
                 double lc_acc = 0.0;
                 #pragma GCC unroll 3
@@ -4190,27 +4248,35 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_j0 = 0; v_j0 < 8; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         double lc_taps[9] = {0};
+        double lc_lanes[576] = {0};
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        double acc = 0.0;
         const double t0 = (v_j0 >= 0);
         const double t1 = (v_j0 < 8);
         const double t2 = (((v_h + v_i) + -1) >= 0);
         const double t3 = (((v_h + v_i) + -1) < S_H);
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_w = lc_max_i64(0, (-1 * (v_j + -1))); v_w < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); ++v_w) {
+    for (int64_t lc_tile_start = lc_max_i64(0, (-1 * (v_j + -1))); lc_tile_start < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))) - lc_tile_start);
+    #pragma omp simd
+    for (int64_t v_w = lc_tile_start; v_w < lc_tile_start + lc_tile_n; ++v_w) {
         const double t4 = T_grad_gconv_0_39[((((v_n) * 8 + v_j0) * 1 + 0) * S_H + v_h) * S_W + v_w];
         const double t5 = T_x[(((v_n) * 8 + v_j0) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
         const double t6 = (t4 * t5);
-        acc += t6;
-    }
-        lc_taps[((3 * v_i) + v_j)] += acc;
+        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t6;
     }
     }
     }
     }
+    }
+    }
+        for (int64_t t = 0; t < 9; ++t) {
+            double lc_sum = 0;
+            #pragma omp simd reduction(+:lc_sum)
+            for (int64_t k = 0; k < LC_TILE; ++k) lc_sum += lc_lanes[t * LC_TILE + k];
+            lc_taps[t] = lc_sum;
+        }
         for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) T_grad_depthwise_weight[(((v_j0) * 1 + v_j1) * 3 + v_i) * 3 + v_j] = lc_taps[((3 * v_i) + v_j)];
     }
     }
@@ -4679,6 +4745,11 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
+            double lc_pre_t1[9];
+            for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) {
+                const double t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                lc_pre_t1[((3 * v_i) + v_j)] = t1;
+            }
             /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
             const int64_t lc_lo = lc_min_i64(lc_lo0, S_W);
             const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;
@@ -4720,7 +4791,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
                     const double t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    const double t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const double t2 = (t0 * t1);
                     lc_acc += t2;
                 }
@@ -4736,7 +4807,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
                     const double t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
-                    const double t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const double t2 = (t0 * t1);
                     lc_acc += t2;
                 }
@@ -4744,6 +4815,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
             }
+            #pragma omp simd simdlen(8)
             for (int64_t v_j3 = lc_hi; v_j3 < S_W; ++v_j3) {
                 double lc_acc = 0.0;
                 #pragma GCC unroll 3
@@ -4782,27 +4854,35 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_j0 = 0; v_j0 < 8; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         double lc_taps[9] = {0};
+        double lc_lanes[576] = {0};
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        double acc = 0.0;
         const double t0 = (v_j0 >= 0);
         const double t1 = (v_j0 < 8);
         const double t2 = (((v_h + v_i) + -1) >= 0);
         const double t3 = (((v_h + v_i) + -1) < S_H);
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_w = lc_max_i64(0, (-1 * (v_j + -1))); v_w < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); ++v_w) {
+    for (int64_t lc_tile_start = lc_max_i64(0, (-1 * (v_j + -1))); lc_tile_start < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))) - lc_tile_start);
+    #pragma omp simd
+    for (int64_t v_w = lc_tile_start; v_w < lc_tile_start + lc_tile_n; ++v_w) {
         const double t4 = T_grad_gconv_0_39[((((v_n) * 8 + v_j0) * 1 + 0) * S_H + v_h) * S_W + v_w];
         const double t5 = T_x[(((v_n) * 8 + v_j0) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
         const double t6 = (t4 * t5);
-        acc += t6;
-    }
-        lc_taps[((3 * v_i) + v_j)] += acc;
+        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t6;
     }
     }
     }
     }
+    }
+    }
+        for (int64_t t = 0; t < 9; ++t) {
+            double lc_sum = 0;
+            #pragma omp simd reduction(+:lc_sum)
+            for (int64_t k = 0; k < LC_TILE; ++k) lc_sum += lc_lanes[t * LC_TILE + k];
+            lc_taps[t] = lc_sum;
+        }
         for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) T_grad_depthwise_weight[(((v_j0) * 1 + v_j1) * 3 + v_i) * 3 + v_j] = lc_taps[((3 * v_i) + v_j)];
     }
     }
