@@ -25,7 +25,7 @@ from .ir import Call, Const, IConst, IExpr, IVar, Load, Program, Stage, TensorDe
 from .ops_table import COMPARISONS, OPS
 from .simplify import collapse_one_hot_sums, eliminate_dead_stages, simplify_expr
 from .collapse import Collapsed, collapse_nest
-from .windows import Sliding, merge_rows, plan_sliding
+from .windows import Sliding, laned_rows_pay, merge_rows, plan_sliding
 
 CHEAP_OPS_LIMIT = 8
 
@@ -957,6 +957,8 @@ def plan_windowed(s: Stage, shapes: dict) -> Nest | None:
     window = plan_window(sliding.bounded, sliding.column.name, shapes)
     if window is None:
         sliding = merge_rows(sliding, shapes)
+    if not laned_rows_pay(sliding):
+        return None
     guard = _conjuncts(sliding.write_guard) if sliding.write_guard is not None else []
     if guard and (window is None or not set(guard) <= window.settled):
         return None

@@ -327,7 +327,7 @@ def sanitized_run() -> None:
             (PaddedPool2D, {}, (3, 1, 4, 1)),
             (StridedMax1D, {}, (2, 4)),
             (DilatedMax2D, {}, (1, 2, 9, 8)),
-            (nn.MaxPool2DSpec, dict(kernel_size=(9, 9), stride=(9, 9)), (1, 2, 19, 20))]:   # in lanes
+            (nn.MaxPool2DSpec, dict(kernel_size=(10, 20), stride=(10, 20)), (1, 2, 21, 41))]:   # in lanes
         m = spec.build(options=BuildOptions(sanitize=True), dtype="float64", **bindings)
         y = m.forward(rng.standard_normal(shape))
         m.backward(np.ones(y.shape))
@@ -369,10 +369,11 @@ LANES = [("MaxPool2D", dict(kernel_size=7), (2, 3, 7, 7)),
          ("AdaptiveMaxPool2D", dict(output_size=3), (2, 3, 27, 27)),
          ("AdaptiveMaxPool2D", dict(output_size=5), (2, 3, 13, 11)),
          ("AdaptiveMaxPool2D", dict(output_size=7), (2, 3, 23, 19)),
-         # windows wider than WINDOW_LIMIT: whole rows (182), 9 x 9 and 10 x 11 in lanes
+         # windows wider than WINDOW_LIMIT: whole rows (182) and 10 x 20 in lanes,
+         # 9 x 9 (rows too short for lanes) in loops
          ("AdaptiveMaxPool2D", dict(output_size=1), (2, 3, 14, 13)),
          ("MaxPool2D", dict(kernel_size=9), (2, 3, 19, 18)),
-         ("AdaptiveMaxPool2D", dict(output_size=2), (2, 3, 20, 22)),
+         ("AdaptiveMaxPool2D", dict(output_size=2), (2, 3, 20, 40)),
          ("AvgPool2D", dict(kernel_size=7), (2, 3, 7, 7)), ("AvgPool2D", dict(kernel_size=6), (2, 3, 13, 20)),
          ("AdaptiveAvgPool2D", dict(output_size=3), (2, 3, 27, 27))]
 
@@ -401,18 +402,21 @@ def test_a_window_of_whole_rows_runs_them_as_one_offset():
 
 
 def test_a_maximum_over_a_window_too_wide_to_unroll_runs_its_rows_in_lanes():
-    """10 x 11 elements (over WINDOW_LIMIT): the forward's maximum and the
+    """10 x 20 elements (over WINDOW_LIMIT): the forward's maximum and the
     backward's first maximum are windows, the rows in lanes, the 10 row
-    offsets unrolled; a sum over as wide a window is no window."""
-    traced = nn.AdaptiveMaxPool2DSpec.trace(output_size=(2, 2), H=20, W=22)
+    offsets unrolled; a sum over as wide a window is no window, nor a maximum
+    whose rows are shorter than two runs of lanes (9 x 9)."""
+    traced = nn.AdaptiveMaxPool2DSpec.trace(output_size=(2, 2), H=20, W=40)
     for program, name in ((traced, traced.outputs[0]), (gradient_program(traced), None)):
         stage = _stage(program, name) if name else next(s for s in program.stages if s.reduce == "max")
         plan = plan_sliding(stage)
-        assert plan is not None and [a.extent.value for a in plan.inner] == [10, 11]
-    source = compile_layer(nn.AdaptiveMaxPool2DSpec, output_size=(2, 2), H=20, W=22).source
+        assert plan is not None and [a.extent.value for a in plan.inner] == [10, 20]
+    source = compile_layer(nn.AdaptiveMaxPool2DSpec, output_size=(2, 2), H=20, W=40).source
     assert "#pragma GCC unroll 10" in source and "reduction(max:lc_acc)" in source
-    wide_sum = nn.AvgPool2DSpec.trace(kernel_size=(10, 11), stride=(10, 11), H=20, W=22)
+    wide_sum = nn.AvgPool2DSpec.trace(kernel_size=(10, 20), stride=(10, 20), H=20, W=40)
     assert plan_sliding(_stage(wide_sum, wide_sum.outputs[0])) is None
+    short_rows = nn.MaxPool2DSpec.trace(kernel_size=(9, 9), stride=(9, 9), H=27, W=27)
+    assert all(nest.kind != "window" for nest in plan_program(short_rows))
 
 
 def test_a_tiling_windows_gradient_is_split_into_windows_and_their_columns():
