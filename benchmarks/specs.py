@@ -125,3 +125,11 @@ class Prime:
 
     def forward(x, weight):
         return x @ weight.T
+
+
+# the built-in LayerNorm and Conv2D as `layerc show benchmarks/specs.py:NAME --perf` reads them
+# (benchmarks/RESULTS.md's roofline reports)
+from layerc.nn import Conv2DSpec  # noqa: E402
+from layerc.nn.norm import layer_norm_spec  # noqa: E402
+
+LayerNorm = layer_norm_spec(1)
