@@ -99,7 +99,8 @@ def compile_object(source: str, *, name: str, options: BuildOptions = BuildOptio
     >>> compile_object(src, name="seven").path.suffix
     '.o'
     """
-    key = store.content_key(source, "", {**cc.key_inputs(options), "parts": list(parts)})
+    inputs = {**cc.key_inputs(options), "parts": list(parts)}
+    key = store.content_key(source, "", inputs)
     entry = store.root() / f"{store.ENTRY_PREFIX}{_safe_name(name)}_{key[:16]}"
     with store.thread_lock(entry):
         _refuse_unsafe(entry)
@@ -112,11 +113,11 @@ def compile_object(source: str, *, name: str, options: BuildOptions = BuildOptio
                         log.warning("%s: cached object %s is damaged (%s); removing it and rebuilding",
                                     name, entry, "; ".join(problems))
                     store.remove_dead_leftovers(entry)
-                    _build_object(source, name, options, parts, key, entry)
+                    _build_object(source, name, options, parts, inputs, key, entry)
         return CompiledObject(store.built_file(entry, "object"), store.read_meta(entry)["so_sha256"])
 
 
-def _build_object(source, name, options, parts, key, entry) -> None:
+def _build_object(source, name, options, parts, inputs, key, entry) -> None:
     folder = store.new_build_folder(entry)
     try:
         store.create_private(folder / cc.SOURCE_FILE, source)
@@ -127,7 +128,7 @@ def _build_object(source, name, options, parts, key, entry) -> None:
         meta = {"key": key, "kind": "object", "module_name": entry.name, "layer": name,
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "so_sha256": store.file_sha256(folder / built),
-                "inputs": {**cc.key_inputs(options), "parts": list(parts)}}
+                "inputs": inputs}
         store.create_private(folder / "meta.json", json.dumps(meta, indent=1))
         store.publish(folder, entry)
     finally:

@@ -25,8 +25,8 @@ GEMMS = {dtype: dict(name=f"lc_gemm_{dtype}", ctype=DTYPES[dtype][0], pointer=f"
 
 
 def calls_gemm(c_text: str, dtype: str) -> bool:
-    """Whether a function's C calls the ``dtype``'s gemm, which
-    ``templates/module.c.j2`` compiles once a library.
+    """Whether a function's C calls the ``dtype``'s gemm, which its library
+    links from an object file compiled once (``codegen.render_gemm_source``).
 
     >>> calls_gemm("lc_status |= lc_gemm_f32(0, 1, m, n, k, ...);", "f32")
     True
