@@ -20,7 +20,7 @@ import re
 from . import ir
 
 from .contract_c import GEMMS, KERNELS, calls_gemm, render_contraction
-from .cprint import DTYPES, Context, _env, c_comment, size_c, tensor_c, var_c
+from .cprint import DTYPES, Context, c_comment, size_c, tensor_c, var_c
 from .cstatements import Parameter
 from .nests_c import (STREAM_TILE, STREAMS, render_inner, render_online, render_pass, render_row,
                       render_rows, render_scatter, render_siblings, render_taps)
@@ -28,6 +28,7 @@ from .schedule import RUN_TIME_SHORT_ROW, Plan
 from .signature import LibraryPlan, Signature, signature
 from .patch_gemm_c import render_patch_gemm
 from .status import CODES
+from .template_env import environment
 from .window_c import render_window
 
 # below this many loop iterations a nest runs on one thread: starting an
@@ -107,8 +108,8 @@ def render_checked(nest, context: Context) -> str:
     if not found:
         return text
     printer = context.printer(stages)
-    check = _env.get_template("divisors.c.j2").render(divisors=[printer.index(d) for d in found],
-                                                      work=printer.size(nest.stage.all_axes))
+    check = environment.get_template("divisors.c.j2").render(divisors=[printer.index(d) for d in found],
+                                                             work=printer.size(nest.stage.all_axes))
     return check + text
 
 
@@ -129,7 +130,7 @@ def render_function(sig: Signature, plan: Plan, dtype: str, unit: tuple | None =
         text, called = render_function(unit_sig, unit_plan, dtype, exported=False)
         special = dict(size=size_c(size), name=called["name"],
                        args=[size_c(a.name) if a.kind == "size" else tensor_c(a.name) for a in unit_sig.args])
-    text += _env.get_template("function.c.j2").render(
+    text += environment.get_template("function.c.j2").render(
         title=c_comment(f"{sig.program.name} ({DTYPES[dtype][0]})"), unit=special, exported=exported,
         nests=[render_checked(n, context) for n in plan], short=_short_rows(plan, context), **function)
     return text, function
@@ -173,7 +174,7 @@ def render_module(prefix: str, spec: str, plans: dict,
     # parts 1, 2, ...: the functions, dtype by dtype
     numbered = {dtype: list(enumerate((text for text, _ in rendered[dtype]), start=1 + k * len(signatures)))
                 for k, dtype in enumerate(DTYPES)}
-    cdef = _env.get_template("cdef.h.j2")
+    cdef = environment.get_template("cdef.h.j2")
     libraries = {dtype: LibraryPlan(cdef.render(prefix=prefix, functions=[f for _, f in rendered[dtype]]),
                                     _units(numbered[dtype]),
                                     links_gemm=any(calls_gemm(text, dtype) for _, text in numbered[dtype]))
@@ -204,10 +205,9 @@ def _render_source(spec: str, prefix: str, parts: list, first_gemm_part: int) ->
     definition selected by that bit of ``LC_PARTS``; declared otherwise)."""
     gemms = [dict(gemm, here=f"LC_GEMM_{dtype.upper()}_HERE", part=first_gemm_part + k)
              for k, (dtype, gemm) in enumerate(GEMMS.items())]
-    return _env.get_template("module.c.j2").render(spec=re.sub(r"[^A-Za-z0-9_ ]", "_", spec),
-                                                   kernels=list(KERNELS.values()), gemms=gemms,
-                                                   streams=list(STREAMS.values()), tile=STREAM_TILE, prefix=prefix,
-                                                   parts=parts, statuses=CODES)
+    return environment.get_template("module.c.j2").render(
+        spec=re.sub(r"[^A-Za-z0-9_ ]", "_", spec), kernels=list(KERNELS.values()), gemms=gemms,
+        streams=list(STREAMS.values()), tile=STREAM_TILE, prefix=prefix, parts=parts, statuses=CODES)
 
 
 __all__ = ["RENDERERS", "PARALLEL_MIN_WORK", "render_gemm_source", "render_module", "render_function", "tensor_c", "size_c", "var_c",

@@ -24,13 +24,12 @@ import math
 import re
 from dataclasses import dataclass
 
-import jinja2
-
 from . import ir
 from .ir import Const, IConst, ILoad, IndexValue, ISym, IVar, Load
 from .cstatements import Let
 from .ops_table import AT_MOST_ZERO, COMPARISONS, OPS, QUOTIENT_SCALE, sign
 from .schedule import index_in_range, range_condition
+from .template_env import environment
 
 DTYPES = {"f32": ("float", "f"), "f64": ("double", "")}
 # index operators printed as calls of module.c.j2's helpers (Python's floor
@@ -38,20 +37,8 @@ DTYPES = {"f32": ("float", "f"), "f64": ("double", "")}
 INDEX_CALLS = {"//": "lc_floordiv", "%": "lc_mod", "min": "lc_min_i64", "max": "lc_max_i64"}
 
 
-# no bytecode cache on disk: Jinja2 would load code objects from it
-_env = jinja2.Environment(
-    loader=jinja2.PackageLoader("layerc.templates", "."),
-    # templates are package data: no stat of their files at every use (a nest
-    # renders several), a process sees the templates it started with
-    auto_reload=False,
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-    autoescape=False,
-)
-
-
 def render(template: str, **context) -> str:
-    return _env.get_template(template).render(**context)
+    return environment.get_template(template).render(**context)
 
 
 # ---------------------------------------------------------------- names and literals
