@@ -167,6 +167,28 @@ def test_the_tape_runs_through_the_collapse():
     np.testing.assert_allclose(x.grad, expected.numpy().reshape(2, 3, 8), rtol=1e-12)
 
 
+@pytest.mark.parametrize("needs", ["x", "g", "both"])
+def test_a_collapsed_call_is_one_node_on_the_tape(needs):
+    """The collapse and the expand fold into the call's own node, which takes
+    the caller's tensors; gradients reach each input at its own shape."""
+    m = Gate.build(C=4, dtype="float64")
+    x0, g0 = RNG.standard_normal((2, 3, 4)), RNG.standard_normal((2, 3, 4))
+    x = Tensor(x0, requires_grad=needs in ("x", "both"))
+    g_leaf = Tensor(g0 / 2, requires_grad=needs in ("g", "both"))
+    g = g_leaf * 2.0 if needs != "x" else Tensor(g0)          # a tape tensor, or a plain one
+    y = m(x, g)
+    assert y.shape == (2, 3, 4) and y.node.name == "Gate"
+    taped = [id(t) for t in (x, g) if t.requires_grad or t.node]
+    assert [id(t) for t in y.node.inputs if t.requires_grad or t.node] == taped
+    w = RNG.standard_normal((2, 3, 4))
+    (y * Tensor(w)).sum().backward()
+    s = 1 / (1 + np.exp(-g0))
+    if needs != "g":
+        np.testing.assert_allclose(x.grad, w * s, rtol=1e-12)
+    if needs != "x":
+        np.testing.assert_allclose(g_leaf.grad, 2 * w * x0 * s * (1 - s), rtol=1e-10)
+
+
 def test_out_takes_the_callers_shape():
     m = LinearSpec.build(I=5, O=3)
     x = RNG.standard_normal((2, 4, 5)).astype(np.float32)
