@@ -7,7 +7,8 @@ coordinate of ``a`` picks a pivot variable, solves for it (guarding divisibility
 and range), and the variables left over become reductions of the adjoint. Each
 ``dX`` element is then owned by one loop iteration (race-free in parallel). A
 read that cannot be solved (an integer tensor indexing through unsolved
-variables, or ``//``/``%``) falls back to a *scatter* stage.
+variables, or ``//``/``%``) falls back to a *scatter* stage; under a ``max``,
+one write per output, at its first maximum (``_scatter_at_first``).
 
 Local derivatives come from the op table (``layerc.compiler.ops_table.OPS``); the
 result is ordinary IR, simplified and compiled like any forward.
