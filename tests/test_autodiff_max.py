@@ -91,9 +91,10 @@ def test_max_over_a_libm_function_passes_the_gradient_check():
 # adaptive windows that do not tile their input: (output_size, input shape).
 # Overlapping (13 -> 7, 5 -> 3), non-square, one row (1 x N), an output larger
 # than half the input (10 -> 7) or than the input (3 -> 5: windows of one
-# element read twice), batch 1
+# element read twice), batch 1; the last large enough for threads (the
+# gradient's writes too: 137200 outputs)
 UNEVEN = [((7, 7), (2, 3, 13, 13)), ((3, 2), (1, 2, 5, 7)), ((1, 4), (2, 1, 1, 11)), ((7, 3), (1, 3, 10, 8)),
-          ((5, 5), (1, 2, 3, 3)), ((4, 6), (3, 2, 9, 7))]
+          ((5, 5), (1, 2, 3, 3)), ((4, 6), (3, 2, 9, 7)), ((7, 7), (4, 700, 13, 13))]
 
 
 def _adaptive_reference(x, size):
