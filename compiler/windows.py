@@ -218,13 +218,9 @@ def laned_rows_pay(plan: "Sliding") -> bool:
     """Whether a window too wide to unroll (``WINDOW_LIMIT``) has rows in lanes
     that fill two runs of vectors at least (once ``merge_rows`` made whole rows
     one): rows of 9, 8 lanes and a scalar, ran a 9 x 9 maximum slower than the
-    scalar loops; a global pool's 14 x 14 as 196 ran 10x faster. Rows that
-    fill one run do, for values that are never NaN: the first maximum's search
-    over 9 x 9 (a compare, a select and a maximum per element, each a branch
-    in scalar code) took 1.1 ms in lanes where the scalar loops took 1.6."""
+    scalar loops; a global pool's 14 x 14 as 196 ran 10x faster."""
     extents = [a.extent.value for a in plan.inner]
-    return (math.prod(extents) <= WINDOW_LIMIT or extents[-1] >= 2 * COLUMN_BLOCK
-            or (ir.never_nan(plan.stage.body) and extents[-1] > COLUMN_BLOCK))
+    return math.prod(extents) <= WINDOW_LIMIT or extents[-1] >= 2 * COLUMN_BLOCK
 
 
 def lane_mode(plan: "Sliding") -> str | None:

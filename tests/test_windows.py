@@ -419,24 +419,6 @@ def test_a_maximum_over_a_window_too_wide_to_unroll_runs_its_rows_in_lanes():
     assert all(nest.kind != "window" for nest in plan_program(short_rows))
 
 
-def test_a_first_maximum_search_over_rows_of_one_vector_runs_them_in_lanes():
-    """9 x 9 (rows of 9, too short for the maximum's lanes): the backward's
-    search for the first maximum, whose values are never NaN, runs its rows
-    in lanes; the forward's maximum keeps its loops. Both match torch."""
-    traced = nn.MaxPool2DSpec.trace(kernel_size=(9, 9), stride=(9, 9), H=27, W=27)
-    assert all(nest.kind != "window" for nest in plan_program(traced))
-    [search] = [nest for nest in plan_program(gradient_program(traced)) if nest.stage.reduce == "max"]
-    assert search.kind == "window" and [a.extent.value for a in search.sliding.inner] == [9, 9]
-    torch = pytest.importorskip("torch")
-    x = np.random.default_rng(5).standard_normal((2, 3, 27, 29)).astype(np.float32)
-    x[0, 0, :9, :9] = 1.0                     # a window of ties: its first element takes the gradient
-    m = nn.MaxPool2D(9)
-    g = np.random.default_rng(6).standard_normal(m(x).shape).astype(np.float32)
-    t = torch.tensor(x, requires_grad=True)
-    torch.nn.functional.max_pool2d(t, 9).backward(torch.tensor(g))
-    np.testing.assert_array_equal(m.backward(g).numpy(), t.grad.numpy())
-
-
 def test_a_tiling_windows_gradient_is_split_into_windows_and_their_columns():
     """The gradient autodiff gives a wide window that tiles its input (one read
     per element, g[.., j // 7]) runs as the scatter over the windows and their
