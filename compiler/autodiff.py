@@ -7,7 +7,8 @@ coordinate of ``a`` picks a pivot variable, solves for it (guarding divisibility
 and range), and the variables left over become reductions of the adjoint. Each
 ``dX`` element is then owned by one loop iteration (race-free in parallel). A
 read that cannot be solved (an integer tensor indexing through unsolved
-variables, or ``//``/``%``) falls back to a *scatter* stage.
+variables, or ``//``/``%``) falls back to a *scatter* stage; under a ``max``,
+one write per output, at its first maximum (``_scatter_at_first``).
 
 Local derivatives come from the op table (``layerc.compiler.ops_table.OPS``); the
 result is ordinary IR, simplified and compiled like any forward.
@@ -25,7 +26,7 @@ from __future__ import annotations
 import math
 
 from . import ir
-from .ir import (Axis, Call, Const, IConst, IndexValue, IVar, Load, Program, Stage, TensorDecl,
+from .ir import (Axis, Call, Const, IConst, ILoad, IndexValue, IVar, Load, Program, Stage, TensorDecl,
                  affine, isubst, ivars)
 from .ops_table import OPS, ONE, ZERO
 from .simplify import eliminate_dead_stages, simplify_program
@@ -181,9 +182,11 @@ class _Backward:
             target = self.fresh(grad_name(stage.name)) if stage.name in self.fwd.outputs else grad_name(stage.name)
         adjoint = self.accumulate(self.contributions[stage.name], stage.shape, target)
         weight = Load(adjoint, stage.index)
+        first = None
         if stage.reduce == "max":
             # selected, not multiplied: an infinite gradient reaches the maximum alone
-            weight = Call("select", (self._argmax_share(stage), weight, Const(0.0)))
+            share, first = self._argmax_share(stage)
+            weight = Call("select", (share, weight, Const(0.0)))
         if stage.inverse is not None:
             source = ir.loads(stage.body)[0].tensor
             shape = self.fwd.shape_of(source)
@@ -196,6 +199,9 @@ class _Backward:
             shape = self.fwd.shape_of(load.tensor)
             contribution = adjoint_of_read(stage, load, Call("mul", (weight, partial)), shape,
                                            self.fresh(grad_name(load.tensor)))
+            if first is not None and contribution.scatter_index is not None:
+                contribution = _scatter_at_first(stage, load, Call("mul", (Load(adjoint, stage.index), partial)),
+                                                 first, contribution.name, shape)
             self._contribute(load.tensor, contribution)
 
     def _contribute(self, tensor: str, stage: Stage):
@@ -215,7 +221,7 @@ class _Backward:
         first = Stage(self.fresh(f"first_{stage.name}"), stage.shape, stage.axes,
                       Call("select", (hit, minus_position, Const(-math.inf))), "max", stage.reduce_axes)
         self.stages.append(first)
-        return Call("eq", (minus_position, Load(first.name, stage.index)))
+        return Call("eq", (minus_position, Load(first.name, stage.index))), first
 
     def _stored_values(self, stage: Stage) -> tuple:
         """The reduced values kept in a tensor of their own, and their maximum
@@ -358,6 +364,25 @@ def _mixed_radix(coefs: dict, rest, extents: dict, later: set):
     if coefs[low] != 1 or radix < 2 or extents[low] != IConst(radix):
         return None
     return high, low
+
+
+def _scatter_at_first(stage: Stage, load: Load, term, first: Stage, name: str, shape: tuple) -> Stage:
+    """A max's adjoint of a read it cannot invert (an adaptive window's
+    ``x[.., min(13*h//7 + i, ..)]``), as one write per output: its first
+    maximal element's window offsets decoded from ``first`` (minus the
+    row-major position, ``_argmax_share``), where the scatter over the window
+    wrote zero at every other offset. The position is clamped into the window:
+    never needed (each window has a first maximum), but it keeps every write
+    inside the target whatever ``first`` holds."""
+    count = math.prod(a.extent.value for a in stage.reduce_axes)
+    minus = ILoad(first.name, stage.index)
+    position = ir.imin(ir.imax(ir.imul(-1, minus), 0), count - 1)
+    digits, rest = {}, position
+    for k, a in reversed(list(enumerate(stage.reduce_axes))):
+        digits[a.name] = ir.imod(rest, a.extent) if k else rest
+        rest = ir.ifloordiv(rest, a.extent)
+    index = tuple(isubst(c, digits) for c in load.index)
+    return Stage(name, shape, stage.axes, ir.subst_indices(term, digits), "sum", (), scatter_index=index)
 
 
 def _scatter(stage: Stage, load: Load, weight, shape: tuple, name: str) -> Stage:

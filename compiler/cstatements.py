@@ -82,7 +82,8 @@ class Store:
 
 @dataclass(frozen=True)
 class Update:
-    """``target`` reduced with ``value`` by ``reduce`` ("sum", "max")."""
+    """``target`` reduced with ``value`` by ``reduce`` ("sum", "max", or
+    "greatest": a maximum of values that are never NaN)."""
     reduce: str
     target: str
     value: str

@@ -276,6 +276,16 @@ def children(e):
     return e.args if isinstance(e, Call) else ()
 
 
+def never_nan(e) -> bool:
+    """Whether ``e`` is a choice between indices and constants other than NaN
+    (a maximum of them, the first maximum's position, needs no NaN test)."""
+    if isinstance(e, Const):
+        return not math.isnan(e.value)
+    if isinstance(e, IndexValue):
+        return True
+    return isinstance(e, Call) and e.op == "select" and all(map(never_nan, e.args[1:]))
+
+
 def postorder(root) -> list:
     """Every distinct sub-expression of ``root``, children before parents."""
     order, seen, stack = [], set(), [(root, False)]

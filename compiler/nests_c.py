@@ -175,7 +175,8 @@ def render_inner(nest, ctx) -> str:
     if s.reduce:
         (loops[n_axes - 1].enter if n_axes else prologue).append(Declare(ctx.ctype, "acc", init_value(s.reduce, ctx.dtype)))
         (loops[n_axes - 1].exit if n_axes else epilogue).append(Store(printer.element(s.name, s.index), "acc"))
-        statements.append(Update(s.reduce, "acc", value))
+        # a maximum of values that cannot be NaN (the first maximum's position) needs no NaN test
+        statements.append(Update("greatest" if s.reduce == "max" and ir.never_nan(body) else s.reduce, "acc", value))
     else:
         outputs.append(Output(s.name, s.index, value))
     for loop, plan in zip(loops, nest.loops):

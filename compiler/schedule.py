@@ -785,13 +785,19 @@ def _contiguous_coordinate(s: Stage, shapes: dict):
 def _terms(coordinate, names: set) -> tuple[dict, set]:
     """A coordinate's affine coefficients, over the terms of its sum that are
     affine, and the variables of those that are not: ``13 * w // 7 + j`` (an
-    adaptive window's column) walks memory along ``j``, ``w`` beside it."""
+    adaptive window's column) walks memory along ``j``, ``w`` beside it. So
+    does ``min(13 * w // 7 + j, (13 * w + 19) // 7 - 1)``, the column clamped
+    to its window's last (an adaptive maximum's): a bound that is a function
+    of the indices alone leaves the walk to the other side."""
     split = affine(coordinate, names)
     if split is not None:
         return split[0], set()
-    if isinstance(coordinate, ir.IBin) and coordinate.op == "+":
+    if isinstance(coordinate, ir.IBin) and coordinate.op in ("+", "min", "max"):
         (a, opaque_a), (b, opaque_b) = _terms(coordinate.a, names), _terms(coordinate.b, names)
-        return {v: a.get(v, 0) + b.get(v, 0) for v in set(a) | set(b)}, opaque_a | opaque_b
+        if coordinate.op == "+":
+            return {v: a.get(v, 0) + b.get(v, 0) for v in set(a) | set(b)}, opaque_a | opaque_b
+        if opaque_a | opaque_b and not (a and b):
+            return a or b, opaque_a | opaque_b
     return {}, ir.ivars(coordinate) & names
 
 
@@ -1043,11 +1049,22 @@ def _across_rows(s: Stage, axes: list, red: list, shapes: dict, short: bool) -> 
 
 def _owns_rows(index: tuple, var: str) -> bool:
     """Whether each value of ``var`` writes a slice of its own through
-    ``index`` (a coordinate that is ``var`` itself, ``var`` in no other): a
+    ``index`` (a coordinate that is ``var`` itself, ``var`` in no other but
+    through a data-dependent read, which picks an element inside the slice): a
     scatter that runs in threads over it without races (a padding's gradient,
-    mirrored along the image's axes, over the batch)."""
+    mirrored along the image's axes, over the batch; an adaptive maximum's,
+    at each window's first maximum)."""
     own = [k for k, i in enumerate(index) if i == IVar(var)]
-    return bool(own) and all(var not in ir.ivars(i) for k, i in enumerate(index) if k != own[0])
+    return bool(own) and all(var not in _direct_ivars(i) for k, i in enumerate(index) if k != own[0])
+
+
+def _direct_ivars(e) -> set:
+    """The index variables of ``e`` outside its data-dependent reads."""
+    if isinstance(e, ir.ILoad):
+        return set()
+    if isinstance(e, ir.IBin):
+        return _direct_ivars(e.a) | _direct_ivars(e.b)
+    return ir.ivars(e)
 
 
 def plan_loops(s: Stage, shapes: dict, short: bool = False) -> Nest:

@@ -11,7 +11,7 @@ import math
 from . import ir
 from .cprint import DTYPES, Printer, c_comment, init_value, render, tensor_c, var_c
 from .cstatements import Let
-from .ir import Const, IConst, IndexValue, IVar
+from .ir import IConst, IVar
 from .windows import COLUMN_BLOCK, WINDOW_LIMIT, lane_mode
 
 
@@ -27,7 +27,7 @@ def render_window(nest, ctx) -> str:
     written = tuple(a for a in plan.inner if a.name in targeted)
     summed = tuple(a for a in plan.inner if a.name not in targeted)
     # a max of values that cannot be NaN (the first maximum's position) needs no NaN test
-    reduce = "greatest" if s.reduce == "max" and _never_nan(s.body) else s.reduce
+    reduce = "greatest" if s.reduce == "max" and ir.never_nan(s.body) else s.reduce
     modes = (reduce, reduce) if not plan.scatter else ("gather", "gather") if summed else ("plain", "guarded")
     fast_part = _window_part(plan, fast, bounds.body if bounds else s.body, modes[0])
     # what does not change along the column and the window is computed once per row
@@ -85,15 +85,6 @@ def _lanes(offset) -> int:
     fills (at most COLUMN_BLOCK). gcc 12 leaves a loop shorter than its
     vector in scalar code: a 7 wide offset in 16 float lanes ran unvectorized."""
     return min(COLUMN_BLOCK, 1 << (offset.extent.value.bit_length() - 1))
-
-
-def _never_nan(e) -> bool:
-    """Whether ``e`` is a choice between indices and constants other than NaN."""
-    if isinstance(e, Const):
-        return not math.isnan(e.value)
-    if isinstance(e, IndexValue):
-        return True
-    return isinstance(e, ir.Call) and e.op == "select" and all(map(_never_nan, e.args[1:]))
 
 
 def _plane_clear(plan, printer: Printer) -> dict | None:

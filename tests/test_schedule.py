@@ -545,6 +545,24 @@ def test_a_started_sum_over_nothing_is_its_starting_value(k):
     np.testing.assert_allclose(m.forward(x, y).numpy(), x @ y + m.b.data, rtol=1e-5, atol=1e-5)
 
 
+def test_an_adaptive_maximum_runs_its_gradient_writes_in_threads():
+    """The gradient of an uneven adaptive maximum, one write per output at a
+    position read from the first maximum (``first[n, c, h, w]``): each ``n``
+    writes its own image, the data-dependent read picking the element inside
+    it, so the batch loop runs in threads; the first maximum's search, over
+    values that are never NaN, updates without a NaN test."""
+    from layerc import nn
+    from layerc.compiler.autodiff import gradient_program
+    from layerc.compiler.pipeline import compile_layer
+    backward = gradient_program(nn.AdaptiveMaxPool2DSpec.trace(output_size=(7, 7), H=13, W=13))
+    [scatter] = [nest for nest in plan_program(backward) if nest.stage.scatter_index is not None]
+    assert scatter.loops[0].var == "n" and scatter.loops[0].parallel
+    source = compile_layer(nn.AdaptiveMaxPool2DSpec, output_size=(7, 7), H=13, W=13).source
+    updates = re.findall(r"\n\s*acc = (.*);", source)
+    # per dtype: the forward's maximum (NaN wins) and the backward's search (none)
+    assert len(updates) == 4 and sum("!=" in u for u in updates) == 2, updates
+
+
 def test_a_window_with_uneven_starts_runs_each_output_over_its_window():
     """An adaptive window's column ``13 * w // 7 + j`` walks memory along
     ``j``: the first maximum's search loops over each output's window inside

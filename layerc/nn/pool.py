@@ -86,7 +86,12 @@ def adaptive_windows(size: int, out: int) -> tuple:
 
 def _adaptive(x, output_size, kind):
     """Adaptive pooling over bound input sizes: a plain pool when the windows
-    tile the input, else windows of the largest length, masked past each one's end."""
+    tile the input, else windows of the largest length. A mean's are masked
+    past each one's end; a maximum's read the window's last row (column)
+    again there instead: a repeated element changes no maximum, nor which
+    element is the first maximal (its copy comes later in row-major order),
+    and the reads stay inside the input with no test (``min`` with the
+    window's end bounds each coordinate: the loops load unconditionally)."""
     N, C, H, W = x.shape
     (oh, ow), (H, W) = output_size, (int(H), int(W))
     if H % oh == 0 and W % ow == 0:
@@ -95,16 +100,14 @@ def _adaptive(x, output_size, kind):
     i, j = ops.reduce_axis(adaptive_windows(H, oh), "i"), ops.reduce_axis(adaptive_windows(W, ow), "j")
 
     def bounds(o, size, out):
-        start = (o * size) // out
-        return start, ((o + 1) * size + out - 1) // out - start
+        return (o * size) // out, ((o + 1) * size + out - 1) // out
 
     def value(n, c, h, w):
-        (r0, rows), (c0, cols) = bounds(h, H, oh), bounds(w, W, ow)
-        inside = (i < rows) * (j < cols)
-        v = x[n, c, r0 + i, c0 + j]
+        (r0, r1), (c0, c1) = bounds(h, H, oh), bounds(w, W, ow)
         if kind == "max":
-            return ops.max(ops.where(inside, v, -math.inf), over=(i, j))
-        return ops.sum(ops.where(inside, v, 0.0) / (rows * cols), over=(i, j))
+            return ops.max(x[n, c, ops.index_min(r0 + i, r1 - 1), ops.index_min(c0 + j, c1 - 1)], over=(i, j))
+        inside = (i < r1 - r0) * (j < c1 - c0)
+        return ops.sum(ops.where(inside, x[n, c, r0 + i, c0 + j], 0.0) / ((r1 - r0) * (c1 - c0)), over=(i, j))
     return ops.compute((N, C, oh, ow), value, name=f"adaptive{kind}")
 
 
