@@ -7,7 +7,7 @@ def root(context, missing=missing):
     concat = environment.concat
     cond_expr_undefined = Undefined
     if 0: yield None
-    l_0_let = l_0_declare = l_0_partials = l_0_row_buffer = l_0_fold_lanes = l_0_store_each = l_0_store = l_0_into_sum = l_0_into_max = l_0_update_sum = l_0_update_max = l_0_add_where = l_0_fill = l_0_verbatim = l_0_loop = l_0_tiles = l_0_tile = l_0_pragma = l_0_tile_start = l_0_tile_buffer = l_0_tile_store = l_0_tile_flush = l_0_fence = l_0_parameters = missing
+    l_0_let = l_0_declare = l_0_partials = l_0_row_buffer = l_0_fold_lanes = l_0_store_each = l_0_store = l_0_into_sum = l_0_into_max = l_0_update_greatest = l_0_update_sum = l_0_update_max = l_0_add_where = l_0_fill = l_0_verbatim = l_0_loop = l_0_tiles = l_0_tile = l_0_pragma = l_0_tile_start = l_0_tile_buffer = l_0_tile_store = l_0_tile_flush = l_0_fence = l_0_parameters = missing
     try:
         t_1 = environment.filters['indent']
     except KeyError:
@@ -195,43 +195,63 @@ def root(context, missing=missing):
         if l_1_s is missing:
             l_1_s = undefined("parameter 's' was not provided", name='s')
         pass
-        t_11.append(
-            str(context.call((undefined(name='into_sum') if l_0_into_sum is missing else l_0_into_sum), environment.getattr(l_1_s, 'target'), environment.getattr(l_1_s, 'value'))),
-        )
+        t_11.extend((
+            str(environment.getattr(l_1_s, 'target')),
+            ' = (',
+            str(environment.getattr(l_1_s, 'value')),
+            ' > ',
+            str(environment.getattr(l_1_s, 'target')),
+            ') ? ',
+            str(environment.getattr(l_1_s, 'value')),
+            ' : ',
+            str(environment.getattr(l_1_s, 'target')),
+            ';',
+        ))
         return concat(t_11)
-    context.exported_vars.add('update_sum')
-    context.vars['update_sum'] = l_0_update_sum = Macro(environment, macro, 'update_sum', ('s',), False, False, False, context.eval_ctx.autoescape)
+    context.exported_vars.add('update_greatest')
+    context.vars['update_greatest'] = l_0_update_greatest = Macro(environment, macro, 'update_greatest', ('s',), False, False, False, context.eval_ctx.autoescape)
     def macro(l_1_s):
         t_12 = []
         if l_1_s is missing:
             l_1_s = undefined("parameter 's' was not provided", name='s')
         pass
         t_12.append(
-            str(context.call((undefined(name='into_max') if l_0_into_max is missing else l_0_into_max), environment.getattr(l_1_s, 'target'), environment.getattr(l_1_s, 'value'))),
+            str(context.call((undefined(name='into_sum') if l_0_into_sum is missing else l_0_into_sum), environment.getattr(l_1_s, 'target'), environment.getattr(l_1_s, 'value'))),
         )
         return concat(t_12)
-    context.exported_vars.add('update_max')
-    context.vars['update_max'] = l_0_update_max = Macro(environment, macro, 'update_max', ('s',), False, False, False, context.eval_ctx.autoescape)
+    context.exported_vars.add('update_sum')
+    context.vars['update_sum'] = l_0_update_sum = Macro(environment, macro, 'update_sum', ('s',), False, False, False, context.eval_ctx.autoescape)
     def macro(l_1_s):
         t_13 = []
         if l_1_s is missing:
             l_1_s = undefined("parameter 's' was not provided", name='s')
         pass
-        t_13.extend((
-            'if (',
-            str(environment.getattr(l_1_s, 'condition')),
-            ' != 0) ',
-            str(context.call((undefined(name='into_sum') if l_0_into_sum is missing else l_0_into_sum), environment.getattr(l_1_s, 'target'), environment.getattr(l_1_s, 'value'))),
-        ))
+        t_13.append(
+            str(context.call((undefined(name='into_max') if l_0_into_max is missing else l_0_into_max), environment.getattr(l_1_s, 'target'), environment.getattr(l_1_s, 'value'))),
+        )
         return concat(t_13)
-    context.exported_vars.add('add_where')
-    context.vars['add_where'] = l_0_add_where = Macro(environment, macro, 'add_where', ('s',), False, False, False, context.eval_ctx.autoescape)
+    context.exported_vars.add('update_max')
+    context.vars['update_max'] = l_0_update_max = Macro(environment, macro, 'update_max', ('s',), False, False, False, context.eval_ctx.autoescape)
     def macro(l_1_s):
         t_14 = []
         if l_1_s is missing:
             l_1_s = undefined("parameter 's' was not provided", name='s')
         pass
         t_14.extend((
+            'if (',
+            str(environment.getattr(l_1_s, 'condition')),
+            ' != 0) ',
+            str(context.call((undefined(name='into_sum') if l_0_into_sum is missing else l_0_into_sum), environment.getattr(l_1_s, 'target'), environment.getattr(l_1_s, 'value'))),
+        ))
+        return concat(t_14)
+    context.exported_vars.add('add_where')
+    context.vars['add_where'] = l_0_add_where = Macro(environment, macro, 'add_where', ('s',), False, False, False, context.eval_ctx.autoescape)
+    def macro(l_1_s):
+        t_15 = []
+        if l_1_s is missing:
+            l_1_s = undefined("parameter 's' was not provided", name='s')
+        pass
+        t_15.extend((
             'for (int64_t k = 0; k < ',
             str(environment.getattr(l_1_s, 'count')),
             '; ++k) ',
@@ -240,35 +260,35 @@ def root(context, missing=missing):
         ))
         if environment.getattr(l_1_s, 'offset'):
             pass
-            t_14.extend((
+            t_15.extend((
                 str(environment.getattr(l_1_s, 'offset')),
                 ' + ',
             ))
-        t_14.extend((
+        t_15.extend((
             'k] = ',
             str(environment.getattr(l_1_s, 'value')),
             ';',
         ))
-        return concat(t_14)
+        return concat(t_15)
     context.exported_vars.add('fill')
     context.vars['fill'] = l_0_fill = Macro(environment, macro, 'fill', ('s',), False, False, False, context.eval_ctx.autoescape)
     def macro(l_1_s):
-        t_15 = []
+        t_16 = []
         if l_1_s is missing:
             l_1_s = undefined("parameter 's' was not provided", name='s')
         pass
-        t_15.append(
+        t_16.append(
             str(t_1(environment.getattr(l_1_s, 'text'), 8)),
         )
-        return concat(t_15)
+        return concat(t_16)
     context.exported_vars.add('verbatim')
     context.vars['verbatim'] = l_0_verbatim = Macro(environment, macro, 'verbatim', ('s',), False, False, False, context.eval_ctx.autoescape)
     def macro(l_1_l):
-        t_16 = []
+        t_17 = []
         if l_1_l is missing:
             l_1_l = undefined("parameter 'l' was not provided", name='l')
         pass
-        t_16.extend((
+        t_17.extend((
             'for (int64_t ',
             str(environment.getattr(l_1_l, 'var')),
             ' = ',
@@ -281,30 +301,30 @@ def root(context, missing=missing):
             str(environment.getattr(l_1_l, 'var')),
             ') {',
         ))
-        return concat(t_16)
+        return concat(t_17)
     context.exported_vars.add('loop')
     context.vars['loop'] = l_0_loop = Macro(environment, macro, 'loop', ('l',), False, False, False, context.eval_ctx.autoescape)
-    def macro(l_1_l):
-        t_17 = []
-        if l_1_l is missing:
-            l_1_l = undefined("parameter 'l' was not provided", name='l')
-        pass
-        t_17.extend((
-            'for (int64_t lc_tile_start = ',
-            str(environment.getattr(l_1_l, 'start')),
-            '; lc_tile_start < ',
-            str(environment.getattr(l_1_l, 'stop')),
-            '; lc_tile_start += LC_TILE) {',
-        ))
-        return concat(t_17)
-    context.exported_vars.add('tiles')
-    context.vars['tiles'] = l_0_tiles = Macro(environment, macro, 'tiles', ('l',), False, False, False, context.eval_ctx.autoescape)
     def macro(l_1_l):
         t_18 = []
         if l_1_l is missing:
             l_1_l = undefined("parameter 'l' was not provided", name='l')
         pass
         t_18.extend((
+            'for (int64_t lc_tile_start = ',
+            str(environment.getattr(l_1_l, 'start')),
+            '; lc_tile_start < ',
+            str(environment.getattr(l_1_l, 'stop')),
+            '; lc_tile_start += LC_TILE) {',
+        ))
+        return concat(t_18)
+    context.exported_vars.add('tiles')
+    context.vars['tiles'] = l_0_tiles = Macro(environment, macro, 'tiles', ('l',), False, False, False, context.eval_ctx.autoescape)
+    def macro(l_1_l):
+        t_19 = []
+        if l_1_l is missing:
+            l_1_l = undefined("parameter 'l' was not provided", name='l')
+        pass
+        t_19.extend((
             'for (int64_t ',
             str(environment.getattr(l_1_l, 'var')),
             ' = lc_tile_start; ',
@@ -313,28 +333,28 @@ def root(context, missing=missing):
             str(environment.getattr(l_1_l, 'var')),
             ') {',
         ))
-        return concat(t_18)
+        return concat(t_19)
     context.exported_vars.add('tile')
     context.vars['tile'] = l_0_tile = Macro(environment, macro, 'tile', ('l',), False, False, False, context.eval_ctx.autoescape)
     def macro(l_1_l):
-        t_19 = []
+        t_20 = []
         if l_1_l is missing:
             l_1_l = undefined("parameter 'l' was not provided", name='l')
         pass
-        t_19.append(
+        t_20.append(
             '#pragma omp ',
         )
         if environment.getattr(l_1_l, 'parallel'):
             pass
-            t_19.append(
+            t_20.append(
                 'parallel for',
             )
             if environment.getattr(l_1_l, 'simd'):
                 pass
-                t_19.append(
+                t_20.append(
                     ' simd',
                 )
-            t_19.extend((
+            t_20.extend((
                 ' num_threads(lc_num_threads()) if(parallel: ',
                 str(environment.getattr(l_1_l, 'work')),
                 ' >= ',
@@ -343,52 +363,52 @@ def root(context, missing=missing):
             ))
         else:
             pass
-            t_19.append(
+            t_20.append(
                 'simd',
             )
         if environment.getattr(l_1_l, 'reduction'):
             pass
-            t_19.extend((
+            t_20.extend((
                 ' reduction(',
                 str(environment.getattr(l_1_l, 'reduction')),
                 ':acc)',
             ))
-        return concat(t_19)
+        return concat(t_20)
     context.exported_vars.add('pragma')
     context.vars['pragma'] = l_0_pragma = Macro(environment, macro, 'pragma', ('l',), False, False, False, context.eval_ctx.autoescape)
-    def macro(l_1_s):
-        t_20 = []
-        if l_1_s is missing:
-            l_1_s = undefined("parameter 's' was not provided", name='s')
-        pass
-        t_20.extend((
-            'const int64_t lc_tile_n = lc_min_i64(LC_TILE, ',
-            str(environment.getattr(l_1_s, 'stop')),
-            ' - lc_tile_start);',
-        ))
-        return concat(t_20)
-    context.exported_vars.add('tile_start')
-    context.vars['tile_start'] = l_0_tile_start = Macro(environment, macro, 'tile_start', ('s',), False, False, False, context.eval_ctx.autoescape)
     def macro(l_1_s):
         t_21 = []
         if l_1_s is missing:
             l_1_s = undefined("parameter 's' was not provided", name='s')
         pass
         t_21.extend((
-            str(environment.getattr(l_1_s, 'ctype')),
-            ' ',
-            str(environment.getattr(l_1_s, 'name')),
-            '[LC_TILE] __attribute__((aligned(64)));',
+            'const int64_t lc_tile_n = lc_min_i64(LC_TILE, ',
+            str(environment.getattr(l_1_s, 'stop')),
+            ' - lc_tile_start);',
         ))
         return concat(t_21)
-    context.exported_vars.add('tile_buffer')
-    context.vars['tile_buffer'] = l_0_tile_buffer = Macro(environment, macro, 'tile_buffer', ('s',), False, False, False, context.eval_ctx.autoescape)
+    context.exported_vars.add('tile_start')
+    context.vars['tile_start'] = l_0_tile_start = Macro(environment, macro, 'tile_start', ('s',), False, False, False, context.eval_ctx.autoescape)
     def macro(l_1_s):
         t_22 = []
         if l_1_s is missing:
             l_1_s = undefined("parameter 's' was not provided", name='s')
         pass
         t_22.extend((
+            str(environment.getattr(l_1_s, 'ctype')),
+            ' ',
+            str(environment.getattr(l_1_s, 'name')),
+            '[LC_TILE] __attribute__((aligned(64)));',
+        ))
+        return concat(t_22)
+    context.exported_vars.add('tile_buffer')
+    context.vars['tile_buffer'] = l_0_tile_buffer = Macro(environment, macro, 'tile_buffer', ('s',), False, False, False, context.eval_ctx.autoescape)
+    def macro(l_1_s):
+        t_23 = []
+        if l_1_s is missing:
+            l_1_s = undefined("parameter 's' was not provided", name='s')
+        pass
+        t_23.extend((
             str(environment.getattr(l_1_s, 'buffer')),
             '[',
             str(environment.getattr(l_1_s, 'var')),
@@ -396,15 +416,15 @@ def root(context, missing=missing):
             str(environment.getattr(l_1_s, 'value')),
             ';',
         ))
-        return concat(t_22)
+        return concat(t_23)
     context.exported_vars.add('tile_store')
     context.vars['tile_store'] = l_0_tile_store = Macro(environment, macro, 'tile_store', ('s',), False, False, False, context.eval_ctx.autoescape)
     def macro(l_1_s):
-        t_23 = []
+        t_24 = []
         if l_1_s is missing:
             l_1_s = undefined("parameter 's' was not provided", name='s')
         pass
-        t_23.extend((
+        t_24.extend((
             '{\n        const int64_t ',
             str(environment.getattr(l_1_s, 'var')),
             ' = lc_tile_start;',
@@ -412,7 +432,7 @@ def root(context, missing=missing):
         for l_2_out in environment.getattr(l_1_s, 'streams'):
             _loop_vars = {}
             pass
-            t_23.extend((
+            t_24.extend((
                 '\n        ',
                 str(environment.getattr(l_2_out, 'function')),
                 '(',
@@ -424,55 +444,55 @@ def root(context, missing=missing):
                 ', lc_tile_n);',
             ))
         l_2_out = missing
-        t_23.append(
+        t_24.append(
             '\n        }',
         )
-        return concat(t_23)
+        return concat(t_24)
     context.exported_vars.add('tile_flush')
     context.vars['tile_flush'] = l_0_tile_flush = Macro(environment, macro, 'tile_flush', ('s',), False, False, False, context.eval_ctx.autoescape)
     def macro(l_1_s):
-        t_24 = []
+        t_25 = []
         if l_1_s is missing:
             l_1_s = undefined("parameter 's' was not provided", name='s')
         pass
-        t_24.append(
+        t_25.append(
             'lc_fence();',
         )
-        return concat(t_24)
+        return concat(t_25)
     context.exported_vars.add('fence')
     context.vars['fence'] = l_0_fence = Macro(environment, macro, 'fence', ('s',), False, False, False, context.eval_ctx.autoescape)
     def macro(l_1_params, l_1_restrict):
-        t_25 = []
+        t_26 = []
         if l_1_params is missing:
             l_1_params = undefined("parameter 'params' was not provided", name='params')
         if l_1_restrict is missing:
             l_1_restrict = undefined("parameter 'restrict' was not provided", name='restrict')
         pass
         l_2_loop = missing
-        t_26 = 1
+        t_27 = 1
         for l_2_p, l_2_loop in LoopContext(l_1_params, undefined):
             _loop_vars = {}
             pass
-            t_25.extend((
-                str(('const ' if environment.getattr(l_2_p, 'const') else cond_expr_undefined("the inline if-expression on line 96 in 'statements.c.j2' evaluated to false and no else section was defined."))),
+            t_26.extend((
+                str(('const ' if environment.getattr(l_2_p, 'const') else cond_expr_undefined("the inline if-expression on line 99 in 'statements.c.j2' evaluated to false and no else section was defined."))),
                 str(environment.getattr(l_2_p, 'ctype')),
                 ' ',
-                str(('*' if environment.getattr(l_2_p, 'pointer') else cond_expr_undefined("the inline if-expression on line 96 in 'statements.c.j2' evaluated to false and no else section was defined."))),
-                str(('restrict ' if (l_1_restrict and environment.getattr(l_2_p, 'restrict')) else cond_expr_undefined("the inline if-expression on line 96 in 'statements.c.j2' evaluated to false and no else section was defined."))),
+                str(('*' if environment.getattr(l_2_p, 'pointer') else cond_expr_undefined("the inline if-expression on line 99 in 'statements.c.j2' evaluated to false and no else section was defined."))),
+                str(('restrict ' if (l_1_restrict and environment.getattr(l_2_p, 'restrict')) else cond_expr_undefined("the inline if-expression on line 99 in 'statements.c.j2' evaluated to false and no else section was defined."))),
                 str(environment.getattr(l_2_p, 'name')),
-                str((', ' if (not environment.getattr(l_2_loop, 'last')) else cond_expr_undefined("the inline if-expression on line 96 in 'statements.c.j2' evaluated to false and no else section was defined."))),
+                str((', ' if (not environment.getattr(l_2_loop, 'last')) else cond_expr_undefined("the inline if-expression on line 99 in 'statements.c.j2' evaluated to false and no else section was defined."))),
             ))
-            t_26 = 0
+            t_27 = 0
         l_2_loop = l_2_p = missing
-        if t_26:
+        if t_27:
             pass
-            t_25.append(
+            t_26.append(
                 'void',
             )
-        return concat(t_25)
+        return concat(t_26)
     context.exported_vars.add('parameters')
     context.vars['parameters'] = l_0_parameters = Macro(environment, macro, 'parameters', ('params', 'restrict'), False, False, False, context.eval_ctx.autoescape)
     yield '\n'
 
 blocks = {}
-debug_info = '3=18&4=25&6=35&7=41&9=51&10=57&12=67&13=73&15=83&16=90&17=92&19=94&20=100&23=106&24=111&26=135&27=141&32=149&33=157&35=165&36=173&38=193&39=199&41=204&42=210&44=215&45=222&47=229&48=236&50=255&51=261&54=266&55=273&57=287&58=294&60=302&61=309&66=319&67=327&71=359&72=366&74=372&75=378&77=386&78=392&80=402&82=409&83=412&84=417&89=433&94=444&95=453&96=457'
+debug_info = '3=18&4=25&6=35&7=41&9=51&10=57&12=67&13=73&15=83&16=90&17=92&19=94&20=100&23=106&24=111&26=135&27=141&32=149&33=157&35=165&36=173&38=193&39=199&41=213&42=219&44=224&45=230&47=235&48=242&50=249&51=256&53=275&54=281&57=286&58=293&60=307&61=314&63=322&64=329&69=339&70=347&74=379&75=386&77=392&78=398&80=406&81=412&83=422&85=429&86=432&87=437&92=453&97=464&98=473&99=477'

@@ -39,6 +39,34 @@ def _reshaped(value, shape: tuple, name: str):
     return out
 
 
+def _collapsed_input(value: Tensor, shape: tuple, originals: dict) -> Tensor:
+    """``value``'s collapsed view, off the tape: ``_folded`` puts the call's node
+    on ``value`` itself (one node for the call, where the collapse and the
+    expand were two more, each run by every backward sweep)."""
+    out = Tensor._wrap(value.data.reshape(shape))
+    out.requires_grad = value.requires_grad or value.node is not None
+    originals[id(out)] = value
+    return out
+
+
+def _folded(output: Tensor, shape: tuple, originals: dict) -> Tensor:
+    """``output`` (of a call on collapsed inputs) as a tensor of ``shape``,
+    whose node takes the caller's inputs and reshapes the gradients both ways."""
+    node = output.node
+    result = Tensor._wrap(output.data.reshape(shape))
+    if node is None:
+        return result
+    collapsed, inner = output.shape, node.backward
+    inputs = tuple(originals.get(id(t), t) for t in node.inputs)
+    shapes = tuple(originals[id(t)].shape if id(t) in originals else None for t in node.inputs)
+
+    def backward(g):
+        return tuple(r if want is None or r is None else r.reshape(want)
+                     for r, want in zip(inner(g.reshape(collapsed)), shapes))
+    record_call((result,), inputs, backward, node.name)
+    return result
+
+
 def _expanded(shape: tuple, axis: int, span: tuple) -> tuple:
     return shape[:axis] + span + shape[axis + 1:]
 
@@ -102,6 +130,9 @@ class SpanCalls:
             given = self._bind_inputs(args, kwargs)
             args = tuple(given[t.name] for t in self._inputs)
         args, span, first = list(args), None, ""
+        # a single-output call collapses its Tensors off the tape, then folds
+        # the reshapes into its own node (_folded); the others record them
+        fold = {} if len(self._outputs) == 1 and self._view_of is None else None
         for k, t, bound in self._spans:
             value = args[k]
             if type(value) is not np.ndarray:
@@ -110,7 +141,9 @@ class SpanCalls:
             span = self._span(t, bound, shape, span, first)
             first = first or t.name
             if len(span) != 1:
-                args[k] = _reshaped(value, _collapsed(shape, t.ellipsis, span), "collapse")
+                collapsed = _collapsed(shape, t.ellipsis, span)
+                args[k] = _collapsed_input(value, collapsed, fold) if fold is not None and _on_tape(value) \
+                    else _reshaped(value, collapsed, "collapse")
         object.__setattr__(self, "_span_last", span)
         if self._view_of is not None:
             return self._view_forward(args)
@@ -119,6 +152,9 @@ class SpanCalls:
         result = self._forward_plain(tuple(args), {}, out)
         if len(span) == 1:
             return result
+        if fold is not None:
+            k = self._out_spans[0]
+            return _folded(result, result.shape if k is None else _expanded(result.shape, k, span), fold)
         outputs = result if isinstance(result, tuple) else (result,)
         outputs = tuple(o if k is None else _reshaped(o, _expanded(o.shape, k, span), "expand")
                         for o, k in zip(outputs, self._out_spans))
