@@ -218,11 +218,13 @@ def _gelu_grad(x, out):
 
 
 def _gelu_tanh_grad(x, out):
-    # PyTorch's order of products: at |x| ~ 1e300 both give nan (x**3 overflows)
-    inner = mul(const(GELU_TANH_BETA), add(x, mul(const(GELU_TANH_KAPPA), mul(mul(x, x), x))))
-    t = call("tanh", inner)
-    slope = mul(const(GELU_TANH_BETA), add(ONE, mul(const(3 * GELU_TANH_KAPPA), mul(x, x))))
-    return (add(mul(HALF, add(ONE, t)), mul(mul(mul(HALF, x), sub(ONE, mul(t, t))), slope)),)
+    # with s = sigmoid(2 u) = (1 + tanh u) / 2: s + x s (1 - s) 2 u', which keeps
+    # its precision where 1 + tanh u cancels (x below -5); PyTorch's order of
+    # products otherwise: at |x| ~ 1e300 both give nan (x**3 overflows)
+    inner = mul(const(2 * GELU_TANH_BETA), add(x, mul(const(GELU_TANH_KAPPA), mul(mul(x, x), x))))
+    s = call("sigmoid", inner)
+    slope = mul(const(2 * GELU_TANH_BETA), add(ONE, mul(const(3 * GELU_TANH_KAPPA), mul(x, x))))
+    return (add(s, mul(mul(mul(x, s), sub(ONE, s)), slope)),)
 
 
 def _elu_grad(x, alpha, out):
@@ -287,8 +289,8 @@ TRANSCENDENTAL = {
     "cos": Op(1, "cos{f}({0})", np.cos, lambda x, out: (neg(call("sin", x)),), expensive=True),
     "tan": Op(1, "tan{f}({0})", np.tan, lambda x, out: (add(ONE, mul(out, out)),), ((-1.2, 1.2),),
               expensive=True),
-    "tanh": Op(1, "tanh{f}({0})", np.tanh, lambda x, out: (sub(ONE, mul(out, out)),), expensive=True),
-    "sigmoid": Op(1, "(1 / (1 + exp{f}(-{0})))", _sigmoid_np,
+    "tanh": Op(1, "lc_tanh{f}({0})", np.tanh, lambda x, out: (sub(ONE, mul(out, out)),), expensive=True),
+    "sigmoid": Op(1, "lc_sigmoid{f}({0})", _sigmoid_np,
                   lambda x, out: (mul(out, sub(ONE, out)),), expensive=True),
     "erf": Op(1, "lc_erf{f}({0})", _np_erf,
               lambda x, out: (mul(const(2 / math.sqrt(math.pi)), call("exp", neg(mul(x, x)))),),
@@ -309,7 +311,7 @@ ROUNDING = {
     "sign": Op(1, "(({0} > 0) - ({0} < 0))", _np_sign, _zero, kinks=_at(0), jumps=True),
 }
 
-SOFTPLUS_C = "(({0} > 0 ? {0} : 0) + log1p{f}(exp{f}(-fabs{f}({0}))))"
+SOFTPLUS_C = "(({0} > 0 ? {0} : 0) + log1p{f}(lc_exp_inline{f}(-fabs{f}({0}))))"
 
 # NaN propagates through relu, abs, maximum and minimum, as in numpy; maximum and
 # minimum test for NaN outside, so the inner select compiles to maxss/minss
@@ -334,14 +336,15 @@ ACTIVATIONS = {
                                       const(SELU_SCALE)),),
                expensive=True, kinks=_at(0)),
     "softplus": Op(1, SOFTPLUS_C, _np_softplus, lambda x, out: (call("sigmoid", x),), expensive=True),
-    "logsigmoid": Op(1, "(({0} < 0 ? {0} : 0) - log1p{f}(exp{f}(-fabs{f}({0}))))",
+    "logsigmoid": Op(1, "(({0} < 0 ? {0} : 0) - log1p{f}(lc_exp_inline{f}(-fabs{f}({0}))))",
                      lambda x: -_np_softplus(-x), lambda x, out: (call("sigmoid", neg(x)),), expensive=True),
-    "silu": Op(1, "({0} / (1 + exp{f}(-{0})))", lambda x: x / (1 + np.exp(-x)), _silu_grad, expensive=True),
-    "mish": Op(1, "({0} * tanh{f}" + SOFTPLUS_C + ")", lambda x: x * np.tanh(_np_softplus(x)), _mish_grad,
+    "silu": Op(1, "({0} * lc_sigmoid{f}({0}))", lambda x: x / (1 + np.exp(-x)), _silu_grad, expensive=True),
+    "mish": Op(1, "({0} * lc_tanh{f}" + SOFTPLUS_C + ")", lambda x: x * np.tanh(_np_softplus(x)), _mish_grad,
                expensive=True),
     "gelu": Op(1, "(0.5{f} * {0} * (1 + lc_erf{f}({0} * 0.7071067811865476{f})))",
                lambda x: 0.5 * x * (1 + _np_erf(x * math.sqrt(0.5))), _gelu_grad, expensive=True),
-    "gelu_tanh": Op(1, "(0.5{f} * {0} * (1 + tanh{f}(0.7978845608028654{f} * ({0} + 0.044715{f} * {0} * {0} * {0}))))",
+    # 0.5 (1 + tanh u) as sigmoid(2 u): no 1 + tanh u cancelling to 0 below x = -5
+    "gelu_tanh": Op(1, "({0} * lc_sigmoid{f}(1.5957691216057308{f} * ({0} + 0.044715{f} * {0} * {0} * {0})))",
                     _np_gelu_tanh, _gelu_tanh_grad, expensive=True),
     # PyTorch's x * relu6(x + 3) / 6: -inf gives nan, as there
     "hardswish": Op(1, "({0} * ({0} < -3 ? 0 : ({0} > 3 ? 6 : {0} + 3)) / 6)",
