@@ -18,7 +18,10 @@ Derivatives follow PyTorch's wherever the function is defined: at a kink the
 one-sided value PyTorch picks (``relu'(0) = 0``, ``elu'(0) = alpha``), and no
 ``0 * inf`` where PyTorch gives a number (``d (x ** p) / dp`` at ``x == 0``).
 C forms choose with selects on computed values (blends, not branches), so
-loops vectorize; libm functions are ones glibc's libmvec has in vector form.
+loops vectorize; libm functions are ones glibc's libmvec has in vector form,
+and where that costs a layer more than its memory traffic (float exp, erf,
+tanh, sigmoid) the form calls an inlined ``lc_`` helper of
+templates/module.c.j2 instead (doubles: libm's).
 
 Example::
 
