@@ -19,9 +19,9 @@ one-sided value PyTorch picks (``relu'(0) = 0``, ``elu'(0) = alpha``), and no
 ``0 * inf`` where PyTorch gives a number (``d (x ** p) / dp`` at ``x == 0``).
 C forms choose with selects on computed values (blends, not branches), so
 loops vectorize; libm functions are ones glibc's libmvec has in vector form,
-and where that costs a layer more than its memory traffic (float exp, erf,
-tanh, sigmoid) the form calls an inlined ``lc_`` helper of
-templates/module.c.j2 instead (doubles: libm's).
+and where that costs a layer more than its memory traffic (float erf, erfc,
+exp of an exponent known at most 0) the form calls an inlined ``lc_`` helper
+of templates/module.c.j2 instead (doubles: libm's).
 
 Example::
 
@@ -115,6 +115,10 @@ def _remainder_jumps(x, y):
 
 def _np_erf(x):
     return np.vectorize(math.erf, otypes=[float])(x)
+
+
+def _np_erfc(x):
+    return np.vectorize(math.erfc, otypes=[float])(x)
 
 
 def _np_softplus(x):
@@ -215,8 +219,11 @@ def _mish_grad(x, out):
 
 
 def _gelu_grad(x, out):
-    cdf = mul(HALF, add(ONE, call("erf", mul(const(math.sqrt(0.5)), x))))
-    pdf = mul(const(1 / math.sqrt(2 * math.pi)), call("exp", mul(const(-0.5), mul(x, x))))
+    # Phi(x) = erfc(u) / 2, u = -x / sqrt 2, and its density from e^-u^2, the
+    # exponential lc_erfc computes for u (the kernel computes it once)
+    u = mul(const(-math.sqrt(0.5)), x)
+    cdf = mul(HALF, call("erfc", u))
+    pdf = mul(const(1 / math.sqrt(2 * math.pi)), call("exp", neg(mul(u, u))))
     return (add(cdf, mul(x, pdf)),)
 
 
@@ -292,12 +299,15 @@ TRANSCENDENTAL = {
     "cos": Op(1, "cos{f}({0})", np.cos, lambda x, out: (neg(call("sin", x)),), expensive=True),
     "tan": Op(1, "tan{f}({0})", np.tan, lambda x, out: (add(ONE, mul(out, out)),), ((-1.2, 1.2),),
               expensive=True),
-    "tanh": Op(1, "lc_tanh{f}({0})", np.tanh, lambda x, out: (sub(ONE, mul(out, out)),), expensive=True),
-    "sigmoid": Op(1, "lc_sigmoid{f}({0})", _sigmoid_np,
+    "tanh": Op(1, "tanh{f}({0})", np.tanh, lambda x, out: (sub(ONE, mul(out, out)),), expensive=True),
+    "sigmoid": Op(1, "(1 / (1 + exp{f}(-{0})))", _sigmoid_np,
                   lambda x, out: (mul(out, sub(ONE, out)),), expensive=True),
     "erf": Op(1, "lc_erf{f}({0})", _np_erf,
               lambda x, out: (mul(const(2 / math.sqrt(math.pi)), call("exp", neg(mul(x, x)))),),
               expensive=True),
+    "erfc": Op(1, "lc_erfc{f}({0})", _np_erfc,
+               lambda x, out: (mul(const(-2 / math.sqrt(math.pi)), call("exp", neg(mul(x, x)))),),
+               expensive=True),
     # max(x, y) + log1p(exp(-|x - y|)); x == y apart, so that inf, inf gives inf
     "logaddexp": Op(2, "({0} == {1} ? {0} + 0.6931471805599453{f} : ({0} > {1} ? {0} : {1}) "
                        "+ log1p{f}(exp{f}(-fabs{f}({0} - {1}))))", np.logaddexp,
@@ -314,7 +324,7 @@ ROUNDING = {
     "sign": Op(1, "(({0} > 0) - ({0} < 0))", _np_sign, _zero, kinks=_at(0), jumps=True),
 }
 
-SOFTPLUS_C = "(({0} > 0 ? {0} : 0) + log1p{f}(lc_exp_inline{f}(-fabs{f}({0}))))"
+SOFTPLUS_C = "(({0} > 0 ? {0} : 0) + log1p{f}(exp{f}(-fabs{f}({0}))))"
 
 # NaN propagates through relu, abs, maximum and minimum, as in numpy; maximum and
 # minimum test for NaN outside, so the inner select compiles to maxss/minss
@@ -339,15 +349,17 @@ ACTIVATIONS = {
                                       const(SELU_SCALE)),),
                expensive=True, kinks=_at(0)),
     "softplus": Op(1, SOFTPLUS_C, _np_softplus, lambda x, out: (call("sigmoid", x),), expensive=True),
-    "logsigmoid": Op(1, "(({0} < 0 ? {0} : 0) - log1p{f}(lc_exp_inline{f}(-fabs{f}({0}))))",
+    "logsigmoid": Op(1, "(({0} < 0 ? {0} : 0) - log1p{f}(exp{f}(-fabs{f}({0}))))",
                      lambda x: -_np_softplus(-x), lambda x, out: (call("sigmoid", neg(x)),), expensive=True),
-    "silu": Op(1, "({0} * lc_sigmoid{f}({0}))", lambda x: x / (1 + np.exp(-x)), _silu_grad, expensive=True),
-    "mish": Op(1, "({0} * lc_tanh{f}" + SOFTPLUS_C + ")", lambda x: x * np.tanh(_np_softplus(x)), _mish_grad,
+    "silu": Op(1, "({0} / (1 + exp{f}(-{0})))", lambda x: x / (1 + np.exp(-x)), _silu_grad, expensive=True),
+    "mish": Op(1, "({0} * tanh{f}" + SOFTPLUS_C + ")", lambda x: x * np.tanh(_np_softplus(x)), _mish_grad,
                expensive=True),
-    "gelu": Op(1, "(0.5{f} * {0} * (1 + lc_erf{f}({0} * 0.7071067811865476{f})))",
-               lambda x: 0.5 * x * (1 + _np_erf(x * math.sqrt(0.5))), _gelu_grad, expensive=True),
+    # x Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2, not (1 + erf(x / sqrt 2)) / 2,
+    # which cancels to 0 below x = -5.4 in float
+    "gelu": Op(1, "(0.5{f} * {0} * lc_erfc{f}(-0.7071067811865476{f} * {0}))",
+               lambda x: 0.5 * x * _np_erfc(x * -math.sqrt(0.5)), _gelu_grad, expensive=True),
     # 0.5 (1 + tanh u) as sigmoid(2 u): no 1 + tanh u cancelling to 0 below x = -5
-    "gelu_tanh": Op(1, "({0} * lc_sigmoid{f}(1.5957691216057308{f} * ({0} + 0.044715{f} * {0} * {0} * {0})))",
+    "gelu_tanh": Op(1, "({0} / (1 + exp{f}(-1.5957691216057308{f} * ({0} + 0.044715{f} * {0} * {0} * {0}))))",
                     _np_gelu_tanh, _gelu_tanh_grad, expensive=True),
     # PyTorch's x * relu6(x + 3) / 6: -inf gives nan, as there
     "hardswish": Op(1, "({0} * ({0} < -3 ? 0 : ({0} > 3 ? 6 : {0} + 3)) / 6)",
