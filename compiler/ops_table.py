@@ -121,6 +121,10 @@ def _np_erfc(x):
     return np.vectorize(math.erfc, otypes=[float])(x)
 
 
+def _np_ndtr(x):
+    return 0.5 * _np_erfc(x * -math.sqrt(0.5))
+
+
 def _np_softplus(x):
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
@@ -218,13 +222,13 @@ def _mish_grad(x, out):
     return (add(t, mul(mul(x, call("sigmoid", x)), sub(ONE, mul(t, t)))),)
 
 
+def _normal_pdf(x):
+    # the exponential lc_ndtr computes for x: a kernel needing both computes it once
+    return mul(const(1 / math.sqrt(2 * math.pi)), call("exp", mul(const(-0.5), mul(x, x))))
+
+
 def _gelu_grad(x, out):
-    # Phi(x) = erfc(u) / 2, u = -x / sqrt 2, and its density from e^-u^2, the
-    # exponential lc_erfc computes for u (the kernel computes it once)
-    u = mul(const(-math.sqrt(0.5)), x)
-    cdf = mul(HALF, call("erfc", u))
-    pdf = mul(const(1 / math.sqrt(2 * math.pi)), call("exp", neg(mul(u, u))))
-    return (add(cdf, mul(x, pdf)),)
+    return (add(call("ndtr", x), mul(x, _normal_pdf(x))),)
 
 
 def _gelu_tanh_grad(x, out):
@@ -308,6 +312,9 @@ TRANSCENDENTAL = {
     "erfc": Op(1, "lc_erfc{f}({0})", _np_erfc,
                lambda x, out: (mul(const(-2 / math.sqrt(math.pi)), call("exp", neg(mul(x, x)))),),
                expensive=True),
+    # the standard normal distribution's CDF
+    "ndtr": Op(1, "lc_ndtr{f}({0})", _np_ndtr, lambda x, out: (_normal_pdf(x),), ((-4.0, 4.0),),
+               expensive=True),
     # max(x, y) + log1p(exp(-|x - y|)); x == y apart, so that inf, inf gives inf
     "logaddexp": Op(2, "({0} == {1} ? {0} + 0.6931471805599453{f} : ({0} > {1} ? {0} : {1}) "
                        "+ log1p{f}(exp{f}(-fabs{f}({0} - {1}))))", np.logaddexp,
@@ -354,10 +361,9 @@ ACTIVATIONS = {
     "silu": Op(1, "({0} / (1 + exp{f}(-{0})))", lambda x: x / (1 + np.exp(-x)), _silu_grad, expensive=True),
     "mish": Op(1, "({0} * tanh{f}" + SOFTPLUS_C + ")", lambda x: x * np.tanh(_np_softplus(x)), _mish_grad,
                expensive=True),
-    # x Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2, not (1 + erf(x / sqrt 2)) / 2,
-    # which cancels to 0 below x = -5.4 in float
-    "gelu": Op(1, "(0.5{f} * {0} * lc_erfc{f}(-0.7071067811865476{f} * {0}))",
-               lambda x: 0.5 * x * _np_erfc(x * -math.sqrt(0.5)), _gelu_grad, expensive=True),
+    # x Phi(x) (ndtr), not x (1 + erf(x / sqrt 2)) / 2, which cancels to 0 below
+    # x = -5.4 in float
+    "gelu": Op(1, "({0} * lc_ndtr{f}({0}))", lambda x: x * _np_ndtr(x), _gelu_grad, expensive=True),
     # 0.5 (1 + tanh u) as sigmoid(2 u): no 1 + tanh u cancelling to 0 below x = -5
     "gelu_tanh": Op(1, "({0} / (1 + exp{f}(-1.5957691216057308{f} * ({0} + 0.044715{f} * {0} * {0} * {0}))))",
                     _np_gelu_tanh, _gelu_tanh_grad, expensive=True),

@@ -1,5 +1,5 @@
 """The inlined float functions of templates/module.c.j2 that ops print to
-(compiler/ops_table.py), ``lc_erff`` and ``lc_erfcf`` (the GELU's), and the
+(compiler/ops_table.py), ``lc_erff``, ``lc_erfcf`` and ``lc_ndtrf`` (the GELU's), and the
 tanh-form GELU written as ``x * sigmoid(2u)``: their error in float32 ulps
 against float64 references over dense sweeps of float32 inputs, their edges
 (0, -0, +-inf, NaN, +-1e30, subnormals) and negative tails, at every vector
@@ -37,8 +37,8 @@ CASES = {
     # further out the rounding of x^2 is amplified by x^2 without FMA (the baseline
     # level): test_deep_tails
     "erfc": (_erfc, "lc_erfcf(", 4.0, 16.0),
-    # x erfc(-x / sqrt 2) / 2: the argument's rounding is amplified by x^2 / 2 in e^(-x^2 / 2)
-    "gelu": (lambda x: 0.5 * x * _erfc(-x / math.sqrt(2)), "lc_erfcf(", 3.0, 16.0),
+    "ndtr": (lambda x: 0.5 * _erfc(-x / math.sqrt(2)), "lc_ndtrf(", 5.0, 16.0),
+    "gelu": (lambda x: 0.5 * x * _erfc(-x / math.sqrt(2)), "lc_ndtrf(", 5.0, 16.0),
     # the sigmoid's argument 2u = 2 beta (x + kappa x^3) rounds (3 roundings), and
     # e^(2u) amplifies that by |2u| (4.2 at x = -2.5)
     "gelu_tanh": (lambda x: x * _expit(BETA2 * (x + 0.044715 * x ** 3)), "expf(", 2.5, 12.0),

@@ -25,9 +25,9 @@ from .base import _any_rank, _elementwise_spec, _rank, _Stateless
 
 
 def gelu(x):
-    """GELU, erf form: ``x * (1 + erf(x / sqrt(2))) / 2``, computed as
-    ``x * erfc(-x / sqrt(2)) / 2`` (ops.gelu), which keeps its precision where
-    ``1 + erf`` would cancel (x below -5)."""
+    """GELU, erf form: ``x * (1 + erf(x / sqrt(2))) / 2``, computed as ``x``
+    times the normal CDF (ops.gelu), which keeps its precision where ``1 + erf``
+    would cancel (x below -5)."""
     return ops.gelu(x)
 
 
