@@ -27,7 +27,7 @@ from .trace import (Index, Reduction, TensorExpr, as_index, as_value, broadcast_
 
 __all__ = [
     "elementwise", "exp", "expm1", "log", "log2", "log1p", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh",
-    "sigmoid", "erf", "abs", "floor", "ceil", "round", "trunc", "sign", "remainder", "logaddexp", "lerp",
+    "sigmoid", "erf", "erfc", "ndtr", "abs", "floor", "ceil", "round", "trunc", "sign", "remainder", "logaddexp", "lerp",
     "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "softplus", "logsigmoid", "silu", "mish", "gelu",
     "hardswish", "hardsigmoid", "softsign", "maximum", "minimum", "clip", "where", "stop_gradient",
     "equal", "not_equal", "sum", "mean", "max", "min", "prod", "var", "matmul", "transpose", "reshape",
@@ -48,9 +48,9 @@ def _unary(op):
     return f
 
 
-exp, expm1, log, log2, log1p, sqrt, rsqrt, sin, cos, tan, tanh, sigmoid, erf, abs = (
+exp, expm1, log, log2, log1p, sqrt, rsqrt, sin, cos, tan, tanh, sigmoid, erf, erfc, ndtr, abs = (
     _unary(op) for op in ("exp", "expm1", "log", "log2", "log1p", "sqrt", "rsqrt", "sin", "cos", "tan",
-                          "tanh", "sigmoid", "erf", "abs"))
+                          "tanh", "sigmoid", "erf", "erfc", "ndtr", "abs"))
 # integer-valued, with a zero gradient; round is half to even (as numpy, torch and Python)
 floor, ceil, round, trunc, sign = (_unary(op) for op in ("floor", "ceil", "round", "trunc", "sign"))
 relu, relu6, selu, logsigmoid, silu, mish, hardswish, hardsigmoid, softsign = (

@@ -18,7 +18,10 @@ Derivatives follow PyTorch's wherever the function is defined: at a kink the
 one-sided value PyTorch picks (``relu'(0) = 0``, ``elu'(0) = alpha``), and no
 ``0 * inf`` where PyTorch gives a number (``d (x ** p) / dp`` at ``x == 0``).
 C forms choose with selects on computed values (blends, not branches), so
-loops vectorize; libm functions are ones glibc's libmvec has in vector form.
+loops vectorize; libm functions are ones glibc's libmvec has in vector form,
+and where that costs a layer more than its memory traffic (float erf, erfc,
+exp of an exponent known at most 0) the form calls an inlined ``lc_`` helper
+of templates/module.c.j2 instead (doubles: libm's).
 
 Example::
 
@@ -112,6 +115,14 @@ def _remainder_jumps(x, y):
 
 def _np_erf(x):
     return np.vectorize(math.erf, otypes=[float])(x)
+
+
+def _np_erfc(x):
+    return np.vectorize(math.erfc, otypes=[float])(x)
+
+
+def _np_ndtr(x):
+    return 0.5 * _np_erfc(x * -math.sqrt(0.5))
 
 
 def _np_softplus(x):
@@ -211,18 +222,23 @@ def _mish_grad(x, out):
     return (add(t, mul(mul(x, call("sigmoid", x)), sub(ONE, mul(t, t)))),)
 
 
+def _normal_pdf(x):
+    # the exponential lc_ndtr computes for x: a kernel needing both computes it once
+    return mul(const(1 / math.sqrt(2 * math.pi)), call("exp", mul(const(-0.5), mul(x, x))))
+
+
 def _gelu_grad(x, out):
-    cdf = mul(HALF, add(ONE, call("erf", mul(const(math.sqrt(0.5)), x))))
-    pdf = mul(const(1 / math.sqrt(2 * math.pi)), call("exp", mul(const(-0.5), mul(x, x))))
-    return (add(cdf, mul(x, pdf)),)
+    return (add(call("ndtr", x), mul(x, _normal_pdf(x))),)
 
 
 def _gelu_tanh_grad(x, out):
-    # PyTorch's order of products: at |x| ~ 1e300 both give nan (x**3 overflows)
-    inner = mul(const(GELU_TANH_BETA), add(x, mul(const(GELU_TANH_KAPPA), mul(mul(x, x), x))))
-    t = call("tanh", inner)
-    slope = mul(const(GELU_TANH_BETA), add(ONE, mul(const(3 * GELU_TANH_KAPPA), mul(x, x))))
-    return (add(mul(HALF, add(ONE, t)), mul(mul(mul(HALF, x), sub(ONE, mul(t, t))), slope)),)
+    # with s = sigmoid(2 u) = (1 + tanh u) / 2: s + x s (1 - s) 2 u', which keeps
+    # its precision where 1 + tanh u cancels (x below -5); PyTorch's order of
+    # products otherwise: at |x| ~ 1e300 both give nan (x**3 overflows)
+    inner = mul(const(2 * GELU_TANH_BETA), add(x, mul(const(GELU_TANH_KAPPA), mul(mul(x, x), x))))
+    s = call("sigmoid", inner)
+    slope = mul(const(2 * GELU_TANH_BETA), add(ONE, mul(const(3 * GELU_TANH_KAPPA), mul(x, x))))
+    return (add(s, mul(mul(mul(x, s), sub(ONE, s)), slope)),)
 
 
 def _elu_grad(x, alpha, out):
@@ -293,6 +309,12 @@ TRANSCENDENTAL = {
     "erf": Op(1, "lc_erf{f}({0})", _np_erf,
               lambda x, out: (mul(const(2 / math.sqrt(math.pi)), call("exp", neg(mul(x, x)))),),
               expensive=True),
+    "erfc": Op(1, "lc_erfc{f}({0})", _np_erfc,
+               lambda x, out: (mul(const(-2 / math.sqrt(math.pi)), call("exp", neg(mul(x, x)))),),
+               expensive=True),
+    # the standard normal distribution's CDF
+    "ndtr": Op(1, "lc_ndtr{f}({0})", _np_ndtr, lambda x, out: (_normal_pdf(x),), ((-4.0, 4.0),),
+               expensive=True),
     # max(x, y) + log1p(exp(-|x - y|)); x == y apart, so that inf, inf gives inf
     "logaddexp": Op(2, "({0} == {1} ? {0} + 0.6931471805599453{f} : ({0} > {1} ? {0} : {1}) "
                        "+ log1p{f}(exp{f}(-fabs{f}({0} - {1}))))", np.logaddexp,
@@ -339,9 +361,11 @@ ACTIVATIONS = {
     "silu": Op(1, "({0} / (1 + exp{f}(-{0})))", lambda x: x / (1 + np.exp(-x)), _silu_grad, expensive=True),
     "mish": Op(1, "({0} * tanh{f}" + SOFTPLUS_C + ")", lambda x: x * np.tanh(_np_softplus(x)), _mish_grad,
                expensive=True),
-    "gelu": Op(1, "(0.5{f} * {0} * (1 + lc_erf{f}({0} * 0.7071067811865476{f})))",
-               lambda x: 0.5 * x * (1 + _np_erf(x * math.sqrt(0.5))), _gelu_grad, expensive=True),
-    "gelu_tanh": Op(1, "(0.5{f} * {0} * (1 + tanh{f}(0.7978845608028654{f} * ({0} + 0.044715{f} * {0} * {0} * {0}))))",
+    # x Phi(x) (ndtr), not x (1 + erf(x / sqrt 2)) / 2, which cancels to 0 below
+    # x = -5.4 in float
+    "gelu": Op(1, "({0} * lc_ndtr{f}({0}))", lambda x: x * _np_ndtr(x), _gelu_grad, expensive=True),
+    # 0.5 (1 + tanh u) as sigmoid(2 u): no 1 + tanh u cancelling to 0 below x = -5
+    "gelu_tanh": Op(1, "({0} / (1 + exp{f}(-1.5957691216057308{f} * ({0} + 0.044715{f} * {0} * {0} * {0}))))",
                     _np_gelu_tanh, _gelu_tanh_grad, expensive=True),
     # PyTorch's x * relu6(x + 3) / 6: -inf gives nan, as there
     "hardswish": Op(1, "({0} * ({0} < -3 ? 0 : ({0} > 3 ? 6 : {0} + 3)) / 6)",

@@ -55,7 +55,7 @@ TORCH = {
     "neg": torch.neg, "remainder": torch.remainder, "lerp": torch.lerp,
     "exp": torch.exp, "expm1": torch.expm1, "log": torch.log, "log2": torch.log2, "log1p": torch.log1p,
     "sqrt": torch.sqrt, "rsqrt": torch.rsqrt, "sin": torch.sin, "cos": torch.cos, "tan": torch.tan,
-    "tanh": torch.tanh, "sigmoid": torch.sigmoid, "erf": torch.erf, "logaddexp": torch.logaddexp,
+    "tanh": torch.tanh, "sigmoid": torch.sigmoid, "erf": torch.erf, "erfc": torch.erfc, "ndtr": torch.special.ndtr, "logaddexp": torch.logaddexp,
     "floor": torch.floor, "ceil": torch.ceil, "round": torch.round, "trunc": torch.trunc, "sign": torch.sign,
     "relu": torch.relu, "abs": torch.abs, "relu6": F.relu6, "selu": F.selu, "softplus": F.softplus,
     "leaky_relu": Param(F.leaky_relu, (0.01, 0.2)), "elu": Param(F.elu, (1.0, 0.5)),

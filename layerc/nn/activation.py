@@ -25,8 +25,10 @@ from .base import _any_rank, _elementwise_spec, _rank, _Stateless
 
 
 def gelu(x):
-    """GELU, erf form: ``x * (1 + erf(x / sqrt(2))) / 2``."""
-    return x * (ops.erf(x * 0.7071067811865476) + 1.0) * 0.5
+    """GELU, erf form: ``x * (1 + erf(x / sqrt(2))) / 2``, computed as ``x``
+    times the normal CDF (ops.gelu), which keeps its precision where ``1 + erf``
+    would cancel (x below -5)."""
+    return ops.gelu(x)
 
 
 ReLUSpec = _elementwise_spec("ReLUSpec", ops.relu)()
