@@ -185,6 +185,7 @@ class Loop:
     min_work: int = 0
     reduction: str = ""
     unroll: int = 0             # unrolled fully by gcc (``#pragma GCC unroll``): a short loop inside a vector one
+    collapse: int = 1           # a parallel loop's threads share it and the loops inside it, this many in all
     enter: list = field(default_factory=list)
     exit: list = field(default_factory=list)
 

@@ -18,7 +18,7 @@ from .cprint import Printer, c_comment, init_value, render, tensor_c, var_c
 from .cstatements import (AddWhere, Declare, Fence, Fill, FoldLanes, Loop, Partials, RowBuffer, Store, StoreEach, Stream,
                           TileBuffer, TileFlush, TileStart, TileStore, Update, Verbatim)
 from .ir import IConst, IVar
-from .schedule import range_condition
+from .schedule import owns_rows, range_condition
 
 # tiles of this many elements (LC_TILE) are computed in a small array, then
 # streamed out; a loop shorter than two tiles is not worth it
@@ -37,6 +37,13 @@ SHIFT_LIMIT = 64
 # a "taps" nest keeps a partial sum per offset and position of its innermost
 # loop where they are at most this many (16 KiB of float, in the L1 cache)
 LANES_LIMIT = 4096
+# the threads share a nest's parallel loop with the next one where it has fewer
+# iterations than this (or a number known only at run time): a batch of 1 or 3
+# on a few threads leaves threads idle or one doing twice the others' work
+SHARED_BELOW = 32
+# a vectorized loop shared that way is cut into blocks of this many iterations
+# (a multiple of every vector and of a streamed tile, LC_TILE)
+SHARED_BLOCK = 4096
 
 
 @dataclass(frozen=True)
@@ -54,12 +61,69 @@ def _loops(nest, printer: Printer) -> list:
     return [Loop(var_c(l.var), printer.index(l.extent), simd=l.simd) for l in nest.loops]
 
 
-def _in_threads(loop: Loop, nest, printer: Printer, ctx, inner=()) -> Loop:
-    """``loop`` as the parallel loop of ``nest``: one thread below ``ctx.min_work``
-    iterations of its loops and the ``inner`` loops each of its iterations runs."""
-    if ctx.threads:
-        loop.parallel, loop.work, loop.min_work = True, printer.size((*nest.loops, *inner)), ctx.min_work
-    return loop
+def _in_threads(loops: list, k: int, nest, printer: Printer, ctx, inner=()) -> list:
+    """``loops`` with ``loops[k]`` the parallel loop of ``nest``: one thread below
+    ``ctx.min_work`` iterations of its loops and the ``inner`` loops each of
+    its iterations runs. Where that loop is short (``_shares_next``), the
+    threads share it and the loop inside it (``collapse(2)``); a vectorized
+    innermost loop is then cut into blocks first, the threads sharing the blocks."""
+    if not ctx.threads:
+        return loops
+    loop = loops[k]
+    loop.parallel, loop.work, loop.min_work = True, printer.size((*nest.loops, *inner)), ctx.min_work
+    if not _shares_next(loops, k, nest):
+        return loops
+    if loops[k + 1].simd:
+        loops = loops[:k + 1] + _blocks(loops[k + 1], nest.loops[k + 1], printer)
+    loop.collapse = 2
+    return loops
+
+
+def _shares_next(loops: list, k: int, nest) -> bool:
+    """Whether the threads share ``loops[k]`` with the loop inside it: the
+    first is short (fewer than ``SHARED_BELOW`` iterations, or a size known only
+    at run time: a batch of 1), the second runs across output elements
+    (``SHARES_ITERATIONS``: not a reduction, nor a scatter's loop whose
+    iterations may write the same element), nothing runs between them, and it
+    is vectorized only as the innermost loop (then cut into blocks, if long
+    enough for several)."""
+    if len(loops) < k + 2 or k + 2 > len(nest.loops) or not SHARES_ITERATIONS.get(nest.form, _output_loop)(
+            nest, nest.loops[k + 1]):
+        return False
+    first, second = loops[k], loops[k + 1]
+    extent = nest.loops[k].extent
+    if isinstance(extent, IConst) and extent.value >= SHARED_BELOW or nest.loops[k + 1].extent == IConst(1):
+        return False
+    if first.enter or first.exit or second.start != "0" or first.var in second.stop:
+        return False
+    if second.simd:
+        long = nest.loops[k + 1].extent
+        return len(loops) == k + 2 and not (isinstance(long, IConst) and long.value < 2 * SHARED_BLOCK)
+    return True
+
+
+def _output_loop(nest, plan) -> bool:
+    return not plan.reduction
+
+
+# whether the threads may split a loop of a nest of this form between them
+# (by default, where it is not a reduction's: each iteration writes elements of its own)
+SHARES_ITERATIONS = {
+    # a scatter's iterations write where its index says: each value of the loop a slice of its own
+    "scatter": lambda nest, plan: owns_rows(nest.stage.scatter_index, plan.var),
+}
+
+
+def _blocks(loop: Loop, plan, printer: Printer) -> list:
+    """A vectorized loop as a loop over blocks of ``SHARED_BLOCK`` iterations and
+    the vectorized loop over one block."""
+    block = IVar(f"{plan.var}_block")
+    start = ir.imul(block, SHARED_BLOCK)
+    outer = Loop(var_c(block.name), printer.index(ir.ifloordiv(ir.iadd(plan.extent, SHARED_BLOCK - 1),
+                                                                  SHARED_BLOCK)))
+    inner = dataclasses.replace(loop, start=printer.index(start),
+                                stop=printer.smaller(printer.index(ir.iadd(start, SHARED_BLOCK)), loop.stop))
+    return [outer, inner]
 
 
 def _comment(stages) -> str:
@@ -184,11 +248,11 @@ def render_inner(nest, ctx) -> str:
         if nest.across and plan.reduction and isinstance(plan.extent, IConst):
             # each lane's short row: unrolled, or gcc cannot vectorize the rows around it
             loop.unroll = plan.extent.value
-        if plan.parallel:
-            _in_threads(loop, nest, printer, ctx)
         # the accumulator is private to the loop that reduces into it
         if plan.reduction and (plan.simd or not n_axes):
             loop.reduction = "max" if s.reduce == "max" else "+"
+    for k in [k for k, plan in enumerate(nest.loops) if plan.parallel]:
+        loops = _in_threads(loops, k, nest, printer, ctx)
     lets = _hoisted(nest, printer, loops, prologue)
     prologue[:0] = printer.stride_lets()
     return _render_streamed("nest.c.j2", nest.loops, loops, lets, statements, outputs, printer, ctx,
@@ -238,7 +302,7 @@ def render_taps(nest, ctx) -> str:
         loops[-1].reduction = "+"
     exit_.append(StoreEach(tuple(loops[-1 - nest.taps:-1]), printer.element(s.name, s.index), partial))
     if nest.loops[0].parallel:
-        _in_threads(loops[0], nest, printer, ctx)
+        loops = _in_threads(loops, 0, nest, printer, ctx)
     lets = _hoisted(nest, printer, loops, prologue)
     if tiled:
         inner = loops[-1]
@@ -262,9 +326,9 @@ def render_row(nest, ctx) -> str:
     prologue, n_outer = [], len(s.axes) - 1
     (loops[n_outer - 1].enter if n_outer else prologue).append(zero)
     statements = [Update(s.reduce, printer.element(s.name, s.index), value)]
-    if nest.loops[0].parallel:
-        _in_threads(loops[0], nest, printer, ctx)
     loops[-1].simd = True
+    if nest.loops[0].parallel:
+        loops = _in_threads(loops, 0, nest, printer, ctx)
     lets = _hoisted(nest, printer, loops, prologue)
     return _render_streamed("nest.c.j2", nest.loops, loops, lets, statements, [], printer, ctx,
                             comment=_comment((s,)), prologue=prologue, epilogue=[])
@@ -273,7 +337,7 @@ def render_row(nest, ctx) -> str:
 def render_scatter(nest, ctx) -> str:
     """A sum into the output at computed indices: zeroed first, then updated;
     in threads over the outermost loop where each of its values writes a
-    slice of its own (``schedule._owns_rows``), else serially."""
+    slice of its own (``schedule.owns_rows``), else serially."""
     s = nest.stage
     printer = ctx.printer([s])
     loops = _loops(nest, printer)
@@ -284,7 +348,7 @@ def render_scatter(nest, ctx) -> str:
     # an index outside the output has no element to receive its share
     update = Update("sum", target, value) if guard is None else AddWhere(printer.value(guard), target, value)
     if nest.loops and nest.loops[0].parallel:
-        _in_threads(loops[0], nest, printer, ctx)
+        loops = _in_threads(loops, 0, nest, printer, ctx)
     return _render_streamed("nest.c.j2", nest.loops, loops, printer.lets, [update], [], printer, ctx,
                             comment=_comment((s,)), prologue=prologue, epilogue=[])
 
@@ -297,8 +361,7 @@ def render_siblings(nest, ctx) -> str:
     printer = ctx.printer(st for _, st in nest.members)
     printer.collapse(nest.collapsed)
     outputs = [Output(st.name, st.index, printer.value(st.body)) for _, st in nest.members]
-    loops = _loops(nest, printer)
-    _in_threads(loops[0], nest, printer, ctx)
+    loops = _in_threads(_loops(nest, printer), 0, nest, printer, ctx)
     return _render_streamed("nest.c.j2", nest.loops, loops, printer.lets, [], outputs, printer, ctx,
                             comment=_comment(st for _, st in nest.members), prologue=[], epilogue=[])
 
@@ -359,7 +422,7 @@ def render_online(nest, ctx) -> str:
                   sum_target=probe.element(total.name, total.index))
     loops = [Loop(var_c(l.var), probe.index(l.extent)) for l in outer]
     if loops:
-        _in_threads(loops[0], nest, probe, ctx)
+        loops = _in_threads(loops, 0, nest, probe, ctx)
     comment = _comment((maximum, nest.terms, total)) + " (one pass)"
     return render("nest.c.j2", comment=comment, prologue=[], loops=loops, lets=[], body=[Verbatim(body)], epilogue=[])
 
@@ -370,9 +433,8 @@ def _rows_nest(nest, ctx, inside) -> str:
     loops = _loops(nest, printer)
     # a row's work is its members' loops: the deepest member's count with the rows
     widest = max(nest.group, key=lambda member: len(member.loops))
-    for loop, plan in zip(loops, nest.loops):
-        if plan.parallel:
-            _in_threads(loop, nest, printer, ctx, inner=widest.loops)
+    for k in [k for k, plan in enumerate(nest.loops) if plan.parallel]:
+        loops = _in_threads(loops, k, nest, printer, ctx, inner=widest.loops)
     # each thread's rows of the tensors kept a row at a time (``Nest.local``)
     buffers = [RowBuffer(ctx.ctype, buffer, math.prod(e.value for e in ctx.shapes[name][k:]))
                for name, (buffer, k) in inside.local.items()]

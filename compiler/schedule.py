@@ -1047,7 +1047,7 @@ def _across_rows(s: Stage, axes: list, red: list, shapes: dict, short: bool) -> 
     return Nest(s, "inner", tuple(loops), window=window, across=True)
 
 
-def _owns_rows(index: tuple, var: str) -> bool:
+def owns_rows(index: tuple, var: str) -> bool:
     """Whether each value of ``var`` writes a slice of its own through
     ``index`` (a coordinate that is ``var`` itself, ``var`` in no other but
     through a data-dependent read, which picks an element inside the slice): a
@@ -1072,7 +1072,7 @@ def plan_loops(s: Stage, shapes: dict, short: bool = False) -> Nest:
     matrix products when there is no BLAS to call). ``short``: as ``plan_stage``."""
     if s.scatter_index is not None:
         loops = [Loop(a.name, a.extent) for a in s.all_axes]
-        if loops and _owns_rows(s.scatter_index, loops[0].var):
+        if loops and owns_rows(s.scatter_index, loops[0].var):
             loops[0] = Loop(loops[0].var, loops[0].extent, parallel=True)
         return Nest(s, "scatter", tuple(loops))
     axes = [Loop(a.name, a.extent) for a in s.axes]
