@@ -575,3 +575,60 @@ def test_a_window_with_uneven_starts_runs_each_output_over_its_window():
     reduced = {a.name for a in search.stage.reduce_axes}
     order = [loop.var in reduced for loop in search.loops]
     assert search.kind != "accumulate" and order == sorted(order), [loop.var for loop in search.loops]
+
+
+@layer
+class HalfSum:
+    x = Input("N", "C", "H", "W")
+    y = Input("N", "C", "H", "W")
+
+    def forward(x, y):
+        return x + 0.5 * y
+
+
+def _pragmas(source: str) -> list:
+    return re.findall(r"#pragma omp parallel for[^\n]*\n\s*for \(int64_t (\w+)[^\n]*\n\s*for \(int64_t (\w+)", source)
+
+
+def test_a_batch_of_one_shares_its_first_two_loops_among_threads():
+    """A nest whose parallel loop runs over the batch (a size known only at
+    run time) has the threads share it with the next loop: a batch of 1 would
+    leave every thread but one idle. The vectorized loop over the rest of the
+    image is cut into blocks, the threads sharing batch and blocks; a loop
+    long enough by itself (64 channels) runs in threads alone."""
+    source = HalfSum.build(C=64, H=56, W=56).source
+    # forward and backward, in float and double
+    assert _pragmas(source).count(("v_i0", "v_i1_block")) == 4 and source.count("collapse(2)") == 4
+    bound = HalfSum.build(N=64, C=64, H=56, W=56).source
+    assert "collapse(" not in bound
+
+
+def test_a_scatter_shares_its_loops_only_where_each_owns_its_slice():
+    """The adaptive maximum's gradient writes at the first maximum of each
+    window: each (n, c) its own plane, so the threads share both loops."""
+    from layerc import nn
+    source = nn.AdaptiveMaxPool2DSpec.build(output_size=(3, 5), H=10, W=17).source
+    assert ("v_n", "v_c") in _pragmas(source)
+
+
+@pytest.mark.parametrize("make, shapes", [
+    (lambda: HalfSum.build(C=64, H=56, W=56), [(1, 64, 56, 56)] * 2),
+    (lambda: HalfSum.build(C=5, H=99, W=301), [(3, 5, 99, 301)] * 2),
+    (lambda: __import__("layerc").nn.AdaptiveMaxPool2D((3, 5)), [(1, 512, 40, 37)]),
+    (lambda: __import__("layerc").nn.BatchNorm2D(64).eval(), [(1, 64, 56, 56)]),
+], ids=["pointwise", "pointwise-odd", "adaptive-max", "batchnorm-eval"])
+def test_shared_loops_give_one_threads_results(make, shapes):
+    """Above the parallel threshold, batches of 1 and 3: two threads give the
+    one thread's outputs and gradients, bit for bit."""
+    m = make()
+    xs = [RNG.standard_normal(s).astype(np.float32) for s in shapes]
+    assert np.prod(shapes[0]) >= PARALLEL_MIN_WORK
+    runs = []
+    for threads in (1, 2):
+        y = m(*xs)
+        (m.set_threads if hasattr(type(m), "set_threads") else m._active.set_threads)(threads)
+        y = m(*xs).data.copy()
+        g = m.backward(np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape))
+        runs.append((y, (g[0] if isinstance(g, tuple) else g).data.copy()))
+    (m.set_threads if hasattr(type(m), "set_threads") else m._active.set_threads)(0)
+    assert all(np.array_equal(a, b) for a, b in zip(*runs))
