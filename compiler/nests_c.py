@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from . import ir
 from .cprint import Printer, c_comment, init_value, render, tensor_c, var_c
-from .cstatements import (AddWhere, Declare, Fence, Fill, FoldLanes, Loop, Partials, RowBuffer, Store, StoreEach, Stream,
+from .cstatements import (AddWhere, Declare, Fence, Fill, FoldLanes, Let, Loop, Partials, RowBuffer, Store, StoreEach, Stream,
                           TileBuffer, TileFlush, TileStart, TileStore, Update, Verbatim)
 from .ir import IConst, IVar
 from .schedule import owns_rows, range_condition
@@ -74,7 +74,7 @@ def _in_threads(loops: list, k: int, nest, printer: Printer, ctx, inner=()) -> l
     if not _shares_next(loops, k, nest):
         return loops
     if loops[k + 1].simd:
-        loops = loops[:k + 1] + _blocks(loops[k + 1], nest.loops[k + 1], printer)
+        loops = loops[:k + 1] + _blocks(loops[k + 1], nest.loops[k + 1], printer)[0]
     loop.collapse = 2
     return loops
 
@@ -109,21 +109,43 @@ def _output_loop(nest, plan) -> bool:
 # whether the threads may split a loop of a nest of this form between them
 # (by default, where it is not a reduction's: each iteration writes elements of its own)
 SHARES_ITERATIONS = {
+    # each thread accumulates into partial outputs of its own
+    "pass": lambda nest, plan: True,
     # a scatter's iterations write where its index says: each value of the loop a slice of its own
     "scatter": lambda nest, plan: owns_rows(nest.stage.scatter_index, plan.var),
 }
 
 
-def _blocks(loop: Loop, plan, printer: Printer) -> list:
+def _blocks(loop: Loop, plan, printer: Printer) -> tuple[list, ir.IExpr]:
     """A vectorized loop as a loop over blocks of ``SHARED_BLOCK`` iterations and
-    the vectorized loop over one block."""
+    the vectorized loop over one block; and the number of blocks."""
     block = IVar(f"{plan.var}_block")
     start = ir.imul(block, SHARED_BLOCK)
-    outer = Loop(var_c(block.name), printer.index(ir.ifloordiv(ir.iadd(plan.extent, SHARED_BLOCK - 1),
-                                                                  SHARED_BLOCK)))
+    count = ir.ifloordiv(ir.iadd(plan.extent, SHARED_BLOCK - 1), SHARED_BLOCK)
     inner = dataclasses.replace(loop, start=printer.index(start),
                                 stop=printer.smaller(printer.index(ir.iadd(start, SHARED_BLOCK)), loop.stop))
-    return [outer, inner]
+    return [Loop(var_c(block.name), printer.index(count)), inner], count
+
+
+def _split_pass(loops: list, nest, printer: Printer) -> tuple[list, ir.IExpr]:
+    """A pass's loops as the threads split them (``pass.c.j2``: each thread's
+    iterations ``lc_lo`` to ``lc_hi``), and how many iterations they split: the
+    outermost loop's, or where it is short (``_shares_next``) one loop over the
+    pairs of it and the loop inside it (cut into blocks if vectorized), each
+    pair's two variables taken from the pair's number."""
+    outer = nest.loops[0]
+    if not _shares_next(loops, 0, nest):
+        return [dataclasses.replace(loops[0], start="lc_lo", stop="lc_hi")] + loops[1:], outer.extent
+    second, count = loops[1], nest.loops[1].extent
+    if second.simd:
+        (second, *rest), count = _blocks(second, nest.loops[1], printer)
+    else:
+        rest = loops[2:]
+    pair = IVar(f"{outer.var}_pair")
+    split = [Let("int64_t", loops[0].var, printer.index(ir.ifloordiv(pair, count))),
+             Let("int64_t", second.var, printer.index(ir.imod(pair, count)))]
+    shared = Loop(var_c(pair.name), "lc_hi", "lc_lo", enter=split + second.enter, exit=second.exit)
+    return [shared] + rest, ir.imul(outer.extent, count)
 
 
 def _comment(stages) -> str:
@@ -383,11 +405,10 @@ def render_pass(nest, ctx) -> str:
                              size=printer.product(printer.shapes[st.name]), init=init_value(st.reduce, ctx.dtype)))
         statements.append(Update(st.reduce, printer.at(acc, st.name, st.index), value))
     printer.reciprocals(nest.loops[-1].var)
-    outer = nest.loops[0]
-    loops = [Loop(var_c(outer.var), "lc_hi", "lc_lo")] + _loops(nest, printer)[1:]
+    loops, split = _split_pass(_loops(nest, printer), nest, printer)
     return _render_streamed("pass.c.j2", nest.loops, loops, printer.lets, statements, outputs, printer, ctx,
                             comment=_comment(st for _, st in nest.members), work=printer.size(nest.loops),
-                            min_work=ctx.min_work, partials=partials, outer_extent=printer.index(outer.extent))
+                            min_work=ctx.min_work, partials=partials, outer_extent=printer.index(split))
 
 
 def _row_pass(printer: Printer, maximum, terms, shift: str | None) -> dict:
