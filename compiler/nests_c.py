@@ -79,6 +79,12 @@ def _in_threads(loops: list, k: int, nest, printer: Printer, ctx, inner=()) -> l
     return loops
 
 
+def _parallel_loop(nest) -> int:
+    """Where the parallel loop of ``nest`` is (the first of more than one
+    iteration, in a ``"rows"`` nest)."""
+    return next(k for k, plan in enumerate(nest.loops) if plan.parallel)
+
+
 def _shares_next(loops: list, k: int, nest) -> bool:
     """Whether the threads share ``loops[k]`` with the loop inside it: the
     first is short (fewer than ``SHARED_BELOW`` iterations, or a size known only
@@ -135,7 +141,7 @@ def _split_pass(loops: list, nest, printer: Printer) -> tuple[list, ir.IExpr]:
     pair's two variables taken from the pair's number."""
     outer = nest.loops[0]
     if not _shares_next(loops, 0, nest):
-        return [dataclasses.replace(loops[0], start="lc_lo", stop="lc_hi")] + loops[1:], outer.extent
+        return [Loop(loops[0].var, "lc_hi", "lc_lo")] + loops[1:], outer.extent
     second, count = loops[1], nest.loops[1].extent
     if second.simd:
         (second, *rest), count = _blocks(second, nest.loops[1], printer)
@@ -273,8 +279,8 @@ def render_inner(nest, ctx) -> str:
         # the accumulator is private to the loop that reduces into it
         if plan.reduction and (plan.simd or not n_axes):
             loop.reduction = "max" if s.reduce == "max" else "+"
-    for k in [k for k, plan in enumerate(nest.loops) if plan.parallel]:
-        loops = _in_threads(loops, k, nest, printer, ctx)
+    if any(plan.parallel for plan in nest.loops):
+        loops = _in_threads(loops, _parallel_loop(nest), nest, printer, ctx)
     lets = _hoisted(nest, printer, loops, prologue)
     prologue[:0] = printer.stride_lets()
     return _render_streamed("nest.c.j2", nest.loops, loops, lets, statements, outputs, printer, ctx,
@@ -454,8 +460,8 @@ def _rows_nest(nest, ctx, inside) -> str:
     loops = _loops(nest, printer)
     # a row's work is its members' loops: the deepest member's count with the rows
     widest = max(nest.group, key=lambda member: len(member.loops))
-    for k in [k for k, plan in enumerate(nest.loops) if plan.parallel]:
-        loops = _in_threads(loops, k, nest, printer, ctx, inner=widest.loops)
+    if any(plan.parallel for plan in nest.loops):
+        loops = _in_threads(loops, _parallel_loop(nest), nest, printer, ctx, inner=widest.loops)
     # each thread's rows of the tensors kept a row at a time (``Nest.local``)
     buffers = [RowBuffer(ctx.ctype, buffer, math.prod(e.value for e in ctx.shapes[name][k:]))
                for name, (buffer, k) in inside.local.items()]

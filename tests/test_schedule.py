@@ -632,3 +632,34 @@ def test_shared_loops_give_one_threads_results(make, shapes):
         runs.append((y, (g[0] if isinstance(g, tuple) else g).data.copy()))
     (m.set_threads if hasattr(type(m), "set_threads") else m._active.set_threads)(0)
     assert all(np.array_equal(a, b) for a, b in zip(*runs))
+
+
+@layer
+class TokenScale:
+    x = Input("N", "T", "D")
+    alpha = Param("D", init=0.5)
+
+    def forward(x, alpha):
+        return x * alpha
+
+
+@pytest.mark.parametrize("shape", [(1, 197, 768), (3, 1, 70001)], ids=["tokens", "blocks"])
+def test_a_pass_over_a_batch_of_one_splits_pairs_of_loops(shape):
+    """A pass (``alpha``'s gradient summed over batch and tokens, the input's
+    gradient beside it) splits between threads the pairs of its batch and
+    token loops (or blocks of its vector loop): each thread's partial sums
+    are its own, and two threads match one within rounding."""
+    m = TokenScale.build(T=shape[1], D=shape[2])
+    assert re.search(r"const int64_t v_i0 = lc_floordiv\(v_i0_pair, ", m.source)
+    x, gy = (RNG.standard_normal(shape).astype(np.float32) for _ in range(2))
+    runs = []
+    for threads in (1, 2):
+        m.set_threads(threads)
+        m.zero_grad()
+        m(x)
+        runs.append((m.backward(gy).data.copy(), m.alpha.grad.copy()))
+    m.set_threads(0)
+    assert np.array_equal(runs[0][0], runs[1][0])
+    reference = (gy.astype(np.float64) * x).reshape(-1, shape[2]).sum(0)
+    for _, grad in runs:
+        np.testing.assert_allclose(grad, reference, rtol=1e-4, atol=1e-3)
