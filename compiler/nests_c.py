@@ -246,6 +246,8 @@ def _hoisted(nest, printer: Printer, loops: list, prologue: list) -> list:
     if not loops:
         return printer.lets
     invariant, variant = printer.hoist(nest.loops[-1].var)
+    if len(loops) > 1 and loops[-2].collapse > 1:
+        return printer.lets         # nothing runs between loops the threads share
     (loops[-2].enter if len(loops) > 1 else prologue).extend(invariant)
     return variant
 
