@@ -117,10 +117,11 @@ STRIDED = dict(DENSE, stride=(2, 2), dilation=(2, 2))
                                          (Conv2DSpec, DENSE), (Conv2DSpec, STRIDED),
                                          ("ShortRowSums", dict(K=10)), (GELUSpec, {}),
                                          (SoftmaxSpec, {}), (BatchNorm2DSpec, dict(C=8)),
-                                         (layer_norm_spec(1), dict(L1=64)), ("PReLUChannels", dict(C=16, K=16))],
+                                         (layer_norm_spec(1), dict(L1=64)), ("PReLUChannels", dict(C=16, K=16)),
+                                         ("HalfSum", dict(C=64, H=56, W=56)), ("TokenScale", dict(T=1, D=300001))],
                          ids=["PReLU", "WherePReLU", "depthwise", "logsumexp", "focal", "linear", "conv", "conv-s2-d2",
                               "rows-in-lanes", "gelu", "softmax-rows", "batchnorm", "layernorm-rows",
-                              "trailing-ellipsis"])
+                              "trailing-ellipsis", "shared-blocks", "pass-shared-blocks"])
 @pytest.mark.parametrize("level", [level for level in isa.supported() if level != "baseline"] or ["baseline"])
 def test_inner_loops_vectorize(tmp_path, spec, sizes, level):
     """Every ``omp simd`` loop of a layer's float kernels is vectorized by gcc
@@ -134,7 +135,8 @@ def test_inner_loops_vectorize(tmp_path, spec, sizes, level):
     CPU loads (AVX-512 and AVX2 here). Row plans too: ten classes with the
     rows in lanes (the row loop vectorized, its reads gathers), GELU's inlined
     erf, a batch norm's merged planes, softmax and layer norm row by row; a
-    spec whose ``...`` comes last, and its variant for an empty ``...``."""
+    spec whose ``...`` comes last, and its variant for an empty ``...``; blocks
+    of a vector loop the threads share with the batch, in a pass too."""
     spec = globals()[spec] if isinstance(spec, str) else spec
     source = spec.build(**sizes).source
     path = tmp_path / "k.c"
