@@ -117,6 +117,7 @@ def _output_loop(nest, plan) -> bool:
 SHARES_ITERATIONS = {
     # each thread accumulates into partial outputs of its own
     "pass": lambda nest, plan: True,
+    "accumulate": lambda nest, plan: True,
     # a scatter's iterations write where its index says: each value of the loop a slice of its own
     "scatter": lambda nest, plan: owns_rows(nest.stage.scatter_index, plan.var),
 }

@@ -665,3 +665,23 @@ def test_a_pass_over_a_batch_of_one_splits_pairs_of_loops(shape):
     reference = (gy.astype(np.float64) * x).reshape(-1, shape[2]).sum(0)
     for _, grad in runs:
         np.testing.assert_allclose(grad, reference, rtol=1e-4, atol=1e-3)
+
+
+@layer
+class TokenSum:
+    x = Input("N", "T", "D")
+
+    def forward(x):
+        return ops.sum(x, axis=(0, 1))
+
+
+def test_a_sum_over_a_batch_of_one_splits_pairs_of_loops():
+    """A sum over batch and tokens alone (a pass of one stage) splits their
+    pairs between threads too, and matches numpy on one thread and two."""
+    m = TokenSum.build(T=197, D=768)
+    assert re.search(r"const int64_t v_r0 = lc_floordiv\(v_r0_pair, 197\)", m.source)
+    x = RNG.standard_normal((1, 197, 768)).astype(np.float32)
+    for threads in (1, 2):
+        m.set_threads(threads)
+        np.testing.assert_allclose(m(x).data, x.astype(np.float64).sum((0, 1)), rtol=1e-4, atol=1e-4)
+    m.set_threads(0)
