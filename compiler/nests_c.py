@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from . import ir
 from .cprint import Printer, c_comment, init_value, render, tensor_c, var_c
-from .cstatements import (AddWhere, Declare, Fence, Fill, FoldLanes, Let, Loop, Partials, RowBuffer, Store, StoreEach, Stream,
-                          TileBuffer, TileFlush, TileStart, TileStore, Update, Verbatim)
+from .cstatements import (AddWhere, Declare, Fence, Fill, FoldLanes, Let, Loop, Partials, RowBuffer, Store, StoreEach,
+                          Stream, TileBuffer, TileFlush, TileStart, TileStore, Update, Verbatim)
 from .ir import IConst, IVar
 from .schedule import owns_rows, range_condition
 
@@ -100,11 +100,12 @@ def _shares_next(loops: list, k: int, nest) -> bool:
     extent = nest.loops[k].extent
     if isinstance(extent, IConst) and extent.value >= SHARED_BELOW or nest.loops[k + 1].extent == IConst(1):
         return False
+    # nothing between them, and the inner loop's bounds do not depend on the outer one
     if first.enter or first.exit or second.start != "0" or first.var in second.stop:
         return False
     if second.simd:
-        long = nest.loops[k + 1].extent
-        return len(loops) == k + 2 and not (isinstance(long, IConst) and long.value < 2 * SHARED_BLOCK)
+        length = nest.loops[k + 1].extent
+        return len(loops) == k + 2 and not (isinstance(length, IConst) and length.value < 2 * SHARED_BLOCK)
     return True
 
 
