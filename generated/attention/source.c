@@ -1115,7 +1115,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
 
     /* transpose_4[i0, i1, i2, i3] = matmul_1[i0, i2, 16 * i1 + i3] + q_proj_bias[16 * i1 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -1194,7 +1194,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
 
     /* transpose_14[i0, i1, i2, i3] = matmul_11[i0, i2, 16 * i1 + i3] + v_proj_bias[16 * i1 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -1214,7 +1214,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     if ((int64_t)sizeof(float) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S)) >= lc_stream_min()) {
     /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
@@ -1241,7 +1241,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     } else {
     /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
@@ -1308,7 +1308,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3] */
     {
     const int64_t lc_stride4 = lc_opaque_i64(4);
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -1326,7 +1326,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     /* sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3] */
     {
     const int64_t lc_stride4 = lc_opaque_i64(4);
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -1353,7 +1353,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     if ((int64_t)sizeof(float) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S)) >= lc_stream_min()) {
     /* div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
         const float t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
@@ -1380,7 +1380,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     } else {
     /* div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
         const float t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
@@ -1465,7 +1465,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     /* add_29[i0, i1, i2] = sum_{k} (out_proj_bias[i2] if k == 0 else 0) + reshape_26[i0, i1, k] * out_proj_weight[i2, k] */
     /* add_29[i0, i1, i2] = out_proj_bias[i2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
@@ -1539,7 +1539,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
 
     /* transpose_4[i0, i1, i2, i3] = matmul_1[i0, i2, 16 * i1 + i3] + q_proj_bias[16 * i1 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -1618,7 +1618,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
 
     /* transpose_14[i0, i1, i2, i3] = matmul_11[i0, i2, 16 * i1 + i3] + v_proj_bias[16 * i1 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -1638,7 +1638,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     if ((int64_t)sizeof(float) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S)) >= lc_stream_min()) {
     /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
@@ -1665,7 +1665,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     } else {
     /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
@@ -1734,7 +1734,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     if ((int64_t)sizeof(float) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S)) >= lc_stream_min()) {
     /* sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3]; max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -1816,7 +1816,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     } else {
     /* sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3]; max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -1956,7 +1956,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     /* add_29[i0, i1, i2] = sum_{k} (out_proj_bias[i2] if k == 0 else 0) + reshape_26[i0, i1, k] * out_proj_weight[i2, k] */
     /* add_29[i0, i1, i2] = out_proj_bias[i2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
@@ -2019,14 +2019,14 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
     if (lc_tid == 0) lc_used = lc_n;
     float *restrict lc_acc0 = lc_tid == 0 ? T_grad_out_proj_bias : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(64));
     for (int64_t k = 0; k < (int64_t)(64); ++k) lc_acc0[k] = 0.0f;
-    const int64_t lc_lo = (S_B) * lc_tid / lc_n, lc_hi = (S_B) * (lc_tid + 1) / lc_n;
-    for (int64_t v_i0 = lc_lo; v_i0 < lc_hi; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    const int64_t lc_lo = ((S_B * S_S)) * lc_tid / lc_n, lc_hi = ((S_B * S_S)) * (lc_tid + 1) / lc_n;
+    for (int64_t v_i0_pair = lc_lo; v_i0_pair < lc_hi; ++v_i0_pair) {
+        const int64_t v_i0 = lc_floordiv(v_i0_pair, S_S);
+        const int64_t v_i1 = lc_mod(v_i0_pair, S_S);
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         const float t0 = T_grad_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2];
         lc_acc0[v_i2] += t0;
-    }
     }
     }
     }
@@ -2103,7 +2103,7 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
 
     /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < 4; ++v_i2) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
@@ -2242,7 +2242,7 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
     {
     const int64_t lc_stride4 = lc_opaque_i64(4);
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -2266,7 +2266,7 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
     }
     /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
         const float t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
@@ -2668,7 +2668,7 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
     /* grad_x[j0, j1, j2] = sum_{p} (grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] if p == 0 else 0) + grad_matmul_1_36[j0, j1, p] * q_proj_weight[p, j2] */
     /* grad_x[j0, j1, j2] = grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_B; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < S_S; ++v_j1) {
     #pragma omp simd
@@ -2724,14 +2724,14 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
     if (lc_tid == 0) lc_used = lc_n;
     float *restrict lc_acc0 = lc_tid == 0 ? T_grad_out_proj_bias : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(64));
     for (int64_t k = 0; k < (int64_t)(64); ++k) lc_acc0[k] = 0.0f;
-    const int64_t lc_lo = (S_B) * lc_tid / lc_n, lc_hi = (S_B) * (lc_tid + 1) / lc_n;
-    for (int64_t v_i0 = lc_lo; v_i0 < lc_hi; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    const int64_t lc_lo = ((S_B * S_S)) * lc_tid / lc_n, lc_hi = ((S_B * S_S)) * (lc_tid + 1) / lc_n;
+    for (int64_t v_i0_pair = lc_lo; v_i0_pair < lc_hi; ++v_i0_pair) {
+        const int64_t v_i0 = lc_floordiv(v_i0_pair, S_S);
+        const int64_t v_i1 = lc_mod(v_i0_pair, S_S);
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         const float t0 = T_grad_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2];
         lc_acc0[v_i2] += t0;
-    }
     }
     }
     }
@@ -2808,7 +2808,7 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
 
     /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < 4; ++v_i2) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
@@ -2946,7 +2946,7 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
 
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]); grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -3368,7 +3368,7 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
     /* grad_x[j0, j1, j2] = sum_{p} (grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] if p == 0 else 0) + grad_matmul_1_36[j0, j1, p] * q_proj_weight[p, j2] */
     /* grad_x[j0, j1, j2] = grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_B; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < S_S; ++v_j1) {
     #pragma omp simd
@@ -3433,14 +3433,14 @@ int lc_multiheadattentionspec_backward_params_f32(int64_t S_B, int64_t S_S, cons
     if (lc_tid == 0) lc_used = lc_n;
     float *restrict lc_acc0 = lc_tid == 0 ? T_grad_out_proj_bias : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(64));
     for (int64_t k = 0; k < (int64_t)(64); ++k) lc_acc0[k] = 0.0f;
-    const int64_t lc_lo = (S_B) * lc_tid / lc_n, lc_hi = (S_B) * (lc_tid + 1) / lc_n;
-    for (int64_t v_i0 = lc_lo; v_i0 < lc_hi; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    const int64_t lc_lo = ((S_B * S_S)) * lc_tid / lc_n, lc_hi = ((S_B * S_S)) * (lc_tid + 1) / lc_n;
+    for (int64_t v_i0_pair = lc_lo; v_i0_pair < lc_hi; ++v_i0_pair) {
+        const int64_t v_i0 = lc_floordiv(v_i0_pair, S_S);
+        const int64_t v_i1 = lc_mod(v_i0_pair, S_S);
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         const float t0 = T_grad_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2];
         lc_acc0[v_i2] += t0;
-    }
     }
     }
     }
@@ -3517,7 +3517,7 @@ int lc_multiheadattentionspec_backward_params_f32(int64_t S_B, int64_t S_S, cons
 
     /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < 4; ++v_i2) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
@@ -3656,7 +3656,7 @@ int lc_multiheadattentionspec_backward_params_f32(int64_t S_B, int64_t S_S, cons
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
     {
     const int64_t lc_stride4 = lc_opaque_i64(4);
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -3680,7 +3680,7 @@ int lc_multiheadattentionspec_backward_params_f32(int64_t S_B, int64_t S_S, cons
     }
     /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
         const float t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
@@ -4032,14 +4032,14 @@ int lc_multiheadattentionspec_backward_params_f32(int64_t S_B, int64_t S_S, cons
     if (lc_tid == 0) lc_used = lc_n;
     float *restrict lc_acc0 = lc_tid == 0 ? T_grad_out_proj_bias : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(64));
     for (int64_t k = 0; k < (int64_t)(64); ++k) lc_acc0[k] = 0.0f;
-    const int64_t lc_lo = (S_B) * lc_tid / lc_n, lc_hi = (S_B) * (lc_tid + 1) / lc_n;
-    for (int64_t v_i0 = lc_lo; v_i0 < lc_hi; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    const int64_t lc_lo = ((S_B * S_S)) * lc_tid / lc_n, lc_hi = ((S_B * S_S)) * (lc_tid + 1) / lc_n;
+    for (int64_t v_i0_pair = lc_lo; v_i0_pair < lc_hi; ++v_i0_pair) {
+        const int64_t v_i0 = lc_floordiv(v_i0_pair, S_S);
+        const int64_t v_i1 = lc_mod(v_i0_pair, S_S);
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         const float t0 = T_grad_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2];
         lc_acc0[v_i2] += t0;
-    }
     }
     }
     }
@@ -4116,7 +4116,7 @@ int lc_multiheadattentionspec_backward_params_f32(int64_t S_B, int64_t S_S, cons
 
     /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < 4; ++v_i2) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
@@ -4254,7 +4254,7 @@ int lc_multiheadattentionspec_backward_params_f32(int64_t S_B, int64_t S_S, cons
 
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]); grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -4655,7 +4655,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
 
     /* transpose_4[i0, i1, i2, i3] = matmul_1[i0, i2, 16 * i1 + i3] + q_proj_bias[16 * i1 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -4734,7 +4734,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
 
     /* transpose_14[i0, i1, i2, i3] = matmul_11[i0, i2, 16 * i1 + i3] + v_proj_bias[16 * i1 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -4754,7 +4754,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     if ((int64_t)sizeof(double) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S)) >= lc_stream_min()) {
     /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
@@ -4781,7 +4781,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     } else {
     /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
@@ -4848,7 +4848,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     /* max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3] */
     {
     const int64_t lc_stride4 = lc_opaque_i64(4);
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -4866,7 +4866,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     /* sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3] */
     {
     const int64_t lc_stride4 = lc_opaque_i64(4);
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -4893,7 +4893,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     if ((int64_t)sizeof(double) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S)) >= lc_stream_min()) {
     /* div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
         const double t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
@@ -4920,7 +4920,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     } else {
     /* div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
         const double t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
@@ -5005,7 +5005,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     /* add_29[i0, i1, i2] = sum_{k} (out_proj_bias[i2] if k == 0 else 0) + reshape_26[i0, i1, k] * out_proj_weight[i2, k] */
     /* add_29[i0, i1, i2] = out_proj_bias[i2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
@@ -5079,7 +5079,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
 
     /* transpose_4[i0, i1, i2, i3] = matmul_1[i0, i2, 16 * i1 + i3] + q_proj_bias[16 * i1 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -5158,7 +5158,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
 
     /* transpose_14[i0, i1, i2, i3] = matmul_11[i0, i2, 16 * i1 + i3] + v_proj_bias[16 * i1 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -5178,7 +5178,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     if ((int64_t)sizeof(double) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S)) >= lc_stream_min()) {
     /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
@@ -5205,7 +5205,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     } else {
     /* transpose_15[i0, i1, i2, i3] = matmul_6[i0, i3, 16 * i1 + i2] + k_proj_bias[16 * i1 + i2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(16) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 16; ++v_i2) {
@@ -5274,7 +5274,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     if ((int64_t)sizeof(double) * ((int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S)) >= lc_stream_min()) {
     /* sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3]; max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -5356,7 +5356,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     } else {
     /* sum_22[i0, i1, i2, i3] = sum_{r3} sum_22_terms[i0, i1, i2, i3, r3]; max_18[i0, i1, i2, i3] = max_{r3} 0.25 * matmul_16[i0, i1, i2, r3]; sum_22_terms[i0, i1, i2, i3, r3] = exp(0.25 * matmul_16[i0, i1, i2, r3] - stop_gradient(max_18[i0, i1, i2, 0])); div_23[i0, i1, i2, i3] = sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(1) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -5496,7 +5496,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     /* add_29[i0, i1, i2] = sum_{k} (out_proj_bias[i2] if k == 0 else 0) + reshape_26[i0, i1, k] * out_proj_weight[i2, k] */
     /* add_29[i0, i1, i2] = out_proj_bias[i2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
     #pragma omp simd
@@ -5559,14 +5559,14 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
     if (lc_tid == 0) lc_used = lc_n;
     double *restrict lc_acc0 = lc_tid == 0 ? T_grad_out_proj_bias : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(64));
     for (int64_t k = 0; k < (int64_t)(64); ++k) lc_acc0[k] = 0.0;
-    const int64_t lc_lo = (S_B) * lc_tid / lc_n, lc_hi = (S_B) * (lc_tid + 1) / lc_n;
-    for (int64_t v_i0 = lc_lo; v_i0 < lc_hi; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    const int64_t lc_lo = ((S_B * S_S)) * lc_tid / lc_n, lc_hi = ((S_B * S_S)) * (lc_tid + 1) / lc_n;
+    for (int64_t v_i0_pair = lc_lo; v_i0_pair < lc_hi; ++v_i0_pair) {
+        const int64_t v_i0 = lc_floordiv(v_i0_pair, S_S);
+        const int64_t v_i1 = lc_mod(v_i0_pair, S_S);
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         const double t0 = T_grad_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2];
         lc_acc0[v_i2] += t0;
-    }
     }
     }
     }
@@ -5643,7 +5643,7 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
 
     /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < 4; ++v_i2) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
@@ -5782,7 +5782,7 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
     {
     const int64_t lc_stride4 = lc_opaque_i64(4);
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -5806,7 +5806,7 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
     }
     /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
         const double t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
@@ -6208,7 +6208,7 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
     /* grad_x[j0, j1, j2] = sum_{p} (grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] if p == 0 else 0) + grad_matmul_1_36[j0, j1, p] * q_proj_weight[p, j2] */
     /* grad_x[j0, j1, j2] = grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_B; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < S_S; ++v_j1) {
     #pragma omp simd
@@ -6264,14 +6264,14 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
     if (lc_tid == 0) lc_used = lc_n;
     double *restrict lc_acc0 = lc_tid == 0 ? T_grad_out_proj_bias : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(64));
     for (int64_t k = 0; k < (int64_t)(64); ++k) lc_acc0[k] = 0.0;
-    const int64_t lc_lo = (S_B) * lc_tid / lc_n, lc_hi = (S_B) * (lc_tid + 1) / lc_n;
-    for (int64_t v_i0 = lc_lo; v_i0 < lc_hi; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    const int64_t lc_lo = ((S_B * S_S)) * lc_tid / lc_n, lc_hi = ((S_B * S_S)) * (lc_tid + 1) / lc_n;
+    for (int64_t v_i0_pair = lc_lo; v_i0_pair < lc_hi; ++v_i0_pair) {
+        const int64_t v_i0 = lc_floordiv(v_i0_pair, S_S);
+        const int64_t v_i1 = lc_mod(v_i0_pair, S_S);
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         const double t0 = T_grad_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2];
         lc_acc0[v_i2] += t0;
-    }
     }
     }
     }
@@ -6348,7 +6348,7 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
 
     /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < 4; ++v_i2) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
@@ -6486,7 +6486,7 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
 
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]); grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -6908,7 +6908,7 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
     /* grad_x[j0, j1, j2] = sum_{p} (grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] if p == 0 else 0) + grad_matmul_1_36[j0, j1, p] * q_proj_weight[p, j2] */
     /* grad_x[j0, j1, j2] = grad_x_24[j0, j1, j2] + grad_x_31[j0, j1, j2] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(64) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_B; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < S_S; ++v_j1) {
     #pragma omp simd
@@ -6973,14 +6973,14 @@ int lc_multiheadattentionspec_backward_params_f64(int64_t S_B, int64_t S_S, cons
     if (lc_tid == 0) lc_used = lc_n;
     double *restrict lc_acc0 = lc_tid == 0 ? T_grad_out_proj_bias : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(64));
     for (int64_t k = 0; k < (int64_t)(64); ++k) lc_acc0[k] = 0.0;
-    const int64_t lc_lo = (S_B) * lc_tid / lc_n, lc_hi = (S_B) * (lc_tid + 1) / lc_n;
-    for (int64_t v_i0 = lc_lo; v_i0 < lc_hi; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    const int64_t lc_lo = ((S_B * S_S)) * lc_tid / lc_n, lc_hi = ((S_B * S_S)) * (lc_tid + 1) / lc_n;
+    for (int64_t v_i0_pair = lc_lo; v_i0_pair < lc_hi; ++v_i0_pair) {
+        const int64_t v_i0 = lc_floordiv(v_i0_pair, S_S);
+        const int64_t v_i1 = lc_mod(v_i0_pair, S_S);
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         const double t0 = T_grad_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2];
         lc_acc0[v_i2] += t0;
-    }
     }
     }
     }
@@ -7057,7 +7057,7 @@ int lc_multiheadattentionspec_backward_params_f64(int64_t S_B, int64_t S_S, cons
 
     /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < 4; ++v_i2) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
@@ -7196,7 +7196,7 @@ int lc_multiheadattentionspec_backward_params_f64(int64_t S_B, int64_t S_S, cons
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]) */
     {
     const int64_t lc_stride4 = lc_opaque_i64(4);
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {
@@ -7220,7 +7220,7 @@ int lc_multiheadattentionspec_backward_params_f64(int64_t S_B, int64_t S_S, cons
     }
     /* grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)((4 * S_S)) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < (4 * S_S); ++v_i1) {
         const double t1 = T_sum_22[((v_i0) * 4 * S_S + v_i1) * 1 + 0];
@@ -7572,14 +7572,14 @@ int lc_multiheadattentionspec_backward_params_f64(int64_t S_B, int64_t S_S, cons
     if (lc_tid == 0) lc_used = lc_n;
     double *restrict lc_acc0 = lc_tid == 0 ? T_grad_out_proj_bias : lc_part0 + (int64_t)(lc_tid - 1) * ((int64_t)(64));
     for (int64_t k = 0; k < (int64_t)(64); ++k) lc_acc0[k] = 0.0;
-    const int64_t lc_lo = (S_B) * lc_tid / lc_n, lc_hi = (S_B) * (lc_tid + 1) / lc_n;
-    for (int64_t v_i0 = lc_lo; v_i0 < lc_hi; ++v_i0) {
-    for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
+    const int64_t lc_lo = ((S_B * S_S)) * lc_tid / lc_n, lc_hi = ((S_B * S_S)) * (lc_tid + 1) / lc_n;
+    for (int64_t v_i0_pair = lc_lo; v_i0_pair < lc_hi; ++v_i0_pair) {
+        const int64_t v_i0 = lc_floordiv(v_i0_pair, S_S);
+        const int64_t v_i1 = lc_mod(v_i0_pair, S_S);
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < 64; ++v_i2) {
         const double t0 = T_grad_add_29[((v_i0) * S_S + v_i1) * 64 + v_i2];
         lc_acc0[v_i2] += t0;
-    }
     }
     }
     }
@@ -7656,7 +7656,7 @@ int lc_multiheadattentionspec_backward_params_f64(int64_t S_B, int64_t S_S, cons
 
     /* grad_matmul_24_7[i0, i2, i1, i3] = grad_reshape_26_3[i0, i1, 16 * i2 + i3] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i2 = 0; v_i2 < 4; ++v_i2) {
     for (int64_t v_i1 = 0; v_i1 < S_S; ++v_i1) {
@@ -7794,7 +7794,7 @@ int lc_multiheadattentionspec_backward_params_f64(int64_t S_B, int64_t S_S, cons
 
     /* grad_sum_22_11[i0, i1, i2, j3] = sum_{i3} -(sum_22_terms[i0, i1, i2, 0, i3] / sum_22[i0, i1, i2, 0] / sum_22[i0, i1, i2, 0] * grad_div_23_8[i0, i1, i2, i3]); grad_matmul_16_16[i0, i1, i2, i3] = 0.25 * (grad_div_23_8[i0, i1, i2, i3] * 1 / sum_22[i0, i1, i2, 0] + grad_sum_22_11[i0, i1, i2, 0]) * sum_22_terms[i0, i1, i2, 0, i3] (row by row) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(4) * (int64_t)(S_S) * (int64_t)(S_S) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 4; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < S_S; ++v_i2) {

@@ -1275,7 +1275,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
         const float t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
@@ -1417,7 +1417,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
         const float t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
@@ -1630,7 +1630,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
         const float t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
@@ -1769,7 +1769,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
         const float t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
@@ -1919,7 +1919,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_17[0, j1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 16; ++v_j1) {
         const float t2 = T_div_38[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
@@ -2205,7 +2205,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     /* grad_gconv_0_39[s0, s1, s2, s3, s4] = grad_relu_29_19[s0, s1, s3, s4] * ((gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) * div_24[0, s1, 0, 0] + bn1_bias[s1] > 0) * div_24[0, s1, 0, 0] + grad_sum_8_32[0, s1, 0, 0] * (gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0] + gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) + grad_sum_2_37[0, s1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < S_N; ++v_s0) {
     for (int64_t v_s1 = 0; v_s1 < 8; ++v_s1) {
         const float t2 = T_div_3[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
@@ -2525,7 +2525,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_17[0, j1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 16; ++v_j1) {
         const float t2 = T_div_38[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
@@ -2811,7 +2811,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     /* grad_gconv_0_39[s0, s1, s2, s3, s4] = grad_relu_29_19[s0, s1, s3, s4] * ((gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) * div_24[0, s1, 0, 0] + bn1_bias[s1] > 0) * div_24[0, s1, 0, 0] + grad_sum_8_32[0, s1, 0, 0] * (gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0] + gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) + grad_sum_2_37[0, s1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < S_N; ++v_s0) {
     for (int64_t v_s1 = 0; v_s1 < 8; ++v_s1) {
         const float t2 = T_div_3[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
@@ -3212,7 +3212,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
         const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
@@ -3354,7 +3354,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
         const double t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
@@ -3567,7 +3567,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
         const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
@@ -3706,7 +3706,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     /* relu_64[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
         const double t1 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
@@ -3856,7 +3856,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_17[0, j1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 16; ++v_j1) {
         const double t2 = T_div_38[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
@@ -4142,7 +4142,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     /* grad_gconv_0_39[s0, s1, s2, s3, s4] = grad_relu_29_19[s0, s1, s3, s4] * ((gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) * div_24[0, s1, 0, 0] + bn1_bias[s1] > 0) * div_24[0, s1, 0, 0] + grad_sum_8_32[0, s1, 0, 0] * (gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0] + gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) + grad_sum_2_37[0, s1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < S_N; ++v_s0) {
     for (int64_t v_s1 = 0; v_s1 < 8; ++v_s1) {
         const double t2 = T_div_3[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
@@ -4462,7 +4462,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_17[0, j1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(16) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
     for (int64_t v_j1 = 0; v_j1 < 16; ++v_j1) {
         const double t2 = T_div_38[(((0) * 16 + v_j1) * 1 + 0) * 1 + 0];
@@ -4748,7 +4748,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     /* grad_gconv_0_39[s0, s1, s2, s3, s4] = grad_relu_29_19[s0, s1, s3, s4] * ((gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) * div_24[0, s1, 0, 0] + bn1_bias[s1] > 0) * div_24[0, s1, 0, 0] + grad_sum_8_32[0, s1, 0, 0] * (gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0] + gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) + grad_sum_2_37[0, s1, 0, 0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < S_N; ++v_s0) {
     for (int64_t v_s1 = 0; v_s1 < 8; ++v_s1) {
         const double t2 = T_div_3[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];

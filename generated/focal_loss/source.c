@@ -1306,12 +1306,13 @@ int lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restric
     if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(S_C)) >= lc_stream_min()) {
     /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * sum_4_terms[j0, 0, j1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1_block = 0; v_j1_block < lc_floordiv((S_C + 4095), 4096); ++v_j1_block) {
         const float t1 = T_grad_logp_t_8[v_j0];
         const float t3 = T_grad_sum_4_14[(v_j0) * 1 + 0];
-    for (int64_t lc_tile_start = 0; lc_tile_start < S_C; lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_C - lc_tile_start);
+    for (int64_t lc_tile_start = (4096 * v_j1_block); lc_tile_start < lc_min_i64(((4096 * v_j1_block) + 4096), S_C); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, lc_min_i64(((4096 * v_j1_block) + 4096), S_C) - lc_tile_start);
         float lc_tile0[LC_TILE] __attribute__((aligned(64)));
     #pragma omp simd
     for (int64_t v_j1 = lc_tile_start; v_j1 < lc_tile_start + lc_tile_n; ++v_j1) {
@@ -1330,21 +1331,24 @@ int lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restric
         lc_fence();
     }
     }
+    }
     } else {
     /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * sum_4_terms[j0, 0, j1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1_block = 0; v_j1_block < lc_floordiv((S_C + 4095), 4096); ++v_j1_block) {
         const float t1 = T_grad_logp_t_8[v_j0];
         const float t3 = T_grad_sum_4_14[(v_j0) * 1 + 0];
     #pragma omp simd
-    for (int64_t v_j1 = 0; v_j1 < S_C; ++v_j1) {
+    for (int64_t v_j1 = (4096 * v_j1_block); v_j1 < lc_min_i64(((4096 * v_j1_block) + 4096), S_C); ++v_j1) {
         const float t0 = (v_j1 == T_targets[v_j0]);
         const float t2 = (t0 != 0 ? t1 : 0.0f);
         const float t4 = T_sum_4_terms[((v_j0) * 1 + 0) * S_C + v_j1];
         const float t5 = (t3 * t4);
         const float t6 = (t2 + t5);
         T_grad_logits[(v_j0) * S_C + v_j1] = t6;
+    }
     }
     }
     }
@@ -1584,12 +1588,13 @@ int lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restri
     if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(S_C)) >= lc_stream_min()) {
     /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * sum_4_terms[j0, 0, j1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1_block = 0; v_j1_block < lc_floordiv((S_C + 4095), 4096); ++v_j1_block) {
         const double t1 = T_grad_logp_t_8[v_j0];
         const double t3 = T_grad_sum_4_14[(v_j0) * 1 + 0];
-    for (int64_t lc_tile_start = 0; lc_tile_start < S_C; lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_C - lc_tile_start);
+    for (int64_t lc_tile_start = (4096 * v_j1_block); lc_tile_start < lc_min_i64(((4096 * v_j1_block) + 4096), S_C); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, lc_min_i64(((4096 * v_j1_block) + 4096), S_C) - lc_tile_start);
         double lc_tile0[LC_TILE] __attribute__((aligned(64)));
     #pragma omp simd
     for (int64_t v_j1 = lc_tile_start; v_j1 < lc_tile_start + lc_tile_n; ++v_j1) {
@@ -1608,21 +1613,24 @@ int lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restri
         lc_fence();
     }
     }
+    }
     } else {
     /* grad_logits[j0, j1] = (grad_logp_t_8[j0] if j1 == targets[j0] else 0) + grad_sum_4_14[j0, 0] * sum_4_terms[j0, 0, j1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1_block = 0; v_j1_block < lc_floordiv((S_C + 4095), 4096); ++v_j1_block) {
         const double t1 = T_grad_logp_t_8[v_j0];
         const double t3 = T_grad_sum_4_14[(v_j0) * 1 + 0];
     #pragma omp simd
-    for (int64_t v_j1 = 0; v_j1 < S_C; ++v_j1) {
+    for (int64_t v_j1 = (4096 * v_j1_block); v_j1 < lc_min_i64(((4096 * v_j1_block) + 4096), S_C); ++v_j1) {
         const double t0 = (v_j1 == T_targets[v_j0]);
         const double t2 = (t0 != 0 ? t1 : 0.0);
         const double t4 = T_sum_4_terms[((v_j0) * 1 + 0) * S_C + v_j1];
         const double t5 = (t3 * t4);
         const double t6 = (t2 + t5);
         T_grad_logits[(v_j0) * S_C + v_j1] = t6;
+    }
     }
     }
     }

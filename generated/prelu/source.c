@@ -1083,16 +1083,18 @@ static int lc_prelund_forward_E1_f32(int64_t S_C, int64_t S_N, const float *rest
 {
     /* select_3[i0, i1, i2] = (x[i0, i1, 0] if x[i0, i1, 0] > 0 else alpha[0] * x[i0, i1, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1_block = 0; v_i1_block < lc_floordiv((S_C + 4095), 4096); ++v_i1_block) {
         const float t2 = T_alpha[0];
     #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
+    for (int64_t v_i1 = (4096 * v_i1_block); v_i1 < lc_min_i64(((4096 * v_i1_block) + 4096), S_C); ++v_i1) {
         const float t0 = T_x[((v_i0) * S_C + v_i1) * 1 + 0];
         const float t1 = (t0 > 0.0f);
         const float t3 = (t2 * t0);
         const float t4 = (t1 != 0 ? t0 : t3);
         T_select_3[((v_i0) * S_C + v_i1) * 1 + 0] = t4;
+    }
     }
     }
     }
@@ -1106,16 +1108,18 @@ int lc_prelund_forward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *r
         return lc_prelund_forward_E1_f32(S_C, S_N, T_x, T_alpha, T_select_3);
     /* select_3[i0, i1, i2] = (x[i0, i1, i2] if x[i0, i1, i2] > 0 else alpha[0] * x[i0, i1, i2]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1_block = 0; v_i1_block < lc_floordiv(((S_C * S_E) + 4095), 4096); ++v_i1_block) {
         const float t2 = T_alpha[0];
     #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < (S_C * S_E); ++v_i1) {
+    for (int64_t v_i1 = (4096 * v_i1_block); v_i1 < lc_min_i64(((4096 * v_i1_block) + 4096), (S_C * S_E)); ++v_i1) {
         const float t0 = T_x[(v_i0) * S_C * S_E + v_i1];
         const float t1 = (t0 > 0.0f);
         const float t3 = (t2 * t0);
         const float t4 = (t1 != 0 ? t0 : t3);
         T_select_3[(v_i0) * S_C * S_E + v_i1] = t4;
+    }
     }
     }
     }
@@ -1157,11 +1161,12 @@ static int lc_prelund_backward_E1_f32(int64_t S_C, int64_t S_N, const float *res
     }
     /* grad_x[j0, j1, j2] = grad_select_3[j0, j1, 0] * (1 if x[j0, j1, 0] > 0 else 0) + grad_select_3[j0, j1, 0] * (0 if x[j0, j1, 0] > 0 else 1) * alpha[0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1_block = 0; v_j1_block < lc_floordiv((S_C + 4095), 4096); ++v_j1_block) {
         const float t7 = T_alpha[0];
     #pragma omp simd
-    for (int64_t v_j1 = 0; v_j1 < S_C; ++v_j1) {
+    for (int64_t v_j1 = (4096 * v_j1_block); v_j1 < lc_min_i64(((4096 * v_j1_block) + 4096), S_C); ++v_j1) {
         const float t0 = T_grad_select_3[((v_j0) * S_C + v_j1) * 1 + 0];
         const float t1 = T_x[((v_j0) * S_C + v_j1) * 1 + 0];
         const float t2 = (t1 > 0.0f);
@@ -1172,6 +1177,7 @@ static int lc_prelund_backward_E1_f32(int64_t S_C, int64_t S_N, const float *res
         const float t8 = (t6 * t7);
         const float t9 = (t4 + t8);
         T_grad_x[((v_j0) * S_C + v_j1) * 1 + 0] = t9;
+    }
     }
     }
     }
@@ -1211,11 +1217,12 @@ int lc_prelund_backward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *
     }
     /* grad_x[j0, j1, j2] = grad_select_3[j0, j1, j2] * (1 if x[j0, j1, j2] > 0 else 0) + grad_select_3[j0, j1, j2] * (0 if x[j0, j1, j2] > 0 else 1) * alpha[0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1_block = 0; v_j1_block < lc_floordiv(((S_C * S_E) + 4095), 4096); ++v_j1_block) {
         const float t7 = T_alpha[0];
     #pragma omp simd
-    for (int64_t v_j1 = 0; v_j1 < (S_C * S_E); ++v_j1) {
+    for (int64_t v_j1 = (4096 * v_j1_block); v_j1 < lc_min_i64(((4096 * v_j1_block) + 4096), (S_C * S_E)); ++v_j1) {
         const float t0 = T_grad_select_3[(v_j0) * S_C * S_E + v_j1];
         const float t1 = T_x[(v_j0) * S_C * S_E + v_j1];
         const float t2 = (t1 > 0.0f);
@@ -1226,6 +1233,7 @@ int lc_prelund_backward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *
         const float t8 = (t6 * t7);
         const float t9 = (t4 + t8);
         T_grad_x[(v_j0) * S_C * S_E + v_j1] = t9;
+    }
     }
     }
     }
@@ -1241,16 +1249,18 @@ static int lc_prelund_forward_E1_f64(int64_t S_C, int64_t S_N, const double *res
 {
     /* select_3[i0, i1, i2] = (x[i0, i1, 0] if x[i0, i1, 0] > 0 else alpha[0] * x[i0, i1, 0]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1_block = 0; v_i1_block < lc_floordiv((S_C + 4095), 4096); ++v_i1_block) {
         const double t2 = T_alpha[0];
     #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < S_C; ++v_i1) {
+    for (int64_t v_i1 = (4096 * v_i1_block); v_i1 < lc_min_i64(((4096 * v_i1_block) + 4096), S_C); ++v_i1) {
         const double t0 = T_x[((v_i0) * S_C + v_i1) * 1 + 0];
         const double t1 = (t0 > 0.0);
         const double t3 = (t2 * t0);
         const double t4 = (t1 != 0 ? t0 : t3);
         T_select_3[((v_i0) * S_C + v_i1) * 1 + 0] = t4;
+    }
     }
     }
     }
@@ -1264,16 +1274,18 @@ int lc_prelund_forward_f64(int64_t S_C, int64_t S_E, int64_t S_N, const double *
         return lc_prelund_forward_E1_f64(S_C, S_N, T_x, T_alpha, T_select_3);
     /* select_3[i0, i1, i2] = (x[i0, i1, i2] if x[i0, i1, i2] > 0 else alpha[0] * x[i0, i1, i2]) */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1_block = 0; v_i1_block < lc_floordiv(((S_C * S_E) + 4095), 4096); ++v_i1_block) {
         const double t2 = T_alpha[0];
     #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < (S_C * S_E); ++v_i1) {
+    for (int64_t v_i1 = (4096 * v_i1_block); v_i1 < lc_min_i64(((4096 * v_i1_block) + 4096), (S_C * S_E)); ++v_i1) {
         const double t0 = T_x[(v_i0) * S_C * S_E + v_i1];
         const double t1 = (t0 > 0.0);
         const double t3 = (t2 * t0);
         const double t4 = (t1 != 0 ? t0 : t3);
         T_select_3[(v_i0) * S_C * S_E + v_i1] = t4;
+    }
     }
     }
     }
@@ -1315,11 +1327,12 @@ static int lc_prelund_backward_E1_f64(int64_t S_C, int64_t S_N, const double *re
     }
     /* grad_x[j0, j1, j2] = grad_select_3[j0, j1, 0] * (1 if x[j0, j1, 0] > 0 else 0) + grad_select_3[j0, j1, 0] * (0 if x[j0, j1, 0] > 0 else 1) * alpha[0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_C) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1_block = 0; v_j1_block < lc_floordiv((S_C + 4095), 4096); ++v_j1_block) {
         const double t7 = T_alpha[0];
     #pragma omp simd
-    for (int64_t v_j1 = 0; v_j1 < S_C; ++v_j1) {
+    for (int64_t v_j1 = (4096 * v_j1_block); v_j1 < lc_min_i64(((4096 * v_j1_block) + 4096), S_C); ++v_j1) {
         const double t0 = T_grad_select_3[((v_j0) * S_C + v_j1) * 1 + 0];
         const double t1 = T_x[((v_j0) * S_C + v_j1) * 1 + 0];
         const double t2 = (t1 > 0.0);
@@ -1330,6 +1343,7 @@ static int lc_prelund_backward_E1_f64(int64_t S_C, int64_t S_N, const double *re
         const double t8 = (t6 * t7);
         const double t9 = (t4 + t8);
         T_grad_x[((v_j0) * S_C + v_j1) * 1 + 0] = t9;
+    }
     }
     }
     }
@@ -1369,11 +1383,12 @@ int lc_prelund_backward_f64(int64_t S_C, int64_t S_E, int64_t S_N, const double 
     }
     /* grad_x[j0, j1, j2] = grad_select_3[j0, j1, j2] * (1 if x[j0, j1, j2] > 0 else 0) + grad_select_3[j0, j1, j2] * (0 if x[j0, j1, j2] > 0 else 1) * alpha[0] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1_block = 0; v_j1_block < lc_floordiv(((S_C * S_E) + 4095), 4096); ++v_j1_block) {
         const double t7 = T_alpha[0];
     #pragma omp simd
-    for (int64_t v_j1 = 0; v_j1 < (S_C * S_E); ++v_j1) {
+    for (int64_t v_j1 = (4096 * v_j1_block); v_j1 < lc_min_i64(((4096 * v_j1_block) + 4096), (S_C * S_E)); ++v_j1) {
         const double t0 = T_grad_select_3[(v_j0) * S_C * S_E + v_j1];
         const double t1 = T_x[(v_j0) * S_C * S_E + v_j1];
         const double t2 = (t1 > 0.0);
@@ -1384,6 +1399,7 @@ int lc_prelund_backward_f64(int64_t S_C, int64_t S_E, int64_t S_N, const double 
         const double t8 = (t6 * t7);
         const double t9 = (t4 + t8);
         T_grad_x[(v_j0) * S_C * S_E + v_j1] = t9;
+    }
     }
     }
     }

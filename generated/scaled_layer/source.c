@@ -1086,11 +1086,12 @@ int lc_scaledlayerspec_forward_f32(int64_t S_D, int64_t S_N, const float *restri
     if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(S_D)) >= lc_stream_min()) {
     /* mul_0[i0, i1] = x[i0, i1] * scale */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1_block = 0; v_i1_block < lc_floordiv((S_D + 4095), 4096); ++v_i1_block) {
         const float t1 = T_scale[0];
-    for (int64_t lc_tile_start = 0; lc_tile_start < S_D; lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_D - lc_tile_start);
+    for (int64_t lc_tile_start = (4096 * v_i1_block); lc_tile_start < lc_min_i64(((4096 * v_i1_block) + 4096), S_D); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, lc_min_i64(((4096 * v_i1_block) + 4096), S_D) - lc_tile_start);
         float lc_tile0[LC_TILE] __attribute__((aligned(64)));
     #pragma omp simd
     for (int64_t v_i1 = lc_tile_start; v_i1 < lc_tile_start + lc_tile_n; ++v_i1) {
@@ -1106,17 +1107,20 @@ int lc_scaledlayerspec_forward_f32(int64_t S_D, int64_t S_N, const float *restri
         lc_fence();
     }
     }
+    }
     } else {
     /* mul_0[i0, i1] = x[i0, i1] * scale */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1_block = 0; v_i1_block < lc_floordiv((S_D + 4095), 4096); ++v_i1_block) {
         const float t1 = T_scale[0];
     #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < S_D; ++v_i1) {
+    for (int64_t v_i1 = (4096 * v_i1_block); v_i1 < lc_min_i64(((4096 * v_i1_block) + 4096), S_D); ++v_i1) {
         const float t0 = T_x[(v_i0) * S_D + v_i1];
         const float t2 = (t0 * t1);
         T_mul_0[(v_i0) * S_D + v_i1] = t2;
+    }
     }
     }
     }
@@ -1136,11 +1140,12 @@ int lc_scaledlayerspec_backward_f32(int64_t S_D, int64_t S_N, const float *restr
     if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(S_D)) >= lc_stream_min()) {
     /* grad_x[i0, i1] = grad_mul_0[i0, i1] * scale */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1_block = 0; v_i1_block < lc_floordiv((S_D + 4095), 4096); ++v_i1_block) {
         const float t1 = T_scale[0];
-    for (int64_t lc_tile_start = 0; lc_tile_start < S_D; lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_D - lc_tile_start);
+    for (int64_t lc_tile_start = (4096 * v_i1_block); lc_tile_start < lc_min_i64(((4096 * v_i1_block) + 4096), S_D); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, lc_min_i64(((4096 * v_i1_block) + 4096), S_D) - lc_tile_start);
         float lc_tile0[LC_TILE] __attribute__((aligned(64)));
     #pragma omp simd
     for (int64_t v_i1 = lc_tile_start; v_i1 < lc_tile_start + lc_tile_n; ++v_i1) {
@@ -1156,17 +1161,20 @@ int lc_scaledlayerspec_backward_f32(int64_t S_D, int64_t S_N, const float *restr
         lc_fence();
     }
     }
+    }
     } else {
     /* grad_x[i0, i1] = grad_mul_0[i0, i1] * scale */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1_block = 0; v_i1_block < lc_floordiv((S_D + 4095), 4096); ++v_i1_block) {
         const float t1 = T_scale[0];
     #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < S_D; ++v_i1) {
+    for (int64_t v_i1 = (4096 * v_i1_block); v_i1 < lc_min_i64(((4096 * v_i1_block) + 4096), S_D); ++v_i1) {
         const float t0 = T_grad_mul_0[(v_i0) * S_D + v_i1];
         const float t2 = (t0 * t1);
         T_grad_x[(v_i0) * S_D + v_i1] = t2;
+    }
     }
     }
     }
@@ -1201,11 +1209,12 @@ int lc_scaledlayerspec_forward_f64(int64_t S_D, int64_t S_N, const double *restr
     if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(S_D)) >= lc_stream_min()) {
     /* mul_0[i0, i1] = x[i0, i1] * scale */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1_block = 0; v_i1_block < lc_floordiv((S_D + 4095), 4096); ++v_i1_block) {
         const double t1 = T_scale[0];
-    for (int64_t lc_tile_start = 0; lc_tile_start < S_D; lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_D - lc_tile_start);
+    for (int64_t lc_tile_start = (4096 * v_i1_block); lc_tile_start < lc_min_i64(((4096 * v_i1_block) + 4096), S_D); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, lc_min_i64(((4096 * v_i1_block) + 4096), S_D) - lc_tile_start);
         double lc_tile0[LC_TILE] __attribute__((aligned(64)));
     #pragma omp simd
     for (int64_t v_i1 = lc_tile_start; v_i1 < lc_tile_start + lc_tile_n; ++v_i1) {
@@ -1221,17 +1230,20 @@ int lc_scaledlayerspec_forward_f64(int64_t S_D, int64_t S_N, const double *restr
         lc_fence();
     }
     }
+    }
     } else {
     /* mul_0[i0, i1] = x[i0, i1] * scale */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1_block = 0; v_i1_block < lc_floordiv((S_D + 4095), 4096); ++v_i1_block) {
         const double t1 = T_scale[0];
     #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < S_D; ++v_i1) {
+    for (int64_t v_i1 = (4096 * v_i1_block); v_i1 < lc_min_i64(((4096 * v_i1_block) + 4096), S_D); ++v_i1) {
         const double t0 = T_x[(v_i0) * S_D + v_i1];
         const double t2 = (t0 * t1);
         T_mul_0[(v_i0) * S_D + v_i1] = t2;
+    }
     }
     }
     }
@@ -1251,11 +1263,12 @@ int lc_scaledlayerspec_backward_f64(int64_t S_D, int64_t S_N, const double *rest
     if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(S_D)) >= lc_stream_min()) {
     /* grad_x[i0, i1] = grad_mul_0[i0, i1] * scale */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1_block = 0; v_i1_block < lc_floordiv((S_D + 4095), 4096); ++v_i1_block) {
         const double t1 = T_scale[0];
-    for (int64_t lc_tile_start = 0; lc_tile_start < S_D; lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_D - lc_tile_start);
+    for (int64_t lc_tile_start = (4096 * v_i1_block); lc_tile_start < lc_min_i64(((4096 * v_i1_block) + 4096), S_D); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, lc_min_i64(((4096 * v_i1_block) + 4096), S_D) - lc_tile_start);
         double lc_tile0[LC_TILE] __attribute__((aligned(64)));
     #pragma omp simd
     for (int64_t v_i1 = lc_tile_start; v_i1 < lc_tile_start + lc_tile_n; ++v_i1) {
@@ -1271,17 +1284,20 @@ int lc_scaledlayerspec_backward_f64(int64_t S_D, int64_t S_N, const double *rest
         lc_fence();
     }
     }
+    }
     } else {
     /* grad_x[i0, i1] = grad_mul_0[i0, i1] * scale */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(S_D) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1_block = 0; v_i1_block < lc_floordiv((S_D + 4095), 4096); ++v_i1_block) {
         const double t1 = T_scale[0];
     #pragma omp simd
-    for (int64_t v_i1 = 0; v_i1 < S_D; ++v_i1) {
+    for (int64_t v_i1 = (4096 * v_i1_block); v_i1 < lc_min_i64(((4096 * v_i1_block) + 4096), S_D); ++v_i1) {
         const double t0 = T_grad_mul_0[(v_i0) * S_D + v_i1];
         const double t2 = (t0 * t1);
         T_grad_x[(v_i0) * S_D + v_i1] = t2;
+    }
     }
     }
     }
