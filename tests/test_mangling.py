@@ -15,6 +15,7 @@ import pytest
 from layerc import Input, Param, SpecError, layer, ops
 from layerc.compiler import codegen
 from layerc.compiler.cc import BuildOptions
+from layerc.compiler.template_env import environment
 
 STRICT = BuildOptions(warnings_as_errors=True)
 
@@ -163,11 +164,11 @@ def test_sizes_must_be_identifiers():
 
 
 def test_templates_render_with_strict_undefined():
-    assert codegen._env.undefined is jinja2.StrictUndefined
+    assert environment.undefined is jinja2.StrictUndefined
     for name in ("nest.c.j2", "pass.c.j2", "loops.c.j2", "streamed.c.j2", "function.c.j2", "module.c.j2",
                  "cdef.h.j2"):
         with pytest.raises(jinja2.UndefinedError):
-            codegen._env.get_template(name).render()
+            environment.get_template(name).render()
 
 
 def test_c_is_printed_only_from_the_ir():
@@ -183,8 +184,9 @@ def test_c_is_printed_only_from_the_ir():
                          r"pragma|GCC|omp|parallel|simd|reduction|num_threads|max|include|stdint|h|math|"
                          r"omp_get_[a-z_]+|size_t|[a-z_]+\d*f?|log1pf?|log2f?|expm1f?|NAN|INFINITY|"
                          r"trans_[ab]|ilp64|u?int(32|64|ptr)_t|INT32_MAX|__SSE2__|__builtin_ia32_[a-z]+|O2|"
-                         # the tails of hexadecimal literals (0x5EEDu, 0x1p-24f, 0x1p64f), which the word regex splits
-                         r"x[0-9A-F]+u|x1p[0-9]*f?")
+                         # the tails of hexadecimal literals (0x5EEDu, 0x4B400000, 0x1p-24f, 0x1p64f), which the
+                         # word regex splits
+                         r"x[0-9A-F]+u?|x1p[0-9]*f?")
     assert all(allowed.fullmatch(i) for i in idents), sorted(i for i in idents if not allowed.fullmatch(i))
     assert "Plain" not in code
 
