@@ -199,7 +199,7 @@ class _Backward:
             shape = self.fwd.shape_of(load.tensor)
             contribution = adjoint_of_read(stage, load, Call("mul", (weight, partial)), shape,
                                            self.fresh(grad_name(load.tensor)))
-            if first is not None and contribution.scatter_index is not None:
+            if first is not None and contribution.scatter_index is not None and _known_window(stage):
                 contribution = _scatter_at_first(stage, load, Call("mul", (Load(adjoint, stage.index), partial)),
                                                  first, contribution.name, shape)
             self._contribute(load.tensor, contribution)
@@ -364,6 +364,13 @@ def _mixed_radix(coefs: dict, rest, extents: dict, later: set):
     if coefs[low] != 1 or radix < 2 or extents[low] != IConst(radix):
         return None
     return high, low
+
+
+def _known_window(stage: Stage) -> bool:
+    """Whether every reduced axis of ``stage`` has a known, positive length:
+    then each output has a first maximum to write at (``_scatter_at_first``);
+    a window of a run-time length, possibly empty, keeps the scatter."""
+    return all(isinstance(a.extent, IConst) and a.extent.value > 0 for a in stage.reduce_axes)
 
 
 def _scatter_at_first(stage: Stage, load: Load, term, first: Stage, name: str, shape: tuple) -> Stage:

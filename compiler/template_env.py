@@ -46,6 +46,11 @@ def _options(env: jinja2.Environment) -> dict:
                                                    "undefined": env.undefined.__name__}
 
 
+def compiled_folder() -> pathlib.Path:
+    """Where the templates' compiled Python ships: ``templates/compiled/``."""
+    return pathlib.Path(str(importlib.resources.files(TEMPLATES) / COMPILED))
+
+
 def _source_digest(name: str) -> str:
     return hashlib.sha256((importlib.resources.files(TEMPLATES) / name).read_bytes()).hexdigest()
 
@@ -88,7 +93,7 @@ def _environment() -> jinja2.Environment:
         autoescape=False,
     )
     source = jinja2.PackageLoader(TEMPLATES, ".")
-    folder = pathlib.Path(str(importlib.resources.files(TEMPLATES) / COMPILED))
+    folder = compiled_folder()
     digests = _compiled_digests(env, folder)
     env.loader = jinja2.ChoiceLoader([_FreshModuleLoader(folder, digests), source]) if digests else source
     return env
@@ -118,6 +123,6 @@ def write_compiled(folder: pathlib.Path) -> list:
 
 
 if __name__ == "__main__":
-    target = pathlib.Path(str(importlib.resources.files(TEMPLATES) / COMPILED))
+    target = compiled_folder()
     written = write_compiled(target)
     print(f"{len(written)} templates compiled into {target}", file=sys.stderr)

@@ -136,6 +136,36 @@ def test_an_adaptive_maximum_writes_its_gradient_once_per_output():
     assert not any(s.scatter_index for s in tiling.stages)
 
 
+@layer
+class GatheredMax:
+    """A maximum over a gathered read (not invertible) whose window length is a run-time size."""
+    x = Input("N", "V")
+    idx = Input("N", "K", dtype="int64")
+
+    def forward(x, idx):
+        k = ops.reduce_axis(idx.shape[1], "k")
+        return ops.compute((x.shape[0],), lambda n: ops.max(x[n, idx[n, k]], over=k))
+
+
+def test_a_maximum_over_a_window_of_run_time_length_keeps_its_scatter():
+    """Only a window of known, positive length writes at its first maximum:
+    one of a run-time length (empty, perhaps) keeps the scatter over the
+    window, the gradient still at the first maximal element (repeated indices)."""
+    backward = gradient_program(GatheredMax.trace())
+    [scatter] = [s for s in backward.stages if s.scatter_index is not None]
+    assert [a.name for a in scatter.reduce_axes] == ["k"]
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 9))
+    idx = np.array([[1, 4, 4], [0, 8, 2], [5, 5, 5], [7, 3, 7]], np.int64)
+    m = GatheredMax.build(dtype="float64")
+    np.testing.assert_array_equal(m.forward(x, idx).numpy(), np.take_along_axis(x, idx, 1).max(1))
+    g = rng.standard_normal(4)
+    expected = np.zeros_like(x)
+    expected[np.arange(4), idx[np.arange(4), np.take_along_axis(x, idx, 1).argmax(1)]] = g
+    np.testing.assert_array_equal(m.backward(g).numpy(), expected)
+    check_grad(GatheredMax, inputs={"idx": idx}, N=4, V=9, K=3).assert_ok()
+
+
 @pytest.mark.torch
 @pytest.mark.parametrize("size, shape", UNEVEN, ids=[f"{s}-{'x'.join(map(str, x))}" for s, x in UNEVEN])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

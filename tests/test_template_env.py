@@ -12,8 +12,7 @@ from layerc.nn import Conv2DSpec, MaxPool2DSpec
 from layerc.nn.activation import ReLUSpec
 from benchmarks.specs import FocalLoss, LinearSpec, MultiHeadAttentionSpec
 
-COMPILED = template_env.pathlib.Path(str(template_env.importlib.resources.files(template_env.TEMPLATES)
-                                         / template_env.COMPILED))
+COMPILED = template_env.compiled_folder()
 
 
 def test_committed_compiled_templates_are_fresh(tmp_path):
