@@ -108,8 +108,11 @@ def _axes_for(shape, prefix="j") -> tuple:
     return tuple(Axis(f"{prefix}{k}", d) for k, d in enumerate(shape))
 
 
-def expr_partials(body, differentiable) -> dict:
-    """``{load: d body / d load}`` for each load of a differentiable tensor in ``body``."""
+def expr_partials(body, differentiable, value=None) -> dict:
+    """``{load: d body / d load}`` for each load of a differentiable tensor in ``body``.
+    ``value``: an expression equal to ``body`` (the stage's stored result), which
+    partials that are functions of the result (tanh's ``1 - out^2``) read
+    instead of computing ``body`` again."""
     order = ir.postorder(body)
     depends = {}
     for e in order:
@@ -123,7 +126,7 @@ def expr_partials(body, differentiable) -> dict:
     for e in reversed(order):
         if not depends[e] or e not in adjoint or not isinstance(e, Call):
             continue
-        local = OPS[e.op].grad(*e.args, out=e)
+        local = OPS[e.op].grad(*e.args, out=value if e is body and value is not None else e)
         for arg, partial in zip(e.args, local):
             if partial is None or not depends[arg]:
                 continue
@@ -195,7 +198,10 @@ class _Backward:
             body = ir.subst_indices(weight, mapping)
             self._contribute(source, Stage(self.fresh(grad_name(source)), shape, axes, body))
             return
-        for load, partial in expr_partials(stage.body, self.differentiable).items():
+        # a pointwise stage's result is the body's value at each element: fusion
+        # inlines an intermediate one again, and an output (stored anyway) is read
+        value = Load(stage.name, stage.index) if stage.reduce is None and stage.scatter_index is None else None
+        for load, partial in expr_partials(stage.body, self.differentiable, value).items():
             shape = self.fwd.shape_of(load.tensor)
             contribution = adjoint_of_read(stage, load, Call("mul", (weight, partial)), shape,
                                            self.fresh(grad_name(load.tensor)))

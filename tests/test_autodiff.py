@@ -122,3 +122,43 @@ def test_the_backward_can_be_differentiated_again():
         call.append(ffi.cast("double *", arrays[a.name].ctypes.data))
     lib.lc_second_second_f64(*call)
     np.testing.assert_allclose(arrays["grad_x"], 6 * x * 2.0 * v)
+
+
+@pytest.mark.parametrize("op", ["tanh", "sigmoid", "exp"])
+def test_a_derivative_written_in_the_result_reads_the_stored_output(op):
+    # d tanh = 1 - out^2, d sigmoid = out (1 - out), d exp = out: the forward's
+    # output is kept anyway, so the backward reads it rather than calling op again
+    from layerc.compiler.ir import Call, postorder
+    from layerc.compiler.pipeline import lower_layer
+
+    @layer
+    class Activation:
+        x = Input("N")
+
+        def forward(x):
+            return getattr(ops, op)(x)
+
+    lowered = lower_layer(Activation)
+    output = lowered.forward.outputs[0]
+    assert [t.name for t in lowered.backward.tensors if t.role == "saved"] == [output]
+    calls = {e.op for s in lowered.backward.stages for e in postorder(s.body) if isinstance(e, Call)}
+    assert op not in calls
+    assert check_grad(Activation, N=7).assert_ok()
+
+
+def test_an_intermediate_result_is_recomputed_not_stored():
+    # the same rule on a stage that is not an output: fusion inlines it again,
+    # so the forward stores nothing more than its output
+    from layerc.compiler.pipeline import lower_layer
+
+    @layer
+    class Squashed:
+        x = Input("N")
+
+        def forward(x):
+            return ops.tanh(x) * x
+
+    lowered = lower_layer(Squashed)
+    assert [t.role for t in lowered.backward.tensors if t.role == "saved"] == []
+    assert lowered.forward.outputs == (lowered.forward.stages[-1].name,)
+    assert check_grad(Squashed, N=7).assert_ok()
