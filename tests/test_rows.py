@@ -292,3 +292,40 @@ def test_group_norm_by_rows_gradient(sizes):
     report = check_grad(_group_norm(), **sizes)
     assert report.ok, str(report)
 
+
+
+def test_a_layer_norms_parameter_sums_run_in_its_rows():
+    """The sums over rows of the weight's and the bias's gradients join the
+    rows nest of the input's gradient (``schedule._pass_rows``): each thread
+    adds its rows into partial sums while the row is in cache."""
+    from layerc.nn.norm import layer_norm_spec
+    plan = plan_program(layer_norm_spec(1).build(L1=40).compiled.backward)
+    (rows,) = [n for n in plan if n.form == "rows"]
+    assert rows.is_pass
+    assert {"grad_weight", "grad_bias"} <= {st.name for kind, st in rows.members if kind == "accumulate"}
+    assert "grad_x" in {st.name for _, st in rows.members}
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("rows", [1, 2, 5, 33, 4001])
+def test_a_layer_norms_parameter_sums_in_rows_agree_with_numpy(threads, rows):
+    """Rows that split unevenly, and enough of them (4001 x 37 elements) for
+    the nest to start its threads; fewer rows than threads: a thread with
+    none adds nothing. The partial sums combined give numpy's gradients."""
+    from layerc.nn.norm import layer_norm_spec
+    k = 37
+    rng = np.random.default_rng(rows * 10 + threads)
+    x, gy = rng.standard_normal((2, rows, k))
+    m = layer_norm_spec(1).build(L1=k, dtype=np.float64)
+    m.weight.data[...] = rng.standard_normal(k)
+    m.set_threads(threads)
+    m.forward(x)
+    gx = m.backward(gy).numpy()
+    mean = x.mean(1, keepdims=True)
+    r = 1 / np.sqrt(x.var(1, keepdims=True) + 1e-5)
+    n = (x - mean) * r
+    g = gy * m.weight.data
+    np.testing.assert_allclose(m.bias.grad, gy.sum(0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(m.weight.grad, (gy * n).sum(0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gx, r * (g - g.mean(1, keepdims=True) - n * (g * n).mean(1, keepdims=True)),
+                               rtol=1e-10, atol=1e-10)
