@@ -110,8 +110,6 @@ class Context:
     streaming: list | None = None
     # inside a "rows" nest: tensor -> (the thread's buffer of its row, the row's coordinates)
     local: dict = dataclasses.field(default_factory=dict)
-    # inside a "rows" nest with sums over its rows: stage -> the thread's partial sums it adds into
-    partials: dict = dataclasses.field(default_factory=dict)
 
     @property
     def ctype(self) -> str:

@@ -410,24 +410,15 @@ def render_pass(nest, ctx) -> str:
         if kind != "accumulate":
             outputs.append(Output(st.name, st.index, value))
             continue
-        acc = ctx.partials.get(st.name) or f"lc_acc{len(partials)}"
-        partials.append(_partial(st, acc, printer, ctx))
+        acc = f"lc_acc{len(partials)}"
+        partials.append(dict(ctype=ctx.ctype, acc=acc, out=tensor_c(st.name), reduce=st.reduce,
+                             size=printer.product(printer.shapes[st.name]), init=init_value(st.reduce, ctx.dtype)))
         statements.append(Update(st.reduce, printer.at(acc, st.name, st.index), value))
     printer.reciprocals(nest.loops[-1].var)
-    if ctx.partials:
-        # inside a row (``_rows_pass``): the thread's partial sums are the rows nest's
-        return render("nest.c.j2", comment=_comment(st for _, st in nest.members), prologue=[],
-                      loops=_loops(nest, printer), lets=printer.lets, body=statements, epilogue=[])
     loops, split = _split_pass(_loops(nest, printer), nest, printer)
     return _render_streamed("pass.c.j2", nest.loops, loops, printer.lets, statements, outputs, printer, ctx,
                             comment=_comment(st for _, st in nest.members), work=printer.size(nest.loops),
                             min_work=ctx.min_work, partials=partials, outer_extent=printer.index(split))
-
-
-def _partial(st, acc: str, printer: Printer, ctx) -> dict:
-    """What ``pass.c.j2`` takes of a sum each thread adds into partial sums of its own."""
-    return dict(ctype=ctx.ctype, acc=acc, out=tensor_c(st.name), reduce=st.reduce,
-                size=printer.product(printer.shapes[st.name]), init=init_value(st.reduce, ctx.dtype))
 
 
 def _row_pass(printer: Printer, maximum, terms, shift: str | None) -> dict:
@@ -473,31 +464,14 @@ def _rows_nest(nest, ctx, inside) -> str:
     loops = _loops(nest, printer)
     # a row's work is its members' loops: the deepest member's count with the rows
     widest = max(nest.group, key=lambda member: len(member.loops))
+    if any(plan.parallel for plan in nest.loops):
+        loops = _in_threads(loops, _parallel_loop(nest), nest, printer, ctx, inner=widest.loops)
     # each thread's rows of the tensors kept a row at a time (``Nest.local``)
     buffers = [RowBuffer(ctx.ctype, buffer, math.prod(e.value for e in ctx.shapes[name][k:]))
                for name, (buffer, k) in inside.local.items()]
-    comment = _comment(st for _, st in nest.members) + " (row by row)"
-    if nest.is_pass:
-        return _rows_pass(nest, loops, buffers, comment, printer, ctx, inside, widest)
-    if any(plan.parallel for plan in nest.loops):
-        loops = _in_threads(loops, _parallel_loop(nest), nest, printer, ctx, inner=widest.loops)
     body = buffers + [Verbatim(inside.render(member)) for member in nest.group]
-    return render("nest.c.j2", comment=comment, prologue=[], loops=loops, lets=[], body=body, epilogue=[])
-
-
-def _rows_pass(nest, loops: list, buffers: list, comment: str, printer: Printer, ctx, inside, widest) -> str:
-    """A ``"rows"`` nest with sums over its rows (``schedule._pass_rows``) as a
-    pass (``pass.c.j2``): each thread takes a block of the rows, adds them
-    into partial sums of its own, and the partials are combined in thread order."""
-    sums = [st for kind, st in nest.members if kind == "accumulate"]
-    names = {st.name: f"lc_acc{n}" for n, st in enumerate(sums)}
-    inside = dataclasses.replace(inside, partials=names)
-    body = buffers + [Verbatim(inside.render(member)) for member in nest.group]
-    outer = [Loop(loops[0].var, "lc_hi", "lc_lo")] + loops[1:]
-    return render("pass.c.j2", comment=comment, loops=outer,
-                  lets=[], body=body, work=printer.size(nest.loops + widest.loops), min_work=ctx.min_work,
-                  partials=[_partial(st, names[st.name], printer, ctx) for st in sums],
-                  outer_extent=printer.index(nest.loops[0].extent))
+    return render("nest.c.j2", comment=_comment(st for _, st in nest.members) + " (row by row)", prologue=[],
+                  loops=loops, lets=[], body=body, epilogue=[])
 
 
 def render_rows(nest, ctx) -> str:

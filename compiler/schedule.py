@@ -1262,22 +1262,6 @@ def _row_loops(nest: Nest) -> int:
     return k
 
 
-def _pass_rows(nest: Nest) -> int:
-    """1 when ``nest`` is a pass of sums only (``accumulate`` members, no
-    ``"rows"`` nest yet) whose outermost loop is a loop they all sum over and
-    more loops run inside it: a layer norm's parameter gradients, summed over
-    the rows of a ``[rows, features]`` tensor. Run in the rows of the nests
-    after it, each thread adds its rows into partial sums of its own while the
-    row is in cache, and the pass's separate read of its inputs is saved.
-    Else 0."""
-    if not nest.is_pass or nest.group or len(nest.loops) < 2 or nest.loops[0].simd:
-        return 0
-    row = nest.loops[0].var
-    if any(kind != "accumulate" or row not in {a.name for a in st.reduce_axes} for kind, st in nest.members):
-        return 0
-    return 1
-
-
 def _renamed_nest(nest: Nest, onto: tuple) -> Nest:
     """``nest`` with its outermost loops' variables renamed to those of ``onto``."""
     outer = nest.loops[:len(onto)]
@@ -1373,7 +1357,7 @@ def _grouped(first: Nest, second: Nest) -> Nest | None:
     # a product may run as GEMM calls on packed patches (compiler/plan.py): not in a row's loops
     if any(plan_contraction(n.stage) is not None for n in nests + (second,)):
         return None
-    rows = first.loops if first.group else first.loops[:_row_loops(first) or _pass_rows(first)]
+    rows = first.loops if first.group else first.loops[:_row_loops(first)]
     k = 0
     while k < min(len(rows), _row_loops(second)) and rows[k].extent == second.loops[k].extent:
         k += 1
@@ -1386,7 +1370,7 @@ def _grouped(first: Nest, second: Nest) -> Nest | None:
     rows = rows[:k]
     if second.stage.reduce is None and len(nests) == 1 and nests[0].stage.reduce is None:
         return None             # pointwise nests share their loops as siblings already
-    rows = tuple(dataclasses.replace(loop, parallel=False, simd=False, reduction=False) for loop in rows)
+    rows = tuple(dataclasses.replace(loop, parallel=False, simd=False) for loop in rows)
     second = _renamed_nest(second, rows)
     taken = {l.var for l in rows}
     if any(l.var in taken for l in second.loops[len(rows):]):
