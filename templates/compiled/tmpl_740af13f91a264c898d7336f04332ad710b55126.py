@@ -25,7 +25,7 @@ def root(context, missing=missing):
     context.exported_vars.add('tile_rows')
     yield '\n#define LC_TMR '
     yield str((undefined(name='tile_rows') if l_0_tile_rows is missing else l_0_tile_rows))
-    yield "\n/* terms of a block of the few-rows dot products (lc_kernel_*_dots): 8 rows of A in L1 */\n#define LC_DOT_KC 512\n/* the bytes of a thin product's larger side from which the kernels above run it (see lc_gemm_*) */\n#define LC_THIN_MIN_BYTES ((int64_t)1 << 20)\n#define LC_TILE_SCRATCH(nr) (LC_KC * (LC_TMR + (nr)) + LC_TMR * (nr) + 4 * LC_KC + 2)\n#define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)\n#define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)\ntypedef float lc_vf32 __attribute__((vector_size(LC_VECTOR_BYTES)));\ntypedef double lc_vf64 __attribute__((vector_size(LC_VECTOR_BYTES)));\n"
+    yield "\n/* rows of the taller tiles those run down the rows of A that fill them: 12 x 2\n   accumulators fit AVX-512's 32 registers and load each row of B for 12 rows of\n   A, not 8 (a 3x3 convolution's weight-gradient product ran 7-10% faster, its\n   backward 3-4%); AVX2's 16 registers hold no more than LC_TMR x 2 */\n#if LC_VECTOR_BYTES == 64\n#define LC_TALL 12\n#else\n#define LC_TALL LC_TMR\n#endif\n/* the terms from which a product runs tall tiles: over a shorter sum a tile\n   spends more on C's rows than on B's (a 3x3 convolution of 3 channels, 27 terms,\n   ran its forward 5% slower in tall tiles) */\n#define LC_TALL_MIN_K 64\n/* terms of a block of the few-rows dot products (lc_kernel_*_dots): 8 rows of A in L1 */\n#define LC_DOT_KC 512\n/* the bytes of a thin product's larger side from which the kernels above run it (see lc_gemm_*) */\n#define LC_THIN_MIN_BYTES ((int64_t)1 << 20)\n#define LC_TILE_SCRATCH(nr) (LC_KC * (LC_TMR + (nr)) + LC_TMR * (nr) + 4 * LC_KC + 2)\n#define LC_NR_F32 (2 * LC_VECTOR_BYTES / 4)\n#define LC_NR_F64 (2 * LC_VECTOR_BYTES / 8)\ntypedef float lc_vf32 __attribute__((vector_size(LC_VECTOR_BYTES)));\ntypedef double lc_vf64 __attribute__((vector_size(LC_VECTOR_BYTES)));\n"
     for l_1_kernel in (undefined(name='kernels') if l_0_kernels is missing else l_0_kernels):
         _loop_vars = {}
         pass
@@ -53,7 +53,7 @@ def root(context, missing=missing):
         yield str(environment.getattr(l_1_kernel, 'nr'))
         yield ' / 2, sizeof b1);\n        for (int i = 0; i < LC_MR; ++i) {\n            const '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
-        yield ' ai = a[k * LC_MR + i];\n            acc[i][0] += ai * b0;\n            acc[i][1] += ai * b1;\n        }\n    }\n    memcpy(c, acc, sizeof acc);\n}\n\n/* An LC_TMR x (halves * NR/2) tile of C = alpha A B (+ C when add), reading the\n   operands where they lie: A element by element at a[arow[i] + k * ak] (a matrix,\n   its transpose, or rows anywhere), B\'s rows of NR at b + rows[k], C at\n   c[i * cr + j * cc] (its columns apart when cc is not 1: stored element by\n   element, once a tile). `halves` is 1 or 2, a constant where it is inlined: a\n   product with NR/2 columns or fewer (the weight gradient of a convolution of\n   16 channels a group) runs one vector a row, not half a tile of zeros. Always\n   inlined: gcc otherwise keeps one copy that tests `halves` in its inner loop. */\n__attribute__((optimize("fp-contract=fast"), always_inline))\nstatic inline void '
+        yield ' ai = a[k * LC_MR + i];\n            acc[i][0] += ai * b0;\n            acc[i][1] += ai * b1;\n        }\n    }\n    memcpy(c, acc, sizeof acc);\n}\n\n/* A `trows` x (halves * NR/2) tile of C = alpha A B (+ C when add), reading the\n   operands where they lie: A element by element at a[arow[i] + k * ak] (a matrix,\n   its transpose, or rows anywhere), B\'s rows of NR at b + rows[k], C at\n   c[i * cr + j * cc] (its columns apart when cc is not 1: stored element by\n   element, once a tile). `halves` is 1 or 2, a constant where it is inlined: a\n   product with NR/2 columns or fewer (the weight gradient of a convolution of\n   16 channels a group) runs one vector a row, not half a tile of zeros; `trows`\n   is LC_TMR or LC_TALL, a constant likewise. Always inlined: gcc otherwise keeps\n   one copy that tests `halves` in its inner loop. */\n__attribute__((optimize("fp-contract=fast"), always_inline))\nstatic inline void '
         yield str(environment.getattr(l_1_kernel, 'name'))
         yield '_tile(int64_t kc, const '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
@@ -63,13 +63,13 @@ def root(context, missing=missing):
         yield str(environment.getattr(l_1_kernel, 'ctype'))
         yield ' alpha,\n                                          int add, '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
-        yield ' *restrict c, int64_t cr, int64_t cc, const int halves) {\n    '
+        yield ' *restrict c, int64_t cr, int64_t cc, const int halves,\n                                          const int trows) {\n    '
         yield str(environment.getattr(l_1_kernel, 'vtype'))
-        yield ' acc[LC_TMR][2];\n    for (int i = 0; i < LC_TMR; ++i) {\n        acc[i][0] = ('
+        yield ' acc[LC_TALL][2];\n    for (int i = 0; i < trows; ++i) {\n        acc[i][0] = ('
         yield str(environment.getattr(l_1_kernel, 'vtype'))
         yield '){0};\n        acc[i][1] = ('
         yield str(environment.getattr(l_1_kernel, 'vtype'))
-        yield "){0};\n    }\n    /* C's tile and B's next panel are fetched while the tile runs: a matrix\n       read where it lies has its rows far apart, too many streams for the\n       hardware prefetcher, and each tile stalled on them (a 1x1 convolution\n       ran at half speed) */\n    for (int i = 0; i < LC_TMR; ++i)\n        for (int h = 0; h < halves; ++h) __builtin_prefetch(c + i * cr + h * ("
+        yield "){0};\n    }\n    /* C's tile and B's next panel are fetched while the tile runs: a matrix\n       read where it lies has its rows far apart, too many streams for the\n       hardware prefetcher, and each tile stalled on them (a 1x1 convolution\n       ran at half speed) */\n    for (int i = 0; i < trows; ++i)\n        for (int h = 0; h < halves; ++h) __builtin_prefetch(c + i * cr + h * ("
         yield str(environment.getattr(l_1_kernel, 'nr'))
         yield ' / 2) * cc);\n    for (int64_t k = 0; k < kc; ++k) {\n        '
         yield str(environment.getattr(l_1_kernel, 'vtype'))
@@ -81,9 +81,9 @@ def root(context, missing=missing):
         yield str(environment.getattr(l_1_kernel, 'nr'))
         yield ' / 2));\n            memcpy(&bh[h], row + h * ('
         yield str(environment.getattr(l_1_kernel, 'nr'))
-        yield ' / 2), sizeof bh[h]);\n        }\n        for (int i = 0; i < LC_TMR; ++i) {\n            const '
+        yield ' / 2), sizeof bh[h]);\n        }\n        for (int i = 0; i < trows; ++i) {\n            const '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
-        yield ' ai = a[arow[i] + k * ak];\n            for (int h = 0; h < halves; ++h) acc[i][h] += ai * bh[h];\n        }\n    }\n    for (int i = 0; i < LC_TMR; ++i)\n        for (int h = 0; h < halves; ++h) {\n            '
+        yield ' ai = a[arow[i] + k * ak];\n            for (int h = 0; h < halves; ++h) acc[i][h] += ai * bh[h];\n        }\n    }\n    for (int i = 0; i < trows; ++i)\n        for (int h = 0; h < halves; ++h) {\n            '
         yield str(environment.getattr(l_1_kernel, 'vtype'))
         yield ' v = acc[i][h] * alpha;\n            '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
@@ -95,7 +95,7 @@ def root(context, missing=missing):
         yield str(environment.getattr(l_1_kernel, 'vtype'))
         yield ' old;\n                memcpy(&old, to, sizeof old);\n                v += old;\n            }\n            memcpy(to, &v, sizeof v);\n        }\n}\n\n/* C[m x n] = alpha A B (+ C when beta), A, B and C as '
         yield str(environment.getattr(l_1_kernel, 'name'))
-        yield '_tile reads them:\n   tiles over blocks of LC_KC terms; a tile at an edge of A, B or C goes through\n   `scratch` (LC_TILE_SCRATCH('
+        yield '_tile reads them:\n   tiles over blocks of LC_KC terms, LC_TALL rows high down the first rows of A\n   and LC_TMR down the rest; a tile at an edge of A, B or C goes through\n   `scratch` (LC_TILE_SCRATCH('
         yield str(environment.getattr(l_1_kernel, 'nr'))
         yield ') elements), zero-padded. B\'s row p starts\n   at b + rows[p] (a shifted view of an image: rows apart by a kernel\'s taps), or\n   ldb apart when rows is null; A\'s row i likewise at a + arows[i] when arows is\n   not null, else ar apart. Contracted as the tiles inlined into it are. */\nstatic __attribute__((unused, noinline, optimize("fp-contract=fast"))) void '
         yield str(environment.getattr(l_1_kernel, 'name'))
@@ -117,7 +117,7 @@ def root(context, missing=missing):
         yield str(environment.getattr(l_1_kernel, 'nr'))
         yield ') + 7) & ~(uintptr_t)7);\n    int64_t *lc_edge_rows = lc_rows + LC_KC;\n    for (int64_t p = 0; p < LC_KC; ++p) lc_edge_rows[p] = p * '
         yield str(environment.getattr(l_1_kernel, 'nr'))
-        yield ';\n    for (int64_t pc = 0; pc < k; pc += LC_KC) {\n        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;\n        const int add = beta || pc > 0;\n        const int64_t *block_rows = rows ? rows + pc : lc_rows;\n        if (!rows)\n            for (int64_t p = 0; p < kc; ++p) lc_rows[p] = (pc + p) * ldb;\n        for (int64_t jc = 0; jc < n; jc += '
+        yield ';\n    /* the rows in tall tiles: as many as leave whole LC_TMR tiles after them where\n       one tall tile fewer does (64 rows: 4 x 12 + 2 x 8, not 5 x 12 and an edge) */\n    int64_t tall_end = k < LC_TALL_MIN_K ? 0 : m / LC_TALL * LC_TALL;\n    if ((m - tall_end) % LC_TMR != 0 && tall_end >= LC_TALL && (m - tall_end + LC_TALL) % LC_TMR == 0)\n        tall_end -= LC_TALL;\n    for (int64_t pc = 0; pc < k; pc += LC_KC) {\n        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;\n        const int add = beta || pc > 0;\n        const int64_t *block_rows = rows ? rows + pc : lc_rows;\n        if (!rows)\n            for (int64_t p = 0; p < kc; ++p) lc_rows[p] = (pc + p) * ldb;\n        for (int64_t jc = 0; jc < n; jc += '
         yield str(environment.getattr(l_1_kernel, 'nr'))
         yield ') {\n            const int64_t nr = n - jc < '
         yield str(environment.getattr(l_1_kernel, 'nr'))
@@ -133,19 +133,23 @@ def root(context, missing=missing):
         yield str(environment.getattr(l_1_kernel, 'nr'))
         yield '; ++j) lc_edge_b[p * '
         yield str(environment.getattr(l_1_kernel, 'nr'))
-        yield ' + j] = j < nr ? bp[bl[p] + j] : 0;\n                bp = lc_edge_b;\n                bl = lc_edge_rows;\n            }\n            for (int64_t ic = 0; ic < m; ic += LC_TMR) {\n                const int64_t mr = m - ic < LC_TMR ? m - ic : LC_TMR;\n                const '
+        yield ' + j] = j < nr ? bp[bl[p] + j] : 0;\n                bp = lc_edge_b;\n                bl = lc_edge_rows;\n            }\n            for (int64_t ic = 0, th; ic < m; ic += th) {\n                th = ic < tall_end ? LC_TALL : LC_TMR;\n                const int64_t mr = m - ic < th ? m - ic : th;\n                const '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
-        yield ' *ap = a + pc * ak;\n                int64_t arow[LC_TMR], s = ak;\n                for (int i = 0; i < LC_TMR; ++i) arow[i] = i >= mr ? 0 : arows ? arows[ic + i] : (ic + i) * ar;\n                if (mr < LC_TMR) {\n                    for (int64_t p = 0; p < kc; ++p)\n                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[arow[i] + p * ak] : 0;\n                    ap = lc_edge_a;\n                    s = LC_TMR;\n                    for (int i = 0; i < LC_TMR; ++i) arow[i] = i;\n                }\n                '
+        yield ' *ap = a + pc * ak;\n                int64_t arow[LC_TALL], s = ak;\n                for (int i = 0; i < th; ++i) arow[i] = i >= mr ? 0 : arows ? arows[ic + i] : (ic + i) * ar;\n                if (mr < LC_TMR) {\n                    for (int64_t p = 0; p < kc; ++p)\n                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[arow[i] + p * ak] : 0;\n                    ap = lc_edge_a;\n                    s = LC_TMR;\n                    for (int i = 0; i < LC_TMR; ++i) arow[i] = i;\n                }\n                '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
-        yield ' *cp = c + ic * cr + jc * cc;\n                /* a whole tile goes to C, one at an edge to the edge buffer and\n                   from there its part to C; the tiles are inlined with `halves`\n                   a constant, one copy each width (each copy costs every unit\n                   that calls this function a tenth of a second of gcc) */\n                const int whole = mr == LC_TMR && nr == width;\n                '
+        yield ' *cp = c + ic * cr + jc * cc;\n                /* a whole tile goes to C, one at an edge to the edge buffer and\n                   from there its part to C; the tiles are inlined with `halves`\n                   and `trows` constants, one copy each width and height (each\n                   copy costs every unit that calls this function a tenth of a\n                   second of gcc; where LC_TALL is LC_TMR the tall ones fold away) */\n                const int whole = mr == th && nr == width;\n                '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
         yield ' *to = whole ? cp : lc_edge_c;\n                const int64_t to_r = whole ? cr : '
         yield str(environment.getattr(l_1_kernel, 'nr'))
-        yield ', to_c = whole ? cc : 1;\n                if (halves == 2)\n                    '
+        yield ', to_c = whole ? cc : 1;\n                if (th == LC_TALL && halves == 2)\n                    '
         yield str(environment.getattr(l_1_kernel, 'name'))
-        yield '_tile(kc, ap, arow, s, bp, bl, alpha, whole && add, to, to_r, to_c, 2);\n                else\n                    '
+        yield '_tile(kc, ap, arow, s, bp, bl, alpha, whole && add, to, to_r, to_c, 2, LC_TALL);\n                else if (th == LC_TALL)\n                    '
         yield str(environment.getattr(l_1_kernel, 'name'))
-        yield '_tile(kc, ap, arow, s, bp, bl, alpha, whole && add, to, to_r, to_c, 1);\n                if (whole) continue;\n                for (int64_t i = 0; i < mr; ++i)\n                    for (int64_t j = 0; j < nr; ++j)\n                        cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * '
+        yield '_tile(kc, ap, arow, s, bp, bl, alpha, whole && add, to, to_r, to_c, 1, LC_TALL);\n                else if (halves == 2)\n                    '
+        yield str(environment.getattr(l_1_kernel, 'name'))
+        yield '_tile(kc, ap, arow, s, bp, bl, alpha, whole && add, to, to_r, to_c, 2, LC_TMR);\n                else\n                    '
+        yield str(environment.getattr(l_1_kernel, 'name'))
+        yield '_tile(kc, ap, arow, s, bp, bl, alpha, whole && add, to, to_r, to_c, 1, LC_TMR);\n                if (whole) continue;\n                for (int64_t i = 0; i < mr; ++i)\n                    for (int64_t j = 0; j < nr; ++j)\n                        cp[i * cr + j * cc] = (add ? cp[i * cr + j * cc] : 0) + lc_edge_c[i * '
         yield str(environment.getattr(l_1_kernel, 'nr'))
         yield " + j];\n            }\n        }\n    }\n}\n\n/* C[m x n] = alpha A B^T (+ C when beta) for `rows` = m <= LC_TMR, both read\n   along k where they lie: a few samples times a weight stored [out, in]. So\n   thin a product is bound by reading B, which a BLAS packs (reads twice)\n   first; here each of B's rows is read once, in blocks of LC_DOT_KC terms\n   whose block of A stays in L1, and met there with every row of A. Inlined\n   for 1, 2, 4 and LC_TMR rows (a constant: the accumulators stay in\n   registers); other counts run as the next of these, A's block copied with\n   rows of zeros (each copy costs gcc a tenth of a second a library). */\n/* a vector's lanes summed by halves: a chain of one add per lane cost more\n   than a short row's products */\nstatic inline "
         yield str(environment.getattr(l_1_kernel, 'ctype'))
@@ -397,4 +401,4 @@ def root(context, missing=missing):
     yield '\n'
 
 blocks = {}
-debug_info = '1=21&203=23&204=27&214=29&216=33&217=41&219=43&220=45&223=47&224=49&225=51&227=55&244=57&245=61&246=65&247=67&249=69&250=71&257=73&259=75&260=77&262=79&263=83&266=85&272=87&273=89&275=93&279=95&287=97&289=99&293=101&294=103&295=107&296=111&297=113&299=117&301=119&308=121&309=123&311=127&312=131&316=133&322=137&332=139&338=141&339=143&341=145&343=147&347=149&363=151&364=157&366=159&382=161&388=163&389=165&390=169&391=173&394=177&395=179&396=181&398=183&401=185&407=187&409=191&415=193&416=195&417=199&419=203&423=205&432=207&433=211&439=221&470=223&476=225&478=227&484=229&485=233&493=239&495=243&496=245&497=247&498=249&499=251&501=253&502=255&505=259&510=263&511=267&512=271&515=275&516=279&534=285&536=287&537=289&540=291&541=295&543=297&544=299&557=301&558=307&559=311&560=315&568=317&570=319&574=321&576=327&581=329&582=331&583=335&584=337&587=341&603=345&608=347&609=351&612=357&614=361&617=367&621=373&657=377&658=383&660=387&661=389&663=393'
+debug_info = '1=21&203=23&204=27&227=29&229=33&230=41&232=43&233=45&236=47&237=49&238=51&240=55&258=57&259=61&260=65&262=67&264=69&265=71&272=73&274=75&275=77&277=79&278=83&281=85&287=87&288=89&290=93&294=95&302=97&305=99&309=101&310=103&311=107&312=111&313=113&315=117&317=119&329=121&330=123&332=127&333=131&337=133&344=137&354=139&361=141&362=143&364=145&366=147&368=149&370=151&374=153&390=155&391=161&393=163&409=165&415=167&416=169&417=173&418=177&421=181&422=183&423=185&425=187&428=189&434=191&436=195&442=197&443=199&444=203&446=207&450=209&459=211&460=215&466=225&497=227&503=229&505=231&511=233&512=237&520=243&522=247&523=249&524=251&525=253&526=255&528=257&529=259&532=263&537=267&538=271&539=275&542=279&543=283&561=289&563=291&564=293&567=295&568=299&570=301&571=303&584=305&585=311&586=315&587=319&595=321&597=323&601=325&603=331&608=333&609=335&610=339&611=341&614=345&630=349&635=351&636=355&639=361&641=365&644=371&648=377&684=381&685=387&687=391&688=393&690=397'
