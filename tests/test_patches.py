@@ -399,6 +399,12 @@ TORCH_CASES = [
     (2, 3, 16, 7, 2, 3, 1, 1, (37, 35)),        # a first layer's few channels
     (2, 24, 18, 3, 2, 0, 2, 3, (19, 21)),       # dilated and grouped
     (1, 48, 48, 7, 2, 3, 1, 1, (99,)),
+    # AVX-512's 12-row tiles over sums of 64 terms or more, then 8-row ones: 44
+    # and 76 rows (tall tiles, 8-row tiles, an edge), and products 8 columns wide
+    # (groups of 8 channels), which take 8-row tiles only
+    (2, 16, 44, 3, 1, 1, 1, 1, (9, 11)),
+    (2, 24, 76, 3, 1, 1, 1, 1, (7, 13)),
+    (2, 64, 64, 3, 1, 1, 1, 8, (10, 10)),
 ]
 
 

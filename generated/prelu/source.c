@@ -338,7 +338,7 @@ static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_k
                 bl = lc_edge_rows;
             }
             for (int64_t ic = 0, th; ic < m; ic += th) {
-                th = ic < tall_end ? LC_TALL : LC_TMR;
+                th = ic < tall_end && halves == 2 ? LC_TALL : LC_TMR;
                 const int64_t mr = m - ic < th ? m - ic : th;
                 const float *ap = a + pc * ak;
                 int64_t arow[LC_TALL], s = ak;
@@ -353,16 +353,16 @@ static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_k
                 float *cp = c + ic * cr + jc * cc;
                 /* a whole tile goes to C, one at an edge to the edge buffer and
                    from there its part to C; the tiles are inlined with `halves`
-                   and `trows` constants, one copy each width and height (each
-                   copy costs every unit that calls this function a tenth of a
-                   second of gcc; where LC_TALL is LC_TMR the tall ones fold away) */
+                   and `trows` constants: three copies, tall tiles at the full
+                   width only (each copy costs every unit that calls this
+                   function a tenth of a second of gcc: a fourth, tall and half
+                   wide, made a Conv2D's cold build 0.3 s slower for products of
+                   16 columns or fewer) */
                 const int whole = mr == th && nr == width;
                 float *to = whole ? cp : lc_edge_c;
                 const int64_t to_r = whole ? cr : LC_NR_F32, to_c = whole ? cc : 1;
                 if (th == LC_TALL && halves == 2)
                     lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, whole && add, to, to_r, to_c, 2, LC_TALL);
-                else if (th == LC_TALL)
-                    lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, whole && add, to, to_r, to_c, 1, LC_TALL);
                 else if (halves == 2)
                     lc_kernel_f32_tile(kc, ap, arow, s, bp, bl, alpha, whole && add, to, to_r, to_c, 2, LC_TMR);
                 else
@@ -577,7 +577,7 @@ static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_k
                 bl = lc_edge_rows;
             }
             for (int64_t ic = 0, th; ic < m; ic += th) {
-                th = ic < tall_end ? LC_TALL : LC_TMR;
+                th = ic < tall_end && halves == 2 ? LC_TALL : LC_TMR;
                 const int64_t mr = m - ic < th ? m - ic : th;
                 const double *ap = a + pc * ak;
                 int64_t arow[LC_TALL], s = ak;
@@ -592,16 +592,16 @@ static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_k
                 double *cp = c + ic * cr + jc * cc;
                 /* a whole tile goes to C, one at an edge to the edge buffer and
                    from there its part to C; the tiles are inlined with `halves`
-                   and `trows` constants, one copy each width and height (each
-                   copy costs every unit that calls this function a tenth of a
-                   second of gcc; where LC_TALL is LC_TMR the tall ones fold away) */
+                   and `trows` constants: three copies, tall tiles at the full
+                   width only (each copy costs every unit that calls this
+                   function a tenth of a second of gcc: a fourth, tall and half
+                   wide, made a Conv2D's cold build 0.3 s slower for products of
+                   16 columns or fewer) */
                 const int whole = mr == th && nr == width;
                 double *to = whole ? cp : lc_edge_c;
                 const int64_t to_r = whole ? cr : LC_NR_F64, to_c = whole ? cc : 1;
                 if (th == LC_TALL && halves == 2)
                     lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, whole && add, to, to_r, to_c, 2, LC_TALL);
-                else if (th == LC_TALL)
-                    lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, whole && add, to, to_r, to_c, 1, LC_TALL);
                 else if (halves == 2)
                     lc_kernel_f64_tile(kc, ap, arow, s, bp, bl, alpha, whole && add, to, to_r, to_c, 2, LC_TMR);
                 else
