@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import ir
+from .autodiff import grad_name
 from .ir import IndexValue, Load, Program
 
 @dataclass(frozen=True)
@@ -96,8 +97,11 @@ def _overwritable(p: Program) -> dict:
     """``{output: saved input}`` where a pointwise output stage is the only
     reader of a saved tensor of its size, and reads it only at the element it
     writes: the output may then be written over it (softmax losses' gradient
-    over the kept exponentials)."""
-    saved = {t.name: t.shape for t in p.tensors if t.role == "saved"}
+    over the kept exponentials). Not a saved tensor that is the forward's
+    output (the backward takes its gradient): the caller holds that array too
+    (tanh's gradient reads its output)."""
+    grads = {t.name for t in p.tensors if t.role == "grad"}
+    saved = {t.name: t.shape for t in p.tensors if t.role == "saved" and grad_name(t.name) not in grads}
     readers = p.readers()
     pairs = {}
     for name in p.outputs:

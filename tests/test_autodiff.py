@@ -143,6 +143,8 @@ def test_a_derivative_written_in_the_result_reads_the_stored_output(op):
     assert [t.name for t in lowered.backward.tensors if t.role == "saved"] == [output]
     calls = {e.op for s in lowered.backward.stages for e in postorder(s.body) if isinstance(e, Call)}
     assert op not in calls
+    # the caller holds the output: the gradient is never written over it
+    assert not any(a.over for a in lowered.signatures["backward"].args)
     assert check_grad(Activation, N=7).assert_ok()
 
 

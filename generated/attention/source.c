@@ -203,8 +203,8 @@ static inline double lc_ndtr(double x) { return 0.5 * erfc(-0.7071067811865476 *
 #define LC_TMR 8
 /* rows of the taller tiles those run down the rows of A that fill them: 12 x 2
    accumulators fit AVX-512's 32 registers and load each row of B for 12 rows of
-   A, not 8 (a 3x3 convolution's weight-gradient product ran 7-10% faster, its
-   backward 3-4%); AVX2's 16 registers hold no more than LC_TMR x 2 */
+   A, not 8 (a 3x3 convolution's weight-gradient product ran 6% faster, its
+   backward 1-5%); AVX2's 16 registers hold no more than LC_TMR x 2 */
 #if LC_VECTOR_BYTES == 64
 #define LC_TALL 12
 #else

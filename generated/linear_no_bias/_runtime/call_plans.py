@@ -158,9 +158,7 @@ class CallPlans:
                 continue
             shape = tuple(evaluate(d, sizes) for d in a.shape)
             check_total_size(self.name, a.name, shape)
-            # a saved forward output is the caller's array too: never written over
-            over = "" if a.over in self._outputs else a.over
-            outs.append((position, a.name, self._pool_of(role, a.name), shape, over))
+            outs.append((position, a.name, self._pool_of(role, a.name), shape, a.over))
         return _RolePlan(self._functions[role], tuple(template),
                          tuple(ins), tuple(outs))
 
