@@ -28,14 +28,11 @@ import math
 from . import ir
 from .ir import (Axis, Call, Const, IConst, ILoad, IndexValue, IVar, Load, Program, Stage, TensorDecl,
                  affine, isubst, ivars)
+from .ir import grad_name  # noqa: F401 - the backward's names, used here and by custom_backward
 from .ops_table import OPS, ONE, ZERO
 from .simplify import eliminate_dead_stages, simplify_program
 
 DIFFERENTIABLE_ROLES = ("input", "param")
-
-
-def grad_name(tensor: str) -> str:
-    return f"grad_{tensor}"
 
 
 def parameter_gradients(backward: Program, inputs: tuple) -> Program | None:

@@ -611,3 +611,8 @@ def format_program(p: Program) -> str:
     if p.outputs:
         lines.append("return " + ", ".join(p.outputs))
     return "\n".join(lines)
+
+
+def grad_name(tensor: str) -> str:
+    """The name of ``tensor``'s gradient in a backward program."""
+    return f"grad_{tensor}"

@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import ir
-from .autodiff import grad_name
-from .ir import IndexValue, Load, Program
+from .ir import IndexValue, Load, Program, grad_name
 
 @dataclass(frozen=True)
 class Arg:
