@@ -44,10 +44,14 @@ class Partials:
 
 @dataclass(frozen=True)
 class RowBuffer:
-    """A row of ``count`` elements, not initialized: ``ctype name[count]``."""
+    """A row of ``count`` elements, not initialized: ``ctype name[count]``; with
+    ``fits``, a pointer ``name`` to that array where ``fits`` holds, else to
+    ``own_row``."""
     ctype: str
     name: str
     count: int
+    fits: str = ""
+    own_row: str = ""
     form: ClassVar[str] = "row_buffer"
 
 

@@ -18,7 +18,7 @@ from .cprint import Printer, c_comment, init_value, render, tensor_c, var_c
 from .cstatements import (AddWhere, Declare, Fence, Fill, FoldLanes, Let, Loop, Partials, RowBuffer, Store, StoreEach,
                           Stream, TileBuffer, TileFlush, TileStart, TileStore, Update, Verbatim)
 from .ir import IConst, IVar
-from .schedule import owns_rows, range_condition
+from .schedule import LOCAL_ROW_LIMIT, owns_rows, range_condition
 
 # tiles of this many elements (LC_TILE) are computed in a small array, then
 # streamed out; a loop shorter than two tiles is not worth it
@@ -458,6 +458,19 @@ def render_online(nest, ctx) -> str:
     return render("nest.c.j2", comment=comment, prologue=[], loops=loops, lets=[], body=[Verbatim(body)], epilogue=[])
 
 
+def _row_buffer(nest, printer: Printer, ctx, tensor: str, buffer: str, k: int) -> RowBuffer:
+    """The thread's buffer of a tensor kept a row at a time (``Nest.local``):
+    an array of the row's known length, or of ``LOCAL_ROW_LIMIT`` elements
+    where the row's length is known only at run time, used when the row fits
+    (else the row's own place in the tensor, which is allocated whole)."""
+    row = ctx.shapes[tensor][k:]
+    if all(isinstance(e, IConst) for e in row):
+        return RowBuffer(ctx.ctype, buffer, math.prod(e.value for e in row))
+    own = printer.at(tensor_c(tensor), tensor, tuple(IVar(loop.var) for loop in nest.loops[:k]) + (IConst(0),) * len(row))
+    return RowBuffer(ctx.ctype, buffer, LOCAL_ROW_LIMIT, fits=f"{printer.product(row)} <= {LOCAL_ROW_LIMIT}",
+                     own_row=f"&{own}")
+
+
 def _rows_nest(nest, ctx, inside) -> str:
     """The C of a ``"rows"`` nest, its nests rendered in context ``inside``."""
     printer = ctx.printer(st for _, st in nest.members)
@@ -466,9 +479,7 @@ def _rows_nest(nest, ctx, inside) -> str:
     widest = max(nest.group, key=lambda member: len(member.loops))
     if any(plan.parallel for plan in nest.loops):
         loops = _in_threads(loops, _parallel_loop(nest), nest, printer, ctx, inner=widest.loops)
-    # each thread's rows of the tensors kept a row at a time (``Nest.local``)
-    buffers = [RowBuffer(ctx.ctype, buffer, math.prod(e.value for e in ctx.shapes[name][k:]))
-               for name, (buffer, k) in inside.local.items()]
+    buffers = [_row_buffer(nest, printer, ctx, name, buffer, k) for name, (buffer, k) in inside.local.items()]
     body = buffers + [Verbatim(inside.render(member)) for member in nest.group]
     return render("nest.c.j2", comment=_comment(st for _, st in nest.members) + " (row by row)", prologue=[],
                   loops=loops, lets=[], body=body, epilogue=[])

@@ -284,13 +284,13 @@ def starting_value(s: Stage) -> tuple:
 
 
 def add_into_products(p: Program) -> Program:
-    """A matrix product whose only reader adds something to it elementwise (a
-    bias, a residual, another product) becomes that sum, started at the addend:
-    ``out = z + sum_k a*b`` as ``sum_k (select(k == 0, z, 0) + a*b)``. Its nest
-    writes ``z`` into the output and the BLAS adds the product onto it (beta 1):
-    one pass over the output and one buffer fewer. Only where the sum is a
-    matrix product (its nest writes ``z`` first, as BLAS calls or packed ones;
-    a plain loop nest would test the condition every term)."""
+    """A matrix product or window sum whose only reader adds something to it
+    elementwise (a bias, a residual, another product) becomes that sum,
+    started at the addend: ``out = z + sum_k a*b`` as ``sum_k (select(k == 0,
+    z, 0) + a*b)``. A product's nest writes ``z`` into the output and the BLAS
+    adds the product onto it (beta 1); a window's sum starts at ``z``
+    (``Sliding.start``): one pass over the output and one buffer fewer. Only
+    for those two (a plain loop nest would test the condition every term)."""
     readers = p.readers()
     kept = set(p.outputs) | {s for _, s in p.updates}
     products = {s.name: s for s in p.stages if s.reduce == "sum" and s.scatter_index is None}
@@ -329,9 +329,19 @@ def _started_product(s: Stage, products: dict, readers: dict, kept: set):
         product = ir.subst_indices(c.body, {old: IVar(new) for old, new in names.items()})
         start = Call("select", (_first_term(reduce_axes), addend, Const(0.0)))
         started = ir.replace(s, body=Call("add", (start, product)), reduce="sum", reduce_axes=reduce_axes)
-        if plan_contraction(started) is not None:
+        if plan_contraction(started) is not None or _started_window(started) is not None:
             return started, c.name
     return None
+
+
+def _started_window(s: Stage) -> Sliding | None:
+    """The window plan of a sum started at a value (``starting_value``), with
+    that value as its ``start``; None when the sum is no window reduction."""
+    start, terms = starting_value(s)
+    sliding = plan_sliding(ir.replace(s, body=terms)) if start is not None else None
+    if sliding is None or sliding.scatter:
+        return None
+    return dataclasses.replace(sliding, start=start)
 
 
 def _bind(pattern, expr, free: set, binding: dict) -> bool:
@@ -957,7 +967,7 @@ def plan_windowed(s: Stage, shapes: dict) -> Nest | None:
     """A ``"window"`` nest for a window reduction or a window's adjoint
     (compiler/windows.py), its column cut to where the reads are inside their
     tensors; None for other stages, or a scatter whose writes it cannot bound."""
-    sliding = plan_sliding(s)
+    sliding = _started_window(s) or plan_sliding(s)
     if sliding is None:
         return None
     window = plan_window(sliding.bounded, sliding.column.name, shapes)
@@ -1443,16 +1453,17 @@ def _plan_nests(p: Program, fuse_siblings: bool, short: bool) -> tuple:
 
 def _row_locals(rows: Nest, nests: list, p: Program) -> tuple:
     """``Nest.local`` of ``rows``: ``(tensor, k)`` of each tensor its nests
-    write along its ``k`` row loops whose row has at most ``LOCAL_ROW_LIMIT``
-    elements (known), which no other nest reads and the program does not
-    return: softmax's exponentials, once the backward takes them from its
-    output (``terms_from_quotients``), never reach memory."""
+    write along its ``k`` row loops, which no other nest reads and the program
+    does not return, whose row has at most ``LOCAL_ROW_LIMIT`` elements: known,
+    or checked at run time (a longer row then stays in the tensor's memory):
+    softmax's exponentials, once the backward takes them from its output
+    (``terms_from_quotients``), never reach memory."""
     kept = set(p.outputs) | {name for _, name in p.updates}
     elsewhere = set().union(*(ir.tensors_read(st.body) for n in nests if n is not rows for _, st in n.members))
     k = len(rows.loops)
     local = []
     for _, st in rows.members:
-        inner = math.prod(e.value if isinstance(e, IConst) else LOCAL_ROW_LIMIT + 1 for e in st.shape[k:])
+        inner = math.prod(e.value if isinstance(e, IConst) else 1 for e in st.shape[k:])
         if st.name in kept or st.name in elsewhere or st.reduce or inner > LOCAL_ROW_LIMIT:
             continue
         if st.index[:k] == tuple(IVar(loop.var) for loop in rows.loops):

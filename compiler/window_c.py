@@ -34,7 +34,8 @@ def render_window(nest, ctx) -> str:
     varying = {plan.column.name} | {a.name for a in plan.inner}
     hoisted = [let for let, e in zip(fast.lets, fast.nodes) if not ir.ivars_of_expr(e) & varying]
     pre = _per_offset(plan, fast, hoisted, index)
-    fast_part["lines"] = [pre["reads"].get(let.name, let) if pre else let for let in fast.lets
+    fast_part["start_lines"] = [let for let in fast_part["start_lines"] if let not in hoisted]
+    fast_part["lines"] = [pre["reads"].get(let.name, let) if pre else let for let in fast_part["lines"]
                           if let not in hoisted]
     # the edges hold the columns a window reaches outside its tensor: there a
     # reduction reads zero, and a scatter writes nothing
@@ -44,7 +45,7 @@ def render_window(nest, ctx) -> str:
     # rows took a fifth of its time in scalar code)
     edge_simd = edges and bool(bounds.tests) and reduce == "sum" and not (plan.scatter or plan.gaps)
     return render(
-        "window.c.j2", comment=c_comment(ir.format_stage(s)), planes=len(plan.planes),
+        "window.c.j2", comment=c_comment(ir.format_stage(nest.stage)), planes=len(plan.planes),
         work=index.size(plan.order) if plan.planes else "", min_work=ctx.min_work,
         clear=_plane_clear(plan, index), loops=_offsets(plan.planes + plan.rows + plan.outer, index),
         written=_offsets(written, index), summed=_offsets(summed, index), hoisted=hoisted, pre=pre,
@@ -132,7 +133,10 @@ def _window_part(plan, printer: Printer, body, mode: str, guarded: bool = False)
     offsets the target does not use, then stored) or added to ``target``
     (plain, guarded). On the edges a scatter writes only where ``guard`` holds
     (its target inside the tensor); a gather's guard is worked out after its
-    sum (``guard_lines``), the offsets it uses alone being in scope."""
+    sum (``guard_lines``), the offsets it uses alone being in scope. A sum
+    started at a value (``plan.start``) begins at ``start`` (after ``start_lines``)."""
+    start = printer.value(plan.start) if plan.start is not None else None
+    start_lines = list(printer.lets)
     value = printer.value(body)
     guard, guard_lines = None, []
     if guarded and plan.write_guard is not None and mode == "gather":
@@ -142,8 +146,8 @@ def _window_part(plan, printer: Printer, body, mode: str, guarded: bool = False)
         guard = printer.value(plan.write_guard)
     elif mode == "guarded":
         mode = "plain"
-    return dict(lines=printer.lets, value=value, guard=guard, guard_lines=guard_lines, mode=mode,
-                target=printer.element(plan.stage.name, plan.target))
+    return dict(lines=printer.lets[len(start_lines):], value=value, guard=guard, guard_lines=guard_lines, mode=mode,
+                target=printer.element(plan.stage.name, plan.target), start=start, start_lines=start_lines)
 
 
 __all__ = ["render_window"]

@@ -71,7 +71,9 @@ class Sliding:
     is ``select(write_guard, term, 0)``: the target is in its tensor,
     ``injective`` when it stores each element once, and its planes need a
     ``clear`` first unless it stores every element. ``in_range``: reads inside
-    their tensor though not inside each dimension (``merge_rows``)."""
+    their tensor though not inside each dimension (``merge_rows``). ``start``:
+    what a sum starts from instead of 0 (``schedule.add_into_products``: a
+    bias added to a depthwise convolution), read once per output element."""
 
     stage: Stage
     planes: tuple
@@ -83,6 +85,7 @@ class Sliding:
     injective: bool = False
     clear: bool = True
     in_range: frozenset = frozenset()
+    start: object = None
 
     @property
     def scatter(self) -> bool:

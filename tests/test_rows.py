@@ -162,6 +162,20 @@ def test_softmax_exponentials_stay_in_a_row_buffer_where_a_row_fits(k):
     assert ("lc_row0" in m.source) == (k <= LOCAL_ROW_LIMIT)
 
 
+@pytest.mark.parametrize("k", [16, 197, LOCAL_ROW_LIMIT, LOCAL_ROW_LIMIT + 1])
+def test_run_time_rows_use_the_thread_buffer_when_they_fit(k):
+    """A row whose length is known only at run time is kept in the thread's
+    buffer when it has at most LOCAL_ROW_LIMIT elements, else in its own
+    place in the tensor; both agree with numpy, on several threads."""
+    m = SoftmaxSpec.build()
+    (rows,) = [n for n in plan_program(m.compiled.forward) if n.form == "rows"]
+    assert [name for name, _ in rows.local] == [st.name for _, st in rows.members if st.name.endswith("_terms")]
+    assert f"<= {LOCAL_ROW_LIMIT}) ? lc_row0_space" in m.source
+    x = np.random.default_rng(k).standard_normal((37, k)).astype(np.float32) * 5
+    e = np.exp(x.astype(np.float64) - x.max(-1, keepdims=True))
+    np.testing.assert_allclose(m.forward(x).numpy(), e / e.sum(-1, keepdims=True), rtol=2e-6, atol=2e-7)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("k", [1, 9, 197, LOCAL_ROW_LIMIT + 3])
 def test_softmax_gradient_from_its_output_on_edge_rows(dtype, k):

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from layerc import Attr, Input, check_grad, compile_layer, layer, nn, ops
+from layerc import Attr, Input, Param, check_grad, compile_layer, layer, nn, ops
 from layerc.compiler import ir
 from layerc.compiler.autodiff import gradient_program
 from layerc.compiler.build import BuildOptions
@@ -300,12 +300,14 @@ def test_window_column_loops_vectorize(kind, kernel, dtype, tmp_path):
         assert not missed, f"{function}: loops at lines {missed} not vectorized:\n{report}"
 
 
+@pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("dtype", ["f32", "f64"])
-def test_depthwise_conv_loops_vectorize(dtype, tmp_path):
-    """A depthwise convolution of free rows: forward and input gradient (window
-    nests, their all-edge rows included) and the weight gradient's tiles."""
+def test_depthwise_conv_loops_vectorize(dtype, bias, tmp_path):
+    """A depthwise convolution of free rows: forward (its sum started at the
+    bias) and input gradient (window nests, their all-edge rows included) and
+    the weight gradient's tiles."""
     from layerc.nn import Conv2DSpec
-    source = compile_layer(Conv2DSpec, C=4, O=4, CG=1, KH=3, KW=3, groups=4, padding=(1, 1), bias=False).source
+    source = compile_layer(Conv2DSpec, C=4, O=4, CG=1, KH=3, KW=3, groups=4, padding=(1, 1), bias=bias).source
     reported, report = vector_report(source, tmp_path)
     for role in ("forward", "backward"):
         function = f"lc_conv2dspec_{role}_{dtype}"
@@ -313,6 +315,52 @@ def test_depthwise_conv_loops_vectorize(dtype, tmp_path):
         assert loops, f"no simd loop in {function}"
         missed = [first for first, last in loops if not any(first <= r <= last for r in reported)]
         assert not missed, f"{function}: loops at lines {missed} not vectorized:\n{report}"
+
+
+@layer
+class ResidualDepthwise:
+    """``x + bias + depthwise(x)`` (3x3, zero padding 1, one weight per
+    channel): a window sum whose only reader adds a value that changes along
+    the column."""
+    x = Input("N", "C", "H", "W")
+    weight = Param("C", 3, 3)
+    bias = Param("C")
+
+    def forward(x, weight, bias):
+        N, C, H, W = x.shape
+        i, j = ops.reduce_axis(3, "i"), ops.reduce_axis(3, "j")
+        window = ops.compute((N, C, H, W), lambda n, c, h, w: ops.sum(
+            x[n, c, h + i - 1, w + j - 1] * weight[c, i, j], over=(i, j)))
+        return x + bias.reshape(C, 1, 1) + window
+
+
+def _depthwise_reference(x, weight, bias):
+    padded = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    H, W = x.shape[2:]
+    window = sum(padded[:, :, i:i + H, j:j + W] * weight[None, :, i, j, None, None]
+                 for i in range(3) for j in range(3))
+    return window + bias[None, :, None, None]
+
+
+@pytest.mark.parametrize("spec, bindings", [
+    (nn.Conv2DSpec, dict(C=5, O=5, CG=1, KH=3, KW=3, groups=5, padding=(1, 1))),
+    (ResidualDepthwise, dict(C=5))])
+def test_a_window_sum_read_by_one_addition_starts_at_the_addend(spec, bindings):
+    """The bias of a depthwise convolution, or a residual added to it, is where
+    the window's sum starts: one nest writes the output (no sum stored and read
+    again), on rows narrower and wider than a run of vectors, the edges too."""
+    m = spec.build(**bindings)
+    nests = plan_program(m.compiled.forward)
+    assert [n.form for n in nests] == ["window"] and nests[0].sliding.start is not None
+    rng = np.random.default_rng(3)
+    weight, bias = (rng.standard_normal(p.data.shape).astype(np.float32) for p in m.parameters())
+    m.weight.data[...] = weight.reshape(m.weight.data.shape)
+    m.bias.data[...] = bias
+    for shape in [(2, 5, 4, 3), (1, 5, 9, 37), (3, 5, 1, 20)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        want = _depthwise_reference(x, weight.reshape(5, 3, 3), bias) + (x if spec is ResidualDepthwise else 0)
+        np.testing.assert_allclose(m.forward(x).numpy(), want, rtol=1e-5, atol=1e-5)
+    assert check_grad(spec, N=2, H=4, W=19, **bindings).ok
 
 
 def sanitized_run() -> None:
@@ -327,7 +375,8 @@ def sanitized_run() -> None:
             (PaddedPool2D, {}, (3, 1, 4, 1)),
             (StridedMax1D, {}, (2, 4)),
             (DilatedMax2D, {}, (1, 2, 9, 8)),
-            (nn.MaxPool2DSpec, dict(kernel_size=(10, 20), stride=(10, 20)), (1, 2, 21, 41))]:   # in lanes
+            (nn.MaxPool2DSpec, dict(kernel_size=(10, 20), stride=(10, 20)), (1, 2, 21, 41)),   # in lanes
+            (ResidualDepthwise, dict(C=2), (2, 2, 3, 19))]:                                     # started sums
         m = spec.build(options=BuildOptions(sanitize=True), dtype="float64", **bindings)
         y = m.forward(rng.standard_normal(shape))
         m.backward(np.ones(y.shape))
@@ -343,7 +392,7 @@ def test_windows_run_clean_under_asan_and_ubsan():
                             env=env, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert result.returncode == 0, result.stderr[-5000:]
     assert "AddressSanitizer" not in result.stderr and "runtime error" not in result.stderr, result.stderr[-5000:]
-    assert len(json.loads(result.stdout.strip().splitlines()[-1])) == 7
+    assert len(json.loads(result.stdout.strip().splitlines()[-1])) == 8
 
 
 def test_a_wide_window_that_tiles_its_input_is_differentiated_as_one_read_per_element():

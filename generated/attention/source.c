@@ -1486,7 +1486,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     }
 
 
-    /* reshape_26[i0, i1, 16 * i2_ + i2_lane] += matmul_24[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* reshape_26[i0, i1, i2] = matmul_24[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -1977,7 +1977,7 @@ int lc_multiheadattentionspec_forward_f32(int64_t S_B, int64_t S_S, const float 
     }
 
 
-    /* reshape_26[i0, i1, 16 * i2_ + i2_lane] += matmul_24[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* reshape_26[i0, i1, i2] = matmul_24[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -2450,7 +2450,7 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
     }
 
 
-    /* grad_matmul_11_22[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_14_9[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_11_22[i0, i1, i2] = grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -2546,7 +2546,7 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
     }
 
 
-    /* grad_matmul_6_29[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_15_18[i0, i2_, i2_lane, i1]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_6_29[i0, i1, i2] = grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -2642,7 +2642,7 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
     }
 
 
-    /* grad_matmul_1_36[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_4_17[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_1_36[i0, i1, i2] = grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -3153,7 +3153,7 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
     }
 
 
-    /* grad_matmul_11_22[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_14_9[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_11_22[i0, i1, i2] = grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -3248,7 +3248,7 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
     }
 
 
-    /* grad_matmul_6_29[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_15_18[i0, i2_, i2_lane, i1]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_6_29[i0, i1, i2] = grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -3343,7 +3343,7 @@ int lc_multiheadattentionspec_backward_f32(int64_t S_B, int64_t S_S, const float
     }
 
 
-    /* grad_matmul_1_36[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_4_17[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_1_36[i0, i1, i2] = grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -3864,7 +3864,7 @@ int lc_multiheadattentionspec_backward_params_f32(int64_t S_B, int64_t S_S, cons
     }
 
 
-    /* grad_matmul_11_22[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_14_9[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_11_22[i0, i1, i2] = grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -3929,7 +3929,7 @@ int lc_multiheadattentionspec_backward_params_f32(int64_t S_B, int64_t S_S, cons
     }
 
 
-    /* grad_matmul_6_29[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_15_18[i0, i2_, i2_lane, i1]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_6_29[i0, i1, i2] = grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -3994,7 +3994,7 @@ int lc_multiheadattentionspec_backward_params_f32(int64_t S_B, int64_t S_S, cons
     }
 
 
-    /* grad_matmul_1_36[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_4_17[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_1_36[i0, i1, i2] = grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -4461,7 +4461,7 @@ int lc_multiheadattentionspec_backward_params_f32(int64_t S_B, int64_t S_S, cons
     }
 
 
-    /* grad_matmul_11_22[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_14_9[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_11_22[i0, i1, i2] = grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -4525,7 +4525,7 @@ int lc_multiheadattentionspec_backward_params_f32(int64_t S_B, int64_t S_S, cons
     }
 
 
-    /* grad_matmul_6_29[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_15_18[i0, i2_, i2_lane, i1]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_6_29[i0, i1, i2] = grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -4589,7 +4589,7 @@ int lc_multiheadattentionspec_backward_params_f32(int64_t S_B, int64_t S_S, cons
     }
 
 
-    /* grad_matmul_1_36[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_4_17[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_1_36[i0, i1, i2] = grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -5026,7 +5026,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     }
 
 
-    /* reshape_26[i0, i1, 16 * i2_ + i2_lane] += matmul_24[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* reshape_26[i0, i1, i2] = matmul_24[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -5517,7 +5517,7 @@ int lc_multiheadattentionspec_forward_f64(int64_t S_B, int64_t S_S, const double
     }
 
 
-    /* reshape_26[i0, i1, 16 * i2_ + i2_lane] += matmul_24[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* reshape_26[i0, i1, i2] = matmul_24[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -5990,7 +5990,7 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
     }
 
 
-    /* grad_matmul_11_22[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_14_9[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_11_22[i0, i1, i2] = grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -6086,7 +6086,7 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
     }
 
 
-    /* grad_matmul_6_29[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_15_18[i0, i2_, i2_lane, i1]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_6_29[i0, i1, i2] = grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -6182,7 +6182,7 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
     }
 
 
-    /* grad_matmul_1_36[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_4_17[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_1_36[i0, i1, i2] = grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -6693,7 +6693,7 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
     }
 
 
-    /* grad_matmul_11_22[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_14_9[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_11_22[i0, i1, i2] = grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -6788,7 +6788,7 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
     }
 
 
-    /* grad_matmul_6_29[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_15_18[i0, i2_, i2_lane, i1]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_6_29[i0, i1, i2] = grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -6883,7 +6883,7 @@ int lc_multiheadattentionspec_backward_f64(int64_t S_B, int64_t S_S, const doubl
     }
 
 
-    /* grad_matmul_1_36[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_4_17[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_1_36[i0, i1, i2] = grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -7404,7 +7404,7 @@ int lc_multiheadattentionspec_backward_params_f64(int64_t S_B, int64_t S_S, cons
     }
 
 
-    /* grad_matmul_11_22[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_14_9[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_11_22[i0, i1, i2] = grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -7469,7 +7469,7 @@ int lc_multiheadattentionspec_backward_params_f64(int64_t S_B, int64_t S_S, cons
     }
 
 
-    /* grad_matmul_6_29[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_15_18[i0, i2_, i2_lane, i1]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_6_29[i0, i1, i2] = grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -7534,7 +7534,7 @@ int lc_multiheadattentionspec_backward_params_f64(int64_t S_B, int64_t S_S, cons
     }
 
 
-    /* grad_matmul_1_36[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_4_17[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_1_36[i0, i1, i2] = grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -8001,7 +8001,7 @@ int lc_multiheadattentionspec_backward_params_f64(int64_t S_B, int64_t S_S, cons
     }
 
 
-    /* grad_matmul_11_22[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_14_9[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_11_22[i0, i1, i2] = grad_transpose_14_9[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -8065,7 +8065,7 @@ int lc_multiheadattentionspec_backward_params_f64(int64_t S_B, int64_t S_S, cons
     }
 
 
-    /* grad_matmul_6_29[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_15_18[i0, i2_, i2_lane, i1]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_6_29[i0, i1, i2] = grad_transpose_15_18[i0, i2 // 16, i2 % 16, i1] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {
@@ -8129,7 +8129,7 @@ int lc_multiheadattentionspec_backward_params_f64(int64_t S_B, int64_t S_S, cons
     }
 
 
-    /* grad_matmul_1_36[i0, i1, 16 * i2_ + i2_lane] += grad_transpose_4_17[i0, i2_, i1, i2_lane]    (scatter over i0, i1, i2_, i2_lane) */
+    /* grad_matmul_1_36[i0, i1, i2] = grad_transpose_4_17[i0, i2 // 16, i1, i2 % 16] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_B) * (int64_t)(S_S) * (int64_t)(4) * (int64_t)(16) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_B; ++v_i0) {

@@ -1120,11 +1120,11 @@ lc_philox_uniform(double sa, double sb, double ca, double cb, double row, double
 #if !defined(LC_PARTS) || (LC_PARTS >> 1 & 1)
 
 /* DepthwiseSeparableConvSpec (float) */
-int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_64, float *restrict T_gconv_0, float *restrict T_div_3, float *restrict T_sum_8, float *restrict T_div_24, float *restrict T_relu_29, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_sum_43, float *restrict T_div_59, float *restrict T_add_13, float *restrict T_add_20, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_2, float *restrict T_sum_37)
+int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_bn1_running_mean, const float *restrict T_bn1_running_var, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_bn2_running_mean, const float *restrict T_bn2_running_var, float *restrict T_relu_64, float *restrict T_conv_0, float *restrict T_div_2, float *restrict T_sum_7, float *restrict T_div_23, float *restrict T_relu_28, float *restrict T_conv_36, float *restrict T_div_38, float *restrict T_sum_43, float *restrict T_div_59, float *restrict T_add_12, float *restrict T_add_19, float *restrict T_add_48, float *restrict T_add_55, float *restrict T_sum_1, float *restrict T_sum_37)
 {
     if (((S_N * S_H) * S_W) < 16) {    /* short rows */
 
-    /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
+    /* conv_0[n, o, h, w] = sum_{i, j} x[n, o, h + i - 1, w + j - 1] * depthwise_weight[o, 0, i, j] */
     {
     int64_t lc_lo0 = 0, lc_hi0 = S_W;
     {
@@ -1135,10 +1135,9 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
-    #pragma omp parallel for collapse(4) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    #pragma omp parallel for collapse(3) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
-    for (int64_t v_g = 0; v_g < 8; ++v_g) {
-    for (int64_t v_og = 0; v_og < 1; ++v_og) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
     int lc_ok = 1;
     {
@@ -1152,7 +1151,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
             float lc_pre_t1[9];
             for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                const float t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                const float t1 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                 lc_pre_t1[((3 * v_i) + v_j)] = t1;
             }
             /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
@@ -1171,13 +1170,13 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                     const float t4 = (t2 * t3);
                     const float t5 = (((v_w + v_j) + -1) < S_W);
                     const float t6 = (t4 * t5);
-                    const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-                    const float t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                    const float t8 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const float t9 = (t7 * t8);
                     lc_acc += t9;
                 }
                 }
-                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+                T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
             /* runs of whole vectors, the last run ending at lc_hi (the columns
                done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
@@ -1189,13 +1188,13 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    const float t0 = T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
                     const float t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const float t2 = (t0 * t1);
                     lc_acc += t2;
                 }
                 }
-                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+                T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
             if (lc_full < lc_hi) {
             #pragma omp simd simdlen(8)
@@ -1205,13 +1204,13 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    const float t0 = T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
                     const float t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const float t2 = (t0 * t1);
                     lc_acc += t2;
                 }
                 }
-                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+                T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
             }
             #pragma omp simd simdlen(8)
@@ -1228,77 +1227,76 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                     const float t4 = (t2 * t3);
                     const float t5 = (((v_w + v_j) + -1) < S_W);
                     const float t6 = (t4 * t5);
-                    const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-                    const float t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                    const float t8 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const float t9 = (t7 * t8);
                     lc_acc += t9;
                 }
                 }
-                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+                T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
     }
     }
     }
     }
-    }
 
-    /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3]; div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W; sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) (row by row) */
+    /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3]; div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W; sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) (row by row) */
     {
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-            /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
+            /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3] */
             {
             float acc = 0.0f;
             for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
             #pragma omp simd reduction(+:acc)
             for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
-                const float t0 = T_gconv_0[(((v_r0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_r2];
+                const float t0 = T_conv_0[((v_r0) * 8 + v_i1) * S_H * S_W + v_r2];
                 acc += t0;
             }
             }
-            T_sum_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            T_sum_1[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
             }
-            /* div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W */
+            /* div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W */
             {
-                const float t0 = T_sum_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t0 = T_sum_1[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
                 const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
-                T_div_3[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
+                T_div_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
             }
-            /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) */
+            /* sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) */
             {
             float acc = 0.0f;
             for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-                const float t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
             #pragma omp simd reduction(+:acc)
             for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
-                const float t0 = T_gconv_0[(((v_r0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_r2];
+                const float t0 = T_conv_0[((v_r0) * 8 + v_i1) * S_H * S_W + v_r2];
                 const float t2 = (t0 - t1);
                 const float t3 = (t2 * t2);
                 acc += t3;
             }
             }
-            T_sum_8[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            T_sum_7[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
             }
     }
     }
     }
     }
     }
-    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_24[i0_, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_8[0, i0, 0, 0] / N * H * W + 1e-05) */
+    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_23[i0_, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_7[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const float t0 = T_bn1_running_mean[v_i0];
         const float t1 = (0.9f * t0);
-        const float t2 = T_div_3[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const float t2 = T_div_2[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
         const float t3 = (0.1f * t2);
         const float t4 = (t1 + t3);
         const float t5 = T_bn1_running_var[v_i0];
         const float t6 = (0.9f * t5);
-        const float t7 = T_sum_8[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const float t7 = T_sum_7[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
         const float t8 = (t7 / ((float)((S_N * S_H) * S_W)));
         const float t9 = t8;
         const float t10 = (t9 * ((float)((S_N * S_H) * S_W)));
@@ -1309,33 +1307,33 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
         const float t15 = (t8 + 1e-05f);
         const float t16 = sqrtf(t15);
         const float t17 = (t14 / t16);
-        T_add_13[v_i0] = t4;
-        T_add_20[v_i0] = t13;
-        T_div_24[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
+        T_add_12[v_i0] = t4;
+        T_add_19[v_i0] = t13;
+        T_div_23[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
     }
     }
-    /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
+    /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        const float t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t3 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t5 = T_bn1_bias[v_i1];
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const float t0 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+        const float t0 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
         const float t2 = (t0 - t1);
         const float t4 = (t2 * t3);
         const float t6 = (t4 + t5);
         const float t7 = (t6 < 0 ? 0 : t6);
-        T_relu_29[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2] = t7;
+        T_relu_28[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2] = t7;
     }
     }
     }
     }
 
-    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    /* conv_36[n_32, o_33, h_34, w_35] = sum_{c_29} relu_28[n_32, c_29, h_34, w_35] * pointwise_weight[o_33, c_29, 0, 0] */
     {
 
     if (8 == 0) {
@@ -1373,8 +1371,8 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     float *lc_out = T_conv_36;
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
-        const int64_t v_n_33 = lc_task / lc_blocks;
-        lc_kernel_f32_tiles(16, (S_H * S_W), 8, 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 1, 0, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        const int64_t v_n_32 = lc_task / lc_blocks;
+        lc_kernel_f32_tiles(16, (S_H * S_W), 8, 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 1, 0, T_relu_28 + ((((v_n_32) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_32) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
     }
     }
     free(lc_ws);
@@ -1479,7 +1477,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
         return 0;
     }
 
-    /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
+    /* conv_0[n, o, h, w] = sum_{i, j} x[n, o, h + i - 1, w + j - 1] * depthwise_weight[o, 0, i, j] */
     {
     int64_t lc_lo0 = 0, lc_hi0 = S_W;
     {
@@ -1490,10 +1488,9 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
-    #pragma omp parallel for collapse(4) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    #pragma omp parallel for collapse(3) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
-    for (int64_t v_g = 0; v_g < 8; ++v_g) {
-    for (int64_t v_og = 0; v_og < 1; ++v_og) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
     int lc_ok = 1;
     {
@@ -1507,7 +1504,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
             float lc_pre_t1[9];
             for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                const float t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                const float t1 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                 lc_pre_t1[((3 * v_i) + v_j)] = t1;
             }
             /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
@@ -1526,13 +1523,13 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                     const float t4 = (t2 * t3);
                     const float t5 = (((v_w + v_j) + -1) < S_W);
                     const float t6 = (t4 * t5);
-                    const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-                    const float t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                    const float t8 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const float t9 = (t7 * t8);
                     lc_acc += t9;
                 }
                 }
-                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+                T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
             /* runs of whole vectors, the last run ending at lc_hi (the columns
                done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
@@ -1544,13 +1541,13 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    const float t0 = T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
                     const float t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const float t2 = (t0 * t1);
                     lc_acc += t2;
                 }
                 }
-                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+                T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
             if (lc_full < lc_hi) {
             #pragma omp simd simdlen(8)
@@ -1560,13 +1557,13 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    const float t0 = T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
                     const float t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const float t2 = (t0 * t1);
                     lc_acc += t2;
                 }
                 }
-                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+                T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
             }
             #pragma omp simd simdlen(8)
@@ -1583,77 +1580,76 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                     const float t4 = (t2 * t3);
                     const float t5 = (((v_w + v_j) + -1) < S_W);
                     const float t6 = (t4 * t5);
-                    const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-                    const float t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                    const float t8 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const float t9 = (t7 * t8);
                     lc_acc += t9;
                 }
                 }
-                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+                T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
     }
     }
     }
     }
-    }
 
-    /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3]; div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W; sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) (row by row) */
+    /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3]; div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W; sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) (row by row) */
     {
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-            /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
+            /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3] */
             {
             float acc = 0.0f;
             for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
             #pragma omp simd reduction(+:acc)
             for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
-                const float t0 = T_gconv_0[(((v_r0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_r2];
+                const float t0 = T_conv_0[((v_r0) * 8 + v_i1) * S_H * S_W + v_r2];
                 acc += t0;
             }
             }
-            T_sum_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            T_sum_1[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
             }
-            /* div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W */
+            /* div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W */
             {
-                const float t0 = T_sum_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t0 = T_sum_1[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
                 const float t1 = (t0 / ((float)((S_N * S_H) * S_W)));
-                T_div_3[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
+                T_div_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
             }
-            /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) */
+            /* sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) */
             {
             float acc = 0.0f;
             for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-                const float t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
             #pragma omp simd reduction(+:acc)
             for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
-                const float t0 = T_gconv_0[(((v_r0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_r2];
+                const float t0 = T_conv_0[((v_r0) * 8 + v_i1) * S_H * S_W + v_r2];
                 const float t2 = (t0 - t1);
                 const float t3 = (t2 * t2);
                 acc += t3;
             }
             }
-            T_sum_8[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            T_sum_7[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
             }
     }
     }
     }
     }
     }
-    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_24[i0_, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_8[0, i0, 0, 0] / N * H * W + 1e-05) */
+    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_23[i0_, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_7[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const float t0 = T_bn1_running_mean[v_i0];
         const float t1 = (0.9f * t0);
-        const float t2 = T_div_3[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const float t2 = T_div_2[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
         const float t3 = (0.1f * t2);
         const float t4 = (t1 + t3);
         const float t5 = T_bn1_running_var[v_i0];
         const float t6 = (0.9f * t5);
-        const float t7 = T_sum_8[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const float t7 = T_sum_7[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
         const float t8 = (t7 / ((float)((S_N * S_H) * S_W)));
         const float t9 = t8;
         const float t10 = (t9 * ((float)((S_N * S_H) * S_W)));
@@ -1664,33 +1660,33 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
         const float t15 = (t8 + 1e-05f);
         const float t16 = sqrtf(t15);
         const float t17 = (t14 / t16);
-        T_add_13[v_i0] = t4;
-        T_add_20[v_i0] = t13;
-        T_div_24[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
+        T_add_12[v_i0] = t4;
+        T_add_19[v_i0] = t13;
+        T_div_23[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
     }
     }
-    /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
+    /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        const float t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t3 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t5 = T_bn1_bias[v_i1];
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const float t0 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+        const float t0 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
         const float t2 = (t0 - t1);
         const float t4 = (t2 * t3);
         const float t6 = (t4 + t5);
         const float t7 = (t6 < 0 ? 0 : t6);
-        T_relu_29[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2] = t7;
+        T_relu_28[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2] = t7;
     }
     }
     }
     }
 
-    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    /* conv_36[n_32, o_33, h_34, w_35] = sum_{c_29} relu_28[n_32, c_29, h_34, w_35] * pointwise_weight[o_33, c_29, 0, 0] */
     {
 
     if (8 == 0) {
@@ -1728,8 +1724,8 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     float *lc_out = T_conv_36;
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
-        const int64_t v_n_33 = lc_task / lc_blocks;
-        lc_kernel_f32_tiles(16, (S_H * S_W), 8, 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 1, 0, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        const int64_t v_n_32 = lc_task / lc_blocks;
+        lc_kernel_f32_tiles(16, (S_H * S_W), 8, 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 1, 0, T_relu_28 + ((((v_n_32) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_32) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
     }
     }
     free(lc_ws);
@@ -1836,7 +1832,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
 #if !defined(LC_PARTS) || (LC_PARTS >> 2 & 1)
 
 /* DepthwiseSeparableConvSpec_backward (float) */
-int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_64, const float *restrict T_gconv_0, const float *restrict T_div_3, const float *restrict T_sum_8, const float *restrict T_div_24, const float *restrict T_relu_29, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_depthwise_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_pointwise_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_6, float *restrict T_grad_sum_43_12, float *restrict T_grad_div_38_16, float *restrict T_grad_sum_37_17, float *restrict T_grad_conv_36, float *restrict T_grad_relu_29_19, float *restrict T_grad_div_24_26, float *restrict T_grad_sum_8_32, float *restrict T_grad_div_3_36, float *restrict T_grad_sum_2_37, float *restrict T_grad_gconv_0_39)
+int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_64, const float *restrict T_conv_0, const float *restrict T_div_2, const float *restrict T_sum_7, const float *restrict T_div_23, const float *restrict T_relu_28, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_depthwise_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_pointwise_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_6, float *restrict T_grad_sum_43_12, float *restrict T_grad_div_38_16, float *restrict T_grad_sum_37_17, float *restrict T_grad_conv_36, float *restrict T_grad_relu_28_19, float *restrict T_grad_div_23_26, float *restrict T_grad_sum_7_32, float *restrict T_grad_div_2_36, float *restrict T_grad_sum_1_37, float *restrict T_grad_conv_0)
 {
     if (((S_N * S_H) * S_W) < 16) {    /* short rows */
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
@@ -1988,12 +1984,12 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    /* grad_relu_28_19[n_32, c_29, h_34, w_35] = sum_{o_33} grad_conv_36[n_32, o_33, h_34, w_35] * pointwise_weight[o_33, c_29, 0, 0] */
     {
 
     if (16 == 0) {
         /* an empty sum is zero */
-        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_29_19[k] = 0;
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_28_19[k] = 0;
     } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
     /* tasks: every value of the calls' loops times blocks of none, each
        block's packed workspace about 1048576 bytes */
@@ -2023,11 +2019,11 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     {
     const int lc_tid = omp_get_thread_num();
     float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    float *lc_out = T_grad_relu_29_19;
+    float *lc_out = T_grad_relu_28_19;
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
-        const int64_t v_n_33 = lc_task / lc_blocks;
-        lc_kernel_f32_tiles(8, (S_H * S_W), 16, 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 1, 8, 0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        const int64_t v_n_32 = lc_task / lc_blocks;
+        lc_kernel_f32_tiles(8, (S_H * S_W), 16, 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 1, 8, 0, T_grad_conv_36 + ((((v_n_32) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_32) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
     }
     }
     free(lc_ws);
@@ -2035,14 +2031,14 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
 
 
-    /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu_29[n_33, c_30, h_34, w_35] */
+    /* grad_pointwise_weight[o_33, c_29, j2, j3] = sum_{n_32, h_34, w_35} grad_conv_36[n_32, o_33, h_34, w_35] * relu_28[n_32, c_29, h_34, w_35] */
     {
 
     if (((S_N * S_H) * S_W) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] = 0;
     } else if ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) > 0) {
-    /* tasks: every value of the calls' loops times blocks of c_30, each
+    /* tasks: every value of the calls' loops times blocks of c_29, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = 8;
     int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((S_H * S_W));
@@ -2057,11 +2053,11 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
     lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
     lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_c_30_step = lc_step;
+    const int64_t v_c_29_step = lc_step;
     const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = ((S_H * S_W) * v_c_30_step) + LC_TILE_SCRATCH(LC_NR_F32);
+    const int64_t lc_room = ((S_H * S_W) * v_c_29_step) + LC_TILE_SCRATCH(LC_NR_F32);
     float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
     if ((lc_room > 0 && !lc_ws)) {
         free(lc_ws);
@@ -2076,43 +2072,43 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     {
     const int lc_tid = omp_get_thread_num();
     float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((S_H * S_W) * v_c_30_step));
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((S_H * S_W) * v_c_29_step));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
     float *lc_out = lc_tid == 0 ? T_grad_pointwise_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1));
     if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) lc_out[k] = 0;
     #pragma omp for schedule(static)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
-        const int64_t v_c_30_start = lc_task % lc_blocks * lc_step;
-        const int64_t v_c_30_stop = lc_min_i64(v_c_30_start + lc_step, lc_extent);
-        const int64_t v_n_33 = (lc_task / lc_blocks) % (S_N);
+        const int64_t v_c_29_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_c_29_stop = lc_min_i64(v_c_29_start + lc_step, lc_extent);
+        const int64_t v_n_32 = (lc_task / lc_blocks) % (S_N);
         const int64_t v_j3 = (lc_task / lc_blocks / (S_N)) % (1);
         const int64_t v_j2 = lc_task / lc_blocks / ((S_N) * (1));
 
         {
-        const int64_t lc_lo_bound = v_c_30_start;
-        const int64_t lc_hi_bound = v_c_30_stop;
+        const int64_t lc_lo_bound = v_c_29_start;
+        const int64_t lc_hi_bound = v_c_29_stop;
         for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
         for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
         {
-            float *restrict lc_dst = lc_pack_b + (((((v_h_34 * S_W) + v_w_35) * (v_c_30_stop + (-1 * v_c_30_start))) + (v_c_30_start + (-1 * v_c_30_start))));
-            const int64_t lc_first = v_c_30_start, lc_end = v_c_30_stop;
+            float *restrict lc_dst = lc_pack_b + (((((v_h_34 * S_W) + v_w_35) * (v_c_29_stop + (-1 * v_c_29_start))) + (v_c_29_start + (-1 * v_c_29_start))));
+            const int64_t lc_first = v_c_29_start, lc_end = v_c_29_stop;
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_c_30 = lc_first; v_c_30 < lc_lo; ++v_c_30) lc_dst[v_c_30 - lc_first] = 0;
+            for (int64_t v_c_29 = lc_first; v_c_29 < lc_lo; ++v_c_29) lc_dst[v_c_29 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_c_30 = lc_lo; v_c_30 < lc_hi; ++v_c_30) {
-                    const float t0 = T_relu_29[(((v_n_33) * 8 + v_c_30) * S_H + v_h_34) * S_W + v_w_35];
-                    lc_dst[v_c_30 - lc_first] = t0;
+                for (int64_t v_c_29 = lc_lo; v_c_29 < lc_hi; ++v_c_29) {
+                    const float t0 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + v_h_34) * S_W + v_w_35];
+                    lc_dst[v_c_29 - lc_first] = t0;
                 }
             }
-            for (int64_t v_c_30 = lc_hi; v_c_30 < lc_end; ++v_c_30) lc_dst[v_c_30 - lc_first] = 0;
+            for (int64_t v_c_29 = lc_hi; v_c_29 < lc_end; ++v_c_29) lc_dst[v_c_29 - lc_first] = 0;
         }
         }
         }
         }
-        lc_kernel_f32_tiles(16, (v_c_30_stop + (-1 * v_c_30_start)), (S_H * S_W), 1.0f, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, 0, lc_pack_b, (v_c_30_stop + (-1 * v_c_30_start)), 0, 1, lc_out + ((((0) * 8 + v_c_30_start) * 1 + v_j2) * 1 + v_j3), 8, 1, lc_scratch);
+        lc_kernel_f32_tiles(16, (v_c_29_stop + (-1 * v_c_29_start)), (S_H * S_W), 1.0f, T_grad_conv_36 + ((((v_n_32) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, 0, lc_pack_b, (v_c_29_stop + (-1 * v_c_29_start)), 0, 1, lc_out + ((((0) * 8 + v_c_29_start) * 1 + v_j2) * 1 + v_j3), 8, 1, lc_scratch);
     }
     }
     for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
@@ -2125,19 +2121,19 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_29_19[i0, s0, i2, i3] * ((gconv_0[i0, s0, 0, i2, i3] - div_3[0, s0, 0, 0]) * div_24[0, s0, 0, 0] + bn1_bias[s0] > 0) */
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const float t2 = T_div_3[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_24[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t2 = T_div_2[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_23[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t6 = T_bn1_bias[v_s0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const float t0 = T_grad_relu_29_19[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
-        const float t1 = T_gconv_0[(((v_i0) * 8 + v_s0) * 1 + 0) * S_H * S_W + v_i2];
+        const float t0 = T_grad_relu_28_19[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
+        const float t1 = T_conv_0[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
@@ -2149,19 +2145,19 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         T_grad_bn1_bias[v_s0] = acc;
     }
     }
-    /* grad_div_24_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) */
+    /* grad_div_23_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const float t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t6 = T_bn1_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const float t0 = T_grad_relu_29_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const float t1 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+        const float t0 = T_grad_relu_28_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const float t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
@@ -2171,15 +2167,15 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         acc += t10;
     }
     }
-        T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        T_grad_div_23_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
-    /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_8_32[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, s0, 0, 0] * 0.5 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+    /* grad_bn1_weight[s0] = grad_div_23_26[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_7_32[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_23_26[0, s0, 0, 0] * 0.5 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        const float t0 = T_grad_div_24_26[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const float t1 = T_sum_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t0 = T_grad_div_23_26[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t1 = T_sum_7[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
         const float t3 = (t2 + 1e-05f);
         const float t4 = sqrtf(t3);
@@ -2195,28 +2191,28 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         const float t14 = (t12 * t13);
         const float t15 = (-t14);
         T_grad_bn1_weight[v_s0] = t6;
-        T_grad_sum_8_32[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
+        T_grad_sum_7_32[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])); grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_2_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_32[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])) */
+            /* grad_div_2_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_32[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
             {
             float acc = 0.0f;
             for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const float t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
                 const float t6 = T_bn1_bias[v_i1];
-                const float t11 = T_grad_sum_8_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t11 = T_grad_sum_7_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
             #pragma omp simd reduction(+:acc)
             for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const float t0 = T_grad_relu_29_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const float t1 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+                const float t0 = T_grad_relu_28_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+                const float t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
                 const float t3 = (t1 - t2);
                 const float t5 = (t3 * t4);
                 const float t7 = (t5 + t6);
@@ -2230,34 +2226,34 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 acc += t15;
             }
             }
-            T_grad_div_3_36[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
+            T_grad_div_2_36[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
             }
-            /* grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W */
+            /* grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W */
             {
-                const float t0 = T_grad_div_3_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t0 = T_grad_div_2_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
                 const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
                 const float t2 = (t0 * t1);
-                T_grad_sum_2_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+                T_grad_sum_1_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
             }
     }
     }
     }
     }
     }
-    /* grad_gconv_0_39[s0, s1, s2, s3, s4] = grad_relu_29_19[s0, s1, s3, s4] * ((gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) * div_24[0, s1, 0, 0] + bn1_bias[s1] > 0) * div_24[0, s1, 0, 0] + grad_sum_8_32[0, s1, 0, 0] * (gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0] + gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) + grad_sum_2_37[0, s1, 0, 0] */
+    /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_19[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_32[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_37[0, j1, 0, 0] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
-    for (int64_t v_s0 = 0; v_s0 < S_N; ++v_s0) {
-    for (int64_t v_s1 = 0; v_s1 < 8; ++v_s1) {
-        const float t2 = T_div_3[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_24[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
-        const float t6 = T_bn1_bias[v_s1];
-        const float t11 = T_grad_sum_8_32[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
-        const float t15 = T_grad_sum_2_37[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
+        const float t2 = T_div_2[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_23[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn1_bias[v_j1];
+        const float t11 = T_grad_sum_7_32[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t15 = T_grad_sum_1_37[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
     #pragma omp simd
-    for (int64_t v_s3 = 0; v_s3 < (S_H * S_W); ++v_s3) {
-        const float t0 = T_grad_relu_29_19[((v_s0) * 8 + v_s1) * S_H * S_W + v_s3];
-        const float t1 = T_gconv_0[(((v_s0) * 8 + v_s1) * 1 + 0) * S_H * S_W + v_s3];
+    for (int64_t v_j2 = 0; v_j2 < (S_H * S_W); ++v_j2) {
+        const float t0 = T_grad_relu_28_19[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2];
+        const float t1 = T_conv_0[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2];
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
@@ -2268,13 +2264,13 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         const float t13 = (t11 * t12);
         const float t14 = (t10 + t13);
         const float t16 = (t14 + t15);
-        T_grad_gconv_0_39[(((v_s0) * 8 + v_s1) * 1 + 0) * S_H * S_W + v_s3] = t16;
+        T_grad_conv_0[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2] = t16;
     }
     }
     }
     }
 
-    /* grad_x[n, g, j2, j3] = sum_{i, j} (grad_gconv_0_39[n, g, 0, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
+    /* grad_x[n, o, j2, j3] = sum_{i, j} (grad_conv_0[n, o, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[o, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
     int64_t lc_lo0 = 0, lc_hi0 = S_W;
     {
@@ -2288,7 +2284,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     #pragma omp parallel for collapse(3) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
-    for (int64_t v_g = 0; v_g < 8; ++v_g) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
     int lc_ok = 1;
     {
@@ -2303,7 +2299,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
             float lc_pre_t1[9];
             for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                const float t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                const float t1 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                 lc_pre_t1[((3 * v_i) + v_j)] = t1;
             }
             /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
@@ -2327,14 +2323,14 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                     const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
                     const float t10 = (t8 * t9);
                     const float t11 = (t10 * t5);
-                    const float t12 = (t11 != 0 ? T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-                    const float t13 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const float t13 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const float t14 = (t12 * t13);
                     const float t15 = (t6 != 0 ? t14 : 0.0f);
                     lc_acc += t15;
                 }
                 }
-                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+                T_grad_x[(((v_n) * 8 + v_o) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
             /* runs of whole vectors, the last run ending at lc_hi (the columns
                done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
@@ -2346,13 +2342,13 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const float t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
                     const float t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const float t2 = (t0 * t1);
                     lc_acc += t2;
                 }
                 }
-                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+                T_grad_x[(((v_n) * 8 + v_o) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
             if (lc_full < lc_hi) {
             #pragma omp simd simdlen(8)
@@ -2362,13 +2358,13 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const float t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
                     const float t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const float t2 = (t0 * t1);
                     lc_acc += t2;
                 }
                 }
-                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+                T_grad_x[(((v_n) * 8 + v_o) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
             }
             #pragma omp simd simdlen(8)
@@ -2390,24 +2386,24 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                     const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
                     const float t10 = (t8 * t9);
                     const float t11 = (t10 * t5);
-                    const float t12 = (t11 != 0 ? T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-                    const float t13 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const float t13 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const float t14 = (t12 * t13);
                     const float t15 = (t6 != 0 ? t14 : 0.0f);
                     lc_acc += t15;
                 }
                 }
-                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+                T_grad_x[(((v_n) * 8 + v_o) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
     }
     }
     }
     }
 
-    /* grad_depthwise_weight[j0, j1, i, j] = sum_{n, h, w} (grad_gconv_0_39[n, j0, 0, h, w] * x[n, j0, h + i - 1, w + j - 1] if (j0 >= 0) * (j0 < 8) else 0) */
+    /* grad_depthwise_weight[o, j1, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, o, h + i - 1, w + j - 1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 8; ++v_j0) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         float lc_taps[9] = {0};
         float lc_lanes[576] = {0};
@@ -2415,18 +2411,16 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const float t0 = (v_j0 >= 0);
-        const float t1 = (v_j0 < 8);
-        const float t2 = (((v_h + v_i) + -1) >= 0);
-        const float t3 = (((v_h + v_i) + -1) < S_H);
-    for (int64_t lc_tile_start = lc_max_i64(0, (-1 * (v_j + -1))); lc_tile_start < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))) - lc_tile_start);
+        const float t0 = (((v_h + v_i) + -1) >= 0);
+        const float t1 = (((v_h + v_i) + -1) < S_H);
+    for (int64_t lc_tile_start = lc_max_i64(0, (-1 * (v_j + -1))); lc_tile_start < ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))) - lc_tile_start);
     #pragma omp simd
     for (int64_t v_w = lc_tile_start; v_w < lc_tile_start + lc_tile_n; ++v_w) {
-        const float t4 = T_grad_gconv_0_39[((((v_n) * 8 + v_j0) * 1 + 0) * S_H + v_h) * S_W + v_w];
-        const float t5 = T_x[(((v_n) * 8 + v_j0) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-        const float t6 = (t4 * t5);
-        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t6;
+        const float t2 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
+        const float t3 = T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+        const float t4 = (t2 * t3);
+        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t4;
     }
     }
     }
@@ -2439,7 +2433,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
             for (int64_t k = 0; k < LC_TILE; ++k) lc_sum += lc_lanes[t * LC_TILE + k];
             lc_taps[t] = lc_sum;
         }
-        for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) T_grad_depthwise_weight[(((v_j0) * 1 + v_j1) * 3 + v_i) * 3 + v_j] = lc_taps[((3 * v_i) + v_j)];
+        for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) T_grad_depthwise_weight[(((v_o) * 1 + v_j1) * 3 + v_i) * 3 + v_j] = lc_taps[((3 * v_i) + v_j)];
     }
     }
     }
@@ -2594,12 +2588,12 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    /* grad_relu_28_19[n_32, c_29, h_34, w_35] = sum_{o_33} grad_conv_36[n_32, o_33, h_34, w_35] * pointwise_weight[o_33, c_29, 0, 0] */
     {
 
     if (16 == 0) {
         /* an empty sum is zero */
-        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_29_19[k] = 0;
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_28_19[k] = 0;
     } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
     /* tasks: every value of the calls' loops times blocks of none, each
        block's packed workspace about 1048576 bytes */
@@ -2629,11 +2623,11 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     {
     const int lc_tid = omp_get_thread_num();
     float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    float *lc_out = T_grad_relu_29_19;
+    float *lc_out = T_grad_relu_28_19;
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
-        const int64_t v_n_33 = lc_task / lc_blocks;
-        lc_kernel_f32_tiles(8, (S_H * S_W), 16, 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 1, 8, 0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        const int64_t v_n_32 = lc_task / lc_blocks;
+        lc_kernel_f32_tiles(8, (S_H * S_W), 16, 1.0f, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 1, 8, 0, T_grad_conv_36 + ((((v_n_32) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_32) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
     }
     }
     free(lc_ws);
@@ -2641,14 +2635,14 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
 
 
-    /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu_29[n_33, c_30, h_34, w_35] */
+    /* grad_pointwise_weight[o_33, c_29, j2, j3] = sum_{n_32, h_34, w_35} grad_conv_36[n_32, o_33, h_34, w_35] * relu_28[n_32, c_29, h_34, w_35] */
     {
 
     if (((S_N * S_H) * S_W) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] = 0;
     } else if ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) > 0) {
-    /* tasks: every value of the calls' loops times blocks of c_30, each
+    /* tasks: every value of the calls' loops times blocks of c_29, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = 8;
     int64_t lc_step = (int64_t)(1048576 / sizeof(float)) / ((S_H * S_W));
@@ -2663,11 +2657,11 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
     lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
     lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_c_30_step = lc_step;
+    const int64_t v_c_29_step = lc_step;
     const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = ((S_H * S_W) * v_c_30_step) + LC_TILE_SCRATCH(LC_NR_F32);
+    const int64_t lc_room = ((S_H * S_W) * v_c_29_step) + LC_TILE_SCRATCH(LC_NR_F32);
     float *lc_ws = lc_room > 0 ? malloc(sizeof(float) * (size_t)lc_nt * (size_t)lc_room) : 0;
     if ((lc_room > 0 && !lc_ws)) {
         free(lc_ws);
@@ -2682,43 +2676,43 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     {
     const int lc_tid = omp_get_thread_num();
     float *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((S_H * S_W) * v_c_30_step));
+    float *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((S_H * S_W) * v_c_29_step));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
     float *lc_out = lc_tid == 0 ? T_grad_pointwise_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1));
     if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) lc_out[k] = 0;
     #pragma omp for schedule(static)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
-        const int64_t v_c_30_start = lc_task % lc_blocks * lc_step;
-        const int64_t v_c_30_stop = lc_min_i64(v_c_30_start + lc_step, lc_extent);
-        const int64_t v_n_33 = (lc_task / lc_blocks) % (S_N);
+        const int64_t v_c_29_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_c_29_stop = lc_min_i64(v_c_29_start + lc_step, lc_extent);
+        const int64_t v_n_32 = (lc_task / lc_blocks) % (S_N);
         const int64_t v_j3 = (lc_task / lc_blocks / (S_N)) % (1);
         const int64_t v_j2 = lc_task / lc_blocks / ((S_N) * (1));
 
         {
-        const int64_t lc_lo_bound = v_c_30_start;
-        const int64_t lc_hi_bound = v_c_30_stop;
+        const int64_t lc_lo_bound = v_c_29_start;
+        const int64_t lc_hi_bound = v_c_29_stop;
         for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
         for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
         {
-            float *restrict lc_dst = lc_pack_b + (((((v_h_34 * S_W) + v_w_35) * (v_c_30_stop + (-1 * v_c_30_start))) + (v_c_30_start + (-1 * v_c_30_start))));
-            const int64_t lc_first = v_c_30_start, lc_end = v_c_30_stop;
+            float *restrict lc_dst = lc_pack_b + (((((v_h_34 * S_W) + v_w_35) * (v_c_29_stop + (-1 * v_c_29_start))) + (v_c_29_start + (-1 * v_c_29_start))));
+            const int64_t lc_first = v_c_29_start, lc_end = v_c_29_stop;
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_c_30 = lc_first; v_c_30 < lc_lo; ++v_c_30) lc_dst[v_c_30 - lc_first] = 0;
+            for (int64_t v_c_29 = lc_first; v_c_29 < lc_lo; ++v_c_29) lc_dst[v_c_29 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_c_30 = lc_lo; v_c_30 < lc_hi; ++v_c_30) {
-                    const float t0 = T_relu_29[(((v_n_33) * 8 + v_c_30) * S_H + v_h_34) * S_W + v_w_35];
-                    lc_dst[v_c_30 - lc_first] = t0;
+                for (int64_t v_c_29 = lc_lo; v_c_29 < lc_hi; ++v_c_29) {
+                    const float t0 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + v_h_34) * S_W + v_w_35];
+                    lc_dst[v_c_29 - lc_first] = t0;
                 }
             }
-            for (int64_t v_c_30 = lc_hi; v_c_30 < lc_end; ++v_c_30) lc_dst[v_c_30 - lc_first] = 0;
+            for (int64_t v_c_29 = lc_hi; v_c_29 < lc_end; ++v_c_29) lc_dst[v_c_29 - lc_first] = 0;
         }
         }
         }
         }
-        lc_kernel_f32_tiles(16, (v_c_30_stop + (-1 * v_c_30_start)), (S_H * S_W), 1.0f, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, 0, lc_pack_b, (v_c_30_stop + (-1 * v_c_30_start)), 0, 1, lc_out + ((((0) * 8 + v_c_30_start) * 1 + v_j2) * 1 + v_j3), 8, 1, lc_scratch);
+        lc_kernel_f32_tiles(16, (v_c_29_stop + (-1 * v_c_29_start)), (S_H * S_W), 1.0f, T_grad_conv_36 + ((((v_n_32) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, 0, lc_pack_b, (v_c_29_stop + (-1 * v_c_29_start)), 0, 1, lc_out + ((((0) * 8 + v_c_29_start) * 1 + v_j2) * 1 + v_j3), 8, 1, lc_scratch);
     }
     }
     for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
@@ -2731,19 +2725,19 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_29_19[i0, s0, i2, i3] * ((gconv_0[i0, s0, 0, i2, i3] - div_3[0, s0, 0, 0]) * div_24[0, s0, 0, 0] + bn1_bias[s0] > 0) */
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const float t2 = T_div_3[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_24[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t2 = T_div_2[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_23[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t6 = T_bn1_bias[v_s0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const float t0 = T_grad_relu_29_19[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
-        const float t1 = T_gconv_0[(((v_i0) * 8 + v_s0) * 1 + 0) * S_H * S_W + v_i2];
+        const float t0 = T_grad_relu_28_19[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
+        const float t1 = T_conv_0[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
@@ -2755,19 +2749,19 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         T_grad_bn1_bias[v_s0] = acc;
     }
     }
-    /* grad_div_24_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) */
+    /* grad_div_23_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
         float acc = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const float t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const float t6 = T_bn1_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const float t0 = T_grad_relu_29_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const float t1 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+        const float t0 = T_grad_relu_28_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const float t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
@@ -2777,15 +2771,15 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         acc += t10;
     }
     }
-        T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        T_grad_div_23_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
-    /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_8_32[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, s0, 0, 0] * 0.5 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+    /* grad_bn1_weight[s0] = grad_div_23_26[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_7_32[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_23_26[0, s0, 0, 0] * 0.5 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        const float t0 = T_grad_div_24_26[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const float t1 = T_sum_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t0 = T_grad_div_23_26[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const float t1 = T_sum_7[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t2 = (t1 / ((float)((S_N * S_H) * S_W)));
         const float t3 = (t2 + 1e-05f);
         const float t4 = sqrtf(t3);
@@ -2801,28 +2795,28 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         const float t14 = (t12 * t13);
         const float t15 = (-t14);
         T_grad_bn1_weight[v_s0] = t6;
-        T_grad_sum_8_32[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
+        T_grad_sum_7_32[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])); grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_2_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_32[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])) */
+            /* grad_div_2_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_32[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
             {
             float acc = 0.0f;
             for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const float t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
                 const float t6 = T_bn1_bias[v_i1];
-                const float t11 = T_grad_sum_8_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t11 = T_grad_sum_7_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
             #pragma omp simd reduction(+:acc)
             for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const float t0 = T_grad_relu_29_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const float t1 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+                const float t0 = T_grad_relu_28_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+                const float t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
                 const float t3 = (t1 - t2);
                 const float t5 = (t3 * t4);
                 const float t7 = (t5 + t6);
@@ -2836,34 +2830,34 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 acc += t15;
             }
             }
-            T_grad_div_3_36[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
+            T_grad_div_2_36[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
             }
-            /* grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W */
+            /* grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W */
             {
-                const float t0 = T_grad_div_3_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const float t0 = T_grad_div_2_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
                 const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
                 const float t2 = (t0 * t1);
-                T_grad_sum_2_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+                T_grad_sum_1_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
             }
     }
     }
     }
     }
     }
-    /* grad_gconv_0_39[s0, s1, s2, s3, s4] = grad_relu_29_19[s0, s1, s3, s4] * ((gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) * div_24[0, s1, 0, 0] + bn1_bias[s1] > 0) * div_24[0, s1, 0, 0] + grad_sum_8_32[0, s1, 0, 0] * (gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0] + gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) + grad_sum_2_37[0, s1, 0, 0] */
+    /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_19[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_32[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_37[0, j1, 0, 0] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
-    for (int64_t v_s0 = 0; v_s0 < S_N; ++v_s0) {
-    for (int64_t v_s1 = 0; v_s1 < 8; ++v_s1) {
-        const float t2 = T_div_3[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_24[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
-        const float t6 = T_bn1_bias[v_s1];
-        const float t11 = T_grad_sum_8_32[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
-        const float t15 = T_grad_sum_2_37[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
+        const float t2 = T_div_2[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t4 = T_div_23[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn1_bias[v_j1];
+        const float t11 = T_grad_sum_7_32[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const float t15 = T_grad_sum_1_37[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
     #pragma omp simd
-    for (int64_t v_s3 = 0; v_s3 < (S_H * S_W); ++v_s3) {
-        const float t0 = T_grad_relu_29_19[((v_s0) * 8 + v_s1) * S_H * S_W + v_s3];
-        const float t1 = T_gconv_0[(((v_s0) * 8 + v_s1) * 1 + 0) * S_H * S_W + v_s3];
+    for (int64_t v_j2 = 0; v_j2 < (S_H * S_W); ++v_j2) {
+        const float t0 = T_grad_relu_28_19[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2];
+        const float t1 = T_conv_0[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2];
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
@@ -2874,13 +2868,13 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         const float t13 = (t11 * t12);
         const float t14 = (t10 + t13);
         const float t16 = (t14 + t15);
-        T_grad_gconv_0_39[(((v_s0) * 8 + v_s1) * 1 + 0) * S_H * S_W + v_s3] = t16;
+        T_grad_conv_0[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2] = t16;
     }
     }
     }
     }
 
-    /* grad_x[n, g, j2, j3] = sum_{i, j} (grad_gconv_0_39[n, g, 0, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
+    /* grad_x[n, o, j2, j3] = sum_{i, j} (grad_conv_0[n, o, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[o, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
     int64_t lc_lo0 = 0, lc_hi0 = S_W;
     {
@@ -2894,7 +2888,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     #pragma omp parallel for collapse(3) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
-    for (int64_t v_g = 0; v_g < 8; ++v_g) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
     int lc_ok = 1;
     {
@@ -2909,7 +2903,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
             float lc_pre_t1[9];
             for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                const float t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                const float t1 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                 lc_pre_t1[((3 * v_i) + v_j)] = t1;
             }
             /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
@@ -2933,14 +2927,14 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                     const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
                     const float t10 = (t8 * t9);
                     const float t11 = (t10 * t5);
-                    const float t12 = (t11 != 0 ? T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-                    const float t13 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const float t13 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const float t14 = (t12 * t13);
                     const float t15 = (t6 != 0 ? t14 : 0.0f);
                     lc_acc += t15;
                 }
                 }
-                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+                T_grad_x[(((v_n) * 8 + v_o) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
             /* runs of whole vectors, the last run ending at lc_hi (the columns
                done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
@@ -2952,13 +2946,13 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const float t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
                     const float t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const float t2 = (t0 * t1);
                     lc_acc += t2;
                 }
                 }
-                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+                T_grad_x[(((v_n) * 8 + v_o) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
             if (lc_full < lc_hi) {
             #pragma omp simd simdlen(8)
@@ -2968,13 +2962,13 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const float t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
                     const float t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const float t2 = (t0 * t1);
                     lc_acc += t2;
                 }
                 }
-                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+                T_grad_x[(((v_n) * 8 + v_o) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
             }
             #pragma omp simd simdlen(8)
@@ -2996,24 +2990,24 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                     const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
                     const float t10 = (t8 * t9);
                     const float t11 = (t10 * t5);
-                    const float t12 = (t11 != 0 ? T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-                    const float t13 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const float t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const float t13 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const float t14 = (t12 * t13);
                     const float t15 = (t6 != 0 ? t14 : 0.0f);
                     lc_acc += t15;
                 }
                 }
-                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+                T_grad_x[(((v_n) * 8 + v_o) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
     }
     }
     }
     }
 
-    /* grad_depthwise_weight[j0, j1, i, j] = sum_{n, h, w} (grad_gconv_0_39[n, j0, 0, h, w] * x[n, j0, h + i - 1, w + j - 1] if (j0 >= 0) * (j0 < 8) else 0) */
+    /* grad_depthwise_weight[o, j1, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, o, h + i - 1, w + j - 1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 8; ++v_j0) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         float lc_taps[9] = {0};
         float lc_lanes[576] = {0};
@@ -3021,18 +3015,16 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const float t0 = (v_j0 >= 0);
-        const float t1 = (v_j0 < 8);
-        const float t2 = (((v_h + v_i) + -1) >= 0);
-        const float t3 = (((v_h + v_i) + -1) < S_H);
-    for (int64_t lc_tile_start = lc_max_i64(0, (-1 * (v_j + -1))); lc_tile_start < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))) - lc_tile_start);
+        const float t0 = (((v_h + v_i) + -1) >= 0);
+        const float t1 = (((v_h + v_i) + -1) < S_H);
+    for (int64_t lc_tile_start = lc_max_i64(0, (-1 * (v_j + -1))); lc_tile_start < ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))) - lc_tile_start);
     #pragma omp simd
     for (int64_t v_w = lc_tile_start; v_w < lc_tile_start + lc_tile_n; ++v_w) {
-        const float t4 = T_grad_gconv_0_39[((((v_n) * 8 + v_j0) * 1 + 0) * S_H + v_h) * S_W + v_w];
-        const float t5 = T_x[(((v_n) * 8 + v_j0) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-        const float t6 = (t4 * t5);
-        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t6;
+        const float t2 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
+        const float t3 = T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+        const float t4 = (t2 * t3);
+        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t4;
     }
     }
     }
@@ -3045,7 +3037,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
             for (int64_t k = 0; k < LC_TILE; ++k) lc_sum += lc_lanes[t * LC_TILE + k];
             lc_taps[t] = lc_sum;
         }
-        for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) T_grad_depthwise_weight[(((v_j0) * 1 + v_j1) * 3 + v_i) * 3 + v_j] = lc_taps[((3 * v_i) + v_j)];
+        for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) T_grad_depthwise_weight[(((v_o) * 1 + v_j1) * 3 + v_i) * 3 + v_j] = lc_taps[((3 * v_i) + v_j)];
     }
     }
     }
@@ -3057,11 +3049,11 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
 #if !defined(LC_PARTS) || (LC_PARTS >> 3 & 1)
 
 /* DepthwiseSeparableConvSpec (double) */
-int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_64, double *restrict T_gconv_0, double *restrict T_div_3, double *restrict T_sum_8, double *restrict T_div_24, double *restrict T_relu_29, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_13, double *restrict T_add_20, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_2, double *restrict T_sum_37)
+int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_64, double *restrict T_conv_0, double *restrict T_div_2, double *restrict T_sum_7, double *restrict T_div_23, double *restrict T_relu_28, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_12, double *restrict T_add_19, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_1, double *restrict T_sum_37)
 {
     if (((S_N * S_H) * S_W) < 16) {    /* short rows */
 
-    /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
+    /* conv_0[n, o, h, w] = sum_{i, j} x[n, o, h + i - 1, w + j - 1] * depthwise_weight[o, 0, i, j] */
     {
     int64_t lc_lo0 = 0, lc_hi0 = S_W;
     {
@@ -3072,10 +3064,9 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
-    #pragma omp parallel for collapse(4) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    #pragma omp parallel for collapse(3) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
-    for (int64_t v_g = 0; v_g < 8; ++v_g) {
-    for (int64_t v_og = 0; v_og < 1; ++v_og) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
     int lc_ok = 1;
     {
@@ -3089,7 +3080,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
             double lc_pre_t1[9];
             for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                const double t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                const double t1 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                 lc_pre_t1[((3 * v_i) + v_j)] = t1;
             }
             /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
@@ -3108,13 +3099,13 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                     const double t4 = (t2 * t3);
                     const double t5 = (((v_w + v_j) + -1) < S_W);
                     const double t6 = (t4 * t5);
-                    const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-                    const double t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                    const double t8 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const double t9 = (t7 * t8);
                     lc_acc += t9;
                 }
                 }
-                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+                T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
             /* runs of whole vectors, the last run ending at lc_hi (the columns
                done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
@@ -3126,13 +3117,13 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    const double t0 = T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
                     const double t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const double t2 = (t0 * t1);
                     lc_acc += t2;
                 }
                 }
-                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+                T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
             if (lc_full < lc_hi) {
             #pragma omp simd simdlen(8)
@@ -3142,13 +3133,13 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    const double t0 = T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
                     const double t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const double t2 = (t0 * t1);
                     lc_acc += t2;
                 }
                 }
-                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+                T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
             }
             #pragma omp simd simdlen(8)
@@ -3165,77 +3156,76 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                     const double t4 = (t2 * t3);
                     const double t5 = (((v_w + v_j) + -1) < S_W);
                     const double t6 = (t4 * t5);
-                    const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-                    const double t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                    const double t8 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const double t9 = (t7 * t8);
                     lc_acc += t9;
                 }
                 }
-                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+                T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
     }
     }
     }
     }
-    }
 
-    /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3]; div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W; sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) (row by row) */
+    /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3]; div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W; sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) (row by row) */
     {
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-            /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
+            /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3] */
             {
             double acc = 0.0;
             for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
             #pragma omp simd reduction(+:acc)
             for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
-                const double t0 = T_gconv_0[(((v_r0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_r2];
+                const double t0 = T_conv_0[((v_r0) * 8 + v_i1) * S_H * S_W + v_r2];
                 acc += t0;
             }
             }
-            T_sum_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            T_sum_1[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
             }
-            /* div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W */
+            /* div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W */
             {
-                const double t0 = T_sum_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t0 = T_sum_1[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
                 const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
-                T_div_3[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
+                T_div_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
             }
-            /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) */
+            /* sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) */
             {
             double acc = 0.0;
             for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-                const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
             #pragma omp simd reduction(+:acc)
             for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
-                const double t0 = T_gconv_0[(((v_r0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_r2];
+                const double t0 = T_conv_0[((v_r0) * 8 + v_i1) * S_H * S_W + v_r2];
                 const double t2 = (t0 - t1);
                 const double t3 = (t2 * t2);
                 acc += t3;
             }
             }
-            T_sum_8[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            T_sum_7[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
             }
     }
     }
     }
     }
     }
-    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_24[i0_, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_8[0, i0, 0, 0] / N * H * W + 1e-05) */
+    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_23[i0_, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_7[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const double t0 = T_bn1_running_mean[v_i0];
         const double t1 = (0.9 * t0);
-        const double t2 = T_div_3[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const double t2 = T_div_2[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
         const double t3 = (0.1 * t2);
         const double t4 = (t1 + t3);
         const double t5 = T_bn1_running_var[v_i0];
         const double t6 = (0.9 * t5);
-        const double t7 = T_sum_8[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const double t7 = T_sum_7[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
         const double t8 = (t7 / ((double)((S_N * S_H) * S_W)));
         const double t9 = t8;
         const double t10 = (t9 * ((double)((S_N * S_H) * S_W)));
@@ -3246,33 +3236,33 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
         const double t15 = (t8 + 1e-05);
         const double t16 = sqrt(t15);
         const double t17 = (t14 / t16);
-        T_add_13[v_i0] = t4;
-        T_add_20[v_i0] = t13;
-        T_div_24[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
+        T_add_12[v_i0] = t4;
+        T_add_19[v_i0] = t13;
+        T_div_23[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
     }
     }
-    /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
+    /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t3 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t5 = T_bn1_bias[v_i1];
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const double t0 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+        const double t0 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
         const double t2 = (t0 - t1);
         const double t4 = (t2 * t3);
         const double t6 = (t4 + t5);
         const double t7 = (t6 < 0 ? 0 : t6);
-        T_relu_29[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2] = t7;
+        T_relu_28[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2] = t7;
     }
     }
     }
     }
 
-    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    /* conv_36[n_32, o_33, h_34, w_35] = sum_{c_29} relu_28[n_32, c_29, h_34, w_35] * pointwise_weight[o_33, c_29, 0, 0] */
     {
 
     if (8 == 0) {
@@ -3310,8 +3300,8 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     double *lc_out = T_conv_36;
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
-        const int64_t v_n_33 = lc_task / lc_blocks;
-        lc_kernel_f64_tiles(16, (S_H * S_W), 8, 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 1, 0, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        const int64_t v_n_32 = lc_task / lc_blocks;
+        lc_kernel_f64_tiles(16, (S_H * S_W), 8, 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 1, 0, T_relu_28 + ((((v_n_32) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_32) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
     }
     }
     free(lc_ws);
@@ -3416,7 +3406,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
         return 0;
     }
 
-    /* gconv_0[n, g, og, h, w] = sum_{i, j} x[n, g, h + i - 1, w + j - 1] * depthwise_weight[g + og, 0, i, j] */
+    /* conv_0[n, o, h, w] = sum_{i, j} x[n, o, h + i - 1, w + j - 1] * depthwise_weight[o, 0, i, j] */
     {
     int64_t lc_lo0 = 0, lc_hi0 = S_W;
     {
@@ -3427,10 +3417,9 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
-    #pragma omp parallel for collapse(4) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(1) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    #pragma omp parallel for collapse(3) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
-    for (int64_t v_g = 0; v_g < 8; ++v_g) {
-    for (int64_t v_og = 0; v_og < 1; ++v_og) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
     int lc_ok = 1;
     {
@@ -3444,7 +3433,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
             double lc_pre_t1[9];
             for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                const double t1 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                const double t1 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                 lc_pre_t1[((3 * v_i) + v_j)] = t1;
             }
             /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
@@ -3463,13 +3452,13 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                     const double t4 = (t2 * t3);
                     const double t5 = (((v_w + v_j) + -1) < S_W);
                     const double t6 = (t4 * t5);
-                    const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-                    const double t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                    const double t8 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const double t9 = (t7 * t8);
                     lc_acc += t9;
                 }
                 }
-                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+                T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
             /* runs of whole vectors, the last run ending at lc_hi (the columns
                done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
@@ -3481,13 +3470,13 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    const double t0 = T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
                     const double t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const double t2 = (t0 * t1);
                     lc_acc += t2;
                 }
                 }
-                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+                T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
             if (lc_full < lc_hi) {
             #pragma omp simd simdlen(8)
@@ -3497,13 +3486,13 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+                    const double t0 = T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
                     const double t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const double t2 = (t0 * t1);
                     lc_acc += t2;
                 }
                 }
-                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+                T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
             }
             #pragma omp simd simdlen(8)
@@ -3520,77 +3509,76 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                     const double t4 = (t2 * t3);
                     const double t5 = (((v_w + v_j) + -1) < S_W);
                     const double t6 = (t4 * t5);
-                    const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_g) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
-                    const double t8 = T_depthwise_weight[((((v_g + v_og)) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+                    const double t8 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const double t9 = (t7 * t8);
                     lc_acc += t9;
                 }
                 }
-                T_gconv_0[((((v_n) * 8 + v_g) * 1 + v_og) * S_H + v_h) * S_W + v_w] = lc_acc;
+                T_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w] = lc_acc;
             }
     }
     }
     }
     }
-    }
 
-    /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3]; div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W; sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) (row by row) */
+    /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3]; div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W; sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) (row by row) */
     {
     for (int64_t v_i0 = 0; v_i0 < 1; ++v_i0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_i2 = 0; v_i2 < 1; ++v_i2) {
     for (int64_t v_i3 = 0; v_i3 < 1; ++v_i3) {
-            /* sum_2[i0, i1, i2, i3] = sum_{r0, r2, r3} gconv_0[r0, i1, 0, r2, r3] */
+            /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3] */
             {
             double acc = 0.0;
             for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
             #pragma omp simd reduction(+:acc)
             for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
-                const double t0 = T_gconv_0[(((v_r0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_r2];
+                const double t0 = T_conv_0[((v_r0) * 8 + v_i1) * S_H * S_W + v_r2];
                 acc += t0;
             }
             }
-            T_sum_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            T_sum_1[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
             }
-            /* div_3[i0, i1, i2, i3] = sum_2[0, i1, 0, 0] / N * H * W */
+            /* div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W */
             {
-                const double t0 = T_sum_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t0 = T_sum_1[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
                 const double t1 = (t0 / ((double)((S_N * S_H) * S_W)));
-                T_div_3[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
+                T_div_2[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = t1;
             }
-            /* sum_8[i0, i1, i2, i3] = sum_{r0, r2, r3} (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) * (gconv_0[r0, i1, 0, r2, r3] - div_3[0, i1, 0, 0]) */
+            /* sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) */
             {
             double acc = 0.0;
             for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-                const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
             #pragma omp simd reduction(+:acc)
             for (int64_t v_r2 = 0; v_r2 < (S_H * S_W); ++v_r2) {
-                const double t0 = T_gconv_0[(((v_r0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_r2];
+                const double t0 = T_conv_0[((v_r0) * 8 + v_i1) * S_H * S_W + v_r2];
                 const double t2 = (t0 - t1);
                 const double t3 = (t2 * t2);
                 acc += t3;
             }
             }
-            T_sum_8[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
+            T_sum_7[(((v_i0) * 8 + v_i1) * 1 + v_i2) * 1 + v_i3] = acc;
             }
     }
     }
     }
     }
     }
-    /* add_13[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_3[0, i0, 0, 0]; add_20[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_8[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_24[i0_, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_8[0, i0, 0, 0] / N * H * W + 1e-05) */
+    /* add_12[i0] = 0.9 * bn1_running_mean[i0] + 0.1 * div_2[0, i0, 0, 0]; add_19[i0] = 0.9 * bn1_running_var[i0] + 0.1 * stop_gradient(sum_7[0, i0, 0, 0] / N * H * W) * N * H * W / N * H * W - 1; div_23[i0_, i0, i2, i3] = bn1_weight[i0] / sqrt(sum_7[0, i0, 0, 0] / N * H * W + 1e-05) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < 8; ++v_i0) {
         const double t0 = T_bn1_running_mean[v_i0];
         const double t1 = (0.9 * t0);
-        const double t2 = T_div_3[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const double t2 = T_div_2[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
         const double t3 = (0.1 * t2);
         const double t4 = (t1 + t3);
         const double t5 = T_bn1_running_var[v_i0];
         const double t6 = (0.9 * t5);
-        const double t7 = T_sum_8[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
+        const double t7 = T_sum_7[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0];
         const double t8 = (t7 / ((double)((S_N * S_H) * S_W)));
         const double t9 = t8;
         const double t10 = (t9 * ((double)((S_N * S_H) * S_W)));
@@ -3601,33 +3589,33 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
         const double t15 = (t8 + 1e-05);
         const double t16 = sqrt(t15);
         const double t17 = (t14 / t16);
-        T_add_13[v_i0] = t4;
-        T_add_20[v_i0] = t13;
-        T_div_24[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
+        T_add_12[v_i0] = t4;
+        T_add_19[v_i0] = t13;
+        T_div_23[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
     }
     }
-    /* relu_29[i0, i1, i2, i3] = relu((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1]) */
+    /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        const double t1 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t3 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t5 = T_bn1_bias[v_i1];
     #pragma omp simd
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const double t0 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+        const double t0 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
         const double t2 = (t0 - t1);
         const double t4 = (t2 * t3);
         const double t6 = (t4 + t5);
         const double t7 = (t6 < 0 ? 0 : t6);
-        T_relu_29[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2] = t7;
+        T_relu_28[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2] = t7;
     }
     }
     }
     }
 
-    /* conv_36[n_33, o, h_34, w_35] = sum_{c_30} relu_29[n_33, c_30, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    /* conv_36[n_32, o_33, h_34, w_35] = sum_{c_29} relu_28[n_32, c_29, h_34, w_35] * pointwise_weight[o_33, c_29, 0, 0] */
     {
 
     if (8 == 0) {
@@ -3665,8 +3653,8 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     double *lc_out = T_conv_36;
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
-        const int64_t v_n_33 = lc_task / lc_blocks;
-        lc_kernel_f64_tiles(16, (S_H * S_W), 8, 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 1, 0, T_relu_29 + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        const int64_t v_n_32 = lc_task / lc_blocks;
+        lc_kernel_f64_tiles(16, (S_H * S_W), 8, 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 8, 1, 0, T_relu_28 + ((((v_n_32) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_32) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
     }
     }
     free(lc_ws);
@@ -3773,7 +3761,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
 #if !defined(LC_PARTS) || (LC_PARTS >> 4 & 1)
 
 /* DepthwiseSeparableConvSpec_backward (double) */
-int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_64, const double *restrict T_gconv_0, const double *restrict T_div_3, const double *restrict T_sum_8, const double *restrict T_div_24, const double *restrict T_relu_29, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_depthwise_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_pointwise_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_6, double *restrict T_grad_sum_43_12, double *restrict T_grad_div_38_16, double *restrict T_grad_sum_37_17, double *restrict T_grad_conv_36, double *restrict T_grad_relu_29_19, double *restrict T_grad_div_24_26, double *restrict T_grad_sum_8_32, double *restrict T_grad_div_3_36, double *restrict T_grad_sum_2_37, double *restrict T_grad_gconv_0_39)
+int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_64, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_sum_7, const double *restrict T_div_23, const double *restrict T_relu_28, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_depthwise_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_pointwise_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_6, double *restrict T_grad_sum_43_12, double *restrict T_grad_div_38_16, double *restrict T_grad_sum_37_17, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_19, double *restrict T_grad_div_23_26, double *restrict T_grad_sum_7_32, double *restrict T_grad_div_2_36, double *restrict T_grad_sum_1_37, double *restrict T_grad_conv_0)
 {
     if (((S_N * S_H) * S_W) < 16) {    /* short rows */
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
@@ -3925,12 +3913,12 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    /* grad_relu_28_19[n_32, c_29, h_34, w_35] = sum_{o_33} grad_conv_36[n_32, o_33, h_34, w_35] * pointwise_weight[o_33, c_29, 0, 0] */
     {
 
     if (16 == 0) {
         /* an empty sum is zero */
-        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_29_19[k] = 0;
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_28_19[k] = 0;
     } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
     /* tasks: every value of the calls' loops times blocks of none, each
        block's packed workspace about 1048576 bytes */
@@ -3960,11 +3948,11 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     {
     const int lc_tid = omp_get_thread_num();
     double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    double *lc_out = T_grad_relu_29_19;
+    double *lc_out = T_grad_relu_28_19;
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
-        const int64_t v_n_33 = lc_task / lc_blocks;
-        lc_kernel_f64_tiles(8, (S_H * S_W), 16, 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 1, 8, 0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        const int64_t v_n_32 = lc_task / lc_blocks;
+        lc_kernel_f64_tiles(8, (S_H * S_W), 16, 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 1, 8, 0, T_grad_conv_36 + ((((v_n_32) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_32) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
     }
     }
     free(lc_ws);
@@ -3972,14 +3960,14 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
 
 
-    /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu_29[n_33, c_30, h_34, w_35] */
+    /* grad_pointwise_weight[o_33, c_29, j2, j3] = sum_{n_32, h_34, w_35} grad_conv_36[n_32, o_33, h_34, w_35] * relu_28[n_32, c_29, h_34, w_35] */
     {
 
     if (((S_N * S_H) * S_W) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] = 0;
     } else if ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) > 0) {
-    /* tasks: every value of the calls' loops times blocks of c_30, each
+    /* tasks: every value of the calls' loops times blocks of c_29, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = 8;
     int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((S_H * S_W));
@@ -3994,11 +3982,11 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
     lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
     lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_c_30_step = lc_step;
+    const int64_t v_c_29_step = lc_step;
     const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = ((S_H * S_W) * v_c_30_step) + LC_TILE_SCRATCH(LC_NR_F64);
+    const int64_t lc_room = ((S_H * S_W) * v_c_29_step) + LC_TILE_SCRATCH(LC_NR_F64);
     double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
     if ((lc_room > 0 && !lc_ws)) {
         free(lc_ws);
@@ -4013,43 +4001,43 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     {
     const int lc_tid = omp_get_thread_num();
     double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((S_H * S_W) * v_c_30_step));
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((S_H * S_W) * v_c_29_step));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
     double *lc_out = lc_tid == 0 ? T_grad_pointwise_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1));
     if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) lc_out[k] = 0;
     #pragma omp for schedule(static)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
-        const int64_t v_c_30_start = lc_task % lc_blocks * lc_step;
-        const int64_t v_c_30_stop = lc_min_i64(v_c_30_start + lc_step, lc_extent);
-        const int64_t v_n_33 = (lc_task / lc_blocks) % (S_N);
+        const int64_t v_c_29_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_c_29_stop = lc_min_i64(v_c_29_start + lc_step, lc_extent);
+        const int64_t v_n_32 = (lc_task / lc_blocks) % (S_N);
         const int64_t v_j3 = (lc_task / lc_blocks / (S_N)) % (1);
         const int64_t v_j2 = lc_task / lc_blocks / ((S_N) * (1));
 
         {
-        const int64_t lc_lo_bound = v_c_30_start;
-        const int64_t lc_hi_bound = v_c_30_stop;
+        const int64_t lc_lo_bound = v_c_29_start;
+        const int64_t lc_hi_bound = v_c_29_stop;
         for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
         for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
         {
-            double *restrict lc_dst = lc_pack_b + (((((v_h_34 * S_W) + v_w_35) * (v_c_30_stop + (-1 * v_c_30_start))) + (v_c_30_start + (-1 * v_c_30_start))));
-            const int64_t lc_first = v_c_30_start, lc_end = v_c_30_stop;
+            double *restrict lc_dst = lc_pack_b + (((((v_h_34 * S_W) + v_w_35) * (v_c_29_stop + (-1 * v_c_29_start))) + (v_c_29_start + (-1 * v_c_29_start))));
+            const int64_t lc_first = v_c_29_start, lc_end = v_c_29_stop;
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_c_30 = lc_first; v_c_30 < lc_lo; ++v_c_30) lc_dst[v_c_30 - lc_first] = 0;
+            for (int64_t v_c_29 = lc_first; v_c_29 < lc_lo; ++v_c_29) lc_dst[v_c_29 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_c_30 = lc_lo; v_c_30 < lc_hi; ++v_c_30) {
-                    const double t0 = T_relu_29[(((v_n_33) * 8 + v_c_30) * S_H + v_h_34) * S_W + v_w_35];
-                    lc_dst[v_c_30 - lc_first] = t0;
+                for (int64_t v_c_29 = lc_lo; v_c_29 < lc_hi; ++v_c_29) {
+                    const double t0 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + v_h_34) * S_W + v_w_35];
+                    lc_dst[v_c_29 - lc_first] = t0;
                 }
             }
-            for (int64_t v_c_30 = lc_hi; v_c_30 < lc_end; ++v_c_30) lc_dst[v_c_30 - lc_first] = 0;
+            for (int64_t v_c_29 = lc_hi; v_c_29 < lc_end; ++v_c_29) lc_dst[v_c_29 - lc_first] = 0;
         }
         }
         }
         }
-        lc_kernel_f64_tiles(16, (v_c_30_stop + (-1 * v_c_30_start)), (S_H * S_W), 1.0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, 0, lc_pack_b, (v_c_30_stop + (-1 * v_c_30_start)), 0, 1, lc_out + ((((0) * 8 + v_c_30_start) * 1 + v_j2) * 1 + v_j3), 8, 1, lc_scratch);
+        lc_kernel_f64_tiles(16, (v_c_29_stop + (-1 * v_c_29_start)), (S_H * S_W), 1.0, T_grad_conv_36 + ((((v_n_32) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, 0, lc_pack_b, (v_c_29_stop + (-1 * v_c_29_start)), 0, 1, lc_out + ((((0) * 8 + v_c_29_start) * 1 + v_j2) * 1 + v_j3), 8, 1, lc_scratch);
     }
     }
     for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
@@ -4062,19 +4050,19 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_29_19[i0, s0, i2, i3] * ((gconv_0[i0, s0, 0, i2, i3] - div_3[0, s0, 0, 0]) * div_24[0, s0, 0, 0] + bn1_bias[s0] > 0) */
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t2 = T_div_3[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_24[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t2 = T_div_2[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_23[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t6 = T_bn1_bias[v_s0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const double t0 = T_grad_relu_29_19[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
-        const double t1 = T_gconv_0[(((v_i0) * 8 + v_s0) * 1 + 0) * S_H * S_W + v_i2];
+        const double t0 = T_grad_relu_28_19[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
+        const double t1 = T_conv_0[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
@@ -4086,19 +4074,19 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         T_grad_bn1_bias[v_s0] = acc;
     }
     }
-    /* grad_div_24_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) */
+    /* grad_div_23_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t6 = T_bn1_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const double t0 = T_grad_relu_29_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const double t1 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+        const double t0 = T_grad_relu_28_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const double t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
@@ -4108,15 +4096,15 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         acc += t10;
     }
     }
-        T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        T_grad_div_23_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
-    /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_8_32[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, s0, 0, 0] * 0.5 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+    /* grad_bn1_weight[s0] = grad_div_23_26[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_7_32[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_23_26[0, s0, 0, 0] * 0.5 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        const double t0 = T_grad_div_24_26[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const double t1 = T_sum_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t0 = T_grad_div_23_26[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t1 = T_sum_7[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
         const double t3 = (t2 + 1e-05);
         const double t4 = sqrt(t3);
@@ -4132,28 +4120,28 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         const double t14 = (t12 * t13);
         const double t15 = (-t14);
         T_grad_bn1_weight[v_s0] = t6;
-        T_grad_sum_8_32[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
+        T_grad_sum_7_32[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])); grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_2_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_32[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])) */
+            /* grad_div_2_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_32[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
             {
             double acc = 0.0;
             for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const double t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
                 const double t6 = T_bn1_bias[v_i1];
-                const double t11 = T_grad_sum_8_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t11 = T_grad_sum_7_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
             #pragma omp simd reduction(+:acc)
             for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const double t0 = T_grad_relu_29_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const double t1 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+                const double t0 = T_grad_relu_28_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+                const double t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
                 const double t3 = (t1 - t2);
                 const double t5 = (t3 * t4);
                 const double t7 = (t5 + t6);
@@ -4167,34 +4155,34 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 acc += t15;
             }
             }
-            T_grad_div_3_36[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
+            T_grad_div_2_36[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
             }
-            /* grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W */
+            /* grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W */
             {
-                const double t0 = T_grad_div_3_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t0 = T_grad_div_2_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
                 const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
                 const double t2 = (t0 * t1);
-                T_grad_sum_2_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+                T_grad_sum_1_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
             }
     }
     }
     }
     }
     }
-    /* grad_gconv_0_39[s0, s1, s2, s3, s4] = grad_relu_29_19[s0, s1, s3, s4] * ((gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) * div_24[0, s1, 0, 0] + bn1_bias[s1] > 0) * div_24[0, s1, 0, 0] + grad_sum_8_32[0, s1, 0, 0] * (gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0] + gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) + grad_sum_2_37[0, s1, 0, 0] */
+    /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_19[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_32[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_37[0, j1, 0, 0] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
-    for (int64_t v_s0 = 0; v_s0 < S_N; ++v_s0) {
-    for (int64_t v_s1 = 0; v_s1 < 8; ++v_s1) {
-        const double t2 = T_div_3[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_24[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
-        const double t6 = T_bn1_bias[v_s1];
-        const double t11 = T_grad_sum_8_32[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
-        const double t15 = T_grad_sum_2_37[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
+        const double t2 = T_div_2[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_23[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn1_bias[v_j1];
+        const double t11 = T_grad_sum_7_32[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t15 = T_grad_sum_1_37[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
     #pragma omp simd
-    for (int64_t v_s3 = 0; v_s3 < (S_H * S_W); ++v_s3) {
-        const double t0 = T_grad_relu_29_19[((v_s0) * 8 + v_s1) * S_H * S_W + v_s3];
-        const double t1 = T_gconv_0[(((v_s0) * 8 + v_s1) * 1 + 0) * S_H * S_W + v_s3];
+    for (int64_t v_j2 = 0; v_j2 < (S_H * S_W); ++v_j2) {
+        const double t0 = T_grad_relu_28_19[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2];
+        const double t1 = T_conv_0[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2];
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
@@ -4205,13 +4193,13 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         const double t13 = (t11 * t12);
         const double t14 = (t10 + t13);
         const double t16 = (t14 + t15);
-        T_grad_gconv_0_39[(((v_s0) * 8 + v_s1) * 1 + 0) * S_H * S_W + v_s3] = t16;
+        T_grad_conv_0[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2] = t16;
     }
     }
     }
     }
 
-    /* grad_x[n, g, j2, j3] = sum_{i, j} (grad_gconv_0_39[n, g, 0, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
+    /* grad_x[n, o, j2, j3] = sum_{i, j} (grad_conv_0[n, o, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[o, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
     int64_t lc_lo0 = 0, lc_hi0 = S_W;
     {
@@ -4225,7 +4213,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     #pragma omp parallel for collapse(3) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
-    for (int64_t v_g = 0; v_g < 8; ++v_g) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
     int lc_ok = 1;
     {
@@ -4240,7 +4228,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
             double lc_pre_t1[9];
             for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                const double t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                const double t1 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                 lc_pre_t1[((3 * v_i) + v_j)] = t1;
             }
             /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
@@ -4264,14 +4252,14 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                     const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
                     const double t10 = (t8 * t9);
                     const double t11 = (t10 * t5);
-                    const double t12 = (t11 != 0 ? T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-                    const double t13 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const double t13 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const double t14 = (t12 * t13);
                     const double t15 = (t6 != 0 ? t14 : 0.0);
                     lc_acc += t15;
                 }
                 }
-                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+                T_grad_x[(((v_n) * 8 + v_o) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
             /* runs of whole vectors, the last run ending at lc_hi (the columns
                done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
@@ -4283,13 +4271,13 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const double t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
                     const double t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const double t2 = (t0 * t1);
                     lc_acc += t2;
                 }
                 }
-                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+                T_grad_x[(((v_n) * 8 + v_o) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
             if (lc_full < lc_hi) {
             #pragma omp simd simdlen(8)
@@ -4299,13 +4287,13 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const double t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
                     const double t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const double t2 = (t0 * t1);
                     lc_acc += t2;
                 }
                 }
-                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+                T_grad_x[(((v_n) * 8 + v_o) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
             }
             #pragma omp simd simdlen(8)
@@ -4327,24 +4315,24 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                     const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
                     const double t10 = (t8 * t9);
                     const double t11 = (t10 * t5);
-                    const double t12 = (t11 != 0 ? T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-                    const double t13 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const double t13 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const double t14 = (t12 * t13);
                     const double t15 = (t6 != 0 ? t14 : 0.0);
                     lc_acc += t15;
                 }
                 }
-                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+                T_grad_x[(((v_n) * 8 + v_o) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
     }
     }
     }
     }
 
-    /* grad_depthwise_weight[j0, j1, i, j] = sum_{n, h, w} (grad_gconv_0_39[n, j0, 0, h, w] * x[n, j0, h + i - 1, w + j - 1] if (j0 >= 0) * (j0 < 8) else 0) */
+    /* grad_depthwise_weight[o, j1, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, o, h + i - 1, w + j - 1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 8; ++v_j0) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         double lc_taps[9] = {0};
         double lc_lanes[576] = {0};
@@ -4352,18 +4340,16 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const double t0 = (v_j0 >= 0);
-        const double t1 = (v_j0 < 8);
-        const double t2 = (((v_h + v_i) + -1) >= 0);
-        const double t3 = (((v_h + v_i) + -1) < S_H);
-    for (int64_t lc_tile_start = lc_max_i64(0, (-1 * (v_j + -1))); lc_tile_start < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))) - lc_tile_start);
+        const double t0 = (((v_h + v_i) + -1) >= 0);
+        const double t1 = (((v_h + v_i) + -1) < S_H);
+    for (int64_t lc_tile_start = lc_max_i64(0, (-1 * (v_j + -1))); lc_tile_start < ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))) - lc_tile_start);
     #pragma omp simd
     for (int64_t v_w = lc_tile_start; v_w < lc_tile_start + lc_tile_n; ++v_w) {
-        const double t4 = T_grad_gconv_0_39[((((v_n) * 8 + v_j0) * 1 + 0) * S_H + v_h) * S_W + v_w];
-        const double t5 = T_x[(((v_n) * 8 + v_j0) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-        const double t6 = (t4 * t5);
-        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t6;
+        const double t2 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
+        const double t3 = T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+        const double t4 = (t2 * t3);
+        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t4;
     }
     }
     }
@@ -4376,7 +4362,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
             for (int64_t k = 0; k < LC_TILE; ++k) lc_sum += lc_lanes[t * LC_TILE + k];
             lc_taps[t] = lc_sum;
         }
-        for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) T_grad_depthwise_weight[(((v_j0) * 1 + v_j1) * 3 + v_i) * 3 + v_j] = lc_taps[((3 * v_i) + v_j)];
+        for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) T_grad_depthwise_weight[(((v_o) * 1 + v_j1) * 3 + v_i) * 3 + v_j] = lc_taps[((3 * v_i) + v_j)];
     }
     }
     }
@@ -4531,12 +4517,12 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* grad_relu_29_19[n_33, c_30, h_34, w_35] = sum_{o} grad_conv_36[n_33, o, h_34, w_35] * pointwise_weight[o, c_30, 0, 0] */
+    /* grad_relu_28_19[n_32, c_29, h_34, w_35] = sum_{o_33} grad_conv_36[n_32, o_33, h_34, w_35] * pointwise_weight[o_33, c_29, 0, 0] */
     {
 
     if (16 == 0) {
         /* an empty sum is zero */
-        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_29_19[k] = 0;
+        for (int64_t k = 0; k < (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W); ++k) T_grad_relu_28_19[k] = 0;
     } else if ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) > 0) {
     /* tasks: every value of the calls' loops times blocks of none, each
        block's packed workspace about 1048576 bytes */
@@ -4566,11 +4552,11 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     {
     const int lc_tid = omp_get_thread_num();
     double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    double *lc_out = T_grad_relu_29_19;
+    double *lc_out = T_grad_relu_28_19;
     #pragma omp for schedule(dynamic, 1)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
-        const int64_t v_n_33 = lc_task / lc_blocks;
-        lc_kernel_f64_tiles(8, (S_H * S_W), 16, 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 1, 8, 0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_33) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
+        const int64_t v_n_32 = lc_task / lc_blocks;
+        lc_kernel_f64_tiles(8, (S_H * S_W), 16, 1.0, T_pointwise_weight + ((((0) * 8 + 0) * 1 + 0) * 1 + 0), 1, 8, 0, T_grad_conv_36 + ((((v_n_32) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 0, 0, lc_out + ((((v_n_32) * 8 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, lc_scratch);
     }
     }
     free(lc_ws);
@@ -4578,14 +4564,14 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
 
 
-    /* grad_pointwise_weight[o, c_30, j2, j3] = sum_{n_33, h_34, w_35} grad_conv_36[n_33, o, h_34, w_35] * relu_29[n_33, c_30, h_34, w_35] */
+    /* grad_pointwise_weight[o_33, c_29, j2, j3] = sum_{n_32, h_34, w_35} grad_conv_36[n_32, o_33, h_34, w_35] * relu_28[n_32, c_29, h_34, w_35] */
     {
 
     if (((S_N * S_H) * S_W) == 0) {
         /* an empty sum is zero */
         for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) T_grad_pointwise_weight[k] = 0;
     } else if ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) > 0) {
-    /* tasks: every value of the calls' loops times blocks of c_30, each
+    /* tasks: every value of the calls' loops times blocks of c_29, each
        block's packed workspace about 1048576 bytes */
     const int64_t lc_extent = 8;
     int64_t lc_step = (int64_t)(1048576 / sizeof(double)) / ((S_H * S_W));
@@ -4600,11 +4586,11 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);
     lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;
     lc_blocks = (lc_extent + lc_step - 1) / lc_step;
-    const int64_t v_c_30_step = lc_step;
+    const int64_t v_c_29_step = lc_step;
     const int64_t lc_tasks = lc_calls * lc_blocks;
     if (lc_nt > lc_tasks) lc_nt = (int)lc_tasks;
     /* each thread's workspaces, and those packed once */
-    const int64_t lc_room = ((S_H * S_W) * v_c_30_step) + LC_TILE_SCRATCH(LC_NR_F64);
+    const int64_t lc_room = ((S_H * S_W) * v_c_29_step) + LC_TILE_SCRATCH(LC_NR_F64);
     double *lc_ws = lc_room > 0 ? malloc(sizeof(double) * (size_t)lc_nt * (size_t)lc_room) : 0;
     if ((lc_room > 0 && !lc_ws)) {
         free(lc_ws);
@@ -4619,43 +4605,43 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     {
     const int lc_tid = omp_get_thread_num();
     double *restrict lc_pack_b = lc_ws + (int64_t)lc_tid * lc_room + (0);
-    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((S_H * S_W) * v_c_30_step));
+    double *lc_scratch = lc_ws + (int64_t)lc_tid * lc_room + (((S_H * S_W) * v_c_29_step));
     if (lc_tid == 0) lc_used = omp_get_num_threads();
     double *lc_out = lc_tid == 0 ? T_grad_pointwise_weight : lc_part + (int64_t)(lc_tid - 1) * ((int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1));
     if (lc_tid > 0) for (int64_t k = 0; k < (int64_t)(16) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1); ++k) lc_out[k] = 0;
     #pragma omp for schedule(static)
     for (int64_t lc_task = 0; lc_task < lc_tasks; ++lc_task) {
-        const int64_t v_c_30_start = lc_task % lc_blocks * lc_step;
-        const int64_t v_c_30_stop = lc_min_i64(v_c_30_start + lc_step, lc_extent);
-        const int64_t v_n_33 = (lc_task / lc_blocks) % (S_N);
+        const int64_t v_c_29_start = lc_task % lc_blocks * lc_step;
+        const int64_t v_c_29_stop = lc_min_i64(v_c_29_start + lc_step, lc_extent);
+        const int64_t v_n_32 = (lc_task / lc_blocks) % (S_N);
         const int64_t v_j3 = (lc_task / lc_blocks / (S_N)) % (1);
         const int64_t v_j2 = lc_task / lc_blocks / ((S_N) * (1));
 
         {
-        const int64_t lc_lo_bound = v_c_30_start;
-        const int64_t lc_hi_bound = v_c_30_stop;
+        const int64_t lc_lo_bound = v_c_29_start;
+        const int64_t lc_hi_bound = v_c_29_stop;
         for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
         for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
         {
-            double *restrict lc_dst = lc_pack_b + (((((v_h_34 * S_W) + v_w_35) * (v_c_30_stop + (-1 * v_c_30_start))) + (v_c_30_start + (-1 * v_c_30_start))));
-            const int64_t lc_first = v_c_30_start, lc_end = v_c_30_stop;
+            double *restrict lc_dst = lc_pack_b + (((((v_h_34 * S_W) + v_w_35) * (v_c_29_stop + (-1 * v_c_29_start))) + (v_c_29_start + (-1 * v_c_29_start))));
+            const int64_t lc_first = v_c_29_start, lc_end = v_c_29_stop;
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_c_30 = lc_first; v_c_30 < lc_lo; ++v_c_30) lc_dst[v_c_30 - lc_first] = 0;
+            for (int64_t v_c_29 = lc_first; v_c_29 < lc_lo; ++v_c_29) lc_dst[v_c_29 - lc_first] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_c_30 = lc_lo; v_c_30 < lc_hi; ++v_c_30) {
-                    const double t0 = T_relu_29[(((v_n_33) * 8 + v_c_30) * S_H + v_h_34) * S_W + v_w_35];
-                    lc_dst[v_c_30 - lc_first] = t0;
+                for (int64_t v_c_29 = lc_lo; v_c_29 < lc_hi; ++v_c_29) {
+                    const double t0 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + v_h_34) * S_W + v_w_35];
+                    lc_dst[v_c_29 - lc_first] = t0;
                 }
             }
-            for (int64_t v_c_30 = lc_hi; v_c_30 < lc_end; ++v_c_30) lc_dst[v_c_30 - lc_first] = 0;
+            for (int64_t v_c_29 = lc_hi; v_c_29 < lc_end; ++v_c_29) lc_dst[v_c_29 - lc_first] = 0;
         }
         }
         }
         }
-        lc_kernel_f64_tiles(16, (v_c_30_stop + (-1 * v_c_30_start)), (S_H * S_W), 1.0, T_grad_conv_36 + ((((v_n_33) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, 0, lc_pack_b, (v_c_30_stop + (-1 * v_c_30_start)), 0, 1, lc_out + ((((0) * 8 + v_c_30_start) * 1 + v_j2) * 1 + v_j3), 8, 1, lc_scratch);
+        lc_kernel_f64_tiles(16, (v_c_29_stop + (-1 * v_c_29_start)), (S_H * S_W), 1.0, T_grad_conv_36 + ((((v_n_32) * 16 + 0) * S_H + 0) * S_W + 0), (S_H * S_W), 1, 0, lc_pack_b, (v_c_29_stop + (-1 * v_c_29_start)), 0, 1, lc_out + ((((0) * 8 + v_c_29_start) * 1 + v_j2) * 1 + v_j3), 8, 1, lc_scratch);
     }
     }
     for (int lc_t = 1; lc_t < lc_used; ++lc_t) {
@@ -4668,19 +4654,19 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_29_19[i0, s0, i2, i3] * ((gconv_0[i0, s0, 0, i2, i3] - div_3[0, s0, 0, 0]) * div_24[0, s0, 0, 0] + bn1_bias[s0] > 0) */
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t2 = T_div_3[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_24[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t2 = T_div_2[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_23[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t6 = T_bn1_bias[v_s0];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const double t0 = T_grad_relu_29_19[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
-        const double t1 = T_gconv_0[(((v_i0) * 8 + v_s0) * 1 + 0) * S_H * S_W + v_i2];
+        const double t0 = T_grad_relu_28_19[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
+        const double t1 = T_conv_0[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
@@ -4692,19 +4678,19 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         T_grad_bn1_bias[v_s0] = acc;
     }
     }
-    /* grad_div_24_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) */
+    /* grad_div_23_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
         double acc = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
         const double t6 = T_bn1_bias[v_i1];
     #pragma omp simd reduction(+:acc)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const double t0 = T_grad_relu_29_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const double t1 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+        const double t0 = T_grad_relu_28_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const double t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
@@ -4714,15 +4700,15 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         acc += t10;
     }
     }
-        T_grad_div_24_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        T_grad_div_23_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
-    /* grad_bn1_weight[s0] = grad_div_24_26[0, s0, 0, 0] * 1 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_8_32[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_24_26[0, s0, 0, 0] * 0.5 / sqrt(sum_8[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
+    /* grad_bn1_weight[s0] = grad_div_23_26[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_7_32[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_23_26[0, s0, 0, 0] * 0.5 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        const double t0 = T_grad_div_24_26[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
-        const double t1 = T_sum_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t0 = T_grad_div_23_26[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
+        const double t1 = T_sum_7[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t2 = (t1 / ((double)((S_N * S_H) * S_W)));
         const double t3 = (t2 + 1e-05);
         const double t4 = sqrt(t3);
@@ -4738,28 +4724,28 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         const double t14 = (t12 * t13);
         const double t15 = (-t14);
         T_grad_bn1_weight[v_s0] = t6;
-        T_grad_sum_8_32[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
+        T_grad_sum_7_32[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])); grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_2_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_32[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
     {
     for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
     for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
     for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_3_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_29_19[i0, i1, i2, i3] * ((gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0]) * div_24[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_24[0, i1, 0, 0] + grad_sum_8_32[0, i1, 0, 0] * (gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0] + gconv_0[i0, i1, 0, i2, i3] - div_3[0, i1, 0, 0])) */
+            /* grad_div_2_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_32[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
             {
             double acc = 0.0;
             for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const double t2 = T_div_3[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t4 = T_div_24[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
                 const double t6 = T_bn1_bias[v_i1];
-                const double t11 = T_grad_sum_8_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t11 = T_grad_sum_7_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
             #pragma omp simd reduction(+:acc)
             for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const double t0 = T_grad_relu_29_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const double t1 = T_gconv_0[(((v_i0) * 8 + v_i1) * 1 + 0) * S_H * S_W + v_i2];
+                const double t0 = T_grad_relu_28_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+                const double t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
                 const double t3 = (t1 - t2);
                 const double t5 = (t3 * t4);
                 const double t7 = (t5 + t6);
@@ -4773,34 +4759,34 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 acc += t15;
             }
             }
-            T_grad_div_3_36[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
+            T_grad_div_2_36[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
             }
-            /* grad_sum_2_37[j0, i1, j2, j3] = grad_div_3_36[0, i1, 0, 0] * 1 / N * H * W */
+            /* grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W */
             {
-                const double t0 = T_grad_div_3_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+                const double t0 = T_grad_div_2_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
                 const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
                 const double t2 = (t0 * t1);
-                T_grad_sum_2_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
+                T_grad_sum_1_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
             }
     }
     }
     }
     }
     }
-    /* grad_gconv_0_39[s0, s1, s2, s3, s4] = grad_relu_29_19[s0, s1, s3, s4] * ((gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) * div_24[0, s1, 0, 0] + bn1_bias[s1] > 0) * div_24[0, s1, 0, 0] + grad_sum_8_32[0, s1, 0, 0] * (gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0] + gconv_0[s0, s1, 0, s3, s4] - div_3[0, s1, 0, 0]) + grad_sum_2_37[0, s1, 0, 0] */
+    /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_19[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_32[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_37[0, j1, 0, 0] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
-    for (int64_t v_s0 = 0; v_s0 < S_N; ++v_s0) {
-    for (int64_t v_s1 = 0; v_s1 < 8; ++v_s1) {
-        const double t2 = T_div_3[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_24[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
-        const double t6 = T_bn1_bias[v_s1];
-        const double t11 = T_grad_sum_8_32[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
-        const double t15 = T_grad_sum_2_37[(((0) * 8 + v_s1) * 1 + 0) * 1 + 0];
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1 = 0; v_j1 < 8; ++v_j1) {
+        const double t2 = T_div_2[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t4 = T_div_23[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn1_bias[v_j1];
+        const double t11 = T_grad_sum_7_32[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
+        const double t15 = T_grad_sum_1_37[(((0) * 8 + v_j1) * 1 + 0) * 1 + 0];
     #pragma omp simd
-    for (int64_t v_s3 = 0; v_s3 < (S_H * S_W); ++v_s3) {
-        const double t0 = T_grad_relu_29_19[((v_s0) * 8 + v_s1) * S_H * S_W + v_s3];
-        const double t1 = T_gconv_0[(((v_s0) * 8 + v_s1) * 1 + 0) * S_H * S_W + v_s3];
+    for (int64_t v_j2 = 0; v_j2 < (S_H * S_W); ++v_j2) {
+        const double t0 = T_grad_relu_28_19[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2];
+        const double t1 = T_conv_0[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2];
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
@@ -4811,13 +4797,13 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         const double t13 = (t11 * t12);
         const double t14 = (t10 + t13);
         const double t16 = (t14 + t15);
-        T_grad_gconv_0_39[(((v_s0) * 8 + v_s1) * 1 + 0) * S_H * S_W + v_s3] = t16;
+        T_grad_conv_0[((v_j0) * 8 + v_j1) * S_H * S_W + v_j2] = t16;
     }
     }
     }
     }
 
-    /* grad_x[n, g, j2, j3] = sum_{i, j} (grad_gconv_0_39[n, g, 0, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[g, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
+    /* grad_x[n, o, j2, j3] = sum_{i, j} (grad_conv_0[n, o, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[o, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
     int64_t lc_lo0 = 0, lc_hi0 = S_W;
     {
@@ -4831,7 +4817,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     #pragma omp parallel for collapse(3) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
-    for (int64_t v_g = 0; v_g < 8; ++v_g) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
     for (int64_t v_j2 = 0; v_j2 < S_H; ++v_j2) {
     int lc_ok = 1;
     {
@@ -4846,7 +4832,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
             double lc_pre_t1[9];
             for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                const double t1 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                const double t1 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                 lc_pre_t1[((3 * v_i) + v_j)] = t1;
             }
             /* 0 <= lc_lo <= lc_hi <= the row: the edges and the middle split it */
@@ -4870,14 +4856,14 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                     const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
                     const double t10 = (t8 * t9);
                     const double t11 = (t10 * t5);
-                    const double t12 = (t11 != 0 ? T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-                    const double t13 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const double t13 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const double t14 = (t12 * t13);
                     const double t15 = (t6 != 0 ? t14 : 0.0);
                     lc_acc += t15;
                 }
                 }
-                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+                T_grad_x[(((v_n) * 8 + v_o) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
             /* runs of whole vectors, the last run ending at lc_hi (the columns
                done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
@@ -4889,13 +4875,13 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const double t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
                     const double t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const double t2 = (t0 * t1);
                     lc_acc += t2;
                 }
                 }
-                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+                T_grad_x[(((v_n) * 8 + v_o) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
             if (lc_full < lc_hi) {
             #pragma omp simd simdlen(8)
@@ -4905,13 +4891,13 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
+                    const double t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))];
                     const double t1 = lc_pre_t1[((3 * v_i) + v_j)];
                     const double t2 = (t0 * t1);
                     lc_acc += t2;
                 }
                 }
-                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+                T_grad_x[(((v_n) * 8 + v_o) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
             }
             #pragma omp simd simdlen(8)
@@ -4933,24 +4919,24 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                     const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
                     const double t10 = (t8 * t9);
                     const double t11 = (t10 * t5);
-                    const double t12 = (t11 != 0 ? T_grad_gconv_0_39[((((v_n) * 8 + v_g) * 1 + 0) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
-                    const double t13 = T_depthwise_weight[(((v_g) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                    const double t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
+                    const double t13 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const double t14 = (t12 * t13);
                     const double t15 = (t6 != 0 ? t14 : 0.0);
                     lc_acc += t15;
                 }
                 }
-                T_grad_x[(((v_n) * 8 + v_g) * S_H + v_j2) * S_W + v_j3] = lc_acc;
+                T_grad_x[(((v_n) * 8 + v_o) * S_H + v_j2) * S_W + v_j3] = lc_acc;
             }
     }
     }
     }
     }
 
-    /* grad_depthwise_weight[j0, j1, i, j] = sum_{n, h, w} (grad_gconv_0_39[n, j0, 0, h, w] * x[n, j0, h + i - 1, w + j - 1] if (j0 >= 0) * (j0 < 8) else 0) */
+    /* grad_depthwise_weight[o, j1, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, o, h + i - 1, w + j - 1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
-    for (int64_t v_j0 = 0; v_j0 < 8; ++v_j0) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         double lc_taps[9] = {0};
         double lc_lanes[576] = {0};
@@ -4958,18 +4944,16 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const double t0 = (v_j0 >= 0);
-        const double t1 = (v_j0 < 8);
-        const double t2 = (((v_h + v_i) + -1) >= 0);
-        const double t3 = (((v_h + v_i) + -1) < S_H);
-    for (int64_t lc_tile_start = lc_max_i64(0, (-1 * (v_j + -1))); lc_tile_start < ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, ((t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))) - lc_tile_start);
+        const double t0 = (((v_h + v_i) + -1) >= 0);
+        const double t1 = (((v_h + v_i) + -1) < S_H);
+    for (int64_t lc_tile_start = lc_max_i64(0, (-1 * (v_j + -1))); lc_tile_start < ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))) - lc_tile_start);
     #pragma omp simd
     for (int64_t v_w = lc_tile_start; v_w < lc_tile_start + lc_tile_n; ++v_w) {
-        const double t4 = T_grad_gconv_0_39[((((v_n) * 8 + v_j0) * 1 + 0) * S_H + v_h) * S_W + v_w];
-        const double t5 = T_x[(((v_n) * 8 + v_j0) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-        const double t6 = (t4 * t5);
-        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t6;
+        const double t2 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
+        const double t3 = T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
+        const double t4 = (t2 * t3);
+        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t4;
     }
     }
     }
@@ -4982,7 +4966,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
             for (int64_t k = 0; k < LC_TILE; ++k) lc_sum += lc_lanes[t * LC_TILE + k];
             lc_taps[t] = lc_sum;
         }
-        for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) T_grad_depthwise_weight[(((v_j0) * 1 + v_j1) * 3 + v_i) * 3 + v_j] = lc_taps[((3 * v_i) + v_j)];
+        for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) T_grad_depthwise_weight[(((v_o) * 1 + v_j1) * 3 + v_i) * 3 + v_j] = lc_taps[((3 * v_i) + v_j)];
     }
     }
     }

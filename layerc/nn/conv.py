@@ -85,10 +85,13 @@ def conv(x, weight, bias, stride=1, padding=0, dilation=1, groups=1):
     def with_bias(o, value):
         return value if bias is None else bias[o] + value
 
-    if groups == 1:
-        return ops.compute((N, O, *out), _DENSE[rank](lambda n, o, at: with_bias(o, window(n, c, o, at))),
-                           name="conv")
     OG = int(O) // groups
+    if groups == 1 or OG == 1:
+        # dense, or one output channel per group (depthwise): channel o reads
+        # x's o*CG + c, affine, so no group axis and no reshape (which kept
+        # the bias's sum out of a depthwise convolution's loops: a pass more)
+        return ops.compute((N, O, *out), _DENSE[rank](lambda n, o, at: with_bias(
+            o, window(n, c if groups == 1 else o * CG + c, o, at))), name="conv")
     y = ops.compute((N, groups, OG, *out), _GROUPED[rank](lambda n, g, og, at: with_bias(
         g * OG + og, window(n, g * CG + c, g * OG + og, at))), name="gconv")
     return y.reshape(N, O, *out)

@@ -69,14 +69,36 @@ def root(context, missing=missing):
         if l_1_s is missing:
             l_1_s = undefined("parameter 's' was not provided", name='s')
         pass
-        t_5.extend((
-            str(environment.getattr(l_1_s, 'ctype')),
-            ' ',
-            str(environment.getattr(l_1_s, 'name')),
-            '[',
-            str(environment.getattr(l_1_s, 'count')),
-            '] __attribute__((aligned(64)));',
-        ))
+        if environment.getattr(l_1_s, 'fits'):
+            pass
+            t_5.extend((
+                str(environment.getattr(l_1_s, 'ctype')),
+                ' ',
+                str(environment.getattr(l_1_s, 'name')),
+                '_space[',
+                str(environment.getattr(l_1_s, 'count')),
+                '] __attribute__((aligned(64)));\n        ',
+                str(environment.getattr(l_1_s, 'ctype')),
+                ' *const ',
+                str(environment.getattr(l_1_s, 'name')),
+                ' = (',
+                str(environment.getattr(l_1_s, 'fits')),
+                ') ? ',
+                str(environment.getattr(l_1_s, 'name')),
+                '_space : ',
+                str(environment.getattr(l_1_s, 'own_row')),
+                ';',
+            ))
+        else:
+            pass
+            t_5.extend((
+                str(environment.getattr(l_1_s, 'ctype')),
+                ' ',
+                str(environment.getattr(l_1_s, 'name')),
+                '[',
+                str(environment.getattr(l_1_s, 'count')),
+                '] __attribute__((aligned(64)));',
+            ))
         return concat(t_5)
     context.exported_vars.add('row_buffer')
     context.vars['row_buffer'] = l_0_row_buffer = Macro(environment, macro, 'row_buffer', ('s',), False, False, False, context.eval_ctx.autoescape)
@@ -481,13 +503,13 @@ def root(context, missing=missing):
             _loop_vars = {}
             pass
             t_26.extend((
-                str(('const ' if environment.getattr(l_2_p, 'const') else cond_expr_undefined("the inline if-expression on line 99 in 'statements.c.j2' evaluated to false and no else section was defined."))),
+                str(('const ' if environment.getattr(l_2_p, 'const') else cond_expr_undefined("the inline if-expression on line 104 in 'statements.c.j2' evaluated to false and no else section was defined."))),
                 str(environment.getattr(l_2_p, 'ctype')),
                 ' ',
-                str(('*' if environment.getattr(l_2_p, 'pointer') else cond_expr_undefined("the inline if-expression on line 99 in 'statements.c.j2' evaluated to false and no else section was defined."))),
-                str(('restrict ' if (l_1_restrict and environment.getattr(l_2_p, 'restrict')) else cond_expr_undefined("the inline if-expression on line 99 in 'statements.c.j2' evaluated to false and no else section was defined."))),
+                str(('*' if environment.getattr(l_2_p, 'pointer') else cond_expr_undefined("the inline if-expression on line 104 in 'statements.c.j2' evaluated to false and no else section was defined."))),
+                str(('restrict ' if (l_1_restrict and environment.getattr(l_2_p, 'restrict')) else cond_expr_undefined("the inline if-expression on line 104 in 'statements.c.j2' evaluated to false and no else section was defined."))),
                 str(environment.getattr(l_2_p, 'name')),
-                str((', ' if (not environment.getattr(l_2_loop, 'last')) else cond_expr_undefined("the inline if-expression on line 99 in 'statements.c.j2' evaluated to false and no else section was defined."))),
+                str((', ' if (not environment.getattr(l_2_loop, 'last')) else cond_expr_undefined("the inline if-expression on line 104 in 'statements.c.j2' evaluated to false and no else section was defined."))),
             ))
             t_27 = 0
         l_2_loop = l_2_p = missing
@@ -502,4 +524,4 @@ def root(context, missing=missing):
     yield '\n'
 
 blocks = {}
-debug_info = '3=18&4=25&6=35&7=41&9=51&10=57&12=67&13=73&15=83&16=90&17=92&19=94&20=100&23=106&24=111&26=135&27=141&32=149&33=157&35=165&36=173&38=193&39=199&41=213&42=219&44=224&45=230&47=235&48=242&50=249&51=256&53=275&54=281&57=286&58=293&60=307&61=314&63=322&64=329&69=339&70=347&74=386&75=393&77=399&78=405&80=413&81=419&83=429&85=436&86=439&87=444&92=460&97=471&98=480&99=484'
+debug_info = '3=18&4=25&6=35&7=41&9=51&10=57&12=67&13=72&14=75&15=81&17=95&20=105&21=112&22=114&24=116&25=122&28=128&29=133&31=157&32=163&37=171&38=179&40=187&41=195&43=215&44=221&46=235&47=241&49=246&50=252&52=257&53=264&55=271&56=278&58=297&59=303&62=308&63=315&65=329&66=336&68=344&69=351&74=361&75=369&79=408&80=415&82=421&83=427&85=435&86=441&88=451&90=458&91=461&92=466&97=482&102=493&103=502&104=506'

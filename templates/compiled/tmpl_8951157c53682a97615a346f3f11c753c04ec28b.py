@@ -70,11 +70,19 @@ def root(context, missing=missing):
         ))
         if (environment.getattr(l_1_part, 'mode') in ('max', 'greatest', 'sum')):
             pass
+            for l_2_line in environment.getattr(l_1_part, 'start_lines'):
+                _loop_vars = {}
+                pass
+                t_2.extend((
+                    '\n                ',
+                    str(context.call(environment.getitem((undefined(name='c') if l_0_c is missing else l_0_c), environment.getattr(l_2_line, 'form')), l_2_line, _loop_vars=_loop_vars)),
+                ))
+            l_2_line = missing
             t_2.extend((
                 '\n                ',
                 str((undefined(name='ctype') if l_1_ctype is missing else l_1_ctype)),
                 ' lc_acc = ',
-                str((undefined(name='init') if l_1_init is missing else l_1_init)),
+                str((environment.getattr(l_1_part, 'start') or (undefined(name='init') if l_1_init is missing else l_1_init))),
                 ';',
             ))
         if (l_1_lane and (environment.getattr(l_1_part, 'mode') == 'max')):
@@ -134,7 +142,7 @@ def root(context, missing=missing):
                     ') reduction(',
                     str(('+' if (environment.getattr(l_1_part, 'mode') == 'sum') else 'max')),
                     ':lc_acc)',
-                    str((' reduction(+:lc_nan)' if (environment.getattr(l_1_part, 'mode') == 'max') else cond_expr_undefined("the inline if-expression on line 38 in 'window.c.j2' evaluated to false and no else section was defined."))),
+                    str((' reduction(+:lc_nan)' if (environment.getattr(l_1_part, 'mode') == 'max') else cond_expr_undefined("the inline if-expression on line 41 in 'window.c.j2' evaluated to false and no else section was defined."))),
                 ))
             else:
                 pass
@@ -519,9 +527,9 @@ def root(context, missing=missing):
         if (undefined(name='redo') if l_0_redo is missing else l_0_redo):
             pass
             yield '\n            /* runs of whole vectors'
-            yield str((' plus one' if (undefined(name='gaps') if l_0_gaps is missing else l_0_gaps) else cond_expr_undefined("the inline if-expression on line 171 in 'window.c.j2' evaluated to false and no else section was defined.")))
+            yield str((' plus one' if (undefined(name='gaps') if l_0_gaps is missing else l_0_gaps) else cond_expr_undefined("the inline if-expression on line 174 in 'window.c.j2' evaluated to false and no else section was defined.")))
             yield ', the last run ending at lc_hi (the columns\n               done twice get the same values): gcc 12 runs the columns past whole vectors'
-            yield str((',\n               and the last column of a read with gaps,' if (undefined(name='gaps') if l_0_gaps is missing else l_0_gaps) else cond_expr_undefined("the inline if-expression on line 172 in 'window.c.j2' evaluated to false and no else section was defined.")))
+            yield str((',\n               and the last column of a read with gaps,' if (undefined(name='gaps') if l_0_gaps is missing else l_0_gaps) else cond_expr_undefined("the inline if-expression on line 175 in 'window.c.j2' evaluated to false and no else section was defined.")))
             yield ' in scalar code */\n            const int64_t lc_full = lc_hi - lc_lo >= '
             yield str(((undefined(name='block') if l_0_block is missing else l_0_block) + (undefined(name='gaps') if l_0_gaps is missing else l_0_gaps)))
             yield ' ? lc_lo + (lc_hi - lc_lo - '
@@ -554,4 +562,4 @@ def root(context, missing=missing):
     yield '\n    }\n'
 
 blocks = {}
-debug_info = '12=31&13=33&14=52&15=56&17=60&18=71&19=75&21=80&23=84&25=88&26=92&27=96&29=103&31=107&33=117&34=121&36=125&37=129&38=133&40=143&42=147&44=157&45=162&47=165&48=169&49=173&50=180&53=184&54=188&55=195&56=199&57=204&58=208&59=211&60=215&62=228&64=235&67=242&68=244&69=249&72=255&74=268&77=275&80=280&81=284&85=293&86=298&87=302&91=310&93=315&94=320&96=330&97=335&99=338&100=343&102=347&103=352&105=356&106=360&108=363&114=376&115=383&116=391&118=394&120=398&123=409&125=411&126=413&127=419&128=422&130=429&131=437&133=439&134=443&136=445&138=447&139=451&141=459&142=473&143=477&145=479&146=483&150=491&152=494&155=499&157=501&158=503&160=504&161=507&162=509&164=512&166=515&167=517&170=519&171=522&172=524&174=526&175=536&177=538&180=542&182=543&186=546&187=548&189=549'
+debug_info = '12=31&13=33&14=52&15=56&17=60&18=71&19=73&20=78&22=83&24=88&26=92&28=96&29=100&30=104&32=111&34=115&36=125&37=129&39=133&40=137&41=141&43=151&45=155&47=165&48=170&50=173&51=177&52=181&53=188&56=192&57=196&58=203&59=207&60=212&61=216&62=219&63=223&65=236&67=243&70=250&71=252&72=257&75=263&77=276&80=283&83=288&84=292&88=301&89=306&90=310&94=318&96=323&97=328&99=338&100=343&102=346&103=351&105=355&106=360&108=364&109=368&111=371&117=384&118=391&119=399&121=402&123=406&126=417&128=419&129=421&130=427&131=430&133=437&134=445&136=447&137=451&139=453&141=455&142=459&144=467&145=481&146=485&148=487&149=491&153=499&155=502&158=507&160=509&161=511&163=512&164=515&165=517&167=520&169=523&170=525&173=527&174=530&175=532&177=534&178=544&180=546&183=550&185=551&189=554&190=556&192=557'
