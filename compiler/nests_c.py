@@ -293,19 +293,25 @@ def render_inner(nest, ctx) -> str:
 
 def render_taps(nest, ctx) -> str:
     """A sum whose window offsets (its last ``nest.taps`` output loops) run
-    inside its reduction loops but the innermost: each outer output element
-    keeps a partial sum per offset, each row of the innermost loop is summed
-    into its offset's, and the partial sums are stored at the end. Where the
-    innermost loop is short and of a known length, each offset keeps a partial
-    sum per position of it instead (lanes), added across at the end: a row of
-    56 no longer ends in a sum across the vector lanes (a depthwise
-    convolution's weight gradient did that 9 times a row)."""
+    inside its reduction loops: each outer output element keeps a partial sum
+    per offset, and the partial sums are stored at the end. The offsets run
+    around the innermost (vectorized) loop, each row summed into its offset's
+    partial sum, or, where that loop walks every read contiguously, inside it,
+    unrolled: each vector of a row is loaded once for every offset. Where the
+    innermost loop is short and of a known length, or is cut in tiles, each
+    offset keeps a partial sum per position of it instead (lanes), added
+    across at the end: a row of 56 no longer ends in a sum across the vector
+    lanes (a depthwise convolution's weight gradient did that 9 times a row)."""
     s = nest.stage
     printer = ctx.printer([s])
     loops = [Loop(var_c(l.var), printer.index(l.extent), simd=l.simd) for l in nest.loops]
-    value = printer.value(_windowed(nest, printer, loops))
+    column = next(k for k, l in enumerate(nest.loops) if l.simd)
+    inside = column < len(loops) - 1
+    taps = nest.loops[column + 1:] if inside else nest.loops[column - nest.taps:column]
+    for loop, tap in zip(loops[column + 1:], taps):
+        loop.unroll = tap.extent.value
+    value = printer.value(nest.stage.body if inside else _windowed(nest, printer, loops))
     outer = len(s.axes) - nest.taps
-    taps = nest.loops[-1 - nest.taps:-1]
     flat = IConst(0)
     for tap in taps:
         flat = ir.iadd(ir.imul(flat, tap.extent), IVar(tap.var))
@@ -314,32 +320,35 @@ def render_taps(nest, ctx) -> str:
     count = math.prod(tap.extent.value for tap in taps)
     enter, exit_ = (loops[outer - 1].enter, loops[outer - 1].exit) if outer else (prologue, epilogue)
     enter.append(Partials(ctx.ctype, "lc_taps", count))
-    row = nest.loops[-1].extent
+    row = nest.loops[column].extent
     body = [Update("sum", "acc", value)]
-    tiled = not isinstance(row, IConst) and count * STREAM_TILE <= LANES_LIMIT
-    if isinstance(row, IConst) and count * row.value <= LANES_LIMIT:
+    known = isinstance(row, IConst) and count * row.value <= LANES_LIMIT
+    # offsets inside the row always keep lanes (TAPS_LIMIT offsets fill LANES_LIMIT)
+    tiled = not known and (inside or not isinstance(row, IConst)) and count * STREAM_TILE <= LANES_LIMIT
+    if known:
         enter.append(Partials(ctx.ctype, "lc_lanes", count * row.value))
-        lane = printer.index(ir.iadd(ir.imul(flat, row), IVar(nest.loops[-1].var)))
+        lane = printer.index(ir.iadd(ir.imul(flat, row), IVar(nest.loops[column].var)))
         body = [Update("sum", f"lc_lanes[{lane}]", value)]
         exit_.append(FoldLanes(ctx.ctype, "lc_lanes", "lc_taps", count, row.value))
     elif tiled:
         # a row of a run-time length: a partial sum per position of a tile of it
         enter.append(Partials(ctx.ctype, "lc_lanes", count * STREAM_TILE))
-        lane = f"{printer.index(flat)} * LC_TILE + {loops[-1].var} - lc_tile_start"
+        lane = f"{printer.index(flat)} * LC_TILE + {loops[column].var} - lc_tile_start"
         body = [Update("sum", f"lc_lanes[{lane}]", value)]
         exit_.append(FoldLanes(ctx.ctype, "lc_lanes", "lc_taps", count, "LC_TILE"))
     else:
         loops[-2].enter.append(Declare(ctx.ctype, "acc", init_value("sum", ctx.dtype)))
         loops[-2].exit.append(Update("sum", partial, "acc"))
         loops[-1].reduction = "+"
-    exit_.append(StoreEach(tuple(loops[-1 - nest.taps:-1]), printer.element(s.name, s.index), partial))
+    exit_.append(StoreEach(tuple(Loop(var_c(t.var), printer.index(t.extent)) for t in taps),
+                           printer.element(s.name, s.index), partial))
     if nest.loops[0].parallel:
         loops = _in_threads(loops, 0, nest, printer, ctx)
-    lets = _hoisted(nest, printer, loops, prologue)
+    lets = printer.lets if inside else _hoisted(nest, printer, loops, prologue)
     if tiled:
-        inner = loops[-1]
-        loops[-1:] = [Loop(inner.var, inner.stop, inner.start, form="tiles", enter=[TileStart(inner.stop)]),
-                      dataclasses.replace(inner, form="tile")]
+        inner = loops[column]
+        loops[column:column + 1] = [Loop(inner.var, inner.stop, inner.start, form="tiles", enter=[TileStart(inner.stop)]),
+                                    dataclasses.replace(inner, form="tile")]
     return render("nest.c.j2", loops=loops, lets=lets, body=body,
                   comment=_comment((s,)), prologue=prologue, epilogue=epilogue)
 

@@ -25,7 +25,7 @@ from .ir import Call, Const, IConst, IExpr, IVar, Load, Program, Stage, TensorDe
 from .ops_table import COMPARISONS, OPS
 from .simplify import collapse_one_hot_sums, eliminate_dead_stages, simplify_expr
 from .collapse import Collapsed, collapse_nest
-from .windows import Sliding, laned_rows_pay, merge_rows, plan_sliding
+from .windows import Sliding, laned_rows_pay, merge_rows, plan_sliding, walks_contiguously
 
 CHEAP_OPS_LIMIT = 8
 
@@ -1117,8 +1117,13 @@ def plan_loops(s: Stage, shapes: dict, short: bool = False) -> Nest:
     taps = _taps_inside(s, loops)
     if taps:
         n_axes = len(s.axes)
-        loops = loops[:n_axes - taps] + loops[n_axes:-1] + loops[n_axes - taps:n_axes] + loops[-1:]
-        return Nest(s, "taps", tuple(loops), window=window, taps=taps)
+        offsets, column = loops[n_axes - taps:n_axes], loops[-1]
+        loops = loops[:n_axes - taps] + loops[n_axes:-1]
+        if walks_contiguously(s.body, column.var):
+            # the offsets inside the column (unrolled): a vector of the row is read
+            # once for all of them, and the column runs whole, its reads guarded
+            return Nest(s, "taps", tuple(loops + [column] + offsets), taps=taps)
+        return Nest(s, "taps", tuple(loops + offsets + [column]), window=window, taps=taps)
     return Nest(s, "inner", tuple(loops), window=window)
 
 

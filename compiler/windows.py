@@ -243,16 +243,21 @@ def lane_mode(plan: "Sliding") -> str | None:
         # target's contiguous coordinate, each element stored once
         split = affine(plan.target[-1], {plan.inner[0].name})
         return _short_row(plan) if split is not None and split[0].get(plan.inner[0].name) == 1 else None
-    if plan.scatter or plan.stage.reduce != "max":
+    if plan.scatter or plan.stage.reduce != "max" or not walks_contiguously(plan.stage.body, plan.inner[-1].name):
         return None
-    lane = plan.inner[-1].name
-    for load in ir.loads(plan.stage.body):
-        for k, coordinate in enumerate(load.index):
-            split = affine(coordinate, {lane})
-            step = split[0].get(lane, 0) if split is not None else None
-            if step is None or (step and (step != 1 or k != len(load.index) - 1)):
-                return None
     return _short_row(plan)
+
+
+def walks_contiguously(body, var: str) -> bool:
+    """Whether every read in ``body`` that ``var`` moves moves along its
+    tensor's last dimension, one element per step."""
+    for load in ir.loads(body):
+        for k, coordinate in enumerate(load.index):
+            split = affine(coordinate, {var})
+            step = split[0].get(var, 0) if split is not None else None
+            if step is None or (step and (step != 1 or k != len(load.index) - 1)):
+                return False
+    return True
 
 
 def _short_row(plan) -> str | None:

@@ -155,6 +155,18 @@ def test_grouped_conv2d_gradcheck(bindings, level, monkeypatch):
     check_grad(nn.Conv2DSpec, N=2, **bindings).assert_ok()
 
 
+@pytest.mark.parametrize("stride, inside", [(1, True), (2, False)])
+def test_weight_gradient_offsets_run_inside_a_contiguous_row(stride, inside):
+    """Where every read walks the row one element at a time, the weight
+    gradient's window offsets run unrolled inside the vectorized row loop (a
+    row vector loaded once for all nine); a strided read keeps them around it."""
+    m = nn.Conv2DSpec.build(C=8, O=8, CG=1, KH=3, KW=3, groups=8, padding=(1, 1), stride=(stride, stride))
+    (taps,) = [nest for nest in plan_program(m.compiled.backward) if nest.kind == "taps"]
+    assert (not taps.loops[-1].simd) == inside
+    nest = m.source.split("/* grad_weight[o, j1, i, j] = sum")[1].split("/*")[0]
+    assert ("#pragma GCC unroll 3" in nest) == inside
+
+
 # free rows (the layers' own build): the weight gradient's rows of a run-time
 # length keep their partial sums per position of a tile (LC_TILE)
 FREE_ROWS = [

@@ -2402,25 +2402,32 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* grad_depthwise_weight[o, j1, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, o, h + i - 1, w + j - 1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_o = 0; v_o < 8; ++v_o) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         float lc_taps[9] = {0};
         float lc_lanes[576] = {0};
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
-    for (int64_t v_i = 0; v_i < 3; ++v_i) {
-    for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const float t0 = (((v_h + v_i) + -1) >= 0);
-        const float t1 = (((v_h + v_i) + -1) < S_H);
-    for (int64_t lc_tile_start = lc_max_i64(0, (-1 * (v_j + -1))); lc_tile_start < ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))) - lc_tile_start);
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
     #pragma omp simd
     for (int64_t v_w = lc_tile_start; v_w < lc_tile_start + lc_tile_n; ++v_w) {
-        const float t2 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
-        const float t3 = T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-        const float t4 = (t2 * t3);
-        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t4;
+    #pragma GCC unroll 3
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    #pragma GCC unroll 3
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const float t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
+        const float t1 = (((v_h + v_i) + -1) >= 0);
+        const float t2 = (((v_h + v_i) + -1) < S_H);
+        const float t3 = (t1 * t2);
+        const float t4 = (((v_w + v_j) + -1) >= 0);
+        const float t5 = (t3 * t4);
+        const float t6 = (((v_w + v_j) + -1) < S_W);
+        const float t7 = (t5 * t6);
+        const float t8 = (t7 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+        const float t9 = (t0 * t8);
+        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t9;
     }
     }
     }
@@ -3006,25 +3013,32 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
 
     /* grad_depthwise_weight[o, j1, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, o, h + i - 1, w + j - 1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_o = 0; v_o < 8; ++v_o) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         float lc_taps[9] = {0};
         float lc_lanes[576] = {0};
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
-    for (int64_t v_i = 0; v_i < 3; ++v_i) {
-    for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const float t0 = (((v_h + v_i) + -1) >= 0);
-        const float t1 = (((v_h + v_i) + -1) < S_H);
-    for (int64_t lc_tile_start = lc_max_i64(0, (-1 * (v_j + -1))); lc_tile_start < ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))) - lc_tile_start);
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
     #pragma omp simd
     for (int64_t v_w = lc_tile_start; v_w < lc_tile_start + lc_tile_n; ++v_w) {
-        const float t2 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
-        const float t3 = T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-        const float t4 = (t2 * t3);
-        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t4;
+    #pragma GCC unroll 3
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    #pragma GCC unroll 3
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const float t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
+        const float t1 = (((v_h + v_i) + -1) >= 0);
+        const float t2 = (((v_h + v_i) + -1) < S_H);
+        const float t3 = (t1 * t2);
+        const float t4 = (((v_w + v_j) + -1) >= 0);
+        const float t5 = (t3 * t4);
+        const float t6 = (((v_w + v_j) + -1) < S_W);
+        const float t7 = (t5 * t6);
+        const float t8 = (t7 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+        const float t9 = (t0 * t8);
+        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t9;
     }
     }
     }
@@ -4331,25 +4345,32 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* grad_depthwise_weight[o, j1, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, o, h + i - 1, w + j - 1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_o = 0; v_o < 8; ++v_o) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         double lc_taps[9] = {0};
         double lc_lanes[576] = {0};
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
-    for (int64_t v_i = 0; v_i < 3; ++v_i) {
-    for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const double t0 = (((v_h + v_i) + -1) >= 0);
-        const double t1 = (((v_h + v_i) + -1) < S_H);
-    for (int64_t lc_tile_start = lc_max_i64(0, (-1 * (v_j + -1))); lc_tile_start < ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))) - lc_tile_start);
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
     #pragma omp simd
     for (int64_t v_w = lc_tile_start; v_w < lc_tile_start + lc_tile_n; ++v_w) {
-        const double t2 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
-        const double t3 = T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-        const double t4 = (t2 * t3);
-        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t4;
+    #pragma GCC unroll 3
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    #pragma GCC unroll 3
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const double t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
+        const double t1 = (((v_h + v_i) + -1) >= 0);
+        const double t2 = (((v_h + v_i) + -1) < S_H);
+        const double t3 = (t1 * t2);
+        const double t4 = (((v_w + v_j) + -1) >= 0);
+        const double t5 = (t3 * t4);
+        const double t6 = (((v_w + v_j) + -1) < S_W);
+        const double t7 = (t5 * t6);
+        const double t8 = (t7 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+        const double t9 = (t0 * t8);
+        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t9;
     }
     }
     }
@@ -4935,25 +4956,32 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
 
     /* grad_depthwise_weight[o, j1, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, o, h + i - 1, w + j - 1] */
     {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(3) * (int64_t)(3) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
     for (int64_t v_o = 0; v_o < 8; ++v_o) {
     for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
         double lc_taps[9] = {0};
         double lc_lanes[576] = {0};
     for (int64_t v_n = 0; v_n < S_N; ++v_n) {
     for (int64_t v_h = 0; v_h < S_H; ++v_h) {
-    for (int64_t v_i = 0; v_i < 3; ++v_i) {
-    for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const double t0 = (((v_h + v_i) + -1) >= 0);
-        const double t1 = (((v_h + v_i) + -1) < S_H);
-    for (int64_t lc_tile_start = lc_max_i64(0, (-1 * (v_j + -1))); lc_tile_start < ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))); lc_tile_start += LC_TILE) {
-        const int64_t lc_tile_n = lc_min_i64(LC_TILE, ((t0 != 0 && t1 != 0) ? lc_min_i64(S_W, (S_W + (-1 * (v_j + -1)))) : lc_max_i64(0, (-1 * (v_j + -1)))) - lc_tile_start);
+    for (int64_t lc_tile_start = 0; lc_tile_start < S_W; lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, S_W - lc_tile_start);
     #pragma omp simd
     for (int64_t v_w = lc_tile_start; v_w < lc_tile_start + lc_tile_n; ++v_w) {
-        const double t2 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
-        const double t3 = T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)];
-        const double t4 = (t2 * t3);
-        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t4;
+    #pragma GCC unroll 3
+    for (int64_t v_i = 0; v_i < 3; ++v_i) {
+    #pragma GCC unroll 3
+    for (int64_t v_j = 0; v_j < 3; ++v_j) {
+        const double t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
+        const double t1 = (((v_h + v_i) + -1) >= 0);
+        const double t2 = (((v_h + v_i) + -1) < S_H);
+        const double t3 = (t1 * t2);
+        const double t4 = (((v_w + v_j) + -1) >= 0);
+        const double t5 = (t3 * t4);
+        const double t6 = (((v_w + v_j) + -1) < S_W);
+        const double t7 = (t5 * t6);
+        const double t8 = (t7 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
+        const double t9 = (t0 * t8);
+        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t9;
     }
     }
     }
