@@ -358,6 +358,10 @@ LAYER_WORKLOADS = [
     _conv("64->64 k3 d2 p2", (8, 64, 28, 28), 64, 64, 3, padding=2, dilation=2),
     _conv("64->64 k3 g4 p1", (16, 64, 28, 28), 64, 64, 3, padding=1, groups=4),
     _conv("32->32 k3 dw p1", (16, 32, 56, 56), 32, 32, 3, padding=1, groups=32),
+    # depthwise on the small maps of a mobile network's later stages, and a 7x7 one
+    _conv("128->128 k3 dw p1", (32, 128, 14, 14), 128, 128, 3, padding=1, groups=128),
+    _conv("256->256 k3 dw p1", (32, 256, 7, 7), 256, 256, 3, padding=1, groups=256),
+    _conv("96->96 k7 dw p3", (16, 96, 14, 14), 96, 96, 7, padding=3, groups=96),
     _conv("48->64 k3 p1", (16, 48, 27, 27), 48, 64, 3, padding=1),
     _conv("3->64 k7 s2 p3", (2, 3, 224, 224), 3, 64, 7, stride=2, padding=3),
     # norms, activations and softmax: torch.compile too (a fused kernel is their fair peer)
