@@ -167,6 +167,33 @@ def test_weight_gradient_offsets_run_inside_a_contiguous_row(stride, inside):
     assert ("#pragma GCC unroll 3" in nest) == inside
 
 
+@pytest.mark.parametrize("args", [dict(kernel_size=3, padding=1), dict(kernel_size=5, padding=2),
+                                  dict(kernel_size=3, padding=1, stride=2)])
+def test_depthwise_conv2d_matches_torch_at_edge_values(args):
+    """inf, -inf and NaN on the image's border and inside, the largest float and
+    a subnormal: the bias the sum starts at, the padding read as zero (never
+    0 * inf), and the weight gradient's guarded row reads agree with torch."""
+    ours, theirs = nn.Conv2D(4, 4, groups=4, **args), torch.nn.Conv2d(4, 4, groups=4, **args)
+    with torch.no_grad():
+        for name, p in ours.named_parameters():
+            getattr(theirs, name).copy_(torch.from_numpy(p.numpy()))
+    rng = _rng(7)
+    x = rng.standard_normal((2, 4, 9, 23)).astype(np.float32)
+    x[0, 0, 0, 0], x[0, 1, 4, 22], x[1, 2, 8, 5] = np.inf, -np.inf, np.nan
+    x[1, 3, 3, 3], x[0, 3, 5, 7] = 3e38, 1e-40
+    y = ours(x)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    gx = ours.backward(gy)
+    xt = torch.from_numpy(x).requires_grad_()
+    theirs(xt).backward(torch.from_numpy(gy))
+    with torch.no_grad():
+        np.testing.assert_allclose(y.numpy(), theirs(xt).numpy(), rtol=1e-4, atol=1e-4, equal_nan=True)
+    np.testing.assert_allclose(gx.numpy(), xt.grad.numpy(), rtol=1e-4, atol=1e-4, equal_nan=True)
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad, getattr(theirs, name).grad.numpy(), rtol=1e-4, atol=1e-3,
+                                   equal_nan=True, err_msg=name)
+
+
 # free rows (the layers' own build): the weight gradient's rows of a run-time
 # length keep their partial sums per position of a tile (LC_TILE)
 FREE_ROWS = [
