@@ -27,8 +27,7 @@ import math
 
 from . import ir
 from .ir import (Axis, Call, Const, IConst, ILoad, IndexValue, IVar, Load, Program, Stage, TensorDecl,
-                 affine, isubst, ivars)
-from .ir import grad_name  # noqa: F401 - the backward's names, used here and by custom_backward
+                 affine, grad_name, isubst, ivars)
 from .ops_table import OPS, ONE, ZERO
 from .simplify import eliminate_dead_stages, simplify_program
 

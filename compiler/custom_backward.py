@@ -56,9 +56,9 @@ import inspect
 
 
 from . import ir
-from .autodiff import DIFFERENTIABLE_ROLES, grad_name
+from .autodiff import DIFFERENTIABLE_ROLES
 from .errors import SpecError
-from .ir import Axis, IVar, Load, Program, Stage, TensorDecl
+from .ir import Axis, IVar, Load, Program, Stage, TensorDecl, grad_name
 from .simplify import simplify_program
 from .shapes import same_size
 from .trace import Builder, TensorExpr, shape_str

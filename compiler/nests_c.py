@@ -323,8 +323,8 @@ def render_taps(nest, ctx) -> str:
     row = nest.loops[column].extent
     body = [Update("sum", "acc", value)]
     known = isinstance(row, IConst) and count * row.value <= LANES_LIMIT
-    # offsets inside the row always keep lanes (TAPS_LIMIT offsets fill LANES_LIMIT)
-    tiled = not known and (inside or not isinstance(row, IConst)) and count * STREAM_TILE <= LANES_LIMIT
+    # offsets inside the row always keep lanes: there is no row loop of their own to sum in
+    tiled = not known and (inside or not isinstance(row, IConst) and count * STREAM_TILE <= LANES_LIMIT)
     if known:
         enter.append(Partials(ctx.ctype, "lc_lanes", count * row.value))
         lane = printer.index(ir.iadd(ir.imul(flat, row), IVar(nest.loops[column].var)))
