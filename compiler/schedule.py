@@ -25,7 +25,8 @@ from .ir import Call, Const, IConst, IExpr, IVar, Load, Program, Stage, TensorDe
 from .ops_table import COMPARISONS, OPS
 from .simplify import collapse_one_hot_sums, eliminate_dead_stages, simplify_expr
 from .collapse import Collapsed, collapse_nest
-from .windows import Sliding, laned_rows_pay, merge_rows, plan_sliding, walks_contiguously
+from .windows import (FLAT_ROW, Sliding, flatten_planes, laned_rows_pay, merge_rows, plan_sliding,
+                      walks_contiguously)
 
 CHEAP_OPS_LIMIT = 8
 
@@ -578,6 +579,7 @@ class Nest:
     group: tuple = ()           # a "rows" nest's nests, each run inside its loops (``_row_group``)
     taps: int = 0               # a "taps" nest's output loops inside its reduction (``_taps_inside``)
     local: tuple = ()           # a "rows" nest's tensors kept a row at a time (``_row_locals``)
+    flat: object = None         # a "window" nest's planes as rows (``windows.FlatPlanes``), or None
 
     @property
     def members(self) -> tuple:
@@ -705,17 +707,8 @@ def _bound(cond, var: str):
 
 def plan_window(s: Stage, var: str, shapes: dict) -> Window | None:
     """Bounds for the innermost loop ``var`` of a sum outside which its term is zero, or None."""
-    extents = {a.name: a.extent for a in s.all_axes}
     guarded = {}
-
-    def guard(e):
-        # a read that may fall outside its tensor, with its implicit zero made explicit
-        if isinstance(e, Load) and not index_in_range(e.index, shapes[e.tensor], extents):
-            guarded[e] = range_condition(e.index, shapes[e.tensor], extents)
-            return Call("select", (guarded[e], e, Const(0.0)))
-        return e
-
-    body = ir.map_expr(s.body, guard)
+    body = explicit_zeros(s, shapes, guarded)
     bounds, tests = {}, []
     for cond in _zero_unless(body):
         bound = _bound(cond, var)
@@ -734,6 +727,21 @@ def plan_window(s: Stage, var: str, shapes: dict) -> Window | None:
     return Window(body, tuple(b for kind, b in bounds.values() if kind == "start"),
                   tuple(b for kind, b in bounds.values() if kind == "stop"), tuple(tests), in_range,
                   frozenset(settled))
+
+
+def explicit_zeros(s: Stage, shapes: dict, guarded: dict | None = None):
+    """``s``'s body with each read that may fall outside its tensor guarded by
+    its range, its implicit zero made explicit (each guard kept in ``guarded``)."""
+    extents = {a.name: a.extent for a in s.all_axes}
+    guarded = {} if guarded is None else guarded
+
+    def guard(e):
+        if isinstance(e, Load) and not index_in_range(e.index, shapes[e.tensor], extents):
+            guarded[e] = range_condition(e.index, shapes[e.tensor], extents)
+            return Call("select", (guarded[e], e, Const(0.0)))
+        return e
+
+    return ir.map_expr(s.body, guard)
 
 
 def _is_index_test(cond) -> bool:
@@ -982,7 +990,15 @@ def plan_windowed(s: Stage, shapes: dict) -> Nest | None:
         window = dataclasses.replace(window, body=simplify_expr(_settle(sliding.stage.body, window.settled)))
     loops = tuple(Loop(a.name, a.extent, parallel=a in sliding.planes[:1], simd=a == sliding.column)
                   for a in sliding.order)
-    return Nest(s, "window", loops, window=window, sliding=sliding)
+    # short rows run their planes flattened where the window's reads allow (chosen at run time)
+    flat = None
+    if window is not None and _may_be_below(sliding.column.extent, FLAT_ROW):
+        flat = flatten_planes(sliding, explicit_zeros(sliding.stage, shapes), shapes)
+    return Nest(s, "window", loops, window=window, sliding=sliding, flat=flat)
+
+
+def _may_be_below(extent, limit: int) -> bool:
+    return not isinstance(extent, IConst) or extent.value < limit
 
 
 # a reduction loop shorter than this with a cheap body runs as scalar code:

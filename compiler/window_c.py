@@ -9,17 +9,45 @@ from __future__ import annotations
 import math
 
 from . import ir
-from .cprint import DTYPES, Printer, c_comment, init_value, render, tensor_c, var_c
+from .cprint import DTYPES, Printer, c_comment, init_value, render, size_c, tensor_c, var_c
 from .cstatements import Let
 from .ir import IConst, IVar
-from .windows import COLUMN_BLOCK, WINDOW_LIMIT, lane_mode
+from .windows import COLUMN_BLOCK, FLAT_LIMIT, FLAT_ROW, WINDOW_LIMIT, lane_mode
 
 
 def render_window(nest, ctx) -> str:
-    """The C of a window nest (see the module docstring)."""
-    plan, bounds = nest.sliding, nest.window
+    """The C of a window nest (see the module docstring); with its planes as
+    rows too (``nest.flat``), the two chosen by the plane's size at run time."""
+    comment = c_comment(ir.format_stage(nest.stage))
+    flat = nest.flat
+    fits = _flat_fits(flat) if flat is not None else False
+    rows = None if fits is True else _render(nest.sliding, nest.window, ctx, comment)
+    if fits is False:
+        return rows
+    index = ctx.printer([flat.plan.stage])
+    flat_c = _render(flat.plan, None, ctx, f"{comment}: planes as rows", dict(flat.shapes), flat.column)
+    width, size = index.index(flat.width), index.index(ir.imul(flat.rows, flat.width))
+    sizes = sorted(size_c(name) for name in ir.isyms(flat.rows) | ir.isyms(flat.width))
+    return render("flat_window.c.j2", by_rows=rows, flat=flat_c, width=width, height=index.index(flat.rows),
+                  limit=FLAT_LIMIT, sizes=sizes,
+                  condition=f"{width} < {FLAT_ROW} && {size} <= {FLAT_LIMIT}")
+
+
+def _flat_fits(flat) -> bool | None:
+    """Whether the planes run as rows: known at build time (True, False), or not (None)."""
+    width, size = flat.width, ir.imul(flat.rows, flat.width)
+    if isinstance(width, IConst) and isinstance(size, IConst):
+        return width.value < FLAT_ROW and size.value <= FLAT_LIMIT
+    return False if isinstance(size, IConst) and size.value > FLAT_LIMIT else None
+
+
+def _render(plan, bounds, ctx, comment: str, views: dict | None = None, at: str | None = None) -> str:
+    """The C of one window plan: ``views`` override tensors' shapes (a flat
+    plan's), ``at`` names the index variable holding a flat row's column."""
     s = plan.stage
     fast, edge, index = (ctx.printer([s]) for _ in range(3))
+    for printer in (fast, edge, index) if views else ():
+        printer.shapes = printer.shapes | views
     fast.in_range = (bounds.in_range if bounds else frozenset()) | plan.in_range
     # a scatter's inner offsets either pick the element written or are summed
     # into it; a reduction sums them all into its own element
@@ -31,9 +59,10 @@ def render_window(nest, ctx) -> str:
     modes = (reduce, reduce) if not plan.scatter else ("gather", "gather") if summed else ("plain", "guarded")
     fast_part = _window_part(plan, fast, bounds.body if bounds else s.body, modes[0])
     # what does not change along the column and the window is computed once per row
-    varying = {plan.column.name} | {a.name for a in plan.inner}
+    column = {plan.column.name} | ({at} if at else set())
+    varying = column | {a.name for a in plan.inner}
     hoisted = [let for let, e in zip(fast.lets, fast.nodes) if not ir.ivars_of_expr(e) & varying]
-    pre = _per_offset(plan, fast, hoisted, index)
+    pre = _per_offset(plan, fast, hoisted, index, column)
     fast_part["start_lines"] = [let for let in fast_part["start_lines"] if let not in hoisted]
     fast_part["lines"] = [pre["reads"].get(let.name, let) if pre else let for let in fast_part["lines"]
                           if let not in hoisted]
@@ -45,7 +74,8 @@ def render_window(nest, ctx) -> str:
     # rows took a fifth of its time in scalar code)
     edge_simd = edges and bool(bounds.tests) and reduce == "sum" and not (plan.scatter or plan.gaps)
     return render(
-        "window.c.j2", comment=c_comment(ir.format_stage(nest.stage)), planes=len(plan.planes),
+        "window.c.j2", comment=comment, column_at=var_c(at) if at else "", itype="int32_t" if at else "int64_t",
+        planes=len(plan.planes),
         work=index.size(plan.order) if plan.planes else "", min_work=ctx.min_work,
         clear=_plane_clear(plan, index), loops=_offsets(plan.planes + plan.rows + plan.outer, index),
         written=_offsets(written, index), summed=_offsets(summed, index), hoisted=hoisted, pre=pre,
@@ -57,7 +87,7 @@ def render_window(nest, ctx) -> str:
         edges=_window_part(plan, edge, s.body, modes[1], guarded=True) if edges else None, edge_simd=edge_simd)
 
 
-def _per_offset(plan, fast: Printer, hoisted: list, printer: Printer) -> dict | None:
+def _per_offset(plan, fast: Printer, hoisted: list, printer: Printer, column: set) -> dict | None:
     """A reduction's values that change with the window's offsets but not along
     the column (a depthwise convolution's weights), computed once per row into
     arrays by the flattened offset (``lets``, stored at ``flat``), and read from
@@ -68,7 +98,6 @@ def _per_offset(plan, fast: Printer, hoisted: list, printer: Printer) -> dict | 
     count = math.prod(offset.extent.value for offset in plan.inner)
     if plan.scatter or not plan.inner or count > WINDOW_LIMIT:     # unrolled windows only
         return None
-    column = {plan.column.name}
     lets = [let for let, e in zip(fast.lets, fast.nodes)
             if let not in hoisted and not ir.ivars_of_expr(e) & column]
     if not lets:

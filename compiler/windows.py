@@ -624,3 +624,139 @@ def _row_and_column(load: Load, shape: tuple, row: Axis, column: Axis):
     if along_rows[0] != {row.name: 1} or along_columns[0] != {column.name: 1}:
         return None
     return along_rows[1], along_columns[1]
+
+
+# ---------------------------------------------------------------- planes as one row
+
+
+# a window reduction whose rows are shorter than this runs its planes flattened
+# (``flatten_planes``), where the plane holds FLAT_LIMIT elements at most
+FLAT_ROW = 40
+FLAT_LIMIT = 4096
+
+_FLIPPED = {"ge": "le", "gt": "lt", "le": "ge", "lt": "gt", "eq": "eq", "ne": "ne"}
+
+
+@dataclass(frozen=True)
+class FlatPlanes:
+    """A window reduction that runs each output plane (its last two axes,
+    ``rows`` by ``width``) as one row ``p = h*width + w``: ``plan`` is that
+    row's ``Sliding``, over its tensors viewed with their last two dimensions as
+    one (``shapes``, ``(tensor, shape)`` pairs). Every read is guarded (no
+    edges): a test on a row coordinate ``h + a`` is one on ``p + a*width``,
+    a test on a column coordinate ``w + b`` one on ``column + b``, the
+    variable holding ``w`` (read from a table of ``p % width``). At 7 or 14
+    columns a row's set-up and its scalar edges took most of a depthwise
+    convolution's time; the flat row runs whole vectors."""
+
+    plan: Sliding
+    shapes: tuple
+    column: str
+    rows: ir.IExpr
+    width: ir.IExpr
+
+
+def flatten_planes(plan: Sliding, body, shapes: dict) -> FlatPlanes | None:
+    """``plan``'s stage as a ``FlatPlanes`` (``body``: its body with a guard
+    on every read that may leave its tensor), or None: a scatter, a stage whose
+    last two axes are not its plane, or one whose reads of the plane's
+    tensors do not all move one element per row and column step (only a
+    window of stride 1 over planes as wide as the output is contiguous along
+    the flattened row)."""
+    s = plan.stage
+    if plan.scatter or plan.rows or plan.outer or not plan.planes or plan.in_range:
+        return None
+    row, column = plan.planes[-1], plan.column
+    names, width = {row.name, column.name}, column.extent
+    taken = {a.name for a in s.all_axes}
+    flat = Axis(_fresh(f"{row.name}{column.name}", taken), ir.imul(row.extent, width))
+    at = _fresh(f"{column.name}_at", taken | {flat.name})
+    parts = (body,) + ((plan.start,) if plan.start is not None else ())
+    flattened = {load.tensor for part in parts for load in ir.loads(part)
+                 if any(ir.ivars(c) & names for c in load.index)} | {s.name}
+    if any(len(shapes[t]) < 2 or shapes[t][-1] != width for t in flattened):
+        return None
+    refused = []
+
+    def test(call):
+        flat_test = _flat_test(call, row, column, flat, at)
+        return call if flat_test is None else flat_test
+
+    def leaf(e):
+        if isinstance(e, Load) and e.tensor in flattened:
+            index = _flat_index(e.index, row, column, flat)
+            refused.extend([e] if index is None else [])
+            return e if index is None else Load(e.tensor, index)
+        if isinstance(e, IndexValue) and ir.ivars(e.expr) & names:
+            refused.append(e)
+        return e
+
+    body, start = (ir.map_expr(ir.map_calls(part, test), leaf) if part is not None else None
+                   for part in (body, plan.start))
+    if refused or not all(_small(e) for part in (body, start) if part is not None for e in ir.postorder(part)):
+        return None
+    stage = ir.replace(s, shape=s.shape[:-2] + (flat.extent,), axes=plan.planes[:-1] + (flat,), body=body)
+    views = tuple((t, shapes[t][:-2] + (ir.imul(shapes[t][-2], width),)) for t in sorted(flattened))
+    return FlatPlanes(Sliding(stage, plan.planes[:-1], (), (), flat, plan.inner, start=start),
+                      views, at, row.extent, width)
+
+
+def _small(e) -> bool:
+    """Whether an expression's index constants are at most FLAT_LIMIT in size:
+    the flat row's index arithmetic runs in 32 bits (its plane's sizes bounded
+    by FLAT_LIMIT at run time), so a dilation or padding of 10^9 stays 64-bit."""
+    indices = e.index if isinstance(e, Load) else (e.expr,) if isinstance(e, IndexValue) else ()
+    return all(abs(c.value) <= FLAT_LIMIT for i in indices for c in _constants(i))
+
+
+def _constants(e):
+    if isinstance(e, IConst):
+        yield e
+    elif isinstance(e, IBin):
+        yield from _constants(e.a)
+        yield from _constants(e.b)
+
+
+def _flat_index(index: tuple, row: Axis, column: Axis, flat: Axis) -> tuple | None:
+    """A read's index on its tensor viewed with its last two dimensions as one
+    (the plane's rows of ``column.extent``): ``(.., h + a, w + b)`` reads
+    ``(.., p + a*width + b)``; a coordinate pair that moves with neither,
+    ``(.., a, b)``, reads ``(.., a*width + b)``. None for any other."""
+    names, width = {row.name, column.name}, column.extent
+    *rest, r, c = index
+    split_r, split_c = affine(r, names), affine(c, names)
+    if any(ir.ivars(x) & names for x in rest) or split_r is None or split_c is None:
+        return None
+    (along_r, a), (along_c, b) = split_r, split_c
+    coordinate = ir.iadd(ir.imul(a, width), b)
+    if along_r == {row.name: 1} and along_c == {column.name: 1}:
+        return tuple(rest) + (_normalize(ir.iadd(IVar(flat.name), coordinate)),)
+    return tuple(rest) + (_normalize(coordinate),) if not along_r and not along_c else None
+
+
+def _flat_test(call, row: Axis, column: Axis, flat: Axis, at: str):
+    """A comparison of a row coordinate ``h + a`` with a bound ``k`` (free of
+    the plane's indices) as the same test on the flat row, ``p + a*width``
+    against ``k*width`` (``0 <= w < width``), or of a column coordinate ``w + b``
+    as one on ``at + b``; None for any other call (left as it is)."""
+    found = _comparison(call)
+    names = {row.name, column.name}
+    if found is None:
+        return None
+    op, a, b = found
+    if ir.ivars(b) & names:
+        op, a, b = _FLIPPED[op], b, a
+    split = affine(a, names)
+    if split is None or ir.ivars(b) & names:
+        return None
+    along, rest = split
+    if along == {column.name: 1}:
+        return Call(op, (IndexValue(_normalize(ir.iadd(IVar(at), rest))), IndexValue(b)))
+    if along != {row.name: 1} or op not in ("ge", "gt", "le", "lt"):
+        return None
+    # h + a >= k holds where p + a*width >= k*width; h + a < k where p + a*width < k*width
+    if op in ("gt", "le"):
+        op, b = ("ge" if op == "gt" else "lt"), ir.iadd(b, 1)
+    width = column.extent
+    return Call(op, (IndexValue(_normalize(ir.iadd(IVar(flat.name), ir.imul(rest, width)))),
+                     IndexValue(ir.imul(b, width))))

@@ -376,7 +376,8 @@ def sanitized_run() -> None:
             (StridedMax1D, {}, (2, 4)),
             (DilatedMax2D, {}, (1, 2, 9, 8)),
             (nn.MaxPool2DSpec, dict(kernel_size=(10, 20), stride=(10, 20)), (1, 2, 21, 41)),   # in lanes
-            (ResidualDepthwise, dict(C=2), (2, 2, 3, 19))]:                                     # started sums
+            (ResidualDepthwise, dict(C=2), (2, 2, 3, 19)),                                      # started sums
+            (nn.Conv2DSpec, dict(C=2, O=2, CG=1, KH=3, KW=3, groups=2, padding=(1, 1)), (2, 2, 5, 7))]:  # flat planes
         m = spec.build(options=BuildOptions(sanitize=True), dtype="float64", **bindings)
         y = m.forward(rng.standard_normal(shape))
         m.backward(np.ones(y.shape))
@@ -392,7 +393,7 @@ def test_windows_run_clean_under_asan_and_ubsan():
                             env=env, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert result.returncode == 0, result.stderr[-5000:]
     assert "AddressSanitizer" not in result.stderr and "runtime error" not in result.stderr, result.stderr[-5000:]
-    assert len(json.loads(result.stdout.strip().splitlines()[-1])) == 8
+    assert len(json.loads(result.stdout.strip().splitlines()[-1])) == 9
 
 
 def test_a_wide_window_that_tiles_its_input_is_differentiated_as_one_read_per_element():
@@ -533,3 +534,83 @@ def test_window_columns_in_lanes_match_torch_on_special_values(monkeypatch, leve
     tolerance = {"rtol": 0} if "Max" in name else {"rtol": 1e-6, "atol": 1e-7}
     np.testing.assert_allclose(y, yt.detach().numpy(), **tolerance)
     np.testing.assert_allclose(gx, xt.grad.numpy(), **tolerance)
+
+
+# ---------------------------------------------------------------- narrow planes as one row
+
+# (layerc module, torch module, torch arguments) of stride-1 windows over whole planes
+FLAT_LAYERS = {
+    "depthwise 3x3": (lambda: nn.Conv2D(3, 3, 3, padding=1, groups=3), "Conv2d", (3, 3, 3), dict(padding=1, groups=3)),
+    "depthwise 5x3 dilated": (lambda: nn.Conv2D(3, 3, (5, 3), padding=(4, 2), dilation=(2, 2), groups=3),
+                              "Conv2d", (3, 3, (5, 3)), dict(padding=(4, 2), dilation=(2, 2), groups=3)),
+    "max 3x3": (lambda: nn.MaxPool2D(3, stride=1, padding=1), "MaxPool2d", (3,), dict(stride=1, padding=1)),
+    "avg 3x3": (lambda: nn.AvgPool2D(3, stride=1, padding=1), "AvgPool2d", (3,), dict(stride=1, padding=1)),
+}
+# shapes whose planes run as one row (narrow, FLAT_LIMIT elements at most), then as rows
+FLAT_SHAPES = [(2, 3, 7, 7), (1, 3, 1, 1), (2, 3, 13, 5), (1, 3, 100, 39), (1, 3, 120, 39), (1, 3, 5, 40)]
+
+
+def test_narrow_planes_are_planned_as_one_row():
+    """Stride-1 windows over planes the size of the output (forward and input
+    gradient) get a flat form; strided, 1-D (whose row is a channel) and dense
+    convolutions do not."""
+    from layerc.compiler.windows import FLAT_LIMIT, FLAT_ROW
+    assert all(w < FLAT_ROW and h * w <= FLAT_LIMIT for _, _, h, w in FLAT_SHAPES[:4])
+    assert all(w >= FLAT_ROW or h * w > FLAT_LIMIT for _, _, h, w in FLAT_SHAPES[4:])
+
+    def flat_windows(module, shape):
+        module.forward(np.zeros(shape, np.float32))
+        return [[n.flat is not None for n in plan_program(getattr(module.compiled, role)) if n.form == "window"]
+                for role in ("forward", "backward")]
+
+    for name, (make, *_) in FLAT_LAYERS.items():
+        forward, backward = flat_windows(make(), (1, 3, 7, 7))
+        assert forward == [True] and backward and all(backward), name
+    assert flat_windows(nn.Conv2D(3, 3, 3, padding=1, stride=2, groups=3), (1, 3, 7, 7)) == [[False], [False]]
+    assert flat_windows(nn.Conv1D(3, 3, 3, padding=1, groups=3), (1, 3, 7)) == [[False], [False]]
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", FLAT_LAYERS)
+def test_narrow_planes_match_torch_on_special_values(name):
+    """Forward and every gradient against torch on planes that run as one row
+    and planes that do not, with inf, -inf, a huge value and a NaN on the
+    first and last columns: a flat row's read past a row's end must not
+    reach the next row's first column."""
+    torch = pytest.importorskip("torch")
+    make, torch_name, args, kwargs = FLAT_LAYERS[name]
+    rng = np.random.default_rng(7)
+    ours = make()
+    theirs = getattr(torch.nn, torch_name)(*args, **kwargs)
+    with torch.no_grad():
+        for ours_p, theirs_p in zip(ours.parameters(), theirs.parameters()):
+            theirs_p.copy_(torch.from_numpy(ours_p.data.copy()))
+    for shape in FLAT_SHAPES:
+        x = rng.standard_normal(shape).astype(np.float32)
+        x[0, 0, ::3, -1], x[0, -1, 1::4, 0], x[-1, 1, -1, ::5] = np.inf, -np.inf, 3e38
+        x[-1, -1, shape[2] // 2, 0] = np.nan       # one per plane: torch and layerc agree on its window
+        ours.zero_grad()
+        y = ours.forward(x).numpy()
+        gy = rng.standard_normal(y.shape).astype(np.float32)
+        gx = ours.backward(gy).numpy()
+        xt = torch.from_numpy(x).requires_grad_()
+        theirs.zero_grad()
+        yt = theirs(xt)
+        yt.backward(torch.from_numpy(gy))
+        np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-5, atol=1e-4, err_msg=f"{name} {shape}")
+        np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-5, atol=1e-4, err_msg=f"{name} {shape}")
+        for ours_p, theirs_p in zip(ours.parameters(), theirs.parameters()):
+            finite = np.isfinite(theirs_p.grad.numpy())     # inf - inf in a sum: NaN in both, or ordered differently
+            np.testing.assert_allclose(ours_p.grad[finite], theirs_p.grad.numpy()[finite], rtol=1e-4, atol=1e-2,
+                                       err_msg=f"{name} {shape}")
+
+
+@pytest.mark.parametrize("name", FLAT_LAYERS)
+def test_narrow_planes_match_finite_differences(name):
+    """float64 gradients of the flat form, its sizes bound at build time (the
+    flat form alone; the torch comparison above runs the choice at run time)."""
+    module = FLAT_LAYERS[name][0]()
+    for shape in [(2, 3, 5, 7), (1, 3, 3, 2)]:
+        spec, bindings = module._select([np.zeros(shape)])
+        N, C, H, W = shape
+        check_grad(spec, **{"N": N, "C": C, "H": H, "W": W, **module._spec_bindings, **bindings}).assert_ok()

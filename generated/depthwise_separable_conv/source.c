@@ -390,8 +390,9 @@ static inline float lc_kernel_f32_lanes_sum(lc_vf32 v) {
     typedef float quarter __attribute__((vector_size(16)));
 #if LC_VECTOR_BYTES >= 32
     typedef float half __attribute__((vector_size(32)));
-    half h, hh;
+    half h;
 #if LC_VECTOR_BYTES == 64
+    half hh;
     memcpy(&h, &v, sizeof h);
     memcpy(&hh, (const char *)&v + sizeof h, sizeof hh);
     h += hh;
@@ -629,8 +630,9 @@ static inline double lc_kernel_f64_lanes_sum(lc_vf64 v) {
     typedef double quarter __attribute__((vector_size(16)));
 #if LC_VECTOR_BYTES >= 32
     typedef double half __attribute__((vector_size(32)));
-    half h, hh;
+    half h;
 #if LC_VECTOR_BYTES == 64
+    half hh;
     memcpy(&h, &v, sizeof h);
     memcpy(&hh, (const char *)&v + sizeof h, sizeof hh);
     h += hh;
@@ -1124,6 +1126,95 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
 {
     if (((S_N * S_H) * S_W) < 16) {    /* short rows */
 
+    if (S_W < 40 && (S_H * S_W) <= 4096) {
+    const int32_t lc_S_H = (int32_t)S_H;
+    const int32_t lc_S_W = (int32_t)S_W;
+    int32_t lc_col[4096];
+    for (int64_t lc_r = 0; lc_r < S_H; ++lc_r)
+        for (int64_t lc_c = 0; lc_c < S_W; ++lc_c) lc_col[lc_r * S_W + lc_c] = (int32_t)lc_c;
+    {
+    /* the plane's sizes as 32-bit numbers (it holds 4096 elements at most):
+       gcc 12 runs 32-bit index arithmetic in twice the lanes of 64-bit */
+    const int32_t S_H = lc_S_H;
+    const int32_t S_W = lc_S_W;
+
+    /* conv_0[n, o, h, w] = sum_{i, j} x[n, o, h + i - 1, w + j - 1] * depthwise_weight[o, 0, i, j]: planes as rows */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
+            float lc_pre_t12[9];
+            for (int32_t v_i = 0; v_i < 3; ++v_i) for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                const float t12 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                lc_pre_t12[((3 * v_i) + v_j)] = t12;
+            }
+            const int32_t lc_lo = 0, lc_hi = (S_H * S_W);
+            /* runs of whole vectors, the last run ending at lc_hi (the columns
+               done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
+            const int32_t lc_full = lc_hi - lc_lo >= 8 ? lc_lo + (lc_hi - lc_lo - 0) / 8 * 8 + 0 : lc_hi;
+            #pragma omp simd simdlen(8)
+            for (int32_t v_hw = lc_lo; v_hw < lc_full; ++v_hw) {
+                const int32_t v_w_at = lc_col[v_hw];
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int32_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+                    const float t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+                    const float t2 = (t0 * t1);
+                    const float t3 = (((v_j + v_w_at) + -1) >= 0);
+                    const float t4 = (t2 * t3);
+                    const float t5 = (((v_j + v_w_at) + -1) < S_W);
+                    const float t6 = (t4 * t5);
+                    const float t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+                    const float t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+                    const float t9 = (t7 * t8);
+                    const float t10 = (t9 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
+                    const float t11 = (t6 != 0 ? t10 : 0.0f);
+                    const float t12 = lc_pre_t12[((3 * v_i) + v_j)];
+                    const float t13 = (t11 * t12);
+                    lc_acc += t13;
+                }
+                }
+                T_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + v_hw] = lc_acc;
+            }
+            if (lc_full < lc_hi) {
+            #pragma omp simd simdlen(8)
+            for (int32_t v_hw = lc_hi - 8; v_hw < lc_hi; ++v_hw) {
+                const int32_t v_w_at = lc_col[v_hw];
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int32_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+                    const float t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+                    const float t2 = (t0 * t1);
+                    const float t3 = (((v_j + v_w_at) + -1) >= 0);
+                    const float t4 = (t2 * t3);
+                    const float t5 = (((v_j + v_w_at) + -1) < S_W);
+                    const float t6 = (t4 * t5);
+                    const float t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+                    const float t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+                    const float t9 = (t7 * t8);
+                    const float t10 = (t9 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
+                    const float t11 = (t6 != 0 ? t10 : 0.0f);
+                    const float t12 = lc_pre_t12[((3 * v_i) + v_j)];
+                    const float t13 = (t11 * t12);
+                    lc_acc += t13;
+                }
+                }
+                T_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + v_hw] = lc_acc;
+            }
+            }
+    }
+    }
+    }
+
+    }
+    } else {
+
     /* conv_0[n, o, h, w] = sum_{i, j} x[n, o, h + i - 1, w + j - 1] * depthwise_weight[o, 0, i, j] */
     {
     int64_t lc_lo0 = 0, lc_hi0 = S_W;
@@ -1238,6 +1329,8 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
+    }
+
     }
 
     /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3]; div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W; sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) (row by row) */
@@ -1477,6 +1570,95 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
         return 0;
     }
 
+    if (S_W < 40 && (S_H * S_W) <= 4096) {
+    const int32_t lc_S_H = (int32_t)S_H;
+    const int32_t lc_S_W = (int32_t)S_W;
+    int32_t lc_col[4096];
+    for (int64_t lc_r = 0; lc_r < S_H; ++lc_r)
+        for (int64_t lc_c = 0; lc_c < S_W; ++lc_c) lc_col[lc_r * S_W + lc_c] = (int32_t)lc_c;
+    {
+    /* the plane's sizes as 32-bit numbers (it holds 4096 elements at most):
+       gcc 12 runs 32-bit index arithmetic in twice the lanes of 64-bit */
+    const int32_t S_H = lc_S_H;
+    const int32_t S_W = lc_S_W;
+
+    /* conv_0[n, o, h, w] = sum_{i, j} x[n, o, h + i - 1, w + j - 1] * depthwise_weight[o, 0, i, j]: planes as rows */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
+            float lc_pre_t12[9];
+            for (int32_t v_i = 0; v_i < 3; ++v_i) for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                const float t12 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                lc_pre_t12[((3 * v_i) + v_j)] = t12;
+            }
+            const int32_t lc_lo = 0, lc_hi = (S_H * S_W);
+            /* runs of whole vectors, the last run ending at lc_hi (the columns
+               done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
+            const int32_t lc_full = lc_hi - lc_lo >= 8 ? lc_lo + (lc_hi - lc_lo - 0) / 8 * 8 + 0 : lc_hi;
+            #pragma omp simd simdlen(8)
+            for (int32_t v_hw = lc_lo; v_hw < lc_full; ++v_hw) {
+                const int32_t v_w_at = lc_col[v_hw];
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int32_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+                    const float t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+                    const float t2 = (t0 * t1);
+                    const float t3 = (((v_j + v_w_at) + -1) >= 0);
+                    const float t4 = (t2 * t3);
+                    const float t5 = (((v_j + v_w_at) + -1) < S_W);
+                    const float t6 = (t4 * t5);
+                    const float t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+                    const float t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+                    const float t9 = (t7 * t8);
+                    const float t10 = (t9 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
+                    const float t11 = (t6 != 0 ? t10 : 0.0f);
+                    const float t12 = lc_pre_t12[((3 * v_i) + v_j)];
+                    const float t13 = (t11 * t12);
+                    lc_acc += t13;
+                }
+                }
+                T_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + v_hw] = lc_acc;
+            }
+            if (lc_full < lc_hi) {
+            #pragma omp simd simdlen(8)
+            for (int32_t v_hw = lc_hi - 8; v_hw < lc_hi; ++v_hw) {
+                const int32_t v_w_at = lc_col[v_hw];
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int32_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+                    const float t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+                    const float t2 = (t0 * t1);
+                    const float t3 = (((v_j + v_w_at) + -1) >= 0);
+                    const float t4 = (t2 * t3);
+                    const float t5 = (((v_j + v_w_at) + -1) < S_W);
+                    const float t6 = (t4 * t5);
+                    const float t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+                    const float t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+                    const float t9 = (t7 * t8);
+                    const float t10 = (t9 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
+                    const float t11 = (t6 != 0 ? t10 : 0.0f);
+                    const float t12 = lc_pre_t12[((3 * v_i) + v_j)];
+                    const float t13 = (t11 * t12);
+                    lc_acc += t13;
+                }
+                }
+                T_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + v_hw] = lc_acc;
+            }
+            }
+    }
+    }
+    }
+
+    }
+    } else {
+
     /* conv_0[n, o, h, w] = sum_{i, j} x[n, o, h + i - 1, w + j - 1] * depthwise_weight[o, 0, i, j] */
     {
     int64_t lc_lo0 = 0, lc_hi0 = S_W;
@@ -1591,6 +1773,8 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
+    }
+
     }
 
     /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3]; div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W; sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) (row by row) */
@@ -2270,6 +2454,97 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
+    if (S_W < 40 && (S_H * S_W) <= 4096) {
+    const int32_t lc_S_H = (int32_t)S_H;
+    const int32_t lc_S_W = (int32_t)S_W;
+    int32_t lc_col[4096];
+    for (int64_t lc_r = 0; lc_r < S_H; ++lc_r)
+        for (int64_t lc_c = 0; lc_c < S_W; ++lc_c) lc_col[lc_r * S_W + lc_c] = (int32_t)lc_c;
+    {
+    /* the plane's sizes as 32-bit numbers (it holds 4096 elements at most):
+       gcc 12 runs 32-bit index arithmetic in twice the lanes of 64-bit */
+    const int32_t S_H = lc_S_H;
+    const int32_t S_W = lc_S_W;
+
+    /* grad_x[n, o, j2, j3] = sum_{i, j} (grad_conv_0[n, o, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[o, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0): planes as rows */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
+            float lc_pre_t12[9];
+            for (int32_t v_i = 0; v_i < 3; ++v_i) for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                const float t12 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                lc_pre_t12[((3 * v_i) + v_j)] = t12;
+            }
+            const int32_t lc_lo = 0, lc_hi = (S_H * S_W);
+            /* runs of whole vectors, the last run ending at lc_hi (the columns
+               done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
+            const int32_t lc_full = lc_hi - lc_lo >= 8 ? lc_lo + (lc_hi - lc_lo - 0) / 8 * 8 + 0 : lc_hi;
+            #pragma omp simd simdlen(8)
+            for (int32_t v_j2j3 = lc_lo; v_j2j3 < lc_full; ++v_j2j3) {
+                const int32_t v_j3_at = lc_col[v_j2j3];
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int32_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
+                    const float t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
+                    const float t2 = (t0 * t1);
+                    const float t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
+                    const float t4 = (t2 * t3);
+                    const float t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
+                    const float t6 = (t4 * t5);
+                    const float t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
+                    const float t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
+                    const float t9 = (t7 * t8);
+                    const float t10 = (t9 != 0 ? T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + (v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1)))] : 0);
+                    const float t11 = (t6 != 0 ? t10 : 0.0f);
+                    const float t12 = lc_pre_t12[((3 * v_i) + v_j)];
+                    const float t13 = (t11 * t12);
+                    const float t14 = (t6 != 0 ? t13 : 0.0f);
+                    lc_acc += t14;
+                }
+                }
+                T_grad_x[((v_n) * 8 + v_o) * (S_H * S_W) + v_j2j3] = lc_acc;
+            }
+            if (lc_full < lc_hi) {
+            #pragma omp simd simdlen(8)
+            for (int32_t v_j2j3 = lc_hi - 8; v_j2j3 < lc_hi; ++v_j2j3) {
+                const int32_t v_j3_at = lc_col[v_j2j3];
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int32_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
+                    const float t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
+                    const float t2 = (t0 * t1);
+                    const float t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
+                    const float t4 = (t2 * t3);
+                    const float t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
+                    const float t6 = (t4 * t5);
+                    const float t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
+                    const float t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
+                    const float t9 = (t7 * t8);
+                    const float t10 = (t9 != 0 ? T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + (v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1)))] : 0);
+                    const float t11 = (t6 != 0 ? t10 : 0.0f);
+                    const float t12 = lc_pre_t12[((3 * v_i) + v_j)];
+                    const float t13 = (t11 * t12);
+                    const float t14 = (t6 != 0 ? t13 : 0.0f);
+                    lc_acc += t14;
+                }
+                }
+                T_grad_x[((v_n) * 8 + v_o) * (S_H * S_W) + v_j2j3] = lc_acc;
+            }
+            }
+    }
+    }
+    }
+
+    }
+    } else {
+
     /* grad_x[n, o, j2, j3] = sum_{i, j} (grad_conv_0[n, o, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[o, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
     int64_t lc_lo0 = 0, lc_hi0 = S_W;
@@ -2398,6 +2673,8 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
+    }
+
     }
 
     /* grad_depthwise_weight[o, j1, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, o, h + i - 1, w + j - 1] */
@@ -2881,6 +3158,97 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
+    if (S_W < 40 && (S_H * S_W) <= 4096) {
+    const int32_t lc_S_H = (int32_t)S_H;
+    const int32_t lc_S_W = (int32_t)S_W;
+    int32_t lc_col[4096];
+    for (int64_t lc_r = 0; lc_r < S_H; ++lc_r)
+        for (int64_t lc_c = 0; lc_c < S_W; ++lc_c) lc_col[lc_r * S_W + lc_c] = (int32_t)lc_c;
+    {
+    /* the plane's sizes as 32-bit numbers (it holds 4096 elements at most):
+       gcc 12 runs 32-bit index arithmetic in twice the lanes of 64-bit */
+    const int32_t S_H = lc_S_H;
+    const int32_t S_W = lc_S_W;
+
+    /* grad_x[n, o, j2, j3] = sum_{i, j} (grad_conv_0[n, o, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[o, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0): planes as rows */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
+            float lc_pre_t12[9];
+            for (int32_t v_i = 0; v_i < 3; ++v_i) for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                const float t12 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                lc_pre_t12[((3 * v_i) + v_j)] = t12;
+            }
+            const int32_t lc_lo = 0, lc_hi = (S_H * S_W);
+            /* runs of whole vectors, the last run ending at lc_hi (the columns
+               done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
+            const int32_t lc_full = lc_hi - lc_lo >= 8 ? lc_lo + (lc_hi - lc_lo - 0) / 8 * 8 + 0 : lc_hi;
+            #pragma omp simd simdlen(8)
+            for (int32_t v_j2j3 = lc_lo; v_j2j3 < lc_full; ++v_j2j3) {
+                const int32_t v_j3_at = lc_col[v_j2j3];
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int32_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
+                    const float t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
+                    const float t2 = (t0 * t1);
+                    const float t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
+                    const float t4 = (t2 * t3);
+                    const float t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
+                    const float t6 = (t4 * t5);
+                    const float t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
+                    const float t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
+                    const float t9 = (t7 * t8);
+                    const float t10 = (t9 != 0 ? T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + (v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1)))] : 0);
+                    const float t11 = (t6 != 0 ? t10 : 0.0f);
+                    const float t12 = lc_pre_t12[((3 * v_i) + v_j)];
+                    const float t13 = (t11 * t12);
+                    const float t14 = (t6 != 0 ? t13 : 0.0f);
+                    lc_acc += t14;
+                }
+                }
+                T_grad_x[((v_n) * 8 + v_o) * (S_H * S_W) + v_j2j3] = lc_acc;
+            }
+            if (lc_full < lc_hi) {
+            #pragma omp simd simdlen(8)
+            for (int32_t v_j2j3 = lc_hi - 8; v_j2j3 < lc_hi; ++v_j2j3) {
+                const int32_t v_j3_at = lc_col[v_j2j3];
+                float lc_acc = 0.0f;
+                #pragma GCC unroll 3
+                for (int32_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                    const float t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
+                    const float t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
+                    const float t2 = (t0 * t1);
+                    const float t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
+                    const float t4 = (t2 * t3);
+                    const float t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
+                    const float t6 = (t4 * t5);
+                    const float t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
+                    const float t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
+                    const float t9 = (t7 * t8);
+                    const float t10 = (t9 != 0 ? T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + (v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1)))] : 0);
+                    const float t11 = (t6 != 0 ? t10 : 0.0f);
+                    const float t12 = lc_pre_t12[((3 * v_i) + v_j)];
+                    const float t13 = (t11 * t12);
+                    const float t14 = (t6 != 0 ? t13 : 0.0f);
+                    lc_acc += t14;
+                }
+                }
+                T_grad_x[((v_n) * 8 + v_o) * (S_H * S_W) + v_j2j3] = lc_acc;
+            }
+            }
+    }
+    }
+    }
+
+    }
+    } else {
+
     /* grad_x[n, o, j2, j3] = sum_{i, j} (grad_conv_0[n, o, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[o, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
     int64_t lc_lo0 = 0, lc_hi0 = S_W;
@@ -3011,6 +3379,8 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
+    }
+
     /* grad_depthwise_weight[o, j1, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, o, h + i - 1, w + j - 1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
@@ -3066,6 +3436,95 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
 int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_bn1_running_mean, const double *restrict T_bn1_running_var, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_bn2_running_mean, const double *restrict T_bn2_running_var, double *restrict T_relu_64, double *restrict T_conv_0, double *restrict T_div_2, double *restrict T_sum_7, double *restrict T_div_23, double *restrict T_relu_28, double *restrict T_conv_36, double *restrict T_div_38, double *restrict T_sum_43, double *restrict T_div_59, double *restrict T_add_12, double *restrict T_add_19, double *restrict T_add_48, double *restrict T_add_55, double *restrict T_sum_1, double *restrict T_sum_37)
 {
     if (((S_N * S_H) * S_W) < 16) {    /* short rows */
+
+    if (S_W < 40 && (S_H * S_W) <= 4096) {
+    const int32_t lc_S_H = (int32_t)S_H;
+    const int32_t lc_S_W = (int32_t)S_W;
+    int32_t lc_col[4096];
+    for (int64_t lc_r = 0; lc_r < S_H; ++lc_r)
+        for (int64_t lc_c = 0; lc_c < S_W; ++lc_c) lc_col[lc_r * S_W + lc_c] = (int32_t)lc_c;
+    {
+    /* the plane's sizes as 32-bit numbers (it holds 4096 elements at most):
+       gcc 12 runs 32-bit index arithmetic in twice the lanes of 64-bit */
+    const int32_t S_H = lc_S_H;
+    const int32_t S_W = lc_S_W;
+
+    /* conv_0[n, o, h, w] = sum_{i, j} x[n, o, h + i - 1, w + j - 1] * depthwise_weight[o, 0, i, j]: planes as rows */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
+            double lc_pre_t12[9];
+            for (int32_t v_i = 0; v_i < 3; ++v_i) for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                const double t12 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                lc_pre_t12[((3 * v_i) + v_j)] = t12;
+            }
+            const int32_t lc_lo = 0, lc_hi = (S_H * S_W);
+            /* runs of whole vectors, the last run ending at lc_hi (the columns
+               done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
+            const int32_t lc_full = lc_hi - lc_lo >= 8 ? lc_lo + (lc_hi - lc_lo - 0) / 8 * 8 + 0 : lc_hi;
+            #pragma omp simd simdlen(8)
+            for (int32_t v_hw = lc_lo; v_hw < lc_full; ++v_hw) {
+                const int32_t v_w_at = lc_col[v_hw];
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int32_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+                    const double t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+                    const double t2 = (t0 * t1);
+                    const double t3 = (((v_j + v_w_at) + -1) >= 0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = (((v_j + v_w_at) + -1) < S_W);
+                    const double t6 = (t4 * t5);
+                    const double t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+                    const double t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+                    const double t9 = (t7 * t8);
+                    const double t10 = (t9 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
+                    const double t11 = (t6 != 0 ? t10 : 0.0);
+                    const double t12 = lc_pre_t12[((3 * v_i) + v_j)];
+                    const double t13 = (t11 * t12);
+                    lc_acc += t13;
+                }
+                }
+                T_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + v_hw] = lc_acc;
+            }
+            if (lc_full < lc_hi) {
+            #pragma omp simd simdlen(8)
+            for (int32_t v_hw = lc_hi - 8; v_hw < lc_hi; ++v_hw) {
+                const int32_t v_w_at = lc_col[v_hw];
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int32_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+                    const double t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+                    const double t2 = (t0 * t1);
+                    const double t3 = (((v_j + v_w_at) + -1) >= 0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = (((v_j + v_w_at) + -1) < S_W);
+                    const double t6 = (t4 * t5);
+                    const double t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+                    const double t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+                    const double t9 = (t7 * t8);
+                    const double t10 = (t9 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
+                    const double t11 = (t6 != 0 ? t10 : 0.0);
+                    const double t12 = lc_pre_t12[((3 * v_i) + v_j)];
+                    const double t13 = (t11 * t12);
+                    lc_acc += t13;
+                }
+                }
+                T_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + v_hw] = lc_acc;
+            }
+            }
+    }
+    }
+    }
+
+    }
+    } else {
 
     /* conv_0[n, o, h, w] = sum_{i, j} x[n, o, h + i - 1, w + j - 1] * depthwise_weight[o, 0, i, j] */
     {
@@ -3181,6 +3640,8 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
+    }
+
     }
 
     /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3]; div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W; sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) (row by row) */
@@ -3420,6 +3881,95 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
         return 0;
     }
 
+    if (S_W < 40 && (S_H * S_W) <= 4096) {
+    const int32_t lc_S_H = (int32_t)S_H;
+    const int32_t lc_S_W = (int32_t)S_W;
+    int32_t lc_col[4096];
+    for (int64_t lc_r = 0; lc_r < S_H; ++lc_r)
+        for (int64_t lc_c = 0; lc_c < S_W; ++lc_c) lc_col[lc_r * S_W + lc_c] = (int32_t)lc_c;
+    {
+    /* the plane's sizes as 32-bit numbers (it holds 4096 elements at most):
+       gcc 12 runs 32-bit index arithmetic in twice the lanes of 64-bit */
+    const int32_t S_H = lc_S_H;
+    const int32_t S_W = lc_S_W;
+
+    /* conv_0[n, o, h, w] = sum_{i, j} x[n, o, h + i - 1, w + j - 1] * depthwise_weight[o, 0, i, j]: planes as rows */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
+            double lc_pre_t12[9];
+            for (int32_t v_i = 0; v_i < 3; ++v_i) for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                const double t12 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                lc_pre_t12[((3 * v_i) + v_j)] = t12;
+            }
+            const int32_t lc_lo = 0, lc_hi = (S_H * S_W);
+            /* runs of whole vectors, the last run ending at lc_hi (the columns
+               done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
+            const int32_t lc_full = lc_hi - lc_lo >= 8 ? lc_lo + (lc_hi - lc_lo - 0) / 8 * 8 + 0 : lc_hi;
+            #pragma omp simd simdlen(8)
+            for (int32_t v_hw = lc_lo; v_hw < lc_full; ++v_hw) {
+                const int32_t v_w_at = lc_col[v_hw];
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int32_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+                    const double t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+                    const double t2 = (t0 * t1);
+                    const double t3 = (((v_j + v_w_at) + -1) >= 0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = (((v_j + v_w_at) + -1) < S_W);
+                    const double t6 = (t4 * t5);
+                    const double t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+                    const double t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+                    const double t9 = (t7 * t8);
+                    const double t10 = (t9 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
+                    const double t11 = (t6 != 0 ? t10 : 0.0);
+                    const double t12 = lc_pre_t12[((3 * v_i) + v_j)];
+                    const double t13 = (t11 * t12);
+                    lc_acc += t13;
+                }
+                }
+                T_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + v_hw] = lc_acc;
+            }
+            if (lc_full < lc_hi) {
+            #pragma omp simd simdlen(8)
+            for (int32_t v_hw = lc_hi - 8; v_hw < lc_hi; ++v_hw) {
+                const int32_t v_w_at = lc_col[v_hw];
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int32_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+                    const double t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+                    const double t2 = (t0 * t1);
+                    const double t3 = (((v_j + v_w_at) + -1) >= 0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = (((v_j + v_w_at) + -1) < S_W);
+                    const double t6 = (t4 * t5);
+                    const double t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+                    const double t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+                    const double t9 = (t7 * t8);
+                    const double t10 = (t9 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
+                    const double t11 = (t6 != 0 ? t10 : 0.0);
+                    const double t12 = lc_pre_t12[((3 * v_i) + v_j)];
+                    const double t13 = (t11 * t12);
+                    lc_acc += t13;
+                }
+                }
+                T_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + v_hw] = lc_acc;
+            }
+            }
+    }
+    }
+    }
+
+    }
+    } else {
+
     /* conv_0[n, o, h, w] = sum_{i, j} x[n, o, h + i - 1, w + j - 1] * depthwise_weight[o, 0, i, j] */
     {
     int64_t lc_lo0 = 0, lc_hi0 = S_W;
@@ -3534,6 +4084,8 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     }
     }
     }
+    }
+
     }
 
     /* sum_1[i0, i1, i2, i3] = sum_{r0, r2, r3} conv_0[r0, i1, r2, r3]; div_2[i0, i1, i2, i3] = sum_1[0, i1, 0, 0] / N * H * W; sum_7[i0, i1, i2, i3] = sum_{r0, r2, r3} (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) * (conv_0[r0, i1, r2, r3] - div_2[0, i1, 0, 0]) (row by row) */
@@ -4213,6 +4765,97 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
+    if (S_W < 40 && (S_H * S_W) <= 4096) {
+    const int32_t lc_S_H = (int32_t)S_H;
+    const int32_t lc_S_W = (int32_t)S_W;
+    int32_t lc_col[4096];
+    for (int64_t lc_r = 0; lc_r < S_H; ++lc_r)
+        for (int64_t lc_c = 0; lc_c < S_W; ++lc_c) lc_col[lc_r * S_W + lc_c] = (int32_t)lc_c;
+    {
+    /* the plane's sizes as 32-bit numbers (it holds 4096 elements at most):
+       gcc 12 runs 32-bit index arithmetic in twice the lanes of 64-bit */
+    const int32_t S_H = lc_S_H;
+    const int32_t S_W = lc_S_W;
+
+    /* grad_x[n, o, j2, j3] = sum_{i, j} (grad_conv_0[n, o, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[o, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0): planes as rows */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
+            double lc_pre_t12[9];
+            for (int32_t v_i = 0; v_i < 3; ++v_i) for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                const double t12 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                lc_pre_t12[((3 * v_i) + v_j)] = t12;
+            }
+            const int32_t lc_lo = 0, lc_hi = (S_H * S_W);
+            /* runs of whole vectors, the last run ending at lc_hi (the columns
+               done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
+            const int32_t lc_full = lc_hi - lc_lo >= 8 ? lc_lo + (lc_hi - lc_lo - 0) / 8 * 8 + 0 : lc_hi;
+            #pragma omp simd simdlen(8)
+            for (int32_t v_j2j3 = lc_lo; v_j2j3 < lc_full; ++v_j2j3) {
+                const int32_t v_j3_at = lc_col[v_j2j3];
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int32_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
+                    const double t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
+                    const double t2 = (t0 * t1);
+                    const double t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
+                    const double t6 = (t4 * t5);
+                    const double t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
+                    const double t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
+                    const double t9 = (t7 * t8);
+                    const double t10 = (t9 != 0 ? T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + (v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1)))] : 0);
+                    const double t11 = (t6 != 0 ? t10 : 0.0);
+                    const double t12 = lc_pre_t12[((3 * v_i) + v_j)];
+                    const double t13 = (t11 * t12);
+                    const double t14 = (t6 != 0 ? t13 : 0.0);
+                    lc_acc += t14;
+                }
+                }
+                T_grad_x[((v_n) * 8 + v_o) * (S_H * S_W) + v_j2j3] = lc_acc;
+            }
+            if (lc_full < lc_hi) {
+            #pragma omp simd simdlen(8)
+            for (int32_t v_j2j3 = lc_hi - 8; v_j2j3 < lc_hi; ++v_j2j3) {
+                const int32_t v_j3_at = lc_col[v_j2j3];
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int32_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
+                    const double t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
+                    const double t2 = (t0 * t1);
+                    const double t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
+                    const double t6 = (t4 * t5);
+                    const double t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
+                    const double t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
+                    const double t9 = (t7 * t8);
+                    const double t10 = (t9 != 0 ? T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + (v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1)))] : 0);
+                    const double t11 = (t6 != 0 ? t10 : 0.0);
+                    const double t12 = lc_pre_t12[((3 * v_i) + v_j)];
+                    const double t13 = (t11 * t12);
+                    const double t14 = (t6 != 0 ? t13 : 0.0);
+                    lc_acc += t14;
+                }
+                }
+                T_grad_x[((v_n) * 8 + v_o) * (S_H * S_W) + v_j2j3] = lc_acc;
+            }
+            }
+    }
+    }
+    }
+
+    }
+    } else {
+
     /* grad_x[n, o, j2, j3] = sum_{i, j} (grad_conv_0[n, o, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[o, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
     int64_t lc_lo0 = 0, lc_hi0 = S_W;
@@ -4341,6 +4984,8 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
+    }
+
     }
 
     /* grad_depthwise_weight[o, j1, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, o, h + i - 1, w + j - 1] */
@@ -4824,6 +5469,97 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
+    if (S_W < 40 && (S_H * S_W) <= 4096) {
+    const int32_t lc_S_H = (int32_t)S_H;
+    const int32_t lc_S_W = (int32_t)S_W;
+    int32_t lc_col[4096];
+    for (int64_t lc_r = 0; lc_r < S_H; ++lc_r)
+        for (int64_t lc_c = 0; lc_c < S_W; ++lc_c) lc_col[lc_r * S_W + lc_c] = (int32_t)lc_c;
+    {
+    /* the plane's sizes as 32-bit numbers (it holds 4096 elements at most):
+       gcc 12 runs 32-bit index arithmetic in twice the lanes of 64-bit */
+    const int32_t S_H = lc_S_H;
+    const int32_t S_W = lc_S_W;
+
+    /* grad_x[n, o, j2, j3] = sum_{i, j} (grad_conv_0[n, o, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[o, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0): planes as rows */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
+            double lc_pre_t12[9];
+            for (int32_t v_i = 0; v_i < 3; ++v_i) for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                const double t12 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
+                lc_pre_t12[((3 * v_i) + v_j)] = t12;
+            }
+            const int32_t lc_lo = 0, lc_hi = (S_H * S_W);
+            /* runs of whole vectors, the last run ending at lc_hi (the columns
+               done twice get the same values): gcc 12 runs the columns past whole vectors in scalar code */
+            const int32_t lc_full = lc_hi - lc_lo >= 8 ? lc_lo + (lc_hi - lc_lo - 0) / 8 * 8 + 0 : lc_hi;
+            #pragma omp simd simdlen(8)
+            for (int32_t v_j2j3 = lc_lo; v_j2j3 < lc_full; ++v_j2j3) {
+                const int32_t v_j3_at = lc_col[v_j2j3];
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int32_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
+                    const double t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
+                    const double t2 = (t0 * t1);
+                    const double t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
+                    const double t6 = (t4 * t5);
+                    const double t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
+                    const double t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
+                    const double t9 = (t7 * t8);
+                    const double t10 = (t9 != 0 ? T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + (v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1)))] : 0);
+                    const double t11 = (t6 != 0 ? t10 : 0.0);
+                    const double t12 = lc_pre_t12[((3 * v_i) + v_j)];
+                    const double t13 = (t11 * t12);
+                    const double t14 = (t6 != 0 ? t13 : 0.0);
+                    lc_acc += t14;
+                }
+                }
+                T_grad_x[((v_n) * 8 + v_o) * (S_H * S_W) + v_j2j3] = lc_acc;
+            }
+            if (lc_full < lc_hi) {
+            #pragma omp simd simdlen(8)
+            for (int32_t v_j2j3 = lc_hi - 8; v_j2j3 < lc_hi; ++v_j2j3) {
+                const int32_t v_j3_at = lc_col[v_j2j3];
+                double lc_acc = 0.0;
+                #pragma GCC unroll 3
+                for (int32_t v_i = 0; v_i < 3; ++v_i) {
+                #pragma GCC unroll 3
+                for (int32_t v_j = 0; v_j < 3; ++v_j) {
+                    const double t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
+                    const double t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
+                    const double t2 = (t0 * t1);
+                    const double t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
+                    const double t4 = (t2 * t3);
+                    const double t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
+                    const double t6 = (t4 * t5);
+                    const double t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
+                    const double t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
+                    const double t9 = (t7 * t8);
+                    const double t10 = (t9 != 0 ? T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + (v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1)))] : 0);
+                    const double t11 = (t6 != 0 ? t10 : 0.0);
+                    const double t12 = lc_pre_t12[((3 * v_i) + v_j)];
+                    const double t13 = (t11 * t12);
+                    const double t14 = (t6 != 0 ? t13 : 0.0);
+                    lc_acc += t14;
+                }
+                }
+                T_grad_x[((v_n) * 8 + v_o) * (S_H * S_W) + v_j2j3] = lc_acc;
+            }
+            }
+    }
+    }
+    }
+
+    }
+    } else {
+
     /* grad_x[n, o, j2, j3] = sum_{i, j} (grad_conv_0[n, o, j2 - (i - 1), j3 - (j - 1)] * depthwise_weight[o, 0, i, j] if (j2 - (i - 1) >= 0) * (j2 - (i - 1) < H) * (j3 - (j - 1) >= 0) * (j3 - (j - 1) < W) else 0) */
     {
     int64_t lc_lo0 = 0, lc_hi0 = S_W;
@@ -4952,6 +5688,8 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
+    }
+
     }
 
     /* grad_depthwise_weight[o, j1, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, o, h + i - 1, w + j - 1] */

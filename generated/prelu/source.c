@@ -390,8 +390,9 @@ static inline float lc_kernel_f32_lanes_sum(lc_vf32 v) {
     typedef float quarter __attribute__((vector_size(16)));
 #if LC_VECTOR_BYTES >= 32
     typedef float half __attribute__((vector_size(32)));
-    half h, hh;
+    half h;
 #if LC_VECTOR_BYTES == 64
+    half hh;
     memcpy(&h, &v, sizeof h);
     memcpy(&hh, (const char *)&v + sizeof h, sizeof hh);
     h += hh;
@@ -629,8 +630,9 @@ static inline double lc_kernel_f64_lanes_sum(lc_vf64 v) {
     typedef double quarter __attribute__((vector_size(16)));
 #if LC_VECTOR_BYTES >= 32
     typedef double half __attribute__((vector_size(32)));
-    half h, hh;
+    half h;
 #if LC_VECTOR_BYTES == 64
+    half hh;
     memcpy(&h, &v, sizeof h);
     memcpy(&hh, (const char *)&v + sizeof h, sizeof hh);
     h += hh;

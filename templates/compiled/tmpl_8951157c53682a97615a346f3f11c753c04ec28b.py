@@ -13,6 +13,7 @@ def root(context, missing=missing):
     l_0_pre = resolve('pre')
     l_0_blocks = resolve('blocks')
     l_0_extent = resolve('extent')
+    l_0_itype = resolve('itype')
     l_0_edges = resolve('edges')
     l_0_block = resolve('block')
     l_0_lane = resolve('lane')
@@ -33,6 +34,7 @@ def root(context, missing=missing):
     def macro(l_1_pragma, l_1_start, l_1_stop, l_1_part, l_1_lane):
         t_2 = []
         l_1_column = resolve('column')
+        l_1_column_at = resolve('column_at')
         l_1_ctype = resolve('ctype')
         l_1_init = resolve('init')
         l_1_written = resolve('written')
@@ -56,7 +58,9 @@ def root(context, missing=missing):
                 str(l_1_pragma),
             ))
         t_2.extend((
-            '\n            for (int64_t ',
+            '\n            for (',
+            str((undefined(name='itype') if l_0_itype is missing else l_0_itype)),
+            ' ',
             str((undefined(name='column') if l_1_column is missing else l_1_column)),
             ' = ',
             str(l_1_start),
@@ -68,6 +72,17 @@ def root(context, missing=missing):
             str((undefined(name='column') if l_1_column is missing else l_1_column)),
             ') {',
         ))
+        if (undefined(name='column_at') if l_1_column_at is missing else l_1_column_at):
+            pass
+            t_2.extend((
+                '\n                const ',
+                str((undefined(name='itype') if l_0_itype is missing else l_0_itype)),
+                ' ',
+                str((undefined(name='column_at') if l_1_column_at is missing else l_1_column_at)),
+                ' = lc_col[',
+                str((undefined(name='column') if l_1_column is missing else l_1_column)),
+                '];',
+            ))
         if (environment.getattr(l_1_part, 'mode') in ('max', 'greatest', 'sum')):
             pass
             for l_2_line in environment.getattr(l_1_part, 'start_lines'):
@@ -111,7 +126,9 @@ def root(context, missing=missing):
                     str(environment.getattr(l_2_offset, 'extent')),
                 ))
             t_2.extend((
-                '\n                for (int64_t ',
+                '\n                for (',
+                str((undefined(name='itype') if l_0_itype is missing else l_0_itype)),
+                ' ',
                 str(environment.getattr(l_2_offset, 'var')),
                 ' = 0; ',
                 str(environment.getattr(l_2_offset, 'var')),
@@ -142,7 +159,7 @@ def root(context, missing=missing):
                     ') reduction(',
                     str(('+' if (environment.getattr(l_1_part, 'mode') == 'sum') else 'max')),
                     ':lc_acc)',
-                    str((' reduction(+:lc_nan)' if (environment.getattr(l_1_part, 'mode') == 'max') else cond_expr_undefined("the inline if-expression on line 41 in 'window.c.j2' evaluated to false and no else section was defined."))),
+                    str((' reduction(+:lc_nan)' if (environment.getattr(l_1_part, 'mode') == 'max') else cond_expr_undefined("the inline if-expression on line 44 in 'window.c.j2' evaluated to false and no else section was defined."))),
                 ))
             else:
                 pass
@@ -151,7 +168,9 @@ def root(context, missing=missing):
                     str(environment.getattr(l_2_offset, 'extent')),
                 ))
             t_2.extend((
-                '\n                for (int64_t ',
+                '\n                for (',
+                str((undefined(name='itype') if l_0_itype is missing else l_0_itype)),
+                ' ',
                 str(environment.getattr(l_2_offset, 'var')),
                 ' = 0; ',
                 str(environment.getattr(l_2_offset, 'var')),
@@ -467,7 +486,9 @@ def root(context, missing=missing):
         for l_1_offset in environment.getattr((undefined(name='pre') if l_0_pre is missing else l_0_pre), 'offsets'):
             _loop_vars = {}
             pass
-            yield 'for (int64_t '
+            yield 'for ('
+            yield str((undefined(name='itype') if l_0_itype is missing else l_0_itype))
+            yield ' '
             yield str(environment.getattr(l_1_offset, 'var'))
             yield ' = 0; '
             yield str(environment.getattr(l_1_offset, 'var'))
@@ -503,7 +524,9 @@ def root(context, missing=missing):
         yield ');\n            const int64_t lc_hi = lc_ok ? lc_max_i64(lc_hi0, lc_lo) : lc_lo;'
     else:
         pass
-        yield '\n            const int64_t lc_lo = 0, lc_hi = '
+        yield '\n            const '
+        yield str((undefined(name='itype') if l_0_itype is missing else l_0_itype))
+        yield ' lc_lo = 0, lc_hi = '
         yield str((undefined(name='extent') if l_0_extent is missing else l_0_extent))
         yield ';'
     if (undefined(name='edges') if l_0_edges is missing else l_0_edges):
@@ -527,10 +550,12 @@ def root(context, missing=missing):
         if (undefined(name='redo') if l_0_redo is missing else l_0_redo):
             pass
             yield '\n            /* runs of whole vectors'
-            yield str((' plus one' if (undefined(name='gaps') if l_0_gaps is missing else l_0_gaps) else cond_expr_undefined("the inline if-expression on line 174 in 'window.c.j2' evaluated to false and no else section was defined.")))
+            yield str((' plus one' if (undefined(name='gaps') if l_0_gaps is missing else l_0_gaps) else cond_expr_undefined("the inline if-expression on line 177 in 'window.c.j2' evaluated to false and no else section was defined.")))
             yield ', the last run ending at lc_hi (the columns\n               done twice get the same values): gcc 12 runs the columns past whole vectors'
-            yield str((',\n               and the last column of a read with gaps,' if (undefined(name='gaps') if l_0_gaps is missing else l_0_gaps) else cond_expr_undefined("the inline if-expression on line 175 in 'window.c.j2' evaluated to false and no else section was defined.")))
-            yield ' in scalar code */\n            const int64_t lc_full = lc_hi - lc_lo >= '
+            yield str((',\n               and the last column of a read with gaps,' if (undefined(name='gaps') if l_0_gaps is missing else l_0_gaps) else cond_expr_undefined("the inline if-expression on line 178 in 'window.c.j2' evaluated to false and no else section was defined.")))
+            yield ' in scalar code */\n            const '
+            yield str((undefined(name='itype') if l_0_itype is missing else l_0_itype))
+            yield ' lc_full = lc_hi - lc_lo >= '
             yield str(((undefined(name='block') if l_0_block is missing else l_0_block) + (undefined(name='gaps') if l_0_gaps is missing else l_0_gaps)))
             yield ' ? lc_lo + (lc_hi - lc_lo - '
             yield str((undefined(name='gaps') if l_0_gaps is missing else l_0_gaps))
@@ -562,4 +587,4 @@ def root(context, missing=missing):
     yield '\n    }\n'
 
 blocks = {}
-debug_info = '12=31&13=33&14=52&15=56&17=60&18=71&19=73&20=78&22=83&24=88&26=92&28=96&29=100&30=104&32=111&34=115&36=125&37=129&39=133&40=137&41=141&43=151&45=155&47=165&48=170&50=173&51=177&52=181&53=188&56=192&57=196&58=203&59=207&60=212&61=216&62=219&63=223&65=236&67=243&70=250&71=252&72=257&75=263&77=276&80=283&83=288&84=292&88=301&89=306&90=310&94=318&96=323&97=328&99=338&100=343&102=346&103=351&105=355&106=360&108=364&109=368&111=371&117=384&118=391&119=399&121=402&123=406&126=417&128=419&129=421&130=427&131=430&133=437&134=445&136=447&137=451&139=453&141=455&142=459&144=467&145=481&146=485&148=487&149=491&153=499&155=502&158=507&160=509&161=511&163=512&164=515&165=517&167=520&169=523&170=525&173=527&174=530&175=532&177=534&178=544&180=546&183=550&185=551&189=554&190=556&192=557'
+debug_info = '12=32&13=34&14=54&15=58&17=62&18=75&19=79&21=86&22=88&23=93&25=98&27=103&29=107&31=111&32=115&33=119&35=126&37=130&39=142&40=146&42=150&43=154&44=158&46=168&48=172&50=184&51=189&53=192&54=196&55=200&56=207&59=211&60=215&61=222&62=226&63=231&64=235&65=238&66=242&68=255&70=262&73=269&74=271&75=276&78=282&80=295&83=302&86=307&87=311&91=320&92=325&93=329&97=337&99=342&100=347&102=357&103=362&105=365&106=370&108=374&109=379&111=383&112=387&114=390&120=403&121=410&122=418&124=421&126=425&129=436&131=438&132=440&133=446&134=449&136=456&137=464&139=466&140=470&142=472&144=474&145=478&147=486&148=502&149=506&151=508&152=512&156=520&158=523&161=528&163=532&164=534&166=535&167=538&168=540&170=543&172=546&173=548&176=550&177=553&178=555&180=557&181=569&183=571&186=575&188=576&192=579&193=581&195=582'

@@ -1,0 +1,98 @@
+from jinja2.runtime import LoopContext, Macro, Markup, Namespace, TemplateNotFound, TemplateReference, TemplateRuntimeError, Undefined, escape, identity, internalcode, markup_join, missing, str_join
+name = 'flat_window.c.j2'
+
+def root(context, missing=missing):
+    resolve = context.resolve_or_missing
+    undefined = environment.undefined
+    concat = environment.concat
+    cond_expr_undefined = Undefined
+    if 0: yield None
+    l_0_by_rows = resolve('by_rows')
+    l_0_limit = resolve('limit')
+    l_0_sizes = resolve('sizes')
+    l_0_flat = resolve('flat')
+    l_0_condition = resolve('condition')
+    l_0_columns = missing
+    try:
+        t_1 = environment.tests['none']
+    except KeyError:
+        @internalcode
+        def t_1(*unused):
+            raise TemplateRuntimeError("No test named 'none' found.")
+    pass
+    def macro():
+        t_2 = []
+        l_1_height = resolve('height')
+        l_1_width = resolve('width')
+        pass
+        for l_2_size in (undefined(name='sizes') if l_0_sizes is missing else l_0_sizes):
+            _loop_vars = {}
+            pass
+            t_2.extend((
+                '\n    const int32_t lc_',
+                str(l_2_size),
+                ' = (int32_t)',
+                str(l_2_size),
+                ';',
+            ))
+        l_2_size = missing
+        t_2.extend((
+            '\n    int32_t lc_col[',
+            str((undefined(name='limit') if l_0_limit is missing else l_0_limit)),
+            '];\n    for (int64_t lc_r = 0; lc_r < ',
+            str((undefined(name='height') if l_1_height is missing else l_1_height)),
+            '; ++lc_r)\n        for (int64_t lc_c = 0; lc_c < ',
+            str((undefined(name='width') if l_1_width is missing else l_1_width)),
+            '; ++lc_c) lc_col[lc_r * ',
+            str((undefined(name='width') if l_1_width is missing else l_1_width)),
+            ' + lc_c] = (int32_t)lc_c;',
+        ))
+        return concat(t_2)
+    context.exported_vars.add('columns')
+    context.vars['columns'] = l_0_columns = Macro(environment, macro, 'columns', (), False, False, False, context.eval_ctx.autoescape)
+    if t_1((undefined(name='by_rows') if l_0_by_rows is missing else l_0_by_rows)):
+        pass
+        yield '\n    {'
+        yield str(context.call((undefined(name='columns') if l_0_columns is missing else l_0_columns)))
+        yield "\n    {\n    /* the plane's sizes as 32-bit numbers (it holds "
+        yield str((undefined(name='limit') if l_0_limit is missing else l_0_limit))
+        yield ' elements at most):\n       gcc 12 runs 32-bit index arithmetic in twice the lanes of 64-bit */'
+        for l_1_size in (undefined(name='sizes') if l_0_sizes is missing else l_0_sizes):
+            _loop_vars = {}
+            pass
+            yield '\n    const int32_t '
+            yield str(l_1_size)
+            yield ' = lc_'
+            yield str(l_1_size)
+            yield ';'
+        l_1_size = missing
+        yield '\n'
+        yield str((undefined(name='flat') if l_0_flat is missing else l_0_flat))
+        yield '\n    }\n    }'
+    else:
+        pass
+        yield '\n    if ('
+        yield str((undefined(name='condition') if l_0_condition is missing else l_0_condition))
+        yield ') {'
+        yield str(context.call((undefined(name='columns') if l_0_columns is missing else l_0_columns)))
+        yield "\n    {\n    /* the plane's sizes as 32-bit numbers (it holds "
+        yield str((undefined(name='limit') if l_0_limit is missing else l_0_limit))
+        yield ' elements at most):\n       gcc 12 runs 32-bit index arithmetic in twice the lanes of 64-bit */'
+        for l_1_size in (undefined(name='sizes') if l_0_sizes is missing else l_0_sizes):
+            _loop_vars = {}
+            pass
+            yield '\n    const int32_t '
+            yield str(l_1_size)
+            yield ' = lc_'
+            yield str(l_1_size)
+            yield ';'
+        l_1_size = missing
+        yield '\n'
+        yield str((undefined(name='flat') if l_0_flat is missing else l_0_flat))
+        yield '\n    }\n    } else {\n'
+        yield str((undefined(name='by_rows') if l_0_by_rows is missing else l_0_by_rows))
+        yield '\n    }'
+    yield '\n'
+
+blocks = {}
+debug_info = '5=23&6=28&7=33&9=41&10=43&11=45&13=53&15=56&17=58&19=60&20=64&22=70&26=75&27=77&29=79&31=81&32=85&34=91&37=93'
