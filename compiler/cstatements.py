@@ -190,6 +190,7 @@ class Loop:
     reduction: str = ""
     unroll: int = 0             # unrolled fully by gcc (``#pragma GCC unroll``): a short loop inside a vector one
     collapse: int = 1           # a parallel loop's threads share it and the loops inside it, this many in all
+    itype: str = "int64_t"      # the index's C type (32-bit: a flat plane's, ``compiler/flat_c.py``)
     enter: list = field(default_factory=list)
     exit: list = field(default_factory=list)
 

@@ -17,6 +17,7 @@ from . import ir
 from .cprint import Printer, c_comment, init_value, render, tensor_c, var_c
 from .cstatements import (AddWhere, Declare, Fence, Fill, FoldLanes, Let, Loop, Partials, RowBuffer, Store, StoreEach,
                           Stream, TileBuffer, TileFlush, TileStart, TileStore, Update, Verbatim)
+from .flat_c import flat_fits, render_flat_planes
 from .ir import IConst, IVar
 from .schedule import LOCAL_ROW_LIMIT, owns_rows, range_condition
 
@@ -301,11 +302,29 @@ def render_taps(nest, ctx) -> str:
     innermost loop is short and of a known length, or is cut in tiles, each
     offset keeps a partial sum per position of it instead (lanes), added
     across at the end: a row of 56 no longer ends in a sum across the vector
-    lanes (a depthwise convolution's weight gradient did that 9 times a row)."""
+    lanes (a depthwise convolution's weight gradient did that 9 times a row).
+    Narrow planes may run as one row (``nest.flat``: see ``compiler/flat_c.py``)."""
+    flat = nest.flat
+    fits = flat_fits(flat) if flat is not None else False
+    rows = None if fits is True else _taps(nest, ctx)
+    if fits is False:
+        return rows
+    return render_flat_planes(flat, ctx.printer([flat.stage]), rows, _taps(flat.plan, ctx, flat))
+
+
+def _taps(nest, ctx, plane=None) -> str:
+    """The C of a ``"taps"`` nest; ``plane``: the ``FlatPlanes`` whose row it
+    sums over (its tensors' views, its column read from ``lc_col``, its
+    index arithmetic in 32 bits)."""
     s = nest.stage
     printer = ctx.printer([s])
-    loops = [Loop(var_c(l.var), printer.index(l.extent), simd=l.simd) for l in nest.loops]
+    itype = "int64_t"
+    if plane is not None:
+        printer.shapes = printer.shapes | dict(plane.shapes)
+        itype = "int32_t"
     column = next(k for k, l in enumerate(nest.loops) if l.simd)
+    loops = [Loop(var_c(l.var), printer.index(l.extent), simd=l.simd, itype=itype if k >= column else "int64_t")
+             for k, l in enumerate(nest.loops)]
     inside = column < len(loops) - 1
     taps = nest.loops[column + 1:] if inside else nest.loops[column - nest.taps:column]
     for loop, tap in zip(loops[column + 1:], taps):
@@ -345,6 +364,8 @@ def render_taps(nest, ctx) -> str:
     if nest.loops[0].parallel:
         loops = _in_threads(loops, 0, nest, printer, ctx)
     lets = printer.lets if inside else _hoisted(nest, printer, loops, prologue)
+    if plane is not None:
+        lets = [Let(itype, var_c(plane.column), f"lc_col[{var_c(plane.flat.name)}]")] + lets
     if tiled:
         inner = loops[column]
         loops[column:column + 1] = [Loop(inner.var, inner.stop, inner.start, form="tiles", enter=[TileStart(inner.stop)]),

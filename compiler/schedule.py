@@ -25,8 +25,8 @@ from .ir import Call, Const, IConst, IExpr, IVar, Load, Program, Stage, TensorDe
 from .ops_table import COMPARISONS, OPS
 from .simplify import collapse_one_hot_sums, eliminate_dead_stages, simplify_expr
 from .collapse import Collapsed, collapse_nest
-from .windows import (FLAT_ROW, Sliding, flatten_planes, laned_rows_pay, merge_rows, plan_sliding,
-                      walks_contiguously)
+from .windows import (FLAT_ROW, Sliding, flatten_planes, flatten_reduced_planes, laned_rows_pay, merge_rows,
+                      plan_sliding, walks_contiguously)
 
 CHEAP_OPS_LIMIT = 8
 
@@ -1138,9 +1138,22 @@ def plan_loops(s: Stage, shapes: dict, short: bool = False) -> Nest:
         if walks_contiguously(s.body, column.var):
             # the offsets inside the column (unrolled): a vector of the row is read
             # once for all of them, and the column runs whole, its reads guarded
-            return Nest(s, "taps", tuple(loops + [column] + offsets), taps=taps)
+            return Nest(s, "taps", tuple(loops + [column] + offsets), taps=taps,
+                        flat=_flat_taps(s, shapes, loops, offsets, taps))
         return Nest(s, "taps", tuple(loops + offsets + [column]), window=window, taps=taps)
     return Nest(s, "inner", tuple(loops), window=window)
+
+
+def _flat_taps(s: Stage, shapes: dict, loops: list, offsets: list, taps: int):
+    """A ``"taps"`` nest's planes as one row (``windows.FlatPlanes``, its
+    ``plan`` the nest over the flat row) where its rows may be short, or None."""
+    if len(loops) < 2 or not _may_be_below(s.reduce_axes[-1].extent, FLAT_ROW):
+        return None
+    flat = flatten_reduced_planes(s, explicit_zeros(s, shapes), shapes)
+    if flat is None or [loop.var for loop in loops[-1:]] != [s.reduce_axes[-2].name]:
+        return None
+    column = Loop(flat.flat.name, flat.flat.extent, reduction=True, simd=True)
+    return dataclasses.replace(flat, plan=Nest(flat.stage, "taps", tuple(loops[:-1] + [column] + offsets), taps=taps))
 
 
 def _taps_inside(s: Stage, loops: list) -> int:

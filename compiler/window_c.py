@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 
 from . import ir
-from .cprint import DTYPES, Printer, c_comment, init_value, render, size_c, tensor_c, var_c
+from .cprint import DTYPES, Printer, c_comment, init_value, render, tensor_c, var_c
 from .cstatements import Let
+from .flat_c import flat_fits, render_flat_planes
 from .ir import IConst, IVar
-from .windows import COLUMN_BLOCK, FLAT_LIMIT, FLAT_ROW, WINDOW_LIMIT, lane_mode
+from .windows import COLUMN_BLOCK, WINDOW_LIMIT, lane_mode
 
 
 def render_window(nest, ctx) -> str:
@@ -20,25 +21,12 @@ def render_window(nest, ctx) -> str:
     rows too (``nest.flat``), the two chosen by the plane's size at run time."""
     comment = c_comment(ir.format_stage(nest.stage))
     flat = nest.flat
-    fits = _flat_fits(flat) if flat is not None else False
+    fits = flat_fits(flat) if flat is not None else False
     rows = None if fits is True else _render(nest.sliding, nest.window, ctx, comment)
     if fits is False:
         return rows
-    index = ctx.printer([flat.plan.stage])
     flat_c = _render(flat.plan, None, ctx, f"{comment}: planes as rows", dict(flat.shapes), flat.column)
-    width, size = index.index(flat.width), index.index(ir.imul(flat.rows, flat.width))
-    sizes = sorted(size_c(name) for name in ir.isyms(flat.rows) | ir.isyms(flat.width))
-    return render("flat_window.c.j2", by_rows=rows, flat=flat_c, width=width, height=index.index(flat.rows),
-                  limit=FLAT_LIMIT, sizes=sizes,
-                  condition=f"{width} < {FLAT_ROW} && {size} <= {FLAT_LIMIT}")
-
-
-def _flat_fits(flat) -> bool | None:
-    """Whether the planes run as rows: known at build time (True, False), or not (None)."""
-    width, size = flat.width, ir.imul(flat.rows, flat.width)
-    if isinstance(width, IConst) and isinstance(size, IConst):
-        return width.value < FLAT_ROW and size.value <= FLAT_LIMIT
-    return False if isinstance(size, IConst) and size.value > FLAT_LIMIT else None
+    return render_flat_planes(flat, ctx.printer([flat.stage]), rows, flat_c)
 
 
 def _render(plan, bounds, ctx, comment: str, views: dict | None = None, at: str | None = None) -> str:

@@ -639,41 +639,73 @@ _FLIPPED = {"ge": "le", "gt": "lt", "le": "ge", "lt": "gt", "eq": "eq", "ne": "n
 
 @dataclass(frozen=True)
 class FlatPlanes:
-    """A window reduction that runs each output plane (its last two axes,
-    ``rows`` by ``width``) as one row ``p = h*width + w``: ``plan`` is that
-    row's ``Sliding``, over its tensors viewed with their last two dimensions as
-    one (``shapes``, ``(tensor, shape)`` pairs). Every read is guarded (no
-    edges): a test on a row coordinate ``h + a`` is one on ``p + a*width``,
-    a test on a column coordinate ``w + b`` one on ``column + b``, the
-    variable holding ``w`` (read from a table of ``p % width``). At 7 or 14
-    columns a row's set-up and its scalar edges took most of a depthwise
-    convolution's time; the flat row runs whole vectors."""
+    """A stage that runs each plane (two axes, ``rows`` by ``width``) as one
+    row ``p = h*width + w`` (the axis ``flat``): ``stage`` reads its tensors
+    viewed with their last two dimensions as one (``shapes``, ``(tensor,
+    shape)`` pairs). Every read is guarded (no edges): a test on a row
+    coordinate ``h + a`` is one on ``p + a*width``, a test on a column
+    coordinate ``w + b`` one on ``column + b``, the variable holding ``w``
+    (read from a table of ``p % width``). ``plan``: how the flat row runs, a
+    window's ``Sliding`` over it, or the nest of a weight gradient that sums
+    over it (``schedule.plan_loops``). At 7 or 14 columns a row's set-up and
+    its scalar edges took most of a depthwise convolution's time (forward,
+    input and weight gradients); the flat row runs whole vectors."""
 
-    plan: Sliding
+    stage: Stage
     shapes: tuple
+    flat: Axis
     column: str
     rows: ir.IExpr
     width: ir.IExpr
+    plan: object = None
 
 
 def flatten_planes(plan: Sliding, body, shapes: dict) -> FlatPlanes | None:
-    """``plan``'s stage as a ``FlatPlanes`` (``body``: its body with a guard
-    on every read that may leave its tensor), or None: a scatter, a stage whose
-    last two axes are not its plane, or one whose reads of the plane's
-    tensors do not all move one element per row and column step (only a
-    window of stride 1 over planes as wide as the output is contiguous along
+    """A window reduction over its output's planes (its last two axes) as a
+    ``FlatPlanes`` (``body``: its body with a guard on every read that may
+    leave its tensor), or None: a scatter, or a stage whose reads of the
+    plane's tensors do not all move one element per row and column step (only
+    a window of stride 1 over planes as wide as the output is contiguous along
     the flattened row)."""
     s = plan.stage
     if plan.scatter or plan.rows or plan.outer or not plan.planes or plan.in_range:
         return None
-    row, column = plan.planes[-1], plan.column
+    flat = _flat_plane(s, body, plan.start, plan.planes[-1], plan.column, shapes, written=True)
+    if flat is None:
+        return None
+    stage, start, views, axis, column = flat
+    stage = ir.replace(stage, shape=s.shape[:-2] + (axis.extent,), axes=plan.planes[:-1] + (axis,))
+    return FlatPlanes(stage, views, axis, column, plan.planes[-1].extent, plan.column.extent,
+                      Sliding(stage, plan.planes[:-1], (), (), axis, plan.inner, start=start))
+
+
+def flatten_reduced_planes(s: Stage, body, shapes: dict) -> FlatPlanes | None:
+    """A sum whose last two reduction axes walk planes (a convolution's weight
+    gradient, ``sum_{n, h, w} g[n, o, h, w] * x[n, c, h + i, w + j]``) as a
+    ``FlatPlanes`` summing over the flat row, or None (as ``flatten_planes``)."""
+    if s.reduce != "sum" or len(s.reduce_axes) < 2:
+        return None
+    row, column = s.reduce_axes[-2:]
+    flat = _flat_plane(s, body, None, row, column, shapes, written=False)
+    if flat is None:
+        return None
+    stage, _, views, axis, at = flat
+    return FlatPlanes(ir.replace(stage, reduce_axes=s.reduce_axes[:-2] + (axis,)), views, axis, at,
+                      row.extent, column.extent)
+
+
+def _flat_plane(s: Stage, body, start, row: Axis, column: Axis, shapes: dict, written: bool):
+    """``(stage, start, views, flat axis, column variable)``: ``s`` with
+    ``body`` and ``start`` read on the plane of ``row`` by ``column`` as one
+    row (its axes left to the caller), or None. ``written``: the stage's own
+    output is one of the planes."""
     names, width = {row.name, column.name}, column.extent
     taken = {a.name for a in s.all_axes}
     flat = Axis(_fresh(f"{row.name}{column.name}", taken), ir.imul(row.extent, width))
     at = _fresh(f"{column.name}_at", taken | {flat.name})
-    parts = (body,) + ((plan.start,) if plan.start is not None else ())
+    parts = (body,) + ((start,) if start is not None else ())
     flattened = {load.tensor for part in parts for load in ir.loads(part)
-                 if any(ir.ivars(c) & names for c in load.index)} | {s.name}
+                 if any(ir.ivars(c) & names for c in load.index)} | ({s.name} if written else set())
     if any(len(shapes[t]) < 2 or shapes[t][-1] != width for t in flattened):
         return None
     refused = []
@@ -692,13 +724,11 @@ def flatten_planes(plan: Sliding, body, shapes: dict) -> FlatPlanes | None:
         return e
 
     body, start = (ir.map_expr(ir.map_calls(part, test), leaf) if part is not None else None
-                   for part in (body, plan.start))
+                   for part in (body, start))
     if refused or not all(_small(e) for part in (body, start) if part is not None for e in ir.postorder(part)):
         return None
-    stage = ir.replace(s, shape=s.shape[:-2] + (flat.extent,), axes=plan.planes[:-1] + (flat,), body=body)
     views = tuple((t, shapes[t][:-2] + (ir.imul(shapes[t][-2], width),)) for t in sorted(flattened))
-    return FlatPlanes(Sliding(stage, plan.planes[:-1], (), (), flat, plan.inner, start=start),
-                      views, at, row.extent, width)
+    return ir.replace(s, body=body), start, views, flat, at
 
 
 def _small(e) -> bool:

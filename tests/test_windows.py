@@ -552,8 +552,8 @@ FLAT_SHAPES = [(2, 3, 7, 7), (1, 3, 1, 1), (2, 3, 13, 5), (1, 3, 100, 39), (1, 3
 
 def test_narrow_planes_are_planned_as_one_row():
     """Stride-1 windows over planes the size of the output (forward and input
-    gradient) get a flat form; strided, 1-D (whose row is a channel) and dense
-    convolutions do not."""
+    gradient) and a weight gradient's sum over them get a flat form; strided
+    and 1-D (whose row is a channel) convolutions do not."""
     from layerc.compiler.windows import FLAT_LIMIT, FLAT_ROW
     assert all(w < FLAT_ROW and h * w <= FLAT_LIMIT for _, _, h, w in FLAT_SHAPES[:4])
     assert all(w >= FLAT_ROW or h * w > FLAT_LIMIT for _, _, h, w in FLAT_SHAPES[4:])
@@ -566,6 +566,11 @@ def test_narrow_planes_are_planned_as_one_row():
     for name, (make, *_) in FLAT_LAYERS.items():
         forward, backward = flat_windows(make(), (1, 3, 7, 7))
         assert forward == [True] and backward and all(backward), name
+    # the depthwise weight gradient sums over the planes as one row too
+    depthwise = FLAT_LAYERS["depthwise 3x3"][0]()
+    depthwise.forward(np.zeros((1, 3, 7, 7), np.float32))
+    taps = [n for n in plan_program(depthwise.compiled.backward) if n.form == "taps"]
+    assert len(taps) == 1 and taps[0].flat is not None and taps[0].flat.plan.kind == "taps"
     assert flat_windows(nn.Conv2D(3, 3, 3, padding=1, stride=2, groups=3), (1, 3, 7, 7)) == [[False], [False]]
     assert flat_windows(nn.Conv1D(3, 3, 3, padding=1, groups=3), (1, 3, 7)) == [[False], [False]]
 

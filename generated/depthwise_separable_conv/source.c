@@ -2677,6 +2677,67 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
 
     }
 
+
+    if (S_W < 40 && (S_H * S_W) <= 4096) {
+    const int32_t lc_S_H = (int32_t)S_H;
+    const int32_t lc_S_W = (int32_t)S_W;
+    int32_t lc_col[4096];
+    for (int64_t lc_r = 0; lc_r < S_H; ++lc_r)
+        for (int64_t lc_c = 0; lc_c < S_W; ++lc_c) lc_col[lc_r * S_W + lc_c] = (int32_t)lc_c;
+    {
+    /* the plane's sizes as 32-bit numbers (it holds 4096 elements at most):
+       gcc 12 runs 32-bit index arithmetic in twice the lanes of 64-bit */
+    const int32_t S_H = lc_S_H;
+    const int32_t S_W = lc_S_W;
+    /* grad_depthwise_weight[o, j1, i, j] = sum_{n, hw} grad_conv_0[n, o, hw] * (x[n, o, hw + (i - 1) * W + j - 1] if (hw + (i - 1) * W >= 0) * (hw + (i - 1) * W < H * W) * (j + w_at - 1 >= 0) * (j + w_at - 1 < W) else 0) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
+    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
+        float lc_taps[9] = {0};
+        float lc_lanes[576] = {0};
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t lc_tile_start = 0; lc_tile_start < (S_H * S_W); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, (S_H * S_W) - lc_tile_start);
+    #pragma omp simd
+    for (int32_t v_hw = lc_tile_start; v_hw < lc_tile_start + lc_tile_n; ++v_hw) {
+    #pragma GCC unroll 3
+    for (int32_t v_i = 0; v_i < 3; ++v_i) {
+    #pragma GCC unroll 3
+    for (int32_t v_j = 0; v_j < 3; ++v_j) {
+        const int32_t v_w_at = lc_col[v_hw];
+        const float t0 = T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + v_hw];
+        const float t1 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+        const float t2 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+        const float t3 = (t1 * t2);
+        const float t4 = (((v_j + v_w_at) + -1) >= 0);
+        const float t5 = (t3 * t4);
+        const float t6 = (((v_j + v_w_at) + -1) < S_W);
+        const float t7 = (t5 * t6);
+        const float t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+        const float t9 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+        const float t10 = (t8 * t9);
+        const float t11 = (t10 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
+        const float t12 = (t7 != 0 ? t11 : 0.0f);
+        const float t13 = (t0 * t12);
+        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_hw - lc_tile_start] += t13;
+    }
+    }
+    }
+    }
+    }
+        for (int64_t t = 0; t < 9; ++t) {
+            float lc_sum = 0;
+            #pragma omp simd reduction(+:lc_sum)
+            for (int64_t k = 0; k < LC_TILE; ++k) lc_sum += lc_lanes[t * LC_TILE + k];
+            lc_taps[t] = lc_sum;
+        }
+        for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) T_grad_depthwise_weight[(((v_o) * 1 + v_j1) * 3 + v_i) * 3 + v_j] = lc_taps[((3 * v_i) + v_j)];
+    }
+    }
+    }
+    }
+    } else {
     /* grad_depthwise_weight[o, j1, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, o, h + i - 1, w + j - 1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
@@ -2721,6 +2782,8 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
+    }
+
         return 0;
     }
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
@@ -3381,6 +3444,67 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
 
     }
 
+
+    if (S_W < 40 && (S_H * S_W) <= 4096) {
+    const int32_t lc_S_H = (int32_t)S_H;
+    const int32_t lc_S_W = (int32_t)S_W;
+    int32_t lc_col[4096];
+    for (int64_t lc_r = 0; lc_r < S_H; ++lc_r)
+        for (int64_t lc_c = 0; lc_c < S_W; ++lc_c) lc_col[lc_r * S_W + lc_c] = (int32_t)lc_c;
+    {
+    /* the plane's sizes as 32-bit numbers (it holds 4096 elements at most):
+       gcc 12 runs 32-bit index arithmetic in twice the lanes of 64-bit */
+    const int32_t S_H = lc_S_H;
+    const int32_t S_W = lc_S_W;
+    /* grad_depthwise_weight[o, j1, i, j] = sum_{n, hw} grad_conv_0[n, o, hw] * (x[n, o, hw + (i - 1) * W + j - 1] if (hw + (i - 1) * W >= 0) * (hw + (i - 1) * W < H * W) * (j + w_at - 1 >= 0) * (j + w_at - 1 < W) else 0) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
+    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
+        float lc_taps[9] = {0};
+        float lc_lanes[576] = {0};
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t lc_tile_start = 0; lc_tile_start < (S_H * S_W); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, (S_H * S_W) - lc_tile_start);
+    #pragma omp simd
+    for (int32_t v_hw = lc_tile_start; v_hw < lc_tile_start + lc_tile_n; ++v_hw) {
+    #pragma GCC unroll 3
+    for (int32_t v_i = 0; v_i < 3; ++v_i) {
+    #pragma GCC unroll 3
+    for (int32_t v_j = 0; v_j < 3; ++v_j) {
+        const int32_t v_w_at = lc_col[v_hw];
+        const float t0 = T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + v_hw];
+        const float t1 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+        const float t2 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+        const float t3 = (t1 * t2);
+        const float t4 = (((v_j + v_w_at) + -1) >= 0);
+        const float t5 = (t3 * t4);
+        const float t6 = (((v_j + v_w_at) + -1) < S_W);
+        const float t7 = (t5 * t6);
+        const float t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+        const float t9 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+        const float t10 = (t8 * t9);
+        const float t11 = (t10 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
+        const float t12 = (t7 != 0 ? t11 : 0.0f);
+        const float t13 = (t0 * t12);
+        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_hw - lc_tile_start] += t13;
+    }
+    }
+    }
+    }
+    }
+        for (int64_t t = 0; t < 9; ++t) {
+            float lc_sum = 0;
+            #pragma omp simd reduction(+:lc_sum)
+            for (int64_t k = 0; k < LC_TILE; ++k) lc_sum += lc_lanes[t * LC_TILE + k];
+            lc_taps[t] = lc_sum;
+        }
+        for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) T_grad_depthwise_weight[(((v_o) * 1 + v_j1) * 3 + v_i) * 3 + v_j] = lc_taps[((3 * v_i) + v_j)];
+    }
+    }
+    }
+    }
+    } else {
     /* grad_depthwise_weight[o, j1, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, o, h + i - 1, w + j - 1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
@@ -3425,6 +3549,8 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
+    }
+
     return 0;
 }
 
@@ -4988,6 +5114,67 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
 
     }
 
+
+    if (S_W < 40 && (S_H * S_W) <= 4096) {
+    const int32_t lc_S_H = (int32_t)S_H;
+    const int32_t lc_S_W = (int32_t)S_W;
+    int32_t lc_col[4096];
+    for (int64_t lc_r = 0; lc_r < S_H; ++lc_r)
+        for (int64_t lc_c = 0; lc_c < S_W; ++lc_c) lc_col[lc_r * S_W + lc_c] = (int32_t)lc_c;
+    {
+    /* the plane's sizes as 32-bit numbers (it holds 4096 elements at most):
+       gcc 12 runs 32-bit index arithmetic in twice the lanes of 64-bit */
+    const int32_t S_H = lc_S_H;
+    const int32_t S_W = lc_S_W;
+    /* grad_depthwise_weight[o, j1, i, j] = sum_{n, hw} grad_conv_0[n, o, hw] * (x[n, o, hw + (i - 1) * W + j - 1] if (hw + (i - 1) * W >= 0) * (hw + (i - 1) * W < H * W) * (j + w_at - 1 >= 0) * (j + w_at - 1 < W) else 0) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
+    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
+        double lc_taps[9] = {0};
+        double lc_lanes[576] = {0};
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t lc_tile_start = 0; lc_tile_start < (S_H * S_W); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, (S_H * S_W) - lc_tile_start);
+    #pragma omp simd
+    for (int32_t v_hw = lc_tile_start; v_hw < lc_tile_start + lc_tile_n; ++v_hw) {
+    #pragma GCC unroll 3
+    for (int32_t v_i = 0; v_i < 3; ++v_i) {
+    #pragma GCC unroll 3
+    for (int32_t v_j = 0; v_j < 3; ++v_j) {
+        const int32_t v_w_at = lc_col[v_hw];
+        const double t0 = T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + v_hw];
+        const double t1 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+        const double t2 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+        const double t3 = (t1 * t2);
+        const double t4 = (((v_j + v_w_at) + -1) >= 0);
+        const double t5 = (t3 * t4);
+        const double t6 = (((v_j + v_w_at) + -1) < S_W);
+        const double t7 = (t5 * t6);
+        const double t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+        const double t9 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+        const double t10 = (t8 * t9);
+        const double t11 = (t10 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
+        const double t12 = (t7 != 0 ? t11 : 0.0);
+        const double t13 = (t0 * t12);
+        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_hw - lc_tile_start] += t13;
+    }
+    }
+    }
+    }
+    }
+        for (int64_t t = 0; t < 9; ++t) {
+            double lc_sum = 0;
+            #pragma omp simd reduction(+:lc_sum)
+            for (int64_t k = 0; k < LC_TILE; ++k) lc_sum += lc_lanes[t * LC_TILE + k];
+            lc_taps[t] = lc_sum;
+        }
+        for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) T_grad_depthwise_weight[(((v_o) * 1 + v_j1) * 3 + v_i) * 3 + v_j] = lc_taps[((3 * v_i) + v_j)];
+    }
+    }
+    }
+    }
+    } else {
     /* grad_depthwise_weight[o, j1, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, o, h + i - 1, w + j - 1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
@@ -5032,6 +5219,8 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
+    }
+
         return 0;
     }
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
@@ -5692,6 +5881,67 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
 
     }
 
+
+    if (S_W < 40 && (S_H * S_W) <= 4096) {
+    const int32_t lc_S_H = (int32_t)S_H;
+    const int32_t lc_S_W = (int32_t)S_W;
+    int32_t lc_col[4096];
+    for (int64_t lc_r = 0; lc_r < S_H; ++lc_r)
+        for (int64_t lc_c = 0; lc_c < S_W; ++lc_c) lc_col[lc_r * S_W + lc_c] = (int32_t)lc_c;
+    {
+    /* the plane's sizes as 32-bit numbers (it holds 4096 elements at most):
+       gcc 12 runs 32-bit index arithmetic in twice the lanes of 64-bit */
+    const int32_t S_H = lc_S_H;
+    const int32_t S_W = lc_S_W;
+    /* grad_depthwise_weight[o, j1, i, j] = sum_{n, hw} grad_conv_0[n, o, hw] * (x[n, o, hw + (i - 1) * W + j - 1] if (hw + (i - 1) * W >= 0) * (hw + (i - 1) * W < H * W) * (j + w_at - 1 >= 0) * (j + w_at - 1 < W) else 0) */
+    {
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) * (int64_t)(3) * (int64_t)(3) >= 131072)
+    for (int64_t v_o = 0; v_o < 8; ++v_o) {
+    for (int64_t v_j1 = 0; v_j1 < 1; ++v_j1) {
+        double lc_taps[9] = {0};
+        double lc_lanes[576] = {0};
+    for (int64_t v_n = 0; v_n < S_N; ++v_n) {
+    for (int64_t lc_tile_start = 0; lc_tile_start < (S_H * S_W); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, (S_H * S_W) - lc_tile_start);
+    #pragma omp simd
+    for (int32_t v_hw = lc_tile_start; v_hw < lc_tile_start + lc_tile_n; ++v_hw) {
+    #pragma GCC unroll 3
+    for (int32_t v_i = 0; v_i < 3; ++v_i) {
+    #pragma GCC unroll 3
+    for (int32_t v_j = 0; v_j < 3; ++v_j) {
+        const int32_t v_w_at = lc_col[v_hw];
+        const double t0 = T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + v_hw];
+        const double t1 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+        const double t2 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+        const double t3 = (t1 * t2);
+        const double t4 = (((v_j + v_w_at) + -1) >= 0);
+        const double t5 = (t3 * t4);
+        const double t6 = (((v_j + v_w_at) + -1) < S_W);
+        const double t7 = (t5 * t6);
+        const double t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+        const double t9 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+        const double t10 = (t8 * t9);
+        const double t11 = (t10 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
+        const double t12 = (t7 != 0 ? t11 : 0.0);
+        const double t13 = (t0 * t12);
+        lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_hw - lc_tile_start] += t13;
+    }
+    }
+    }
+    }
+    }
+        for (int64_t t = 0; t < 9; ++t) {
+            double lc_sum = 0;
+            #pragma omp simd reduction(+:lc_sum)
+            for (int64_t k = 0; k < LC_TILE; ++k) lc_sum += lc_lanes[t * LC_TILE + k];
+            lc_taps[t] = lc_sum;
+        }
+        for (int64_t v_i = 0; v_i < 3; ++v_i) for (int64_t v_j = 0; v_j < 3; ++v_j) T_grad_depthwise_weight[(((v_o) * 1 + v_j1) * 3 + v_i) * 3 + v_j] = lc_taps[((3 * v_i) + v_j)];
+    }
+    }
+    }
+    }
+    } else {
     /* grad_depthwise_weight[o, j1, i, j] = sum_{n, h, w} grad_conv_0[n, o, h, w] * x[n, o, h + i - 1, w + j - 1] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) * (int64_t)(3) * (int64_t)(3) >= 131072)
@@ -5736,6 +5986,8 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
     }
+    }
+
     return 0;
 }
 
