@@ -1160,16 +1160,16 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                 for (int32_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int32_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
-                    const float t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
-                    const float t2 = (t0 * t1);
-                    const float t3 = (((v_j + v_w_at) + -1) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = (((v_j + v_w_at) + -1) < S_W);
-                    const float t6 = (t4 * t5);
-                    const float t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
-                    const float t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
-                    const float t9 = (t7 * t8);
+                    const int32_t t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+                    const int32_t t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+                    const int32_t t2 = (t0 & t1);
+                    const int32_t t3 = (((v_j + v_w_at) + -1) >= 0);
+                    const int32_t t4 = (t2 & t3);
+                    const int32_t t5 = (((v_j + v_w_at) + -1) < S_W);
+                    const int32_t t6 = (t4 & t5);
+                    const int32_t t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+                    const int32_t t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+                    const int32_t t9 = (t7 & t8);
                     const float t10 = (t9 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
                     const float t11 = (t6 != 0 ? t10 : 0.0f);
                     const float t12 = lc_pre_t12[((3 * v_i) + v_j)];
@@ -1188,16 +1188,16 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                 for (int32_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int32_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
-                    const float t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
-                    const float t2 = (t0 * t1);
-                    const float t3 = (((v_j + v_w_at) + -1) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = (((v_j + v_w_at) + -1) < S_W);
-                    const float t6 = (t4 * t5);
-                    const float t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
-                    const float t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
-                    const float t9 = (t7 * t8);
+                    const int32_t t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+                    const int32_t t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+                    const int32_t t2 = (t0 & t1);
+                    const int32_t t3 = (((v_j + v_w_at) + -1) >= 0);
+                    const int32_t t4 = (t2 & t3);
+                    const int32_t t5 = (((v_j + v_w_at) + -1) < S_W);
+                    const int32_t t6 = (t4 & t5);
+                    const int32_t t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+                    const int32_t t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+                    const int32_t t9 = (t7 & t8);
                     const float t10 = (t9 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
                     const float t11 = (t6 != 0 ? t10 : 0.0f);
                     const float t12 = lc_pre_t12[((3 * v_i) + v_j)];
@@ -1234,8 +1234,8 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const float t0 = (((v_h + v_i) + -1) >= 0);
-        const float t1 = (((v_h + v_i) + -1) < S_H);
+        const int32_t t0 = (((v_h + v_i) + -1) >= 0);
+        const int32_t t1 = (((v_h + v_i) + -1) < S_H);
         lc_ok = lc_ok && t0 != 0 && t1 != 0;
     }
     }
@@ -1254,13 +1254,13 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = (((v_h + v_i) + -1) >= 0);
-                    const float t1 = (((v_h + v_i) + -1) < S_H);
-                    const float t2 = (t0 * t1);
-                    const float t3 = (((v_w + v_j) + -1) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = (((v_w + v_j) + -1) < S_W);
-                    const float t6 = (t4 * t5);
+                    const int32_t t0 = (((v_h + v_i) + -1) >= 0);
+                    const int32_t t1 = (((v_h + v_i) + -1) < S_H);
+                    const int32_t t2 = (t0 & t1);
+                    const int32_t t3 = (((v_w + v_j) + -1) >= 0);
+                    const int32_t t4 = (t2 & t3);
+                    const int32_t t5 = (((v_w + v_j) + -1) < S_W);
+                    const int32_t t6 = (t4 & t5);
                     const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
                     const float t8 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const float t9 = (t7 * t8);
@@ -1311,13 +1311,13 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = (((v_h + v_i) + -1) >= 0);
-                    const float t1 = (((v_h + v_i) + -1) < S_H);
-                    const float t2 = (t0 * t1);
-                    const float t3 = (((v_w + v_j) + -1) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = (((v_w + v_j) + -1) < S_W);
-                    const float t6 = (t4 * t5);
+                    const int32_t t0 = (((v_h + v_i) + -1) >= 0);
+                    const int32_t t1 = (((v_h + v_i) + -1) < S_H);
+                    const int32_t t2 = (t0 & t1);
+                    const int32_t t3 = (((v_w + v_j) + -1) >= 0);
+                    const int32_t t4 = (t2 & t3);
+                    const int32_t t5 = (((v_w + v_j) + -1) < S_W);
+                    const int32_t t6 = (t4 & t5);
                     const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
                     const float t8 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const float t9 = (t7 * t8);
@@ -1604,16 +1604,16 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                 for (int32_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int32_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
-                    const float t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
-                    const float t2 = (t0 * t1);
-                    const float t3 = (((v_j + v_w_at) + -1) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = (((v_j + v_w_at) + -1) < S_W);
-                    const float t6 = (t4 * t5);
-                    const float t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
-                    const float t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
-                    const float t9 = (t7 * t8);
+                    const int32_t t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+                    const int32_t t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+                    const int32_t t2 = (t0 & t1);
+                    const int32_t t3 = (((v_j + v_w_at) + -1) >= 0);
+                    const int32_t t4 = (t2 & t3);
+                    const int32_t t5 = (((v_j + v_w_at) + -1) < S_W);
+                    const int32_t t6 = (t4 & t5);
+                    const int32_t t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+                    const int32_t t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+                    const int32_t t9 = (t7 & t8);
                     const float t10 = (t9 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
                     const float t11 = (t6 != 0 ? t10 : 0.0f);
                     const float t12 = lc_pre_t12[((3 * v_i) + v_j)];
@@ -1632,16 +1632,16 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                 for (int32_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int32_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
-                    const float t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
-                    const float t2 = (t0 * t1);
-                    const float t3 = (((v_j + v_w_at) + -1) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = (((v_j + v_w_at) + -1) < S_W);
-                    const float t6 = (t4 * t5);
-                    const float t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
-                    const float t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
-                    const float t9 = (t7 * t8);
+                    const int32_t t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+                    const int32_t t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+                    const int32_t t2 = (t0 & t1);
+                    const int32_t t3 = (((v_j + v_w_at) + -1) >= 0);
+                    const int32_t t4 = (t2 & t3);
+                    const int32_t t5 = (((v_j + v_w_at) + -1) < S_W);
+                    const int32_t t6 = (t4 & t5);
+                    const int32_t t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+                    const int32_t t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+                    const int32_t t9 = (t7 & t8);
                     const float t10 = (t9 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
                     const float t11 = (t6 != 0 ? t10 : 0.0f);
                     const float t12 = lc_pre_t12[((3 * v_i) + v_j)];
@@ -1678,8 +1678,8 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
     {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const float t0 = (((v_h + v_i) + -1) >= 0);
-        const float t1 = (((v_h + v_i) + -1) < S_H);
+        const int32_t t0 = (((v_h + v_i) + -1) >= 0);
+        const int32_t t1 = (((v_h + v_i) + -1) < S_H);
         lc_ok = lc_ok && t0 != 0 && t1 != 0;
     }
     }
@@ -1698,13 +1698,13 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = (((v_h + v_i) + -1) >= 0);
-                    const float t1 = (((v_h + v_i) + -1) < S_H);
-                    const float t2 = (t0 * t1);
-                    const float t3 = (((v_w + v_j) + -1) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = (((v_w + v_j) + -1) < S_W);
-                    const float t6 = (t4 * t5);
+                    const int32_t t0 = (((v_h + v_i) + -1) >= 0);
+                    const int32_t t1 = (((v_h + v_i) + -1) < S_H);
+                    const int32_t t2 = (t0 & t1);
+                    const int32_t t3 = (((v_w + v_j) + -1) >= 0);
+                    const int32_t t4 = (t2 & t3);
+                    const int32_t t5 = (((v_w + v_j) + -1) < S_W);
+                    const int32_t t6 = (t4 & t5);
                     const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
                     const float t8 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const float t9 = (t7 * t8);
@@ -1755,13 +1755,13 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = (((v_h + v_i) + -1) >= 0);
-                    const float t1 = (((v_h + v_i) + -1) < S_H);
-                    const float t2 = (t0 * t1);
-                    const float t3 = (((v_w + v_j) + -1) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = (((v_w + v_j) + -1) < S_W);
-                    const float t6 = (t4 * t5);
+                    const int32_t t0 = (((v_h + v_i) + -1) >= 0);
+                    const int32_t t1 = (((v_h + v_i) + -1) < S_H);
+                    const int32_t t2 = (t0 & t1);
+                    const int32_t t3 = (((v_w + v_j) + -1) >= 0);
+                    const int32_t t4 = (t2 & t3);
+                    const int32_t t5 = (((v_w + v_j) + -1) < S_W);
+                    const int32_t t6 = (t4 & t5);
                     const float t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
                     const float t8 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const float t9 = (t7 * t8);
@@ -2488,16 +2488,16 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 for (int32_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int32_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
-                    const float t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
-                    const float t2 = (t0 * t1);
-                    const float t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
-                    const float t6 = (t4 * t5);
-                    const float t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
-                    const float t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
-                    const float t9 = (t7 * t8);
+                    const int32_t t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
+                    const int32_t t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
+                    const int32_t t2 = (t0 & t1);
+                    const int32_t t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
+                    const int32_t t4 = (t2 & t3);
+                    const int32_t t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
+                    const int32_t t6 = (t4 & t5);
+                    const int32_t t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
+                    const int32_t t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
+                    const int32_t t9 = (t7 & t8);
                     const float t10 = (t9 != 0 ? T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + (v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1)))] : 0);
                     const float t11 = (t6 != 0 ? t10 : 0.0f);
                     const float t12 = lc_pre_t12[((3 * v_i) + v_j)];
@@ -2517,16 +2517,16 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 for (int32_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int32_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
-                    const float t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
-                    const float t2 = (t0 * t1);
-                    const float t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
-                    const float t6 = (t4 * t5);
-                    const float t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
-                    const float t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
-                    const float t9 = (t7 * t8);
+                    const int32_t t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
+                    const int32_t t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
+                    const int32_t t2 = (t0 & t1);
+                    const int32_t t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
+                    const int32_t t4 = (t2 & t3);
+                    const int32_t t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
+                    const int32_t t6 = (t4 & t5);
+                    const int32_t t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
+                    const int32_t t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
+                    const int32_t t9 = (t7 & t8);
                     const float t10 = (t9 != 0 ? T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + (v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1)))] : 0);
                     const float t11 = (t6 != 0 ? t10 : 0.0f);
                     const float t12 = lc_pre_t12[((3 * v_i) + v_j)];
@@ -2565,9 +2565,9 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-        const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-        const float t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+        const int32_t t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+        const int32_t t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+        const int32_t t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
         lc_ok = lc_ok && t0 != 0 && t1 != 0 && t2 != 0;
     }
     }
@@ -2586,18 +2586,18 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                    const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-                    const float t2 = (t0 * t1);
-                    const float t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
-                    const float t6 = (t4 * t5);
-                    const float t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                    const float t8 = (t7 * t1);
-                    const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                    const float t10 = (t8 * t9);
-                    const float t11 = (t10 * t5);
+                    const int32_t t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const int32_t t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+                    const int32_t t2 = (t0 & t1);
+                    const int32_t t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const int32_t t4 = (t2 & t3);
+                    const int32_t t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
+                    const int32_t t6 = (t4 & t5);
+                    const int32_t t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const int32_t t8 = (t7 & t1);
+                    const int32_t t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const int32_t t10 = (t8 & t9);
+                    const int32_t t11 = (t10 & t5);
                     const float t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
                     const float t13 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const float t14 = (t12 * t13);
@@ -2649,18 +2649,18 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                    const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-                    const float t2 = (t0 * t1);
-                    const float t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
-                    const float t6 = (t4 * t5);
-                    const float t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                    const float t8 = (t7 * t1);
-                    const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                    const float t10 = (t8 * t9);
-                    const float t11 = (t10 * t5);
+                    const int32_t t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const int32_t t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+                    const int32_t t2 = (t0 & t1);
+                    const int32_t t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const int32_t t4 = (t2 & t3);
+                    const int32_t t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
+                    const int32_t t6 = (t4 & t5);
+                    const int32_t t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const int32_t t8 = (t7 & t1);
+                    const int32_t t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const int32_t t10 = (t8 & t9);
+                    const int32_t t11 = (t10 & t5);
                     const float t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
                     const float t13 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const float t14 = (t12 * t13);
@@ -2707,16 +2707,16 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     for (int32_t v_j = 0; v_j < 3; ++v_j) {
         const int32_t v_w_at = lc_col[v_hw];
         const float t0 = T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + v_hw];
-        const float t1 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
-        const float t2 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
-        const float t3 = (t1 * t2);
-        const float t4 = (((v_j + v_w_at) + -1) >= 0);
-        const float t5 = (t3 * t4);
-        const float t6 = (((v_j + v_w_at) + -1) < S_W);
-        const float t7 = (t5 * t6);
-        const float t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
-        const float t9 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
-        const float t10 = (t8 * t9);
+        const int32_t t1 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+        const int32_t t2 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+        const int32_t t3 = (t1 & t2);
+        const int32_t t4 = (((v_j + v_w_at) + -1) >= 0);
+        const int32_t t5 = (t3 & t4);
+        const int32_t t6 = (((v_j + v_w_at) + -1) < S_W);
+        const int32_t t7 = (t5 & t6);
+        const int32_t t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+        const int32_t t9 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+        const int32_t t10 = (t8 & t9);
         const float t11 = (t10 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
         const float t12 = (t7 != 0 ? t11 : 0.0f);
         const float t13 = (t0 * t12);
@@ -2756,13 +2756,13 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     #pragma GCC unroll 3
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
         const float t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
-        const float t1 = (((v_h + v_i) + -1) >= 0);
-        const float t2 = (((v_h + v_i) + -1) < S_H);
-        const float t3 = (t1 * t2);
-        const float t4 = (((v_w + v_j) + -1) >= 0);
-        const float t5 = (t3 * t4);
-        const float t6 = (((v_w + v_j) + -1) < S_W);
-        const float t7 = (t5 * t6);
+        const int32_t t1 = (((v_h + v_i) + -1) >= 0);
+        const int32_t t2 = (((v_h + v_i) + -1) < S_H);
+        const int32_t t3 = (t1 & t2);
+        const int32_t t4 = (((v_w + v_j) + -1) >= 0);
+        const int32_t t5 = (t3 & t4);
+        const int32_t t6 = (((v_w + v_j) + -1) < S_W);
+        const int32_t t7 = (t5 & t6);
         const float t8 = (t7 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
         const float t9 = (t0 * t8);
         lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t9;
@@ -3255,16 +3255,16 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 for (int32_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int32_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
-                    const float t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
-                    const float t2 = (t0 * t1);
-                    const float t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
-                    const float t6 = (t4 * t5);
-                    const float t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
-                    const float t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
-                    const float t9 = (t7 * t8);
+                    const int32_t t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
+                    const int32_t t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
+                    const int32_t t2 = (t0 & t1);
+                    const int32_t t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
+                    const int32_t t4 = (t2 & t3);
+                    const int32_t t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
+                    const int32_t t6 = (t4 & t5);
+                    const int32_t t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
+                    const int32_t t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
+                    const int32_t t9 = (t7 & t8);
                     const float t10 = (t9 != 0 ? T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + (v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1)))] : 0);
                     const float t11 = (t6 != 0 ? t10 : 0.0f);
                     const float t12 = lc_pre_t12[((3 * v_i) + v_j)];
@@ -3284,16 +3284,16 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 for (int32_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int32_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
-                    const float t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
-                    const float t2 = (t0 * t1);
-                    const float t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
-                    const float t6 = (t4 * t5);
-                    const float t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
-                    const float t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
-                    const float t9 = (t7 * t8);
+                    const int32_t t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
+                    const int32_t t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
+                    const int32_t t2 = (t0 & t1);
+                    const int32_t t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
+                    const int32_t t4 = (t2 & t3);
+                    const int32_t t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
+                    const int32_t t6 = (t4 & t5);
+                    const int32_t t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
+                    const int32_t t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
+                    const int32_t t9 = (t7 & t8);
                     const float t10 = (t9 != 0 ? T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + (v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1)))] : 0);
                     const float t11 = (t6 != 0 ? t10 : 0.0f);
                     const float t12 = lc_pre_t12[((3 * v_i) + v_j)];
@@ -3332,9 +3332,9 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-        const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-        const float t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+        const int32_t t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+        const int32_t t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+        const int32_t t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
         lc_ok = lc_ok && t0 != 0 && t1 != 0 && t2 != 0;
     }
     }
@@ -3353,18 +3353,18 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                    const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-                    const float t2 = (t0 * t1);
-                    const float t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
-                    const float t6 = (t4 * t5);
-                    const float t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                    const float t8 = (t7 * t1);
-                    const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                    const float t10 = (t8 * t9);
-                    const float t11 = (t10 * t5);
+                    const int32_t t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const int32_t t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+                    const int32_t t2 = (t0 & t1);
+                    const int32_t t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const int32_t t4 = (t2 & t3);
+                    const int32_t t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
+                    const int32_t t6 = (t4 & t5);
+                    const int32_t t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const int32_t t8 = (t7 & t1);
+                    const int32_t t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const int32_t t10 = (t8 & t9);
+                    const int32_t t11 = (t10 & t5);
                     const float t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
                     const float t13 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const float t14 = (t12 * t13);
@@ -3416,18 +3416,18 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const float t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                    const float t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-                    const float t2 = (t0 * t1);
-                    const float t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                    const float t4 = (t2 * t3);
-                    const float t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
-                    const float t6 = (t4 * t5);
-                    const float t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                    const float t8 = (t7 * t1);
-                    const float t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                    const float t10 = (t8 * t9);
-                    const float t11 = (t10 * t5);
+                    const int32_t t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const int32_t t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+                    const int32_t t2 = (t0 & t1);
+                    const int32_t t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const int32_t t4 = (t2 & t3);
+                    const int32_t t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
+                    const int32_t t6 = (t4 & t5);
+                    const int32_t t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const int32_t t8 = (t7 & t1);
+                    const int32_t t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const int32_t t10 = (t8 & t9);
+                    const int32_t t11 = (t10 & t5);
                     const float t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
                     const float t13 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const float t14 = (t12 * t13);
@@ -3474,16 +3474,16 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     for (int32_t v_j = 0; v_j < 3; ++v_j) {
         const int32_t v_w_at = lc_col[v_hw];
         const float t0 = T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + v_hw];
-        const float t1 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
-        const float t2 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
-        const float t3 = (t1 * t2);
-        const float t4 = (((v_j + v_w_at) + -1) >= 0);
-        const float t5 = (t3 * t4);
-        const float t6 = (((v_j + v_w_at) + -1) < S_W);
-        const float t7 = (t5 * t6);
-        const float t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
-        const float t9 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
-        const float t10 = (t8 * t9);
+        const int32_t t1 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+        const int32_t t2 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+        const int32_t t3 = (t1 & t2);
+        const int32_t t4 = (((v_j + v_w_at) + -1) >= 0);
+        const int32_t t5 = (t3 & t4);
+        const int32_t t6 = (((v_j + v_w_at) + -1) < S_W);
+        const int32_t t7 = (t5 & t6);
+        const int32_t t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+        const int32_t t9 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+        const int32_t t10 = (t8 & t9);
         const float t11 = (t10 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
         const float t12 = (t7 != 0 ? t11 : 0.0f);
         const float t13 = (t0 * t12);
@@ -3523,13 +3523,13 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     #pragma GCC unroll 3
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
         const float t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
-        const float t1 = (((v_h + v_i) + -1) >= 0);
-        const float t2 = (((v_h + v_i) + -1) < S_H);
-        const float t3 = (t1 * t2);
-        const float t4 = (((v_w + v_j) + -1) >= 0);
-        const float t5 = (t3 * t4);
-        const float t6 = (((v_w + v_j) + -1) < S_W);
-        const float t7 = (t5 * t6);
+        const int32_t t1 = (((v_h + v_i) + -1) >= 0);
+        const int32_t t2 = (((v_h + v_i) + -1) < S_H);
+        const int32_t t3 = (t1 & t2);
+        const int32_t t4 = (((v_w + v_j) + -1) >= 0);
+        const int32_t t5 = (t3 & t4);
+        const int32_t t6 = (((v_w + v_j) + -1) < S_W);
+        const int32_t t7 = (t5 & t6);
         const float t8 = (t7 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
         const float t9 = (t0 * t8);
         lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t9;
@@ -3597,16 +3597,16 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                 for (int32_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int32_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
-                    const double t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
-                    const double t2 = (t0 * t1);
-                    const double t3 = (((v_j + v_w_at) + -1) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = (((v_j + v_w_at) + -1) < S_W);
-                    const double t6 = (t4 * t5);
-                    const double t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
-                    const double t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
-                    const double t9 = (t7 * t8);
+                    const int64_t t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+                    const int64_t t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+                    const int64_t t2 = (t0 & t1);
+                    const int64_t t3 = (((v_j + v_w_at) + -1) >= 0);
+                    const int64_t t4 = (t2 & t3);
+                    const int64_t t5 = (((v_j + v_w_at) + -1) < S_W);
+                    const int64_t t6 = (t4 & t5);
+                    const int64_t t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+                    const int64_t t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+                    const int64_t t9 = (t7 & t8);
                     const double t10 = (t9 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
                     const double t11 = (t6 != 0 ? t10 : 0.0);
                     const double t12 = lc_pre_t12[((3 * v_i) + v_j)];
@@ -3625,16 +3625,16 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                 for (int32_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int32_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
-                    const double t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
-                    const double t2 = (t0 * t1);
-                    const double t3 = (((v_j + v_w_at) + -1) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = (((v_j + v_w_at) + -1) < S_W);
-                    const double t6 = (t4 * t5);
-                    const double t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
-                    const double t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
-                    const double t9 = (t7 * t8);
+                    const int64_t t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+                    const int64_t t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+                    const int64_t t2 = (t0 & t1);
+                    const int64_t t3 = (((v_j + v_w_at) + -1) >= 0);
+                    const int64_t t4 = (t2 & t3);
+                    const int64_t t5 = (((v_j + v_w_at) + -1) < S_W);
+                    const int64_t t6 = (t4 & t5);
+                    const int64_t t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+                    const int64_t t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+                    const int64_t t9 = (t7 & t8);
                     const double t10 = (t9 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
                     const double t11 = (t6 != 0 ? t10 : 0.0);
                     const double t12 = lc_pre_t12[((3 * v_i) + v_j)];
@@ -3671,8 +3671,8 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const double t0 = (((v_h + v_i) + -1) >= 0);
-        const double t1 = (((v_h + v_i) + -1) < S_H);
+        const int64_t t0 = (((v_h + v_i) + -1) >= 0);
+        const int64_t t1 = (((v_h + v_i) + -1) < S_H);
         lc_ok = lc_ok && t0 != 0 && t1 != 0;
     }
     }
@@ -3691,13 +3691,13 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = (((v_h + v_i) + -1) >= 0);
-                    const double t1 = (((v_h + v_i) + -1) < S_H);
-                    const double t2 = (t0 * t1);
-                    const double t3 = (((v_w + v_j) + -1) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = (((v_w + v_j) + -1) < S_W);
-                    const double t6 = (t4 * t5);
+                    const int64_t t0 = (((v_h + v_i) + -1) >= 0);
+                    const int64_t t1 = (((v_h + v_i) + -1) < S_H);
+                    const int64_t t2 = (t0 & t1);
+                    const int64_t t3 = (((v_w + v_j) + -1) >= 0);
+                    const int64_t t4 = (t2 & t3);
+                    const int64_t t5 = (((v_w + v_j) + -1) < S_W);
+                    const int64_t t6 = (t4 & t5);
                     const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
                     const double t8 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const double t9 = (t7 * t8);
@@ -3748,13 +3748,13 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = (((v_h + v_i) + -1) >= 0);
-                    const double t1 = (((v_h + v_i) + -1) < S_H);
-                    const double t2 = (t0 * t1);
-                    const double t3 = (((v_w + v_j) + -1) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = (((v_w + v_j) + -1) < S_W);
-                    const double t6 = (t4 * t5);
+                    const int64_t t0 = (((v_h + v_i) + -1) >= 0);
+                    const int64_t t1 = (((v_h + v_i) + -1) < S_H);
+                    const int64_t t2 = (t0 & t1);
+                    const int64_t t3 = (((v_w + v_j) + -1) >= 0);
+                    const int64_t t4 = (t2 & t3);
+                    const int64_t t5 = (((v_w + v_j) + -1) < S_W);
+                    const int64_t t6 = (t4 & t5);
                     const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
                     const double t8 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const double t9 = (t7 * t8);
@@ -4041,16 +4041,16 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                 for (int32_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int32_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
-                    const double t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
-                    const double t2 = (t0 * t1);
-                    const double t3 = (((v_j + v_w_at) + -1) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = (((v_j + v_w_at) + -1) < S_W);
-                    const double t6 = (t4 * t5);
-                    const double t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
-                    const double t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
-                    const double t9 = (t7 * t8);
+                    const int64_t t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+                    const int64_t t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+                    const int64_t t2 = (t0 & t1);
+                    const int64_t t3 = (((v_j + v_w_at) + -1) >= 0);
+                    const int64_t t4 = (t2 & t3);
+                    const int64_t t5 = (((v_j + v_w_at) + -1) < S_W);
+                    const int64_t t6 = (t4 & t5);
+                    const int64_t t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+                    const int64_t t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+                    const int64_t t9 = (t7 & t8);
                     const double t10 = (t9 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
                     const double t11 = (t6 != 0 ? t10 : 0.0);
                     const double t12 = lc_pre_t12[((3 * v_i) + v_j)];
@@ -4069,16 +4069,16 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                 for (int32_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int32_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
-                    const double t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
-                    const double t2 = (t0 * t1);
-                    const double t3 = (((v_j + v_w_at) + -1) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = (((v_j + v_w_at) + -1) < S_W);
-                    const double t6 = (t4 * t5);
-                    const double t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
-                    const double t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
-                    const double t9 = (t7 * t8);
+                    const int64_t t0 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+                    const int64_t t1 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+                    const int64_t t2 = (t0 & t1);
+                    const int64_t t3 = (((v_j + v_w_at) + -1) >= 0);
+                    const int64_t t4 = (t2 & t3);
+                    const int64_t t5 = (((v_j + v_w_at) + -1) < S_W);
+                    const int64_t t6 = (t4 & t5);
+                    const int64_t t7 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+                    const int64_t t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+                    const int64_t t9 = (t7 & t8);
                     const double t10 = (t9 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
                     const double t11 = (t6 != 0 ? t10 : 0.0);
                     const double t12 = lc_pre_t12[((3 * v_i) + v_j)];
@@ -4115,8 +4115,8 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
     {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const double t0 = (((v_h + v_i) + -1) >= 0);
-        const double t1 = (((v_h + v_i) + -1) < S_H);
+        const int64_t t0 = (((v_h + v_i) + -1) >= 0);
+        const int64_t t1 = (((v_h + v_i) + -1) < S_H);
         lc_ok = lc_ok && t0 != 0 && t1 != 0;
     }
     }
@@ -4135,13 +4135,13 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = (((v_h + v_i) + -1) >= 0);
-                    const double t1 = (((v_h + v_i) + -1) < S_H);
-                    const double t2 = (t0 * t1);
-                    const double t3 = (((v_w + v_j) + -1) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = (((v_w + v_j) + -1) < S_W);
-                    const double t6 = (t4 * t5);
+                    const int64_t t0 = (((v_h + v_i) + -1) >= 0);
+                    const int64_t t1 = (((v_h + v_i) + -1) < S_H);
+                    const int64_t t2 = (t0 & t1);
+                    const int64_t t3 = (((v_w + v_j) + -1) >= 0);
+                    const int64_t t4 = (t2 & t3);
+                    const int64_t t5 = (((v_w + v_j) + -1) < S_W);
+                    const int64_t t6 = (t4 & t5);
                     const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
                     const double t8 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const double t9 = (t7 * t8);
@@ -4192,13 +4192,13 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = (((v_h + v_i) + -1) >= 0);
-                    const double t1 = (((v_h + v_i) + -1) < S_H);
-                    const double t2 = (t0 * t1);
-                    const double t3 = (((v_w + v_j) + -1) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = (((v_w + v_j) + -1) < S_W);
-                    const double t6 = (t4 * t5);
+                    const int64_t t0 = (((v_h + v_i) + -1) >= 0);
+                    const int64_t t1 = (((v_h + v_i) + -1) < S_H);
+                    const int64_t t2 = (t0 & t1);
+                    const int64_t t3 = (((v_w + v_j) + -1) >= 0);
+                    const int64_t t4 = (t2 & t3);
+                    const int64_t t5 = (((v_w + v_j) + -1) < S_W);
+                    const int64_t t6 = (t4 & t5);
                     const double t7 = (t6 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
                     const double t8 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const double t9 = (t7 * t8);
@@ -4925,16 +4925,16 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 for (int32_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int32_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
-                    const double t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
-                    const double t2 = (t0 * t1);
-                    const double t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
-                    const double t6 = (t4 * t5);
-                    const double t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
-                    const double t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
-                    const double t9 = (t7 * t8);
+                    const int64_t t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
+                    const int64_t t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
+                    const int64_t t2 = (t0 & t1);
+                    const int64_t t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
+                    const int64_t t4 = (t2 & t3);
+                    const int64_t t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
+                    const int64_t t6 = (t4 & t5);
+                    const int64_t t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
+                    const int64_t t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
+                    const int64_t t9 = (t7 & t8);
                     const double t10 = (t9 != 0 ? T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + (v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1)))] : 0);
                     const double t11 = (t6 != 0 ? t10 : 0.0);
                     const double t12 = lc_pre_t12[((3 * v_i) + v_j)];
@@ -4954,16 +4954,16 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 for (int32_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int32_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
-                    const double t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
-                    const double t2 = (t0 * t1);
-                    const double t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
-                    const double t6 = (t4 * t5);
-                    const double t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
-                    const double t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
-                    const double t9 = (t7 * t8);
+                    const int64_t t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
+                    const int64_t t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
+                    const int64_t t2 = (t0 & t1);
+                    const int64_t t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
+                    const int64_t t4 = (t2 & t3);
+                    const int64_t t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
+                    const int64_t t6 = (t4 & t5);
+                    const int64_t t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
+                    const int64_t t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
+                    const int64_t t9 = (t7 & t8);
                     const double t10 = (t9 != 0 ? T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + (v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1)))] : 0);
                     const double t11 = (t6 != 0 ? t10 : 0.0);
                     const double t12 = lc_pre_t12[((3 * v_i) + v_j)];
@@ -5002,9 +5002,9 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-        const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-        const double t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+        const int64_t t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+        const int64_t t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+        const int64_t t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
         lc_ok = lc_ok && t0 != 0 && t1 != 0 && t2 != 0;
     }
     }
@@ -5023,18 +5023,18 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                    const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-                    const double t2 = (t0 * t1);
-                    const double t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
-                    const double t6 = (t4 * t5);
-                    const double t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                    const double t8 = (t7 * t1);
-                    const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                    const double t10 = (t8 * t9);
-                    const double t11 = (t10 * t5);
+                    const int64_t t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const int64_t t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+                    const int64_t t2 = (t0 & t1);
+                    const int64_t t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const int64_t t4 = (t2 & t3);
+                    const int64_t t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
+                    const int64_t t6 = (t4 & t5);
+                    const int64_t t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const int64_t t8 = (t7 & t1);
+                    const int64_t t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const int64_t t10 = (t8 & t9);
+                    const int64_t t11 = (t10 & t5);
                     const double t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
                     const double t13 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const double t14 = (t12 * t13);
@@ -5086,18 +5086,18 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                    const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-                    const double t2 = (t0 * t1);
-                    const double t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
-                    const double t6 = (t4 * t5);
-                    const double t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                    const double t8 = (t7 * t1);
-                    const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                    const double t10 = (t8 * t9);
-                    const double t11 = (t10 * t5);
+                    const int64_t t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const int64_t t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+                    const int64_t t2 = (t0 & t1);
+                    const int64_t t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const int64_t t4 = (t2 & t3);
+                    const int64_t t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
+                    const int64_t t6 = (t4 & t5);
+                    const int64_t t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const int64_t t8 = (t7 & t1);
+                    const int64_t t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const int64_t t10 = (t8 & t9);
+                    const int64_t t11 = (t10 & t5);
                     const double t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
                     const double t13 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const double t14 = (t12 * t13);
@@ -5144,16 +5144,16 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     for (int32_t v_j = 0; v_j < 3; ++v_j) {
         const int32_t v_w_at = lc_col[v_hw];
         const double t0 = T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + v_hw];
-        const double t1 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
-        const double t2 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
-        const double t3 = (t1 * t2);
-        const double t4 = (((v_j + v_w_at) + -1) >= 0);
-        const double t5 = (t3 * t4);
-        const double t6 = (((v_j + v_w_at) + -1) < S_W);
-        const double t7 = (t5 * t6);
-        const double t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
-        const double t9 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
-        const double t10 = (t8 * t9);
+        const int64_t t1 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+        const int64_t t2 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+        const int64_t t3 = (t1 & t2);
+        const int64_t t4 = (((v_j + v_w_at) + -1) >= 0);
+        const int64_t t5 = (t3 & t4);
+        const int64_t t6 = (((v_j + v_w_at) + -1) < S_W);
+        const int64_t t7 = (t5 & t6);
+        const int64_t t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+        const int64_t t9 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+        const int64_t t10 = (t8 & t9);
         const double t11 = (t10 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
         const double t12 = (t7 != 0 ? t11 : 0.0);
         const double t13 = (t0 * t12);
@@ -5193,13 +5193,13 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     #pragma GCC unroll 3
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
         const double t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
-        const double t1 = (((v_h + v_i) + -1) >= 0);
-        const double t2 = (((v_h + v_i) + -1) < S_H);
-        const double t3 = (t1 * t2);
-        const double t4 = (((v_w + v_j) + -1) >= 0);
-        const double t5 = (t3 * t4);
-        const double t6 = (((v_w + v_j) + -1) < S_W);
-        const double t7 = (t5 * t6);
+        const int64_t t1 = (((v_h + v_i) + -1) >= 0);
+        const int64_t t2 = (((v_h + v_i) + -1) < S_H);
+        const int64_t t3 = (t1 & t2);
+        const int64_t t4 = (((v_w + v_j) + -1) >= 0);
+        const int64_t t5 = (t3 & t4);
+        const int64_t t6 = (((v_w + v_j) + -1) < S_W);
+        const int64_t t7 = (t5 & t6);
         const double t8 = (t7 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
         const double t9 = (t0 * t8);
         lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t9;
@@ -5692,16 +5692,16 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 for (int32_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int32_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
-                    const double t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
-                    const double t2 = (t0 * t1);
-                    const double t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
-                    const double t6 = (t4 * t5);
-                    const double t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
-                    const double t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
-                    const double t9 = (t7 * t8);
+                    const int64_t t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
+                    const int64_t t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
+                    const int64_t t2 = (t0 & t1);
+                    const int64_t t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
+                    const int64_t t4 = (t2 & t3);
+                    const int64_t t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
+                    const int64_t t6 = (t4 & t5);
+                    const int64_t t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
+                    const int64_t t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
+                    const int64_t t9 = (t7 & t8);
                     const double t10 = (t9 != 0 ? T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + (v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1)))] : 0);
                     const double t11 = (t6 != 0 ? t10 : 0.0);
                     const double t12 = lc_pre_t12[((3 * v_i) + v_j)];
@@ -5721,16 +5721,16 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 for (int32_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int32_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
-                    const double t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
-                    const double t2 = (t0 * t1);
-                    const double t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
-                    const double t6 = (t4 * t5);
-                    const double t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
-                    const double t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
-                    const double t9 = (t7 * t8);
+                    const int64_t t0 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) >= 0);
+                    const int64_t t1 = ((v_j2j3 + (((-1 * v_i) + 1) * S_W)) < (S_H * S_W));
+                    const int64_t t2 = (t0 & t1);
+                    const int64_t t3 = ((((-1 * v_j) + v_j3_at) + 1) >= 0);
+                    const int64_t t4 = (t2 & t3);
+                    const int64_t t5 = ((((-1 * v_j) + v_j3_at) + 1) < S_W);
+                    const int64_t t6 = (t4 & t5);
+                    const int64_t t7 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) >= 0);
+                    const int64_t t8 = ((v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1))) < (S_H * S_W));
+                    const int64_t t9 = (t7 & t8);
                     const double t10 = (t9 != 0 ? T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + (v_j2j3 + ((((-1 * v_i) + 1) * S_W) + ((-1 * v_j) + 1)))] : 0);
                     const double t11 = (t6 != 0 ? t10 : 0.0);
                     const double t12 = lc_pre_t12[((3 * v_i) + v_j)];
@@ -5769,9 +5769,9 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     {
     for (int64_t v_i = 0; v_i < 3; ++v_i) {
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
-        const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-        const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-        const double t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+        const int64_t t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+        const int64_t t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+        const int64_t t2 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
         lc_ok = lc_ok && t0 != 0 && t1 != 0 && t2 != 0;
     }
     }
@@ -5790,18 +5790,18 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                    const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-                    const double t2 = (t0 * t1);
-                    const double t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
-                    const double t6 = (t4 * t5);
-                    const double t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                    const double t8 = (t7 * t1);
-                    const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                    const double t10 = (t8 * t9);
-                    const double t11 = (t10 * t5);
+                    const int64_t t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const int64_t t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+                    const int64_t t2 = (t0 & t1);
+                    const int64_t t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const int64_t t4 = (t2 & t3);
+                    const int64_t t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
+                    const int64_t t6 = (t4 & t5);
+                    const int64_t t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const int64_t t8 = (t7 & t1);
+                    const int64_t t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const int64_t t10 = (t8 & t9);
+                    const int64_t t11 = (t10 & t5);
                     const double t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
                     const double t13 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const double t14 = (t12 * t13);
@@ -5853,18 +5853,18 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
                 for (int64_t v_i = 0; v_i < 3; ++v_i) {
                 #pragma GCC unroll 3
                 for (int64_t v_j = 0; v_j < 3; ++v_j) {
-                    const double t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                    const double t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
-                    const double t2 = (t0 * t1);
-                    const double t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                    const double t4 = (t2 * t3);
-                    const double t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
-                    const double t6 = (t4 * t5);
-                    const double t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
-                    const double t8 = (t7 * t1);
-                    const double t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
-                    const double t10 = (t8 * t9);
-                    const double t11 = (t10 * t5);
+                    const int64_t t0 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const int64_t t1 = ((v_j2 + (-1 * (v_i + -1))) < S_H);
+                    const int64_t t2 = (t0 & t1);
+                    const int64_t t3 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const int64_t t4 = (t2 & t3);
+                    const int64_t t5 = ((v_j3 + (-1 * (v_j + -1))) < S_W);
+                    const int64_t t6 = (t4 & t5);
+                    const int64_t t7 = ((v_j2 + (-1 * (v_i + -1))) >= 0);
+                    const int64_t t8 = (t7 & t1);
+                    const int64_t t9 = ((v_j3 + (-1 * (v_j + -1))) >= 0);
+                    const int64_t t10 = (t8 & t9);
+                    const int64_t t11 = (t10 & t5);
                     const double t12 = (t11 != 0 ? T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_j2 + (-1 * (v_i + -1)))) * S_W + (v_j3 + (-1 * (v_j + -1)))] : 0);
                     const double t13 = T_depthwise_weight[(((v_o) * 1 + 0) * 3 + v_i) * 3 + v_j];
                     const double t14 = (t12 * t13);
@@ -5911,16 +5911,16 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     for (int32_t v_j = 0; v_j < 3; ++v_j) {
         const int32_t v_w_at = lc_col[v_hw];
         const double t0 = T_grad_conv_0[((v_n) * 8 + v_o) * (S_H * S_W) + v_hw];
-        const double t1 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
-        const double t2 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
-        const double t3 = (t1 * t2);
-        const double t4 = (((v_j + v_w_at) + -1) >= 0);
-        const double t5 = (t3 * t4);
-        const double t6 = (((v_j + v_w_at) + -1) < S_W);
-        const double t7 = (t5 * t6);
-        const double t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
-        const double t9 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
-        const double t10 = (t8 * t9);
+        const int64_t t1 = ((v_hw + ((v_i + -1) * S_W)) >= 0);
+        const int64_t t2 = ((v_hw + ((v_i + -1) * S_W)) < (S_H * S_W));
+        const int64_t t3 = (t1 & t2);
+        const int64_t t4 = (((v_j + v_w_at) + -1) >= 0);
+        const int64_t t5 = (t3 & t4);
+        const int64_t t6 = (((v_j + v_w_at) + -1) < S_W);
+        const int64_t t7 = (t5 & t6);
+        const int64_t t8 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) >= 0);
+        const int64_t t9 = ((v_hw + (((v_i + -1) * S_W) + (v_j + -1))) < (S_H * S_W));
+        const int64_t t10 = (t8 & t9);
         const double t11 = (t10 != 0 ? T_x[((v_n) * 8 + v_o) * (S_H * S_W) + (v_hw + (((v_i + -1) * S_W) + (v_j + -1)))] : 0);
         const double t12 = (t7 != 0 ? t11 : 0.0);
         const double t13 = (t0 * t12);
@@ -5960,13 +5960,13 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     #pragma GCC unroll 3
     for (int64_t v_j = 0; v_j < 3; ++v_j) {
         const double t0 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + v_h) * S_W + v_w];
-        const double t1 = (((v_h + v_i) + -1) >= 0);
-        const double t2 = (((v_h + v_i) + -1) < S_H);
-        const double t3 = (t1 * t2);
-        const double t4 = (((v_w + v_j) + -1) >= 0);
-        const double t5 = (t3 * t4);
-        const double t6 = (((v_w + v_j) + -1) < S_W);
-        const double t7 = (t5 * t6);
+        const int64_t t1 = (((v_h + v_i) + -1) >= 0);
+        const int64_t t2 = (((v_h + v_i) + -1) < S_H);
+        const int64_t t3 = (t1 & t2);
+        const int64_t t4 = (((v_w + v_j) + -1) >= 0);
+        const int64_t t5 = (t3 & t4);
+        const int64_t t6 = (((v_w + v_j) + -1) < S_W);
+        const int64_t t7 = (t5 & t6);
         const double t8 = (t7 != 0 ? T_x[(((v_n) * 8 + v_o) * S_H + ((v_h + v_i) + -1)) * S_W + ((v_w + v_j) + -1)] : 0);
         const double t9 = (t0 * t8);
         lc_lanes[((3 * v_i) + v_j) * LC_TILE + v_w - lc_tile_start] += t9;

@@ -1173,9 +1173,9 @@ int lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restrict
     float acc = 0.0f;
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) >= 131072) reduction(+:acc)
     for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-        const float t0 = (T_targets[v_r0] >= 0);
-        const float t1 = (T_targets[v_r0] < S_C);
-        const float t2 = (t0 * t1);
+        const int32_t t0 = (T_targets[v_r0] >= 0);
+        const int32_t t1 = (T_targets[v_r0] < S_C);
+        const int32_t t2 = (t0 & t1);
         const float t3 = (t2 != 0 ? T_logits[(v_r0) * S_C + T_targets[v_r0]] : 0);
         const float t4 = T_add_6[(v_r0) * 1 + 0];
         const float t5 = (t3 - t4);
@@ -1263,9 +1263,9 @@ int lc_focallossspec_forward_f32(int64_t S_C, int64_t S_N, const float *restrict
     float acc = 0.0f;
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) >= 131072) reduction(+:acc)
     for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-        const float t0 = (T_targets[v_r0] >= 0);
-        const float t1 = (T_targets[v_r0] < S_C);
-        const float t2 = (t0 * t1);
+        const int32_t t0 = (T_targets[v_r0] >= 0);
+        const int32_t t1 = (T_targets[v_r0] < S_C);
+        const int32_t t2 = (t0 & t1);
         const float t3 = (t2 != 0 ? T_logits[(v_r0) * S_C + T_targets[v_r0]] : 0);
         const float t4 = T_add_6[(v_r0) * 1 + 0];
         const float t5 = (t3 - t4);
@@ -1307,9 +1307,9 @@ int lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restric
     const float t0 = T_grad_sum_14_1[0];
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-        const float t1 = (T_targets[v_j0] >= 0);
-        const float t2 = (T_targets[v_j0] < S_C);
-        const float t3 = (t1 * t2);
+        const int32_t t1 = (T_targets[v_j0] >= 0);
+        const int32_t t2 = (T_targets[v_j0] < S_C);
+        const int32_t t3 = (t1 & t2);
         const float t4 = (t3 != 0 ? T_logits[(v_j0) * S_C + T_targets[v_j0]] : 0);
         const float t5 = T_add_6[(v_j0) * 1 + 0];
         const float t6 = (t4 - t5);
@@ -1332,9 +1332,9 @@ int lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restric
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const float t0 = (T_targets[v_i0] >= 0);
-        const float t1 = (T_targets[v_i0] < S_C);
-        const float t2 = (t0 * t1);
+        const int32_t t0 = (T_targets[v_i0] >= 0);
+        const int32_t t1 = (T_targets[v_i0] < S_C);
+        const int32_t t2 = (t0 & t1);
         const float t3 = T_grad_logp_t_8[v_i0];
         const float t4 = (-t3);
         const float t5 = (t2 != 0 ? t4 : 0.0f);
@@ -1359,7 +1359,7 @@ int lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restric
         float lc_tile0[LC_TILE] __attribute__((aligned(64)));
     #pragma omp simd
     for (int64_t v_j1 = lc_tile_start; v_j1 < lc_tile_start + lc_tile_n; ++v_j1) {
-        const float t0 = (v_j1 == T_targets[v_j0]);
+        const int32_t t0 = (v_j1 == T_targets[v_j0]);
         const float t2 = (t0 != 0 ? t1 : 0.0f);
         const float t4 = T_sum_4_terms[((v_j0) * 1 + 0) * S_C + v_j1];
         const float t5 = (t3 * t4);
@@ -1385,7 +1385,7 @@ int lc_focallossspec_backward_f32(int64_t S_C, int64_t S_N, const float *restric
         const float t3 = T_grad_sum_4_14[(v_j0) * 1 + 0];
     #pragma omp simd
     for (int64_t v_j1 = (4096 * v_j1_block); v_j1 < lc_min_i64(((4096 * v_j1_block) + 4096), S_C); ++v_j1) {
-        const float t0 = (v_j1 == T_targets[v_j0]);
+        const int32_t t0 = (v_j1 == T_targets[v_j0]);
         const float t2 = (t0 != 0 ? t1 : 0.0f);
         const float t4 = T_sum_4_terms[((v_j0) * 1 + 0) * S_C + v_j1];
         const float t5 = (t3 * t4);
@@ -1455,9 +1455,9 @@ int lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restric
     double acc = 0.0;
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) >= 131072) reduction(+:acc)
     for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-        const double t0 = (T_targets[v_r0] >= 0);
-        const double t1 = (T_targets[v_r0] < S_C);
-        const double t2 = (t0 * t1);
+        const int64_t t0 = (T_targets[v_r0] >= 0);
+        const int64_t t1 = (T_targets[v_r0] < S_C);
+        const int64_t t2 = (t0 & t1);
         const double t3 = (t2 != 0 ? T_logits[(v_r0) * S_C + T_targets[v_r0]] : 0);
         const double t4 = T_add_6[(v_r0) * 1 + 0];
         const double t5 = (t3 - t4);
@@ -1545,9 +1545,9 @@ int lc_focallossspec_forward_f64(int64_t S_C, int64_t S_N, const double *restric
     double acc = 0.0;
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) >= 131072) reduction(+:acc)
     for (int64_t v_r0 = 0; v_r0 < S_N; ++v_r0) {
-        const double t0 = (T_targets[v_r0] >= 0);
-        const double t1 = (T_targets[v_r0] < S_C);
-        const double t2 = (t0 * t1);
+        const int64_t t0 = (T_targets[v_r0] >= 0);
+        const int64_t t1 = (T_targets[v_r0] < S_C);
+        const int64_t t2 = (t0 & t1);
         const double t3 = (t2 != 0 ? T_logits[(v_r0) * S_C + T_targets[v_r0]] : 0);
         const double t4 = T_add_6[(v_r0) * 1 + 0];
         const double t5 = (t3 - t4);
@@ -1589,9 +1589,9 @@ int lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restri
     const double t0 = T_grad_sum_14_1[0];
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) >= 131072)
     for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
-        const double t1 = (T_targets[v_j0] >= 0);
-        const double t2 = (T_targets[v_j0] < S_C);
-        const double t3 = (t1 * t2);
+        const int64_t t1 = (T_targets[v_j0] >= 0);
+        const int64_t t2 = (T_targets[v_j0] < S_C);
+        const int64_t t3 = (t1 & t2);
         const double t4 = (t3 != 0 ? T_logits[(v_j0) * S_C + T_targets[v_j0]] : 0);
         const double t5 = T_add_6[(v_j0) * 1 + 0];
         const double t6 = (t4 - t5);
@@ -1614,9 +1614,9 @@ int lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restri
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) >= 131072)
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t0 = (T_targets[v_i0] >= 0);
-        const double t1 = (T_targets[v_i0] < S_C);
-        const double t2 = (t0 * t1);
+        const int64_t t0 = (T_targets[v_i0] >= 0);
+        const int64_t t1 = (T_targets[v_i0] < S_C);
+        const int64_t t2 = (t0 & t1);
         const double t3 = T_grad_logp_t_8[v_i0];
         const double t4 = (-t3);
         const double t5 = (t2 != 0 ? t4 : 0.0);
@@ -1641,7 +1641,7 @@ int lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restri
         double lc_tile0[LC_TILE] __attribute__((aligned(64)));
     #pragma omp simd
     for (int64_t v_j1 = lc_tile_start; v_j1 < lc_tile_start + lc_tile_n; ++v_j1) {
-        const double t0 = (v_j1 == T_targets[v_j0]);
+        const int64_t t0 = (v_j1 == T_targets[v_j0]);
         const double t2 = (t0 != 0 ? t1 : 0.0);
         const double t4 = T_sum_4_terms[((v_j0) * 1 + 0) * S_C + v_j1];
         const double t5 = (t3 * t4);
@@ -1667,7 +1667,7 @@ int lc_focallossspec_backward_f64(int64_t S_C, int64_t S_N, const double *restri
         const double t3 = T_grad_sum_4_14[(v_j0) * 1 + 0];
     #pragma omp simd
     for (int64_t v_j1 = (4096 * v_j1_block); v_j1 < lc_min_i64(((4096 * v_j1_block) + 4096), S_C); ++v_j1) {
-        const double t0 = (v_j1 == T_targets[v_j0]);
+        const int64_t t0 = (v_j1 == T_targets[v_j0]);
         const double t2 = (t0 != 0 ? t1 : 0.0);
         const double t4 = T_sum_4_terms[((v_j0) * 1 + 0) * S_C + v_j1];
         const double t5 = (t3 * t4);

@@ -1187,10 +1187,10 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
         {
             float *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_h_step + 2))) + (v_u1 * (S_W + 2))));
             const int64_t lc_first = 0, lc_end = (S_W + 2);
-            const float t0 = (v_u0 >= 0);
-            const float t1 = (v_u0 < 8);
-            const float t2 = ((v_u1 + (v_h_start + -1)) >= 0);
-            const float t3 = ((v_u1 + (v_h_start + -1)) < S_H);
+            const int32_t t0 = (v_u0 >= 0);
+            const int32_t t1 = (v_u0 < 8);
+            const int32_t t2 = ((v_u1 + (v_h_start + -1)) >= 0);
+            const int32_t t3 = ((v_u1 + (v_h_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -1386,10 +1386,10 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
         {
             float *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_h_34_step + 2))) + (v_u1 * (S_W + 2))));
             const int64_t lc_first = 0, lc_end = (S_W + 2);
-            const float t0 = (v_u0 >= 0);
-            const float t1 = (v_u0 < 8);
-            const float t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
-            const float t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
+            const int32_t t0 = (v_u0 >= 0);
+            const int32_t t1 = (v_u0 < 8);
+            const int32_t t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
+            const int32_t t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -1781,10 +1781,10 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
             float *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_j2_step + 2))) + (v_u1 * (S_W + 2))));
             const int64_t lc_first = 0, lc_end = (S_W + 2);
-            const float t0 = (v_u0 >= 0);
-            const float t1 = (v_u0 < 8);
-            const float t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
-            const float t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
+            const int32_t t0 = (v_u0 >= 0);
+            const int32_t t1 = (v_u0 < 8);
+            const int32_t t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
+            const int32_t t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -1901,10 +1901,10 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
             float *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_34_step + 2))) + (v_u1 * (S_W + 2))));
             const int64_t lc_first = 0, lc_end = (S_W + 2);
-            const float t0 = (v_u0 >= 0);
-            const float t1 = (v_u0 < 8);
-            const float t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
-            const float t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
+            const int32_t t0 = (v_u0 >= 0);
+            const int32_t t1 = (v_u0 < 8);
+            const int32_t t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
+            const int32_t t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -1930,10 +1930,10 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
             float *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
             const int64_t lc_first = 0, lc_end = 8;
-            const float t0 = ((v_q0 + v_h_34_start) >= 0);
-            const float t1 = ((v_q0 + v_h_34_start) < S_H);
-            const float t2 = (v_q1 >= 0);
-            const float t3 = (v_q1 < S_W);
+            const int32_t t0 = ((v_q0 + v_h_34_start) >= 0);
+            const int32_t t1 = ((v_q0 + v_h_34_start) < S_H);
+            const int32_t t2 = (v_q1 >= 0);
+            const int32_t t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -2194,10 +2194,10 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
             float *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_step + 2))) + (v_u1 * (S_W + 2))));
             const int64_t lc_first = 0, lc_end = (S_W + 2);
-            const float t0 = (v_u0 >= 0);
-            const float t1 = (v_u0 < 8);
-            const float t2 = ((v_u1 + (v_h_start + -1)) >= 0);
-            const float t3 = ((v_u1 + (v_h_start + -1)) < S_H);
+            const int32_t t0 = (v_u0 >= 0);
+            const int32_t t1 = (v_u0 < 8);
+            const int32_t t2 = ((v_u1 + (v_h_start + -1)) >= 0);
+            const int32_t t3 = ((v_u1 + (v_h_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -2223,10 +2223,10 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
             float *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
             const int64_t lc_first = 0, lc_end = 8;
-            const float t0 = ((v_q0 + v_h_start) >= 0);
-            const float t1 = ((v_q0 + v_h_start) < S_H);
-            const float t2 = (v_q1 >= 0);
-            const float t3 = (v_q1 < S_W);
+            const int32_t t0 = ((v_q0 + v_h_start) >= 0);
+            const int32_t t1 = ((v_q0 + v_h_start) < S_H);
+            const int32_t t2 = (v_q1 >= 0);
+            const int32_t t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -2353,10 +2353,10 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
             float *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_j2_step + 2))) + (v_u1 * (S_W + 2))));
             const int64_t lc_first = 0, lc_end = (S_W + 2);
-            const float t0 = (v_u0 >= 0);
-            const float t1 = (v_u0 < 8);
-            const float t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
-            const float t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
+            const int32_t t0 = (v_u0 >= 0);
+            const int32_t t1 = (v_u0 < 8);
+            const int32_t t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
+            const int32_t t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -2668,10 +2668,10 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
         {
             float *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_j2_step + 2))) + (v_u1 * (S_W + 2))));
             const int64_t lc_first = 0, lc_end = (S_W + 2);
-            const float t0 = (v_u0 >= 0);
-            const float t1 = (v_u0 < 8);
-            const float t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
-            const float t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
+            const int32_t t0 = (v_u0 >= 0);
+            const int32_t t1 = (v_u0 < 8);
+            const int32_t t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
+            const int32_t t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -2788,10 +2788,10 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
         {
             float *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_34_step + 2))) + (v_u1 * (S_W + 2))));
             const int64_t lc_first = 0, lc_end = (S_W + 2);
-            const float t0 = (v_u0 >= 0);
-            const float t1 = (v_u0 < 8);
-            const float t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
-            const float t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
+            const int32_t t0 = (v_u0 >= 0);
+            const int32_t t1 = (v_u0 < 8);
+            const int32_t t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
+            const int32_t t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -2817,10 +2817,10 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
         {
             float *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
             const int64_t lc_first = 0, lc_end = 8;
-            const float t0 = ((v_q0 + v_h_34_start) >= 0);
-            const float t1 = ((v_q0 + v_h_34_start) < S_H);
-            const float t2 = (v_q1 >= 0);
-            const float t3 = (v_q1 < S_W);
+            const int32_t t0 = ((v_q0 + v_h_34_start) >= 0);
+            const int32_t t1 = ((v_q0 + v_h_34_start) < S_H);
+            const int32_t t2 = (v_q1 >= 0);
+            const int32_t t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -3081,10 +3081,10 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
         {
             float *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_step + 2))) + (v_u1 * (S_W + 2))));
             const int64_t lc_first = 0, lc_end = (S_W + 2);
-            const float t0 = (v_u0 >= 0);
-            const float t1 = (v_u0 < 8);
-            const float t2 = ((v_u1 + (v_h_start + -1)) >= 0);
-            const float t3 = ((v_u1 + (v_h_start + -1)) < S_H);
+            const int32_t t0 = (v_u0 >= 0);
+            const int32_t t1 = (v_u0 < 8);
+            const int32_t t2 = ((v_u1 + (v_h_start + -1)) >= 0);
+            const int32_t t3 = ((v_u1 + (v_h_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -3110,10 +3110,10 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
         {
             float *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
             const int64_t lc_first = 0, lc_end = 8;
-            const float t0 = ((v_q0 + v_h_start) >= 0);
-            const float t1 = ((v_q0 + v_h_start) < S_H);
-            const float t2 = (v_q1 >= 0);
-            const float t3 = (v_q1 < S_W);
+            const int32_t t0 = ((v_q0 + v_h_start) >= 0);
+            const int32_t t1 = ((v_q0 + v_h_start) < S_H);
+            const int32_t t2 = (v_q1 >= 0);
+            const int32_t t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -3224,10 +3224,10 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
         {
             double *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_h_step + 2))) + (v_u1 * (S_W + 2))));
             const int64_t lc_first = 0, lc_end = (S_W + 2);
-            const double t0 = (v_u0 >= 0);
-            const double t1 = (v_u0 < 8);
-            const double t2 = ((v_u1 + (v_h_start + -1)) >= 0);
-            const double t3 = ((v_u1 + (v_h_start + -1)) < S_H);
+            const int64_t t0 = (v_u0 >= 0);
+            const int64_t t1 = (v_u0 < 8);
+            const int64_t t2 = ((v_u1 + (v_h_start + -1)) >= 0);
+            const int64_t t3 = ((v_u1 + (v_h_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -3423,10 +3423,10 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
         {
             double *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_h_34_step + 2))) + (v_u1 * (S_W + 2))));
             const int64_t lc_first = 0, lc_end = (S_W + 2);
-            const double t0 = (v_u0 >= 0);
-            const double t1 = (v_u0 < 8);
-            const double t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
-            const double t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
+            const int64_t t0 = (v_u0 >= 0);
+            const int64_t t1 = (v_u0 < 8);
+            const int64_t t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
+            const int64_t t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -3818,10 +3818,10 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
             double *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_j2_step + 2))) + (v_u1 * (S_W + 2))));
             const int64_t lc_first = 0, lc_end = (S_W + 2);
-            const double t0 = (v_u0 >= 0);
-            const double t1 = (v_u0 < 8);
-            const double t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
-            const double t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
+            const int64_t t0 = (v_u0 >= 0);
+            const int64_t t1 = (v_u0 < 8);
+            const int64_t t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
+            const int64_t t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -3938,10 +3938,10 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
             double *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_34_step + 2))) + (v_u1 * (S_W + 2))));
             const int64_t lc_first = 0, lc_end = (S_W + 2);
-            const double t0 = (v_u0 >= 0);
-            const double t1 = (v_u0 < 8);
-            const double t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
-            const double t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
+            const int64_t t0 = (v_u0 >= 0);
+            const int64_t t1 = (v_u0 < 8);
+            const int64_t t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
+            const int64_t t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -3967,10 +3967,10 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
             double *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
             const int64_t lc_first = 0, lc_end = 8;
-            const double t0 = ((v_q0 + v_h_34_start) >= 0);
-            const double t1 = ((v_q0 + v_h_34_start) < S_H);
-            const double t2 = (v_q1 >= 0);
-            const double t3 = (v_q1 < S_W);
+            const int64_t t0 = ((v_q0 + v_h_34_start) >= 0);
+            const int64_t t1 = ((v_q0 + v_h_34_start) < S_H);
+            const int64_t t2 = (v_q1 >= 0);
+            const int64_t t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -4231,10 +4231,10 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
             double *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_step + 2))) + (v_u1 * (S_W + 2))));
             const int64_t lc_first = 0, lc_end = (S_W + 2);
-            const double t0 = (v_u0 >= 0);
-            const double t1 = (v_u0 < 8);
-            const double t2 = ((v_u1 + (v_h_start + -1)) >= 0);
-            const double t3 = ((v_u1 + (v_h_start + -1)) < S_H);
+            const int64_t t0 = (v_u0 >= 0);
+            const int64_t t1 = (v_u0 < 8);
+            const int64_t t2 = ((v_u1 + (v_h_start + -1)) >= 0);
+            const int64_t t3 = ((v_u1 + (v_h_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -4260,10 +4260,10 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
             double *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
             const int64_t lc_first = 0, lc_end = 8;
-            const double t0 = ((v_q0 + v_h_start) >= 0);
-            const double t1 = ((v_q0 + v_h_start) < S_H);
-            const double t2 = (v_q1 >= 0);
-            const double t3 = (v_q1 < S_W);
+            const int64_t t0 = ((v_q0 + v_h_start) >= 0);
+            const int64_t t1 = ((v_q0 + v_h_start) < S_H);
+            const int64_t t2 = (v_q1 >= 0);
+            const int64_t t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -4390,10 +4390,10 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         {
             double *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_j2_step + 2))) + (v_u1 * (S_W + 2))));
             const int64_t lc_first = 0, lc_end = (S_W + 2);
-            const double t0 = (v_u0 >= 0);
-            const double t1 = (v_u0 < 8);
-            const double t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
-            const double t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
+            const int64_t t0 = (v_u0 >= 0);
+            const int64_t t1 = (v_u0 < 8);
+            const int64_t t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
+            const int64_t t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -4705,10 +4705,10 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
         {
             double *restrict lc_dst = lc_pack_b + (((v_u0 * ((S_W + 2) * (v_j2_step + 2))) + (v_u1 * (S_W + 2))));
             const int64_t lc_first = 0, lc_end = (S_W + 2);
-            const double t0 = (v_u0 >= 0);
-            const double t1 = (v_u0 < 8);
-            const double t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
-            const double t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
+            const int64_t t0 = (v_u0 >= 0);
+            const int64_t t1 = (v_u0 < 8);
+            const int64_t t2 = ((v_u1 + (v_j2_start + -1)) >= 0);
+            const int64_t t3 = ((v_u1 + (v_j2_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -4825,10 +4825,10 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
         {
             double *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_34_step + 2))) + (v_u1 * (S_W + 2))));
             const int64_t lc_first = 0, lc_end = (S_W + 2);
-            const double t0 = (v_u0 >= 0);
-            const double t1 = (v_u0 < 8);
-            const double t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
-            const double t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
+            const int64_t t0 = (v_u0 >= 0);
+            const int64_t t1 = (v_u0 < 8);
+            const int64_t t2 = ((v_u1 + (v_h_34_start + -1)) >= 0);
+            const int64_t t3 = ((v_u1 + (v_h_34_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -4854,10 +4854,10 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
         {
             double *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
             const int64_t lc_first = 0, lc_end = 8;
-            const double t0 = ((v_q0 + v_h_34_start) >= 0);
-            const double t1 = ((v_q0 + v_h_34_start) < S_H);
-            const double t2 = (v_q1 >= 0);
-            const double t3 = (v_q1 < S_W);
+            const int64_t t0 = ((v_q0 + v_h_34_start) >= 0);
+            const int64_t t1 = ((v_q0 + v_h_34_start) < S_H);
+            const int64_t t2 = (v_q1 >= 0);
+            const int64_t t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -5118,10 +5118,10 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
         {
             double *restrict lc_dst = lc_pack_a + (((v_u0 * ((S_W + 2) * (v_h_step + 2))) + (v_u1 * (S_W + 2))));
             const int64_t lc_first = 0, lc_end = (S_W + 2);
-            const double t0 = (v_u0 >= 0);
-            const double t1 = (v_u0 < 8);
-            const double t2 = ((v_u1 + (v_h_start + -1)) >= 0);
-            const double t3 = ((v_u1 + (v_h_start + -1)) < S_H);
+            const int64_t t0 = (v_u0 >= 0);
+            const int64_t t1 = (v_u0 < 8);
+            const int64_t t2 = ((v_u1 + (v_h_start + -1)) >= 0);
+            const int64_t t3 = ((v_u1 + (v_h_start + -1)) < S_H);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
@@ -5147,10 +5147,10 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
         {
             double *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
             const int64_t lc_first = 0, lc_end = 8;
-            const double t0 = ((v_q0 + v_h_start) >= 0);
-            const double t1 = ((v_q0 + v_h_start) < S_H);
-            const double t2 = (v_q1 >= 0);
-            const double t3 = (v_q1 < S_W);
+            const int64_t t0 = ((v_q0 + v_h_start) >= 0);
+            const int64_t t1 = ((v_q0 + v_h_start) < S_H);
+            const int64_t t2 = (v_q1 >= 0);
+            const int64_t t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
