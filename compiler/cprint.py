@@ -234,7 +234,9 @@ class Printer:
         if isinstance(e, Const):
             return c_literal(e.value, self.dtype)
         if isinstance(e, IndexValue):
-            return f"(({self.ctype}){self.index(e.expr)})"
+            # through 32 bits where the index fits: AVX2 has no vector int64-to-float conversion
+            narrow = "(int32_t)" if _within(_bounds(e.expr, self.extents), 2 ** 31 - 1) else ""
+            return f"(({self.ctype}){narrow}{self.index(e.expr)})"
         if e in self.names:
             return self.names[e]
         ctype = self.ctype
@@ -344,6 +346,36 @@ class Printer:
             lets.append(Let("int64_t", var_c(a.name), value))
             stride = self.index(a.extent) if stride == "1" else f"({stride}) * ({self.index(a.extent)})"
         return lets
+
+
+def _bounds(e, extents: dict) -> tuple | None:
+    """The least and greatest value of an index expression over its loops'
+    ranges, or None where a size is free or an operation unknown."""
+    if isinstance(e, IConst):
+        return e.value, e.value
+    if isinstance(e, IVar):
+        extent = extents.get(e.name)
+        return (0, extent.value - 1) if isinstance(extent, IConst) and extent.value > 0 else None
+    if not isinstance(e, ir.IBin):
+        return None
+    a, b = _bounds(e.a, extents), _bounds(e.b, extents)
+    if a is None or b is None:
+        return None
+    if e.op == "+":
+        return a[0] + b[0], a[1] + b[1]
+    if e.op == "*":
+        corners = [x * y for x in a for y in b]
+        return min(corners), max(corners)
+    if e.op in ("min", "max"):
+        pick = min if e.op == "min" else max
+        return pick(a[0], b[0]), pick(a[1], b[1])
+    if e.op in ("//", "%") and b[0] == b[1] and b[0] > 0:
+        return (a[0] // b[0], a[1] // b[0]) if e.op == "//" else (0, b[0] - 1)
+    return None
+
+
+def _within(bounds: tuple | None, limit: int) -> bool:
+    return bounds is not None and -limit <= bounds[0] and bounds[1] <= limit
 
 
 def _index_test(e) -> bool:

@@ -199,3 +199,17 @@ def test_short_functions_share_a_translation_unit_and_long_ones_get_their_own():
     # forward, backward, and the backward without the input gradient (a product)
     assert {dtype: plan.units for dtype, plan in conv.libraries.items()} == {"f32": ((1,), (2,), (3,)),
                                                                              "f64": ((4,), (5,), (6,))}
+
+
+def test_index_values_convert_through_32_bits_where_their_range_fits():
+    """An index used as a value converts through int32_t when its loops'
+    extents bound it (AVX2 has no vector int64-to-float conversion: a global
+    max pool's first-maximum search ran scalar); a free size keeps 64 bits."""
+    from layerc.compiler.cprint import Printer
+    from layerc.compiler.ir import IConst, IndexValue, ISym, IVar, iadd, imul
+    bounded = Printer({}, {"i": IConst(14), "j": IConst(14)}, "f32")
+    assert "(float)(int32_t)" in bounded.value(IndexValue(iadd(imul(-14, IVar("i")), IVar("j"))))
+    free = Printer({}, {"i": ISym("N")}, "f32")
+    assert "int32_t" not in free.value(IndexValue(IVar("i")))
+    huge = Printer({}, {"i": IConst(2 ** 20)}, "f64")
+    assert "int32_t" not in huge.value(IndexValue(imul(4096, IVar("i"))))
