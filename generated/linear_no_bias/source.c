@@ -199,12 +199,19 @@ static inline double lc_ndtr(double x) { return 0.5 * erfc(-0.7071067811865476 *
 #define LC_KC 384
 /* rows of the tiles that read their operands in place (lc_kernel_*_tiles), and the
    scratch those take for the edges of a product whose tiles are NR wide, and
-   their tables of where the rows of B start */
+   their tables of where the rows of B start. AVX2's 16 registers hold 6 x 2
+   accumulators with B's two vectors and A's broadcast beside them; 8 x 2 took
+   all 16 and spilled (Conv2D 64->64 k3 [8,64,56,56], 2 threads: forward
+   5-12%, backward 5-20% faster at 6 rows) */
+#if LC_VECTOR_BYTES == 64
 #define LC_TMR 8
+#else
+#define LC_TMR 6
+#endif
 /* rows of the taller tiles those run down the rows of A that fill them: 12 x 2
    accumulators fit AVX-512's 32 registers and load each row of B for 12 rows of
    A, not 8 (a 3x3 convolution's weight-gradient product ran 6% faster, its
-   backward 1-5%); AVX2's 16 registers hold no more than LC_TMR x 2 */
+   backward 1-5%) */
 #if LC_VECTOR_BYTES == 64
 #define LC_TALL 12
 #else
@@ -459,7 +466,7 @@ static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_k
         case 1: lc_kernel_f32_dots_rows(1, m, n, kc, alpha, ap, ldap, b + pc, ldb, add, c, ldc); break;
         case 2: lc_kernel_f32_dots_rows(2, m, n, kc, alpha, ap, ldap, b + pc, ldb, add, c, ldc); break;
         case 4: lc_kernel_f32_dots_rows(4, m, n, kc, alpha, ap, ldap, b + pc, ldb, add, c, ldc); break;
-        case 8: lc_kernel_f32_dots_rows(8, m, n, kc, alpha, ap, ldap, b + pc, ldb, add, c, ldc); break;
+        default: lc_kernel_f32_dots_rows(LC_TMR, m, n, kc, alpha, ap, ldap, b + pc, ldb, add, c, ldc); break;
         }
     }
 }
@@ -699,7 +706,7 @@ static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_k
         case 1: lc_kernel_f64_dots_rows(1, m, n, kc, alpha, ap, ldap, b + pc, ldb, add, c, ldc); break;
         case 2: lc_kernel_f64_dots_rows(2, m, n, kc, alpha, ap, ldap, b + pc, ldb, add, c, ldc); break;
         case 4: lc_kernel_f64_dots_rows(4, m, n, kc, alpha, ap, ldap, b + pc, ldb, add, c, ldc); break;
-        case 8: lc_kernel_f64_dots_rows(8, m, n, kc, alpha, ap, ldap, b + pc, ldb, add, c, ldc); break;
+        default: lc_kernel_f64_dots_rows(LC_TMR, m, n, kc, alpha, ap, ldap, b + pc, ldb, add, c, ldc); break;
         }
     }
 }
