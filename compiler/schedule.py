@@ -579,7 +579,7 @@ class Nest:
     group: tuple = ()           # a "rows" nest's nests, each run inside its loops (``_row_group``)
     taps: int = 0               # a "taps" nest's output loops inside its reduction (``_taps_inside``)
     local: tuple = ()           # a "rows" nest's tensors kept a row at a time (``_row_locals``)
-    flat: object = None         # a "window" nest's planes as rows (``windows.FlatPlanes``), or None
+    flat: object = None         # a "window" or "taps" nest's planes as one row (``windows.FlatPlanes``), or None
 
     @property
     def members(self) -> tuple:
@@ -990,7 +990,7 @@ def plan_windowed(s: Stage, shapes: dict) -> Nest | None:
         window = dataclasses.replace(window, body=simplify_expr(_settle(sliding.stage.body, window.settled)))
     loops = tuple(Loop(a.name, a.extent, parallel=a in sliding.planes[:1], simd=a == sliding.column)
                   for a in sliding.order)
-    # short rows run their planes flattened where the window's reads allow (chosen at run time)
+    # short rows run their planes as one row where the window's reads allow (chosen by the plane's size)
     flat = None
     if window is not None and _may_be_below(sliding.column.extent, FLAT_ROW):
         flat = flatten_planes(sliding, explicit_zeros(sliding.stage, shapes), shapes)
@@ -1150,7 +1150,7 @@ def _flat_taps(s: Stage, shapes: dict, loops: list, offsets: list, taps: int):
     if len(loops) < 2 or not _may_be_below(s.reduce_axes[-1].extent, FLAT_ROW):
         return None
     flat = flatten_reduced_planes(s, explicit_zeros(s, shapes), shapes)
-    if flat is None or [loop.var for loop in loops[-1:]] != [s.reduce_axes[-2].name]:
+    if flat is None or loops[-1].var != s.reduce_axes[-2].name:
         return None
     column = Loop(flat.flat.name, flat.flat.extent, reduction=True, simd=True)
     return dataclasses.replace(flat, plan=Nest(flat.stage, "taps", tuple(loops[:-1] + [column] + offsets), taps=taps))
