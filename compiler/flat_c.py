@@ -10,7 +10,18 @@ from .ir import IConst
 from .windows import FLAT_LIMIT, FLAT_ROW
 
 
-def flat_fits(flat) -> bool | None:
+def render_either(flat, ctx, by_rows, as_flat) -> str:
+    """The C of a nest with its planes maybe as one row (``flat``, a
+    ``FlatPlanes`` or None): ``by_rows()`` and ``as_flat()`` render the two
+    forms; only those the plane's sizes may need are rendered."""
+    fits = _fits(flat) if flat is not None else False
+    rows = None if fits is True else by_rows()
+    if fits is False:
+        return rows
+    return _render_flat_planes(flat, ctx.printer([flat.stage]), rows, as_flat())
+
+
+def _fits(flat) -> bool | None:
     """Whether the planes run as one row: known at build time (True, False), or not (None)."""
     width, size = flat.width, ir.imul(flat.rows, flat.width)
     if isinstance(width, IConst) and isinstance(size, IConst):
@@ -18,7 +29,7 @@ def flat_fits(flat) -> bool | None:
     return False if isinstance(size, IConst) and size.value > FLAT_LIMIT else None
 
 
-def render_flat_planes(flat, printer, by_rows: str | None, flat_c: str) -> str:
+def _render_flat_planes(flat, printer, by_rows: str | None, flat_c: str) -> str:
     """``flat_c`` (the nest over flat rows) where its planes fit, ``by_rows``
     elsewhere (None: they always fit), with the table of each position's
     column and the plane's sizes as 32-bit numbers around ``flat_c``."""
@@ -28,4 +39,4 @@ def render_flat_planes(flat, printer, by_rows: str | None, flat_c: str) -> str:
                   limit=FLAT_LIMIT, sizes=sizes, condition=f"{width} < {FLAT_ROW} && {size} <= {FLAT_LIMIT}")
 
 
-__all__ = ["flat_fits", "render_flat_planes"]
+__all__ = ["render_either"]

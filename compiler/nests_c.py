@@ -17,7 +17,7 @@ from . import ir
 from .cprint import Printer, c_comment, init_value, render, tensor_c, var_c
 from .cstatements import (AddWhere, Declare, Fence, Fill, FoldLanes, Let, Loop, Partials, RowBuffer, Store, StoreEach,
                           Stream, TileBuffer, TileFlush, TileStart, TileStore, Update, Verbatim)
-from .flat_c import flat_fits, render_flat_planes
+from .flat_c import render_either
 from .ir import IConst, IVar
 from .schedule import LOCAL_ROW_LIMIT, owns_rows, range_condition
 
@@ -304,12 +304,7 @@ def render_taps(nest, ctx) -> str:
     across at the end: a row of 56 no longer ends in a sum across the vector
     lanes (a depthwise convolution's weight gradient did that 9 times a row).
     Narrow planes may run as one row (``nest.flat``: see ``compiler/flat_c.py``)."""
-    flat = nest.flat
-    fits = flat_fits(flat) if flat is not None else False
-    rows = None if fits is True else _taps(nest, ctx)
-    if fits is False:
-        return rows
-    return render_flat_planes(flat, ctx.printer([flat.stage]), rows, _taps(flat.plan, ctx, flat))
+    return render_either(nest.flat, ctx, lambda: _taps(nest, ctx), lambda: _taps(nest.flat.plan, ctx, nest.flat))
 
 
 def _taps(nest, ctx, plane=None) -> str:

@@ -11,7 +11,7 @@ import math
 from . import ir
 from .cprint import DTYPES, Printer, c_comment, init_value, render, tensor_c, var_c
 from .cstatements import Let
-from .flat_c import flat_fits, render_flat_planes
+from .flat_c import render_either
 from .ir import IConst, IVar
 from .windows import COLUMN_BLOCK, WINDOW_LIMIT, lane_mode
 
@@ -21,12 +21,9 @@ def render_window(nest, ctx) -> str:
     rows too (``nest.flat``), the two chosen by the plane's size at run time."""
     comment = c_comment(ir.format_stage(nest.stage))
     flat = nest.flat
-    fits = flat_fits(flat) if flat is not None else False
-    rows = None if fits is True else _render(nest.sliding, nest.window, ctx, comment)
-    if fits is False:
-        return rows
-    flat_c = _render(flat.plan, None, ctx, f"{comment}: planes as rows", dict(flat.shapes), flat.column)
-    return render_flat_planes(flat, ctx.printer([flat.stage]), rows, flat_c)
+    return render_either(flat, ctx, lambda: _render(nest.sliding, nest.window, ctx, comment),
+                         lambda: _render(flat.plan, None, ctx, f"{comment}: planes as rows", dict(flat.shapes),
+                                         flat.column))
 
 
 def _render(plan, bounds, ctx, comment: str, views: dict | None = None, at: str | None = None) -> str:
