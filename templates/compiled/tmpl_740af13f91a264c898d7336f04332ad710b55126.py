@@ -62,19 +62,15 @@ def root(context, missing=missing):
         yield str(environment.getattr(l_1_kernel, 'vtype'))
         yield '){0};\n        acc[i][1] = ('
         yield str(environment.getattr(l_1_kernel, 'vtype'))
-        yield "){0};\n    }\n    /* C's tile and B's next panel are fetched while the tile runs: a matrix\n       read where it lies has its rows far apart, too many streams for the\n       hardware prefetcher, and each tile stalled on them (a 1x1 convolution\n       ran at half speed) */\n    for (int i = 0; i < trows; ++i)\n        for (int h = 0; h < halves; ++h) __builtin_prefetch(c + i * cr + h * ("
+        yield "){0};\n    }\n    /* C's tile is fetched while the tile runs: its rows lie far apart, too\n       many streams for the hardware prefetcher */\n    for (int i = 0; i < trows; ++i)\n        for (int h = 0; h < halves; ++h) __builtin_prefetch(c + i * cr + h * ("
         yield str(environment.getattr(l_1_kernel, 'nr'))
         yield ' / 2) * cc);\n    for (int64_t k = 0; k < kc; ++k) {\n        '
         yield str(environment.getattr(l_1_kernel, 'vtype'))
         yield ' bh[2];\n        const '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
-        yield ' *row = b + rows[k];\n        for (int h = 0; h < halves; ++h) {\n            __builtin_prefetch(row + '
+        yield ' *row = b + rows[k];\n        for (int h = 0; h < halves; ++h) memcpy(&bh[h], row + h * ('
         yield str(environment.getattr(l_1_kernel, 'nr'))
-        yield ' + h * ('
-        yield str(environment.getattr(l_1_kernel, 'nr'))
-        yield ' / 2));\n            memcpy(&bh[h], row + h * ('
-        yield str(environment.getattr(l_1_kernel, 'nr'))
-        yield ' / 2), sizeof bh[h]);\n        }\n        for (int i = 0; i < trows; ++i) {\n            const '
+        yield ' / 2), sizeof bh[h]);\n        for (int i = 0; i < trows; ++i) {\n            const '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
         yield ' ai = a[arow[i] + k * ak];\n            for (int h = 0; h < halves; ++h) acc[i][h] += ai * bh[h];\n        }\n    }\n    for (int i = 0; i < trows; ++i)\n        for (int h = 0; h < halves; ++h) {\n            '
         yield str(environment.getattr(l_1_kernel, 'vtype'))
@@ -90,7 +86,7 @@ def root(context, missing=missing):
         yield str(environment.getattr(l_1_kernel, 'name'))
         yield '_tile reads them:\n   tiles over blocks of LC_KC terms, LC_TALL rows high down the first rows of A\n   and LC_TMR down the rest; a tile at an edge of A, B or C goes through\n   `scratch` (LC_TILE_SCRATCH('
         yield str(environment.getattr(l_1_kernel, 'nr'))
-        yield ') elements), zero-padded. B\'s row p starts\n   at b + rows[p] (a shifted view of an image: rows apart by a kernel\'s taps), or\n   ldb apart when rows is null; A\'s row i likewise at a + arows[i] when arows is\n   not null, else ar apart. Contracted as the tiles inlined into it are. */\nstatic __attribute__((unused, noinline, optimize("fp-contract=fast"))) void '
+        yield ') elements), zero-padded. A panel of B\n   met by more than two tiles is copied there first, its rows one after another:\n   read where it lies, each row of B is a cache line or two of its own (a\n   shifted image row, or a row of a wide matrix), and the tiles stalled on them\n   (a 3x3 convolution\'s forward ran 12-14% slower, a 1x1 one\'s up to 40%,\n   software prefetches included). B\'s row p starts\n   at b + rows[p] (a shifted view of an image: rows apart by a kernel\'s taps), or\n   ldb apart when rows is null; A\'s row i likewise at a + arows[i] when arows is\n   not null, else ar apart. Contracted as the tiles inlined into it are. */\nstatic __attribute__((unused, noinline, optimize("fp-contract=fast"))) void '
         yield str(environment.getattr(l_1_kernel, 'name'))
         yield '_tiles(\n        int64_t m, int64_t n, int64_t k, '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
@@ -110,7 +106,7 @@ def root(context, missing=missing):
         yield str(environment.getattr(l_1_kernel, 'nr'))
         yield ') + 7) & ~(uintptr_t)7);\n    int64_t *lc_edge_rows = lc_rows + LC_KC;\n    for (int64_t p = 0; p < LC_KC; ++p) lc_edge_rows[p] = p * '
         yield str(environment.getattr(l_1_kernel, 'nr'))
-        yield ';\n    /* the rows in tall tiles: as many as leave whole LC_TMR tiles after them where\n       one tall tile fewer does (64 rows: 4 x 12 + 2 x 8, not 5 x 12 and an edge) */\n    int64_t tall_end = k < LC_TALL_MIN_K ? 0 : m / LC_TALL * LC_TALL;\n    if ((m - tall_end) % LC_TMR != 0 && tall_end >= LC_TALL && (m - tall_end + LC_TALL) % LC_TMR == 0)\n        tall_end -= LC_TALL;\n    for (int64_t pc = 0; pc < k; pc += LC_KC) {\n        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;\n        const int add = beta || pc > 0;\n        const int64_t *block_rows = rows ? rows + pc : lc_rows;\n        if (!rows)\n            for (int64_t p = 0; p < kc; ++p) lc_rows[p] = (pc + p) * ldb;\n        for (int64_t jc = 0; jc < n; jc += '
+        yield ';\n    /* the rows in tall tiles: as many as leave whole LC_TMR tiles after them where\n       one tall tile fewer does (64 rows: 4 x 12 + 2 x 8, not 5 x 12 and an edge) */\n    int64_t tall_end = k < LC_TALL_MIN_K ? 0 : m / LC_TALL * LC_TALL;\n    if ((m - tall_end) % LC_TMR != 0 && tall_end >= LC_TALL && (m - tall_end + LC_TALL) % LC_TMR == 0)\n        tall_end -= LC_TALL;\n    for (int64_t pc = 0; pc < k; pc += LC_KC) {\n        const int64_t kc = k - pc < LC_KC ? k - pc : LC_KC;\n        const int add = beta || pc > 0;\n        const int64_t *block_rows = rows ? rows + pc : lc_rows;\n        if (!rows)\n            for (int64_t p = 0; p < kc; ++p) lc_rows[p] = (pc + p) * ldb;\n        int64_t edge_ic = -1;\n        for (int64_t jc = 0; jc < n; jc += '
         yield str(environment.getattr(l_1_kernel, 'nr'))
         yield ') {\n            const int64_t nr = n - jc < '
         yield str(environment.getattr(l_1_kernel, 'nr'))
@@ -122,13 +118,21 @@ def root(context, missing=missing):
         yield str(environment.getattr(l_1_kernel, 'nr'))
         yield ' / 2);\n            const '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
-        yield ' *bp = b + jc;\n            const int64_t *bl = block_rows;\n            if (nr < width) {\n                for (int64_t p = 0; p < kc; ++p)\n                    for (int64_t j = 0; j < '
+        yield ' *bp = b + jc;\n            const int64_t *bl = block_rows;\n            if (nr < width || m > 2 * LC_TMR) {\n                if (nr == '
+        yield str(environment.getattr(l_1_kernel, 'nr'))
+        yield ')\n                    for (int64_t p = 0; p < kc; ++p) memcpy(lc_edge_b + p * '
+        yield str(environment.getattr(l_1_kernel, 'nr'))
+        yield ', bp + bl[p], sizeof('
+        yield str(environment.getattr(l_1_kernel, 'ctype'))
+        yield ') * '
+        yield str(environment.getattr(l_1_kernel, 'nr'))
+        yield ');\n                else\n                    for (int64_t p = 0; p < kc; ++p)\n                        for (int64_t j = 0; j < '
         yield str(environment.getattr(l_1_kernel, 'nr'))
         yield '; ++j) lc_edge_b[p * '
         yield str(environment.getattr(l_1_kernel, 'nr'))
         yield ' + j] = j < nr ? bp[bl[p] + j] : 0;\n                bp = lc_edge_b;\n                bl = lc_edge_rows;\n            }\n            for (int64_t ic = 0, th; ic < m; ic += th) {\n                th = ic < tall_end && halves == 2 ? LC_TALL : LC_TMR;\n                const int64_t mr = m - ic < th ? m - ic : th;\n                const '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
-        yield ' *ap = a + pc * ak;\n                int64_t arow[LC_TALL], s = ak;\n                for (int i = 0; i < th; ++i) arow[i] = i >= mr ? 0 : arows ? arows[ic + i] : (ic + i) * ar;\n                if (mr < LC_TMR) {\n                    for (int64_t p = 0; p < kc; ++p)\n                        for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[arow[i] + p * ak] : 0;\n                    ap = lc_edge_a;\n                    s = LC_TMR;\n                    for (int i = 0; i < LC_TMR; ++i) arow[i] = i;\n                }\n                '
+        yield " *ap = a + pc * ak;\n                int64_t arow[LC_TALL], s = ak;\n                for (int i = 0; i < th; ++i) arow[i] = i >= mr ? 0 : arows ? arows[ic + i] : (ic + i) * ar;\n                if (mr < LC_TMR) {\n                    /* the rows at A's edge, copied once for all of B's panels */\n                    if (edge_ic != ic)\n                        for (int64_t p = 0; p < kc; ++p)\n                            for (int64_t i = 0; i < LC_TMR; ++i) lc_edge_a[p * LC_TMR + i] = i < mr ? ap[arow[i] + p * ak] : 0;\n                    edge_ic = ic;\n                    ap = lc_edge_a;\n                    s = LC_TMR;\n                    for (int i = 0; i < LC_TMR; ++i) arow[i] = i;\n                }\n                "
         yield str(environment.getattr(l_1_kernel, 'ctype'))
         yield " *cp = c + ic * cr + jc * cc;\n                /* a whole tile goes to C, one at an edge to the edge buffer and\n                   from there its part to C; the tiles are inlined with `halves`\n                   and `trows` constants: three copies, tall tiles at the full\n                   width only (each copy costs every unit that calls this\n                   function a tenth of a second of gcc: a fourth, tall and half\n                   wide, made a Conv2D's cold build 0.3 s slower for products of\n                   16 columns or fewer) */\n                const int whole = mr == th && nr == width;\n                "
         yield str(environment.getattr(l_1_kernel, 'ctype'))
@@ -394,4 +398,4 @@ def root(context, missing=missing):
     yield '\n'
 
 blocks = {}
-debug_info = '1=20&233=22&235=26&236=34&238=36&239=38&242=40&243=42&244=44&246=48&264=50&265=54&266=58&268=60&270=62&271=64&278=66&280=68&281=70&283=72&284=76&287=78&293=80&294=82&296=86&300=88&308=90&311=92&315=94&316=96&317=100&318=104&319=106&321=110&323=112&335=114&336=116&338=120&339=124&343=126&350=130&360=132&369=134&370=136&372=138&374=140&376=142&380=144&396=146&397=152&399=154&416=156&422=158&423=160&424=164&425=168&428=172&429=174&430=176&432=178&435=180&441=182&443=186&449=188&450=190&451=194&453=198&457=200&466=202&467=206&469=214&474=218&505=220&511=222&513=224&519=226&520=230&528=236&530=240&531=242&532=244&533=246&534=248&536=250&537=252&540=256&545=260&546=264&547=268&550=272&551=276&569=282&571=284&572=286&575=288&576=292&578=294&579=296&592=298&593=304&594=308&595=312&603=314&605=316&609=318&611=324&616=326&617=328&618=332&619=334&622=338&638=342&643=344&644=348&647=354&649=358&652=364&656=370&692=374&693=380&695=384&696=386&698=390'
+debug_info = '1=20&233=22&235=26&236=34&238=36&239=38&242=40&243=42&244=44&246=48&264=50&265=54&266=58&268=60&270=62&271=64&276=66&278=68&279=70&280=72&282=74&288=76&289=78&291=82&295=84&303=86&306=88&315=90&316=92&317=96&318=100&319=102&321=106&323=108&336=110&337=112&339=116&340=120&343=122&344=124&347=130&354=134&367=136&376=138&377=140&379=142&381=144&383=146&387=148&403=150&404=156&406=158&423=160&429=162&430=164&431=168&432=172&435=176&436=178&437=180&439=182&442=184&448=186&450=190&456=192&457=194&458=198&460=202&464=204&473=206&474=210&476=218&481=222&512=224&518=226&520=228&526=230&527=234&535=240&537=244&538=246&539=248&540=250&541=252&543=254&544=256&547=260&552=264&553=268&554=272&557=276&558=280&576=286&578=288&579=290&582=292&583=296&585=298&586=300&599=302&600=308&601=312&602=316&610=318&612=320&616=322&618=328&623=330&624=332&625=336&626=338&629=342&645=346&650=348&651=352&654=358&656=362&659=368&663=374&699=378&700=384&702=388&703=390&705=394'
