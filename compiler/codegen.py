@@ -45,6 +45,7 @@ SEPARATE_UNIT_BYTES = 4096
 # the renderer of each form of nest (``Nest.form``)
 RENDERERS = {
     "inner": render_inner,
+    "sums": render_inner,
     "rows": render_rows,
     "row": render_row,
     "taps": render_taps,

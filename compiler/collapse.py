@@ -22,7 +22,7 @@ from . import ir
 from .ir import IConst, IVar
 
 # the nests whose loops are plain loops over the stages' axes
-COLLAPSIBLE = frozenset({"inner", "siblings", "pass"})
+COLLAPSIBLE = frozenset({"inner", "siblings", "pass", "sums"})
 
 
 @dataclass(frozen=True)

@@ -175,8 +175,8 @@ class Loop:
     """One loop of a nest (``templates/loops.c.j2``): ``var`` from ``start``
     to ``stop``; ``form`` "loop", "tiles" (over tiles of ``LC_TILE`` of the
     loop within) or "tile" (over the current tile). A parallel loop runs on one
-    thread below ``min_work`` iterations of its nest (``work``); ``reduction``
-    ("+", "max") makes the accumulator ``acc`` private; ``enter`` and ``exit``
+    thread below ``min_work`` iterations of its nest (``work``); ``reductions``,
+    ``(op, accumulator)`` pairs (op "+" or "max"), make those private; ``enter`` and ``exit``
     are statements run at the start and the end of each iteration."""
 
     var: str
@@ -187,7 +187,7 @@ class Loop:
     simd: bool = False
     work: str = ""
     min_work: int = 0
-    reduction: str = ""
+    reductions: tuple = ()
     unroll: int = 0             # unrolled fully by gcc (``#pragma GCC unroll``): a short loop inside a vector one
     collapse: int = 1           # a parallel loop's threads share it and the loops inside it, this many in all
     itype: str = "int64_t"      # the index's C type (32-bit: a flat plane's, ``compiler/flat_c.py``)

@@ -257,9 +257,11 @@ def _hoisted(nest, printer: Printer, loops: list, prologue: list) -> list:
 
 def render_inner(nest, ctx) -> str:
     """A pointwise stage, or a reduction innermost into a scalar accumulator
-    per output element (storing the terms it adds when ``nest.terms``)."""
+    per output element (storing the terms it adds when ``nest.terms``); or
+    sums over the same loops (``"sums"``), an accumulator each, side by side."""
     s = nest.stage
-    printer = ctx.printer([s])
+    stages = [st for _, st in nest.members]
+    printer = ctx.printer(stages)
     printer.collapse(nest.collapsed)
     if nest.across:
         printer.hide_strides()
@@ -269,11 +271,15 @@ def render_inner(nest, ctx) -> str:
     prologue, epilogue, statements = [], [], []
     outputs = [Output(nest.terms.name, nest.terms.index, value)] if nest.terms else []
     n_axes = sum(not l.reduction for l in nest.loops)      # the output's loops (collapsed)
+    accumulators = ["acc"] if len(stages) == 1 else [f"acc{k}" for k in range(len(stages))]
     if s.reduce:
-        (loops[n_axes - 1].enter if n_axes else prologue).append(Declare(ctx.ctype, "acc", init_value(s.reduce, ctx.dtype)))
-        (loops[n_axes - 1].exit if n_axes else epilogue).append(Store(printer.element(s.name, s.index), "acc"))
-        # a maximum of values that cannot be NaN (the first maximum's position) needs no NaN test
-        statements.append(Update("greatest" if s.reduce == "max" and ir.never_nan(body) else s.reduce, "acc", value))
+        for st, acc in zip(stages, accumulators):
+            term = body if st is s else st.body
+            (loops[n_axes - 1].enter if n_axes else prologue).append(Declare(ctx.ctype, acc, init_value(st.reduce, ctx.dtype)))
+            (loops[n_axes - 1].exit if n_axes else epilogue).append(Store(printer.element(st.name, st.index), acc))
+            # a maximum of values that cannot be NaN (the first maximum's position) needs no NaN test
+            statements.append(Update("greatest" if st.reduce == "max" and ir.never_nan(term) else st.reduce, acc,
+                                     value if st is s else printer.value(term)))
     else:
         outputs.append(Output(s.name, s.index, value))
     for loop, plan in zip(loops, nest.loops):
@@ -281,15 +287,15 @@ def render_inner(nest, ctx) -> str:
         if nest.across and plan.reduction and isinstance(plan.extent, IConst):
             # each lane's short row: unrolled, or gcc cannot vectorize the rows around it
             loop.unroll = plan.extent.value
-        # the accumulator is private to the loop that reduces into it
+        # the accumulators are private to the loop that reduces into them
         if plan.reduction and (plan.simd or not n_axes):
-            loop.reduction = "max" if s.reduce == "max" else "+"
+            loop.reductions = tuple(("max" if st.reduce == "max" else "+", acc) for st, acc in zip(stages, accumulators))
     if any(plan.parallel for plan in nest.loops):
         loops = _in_threads(loops, _parallel_loop(nest), nest, printer, ctx)
     lets = _hoisted(nest, printer, loops, prologue)
     prologue[:0] = printer.stride_lets()
     return _render_streamed("nest.c.j2", nest.loops, loops, lets, statements, outputs, printer, ctx,
-                            comment=_comment((nest.terms, s)), prologue=prologue, epilogue=epilogue)
+                            comment=_comment((nest.terms, *stages)), prologue=prologue, epilogue=epilogue)
 
 
 def render_taps(nest, ctx) -> str:
@@ -353,7 +359,7 @@ def _taps(nest, ctx, plane=None) -> str:
     else:
         loops[-2].enter.append(Declare(ctx.ctype, "acc", init_value("sum", ctx.dtype)))
         loops[-2].exit.append(Update("sum", partial, "acc"))
-        loops[-1].reduction = "+"
+        loops[-1].reductions = (("+", "acc"),)
     exit_.append(StoreEach(tuple(Loop(var_c(t.var), printer.index(t.extent)) for t in taps),
                            printer.element(s.name, s.index), partial))
     if nest.loops[0].parallel:

@@ -207,6 +207,7 @@ def _lower(spec: LayerSpec, bindings: dict, traced: ir.Program) -> Lowered:
     global _lowerings
     from .autodiff import gradient_program, parameter_gradients
     from .codegen import render_module
+    from .linear_sums import split_late_sums
     from .plan import plan_program
     from .schedule import fuse_pair, plan_contraction
     from .simplify import simplify_program
@@ -226,7 +227,7 @@ def _lower(spec: LayerSpec, bindings: dict, traced: ir.Program) -> Lowered:
     if spec.backward is not None:
         from .custom_backward import trace_backward
         user_backward = trace_backward(spec, traced, spec.forward_attrs(attrs), sizes)
-    forward, backward = fuse_pair(traced, user_backward or derived)
+    forward, backward = map(split_late_sums, fuse_pair(traced, user_backward or derived))
     prefix = _prefix(spec.name)
     programs = {"forward": forward, "backward": backward}
     # the backward a call runs when none of its inputs needs a gradient (a model's

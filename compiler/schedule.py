@@ -543,7 +543,8 @@ class Nest:
 
     ``siblings``: further ``(kind, stage)`` pairs run in the same loops (one
     pass over the data), their index variables renamed to this nest's;
-    ``shared`` says how: ``"siblings"`` (pointwise stages) or ``"pass"``. A nest
+    ``shared`` says how: ``"siblings"`` (pointwise stages), ``"sums"``
+    (reductions, an accumulator each: ``sums_nest``) or ``"pass"``. A nest
     whose ``kind`` or any sibling is ``"accumulate"`` runs as a *pass*: the
     outermost loop is split into one contiguous block per thread, each thread
     accumulates into its own partial output, and the partials are combined in
@@ -1226,6 +1227,40 @@ def _fuse_into(group: Nest, nest: Nest):
     return Nest(group.stage, group.kind, group.loops + joined, siblings, shared=shared)
 
 
+def sums_nest(first: Nest, second: Nest) -> Nest | None:
+    """``first`` (a reduction, or reductions sharing its loops) and the
+    reduction ``second`` over the same loops as one ``"sums"`` nest, each
+    element's reductions accumulated side by side in one pass over their terms
+    (a norm's gradients: the sums of ``g`` and of ``g * x`` read ``g`` and
+    ``x`` once), or None. Both must be plain reductions into a scalar
+    accumulator (no window, kept terms, rows in lanes or matrix product), their
+    loops alike, and ``second`` must not read what ``first`` writes."""
+    if first.shared not in ("", "sums") or second.siblings:
+        return None
+    for nest in (first, second):
+        st = nest.stage
+        if (nest.kind != "inner" or not st.reduce or st.scatter_index is not None or nest.window is not None or
+                nest.terms is not None or nest.across or plan_contraction(st) is not None):
+            return None
+    # loops of one iteration do not count: the newcomer's join the output loops, renamed apart
+    ours, theirs = _spanning(first.loops), _spanning(second.loops)
+    units = tuple(loop for loop in second.loops if loop.extent == IConst(1))
+    if len(ours) != len(theirs) or any(loop.reduction for loop in units) or any(
+            (a.extent, a.simd, a.reduction) != (b.extent, b.simd, b.reduction) for a, b in zip(ours, theirs)):
+        return None
+    if ir.tensors_read(second.stage.body) & {st.name for _, st in first.members}:
+        return None
+    taken = {loop.var for loop in first.loops}
+    joined = []
+    for loop in units:
+        joined.append(dataclasses.replace(loop, var=ir.fresh_name(loop.var, taken), parallel=False, simd=False))
+        taken.add(joined[-1].var)
+    stage = _rename(second.stage, theirs + units, ours + tuple(joined))
+    n_out = sum(not loop.reduction for loop in first.loops)
+    loops = first.loops[:n_out] + tuple(joined) + first.loops[n_out:]
+    return Nest(first.stage, "inner", loops, first.siblings + (("inner", stage),), shared="sums")
+
+
 def _row_index(load: Load, stage: Stage) -> bool:
     """Whether ``load`` reads ``stage`` at the element of the current row (its
     own axes; 0 on axes of size 1, as keepdims leaves them)."""
@@ -1285,7 +1320,7 @@ def _with_terms(terms: Nest, total: Nest) -> Nest | None:
 # ---------------------------------------------------------------- rows
 
 
-ROW_FORMS = frozenset({"inner", "online", "siblings"})
+ROW_FORMS = frozenset({"inner", "online", "siblings", "sums"})
 # a tensor written and read only inside a "rows" nest is kept a row at a time
 # (``Nest.local``) where a row has at most this many elements (32 KiB of float)
 LOCAL_ROW_LIMIT = 8192
@@ -1470,6 +1505,7 @@ def _plan_nests(p: Program, fuse_siblings: bool, short: bool) -> tuple:
             nest = kept
         merged = _fuse_into(nests[-1], nest) if nests and fuse_siblings else None
         merged = merged or (_online(nests[-1], nest) if nests and fuse_siblings else None)
+        merged = merged or (sums_nest(nests[-1], nest) if nests and fuse_siblings else None)
         if merged is None:
             nests.append(nest)
         else:

@@ -2037,7 +2037,7 @@ int lc_depthwiseseparableconvspec_forward_f32(int64_t S_H, int64_t S_N, int64_t 
 #if !defined(LC_PARTS) || (LC_PARTS >> 2 & 1)
 
 /* DepthwiseSeparableConvSpec_backward (float) */
-int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_64, const float *restrict T_conv_0, const float *restrict T_div_2, const float *restrict T_sum_7, const float *restrict T_div_23, const float *restrict T_relu_28, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_depthwise_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_pointwise_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_6, float *restrict T_grad_sum_43_12, float *restrict T_grad_div_38_16, float *restrict T_grad_sum_37_17, float *restrict T_grad_conv_36, float *restrict T_grad_relu_28_19, float *restrict T_grad_div_23_26, float *restrict T_grad_sum_7_32, float *restrict T_grad_div_2_36, float *restrict T_grad_sum_1_37, float *restrict T_grad_conv_0)
+int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_depthwise_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_pointwise_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_64, const float *restrict T_conv_0, const float *restrict T_div_2, const float *restrict T_sum_7, const float *restrict T_div_23, const float *restrict T_relu_28, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_depthwise_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_pointwise_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_6, float *restrict T_grad_div_38_16_part, float *restrict T_grad_div_38_16_part_, float *restrict T_grad_sum_43_12, float *restrict T_grad_div_38_16, float *restrict T_grad_sum_37_17, float *restrict T_grad_conv_36, float *restrict T_grad_relu_28_19, float *restrict T_grad_div_23_26, float *restrict T_grad_div_2_36_part, float *restrict T_grad_div_2_36_part_, float *restrict T_grad_sum_7_32, float *restrict T_grad_div_2_36, float *restrict T_grad_sum_1_37, float *restrict T_grad_conv_0)
 {
     if (((S_N * S_H) * S_W) < 16) {    /* short rows */
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
@@ -2093,6 +2093,54 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         T_grad_div_59_6[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
+    /* grad_div_38_16_part[j0, i1, j2, j3] = sum_{i0, i2, i3} -(div_59[0, i1, 0, 0] * grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0)) */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t0 = T_div_59[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = T_div_38[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t6 = T_bn2_bias[v_i1];
+    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
+        const float t1 = T_grad_relu_64[(((v_i0) * lc_stride16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t2 = T_conv_36[(((v_i0) * lc_stride16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t4 = (t2 - t3);
+        const float t5 = (t4 * t0);
+        const float t7 = (t5 + t6);
+        const float t8 = (t7 > 0.0f);
+        const float t9 = (t1 * t8);
+        const float t10 = (t0 * t9);
+        const float t11 = (-t10);
+        acc += t11;
+    }
+    }
+    }
+        T_grad_div_38_16_part[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+    }
+    /* grad_div_38_16_part_[j0, i1, j2, j3] = sum_{i0, i2, i3} conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+        float acc = 0.0f;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const float t1 = T_div_38[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
+    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
+        const float t0 = T_conv_36[(((v_i0) * lc_stride16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const float t2 = (t0 - t1);
+        const float t3 = (t2 + t2);
+        acc += t3;
+    }
+    }
+    }
+        T_grad_div_38_16_part_[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+    }
     /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_43_12[j0, s0, j2, j3] = -(bn2_weight[s0] / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, s0, 0, 0] * 0.5 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
@@ -2117,36 +2165,16 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         T_grad_sum_43_12[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
+    /* grad_div_38_16[j0, i1, j2, j3] = grad_div_38_16_part[0, i1, 0, 0] - grad_sum_43_12[0, i1, 0, 0] * grad_div_38_16_part_[0, i1, 0, 0] */
     {
-    const int64_t lc_stride16 = lc_opaque_i64(16);
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-        float acc = 0.0f;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const float t2 = T_div_38[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_59[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t6 = T_bn2_bias[v_i1];
-        const float t11 = T_grad_sum_43_12[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const float t0 = T_grad_relu_64[(((v_i0) * lc_stride16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t1 = T_conv_36[(((v_i0) * lc_stride16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const float t3 = (t1 - t2);
-        const float t5 = (t3 * t4);
-        const float t7 = (t5 + t6);
-        const float t8 = (t7 > 0.0f);
-        const float t9 = (t0 * t8);
-        const float t10 = (t9 * t4);
-        const float t12 = (t3 + t3);
-        const float t13 = (t11 * t12);
-        const float t14 = (t10 + t13);
-        const float t15 = (-t14);
-        acc += t15;
-    }
-    }
-    }
-        T_grad_div_38_16[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        const float t0 = T_grad_div_38_16_part[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t1 = T_grad_sum_43_12[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = T_grad_div_38_16_part_[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = (t1 * t2);
+        const float t4 = (t0 - t3);
+        T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = t4;
     }
     }
     /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
@@ -2326,16 +2354,19 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0); grad_div_23_26[j0, s0, j2, j3] = sum_{i0, i2, i3} grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) * (conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]); grad_div_2_36_part[j0_, s0, j2_, j3_] = sum_{i0, i2, i3} -(div_23[0, s0, 0, 0] * grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0)); grad_div_2_36_part_[j0__, s0, j2__, j3__] = sum_{i0, i2, i3} conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0] + conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        float acc = 0.0f;
+        float acc0 = 0.0f;
+        float acc1 = 0.0f;
+        float acc2 = 0.0f;
+        float acc3 = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const float t2 = T_div_2[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t4 = T_div_23[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t6 = T_bn1_bias[v_s0];
-    #pragma omp simd reduction(+:acc)
+    #pragma omp simd reduction(+:acc0) reduction(+:acc1) reduction(+:acc2) reduction(+:acc3)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
         const float t0 = T_grad_relu_28_19[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
         const float t1 = T_conv_0[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
@@ -2344,35 +2375,20 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         const float t7 = (t5 + t6);
         const float t8 = (t7 > 0.0f);
         const float t9 = (t0 * t8);
-        acc += t9;
-    }
-    }
-        T_grad_bn1_bias[v_s0] = acc;
-    }
-    }
-    /* grad_div_23_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        float acc = 0.0f;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t6 = T_bn1_bias[v_i1];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const float t0 = T_grad_relu_28_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const float t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const float t3 = (t1 - t2);
-        const float t5 = (t3 * t4);
-        const float t7 = (t5 + t6);
-        const float t8 = (t7 > 0.0f);
-        const float t9 = (t0 * t8);
         const float t10 = (t9 * t3);
-        acc += t10;
+        const float t11 = (t4 * t9);
+        const float t12 = (-t11);
+        const float t13 = (t3 + t3);
+        acc0 += t9;
+        acc1 += t10;
+        acc2 += t12;
+        acc3 += t13;
     }
     }
-        T_grad_div_23_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        T_grad_bn1_bias[v_s0] = acc0;
+        T_grad_div_23_26[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc1;
+        T_grad_div_2_36_part[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc2;
+        T_grad_div_2_36_part_[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc3;
     }
     }
     /* grad_bn1_weight[s0] = grad_div_23_26[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_7_32[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_23_26[0, s0, 0, 0] * 0.5 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
@@ -2399,50 +2415,26 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         T_grad_sum_7_32[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_2_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_32[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_2_36[j0, i1, j2, j3] = grad_div_2_36_part[0, i1, 0, 0] - grad_sum_7_32[0, i1, 0, 0] * grad_div_2_36_part_[0, i1, 0, 0] */
     {
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_2_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_32[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
-            {
-            float acc = 0.0f;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t6 = T_bn1_bias[v_i1];
-                const float t11 = T_grad_sum_7_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-            #pragma omp simd reduction(+:acc)
-            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const float t0 = T_grad_relu_28_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const float t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const float t3 = (t1 - t2);
-                const float t5 = (t3 * t4);
-                const float t7 = (t5 + t6);
-                const float t8 = (t7 > 0.0f);
-                const float t9 = (t0 * t8);
-                const float t10 = (t9 * t4);
-                const float t12 = (t3 + t3);
-                const float t13 = (t11 * t12);
-                const float t14 = (t10 + t13);
-                const float t15 = (-t14);
-                acc += t15;
-            }
-            }
-            T_grad_div_2_36[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-            }
-            /* grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W */
-            {
-                const float t0 = T_grad_div_2_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
-                const float t2 = (t0 * t1);
-                T_grad_sum_1_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
-            }
+        const float t0 = T_grad_div_2_36_part[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t1 = T_grad_sum_7_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = T_grad_div_2_36_part_[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = (t1 * t2);
+        const float t4 = (t0 - t3);
+        T_grad_div_2_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t4;
     }
     }
-    }
+    /* grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W */
+    {
+    const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        const float t0 = T_grad_div_2_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = (t0 * t1);
+        T_grad_sum_1_37[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t2;
     }
     }
     /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_19[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_32[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_37[0, j1, 0, 0] */
@@ -2807,16 +2799,19 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
 
         return 0;
     }
-    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
+    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0); grad_div_59_6[j0, s0, j2, j3] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) * (conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]); grad_div_38_16_part[j0_, s0, j2_, j3_] = sum_{i0, i2, i3} -(div_59[0, s0, 0, 0] * grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0)); grad_div_38_16_part_[j0__, s0, j2__, j3__] = sum_{i0, i2, i3} conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0] + conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
-        float acc = 0.0f;
+        float acc0 = 0.0f;
+        float acc1 = 0.0f;
+        float acc2 = 0.0f;
+        float acc3 = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const float t2 = T_div_38[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
         const float t4 = T_div_59[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
         const float t6 = T_bn2_bias[v_s0];
-    #pragma omp simd reduction(+:acc)
+    #pragma omp simd reduction(+:acc0) reduction(+:acc1) reduction(+:acc2) reduction(+:acc3)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
         const float t0 = T_grad_relu_64[((v_i0) * 16 + v_s0) * S_H * S_W + v_i2];
         const float t1 = T_conv_36[((v_i0) * 16 + v_s0) * S_H * S_W + v_i2];
@@ -2825,35 +2820,20 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         const float t7 = (t5 + t6);
         const float t8 = (t7 > 0.0f);
         const float t9 = (t0 * t8);
-        acc += t9;
-    }
-    }
-        T_grad_bn2_bias[v_s0] = acc;
-    }
-    }
-    /* grad_div_59_6[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-        float acc = 0.0f;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const float t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const float t6 = T_bn2_bias[v_i1];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const float t0 = T_grad_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
-        const float t1 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
-        const float t3 = (t1 - t2);
-        const float t5 = (t3 * t4);
-        const float t7 = (t5 + t6);
-        const float t8 = (t7 > 0.0f);
-        const float t9 = (t0 * t8);
         const float t10 = (t9 * t3);
-        acc += t10;
+        const float t11 = (t4 * t9);
+        const float t12 = (-t11);
+        const float t13 = (t3 + t3);
+        acc0 += t9;
+        acc1 += t10;
+        acc2 += t12;
+        acc3 += t13;
     }
     }
-        T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        T_grad_bn2_bias[v_s0] = acc0;
+        T_grad_div_59_6[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0] = acc1;
+        T_grad_div_38_16_part[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0] = acc2;
+        T_grad_div_38_16_part_[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0] = acc3;
     }
     }
     /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_43_12[j0, s0, j2, j3] = -(bn2_weight[s0] / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, s0, 0, 0] * 0.5 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
@@ -2880,50 +2860,26 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         T_grad_sum_43_12[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_38_16[j0, i1, j2, j3] = grad_div_38_16_part[0, i1, 0, 0] - grad_sum_43_12[0, i1, 0, 0] * grad_div_38_16_part_[0, i1, 0, 0] */
     {
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
-            {
-            float acc = 0.0f;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const float t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-                const float t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-                const float t6 = T_bn2_bias[v_i1];
-                const float t11 = T_grad_sum_43_12[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-            #pragma omp simd reduction(+:acc)
-            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const float t0 = T_grad_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
-                const float t1 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
-                const float t3 = (t1 - t2);
-                const float t5 = (t3 * t4);
-                const float t7 = (t5 + t6);
-                const float t8 = (t7 > 0.0f);
-                const float t9 = (t0 * t8);
-                const float t10 = (t9 * t4);
-                const float t12 = (t3 + t3);
-                const float t13 = (t11 * t12);
-                const float t14 = (t10 + t13);
-                const float t15 = (-t14);
-                acc += t15;
-            }
-            }
-            T_grad_div_38_16[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-            }
-            /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
-            {
-                const float t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-                const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
-                const float t2 = (t0 * t1);
-                T_grad_sum_37_17[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
-            }
+        const float t0 = T_grad_div_38_16_part[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t1 = T_grad_sum_43_12[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = T_grad_div_38_16_part_[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = (t1 * t2);
+        const float t4 = (t0 - t3);
+        T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = t4;
     }
     }
-    }
+    /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
+    {
+    const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+        const float t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = (t0 * t1);
+        T_grad_sum_37_17[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = t2;
     }
     }
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_17[0, j1, 0, 0] */
@@ -3093,16 +3049,19 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0); grad_div_23_26[j0, s0, j2, j3] = sum_{i0, i2, i3} grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) * (conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]); grad_div_2_36_part[j0_, s0, j2_, j3_] = sum_{i0, i2, i3} -(div_23[0, s0, 0, 0] * grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0)); grad_div_2_36_part_[j0__, s0, j2__, j3__] = sum_{i0, i2, i3} conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0] + conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        float acc = 0.0f;
+        float acc0 = 0.0f;
+        float acc1 = 0.0f;
+        float acc2 = 0.0f;
+        float acc3 = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const float t2 = T_div_2[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t4 = T_div_23[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t6 = T_bn1_bias[v_s0];
-    #pragma omp simd reduction(+:acc)
+    #pragma omp simd reduction(+:acc0) reduction(+:acc1) reduction(+:acc2) reduction(+:acc3)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
         const float t0 = T_grad_relu_28_19[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
         const float t1 = T_conv_0[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
@@ -3111,35 +3070,20 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         const float t7 = (t5 + t6);
         const float t8 = (t7 > 0.0f);
         const float t9 = (t0 * t8);
-        acc += t9;
-    }
-    }
-        T_grad_bn1_bias[v_s0] = acc;
-    }
-    }
-    /* grad_div_23_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        float acc = 0.0f;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t6 = T_bn1_bias[v_i1];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const float t0 = T_grad_relu_28_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const float t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const float t3 = (t1 - t2);
-        const float t5 = (t3 * t4);
-        const float t7 = (t5 + t6);
-        const float t8 = (t7 > 0.0f);
-        const float t9 = (t0 * t8);
         const float t10 = (t9 * t3);
-        acc += t10;
+        const float t11 = (t4 * t9);
+        const float t12 = (-t11);
+        const float t13 = (t3 + t3);
+        acc0 += t9;
+        acc1 += t10;
+        acc2 += t12;
+        acc3 += t13;
     }
     }
-        T_grad_div_23_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        T_grad_bn1_bias[v_s0] = acc0;
+        T_grad_div_23_26[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc1;
+        T_grad_div_2_36_part[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc2;
+        T_grad_div_2_36_part_[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc3;
     }
     }
     /* grad_bn1_weight[s0] = grad_div_23_26[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_7_32[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_23_26[0, s0, 0, 0] * 0.5 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
@@ -3166,50 +3110,26 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         T_grad_sum_7_32[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_2_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_32[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_2_36[j0, i1, j2, j3] = grad_div_2_36_part[0, i1, 0, 0] - grad_sum_7_32[0, i1, 0, 0] * grad_div_2_36_part_[0, i1, 0, 0] */
     {
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_2_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_32[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
-            {
-            float acc = 0.0f;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t6 = T_bn1_bias[v_i1];
-                const float t11 = T_grad_sum_7_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-            #pragma omp simd reduction(+:acc)
-            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const float t0 = T_grad_relu_28_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const float t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const float t3 = (t1 - t2);
-                const float t5 = (t3 * t4);
-                const float t7 = (t5 + t6);
-                const float t8 = (t7 > 0.0f);
-                const float t9 = (t0 * t8);
-                const float t10 = (t9 * t4);
-                const float t12 = (t3 + t3);
-                const float t13 = (t11 * t12);
-                const float t14 = (t10 + t13);
-                const float t15 = (-t14);
-                acc += t15;
-            }
-            }
-            T_grad_div_2_36[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-            }
-            /* grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W */
-            {
-                const float t0 = T_grad_div_2_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
-                const float t2 = (t0 * t1);
-                T_grad_sum_1_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
-            }
+        const float t0 = T_grad_div_2_36_part[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t1 = T_grad_sum_7_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = T_grad_div_2_36_part_[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = (t1 * t2);
+        const float t4 = (t0 - t3);
+        T_grad_div_2_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t4;
     }
     }
-    }
+    /* grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W */
+    {
+    const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        const float t0 = T_grad_div_2_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = (t0 * t1);
+        T_grad_sum_1_37[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t2;
     }
     }
     /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_19[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_32[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_37[0, j1, 0, 0] */
@@ -4474,7 +4394,7 @@ int lc_depthwiseseparableconvspec_forward_f64(int64_t S_H, int64_t S_N, int64_t 
 #if !defined(LC_PARTS) || (LC_PARTS >> 4 & 1)
 
 /* DepthwiseSeparableConvSpec_backward (double) */
-int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_64, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_sum_7, const double *restrict T_div_23, const double *restrict T_relu_28, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_depthwise_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_pointwise_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_6, double *restrict T_grad_sum_43_12, double *restrict T_grad_div_38_16, double *restrict T_grad_sum_37_17, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_19, double *restrict T_grad_div_23_26, double *restrict T_grad_sum_7_32, double *restrict T_grad_div_2_36, double *restrict T_grad_sum_1_37, double *restrict T_grad_conv_0)
+int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_depthwise_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_pointwise_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_64, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_sum_7, const double *restrict T_div_23, const double *restrict T_relu_28, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_depthwise_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_pointwise_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_6, double *restrict T_grad_div_38_16_part, double *restrict T_grad_div_38_16_part_, double *restrict T_grad_sum_43_12, double *restrict T_grad_div_38_16, double *restrict T_grad_sum_37_17, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_19, double *restrict T_grad_div_23_26, double *restrict T_grad_div_2_36_part, double *restrict T_grad_div_2_36_part_, double *restrict T_grad_sum_7_32, double *restrict T_grad_div_2_36, double *restrict T_grad_sum_1_37, double *restrict T_grad_conv_0)
 {
     if (((S_N * S_H) * S_W) < 16) {    /* short rows */
     /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
@@ -4530,6 +4450,54 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         T_grad_div_59_6[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0] = acc;
     }
     }
+    /* grad_div_38_16_part[j0, i1, j2, j3] = sum_{i0, i2, i3} -(div_59[0, i1, 0, 0] * grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0)) */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t0 = T_div_59[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_38[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t6 = T_bn2_bias[v_i1];
+    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
+        const double t1 = T_grad_relu_64[(((v_i0) * lc_stride16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t2 = T_conv_36[(((v_i0) * lc_stride16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t4 = (t2 - t3);
+        const double t5 = (t4 * t0);
+        const double t7 = (t5 + t6);
+        const double t8 = (t7 > 0.0);
+        const double t9 = (t1 * t8);
+        const double t10 = (t0 * t9);
+        const double t11 = (-t10);
+        acc += t11;
+    }
+    }
+    }
+        T_grad_div_38_16_part[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+    }
+    /* grad_div_38_16_part_[j0, i1, j2, j3] = sum_{i0, i2, i3} conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] */
+    {
+    const int64_t lc_stride16 = lc_opaque_i64(16);
+    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+        double acc = 0.0;
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
+        const double t1 = T_div_38[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
+    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
+        const double t0 = T_conv_36[(((v_i0) * lc_stride16 + v_i1) * S_H + v_i2) * S_W + v_i3];
+        const double t2 = (t0 - t1);
+        const double t3 = (t2 + t2);
+        acc += t3;
+    }
+    }
+    }
+        T_grad_div_38_16_part_[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0] = acc;
+    }
+    }
     /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_43_12[j0, s0, j2, j3] = -(bn2_weight[s0] / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, s0, 0, 0] * 0.5 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
     {
     #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
@@ -4554,36 +4522,16 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         T_grad_sum_43_12[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
+    /* grad_div_38_16[j0, i1, j2, j3] = grad_div_38_16_part[0, i1, 0, 0] - grad_sum_43_12[0, i1, 0, 0] * grad_div_38_16_part_[0, i1, 0, 0] */
     {
-    const int64_t lc_stride16 = lc_opaque_i64(16);
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)(S_H) * (int64_t)(S_W) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-        double acc = 0.0;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-    for (int64_t v_i2 = 0; v_i2 < S_H; ++v_i2) {
-        const double t2 = T_div_38[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_59[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t6 = T_bn2_bias[v_i1];
-        const double t11 = T_grad_sum_43_12[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0];
-    for (int64_t v_i3 = 0; v_i3 < S_W; ++v_i3) {
-        const double t0 = T_grad_relu_64[(((v_i0) * lc_stride16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t1 = T_conv_36[(((v_i0) * lc_stride16 + v_i1) * S_H + v_i2) * S_W + v_i3];
-        const double t3 = (t1 - t2);
-        const double t5 = (t3 * t4);
-        const double t7 = (t5 + t6);
-        const double t8 = (t7 > 0.0);
-        const double t9 = (t0 * t8);
-        const double t10 = (t9 * t4);
-        const double t12 = (t3 + t3);
-        const double t13 = (t11 * t12);
-        const double t14 = (t10 + t13);
-        const double t15 = (-t14);
-        acc += t15;
-    }
-    }
-    }
-        T_grad_div_38_16[(((0) * lc_stride16 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        const double t0 = T_grad_div_38_16_part[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t1 = T_grad_sum_43_12[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = T_grad_div_38_16_part_[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = (t1 * t2);
+        const double t4 = (t0 - t3);
+        T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = t4;
     }
     }
     /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
@@ -4763,16 +4711,19 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0); grad_div_23_26[j0, s0, j2, j3] = sum_{i0, i2, i3} grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) * (conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]); grad_div_2_36_part[j0_, s0, j2_, j3_] = sum_{i0, i2, i3} -(div_23[0, s0, 0, 0] * grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0)); grad_div_2_36_part_[j0__, s0, j2__, j3__] = sum_{i0, i2, i3} conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0] + conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        double acc = 0.0;
+        double acc0 = 0.0;
+        double acc1 = 0.0;
+        double acc2 = 0.0;
+        double acc3 = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const double t2 = T_div_2[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t4 = T_div_23[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t6 = T_bn1_bias[v_s0];
-    #pragma omp simd reduction(+:acc)
+    #pragma omp simd reduction(+:acc0) reduction(+:acc1) reduction(+:acc2) reduction(+:acc3)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
         const double t0 = T_grad_relu_28_19[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
         const double t1 = T_conv_0[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
@@ -4781,35 +4732,20 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         const double t7 = (t5 + t6);
         const double t8 = (t7 > 0.0);
         const double t9 = (t0 * t8);
-        acc += t9;
-    }
-    }
-        T_grad_bn1_bias[v_s0] = acc;
-    }
-    }
-    /* grad_div_23_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        double acc = 0.0;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t6 = T_bn1_bias[v_i1];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const double t0 = T_grad_relu_28_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const double t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const double t3 = (t1 - t2);
-        const double t5 = (t3 * t4);
-        const double t7 = (t5 + t6);
-        const double t8 = (t7 > 0.0);
-        const double t9 = (t0 * t8);
         const double t10 = (t9 * t3);
-        acc += t10;
+        const double t11 = (t4 * t9);
+        const double t12 = (-t11);
+        const double t13 = (t3 + t3);
+        acc0 += t9;
+        acc1 += t10;
+        acc2 += t12;
+        acc3 += t13;
     }
     }
-        T_grad_div_23_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        T_grad_bn1_bias[v_s0] = acc0;
+        T_grad_div_23_26[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc1;
+        T_grad_div_2_36_part[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc2;
+        T_grad_div_2_36_part_[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc3;
     }
     }
     /* grad_bn1_weight[s0] = grad_div_23_26[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_7_32[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_23_26[0, s0, 0, 0] * 0.5 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
@@ -4836,50 +4772,26 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         T_grad_sum_7_32[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_2_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_32[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_2_36[j0, i1, j2, j3] = grad_div_2_36_part[0, i1, 0, 0] - grad_sum_7_32[0, i1, 0, 0] * grad_div_2_36_part_[0, i1, 0, 0] */
     {
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_2_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_32[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
-            {
-            double acc = 0.0;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t6 = T_bn1_bias[v_i1];
-                const double t11 = T_grad_sum_7_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-            #pragma omp simd reduction(+:acc)
-            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const double t0 = T_grad_relu_28_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const double t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const double t3 = (t1 - t2);
-                const double t5 = (t3 * t4);
-                const double t7 = (t5 + t6);
-                const double t8 = (t7 > 0.0);
-                const double t9 = (t0 * t8);
-                const double t10 = (t9 * t4);
-                const double t12 = (t3 + t3);
-                const double t13 = (t11 * t12);
-                const double t14 = (t10 + t13);
-                const double t15 = (-t14);
-                acc += t15;
-            }
-            }
-            T_grad_div_2_36[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-            }
-            /* grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W */
-            {
-                const double t0 = T_grad_div_2_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
-                const double t2 = (t0 * t1);
-                T_grad_sum_1_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
-            }
+        const double t0 = T_grad_div_2_36_part[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t1 = T_grad_sum_7_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = T_grad_div_2_36_part_[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = (t1 * t2);
+        const double t4 = (t0 - t3);
+        T_grad_div_2_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t4;
     }
     }
-    }
+    /* grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W */
+    {
+    const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        const double t0 = T_grad_div_2_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t0 * t1);
+        T_grad_sum_1_37[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t2;
     }
     }
     /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_19[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_32[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_37[0, j1, 0, 0] */
@@ -5244,16 +5156,19 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
 
         return 0;
     }
-    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) */
+    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0); grad_div_59_6[j0, s0, j2, j3] = sum_{i0, i2, i3} grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0) * (conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]); grad_div_38_16_part[j0_, s0, j2_, j3_] = sum_{i0, i2, i3} -(div_59[0, s0, 0, 0] * grad_relu_64[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] > 0)); grad_div_38_16_part_[j0__, s0, j2__, j3__] = sum_{i0, i2, i3} conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0] + conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 16; ++v_s0) {
-        double acc = 0.0;
+        double acc0 = 0.0;
+        double acc1 = 0.0;
+        double acc2 = 0.0;
+        double acc3 = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const double t2 = T_div_38[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
         const double t4 = T_div_59[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0];
         const double t6 = T_bn2_bias[v_s0];
-    #pragma omp simd reduction(+:acc)
+    #pragma omp simd reduction(+:acc0) reduction(+:acc1) reduction(+:acc2) reduction(+:acc3)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
         const double t0 = T_grad_relu_64[((v_i0) * 16 + v_s0) * S_H * S_W + v_i2];
         const double t1 = T_conv_36[((v_i0) * 16 + v_s0) * S_H * S_W + v_i2];
@@ -5262,35 +5177,20 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         const double t7 = (t5 + t6);
         const double t8 = (t7 > 0.0);
         const double t9 = (t0 * t8);
-        acc += t9;
-    }
-    }
-        T_grad_bn2_bias[v_s0] = acc;
-    }
-    }
-    /* grad_div_59_6[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(16) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-        double acc = 0.0;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-        const double t6 = T_bn2_bias[v_i1];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const double t0 = T_grad_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
-        const double t1 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
-        const double t3 = (t1 - t2);
-        const double t5 = (t3 * t4);
-        const double t7 = (t5 + t6);
-        const double t8 = (t7 > 0.0);
-        const double t9 = (t0 * t8);
         const double t10 = (t9 * t3);
-        acc += t10;
+        const double t11 = (t4 * t9);
+        const double t12 = (-t11);
+        const double t13 = (t3 + t3);
+        acc0 += t9;
+        acc1 += t10;
+        acc2 += t12;
+        acc3 += t13;
     }
     }
-        T_grad_div_59_6[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        T_grad_bn2_bias[v_s0] = acc0;
+        T_grad_div_59_6[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0] = acc1;
+        T_grad_div_38_16_part[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0] = acc2;
+        T_grad_div_38_16_part_[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0] = acc3;
     }
     }
     /* grad_bn2_weight[s0] = grad_div_59_6[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_43_12[j0, s0, j2, j3] = -(bn2_weight[s0] / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_59_6[0, s0, 0, 0] * 0.5 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
@@ -5317,50 +5217,26 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         T_grad_sum_43_12[(((0) * 16 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_38_16[j0, i1, j2, j3] = grad_div_38_16_part[0, i1, 0, 0] - grad_sum_43_12[0, i1, 0, 0] * grad_div_38_16_part_[0, i1, 0, 0] */
     {
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(16) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_38_16[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_64[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_12[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
-            {
-            double acc = 0.0;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const double t2 = T_div_38[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-                const double t4 = T_div_59[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-                const double t6 = T_bn2_bias[v_i1];
-                const double t11 = T_grad_sum_43_12[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-            #pragma omp simd reduction(+:acc)
-            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const double t0 = T_grad_relu_64[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
-                const double t1 = T_conv_36[((v_i0) * 16 + v_i1) * S_H * S_W + v_i2];
-                const double t3 = (t1 - t2);
-                const double t5 = (t3 * t4);
-                const double t7 = (t5 + t6);
-                const double t8 = (t7 > 0.0);
-                const double t9 = (t0 * t8);
-                const double t10 = (t9 * t4);
-                const double t12 = (t3 + t3);
-                const double t13 = (t11 * t12);
-                const double t14 = (t10 + t13);
-                const double t15 = (-t14);
-                acc += t15;
-            }
-            }
-            T_grad_div_38_16[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-            }
-            /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
-            {
-                const double t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
-                const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
-                const double t2 = (t0 * t1);
-                T_grad_sum_37_17[(((v_j0) * 16 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
-            }
+        const double t0 = T_grad_div_38_16_part[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t1 = T_grad_sum_43_12[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = T_grad_div_38_16_part_[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = (t1 * t2);
+        const double t4 = (t0 - t3);
+        T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = t4;
     }
     }
-    }
+    /* grad_sum_37_17[j0, i1, j2, j3] = grad_div_38_16[0, i1, 0, 0] * 1 / N * H * W */
+    {
+    const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(16) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 16; ++v_i1) {
+        const double t0 = T_grad_div_38_16[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t0 * t1);
+        T_grad_sum_37_17[(((0) * 16 + v_i1) * 1 + 0) * 1 + 0] = t2;
     }
     }
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_64[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_12[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_17[0, j1, 0, 0] */
@@ -5530,16 +5406,19 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
     }
     }
 
-    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0); grad_div_23_26[j0, s0, j2, j3] = sum_{i0, i2, i3} grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) * (conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]); grad_div_2_36_part[j0_, s0, j2_, j3_] = sum_{i0, i2, i3} -(div_23[0, s0, 0, 0] * grad_relu_28_19[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0)); grad_div_2_36_part_[j0__, s0, j2__, j3__] = sum_{i0, i2, i3} conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0] + conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        double acc = 0.0;
+        double acc0 = 0.0;
+        double acc1 = 0.0;
+        double acc2 = 0.0;
+        double acc3 = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const double t2 = T_div_2[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t4 = T_div_23[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t6 = T_bn1_bias[v_s0];
-    #pragma omp simd reduction(+:acc)
+    #pragma omp simd reduction(+:acc0) reduction(+:acc1) reduction(+:acc2) reduction(+:acc3)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
         const double t0 = T_grad_relu_28_19[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
         const double t1 = T_conv_0[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
@@ -5548,35 +5427,20 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         const double t7 = (t5 + t6);
         const double t8 = (t7 > 0.0);
         const double t9 = (t0 * t8);
-        acc += t9;
-    }
-    }
-        T_grad_bn1_bias[v_s0] = acc;
-    }
-    }
-    /* grad_div_23_26[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        double acc = 0.0;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t6 = T_bn1_bias[v_i1];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const double t0 = T_grad_relu_28_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const double t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const double t3 = (t1 - t2);
-        const double t5 = (t3 * t4);
-        const double t7 = (t5 + t6);
-        const double t8 = (t7 > 0.0);
-        const double t9 = (t0 * t8);
         const double t10 = (t9 * t3);
-        acc += t10;
+        const double t11 = (t4 * t9);
+        const double t12 = (-t11);
+        const double t13 = (t3 + t3);
+        acc0 += t9;
+        acc1 += t10;
+        acc2 += t12;
+        acc3 += t13;
     }
     }
-        T_grad_div_23_26[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        T_grad_bn1_bias[v_s0] = acc0;
+        T_grad_div_23_26[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc1;
+        T_grad_div_2_36_part[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc2;
+        T_grad_div_2_36_part_[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc3;
     }
     }
     /* grad_bn1_weight[s0] = grad_div_23_26[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_7_32[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_23_26[0, s0, 0, 0] * 0.5 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
@@ -5603,50 +5467,26 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         T_grad_sum_7_32[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_2_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_32[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_2_36[j0, i1, j2, j3] = grad_div_2_36_part[0, i1, 0, 0] - grad_sum_7_32[0, i1, 0, 0] * grad_div_2_36_part_[0, i1, 0, 0] */
     {
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_2_36[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_19[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_32[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
-            {
-            double acc = 0.0;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t6 = T_bn1_bias[v_i1];
-                const double t11 = T_grad_sum_7_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-            #pragma omp simd reduction(+:acc)
-            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const double t0 = T_grad_relu_28_19[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const double t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const double t3 = (t1 - t2);
-                const double t5 = (t3 * t4);
-                const double t7 = (t5 + t6);
-                const double t8 = (t7 > 0.0);
-                const double t9 = (t0 * t8);
-                const double t10 = (t9 * t4);
-                const double t12 = (t3 + t3);
-                const double t13 = (t11 * t12);
-                const double t14 = (t10 + t13);
-                const double t15 = (-t14);
-                acc += t15;
-            }
-            }
-            T_grad_div_2_36[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-            }
-            /* grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W */
-            {
-                const double t0 = T_grad_div_2_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
-                const double t2 = (t0 * t1);
-                T_grad_sum_1_37[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
-            }
+        const double t0 = T_grad_div_2_36_part[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t1 = T_grad_sum_7_32[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = T_grad_div_2_36_part_[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = (t1 * t2);
+        const double t4 = (t0 - t3);
+        T_grad_div_2_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t4;
     }
     }
-    }
+    /* grad_sum_1_37[j0, i1, j2, j3] = grad_div_2_36[0, i1, 0, 0] * 1 / N * H * W */
+    {
+    const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        const double t0 = T_grad_div_2_36[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t0 * t1);
+        T_grad_sum_1_37[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t2;
     }
     }
     /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_19[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_32[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_37[0, j1, 0, 0] */

@@ -1553,18 +1553,21 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
 #if !defined(LC_PARTS) || (LC_PARTS >> 2 & 1)
 
 /* ResidualBlockSpec_backward (float) */
-int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_65, const float *restrict T_conv_0, const float *restrict T_div_2, const float *restrict T_sum_7, const float *restrict T_div_23, const float *restrict T_relu_28, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_conv1_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_conv2_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_8, float *restrict T_grad_sum_43_14, float *restrict T_grad_div_38_18, float *restrict T_grad_sum_37_19, float *restrict T_grad_conv_36, float *restrict T_grad_relu_28_21, float *restrict T_grad_div_23_28, float *restrict T_grad_sum_7_34, float *restrict T_grad_div_2_38, float *restrict T_grad_sum_1_39, float *restrict T_grad_conv_0)
+int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_conv1_weight, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_65, const float *restrict T_conv_0, const float *restrict T_div_2, const float *restrict T_sum_7, const float *restrict T_div_23, const float *restrict T_relu_28, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_x, float *restrict T_grad_conv1_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_conv2_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_8, float *restrict T_grad_div_38_18_part, float *restrict T_grad_div_38_18_part_, float *restrict T_grad_sum_43_14, float *restrict T_grad_div_38_18, float *restrict T_grad_sum_37_19, float *restrict T_grad_conv_36, float *restrict T_grad_relu_28_21, float *restrict T_grad_div_23_28, float *restrict T_grad_div_2_38_part, float *restrict T_grad_div_2_38_part_, float *restrict T_grad_sum_7_34, float *restrict T_grad_div_2_38, float *restrict T_grad_sum_1_39, float *restrict T_grad_conv_0)
 {
-    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0) */
+    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0); grad_div_59_8[j0, s0, j2, j3] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0) * (conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]); grad_div_38_18_part[j0_, s0, j2_, j3_] = sum_{i0, i2, i3} -(div_59[0, s0, 0, 0] * grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0)); grad_div_38_18_part_[j0__, s0, j2__, j3__] = sum_{i0, i2, i3} conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0] + conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        float acc = 0.0f;
+        float acc0 = 0.0f;
+        float acc1 = 0.0f;
+        float acc2 = 0.0f;
+        float acc3 = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const float t2 = T_div_38[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t4 = T_div_59[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t6 = T_bn2_bias[v_s0];
-    #pragma omp simd reduction(+:acc)
+    #pragma omp simd reduction(+:acc0) reduction(+:acc1) reduction(+:acc2) reduction(+:acc3)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
         const float t0 = T_grad_relu_65[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
         const float t1 = T_conv_36[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
@@ -1575,37 +1578,20 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         const float t9 = (t7 + t8);
         const float t10 = (t9 > 0.0f);
         const float t11 = (t0 * t10);
-        acc += t11;
-    }
-    }
-        T_grad_bn2_bias[v_s0] = acc;
-    }
-    }
-    /* grad_div_59_8[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        float acc = 0.0f;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const float t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t6 = T_bn2_bias[v_i1];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const float t0 = T_grad_relu_65[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const float t1 = T_conv_36[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const float t3 = (t1 - t2);
-        const float t5 = (t3 * t4);
-        const float t7 = (t5 + t6);
-        const float t8 = T_x[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const float t9 = (t7 + t8);
-        const float t10 = (t9 > 0.0f);
-        const float t11 = (t0 * t10);
         const float t12 = (t11 * t3);
-        acc += t12;
+        const float t13 = (t4 * t11);
+        const float t14 = (-t13);
+        const float t15 = (t3 + t3);
+        acc0 += t11;
+        acc1 += t12;
+        acc2 += t14;
+        acc3 += t15;
     }
     }
-        T_grad_div_59_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        T_grad_bn2_bias[v_s0] = acc0;
+        T_grad_div_59_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc1;
+        T_grad_div_38_18_part[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc2;
+        T_grad_div_38_18_part_[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc3;
     }
     }
     /* grad_bn2_weight[s0] = grad_div_59_8[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_43_14[j0, s0, j2, j3] = -(bn2_weight[s0] / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, s0, 0, 0] * 0.5 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
@@ -1632,52 +1618,26 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         T_grad_sum_43_14[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_38_18[j0, i1, j2, j3] = grad_div_38_18_part[0, i1, 0, 0] - grad_sum_43_14[0, i1, 0, 0] * grad_div_38_18_part_[0, i1, 0, 0] */
     {
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
-            {
-            float acc = 0.0f;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const float t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t6 = T_bn2_bias[v_i1];
-                const float t13 = T_grad_sum_43_14[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-            #pragma omp simd reduction(+:acc)
-            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const float t0 = T_grad_relu_65[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const float t1 = T_conv_36[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const float t3 = (t1 - t2);
-                const float t5 = (t3 * t4);
-                const float t7 = (t5 + t6);
-                const float t8 = T_x[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const float t9 = (t7 + t8);
-                const float t10 = (t9 > 0.0f);
-                const float t11 = (t0 * t10);
-                const float t12 = (t11 * t4);
-                const float t14 = (t3 + t3);
-                const float t15 = (t13 * t14);
-                const float t16 = (t12 + t15);
-                const float t17 = (-t16);
-                acc += t17;
-            }
-            }
-            T_grad_div_38_18[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-            }
-            /* grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W */
-            {
-                const float t0 = T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
-                const float t2 = (t0 * t1);
-                T_grad_sum_37_19[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
-            }
+        const float t0 = T_grad_div_38_18_part[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t1 = T_grad_sum_43_14[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = T_grad_div_38_18_part_[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = (t1 * t2);
+        const float t4 = (t0 - t3);
+        T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t4;
     }
     }
-    }
+    /* grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W */
+    {
+    const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        const float t0 = T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = (t0 * t1);
+        T_grad_sum_37_19[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t2;
     }
     }
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_14[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_19[0, j1, 0, 0] */
@@ -1992,16 +1952,19 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
 
-    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0); grad_div_23_28[j0, s0, j2, j3] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) * (conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]); grad_div_2_38_part[j0_, s0, j2_, j3_] = sum_{i0, i2, i3} -(div_23[0, s0, 0, 0] * grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0)); grad_div_2_38_part_[j0__, s0, j2__, j3__] = sum_{i0, i2, i3} conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0] + conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        float acc = 0.0f;
+        float acc0 = 0.0f;
+        float acc1 = 0.0f;
+        float acc2 = 0.0f;
+        float acc3 = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const float t2 = T_div_2[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t4 = T_div_23[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t6 = T_bn1_bias[v_s0];
-    #pragma omp simd reduction(+:acc)
+    #pragma omp simd reduction(+:acc0) reduction(+:acc1) reduction(+:acc2) reduction(+:acc3)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
         const float t0 = T_grad_relu_28_21[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
         const float t1 = T_conv_0[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
@@ -2010,35 +1973,20 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         const float t7 = (t5 + t6);
         const float t8 = (t7 > 0.0f);
         const float t9 = (t0 * t8);
-        acc += t9;
-    }
-    }
-        T_grad_bn1_bias[v_s0] = acc;
-    }
-    }
-    /* grad_div_23_28[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        float acc = 0.0f;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t6 = T_bn1_bias[v_i1];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const float t0 = T_grad_relu_28_21[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const float t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const float t3 = (t1 - t2);
-        const float t5 = (t3 * t4);
-        const float t7 = (t5 + t6);
-        const float t8 = (t7 > 0.0f);
-        const float t9 = (t0 * t8);
         const float t10 = (t9 * t3);
-        acc += t10;
+        const float t11 = (t4 * t9);
+        const float t12 = (-t11);
+        const float t13 = (t3 + t3);
+        acc0 += t9;
+        acc1 += t10;
+        acc2 += t12;
+        acc3 += t13;
     }
     }
-        T_grad_div_23_28[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        T_grad_bn1_bias[v_s0] = acc0;
+        T_grad_div_23_28[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc1;
+        T_grad_div_2_38_part[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc2;
+        T_grad_div_2_38_part_[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc3;
     }
     }
     /* grad_bn1_weight[s0] = grad_div_23_28[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_7_34[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, s0, 0, 0] * 0.5 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
@@ -2065,50 +2013,26 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         T_grad_sum_7_34[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_2_38[j0, i1, j2, j3] = grad_div_2_38_part[0, i1, 0, 0] - grad_sum_7_34[0, i1, 0, 0] * grad_div_2_38_part_[0, i1, 0, 0] */
     {
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
-            {
-            float acc = 0.0f;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t6 = T_bn1_bias[v_i1];
-                const float t11 = T_grad_sum_7_34[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-            #pragma omp simd reduction(+:acc)
-            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const float t0 = T_grad_relu_28_21[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const float t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const float t3 = (t1 - t2);
-                const float t5 = (t3 * t4);
-                const float t7 = (t5 + t6);
-                const float t8 = (t7 > 0.0f);
-                const float t9 = (t0 * t8);
-                const float t10 = (t9 * t4);
-                const float t12 = (t3 + t3);
-                const float t13 = (t11 * t12);
-                const float t14 = (t10 + t13);
-                const float t15 = (-t14);
-                acc += t15;
-            }
-            }
-            T_grad_div_2_38[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-            }
-            /* grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W */
-            {
-                const float t0 = T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
-                const float t2 = (t0 * t1);
-                T_grad_sum_1_39[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
-            }
+        const float t0 = T_grad_div_2_38_part[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t1 = T_grad_sum_7_34[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = T_grad_div_2_38_part_[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = (t1 * t2);
+        const float t4 = (t0 - t3);
+        T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t4;
     }
     }
-    }
+    /* grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W */
+    {
+    const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        const float t0 = T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = (t0 * t1);
+        T_grad_sum_1_39[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t2;
     }
     }
     /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_21[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_34[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_39[0, j1, 0, 0] */
@@ -2440,18 +2364,21 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
 #if !defined(LC_PARTS) || (LC_PARTS >> 3 & 1)
 
 /* ResidualBlockSpec_backward (float) */
-int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_65, const float *restrict T_conv_0, const float *restrict T_div_2, const float *restrict T_sum_7, const float *restrict T_div_23, const float *restrict T_relu_28, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_conv1_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_conv2_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_8, float *restrict T_grad_sum_43_14, float *restrict T_grad_div_38_18, float *restrict T_grad_sum_37_19, float *restrict T_grad_conv_36, float *restrict T_grad_relu_28_21, float *restrict T_grad_div_23_28, float *restrict T_grad_sum_7_34, float *restrict T_grad_div_2_38, float *restrict T_grad_sum_1_39, float *restrict T_grad_conv_0)
+int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S_W, const float *restrict T_x, const float *restrict T_bn1_weight, const float *restrict T_bn1_bias, const float *restrict T_conv2_weight, const float *restrict T_bn2_weight, const float *restrict T_bn2_bias, const float *restrict T_grad_relu_65, const float *restrict T_conv_0, const float *restrict T_div_2, const float *restrict T_sum_7, const float *restrict T_div_23, const float *restrict T_relu_28, const float *restrict T_conv_36, const float *restrict T_div_38, const float *restrict T_sum_43, const float *restrict T_div_59, float *restrict T_grad_conv1_weight, float *restrict T_grad_bn1_weight, float *restrict T_grad_bn1_bias, float *restrict T_grad_conv2_weight, float *restrict T_grad_bn2_weight, float *restrict T_grad_bn2_bias, float *restrict T_grad_div_59_8, float *restrict T_grad_div_38_18_part, float *restrict T_grad_div_38_18_part_, float *restrict T_grad_sum_43_14, float *restrict T_grad_div_38_18, float *restrict T_grad_sum_37_19, float *restrict T_grad_conv_36, float *restrict T_grad_relu_28_21, float *restrict T_grad_div_23_28, float *restrict T_grad_div_2_38_part, float *restrict T_grad_div_2_38_part_, float *restrict T_grad_sum_7_34, float *restrict T_grad_div_2_38, float *restrict T_grad_sum_1_39, float *restrict T_grad_conv_0)
 {
-    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0) */
+    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0); grad_div_59_8[j0, s0, j2, j3] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0) * (conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]); grad_div_38_18_part[j0_, s0, j2_, j3_] = sum_{i0, i2, i3} -(div_59[0, s0, 0, 0] * grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0)); grad_div_38_18_part_[j0__, s0, j2__, j3__] = sum_{i0, i2, i3} conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0] + conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        float acc = 0.0f;
+        float acc0 = 0.0f;
+        float acc1 = 0.0f;
+        float acc2 = 0.0f;
+        float acc3 = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const float t2 = T_div_38[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t4 = T_div_59[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t6 = T_bn2_bias[v_s0];
-    #pragma omp simd reduction(+:acc)
+    #pragma omp simd reduction(+:acc0) reduction(+:acc1) reduction(+:acc2) reduction(+:acc3)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
         const float t0 = T_grad_relu_65[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
         const float t1 = T_conv_36[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
@@ -2462,37 +2389,20 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
         const float t9 = (t7 + t8);
         const float t10 = (t9 > 0.0f);
         const float t11 = (t0 * t10);
-        acc += t11;
-    }
-    }
-        T_grad_bn2_bias[v_s0] = acc;
-    }
-    }
-    /* grad_div_59_8[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        float acc = 0.0f;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const float t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t6 = T_bn2_bias[v_i1];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const float t0 = T_grad_relu_65[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const float t1 = T_conv_36[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const float t3 = (t1 - t2);
-        const float t5 = (t3 * t4);
-        const float t7 = (t5 + t6);
-        const float t8 = T_x[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const float t9 = (t7 + t8);
-        const float t10 = (t9 > 0.0f);
-        const float t11 = (t0 * t10);
         const float t12 = (t11 * t3);
-        acc += t12;
+        const float t13 = (t4 * t11);
+        const float t14 = (-t13);
+        const float t15 = (t3 + t3);
+        acc0 += t11;
+        acc1 += t12;
+        acc2 += t14;
+        acc3 += t15;
     }
     }
-        T_grad_div_59_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        T_grad_bn2_bias[v_s0] = acc0;
+        T_grad_div_59_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc1;
+        T_grad_div_38_18_part[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc2;
+        T_grad_div_38_18_part_[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc3;
     }
     }
     /* grad_bn2_weight[s0] = grad_div_59_8[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_43_14[j0, s0, j2, j3] = -(bn2_weight[s0] / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, s0, 0, 0] * 0.5 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
@@ -2519,52 +2429,26 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
         T_grad_sum_43_14[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_38_18[j0, i1, j2, j3] = grad_div_38_18_part[0, i1, 0, 0] - grad_sum_43_14[0, i1, 0, 0] * grad_div_38_18_part_[0, i1, 0, 0] */
     {
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
-            {
-            float acc = 0.0f;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const float t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t6 = T_bn2_bias[v_i1];
-                const float t13 = T_grad_sum_43_14[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-            #pragma omp simd reduction(+:acc)
-            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const float t0 = T_grad_relu_65[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const float t1 = T_conv_36[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const float t3 = (t1 - t2);
-                const float t5 = (t3 * t4);
-                const float t7 = (t5 + t6);
-                const float t8 = T_x[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const float t9 = (t7 + t8);
-                const float t10 = (t9 > 0.0f);
-                const float t11 = (t0 * t10);
-                const float t12 = (t11 * t4);
-                const float t14 = (t3 + t3);
-                const float t15 = (t13 * t14);
-                const float t16 = (t12 + t15);
-                const float t17 = (-t16);
-                acc += t17;
-            }
-            }
-            T_grad_div_38_18[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-            }
-            /* grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W */
-            {
-                const float t0 = T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
-                const float t2 = (t0 * t1);
-                T_grad_sum_37_19[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
-            }
+        const float t0 = T_grad_div_38_18_part[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t1 = T_grad_sum_43_14[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = T_grad_div_38_18_part_[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = (t1 * t2);
+        const float t4 = (t0 - t3);
+        T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t4;
     }
     }
-    }
+    /* grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W */
+    {
+    const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        const float t0 = T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = (t0 * t1);
+        T_grad_sum_37_19[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t2;
     }
     }
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_14[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_19[0, j1, 0, 0] */
@@ -2879,16 +2763,19 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
     }
     }
 
-    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0); grad_div_23_28[j0, s0, j2, j3] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) * (conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]); grad_div_2_38_part[j0_, s0, j2_, j3_] = sum_{i0, i2, i3} -(div_23[0, s0, 0, 0] * grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0)); grad_div_2_38_part_[j0__, s0, j2__, j3__] = sum_{i0, i2, i3} conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0] + conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        float acc = 0.0f;
+        float acc0 = 0.0f;
+        float acc1 = 0.0f;
+        float acc2 = 0.0f;
+        float acc3 = 0.0f;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const float t2 = T_div_2[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t4 = T_div_23[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const float t6 = T_bn1_bias[v_s0];
-    #pragma omp simd reduction(+:acc)
+    #pragma omp simd reduction(+:acc0) reduction(+:acc1) reduction(+:acc2) reduction(+:acc3)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
         const float t0 = T_grad_relu_28_21[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
         const float t1 = T_conv_0[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
@@ -2897,35 +2784,20 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
         const float t7 = (t5 + t6);
         const float t8 = (t7 > 0.0f);
         const float t9 = (t0 * t8);
-        acc += t9;
-    }
-    }
-        T_grad_bn1_bias[v_s0] = acc;
-    }
-    }
-    /* grad_div_23_28[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        float acc = 0.0f;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const float t6 = T_bn1_bias[v_i1];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const float t0 = T_grad_relu_28_21[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const float t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const float t3 = (t1 - t2);
-        const float t5 = (t3 * t4);
-        const float t7 = (t5 + t6);
-        const float t8 = (t7 > 0.0f);
-        const float t9 = (t0 * t8);
         const float t10 = (t9 * t3);
-        acc += t10;
+        const float t11 = (t4 * t9);
+        const float t12 = (-t11);
+        const float t13 = (t3 + t3);
+        acc0 += t9;
+        acc1 += t10;
+        acc2 += t12;
+        acc3 += t13;
     }
     }
-        T_grad_div_23_28[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        T_grad_bn1_bias[v_s0] = acc0;
+        T_grad_div_23_28[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc1;
+        T_grad_div_2_38_part[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc2;
+        T_grad_div_2_38_part_[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc3;
     }
     }
     /* grad_bn1_weight[s0] = grad_div_23_28[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_7_34[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, s0, 0, 0] * 0.5 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
@@ -2952,50 +2824,26 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
         T_grad_sum_7_34[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_2_38[j0, i1, j2, j3] = grad_div_2_38_part[0, i1, 0, 0] - grad_sum_7_34[0, i1, 0, 0] * grad_div_2_38_part_[0, i1, 0, 0] */
     {
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
-            {
-            float acc = 0.0f;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const float t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t6 = T_bn1_bias[v_i1];
-                const float t11 = T_grad_sum_7_34[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-            #pragma omp simd reduction(+:acc)
-            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const float t0 = T_grad_relu_28_21[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const float t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const float t3 = (t1 - t2);
-                const float t5 = (t3 * t4);
-                const float t7 = (t5 + t6);
-                const float t8 = (t7 > 0.0f);
-                const float t9 = (t0 * t8);
-                const float t10 = (t9 * t4);
-                const float t12 = (t3 + t3);
-                const float t13 = (t11 * t12);
-                const float t14 = (t10 + t13);
-                const float t15 = (-t14);
-                acc += t15;
-            }
-            }
-            T_grad_div_2_38[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-            }
-            /* grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W */
-            {
-                const float t0 = T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
-                const float t2 = (t0 * t1);
-                T_grad_sum_1_39[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
-            }
+        const float t0 = T_grad_div_2_38_part[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t1 = T_grad_sum_7_34[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = T_grad_div_2_38_part_[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = (t1 * t2);
+        const float t4 = (t0 - t3);
+        T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t4;
     }
     }
-    }
+    /* grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W */
+    {
+    const float t1 = (1.0f / ((float)((S_N * S_H) * S_W)));
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        const float t0 = T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t2 = (t0 * t1);
+        T_grad_sum_1_39[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t2;
     }
     }
     /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_21[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_34[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_39[0, j1, 0, 0] */
@@ -3590,18 +3438,21 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
 #if !defined(LC_PARTS) || (LC_PARTS >> 5 & 1)
 
 /* ResidualBlockSpec_backward (double) */
-int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_65, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_sum_7, const double *restrict T_div_23, const double *restrict T_relu_28, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_conv1_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_conv2_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_8, double *restrict T_grad_sum_43_14, double *restrict T_grad_div_38_18, double *restrict T_grad_sum_37_19, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_21, double *restrict T_grad_div_23_28, double *restrict T_grad_sum_7_34, double *restrict T_grad_div_2_38, double *restrict T_grad_sum_1_39, double *restrict T_grad_conv_0)
+int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_conv1_weight, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_65, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_sum_7, const double *restrict T_div_23, const double *restrict T_relu_28, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_x, double *restrict T_grad_conv1_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_conv2_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_8, double *restrict T_grad_div_38_18_part, double *restrict T_grad_div_38_18_part_, double *restrict T_grad_sum_43_14, double *restrict T_grad_div_38_18, double *restrict T_grad_sum_37_19, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_21, double *restrict T_grad_div_23_28, double *restrict T_grad_div_2_38_part, double *restrict T_grad_div_2_38_part_, double *restrict T_grad_sum_7_34, double *restrict T_grad_div_2_38, double *restrict T_grad_sum_1_39, double *restrict T_grad_conv_0)
 {
-    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0) */
+    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0); grad_div_59_8[j0, s0, j2, j3] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0) * (conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]); grad_div_38_18_part[j0_, s0, j2_, j3_] = sum_{i0, i2, i3} -(div_59[0, s0, 0, 0] * grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0)); grad_div_38_18_part_[j0__, s0, j2__, j3__] = sum_{i0, i2, i3} conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0] + conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        double acc = 0.0;
+        double acc0 = 0.0;
+        double acc1 = 0.0;
+        double acc2 = 0.0;
+        double acc3 = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const double t2 = T_div_38[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t4 = T_div_59[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t6 = T_bn2_bias[v_s0];
-    #pragma omp simd reduction(+:acc)
+    #pragma omp simd reduction(+:acc0) reduction(+:acc1) reduction(+:acc2) reduction(+:acc3)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
         const double t0 = T_grad_relu_65[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
         const double t1 = T_conv_36[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
@@ -3612,37 +3463,20 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         const double t9 = (t7 + t8);
         const double t10 = (t9 > 0.0);
         const double t11 = (t0 * t10);
-        acc += t11;
-    }
-    }
-        T_grad_bn2_bias[v_s0] = acc;
-    }
-    }
-    /* grad_div_59_8[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        double acc = 0.0;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t6 = T_bn2_bias[v_i1];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const double t0 = T_grad_relu_65[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const double t1 = T_conv_36[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const double t3 = (t1 - t2);
-        const double t5 = (t3 * t4);
-        const double t7 = (t5 + t6);
-        const double t8 = T_x[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const double t9 = (t7 + t8);
-        const double t10 = (t9 > 0.0);
-        const double t11 = (t0 * t10);
         const double t12 = (t11 * t3);
-        acc += t12;
+        const double t13 = (t4 * t11);
+        const double t14 = (-t13);
+        const double t15 = (t3 + t3);
+        acc0 += t11;
+        acc1 += t12;
+        acc2 += t14;
+        acc3 += t15;
     }
     }
-        T_grad_div_59_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        T_grad_bn2_bias[v_s0] = acc0;
+        T_grad_div_59_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc1;
+        T_grad_div_38_18_part[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc2;
+        T_grad_div_38_18_part_[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc3;
     }
     }
     /* grad_bn2_weight[s0] = grad_div_59_8[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_43_14[j0, s0, j2, j3] = -(bn2_weight[s0] / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, s0, 0, 0] * 0.5 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
@@ -3669,52 +3503,26 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         T_grad_sum_43_14[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_38_18[j0, i1, j2, j3] = grad_div_38_18_part[0, i1, 0, 0] - grad_sum_43_14[0, i1, 0, 0] * grad_div_38_18_part_[0, i1, 0, 0] */
     {
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
-            {
-            double acc = 0.0;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const double t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t6 = T_bn2_bias[v_i1];
-                const double t13 = T_grad_sum_43_14[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-            #pragma omp simd reduction(+:acc)
-            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const double t0 = T_grad_relu_65[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const double t1 = T_conv_36[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const double t3 = (t1 - t2);
-                const double t5 = (t3 * t4);
-                const double t7 = (t5 + t6);
-                const double t8 = T_x[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const double t9 = (t7 + t8);
-                const double t10 = (t9 > 0.0);
-                const double t11 = (t0 * t10);
-                const double t12 = (t11 * t4);
-                const double t14 = (t3 + t3);
-                const double t15 = (t13 * t14);
-                const double t16 = (t12 + t15);
-                const double t17 = (-t16);
-                acc += t17;
-            }
-            }
-            T_grad_div_38_18[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-            }
-            /* grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W */
-            {
-                const double t0 = T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
-                const double t2 = (t0 * t1);
-                T_grad_sum_37_19[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
-            }
+        const double t0 = T_grad_div_38_18_part[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t1 = T_grad_sum_43_14[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = T_grad_div_38_18_part_[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = (t1 * t2);
+        const double t4 = (t0 - t3);
+        T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t4;
     }
     }
-    }
+    /* grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W */
+    {
+    const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        const double t0 = T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t0 * t1);
+        T_grad_sum_37_19[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t2;
     }
     }
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_14[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_19[0, j1, 0, 0] */
@@ -4029,16 +3837,19 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
     }
     }
 
-    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0); grad_div_23_28[j0, s0, j2, j3] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) * (conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]); grad_div_2_38_part[j0_, s0, j2_, j3_] = sum_{i0, i2, i3} -(div_23[0, s0, 0, 0] * grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0)); grad_div_2_38_part_[j0__, s0, j2__, j3__] = sum_{i0, i2, i3} conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0] + conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        double acc = 0.0;
+        double acc0 = 0.0;
+        double acc1 = 0.0;
+        double acc2 = 0.0;
+        double acc3 = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const double t2 = T_div_2[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t4 = T_div_23[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t6 = T_bn1_bias[v_s0];
-    #pragma omp simd reduction(+:acc)
+    #pragma omp simd reduction(+:acc0) reduction(+:acc1) reduction(+:acc2) reduction(+:acc3)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
         const double t0 = T_grad_relu_28_21[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
         const double t1 = T_conv_0[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
@@ -4047,35 +3858,20 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         const double t7 = (t5 + t6);
         const double t8 = (t7 > 0.0);
         const double t9 = (t0 * t8);
-        acc += t9;
-    }
-    }
-        T_grad_bn1_bias[v_s0] = acc;
-    }
-    }
-    /* grad_div_23_28[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        double acc = 0.0;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t6 = T_bn1_bias[v_i1];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const double t0 = T_grad_relu_28_21[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const double t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const double t3 = (t1 - t2);
-        const double t5 = (t3 * t4);
-        const double t7 = (t5 + t6);
-        const double t8 = (t7 > 0.0);
-        const double t9 = (t0 * t8);
         const double t10 = (t9 * t3);
-        acc += t10;
+        const double t11 = (t4 * t9);
+        const double t12 = (-t11);
+        const double t13 = (t3 + t3);
+        acc0 += t9;
+        acc1 += t10;
+        acc2 += t12;
+        acc3 += t13;
     }
     }
-        T_grad_div_23_28[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        T_grad_bn1_bias[v_s0] = acc0;
+        T_grad_div_23_28[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc1;
+        T_grad_div_2_38_part[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc2;
+        T_grad_div_2_38_part_[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc3;
     }
     }
     /* grad_bn1_weight[s0] = grad_div_23_28[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_7_34[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, s0, 0, 0] * 0.5 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
@@ -4102,50 +3898,26 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         T_grad_sum_7_34[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_2_38[j0, i1, j2, j3] = grad_div_2_38_part[0, i1, 0, 0] - grad_sum_7_34[0, i1, 0, 0] * grad_div_2_38_part_[0, i1, 0, 0] */
     {
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
-            {
-            double acc = 0.0;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t6 = T_bn1_bias[v_i1];
-                const double t11 = T_grad_sum_7_34[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-            #pragma omp simd reduction(+:acc)
-            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const double t0 = T_grad_relu_28_21[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const double t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const double t3 = (t1 - t2);
-                const double t5 = (t3 * t4);
-                const double t7 = (t5 + t6);
-                const double t8 = (t7 > 0.0);
-                const double t9 = (t0 * t8);
-                const double t10 = (t9 * t4);
-                const double t12 = (t3 + t3);
-                const double t13 = (t11 * t12);
-                const double t14 = (t10 + t13);
-                const double t15 = (-t14);
-                acc += t15;
-            }
-            }
-            T_grad_div_2_38[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-            }
-            /* grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W */
-            {
-                const double t0 = T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
-                const double t2 = (t0 * t1);
-                T_grad_sum_1_39[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
-            }
+        const double t0 = T_grad_div_2_38_part[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t1 = T_grad_sum_7_34[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = T_grad_div_2_38_part_[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = (t1 * t2);
+        const double t4 = (t0 - t3);
+        T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t4;
     }
     }
-    }
+    /* grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W */
+    {
+    const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        const double t0 = T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t0 * t1);
+        T_grad_sum_1_39[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t2;
     }
     }
     /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_21[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_34[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_39[0, j1, 0, 0] */
@@ -4477,18 +4249,21 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
 #if !defined(LC_PARTS) || (LC_PARTS >> 6 & 1)
 
 /* ResidualBlockSpec_backward (double) */
-int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_65, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_sum_7, const double *restrict T_div_23, const double *restrict T_relu_28, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_conv1_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_conv2_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_8, double *restrict T_grad_sum_43_14, double *restrict T_grad_div_38_18, double *restrict T_grad_sum_37_19, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_21, double *restrict T_grad_div_23_28, double *restrict T_grad_sum_7_34, double *restrict T_grad_div_2_38, double *restrict T_grad_sum_1_39, double *restrict T_grad_conv_0)
+int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S_W, const double *restrict T_x, const double *restrict T_bn1_weight, const double *restrict T_bn1_bias, const double *restrict T_conv2_weight, const double *restrict T_bn2_weight, const double *restrict T_bn2_bias, const double *restrict T_grad_relu_65, const double *restrict T_conv_0, const double *restrict T_div_2, const double *restrict T_sum_7, const double *restrict T_div_23, const double *restrict T_relu_28, const double *restrict T_conv_36, const double *restrict T_div_38, const double *restrict T_sum_43, const double *restrict T_div_59, double *restrict T_grad_conv1_weight, double *restrict T_grad_bn1_weight, double *restrict T_grad_bn1_bias, double *restrict T_grad_conv2_weight, double *restrict T_grad_bn2_weight, double *restrict T_grad_bn2_bias, double *restrict T_grad_div_59_8, double *restrict T_grad_div_38_18_part, double *restrict T_grad_div_38_18_part_, double *restrict T_grad_sum_43_14, double *restrict T_grad_div_38_18, double *restrict T_grad_sum_37_19, double *restrict T_grad_conv_36, double *restrict T_grad_relu_28_21, double *restrict T_grad_div_23_28, double *restrict T_grad_div_2_38_part, double *restrict T_grad_div_2_38_part_, double *restrict T_grad_sum_7_34, double *restrict T_grad_div_2_38, double *restrict T_grad_sum_1_39, double *restrict T_grad_conv_0)
 {
-    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0) */
+    /* grad_bn2_bias[s0] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0); grad_div_59_8[j0, s0, j2, j3] = sum_{i0, i2, i3} grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0) * (conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]); grad_div_38_18_part[j0_, s0, j2_, j3_] = sum_{i0, i2, i3} -(div_59[0, s0, 0, 0] * grad_relu_65[i0, s0, i2, i3] * ((conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0]) * div_59[0, s0, 0, 0] + bn2_bias[s0] + x[i0, s0, i2, i3] > 0)); grad_div_38_18_part_[j0__, s0, j2__, j3__] = sum_{i0, i2, i3} conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0] + conv_36[i0, s0, i2, i3] - div_38[0, s0, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        double acc = 0.0;
+        double acc0 = 0.0;
+        double acc1 = 0.0;
+        double acc2 = 0.0;
+        double acc3 = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const double t2 = T_div_38[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t4 = T_div_59[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t6 = T_bn2_bias[v_s0];
-    #pragma omp simd reduction(+:acc)
+    #pragma omp simd reduction(+:acc0) reduction(+:acc1) reduction(+:acc2) reduction(+:acc3)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
         const double t0 = T_grad_relu_65[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
         const double t1 = T_conv_36[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
@@ -4499,37 +4274,20 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
         const double t9 = (t7 + t8);
         const double t10 = (t9 > 0.0);
         const double t11 = (t0 * t10);
-        acc += t11;
-    }
-    }
-        T_grad_bn2_bias[v_s0] = acc;
-    }
-    }
-    /* grad_div_59_8[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        double acc = 0.0;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t6 = T_bn2_bias[v_i1];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const double t0 = T_grad_relu_65[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const double t1 = T_conv_36[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const double t3 = (t1 - t2);
-        const double t5 = (t3 * t4);
-        const double t7 = (t5 + t6);
-        const double t8 = T_x[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const double t9 = (t7 + t8);
-        const double t10 = (t9 > 0.0);
-        const double t11 = (t0 * t10);
         const double t12 = (t11 * t3);
-        acc += t12;
+        const double t13 = (t4 * t11);
+        const double t14 = (-t13);
+        const double t15 = (t3 + t3);
+        acc0 += t11;
+        acc1 += t12;
+        acc2 += t14;
+        acc3 += t15;
     }
     }
-        T_grad_div_59_8[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        T_grad_bn2_bias[v_s0] = acc0;
+        T_grad_div_59_8[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc1;
+        T_grad_div_38_18_part[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc2;
+        T_grad_div_38_18_part_[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc3;
     }
     }
     /* grad_bn2_weight[s0] = grad_div_59_8[0, s0, 0, 0] * 1 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_43_14[j0, s0, j2, j3] = -(bn2_weight[s0] / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_59_8[0, s0, 0, 0] * 0.5 / sqrt(sum_43[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
@@ -4556,52 +4314,26 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
         T_grad_sum_43_14[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])); grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_38_18[j0, i1, j2, j3] = grad_div_38_18_part[0, i1, 0, 0] - grad_sum_43_14[0, i1, 0, 0] * grad_div_38_18_part_[0, i1, 0, 0] */
     {
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_38_18[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_65[i0, i1, i2, i3] * ((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3] > 0) * div_59[0, i1, 0, 0] + grad_sum_43_14[0, i1, 0, 0] * (conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0] + conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0])) */
-            {
-            double acc = 0.0;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const double t2 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t4 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t6 = T_bn2_bias[v_i1];
-                const double t13 = T_grad_sum_43_14[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-            #pragma omp simd reduction(+:acc)
-            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const double t0 = T_grad_relu_65[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const double t1 = T_conv_36[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const double t3 = (t1 - t2);
-                const double t5 = (t3 * t4);
-                const double t7 = (t5 + t6);
-                const double t8 = T_x[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const double t9 = (t7 + t8);
-                const double t10 = (t9 > 0.0);
-                const double t11 = (t0 * t10);
-                const double t12 = (t11 * t4);
-                const double t14 = (t3 + t3);
-                const double t15 = (t13 * t14);
-                const double t16 = (t12 + t15);
-                const double t17 = (-t16);
-                acc += t17;
-            }
-            }
-            T_grad_div_38_18[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-            }
-            /* grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W */
-            {
-                const double t0 = T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
-                const double t2 = (t0 * t1);
-                T_grad_sum_37_19[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
-            }
+        const double t0 = T_grad_div_38_18_part[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t1 = T_grad_sum_43_14[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = T_grad_div_38_18_part_[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = (t1 * t2);
+        const double t4 = (t0 - t3);
+        T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t4;
     }
     }
-    }
+    /* grad_sum_37_19[j0, i1, j2, j3] = grad_div_38_18[0, i1, 0, 0] * 1 / N * H * W */
+    {
+    const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        const double t0 = T_grad_div_38_18[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t0 * t1);
+        T_grad_sum_37_19[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t2;
     }
     }
     /* grad_conv_36[j0, j1, j2, j3] = grad_relu_65[j0, j1, j2, j3] * ((conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) * div_59[0, j1, 0, 0] + bn2_bias[j1] + x[j0, j1, j2, j3] > 0) * div_59[0, j1, 0, 0] + grad_sum_43_14[0, j1, 0, 0] * (conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0] + conv_36[j0, j1, j2, j3] - div_38[0, j1, 0, 0]) + grad_sum_37_19[0, j1, 0, 0] */
@@ -4916,16 +4648,19 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
     }
     }
 
-    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) */
+    /* grad_bn1_bias[s0] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0); grad_div_23_28[j0, s0, j2, j3] = sum_{i0, i2, i3} grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0) * (conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]); grad_div_2_38_part[j0_, s0, j2_, j3_] = sum_{i0, i2, i3} -(div_23[0, s0, 0, 0] * grad_relu_28_21[i0, s0, i2, i3] * ((conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0]) * div_23[0, s0, 0, 0] + bn1_bias[s0] > 0)); grad_div_2_38_part_[j0__, s0, j2__, j3__] = sum_{i0, i2, i3} conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0] + conv_0[i0, s0, i2, i3] - div_2[0, s0, 0, 0] */
     {
     #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
     for (int64_t v_s0 = 0; v_s0 < 8; ++v_s0) {
-        double acc = 0.0;
+        double acc0 = 0.0;
+        double acc1 = 0.0;
+        double acc2 = 0.0;
+        double acc3 = 0.0;
     for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
         const double t2 = T_div_2[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t4 = T_div_23[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0];
         const double t6 = T_bn1_bias[v_s0];
-    #pragma omp simd reduction(+:acc)
+    #pragma omp simd reduction(+:acc0) reduction(+:acc1) reduction(+:acc2) reduction(+:acc3)
     for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
         const double t0 = T_grad_relu_28_21[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
         const double t1 = T_conv_0[((v_i0) * 8 + v_s0) * S_H * S_W + v_i2];
@@ -4934,35 +4669,20 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
         const double t7 = (t5 + t6);
         const double t8 = (t7 > 0.0);
         const double t9 = (t0 * t8);
-        acc += t9;
-    }
-    }
-        T_grad_bn1_bias[v_s0] = acc;
-    }
-    }
-    /* grad_div_23_28[j0, i1, j2, j3] = sum_{i0, i2, i3} grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) */
-    {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(8) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
-    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-        double acc = 0.0;
-    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-        const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-        const double t6 = T_bn1_bias[v_i1];
-    #pragma omp simd reduction(+:acc)
-    for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-        const double t0 = T_grad_relu_28_21[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const double t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-        const double t3 = (t1 - t2);
-        const double t5 = (t3 * t4);
-        const double t7 = (t5 + t6);
-        const double t8 = (t7 > 0.0);
-        const double t9 = (t0 * t8);
         const double t10 = (t9 * t3);
-        acc += t10;
+        const double t11 = (t4 * t9);
+        const double t12 = (-t11);
+        const double t13 = (t3 + t3);
+        acc0 += t9;
+        acc1 += t10;
+        acc2 += t12;
+        acc3 += t13;
     }
     }
-        T_grad_div_23_28[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = acc;
+        T_grad_bn1_bias[v_s0] = acc0;
+        T_grad_div_23_28[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc1;
+        T_grad_div_2_38_part[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc2;
+        T_grad_div_2_38_part_[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = acc3;
     }
     }
     /* grad_bn1_weight[s0] = grad_div_23_28[0, s0, 0, 0] * 1 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05); grad_sum_7_34[j0, s0, j2, j3] = -(bn1_weight[s0] / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * grad_div_23_28[0, s0, 0, 0] * 0.5 / sqrt(sum_7[0, s0, 0, 0] / N * H * W + 1e-05) * 1 / N * H * W) */
@@ -4989,50 +4709,26 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
         T_grad_sum_7_34[(((0) * 8 + v_s0) * 1 + 0) * 1 + 0] = t15;
     }
     }
-    /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])); grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W (row by row) */
+    /* grad_div_2_38[j0, i1, j2, j3] = grad_div_2_38_part[0, i1, 0, 0] - grad_sum_7_34[0, i1, 0, 0] * grad_div_2_38_part_[0, i1, 0, 0] */
     {
-    for (int64_t v_j0 = 0; v_j0 < 1; ++v_j0) {
-    #pragma omp parallel for num_threads(lc_num_threads()) if(parallel: (int64_t)(1) * (int64_t)(8) * (int64_t)(1) * (int64_t)(1) * (int64_t)(S_N) * (int64_t)((S_H * S_W)) >= 131072)
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
     for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
-    for (int64_t v_j2 = 0; v_j2 < 1; ++v_j2) {
-    for (int64_t v_j3 = 0; v_j3 < 1; ++v_j3) {
-            /* grad_div_2_38[j0, i1, j2, j3] = sum_{i0, i2, i3} -(grad_relu_28_21[i0, i1, i2, i3] * ((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1] > 0) * div_23[0, i1, 0, 0] + grad_sum_7_34[0, i1, 0, 0] * (conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0] + conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0])) */
-            {
-            double acc = 0.0;
-            for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
-                const double t2 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t4 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t6 = T_bn1_bias[v_i1];
-                const double t11 = T_grad_sum_7_34[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-            #pragma omp simd reduction(+:acc)
-            for (int64_t v_i2 = 0; v_i2 < (S_H * S_W); ++v_i2) {
-                const double t0 = T_grad_relu_28_21[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const double t1 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
-                const double t3 = (t1 - t2);
-                const double t5 = (t3 * t4);
-                const double t7 = (t5 + t6);
-                const double t8 = (t7 > 0.0);
-                const double t9 = (t0 * t8);
-                const double t10 = (t9 * t4);
-                const double t12 = (t3 + t3);
-                const double t13 = (t11 * t12);
-                const double t14 = (t10 + t13);
-                const double t15 = (-t14);
-                acc += t15;
-            }
-            }
-            T_grad_div_2_38[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = acc;
-            }
-            /* grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W */
-            {
-                const double t0 = T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
-                const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
-                const double t2 = (t0 * t1);
-                T_grad_sum_1_39[(((v_j0) * 8 + v_i1) * 1 + v_j2) * 1 + v_j3] = t2;
-            }
+        const double t0 = T_grad_div_2_38_part[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t1 = T_grad_sum_7_34[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = T_grad_div_2_38_part_[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = (t1 * t2);
+        const double t4 = (t0 - t3);
+        T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t4;
     }
     }
-    }
+    /* grad_sum_1_39[j0, i1, j2, j3] = grad_div_2_38[0, i1, 0, 0] * 1 / N * H * W */
+    {
+    const double t1 = (1.0 / ((double)((S_N * S_H) * S_W)));
+    #pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(8) >= 131072)
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        const double t0 = T_grad_div_2_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t2 = (t0 * t1);
+        T_grad_sum_1_39[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0] = t2;
     }
     }
     /* grad_conv_0[j0, j1, j2, j3] = grad_relu_28_21[j0, j1, j2, j3] * ((conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) * div_23[0, j1, 0, 0] + bn1_bias[j1] > 0) * div_23[0, j1, 0, 0] + grad_sum_7_34[0, j1, 0, 0] * (conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0] + conv_0[j0, j1, j2, j3] - div_2[0, j1, 0, 0]) + grad_sum_1_39[0, j1, 0, 0] */
