@@ -33,8 +33,9 @@ class Collapsed:
 
     zero: frozenset = frozenset()
     merged: dict = field(default_factory=dict)
-    # a stage's variable -> (outer, inner, q): a loop over it split into two,
-    # the variable q * outer + inner (``schedule._split_to_rows``)
+    # a stage's variable -> (outer, inner, q, offset): a loop over it split into
+    # two, the variable q * outer + inner + offset (``schedule._split_to_rows``,
+    # ``pieces.cut_into_pieces``)
     split: dict = field(default_factory=dict)
 
     def __hash__(self):
@@ -117,7 +118,7 @@ def collapse_nest(nest, shapes: dict, in_row: bool = False):
     merged = {}
     split = nest.collapsed.split if nest.collapsed is not None else {}
     if not nest.across:
-        free = set().union(*map(_free_mentions, stages), *({v, a, b} for v, (a, b, _) in split.items()))
+        free = set().union(*map(_free_mentions, stages), *({v, a, b} for v, (a, b, *_) in split.items()))
         kept, merged = _merge_runs([p for st in stages for p in _indexed(st, shapes)], kept, free,
                                    0 if in_row else 1)
     if not zero and not merged and not split:

@@ -164,8 +164,11 @@ class Printer:
         if isinstance(e, IConst):
             return str(e.value)
         if isinstance(e, IVar) and e.name in self.split:
-            outer, inner, q = self.split[e.name]
-            return f"({q} * {var_c(outer)} + {var_c(inner)})"
+            outer, inner, q, offset = self.split[e.name]
+            return f"({q} * {var_c(outer)} + {var_c(inner)}{f' + {offset}' if offset else ''})"
+        quotient = self._split_quotient(e)
+        if quotient is not None:
+            return quotient
         if isinstance(e, IVar):
             return "0" if e.name in self.zero else var_c(e.name)
         if isinstance(e, ISym):
@@ -176,6 +179,22 @@ class Printer:
         if e.op in INDEX_CALLS:
             return f"{INDEX_CALLS[e.op]}({a}, {b})"
         return f"({a} {e.op} {b})"
+
+    def _split_quotient(self, e) -> str | None:
+        """``(v + c) // q`` and ``(v + c) % q`` of a split variable ``v = q * outer
+        + inner + offset`` where ``q`` divides ``offset + c``: ``outer + (offset +
+        c) / q`` and ``inner``, no division left."""
+        if not (isinstance(e, ir.IBin) and e.op in ("//", "%") and isinstance(e.b, IConst)):
+            return None
+        for name, (outer, inner, q, offset) in self.split.items():
+            form = ir.affine(e.a, {name})
+            if form is not None and form[0] == {name: 1} and isinstance(form[1], IConst) and \
+                    e.b.value == q and (form[1].value + offset) % q == 0:
+                whole = (form[1].value + offset) // q
+                if e.op == "%":
+                    return var_c(inner)
+                return f"({var_c(outer)} + {whole})" if whole else var_c(outer)
+        return None
 
     def offset(self, tensor: str, index: tuple) -> str:
         """Row-major offset, 64-bit."""

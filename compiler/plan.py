@@ -18,13 +18,15 @@ from __future__ import annotations
 from . import ir, schedule
 from .col2im import plan_col2im
 from .patches import PatchGemm, plan_patch_gemm, split_digits
+from .pieces import cut_into_pieces
 from .shifted import plan_shifted
 
 
 def plan_program(p: ir.Program) -> schedule.Plan:
     """The plan of ``p``: the nests that run it, in order."""
     shapes = p.shapes()
-    return schedule.plan_program(p).map_nests(lambda nest: _packed(nest, shapes))
+    plan = schedule.plan_program(p).map_nests(lambda nest: _packed(nest, shapes))
+    return plan.flat_map_nests(lambda nest: cut_into_pieces(nest, shapes))
 
 
 def _packed(nest: schedule.Nest, shapes: dict) -> schedule.Nest:

@@ -646,8 +646,15 @@ class Plan:
 
     def map_nests(self, f) -> "Plan":
         """The plan with ``f`` applied to each of its nests (and its short rows' nests)."""
-        short = self.short and ShortRows(self.short.lengths, tuple(map(f, self.short.nests)))
-        return Plan(self.program, tuple(map(f, self.nests)), short)
+        return self.flat_map_nests(lambda nest: (f(nest),))
+
+    def flat_map_nests(self, f) -> "Plan":
+        """The plan with each of its nests (and its short rows' nests) replaced
+        by the nests ``f`` gives for it."""
+        def each(nests):
+            return tuple(n for nest in nests for n in f(nest))
+        short = self.short and ShortRows(self.short.lengths, each(self.short.nests))
+        return Plan(self.program, each(self.nests), short)
 
 
 @dataclass(frozen=True)
@@ -750,12 +757,13 @@ def _is_index_test(cond) -> bool:
         all(isinstance(a, ir.IndexValue) or isinstance(a, Const) for a in cond.args)
 
 
-def _settle(e, known: set):
-    """``e`` with the conditions ``known`` to hold replaced by 1."""
+def _settle(e, known: set, failed: frozenset = frozenset()):
+    """``e`` with the conditions ``known`` to hold replaced by 1, those that
+    ``failed`` by 0."""
     memo = {}
     for sub in ir.postorder(e):
-        if sub in known:
-            memo[sub] = Const(1.0)
+        if sub in known or sub in failed:
+            memo[sub] = Const(1.0 if sub in known else 0.0)
         elif isinstance(sub, Call):
             memo[sub] = Call(sub.op, tuple(memo[a] for a in sub.args))
         else:
@@ -1354,8 +1362,8 @@ def _unsplit(coordinate, split: dict):
     """``coordinate`` with ``v // q`` of a split variable ``v = q * outer + inner``
     read as ``outer``."""
     if isinstance(coordinate, ir.IBin) and coordinate.op == "//" and isinstance(coordinate.a, IVar):
-        outer, _, q = split.get(coordinate.a.name, (None, None, None))
-        if coordinate.b == IConst(q):
+        outer, _, q, offset = split.get(coordinate.a.name, (None, None, None, None))
+        if coordinate.b == IConst(q) and offset == 0:
             return IVar(outer)
     return coordinate
 
@@ -1399,7 +1407,7 @@ def _split_to_rows(second: Nest, rows: tuple) -> Nest | None:
     stage = _rename(second.stage, second.loops[k:k + 1], (Loop(var, loop),))
     loops = second.loops[:k] + (Loop(rows[k].var, row), Loop(inner, IConst(loop.value // row.value))) + \
         second.loops[k + 1:]
-    split = {var: (rows[k].var, inner, loop.value // row.value)}
+    split = {var: (rows[k].var, inner, loop.value // row.value, 0)}
     return dataclasses.replace(second, stage=stage, loops=loops, collapsed=Collapsed(split=split))
 
 

@@ -1,0 +1,125 @@
+"""Pointwise loops cut where their index tests change (compiler/pieces.py): a
+concatenation, a padding and a head split, and their gradients, against numpy
+and finite differences; which nests the plan runs."""
+import numpy as np
+import pytest
+
+from layerc import Input, Param, check_grad, layer, ops
+from layerc.compiler.pipeline import lower_layer
+from layerc.compiler.plan import plan_program
+
+
+@layer
+class JoinedHeads:
+    """A fused projection's [q | k | v] split into two heads each, each head
+    times a matrix, joined back, as an attention's: its input gradient reads
+    three head-split products, each under its range test and through ``// D``
+    and ``% D``."""
+    x = Input("N", "L", "E3")
+    m = Param("D", "D")
+
+    def forward(x, m):
+        n, length, e3 = x.shape
+        e = e3 // 3
+        parts = [t.reshape(n, length, 2, e // 2).transpose(0, 2, 1, 3) for t in ops.split(x, 3, axis=2)]
+        mixed = [p @ m for p in parts]
+        return ops.concatenate([t.transpose(0, 2, 1, 3).reshape(n, length, e) for t in mixed], axis=2)
+
+
+@layer
+class Padded:
+    x = Input("N", "W")
+
+    def forward(x):
+        return ops.tanh(ops.pad(x, ((0, 0), (3, 5))))
+
+
+@layer
+class Joined:
+    x = Input("N", "A")
+    y = Input("N", "B")
+
+    def forward(x, y):
+        return ops.concatenate([ops.exp(x), y * y, ops.sin(x)], axis=1)
+
+
+def _pieces(plan, name):
+    return [n for n in plan if n.stage.name == name and n.window is not None]
+
+
+def _program(spec, role, **sizes):
+    lowered = lower_layer(spec, **sizes)
+    return {"forward": lowered.forward, "backward": lowered.backward}[role]
+
+
+def test_a_joined_gradient_runs_a_nest_per_piece_without_divisions():
+    backward = _program(JoinedHeads, "backward", E3=48, D=8)
+    plan = plan_program(backward)
+    joined = [n for n in plan if n.stage.name == "grad_x" and n.window is not None]
+    assert len(joined) == 3, [(n.stage.name, n.window) for n in plan]
+    starts = sorted(split[3] for n in joined for split in n.collapsed.split.values())
+    assert starts == [0, 16, 32]
+    source = JoinedHeads.build(E3=48, D=8).source
+    backward_c = source.split("backward_f32(", 1)[1].split("backward_f64(")[0]
+    grad_x = backward_c[backward_c.index("/* grad_x["):]
+    assert "lc_floordiv" not in grad_x and "lc_mod" not in grad_x
+
+
+def _heads(t, d):
+    n, length, e = t.shape
+    return t.reshape(n, length, e // d, d).transpose(0, 2, 1, 3)
+
+
+def _joined(t):
+    n, h, length, d = t.shape
+    return t.transpose(0, 2, 1, 3).reshape(n, length, h * d)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 48), (1, 5, 12), (3, 1, 96)])
+def test_joined_heads_match_numpy(shape):
+    d = shape[2] // 6
+    m = JoinedHeads.build(E3=shape[2], D=d, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    m.m.data[...] = rng.standard_normal((d, d))
+    x, gy = rng.standard_normal(shape), rng.standard_normal(shape)
+    x[0, 0, :3] = [0.0, -0.0, 1e30]
+    parts = np.split(x, 3, axis=2)
+    want = np.concatenate([_joined(_heads(p, d) @ m.m.data) for p in parts], axis=2)
+    np.testing.assert_allclose(m.forward(x).numpy(), want, rtol=1e-12)
+    gx = m.backward(gy)
+    grads = [_joined(_heads(g, d) @ m.m.data.T) for g in np.split(gy, 3, axis=2)]
+    np.testing.assert_allclose(gx.numpy(), np.concatenate(grads, axis=2), rtol=1e-12, atol=1e-12)
+
+
+def test_joined_heads_match_finite_differences():
+    assert check_grad(JoinedHeads, N=2, L=3, E3=12, D=2).ok
+
+
+@pytest.mark.parametrize("width", [1, 4, 9])
+def test_a_padding_runs_its_zeros_and_its_values_apart(width):
+    forward = _program(Padded, "forward", W=width)
+    assert len(_pieces(plan_program(forward), forward.outputs[0])) == 3
+    m = Padded.build(W=width, dtype=np.float64)
+    x = np.random.default_rng(1).standard_normal((4, width))
+    np.testing.assert_allclose(m.forward(x).numpy(), np.tanh(np.pad(x, ((0, 0), (3, 5)))), rtol=1e-12)
+    assert check_grad(Padded, N=3, W=width).ok
+
+
+@pytest.mark.parametrize("a, b", [(5, 3), (1, 7), (8, 8)])
+def test_a_concatenation_of_odd_widths_matches_numpy(a, b):
+    m = Joined.build(A=a, B=b, dtype=np.float64)
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((6, a)), rng.standard_normal((6, b))
+    x[0, 0], y[-1, -1] = np.inf, np.nan
+    out = m.forward(x, y).numpy()
+    with np.errstate(invalid="ignore"):
+        want = np.concatenate([np.exp(x), y * y, np.sin(x)], axis=1)
+    np.testing.assert_allclose(out, want, rtol=1e-14)
+    forward = _program(Joined, "forward", A=a, B=b)
+    assert len(_pieces(plan_program(forward), forward.outputs[0])) == 3
+    assert check_grad(Joined, N=3, A=a, B=b).ok
+
+
+def test_a_width_known_only_at_run_time_keeps_one_loop():
+    forward = _program(Padded, "forward")
+    assert not _pieces(plan_program(forward), forward.outputs[0])
