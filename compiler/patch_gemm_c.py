@@ -72,8 +72,9 @@ def render_patch_gemm(nest, ctx) -> str:
         started=plan.start is not None, terms=ix(plan.terms), out=tensor_c(s.name), out_size=printer.size(s.axes),
         budget=WORKSPACE_BYTES,
         block=dict(axis=block.axis.name, extent=ix(block.axis.extent), unit=ix(ir.isubst(room, {block.step: 1})),
-                   start=var_c(block.start), stop=var_c(block.stop), step=var_c(block.step)) if block else
-        dict(axis="none", extent="1", unit=f"lc_max_i64({ix(room)}, 1)", start="", stop="", step=""),
+                   start=var_c(block.start), stop=var_c(block.stop), step=var_c(block.step), grain=block.grain)
+        if block else dict(axis="none", extent="1", unit=f"lc_max_i64({ix(room)}, 1)", start="", stop="", step="",
+                           grain=1),
         tasks=printer.size(plan.loops), work=printer.size(s.all_axes), min_work=ctx.min_work,
         room=ix(room), once=[p for p in packs if p not in per_task], per_task=per_task,
         decode=printer.decode("lc_task / lc_blocks", plan.loops), accumulate=plan.accumulate,

@@ -96,12 +96,14 @@ class Pack:
 @dataclass(frozen=True)
 class Block:
     """The axis a task covers part of: from ``start`` to ``stop`` (index
-    variables the task sets), at most ``step`` long (set once per call)."""
+    variables the task sets), at most ``step`` long (set once per call), a
+    multiple of ``grain`` but for the last block."""
 
     axis: Axis
     start: str
     stop: str
     step: str
+    grain: int = 1
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,11 @@ def _columns_shifted(s: ir.Stage, c: Contraction, shapes: dict, split, flipped, 
     # the calls run whole tiles: their columns rounded up to WHOLE_TILES, read
     # past the copy into as many zeros
     columns = _round_up(_columns(dims, strides, block))
+    if dict(zip((d.column for d in dims), strides)).get(block.axis.name) == IConst(1):
+        # blocks of the columns themselves (a 1-D convolution's positions): whole
+        # tiles each, or every block rounds up (blocks of 100 ran as 128)
+        block = replace(block, grain=WHOLE_TILES)
+        plan = ir.replace(plan, block=block)
     at_step = ir.isubst(columns, {block.start: IConst(0), block.stop: IVar(block.step)})
     out = _copy_out(s, sides[0].free, b.free, dims, strides, block, columns, at_step)
     packs = tuple(p for p in plan.packs if p.name != "lc_pack_b") + (pack,)

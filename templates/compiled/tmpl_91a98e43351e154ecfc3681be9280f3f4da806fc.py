@@ -335,7 +335,19 @@ def root(context, missing=missing):
     yield str((undefined(name='work') if l_0_work is missing else l_0_work))
     yield ' >= '
     yield str((undefined(name='min_work') if l_0_min_work is missing else l_0_min_work))
-    yield ' ? lc_num_threads() : 1;\n    /* a task for each thread at least (a batch smaller than the threads: its\n       images split into more blocks), and blocks of one length (a last short\n       block left a thread idle while another ran a long one) */\n    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);\n    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;\n    lc_blocks = (lc_extent + lc_step - 1) / lc_step;'
+    yield ' ? lc_num_threads() : 1;\n    /* a task for each thread at least (a batch smaller than the threads: its\n       images split into more blocks), and blocks of one length (a last short\n       block left a thread idle while another ran a long one) */\n    if (lc_calls > 0 && lc_calls * lc_blocks < lc_nt) lc_blocks = lc_min_i64(lc_extent, (lc_nt + lc_calls - 1) / lc_calls);\n    lc_step = (lc_extent + lc_blocks - 1) / lc_blocks;'
+    if (environment.getattr((undefined(name='block') if l_0_block is missing else l_0_block), 'grain') > 1):
+        pass
+        yield '\n    /* blocks of whole tiles: '
+        yield str(environment.getattr((undefined(name='block') if l_0_block is missing else l_0_block), 'grain'))
+        yield " positions each (a block's columns round up to them) */\n    lc_step = lc_min_i64((lc_step + "
+        yield str((environment.getattr((undefined(name='block') if l_0_block is missing else l_0_block), 'grain') - 1))
+        yield ') / '
+        yield str(environment.getattr((undefined(name='block') if l_0_block is missing else l_0_block), 'grain'))
+        yield ' * '
+        yield str(environment.getattr((undefined(name='block') if l_0_block is missing else l_0_block), 'grain'))
+        yield ', lc_extent);'
+    yield '\n    lc_blocks = (lc_extent + lc_step - 1) / lc_step;'
     if environment.getattr((undefined(name='block') if l_0_block is missing else l_0_block), 'step'):
         pass
         yield '\n    const int64_t '
@@ -609,4 +621,4 @@ def root(context, missing=missing):
     yield '\n    }\n    }\n'
 
 blocks = {}
-debug_info = '1=41&4=43&6=51&7=56&9=59&10=64&11=75&12=80&16=86&17=92&18=97&19=102&23=108&24=118&26=127&27=132&29=135&32=142&33=149&34=154&36=159&39=163&41=172&47=185&48=190&49=195&52=209&53=213&54=218&55=223&57=228&58=233&59=244&60=249&63=254&64=261&65=266&67=269&69=273&71=284&76=294&80=305&82=307&83=309&84=311&86=314&88=319&89=321&90=323&91=325&92=327&96=333&97=335&104=339&105=342&110=345&111=349&112=353&113=357&115=366&117=370&119=376&120=389&121=393&124=397&125=401&129=405&131=408&133=412&134=416&135=420&137=423&139=429&141=432&142=435&146=440&147=444&149=446&152=450&153=454&155=466&161=472&162=476&164=484&165=488&166=491&167=495&170=498&173=502&175=505&176=509&179=511&181=514&182=520&184=522&187=528&191=533&192=536&193=538&195=542&196=546&198=548&199=552&201=555&202=559&203=562&207=564&209=567&210=569&213=573&214=575&215=577&217=579&221=583&223=586&225=590&230=595&231=599&233=602&234=606'
+debug_info = '1=41&4=43&6=51&7=56&9=59&10=64&11=75&12=80&16=86&17=92&18=97&19=102&23=108&24=118&26=127&27=132&29=135&32=142&33=149&34=154&36=159&39=163&41=172&47=185&48=190&49=195&52=209&53=213&54=218&55=223&57=228&58=233&59=244&60=249&63=254&64=261&65=266&67=269&69=273&71=284&76=294&80=305&82=307&83=309&84=311&86=314&88=319&89=321&90=323&91=325&92=327&96=333&97=335&103=339&104=342&105=344&108=351&109=354&114=357&115=361&116=365&117=369&119=378&121=382&123=388&124=401&125=405&128=409&129=413&133=417&135=420&137=424&138=428&139=432&141=435&143=441&145=444&146=447&150=452&151=456&153=458&156=462&157=466&159=478&165=484&166=488&168=496&169=500&170=503&171=507&174=510&177=514&179=517&180=521&183=523&185=526&186=532&188=534&191=540&195=545&196=548&197=550&199=554&200=558&202=560&203=564&205=567&206=571&207=574&211=576&213=579&214=581&217=585&218=587&219=589&221=591&225=595&227=598&229=602&234=607&235=611&237=614&238=618'
