@@ -1236,18 +1236,19 @@ def _fuse_into(group: Nest, nest: Nest):
 
 
 def sums_nest(first: Nest, second: Nest) -> Nest | None:
-    """``first`` (a reduction, or reductions sharing its loops) and the
-    reduction ``second`` over the same loops as one ``"sums"`` nest, each
-    element's reductions accumulated side by side in one pass over their terms
-    (a norm's gradients: the sums of ``g`` and of ``g * x`` read ``g`` and
-    ``x`` once), or None. Both must be plain reductions into a scalar
-    accumulator (no window, kept terms, rows in lanes or matrix product), their
-    loops alike, and ``second`` must not read what ``first`` writes."""
+    """``first`` (a sum, or sums sharing its loops) and the sum ``second``
+    over the same loops as one ``"sums"`` nest, each element's sums
+    accumulated side by side in one pass over their terms (a norm's
+    gradients: the sums of ``g`` and of ``g * x`` read ``g`` and ``x`` once),
+    or None. Both must be plain sums into a scalar accumulator (no window,
+    kept terms, rows in lanes or matrix product), their loops alike, and
+    ``second`` must not read what ``first`` writes. A maximum is left to
+    ``_online``, which runs it with the sum of exponentials that reads it."""
     if first.shared not in ("", "sums") or second.siblings:
         return None
     for nest in (first, second):
         st = nest.stage
-        if (nest.kind != "inner" or not st.reduce or st.scatter_index is not None or nest.window is not None or
+        if (nest.kind != "inner" or st.reduce != "sum" or st.scatter_index is not None or nest.window is not None or
                 nest.terms is not None or nest.across or plan_contraction(st) is not None):
             return None
     # loops of one iteration do not count: the newcomer's join the output loops, renamed apart

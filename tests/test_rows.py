@@ -273,8 +273,8 @@ def test_group_norm_output_splits_its_channels_into_the_groups_rows():
         rows = [n for n in plan if n.form == "rows"][-1]
         last = rows.group[-1]
         assert last.stage.reduce is None and last.collapsed.split
-        ((outer, inner, q),) = last.collapsed.split.values()
-        assert q == 2 and outer == rows.loops[1].var and last.loops[0].var == inner
+        ((outer, inner, q, offset),) = last.collapsed.split.values()
+        assert q == 2 and offset == 0 and outer == rows.loops[1].var and last.loops[0].var == inner
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
