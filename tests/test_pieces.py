@@ -3,6 +3,8 @@ concatenation, a padding and a head split, and their gradients, against numpy
 and finite differences; which nests the plan runs."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from layerc import Input, Param, check_grad, layer, ops
 from layerc.compiler.pipeline import lower_layer
@@ -123,3 +125,33 @@ def test_a_concatenation_of_odd_widths_matches_numpy(a, b):
 def test_a_width_known_only_at_run_time_keeps_one_loop():
     forward = _program(Padded, "forward")
     assert not _pieces(plan_program(forward), forward.outputs[0])
+
+
+def _random_join(widths, pads, op):
+    """A spec joining ``len(widths)`` inputs of those widths, each through ``op``
+    or squared in turn, then padded by ``pads`` and put through ``tanh``."""
+    names = [f"x{k}" for k in range(len(widths))]
+    members = {name: Input("N", f"A{k}") for k, name in enumerate(names)}
+
+    def forward(*xs):
+        parts = [ops.elementwise(op, x) if k % 2 == 0 else x * x for k, x in enumerate(xs)]
+        return ops.tanh(ops.pad(ops.concatenate(parts, axis=1), ((0, 0), pads)))
+    members["forward"] = eval(f"lambda {', '.join(names)}: forward({', '.join(names)})", {"forward": forward})
+    return layer(type("RandomJoin", (), members)), {f"A{k}": w for k, w in enumerate(widths)}
+
+
+@settings(max_examples=8, deadline=None, derandomize=True, database=None)
+@given(widths=st.lists(st.integers(1, 9), min_size=2, max_size=4),
+       pads=st.tuples(st.integers(0, 4), st.integers(0, 4)), op=st.sampled_from(["sin", "exp", "softplus"]))
+def test_random_joins_and_pads_match_numpy_and_finite_differences(widths, pads, op):
+    """Widths and paddings drawn at random: the forward against numpy, the
+    gradients against finite differences (pieces at every join and pad)."""
+    spec, sizes = _random_join(widths, pads, op)
+    m = spec.build(**sizes, dtype=np.float64)
+    rng = np.random.default_rng(len(widths))
+    xs = [rng.standard_normal((3, w)) for w in widths]
+    f = {"sin": np.sin, "exp": np.exp, "softplus": lambda v: np.logaddexp(0, v)}[op]
+    parts = [f(x) if k % 2 == 0 else x * x for k, x in enumerate(xs)]
+    want = np.tanh(np.pad(np.concatenate(parts, axis=1), ((0, 0), pads)))
+    np.testing.assert_allclose(m.forward(*xs).numpy(), want, rtol=1e-12, atol=1e-12)
+    assert check_grad(spec, N=2, **sizes).ok
