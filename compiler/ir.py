@@ -107,35 +107,7 @@ def iadd(a, b) -> IExpr:
     # keep constants at the right end so (x + 1) + 2 folds to x + 3
     if isinstance(b, IConst) and isinstance(a, IBin) and a.op == "+" and isinstance(a.b, IConst):
         return iadd(a.a, a.b.value + b.value)
-    # q * (x // q) + x % q is x: a reshape into [.., x // q, x % q] and back
-    rejoined = _rejoined(a, b)
-    if rejoined is not None:
-        return rejoined
     return IBin("+", a, b)
-
-
-def _rejoined(a: IExpr, b: IExpr):
-    """``a + b`` without a pair ``q * (x // q) + x % q`` among its terms, that
-    pair read as ``x``; None when there is no such pair."""
-    terms = _summands(a) + _summands(b)
-    for i, m in enumerate(terms):
-        if not (isinstance(m, IBin) and m.op == "*" and isinstance(m.a, IConst) and isinstance(m.b, IBin)
-                and m.b.op == "//" and m.b.b == m.a):
-            continue
-        for j, r in enumerate(terms):
-            if isinstance(r, IBin) and r.op == "%" and r.b == m.a and r.a == m.b.a:
-                rest = [t for k, t in enumerate(terms) if k not in (i, j)]
-                total = m.b.a
-                for t in rest:
-                    total = iadd(total, t)
-                return total
-    return None
-
-
-def _summands(e: IExpr) -> list:
-    if isinstance(e, IBin) and e.op == "+":
-        return _summands(e.a) + _summands(e.b)
-    return [e]
 
 
 def imul(a, b) -> IExpr:

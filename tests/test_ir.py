@@ -72,20 +72,3 @@ def test_a_programs_shapes_and_readers():
     p = Program("p", (TensorDecl("x", (IConst(4),), "input"),), (double, total), ("total",))
     assert p.shapes() == {"x": (IConst(4),), "double": (IConst(4),), "total": (IConst(4),)}
     assert p.readers() == {"x": ["double", "total"], "double": ["total"]}
-
-
-def test_a_split_index_joined_back_is_the_index():
-    """``q * (x // q) + x % q`` is ``x`` for every integer, negative too (a
-    reshape into [.., x // q, x % q] read back through the other reshape)."""
-    from layerc.compiler.ir import ifloordiv, imod
-    j = isub(IVar("j"), 32)
-    joined = iadd(iadd(imul(8, ifloordiv(j, 8)), imod(j, 8)), 32)
-    assert joined == IVar("j")
-    assert iadd(imod(IVar("s"), 3), imul(3, ifloordiv(IVar("s"), 3))) == IVar("s")
-    other = iadd(imul(8, ifloordiv(IVar("a"), 8)), imod(IVar("b"), 8))        # not one index: kept
-    assert format_iexpr(other) == "8 * (a // 8) + b % 8"
-    # the rewrite keeps the value: the expression as written, unsimplified, for negative indices too
-    from layerc.compiler.ir import IBin
-    v = IVar("v")
-    written = IBin("+", IBin("*", IConst(4), IBin("//", v, IConst(4))), IBin("%", v, IConst(4)))
-    assert [ievaluate(written, {"v": k}) for k in range(-9, 10)] == list(range(-9, 10))
