@@ -109,7 +109,7 @@ def _quotients(e, var: str) -> set:
 def _test(cond):
     """``(op, coordinate - limit)`` of an index comparison ``cond``, or None."""
     if not (isinstance(cond, Call) and cond.op in COMPARISONS and
-            all(isinstance(a, ir.IndexValue) or isinstance(a, Const) and a.value == int(a.value) for a in cond.args)):
+            all(isinstance(a, ir.IndexValue) or isinstance(a, Const) and float(a.value).is_integer() for a in cond.args)):
         return None
     a, b = (x.expr if isinstance(x, ir.IndexValue) else IConst(int(x.value)) for x in cond.args)
     return cond.op, ir.isub(a, b)

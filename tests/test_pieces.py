@@ -155,3 +155,14 @@ def test_random_joins_and_pads_match_numpy_and_finite_differences(widths, pads, 
     want = np.tanh(np.pad(np.concatenate(parts, axis=1), ((0, 0), pads)))
     np.testing.assert_allclose(m.forward(*xs).numpy(), want, rtol=1e-12, atol=1e-12)
     assert check_grad(spec, N=2, **sizes).ok
+
+
+
+def test_a_test_against_an_infinite_constant_is_not_an_index_bound():
+    """A comparison of an index with inf or NaN is no bound to cut at (and no crash)."""
+    from layerc.compiler import ir
+    from layerc.compiler.pieces import _test
+    j = ir.IndexValue(ir.IVar("j"))
+    for value in (float("inf"), float("-inf"), float("nan"), 2.5):
+        assert _test(ir.Call("lt", (ir.Const(value), j))) is None
+    assert _test(ir.Call("lt", (ir.Const(3.0), j))) is not None
