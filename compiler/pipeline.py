@@ -208,6 +208,7 @@ def _lower(spec: LayerSpec, bindings: dict, traced: ir.Program) -> Lowered:
     from .autodiff import gradient_program, parameter_gradients
     from .codegen import render_module
     from .linear_sums import split_late_sums
+    from .partial_sums import split_batch_sums
     from .plan import plan_program
     from .schedule import fuse_pair, plan_contraction
     from .simplify import simplify_program
@@ -227,20 +228,23 @@ def _lower(spec: LayerSpec, bindings: dict, traced: ir.Program) -> Lowered:
     if spec.backward is not None:
         from .custom_backward import trace_backward
         user_backward = trace_backward(spec, traced, spec.forward_attrs(attrs), sizes)
-    forward, backward = map(split_late_sums, fuse_pair(traced, user_backward or derived))
+    # sums over a batch stay whole where no row pass follows: a unit variant (its
+    # rows are single elements) and the backward of parameters only
+    whole = dict(zip(("forward", "backward"), map(split_late_sums, fuse_pair(traced, user_backward or derived))))
+    programs = {role: split_batch_sums(p) for role, p in whole.items()}
+    forward, backward = programs["forward"], programs["backward"]
     prefix = _prefix(spec.name)
-    programs = {"forward": forward, "backward": backward}
     # the backward a call runs when none of its inputs needs a gradient (a model's
     # first layer): compiled where that leaves out a matrix product, the work worth
     # a third function's compile
-    params_only = parameter_gradients(backward, tuple(t.name for t in traced.tensors if t.role == "input"))
+    params_only = parameter_gradients(whole["backward"], tuple(t.name for t in traced.tensors if t.role == "input"))
     kept = {st.name for st in params_only.stages} if params_only is not None else set()
     if params_only is not None and any(plan_contraction(st) is not None
-                                       for st in backward.stages if st.name not in kept):
-        programs["backward_params"] = params_only
+                                       for st in whole["backward"].stages if st.name not in kept):
+        programs["backward_params"] = whole["backward_params"] = params_only
     plans = {role: plan_program(p) for role, p in programs.items()}
     source, cdef, signatures, libraries = render_module(prefix, spec.name, plans,
-                                                        _unit_variants(spec.unit_sizes(sizes), programs))
+                                                        _unit_variants(spec.unit_sizes(sizes), whole))
     return Lowered(spec, sizes, attrs, traced, derived, forward, backward, signatures, source, cdef, libraries,
                    prefix, user_backward, any(plan.calls_blas for plan in plans.values()))
 

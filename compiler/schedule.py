@@ -1386,30 +1386,37 @@ def _reads_rows_only(nest: Nest, written: dict, rows: tuple) -> bool:
 
 
 def _split_to_rows(second: Nest, rows: tuple) -> Nest | None:
-    """Pointwise ``second`` with its first loop that differs from the row loop
-    at its place split in two, when its extent is a multiple ``q`` of the
-    row's (both known): an outer loop over the rows' and an inner one of
-    ``q``, the stage's variable ``q * outer + inner`` (``Collapsed.split``). A
-    group norm's output over channels then runs in the rows of its statistics
-    over groups of channels. None when that does not apply."""
-    if second.form != "inner" or second.stage.reduce is not None or second.collapsed is not None:
+    """``second`` (pointwise, a sum, or sums side by side) with its first output
+    loop that differs from the row loop at its place split in two, when its
+    extent is a multiple ``q`` of the row's (both known): an outer loop over
+    the rows' and an inner one of ``q``, the stages' variable ``q * outer +
+    inner`` (``Collapsed.split``). A group norm's output over channels, and
+    its per-channel partial sums (``compiler/partial_sums.py``), then run in
+    the rows of its statistics over groups of channels. None when that does
+    not apply."""
+    if second.form not in ("inner", "sums") or second.collapsed is not None or second.window is not None or \
+            second.terms is not None or second.across or second.stage.reduce not in (None, "sum"):
         return None
-    k = next((k for k, (row, loop) in enumerate(zip(rows, second.loops[:-1])) if row.extent != loop.extent), None)
+    outputs = second.loops[:-1] if second.stage.reduce is None else second.loops[:_row_loops(second)]
+    k = next((k for k, (row, loop) in enumerate(zip(rows, outputs)) if row.extent != loop.extent), None)
     if k is None:
         return None
     row, loop = rows[k].extent, second.loops[k].extent
     if not (isinstance(row, IConst) and isinstance(loop, IConst) and 1 < row.value < loop.value
             and loop.value % row.value == 0):
         return None
-    own = {a.name for a in second.stage.all_axes} | {l.var for l in second.loops}
+    stages = [st for _, st in second.members]
+    own = set().union(*({a.name for a in st.all_axes} for st in stages)) | {l.var for l in second.loops}
     var, inner = f"{second.loops[k].var}_split", f"{second.loops[k].var}_part"
     if {var, inner} & (own | {l.var for l in rows}) or rows[k].var in own - {second.loops[k].var}:
         return None
-    stage = _rename(second.stage, second.loops[k:k + 1], (Loop(var, loop),))
+    renamed = [_rename(st, second.loops[k:k + 1], (Loop(var, loop),)) for st in stages]
+    siblings = tuple((kind, st) for (kind, _), st in zip(second.siblings, renamed[1:]))
     loops = second.loops[:k] + (Loop(rows[k].var, row), Loop(inner, IConst(loop.value // row.value))) + \
         second.loops[k + 1:]
     split = {var: (rows[k].var, inner, loop.value // row.value, 0)}
-    return dataclasses.replace(second, stage=stage, loops=loops, collapsed=Collapsed(split=split))
+    return dataclasses.replace(second, stage=renamed[0], siblings=siblings, loops=loops,
+                               collapsed=Collapsed(split=split))
 
 
 def _unit_rows_inside(nests: tuple, unit: tuple) -> tuple | None:

@@ -40,13 +40,14 @@ class CenteredEnergy:
 
 
 @pytest.mark.parametrize("spec, sizes, reads", [
-    (group_norm_spec(4, True), dict(C=12, groups=3), 2),
+    # and its parameter gradients' partial sums per channel (tests/test_partial_sums.py)
+    (group_norm_spec(4, True), dict(C=12, groups=3), 3),
     (layer_norm_spec(1), dict(L1=40), 2),
     (CenteredEnergy, dict(E=16), 2),
 ])
 def test_a_norms_backward_reads_each_row_twice(spec, sizes, reads):
     """The sums after a row's scale join the sum the scale comes from: one pass
-    for the sums, one for the gradient (three before)."""
+    over the row for the sums, one for the gradient (three before)."""
     backward = spec.build(**sizes).compiled.backward
     assert any(st.name.endswith("_part") for st in backward.stages), ir.format_program(backward)
     assert _sums_nests(backward)
