@@ -214,16 +214,18 @@ class _Backward:
         """``[position(r) == first[i]]``: a max routes its gradient to its first
         maximal element, in the row-major order of its reduction indices, a NaN
         counting as maximal (as PyTorch's max_pool2d and argmax do). ``first``
-        holds minus that position: the largest of ``-position`` over the hits."""
+        holds the window's size minus that position: the largest of ``hit *
+        (size - position)`` (a product, not a select: tests and products run
+        without branches where the window's loops are scalar)."""
         value, top = stage.body, Load(stage.name, stage.index)
         if self._calls_libm(stage.body):
             value, top = self._stored_values(stage)
         hit = Call("add", (Call("eq", (value, top)), Call("ne", (value, value))))
-        minus_position = IndexValue(ir.imul(-1, _position(stage.reduce_axes)))
+        rank = IndexValue(ir.isub(_window_size(stage), _position(stage.reduce_axes)))
         first = Stage(self.fresh(f"first_{stage.name}"), stage.shape, stage.axes,
-                      Call("select", (hit, minus_position, Const(-math.inf))), "max", stage.reduce_axes)
+                      Call("mul", (hit, rank)), "max", stage.reduce_axes)
         self.stages.append(first)
-        return Call("eq", (minus_position, Load(first.name, stage.index))), first
+        return Call("eq", (rank, Load(first.name, stage.index))), first
 
     def _stored_values(self, stage: Stage) -> tuple:
         """The reduced values kept in a tensor of their own, and their maximum
@@ -258,6 +260,14 @@ class _Backward:
                     seen.add(e.tensor)
                     pending.append(pointwise[e.tensor].body)
         return False
+
+
+def _window_size(stage: Stage) -> ir.IExpr:
+    """How many elements ``stage`` reduces over."""
+    size = IConst(1)
+    for a in stage.reduce_axes:
+        size = ir.imul(size, a.extent)
+    return size
 
 
 def _position(axes) -> ir.IExpr:
@@ -378,14 +388,13 @@ def _known_window(stage: Stage) -> bool:
 def _scatter_at_first(stage: Stage, load: Load, term, first: Stage, name: str, shape: tuple) -> Stage:
     """A max's adjoint of a read it cannot invert (an adaptive window's
     ``x[.., min(13*h//7 + i, ..)]``), as one write per output: its first
-    maximal element's window offsets decoded from ``first`` (minus the
-    row-major position, ``_argmax_share``), where the scatter over the window
-    wrote zero at every other offset. The position is clamped into the window:
-    never needed (each window has a first maximum), but it keeps every write
-    inside the target whatever ``first`` holds."""
+    maximal element's window offsets decoded from ``first`` (the window's
+    size minus the row-major position, ``_argmax_share``), where the scatter
+    over the window wrote zero at every other offset. The position is clamped
+    into the window: never needed (each window has a first maximum), but it
+    keeps every write inside the target whatever ``first`` holds."""
     count = math.prod(a.extent.value for a in stage.reduce_axes)
-    minus = ILoad(first.name, stage.index)
-    position = ir.imin(ir.imax(ir.imul(-1, minus), 0), count - 1)
+    position = ir.imin(ir.imax(ir.isub(count, ILoad(first.name, stage.index)), 0), count - 1)
     digits, rest = {}, position
     for k, a in reversed(list(enumerate(stage.reduce_axes))):
         digits[a.name] = ir.imod(rest, a.extent) if k else rest

@@ -36,6 +36,10 @@ DTYPES = {"f32": ("float", "f"), "f64": ("double", "")}
 # combined with & and a select on the result, where float 0/1 products cost a
 # conversion and a multiplication each (a flat depthwise row: 1.47x faster)
 MASKS = {"f32": "int32_t", "f64": "int64_t"}
+# the C type of a test on values in scalar loops: gcc 12 turns a float 0/1 from
+# a comparison into branches on its outcome there (an adaptive max pool's first
+# maximum mispredicted most of them: 1.9x slower)
+SCALAR_TEST = "int32_t"
 # index operators printed as calls of module.c.j2's helpers (Python's floor
 # division and modulo; C's own would round toward zero)
 INDEX_CALLS = {"//": "lc_floordiv", "%": "lc_mod", "min": "lc_min_i64", "max": "lc_max_i64"}
@@ -153,6 +157,8 @@ class Printer:
         self.split: dict = {}       # variables of split loops (``collapse.Collapsed.split``)
         self.reciprocal: set = set()    # temporaries printed as products by reciprocals
         self.local: dict = {}       # tensors held a row at a time (``Context.local``)
+        # in a nest of scalar loops, tests on values are integers (``SCALAR_TEST``)
+        self.scalar = False
 
     def collapse(self, collapsed) -> None:
         """Print for a nest whose loops are ``collapsed`` (compiler/collapse.py):
@@ -273,6 +279,8 @@ class Printer:
         elif e.op == "mul" and all(map(_index_test, e.args)):
             text = " & ".join(self.value(a) for a in e.args)
             text, ctype = f"({text})", MASKS[self.dtype]
+        elif self.scalar and ir.is_test(e):
+            text, ctype = self.call(e.op, *(self.value(a) for a in e.args)), SCALAR_TEST
         elif e.op in AT_MOST_ZERO and sign(e.args[0]) < 0:
             text = AT_MOST_ZERO[e.op].format(self.value(e.args[0]), f=self.suffix)
         else:

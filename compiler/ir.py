@@ -276,12 +276,32 @@ def children(e):
     return e.args if isinstance(e, Call) else ()
 
 
+# the ops whose value is a test: 1 where it holds, else 0
+COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
+
+
+def is_test(e) -> bool:
+    """Whether ``e`` is a comparison, or a sum or product of them (0 or 1 each)."""
+    return isinstance(e, Call) and (e.op in COMPARISONS or e.op in ("add", "mul") and all(map(is_test, e.args)))
+
+
+def _finite(e) -> bool:
+    """Whether ``e`` is built of tests, indices and finite constants by sums and
+    products: never NaN or infinite."""
+    if isinstance(e, Const):
+        return math.isfinite(e.value)
+    if isinstance(e, IndexValue):
+        return True
+    return isinstance(e, Call) and (e.op in COMPARISONS or e.op in ("add", "mul") and all(map(_finite, e.args)))
+
+
 def never_nan(e) -> bool:
-    """Whether ``e`` is a choice between indices and constants other than NaN
-    (a maximum of them, the first maximum's position, needs no NaN test)."""
+    """Whether ``e`` is a choice between indices and constants other than NaN,
+    or tests times indices (a maximum of them, the first maximum's position,
+    needs no NaN test)."""
     if isinstance(e, Const):
         return not math.isnan(e.value)
-    if isinstance(e, IndexValue):
+    if _finite(e):
         return True
     return isinstance(e, Call) and e.op == "select" and all(map(never_nan, e.args[1:]))
 

@@ -265,6 +265,7 @@ def render_inner(nest, ctx) -> str:
     printer.collapse(nest.collapsed)
     if nest.across:
         printer.hide_strides()
+    printer.scalar = not any(l.simd for l in nest.loops)
     loops = [Loop(var_c(l.var), printer.index(l.extent)) for l in nest.loops]
     body = _windowed(nest, printer, loops)
     value = printer.value(nest.terms.body if nest.terms else body)

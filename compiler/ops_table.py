@@ -41,7 +41,7 @@ from typing import Callable
 
 import numpy as np
 
-from .ir import Call, Const
+from .ir import COMPARISONS, Call, Const
 
 
 @dataclass(frozen=True)
@@ -406,7 +406,6 @@ RANDOM = {
                          kinks=lambda *args: tuple(np.abs(a - np.rint(a)) for a in args), jumps=True),
 }
 
-COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
 
 OPS: dict[str, Op] = {
     **ARITHMETIC, **TRANSCENDENTAL, **ROUNDING, **ACTIVATIONS, **SELECTIONS, **RANDOM,

@@ -213,3 +213,35 @@ def test_index_values_convert_through_32_bits_where_their_range_fits():
     assert "int32_t" not in free.value(IndexValue(IVar("i")))
     huge = Printer({}, {"i": IConst(2 ** 20)}, "f64")
     assert "int32_t" not in huge.value(IndexValue(imul(4096, IVar("i"))))
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f64"])
+def test_tests_on_values_are_integers_in_scalar_loops_only(dtype):
+    """A comparison of values is an int32_t in a nest of scalar loops (gcc 12
+    branches on a float 0/1 there: an adaptive max pool's first-maximum search
+    mispredicted); in a vectorized nest it stays a float of the lanes' width."""
+    from layerc.compiler.cprint import Printer
+    from layerc.compiler.ir import Call, IConst, IVar, Load
+    x = Load("x", (IVar("i"),))
+    hit = Call("add", (Call("eq", (x, Load("y", (IVar("i"),)))), Call("ne", (x, x))))
+    kinds = {}
+    for scalar in (False, True):
+        printer = Printer({"x": (IConst(4),), "y": (IConst(4),)}, {"i": IConst(4)}, dtype)
+        printer.scalar = scalar
+        printer.value(Call("mul", (hit, x)))
+        kinds[scalar] = [let.ctype for let in printer.lets]
+    assert kinds[True].count("int32_t") == 3 and kinds[True][-1] != "int32_t"
+    assert "int32_t" not in kinds[False]
+
+
+def test_a_first_maximum_is_searched_without_float_tests():
+    """An adaptive max pool's backward finds each window's first maximum in
+    scalar loops (its windows overlap unevenly), its tests as integers and its
+    position as a product, not a select of minus infinity."""
+    from layerc.nn.pool import AdaptiveMaxPool2DSpec
+    source = AdaptiveMaxPool2DSpec.build(N=2, C=3, H=13, W=13, output_size=(7, 7)).source
+    backward = source[source.index("_backward_f32("):]
+    backward = backward[:backward.index("\n}\n")]
+    assert re.search(r"const int32_t t\d+ = \(t\d+ == t\d+\);", backward)
+    assert not re.search(r"const float t\d+ = \(t\d+ [=!<>]=? ", backward)
+    assert "INFINITY)) : " not in backward

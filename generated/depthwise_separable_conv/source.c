@@ -2057,7 +2057,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
-        const float t8 = (t7 > 0.0f);
+        const int32_t t8 = (t7 > 0.0f);
         const float t9 = (t0 * t8);
         acc += t9;
     }
@@ -2083,7 +2083,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         const float t3 = (t1 - t2);
         const float t5 = (t3 * t4);
         const float t7 = (t5 + t6);
-        const float t8 = (t7 > 0.0f);
+        const int32_t t8 = (t7 > 0.0f);
         const float t9 = (t0 * t8);
         const float t10 = (t9 * t3);
         acc += t10;
@@ -2110,7 +2110,7 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         const float t4 = (t2 - t3);
         const float t5 = (t4 * t0);
         const float t7 = (t5 + t6);
-        const float t8 = (t7 > 0.0f);
+        const int32_t t8 = (t7 > 0.0f);
         const float t9 = (t1 * t8);
         const float t10 = (t0 * t9);
         const float t11 = (-t10);
@@ -4414,7 +4414,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
-        const double t8 = (t7 > 0.0);
+        const int32_t t8 = (t7 > 0.0);
         const double t9 = (t0 * t8);
         acc += t9;
     }
@@ -4440,7 +4440,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         const double t3 = (t1 - t2);
         const double t5 = (t3 * t4);
         const double t7 = (t5 + t6);
-        const double t8 = (t7 > 0.0);
+        const int32_t t8 = (t7 > 0.0);
         const double t9 = (t0 * t8);
         const double t10 = (t9 * t3);
         acc += t10;
@@ -4467,7 +4467,7 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         const double t4 = (t2 - t3);
         const double t5 = (t4 * t0);
         const double t7 = (t5 + t6);
-        const double t8 = (t7 > 0.0);
+        const int32_t t8 = (t7 > 0.0);
         const double t9 = (t1 * t8);
         const double t10 = (t0 * t9);
         const double t11 = (-t10);
