@@ -164,23 +164,26 @@ def _comment(stages) -> str:
 # ---------------------------------------------------------------- streaming stores
 
 
-def _streams(plans: tuple, outputs: list, function_outputs: frozenset, in_row: bool) -> list:
+def _streams(plans: tuple, outputs: list, function_outputs: frozenset, in_row: bool, merged: dict) -> list:
     """The ``outputs`` a nest can stream: those of the function's outputs
-    written along its innermost loop, when that loop is vectorized, at least
-    two tiles long and inside another loop (whose iterations end with a
-    fence), or inside a row (``in_row``: the fence follows the loop). An
-    intermediate is left out: the next nest reads it at once, from the cache
-    if it fits, and a second nest would only cost build time."""
+    written along its innermost loop (its last coordinates that loop's
+    variable and those ``merged`` into it: a group norm's output over each
+    channel's plane), when that loop is vectorized, at least two tiles long
+    and inside another loop (whose iterations end with a fence), or inside a
+    row (``in_row``: the fence follows the loop). An intermediate is left out:
+    the next nest reads it at once, from the cache if it fits, and a second
+    nest would only cost build time."""
     if len(plans) < (1 if in_row else 2):
         return []
     inner = plans[-1]
     if not inner.simd or inner.parallel or inner.reduction or (
             isinstance(inner.extent, IConst) and inner.extent.value < 2 * STREAM_TILE):
         return []
-    along = IVar(inner.var)
+    names = (inner.var, *merged.get(inner.var, ()))
+    along = tuple(IVar(name) for name in names)
     return [o for o in outputs
-            if o.tensor in function_outputs and o.index and o.index[-1] == along
-            and all(inner.var not in ir.ivars(i) for i in o.index[:-1])]
+            if o.tensor in function_outputs and o.index[-len(along):] == along
+            and all(not set(names) & ir.ivars(i) for i in o.index[:-len(along)])]
 
 
 def _render_streamed(template: str, plans: tuple, loops: list, lets: list, body: list, outputs: list,
@@ -191,7 +194,7 @@ def _render_streamed(template: str, plans: tuple, loops: list, lets: list, body:
     than the caches (decided at run time) go through tiles streamed to memory;
     a nest without such stores is rendered once, one inside a row that streams
     (``ctx.streaming``) only tiled."""
-    streamed = _streams(plans, outputs, ctx.outputs, not ctx.threads)
+    streamed = _streams(plans, outputs, ctx.outputs, not ctx.threads, printer.merged)
     plain = render(template, loops=loops, lets=lets, body=body + [o.store(printer) for o in outputs], **context)
     if not streamed:
         return plain

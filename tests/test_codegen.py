@@ -81,17 +81,21 @@ def test_streamed_sibling_gradients_equal_plain_ones():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("which", ["layer", "instance"])
+@pytest.mark.parametrize("which", ["layer", "instance", "group"])
 def test_streamed_rows_equal_plain_ones(dtype, which):
     """A norm's output and input gradient written in the rows of their
     statistics: streamed (the choice made once, around the rows) or not, the
-    same values; odd row lengths."""
+    same values; odd row lengths; a group norm's along each channel's plane,
+    its two axes one loop (merged), its channels a loop split by groups."""
     from layerc.nn.norm import layer_norm_spec
-    from layerc.nn.normalization import per_channel_spec
+    from layerc.nn.normalization import group_norm_spec, per_channel_spec
     if which == "layer":
         m, shape = layer_norm_spec(1).build(L1=263, dtype=dtype), (5, 263)
-    else:
+    elif which == "instance":
         m, shape = per_channel_spec("InstanceNorm2D", 4, True, True, False, True).build(C=3, dtype=dtype), (2, 3, 9, 31)
+    else:
+        m, shape = group_norm_spec(4, True).build(C=6, groups=2, D2=9, D3=31, dtype=dtype), (3, 6, 9, 31)
+        assert m.source.count(f"lc_stream_{'f32' if dtype == np.float32 else 'f64'}(T_") == 2   # y, grad_x
     x = np.random.default_rng(5).standard_normal(shape).astype(dtype)
     assert "lc_stream_" in m.source and "(row by row)" in m.source
     (streamed, _), (plain, _) = streamed_and_plain(m, (x,))

@@ -1170,6 +1170,36 @@ int lc_prelund_forward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *r
     /* the size is 1: the variant scheduled for it, whose loops skip that axis */
     if (S_E == 1)
         return lc_prelund_forward_E1_f32(S_C, S_N, T_x, T_alpha, T_select_3);
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(S_C) * (int64_t)(S_E)) >= lc_stream_min()) {
+    /* select_3[i0, i1, i2] = (x[i0, i1, i2] if x[i0, i1, i2] > 0 else alpha[0] * x[i0, i1, i2]) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1_block = 0; v_i1_block < lc_floordiv(((S_C * S_E) + 4095), 4096); ++v_i1_block) {
+        const float t2 = T_alpha[0];
+    for (int64_t lc_tile_start = (4096 * v_i1_block); lc_tile_start < lc_min_i64(((4096 * v_i1_block) + 4096), (S_C * S_E)); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, lc_min_i64(((4096 * v_i1_block) + 4096), (S_C * S_E)) - lc_tile_start);
+        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i1 = lc_tile_start; v_i1 < lc_tile_start + lc_tile_n; ++v_i1) {
+        const float t0 = T_x[(v_i0) * S_C * S_E + v_i1];
+        const float t1 = (t0 > 0.0f);
+        const float t3 = (t2 * t0);
+        const float t4 = (t1 != 0 ? t0 : t3);
+        lc_tile0[v_i1 - lc_tile_start] = t4;
+    }
+        {
+        const int64_t v_i1 = lc_tile_start;
+        lc_stream_f32(T_select_3 + ((v_i0) * S_C * S_E + v_i1), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    } else {
     /* select_3[i0, i1, i2] = (x[i0, i1, i2] if x[i0, i1, i2] > 0 else alpha[0] * x[i0, i1, i2]) */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
@@ -1183,6 +1213,7 @@ int lc_prelund_forward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *r
         const float t3 = (t2 * t0);
         const float t4 = (t1 != 0 ? t0 : t3);
         T_select_3[(v_i0) * S_C * S_E + v_i1] = t4;
+    }
     }
     }
     }
@@ -1279,6 +1310,41 @@ int lc_prelund_backward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *
             }
     }
     }
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(S_C) * (int64_t)(S_E)) >= lc_stream_min()) {
+    /* grad_x[j0, j1, j2] = grad_select_3[j0, j1, j2] * (1 if x[j0, j1, j2] > 0 else 0) + grad_select_3[j0, j1, j2] * (0 if x[j0, j1, j2] > 0 else 1) * alpha[0] */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1_block = 0; v_j1_block < lc_floordiv(((S_C * S_E) + 4095), 4096); ++v_j1_block) {
+        const float t7 = T_alpha[0];
+    for (int64_t lc_tile_start = (4096 * v_j1_block); lc_tile_start < lc_min_i64(((4096 * v_j1_block) + 4096), (S_C * S_E)); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, lc_min_i64(((4096 * v_j1_block) + 4096), (S_C * S_E)) - lc_tile_start);
+        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_j1 = lc_tile_start; v_j1 < lc_tile_start + lc_tile_n; ++v_j1) {
+        const float t0 = T_grad_select_3[(v_j0) * S_C * S_E + v_j1];
+        const float t1 = T_x[(v_j0) * S_C * S_E + v_j1];
+        const float t2 = (t1 > 0.0f);
+        const float t3 = (t2 != 0 ? 1.0f : 0.0f);
+        const float t4 = (t0 * t3);
+        const float t5 = (t2 != 0 ? 0.0f : 1.0f);
+        const float t6 = (t0 * t5);
+        const float t8 = (t6 * t7);
+        const float t9 = (t4 + t8);
+        lc_tile0[v_j1 - lc_tile_start] = t9;
+    }
+        {
+        const int64_t v_j1 = lc_tile_start;
+        lc_stream_f32(T_grad_x + ((v_j0) * S_C * S_E + v_j1), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    } else {
     /* grad_x[j0, j1, j2] = grad_select_3[j0, j1, j2] * (1 if x[j0, j1, j2] > 0 else 0) + grad_select_3[j0, j1, j2] * (0 if x[j0, j1, j2] > 0 else 1) * alpha[0] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
@@ -1297,6 +1363,7 @@ int lc_prelund_backward_f32(int64_t S_C, int64_t S_E, int64_t S_N, const float *
         const float t8 = (t6 * t7);
         const float t9 = (t4 + t8);
         T_grad_x[(v_j0) * S_C * S_E + v_j1] = t9;
+    }
     }
     }
     }
@@ -1336,6 +1403,36 @@ int lc_prelund_forward_f64(int64_t S_C, int64_t S_E, int64_t S_N, const double *
     /* the size is 1: the variant scheduled for it, whose loops skip that axis */
     if (S_E == 1)
         return lc_prelund_forward_E1_f64(S_C, S_N, T_x, T_alpha, T_select_3);
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(S_C) * (int64_t)(S_E)) >= lc_stream_min()) {
+    /* select_3[i0, i1, i2] = (x[i0, i1, i2] if x[i0, i1, i2] > 0 else alpha[0] * x[i0, i1, i2]) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1_block = 0; v_i1_block < lc_floordiv(((S_C * S_E) + 4095), 4096); ++v_i1_block) {
+        const double t2 = T_alpha[0];
+    for (int64_t lc_tile_start = (4096 * v_i1_block); lc_tile_start < lc_min_i64(((4096 * v_i1_block) + 4096), (S_C * S_E)); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, lc_min_i64(((4096 * v_i1_block) + 4096), (S_C * S_E)) - lc_tile_start);
+        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i1 = lc_tile_start; v_i1 < lc_tile_start + lc_tile_n; ++v_i1) {
+        const double t0 = T_x[(v_i0) * S_C * S_E + v_i1];
+        const double t1 = (t0 > 0.0);
+        const double t3 = (t2 * t0);
+        const double t4 = (t1 != 0 ? t0 : t3);
+        lc_tile0[v_i1 - lc_tile_start] = t4;
+    }
+        {
+        const int64_t v_i1 = lc_tile_start;
+        lc_stream_f64(T_select_3 + ((v_i0) * S_C * S_E + v_i1), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    } else {
     /* select_3[i0, i1, i2] = (x[i0, i1, i2] if x[i0, i1, i2] > 0 else alpha[0] * x[i0, i1, i2]) */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
@@ -1349,6 +1446,7 @@ int lc_prelund_forward_f64(int64_t S_C, int64_t S_E, int64_t S_N, const double *
         const double t3 = (t2 * t0);
         const double t4 = (t1 != 0 ? t0 : t3);
         T_select_3[(v_i0) * S_C * S_E + v_i1] = t4;
+    }
     }
     }
     }
@@ -1445,6 +1543,41 @@ int lc_prelund_backward_f64(int64_t S_C, int64_t S_E, int64_t S_N, const double 
             }
     }
     }
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(S_C) * (int64_t)(S_E)) >= lc_stream_min()) {
+    /* grad_x[j0, j1, j2] = grad_select_3[j0, j1, j2] * (1 if x[j0, j1, j2] > 0 else 0) + grad_select_3[j0, j1, j2] * (0 if x[j0, j1, j2] > 0 else 1) * alpha[0] */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
+    for (int64_t v_j0 = 0; v_j0 < S_N; ++v_j0) {
+    for (int64_t v_j1_block = 0; v_j1_block < lc_floordiv(((S_C * S_E) + 4095), 4096); ++v_j1_block) {
+        const double t7 = T_alpha[0];
+    for (int64_t lc_tile_start = (4096 * v_j1_block); lc_tile_start < lc_min_i64(((4096 * v_j1_block) + 4096), (S_C * S_E)); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, lc_min_i64(((4096 * v_j1_block) + 4096), (S_C * S_E)) - lc_tile_start);
+        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_j1 = lc_tile_start; v_j1 < lc_tile_start + lc_tile_n; ++v_j1) {
+        const double t0 = T_grad_select_3[(v_j0) * S_C * S_E + v_j1];
+        const double t1 = T_x[(v_j0) * S_C * S_E + v_j1];
+        const double t2 = (t1 > 0.0);
+        const double t3 = (t2 != 0 ? 1.0 : 0.0);
+        const double t4 = (t0 * t3);
+        const double t5 = (t2 != 0 ? 0.0 : 1.0);
+        const double t6 = (t0 * t5);
+        const double t8 = (t6 * t7);
+        const double t9 = (t4 + t8);
+        lc_tile0[v_j1 - lc_tile_start] = t9;
+    }
+        {
+        const int64_t v_j1 = lc_tile_start;
+        lc_stream_f64(T_grad_x + ((v_j0) * S_C * S_E + v_j1), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    } else {
     /* grad_x[j0, j1, j2] = grad_select_3[j0, j1, j2] * (1 if x[j0, j1, j2] > 0 else 0) + grad_select_3[j0, j1, j2] * (0 if x[j0, j1, j2] > 0 else 1) * alpha[0] */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)((S_C * S_E)) >= 131072)
@@ -1463,6 +1596,7 @@ int lc_prelund_backward_f64(int64_t S_C, int64_t S_E, int64_t S_N, const double 
         const double t8 = (t6 * t7);
         const double t9 = (t4 + t8);
         T_grad_x[(v_j0) * S_C * S_E + v_j1] = t9;
+    }
     }
     }
     }

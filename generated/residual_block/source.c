@@ -1324,6 +1324,39 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
         T_div_23[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
     }
     }
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
+    /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        const float t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t5 = T_bn1_bias[v_i1];
+    for (int64_t lc_tile_start = 0; lc_tile_start < (S_H * S_W); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, (S_H * S_W) - lc_tile_start);
+        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i2 = lc_tile_start; v_i2 < lc_tile_start + lc_tile_n; ++v_i2) {
+        const float t0 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const float t2 = (t0 - t1);
+        const float t4 = (t2 * t3);
+        const float t6 = (t4 + t5);
+        const float t7 = (t6 < 0 ? 0 : t6);
+        lc_tile0[v_i2 - lc_tile_start] = t7;
+    }
+        {
+        const int64_t v_i2 = lc_tile_start;
+        lc_stream_f32(T_relu_28 + (((v_i0) * 8 + v_i1) * S_H * S_W + v_i2), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    } else {
     /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
@@ -1340,6 +1373,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
         const float t6 = (t4 + t5);
         const float t7 = (t6 < 0 ? 0 : t6);
         T_relu_28[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2] = t7;
+    }
     }
     }
     }
@@ -1523,6 +1557,41 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
         T_div_59[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
     }
     }
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(float) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
+    /* relu_65[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3]) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        const float t1 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t3 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const float t5 = T_bn2_bias[v_i1];
+    for (int64_t lc_tile_start = 0; lc_tile_start < (S_H * S_W); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, (S_H * S_W) - lc_tile_start);
+        float lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i2 = lc_tile_start; v_i2 < lc_tile_start + lc_tile_n; ++v_i2) {
+        const float t0 = T_conv_36[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const float t2 = (t0 - t1);
+        const float t4 = (t2 * t3);
+        const float t6 = (t4 + t5);
+        const float t7 = T_x[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const float t8 = (t6 + t7);
+        const float t9 = (t8 < 0 ? 0 : t8);
+        lc_tile0[v_i2 - lc_tile_start] = t9;
+    }
+        {
+        const int64_t v_i2 = lc_tile_start;
+        lc_stream_f32(T_relu_65 + (((v_i0) * 8 + v_i1) * S_H * S_W + v_i2), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    } else {
     /* relu_65[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3]) */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
@@ -1541,6 +1610,7 @@ int lc_residualblockspec_forward_f32(int64_t S_H, int64_t S_N, int64_t S_W, cons
         const float t8 = (t6 + t7);
         const float t9 = (t8 < 0 ? 0 : t8);
         T_relu_65[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2] = t9;
+    }
     }
     }
     }
@@ -3209,6 +3279,39 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
         T_div_23[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
     }
     }
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
+    /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        const double t1 = T_div_2[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_23[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t5 = T_bn1_bias[v_i1];
+    for (int64_t lc_tile_start = 0; lc_tile_start < (S_H * S_W); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, (S_H * S_W) - lc_tile_start);
+        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i2 = lc_tile_start; v_i2 < lc_tile_start + lc_tile_n; ++v_i2) {
+        const double t0 = T_conv_0[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const double t2 = (t0 - t1);
+        const double t4 = (t2 * t3);
+        const double t6 = (t4 + t5);
+        const double t7 = (t6 < 0 ? 0 : t6);
+        lc_tile0[v_i2 - lc_tile_start] = t7;
+    }
+        {
+        const int64_t v_i2 = lc_tile_start;
+        lc_stream_f64(T_relu_28 + (((v_i0) * 8 + v_i1) * S_H * S_W + v_i2), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    } else {
     /* relu_28[i0, i1, i2, i3] = relu((conv_0[i0, i1, i2, i3] - div_2[0, i1, 0, 0]) * div_23[0, i1, 0, 0] + bn1_bias[i1]) */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
@@ -3225,6 +3328,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
         const double t6 = (t4 + t5);
         const double t7 = (t6 < 0 ? 0 : t6);
         T_relu_28[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2] = t7;
+    }
     }
     }
     }
@@ -3408,6 +3512,41 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
         T_div_59[(((0) * 8 + v_i0) * 1 + 0) * 1 + 0] = t17;
     }
     }
+    /* outputs larger than the caches are streamed to memory: their tiles are written
+       around the caches, and the stores do not read the lines they fill first */
+    if ((int64_t)sizeof(double) * ((int64_t)(S_N) * (int64_t)(8) * (int64_t)(S_H) * (int64_t)(S_W)) >= lc_stream_min()) {
+    /* relu_65[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3]) */
+    {
+    #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
+    for (int64_t v_i0 = 0; v_i0 < S_N; ++v_i0) {
+    for (int64_t v_i1 = 0; v_i1 < 8; ++v_i1) {
+        const double t1 = T_div_38[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t3 = T_div_59[(((0) * 8 + v_i1) * 1 + 0) * 1 + 0];
+        const double t5 = T_bn2_bias[v_i1];
+    for (int64_t lc_tile_start = 0; lc_tile_start < (S_H * S_W); lc_tile_start += LC_TILE) {
+        const int64_t lc_tile_n = lc_min_i64(LC_TILE, (S_H * S_W) - lc_tile_start);
+        double lc_tile0[LC_TILE] __attribute__((aligned(64)));
+    #pragma omp simd
+    for (int64_t v_i2 = lc_tile_start; v_i2 < lc_tile_start + lc_tile_n; ++v_i2) {
+        const double t0 = T_conv_36[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const double t2 = (t0 - t1);
+        const double t4 = (t2 * t3);
+        const double t6 = (t4 + t5);
+        const double t7 = T_x[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2];
+        const double t8 = (t6 + t7);
+        const double t9 = (t8 < 0 ? 0 : t8);
+        lc_tile0[v_i2 - lc_tile_start] = t9;
+    }
+        {
+        const int64_t v_i2 = lc_tile_start;
+        lc_stream_f64(T_relu_65 + (((v_i0) * 8 + v_i1) * S_H * S_W + v_i2), lc_tile0, lc_tile_n);
+        }
+    }
+        lc_fence();
+    }
+    }
+    }
+    } else {
     /* relu_65[i0, i1, i2, i3] = relu((conv_36[i0, i1, i2, i3] - div_38[0, i1, 0, 0]) * div_59[0, i1, 0, 0] + bn2_bias[i1] + x[i0, i1, i2, i3]) */
     {
     #pragma omp parallel for collapse(2) num_threads(lc_num_threads()) if(parallel: (int64_t)(S_N) * (int64_t)(8) * (int64_t)((S_H * S_W)) >= 131072)
@@ -3426,6 +3565,7 @@ int lc_residualblockspec_forward_f64(int64_t S_H, int64_t S_N, int64_t S_W, cons
         const double t8 = (t6 + t7);
         const double t9 = (t8 < 0 ? 0 : t8);
         T_relu_65[((v_i0) * 8 + v_i1) * S_H * S_W + v_i2] = t9;
+    }
     }
     }
     }
