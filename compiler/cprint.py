@@ -118,6 +118,8 @@ class Context:
     streaming: list | None = None
     # inside a "rows" nest: tensor -> (the thread's buffer of its row, the row's coordinates)
     local: dict = dataclasses.field(default_factory=dict)
+    # inside a "rows" nest that accumulates: tensor -> the thread's partial sums of it
+    accumulators: dict = dataclasses.field(default_factory=dict)
 
     @property
     def ctype(self) -> str:

@@ -436,9 +436,15 @@ def render_siblings(nest, ctx) -> str:
 def render_pass(nest, ctx) -> str:
     """Sibling stages in one pass over shared loops (one printer, so a value
     read by several of them is loaded once). Accumulate members reduce into
-    per-thread partial outputs over a static split of the outermost loop."""
+    per-thread partial outputs over a static split of the outermost loop; in
+    a ``"rows"`` nest's row (``ctx.accumulators``), into the row's thread's."""
     printer = ctx.printer(st for _, st in nest.members)
     printer.collapse(nest.collapsed)
+    if ctx.accumulators:
+        updates = [Update(st.reduce, printer.at(ctx.accumulators[st.name], st.name, st.index), printer.value(st.body))
+                   for _, st in nest.members]
+        return render("nest.c.j2", comment=_comment(st for _, st in nest.members), prologue=[],
+                      loops=_loops(nest, printer), lets=printer.lets, body=updates, epilogue=[])
     statements, outputs, partials = [], [], []
     for kind, st in nest.members:
         value = printer.value(st.body)
@@ -507,17 +513,33 @@ def _row_buffer(nest, printer: Printer, ctx, tensor: str, buffer: str, k: int) -
 
 
 def _rows_nest(nest, ctx, inside) -> str:
-    """The C of a ``"rows"`` nest, its nests rendered in context ``inside``."""
+    """The C of a ``"rows"`` nest, its nests rendered in context ``inside``.
+    One that accumulates (``schedule._rows_with_pass``) runs as a pass: each
+    thread its block of rows, adding into partial sums of its own, which are
+    combined in thread order afterwards."""
     printer = ctx.printer(st for _, st in nest.members)
     loops = _loops(nest, printer)
     # a row's work is its members' loops: the deepest member's count with the rows
     widest = max(nest.group, key=lambda member: len(member.loops))
+    comment = _comment(st for _, st in nest.members) + " (row by row)"
+    partials = [st for kind, st in nest.members if kind == "accumulate"]
+    if partials:
+        accumulators = {st.name: f"lc_acc{k}" for k, st in enumerate(partials)}
+        inside = dataclasses.replace(inside, accumulators=accumulators)
+        buffers = [_row_buffer(nest, printer, ctx, name, buffer, k) for name, (buffer, k) in inside.local.items()]
+        body = buffers + [Verbatim(inside.render(member)) for member in nest.group]
+        loops = [Loop(loops[0].var, "lc_hi", "lc_lo", enter=loops[0].enter, exit=loops[0].exit)] + loops[1:]
+        partials = [dict(ctype=ctx.ctype, acc=accumulators[st.name], out=tensor_c(st.name), reduce=st.reduce,
+                         size=printer.product(printer.shapes[st.name]), init=init_value(st.reduce, ctx.dtype))
+                    for st in partials]
+        return render("pass.c.j2", comment=comment, loops=loops, lets=[], body=body, partials=partials,
+                      work=printer.size((*nest.loops, *widest.loops)), min_work=ctx.min_work,
+                      outer_extent=printer.index(nest.loops[0].extent))
     if any(plan.parallel for plan in nest.loops):
         loops = _in_threads(loops, _parallel_loop(nest), nest, printer, ctx, inner=widest.loops)
     buffers = [_row_buffer(nest, printer, ctx, name, buffer, k) for name, (buffer, k) in inside.local.items()]
     body = buffers + [Verbatim(inside.render(member)) for member in nest.group]
-    return render("nest.c.j2", comment=_comment(st for _, st in nest.members) + " (row by row)", prologue=[],
-                  loops=loops, lets=[], body=body, epilogue=[])
+    return render("nest.c.j2", comment=comment, prologue=[], loops=loops, lets=[], body=body, epilogue=[])
 
 
 def render_rows(nest, ctx) -> str:

@@ -1533,8 +1533,52 @@ def _plan_nests(p: Program, fuse_siblings: bool, short: bool) -> tuple:
             grouped.append(nest)
         else:
             grouped[-1] = group
+    grouped = _passes_into_rows(grouped)
     grouped = [dataclasses.replace(n, local=_row_locals(n, grouped, p)) if n.group else n for n in grouped]
     return tuple(collapse_nest(nest, shapes) for nest in grouped)
+
+
+def _passes_into_rows(nests: list) -> list:
+    """``nests`` with each accumulating pass next to a ``"rows"`` nest over the
+    same rows run inside it (``_rows_with_pass``)."""
+    nests = list(nests)
+    k = 0
+    while k < len(nests):
+        for j in (k - 1, k + 1):
+            merged = _rows_with_pass(nests[j], nests[k]) if 0 <= j < len(nests) else None
+            if merged is not None:
+                nests[j] = merged
+                del nests[k]
+                k -= 1
+                break
+        k += 1
+    return nests
+
+
+def _rows_with_pass(rows: Nest, accumulating: Nest) -> Nest | None:
+    """``rows`` with the pass ``accumulating`` run in its rows, or None: a layer
+    norm's parameter gradients, sums over the rows of the output gradient and
+    the input, added into each thread's partial sums as the row that its
+    input gradient reads goes by (one read of each row, not two). The pass's
+    outer loops must run over the rows (the same extents), every stage of it
+    accumulate, and neither nest read what the other writes."""
+    if not rows.group or accumulating.group or not accumulating.members or any(
+            kind != "accumulate" for kind, _ in accumulating.members) or accumulating.window is not None:
+        return None
+    k = len(rows.loops)
+    if rows.loops[0].extent == IConst(1) or len(accumulating.loops) <= k or any(
+            a.extent != r.extent or not a.reduction for a, r in zip(accumulating.loops, rows.loops)):
+        return None
+    ours, theirs = {st.name for _, st in rows.members}, {st.name for _, st in accumulating.members}
+    if any(ir.tensors_read(st.body) & theirs for _, st in rows.members) or any(
+            ir.tensors_read(st.body) & ours for _, st in accumulating.members):
+        return None
+    taken = {loop.var for loop in rows.loops}
+    if any(loop.var in taken for loop in accumulating.loops[k:]):
+        return None
+    inner = _renamed_nest(accumulating, rows.loops)
+    inner = dataclasses.replace(inner, loops=inner.loops[k:])
+    return dataclasses.replace(rows, group=rows.group + (inner,))
 
 
 def _row_locals(rows: Nest, nests: list, p: Program) -> tuple:

@@ -306,3 +306,40 @@ def test_group_norm_by_rows_gradient(sizes):
     report = check_grad(_group_norm(), **sizes)
     assert report.ok, str(report)
 
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 37])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_a_layer_norms_parameter_gradients_sum_in_its_rows(rows, threads):
+    """A layer norm's ``grad_weight`` and ``grad_bias`` are added into each
+    thread's partial sums in the rows its input gradient runs
+    (``schedule._rows_with_pass``), fewer rows than threads too; the partials
+    combine in thread order, so a thread count gives one result; numpy's in
+    float64."""
+    from layerc.nn.norm import layer_norm_spec
+    m = layer_norm_spec(1).build(L1=19, dtype=np.float64)
+    (rows_nest,) = [n for n in plan_program(m.compiled.backward) if n.group]
+    assert {"grad_weight", "grad_bias"} <= {st.name for kind, st in rows_nest.members if kind == "accumulate"}
+    rng = np.random.default_rng(rows)
+    x, gy = rng.standard_normal((rows, 19)), rng.standard_normal((rows, 19))
+    m.weight.data[...] = rng.standard_normal(19)
+    m.set_threads(threads)
+    try:
+        grads = []
+        for _ in range(2):
+            m.zero_grad()
+            m.forward(x)
+            gx = np.array(m.backward(gy).numpy())
+            grads.append((gx, m.weight.grad.copy(), m.bias.grad.copy()))
+    finally:
+        m.set_threads(0)
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
+    xhat = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5)
+    gx, gw, gb = grads[0]
+    np.testing.assert_allclose(gw, (gy * xhat).sum(0), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gb, gy.sum(0), rtol=1e-10, atol=1e-12)
+    dxhat = gy * m.weight.data
+    want = (dxhat - dxhat.mean(1, keepdims=True) - xhat * (dxhat * xhat).mean(1, keepdims=True)) / \
+        np.sqrt(x.var(1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(gx, want, rtol=1e-8, atol=1e-10)
