@@ -1561,12 +1561,14 @@ def _rows_with_pass(rows: Nest, accumulating: Nest) -> Nest | None:
     the input, added into each thread's partial sums as the row that its
     input gradient reads goes by (one read of each row, not two). The pass's
     outer loops must run over the rows (the same extents), every stage of it
-    accumulate, and neither nest read what the other writes."""
+    accumulate, and neither nest read what the other writes. Only rows of one
+    loop: the threads split it into blocks, where rows over a short batch and
+    a second loop run that pair in threads (``collapse(2)``)."""
     if not rows.group or accumulating.group or not accumulating.members or any(
             kind != "accumulate" for kind, _ in accumulating.members) or accumulating.window is not None:
         return None
     k = len(rows.loops)
-    if rows.loops[0].extent == IConst(1) or len(accumulating.loops) <= k or any(
+    if k != 1 or rows.loops[0].extent == IConst(1) or len(accumulating.loops) <= k or any(
             a.extent != r.extent or not a.reduction for a, r in zip(accumulating.loops, rows.loops)):
         return None
     ours, theirs = {st.name for _, st in rows.members}, {st.name for _, st in accumulating.members}
