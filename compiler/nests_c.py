@@ -452,14 +452,20 @@ def render_pass(nest, ctx) -> str:
             outputs.append(Output(st.name, st.index, value))
             continue
         acc = f"lc_acc{len(partials)}"
-        partials.append(dict(ctype=ctx.ctype, acc=acc, out=tensor_c(st.name), reduce=st.reduce,
-                             size=printer.product(printer.shapes[st.name]), init=init_value(st.reduce, ctx.dtype)))
+        partials.append(_partial(st, acc, printer, ctx))
         statements.append(Update(st.reduce, printer.at(acc, st.name, st.index), value))
     printer.reciprocals(nest.loops[-1].var)
     loops, split = _split_pass(_loops(nest, printer), nest, printer)
     return _render_streamed("pass.c.j2", nest.loops, loops, printer.lets, statements, outputs, printer, ctx,
                             comment=_comment(st for _, st in nest.members), work=printer.size(nest.loops),
                             min_work=ctx.min_work, partials=partials, outer_extent=printer.index(split))
+
+
+def _partial(st, acc: str, printer: Printer, ctx) -> dict:
+    """What ``pass.c.j2`` takes of an accumulate stage ``st``: each thread's
+    partial output ``acc``, started at the reduction's first value."""
+    return dict(ctype=ctx.ctype, acc=acc, out=tensor_c(st.name), reduce=st.reduce,
+                size=printer.product(printer.shapes[st.name]), init=init_value(st.reduce, ctx.dtype))
 
 
 def _row_pass(printer: Printer, maximum, terms, shift: str | None) -> dict:
@@ -523,22 +529,18 @@ def _rows_nest(nest, ctx, inside) -> str:
     widest = max(nest.group, key=lambda member: len(member.loops))
     comment = _comment(st for _, st in nest.members) + " (row by row)"
     partials = [st for kind, st in nest.members if kind == "accumulate"]
+    accumulators = {st.name: f"lc_acc{k}" for k, st in enumerate(partials)}
+    inside = dataclasses.replace(inside, accumulators=accumulators)
+    buffers = [_row_buffer(nest, printer, ctx, name, buffer, k) for name, (buffer, k) in inside.local.items()]
+    body = buffers + [Verbatim(inside.render(member)) for member in nest.group]
     if partials:
-        accumulators = {st.name: f"lc_acc{k}" for k, st in enumerate(partials)}
-        inside = dataclasses.replace(inside, accumulators=accumulators)
-        buffers = [_row_buffer(nest, printer, ctx, name, buffer, k) for name, (buffer, k) in inside.local.items()]
-        body = buffers + [Verbatim(inside.render(member)) for member in nest.group]
         loops = [Loop(loops[0].var, "lc_hi", "lc_lo", enter=loops[0].enter, exit=loops[0].exit)] + loops[1:]
-        partials = [dict(ctype=ctx.ctype, acc=accumulators[st.name], out=tensor_c(st.name), reduce=st.reduce,
-                         size=printer.product(printer.shapes[st.name]), init=init_value(st.reduce, ctx.dtype))
-                    for st in partials]
-        return render("pass.c.j2", comment=comment, loops=loops, lets=[], body=body, partials=partials,
+        return render("pass.c.j2", comment=comment, loops=loops, lets=[], body=body,
+                      partials=[_partial(st, accumulators[st.name], printer, ctx) for st in partials],
                       work=printer.size((*nest.loops, *widest.loops)), min_work=ctx.min_work,
                       outer_extent=printer.index(nest.loops[0].extent))
     if any(plan.parallel for plan in nest.loops):
         loops = _in_threads(loops, _parallel_loop(nest), nest, printer, ctx, inner=widest.loops)
-    buffers = [_row_buffer(nest, printer, ctx, name, buffer, k) for name, (buffer, k) in inside.local.items()]
-    body = buffers + [Verbatim(inside.render(member)) for member in nest.group]
     return render("nest.c.j2", comment=comment, prologue=[], loops=loops, lets=[], body=body, epilogue=[])
 
 

@@ -28,7 +28,7 @@ from .schedule import plan_program
 
 def split_batch_sums(p: Program) -> Program:
     """``p`` with its sums over a batch split as the module docstring says."""
-    passes = {s.name: j for s in p.stages if (j := _row_pass(p.stages, p.stages.index(s))) is not None}
+    passes = {s.name: j for k, s in enumerate(p.stages) if (j := _row_pass(p.stages, k)) is not None}
     if passes:
         passes = _alone(p, passes)
     if not passes:
@@ -101,8 +101,7 @@ def _row_pass(stages: list, k: int) -> int | None:
 def _halves(s: Stage, name: str) -> tuple:
     """``(part, total)``: the sum ``s`` over its batch axis's every value (a
     new leading output axis) and the sum of those over the batch axis."""
-    spanning = [a for a in s.reduce_axes if a.extent != ir.IConst(1)]
-    batch = spanning[0]
+    batch = _batch_axis(s)
     rest = tuple(a for a in s.reduce_axes if a is not batch)
     part = ir.replace(s, name=name, shape=(batch.extent,) + s.shape, axes=(batch,) + s.axes, reduce_axes=rest)
     total = ir.replace(s, body=Load(name, part.index), reduce_axes=(batch,))

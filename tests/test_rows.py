@@ -7,6 +7,7 @@ import pytest
 
 from layerc import Input, check_grad, layer, ops
 from layerc.compiler.ir import IConst, ISym
+from layerc.compiler.codegen import PARALLEL_MIN_WORK
 from layerc.compiler.schedule import LOCAL_ROW_LIMIT, RUN_TIME_SHORT_ROW, plan_program
 from layerc.runtime import isa
 from layerc.nn.activation import SoftmaxSpec, gelu
@@ -308,18 +309,20 @@ def test_group_norm_by_rows_gradient(sizes):
 
 
 
-@pytest.mark.parametrize("rows", [1, 2, 3, 37])
+@pytest.mark.parametrize("rows", [1, 3, 2 * PARALLEL_MIN_WORK // 19 + 5])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_a_layer_norms_parameter_gradients_sum_in_its_rows(rows, threads):
     """A layer norm's ``grad_weight`` and ``grad_bias`` are added into each
     thread's partial sums in the rows its input gradient runs
-    (``schedule._rows_with_pass``), fewer rows than threads too; the partials
+    (``schedule._rows_with_pass``): few rows (one thread) and, past the
+    parallel threshold, uneven blocks of rows per thread; the partials
     combine in thread order, so a thread count gives one result; numpy's in
     float64."""
     from layerc.nn.norm import layer_norm_spec
     m = layer_norm_spec(1).build(L1=19, dtype=np.float64)
     (rows_nest,) = [n for n in plan_program(m.compiled.backward) if n.group]
     assert {"grad_weight", "grad_bias"} <= {st.name for kind, st in rows_nest.members if kind == "accumulate"}
+    assert "lc_part0" in m.source           # the threads' partial sums
     rng = np.random.default_rng(rows)
     x, gy = rng.standard_normal((rows, 19)), rng.standard_normal((rows, 19))
     m.weight.data[...] = rng.standard_normal(19)
