@@ -14,10 +14,10 @@ from __future__ import annotations
 import dataclasses
 
 from . import ir
-from .cprint import DTYPES, c_comment, c_literal, render, tensor_c, var_c
+from .cprint import DTYPES, MASKS, c_comment, c_literal, render, tensor_c, var_c
 
 KERNELS = {dtype: dict(name=f"lc_kernel_{dtype}", ctype=DTYPES[dtype][0], vtype=f"lc_v{dtype}",
-                      nr=f"LC_NR_{dtype.upper()}") for dtype in DTYPES}
+                      nr=f"LC_NR_{dtype.upper()}", lanes=MASKS[dtype]) for dtype in DTYPES}
 GEMMS = {dtype: dict(name=f"lc_gemm_{dtype}", ctype=DTYPES[dtype][0], pointer=f"lc_{letter}gemm",
                     type64=f"lc_{letter}gemm64_t", type32=f"lc_{letter}gemm32_t",
                     kernel=KERNELS[dtype]["name"], nr=KERNELS[dtype]["nr"])

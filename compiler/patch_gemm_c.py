@@ -65,7 +65,8 @@ def render_patch_gemm(nest, ctx) -> str:
               if op.rows is not None}
     call = [ix(plan.rows), ix(plan.cols), ix(plan.depth), c_literal(plan.alpha, ctx.dtype), a,
             *strides(plan.a.transposed, lda), tables["a"]["name"] if "a" in tables else "0", b, ldb,
-            tables["b"]["name"] if "b" in tables else "0", beta, target, *out_strides, "lc_scratch"]
+            tables["b"]["name"] if "b" in tables else "0", *(ix(n) for n in plan.b.runs or (IConst(0), IConst(0))),
+            beta, target, *out_strides, "lc_scratch"]
     kernel = KERNELS[ctx.dtype]
     return render(
         "patch_gemm.c.j2", comment=c_comment(ir.format_stage(s)), ctype=DTYPES[ctx.dtype][0], start=start,

@@ -54,13 +54,16 @@ class Operand:
     workspace) from the element at ``index`` on (None: the workspace's start),
     row-major with leading dimension ``ld``; ``transposed`` when the call
     takes its transpose. ``rows``: B's rows lie apart unevenly, row ``k``
-    at the offset a ``shifted.Rows`` gives (``ld`` then unused)."""
+    at the offset a ``shifted.Rows`` gives (``ld`` then unused). ``runs``:
+    ``(run, pitch)`` when B's columns lie in runs of ``run``, ``pitch``
+    apart (an image's rows in a padded copy), None when one after another."""
 
     tensor: str
     index: tuple | None
     ld: ir.IExpr
     transposed: bool
     rows: object = None
+    runs: tuple | None = None
 
 
 @dataclass(frozen=True)

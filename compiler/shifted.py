@@ -8,10 +8,15 @@ workspace laid out as the input is, each coordinate widened by the taps'
 span (the padding written as zeros): ``P[c, u, v] = x[n, c, h0 + u - p, v - p]``.
 Row ``(c, i, j)`` of the call's B is then ``P`` read from ``c*Hp*Wp + i*d*Wp
 + j*d`` on, and column ``(h, w)`` is position ``(h - h0)*Wp + w`` of it: one
-offset per row (the tiles take a table of them), unit stride along a row. The
-positions past a row's ``Wo`` columns (``w`` from ``Wo`` to ``Wp``) are
-computed too, and left out when the calls' workspace is copied into the
-output (a ``col2im.Scatter`` that assigns). The input gradient of a stride-1
+offset per row (the tiles take a table of them), unit stride along a row.
+Where the calls have rows enough that the tiles copy each panel of B anyway
+(over COMPACT_MIN_ROWS), their columns are only the positions kept: column
+``(h - h0)*Wo + w``, read from runs of ``Wo`` positions ``Wp`` apart (the
+tiles' ``run`` and ``pitch``; a 3x3 convolution over 16x16 images computes
+256 columns a channel, not 286). With fewer rows, the positions past a row's
+``Wo`` columns (``w`` from ``Wo`` to ``Wp``) are computed too, and left out
+when the calls' workspace is copied into the output (a ``col2im.Scatter``
+that assigns). The input gradient of a stride-1
 convolution reads its output gradient the same way (``y - i*d + p``). A
 weight gradient's A is the taps' rows of such a copy, the sum runs over the
 copy's positions, and B (the output gradient) is spread over the same
@@ -42,6 +47,11 @@ from .schedule import Contraction, _factors, _plain_read
 # the calls' columns are a multiple of this, the widest tile of any vector
 # width (float32's under AVX-512): no tile at an edge of B
 WHOLE_TILES = 32
+# the calls' rows above which their columns skip the padding between an image's
+# rows: from there the tiles copy each panel of B (more than two tiles of the
+# tallest vector width's rows meet it), and the copy gathers the runs at no
+# cost of its own; below, the copy would be added for a few tiles
+COMPACT_MIN_ROWS = 16
 
 
 @dataclass(frozen=True)
@@ -107,19 +117,25 @@ def _columns_shifted(s: ir.Stage, c: Contraction, shapes: dict, split, flipped, 
         return None
     (load, scale), (dims, index) = _read(b.value, shapes), found
     strides = _strides(dims)
-    pack = _padded_copy("lc_pack_b", load, dims, index, strides, extents, shapes)
+    runs = _runs(dims, strides, block, plan.rows)
+    pack = _padded_copy("lc_pack_b", load, dims, index, strides, extents, shapes, runs)
     # the calls run whole tiles: their columns rounded up to WHOLE_TILES, read
     # past the copy into as many zeros
-    columns = _round_up(_columns(dims, strides, block))
+    columns = _round_up(_columns(dims, strides, block) if runs is None else
+                        ir.imul(ir.isub(IVar(block.stop), IVar(block.start)), runs[0]))
     if dict(zip((d.column for d in dims), strides)).get(block.axis.name) == IConst(1):
         # blocks of the columns themselves (a 1-D convolution's positions): whole
         # tiles each, or every block rounds up (blocks of 100 ran as 128)
         block = replace(block, grain=WHOLE_TILES)
         plan = ir.replace(plan, block=block)
     at_step = ir.isubst(columns, {block.start: IConst(0), block.stop: IVar(block.step)})
-    out = _copy_out(s, sides[0].free, b.free, dims, strides, block, columns, at_step)
+    placed = {d.column: st for d, st in zip(dims, strides) if d.column is not None}
+    if runs is not None:
+        placed = {**{column: runs[0] for column in placed if column != dims[-1].column}, dims[-1].column: IConst(1)}
+    out = _copy_out(s, sides[0].free, b.free, placed, block, columns, at_step)
     packs = tuple(p for p in plan.packs if p.name != "lc_pack_b") + (pack,)
-    return ir.replace(plan, packs=packs, b=Operand(pack.name, None, IConst(0), False, _rows(b.depth, dims, strides)),
+    return ir.replace(plan, packs=packs, b=Operand(pack.name, None, IConst(0), False, _rows(b.depth, dims, strides),
+                                                   runs),
                       out=Operand("lc_cols", None, columns, False), cols=columns,
                       alpha=plan.alpha * scale, scatter=out)
 
@@ -150,6 +166,20 @@ def _sum_shifted(s: ir.Stage, c: Contraction, shapes: dict, split, flipped, side
     return ir.replace(plan, packs=packs, a=Operand("lc_pack_a", None, IConst(0), False, _rows(a.free, dims, strides)),
                       b=Operand("lc_pack_b", None, _length(b.free, None), False), depth=depth,
                       alpha=plan.alpha * scale * other[1])
+
+
+def _runs(dims: list, strides: list, block, rows) -> tuple | None:
+    """``(run, pitch)``: the calls' columns as the kept positions of two column
+    dimensions, the outer the block's and the inner shifted by taps (the
+    padding between its runs); None where the calls keep the copy's positions
+    (fewer rows than COMPACT_MIN_ROWS, or a run without padding after it)."""
+    columns = [(d, st) for d, st in zip(dims, strides) if d.column is not None]
+    if len(columns) != 2 or not isinstance(rows, IConst) or rows.value <= COMPACT_MIN_ROWS:
+        return None
+    (outer, pitch), (inner, _) = columns
+    if outer.column != block.axis.name or inner.span == 0:
+        return None
+    return ir.isub(inner.extent, IConst(inner.span)), pitch
 
 
 def _block_of(axis, taken: set) -> Block:
@@ -293,11 +323,16 @@ def _strides(dims: list) -> list:
 
 
 def _padded_copy(name: str, load: Load, dims: list, index: tuple, strides: list, extents: dict,
-                 shapes: dict) -> Pack:
+                 shapes: dict, runs: tuple | None = None) -> Pack:
     """The task's copy of what its calls read, zeros outside the input, and
     at least WHOLE_TILES elements more at its end (its outermost loop runs
-    on past the input: zeros again)."""
-    more = ir.ifloordiv(ir.iadd(strides[0], WHOLE_TILES - 1), strides[0])
+    on past the input: zeros again); with ``runs``, as many more as the
+    columns rounded up to WHOLE_TILES reach rows further on."""
+    tail = IConst(WHOLE_TILES)
+    if runs is not None:
+        run, pitch = runs
+        tail = ir.iadd(tail, ir.imul(ir.iadd(IConst(1), ir.ifloordiv(IConst(WHOLE_TILES), run)), pitch))
+    more = ir.ifloordiv(ir.iadd(tail, ir.isub(strides[0], IConst(1))), strides[0])
     dims = [replace(dims[0], extent=ir.iadd(dims[0].extent, more))] + dims[1:]
     loops = tuple(PackLoop(d.var, IConst(0), d.extent) for d in dims)
     extents = {**extents, **{d.var: d.extent for d in dims}}
@@ -318,11 +353,10 @@ def _columns(dims: list, strides: list, block) -> ir.IExpr:
     return last
 
 
-def _copy_out(s: ir.Stage, rows: tuple, cols: tuple, dims: list, strides: list, block, columns, at_step) -> Scatter:
+def _copy_out(s: ir.Stage, rows: tuple, cols: tuple, stride_of: dict, block, columns, at_step) -> Scatter:
     """The calls' workspace (rows ``rows`` of ``columns`` positions) copied
-    into the output: the position of column point ``cols`` is its offset in
-    the workspace of the input."""
-    stride_of = {d.column: st for d, st in zip(dims, strides) if d.column is not None}
+    into the output: column point ``cols`` at the sum of its coordinates
+    times ``stride_of`` theirs (the block's counted from its start)."""
     loops = tuple(PackLoop(a.name, IVar(block.start), IVar(block.stop)) if a == block.axis
                   else PackLoop(a.name, IConst(0), a.extent) for a in rows + cols)
     row = IConst(0)

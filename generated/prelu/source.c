@@ -300,6 +300,42 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const
         }
 }
 
+/* B's panel of nr columns from column jc, kc rows (row p at b + rows[p]), copied
+   into `to` (rows of NR, zeros past nr) where column j lies at (j / run) * pitch
+   + j % run: each vector is the load from its first column's place, blended
+   with loads shifted by one gap more for the lanes past each run's end */
+static inline void lc_kernel_f32_runs_panel(float *restrict to, const float *b,
+                                       const int64_t *rows, int64_t kc, int64_t jc, int64_t nr, int64_t run,
+                                       int64_t pitch) {
+    typedef int32_t lc_lanes __attribute__((vector_size(LC_VECTOR_BYTES)));
+    const int64_t half = LC_NR_F32 / 2, first = jc / run * pitch + jc % run, gap = pitch - run;
+    if (nr < LC_NR_F32) {
+        for (int64_t p = 0; p < kc; ++p)
+            for (int64_t j = 0; j < LC_NR_F32; ++j)
+                to[p * LC_NR_F32 + j] = j < nr ? b[rows[p] + (jc + j) / run * pitch + (jc + j) % run] : 0;
+        return;
+    }
+    /* the runs' ends each lane is past */
+    lc_lanes past[2];
+    for (int h = 0; h < 2; ++h)
+        for (int64_t j = 0; j < half; ++j) past[h][j] = (jc + h * half + j) / run - jc / run;
+    const int64_t most = (jc + LC_NR_F32 - 1) / run - jc / run;
+    for (int64_t p = 0; p < kc; ++p) {
+        const float *from = b + rows[p] + first;
+        for (int h = 0; h < 2; ++h) {
+            lc_lanes v;
+            memcpy(&v, from + h * half, sizeof v);
+            for (int32_t s = 1; s <= most; ++s) {
+                lc_lanes w;
+                memcpy(&w, from + h * half + s * gap, sizeof w);
+                const lc_lanes pick = past[h] >= s;
+                v = (w & pick) | (v & ~pick);
+            }
+            memcpy(to + p * LC_NR_F32 + h * half, &v, sizeof v);
+        }
+    }
+}
+
 /* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f32_tile reads them:
    tiles over blocks of LC_KC terms, LC_TALL rows high down the first rows of A
    and LC_TMR down the rest; a tile at an edge of A, B or C goes through
@@ -311,11 +347,14 @@ static inline void lc_kernel_f32_tile(int64_t kc, const float *restrict a, const
    software prefetches included). B's row p starts
    at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
    ldb apart when rows is null; A's row i likewise at a + arows[i] when arows is
-   not null, else ar apart. Contracted as the tiles inlined into it are. */
+   not null, else ar apart. B's columns lie one after another when run is 0,
+   else in runs of `run`, `pitch` apart (lc_kernel_f32_runs_panel: an image's
+   rows in its padded copy, the padding between them not computed). Contracted
+   as the tiles inlined into it are. */
 static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_kernel_f32_tiles(
         int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t ar, int64_t ak,
-        const int64_t *arows, const float *b, int64_t ldb, const int64_t *rows, int beta, float *c, int64_t cr,
-        int64_t cc, float *scratch) {
+        const int64_t *arows, const float *b, int64_t ldb, const int64_t *rows, int64_t run, int64_t pitch,
+        int beta, float *c, int64_t cr, int64_t cc, float *scratch) {
     float *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F32;
     /* the row tables: B's block of rows, and the edge buffer's (past the buffers, 8-byte aligned) */
     int64_t *lc_rows = (int64_t *)(((uintptr_t)(lc_edge_c + LC_TMR * LC_NR_F32) + 7) & ~(uintptr_t)7);
@@ -339,7 +378,11 @@ static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_k
             const int halves = nr > LC_NR_F32 / 2 ? 2 : 1, width = halves * (LC_NR_F32 / 2);
             const float *bp = b + jc;
             const int64_t *bl = block_rows;
-            if (nr < width || m > 2 * LC_TMR) {
+            if (run) {
+                lc_kernel_f32_runs_panel(lc_edge_b, b, block_rows, kc, jc, nr, run, pitch);
+                bp = lc_edge_b;
+                bl = lc_edge_rows;
+            } else if (nr < width || m > 2 * LC_TMR) {
                 if (nr == LC_NR_F32)
                     for (int64_t p = 0; p < kc; ++p) memcpy(lc_edge_b + p * LC_NR_F32, bp + bl[p], sizeof(float) * LC_NR_F32);
                 else
@@ -547,6 +590,42 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, cons
         }
 }
 
+/* B's panel of nr columns from column jc, kc rows (row p at b + rows[p]), copied
+   into `to` (rows of NR, zeros past nr) where column j lies at (j / run) * pitch
+   + j % run: each vector is the load from its first column's place, blended
+   with loads shifted by one gap more for the lanes past each run's end */
+static inline void lc_kernel_f64_runs_panel(double *restrict to, const double *b,
+                                       const int64_t *rows, int64_t kc, int64_t jc, int64_t nr, int64_t run,
+                                       int64_t pitch) {
+    typedef int64_t lc_lanes __attribute__((vector_size(LC_VECTOR_BYTES)));
+    const int64_t half = LC_NR_F64 / 2, first = jc / run * pitch + jc % run, gap = pitch - run;
+    if (nr < LC_NR_F64) {
+        for (int64_t p = 0; p < kc; ++p)
+            for (int64_t j = 0; j < LC_NR_F64; ++j)
+                to[p * LC_NR_F64 + j] = j < nr ? b[rows[p] + (jc + j) / run * pitch + (jc + j) % run] : 0;
+        return;
+    }
+    /* the runs' ends each lane is past */
+    lc_lanes past[2];
+    for (int h = 0; h < 2; ++h)
+        for (int64_t j = 0; j < half; ++j) past[h][j] = (jc + h * half + j) / run - jc / run;
+    const int64_t most = (jc + LC_NR_F64 - 1) / run - jc / run;
+    for (int64_t p = 0; p < kc; ++p) {
+        const double *from = b + rows[p] + first;
+        for (int h = 0; h < 2; ++h) {
+            lc_lanes v;
+            memcpy(&v, from + h * half, sizeof v);
+            for (int64_t s = 1; s <= most; ++s) {
+                lc_lanes w;
+                memcpy(&w, from + h * half + s * gap, sizeof w);
+                const lc_lanes pick = past[h] >= s;
+                v = (w & pick) | (v & ~pick);
+            }
+            memcpy(to + p * LC_NR_F64 + h * half, &v, sizeof v);
+        }
+    }
+}
+
 /* C[m x n] = alpha A B (+ C when beta), A, B and C as lc_kernel_f64_tile reads them:
    tiles over blocks of LC_KC terms, LC_TALL rows high down the first rows of A
    and LC_TMR down the rest; a tile at an edge of A, B or C goes through
@@ -558,11 +637,14 @@ static inline void lc_kernel_f64_tile(int64_t kc, const double *restrict a, cons
    software prefetches included). B's row p starts
    at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or
    ldb apart when rows is null; A's row i likewise at a + arows[i] when arows is
-   not null, else ar apart. Contracted as the tiles inlined into it are. */
+   not null, else ar apart. B's columns lie one after another when run is 0,
+   else in runs of `run`, `pitch` apart (lc_kernel_f64_runs_panel: an image's
+   rows in its padded copy, the padding between them not computed). Contracted
+   as the tiles inlined into it are. */
 static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_kernel_f64_tiles(
         int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t ar, int64_t ak,
-        const int64_t *arows, const double *b, int64_t ldb, const int64_t *rows, int beta, double *c, int64_t cr,
-        int64_t cc, double *scratch) {
+        const int64_t *arows, const double *b, int64_t ldb, const int64_t *rows, int64_t run, int64_t pitch,
+        int beta, double *c, int64_t cr, int64_t cc, double *scratch) {
     double *lc_edge_a = scratch, *lc_edge_b = scratch + LC_KC * LC_TMR, *lc_edge_c = lc_edge_b + LC_KC * LC_NR_F64;
     /* the row tables: B's block of rows, and the edge buffer's (past the buffers, 8-byte aligned) */
     int64_t *lc_rows = (int64_t *)(((uintptr_t)(lc_edge_c + LC_TMR * LC_NR_F64) + 7) & ~(uintptr_t)7);
@@ -586,7 +668,11 @@ static __attribute__((unused, noinline, optimize("fp-contract=fast"))) void lc_k
             const int halves = nr > LC_NR_F64 / 2 ? 2 : 1, width = halves * (LC_NR_F64 / 2);
             const double *bp = b + jc;
             const int64_t *bl = block_rows;
-            if (nr < width || m > 2 * LC_TMR) {
+            if (run) {
+                lc_kernel_f64_runs_panel(lc_edge_b, b, block_rows, kc, jc, nr, run, pitch);
+                bp = lc_edge_b;
+                bl = lc_edge_rows;
+            } else if (nr < width || m > 2 * LC_TMR) {
                 if (nr == LC_NR_F64)
                     for (int64_t p = 0; p < kc; ++p) memcpy(lc_edge_b + p * LC_NR_F64, bp + bl[p], sizeof(double) * LC_NR_F64);
                 else
@@ -869,7 +955,7 @@ LC_GEMM_F32_HERE_SCOPE __attribute__((unused, noinline, noclone)) int lc_gemm_f3
     if (thin && !trans_b && (m <= LC_TMR || k <= LC_TMR)) {
         float *scratch = malloc(sizeof(float) * LC_TILE_SCRATCH(LC_NR_F32));
         if (!scratch) return LC_OUT_OF_MEMORY;
-        lc_kernel_f32_tiles(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, 0, b, ldb, 0, beta != 0,
+        lc_kernel_f32_tiles(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, 0, b, ldb, 0, 0, 0, beta != 0,
                                c, ldc, 1, scratch);
         free(scratch);
         return 0;
@@ -958,7 +1044,7 @@ LC_GEMM_F64_HERE_SCOPE __attribute__((unused, noinline, noclone)) int lc_gemm_f6
     if (thin && !trans_b && (m <= LC_TMR || k <= LC_TMR)) {
         double *scratch = malloc(sizeof(double) * LC_TILE_SCRATCH(LC_NR_F64));
         if (!scratch) return LC_OUT_OF_MEMORY;
-        lc_kernel_f64_tiles(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, 0, b, ldb, 0, beta != 0,
+        lc_kernel_f64_tiles(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, 0, b, ldb, 0, 0, 0, beta != 0,
                                c, ldc, 1, scratch);
         free(scratch);
         return 0;

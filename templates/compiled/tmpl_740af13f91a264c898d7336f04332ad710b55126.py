@@ -82,11 +82,37 @@ def root(context, missing=missing):
         yield str(environment.getattr(l_1_kernel, 'nr'))
         yield ' / 2; ++j) to[j * cc] = (add ? to[j * cc] : 0) + v[j];\n                continue;\n            }\n            if (add) {\n                '
         yield str(environment.getattr(l_1_kernel, 'vtype'))
-        yield ' old;\n                memcpy(&old, to, sizeof old);\n                v += old;\n            }\n            memcpy(to, &v, sizeof v);\n        }\n}\n\n/* C[m x n] = alpha A B (+ C when beta), A, B and C as '
+        yield " old;\n                memcpy(&old, to, sizeof old);\n                v += old;\n            }\n            memcpy(to, &v, sizeof v);\n        }\n}\n\n/* B's panel of nr columns from column jc, kc rows (row p at b + rows[p]), copied\n   into `to` (rows of NR, zeros past nr) where column j lies at (j / run) * pitch\n   + j % run: each vector is the load from its first column's place, blended\n   with loads shifted by one gap more for the lanes past each run's end */\nstatic inline void "
+        yield str(environment.getattr(l_1_kernel, 'name'))
+        yield '_runs_panel('
+        yield str(environment.getattr(l_1_kernel, 'ctype'))
+        yield ' *restrict to, const '
+        yield str(environment.getattr(l_1_kernel, 'ctype'))
+        yield ' *b,\n                                       const int64_t *rows, int64_t kc, int64_t jc, int64_t nr, int64_t run,\n                                       int64_t pitch) {\n    typedef '
+        yield str(environment.getattr(l_1_kernel, 'lanes'))
+        yield ' lc_lanes __attribute__((vector_size(LC_VECTOR_BYTES)));\n    const int64_t half = '
+        yield str(environment.getattr(l_1_kernel, 'nr'))
+        yield ' / 2, first = jc / run * pitch + jc % run, gap = pitch - run;\n    if (nr < '
+        yield str(environment.getattr(l_1_kernel, 'nr'))
+        yield ') {\n        for (int64_t p = 0; p < kc; ++p)\n            for (int64_t j = 0; j < '
+        yield str(environment.getattr(l_1_kernel, 'nr'))
+        yield '; ++j)\n                to[p * '
+        yield str(environment.getattr(l_1_kernel, 'nr'))
+        yield " + j] = j < nr ? b[rows[p] + (jc + j) / run * pitch + (jc + j) % run] : 0;\n        return;\n    }\n    /* the runs' ends each lane is past */\n    lc_lanes past[2];\n    for (int h = 0; h < 2; ++h)\n        for (int64_t j = 0; j < half; ++j) past[h][j] = (jc + h * half + j) / run - jc / run;\n    const int64_t most = (jc + "
+        yield str(environment.getattr(l_1_kernel, 'nr'))
+        yield ' - 1) / run - jc / run;\n    for (int64_t p = 0; p < kc; ++p) {\n        const '
+        yield str(environment.getattr(l_1_kernel, 'ctype'))
+        yield ' *from = b + rows[p] + first;\n        for (int h = 0; h < 2; ++h) {\n            lc_lanes v;\n            memcpy(&v, from + h * half, sizeof v);\n            for ('
+        yield str(environment.getattr(l_1_kernel, 'lanes'))
+        yield ' s = 1; s <= most; ++s) {\n                lc_lanes w;\n                memcpy(&w, from + h * half + s * gap, sizeof w);\n                const lc_lanes pick = past[h] >= s;\n                v = (w & pick) | (v & ~pick);\n            }\n            memcpy(to + p * '
+        yield str(environment.getattr(l_1_kernel, 'nr'))
+        yield ' + h * half, &v, sizeof v);\n        }\n    }\n}\n\n/* C[m x n] = alpha A B (+ C when beta), A, B and C as '
         yield str(environment.getattr(l_1_kernel, 'name'))
         yield '_tile reads them:\n   tiles over blocks of LC_KC terms, LC_TALL rows high down the first rows of A\n   and LC_TMR down the rest; a tile at an edge of A, B or C goes through\n   `scratch` (LC_TILE_SCRATCH('
         yield str(environment.getattr(l_1_kernel, 'nr'))
-        yield ') elements), zero-padded. A panel of B\n   met by more than two tiles is copied there first, its rows one after another:\n   read where it lies, each row of B is a cache line or two of its own (a\n   shifted image row, or a row of a wide matrix), and the tiles stalled on them\n   (a 3x3 convolution\'s forward ran 12-14% slower, a 1x1 one\'s up to 40%,\n   software prefetches included). B\'s row p starts\n   at b + rows[p] (a shifted view of an image: rows apart by a kernel\'s taps), or\n   ldb apart when rows is null; A\'s row i likewise at a + arows[i] when arows is\n   not null, else ar apart. Contracted as the tiles inlined into it are. */\nstatic __attribute__((unused, noinline, optimize("fp-contract=fast"))) void '
+        yield ") elements), zero-padded. A panel of B\n   met by more than two tiles is copied there first, its rows one after another:\n   read where it lies, each row of B is a cache line or two of its own (a\n   shifted image row, or a row of a wide matrix), and the tiles stalled on them\n   (a 3x3 convolution's forward ran 12-14% slower, a 1x1 one's up to 40%,\n   software prefetches included). B's row p starts\n   at b + rows[p] (a shifted view of an image: rows apart by a kernel's taps), or\n   ldb apart when rows is null; A's row i likewise at a + arows[i] when arows is\n   not null, else ar apart. B's columns lie one after another when run is 0,\n   else in runs of `run`, `pitch` apart ("
+        yield str(environment.getattr(l_1_kernel, 'name'))
+        yield '_runs_panel: an image\'s\n   rows in its padded copy, the padding between them not computed). Contracted\n   as the tiles inlined into it are. */\nstatic __attribute__((unused, noinline, optimize("fp-contract=fast"))) void '
         yield str(environment.getattr(l_1_kernel, 'name'))
         yield '_tiles(\n        int64_t m, int64_t n, int64_t k, '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
@@ -94,9 +120,9 @@ def root(context, missing=missing):
         yield str(environment.getattr(l_1_kernel, 'ctype'))
         yield ' *a, int64_t ar, int64_t ak,\n        const int64_t *arows, const '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
-        yield ' *b, int64_t ldb, const int64_t *rows, int beta, '
+        yield ' *b, int64_t ldb, const int64_t *rows, int64_t run, int64_t pitch,\n        int beta, '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
-        yield ' *c, int64_t cr,\n        int64_t cc, '
+        yield ' *c, int64_t cr, int64_t cc, '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
         yield ' *scratch) {\n    '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
@@ -118,7 +144,9 @@ def root(context, missing=missing):
         yield str(environment.getattr(l_1_kernel, 'nr'))
         yield ' / 2);\n            const '
         yield str(environment.getattr(l_1_kernel, 'ctype'))
-        yield ' *bp = b + jc;\n            const int64_t *bl = block_rows;\n            if (nr < width || m > 2 * LC_TMR) {\n                if (nr == '
+        yield ' *bp = b + jc;\n            const int64_t *bl = block_rows;\n            if (run) {\n                '
+        yield str(environment.getattr(l_1_kernel, 'name'))
+        yield '_runs_panel(lc_edge_b, b, block_rows, kc, jc, nr, run, pitch);\n                bp = lc_edge_b;\n                bl = lc_edge_rows;\n            } else if (nr < width || m > 2 * LC_TMR) {\n                if (nr == '
         yield str(environment.getattr(l_1_kernel, 'nr'))
         yield ')\n                    for (int64_t p = 0; p < kc; ++p) memcpy(lc_edge_b + p * '
         yield str(environment.getattr(l_1_kernel, 'nr'))
@@ -326,7 +354,7 @@ def root(context, missing=missing):
         yield str(environment.getattr(l_1_gemm, 'nr'))
         yield '));\n        if (!scratch) return LC_OUT_OF_MEMORY;\n        '
         yield str(environment.getattr(l_1_gemm, 'kernel'))
-        yield '_tiles(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, 0, b, ldb, 0, beta != 0,\n                               c, ldc, 1, scratch);\n        free(scratch);\n        return 0;\n    }\n    if ('
+        yield '_tiles(m, n, k, alpha, a, trans_a ? 1 : lda, trans_a ? lda : 1, 0, b, ldb, 0, 0, 0, beta != 0,\n                               c, ldc, 1, scratch);\n        free(scratch);\n        return 0;\n    }\n    if ('
         yield str(environment.getattr(l_1_gemm, 'pointer'))
         yield ' && lc_blas_ilp64) {\n        (('
         yield str(environment.getattr(l_1_gemm, 'type64'))
@@ -398,4 +426,4 @@ def root(context, missing=missing):
     yield '\n'
 
 blocks = {}
-debug_info = '1=20&233=22&235=26&236=34&238=36&239=38&242=40&243=42&244=44&246=48&264=50&265=54&266=58&268=60&270=62&271=64&276=66&278=68&279=70&280=72&282=74&288=76&289=78&291=82&295=84&303=86&306=88&315=90&316=92&317=96&318=100&319=102&321=106&323=108&336=110&337=112&339=116&340=120&343=122&344=124&347=130&354=134&367=136&376=138&377=140&379=142&381=144&383=146&387=148&403=150&404=156&406=158&423=160&429=162&430=164&431=168&432=172&435=176&436=178&437=180&439=182&442=184&448=186&450=190&456=192&457=194&458=198&460=202&464=204&473=206&474=210&476=218&481=222&512=224&518=226&520=228&526=230&527=234&535=240&537=244&538=246&539=248&540=250&541=252&543=254&544=256&547=260&552=264&553=268&554=272&557=276&558=280&576=286&578=288&579=290&582=292&583=296&585=298&586=300&599=302&600=308&601=312&602=316&610=318&612=320&616=322&618=328&623=330&624=332&625=336&626=338&629=342&645=346&650=348&651=352&654=358&656=362&659=368&663=374&699=378&700=384&702=388&703=390&705=394'
+debug_info = '1=20&233=22&235=26&236=34&238=36&239=38&242=40&243=42&244=44&246=48&264=50&265=54&266=58&268=60&270=62&271=64&276=66&278=68&279=70&280=72&282=74&288=76&289=78&291=82&295=84&307=86&310=92&311=94&312=96&314=98&315=100&322=102&324=104&328=106&334=108&339=110&342=112&351=114&354=116&355=118&356=122&357=124&358=128&360=132&362=134&375=136&376=138&378=142&379=146&382=148&386=150&387=152&390=158&397=162&410=164&419=166&420=168&422=170&424=172&426=174&430=176&446=178&447=184&449=186&466=188&472=190&473=192&474=196&475=200&478=204&479=206&480=208&482=210&485=212&491=214&493=218&499=220&500=222&501=226&503=230&507=232&516=234&517=238&519=246&524=250&555=252&561=254&563=256&569=258&570=262&578=268&580=272&581=274&582=276&583=278&584=280&586=282&587=284&590=288&595=292&596=296&597=300&600=304&601=308&619=314&621=316&622=318&625=320&626=324&628=326&629=328&642=330&643=336&644=340&645=344&653=346&655=348&659=350&661=356&666=358&667=360&668=364&669=366&672=370&688=374&693=376&694=380&697=386&699=390&702=396&706=402&742=406&743=412&745=416&746=418&748=422'
