@@ -201,7 +201,7 @@ def test_a_packing_buffer_that_cannot_be_allocated_is_a_memory_error(tmp_path):
     (lambda: nn.MaxPool2D(2, stride=0), r"MaxPool2D: stride must be an integer >= 1"),
     (lambda: nn.MaxPool2D(0), r"MaxPool2D: kernel_size must be an integer >= 1"),
     (lambda: nn.AvgPool2D((2, -1)), r"AvgPool2D: kernel_size must be an integer >= 1"),
-    (lambda: nn.Linear(-1, 3), r"Linear: input_size must be an integer >= 0"),
+    (lambda: nn.Linear(-1, 3), r"Linear: in_features must be an integer >= 0"),
     (lambda: nn.BatchNorm2D(0), r"BatchNorm2D: num_features must be an integer >= 1"),
     (lambda: nn.LayerNorm((4, -1)), r"LayerNorm: normalized_shape must be an integer >= 0"),
 ])

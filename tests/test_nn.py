@@ -142,7 +142,7 @@ def test_stateless_layers_follow_input_dtype_and_rank():
     np.testing.assert_array_equal(relu(x).numpy(), np.maximum(x, 0))
     assert relu(x.astype(np.float32)).dtype == np.float32
     assert nn.Flatten()(np.zeros((2, 3, 4, 5), np.float32)).shape == (2, 60)
-    sm = nn.Softmax(axis=1)(np.zeros((2, 4, 3), np.float32))
+    sm = nn.Softmax(dim=1)(np.zeros((2, 4, 3), np.float32))
     np.testing.assert_allclose(sm.numpy(), 0.25)
 
 
@@ -153,7 +153,7 @@ def test_layers_refuse_bad_input():
         nn.Linear(3, 2)(np.zeros((2, 3), np.float64))
     with pytest.raises(ValueError, match="divisible"):
         nn.Conv2D(4, 6, 3, groups=4)
-    with pytest.raises(ValueError, match="more than one value per channel"):
+    with pytest.raises(ValueError, match="more than one value per statistic"):
         nn.BatchNorm2D(3)(np.ones((1, 3, 1, 1), np.float32))
 
 
@@ -221,7 +221,7 @@ def test_batchnorm2d_matches_torch_train_and_eval():
 @pytest.mark.parametrize("make", [
     lambda torch: (nn.ReLU(), torch.nn.ReLU(), (3, 4, 5, 7)),
     lambda torch: (nn.GELU(), torch.nn.GELU(), (3, 11)),
-    lambda torch: (nn.Softmax(axis=1), torch.nn.Softmax(dim=1), (3, 5, 7)),
+    lambda torch: (nn.Softmax(dim=1), torch.nn.Softmax(dim=1), (3, 5, 7)),
     lambda torch: (nn.Flatten(), torch.nn.Flatten(), (3, 4, 5, 7)),
     lambda torch: (nn.LayerNorm(7), torch.nn.LayerNorm(7), (3, 5, 7)),
     lambda torch: (nn.LayerNorm((5, 7)), torch.nn.LayerNorm((5, 7)), (3, 2, 5, 7)),

@@ -87,6 +87,17 @@ NORM_CASES = [
      [(3, 4), (2, 3, 4), (2, 2, 3, 4)]),
     ("RMSNorm no affine", lambda: nn.RMSNorm(5, elementwise_affine=False),
      lambda t: t.nn.RMSNorm(5, elementwise_affine=False), [(4, 5), (2, 3, 5), (1, 1, 5)]),
+    # torch's options and keyword names for the norms layerc also runs on kernels of their own
+    ("LayerNorm no affine", lambda: nn.LayerNorm(normalized_shape=6, eps=1e-3, elementwise_affine=False),
+     lambda t: t.nn.LayerNorm(normalized_shape=6, eps=1e-3, elementwise_affine=False), [(4, 6), (2, 3, 6), (6,)]),
+    ("LayerNorm no bias", lambda: nn.LayerNorm((3, 4), bias=False), lambda t: t.nn.LayerNorm((3, 4), bias=False),
+     [(3, 4), (2, 3, 4), (2, 2, 3, 4)]),
+    ("BatchNorm2D no affine", lambda: nn.BatchNorm2D(num_features=3, momentum=0.2, affine=False),
+     lambda t: t.nn.BatchNorm2d(num_features=3, momentum=0.2, affine=False), [(4, 3, 5, 5), (2, 3, 1, 7), (3, 3, 2, 2)]),
+    ("BatchNorm2D no stats", lambda: nn.BatchNorm2D(3, eps=1e-3, track_running_stats=False),
+     lambda t: t.nn.BatchNorm2d(3, eps=1e-3, track_running_stats=False), [(4, 3, 5, 5), (2, 3, 1, 7), (3, 3, 2, 2)]),
+    ("BatchNorm2D no bias", lambda: nn.BatchNorm2D(3, bias=False), lambda t: t.nn.BatchNorm2d(3, bias=False),
+     [(4, 3, 5, 5), (2, 3, 1, 7), (3, 3, 2, 2)]),
 ]
 
 
@@ -99,6 +110,23 @@ def test_normalization_matches_torch(name, ours, theirs, shapes):
     for shape in shapes:
         for train in (True, False):
             against_torch(layer, twin, _data(rng, shape) * 2 + 0.5, rng, train=train)
+
+
+@pytest.mark.parametrize("ours,theirs,shapes", [
+    (lambda: nn.Linear(in_features=5, out_features=3, bias=False),
+     lambda t: t.nn.Linear(in_features=5, out_features=3, bias=False), [(4, 5), (2, 3, 5), (5,)]),
+    (lambda: nn.Softmax(dim=1), lambda t: t.nn.Softmax(dim=1), [(2, 5), (2, 5, 3), (3, 4, 2, 2)]),
+], ids=["Linear", "Softmax"])
+def test_torch_s_keyword_arguments_build_the_same_layer(ours, theirs, shapes):
+    """A port writes torch's keyword names (``in_features``, ``dim``): they
+    build the layer torch builds, state_dict keys and all."""
+    t, rng = _torch(), _rng(3)
+    layer, twin = ours(), theirs(t)
+    _randomize(twin, rng)
+    assert sorted(nn.to_torch_state_dict(layer)) == sorted(twin.state_dict())
+    nn.from_torch_state_dict(layer, twin.state_dict())
+    for shape in shapes:
+        against_torch(layer, twin, _data(rng, shape), rng)
 
 
 def test_norm_defaults_and_names_are_torchs():
@@ -141,6 +169,9 @@ NORM_GRADCHECKS = [
     (nn.group_norm_spec(3, False), dict(N=2, C=6, D2=3, groups=3)),
     (nn.rms_norm_spec(3, 1, True), dict(N=2, D1=3, R1=5, eps=1e-6)),
     (nn.rms_norm_spec(3, 2, False), dict(N=2, R1=3, R2=4, eps=1e-6)),
+    (nn.per_channel_spec("BatchNorm2D", 4, False, True, True, True), dict(N=2, C=3, D2=2, D3=3)),
+    (nn.layer_norm_spec(1, affine=False), dict(E=3, L1=5)),
+    (nn.layer_norm_spec(2, bias=False), dict(E=2, L1=3, L2=4)),
 ]
 
 
@@ -356,16 +387,6 @@ TWINS = {
                _floats((2, 2, 7)), None),
     "Conv2D": (lambda: nn.Conv2D(2, 4, 3, stride=2, groups=2), lambda t: t.nn.Conv2d(2, 4, 3, stride=2, groups=2),
                _floats((2, 2, 7, 6)), None),
-    "ConvTranspose1D": (lambda: nn.ConvTranspose1D(2, 3, 3, stride=2),
-                        lambda t: t.nn.ConvTranspose1d(2, 3, 3, stride=2), _floats((2, 2, 5)), None),
-    "ConvTranspose2D": (lambda: nn.ConvTranspose2D(2, 4, 3, stride=2, padding=1, output_padding=1, groups=2),
-                        lambda t: t.nn.ConvTranspose2d(2, 4, 3, stride=2, padding=1, output_padding=1, groups=2),
-                        _floats((2, 2, 4, 3)), None),
-    "AdaptiveAvgPool2D": (lambda: nn.AdaptiveAvgPool2D((2, 3)), lambda t: t.nn.AdaptiveAvgPool2d((2, 3)),
-                          _floats((2, 3, 5, 7)), None),
-    "AdaptiveMaxPool2D": (lambda: nn.AdaptiveMaxPool2D(2), lambda t: t.nn.AdaptiveMaxPool2d(2),
-                          _floats((2, 3, 5, 5)), None),
-    "Dropout": (lambda: nn.Dropout(0.3), lambda t: t.nn.Dropout(0.3), _floats((4, 5)), None),   # eval: identity
     "BatchNorm2D": (lambda: nn.BatchNorm2D(3), lambda t: t.nn.BatchNorm2d(3), _floats((2, 3, 4, 4)), None),
     "BatchNorm1D": (lambda: nn.BatchNorm1D(3), lambda t: t.nn.BatchNorm1d(3), _floats((4, 3, 5)), None),
     "InstanceNorm2D": (lambda: nn.InstanceNorm2D(3, affine=True, track_running_stats=True),

@@ -22,7 +22,7 @@ from .conv_transpose import (ConvTranspose1D, ConvTranspose1DNoBiasSpec, ConvTra
                              ConvTranspose2DNoBiasSpec, ConvTranspose2DSpec, conv_transpose)
 from .dropout import Dropout, dropout, dropout_spec
 from .linear import Linear, LinearSpec
-from .norm import BatchNorm2D, BatchNorm2DSpec, LayerNorm, batch_norm2d, layer_norm, layer_norm_spec
+from .norm import BatchNorm2DSpec, LayerNorm, batch_norm2d, layer_norm, layer_norm_spec
 from .pool import (AdaptiveAvgPool2D, AdaptiveAvgPool2DSpec, AdaptiveMaxPool2D, AdaptiveMaxPool2DSpec, AvgPool2D,
                    AvgPool2DSpec, MaxPool2D, MaxPool2DSpec, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d,
                    max_pool2d)
@@ -32,7 +32,7 @@ from .activation import (CELU, ELU, SELU, Hardsigmoid, Hardswish, LeakyReLU, Log
                           SiLU, Softplus, Softsign, Tanh)
 from .attention import MultiheadAttention, attention_spec, multihead_attention
 from .embedding import Embedding, embedding, embedding_spec
-from .normalization import (BatchNorm1D, GroupNorm, InstanceNorm2D, RMSNorm, batch_norm, group_norm,
+from .normalization import (BatchNorm1D, BatchNorm2D, GroupNorm, InstanceNorm2D, RMSNorm, batch_norm, group_norm,
                             group_norm_spec, instance_norm, per_channel_spec, rms_norm, rms_norm_spec)
 
 __all__ = ["SpecLayer", "Linear", "Conv1D", "Conv2D", "ConvTranspose1D", "ConvTranspose2D", "BatchNorm2D", "ReLU",

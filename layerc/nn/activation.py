@@ -87,20 +87,25 @@ def softmax_spec(axis: int):
 
 
 class Softmax(_Stateless):
-    """Softmax along ``axis`` (stable: the maximum is subtracted)."""
+    """``torch.nn.Softmax(dim=-1)``: softmax along ``dim`` (stable: the maximum
+    is subtracted).
 
-    def __init__(self, axis=-1, dtype=None):
+    >>> Softmax(dim=0)(np.zeros((2, 3), np.float32)).numpy()[:, 0]
+    array([0.5, 0.5], dtype=float32)
+    """
+
+    def __init__(self, dim=-1, dtype=None):
         super().__init__(dtype)
-        self.axis = int(axis)
+        self.dim = int(dim)
 
     def _select(self, inputs):
         # the last axis, however it is counted, takes [..., C]: a spec whose ... comes last
         # would run its innermost loop over the ... axes, one element long for [N, C]
         rank = _rank(inputs)
-        return softmax_spec(-1 if self.axis == rank - 1 else self.axis), {}
+        return softmax_spec(-1 if self.dim == rank - 1 else self.dim), {}
 
     def extra_repr(self):
-        return f"axis={self.axis}"
+        return f"dim={self.dim}"
 
 
 def _pointwise(name: str, fn, **defaults):

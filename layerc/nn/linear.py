@@ -23,27 +23,28 @@ class LinearSpec:
 
 
 class Linear(SpecLayer):
-    """``y = x @ weight.T + bias``; ``weight`` is ``[output_size, input_size]``
-    and both are initialized U(-1/sqrt(in), 1/sqrt(in)) as in ``torch.nn.Linear``.
-    Takes ``[..., in]``: ``[in]``, ``[N, in]``, ``[B, N, in]``, ...
+    """``torch.nn.Linear(in_features, out_features, bias=True)``: ``y = x @
+    weight.T + bias``; ``weight`` is ``[out_features, in_features]`` and both are
+    initialized U(-1/sqrt(in), 1/sqrt(in)) as in torch. Takes ``[..., in]``:
+    ``[in]``, ``[N, in]``, ``[B, N, in]``, ...
 
     >>> Linear(4, 3)(np.ones((2, 5, 4), np.float32)).shape
     (2, 5, 3)
     """
 
-    def __init__(self, input_size: int, output_size: int, bias: bool = True, dtype=np.float32):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32):
         super().__init__(dtype)
-        self.input_size = _count("Linear", "input_size", input_size, least=0)
-        self.output_size = _count("Linear", "output_size", output_size, least=0)
+        self.in_features = _count("Linear", "in_features", in_features, least=0)
+        self.out_features = _count("Linear", "out_features", out_features, least=0)
         self.has_bias = bool(bias)
-        self._declare(LinearSpec, I=self.input_size, O=self.output_size, bias=self.has_bias)
+        self._declare(LinearSpec, I=self.in_features, O=self.out_features, bias=self.has_bias)
         if bias:
             # torch's bias bound is 1/sqrt(fan_in) of the weight
-            bound = 1.0 / np.sqrt(self.input_size) if self.input_size else 0.0
-            self.bias.data[...] = initialize("uniform", (self.output_size,), np.float64) * bound
+            bound = 1.0 / np.sqrt(self.in_features) if self.in_features else 0.0
+            self.bias.data[...] = initialize("uniform", (self.out_features,), np.float64) * bound
 
     def _select(self, inputs):
         return LinearSpec, {}
 
     def extra_repr(self):
-        return f"{self.input_size}, {self.output_size}, bias={self.has_bias}"
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.has_bias}"

@@ -1,4 +1,5 @@
-"""Normalization layers: ``BatchNorm2D`` and ``LayerNorm``, with their spec functions."""
+"""``LayerNorm``, and the batch norm of ``BatchNorm2D`` with torch's defaults
+(``BatchNorm2DSpec``; the module is in ``normalization.py``), with their spec functions."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,7 @@ import numpy as np
 from ..compiler import ops
 from ..compiler.spec import Attr, Buffer, Input, Param
 from ..layers import layer
-from ..runtime.tensor import Tensor
+from .assemble import assemble
 from .base import SpecLayer, _count
 
 
@@ -46,80 +47,71 @@ class BatchNorm2DSpec:
         return batch_norm2d(x, weight, bias, running_mean, running_var, eps, momentum, training)
 
 
-class BatchNorm2D(SpecLayer):
-    """``torch.nn.BatchNorm2d``: ``weight``, ``bias`` and buffers ``running_mean``,
-    ``running_var``. ``train()``/``eval()`` pick the compiled variant (batch or
-    running statistics); both share the same parameters and buffers."""
-
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float32):
-        super().__init__(dtype)
-        self.num_features = _count("BatchNorm2D", "num_features", num_features)
-        self.eps, self.momentum = float(eps), float(momentum)
-        self._declare(BatchNorm2DSpec, C=self.num_features, eps=self.eps, momentum=self.momentum)
-
-    def _select(self, inputs):
-        shape = np.shape(inputs[0].data if isinstance(inputs[0], Tensor) else inputs[0])
-        if self.training and len(shape) == 4 and shape[0] * shape[2] * shape[3] <= 1:
-            # the unbiased running variance divides by N*H*W - 1 (torch refuses this too)
-            raise ValueError(f"BatchNorm2D: training needs more than one value per channel, got input "
-                             f"of shape {tuple(shape)}; use eval() for single values")
-        return BatchNorm2DSpec, {"training": bool(self.training)}
-
-    def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
-
-
 _LN_DIMS = ("L1", "L2", "L3")
 
 
 def layer_norm(x, weight, bias, k, eps=1e-5):
-    """Normalize over the last ``k`` axes, then scale and shift (spec function)."""
+    """Normalize over the last ``k`` axes, then scale and shift (spec function);
+    ``weight`` or ``bias`` None: not scaled, not shifted."""
     axes = tuple(range(x.ndim - k, x.ndim))
     mean = ops.mean(x, axis=axes, keepdims=True)
     centered = x - mean
     var = ops.mean(centered * centered, axis=axes, keepdims=True)
-    return centered / ops.sqrt(var + eps) * weight + bias
+    y = centered / ops.sqrt(var + eps)
+    y = y * weight if weight is not None else y
+    return y + bias if bias is not None else y
 
 
 _layer_norm_specs: dict = {}
 
 
-def layer_norm_spec(k: int):
-    """The LayerNorm spec normalizing the last ``k`` axes, ``[..., L1..Lk]``: every rank."""
+def layer_norm_spec(k: int, affine: bool = True, bias: bool = True):
+    """The LayerNorm spec normalizing the last ``k`` axes, ``[..., L1..Lk]``: every
+    rank; ``affine``: a ``weight`` (and a ``bias`` with ``bias``) of their shape."""
     if not 1 <= k <= len(_LN_DIMS):
         raise ValueError(f"LayerNorm: normalized_shape must have 1..{len(_LN_DIMS)} axes, got {k}")
-    if k not in _layer_norm_specs:
+    key = (k, affine, affine and bias)
+    if key not in _layer_norm_specs:
         norm = _LN_DIMS[:k]
-
-        class Spec:
-            x = Input(..., *norm)
-            weight = Param(*norm, init="ones")
-            bias = Param(*norm, init="zeros")
-            eps = Attr(1e-5)
-
-            def forward(x, weight, bias, eps):
-                return layer_norm(x, weight, bias, k, eps)
-        Spec.__name__ = Spec.__qualname__ = f"LayerNorm{k}"
-        _layer_norm_specs[k] = layer(Spec)
-    return _layer_norm_specs[k]
+        declared = {"x": Input(..., *norm)}
+        if affine:
+            declared["weight"] = Param(*norm, init="ones")
+        if key[2]:
+            declared["bias"] = Param(*norm, init="zeros")
+        declared["eps"] = Attr(1e-5)
+        name = f"LayerNorm{k}" + ("" if affine else "_plain") + ("_nobias" if affine and not bias else "")
+        _layer_norm_specs[key] = assemble(
+            name, declared, lambda t: layer_norm(t["x"], t.get("weight"), t.get("bias"), k, t["eps"]))
+    return _layer_norm_specs[key]
 
 
 class LayerNorm(SpecLayer):
-    """``torch.nn.LayerNorm(normalized_shape)``: normalize over the trailing
-    ``normalized_shape`` axes (biased variance), with ``weight`` and ``bias`` of
-    that shape; one compiled kernel for every rank of input."""
+    """``torch.nn.LayerNorm(normalized_shape, eps=1e-5, elementwise_affine=True,
+    bias=True)``: normalize over the trailing ``normalized_shape`` axes (biased
+    variance), then scale by ``weight`` and shift by ``bias`` of that shape (no
+    ``weight`` or ``bias`` without ``elementwise_affine``, no ``bias`` without
+    ``bias``); one compiled kernel for every rank of input.
 
-    def __init__(self, normalized_shape, eps=1e-5, dtype=np.float32):
+    >>> LayerNorm(4, elementwise_affine=False)(np.ones((2, 4), np.float32)).shape
+    (2, 4)
+    """
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=np.float32):
         super().__init__(dtype)
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         if not 1 <= len(shape) <= len(_LN_DIMS):
             raise ValueError(f"LayerNorm: normalized_shape must have 1..{len(_LN_DIMS)} axes, got {shape}")
         self.normalized_shape = tuple(_count("LayerNorm", "normalized_shape", d, least=0) for d in shape)
         self.eps = float(eps)
-        self._declare(layer_norm_spec(len(shape)), eps=self.eps, **dict(zip(_LN_DIMS, self.normalized_shape)))
+        self.elementwise_affine, self.has_bias = bool(elementwise_affine), bool(bias)
+        self._declare(self._spec(), eps=self.eps, **dict(zip(_LN_DIMS, self.normalized_shape)))
+
+    def _spec(self):
+        return layer_norm_spec(len(self.normalized_shape), self.elementwise_affine, self.has_bias)
 
     def _select(self, inputs):
-        return layer_norm_spec(len(self.normalized_shape)), {}
+        return self._spec(), {}
 
     def extra_repr(self):
-        return f"{self.normalized_shape}, eps={self.eps}"
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+                + ("" if self.has_bias else ", bias=False"))

@@ -23,6 +23,7 @@ from ..compiler.spec import Attr, Buffer, Input, Param
 from ..runtime.tensor import Tensor
 from .assemble import assemble
 from .base import _DIMS, _MAX_RANK, SpecLayer, _count, _divides
+from .norm import BatchNorm2DSpec
 
 _SPATIAL = ("D2", "D3", "D4", "D5")     # the axes after [N, C]
 _NORMALIZED = ("R1", "R2", "R3")        # RMSNorm's normalized trailing axes
@@ -148,7 +149,7 @@ def per_channel_spec(kind: str, rank: int, affine: bool, bias: bool, track: bool
     return assemble(name, declared, body)
 
 
-NORMS = {"BatchNorm1D": batch_norm, "InstanceNorm2D": instance_norm}
+NORMS = {"BatchNorm1D": batch_norm, "BatchNorm2D": batch_norm, "InstanceNorm2D": instance_norm}
 
 
 @functools.lru_cache(maxsize=None)
@@ -239,6 +240,37 @@ class BatchNorm1D(_PerChannel):
 
     def _values_per_statistic(self, shape):
         return shape[0] * math.prod(shape[2:])
+
+
+class BatchNorm2D(_PerChannel):
+    """``torch.nn.BatchNorm2d`` on [N, C, H, W]: ``weight``, ``bias``, buffers
+    ``running_mean``, ``running_var``; ``train()``/``eval()`` choose batch or
+    running statistics (compiled variants sharing the parameters and buffers).
+    With torch's defaults (affine, a bias, running statistics) it runs
+    ``BatchNorm2DSpec``; other options, the per-channel norm ``BatchNorm1D`` runs.
+
+    Example::
+
+        bn = BatchNorm2D(3, affine=False)
+        y = bn(np.random.default_rng(0).standard_normal((4, 3, 5, 5)).astype(np.float32))
+    """
+    kind, ranks, expected = "BatchNorm2D", (4,), "[N, C, H, W]"
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *,
+                 bias=True, dtype=np.float32):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, bias, dtype)
+
+    def _spec(self, rank, training):
+        if self.affine and self._has_bias and self.track_running_stats:
+            return BatchNorm2DSpec
+        return super()._spec(rank, training)
+
+    def _values_per_statistic(self, shape):
+        return shape[0] * math.prod(shape[2:])
+
+    def _select(self, inputs):
+        spec, attrs = super()._select(inputs)
+        return spec, ({"training": bool(self.training)} if spec is BatchNorm2DSpec else attrs)
 
 
 class InstanceNorm2D(_PerChannel):
