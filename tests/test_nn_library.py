@@ -116,7 +116,11 @@ def test_normalization_matches_torch(name, ours, theirs, shapes):
     (lambda: nn.Linear(in_features=5, out_features=3, bias=False),
      lambda t: t.nn.Linear(in_features=5, out_features=3, bias=False), [(4, 5), (2, 3, 5), (5,)]),
     (lambda: nn.Softmax(dim=1), lambda t: t.nn.Softmax(dim=1), [(2, 5), (2, 5, 3), (3, 4, 2, 2)]),
-], ids=["Linear", "Softmax"])
+    (lambda: nn.Flatten(start_dim=0, end_dim=1), lambda t: t.nn.Flatten(start_dim=0, end_dim=1),
+     [(2, 5), (2, 5, 3), (3, 4, 2, 2)]),
+    (lambda: nn.Flatten(2), lambda t: t.nn.Flatten(2), [(2, 5, 3), (3, 4, 2, 2), (1, 1, 1, 1, 7)]),
+    (lambda: nn.Flatten(-3, -2), lambda t: t.nn.Flatten(-3, -2), [(2, 5, 3), (3, 4, 2, 2), (1, 2, 3, 4, 5)]),
+], ids=["Linear", "Softmax", "Flatten 0-1", "Flatten 2-", "Flatten -3--2"])
 def test_torch_s_keyword_arguments_build_the_same_layer(ours, theirs, shapes):
     """A port writes torch's keyword names (``in_features``, ``dim``): they
     build the layer torch builds, state_dict keys and all."""
@@ -127,6 +131,26 @@ def test_torch_s_keyword_arguments_build_the_same_layer(ours, theirs, shapes):
     nn.from_torch_state_dict(layer, twin.state_dict())
     for shape in shapes:
         against_torch(layer, twin, _data(rng, shape), rng)
+
+
+def test_inplace_is_accepted_and_leaves_the_input_as_it_was():
+    """``inplace`` (torch's positional place included) builds the layer; the
+    output is a new array, the input unchanged, the gradient torch's."""
+    t, rng = _torch(), _rng(4)
+    for ours, theirs in ((nn.ReLU(True), t.nn.ReLU()), (nn.LeakyReLU(0.2, True), t.nn.LeakyReLU(0.2)),
+                         (nn.ELU(0.5, inplace=True), t.nn.ELU(0.5)), (nn.SiLU(inplace=True), t.nn.SiLU()),
+                         (nn.Hardswish(inplace=True), t.nn.Hardswish()), (nn.Dropout(0.5, True), t.nn.Dropout(0.5))):
+        assert ours.inplace, ours
+        x = _data(rng, (3, 4))
+        before = x.copy()
+        ours.eval(), theirs.eval()
+        against_torch(ours, theirs, x, rng, train=False)
+        np.testing.assert_array_equal(x, before, err_msg=repr(ours))
+
+
+def test_flatten_names_its_axes_in_errors():
+    with pytest.raises(ValueError, match=r"Flatten: start_dim=3 and end_dim=1 .* rank 4"):
+        nn.Flatten(3, 1)(np.ones((2, 3, 4, 5), np.float32))
 
 
 def test_norm_defaults_and_names_are_torchs():

@@ -36,8 +36,19 @@ GELUSpec = _elementwise_spec("GELUSpec", gelu)()
 GELUTanhSpec = _elementwise_spec("GELUTanhSpec", lambda x: ops.gelu(x, approximate="tanh"))()
 
 
-class ReLU(_Stateless):
-    """``max(x, 0)`` on any shape."""
+class _InPlace(_Stateless):
+    """A parameterless layer torch gives ``inplace``: accepted, so that ported
+    code builds as written (``ReLU(inplace=True)``); the output is always a new
+    array, which is what torch's in-place layer returns, and the input is left
+    as it was (the backward may read it)."""
+
+    def __init__(self, inplace=False, dtype=None):
+        super().__init__(dtype)
+        self.inplace = bool(inplace)
+
+
+class ReLU(_InPlace):
+    """``max(x, 0)`` on any shape; ``inplace`` as ``_InPlace``."""
     SPEC = ReLUSpec
 
 
@@ -141,27 +152,30 @@ class LeakyReLU(_Parametrized):
     """``x`` where positive, else ``negative_slope * x``."""
     _spec_for_rank = staticmethod(_pointwise("LeakyReLU", ops.leaky_relu, negative_slope=0.01))
 
-    def __init__(self, negative_slope=0.01, dtype=None):
+    def __init__(self, negative_slope=0.01, inplace=False, dtype=None):
         super().__init__(dtype)
         self._bind(negative_slope=float(negative_slope))
+        self.inplace = bool(inplace)
 
 
 class ELU(_Parametrized):
     """``x`` where positive, else ``alpha * (exp(x) - 1)``."""
     _spec_for_rank = staticmethod(_pointwise("ELU", ops.elu, alpha=1.0))
 
-    def __init__(self, alpha=1.0, dtype=None):
+    def __init__(self, alpha=1.0, inplace=False, dtype=None):
         super().__init__(dtype)
         self._bind(alpha=float(alpha))
+        self.inplace = bool(inplace)
 
 
 class CELU(_Parametrized):
     """``x`` where positive, else ``alpha * (exp(x / alpha) - 1)``."""
     _spec_for_rank = staticmethod(_pointwise("CELU", ops.celu, alpha=1.0))
 
-    def __init__(self, alpha=1.0, dtype=None):
+    def __init__(self, alpha=1.0, inplace=False, dtype=None):
         super().__init__(dtype)
         self._bind(alpha=float(alpha))
+        self.inplace = bool(inplace)
 
 
 class Softplus(_Parametrized):
@@ -173,18 +187,19 @@ class Softplus(_Parametrized):
         self._bind(beta=float(beta), threshold=float(threshold))
 
 
-def _stateless(name: str, op, doc: str):
-    """A parameterless layer class running ``op`` on any shape."""
-    return type(name, (_Stateless,), {"__doc__": doc, "__module__": __name__,
-                                      "_spec_for_rank": staticmethod(_elementwise_spec(name, op))})
+def _stateless(name: str, op, doc: str, base=_Stateless):
+    """A parameterless layer class running ``op`` on any shape (``base``
+    ``_InPlace`` where torch's takes ``inplace``)."""
+    return type(name, (base,), {"__doc__": doc, "__module__": __name__,
+                                "_spec_for_rank": staticmethod(_elementwise_spec(name, op))})
 
 
-SELU = _stateless("SELU", ops.selu, "``scale * elu(x, alpha)`` with torch's self-normalizing constants.")
-SiLU = _stateless("SiLU", ops.silu, "``x * sigmoid(x)`` (swish).")
-Mish = _stateless("Mish", ops.mish, "``x * tanh(softplus(x))``.")
-Hardswish = _stateless("Hardswish", ops.hardswish, "``x * relu6(x + 3) / 6``.")
-Hardsigmoid = _stateless("Hardsigmoid", ops.hardsigmoid, "``relu6(x + 3) / 6``.")
-ReLU6 = _stateless("ReLU6", ops.relu6, "``min(max(x, 0), 6)``.")
+SELU = _stateless("SELU", ops.selu, "``scale * elu(x, alpha)`` with torch's self-normalizing constants.", _InPlace)
+SiLU = _stateless("SiLU", ops.silu, "``x * sigmoid(x)`` (swish).", _InPlace)
+Mish = _stateless("Mish", ops.mish, "``x * tanh(softplus(x))``.", _InPlace)
+Hardswish = _stateless("Hardswish", ops.hardswish, "``x * relu6(x + 3) / 6``.", _InPlace)
+Hardsigmoid = _stateless("Hardsigmoid", ops.hardsigmoid, "``relu6(x + 3) / 6``.", _InPlace)
+ReLU6 = _stateless("ReLU6", ops.relu6, "``min(max(x, 0), 6)``.", _InPlace)
 Softsign = _stateless("Softsign", ops.softsign, "``x / (1 + |x|)``.")
 Tanh = _stateless("Tanh", ops.tanh, "``tanh(x)``.")
 Sigmoid = _stateless("Sigmoid", ops.sigmoid, "``1 / (1 + exp(-x))``.")

@@ -85,7 +85,8 @@ def dropout_key(seed: int, call: int, dtype) -> np.ndarray:
 class Dropout(_Stateless):
     """``torch.nn.Dropout(p=0.5)``: zeroes each element with probability ``p`` in
     training, scales the rest by ``1 / (1 - p)``; the identity in eval mode and at
-    ``p = 0``; ``p = 1`` gives ``x * 0``. ``seed`` (an int, 32 bits) fixes the masks;
+    ``p = 0``; ``p = 1`` gives ``x * 0``; ``inplace`` is accepted as torch's (the
+    output is a new array). ``seed`` (an int, 32 bits, a keyword) fixes the masks;
     by default it is drawn from layerc's generator. Masks follow the seed and the
     number of training calls made so far (``calls``), not the thread count.
 
@@ -93,8 +94,10 @@ class Dropout(_Stateless):
     (2, 3)
     """
 
-    def __init__(self, p: float = 0.5, seed: int | None = None, dtype=None):
+    def __init__(self, p: float = 0.5, inplace: bool = False, *, seed: int | None = None, dtype=None):
         super().__init__(dtype)
+        # accepted as torch's: the output is always a new array (see activation._InPlace)
+        self.inplace = bool(inplace)
         if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be a probability between 0 and 1, got {p!r}")
         if seed is None:

@@ -1,9 +1,12 @@
 """Layers that only rearrange: ``Flatten``."""
 from __future__ import annotations
 
+import functools
+
 from ..compiler.spec import Input
 from ..layers import layer
-from .base import _Stateless
+from .assemble import assemble
+from .base import _DIMS, _MAX_RANK, _rank, _Stateless
 
 
 @layer
@@ -18,7 +21,48 @@ class FlattenSpec:
         return x
 
 
+@functools.lru_cache(maxsize=None)
+def flatten_spec(rank: int, start: int, end: int):
+    """Axes ``start..end`` (both counted from 0, ``end`` included) of a rank-``rank``
+    input collapsed into one: a reshape, copied by a kernel of its own."""
+    dims = _DIMS[:rank]
+
+    def body(t):
+        x = t["x"]
+        merged = 1
+        for size in x.shape[start:end + 1]:
+            merged = merged * size
+        return x.reshape(*x.shape[:start], merged, *x.shape[end + 1:])
+    return assemble(f"Flatten{rank}D_{start}_{end}", {"x": Input(*dims)}, body)
+
+
 class Flatten(_Stateless):
-    """``[N, d1, d2, ...] -> [N, d1*d2*...]``, a view of the input where numpy can
-    make one (a C-contiguous input)."""
-    SPEC = FlattenSpec
+    """``torch.nn.Flatten(start_dim=1, end_dim=-1)``: axes ``start_dim`` to
+    ``end_dim`` (negative: counted from the end) collapsed into one. By default
+    ``[N, d1, d2, ...] -> [N, d1*d2*...]``, a view of the input where numpy can
+    make one (a C-contiguous input).
+
+    >>> Flatten(0, 1)(np.ones((2, 3, 4), np.float32)).shape
+    (6, 4)
+    """
+
+    def __init__(self, start_dim=1, end_dim=-1, dtype=None):
+        super().__init__(dtype)
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+
+    def _select(self, inputs):
+        rank = _rank(inputs)
+        start, end = (d + rank if d < 0 else d for d in (self.start_dim, self.end_dim))
+        if not (0 <= start < rank and 0 <= end < rank and start <= end):
+            raise ValueError(f"Flatten: start_dim={self.start_dim} and end_dim={self.end_dim} must name axes "
+                             f"of the input, in order; got an input of rank {rank}")
+        if start == 1 and end == rank - 1:
+            return FlattenSpec, {}
+        if rank > _MAX_RANK:
+            raise ValueError(f"Flatten: input rank must be 1..{_MAX_RANK} unless flattening from axis 1 to "
+                             f"the last, got {rank}")
+        return flatten_spec(rank, start, end), {}
+
+    def extra_repr(self):
+        return "" if (self.start_dim, self.end_dim) == (1, -1) else \
+            f"start_dim={self.start_dim}, end_dim={self.end_dim}"
