@@ -22,7 +22,9 @@ The package is layered: ``layerc.compiler`` (spec → C → library) and
 (``nn``, ``losses``), the PyTorch bridge, the checks, AOT packages and the CLI
 above both, in this folder.
 """
-from . import losses, nn, optim_kernels
+# nn before losses: nn re-exports the loss modules, which build on nn.base
+from . import nn  # isort: skip
+from . import losses, optim_kernels
 from .compiler import ops
 from .compiler.errors import SpecError
 from .compiler.pipeline import compile_layer

@@ -6,6 +6,7 @@ layerc and back."""
 import numpy as np
 import pytest
 
+import layerc.losses
 from layerc import check_grad, nn
 from layerc.nn import activation as activations
 from layerc.runtime.tensor import Tensor
@@ -442,7 +443,15 @@ TWINS = {
 
 
 def test_every_layer_has_a_torch_twin():
-    assert sorted(set(nn.__all__) - {"SpecLayer"}) == sorted(TWINS)
+    assert sorted(set(nn.__all__) - {"SpecLayer", *nn.LOSSES}) == sorted(TWINS)
+
+
+def test_the_loss_modules_are_where_torch_has_them():
+    """``nn.CrossEntropyLoss()`` as a port writes it: the loss modules of
+    ``layerc.losses``, each torch.nn's of that name (tests/test_losses.py checks their values)."""
+    t = _torch()
+    for name in nn.LOSSES:
+        assert getattr(nn, name) is getattr(layerc.losses, name) and hasattr(t.nn, name), name
 
 
 def _eval_output(layer, twin, x, call):

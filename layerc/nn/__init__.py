@@ -34,9 +34,15 @@ from .attention import MultiheadAttention, attention_spec, multihead_attention
 from .embedding import Embedding, embedding, embedding_spec
 from .normalization import (BatchNorm1D, BatchNorm2D, GroupNorm, InstanceNorm2D, RMSNorm, batch_norm, group_norm,
                             group_norm_spec, instance_norm, per_channel_spec, rms_norm, rms_norm_spec)
+# the loss modules where torch has them, torch.nn (they live in layerc.losses)
+from ..losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss, MSELoss,  # noqa: E402
+                      NLLLoss, SmoothL1Loss)
+
+LOSSES = ("BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "HuberLoss", "KLDivLoss", "L1Loss", "MSELoss",
+          "NLLLoss", "SmoothL1Loss")
 
 __all__ = ["SpecLayer", "Linear", "Conv1D", "Conv2D", "ConvTranspose1D", "ConvTranspose2D", "BatchNorm2D", "ReLU",
            "GELU", "Softmax", "LayerNorm", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D",
            "Dropout", "Flatten", "BatchNorm1D", "GroupNorm", "InstanceNorm2D", "RMSNorm", "Embedding",
            "MultiheadAttention", "LeakyReLU", "ELU", "CELU", "SELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid",
-           "ReLU6", "Softsign", "Softplus", "Tanh", "Sigmoid", "LogSigmoid"]
+           "ReLU6", "Softsign", "Softplus", "Tanh", "Sigmoid", "LogSigmoid", *LOSSES]
