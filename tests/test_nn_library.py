@@ -443,7 +443,56 @@ TWINS = {
 
 
 def test_every_layer_has_a_torch_twin():
-    assert sorted(set(nn.__all__) - {"SpecLayer", *nn.LOSSES}) == sorted(TWINS)
+    assert sorted(set(nn.__all__) - {"SpecLayer", *nn.LOSSES, *nn.TORCH_SPELLINGS}) == sorted(TWINS)
+
+
+def _ported_model(lib):
+    """A small ResNet written once against torch.nn's API: ``lib`` is torch.nn or layerc.nn."""
+    class Block(lib.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = lib.Conv2d(cin, cout, kernel_size=3, stride=stride, padding=1, bias=False)
+            self.bn1 = lib.BatchNorm2d(cout)
+            self.relu = lib.ReLU(inplace=True)
+            self.conv2 = lib.Conv2d(cout, cout, 3, padding=1, bias=False)
+            self.bn2 = lib.BatchNorm2d(cout, eps=1e-3, momentum=0.2)
+            self.down = lib.Sequential(lib.Conv2d(cin, cout, 1, stride=stride, bias=False), lib.BatchNorm2d(cout))
+
+        def forward(self, x):
+            return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))) + self.down(x))
+
+    return lib.Sequential(lib.Conv2d(3, 8, 3, padding=1), lib.BatchNorm2d(8), lib.ReLU(inplace=True),
+                          lib.MaxPool2d(kernel_size=3, stride=2, padding=1), Block(8, 16, 2),
+                          lib.AdaptiveAvgPool2d((1, 1)), lib.Flatten(1), lib.Dropout(p=0.2),
+                          lib.Linear(in_features=16, out_features=10))
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_a_model_written_for_torch_nn_runs_on_layerc_nn(train):
+    """torch.nn's spellings, keywords, Module and Sequential: the same source
+    builds both; torch's weights load; outputs, the input's gradient and every
+    parameter's agree (training: batch statistics; Dropout off, its masks differ)."""
+    t, rng = _torch(), _rng(5)
+    ours, theirs = _ported_model(nn), _ported_model(t.nn)
+    _randomize(theirs, rng, 0.3, weight=0.5)
+    nn.from_torch_state_dict(ours, theirs.state_dict())
+    ours.train(train), theirs.train(train)
+    ours[7].eval(), theirs[7].eval()
+    x = _data(rng, (4, 3, 12, 10))
+    ours.zero_grad()
+    ox = layerc.Tensor(x, requires_grad=True)
+    y = ours(ox)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(gy)              # the tape, as torch's: a Python block has no backward of its own
+    gx = ox.grad
+    tx = t.from_numpy(x).requires_grad_(True)
+    ty = theirs(tx)
+    ty.backward(t.from_numpy(gy))
+    _close(y.numpy(), ty.detach().numpy(), "output", 1e-4)
+    _close(gx, tx.grad.numpy(), "input gradient", 1e-4)
+    grads = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        _close(p.grad, grads[name].grad.numpy(), f"gradient of {name}", 1e-4)
 
 
 def test_the_loss_modules_are_where_torch_has_them():

@@ -14,6 +14,10 @@ Example::
     y = layer(np.ones((32, 784), np.float32))     # Tensor [32, 256]
     gx = layer.backward(np.ones((32, 256), np.float32))
     layer.weight.grad.shape                        # (256, 784)
+
+torch.nn's spellings (``Conv2d``, ``BatchNorm2d``, ``MaxPool2d`` ...), its loss
+modules and ``Module``/``Sequential`` are here too, so that a model written
+against torch.nn runs by changing its import.
 """
 from .activation import GELU, GELUSpec, GELUTanhSpec, ReLU, ReLUSpec, Softmax, SoftmaxSpec, gelu, softmax_spec
 from .base import SpecLayer
@@ -38,11 +42,23 @@ from .normalization import (BatchNorm1D, BatchNorm2D, GroupNorm, InstanceNorm2D,
 from ..losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss, MSELoss,  # noqa: E402
                       NLLLoss, SmoothL1Loss)
 
+from ..runtime.containers import Sequential  # noqa: E402
+from ..runtime.module import Module  # noqa: E402
+
 LOSSES = ("BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "HuberLoss", "KLDivLoss", "L1Loss", "MSELoss",
           "NLLLoss", "SmoothL1Loss")
+
+# torch.nn's spellings of the same classes, and its Module and Sequential: a
+# model written against torch.nn runs on layerc.nn by its import alone
+Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d = Conv1D, Conv2D, ConvTranspose1D, ConvTranspose2D
+BatchNorm1d, BatchNorm2d, InstanceNorm2d = BatchNorm1D, BatchNorm2D, InstanceNorm2D
+MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d = MaxPool2D, AvgPool2D, AdaptiveAvgPool2D, AdaptiveMaxPool2D
+TORCH_SPELLINGS = ("Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d",
+                   "InstanceNorm2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Module",
+                   "Sequential")
 
 __all__ = ["SpecLayer", "Linear", "Conv1D", "Conv2D", "ConvTranspose1D", "ConvTranspose2D", "BatchNorm2D", "ReLU",
            "GELU", "Softmax", "LayerNorm", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D",
            "Dropout", "Flatten", "BatchNorm1D", "GroupNorm", "InstanceNorm2D", "RMSNorm", "Embedding",
            "MultiheadAttention", "LeakyReLU", "ELU", "CELU", "SELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid",
-           "ReLU6", "Softsign", "Softplus", "Tanh", "Sigmoid", "LogSigmoid", *LOSSES]
+           "ReLU6", "Softsign", "Softplus", "Tanh", "Sigmoid", "LogSigmoid", *LOSSES, *TORCH_SPELLINGS]
