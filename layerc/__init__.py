@@ -34,7 +34,7 @@ from .layers import Layer, build, layer
 from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, kl_div,
                      l1_loss, mse_loss, nll_loss, smooth_l1_loss)
 from .runtime import optim
-from .runtime.containers import Residual, Sequential
+from .runtime.containers import Identity, ModuleList, Residual, Sequential
 from .runtime.module import LayerModule, Module
 from .runtime.optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR
 from .runtime.random import manual_seed
@@ -44,6 +44,6 @@ optim_kernels.install()
 
 __all__ = ["layer", "Layer", "build", "Input", "Param", "Buffer", "Attr", "LayerSpec", "SpecError", "ops",
            "check_grad", "compile_layer", "nn", "losses", "optim", "Tensor", "no_grad", "manual_seed",
-           "Module", "LayerModule", "Sequential", "Residual", "SGD", "Adam", "AdamW", "StepLR",
+           "Module", "LayerModule", "Sequential", "ModuleList", "Identity", "Residual", "SGD", "Adam", "AdamW", "StepLR",
            "CosineAnnealingLR", "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "kl_div", "nll_loss", "cross_entropy"]

@@ -117,11 +117,13 @@ def test_normalization_matches_torch(name, ours, theirs, shapes):
     (lambda: nn.Linear(in_features=5, out_features=3, bias=False),
      lambda t: t.nn.Linear(in_features=5, out_features=3, bias=False), [(4, 5), (2, 3, 5), (5,)]),
     (lambda: nn.Softmax(dim=1), lambda t: t.nn.Softmax(dim=1), [(2, 5), (2, 5, 3), (3, 4, 2, 2)]),
+    (lambda: nn.LogSoftmax(dim=-1), lambda t: t.nn.LogSoftmax(dim=-1), [(2, 5), (2, 5, 3), (4, 1000)]),
+    (lambda: nn.LogSoftmax(dim=0), lambda t: t.nn.LogSoftmax(dim=0), [(2, 5), (7, 5, 3), (3, 4, 2, 2)]),
     (lambda: nn.Flatten(start_dim=0, end_dim=1), lambda t: t.nn.Flatten(start_dim=0, end_dim=1),
      [(2, 5), (2, 5, 3), (3, 4, 2, 2)]),
     (lambda: nn.Flatten(2), lambda t: t.nn.Flatten(2), [(2, 5, 3), (3, 4, 2, 2), (1, 1, 1, 1, 7)]),
     (lambda: nn.Flatten(-3, -2), lambda t: t.nn.Flatten(-3, -2), [(2, 5, 3), (3, 4, 2, 2), (1, 2, 3, 4, 5)]),
-], ids=["Linear", "Softmax", "Flatten 0-1", "Flatten 2-", "Flatten -3--2"])
+], ids=["Linear", "Softmax", "LogSoftmax -1", "LogSoftmax 0", "Flatten 0-1", "Flatten 2-", "Flatten -3--2"])
 def test_torch_s_keyword_arguments_build_the_same_layer(ours, theirs, shapes):
     """A port writes torch's keyword names (``in_features``, ``dim``): they
     build the layer torch builds, state_dict keys and all."""
@@ -425,6 +427,7 @@ TWINS = {
                            lambda t: t.nn.MultiheadAttention(8, 2, batch_first=True), _floats((2, 3, 8)),
                            _self_attention),
     "Softmax": (lambda: nn.Softmax(-1), lambda t: t.nn.Softmax(-1), _floats((2, 5)), None),
+    "LogSoftmax": (lambda: nn.LogSoftmax(1), lambda t: t.nn.LogSoftmax(1), _floats((2, 5, 3)), None),
     "MaxPool2D": (lambda: nn.MaxPool2D(3, 2), lambda t: t.nn.MaxPool2d(3, 2), _floats((2, 3, 7, 7)), None),
     "AvgPool2D": (lambda: nn.AvgPool2D(2), lambda t: t.nn.AvgPool2d(2), _floats((2, 3, 6, 6)), None),
     "Flatten": (lambda: nn.Flatten(), lambda t: t.nn.Flatten(), _floats((2, 3, 2, 2)), None),
@@ -457,19 +460,23 @@ def _ported_model(lib):
             self.conv2 = lib.Conv2d(cout, cout, 3, padding=1, bias=False)
             self.bn2 = lib.BatchNorm2d(cout, eps=1e-3, momentum=0.2)
             self.down = lib.Sequential(lib.Conv2d(cin, cout, 1, stride=stride, bias=False), lib.BatchNorm2d(cout))
+            self.tail = lib.ModuleList([lib.Identity(), lib.ReLU()])
 
         def forward(self, x):
-            return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))) + self.down(x))
+            y = self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))) + self.down(x))
+            for m in self.tail:
+                y = m(y)
+            return y
 
     return lib.Sequential(lib.Conv2d(3, 8, 3, padding=1), lib.BatchNorm2d(8), lib.ReLU(inplace=True),
                           lib.MaxPool2d(kernel_size=3, stride=2, padding=1), Block(8, 16, 2),
                           lib.AdaptiveAvgPool2d((1, 1)), lib.Flatten(1), lib.Dropout(p=0.2),
-                          lib.Linear(in_features=16, out_features=10))
+                          lib.Linear(in_features=16, out_features=10), lib.LogSoftmax(dim=1))
 
 
 @pytest.mark.parametrize("train", [False, True])
 def test_a_model_written_for_torch_nn_runs_on_layerc_nn(train):
-    """torch.nn's spellings, keywords, Module and Sequential: the same source
+    """torch.nn's spellings, keywords, Module, Sequential, ModuleList and Identity: the same source
     builds both; torch's weights load; outputs, the input's gradient and every
     parameter's agree (training: batch statistics; Dropout off, its masks differ)."""
     t, rng = _torch(), _rng(5)

@@ -19,7 +19,8 @@ torch.nn's spellings (``Conv2d``, ``BatchNorm2d``, ``MaxPool2d`` ...), its loss
 modules and ``Module``/``Sequential`` are here too, so that a model written
 against torch.nn runs by changing its import.
 """
-from .activation import GELU, GELUSpec, GELUTanhSpec, ReLU, ReLUSpec, Softmax, SoftmaxSpec, gelu, softmax_spec
+from .activation import (GELU, GELUSpec, GELUTanhSpec, LogSoftmax, ReLU, ReLUSpec, Softmax, SoftmaxSpec, gelu,
+                         softmax_spec)
 from .base import SpecLayer
 from .conv import Conv1D, Conv1DSpec, Conv2D, Conv2DSpec, conv, conv1d, conv2d
 from .conv_transpose import (ConvTranspose1D, ConvTranspose1DNoBiasSpec, ConvTranspose1DSpec, ConvTranspose2D,
@@ -42,7 +43,7 @@ from .normalization import (BatchNorm1D, BatchNorm2D, GroupNorm, InstanceNorm2D,
 from ..losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss, MSELoss,  # noqa: E402
                       NLLLoss, SmoothL1Loss)
 
-from ..runtime.containers import Sequential  # noqa: E402
+from ..runtime.containers import Identity, ModuleList, Sequential  # noqa: E402
 from ..runtime.module import Module  # noqa: E402
 
 LOSSES = ("BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "HuberLoss", "KLDivLoss", "L1Loss", "MSELoss",
@@ -55,10 +56,10 @@ BatchNorm1d, BatchNorm2d, InstanceNorm2d = BatchNorm1D, BatchNorm2D, InstanceNor
 MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d = MaxPool2D, AvgPool2D, AdaptiveAvgPool2D, AdaptiveMaxPool2D
 TORCH_SPELLINGS = ("Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d",
                    "InstanceNorm2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Module",
-                   "Sequential")
+                   "Sequential", "ModuleList", "Identity")
 
 __all__ = ["SpecLayer", "Linear", "Conv1D", "Conv2D", "ConvTranspose1D", "ConvTranspose2D", "BatchNorm2D", "ReLU",
            "GELU", "Softmax", "LayerNorm", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D",
            "Dropout", "Flatten", "BatchNorm1D", "GroupNorm", "InstanceNorm2D", "RMSNorm", "Embedding",
            "MultiheadAttention", "LeakyReLU", "ELU", "CELU", "SELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid",
-           "ReLU6", "Softsign", "Softplus", "Tanh", "Sigmoid", "LogSigmoid", *LOSSES, *TORCH_SPELLINGS]
+           "ReLU6", "Softsign", "Softplus", "Tanh", "Sigmoid", "LogSigmoid", "LogSoftmax", *LOSSES, *TORCH_SPELLINGS]

@@ -80,21 +80,22 @@ class SoftmaxSpec:
         return ops.softmax(x, axis=-1)
 
 
-_softmax_specs: dict = {-1: SoftmaxSpec}
+_softmax_specs: dict = {(-1, False): SoftmaxSpec}
 
 
-def softmax_spec(axis: int):
-    """The softmax spec along ``axis``: ``[..., C]`` for -1; ``[D0, .., C, ...]``
-    for ``axis >= 0``; ``[..., C, D1, ..]`` for other negative axes. One spec per
-    axis, every rank."""
-    if axis not in _softmax_specs:
+def softmax_spec(axis: int, log: bool = False):
+    """The softmax spec (``log``: log-softmax) along ``axis``: ``[..., C]`` for -1;
+    ``[D0, .., C, ...]`` for ``axis >= 0``; ``[..., C, D1, ..]`` for other
+    negative axes. One spec per axis, every rank."""
+    if (axis, log) not in _softmax_specs:
         fixed = tuple(f"D{k}" for k in range(abs(axis) - (axis < 0)))
         dims = fixed + ("C", ...) if axis >= 0 else (..., "C") + fixed
         along = dims.index("C")          # ... counts as one axis in forward
-        spec = type(f"Softmax{axis}", (), {"__doc__": f"Softmax along axis {axis}, on any rank.",
-                                            "x": Input(*dims), "forward": lambda x: ops.softmax(x, axis=along)})
-        _softmax_specs[axis] = layer(spec)
-    return _softmax_specs[axis]
+        op, name = (ops.log_softmax, "LogSoftmax") if log else (ops.softmax, "Softmax")
+        spec = type(f"{name}{axis}", (), {"__doc__": f"{name} along axis {axis}, on any rank.",
+                                          "x": Input(*dims), "forward": lambda x: op(x, axis=along)})
+        _softmax_specs[axis, log] = layer(spec)
+    return _softmax_specs[axis, log]
 
 
 class Softmax(_Stateless):
@@ -105,6 +106,8 @@ class Softmax(_Stateless):
     array([0.5, 0.5], dtype=float32)
     """
 
+    LOG = False
+
     def __init__(self, dim=-1, dtype=None):
         super().__init__(dtype)
         self.dim = int(dim)
@@ -113,10 +116,20 @@ class Softmax(_Stateless):
         # the last axis, however it is counted, takes [..., C]: a spec whose ... comes last
         # would run its innermost loop over the ... axes, one element long for [N, C]
         rank = _rank(inputs)
-        return softmax_spec(-1 if self.dim == rank - 1 else self.dim), {}
+        return softmax_spec(-1 if self.dim == rank - 1 else self.dim, type(self).LOG), {}
 
     def extra_repr(self):
         return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """``torch.nn.LogSoftmax(dim=-1)``: ``x - logsumexp(x)`` along ``dim``, without
+    forming the probabilities (no log of an underflowed 0).
+
+    >>> LogSoftmax(dim=1)(np.zeros((1, 2), np.float32)).numpy()
+    array([[-0.6931472, -0.6931472]], dtype=float32)
+    """
+    LOG = True
 
 
 def _pointwise(name: str, fn, **defaults):
