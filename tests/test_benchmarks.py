@@ -146,6 +146,8 @@ TINY_LAYERS = {
     "ReLU": (lw.stateless("ReLU", "ReLU", lw.SAME_SHAPE), (3, 4, 5)),
     "GELU": (lw.stateless("GELU", "GELU", lw.SAME_SHAPE), (3, 8)),
     "Softmax": (lw.stateless("Softmax", "Softmax", lw.SAME_SHAPE, -1), (2, 3, 7)),
+    "LogSoftmax": (lw.stateless("LogSoftmax", "LogSoftmax", lw.SAME_SHAPE, 1), (2, 3, 7)),
+    "PReLU": (lw.stateless("PReLU", "PReLU", lw.SAME_SHAPE, 3), (2, 3, 7)),
     "MaxPool2D": (lw.stateless("MaxPool2D", "MaxPool2d", lw.MAX_POOL, 3, 2), (2, 3, 7, 7)),
     "AvgPool2D": (lw.stateless("AvgPool2D", "AvgPool2d", lw.AVG_POOL, 2, 2), (2, 3, 6, 6)),
     "Flatten": (lw.stateless("Flatten", "Flatten", lw.no_rate), (2, 3, 2, 2)),

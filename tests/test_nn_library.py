@@ -119,11 +119,15 @@ def test_normalization_matches_torch(name, ours, theirs, shapes):
     (lambda: nn.Softmax(dim=1), lambda t: t.nn.Softmax(dim=1), [(2, 5), (2, 5, 3), (3, 4, 2, 2)]),
     (lambda: nn.LogSoftmax(dim=-1), lambda t: t.nn.LogSoftmax(dim=-1), [(2, 5), (2, 5, 3), (4, 1000)]),
     (lambda: nn.LogSoftmax(dim=0), lambda t: t.nn.LogSoftmax(dim=0), [(2, 5), (7, 5, 3), (3, 4, 2, 2)]),
+    (lambda: nn.PReLU(), lambda t: t.nn.PReLU(), [(5,), (2, 5), (3, 4, 2, 2)]),
+    (lambda: nn.PReLU(num_parameters=4, init=0.1), lambda t: t.nn.PReLU(num_parameters=4, init=0.1),
+     [(2, 4), (2, 4, 3), (3, 4, 2, 2)]),
     (lambda: nn.Flatten(start_dim=0, end_dim=1), lambda t: t.nn.Flatten(start_dim=0, end_dim=1),
      [(2, 5), (2, 5, 3), (3, 4, 2, 2)]),
     (lambda: nn.Flatten(2), lambda t: t.nn.Flatten(2), [(2, 5, 3), (3, 4, 2, 2), (1, 1, 1, 1, 7)]),
     (lambda: nn.Flatten(-3, -2), lambda t: t.nn.Flatten(-3, -2), [(2, 5, 3), (3, 4, 2, 2), (1, 2, 3, 4, 5)]),
-], ids=["Linear", "Softmax", "LogSoftmax -1", "LogSoftmax 0", "Flatten 0-1", "Flatten 2-", "Flatten -3--2"])
+], ids=["Linear", "Softmax", "LogSoftmax -1", "LogSoftmax 0", "PReLU", "PReLU channels",
+    "Flatten 0-1", "Flatten 2-", "Flatten -3--2"])
 def test_torch_s_keyword_arguments_build_the_same_layer(ours, theirs, shapes):
     """A port writes torch's keyword names (``in_features``, ``dim``): they
     build the layer torch builds, state_dict keys and all."""
@@ -199,6 +203,8 @@ NORM_GRADCHECKS = [
     (nn.per_channel_spec("BatchNorm2D", 4, False, True, True, True), dict(N=2, C=3, D2=2, D3=3)),
     (nn.layer_norm_spec(1, affine=False), dict(E=3, L1=5)),
     (nn.layer_norm_spec(2, bias=False), dict(E=2, L1=3, L2=4)),
+    (nn.activation.prelu_spec(4, True), dict(N=2, C=3, D2=2, D3=3)),
+    (nn.activation.prelu_spec(0, False), dict(E=7)),
 ]
 
 
@@ -428,6 +434,7 @@ TWINS = {
                            _self_attention),
     "Softmax": (lambda: nn.Softmax(-1), lambda t: t.nn.Softmax(-1), _floats((2, 5)), None),
     "LogSoftmax": (lambda: nn.LogSoftmax(1), lambda t: t.nn.LogSoftmax(1), _floats((2, 5, 3)), None),
+    "PReLU": (lambda: nn.PReLU(3), lambda t: t.nn.PReLU(3), _floats((2, 3, 4)), None),
     "MaxPool2D": (lambda: nn.MaxPool2D(3, 2), lambda t: t.nn.MaxPool2d(3, 2), _floats((2, 3, 7, 7)), None),
     "AvgPool2D": (lambda: nn.AvgPool2D(2), lambda t: t.nn.AvgPool2d(2), _floats((2, 3, 6, 6)), None),
     "Flatten": (lambda: nn.Flatten(), lambda t: t.nn.Flatten(), _floats((2, 3, 2, 2)), None),

@@ -19,7 +19,7 @@ torch.nn's spellings (``Conv2d``, ``BatchNorm2d``, ``MaxPool2d`` ...), its loss
 modules and ``Module``/``Sequential`` are here too, so that a model written
 against torch.nn runs by changing its import.
 """
-from .activation import (GELU, GELUSpec, GELUTanhSpec, LogSoftmax, ReLU, ReLUSpec, Softmax, SoftmaxSpec, gelu,
+from .activation import (GELU, GELUSpec, GELUTanhSpec, LogSoftmax, PReLU, ReLU, ReLUSpec, Softmax, SoftmaxSpec, gelu,
                          softmax_spec)
 from .base import SpecLayer
 from .conv import Conv1D, Conv1DSpec, Conv2D, Conv2DSpec, conv, conv1d, conv2d
@@ -62,4 +62,4 @@ __all__ = ["SpecLayer", "Linear", "Conv1D", "Conv2D", "ConvTranspose1D", "ConvTr
            "GELU", "Softmax", "LayerNorm", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D",
            "Dropout", "Flatten", "BatchNorm1D", "GroupNorm", "InstanceNorm2D", "RMSNorm", "Embedding",
            "MultiheadAttention", "LeakyReLU", "ELU", "CELU", "SELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid",
-           "ReLU6", "Softsign", "Softplus", "Tanh", "Sigmoid", "LogSigmoid", "LogSoftmax", *LOSSES, *TORCH_SPELLINGS]
+           "ReLU6", "Softsign", "Softplus", "Tanh", "Sigmoid", "LogSigmoid", "LogSoftmax", "PReLU", *LOSSES, *TORCH_SPELLINGS]

@@ -1,5 +1,5 @@
 """Pointwise activation layers and softmax, on inputs of any rank, with
-torch.nn's names: ``ReLU``, ``GELU`` (erf or tanh form), ``Softmax``, and one
+torch.nn's names: ``ReLU``, ``GELU`` (erf or tanh form), ``Softmax``, ``LogSoftmax``, ``PReLU``, and one
 layer per pointwise op of ``layerc.ops`` (their derivatives are torch's, at
 kinks too; see ``tests/test_ops_edges.py``): ``LeakyReLU``, ``ELU``, ``CELU``,
 ``SELU``, ``SiLU``, ``Mish``, ``Hardswish``, ``Hardsigmoid``, ``ReLU6``,
@@ -17,11 +17,16 @@ Example::
 """
 from __future__ import annotations
 
+import functools
+
+import numpy as np
+
 from ..compiler import ops
-from ..compiler.spec import Attr, Input
+from ..compiler.spec import Attr, Input, Param
 from ..layers import layer
-from .assemble import with_signature
-from .base import _any_rank, _elementwise_spec, _rank, _Stateless
+from ..runtime.tensor import Tensor
+from .assemble import assemble, with_signature
+from .base import _DIMS, SpecLayer, _any_rank, _count, _elementwise_spec, _rank, _Stateless
 
 
 def gelu(x):
@@ -220,3 +225,52 @@ LogSigmoid = _stateless("LogSigmoid", ops.logsigmoid, "``log(sigmoid(x))``, with
 
 POINTWISE = ["LeakyReLU", "ELU", "CELU", "Softplus", "SELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid",
              "ReLU6", "Softsign", "Tanh", "Sigmoid", "LogSigmoid"]
+
+
+def prelu(x, weight, channels: bool):
+    """``x`` where positive, else ``weight * x`` (spec function); ``channels``: a
+    weight per channel (axis 1), else one for every element. At 0 the slope is
+    ``weight``, as torch's gradient takes it."""
+    slope = weight.reshape(weight.shape[0], *(1,) * (x.ndim - 2)) if channels else weight
+    return ops.where(x > 0, x, slope * x)
+
+
+@functools.lru_cache(maxsize=None)
+def prelu_spec(rank: int, channels: bool):
+    """PReLU's spec: ``[N, C, ...]`` of ``rank`` with a weight ``[C]``, or any
+    shape (``Input(...)``) with a weight ``[1]``."""
+    if channels and not 2 <= rank <= len(_DIMS):
+        raise ValueError(f"PReLU: an input with a weight per channel must have rank 2..{len(_DIMS)}, got {rank}")
+    declared = {"x": Input("N", "C", *_DIMS[2:rank]) if channels else Input(...),
+                "weight": Param("C" if channels else 1, init=0.25)}
+    return assemble(f"PReLU_rank{rank}" if channels else "PReLU", declared,
+                    lambda t: prelu(t["x"], t["weight"], channels))
+
+
+class PReLU(SpecLayer):
+    """``torch.nn.PReLU(num_parameters=1, init=0.25)``: ``x`` where positive, else
+    ``weight * x``; ``weight`` is ``[num_parameters]``: one slope for every
+    element, or one per channel (axis 1) of an input ``[N, C, ...]``.
+
+    >>> PReLU()(np.array([-2.0, 3.0], np.float32)).numpy()
+    array([-0.5,  3. ], dtype=float32)
+    """
+
+    def __init__(self, num_parameters=1, init=0.25, dtype=np.float32):
+        super().__init__(dtype)
+        self.num_parameters = _count("PReLU", "num_parameters", num_parameters)
+        self._declare(prelu_spec(2, True) if self.num_parameters > 1 else prelu_spec(0, False),
+                      C=self.num_parameters)
+        self.weight.data[...] = float(init)
+
+    def _select(self, inputs):
+        if self.num_parameters == 1:
+            return prelu_spec(0, False), {}
+        shape = np.shape(inputs[0].data if isinstance(inputs[0], Tensor) else inputs[0])
+        if len(shape) < 2 or shape[1] != self.num_parameters:
+            raise ValueError(f"PReLU: input must be [N, C, ...] with C = num_parameters = "
+                             f"{self.num_parameters}, got shape {tuple(shape)}")
+        return prelu_spec(len(shape), True), {}
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"
