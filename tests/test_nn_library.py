@@ -449,7 +449,43 @@ TWINS = {
     "Dropout": (lambda: nn.Dropout(0.5), lambda t: t.nn.Dropout(0.5), _floats((3, 4)), None),
     **{name: (getattr(nn, name), lambda t, name=name: getattr(t.nn, name)(), _floats((3, 4)), None)
        for name in ("ReLU", "GELU", *activations.POINTWISE)},
+    **{name: (lambda name=name: _pad_layer(nn, name), lambda t, name=name: _pad_layer(t.nn, name),
+              _floats((2, 3, 5, 6) if name.endswith("2d") else (2, 3, 6)), None) for name in nn.PADS},
 }
+
+
+def _pad_layer(lib, name, padding=None):
+    """A padding layer of ``lib`` (layerc.nn or torch.nn): a constant pad's value 1.5."""
+    padding = padding if padding is not None else (1, 2, 2, 0) if name.endswith("2d") else (2, 1)
+    return getattr(lib, name)(padding, 1.5) if name.startswith("Constant") else getattr(lib, name)(padding)
+
+
+@pytest.mark.parametrize("name", nn.PADS)
+def test_padding_layers_match_torch(name):
+    """Every mode, batched and unbatched, an int and torch's tuple (last axis first)."""
+    t, rng = _torch(), _rng(6)
+    axes = 2 if name.endswith("2d") else 1
+    for padding, shape in ((None, (2, 3, 5, 6)[:2 + axes]), (3, (3, 4, 5)[:1 + axes]),
+                           ((0, 2) * axes, (1, 2, 4, 3)[:2 + axes])):
+        against_torch(_pad_layer(nn, name, padding), _pad_layer(t.nn, name, padding), _data(rng, shape), rng)
+
+
+@pytest.mark.parametrize("mode,value", [("constant", 0.0), ("constant", -2.0), ("reflect", 0.0),
+                                        ("replicate", 0.0), ("circular", 0.0)])
+def test_padding_gradcheck(mode, value):
+    from layerc.nn.pad import pad_spec
+    check_grad(pad_spec(4, ((1, 2), (2, 1)), mode, value), N=2, D1=2, D2=3, D3=4).assert_ok()
+    check_grad(pad_spec(2, ((0, 3),), mode, value), N=3, D1=4).assert_ok()
+
+
+def test_padding_errors_name_the_layer_and_the_argument():
+    with pytest.raises(ValueError, match=r"ReflectionPad2d: padding \(5, 5\) in reflect mode needs an input "
+                                         r"size of at least 6, got 3"):
+        nn.ReflectionPad2d(5)(np.ones((1, 1, 3, 3), np.float32))
+    with pytest.raises(ValueError, match=r"ZeroPad2d: padding must be an integer >= 0 or 4 of them"):
+        nn.ZeroPad2d((1, 2, 3))
+    with pytest.raises(ValueError, match=r"ConstantPad1d: input must be \[N, C, 1 axes\] or \[C, 1 axes\]"):
+        nn.ConstantPad1d(1, 0.5)(np.ones((2, 3, 4, 5), np.float32))
 
 
 def test_every_layer_has_a_torch_twin():

@@ -83,7 +83,9 @@ def _wrap_axis(x, axis: int, before: int, after: int):
 
 
 # ``compute`` names its indices after its function's parameters: one function per rank
-_BY_RANK = {3: lambda f: lambda n, c, a: f(n, c, a),
+_BY_RANK = {1: lambda f: lambda a: f(a),
+            2: lambda f: lambda c, a: f(c, a),
+            3: lambda f: lambda n, c, a: f(n, c, a),
             4: lambda f: lambda n, c, a, b: f(n, c, a, b),
             5: lambda f: lambda n, c, a, b, d: f(n, c, a, b, d)}
 

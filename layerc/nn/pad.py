@@ -1,0 +1,124 @@
+"""Padding layers with torch.nn's names: ``ZeroPad1d``/``2d``,
+``ConstantPad1d``/``2d``, ``ReflectionPad1d``/``2d``, ``ReplicationPad1d``/``2d``
+and ``CircularPad1d``/``2d``, on batched (``[N, C, ...]``) or unbatched
+(``[C, ...]``) inputs. ``padding`` is an int (every side) or torch's tuple,
+last axis first: ``(left, right)``, or ``(left, right, top, bottom)``. One spec
+per input rank, padding, mode and value (``padding.pad`` for the copies that
+mirror, clamp or wrap; a constant pad reads zero outside the input and selects
+the value there). The gradient is the output's gradient over the input's place
+(the border's summed into the elements it copies, for the mirroring modes).
+
+Example::
+
+    y = ReflectionPad2d((1, 1, 2, 0))(np.ones((2, 3, 4, 5), np.float32))   # [2, 3, 6, 7]
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ..compiler import ops
+from ..compiler.spec import Input
+from .assemble import assemble
+from .base import _DIMS, _is_int, _rank, _Stateless
+from .padding import _BY_RANK, check_padded_size, pad
+
+
+def constant_pad(x, pads, value: float):
+    """``x`` padded over its trailing ``len(pads)`` axes by ``pads`` (``(before,
+    after)`` each) with ``value``: a read outside ``x`` is zero, and the value is
+    selected there (added to nothing when it is 0)."""
+    first = len(x.shape) - len(pads)
+    shape = tuple(x.shape[:first]) + tuple(x.shape[first + k] + b + a for k, (b, a) in enumerate(pads))
+
+    def element(*index):
+        sources = [index[first + k] - b for k, (b, _) in enumerate(pads)]
+        v = x[tuple(index[:first]) + tuple(sources)]
+        if value == 0.0:
+            return v
+        for src, size in zip(sources, x.shape[first:]):
+            v = ops.where(src < 0, value, ops.where(src >= size, value, v))
+        return v
+    return ops.compute(shape, _BY_RANK[len(shape)](element), name="pad_constant")
+
+
+@functools.lru_cache(maxsize=None)
+def pad_spec(rank: int, pads: tuple, mode: str, value: float = 0.0):
+    """The spec of a rank-``rank`` input padded by ``pads`` over its trailing axes in ``mode``."""
+    declared = {"x": Input(*_DIMS[:rank])}
+
+    def body(t):
+        return constant_pad(t["x"], pads, value) if mode == "constant" else pad(t["x"], pads, mode)
+    tag = "_".join(f"{b}_{a}" for b, a in pads)
+    return assemble(f"Pad{mode.capitalize()}{rank}D_{tag}", declared, body)
+
+
+class _Pad(_Stateless):
+    """A padding layer: ``MODE`` over the trailing ``AXES`` axes of a batched or unbatched input."""
+
+    MODE, AXES = "constant", 1
+
+    def __init__(self, padding, value=0.0, dtype=None):
+        super().__init__(dtype)
+        name, sides = type(self).__name__, 2 * self.AXES
+        values = (padding,) * sides if _is_int(padding) else tuple(padding)
+        if len(values) != sides or not all(_is_int(p) and p >= 0 for p in values):
+            raise ValueError(f"{name}: padding must be an integer >= 0 or {sides} of them, got {padding!r}")
+        self.padding = tuple(int(p) for p in values)
+        self.value = float(value)
+
+    def _pads(self) -> tuple:
+        """``(before, after)`` per padded axis, first axis first (torch lists the last first)."""
+        return tuple((self.padding[2 * k], self.padding[2 * k + 1]) for k in reversed(range(self.AXES)))
+
+    def _select(self, inputs):
+        rank, name = _rank(inputs), type(self).__name__
+        if rank not in (self.AXES + 1, self.AXES + 2):
+            raise ValueError(f"{name}: input must be [N, C, {self.AXES} axes] or [C, {self.AXES} axes], "
+                             f"got rank {rank}")
+        pads = self._pads()
+        check_padded_size(name, self.MODE, pads, np.shape(_data(inputs[0]))[-self.AXES:])
+        return pad_spec(rank, pads, self.MODE, self.value), {}
+
+    def extra_repr(self):
+        return f"{self.padding}" + (f", value={self.value}" if self.MODE == "constant" and self.value else "")
+
+
+def _data(x):
+    return getattr(x, "data", x)
+
+
+def _pad_layer(name: str, mode: str, axes: int, doc: str, with_value: bool = False):
+    """A ``_Pad`` class named ``name``; ``with_value``: its constructor takes torch's ``value``."""
+    if with_value:
+        def init(self, padding, value, dtype=None):
+            _Pad.__init__(self, padding, value, dtype)
+    else:
+        def init(self, padding, dtype=None):
+            _Pad.__init__(self, padding, 0.0, dtype)
+    return type(name, (_Pad,), {"__doc__": doc, "__module__": __name__, "MODE": mode, "AXES": axes,
+                                "__init__": init})
+
+
+ZeroPad1d = _pad_layer("ZeroPad1d", "constant", 1, "``torch.nn.ZeroPad1d(padding)``: zeros on the last axis.")
+ZeroPad2d = _pad_layer("ZeroPad2d", "constant", 2, "``torch.nn.ZeroPad2d(padding)``: zeros on the last two axes.")
+ConstantPad1d = _pad_layer("ConstantPad1d", "constant", 1,
+                           "``torch.nn.ConstantPad1d(padding, value)``: ``value`` on the last axis.", True)
+ConstantPad2d = _pad_layer("ConstantPad2d", "constant", 2,
+                           "``torch.nn.ConstantPad2d(padding, value)``: ``value`` on the last two axes.", True)
+ReflectionPad1d = _pad_layer("ReflectionPad1d", "reflect", 1,
+                             "``torch.nn.ReflectionPad1d(padding)``: the mirror, edge not repeated.")
+ReflectionPad2d = _pad_layer("ReflectionPad2d", "reflect", 2,
+                             "``torch.nn.ReflectionPad2d(padding)``: the mirror, edge not repeated.")
+ReplicationPad1d = _pad_layer("ReplicationPad1d", "replicate", 1,
+                              "``torch.nn.ReplicationPad1d(padding)``: the edge element repeated.")
+ReplicationPad2d = _pad_layer("ReplicationPad2d", "replicate", 2,
+                              "``torch.nn.ReplicationPad2d(padding)``: the edge element repeated.")
+CircularPad1d = _pad_layer("CircularPad1d", "circular", 1,
+                           "``torch.nn.CircularPad1d(padding)``: the other end of the axis.")
+CircularPad2d = _pad_layer("CircularPad2d", "circular", 2,
+                           "``torch.nn.CircularPad2d(padding)``: the other end of the axis.")
+
+PADS = ("ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d", "ReflectionPad2d",
+        "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d", "CircularPad2d")
