@@ -251,6 +251,11 @@ def stateless(ours: str, theirs: str, rate, *args):
     return Twin(lambda: getattr(layerc.nn, ours)(*args), lambda: getattr(torch.nn, theirs)(*args)), rate
 
 
+def upsample(factor):
+    from layerc.nn import Upsample
+    return Twin(lambda: Upsample(scale_factor=factor), lambda: torch.nn.Upsample(scale_factor=factor)), no_rate
+
+
 def group_norm(groups, c):
     from layerc.nn import GroupNorm
     return Twin(lambda: GroupNorm(groups, c), lambda: torch.nn.GroupNorm(groups, c)), SAME_SHAPE
@@ -381,6 +386,7 @@ LAYER_WORKLOADS = [
                                                                               (16, 48, 27, 27)], ("activation",)),
     *_each("ZeroPad2d 1", _act("ZeroPad2d", "ZeroPad2d", no_rate, 1), [(8, 64, 56, 56), (64, 32, 27, 27)],
            ("reshape",)),
+    *_each("Upsample x2", lambda s: upsample(2), [(8, 64, 28, 28), (16, 32, 27, 27)], ("reshape",)),
     *_each("ReflectionPad2d 3", _act("ReflectionPad2d", "ReflectionPad2d", no_rate, 3),
            [(8, 64, 56, 56), (16, 3, 224, 224)], ("reshape",)),
     *LOSS_WORKLOADS,

@@ -449,6 +449,10 @@ TWINS = {
     "Dropout": (lambda: nn.Dropout(0.5), lambda t: t.nn.Dropout(0.5), _floats((3, 4)), None),
     **{name: (getattr(nn, name), lambda t, name=name: getattr(t.nn, name)(), _floats((3, 4)), None)
        for name in ("ReLU", "GELU", *activations.POINTWISE)},
+    "Upsample": (lambda: nn.Upsample(scale_factor=2), lambda t: t.nn.Upsample(scale_factor=2),
+                 _floats((2, 3, 3, 4)), None),
+    "UpsamplingNearest2d": (lambda: nn.UpsamplingNearest2d(size=(5, 7)),
+                            lambda t: t.nn.UpsamplingNearest2d(size=(5, 7)), _floats((2, 3, 3, 4)), None),
     **{name: (lambda name=name: _pad_layer(nn, name), lambda t, name=name: _pad_layer(t.nn, name),
               _floats((2, 3, 5, 6) if name.endswith("2d") else (2, 3, 6)), None) for name in nn.PADS},
 }
@@ -486,6 +490,43 @@ def test_padding_errors_name_the_layer_and_the_argument():
         nn.ZeroPad2d((1, 2, 3))
     with pytest.raises(ValueError, match=r"ConstantPad1d: input must be \[N, C, 1 axes\] or \[C, 1 axes\]"):
         nn.ConstantPad1d(1, 0.5)(np.ones((2, 3, 4, 5), np.float32))
+
+
+def test_nearest_sources_are_torchs():
+    """``(d * in) // out``, the source the nearest mode reads, is torch's
+    ``floor(d * in / out)`` for every input size to 16 and output size to 40."""
+    t = _torch()
+    for size in range(1, 17):
+        x = t.arange(size, dtype=t.float32).reshape(1, 1, size)
+        for out in range(1, 41):
+            want = t.nn.functional.interpolate(x, size=out, mode="nearest").numpy().ravel()
+            np.testing.assert_array_equal((np.arange(out) * size) // out, want, err_msg=f"{size} -> {out}")
+
+
+@pytest.mark.parametrize("kwargs,shapes", [
+    (dict(scale_factor=2), [(2, 3, 4, 5), (2, 3, 7), (1, 1, 1, 1)]),
+    (dict(scale_factor=(3, 2)), [(2, 3, 4, 5), (1, 2, 3, 3), (2, 1, 1, 6)]),
+    (dict(size=(5, 7)), [(2, 3, 3, 4), (1, 2, 6, 9), (2, 3, 5, 7)]),
+    (dict(size=13), [(1, 2, 5), (2, 3, 13), (2, 1, 20)]),
+], ids=["x2", "x3x2", "size 5x7", "size 13"])
+def test_upsample_matches_torch(kwargs, shapes):
+    t, rng = _torch(), _rng(8)
+    for shape in shapes:
+        against_torch(nn.Upsample(**kwargs), t.nn.Upsample(**kwargs), _data(rng, shape), rng)
+
+
+def test_upsample_gradcheck_and_errors():
+    from layerc.nn.upsample import upsample_spec
+    check_grad(upsample_spec((3, 4), (6, 9)), N=2, C=2, H=3, W=4).assert_ok()
+    check_grad(upsample_spec((5,), (3,)), N=2, C=3, W=5).assert_ok()
+    for kwargs, message in ((dict(scale_factor=2, mode="bilinear"), r"Upsample: mode must be one of 'nearest'"),
+                            (dict(size=4, scale_factor=2), r"Upsample: give exactly one of size and scale_factor"),
+                            (dict(scale_factor=1.5), r"Upsample: scale_factor must be positive whole numbers"),
+                            (dict(size=(2, 0)), r"Upsample: size must be positive integers")):
+        with pytest.raises(ValueError, match=message):
+            nn.Upsample(**kwargs)
+    with pytest.raises(ValueError, match=r"Upsample: size has 3 values for 2 spatial axes"):
+        nn.Upsample(size=(2, 3, 4))(np.ones((1, 1, 2, 2), np.float32))
 
 
 def test_every_layer_has_a_torch_twin():

@@ -29,6 +29,7 @@ from .dropout import Dropout, dropout, dropout_spec
 from .linear import Linear, LinearSpec
 from .pad import (PADS, CircularPad1d, CircularPad2d, ConstantPad1d, ConstantPad2d, ReflectionPad1d,
                   ReflectionPad2d, ReplicationPad1d, ReplicationPad2d, ZeroPad1d, ZeroPad2d)
+from .upsample import Upsample, UpsamplingNearest2d
 from .norm import BatchNorm2DSpec, LayerNorm, batch_norm2d, layer_norm, layer_norm_spec
 from .pool import (AdaptiveAvgPool2D, AdaptiveAvgPool2DSpec, AdaptiveMaxPool2D, AdaptiveMaxPool2DSpec, AvgPool2D,
                    AvgPool2DSpec, MaxPool2D, MaxPool2DSpec, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d,
@@ -64,4 +65,4 @@ __all__ = ["SpecLayer", "Linear", "Conv1D", "Conv2D", "ConvTranspose1D", "ConvTr
            "GELU", "Softmax", "LayerNorm", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D",
            "Dropout", "Flatten", "BatchNorm1D", "GroupNorm", "InstanceNorm2D", "RMSNorm", "Embedding",
            "MultiheadAttention", "LeakyReLU", "ELU", "CELU", "SELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid",
-           "ReLU6", "Softsign", "Softplus", "Tanh", "Sigmoid", "LogSigmoid", "LogSoftmax", "PReLU", *PADS, *LOSSES, *TORCH_SPELLINGS]
+           "ReLU6", "Softsign", "Softplus", "Tanh", "Sigmoid", "LogSigmoid", "LogSoftmax", "PReLU", *PADS, "Upsample", "UpsamplingNearest2d", *LOSSES, *TORCH_SPELLINGS]
