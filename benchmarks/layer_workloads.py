@@ -387,6 +387,7 @@ LAYER_WORKLOADS = [
     *_each("ZeroPad2d 1", _act("ZeroPad2d", "ZeroPad2d", no_rate, 1), [(8, 64, 56, 56), (64, 32, 27, 27)],
            ("reshape",)),
     *_each("Upsample x2", lambda s: upsample(2), [(8, 64, 28, 28), (16, 32, 27, 27)], ("reshape",)),
+    *_each("GLU", _act("GLU", "GLU", traffic(3, 2)), [(4096, 1024), (8, 197, 1536)], ("activation",)),
     *_each("ReflectionPad2d 3", _act("ReflectionPad2d", "ReflectionPad2d", no_rate, 3),
            [(8, 64, 56, 56), (16, 3, 224, 224)], ("reshape",)),
     *LOSS_WORKLOADS,

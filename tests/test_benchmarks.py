@@ -150,6 +150,7 @@ TINY_LAYERS = {
     "PReLU": (lw.stateless("PReLU", "PReLU", lw.SAME_SHAPE, 3), (2, 3, 7)),
     "ReflectionPad2d": (lw.stateless("ReflectionPad2d", "ReflectionPad2d", lw.no_rate, 2), (2, 3, 5, 4)),
     "Upsample": (lw.upsample(2), (2, 3, 4, 3)),
+    "GLU": (lw.stateless("GLU", "GLU", lw.traffic(3, 2)), (2, 3, 8)),
     "MaxPool2D": (lw.stateless("MaxPool2D", "MaxPool2d", lw.MAX_POOL, 3, 2), (2, 3, 7, 7)),
     "AvgPool2D": (lw.stateless("AvgPool2D", "AvgPool2d", lw.AVG_POOL, 2, 2), (2, 3, 6, 6)),
     "Flatten": (lw.stateless("Flatten", "Flatten", lw.no_rate), (2, 3, 2, 2)),

@@ -94,7 +94,8 @@ NORM_CASES = [
     ("LayerNorm no bias", lambda: nn.LayerNorm((3, 4), bias=False), lambda t: t.nn.LayerNorm((3, 4), bias=False),
      [(3, 4), (2, 3, 4), (2, 2, 3, 4)]),
     ("BatchNorm2D no affine", lambda: nn.BatchNorm2D(num_features=3, momentum=0.2, affine=False),
-     lambda t: t.nn.BatchNorm2d(num_features=3, momentum=0.2, affine=False), [(4, 3, 5, 5), (2, 3, 1, 7), (3, 3, 2, 2)]),
+     lambda t: t.nn.BatchNorm2d(num_features=3, momentum=0.2, affine=False),
+     [(4, 3, 5, 5), (2, 3, 1, 7), (3, 3, 2, 2)]),
     ("BatchNorm2D no stats", lambda: nn.BatchNorm2D(3, eps=1e-3, track_running_stats=False),
      lambda t: t.nn.BatchNorm2d(3, eps=1e-3, track_running_stats=False), [(4, 3, 5, 5), (2, 3, 1, 7), (3, 3, 2, 2)]),
     ("BatchNorm2D no bias", lambda: nn.BatchNorm2D(3, bias=False), lambda t: t.nn.BatchNorm2d(3, bias=False),
@@ -126,8 +127,13 @@ def test_normalization_matches_torch(name, ours, theirs, shapes):
      [(2, 5), (2, 5, 3), (3, 4, 2, 2)]),
     (lambda: nn.Flatten(2), lambda t: t.nn.Flatten(2), [(2, 5, 3), (3, 4, 2, 2), (1, 1, 1, 1, 7)]),
     (lambda: nn.Flatten(-3, -2), lambda t: t.nn.Flatten(-3, -2), [(2, 5, 3), (3, 4, 2, 2), (1, 2, 3, 4, 5)]),
+    (lambda: nn.GLU(dim=-1), lambda t: t.nn.GLU(dim=-1), [(3, 6), (2, 3, 10), (1, 2)]),
+    (lambda: nn.GLU(dim=0), lambda t: t.nn.GLU(dim=0), [(4, 3), (2, 3, 5), (6,)]),
+    (lambda: nn.Unflatten(dim=-1, unflattened_size=(2, 2, 3)),
+     lambda t: t.nn.Unflatten(dim=-1, unflattened_size=(2, 2, 3)), [(12,), (2, 12), (2, 3, 12)]),
+    (lambda: nn.Unflatten(0, (-1, 2)), lambda t: t.nn.Unflatten(0, (-1, 2)), [(4, 3), (6,), (2, 3, 4)]),
 ], ids=["Linear", "Softmax", "LogSoftmax -1", "LogSoftmax 0", "PReLU", "PReLU channels",
-    "Flatten 0-1", "Flatten 2-", "Flatten -3--2"])
+    "Flatten 0-1", "Flatten 2-", "Flatten -3--2", "GLU -1", "GLU 0", "Unflatten -1", "Unflatten 0"])
 def test_torch_s_keyword_arguments_build_the_same_layer(ours, theirs, shapes):
     """A port writes torch's keyword names (``in_features``, ``dim``): they
     build the layer torch builds, state_dict keys and all."""
@@ -155,9 +161,15 @@ def test_inplace_is_accepted_and_leaves_the_input_as_it_was():
         np.testing.assert_array_equal(x, before, err_msg=repr(ours))
 
 
-def test_flatten_names_its_axes_in_errors():
+def test_reshaping_layers_name_their_arguments_in_errors():
     with pytest.raises(ValueError, match=r"Flatten: start_dim=3 and end_dim=1 .* rank 4"):
         nn.Flatten(3, 1)(np.ones((2, 3, 4, 5), np.float32))
+    with pytest.raises(ValueError, match=r"Unflatten: unflattened_size \(3, -1\) does not split axis 1 of size 8"):
+        nn.Unflatten(1, (3, -1))(np.ones((2, 8), np.float32))
+    with pytest.raises(ValueError, match=r"GLU: the input's size along dim=-1 must be even, got shape \(2, 3\)"):
+        nn.GLU()(np.ones((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"Hardtanh: min_val must be less than max_val"):
+        nn.Hardtanh(1.0, 0.0)
 
 
 def test_norm_defaults_and_names_are_torchs():
@@ -205,6 +217,7 @@ NORM_GRADCHECKS = [
     (nn.layer_norm_spec(2, bias=False), dict(E=2, L1=3, L2=4)),
     (nn.activation.prelu_spec(4, True), dict(N=2, C=3, D2=2, D3=3)),
     (nn.activation.prelu_spec(0, False), dict(E=7)),
+    (nn.activation.glu_spec(3, 1), dict(N=2, D1=4, D2=3)),
 ]
 
 
@@ -276,6 +289,8 @@ ACTIVATION_CASES = [
     ("Softplus", "Softplus", (2.0, 3.0)),
     ("Softplus", "Softplus", ()),
     ("GELU", "GELU", ("tanh",)),
+    ("Hardtanh", "Hardtanh", ()),
+    ("Hardtanh", "Hardtanh", (0.0, 6.0)),
 ]
 SHAPES = [(3, 5), (2, 3, 4), (1, 17)]
 
@@ -435,6 +450,8 @@ TWINS = {
     "Softmax": (lambda: nn.Softmax(-1), lambda t: t.nn.Softmax(-1), _floats((2, 5)), None),
     "LogSoftmax": (lambda: nn.LogSoftmax(1), lambda t: t.nn.LogSoftmax(1), _floats((2, 5, 3)), None),
     "PReLU": (lambda: nn.PReLU(3), lambda t: t.nn.PReLU(3), _floats((2, 3, 4)), None),
+    "GLU": (lambda: nn.GLU(1), lambda t: t.nn.GLU(1), _floats((2, 4, 3)), None),
+    "Unflatten": (lambda: nn.Unflatten(1, (2, -1)), lambda t: t.nn.Unflatten(1, (2, -1)), _floats((3, 8)), None),
     "MaxPool2D": (lambda: nn.MaxPool2D(3, 2), lambda t: t.nn.MaxPool2d(3, 2), _floats((2, 3, 7, 7)), None),
     "AvgPool2D": (lambda: nn.AvgPool2D(2), lambda t: t.nn.AvgPool2d(2), _floats((2, 3, 6, 6)), None),
     "Flatten": (lambda: nn.Flatten(), lambda t: t.nn.Flatten(), _floats((2, 3, 2, 2)), None),

@@ -19,8 +19,8 @@ torch.nn's spellings (``Conv2d``, ``BatchNorm2d``, ``MaxPool2d`` ...), its loss
 modules and ``Module``/``Sequential`` are here too, so that a model written
 against torch.nn runs by changing its import.
 """
-from .activation import (GELU, GELUSpec, GELUTanhSpec, LogSoftmax, PReLU, ReLU, ReLUSpec, Softmax, SoftmaxSpec, gelu,
-                         softmax_spec)
+from .activation import (GELU, GLU, GELUSpec, GELUTanhSpec, LogSoftmax, PReLU, ReLU, ReLUSpec, Softmax, SoftmaxSpec,
+                         gelu, softmax_spec)
 from .base import SpecLayer
 from .conv import Conv1D, Conv1DSpec, Conv2D, Conv2DSpec, conv, conv1d, conv2d
 from .conv_transpose import (ConvTranspose1D, ConvTranspose1DNoBiasSpec, ConvTranspose1DSpec, ConvTranspose2D,
@@ -34,10 +34,10 @@ from .norm import BatchNorm2DSpec, LayerNorm, batch_norm2d, layer_norm, layer_no
 from .pool import (AdaptiveAvgPool2D, AdaptiveAvgPool2DSpec, AdaptiveMaxPool2D, AdaptiveMaxPool2DSpec, AvgPool2D,
                    AvgPool2DSpec, MaxPool2D, MaxPool2DSpec, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d,
                    max_pool2d)
-from .shape import Flatten, FlattenSpec
+from .shape import Flatten, FlattenSpec, Unflatten
 from .torch_state import from_torch_state_dict, to_torch_state_dict
-from .activation import (CELU, ELU, SELU, Hardsigmoid, Hardswish, LeakyReLU, LogSigmoid, Mish, ReLU6, Sigmoid,
-                          SiLU, Softplus, Softsign, Tanh)
+from .activation import (CELU, ELU, SELU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, LogSigmoid, Mish, ReLU6,
+                         Sigmoid, SiLU, Softplus, Softsign, Tanh)
 from .attention import MultiheadAttention, attention_spec, multihead_attention
 from .embedding import Embedding, embedding, embedding_spec
 from .normalization import (BatchNorm1D, BatchNorm2D, GroupNorm, InstanceNorm2D, RMSNorm, batch_norm, group_norm,
@@ -64,5 +64,6 @@ TORCH_SPELLINGS = ("Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "Ba
 __all__ = ["SpecLayer", "Linear", "Conv1D", "Conv2D", "ConvTranspose1D", "ConvTranspose2D", "BatchNorm2D", "ReLU",
            "GELU", "Softmax", "LayerNorm", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D",
            "Dropout", "Flatten", "BatchNorm1D", "GroupNorm", "InstanceNorm2D", "RMSNorm", "Embedding",
-           "MultiheadAttention", "LeakyReLU", "ELU", "CELU", "SELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid",
-           "ReLU6", "Softsign", "Softplus", "Tanh", "Sigmoid", "LogSigmoid", "LogSoftmax", "PReLU", *PADS, "Upsample", "UpsamplingNearest2d", *LOSSES, *TORCH_SPELLINGS]
+           "MultiheadAttention", "LeakyReLU", "ELU", "CELU", "Hardtanh", "SELU", "SiLU", "Mish", "Hardswish",
+           "Hardsigmoid", "ReLU6", "Softsign", "Softplus", "Tanh", "Sigmoid", "LogSigmoid", "LogSoftmax", "PReLU",
+           "GLU", "Unflatten", *PADS, "Upsample", "UpsamplingNearest2d", *LOSSES, *TORCH_SPELLINGS]

@@ -2,7 +2,7 @@
 torch.nn's names: ``ReLU``, ``GELU`` (erf or tanh form), ``Softmax``, ``LogSoftmax``, ``PReLU``, and one
 layer per pointwise op of ``layerc.ops`` (their derivatives are torch's, at
 kinks too; see ``tests/test_ops_edges.py``): ``LeakyReLU``, ``ELU``, ``CELU``,
-``SELU``, ``SiLU``, ``Mish``, ``Hardswish``, ``Hardsigmoid``, ``ReLU6``,
+``Hardtanh``, ``SELU``, ``SiLU``, ``Mish``, ``Hardswish``, ``Hardsigmoid``, ``ReLU6``,
 ``Softsign``, ``Softplus``, ``Tanh``, ``Sigmoid``, ``LogSigmoid``.
 
 One spec each (``Input(...)``: the runtime runs every rank as one axis);
@@ -205,6 +205,57 @@ class Softplus(_Parametrized):
         self._bind(beta=float(beta), threshold=float(threshold))
 
 
+def hardtanh(x, min_val=-1.0, max_val=1.0):
+    """``x`` clamped into ``[min_val, max_val]``, with torch's gradient: 1 strictly
+    inside, 0 at and beyond the bounds (where ``clip`` keeps 1 at them); NaN stays NaN."""
+    return ops.where(x <= min_val, min_val, ops.where(x >= max_val, max_val, x))
+
+
+class Hardtanh(_Parametrized):
+    """``torch.nn.Hardtanh(min_val=-1.0, max_val=1.0)``: ``x`` clamped into the bounds."""
+    _spec_for_rank = staticmethod(_pointwise("Hardtanh", hardtanh, min_val=-1.0, max_val=1.0))
+
+    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False, dtype=None):
+        super().__init__(dtype)
+        if not min_val < max_val:
+            raise ValueError(f"Hardtanh: min_val must be less than max_val, got {min_val} and {max_val}")
+        self._bind(min_val=float(min_val), max_val=float(max_val))
+        self.inplace = bool(inplace)
+
+
+@functools.lru_cache(maxsize=None)
+def glu_spec(rank: int, axis: int):
+    """GLU's spec on a rank-``rank`` input along ``axis`` (counted from 0)."""
+    return assemble(f"GLU{rank}D_{axis}", {"x": Input(*_DIMS[:rank])}, lambda t: ops.glu(t["x"], axis))
+
+
+class GLU(_Stateless):
+    """``torch.nn.GLU(dim=-1)``: ``a * sigmoid(b)``, ``a`` and ``b`` the halves of
+    the input along ``dim`` (of an even size).
+
+    >>> GLU()(np.zeros((2, 4), np.float32)).shape
+    (2, 2)
+    """
+
+    def __init__(self, dim=-1, dtype=None):
+        super().__init__(dtype)
+        self.dim = int(dim)
+
+    def _select(self, inputs):
+        rank = _rank(inputs)
+        axis = self.dim + rank if self.dim < 0 else self.dim
+        shape = np.shape(getattr(inputs[0], "data", inputs[0]))
+        if not 0 <= axis < rank or rank > len(_DIMS):
+            raise ValueError(f"GLU: dim={self.dim} is not an axis of an input of rank {rank} (at most {len(_DIMS)})")
+        if shape[axis] % 2:
+            raise ValueError(f"GLU: the input's size along dim={self.dim} must be even, got shape {tuple(shape)}")
+        # the halves' size bound: a split of a symbolic size cannot be proven even
+        return glu_spec(rank, axis), {_DIMS[axis]: int(shape[axis])}
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
 def _stateless(name: str, op, doc: str, base=_Stateless):
     """A parameterless layer class running ``op`` on any shape (``base``
     ``_InPlace`` where torch's takes ``inplace``)."""
@@ -223,7 +274,7 @@ Tanh = _stateless("Tanh", ops.tanh, "``tanh(x)``.")
 Sigmoid = _stateless("Sigmoid", ops.sigmoid, "``1 / (1 + exp(-x))``.")
 LogSigmoid = _stateless("LogSigmoid", ops.logsigmoid, "``log(sigmoid(x))``, without overflow.")
 
-POINTWISE = ["LeakyReLU", "ELU", "CELU", "Softplus", "SELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid",
+POINTWISE = ["LeakyReLU", "ELU", "CELU", "Softplus", "Hardtanh", "SELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid",
              "ReLU6", "Softsign", "Tanh", "Sigmoid", "LogSigmoid"]
 
 

@@ -1,7 +1,10 @@
-"""Layers that only rearrange: ``Flatten``."""
+"""Layers that only rearrange: ``Flatten``, ``Unflatten``."""
 from __future__ import annotations
 
 import functools
+import math
+
+import numpy as np
 
 from ..compiler.spec import Input
 from ..layers import layer
@@ -66,3 +69,45 @@ class Flatten(_Stateless):
     def extra_repr(self):
         return "" if (self.start_dim, self.end_dim) == (1, -1) else \
             f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+@functools.lru_cache(maxsize=None)
+def unflatten_spec(rank: int, axis: int, sizes: tuple):
+    """Axis ``axis`` of a rank-``rank`` input split into ``sizes``: a reshape, copied by a kernel of its own."""
+    def body(t):
+        x = t["x"]
+        return x.reshape(*x.shape[:axis], *sizes, *x.shape[axis + 1:])
+    return assemble(f"Unflatten{rank}D_{axis}_{'_'.join(map(str, sizes))}", {"x": Input(*_DIMS[:rank])}, body)
+
+
+class Unflatten(_Stateless):
+    """``torch.nn.Unflatten(dim, unflattened_size)``: axis ``dim`` split into
+    ``unflattened_size`` (one entry may be -1: what the others leave).
+
+    >>> Unflatten(1, (2, -1))(np.ones((3, 8), np.float32)).shape
+    (3, 2, 4)
+    """
+
+    def __init__(self, dim, unflattened_size, dtype=None):
+        super().__init__(dtype)
+        self.dim, self.unflattened_size = int(dim), tuple(int(s) for s in unflattened_size)
+        if self.unflattened_size.count(-1) > 1 or any(s < -1 for s in self.unflattened_size):
+            raise ValueError(f"Unflatten: unflattened_size takes sizes >= 0 and at most one -1, "
+                             f"got {unflattened_size!r}")
+
+    def _select(self, inputs):
+        rank = _rank(inputs)
+        shape = np.shape(getattr(inputs[0], "data", inputs[0]))
+        axis = self.dim + rank if self.dim < 0 else self.dim
+        if not 0 <= axis < rank or rank - 1 + len(self.unflattened_size) > _MAX_RANK:
+            raise ValueError(f"Unflatten: dim={self.dim} is not an axis of an input of rank {rank}, or the "
+                             f"result would have more than {_MAX_RANK} axes")
+        known = math.prod(s for s in self.unflattened_size if s != -1)
+        sizes = tuple(shape[axis] // known if s == -1 and known else s for s in self.unflattened_size)
+        if math.prod(sizes) != shape[axis] or (-1 in self.unflattened_size and not known):
+            raise ValueError(f"Unflatten: unflattened_size {self.unflattened_size} does not split axis {self.dim} "
+                             f"of size {shape[axis]}")
+        return unflatten_spec(rank, axis, sizes), {_DIMS[axis]: int(shape[axis])}
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
