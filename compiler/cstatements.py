@@ -108,11 +108,14 @@ class AddWhere:
 
 @dataclass(frozen=True)
 class Fill:
-    """``target[offset + k] = value`` for k below ``count``."""
+    """``target[offset + k] = value`` for k below ``count``; in threads from
+    ``threads_from`` elements on, when given (a whole output filled before a
+    parallel loop updates it)."""
     target: str
     count: str
     value: str
     offset: str = ""
+    threads_from: str = ""
     form: ClassVar[str] = "fill"
 
 

@@ -273,6 +273,15 @@ def root(context, missing=missing):
         if l_1_s is missing:
             l_1_s = undefined("parameter 's' was not provided", name='s')
         pass
+        if environment.getattr(l_1_s, 'threads_from'):
+            pass
+            t_15.extend((
+                '#pragma omp parallel for simd num_threads(lc_num_threads()) if(parallel: (int64_t)(',
+                str(environment.getattr(l_1_s, 'count')),
+                ') >= ',
+                str(environment.getattr(l_1_s, 'threads_from')),
+                ')\n',
+            ))
         t_15.extend((
             'for (int64_t k = 0; k < ',
             str(environment.getattr(l_1_s, 'count')),
@@ -511,13 +520,13 @@ def root(context, missing=missing):
             _loop_vars = {}
             pass
             t_26.extend((
-                str(('const ' if environment.getattr(l_2_p, 'const') else cond_expr_undefined("the inline if-expression on line 104 in 'statements.c.j2' evaluated to false and no else section was defined."))),
+                str(('const ' if environment.getattr(l_2_p, 'const') else cond_expr_undefined("the inline if-expression on line 105 in 'statements.c.j2' evaluated to false and no else section was defined."))),
                 str(environment.getattr(l_2_p, 'ctype')),
                 ' ',
-                str(('*' if environment.getattr(l_2_p, 'pointer') else cond_expr_undefined("the inline if-expression on line 104 in 'statements.c.j2' evaluated to false and no else section was defined."))),
-                str(('restrict ' if (l_1_restrict and environment.getattr(l_2_p, 'restrict')) else cond_expr_undefined("the inline if-expression on line 104 in 'statements.c.j2' evaluated to false and no else section was defined."))),
+                str(('*' if environment.getattr(l_2_p, 'pointer') else cond_expr_undefined("the inline if-expression on line 105 in 'statements.c.j2' evaluated to false and no else section was defined."))),
+                str(('restrict ' if (l_1_restrict and environment.getattr(l_2_p, 'restrict')) else cond_expr_undefined("the inline if-expression on line 105 in 'statements.c.j2' evaluated to false and no else section was defined."))),
                 str(environment.getattr(l_2_p, 'name')),
-                str((', ' if (not environment.getattr(l_2_loop, 'last')) else cond_expr_undefined("the inline if-expression on line 104 in 'statements.c.j2' evaluated to false and no else section was defined."))),
+                str((', ' if (not environment.getattr(l_2_loop, 'last')) else cond_expr_undefined("the inline if-expression on line 105 in 'statements.c.j2' evaluated to false and no else section was defined."))),
             ))
             t_27 = 0
         l_2_loop = l_2_p = missing
@@ -532,4 +541,4 @@ def root(context, missing=missing):
     yield '\n'
 
 blocks = {}
-debug_info = '3=18&4=25&6=35&7=41&9=51&10=57&12=67&13=72&14=75&15=81&17=95&20=105&21=112&22=114&24=116&25=122&28=128&29=133&31=157&32=163&37=171&38=179&40=187&41=195&43=215&44=221&46=235&47=241&49=246&50=252&52=257&53=264&55=271&56=278&58=297&59=303&62=308&63=315&65=331&66=338&68=346&69=353&74=365&75=373&79=416&80=423&82=429&83=435&85=443&86=449&88=459&90=466&91=469&92=474&97=490&102=501&103=510&104=514'
+debug_info = '3=18&4=25&6=35&7=41&9=51&10=57&12=67&13=72&14=75&15=81&17=95&20=105&21=112&22=114&24=116&25=122&28=128&29=133&31=157&32=163&37=171&38=179&40=187&41=195&43=215&44=221&46=235&47=241&49=246&50=252&52=257&53=264&55=271&56=276&57=287&59=306&60=312&63=317&64=324&66=340&67=347&69=355&70=362&75=374&76=382&80=425&81=432&83=438&84=444&86=452&87=458&89=468&91=475&92=478&93=483&98=499&103=510&104=519&105=523'

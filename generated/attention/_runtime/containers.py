@@ -1,4 +1,6 @@
-"""Composition: ``Sequential`` (a chain of modules) and ``Residual`` (``x + block(x)``).
+"""Composition: ``Sequential`` (a chain of modules), ``Residual`` (``x +
+block(x)``), ``ModuleList`` (modules held for a forward of the user's) and
+``Identity``.
 
 Both work two ways: through the autograd tape (``loss.backward()``), and with
 an explicit ``backward(grad_output)`` that runs the parts' own backward in
@@ -20,23 +22,30 @@ def _tensor(x) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-class Sequential(Module):
-    """Modules applied in order: ``Sequential([a, b, c])`` or ``Sequential(a, b, c)``.
+class ModuleList(Module):
+    """Modules held in order, registered as submodules ``"0"``, ``"1"``, … (their
+    parameters in ``parameters()`` and ``state_dict()``, as ``torch.nn.ModuleList``);
+    no forward of its own: the holder's forward calls them.
 
-    Submodules are named ``"0"``, ``"1"``, … so parameters read ``0.weight``
-    in ``named_parameters()`` and ``state_dict()``, as in ``torch.nn.Sequential``."""
+    >>> blocks = ModuleList([Identity(), Identity()])
+    >>> len(blocks), [name for name, _ in blocks.named_modules()][1:]
+    (2, ['0', '1'])
+    """
 
-    def __init__(self, *modules):
+    def __init__(self, modules=()):
         super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], (list, tuple)):
-            modules = tuple(modules[0])
         for m in modules:
             self.append(m)
 
-    def append(self, module: Module) -> "Sequential":
+    def append(self, module: Module) -> "ModuleList":
         if not isinstance(module, Module):
-            raise TypeError(f"Sequential takes modules, got {type(module).__name__}")
+            raise TypeError(f"{type(self).__name__} takes modules, got {type(module).__name__}")
         setattr(self, str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules) -> "ModuleList":
+        for m in modules:
+            self.append(m)
         return self
 
     def __len__(self):
@@ -47,9 +56,17 @@ class Sequential(Module):
 
     def __getitem__(self, index):
         modules = list(self._modules.values())
-        if isinstance(index, slice):
-            return Sequential(modules[index])
-        return modules[index]
+        return type(self)(modules[index]) if isinstance(index, slice) else modules[index]
+
+
+class Sequential(ModuleList):
+    """Modules applied in order: ``Sequential([a, b, c])`` or ``Sequential(a, b, c)``.
+
+    Submodules are named ``"0"``, ``"1"``, … so parameters read ``0.weight``
+    in ``named_parameters()`` and ``state_dict()``, as in ``torch.nn.Sequential``."""
+
+    def __init__(self, *modules):
+        super().__init__(modules[0] if len(modules) == 1 and isinstance(modules[0], (list, tuple)) else modules)
 
     def forward(self, x):
         for m in self._modules.values():
@@ -88,3 +105,17 @@ class Residual(Module):
             g = self.after.backward(g)
         g = _tensor(g)
         return Tensor(g.data + _tensor(self.block.backward(g)).data)
+
+
+class Identity(Module):
+    """``torch.nn.Identity``: the input, as it is (arguments ignored, as torch's);
+    its gradient passes through."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return _tensor(x)
+
+    def backward(self, grad_output):
+        return _tensor(grad_output)
