@@ -10,7 +10,8 @@ Row ``(c, i, j)`` of the call's B is then ``P`` read from ``c*Hp*Wp + i*d*Wp
 + j*d`` on, and column ``(h, w)`` is position ``(h - h0)*Wp + w`` of it: one
 offset per row (the tiles take a table of them), unit stride along a row.
 Where the calls have rows enough that the tiles copy each panel of B anyway
-(over COMPACT_MIN_ROWS), their columns are only the positions kept: column
+(over COMPACT_MIN_ROWS) and enough to repay blending it (BLEND_ROWS), their
+columns are only the positions kept: column
 ``(h - h0)*Wo + w``, read from runs of ``Wo`` positions ``Wp`` apart (the
 tiles' ``run`` and ``pitch``; a 3x3 convolution over 16x16 images computes
 256 columns a channel, not 286). With fewer rows, the positions past a row's
@@ -47,11 +48,15 @@ from .schedule import Contraction, _factors, _plain_read
 # the calls' columns are a multiple of this, the widest tile of any vector
 # width (float32's under AVX-512): no tile at an edge of B
 WHOLE_TILES = 32
-# the calls' rows above which their columns skip the padding between an image's
-# rows: from there the tiles copy each panel of B (more than two tiles of the
-# tallest vector width's rows meet it), and the copy gathers the runs at no
-# cost of its own; below, the copy would be added for a few tiles
+# the calls' rows above which their columns may skip the padding between an
+# image's rows: from there the tiles copy each panel of B anyway (more than two
+# tiles of the tallest vector width's rows meet it)
 COMPACT_MIN_ROWS = 16
+# what the blended panel copy costs over the plain one, in rows of tiles per
+# row of B: the columns saved must outweigh it, rows * gap > BLEND_ROWS * pitch
+# (a 3x3 convolution of 3 channels into 32, rows 34 positions apart, ran its
+# forward 4-15% slower on AVX2 compacted; 64 rows 18 apart, 4-10% faster)
+BLEND_ROWS = 4
 
 
 @dataclass(frozen=True)
@@ -172,12 +177,14 @@ def _runs(dims: list, strides: list, block, rows) -> tuple | None:
     """``(run, pitch)``: the calls' columns as the kept positions of two column
     dimensions, the outer the block's and the inner shifted by taps (the
     padding between its runs); None where the calls keep the copy's positions
-    (fewer rows than COMPACT_MIN_ROWS, or a run without padding after it)."""
+    (COMPACT_MIN_ROWS rows or fewer, a run without padding after it, or too
+    little padding for the rows to repay the blended copy: BLEND_ROWS)."""
     columns = [(d, st) for d, st in zip(dims, strides) if d.column is not None]
     if len(columns) != 2 or not isinstance(rows, IConst) or rows.value <= COMPACT_MIN_ROWS:
         return None
     (outer, pitch), (inner, _) = columns
-    if outer.column != block.axis.name or inner.span == 0:
+    if outer.column != block.axis.name or inner.span == 0 or not isinstance(pitch, IConst) or \
+            rows.value * inner.span <= BLEND_ROWS * pitch.value:
         return None
     return ir.isub(inner.extent, IConst(inner.span)), pitch
 

@@ -381,37 +381,51 @@ def test_stride_1_reads_shifted_views(rank, C, O, K, stride, padding, dilation, 
 
 
 COMPACT_CASES = [
-    # rank, C, O, K, stride, padding, dilation, size: more channels than
-    # COMPACT_MIN_ROWS on both sides (the forward's rows, the input gradient's)
-    (2, 18, 20, 3, 1, 1, 1, (5, 7)),       # runs shorter than a tile: a panel spans several
-    (2, 20, 17, 3, 1, 2, 2, (6, 35)),      # runs longer than a tile, dilated
-    (2, 17, 19, 3, 2, 1, 1, (9, 11)),      # phases of a strided copy: the forward's columns
-    (2, 17, 18, (1, 3), 1, (0, 1), 1, (4, 9)),
+    # rank, C, O, K, stride, padding, dilation, size: rows (channels) enough on
+    # both sides (the forward's, the input gradient's) to repay the blended copy
+    (2, 24, 24, 3, 1, 1, 1, (5, 7)),       # runs shorter than a tile: a panel spans several
+    (2, 24, 26, 3, 1, 2, 2, (6, 17)),      # runs longer than a tile, dilated
+    (2, 17, 32, 3, 2, 1, 1, (9, 11)),      # phases of a strided copy: the forward's columns
+    (2, 24, 24, (1, 3), 1, (0, 1), 1, (4, 9)),
 ]
+
+
+def _plans_at(rank, C, O, K, stride, padding, dilation, size) -> dict:
+    """``{stage: patch plan}`` of a convolution's GEMM nests, its image size bound."""
+    low = lower_layer(_spec(rank), bias=True, **dict(zip(("H", "W"), size)),
+                      **_bindings(rank, C, O, K, stride, padding, dilation, 1))
+    return {n.stage.name: n.patch for program in (low.forward, low.backward) for n in plan_program(program)
+            if n.kind == "patch_gemm"}
 
 
 @pytest.mark.parametrize("level", isa.supported())
 @pytest.mark.parametrize("rank, C, O, K, stride, padding, dilation, size", COMPACT_CASES)
 def test_columns_skip_the_padding_between_an_image_s_rows(monkeypatch, level, rank, C, O, K, stride, padding,
                                                           dilation, size):
-    """With more rows than COMPACT_MIN_ROWS, the calls' columns are the
-    output's positions only, read from runs of the output's width in the
-    padded copy (compiler/shifted.py), at every vector width: runs shorter and
-    longer than a tile, padded, dilated, strided."""
-    from layerc.compiler.shifted import COMPACT_MIN_ROWS
-    assert min(C, O) > COMPACT_MIN_ROWS
-    plans = {name: n.patch for name, n in _nests(rank, C, O, K, stride, padding, dilation, 1, True).items()
-             if n.kind == "patch_gemm"}
-    compacted = [p for name, p in plans.items() if p.b.runs is not None]
+    """With rows enough (more than COMPACT_MIN_ROWS, and rows * gap over
+    BLEND_ROWS * pitch), the calls' columns are the output's positions only,
+    read from runs of the output's width in the padded copy
+    (compiler/shifted.py), at every vector width: runs shorter and longer than
+    a tile, padded, dilated, strided."""
+    plans = _plans_at(rank, C, O, K, stride, padding, dilation, size)
     assert {name for name, p in plans.items() if p.b.runs is not None} == \
         ({"conv_1", "grad_x"} if stride == 1 else {"conv_1"})
-    for plan in compacted:       # the runs are the output's rows, the padding after each between them
-        run, pitch = (ir.format_iexpr(e) for e in plan.b.runs)
-        assert run == ("W" if stride == 1 else f"(W - 1) // {stride} + 1") and pitch != run
+    width = (size[1] + 2 * padding[1] if isinstance(padding, tuple) else size[1] + 2 * padding) \
+        - dilation * ((K[1] if isinstance(K, tuple) else K) - 1)
+    for plan in (p for p in plans.values() if p.b.runs is not None):
+        run, pitch = (e.value for e in plan.b.runs)       # the output's rows, the padding after each between
+        assert run == (width - 1) // stride + 1 and pitch > run
     monkeypatch.setenv(isa.ENV, level)
-    spatial = dict(zip(("H", "W"), size))
-    check_grad(_spec(rank), N=2, **spatial, bias=True,
+    check_grad(_spec(rank), N=2, **dict(zip(("H", "W"), size)), bias=True,
                **_bindings(rank, C, O, K, stride, padding, dilation, 1)).assert_ok()
+
+
+def test_too_little_padding_for_the_rows_keeps_the_copy_s_positions():
+    """A first layer's 32 rows over 34-wide rows (3x3, pad 1, 32x32 images)
+    would not repay the blended copy: its columns stay the copy's positions;
+    64 rows over 18-wide ones do."""
+    assert _plans_at(2, 3, 32, 3, 1, 1, 1, (32, 32))["conv_1"].b.runs is None
+    assert _plans_at(2, 32, 64, 3, 1, 1, 1, (16, 16))["conv_1"].b.runs is not None
 
 
 def test_blocks_of_a_sequence_s_positions_are_whole_tiles():
@@ -450,8 +464,8 @@ TORCH_CASES = [
     (2, 24, 76, 3, 1, 1, 1, 1, (7, 13)),
     (2, 64, 64, 3, 1, 1, 1, 8, (10, 10)),
     # columns in runs of the output's width: several a tile, and a strided copy's
-    (2, 18, 20, 3, 1, 1, 1, 1, (5, 7)),
-    (2, 20, 24, 3, 2, 1, 1, 1, (11, 13)),
+    (2, 24, 24, 3, 1, 1, 1, 1, (5, 7)),
+    (2, 20, 40, 3, 2, 1, 1, 1, (11, 13)),
     # sequences in blocks of whole tiles of positions, the last one shorter
     (1, 64, 64, 5, 1, 2, 1, 1, (1000,)),
     (1, 96, 32, 3, 1, 1, 1, 1, (1001,)),
