@@ -166,6 +166,9 @@ def test_reshaping_layers_name_their_arguments_in_errors():
         nn.Flatten(3, 1)(np.ones((2, 3, 4, 5), np.float32))
     with pytest.raises(ValueError, match=r"Unflatten: unflattened_size \(3, -1\) does not split axis 1 of size 8"):
         nn.Unflatten(1, (3, -1))(np.ones((2, 8), np.float32))
+    for bad in (4, (2, 2.5), (-1, -1)):
+        with pytest.raises(ValueError, match=r"Unflatten: unflattened_size"):
+            nn.Unflatten(1, bad)
     with pytest.raises(ValueError, match=r"GLU: the input's size along dim=-1 must be even, got shape \(2, 3\)"):
         nn.GLU()(np.ones((2, 3), np.float32))
     with pytest.raises(ValueError, match=r"Hardtanh: min_val must be less than max_val"):
@@ -503,8 +506,9 @@ def test_padding_errors_name_the_layer_and_the_argument():
     with pytest.raises(ValueError, match=r"ReflectionPad2d: padding \(5, 5\) in reflect mode needs an input "
                                          r"size of at least 6, got 3"):
         nn.ReflectionPad2d(5)(np.ones((1, 1, 3, 3), np.float32))
-    with pytest.raises(ValueError, match=r"ZeroPad2d: padding must be an integer >= 0 or 4 of them"):
-        nn.ZeroPad2d((1, 2, 3))
+    for bad in ((1, 2, 3), 1.5, -1, "same", (1, 2, 3, -4)):
+        with pytest.raises(ValueError, match=r"ZeroPad2d: padding must be an integer >= 0 or 4 of them"):
+            nn.ZeroPad2d(bad)
     with pytest.raises(ValueError, match=r"ConstantPad1d: input must be \[N, C, 1 axes\] or \[C, 1 axes\]"):
         nn.ConstantPad1d(1, 0.5)(np.ones((2, 3, 4, 5), np.float32))
 

@@ -47,7 +47,8 @@ class _Pad(_Stateless):
     def __init__(self, padding, value=0.0, dtype=None):
         super().__init__(dtype)
         name, sides = type(self).__name__, 2 * self.AXES
-        values = (padding,) * sides if _is_int(padding) else tuple(padding)
+        values = (padding,) * sides if _is_int(padding) else \
+            tuple(padding) if isinstance(padding, (tuple, list)) else (None,)
         if len(values) != sides or not all(_is_int(p) and p >= 0 for p in values):
             raise ValueError(f"{name}: padding must be an integer >= 0 or {sides} of them, got {padding!r}")
         self.padding = tuple(int(p) for p in values)

@@ -9,7 +9,7 @@ import numpy as np
 from ..compiler.spec import Input
 from ..layers import layer
 from .assemble import assemble
-from .base import _DIMS, _MAX_RANK, _rank, _Stateless
+from .base import _DIMS, _MAX_RANK, _is_int, _rank, _Stateless
 
 
 @layer
@@ -90,6 +90,8 @@ class Unflatten(_Stateless):
 
     def __init__(self, dim, unflattened_size, dtype=None):
         super().__init__(dtype)
+        if not isinstance(unflattened_size, (tuple, list)) or not all(_is_int(s) for s in unflattened_size):
+            raise ValueError(f"Unflatten: unflattened_size must be a tuple of integers, got {unflattened_size!r}")
         self.dim, self.unflattened_size = int(dim), tuple(int(s) for s in unflattened_size)
         if self.unflattened_size.count(-1) > 1 or any(s < -1 for s in self.unflattened_size):
             raise ValueError(f"Unflatten: unflattened_size takes sizes >= 0 and at most one -1, "
