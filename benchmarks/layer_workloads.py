@@ -251,9 +251,28 @@ def stateless(ours: str, theirs: str, rate, *args):
     return Twin(lambda: getattr(layerc.nn, ours)(*args), lambda: getattr(torch.nn, theirs)(*args)), rate
 
 
-def upsample(factor):
-    from layerc.nn import Upsample
-    return Twin(lambda: Upsample(scale_factor=factor), lambda: torch.nn.Upsample(scale_factor=factor)), no_rate
+def upsample(factor, name="Upsample"):
+    import layerc.nn
+    return Twin(lambda: getattr(layerc.nn, name)(scale_factor=factor),
+                lambda: getattr(torch.nn, name)(scale_factor=factor)), no_rate
+
+
+def unflatten(shape):
+    """The last axis split in two, its first part 4 (or 3) long."""
+    parts = (4, -1) if shape[-1] % 4 == 0 else (3, -1)
+    return stateless("Unflatten", "Unflatten", no_rate, -1, parts)
+
+
+def _pads():
+    """Every padding layer at three shapes: 2-D ones by 3 (a constant one with
+    0.5), 1-D ones by 5."""
+    from layerc.nn import PADS
+    shapes = {"2d": [(8, 64, 56, 56), (64, 32, 27, 27), (16, 3, 224, 224)],
+              "1d": [(16, 64, 1000), (64, 32, 127), (8, 3, 4096)]}
+    for name in PADS:
+        axes, pad = name[-2:], 3 if name.endswith("2d") else 5
+        args = (pad, 0.5) if name.startswith("Constant") else (pad,)
+        yield from _each(f"{name} {pad}", _act(name, name, no_rate, *args), shapes[axes], ("reshape",))
 
 
 def group_norm(groups, c):
@@ -350,6 +369,8 @@ LOSS_WORKLOADS = [
 ]
 
 
+PAD_WORKLOADS = list(_pads())
+
 LAYER_WORKLOADS = [
     _w("Linear 64x784->512", linear(784, 512), (64, 784)),
     _w("Linear 8x2048->1000", linear(2048, 1000), (8, 2048)),
@@ -384,12 +405,12 @@ LAYER_WORKLOADS = [
            ("activation", "softmax")),
     *_each("PReLU", lambda s: stateless("PReLU", "PReLU", SAME_SHAPE, s[1]), [(64, 512), (8, 64, 56, 56),
                                                                               (16, 48, 27, 27)], ("activation",)),
-    *_each("ZeroPad2d 1", _act("ZeroPad2d", "ZeroPad2d", no_rate, 1), [(8, 64, 56, 56), (64, 32, 27, 27)],
-           ("reshape",)),
-    *_each("Upsample x2", lambda s: upsample(2), [(8, 64, 28, 28), (16, 32, 27, 27)], ("reshape",)),
-    *_each("GLU", _act("GLU", "GLU", traffic(3, 2)), [(4096, 1024), (8, 197, 1536)], ("activation",)),
-    *_each("ReflectionPad2d 3", _act("ReflectionPad2d", "ReflectionPad2d", no_rate, 3),
-           [(8, 64, 56, 56), (16, 3, 224, 224)], ("reshape",)),
+    *PAD_WORKLOADS,
+    *_each("Upsample x2", lambda s: upsample(2), [(8, 64, 28, 28), (16, 32, 27, 27), (4, 16, 64, 63)], ("reshape",)),
+    *_each("UpsamplingNearest2d x3", lambda s: upsample(3, "UpsamplingNearest2d"),
+           [(8, 64, 14, 14), (16, 32, 27, 27), (4, 3, 64, 63)], ("reshape",)),
+    *_each("GLU", _act("GLU", "GLU", traffic(3, 2)), [(4096, 1024), (8, 197, 1536), (64, 510)], ("activation",)),
+    *_each("Unflatten", lambda s: unflatten(s), [(64, 4096), (8, 197, 1536), (16, 48 * 27 * 27)], ("reshape",)),
     *LOSS_WORKLOADS,
     _pool("Max", 2, 2, (64, 32, 32, 32)),
     _pool("Max", 3, 2, (8, 64, 112, 112)),
