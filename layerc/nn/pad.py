@@ -87,24 +87,16 @@ def _pad_layer(name: str, mode: str, axes: int, doc: str, with_value: bool = Fal
                                 "__init__": init})
 
 
-ZeroPad1d = _pad_layer("ZeroPad1d", "constant", 1, "``torch.nn.ZeroPad1d(padding)``: zeros on the last axis.")
-ZeroPad2d = _pad_layer("ZeroPad2d", "constant", 2, "``torch.nn.ZeroPad2d(padding)``: zeros on the last two axes.")
-ConstantPad1d = _pad_layer("ConstantPad1d", "constant", 1,
-                           "``torch.nn.ConstantPad1d(padding, value)``: ``value`` on the last axis.", True)
-ConstantPad2d = _pad_layer("ConstantPad2d", "constant", 2,
-                           "``torch.nn.ConstantPad2d(padding, value)``: ``value`` on the last two axes.", True)
-ReflectionPad1d = _pad_layer("ReflectionPad1d", "reflect", 1,
-                             "``torch.nn.ReflectionPad1d(padding)``: the mirror, edge not repeated.")
-ReflectionPad2d = _pad_layer("ReflectionPad2d", "reflect", 2,
-                             "``torch.nn.ReflectionPad2d(padding)``: the mirror, edge not repeated.")
-ReplicationPad1d = _pad_layer("ReplicationPad1d", "replicate", 1,
-                              "``torch.nn.ReplicationPad1d(padding)``: the edge element repeated.")
-ReplicationPad2d = _pad_layer("ReplicationPad2d", "replicate", 2,
-                              "``torch.nn.ReplicationPad2d(padding)``: the edge element repeated.")
-CircularPad1d = _pad_layer("CircularPad1d", "circular", 1,
-                           "``torch.nn.CircularPad1d(padding)``: the other end of the axis.")
-CircularPad2d = _pad_layer("CircularPad2d", "circular", 2,
-                           "``torch.nn.CircularPad2d(padding)``: the other end of the axis.")
-
-PADS = ("ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d", "ReflectionPad2d",
-        "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d", "CircularPad2d")
+# torch's padding layers, a row each: (mode, whether it takes ``value``, what the border holds)
+_KINDS = {"Zero": ("constant", False, "zeros"),
+          "Constant": ("constant", True, "``value``"),
+          "Reflection": ("reflect", False, "the mirror, edge not repeated"),
+          "Replication": ("replicate", False, "the edge element repeated"),
+          "Circular": ("circular", False, "the other end of the axis")}
+_LAYERS = {f"{kind}Pad{axes}d": _pad_layer(
+    f"{kind}Pad{axes}d", mode, axes,
+    f"``torch.nn.{kind}Pad{axes}d(padding{', value' if with_value else ''})``: {what}, on the last "
+    f"{'axis' if axes == 1 else 'two axes'}.", with_value)
+    for kind, (mode, with_value, what) in _KINDS.items() for axes in (1, 2)}
+globals().update(_LAYERS)
+PADS = tuple(_LAYERS)
