@@ -43,7 +43,7 @@ class Flatten(_Stateless):
     """``torch.nn.Flatten(start_dim=1, end_dim=-1)``: axes ``start_dim`` to
     ``end_dim`` (negative: counted from the end) collapsed into one. By default
     ``[N, d1, d2, ...] -> [N, d1*d2*...]``, a view of the input where numpy can
-    make one (a C-contiguous input).
+    make one (a C-contiguous input), and ``[N] -> [N, 1]`` (where torch refuses).
 
     >>> Flatten(0, 1)(np.ones((2, 3, 4), np.float32)).shape
     (6, 4)
@@ -55,12 +55,12 @@ class Flatten(_Stateless):
 
     def _select(self, inputs):
         rank = _rank(inputs)
+        if (self.start_dim, self.end_dim) == (1, -1) and rank >= 1:
+            return FlattenSpec, {}      # [N] too: its empty ... is one axis of size 1, [N, 1]
         start, end = (d + rank if d < 0 else d for d in (self.start_dim, self.end_dim))
         if not (0 <= start < rank and 0 <= end < rank and start <= end):
             raise ValueError(f"Flatten: start_dim={self.start_dim} and end_dim={self.end_dim} must name axes "
                              f"of the input, in order; got an input of rank {rank}")
-        if start == 1 and end == rank - 1:
-            return FlattenSpec, {}
         if rank > _MAX_RANK:
             raise ValueError(f"Flatten: input rank must be 1..{_MAX_RANK} unless flattening from axis 1 to "
                              f"the last, got {rank}")
