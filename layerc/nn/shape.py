@@ -1,4 +1,4 @@
-"""Layers that only rearrange: ``Flatten``, ``Unflatten``."""
+"""Layers that only rearrange: ``Flatten``, and ``Unflatten`` (a reshape on the tape, no kernel)."""
 from __future__ import annotations
 
 import functools
@@ -8,6 +8,8 @@ import numpy as np
 
 from ..compiler.spec import Input
 from ..layers import layer
+from ..runtime.module import Module
+from ..runtime.tensor import Tensor
 from .assemble import assemble
 from .base import _DIMS, _MAX_RANK, _is_int, _rank, _Stateless
 
@@ -71,45 +73,47 @@ class Flatten(_Stateless):
             f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
-@functools.lru_cache(maxsize=None)
-def unflatten_spec(rank: int, axis: int, sizes: tuple):
-    """Axis ``axis`` of a rank-``rank`` input split into ``sizes``: a reshape, copied by a kernel of its own."""
-    def body(t):
-        x = t["x"]
-        return x.reshape(*x.shape[:axis], *sizes, *x.shape[axis + 1:])
-    return assemble(f"Unflatten{rank}D_{axis}_{'_'.join(map(str, sizes))}", {"x": Input(*_DIMS[:rank])}, body)
-
-
-class Unflatten(_Stateless):
+class Unflatten(Module):
     """``torch.nn.Unflatten(dim, unflattened_size)``: axis ``dim`` split into
-    ``unflattened_size`` (one entry may be -1: what the others leave).
+    ``unflattened_size`` (one entry may be -1: what the others leave). A view of
+    the input where numpy can make one, as torch's, and no kernel: a reshape on
+    the tape, its gradient the gradient reshaped back.
 
     >>> Unflatten(1, (2, -1))(np.ones((3, 8), np.float32)).shape
     (3, 2, 4)
     """
 
-    def __init__(self, dim, unflattened_size, dtype=None):
-        super().__init__(dtype)
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
         if not isinstance(unflattened_size, (tuple, list)) or not all(_is_int(s) for s in unflattened_size):
             raise ValueError(f"Unflatten: unflattened_size must be a tuple of integers, got {unflattened_size!r}")
         self.dim, self.unflattened_size = int(dim), tuple(int(s) for s in unflattened_size)
         if self.unflattened_size.count(-1) > 1 or any(s < -1 for s in self.unflattened_size):
             raise ValueError(f"Unflatten: unflattened_size takes sizes >= 0 and at most one -1, "
                              f"got {unflattened_size!r}")
+        object.__setattr__(self, "_input_shape", None)
 
-    def _select(self, inputs):
-        rank = _rank(inputs)
-        shape = np.shape(getattr(inputs[0], "data", inputs[0]))
+    def _shape(self, shape: tuple) -> tuple:
+        rank = len(shape)
         axis = self.dim + rank if self.dim < 0 else self.dim
-        if not 0 <= axis < rank or rank - 1 + len(self.unflattened_size) > _MAX_RANK:
-            raise ValueError(f"Unflatten: dim={self.dim} is not an axis of an input of rank {rank}, or the "
-                             f"result would have more than {_MAX_RANK} axes")
+        if not 0 <= axis < rank:
+            raise ValueError(f"Unflatten: dim={self.dim} is not an axis of an input of rank {rank}")
         known = math.prod(s for s in self.unflattened_size if s != -1)
         sizes = tuple(shape[axis] // known if s == -1 and known else s for s in self.unflattened_size)
         if math.prod(sizes) != shape[axis] or (-1 in self.unflattened_size and not known):
             raise ValueError(f"Unflatten: unflattened_size {self.unflattened_size} does not split axis {self.dim} "
                              f"of size {shape[axis]}")
-        return unflatten_spec(rank, axis, sizes), {_DIMS[axis]: int(shape[axis])}
+        return shape[:axis] + sizes + shape[axis + 1:]
+
+    def forward(self, x):
+        x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+        object.__setattr__(self, "_input_shape", x.shape)
+        return x.reshape(self._shape(x.shape))
+
+    def backward(self, grad_output):
+        """The gradient of the latest forward's input: ``grad_output`` reshaped back."""
+        g = grad_output.data if isinstance(grad_output, Tensor) else np.asarray(grad_output)
+        return Tensor(g.reshape(self._input_shape))
 
     def extra_repr(self):
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"

@@ -28,11 +28,17 @@ MODES = ("nearest",)
 def upsample_nearest(x, sizes: tuple):
     """``x`` ``[N, C, *in]`` resized to ``[N, C, *sizes]`` by nearest neighbour:
     output position ``d`` of an axis reads position ``(d * in) // out``
-    (torch's ``floor(d * in / out)``, in exact integer arithmetic)."""
+    (torch's ``floor(d * in / out)``, in exact integer arithmetic, the ratio in
+    lowest terms)."""
     n, c, *spatial = x.shape
+    # in lowest terms: an integer scale reads d // s, whose gradient gathers s
+    # outputs an element, where (d * 63) // 126 left it a scatter (a 2x upsample
+    # of width 63 ran 0.45x torch's time)
+    ratios = [(int(size) // math.gcd(int(size), out), out // math.gcd(int(size), out))
+              for size, out in zip(spatial, sizes)]
 
     def element(*index):
-        sources = [(d * size) // out for d, size, out in zip(index[2:], spatial, sizes)]
+        sources = [(d * a) // b if a != 1 else d // b for d, (a, b) in zip(index[2:], ratios)]
         return x[(index[0], index[1], *sources)]
     return ops.compute((n, c, *sizes), _BY_RANK[2 + len(sizes)](element), name="upsample_nearest")
 
@@ -93,7 +99,8 @@ class Upsample(_Stateless):
         sizes = given if self.size is not None else tuple(s * f for s, f in zip(spatial, given))
         if math.prod(spatial) == 0:
             raise ValueError(f"{name}: input has an empty spatial axis, shape {spatial}")
-        return upsample_spec(spatial, sizes), {}
+        # the input's sizes bound: the source's ratio is reduced at build time
+        return upsample_spec(spatial, sizes), dict(zip(("H", "W")[-len(spatial):], spatial))
 
     def extra_repr(self):
         given = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
