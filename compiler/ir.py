@@ -225,6 +225,25 @@ def affine(e: IExpr, variables: set):
     return None
 
 
+def istride(e: IExpr, var: str):
+    """How much ``e`` grows when ``var`` grows by one, for ``e`` a sum of
+    products (symbolic factors too: a block's length); None when ``var``
+    sits under ``//``, ``%``, ``min``, ``max`` or in a read."""
+    if var not in ivars(e):
+        return IConst(0)
+    if isinstance(e, IVar):
+        return IConst(1)
+    if isinstance(e, IBin) and e.op == "+":
+        a, b = istride(e.a, var), istride(e.b, var)
+        return None if a is None or b is None else iadd(a, b)
+    if isinstance(e, IBin) and e.op == "*":
+        for varying, fixed in ((e.a, e.b), (e.b, e.a)):
+            if var not in ivars(fixed):
+                inner = istride(varying, var)
+                return None if inner is None else imul(inner, fixed)
+    return None
+
+
 def ievaluate(e: IExpr, sizes: dict) -> int:
     """Evaluate an index/size expression with every symbol bound in ``sizes``."""
     if isinstance(e, IConst):

@@ -148,7 +148,7 @@ def _pack_rows(pack, printer: Printer) -> dict:
                 inner=dict(var=var_c(inner.var), start=ix(inner.start), stop=ix(inner.stop)),
                 row=ix(ir.isubst(pack.offset, {inner.var: inner.start})), capacity=ix(pack.capacity),
                 tests=hoisted[:n_tests], hoisted=hoisted[n_tests:], lines=lines, value=value, simd=pack.simd,
-                passed=tests)
+                passed=tests, stride=None if pack.stride == IConst(1) else ix(pack.stride))
 
 
 __all__ = ["private_copies", "render_patch_gemm"]

@@ -46,6 +46,9 @@ SHORT_DEPTH = 64
 # a packing row shorter than this (a weight's kernel row) is left to gcc to
 # unroll or turn into a copy, not marked for SIMD
 SHORT_ROW = 16
+# a transposing copy writes a line of the workspace per element of its
+# innermost loop: this many lines (16 KiB) stay in a core's L1 between passes
+TRANSPOSE_LINES = 256
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,8 @@ class Pack:
     everywhere when a condition of ``tests`` is false; there, the reads in
     ``in_range`` are inside their tensors. ``capacity``: elements, with the
     block at its longest. ``once``: written before the calls, not per task.
-    ``simd``: the innermost loop is marked for vectorization."""
+    ``simd``: the innermost loop is marked for vectorization. ``stride``: how
+    far apart the innermost loop writes (more than 1: a transposing copy)."""
 
     name: str
     value: object
@@ -94,6 +98,7 @@ class Pack:
     in_range: frozenset
     once: bool
     simd: bool
+    stride: ir.IExpr = IConst(1)
 
 
 @dataclass(frozen=True)
@@ -435,11 +440,66 @@ def _pack(name: str, side: _Side, rows: tuple, cols: tuple, block: Block | None,
           shapes: dict) -> Pack:
     block = block if block is not None and block.axis in rows + cols else None
     loops, offset, capacity = workspace(rows, cols, block)
+    loops, stride = along_reads(side.value, loops, offset, shapes, block)
     extents = {a.name: a.extent for a in s.all_axes}
     value, lo, hi, tests, in_range = _window(side.value, loops[-1].var, extents, shapes)
     inner = loops[-1].stop if loops[-1].start == IConst(0) else None
     simd = not (isinstance(inner, IConst) and inner.value < SHORT_ROW)
-    return Pack(name, value, loops, offset, capacity, lo, hi, tests, in_range, side.once and block is None, simd)
+    return Pack(name, value, loops, offset, capacity, lo, hi, tests, in_range, side.once and block is None, simd,
+                stride)
+
+
+def along_reads(value, loops: tuple, offset: ir.IExpr, shapes: dict, block: Block | None) -> tuple:
+    """``(loops, stride)``: the loops that write ``value`` at ``offset``, with
+    the one that walks the read's memory innermost when the workspace's own
+    innermost loop reads further apart than that one would write (a B packed
+    against the grain: an output gradient spread by position, its channels
+    along each row, each channel a plane apart). The reads then run
+    contiguous and the writes ``stride`` apart, through at most
+    TRANSPOSE_LINES lines that the next pass of the loop around it fills on
+    while they are still in L1."""
+    inner, names = loops[-1], {l.var: l for l in loops}
+    read = _widest_read(value, set(names))
+    walking = set(names) & ir.ivars(read.index[-1]) if read is not None and read.index else set()
+    if not walking or inner.var in walking:
+        return loops, IConst(1)
+    along = max((names[v] for v in walking), key=lambda l: (_loop_length(l), l.var))
+    stride, across = ir.istride(offset, along.var), ir.istride(_flat_index(read, shapes), inner.var)
+    if stride is None or across is None or _loop_length(along) > TRANSPOSE_LINES or \
+            _guess(across, block) <= _guess(stride, block):
+        return loops, IConst(1)
+    return tuple(l for l in loops if l != along) + (along,), stride
+
+
+def _widest_read(value, names: set):
+    """The read of ``value`` whose index spans the most of ``names`` (the first of
+    those), or None when none does."""
+    spans = [(len(names & set().union(*(ir.ivars(i) for i in load.index))), -k, load)
+             for k, load in enumerate(ir.loads(value)) if load.index]
+    best = max(spans, default=None, key=lambda span: span[:2])
+    return best[2] if best and best[0] else None
+
+
+def _flat_index(load: Load, shapes: dict) -> ir.IExpr:
+    """The element ``load`` reads, counted row-major from its tensor's start."""
+    flat = IConst(0)
+    for coordinate, size in zip(load.index, shapes[load.tensor]):
+        flat = ir.iadd(ir.imul(flat, size), coordinate)
+    return flat
+
+
+def _guess(e: ir.IExpr, block: Block | None) -> int:
+    """``e`` with a size left free at build time counted as 64 (a block as
+    starting at 0 and 64 long)."""
+    if block is not None:
+        e = ir.isubst(e, {block.start: IConst(0), block.stop: IVar(block.step)})
+    return ir.ievaluate(e, {v: 64 for v in ir.ivars(e) | ir.isyms(e)})
+
+
+def _loop_length(loop: PackLoop) -> int:
+    """Iterations of ``loop`` (one with a bound left free at build time counted as 64)."""
+    length = ir.isub(loop.stop, loop.start)
+    return length.value if isinstance(length, IConst) else 64
 
 
 # ---------------------------------------------------------------- where a packed value can be nonzero

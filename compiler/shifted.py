@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 from . import ir
 from .col2im import Scatter, _guarded, _implied
 from .ir import IConst, IVar, Load, affine
-from .patches import Block, Operand, Pack, PackLoop, _length, _plan, _window, ranked_splits
+from .patches import Block, Operand, Pack, PackLoop, _length, _plan, _window, along_reads, ranked_splits
 from .schedule import Contraction, _factors, _plain_read
 
 # the calls' columns are a multiple of this, the widest tile of any vector
@@ -220,11 +220,12 @@ def _spread(side, load: Load, dims: list, strides: list, block, taken: set, exte
         own = ir.iadd(ir.imul(own, a.extent), IVar(a.name))
     read = Load(load.tensor, tuple(ir.isubst(i, to) for i in load.index))
     extents = {**extents, **{l.var: l.stop for l in loops}}
-    value, lo, hi, tests, in_range = _window(read, loops[-1].var, extents, shapes)
     width = _length(side.free, None)
+    offset = ir.iadd(ir.imul(position, width), own)
+    loops, stride = along_reads(read, tuple(loops), offset, shapes, block)
+    value, lo, hi, tests, in_range = _window(read, loops[-1].var, extents, shapes)
     capacity = ir.isubst(ir.imul(last, width), {block.start: IConst(0), block.stop: IVar(block.step)})
-    return Pack("lc_pack_b", value, tuple(loops), ir.iadd(ir.imul(position, width), own), capacity, lo, hi, tests,
-                in_range, False, True)
+    return Pack("lc_pack_b", value, loops, offset, capacity, lo, hi, tests, in_range, False, True, stride)
 
 
 def _round_up(n: ir.IExpr) -> ir.IExpr:

@@ -1,7 +1,7 @@
 """compiler/ir.py and compiler/simplify.py: structural identity, index algebra,
 printing, and algebraic rules."""
 from layerc.compiler.ir import (Call, Const, IConst, ISym, IVar, Load, affine, format_expr, format_iexpr,
-                         iadd, imax, imin, imul, isub, ievaluate, map_calls)
+                         ifloordiv, iadd, imax, imin, imul, isub, istride, ievaluate, map_calls)
 from layerc.compiler.schedule import coordinate_in_range
 from layerc.compiler.simplify import simplify_expr
 
@@ -21,6 +21,17 @@ def test_affine_split_and_constant_folding():
     assert affine(e, {"h"})[0] == {"h": 2}
     assert iadd(iadd(IVar("a"), 1), 2) == iadd(IVar("a"), 3)
     assert ievaluate(imul(ISym("N"), 3), {"N": 4}) == 12
+
+
+def test_stride_of_a_row_major_offset_keeps_symbolic_lengths():
+    q, o, width = IVar("q"), IVar("o"), isub(IVar("c_stop"), IVar("c_start"))
+    offset = iadd(imul(iadd(imul(IVar("p"), 34), q), width), o)
+    assert istride(offset, "q") == width and istride(offset, "o") == IConst(1)
+    assert istride(offset, "absent") == IConst(0)
+    sizes = {"p": 2, "q": 5, "o": 3, "c_stop": 40, "c_start": 8}
+    assert ievaluate(istride(offset, "q"), sizes) == \
+        ievaluate(offset, {**sizes, "q": 6}) - ievaluate(offset, sizes)
+    assert istride(ifloordiv(q, 2), "q") is None and istride(imax(q, 0), "q") is None
 
 
 def test_min_and_max_of_indices_fold_evaluate_and_bound():

@@ -180,6 +180,72 @@ def test_a_weight_gradient_written_transposed_adds_into_copies_laid_out_as_the_c
     assert not private_copies(nests["conv_1"].patch) and not private_copies(nests["grad_x"].patch)
 
 
+TRANSPOSE_CASES = [
+    # rank, C, O, K, stride, padding, size
+    (2, 3, 32, 3, 1, 1, (32, 32)),     # a first layer: its output gradient spread by position, channels a plane apart
+    (2, 32, 64, 3, 1, 1, (16, 16)),
+    (2, 8, 10, 1, 2, 0, (7, 9)),       # a unit kernel, strided: the packed gradient
+    (2, 8, 9, 3, 3, 2, (10, 8)),       # phases of a strided copy
+    (1, 8, 9, 5, 1, 2, (13,)),
+]
+
+
+def _plans_sized(rank, C, O, K, stride, padding, size) -> dict:
+    low = lower_layer(_spec(rank), bias=True, **dict(zip(("L",) if rank == 1 else ("H", "W"), size)),
+                      **_bindings(rank, C, O, K, stride, padding, 1, 1))
+    return {n.stage.name: n.patch for program in (low.forward, low.backward) for n in plan_program(program)
+            if n.kind == "patch_gemm"}
+
+
+def _along_memory(pack) -> set:
+    """The pack's loops in the last coordinate of the read spanning the most of them."""
+    names = {l.var for l in pack.loops}
+    reads = sorted(ir.loads(pack.value), key=lambda r: -len(names & set().union(*map(ir.ivars, r.index))))
+    return names & ir.ivars(reads[0].index[-1])
+
+
+def _spread_gradient(plans: dict):
+    return next(p for p in plans["grad_weight"].packs if p.name == "lc_pack_b")
+
+
+@pytest.mark.parametrize("rank, C, O, K, stride, padding, size", TRANSPOSE_CASES)
+def test_a_pack_across_its_read_s_grain_is_copied_along_it(rank, C, O, K, stride, padding, size):
+    """A workspace whose rows run across its read's memory, further apart
+    than its rows (a weight gradient's B: the output gradient by position,
+    its channels along each row, a plane apart), is copied with the loop
+    along the read innermost, its writes a workspace row (the channels)
+    apart (compiler/patches.py along_reads); every other pack reads along
+    memory in its innermost loop already."""
+    plans = _plans_sized(rank, C, O, K, stride, padding, size)
+    for pack in (p for plan in plans.values() for p in plan.packs):
+        assert pack.loops[-1].var in _along_memory(pack), pack.name
+    transposing = _spread_gradient(plans)
+    channels = transposing.loops[-2]
+    assert transposing.stride == ir.isub(channels.stop, channels.start) and transposing.stride != ir.IConst(1)
+
+
+@pytest.mark.parametrize("size, why", [((5, 300), "rows longer than TRANSPOSE_LINES"),
+                                       ((40,), "channels 20 apart, rows of 24")])
+def test_a_pack_keeps_the_workspace_s_order(size, why):
+    """Past TRANSPOSE_LINES positions a row the writes would leave L1 before
+    the next channel fills their lines; channels nearer than a row's length
+    read as close as the other order would write."""
+    C, O, stride = (3, 8, 1) if len(size) == 2 else (16, 24, 2)
+    pack = _spread_gradient(_plans_sized(len(size), C, O, 3, stride, 1, size))
+    assert pack.stride == ir.IConst(1) and pack.loops[-1].var == "o", why
+    if len(size) == 2:
+        assert _spread_gradient(_plans_sized(2, C, O, 3, 1, 1, (5, 200))).stride == ir.IConst(O)
+
+
+@pytest.mark.parametrize("level", isa.supported())
+@pytest.mark.parametrize("size", [(3, 200), (3, 300)])
+def test_a_transposing_pack_agrees_with_finite_differences(monkeypatch, level, size):
+    """Both sides of TRANSPOSE_LINES, at every instruction-set level."""
+    monkeypatch.setenv(isa.ENV, level)
+    check_grad(nn.Conv2DSpec, N=1, C=3, O=8, CG=3, KH=3, KW=3, H=size[0], W=size[1], stride=(1, 1),
+               padding=(1, 1), dilation=(1, 1), groups=1).assert_ok()
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 def test_a_bias_is_added_as_the_calls_results_are_copied_out(stride):
     """Where each output element is one element of one task's calls (a

@@ -2540,25 +2540,25 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         const int64_t v_j2 = lc_task / lc_blocks / ((S_N) * (1));
 
         {
-        const int64_t lc_lo_bound = v_c_29_start;
-        const int64_t lc_hi_bound = v_c_29_stop;
+        const int64_t lc_lo_bound = 0;
+        const int64_t lc_hi_bound = S_W;
         for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
-        for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
+        for (int64_t v_c_29 = v_c_29_start; v_c_29 < v_c_29_stop; ++v_c_29) {
         {
-            float *restrict lc_dst = lc_pack_b + (((((v_h_34 * S_W) + v_w_35) * (v_c_29_stop + (-1 * v_c_29_start))) + (v_c_29_start + (-1 * v_c_29_start))));
-            const int64_t lc_first = v_c_29_start, lc_end = v_c_29_stop;
+            float *restrict lc_dst = lc_pack_b + ((((v_h_34 * S_W) * (v_c_29_stop + (-1 * v_c_29_start))) + (v_c_29 + (-1 * v_c_29_start))));
+            const int64_t lc_first = 0, lc_end = S_W;
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_c_29 = lc_first; v_c_29 < lc_lo; ++v_c_29) lc_dst[v_c_29 - lc_first] = 0;
+            for (int64_t v_w_35 = lc_first; v_w_35 < lc_lo; ++v_w_35) lc_dst[(v_w_35 - lc_first) * ((v_c_29_stop + (-1 * v_c_29_start)))] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_c_29 = lc_lo; v_c_29 < lc_hi; ++v_c_29) {
+                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) {
                     const float t0 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + v_h_34) * S_W + v_w_35];
-                    lc_dst[v_c_29 - lc_first] = t0;
+                    lc_dst[(v_w_35 - lc_first) * ((v_c_29_stop + (-1 * v_c_29_start)))] = t0;
                 }
             }
-            for (int64_t v_c_29 = lc_hi; v_c_29 < lc_end; ++v_c_29) lc_dst[v_c_29 - lc_first] = 0;
+            for (int64_t v_w_35 = lc_hi; v_w_35 < lc_end; ++v_w_35) lc_dst[(v_w_35 - lc_first) * ((v_c_29_stop + (-1 * v_c_29_start)))] = 0;
         }
         }
         }
@@ -3235,25 +3235,25 @@ int lc_depthwiseseparableconvspec_backward_f32(int64_t S_H, int64_t S_N, int64_t
         const int64_t v_j2 = lc_task / lc_blocks / ((S_N) * (1));
 
         {
-        const int64_t lc_lo_bound = v_c_29_start;
-        const int64_t lc_hi_bound = v_c_29_stop;
+        const int64_t lc_lo_bound = 0;
+        const int64_t lc_hi_bound = S_W;
         for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
-        for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
+        for (int64_t v_c_29 = v_c_29_start; v_c_29 < v_c_29_stop; ++v_c_29) {
         {
-            float *restrict lc_dst = lc_pack_b + (((((v_h_34 * S_W) + v_w_35) * (v_c_29_stop + (-1 * v_c_29_start))) + (v_c_29_start + (-1 * v_c_29_start))));
-            const int64_t lc_first = v_c_29_start, lc_end = v_c_29_stop;
+            float *restrict lc_dst = lc_pack_b + ((((v_h_34 * S_W) * (v_c_29_stop + (-1 * v_c_29_start))) + (v_c_29 + (-1 * v_c_29_start))));
+            const int64_t lc_first = 0, lc_end = S_W;
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_c_29 = lc_first; v_c_29 < lc_lo; ++v_c_29) lc_dst[v_c_29 - lc_first] = 0;
+            for (int64_t v_w_35 = lc_first; v_w_35 < lc_lo; ++v_w_35) lc_dst[(v_w_35 - lc_first) * ((v_c_29_stop + (-1 * v_c_29_start)))] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_c_29 = lc_lo; v_c_29 < lc_hi; ++v_c_29) {
+                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) {
                     const float t0 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + v_h_34) * S_W + v_w_35];
-                    lc_dst[v_c_29 - lc_first] = t0;
+                    lc_dst[(v_w_35 - lc_first) * ((v_c_29_stop + (-1 * v_c_29_start)))] = t0;
                 }
             }
-            for (int64_t v_c_29 = lc_hi; v_c_29 < lc_end; ++v_c_29) lc_dst[v_c_29 - lc_first] = 0;
+            for (int64_t v_w_35 = lc_hi; v_w_35 < lc_end; ++v_w_35) lc_dst[(v_w_35 - lc_first) * ((v_c_29_stop + (-1 * v_c_29_start)))] = 0;
         }
         }
         }
@@ -5033,25 +5033,25 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         const int64_t v_j2 = lc_task / lc_blocks / ((S_N) * (1));
 
         {
-        const int64_t lc_lo_bound = v_c_29_start;
-        const int64_t lc_hi_bound = v_c_29_stop;
+        const int64_t lc_lo_bound = 0;
+        const int64_t lc_hi_bound = S_W;
         for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
-        for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
+        for (int64_t v_c_29 = v_c_29_start; v_c_29 < v_c_29_stop; ++v_c_29) {
         {
-            double *restrict lc_dst = lc_pack_b + (((((v_h_34 * S_W) + v_w_35) * (v_c_29_stop + (-1 * v_c_29_start))) + (v_c_29_start + (-1 * v_c_29_start))));
-            const int64_t lc_first = v_c_29_start, lc_end = v_c_29_stop;
+            double *restrict lc_dst = lc_pack_b + ((((v_h_34 * S_W) * (v_c_29_stop + (-1 * v_c_29_start))) + (v_c_29 + (-1 * v_c_29_start))));
+            const int64_t lc_first = 0, lc_end = S_W;
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_c_29 = lc_first; v_c_29 < lc_lo; ++v_c_29) lc_dst[v_c_29 - lc_first] = 0;
+            for (int64_t v_w_35 = lc_first; v_w_35 < lc_lo; ++v_w_35) lc_dst[(v_w_35 - lc_first) * ((v_c_29_stop + (-1 * v_c_29_start)))] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_c_29 = lc_lo; v_c_29 < lc_hi; ++v_c_29) {
+                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) {
                     const double t0 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + v_h_34) * S_W + v_w_35];
-                    lc_dst[v_c_29 - lc_first] = t0;
+                    lc_dst[(v_w_35 - lc_first) * ((v_c_29_stop + (-1 * v_c_29_start)))] = t0;
                 }
             }
-            for (int64_t v_c_29 = lc_hi; v_c_29 < lc_end; ++v_c_29) lc_dst[v_c_29 - lc_first] = 0;
+            for (int64_t v_w_35 = lc_hi; v_w_35 < lc_end; ++v_w_35) lc_dst[(v_w_35 - lc_first) * ((v_c_29_stop + (-1 * v_c_29_start)))] = 0;
         }
         }
         }
@@ -5728,25 +5728,25 @@ int lc_depthwiseseparableconvspec_backward_f64(int64_t S_H, int64_t S_N, int64_t
         const int64_t v_j2 = lc_task / lc_blocks / ((S_N) * (1));
 
         {
-        const int64_t lc_lo_bound = v_c_29_start;
-        const int64_t lc_hi_bound = v_c_29_stop;
+        const int64_t lc_lo_bound = 0;
+        const int64_t lc_hi_bound = S_W;
         for (int64_t v_h_34 = 0; v_h_34 < S_H; ++v_h_34) {
-        for (int64_t v_w_35 = 0; v_w_35 < S_W; ++v_w_35) {
+        for (int64_t v_c_29 = v_c_29_start; v_c_29 < v_c_29_stop; ++v_c_29) {
         {
-            double *restrict lc_dst = lc_pack_b + (((((v_h_34 * S_W) + v_w_35) * (v_c_29_stop + (-1 * v_c_29_start))) + (v_c_29_start + (-1 * v_c_29_start))));
-            const int64_t lc_first = v_c_29_start, lc_end = v_c_29_stop;
+            double *restrict lc_dst = lc_pack_b + ((((v_h_34 * S_W) * (v_c_29_stop + (-1 * v_c_29_start))) + (v_c_29 + (-1 * v_c_29_start))));
+            const int64_t lc_first = 0, lc_end = S_W;
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
             if (!(1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_c_29 = lc_first; v_c_29 < lc_lo; ++v_c_29) lc_dst[v_c_29 - lc_first] = 0;
+            for (int64_t v_w_35 = lc_first; v_w_35 < lc_lo; ++v_w_35) lc_dst[(v_w_35 - lc_first) * ((v_c_29_stop + (-1 * v_c_29_start)))] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_c_29 = lc_lo; v_c_29 < lc_hi; ++v_c_29) {
+                for (int64_t v_w_35 = lc_lo; v_w_35 < lc_hi; ++v_w_35) {
                     const double t0 = T_relu_28[(((v_n_32) * 8 + v_c_29) * S_H + v_h_34) * S_W + v_w_35];
-                    lc_dst[v_c_29 - lc_first] = t0;
+                    lc_dst[(v_w_35 - lc_first) * ((v_c_29_stop + (-1 * v_c_29_start)))] = t0;
                 }
             }
-            for (int64_t v_c_29 = lc_hi; v_c_29 < lc_end; ++v_c_29) lc_dst[v_c_29 - lc_first] = 0;
+            for (int64_t v_w_35 = lc_hi; v_w_35 < lc_end; ++v_w_35) lc_dst[(v_w_35 - lc_first) * ((v_c_29_stop + (-1 * v_c_29_start)))] = 0;
         }
         }
         }

@@ -2060,29 +2060,27 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
 
         {
-        const int64_t lc_lo_bound = 0;
-        const int64_t lc_hi_bound = 8;
+        const int64_t lc_lo_bound = lc_max_i64(0, 0);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), S_W);
         for (int64_t v_q0 = 0; v_q0 < (v_h_34_stop + (-1 * v_h_34_start)); ++v_q0) {
-        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
         {
-            float *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
-            const int64_t lc_first = 0, lc_end = 8;
+            float *restrict lc_dst = lc_pack_b + (((8 * (v_q0 * (S_W + 2))) + v_o_33));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
             const int32_t t0 = ((v_q0 + v_h_34_start) >= 0);
             const int32_t t1 = ((v_q0 + v_h_34_start) < S_H);
-            const int32_t t2 = (v_q1 >= 0);
-            const int32_t t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_o_33 = lc_first; v_o_33 < lc_lo; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_q1 = lc_first; v_q1 < lc_lo; ++v_q1) lc_dst[(v_q1 - lc_first) * (8)] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_o_33 = lc_lo; v_o_33 < lc_hi; ++v_o_33) {
-                    const float t4 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_q0 + v_h_34_start)) * S_W + v_q1];
-                    lc_dst[v_o_33 - lc_first] = t4;
+                for (int64_t v_q1 = lc_lo; v_q1 < lc_hi; ++v_q1) {
+                    const float t2 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_q0 + v_h_34_start)) * S_W + v_q1];
+                    lc_dst[(v_q1 - lc_first) * (8)] = t2;
                 }
             }
-            for (int64_t v_o_33 = lc_hi; v_o_33 < lc_end; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
+            for (int64_t v_q1 = lc_hi; v_q1 < lc_end; ++v_q1) lc_dst[(v_q1 - lc_first) * (8)] = 0;
         }
         }
         }
@@ -2317,29 +2315,27 @@ int lc_residualblockspec_backward_f32(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
 
         {
-        const int64_t lc_lo_bound = 0;
-        const int64_t lc_hi_bound = 8;
+        const int64_t lc_lo_bound = lc_max_i64(0, 0);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), S_W);
         for (int64_t v_q0 = 0; v_q0 < (v_h_stop + (-1 * v_h_start)); ++v_q0) {
-        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
+        for (int64_t v_o = 0; v_o < 8; ++v_o) {
         {
-            float *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
-            const int64_t lc_first = 0, lc_end = 8;
+            float *restrict lc_dst = lc_pack_b + (((8 * (v_q0 * (S_W + 2))) + v_o));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
             const int32_t t0 = ((v_q0 + v_h_start) >= 0);
             const int32_t t1 = ((v_q0 + v_h_start) < S_H);
-            const int32_t t2 = (v_q1 >= 0);
-            const int32_t t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_o = lc_first; v_o < lc_lo; ++v_o) lc_dst[v_o - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_q1 = lc_first; v_q1 < lc_lo; ++v_q1) lc_dst[(v_q1 - lc_first) * (8)] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_o = lc_lo; v_o < lc_hi; ++v_o) {
-                    const float t4 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_q0 + v_h_start)) * S_W + v_q1];
-                    lc_dst[v_o - lc_first] = t4;
+                for (int64_t v_q1 = lc_lo; v_q1 < lc_hi; ++v_q1) {
+                    const float t2 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_q0 + v_h_start)) * S_W + v_q1];
+                    lc_dst[(v_q1 - lc_first) * (8)] = t2;
                 }
             }
-            for (int64_t v_o = lc_hi; v_o < lc_end; ++v_o) lc_dst[v_o - lc_first] = 0;
+            for (int64_t v_q1 = lc_hi; v_q1 < lc_end; ++v_q1) lc_dst[(v_q1 - lc_first) * (8)] = 0;
         }
         }
         }
@@ -2871,29 +2867,27 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
         }
 
         {
-        const int64_t lc_lo_bound = 0;
-        const int64_t lc_hi_bound = 8;
+        const int64_t lc_lo_bound = lc_max_i64(0, 0);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), S_W);
         for (int64_t v_q0 = 0; v_q0 < (v_h_34_stop + (-1 * v_h_34_start)); ++v_q0) {
-        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
         {
-            float *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
-            const int64_t lc_first = 0, lc_end = 8;
+            float *restrict lc_dst = lc_pack_b + (((8 * (v_q0 * (S_W + 2))) + v_o_33));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
             const int32_t t0 = ((v_q0 + v_h_34_start) >= 0);
             const int32_t t1 = ((v_q0 + v_h_34_start) < S_H);
-            const int32_t t2 = (v_q1 >= 0);
-            const int32_t t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_o_33 = lc_first; v_o_33 < lc_lo; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_q1 = lc_first; v_q1 < lc_lo; ++v_q1) lc_dst[(v_q1 - lc_first) * (8)] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_o_33 = lc_lo; v_o_33 < lc_hi; ++v_o_33) {
-                    const float t4 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_q0 + v_h_34_start)) * S_W + v_q1];
-                    lc_dst[v_o_33 - lc_first] = t4;
+                for (int64_t v_q1 = lc_lo; v_q1 < lc_hi; ++v_q1) {
+                    const float t2 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_q0 + v_h_34_start)) * S_W + v_q1];
+                    lc_dst[(v_q1 - lc_first) * (8)] = t2;
                 }
             }
-            for (int64_t v_o_33 = lc_hi; v_o_33 < lc_end; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
+            for (int64_t v_q1 = lc_hi; v_q1 < lc_end; ++v_q1) lc_dst[(v_q1 - lc_first) * (8)] = 0;
         }
         }
         }
@@ -3128,29 +3122,27 @@ int lc_residualblockspec_backward_params_f32(int64_t S_H, int64_t S_N, int64_t S
         }
 
         {
-        const int64_t lc_lo_bound = 0;
-        const int64_t lc_hi_bound = 8;
+        const int64_t lc_lo_bound = lc_max_i64(0, 0);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), S_W);
         for (int64_t v_q0 = 0; v_q0 < (v_h_stop + (-1 * v_h_start)); ++v_q0) {
-        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
+        for (int64_t v_o = 0; v_o < 8; ++v_o) {
         {
-            float *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
-            const int64_t lc_first = 0, lc_end = 8;
+            float *restrict lc_dst = lc_pack_b + (((8 * (v_q0 * (S_W + 2))) + v_o));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
             const int32_t t0 = ((v_q0 + v_h_start) >= 0);
             const int32_t t1 = ((v_q0 + v_h_start) < S_H);
-            const int32_t t2 = (v_q1 >= 0);
-            const int32_t t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_o = lc_first; v_o < lc_lo; ++v_o) lc_dst[v_o - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_q1 = lc_first; v_q1 < lc_lo; ++v_q1) lc_dst[(v_q1 - lc_first) * (8)] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_o = lc_lo; v_o < lc_hi; ++v_o) {
-                    const float t4 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_q0 + v_h_start)) * S_W + v_q1];
-                    lc_dst[v_o - lc_first] = t4;
+                for (int64_t v_q1 = lc_lo; v_q1 < lc_hi; ++v_q1) {
+                    const float t2 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_q0 + v_h_start)) * S_W + v_q1];
+                    lc_dst[(v_q1 - lc_first) * (8)] = t2;
                 }
             }
-            for (int64_t v_o = lc_hi; v_o < lc_end; ++v_o) lc_dst[v_o - lc_first] = 0;
+            for (int64_t v_q1 = lc_hi; v_q1 < lc_end; ++v_q1) lc_dst[(v_q1 - lc_first) * (8)] = 0;
         }
         }
         }
@@ -4015,29 +4007,27 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
 
         {
-        const int64_t lc_lo_bound = 0;
-        const int64_t lc_hi_bound = 8;
+        const int64_t lc_lo_bound = lc_max_i64(0, 0);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), S_W);
         for (int64_t v_q0 = 0; v_q0 < (v_h_34_stop + (-1 * v_h_34_start)); ++v_q0) {
-        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
         {
-            double *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
-            const int64_t lc_first = 0, lc_end = 8;
+            double *restrict lc_dst = lc_pack_b + (((8 * (v_q0 * (S_W + 2))) + v_o_33));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
             const int64_t t0 = ((v_q0 + v_h_34_start) >= 0);
             const int64_t t1 = ((v_q0 + v_h_34_start) < S_H);
-            const int64_t t2 = (v_q1 >= 0);
-            const int64_t t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_o_33 = lc_first; v_o_33 < lc_lo; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_q1 = lc_first; v_q1 < lc_lo; ++v_q1) lc_dst[(v_q1 - lc_first) * (8)] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_o_33 = lc_lo; v_o_33 < lc_hi; ++v_o_33) {
-                    const double t4 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_q0 + v_h_34_start)) * S_W + v_q1];
-                    lc_dst[v_o_33 - lc_first] = t4;
+                for (int64_t v_q1 = lc_lo; v_q1 < lc_hi; ++v_q1) {
+                    const double t2 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_q0 + v_h_34_start)) * S_W + v_q1];
+                    lc_dst[(v_q1 - lc_first) * (8)] = t2;
                 }
             }
-            for (int64_t v_o_33 = lc_hi; v_o_33 < lc_end; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
+            for (int64_t v_q1 = lc_hi; v_q1 < lc_end; ++v_q1) lc_dst[(v_q1 - lc_first) * (8)] = 0;
         }
         }
         }
@@ -4272,29 +4262,27 @@ int lc_residualblockspec_backward_f64(int64_t S_H, int64_t S_N, int64_t S_W, con
         }
 
         {
-        const int64_t lc_lo_bound = 0;
-        const int64_t lc_hi_bound = 8;
+        const int64_t lc_lo_bound = lc_max_i64(0, 0);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), S_W);
         for (int64_t v_q0 = 0; v_q0 < (v_h_stop + (-1 * v_h_start)); ++v_q0) {
-        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
+        for (int64_t v_o = 0; v_o < 8; ++v_o) {
         {
-            double *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
-            const int64_t lc_first = 0, lc_end = 8;
+            double *restrict lc_dst = lc_pack_b + (((8 * (v_q0 * (S_W + 2))) + v_o));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
             const int64_t t0 = ((v_q0 + v_h_start) >= 0);
             const int64_t t1 = ((v_q0 + v_h_start) < S_H);
-            const int64_t t2 = (v_q1 >= 0);
-            const int64_t t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_o = lc_first; v_o < lc_lo; ++v_o) lc_dst[v_o - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_q1 = lc_first; v_q1 < lc_lo; ++v_q1) lc_dst[(v_q1 - lc_first) * (8)] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_o = lc_lo; v_o < lc_hi; ++v_o) {
-                    const double t4 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_q0 + v_h_start)) * S_W + v_q1];
-                    lc_dst[v_o - lc_first] = t4;
+                for (int64_t v_q1 = lc_lo; v_q1 < lc_hi; ++v_q1) {
+                    const double t2 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_q0 + v_h_start)) * S_W + v_q1];
+                    lc_dst[(v_q1 - lc_first) * (8)] = t2;
                 }
             }
-            for (int64_t v_o = lc_hi; v_o < lc_end; ++v_o) lc_dst[v_o - lc_first] = 0;
+            for (int64_t v_q1 = lc_hi; v_q1 < lc_end; ++v_q1) lc_dst[(v_q1 - lc_first) * (8)] = 0;
         }
         }
         }
@@ -4826,29 +4814,27 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
         }
 
         {
-        const int64_t lc_lo_bound = 0;
-        const int64_t lc_hi_bound = 8;
+        const int64_t lc_lo_bound = lc_max_i64(0, 0);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), S_W);
         for (int64_t v_q0 = 0; v_q0 < (v_h_34_stop + (-1 * v_h_34_start)); ++v_q0) {
-        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
+        for (int64_t v_o_33 = 0; v_o_33 < 8; ++v_o_33) {
         {
-            double *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
-            const int64_t lc_first = 0, lc_end = 8;
+            double *restrict lc_dst = lc_pack_b + (((8 * (v_q0 * (S_W + 2))) + v_o_33));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
             const int64_t t0 = ((v_q0 + v_h_34_start) >= 0);
             const int64_t t1 = ((v_q0 + v_h_34_start) < S_H);
-            const int64_t t2 = (v_q1 >= 0);
-            const int64_t t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_o_33 = lc_first; v_o_33 < lc_lo; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_q1 = lc_first; v_q1 < lc_lo; ++v_q1) lc_dst[(v_q1 - lc_first) * (8)] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_o_33 = lc_lo; v_o_33 < lc_hi; ++v_o_33) {
-                    const double t4 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_q0 + v_h_34_start)) * S_W + v_q1];
-                    lc_dst[v_o_33 - lc_first] = t4;
+                for (int64_t v_q1 = lc_lo; v_q1 < lc_hi; ++v_q1) {
+                    const double t2 = T_grad_conv_36[(((v_n_32) * 8 + v_o_33) * S_H + (v_q0 + v_h_34_start)) * S_W + v_q1];
+                    lc_dst[(v_q1 - lc_first) * (8)] = t2;
                 }
             }
-            for (int64_t v_o_33 = lc_hi; v_o_33 < lc_end; ++v_o_33) lc_dst[v_o_33 - lc_first] = 0;
+            for (int64_t v_q1 = lc_hi; v_q1 < lc_end; ++v_q1) lc_dst[(v_q1 - lc_first) * (8)] = 0;
         }
         }
         }
@@ -5083,29 +5069,27 @@ int lc_residualblockspec_backward_params_f64(int64_t S_H, int64_t S_N, int64_t S
         }
 
         {
-        const int64_t lc_lo_bound = 0;
-        const int64_t lc_hi_bound = 8;
+        const int64_t lc_lo_bound = lc_max_i64(0, 0);
+        const int64_t lc_hi_bound = lc_min_i64((S_W + 2), S_W);
         for (int64_t v_q0 = 0; v_q0 < (v_h_stop + (-1 * v_h_start)); ++v_q0) {
-        for (int64_t v_q1 = 0; v_q1 < (S_W + 2); ++v_q1) {
+        for (int64_t v_o = 0; v_o < 8; ++v_o) {
         {
-            double *restrict lc_dst = lc_pack_b + ((8 * ((v_q0 * (S_W + 2)) + v_q1)));
-            const int64_t lc_first = 0, lc_end = 8;
+            double *restrict lc_dst = lc_pack_b + (((8 * (v_q0 * (S_W + 2))) + v_o));
+            const int64_t lc_first = 0, lc_end = (S_W + 2);
             const int64_t t0 = ((v_q0 + v_h_start) >= 0);
             const int64_t t1 = ((v_q0 + v_h_start) < S_H);
-            const int64_t t2 = (v_q1 >= 0);
-            const int64_t t3 = (v_q1 < S_W);
             int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);
             int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);
-            if (!(t0 != 0 && t1 != 0 && t2 != 0 && t3 != 0 && 1)) lc_lo = lc_hi = lc_end;
-            for (int64_t v_o = lc_first; v_o < lc_lo; ++v_o) lc_dst[v_o - lc_first] = 0;
+            if (!(t0 != 0 && t1 != 0 && 1)) lc_lo = lc_hi = lc_end;
+            for (int64_t v_q1 = lc_first; v_q1 < lc_lo; ++v_q1) lc_dst[(v_q1 - lc_first) * (8)] = 0;
             if (lc_lo < lc_hi) {
                 #pragma omp simd
-                for (int64_t v_o = lc_lo; v_o < lc_hi; ++v_o) {
-                    const double t4 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_q0 + v_h_start)) * S_W + v_q1];
-                    lc_dst[v_o - lc_first] = t4;
+                for (int64_t v_q1 = lc_lo; v_q1 < lc_hi; ++v_q1) {
+                    const double t2 = T_grad_conv_0[(((v_n) * 8 + v_o) * S_H + (v_q0 + v_h_start)) * S_W + v_q1];
+                    lc_dst[(v_q1 - lc_first) * (8)] = t2;
                 }
             }
-            for (int64_t v_o = lc_hi; v_o < lc_end; ++v_o) lc_dst[v_o - lc_first] = 0;
+            for (int64_t v_q1 = lc_hi; v_q1 < lc_end; ++v_q1) lc_dst[(v_q1 - lc_first) * (8)] = 0;
         }
         }
         }

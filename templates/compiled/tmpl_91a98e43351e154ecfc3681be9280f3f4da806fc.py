@@ -37,21 +37,29 @@ def root(context, missing=missing):
         @internalcode
         def t_1(*unused):
             raise TemplateRuntimeError("No filter named 'join' found.")
+    try:
+        t_2 = environment.tests['none']
+    except KeyError:
+        @internalcode
+        def t_2(*unused):
+            raise TemplateRuntimeError("No test named 'none' found.")
     pass
     l_0_c = context.vars['c'] = environment.get_template('statements.c.j2', 'patch_gemm.c.j2')._get_default_module(context)
     context.exported_vars.discard('c')
     def macro(l_1_p):
-        t_2 = []
+        t_3 = []
+        l_1_at = missing
         if l_1_p is missing:
             l_1_p = undefined("parameter 'p' was not provided", name='p')
         pass
-        t_2.append(
+        l_1_at = (str_join(('lc_dst[', environment.getattr(environment.getattr(l_1_p, 'inner'), 'var'), ' - lc_first]', )) if t_2(environment.getattr(l_1_p, 'stride')) else str_join(('lc_dst[(', environment.getattr(environment.getattr(l_1_p, 'inner'), 'var'), ' - lc_first) * (', environment.getattr(l_1_p, 'stride'), ')]', )))
+        t_3.append(
             '\n        {',
         )
         for l_2_line in environment.getattr(l_1_p, 'enter'):
             _loop_vars = {}
             pass
-            t_2.extend((
+            t_3.extend((
                 '\n        ',
                 str(context.call(environment.getitem((undefined(name='c') if l_0_c is missing else l_0_c), environment.getattr(l_2_line, 'form')), l_2_line, _loop_vars=_loop_vars)),
             ))
@@ -59,7 +67,7 @@ def root(context, missing=missing):
         for l_2_l in environment.getattr(l_1_p, 'loops')[:-1]:
             _loop_vars = {}
             pass
-            t_2.extend((
+            t_3.extend((
                 '\n        for (int64_t ',
                 str(environment.getattr(l_2_l, 'var')),
                 ' = ',
@@ -75,13 +83,13 @@ def root(context, missing=missing):
             for l_3_line in environment.getattr(l_2_l, 'enter'):
                 _loop_vars = {}
                 pass
-                t_2.extend((
+                t_3.extend((
                     '\n        ',
                     str(context.call(environment.getitem((undefined(name='c') if l_0_c is missing else l_0_c), environment.getattr(l_3_line, 'form')), l_3_line, _loop_vars=_loop_vars)),
                 ))
             l_3_line = missing
         l_2_l = missing
-        t_2.extend((
+        t_3.extend((
             '\n        {\n            ',
             str((undefined(name='ctype') if l_0_ctype is missing else l_0_ctype)),
             ' *restrict lc_dst = ',
@@ -97,47 +105,47 @@ def root(context, missing=missing):
         for l_2_line in environment.getattr(l_1_p, 'tests'):
             _loop_vars = {}
             pass
-            t_2.extend((
+            t_3.extend((
                 '\n            ',
                 str(context.call(environment.getitem((undefined(name='c') if l_0_c is missing else l_0_c), environment.getattr(l_2_line, 'form')), l_2_line, _loop_vars=_loop_vars)),
             ))
         l_2_line = missing
-        t_2.append(
+        t_3.append(
             '\n            int64_t lc_lo = lc_min_i64(lc_lo_bound, lc_end);\n            int64_t lc_hi = lc_max_i64(lc_hi_bound, lc_lo);\n            if (!(',
         )
         for l_2_t in environment.getattr(l_1_p, 'passed'):
             _loop_vars = {}
             pass
-            t_2.extend((
+            t_3.extend((
                 str(l_2_t),
                 ' != 0 && ',
             ))
         l_2_t = missing
-        t_2.extend((
+        t_3.extend((
             '1)) lc_lo = lc_hi = lc_end;\n            for (int64_t ',
             str(environment.getattr(environment.getattr(l_1_p, 'inner'), 'var')),
             ' = lc_first; ',
             str(environment.getattr(environment.getattr(l_1_p, 'inner'), 'var')),
             ' < lc_lo; ++',
             str(environment.getattr(environment.getattr(l_1_p, 'inner'), 'var')),
-            ') lc_dst[',
-            str(environment.getattr(environment.getattr(l_1_p, 'inner'), 'var')),
-            ' - lc_first] = 0;\n            if (lc_lo < lc_hi) {',
+            ') ',
+            str((undefined(name='at') if l_1_at is missing else l_1_at)),
+            ' = 0;\n            if (lc_lo < lc_hi) {',
         ))
         for l_2_line in environment.getattr(l_1_p, 'hoisted'):
             _loop_vars = {}
             pass
-            t_2.extend((
+            t_3.extend((
                 '\n                ',
                 str(context.call(environment.getitem((undefined(name='c') if l_0_c is missing else l_0_c), environment.getattr(l_2_line, 'form')), l_2_line, _loop_vars=_loop_vars)),
             ))
         l_2_line = missing
         if environment.getattr(l_1_p, 'simd'):
             pass
-            t_2.append(
+            t_3.append(
                 '\n                #pragma omp simd',
             )
-        t_2.extend((
+        t_3.extend((
             '\n                for (int64_t ',
             str(environment.getattr(environment.getattr(l_1_p, 'inner'), 'var')),
             ' = lc_lo; ',
@@ -149,15 +157,15 @@ def root(context, missing=missing):
         for l_2_line in environment.getattr(l_1_p, 'lines'):
             _loop_vars = {}
             pass
-            t_2.extend((
+            t_3.extend((
                 '\n                    ',
                 str(context.call(environment.getitem((undefined(name='c') if l_0_c is missing else l_0_c), environment.getattr(l_2_line, 'form')), l_2_line, _loop_vars=_loop_vars)),
             ))
         l_2_line = missing
-        t_2.extend((
-            '\n                    lc_dst[',
-            str(environment.getattr(environment.getattr(l_1_p, 'inner'), 'var')),
-            ' - lc_first] = ',
+        t_3.extend((
+            '\n                    ',
+            str((undefined(name='at') if l_1_at is missing else l_1_at)),
+            ' = ',
             str(environment.getattr(l_1_p, 'value')),
             ';\n                }\n            }\n            for (int64_t ',
             str(environment.getattr(environment.getattr(l_1_p, 'inner'), 'var')),
@@ -165,32 +173,32 @@ def root(context, missing=missing):
             str(environment.getattr(environment.getattr(l_1_p, 'inner'), 'var')),
             ' < lc_end; ++',
             str(environment.getattr(environment.getattr(l_1_p, 'inner'), 'var')),
-            ') lc_dst[',
-            str(environment.getattr(environment.getattr(l_1_p, 'inner'), 'var')),
-            ' - lc_first] = 0;\n        }',
+            ') ',
+            str((undefined(name='at') if l_1_at is missing else l_1_at)),
+            ' = 0;\n        }',
         ))
         for l_2_l in environment.getattr(l_1_p, 'loops')[:-1]:
             _loop_vars = {}
             pass
-            t_2.append(
+            t_3.append(
                 '\n        }',
             )
         l_2_l = missing
-        t_2.append(
+        t_3.append(
             '\n        }',
         )
-        return concat(t_2)
+        return concat(t_3)
     context.exported_vars.add('pack_rows')
     context.vars['pack_rows'] = l_0_pack_rows = Macro(environment, macro, 'pack_rows', ('p',), False, False, False, context.eval_ctx.autoescape)
     def macro(l_1_sc):
-        t_3 = []
+        t_4 = []
         if l_1_sc is missing:
             l_1_sc = undefined("parameter 'sc' was not provided", name='sc')
         pass
         for l_2_l in environment.getattr(l_1_sc, 'loops')[:-1]:
             _loop_vars = {}
             pass
-            t_3.extend((
+            t_4.extend((
                 '\n        for (int64_t ',
                 str(environment.getattr(l_2_l, 'var')),
                 ' = ',
@@ -204,7 +212,7 @@ def root(context, missing=missing):
                 ') {',
             ))
         l_2_l = missing
-        t_3.extend((
+        t_4.extend((
             '\n        {\n            const ',
             str((undefined(name='ctype') if l_0_ctype is missing else l_0_ctype)),
             ' *restrict lc_src = lc_cols + (',
@@ -218,12 +226,12 @@ def root(context, missing=missing):
         for l_2_line in environment.getattr(l_1_sc, 'tests'):
             _loop_vars = {}
             pass
-            t_3.extend((
+            t_4.extend((
                 '\n            ',
                 str(context.call(environment.getitem((undefined(name='c') if l_0_c is missing else l_0_c), environment.getattr(l_2_line, 'form')), l_2_line, _loop_vars=_loop_vars)),
             ))
         l_2_line = missing
-        t_3.extend((
+        t_4.extend((
             '\n            const int64_t lc_lo = ',
             str(environment.getattr(l_1_sc, 'lo')),
             ', lc_hi = lc_min_i64(',
@@ -233,23 +241,23 @@ def root(context, missing=missing):
         for l_2_t in environment.getattr(l_1_sc, 'passed'):
             _loop_vars = {}
             pass
-            t_3.extend((
+            t_4.extend((
                 str(l_2_t),
                 ' != 0 && ',
             ))
         l_2_t = missing
-        t_3.append(
+        t_4.append(
             '1) {',
         )
         for l_2_line in environment.getattr(l_1_sc, 'hoisted'):
             _loop_vars = {}
             pass
-            t_3.extend((
+            t_4.extend((
                 '\n                ',
                 str(context.call(environment.getitem((undefined(name='c') if l_0_c is missing else l_0_c), environment.getattr(l_2_line, 'form')), l_2_line, _loop_vars=_loop_vars)),
             ))
         l_2_line = missing
-        t_3.extend((
+        t_4.extend((
             '\n                #pragma omp simd\n                for (int64_t ',
             str(environment.getattr(environment.getattr(l_1_sc, 'inner'), 'var')),
             ' = lc_lo; ',
@@ -261,14 +269,14 @@ def root(context, missing=missing):
         for l_2_line in environment.getattr(l_1_sc, 'lines'):
             _loop_vars = {}
             pass
-            t_3.extend((
+            t_4.extend((
                 '\n                    ',
                 str(context.call(environment.getitem((undefined(name='c') if l_0_c is missing else l_0_c), environment.getattr(l_2_line, 'form')), l_2_line, _loop_vars=_loop_vars)),
             ))
         l_2_line = missing
         if environment.getattr(l_1_sc, 'start'):
             pass
-            t_3.extend((
+            t_4.extend((
                 '\n                    /* the value the sum starts from, added here rather than written first */\n                    ',
                 str(environment.getattr(l_1_sc, 'target')),
                 ' = ',
@@ -279,7 +287,7 @@ def root(context, missing=missing):
             ))
         else:
             pass
-            t_3.extend((
+            t_4.extend((
                 '\n                    ',
                 str(environment.getattr(l_1_sc, 'target')),
                 ' ',
@@ -288,17 +296,17 @@ def root(context, missing=missing):
                 str(environment.getattr(environment.getattr(l_1_sc, 'inner'), 'var')),
                 ' - lc_first];',
             ))
-        t_3.append(
+        t_4.append(
             '\n                }\n            }\n        }',
         )
         for l_2_l in environment.getattr(l_1_sc, 'loops')[:-1]:
             _loop_vars = {}
             pass
-            t_3.append(
+            t_4.append(
                 '\n        }',
             )
         l_2_l = missing
-        return concat(t_3)
+        return concat(t_4)
     context.exported_vars.add('scatter_rows')
     context.vars['scatter_rows'] = l_0_scatter_rows = Macro(environment, macro, 'scatter_rows', ('sc',), False, False, False, context.eval_ctx.autoescape)
     yield '\n    /* '
@@ -621,4 +629,4 @@ def root(context, missing=missing):
     yield '\n    }\n    }\n'
 
 blocks = {}
-debug_info = '1=41&4=43&6=51&7=56&9=59&10=64&11=75&12=80&16=86&17=92&18=97&19=102&23=108&24=118&26=127&27=132&29=135&32=142&33=149&34=154&36=159&39=163&41=172&47=185&48=190&49=195&52=209&53=213&54=218&55=223&57=228&58=233&59=244&60=249&63=254&64=261&65=266&67=269&69=273&71=284&76=294&80=305&82=307&83=309&84=311&86=314&88=319&89=321&90=323&91=325&92=327&96=333&97=335&103=339&104=342&105=344&108=351&109=354&114=357&115=361&116=365&117=369&119=378&121=382&123=388&124=401&125=405&128=409&129=413&133=417&135=420&137=424&138=428&139=432&141=435&143=441&145=444&146=447&150=452&151=456&153=458&156=462&157=466&159=478&165=484&166=488&168=496&169=500&170=503&171=507&174=510&177=514&179=517&180=521&183=523&185=526&186=532&188=534&191=540&195=545&196=548&197=550&199=554&200=558&202=560&203=564&205=567&206=571&207=574&211=576&213=579&214=581&217=585&218=587&219=589&221=591&225=595&227=598&229=602&234=607&235=611&237=614&238=618'
+debug_info = '1=47&5=49&6=55&8=59&9=64&11=67&12=72&13=83&14=88&18=94&19=100&20=105&21=110&25=116&26=126&28=135&29=140&31=143&34=150&35=157&36=162&38=167&41=171&43=180&49=193&50=198&51=203&54=217&55=221&56=226&57=231&59=236&60=241&61=252&62=257&65=262&66=269&67=274&69=277&71=281&73=292&78=302&82=313&84=315&85=317&86=319&88=322&90=327&91=329&92=331&93=333&94=335&98=341&99=343&105=347&106=350&107=352&110=359&111=362&116=365&117=369&118=373&119=377&121=386&123=390&125=396&126=409&127=413&130=417&131=421&135=425&137=428&139=432&140=436&141=440&143=443&145=449&147=452&148=455&152=460&153=464&155=466&158=470&159=474&161=486&167=492&168=496&170=504&171=508&172=511&173=515&176=518&179=522&181=525&182=529&185=531&187=534&188=540&190=542&193=548&197=553&198=556&199=558&201=562&202=566&204=568&205=572&207=575&208=579&209=582&213=584&215=587&216=589&219=593&220=595&221=597&223=599&227=603&229=606&231=610&236=615&237=619&239=622&240=626'
