@@ -408,12 +408,14 @@ def render_scatter(nest, ctx) -> str:
     s = nest.stage
     printer = ctx.printer([s])
     loops = _loops(nest, printer)
-    value = printer.value(s.body)
+    value = printer.value(_windowed(nest, printer, loops))
     # the output zeroed in threads too: alone, it took a reflected padding's backward 40% of its time
-    prologue = [Fill(tensor_c(s.name), printer.product(printer.shapes[s.name]), init_value(s.reduce, ctx.dtype),
-                     threads_from=str(ctx.min_work))]
+    prologue = [] if nest.window is not None and nest.window.adds_on else \
+        [Fill(tensor_c(s.name), printer.product(printer.shapes[s.name]), init_value(s.reduce, ctx.dtype),
+              threads_from=str(ctx.min_work))]
     target = printer.element(s.name, s.scatter_index)
-    guard = range_condition(s.scatter_index, s.shape, printer.extents)
+    # a piece's target lies in the output all over its stretch (compiler/pieces.py)
+    guard = None if nest.window is not None else range_condition(s.scatter_index, s.shape, printer.extents)
     # an index outside the output has no element to receive its share
     update = Update("sum", target, value) if guard is None else AddWhere(printer.value(guard), target, value)
     if nest.loops and nest.loops[0].parallel:

@@ -62,6 +62,10 @@ def _interval(e: ir.IExpr, extents: dict):
         a, b = _interval(e.a, extents), _interval(e.b, extents)
         if a is None or b is None:
             return None
+        if e.op == "max" and ir.imul(-1, e.a) == e.b:
+            # |v| (a mirrored coordinate): v and -v move together, so |v| >= 0
+            # where the bounds of the two taken apart would say only >= min(v)
+            return (0 if a[0] <= 0 <= a[1] else min(abs(a[0]), abs(a[1])), max(abs(a[0]), abs(a[1])))
         pick = min if e.op == "min" else max
         return pick(a[0], b[0]), pick(a[1], b[1])
     if isinstance(e, ir.IBin) and e.op in ("//", "%") and isinstance(e.b, IConst) and e.b.value > 0:
@@ -672,6 +676,7 @@ class Window:
     tests: tuple
     in_range: frozenset
     settled: frozenset = frozenset()
+    adds_on: bool = False       # a scatter's later piece: adds onto what the pieces before it wrote
 
 
 def _conjuncts(cond) -> list:

@@ -7,8 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from layerc import Input, Param, check_grad, layer, ops
+from layerc.compiler import ir
+from layerc.compiler.ir import IConst, IVar
 from layerc.compiler.pipeline import lower_layer
 from layerc.compiler.plan import plan_program
+from layerc.compiler.schedule import coordinate_in_range
+from layerc.nn.pad import pad_spec
 
 
 @layer
@@ -166,3 +170,63 @@ def test_a_test_against_an_infinite_constant_is_not_an_index_bound():
     for value in (float("inf"), float("-inf"), float("nan"), 2.5):
         assert _test(ir.Call("lt", (ir.Const(value), j))) is None
     assert _test(ir.Call("lt", (ir.Const(3.0), j))) is not None
+
+
+def _coordinate_ops(e) -> set:
+    return {e.op} | _coordinate_ops(e.a) | _coordinate_ops(e.b) if isinstance(e, ir.IBin) else set()
+
+
+@pytest.mark.parametrize("mode, numpy_mode", [("reflect", "reflect"), ("replicate", "edge")])
+@pytest.mark.parametrize("size, pads", [(9, (3, 2)), (4, (3, 3)), (2, (1, 0)), (30, (0, 5))])
+def test_a_mirrored_or_clamped_padding_runs_a_loop_per_stretch(mode, numpy_mode, size, pads):
+    """A reflected or replicated padding's read turns at the axis's ends
+    (``L - |L - |v - p||``, ``min(max(v - p, 0), L)``): at a size bound at
+    build time its row runs as a loop per stretch between the turns, each
+    read without ``min``/``max`` (reversed, forwards or one element), and
+    the whole agrees with numpy and finite differences, and so does its
+    gradient's scatter, a loop per stretch too."""
+    if mode == "reflect" and max(pads) >= size:
+        pytest.skip("a reflection needs fewer padded elements than the axis")
+    spec = pad_spec(3, (pads,), mode)
+    forward = _program(spec, "forward", D2=size)
+    pieces = _pieces(plan_program(forward), forward.outputs[0])
+    assert len(pieces) == (pads[0] > 0) + 1 + (pads[1] > 0)
+    for piece in pieces:
+        for load in ir.loads(piece.window.body):
+            assert not _coordinate_ops(load.index[-1]) & {"min", "max"}, load
+    # the gradient adds each stretch into the input: where the target moves
+    # along the row (all but a replicated edge's), in SIMD lanes
+    backward = _program(spec, "backward", D2=size)
+    scatters = [n for n in plan_program(backward) if n.kind == "scatter"]
+    assert len(scatters) == len(pieces) and [n.window.adds_on for n in scatters] == [False] + [True] * (len(pieces) - 1)
+    moving = [n.loops[-1].simd for n in scatters]
+    assert moving == ([mode == "reflect"] * (pads[0] > 0) + [True] + [mode == "reflect"] * (pads[1] > 0))
+    x = np.random.default_rng(size).standard_normal((2, 3, size))
+    m = spec.build(D2=size, dtype=np.float64)
+    np.testing.assert_array_equal(m.forward(x).numpy(), np.pad(x, ((0, 0), (0, 0), pads), mode=numpy_mode))
+    assert check_grad(spec, N=2, D1=2, D2=size).ok
+
+
+def test_a_mirrored_coordinate_is_known_in_range():
+    """``|v|`` as ``max(v, -v)``: the bounds of ``v`` and ``-v`` taken apart
+    would put it below 0; a reflected read needs no guard."""
+    v = ir.isub(IVar("b"), 3)
+    mirror = ir.isub(8, ir.imax(ir.isub(8, ir.imax(v, ir.imul(-1, v))), ir.imul(-1, ir.isub(8, ir.imax(v, ir.imul(-1, v))))))
+    extents = {"b": IConst(15)}
+    assert coordinate_in_range(mirror, IConst(9), extents)
+    assert not coordinate_in_range(mirror, IConst(8), extents)
+    assert not coordinate_in_range(mirror, IConst(9), {"b": IConst(21)})      # b - 3 = 17 folds to -1
+
+
+@settings(max_examples=10, deadline=None, derandomize=True, database=None)
+@given(size=st.integers(1, 12), before=st.integers(0, 11), after=st.integers(0, 11),
+       mode=st.sampled_from(["reflect", "replicate"]))
+def test_random_mirrored_and_clamped_paddings_match_numpy_and_finite_differences(size, before, after, mode):
+    if mode == "reflect":
+        before, after = before % size, after % size        # fewer padded elements than the axis
+    spec = pad_spec(2, ((before, after),), mode)
+    x = np.random.default_rng(size).standard_normal((3, size))
+    m = spec.build(D1=size, dtype=np.float64)
+    np.testing.assert_array_equal(m.forward(x).numpy(),
+                                  np.pad(x, ((0, 0), (before, after)), mode="reflect" if mode == "reflect" else "edge"))
+    assert check_grad(spec, N=2, D1=size).ok

@@ -8,6 +8,9 @@ outside the input is zero, the value selected there), ``padding.pad`` for the
 copies that mirror, clamp or wrap (a gather: ``ops.pad``'s reads of the mirror
 ran the backward 5x slower, nine masked reads an element). The gradient is the output's gradient over the input's place
 (the border's summed into the elements it copies, for the mirroring modes).
+The reflected and replicated ones build per input size: their reads turn at
+the axis's ends, and at a known size each stretch between the turns runs as
+a loop of its own (``compiler/pieces.py``), forward and gradient.
 
 Example::
 
@@ -63,12 +66,18 @@ class _Pad(_Stateless):
         if rank not in (self.AXES + 1, self.AXES + 2):
             raise ValueError(f"{name}: input must be [N, C, {self.AXES} axes] or [C, {self.AXES} axes], "
                              f"got rank {rank}")
-        pads = self._pads()
-        check_padded_size(name, self.MODE, pads, np.shape(_data(inputs[0]))[-self.AXES:])
-        return pad_spec(rank, pads, self.MODE, self.value), {}
+        pads, sizes = self._pads(), np.shape(_data(inputs[0]))[-self.AXES:]
+        check_padded_size(name, self.MODE, pads, sizes)
+        # a mirrored or clamped read turns at the axis's ends: built per size, each
+        # stretch between the turns is a loop of its own, read at unit stride
+        bound = dict(zip(_DIMS[rank - self.AXES:rank], sizes)) if self.MODE in _TURNING else {}
+        return pad_spec(rank, pads, self.MODE, self.value), bound
 
     def extra_repr(self):
         return f"{self.padding}" + (f", value={self.value}" if self.MODE == "constant" and self.value else "")
+
+
+_TURNING = ("reflect", "replicate")
 
 
 def _data(x):
