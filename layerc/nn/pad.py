@@ -8,9 +8,11 @@ outside the input is zero, the value selected there), ``padding.pad`` for the
 copies that mirror, clamp or wrap (a gather: ``ops.pad``'s reads of the mirror
 ran the backward 5x slower, nine masked reads an element). The gradient is the output's gradient over the input's place
 (the border's summed into the elements it copies, for the mirroring modes).
-The reflected and replicated ones build per input size: their reads turn at
-the axis's ends, and at a known size each stretch between the turns runs as
-a loop of its own (``compiler/pieces.py``), forward and gradient.
+A layer builds per size of its padded axes (the batch and channels stay
+free): at a known size each stretch of a row, between the border's ends and
+where a mirrored, clamped or wrapped read turns, runs as a loop of its own
+(``compiler/pieces.py``), forward and gradient (CircularPad2d(3) at
+[8,64,56,56]: forward + backward 8.5 -> 2.3 ms).
 
 Example::
 
@@ -68,16 +70,13 @@ class _Pad(_Stateless):
                              f"got rank {rank}")
         pads, sizes = self._pads(), np.shape(_data(inputs[0]))[-self.AXES:]
         check_padded_size(name, self.MODE, pads, sizes)
-        # a mirrored or clamped read turns at the axis's ends: built per size, each
-        # stretch between the turns is a loop of its own, read at unit stride
-        bound = dict(zip(_DIMS[rank - self.AXES:rank], sizes)) if self.MODE in _TURNING else {}
-        return pad_spec(rank, pads, self.MODE, self.value), bound
+        # built per size of the padded axes: where the border ends and where a
+        # mirrored, clamped or wrapped read turns are constants, and each stretch
+        # between them is a loop of its own (its value, a copy, a reversed read)
+        return pad_spec(rank, pads, self.MODE, self.value), dict(zip(_DIMS[rank - self.AXES:rank], sizes))
 
     def extra_repr(self):
         return f"{self.padding}" + (f", value={self.value}" if self.MODE == "constant" and self.value else "")
-
-
-_TURNING = ("reflect", "replicate")
 
 
 def _data(x):
