@@ -6,6 +6,7 @@ import pytest
 
 from layerc import check_grad
 from layerc import nn
+from layerc.compiler.schedule import SHORT_REDUCTION
 from layerc.loss_specs import CLASS_INDEX, POINTWISE, PROBABILITIES
 from layerc.losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, CrossEntropySpec, HuberLoss,
                            KLDivLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss, binary_cross_entropy,
@@ -193,6 +194,24 @@ def test_cross_entropy_and_nll_match_torch(shape, reduction):
     probabilities = RNG.dirichlet(np.ones(5), target.size).reshape(target.shape + (5,))
     probabilities = np.moveaxis(probabilities, -1, min(1, len(shape) - 1)).copy()
     _agree(cross_entropy, F.cross_entropy, x, probabilities, weight, reduction=reduction, label_smoothing=0.1)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("classes", [1, 2, 15, 16, 33])
+@pytest.mark.parametrize("shape", [(6,), (6, 3)], ids=["[N, C]", "[N, C, d]"])
+def test_few_classes_build_for_their_count_and_match_torch(classes, shape):
+    """A class axis shorter than a short row is bound at build time (its rows run
+    in SIMD lanes), a longer one left free; the loss and its gradient are torch's
+    either way, weighted and not."""
+    F = pytest.importorskip("torch").nn.functional
+    full = (shape[0], classes) + shape[1:]
+    x = RNG.standard_normal(full) * 3
+    target = RNG.integers(0, classes, (shape[0],) + shape[1:])
+    weight = _uniform(0.5, 2, classes)
+    for loss, functional, args in ((CrossEntropyLoss(), F.cross_entropy, ()),
+                                   (NLLLoss(weight), F.nll_loss, (weight,))):
+        _agree(lambda xl, t, *w: loss(xl, t), functional, x, target, *args)
+        assert loss._active.compiled.sizes.get("C") == (classes if classes < SHORT_REDUCTION else None)
 
 
 @pytest.mark.torch
