@@ -118,3 +118,20 @@ def test_deep_tails(op, monkeypatch):
     got = m.forward(x).numpy().astype(np.float64)
     assert np.isfinite(got).all() and not (got * want < 0).any()
     np.testing.assert_allclose(got, want, rtol=3e-5)
+
+
+@pytest.mark.parametrize("level", isa.supported())
+def test_gelu_gradient_reads_the_cdf_back_from_the_output(level, monkeypatch):
+    """GELU's backward takes Phi(x) as y / x from the forward's output (1/2 at
+    0), not from lc_ndtr again: over a dense sweep, the deep tail and 0, the
+    gradient is the float64 derivative within float32 rounding."""
+    m = _built("gelu", level, monkeypatch)
+    backward = m.source[m.source.index("int lc_op_gelu_backward_f32"):]
+    assert "lc_ndtrf(" not in backward[:backward.index("\n}\n")]
+    x = np.concatenate([np.linspace(-12, 12, 200001), -np.geomspace(12, 40, 2001), [0.0, -0.0, 1e-40]])
+    x = x.astype(np.float32)
+    m.forward(x)
+    got = m.backward(np.ones_like(x)).numpy().astype(np.float64)
+    wide = x.astype(np.float64)
+    want = 0.5 * _erfc(-wide / math.sqrt(2)) + wide * np.exp(-0.5 * wide * wide) / math.sqrt(2 * math.pi)
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-7)
