@@ -60,12 +60,17 @@ PADDINGS = [  # (layer arguments, input shapes): three shapes each, odd sizes am
 
 @pytest.mark.parametrize("args, shapes", PADDINGS, ids=[str(a) for a, _ in PADDINGS])
 def test_conv2d_padding_matches_torch(args, shapes):
+    """Each padding against torch; a padded copy (any mode but zeros) is built per
+    image size (its turns constants), zero padding once for every size."""
     ours = nn.Conv2D(3, 6, **args)
     theirs = torch.nn.Conv2d(3, 6, **args)
+    copied = args.get("padding_mode", "zeros") != "zeros"
     for k, shape in enumerate(shapes):
         ours.zero_grad()
         theirs.zero_grad()
         against_torch(ours, theirs, shape, seed=k)
+        bound = {name: ours._active.compiled.sizes.get(name) for name in ("H", "W")}
+        assert bound == (dict(zip(("H", "W"), shape[2:])) if copied else {"H": None, "W": None})
 
 
 @pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
