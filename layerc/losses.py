@@ -2,7 +2,7 @@
 first use. Each returns a ``Tensor`` recorded on the autograd tape, so
 ``loss.backward()`` reaches every module that produced its input. A class
 loss with fewer classes than a short row (``SHORT_REDUCTION``, 16) is built
-for its class count, so that its rows run in SIMD lanes.
+for its class count (its first 8 counts), so that its rows run in SIMD lanes.
 
 ====================  ===============================  ==========================================
 module                functional                       input, target
@@ -247,7 +247,8 @@ class _ClassIndexLoss(_Loss):
         # elements one by one: CrossEntropyLoss [4096, 10] 270 -> 109 us)
         shape = np.shape(_array(input))
         classes = shape[class_layout(len(shape))[0]]
-        return super()._run(spec, input, *others, **({"C": classes} if classes < SHORT_REDUCTION else {}))
+        sizes = self._per_size({"C": classes}) if classes < SHORT_REDUCTION else {}
+        return super()._run(spec, input, *others, **sizes)
 
     def _compute(self, input, target, weight):
         return self._class_indices(input, target, weight)

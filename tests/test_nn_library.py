@@ -502,6 +502,22 @@ def test_padding_gradcheck(mode, value):
     check_grad(pad_spec(2, ((0, 3),), mode, value), N=3, D1=4).assert_ok()
 
 
+def test_a_padding_builds_per_size_for_its_first_sizes_then_one_build_for_the_rest():
+    """Each of the first SIZED_BUILDS lengths a layer meets builds with the length
+    bound (its turns constants); further lengths share one build with it free,
+    so a stream of many lengths does not compile once per length. Every length
+    is numpy's reflection."""
+    from layerc.nn.base import SIZED_BUILDS
+    layer, rng = nn.ReflectionPad1d((2, 3)), _rng(9)
+    lengths = [4 + k for k in range(SIZED_BUILDS + 3)] + [4]
+    for length in lengths:
+        x = rng.standard_normal((2, 3, length)).astype(np.float32)
+        np.testing.assert_array_equal(layer(x).numpy(), np.pad(x, ((0, 0), (0, 0), (2, 3)), mode="reflect"))
+        bound = layer._active.compiled.sizes.get("D2")
+        assert bound == (length if length < 4 + SIZED_BUILDS else None), length
+    assert len(layer._variants) == SIZED_BUILDS + 1
+
+
 def test_padding_errors_name_the_layer_and_the_argument():
     with pytest.raises(ValueError, match=r"ReflectionPad2d: padding \(5, 5\) in reflect mode needs an input "
                                          r"size of at least 6, got 3"):

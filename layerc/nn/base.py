@@ -65,6 +65,10 @@ def _counts(layer: str, arg: str, value, least: int = 1, rank: int = 2) -> tuple
     return tuple(int(v) for v in values)
 
 
+# a layer built per input size builds at most this many sizes (see SpecLayer._per_size)
+SIZED_BUILDS = 8
+
+
 class SpecLayer(Module):
     """A module whose math is a layerc spec, compiled on first use.
 
@@ -82,6 +86,7 @@ class SpecLayer(Module):
         object.__setattr__(self, "_variants", {})
         object.__setattr__(self, "_active", None)
         object.__setattr__(self, "_last_variant", None)
+        object.__setattr__(self, "_sizes_built", set())
 
     def __getattr__(self, name):
         # buffers read as attributes (``bn.running_mean``), as in torch
@@ -129,6 +134,22 @@ class SpecLayer(Module):
             object.__setattr__(self, "_last_variant", None if extra else (spec, dtype, module))
         self._share(module)
         return module
+
+    def _per_size(self, sizes: dict) -> dict:
+        """``sizes`` as extra bindings (a build of their own, the sizes constants:
+        a padded copy's turns, a short row's length) for the first SIZED_BUILDS
+        distinct ones this layer meets; past those, none: one build with the sizes
+        free serves the rest, so that a sequence of many lengths does not compile
+        once per length. Example (in a ``_select``)::
+
+            return spec, self._per_size({"H": h, "W": w})
+        """
+        key = tuple(sorted(sizes.items()))
+        if key not in self._sizes_built:
+            if len(self._sizes_built) >= SIZED_BUILDS:
+                return {}
+            self._sizes_built.add(key)
+        return sizes
 
     def _spec_parameters(self) -> dict:
         """The parameters by their names in the spec (a layer with submodules maps dotted names)."""

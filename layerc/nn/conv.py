@@ -150,7 +150,7 @@ class _Conv(SpecLayer):
         # a padded copy built per input size: its mirrored, clamped or wrapped reads
         # turn at constant places, each stretch a loop of its own (Conv2D 32->32
         # reflect at [16,32,27,27]: forward + backward 8% faster)
-        return self.SPEC, dict(zip(self.SPATIAL, sizes))
+        return self.SPEC, self._per_size(dict(zip(self.SPATIAL, sizes)))
 
     def extra_repr(self):
         mode = f", padding_mode={self.padding_mode!r}" if self.padding_mode != "zeros" else ""

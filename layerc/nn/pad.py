@@ -73,7 +73,8 @@ class _Pad(_Stateless):
         # built per size of the padded axes: where the border ends and where a
         # mirrored, clamped or wrapped read turns are constants, and each stretch
         # between them is a loop of its own (its value, a copy, a reversed read)
-        return pad_spec(rank, pads, self.MODE, self.value), dict(zip(_DIMS[rank - self.AXES:rank], sizes))
+        padded = dict(zip(_DIMS[rank - self.AXES:rank], sizes))
+        return pad_spec(rank, pads, self.MODE, self.value), self._per_size(padded)
 
     def extra_repr(self):
         return f"{self.padding}" + (f", value={self.value}" if self.MODE == "constant" and self.value else "")
