@@ -126,17 +126,35 @@ def no_rate(x_shape, y_shape):
 # ---------------------------------------------------------------- losses
 
 
-def loss_workload(name, ours, theirs, shape, *, tags=("loss",)):
-    """A workload timing a class-index loss on logits of ``shape`` (rows a
-    quarter, at least 2, with ``--quick``): ``ours()`` gives the layerc loss
-    called as ``loss(logits, target)`` on targets ``[N, 1]``; ``theirs(logits,
-    target)`` computes torch's on targets ``[N]``. Forward, then the gradient
-    of the logits; rate: reading the logits twice and writing their gradient."""
+def class_targets(draw, n, k):
+    """Class indices ``[N, 1]`` (torch takes them as ``[N]``)."""
+    return draw.integers(0, k, (n, 1)).astype(np.int64)
+
+
+def probability_targets(draw, n, k):
+    """Targets in ``[0, 1]`` of the input's shape (BCE, KL divergence)."""
+    return draw.uniform(0, 1, (n, k)).astype(F32)
+
+
+def value_targets(draw, n, k):
+    """Targets of the input's shape (regression losses)."""
+    return draw.standard_normal((n, k), F32)
+
+
+def loss_workload(name, ours, theirs, shape, *, targets=class_targets, inputs=None, tags=("loss",)):
+    """A workload timing a loss on inputs of ``shape`` (rows a quarter, at
+    least 2, with ``--quick``): ``ours()`` gives the layerc loss called as
+    ``loss(input, target)``, ``theirs(input, target)`` computes torch's;
+    ``targets(draw, n, k)`` draws the target (class indices ``[N, 1]`` go to
+    torch as ``[N]``), ``inputs`` maps the standard normal input (BCE's to
+    probabilities). Forward, then the gradient of the input; rate: reading
+    the input twice and writing its gradient."""
     def make(quick):
         n, k = (max(shape[0] // 4, 2), shape[1]) if quick else shape
         draw = rng()
         z = draw.standard_normal((n, k), F32)
-        target = draw.integers(0, k, (n, 1)).astype(np.int64)
+        z = z if inputs is None else inputs(z)
+        target = targets(draw, n, k)
         loss = ours()
 
         def step(collect=False):
@@ -146,7 +164,7 @@ def loss_workload(name, ours, theirs, shape, *, tags=("loss",)):
                 return {"y": np.array(value.numpy()), "grad:x": np.array(gz.numpy())}
         tstep = compiled = None
         if torch is not None:
-            tz, tt = as_torch(z, True), as_torch(target[:, 0])
+            tz, tt = as_torch(z, True), as_torch(target[:, 0] if targets is class_targets else target)
 
             def torch_step(call):
                 def run(collect=False):
@@ -182,21 +200,40 @@ def _focal_torch(z, target):
     return (-(1 - logp.exp()) ** 2 * logp).mean()
 
 
-def _cross_entropy_ours():
-    from layerc.losses import CrossEntropyLoss
-    loss = CrossEntropyLoss()
+def _loss_module(name, **options):
+    """``ours`` of a loss workload: layerc's loss module ``name`` (made with
+    ``options``), class targets ``[N, 1]`` passed as ``[N]``."""
+    def make():
+        import layerc.losses
+        loss = getattr(layerc.losses, name)(**options)
 
-    class Loss:
-        def __call__(self, z, target):
-            return loss(z, target[:, 0])
+        class Loss:
+            def __call__(self, z, target):
+                return loss(z, target[:, 0] if target.dtype == np.int64 else target)
 
-        def backward(self):
-            return loss.backward()
-    return Loss()
+            def backward(self):
+                return loss.backward()
+        return Loss()
+    return make
 
 
-def _cross_entropy_torch(z, target):
-    return torch.nn.functional.cross_entropy(z, target)
+def _torch_loss(name, **options):
+    """``theirs`` of a loss workload: ``torch.nn.functional.name`` with ``options``."""
+    return lambda z, target: getattr(torch.nn.functional, name)(z, target, **options)
+
+
+# every loss module: (layerc's name, torch's functional, options, targets, input map)
+LOSSES = [
+    ("CrossEntropyLoss", "cross_entropy", {}, class_targets, None),
+    ("NLLLoss", "nll_loss", {}, class_targets, None),
+    ("MSELoss", "mse_loss", {}, value_targets, None),
+    ("L1Loss", "l1_loss", {}, value_targets, None),
+    ("HuberLoss", "huber_loss", {"delta": 0.5}, value_targets, None),
+    ("SmoothL1Loss", "smooth_l1_loss", {"beta": 0.5}, value_targets, None),
+    ("KLDivLoss", "kl_div", {"reduction": "batchmean"}, probability_targets, None),
+    ("BCEWithLogitsLoss", "binary_cross_entropy_with_logits", {}, probability_targets, None),
+    ("BCELoss", "binary_cross_entropy", {}, probability_targets, lambda z: 1 / (1 + np.exp(-z))),
+]
 
 
 
@@ -364,8 +401,9 @@ def _act(ours, theirs, rate, *args):
 LOSS_WORKLOADS = [
     *[loss_workload(f"Focal loss (layer) {_dims(s)}", _focal_ours, _focal_torch, s)
       for s in [(4096, 10), (16384, 10), (4096, 100)]],
-    *[loss_workload(f"CrossEntropyLoss {_dims(s)}", _cross_entropy_ours, _cross_entropy_torch, s)
-      for s in [(4096, 10), (4096, 64), (1024, 1000)]],
+    *[loss_workload(f"{name} {_dims(s)}", _loss_module(name, **options), _torch_loss(functional, **options), s,
+                    targets=targets, inputs=inputs)
+      for name, functional, options, targets, inputs in LOSSES for s in [(4096, 10), (4096, 64), (1024, 1000)]],
 ]
 
 

@@ -136,22 +136,31 @@ def cross_entropy_values(logits, target):
 # ---------------------------------------------------------------- specs
 
 
-@layer
-class CrossEntropySpec:
-    """Cross entropy of logits ``[N, C]`` against integer class indices ``[N]``."""
-    logits = Input("N", "C")
-    target = Input("N", dtype="int64")
-    reduction = Attr("mean")
-
-    def forward(logits, target, reduction):
-        return _REDUCE[reduction](cross_entropy_values(logits, target))
-
-
 def _taking(fn, names):
     # a generated spec's forward takes its declarations by keyword; the signature names them,
     # as a written spec's parameters would
     fn.__signature__ = inspect.Signature([inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in names])
     return fn
+
+
+def _plain_spec(name: str, doc: str, scores: str, values):
+    """The spec of ``reduce(values(scores, target))`` on scores ``[N, C]`` (named
+    ``scores``) at integer class indices ``[N]``."""
+    def forward(reduction, target, **given):
+        return _REDUCE[reduction](values(given[scores], target))
+    declared = {scores: Input("N", "C"), "target": Input("N", dtype="int64"), "reduction": Attr("mean")}
+    return layer(type(name, (), {"__doc__": doc, **declared, "forward": _taking(forward, list(declared))}))
+
+
+CrossEntropySpec = _plain_spec("CrossEntropySpec", "Cross entropy of logits ``[N, C]`` against integer class "
+                               "indices ``[N]``.", "logits", cross_entropy_values)
+NLLSpec = _plain_spec("NLLSpec", "Negative log-likelihood of log-probabilities ``[N, C]`` at integer class "
+                      "indices ``[N]``.", "log_probs",
+                      lambda log_probs, target: -ops.compute(
+                          (log_probs.shape[0],), lambda n: log_probs[n, target[n]], name="picked"))
+
+# the spec of a plain class-index loss (no weight, smoothing or ignorable class), by ``log_probs``
+PLAIN = {False: CrossEntropySpec, True: NLLSpec}
 
 
 def _pointwise_spec(name, value, extras, gradient, dims):
@@ -286,7 +295,7 @@ POINTWISE = {
 }
 mse_spec = POINTWISE["MSELoss"]
 
-__all__ = ["POINTWISE", "CLASS_INDEX", "PROBABILITIES", "CrossEntropySpec", "mse_spec", "class_layout",
+__all__ = ["POINTWISE", "CLASS_INDEX", "PROBABILITIES", "PLAIN", "CrossEntropySpec", "NLLSpec", "mse_spec", "class_layout",
            "squared_error", "absolute_error", "huber", "smooth_l1", "kl_divergence",
            "binary_cross_entropy_values", "binary_cross_entropy_grad", "bce_with_logits_values",
            "class_index_loss", "weighted_mean", "soft_cross_entropy", "cross_entropy_values"]

@@ -44,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 
 from .compiler.schedule import SHORT_REDUCTION
-from .loss_specs import CLASS_INDEX, POINTWISE, PROBABILITIES, CrossEntropySpec, class_layout, mse_spec
+from .loss_specs import CLASS_INDEX, PLAIN, POINTWISE, PROBABILITIES, CrossEntropySpec, class_layout, mse_spec
 from .nn.base import _Stateless
 from .runtime.tensor import Tensor
 
@@ -251,7 +251,21 @@ class _ClassIndexLoss(_Loss):
         return super()._run(spec, input, *others, **sizes)
 
     def _compute(self, input, target, weight):
-        return self._class_indices(input, target, weight)
+        shape, array = self._input_shape(input), _array(target)
+        if self._plain(shape, weight):
+            try:
+                return self._run(PLAIN[self._log_probs], input, _class_targets(type(self).__name__, array, shape))
+            except IndexError:
+                # the plain spec's index check finds ignored rows at no cost to the plain case
+                if not np.any(array == self.ignore_index):
+                    raise
+        return self._class_indices(input, array, weight)
+
+    def _plain(self, shape, weight) -> bool:
+        """Whether the plain spec fits: ``[N, C]``, no weight, no smoothing, no ignored
+        class it could read."""
+        return (len(shape) == 2 and weight is None and not self._options.get("label_smoothing")
+                and not 0 <= self.ignore_index < shape[1])
 
     def _class_indices(self, input, target, weight):
         loss, shape, dtype = type(self).__name__, self._input_shape(input), _dtype_of(input)
@@ -323,19 +337,7 @@ class CrossEntropyLoss(_ClassIndexLoss):
         array = _array(target)
         if array.dtype.kind == "f":
             return self._probabilities(input, array, weight, shape)
-        if self._plain(shape, weight):
-            try:
-                return self._run(CrossEntropySpec, input, _class_targets("CrossEntropyLoss", array, shape))
-            except IndexError:
-                # the plain spec's index check finds ignored rows at no cost to the plain case
-                if not np.any(array == self.ignore_index):
-                    raise
-        return self._class_indices(input, array, weight)
-
-    def _plain(self, shape, weight) -> bool:
-        """Whether the plain spec fits: no weight, no smoothing, no ignored class it could read."""
-        return (len(shape) == 2 and weight is None and not self._options["label_smoothing"]
-                and not 0 <= self.ignore_index < shape[1])
+        return super()._compute(input, array, weight)
 
     def _probabilities(self, input, target, weight, shape):
         if target.shape != shape:

@@ -201,6 +201,23 @@ def test_every_builtin_layer_is_benchmarked_at_three_shapes_or_more():
         assert sum(w.name.startswith(name + " ") for w in lw.LAYER_WORKLOADS) >= 3, name
 
 
+def test_every_loss_module_is_benchmarked_at_three_shapes_or_more():
+    import layerc.nn
+    for name in layerc.nn.LOSSES:
+        assert sum(w.name.startswith(name + " ") for w in lw.LOSS_WORKLOADS) >= 3, name
+
+
+@needs_torch
+@pytest.mark.parametrize("name", [loss[0] for loss in lw.LOSSES])
+def test_loss_workload_layerc_and_torch_agree(name):
+    """The loss and the input's gradient (float32, quick sizes); the loss to
+    within 1e-5 of 1 (NLL of raw logits sums to near 0, where float32's
+    summation orders differ relatively more)."""
+    workload = next(w for w in lw.LOSS_WORKLOADS if w.name.startswith(name + " "))
+    steps = workload.make(True)
+    _same_results(steps.layerc(collect=True), steps.torch(collect=True), 1e-5, scale={"y": 1.0})
+
+
 @needs_torch
 @pytest.mark.parametrize("kind", sorted(TINY_LAYERS))
 def test_layer_workload_layerc_and_torch_agree(kind):

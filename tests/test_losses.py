@@ -271,20 +271,29 @@ def test_module_forms_equal_the_functional_forms():
         assert float(module(x_, t).numpy()) == float(expected.numpy()), module
 
 
-def test_plain_cross_entropy_runs_its_own_spec_and_gives_way_for_options():
-    """The plain case (no weight, no smoothing, no ignored row) keeps the cross-entropy spec
-    whose sum of exponentials is stored as it is summed; every option takes the general one."""
+@pytest.mark.parametrize("loss, plain_spec", [(CrossEntropyLoss, "CrossEntropySpec"), (NLLLoss, "NLLSpec")])
+def test_plain_class_losses_run_their_own_spec_and_give_way_for_options(loss, plain_spec):
+    """The plain case (no weight, no smoothing, no ignored row) keeps a spec of its own
+    (cross entropy's stores its sum of exponentials as it sums; NLL's picks one element
+    a row); every option takes the general one."""
     x = RNG.standard_normal((4, 3)).astype(np.float32)
-    loss_fn = CrossEntropyLoss()
+    loss_fn = loss()
     loss_fn(x, np.array([0, 1, 2, 0]))
-    assert loss_fn._active.name == "CrossEntropySpec"
+    assert loss_fn._active.name == plain_spec
     plain = loss_fn.backward().numpy().copy()
     loss_fn(x, np.array([0, 1, 2, -100]))
-    assert loss_fn._active.name == "CrossEntropyLoss"
+    assert loss_fn._active.name == loss.__name__
     np.testing.assert_allclose(loss_fn.backward().numpy()[:3], plain[:3] * 4 / 3, rtol=1e-6)
-    for module in (CrossEntropyLoss(np.ones(3)), CrossEntropyLoss(label_smoothing=0.1), CrossEntropyLoss(ignore_index=2)):
+    options = [loss(np.ones(3)), loss(ignore_index=2)] + ([loss(label_smoothing=0.1)] if loss is CrossEntropyLoss else [])
+    for module in options:
         module(x, np.array([0, 1, 2, 0]))
-        assert module._active.name == "CrossEntropyLoss"
+        assert module._active.name == loss.__name__
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_plain_nll_gradcheck(reduction):
+    from layerc.loss_specs import NLLSpec
+    check_grad(NLLSpec, N=4, C=5, reduction=reduction, inputs={"target": [0, 4, 2, 2]}).assert_ok()
 
 
 def test_cross_entropy_is_stable_for_huge_logits():

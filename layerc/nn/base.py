@@ -121,7 +121,7 @@ class SpecLayer(Module):
         dtype = np.dtype(dtype or self.dtype)
         last = self._last_variant
         # a call like the one before (the usual case) skips building the key
-        if last is not None and not extra and last[0] is spec and last[1] == dtype:
+        if last is not None and last[0] is spec and last[1] == dtype and last[3] == extra:
             module = last[2]
         else:
             bindings = {k: v for k, v in {**self._spec_bindings, **extra}.items()
@@ -131,7 +131,7 @@ class SpecLayer(Module):
             if module is None:
                 module = LayerModule(compile_layer(spec, **bindings), dtype=dtype)
                 self._variants[key] = module
-            object.__setattr__(self, "_last_variant", None if extra else (spec, dtype, module))
+            object.__setattr__(self, "_last_variant", (spec, dtype, module, extra))
         self._share(module)
         return module
 
