@@ -1,7 +1,7 @@
 """Losses with torch's names, arguments and semantics, as layerc specs compiled on
 first use. Each returns a ``Tensor`` recorded on the autograd tape, so
 ``loss.backward()`` reaches every module that produced its input. A class
-loss with fewer classes than a short row (``SHORT_REDUCTION``, 16) is built
+loss with fewer classes than a short row (``SHORT_CLASSES``, 16) is built
 for its class count (its first 8 counts), so that its rows run in SIMD lanes.
 
 ====================  ===============================  ==========================================
@@ -43,10 +43,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compiler.schedule import SHORT_REDUCTION
 from .loss_specs import CLASS_INDEX, PLAIN, POINTWISE, PROBABILITIES, CrossEntropySpec, class_layout, mse_spec
 from .nn.base import _Stateless
 from .runtime.tensor import Tensor
+
+# fewer classes than this build for their count: the planner's SHORT_REDUCTION
+# (compiler/schedule.py, not imported here: loading a cached layer imports no
+# compiler pass), the row length below which a length known only at run time
+# runs its rows element by element; tests/test_losses.py holds the two equal
+SHORT_CLASSES = 16
 
 __all__ = ["MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss",
            "NLLLoss", "CrossEntropyLoss", "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss",
@@ -247,7 +252,7 @@ class _ClassIndexLoss(_Loss):
         # elements one by one: CrossEntropyLoss [4096, 10] 270 -> 109 us)
         shape = np.shape(_array(input))
         classes = shape[class_layout(len(shape))[0]]
-        sizes = self._per_size({"C": classes}) if classes < SHORT_REDUCTION else {}
+        sizes = self._per_size({"C": classes}) if classes < SHORT_CLASSES else {}
         return super()._run(spec, input, *others, **sizes)
 
     def _compute(self, input, target, weight):

@@ -4,6 +4,7 @@ tape, the plain cross-entropy path, and the errors."""
 import numpy as np
 import pytest
 
+import layerc.losses
 from layerc import check_grad
 from layerc import nn
 from layerc.compiler.schedule import SHORT_REDUCTION
@@ -212,6 +213,7 @@ def test_few_classes_build_for_their_count_and_match_torch(classes, shape):
                                    (NLLLoss(weight), F.nll_loss, (weight,))):
         _agree(lambda xl, t, *w: loss(xl, t), functional, x, target, *args)
         assert loss._active.compiled.sizes.get("C") == (classes if classes < SHORT_REDUCTION else None)
+    assert layerc.losses.SHORT_CLASSES == SHORT_REDUCTION
 
 
 @pytest.mark.torch
