@@ -141,6 +141,11 @@ def value_targets(draw, n, k):
     return draw.standard_normal((n, k), F32)
 
 
+def _as_given(target):
+    """A target as a loss module takes it: class indices ``[N, 1]`` as ``[N]``."""
+    return target[:, 0] if target.dtype == np.int64 else target
+
+
 def loss_workload(name, ours, theirs, shape, *, targets=class_targets, inputs=None, tags=("loss",)):
     """A workload timing a loss on inputs of ``shape`` (rows a quarter, at
     least 2, with ``--quick``): ``ours()`` gives the layerc loss called as
@@ -164,7 +169,7 @@ def loss_workload(name, ours, theirs, shape, *, targets=class_targets, inputs=No
                 return {"y": np.array(value.numpy()), "grad:x": np.array(gz.numpy())}
         tstep = compiled = None
         if torch is not None:
-            tz, tt = as_torch(z, True), as_torch(target[:, 0] if targets is class_targets else target)
+            tz, tt = as_torch(z, True), as_torch(_as_given(target))
 
             def torch_step(call):
                 def run(collect=False):
@@ -209,7 +214,7 @@ def _loss_module(name, **options):
 
         class Loss:
             def __call__(self, z, target):
-                return loss(z, target[:, 0] if target.dtype == np.int64 else target)
+                return loss(z, _as_given(target))
 
             def backward(self):
                 return loss.backward()

@@ -35,6 +35,7 @@ from . import ir
 from .ir import Axis, Call, Const, IConst, IVar, Load, affine
 from .schedule import (Contraction, _conjuncts, _is_index_test, _matrix, _plain_read, _settle, _size_rank,
                        _zero_unless, index_in_range, range_condition)
+from .shapes import flatten
 from .simplify import simplify_expr
 
 # a thread's workspaces hold about this many bytes: the packed block is read
@@ -463,9 +464,10 @@ def along_reads(value, loops: tuple, offset: ir.IExpr, shapes: dict, block: Bloc
     walking = set(names) & ir.ivars(read.index[-1]) if read is not None and read.index else set()
     if not walking or inner.var in walking:
         return loops, IConst(1)
-    along = max((names[v] for v in walking), key=lambda l: (_loop_length(l), l.var))
-    stride, across = ir.istride(offset, along.var), ir.istride(_flat_index(read, shapes), inner.var)
-    if stride is None or across is None or _loop_length(along) > TRANSPOSE_LINES or \
+    length = {v: _estimate(ir.isub(names[v].stop, names[v].start)) for v in walking}
+    along = names[max(walking, key=lambda v: (length[v], v))]
+    stride, across = ir.istride(offset, along.var), ir.istride(flatten(read.index, shapes[read.tensor]), inner.var)
+    if stride is None or across is None or length[along.var] > TRANSPOSE_LINES or \
             _guess(across, block) <= _guess(stride, block):
         return loops, IConst(1)
     return tuple(l for l in loops if l != along) + (along,), stride
@@ -480,14 +482,6 @@ def _widest_read(value, names: set):
     return best[2] if best and best[0] else None
 
 
-def _flat_index(load: Load, shapes: dict) -> ir.IExpr:
-    """The element ``load`` reads, counted row-major from its tensor's start."""
-    flat = IConst(0)
-    for coordinate, size in zip(load.index, shapes[load.tensor]):
-        flat = ir.iadd(ir.imul(flat, size), coordinate)
-    return flat
-
-
 def _guess(e: ir.IExpr, block: Block | None) -> int:
     """``e`` with a size left free at build time counted as 64 (a block as
     starting at 0 and 64 long)."""
@@ -496,10 +490,6 @@ def _guess(e: ir.IExpr, block: Block | None) -> int:
     return ir.ievaluate(e, {v: 64 for v in ir.ivars(e) | ir.isyms(e)})
 
 
-def _loop_length(loop: PackLoop) -> int:
-    """Iterations of ``loop`` (one with a bound left free at build time counted as 64)."""
-    length = ir.isub(loop.stop, loop.start)
-    return length.value if isinstance(length, IConst) else 64
 
 
 # ---------------------------------------------------------------- where a packed value can be nonzero

@@ -34,6 +34,7 @@ from . import ir
 from .ir import Call, Const, IConst, IVar
 from .collapse import Collapsed
 from .schedule import Loop, Window, _conjuncts, _interval, _settle, explicit_zeros, index_in_range
+from .shapes import flatten
 from .simplify import simplify_expr
 
 # a loop is cut into at most this many pieces (each is a nest of its own in the C)
@@ -93,14 +94,9 @@ def _scatter_pieces(nest, shapes: dict) -> tuple:
     ends, pieces = [0] + cuts + [loop.extent.value], []
     for start, stop in zip(ends, ends[1:]):
         body, index, _ = _unfolded(s.body, loop.var, start, stop, s.scatter_index)
-        shifted = {loop.var: ir.iadd(IVar(loop.var), IConst(start))}
-        if not index_in_range(tuple(ir.isubst(i, shifted) for i in index), s.shape,
-                              {**extents, loop.var: IConst(stop - start)}):
+        if not _in_range_on(index, s.shape, loop.var, start, stop, extents):
             return (nest,)
-        flat = IConst(0)
-        for coordinate, size in zip(index, s.shape):
-            flat = ir.iadd(ir.imul(flat, size), coordinate)
-        moves = ir.istride(flat, loop.var)
+        moves = ir.istride(flatten(index, s.shape), loop.var)
         inner = dataclasses.replace(loop, simd=isinstance(moves, IConst) and moves.value != 0)
         pieces.append(dataclasses.replace(
             nest, stage=ir.replace(s, scatter_index=index), loops=nest.loops[:-1] + (inner,),
@@ -112,10 +108,15 @@ def _scatter_pieces(nest, shapes: dict) -> tuple:
 def _inside(piece, var: str, start: int, stop: int, shapes: dict, extents: dict) -> frozenset:
     """The reads of ``piece`` that lie inside their tensors all over ``[start, stop)``
     (a mirrored coordinate, unfolded, is in range on its piece only)."""
+    return frozenset(load for load in ir.loads(piece)
+                     if _in_range_on(load.index, shapes[load.tensor], var, start, stop, extents))
+
+
+def _in_range_on(index: tuple, shape: tuple, var: str, start: int, stop: int, extents: dict) -> bool:
+    """Whether ``index`` lies in ``shape`` for ``var`` all over ``[start, stop)``."""
     shifted = {var: ir.iadd(IVar(var), IConst(start))}
-    extents = {**extents, var: IConst(stop - start)}
-    return frozenset(load for load in ir.loads(piece) if index_in_range(
-        tuple(ir.isubst(i, shifted) for i in load.index), shapes[load.tensor], extents))
+    return index_in_range(tuple(ir.isubst(i, shifted) for i in index), shape,
+                          {**extents, var: IConst(stop - start)})
 
 
 def _kinks(body, var: str, cuts: set, extent: int, index: tuple = ()) -> list:

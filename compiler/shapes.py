@@ -80,7 +80,8 @@ def _divided_syms(e) -> set:
     return set()
 
 
-def _flatten(vars_, dims):
+def flatten(vars_, dims):
+    """The row-major position of the coordinates ``vars_`` in a box of ``dims``."""
     flat = IConst(0)
     for v, d in zip(vars_, dims):
         flat = ir.iadd(ir.imul(flat, d), v)
@@ -134,10 +135,10 @@ def reshape_index(src: tuple, dst: tuple) -> tuple:
     dst_kept = [j for j, d in enumerate(dst) if d != IConst(1)]
     for gs, gd in _reshape_groups([src[k] for k in src_kept], [dst[j] for j in dst_kept]):
         gs, gd = [src_kept[k] for k in gs], [dst_kept[j] for j in gd]
-        flat = _flatten([out_vars[j] for j in gd], [dst[j] for j in gd])
+        flat = flatten([out_vars[j] for j in gd], [dst[j] for j in gd])
         for k, e in zip(gs, _unflatten(flat, [src[k] for k in gs])):
             index[k] = e
-        flat_src = _flatten([src_vars[k] for k in gs], [src[k] for k in gs])
+        flat_src = flatten([src_vars[k] for k in gs], [src[k] for k in gs])
         for j, e in zip(gd, _unflatten(flat_src, [dst[j] for j in gd])):
             inverse[j] = e
     return tuple(index), tuple(inverse)

@@ -162,7 +162,7 @@ class _Conv(SpecLayer):
 class Conv1D(_Conv):
     """``torch.nn.Conv1d``-compatible 1-D convolution on ``[N, C, L]``;
     ``weight`` is ``[out, in/groups, k]``. Batch and length stay free at run time
-    (with a ``padding_mode`` other than zeros, the length is built per size).
+    (with a ``padding_mode`` other than zeros, its first 8 lengths build per size).
 
     >>> Conv1D(4, 8, 3, padding=1)(np.ones((2, 4, 10), np.float32)).shape
     (2, 8, 10)
@@ -175,6 +175,6 @@ class Conv2D(_Conv):
     """``torch.nn.Conv2d``-compatible 2-D convolution on ``[N, C, H, W]``;
     ``weight`` is ``[out, in/groups, kh, kw]``, ``groups=in_channels`` is depthwise.
     Batch and image sizes stay free at run time (with a ``padding_mode`` other
-    than zeros, the image size is built per size)."""
+    than zeros, its first 8 image sizes build per size)."""
 
     RANK, SPEC, KERNEL, SPATIAL = 2, Conv2DSpec, ("KH", "KW"), ("H", "W")
